@@ -1,0 +1,89 @@
+// Package store is the node's persistent state: the KeyPackage directory and
+// the per-recipient message queues. The node never sees plaintext; everything
+// stored here is opaque bytes addressed by 32-byte Ed25519 identity keys.
+//
+// Store is an interface so that the embedded SQLite backend (the default) and a
+// PostgreSQL backend for several stateless nodes can both serve the node. Every
+// method that returns without error has made its write durable: the node
+// replies to a client only after that.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Backends wrap them with context; callers use errors.Is.
+var (
+	// ErrNoKeyPackage: the identity has no KeyPackage left (not even a last-resort one).
+	ErrNoKeyPackage = errors.New("store: no key package left")
+	// ErrLimit: a configured limit (KeyPackages per identity, queue depth) would be exceeded.
+	ErrLimit = errors.New("store: limit exceeded")
+	// ErrInvalid: an argument is malformed (e.g. an identity key that is not 32 bytes).
+	ErrInvalid = errors.New("store: invalid argument")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("store: closed")
+)
+
+// IdentityKeySize is the length of an Ed25519 public key, the address of a queue.
+const IdentityKeySize = 32
+
+// Limits bounds what one identity may hold. Zero fields mean "use the default".
+type Limits struct {
+	MaxKeyPackages int // per identity, not counting the last-resort one; default 100
+	MaxQueueDepth  int // messages waiting in one queue; default 10000
+}
+
+// Message is one stored message in a recipient's queue.
+type Message struct {
+	Seq         uint64    // per-recipient sequence number, strictly increasing from 1, never reused
+	Sender      []byte    // identity of the connection that enqueued it (may be empty for anonymous)
+	ClientMsgID []byte    // sender-chosen id for idempotent enqueue (may be empty: not deduplicated)
+	Payload     []byte    // opaque bytes
+	EnqueuedAt  time.Time // when the node stored it
+}
+
+// KeyPackageCount reports what an identity has left in the directory.
+type KeyPackageCount struct {
+	Remaining  int  // consumable packages
+	LastResort bool // whether a last-resort package is present
+}
+
+// Store is the node's persistent state. Implementations are safe for concurrent use.
+type Store interface {
+	// PutKeyPackage stores a package for identity and returns its fingerprint
+	// (SHA-256 of pkg). A lastResort package replaces any earlier last-resort
+	// package of that identity; it is handed out by TakeKeyPackage but never
+	// consumed. Storing the same bytes twice is not an error and stores one copy.
+	PutKeyPackage(ctx context.Context, identity, pkg []byte, lastResort bool) (fingerprint [32]byte, err error)
+
+	// TakeKeyPackage returns one consumable package of identity and deletes it,
+	// atomically: concurrent callers never get the same package. When none is
+	// left it returns the last-resort package without deleting it, and
+	// ErrNoKeyPackage when there is none of either.
+	TakeKeyPackage(ctx context.Context, identity []byte) ([]byte, error)
+
+	// CountKeyPackages reports what identity has left.
+	CountKeyPackages(ctx context.Context, identity []byte) (KeyPackageCount, error)
+
+	// Enqueue appends payload to recipient's queue and returns its sequence
+	// number. When clientMsgID is not empty, enqueue is idempotent on
+	// (recipient, sender, clientMsgID): a repeat returns the original sequence
+	// number with duplicate=true and stores nothing.
+	Enqueue(ctx context.Context, recipient, sender, clientMsgID, payload []byte) (seq uint64, duplicate bool, err error)
+
+	// Receive returns up to limit messages of recipient with Seq > after, in
+	// order, without deleting them.
+	Receive(ctx context.Context, recipient []byte, after uint64, limit int) ([]Message, error)
+
+	// Ack deletes recipient's messages with Seq <= upTo and returns how many it deleted.
+	Ack(ctx context.Context, recipient []byte, upTo uint64) (int, error)
+
+	// Drain returns every message of recipient in order and deletes them in the
+	// same transaction (the seed protocol's fetch).
+	Drain(ctx context.Context, recipient []byte) ([]Message, error)
+
+	// Close releases the store. Methods called afterwards return ErrClosed.
+	Close() error
+}
