@@ -1,0 +1,28 @@
+@0xe5e6f60f86b493fb;
+# Auth: the KeyPackage directory.
+
+using Go = import "/go.capnp";
+$Go.package("auth");
+$Go.import("github.com/quicproquo/quicproquo/schemas/auth");
+
+interface AuthService {
+  # The directory of MLS KeyPackages, addressed by 32-byte Ed25519 identity
+  # keys. Only the connection authenticated as identityKey may upload for it;
+  # anyone authenticated may fetch.
+
+  uploadKeyPackage @0 (identityKey :Data, package :Data, lastResort :Bool = false)
+      -> (fingerprint :Data);
+  # Stores an RFC 9420 KeyPackage whose BasicCredential identity must be
+  # identityKey. fingerprint is the SHA-256 of package. A lastResort package
+  # replaces the previous one and is handed out but never consumed.
+
+  fetchKeyPackage @1 (identityKey :Data) -> (package :Data, lastResort :Bool);
+  # Returns one package of identityKey and consumes it: concurrent fetchers
+  # never get the same one. When no consumable package is left, the
+  # last-resort package is returned (lastResort = true); when there is
+  # none either, the call fails with noKeyPackage.
+
+  keyPackageCount @2 (identityKey :Data) -> (remaining :UInt32, lastResort :Bool);
+  # How many consumable packages identityKey has left, and whether a
+  # last-resort package is present.
+}

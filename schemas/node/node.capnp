@@ -1,0 +1,35 @@
+@0xb3889f984bfe7146;
+# NodeService: the bootstrap capability of a quicproquo node.
+
+using Go = import "/go.capnp";
+$Go.package("node");
+$Go.import("github.com/quicproquo/quicproquo/schemas/node");
+
+using Auth = import "/auth/auth.capnp";
+using Delivery = import "/delivery/delivery.capnp";
+
+interface NodeService extends(Auth.AuthService, Delivery.DeliveryService) {
+  # Everything a node serves, on one capability. The connection's identity
+  # is the Ed25519 key of the client's TLS certificate; without one, only
+  # ping is allowed.
+
+  ping @0 () -> (serverTimeUnixNano :Int64, identityKey :Data);
+  # Answers at once. identityKey is the identity the node bound this
+  # connection to (empty without a client certificate).
+}
+
+enum ErrorCode {
+  # Why a call failed. A failed call's exception reason starts with
+  # "qpq:" followed by the code's name, a colon and a description, for
+  # example "qpq:unauthorized: connection is not ...".
+
+  unknown @0;
+  unauthorized @1;     # the connection may not act for that identity
+  noKeyPackage @2;     # the identity has no KeyPackage left
+  tooLarge @3;         # a payload or package exceeds the node's size limit
+  limit @4;            # queue depth or KeyPackages per identity exhausted
+  rateLimited @5;      # too many requests from this identity; retry later
+  invalidArgument @6;  # malformed key, package or argument
+  staleEpoch @7;       # a commit for an epoch that already has one
+  internal @8;         # the node failed; the request may be retried
+}
