@@ -1,0 +1,225 @@
+package transport
+
+import (
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// IdentityKeySize is the size of an Ed25519 public key, a client's identity.
+const IdentityKeySize = ed25519.PublicKeySize
+
+// ErrBadCertificate: a peer's certificate is not acceptable (not self-signed,
+// not Ed25519 where an identity is required, unparsable).
+var ErrBadCertificate = errors.New("transport: bad certificate")
+
+// certLifetime is how long generated certificates are valid. Peers do not
+// check validity periods of pinned or identity certificates; the dates only
+// need to be sane for TLS stacks that log them.
+const certLifetime = 100 * 365 * 24 * time.Hour
+
+// selfSigned makes a self-signed certificate for pub, signed by priv.
+func selfSigned(commonName string, pub crypto.PublicKey, priv crypto.Signer, usage x509.ExtKeyUsage, dnsNames []string) ([]byte, error) {
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, fmt.Errorf("transport: serial number: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: commonName},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(certLifetime),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{usage},
+		BasicConstraintsValid: true,
+		DNSNames:              dnsNames,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, priv)
+	if err != nil {
+		return nil, fmt.Errorf("transport: create certificate: %w", err)
+	}
+	return der, nil
+}
+
+// ServerName is the name a node's generated certificate carries. Clients
+// authenticate the node by pinning, not by name.
+const ServerName = "qpnode"
+
+// NewServerCert generates a self-signed Ed25519 node certificate. It returns
+// the certificate and the PKCS #8 private key, both DER.
+func NewServerCert() (certDER, keyDER []byte, err error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("transport: generate node key: %w", err)
+	}
+	certDER, err = selfSigned(ServerName, pub, priv, x509.ExtKeyUsageServerAuth, []string{ServerName})
+	if err != nil {
+		return nil, nil, err
+	}
+	keyDER, err = x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, nil, fmt.Errorf("transport: marshal node key: %w", err)
+	}
+	return certDER, keyDER, nil
+}
+
+// LoadOrCreateServerCert reads the node certificate (DER) and key (PKCS #8
+// DER) from certPath and keyPath. When both are missing it generates a new
+// pair and writes them (key mode 0600); when only one is present it fails
+// rather than replace the other. created reports whether it generated them.
+func LoadOrCreateServerCert(certPath, keyPath string) (cert tls.Certificate, created bool, err error) {
+	_, certErr := os.Stat(certPath)
+	_, keyErr := os.Stat(keyPath)
+	switch {
+	case errors.Is(certErr, fs.ErrNotExist) && errors.Is(keyErr, fs.ErrNotExist):
+		certDER, keyDER, err := NewServerCert()
+		if err != nil {
+			return tls.Certificate{}, false, err
+		}
+		if err := writeFileAtomic(keyPath, keyDER, 0o600); err != nil {
+			return tls.Certificate{}, false, err
+		}
+		if err := writeFileAtomic(certPath, certDER, 0o644); err != nil {
+			return tls.Certificate{}, false, err
+		}
+		created = true
+	case certErr != nil && !errors.Is(certErr, fs.ErrNotExist):
+		return tls.Certificate{}, false, fmt.Errorf("transport: node certificate: %w", certErr)
+	case keyErr != nil && !errors.Is(keyErr, fs.ErrNotExist):
+		return tls.Certificate{}, false, fmt.Errorf("transport: node key: %w", keyErr)
+	case certErr != nil || keyErr != nil:
+		return tls.Certificate{}, false, fmt.Errorf("transport: only one of %s and %s exists; restore the other or remove both to generate a new certificate", certPath, keyPath)
+	}
+	cert, err = LoadServerCert(certPath, keyPath)
+	return cert, created, err
+}
+
+// LoadServerCert reads a DER certificate and a DER private key (PKCS #8,
+// or SEC 1 for ECDSA) and checks that they belong together.
+func LoadServerCert(certPath, keyPath string) (tls.Certificate, error) {
+	certDER, err := os.ReadFile(certPath)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("transport: read node certificate: %w", err)
+	}
+	keyDER, err := os.ReadFile(keyPath)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("transport: read node key: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(certDER)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("transport: parse node certificate %s: %w", certPath, err)
+	}
+	var key crypto.Signer
+	if k, err := x509.ParsePKCS8PrivateKey(keyDER); err == nil {
+		s, ok := k.(crypto.Signer)
+		if !ok {
+			return tls.Certificate{}, fmt.Errorf("transport: node key %s: unsupported key type %T", keyPath, k)
+		}
+		key = s
+	} else if k, ecErr := x509.ParseECPrivateKey(keyDER); ecErr == nil {
+		key = k
+	} else {
+		return tls.Certificate{}, fmt.Errorf("transport: parse node key %s: %w", keyPath, err)
+	}
+	if !publicKeysEqual(leaf.PublicKey, key.Public()) {
+		return tls.Certificate{}, fmt.Errorf("transport: node key %s does not match certificate %s", keyPath, certPath)
+	}
+	return tls.Certificate{Certificate: [][]byte{certDER}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+func publicKeysEqual(a, b crypto.PublicKey) bool {
+	ea, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && ea.Equal(b)
+}
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("transport: create %s: %w", dir, err)
+		}
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("transport: write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return fmt.Errorf("transport: write %s: %w", path, err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("transport: write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("transport: write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("transport: write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("transport: write %s: %w", path, err)
+	}
+	return nil
+}
+
+// ClientCertificate makes the self-signed TLS certificate that presents
+// identity's public key to a node.
+func ClientCertificate(identity ed25519.PrivateKey) (tls.Certificate, error) {
+	if len(identity) != ed25519.PrivateKeySize {
+		return tls.Certificate{}, fmt.Errorf("transport: identity key has %d bytes, want %d", len(identity), ed25519.PrivateKeySize)
+	}
+	pub := identity.Public().(ed25519.PublicKey)
+	der, err := selfSigned(hex.EncodeToString(pub), pub, identity, x509.ExtKeyUsageClientAuth, nil)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("transport: parse client certificate: %w", err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: identity, Leaf: leaf}, nil
+}
+
+// VerifySelfSigned parses der and checks that it is signed by its own key.
+func VerifySelfSigned(der []byte) (*x509.Certificate, error) {
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadCertificate, err)
+	}
+	if err := cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature); err != nil {
+		return nil, fmt.Errorf("%w: not self-signed: %w", ErrBadCertificate, err)
+	}
+	return cert, nil
+}
+
+// IdentityFromCertificate returns the Ed25519 identity key a client
+// certificate carries, after checking its self-signature.
+func IdentityFromCertificate(der []byte) (ed25519.PublicKey, error) {
+	cert, err := VerifySelfSigned(der)
+	if err != nil {
+		return nil, err
+	}
+	pub, ok := cert.PublicKey.(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("%w: client key is %T, want Ed25519", ErrBadCertificate, cert.PublicKey)
+	}
+	return pub, nil
+}
+
+// CertFingerprint is the SHA-256 of a DER certificate: what clients pin.
+func CertFingerprint(der []byte) [32]byte { return sha256.Sum256(der) }
