@@ -1,0 +1,120 @@
+package mls
+
+// Signature schemes of the RFC 9420 suites: Ed25519, ECDSA over P-256, P-384
+// and P-521 (DER signatures over the suite hash of the message), and Ed448
+// with an empty context string.
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"fmt"
+
+	"github.com/cloudflare/circl/sign/ed448"
+)
+
+type ed25519Scheme struct{}
+
+func (ed25519Scheme) generate() ([]byte, []byte, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mls: generate Ed25519 key: %w", err)
+	}
+	return priv.Seed(), pub, nil
+}
+
+func (ed25519Scheme) sign(priv, message []byte) ([]byte, error) {
+	if len(priv) != ed25519.SeedSize {
+		return nil, fmt.Errorf("%w: Ed25519 private key is %d bytes", ErrInvalidKey, len(priv))
+	}
+	return ed25519.Sign(ed25519.NewKeyFromSeed(priv), message), nil
+}
+
+func (ed25519Scheme) verify(pub, message, sig []byte) error {
+	if len(pub) != ed25519.PublicKeySize {
+		return fmt.Errorf("%w: Ed25519 public key is %d bytes", ErrInvalidSignature, len(pub))
+	}
+	if !ed25519.Verify(ed25519.PublicKey(pub), message, sig) {
+		return ErrInvalidSignature
+	}
+	return nil
+}
+
+type ed448Scheme struct{}
+
+func (ed448Scheme) generate() ([]byte, []byte, error) {
+	pub, priv, err := ed448.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mls: generate Ed448 key: %w", err)
+	}
+	return append([]byte(nil), priv.Seed()...), append([]byte(nil), pub...), nil
+}
+
+func (ed448Scheme) sign(priv, message []byte) ([]byte, error) {
+	if len(priv) != ed448.SeedSize {
+		return nil, fmt.Errorf("%w: Ed448 private key is %d bytes", ErrInvalidKey, len(priv))
+	}
+	return ed448.Sign(ed448.NewKeyFromSeed(priv), message, ""), nil
+}
+
+func (ed448Scheme) verify(pub, message, sig []byte) error {
+	if len(pub) != ed448.PublicKeySize {
+		return fmt.Errorf("%w: Ed448 public key is %d bytes", ErrInvalidSignature, len(pub))
+	}
+	if !ed448.Verify(ed448.PublicKey(pub), message, sig, "") {
+		return ErrInvalidSignature
+	}
+	return nil
+}
+
+type ecdsaScheme struct {
+	curve elliptic.Curve
+	hash  crypto.Hash
+}
+
+func (e ecdsaScheme) digest(message []byte) []byte {
+	h := e.hash.New()
+	h.Write(message)
+	return h.Sum(nil)
+}
+
+func (e ecdsaScheme) generate() ([]byte, []byte, error) {
+	k, err := ecdsa.GenerateKey(e.curve, rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mls: generate ECDSA key: %w", err)
+	}
+	priv, err := k.Bytes()
+	if err != nil {
+		return nil, nil, fmt.Errorf("mls: serialize ECDSA key: %w", err)
+	}
+	pub, err := k.PublicKey.Bytes()
+	if err != nil {
+		return nil, nil, fmt.Errorf("mls: serialize ECDSA key: %w", err)
+	}
+	return priv, pub, nil
+}
+
+func (e ecdsaScheme) sign(priv, message []byte) ([]byte, error) {
+	k, err := ecdsa.ParseRawPrivateKey(e.curve, priv)
+	if err != nil {
+		return nil, fmt.Errorf("%w: ECDSA private key: %v", ErrInvalidKey, err)
+	}
+	sig, err := ecdsa.SignASN1(rand.Reader, k, e.digest(message))
+	if err != nil {
+		return nil, fmt.Errorf("mls: ECDSA sign: %w", err)
+	}
+	return sig, nil
+}
+
+func (e ecdsaScheme) verify(pub, message, sig []byte) error {
+	k, err := ecdsa.ParseUncompressedPublicKey(e.curve, pub)
+	if err != nil {
+		return fmt.Errorf("%w: ECDSA public key: %v", ErrInvalidSignature, err)
+	}
+	if !ecdsa.VerifyASN1(k, e.digest(message), sig) {
+		return ErrInvalidSignature
+	}
+	return nil
+}
