@@ -63,3 +63,27 @@ func ParseKeyPackage(b []byte) (*KeyPackage, error) {
 	}
 	return &kp, nil
 }
+
+// Ref returns the KeyPackageRef of kp under suite s.
+func (kp *KeyPackage) Ref(s Suite) KeyPackageRef {
+	return KeyPackageRef(RefHash(s, "MLS 1.0 KeyPackage Reference", kp.Marshal()))
+}
+
+// Sign fills kp.Signature with SignWithLabel(priv, "KeyPackageTBS", ...).
+// The leaf node must already be signed.
+func (kp *KeyPackage) Sign(s Suite, priv []byte) error {
+	sig, err := SignWithLabel(s, priv, "KeyPackageTBS", kp.appendTBS(nil))
+	if err != nil {
+		return fmt.Errorf("signing KeyPackage: %w", err)
+	}
+	kp.Signature = sig
+	return nil
+}
+
+// VerifySignature checks kp.Signature against the leaf's signature key.
+func (kp *KeyPackage) VerifySignature(s Suite) error {
+	if err := VerifyWithLabel(s, kp.LeafNode.SignatureKey, "KeyPackageTBS", kp.appendTBS(nil), kp.Signature); err != nil {
+		return fmt.Errorf("KeyPackage signature: %w", err)
+	}
+	return nil
+}

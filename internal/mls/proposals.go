@@ -56,7 +56,7 @@ type UpdateProposal struct {
 
 // RemoveProposal removes the member at leaf Removed (RFC 9420 §12.1.3).
 type RemoveProposal struct {
-	Removed uint32
+	Removed LeafIndex
 }
 
 // PreSharedKeyProposal injects a PSK into the next epoch (RFC 9420 §12.1.4).
@@ -141,7 +141,7 @@ func (r *Reader) readProposal() Proposal {
 	case ProposalUpdate:
 		p.Update = &UpdateProposal{LeafNode: r.readLeafNode()}
 	case ProposalRemove:
-		p.Remove = &RemoveProposal{Removed: r.Uint32()}
+		p.Remove = &RemoveProposal{Removed: LeafIndex(r.Uint32())}
 	case ProposalReInit:
 		p.ReInit = &ReInitProposal{
 			GroupID:     r.Opaque(),
