@@ -33,12 +33,11 @@ func (s LeafNodeSource) String() string {
 
 // Capabilities lists what a client supports (RFC 9420 §7.2). The lists may
 // contain values this package does not know, such as GREASE values.
-// Proposals holds ProposalType code points.
 type Capabilities struct {
 	Versions     []ProtocolVersion
 	CipherSuites []CipherSuite
 	Extensions   []ExtensionType
-	Proposals    []uint16
+	Proposals    []ProposalType
 	Credentials  []CredentialType
 }
 
@@ -92,7 +91,7 @@ func (r *Reader) readCapabilities() Capabilities {
 		Versions:     readUint16List[ProtocolVersion](r),
 		CipherSuites: readUint16List[CipherSuite](r),
 		Extensions:   readUint16List[ExtensionType](r),
-		Proposals:    readUint16List[uint16](r),
+		Proposals:    readUint16List[ProposalType](r),
 		Credentials:  readUint16List[CredentialType](r),
 	}
 }
@@ -178,4 +177,40 @@ func (ln *LeafNode) Clone() *LeafNode {
 // Equal reports whether ln and o encode to the same bytes.
 func (ln *LeafNode) Equal(o *LeafNode) bool {
 	return bytes.Equal(ln.Marshal(), o.Marshal())
+}
+
+// TBS returns the LeafNodeTBS encoding that the signature covers (RFC 9420
+// §7.2). For the update and commit sources it ends with groupID and the
+// leaf's index; for key_package leaves both are ignored.
+func (ln *LeafNode) TBS(groupID []byte, leaf LeafIndex) []byte {
+	b := ln.appendContent(nil)
+	switch ln.Source {
+	case LeafNodeSourceUpdate, LeafNodeSourceCommit:
+		b = AppendOpaque(b, groupID)
+		b = AppendUint32(b, uint32(leaf))
+	}
+	return b
+}
+
+// leafNodeSignLabel is the label of SignWithLabel for a LeafNodeTBS.
+const leafNodeSignLabel = "LeafNodeTBS"
+
+// Sign sets ln.Signature to SignWithLabel(priv, "LeafNodeTBS", TBS). For the
+// update and commit sources the signature binds groupID and leaf.
+func (ln *LeafNode) Sign(s Suite, priv, groupID []byte, leaf LeafIndex) error {
+	sig, err := SignWithLabel(s, priv, leafNodeSignLabel, ln.TBS(groupID, leaf))
+	if err != nil {
+		return fmt.Errorf("signing LeafNode: %w", err)
+	}
+	ln.Signature = sig
+	return nil
+}
+
+// VerifySignature checks ln.Signature against ln.SignatureKey. groupID and
+// leaf are used for the update and commit sources only.
+func (ln *LeafNode) VerifySignature(s Suite, groupID []byte, leaf LeafIndex) error {
+	if err := VerifyWithLabel(s, ln.SignatureKey, leafNodeSignLabel, ln.TBS(groupID, leaf), ln.Signature); err != nil {
+		return fmt.Errorf("LeafNode signature: %w", err)
+	}
+	return nil
 }
