@@ -1,0 +1,106 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// ErrSchemaTooNew is returned by Open for a database whose schema version is
+// newer than the migrations this program knows: it was written by a newer
+// version and must not be touched by this one.
+var ErrSchemaTooNew = errors.New("sqlite: database schema is newer than this program")
+
+// migrations is the ordered list of schema changes. migrations[i] moves the
+// database from version i to version i+1 (the version lives in PRAGMA
+// user_version). Append only: never edit or reorder a released entry.
+var migrations = []string{
+	// 1: KeyPackage directory, queues, deduplication.
+	`
+CREATE TABLE key_packages (
+	id          INTEGER PRIMARY KEY,
+	identity    BLOB    NOT NULL CHECK (length(identity) = 32),
+	fingerprint BLOB    NOT NULL CHECK (length(fingerprint) = 32),
+	package     BLOB    NOT NULL,
+	last_resort INTEGER NOT NULL CHECK (last_resort IN (0, 1)),
+	created_at  INTEGER NOT NULL,
+	UNIQUE (identity, fingerprint)
+);
+CREATE INDEX key_packages_take ON key_packages (identity, last_resort, id);
+CREATE UNIQUE INDEX key_packages_one_last_resort ON key_packages (identity) WHERE last_resort = 1;
+
+-- One row per recipient that ever had a message: last_seq only grows, so a
+-- sequence number is never reused even when the queue is empty.
+CREATE TABLE queues (
+	recipient BLOB    PRIMARY KEY CHECK (length(recipient) = 32),
+	last_seq  INTEGER NOT NULL,
+	depth     INTEGER NOT NULL CHECK (depth >= 0)
+) WITHOUT ROWID;
+
+CREATE TABLE messages (
+	id            INTEGER PRIMARY KEY,
+	recipient     BLOB    NOT NULL REFERENCES queues (recipient),
+	seq           INTEGER NOT NULL,
+	sender        BLOB    NOT NULL,
+	client_msg_id BLOB    NOT NULL,
+	payload       BLOB    NOT NULL,
+	enqueued_at   INTEGER NOT NULL,
+	UNIQUE (recipient, seq)
+);
+
+-- Remembers every deduplicated enqueue for DedupRetention, after the message
+-- itself is gone.
+CREATE TABLE enqueue_dedup (
+	recipient     BLOB    NOT NULL,
+	sender        BLOB    NOT NULL,
+	client_msg_id BLOB    NOT NULL,
+	seq           INTEGER NOT NULL,
+	created_at    INTEGER NOT NULL,
+	PRIMARY KEY (recipient, sender, client_msg_id)
+) WITHOUT ROWID;
+CREATE INDEX enqueue_dedup_age ON enqueue_dedup (created_at);
+`,
+}
+
+// pruneStatements delete expired deduplication entries; each takes the cutoff
+// (unix nanoseconds) as its only argument.
+var pruneStatements = []string{
+	`DELETE FROM enqueue_dedup WHERE created_at < ?`,
+}
+
+// migrate brings the database to the newest schema version, all pending steps
+// in one transaction, and returns the resulting version.
+func migrate(ctx context.Context, db *sql.DB) (int, error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("migrate: begin: %w", err)
+	}
+	defer tx.Rollback()
+	var version int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return 0, fmt.Errorf("migrate: read schema version: %w", err)
+	}
+	if version > len(migrations) {
+		return 0, fmt.Errorf("%w: database is at version %d, this program knows up to %d", ErrSchemaTooNew, version, len(migrations))
+	}
+	if version < 0 {
+		return 0, fmt.Errorf("migrate: schema version %d is invalid", version)
+	}
+	if version == len(migrations) {
+		return version, nil
+	}
+	for v := version; v < len(migrations); v++ {
+		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			return 0, fmt.Errorf("migrate: to version %d: %w", v+1, err)
+		}
+	}
+	// PRAGMA takes no bound parameters; the value is our own integer.
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
+		return 0, fmt.Errorf("migrate: set schema version: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("migrate: commit: %w", err)
+	}
+	return len(migrations), nil
+}

@@ -1,0 +1,239 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/quicproquo/quicproquo/node/store"
+)
+
+// MaxClientMsgIDSize bounds a client message id, which the store keeps in
+// its deduplication table for DedupRetention.
+const MaxClientMsgIDSize = 256
+
+// checkSender reports store.ErrInvalid unless sender is empty (anonymous) or
+// an identity key.
+func checkSender(sender []byte) error {
+	if len(sender) != 0 && len(sender) != store.IdentityKeySize {
+		return fmt.Errorf("sender is %d bytes, want 0 or %d: %w", len(sender), store.IdentityKeySize, store.ErrInvalid)
+	}
+	return nil
+}
+
+func checkClientMsgID(id []byte) error {
+	if len(id) > MaxClientMsgIDSize {
+		return fmt.Errorf("client message id is %d bytes, limit %d: %w", len(id), MaxClientMsgIDSize, store.ErrInvalid)
+	}
+	return nil
+}
+
+// nonNil turns nil into an empty slice: the columns are NOT NULL and an empty
+// sender or client message id is a value, not an absence.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// clampSeq maps a caller's uint64 sequence number onto SQLite's int64 range;
+// stored numbers never exceed math.MaxInt64.
+func clampSeq(v uint64) int64 {
+	if v > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(v)
+}
+
+// Enqueue implements store.Store. A queue already holding
+// Limits.MaxQueueDepth messages refuses more with store.ErrLimit. A non-empty
+// clientMsgID is remembered for DedupRetention after the enqueue, so a repeat
+// within that time is a duplicate even if the message was acknowledged.
+func (s *Store) Enqueue(ctx context.Context, recipient, sender, clientMsgID, payload []byte) (uint64, bool, error) {
+	const op = "enqueue"
+	if err := errors.Join(checkKey("recipient", recipient), checkSender(sender), checkClientMsgID(clientMsgID)); err != nil {
+		return 0, false, fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	var (
+		seq int64
+		dup bool
+	)
+	err := s.write(ctx, op, func(tx *sql.Tx) error {
+		if len(clientMsgID) > 0 {
+			err := tx.QueryRowContext(ctx,
+				`SELECT seq FROM enqueue_dedup WHERE recipient = ? AND sender = ? AND client_msg_id = ?`,
+				recipient, nonNil(sender), clientMsgID).Scan(&seq)
+			if err == nil {
+				dup = true
+				return nil
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("sqlite: %s: %w", op, err)
+			}
+		}
+		now := s.now().UnixNano()
+		var err error
+		seq, err = s.appendTx(ctx, tx, recipient, sender, clientMsgID, payload, now)
+		if err != nil {
+			return fmt.Errorf("sqlite: %s: %w", op, err)
+		}
+		if len(clientMsgID) > 0 {
+			if _, err := tx.ExecContext(ctx,
+				`INSERT INTO enqueue_dedup (recipient, sender, client_msg_id, seq, created_at) VALUES (?, ?, ?, ?, ?)`,
+				recipient, nonNil(sender), clientMsgID, seq, now); err != nil {
+				return fmt.Errorf("sqlite: %s: remember client message id: %w", op, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	return uint64(seq), dup, nil
+}
+
+// appendTx appends one message to recipient's queue inside tx and returns its
+// sequence number, refusing with store.ErrLimit when the queue is full.
+func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, recipient, sender, clientMsgID, payload []byte, now int64) (int64, error) {
+	var seq, depth int64
+	err := tx.QueryRowContext(ctx, `
+INSERT INTO queues (recipient, last_seq, depth) VALUES (?, 1, 1)
+ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + 1, depth = depth + 1
+RETURNING last_seq, depth`, recipient).Scan(&seq, &depth)
+	if err != nil {
+		return 0, err
+	}
+	if depth > int64(s.limits.MaxQueueDepth) {
+		return 0, fmt.Errorf("queue of %x holds %d messages (limit %d): %w",
+			recipient, depth-1, s.limits.MaxQueueDepth, store.ErrLimit)
+	}
+	if _, err := tx.ExecContext(ctx, `
+INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		recipient, seq, nonNil(sender), nonNil(clientMsgID), nonNil(payload), now); err != nil {
+		return 0, err
+	}
+	return seq, nil
+}
+
+// Receive implements store.Store. limit must be positive.
+func (s *Store) Receive(ctx context.Context, recipient []byte, after uint64, limit int) ([]store.Message, error) {
+	const op = "receive"
+	if err := checkKey("recipient", recipient); err != nil {
+		return nil, fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	if limit <= 0 {
+		return nil, fmt.Errorf("sqlite: %s: limit %d is not positive: %w", op, limit, store.ErrInvalid)
+	}
+	var msgs []store.Message
+	err := s.read(ctx, op, func(tx *sql.Tx) error {
+		var err error
+		msgs, err = scanMessages(tx.QueryContext(ctx, `
+SELECT seq, sender, client_msg_id, payload, enqueued_at FROM messages
+WHERE recipient = ? AND seq > ? ORDER BY seq LIMIT ?`, recipient, clampSeq(after), limit))
+		if err != nil {
+			return fmt.Errorf("sqlite: %s: %w", op, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return msgs, nil
+}
+
+// Ack implements store.Store. Acknowledging what is already gone deletes
+// nothing and is not an error.
+func (s *Store) Ack(ctx context.Context, recipient []byte, upTo uint64) (int, error) {
+	const op = "ack"
+	if err := checkKey("recipient", recipient); err != nil {
+		return 0, fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	var n int64
+	err := s.write(ctx, op, func(tx *sql.Tx) error {
+		var err error
+		n, err = deleteUpTo(ctx, tx, recipient, clampSeq(upTo))
+		if err != nil {
+			return fmt.Errorf("sqlite: %s: %w", op, err)
+		}
+		return nil
+	})
+	return int(n), err
+}
+
+// deleteUpTo deletes recipient's messages with seq <= upTo and keeps the
+// queue's depth in step.
+func deleteUpTo(ctx context.Context, tx *sql.Tx, recipient []byte, upTo int64) (int64, error) {
+	res, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE recipient = ? AND seq <= ?`, recipient, upTo)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, err
+	}
+	if n > 0 {
+		if _, err := tx.ExecContext(ctx, `UPDATE queues SET depth = depth - ? WHERE recipient = ?`, n, recipient); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// Drain implements store.Store.
+func (s *Store) Drain(ctx context.Context, recipient []byte) ([]store.Message, error) {
+	const op = "drain"
+	if err := checkKey("recipient", recipient); err != nil {
+		return nil, fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	var msgs []store.Message
+	err := s.write(ctx, op, func(tx *sql.Tx) error {
+		var err error
+		msgs, err = scanMessages(tx.QueryContext(ctx, `
+SELECT seq, sender, client_msg_id, payload, enqueued_at FROM messages
+WHERE recipient = ? ORDER BY seq`, recipient))
+		if err != nil {
+			return fmt.Errorf("sqlite: %s: %w", op, err)
+		}
+		if len(msgs) == 0 {
+			return nil
+		}
+		if _, err := deleteUpTo(ctx, tx, recipient, int64(msgs[len(msgs)-1].Seq)); err != nil {
+			return fmt.Errorf("sqlite: %s: %w", op, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return msgs, nil
+}
+
+// scanMessages reads rows of (seq, sender, client_msg_id, payload, enqueued_at).
+func scanMessages(rows *sql.Rows, err error) ([]store.Message, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var msgs []store.Message
+	for rows.Next() {
+		var (
+			m   store.Message
+			seq int64
+			at  int64
+		)
+		if err := rows.Scan(&seq, &m.Sender, &m.ClientMsgID, &m.Payload, &at); err != nil {
+			return nil, err
+		}
+		m.Seq = uint64(seq)
+		m.EnqueuedAt = time.Unix(0, at)
+		msgs = append(msgs, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return msgs, nil
+}

@@ -1,0 +1,279 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/quicproquo/quicproquo/node/store"
+	"github.com/quicproquo/quicproquo/node/store/storetest"
+)
+
+func sqliteTestLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(string(p))
+	return len(p), nil
+}
+
+func openTestStore(t *testing.T, path string, limits store.Limits) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), path, limits, sqliteTestLogger(t))
+	if err != nil {
+		t.Fatalf("Open(%s): %v", path, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return openTestStore(t, filepath.Join(t.TempDir(), "node.db"), storetest.Limits())
+	})
+}
+
+func TestPersistence(t *testing.T) {
+	storetest.RunPersistence(t, func(t *testing.T) func(t *testing.T) store.Store {
+		path := filepath.Join(t.TempDir(), "node.db")
+		return func(t *testing.T) store.Store { return openTestStore(t, path, storetest.Limits()) }
+	})
+}
+
+func TestFileModes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a", "b")
+	path := filepath.Join(dir, "node.db")
+	s := openTestStore(t, path, store.Limits{})
+	if _, _, err := s.Enqueue(context.Background(), storetest.Key("r"), nil, nil, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]os.FileMode{
+		dir:               0o700 | os.ModeDir,
+		path:              0o600,
+		path + "-wal":     0o600,
+		path + "-shm":     0o600,
+		filepath.Dir(dir): 0o700 | os.ModeDir,
+	} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode() != want {
+			t.Errorf("%s has mode %v, want %v", p, fi.Mode(), want)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// An existing file that others can read is restricted.
+	loose := filepath.Join(t.TempDir(), "loose.db")
+	if err := os.WriteFile(loose, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(loose, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	openTestStore(t, loose, store.Limits{})
+	fi, err := os.Stat(loose)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("existing loose file has mode %v after Open, want 0600", fi.Mode().Perm())
+	}
+}
+
+func TestPragmas(t *testing.T) {
+	s := openTestStore(t, filepath.Join(t.TempDir(), "node.db"), store.Limits{})
+	ctx := context.Background()
+	for _, db := range []*sql.DB{s.w, s.r} {
+		var mode string
+		var sync, fk, busy int
+		if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&sync); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.QueryRowContext(ctx, "PRAGMA busy_timeout").Scan(&busy); err != nil {
+			t.Fatal(err)
+		}
+		if mode != "wal" || sync != 2 || fk != 1 || busy != int(busyTimeout.Milliseconds()) {
+			t.Errorf("journal_mode=%s synchronous=%d foreign_keys=%d busy_timeout=%d, want wal 2 (FULL) 1 %d",
+				mode, sync, fk, busy, busyTimeout.Milliseconds())
+		}
+	}
+	// Readers cannot write.
+	if _, err := s.r.ExecContext(ctx, "DELETE FROM messages"); err == nil {
+		t.Error("a reader connection accepted a write")
+	}
+}
+
+func TestMigrations(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "node.db")
+	s := openTestStore(t, path, store.Limits{})
+	var v int
+	if err := s.w.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	if v != len(migrations) {
+		t.Fatalf("user_version = %d, want %d", v, len(migrations))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Reopening applies nothing twice.
+	s = openTestStore(t, path, store.Limits{})
+	if err := s.w.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	if v != len(migrations) {
+		t.Fatalf("user_version after reopen = %d, want %d", v, len(migrations))
+	}
+	// A database from the future is refused, and left as it was.
+	if _, err := s.w.Exec(fmt.Sprintf("PRAGMA user_version = %d", len(migrations)+1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(context.Background(), path, store.Limits{}, nil)
+	if !errors.Is(err, ErrSchemaTooNew) {
+		t.Fatalf("Open of a newer database: %v, want ErrSchemaTooNew", err)
+	}
+	t.Logf("error reads: %v", err)
+}
+
+func TestMigrationFailureRollsBack(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "node.db")
+	saved := migrations
+	t.Cleanup(func() { migrations = saved })
+	migrations = append(append([]string(nil), saved...), `CREATE TABLE extra (x INTEGER); THIS IS NOT SQL;`)
+	if _, err := Open(context.Background(), path, store.Limits{}, nil); err == nil {
+		t.Fatal("Open with a broken migration succeeded")
+	}
+	migrations = saved
+	s := openTestStore(t, path, store.Limits{})
+	var n int
+	if err := s.w.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name = 'extra'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatal("a failed migration left part of its changes behind")
+	}
+}
+
+func TestOpenInvalid(t *testing.T) {
+	ctx := context.Background()
+	for name, tc := range map[string]struct {
+		path   string
+		limits store.Limits
+	}{
+		"empty path":         {"", store.Limits{}},
+		"negative kp limit":  {filepath.Join(t.TempDir(), "a.db"), store.Limits{MaxKeyPackages: -1}},
+		"negative depth":     {filepath.Join(t.TempDir(), "b.db"), store.Limits{MaxQueueDepth: -5}},
+		"folder, not a file": {t.TempDir(), store.Limits{}},
+	} {
+		if s, err := Open(ctx, tc.path, tc.limits, nil); err == nil {
+			s.Close()
+			t.Errorf("%s: Open succeeded", name)
+		} else if name != "folder, not a file" && !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", name, err)
+		}
+	}
+	// A file that is not a database.
+	junk := filepath.Join(t.TempDir(), "junk.db")
+	if err := os.WriteFile(junk, []byte("this is not an SQLite database, not at all, no"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Open(ctx, junk, store.Limits{}, nil); err == nil {
+		s.Close()
+		t.Error("Open of a junk file succeeded")
+	}
+}
+
+func TestDefaultLimits(t *testing.T) {
+	s := openTestStore(t, filepath.Join(t.TempDir(), "node.db"), store.Limits{})
+	if s.limits.MaxKeyPackages != DefaultMaxKeyPackages || s.limits.MaxQueueDepth != DefaultMaxQueueDepth {
+		t.Fatalf("limits = %+v, want defaults", s.limits)
+	}
+	ctx := context.Background()
+	id := storetest.Key("defaults")
+	for i := range DefaultMaxKeyPackages {
+		if _, err := s.PutKeyPackage(ctx, id, []byte(fmt.Sprint("kp ", i)), false); err != nil {
+			t.Fatalf("PutKeyPackage %d: %v", i, err)
+		}
+	}
+	if _, err := s.PutKeyPackage(ctx, id, []byte("one more"), false); !errors.Is(err, store.ErrLimit) {
+		t.Fatalf("PutKeyPackage beyond the default limit: %v, want ErrLimit", err)
+	}
+}
+
+func TestDedupPrune(t *testing.T) {
+	s := openTestStore(t, filepath.Join(t.TempDir(), "node.db"), storetest.Limits())
+	ctx := context.Background()
+	now := time.Now()
+	s.now = func() time.Time { return now }
+	r, sender := storetest.Key("r"), storetest.Key("s")
+	seq1, _, err := s.Enqueue(ctx, r, sender, []byte("old"), []byte("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Ack(ctx, r, seq1); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(DedupRetention - time.Minute)
+	if _, _, err := s.Enqueue(ctx, r, sender, []byte("young"), []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	// Not yet expired.
+	if n, err := s.prune(ctx); err != nil || n != 0 {
+		t.Fatalf("prune = %d, %v; want 0", n, err)
+	}
+	now = now.Add(2 * time.Minute)
+	if n, err := s.prune(ctx); err != nil || n != 1 {
+		t.Fatalf("prune = %d, %v; want 1", n, err)
+	}
+	// The expired id is forgotten: a repeat is stored again, with a new number.
+	seq, dup, err := s.Enqueue(ctx, r, sender, []byte("old"), []byte("1"))
+	if err != nil || dup || seq != 3 {
+		t.Fatalf("Enqueue of an expired id = (%d, %v, %v), want (3, false, nil)", seq, dup, err)
+	}
+	// The young one is still remembered.
+	seq, dup, err = s.Enqueue(ctx, r, sender, []byte("young"), []byte("2"))
+	if err != nil || !dup || seq != 2 {
+		t.Fatalf("Enqueue of a remembered id = (%d, %v, %v), want (2, true, nil)", seq, dup, err)
+	}
+}
+
+func TestCanceledContext(t *testing.T) {
+	s := openTestStore(t, filepath.Join(t.TempDir(), "node.db"), storetest.Limits())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := storetest.Key("r")
+	if _, _, err := s.Enqueue(ctx, r, nil, nil, []byte("x")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Enqueue with a canceled context: %v", err)
+	}
+	if _, err := s.Receive(ctx, r, 0, 1); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Receive with a canceled context: %v", err)
+	}
+	// Nothing was stored, and the store still works.
+	seq, _, err := s.Enqueue(context.Background(), r, nil, nil, []byte("x"))
+	if err != nil || seq != 1 {
+		t.Fatalf("Enqueue = %d, %v; want 1", seq, err)
+	}
+}
