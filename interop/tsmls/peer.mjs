@@ -1,0 +1,300 @@
+// peer.mjs: one ts-mls group member driven over stdin/stdout.
+//
+// Protocol: one JSON object per line in, one JSON object per line out, in
+// order. Every request is {"id": <any>, "cmd": "<name>", ...arguments}; every
+// answer is {"id": <same>, "ok": true, ...results} or {"id": <same>, "ok":
+// false, "error": "<text>"}. Binary values are lowercase hex. MLS values are
+// serialized MLSMessage bytes unless noted; "ratchet_tree" is the body of the
+// ratchet_tree extension.
+//
+// The peer holds at most one group and one pending KeyPackage. Commands:
+//   hello                                    -> {name, suite}
+//   key_package {identity}                   -> {key_package}
+//   create_group {group_id, identity}        -> {epoch, epoch_authenticator}
+//   add {key_package, public?, tree_in_welcome?}
+//                                            -> {commit, welcome, ratchet_tree, epoch, epoch_authenticator}
+//   remove {identity, public?}               -> {commit, epoch, epoch_authenticator}
+//   commit_update {public?}                  -> {commit, epoch, epoch_authenticator}
+//   join {welcome, ratchet_tree?}            -> {epoch, epoch_authenticator, members}
+//   group_info                               -> {group_info} (with external_pub and ratchet_tree extensions)
+//   external_join {group_info, identity}     -> {commit, epoch, epoch_authenticator}
+//   protect {plaintext, authenticated_data?} -> {ciphertext}
+//   process {message}                        -> {kind: "application"|"commit"|"proposal", plaintext?, epoch, epoch_authenticator}
+//   state                                    -> {epoch, epoch_authenticator, members}
+//   export {label, context, length}          -> {secret}
+//
+// ts-mls is loaded from the folder named by QPQ_TSMLS_DIR (or the working
+// folder), which must hold node_modules with ts-mls and @noble/curves.
+
+import { createRequire } from "node:module";
+import path from "node:path";
+import readline from "node:readline";
+import { pathToFileURL } from "node:url";
+
+const baseDir = process.env.QPQ_TSMLS_DIR || process.cwd();
+const requireFrom = createRequire(path.join(path.resolve(baseDir), "package.json"));
+const load = async (spec) => import(pathToFileURL(requireFrom.resolve(spec)).href);
+
+const mls = await load("ts-mls");
+const treeCodec = await load("ts-mls/ratchetTree.js");
+
+const suiteId = Number(process.env.QPQ_TSMLS_SUITE || "1");
+const suiteName = Object.keys(mls.ciphersuites).find((n) => mls.ciphersuites[n] === suiteId);
+if (!suiteName) {
+  throw new Error(`unknown cipher suite ${suiteId}`);
+}
+const impl = await mls.getCiphersuiteImpl(mls.getCiphersuiteFromName(suiteName));
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function toHex(b) {
+  return Buffer.from(b).toString("hex");
+}
+
+function fromHex(name, s) {
+  if (typeof s !== "string" || s.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(s)) {
+    throw new Error(`${name}: want an even-length hex string`);
+  }
+  return new Uint8Array(Buffer.from(s, "hex"));
+}
+
+function decodeMessage(name, hex, want) {
+  const bytes = fromHex(name, hex);
+  const res = mls.decodeMlsMessage(bytes, 0);
+  if (!res) {
+    throw new Error(`${name}: not a valid MLSMessage`);
+  }
+  const [msg, used] = res;
+  if (used !== bytes.length) {
+    throw new Error(`${name}: ${bytes.length - used} trailing bytes after MLSMessage`);
+  }
+  if (want && !want.includes(msg.wireformat)) {
+    throw new Error(`${name}: wire format ${msg.wireformat}, want ${want.join(" or ")}`);
+  }
+  return msg;
+}
+
+function encodeMessage(content) {
+  return toHex(mls.encodeMlsMessage({ version: "mls10", ...content }));
+}
+
+function credential(identity) {
+  if (typeof identity !== "string" || identity.length === 0) {
+    throw new Error("identity: want a non-empty string");
+  }
+  return { credentialType: "basic", identity: enc.encode(identity) };
+}
+
+let state; // ClientState of our one group
+let pending; // {publicPackage, privatePackage} waiting for a Welcome
+
+function needGroup() {
+  if (!state) {
+    throw new Error("no group: create_group, join or external_join first");
+  }
+  return state;
+}
+
+function members(st) {
+  const out = [];
+  st.ratchetTree.forEach((node, i) => {
+    if (i % 2 === 0 && node && node.nodeType === "leaf") {
+      const c = node.leaf.credential;
+      out.push({ leaf: i / 2, identity: c.credentialType === "basic" ? dec.decode(c.identity) : "" });
+    }
+  });
+  return out;
+}
+
+function summary(st) {
+  return {
+    epoch: Number(st.groupContext.epoch),
+    epoch_authenticator: toHex(st.keySchedule.epochAuthenticator),
+  };
+}
+
+async function commit(req, proposals, extra = {}) {
+  const res = await mls.createCommit(
+    { state: needGroup(), cipherSuite: impl },
+    { extraProposals: proposals, wireAsPublicMessage: !!req.public, ...extra },
+  );
+  state = res.newState;
+  res.consumed.forEach(mls.zeroOutUint8Array);
+  return res;
+}
+
+const handlers = {
+  async hello() {
+    return { name: "ts-mls", suite: suiteId };
+  },
+
+  async key_package(req) {
+    pending = await mls.generateKeyPackage(
+      credential(req.identity),
+      mls.defaultCapabilities(),
+      mls.defaultLifetime,
+      [],
+      impl,
+    );
+    return { key_package: encodeMessage({ wireformat: "mls_key_package", keyPackage: pending.publicPackage }) };
+  },
+
+  async create_group(req) {
+    const kp = await mls.generateKeyPackage(
+      credential(req.identity),
+      mls.defaultCapabilities(),
+      mls.defaultLifetime,
+      [],
+      impl,
+    );
+    state = await mls.createGroup(fromHex("group_id", req.group_id), kp.publicPackage, kp.privatePackage, [], impl);
+    return summary(state);
+  },
+
+  async add(req) {
+    const kp = decodeMessage("key_package", req.key_package, ["mls_key_package"]);
+    const res = await commit(req, [{ proposalType: "add", add: { keyPackage: kp.keyPackage } }], {
+      ratchetTreeExtension: req.tree_in_welcome !== false,
+    });
+    if (!res.welcome) {
+      throw new Error("commit with an Add gave no Welcome");
+    }
+    return {
+      commit: toHex(mls.encodeMlsMessage(res.commit)),
+      welcome: encodeMessage({ wireformat: "mls_welcome", welcome: res.welcome }),
+      ratchet_tree: toHex(treeCodec.encodeRatchetTree(state.ratchetTree)),
+      ...summary(state),
+    };
+  },
+
+  async remove(req) {
+    const victim = members(needGroup()).find((m) => m.identity === req.identity);
+    if (!victim) {
+      throw new Error(`remove: no member with identity ${JSON.stringify(req.identity)}`);
+    }
+    const res = await commit(req, [{ proposalType: "remove", remove: { removed: victim.leaf } }]);
+    return { commit: toHex(mls.encodeMlsMessage(res.commit)), ...summary(state) };
+  },
+
+  async commit_update(req) {
+    const res = await commit(req, []);
+    return { commit: toHex(mls.encodeMlsMessage(res.commit)), ...summary(state) };
+  },
+
+  async join(req) {
+    if (!pending) {
+      throw new Error("join: no pending KeyPackage (key_package first)");
+    }
+    const w = decodeMessage("welcome", req.welcome, ["mls_welcome"]);
+    let tree;
+    if (req.ratchet_tree) {
+      const bytes = fromHex("ratchet_tree", req.ratchet_tree);
+      const res = treeCodec.decodeRatchetTree(bytes, 0);
+      if (!res || res[1] !== bytes.length) {
+        throw new Error("ratchet_tree: not a valid ratchet tree");
+      }
+      tree = res[0];
+    }
+    state = await mls.joinGroup(w.welcome, pending.publicPackage, pending.privatePackage, mls.emptyPskIndex, impl, tree);
+    pending = undefined;
+    return { ...summary(state), members: members(state) };
+  },
+
+  async group_info() {
+    const gi = await mls.createGroupInfoWithExternalPubAndRatchetTree(needGroup(), [], impl);
+    return { group_info: encodeMessage({ wireformat: "mls_group_info", groupInfo: gi }) };
+  },
+
+  async external_join(req) {
+    const gi = decodeMessage("group_info", req.group_info, ["mls_group_info"]);
+    const kp = await mls.generateKeyPackage(
+      credential(req.identity),
+      mls.defaultCapabilities(),
+      mls.defaultLifetime,
+      [],
+      impl,
+    );
+    const res = await mls.joinGroupExternal(gi.groupInfo, kp.publicPackage, kp.privatePackage, false, impl);
+    state = res.newState;
+    return {
+      commit: encodeMessage({ wireformat: "mls_public_message", publicMessage: res.publicMessage }),
+      ...summary(state),
+    };
+  },
+
+  async protect(req) {
+    const aad = req.authenticated_data ? fromHex("authenticated_data", req.authenticated_data) : new Uint8Array();
+    const res = await mls.createApplicationMessage(needGroup(), fromHex("plaintext", req.plaintext), impl, aad);
+    state = res.newState;
+    res.consumed.forEach(mls.zeroOutUint8Array);
+    return { ciphertext: encodeMessage({ wireformat: "mls_private_message", privateMessage: res.privateMessage }) };
+  },
+
+  async process(req) {
+    const msg = decodeMessage("message", req.message, ["mls_private_message", "mls_public_message"]);
+    const before = needGroup().groupContext.epoch;
+    const res = await mls.processMessage(msg, state, mls.emptyPskIndex, mls.acceptAll, impl);
+    state = res.newState;
+    res.consumed.forEach(mls.zeroOutUint8Array);
+    if (res.kind === "applicationMessage") {
+      return { kind: "application", plaintext: toHex(res.message), ...summary(state) };
+    }
+    if (res.actionTaken !== "accept") {
+      throw new Error(`message was ${res.actionTaken}ed`);
+    }
+    const kind = state.groupContext.epoch !== before ? "commit" : "proposal";
+    return { kind, ...summary(state), members: members(state) };
+  },
+
+  async state() {
+    return { ...summary(needGroup()), members: members(state) };
+  },
+
+  async export(req) {
+    const secret = await mls.mlsExporter(
+      needGroup().keySchedule.exporterSecret,
+      String(req.label ?? ""),
+      fromHex("context", req.context ?? ""),
+      Number(req.length),
+      impl,
+    );
+    return { secret: toHex(secret) };
+  },
+};
+
+const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+let queue = Promise.resolve();
+
+function reply(obj) {
+  process.stdout.write(JSON.stringify(obj) + "\n");
+}
+
+rl.on("line", (line) => {
+  if (line.trim() === "") {
+    return;
+  }
+  queue = queue.then(async () => {
+    let req;
+    try {
+      req = JSON.parse(line);
+    } catch (e) {
+      reply({ id: null, ok: false, error: `bad request line: ${e.message}` });
+      return;
+    }
+    const h = Object.hasOwn(handlers, req.cmd) ? handlers[req.cmd] : undefined;
+    if (!h) {
+      reply({ id: req.id ?? null, ok: false, error: `unknown command ${JSON.stringify(req.cmd)}` });
+      return;
+    }
+    try {
+      reply({ id: req.id ?? null, ok: true, ...(await h(req)) });
+    } catch (e) {
+      reply({ id: req.id ?? null, ok: false, error: String(e && e.message ? e.message : e) });
+    }
+  });
+});
+
+rl.on("close", () => {
+  queue.then(() => process.exit(0));
+});
