@@ -1,0 +1,69 @@
+package mls
+
+import "slices"
+
+// This file is the tree hash of RFC 9420 §7.8.
+
+// appendTreeHashInput appends the TreeHashInput of node x, given the tree
+// hashes of its children for a parent node. Leaves in exclude are hashed
+// as blank and left out of unmerged_leaves lists.
+func (t *RatchetTree) appendTreeHashInput(b []byte, x NodeIndex, left, right []byte, exclude []LeafIndex) []byte {
+	n := &t.nodes[x]
+	if l, ok := x.Leaf(); ok {
+		b = AppendUint8(b, uint8(NodeTypeLeaf))
+		b = AppendUint32(b, uint32(l))
+		present := n.Leaf != nil && !slices.Contains(exclude, l)
+		return AppendOptional(b, present, n.Leaf.append)
+	}
+	b = AppendUint8(b, uint8(NodeTypeParent))
+	b = AppendOptional(b, n.Parent != nil, func(b []byte) []byte {
+		p := n.Parent
+		if len(exclude) > 0 {
+			p = &ParentNode{EncryptionKey: p.EncryptionKey, ParentHash: p.ParentHash}
+			for _, l := range n.Parent.UnmergedLeaves {
+				if !slices.Contains(exclude, l) {
+					p.UnmergedLeaves = append(p.UnmergedLeaves, l)
+				}
+			}
+		}
+		return p.append(b)
+	})
+	b = AppendOpaque(b, left)
+	return AppendOpaque(b, right)
+}
+
+// TreeHash returns the tree hash of the whole tree, the hash of its root
+// (RFC 9420 §7.8). It goes into the GroupContext.
+func (t *RatchetTree) TreeHash(s Suite) []byte {
+	return t.NodeTreeHash(s, Root(t.NumLeaves()))
+}
+
+// NodeTreeHash returns the tree hash of the subtree under x.
+func (t *RatchetTree) NodeTreeHash(s Suite, x NodeIndex) []byte {
+	return t.treeHashExcluding(s, x, nil, nil)
+}
+
+// TreeHashes returns the tree hash of every node, indexed by NodeIndex.
+func (t *RatchetTree) TreeHashes(s Suite) [][]byte {
+	out := make([][]byte, len(t.nodes))
+	t.treeHashExcluding(s, Root(t.NumLeaves()), nil, out)
+	return out
+}
+
+// treeHashExcluding returns the tree hash of x in the tree where the leaves
+// in exclude are blank and removed from every unmerged_leaves list. If all
+// is not nil, it records the hash of every node visited.
+func (t *RatchetTree) treeHashExcluding(s Suite, x NodeIndex, exclude []LeafIndex, all [][]byte) []byte {
+	var h []byte
+	if IsLeaf(x) {
+		h = s.Hash(t.appendTreeHashInput(nil, x, nil, nil, exclude))
+	} else {
+		left := t.treeHashExcluding(s, Left(x), exclude, all)
+		right := t.treeHashExcluding(s, Right(x), exclude, all)
+		h = s.Hash(t.appendTreeHashInput(nil, x, left, right, exclude))
+	}
+	if all != nil {
+		all[x] = h
+	}
+	return h
+}

@@ -1,0 +1,136 @@
+package mls
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// This file checks a ratchet tree received from others, as a joiner does
+// (RFC 9420 §12.4.3.1) and as members do after a Commit.
+
+// ErrInvalidTree is matched (errors.Is) by every failure to validate a
+// ratchet tree or to apply a change to it.
+var ErrInvalidTree = errors.New("mls: invalid ratchet tree")
+
+// defaultExtension reports whether an extension type is a default one,
+// which capabilities do not list (RFC 9420 §7.2).
+func defaultExtension(t ExtensionType) bool { return t >= 1 && t <= 5 }
+
+// CheckCapabilities checks that ln's capabilities list its credential type
+// and every non-default extension it carries (RFC 9420 §7.2, §7.3).
+func (ln *LeafNode) CheckCapabilities() error {
+	if !slices.Contains(ln.Capabilities.Credentials, ln.Credential.Type) {
+		return fmt.Errorf("leaf credential type %v not in its capabilities", ln.Credential.Type)
+	}
+	for _, e := range ln.Extensions {
+		if !defaultExtension(e.Type) && !slices.Contains(ln.Capabilities.Extensions, e.Type) {
+			return fmt.Errorf("leaf extension %d not in its capabilities", e.Type)
+		}
+	}
+	return nil
+}
+
+// Validate checks the integrity of a tree for the group groupID (RFC 9420
+// §12.4.3.1): every non-blank parent node is parent-hash valid, every leaf
+// is signed by its own key (with groupID and its index where the leaf's
+// source requires it) and lists its credential type and extensions in its
+// capabilities, every credential type in use is supported by every member,
+// unmerged leaves are consistent, and no HPKE or signature key appears
+// twice. It does not compare the tree hash with a GroupInfo's, which is the
+// caller's job, nor leaf lifetimes.
+func (t *RatchetTree) Validate(s Suite, groupID []byte) error {
+	if err := t.VerifyParentHashes(s); err != nil {
+		return err
+	}
+	if err := t.VerifyLeaves(s, groupID); err != nil {
+		return err
+	}
+	if err := t.verifyUnmergedLeaves(); err != nil {
+		return err
+	}
+	return t.verifyUniqueKeys()
+}
+
+// VerifyLeaves checks the signature and capabilities of every non-blank
+// leaf, and that every member supports every credential type in use.
+func (t *RatchetTree) VerifyLeaves(s Suite, groupID []byte) error {
+	var credTypes []CredentialType
+	for _, i := range t.Members() {
+		ln := t.LeafNode(i)
+		if err := ln.VerifySignature(s, groupID, i); err != nil {
+			return fmt.Errorf("%w: leaf %d: %w", ErrInvalidTree, i, err)
+		}
+		if err := ln.CheckCapabilities(); err != nil {
+			return fmt.Errorf("%w: leaf %d: %w", ErrInvalidTree, i, err)
+		}
+		if !slices.Contains(credTypes, ln.Credential.Type) {
+			credTypes = append(credTypes, ln.Credential.Type)
+		}
+	}
+	for _, i := range t.Members() {
+		for _, ct := range credTypes {
+			if !slices.Contains(t.LeafNode(i).Capabilities.Credentials, ct) {
+				return fmt.Errorf("%w: leaf %d does not support credential type %v in use", ErrInvalidTree, i, ct)
+			}
+		}
+	}
+	return nil
+}
+
+// verifyUnmergedLeaves checks that each unmerged leaf of a parent node P is
+// a non-blank leaf below P, and that every non-blank node between the leaf
+// and P lists it too.
+func (t *RatchetTree) verifyUnmergedLeaves() error {
+	n := t.NumLeaves()
+	for x := range t.nodes {
+		p := t.nodes[x].Parent
+		if p == nil {
+			continue
+		}
+		px := NodeIndex(x)
+		if err := t.checkUnmergedShape(px, p); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidTree, err)
+		}
+		for _, l := range p.UnmergedLeaves {
+			if t.LeafNode(l) == nil {
+				return fmt.Errorf("%w: unmerged leaf %d of node %d is blank", ErrInvalidTree, l, px)
+			}
+			for _, y := range DirectPath(l.Node(), n) {
+				if y == px {
+					break
+				}
+				if q := t.nodes[y].Parent; q != nil && !slices.Contains(q.UnmergedLeaves, l) {
+					return fmt.Errorf("%w: leaf %d unmerged at node %d but not at node %d below it", ErrInvalidTree, l, px, y)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// verifyUniqueKeys checks that no HPKE key appears in two nodes and no
+// signature key in two leaves.
+func (t *RatchetTree) verifyUniqueKeys() error {
+	enc := make(map[string]NodeIndex)
+	sig := make(map[string]NodeIndex)
+	for x := range t.nodes {
+		n := &t.nodes[x]
+		if n.Blank() {
+			continue
+		}
+		k := string(n.EncryptionKey())
+		if y, dup := enc[k]; dup {
+			return fmt.Errorf("%w: nodes %d and %d share an encryption key", ErrInvalidTree, y, x)
+		}
+		enc[k] = NodeIndex(x)
+		if n.Leaf != nil {
+			k := string(n.Leaf.SignatureKey)
+			if y, dup := sig[k]; dup {
+				return fmt.Errorf("%w: nodes %d and %d share a signature key", ErrInvalidTree, y, x)
+			}
+			sig[k] = NodeIndex(x)
+		}
+	}
+	return nil
+}
