@@ -61,6 +61,7 @@ type RemoveProposal struct {
 
 // PreSharedKeyProposal injects a PSK into the next epoch (RFC 9420 §12.1.4).
 type PreSharedKeyProposal struct {
+	PSK PreSharedKeyID
 }
 
 // ReInitProposal asks to close the group and start a new one with the given
@@ -109,7 +110,7 @@ func (p *Proposal) append(b []byte) []byte {
 	case ProposalRemove:
 		b = AppendUint32(b, uint32(p.Remove.Removed))
 	case ProposalPreSharedKey:
-		panic("mls: PSK proposals are not encoded yet")
+		b = p.PreSharedKey.PSK.append(b)
 	case ProposalReInit:
 		b = AppendOpaque(b, p.ReInit.GroupID)
 		b = AppendUint16(b, uint16(p.ReInit.Version))
@@ -142,6 +143,8 @@ func (r *Reader) readProposal() Proposal {
 		p.Update = &UpdateProposal{LeafNode: r.readLeafNode()}
 	case ProposalRemove:
 		p.Remove = &RemoveProposal{Removed: LeafIndex(r.Uint32())}
+	case ProposalPreSharedKey:
+		p.PreSharedKey = &PreSharedKeyProposal{PSK: r.readPreSharedKeyID()}
 	case ProposalReInit:
 		p.ReInit = &ReInitProposal{
 			GroupID:     r.Opaque(),
