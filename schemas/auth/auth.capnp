@@ -7,8 +7,8 @@ $Go.import("github.com/quicproquo/quicproquo/schemas/auth");
 
 interface AuthService {
   # The directory of MLS KeyPackages, addressed by 32-byte Ed25519 identity
-  # keys. Only the connection authenticated as identityKey may upload for it;
-  # anyone authenticated may fetch.
+  # keys. Only the connection authenticated as identityKey may upload for it
+  # or count its packages; any authenticated connection may fetch.
 
   uploadKeyPackage @0 (identityKey :Data, package :Data, lastResort :Bool = false)
       -> (fingerprint :Data);
@@ -16,13 +16,13 @@ interface AuthService {
   # identityKey. fingerprint is the SHA-256 of package. A lastResort package
   # replaces the previous one and is handed out but never consumed.
 
-  fetchKeyPackage @1 (identityKey :Data) -> (package :Data, lastResort :Bool);
+  fetchKeyPackage @1 (identityKey :Data) -> (package :Data);
   # Returns one package of identityKey and consumes it: concurrent fetchers
   # never get the same one. When no consumable package is left, the
-  # last-resort package is returned (lastResort = true); when there is
-  # none either, the call fails with noKeyPackage.
+  # last-resort package is returned (and kept); when there is none either,
+  # the call fails with noKeyPackage.
 
   keyPackageCount @2 (identityKey :Data) -> (remaining :UInt32, lastResort :Bool);
   # How many consumable packages identityKey has left, and whether a
-  # last-resort package is present.
+  # last-resort package is present. Only identityKey's own connection may ask.
 }

@@ -1,0 +1,172 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"capnproto.org/go/capnp/v3"
+	"github.com/quic-go/quic-go"
+	"golang.org/x/time/rate"
+
+	"github.com/quicproquo/quicproquo/internal/transport"
+	"github.com/quicproquo/quicproquo/node/store"
+	nodecp "github.com/quicproquo/quicproquo/schemas/node"
+)
+
+// Defaults for the zero fields of Config.
+const (
+	DefaultMaxPayloadSize    = 1 << 20
+	DefaultMaxKeyPackageSize = 64 << 10
+	DefaultRateLimit         = 200
+	DefaultRateBurst         = 400
+	DefaultReceiveBatch      = 256
+	maxBatchBytes            = 16 << 20 // bound on the payload bytes of one reply or push
+	maxClientMsgIDSize       = 64
+	streamAcceptTimeout      = 10 * time.Second
+)
+
+// Config configures a Server. Store is required; zero fields take defaults.
+type Config struct {
+	Store  store.Store
+	Logger *slog.Logger // nil: discard
+
+	MaxPayloadSize    int        // bytes per enqueued payload
+	MaxKeyPackageSize int        // bytes per KeyPackage
+	RateLimit         rate.Limit // sustained requests per second per identity
+	RateBurst         int        // requests an identity may make at once
+	ReceiveBatch      int        // messages per receive reply or push, at most
+	Metrics           *Metrics   // nil: none
+}
+
+// Server serves NodeService to QUIC connections. It is safe for concurrent use.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	notifier *notifier
+	limiters *limiters
+	fetchMu  [64]sync.Mutex // serializes fetch (drain) per recipient stripe
+
+	wg sync.WaitGroup
+}
+
+// New checks cfg and returns a Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("server: config has no store")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxPayloadSize <= 0 {
+		cfg.MaxPayloadSize = DefaultMaxPayloadSize
+	}
+	if cfg.MaxKeyPackageSize <= 0 {
+		cfg.MaxKeyPackageSize = DefaultMaxKeyPackageSize
+	}
+	if cfg.RateLimit <= 0 {
+		cfg.RateLimit = DefaultRateLimit
+	}
+	if cfg.RateBurst <= 0 {
+		cfg.RateBurst = DefaultRateBurst
+	}
+	if cfg.ReceiveBatch <= 0 {
+		cfg.ReceiveBatch = DefaultReceiveBatch
+	}
+	return &Server{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		notifier: newNotifier(),
+		limiters: newLimiters(cfg.RateLimit, cfg.RateBurst),
+	}, nil
+}
+
+// Listen opens a QUIC listener on addr (host:port, port 0 for any) with the
+// node's TLS configuration.
+func Listen(addr string, cert tls.Certificate) (*quic.Listener, error) {
+	ln, err := quic.ListenAddr(addr, transport.ServerTLSConfig(cert), transport.QUICConfig())
+	if err != nil {
+		return nil, fmt.Errorf("server: listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// Serve accepts connections on ln and serves each until ctx is done; then it
+// closes every connection, waits for them, and returns nil. It returns an
+// error if accepting fails for another reason. The caller closes ln.
+func (s *Server) Serve(ctx context.Context, ln *quic.Listener) error {
+	defer s.wg.Wait()
+	for {
+		conn, err := ln.Accept(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, quic.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("server: accept: %w", err)
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.ServeConn(ctx, conn)
+		}()
+	}
+}
+
+// rpcErrors logs what the RPC layer reports about a connection.
+type rpcErrors struct{ log *slog.Logger }
+
+func (r rpcErrors) ReportError(err error) { r.log.Debug("rpc error", "err", err) }
+
+// ServeConn serves one connection until the client leaves, the connection
+// fails, or ctx is done.
+func (s *Server) ServeConn(ctx context.Context, conn *quic.Conn) {
+	identity := transport.PeerIdentity(conn.ConnectionState().TLS)
+	log := s.log.With("remote", conn.RemoteAddr().String())
+	if identity != nil {
+		log = log.With("identity", fmt.Sprintf("%x", []byte(identity)))
+	}
+	s.cfg.Metrics.connectionDelta(1)
+	defer s.cfg.Metrics.connectionDelta(-1)
+
+	actx, cancel := context.WithTimeout(ctx, streamAcceptTimeout)
+	stream, err := conn.AcceptStream(actx)
+	cancel()
+	if err != nil {
+		log.Debug("no RPC stream", "err", err)
+		conn.CloseWithError(1, "no RPC stream")
+		return
+	}
+	log.Debug("connection open")
+
+	sctx, scancel := context.WithCancel(ctx)
+	defer scancel()
+	sess := &session{srv: s, identity: identity, log: log, ctx: sctx}
+	if identity == nil {
+		sess.limiter = rate.NewLimiter(s.cfg.RateLimit, s.cfg.RateBurst)
+	} else {
+		sess.limiter = s.limiters.get(identity)
+	}
+	// A request carries at most one payload or KeyPackage; leave room for
+	// framing and several in flight.
+	maxMsg := uint64(4*max(s.cfg.MaxPayloadSize, s.cfg.MaxKeyPackageSize) + 1<<20)
+	rc := transport.NewRPCConn(stream, maxMsg, capnp.Client(nodecp.NodeService_ServerToClient(sess)), rpcErrors{log})
+
+	select {
+	case <-rc.Done():
+	case <-conn.Context().Done():
+	case <-ctx.Done():
+	}
+	scancel()
+	rc.Close()
+	sess.wait()
+	conn.CloseWithError(0, "bye")
+	log.Debug("connection closed")
+}

@@ -1,0 +1,433 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/quicproquo/quicproquo/node/store"
+	"github.com/quicproquo/quicproquo/schemas/auth"
+	"github.com/quicproquo/quicproquo/schemas/delivery"
+	"github.com/quicproquo/quicproquo/schemas/envelope"
+	nodecp "github.com/quicproquo/quicproquo/schemas/node"
+)
+
+// session serves NodeService to one connection.
+type session struct {
+	srv      *Server
+	identity []byte // nil: anonymous
+	log      *slog.Logger
+	limiter  *rate.Limiter
+	ctx      context.Context // ends with the connection
+
+	subs sync.WaitGroup
+}
+
+var _ nodecp.NodeService_Server = (*session)(nil)
+
+// wait blocks until the session's subscriptions have stopped.
+func (s *session) wait() { s.subs.Wait() }
+
+// serve runs one call: it applies the rate limit, runs fn, and records the
+// outcome.
+func (s *session) serve(method string, fn func() error) error {
+	start := time.Now()
+	var err error
+	if !s.limiter.Allow() {
+		err = fail(nodecp.ErrorCode_rateLimited, "%s: too many requests; slow down and retry", method)
+	} else {
+		err = fn()
+	}
+	result := "ok"
+	if err != nil {
+		result = codeOf(err).String()
+		s.log.Debug("call refused", "method", method, "err", err)
+	}
+	s.srv.cfg.Metrics.request(method, result, time.Since(start))
+	return err
+}
+
+// authenticated requires an identity on the connection.
+func (s *session) authenticated(method string) error {
+	if s.identity == nil {
+		return fail(nodecp.ErrorCode_unauthorized, "%s: connection has no client certificate; only ping is allowed", method)
+	}
+	return nil
+}
+
+// checkKey validates a 32-byte identity key argument.
+func checkKey(method, what string, key []byte) error {
+	if len(key) != store.IdentityKeySize {
+		return fail(nodecp.ErrorCode_invalidArgument, "%s: %s has %d bytes, want %d", method, what, len(key), store.IdentityKeySize)
+	}
+	return nil
+}
+
+// owner requires the connection to be authenticated as key.
+func (s *session) owner(method, what string, key []byte) error {
+	if err := s.authenticated(method); err != nil {
+		return err
+	}
+	if err := checkKey(method, what, key); err != nil {
+		return err
+	}
+	if !bytes.Equal(key, s.identity) {
+		return fail(nodecp.ErrorCode_unauthorized, "%s: connection is authenticated as %x, not %x", method, s.identity, key)
+	}
+	return nil
+}
+
+func (s *session) Ping(ctx context.Context, call nodecp.NodeService_ping) error {
+	return s.serve("ping", func() error {
+		res, err := call.AllocResults()
+		if err != nil {
+			return err
+		}
+		res.SetServerTimeUnixNano(time.Now().UnixNano())
+		if s.identity != nil {
+			return res.SetIdentityKey(s.identity)
+		}
+		return nil
+	})
+}
+
+func (s *session) UploadKeyPackage(ctx context.Context, call auth.AuthService_uploadKeyPackage) error {
+	const method = "uploadKeyPackage"
+	return s.serve(method, func() error {
+		args := call.Args()
+		key, _ := args.IdentityKey()
+		if err := s.owner(method, "identityKey", key); err != nil {
+			return err
+		}
+		pkg, _ := args.Package()
+		if len(pkg) > s.srv.cfg.MaxKeyPackageSize {
+			return fail(nodecp.ErrorCode_tooLarge, "%s: key package has %d bytes, limit %d", method, len(pkg), s.srv.cfg.MaxKeyPackageSize)
+		}
+		cred, err := keyPackageIdentity(pkg)
+		if err != nil {
+			return fail(nodecp.ErrorCode_invalidArgument, "%s: %v", method, err)
+		}
+		if !bytes.Equal(cred, key) {
+			return fail(nodecp.ErrorCode_invalidArgument, "%s: key package credential identity %x is not identityKey %x", method, cred, key)
+		}
+		fp, err := s.srv.cfg.Store.PutKeyPackage(ctx, key, pkg, args.LastResort())
+		if err != nil {
+			return s.storeError(method, err)
+		}
+		if fp != sha256.Sum256(pkg) {
+			s.log.Error("store returned a wrong key package fingerprint", "got", fmt.Sprintf("%x", fp))
+			return fail(nodecp.ErrorCode_internal, "%s: storage failure", method)
+		}
+		res, err := call.AllocResults()
+		if err != nil {
+			return err
+		}
+		return res.SetFingerprint(fp[:])
+	})
+}
+
+func (s *session) FetchKeyPackage(ctx context.Context, call auth.AuthService_fetchKeyPackage) error {
+	const method = "fetchKeyPackage"
+	return s.serve(method, func() error {
+		if err := s.authenticated(method); err != nil {
+			return err
+		}
+		key, _ := call.Args().IdentityKey()
+		if err := checkKey(method, "identityKey", key); err != nil {
+			return err
+		}
+		pkg, err := s.srv.cfg.Store.TakeKeyPackage(ctx, key)
+		if err != nil {
+			return s.storeError(method, err)
+		}
+		res, err := call.AllocResults()
+		if err != nil {
+			return err
+		}
+		return res.SetPackage(pkg)
+	})
+}
+
+func (s *session) KeyPackageCount(ctx context.Context, call auth.AuthService_keyPackageCount) error {
+	const method = "keyPackageCount"
+	return s.serve(method, func() error {
+		key, _ := call.Args().IdentityKey()
+		if err := s.owner(method, "identityKey", key); err != nil {
+			return err
+		}
+		n, err := s.srv.cfg.Store.CountKeyPackages(ctx, key)
+		if err != nil {
+			return s.storeError(method, err)
+		}
+		res, err := call.AllocResults()
+		if err != nil {
+			return err
+		}
+		res.SetRemaining(uint32(max(n.Remaining, 0)))
+		res.SetLastResort(n.LastResort)
+		return nil
+	})
+}
+
+func (s *session) Enqueue(ctx context.Context, call delivery.DeliveryService_enqueue) error {
+	const method = "enqueue"
+	return s.serve(method, func() error {
+		if err := s.authenticated(method); err != nil {
+			return err
+		}
+		args := call.Args()
+		recipient, _ := args.RecipientKey()
+		if err := checkKey(method, "recipientKey", recipient); err != nil {
+			return err
+		}
+		payload, _ := args.Payload()
+		if len(payload) > s.srv.cfg.MaxPayloadSize {
+			return fail(nodecp.ErrorCode_tooLarge, "%s: payload has %d bytes, limit %d", method, len(payload), s.srv.cfg.MaxPayloadSize)
+		}
+		if len(payload) == 0 {
+			return fail(nodecp.ErrorCode_invalidArgument, "%s: empty payload", method)
+		}
+		msgID, _ := args.ClientMsgId()
+		if len(msgID) > maxClientMsgIDSize {
+			return fail(nodecp.ErrorCode_invalidArgument, "%s: clientMsgId has %d bytes, limit %d", method, len(msgID), maxClientMsgIDSize)
+		}
+		seq, dup, err := s.srv.cfg.Store.Enqueue(ctx, recipient, s.identity, msgID, payload)
+		if err != nil {
+			return s.storeError(method, err)
+		}
+		if !dup {
+			s.srv.cfg.Metrics.enqueued(len(payload))
+			s.srv.notifier.notify(recipient)
+		}
+		res, err := call.AllocResults()
+		if err != nil {
+			return err
+		}
+		res.SetSeq(seq)
+		res.SetDuplicate(dup)
+		return nil
+	})
+}
+
+// receive reads up to limit messages after the cursor, trimmed so that the
+// payloads stay within maxBatchBytes (always at least one message).
+func (s *session) receive(ctx context.Context, recipient []byte, after uint64, limit int) ([]store.Message, error) {
+	if limit <= 0 || limit > s.srv.cfg.ReceiveBatch {
+		limit = s.srv.cfg.ReceiveBatch
+	}
+	msgs, err := s.srv.cfg.Store.Receive(ctx, recipient, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	total := 0
+	for i, m := range msgs {
+		total += len(m.Payload)
+		if total > maxBatchBytes && i > 0 {
+			return msgs[:i], nil
+		}
+	}
+	return msgs, nil
+}
+
+func (s *session) Fetch(ctx context.Context, call delivery.DeliveryService_fetch) error {
+	const method = "fetch"
+	return s.serve(method, func() error {
+		recipient, _ := call.Args().RecipientKey()
+		if err := s.owner(method, "recipientKey", recipient); err != nil {
+			return err
+		}
+		// Drain in bounded batches: read, then delete what was read. The
+		// stripe lock keeps two fetches of one queue from returning the
+		// same messages.
+		h := fnv.New32a()
+		h.Write(recipient)
+		mu := &s.srv.fetchMu[h.Sum32()%uint32(len(s.srv.fetchMu))]
+		mu.Lock()
+		defer mu.Unlock()
+		msgs, err := s.receive(ctx, recipient, 0, 0)
+		if err != nil {
+			return s.storeError(method, err)
+		}
+		if len(msgs) > 0 {
+			if _, err := s.srv.cfg.Store.Ack(ctx, recipient, msgs[len(msgs)-1].Seq); err != nil {
+				return s.storeError(method, err)
+			}
+		}
+		res, err := call.AllocResults()
+		if err != nil {
+			return err
+		}
+		list, err := res.NewPayloads(int32(len(msgs)))
+		if err != nil {
+			return err
+		}
+		for i, m := range msgs {
+			if err := list.Set(i, m.Payload); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// setEnvelopes fills list with msgs.
+func setEnvelopes(list envelope.Envelope_List, msgs []store.Message) error {
+	for i, m := range msgs {
+		e := list.At(i)
+		e.SetSeq(m.Seq)
+		if err := e.SetSender(m.Sender); err != nil {
+			return err
+		}
+		if err := e.SetClientMsgId(m.ClientMsgID); err != nil {
+			return err
+		}
+		if err := e.SetPayload(m.Payload); err != nil {
+			return err
+		}
+		e.SetEnqueuedAtUnixNano(m.EnqueuedAt.UnixNano())
+	}
+	return nil
+}
+
+func (s *session) Receive(ctx context.Context, call delivery.DeliveryService_receive) error {
+	const method = "receive"
+	return s.serve(method, func() error {
+		args := call.Args()
+		recipient, _ := args.RecipientKey()
+		if err := s.owner(method, "recipientKey", recipient); err != nil {
+			return err
+		}
+		msgs, err := s.receive(ctx, recipient, args.AfterSeq(), int(min(args.Limit(), 1<<20)))
+		if err != nil {
+			return s.storeError(method, err)
+		}
+		res, err := call.AllocResults()
+		if err != nil {
+			return err
+		}
+		list, err := res.NewEnvelopes(int32(len(msgs)))
+		if err != nil {
+			return err
+		}
+		return setEnvelopes(list, msgs)
+	})
+}
+
+func (s *session) Ack(ctx context.Context, call delivery.DeliveryService_ack) error {
+	const method = "ack"
+	return s.serve(method, func() error {
+		args := call.Args()
+		recipient, _ := args.RecipientKey()
+		if err := s.owner(method, "recipientKey", recipient); err != nil {
+			return err
+		}
+		n, err := s.srv.cfg.Store.Ack(ctx, recipient, args.UpToSeq())
+		if err != nil {
+			return s.storeError(method, err)
+		}
+		res, err := call.AllocResults()
+		if err != nil {
+			return err
+		}
+		res.SetDeleted(uint32(max(n, 0)))
+		return nil
+	})
+}
+
+func (s *session) Subscribe(ctx context.Context, call delivery.DeliveryService_subscribe) error {
+	const method = "subscribe"
+	return s.serve(method, func() error {
+		args := call.Args()
+		recipient, _ := args.RecipientKey()
+		if err := s.owner(method, "recipientKey", recipient); err != nil {
+			return err
+		}
+		if !args.HasSink() {
+			return fail(nodecp.ErrorCode_invalidArgument, "%s: no sink", method)
+		}
+		res, err := call.AllocResults()
+		if err != nil {
+			return err
+		}
+		sctx, cancel := context.WithCancel(s.ctx)
+		sub := &subscription{cancel: cancel}
+		if err := res.SetSubscription(delivery.Subscription_ServerToClient(sub)); err != nil {
+			cancel()
+			return err
+		}
+		sink := args.Sink().AddRef()
+		recipient = bytes.Clone(recipient)
+		s.subs.Add(1)
+		s.srv.cfg.Metrics.subscriptionDelta(1)
+		go func() {
+			defer s.subs.Done()
+			defer s.srv.cfg.Metrics.subscriptionDelta(-1)
+			defer sink.Release()
+			defer cancel()
+			err := s.push(sctx, recipient, args.AfterSeq(), sink)
+			s.log.Debug("subscription ended", "err", err)
+		}()
+		return nil
+	})
+}
+
+// push sends the messages after cursor to sink, one batch per deliver call,
+// and waits for new ones until ctx ends or a deliver fails.
+func (s *session) push(ctx context.Context, recipient []byte, cursor uint64, sink delivery.MessageSink) error {
+	wake, stop := s.srv.notifier.watch(recipient)
+	defer stop()
+	for {
+		msgs, err := s.receive(ctx, recipient, cursor, 0)
+		if err != nil {
+			return fmt.Errorf("push: %w", err)
+		}
+		if len(msgs) == 0 {
+			select {
+			case <-wake:
+				continue
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if err := deliver(ctx, sink, msgs); err != nil {
+			return fmt.Errorf("push: deliver: %w", err)
+		}
+		s.srv.cfg.Metrics.pushedMessages(len(msgs))
+		cursor = msgs[len(msgs)-1].Seq
+	}
+}
+
+// deliver makes one sink.deliver call and waits for it to return.
+func deliver(ctx context.Context, sink delivery.MessageSink, msgs []store.Message) error {
+	fut, release := sink.Deliver(ctx, func(p delivery.MessageSink_deliver_Params) error {
+		list, err := p.NewEnvelopes(int32(len(msgs)))
+		if err != nil {
+			return err
+		}
+		return setEnvelopes(list, msgs)
+	})
+	defer release()
+	_, err := fut.Struct()
+	return err
+}
+
+// subscription is the capability a subscriber holds; releasing or
+// cancelling it stops the pushes.
+type subscription struct {
+	cancel context.CancelFunc
+}
+
+func (s *subscription) Cancel(ctx context.Context, call delivery.Subscription_cancel) error {
+	s.cancel()
+	return nil
+}
+
+// Shutdown is called when the subscriber releases its last reference.
+func (s *subscription) Shutdown() { s.cancel() }
