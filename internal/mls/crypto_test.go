@@ -2,7 +2,10 @@ package mls
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -134,4 +137,13 @@ func TestVectorsCryptoBasics(t *testing.T) {
 			t.Errorf("DecryptWithLabel(other context) = %v, want ErrDecrypt", err)
 		}
 	})
+}
+
+// cryptoLoadVectors reads testdata/<file> into v, for seeding fuzz targets.
+func cryptoLoadVectors(file string, v any) error {
+	raw, err := os.ReadFile(filepath.Join("testdata", file))
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(raw, v)
 }
