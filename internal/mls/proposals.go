@@ -98,32 +98,84 @@ type Proposal struct {
 	GroupContextExtensions *GroupContextExtensionsProposal
 }
 
+// Each proposal body has an append/read pair; Proposal adds the type.
+
+func (p *AddProposal) append(b []byte) []byte { return p.KeyPackage.append(b) }
+
+func (r *Reader) readAddProposal() *AddProposal {
+	return &AddProposal{KeyPackage: r.readKeyPackage()}
+}
+
+func (p *UpdateProposal) append(b []byte) []byte { return p.LeafNode.append(b) }
+
+func (r *Reader) readUpdateProposal() *UpdateProposal {
+	return &UpdateProposal{LeafNode: r.readLeafNode()}
+}
+
+func (p *RemoveProposal) append(b []byte) []byte { return AppendUint32(b, uint32(p.Removed)) }
+
+func (r *Reader) readRemoveProposal() *RemoveProposal {
+	return &RemoveProposal{Removed: LeafIndex(r.Uint32())}
+}
+
+func (p *PreSharedKeyProposal) append(b []byte) []byte { return p.PSK.append(b) }
+
+func (r *Reader) readPreSharedKeyProposal() *PreSharedKeyProposal {
+	return &PreSharedKeyProposal{PSK: r.readPreSharedKeyID()}
+}
+
+func (p *ReInitProposal) append(b []byte) []byte {
+	b = AppendOpaque(b, p.GroupID)
+	b = AppendUint16(b, uint16(p.Version))
+	b = AppendUint16(b, uint16(p.CipherSuite))
+	return AppendExtensions(b, p.Extensions)
+}
+
+func (r *Reader) readReInitProposal() *ReInitProposal {
+	return &ReInitProposal{
+		GroupID:     r.Opaque(),
+		Version:     ProtocolVersion(r.Uint16()),
+		CipherSuite: CipherSuite(r.Uint16()),
+		Extensions:  r.ReadExtensions(),
+	}
+}
+
+func (p *ExternalInitProposal) append(b []byte) []byte { return AppendOpaque(b, p.KEMOutput) }
+
+func (r *Reader) readExternalInitProposal() *ExternalInitProposal {
+	return &ExternalInitProposal{KEMOutput: r.Opaque()}
+}
+
+func (p *GroupContextExtensionsProposal) append(b []byte) []byte {
+	return AppendExtensions(b, p.Extensions)
+}
+
+func (r *Reader) readGroupContextExtensionsProposal() *GroupContextExtensionsProposal {
+	return &GroupContextExtensionsProposal{Extensions: r.ReadExtensions()}
+}
+
 // append appends the TLS encoding of p. It panics if the field Type names is
 // nil, which is a programming error.
 func (p *Proposal) append(b []byte) []byte {
 	b = AppendUint16(b, uint16(p.Type))
 	switch p.Type {
 	case ProposalAdd:
-		b = p.Add.KeyPackage.append(b)
+		return p.Add.append(b)
 	case ProposalUpdate:
-		b = p.Update.LeafNode.append(b)
+		return p.Update.append(b)
 	case ProposalRemove:
-		b = AppendUint32(b, uint32(p.Remove.Removed))
+		return p.Remove.append(b)
 	case ProposalPreSharedKey:
-		b = p.PreSharedKey.PSK.append(b)
+		return p.PreSharedKey.append(b)
 	case ProposalReInit:
-		b = AppendOpaque(b, p.ReInit.GroupID)
-		b = AppendUint16(b, uint16(p.ReInit.Version))
-		b = AppendUint16(b, uint16(p.ReInit.CipherSuite))
-		b = AppendExtensions(b, p.ReInit.Extensions)
+		return p.ReInit.append(b)
 	case ProposalExternalInit:
-		b = AppendOpaque(b, p.ExternalInit.KEMOutput)
+		return p.ExternalInit.append(b)
 	case ProposalGroupContextExtensions:
-		b = AppendExtensions(b, p.GroupContextExtensions.Extensions)
+		return p.GroupContextExtensions.append(b)
 	default:
 		panic(fmt.Sprintf("mls: encoding proposal of unknown type %v", p.Type))
 	}
-	return b
 }
 
 // Marshal returns the TLS encoding of p.
@@ -138,24 +190,19 @@ func (r *Reader) readProposal() Proposal {
 	}
 	switch p.Type {
 	case ProposalAdd:
-		p.Add = &AddProposal{KeyPackage: r.readKeyPackage()}
+		p.Add = r.readAddProposal()
 	case ProposalUpdate:
-		p.Update = &UpdateProposal{LeafNode: r.readLeafNode()}
+		p.Update = r.readUpdateProposal()
 	case ProposalRemove:
-		p.Remove = &RemoveProposal{Removed: LeafIndex(r.Uint32())}
+		p.Remove = r.readRemoveProposal()
 	case ProposalPreSharedKey:
-		p.PreSharedKey = &PreSharedKeyProposal{PSK: r.readPreSharedKeyID()}
+		p.PreSharedKey = r.readPreSharedKeyProposal()
 	case ProposalReInit:
-		p.ReInit = &ReInitProposal{
-			GroupID:     r.Opaque(),
-			Version:     ProtocolVersion(r.Uint16()),
-			CipherSuite: CipherSuite(r.Uint16()),
-			Extensions:  r.ReadExtensions(),
-		}
+		p.ReInit = r.readReInitProposal()
 	case ProposalExternalInit:
-		p.ExternalInit = &ExternalInitProposal{KEMOutput: r.Opaque()}
+		p.ExternalInit = r.readExternalInitProposal()
 	case ProposalGroupContextExtensions:
-		p.GroupContextExtensions = &GroupContextExtensionsProposal{Extensions: r.ReadExtensions()}
+		p.GroupContextExtensions = r.readGroupContextExtensionsProposal()
 	default:
 		r.Fail("unknown proposal type %v", p.Type)
 	}
