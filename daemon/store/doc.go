@@ -1,0 +1,38 @@
+// Package store is qpd's durable state: one SQLite file in the daemon's state
+// folder, holding everything secret and everything a user would miss after a
+// restart.
+//
+// The file lives in a folder of mode 0700 and has mode 0600. Its schema is
+// versioned (PRAGMA user_version) and migrated forward on Open; a file from a
+// newer daemon is refused rather than guessed at.
+//
+// All access goes through transactions:
+//
+//	err := st.Update(ctx, func(tx *store.Tx) error {
+//		m, err := tx.AppendMessage(msg)
+//		if err != nil {
+//			return err
+//		}
+//		_, err = tx.AppendEvent(store.Event{Kind: store.EventMessage, GroupID: m.GroupID, MessageSeq: m.Seq})
+//		if err != nil {
+//			return err
+//		}
+//		return tx.SetNodeCursor(envelopeSeq)
+//	})
+//
+// so that applying a received message, recording it and advancing the node
+// cursor either all happen or none do. Update transactions take SQLite's
+// write lock when they begin (BEGIN IMMEDIATE).
+//
+// Tables:
+//   - identity: the one Ed25519 identity (private seed and public key).
+//   - key_packages: KeyPackages with their private halves, stored before they
+//     are uploaded, deleted when used.
+//   - groups: MLS group id, name, serialized group state, epoch.
+//   - messages: history with a per-group sequence number and a read flag.
+//   - events: the log behind Subscribe, with a global sequence number.
+//   - outbox: messages and commits waiting for the node.
+//   - welcomes: Welcome messages not yet processed.
+//   - node_state: the node queue cursor.
+//   - pinned_certs: the node certificate pinned per node address.
+package store

@@ -1,0 +1,194 @@
+package store
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Message is one entry of a group's history.
+type Message struct {
+	// ID is the global history position (for paging across groups).
+	ID      int64
+	GroupID []byte
+	// Seq is the per-group sequence number, from 1, assigned on append.
+	Seq        uint64
+	MessageID  []byte
+	Sender     []byte
+	Text       string
+	SentAt     time.Time
+	ReceivedAt time.Time
+	Read       bool
+	Outgoing   bool
+}
+
+// MaxMessageQuery is the largest page Messages returns.
+const MaxMessageQuery = 1000
+
+// MessageQuery selects history.
+type MessageQuery struct {
+	// GroupID limits the query to one group; nil means all groups.
+	GroupID []byte
+	// After: with GroupID, only messages with Seq > After; without, only
+	// messages with ID > After.
+	After uint64
+	// Limit caps the page (0 means 100; at most MaxMessageQuery).
+	Limit      int
+	UnreadOnly bool
+}
+
+func isUniqueViolation(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+// AppendMessage adds a message to its group's history, assigning the next
+// per-group Seq (and ID). A message id already in the group returns
+// ErrExists: a message is never stored twice.
+func (tx *Tx) AppendMessage(m Message) (Message, error) {
+	if len(m.GroupID) == 0 || len(m.MessageID) == 0 {
+		return Message{}, fmt.Errorf("store: append message: %w: empty group or message id", ErrInvalid)
+	}
+	if m.Sender == nil {
+		m.Sender = []byte{}
+	}
+	if m.ReceivedAt.IsZero() {
+		m.ReceivedAt = tx.now
+	}
+	var next int64
+	if err := tx.queryRow(`SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE group_id = ?`, m.GroupID).Scan(&next); err != nil {
+		return Message{}, fmt.Errorf("store: append message: %w", err)
+	}
+	res, err := tx.exec(`INSERT INTO messages (group_id, seq, message_id, sender, text, sent_at, received_at, read, outgoing)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.GroupID, next, m.MessageID, m.Sender, m.Text, unixNano(m.SentAt), unixNano(m.ReceivedAt), boolInt(m.Read), boolInt(m.Outgoing))
+	if isUniqueViolation(err) {
+		return Message{}, fmt.Errorf("store: append message %x: %w", m.MessageID, ErrExists)
+	}
+	if err != nil {
+		return Message{}, fmt.Errorf("store: append message: %w", err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return Message{}, fmt.Errorf("store: append message: %w", err)
+	}
+	m.ID, m.Seq = id, uint64(next)
+	return m, nil
+}
+
+const messageColumns = `id, group_id, seq, message_id, sender, text, sent_at, received_at, read, outgoing`
+
+func scanMessage(scan func(...any) error) (Message, error) {
+	var m Message
+	var seq, sent, recv int64
+	var read, out int
+	if err := scan(&m.ID, &m.GroupID, &seq, &m.MessageID, &m.Sender, &m.Text, &sent, &recv, &read, &out); err != nil {
+		return Message{}, err
+	}
+	m.Seq = uint64(seq)
+	m.SentAt, m.ReceivedAt = fromUnixNano(sent), fromUnixNano(recv)
+	m.Read, m.Outgoing = read != 0, out != 0
+	return m, nil
+}
+
+// Messages returns one page of history in order, and whether more rows
+// match after it.
+func (tx *Tx) Messages(q MessageQuery) (msgs []Message, more bool, err error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	if limit > MaxMessageQuery {
+		limit = MaxMessageQuery
+	}
+	var where []string
+	var args []any
+	if q.GroupID != nil {
+		where = append(where, "group_id = ?", "seq > ?")
+		args = append(args, q.GroupID, int64(q.After))
+	} else {
+		where = append(where, "id > ?")
+		args = append(args, int64(q.After))
+	}
+	if q.UnreadOnly {
+		where = append(where, "read = 0")
+	}
+	order := "id"
+	if q.GroupID != nil {
+		order = "seq"
+	}
+	rows, err := tx.query(`SELECT `+messageColumns+` FROM messages WHERE `+strings.Join(where, " AND ")+
+		` ORDER BY `+order+` LIMIT ?`, append(args, limit+1)...)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: messages: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		m, err := scanMessage(rows.Scan)
+		if err != nil {
+			return nil, false, fmt.Errorf("store: messages: %w", err)
+		}
+		msgs = append(msgs, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("store: messages: %w", err)
+	}
+	if len(msgs) > limit {
+		return msgs[:limit], true, nil
+	}
+	return msgs, false, nil
+}
+
+// Message returns one message by group and seq.
+func (tx *Tx) Message(groupID []byte, seq uint64) (Message, error) {
+	m, err := scanMessage(tx.queryRow(`SELECT `+messageColumns+` FROM messages WHERE group_id = ? AND seq = ?`, groupID, int64(seq)).Scan)
+	if err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return Message{}, fmt.Errorf("store: message %x/%d: %w", groupID, seq, ErrNotFound)
+		}
+		return Message{}, fmt.Errorf("store: read message: %w", err)
+	}
+	return m, nil
+}
+
+// MarkRead marks the messages with the given IDs read.
+func (tx *Tx) MarkRead(ids []int64) error {
+	for _, id := range ids {
+		if _, err := tx.exec(`UPDATE messages SET read = 1 WHERE id = ?`, id); err != nil {
+			return fmt.Errorf("store: mark read: %w", err)
+		}
+	}
+	return nil
+}
+
+// CountUnread counts unread messages, in one group or (groupID nil) all.
+func (tx *Tx) CountUnread(groupID []byte) (uint64, error) {
+	var n int64
+	var err error
+	if groupID == nil {
+		err = tx.queryRow(`SELECT COUNT(*) FROM messages WHERE read = 0`).Scan(&n)
+	} else {
+		err = tx.queryRow(`SELECT COUNT(*) FROM messages WHERE read = 0 AND group_id = ?`, groupID).Scan(&n)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: count unread: %w", err)
+	}
+	return uint64(n), nil
+}
+
+// LastSeq is the newest message seq of a group (0 when it has none).
+func (tx *Tx) LastSeq(groupID []byte) (uint64, error) {
+	var n int64
+	if err := tx.queryRow(`SELECT COALESCE(MAX(seq), 0) FROM messages WHERE group_id = ?`, groupID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: last seq: %w", err)
+	}
+	return uint64(n), nil
+}

@@ -1,0 +1,129 @@
+package store
+
+import (
+	"context"
+	"fmt"
+)
+
+// migrations are applied in order; migrations[i] moves the schema from
+// version i to version i+1. Never edit a released step: append a new one.
+var migrations = []string{
+	// 1: initial schema.
+	`
+CREATE TABLE identity (
+	id          INTEGER PRIMARY KEY CHECK (id = 1),
+	public_key  BLOB NOT NULL CHECK (length(public_key) = 32),
+	seed        BLOB NOT NULL CHECK (length(seed) = 32),
+	created_at  INTEGER NOT NULL
+);
+CREATE TABLE key_packages (
+	ref          BLOB PRIMARY KEY,
+	key_package  BLOB NOT NULL,
+	secrets      BLOB NOT NULL,
+	last_resort  INTEGER NOT NULL DEFAULT 0,
+	created_at   INTEGER NOT NULL,
+	uploaded_at  INTEGER NOT NULL DEFAULT 0,
+	expires_at   INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE groups (
+	group_id    BLOB PRIMARY KEY,
+	name        TEXT NOT NULL,
+	state       BLOB NOT NULL,
+	epoch       INTEGER NOT NULL,
+	created_at  INTEGER NOT NULL,
+	updated_at  INTEGER NOT NULL,
+	left_at     INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX groups_name ON groups(name);
+CREATE TABLE messages (
+	id           INTEGER PRIMARY KEY AUTOINCREMENT,
+	group_id     BLOB NOT NULL REFERENCES groups(group_id),
+	seq          INTEGER NOT NULL,
+	message_id   BLOB NOT NULL,
+	sender       BLOB NOT NULL,
+	text         TEXT NOT NULL,
+	sent_at      INTEGER NOT NULL,
+	received_at  INTEGER NOT NULL,
+	read         INTEGER NOT NULL DEFAULT 0,
+	outgoing     INTEGER NOT NULL DEFAULT 0,
+	UNIQUE (group_id, seq),
+	UNIQUE (group_id, message_id)
+);
+CREATE INDEX messages_unread ON messages(read, group_id, seq);
+CREATE TABLE events (
+	seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+	at           INTEGER NOT NULL,
+	kind         TEXT NOT NULL,
+	group_id     BLOB,
+	message_seq  INTEGER NOT NULL DEFAULT 0,
+	member       BLOB,
+	by_member    BLOB,
+	epoch        INTEGER NOT NULL DEFAULT 0,
+	state        TEXT NOT NULL DEFAULT '',
+	detail       TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE outbox (
+	id             INTEGER PRIMARY KEY AUTOINCREMENT,
+	kind           TEXT NOT NULL,
+	group_id       BLOB,
+	client_msg_id  BLOB UNIQUE,
+	payload        BLOB NOT NULL,
+	recipients     BLOB NOT NULL,
+	epoch          INTEGER NOT NULL DEFAULT 0,
+	message_seq    INTEGER NOT NULL DEFAULT 0,
+	state          TEXT NOT NULL,
+	attempts       INTEGER NOT NULL DEFAULT 0,
+	last_error     TEXT NOT NULL DEFAULT '',
+	created_at     INTEGER NOT NULL,
+	updated_at     INTEGER NOT NULL
+);
+CREATE INDEX outbox_state ON outbox(state, id);
+CREATE TABLE welcomes (
+	id           INTEGER PRIMARY KEY AUTOINCREMENT,
+	payload      BLOB NOT NULL,
+	sender       BLOB,
+	received_at  INTEGER NOT NULL
+);
+CREATE TABLE node_state (
+	id      INTEGER PRIMARY KEY CHECK (id = 1),
+	cursor  INTEGER NOT NULL
+);
+CREATE TABLE pinned_certs (
+	address      TEXT PRIMARY KEY,
+	cert         BLOB NOT NULL,
+	fingerprint  BLOB NOT NULL,
+	pinned_at    INTEGER NOT NULL
+);
+`,
+}
+
+// SchemaVersion is the schema version this program writes.
+var SchemaVersion = len(migrations)
+
+func (s *Store) migrate(ctx context.Context) error {
+	var version int
+	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("store: read schema version: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("store: %s has schema version %d, this program knows up to %d: %w", s.path, version, len(migrations), ErrNewerSchema)
+	}
+	for v := version; v < len(migrations); v++ {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("store: migrate to version %d: %w", v+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("store: migrate to version %d: %w", v+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("store: set schema version %d: %w", v+1, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("store: migrate to version %d: %w", v+1, err)
+		}
+	}
+	return nil
+}

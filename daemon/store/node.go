@@ -1,0 +1,148 @@
+package store
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// NodeCursor is the sequence number of the last node queue entry applied
+// (0 before any).
+func (tx *Tx) NodeCursor() (uint64, error) {
+	var n int64
+	err := tx.queryRow(`SELECT cursor FROM node_state WHERE id = 1`).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: node cursor: %w", err)
+	}
+	return uint64(n), nil
+}
+
+// SetNodeCursor advances the node cursor. Moving it backwards is refused:
+// that would apply messages twice.
+func (tx *Tx) SetNodeCursor(seq uint64) error {
+	cur, err := tx.NodeCursor()
+	if err != nil {
+		return err
+	}
+	if seq < cur {
+		return fmt.Errorf("store: set node cursor: %w: %d is behind %d", ErrInvalid, seq, cur)
+	}
+	if _, err := tx.exec(`INSERT INTO node_state (id, cursor) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET cursor = excluded.cursor`, int64(seq)); err != nil {
+		return fmt.Errorf("store: set node cursor: %w", err)
+	}
+	return nil
+}
+
+// PinnedCert is a node certificate pinned for an address.
+type PinnedCert struct {
+	Address     string
+	Cert        []byte
+	Fingerprint [32]byte
+	PinnedAt    time.Time
+}
+
+// Matches reports whether der is the pinned certificate (constant time).
+func (p PinnedCert) Matches(der []byte) bool {
+	fp := sha256.Sum256(der)
+	return subtle.ConstantTimeCompare(fp[:], p.Fingerprint[:]) == 1
+}
+
+// PinnedCert returns the certificate pinned for address, or ErrNotFound.
+func (tx *Tx) PinnedCert(address string) (PinnedCert, error) {
+	var p PinnedCert
+	var fp []byte
+	var at int64
+	err := tx.queryRow(`SELECT address, cert, fingerprint, pinned_at FROM pinned_certs WHERE address = ?`, address).Scan(&p.Address, &p.Cert, &fp, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return PinnedCert{}, fmt.Errorf("store: pinned certificate for %s: %w", address, ErrNotFound)
+	}
+	if err != nil {
+		return PinnedCert{}, fmt.Errorf("store: read pinned certificate: %w", err)
+	}
+	if len(fp) != len(p.Fingerprint) {
+		return PinnedCert{}, fmt.Errorf("store: pinned certificate fingerprint has %d bytes: %w", len(fp), ErrInvalid)
+	}
+	copy(p.Fingerprint[:], fp)
+	p.PinnedAt = fromUnixNano(at)
+	return p, nil
+}
+
+// PinCert pins der for address, replacing an earlier pin.
+func (tx *Tx) PinCert(address string, der []byte) (PinnedCert, error) {
+	if address == "" || len(der) == 0 {
+		return PinnedCert{}, fmt.Errorf("store: pin certificate: %w: empty address or certificate", ErrInvalid)
+	}
+	p := PinnedCert{Address: address, Cert: der, Fingerprint: sha256.Sum256(der), PinnedAt: tx.now}
+	_, err := tx.exec(`INSERT INTO pinned_certs (address, cert, fingerprint, pinned_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (address) DO UPDATE SET cert = excluded.cert, fingerprint = excluded.fingerprint, pinned_at = excluded.pinned_at`,
+		address, der, p.Fingerprint[:], unixNano(tx.now))
+	if err != nil {
+		return PinnedCert{}, fmt.Errorf("store: pin certificate: %w", err)
+	}
+	return p, nil
+}
+
+// Welcome is a Welcome message waiting to be processed.
+type Welcome struct {
+	ID         int64
+	Payload    []byte
+	Sender     []byte
+	ReceivedAt time.Time
+}
+
+// AddWelcome stores a Welcome for later processing.
+func (tx *Tx) AddWelcome(w Welcome) (Welcome, error) {
+	if len(w.Payload) == 0 {
+		return Welcome{}, fmt.Errorf("store: add welcome: %w: empty payload", ErrInvalid)
+	}
+	w.ReceivedAt = tx.now
+	res, err := tx.exec(`INSERT INTO welcomes (payload, sender, received_at) VALUES (?, ?, ?)`, w.Payload, w.Sender, unixNano(tx.now))
+	if err != nil {
+		return Welcome{}, fmt.Errorf("store: add welcome: %w", err)
+	}
+	if w.ID, err = res.LastInsertId(); err != nil {
+		return Welcome{}, fmt.Errorf("store: add welcome: %w", err)
+	}
+	return w, nil
+}
+
+// Welcomes returns the pending Welcomes, oldest first.
+func (tx *Tx) Welcomes() ([]Welcome, error) {
+	rows, err := tx.query(`SELECT id, payload, sender, received_at FROM welcomes ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: welcomes: %w", err)
+	}
+	defer rows.Close()
+	var out []Welcome
+	for rows.Next() {
+		var w Welcome
+		var at int64
+		if err := rows.Scan(&w.ID, &w.Payload, &w.Sender, &at); err != nil {
+			return nil, fmt.Errorf("store: welcomes: %w", err)
+		}
+		w.ReceivedAt = fromUnixNano(at)
+		out = append(out, w)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: welcomes: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteWelcome removes a processed Welcome.
+func (tx *Tx) DeleteWelcome(id int64) error {
+	res, err := tx.exec(`DELETE FROM welcomes WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("store: delete welcome: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("store: delete welcome %d: %w", id, ErrNotFound)
+	}
+	return nil
+}

@@ -1,0 +1,179 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// FileName is the name of the database file inside the state folder.
+const FileName = "qpd.db"
+
+// Sentinel errors. Callers branch on them with errors.Is.
+var (
+	// ErrNotFound: the requested row does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrExists: a row with the same key already exists.
+	ErrExists = errors.New("store: already exists")
+	// ErrInvalid: the caller passed a value the store cannot hold.
+	ErrInvalid = errors.New("store: invalid value")
+	// ErrNewerSchema: the file was written by a newer daemon.
+	ErrNewerSchema = errors.New("store: database schema is newer than this program")
+)
+
+// Store is an open state database. It is safe for concurrent use; write
+// transactions are serialized.
+type Store struct {
+	db   *sql.DB
+	path string
+	now  func() time.Time
+}
+
+// Open opens (creating when needed) the database in dir. dir is created with
+// mode 0700 and tightened to 0700 if it exists; the database file gets mode
+// 0600.
+func Open(ctx context.Context, dir string) (*Store, error) {
+	if dir == "" {
+		return nil, fmt.Errorf("store: open: %w: empty state folder", ErrInvalid)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: create state folder: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: set state folder mode: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	// Create the file ourselves so that it never exists with a wider mode.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("store: create database file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("store: create database file: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		return nil, fmt.Errorf("store: set database file mode: %w", err)
+	}
+	q := url.Values{}
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	// One connection: SQLite allows one writer anyway, and a single
+	// connection keeps every transaction strictly ordered.
+	db.SetMaxOpenConns(1)
+	s := &Store{db: db, path: path, now: time.Now}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if err := os.Chmod(path+suffix, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			db.Close()
+			return nil, fmt.Errorf("store: set mode of %s: %w", path+suffix, err)
+		}
+	}
+	return s, nil
+}
+
+// Path is the database file's path.
+func (s *Store) Path() string { return s.path }
+
+// Close closes the database.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// Tx is one transaction. Its methods must not be used after the function
+// given to Update or View returns.
+type Tx struct {
+	ctx      context.Context
+	tx       *sql.Tx
+	now      time.Time
+	readOnly bool
+}
+
+// Update runs fn in a write transaction and commits it when fn returns nil.
+// Any error from fn rolls everything back and is returned unchanged.
+func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
+	return s.run(ctx, false, fn)
+}
+
+// View runs fn in a transaction that is always rolled back.
+func (s *Store) View(ctx context.Context, fn func(*Tx) error) error {
+	return s.run(ctx, true, fn)
+}
+
+func (s *Store) run(ctx context.Context, readOnly bool, fn func(*Tx) error) error {
+	sqlTx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	tx := &Tx{ctx: ctx, tx: sqlTx, now: s.now(), readOnly: readOnly}
+	if err := fn(tx); err != nil {
+		sqlTx.Rollback()
+		return err
+	}
+	if readOnly {
+		sqlTx.Rollback()
+		return nil
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+func (tx *Tx) exec(query string, args ...any) (sql.Result, error) {
+	if tx.readOnly {
+		return nil, fmt.Errorf("store: %w: write in a read-only transaction", ErrInvalid)
+	}
+	return tx.tx.ExecContext(tx.ctx, query, args...)
+}
+
+func (tx *Tx) queryRow(query string, args ...any) *sql.Row {
+	return tx.tx.QueryRowContext(tx.ctx, query, args...)
+}
+
+func (tx *Tx) query(query string, args ...any) (*sql.Rows, error) {
+	return tx.tx.QueryContext(tx.ctx, query, args...)
+}
+
+// Now is the transaction's clock reading, used for the timestamps it writes.
+func (tx *Tx) Now() time.Time { return tx.now }
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromUnixNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
