@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,7 +25,7 @@ type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Helper()
-	w.t.Log(string(p))
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
 	return len(p), nil
 }
 
@@ -275,5 +277,84 @@ func TestCanceledContext(t *testing.T) {
 	seq, _, err := s.Enqueue(context.Background(), r, nil, nil, []byte("x"))
 	if err != nil || seq != 1 {
 		t.Fatalf("Enqueue = %d, %v; want 1", seq, err)
+	}
+}
+
+// Two handles on one file (as two node processes would have) still hand out
+// every KeyPackage once: writers take the database lock with BEGIN IMMEDIATE.
+func TestTwoHandlesOneFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "node.db")
+	a := openTestStore(t, path, store.Limits{})
+	b := openTestStore(t, path, store.Limits{})
+	ctx := context.Background()
+	id := storetest.Key("shared")
+	const n = 40
+	for i := range n {
+		if _, err := a.PutKeyPackage(ctx, id, []byte(fmt.Sprint("kp ", i)), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var (
+		mu   sync.Mutex
+		seen = map[string]int{}
+		none int
+		wg   sync.WaitGroup
+	)
+	for i := range 2 * n {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pkg, err := s.TakeKeyPackage(ctx, id)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, store.ErrNoKeyPackage):
+				none++
+			case err != nil:
+				t.Error(err)
+			default:
+				seen[string(pkg)]++
+			}
+		}()
+	}
+	wg.Wait()
+	for pkg, k := range seen {
+		if k != 1 {
+			t.Errorf("%q handed out %d times", pkg, k)
+		}
+	}
+	if len(seen) != n || none != n {
+		t.Fatalf("%d distinct packages and %d ErrNoKeyPackage, want %d and %d", len(seen), none, n, n)
+	}
+	// Sequence numbers too stay unique across handles.
+	r := storetest.Key("shared queue")
+	seqs := make(chan uint64, 2*n)
+	for i := range 2 * n {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			seq, _, err := s.Enqueue(ctx, r, nil, nil, []byte("x"))
+			if err != nil {
+				t.Error(err)
+			}
+			seqs <- seq
+		}()
+	}
+	wg.Wait()
+	close(seqs)
+	got := map[uint64]bool{}
+	for seq := range seqs {
+		if got[seq] || seq < 1 || seq > 2*n {
+			t.Fatalf("seq %d repeated or out of range", seq)
+		}
+		got[seq] = true
 	}
 }

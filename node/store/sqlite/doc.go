@@ -1,0 +1,66 @@
+// Package sqlite is the embedded SQLite backend of store.Store, the node's
+// default store. It uses the pure-Go modernc.org/sqlite driver, so the node
+// stays a single static binary.
+//
+// # Opening
+//
+//	s, err := sqlite.Open(ctx, "/var/lib/qpnode/node.db", store.Limits{}, logger)
+//	if err != nil {
+//		return err
+//	}
+//	defer s.Close()
+//
+// Open creates a missing folder with mode 0700 and a missing database file
+// with mode 0600 (an existing file readable by others is restricted to 0600,
+// with a warning), then brings the schema up to date. Zero limits take the
+// defaults: 100 KeyPackages per identity, 10000 messages per queue.
+//
+// # Durability
+//
+// The database runs in WAL mode with synchronous=FULL: a method returns only
+// after its transaction is on disk, so the node may acknowledge a client as
+// soon as the call returns. Each method is one transaction; a failed call
+// leaves nothing behind. TestCrashDurability kills a writer process with
+// SIGKILL mid-stream and checks that every acknowledged enqueue survives, in
+// order.
+//
+// # Concurrency
+//
+// All writes go through one connection and begin with BEGIN IMMEDIATE, so in
+// one process they are serialised without lock upgrades, and several
+// processes sharing a file (each waiting up to busy_timeout for the lock)
+// stay correct too. Reads (Receive, CountKeyPackages) use a small pool of
+// query_only connections and do not wait for writers: WAL gives each read a
+// consistent snapshot. TakeKeyPackage deletes and returns a package in one
+// statement (DELETE ... RETURNING), so concurrent takers never share one.
+//
+// # Schema and migrations
+//
+// The schema version is kept in PRAGMA user_version. The migrations list is
+// append-only; Open applies every pending step in one transaction, and
+// refuses (ErrSchemaTooNew) a database that a newer program has migrated
+// further than this one knows.
+//
+// Tables: key_packages (with a partial unique index allowing one last-resort
+// package per identity); queues, one row per recipient holding the last
+// sequence number handed out and the current depth, so sequence numbers are
+// never reused even when a queue is empty; messages; and enqueue_dedup.
+//
+// # Deduplication window
+//
+// Enqueue with a non-empty client message id records (recipient, sender, id)
+// -> seq in enqueue_dedup, in the same transaction as the message. The entry
+// outlives the message: a client that retries after its message was already
+// delivered and acknowledged still gets duplicate=true and the original
+// sequence number. Entries are pruned by age only, DedupRetention (7 days)
+// after the enqueue, at Open and then every PruneInterval. A retry older than
+// that is stored as a new message.
+//
+// # Validation
+//
+// Identity keys and recipients must be exactly 32 bytes, a sender empty or 32
+// bytes, a client message id at most MaxClientMsgIDSize bytes and a
+// KeyPackage non-empty; anything else is store.ErrInvalid. Limits are
+// store.ErrLimit, and every call after Close is store.ErrClosed. All errors
+// carry context and wrap these sentinels.
+package sqlite
