@@ -84,6 +84,29 @@ type Store interface {
 	// same transaction (the seed protocol's fetch).
 	Drain(ctx context.Context, recipient []byte) ([]Message, error)
 
+	// SubmitCommit accepts commit for groupID at epoch if epoch is the
+	// group's current epoch (or the group has no accepted commit yet), moves
+	// the group to epoch+1, and in the same transaction appends commit to the
+	// queue of every recipient and welcome to the queue of every
+	// welcomeRecipient (welcome and welcomeRecipients are both empty when
+	// nobody joins). A commit for any other epoch gets a *StaleEpochError
+	// (errors.Is(err, ErrStaleEpoch)) naming the current epoch, and stores
+	// nothing. A resubmission with the same (sender, clientMsgID) returns the
+	// original result with Duplicate set. sender must be an identity key;
+	// recipients must be identity keys, each listed once. See group.go.
+	SubmitCommit(ctx context.Context, groupID []byte, epoch uint64, sender, clientMsgID, commit []byte,
+		recipients [][]byte, welcome []byte, welcomeRecipients [][]byte) (CommitResult, error)
+
+	// FanOut appends an application message of groupID to the queue of every
+	// recipient in one transaction and returns its per-group sequence number.
+	// It is idempotent on (groupID, sender, clientMsgID) like SubmitCommit.
+	FanOut(ctx context.Context, groupID, sender, clientMsgID, payload []byte,
+		recipients [][]byte) (groupSeq uint64, duplicate bool, err error)
+
+	// GroupState reports what the node knows of groupID; a group never seen is
+	// the zero GroupState.
+	GroupState(ctx context.Context, groupID []byte) (GroupState, error)
+
 	// Close releases the store. Methods called afterwards return ErrClosed.
 	Close() error
 }

@@ -61,12 +61,38 @@ CREATE TABLE enqueue_dedup (
 ) WITHOUT ROWID;
 CREATE INDEX enqueue_dedup_age ON enqueue_dedup (created_at);
 `,
+	// 2: groups: one commit per epoch, per-group sequence, deduplication.
+	`
+CREATE TABLE groups (
+	group_id   BLOB    PRIMARY KEY CHECK (length(group_id) BETWEEN 1 AND 255),
+	epoch      INTEGER CHECK (epoch >= 0), -- the epoch the next commit must name; NULL until the first commit
+	last_seq   INTEGER NOT NULL,           -- the last per-group sequence number handed out
+	created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- Remembers every deduplicated commit and application message for
+-- DedupRetention: kind 1 is a commit (epoch is the epoch it was accepted at),
+-- kind 2 an application message. digest is SHA-256 of the submitted bytes.
+CREATE TABLE group_dedup (
+	group_id      BLOB    NOT NULL,
+	sender        BLOB    NOT NULL,
+	client_msg_id BLOB    NOT NULL,
+	kind          INTEGER NOT NULL CHECK (kind IN (1, 2)),
+	digest        BLOB    NOT NULL,
+	epoch         INTEGER NOT NULL,
+	group_seq     INTEGER NOT NULL,
+	created_at    INTEGER NOT NULL,
+	PRIMARY KEY (group_id, sender, client_msg_id)
+) WITHOUT ROWID;
+CREATE INDEX group_dedup_age ON group_dedup (created_at);
+`,
 }
 
 // pruneStatements delete expired deduplication entries; each takes the cutoff
 // (unix nanoseconds) as its only argument.
 var pruneStatements = []string{
 	`DELETE FROM enqueue_dedup WHERE created_at < ?`,
+	`DELETE FROM group_dedup WHERE created_at < ?`,
 }
 
 // migrate brings the database to the newest schema version, all pending steps

@@ -1,0 +1,266 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/quicproquo/quicproquo/node/store"
+)
+
+// Kinds of group_dedup rows.
+const (
+	kindCommit      = 1
+	kindApplication = 2
+)
+
+func checkGroupID(id []byte) error {
+	if len(id) == 0 || len(id) > store.MaxGroupIDSize {
+		return fmt.Errorf("group id is %d bytes, want 1 to %d: %w", len(id), store.MaxGroupIDSize, store.ErrInvalid)
+	}
+	return nil
+}
+
+// checkRecipients reports store.ErrInvalid unless every recipient is an
+// identity key listed once.
+func checkRecipients(what string, rs [][]byte) error {
+	seen := make(map[[store.IdentityKeySize]byte]bool, len(rs))
+	for i, r := range rs {
+		if err := checkKey(fmt.Sprintf("%s[%d]", what, i), r); err != nil {
+			return err
+		}
+		k := [store.IdentityKeySize]byte(r)
+		if seen[k] {
+			return fmt.Errorf("%s lists %x twice: %w", what, r, store.ErrInvalid)
+		}
+		seen[k] = true
+	}
+	return nil
+}
+
+// groupDedup is a remembered commit or application message.
+type groupDedup struct {
+	kind     int
+	digest   []byte
+	epoch    int64
+	groupSeq int64
+}
+
+// lookupGroupDedup finds the remembered submission of (group, sender, id), if any.
+func lookupGroupDedup(ctx context.Context, tx *sql.Tx, groupID, sender, clientMsgID []byte) (*groupDedup, error) {
+	var d groupDedup
+	err := tx.QueryRowContext(ctx, `
+SELECT kind, digest, epoch, group_seq FROM group_dedup
+WHERE group_id = ? AND sender = ? AND client_msg_id = ?`, groupID, sender, clientMsgID).
+		Scan(&d.kind, &d.digest, &d.epoch, &d.groupSeq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// matches reports store.ErrInvalid when a client message id is reused for
+// another kind of submission or other bytes.
+func (d *groupDedup) matches(kind int, digest [32]byte) error {
+	if d.kind != kind || !bytes.Equal(d.digest, digest[:]) {
+		return fmt.Errorf("client message id already used for a different submission: %w", store.ErrInvalid)
+	}
+	return nil
+}
+
+// SubmitCommit implements store.Store.
+func (s *Store) SubmitCommit(ctx context.Context, groupID []byte, epoch uint64, sender, clientMsgID, commit []byte,
+	recipients [][]byte, welcome []byte, welcomeRecipients [][]byte) (store.CommitResult, error) {
+	const op = "submit commit"
+	err := errors.Join(checkGroupID(groupID), checkKey("sender", sender), checkClientMsgID(clientMsgID),
+		checkRecipients("recipients", recipients), checkRecipients("welcome recipients", welcomeRecipients))
+	if err == nil && len(commit) == 0 {
+		err = fmt.Errorf("empty commit: %w", store.ErrInvalid)
+	}
+	if err == nil && (len(welcome) == 0) != (len(welcomeRecipients) == 0) {
+		err = fmt.Errorf("welcome of %d bytes for %d recipients: %w", len(welcome), len(welcomeRecipients), store.ErrInvalid)
+	}
+	if err == nil && epoch >= math.MaxInt64 {
+		err = fmt.Errorf("epoch %d out of range: %w", epoch, store.ErrInvalid)
+	}
+	if err != nil {
+		return store.CommitResult{}, fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	digest := sha256.Sum256(commit)
+	var res store.CommitResult
+	err = s.write(ctx, op, func(tx *sql.Tx) error {
+		if len(clientMsgID) > 0 {
+			d, err := lookupGroupDedup(ctx, tx, groupID, sender, clientMsgID)
+			if err != nil {
+				return fmt.Errorf("sqlite: %s: %w", op, err)
+			}
+			if d != nil {
+				if err := d.matches(kindCommit, digest); err != nil {
+					return fmt.Errorf("sqlite: %s: %w", op, err)
+				}
+				res = store.CommitResult{Epoch: uint64(d.epoch), GroupSeq: uint64(d.groupSeq), Duplicate: true}
+				return nil
+			}
+		}
+		now := s.now().UnixNano()
+		var current sql.NullInt64
+		err := tx.QueryRowContext(ctx, `SELECT epoch FROM groups WHERE group_id = ?`, groupID).Scan(&current)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return fmt.Errorf("sqlite: %s: %w", op, err)
+		case current.Valid && current.Int64 != int64(epoch):
+			return fmt.Errorf("sqlite: %s: group %x: %w", op, groupID,
+				&store.StaleEpochError{Epoch: epoch, Current: uint64(current.Int64)})
+		}
+		var seq int64
+		if err := tx.QueryRowContext(ctx, `
+INSERT INTO groups (group_id, epoch, last_seq, created_at) VALUES (?, ?, 1, ?)
+ON CONFLICT (group_id) DO UPDATE SET epoch = excluded.epoch, last_seq = last_seq + 1
+RETURNING last_seq`, groupID, int64(epoch)+1, now).Scan(&seq); err != nil {
+			return fmt.Errorf("sqlite: %s: advance epoch: %w", op, err)
+		}
+		if err := s.fanOutTx(ctx, tx, recipients, sender, clientMsgID, commit, now); err != nil {
+			return fmt.Errorf("sqlite: %s: %w", op, err)
+		}
+		if err := s.fanOutTx(ctx, tx, welcomeRecipients, sender, clientMsgID, welcome, now); err != nil {
+			return fmt.Errorf("sqlite: %s: welcome: %w", op, err)
+		}
+		if len(clientMsgID) > 0 {
+			if _, err := tx.ExecContext(ctx, `
+INSERT INTO group_dedup (group_id, sender, client_msg_id, kind, digest, epoch, group_seq, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, groupID, sender, clientMsgID, kindCommit, digest[:], int64(epoch), seq, now); err != nil {
+				return fmt.Errorf("sqlite: %s: remember client message id: %w", op, err)
+			}
+		}
+		res = store.CommitResult{Epoch: epoch, GroupSeq: uint64(seq)}
+		return nil
+	})
+	if err != nil {
+		return store.CommitResult{}, err
+	}
+	return res, nil
+}
+
+// FanOut implements store.Store.
+func (s *Store) FanOut(ctx context.Context, groupID, sender, clientMsgID, payload []byte, recipients [][]byte) (uint64, bool, error) {
+	const op = "fan out"
+	err := errors.Join(checkGroupID(groupID), checkKey("sender", sender), checkClientMsgID(clientMsgID),
+		checkRecipients("recipients", recipients))
+	if err == nil && len(payload) == 0 {
+		err = fmt.Errorf("empty payload: %w", store.ErrInvalid)
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	digest := sha256.Sum256(payload)
+	var (
+		seq int64
+		dup bool
+	)
+	err = s.write(ctx, op, func(tx *sql.Tx) error {
+		if len(clientMsgID) > 0 {
+			d, err := lookupGroupDedup(ctx, tx, groupID, sender, clientMsgID)
+			if err != nil {
+				return fmt.Errorf("sqlite: %s: %w", op, err)
+			}
+			if d != nil {
+				if err := d.matches(kindApplication, digest); err != nil {
+					return fmt.Errorf("sqlite: %s: %w", op, err)
+				}
+				seq, dup = d.groupSeq, true
+				return nil
+			}
+		}
+		now := s.now().UnixNano()
+		if err := tx.QueryRowContext(ctx, `
+INSERT INTO groups (group_id, epoch, last_seq, created_at) VALUES (?, NULL, 1, ?)
+ON CONFLICT (group_id) DO UPDATE SET last_seq = last_seq + 1
+RETURNING last_seq`, groupID, now).Scan(&seq); err != nil {
+			return fmt.Errorf("sqlite: %s: %w", op, err)
+		}
+		if err := s.fanOutTx(ctx, tx, recipients, sender, clientMsgID, payload, now); err != nil {
+			return fmt.Errorf("sqlite: %s: %w", op, err)
+		}
+		if len(clientMsgID) > 0 {
+			if _, err := tx.ExecContext(ctx, `
+INSERT INTO group_dedup (group_id, sender, client_msg_id, kind, digest, epoch, group_seq, created_at)
+VALUES (?, ?, ?, ?, ?, 0, ?, ?)`, groupID, sender, clientMsgID, kindApplication, digest[:], seq, now); err != nil {
+				return fmt.Errorf("sqlite: %s: remember client message id: %w", op, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	return uint64(seq), dup, nil
+}
+
+// fanOutTx appends payload to every recipient's queue inside tx.
+func (s *Store) fanOutTx(ctx context.Context, tx *sql.Tx, recipients [][]byte, sender, clientMsgID, payload []byte, now int64) error {
+	if len(recipients) == 0 {
+		return nil
+	}
+	// One prepared statement pair for the whole fan-out.
+	bump, err := tx.PrepareContext(ctx, `
+INSERT INTO queues (recipient, last_seq, depth) VALUES (?, 1, 1)
+ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + 1, depth = depth + 1
+RETURNING last_seq, depth`)
+	if err != nil {
+		return err
+	}
+	defer bump.Close()
+	insert, err := tx.PrepareContext(ctx, `
+INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at) VALUES (?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer insert.Close()
+	for _, r := range recipients {
+		var seq, depth int64
+		if err := bump.QueryRowContext(ctx, r).Scan(&seq, &depth); err != nil {
+			return err
+		}
+		if depth > int64(s.limits.MaxQueueDepth) {
+			return fmt.Errorf("queue of %x holds %d messages (limit %d): %w",
+				r, depth-1, s.limits.MaxQueueDepth, store.ErrLimit)
+		}
+		if _, err := insert.ExecContext(ctx, r, seq, sender, nonNil(clientMsgID), payload, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// GroupState implements store.Store.
+func (s *Store) GroupState(ctx context.Context, groupID []byte) (store.GroupState, error) {
+	const op = "group state"
+	if err := checkGroupID(groupID); err != nil {
+		return store.GroupState{}, fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	var gs store.GroupState
+	err := s.read(ctx, op, func(tx *sql.Tx) error {
+		var (
+			epoch sql.NullInt64
+			last  int64
+		)
+		err := tx.QueryRowContext(ctx, `SELECT epoch, last_seq FROM groups WHERE group_id = ?`, groupID).Scan(&epoch, &last)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: %s: %w", op, err)
+		}
+		gs = store.GroupState{Committed: epoch.Valid, Epoch: uint64(epoch.Int64), LastSeq: uint64(last)}
+		return nil
+	})
+	return gs, err
+}
