@@ -1,0 +1,486 @@
+package interop
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/quicproquo/quicproquo/internal/mls/interop/mlsclientpb"
+)
+
+// StepError reports the step at which a script stopped.
+type StepError struct {
+	Index  int
+	Action Action
+	Actor  string
+	Err    error
+}
+
+func (e *StepError) Error() string {
+	return fmt.Sprintf("step %d (%s by %q): %v", e.Index, e.Action, e.Actor, e.Err)
+}
+
+func (e *StepError) Unwrap() error { return e.Err }
+
+// Unimplemented reports whether the step stopped because a client answered
+// codes.Unimplemented (it does not support the operation), as opposed to
+// giving a wrong or failing answer.
+func (e *StepError) Unimplemented() bool {
+	return status.Code(e.Err) == codes.Unimplemented || errors.Is(e.Err, errUnsupportedAction)
+}
+
+var errUnsupportedAction = status.Error(codes.Unimplemented, "action not supported by the runner")
+
+// ScriptRun is one run of a script: a cipher suite, whether handshake
+// messages are PrivateMessages, and the client that plays each actor.
+type ScriptRun struct {
+	Suite            uint32
+	EncryptHandshake bool
+	Clients          map[string]pb.MLSClientClient
+
+	stateID       map[string]uint32
+	transactionID map[string]uint32
+	cache         []map[string][]byte
+}
+
+// Run carries out the script step by step and stops at the first failure,
+// which it returns as a *StepError. Every commit is checked the way the
+// interop runner checks it: the committer, each member that handles it and
+// each joiner must report the same epoch authenticator, and every unprotected
+// message must give back the plaintext and authenticated data sent.
+// At the end every group state the script created is freed.
+func (r *ScriptRun) Run(ctx context.Context, s Script) error {
+	r.stateID = map[string]uint32{}
+	r.transactionID = map[string]uint32{}
+	r.cache = make([]map[string][]byte, len(s))
+	for i := range r.cache {
+		r.cache[i] = map[string][]byte{}
+	}
+	for _, a := range s.Actors() {
+		if r.Clients[a] == nil {
+			return fmt.Errorf("%w: no client for actor %q", ErrConfig, a)
+		}
+	}
+	for i, st := range s {
+		if err := r.step(ctx, i, st); err != nil {
+			return &StepError{Index: i, Action: st.Action, Actor: st.Actor, Err: err}
+		}
+	}
+	for actor, id := range r.stateID {
+		if _, err := r.Clients[actor].Free(ctx, &pb.FreeRequest{StateId: id}); err != nil && status.Code(err) != codes.Unimplemented {
+			return fmt.Errorf("free state of %q: %w", actor, err)
+		}
+	}
+	return nil
+}
+
+func (r *ScriptRun) put(i int, key string, v []byte) { r.cache[i][key] = v }
+
+func (r *ScriptRun) get(i int, key string) ([]byte, error) {
+	v, ok := r.cache[i][key]
+	if !ok {
+		return nil, fmt.Errorf("%w: step %d holds no %s", ErrConfig, i, key)
+	}
+	return v, nil
+}
+
+func (r *ScriptRun) state(actor string) (uint32, error) {
+	id, ok := r.stateID[actor]
+	if !ok {
+		return 0, fmt.Errorf("%w: %q has no group state yet", ErrConfig, actor)
+	}
+	return id, nil
+}
+
+func (r *ScriptRun) proposals(idx []int) ([][]byte, error) {
+	out := make([][]byte, len(idx))
+	for k, j := range idx {
+		p, err := r.get(j, "proposal")
+		if err != nil {
+			return nil, err
+		}
+		out[k] = p
+	}
+	return out, nil
+}
+
+func (r *ScriptRun) describe(pds []ProposalDescription) ([]*pb.ProposalDescription, error) {
+	out := make([]*pb.ProposalDescription, len(pds))
+	for k, pd := range pds {
+		d := &pb.ProposalDescription{ProposalType: []byte(pd.ProposalType)}
+		var err error
+		switch pd.ProposalType {
+		case "add":
+			d.KeyPackage, err = r.get(pd.KeyPackage, "key_package")
+		case "remove":
+			d.RemovedId = []byte(pd.Removed)
+		case "externalPSK":
+			d.PskId, err = r.get(pd.PSKID, "psk_id")
+		case "resumptionPSK":
+			d.EpochId = pd.EpochID
+		case "groupContextExtensions":
+			d.Extensions = pbExtensions(pd.Extensions)
+		default:
+			return nil, fmt.Errorf("%w: proposal type %q", errUnsupportedAction, pd.ProposalType)
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[k] = d
+	}
+	return out, nil
+}
+
+func pbExtensions(exts []Extension) []*pb.Extension {
+	out := make([]*pb.Extension, len(exts))
+	for i, e := range exts {
+		out[i] = &pb.Extension{ExtensionType: e.Type, ExtensionData: e.Data}
+	}
+	return out
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return b
+}
+
+// joinAll has each joiner take the Welcome and checks its epoch authenticator.
+func (r *ScriptRun) joinAll(ctx context.Context, joiners []string, welcome, tree, auth []byte) error {
+	for _, j := range joiners {
+		tx, ok := r.transactionID[j]
+		if !ok {
+			return fmt.Errorf("%w: joiner %q made no KeyPackage", ErrConfig, j)
+		}
+		resp, err := r.Clients[j].JoinGroup(ctx, &pb.JoinGroupRequest{
+			TransactionId: tx, Welcome: welcome, EncryptHandshake: r.EncryptHandshake,
+			Identity: []byte(j), RatchetTree: tree,
+		})
+		if err != nil {
+			return fmt.Errorf("JoinGroup by %q: %w", j, err)
+		}
+		if !bytes.Equal(resp.EpochAuthenticator, auth) {
+			return fmt.Errorf("joiner %q disagrees on the epoch authenticator", j)
+		}
+		r.stateID[j] = resp.StateId
+	}
+	return nil
+}
+
+// handleAll has each member process a commit and checks its epoch authenticator.
+func (r *ScriptRun) handleAll(ctx context.Context, members []string, proposals [][]byte, commit, auth []byte) error {
+	for _, m := range members {
+		id, err := r.state(m)
+		if err != nil {
+			return err
+		}
+		resp, err := r.Clients[m].HandleCommit(ctx, &pb.HandleCommitRequest{StateId: id, Proposal: proposals, Commit: commit})
+		if err != nil {
+			return fmt.Errorf("HandleCommit by %q: %w", m, err)
+		}
+		if !bytes.Equal(resp.EpochAuthenticator, auth) {
+			return fmt.Errorf("member %q disagrees on the epoch authenticator", m)
+		}
+		r.stateID[m] = resp.StateId
+	}
+	return nil
+}
+
+func (r *ScriptRun) step(ctx context.Context, i int, st Step) error {
+	c := r.Clients[st.Actor]
+	switch st.Action {
+	case ActionCreateGroup:
+		groupID := randomBytes(16)
+		resp, err := c.CreateGroup(ctx, &pb.CreateGroupRequest{
+			GroupId: groupID, CipherSuite: r.Suite, EncryptHandshake: r.EncryptHandshake, Identity: []byte(st.Actor),
+		})
+		if err != nil {
+			return err
+		}
+		r.stateID[st.Actor] = resp.StateId
+		r.put(i, "group_id", groupID)
+		if len(st.Members) == 0 {
+			return nil
+		}
+		adds := make([]*pb.ProposalDescription, len(st.Members))
+		for k, m := range st.Members {
+			kp, err := r.Clients[m].CreateKeyPackage(ctx, &pb.CreateKeyPackageRequest{CipherSuite: r.Suite, Identity: []byte(m)})
+			if err != nil {
+				return fmt.Errorf("CreateKeyPackage by %q: %w", m, err)
+			}
+			r.transactionID[m] = kp.TransactionId
+			adds[k] = &pb.ProposalDescription{ProposalType: []byte("add"), KeyPackage: kp.KeyPackage}
+		}
+		cr, err := c.Commit(ctx, &pb.CommitRequest{StateId: resp.StateId, ByValue: adds})
+		if err != nil {
+			return fmt.Errorf("Commit: %w", err)
+		}
+		hr, err := c.HandlePendingCommit(ctx, &pb.HandlePendingCommitRequest{StateId: resp.StateId})
+		if err != nil {
+			return fmt.Errorf("HandlePendingCommit: %w", err)
+		}
+		r.stateID[st.Actor] = hr.StateId
+		return r.joinAll(ctx, st.Members, cr.Welcome, nil, hr.EpochAuthenticator)
+
+	case ActionCreateKeyPackage:
+		resp, err := c.CreateKeyPackage(ctx, &pb.CreateKeyPackageRequest{CipherSuite: r.Suite, Identity: []byte(st.Actor)})
+		if err != nil {
+			return err
+		}
+		r.transactionID[st.Actor] = resp.TransactionId
+		r.put(i, "key_package", resp.KeyPackage)
+		return nil
+
+	case ActionJoinGroup:
+		welcome, err := r.get(st.Welcome, "welcome")
+		if err != nil {
+			return err
+		}
+		tx, ok := r.transactionID[st.Actor]
+		if !ok {
+			return fmt.Errorf("%w: %q made no KeyPackage", ErrConfig, st.Actor)
+		}
+		resp, err := c.JoinGroup(ctx, &pb.JoinGroupRequest{
+			TransactionId: tx, Welcome: welcome, EncryptHandshake: r.EncryptHandshake, Identity: []byte(st.Actor),
+		})
+		if err != nil {
+			return err
+		}
+		r.stateID[st.Actor] = resp.StateId
+		return nil
+
+	case ActionExternalJoin:
+		id, err := r.state(st.Actor)
+		if err != nil {
+			return err
+		}
+		gi, err := c.GroupInfo(ctx, &pb.GroupInfoRequest{StateId: id, ExternalTree: st.ExternalTreeJ})
+		if err != nil {
+			return fmt.Errorf("GroupInfo: %w", err)
+		}
+		r.put(i, "group_info", gi.GroupInfo)
+		r.put(i, "ratchet_tree", gi.RatchetTree)
+		psks := make([]*pb.PreSharedKey, len(st.PSKs))
+		for k, j := range st.PSKs {
+			pid, err := r.get(j, "psk_id")
+			if err != nil {
+				return err
+			}
+			sec, err := r.get(j, "psk_secret")
+			if err != nil {
+				return err
+			}
+			psks[k] = &pb.PreSharedKey{PskId: pid, PskSecret: sec}
+		}
+		ej, err := r.Clients[st.Joiner].ExternalJoin(ctx, &pb.ExternalJoinRequest{
+			GroupInfo: gi.GroupInfo, RatchetTree: gi.RatchetTree, EncryptHandshake: r.EncryptHandshake,
+			Identity: []byte(st.Joiner), RemovePrior: st.RemovePrior, Psks: psks,
+		})
+		if err != nil {
+			return fmt.Errorf("ExternalJoin by %q: %w", st.Joiner, err)
+		}
+		r.stateID[st.Joiner] = ej.StateId
+		r.put(i, "commit", ej.Commit)
+		r.put(i, "epoch_authenticator", ej.EpochAuthenticator)
+		return r.handleAll(ctx, append(append([]string(nil), st.Members...), st.Actor), nil, ej.Commit, ej.EpochAuthenticator)
+
+	case ActionInstallExternalPSK:
+		pid, sec := randomBytes(32), randomBytes(32)
+		r.put(i, "psk_id", pid)
+		r.put(i, "psk_secret", sec)
+		for _, cl := range st.Clients {
+			id, ok := r.stateID[cl]
+			if !ok {
+				id = r.transactionID[cl]
+			}
+			if _, err := r.Clients[cl].StorePSK(ctx, &pb.StorePSKRequest{StateOrTransactionId: id, PskId: pid, PskSecret: sec}); err != nil {
+				return fmt.Errorf("StorePSK at %q: %w", cl, err)
+			}
+		}
+		return nil
+
+	case ActionGroupInfo:
+		id, err := r.state(st.Actor)
+		if err != nil {
+			return err
+		}
+		gi, err := c.GroupInfo(ctx, &pb.GroupInfoRequest{StateId: id, ExternalTree: st.ExternalTreeJ})
+		if err != nil {
+			return err
+		}
+		r.put(i, "group_info", gi.GroupInfo)
+		r.put(i, "ratchet_tree", gi.RatchetTree)
+		return nil
+
+	case ActionAddProposal, ActionUpdateProposal, ActionRemoveProposal, ActionExternalPSKProposal,
+		ActionResumptionPSKProposal, ActionGroupContextExtensionsProposal:
+		id, err := r.state(st.Actor)
+		if err != nil {
+			return err
+		}
+		var resp *pb.ProposalResponse
+		switch st.Action {
+		case ActionAddProposal:
+			kp, err := r.get(st.KeyPackage, "key_package")
+			if err != nil {
+				return err
+			}
+			resp, err = c.AddProposal(ctx, &pb.AddProposalRequest{StateId: id, KeyPackage: kp})
+			if err != nil {
+				return err
+			}
+		case ActionUpdateProposal:
+			resp, err = c.UpdateProposal(ctx, &pb.UpdateProposalRequest{StateId: id})
+		case ActionRemoveProposal:
+			resp, err = c.RemoveProposal(ctx, &pb.RemoveProposalRequest{StateId: id, RemovedId: []byte(st.Removed)})
+		case ActionExternalPSKProposal:
+			pid, err := r.get(st.PSKID, "psk_id")
+			if err != nil {
+				return err
+			}
+			resp, err = c.ExternalPSKProposal(ctx, &pb.ExternalPSKProposalRequest{StateId: id, PskId: pid})
+			if err != nil {
+				return err
+			}
+		case ActionResumptionPSKProposal:
+			resp, err = c.ResumptionPSKProposal(ctx, &pb.ResumptionPSKProposalRequest{StateId: id, EpochId: st.EpochID})
+		case ActionGroupContextExtensionsProposal:
+			resp, err = c.GroupContextExtensionsProposal(ctx, &pb.GroupContextExtensionsProposalRequest{
+				StateId: id, Extensions: pbExtensions(st.Extensions),
+			})
+		}
+		if err != nil {
+			return err
+		}
+		r.put(i, "proposal", resp.Proposal)
+		return nil
+
+	case ActionFullCommit, ActionCommit:
+		id, err := r.state(st.Actor)
+		if err != nil {
+			return err
+		}
+		byRef, err := r.proposals(st.ByReference)
+		if err != nil {
+			return err
+		}
+		byVal, err := r.describe(st.ByValue)
+		if err != nil {
+			return err
+		}
+		cr, err := c.Commit(ctx, &pb.CommitRequest{
+			StateId: id, ByReference: byRef, ByValue: byVal, ForcePath: st.ForcePath, ExternalTree: st.ExternalTree,
+		})
+		if err != nil {
+			return fmt.Errorf("Commit: %w", err)
+		}
+		r.put(i, "commit", cr.Commit)
+		r.put(i, "welcome", cr.Welcome)
+		var tree []byte
+		if st.ExternalTree {
+			if len(cr.RatchetTree) == 0 {
+				return errors.New("external_tree asked for but the commit came without a ratchet tree")
+			}
+			tree = cr.RatchetTree
+			r.put(i, "ratchet_tree", tree)
+		}
+		if st.Action == ActionCommit {
+			return nil
+		}
+		hr, err := c.HandlePendingCommit(ctx, &pb.HandlePendingCommitRequest{StateId: id})
+		if err != nil {
+			return fmt.Errorf("HandlePendingCommit: %w", err)
+		}
+		r.stateID[st.Actor] = hr.StateId
+		r.put(i, "epoch_authenticator", hr.EpochAuthenticator)
+		if err := r.handleAll(ctx, st.Members, byRef, cr.Commit, hr.EpochAuthenticator); err != nil {
+			return err
+		}
+		if len(st.Joiners) > 0 && len(cr.Welcome) == 0 {
+			return errors.New("commit adds joiners but came without a Welcome")
+		}
+		return r.joinAll(ctx, st.Joiners, cr.Welcome, tree, hr.EpochAuthenticator)
+
+	case ActionHandleCommit:
+		id, err := r.state(st.Actor)
+		if err != nil {
+			return err
+		}
+		commit, err := r.get(st.Commit, "commit")
+		if err != nil {
+			return err
+		}
+		byRef, err := r.proposals(st.ByReference)
+		if err != nil {
+			return err
+		}
+		resp, err := c.HandleCommit(ctx, &pb.HandleCommitRequest{StateId: id, Proposal: byRef, Commit: commit})
+		if err != nil {
+			return err
+		}
+		r.stateID[st.Actor] = resp.StateId
+		if want, ok := r.cache[st.Commit]["epoch_authenticator"]; ok && !bytes.Equal(want, resp.EpochAuthenticator) {
+			return fmt.Errorf("%q disagrees on the epoch authenticator", st.Actor)
+		}
+		return nil
+
+	case ActionHandlePendingCommit:
+		id, err := r.state(st.Actor)
+		if err != nil {
+			return err
+		}
+		resp, err := c.HandlePendingCommit(ctx, &pb.HandlePendingCommitRequest{StateId: id})
+		if err != nil {
+			return err
+		}
+		r.stateID[st.Actor] = resp.StateId
+		return nil
+
+	case ActionProtect:
+		id, err := r.state(st.Actor)
+		if err != nil {
+			return err
+		}
+		aad, pt := []byte(st.AuthenticatedData), []byte(st.Plaintext)
+		resp, err := c.Protect(ctx, &pb.ProtectRequest{StateId: id, AuthenticatedData: aad, Plaintext: pt})
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(resp.Ciphertext, pt) && len(pt) > 0 {
+			return errors.New("protected message carries the plaintext in the clear")
+		}
+		r.put(i, "authenticated_data", aad)
+		r.put(i, "plaintext", pt)
+		r.put(i, "ciphertext", resp.Ciphertext)
+		return nil
+
+	case ActionUnprotect:
+		id, err := r.state(st.Actor)
+		if err != nil {
+			return err
+		}
+		ct, err := r.get(st.Ciphertext, "ciphertext")
+		if err != nil {
+			return err
+		}
+		resp, err := c.Unprotect(ctx, &pb.UnprotectRequest{StateId: id, Ciphertext: ct})
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(resp.Plaintext, r.cache[st.Ciphertext]["plaintext"]) {
+			return fmt.Errorf("plaintext %q, want %q", resp.Plaintext, r.cache[st.Ciphertext]["plaintext"])
+		}
+		if !bytes.Equal(resp.AuthenticatedData, r.cache[st.Ciphertext]["authenticated_data"]) {
+			return fmt.Errorf("authenticated data %q, want %q", resp.AuthenticatedData, r.cache[st.Ciphertext]["authenticated_data"])
+		}
+		return nil
+
+	default:
+		return fmt.Errorf("%w: %s", errUnsupportedAction, st.Action)
+	}
+}
