@@ -171,13 +171,7 @@ func welcomeKeyNonceFromJoiner(s Suite, joinerSecret, pskSecret []byte) (key, no
 		return nil, nil, err
 	}
 	defer clear(welcomeSecret)
-	if key, err = ExpandWithLabel(s, welcomeSecret, "key", nil, s.AEADKeySize()); err != nil {
-		return nil, nil, err
-	}
-	if nonce, err = ExpandWithLabel(s, welcomeSecret, "nonce", nil, s.AEADNonceSize()); err != nil {
-		return nil, nil, err
-	}
-	return key, nonce, nil
+	return WelcomeKeyNonce(s, welcomeSecret)
 }
 
 // DecryptGroupInfo decrypts and decodes the Welcome's GroupInfo with the
