@@ -67,7 +67,7 @@ func TestVectorsWelcome(t *testing.T) {
 			t.Fatalf("wire formats %v, %v", km.WireFormat, wm.WireFormat)
 		}
 		kp, w := km.KeyPackage, wm.Welcome
-		if err := kp.VerifySignature(s); err != nil {
+		if err := kp.Validate(s, kp.LeafNode.Lifetime.NotBefore); err != nil {
 			t.Fatal(err)
 		}
 		if w.Find(kp.Ref(s)) == nil {
