@@ -137,3 +137,48 @@ func BenchmarkTakeKeyPackage(b *testing.B) {
 		left--
 	}
 }
+
+// BenchmarkFanOut1KiBTo1000 is one FanOut of a 1 KiB application message to
+// 1000 recipients: 1000 queue appends in one durable transaction.
+func BenchmarkFanOut1KiBTo1000(b *testing.B) {
+	s := benchStore(b)
+	ctx := context.Background()
+	g, sender := storetest.GroupID("bench"), storetest.Key("sender")
+	recipients := make([][]byte, 1000)
+	for i := range recipients {
+		recipients[i] = storetest.Key(fmt.Sprint("recipient ", i))
+	}
+	payload := make([]byte, 1024)
+	b.SetBytes(int64(len(payload) * len(recipients)))
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, _, err := s.FanOut(ctx, g, sender, []byte(fmt.Sprint(i)), payload, recipients); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkSubmitCommit10 is one accepted commit fanned out to 9 members and
+// a Welcome to one joiner.
+func BenchmarkSubmitCommit10(b *testing.B) {
+	s := benchStore(b)
+	ctx := context.Background()
+	g := storetest.GroupID("bench")
+	members := make([][]byte, 9)
+	for i := range members {
+		members[i] = storetest.Key(fmt.Sprint("member ", i))
+	}
+	commit, welcome := make([]byte, 2048), make([]byte, 4096)
+	b.ReportAllocs()
+	var epoch uint64
+	for b.Loop() {
+		joiner := [][]byte{storetest.Key(fmt.Sprint("joiner ", epoch))}
+		if _, err := s.SubmitCommit(ctx, g, epoch, storetest.Key("committer"), []byte(fmt.Sprint(epoch)),
+			commit, members, welcome, joiner); err != nil {
+			b.Fatal(err)
+		}
+		epoch++
+	}
+}

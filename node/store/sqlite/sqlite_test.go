@@ -260,6 +260,26 @@ func TestDedupPrune(t *testing.T) {
 	if err != nil || !dup || seq != 2 {
 		t.Fatalf("Enqueue of a remembered id = (%d, %v, %v), want (2, true, nil)", seq, dup, err)
 	}
+
+	// Group submissions expire the same way.
+	g := storetest.GroupID("g")
+	if _, err := s.SubmitCommit(ctx, g, 0, sender, []byte("c0"), []byte("commit"), [][]byte{r}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.FanOut(ctx, g, sender, []byte("m"), []byte("hello"), [][]byte{r}); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(DedupRetention + time.Second)
+	if n, err := s.prune(ctx); err != nil || n != 4 {
+		t.Fatalf("prune = %d, %v; want 4 (two queue entries, two group entries)", n, err)
+	}
+	if _, err := s.SubmitCommit(ctx, g, 0, sender, []byte("c0"), []byte("commit"), [][]byte{r}, nil, nil); !errors.Is(err, store.ErrStaleEpoch) {
+		t.Fatalf("resubmitted commit after its entry expired: %v, want ErrStaleEpoch", err)
+	}
+	seq, dup, err = s.FanOut(ctx, g, sender, []byte("m"), []byte("hello"), [][]byte{r})
+	if err != nil || dup || seq != 3 {
+		t.Fatalf("FanOut of an expired id = (%d, %v, %v), want (3, false, nil)", seq, dup, err)
+	}
 }
 
 func TestCanceledContext(t *testing.T) {

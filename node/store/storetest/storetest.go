@@ -23,7 +23,11 @@
 // limits (store.ErrLimit) and malformed keys (store.ErrInvalid), FIFO queues
 // with per-recipient sequence numbers that are never reused, receive from a
 // cursor, idempotent ack, drain, idempotent enqueue (also after the ack),
-// store.ErrClosed after Close.
+// store.ErrClosed after Close, and group delivery: one commit per (group,
+// epoch) with stale-epoch errors naming the current epoch (also under 10
+// concurrent committers), all-or-nothing fan-out of commits, Welcomes and
+// application messages, per-group sequence numbers and idempotent
+// resubmission.
 package storetest
 
 import (
@@ -80,6 +84,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 			tc.fn(t, open(t))
 		})
 	}
+	runGroups(t, open)
 }
 
 // RunPersistence runs the checks that close a store and open it again.
@@ -90,6 +95,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 func RunPersistence(t *testing.T, newBacking func(t *testing.T) (open func(t *testing.T) store.Store)) {
 	t.Helper()
 	t.Run("Persistence/Reopen", func(t *testing.T) { testReopen(t, newBacking(t)) })
+	t.Run("Persistence/GroupsReopen", func(t *testing.T) { testGroupsReopen(t, newBacking(t)) })
 }
 
 // Key returns a distinct, deterministic 32-byte identity key for label.
