@@ -146,3 +146,14 @@ func (tx *Tx) DeleteWelcome(id int64) error {
 	}
 	return nil
 }
+
+// UnpinCert forgets the certificate pinned for address, so that the next
+// connection pins the one it sees. It reports whether a pin existed.
+func (tx *Tx) UnpinCert(address string) (bool, error) {
+	res, err := tx.exec(`DELETE FROM pinned_certs WHERE address = ?`, address)
+	if err != nil {
+		return false, fmt.Errorf("store: unpin certificate: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}

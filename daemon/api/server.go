@@ -1,0 +1,400 @@
+package api
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/quicproquo/quicproquo/daemon/backend"
+	"github.com/quicproquo/quicproquo/daemon/store"
+	daemonv1 "github.com/quicproquo/quicproquo/proto/qpq/daemon/v1"
+)
+
+// Options configures NewGRPCServer.
+type Options struct {
+	Logger *slog.Logger // nil discards
+	// AllowedUID is the only uid served; by default the daemon's own.
+	AllowedUID *uint32
+}
+
+// NewGRPCServer returns a gRPC server with the Daemon service, health
+// (grpc.health.v1, service "qpq.daemon.v1.Daemon" and "") and reflection,
+// every call guarded by the peer uid check.
+func NewGRPCServer(b *backend.Backend, opts Options) (*grpc.Server, *health.Server) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	uid := uint32(os.Getuid())
+	if opts.AllowedUID != nil {
+		uid = *opts.AllowedUID
+	}
+	g := uidGuard{allowed: uid}
+	gs := grpc.NewServer(
+		grpc.Creds(peerCreds{}),
+		grpc.ChainUnaryInterceptor(g.unary, logUnary(log)),
+		grpc.ChainStreamInterceptor(g.stream),
+		grpc.MaxRecvMsgSize(1<<20),
+	)
+	daemonv1.RegisterDaemonServer(gs, &Server{b: b, log: log})
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(daemonv1.Daemon_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(gs, hs)
+	reflection.Register(gs)
+	return gs, hs
+}
+
+func logUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		resp, err := h(ctx, req)
+		log.Debug("call", "method", info.FullMethod, "code", status.Code(err).String(), "took", time.Since(start))
+		return resp, err
+	}
+}
+
+// Server implements daemonv1.DaemonServer over a Backend.
+type Server struct {
+	daemonv1.UnimplementedDaemonServer
+	b   *backend.Backend
+	log *slog.Logger
+}
+
+// toStatus maps backend errors to gRPC status errors.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	code := codes.Internal
+	switch {
+	case errors.Is(err, backend.ErrUnimplemented):
+		code = codes.Unimplemented
+	case errors.Is(err, backend.ErrNotRegistered):
+		code = codes.FailedPrecondition
+	case errors.Is(err, backend.ErrNotConnected):
+		code = codes.Unavailable
+	case errors.Is(err, backend.ErrGroupNotFound):
+		code = codes.NotFound
+	case errors.Is(err, backend.ErrAmbiguousGroup), errors.Is(err, backend.ErrInvalidArgument):
+		code = codes.InvalidArgument
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	}
+	return status.Error(code, err.Error())
+}
+
+func ts(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+var connStates = map[backend.ConnState]daemonv1.ConnectionState{
+	backend.StateNotRegistered: daemonv1.ConnectionState_CONNECTION_STATE_NOT_REGISTERED,
+	backend.StateConnecting:    daemonv1.ConnectionState_CONNECTION_STATE_CONNECTING,
+	backend.StateConnected:     daemonv1.ConnectionState_CONNECTION_STATE_CONNECTED,
+	backend.StateDisconnected:  daemonv1.ConnectionState_CONNECTION_STATE_DISCONNECTED,
+}
+
+func connectionPB(c backend.ConnectionInfo) *daemonv1.NodeConnection {
+	return &daemonv1.NodeConnection{
+		Address:          c.Address,
+		State:            connStates[c.State],
+		LastError:        c.LastError,
+		Since:            ts(c.Since),
+		PinnedCertSha256: c.PinnedCertSHA256,
+	}
+}
+
+func groupPB(g store.Group) *daemonv1.Group {
+	return &daemonv1.Group{GroupId: backend.FormatKey(g.ID), Name: g.Name, Epoch: g.Epoch, CreatedAt: ts(g.CreatedAt)}
+}
+
+func groupInfoPB(g backend.GroupInfo) *daemonv1.Group {
+	pb := groupPB(g.Group)
+	pb.Unread, pb.LastSeq, pb.MemberCount = g.Unread, g.LastSeq, uint32(g.MemberCount)
+	return pb
+}
+
+func messagePB(m store.Message, g store.Group) *daemonv1.Message {
+	return &daemonv1.Message{
+		GroupId:    backend.FormatKey(m.GroupID),
+		GroupName:  g.Name,
+		Seq:        m.Seq,
+		MessageId:  backend.FormatKey(m.MessageID),
+		Sender:     backend.FormatKey(m.Sender),
+		Text:       m.Text,
+		SentAt:     ts(m.SentAt),
+		ReceivedAt: ts(m.ReceivedAt),
+		Read:       m.Read,
+		Outgoing:   m.Outgoing,
+	}
+}
+
+// Status implements the Status call.
+func (s *Server) Status(ctx context.Context, _ *daemonv1.StatusRequest) (*daemonv1.StatusResponse, error) {
+	st, err := s.b.Status(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &daemonv1.StatusResponse{
+		Registered:        st.Identity != nil,
+		Node:              connectionPB(st.Node),
+		KeyPackagesLeft:   uint32(st.KeyPackagesLeft),
+		KeyPackagesKnown:  st.KeyPackagesKnown,
+		KeyPackageSecrets: uint32(st.KeyPackageSecrets),
+		Groups:            uint32(st.Groups),
+		UnreadMessages:    st.Unread,
+		OutboxPending:     st.OutboxPending,
+		EventHead:         st.EventHead,
+		Version:           st.Version,
+		StateDir:          st.StateDir,
+	}
+	if st.Identity != nil {
+		resp.Identity = backend.FormatKey(st.Identity)
+	}
+	return resp, nil
+}
+
+// Register implements the Register call.
+func (s *Server) Register(ctx context.Context, _ *daemonv1.RegisterRequest) (*daemonv1.RegisterResponse, error) {
+	r, err := s.b.Register(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &daemonv1.RegisterResponse{
+		Identity:            backend.FormatKey(r.Identity),
+		Created:             r.Created,
+		KeyPackagesUploaded: uint32(r.KeyPackagesUploaded),
+		Notices:             r.Notices,
+	}, nil
+}
+
+// Ping implements the Ping call.
+func (s *Server) Ping(ctx context.Context, _ *daemonv1.PingRequest) (*daemonv1.PingResponse, error) {
+	rtt, err := s.b.Ping(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &daemonv1.PingResponse{Rtt: durationpb.New(rtt), Address: s.b.Connection().Address}, nil
+}
+
+// FetchKey implements the FetchKey call.
+func (s *Server) FetchKey(ctx context.Context, req *daemonv1.FetchKeyRequest) (*daemonv1.FetchKeyResponse, error) {
+	peer, err := backend.ParseKey(req.GetPeerKey())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return nil, toStatus(s.b.FetchKey(ctx, peer))
+}
+
+// CreateGroup implements the CreateGroup call.
+func (s *Server) CreateGroup(ctx context.Context, req *daemonv1.CreateGroupRequest) (*daemonv1.CreateGroupResponse, error) {
+	return nil, toStatus(s.b.CreateGroup(ctx, req.GetName()))
+}
+
+// Invite implements the Invite call.
+func (s *Server) Invite(ctx context.Context, req *daemonv1.InviteRequest) (*daemonv1.InviteResponse, error) {
+	peers, err := parseKeys(req.GetPeerKeys())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return nil, toStatus(s.b.Invite(ctx, req.GetGroup(), peers))
+}
+
+func parseKeys(ss []string) ([]ed25519.PublicKey, error) {
+	out := make([]ed25519.PublicKey, 0, len(ss))
+	for _, s := range ss {
+		k, err := backend.ParseKey(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// Join implements the Join call.
+func (s *Server) Join(ctx context.Context, _ *daemonv1.JoinRequest) (*daemonv1.JoinResponse, error) {
+	return nil, toStatus(s.b.Join(ctx))
+}
+
+// ListGroups implements the ListGroups call.
+func (s *Server) ListGroups(ctx context.Context, _ *daemonv1.ListGroupsRequest) (*daemonv1.ListGroupsResponse, error) {
+	gs, err := s.b.Groups(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &daemonv1.ListGroupsResponse{}
+	for _, g := range gs {
+		resp.Groups = append(resp.Groups, groupInfoPB(g))
+	}
+	return resp, nil
+}
+
+// Members implements the Members call.
+func (s *Server) Members(ctx context.Context, req *daemonv1.MembersRequest) (*daemonv1.MembersResponse, error) {
+	return nil, toStatus(s.b.Members(ctx, req.GetGroup()))
+}
+
+// Send implements the Send call.
+func (s *Server) Send(ctx context.Context, req *daemonv1.SendRequest) (*daemonv1.SendResponse, error) {
+	return nil, toStatus(s.b.Send(ctx, req.GetGroup(), req.GetText(), []byte(req.GetClientMessageId())))
+}
+
+// Remove implements the Remove call.
+func (s *Server) Remove(ctx context.Context, req *daemonv1.RemoveRequest) (*daemonv1.RemoveResponse, error) {
+	peer, err := backend.ParseKey(req.GetPeerKey())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return nil, toStatus(s.b.Remove(ctx, req.GetGroup(), peer))
+}
+
+// Leave implements the Leave call.
+func (s *Server) Leave(ctx context.Context, req *daemonv1.LeaveRequest) (*daemonv1.LeaveResponse, error) {
+	return nil, toStatus(s.b.Leave(ctx, req.GetGroup()))
+}
+
+// Update implements the Update call.
+func (s *Server) Update(ctx context.Context, req *daemonv1.UpdateRequest) (*daemonv1.UpdateResponse, error) {
+	return nil, toStatus(s.b.Update(ctx, req.GetGroup()))
+}
+
+// Messages implements the Messages call.
+func (s *Server) Messages(ctx context.Context, req *daemonv1.MessagesRequest) (*daemonv1.MessagesResponse, error) {
+	var wait time.Duration
+	if req.GetWait() != nil {
+		if err := req.GetWait().CheckValid(); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "wait: %v", err)
+		}
+		wait = req.GetWait().AsDuration()
+	}
+	page, err := s.b.Messages(ctx, backend.MessagesQuery{
+		Group:      req.GetGroup(),
+		After:      req.GetAfterSeq(),
+		Limit:      int(req.GetLimit()),
+		UnreadOnly: req.GetUnreadOnly(),
+		MarkRead:   req.GetMarkRead(),
+		Wait:       wait,
+	})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &daemonv1.MessagesResponse{NextCursor: page.NextCursor, More: page.More}
+	for _, m := range page.Messages {
+		resp.Messages = append(resp.Messages, messagePB(m, page.Groups[string(m.GroupID)]))
+	}
+	return resp, nil
+}
+
+// subscribeBatch is how many events Subscribe reads from the store at once.
+const subscribeBatch = 256
+
+// Subscribe implements the Subscribe call: it replays the stored events
+// after the cursor, then streams new ones as they are committed.
+func (s *Server) Subscribe(req *daemonv1.SubscribeRequest, stream grpc.ServerStreamingServer[daemonv1.Event]) error {
+	ctx := stream.Context()
+	head, err := s.b.EventHead(ctx)
+	if err != nil {
+		return toStatus(err)
+	}
+	cursor := req.GetAfterSeq()
+	if req.GetFromNow() {
+		cursor = head
+	} else if cursor > head {
+		return status.Errorf(codes.OutOfRange, "cursor %d is ahead of the newest event %d: it does not come from this daemon's state", cursor, head)
+	}
+	for {
+		changed := s.b.Changed()
+		evs, err := s.b.EventsAfter(ctx, cursor, subscribeBatch)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return toStatus(err)
+		}
+		for _, e := range evs {
+			pb, err := eventPB(e)
+			if err != nil {
+				return toStatus(err)
+			}
+			if err := stream.Send(pb); err != nil {
+				return err
+			}
+			cursor = e.Seq
+		}
+		if len(evs) == subscribeBatch {
+			continue
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+func eventPB(e backend.Event) (*daemonv1.Event, error) {
+	pb := &daemonv1.Event{Seq: e.Seq, At: ts(e.At)}
+	var g store.Group
+	if e.Group != nil {
+		g = *e.Group
+	} else {
+		g = store.Group{ID: e.GroupID}
+	}
+	member := func() *daemonv1.MemberEvent {
+		return &daemonv1.MemberEvent{
+			GroupId:   backend.FormatKey(e.GroupID),
+			GroupName: g.Name,
+			Identity:  backend.FormatKey(e.Member),
+			By:        backend.FormatKey(e.By),
+			Epoch:     e.Epoch,
+		}
+	}
+	switch e.Kind {
+	case store.EventMessage:
+		if e.Message == nil {
+			return nil, fmt.Errorf("event %d: message %x/%d missing", e.Seq, e.GroupID, e.MessageSeq)
+		}
+		pb.Kind = &daemonv1.Event_Message{Message: messagePB(*e.Message, g)}
+	case store.EventMemberAdded:
+		pb.Kind = &daemonv1.Event_MemberAdded{MemberAdded: member()}
+	case store.EventMemberRemoved:
+		pb.Kind = &daemonv1.Event_MemberRemoved{MemberRemoved: member()}
+	case store.EventJoined:
+		gp := groupPB(g)
+		gp.Epoch = e.Epoch
+		pb.Kind = &daemonv1.Event_Joined{Joined: gp}
+	case store.EventLeft:
+		pb.Kind = &daemonv1.Event_Left{Left: groupPB(g)}
+	case store.EventConnection:
+		st, _ := backend.ParseConnState(e.State)
+		pb.Kind = &daemonv1.Event_Connection{Connection: &daemonv1.NodeConnection{
+			State: connStates[st], LastError: e.Detail, Since: ts(e.At),
+		}}
+	default:
+		return nil, fmt.Errorf("event %d: unknown kind %q", e.Seq, e.Kind)
+	}
+	return pb, nil
+}

@@ -1,0 +1,295 @@
+package backend
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/quicproquo/quicproquo/daemon/store"
+)
+
+// KeyPackageBundle is a fresh KeyPackage and its private half.
+type KeyPackageBundle struct {
+	// Ref is the KeyPackageRef (RFC 9420 section 5.2).
+	Ref []byte
+	// KeyPackage is the RFC 9420 MLSMessage carrying the KeyPackage, as
+	// uploaded to the node.
+	KeyPackage []byte
+	// Secrets is the serialized private material (init and leaf keys).
+	Secrets []byte
+}
+
+// KeyPackageMaker makes KeyPackages for an identity. It is the seam where
+// internal/mls plugs in.
+type KeyPackageMaker interface {
+	NewKeyPackage(identity ed25519.PrivateKey, lastResort bool) (KeyPackageBundle, error)
+}
+
+// Config configures New.
+type Config struct {
+	// Store is the daemon's state; the Backend becomes its only user.
+	Store *store.Store
+	// Logger receives operational logs; nil discards them.
+	Logger *slog.Logger
+	// StateDir is reported by Status.
+	StateDir string
+	// Version is reported by Status.
+	Version string
+
+	// NodeAddr is the node's host:port. Empty disables the connection.
+	NodeAddr string
+	// NodeCert, when set, is the node's certificate (DER) to pin. When nil,
+	// the first certificate seen is pinned in the store (trust on first use).
+	NodeCert []byte
+
+	// KeyPackages makes KeyPackages (nil until MLS is wired in).
+	KeyPackages KeyPackageMaker
+	// KeyPackageTarget is how many consumable KeyPackages to keep at the
+	// node (default 10).
+	KeyPackageTarget int
+
+	// Backoff bounds of the reconnect loop (defaults 250ms and 30s).
+	MinBackoff, MaxBackoff time.Duration
+	// DialTimeout bounds one connection attempt (default 10s).
+	DialTimeout time.Duration
+}
+
+// Backend owns the daemon's state. Create it with New, start its
+// connection loop with Run, and stop it by cancelling Run's context.
+type Backend struct {
+	cfg     Config
+	st      *store.Store
+	log     *slog.Logger
+	changed *notifier
+
+	// registered is signalled when Register creates the identity.
+	registered chan struct{}
+	regOnce    sync.Once
+
+	mu   sync.Mutex // guards conn
+	conn connState
+}
+
+// New makes a Backend over cfg.Store.
+func New(cfg Config) (*Backend, error) {
+	if cfg.Store == nil {
+		return nil, fmt.Errorf("backend: %w: no store", ErrInvalidArgument)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.KeyPackageTarget <= 0 {
+		cfg.KeyPackageTarget = 10
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 250 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 30 * time.Second
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = cfg.MinBackoff
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 10 * time.Second
+	}
+	b := &Backend{
+		cfg:        cfg,
+		st:         cfg.Store,
+		log:        cfg.Logger,
+		changed:    newNotifier(),
+		registered: make(chan struct{}),
+	}
+	b.conn = connState{state: StateNotRegistered, since: time.Now()}
+	if _, err := b.identity(context.Background()); err == nil {
+		b.conn.state = StateDisconnected
+		b.markRegistered()
+	} else if !errors.Is(err, ErrNotRegistered) {
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *Backend) markRegistered() { b.regOnce.Do(func() { close(b.registered) }) }
+
+// Changed returns a channel closed by the next committed change. Take it
+// before reading the state you wait on.
+func (b *Backend) Changed() <-chan struct{} { return b.changed.wait() }
+
+// update runs fn in one write transaction and wakes waiters after commit.
+// It is the only path by which the Backend changes the store.
+func (b *Backend) update(ctx context.Context, fn func(*store.Tx) error) error {
+	if err := b.st.Update(ctx, fn); err != nil {
+		return err
+	}
+	b.changed.broadcast()
+	return nil
+}
+
+func (b *Backend) view(ctx context.Context, fn func(*store.Tx) error) error {
+	return b.st.View(ctx, fn)
+}
+
+// identity returns the stored identity or ErrNotRegistered.
+func (b *Backend) identity(ctx context.Context) (store.Identity, error) {
+	var id store.Identity
+	err := b.view(ctx, func(tx *store.Tx) (err error) { id, err = tx.Identity(); return })
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Identity{}, ErrNotRegistered
+	}
+	if err != nil {
+		return store.Identity{}, fmt.Errorf("backend: %w", err)
+	}
+	return id, nil
+}
+
+// IdentityKey returns the identity public key, or ErrNotRegistered.
+func (b *Backend) IdentityKey(ctx context.Context) (ed25519.PublicKey, error) {
+	id, err := b.identity(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return id.PublicKey(), nil
+}
+
+// FormatKey writes an identity key the way humans see it: lowercase hex.
+func FormatKey(k []byte) string { return hex.EncodeToString(k) }
+
+// ParseKey reads an identity key written as 64 hex characters.
+func ParseKey(s string) (ed25519.PublicKey, error) {
+	s = strings.TrimSpace(s)
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("%w: identity key %q: want %d hex characters", ErrInvalidArgument, truncate(s, 80), 2*ed25519.PublicKeySize)
+	}
+	return b, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// RegisterResult is what Register did.
+type RegisterResult struct {
+	Identity ed25519.PublicKey
+	// Created is false when the identity already existed.
+	Created bool
+	// KeyPackagesUploaded counts KeyPackages published by this call.
+	KeyPackagesUploaded int
+	// Notices explain what could not be done now and why.
+	Notices []string
+}
+
+// Register creates and persists the Ed25519 identity if there is none and
+// publishes KeyPackages when it can. It is idempotent: a second call
+// returns the same identity with Created false.
+func (b *Backend) Register(ctx context.Context) (RegisterResult, error) {
+	var res RegisterResult
+	err := b.update(ctx, func(tx *store.Tx) error {
+		id, err := tx.Identity()
+		if err == nil {
+			res.Identity = id.PublicKey()
+			return nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return fmt.Errorf("generate identity key: %w", err)
+		}
+		if err := tx.PutIdentity(store.Identity{PrivateKey: priv}); err != nil {
+			return err
+		}
+		res.Identity, res.Created = priv.Public().(ed25519.PublicKey), true
+		return nil
+	})
+	if err != nil {
+		return RegisterResult{}, fmt.Errorf("backend: register: %w", err)
+	}
+	if res.Created {
+		b.log.Info("identity created", "identity", FormatKey(res.Identity))
+		b.setState(StateDisconnected, "", false)
+		b.markRegistered()
+	}
+	n, notice, err := b.publishKeyPackages(ctx)
+	if err != nil {
+		return RegisterResult{}, fmt.Errorf("backend: register: %w", err)
+	}
+	res.KeyPackagesUploaded = n
+	if notice != "" {
+		res.Notices = append(res.Notices, notice)
+	}
+	return res, nil
+}
+
+// Status is a snapshot of the daemon.
+type Status struct {
+	Identity          ed25519.PublicKey // nil when not registered
+	Node              ConnectionInfo
+	KeyPackagesLeft   int
+	KeyPackagesKnown  bool
+	KeyPackageSecrets int
+	Groups            int
+	Unread            uint64
+	OutboxPending     uint64
+	EventHead         uint64
+	Version           string
+	StateDir          string
+}
+
+// Status reports the identity, the node connection and local counters.
+func (b *Backend) Status(ctx context.Context) (Status, error) {
+	s := Status{Version: b.cfg.Version, StateDir: b.cfg.StateDir, Node: b.Connection()}
+	err := b.view(ctx, func(tx *store.Tx) error {
+		id, err := tx.Identity()
+		switch {
+		case err == nil:
+			s.Identity = id.PublicKey()
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		if s.KeyPackageSecrets, err = tx.CountKeyPackages(); err != nil {
+			return err
+		}
+		groups, err := tx.Groups(false)
+		if err != nil {
+			return err
+		}
+		s.Groups = len(groups)
+		if s.Unread, err = tx.CountUnread(nil); err != nil {
+			return err
+		}
+		if s.OutboxPending, err = tx.CountPendingOutbox(); err != nil {
+			return err
+		}
+		s.EventHead, err = tx.EventHead()
+		return err
+	})
+	if err != nil {
+		return Status{}, fmt.Errorf("backend: status: %w", err)
+	}
+	if s.Identity != nil {
+		if c := b.client(); c != nil {
+			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			kc, err := c.KeyPackageCount(cctx, s.Identity)
+			cancel()
+			if err == nil {
+				s.KeyPackagesLeft, s.KeyPackagesKnown = kc.Remaining, true
+			} else {
+				b.log.Debug("key package count", "err", err)
+			}
+		}
+	}
+	return s, nil
+}

@@ -1,0 +1,358 @@
+package backend
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/quicproquo/quicproquo/daemon/store"
+	nodeclient "github.com/quicproquo/quicproquo/node/client"
+)
+
+// ConnState is the state of the node connection.
+type ConnState int
+
+// Connection states.
+const (
+	StateNotRegistered ConnState = iota + 1 // no identity: no connection is kept
+	StateConnecting                         // an attempt is under way
+	StateConnected                          // connected and authenticated
+	StateDisconnected                       // down; retrying with backoff
+)
+
+func (s ConnState) String() string {
+	switch s {
+	case StateNotRegistered:
+		return "not_registered"
+	case StateConnecting:
+		return "connecting"
+	case StateConnected:
+		return "connected"
+	case StateDisconnected:
+		return "disconnected"
+	}
+	return fmt.Sprintf("ConnState(%d)", int(s))
+}
+
+// ParseConnState reads a state name written by String.
+func ParseConnState(s string) (ConnState, bool) {
+	for st := StateNotRegistered; st <= StateDisconnected; st++ {
+		if st.String() == s {
+			return st, true
+		}
+	}
+	return 0, false
+}
+
+// ConnectionInfo describes the node connection.
+type ConnectionInfo struct {
+	Address   string
+	State     ConnState
+	LastError string
+	Since     time.Time
+	// PinnedCertSHA256 is the hex fingerprint of the node certificate the
+	// current or last connection was verified against.
+	PinnedCertSHA256 string
+}
+
+type connState struct {
+	state    ConnState
+	lastErr  string
+	since    time.Time
+	client   *nodeclient.Client
+	pinned   string
+	recorded ConnState // last state written to the event log
+}
+
+// Connection reports the node connection.
+func (b *Backend) Connection() ConnectionInfo {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return ConnectionInfo{
+		Address:          b.cfg.NodeAddr,
+		State:            b.conn.state,
+		LastError:        b.conn.lastErr,
+		Since:            b.conn.since,
+		PinnedCertSHA256: b.conn.pinned,
+	}
+}
+
+func (b *Backend) client() *nodeclient.Client {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.conn.client
+}
+
+// setState changes the in-memory state and, when record is set and the
+// state differs from the last recorded one, appends a connection event.
+func (b *Backend) setState(state ConnState, lastErr string, record bool) {
+	b.mu.Lock()
+	changed := b.conn.state != state || b.conn.lastErr != lastErr
+	if b.conn.state != state {
+		b.conn.since = time.Now()
+	}
+	b.conn.state, b.conn.lastErr = state, lastErr
+	if state != StateConnected {
+		b.conn.client = nil
+	}
+	doRecord := record && b.conn.recorded != state
+	if doRecord {
+		b.conn.recorded = state
+	}
+	b.mu.Unlock()
+	if doRecord {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := b.update(ctx, func(tx *store.Tx) error {
+			_, err := tx.AppendEvent(store.Event{Kind: store.EventConnection, State: state.String(), Detail: lastErr})
+			return err
+		})
+		if err != nil {
+			b.log.Error("record connection event", "err", err)
+		}
+	} else if changed {
+		b.changed.broadcast()
+	}
+}
+
+// Run keeps the node connection until ctx is done. It waits for an
+// identity first, then dials, and redials with exponential backoff
+// (with jitter) whenever the connection fails or ends.
+func (b *Backend) Run(ctx context.Context) error {
+	if b.cfg.NodeAddr == "" {
+		<-ctx.Done()
+		return nil
+	}
+	select {
+	case <-b.registered:
+	case <-ctx.Done():
+		return nil
+	}
+	id, err := b.identity(ctx)
+	if err != nil {
+		return fmt.Errorf("backend: run: %w", err)
+	}
+	backoff := b.cfg.MinBackoff
+	for {
+		b.setState(StateConnecting, "", false)
+		c, err := b.dial(ctx, id.PrivateKey)
+		if err != nil {
+			if ctx.Err() != nil {
+				b.setState(StateDisconnected, "shutting down", false)
+				return nil
+			}
+			b.log.Warn("node connection failed", "node", b.cfg.NodeAddr, "err", err, "retry_in", backoff)
+			b.setState(StateDisconnected, err.Error(), true)
+			if !sleepCtx(ctx, jitter(backoff)) {
+				return nil
+			}
+			backoff = min(2*backoff, b.cfg.MaxBackoff)
+			continue
+		}
+		backoff = b.cfg.MinBackoff
+		b.mu.Lock()
+		b.conn.client = c
+		b.conn.pinned = hexFingerprint(c.ServerCertificate())
+		b.mu.Unlock()
+		b.setState(StateConnected, "", true)
+		b.log.Info("connected to node", "node", b.cfg.NodeAddr)
+		b.onConnected(ctx, c)
+		select {
+		case <-c.Done():
+			b.log.Warn("node connection lost", "node", b.cfg.NodeAddr)
+			b.setState(StateDisconnected, "connection lost", true)
+		case <-ctx.Done():
+			c.Close()
+			b.setState(StateDisconnected, "shutting down", false)
+			return nil
+		}
+	}
+}
+
+// onConnected does what a fresh connection allows: top up KeyPackages.
+func (b *Backend) onConnected(ctx context.Context, c *nodeclient.Client) {
+	if b.cfg.KeyPackages == nil {
+		return
+	}
+	if _, err := b.topUpKeyPackages(ctx, c); err != nil {
+		b.log.Warn("key package upload", "err", err)
+	}
+}
+
+func hexFingerprint(der []byte) string {
+	if len(der) == 0 {
+		return ""
+	}
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:])
+}
+
+func jitter(d time.Duration) time.Duration {
+	// 75%..125% of d.
+	return d*3/4 + time.Duration(rand.Int64N(int64(d)/2+1))
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// dial connects to the node (anonymously when priv is nil) and checks the
+// connection with a ping.
+func (b *Backend) dial(ctx context.Context, priv ed25519.PrivateKey) (*nodeclient.Client, error) {
+	dctx, cancel := context.WithTimeout(ctx, b.cfg.DialTimeout)
+	defer cancel()
+	cfg := nodeclient.Config{Identity: priv, Logger: b.log.With("component", "nodeclient")}
+	if b.cfg.NodeCert != nil {
+		cfg.PinnedCert = b.cfg.NodeCert
+	} else {
+		cfg.VerifyServer = b.verifyTOFU
+	}
+	c, err := nodeclient.Dial(dctx, b.cfg.NodeAddr, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Ping(dctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("first ping to %s: %w", b.cfg.NodeAddr, err)
+	}
+	return c, nil
+}
+
+var errPinMismatch = errors.New("pin mismatch")
+
+// verifyTOFU pins the first certificate the node presents (in the store)
+// and accepts only that one afterwards.
+func (b *Backend) verifyTOFU(der []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var pinned store.PinnedCert
+	err := b.update(ctx, func(tx *store.Tx) error {
+		p, err := tx.PinnedCert(b.cfg.NodeAddr)
+		if errors.Is(err, store.ErrNotFound) {
+			_, err := tx.PinCert(b.cfg.NodeAddr, der)
+			if err == nil {
+				b.log.Info("pinned node certificate (trust on first use)", "node", b.cfg.NodeAddr, "sha256", hexFingerprint(der))
+			}
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		if !p.Matches(der) {
+			pinned = p
+			return errPinMismatch
+		}
+		return nil
+	})
+	if errors.Is(err, errPinMismatch) {
+		return fmt.Errorf("%w: node %s presents certificate sha256 %s, but sha256 %x is pinned since %s; if the node's certificate was replaced on purpose, restart qpd once with --repin (or give the new certificate with --server-cert)",
+			nodeclient.ErrServerCertChanged, b.cfg.NodeAddr, hexFingerprint(der), pinned.Fingerprint[:], pinned.PinnedAt.UTC().Format(time.RFC3339))
+	}
+	if err != nil {
+		return fmt.Errorf("check pinned node certificate: %w", err)
+	}
+	return nil
+}
+
+// ForgetPin forgets the node certificate pinned by trust on first use, so
+// that the next connection pins the certificate it sees.
+func (b *Backend) ForgetPin(ctx context.Context) (bool, error) {
+	var had bool
+	err := b.update(ctx, func(tx *store.Tx) (err error) { had, err = tx.UnpinCert(b.cfg.NodeAddr); return })
+	if err != nil {
+		return false, fmt.Errorf("backend: forget pin: %w", err)
+	}
+	return had, nil
+}
+
+// Ping measures the round trip of one ping to the node. Without a live
+// connection it makes a one-off anonymous connection for the ping.
+func (b *Backend) Ping(ctx context.Context) (time.Duration, error) {
+	if b.cfg.NodeAddr == "" {
+		return 0, fmt.Errorf("%w: no node address configured", ErrNotConnected)
+	}
+	c := b.client()
+	if c == nil {
+		var err error
+		c, err = b.dial(ctx, nil)
+		if err != nil {
+			return 0, fmt.Errorf("%w: %s: %w", ErrNotConnected, b.cfg.NodeAddr, err)
+		}
+		defer c.Close()
+	}
+	start := time.Now()
+	if _, err := c.Ping(ctx); err != nil {
+		return 0, fmt.Errorf("%w: ping %s: %w", ErrNotConnected, b.cfg.NodeAddr, err)
+	}
+	return time.Since(start), nil
+}
+
+// publishKeyPackages uploads KeyPackages when MLS and the node allow it and
+// otherwise says why not.
+func (b *Backend) publishKeyPackages(ctx context.Context) (int, string, error) {
+	if b.cfg.KeyPackages == nil {
+		return 0, "no KeyPackages uploaded: MLS KeyPackage generation is not wired into qpd yet", nil
+	}
+	c := b.client()
+	if c == nil {
+		return 0, "KeyPackages will be uploaded once qpd is connected to the node", nil
+	}
+	n, err := b.topUpKeyPackages(ctx, c)
+	return n, "", err
+}
+
+// topUpKeyPackages brings the node's stock of this identity's KeyPackages
+// up to the target, plus a last-resort one. Each private half is committed
+// to the store before its KeyPackage is uploaded.
+func (b *Backend) topUpKeyPackages(ctx context.Context, c *nodeclient.Client) (int, error) {
+	id, err := b.identity(ctx)
+	if err != nil {
+		return 0, err
+	}
+	pub := id.PublicKey()
+	count, err := c.KeyPackageCount(ctx, pub)
+	if err != nil {
+		return 0, fmt.Errorf("count key packages: %w", err)
+	}
+	var plan []bool // lastResort flags
+	if !count.LastResort {
+		plan = append(plan, true)
+	}
+	for i := count.Remaining; i < b.cfg.KeyPackageTarget; i++ {
+		plan = append(plan, false)
+	}
+	uploaded := 0
+	for _, lastResort := range plan {
+		kp, err := b.cfg.KeyPackages.NewKeyPackage(id.PrivateKey, lastResort)
+		if err != nil {
+			return uploaded, fmt.Errorf("make key package: %w", err)
+		}
+		err = b.update(ctx, func(tx *store.Tx) error {
+			return tx.PutKeyPackage(store.KeyPackageSecret{Ref: kp.Ref, KeyPackage: kp.KeyPackage, Secrets: kp.Secrets, LastResort: lastResort})
+		})
+		clear(kp.Secrets)
+		if err != nil {
+			return uploaded, fmt.Errorf("store key package: %w", err)
+		}
+		if _, err := c.UploadKeyPackage(ctx, pub, kp.KeyPackage, lastResort); err != nil {
+			return uploaded, fmt.Errorf("upload key package: %w", err)
+		}
+		if err := b.update(ctx, func(tx *store.Tx) error { return tx.MarkKeyPackageUploaded(kp.Ref) }); err != nil {
+			return uploaded, fmt.Errorf("store key package: %w", err)
+		}
+		uploaded++
+	}
+	return uploaded, nil
+}

@@ -1,0 +1,110 @@
+// Package client is the typed Go client of qpd's API: it finds the socket,
+// tells "qpd is not running" apart from other failures, and exposes the
+// generated daemonv1.DaemonClient.
+//
+//	c, err := client.Dial(ctx, client.DefaultSocketPath())
+//	if errors.Is(err, client.ErrDaemonNotRunning) { ... }
+//	defer c.Close()
+//	st, err := c.Status(ctx, &daemonv1.StatusRequest{})
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	daemonv1 "github.com/quicproquo/quicproquo/proto/qpq/daemon/v1"
+)
+
+// ErrDaemonNotRunning: nothing listens on the socket.
+var ErrDaemonNotRunning = errors.New("qpd is not running")
+
+// ErrSocketPermission: the socket exists but this user may not use it.
+var ErrSocketPermission = errors.New("no permission to use the qpd socket")
+
+// SocketEnv is the environment variable that overrides the socket path.
+const SocketEnv = "QPQ_SOCKET"
+
+// DefaultSocketPath is $QPQ_SOCKET, else $XDG_RUNTIME_DIR/quicproquo/qpd.sock,
+// else /run/user/<uid>/quicproquo/qpd.sock when /run/user/<uid> exists,
+// else <tmp>/quicproquo-<uid>/qpd.sock.
+func DefaultSocketPath() string {
+	if p := os.Getenv(SocketEnv); p != "" {
+		return p
+	}
+	return DefaultSocketPathNoEnv()
+}
+
+// DefaultSocketPathNoEnv is DefaultSocketPath ignoring $QPQ_SOCKET.
+func DefaultSocketPathNoEnv() string {
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		return filepath.Join(d, "quicproquo", "qpd.sock")
+	}
+	uid := strconv.Itoa(os.Getuid())
+	if fi, err := os.Stat(filepath.Join("/run/user", uid)); err == nil && fi.IsDir() {
+		return filepath.Join("/run/user", uid, "quicproquo", "qpd.sock")
+	}
+	return filepath.Join(os.TempDir(), "quicproquo-"+uid, "qpd.sock")
+}
+
+// Client is a connection to qpd.
+type Client struct {
+	daemonv1.DaemonClient
+	Health healthpb.HealthClient
+	conn   *grpc.ClientConn
+	path   string
+}
+
+// Dial connects to qpd on the Unix socket path. It first checks that a
+// daemon listens there: if not, the error wraps ErrDaemonNotRunning.
+func Dial(ctx context.Context, path string) (*Client, error) {
+	if path == "" {
+		path = DefaultSocketPath()
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("qpd socket %s: %w", path, err)
+	}
+	if err := probe(ctx, abs); err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient("unix://"+abs,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)))
+	if err != nil {
+		return nil, fmt.Errorf("qpd socket %s: %w", abs, err)
+	}
+	return &Client{DaemonClient: daemonv1.NewDaemonClient(conn), Health: healthpb.NewHealthClient(conn), conn: conn, path: abs}, nil
+}
+
+func probe(ctx context.Context, path string) error {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	c, err := d.DialContext(ctx, "unix", path)
+	if err == nil {
+		return c.Close()
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("%w (no daemon on %s)", ErrDaemonNotRunning, path)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("%w %s: qpd serves only the user it runs as", ErrSocketPermission, path)
+	}
+	return fmt.Errorf("qpd socket %s: %w", path, err)
+}
+
+// SocketPath is the socket this client uses.
+func (c *Client) SocketPath() string { return c.path }
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }

@@ -1,0 +1,280 @@
+// Package qpd puts the daemon together: configuration from flags and QPQ_
+// environment variables, the state folder lock, the store, the Backend, the
+// gRPC API on its Unix socket, systemd readiness, and graceful shutdown.
+// The qpd command is a thin wrapper around Main.
+package qpd
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/quicproquo/quicproquo/daemon/api"
+	"github.com/quicproquo/quicproquo/daemon/backend"
+	"github.com/quicproquo/quicproquo/daemon/client"
+	"github.com/quicproquo/quicproquo/daemon/store"
+)
+
+// DefaultServer is the node address used when none is given.
+const DefaultServer = "127.0.0.1:4201"
+
+// Config is the daemon's configuration.
+type Config struct {
+	StateDir   string
+	Socket     string
+	Server     string
+	ServerCert string // file with the node certificate (PEM or DER); empty: trust on first use
+	LogLevel   slog.Level
+	Repin      bool // forget the pinned node certificate at start
+}
+
+// DefaultStateDir is $XDG_DATA_HOME/quicproquo, else ~/.local/share/quicproquo.
+func DefaultStateDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "quicproquo")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil || home == "" {
+		return filepath.Join(".", "quicproquo")
+	}
+	return filepath.Join(home, ".local", "share", "quicproquo")
+}
+
+// errUsage marks a command-line error (exit status 2).
+var errUsage = errors.New("usage")
+
+func envOr(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// ParseFlags reads the configuration from args, with QPQ_ environment
+// variables (read through getenv) as defaults.
+func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("qpd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg Config
+	var level string
+	var version bool
+	fs.StringVar(&cfg.StateDir, "state-dir", envOr(getenv, "QPQ_STATE_DIR", DefaultStateDir()), "state folder (env QPQ_STATE_DIR)")
+	fs.StringVar(&cfg.Socket, "socket", envOr(getenv, "QPQ_SOCKET", client.DefaultSocketPathNoEnv()), "API socket path (env QPQ_SOCKET)")
+	fs.StringVar(&cfg.Server, "server", envOr(getenv, "QPQ_SERVER", DefaultServer), "node address host:port (env QPQ_SERVER)")
+	fs.StringVar(&cfg.ServerCert, "server-cert", getenv("QPQ_SERVER_CERT"), "node certificate to pin, PEM or DER (env QPQ_SERVER_CERT); default: trust on first use")
+	fs.StringVar(&level, "log-level", envOr(getenv, "QPQ_LOG_LEVEL", "info"), "debug, info, warn or error (env QPQ_LOG_LEVEL)")
+	fs.BoolVar(&cfg.Repin, "repin", false, "forget the node certificate pinned on first use, and pin the one the node presents next")
+	fs.BoolVar(&version, "version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: qpd [flags]\n\nqpd is the per-user quicproquo daemon. It keeps your identity, groups and\nmessages, and serves qpctl on a Unix socket.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return Config{}, err
+		}
+		return Config{}, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return Config{}, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	if version {
+		fmt.Fprintln(stderr, "qpd", Version())
+		return Config{}, flag.ErrHelp
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
+		return Config{}, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, level)
+	}
+	if cfg.StateDir == "" || cfg.Socket == "" {
+		return Config{}, fmt.Errorf("%w: --state-dir and --socket must not be empty", errUsage)
+	}
+	return cfg, nil
+}
+
+// Version is the module version qpd was built from, or "dev".
+func Version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// Main runs qpd with args and returns the process exit status.
+func Main(args []string) int {
+	cfg, err := ParseFlags(args, os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "qpd:", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	// Everything qpd creates is for its user alone.
+	unix.Umask(0o077)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := Run(ctx, cfg, log); err != nil {
+		log.Error("qpd stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func readCert(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read node certificate: %w", err)
+	}
+	if blk, _ := pem.Decode(b); blk != nil {
+		if blk.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("node certificate %s: PEM block is %q, want CERTIFICATE", path, blk.Type)
+		}
+		b = blk.Bytes
+	}
+	if _, err := x509.ParseCertificate(b); err != nil {
+		return nil, fmt.Errorf("node certificate %s: %w", path, err)
+	}
+	return b, nil
+}
+
+// Run runs the daemon until ctx is done, then shuts down gracefully.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	var nodeCert []byte
+	if cfg.ServerCert != "" {
+		var err error
+		if nodeCert, err = readCert(cfg.ServerCert); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("create state folder: %w", err)
+	}
+	unlock, err := lockStateDir(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	st, err := store.Open(ctx, cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	b, err := backend.New(backend.Config{
+		Store:    st,
+		Logger:   log.With("component", "backend"),
+		StateDir: cfg.StateDir,
+		Version:  Version(),
+		NodeAddr: cfg.Server,
+		NodeCert: nodeCert,
+	})
+	if err != nil {
+		return err
+	}
+	if cfg.Repin {
+		had, err := b.ForgetPin(ctx)
+		if err != nil {
+			return err
+		}
+		log.Info("forgot the pinned node certificate", "node", cfg.Server, "had_pin", had)
+	}
+
+	ln, err := api.ListenSocket(cfg.Socket)
+	if err != nil {
+		return err
+	}
+	gs, hs := api.NewGRPCServer(b, api.Options{Logger: log.With("component", "api")})
+
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	defer cancelRun()
+	backendDone := make(chan error, 1)
+	go func() { backendDone <- b.Run(runCtx) }()
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- gs.Serve(ln) }()
+
+	log.Info("qpd ready", "socket", cfg.Socket, "state_dir", cfg.StateDir, "node", cfg.Server, "version", Version())
+	if err := sdNotify("READY=1\nSTATUS=serving on " + cfg.Socket); err != nil {
+		log.Warn("sd_notify", "err", err)
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-serveDone:
+	}
+	log.Info("qpd shutting down")
+	sdNotify("STOPPING=1")
+	hs.Shutdown()
+	stopped := make(chan struct{})
+	go func() { gs.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(3 * time.Second):
+		gs.Stop() // ends open Subscribe streams
+		<-stopped
+	}
+	cancelRun()
+	if err := <-backendDone; err != nil {
+		log.Warn("backend", "err", err)
+	}
+	if serveErr != nil {
+		return fmt.Errorf("serve: %w", serveErr)
+	}
+	return nil
+}
+
+// lockStateDir takes an exclusive lock on the state folder so that two
+// daemons never share one state.
+func lockStateDir(dir string) (func(), error) {
+	path := filepath.Join(dir, "qpd.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock state folder: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("state folder %s is in use by another qpd", dir)
+		}
+		return nil, fmt.Errorf("lock state folder: %w", err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// sdNotify sends state to systemd's notification socket ($NOTIFY_SOCKET),
+// doing nothing when qpd was not started by systemd with Type=notify.
+func sdNotify(state string) error {
+	addr := os.Getenv("NOTIFY_SOCKET")
+	if addr == "" {
+		return nil
+	}
+	if strings.HasPrefix(addr, "@") {
+		addr = "\x00" + addr[1:]
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("sd_notify: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Sendto(fd, []byte(state), 0, &unix.SockaddrUnix{Name: addr}); err != nil {
+		return fmt.Errorf("sd_notify %s: %w", os.Getenv("NOTIFY_SOCKET"), err)
+	}
+	return nil
+}
