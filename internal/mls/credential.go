@@ -79,7 +79,7 @@ func (c *Credential) append(b []byte) []byte {
 }
 
 // Marshal returns the TLS encoding of c.
-func (c *Credential) Marshal() []byte { return c.append(nil) }
+func (c Credential) Marshal() []byte { return c.append(nil) }
 
 // readCredential reads a Credential. Unknown credential types are an error:
 // their body has no length prefix, so they cannot be skipped.
