@@ -78,22 +78,22 @@ func TestRatchetTreeParseErrors(t *testing.T) {
 	}
 	key := bytes.Repeat([]byte{7}, 32)
 	for name, enc := range map[string][]byte{
-		"empty":                vec(),
-		"only blank":           vec(blank),
-		"trailing blank":       vec(leaf(a), blank),
-		"trailing blank leaf":  vec(leaf(a), blank, leaf(b), blank, blank),
-		"leaf at parent slot":  vec(leaf(a), leaf(b)),
-		"parent at leaf slot":  vec(parent(ParentNode{EncryptionKey: key})),
-		"bad node type":        vec([]byte{1, 3}),
-		"bad presence byte":    vec([]byte{2}),
-		"unsorted unmerged":    vec(leaf(a), parent(ParentNode{EncryptionKey: key, UnmergedLeaves: []LeafIndex{1, 0}}), leaf(b)),
-		"duplicate unmerged":   vec(leaf(a), parent(ParentNode{EncryptionKey: key, UnmergedLeaves: []LeafIndex{1, 1}}), leaf(b)),
-		"unmerged not below":   vec(leaf(a), parent(ParentNode{EncryptionKey: key, UnmergedLeaves: []LeafIndex{2}}), leaf(b)),
-		"truncated":            vec(leaf(a))[:20],
-		"trailing bytes":       append(vec(leaf(a)), 0),
-		"unknown credential":   vec(append([]byte{1, byte(NodeTypeLeaf)}, (&LeafNode{Credential: Credential{Type: 9}}).Marshal()...)),
-		"invalid leaf source":  vec(append([]byte{1, byte(NodeTypeLeaf)}, (&LeafNode{Credential: NewBasicCredential(nil), Source: 4}).Marshal()...)),
-		"zero leaf source":     vec(append([]byte{1, byte(NodeTypeLeaf)}, (&LeafNode{Credential: NewBasicCredential(nil)}).Marshal()...)),
+		"empty":               vec(),
+		"only blank":          vec(blank),
+		"trailing blank":      vec(leaf(a), blank),
+		"trailing blank leaf": vec(leaf(a), blank, leaf(b), blank, blank),
+		"leaf at parent slot": vec(leaf(a), leaf(b)),
+		"parent at leaf slot": vec(parent(ParentNode{EncryptionKey: key})),
+		"bad node type":       vec([]byte{1, 3}),
+		"bad presence byte":   vec([]byte{2}),
+		"unsorted unmerged":   vec(leaf(a), parent(ParentNode{EncryptionKey: key, UnmergedLeaves: []LeafIndex{1, 0}}), leaf(b)),
+		"duplicate unmerged":  vec(leaf(a), parent(ParentNode{EncryptionKey: key, UnmergedLeaves: []LeafIndex{1, 1}}), leaf(b)),
+		"unmerged not below":  vec(leaf(a), parent(ParentNode{EncryptionKey: key, UnmergedLeaves: []LeafIndex{2}}), leaf(b)),
+		"truncated":           vec(leaf(a))[:20],
+		"trailing bytes":      append(vec(leaf(a)), 0),
+		"unknown credential":  vec(append([]byte{1, byte(NodeTypeLeaf)}, (&LeafNode{Credential: Credential{Type: 9}}).Marshal()...)),
+		"invalid leaf source": vec(append([]byte{1, byte(NodeTypeLeaf)}, (&LeafNode{Credential: NewBasicCredential(nil), Source: 4}).Marshal()...)),
+		"zero leaf source":    vec(append([]byte{1, byte(NodeTypeLeaf)}, (&LeafNode{Credential: NewBasicCredential(nil)}).Marshal()...)),
 	} {
 		if _, err := ParseRatchetTree(enc); !errors.Is(err, ErrDecode) {
 			t.Errorf("%s: ParseRatchetTree = %v, want ErrDecode", name, err)
