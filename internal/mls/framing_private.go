@@ -170,19 +170,25 @@ func UnprotectPrivate(s Suite, m *PrivateMessage, st *SecretTree, senderDataSecr
 	}
 	defer clear(pt)
 
-	ac := &AuthenticatedContent{
-		WireFormat: WireFormatPrivateMessage,
-		Content: FramedContent{
-			GroupID:           m.GroupID,
-			Epoch:             m.Epoch,
-			Sender:            MemberSender(sd.leaf),
-			AuthenticatedData: m.AuthenticatedData,
-			ContentType:       m.ContentType,
-		},
+	c, auth, err := parsePrivateMessageContent(m.ContentType, pt)
+	if err != nil {
+		return nil, err
 	}
+	c.GroupID = m.GroupID
+	c.Epoch = m.Epoch
+	c.Sender = MemberSender(sd.leaf)
+	c.AuthenticatedData = m.AuthenticatedData
+	return &AuthenticatedContent{WireFormat: WireFormatPrivateMessage, Content: c, Auth: auth}, nil
+}
+
+// parsePrivateMessageContent decodes a PrivateMessageContent of type ct: the
+// content, its FramedContentAuthData, and padding that must be all zeros.
+// The returned FramedContent has only ContentType and the content set.
+func parsePrivateMessageContent(ct ContentType, pt []byte) (FramedContent, FramedContentAuthData, error) {
+	c := FramedContent{ContentType: ct}
 	r := NewReader(pt)
-	r.readContentBody(&ac.Content)
-	ac.Auth = r.readFramedContentAuthData(m.ContentType)
+	r.readContentBody(&c)
+	auth := r.readFramedContentAuthData(ct)
 	for _, p := range r.Rest() {
 		if p != 0 {
 			r.Fail("non-zero padding in PrivateMessageContent")
@@ -190,7 +196,7 @@ func UnprotectPrivate(s Suite, m *PrivateMessage, st *SecretTree, senderDataSecr
 		}
 	}
 	if err := r.Finish(); err != nil {
-		return nil, fmt.Errorf("parsing PrivateMessageContent: %w", err)
+		return FramedContent{}, FramedContentAuthData{}, fmt.Errorf("parsing PrivateMessageContent: %w", err)
 	}
-	return ac, nil
+	return c, auth, nil
 }
