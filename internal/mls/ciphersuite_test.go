@@ -156,8 +156,15 @@ func suiteExercise(t *testing.T, s Suite) {
 	if err := VerifyWithLabel(s, nil, "Test", []byte("content"), sig); !errors.Is(err, ErrInvalidSignature) {
 		t.Fatalf("empty public key: %v", err)
 	}
-	if _, err := SignWithLabel(s, sp[:len(sp)-1], "Test", nil); err == nil {
-		t.Fatal("SignWithLabel accepted a short private key")
+	// A short private key is an error, or (for ECDSA, where leading zero
+	// bytes may be dropped) a different key whose signature does not verify.
+	if sig, err := SignWithLabel(s, sp[:len(sp)-1], "Test", []byte("content")); err == nil {
+		if VerifyWithLabel(s, spub, "Test", []byte("content"), sig) == nil {
+			t.Fatal("a truncated private key made a valid signature")
+		}
+	}
+	if _, err := SignWithLabel(s, append(bytes.Clone(sp), 0), "Test", nil); err == nil {
+		t.Fatal("SignWithLabel accepted a long private key")
 	}
 
 	// KDF bounds.
@@ -196,6 +203,52 @@ func TestXWingSuite(t *testing.T) {
 	if err != nil || len(priv) != 32 || len(pub) != 1216 || len(enc) != 1120 {
 		t.Fatalf("X-Wing sizes: priv %d pub %d enc %d, %v", len(priv), len(pub), len(enc), err)
 	}
+}
+
+// TestShortScalarKeys checks that P-521 private keys written without their
+// leading zero byte (65 instead of 66 bytes, as some encoders do) work for
+// both signing and HPKE.
+func TestShortScalarKeys(t *testing.T) {
+	s, _ := LookupSuite(MLS_256_DHKEMP521_AES256GCM_SHA512_P521)
+	var sigDone, hpkeDone bool
+	for range 200 {
+		if !sigDone {
+			priv, pub, err := s.GenerateSignatureKey()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(priv) == 66 && priv[0] == 0 {
+				sig, err := SignWithLabel(s, priv[1:], "Test", []byte("c"))
+				if err != nil {
+					t.Fatalf("sign with a 65-byte key: %v", err)
+				}
+				if err := VerifyWithLabel(s, pub, "Test", []byte("c"), sig); err != nil {
+					t.Fatal(err)
+				}
+				sigDone = true
+			}
+		}
+		if !hpkeDone {
+			priv, pub, err := s.GenerateKeyPair()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(priv) == 66 && priv[0] == 0 {
+				enc, ct, err := EncryptWithLabel(s, pub, "Test", nil, []byte("m"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if pt, err := DecryptWithLabel(s, priv[1:], "Test", nil, enc, ct); err != nil || string(pt) != "m" {
+					t.Fatalf("decrypt with a 65-byte key: %q, %v", pt, err)
+				}
+				hpkeDone = true
+			}
+		}
+		if sigDone && hpkeDone {
+			return
+		}
+	}
+	t.Fatal("no P-521 key with a leading zero byte in 200 tries")
 }
 
 func TestLabelPrefix(t *testing.T) {

@@ -62,6 +62,9 @@ type stdHPKE struct {
 	kdf    hpke.KDF
 	aead   hpke.AEAD
 	x25519 bool
+	// scalarSize is Nsk for the NIST curves, whose private keys are
+	// big-endian scalars that may arrive without leading zero bytes.
+	scalarSize int
 }
 
 func (h *stdHPKE) deriveKeyPair(ikm []byte) ([]byte, []byte, error) {
@@ -124,6 +127,9 @@ func (h *stdHPKE) seal(pub, info, aad, plaintext []byte) ([]byte, []byte, error)
 }
 
 func (h *stdHPKE) open(priv, enc, info, aad, ct []byte) ([]byte, error) {
+	if h.scalarSize > 0 && len(priv) > 0 {
+		priv = leftPad(priv, h.scalarSize)
+	}
 	sk, err := h.kem.NewPrivateKey(priv)
 	if err != nil {
 		return nil, fmt.Errorf("%w: HPKE private key: %v", ErrInvalidKey, err)

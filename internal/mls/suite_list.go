@@ -37,7 +37,7 @@ func init() {
 	registerSuite(&suite{
 		id:      MLS_128_DHKEMP256_AES128GCM_SHA256_P256,
 		newHash: sha256.New, keySize: 16, nonceSize: 12, newAEAD: newAESGCM,
-		kem: &stdHPKE{kem: hpke.DHKEM(ecdh.P256()), kdf: hpke.HKDFSHA256(), aead: hpke.AES128GCM()},
+		kem: &stdHPKE{kem: hpke.DHKEM(ecdh.P256()), kdf: hpke.HKDFSHA256(), aead: hpke.AES128GCM(), scalarSize: 32},
 		sig: ecdsaScheme{curve: elliptic.P256(), hash: crypto.SHA256},
 	})
 	registerSuite(&suite{
@@ -58,7 +58,7 @@ func init() {
 	registerSuite(&suite{
 		id:      MLS_256_DHKEMP521_AES256GCM_SHA512_P521,
 		newHash: sha512.New, keySize: 32, nonceSize: 12, newAEAD: newAESGCM,
-		kem: &stdHPKE{kem: hpke.DHKEM(ecdh.P521()), kdf: hpke.HKDFSHA512(), aead: hpke.AES256GCM()},
+		kem: &stdHPKE{kem: hpke.DHKEM(ecdh.P521()), kdf: hpke.HKDFSHA512(), aead: hpke.AES256GCM(), scalarSize: 66},
 		sig: ecdsaScheme{curve: elliptic.P521(), hash: crypto.SHA512},
 	})
 	registerSuite(&suite{
@@ -73,7 +73,7 @@ func init() {
 	registerSuite(&suite{
 		id:      MLS_256_DHKEMP384_AES256GCM_SHA384_P384,
 		newHash: sha512.New384, keySize: 32, nonceSize: 12, newAEAD: newAESGCM,
-		kem: &stdHPKE{kem: hpke.DHKEM(ecdh.P384()), kdf: hpke.HKDFSHA384(), aead: hpke.AES256GCM()},
+		kem: &stdHPKE{kem: hpke.DHKEM(ecdh.P384()), kdf: hpke.HKDFSHA384(), aead: hpke.AES256GCM(), scalarSize: 48},
 		sig: ecdsaScheme{curve: elliptic.P384(), hash: crypto.SHA384},
 	})
 }

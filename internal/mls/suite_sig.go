@@ -74,6 +74,18 @@ type ecdsaScheme struct {
 	hash  crypto.Hash
 }
 
+// leftPad returns b left-padded with zeros to n bytes. Some encoders drop
+// the leading zero bytes of a big-endian scalar (a P-521 scalar is 66 bytes,
+// and often written as 65); such a key is accepted in its full form.
+func leftPad(b []byte, n int) []byte {
+	if len(b) >= n {
+		return b
+	}
+	out := make([]byte, n)
+	copy(out[n-len(b):], b)
+	return out
+}
+
 func (e ecdsaScheme) digest(message []byte) []byte {
 	h := e.hash.New()
 	h.Write(message)
@@ -97,7 +109,7 @@ func (e ecdsaScheme) generate() ([]byte, []byte, error) {
 }
 
 func (e ecdsaScheme) sign(priv, message []byte) ([]byte, error) {
-	k, err := ecdsa.ParseRawPrivateKey(e.curve, priv)
+	k, err := ecdsa.ParseRawPrivateKey(e.curve, leftPad(priv, (e.curve.Params().BitSize+7)/8))
 	if err != nil {
 		return nil, fmt.Errorf("%w: ECDSA private key: %v", ErrInvalidKey, err)
 	}
