@@ -1,0 +1,442 @@
+package mls
+
+import (
+	"bytes"
+	"crypto/hpke"
+	"crypto/rand"
+	"fmt"
+	"time"
+)
+
+// This file joins a group: from a Welcome (RFC 9420 §12.4.3.1) and by an
+// external commit built from a GroupInfo (§12.4.3.2).
+
+// externalInitLabel is the HPKE exporter context of ExternalInit (RFC 9420
+// §8.3).
+const externalInitLabel = "MLS 1.0 external init secret"
+
+// PSK is an external pre-shared key.
+type PSK struct {
+	ID     []byte
+	Secret []byte
+}
+
+// JoinOptions tunes JoinFromWelcome. The zero value is valid when the
+// Welcome carries the ratchet tree.
+type JoinOptions struct {
+	// RatchetTree is the group's tree (the ratchet_tree extension
+	// encoding), for a Welcome that does not carry it.
+	RatchetTree []byte
+	// PSKs are the external PSKs the client knows.
+	PSKs []PSK
+	// Config tunes the group.
+	Config Config
+}
+
+// JoinFromWelcome joins a group through a Welcome MLSMessage addressed to
+// the KeyPackage whose private half is kp. It verifies the GroupInfo
+// signature, the tree (hash, parent hashes, leaves) and the confirmation
+// tag. A Welcome for another KeyPackage fails with ErrNoMatchingKeyPackage.
+func JoinFromWelcome(welcome []byte, kp *KeyPackagePrivate, opts *JoinOptions) (*Group, error) {
+	if opts == nil {
+		opts = &JoinOptions{}
+	}
+	m, err := ParseMLSMessage(welcome)
+	if err != nil {
+		return nil, err
+	}
+	if m.WireFormat != WireFormatWelcome {
+		return nil, fmt.Errorf("%w: %v is not a Welcome", ErrInvalidMessage, m.WireFormat)
+	}
+	w := m.Welcome
+	s, err := LookupSuite(w.CipherSuite)
+	if err != nil {
+		return nil, err
+	}
+	if kp.KeyPackage.CipherSuite != w.CipherSuite {
+		return nil, fmt.Errorf("%w: Welcome suite %v, KeyPackage suite %v", ErrNoMatchingKeyPackage, w.CipherSuite, kp.KeyPackage.CipherSuite)
+	}
+	if w.Find(kp.KeyPackage.Ref(s)) == nil {
+		return nil, ErrNoMatchingKeyPackage
+	}
+	gs, err := w.DecryptGroupSecrets(s, &kp.KeyPackage, kp.InitPriv)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+	}
+	defer clear(gs.JoinerSecret)
+	g := &Group{
+		suite:          s,
+		config:         opts.Config,
+		resumption:     map[uint64][]byte{},
+		psks:           map[string][]byte{},
+		pendingUpdates: map[string][]byte{},
+		sigPriv:        bytes.Clone(kp.SignaturePriv),
+	}
+	for _, p := range opts.PSKs {
+		g.psks[string(p.ID)] = bytes.Clone(p.Secret)
+	}
+	var pskSecret []byte
+	if len(gs.PSKs) > 0 {
+		psks := make([][]byte, len(gs.PSKs))
+		for i, id := range gs.PSKs {
+			if id.Type != PSKTypeExternal {
+				return nil, fmt.Errorf("%w: resumption PSK in a Welcome", ErrUnknownPSK)
+			}
+			psk, ok := g.psks[string(id.PSKID)]
+			if !ok {
+				return nil, fmt.Errorf("%w: external psk %x", ErrUnknownPSK, id.PSKID)
+			}
+			psks[i] = psk
+		}
+		if pskSecret, err = PSKSecret(s, gs.PSKs, psks); err != nil {
+			return nil, err
+		}
+	}
+	gi, err := w.DecryptGroupInfo(s, gs.JoinerSecret, pskSecret)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+	}
+	if gi.GroupContext.CipherSuite != s.ID() || gi.GroupContext.Version != MLS10 {
+		return nil, fmt.Errorf("%w: GroupInfo suite %v", ErrInvalidMessage, gi.GroupContext.CipherSuite)
+	}
+	tree, err := groupInfoTree(s, gi, opts.RatchetTree)
+	if err != nil {
+		return nil, err
+	}
+	// Find this client's leaf.
+	self := LeafIndex(0)
+	found := false
+	for _, l := range tree.Members() {
+		if tree.LeafNode(l).Equal(&kp.KeyPackage.LeafNode) {
+			self, found = l, true
+			break
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("%w: the tree has no leaf for this KeyPackage", ErrInvalidMessage)
+	}
+	g.ctx = cloneGroupContext(&gi.GroupContext)
+	g.tree = tree
+	g.self = self
+	g.priv = NewTreePrivateKeys(self, kp.EncryptionPriv)
+	if gs.PathSecret != nil {
+		x := commonAncestor(self, gi.Signer)
+		if _, err := g.priv.ImportPathSecret(s, tree, x, gs.PathSecret.PathSecret); err != nil {
+			return nil, fmt.Errorf("%w: path secret: %w", ErrInvalidMessage, err)
+		}
+	}
+	if err := checkRequiredCapabilities(g.ctx.Extensions, tree.LeafNode(self)); err != nil {
+		return nil, err
+	}
+	if err := g.installEpoch(gs.JoinerSecret, pskSecret); err != nil {
+		return nil, err
+	}
+	if err := VerifyConfirmationTag(s, g.keys.confirmationKey, g.ctx.ConfirmedTranscriptHash, gi.ConfirmationTag); err != nil {
+		return nil, fmt.Errorf("%w: GroupInfo: %w", ErrInvalidMessage, err)
+	}
+	g.confirmationTag = bytes.Clone(gi.ConfirmationTag)
+	g.interim = InterimTranscriptHash(s, g.ctx.ConfirmedTranscriptHash, gi.ConfirmationTag)
+	return g, nil
+}
+
+// groupInfoTree takes the ratchet tree from gi's extension (or given, if
+// gi has none), verifies gi's signature with the signer's leaf, and checks
+// the tree against gi (tree hash) and on its own (RFC 9420 §12.4.3.1).
+func groupInfoTree(s Suite, gi *GroupInfo, given []byte) (*RatchetTree, error) {
+	raw := given
+	if e, ok := FindExtension(gi.Extensions, ExtensionRatchetTree); ok {
+		raw = e.Data
+	}
+	if raw == nil {
+		return nil, fmt.Errorf("%w: no ratchet tree in the GroupInfo and none given", ErrInvalidMessage)
+	}
+	tree, err := ParseRatchetTree(raw)
+	if err != nil {
+		return nil, err
+	}
+	signer := tree.LeafNode(gi.Signer)
+	if signer == nil {
+		return nil, fmt.Errorf("%w: GroupInfo signer %d is blank", ErrInvalidMessage, gi.Signer)
+	}
+	if err := gi.VerifySignature(s, signer.SignatureKey); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+	}
+	if !bytes.Equal(tree.TreeHash(s), gi.GroupContext.TreeHash) {
+		return nil, fmt.Errorf("%w: tree hash does not match the GroupInfo", ErrInvalidTree)
+	}
+	if err := tree.Validate(s, gi.GroupContext.GroupID); err != nil {
+		return nil, err
+	}
+	return tree, nil
+}
+
+// commonAncestor returns the lowest node above both leaves a and b.
+func commonAncestor(a, b LeafIndex) NodeIndex {
+	x, y := a.Node(), b.Node()
+	for x != y {
+		// Climb the lower of the two; at equal level move both.
+		lx, ly := Level(x), Level(y)
+		if lx <= ly {
+			x = parentStep(x)
+		}
+		if ly <= lx {
+			y = parentStep(y)
+		}
+	}
+	return x
+}
+
+// ExternalJoinOptions tunes JoinExternal.
+type ExternalJoinOptions struct {
+	// RatchetTree is the group's tree, for a GroupInfo without it.
+	RatchetTree []byte
+	// Resync removes this client's old leaf (the member with the same
+	// credential) in the same commit.
+	Resync bool
+	// ExtensionTypes are non-default extension types the client supports.
+	ExtensionTypes []ExtensionType
+	// AuthenticatedData is sent in clear with the commit.
+	AuthenticatedData []byte
+	// Config tunes the group.
+	Config Config
+}
+
+// JoinExternal joins the group described by a GroupInfo MLSMessage (which
+// must carry external_pub) with an external commit. It returns the group,
+// already in the new epoch, and the commit to send; if the delivery service
+// refuses the commit, drop the group and try again with a fresh GroupInfo.
+func JoinExternal(groupInfo []byte, signer *Signer, opts *ExternalJoinOptions) (*Group, []byte, error) {
+	if opts == nil {
+		opts = &ExternalJoinOptions{}
+	}
+	m, err := ParseMLSMessage(groupInfo)
+	if err != nil {
+		return nil, nil, err
+	}
+	if m.WireFormat != WireFormatGroupInfo {
+		return nil, nil, fmt.Errorf("%w: %v is not a GroupInfo", ErrInvalidMessage, m.WireFormat)
+	}
+	gi := m.GroupInfo
+	s, err := LookupSuite(gi.GroupContext.CipherSuite)
+	if err != nil {
+		return nil, nil, err
+	}
+	tree, err := groupInfoTree(s, gi, opts.RatchetTree)
+	if err != nil {
+		return nil, nil, err
+	}
+	e, ok := FindExtension(gi.Extensions, ExtensionExternalPub)
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: GroupInfo has no external_pub", ErrInvalidMessage)
+	}
+	r := NewReader(e.Data)
+	externalPub := r.Opaque()
+	if err := r.Finish(); err != nil {
+		return nil, nil, fmt.Errorf("external_pub: %w", err)
+	}
+	kemOutput, initSecret, err := hpkeExportSender(s, externalPub, externalInitLabel, s.HashSize())
+	if err != nil {
+		return nil, nil, fmt.Errorf("mls: external init: %w", err)
+	}
+	defer clear(initSecret)
+
+	old := &Group{
+		suite:           s,
+		config:          opts.Config,
+		ctx:             cloneGroupContext(&gi.GroupContext),
+		tree:            tree,
+		confirmationTag: bytes.Clone(gi.ConfirmationTag),
+		interim:         InterimTranscriptHash(s, gi.GroupContext.ConfirmedTranscriptHash, gi.ConfirmationTag),
+	}
+	proposals := []Proposal{{Type: ProposalExternalInit, ExternalInit: &ExternalInitProposal{KEMOutput: kemOutput}}}
+	if opts.Resync {
+		for _, l := range tree.Members() {
+			if tree.LeafNode(l).Credential.Equal(&signer.Credential) {
+				proposals = append(proposals, Proposal{Type: ProposalRemove, Remove: &RemoveProposal{Removed: l}})
+				break
+			}
+		}
+	}
+	ng := &Group{
+		suite:          s,
+		config:         opts.Config,
+		ctx:            cloneGroupContext(&old.ctx),
+		tree:           tree.Clone(),
+		sigPriv:        bytes.Clone(signer.SignaturePriv),
+		resumption:     map[uint64][]byte{},
+		psks:           map[string][]byte{},
+		pendingUpdates: map[string][]byte{},
+	}
+	sender := Sender{Type: SenderNewMemberCommit}
+	list := make([]resolvedProposal, len(proposals))
+	for i := range proposals {
+		list[i] = resolvedProposal{proposal: &proposals[i], sender: sender}
+	}
+	if err := old.validateProposalList(list, sender, true, true); err != nil {
+		return nil, nil, err
+	}
+	if _, err := ng.applyProposals(list); err != nil {
+		return nil, nil, err
+	}
+	extTypes := append([]ExtensionType{}, opts.ExtensionTypes...)
+	for _, e := range gi.GroupContext.Extensions {
+		extTypes = append(extTypes, e.Type)
+	}
+	now := time.Now()
+	tmpl := &LeafNode{
+		SignatureKey: bytes.Clone(signer.SignaturePub),
+		Credential:   *cloneCredential(&signer.Credential),
+		Capabilities: defaultCapabilities(s.ID(), extTypes),
+		Source:       LeafNodeSourceKeyPackage,
+		Lifetime:     &Lifetime{NotBefore: uint64(now.Unix()), NotAfter: uint64(now.Unix())},
+		Extensions:   []Extension{},
+	}
+	// A placeholder leaf reserves the leftmost blank leaf; GeneratePath
+	// replaces it with the signed commit leaf.
+	tmpPriv, tmpPub, err := generateHPKEKeyPair(s, groupRand)
+	if err != nil {
+		return nil, nil, err
+	}
+	clear(tmpPriv)
+	placeholder := tmpl.Clone()
+	placeholder.EncryptionKey = tmpPub
+	self, err := ng.tree.AddLeaf(placeholder)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkRequiredCapabilities(ng.ctx.Extensions, tmpl); err != nil {
+		return nil, nil, err
+	}
+	ng.self = self
+	ng.ctx.Epoch = old.ctx.Epoch + 1
+	pu, err := ng.tree.GeneratePath(s, self, tmpl, signer.SignaturePriv, old.ctx.GroupID)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer pu.Wipe()
+	ng.ctx.TreeHash = ng.tree.TreeHash(s)
+	up, err := ng.tree.EncryptPath(s, pu, ng.ctx.Marshal(), nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	ng.priv = pu.Keys.Clone()
+	commit := &Commit{Path: up}
+	for i := range proposals {
+		commit.Proposals = append(commit.Proposals, ProposalOrRef{Type: ProposalOrRefProposal, Proposal: &proposals[i]})
+	}
+	fc := &FramedContent{
+		GroupID:           bytes.Clone(old.ctx.GroupID),
+		Epoch:             old.ctx.Epoch,
+		Sender:            sender,
+		AuthenticatedData: bytes.Clone(opts.AuthenticatedData),
+		ContentType:       ContentCommit,
+		Commit:            commit,
+	}
+	if fc.AuthenticatedData == nil {
+		fc.AuthenticatedData = []byte{}
+	}
+	ac, err := SignFramedContent(s, signer.SignaturePriv, WireFormatPublicMessage, fc, &old.ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	confirmed, err := ConfirmedTranscriptHash(s, old.interim, ac)
+	if err != nil {
+		return nil, nil, err
+	}
+	ng.ctx.ConfirmedTranscriptHash = confirmed
+	joiner, err := DeriveJoinerSecret(s, initSecret, pu.CommitSecret, ng.ctx.Marshal())
+	if err != nil {
+		return nil, nil, err
+	}
+	defer clear(joiner)
+	if err := ng.installEpoch(joiner, nil); err != nil {
+		return nil, nil, err
+	}
+	tag := ConfirmationTag(s, ng.keys.confirmationKey, confirmed)
+	ac.Auth.ConfirmationTag = tag
+	ng.confirmationTag = tag
+	ng.interim = InterimTranscriptHash(s, confirmed, tag)
+	pm, err := ProtectPublic(s, ac, nil, &old.ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	msg := (&MLSMessage{Version: MLS10, WireFormat: WireFormatPublicMessage, PublicMessage: pm}).Marshal()
+	ng.lastOwnCommit = s.Hash(msg)
+	return ng, msg, nil
+}
+
+// hpkeExportSender runs HPKE SetupBaseS to pub with empty info and returns
+// the encapsulation and an exported secret (RFC 9180 §5.3), as ExternalInit
+// needs (RFC 9420 §8.3).
+func hpkeExportSender(s Suite, pub []byte, exporterContext string, length int) (enc, secret []byte, err error) {
+	is, ok := s.(*suite)
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: no HPKE exporter for this suite", ErrUnsupportedSuite)
+	}
+	switch h := is.kem.(type) {
+	case *stdHPKE:
+		pk, err := h.kem.NewPublicKey(pub)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: %v", ErrInvalidKey, err)
+		}
+		enc, sender, err := hpke.NewSender(pk, h.kdf, h.aead, nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		secret, err := sender.Export(exporterContext, length)
+		return enc, secret, err
+	case *circlHPKE:
+		pk, err := h.kem.Scheme().UnmarshalBinaryPublicKey(pub)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: %v", ErrInvalidKey, err)
+		}
+		sender, err := h.suite.NewSender(pk, nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		enc, sealer, err := sender.Setup(rand.Reader)
+		if err != nil {
+			return nil, nil, err
+		}
+		return enc, sealer.Export([]byte(exporterContext), uint(length)), nil
+	}
+	return nil, nil, fmt.Errorf("%w: no HPKE exporter for this suite", ErrUnsupportedSuite)
+}
+
+// hpkeExportReceiver is the receiving side of hpkeExportSender.
+func hpkeExportReceiver(s Suite, priv, enc []byte, exporterContext string, length int) ([]byte, error) {
+	is, ok := s.(*suite)
+	if !ok {
+		return nil, fmt.Errorf("%w: no HPKE exporter for this suite", ErrUnsupportedSuite)
+	}
+	switch h := is.kem.(type) {
+	case *stdHPKE:
+		sk, err := h.kem.NewPrivateKey(priv)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalidKey, err)
+		}
+		r, err := hpke.NewRecipient(enc, sk, h.kdf, h.aead, nil)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrDecrypt, err)
+		}
+		return r.Export(exporterContext, length)
+	case *circlHPKE:
+		sk, err := h.kem.Scheme().UnmarshalBinaryPrivateKey(priv)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalidKey, err)
+		}
+		if len(enc) != h.kem.Scheme().CiphertextSize() {
+			return nil, fmt.Errorf("%w: kem output of %d bytes", ErrDecrypt, len(enc))
+		}
+		r, err := h.suite.NewReceiver(sk, nil)
+		if err != nil {
+			return nil, err
+		}
+		opener, err := r.Setup(enc)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrDecrypt, err)
+		}
+		return opener.Export([]byte(exporterContext), uint(length)), nil
+	}
+	return nil, fmt.Errorf("%w: no HPKE exporter for this suite", ErrUnsupportedSuite)
+}

@@ -1,0 +1,596 @@
+package mls
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// This file receives messages (RFC 9420 §6, §12.4.2): application data,
+// proposals and commits, as PublicMessage or PrivateMessage, and sends
+// application data (Protect). A message that fails leaves the group as it
+// was: secret-tree changes are undone, commits are applied to a copy.
+
+// MessageKind says what a processed message carried.
+type MessageKind uint8
+
+// The kinds of processed messages.
+const (
+	KindApplication MessageKind = iota + 1
+	KindProposal
+	KindCommit
+)
+
+func (k MessageKind) String() string {
+	switch k {
+	case KindApplication:
+		return "application"
+	case KindProposal:
+		return "proposal"
+	case KindCommit:
+		return "commit"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Received is the outcome of ProcessMessage.
+type Received struct {
+	Kind MessageKind
+	// Epoch is the epoch the message was sent in.
+	Epoch uint64
+	// SenderType and Sender identify the sender (for an external commit,
+	// the joiner at its new leaf).
+	SenderType SenderType
+	Sender     Member
+	// AuthenticatedData is the sender's clear authenticated data.
+	AuthenticatedData []byte
+
+	// Application data.
+	Plaintext []byte
+
+	// Proposal (KindProposal).
+	Proposal    *Proposal
+	ProposalRef ProposalRef
+
+	// Commit (KindCommit): the epoch entered and how membership changed.
+	NewEpoch uint64
+	Added    []Member
+	Removed  []Member
+	Updated  []Member
+	// OwnCommit is set when the message was this client's own commit: a
+	// pending one that is now merged, or one merged before (no change).
+	OwnCommit bool
+	// SelfRemoved is set when the commit removed this client.
+	SelfRemoved bool
+	// ReInit is set when the commit closed the group for reinitialization.
+	ReInit *ReInitProposal
+	// DiscardedPendingCommit is set when another member's commit won the
+	// epoch and this client's pending commit was dropped.
+	DiscardedPendingCommit bool
+}
+
+// Protect encrypts application data for the group as a PrivateMessage
+// and returns the MLSMessage bytes. authenticatedData travels in clear but
+// authenticated.
+func (g *Group) Protect(plaintext, authenticatedData []byte) ([]byte, error) {
+	if err := g.checkActive(); err != nil {
+		return nil, err
+	}
+	ac, err := g.signContent(ContentApplication, authenticatedData, WireFormatPrivateMessage)(&FramedContent{ApplicationData: bytes.Clone(plaintext)})
+	if err != nil {
+		return nil, err
+	}
+	undo := snapshotSecretLeaf(g.keys.secretTree, g.self)
+	msg, err := g.protect(ac, g.keys.secretTree)
+	if err != nil {
+		undo.restore()
+		return nil, err
+	}
+	return msg, nil
+}
+
+// ProcessMessage processes one MLSMessage received for the group. Commits
+// for another epoch fail with ErrWrongEpoch. On error the group is
+// unchanged.
+func (g *Group) ProcessMessage(b []byte) (*Received, error) {
+	m, err := ParseMLSMessage(b)
+	if err != nil {
+		return nil, err
+	}
+	if g.pending != nil && bytes.Equal(b, g.pending.result.Message) {
+		res, err := g.MergePendingCommit()
+		if err != nil {
+			return nil, err
+		}
+		return &Received{Kind: KindCommit, Epoch: res.Epoch - 1, NewEpoch: res.Epoch, SenderType: SenderMember,
+			Sender: g.mustMember(g.self), OwnCommit: true, Removed: res.Removed, Added: g.membersAt(res.Added)}, nil
+	}
+	if g.lastOwnCommit != nil && subtle.ConstantTimeCompare(g.suite.Hash(b), g.lastOwnCommit) == 1 {
+		return &Received{Kind: KindCommit, Epoch: g.ctx.Epoch - 1, NewEpoch: g.ctx.Epoch, SenderType: SenderMember,
+			Sender: g.mustMember(g.self), OwnCommit: true}, nil
+	}
+	switch m.WireFormat {
+	case WireFormatPublicMessage:
+		return g.processPublic(m.PublicMessage)
+	case WireFormatPrivateMessage:
+		return g.processPrivate(m.PrivateMessage)
+	default:
+		return nil, fmt.Errorf("%w: %v is not a group message", ErrInvalidMessage, m.WireFormat)
+	}
+}
+
+func (g *Group) mustMember(l LeafIndex) Member {
+	m, _ := g.Member(l)
+	return m
+}
+
+func (g *Group) membersAt(ls []LeafIndex) []Member {
+	var out []Member
+	for _, l := range ls {
+		if m, ok := g.Member(l); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func (g *Group) processPublic(pm *PublicMessage) (*Received, error) {
+	c := &pm.Content
+	if !bytes.Equal(c.GroupID, g.ctx.GroupID) {
+		return nil, ErrWrongGroup
+	}
+	if c.Epoch != g.ctx.Epoch {
+		return nil, fmt.Errorf("%w: %v for epoch %d, group is at epoch %d", ErrWrongEpoch, c.ContentType, c.Epoch, g.ctx.Epoch)
+	}
+	if err := g.checkActive(); err != nil {
+		return nil, err
+	}
+	ac, err := UnprotectPublic(g.suite, pm, g.keys.membershipKey, &g.ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+	}
+	if err := g.verifySender(ac); err != nil {
+		return nil, err
+	}
+	return g.dispatch(ac, nil)
+}
+
+// verifySender checks the content signature of ac with the sender's key in
+// the current epoch.
+func (g *Group) verifySender(ac *AuthenticatedContent) error {
+	c := &ac.Content
+	var pub []byte
+	switch c.Sender.Type {
+	case SenderMember:
+		ln := g.tree.LeafNode(c.Sender.LeafIndex)
+		if ln == nil {
+			return fmt.Errorf("%w: sender leaf %d is blank", ErrInvalidMessage, c.Sender.LeafIndex)
+		}
+		pub = ln.SignatureKey
+	case SenderNewMemberCommit:
+		if c.ContentType != ContentCommit || c.Commit == nil || c.Commit.Path == nil {
+			return fmt.Errorf("%w: external commit without a path", ErrInvalidCommit)
+		}
+		pub = c.Commit.Path.LeafNode.SignatureKey
+	case SenderNewMemberProposal:
+		if c.ContentType != ContentProposal || c.Proposal == nil || c.Proposal.Type != ProposalAdd || c.Proposal.Add == nil {
+			return fmt.Errorf("%w: new member proposal that is not an Add", ErrInvalidMessage)
+		}
+		pub = c.Proposal.Add.KeyPackage.LeafNode.SignatureKey
+	default:
+		return fmt.Errorf("%w: sender type %v is not supported", ErrInvalidMessage, c.Sender.Type)
+	}
+	if err := ac.VerifySignature(g.suite, pub, &g.ctx); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+	}
+	return nil
+}
+
+func (g *Group) processPrivate(pm *PrivateMessage) (*Received, error) {
+	if !bytes.Equal(pm.GroupID, g.ctx.GroupID) {
+		return nil, ErrWrongGroup
+	}
+	if pm.Epoch != g.ctx.Epoch {
+		if pm.ContentType != ContentApplication {
+			return nil, fmt.Errorf("%w: %v for epoch %d, group is at epoch %d", ErrWrongEpoch, pm.ContentType, pm.Epoch, g.ctx.Epoch)
+		}
+		return g.processPastApplication(pm)
+	}
+	if g.removed {
+		return nil, ErrNotMember
+	}
+	if g.reinit != nil && pm.ContentType != ContentApplication {
+		return nil, fmt.Errorf("%w: the group was reinitialized", ErrNotMember)
+	}
+	leaf, err := peekSender(g.suite, pm, g.keys.senderDataSecret)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+	}
+	undo := snapshotSecretLeaf(g.keys.secretTree, leaf)
+	ac, err := UnprotectPrivate(g.suite, pm, g.keys.secretTree, g.keys.senderDataSecret)
+	if err != nil {
+		undo.restore()
+		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+	}
+	if err := g.verifySender(ac); err != nil {
+		undo.restore()
+		return nil, err
+	}
+	r, err := g.dispatch(ac, undo)
+	if err != nil {
+		undo.restore()
+		return nil, err
+	}
+	return r, nil
+}
+
+// processPastApplication reads a late application message of a past epoch
+// whose keys are still kept.
+func (g *Group) processPastApplication(pm *PrivateMessage) (*Received, error) {
+	var pe *pastEpoch
+	for _, p := range g.past {
+		if p.epoch == pm.Epoch {
+			pe = p
+		}
+	}
+	if pe == nil {
+		if pm.Epoch > g.ctx.Epoch {
+			return nil, fmt.Errorf("%w: application message for future epoch %d", ErrWrongEpoch, pm.Epoch)
+		}
+		return nil, fmt.Errorf("%w: epoch %d", ErrEpochTooOld, pm.Epoch)
+	}
+	leaf, err := peekSender(g.suite, pm, pe.senderDataSecret)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+	}
+	undo := snapshotSecretLeaf(pe.secretTree, leaf)
+	ac, err := UnprotectPrivate(g.suite, pm, pe.secretTree, pe.senderDataSecret)
+	if err != nil {
+		undo.restore()
+		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+	}
+	ln := pe.tree.LeafNode(ac.Content.Sender.LeafIndex)
+	if ln == nil {
+		undo.restore()
+		return nil, fmt.Errorf("%w: sender leaf %d is blank", ErrInvalidMessage, ac.Content.Sender.LeafIndex)
+	}
+	if err := ac.VerifySignature(g.suite, ln.SignatureKey, &pe.ctx); err != nil {
+		undo.restore()
+		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+	}
+	return &Received{
+		Kind:              KindApplication,
+		Epoch:             pm.Epoch,
+		SenderType:        SenderMember,
+		Sender:            leafMember(ac.Content.Sender.LeafIndex, ln),
+		AuthenticatedData: bytes.Clone(ac.Content.AuthenticatedData),
+		Plaintext:         bytes.Clone(ac.Content.ApplicationData),
+	}, nil
+}
+
+// dispatch handles authenticated content of the current epoch. undo, if
+// not nil, is restored by the caller on error.
+func (g *Group) dispatch(ac *AuthenticatedContent, undo *secretLeafUndo) (*Received, error) {
+	c := &ac.Content
+	r := &Received{
+		Epoch:             c.Epoch,
+		SenderType:        c.Sender.Type,
+		AuthenticatedData: bytes.Clone(c.AuthenticatedData),
+	}
+	if c.Sender.Type == SenderMember {
+		r.Sender = g.mustMember(c.Sender.LeafIndex)
+	}
+	switch c.ContentType {
+	case ContentApplication:
+		if ac.WireFormat != WireFormatPrivateMessage {
+			return nil, fmt.Errorf("%w: application data in clear", ErrInvalidMessage)
+		}
+		r.Kind = KindApplication
+		r.Plaintext = bytes.Clone(c.ApplicationData)
+		return r, nil
+	case ContentProposal:
+		return g.receiveProposal(ac, r)
+	case ContentCommit:
+		return g.receiveCommit(ac, r)
+	}
+	return nil, fmt.Errorf("%w: content type %v", ErrInvalidMessage, c.ContentType)
+}
+
+func (g *Group) receiveProposal(ac *AuthenticatedContent, r *Received) (*Received, error) {
+	c := &ac.Content
+	p := c.Proposal
+	if p == nil {
+		return nil, fmt.Errorf("%w: empty proposal", ErrInvalidMessage)
+	}
+	if c.Sender.Type == SenderMember && c.Sender.LeafIndex == g.self {
+		return nil, fmt.Errorf("%w: own proposal echoed back", ErrInvalidMessage)
+	}
+	switch p.Type {
+	case ProposalExternalInit:
+		return nil, fmt.Errorf("%w: ExternalInit outside an external commit", ErrInvalidProposal)
+	}
+	if err := g.validateProposal(p, c.Sender, g.ctx.Extensions, false); err != nil {
+		return nil, err
+	}
+	ref := ac.ProposalRef(g.suite)
+	for _, cp := range g.proposals {
+		if bytes.Equal(cp.ref, ref) {
+			return nil, fmt.Errorf("%w: proposal received twice", ErrInvalidMessage)
+		}
+	}
+	g.proposals = append(g.proposals, cachedProposal{ref: ref, proposal: *p, sender: c.Sender})
+	r.Kind = KindProposal
+	r.Proposal = p
+	r.ProposalRef = slices.Clone(ref)
+	if c.Sender.Type == SenderNewMemberProposal {
+		r.Sender = Member{Identity: bytes.Clone(p.Add.KeyPackage.LeafNode.Credential.Identity),
+			Credential: p.Add.KeyPackage.LeafNode.Credential, SignatureKey: bytes.Clone(p.Add.KeyPackage.LeafNode.SignatureKey)}
+	}
+	return r, nil
+}
+
+// receiveCommit applies a commit from another member or an external joiner
+// (RFC 9420 §12.4.2) to a copy of g and installs it on success.
+func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (*Received, error) {
+	s := g.suite
+	c := &ac.Content
+	commit := c.Commit
+	if commit == nil {
+		return nil, fmt.Errorf("%w: empty commit", ErrInvalidMessage)
+	}
+	external := c.Sender.Type == SenderNewMemberCommit
+	if !external && c.Sender.Type != SenderMember {
+		return nil, fmt.Errorf("%w: commit from %v", ErrInvalidCommit, c.Sender.Type)
+	}
+	if !external && c.Sender.LeafIndex == g.self {
+		return nil, fmt.Errorf("%w: own commit that is not pending", ErrInvalidCommit)
+	}
+	// Resolve the proposals.
+	list := make([]resolvedProposal, 0, len(commit.Proposals))
+	for _, por := range commit.Proposals {
+		switch por.Type {
+		case ProposalOrRefProposal:
+			list = append(list, resolvedProposal{proposal: por.Proposal, sender: c.Sender})
+		case ProposalOrRefReference:
+			if external {
+				return nil, fmt.Errorf("%w: external commit with a proposal by reference", ErrInvalidCommit)
+			}
+			i := slices.IndexFunc(g.proposals, func(cp cachedProposal) bool { return bytes.Equal(cp.ref, por.Reference) })
+			if i < 0 {
+				return nil, fmt.Errorf("%w: unknown proposal reference %x", ErrInvalidCommit, por.Reference)
+			}
+			cp := &g.proposals[i]
+			p := cp.proposal
+			list = append(list, resolvedProposal{proposal: &p, sender: cp.sender, ref: cp.ref})
+		default:
+			return nil, fmt.Errorf("%w: ProposalOrRef type %d", ErrInvalidCommit, por.Type)
+		}
+	}
+	if err := g.validateProposalList(list, c.Sender, external, false); err != nil {
+		return nil, err
+	}
+	var pskIDs []PreSharedKeyID
+	for _, rp := range list {
+		if rp.proposal.Type == ProposalPreSharedKey {
+			pskIDs = append(pskIDs, rp.proposal.PreSharedKey.PSK)
+		}
+	}
+	pskSecret, err := g.pskSecret(pskIDs)
+	if err != nil {
+		return nil, err
+	}
+
+	ng := g.clone()
+	ng.pending = nil
+	res, err := ng.applyProposals(list)
+	if err != nil {
+		return nil, err
+	}
+	if (len(list) == 0 || res.pathRequired) && commit.Path == nil {
+		return nil, fmt.Errorf("%w: the commit needs a path", ErrInvalidCommit)
+	}
+	if external {
+		for _, rm := range res.removed {
+			if !rm.Credential.Equal(&commit.Path.LeafNode.Credential) {
+				return nil, fmt.Errorf("%w: external commit removes another client", ErrInvalidCommit)
+			}
+		}
+	}
+	if res.selfUpdate != nil {
+		priv, ok := g.pendingUpdates[string(res.selfUpdate)]
+		if !ok {
+			return nil, fmt.Errorf("%w: own update without its key", ErrInvalidCommit)
+		}
+		ng.priv.EncryptionKey = bytes.Clone(priv)
+	}
+	committer := c.Sender.LeafIndex
+	ng.ctx.Epoch = g.ctx.Epoch + 1
+	var commitSecret []byte
+	if commit.Path != nil {
+		if external {
+			tmp := commit.Path.LeafNode.Clone()
+			if committer, err = ng.tree.AddLeaf(tmp); err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+			}
+		}
+		old := ng.tree.LeafNode(committer)
+		ln := &commit.Path.LeafNode
+		if err := validateLeafNodeStandalone(s, ln, LeafNodeSourceCommit, g.ctx.GroupID, committer, time.Time{}); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+		}
+		if !external && bytes.Equal(old.EncryptionKey, ln.EncryptionKey) {
+			return nil, fmt.Errorf("%w: path keeps the committer's encryption key", ErrInvalidCommit)
+		}
+		if err := checkRequiredCapabilities(ng.ctx.Extensions, ln); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+		}
+		if err := ng.tree.MergeUpdatePath(s, committer, commit.Path, g.ctx.GroupID); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+		}
+		if err := verifyUniqueKeysAfterCommit(ng.tree); err != nil {
+			return nil, err
+		}
+		ng.ctx.TreeHash = ng.tree.TreeHash(s)
+		if !res.selfRemoved {
+			cs, err := ng.priv.DecryptPath(s, ng.tree, committer, commit.Path, ng.ctx.Marshal(), res.added)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+			}
+			commitSecret = cs
+		}
+	} else {
+		if err := verifyUniqueKeysAfterCommit(ng.tree); err != nil {
+			return nil, err
+		}
+		ng.ctx.TreeHash = ng.tree.TreeHash(s)
+	}
+	confirmed, err := ConfirmedTranscriptHash(s, g.interim, ac)
+	if err != nil {
+		return nil, err
+	}
+	ng.ctx.ConfirmedTranscriptHash = confirmed
+
+	r.Kind = KindCommit
+	r.NewEpoch = ng.ctx.Epoch
+	r.Removed = res.removed
+	r.DiscardedPendingCommit = g.pending != nil
+	if res.selfRemoved {
+		// This client is out: keep the old epoch for late messages only.
+		ng.retire(g, nil)
+		ng.ctx = cloneGroupContext(&g.ctx)
+		ng.tree = g.tree.Clone()
+		ng.removed = true
+		ng.proposals = nil
+		ng.pendingUpdates = map[string][]byte{}
+		ng.keys = epochKeys{secretTree: NewSecretTree(s, nil, 0)}
+		ng.priv = NewTreePrivateKeys(g.self, nil)
+		r.SelfRemoved = true
+		*g = *ng
+		return r, nil
+	}
+	initSecret := g.keys.initSecret
+	if external {
+		priv, _, err := ExternalKeyPair(s, g.keys.externalSecret)
+		if err != nil {
+			return nil, err
+		}
+		initSecret, err = hpkeExportReceiver(s, priv, res.externalInit.KEMOutput, externalInitLabel, s.HashSize())
+		clear(priv)
+		if err != nil {
+			return nil, fmt.Errorf("%w: external init: %w", ErrInvalidCommit, err)
+		}
+	}
+	joiner, err := DeriveJoinerSecret(s, initSecret, commitSecret, ng.ctx.Marshal())
+	if err != nil {
+		return nil, err
+	}
+	defer clear(joiner)
+	ng.retire(g, nil)
+	if err := ng.installEpoch(joiner, pskSecret); err != nil {
+		return nil, err
+	}
+	if err := VerifyConfirmationTag(s, ng.keys.confirmationKey, confirmed, ac.Auth.ConfirmationTag); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+	}
+	ng.confirmationTag = bytes.Clone(ac.Auth.ConfirmationTag)
+	ng.interim = InterimTranscriptHash(s, confirmed, ac.Auth.ConfirmationTag)
+	ng.priv.Prune(ng.tree)
+	ng.proposals = nil
+	ng.pendingUpdates = map[string][]byte{}
+	ng.lastOwnCommit = nil
+	if res.reinit != nil {
+		ng.reinit = res.reinit
+		r.ReInit = res.reinit
+	}
+	r.Added = ng.membersAt(res.added)
+	r.Updated = ng.membersAt(res.updated)
+	if external {
+		r.Sender = ng.mustMember(committer)
+	}
+	*g = *ng
+	return r, nil
+}
+
+// peekSender decrypts only the sender data of a PrivateMessage and returns
+// the sender's leaf, so that the secret-tree state it touches can be saved
+// first.
+func peekSender(s Suite, m *PrivateMessage, senderDataSecret []byte) (LeafIndex, error) {
+	key, nonce, err := SenderDataKeyNonce(s, senderDataSecret, m.Ciphertext)
+	if err != nil {
+		return 0, err
+	}
+	defer clear(key)
+	defer clear(nonce)
+	b, err := s.Open(key, nonce, m.senderDataAAD(), m.EncryptedSenderData)
+	if err != nil {
+		return 0, fmt.Errorf("decrypting sender data: %w", err)
+	}
+	sd, err := parseSenderData(b)
+	if err != nil {
+		return 0, err
+	}
+	return sd.leaf, nil
+}
+
+// secretLeafUndo saves the part of a secret tree that reading a message
+// from one leaf may change: the secrets on the leaf's path and copath and
+// the leaf's ratchets.
+type secretLeafUndo struct {
+	st       *SecretTree
+	leaf     LeafIndex
+	nodes    map[NodeIndex][]byte
+	ratchets *[2]*ratchet
+	had      bool
+}
+
+func snapshotSecretLeaf(st *SecretTree, leaf LeafIndex) *secretLeafUndo {
+	u := &secretLeafUndo{st: st, leaf: leaf}
+	if st == nil || uint32(leaf) >= st.nLeaves {
+		return u
+	}
+	u.nodes = map[NodeIndex][]byte{}
+	x := leaf.Node()
+	save := func(y NodeIndex) {
+		if v, ok := st.nodes[y]; ok {
+			u.nodes[y] = bytes.Clone(v)
+		} else {
+			u.nodes[y] = nil
+		}
+	}
+	save(x)
+	for _, y := range DirectPath(x, st.nLeaves) {
+		save(y)
+	}
+	for _, y := range Copath(x, st.nLeaves) {
+		save(y)
+	}
+	if rs, ok := st.ratchets[leaf]; ok {
+		u.had = true
+		c := cloneSecretTree(&SecretTree{ratchets: map[LeafIndex]*[2]*ratchet{leaf: rs}})
+		u.ratchets = c.ratchets[leaf]
+	}
+	return u
+}
+
+// restore puts the saved state back.
+func (u *secretLeafUndo) restore() {
+	if u == nil || u.nodes == nil {
+		return
+	}
+	st := u.st
+	for y, v := range u.nodes {
+		if v == nil {
+			delete(st.nodes, y)
+		} else {
+			st.nodes[y] = v
+		}
+	}
+	if u.had {
+		st.ratchets[u.leaf] = u.ratchets
+	} else {
+		delete(st.ratchets, u.leaf)
+	}
+	u.nodes = nil
+}
