@@ -44,7 +44,22 @@
 // Tables: key_packages (with a partial unique index allowing one last-resort
 // package per identity); queues, one row per recipient holding the last
 // sequence number handed out and the current depth, so sequence numbers are
-// never reused even when a queue is empty; messages; and enqueue_dedup.
+// never reused even when a queue is empty; messages; enqueue_dedup; groups,
+// one row per group with its current epoch (NULL until the first commit) and
+// last per-group sequence number; group_dedup; and payloads.
+//
+// # Groups
+//
+// SubmitCommit and FanOut follow the rules documented in package store: one
+// commit per (group, epoch), the first commit of a group accepted at any
+// epoch, all recipients in one transaction. The epoch check and the epoch
+// advance happen inside the same IMMEDIATE transaction, so of several
+// concurrent commits for one epoch exactly one wins and the others see the
+// new epoch. A payload sent to several recipients is stored once, in
+// payloads, with a reference count; each recipient's message row points at
+// it, and a trigger frees it when the last of those rows is acknowledged or
+// drained. The recipients of a fan-out are handed to SQLite as one JSON
+// array, so a fan-out is a fixed number of statements whatever its size.
 //
 // # Deduplication window
 //
@@ -59,8 +74,10 @@
 // # Validation
 //
 // Identity keys and recipients must be exactly 32 bytes, a sender empty or 32
-// bytes, a client message id at most MaxClientMsgIDSize bytes and a
-// KeyPackage non-empty; anything else is store.ErrInvalid. Limits are
+// bytes (exactly 32 for group operations), a client message id at most
+// MaxClientMsgIDSize bytes, a group id 1 to store.MaxGroupIDSize bytes, a
+// recipient list free of repeats, and a KeyPackage, commit or group message
+// non-empty; anything else is store.ErrInvalid. Limits are
 // store.ErrLimit, and every call after Close is store.ErrClosed. All errors
 // carry context and wrap these sentinels.
 package sqlite

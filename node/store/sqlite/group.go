@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -204,38 +205,65 @@ VALUES (?, ?, ?, ?, ?, 0, ?, ?)`, groupID, sender, clientMsgID, kindApplication,
 	return uint64(seq), dup, nil
 }
 
-// fanOutTx appends payload to every recipient's queue inside tx.
+// fanOutTx appends payload to every recipient's queue inside tx. The
+// recipients (distinct identity keys) travel as one JSON array of hex
+// strings, so the work is a fixed handful of statements however many
+// recipients there are. Several recipients share one stored copy of the
+// payload.
 func (s *Store) fanOutTx(ctx context.Context, tx *sql.Tx, recipients [][]byte, sender, clientMsgID, payload []byte, now int64) error {
-	if len(recipients) == 0 {
+	switch len(recipients) {
+	case 0:
 		return nil
-	}
-	// One prepared statement pair for the whole fan-out.
-	bump, err := tx.PrepareContext(ctx, `
-INSERT INTO queues (recipient, last_seq, depth) VALUES (?, 1, 1)
-ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + 1, depth = depth + 1
-RETURNING last_seq, depth`)
-	if err != nil {
+	case 1:
+		_, err := s.appendTx(ctx, tx, recipients[0], sender, clientMsgID, payload, now)
 		return err
 	}
-	defer bump.Close()
-	insert, err := tx.PrepareContext(ctx, `
-INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at) VALUES (?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return err
+	list := make([]byte, 0, 1+len(recipients)*(2*store.IdentityKeySize+3))
+	list = append(list, '[')
+	for i, r := range recipients {
+		if i > 0 {
+			list = append(list, ',')
+		}
+		list = append(list, '"')
+		list = hex.AppendEncode(list, r)
+		list = append(list, '"')
 	}
-	defer insert.Close()
-	for _, r := range recipients {
-		var seq, depth int64
-		if err := bump.QueryRowContext(ctx, r).Scan(&seq, &depth); err != nil {
-			return err
-		}
-		if depth > int64(s.limits.MaxQueueDepth) {
-			return fmt.Errorf("queue of %x holds %d messages (limit %d): %w",
-				r, depth-1, s.limits.MaxQueueDepth, store.ErrLimit)
-		}
-		if _, err := insert.ExecContext(ctx, r, seq, sender, nonNil(clientMsgID), payload, now); err != nil {
-			return err
-		}
+	list = append(list, ']')
+	const each = `SELECT unhex(value) FROM json_each(?)`
+
+	if _, err := tx.ExecContext(ctx, `
+INSERT INTO queues (recipient, last_seq, depth) SELECT unhex(value), 1, 1 FROM json_each(?) WHERE true
+ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + 1, depth = depth + 1`, string(list)); err != nil {
+		return fmt.Errorf("advance queues: %w", err)
+	}
+	var (
+		full  []byte
+		depth int64
+	)
+	err := tx.QueryRowContext(ctx, `
+SELECT recipient, depth FROM queues WHERE recipient IN (`+each+`) AND depth > ? LIMIT 1`,
+		string(list), s.limits.MaxQueueDepth).Scan(&full, &depth)
+	switch {
+	case err == nil:
+		return fmt.Errorf("queue of %x holds %d messages (limit %d): %w",
+			full, depth-1, s.limits.MaxQueueDepth, store.ErrLimit)
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("check queue depth: %w", err)
+	}
+	var ref int64
+	if err := tx.QueryRowContext(ctx, `INSERT INTO payloads (data, refs) VALUES (?, ?) RETURNING id`,
+		payload, len(recipients)).Scan(&ref); err != nil {
+		return fmt.Errorf("store payload: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, `
+INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at, payload_ref)
+SELECT recipient, last_seq, ?, ?, x'', ?, ? FROM queues WHERE recipient IN (`+each+`)`,
+		sender, nonNil(clientMsgID), now, ref, string(list))
+	if err != nil {
+		return fmt.Errorf("store messages: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != int64(len(recipients)) {
+		return fmt.Errorf("stored %d messages for %d recipients: %v", n, len(recipients), err)
 	}
 	return nil
 }

@@ -86,6 +86,23 @@ CREATE TABLE group_dedup (
 ) WITHOUT ROWID;
 CREATE INDEX group_dedup_age ON group_dedup (created_at);
 `,
+	// 3: a fanned-out payload is stored once and shared by the recipients'
+	// messages (payload_ref set, payload empty); the last delete frees it.
+	`
+CREATE TABLE payloads (
+	id   INTEGER PRIMARY KEY,
+	data BLOB    NOT NULL,
+	refs INTEGER NOT NULL CHECK (refs >= 0)
+);
+ALTER TABLE messages ADD COLUMN payload_ref INTEGER REFERENCES payloads (id);
+CREATE INDEX messages_payload_ref ON messages (payload_ref) WHERE payload_ref IS NOT NULL;
+CREATE TRIGGER messages_release_payload AFTER DELETE ON messages
+WHEN old.payload_ref IS NOT NULL
+BEGIN
+	UPDATE payloads SET refs = refs - 1 WHERE id = old.payload_ref;
+	DELETE FROM payloads WHERE id = old.payload_ref AND refs = 0;
+END;
+`,
 }
 
 // pruneStatements delete expired deduplication entries; each takes the cutoff

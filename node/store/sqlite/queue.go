@@ -131,9 +131,8 @@ func (s *Store) Receive(ctx context.Context, recipient []byte, after uint64, lim
 	var msgs []store.Message
 	err := s.read(ctx, op, func(tx *sql.Tx) error {
 		var err error
-		msgs, err = scanMessages(tx.QueryContext(ctx, `
-SELECT seq, sender, client_msg_id, payload, enqueued_at FROM messages
-WHERE recipient = ? AND seq > ? ORDER BY seq LIMIT ?`, recipient, clampSeq(after), limit))
+		msgs, err = scanMessages(tx.QueryContext(ctx, selectMessages+`
+WHERE m.recipient = ? AND m.seq > ? ORDER BY m.seq LIMIT ?`, recipient, clampSeq(after), limit))
 		if err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
@@ -192,9 +191,8 @@ func (s *Store) Drain(ctx context.Context, recipient []byte) ([]store.Message, e
 	var msgs []store.Message
 	err := s.write(ctx, op, func(tx *sql.Tx) error {
 		var err error
-		msgs, err = scanMessages(tx.QueryContext(ctx, `
-SELECT seq, sender, client_msg_id, payload, enqueued_at FROM messages
-WHERE recipient = ? ORDER BY seq`, recipient))
+		msgs, err = scanMessages(tx.QueryContext(ctx, selectMessages+`
+WHERE m.recipient = ? ORDER BY m.seq`, recipient))
 		if err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
@@ -211,6 +209,12 @@ WHERE recipient = ? ORDER BY seq`, recipient))
 	}
 	return msgs, nil
 }
+
+// selectMessages selects the columns scanMessages reads; a shared payload is
+// read from payloads.
+const selectMessages = `
+SELECT m.seq, m.sender, m.client_msg_id, coalesce(p.data, m.payload), m.enqueued_at
+FROM messages m LEFT JOIN payloads p ON p.id = m.payload_ref`
 
 // scanMessages reads rows of (seq, sender, client_msg_id, payload, enqueued_at).
 func scanMessages(rows *sql.Rows, err error) ([]store.Message, error) {

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -376,5 +377,58 @@ func TestTwoHandlesOneFile(t *testing.T) {
 			t.Fatalf("seq %d repeated or out of range", seq)
 		}
 		got[seq] = true
+	}
+}
+
+// A fanned-out payload is stored once and freed with the last message that
+// refers to it, whether acknowledged or drained.
+func TestSharedPayloadFreed(t *testing.T) {
+	s := openTestStore(t, filepath.Join(t.TempDir(), "node.db"), storetest.Limits())
+	ctx := context.Background()
+	g, sender := storetest.GroupID("g"), storetest.Key("sender")
+	a, b, c := storetest.Key("a"), storetest.Key("b"), storetest.Key("c")
+	body := []byte("one copy for all")
+	if _, _, err := s.FanOut(ctx, g, sender, []byte("m1"), body, [][]byte{a, b, c}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SubmitCommit(ctx, g, 0, sender, []byte("c0"), []byte("commit"), [][]byte{a, b}, []byte("welcome"), [][]byte{c}); err != nil {
+		t.Fatal(err)
+	}
+	payloads := func() (n int, refs int) {
+		t.Helper()
+		if err := s.w.QueryRow(`SELECT count(*), coalesce(sum(refs), 0) FROM payloads`).Scan(&n, &refs); err != nil {
+			t.Fatal(err)
+		}
+		return n, refs
+	}
+	// The application message and the commit are shared; the single welcome is inline.
+	if n, refs := payloads(); n != 2 || refs != 5 {
+		t.Fatalf("payloads: %d rows with %d refs, want 2 with 5", n, refs)
+	}
+	var stored int
+	if err := s.w.QueryRow(`SELECT coalesce(sum(length(payload)), 0) FROM messages`).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored != len("welcome") {
+		t.Fatalf("messages hold %d payload bytes inline, want only the welcome's %d", stored, len("welcome"))
+	}
+	if _, err := s.Ack(ctx, a, 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Drain(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if n, refs := payloads(); n != 1 || refs != 1 {
+		t.Fatalf("payloads after two recipients are done: %d rows with %d refs, want 1 with 1", n, refs)
+	}
+	got, err := s.Receive(ctx, c, 0, 10)
+	if err != nil || len(got) != 2 || !bytes.Equal(got[0].Payload, body) || !bytes.Equal(got[1].Payload, []byte("welcome")) {
+		t.Fatalf("third recipient's queue = %d messages, %v", len(got), err)
+	}
+	if _, err := s.Ack(ctx, c, got[0].Seq); err != nil {
+		t.Fatal(err)
+	}
+	if n, refs := payloads(); n != 0 || refs != 0 {
+		t.Fatalf("payloads after everyone is done: %d rows with %d refs, want none", n, refs)
 	}
 }
