@@ -319,7 +319,9 @@ func apiSeed(t *testing.T, stateDir string, groupName string, texts ...string) {
 	}
 }
 
-func recvEvents(t *testing.T, stream interface{ Recv() (*daemonv1.Event, error) }, n int) []*daemonv1.Event {
+func recvEvents(t *testing.T, stream interface {
+	Recv() (*daemonv1.Event, error)
+}, n int) []*daemonv1.Event {
 	t.Helper()
 	var out []*daemonv1.Event
 	for len(out) < n {
