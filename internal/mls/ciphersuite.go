@@ -68,6 +68,12 @@ type Suite interface {
 	// HPKEOpen is single-shot HPKE base-mode decryption; failures match
 	// ErrDecrypt.
 	HPKEOpen(priv, kemOutput, info, aad, ciphertext []byte) ([]byte, error)
+	// HPKEExportSender sets up a base-mode HPKE context to pub and returns
+	// its kem output with an exported secret (RFC 9180 §5.3), as external
+	// commits need (RFC 9420 §8.3).
+	HPKEExportSender(pub, info []byte, exporterContext string, length int) (kemOutput, secret []byte, err error)
+	// HPKEExportReceiver is the receiving side of HPKEExportSender.
+	HPKEExportReceiver(priv, kemOutput, info []byte, exporterContext string, length int) ([]byte, error)
 
 	// GenerateSignatureKey makes a fresh signature key pair.
 	GenerateSignatureKey() (priv, pub []byte, err error)
@@ -95,6 +101,8 @@ type hpkeScheme interface {
 	generateKeyPair() (priv, pub []byte, err error)
 	seal(pub, info, aad, plaintext []byte) (enc, ct []byte, err error)
 	open(priv, enc, info, aad, ct []byte) ([]byte, error)
+	exportSender(pub, info []byte, exporterContext string, length int) (enc, secret []byte, err error)
+	exportReceiver(priv, enc, info []byte, exporterContext string, length int) ([]byte, error)
 }
 
 // signatureScheme is one signature algorithm.
@@ -206,6 +214,14 @@ func (s *suite) HPKESeal(pub, info, aad, plaintext []byte) ([]byte, []byte, erro
 
 func (s *suite) HPKEOpen(priv, kemOutput, info, aad, ciphertext []byte) ([]byte, error) {
 	return s.kem.open(priv, kemOutput, info, aad, ciphertext)
+}
+
+func (s *suite) HPKEExportSender(pub, info []byte, exporterContext string, length int) ([]byte, []byte, error) {
+	return s.kem.exportSender(pub, info, exporterContext, length)
+}
+
+func (s *suite) HPKEExportReceiver(priv, kemOutput, info []byte, exporterContext string, length int) ([]byte, error) {
+	return s.kem.exportReceiver(priv, kemOutput, info, exporterContext, length)
 }
 
 func (s *suite) GenerateSignatureKey() ([]byte, []byte, error) { return s.sig.generate() }

@@ -135,6 +135,21 @@ func suiteExercise(t *testing.T, s Suite) {
 		t.Fatalf("DecryptWithLabel with another key: %v", err)
 	}
 
+	// HPKE exporter (external commits).
+	enc, exp, err := s.HPKEExportSender(pub, nil, "MLS 1.0 external init secret", s.HashSize())
+	if err != nil || len(exp) != s.HashSize() {
+		t.Fatalf("HPKEExportSender: %d bytes, %v", len(exp), err)
+	}
+	if got, err := s.HPKEExportReceiver(priv, enc, nil, "MLS 1.0 external init secret", s.HashSize()); err != nil || !bytes.Equal(got, exp) {
+		t.Fatalf("HPKEExportReceiver = %x, %v, want %x", got, err, exp)
+	}
+	if got, err := s.HPKEExportReceiver(priv, enc, nil, "other", s.HashSize()); err != nil || bytes.Equal(got, exp) {
+		t.Fatalf("HPKEExportReceiver with another context = %x, %v", got, err)
+	}
+	if got, err := s.HPKEExportReceiver(d1, enc, nil, "MLS 1.0 external init secret", s.HashSize()); err == nil && bytes.Equal(got, exp) {
+		t.Fatal("HPKEExportReceiver with another key gave the same secret")
+	}
+
 	// Signatures.
 	sp, spub, err := s.GenerateSignatureKey()
 	if err != nil {

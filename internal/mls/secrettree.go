@@ -288,6 +288,33 @@ func (st *SecretTree) prune(r *ratchet) {
 	}
 }
 
+// Clone returns a deep copy of the tree that shares no secret bytes with
+// it, so a caller can try to process a message on the copy and keep or drop
+// the result.
+func (st *SecretTree) Clone() *SecretTree {
+	c := *st
+	c.nodes = make(map[NodeIndex][]byte, len(st.nodes))
+	for x, v := range st.nodes {
+		c.nodes[x] = bytesClone(v)
+	}
+	c.ratchets = make(map[LeafIndex]*[2]*ratchet, len(st.ratchets))
+	for l, rs := range st.ratchets {
+		var cr [2]*ratchet
+		for i, r := range rs {
+			nr := &ratchet{secret: bytesClone(r.secret), next: r.next}
+			if r.keys != nil {
+				nr.keys = make(map[uint32]ratchetKey, len(r.keys))
+				for g, k := range r.keys {
+					nr.keys[g] = ratchetKey{key: bytesClone(k.key), nonce: bytesClone(k.nonce)}
+				}
+			}
+			cr[i] = nr
+		}
+		c.ratchets[l] = &cr
+	}
+	return &c
+}
+
 // Clear zeroes and drops every secret the tree holds. The tree is unusable
 // afterwards.
 func (st *SecretTree) Clear() {

@@ -258,6 +258,33 @@ func TestSecretTreeMarshal(t *testing.T) {
 	}
 }
 
+func TestSecretTreeClone(t *testing.T) {
+	s := secretTreeTestSuite(t)
+	st := NewSecretTree(s, bytes.Repeat([]byte{8}, 32), 4)
+	if _, _, err := st.Get(1, HandshakeRatchet, 2); err != nil {
+		t.Fatal(err)
+	}
+	c := st.Clone()
+	k1, _, err := st.Get(1, HandshakeRatchet, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Clear() // zeroes the original's secrets in place
+	k2, _, err := c.Get(1, HandshakeRatchet, 0)
+	if err != nil || !bytes.Equal(k1, k2) {
+		t.Fatalf("clone lost its kept key: %v", err)
+	}
+	if _, _, err := c.Get(3, ApplicationRatchet, 0); err != nil {
+		t.Fatalf("clone cannot start another leaf: %v", err)
+	}
+	ref := NewSecretTree(s, bytes.Repeat([]byte{8}, 32), 4)
+	want, _, _ := ref.Get(3, ApplicationRatchet, 0)
+	got, _, _ := NewSecretTree(s, bytes.Repeat([]byte{8}, 32), 4).Clone().Get(3, ApplicationRatchet, 0)
+	if !bytes.Equal(got, want) {
+		t.Fatal("clone of a fresh tree derives other keys")
+	}
+}
+
 func TestSenderDataShortCiphertext(t *testing.T) {
 	s := secretTreeTestSuite(t)
 	secret := bytes.Repeat([]byte{1}, 32)

@@ -111,13 +111,9 @@ func (h *stdHPKE) generateKeyPair() ([]byte, []byte, error) {
 }
 
 func (h *stdHPKE) seal(pub, info, aad, plaintext []byte) ([]byte, []byte, error) {
-	pk, err := h.kem.NewPublicKey(pub)
+	enc, sender, err := h.sender(pub, info)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: HPKE public key: %v", ErrInvalidKey, err)
-	}
-	enc, sender, err := hpke.NewSender(pk, h.kdf, h.aead, info)
-	if err != nil {
-		return nil, nil, fmt.Errorf("mls: HPKE setup: %w", err)
+		return nil, nil, err
 	}
 	ct, err := sender.Seal(aad, plaintext)
 	if err != nil {
@@ -126,7 +122,19 @@ func (h *stdHPKE) seal(pub, info, aad, plaintext []byte) ([]byte, []byte, error)
 	return enc, ct, nil
 }
 
-func (h *stdHPKE) open(priv, enc, info, aad, ct []byte) ([]byte, error) {
+func (h *stdHPKE) sender(pub, info []byte) ([]byte, *hpke.Sender, error) {
+	pk, err := h.kem.NewPublicKey(pub)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: HPKE public key: %v", ErrInvalidKey, err)
+	}
+	enc, sender, err := hpke.NewSender(pk, h.kdf, h.aead, info)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mls: HPKE setup: %w", err)
+	}
+	return enc, sender, nil
+}
+
+func (h *stdHPKE) recipient(priv, enc, info []byte) (*hpke.Recipient, error) {
 	if h.scalarSize > 0 && len(priv) > 0 {
 		priv = leftPad(priv, h.scalarSize)
 	}
@@ -137,6 +145,38 @@ func (h *stdHPKE) open(priv, enc, info, aad, ct []byte) ([]byte, error) {
 	r, err := hpke.NewRecipient(enc, sk, h.kdf, h.aead, info)
 	if err != nil {
 		return nil, fmt.Errorf("%w: HPKE decapsulation: %v", ErrDecrypt, err)
+	}
+	return r, nil
+}
+
+func (h *stdHPKE) exportSender(pub, info []byte, exporterContext string, length int) ([]byte, []byte, error) {
+	enc, sender, err := h.sender(pub, info)
+	if err != nil {
+		return nil, nil, err
+	}
+	secret, err := sender.Export(exporterContext, length)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mls: HPKE export: %w", err)
+	}
+	return enc, secret, nil
+}
+
+func (h *stdHPKE) exportReceiver(priv, enc, info []byte, exporterContext string, length int) ([]byte, error) {
+	r, err := h.recipient(priv, enc, info)
+	if err != nil {
+		return nil, err
+	}
+	secret, err := r.Export(exporterContext, length)
+	if err != nil {
+		return nil, fmt.Errorf("mls: HPKE export: %w", err)
+	}
+	return secret, nil
+}
+
+func (h *stdHPKE) open(priv, enc, info, aad, ct []byte) ([]byte, error) {
+	r, err := h.recipient(priv, enc, info)
+	if err != nil {
+		return nil, err
 	}
 	pt, err := r.Open(aad, ct)
 	if err != nil {
@@ -185,7 +225,7 @@ func (h *circlHPKE) generateKeyPair() ([]byte, []byte, error) {
 	return priv, pub, nil
 }
 
-func (h *circlHPKE) seal(pub, info, aad, plaintext []byte) ([]byte, []byte, error) {
+func (h *circlHPKE) sender(pub, info []byte) ([]byte, circlhpke.Sealer, error) {
 	pk, err := h.kem.Scheme().UnmarshalBinaryPublicKey(pub)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: HPKE public key: %v", ErrInvalidKey, err)
@@ -198,14 +238,10 @@ func (h *circlHPKE) seal(pub, info, aad, plaintext []byte) ([]byte, []byte, erro
 	if err != nil {
 		return nil, nil, fmt.Errorf("mls: HPKE setup: %w", err)
 	}
-	ct, err := sealer.Seal(plaintext, aad)
-	if err != nil {
-		return nil, nil, fmt.Errorf("mls: HPKE seal: %w", err)
-	}
-	return enc, ct, nil
+	return enc, sealer, nil
 }
 
-func (h *circlHPKE) open(priv, enc, info, aad, ct []byte) ([]byte, error) {
+func (h *circlHPKE) recipient(priv, enc, info []byte) (circlhpke.Opener, error) {
 	sk, err := h.kem.Scheme().UnmarshalBinaryPrivateKey(priv)
 	if err != nil {
 		return nil, fmt.Errorf("%w: HPKE private key: %v", ErrInvalidKey, err)
@@ -220,6 +256,48 @@ func (h *circlHPKE) open(priv, enc, info, aad, ct []byte) ([]byte, error) {
 	opener, err := r.Setup(enc)
 	if err != nil {
 		return nil, fmt.Errorf("%w: HPKE decapsulation: %v", ErrDecrypt, err)
+	}
+	return opener, nil
+}
+
+func (h *circlHPKE) exportSender(pub, info []byte, exporterContext string, length int) ([]byte, []byte, error) {
+	if length < 0 || length > 0xffff {
+		return nil, nil, fmt.Errorf("mls: HPKE export length %d out of range", length)
+	}
+	enc, sealer, err := h.sender(pub, info)
+	if err != nil {
+		return nil, nil, err
+	}
+	return enc, sealer.Export([]byte(exporterContext), uint(length)), nil
+}
+
+func (h *circlHPKE) exportReceiver(priv, enc, info []byte, exporterContext string, length int) ([]byte, error) {
+	if length < 0 || length > 0xffff {
+		return nil, fmt.Errorf("mls: HPKE export length %d out of range", length)
+	}
+	opener, err := h.recipient(priv, enc, info)
+	if err != nil {
+		return nil, err
+	}
+	return opener.Export([]byte(exporterContext), uint(length)), nil
+}
+
+func (h *circlHPKE) seal(pub, info, aad, plaintext []byte) ([]byte, []byte, error) {
+	enc, sealer, err := h.sender(pub, info)
+	if err != nil {
+		return nil, nil, err
+	}
+	ct, err := sealer.Seal(plaintext, aad)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mls: HPKE seal: %w", err)
+	}
+	return enc, ct, nil
+}
+
+func (h *circlHPKE) open(priv, enc, info, aad, ct []byte) ([]byte, error) {
+	opener, err := h.recipient(priv, enc, info)
+	if err != nil {
+		return nil, err
 	}
 	pt, err := opener.Open(ct, aad)
 	if err != nil {
