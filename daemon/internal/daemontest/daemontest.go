@@ -58,8 +58,16 @@ func StartNode(t testing.TB, dir, addr string) *Node {
 	var ln interface {
 		Close() error
 	}
+	// A node restarted on its old address may find the port still held for
+	// a moment by the previous listener's connections.
 	qln, err := server.Listen(addr, cert)
+	for deadline := time.Now().Add(5 * time.Second); err != nil && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		qln, err = server.Listen(addr, cert)
+	}
 	if err != nil {
+		cancel()
+		st.Close()
 		t.Fatalf("node listen: %v", err)
 	}
 	ln = qln
