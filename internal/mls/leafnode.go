@@ -3,6 +3,7 @@ package mls
 import (
 	"bytes"
 	"fmt"
+	"slices"
 )
 
 // This file is the LeafNode of RFC 9420 §7.2: the public state of one member
@@ -164,14 +165,36 @@ func ParseLeafNode(b []byte) (*LeafNode, error) {
 
 // Clone returns a deep copy of ln.
 func (ln *LeafNode) Clone() *LeafNode {
-	c, err := ParseLeafNode(ln.Marshal())
-	if err != nil {
-		// Only a LeafNode with an unknown credential type cannot round-trip;
-		// fall back to a shallow copy of its slices.
-		cp := *ln
-		return &cp
+	c := *ln
+	c.EncryptionKey = bytes.Clone(ln.EncryptionKey)
+	c.SignatureKey = bytes.Clone(ln.SignatureKey)
+	c.Credential.Identity = bytes.Clone(ln.Credential.Identity)
+	if ln.Credential.Certificates != nil {
+		c.Credential.Certificates = make([][]byte, len(ln.Credential.Certificates))
+		for i, cert := range ln.Credential.Certificates {
+			c.Credential.Certificates[i] = bytes.Clone(cert)
+		}
 	}
-	return c
+	c.Capabilities = Capabilities{
+		Versions:     slices.Clone(ln.Capabilities.Versions),
+		CipherSuites: slices.Clone(ln.Capabilities.CipherSuites),
+		Extensions:   slices.Clone(ln.Capabilities.Extensions),
+		Proposals:    slices.Clone(ln.Capabilities.Proposals),
+		Credentials:  slices.Clone(ln.Capabilities.Credentials),
+	}
+	if ln.Lifetime != nil {
+		lt := *ln.Lifetime
+		c.Lifetime = &lt
+	}
+	c.ParentHash = bytes.Clone(ln.ParentHash)
+	if ln.Extensions != nil {
+		c.Extensions = make([]Extension, len(ln.Extensions))
+		for i, e := range ln.Extensions {
+			c.Extensions[i] = Extension{Type: e.Type, Data: bytes.Clone(e.Data)}
+		}
+	}
+	c.Signature = bytes.Clone(ln.Signature)
+	return &c
 }
 
 // Equal reports whether ln and o encode to the same bytes.

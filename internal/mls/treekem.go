@@ -96,16 +96,18 @@ func (k *TreePrivateKeys) Marshal() []byte {
 func ParseTreePrivateKeys(b []byte) (*TreePrivateKeys, error) {
 	r := NewReader(b)
 	k := &TreePrivateKeys{Leaf: LeafIndex(r.Uint32()), EncryptionKey: r.Opaque(), Path: map[NodeIndex][]byte{}}
+	next := NodeIndex(0)
 	r.Vector(func(r *Reader) {
 		x := NodeIndex(r.Uint32())
 		v := r.Opaque()
 		if r.Err() != nil {
 			return
 		}
-		if _, dup := k.Path[x]; dup || IsLeaf(x) {
-			r.Fail("tree private keys: bad or duplicate node %d", x)
+		if x < next || IsLeaf(x) {
+			r.Fail("tree private keys: node %d out of order or a leaf", x)
 			return
 		}
+		next = x + 1
 		k.Path[x] = v
 	})
 	if err := r.Finish(); err != nil {

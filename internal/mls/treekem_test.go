@@ -135,8 +135,11 @@ func treekemRoundTrip(t *testing.T, s Suite, tree *RatchetTree, keys map[LeafInd
 	if err != nil {
 		t.Fatalf("GeneratePath(%d): %v", from, err)
 	}
-	if err := sent.Validate(s, tc.GroupID); err != nil {
+	if err := sent.VerifyParentHashes(s); err != nil {
 		t.Fatalf("tree after GeneratePath(%d): %v", from, err)
+	}
+	if err := sent.LeafNode(from).VerifySignature(s, tc.GroupID, from); err != nil {
+		t.Fatalf("leaf after GeneratePath(%d): %v", from, err)
 	}
 	ctx := treekemContext(tc, sent.TreeHash(s))
 	path, err := sent.EncryptPath(s, pu, ctx, nil)
@@ -176,4 +179,249 @@ func treekemRoundTrip(t *testing.T, s Suite, tree *RatchetTree, keys map[LeafInd
 		}
 	}
 	pu.Wipe()
+}
+
+// treekemMember is one member of the in-memory groups of the TreeKEM tests.
+type treekemMember struct {
+	tree    *RatchetTree
+	keys    *TreePrivateKeys
+	sigPriv []byte
+}
+
+// treekemNewLeaf returns a key_package leaf and its private keys.
+func treekemNewLeaf(t testing.TB, s Suite, id string) (*LeafNode, []byte, []byte) {
+	t.Helper()
+	sigPriv, sigPub, err := s.GenerateSignatureKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	encPriv, encPub, err := s.GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &LeafNode{
+		EncryptionKey: encPub,
+		SignatureKey:  sigPub,
+		Credential:    NewBasicCredential([]byte(id)),
+		Capabilities: Capabilities{
+			Versions:     []ProtocolVersion{MLS10},
+			CipherSuites: []CipherSuite{s.ID()},
+			Credentials:  []CredentialType{CredentialBasic},
+		},
+		Source:   LeafNodeSourceKeyPackage,
+		Lifetime: &Lifetime{NotAfter: 1<<63 - 1},
+	}
+	if err := ln.Sign(s, sigPriv, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	return ln, encPriv, sigPriv
+}
+
+// TestTreeKEMCommits runs a small group through commits that add, remove
+// and leave unmerged leaves, with new members excluded from the path and
+// joining from the path secret a Welcome would carry. After every commit
+// all members must hold the same tree, which validates, and the same commit
+// secret.
+func TestTreeKEMCommits(t *testing.T) {
+	for _, cs := range SupportedSuites() {
+		t.Run(cs.String(), func(t *testing.T) {
+			s, err := LookupSuite(cs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			treekemScenario(t, s)
+		})
+	}
+}
+
+func treekemScenario(t *testing.T, s Suite) {
+	groupID := []byte("treekem group")
+	epoch := uint64(0)
+	members := map[LeafIndex]*treekemMember{}
+	aLeaf, aEnc, aSig := treekemNewLeaf(t, s, "a")
+	members[0] = &treekemMember{tree: NewRatchetTree(aLeaf), keys: NewTreePrivateKeys(0, aEnc), sigPriv: aSig}
+
+	type add struct {
+		leaf          *LeafNode
+		enc, sig      []byte
+		wantIndex     LeafIndex
+		wantPathFound bool
+	}
+	// commit applies removes and adds from committer to every member's
+	// tree, then, if withPath, a fresh path, and checks agreement.
+	commit := func(committer LeafIndex, removes []LeafIndex, adds []add, withPath bool) {
+		t.Helper()
+		epoch++
+		for _, r := range removes {
+			for _, m := range members {
+				if err := m.tree.RemoveLeaf(r); err != nil {
+					t.Fatalf("epoch %d: RemoveLeaf(%d): %v", epoch, r, err)
+				}
+				m.keys.Prune(m.tree)
+			}
+			members[r].keys.Wipe()
+			delete(members, r)
+		}
+		var added []LeafIndex
+		for _, a := range adds {
+			var idx LeafIndex
+			for _, m := range members {
+				i, err := m.tree.AddLeaf(a.leaf.Clone())
+				if err != nil {
+					t.Fatal(err)
+				}
+				idx = i
+			}
+			if idx != a.wantIndex {
+				t.Fatalf("epoch %d: new member at leaf %d, want %d", epoch, idx, a.wantIndex)
+			}
+			added = append(added, idx)
+		}
+		sender := members[committer]
+		// The joiners' tree is the committer's after the commit.
+		if !withPath {
+			for i, a := range adds {
+				m := &treekemMember{tree: sender.tree.Clone(), keys: NewTreePrivateKeys(added[i], a.enc), sigPriv: a.sig}
+				members[added[i]] = m
+			}
+			return
+		}
+		pu, err := sender.tree.GeneratePath(s, committer, sender.tree.LeafNode(committer), sender.sigPriv, groupID)
+		if err != nil {
+			t.Fatalf("epoch %d: GeneratePath: %v", epoch, err)
+		}
+		gc := GroupContext{Version: MLS10, CipherSuite: s.ID(), GroupID: groupID, Epoch: epoch, TreeHash: sender.tree.TreeHash(s), Extensions: []Extension{}}
+		ctx := gc.Marshal()
+		path, err := sender.tree.EncryptPath(s, pu, ctx, added)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, x := range pu.Nodes {
+			res := sender.tree.appendResolution(nil, treeCopathChild(x, committer), added)
+			if len(path.Nodes[i].EncryptedPathSecret) != len(res) {
+				t.Fatalf("epoch %d: node %d has %d ciphertexts for a resolution of %d", epoch, x, len(path.Nodes[i].EncryptedPathSecret), len(res))
+			}
+		}
+		for idx, m := range members {
+			if idx == committer {
+				continue
+			}
+			if err := m.tree.MergeUpdatePath(s, committer, path, groupID); err != nil {
+				t.Fatalf("epoch %d: member %d: MergeUpdatePath: %v", epoch, idx, err)
+			}
+			cs, err := m.keys.DecryptPath(s, m.tree, committer, path, ctx, added)
+			if err != nil {
+				t.Fatalf("epoch %d: member %d: DecryptPath: %v", epoch, idx, err)
+			}
+			if !bytes.Equal(cs, pu.CommitSecret) {
+				t.Fatalf("epoch %d: member %d has another commit secret", epoch, idx)
+			}
+		}
+		sender.keys.Wipe()
+		sender.keys = pu.Keys
+		for i, a := range adds {
+			m := &treekemMember{tree: sender.tree.Clone(), keys: NewTreePrivateKeys(added[i], a.enc), sigPriv: a.sig}
+			x, ps, ok := pu.PathSecretFor(added[i])
+			if !ok {
+				t.Fatalf("epoch %d: no path secret for new member %d", epoch, added[i])
+			}
+			cs, err := m.keys.ImportPathSecret(s, m.tree, x, ps)
+			if err != nil {
+				t.Fatalf("epoch %d: new member %d: ImportPathSecret: %v", epoch, added[i], err)
+			}
+			if !bytes.Equal(cs, pu.CommitSecret) {
+				t.Fatalf("epoch %d: new member %d has another commit secret", epoch, added[i])
+			}
+			members[added[i]] = m
+		}
+		pu.Wipe()
+		for idx, m := range members {
+			if !m.tree.Equal(sender.tree) {
+				t.Fatalf("epoch %d: member %d's tree differs from the committer's", epoch, idx)
+			}
+		}
+		if err := sender.tree.Validate(s, groupID); err != nil {
+			t.Fatalf("epoch %d: tree: %v", epoch, err)
+		}
+	}
+
+	b, bEnc, bSig := treekemNewLeaf(t, s, "b")
+	c, cEnc, cSig := treekemNewLeaf(t, s, "c")
+	d, dEnc, dSig := treekemNewLeaf(t, s, "d")
+	e, eEnc, eSig := treekemNewLeaf(t, s, "e")
+	g, gEnc, gSig := treekemNewLeaf(t, s, "g")
+	// 1. A adds B, C, D: every copath resolution is made of new members,
+	// so nothing is encrypted; the joiners use their path secrets.
+	commit(0, nil, []add{{leaf: b, enc: bEnc, sig: bSig, wantIndex: 1}, {leaf: c, enc: cEnc, sig: cSig, wantIndex: 2}, {leaf: d, enc: dEnc, sig: dSig, wantIndex: 3}}, true)
+	// 2. C removes B and adds E, who takes B's leaf.
+	commit(2, []LeafIndex{1}, []add{{leaf: e, enc: eEnc, sig: eSig, wantIndex: 1}}, true)
+	// 3. A removes D.
+	commit(0, []LeafIndex{3}, nil, true)
+	// 4. C adds G without a path: G is unmerged at nodes 5 and 3.
+	commit(2, nil, []add{{leaf: g, enc: gEnc, sig: gSig, wantIndex: 3}}, false)
+	if p := members[0].tree.ParentNode(3); p == nil || len(p.UnmergedLeaves) != 1 || p.UnmergedLeaves[0] != 3 {
+		t.Fatalf("leaf 3 not unmerged at the root: %+v", p)
+	}
+	// 5. E commits: G, unmerged, gets the path secret through its leaf key.
+	commit(1, nil, nil, true)
+	// 6. G commits, using the keys it got in epoch 5.
+	commit(3, nil, nil, true)
+	// 7. Everyone but A leaves; the tree shrinks to one leaf.
+	commit(0, []LeafIndex{1, 2, 3}, nil, true)
+	if n := members[0].tree.NumLeaves(); n != 1 {
+		t.Fatalf("tree has %d leaves with one member", n)
+	}
+	if len(members[0].keys.Path) != 0 {
+		t.Fatalf("a lone member holds %d parent keys", len(members[0].keys.Path))
+	}
+}
+
+func TestTreePrivateKeysRoundTrip(t *testing.T) {
+	k := NewTreePrivateKeys(5, []byte{1, 2, 3})
+	k.Path[11] = []byte{4}
+	k.Path[15] = []byte{5, 6}
+	b := k.Marshal()
+	got, err := ParseTreePrivateKeys(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Marshal(), b) || got.Leaf != 5 || len(got.Path) != 2 {
+		t.Fatalf("round trip differs: %+v", got)
+	}
+	k.Wipe()
+	if k.EncryptionKey != nil || len(k.Path) != 0 {
+		t.Fatal("Wipe left keys")
+	}
+	for name, bad := range map[string][]byte{
+		"leaf node in path": append(AppendOpaque(AppendUint32(nil, 1), []byte{1}), AppendVector(nil, func(b []byte) []byte {
+			return AppendOpaque(AppendUint32(b, 2), []byte{1})
+		})...),
+		"truncated": b[:len(b)-1],
+		"unsorted": append(AppendOpaque(AppendUint32(nil, 1), []byte{1}), AppendVector(nil, func(b []byte) []byte {
+			b = AppendOpaque(AppendUint32(b, 5), []byte{1})
+			return AppendOpaque(AppendUint32(b, 3), []byte{1})
+		})...),
+	} {
+		if _, err := ParseTreePrivateKeys(bad); !errors.Is(err, ErrDecode) {
+			t.Errorf("%s: %v, want ErrDecode", name, err)
+		}
+	}
+}
+
+func FuzzTreePrivateKeys(f *testing.F) {
+	k := NewTreePrivateKeys(2, []byte{1, 2, 3})
+	k.Path[5] = []byte{9}
+	f.Add(k.Marshal())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		k, err := ParseTreePrivateKeys(b)
+		if err != nil {
+			if !errors.Is(err, ErrDecode) {
+				t.Fatalf("error does not match ErrDecode: %v", err)
+			}
+			return
+		}
+		if !bytes.Equal(k.Marshal(), b) {
+			t.Fatalf("re-encoding differs")
+		}
+	})
 }
