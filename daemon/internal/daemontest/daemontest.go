@@ -1,13 +1,12 @@
-// Package daemontest starts real parts for qpd's tests: a node (node/server
-// over a SQLite store, QUIC on loopback) and an in-process daemon (store,
-// Backend and gRPC API on a Unix socket in a temp folder).
+// Package daemontest starts real parts for qpd's tests: an in-process daemon
+// (store, Backend and gRPC API on a Unix socket in a temp folder), and a node
+// through testnode.
 package daemontest
 
 import (
 	"context"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,89 +14,17 @@ import (
 	"github.com/quicproquo/quicproquo/daemon/backend"
 	"github.com/quicproquo/quicproquo/daemon/client"
 	"github.com/quicproquo/quicproquo/daemon/store"
-	"github.com/quicproquo/quicproquo/internal/transport"
-	"github.com/quicproquo/quicproquo/node/server"
-	nodestore "github.com/quicproquo/quicproquo/node/store"
-	"github.com/quicproquo/quicproquo/node/store/sqlite"
+	"github.com/quicproquo/quicproquo/daemon/internal/testnode"
 )
 
 // Logger logs to stderr when QPQ_TEST_LOG is set, else discards.
-func Logger() *slog.Logger {
-	if os.Getenv("QPQ_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
+func Logger() *slog.Logger { return testnode.Logger() }
 
-// Node is a running node.
-type Node struct {
-	Addr    string
-	CertDER []byte
-	Dir     string
-	stop    func()
-}
+// Node is a running node (see testnode).
+type Node = testnode.Node
 
-// StartNode starts a node with its state in dir (certificate included, so a
-// restart on the same dir keeps the certificate) listening on addr
-// ("127.0.0.1:0" for any port).
-func StartNode(t testing.TB, dir, addr string) *Node {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "node.db"), nodestore.Limits{}, Logger())
-	if err != nil {
-		t.Fatalf("node store: %v", err)
-	}
-	cert, _, err := transport.LoadOrCreateServerCert(filepath.Join(dir, "cert.der"), filepath.Join(dir, "key.der"))
-	if err != nil {
-		t.Fatalf("node cert: %v", err)
-	}
-	srv, err := server.New(server.Config{Store: st, Logger: Logger()})
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	var ln interface {
-		Close() error
-	}
-	// A node restarted on its old address may find the port still held for
-	// a moment by the previous listener's connections.
-	qln, err := server.Listen(addr, cert)
-	for deadline := time.Now().Add(5 * time.Second); err != nil && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-		qln, err = server.Listen(addr, cert)
-	}
-	if err != nil {
-		cancel()
-		st.Close()
-		t.Fatalf("node listen: %v", err)
-	}
-	ln = qln
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, qln) }()
-	n := &Node{Addr: qln.Addr().String(), CertDER: cert.Certificate[0], Dir: dir}
-	stopped := false
-	n.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-served:
-			if err != nil {
-				t.Errorf("node Serve: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("node Serve did not return")
-		}
-		ln.Close()
-		st.Close()
-	}
-	t.Cleanup(n.stop)
-	return n
-}
-
-// Stop stops the node (idempotent).
-func (n *Node) Stop() { n.stop() }
+// StartNode starts a node (see testnode.StartNode).
+func StartNode(t testing.TB, dir, addr string) *Node { return testnode.StartNode(t, dir, addr) }
 
 // Daemon is an in-process qpd.
 type Daemon struct {

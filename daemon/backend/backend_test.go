@@ -1,0 +1,265 @@
+package backend
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/quicproquo/quicproquo/daemon/internal/testnode"
+	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/mls"
+)
+
+func backendNew(t *testing.T, cfg Config) *Backend {
+	t.Helper()
+	st, err := store.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg.Store = st
+	cfg.Logger = testnode.Logger()
+	cfg.MinBackoff, cfg.MaxBackoff, cfg.DialTimeout = 20*time.Millisecond, 200*time.Millisecond, 2*time.Second
+	b, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func backendPutGroup(t *testing.T, b *Backend, id byte, name string) store.Group {
+	t.Helper()
+	g := store.Group{ID: bytes.Repeat([]byte{id}, store.GroupIDSize), Name: name, State: []byte("s"), Epoch: 1}
+	if err := b.update(context.Background(), func(tx *store.Tx) error { return tx.PutGroup(g) }); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// backendReceive records a message the way the receive path does: message
+// and event in one transaction.
+func backendReceive(t *testing.T, b *Backend, g store.Group, text string) {
+	t.Helper()
+	err := b.update(context.Background(), func(tx *store.Tx) error {
+		m, err := tx.AppendMessage(store.Message{GroupID: g.ID, MessageID: []byte(text), Sender: bytes.Repeat([]byte{1}, 32), Text: text, SentAt: time.Now()})
+		if err != nil {
+			return err
+		}
+		_, err = tx.AppendEvent(store.Event{Kind: store.EventMessage, GroupID: g.ID, MessageSeq: m.Seq})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMessagesWaitWakesOnArrival(t *testing.T) {
+	b := backendNew(t, Config{})
+	g := backendPutGroup(t, b, 1, "team")
+	type result struct {
+		page MessagesPage
+		err  error
+		took time.Duration
+	}
+	done := make(chan result, 1)
+	go func() {
+		start := time.Now()
+		p, err := b.Messages(context.Background(), MessagesQuery{Group: "team", UnreadOnly: true, MarkRead: true, Wait: 10 * time.Second})
+		done <- result{p, err, time.Since(start)}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	backendReceive(t, b, g, "hello")
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Messages did not wake on a new message")
+	}
+	if r.err != nil || len(r.page.Messages) != 1 || r.page.Messages[0].Text != "hello" {
+		t.Fatalf("Messages: %+v %v", r.page, r.err)
+	}
+	if r.took < 100*time.Millisecond {
+		t.Errorf("returned after %v, before the message arrived", r.took)
+	}
+	st, err := b.Status(context.Background())
+	if err != nil || st.Unread != 0 {
+		t.Fatalf("unread after read: %d %v", st.Unread, err)
+	}
+	// Bad arguments are refused.
+	if _, err := b.Messages(context.Background(), MessagesQuery{Wait: time.Hour}); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("wait of an hour: %v", err)
+	}
+}
+
+func TestMessagesWaitHonoursCancel(t *testing.T) {
+	b := backendNew(t, Config{})
+	backendPutGroup(t, b, 1, "team")
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := b.Messages(ctx, MessagesQuery{Group: "team", UnreadOnly: true, Wait: time.Minute})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want DeadlineExceeded", err)
+	}
+}
+
+func TestResolveGroup(t *testing.T) {
+	b := backendNew(t, Config{})
+	g1 := backendPutGroup(t, b, 1, "team")
+	backendPutGroup(t, b, 2, "dup")
+	backendPutGroup(t, b, 3, "dup")
+	ctx := context.Background()
+	for _, ref := range []string{"team", FormatKey(g1.ID)} {
+		g, err := b.ResolveGroup(ctx, ref)
+		if err != nil || !bytes.Equal(g.ID, g1.ID) {
+			t.Errorf("ResolveGroup(%q) = %x, %v", ref, g.ID, err)
+		}
+	}
+	if _, err := b.ResolveGroup(ctx, "dup"); !errors.Is(err, ErrAmbiguousGroup) {
+		t.Errorf("ambiguous: %v", err)
+	}
+	if _, err := b.ResolveGroup(ctx, "nope"); !errors.Is(err, ErrGroupNotFound) {
+		t.Errorf("missing: %v", err)
+	}
+	if _, err := b.ResolveGroup(ctx, ""); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("empty: %v", err)
+	}
+}
+
+func TestParseKey(t *testing.T) {
+	k := strings.Repeat("0a", 32)
+	got, err := ParseKey(k)
+	if err != nil || FormatKey(got) != k {
+		t.Fatalf("ParseKey(%q) = %x, %v", k, got, err)
+	}
+	for _, bad := range []string{"", "0a", strings.Repeat("zz", 32), strings.Repeat("0a", 33)} {
+		if _, err := ParseKey(bad); !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("ParseKey(%q): %v", bad, err)
+		}
+	}
+}
+
+func TestGroupOperationsUnimplemented(t *testing.T) {
+	b := backendNew(t, Config{})
+	ctx := context.Background()
+	if err := b.CreateGroup(ctx, "x"); !errors.Is(err, ErrNotRegistered) {
+		t.Errorf("CreateGroup before register: %v", err)
+	}
+	if _, err := b.Register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	backendPutGroup(t, b, 1, "team")
+	peer := ed25519.PublicKey(bytes.Repeat([]byte{2}, 32))
+	for name, err := range map[string]error{
+		"CreateGroup": b.CreateGroup(ctx, "x"),
+		"Invite":      b.Invite(ctx, "team", []ed25519.PublicKey{peer}),
+		"Join":        b.Join(ctx),
+		"Members":     b.Members(ctx, "team"),
+		"Send":        b.Send(ctx, "team", "hi", nil),
+		"Remove":      b.Remove(ctx, "team", peer),
+		"Leave":       b.Leave(ctx, "team"),
+		"Update":      b.Update(ctx, ""),
+		"FetchKey":    b.FetchKey(ctx, peer),
+	} {
+		if !errors.Is(err, ErrUnimplemented) {
+			t.Errorf("%s: %v, want ErrUnimplemented", name, err)
+		}
+	}
+}
+
+// backendTestMaker makes real RFC 9420 KeyPackages (suite 1) for the test
+// of the KeyPackage seam; the daemon's own maker comes with the MLS
+// group state machine.
+type backendTestMaker struct{}
+
+func (backendTestMaker) NewKeyPackage(identity ed25519.PrivateKey, lastResort bool) (KeyPackageBundle, error) {
+	s, err := mls.LookupSuite(mls.MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519)
+	if err != nil {
+		return KeyPackageBundle{}, err
+	}
+	initPriv, initPub, err := s.GenerateKeyPair()
+	if err != nil {
+		return KeyPackageBundle{}, err
+	}
+	encPriv, encPub, err := s.GenerateKeyPair()
+	if err != nil {
+		return KeyPackageBundle{}, err
+	}
+	pub := identity.Public().(ed25519.PublicKey)
+	now := uint64(time.Now().Unix())
+	kp := mls.KeyPackage{
+		Version:     1,
+		CipherSuite: s.ID(),
+		InitKey:     initPub,
+		LeafNode: mls.LeafNode{
+			EncryptionKey: encPub,
+			SignatureKey:  pub,
+			Credential:    mls.NewBasicCredential(pub),
+			Capabilities: mls.Capabilities{
+				Versions:     []mls.ProtocolVersion{1},
+				CipherSuites: []mls.CipherSuite{s.ID()},
+				Credentials:  []mls.CredentialType{1},
+			},
+			Source:   mls.LeafNodeSourceKeyPackage,
+			Lifetime: &mls.Lifetime{NotBefore: now - 3600, NotAfter: now + 90*24*3600},
+		},
+	}
+	if err := kp.LeafNode.Sign(s, identity.Seed(), nil, 0); err != nil {
+		return KeyPackageBundle{}, err
+	}
+	if err := kp.Sign(s, identity.Seed()); err != nil {
+		return KeyPackageBundle{}, err
+	}
+	return KeyPackageBundle{Ref: kp.Ref(s), KeyPackage: kp.Marshal(), Secrets: append(initPriv, encPriv...)}, nil
+}
+
+func TestKeyPackagesUploadedOnConnect(t *testing.T) {
+	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	b := backendNew(t, Config{NodeAddr: node.Addr, KeyPackages: backendTestMaker{}, KeyPackageTarget: 3})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runDone := make(chan error, 1)
+	go func() { runDone <- b.Run(ctx) }()
+	defer func() { cancel(); <-runDone }()
+
+	r, err := b.Register(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Register may run before or after the connection is up; either way
+	// the loop tops up on connect. Wait for the node's count.
+	deadline := time.Now().Add(10 * time.Second)
+	var st Status
+	for {
+		st, err = b.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.KeyPackagesKnown && st.KeyPackagesLeft == 3 && st.KeyPackageSecrets == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("key packages: status %+v, register %+v", st, r)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Every secret was stored and marked uploaded.
+	err = b.view(ctx, func(tx *store.Tx) error {
+		n, err := tx.CountKeyPackages()
+		if err != nil || n != 4 {
+			t.Errorf("secrets = %d, %v", n, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second Register uploads nothing more: the stock is full.
+	r2, err := b.Register(ctx)
+	if err != nil || r2.Created || r2.KeyPackagesUploaded != 0 {
+		t.Fatalf("second Register: %+v %v", r2, err)
+	}
+}
