@@ -88,6 +88,7 @@ type Suite interface {
 type suite struct {
 	id        CipherSuite
 	newHash   func() hash.Hash
+	nh        int // cached output size of newHash; 0 until registered
 	keySize   int
 	nonceSize int
 	newAEAD   func(key []byte) (cipher.AEAD, error)
@@ -114,7 +115,10 @@ type signatureScheme interface {
 
 var suites = map[CipherSuite]*suite{}
 
-func registerSuite(s *suite) { suites[s.id] = s }
+func registerSuite(s *suite) {
+	s.nh = s.newHash().Size()
+	suites[s.id] = s
+}
 
 // LookupSuite returns the implementation of a cipher suite, or an error
 // matching ErrUnsupportedSuite.
@@ -144,7 +148,12 @@ func (s *suite) Hash(data []byte) []byte {
 	return h.Sum(nil)
 }
 
-func (s *suite) HashSize() int { return s.newHash().Size() }
+func (s *suite) HashSize() int {
+	if s.nh != 0 {
+		return s.nh
+	}
+	return s.newHash().Size()
+}
 
 func (s *suite) Extract(salt, ikm []byte) []byte {
 	// HKDF-Extract (RFC 5869 §2.2) is HMAC keyed with the salt. HMAC pads the

@@ -83,6 +83,7 @@ func init() {
 // yet; it shows that a post-quantum suite is one more value.
 func newXWingSuite(id CipherSuite) Suite {
 	return &suite{
+		nh:      sha256.Size,
 		id:      id,
 		newHash: sha256.New, keySize: 16, nonceSize: 12, newAEAD: newAESGCM,
 		kem: &stdHPKE{kem: hpke.MLKEM768X25519(), kdf: hpke.HKDFSHA256(), aead: hpke.AES128GCM()},
