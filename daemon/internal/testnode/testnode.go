@@ -93,4 +93,3 @@ func StartNode(t testing.TB, dir, addr string) *Node {
 
 // Stop stops the node (idempotent).
 func (n *Node) Stop() { n.stop() }
-
