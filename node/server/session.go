@@ -362,8 +362,11 @@ func (s *session) Subscribe(ctx context.Context, call delivery.DeliveryService_s
 			cancel()
 			return err
 		}
+		// The arguments are released when this call returns: keep what the
+		// pushes need.
 		sink := args.Sink().AddRef()
 		recipient = bytes.Clone(recipient)
+		after := args.AfterSeq()
 		s.subs.Add(1)
 		s.srv.cfg.Metrics.subscriptionDelta(1)
 		go func() {
@@ -371,7 +374,7 @@ func (s *session) Subscribe(ctx context.Context, call delivery.DeliveryService_s
 			defer s.srv.cfg.Metrics.subscriptionDelta(-1)
 			defer sink.Release()
 			defer cancel()
-			err := s.push(sctx, recipient, args.AfterSeq(), sink)
+			err := s.push(sctx, recipient, after, sink)
 			s.log.Debug("subscription ended", "err", err)
 		}()
 		return nil

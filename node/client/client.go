@@ -1,0 +1,411 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"capnproto.org/go/capnp/v3"
+	"capnproto.org/go/capnp/v3/rpc"
+	"github.com/quic-go/quic-go"
+
+	"github.com/quicproquo/quicproquo/internal/transport"
+	"github.com/quicproquo/quicproquo/schemas/auth"
+	"github.com/quicproquo/quicproquo/schemas/delivery"
+	"github.com/quicproquo/quicproquo/schemas/envelope"
+	nodecp "github.com/quicproquo/quicproquo/schemas/node"
+)
+
+// maxReplySize bounds one message from the node (capnp's own traversal
+// limit is 64 MiB).
+const maxReplySize = 64 << 20
+
+// Config configures Dial. Exactly one of PinnedCert, PinnedFingerprint and
+// VerifyServer must be set.
+type Config struct {
+	// Identity is the client's Ed25519 identity key; nil connects
+	// anonymously, which allows only Ping.
+	Identity ed25519.PrivateKey
+
+	// PinnedCert is the node's certificate (DER).
+	PinnedCert []byte
+	// PinnedFingerprint is the SHA-256 of the node's certificate (32 bytes).
+	PinnedFingerprint []byte
+	// VerifyServer decides on the node's certificate (DER), e.g. TOFUFile.
+	// An error that wraps ErrServerCertChanged is returned by Dial as is.
+	VerifyServer func(certDER []byte) error
+
+	Logger *slog.Logger // nil: discard
+}
+
+// Client is a connection to a node. Its methods are safe for concurrent use.
+type Client struct {
+	log      *slog.Logger
+	identity ed25519.PublicKey
+	conn     *quic.Conn
+	rpc      *rpc.Conn
+	node     nodecp.NodeService
+	certDER  []byte
+
+	closeOnce sync.Once
+	closeErr  error
+	done      chan struct{}
+}
+
+// Envelope is one message of a queue.
+type Envelope struct {
+	Seq         uint64    // sequence number in the recipient's queue
+	Sender      []byte    // identity key of the sender's connection
+	ClientMsgID []byte    // the sender's id for idempotent enqueue (may be empty)
+	Payload     []byte    // opaque bytes
+	EnqueuedAt  time.Time // when the node stored it
+}
+
+// KeyPackageCount is what an identity has left in the node's directory.
+type KeyPackageCount struct {
+	Remaining  int  // consumable packages
+	LastResort bool // whether a last-resort package is present
+}
+
+// PingResult is the node's answer to Ping.
+type PingResult struct {
+	ServerTime time.Time
+	Identity   []byte // the identity the node bound this connection to; nil if anonymous
+}
+
+func (cfg *Config) verifier() (transport.VerifyServerFunc, error) {
+	n := 0
+	for _, set := range []bool{cfg.PinnedCert != nil, cfg.PinnedFingerprint != nil, cfg.VerifyServer != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return nil, errors.New("client: config needs exactly one of PinnedCert, PinnedFingerprint and VerifyServer")
+	}
+	switch {
+	case cfg.PinnedCert != nil:
+		sum := sha256.Sum256(cfg.PinnedCert)
+		return pinFingerprint(sum[:]), nil
+	case cfg.PinnedFingerprint != nil:
+		if len(cfg.PinnedFingerprint) != sha256.Size {
+			return nil, fmt.Errorf("client: PinnedFingerprint has %d bytes, want %d", len(cfg.PinnedFingerprint), sha256.Size)
+		}
+		return pinFingerprint(bytes.Clone(cfg.PinnedFingerprint)), nil
+	default:
+		return cfg.VerifyServer, nil
+	}
+}
+
+// Dial connects to the node at addr (host:port) and bootstraps NodeService.
+func Dial(ctx context.Context, addr string, cfg Config) (*Client, error) {
+	verify, err := cfg.verifier()
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var cert *tls.Certificate
+	var identity ed25519.PublicKey
+	if cfg.Identity != nil {
+		c, err := transport.ClientCertificate(cfg.Identity)
+		if err != nil {
+			return nil, fmt.Errorf("client: %w", err)
+		}
+		cert = &c
+		identity = cfg.Identity.Public().(ed25519.PublicKey)
+	}
+
+	// The TLS stack reports a refused certificate as a generic alert; keep
+	// the verifier's own error to return it.
+	var verifyMu sync.Mutex
+	var verifyErr error
+	var serverCert []byte
+	tlsConf, err := transport.ClientTLSConfig(cert, func(der []byte) error {
+		err := verify(der)
+		verifyMu.Lock()
+		defer verifyMu.Unlock()
+		verifyErr = err
+		serverCert = bytes.Clone(der)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	conn, err := quic.DialAddr(ctx, addr, tlsConf, transport.QUICConfig())
+	if err != nil {
+		verifyMu.Lock()
+		defer verifyMu.Unlock()
+		if verifyErr != nil {
+			return nil, fmt.Errorf("client: dial %s: %w", addr, verifyErr)
+		}
+		return nil, fmt.Errorf("client: dial %s: %w", addr, err)
+	}
+	stream, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		conn.CloseWithError(1, "no stream")
+		return nil, fmt.Errorf("client: open stream to %s: %w", addr, err)
+	}
+	rc := transport.NewRPCConn(stream, maxReplySize, capnp.Client{}, rpcErrors{log})
+	c := &Client{
+		log:      log,
+		identity: identity,
+		conn:     conn,
+		rpc:      rc,
+		node:     nodecp.NodeService(rc.Bootstrap(ctx)),
+		certDER:  serverCert,
+		done:     make(chan struct{}),
+	}
+	if err := c.node.Resolve(ctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("client: bootstrap %s: %w", addr, err)
+	}
+	go func() {
+		select {
+		case <-rc.Done():
+		case <-conn.Context().Done():
+		}
+		c.Close()
+	}()
+	return c, nil
+}
+
+type rpcErrors struct{ log *slog.Logger }
+
+func (r rpcErrors) ReportError(err error) { r.log.Debug("rpc error", "err", err) }
+
+// Identity is the client's identity key (nil if anonymous).
+func (c *Client) Identity() ed25519.PublicKey { return c.identity }
+
+// ServerCertificate is the certificate (DER) the node presented.
+func (c *Client) ServerCertificate() []byte { return c.certDER }
+
+// Done is closed when the connection has ended.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Close ends the connection. Calls in flight fail.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		c.node.Release()
+		c.closeErr = c.rpc.Close()
+		c.conn.CloseWithError(0, "bye")
+		close(c.done)
+		if errors.Is(c.closeErr, rpc.ErrConnClosed) {
+			c.closeErr = nil
+		}
+	})
+	return c.closeErr
+}
+
+// Ping asks the node for its time and for the identity it sees.
+func (c *Client) Ping(ctx context.Context) (PingResult, error) {
+	fut, release := c.node.Ping(ctx, nil)
+	defer release()
+	res, err := fut.Struct()
+	if err != nil {
+		return PingResult{}, callError("ping", err)
+	}
+	id, err := res.IdentityKey()
+	if err != nil {
+		return PingResult{}, callError("ping", err)
+	}
+	out := PingResult{ServerTime: time.Unix(0, res.ServerTimeUnixNano())}
+	if len(id) > 0 {
+		out.Identity = bytes.Clone(id)
+	}
+	return out, nil
+}
+
+// UploadKeyPackage stores an RFC 9420 KeyPackage for identity, which must be
+// this client's own and the package's BasicCredential identity. A lastResort
+// package replaces the previous one and is never consumed. It returns the
+// package's SHA-256 fingerprint.
+func (c *Client) UploadKeyPackage(ctx context.Context, identity, pkg []byte, lastResort bool) ([32]byte, error) {
+	fut, release := c.node.UploadKeyPackage(ctx, func(p auth.AuthService_uploadKeyPackage_Params) error {
+		if err := p.SetIdentityKey(identity); err != nil {
+			return err
+		}
+		p.SetLastResort(lastResort)
+		return p.SetPackage(pkg)
+	})
+	defer release()
+	var fp [32]byte
+	res, err := fut.Struct()
+	if err != nil {
+		return fp, callError("upload key package", err)
+	}
+	b, err := res.Fingerprint()
+	if err != nil {
+		return fp, callError("upload key package", err)
+	}
+	if len(b) != len(fp) {
+		return fp, fmt.Errorf("upload key package: node returned a %d-byte fingerprint", len(b))
+	}
+	copy(fp[:], b)
+	return fp, nil
+}
+
+// FetchKeyPackage takes one KeyPackage of identity. Each is handed out once;
+// when none is left the last-resort one is returned, and ErrNoKeyPackage
+// when there is none of either.
+func (c *Client) FetchKeyPackage(ctx context.Context, identity []byte) ([]byte, error) {
+	fut, release := c.node.FetchKeyPackage(ctx, func(p auth.AuthService_fetchKeyPackage_Params) error {
+		return p.SetIdentityKey(identity)
+	})
+	defer release()
+	res, err := fut.Struct()
+	if err != nil {
+		return nil, callError("fetch key package", err)
+	}
+	pkg, err := res.Package()
+	if err != nil {
+		return nil, callError("fetch key package", err)
+	}
+	return bytes.Clone(pkg), nil
+}
+
+// KeyPackageCount reports what this client's identity has left.
+func (c *Client) KeyPackageCount(ctx context.Context, identity []byte) (KeyPackageCount, error) {
+	fut, release := c.node.KeyPackageCount(ctx, func(p auth.AuthService_keyPackageCount_Params) error {
+		return p.SetIdentityKey(identity)
+	})
+	defer release()
+	res, err := fut.Struct()
+	if err != nil {
+		return KeyPackageCount{}, callError("key package count", err)
+	}
+	return KeyPackageCount{Remaining: int(res.Remaining()), LastResort: res.LastResort()}, nil
+}
+
+// Enqueue appends payload to recipient's queue and returns its sequence
+// number once the node has stored it durably. A non-empty clientMsgID makes
+// it idempotent: a repeat returns the original seq and duplicate = true.
+func (c *Client) Enqueue(ctx context.Context, recipient, payload, clientMsgID []byte) (seq uint64, duplicate bool, err error) {
+	fut, release := c.node.Enqueue(ctx, func(p delivery.DeliveryService_enqueue_Params) error {
+		if err := p.SetRecipientKey(recipient); err != nil {
+			return err
+		}
+		if err := p.SetPayload(payload); err != nil {
+			return err
+		}
+		if len(clientMsgID) == 0 {
+			return nil
+		}
+		return p.SetClientMsgId(clientMsgID)
+	})
+	defer release()
+	res, err := fut.Struct()
+	if err != nil {
+		return 0, false, callError("enqueue", err)
+	}
+	return res.Seq(), res.Duplicate(), nil
+}
+
+// Fetch takes the queued payloads of recipient (this client's own identity)
+// in order and deletes them. One call returns a bounded batch; call again
+// until it returns none.
+func (c *Client) Fetch(ctx context.Context, recipient []byte) ([][]byte, error) {
+	fut, release := c.node.Fetch(ctx, func(p delivery.DeliveryService_fetch_Params) error {
+		return p.SetRecipientKey(recipient)
+	})
+	defer release()
+	res, err := fut.Struct()
+	if err != nil {
+		return nil, callError("fetch", err)
+	}
+	list, err := res.Payloads()
+	if err != nil {
+		return nil, callError("fetch", err)
+	}
+	out := make([][]byte, list.Len())
+	for i := range out {
+		b, err := list.At(i)
+		if err != nil {
+			return nil, callError("fetch", err)
+		}
+		out[i] = bytes.Clone(b)
+	}
+	return out, nil
+}
+
+// Receive returns up to limit messages of recipient (this client's own
+// identity) with Seq > afterSeq, in order, without deleting them. limit 0
+// takes the node's default batch.
+func (c *Client) Receive(ctx context.Context, recipient []byte, afterSeq uint64, limit int) ([]Envelope, error) {
+	if limit < 0 {
+		return nil, fmt.Errorf("receive: %w: negative limit", ErrInvalidArgument)
+	}
+	fut, release := c.node.Receive(ctx, func(p delivery.DeliveryService_receive_Params) error {
+		p.SetAfterSeq(afterSeq)
+		p.SetLimit(uint32(min(limit, 1<<31)))
+		return p.SetRecipientKey(recipient)
+	})
+	defer release()
+	res, err := fut.Struct()
+	if err != nil {
+		return nil, callError("receive", err)
+	}
+	list, err := res.Envelopes()
+	if err != nil {
+		return nil, callError("receive", err)
+	}
+	out, err := envelopes(list)
+	if err != nil {
+		return nil, callError("receive", err)
+	}
+	return out, nil
+}
+
+// envelopes copies a capnp list of envelopes.
+func envelopes(list envelope.Envelope_List) ([]Envelope, error) {
+	out := make([]Envelope, list.Len())
+	for i := range out {
+		e := list.At(i)
+		sender, err := e.Sender()
+		if err != nil {
+			return nil, err
+		}
+		id, err := e.ClientMsgId()
+		if err != nil {
+			return nil, err
+		}
+		payload, err := e.Payload()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = Envelope{
+			Seq:        e.Seq(),
+			Sender:     bytes.Clone(sender),
+			Payload:    bytes.Clone(payload),
+			EnqueuedAt: time.Unix(0, e.EnqueuedAtUnixNano()),
+		}
+		if len(id) > 0 {
+			out[i].ClientMsgID = bytes.Clone(id)
+		}
+	}
+	return out, nil
+}
+
+// Ack deletes recipient's messages with Seq <= upToSeq and returns how many
+// the node deleted.
+func (c *Client) Ack(ctx context.Context, recipient []byte, upToSeq uint64) (int, error) {
+	fut, release := c.node.Ack(ctx, func(p delivery.DeliveryService_ack_Params) error {
+		p.SetUpToSeq(upToSeq)
+		return p.SetRecipientKey(recipient)
+	})
+	defer release()
+	res, err := fut.Struct()
+	if err != nil {
+		return 0, callError("ack", err)
+	}
+	return int(res.Deleted()), nil
+}

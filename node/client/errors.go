@@ -1,0 +1,78 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	nodecp "github.com/quicproquo/quicproquo/schemas/node"
+)
+
+// Sentinel errors for the calls a node refuses. Match with errors.Is.
+var (
+	ErrUnauthorized    = errors.New("unauthorized")
+	ErrNoKeyPackage    = errors.New("no key package left")
+	ErrTooLarge        = errors.New("too large")
+	ErrLimit           = errors.New("limit reached")
+	ErrRateLimited     = errors.New("rate limited")
+	ErrInvalidArgument = errors.New("invalid argument")
+	ErrStaleEpoch      = errors.New("stale epoch")
+	ErrInternal        = errors.New("node internal error")
+
+	// ErrServerCertChanged: the node presented a certificate other than the
+	// pinned one.
+	ErrServerCertChanged = errors.New("node certificate changed")
+)
+
+var codeSentinels = map[nodecp.ErrorCode]error{
+	nodecp.ErrorCode_unauthorized:    ErrUnauthorized,
+	nodecp.ErrorCode_noKeyPackage:    ErrNoKeyPackage,
+	nodecp.ErrorCode_tooLarge:        ErrTooLarge,
+	nodecp.ErrorCode_limit:           ErrLimit,
+	nodecp.ErrorCode_rateLimited:     ErrRateLimited,
+	nodecp.ErrorCode_invalidArgument: ErrInvalidArgument,
+	nodecp.ErrorCode_staleEpoch:      ErrStaleEpoch,
+	nodecp.ErrorCode_internal:        ErrInternal,
+}
+
+// NodeError is a call the node refused: Code names the reason, Message is
+// the node's description.
+type NodeError struct {
+	Code    nodecp.ErrorCode
+	Message string
+}
+
+func (e *NodeError) Error() string { return "node: " + e.Code.String() + ": " + e.Message }
+
+// Unwrap returns the sentinel for Code.
+func (e *NodeError) Unwrap() error { return codeSentinels[e.Code] }
+
+// parseNodeError finds a "qpq:<code>: <message>" reason in an RPC error's
+// text.
+func parseNodeError(text string) (*NodeError, bool) {
+	i := strings.Index(text, "qpq:")
+	if i < 0 {
+		return nil, false
+	}
+	rest := text[i+len("qpq:"):]
+	name, msg, ok := strings.Cut(rest, ": ")
+	if !ok {
+		return nil, false
+	}
+	code := nodecp.ErrorCodeFromString(name)
+	if code == nodecp.ErrorCode_unknown && name != nodecp.ErrorCode_unknown.String() {
+		return nil, false
+	}
+	return &NodeError{Code: code, Message: msg}, true
+}
+
+// callError turns an RPC failure of op into the error the caller sees.
+func callError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ne, ok := parseNodeError(err.Error()); ok {
+		return fmt.Errorf("%s: %w", op, ne)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}

@@ -1,0 +1,353 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quicproquo/quicproquo/node/client"
+	"github.com/quicproquo/quicproquo/node/server"
+	"github.com/quicproquo/quicproquo/node/store"
+)
+
+func TestPing(t *testing.T) {
+	n := startTestNode(t, server.Config{}, store.Limits{})
+	ctx := testCtx(t)
+	anon := n.dial(t, nil)
+	res, err := anon.Ping(ctx)
+	if err != nil {
+		t.Fatalf("anonymous ping: %v", err)
+	}
+	if res.Identity != nil || time.Since(res.ServerTime).Abs() > time.Minute {
+		t.Fatalf("anonymous ping: %+v", res)
+	}
+	a := newTestIdentity(t)
+	res, err = n.dial(t, a.priv).Ping(ctx)
+	if err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+	if !bytes.Equal(res.Identity, a.pub) {
+		t.Fatalf("node bound the connection to %x, want %x", res.Identity, a.pub)
+	}
+}
+
+func TestKeyPackageUploadFetch(t *testing.T) {
+	n := startTestNode(t, server.Config{}, store.Limits{})
+	ctx := testCtx(t)
+	a, b := newTestIdentity(t), newTestIdentity(t)
+	ca, cb := n.dial(t, a.priv), n.dial(t, b.priv)
+
+	uploaded := map[string]bool{}
+	for i := range 3 {
+		kp := testKeyPackage(a.pub, byte(i))
+		fp, err := ca.UploadKeyPackage(ctx, a.pub, kp, false)
+		if err != nil {
+			t.Fatalf("upload %d: %v", i, err)
+		}
+		if fp != sha256.Sum256(kp) {
+			t.Fatalf("fingerprint %x, want SHA-256 of the package", fp)
+		}
+		uploaded[string(kp)] = true
+	}
+	last := testKeyPackage(a.pub, 0xee)
+	if _, err := ca.UploadKeyPackage(ctx, a.pub, last, true); err != nil {
+		t.Fatalf("upload last resort: %v", err)
+	}
+	cnt, err := ca.KeyPackageCount(ctx, a.pub)
+	if err != nil || cnt != (client.KeyPackageCount{Remaining: 3, LastResort: true}) {
+		t.Fatalf("count = %+v, %v; want 3 + last resort", cnt, err)
+	}
+
+	for i := range 3 {
+		kp, err := cb.FetchKeyPackage(ctx, a.pub)
+		if err != nil {
+			t.Fatalf("fetch %d: %v", i, err)
+		}
+		if !uploaded[string(kp)] {
+			t.Fatalf("fetch %d returned a package that is not one left: %x", i, kp)
+		}
+		delete(uploaded, string(kp))
+	}
+	// Only the last-resort package is left: returned every time, not consumed.
+	for range 2 {
+		kp, err := cb.FetchKeyPackage(ctx, a.pub)
+		if err != nil || !bytes.Equal(kp, last) {
+			t.Fatalf("fetch after the others are gone: %x, %v; want the last-resort package", kp, err)
+		}
+	}
+	cnt, err = ca.KeyPackageCount(ctx, a.pub)
+	if err != nil || cnt != (client.KeyPackageCount{Remaining: 0, LastResort: true}) {
+		t.Fatalf("count = %+v, %v; want 0 + last resort", cnt, err)
+	}
+
+	// b has none at all.
+	_, err = ca.FetchKeyPackage(ctx, b.pub)
+	wantErr(t, "fetch from empty directory", err, client.ErrNoKeyPackage)
+}
+
+func TestKeyPackageConcurrentFetchers(t *testing.T) {
+	n := startTestNode(t, server.Config{}, store.Limits{})
+	ctx := testCtx(t)
+	a := newTestIdentity(t)
+	ca := n.dial(t, a.priv)
+	const packages, fetchers = 30, 50
+	for i := range packages {
+		if _, err := ca.UploadKeyPackage(ctx, a.pub, testKeyPackage(a.pub, byte(i)), false); err != nil {
+			t.Fatalf("upload: %v", err)
+		}
+	}
+	clients := make([]*client.Client, fetchers)
+	for i := range clients {
+		clients[i] = n.dial(t, newTestIdentity(t).priv)
+	}
+	var (
+		mu   sync.Mutex
+		got  = map[string]int{}
+		none int
+		wg   sync.WaitGroup
+		errs []error
+	)
+	start := make(chan struct{})
+	for _, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			kp, err := c.FetchKeyPackage(ctx, a.pub)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				got[string(kp)]++
+			case errors.Is(err, client.ErrNoKeyPackage):
+				none++
+			default:
+				errs = append(errs, err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("unexpected errors: %v", errs)
+	}
+	if len(got) != packages || none != fetchers-packages {
+		t.Fatalf("%d distinct packages and %d 'none left', want %d and %d", len(got), none, packages, fetchers-packages)
+	}
+	for kp, k := range got {
+		if k != 1 {
+			t.Fatalf("package %x handed out %d times", sha256.Sum256([]byte(kp)), k)
+		}
+	}
+}
+
+func TestEnqueueFetchFIFO(t *testing.T) {
+	n := startTestNode(t, server.Config{}, store.Limits{})
+	ctx := testCtx(t)
+	a, b := newTestIdentity(t), newTestIdentity(t)
+	ca, cb := n.dial(t, a.priv), n.dial(t, b.priv)
+	for i := range 20 {
+		seq, dup, err := ca.Enqueue(ctx, b.pub, fmt.Appendf(nil, "m%02d", i), nil)
+		if err != nil || dup || seq != uint64(i+1) {
+			t.Fatalf("enqueue %d: seq %d dup %v err %v", i, seq, dup, err)
+		}
+	}
+	got, err := cb.Fetch(ctx, b.pub)
+	if err != nil || len(got) != 20 {
+		t.Fatalf("fetch: %d payloads, %v", len(got), err)
+	}
+	for i, p := range got {
+		if string(p) != fmt.Sprintf("m%02d", i) {
+			t.Fatalf("payload %d = %q: not FIFO", i, p)
+		}
+	}
+	got, err = cb.Fetch(ctx, b.pub)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("second fetch after drain: %d payloads, %v", len(got), err)
+	}
+	// Sequence numbers are never reused after a drain.
+	seq, _, err := ca.Enqueue(ctx, b.pub, []byte("after"), nil)
+	if err != nil || seq != 21 {
+		t.Fatalf("enqueue after drain: seq %d, %v; want 21", seq, err)
+	}
+}
+
+func TestReceiveAckIdempotentEnqueue(t *testing.T) {
+	n := startTestNode(t, server.Config{}, store.Limits{})
+	ctx := testCtx(t)
+	a, b := newTestIdentity(t), newTestIdentity(t)
+	ca, cb := n.dial(t, a.priv), n.dial(t, b.priv)
+	for i := range 5 {
+		id := fmt.Appendf(nil, "id-%d", i)
+		seq, dup, err := ca.Enqueue(ctx, b.pub, fmt.Appendf(nil, "p%d", i), id)
+		if err != nil || dup || seq != uint64(i+1) {
+			t.Fatalf("enqueue %d: %d %v %v", i, seq, dup, err)
+		}
+	}
+	// A resend with the same client message id is not stored twice.
+	seq, dup, err := ca.Enqueue(ctx, b.pub, []byte("p2 again"), []byte("id-2"))
+	if err != nil || !dup || seq != 3 {
+		t.Fatalf("repeat enqueue: seq %d dup %v err %v; want 3, duplicate", seq, dup, err)
+	}
+	// The same id from another sender is a different message.
+	c3 := n.dial(t, newTestIdentity(t).priv)
+	seq, dup, err = c3.Enqueue(ctx, b.pub, []byte("other sender"), []byte("id-2"))
+	if err != nil || dup || seq != 6 {
+		t.Fatalf("same id, other sender: seq %d dup %v err %v; want 6, new", seq, dup, err)
+	}
+
+	msgs, err := cb.Receive(ctx, b.pub, 0, 2)
+	if err != nil || len(msgs) != 2 || msgs[0].Seq != 1 || msgs[1].Seq != 2 {
+		t.Fatalf("receive limit 2: %+v %v", msgs, err)
+	}
+	if !bytes.Equal(msgs[0].Sender, a.pub) || string(msgs[0].ClientMsgID) != "id-0" || string(msgs[0].Payload) != "p0" {
+		t.Fatalf("envelope 1 = %+v", msgs[0])
+	}
+	if time.Since(msgs[0].EnqueuedAt).Abs() > time.Minute {
+		t.Fatalf("enqueued at %v", msgs[0].EnqueuedAt)
+	}
+	// Receive does not delete: the same cursor gives the same messages.
+	again, err := cb.Receive(ctx, b.pub, 0, 0)
+	if err != nil || len(again) != 6 {
+		t.Fatalf("receive all: %d, %v", len(again), err)
+	}
+	deleted, err := cb.Ack(ctx, b.pub, 4)
+	if err != nil || deleted != 4 {
+		t.Fatalf("ack 4: deleted %d, %v", deleted, err)
+	}
+	rest, err := cb.Receive(ctx, b.pub, 0, 0)
+	if err != nil || len(rest) != 2 || rest[0].Seq != 5 || rest[1].Seq != 6 {
+		t.Fatalf("after ack: %+v %v", rest, err)
+	}
+	rest, err = cb.Receive(ctx, b.pub, 5, 0)
+	if err != nil || len(rest) != 1 || rest[0].Seq != 6 || string(rest[0].Payload) != "other sender" {
+		t.Fatalf("after cursor 5: %+v %v", rest, err)
+	}
+	deleted, err = cb.Ack(ctx, b.pub, 4)
+	if err != nil || deleted != 0 {
+		t.Fatalf("repeated ack: deleted %d, %v", deleted, err)
+	}
+}
+
+func TestSubscribePush(t *testing.T) {
+	n := startTestNode(t, server.Config{}, store.Limits{})
+	ctx := testCtx(t)
+	a, b := newTestIdentity(t), newTestIdentity(t)
+	ca, cb := n.dial(t, a.priv), n.dial(t, b.priv)
+
+	// Two stored before subscribing, one of them behind the cursor.
+	for _, p := range []string{"old", "stored"} {
+		if _, _, err := ca.Enqueue(ctx, b.pub, []byte(p), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan client.Envelope, 100)
+	inDeliver := make(chan struct{}, 100)
+	sub, err := cb.Subscribe(ctx, b.pub, 1, func(ctx context.Context, batch []client.Envelope) error {
+		inDeliver <- struct{}{}
+		for _, e := range batch {
+			got <- e
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	next := func() client.Envelope {
+		t.Helper()
+		select {
+		case e := <-got:
+			return e
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no push within 10s")
+			return client.Envelope{}
+		}
+	}
+	if e := next(); e.Seq != 2 || string(e.Payload) != "stored" {
+		t.Fatalf("first push %+v, want the stored message after the cursor", e)
+	}
+	for i := range 5 {
+		p := fmt.Sprintf("live %d", i)
+		if _, _, err := ca.Enqueue(ctx, b.pub, []byte(p), nil); err != nil {
+			t.Fatal(err)
+		}
+		if e := next(); e.Seq != uint64(3+i) || string(e.Payload) != p || !bytes.Equal(e.Sender, a.pub) {
+			t.Fatalf("push %d = %+v", i, e)
+		}
+	}
+	// Pushed messages stay until acked.
+	if msgs, err := cb.Receive(ctx, b.pub, 0, 0); err != nil || len(msgs) != 7 {
+		t.Fatalf("receive after push: %d, %v", len(msgs), err)
+	}
+
+	if err := sub.Cancel(ctx); err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	if _, _, err := ca.Enqueue(ctx, b.pub, []byte("after cancel"), nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-got:
+		t.Fatalf("push after cancel: %+v", e)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+func TestSubscribeFlowControl(t *testing.T) {
+	n := startTestNode(t, server.Config{ReceiveBatch: 1}, store.Limits{})
+	ctx := testCtx(t)
+	a, b := newTestIdentity(t), newTestIdentity(t)
+	ca, cb := n.dial(t, a.priv), n.dial(t, b.priv)
+	var (
+		mu       sync.Mutex
+		inFlight int
+		maxIn    int
+		seqs     []uint64
+	)
+	done := make(chan struct{})
+	_, err := cb.Subscribe(ctx, b.pub, 0, func(ctx context.Context, batch []client.Envelope) error {
+		mu.Lock()
+		inFlight++
+		maxIn = max(maxIn, inFlight)
+		mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+		mu.Lock()
+		inFlight--
+		for _, e := range batch {
+			seqs = append(seqs, e.Seq)
+		}
+		if len(seqs) == 20 {
+			close(done)
+		}
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if _, _, err := ca.Enqueue(ctx, b.pub, fmt.Appendf(nil, "%d", i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("pushes did not arrive")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if maxIn != 1 {
+		t.Fatalf("%d deliver calls at once, want 1", maxIn)
+	}
+	for i, s := range seqs {
+		if s != uint64(i+1) {
+			t.Fatalf("pushed seqs %v not in order", seqs)
+		}
+	}
+}
