@@ -6,6 +6,16 @@
 // PostgreSQL backend for several stateless nodes can both serve the node. Every
 // method that returns without error has made its write durable: the node
 // replies to a client only after that.
+//
+// The store also orders group handshakes (SubmitCommit, FanOut, GroupState):
+// see group.go for the rules.
+//
+// Every backend checks its arguments the same way, and the conformance suite
+// in package storetest holds it to that: identity keys and recipients are
+// exactly IdentityKeySize bytes, a sender is empty (anonymous) or an identity
+// key, Receive's limit is positive, group ids are 1 to MaxGroupIDSize bytes;
+// anything else is ErrInvalid, never a panic. Backends may bound the length
+// of a client message id (the SQLite backend allows 256 bytes).
 package store
 
 import (

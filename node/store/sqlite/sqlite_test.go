@@ -432,3 +432,121 @@ func TestSharedPayloadFreed(t *testing.T) {
 		t.Fatalf("payloads after everyone is done: %d rows with %d refs, want none", n, refs)
 	}
 }
+
+// A database created by the first schema version, with data in it, is
+// brought to the current version and keeps its data.
+func TestMigrationUpgrade(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "node.db")
+	ctx := context.Background()
+	r, id := storetest.Key("r"), storetest.Key("id")
+	// Write a version-1 database the way the first release did.
+	old, err := openDB(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"PRAGMA journal_mode=WAL",
+		migrations[0],
+		"PRAGMA user_version = 1",
+	} {
+		if _, err := old.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`INSERT INTO queues (recipient, last_seq, depth) VALUES (?, 1, 1)`, []any{r}},
+		{`INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at) VALUES (?, 1, x'', ?, ?, 1)`, []any{r, []byte("m1"), []byte("before the upgrade")}},
+		{`INSERT INTO enqueue_dedup (recipient, sender, client_msg_id, seq, created_at) VALUES (?, x'', ?, 1, ?)`, []any{r, []byte("m1"), time.Now().UnixNano()}},
+		{`INSERT INTO key_packages (identity, fingerprint, package, last_resort, created_at) VALUES (?, ?, ?, 1, 1)`, []any{id, storetest.Key("fp"), []byte("kp")}},
+	} {
+		if _, err := old.ExecContext(ctx, q.sql, q.args...); err != nil {
+			t.Fatalf("%s: %v", q.sql, err)
+		}
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := openTestStore(t, path, storetest.Limits())
+	var v int
+	if err := s.w.QueryRow("PRAGMA user_version").Scan(&v); err != nil || v != len(migrations) {
+		t.Fatalf("user_version = %d, %v; want %d", v, err, len(migrations))
+	}
+	got, err := s.Receive(ctx, r, 0, 10)
+	if err != nil || len(got) != 1 || string(got[0].Payload) != "before the upgrade" {
+		t.Fatalf("Receive after upgrade = %v, %v", got, err)
+	}
+	if _, dup, err := s.Enqueue(ctx, r, nil, []byte("m1"), []byte("again")); err != nil || !dup {
+		t.Fatalf("repeated Enqueue after upgrade: duplicate %v, %v", dup, err)
+	}
+	if c, err := s.CountKeyPackages(ctx, id); err != nil || !c.LastResort {
+		t.Fatalf("CountKeyPackages after upgrade = %+v, %v", c, err)
+	}
+	// The new tables work on the upgraded file.
+	if _, err := s.SubmitCommit(ctx, storetest.GroupID("g"), 0, id, nil, []byte("c"), [][]byte{r, id}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.Receive(ctx, r, 1, 10)
+	if err != nil || len(got) != 1 || string(got[0].Payload) != "c" {
+		t.Fatalf("Receive of the commit = %v, %v", got, err)
+	}
+}
+
+// Closing while calls are in flight: each call either completes or reports
+// ErrClosed; nothing panics or hangs.
+func TestCloseWhileBusy(t *testing.T) {
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "node.db"), store.Limits{MaxQueueDepth: 1 << 20}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	started := make(chan struct{}, 8)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := storetest.Key(fmt.Sprint("busy ", w))
+			for i := 0; ; i++ {
+				var err error
+				switch i % 3 {
+				case 0:
+					_, _, err = s.Enqueue(ctx, r, nil, nil, []byte("x"))
+				case 1:
+					_, err = s.Receive(ctx, r, 0, 10)
+				case 2:
+					_, _, err = s.FanOut(ctx, storetest.GroupID("busy"), r, nil, []byte("y"), [][]byte{r, storetest.Key("other")})
+				}
+				if i == 3 {
+					started <- struct{}{}
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for range 8 {
+		<-started
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	n := 0
+	for err := range errs {
+		n++
+		if !errors.Is(err, store.ErrClosed) {
+			t.Errorf("call during Close: %v, want ErrClosed", err)
+		}
+	}
+	if n != 8 {
+		t.Fatalf("%d workers stopped with an error, want all 8", n)
+	}
+}
