@@ -1,7 +1,11 @@
 package interop
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 
@@ -16,28 +20,109 @@ import (
 const Name = "quicproquo"
 
 // Server implements the MLSClient service over our MLS package. Group
-// states, pending joins and stored PSKs live in memory under the numeric
-// handles the service hands out; nothing is persisted.
+// states and pending joins live in memory under the numeric handles the
+// service hands out (one counter for both, so StorePSK's
+// state_or_transaction_id is never ambiguous); nothing is persisted.
+//
+// Calls that need something our MLS package does not do (reinitialization,
+// branching, external proposals and signers, external commits carrying
+// PSKs) answer codes.Unimplemented. Bad input answers InvalidArgument,
+// unknown handles NotFound, and calls out of order FailedPrecondition.
 type Server struct {
 	pb.UnimplementedMLSClientServer
 
 	log *slog.Logger
 
+	// mu serializes every call: an mls.Group is not safe for concurrent use
+	// and interop runs are not about throughput.
 	mu     sync.Mutex
 	nextID uint32
 	states map[uint32]*memberState
+	joins  map[uint32]*pendingJoin
 }
 
-// memberState is one group state handed out under a state_id.
-type memberState struct{}
+// memberState is one client's group state.
+type memberState struct {
+	group  *mls.Group
+	signer *mls.Signer
+	// own holds the proposal messages this client sent, with the epoch they
+	// were sent in: when the runner hands them back by reference they are
+	// already cached in the group and must not be processed again.
+	own map[string]uint64
+}
+
+// pendingJoin is a KeyPackage waiting for its Welcome.
+type pendingJoin struct {
+	kp   *mls.KeyPackagePrivate
+	psks []mls.PSK
+}
 
 // NewServer returns an empty Server. log receives one debug line per call
-// and never any secret.
+// and never any secret; nil discards.
 func NewServer(log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{log: log, states: map[uint32]*memberState{}}
+	return &Server{log: log, states: map[uint32]*memberState{}, joins: map[uint32]*pendingJoin{}}
+}
+
+// grpcError maps an error of our MLS package to a gRPC status.
+func grpcError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	code := codes.Internal
+	switch {
+	case errors.Is(err, mls.ErrUnsupportedSuite):
+		code = codes.Unimplemented
+	case errors.Is(err, mls.ErrPendingCommit), errors.Is(err, mls.ErrNoPendingCommit),
+		errors.Is(err, mls.ErrNotMember), errors.Is(err, mls.ErrUnknownPSK), errors.Is(err, mls.ErrEpochTooOld):
+		code = codes.FailedPrecondition
+	case errors.Is(err, mls.ErrDecode), errors.Is(err, mls.ErrInvalidMessage), errors.Is(err, mls.ErrInvalidCommit),
+		errors.Is(err, mls.ErrInvalidProposal), errors.Is(err, mls.ErrWrongEpoch), errors.Is(err, mls.ErrWrongGroup),
+		errors.Is(err, mls.ErrNoMatchingKeyPackage), errors.Is(err, mls.ErrInvalidLeafNode),
+		errors.Is(err, mls.ErrInvalidSignature), errors.Is(err, mls.ErrDecrypt):
+		code = codes.InvalidArgument
+	}
+	return status.Errorf(code, "%s: %v", op, err)
+}
+
+func (s *Server) newID() uint32 {
+	s.nextID++
+	return s.nextID
+}
+
+// state returns the group state named id. Callers hold s.mu.
+func (s *Server) state(id uint32) (*memberState, error) {
+	st, ok := s.states[id]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "no group state %d", id)
+	}
+	return st, nil
+}
+
+func (s *Server) addState(g *mls.Group, signer *mls.Signer) uint32 {
+	id := s.newID()
+	s.states[id] = &memberState{group: g, signer: signer, own: map[string]uint64{}}
+	return id
+}
+
+func suiteOf(v uint32) (mls.CipherSuite, error) {
+	if v == 0 || v > 0xffff {
+		return 0, status.Errorf(codes.InvalidArgument, "cipher suite %d is not a uint16 code point", v)
+	}
+	cs := mls.CipherSuite(v)
+	if _, err := mls.LookupSuite(cs); err != nil {
+		return 0, grpcError("cipher suite", err)
+	}
+	return cs, nil
+}
+
+func groupConfig(encryptHandshake bool) mls.Config {
+	return mls.Config{PublicHandshake: !encryptHandshake}
 }
 
 // Name answers with the implementation name.
@@ -54,13 +139,565 @@ func (s *Server) SupportedCiphersuites(context.Context, *pb.SupportedCiphersuite
 	return &pb.SupportedCiphersuitesResponse{Ciphersuites: out}, nil
 }
 
-// Free forgets a group state.
+// CreateGroup creates a one-member group with a basic credential.
+func (s *Server) CreateGroup(_ context.Context, req *pb.CreateGroupRequest) (*pb.CreateGroupResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs, err := suiteOf(req.CipherSuite)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.GroupId) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "empty group_id")
+	}
+	signer, err := mls.NewSigner(cs, req.Identity)
+	if err != nil {
+		return nil, grpcError("CreateGroup", err)
+	}
+	g, err := mls.CreateGroup(cs, bytes.Clone(req.GroupId), signer, &mls.CreateOptions{Config: groupConfig(req.EncryptHandshake)})
+	if err != nil {
+		return nil, grpcError("CreateGroup", err)
+	}
+	id := s.addState(g, signer)
+	s.log.Debug("CreateGroup", "state", id, "suite", cs)
+	return &pb.CreateGroupResponse{StateId: id}, nil
+}
+
+// CreateKeyPackage makes a KeyPackage and keeps its private half under a
+// transaction id for JoinGroup. The private keys are returned as the
+// interface asks (test rigs only).
+func (s *Server) CreateKeyPackage(_ context.Context, req *pb.CreateKeyPackageRequest) (*pb.CreateKeyPackageResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs, err := suiteOf(req.CipherSuite)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := mls.NewSigner(cs, req.Identity)
+	if err != nil {
+		return nil, grpcError("CreateKeyPackage", err)
+	}
+	kp, priv, err := mls.GenerateKeyPackage(cs, signer, nil)
+	if err != nil {
+		return nil, grpcError("CreateKeyPackage", err)
+	}
+	id := s.newID()
+	s.joins[id] = &pendingJoin{kp: priv}
+	s.log.Debug("CreateKeyPackage", "transaction", id, "suite", cs)
+	msg := &mls.MLSMessage{Version: mls.MLS10, WireFormat: mls.WireFormatKeyPackage, KeyPackage: kp}
+	return &pb.CreateKeyPackageResponse{
+		TransactionId:  id,
+		KeyPackage:     msg.Marshal(),
+		InitPriv:       bytes.Clone(priv.InitPriv),
+		EncryptionPriv: bytes.Clone(priv.EncryptionPriv),
+		SignaturePriv:  bytes.Clone(priv.SignaturePriv),
+	}, nil
+}
+
+// JoinGroup joins from a Welcome with the KeyPackage of a transaction.
+func (s *Server) JoinGroup(_ context.Context, req *pb.JoinGroupRequest) (*pb.JoinGroupResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j, ok := s.joins[req.TransactionId]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "no transaction %d", req.TransactionId)
+	}
+	g, err := mls.JoinFromWelcome(req.Welcome, j.kp, &mls.JoinOptions{
+		RatchetTree: req.RatchetTree, PSKs: j.psks, Config: groupConfig(req.EncryptHandshake),
+	})
+	if err != nil {
+		return nil, grpcError("JoinGroup", err)
+	}
+	delete(s.joins, req.TransactionId)
+	id := s.addState(g, j.kp.Signer())
+	s.log.Debug("JoinGroup", "state", id, "epoch", g.Epoch())
+	return &pb.JoinGroupResponse{StateId: id, EpochAuthenticator: g.EpochAuthenticator()}, nil
+}
+
+// ExternalJoin joins by an external commit.
+func (s *Server) ExternalJoin(_ context.Context, req *pb.ExternalJoinRequest) (*pb.ExternalJoinResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(req.Psks) > 0 {
+		return nil, status.Error(codes.Unimplemented, "external commits carrying PSK proposals are not supported")
+	}
+	m, err := mls.ParseMLSMessage(req.GroupInfo)
+	if err != nil {
+		return nil, grpcError("ExternalJoin", err)
+	}
+	if m.WireFormat != mls.WireFormatGroupInfo {
+		return nil, status.Errorf(codes.InvalidArgument, "group_info is a %v", m.WireFormat)
+	}
+	signer, err := mls.NewSigner(m.GroupInfo.GroupContext.CipherSuite, req.Identity)
+	if err != nil {
+		return nil, grpcError("ExternalJoin", err)
+	}
+	g, commit, err := mls.JoinExternal(req.GroupInfo, signer, &mls.ExternalJoinOptions{
+		RatchetTree: req.RatchetTree, Resync: req.RemovePrior, Config: groupConfig(req.EncryptHandshake),
+	})
+	if err != nil {
+		return nil, grpcError("ExternalJoin", err)
+	}
+	id := s.addState(g, signer)
+	s.log.Debug("ExternalJoin", "state", id, "epoch", g.Epoch())
+	return &pb.ExternalJoinResponse{StateId: id, Commit: commit, EpochAuthenticator: g.EpochAuthenticator()}, nil
+}
+
+// GroupInfo returns a signed GroupInfo of the current epoch (with
+// external_pub), with the ratchet tree inside or, if asked, beside it.
+func (s *Server) GroupInfo(_ context.Context, req *pb.GroupInfoRequest) (*pb.GroupInfoResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, err := s.state(req.StateId)
+	if err != nil {
+		return nil, err
+	}
+	gi, err := st.group.GroupInfo()
+	if err != nil {
+		return nil, grpcError("GroupInfo", err)
+	}
+	if !req.ExternalTree {
+		return &pb.GroupInfoResponse{GroupInfo: gi}, nil
+	}
+	gi, err = withoutTree(st, gi)
+	if err != nil {
+		return nil, grpcError("GroupInfo", err)
+	}
+	return &pb.GroupInfoResponse{GroupInfo: gi, RatchetTree: st.group.RatchetTree()}, nil
+}
+
+// withoutTree drops the ratchet_tree extension from a GroupInfo MLSMessage
+// and signs it again with the member's key.
+func withoutTree(st *memberState, gi []byte) ([]byte, error) {
+	m, err := mls.ParseMLSMessage(gi)
+	if err != nil {
+		return nil, err
+	}
+	suite, err := mls.LookupSuite(m.GroupInfo.GroupContext.CipherSuite)
+	if err != nil {
+		return nil, err
+	}
+	exts := m.GroupInfo.Extensions[:0]
+	for _, e := range m.GroupInfo.Extensions {
+		if e.Type != mls.ExtensionRatchetTree {
+			exts = append(exts, e)
+		}
+	}
+	m.GroupInfo.Extensions = exts
+	if err := m.GroupInfo.Sign(suite, st.signer.SignaturePriv); err != nil {
+		return nil, err
+	}
+	return m.Marshal(), nil
+}
+
+// StateAuth returns the epoch authenticator.
+func (s *Server) StateAuth(_ context.Context, req *pb.StateAuthRequest) (*pb.StateAuthResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, err := s.state(req.StateId)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.StateAuthResponse{StateAuthSecret: st.group.EpochAuthenticator()}, nil
+}
+
+// Export runs the MLS exporter.
+func (s *Server) Export(_ context.Context, req *pb.ExportRequest) (*pb.ExportResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, err := s.state(req.StateId)
+	if err != nil {
+		return nil, err
+	}
+	if req.KeyLength > 0xffff {
+		return nil, status.Errorf(codes.InvalidArgument, "key_length %d exceeds 65535", req.KeyLength)
+	}
+	out, err := st.group.Export(req.Label, req.Context, int(req.KeyLength))
+	if err != nil {
+		return nil, grpcError("Export", err)
+	}
+	return &pb.ExportResponse{ExportedSecret: out}, nil
+}
+
+// Protect encrypts application data.
+func (s *Server) Protect(_ context.Context, req *pb.ProtectRequest) (*pb.ProtectResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, err := s.state(req.StateId)
+	if err != nil {
+		return nil, err
+	}
+	ct, err := st.group.Protect(req.Plaintext, req.AuthenticatedData)
+	if err != nil {
+		return nil, grpcError("Protect", err)
+	}
+	return &pb.ProtectResponse{Ciphertext: ct}, nil
+}
+
+// Unprotect decrypts application data.
+func (s *Server) Unprotect(_ context.Context, req *pb.UnprotectRequest) (*pb.UnprotectResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, err := s.state(req.StateId)
+	if err != nil {
+		return nil, err
+	}
+	if m, err := mls.ParseMLSMessage(req.Ciphertext); err != nil {
+		return nil, grpcError("Unprotect", err)
+	} else if m.WireFormat != mls.WireFormatPrivateMessage {
+		return nil, status.Errorf(codes.InvalidArgument, "application data must be a PrivateMessage, got %v", m.WireFormat)
+	}
+	rec, err := st.group.ProcessMessage(req.Ciphertext)
+	if err != nil {
+		return nil, grpcError("Unprotect", err)
+	}
+	if rec.Kind != mls.KindApplication {
+		return nil, status.Errorf(codes.InvalidArgument, "message carries a %v, not application data", rec.Kind)
+	}
+	return &pb.UnprotectResponse{AuthenticatedData: rec.AuthenticatedData, Plaintext: rec.Plaintext}, nil
+}
+
+// StorePSK makes an external PSK known to a group state or to a pending
+// join.
+func (s *Server) StorePSK(_ context.Context, req *pb.StorePSKRequest) (*pb.StorePSKResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(req.PskId) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "empty psk_id")
+	}
+	if st, ok := s.states[req.StateOrTransactionId]; ok {
+		st.group.AddPSK(req.PskId, req.PskSecret)
+		return &pb.StorePSKResponse{}, nil
+	}
+	if j, ok := s.joins[req.StateOrTransactionId]; ok {
+		j.psks = append(j.psks, mls.PSK{ID: bytes.Clone(req.PskId), Secret: bytes.Clone(req.PskSecret)})
+		return &pb.StorePSKResponse{}, nil
+	}
+	return nil, status.Errorf(codes.NotFound, "no state or transaction %d", req.StateOrTransactionId)
+}
+
+// propose sends a proposal from a state and remembers it as its own.
+func (s *Server) propose(op string, id uint32, make func(g *mls.Group) ([]byte, error)) (*pb.ProposalResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, err := s.state(id)
+	if err != nil {
+		return nil, err
+	}
+	msg, err := make(st.group)
+	if err != nil {
+		return nil, grpcError(op, err)
+	}
+	st.own[string(msg)] = st.group.Epoch()
+	return &pb.ProposalResponse{Proposal: msg}, nil
+}
+
+func parseKeyPackage(b []byte) (*mls.KeyPackage, error) {
+	m, err := mls.ParseMLSMessage(b)
+	if err != nil {
+		return nil, grpcError("key_package", err)
+	}
+	if m.WireFormat != mls.WireFormatKeyPackage {
+		return nil, status.Errorf(codes.InvalidArgument, "key_package is a %v", m.WireFormat)
+	}
+	return m.KeyPackage, nil
+}
+
+// leafOf finds the member whose basic credential identity is identity.
+func leafOf(g *mls.Group, identity []byte) (mls.LeafIndex, error) {
+	for _, m := range g.Members() {
+		if bytes.Equal(m.Identity, identity) {
+			return m.Leaf, nil
+		}
+	}
+	return 0, status.Errorf(codes.NotFound, "no member with identity %q", identity)
+}
+
+// AddProposal proposes to add a KeyPackage.
+func (s *Server) AddProposal(_ context.Context, req *pb.AddProposalRequest) (*pb.ProposalResponse, error) {
+	kp, err := parseKeyPackage(req.KeyPackage)
+	if err != nil {
+		return nil, err
+	}
+	return s.propose("AddProposal", req.StateId, func(g *mls.Group) ([]byte, error) { return g.ProposeAdd(kp) })
+}
+
+// UpdateProposal proposes a fresh leaf for the sender.
+func (s *Server) UpdateProposal(_ context.Context, req *pb.UpdateProposalRequest) (*pb.ProposalResponse, error) {
+	return s.propose("UpdateProposal", req.StateId, func(g *mls.Group) ([]byte, error) { return g.ProposeUpdate() })
+}
+
+// RemoveProposal proposes to remove the member with a given identity.
+func (s *Server) RemoveProposal(_ context.Context, req *pb.RemoveProposalRequest) (*pb.ProposalResponse, error) {
+	return s.propose("RemoveProposal", req.StateId, func(g *mls.Group) ([]byte, error) {
+		leaf, err := leafOf(g, req.RemovedId)
+		if err != nil {
+			return nil, err
+		}
+		return g.ProposeRemove(leaf)
+	})
+}
+
+// ExternalPSKProposal proposes to inject a stored external PSK.
+func (s *Server) ExternalPSKProposal(_ context.Context, req *pb.ExternalPSKProposalRequest) (*pb.ProposalResponse, error) {
+	return s.propose("ExternalPSKProposal", req.StateId, func(g *mls.Group) ([]byte, error) { return g.ProposeExternalPSK(req.PskId) })
+}
+
+// ResumptionPSKProposal proposes to inject the resumption PSK of an epoch.
+func (s *Server) ResumptionPSKProposal(_ context.Context, req *pb.ResumptionPSKProposalRequest) (*pb.ProposalResponse, error) {
+	return s.propose("ResumptionPSKProposal", req.StateId, func(g *mls.Group) ([]byte, error) { return g.ProposeResumptionPSK(req.EpochId) })
+}
+
+// GroupContextExtensionsProposal proposes new group context extensions.
+func (s *Server) GroupContextExtensionsProposal(_ context.Context, req *pb.GroupContextExtensionsProposalRequest) (*pb.ProposalResponse, error) {
+	exts, err := mlsExtensions(req.Extensions)
+	if err != nil {
+		return nil, err
+	}
+	return s.propose("GroupContextExtensionsProposal", req.StateId, func(g *mls.Group) ([]byte, error) {
+		return g.ProposeGroupContextExtensions(exts)
+	})
+}
+
+func mlsExtensions(in []*pb.Extension) ([]mls.Extension, error) {
+	out := make([]mls.Extension, 0, len(in))
+	for _, e := range in {
+		if e.ExtensionType > 0xffff {
+			return nil, status.Errorf(codes.InvalidArgument, "extension type %d is not a uint16", e.ExtensionType)
+		}
+		out = append(out, mls.Extension{Type: mls.ExtensionType(e.ExtensionType), Data: bytes.Clone(e.ExtensionData)})
+	}
+	return out, nil
+}
+
+// pskNonce returns a fresh PSK nonce of the suite's hash length.
+func pskNonce(g *mls.Group) ([]byte, error) {
+	suite, err := mls.LookupSuite(g.CipherSuite())
+	if err != nil {
+		return nil, err
+	}
+	n := make([]byte, suite.HashSize())
+	if _, err := rand.Read(n); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// byValue turns proposal descriptions into proposals of the group g.
+func byValue(g *mls.Group, descs []*pb.ProposalDescription) ([]mls.Proposal, error) {
+	out := make([]mls.Proposal, 0, len(descs))
+	for _, d := range descs {
+		var p mls.Proposal
+		switch string(d.ProposalType) {
+		case "add":
+			kp, err := parseKeyPackage(d.KeyPackage)
+			if err != nil {
+				return nil, err
+			}
+			p = mls.Proposal{Type: mls.ProposalAdd, Add: &mls.AddProposal{KeyPackage: *kp}}
+		case "remove":
+			leaf, err := leafOf(g, d.RemovedId)
+			if err != nil {
+				return nil, err
+			}
+			p = mls.Proposal{Type: mls.ProposalRemove, Remove: &mls.RemoveProposal{Removed: leaf}}
+		case "externalPSK", "resumptionPSK":
+			nonce, err := pskNonce(g)
+			if err != nil {
+				return nil, err
+			}
+			id := mls.PreSharedKeyID{Type: mls.PSKTypeExternal, PSKID: bytes.Clone(d.PskId), Nonce: nonce}
+			if string(d.ProposalType) == "resumptionPSK" {
+				id = mls.PreSharedKeyID{Type: mls.PSKTypeResumption, Usage: mls.ResumptionPSKApplication,
+					GroupID: g.GroupID(), Epoch: d.EpochId, Nonce: nonce}
+			}
+			p = mls.Proposal{Type: mls.ProposalPreSharedKey, PreSharedKey: &mls.PreSharedKeyProposal{PSK: id}}
+		case "groupContextExtensions":
+			exts, err := mlsExtensions(d.Extensions)
+			if err != nil {
+				return nil, err
+			}
+			p = mls.Proposal{Type: mls.ProposalGroupContextExtensions, GroupContextExtensions: &mls.GroupContextExtensionsProposal{Extensions: exts}}
+		case "reinit":
+			return nil, status.Error(codes.Unimplemented, "ReInit proposals by value are not supported")
+		default:
+			return nil, status.Errorf(codes.InvalidArgument, "unknown proposal type %q", d.ProposalType)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// takeProposals processes the proposals handed in by reference, skipping
+// the ones this state sent itself (the group already holds them).
+func takeProposals(op string, st *memberState, msgs [][]byte) error {
+	for i, msg := range msgs {
+		if e, ok := st.own[string(msg)]; ok && e == st.group.Epoch() {
+			continue
+		}
+		rec, err := st.group.ProcessMessage(msg)
+		if err != nil {
+			return grpcError(fmt.Sprintf("%s: proposal %d", op, i), err)
+		}
+		if rec.Kind != mls.KindProposal {
+			return status.Errorf(codes.InvalidArgument, "%s: proposal %d carries a %v", op, i, rec.Kind)
+		}
+	}
+	return nil
+}
+
+// Commit makes a commit of the given proposals and keeps it pending until
+// HandlePendingCommit (or HandleCommit of the same message).
+func (s *Server) Commit(_ context.Context, req *pb.CommitRequest) (*pb.CommitResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, err := s.state(req.StateId)
+	if err != nil {
+		return nil, err
+	}
+	g := st.group
+	props, err := byValue(g, req.ByValue)
+	if err != nil {
+		return nil, err
+	}
+	if err := takeProposals("Commit", st, req.ByReference); err != nil {
+		return nil, err
+	}
+	res, err := g.Commit(&mls.CommitOptions{Proposals: props, ForcePath: req.ForcePath, OmitRatchetTree: req.ExternalTree})
+	if err != nil {
+		return nil, grpcError("Commit", err)
+	}
+	out := &pb.CommitResponse{Commit: res.Message, Welcome: res.Welcome}
+	if req.ExternalTree {
+		m, err := mls.ParseMLSMessage(res.GroupInfo)
+		if err != nil {
+			return nil, grpcError("Commit", err)
+		}
+		tree, ok := mls.FindExtension(m.GroupInfo.Extensions, mls.ExtensionRatchetTree)
+		if !ok {
+			return nil, status.Error(codes.Internal, "Commit: the new epoch's GroupInfo has no ratchet tree")
+		}
+		out.RatchetTree = tree.Data
+	}
+	s.log.Debug("Commit", "state", req.StateId, "epoch", res.Epoch)
+	return out, nil
+}
+
+// HandleCommit processes the proposals by reference and then a commit.
+func (s *Server) HandleCommit(_ context.Context, req *pb.HandleCommitRequest) (*pb.HandleCommitResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, err := s.state(req.StateId)
+	if err != nil {
+		return nil, err
+	}
+	if err := takeProposals("HandleCommit", st, req.Proposal); err != nil {
+		return nil, err
+	}
+	rec, err := st.group.ProcessMessage(req.Commit)
+	if err != nil {
+		return nil, grpcError("HandleCommit", err)
+	}
+	if rec.Kind != mls.KindCommit {
+		return nil, status.Errorf(codes.InvalidArgument, "HandleCommit: message carries a %v", rec.Kind)
+	}
+	s.log.Debug("HandleCommit", "state", req.StateId, "epoch", rec.NewEpoch)
+	return &pb.HandleCommitResponse{StateId: req.StateId, EpochAuthenticator: st.group.EpochAuthenticator()}, nil
+}
+
+// HandlePendingCommit merges the state's own pending commit.
+func (s *Server) HandlePendingCommit(_ context.Context, req *pb.HandlePendingCommitRequest) (*pb.HandleCommitResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, err := s.state(req.StateId)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := st.group.MergePendingCommit(); err != nil {
+		return nil, grpcError("HandlePendingCommit", err)
+	}
+	return &pb.HandleCommitResponse{StateId: req.StateId, EpochAuthenticator: st.group.EpochAuthenticator()}, nil
+}
+
+// Free forgets a group state or a pending join.
 func (s *Server) Free(_ context.Context, req *pb.FreeRequest) (*pb.FreeResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.states[req.StateId]; !ok {
-		return nil, status.Errorf(codes.NotFound, "no state %d", req.StateId)
+	if _, ok := s.states[req.StateId]; ok {
+		delete(s.states, req.StateId)
+		return &pb.FreeResponse{}, nil
 	}
-	delete(s.states, req.StateId)
-	return &pb.FreeResponse{}, nil
+	if _, ok := s.joins[req.StateId]; ok {
+		delete(s.joins, req.StateId)
+		return &pb.FreeResponse{}, nil
+	}
+	return nil, status.Errorf(codes.NotFound, "no state %d", req.StateId)
+}
+
+// The calls below need parts of MLS our package does not offer yet:
+// reinitialization into a new group, branching, proposals from new members
+// and external senders. They answer Unimplemented explicitly.
+
+func unsupported(what string) error {
+	return status.Errorf(codes.Unimplemented, "%s is not supported", what)
+}
+
+// ReInitProposal is not supported.
+func (s *Server) ReInitProposal(context.Context, *pb.ReInitProposalRequest) (*pb.ProposalResponse, error) {
+	return nil, unsupported("reinitialization")
+}
+
+// ReInitCommit is not supported.
+func (s *Server) ReInitCommit(context.Context, *pb.CommitRequest) (*pb.CommitResponse, error) {
+	return nil, unsupported("reinitialization")
+}
+
+// HandlePendingReInitCommit is not supported.
+func (s *Server) HandlePendingReInitCommit(context.Context, *pb.HandlePendingCommitRequest) (*pb.HandleReInitCommitResponse, error) {
+	return nil, unsupported("reinitialization")
+}
+
+// HandleReInitCommit is not supported.
+func (s *Server) HandleReInitCommit(context.Context, *pb.HandleCommitRequest) (*pb.HandleReInitCommitResponse, error) {
+	return nil, unsupported("reinitialization")
+}
+
+// ReInitWelcome is not supported.
+func (s *Server) ReInitWelcome(context.Context, *pb.ReInitWelcomeRequest) (*pb.CreateSubgroupResponse, error) {
+	return nil, unsupported("reinitialization")
+}
+
+// HandleReInitWelcome is not supported.
+func (s *Server) HandleReInitWelcome(context.Context, *pb.HandleReInitWelcomeRequest) (*pb.JoinGroupResponse, error) {
+	return nil, unsupported("reinitialization")
+}
+
+// CreateBranch is not supported.
+func (s *Server) CreateBranch(context.Context, *pb.CreateBranchRequest) (*pb.CreateSubgroupResponse, error) {
+	return nil, unsupported("branching")
+}
+
+// HandleBranch is not supported.
+func (s *Server) HandleBranch(context.Context, *pb.HandleBranchRequest) (*pb.HandleBranchResponse, error) {
+	return nil, unsupported("branching")
+}
+
+// NewMemberAddProposal is not supported.
+func (s *Server) NewMemberAddProposal(context.Context, *pb.NewMemberAddProposalRequest) (*pb.NewMemberAddProposalResponse, error) {
+	return nil, unsupported("sending new-member Add proposals")
+}
+
+// CreateExternalSigner is not supported.
+func (s *Server) CreateExternalSigner(context.Context, *pb.CreateExternalSignerRequest) (*pb.CreateExternalSignerResponse, error) {
+	return nil, unsupported("external senders")
+}
+
+// AddExternalSigner is not supported.
+func (s *Server) AddExternalSigner(context.Context, *pb.AddExternalSignerRequest) (*pb.ProposalResponse, error) {
+	return nil, unsupported("external senders")
+}
+
+// ExternalSignerProposal is not supported.
+func (s *Server) ExternalSignerProposal(context.Context, *pb.ExternalSignerProposalRequest) (*pb.ProposalResponse, error) {
+	return nil, unsupported("external senders")
 }
