@@ -5,33 +5,6 @@ import (
 	"fmt"
 )
 
-// Group delivery.
-//
-// The node orders each group's handshake: it accepts exactly one commit per
-// (group, epoch), the first to arrive, and answers every other commit for an
-// epoch that is not the group's current one with a *StaleEpochError naming
-// the current epoch. A client that gets one drops its pending commit, applies
-// the winning commit (already in its queue) and tries again.
-//
-// The node learns of a group with its first commit, at whatever epoch that
-// commit names: a creator may commit alone (with nobody to deliver to) before
-// it first adds members. From then on the group's epoch advances by one with
-// each accepted commit. FanOut of application messages does not check or
-// change the epoch (members keep old epochs' secrets for a while), but a
-// FanOut to a group not yet seen does not fix its epoch either.
-//
-// Every commit and application message gets a per-group sequence number,
-// strictly increasing from 1, giving the group's messages a total order.
-// Both operations store the messages of every recipient in one transaction:
-// all recipients get the message, or (on any error) none. A full recipient
-// queue refuses the whole operation with ErrLimit rather than leave that
-// member behind.
-//
-// Both are idempotent on (group, sender, client message id): a resubmission
-// returns the original answer with Duplicate set and stores nothing, even if
-// the group has moved on. Reusing an id for different content is ErrInvalid.
-// An empty client message id is never deduplicated.
-
 // ErrStaleEpoch matches (with errors.Is) every *StaleEpochError.
 var ErrStaleEpoch = errors.New("store: stale epoch")
 

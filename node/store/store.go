@@ -7,13 +7,40 @@
 // method that returns without error has made its write durable: the node
 // replies to a client only after that.
 //
-// The store also orders group handshakes (SubmitCommit, FanOut, GroupState):
-// see group.go for the rules.
+// # Groups
+//
+// The node orders each group's handshake: it accepts exactly one commit per
+// (group, epoch), the first to arrive, and answers every other commit for an
+// epoch that is not the group's current one with a *StaleEpochError naming
+// the current epoch. A client that gets one drops its pending commit, applies
+// the winning commit (already in its queue) and tries again.
+//
+// The node learns of a group with its first commit, at whatever epoch that
+// commit names: a creator may commit alone (with nobody to deliver to) before
+// it first adds members. From then on the group's epoch advances by one with
+// each accepted commit. FanOut of application messages does not check or
+// change the epoch (members keep old epochs' secrets for a while), but a
+// FanOut to a group not yet seen does not fix its epoch either.
+//
+// Every commit and application message gets a per-group sequence number,
+// strictly increasing from 1, giving the group's messages a total order.
+// SubmitCommit and FanOut store the messages of every recipient in one transaction:
+// all recipients get the message, or (on any error) none. A full recipient
+// queue refuses the whole operation with ErrLimit rather than leave that
+// member behind.
+//
+// Both are idempotent on (group, sender, client message id): a resubmission
+// returns the original answer with Duplicate set and stores nothing, even if
+// the group has moved on (within the backend's deduplication window: 7 days
+// for SQLite; Enqueue's ids are remembered as long). Reusing an id for different content is ErrInvalid.
+// An empty client message id is never deduplicated.
+//
+// # Arguments
 //
 // Every backend checks its arguments the same way, and the conformance suite
 // in package storetest holds it to that: identity keys and recipients are
 // exactly IdentityKeySize bytes, a sender is empty (anonymous) or an identity
-// key, Receive's limit is positive, group ids are 1 to MaxGroupIDSize bytes;
+// key (always an identity key for SubmitCommit and FanOut), Receive's limit is positive, group ids are 1 to MaxGroupIDSize bytes;
 // anything else is ErrInvalid, never a panic. Backends may bound the length
 // of a client message id (the SQLite backend allows 256 bytes).
 package store
@@ -103,7 +130,8 @@ type Store interface {
 	// (errors.Is(err, ErrStaleEpoch)) naming the current epoch, and stores
 	// nothing. A resubmission with the same (sender, clientMsgID) returns the
 	// original result with Duplicate set. sender must be an identity key;
-	// recipients must be identity keys, each listed once. See group.go.
+	// recipients must be identity keys, each listed once. See "Groups" in
+	// the package documentation.
 	SubmitCommit(ctx context.Context, groupID []byte, epoch uint64, sender, clientMsgID, commit []byte,
 		recipients [][]byte, welcome []byte, welcomeRecipients [][]byte) (CommitResult, error)
 
