@@ -17,7 +17,7 @@ type benchTreeGroup struct {
 	sigPriv [][]byte
 }
 
-func benchTreeNewGroup(b *testing.B, s Suite, n int, full bool) *benchTreeGroup {
+func benchTreeNewGroup(b testing.TB, s Suite, n int, full bool) *benchTreeGroup {
 	b.Helper()
 	g := &benchTreeGroup{s: s}
 	first, encPriv, sigPriv := treekemNewLeaf(b, s, "member 0")

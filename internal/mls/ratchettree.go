@@ -297,6 +297,9 @@ func treeIsBelow(y, x NodeIndex) bool {
 // non-blank nodes that together cover every non-blank node below x, with
 // each parent's unmerged leaves after it.
 func (t *RatchetTree) Resolution(x NodeIndex) []NodeIndex {
+	if uint64(x) >= uint64(len(t.nodes)) {
+		return nil
+	}
 	return t.appendResolution(nil, x, nil)
 }
 

@@ -38,15 +38,21 @@ func (t *RatchetTree) TreeHash(s Suite) []byte {
 	return t.NodeTreeHash(s, Root(t.NumLeaves()))
 }
 
-// NodeTreeHash returns the tree hash of the subtree under x.
+// NodeTreeHash returns the tree hash of the subtree under x, or nil if x is
+// outside the tree.
 func (t *RatchetTree) NodeTreeHash(s Suite, x NodeIndex) []byte {
+	if uint64(x) >= uint64(len(t.nodes)) {
+		return nil
+	}
 	return t.treeHashExcluding(s, x, nil, nil)
 }
 
 // TreeHashes returns the tree hash of every node, indexed by NodeIndex.
 func (t *RatchetTree) TreeHashes(s Suite) [][]byte {
 	out := make([][]byte, len(t.nodes))
-	t.treeHashExcluding(s, Root(t.NumLeaves()), nil, out)
+	if len(t.nodes) > 0 {
+		t.treeHashExcluding(s, Root(t.NumLeaves()), nil, out)
+	}
 	return out
 }
 

@@ -425,3 +425,70 @@ func FuzzTreePrivateKeys(f *testing.F) {
 		}
 	})
 }
+
+// TestTreeKEMMergeRejects checks that a tampered UpdatePath is refused and
+// leaves the tree as it was.
+func TestTreeKEMMergeRejects(t *testing.T) {
+	s, err := LookupSuite(MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groupID := []byte("group")
+	g := benchTreeNewGroup(t, s, 5, true)
+	sent := g.tree.Clone()
+	pu, err := sent.GeneratePath(s, 2, sent.LeafNode(2), g.sigPriv[2], groupID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := []byte("context")
+	good, err := sent.EncryptPath(s, pu, ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clonePath := func() *UpdatePath {
+		p, err := ParseUpdatePath(good.Marshal())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for name, tc := range map[string]struct {
+		sender LeafIndex
+		edit   func(*UpdatePath)
+		group  []byte
+	}{
+		"node key changed": {2, func(p *UpdatePath) { p.Nodes[1].EncryptionKey[0] ^= 1 }, groupID},
+		"node dropped":     {2, func(p *UpdatePath) { p.Nodes = p.Nodes[:len(p.Nodes)-1] }, groupID},
+		"leaf changed":     {2, func(p *UpdatePath) { p.LeafNode.Credential.Identity = []byte("mallory") }, groupID},
+		"other group":      {2, func(*UpdatePath) {}, []byte("other")},
+		"other sender":     {3, func(*UpdatePath) {}, groupID},
+		"blank sender":     {6, func(*UpdatePath) {}, groupID},
+		"old leaf key": {2, func(p *UpdatePath) {
+			p.LeafNode.EncryptionKey = g.tree.LeafNode(2).EncryptionKey
+		}, groupID},
+		"update source": {2, func(p *UpdatePath) { p.LeafNode.Source = LeafNodeSourceUpdate }, groupID},
+	} {
+		tree := g.tree.Clone()
+		p := clonePath()
+		tc.edit(p)
+		if err := tree.MergeUpdatePath(s, tc.sender, p, tc.group); !errors.Is(err, ErrInvalidTree) {
+			t.Errorf("%s: MergeUpdatePath = %v, want ErrInvalidTree", name, err)
+		}
+		if !tree.Equal(g.tree) {
+			t.Errorf("%s: tree changed by a refused path", name)
+		}
+	}
+	tree := g.tree.Clone()
+	if err := tree.MergeUpdatePath(s, 2, clonePath(), groupID); err != nil {
+		t.Fatalf("good path: %v", err)
+	}
+	// Decrypting with a wrong private key fails cleanly.
+	k := g.keys[0].Clone()
+	k.Path[1] = bytes.Clone(g.keys[1].EncryptionKey)
+	if _, err := k.DecryptPath(s, tree, 2, good, ctx, nil); !errors.Is(err, ErrDecrypt) {
+		t.Errorf("DecryptPath with a wrong leaf key = %v, want ErrDecrypt", err)
+	}
+	if _, err := g.keys[2].Clone().DecryptPath(s, tree, 2, good, ctx, nil); !errors.Is(err, ErrInvalidTree) {
+		t.Errorf("DecryptPath of own path = %v, want ErrInvalidTree", err)
+	}
+}
