@@ -1,0 +1,201 @@
+package mls
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+// fuzzGroupSeeds builds a live three-member group as seen by its second
+// member, and real messages for it: application data, proposals and
+// commits, as PrivateMessage and PublicMessage.
+func fuzzGroupSeeds(t testing.TB) (state []byte, seeds [][]byte) {
+	sg := scCreate(t, Config{})
+	sg.add(sg.members[0], 2, false)
+	a, b, c := sg.members[0], sg.members[1], sg.members[2]
+	for i := 0; i < 3; i++ {
+		m, err := a.g.Protect([]byte("hello"), []byte("ad"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seeds = append(seeds, m)
+	}
+	m, err := c.g.Protect([]byte("from c"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeds = append(seeds, m)
+	p, err := a.g.ProposeUpdate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeds = append(seeds, p)
+	if p, err = c.g.ProposeRemove(a.g.OwnLeaf()); err != nil {
+		t.Fatal(err)
+	}
+	seeds = append(seeds, p)
+	res, err := a.g.SelfUpdate(&CommitOptions{SkipPending: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeds = append(seeds, res.Message, res.Welcome, res.GroupInfo)
+	if err := a.g.DiscardPendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	a.g.config.PublicHandshake = true
+	if res, err = a.g.SelfUpdate(&CommitOptions{SkipPending: true}); err != nil {
+		t.Fatal(err)
+	}
+	seeds = append(seeds, res.Message)
+	if p, err = a.g.ProposeUpdate(); err == nil {
+		t.Fatal("proposal while a commit is pending")
+	}
+	_ = a.g.DiscardPendingCommit()
+	if p, err = a.g.ProposeRemove(c.g.OwnLeaf()); err != nil {
+		t.Fatal(err)
+	}
+	seeds = append(seeds, p)
+	if state, err = b.g.MarshalBinary(); err != nil {
+		t.Fatal(err)
+	}
+	return state, seeds
+}
+
+// FuzzProcessMessage feeds arbitrary bytes to a live group: it must never
+// panic, and a message it refuses must leave the state byte for byte as it
+// was.
+func FuzzProcessMessage(f *testing.F) {
+	state, seeds := fuzzGroupSeeds(f)
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	f.Add([]byte{})
+	f.Add([]byte{0, 1, 0, 2})
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		g, err := UnmarshalGroup(state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.ProcessMessage(msg); err != nil {
+			after, err2 := g.MarshalBinary()
+			if err2 != nil {
+				t.Fatal(err2)
+			}
+			if !bytes.Equal(after, state) {
+				t.Fatalf("refused message (%v) changed the state", err)
+			}
+		}
+	})
+}
+
+func TestProcessMessageErrorsKeepState(t *testing.T) {
+	state, seeds := fuzzGroupSeeds(t)
+	accepted := 0
+	for i, s := range seeds {
+		// Every single-byte change of every real message is refused
+		// without a trace, or accepted (a change in a clear field the
+		// message does not authenticate cannot happen in MLS).
+		for j := 0; j < len(s); j += max(1, len(s)/64) {
+			g, err := UnmarshalGroup(state)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bad := bytes.Clone(s)
+			bad[j] ^= 0x40
+			if _, err := g.ProcessMessage(bad); err == nil {
+				t.Fatalf("seed %d with byte %d changed was accepted", i, j)
+			}
+			after, _ := g.MarshalBinary()
+			if !bytes.Equal(after, state) {
+				t.Fatalf("seed %d byte %d: refused message changed the state", i, j)
+			}
+		}
+		g, _ := UnmarshalGroup(state)
+		if _, err := g.ProcessMessage(s); err == nil {
+			accepted++
+		}
+	}
+	if accepted < 6 {
+		t.Fatalf("only %d of the real messages were accepted", accepted)
+	}
+}
+
+func TestProcessMessageWrongGroupAndKinds(t *testing.T) {
+	_, a, b, _ := scThree(t, Config{})
+	other := scCreate(t, Config{})
+	m, err := other.members[0].g.Protect([]byte("x"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.g.ProcessMessage(m); !errors.Is(err, ErrWrongGroup) {
+		t.Fatalf("message of another group: %v", err)
+	}
+	kp, _ := scKeyPackage(t, b)
+	kpMsg := (&MLSMessage{Version: MLS10, WireFormat: WireFormatKeyPackage, KeyPackage: kp}).Marshal()
+	if _, err := a.g.ProcessMessage(kpMsg); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("KeyPackage as a group message: %v", err)
+	}
+	if _, err := a.g.ProcessMessage([]byte{1, 2, 3}); !errors.Is(err, ErrDecode) {
+		t.Fatalf("garbage: %v", err)
+	}
+}
+
+// FuzzUnmarshalGroup checks the state decoder on arbitrary bytes.
+func FuzzUnmarshalGroup(f *testing.F) {
+	state, _ := fuzzGroupSeeds(f)
+	f.Add(state)
+	f.Add(state[:len(state)/2])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		g, err := UnmarshalGroup(b)
+		if err != nil {
+			return
+		}
+		out, err := g.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		g2, err := UnmarshalGroup(out)
+		if err != nil {
+			t.Fatalf("re-encoded state does not decode: %v", err)
+		}
+		out2, _ := g2.MarshalBinary()
+		if !bytes.Equal(out, out2) {
+			t.Fatal("state encoding is not stable")
+		}
+	})
+}
+
+// FuzzUnmarshalKeyPackagePrivate checks the KeyPackagePrivate decoder.
+func FuzzUnmarshalKeyPackagePrivate(f *testing.F) {
+	_, priv := scKeyPackage(f, scNewClient(f, "fuzz"))
+	b, _ := priv.MarshalBinary()
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := UnmarshalKeyPackagePrivate(b)
+		if err != nil {
+			return
+		}
+		out, _ := p.MarshalBinary()
+		if _, err := UnmarshalKeyPackagePrivate(out); err != nil {
+			t.Fatalf("re-encoded KeyPackagePrivate does not decode: %v", err)
+		}
+	})
+}
+
+// FuzzJoinFromWelcome feeds arbitrary Welcomes to a client.
+func FuzzJoinFromWelcome(f *testing.F) {
+	sg := scCreate(f, Config{})
+	c := scNewClient(f, "joiner")
+	kp, priv := scKeyPackage(f, c)
+	res, err := sg.members[0].g.AddMembers([]*KeyPackage{kp}, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(res.Welcome)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		g, err := JoinFromWelcome(b, priv, nil)
+		if err == nil && g.Epoch() != 1 {
+			t.Fatalf("joined at epoch %d", g.Epoch())
+		}
+	})
+}
