@@ -16,12 +16,20 @@
 //   remove {identity, public?}               -> {commit, epoch, epoch_authenticator}
 //   commit_update {public?}                  -> {commit, epoch, epoch_authenticator}
 //   join {welcome, ratchet_tree?}            -> {epoch, epoch_authenticator, members}
-//   group_info                               -> {group_info} (with external_pub and ratchet_tree extensions)
+//   group_info {native?}                     -> {group_info} (with external_pub and ratchet_tree extensions)
 //   external_join {group_info, identity}     -> {commit, epoch, epoch_authenticator}
 //   protect {plaintext, authenticated_data?} -> {ciphertext}
 //   process {message}                        -> {kind: "application"|"commit"|"proposal", plaintext?, epoch, epoch_authenticator}
 //   state                                    -> {epoch, epoch_authenticator, members}
 //   export {label, context, length}          -> {secret}
+//
+// external_pub: RFC 9420 §12.4.3.2 defines the extension's data as the
+// struct ExternalPub { HPKEPublicKey external_pub; }, that is the key with
+// its variable-length header. ts-mls 1.6.4 writes and reads the bare key
+// instead. group_info therefore builds the GroupInfo itself with the RFC
+// form (signed by ts-mls as usual); "native": true gives ts-mls's own form.
+// external_join passes the GroupInfo to ts-mls unchanged, so it only
+// understands ts-mls's own form.
 //
 // ts-mls is loaded from the folder named by QPQ_TSMLS_DIR (or the working
 // folder), which must hold node_modules with ts-mls and @noble/curves.
@@ -37,6 +45,7 @@ const load = async (spec) => import(pathToFileURL(requireFrom.resolve(spec)).hre
 
 const mls = await load("ts-mls");
 const treeCodec = await load("ts-mls/ratchetTree.js");
+const commitLib = await load("ts-mls/createCommit.js");
 
 const suiteId = Number(process.env.QPQ_TSMLS_SUITE || "1");
 const suiteName = Object.keys(mls.ciphersuites).find((n) => mls.ciphersuites[n] === suiteId);
@@ -77,6 +86,24 @@ function decodeMessage(name, hex, want) {
 
 function encodeMessage(content) {
   return toHex(mls.encodeMlsMessage({ version: "mls10", ...content }));
+}
+
+// withLengthHeader prefixes b with its RFC 9420 §2.1.2 variable-length
+// header (opaque<V>).
+function withLengthHeader(b) {
+  const n = b.length;
+  let head;
+  if (n < 1 << 6) {
+    head = [n];
+  } else if (n < 1 << 14) {
+    head = [0x40 | (n >> 8), n & 0xff];
+  } else {
+    head = [0x80 | (n >>> 24), (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff];
+  }
+  const out = new Uint8Array(head.length + n);
+  out.set(head, 0);
+  out.set(b, head.length);
+  return out;
 }
 
 function credential(identity) {
@@ -201,8 +228,19 @@ const handlers = {
     return { ...summary(state), members: members(state) };
   },
 
-  async group_info() {
-    const gi = await mls.createGroupInfoWithExternalPubAndRatchetTree(needGroup(), [], impl);
+  async group_info(req) {
+    const st = needGroup();
+    let gi;
+    if (req.native) {
+      gi = await mls.createGroupInfoWithExternalPubAndRatchetTree(st, [], impl);
+    } else {
+      const kp = await impl.hpke.deriveKeyPair(st.keySchedule.externalSecret);
+      const pub = await impl.hpke.exportPublicKey(kp.publicKey);
+      gi = await commitLib.createGroupInfo(st.groupContext, st.confirmationTag, st, [
+        { extensionType: "external_pub", extensionData: withLengthHeader(pub) },
+        { extensionType: "ratchet_tree", extensionData: treeCodec.encodeRatchetTree(st.ratchetTree) },
+      ], impl);
+    }
     return { group_info: encodeMessage({ wireformat: "mls_group_info", groupInfo: gi }) };
   },
 

@@ -59,7 +59,7 @@ try {
 
   const c = startPeer("charlie");
   try {
-    const gi = await a.call("group_info");
+    const gi = await a.call("group_info", { native: true });
     const ej = await c.call("external_join", { group_info: gi.group_info, identity: "charlie" });
     for (const p of [a, b]) {
       const r = await p.call("process", { message: ej.commit });
