@@ -352,10 +352,12 @@ func (t *RatchetTree) EncryptPath(s Suite, pu *PathUpdate, groupContext []byte, 
 // MergeUpdatePath applies the public part of an UpdatePath received from
 // sender (RFC 9420 §7.5): it checks that the path has one node per node of
 // the sender's filtered direct path and that the new leaf has source commit,
-// a valid signature for groupID, consistent capabilities and a new
-// encryption key; it blanks the sender's direct path, sets the new keys and
-// parent hashes, and checks the leaf's parent hash and that no key now
-// appears twice in the tree. On error t is unchanged.
+// a valid signature for groupID and consistent capabilities; it blanks the
+// sender's direct path, sets the new keys and parent hashes, and checks the
+// leaf's parent hash and that no key now appears twice in the tree. That
+// the leaf's encryption key changed is the caller's check: an external
+// joiner's leaf is added with the path's own key before the merge. On
+// error t is unchanged.
 func (t *RatchetTree) MergeUpdatePath(s Suite, sender LeafIndex, path *UpdatePath, groupID []byte) error {
 	if t.LeafNode(sender) == nil {
 		return fmt.Errorf("%w: update path from blank or missing leaf %d", ErrInvalidTree, sender)
@@ -374,9 +376,6 @@ func (t *RatchetTree) MergeUpdatePath(s Suite, sender LeafIndex, path *UpdatePat
 	}
 	if err := ln.CheckCapabilities(); err != nil {
 		return fmt.Errorf("%w: update path leaf: %w", ErrInvalidTree, err)
-	}
-	if bytes.Equal(ln.EncryptionKey, t.LeafNode(sender).EncryptionKey) {
-		return fmt.Errorf("%w: update path leaf keeps its encryption key", ErrInvalidTree)
 	}
 	pubs := make([][]byte, len(nodes))
 	for i := range path.Nodes {

@@ -463,10 +463,7 @@ func TestTreeKEMMergeRejects(t *testing.T) {
 		"other group":      {2, func(*UpdatePath) {}, []byte("other")},
 		"other sender":     {3, func(*UpdatePath) {}, groupID},
 		"blank sender":     {6, func(*UpdatePath) {}, groupID},
-		"old leaf key": {2, func(p *UpdatePath) {
-			p.LeafNode.EncryptionKey = g.tree.LeafNode(2).EncryptionKey
-		}, groupID},
-		"update source": {2, func(p *UpdatePath) { p.LeafNode.Source = LeafNodeSourceUpdate }, groupID},
+		"update source":    {2, func(p *UpdatePath) { p.LeafNode.Source = LeafNodeSourceUpdate }, groupID},
 	} {
 		tree := g.tree.Clone()
 		p := clonePath()
