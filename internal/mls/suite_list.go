@@ -78,9 +78,11 @@ func init() {
 	})
 }
 
-// newXWingSuite returns a suite that differs from suite 1 only in its KEM:
-// MLKEM768-X25519 (X-Wing) from crypto/hpke. It has no registered code point
-// yet; it shows that a post-quantum suite is one more value.
+// newXWingSuite returns MLS_128_MLKEM768X25519_AES128GCM_SHA256_Ed25519 of
+// draft-ietf-mls-pq-ciphersuites: suite 1 with the KEM replaced by
+// MLKEM768-X25519 (X-Wing, HPKE KEM 0x647a) from crypto/hpke. The draft has
+// not assigned its code point yet, so the caller picks one and the suite is
+// not registered; registering it is one registerSuite call.
 func newXWingSuite(id CipherSuite) Suite {
 	return &suite{
 		nh:      sha256.Size,
