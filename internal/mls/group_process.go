@@ -410,7 +410,10 @@ func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (*Received,
 	var commitSecret []byte
 	if commit.Path != nil {
 		if external {
+			// A placeholder takes the leftmost blank leaf; the path's
+			// leaf replaces it in MergeUpdatePath.
 			tmp := commit.Path.LeafNode.Clone()
+			tmp.EncryptionKey = []byte{}
 			if committer, err = ng.tree.AddLeaf(tmp); err != nil {
 				return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
 			}
