@@ -4,32 +4,27 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+	"time"
 )
 
-// kpNew makes a KeyPackage for suite s valid from 100 to 200.
+// kpNew makes a KeyPackage for suite s with GenerateKeyPackage and returns it
+// with its init private key.
 func kpNew(t *testing.T, s Suite) (*KeyPackage, []byte) {
 	t.Helper()
-	priv, pub, err := s.GenerateSignatureKey()
+	signer, err := NewSigner(s.ID(), []byte("alice"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	kp, initPriv, encPriv, err := NewKeyPackage(s, KeyPackageOptions{
-		Credential:    NewBasicCredential([]byte("alice")),
-		SignaturePriv: priv,
-		SignaturePub:  pub,
-		Lifetime:      Lifetime{NotBefore: 100, NotAfter: 200},
-		Extensions:    []Extension{{Type: ExtensionLastResort, Data: []byte{}}},
-	})
+	kp, priv, err := GenerateKeyPackage(s.ID(), signer, &KeyPackageParams{LastResort: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(initPriv) == 0 || len(encPriv) == 0 || bytes.Equal(initPriv, encPriv) {
-		t.Fatal("NewKeyPackage returned bad private keys")
-	}
-	return kp, initPriv
+	return kp, priv.InitPriv
 }
 
-func TestKeyPackageValidate(t *testing.T) {
+// TestKeyPackageSignature checks the KeyPackage encoding, reference and
+// KeyPackageTBS signature for every supported suite.
+func TestKeyPackageSignature(t *testing.T) {
 	for _, id := range SupportedSuites() {
 		t.Run(id.String(), func(t *testing.T) {
 			s, err := LookupSuite(id)
@@ -37,53 +32,57 @@ func TestKeyPackageValidate(t *testing.T) {
 				t.Fatal(err)
 			}
 			kp, _ := kpNew(t, s)
-			back, err := ParseKeyPackage(kp.Marshal())
+			enc := kp.Marshal()
+			back, err := ParseKeyPackage(enc)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(back.Marshal(), kp.Marshal()) || !bytes.Equal(back.Ref(s), kp.Ref(s)) {
+			if !bytes.Equal(back.Marshal(), enc) || !bytes.Equal(back.Ref(s), kp.Ref(s)) {
 				t.Fatal("KeyPackage does not round-trip")
 			}
 			if len(kp.Ref(s)) != s.HashSize() {
 				t.Fatalf("ref is %d bytes", len(kp.Ref(s)))
 			}
-			if err := back.Validate(s, 150); err != nil {
+			if !bytes.Equal(kp.Ref(s), RefHash(s, "MLS 1.0 KeyPackage Reference", enc)) {
+				t.Fatal("ref is not RefHash of the encoding")
+			}
+			if err := back.VerifySignature(s); err != nil {
 				t.Fatal(err)
 			}
-			for _, now := range []uint64{99, 201} {
-				if err := back.Validate(s, now); !errors.Is(err, ErrInvalidKeyPackage) {
-					t.Fatalf("at %d: got %v, want ErrInvalidKeyPackage", now, err)
+			if err := ValidateKeyPackage(back, id, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+
+			// The signature covers every field but itself.
+			for name, mutate := range map[string]func(k *KeyPackage){
+				"extensions": func(k *KeyPackage) { k.Extensions = []Extension{} },
+				"init key":   func(k *KeyPackage) { k.InitKey = append([]byte{}, k.LeafNode.EncryptionKey...) },
+				"version":    func(k *KeyPackage) { k.Version = 2 },
+				"suite":      func(k *KeyPackage) { k.CipherSuite ^= 0x100 },
+				"leaf":       func(k *KeyPackage) { k.LeafNode.Signature = append([]byte{1}, k.LeafNode.Signature...) },
+			} {
+				bad, _ := ParseKeyPackage(enc)
+				mutate(bad)
+				if err := bad.VerifySignature(s); !errors.Is(err, ErrInvalidSignature) {
+					t.Errorf("changed %s: got %v, want ErrInvalidSignature", name, err)
+				}
+				if bytes.Equal(bad.Ref(s), kp.Ref(s)) {
+					t.Errorf("changed %s: same ref", name)
 				}
 			}
-			bad := *back
-			bad.Extensions = []Extension{}
-			if err := bad.Validate(s, 150); !errors.Is(err, ErrInvalidSignature) {
-				t.Fatalf("changed extensions: got %v, want ErrInvalidSignature", err)
+
+			// Re-signing with the leaf's key gives a valid package again.
+			signer, err := NewSigner(id, []byte("bob"))
+			if err != nil {
+				t.Fatal(err)
 			}
-			bad = *back
-			bad.InitKey = bad.LeafNode.EncryptionKey
-			if err := bad.Validate(s, 150); !errors.Is(err, ErrInvalidKeyPackage) {
-				t.Fatalf("init key = encryption key: got %v, want ErrInvalidKeyPackage", err)
+			other, _ := ParseKeyPackage(enc)
+			other.Extensions = []Extension{}
+			if err := other.Sign(s, signer.SignaturePriv); err != nil {
+				t.Fatal(err)
 			}
-			bad = *back
-			bad.Version = 2
-			if err := bad.Validate(s, 150); !errors.Is(err, ErrInvalidKeyPackage) {
-				t.Fatalf("version 2: got %v, want ErrInvalidKeyPackage", err)
-			}
-			bad = *back
-			bad.LeafNode.Capabilities.Versions = []ProtocolVersion{MLS10, 7}
-			if err := bad.Validate(s, 150); !errors.Is(err, ErrInvalidSignature) {
-				t.Fatalf("changed leaf: got %v, want ErrInvalidSignature", err)
-			}
-			for _, other := range SupportedSuites() {
-				if other == id {
-					continue
-				}
-				os, _ := LookupSuite(other)
-				if err := back.Validate(os, 150); !errors.Is(err, ErrInvalidKeyPackage) {
-					t.Fatalf("suite %v: got %v, want ErrInvalidKeyPackage", other, err)
-				}
-				break
+			if err := other.VerifySignature(s); !errors.Is(err, ErrInvalidSignature) {
+				t.Fatalf("signed with another key: got %v, want ErrInvalidSignature", err)
 			}
 		})
 	}

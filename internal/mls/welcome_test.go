@@ -67,7 +67,10 @@ func TestVectorsWelcome(t *testing.T) {
 			t.Fatalf("wire formats %v, %v", km.WireFormat, wm.WireFormat)
 		}
 		kp, w := km.KeyPackage, wm.Welcome
-		if err := kp.Validate(s, kp.LeafNode.Lifetime.NotBefore); err != nil {
+		if err := kp.VerifySignature(s); err != nil {
+			t.Fatal(err)
+		}
+		if err := kp.LeafNode.VerifySignature(s, nil, 0); err != nil {
 			t.Fatal(err)
 		}
 		if w.Find(kp.Ref(s)) == nil {
