@@ -51,6 +51,10 @@ type Config struct {
 
 	// KeyPackages makes KeyPackages (nil until MLS is wired in).
 	KeyPackages KeyPackageMaker
+	// Envelopes applies what arrives in the user's node queue. While it is
+	// nil the daemon does not read the queue, so nothing is acknowledged
+	// that was not applied.
+	Envelopes EnvelopeHandler
 	// KeyPackageTarget is how many consumable KeyPackages to keep at the
 	// node (default 10).
 	KeyPackageTarget int

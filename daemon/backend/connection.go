@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/quicproquo/quicproquo/daemon/store"
@@ -162,12 +163,22 @@ func (b *Backend) Run(ctx context.Context) error {
 		b.setState(StateConnected, "", true)
 		b.log.Info("connected to node", "node", b.cfg.NodeAddr)
 		b.onConnected(ctx, c)
+		sessCtx, endSession := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { b.sendOutbox(sessCtx, c) })
+		if b.cfg.Envelopes != nil {
+			wg.Go(func() { b.receive(sessCtx, c, id.PublicKey()) })
+		}
 		select {
 		case <-c.Done():
+			endSession()
+			wg.Wait()
 			b.log.Warn("node connection lost", "node", b.cfg.NodeAddr)
 			b.setState(StateDisconnected, "connection lost", true)
 		case <-ctx.Done():
+			endSession()
 			c.Close()
+			wg.Wait()
 			b.setState(StateDisconnected, "shutting down", false)
 			return nil
 		}

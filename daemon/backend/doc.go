@@ -14,13 +14,31 @@
 // the next committed write, so a reader that takes the channel before it
 // reads the store never misses a change.
 //
+// # Node queues
+//
+// While connected, two workers run beside the connection:
+//   - the receiver subscribes to the user's queue from the stored node
+//     cursor; for each pushed envelope it calls the EnvelopeHandler and
+//     advances the cursor in the same transaction, and acknowledges to the
+//     node only after that commit (ErrRejectEnvelope: skipped, logged);
+//   - the outbox sender enqueues pending application messages to each
+//     recipient with the item's client message id (so the node stores a
+//     repeat once) and marks the item sent after the node stored it; while
+//     offline items wait, and they go out on reconnect.
+//
 // # Seams
 //
-// MLS plugs in at two places, both nil until internal/mls provides them:
-//   - Config.KeyPackages (KeyPackageMaker) makes KeyPackages; Register and the
-//     connection loop store each private half before uploading it.
+// MLS plugs in at these places, all nil or unimplemented until
+// internal/mls provides the group state machine:
+//   - Config.KeyPackages (KeyPackageMaker) makes KeyPackages; Register and
+//     the connection loop store each private half before uploading it.
+//   - Config.Envelopes (EnvelopeHandler) applies what arrives. While it is
+//     nil the daemon does not read its queue, so nothing is acknowledged
+//     that was not applied.
 //   - The group operations (CreateGroup, Invite, Join, Members, Send, Remove,
-//     Leave, Update, FetchKey) return ErrUnimplemented until the MLS group
-//     state machine is wired in; receiving from the node queue is not started
-//     before then either, so nothing is acknowledged that was not applied.
+//     Leave, Update, FetchKey) check their arguments and return
+//     ErrUnimplemented. Send will encrypt and, in one transaction, store the
+//     group state, the history entry and the outbox item (store.Tx.AddOutbox);
+//     commits (store.OutboxCommit) are left in the outbox for the group state
+//     machine, which must learn the node's verdict before merging.
 package backend

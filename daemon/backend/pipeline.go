@@ -1,0 +1,253 @@
+package backend
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/quicproquo/quicproquo/daemon/store"
+	nodeclient "github.com/quicproquo/quicproquo/node/client"
+)
+
+// This file is the daemon's side of the node queues: receiving (push from
+// the node, applied in one transaction with the cursor, acknowledged after
+// commit) and sending (the outbox, delivered while connected).
+
+// EnvelopeHandler applies the envelopes of this user's node queue. It is
+// the seam where the MLS group state machine plugs in.
+type EnvelopeHandler interface {
+	// HandleEnvelope applies env inside tx, the transaction that also
+	// advances the node cursor past env: it records what env changes
+	// (group state, messages, events, welcomes) through tx and nothing
+	// else. An error wrapping ErrRejectEnvelope says env can never apply
+	// (malformed, a commit that lost its epoch, ...): its writes are rolled
+	// back, the cursor moves past it, and it is logged. Any other error
+	// rolls back and env is delivered again after a reconnect.
+	HandleEnvelope(ctx context.Context, tx *store.Tx, env nodeclient.Envelope) error
+}
+
+// ErrRejectEnvelope marks an envelope that can never be applied.
+var ErrRejectEnvelope = errors.New("envelope rejected")
+
+// errRejected rolls back a rejected envelope's writes.
+var errRejected = errors.New("rejected")
+
+// applyEnvelope applies env and advances the cursor in one transaction. It
+// reports whether env was new.
+func (b *Backend) applyEnvelope(ctx context.Context, env nodeclient.Envelope) (bool, error) {
+	var rejectErr error
+	applied := false
+	err := b.update(ctx, func(tx *store.Tx) error {
+		cur, err := tx.NodeCursor()
+		if err != nil {
+			return err
+		}
+		if env.Seq <= cur {
+			return nil // delivered again after a reconnect: already applied
+		}
+		if err := b.cfg.Envelopes.HandleEnvelope(ctx, tx, env); err != nil {
+			if errors.Is(err, ErrRejectEnvelope) {
+				rejectErr = err
+				return errRejected
+			}
+			return fmt.Errorf("apply envelope %d: %w", env.Seq, err)
+		}
+		applied = true
+		return tx.SetNodeCursor(env.Seq)
+	})
+	if errors.Is(err, errRejected) {
+		b.log.Warn("envelope rejected", "seq", env.Seq, "sender", FormatKey(env.Sender), "err", rejectErr)
+		err = b.update(ctx, func(tx *store.Tx) error { return tx.SetNodeCursor(env.Seq) })
+	}
+	if err != nil {
+		return false, err
+	}
+	return applied, nil
+}
+
+// acker acknowledges, in the background, the newest committed sequence
+// number to the node; several pending acks collapse into one.
+type acker struct {
+	mu     sync.Mutex
+	seq    uint64
+	wake   chan struct{}
+	client *nodeclient.Client
+	id     ed25519.PublicKey
+	log    interface{ Warn(string, ...any) }
+}
+
+func (a *acker) set(seq uint64) {
+	a.mu.Lock()
+	if seq > a.seq {
+		a.seq = seq
+	}
+	a.mu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (a *acker) run(ctx context.Context) {
+	var acked uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.wake:
+		}
+		a.mu.Lock()
+		seq := a.seq
+		a.mu.Unlock()
+		if seq <= acked {
+			continue
+		}
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		_, err := a.client.Ack(actx, a.id, seq)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				a.log.Warn("ack to node", "seq", seq, "err", err)
+			}
+			continue // the next ack (or the next connection) covers it
+		}
+		acked = seq
+	}
+}
+
+// receive subscribes to the user's queue from the stored cursor and applies
+// what the node pushes until ctx ends. A failure to apply closes the
+// connection, so that the loop reconnects and the node pushes again.
+func (b *Backend) receive(ctx context.Context, c *nodeclient.Client, id ed25519.PublicKey) {
+	var cursor uint64
+	if err := b.view(ctx, func(tx *store.Tx) (err error) { cursor, err = tx.NodeCursor(); return }); err != nil {
+		b.log.Error("read node cursor", "err", err)
+		c.Close()
+		return
+	}
+	a := &acker{wake: make(chan struct{}, 1), client: c, id: id, log: b.log}
+	go a.run(ctx)
+	if cursor > 0 {
+		// A crash between commit and ack leaves applied messages queued.
+		a.set(cursor)
+	}
+	sub, err := c.Subscribe(ctx, id, cursor, func(dctx context.Context, batch []nodeclient.Envelope) error {
+		var last uint64
+		for _, env := range batch {
+			if _, err := b.applyEnvelope(dctx, env); err != nil {
+				b.log.Error("receive", "err", err)
+				go c.Close()
+				return err
+			}
+			last = env.Seq
+		}
+		a.set(last)
+		return nil
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			b.log.Warn("subscribe to queue", "err", err)
+			c.Close()
+		}
+		return
+	}
+	<-ctx.Done()
+	cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	sub.Cancel(cctx)
+	cancel()
+}
+
+// permanentNodeErr reports whether the node will refuse this enqueue every
+// time.
+func permanentNodeErr(err error) bool {
+	return errors.Is(err, nodeclient.ErrTooLarge) || errors.Is(err, nodeclient.ErrInvalidArgument)
+}
+
+// sendOutbox delivers pending application messages while connected. Each
+// recipient gets the payload with the item's client message id, so a
+// repeat after a crash or reconnect is stored once by the node. Commits
+// stay for the group state machine, which must learn the node's verdict.
+func (b *Backend) sendOutbox(ctx context.Context, c *nodeclient.Client) {
+	backoff := b.cfg.MinBackoff
+	for {
+		changed := b.Changed()
+		var items []store.OutboxItem
+		err := b.view(ctx, func(tx *store.Tx) (err error) { items, err = tx.PendingOutbox(100); return })
+		if err != nil {
+			if ctx.Err() == nil {
+				b.log.Error("read outbox", "err", err)
+			}
+			return
+		}
+		progress := false
+		for _, it := range items {
+			if it.Kind != store.OutboxApplication {
+				continue
+			}
+			err := b.deliver(ctx, c, it)
+			switch {
+			case err == nil:
+				progress = true
+				backoff = b.cfg.MinBackoff
+			case ctx.Err() != nil:
+				return
+			case permanentNodeErr(err):
+				b.log.Warn("outbox item refused by the node", "id", it.ID, "err", err)
+				if err := b.update(ctx, func(tx *store.Tx) error { return tx.SetOutboxState(it.ID, store.OutboxDropped, err.Error()) }); err != nil {
+					b.log.Error("outbox", "err", err)
+					return
+				}
+				progress = true
+			default:
+				var ne *nodeclient.NodeError
+				if !errors.As(err, &ne) {
+					// The connection failed: the next one resumes.
+					b.log.Warn("outbox delivery", "id", it.ID, "err", err)
+					return
+				}
+				b.log.Warn("outbox delivery refused for now", "id", it.ID, "err", err, "retry_in", backoff)
+				if err := b.update(ctx, func(tx *store.Tx) error { return tx.SetOutboxState(it.ID, store.OutboxPending, err.Error()) }); err != nil {
+					b.log.Error("outbox", "err", err)
+					return
+				}
+				if !sleepCtx(ctx, jitter(backoff)) {
+					return
+				}
+				backoff = min(2*backoff, b.cfg.MaxBackoff)
+				progress = true
+			}
+		}
+		if progress {
+			continue
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// outboxClientID is the idempotency key an item is enqueued with.
+func outboxClientID(it store.OutboxItem) []byte {
+	if len(it.ClientMsgID) > 0 {
+		return it.ClientMsgID
+	}
+	return fmt.Appendf(nil, "qpd-outbox-%d-%d", it.ID, it.CreatedAt.UnixNano())
+}
+
+func (b *Backend) deliver(ctx context.Context, c *nodeclient.Client, it store.OutboxItem) error {
+	cid := outboxClientID(it)
+	for _, r := range it.Recipients {
+		ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		_, _, err := c.Enqueue(ectx, r, it.Payload, cid)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("enqueue outbox item %d to %x: %w", it.ID, r, err)
+		}
+	}
+	return b.update(ctx, func(tx *store.Tx) error { return tx.SetOutboxState(it.ID, store.OutboxSent, "") })
+}
