@@ -1,0 +1,156 @@
+package mls
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"testing"
+)
+
+func TestGroupExternalResync(t *testing.T) {
+	sg, a, b, c := scThree(t, Config{})
+	// c lost its state: it rejoins from a GroupInfo without the tree (given
+	// separately), removing its old leaf in the same commit.
+	gi, err := a.g.groupInfo(false, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	giMsg := (&MLSMessage{Version: MLS10, WireFormat: WireFormatGroupInfo, GroupInfo: gi}).Marshal()
+	if _, _, err := JoinExternal(giMsg, c.signer, nil); err == nil {
+		t.Fatal("external join without a tree accepted")
+	}
+	oldLeaf := c.g.OwnLeaf()
+	g, msg, err := JoinExternal(giMsg, c.signer, &ExternalJoinOptions{RatchetTree: a.g.RatchetTree(), Resync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*scClient{a, b} {
+		r, err := m.g.ProcessMessage(msg)
+		if err != nil {
+			t.Fatalf("%s: %v", m.name, err)
+		}
+		if len(r.Removed) != 1 || r.Removed[0].Leaf != oldLeaf {
+			t.Fatalf("%s: resync removed %+v", m.name, r.Removed)
+		}
+	}
+	c.g = g
+	sg.agree()
+	sg.talk("after resync")
+	// The joiner's own commit echoed back is recognized.
+	if r, err := c.g.ProcessMessage(msg); err != nil || !r.OwnCommit {
+		t.Fatalf("external commit echo: %v", err)
+	}
+	// A GroupInfo without external_pub cannot be used.
+	gi2, _ := a.g.groupInfo(true, false)
+	giMsg2 := (&MLSMessage{Version: MLS10, WireFormat: WireFormatGroupInfo, GroupInfo: gi2}).Marshal()
+	if _, _, err := JoinExternal(giMsg2, scNewClient(t, "x").signer, nil); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("GroupInfo without external_pub: %v", err)
+	}
+	// A tampered GroupInfo signature is refused.
+	gi3, _ := a.g.groupInfo(true, true)
+	gi3.Signature[0] ^= 1
+	giMsg3 := (&MLSMessage{Version: MLS10, WireFormat: WireFormatGroupInfo, GroupInfo: gi3}).Marshal()
+	if _, _, err := JoinExternal(giMsg3, scNewClient(t, "y").signer, nil); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("bad GroupInfo signature: %v", err)
+	}
+}
+
+func TestGroupWelcomeErrors(t *testing.T) {
+	sg := scCreate(t, Config{})
+	a := sg.members[0]
+	c := scNewClient(t, "joiner")
+	kp, priv := scKeyPackage(t, c)
+	_, otherPriv := scKeyPackage(t, scNewClient(t, "other"))
+	res, err := a.g.AddMembers([]*KeyPackage{kp}, &CommitOptions{OmitRatchetTree: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := JoinFromWelcome(res.Welcome, otherPriv, nil); !errors.Is(err, ErrNoMatchingKeyPackage) {
+		t.Fatalf("Welcome for another KeyPackage: %v", err)
+	}
+	if _, err := JoinFromWelcome(res.Welcome, priv, nil); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("Welcome without tree and none given: %v", err)
+	}
+	// The tree of the previous epoch does not match the GroupInfo.
+	if _, err := JoinFromWelcome(res.Welcome, priv, &JoinOptions{RatchetTree: a.g.RatchetTree()}); !errors.Is(err, ErrInvalidTree) {
+		t.Fatalf("wrong tree: %v", err)
+	}
+	if _, err := a.g.MergePendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	g, err := JoinFromWelcome(res.Welcome, priv, &JoinOptions{RatchetTree: a.g.RatchetTree()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(g.EpochAuthenticator(), a.g.EpochAuthenticator()) {
+		t.Fatal("joiner disagrees")
+	}
+}
+
+// TestGroupAllSuites runs a short life of a group in every supported suite:
+// create, add two, talk, self-update, remove, external join, reload.
+func TestGroupAllSuites(t *testing.T) {
+	for _, cs := range SupportedSuites() {
+		t.Run(cs.String(), func(t *testing.T) {
+			newClient := func(name string) *scClient {
+				s, err := NewSigner(cs, []byte(name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return &scClient{name: name, signer: s}
+			}
+			a, b, c := newClient("a"), newClient("b"), newClient("c")
+			var err error
+			if a.g, err = CreateGroup(cs, nil, a.signer, nil); err != nil {
+				t.Fatal(err)
+			}
+			kb, pb, err := GenerateKeyPackage(cs, b.signer, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kc, pc, err := GenerateKeyPackage(cs, c.signer, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := a.g.AddMembers([]*KeyPackage{kb, kc}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sg := &scGroup{t: t, members: []*scClient{a}}
+			sg.commitFrom(a, res)
+			if b.g, err = JoinFromWelcome(res.Welcome, pb, nil); err != nil {
+				t.Fatal(err)
+			}
+			if c.g, err = JoinFromWelcome(res.Welcome, pc, nil); err != nil {
+				t.Fatal(err)
+			}
+			sg.members = append(sg.members, b, c)
+			sg.agree()
+			sg.talk("hi")
+			if res, err = b.g.SelfUpdate(nil); err != nil {
+				t.Fatal(err)
+			}
+			sg.commitFrom(b, res)
+			sg.remove(c, a)
+			gi, err := b.g.GroupInfo()
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := newClient("d")
+			g, msg, err := JoinExternal(gi, d.signer, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range sg.members {
+				if _, err := m.g.ProcessMessage(msg); err != nil {
+					t.Fatalf("%s: %v", m.name, err)
+				}
+			}
+			d.g = g
+			sg.members = append(sg.members, d)
+			sg.reload()
+			sg.agree()
+			sg.talk(fmt.Sprintf("suite %v", cs))
+		})
+	}
+}
