@@ -60,14 +60,21 @@ func (t *RatchetTree) TreeHashes(s Suite) [][]byte {
 // in exclude are blank and removed from every unmerged_leaves list. If all
 // is not nil, it records the hash of every node visited.
 func (t *RatchetTree) treeHashExcluding(s Suite, x NodeIndex, exclude []LeafIndex, all [][]byte) []byte {
-	var h []byte
-	if IsLeaf(x) {
-		h = s.Hash(t.appendTreeHashInput(nil, x, nil, nil, exclude))
-	} else {
-		left := t.treeHashExcluding(s, Left(x), exclude, all)
-		right := t.treeHashExcluding(s, Right(x), exclude, all)
-		h = s.Hash(t.appendTreeHashInput(nil, x, left, right, exclude))
+	var scratch []byte
+	return t.treeHashRec(s, x, exclude, all, &scratch)
+}
+
+// treeHashRec is treeHashExcluding with a buffer for the hash inputs,
+// reused across nodes: children are hashed before their parent's input is
+// written.
+func (t *RatchetTree) treeHashRec(s Suite, x NodeIndex, exclude []LeafIndex, all [][]byte, scratch *[]byte) []byte {
+	var left, right []byte
+	if !IsLeaf(x) {
+		left = t.treeHashRec(s, Left(x), exclude, all, scratch)
+		right = t.treeHashRec(s, Right(x), exclude, all, scratch)
 	}
+	*scratch = t.appendTreeHashInput((*scratch)[:0], x, left, right, exclude)
+	h := s.Hash(*scratch)
 	if all != nil {
 		all[x] = h
 	}
