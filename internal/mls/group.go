@@ -364,6 +364,20 @@ func cloneSecretTree(st *SecretTree) *SecretTree {
 	return &c
 }
 
+// wipeSuperseded zeroes the secrets of old's epoch once a new state has
+// replaced it: everything but the sender-data secret and the resumption
+// PSK, which live on in the past epochs. The secret tree must not be shared
+// with the new state (the new state keeps a copy).
+func wipeSuperseded(old *Group) {
+	k := &old.keys
+	for _, v := range [][]byte{k.initSecret, k.exporterSecret, k.externalSecret, k.confirmationKey, k.membershipKey} {
+		clear(v)
+	}
+	if k.secretTree != nil {
+		k.secretTree.Clear()
+	}
+}
+
 // configureSecretTree applies the group's receive window to st.
 func (g *Group) configureSecretTree(st *SecretTree) {
 	if g.config.MaxForwardDistance != 0 {

@@ -594,6 +594,7 @@ func (g *Group) MergePendingCommit() (*CommitResult, error) {
 	ns.psks = cloneKeyMap(g.psks)
 	ns.lastOwnCommit = g.suite.Hash(p.result.Message)
 	ns.pending = nil
+	wipeSuperseded(g)
 	*g = *ns
 	return cloneCommitResult(p.result), nil
 }
@@ -618,6 +619,12 @@ func (ng *Group) retire(old *Group, st *SecretTree) {
 	}
 	keep := ng.config.maxPastEpochs()
 	if keep == 0 {
+		for _, p := range ng.past {
+			p.secretTree.Clear()
+		}
+		if st != old.keys.secretTree {
+			st.Clear()
+		}
 		ng.past = nil
 		return
 	}
@@ -628,8 +635,11 @@ func (ng *Group) retire(old *Group, st *SecretTree) {
 		secretTree:       st,
 		tree:             old.tree,
 	})
-	if len(ng.past) > keep {
-		ng.past = append([]*pastEpoch(nil), ng.past[len(ng.past)-keep:]...)
+	if drop := len(ng.past) - keep; drop > 0 {
+		for _, p := range ng.past[:drop] {
+			p.secretTree.Clear() // ng's own copy
+		}
+		ng.past = append([]*pastEpoch(nil), ng.past[drop:]...)
 	}
 }
 

@@ -470,6 +470,7 @@ func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (*Received,
 		ng.keys = epochKeys{secretTree: NewSecretTree(s, nil, 0)}
 		ng.priv = NewTreePrivateKeys(g.self, nil)
 		r.SelfRemoved = true
+		wipeSuperseded(g)
 		*g = *ng
 		return r, nil
 	}
@@ -512,6 +513,7 @@ func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (*Received,
 	if external {
 		r.Sender = ng.mustMember(committer)
 	}
+	wipeSuperseded(g)
 	*g = *ng
 	return r, nil
 }
