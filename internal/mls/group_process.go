@@ -192,8 +192,12 @@ func (g *Group) processPrivate(pm *PrivateMessage) (*Received, error) {
 	if !bytes.Equal(pm.GroupID, g.ctx.GroupID) {
 		return nil, ErrWrongGroup
 	}
-	if pm.Epoch != g.ctx.Epoch {
+	if pm.Epoch != g.ctx.Epoch || g.removed {
+		// A removed member keeps only past epochs, for late messages.
 		if pm.ContentType != ContentApplication {
+			if g.removed {
+				return nil, ErrNotMember
+			}
 			return nil, fmt.Errorf("%w: %v for epoch %d, group is at epoch %d", ErrWrongEpoch, pm.ContentType, pm.Epoch, g.ctx.Epoch)
 		}
 		return g.processPastApplication(pm)

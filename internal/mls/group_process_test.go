@@ -199,3 +199,43 @@ func FuzzJoinFromWelcome(f *testing.F) {
 		}
 	})
 }
+
+func TestRemovedMemberReadsLateMessages(t *testing.T) {
+	sg, a, b, c := scThree(t, Config{})
+	late, err := b.g.Protect([]byte("before the removal"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg.remove(a, c)
+	r, err := c.g.ProcessMessage(late)
+	if err != nil || string(r.Plaintext) != "before the removal" {
+		t.Fatalf("removed member reading a late message: %v", err)
+	}
+	after, err := b.g.Protect([]byte("after"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.g.ProcessMessage(after); err == nil {
+		t.Fatal("removed member read a message of the next epoch")
+	}
+	// The state of a removed member survives storage.
+	st, _ := c.g.MarshalBinary()
+	g, err := UnmarshalGroup(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Active() {
+		t.Fatal("restored removed member is active")
+	}
+	// With no past epochs kept, a late message is lost.
+	sg2, a2, b2, _ := scThree(t, Config{MaxPastEpochs: -1})
+	late, _ = b2.g.Protect([]byte("late"), nil)
+	res, err := a2.g.SelfUpdate(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg2.commitFrom(a2, res)
+	if _, err := a2.g.ProcessMessage(late); !errors.Is(err, ErrEpochTooOld) {
+		t.Fatalf("late message without past epochs: %v", err)
+	}
+}
