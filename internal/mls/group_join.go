@@ -440,3 +440,21 @@ func hpkeExportReceiver(s Suite, priv, enc []byte, exporterContext string, lengt
 	}
 	return nil, fmt.Errorf("%w: no HPKE exporter for this suite", ErrUnsupportedSuite)
 }
+
+// WelcomeKeyPackageRefs returns the cipher suite of a Welcome MLSMessage
+// and the refs of the KeyPackages it is addressed to, so that a client can
+// find the private half to join with.
+func WelcomeKeyPackageRefs(welcome []byte) (CipherSuite, []KeyPackageRef, error) {
+	m, err := ParseMLSMessage(welcome)
+	if err != nil {
+		return 0, nil, err
+	}
+	if m.WireFormat != WireFormatWelcome {
+		return 0, nil, fmt.Errorf("%w: %v is not a Welcome", ErrInvalidMessage, m.WireFormat)
+	}
+	refs := make([]KeyPackageRef, len(m.Welcome.Secrets))
+	for i, s := range m.Welcome.Secrets {
+		refs[i] = s.NewMember
+	}
+	return m.Welcome.CipherSuite, refs, nil
+}

@@ -154,3 +154,33 @@ func TestGroupAllSuites(t *testing.T) {
 		})
 	}
 }
+
+func TestPeekMessageAndWelcomeRefs(t *testing.T) {
+	sg := scCreate(t, Config{})
+	a := sg.members[0]
+	c := scNewClient(t, "joiner")
+	kp, priv := scKeyPackage(t, c)
+	res, err := a.g.AddMembers([]*KeyPackage{kp}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, refs, err := WelcomeKeyPackageRefs(res.Welcome)
+	ref, _ := priv.Ref()
+	if err != nil || cs != scSuite || len(refs) != 1 || !bytes.Equal(refs[0], ref) {
+		t.Fatalf("WelcomeKeyPackageRefs: %v %v", err, refs)
+	}
+	if _, _, err := WelcomeKeyPackageRefs(res.Message); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("refs of a commit: %v", err)
+	}
+	h, err := PeekMessage(res.Message)
+	if err != nil || h.WireFormat != WireFormatPrivateMessage || h.Epoch != 0 || h.ContentType != ContentCommit || !bytes.Equal(h.GroupID, a.g.GroupID()) {
+		t.Fatalf("PeekMessage of a commit: %v %+v", err, h)
+	}
+	h, err = PeekMessage(res.GroupInfo)
+	if err != nil || h.WireFormat != WireFormatGroupInfo || h.Epoch != 1 {
+		t.Fatalf("PeekMessage of a GroupInfo: %v %+v", err, h)
+	}
+	if _, err := PeekMessage([]byte{0}); !errors.Is(err, ErrDecode) {
+		t.Fatalf("PeekMessage of garbage: %v", err)
+	}
+}

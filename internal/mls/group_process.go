@@ -603,3 +603,33 @@ func (u *secretLeafUndo) restore() {
 	}
 	u.nodes = nil
 }
+
+// MessageHeader is the clear part of an MLSMessage that routing needs.
+type MessageHeader struct {
+	WireFormat  WireFormat
+	GroupID     []byte      // PublicMessage, PrivateMessage, GroupInfo
+	Epoch       uint64      // PublicMessage, PrivateMessage, GroupInfo
+	ContentType ContentType // PublicMessage, PrivateMessage
+}
+
+// PeekMessage decodes an MLSMessage and returns its clear header, without
+// any keys: for routing a message to its group before processing it.
+func PeekMessage(b []byte) (*MessageHeader, error) {
+	m, err := ParseMLSMessage(b)
+	if err != nil {
+		return nil, err
+	}
+	h := &MessageHeader{WireFormat: m.WireFormat}
+	switch m.WireFormat {
+	case WireFormatPublicMessage:
+		c := &m.PublicMessage.Content
+		h.GroupID, h.Epoch, h.ContentType = c.GroupID, c.Epoch, c.ContentType
+	case WireFormatPrivateMessage:
+		p := m.PrivateMessage
+		h.GroupID, h.Epoch, h.ContentType = p.GroupID, p.Epoch, p.ContentType
+	case WireFormatGroupInfo:
+		gc := &m.GroupInfo.GroupContext
+		h.GroupID, h.Epoch = gc.GroupID, gc.Epoch
+	}
+	return h, nil
+}
