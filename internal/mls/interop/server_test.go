@@ -1,0 +1,266 @@
+package interop
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/quicproquo/quicproquo/internal/mls"
+	pb "github.com/quicproquo/quicproquo/internal/mls/interop/mlsclientpb"
+)
+
+// serverPair is a two-member group (alice, bob) on one Server, called
+// directly, with a few valid messages of it.
+type serverPair struct {
+	s                  *Server
+	alice, bob         uint32
+	tx                 uint32 // an unused KeyPackage transaction
+	keyPackage         []byte
+	welcome, groupInfo []byte
+	app, commit        []byte
+}
+
+func newServerPair(t testing.TB) *serverPair {
+	t.Helper()
+	ctx := context.Background()
+	s := NewServer(nil)
+	p := &serverPair{s: s}
+	cg, err := s.CreateGroup(ctx, &pb.CreateGroupRequest{GroupId: []byte("g"), CipherSuite: 1, EncryptHandshake: true, Identity: []byte("alice")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.alice = cg.StateId
+	kp, err := s.CreateKeyPackage(ctx, &pb.CreateKeyPackageRequest{CipherSuite: 1, Identity: []byte("bob")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr, err := s.Commit(ctx, &pb.CommitRequest{StateId: p.alice, ByValue: []*pb.ProposalDescription{{ProposalType: []byte("add"), KeyPackage: kp.KeyPackage}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.HandlePendingCommit(ctx, &pb.HandlePendingCommitRequest{StateId: p.alice}); err != nil {
+		t.Fatal(err)
+	}
+	jr, err := s.JoinGroup(ctx, &pb.JoinGroupRequest{TransactionId: kp.TransactionId, Welcome: cr.Welcome, EncryptHandshake: true, Identity: []byte("bob")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.bob, p.welcome = jr.StateId, cr.Welcome
+	kp2, err := s.CreateKeyPackage(ctx, &pb.CreateKeyPackageRequest{CipherSuite: 1, Identity: []byte("carol")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.tx, p.keyPackage = kp2.TransactionId, kp2.KeyPackage
+	gi, err := s.GroupInfo(ctx, &pb.GroupInfoRequest{StateId: p.alice})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.groupInfo = gi.GroupInfo
+	app, err := s.Protect(ctx, &pb.ProtectRequest{StateId: p.alice, Plaintext: []byte("hello")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.app = app.Ciphertext
+	c, err := s.Commit(ctx, &pb.CommitRequest{StateId: p.alice, ForcePath: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.commit = c.Commit
+	return p
+}
+
+// wantCode fails unless err is a gRPC status with code want.
+func wantCode(t *testing.T, what string, err error, want codes.Code) {
+	t.Helper()
+	if got := status.Code(err); got != want {
+		t.Errorf("%s: code %v (%v), want %v", what, got, err, want)
+	}
+}
+
+func TestServerErrors(t *testing.T) {
+	ctx := context.Background()
+	p := newServerPair(t)
+	s := p.s
+
+	_, err := s.CreateGroup(ctx, &pb.CreateGroupRequest{GroupId: []byte("g"), CipherSuite: 0x7777, Identity: []byte("x")})
+	wantCode(t, "CreateGroup with an unknown suite", err, codes.Unimplemented)
+	_, err = s.CreateGroup(ctx, &pb.CreateGroupRequest{GroupId: []byte("g"), CipherSuite: 1 << 20, Identity: []byte("x")})
+	wantCode(t, "CreateGroup with a suite beyond uint16", err, codes.InvalidArgument)
+	_, err = s.CreateGroup(ctx, &pb.CreateGroupRequest{CipherSuite: 1, Identity: []byte("x")})
+	wantCode(t, "CreateGroup without group id", err, codes.InvalidArgument)
+	_, err = s.Protect(ctx, &pb.ProtectRequest{StateId: 9999, Plaintext: []byte("x")})
+	wantCode(t, "Protect on an unknown state", err, codes.NotFound)
+	_, err = s.JoinGroup(ctx, &pb.JoinGroupRequest{TransactionId: 9999, Welcome: p.welcome})
+	wantCode(t, "JoinGroup on an unknown transaction", err, codes.NotFound)
+	_, err = s.JoinGroup(ctx, &pb.JoinGroupRequest{TransactionId: p.tx, Welcome: p.welcome})
+	wantCode(t, "JoinGroup from a Welcome for another KeyPackage", err, codes.InvalidArgument)
+	_, err = s.Unprotect(ctx, &pb.UnprotectRequest{StateId: p.bob, Ciphertext: p.keyPackage})
+	wantCode(t, "Unprotect of a KeyPackage", err, codes.InvalidArgument)
+	_, err = s.HandlePendingCommit(ctx, &pb.HandlePendingCommitRequest{StateId: p.bob})
+	wantCode(t, "HandlePendingCommit without a pending commit", err, codes.FailedPrecondition)
+	_, err = s.Commit(ctx, &pb.CommitRequest{StateId: p.alice})
+	wantCode(t, "Commit while a commit is pending", err, codes.FailedPrecondition)
+	_, err = s.RemoveProposal(ctx, &pb.RemoveProposalRequest{StateId: p.bob, RemovedId: []byte("nobody")})
+	wantCode(t, "RemoveProposal of a stranger", err, codes.NotFound)
+	_, err = s.ExternalJoin(ctx, &pb.ExternalJoinRequest{GroupInfo: p.groupInfo, Identity: []byte("x"), Psks: []*pb.PreSharedKey{{PskId: []byte("i"), PskSecret: []byte("s")}}})
+	wantCode(t, "ExternalJoin with PSKs", err, codes.Unimplemented)
+	_, err = s.Commit(ctx, &pb.CommitRequest{StateId: p.bob, ByValue: []*pb.ProposalDescription{{ProposalType: []byte("hug")}}})
+	wantCode(t, "Commit of an unknown proposal type", err, codes.InvalidArgument)
+	_, err = s.Export(ctx, &pb.ExportRequest{StateId: p.bob, Label: "l", KeyLength: 1 << 20})
+	wantCode(t, "Export of 1 MiB", err, codes.InvalidArgument)
+
+	// The commit applied by bob, the pending one merged by alice: they agree.
+	hc, err := s.HandleCommit(ctx, &pb.HandleCommitRequest{StateId: p.bob, Commit: p.commit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hp, err := s.HandlePendingCommit(ctx, &pb.HandlePendingCommitRequest{StateId: p.alice})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(hc.EpochAuthenticator) != string(hp.EpochAuthenticator) {
+		t.Fatal("alice and bob disagree after the commit")
+	}
+	// A commit handed in as a proposal is refused, and the state survives.
+	_, err = s.HandleCommit(ctx, &pb.HandleCommitRequest{StateId: p.bob, Proposal: [][]byte{p.commit}, Commit: p.commit})
+	wantCode(t, "a stale commit among the proposals", err, codes.InvalidArgument)
+	if _, err := s.Protect(ctx, &pb.ProtectRequest{StateId: p.bob, Plaintext: []byte("still here")}); err != nil {
+		t.Fatalf("bob's state broke after bad input: %v", err)
+	}
+
+	for _, call := range []struct {
+		name string
+		err  error
+	}{
+		{"ReInitProposal", second(s.ReInitProposal(ctx, &pb.ReInitProposalRequest{}))},
+		{"ReInitCommit", second(s.ReInitCommit(ctx, &pb.CommitRequest{}))},
+		{"HandlePendingReInitCommit", second(s.HandlePendingReInitCommit(ctx, &pb.HandlePendingCommitRequest{}))},
+		{"HandleReInitCommit", second(s.HandleReInitCommit(ctx, &pb.HandleCommitRequest{}))},
+		{"ReInitWelcome", second(s.ReInitWelcome(ctx, &pb.ReInitWelcomeRequest{}))},
+		{"HandleReInitWelcome", second(s.HandleReInitWelcome(ctx, &pb.HandleReInitWelcomeRequest{}))},
+		{"CreateBranch", second(s.CreateBranch(ctx, &pb.CreateBranchRequest{}))},
+		{"HandleBranch", second(s.HandleBranch(ctx, &pb.HandleBranchRequest{}))},
+		{"NewMemberAddProposal", second(s.NewMemberAddProposal(ctx, &pb.NewMemberAddProposalRequest{}))},
+		{"CreateExternalSigner", second(s.CreateExternalSigner(ctx, &pb.CreateExternalSignerRequest{}))},
+		{"AddExternalSigner", second(s.AddExternalSigner(ctx, &pb.AddExternalSignerRequest{}))},
+		{"ExternalSignerProposal", second(s.ExternalSignerProposal(ctx, &pb.ExternalSignerProposalRequest{}))},
+	} {
+		wantCode(t, call.name, call.err, codes.Unimplemented)
+	}
+
+	if _, err := s.Free(ctx, &pb.FreeRequest{StateId: p.bob}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Free(ctx, &pb.FreeRequest{StateId: p.bob})
+	wantCode(t, "Free twice", err, codes.NotFound)
+	_, err = s.StateAuth(ctx, &pb.StateAuthRequest{StateId: p.bob})
+	wantCode(t, "StateAuth after Free", err, codes.NotFound)
+}
+
+func second[T any](_ T, err error) error { return err }
+
+// TestServerGroupInfoExternalTree checks that a GroupInfo asked for with
+// external_tree leaves the tree out, is still validly signed, and that
+// joining from it needs the tree given beside it.
+func TestServerGroupInfoExternalTree(t *testing.T) {
+	ctx := context.Background()
+	p := newServerPair(t)
+	gi, err := p.s.GroupInfo(ctx, &pb.GroupInfoRequest{StateId: p.bob, ExternalTree: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := mls.ParseMLSMessage(gi.GroupInfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := mls.FindExtension(m.GroupInfo.Extensions, mls.ExtensionRatchetTree); ok {
+		t.Fatal("external_tree GroupInfo still carries the tree")
+	}
+	if len(gi.RatchetTree) == 0 {
+		t.Fatal("no ratchet tree beside the GroupInfo")
+	}
+	_, err = p.s.ExternalJoin(ctx, &pb.ExternalJoinRequest{GroupInfo: gi.GroupInfo, Identity: []byte("dan")})
+	if status.Code(err) == codes.OK {
+		t.Fatal("external join without any tree succeeded")
+	}
+	ej, err := p.s.ExternalJoin(ctx, &pb.ExternalJoinRequest{GroupInfo: gi.GroupInfo, RatchetTree: gi.RatchetTree, Identity: []byte("dan")})
+	if err != nil {
+		t.Fatalf("external join with the tree beside the GroupInfo: %v", err)
+	}
+	hc, err := p.s.HandleCommit(ctx, &pb.HandleCommitRequest{StateId: p.bob, Commit: ej.Commit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(hc.EpochAuthenticator) != string(ej.EpochAuthenticator) {
+		t.Fatal("bob and the external joiner disagree")
+	}
+}
+
+// TestInteropDeepRandom runs the long random scenario (1670 steps, many
+// members, every kind of proposal and commit) once, suite 1, actors spread
+// over two servers.
+func TestInteropDeepRandom(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long scenario")
+	}
+	a, b := startInteropServer(t), startInteropServer(t)
+	data, err := os.ReadFile(filepath.Join("testdata", "deep_random.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseConfig(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Scripts["random"]
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	run := &ScriptRun{Suite: 1, EncryptHandshake: true, Clients: assignActors(s, a, b, 0)}
+	if err := run.Run(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("interop deep_random.json: 1/1 scripts passed (%d steps, %d actors)", len(s), len(s.Actors()))
+}
+
+// FuzzServerMessages feeds arbitrary bytes to every call that takes MLS
+// messages from outside. Each must answer with a typed status (never
+// Internal or Unknown, never a panic), and the states must stay usable.
+func FuzzServerMessages(f *testing.F) {
+	seed := newServerPair(f)
+	for _, b := range [][]byte{seed.keyPackage, seed.welcome, seed.groupInfo, seed.app, seed.commit, {0, 1, 0, 1}, nil} {
+		f.Add(b)
+	}
+	p := newServerPair(f)
+	ctx := context.Background()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		check := func(what string, err error) {
+			switch status.Code(err) {
+			case codes.OK, codes.InvalidArgument, codes.FailedPrecondition, codes.NotFound, codes.Unimplemented:
+			default:
+				t.Fatalf("%s: %v", what, err)
+			}
+		}
+		_, err := p.s.Unprotect(ctx, &pb.UnprotectRequest{StateId: p.bob, Ciphertext: data})
+		check("Unprotect", err)
+		_, err = p.s.HandleCommit(ctx, &pb.HandleCommitRequest{StateId: p.bob, Proposal: [][]byte{data}, Commit: data})
+		check("HandleCommit", err)
+		_, err = p.s.JoinGroup(ctx, &pb.JoinGroupRequest{TransactionId: p.tx, Welcome: data, RatchetTree: data})
+		check("JoinGroup", err)
+		_, err = p.s.ExternalJoin(ctx, &pb.ExternalJoinRequest{GroupInfo: data, RatchetTree: data, Identity: []byte("x")})
+		check("ExternalJoin", err)
+		_, err = p.s.AddProposal(ctx, &pb.AddProposalRequest{StateId: p.bob, KeyPackage: data})
+		check("AddProposal", err)
+		_, err = p.s.GroupContextExtensionsProposal(ctx, &pb.GroupContextExtensionsProposalRequest{StateId: p.bob,
+			Extensions: []*pb.Extension{{ExtensionType: 0xff00, ExtensionData: data}}})
+		check("GroupContextExtensionsProposal", err)
+		if _, err := p.s.Protect(ctx, &pb.ProtectRequest{StateId: p.bob, Plaintext: data}); err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatalf("bob cannot send after bad input: %v", err)
+		}
+	})
+}
