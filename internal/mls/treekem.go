@@ -3,9 +3,12 @@ package mls
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
+	"sync"
 )
 
 // This file is TreeKEM (RFC 9420 §7.4-§7.6): a committer refreshes the keys
@@ -326,28 +329,68 @@ func (t *RatchetTree) restoreDirectPath(from LeafIndex, saved []Node) {
 // resolution of its copath child, leaving out the leaves in exclude (the
 // members added by the same commit). groupContext is the encoded
 // provisional GroupContext, with the tree hash of t after GeneratePath.
+// Large paths are encrypted on several goroutines; the Suite must be safe
+// for concurrent use, as this package's suites are.
 func (t *RatchetTree) EncryptPath(s Suite, pu *PathUpdate, groupContext []byte, exclude []LeafIndex) (*UpdatePath, error) {
 	if len(pu.pathSecrets) != len(pu.Nodes) {
 		return nil, fmt.Errorf("%w: path update already wiped", ErrInvalidTree)
 	}
-	up := &UpdatePath{LeafNode: *pu.Leaf, Nodes: make([]UpdatePathNode, len(pu.Nodes))}
+	type job struct {
+		node, slot int       // index in Nodes, index in its resolution
+		to         NodeIndex // the resolution node
+	}
+	up := &UpdatePath{LeafNode: *pu.Leaf.Clone(), Nodes: make([]UpdatePathNode, len(pu.Nodes))}
+	var jobs []job
 	for i, x := range pu.Nodes {
 		p := t.ParentNode(x)
 		if p == nil {
 			return nil, fmt.Errorf("%w: node %d of the path is blank", ErrInvalidTree, x)
 		}
-		un := UpdatePathNode{EncryptionKey: p.EncryptionKey, EncryptedPathSecret: []HPKECiphertext{}}
-		for _, y := range t.appendResolution(nil, treeCopathChild(x, pu.Sender), exclude) {
-			kem, ct, err := EncryptWithLabel(s, t.nodes[y].EncryptionKey(), updatePathNodeLabel, groupContext, pu.pathSecrets[i])
-			if err != nil {
-				return nil, fmt.Errorf("encrypting path secret of node %d to node %d: %w", x, y, err)
-			}
-			un.EncryptedPathSecret = append(un.EncryptedPathSecret, HPKECiphertext{KEMOutput: kem, Ciphertext: ct})
+		res := t.appendResolution(nil, treeCopathChild(x, pu.Sender), exclude)
+		up.Nodes[i] = UpdatePathNode{EncryptionKey: bytes.Clone(p.EncryptionKey), EncryptedPathSecret: make([]HPKECiphertext, len(res))}
+		for j, y := range res {
+			jobs = append(jobs, job{node: i, slot: j, to: y})
 		}
-		up.Nodes[i] = un
+	}
+	run := func(jb job) error {
+		kem, ct, err := EncryptWithLabel(s, t.nodes[jb.to].EncryptionKey(), updatePathNodeLabel, groupContext, pu.pathSecrets[jb.node])
+		if err != nil {
+			return fmt.Errorf("encrypting path secret of node %d to node %d: %w", pu.Nodes[jb.node], jb.to, err)
+		}
+		up.Nodes[jb.node].EncryptedPathSecret[jb.slot] = HPKECiphertext{KEMOutput: kem, Ciphertext: ct}
+		return nil
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(jobs)/encryptPathJobsPerWorker)
+	if workers <= 1 {
+		for _, jb := range jobs {
+			if err := run(jb); err != nil {
+				return nil, err
+			}
+		}
+		return up, nil
+	}
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for k := w; k < len(jobs); k += workers {
+				if err := run(jobs[k]); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return up, nil
 }
+
+// encryptPathJobsPerWorker is the least number of encryptions worth a
+// goroutine of their own in EncryptPath.
+const encryptPathJobsPerWorker = 8
 
 // MergeUpdatePath applies the public part of an UpdatePath received from
 // sender (RFC 9420 §7.5): it checks that the path has one node per node of

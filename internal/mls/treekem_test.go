@@ -489,3 +489,48 @@ func TestTreeKEMMergeRejects(t *testing.T) {
 		t.Errorf("DecryptPath of own path = %v, want ErrInvalidTree", err)
 	}
 }
+
+// TestTreeKEMSparseGroup sends a path in a group of 40 members whose
+// parents are all blank, so the path secret is encrypted to each member's
+// leaf (on several goroutines); every member must get the commit secret.
+func TestTreeKEMSparseGroup(t *testing.T) {
+	s, err := LookupSuite(MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groupID := []byte("group")
+	g := benchTreeNewGroup(t, s, 40, false)
+	sent := g.tree.Clone()
+	pu, err := sent.GeneratePath(s, 7, sent.LeafNode(7), g.sigPriv[7], groupID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := []byte("context")
+	path, err := sent.EncryptPath(s, pu, ctx, []LeafIndex{39})
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, n := range path.Nodes {
+		total += len(n.EncryptedPathSecret)
+	}
+	if total != 38 {
+		t.Fatalf("%d encryptions, want 38 (every member but the sender and the excluded one)", total)
+	}
+	recv := g.tree.Clone()
+	if err := recv.MergeUpdatePath(s, 7, path, groupID); err != nil {
+		t.Fatal(err)
+	}
+	for i, k := range g.keys {
+		if i == 7 || i == 39 {
+			continue
+		}
+		cs, err := k.Clone().DecryptPath(s, recv, 7, path, ctx, []LeafIndex{39})
+		if err != nil {
+			t.Fatalf("member %d: %v", i, err)
+		}
+		if !bytes.Equal(cs, pu.CommitSecret) {
+			t.Fatalf("member %d has another commit secret", i)
+		}
+	}
+}
