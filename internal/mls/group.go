@@ -180,7 +180,7 @@ type cachedProposal struct {
 	sender   Sender
 }
 
-// Suite returns the group's cipher suite.
+// CipherSuite returns the group's cipher suite.
 func (g *Group) CipherSuite() CipherSuite { return g.ctx.CipherSuite }
 
 // GroupID returns the group's id (a copy).

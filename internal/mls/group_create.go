@@ -168,7 +168,7 @@ func checkGroupExtensions(exts []Extension) error {
 // §11.1).
 type requiredCapabilities struct {
 	Extensions  []ExtensionType
-	Proposals   []uint16
+	Proposals   []ProposalType
 	Credentials []CredentialType
 }
 
@@ -176,7 +176,7 @@ func parseRequiredCapabilities(b []byte) (*requiredCapabilities, error) {
 	r := NewReader(b)
 	rc := &requiredCapabilities{
 		Extensions:  readUint16List[ExtensionType](r),
-		Proposals:   readUint16List[uint16](r),
+		Proposals:   readUint16List[ProposalType](r),
 		Credentials: readUint16List[CredentialType](r),
 	}
 	if err := r.Finish(); err != nil {
@@ -187,7 +187,7 @@ func parseRequiredCapabilities(b []byte) (*requiredCapabilities, error) {
 
 // RequiredCapabilitiesExtension returns a required_capabilities GroupContext
 // extension (RFC 9420 §11.1).
-func RequiredCapabilitiesExtension(exts []ExtensionType, proposals []uint16, creds []CredentialType) Extension {
+func RequiredCapabilitiesExtension(exts []ExtensionType, proposals []ProposalType, creds []CredentialType) Extension {
 	b := appendUint16List(nil, exts)
 	b = appendUint16List(b, proposals)
 	b = appendUint16List(b, creds)
@@ -217,7 +217,7 @@ func checkRequiredCapabilities(exts []Extension, ln *LeafNode) error {
 		}
 	}
 	for _, t := range rc.Proposals {
-		if !isDefaultProposal(t) && !containsType(ln.Capabilities.Proposals, ProposalType(t)) {
+		if !isDefaultProposal(t) && !containsType(ln.Capabilities.Proposals, t) {
 			return fmt.Errorf("%w: required proposal type %d not supported", ErrInvalidLeafNode, t)
 		}
 	}

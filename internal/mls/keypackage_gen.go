@@ -151,8 +151,8 @@ func isDefaultExtension(t ExtensionType) bool {
 }
 
 // isDefaultProposal reports whether t is a proposal type of RFC 9420.
-func isDefaultProposal(t uint16) bool {
-	return t >= uint16(ProposalAdd) && t <= uint16(ProposalGroupContextExtensions)
+func isDefaultProposal(t ProposalType) bool {
+	return t >= ProposalAdd && t <= ProposalGroupContextExtensions
 }
 
 // generateHPKEKeyPair makes a fresh HPKE key pair from the group's
