@@ -286,7 +286,7 @@ func TestUnimplementedSaysSo(t *testing.T) {
 
 // apiSeed writes groups, messages and events straight into a stopped
 // daemon's store, the way the receive path records them.
-func apiSeed(t *testing.T, stateDir string, groupName string, texts ...string) {
+func apiSeed(t testing.TB, stateDir string, groupName string, texts ...string) {
 	t.Helper()
 	st, err := store.Open(context.Background(), stateDir)
 	if err != nil {

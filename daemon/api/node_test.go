@@ -65,6 +65,9 @@ func TestNodeConnectionPingAndLiveEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := waitConnState(t, stream, daemonv1.ConnectionState_CONNECTION_STATE_CONNECTED)
+	if first.GetConnection().GetAddress() != node.Addr {
+		t.Errorf("connection event address %q, want %q", first.GetConnection().GetAddress(), node.Addr)
+	}
 
 	st, err := c.Status(ctx, &daemonv1.StatusRequest{})
 	if err != nil {

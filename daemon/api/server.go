@@ -319,6 +319,7 @@ func (s *Server) Subscribe(req *daemonv1.SubscribeRequest, stream grpc.ServerStr
 	if err != nil {
 		return toStatus(err)
 	}
+	addr := s.b.Connection().Address
 	cursor := req.GetAfterSeq()
 	if req.GetFromNow() {
 		cursor = head
@@ -335,7 +336,7 @@ func (s *Server) Subscribe(req *daemonv1.SubscribeRequest, stream grpc.ServerStr
 			return toStatus(err)
 		}
 		for _, e := range evs {
-			pb, err := eventPB(e)
+			pb, err := eventPB(e, addr)
 			if err != nil {
 				return toStatus(err)
 			}
@@ -355,7 +356,7 @@ func (s *Server) Subscribe(req *daemonv1.SubscribeRequest, stream grpc.ServerStr
 	}
 }
 
-func eventPB(e backend.Event) (*daemonv1.Event, error) {
+func eventPB(e backend.Event, nodeAddr string) (*daemonv1.Event, error) {
 	pb := &daemonv1.Event{Seq: e.Seq, At: ts(e.At)}
 	var g store.Group
 	if e.Group != nil {
@@ -391,7 +392,7 @@ func eventPB(e backend.Event) (*daemonv1.Event, error) {
 	case store.EventConnection:
 		st, _ := backend.ParseConnState(e.State)
 		pb.Kind = &daemonv1.Event_Connection{Connection: &daemonv1.NodeConnection{
-			State: connStates[st], LastError: e.Detail, Since: ts(e.At),
+			Address: nodeAddr, State: connStates[st], LastError: e.Detail, Since: ts(e.At),
 		}}
 	default:
 		return nil, fmt.Errorf("event %d: unknown kind %q", e.Seq, e.Kind)
