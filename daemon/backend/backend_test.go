@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quicproquo/quicproquo/daemon/internal/testnode"
+	"github.com/quicproquo/quicproquo/internal/testnode"
 	"github.com/quicproquo/quicproquo/daemon/store"
 	"github.com/quicproquo/quicproquo/internal/mls"
 )

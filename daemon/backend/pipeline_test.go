@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quicproquo/quicproquo/daemon/internal/testnode"
+	"github.com/quicproquo/quicproquo/internal/testnode"
 	"github.com/quicproquo/quicproquo/daemon/store"
 	nodeclient "github.com/quicproquo/quicproquo/node/client"
 )

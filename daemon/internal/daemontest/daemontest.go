@@ -13,7 +13,7 @@ import (
 	"github.com/quicproquo/quicproquo/daemon/api"
 	"github.com/quicproquo/quicproquo/daemon/backend"
 	"github.com/quicproquo/quicproquo/daemon/client"
-	"github.com/quicproquo/quicproquo/daemon/internal/testnode"
+	"github.com/quicproquo/quicproquo/internal/testnode"
 	"github.com/quicproquo/quicproquo/daemon/store"
 )
 
