@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quicproquo/quicproquo/internal/testnode"
 	"github.com/quicproquo/quicproquo/daemon/store"
 	"github.com/quicproquo/quicproquo/internal/mls"
+	"github.com/quicproquo/quicproquo/internal/testnode"
 )
 
 func backendNew(t *testing.T, cfg Config) *Backend {

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quicproquo/quicproquo/internal/testnode"
 	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/testnode"
 	nodeclient "github.com/quicproquo/quicproquo/node/client"
 )
 

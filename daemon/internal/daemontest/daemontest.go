@@ -13,8 +13,8 @@ import (
 	"github.com/quicproquo/quicproquo/daemon/api"
 	"github.com/quicproquo/quicproquo/daemon/backend"
 	"github.com/quicproquo/quicproquo/daemon/client"
-	"github.com/quicproquo/quicproquo/internal/testnode"
 	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/testnode"
 )
 
 // Logger logs to stderr when QPQ_TEST_LOG is set, else discards.
