@@ -431,9 +431,33 @@ func (t *RatchetTree) MergeUpdatePath(s Suite, sender LeafIndex, path *UpdatePat
 		return fmt.Errorf("%w: update path leaf parent hash mismatch", ErrInvalidTree)
 	}
 	t.nodes[sender.Node()] = Node{Leaf: ln}
-	if err := t.verifyUniqueKeys(); err != nil {
+	if err := t.verifyPathKeysUnique(sender, nodes); err != nil {
 		t.restoreDirectPath(sender, saved)
 		return fmt.Errorf("after update path from leaf %d: %w", sender, err)
+	}
+	return nil
+}
+
+// verifyPathKeysUnique checks that the keys just set at leaf and its path
+// nodes appear nowhere else in the tree: each HPKE key in no other node,
+// the leaf's signature key in no other leaf.
+func (t *RatchetTree) verifyPathKeysUnique(leaf LeafIndex, path []NodeIndex) error {
+	changed := append([]NodeIndex{leaf.Node()}, path...)
+	sigKey := t.nodes[leaf.Node()].Leaf.SignatureKey
+	for x := range t.nodes {
+		n := &t.nodes[x]
+		if n.Blank() {
+			continue
+		}
+		k := n.EncryptionKey()
+		for _, c := range changed {
+			if c != NodeIndex(x) && bytes.Equal(k, t.nodes[c].EncryptionKey()) {
+				return fmt.Errorf("%w: nodes %d and %d share an encryption key", ErrInvalidTree, c, x)
+			}
+		}
+		if n.Leaf != nil && NodeIndex(x) != leaf.Node() && bytes.Equal(n.Leaf.SignatureKey, sigKey) {
+			return fmt.Errorf("%w: leaves %d and %d share a signature key", ErrInvalidTree, leaf, x/2)
+		}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package mls
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -532,5 +533,65 @@ func TestTreeKEMSparseGroup(t *testing.T) {
 		if !bytes.Equal(cs, pu.CommitSecret) {
 			t.Fatalf("member %d has another commit secret", i)
 		}
+	}
+}
+
+// TestTreeKEMMergeRejectsDuplicateKeys builds validly signed paths that
+// reuse a key already in the tree; the merge must refuse them.
+func TestTreeKEMMergeRejectsDuplicateKeys(t *testing.T) {
+	s, err := LookupSuite(MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groupID := []byte("group")
+	g := benchTreeNewGroup(t, s, 5, true)
+	// forge sends a path from leaf 2 after edit changes the sent tree; the
+	// parent hashes and the leaf signature are redone to match.
+	forge := func(edit func(sent *RatchetTree, pu *PathUpdate) []byte) *UpdatePath {
+		sent := g.tree.Clone()
+		pu, err := sent.GeneratePath(s, 2, sent.LeafNode(2), g.sigPriv[2], groupID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sigPriv := edit(sent, pu)
+		ln := sent.LeafNode(2)
+		ln.ParentHash = sent.setPathParentHashes(s, 2, pu.Nodes)
+		if err := ln.Sign(s, sigPriv, groupID, 2); err != nil {
+			t.Fatal(err)
+		}
+		up := &UpdatePath{LeafNode: *ln.Clone()}
+		for _, x := range pu.Nodes {
+			up.Nodes = append(up.Nodes, UpdatePathNode{EncryptionKey: bytes.Clone(sent.ParentNode(x).EncryptionKey)})
+		}
+		return up
+	}
+	for name, edit := range map[string]func(*RatchetTree, *PathUpdate) []byte{
+		"path node reuses a leaf key": func(sent *RatchetTree, pu *PathUpdate) []byte {
+			sent.ParentNode(pu.Nodes[0]).EncryptionKey = bytes.Clone(sent.LeafNode(0).EncryptionKey)
+			return g.sigPriv[2]
+		},
+		"leaf reuses a parent key": func(sent *RatchetTree, pu *PathUpdate) []byte {
+			sent.LeafNode(2).EncryptionKey = bytes.Clone(sent.ParentNode(1).EncryptionKey)
+			return g.sigPriv[2]
+		},
+		"leaf reuses a signature key": func(sent *RatchetTree, pu *PathUpdate) []byte {
+			sent.LeafNode(2).SignatureKey = bytes.Clone(sent.LeafNode(4).SignatureKey)
+			return g.sigPriv[4]
+		},
+	} {
+		tree := g.tree.Clone()
+		err := tree.MergeUpdatePath(s, 2, forge(edit), groupID)
+		if !errors.Is(err, ErrInvalidTree) || !strings.Contains(err.Error(), "share") {
+			t.Errorf("%s: MergeUpdatePath = %v, want ErrInvalidTree", name, err)
+		}
+		if !tree.Equal(g.tree) {
+			t.Errorf("%s: tree changed by a refused path", name)
+		}
+	}
+	// The same forging without a change is accepted: the checks above fail
+	// for the duplicate, not for the forging.
+	tree := g.tree.Clone()
+	if err := tree.MergeUpdatePath(s, 2, forge(func(*RatchetTree, *PathUpdate) []byte { return g.sigPriv[2] }), groupID); err != nil {
+		t.Fatalf("unchanged forged path: %v", err)
 	}
 }
