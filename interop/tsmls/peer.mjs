@@ -9,7 +9,7 @@
 //
 // The peer holds at most one group and one pending KeyPackage. Commands:
 //   hello                                    -> {name, suite}
-//   key_package {identity}                   -> {key_package}
+//   key_package {identity, native?}          -> {key_package}
 //   create_group {group_id, identity}        -> {epoch, epoch_authenticator}
 //   add {key_package, public?, tree_in_welcome?}
 //                                            -> {commit, welcome, ratchet_tree, epoch, epoch_authenticator}
@@ -53,6 +53,23 @@ if (!suiteName) {
   throw new Error(`unknown cipher suite ${suiteId}`);
 }
 const impl = await mls.getCiphersuiteImpl(mls.getCiphersuiteFromName(suiteName));
+
+// NIST-curve signature keys: RFC 9420 §5.1.1 wants the public key as an
+// UncompressedPointRepresentation; ts-mls 1.6.4 with @noble/curves 2 makes
+// compressed ones. Unless asked for ts-mls's own ("native") form, the peer
+// makes the key pair itself, with the uncompressed public key.
+const nistCurve = { 2: "p256", 5: "p521", 7: "p384" }[suiteId];
+const nist = nistCurve ? (await load("@noble/curves/nist.js"))[nistCurve] : undefined;
+
+async function makeKeyPackage(identity, native) {
+  const cred = credential(identity);
+  if (!nist || native) {
+    return mls.generateKeyPackage(cred, mls.defaultCapabilities(), mls.defaultLifetime, [], impl);
+  }
+  const signKey = nist.utils.randomSecretKey();
+  const publicKey = nist.getPublicKey(signKey, false);
+  return mls.generateKeyPackageWithKey(cred, mls.defaultCapabilities(), mls.defaultLifetime, [], { signKey, publicKey }, impl);
+}
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -157,24 +174,12 @@ const handlers = {
   },
 
   async key_package(req) {
-    pending = await mls.generateKeyPackage(
-      credential(req.identity),
-      mls.defaultCapabilities(),
-      mls.defaultLifetime,
-      [],
-      impl,
-    );
+    pending = await makeKeyPackage(req.identity, !!req.native);
     return { key_package: encodeMessage({ wireformat: "mls_key_package", keyPackage: pending.publicPackage }) };
   },
 
   async create_group(req) {
-    const kp = await mls.generateKeyPackage(
-      credential(req.identity),
-      mls.defaultCapabilities(),
-      mls.defaultLifetime,
-      [],
-      impl,
-    );
+    const kp = await makeKeyPackage(req.identity, false);
     state = await mls.createGroup(fromHex("group_id", req.group_id), kp.publicPackage, kp.privatePackage, [], impl);
     return summary(state);
   },
@@ -246,13 +251,7 @@ const handlers = {
 
   async external_join(req) {
     const gi = decodeMessage("group_info", req.group_info, ["mls_group_info"]);
-    const kp = await mls.generateKeyPackage(
-      credential(req.identity),
-      mls.defaultCapabilities(),
-      mls.defaultLifetime,
-      [],
-      impl,
-    );
+    const kp = await makeKeyPackage(req.identity, false);
     const res = await mls.joinGroupExternal(gi.groupInfo, kp.publicPackage, kp.privatePackage, false, impl);
     state = res.newState;
     return {

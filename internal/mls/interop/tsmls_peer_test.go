@@ -72,7 +72,7 @@ type tsmlsPeer struct {
 	nextID int
 }
 
-func startTSMLSPeer(t *testing.T, name string) *tsmlsPeer {
+func startTSMLSPeer(t *testing.T, name string, suite uint32) *tsmlsPeer {
 	t.Helper()
 	node, dir := tsmlsSetup(t)
 	script, err := filepath.Abs(filepath.Join("..", "..", "..", "interop", "tsmls", "peer.mjs"))
@@ -81,7 +81,8 @@ func startTSMLSPeer(t *testing.T, name string) *tsmlsPeer {
 	}
 	cmd := exec.Command(node, script)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), tsmlsDirEnv+"="+dir, "NODE_PATH="+filepath.Join(dir, "node_modules"))
+	cmd.Env = append(os.Environ(), tsmlsDirEnv+"="+dir, "NODE_PATH="+filepath.Join(dir, "node_modules"),
+		fmt.Sprintf("QPQ_TSMLS_SUITE=%d", suite))
 	p := &tsmlsPeer{t: t, name: name, cmd: cmd, lines: make(chan string, 16), stderr: &strings.Builder{}}
 	cmd.Stderr = &lockedWriter{w: p.stderr}
 	p.stdin, err = cmd.StdinPipe()
@@ -121,8 +122,8 @@ func startTSMLSPeer(t *testing.T, name string) *tsmlsPeer {
 	if err != nil {
 		t.Fatalf("ts-mls peer %s does not answer: %v", name, err)
 	}
-	if hello["name"] != "ts-mls" {
-		t.Fatalf("ts-mls peer %s says hello %v", name, hello)
+	if hello["name"] != "ts-mls" || hello["suite"] != float64(suite) {
+		t.Fatalf("ts-mls peer %s says hello %v, want suite %d", name, hello, suite)
 	}
 	return p
 }
