@@ -1,0 +1,188 @@
+// Command qpnode is the quicproquo node: a QUIC endpoint serving the
+// NodeService (KeyPackage directory and message queues) from a SQLite
+// database in its data directory.
+//
+// Usage:
+//
+//	qpnode [--listen 0.0.0.0:4201] [--data-dir data] [--tls-cert FILE] [--tls-key FILE]
+//	       [--metrics-listen ADDR] [--log-level info] [--ready-file FILE]
+//
+// Each flag has an environment variable (QPQ_LISTEN, QPQ_DATA_DIR,
+// QPQ_TLS_CERT, QPQ_TLS_KEY, QPQ_METRICS_LISTEN, QPQ_LOG_LEVEL); a flag given
+// on the command line wins. When the certificate and key files are both
+// missing, qpnode generates a self-signed pair. It logs "listening" with the
+// address it bound, writes that address to --ready-file if given, and shuts
+// down gracefully on SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
+
+	"github.com/quicproquo/quicproquo/internal/transport"
+	"github.com/quicproquo/quicproquo/node/server"
+	"github.com/quicproquo/quicproquo/node/store"
+	"github.com/quicproquo/quicproquo/node/store/sqlite"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "qpnode:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	listen, dataDir, tlsCert, tlsKey, metricsListen, logLevel, readyFile string
+	maxPayload, maxQueueDepth, maxKeyPackages                            int
+	rateLimit                                                            float64
+	rateBurst                                                            int
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("qpnode", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.listen, "listen", env("QPQ_LISTEN", "0.0.0.0:4201"), "UDP address to serve QUIC on (env QPQ_LISTEN)")
+	fs.StringVar(&o.dataDir, "data-dir", env("QPQ_DATA_DIR", "data"), "directory for the database and the TLS files (env QPQ_DATA_DIR)")
+	fs.StringVar(&o.tlsCert, "tls-cert", env("QPQ_TLS_CERT", ""), "node certificate, DER (default <data-dir>/server-cert.der; env QPQ_TLS_CERT)")
+	fs.StringVar(&o.tlsKey, "tls-key", env("QPQ_TLS_KEY", ""), "node private key, PKCS #8 DER (default <data-dir>/server-key.der; env QPQ_TLS_KEY)")
+	fs.StringVar(&o.metricsListen, "metrics-listen", env("QPQ_METRICS_LISTEN", ""), "TCP address for Prometheus /metrics; empty: off (env QPQ_METRICS_LISTEN)")
+	fs.StringVar(&o.logLevel, "log-level", env("QPQ_LOG_LEVEL", "info"), "debug, info, warn or error (env QPQ_LOG_LEVEL)")
+	fs.StringVar(&o.readyFile, "ready-file", "", "write the bound address to this file once serving")
+	fs.IntVar(&o.maxPayload, "max-payload", server.DefaultMaxPayloadSize, "largest payload in bytes")
+	fs.IntVar(&o.maxQueueDepth, "max-queue-depth", 0, "messages per queue (0: store default)")
+	fs.IntVar(&o.maxKeyPackages, "max-key-packages", 0, "KeyPackages per identity (0: store default)")
+	fs.Float64Var(&o.rateLimit, "rate-limit", server.DefaultRateLimit, "sustained requests per second per identity")
+	fs.IntVar(&o.rateBurst, "rate-burst", server.DefaultRateBurst, "request burst per identity")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if o.tlsCert == "" {
+		o.tlsCert = filepath.Join(o.dataDir, "server-cert.der")
+	}
+	if o.tlsKey == "" {
+		o.tlsKey = filepath.Join(o.dataDir, "server-key.der")
+	}
+	return o, nil
+}
+
+func newLogger(level string, w io.Writer) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	log, err := newLogger(o.logLevel, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	cert, created, err := transport.LoadOrCreateServerCert(o.tlsCert, o.tlsKey)
+	if err != nil {
+		return err
+	}
+	fp := transport.CertFingerprint(cert.Certificate[0])
+	if created {
+		log.Info("generated node certificate", "cert", o.tlsCert, "key", o.tlsKey)
+	}
+	log.Info("node certificate", "sha256", fmt.Sprintf("%x", fp))
+
+	st, err := sqlite.Open(ctx, filepath.Join(o.dataDir, "node.db"),
+		store.Limits{MaxKeyPackages: o.maxKeyPackages, MaxQueueDepth: o.maxQueueDepth}, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	var metrics *server.Metrics
+	if o.metricsListen != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		metrics, err = server.NewMetrics(reg)
+		if err != nil {
+			return err
+		}
+		mln, err := net.Listen("tcp", o.metricsListen)
+		if err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go hs.Serve(mln)
+		defer hs.Close()
+		log.Info("metrics listening", "addr", mln.Addr().String())
+	}
+
+	srv, err := server.New(server.Config{
+		Store:          st,
+		Logger:         log,
+		MaxPayloadSize: o.maxPayload,
+		RateLimit:      rate.Limit(o.rateLimit),
+		RateBurst:      o.rateBurst,
+		Metrics:        metrics,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := server.Listen(o.listen, cert)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	log.Info("listening", "addr", addr, "alpn", transport.ALPN)
+	if o.readyFile != "" {
+		if err := os.WriteFile(o.readyFile, []byte(addr+"\n"), 0o600); err != nil {
+			return fmt.Errorf("ready file: %w", err)
+		}
+	}
+	if err := srv.Serve(ctx, ln); err != nil {
+		return err
+	}
+	log.Info("shut down")
+	return nil
+}
