@@ -324,7 +324,13 @@ func (g *Group) receiveProposal(ac *AuthenticatedContent, r *Received) (*Receive
 			return nil, fmt.Errorf("%w: proposal received twice", ErrInvalidMessage)
 		}
 	}
-	g.proposals = append(g.proposals, cachedProposal{ref: ref, proposal: *p, sender: c.Sender})
+	// The cache keeps its own copy, so that the caller's Received can
+	// not change the group.
+	kept, err := ParseProposal(p.Marshal())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidProposal, err)
+	}
+	g.proposals = append(g.proposals, cachedProposal{ref: ref, proposal: *kept, sender: c.Sender})
 	r.Kind = KindProposal
 	r.Proposal = p
 	r.ProposalRef = slices.Clone(ref)
