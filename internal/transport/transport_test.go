@@ -1,0 +1,124 @@
+package transport
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestLoadOrCreateServerCert(t *testing.T) {
+	dir := t.TempDir()
+	certPath, keyPath := filepath.Join(dir, "d", "cert.der"), filepath.Join(dir, "d", "key.der")
+	c1, created, err := LoadOrCreateServerCert(certPath, keyPath)
+	if err != nil || !created {
+		t.Fatalf("create: %v, created %v", err, created)
+	}
+	if fi, err := os.Stat(keyPath); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v, %v", fi.Mode(), err)
+	}
+	c2, created, err := LoadOrCreateServerCert(certPath, keyPath)
+	if err != nil || created {
+		t.Fatalf("reload: %v, created %v", err, created)
+	}
+	if !bytes.Equal(c1.Certificate[0], c2.Certificate[0]) {
+		t.Fatal("reload gave another certificate")
+	}
+	if _, err := VerifySelfSigned(c1.Certificate[0]); err != nil {
+		t.Fatalf("node certificate not self-signed: %v", err)
+	}
+
+	// A key that does not match the certificate is refused.
+	_, otherKey, _ := NewServerCert()
+	os.WriteFile(keyPath, otherKey, 0o600)
+	if _, err := LoadServerCert(certPath, keyPath); err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Fatalf("mismatched key: %v", err)
+	}
+	// Only one of the two files: refuse rather than overwrite.
+	os.Remove(keyPath)
+	if _, _, err := LoadOrCreateServerCert(certPath, keyPath); err == nil {
+		t.Fatal("missing key silently replaced")
+	}
+	// Garbage files give errors, not panics.
+	os.WriteFile(keyPath, []byte("junk"), 0o600)
+	if _, err := LoadServerCert(certPath, keyPath); err == nil {
+		t.Fatal("junk key accepted")
+	}
+	os.WriteFile(certPath, []byte("junk"), 0o600)
+	if _, err := LoadServerCert(certPath, keyPath); err == nil {
+		t.Fatal("junk certificate accepted")
+	}
+}
+
+func TestLoadServerCertECDSA(t *testing.T) {
+	dir := t.TempDir()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, err := selfSigned(ServerName, &key.PublicKey, key, x509.ExtKeyUsageServerAuth, []string{ServerName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(key)
+	os.WriteFile(filepath.Join(dir, "c"), der, 0o644)
+	os.WriteFile(filepath.Join(dir, "k"), keyDER, 0o600)
+	if _, err := LoadServerCert(filepath.Join(dir, "c"), filepath.Join(dir, "k")); err != nil {
+		t.Fatalf("ECDSA P-256 SEC 1 key: %v", err)
+	}
+}
+
+func TestIdentityFromCertificate(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	cert, err := ClientCertificate(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := IdentityFromCertificate(cert.Certificate[0])
+	if err != nil || !bytes.Equal(got, pub) {
+		t.Fatalf("identity %x, %v", got, err)
+	}
+	bad := bytes.Clone(cert.Certificate[0])
+	bad[len(bad)-1] ^= 1
+	if _, err := IdentityFromCertificate(bad); !errors.Is(err, ErrBadCertificate) {
+		t.Fatalf("corrupted signature: %v", err)
+	}
+	// A certificate for one key signed by another is not self-signed.
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	der, err := selfSigned("x", pub, other, x509.ExtKeyUsageClientAuth, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := IdentityFromCertificate(der); !errors.Is(err, ErrBadCertificate) {
+		t.Fatalf("signed by another key: %v", err)
+	}
+	// ECDSA keys are not identities.
+	ek, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ = selfSigned("x", &ek.PublicKey, ek, x509.ExtKeyUsageClientAuth, nil)
+	if _, err := IdentityFromCertificate(der); !errors.Is(err, ErrBadCertificate) {
+		t.Fatalf("ECDSA client certificate: %v", err)
+	}
+	if _, err := ClientCertificate(priv[:10]); err == nil {
+		t.Fatal("short private key accepted")
+	}
+}
+
+func FuzzIdentityFromCertificate(f *testing.F) {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	cert, _ := ClientCertificate(priv)
+	f.Add(cert.Certificate[0])
+	f.Add([]byte{0x30, 0x03, 0x02, 0x01, 0x00})
+	f.Fuzz(func(t *testing.T, der []byte) {
+		pub, err := IdentityFromCertificate(der)
+		if err == nil && len(pub) != IdentityKeySize {
+			t.Fatalf("identity of %d bytes", len(pub))
+		}
+		if err != nil && !errors.Is(err, ErrBadCertificate) {
+			t.Fatalf("error not ErrBadCertificate: %v", err)
+		}
+	})
+}
