@@ -14,7 +14,10 @@
 //   add {key_package, public?, tree_in_welcome?}
 //                                            -> {commit, welcome, ratchet_tree, epoch, epoch_authenticator}
 //   remove {identity, public?}               -> {commit, epoch, epoch_authenticator}
-//   commit_update {public?}                  -> {commit, epoch, epoch_authenticator}
+//   propose {type: "add", key_package | type: "remove", identity, public?}
+//                                            -> {proposal} (kept for this peer's next commit)
+//   commit_update {public?}                  -> {commit, welcome?, epoch, epoch_authenticator}
+//                                               (commits every proposal received or sent in the epoch, with a path)
 //   join {welcome, ratchet_tree?}            -> {epoch, epoch_authenticator, members}
 //   group_info {native?}                     -> {group_info} (with external_pub and ratchet_tree extensions)
 //   external_join {group_info, identity}     -> {commit, epoch, epoch_authenticator}
@@ -209,9 +212,33 @@ const handlers = {
     return { commit: toHex(mls.encodeMlsMessage(res.commit)), ...summary(state) };
   },
 
+  async propose(req) {
+    let proposal;
+    if (req.type === "add") {
+      const kp = decodeMessage("key_package", req.key_package, ["mls_key_package"]);
+      proposal = { proposalType: "add", add: { keyPackage: kp.keyPackage } };
+    } else if (req.type === "remove") {
+      const victim = members(needGroup()).find((m) => m.identity === req.identity);
+      if (!victim) {
+        throw new Error(`propose remove: no member with identity ${JSON.stringify(req.identity)}`);
+      }
+      proposal = { proposalType: "remove", remove: { removed: victim.leaf } };
+    } else {
+      throw new Error(`propose: unsupported type ${JSON.stringify(req.type)}`);
+    }
+    const res = await mls.createProposal(needGroup(), !!req.public, proposal, impl);
+    state = res.newState;
+    res.consumed.forEach(mls.zeroOutUint8Array);
+    return { proposal: toHex(mls.encodeMlsMessage(res.message)) };
+  },
+
   async commit_update(req) {
-    const res = await commit(req, []);
-    return { commit: toHex(mls.encodeMlsMessage(res.commit)), ...summary(state) };
+    const res = await commit(req, [], { ratchetTreeExtension: true });
+    const out = { commit: toHex(mls.encodeMlsMessage(res.commit)), ...summary(state) };
+    if (res.welcome) {
+      out.welcome = encodeMessage({ wireformat: "mls_welcome", welcome: res.welcome });
+    }
+    return out;
   },
 
   async join(req) {

@@ -36,6 +36,9 @@ func TestTSMLSInterop(t *testing.T) {
 			t.Run(fmt.Sprintf("suite-%d/we-create/%s", suite, mode), func(t *testing.T) { testWeCreate(t, suite, encrypt) })
 		}
 		t.Run(fmt.Sprintf("suite-%d/external-join", suite), func(t *testing.T) { testTSMLSExternalJoin(t, suite) })
+		for _, encrypt := range []bool{true, false} {
+			t.Run(fmt.Sprintf("suite-%d/proposals-by-reference/private=%v", suite, encrypt), func(t *testing.T) { testTSMLSProposals(t, suite, encrypt) })
+		}
 	}
 	t.Run("suite-2/compressed-signature-key", testTSMLSCompressedKey)
 }
@@ -472,4 +475,93 @@ func testTSMLSExternalJoin(t *testing.T, suite uint32) {
 	if _, err := frank.call("external_join", map[string]any{"group_info": hexOf(ogi.GroupInfo), "identity": "frank"}); !errors.Is(err, errPeer) {
 		t.Fatalf("ts-mls 1.6.4 joined from an RFC-form external_pub (err %v): drop the workaround in peer.mjs and test this direction", err)
 	}
+}
+
+// testTSMLSProposals: proposals sent on their own and committed by
+// reference by the other implementation, which needs both sides to compute
+// the same ProposalRef. ts-mls proposes an Add that we commit; then we
+// propose an Update (of our own leaf) and ts-mls a Remove, and ts-mls
+// commits both, so we must also apply our own Update's private key.
+func testTSMLSProposals(t *testing.T, suite uint32, encrypt bool) {
+	ctx := tsCtx(t)
+	srv := startInteropServer(t)
+	alice := startTSMLSPeer(t, "alice", suite)
+	alice.must("create_group", map[string]any{"group_id": hexOf([]byte("proposals")), "identity": "alice"})
+	kp, err := srv.CreateKeyPackage(ctx, &pb.CreateKeyPackageRequest{CipherSuite: suite, Identity: []byte("bob")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := alice.must("add", map[string]any{"key_package": hexOf(kp.KeyPackage), "public": !encrypt})
+	jr, err := srv.JoinGroup(ctx, &pb.JoinGroupRequest{TransactionId: kp.TransactionId, Welcome: alice.bytesOf(add, "welcome"), EncryptHandshake: encrypt, Identity: []byte("bob")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := &ourSide{t: t, c: srv, state: jr.StateId}
+
+	// ts-mls proposes to add carol (ours); bob commits it by reference.
+	kpc, err := srv.CreateKeyPackage(ctx, &pb.CreateKeyPackageRequest{CipherSuite: suite, Identity: []byte("carol")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1 := alice.must("propose", map[string]any{"type": "add", "key_package": hexOf(kpc.KeyPackage), "public": !encrypt})
+	cr, err := srv.Commit(ctx, &pb.CommitRequest{StateId: bob.state, ByReference: [][]byte{alice.bytesOf(p1, "proposal")}})
+	if err != nil {
+		t.Fatalf("we cannot commit ts-mls's proposal by reference: %v", err)
+	}
+	if m := mustParse(t, cr.Commit); m.PublicMessage != nil {
+		// A public commit shows its proposal list: one reference.
+		ps := m.PublicMessage.Content.Commit.Proposals
+		if len(ps) != 1 || ps[0].Type != mls.ProposalOrRefReference {
+			t.Fatalf("our commit covers %+v, want one proposal by reference", ps)
+		}
+	}
+	pr, err := srv.HandlePendingCommit(ctx, &pb.HandlePendingCommitRequest{StateId: bob.state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := alice.must("process", map[string]any{"message": hexOf(cr.Commit)}); r["epoch_authenticator"] != hexOf(pr.EpochAuthenticator) {
+		t.Fatalf("ts-mls followed our by-reference commit to %v, we are at %x", r["epoch_authenticator"], pr.EpochAuthenticator)
+	}
+	jc, err := srv.JoinGroup(ctx, &pb.JoinGroupRequest{TransactionId: kpc.TransactionId, Welcome: cr.Welcome, EncryptHandshake: encrypt, Identity: []byte("carol")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	carol := &ourSide{t: t, c: srv, state: jc.StateId}
+	agree(t, "bob after committing ts-mls's Add", alice, bob)
+	agree(t, "carol after joining", alice, carol)
+
+	// bob proposes an Update, ts-mls proposes to remove carol, ts-mls
+	// commits both by reference.
+	up, err := srv.UpdateProposal(ctx, &pb.UpdateProposalRequest{StateId: bob.state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := alice.must("process", map[string]any{"message": hexOf(up.Proposal)}); r["kind"] != "proposal" {
+		t.Fatalf("ts-mls took our Update as %v", r["kind"])
+	}
+	p3 := alice.must("propose", map[string]any{"type": "remove", "identity": "carol", "public": !encrypt})
+	c := alice.must("commit_update", map[string]any{"public": !encrypt})
+	hr, err := srv.HandleCommit(ctx, &pb.HandleCommitRequest{StateId: bob.state,
+		Proposal: [][]byte{up.Proposal, alice.bytesOf(p3, "proposal")}, Commit: alice.bytesOf(c, "commit")})
+	if err != nil {
+		t.Fatalf("we cannot follow ts-mls's commit of our Update and its Remove: %v", err)
+	}
+	if !bytes.Equal(hr.EpochAuthenticator, alice.bytesOf(c, "epoch_authenticator")) {
+		t.Fatal("epoch authenticators differ after the by-reference commit")
+	}
+	if r := alice.must("state", nil); len(r["members"].([]any)) != 2 {
+		t.Fatalf("ts-mls sees members %v after removing carol", r["members"])
+	}
+	agree(t, "bob after ts-mls's commit", alice, bob)
+	talk(t, alice, bob, "after the update")
+	commitBothWays(t, alice, bob, !encrypt)
+}
+
+func mustParse(t *testing.T, b []byte) *mls.MLSMessage {
+	t.Helper()
+	m, err := mls.ParseMLSMessage(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
