@@ -378,3 +378,83 @@ func TestPublicMessageChecks(t *testing.T) {
 		t.Fatalf("member without context: got %v, want ErrInvalidMessage", err)
 	}
 }
+
+// TestPrivateMessageReuseGuard checks that the reuse guard changes the
+// content nonce: the same content at the same generation encrypts
+// differently each time, and a receiver given another guard cannot decrypt.
+func TestPrivateMessageReuseGuard(t *testing.T) {
+	s, err := LookupSuite(MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, _, err := s.GenerateSignatureKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := bytes.Repeat([]byte{3}, s.HashSize())
+	sds := bytes.Repeat([]byte{4}, s.HashSize())
+	gc := &GroupContext{Version: MLS10, CipherSuite: s.ID(), GroupID: []byte("g"), Epoch: 1,
+		TreeHash: []byte{}, ConfirmedTranscriptHash: []byte{}, Extensions: []Extension{}}
+	content := &FramedContent{GroupID: gc.GroupID, Epoch: gc.Epoch, Sender: MemberSender(1),
+		AuthenticatedData: []byte{}, ContentType: ContentApplication, ApplicationData: []byte("same")}
+	ac, err := SignFramedContent(s, priv, WireFormatPrivateMessage, content, gc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := ProtectPrivate(s, ac, NewSecretTree(s, secret, 2), sds, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ProtectPrivate(s, ac, NewSecretTree(s, secret, 2), sds, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(a.Ciphertext, b.Ciphertext) {
+		t.Fatal("same generation, same ciphertext: the reuse guard is not applied")
+	}
+	for _, m := range []*PrivateMessage{a, b} {
+		if _, err := UnprotectPrivate(s, m, NewSecretTree(s, secret, 2), sds); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Re-encrypt a's sender data with a different guard.
+	key, nonce, err := SenderDataKeyNonce(s, sds, a.Ciphertext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := s.Open(key, nonce, a.senderDataAAD(), a.EncryptedSenderData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd, err := parseSenderData(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sd.leaf != 1 || sd.generation != 0 {
+		t.Fatalf("sender data leaf %d generation %d, want 1, 0", sd.leaf, sd.generation)
+	}
+	sd.reuseGuard[0] ^= 0x80
+	forged := *a
+	if forged.EncryptedSenderData, err = s.Seal(key, nonce, a.senderDataAAD(), sd.append(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := UnprotectPrivate(s, &forged, NewSecretTree(s, secret, 2), sds); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("other reuse guard: got %v, want ErrDecrypt", err)
+	}
+	// A sender leaf outside the tree is refused.
+	sd.reuseGuard[0] ^= 0x80
+	sd.leaf = 5
+	if forged.EncryptedSenderData, err = s.Seal(key, nonce, a.senderDataAAD(), sd.append(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := UnprotectPrivate(s, &forged, NewSecretTree(s, secret, 2), sds); !errors.Is(err, ErrLeafOutOfRange) {
+		t.Fatalf("leaf 5 of 2: got %v, want ErrLeafOutOfRange", err)
+	}
+	// Sender data bound to another epoch does not open.
+	other := *a
+	other.Epoch++
+	if _, err := UnprotectPrivate(s, &other, NewSecretTree(s, secret, 2), sds); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("changed epoch: got %v, want ErrDecrypt", err)
+	}
+}
