@@ -125,7 +125,7 @@ func FuzzDaemonRequests(f *testing.F) {
 			_, err = c.ListGroups(ctx, &daemonv1.ListGroupsRequest{})
 		}
 		switch status.Code(err) {
-		case codes.OK, codes.InvalidArgument, codes.NotFound, codes.Unimplemented, codes.FailedPrecondition, codes.OutOfRange:
+		case codes.OK, codes.InvalidArgument, codes.NotFound, codes.Unimplemented, codes.FailedPrecondition, codes.OutOfRange, codes.Unavailable:
 		default:
 			t.Fatalf("call %d: %v", which%12, err)
 		}

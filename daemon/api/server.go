@@ -90,7 +90,7 @@ func toStatus(err error) error {
 		code = codes.FailedPrecondition
 	case errors.Is(err, backend.ErrNotConnected):
 		code = codes.Unavailable
-	case errors.Is(err, backend.ErrGroupNotFound):
+	case errors.Is(err, backend.ErrGroupNotFound), errors.Is(err, backend.ErrNoKeyPackage):
 		code = codes.NotFound
 	case errors.Is(err, backend.ErrAmbiguousGroup), errors.Is(err, backend.ErrInvalidArgument):
 		code = codes.InvalidArgument
@@ -205,7 +205,21 @@ func (s *Server) FetchKey(ctx context.Context, req *daemonv1.FetchKeyRequest) (*
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return nil, toStatus(s.b.FetchKey(ctx, peer))
+	info, err := s.b.FetchKey(ctx, peer)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &daemonv1.FetchKeyResponse{
+		KeyPackage:         info.KeyPackage,
+		Ref:                backend.FormatKey(info.Ref),
+		CipherSuite:        uint32(info.Suite),
+		CredentialIdentity: backend.FormatKey(info.Identity),
+		Valid:              info.Valid,
+		LastResort:         info.LastResort,
+		NotBefore:          ts(info.NotBefore),
+		NotAfter:           ts(info.NotAfter),
+		Problem:            info.Problem,
+	}, nil
 }
 
 // CreateGroup implements the CreateGroup call.

@@ -162,7 +162,6 @@ func TestGroupOperationsUnimplemented(t *testing.T) {
 		"Remove":      b.Remove(ctx, "team", peer),
 		"Leave":       b.Leave(ctx, "team"),
 		"Update":      b.Update(ctx, ""),
-		"FetchKey":    b.FetchKey(ctx, peer),
 	} {
 		if !errors.Is(err, ErrUnimplemented) {
 			t.Errorf("%s: %v, want ErrUnimplemented", name, err)
@@ -170,55 +169,9 @@ func TestGroupOperationsUnimplemented(t *testing.T) {
 	}
 }
 
-// backendTestMaker makes real RFC 9420 KeyPackages (suite 1) for the test
-// of the KeyPackage seam; the daemon's own maker comes with the MLS
-// group state machine.
-type backendTestMaker struct{}
-
-func (backendTestMaker) NewKeyPackage(identity ed25519.PrivateKey, lastResort bool) (KeyPackageBundle, error) {
-	s, err := mls.LookupSuite(mls.MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519)
-	if err != nil {
-		return KeyPackageBundle{}, err
-	}
-	initPriv, initPub, err := s.GenerateKeyPair()
-	if err != nil {
-		return KeyPackageBundle{}, err
-	}
-	encPriv, encPub, err := s.GenerateKeyPair()
-	if err != nil {
-		return KeyPackageBundle{}, err
-	}
-	pub := identity.Public().(ed25519.PublicKey)
-	now := uint64(time.Now().Unix())
-	kp := mls.KeyPackage{
-		Version:     1,
-		CipherSuite: s.ID(),
-		InitKey:     initPub,
-		LeafNode: mls.LeafNode{
-			EncryptionKey: encPub,
-			SignatureKey:  pub,
-			Credential:    mls.NewBasicCredential(pub),
-			Capabilities: mls.Capabilities{
-				Versions:     []mls.ProtocolVersion{1},
-				CipherSuites: []mls.CipherSuite{s.ID()},
-				Credentials:  []mls.CredentialType{1},
-			},
-			Source:   mls.LeafNodeSourceKeyPackage,
-			Lifetime: &mls.Lifetime{NotBefore: now - 3600, NotAfter: now + 90*24*3600},
-		},
-	}
-	if err := kp.LeafNode.Sign(s, identity.Seed(), nil, 0); err != nil {
-		return KeyPackageBundle{}, err
-	}
-	if err := kp.Sign(s, identity.Seed()); err != nil {
-		return KeyPackageBundle{}, err
-	}
-	return KeyPackageBundle{Ref: kp.Ref(s), KeyPackage: kp.Marshal(), Secrets: append(initPriv, encPriv...)}, nil
-}
-
 func TestKeyPackagesUploadedOnConnect(t *testing.T) {
 	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
-	b := backendNew(t, Config{NodeAddr: node.Addr, KeyPackages: backendTestMaker{}, KeyPackageTarget: 3})
+	b := backendNew(t, Config{NodeAddr: node.Addr, KeyPackages: MLSKeyPackages{}, KeyPackageTarget: 3})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	runDone := make(chan error, 1)
@@ -257,9 +210,61 @@ func TestKeyPackagesUploadedOnConnect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A second Register uploads nothing more: the stock is full.
+	// A peer fetches one: it validates and names this identity.
+	peer := backendNew(t, Config{NodeAddr: node.Addr, NodeCert: node.CertDER, KeyPackages: MLSKeyPackages{}})
+	peerCtx, peerCancel := context.WithCancel(context.Background())
+	peerDone := make(chan error, 1)
+	go func() { peerDone <- peer.Run(peerCtx) }()
+	defer func() { peerCancel(); <-peerDone }()
+	if _, err := peer.FetchKey(ctx, r.Identity); !errors.Is(err, ErrNotRegistered) {
+		t.Fatalf("FetchKey before register: %v", err)
+	}
+	if _, err := peer.Register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for peer.Connection().State != StateConnected {
+		if time.Now().After(deadline) {
+			t.Fatal("peer did not connect")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	info, err := peer.FetchKey(ctx, r.Identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.Valid || info.Problem != "" || !bytes.Equal(info.Identity, r.Identity) || info.LastResort || info.Suite != DefaultCipherSuite {
+		t.Fatalf("fetched %+v", info)
+	}
+	err = b.view(ctx, func(tx *store.Tx) error {
+		kp, err := tx.KeyPackage(info.Ref)
+		if err != nil {
+			return err
+		}
+		priv, err := mls.UnmarshalKeyPackagePrivate(kp.Secrets)
+		if err != nil {
+			return err
+		}
+		ref, err := priv.Ref()
+		if err != nil || !bytes.Equal(ref, info.Ref) || !bytes.Equal(kp.KeyPackage, info.KeyPackage) {
+			t.Errorf("stored secret does not match the fetched KeyPackage (%v)", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("secret of the fetched KeyPackage: %v", err)
+	}
+	if st, err := b.Status(ctx); err != nil || st.KeyPackagesLeft != 2 {
+		t.Fatalf("left after one fetch: %d %v", st.KeyPackagesLeft, err)
+	}
+	// A peer without KeyPackages.
+	stranger := ed25519.PublicKey(bytes.Repeat([]byte{3}, 32))
+	if _, err := peer.FetchKey(ctx, stranger); !errors.Is(err, ErrNoKeyPackage) {
+		t.Fatalf("FetchKey of a stranger: %v", err)
+	}
+
+	// A second Register tops up the one fetched.
 	r2, err := b.Register(ctx)
-	if err != nil || r2.Created || r2.KeyPackagesUploaded != 0 {
+	if err != nil || r2.Created || r2.KeyPackagesUploaded != 1 {
 		t.Fatalf("second Register: %+v %v", r2, err)
 	}
 }

@@ -16,6 +16,8 @@ var (
 	ErrAmbiguousGroup = errors.New("group name is ambiguous")
 	// ErrInvalidArgument: a request value is malformed.
 	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrNoKeyPackage: the node has no KeyPackage for the peer.
+	ErrNoKeyPackage = errors.New("no KeyPackage for this peer")
 	// ErrClosed: the backend is shutting down.
 	ErrClosed = errors.New("backend closed")
 )

@@ -20,15 +20,6 @@ func (b *Backend) requireIdentity(ctx context.Context) error {
 	return err
 }
 
-// FetchKey fetches (and consumes) a peer's KeyPackage from the node and
-// checks it. It needs the MLS KeyPackage parser wired in.
-func (b *Backend) FetchKey(ctx context.Context, peer ed25519.PublicKey) error {
-	if err := b.requireIdentity(ctx); err != nil {
-		return err
-	}
-	return mlsGroupsMissing("fetch key")
-}
-
 // CreateGroup creates a group named name with the user as its only member.
 func (b *Backend) CreateGroup(ctx context.Context, name string) error {
 	if name == "" {

@@ -184,6 +184,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Version:  Version(),
 		NodeAddr: cfg.Server,
 		NodeCert: nodeCert,
+		// KeyPackages are made with internal/mls. Applying received
+		// envelopes (Config.Envelopes) waits for the MLS group state
+		// machine.
+		KeyPackages: backend.MLSKeyPackages{},
 	})
 	if err != nil {
 		return err

@@ -180,17 +180,21 @@ func (a *app) fetchKey(ctx context.Context, args []string) error {
 		}
 		out := map[string]any{
 			"ref": r.GetRef(), "cipher_suite": r.GetCipherSuite(), "credential_identity": r.GetCredentialIdentity(),
-			"signature_valid": r.GetSignatureValid(), "last_resort": r.GetLastResort(),
+			"valid": r.GetValid(), "problem": r.GetProblem(), "last_resort": r.GetLastResort(),
 			"not_before": timeString(r.GetNotBefore()), "not_after": timeString(r.GetNotAfter()),
 			"size": len(r.GetKeyPackage()),
 		}
 		if a.json {
 			return a.printJSON(out)
 		}
-		fmt.Fprintf(a.stdout, "ref:             %s\ncipher suite:    %d\nidentity:        %s\nsignature valid: %v\nlast resort:     %v\nvalid:           %s .. %s\nsize:            %d bytes\n",
-			r.GetRef(), r.GetCipherSuite(), r.GetCredentialIdentity(), r.GetSignatureValid(), r.GetLastResort(),
+		valid := "yes"
+		if !r.GetValid() {
+			valid = "NO: " + r.GetProblem()
+		}
+		_, err = fmt.Fprintf(a.stdout, "ref:           %s\ncipher suite:  %d\nidentity:      %s\nvalid:         %s\nlast resort:   %v\nlifetime:      %s .. %s\nsize:          %d bytes\n",
+			r.GetRef(), r.GetCipherSuite(), r.GetCredentialIdentity(), valid, r.GetLastResort(),
 			timeString(r.GetNotBefore()), timeString(r.GetNotAfter()), len(r.GetKeyPackage()))
-		return nil
+		return err
 	})
 }
 

@@ -585,18 +585,23 @@ func (x *FetchKeyRequest) GetPeerKey() string {
 
 type FetchKeyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The KeyPackage as an RFC 9420 MLSMessage, as the node returned it.
+	// The KeyPackage (RFC 9420 section 10 encoding) as the node returned it.
 	KeyPackage []byte `protobuf:"bytes,1,opt,name=key_package,json=keyPackage,proto3" json:"key_package,omitempty"`
 	// KeyPackageRef (hex).
-	Ref                string                 `protobuf:"bytes,2,opt,name=ref,proto3" json:"ref,omitempty"`
-	CipherSuite        uint32                 `protobuf:"varint,3,opt,name=cipher_suite,json=cipherSuite,proto3" json:"cipher_suite,omitempty"`
-	CredentialIdentity string                 `protobuf:"bytes,4,opt,name=credential_identity,json=credentialIdentity,proto3" json:"credential_identity,omitempty"`
-	SignatureValid     bool                   `protobuf:"varint,5,opt,name=signature_valid,json=signatureValid,proto3" json:"signature_valid,omitempty"`
-	LastResort         bool                   `protobuf:"varint,6,opt,name=last_resort,json=lastResort,proto3" json:"last_resort,omitempty"`
-	NotBefore          *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=not_before,json=notBefore,proto3" json:"not_before,omitempty"`
-	NotAfter           *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=not_after,json=notAfter,proto3" json:"not_after,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	Ref         string `protobuf:"bytes,2,opt,name=ref,proto3" json:"ref,omitempty"`
+	CipherSuite uint32 `protobuf:"varint,3,opt,name=cipher_suite,json=cipherSuite,proto3" json:"cipher_suite,omitempty"`
+	// The BasicCredential identity (hex).
+	CredentialIdentity string `protobuf:"bytes,4,opt,name=credential_identity,json=credentialIdentity,proto3" json:"credential_identity,omitempty"`
+	// True when the KeyPackage passes RFC 9420 section 10.1 validation
+	// (signatures, lifetime, capabilities) and its credential names the peer
+	// asked for; problem says why not otherwise.
+	Valid         bool                   `protobuf:"varint,5,opt,name=valid,proto3" json:"valid,omitempty"`
+	LastResort    bool                   `protobuf:"varint,6,opt,name=last_resort,json=lastResort,proto3" json:"last_resort,omitempty"`
+	NotBefore     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=not_before,json=notBefore,proto3" json:"not_before,omitempty"`
+	NotAfter      *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=not_after,json=notAfter,proto3" json:"not_after,omitempty"`
+	Problem       string                 `protobuf:"bytes,9,opt,name=problem,proto3" json:"problem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FetchKeyResponse) Reset() {
@@ -657,9 +662,9 @@ func (x *FetchKeyResponse) GetCredentialIdentity() string {
 	return ""
 }
 
-func (x *FetchKeyResponse) GetSignatureValid() bool {
+func (x *FetchKeyResponse) GetValid() bool {
 	if x != nil {
-		return x.SignatureValid
+		return x.Valid
 	}
 	return false
 }
@@ -683,6 +688,13 @@ func (x *FetchKeyResponse) GetNotAfter() *timestamppb.Timestamp {
 		return x.NotAfter
 	}
 	return nil
+}
+
+func (x *FetchKeyResponse) GetProblem() string {
+	if x != nil {
+		return x.Problem
+	}
+	return ""
 }
 
 type Group struct {
@@ -2294,19 +2306,20 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x03rtt\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x03rtt\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\",\n" +
 	"\x0fFetchKeyRequest\x12\x19\n" +
-	"\bpeer_key\x18\x01 \x01(\tR\apeerKey\"\xd7\x02\n" +
+	"\bpeer_key\x18\x01 \x01(\tR\apeerKey\"\xde\x02\n" +
 	"\x10FetchKeyResponse\x12\x1f\n" +
 	"\vkey_package\x18\x01 \x01(\fR\n" +
 	"keyPackage\x12\x10\n" +
 	"\x03ref\x18\x02 \x01(\tR\x03ref\x12!\n" +
 	"\fcipher_suite\x18\x03 \x01(\rR\vcipherSuite\x12/\n" +
-	"\x13credential_identity\x18\x04 \x01(\tR\x12credentialIdentity\x12'\n" +
-	"\x0fsignature_valid\x18\x05 \x01(\bR\x0esignatureValid\x12\x1f\n" +
+	"\x13credential_identity\x18\x04 \x01(\tR\x12credentialIdentity\x12\x14\n" +
+	"\x05valid\x18\x05 \x01(\bR\x05valid\x12\x1f\n" +
 	"\vlast_resort\x18\x06 \x01(\bR\n" +
 	"lastResort\x129\n" +
 	"\n" +
 	"not_before\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tnotBefore\x127\n" +
-	"\tnot_after\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"\xdd\x01\n" +
+	"\tnot_after\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\x12\x18\n" +
+	"\aproblem\x18\t \x01(\tR\aproblem\"\xdd\x01\n" +
 	"\x05Group\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +

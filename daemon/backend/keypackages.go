@@ -1,0 +1,125 @@
+package backend
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/quicproquo/quicproquo/internal/mls"
+	nodeclient "github.com/quicproquo/quicproquo/node/client"
+)
+
+// DefaultCipherSuite is the MLS cipher suite qpd uses.
+const DefaultCipherSuite = mls.MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519
+
+// MLSKeyPackages makes KeyPackages with internal/mls. The leaf's
+// BasicCredential identity and signature key are both the user's Ed25519
+// identity key; the secrets are mls.KeyPackagePrivate.MarshalBinary.
+type MLSKeyPackages struct {
+	// Suite is the cipher suite (DefaultCipherSuite when zero).
+	Suite mls.CipherSuite
+	// ExtensionTypes are extra extension types to advertise as supported.
+	ExtensionTypes []mls.ExtensionType
+}
+
+// NewKeyPackage implements KeyPackageMaker.
+func (m MLSKeyPackages) NewKeyPackage(identity ed25519.PrivateKey, lastResort bool) (KeyPackageBundle, error) {
+	cs := m.Suite
+	if cs == 0 {
+		cs = DefaultCipherSuite
+	}
+	pub := identity.Public().(ed25519.PublicKey)
+	signer := &mls.Signer{Credential: mls.NewBasicCredential(pub), SignaturePub: pub, SignaturePriv: identity.Seed()}
+	kp, priv, err := mls.GenerateKeyPackage(cs, signer, &mls.KeyPackageParams{LastResort: lastResort, ExtensionTypes: m.ExtensionTypes})
+	clear(signer.SignaturePriv)
+	if err != nil {
+		return KeyPackageBundle{}, fmt.Errorf("generate key package: %w", err)
+	}
+	ref, err := priv.Ref()
+	if err != nil {
+		return KeyPackageBundle{}, fmt.Errorf("key package ref: %w", err)
+	}
+	secrets, err := priv.MarshalBinary()
+	clear(priv.InitPriv)
+	clear(priv.EncryptionPriv)
+	clear(priv.SignaturePriv)
+	if err != nil {
+		return KeyPackageBundle{}, fmt.Errorf("encode key package secrets: %w", err)
+	}
+	return KeyPackageBundle{Ref: ref, KeyPackage: kp.Marshal(), Secrets: secrets}, nil
+}
+
+// KeyPackageInfo describes a KeyPackage fetched from the node.
+type KeyPackageInfo struct {
+	// KeyPackage is the encoded KeyPackage as the node returned it.
+	KeyPackage []byte
+	Ref        []byte
+	Suite      mls.CipherSuite
+	// Identity is the BasicCredential identity.
+	Identity   []byte
+	LastResort bool
+	NotBefore  time.Time
+	NotAfter   time.Time
+	// Valid is true when the KeyPackage passes RFC 9420 section 10.1
+	// validation (signatures, lifetime, capabilities) and its credential
+	// names the peer that was asked for; Problem says why not otherwise.
+	Valid   bool
+	Problem string
+}
+
+// FetchKey fetches (and so consumes, unless it is the last-resort one) a
+// peer's KeyPackage from the node and validates it.
+func (b *Backend) FetchKey(ctx context.Context, peer ed25519.PublicKey) (KeyPackageInfo, error) {
+	if err := b.requireIdentity(ctx); err != nil {
+		return KeyPackageInfo{}, err
+	}
+	c := b.client()
+	if c == nil {
+		ci := b.Connection()
+		return KeyPackageInfo{}, fmt.Errorf("%w: %s (%s)", ErrNotConnected, ci.Address, ci.State)
+	}
+	raw, err := c.FetchKeyPackage(ctx, peer)
+	if errors.Is(err, nodeclient.ErrNoKeyPackage) {
+		return KeyPackageInfo{}, fmt.Errorf("%w: the node has none for %s (has the peer registered?)", ErrNoKeyPackage, FormatKey(peer))
+	}
+	if err != nil {
+		return KeyPackageInfo{}, fmt.Errorf("%w: fetch key package: %w", ErrNotConnected, err)
+	}
+	return inspectKeyPackage(raw, peer, time.Now()), nil
+}
+
+// inspectKeyPackage decodes and validates a KeyPackage; any fault is
+// reported in the result, never as a panic or error.
+func inspectKeyPackage(raw []byte, peer ed25519.PublicKey, now time.Time) KeyPackageInfo {
+	info := KeyPackageInfo{KeyPackage: raw}
+	kp, err := mls.ParseKeyPackage(raw)
+	if err != nil {
+		info.Problem = err.Error()
+		return info
+	}
+	info.Suite = kp.CipherSuite
+	info.Identity = kp.LeafNode.Credential.Identity
+	if lt := kp.LeafNode.Lifetime; lt != nil {
+		info.NotBefore = time.Unix(int64(min(lt.NotBefore, 1<<62)), 0)
+		info.NotAfter = time.Unix(int64(min(lt.NotAfter, 1<<62)), 0)
+	}
+	_, info.LastResort = mls.FindExtension(kp.Extensions, mls.ExtensionLastResort)
+	s, err := mls.LookupSuite(kp.CipherSuite)
+	if err != nil {
+		info.Problem = err.Error()
+		return info
+	}
+	info.Ref = kp.Ref(s)
+	switch err := mls.ValidateKeyPackage(kp, kp.CipherSuite, now); {
+	case err != nil:
+		info.Problem = err.Error()
+	case kp.LeafNode.Credential.Type != mls.CredentialBasic || !bytes.Equal(info.Identity, peer):
+		info.Problem = fmt.Sprintf("credential names %x, not the peer %x", info.Identity, []byte(peer))
+	default:
+		info.Valid = true
+	}
+	return info
+}

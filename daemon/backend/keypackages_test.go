@@ -1,0 +1,63 @@
+package backend
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"testing"
+	"time"
+)
+
+func TestInspectKeyPackage(t *testing.T) {
+	_, id, _ := ed25519.GenerateKey(rand.Reader)
+	pub := id.Public().(ed25519.PublicKey)
+	kp, err := MLSKeyPackages{}.NewKeyPackage(id, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := inspectKeyPackage(kp.KeyPackage, pub, time.Now())
+	if !info.Valid || !info.LastResort || !bytes.Equal(info.Ref, kp.Ref) || !bytes.Equal(info.Identity, pub) {
+		t.Fatalf("own KeyPackage: %+v", info)
+	}
+	if info.NotBefore.After(time.Now()) || info.NotAfter.Before(time.Now().Add(24*time.Hour)) {
+		t.Errorf("lifetime %v .. %v", info.NotBefore, info.NotAfter)
+	}
+	// Asked for someone else: the credential does not match.
+	other := ed25519.PublicKey(bytes.Repeat([]byte{1}, 32))
+	if info := inspectKeyPackage(kp.KeyPackage, other, time.Now()); info.Valid || info.Problem == "" {
+		t.Errorf("KeyPackage for another peer accepted: %+v", info)
+	}
+	// Expired.
+	if info := inspectKeyPackage(kp.KeyPackage, pub, time.Now().Add(200*24*time.Hour)); info.Valid {
+		t.Errorf("expired KeyPackage accepted: %+v", info)
+	}
+	// A flipped signature bit.
+	bad := bytes.Clone(kp.KeyPackage)
+	bad[len(bad)-1] ^= 1
+	if info := inspectKeyPackage(bad, pub, time.Now()); info.Valid || info.Problem == "" {
+		t.Errorf("tampered KeyPackage accepted: %+v", info)
+	}
+}
+
+func FuzzInspectKeyPackage(f *testing.F) {
+	_, id, _ := ed25519.GenerateKey(rand.Reader)
+	pub := id.Public().(ed25519.PublicKey)
+	for _, lr := range []bool{false, true} {
+		kp, err := MLSKeyPackages{}.NewKeyPackage(id, lr)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(kp.KeyPackage)
+	}
+	f.Add([]byte{})
+	f.Add([]byte{0, 1, 0, 1})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		info := inspectKeyPackage(raw, pub, time.Now())
+		if !info.Valid && info.Problem == "" {
+			t.Fatal("invalid KeyPackage without a reason")
+		}
+		if info.Valid && !bytes.Equal(info.Identity, pub) {
+			t.Fatal("valid KeyPackage for another identity")
+		}
+	})
+}
