@@ -388,7 +388,13 @@ func (s *Server) propose(op string, id uint32, make func(g *mls.Group) ([]byte, 
 	if err != nil {
 		return nil, grpcError(op, err)
 	}
-	st.own[string(msg)] = st.group.Epoch()
+	epoch := st.group.Epoch()
+	for m, e := range st.own {
+		if e != epoch {
+			delete(st.own, m) // from an epoch that is over
+		}
+	}
+	st.own[string(msg)] = epoch
 	return &pb.ProposalResponse{Proposal: msg}, nil
 }
 
