@@ -178,6 +178,7 @@ type cachedProposal struct {
 	ref      ProposalRef
 	proposal Proposal
 	sender   Sender
+	msgHash  []byte // hash of the MLSMessage, for this client's own proposals
 }
 
 // CipherSuite returns the group's cipher suite.

@@ -217,7 +217,7 @@ func (g *Group) propose(p Proposal, updatePriv []byte) ([]byte, error) {
 	}
 	ref := ac.ProposalRef(g.suite)
 	g.keys.secretTree = st
-	g.proposals = append(g.proposals, cachedProposal{ref: ref, proposal: p, sender: self})
+	g.proposals = append(g.proposals, cachedProposal{ref: ref, proposal: p, sender: self, msgHash: g.suite.Hash(msg)})
 	if updatePriv != nil {
 		if g.pendingUpdates == nil {
 			g.pendingUpdates = map[string][]byte{}

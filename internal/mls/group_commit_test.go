@@ -153,6 +153,10 @@ func TestGroupProposalsByReference(t *testing.T) {
 	}
 	m1, err := b.g.ProposeAdd(kp)
 	send(b, m1, err)
+	// The proposer sees its own proposal echoed back without harm.
+	if r, err := b.g.ProcessMessage(m1); err != nil || !r.OwnProposal || r.Proposal.Type != ProposalAdd {
+		t.Fatalf("own proposal echo: %v", err)
+	}
 	m2, err := c.g.ProposeRemove(e.g.OwnLeaf())
 	send(c, m2, err)
 	m3, err := d.g.ProposeUpdate()

@@ -62,6 +62,9 @@ type Received struct {
 	// OwnCommit is set when the message was this client's own commit: a
 	// pending one that is now merged, or one merged before (no change).
 	OwnCommit bool
+	// OwnProposal is set when the message was this client's own proposal
+	// of the current epoch, echoed back (no change).
+	OwnProposal bool
 	// SelfRemoved is set when the commit removed this client.
 	SelfRemoved bool
 	// ReInit is set when the commit closed the group for reinitialization.
@@ -107,9 +110,20 @@ func (g *Group) ProcessMessage(b []byte) (*Received, error) {
 		return &Received{Kind: KindCommit, Epoch: res.Epoch - 1, NewEpoch: res.Epoch, SenderType: SenderMember,
 			Sender: g.mustMember(g.self), OwnCommit: true, Removed: res.Removed, Added: g.membersAt(res.Added)}, nil
 	}
-	if g.lastOwnCommit != nil && subtle.ConstantTimeCompare(g.suite.Hash(b), g.lastOwnCommit) == 1 {
+	h := g.suite.Hash(b)
+	if g.lastOwnCommit != nil && subtle.ConstantTimeCompare(h, g.lastOwnCommit) == 1 {
 		return &Received{Kind: KindCommit, Epoch: g.ctx.Epoch - 1, NewEpoch: g.ctx.Epoch, SenderType: SenderMember,
 			Sender: g.mustMember(g.self), OwnCommit: true}, nil
+	}
+	for _, cp := range g.proposals {
+		if cp.msgHash != nil && subtle.ConstantTimeCompare(h, cp.msgHash) == 1 {
+			p, err := ParseProposal(cp.proposal.Marshal())
+			if err != nil {
+				return nil, err
+			}
+			return &Received{Kind: KindProposal, Epoch: g.ctx.Epoch, SenderType: SenderMember, Sender: g.mustMember(g.self),
+				Proposal: p, ProposalRef: bytes.Clone(cp.ref), OwnProposal: true}, nil
+		}
 	}
 	switch m.WireFormat {
 	case WireFormatPublicMessage:

@@ -73,6 +73,7 @@ func (g *Group) appendState(b []byte) []byte {
 			b = AppendOpaque(b, cp.ref)
 			b = cp.proposal.append(b)
 			b = cp.sender.append(b)
+			b = AppendOpaque(b, cp.msgHash)
 		}
 		return b
 	})
@@ -225,6 +226,9 @@ func readGroupState(r *Reader, depth int) (*Group, error) {
 		cp := cachedProposal{ref: ProposalRef(r.Opaque())}
 		cp.proposal = r.readProposal()
 		cp.sender = r.readSender()
+		if cp.msgHash = r.Opaque(); len(cp.msgHash) == 0 {
+			cp.msgHash = nil
+		}
 		if r.Err() == nil {
 			g.proposals = append(g.proposals, cp)
 		}
