@@ -239,3 +239,23 @@ func TestRemovedMemberReadsLateMessages(t *testing.T) {
 		t.Fatalf("late message without past epochs: %v", err)
 	}
 }
+
+func TestGroupPadding(t *testing.T) {
+	sg, a, b, _ := scThree(t, Config{PaddingBlock: 256})
+	var lens []int
+	for _, n := range []int{1, 10, 100} {
+		m, err := a.g.Protect(make([]byte, n), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lens = append(lens, len(m))
+		r, err := b.g.ProcessMessage(m)
+		if err != nil || len(r.Plaintext) != n {
+			t.Fatalf("padded message: %v", err)
+		}
+	}
+	if lens[0] != lens[1] || lens[1] != lens[2] {
+		t.Fatalf("padded lengths differ: %v", lens)
+	}
+	_ = sg
+}
