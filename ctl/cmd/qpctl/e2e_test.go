@@ -92,7 +92,8 @@ type e2eDaemon struct {
 }
 
 // e2eStartQPD starts qpd and waits for its READY=1 on a notify socket.
-func e2eStartQPD(t *testing.T, qpd, dir, socket string) *e2eDaemon {
+// Without args it uses a node address where nothing listens.
+func e2eStartQPD(t *testing.T, qpd, dir, socket string, args ...string) *e2eDaemon {
 	t.Helper()
 	notifyPath := filepath.Join(dir, "notify")
 	os.Remove(notifyPath)
@@ -101,8 +102,10 @@ func e2eStartQPD(t *testing.T, qpd, dir, socket string) *e2eDaemon {
 		t.Fatal(err)
 	}
 	defer notify.Close()
-	cmd := exec.Command(qpd, "--state-dir", filepath.Join(dir, "state"), "--socket", socket,
-		"--server", "127.0.0.1:9", "--log-level", "debug")
+	if len(args) == 0 {
+		args = []string{"--server", "127.0.0.1:9"}
+	}
+	cmd := exec.Command(qpd, append([]string{"--state-dir", filepath.Join(dir, "state"), "--socket", socket, "--log-level", "debug"}, args...)...)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notifyPath)
 	d := &e2eDaemon{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
 	cmd.Stderr = d.stderr

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"encoding/json"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/quicproquo/quicproquo/internal/testnode"
+)
+
+type e2eStatus struct {
+	Identity string `json:"identity"`
+	Node     struct {
+		State            string `json:"state"`
+		PinnedCertSHA256 string `json:"pinned_cert_sha256"`
+	} `json:"node"`
+	KeyPackagesLeft   *int `json:"key_packages_left"`
+	KeyPackageSecrets int  `json:"key_package_secrets"`
+}
+
+func e2eStatusOf(t *testing.T, qpctl, socket string) e2eStatus {
+	t.Helper()
+	r := e2eRun(t, qpctl, socket, "status", "--json")
+	var st e2eStatus
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &st) != nil {
+		t.Fatalf("status: %+v", r)
+	}
+	return st
+}
+
+func e2eWaitKeyPackages(t *testing.T, qpctl, socket string, want int) e2eStatus {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st := e2eStatusOf(t, qpctl, socket)
+		if st.Node.State == "connected" && st.KeyPackagesLeft != nil && *st.KeyPackagesLeft == want {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %d KeyPackages at the node: %+v", want, st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Two qpd processes against a node: both register and publish
+// KeyPackages, one pinning the node on first use and one given its
+// certificate; one fetches the other's KeyPackage.
+func TestE2ETwoDaemonsAndANode(t *testing.T) {
+	qpd, qpctl := e2eBuild(t)
+	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	dir, err := os.MkdirTemp("", "qpctl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	certPEM := filepath.Join(dir, "node.pem")
+	if err := os.WriteFile(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: node.CertDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	aliceDir, bobDir := filepath.Join(dir, "alice"), filepath.Join(dir, "bob")
+	aliceSock, bobSock := filepath.Join(aliceDir, "qpd.sock"), filepath.Join(bobDir, "qpd.sock")
+	for _, d := range []string{aliceDir, bobDir} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e2eStartQPD(t, qpd, aliceDir, aliceSock, "--server", node.Addr)
+	e2eStartQPD(t, qpd, bobDir, bobSock, "--server", node.Addr, "--server-cert", certPEM)
+
+	r := e2eRun(t, qpctl, aliceSock, "ping")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "pong from "+node.Addr) {
+		t.Fatalf("ping: %+v", r)
+	}
+	alice := strings.TrimSpace(e2eRun(t, qpctl, aliceSock, "register").stdout)
+	bob := strings.TrimSpace(e2eRun(t, qpctl, bobSock, "register").stdout)
+	if !hex64.MatchString(alice) || !hex64.MatchString(bob) || alice == bob {
+		t.Fatalf("identities %q %q", alice, bob)
+	}
+	st := e2eWaitKeyPackages(t, qpctl, aliceSock, 10)
+	if st.KeyPackageSecrets != 11 || st.Node.PinnedCertSHA256 == "" {
+		t.Errorf("alice: %+v, want 11 secrets (10 + last resort) and a pinned node", st)
+	}
+	e2eWaitKeyPackages(t, qpctl, bobSock, 10)
+
+	r = e2eRun(t, qpctl, bobSock, "--json", "fetch-key", alice)
+	var kp struct {
+		Valid              bool   `json:"valid"`
+		Problem            string `json:"problem"`
+		CredentialIdentity string `json:"credential_identity"`
+		CipherSuite        int    `json:"cipher_suite"`
+		LastResort         bool   `json:"last_resort"`
+	}
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &kp) != nil {
+		t.Fatalf("fetch-key: %+v", r)
+	}
+	if !kp.Valid || kp.CredentialIdentity != alice || kp.CipherSuite != 1 || kp.LastResort {
+		t.Fatalf("fetched KeyPackage: %+v", kp)
+	}
+	// Consumed: alice has one fewer at the node.
+	e2eWaitKeyPackages(t, qpctl, aliceSock, 9)
+
+	r = e2eRun(t, qpctl, bobSock, "fetch-key", "not-hex")
+	if r.code != 1 || !strings.Contains(r.stderr, "invalid argument") {
+		t.Fatalf("fetch-key of a bad key: %+v", r)
+	}
+}
