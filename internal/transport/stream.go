@@ -38,10 +38,21 @@ func (r streamRWC) Close() error {
 func StreamRWC(s *quic.Stream) io.ReadWriteCloser { return streamRWC{s} }
 
 // codec is the capnp stream codec with a bound on the size of one message.
+// It writes each message with a single Write, so that the frame header and
+// the segments leave in the same QUIC packet.
 type codec struct {
 	*capnp.Decoder
-	*capnp.Encoder
+	w io.Writer
 	io.Closer
+}
+
+func (c codec) Encode(m *capnp.Message) error {
+	b, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	_, err = c.w.Write(b)
+	return err
 }
 
 // NewRPCTransport carries Cap'n Proto messages (unpacked framing) over rwc,
@@ -49,7 +60,7 @@ type codec struct {
 func NewRPCTransport(rwc io.ReadWriteCloser, maxMessage uint64) capnptransport.Transport {
 	dec := capnp.NewDecoder(rwc)
 	dec.MaxMessageSize = maxMessage
-	return capnptransport.New(codec{Decoder: dec, Encoder: capnp.NewEncoder(rwc), Closer: rwc})
+	return capnptransport.New(codec{Decoder: dec, w: rwc, Closer: rwc})
 }
 
 // NewRPCConn starts a Cap'n Proto RPC connection on stream. bootstrap is the
