@@ -61,6 +61,18 @@ func fuzzGroupSeeds(t testing.TB) (state []byte, seeds [][]byte) {
 	return state, seeds
 }
 
+// typedGroupError reports whether err matches one of the sentinels a
+// caller of ProcessMessage branches on.
+func typedGroupError(err error) bool {
+	for _, e := range []error{ErrDecode, ErrInvalidMessage, ErrInvalidCommit, ErrInvalidProposal, ErrWrongEpoch,
+		ErrWrongGroup, ErrEpochTooOld, ErrNotMember, ErrUnknownPSK} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
 // FuzzProcessMessage feeds arbitrary bytes to a live group: it must never
 // panic, and a message it refuses must leave the state byte for byte as it
 // was.
@@ -77,6 +89,9 @@ func FuzzProcessMessage(f *testing.F) {
 			t.Fatal(err)
 		}
 		if _, err := g.ProcessMessage(msg); err != nil {
+			if !typedGroupError(err) {
+				t.Fatalf("untyped error: %v", err)
+			}
 			after, err2 := g.MarshalBinary()
 			if err2 != nil {
 				t.Fatal(err2)
@@ -104,6 +119,8 @@ func TestProcessMessageErrorsKeepState(t *testing.T) {
 			bad[j] ^= 0x40
 			if _, err := g.ProcessMessage(bad); err == nil {
 				t.Fatalf("seed %d with byte %d changed was accepted", i, j)
+			} else if !typedGroupError(err) {
+				t.Fatalf("seed %d byte %d: untyped error: %v", i, j, err)
 			}
 			after, _ := g.MarshalBinary()
 			if !bytes.Equal(after, state) {
