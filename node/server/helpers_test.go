@@ -161,4 +161,3 @@ func checkServing(t testing.TB, n *testNode) {
 		t.Fatalf("node stopped serving: receive: %v %+v", err, msgs)
 	}
 }
-

@@ -351,3 +351,36 @@ func TestSubscribeFlowControl(t *testing.T) {
 		}
 	}
 }
+
+func TestSubscriptionLimit(t *testing.T) {
+	n := startTestNode(t, server.Config{}, store.Limits{})
+	ctx := testCtx(t)
+	b := newTestIdentity(t)
+	cb := n.dial(t, b.priv)
+	nop := func(context.Context, []client.Envelope) error { return nil }
+	var subs []*client.Subscription
+	for i := range 16 {
+		s, err := cb.Subscribe(ctx, b.pub, 0, nop)
+		if err != nil {
+			t.Fatalf("subscription %d: %v", i, err)
+		}
+		subs = append(subs, s)
+	}
+	_, err := cb.Subscribe(ctx, b.pub, 0, nop)
+	wantErr(t, "17th subscription", err, client.ErrLimit)
+	// Cancelling one makes room again.
+	if err := subs[0].Cancel(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := cb.Subscribe(ctx, b.pub, 0, nop)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, client.ErrLimit) || time.Now().After(deadline) {
+			t.Fatalf("subscribe after cancel: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -27,8 +27,13 @@ type session struct {
 	limiter  *rate.Limiter
 	ctx      context.Context // ends with the connection
 
-	subs sync.WaitGroup
+	subs   sync.WaitGroup
+	subsMu sync.Mutex
+	nsubs  int // active subscriptions
 }
+
+// maxSubscriptions bounds the push subscriptions of one connection.
+const maxSubscriptions = 16
 
 var _ nodecp.NodeService_Server = (*session)(nil)
 
@@ -352,6 +357,13 @@ func (s *session) Subscribe(ctx context.Context, call delivery.DeliveryService_s
 		if !args.HasSink() {
 			return fail(nodecp.ErrorCode_invalidArgument, "%s: no sink", method)
 		}
+		s.subsMu.Lock()
+		if s.nsubs >= maxSubscriptions {
+			s.subsMu.Unlock()
+			return fail(nodecp.ErrorCode_limit, "%s: %d subscriptions on one connection; cancel one first", method, maxSubscriptions)
+		}
+		s.nsubs++
+		s.subsMu.Unlock()
 		res, err := call.AllocResults()
 		if err != nil {
 			return err
@@ -360,6 +372,9 @@ func (s *session) Subscribe(ctx context.Context, call delivery.DeliveryService_s
 		sub := &subscription{cancel: cancel}
 		if err := res.SetSubscription(delivery.Subscription_ServerToClient(sub)); err != nil {
 			cancel()
+			s.subsMu.Lock()
+			s.nsubs--
+			s.subsMu.Unlock()
 			return err
 		}
 		// The arguments are released when this call returns: keep what the
@@ -371,6 +386,11 @@ func (s *session) Subscribe(ctx context.Context, call delivery.DeliveryService_s
 		s.srv.cfg.Metrics.subscriptionDelta(1)
 		go func() {
 			defer s.subs.Done()
+			defer func() {
+				s.subsMu.Lock()
+				s.nsubs--
+				s.subsMu.Unlock()
+			}()
 			defer s.srv.cfg.Metrics.subscriptionDelta(-1)
 			defer sink.Release()
 			defer cancel()
