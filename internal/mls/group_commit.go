@@ -280,10 +280,30 @@ func (g *Group) UpdateGroupContextExtensions(exts []Extension, opts *CommitOptio
 // selectPending picks the cached proposals a commit by this client can
 // cover: valid ones, without the client's own Updates, preferring a Remove
 // over Updates of the same leaf and the latest Update otherwise.
-func (g *Group) selectPending() []resolvedProposal {
+//
+// extra are the proposals the commit covers by value: pending proposals
+// that would conflict with them are left out.
+func (g *Group) selectPending(extra []Proposal) []resolvedProposal {
 	removed := map[LeafIndex]bool{}
 	lastUpdate := map[LeafIndex]int{}
 	lastGCE := -1
+	seenRemove := map[LeafIndex]bool{}
+	seenAdd := map[string]bool{}
+	seenPSK := map[string]bool{}
+	extraGCE := false
+	for _, p := range extra {
+		switch {
+		case p.Type == ProposalRemove && p.Remove != nil:
+			removed[p.Remove.Removed] = true
+			seenRemove[p.Remove.Removed] = true
+		case p.Type == ProposalAdd && p.Add != nil:
+			seenAdd[string(p.Add.KeyPackage.LeafNode.SignatureKey)] = true
+		case p.Type == ProposalPreSharedKey && p.PreSharedKey != nil:
+			seenPSK[string(p.PreSharedKey.PSK.Marshal())] = true
+		case p.Type == ProposalGroupContextExtensions:
+			extraGCE = true
+		}
+	}
 	for i, cp := range g.proposals {
 		switch cp.proposal.Type {
 		case ProposalRemove:
@@ -296,14 +316,11 @@ func (g *Group) selectPending() []resolvedProposal {
 	}
 	var list []resolvedProposal
 	var reinit *resolvedProposal
-	seenRemove := map[LeafIndex]bool{}
-	seenAdd := map[string]bool{}
-	seenPSK := map[string]bool{}
 	for i := range g.proposals {
 		cp := &g.proposals[i]
 		p := &cp.proposal
 		exts := g.ctx.Extensions
-		if lastGCE >= 0 {
+		if lastGCE >= 0 && !extraGCE {
 			exts = g.proposals[lastGCE].proposal.GroupContextExtensions.Extensions
 		}
 		if g.validateProposal(p, cp.sender, exts, false) != nil {
@@ -338,7 +355,7 @@ func (g *Group) selectPending() []resolvedProposal {
 			}
 			seenPSK[k] = true
 		case ProposalGroupContextExtensions:
-			if i != lastGCE {
+			if i != lastGCE || extraGCE {
 				continue
 			}
 		case ProposalReInit:
@@ -349,7 +366,7 @@ func (g *Group) selectPending() []resolvedProposal {
 		}
 		list = append(list, rp)
 	}
-	if len(list) == 0 && reinit != nil {
+	if len(list) == 0 && len(extra) == 0 && reinit != nil {
 		list = append(list, *reinit)
 	}
 	return list
@@ -374,7 +391,7 @@ func (g *Group) Commit(opts *CommitOptions) (*CommitResult, error) {
 	self := MemberSender(g.self)
 	var list []resolvedProposal
 	if !opts.SkipPending {
-		list = g.selectPending()
+		list = g.selectPending(opts.Proposals)
 	}
 	for i := range opts.Proposals {
 		p := opts.Proposals[i]

@@ -465,3 +465,33 @@ func TestGroupRandomnessHook(t *testing.T) {
 		t.Fatal("crypto/rand gave the fixed group")
 	}
 }
+
+// TestGroupCommitSkipsConflictingPending: a Remove by value wins over a
+// pending Update or Remove of the same member.
+func TestGroupCommitSkipsConflictingPending(t *testing.T) {
+	sg, a, b, c := scThree(t, Config{})
+	up, err := c.g.ProposeUpdate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rm, err := b.g.ProposeRemove(c.g.OwnLeaf())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*scClient{a, b} {
+		if _, err := m.g.ProcessMessage(up); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range []*scClient{a, c} {
+		if _, err := m.g.ProcessMessage(rm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := a.g.RemoveMembers([]LeafIndex{c.g.OwnLeaf()}, nil)
+	if err != nil {
+		t.Fatalf("remove with a pending update of the same member: %v", err)
+	}
+	sg.remove2(a, res, c)
+	sg.agree()
+}
