@@ -58,6 +58,9 @@ type Config struct {
 	// KeyPackageTarget is how many consumable KeyPackages to keep at the
 	// node (default 10).
 	KeyPackageTarget int
+	// KeyPackageCheck is how often a connected daemon tops up its
+	// KeyPackages at the node (default 5 minutes).
+	KeyPackageCheck time.Duration
 
 	// Backoff bounds of the reconnect loop (defaults 250ms and 30s).
 	MinBackoff, MaxBackoff time.Duration
@@ -79,6 +82,9 @@ type Backend struct {
 
 	mu   sync.Mutex // guards conn
 	conn connState
+
+	// kpMu serializes KeyPackage top-ups, so that two never overshoot.
+	kpMu sync.Mutex
 }
 
 // New makes a Backend over cfg.Store.
@@ -91,6 +97,9 @@ func New(cfg Config) (*Backend, error) {
 	}
 	if cfg.KeyPackageTarget <= 0 {
 		cfg.KeyPackageTarget = 10
+	}
+	if cfg.KeyPackageCheck <= 0 {
+		cfg.KeyPackageCheck = 5 * time.Minute
 	}
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = 250 * time.Millisecond

@@ -162,9 +162,9 @@ func (b *Backend) Run(ctx context.Context) error {
 		b.mu.Unlock()
 		b.setState(StateConnected, "", true)
 		b.log.Info("connected to node", "node", b.cfg.NodeAddr)
-		b.onConnected(ctx, c)
 		sessCtx, endSession := context.WithCancel(ctx)
 		var wg sync.WaitGroup
+		wg.Go(func() { b.keepKeyPackages(sessCtx, c) })
 		wg.Go(func() { b.sendOutbox(sessCtx, c) })
 		if b.cfg.Envelopes != nil {
 			wg.Go(func() { b.receive(sessCtx, c, id.PublicKey()) })
@@ -185,13 +185,23 @@ func (b *Backend) Run(ctx context.Context) error {
 	}
 }
 
-// onConnected does what a fresh connection allows: top up KeyPackages.
-func (b *Backend) onConnected(ctx context.Context, c *nodeclient.Client) {
+// keepKeyPackages tops up KeyPackages at the node on connect and then
+// every KeyPackageCheck, as peers consume them.
+func (b *Backend) keepKeyPackages(ctx context.Context, c *nodeclient.Client) {
 	if b.cfg.KeyPackages == nil {
 		return
 	}
-	if _, err := b.topUpKeyPackages(ctx, c); err != nil {
-		b.log.Warn("key package upload", "err", err)
+	t := time.NewTicker(b.cfg.KeyPackageCheck)
+	defer t.Stop()
+	for {
+		if _, err := b.topUpKeyPackages(ctx, c); err != nil && ctx.Err() == nil {
+			b.log.Warn("key package upload", "err", err)
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 
@@ -328,6 +338,8 @@ func (b *Backend) publishKeyPackages(ctx context.Context) (int, string, error) {
 // up to the target, plus a last-resort one. Each private half is committed
 // to the store before its KeyPackage is uploaded.
 func (b *Backend) topUpKeyPackages(ctx context.Context, c *nodeclient.Client) (int, error) {
+	b.kpMu.Lock()
+	defer b.kpMu.Unlock()
 	id, err := b.identity(ctx)
 	if err != nil {
 		return 0, err
