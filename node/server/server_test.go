@@ -384,3 +384,41 @@ func TestSubscriptionLimit(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestSubscribeAckFromDeliver: a subscriber may call the node (here: Ack)
+// from inside its deliver function, the way a receiver acknowledges what it
+// has committed before returning.
+func TestSubscribeAckFromDeliver(t *testing.T) {
+	n := startTestNode(t, server.Config{}, store.Limits{})
+	ctx := testCtx(t)
+	a, b := newTestIdentity(t), newTestIdentity(t)
+	ca, cb := n.dial(t, a.priv), n.dial(t, b.priv)
+	acked := make(chan uint64, 100)
+	_, err := cb.Subscribe(ctx, b.pub, 0, func(ctx context.Context, batch []client.Envelope) error {
+		last := batch[len(batch)-1].Seq
+		if _, err := cb.Ack(ctx, b.pub, last); err != nil {
+			return err
+		}
+		acked <- last
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if _, _, err := ca.Enqueue(ctx, b.pub, fmt.Appendf(nil, "%d", i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.After(10 * time.Second)
+	for last := uint64(0); last < 10; {
+		select {
+		case last = <-acked:
+		case <-deadline:
+			t.Fatalf("acked up to %d of 10", last)
+		}
+	}
+	if msgs, err := cb.Receive(ctx, b.pub, 0, 0); err != nil || len(msgs) != 0 {
+		t.Fatalf("queue after acks from deliver: %d messages, %v", len(msgs), err)
+	}
+}
