@@ -91,6 +91,17 @@ func TestKeyPackageUploadFetch(t *testing.T) {
 }
 
 func TestKeyPackageConcurrentFetchers(t *testing.T) {
+	for _, lastResort := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lastResort=%v", lastResort), func(t *testing.T) {
+			testConcurrentFetchers(t, lastResort)
+		})
+	}
+}
+
+// testConcurrentFetchers: 50 clients fetch one identity's 30 packages at
+// once. Each package goes to exactly one of them; the other 20 get "none
+// left", or the last-resort package when there is one.
+func testConcurrentFetchers(t *testing.T, withLastResort bool) {
 	n := startTestNode(t, server.Config{}, store.Limits{})
 	ctx := testCtx(t)
 	a := newTestIdentity(t)
@@ -101,16 +112,22 @@ func TestKeyPackageConcurrentFetchers(t *testing.T) {
 			t.Fatalf("upload: %v", err)
 		}
 	}
+	last := testKeyPackage(a.pub, 0xee)
+	if withLastResort {
+		if _, err := ca.UploadKeyPackage(ctx, a.pub, last, true); err != nil {
+			t.Fatalf("upload last resort: %v", err)
+		}
+	}
 	clients := make([]*client.Client, fetchers)
 	for i := range clients {
 		clients[i] = n.dial(t, newTestIdentity(t).priv)
 	}
 	var (
-		mu   sync.Mutex
-		got  = map[string]int{}
-		none int
-		wg   sync.WaitGroup
-		errs []error
+		mu         sync.Mutex
+		got        = map[string]int{}
+		none, lrs  int
+		wg         sync.WaitGroup
+		unexpected []error
 	)
 	start := make(chan struct{})
 	for _, c := range clients {
@@ -122,22 +139,29 @@ func TestKeyPackageConcurrentFetchers(t *testing.T) {
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
+			case err == nil && bytes.Equal(kp, last):
+				lrs++
 			case err == nil:
 				got[string(kp)]++
 			case errors.Is(err, client.ErrNoKeyPackage):
 				none++
 			default:
-				errs = append(errs, err)
+				unexpected = append(unexpected, err)
 			}
 		}()
 	}
 	close(start)
 	wg.Wait()
-	if len(errs) > 0 {
-		t.Fatalf("unexpected errors: %v", errs)
+	if len(unexpected) > 0 {
+		t.Fatalf("unexpected errors: %v", unexpected)
 	}
-	if len(got) != packages || none != fetchers-packages {
-		t.Fatalf("%d distinct packages and %d 'none left', want %d and %d", len(got), none, packages, fetchers-packages)
+	wantNone, wantLR := fetchers-packages, 0
+	if withLastResort {
+		wantNone, wantLR = 0, fetchers-packages
+	}
+	if len(got) != packages || none != wantNone || lrs != wantLR {
+		t.Fatalf("%d distinct packages, %d 'none left', %d last-resort; want %d, %d, %d",
+			len(got), none, lrs, packages, wantNone, wantLR)
 	}
 	for kp, k := range got {
 		if k != 1 {
