@@ -192,7 +192,7 @@ func (s Script) check() error {
 			refs = append(refs, earlier("ciphertext", st.Ciphertext))
 		case ActionHandleCommit:
 			refs = append(refs, earlier("commit", st.Commit))
-		case ActionExternalJoin:
+		case ActionExternalJoin, ActionNewMemberAddProposal:
 			if st.Joiner == "" {
 				return fmt.Errorf("step %d (%s): no joiner", i, st.Action)
 			}

@@ -480,6 +480,23 @@ func (r *ScriptRun) step(ctx context.Context, i int, st Step) error {
 		}
 		return nil
 
+	case ActionNewMemberAddProposal:
+		id, err := r.state(st.Actor)
+		if err != nil {
+			return err
+		}
+		gi, err := c.GroupInfo(ctx, &pb.GroupInfoRequest{StateId: id})
+		if err != nil {
+			return fmt.Errorf("GroupInfo: %w", err)
+		}
+		resp, err := r.Clients[st.Joiner].NewMemberAddProposal(ctx, &pb.NewMemberAddProposalRequest{GroupInfo: gi.GroupInfo, Identity: []byte(st.Joiner)})
+		if err != nil {
+			return fmt.Errorf("NewMemberAddProposal by %q: %w", st.Joiner, err)
+		}
+		r.transactionID[st.Joiner] = resp.TransactionId
+		r.put(i, "proposal", resp.Proposal)
+		return nil
+
 	default:
 		return fmt.Errorf("%w: %s", errUnsupportedAction, st.Action)
 	}

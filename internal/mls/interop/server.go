@@ -25,8 +25,8 @@ const Name = "quicproquo"
 // state_or_transaction_id is never ambiguous); nothing is persisted.
 //
 // Calls that need something our MLS package does not do (reinitialization,
-// branching, external proposals and signers, external commits carrying
-// PSKs) answer codes.Unimplemented. Bad input answers InvalidArgument,
+// branching, external senders, external commits carrying PSKs) answer
+// codes.Unimplemented. Bad input answers InvalidArgument,
 // unknown handles NotFound, and calls out of order FailedPrecondition.
 type Server struct {
 	pb.UnimplementedMLSClientServer
@@ -641,8 +641,8 @@ func (s *Server) Free(_ context.Context, req *pb.FreeRequest) (*pb.FreeResponse,
 }
 
 // The calls below need parts of MLS our package does not offer yet:
-// reinitialization into a new group, branching, proposals from new members
-// and external senders. They answer Unimplemented explicitly.
+// reinitialization into a new group, branching and external senders. They
+// answer Unimplemented explicitly.
 
 func unsupported(what string) error {
 	return status.Errorf(codes.Unimplemented, "%s is not supported", what)
@@ -688,9 +688,86 @@ func (s *Server) HandleBranch(context.Context, *pb.HandleBranchRequest) (*pb.Han
 	return nil, unsupported("branching")
 }
 
-// NewMemberAddProposal is not supported.
-func (s *Server) NewMemberAddProposal(context.Context, *pb.NewMemberAddProposalRequest) (*pb.NewMemberAddProposalResponse, error) {
-	return nil, unsupported("sending new-member Add proposals")
+// NewMemberAddProposal makes a KeyPackage for identity and an Add proposal
+// for it signed by the new member itself (sender new_member_proposal,
+// RFC 9420 §12.1.8), for the group the GroupInfo describes. The
+// KeyPackage waits under the returned transaction id for the Welcome.
+func (s *Server) NewMemberAddProposal(_ context.Context, req *pb.NewMemberAddProposalRequest) (*pb.NewMemberAddProposalResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, err := mls.ParseMLSMessage(req.GroupInfo)
+	if err != nil {
+		return nil, grpcError("NewMemberAddProposal", err)
+	}
+	if m.WireFormat != mls.WireFormatGroupInfo {
+		return nil, status.Errorf(codes.InvalidArgument, "group_info is a %v", m.WireFormat)
+	}
+	gi := m.GroupInfo
+	cs := gi.GroupContext.CipherSuite
+	suite, err := mls.LookupSuite(cs)
+	if err != nil {
+		return nil, grpcError("NewMemberAddProposal", err)
+	}
+	if err := verifyGroupInfo(suite, gi); err != nil {
+		return nil, err
+	}
+	signer, err := mls.NewSigner(cs, req.Identity)
+	if err != nil {
+		return nil, grpcError("NewMemberAddProposal", err)
+	}
+	kp, priv, err := mls.GenerateKeyPackage(cs, signer, nil)
+	if err != nil {
+		return nil, grpcError("NewMemberAddProposal", err)
+	}
+	content := &mls.FramedContent{
+		GroupID:           bytes.Clone(gi.GroupContext.GroupID),
+		Epoch:             gi.GroupContext.Epoch,
+		Sender:            mls.Sender{Type: mls.SenderNewMemberProposal},
+		AuthenticatedData: []byte{},
+		ContentType:       mls.ContentProposal,
+		Proposal:          &mls.Proposal{Type: mls.ProposalAdd, Add: &mls.AddProposal{KeyPackage: *kp}},
+	}
+	ac, err := mls.SignFramedContent(suite, signer.SignaturePriv, mls.WireFormatPublicMessage, content, &gi.GroupContext)
+	if err != nil {
+		return nil, grpcError("NewMemberAddProposal", err)
+	}
+	pm, err := mls.ProtectPublic(suite, ac, nil, &gi.GroupContext)
+	if err != nil {
+		return nil, grpcError("NewMemberAddProposal", err)
+	}
+	id := s.newID()
+	s.joins[id] = &pendingJoin{kp: priv}
+	s.log.Debug("NewMemberAddProposal", "transaction", id, "epoch", gi.GroupContext.Epoch)
+	msg := &mls.MLSMessage{Version: mls.MLS10, WireFormat: mls.WireFormatPublicMessage, PublicMessage: pm}
+	return &pb.NewMemberAddProposalResponse{
+		TransactionId:  id,
+		Proposal:       msg.Marshal(),
+		InitPriv:       bytes.Clone(priv.InitPriv),
+		EncryptionPriv: bytes.Clone(priv.EncryptionPriv),
+		SignaturePriv:  bytes.Clone(priv.SignaturePriv),
+	}, nil
+}
+
+// verifyGroupInfo checks a GroupInfo's signature with the signer's key
+// from its ratchet_tree extension (a GroupInfo without the tree cannot be
+// checked here and is refused).
+func verifyGroupInfo(suite mls.Suite, gi *mls.GroupInfo) error {
+	ext, ok := mls.FindExtension(gi.Extensions, mls.ExtensionRatchetTree)
+	if !ok {
+		return status.Error(codes.InvalidArgument, "GroupInfo carries no ratchet tree to check its signature with")
+	}
+	tree, err := mls.ParseRatchetTree(ext.Data)
+	if err != nil {
+		return grpcError("GroupInfo ratchet tree", err)
+	}
+	leaf := tree.LeafNode(gi.Signer)
+	if leaf == nil {
+		return status.Errorf(codes.InvalidArgument, "GroupInfo signer %d is not a member", gi.Signer)
+	}
+	if err := gi.VerifySignature(suite, leaf.SignatureKey); err != nil {
+		return grpcError("GroupInfo signature", err)
+	}
+	return nil
 }
 
 // CreateExternalSigner is not supported.

@@ -114,6 +114,18 @@ func TestServerErrors(t *testing.T) {
 	wantCode(t, "Commit of an unknown proposal type", err, codes.InvalidArgument)
 	_, err = s.Export(ctx, &pb.ExportRequest{StateId: p.bob, Label: "l", KeyLength: 1 << 20})
 	wantCode(t, "Export of 1 MiB", err, codes.InvalidArgument)
+	_, err = s.NewMemberAddProposal(ctx, &pb.NewMemberAddProposalRequest{GroupInfo: p.keyPackage, Identity: []byte("x")})
+	wantCode(t, "NewMemberAddProposal from a KeyPackage", err, codes.InvalidArgument)
+	bare, err := s.GroupInfo(ctx, &pb.GroupInfoRequest{StateId: p.bob, ExternalTree: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.NewMemberAddProposal(ctx, &pb.NewMemberAddProposalRequest{GroupInfo: bare.GroupInfo, Identity: []byte("x")})
+	wantCode(t, "NewMemberAddProposal from a GroupInfo without tree", err, codes.InvalidArgument)
+	forged := append([]byte(nil), p.groupInfo...)
+	forged[len(forged)-1] ^= 1 // inside the signature
+	_, err = s.NewMemberAddProposal(ctx, &pb.NewMemberAddProposalRequest{GroupInfo: forged, Identity: []byte("x")})
+	wantCode(t, "NewMemberAddProposal from a GroupInfo with a bad signature", err, codes.InvalidArgument)
 
 	// The commit applied by bob, the pending one merged by alice: they agree.
 	hc, err := s.HandleCommit(ctx, &pb.HandleCommitRequest{StateId: p.bob, Commit: p.commit})
@@ -146,7 +158,6 @@ func TestServerErrors(t *testing.T) {
 		{"HandleReInitWelcome", second(s.HandleReInitWelcome(ctx, &pb.HandleReInitWelcomeRequest{}))},
 		{"CreateBranch", second(s.CreateBranch(ctx, &pb.CreateBranchRequest{}))},
 		{"HandleBranch", second(s.HandleBranch(ctx, &pb.HandleBranchRequest{}))},
-		{"NewMemberAddProposal", second(s.NewMemberAddProposal(ctx, &pb.NewMemberAddProposalRequest{}))},
 		{"CreateExternalSigner", second(s.CreateExternalSigner(ctx, &pb.CreateExternalSignerRequest{}))},
 		{"AddExternalSigner", second(s.AddExternalSigner(ctx, &pb.AddExternalSignerRequest{}))},
 		{"ExternalSignerProposal", second(s.ExternalSignerProposal(ctx, &pb.ExternalSignerProposalRequest{}))},
@@ -256,6 +267,8 @@ func FuzzServerMessages(f *testing.F) {
 		check("ExternalJoin", err)
 		_, err = p.s.AddProposal(ctx, &pb.AddProposalRequest{StateId: p.bob, KeyPackage: data})
 		check("AddProposal", err)
+		_, err = p.s.NewMemberAddProposal(ctx, &pb.NewMemberAddProposalRequest{GroupInfo: data, Identity: []byte("x")})
+		check("NewMemberAddProposal", err)
 		_, err = p.s.GroupContextExtensionsProposal(ctx, &pb.GroupContextExtensionsProposalRequest{StateId: p.bob,
 			Extensions: []*pb.Extension{{ExtensionType: 0xff00, ExtensionData: data}}})
 		check("GroupContextExtensionsProposal", err)
