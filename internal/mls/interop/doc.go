@@ -11,7 +11,7 @@
 // or run the cmd/mls-interop command. Each group state, pending KeyPackage
 // and stored PSK lives in memory under a numeric handle; calls our MLS
 // package cannot carry out (reinitialization, branching, external senders,
-// new-member proposals, external commits with PSKs) answer
+// external commits with PSKs) answer
 // codes.Unimplemented rather than anything wrong.
 //
 // ParseConfig reads the runner's scenario files ({"scripts": {name:
