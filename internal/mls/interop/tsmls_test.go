@@ -241,6 +241,8 @@ func talk(t *testing.T, ts *tsmlsPeer, us *ourSide, tag string) {
 func commitBothWays(t *testing.T, ts *tsmlsPeer, us *ourSide, public bool) {
 	t.Helper()
 	ctx := tsCtx(t)
+	// A message from the old epoch, read only after the commit.
+	late := ts.must("protect", map[string]any{"plaintext": hexOf([]byte("sent before the commit"))})
 	c := ts.must("commit_update", map[string]any{"public": public})
 	hr, err := us.c.HandleCommit(ctx, &pb.HandleCommitRequest{StateId: us.state, Commit: ts.bytesOf(c, "commit")})
 	if err != nil {
@@ -250,6 +252,15 @@ func commitBothWays(t *testing.T, ts *tsmlsPeer, us *ourSide, public bool) {
 		t.Fatal("epoch authenticators differ after ts-mls's commit")
 	}
 	agree(t, "after ts-mls's commit", ts, us)
+	lr, err := us.c.Unprotect(ctx, &pb.UnprotectRequest{StateId: us.state, Ciphertext: ts.bytesOf(late, "ciphertext")})
+	if err != nil || string(lr.Plaintext) != "sent before the commit" {
+		t.Fatalf("we cannot read ts-mls's message from the previous epoch: %v", err)
+	}
+
+	ourLate, err := us.c.Protect(ctx, &pb.ProtectRequest{StateId: us.state, Plaintext: []byte("ours, before the commit")})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	cr, err := us.c.Commit(ctx, &pb.CommitRequest{StateId: us.state, ForcePath: true})
 	if err != nil {
@@ -264,6 +275,9 @@ func commitBothWays(t *testing.T, ts *tsmlsPeer, us *ourSide, public bool) {
 		t.Fatalf("ts-mls followed our commit to %v, we are at %x", res, pr.EpochAuthenticator)
 	}
 	agree(t, "after our commit", ts, us)
+	if r := ts.must("process", map[string]any{"message": hexOf(ourLate.Ciphertext)}); r["plaintext"] != hexOf([]byte("ours, before the commit")) {
+		t.Fatalf("ts-mls read our previous-epoch message as %v", r)
+	}
 }
 
 // testTSMLSCreates: ts-mls creates the group and adds our KeyPackage; we
