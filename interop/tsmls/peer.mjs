@@ -14,7 +14,8 @@
 //   add {key_package, public?, tree_in_welcome?}
 //                                            -> {commit, welcome, ratchet_tree, epoch, epoch_authenticator}
 //   remove {identity, public?}               -> {commit, epoch, epoch_authenticator}
-//   propose {type: "add", key_package | type: "remove", identity, public?}
+//   store_psk {psk_id, secret}                 -> {} (an external PSK)
+//   propose {type: "add", key_package | type: "remove", identity | type: "psk", psk_id; public?}
 //                                            -> {proposal} (kept for this peer's next commit)
 //   commit_update {public?}                  -> {commit, welcome?, epoch, epoch_authenticator}
 //                                               (commits every proposal received or sent in the epoch, with a path)
@@ -134,6 +135,8 @@ function credential(identity) {
 }
 
 let state; // ClientState of our one group
+const externalPsks = {}; // external PSKs by base64 of their id, as makePskIndex wants them
+const pskIndex = () => mls.makePskIndex(state, externalPsks);
 let pending; // {publicPackage, privatePackage} waiting for a Welcome
 
 function needGroup() {
@@ -163,7 +166,7 @@ function summary(st) {
 
 async function commit(req, proposals, extra = {}) {
   const res = await mls.createCommit(
-    { state: needGroup(), cipherSuite: impl },
+    { state: needGroup(), cipherSuite: impl, pskIndex: pskIndex() },
     { extraProposals: proposals, wireAsPublicMessage: !!req.public, ...extra },
   );
   state = res.newState;
@@ -223,6 +226,11 @@ const handlers = {
         throw new Error(`propose remove: no member with identity ${JSON.stringify(req.identity)}`);
       }
       proposal = { proposalType: "remove", remove: { removed: victim.leaf } };
+    } else if (req.type === "psk") {
+      const pskNonce = new Uint8Array(impl.kdf.size);
+      crypto.getRandomValues(pskNonce);
+      const preSharedKeyId = { psktype: "external", pskId: fromHex("psk_id", req.psk_id), pskNonce };
+      proposal = { proposalType: "psk", psk: { preSharedKeyId } };
     } else {
       throw new Error(`propose: unsupported type ${JSON.stringify(req.type)}`);
     }
@@ -230,6 +238,11 @@ const handlers = {
     state = res.newState;
     res.consumed.forEach(mls.zeroOutUint8Array);
     return { proposal: toHex(mls.encodeMlsMessage(res.message)) };
+  },
+
+  async store_psk(req) {
+    externalPsks[mls.bytesToBase64(fromHex("psk_id", req.psk_id))] = fromHex("secret", req.secret);
+    return {};
   },
 
   async commit_update(req) {
@@ -255,7 +268,7 @@ const handlers = {
       }
       tree = res[0];
     }
-    state = await mls.joinGroup(w.welcome, pending.publicPackage, pending.privatePackage, mls.emptyPskIndex, impl, tree);
+    state = await mls.joinGroup(w.welcome, pending.publicPackage, pending.privatePackage, pskIndex(), impl, tree);
     pending = undefined;
     return { ...summary(state), members: members(state) };
   },
@@ -298,7 +311,12 @@ const handlers = {
   async process(req) {
     const msg = decodeMessage("message", req.message, ["mls_private_message", "mls_public_message"]);
     const before = needGroup().groupContext.epoch;
-    const res = await mls.processMessage(msg, state, mls.emptyPskIndex, mls.acceptAll, impl);
+    // processMessage of ts-mls 1.6.4 drops the PSK index for PrivateMessages,
+    // so the two kinds are processed directly.
+    const res =
+      msg.wireformat === "mls_private_message"
+        ? await mls.processPrivateMessage(state, msg.privateMessage, pskIndex(), impl, mls.acceptAll)
+        : { kind: "newState", ...(await mls.processPublicMessage(state, msg.publicMessage, pskIndex(), impl, mls.acceptAll)) };
     state = res.newState;
     res.consumed.forEach(mls.zeroOutUint8Array);
     if (res.kind === "applicationMessage") {

@@ -72,9 +72,17 @@ try {
     c.child.stdin.end();
   }
 
+  // An external PSK proposed by one and committed by the other.
+  for (const p of [a, b]) await p.call("store_psk", { psk_id: hex("psk"), secret: hex("0123456789abcdef0123456789abcdef") });
+  const pp = await a.call("propose", { type: "psk", psk_id: hex("psk") });
+  await b.call("process", { message: pp.proposal });
+  const pc = await b.call("commit_update", {});
+  const pr = await a.call("process", { message: pc.commit });
+  check(pr.epoch_authenticator === pc.epoch_authenticator, "PSK commit followed");
+
   const bad = await a.call("process", { message: "00" }).catch((e) => e);
   check(bad instanceof Error, "garbage is refused");
-  console.log("selfcheck: ts-mls peer against ts-mls peer: ok (epoch 5)");
+  console.log("selfcheck: ts-mls peer against ts-mls peer: ok (epoch 6)");
 } finally {
   a.child.stdin.end();
   b.child.stdin.end();

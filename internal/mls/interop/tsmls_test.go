@@ -39,6 +39,7 @@ func TestTSMLSInterop(t *testing.T) {
 		for _, encrypt := range []bool{true, false} {
 			t.Run(fmt.Sprintf("suite-%d/proposals-by-reference/private=%v", suite, encrypt), func(t *testing.T) { testTSMLSProposals(t, suite, encrypt) })
 		}
+		t.Run(fmt.Sprintf("suite-%d/external-psk", suite), func(t *testing.T) { testTSMLSExternalPSK(t, suite) })
 	}
 	t.Run("suite-2/compressed-signature-key", testTSMLSCompressedKey)
 }
@@ -578,4 +579,80 @@ func mustParse(t *testing.T, b []byte) *mls.MLSMessage {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// testTSMLSExternalPSK: external PSKs injected by PreSharedKey proposals
+// from either side, and a Welcome that needs one.
+func testTSMLSExternalPSK(t *testing.T, suite uint32) {
+	ctx := tsCtx(t)
+	srv := startInteropServer(t)
+	alice := startTSMLSPeer(t, "alice", suite)
+	alice.must("create_group", map[string]any{"group_id": hexOf([]byte("psk")), "identity": "alice"})
+	kp, err := srv.CreateKeyPackage(ctx, &pb.CreateKeyPackageRequest{CipherSuite: suite, Identity: []byte("bob")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := alice.must("add", map[string]any{"key_package": hexOf(kp.KeyPackage)})
+	jr, err := srv.JoinGroup(ctx, &pb.JoinGroupRequest{TransactionId: kp.TransactionId, Welcome: alice.bytesOf(add, "welcome"), EncryptHandshake: true, Identity: []byte("bob")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := &ourSide{t: t, c: srv, state: jr.StateId}
+	pskID, secret := []byte("psk one"), []byte("0123456789abcdef0123456789abcdef")
+	alice.must("store_psk", map[string]any{"psk_id": hexOf(pskID), "secret": hexOf(secret)})
+	if _, err := srv.StorePSK(ctx, &pb.StorePSKRequest{StateOrTransactionId: bob.state, PskId: pskID, PskSecret: secret}); err != nil {
+		t.Fatal(err)
+	}
+
+	// We propose the PSK; ts-mls commits it.
+	pp, err := srv.ExternalPSKProposal(ctx, &pb.ExternalPSKProposalRequest{StateId: bob.state, PskId: pskID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.must("process", map[string]any{"message": hexOf(pp.Proposal)})
+	c := alice.must("commit_update", nil)
+	hr, err := srv.HandleCommit(ctx, &pb.HandleCommitRequest{StateId: bob.state, Proposal: [][]byte{pp.Proposal}, Commit: alice.bytesOf(c, "commit")})
+	if err != nil {
+		t.Fatalf("we cannot follow ts-mls's commit of our PSK proposal: %v", err)
+	}
+	if !bytes.Equal(hr.EpochAuthenticator, alice.bytesOf(c, "epoch_authenticator")) {
+		t.Fatal("epoch authenticators differ after the PSK commit")
+	}
+	agree(t, "after ts-mls committed our PSK", alice, bob)
+
+	// ts-mls proposes the PSK; we commit it by reference.
+	tp := alice.must("propose", map[string]any{"type": "psk", "psk_id": hexOf(pskID)})
+	cr, err := srv.Commit(ctx, &pb.CommitRequest{StateId: bob.state, ByReference: [][]byte{alice.bytesOf(tp, "proposal")}})
+	if err != nil {
+		t.Fatalf("we cannot commit ts-mls's PSK proposal: %v", err)
+	}
+	if _, err := srv.HandlePendingCommit(ctx, &pb.HandlePendingCommitRequest{StateId: bob.state}); err != nil {
+		t.Fatal(err)
+	}
+	alice.must("process", map[string]any{"message": hexOf(cr.Commit)})
+	agree(t, "after we committed ts-mls's PSK", alice, bob)
+
+	// A new member of ours joins through a Welcome that needs the PSK.
+	kpc, err := srv.CreateKeyPackage(ctx, &pb.CreateKeyPackageRequest{CipherSuite: suite, Identity: []byte("carol")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2 := alice.must("propose", map[string]any{"type": "psk", "psk_id": hexOf(pskID)})
+	add2 := alice.must("add", map[string]any{"key_package": hexOf(kpc.KeyPackage)})
+	if _, err := srv.HandleCommit(ctx, &pb.HandleCommitRequest{StateId: bob.state, Proposal: [][]byte{alice.bytesOf(p2, "proposal")}, Commit: alice.bytesOf(add2, "commit")}); err != nil {
+		t.Fatalf("bob cannot follow the commit adding carol with the PSK: %v", err)
+	}
+	w := alice.bytesOf(add2, "welcome")
+	if _, err := srv.JoinGroup(ctx, &pb.JoinGroupRequest{TransactionId: kpc.TransactionId, Welcome: w, EncryptHandshake: true, Identity: []byte("carol")}); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("joining without the PSK: err = %v, want FailedPrecondition", err)
+	}
+	if _, err := srv.StorePSK(ctx, &pb.StorePSKRequest{StateOrTransactionId: kpc.TransactionId, PskId: pskID, PskSecret: secret}); err != nil {
+		t.Fatal(err)
+	}
+	jc, err := srv.JoinGroup(ctx, &pb.JoinGroupRequest{TransactionId: kpc.TransactionId, Welcome: w, EncryptHandshake: true, Identity: []byte("carol")})
+	if err != nil {
+		t.Fatalf("carol cannot join with the PSK: %v", err)
+	}
+	agree(t, "carol after a PSK Welcome", alice, &ourSide{t: t, c: srv, state: jc.StateId})
+	agree(t, "bob after carol's add", alice, bob)
 }
