@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -69,7 +70,7 @@ func TestE2ETwoDaemonsAndANode(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	e2eStartQPD(t, qpd, aliceDir, aliceSock, "--server", node.Addr)
+	aliceD := e2eStartQPD(t, qpd, aliceDir, aliceSock, "--server", node.Addr)
 	e2eStartQPD(t, qpd, bobDir, bobSock, "--server", node.Addr, "--server-cert", certPEM)
 
 	r := e2eRun(t, qpctl, aliceSock, "ping")
@@ -107,5 +108,26 @@ func TestE2ETwoDaemonsAndANode(t *testing.T) {
 	r = e2eRun(t, qpctl, bobSock, "fetch-key", "not-hex")
 	if r.code != 1 || !strings.Contains(r.stderr, "invalid argument") {
 		t.Fatalf("fetch-key of a bad key: %+v", r)
+	}
+
+	// SIGKILL: the restarted daemon replaces the stale socket, keeps its
+	// identity and every KeyPackage secret, and tops the node up again.
+	if err := aliceD.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-aliceD.done
+	if _, err := os.Stat(aliceSock); err != nil {
+		t.Fatalf("a killed qpd leaves its socket behind: %v", err)
+	}
+	if r := e2eRun(t, qpctl, aliceSock, "status"); r.code != 3 {
+		t.Fatalf("status with a stale socket: %+v", r)
+	}
+	e2eStartQPD(t, qpd, aliceDir, aliceSock, "--server", node.Addr)
+	if r := e2eRun(t, qpctl, aliceSock, "whoami"); strings.TrimSpace(r.stdout) != alice {
+		t.Fatalf("whoami after SIGKILL: %+v", r)
+	}
+	st = e2eWaitKeyPackages(t, qpctl, aliceSock, 10)
+	if st.KeyPackageSecrets != 12 {
+		t.Errorf("secrets after restart = %d, want 12 (11 kept, 1 new)", st.KeyPackageSecrets)
 	}
 }
