@@ -67,7 +67,7 @@ type tsmlsPeer struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	lines  chan string
-	stderr *strings.Builder
+	stderr *lockedBuffer
 	mu     sync.Mutex
 	nextID int
 }
@@ -83,8 +83,8 @@ func startTSMLSPeer(t *testing.T, name string, suite uint32) *tsmlsPeer {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), tsmlsDirEnv+"="+dir, "NODE_PATH="+filepath.Join(dir, "node_modules"),
 		fmt.Sprintf("QPQ_TSMLS_SUITE=%d", suite))
-	p := &tsmlsPeer{t: t, name: name, cmd: cmd, lines: make(chan string, 16), stderr: &strings.Builder{}}
-	cmd.Stderr = &lockedWriter{w: p.stderr}
+	p := &tsmlsPeer{t: t, name: name, cmd: cmd, lines: make(chan string, 16), stderr: &lockedBuffer{}}
+	cmd.Stderr = p.stderr
 	p.stdin, err = cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -128,15 +128,29 @@ func startTSMLSPeer(t *testing.T, name string, suite uint32) *tsmlsPeer {
 	return p
 }
 
-type lockedWriter struct {
+// lockedBuffer collects the peer's stderr; it is written by the process
+// plumbing and read by the test.
+type lockedBuffer struct {
 	mu sync.Mutex
-	w  io.Writer
+	b  strings.Builder
 }
 
-func (l *lockedWriter) Write(b []byte) (int, error) {
+func (l *lockedBuffer) Write(b []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.w.Write(b)
+	return l.b.Write(b)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *lockedBuffer) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Len()
 }
 
 // errPeer is what the peer reports when ts-mls refuses a command.
