@@ -411,6 +411,21 @@ func testWeCreate(t *testing.T, suite uint32, encrypt bool) {
 	}
 	agree(t, "carol after bob's removal", carol, alice)
 	talk(t, carol, alice, "after removal")
+
+	// We change the group context extensions (an empty
+	// required_capabilities); ts-mls follows.
+	gce, err := srv.Commit(ctx, &pb.CommitRequest{StateId: alice.state, ByValue: []*pb.ProposalDescription{{
+		ProposalType: []byte("groupContextExtensions"),
+		Extensions:   []*pb.Extension{{ExtensionType: uint32(mls.ExtensionRequiredCapabilites), ExtensionData: []byte{0, 0, 0}}},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.HandlePendingCommit(ctx, &pb.HandlePendingCommitRequest{StateId: alice.state}); err != nil {
+		t.Fatal(err)
+	}
+	carol.must("process", map[string]any{"message": hexOf(gce.Commit)})
+	agree(t, "carol after new group context extensions", carol, alice)
 }
 
 // testTSMLSExternalJoin: external commits between ts-mls and us.
