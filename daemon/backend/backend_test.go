@@ -288,3 +288,30 @@ func TestKeyPackagesUploadedOnConnect(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Readers waiting for unread messages (marking read) do not wake each
+// other: reading nothing writes nothing.
+func TestWaitingReadersDoNotSpin(t *testing.T) {
+	b := backendNew(t, Config{})
+	g := backendPutGroup(t, b, 1, "team")
+	backendReceive(t, b, g, "old")
+	if _, err := b.Messages(context.Background(), MessagesQuery{Group: "team", UnreadOnly: true, MarkRead: true}); err != nil {
+		t.Fatal(err)
+	}
+	before := b.changed.n.Load()
+	done := make(chan error, 3)
+	for range 3 {
+		go func() {
+			_, err := b.Messages(context.Background(), MessagesQuery{Group: "team", UnreadOnly: true, MarkRead: true, Wait: 300 * time.Millisecond})
+			done <- err
+		}()
+	}
+	for range 3 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := b.changed.n.Load() - before; n != 0 {
+		t.Fatalf("%d writes while readers waited on nothing", n)
+	}
+}

@@ -149,12 +149,25 @@ func (b *Backend) Messages(ctx context.Context, q MessagesQuery) (MessagesPage, 
 	}
 }
 
+// readMessages reads one page. With MarkRead it marks what it returns in
+// the same transaction; a page with nothing to mark is read without a write
+// transaction, so that waiting readers do not wake each other.
 func (b *Backend) readMessages(ctx context.Context, q MessagesQuery) (MessagesPage, error) {
-	page := MessagesPage{Groups: map[string]store.Group{}, NextCursor: q.After}
-	run := b.view
-	if q.MarkRead {
-		run = b.update
+	page, toMark, err := b.readPage(ctx, q, b.view)
+	if err == nil && q.MarkRead && toMark > 0 {
+		page, _, err = b.readPage(ctx, q, b.update)
 	}
+	if err != nil {
+		return MessagesPage{}, fmt.Errorf("backend: messages: %w", err)
+	}
+	return page, nil
+}
+
+// readPage runs one page read in run (view, or update when marking read)
+// and reports how many returned messages were unread.
+func (b *Backend) readPage(ctx context.Context, q MessagesQuery, run func(context.Context, func(*store.Tx) error) error) (MessagesPage, int, error) {
+	page := MessagesPage{Groups: map[string]store.Group{}, NextCursor: q.After}
+	var ids []int64
 	err := run(ctx, func(tx *store.Tx) error {
 		sq := store.MessageQuery{After: q.After, Limit: q.Limit, UnreadOnly: q.UnreadOnly}
 		if q.Group != "" {
@@ -170,7 +183,6 @@ func (b *Backend) readMessages(ctx context.Context, q MessagesQuery) (MessagesPa
 			return err
 		}
 		page.Messages, page.More = msgs, more
-		var ids []int64
 		for i := range msgs {
 			m := &msgs[i]
 			if q.Group != "" {
@@ -189,15 +201,12 @@ func (b *Backend) readMessages(ctx context.Context, q MessagesQuery) (MessagesPa
 				ids = append(ids, m.ID)
 			}
 		}
-		if q.MarkRead && len(ids) > 0 {
+		if q.MarkRead && len(ids) > 0 && !tx.ReadOnly() {
 			return tx.MarkRead(ids)
 		}
 		return nil
 	})
-	if err != nil {
-		return MessagesPage{}, fmt.Errorf("backend: messages: %w", err)
-	}
-	return page, nil
+	return page, len(ids), err
 }
 
 // Event is a logged event with what it refers to.

@@ -1,12 +1,16 @@
 package backend
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // notifier is a broadcast condition: wait returns a channel that the next
 // broadcast closes.
 type notifier struct {
 	mu sync.Mutex
 	ch chan struct{}
+	n  atomic.Int64 // broadcasts so far
 }
 
 func newNotifier() *notifier { return &notifier{ch: make(chan struct{})} }
@@ -18,6 +22,7 @@ func (n *notifier) wait() <-chan struct{} {
 }
 
 func (n *notifier) broadcast() {
+	n.n.Add(1)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	close(n.ch)

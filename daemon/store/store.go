@@ -154,6 +154,9 @@ func (tx *Tx) query(query string, args ...any) (*sql.Rows, error) {
 	return tx.tx.QueryContext(tx.ctx, query, args...)
 }
 
+// ReadOnly reports whether tx is a View transaction.
+func (tx *Tx) ReadOnly() bool { return tx.readOnly }
+
 // Now is the transaction's clock reading, used for the timestamps it writes.
 func (tx *Tx) Now() time.Time { return tx.now }
 
