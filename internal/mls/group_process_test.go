@@ -88,7 +88,12 @@ func FuzzProcessMessage(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := g.ProcessMessage(msg); err != nil {
+		h, perr := PeekMessage(msg)
+		if _, err := g.ProcessMessage(msg); err == nil {
+			if perr != nil || !bytes.Equal(h.GroupID, g.GroupID()) {
+				t.Fatalf("accepted message has header %+v (%v)", h, perr)
+			}
+		} else {
 			if !typedGroupError(err) {
 				t.Fatalf("untyped error: %v", err)
 			}
@@ -275,4 +280,21 @@ func TestGroupPadding(t *testing.T) {
 		t.Fatalf("padded lengths differ: %v", lens)
 	}
 	_ = sg
+}
+
+// FuzzJoinExternal feeds arbitrary GroupInfos to an external joiner.
+func FuzzJoinExternal(f *testing.F) {
+	sg := scCreate(f, Config{})
+	gi, err := sg.members[0].g.GroupInfo()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(gi)
+	c := scNewClient(f, "outsider")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		g, msg, err := JoinExternal(b, c.signer, nil)
+		if err == nil && (g.Epoch() == 0 || len(msg) == 0) {
+			t.Fatalf("joined at epoch %d", g.Epoch())
+		}
+	})
 }
