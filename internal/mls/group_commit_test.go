@@ -495,3 +495,61 @@ func TestGroupCommitSkipsConflictingPending(t *testing.T) {
 	sg.remove2(a, res, c)
 	sg.agree()
 }
+
+// forgeCommit signs commit as member g and wraps it as a PublicMessage with
+// a made-up confirmation tag: enough to reach the receiver's checks of the
+// proposal list and path.
+func forgeCommit(t *testing.T, g *Group, commit *Commit) []byte {
+	t.Helper()
+	fc := &FramedContent{Commit: commit}
+	ac, err := g.signContent(ContentCommit, nil, WireFormatPublicMessage)(fc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac.Auth.ConfirmationTag = make([]byte, g.suite.HashSize())
+	pm, err := ProtectPublic(g.suite, ac, g.keys.membershipKey, &g.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return (&MLSMessage{Version: MLS10, WireFormat: WireFormatPublicMessage, PublicMessage: pm}).Marshal()
+}
+
+func TestGroupReceiverChecksCommits(t *testing.T) {
+	_, a, b, c := scThree(t, Config{})
+	byValue := func(ps ...Proposal) []ProposalOrRef {
+		var out []ProposalOrRef
+		for i := range ps {
+			out = append(out, ProposalOrRef{Type: ProposalOrRefProposal, Proposal: &ps[i]})
+		}
+		return out
+	}
+	remove := func(l LeafIndex) Proposal {
+		return Proposal{Type: ProposalRemove, Remove: &RemoveProposal{Removed: l}}
+	}
+	gce := Proposal{Type: ProposalGroupContextExtensions, GroupContextExtensions: &GroupContextExtensionsProposal{Extensions: []Extension{}}}
+	cases := []struct {
+		name   string
+		commit *Commit
+	}{
+		{"empty without path", &Commit{}},
+		{"remove without path", &Commit{Proposals: byValue(remove(c.g.OwnLeaf()))}},
+		{"committer removes itself", &Commit{Proposals: byValue(remove(b.g.OwnLeaf()))}},
+		{"remove of a blank leaf", &Commit{Proposals: byValue(remove(9))}},
+		{"two group context extensions", &Commit{Proposals: byValue(gce, gce)}},
+		{"external init", &Commit{Proposals: byValue(Proposal{Type: ProposalExternalInit, ExternalInit: &ExternalInitProposal{KEMOutput: []byte{1}}})}},
+		{"unknown reference", &Commit{Proposals: []ProposalOrRef{{Type: ProposalOrRefReference, Reference: make([]byte, 32)}}}},
+		{"bad confirmation tag", &Commit{Proposals: byValue(Proposal{Type: ProposalPreSharedKey, PreSharedKey: &PreSharedKeyProposal{PSK: PreSharedKeyID{Type: PSKTypeResumption, Usage: ResumptionPSKApplication, GroupID: b.g.GroupID(), Epoch: b.g.Epoch(), Nonce: make([]byte, 32)}}})}},
+	}
+	for _, tc := range cases {
+		msg := forgeCommit(t, b.g, tc.commit)
+		before, _ := a.g.MarshalBinary()
+		_, err := a.g.ProcessMessage(msg)
+		if !errors.Is(err, ErrInvalidCommit) && !errors.Is(err, ErrInvalidProposal) {
+			t.Errorf("%s: %v, want ErrInvalidCommit", tc.name, err)
+		}
+		after, _ := a.g.MarshalBinary()
+		if !bytes.Equal(before, after) {
+			t.Errorf("%s: refused commit changed the state", tc.name)
+		}
+	}
+}
