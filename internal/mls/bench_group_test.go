@@ -231,3 +231,36 @@ func BenchmarkGroupUnprotect(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkGroupMarshal and BenchmarkGroupUnmarshal: storing and loading a
+// member's state in a group of N.
+func BenchmarkGroupMarshal(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+			g, err := UnmarshalGroup(benchGroup(b, n).member)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				out, _ := g.MarshalBinary()
+				b.SetBytes(int64(len(out)))
+			}
+		})
+	}
+}
+
+func BenchmarkGroupUnmarshal(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+			st := benchGroup(b, n).member
+			b.SetBytes(int64(len(st)))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := UnmarshalGroup(st); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
