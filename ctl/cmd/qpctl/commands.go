@@ -157,11 +157,11 @@ func (a *app) status(ctx context.Context, args []string) error {
 		if node.GetPinnedCertSha256() != "" {
 			fmt.Fprintf(w, "node cert:     sha256 %s\n", node.GetPinnedCertSha256())
 		}
-		kp := "unknown (needs the node)"
+		kp := "? at the node (not connected)"
 		if st.GetKeyPackagesKnown() {
-			kp = fmt.Sprint(st.GetKeyPackagesLeft())
+			kp = fmt.Sprintf("%d at the node", st.GetKeyPackagesLeft())
 		}
-		fmt.Fprintf(w, "key packages:  %s at the node, %d secrets held\n", kp, st.GetKeyPackageSecrets())
+		fmt.Fprintf(w, "key packages:  %s, %d private halves held\n", kp, st.GetKeyPackageSecrets())
 		fmt.Fprintf(w, "groups:        %d\n", st.GetGroups())
 		fmt.Fprintf(w, "unread:        %d\n", st.GetUnreadMessages())
 		fmt.Fprintf(w, "outbox:        %d pending\n", st.GetOutboxPending())
