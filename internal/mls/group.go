@@ -236,6 +236,18 @@ func (g *Group) Member(i LeafIndex) (Member, bool) {
 	return leafMember(i, ln), true
 }
 
+// MemberByIdentity returns the member whose basic credential identity is
+// identity.
+func (g *Group) MemberByIdentity(identity []byte) (Member, bool) {
+	for _, l := range g.tree.Members() {
+		ln := g.tree.LeafNode(l)
+		if ln.Credential.Type == CredentialBasic && bytes.Equal(ln.Credential.Identity, identity) {
+			return leafMember(l, ln), true
+		}
+	}
+	return Member{}, false
+}
+
 // RatchetTree returns the public ratchet tree in its wire form (the
 // ratchet_tree extension encoding), for joiners that get it out of band.
 func (g *Group) RatchetTree() []byte { return g.tree.Marshal() }

@@ -20,6 +20,12 @@ func TestGroupExternalResync(t *testing.T) {
 		t.Fatal("external join without a tree accepted")
 	}
 	oldLeaf := c.g.OwnLeaf()
+	if m, ok := a.g.MemberByIdentity([]byte(c.name)); !ok || m.Leaf != oldLeaf {
+		t.Fatalf("MemberByIdentity: %+v %v", m, ok)
+	}
+	if _, ok := a.g.MemberByIdentity([]byte("nobody")); ok {
+		t.Fatal("MemberByIdentity found nobody")
+	}
 	g, msg, err := JoinExternal(giMsg, c.signer, &ExternalJoinOptions{RatchetTree: a.g.RatchetTree(), Resync: true})
 	if err != nil {
 		t.Fatal(err)
