@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/quicproquo/quicproquo/schemas/delivery"
@@ -11,18 +13,51 @@ import (
 // the next batch only after it returns; an error ends the subscription.
 type DeliverFunc func(ctx context.Context, batch []Envelope) error
 
+// ErrSubscriptionEnded is the Err of a subscription ended by Cancel or by
+// the end of the connection.
+var ErrSubscriptionEnded = errors.New("subscription ended")
+
 // Subscription is an active push subscription.
 type Subscription struct {
-	cap  delivery.Subscription
-	once sync.Once
+	cap delivery.Subscription
+
+	cancelOnce sync.Once
+	endOnce    sync.Once
+	err        error
+	done       chan struct{}
+}
+
+// end records why the subscription ended (the first reason wins).
+func (s *Subscription) end(err error) {
+	s.endOnce.Do(func() {
+		s.err = err
+		close(s.done)
+	})
+}
+
+// Done is closed when no more batches will be delivered: after Cancel, a
+// DeliverFunc error, the node ending the subscription, or the end of the
+// connection. Subscribe again from the last processed Seq to resume.
+func (s *Subscription) Done() <-chan struct{} { return s.done }
+
+// Err says why the subscription ended, once Done is closed: the
+// DeliverFunc's error, a *NodeError from the node, or ErrSubscriptionEnded.
+func (s *Subscription) Err() error {
+	select {
+	case <-s.done:
+		return s.err
+	default:
+		return nil
+	}
 }
 
 // Subscribe asks the node to push recipient's messages with Seq > afterSeq
 // (this client's own identity), stored ones first, then each new one while
-// the subscription lasts. Pushed messages are not deleted: Ack them. The
-// subscription ends with Cancel, a deliver error, or the connection.
+// the subscription lasts. Pushed messages are not deleted: Ack them (from
+// inside deliver is fine).
 func (c *Client) Subscribe(ctx context.Context, recipient []byte, afterSeq uint64, deliver DeliverFunc) (*Subscription, error) {
-	sink := delivery.MessageSink_ServerToClient(&sinkServer{deliver: deliver})
+	sub := &Subscription{done: make(chan struct{})}
+	sink := delivery.MessageSink_ServerToClient(&sinkServer{deliver: deliver, sub: sub})
 	fut, release := c.node.Subscribe(ctx, func(p delivery.DeliveryService_subscribe_Params) error {
 		p.SetAfterSeq(afterSeq)
 		if err := p.SetRecipientKey(recipient); err != nil {
@@ -35,13 +70,22 @@ func (c *Client) Subscribe(ctx context.Context, recipient []byte, afterSeq uint6
 	if err != nil {
 		return nil, callError("subscribe", err)
 	}
-	return &Subscription{cap: res.Subscription().AddRef()}, nil
+	sub.cap = res.Subscription().AddRef()
+	go func() {
+		select {
+		case <-c.done:
+			sub.end(ErrSubscriptionEnded)
+		case <-sub.done:
+		}
+	}()
+	return sub, nil
 }
 
 // Cancel stops the pushes and releases the subscription.
 func (s *Subscription) Cancel(ctx context.Context) error {
 	var err error
-	s.once.Do(func() {
+	s.cancelOnce.Do(func() {
+		s.end(ErrSubscriptionEnded)
 		fut, release := s.cap.Cancel(ctx, nil)
 		_, err = fut.Struct()
 		release()
@@ -56,16 +100,37 @@ func (s *Subscription) Cancel(ctx context.Context) error {
 // sinkServer is the MessageSink the node calls.
 type sinkServer struct {
 	deliver DeliverFunc
+	sub     *Subscription
 }
 
 func (s *sinkServer) Deliver(ctx context.Context, call delivery.MessageSink_deliver) error {
+	select {
+	case <-s.sub.done:
+		return ErrSubscriptionEnded
+	default:
+	}
 	list, err := call.Args().Envelopes()
 	if err != nil {
 		return err
 	}
 	batch, err := envelopes(list)
 	if err != nil {
+		s.sub.end(fmt.Errorf("subscription: malformed push: %w", err))
 		return err
 	}
-	return s.deliver(ctx, batch)
+	if err := s.deliver(ctx, batch); err != nil {
+		s.sub.end(err)
+		return err
+	}
+	return nil
+}
+
+func (s *sinkServer) Ended(ctx context.Context, call delivery.MessageSink_ended) error {
+	reason, _ := call.Args().Reason()
+	if ne, ok := parseNodeError(reason); ok {
+		s.sub.end(fmt.Errorf("subscription: %w", ne))
+	} else {
+		s.sub.end(fmt.Errorf("subscription: node ended it: %s", reason))
+	}
+	return nil
 }

@@ -236,7 +236,8 @@ func TestLimits(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
-	n := startTestNode(t, server.Config{RateLimit: 1, RateBurst: 5}, store.Limits{})
+	// A bucket of 5 that refills once in 1000 s: exactly 5 calls pass.
+	n := startTestNode(t, server.Config{RateLimit: 0.001, RateBurst: 5}, store.Limits{})
 	ctx := testCtx(t)
 	a := newTestIdentity(t)
 	// Two connections of one identity share its bucket.
@@ -254,8 +255,8 @@ func TestRateLimit(t *testing.T) {
 			t.Fatalf("ping %d: %v", i, err)
 		}
 	}
-	if limited < 4 {
-		t.Fatalf("%d of 10 quick pings rate limited, want at least 4 (burst 5)", limited)
+	if limited != 5 {
+		t.Fatalf("%d of 10 pings rate limited, want 5 (burst 5, no refill)", limited)
 	}
 	// Another identity has its own bucket.
 	if _, err := n.dial(t, newTestIdentity(t).priv).Ping(ctx); err != nil {

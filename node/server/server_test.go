@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -445,4 +446,75 @@ func TestSubscribeAckFromDeliver(t *testing.T) {
 	if msgs, err := cb.Receive(ctx, b.pub, 0, 0); err != nil || len(msgs) != 0 {
 		t.Fatalf("queue after acks from deliver: %d messages, %v", len(msgs), err)
 	}
+}
+
+func TestSubscriptionEnds(t *testing.T) {
+	n := startTestNode(t, server.Config{}, store.Limits{})
+	ctx := testCtx(t)
+	a, b := newTestIdentity(t), newTestIdentity(t)
+	ca, cb := n.dial(t, a.priv), n.dial(t, b.priv)
+	waitDone := func(s *client.Subscription) {
+		t.Helper()
+		select {
+		case <-s.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatal("subscription not done")
+		}
+	}
+
+	t.Run("deliver error", func(t *testing.T) {
+		refuse := errors.New("cannot store that now")
+		var calls atomic.Int32
+		sub, err := cb.Subscribe(ctx, b.pub, 0, func(context.Context, []client.Envelope) error {
+			calls.Add(1)
+			return refuse
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sub.Err() != nil {
+			t.Fatalf("Err before the end: %v", sub.Err())
+		}
+		if _, _, err := ca.Enqueue(ctx, b.pub, []byte("1"), nil); err != nil {
+			t.Fatal(err)
+		}
+		waitDone(sub)
+		if !errors.Is(sub.Err(), refuse) {
+			t.Fatalf("Err = %v, want the deliver error", sub.Err())
+		}
+		if _, _, err := ca.Enqueue(ctx, b.pub, []byte("2"), nil); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if k := calls.Load(); k != 1 {
+			t.Fatalf("deliver called %d times, want 1", k)
+		}
+	})
+
+	t.Run("cancel", func(t *testing.T) {
+		sub, err := cb.Subscribe(ctx, b.pub, 100, func(context.Context, []client.Envelope) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sub.Cancel(ctx); err != nil {
+			t.Fatal(err)
+		}
+		waitDone(sub)
+		if !errors.Is(sub.Err(), client.ErrSubscriptionEnded) {
+			t.Fatalf("Err = %v", sub.Err())
+		}
+	})
+
+	t.Run("connection closed", func(t *testing.T) {
+		c := n.dial(t, b.priv)
+		sub, err := c.Subscribe(ctx, b.pub, 100, func(context.Context, []client.Envelope) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		waitDone(sub)
+		if !errors.Is(sub.Err(), client.ErrSubscriptionEnded) {
+			t.Fatalf("Err = %v", sub.Err())
+		}
+	})
 }

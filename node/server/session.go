@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -396,10 +397,24 @@ func (s *session) Subscribe(ctx context.Context, call delivery.DeliveryService_s
 			defer cancel()
 			err := s.push(sctx, recipient, after, sink)
 			s.log.Debug("subscription ended", "err", err)
+			if errors.Is(err, errPushStore) && sctx.Err() == nil {
+				// Tell the subscriber, so that it does not wait for
+				// pushes that will not come.
+				ectx, ecancel := context.WithTimeout(sctx, 5*time.Second)
+				defer ecancel()
+				fut, release := sink.Ended(ectx, func(p delivery.MessageSink_ended_Params) error {
+					return p.SetReason(fail(nodecp.ErrorCode_internal, "subscribe: push stopped: storage failure").Error())
+				})
+				defer release()
+				fut.Struct()
+			}
 		}()
 		return nil
 	})
 }
+
+// errPushStore: a push stopped because the store failed.
+var errPushStore = errors.New("push: store failure")
 
 // push sends the messages after cursor to sink, one batch per deliver call,
 // and waits for new ones until ctx ends or a deliver fails.
@@ -409,7 +424,11 @@ func (s *session) push(ctx context.Context, recipient []byte, cursor uint64, sin
 	for {
 		msgs, err := s.receive(ctx, recipient, cursor, 0)
 		if err != nil {
-			return fmt.Errorf("push: %w", err)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			s.log.Error("push: store failure", "err", err)
+			return fmt.Errorf("%w: %w", errPushStore, err)
 		}
 		if len(msgs) == 0 {
 			select {

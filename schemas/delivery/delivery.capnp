@@ -43,6 +43,12 @@ interface MessageSink {
 
   deliver @0 (envelopes :List(Envelope)) -> ();
   # A batch of messages in sequence order.
+
+  ended @1 (reason :Text) -> ();
+  # The node stopped pushing for a reason of its own (not a cancel, a failed
+  # deliver or the end of the connection); no deliver call follows. reason
+  # starts with "qpq:<ErrorCode name>:". The subscriber may subscribe again
+  # from its cursor.
 }
 
 interface Subscription {

@@ -1279,6 +1279,26 @@ func (c MessageSink) Deliver(ctx context.Context, params func(MessageSink_delive
 
 }
 
+func (c MessageSink) Ended(ctx context.Context, params func(MessageSink_ended_Params) error) (MessageSink_ended_Results_Future, capnp.ReleaseFunc) {
+
+	s := capnp.Send{
+		Method: capnp.Method{
+			InterfaceID:   0xfa79d254b793406d,
+			MethodID:      1,
+			InterfaceName: "delivery/delivery.capnp:MessageSink",
+			MethodName:    "ended",
+		},
+	}
+	if params != nil {
+		s.ArgsSize = capnp.ObjectSize{DataSize: 0, PointerCount: 1}
+		s.PlaceArgs = func(s capnp.Struct) error { return params(MessageSink_ended_Params(s)) }
+	}
+
+	ans, release := capnp.Client(c).SendCall(ctx, s)
+	return MessageSink_ended_Results_Future{Future: ans.Future()}, release
+
+}
+
 func (c MessageSink) WaitStreaming() error {
 	return capnp.Client(c).WaitStreaming()
 }
@@ -1353,6 +1373,8 @@ func (c MessageSink) GetFlowLimiter() fc.FlowLimiter {
 // A MessageSink_Server is a MessageSink with a local implementation.
 type MessageSink_Server interface {
 	Deliver(context.Context, MessageSink_deliver) error
+
+	Ended(context.Context, MessageSink_ended) error
 }
 
 // MessageSink_NewServer creates a new Server from an implementation of MessageSink_Server.
@@ -1371,7 +1393,7 @@ func MessageSink_ServerToClient(s MessageSink_Server) MessageSink {
 // This can be used to create a more complicated Server.
 func MessageSink_Methods(methods []server.Method, s MessageSink_Server) []server.Method {
 	if cap(methods) == 0 {
-		methods = make([]server.Method, 0, 1)
+		methods = make([]server.Method, 0, 2)
 	}
 
 	methods = append(methods, server.Method{
@@ -1383,6 +1405,18 @@ func MessageSink_Methods(methods []server.Method, s MessageSink_Server) []server
 		},
 		Impl: func(ctx context.Context, call *server.Call) error {
 			return s.Deliver(ctx, MessageSink_deliver{Call: call})
+		},
+	})
+
+	methods = append(methods, server.Method{
+		Method: capnp.Method{
+			InterfaceID:   0xfa79d254b793406d,
+			MethodID:      1,
+			InterfaceName: "delivery/delivery.capnp:MessageSink",
+			MethodName:    "ended",
+		},
+		Impl: func(ctx context.Context, call *server.Call) error {
+			return s.Ended(ctx, MessageSink_ended{Call: call})
 		},
 	})
 
@@ -1404,6 +1438,23 @@ func (c MessageSink_deliver) Args() MessageSink_deliver_Params {
 func (c MessageSink_deliver) AllocResults() (MessageSink_deliver_Results, error) {
 	r, err := c.Call.AllocResults(capnp.ObjectSize{DataSize: 0, PointerCount: 0})
 	return MessageSink_deliver_Results(r), err
+}
+
+// MessageSink_ended holds the state for a server call to MessageSink.ended.
+// See server.Call for documentation.
+type MessageSink_ended struct {
+	*server.Call
+}
+
+// Args returns the call's arguments.
+func (c MessageSink_ended) Args() MessageSink_ended_Params {
+	return MessageSink_ended_Params(c.Call.Args())
+}
+
+// AllocResults allocates the results struct.
+func (c MessageSink_ended) AllocResults() (MessageSink_ended_Results, error) {
+	r, err := c.Call.AllocResults(capnp.ObjectSize{DataSize: 0, PointerCount: 0})
+	return MessageSink_ended_Results(r), err
 }
 
 // MessageSink_List is a list of MessageSink.
@@ -1566,6 +1617,153 @@ type MessageSink_deliver_Results_Future struct{ *capnp.Future }
 func (f MessageSink_deliver_Results_Future) Struct() (MessageSink_deliver_Results, error) {
 	p, err := f.Future.Ptr()
 	return MessageSink_deliver_Results(p.Struct()), err
+}
+
+type MessageSink_ended_Params capnp.Struct
+
+// MessageSink_ended_Params_TypeID is the unique identifier for the type MessageSink_ended_Params.
+const MessageSink_ended_Params_TypeID = 0xa9291c7e88b812ef
+
+func NewMessageSink_ended_Params(s *capnp.Segment) (MessageSink_ended_Params, error) {
+	st, err := capnp.NewStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 1})
+	return MessageSink_ended_Params(st), err
+}
+
+func NewRootMessageSink_ended_Params(s *capnp.Segment) (MessageSink_ended_Params, error) {
+	st, err := capnp.NewRootStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 1})
+	return MessageSink_ended_Params(st), err
+}
+
+func ReadRootMessageSink_ended_Params(msg *capnp.Message) (MessageSink_ended_Params, error) {
+	root, err := msg.Root()
+	return MessageSink_ended_Params(root.Struct()), err
+}
+
+func (s MessageSink_ended_Params) String() string {
+	str, _ := text.Marshal(0xa9291c7e88b812ef, capnp.Struct(s))
+	return str
+}
+
+func (s MessageSink_ended_Params) EncodeAsPtr(seg *capnp.Segment) capnp.Ptr {
+	return capnp.Struct(s).EncodeAsPtr(seg)
+}
+
+func (MessageSink_ended_Params) DecodeFromPtr(p capnp.Ptr) MessageSink_ended_Params {
+	return MessageSink_ended_Params(capnp.Struct{}.DecodeFromPtr(p))
+}
+
+func (s MessageSink_ended_Params) ToPtr() capnp.Ptr {
+	return capnp.Struct(s).ToPtr()
+}
+func (s MessageSink_ended_Params) IsValid() bool {
+	return capnp.Struct(s).IsValid()
+}
+
+func (s MessageSink_ended_Params) Message() *capnp.Message {
+	return capnp.Struct(s).Message()
+}
+
+func (s MessageSink_ended_Params) Segment() *capnp.Segment {
+	return capnp.Struct(s).Segment()
+}
+func (s MessageSink_ended_Params) Reason() (string, error) {
+	p, err := capnp.Struct(s).Ptr(0)
+	return p.Text(), err
+}
+
+func (s MessageSink_ended_Params) HasReason() bool {
+	return capnp.Struct(s).HasPtr(0)
+}
+
+func (s MessageSink_ended_Params) ReasonBytes() ([]byte, error) {
+	p, err := capnp.Struct(s).Ptr(0)
+	return p.TextBytes(), err
+}
+
+func (s MessageSink_ended_Params) SetReason(v string) error {
+	return capnp.Struct(s).SetText(0, v)
+}
+
+// MessageSink_ended_Params_List is a list of MessageSink_ended_Params.
+type MessageSink_ended_Params_List = capnp.StructList[MessageSink_ended_Params]
+
+// NewMessageSink_ended_Params creates a new list of MessageSink_ended_Params.
+func NewMessageSink_ended_Params_List(s *capnp.Segment, sz int32) (MessageSink_ended_Params_List, error) {
+	l, err := capnp.NewCompositeList(s, capnp.ObjectSize{DataSize: 0, PointerCount: 1}, sz)
+	return capnp.StructList[MessageSink_ended_Params](l), err
+}
+
+// MessageSink_ended_Params_Future is a wrapper for a MessageSink_ended_Params promised by a client call.
+type MessageSink_ended_Params_Future struct{ *capnp.Future }
+
+func (f MessageSink_ended_Params_Future) Struct() (MessageSink_ended_Params, error) {
+	p, err := f.Future.Ptr()
+	return MessageSink_ended_Params(p.Struct()), err
+}
+
+type MessageSink_ended_Results capnp.Struct
+
+// MessageSink_ended_Results_TypeID is the unique identifier for the type MessageSink_ended_Results.
+const MessageSink_ended_Results_TypeID = 0xa7508cdc6de98336
+
+func NewMessageSink_ended_Results(s *capnp.Segment) (MessageSink_ended_Results, error) {
+	st, err := capnp.NewStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 0})
+	return MessageSink_ended_Results(st), err
+}
+
+func NewRootMessageSink_ended_Results(s *capnp.Segment) (MessageSink_ended_Results, error) {
+	st, err := capnp.NewRootStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 0})
+	return MessageSink_ended_Results(st), err
+}
+
+func ReadRootMessageSink_ended_Results(msg *capnp.Message) (MessageSink_ended_Results, error) {
+	root, err := msg.Root()
+	return MessageSink_ended_Results(root.Struct()), err
+}
+
+func (s MessageSink_ended_Results) String() string {
+	str, _ := text.Marshal(0xa7508cdc6de98336, capnp.Struct(s))
+	return str
+}
+
+func (s MessageSink_ended_Results) EncodeAsPtr(seg *capnp.Segment) capnp.Ptr {
+	return capnp.Struct(s).EncodeAsPtr(seg)
+}
+
+func (MessageSink_ended_Results) DecodeFromPtr(p capnp.Ptr) MessageSink_ended_Results {
+	return MessageSink_ended_Results(capnp.Struct{}.DecodeFromPtr(p))
+}
+
+func (s MessageSink_ended_Results) ToPtr() capnp.Ptr {
+	return capnp.Struct(s).ToPtr()
+}
+func (s MessageSink_ended_Results) IsValid() bool {
+	return capnp.Struct(s).IsValid()
+}
+
+func (s MessageSink_ended_Results) Message() *capnp.Message {
+	return capnp.Struct(s).Message()
+}
+
+func (s MessageSink_ended_Results) Segment() *capnp.Segment {
+	return capnp.Struct(s).Segment()
+}
+
+// MessageSink_ended_Results_List is a list of MessageSink_ended_Results.
+type MessageSink_ended_Results_List = capnp.StructList[MessageSink_ended_Results]
+
+// NewMessageSink_ended_Results creates a new list of MessageSink_ended_Results.
+func NewMessageSink_ended_Results_List(s *capnp.Segment, sz int32) (MessageSink_ended_Results_List, error) {
+	l, err := capnp.NewCompositeList(s, capnp.ObjectSize{DataSize: 0, PointerCount: 0}, sz)
+	return capnp.StructList[MessageSink_ended_Results](l), err
+}
+
+// MessageSink_ended_Results_Future is a wrapper for a MessageSink_ended_Results promised by a client call.
+type MessageSink_ended_Results_Future struct{ *capnp.Future }
+
+func (f MessageSink_ended_Results_Future) Struct() (MessageSink_ended_Results, error) {
+	p, err := f.Future.Ptr()
+	return MessageSink_ended_Results(p.Struct()), err
 }
 
 type Subscription capnp.Client
@@ -1859,78 +2057,83 @@ func (f Subscription_cancel_Results_Future) Struct() (Subscription_cancel_Result
 	return Subscription_cancel_Results(p.Struct()), err
 }
 
-const schema_eedce9c41ba38fbf = "x\xda\xacV_h\x1c\xd5\x17>\xe7\xce\xee\xde\xddM" +
-	"\x93\xfc.\x9b\xfc\xa8H\x89\x0dII\xa2\x8dMk\xa1" +
-	"\x0dH\xa6\xb1!\xb6&v\xef&\xc1\x0a\xf5a2\xb9" +
-	"\x8d\xd3\xecn&;\xbb\x91\x15JD\x08\">\xb4\xa2" +
-	"\x88\xa9\x8aR)\x96\x82X\x85\x12\xfc\x83\xa5&\x16#" +
-	"(\x1a\x90*Z\xda\xa2E\xa46\xa0\x0f\x82b\x19\xb9" +
-	"\xb33\xb3\xd3\x865I\xf1mg\xe7\x9c\xf3}\xe7\xdf" +
-	"wf\xcbK\x8a\x1a\xea\xa8\x1e]\x07\x84\x1f\x0dG\xec" +
-	"z3\xd5\xbfCe\xcf\x02kA\x80\xb0B\x01\xb6\xdd" +
-	"\x11\xf9\x00\x01\x13\xad\x91w\x00\xed\xe2\x95\x1f\xdbf\xbf" +
-	";\xff\x1c\xb0f\x04\x08\xc9\xf7\x0b\x91\xe3\x08!\xfb\x99" +
-	"\xc3\x17w\x19\x83?\x1dq]Q\xbez?\xf2\x9et" +
-	"]\x88t\x01\xda\x0f|\x7f\xe9\x0fu\xbb\xf9b\xd0\xe0" +
-	"FdQ\x1a0*\x0d\x1e\xd5&\xd5\xd77\x9d\x9f\x01" +
-	"\xde\x82\xc4\xb3\xd8N\x1d\xf4\x1e*\xd1;\xfb\xbeJ<" +
-	"\xb6p\xea\xd5\x00\xfaUzL\xa2\xbf5\xfd\xca\xb5\xbb" +
-	"?}\xed4\xb0\xf5\x8a}\xf6\xc8\x9bw\xce\xff\xf2\xc3" +
-	"\x12\x00n\xfb\x86\xb6a\xe2*\xa5\x00\x89+\xb47\x11" +
-	"\x8bR\x00\xfb\xcf\x87\x0fh\xf3\xa7\x9b\xcfH$\xc9\x85" +
-	"\xc8H\xbf\xd1\xcf%R8*\x91p\xee\x8b]\x0b\x1b" +
-	"\xcds.\x17\x07\xeaD\xf4\x13ip&\xfa\x04\xa0}" +
-	"\xe3\xec\xff/\xd8\x8f,\xcd\xb9!\x1c\x83\xfa\xd8qi" +
-	"\xd0\x1c\x93\xd9\xcc\x9f\x9b\xfe\xb8o\xe6\xc4g\xcb\x18\xf5" +
-	"\xc4\xba11\x14\x93\x0e<\xd6\x8b\x89\x0dqI\xe9\x8d" +
-	"}G\xebN\xee\xdft!X\x9dp\xfc\x94\x8cW\x1f" +
-	"\x97\xf1\xee\xd2.\x9d|y\xe6\xc9k\xc0\x9a<\xbc\x9d" +
-	"q\xa7\xf2_n\xb8\xbc\xafs\xef\xb7\xbf\x06][\xe3" +
-	"\x0e\xd7\x9d\x8ek\xe3\xe5\xae\x8fj\xde\xaeZ\xf2\xd2u" +
-	",2\xf1c\xd2\xe2p\\f3\xd30\xfb\xf4u\xfe" +
-	"\xf7\xef\xa5\xe0%\x83\x8b%\x83\xebN\x88\x8c\xfa\xc2\xec" +
-	"\xe0b\xf1\xafe\xd9l\xacj\xc4DG\x95\xac\xef\xe6" +
-	"\xaa\xde\xc4P\x15\x85\xaf\xed\x11\x916&E\xae\x18\xbe" +
-	"\xd7\xfb\xd5\xaekf\xd6\xec\xdc\xed>\x0e\x88\xdc\xa4\xa1" +
-	"\x8bv\x91\x9d(\x88\x82h\xeaJj9-c\xf1u" +
-	"J\x08 \x84\x00\xac\xe7\x10\x00\xdf\xad O\x12d\x88" +
-	"u\x928\xeb\xef\x06\xe0\x0f*\xc8\x07\x092B\xead" +
-	"k\x18\x1f\x06\xe0I\x05\xf9\x01\x82vN\xe8\x86i\x88" +
-	",\xd4\xe6\x1f\x12E\xac\x06\x82\xd5\x80S\xa6VL\x8f" +
-	"k#\xde\xb3\xad\xa7\x0d\x91\xcd\xf7[@G\xf7\x94\xff" +
-	"\xadH{\xa00l\xe99\xc3\xcc\x1b\xe3\xd9v]\xcb" +
-	"\xea\"\xdd\x94\x12V\x81\xa6\xf3\xd6\xea\x93=(\xf2\xfa" +
-	"\xe3M)\xd1`\x15\xd2y\x8b\x87\xfc\\\xab\xf7\x02\xf0" +
-	"u\x0a\xf2\x16\x82\xb6K\xd5\x02\x00\xac\x01L*\xe8\xf0" +
-	"\xab\x09\xf0\x8b\xac\x84d\x95\xf8\x0e\x0b\x87e:\x8f7" +
-	"\xa1\x1dr\xd1\xd6\x13\xb4]K\x13jen\xc8\xca\x8b" +
-	"\x04\x88\xec\xdfjr+fN\xe8\xc2\x98\\\xa9\x95~" +
-	"'e\xca}\x0a\xf2\xfd\x81N\x0em]\xb1\x93\xb6v" +
-	"0/r\x03bB\x96'\x06\x04c\x80\x0di#c" +
-	"\xe41\x0a\x04\xa3k\xed\xa2$\xabd\xcaMT*9" +
-	"9\xf5I\"\xf2\x90\x12\x06\xf0\x95\x08=Ad\xac\x13" +
-	"\x08\x0b\xd3\xaeR`\x15\x93x[\x0d+U\xcf\xe9\xd0" +
-	"\xea\xeb\x87n\xfd\xdan\xab~\xb5\x96\x91\x1dCV\xde" +
-	"\xf1[Z\x1fY\xed\x16\x97\x86\xcd\x02\x1e\xf5\xb9\xb76" +
-	"\x02\xf0&\x05\xf9\x16\xb9\xc6j\x89\xfc\xe6\x14\x00\xbfG" +
-	"A\xbe\x83 \xb5\xc4\x84G\xc4\x1e)\x98iC\xd7\xf2" +
-	"\x80\x02\x11\x08\xe2Z\x06P\xd3\xc7\xfc\xa5\x0c\x8e\xbb\xd4" +
-	"\x8c\xa8\x82\xbc\x8e\xe0\xd4\x88H\x8b\xbc\x18Y6+\xa1" +
-	"\x15\x82\x83\xec|\x9d\xd3y\xefD\xa2w\"\xd8\xf3\xdd" +
-	"@\xd84E\xf4E\x1c\xbdc\xc8\x8a[\x81\xb0\x0cE" +
-	"\xe2_7\xf4\xe4\x9ai\xd2o\x88\xa2\xe2\x0b4zW" +
-	"\x85\xedi\x04\xc2\xee\xa7\x18\xf2o\x15z\xf7\x93u\xa4" +
-	"\x80\xb0V:\xe5\x96]\xc5\x06GYT\x9crwP" +
-	"E\xaa\xe9c\xaa\xbf\xdd\xc3\x80\xe2\xe6\x81\\\xa5V%" +
-	"\xb5Zg\x97+\x88G\x85\x11\xab\x08\xd2/,K\x1b" +
-	"\x15\x03Fv\xac\xdd}\xb5\\F#\xab\x15\x1a\x7f\xda" +
-	"\x02\xecR\x01!\x15\xd9I\x91\x1e7\x05\xa0\xe5\x09\xe9" +
-	"\xff\xec\x9f\x9f\xfaP]|77'g\xbcf\xad\xd3" +
-	"\xe5\x8aEp\xbce9Z\x14\xe4\xf7\x95W\xb3\xa3\xbb" +
-	"<\xdd\x95\xeeQ\xc1\x1c\x1c\x1f\x08\x0e\xfeZJ\xe6\xd1" +
-	"\xf8/\xf2V*\x01R#;V\x96;\xef\xfb\x00\xbd" +
-	"\xaf\x10\xc6\xba\x1d\xb9\x9br\xdd\x9d\xf1\xfa'\x00\x00\xff" +
-	"\xff\xc4{\xf3\x1a"
+const schema_eedce9c41ba38fbf = "x\xda\xacV{h\x1c\xd5\x17>\xe7\xcefgv7" +
+	"\x9b\xfc\xeeo\xa3V\xb4\xc4\x86\xb4\xa4\xd5\xc6>TJ" +
+	"\xa0d\x1a+\xb5\xb5\xb1;\x9b\x04[h\xff\x98\xcc\xde" +
+	"\xd6iv'\x93\x9d\xdd\xc8\x0a5V)\xf5U\xea\x13" +
+	"\x9ajQ+\xa5\x0f\x10\x1bA\"\xbeJM,F\xa8" +
+	"h\x10\xaaXiEEJ5\x82PAQF\xee\xec" +
+	"\xcc\xec\xb4a\x9bl\xf1\xbfl\xee\xb9\xe7|\xe7|\xdf" +
+	"|\xe7.\xf9J\x90CK\xe37\xc4\x81(\xfbj\xc2" +
+	"\xf6uf\xaas\x85L\x9f\x04\xda\x82\x005\x82\x08\xb0" +
+	"| \xfc\x1e\x02&v\x86\xdf\x02\xb4\x8b\xdf\xff\xb0h" +
+	"\xf4\x9bSO\x03\x9d\x8f\x00!~>O<\x88\x10\xb2" +
+	"w\xef\xf8n\x95\xde\xfd\xe3^\xf7*\xf2#*\xbe\xcd" +
+	"\xaf\xce\x13\xdb\x01\xed\xbb\xbf=\xf7\x87|\xa7\xf9b0" +
+	"\xa0G\x9c\xe4\x01\xba\x13\xb0I\x1d\x94_]pj\x18" +
+	"\x94\x16$^\xc4\x1e\xd1\xa9~@\xe4\xd5\xdb\xd6\x7f\x91" +
+	"\xd82q\xec\x95@\xf5\x95\xd2~^\xfd\xae\xc7/d" +
+	"\xcf>\x93<\x0c\xb4\xd9;Y,=\xcfO~\xfb\xff" +
+	"\xbbO<r\xf3\xc2\xa3\xa5\x93R\xd2\xb9\xd2S<\xe9" +
+	"b\x89\x97=\xbc\xeb\xe5\x8b\xb7~r\xe08\xd09\x82" +
+	"}b\xef\x1b7\x8d_8;\x05\x80\xcb;\xa5E\x98" +
+	"\xd8\"\x89\x00\x89M\xd2\x9a\xc4N\xfe\x97\xfd\xe7\xfd\x9b" +
+	"\xd5\xf1\xe3\xf3\xdf\xe1 y>\xc2\xf3\xe9\xd2g<\xdf" +
+	"\x0e\x89\x83\xc4\xb1\xd3\xab&\xe6\x99'\xdd6\x1c,s" +
+	"#\x1f;\x05#\x0f\x01\xda\xff\x9c\xb8\xfe\x8c\xfd\xc0\xd4" +
+	"\x98\x9b\xc2\x09\xd8\x139\xe8\xb4\x19\xe1\x88\xc6O\xee\xfa" +
+	"h\xfd\xf0\xa1O\xa7!\xfa0\xd2\x81\x89\xd3\x11~a" +
+	"\"\xb2\x06\x13/E9\xa4\xd76<\xdbpd\xe3\x82" +
+	"3\xc1\xc1\xee\x88\x1e\xe3\xf9\xf6Dy\xbe[\xd4sG" +
+	"\xf6\x0d?|10\x9c\x91\xa8C\xda\xe7s\xcfoh" +
+	"[\xf7\xf5/\xc1\xab\xafG\x1d\xac#\xce\xd5\xa6\xf3\xed" +
+	"\x1f\xd4\xbd\x19\x9b\xf2\xdau\"~\x8a\xee\xe7\x11\x97\xa2" +
+	"\xbc\x9b\xe1\xc6\xd1\xc7~U\xfe\xfe=8\xdf\x9e\x98\x13" +
+	"\xc0b<EV~a\xb4{\xb2\xf8\xd7\xb4n\x86c" +
+	"M\x988\x1a\xe3\xf3=\x14\xdb\x9d\xb8\x14\x13\xe1K;" +
+	"\xcd2\xfa \xcb\x15kn\xf7\xfej\xd5T\xd30\xdb" +
+	"V\xbb?\xbbXnP\xd7X+3\x06\x0a\xac\xc0\x9a" +
+	"\xdb\x93jN\xcdZJ\xad\x10\x02\x08!\x00\xbdg;" +
+	"\x80\xb2Z@%I\x90\"6p\xe0\xb4\xb3\x03@\xb9" +
+	"W@\xa5\x9b %\xa4\x81SC\x95^\x00%)\xa0" +
+	"\xb2\x99\xa0\x9dc\x9an\xea\xcc\x80\xfa\xfc}\xac\x88q" +
+	" \x18\x07\x1c2\xd5b\xa6_M{\xbfm-\xa33" +
+	"#\xdfi\x81\xb8mm\xf9\xbf\x15aw\x15z--" +
+	"\xa7\x9by\xbd\xdfh\xd5TCc\x99\xe6\x14\xb3\x0ab" +
+	"&o\xcd\xbe\xd9\xad,\xaf=\xd8\x9cb\x8dV!\x93" +
+	"\xb7\x94\x90\xdfk|\x1d\x80R+\xa0\xd2B\xd0v\xa1" +
+	"Z\x00\x80u\x80I\x01\x1d|u\x01|\xe1\x99*Y" +
+	"%\xbc\xbd\xccA\x99\xc9\xe3e\xd5\xb6\xbb\xd5\xe6\x10\xb4" +
+	"\xddH\x13\xeayoH\xcb\x1f\x12 \xd2\xab\xcd\xe4\xca" +
+	"\x9a9\xa61}p&*}&y\xcb\xeb\x05T6" +
+	"\x06\x98\xecY6#\x93\xb6\xba5\xcfr]l\x80\x8f" +
+	"'\x02\x04#\x80\x8d\x19=\xab\xe7Q\x02\x82R\xb5," +
+	"r\xb0B\xf6*$v2\xcbR\xb7\xb1.\xdd\xe8k" +
+	"eF\x9a\xa5\xfd\x91Vs\xa74\x13\x80 \x0dm\x00" +
+	"\x8a$\xa0\xd2@\xb0=\xc7T\xab\xdf\xc0Z X\x1b" +
+	"hA\xa8\xd4\x82\xc3V\x12Q\x09\x095\x00\xbe\xa5\xa2" +
+	"\xe7\xec\x94\xb6\x01\xa15b{\xa9M\x19\x93xM\xf2" +
+	"\xf1qW\xc3&\xbal.\xba&6\xeb-\xdd\xe8C" +
+	"Zv\x9c+\x84\x18\x9e\xad\xa7\x94x\xb2\xf8\x90=\xec" +
+	"\x0b\x9b\x00\x94f\x01\x95%\xdcT\xe4\x12\xf8\xc5)\x00" +
+	"\xe56\x01\x95\x15\x04E\x8b\x0dx@\xect\xc1\xcc\xe8" +
+	"\x9a\x9a\x07d\x88@\x10\xab\xf9\x1cT\xad\xcf\xb7\x88 " +
+	"\xeb\x1de\xd6\x87\xd2,\xc3\xf2,=M\xb9\xa1\x19\x92" +
+	"\x03g\xbe\xc1a\xde\xdb\xf5\xe8-,\xfa\\\x07\x10\xba" +
+	"KD\xf4W\x0az[\x9d\x16\x97\x01\xa1Y\x11\x89\xbf" +
+	"\xa6\xd1[\x1eT\xe5\xf7zD\x14\xfcu\x81\xde\x8e\xa3" +
+	"k\x9b\x80\xd0\x95\"\x86\xfc\xcd\x89\xdeC\x80.M\x01" +
+	"\xa1\x0b\xc5!w\xec26:>'\xe3\x90\xeb\x082" +
+	"\x8a\xaa\xd6'\xfb^\xd3\x0b\xc8.\x17\xe4,\x9d3\xa9" +
+	"\xd6;\xceR\xc1\xca*HlV_\xa9{4\xdd\xd4" +
+	"\xc3\xb3\xb5=_m\x01t\xa9\x80\xad3c\x90e\xfa" +
+	"M\x06hy\xb6\xfe?\xfb\xe7G\xdf\x97'Grc" +
+	"\\\xe3u\xd5\xaa\xcb\xb5\xae\xa0\xbc\xf98Z\x04T\xee" +
+	"(\x7f\x9aK;\xca\xea\xae\xb4\x1d\x0bfw\x7fWP" +
+	"\xf8\xd5\x8c\xcc\x83\xf1_\xf4-T*(\xeaF\x1f\x17" +
+	"\xbd\xe4\x88\xde{\xad\xa0\xf7&\xe2]\x12:\x9f\x8b\xde" +
+	"{)\xa2\xf7\x98\xa47r\xd1\xc7\xc5!7\xb5\x8c\x8d" +
+	"\x8e';\x12\xfc7\x00\x00\xff\xff\x9f\xe6;\xf4"
 
 func RegisterSchema(reg *schemas.Registry) {
 	reg.Register(&schemas.Schema{
@@ -1942,6 +2145,8 @@ func RegisterSchema(reg *schemas.Registry) {
 			0x94703540f6dfdb43,
 			0x99c6269f40766159,
 			0x9caac95d13d04c3a,
+			0xa7508cdc6de98336,
+			0xa9291c7e88b812ef,
 			0xb09dc52beb9b85a7,
 			0xb525b0c4615c4ef9,
 			0xc17021c941cdc301,
