@@ -148,6 +148,9 @@ func TestGroupOperationsUnimplemented(t *testing.T) {
 	if err := b.CreateGroup(ctx, "x"); !errors.Is(err, ErrNotRegistered) {
 		t.Errorf("CreateGroup before register: %v", err)
 	}
+	if err := b.CreateGroup(ctx, strings.Repeat("n", MaxGroupNameSize+1)); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("CreateGroup with a long name: %v", err)
+	}
 	if _, err := b.Register(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -166,6 +169,9 @@ func TestGroupOperationsUnimplemented(t *testing.T) {
 		if !errors.Is(err, ErrUnimplemented) {
 			t.Errorf("%s: %v, want ErrUnimplemented", name, err)
 		}
+	}
+	if err := b.Send(ctx, "team", strings.Repeat("x", MaxTextSize+1), nil); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("Send of a long text: %v", err)
 	}
 }
 

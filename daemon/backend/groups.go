@@ -4,11 +4,18 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"unicode/utf8"
 )
 
 // The group operations below need the MLS group state machine. Until it is
 // wired in they check their arguments and return ErrUnimplemented; they
 // never pretend to have done anything.
+
+// Limits on what a user may send or name.
+const (
+	MaxTextSize      = 64 << 10 // bytes of one message
+	MaxGroupNameSize = 256      // bytes of a group name
+)
 
 func mlsGroupsMissing(op string) error {
 	return fmt.Errorf("%s: %w: MLS groups are not wired into qpd yet", op, ErrUnimplemented)
@@ -22,8 +29,8 @@ func (b *Backend) requireIdentity(ctx context.Context) error {
 
 // CreateGroup creates a group named name with the user as its only member.
 func (b *Backend) CreateGroup(ctx context.Context, name string) error {
-	if name == "" {
-		return fmt.Errorf("%w: empty group name", ErrInvalidArgument)
+	if name == "" || len(name) > MaxGroupNameSize || !utf8.ValidString(name) {
+		return fmt.Errorf("%w: a group name is 1 to %d bytes of UTF-8", ErrInvalidArgument, MaxGroupNameSize)
 	}
 	if err := b.requireIdentity(ctx); err != nil {
 		return err
@@ -62,6 +69,9 @@ func (b *Backend) Members(ctx context.Context, group string) error {
 func (b *Backend) Send(ctx context.Context, group, text string, clientMsgID []byte) error {
 	if text == "" {
 		return fmt.Errorf("%w: empty message", ErrInvalidArgument)
+	}
+	if len(text) > MaxTextSize {
+		return fmt.Errorf("%w: message of %d bytes, limit %d", ErrInvalidArgument, len(text), MaxTextSize)
 	}
 	if len(clientMsgID) > 64 {
 		return fmt.Errorf("%w: client message id longer than 64 bytes", ErrInvalidArgument)
