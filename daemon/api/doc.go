@@ -9,5 +9,6 @@
 // The Server type only translates: every call goes to the backend.Backend,
 // and backend errors map to status codes (ErrUnimplemented → UNIMPLEMENTED,
 // ErrNotRegistered → FAILED_PRECONDITION, ErrNotConnected → UNAVAILABLE,
-// ErrGroupNotFound → NOT_FOUND, bad input → INVALID_ARGUMENT).
+// ErrGroupNotFound and ErrNoKeyPackage → NOT_FOUND, bad input →
+// INVALID_ARGUMENT).
 package api

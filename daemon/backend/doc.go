@@ -14,9 +14,14 @@
 // the next committed write, so a reader that takes the channel before it
 // reads the store never misses a change.
 //
-// # Node queues
+// # Node queues and KeyPackages
 //
-// While connected, two workers run beside the connection:
+// While connected, workers run beside the connection:
+//   - the KeyPackage keeper tops up this identity's KeyPackages at the node
+//     (Config.KeyPackageTarget, plus a last-resort one) on connect and every
+//     Config.KeyPackageCheck; each private half is committed to the store
+//     before its KeyPackage is uploaded. MLSKeyPackages makes them with
+//     internal/mls. FetchKey fetches a peer's and validates it;
 //   - the receiver subscribes to the user's queue from the stored node
 //     cursor; for each pushed envelope it calls the EnvelopeHandler and
 //     advances the cursor in the same transaction, and acknowledges to the
@@ -28,17 +33,16 @@
 //
 // # Seams
 //
-// MLS plugs in at these places, all nil or unimplemented until
-// internal/mls provides the group state machine:
-//   - Config.KeyPackages (KeyPackageMaker) makes KeyPackages; Register and
-//     the connection loop store each private half before uploading it.
+// The MLS group state machine plugs in at these places:
 //   - Config.Envelopes (EnvelopeHandler) applies what arrives. While it is
 //     nil the daemon does not read its queue, so nothing is acknowledged
 //     that was not applied.
 //   - The group operations (CreateGroup, Invite, Join, Members, Send, Remove,
-//     Leave, Update, FetchKey) check their arguments and return
-//     ErrUnimplemented. Send will encrypt and, in one transaction, store the
-//     group state, the history entry and the outbox item (store.Tx.AddOutbox);
-//     commits (store.OutboxCommit) are left in the outbox for the group state
+//     Leave, Update) check their arguments and return ErrUnimplemented.
+//     Send will encrypt and, in one transaction, store the group state, the
+//     history entry and the outbox item (store.Tx.AddOutbox); commits
+//     (store.OutboxCommit) are left in the outbox for the group state
 //     machine, which must learn the node's verdict before merging.
+//   - Config.KeyPackages is a KeyPackageMaker; MLSKeyPackages.ExtensionTypes
+//     advertises extra extensions (such as the group-name extension).
 package backend
