@@ -154,9 +154,9 @@ func TestBadInputGarbageStream(t *testing.T) {
 	for name, b := range garbage {
 		t.Run(name, func(t *testing.T) {
 			conn, s := rawConn(t, n)
-			if _, err := s.Write(b); err != nil {
-				t.Fatalf("write garbage: %v", err)
-			}
+			// The node may refuse the stream before the whole write is
+			// through; a write error then is the node closing it.
+			s.Write(b)
 			s.Close()
 			waitClosed(t, conn, s)
 			checkServing(t, n)
