@@ -39,7 +39,7 @@ type Config struct {
 	// PinnedFingerprint is the SHA-256 of the node's certificate (32 bytes).
 	PinnedFingerprint []byte
 	// VerifyServer decides on the node's certificate (DER), e.g. TOFUFile.
-	// An error that wraps ErrServerCertChanged is returned by Dial as is.
+	// Dial returns its error wrapped (errors.Is finds ErrServerCertChanged).
 	VerifyServer func(certDER []byte) error
 
 	Logger *slog.Logger // nil: discard

@@ -34,5 +34,8 @@
 // Receive reads from a cursor without deleting; Ack deletes up to a sequence
 // number. Subscribe asks the node to push: it calls the given function with
 // each batch, in order, one at a time; the node sends the next batch only after
-// the function returns.
+// the function returns, so the function may commit, Ack and then return.
+// Subscription.Done is closed when pushes stop (Cancel, an error from the
+// function, the node giving up, or the end of the connection); resubscribe
+// from the last processed Seq.
 package client
