@@ -163,13 +163,37 @@ type epochKeys struct {
 
 // pastEpoch is what is kept of an old epoch to read late application
 // messages: the sender-data secret, the secret tree and the members'
-// signature keys.
+// credentials and signature keys.
 type pastEpoch struct {
 	epoch            uint64
 	ctx              GroupContext
 	senderDataSecret []byte
 	secretTree       *SecretTree
-	tree             *RatchetTree
+	senders          []*pastSender // by leaf index, nil for a blank leaf
+}
+
+// pastSender is a member of a past epoch, as needed to authenticate its
+// late messages. Its slices are never written to.
+type pastSender struct {
+	credential   Credential
+	signatureKey []byte
+}
+
+// pastSenders records the members of tree t.
+func pastSenders(t *RatchetTree) []*pastSender {
+	out := make([]*pastSender, t.NumLeaves())
+	for _, l := range t.Members() {
+		ln := t.LeafNode(l)
+		out[l] = &pastSender{credential: ln.Credential, signatureKey: ln.SignatureKey}
+	}
+	return out
+}
+
+func (p *pastEpoch) sender(l LeafIndex) *pastSender {
+	if uint64(l) >= uint64(len(p.senders)) {
+		return nil
+	}
+	return p.senders[l]
 }
 
 // cachedProposal is a proposal received (or sent) in the current epoch, by
@@ -320,7 +344,7 @@ func (g *Group) clone() *Group {
 	for i, p := range g.past {
 		cp := *p
 		cp.secretTree = cloneSecretTree(p.secretTree)
-		c.past[i] = &cp // the past tree and context are never modified
+		c.past[i] = &cp // the senders and context are never modified
 	}
 	c.resumption = cloneKeyMap(g.resumption)
 	c.psks = cloneKeyMap(g.psks)

@@ -650,7 +650,7 @@ func (ng *Group) retire(old *Group, st *SecretTree) {
 		ctx:              cloneGroupContext(&old.ctx),
 		senderDataSecret: old.keys.senderDataSecret,
 		secretTree:       st,
-		tree:             old.tree,
+		senders:          pastSenders(old.tree),
 	})
 	if drop := len(ng.past) - keep; drop > 0 {
 		for _, p := range ng.past[:drop] {

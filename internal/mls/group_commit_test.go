@@ -267,8 +267,9 @@ func TestGroupLateAndOutOfOrderMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	sg.commitFrom(a, res)
+	sg.reload() // the past epoch's keys are stored too
 	r, err := a.g.ProcessMessage(msgs[1])
-	if err != nil || r.Plaintext[0] != 1 || r.Epoch != a.g.Epoch()-1 {
+	if err != nil || r.Plaintext[0] != 1 || r.Epoch != a.g.Epoch()-1 || string(r.Sender.Identity) != b.name {
 		t.Fatalf("late message: %v", err)
 	}
 	if _, err := a.g.ProcessMessage(msgs[1]); err == nil {

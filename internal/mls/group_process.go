@@ -269,20 +269,22 @@ func (g *Group) processPastApplication(pm *PrivateMessage) (*Received, error) {
 		undo.restore()
 		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
 	}
-	ln := pe.tree.LeafNode(ac.Content.Sender.LeafIndex)
-	if ln == nil {
+	l := ac.Content.Sender.LeafIndex
+	ps := pe.sender(l)
+	if ps == nil {
 		undo.restore()
-		return nil, fmt.Errorf("%w: sender leaf %d is blank", ErrInvalidMessage, ac.Content.Sender.LeafIndex)
+		return nil, fmt.Errorf("%w: sender leaf %d is blank", ErrInvalidMessage, l)
 	}
-	if err := ac.VerifySignature(g.suite, ln.SignatureKey, &pe.ctx); err != nil {
+	if err := ac.VerifySignature(g.suite, ps.signatureKey, &pe.ctx); err != nil {
 		undo.restore()
 		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
 	}
 	return &Received{
-		Kind:              KindApplication,
-		Epoch:             pm.Epoch,
-		SenderType:        SenderMember,
-		Sender:            leafMember(ac.Content.Sender.LeafIndex, ln),
+		Kind:       KindApplication,
+		Epoch:      pm.Epoch,
+		SenderType: SenderMember,
+		Sender: Member{Leaf: l, Identity: bytes.Clone(ps.credential.Identity), Credential: *cloneCredential(&ps.credential),
+			SignatureKey: bytes.Clone(ps.signatureKey)},
 		AuthenticatedData: bytes.Clone(ac.Content.AuthenticatedData),
 		Plaintext:         bytes.Clone(ac.Content.ApplicationData),
 	}, nil

@@ -50,7 +50,15 @@ func (g *Group) appendState(b []byte) []byte {
 			b = p.ctx.append(b)
 			b = AppendOpaque(b, p.senderDataSecret)
 			b = appendSecretTree(b, p.secretTree)
-			b = AppendOpaque(b, p.tree.Marshal())
+			b = AppendVector(b, func(b []byte) []byte {
+				for _, ps := range p.senders {
+					b = AppendOptional(b, ps != nil, func(b []byte) []byte {
+						b = ps.credential.append(b)
+						return AppendOpaque(b, ps.signatureKey)
+					})
+				}
+				return b
+			})
 		}
 		return b
 	})
@@ -198,14 +206,18 @@ func readGroupState(r *Reader, depth int) (*Group, error) {
 		p.ctx = r.readGroupContext()
 		p.senderDataSecret = r.Opaque()
 		stb := r.Opaque()
-		tb := r.Opaque()
+		p.senders = []*pastSender{}
+		r.Vector(func(r *Reader) {
+			var ps *pastSender
+			r.Optional(func(r *Reader) {
+				ps = &pastSender{credential: r.readCredential(), signatureKey: r.Opaque()}
+			})
+			p.senders = append(p.senders, ps)
+		})
 		if r.Err() != nil || perr != nil {
 			return
 		}
 		if p.secretTree, perr = ParseSecretTree(stb); perr != nil {
-			return
-		}
-		if p.tree, perr = ParseRatchetTree(tb); perr != nil {
 			return
 		}
 		g.past = append(g.past, p)
@@ -312,7 +324,7 @@ func (g *Group) checkConsistent() error {
 		}
 	}
 	for _, p := range g.past {
-		if p.secretTree.NumLeaves() != p.tree.NumLeaves() || len(p.senderDataSecret) != nh {
+		if p.secretTree.NumLeaves() != uint32(len(p.senders)) || len(p.senderDataSecret) != nh {
 			return fmt.Errorf("%w: past epoch %d is inconsistent", ErrDecode, p.epoch)
 		}
 	}
