@@ -5,6 +5,8 @@
 //   - auth: AuthService, the KeyPackage directory.
 //   - delivery: DeliveryService, the queues, with MessageSink and Subscription
 //     for server push.
+//   - group: GroupService, one commit per (group, epoch) and fan-out of
+//     group messages, reading only the clear MLSMessage header.
 //   - envelope: Envelope, one queued message.
 //
 // A failed call carries an exception whose reason starts with

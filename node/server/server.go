@@ -26,6 +26,7 @@ const (
 	DefaultRateLimit         = 200
 	DefaultRateBurst         = 400
 	DefaultReceiveBatch      = 256
+	DefaultMaxRecipients     = 10000
 	maxBatchBytes            = 16 << 20 // bound on the payload bytes of one reply or push
 	maxClientMsgIDSize       = 64
 	streamAcceptTimeout      = 10 * time.Second
@@ -36,7 +37,8 @@ type Config struct {
 	Store  store.Store
 	Logger *slog.Logger // nil: discard
 
-	MaxPayloadSize    int        // bytes per enqueued payload
+	MaxPayloadSize    int        // bytes per enqueued payload, group message or Welcome
+	MaxRecipients     int        // recipients (with welcome recipients) of one group call
 	MaxKeyPackageSize int        // bytes per KeyPackage
 	RateLimit         rate.Limit // sustained requests per second per identity
 	RateBurst         int        // requests an identity may make at once
@@ -74,6 +76,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.RateBurst <= 0 {
 		cfg.RateBurst = DefaultRateBurst
+	}
+	if cfg.MaxRecipients <= 0 {
+		cfg.MaxRecipients = DefaultMaxRecipients
 	}
 	if cfg.ReceiveBatch <= 0 {
 		cfg.ReceiveBatch = DefaultReceiveBatch
@@ -154,9 +159,10 @@ func (s *Server) ServeConn(ctx context.Context, conn *quic.Conn) {
 	} else {
 		sess.limiter = s.limiters.get(identity)
 	}
-	// A request carries at most one payload or KeyPackage; leave room for
-	// framing and several in flight.
-	maxMsg := uint64(4*max(s.cfg.MaxPayloadSize, s.cfg.MaxKeyPackageSize) + 1<<20)
+	// A request carries at most two payloads (a commit and its Welcome) or
+	// one KeyPackage, and up to MaxRecipients keys (40 bytes each with their
+	// list pointers); leave room for framing and several in flight.
+	maxMsg := uint64(4*max(2*s.cfg.MaxPayloadSize, s.cfg.MaxKeyPackageSize) + 2*40*s.cfg.MaxRecipients + 1<<20)
 	rc := transport.NewRPCConn(stream, maxMsg, capnp.Client(nodecp.NodeService_ServerToClient(sess)), rpcErrors{log})
 
 	select {

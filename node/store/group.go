@@ -8,6 +8,10 @@ import (
 // ErrStaleEpoch matches (with errors.Is) every *StaleEpochError.
 var ErrStaleEpoch = errors.New("store: stale epoch")
 
+// ErrNotMember: the sender of a commit or group message is not in the
+// group's roster (see "Groups" in the package documentation).
+var ErrNotMember = errors.New("store: sender is not in the group's roster")
+
 // MaxGroupIDSize is the longest group id the store accepts (MLS group ids are
 // opaque<V>; ours are 16 random bytes).
 const MaxGroupIDSize = 255

@@ -7,8 +7,9 @@ $Go.import("github.com/quicproquo/quicproquo/schemas/node");
 
 using Auth = import "/auth/auth.capnp";
 using Delivery = import "/delivery/delivery.capnp";
+using Group = import "/group/group.capnp";
 
-interface NodeService extends(Auth.AuthService, Delivery.DeliveryService) {
+interface NodeService extends(Auth.AuthService, Delivery.DeliveryService, Group.GroupService) {
   # Everything a node serves, on one capability. The connection's identity
   # is the Ed25519 key of the client's TLS certificate; without one, only
   # ping is allowed.

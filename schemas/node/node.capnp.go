@@ -11,6 +11,7 @@ import (
 	context "context"
 	auth "github.com/quicproquo/quicproquo/schemas/auth"
 	delivery "github.com/quicproquo/quicproquo/schemas/delivery"
+	group "github.com/quicproquo/quicproquo/schemas/group"
 )
 
 type NodeService capnp.Client
@@ -198,6 +199,66 @@ func (c NodeService) Subscribe(ctx context.Context, params func(delivery.Deliver
 
 }
 
+func (c NodeService) SubmitCommit(ctx context.Context, params func(group.GroupService_submitCommit_Params) error) (group.GroupService_submitCommit_Results_Future, capnp.ReleaseFunc) {
+
+	s := capnp.Send{
+		Method: capnp.Method{
+			InterfaceID:   0xe1eca3caeabd8c18,
+			MethodID:      0,
+			InterfaceName: "group/group.capnp:GroupService",
+			MethodName:    "submitCommit",
+		},
+	}
+	if params != nil {
+		s.ArgsSize = capnp.ObjectSize{DataSize: 0, PointerCount: 5}
+		s.PlaceArgs = func(s capnp.Struct) error { return params(group.GroupService_submitCommit_Params(s)) }
+	}
+
+	ans, release := capnp.Client(c).SendCall(ctx, s)
+	return group.GroupService_submitCommit_Results_Future{Future: ans.Future()}, release
+
+}
+
+func (c NodeService) FanOut(ctx context.Context, params func(group.GroupService_fanOut_Params) error) (group.GroupService_fanOut_Results_Future, capnp.ReleaseFunc) {
+
+	s := capnp.Send{
+		Method: capnp.Method{
+			InterfaceID:   0xe1eca3caeabd8c18,
+			MethodID:      1,
+			InterfaceName: "group/group.capnp:GroupService",
+			MethodName:    "fanOut",
+		},
+	}
+	if params != nil {
+		s.ArgsSize = capnp.ObjectSize{DataSize: 0, PointerCount: 3}
+		s.PlaceArgs = func(s capnp.Struct) error { return params(group.GroupService_fanOut_Params(s)) }
+	}
+
+	ans, release := capnp.Client(c).SendCall(ctx, s)
+	return group.GroupService_fanOut_Results_Future{Future: ans.Future()}, release
+
+}
+
+func (c NodeService) GroupState(ctx context.Context, params func(group.GroupService_groupState_Params) error) (group.GroupService_groupState_Results_Future, capnp.ReleaseFunc) {
+
+	s := capnp.Send{
+		Method: capnp.Method{
+			InterfaceID:   0xe1eca3caeabd8c18,
+			MethodID:      2,
+			InterfaceName: "group/group.capnp:GroupService",
+			MethodName:    "groupState",
+		},
+	}
+	if params != nil {
+		s.ArgsSize = capnp.ObjectSize{DataSize: 0, PointerCount: 1}
+		s.PlaceArgs = func(s capnp.Struct) error { return params(group.GroupService_groupState_Params(s)) }
+	}
+
+	ans, release := capnp.Client(c).SendCall(ctx, s)
+	return group.GroupService_groupState_Results_Future{Future: ans.Future()}, release
+
+}
+
 func (c NodeService) WaitStreaming() error {
 	return capnp.Client(c).WaitStreaming()
 }
@@ -288,6 +349,12 @@ type NodeService_Server interface {
 	Ack(context.Context, delivery.DeliveryService_ack) error
 
 	Subscribe(context.Context, delivery.DeliveryService_subscribe) error
+
+	SubmitCommit(context.Context, group.GroupService_submitCommit) error
+
+	FanOut(context.Context, group.GroupService_fanOut) error
+
+	GroupState(context.Context, group.GroupService_groupState) error
 }
 
 // NodeService_NewServer creates a new Server from an implementation of NodeService_Server.
@@ -306,7 +373,7 @@ func NodeService_ServerToClient(s NodeService_Server) NodeService {
 // This can be used to create a more complicated Server.
 func NodeService_Methods(methods []server.Method, s NodeService_Server) []server.Method {
 	if cap(methods) == 0 {
-		methods = make([]server.Method, 0, 9)
+		methods = make([]server.Method, 0, 12)
 	}
 
 	methods = append(methods, server.Method{
@@ -414,6 +481,42 @@ func NodeService_Methods(methods []server.Method, s NodeService_Server) []server
 		},
 		Impl: func(ctx context.Context, call *server.Call) error {
 			return s.Subscribe(ctx, delivery.DeliveryService_subscribe{Call: call})
+		},
+	})
+
+	methods = append(methods, server.Method{
+		Method: capnp.Method{
+			InterfaceID:   0xe1eca3caeabd8c18,
+			MethodID:      0,
+			InterfaceName: "group/group.capnp:GroupService",
+			MethodName:    "submitCommit",
+		},
+		Impl: func(ctx context.Context, call *server.Call) error {
+			return s.SubmitCommit(ctx, group.GroupService_submitCommit{Call: call})
+		},
+	})
+
+	methods = append(methods, server.Method{
+		Method: capnp.Method{
+			InterfaceID:   0xe1eca3caeabd8c18,
+			MethodID:      1,
+			InterfaceName: "group/group.capnp:GroupService",
+			MethodName:    "fanOut",
+		},
+		Impl: func(ctx context.Context, call *server.Call) error {
+			return s.FanOut(ctx, group.GroupService_fanOut{Call: call})
+		},
+	})
+
+	methods = append(methods, server.Method{
+		Method: capnp.Method{
+			InterfaceID:   0xe1eca3caeabd8c18,
+			MethodID:      2,
+			InterfaceName: "group/group.capnp:GroupService",
+			MethodName:    "groupState",
+		},
+		Impl: func(ctx context.Context, call *server.Call) error {
+			return s.GroupState(ctx, group.GroupService_groupState{Call: call})
 		},
 	})
 
@@ -675,38 +778,39 @@ func NewErrorCode_List(s *capnp.Segment, sz int32) (ErrorCode_List, error) {
 	return capnp.NewEnumList[ErrorCode](s, sz)
 }
 
-const schema_b3889f984bfe7146 = "x\xdat\x91\xcbkSA\x14\xc6\xbf3\xf7\xd5Mh" +
-	"\x87[\x10\xb1\xe8\xa6\"\x8a\xd6\xfa(HAh+\xb5" +
-	"\xd8\x94\x92\xab\x16iAp\x9a;$c\x92\x99tr" +
-	"\x93\x187j\xa0`\xd1\xban\xdd\xe8F\xd7\xe2\x03W" +
-	"\x0a\x82`\x11\xba\xf1\x1f\x10\xdc\xbat\xefH\x0a\x11\x15" +
-	"\\\x9d\xb3\xf8q~|\xe7\x1b?\xc0\xa6\xfcS\xb9}" +
-	"9\xb0d+\x08\xdd\x8fJ\xf9\xf5\xces\xf3\x08|\x84" +
-	"\x00?\x02\xce\xac\x853\x04\xdf\x8d_\xeb\x1e\xbc\xf1\xf2" +
-	"\xee6\xf8\x90\xe7.\xae\xfd\xcco=\xb9\xff\x0a\xa0x" +
-	"9\xfc\x16\xcb0\x02b\x11\xce\xc5\x1b\xe1\x11\xc0\xed\x9e" +
-	"\xf8<\xf1n.\xff\x06|\x88\xfd\x05\xdf\x0b\xbf\xc4\x9b" +
-	"{\xf0F\xf8\x15\xe4\xba\xbb+\x9b\x0f\x1e\x0e\xbfE2" +
-	"B\x04\x04\xd43\xee\x8f\xe6\x09\x14\x1f\x8e\xdaph;" +
-	"mRyR\x9b4\x92cEQ\xd7\xf5\xc9E\x93\xca" +
-	"+\xd2\xb6TQ\x8e\xd5\x95.\x8d\x16\x84\x15\xb5\x06\xfa" +
-	"\xe0\xbf\\\xa4\x8a\xb2@\x94\xf8^\x00\xfc\x8eH}7" +
-	"\xe7\xc7\xc0x\x10\x0d\xf6nMQ2@\xe4\x9e~\x9f" +
-	"\xfcD/\xc6\xd6\x01\xb8\x8f\x1f\xd6\xdf/l?\xdb\xe9" +
-	"\xed}\x05\xeb;f\xad5\xf6\x82Ii\xcf0J\x0c" +
-	"\xe0r\x06 \xe2\xd7o\x02\xc4\xf8rox|i\x1e" +
-	" \x9f'\xa7\x01\x0a\xf8\xa5U\x80B>\xdb\x05(\xe2" +
-	"\xd3+\x00\x0d\xf0\xf3\xf3\xc0\x9d\xa6\xaeh\xd3\xd6\xae\xa9" +
-	"E3+\x1b\x8bAu[\xa6N\x9b\xbc\xec\x14D\x11" +
-	"\x83\x15Q\x92.3fA\xd8\x92\x04p\xa8\xaaj*" +
-	"sVdrA\xd5\x14\xa2L\xa6N\xe9\x96\xa8\xaat" +
-	"\x9a\xd9R\xb3&u\x86F&\xaar\xb6n\xbcb\xd9" +
-	")\x9dI\xabE\xf5\xcf@\xfe\x7f\x9f{Y6\x9a\xd5" +
-	"\xac\x01$\x03\x9e\x0f\xf8\x04\xf0\xa3\x8f\x81\xe4\xb8G\xc9" +
-	"9FD\xc3\xbd\xea\xf8\xc4*\x90\x9c\xf5(\x99b\xe4" +
-	"\x1a\xd2\xb6\xa4\xbd\xaa\xa8&\x97\xb4\xba\xb5(<m(" +
-	"\x00\xa3\x00\xe4T*u\xa6\xb2\x0e\xa2\xbc\xecP\x0e\x8c" +
-	"r\xa0_\x01\x00\x00\xff\xff\xce,\xbe\xc8"
+const schema_b3889f984bfe7146 = "x\xdat\x91\xcfKTQ\x14\xc7\xbf\xe7\xbe\xf7|O" +
+	"H\xf42.ZHm\xdc\x14e\xf6C\x0aAPc" +
+	"\x12\x1d\x11_%\x91\x10t\x9dw\x19o\xce\xbbw\xba" +
+	"\xf3F\x9b6\xc5\x80\x10d-#\xdb\x14D\xad\xa3\x1f" +
+	"\xb42\x08\x84Dp\xd3? \xb5\xac\x16A\xfbn<" +
+	"a\xa2\x82V\xe7\xbb\xf8p>|\xcf\x19|\xc0F\xfd" +
+	"\xe3]\xbb=`\xf1f\xd0\xe1~,-\xbe\xdezn" +
+	"\xee\x83\xf7\x11\xe0\x87\xc0\xc9\xb9h\x9c\xe0\xbb\xc1K\xad" +
+	"\x03W_\xde^\x07\xef\xf1\xdc\xb9\xeb?K\x0f\x1f\xdf" +
+	"y\x05Pa$\xfa\\\x98\x8cB\xa0P\x8c&\x0ai" +
+	"t\x1ap;G\xb7\x876&Jo\xc0{\xd8_p" +
+	"\x1a},4\xf7\xe0F\xb4\x0br\xad\x9d\xf9{w\xd7" +
+	"z\xdf\"\xee#\x02\x02\xca\x8dA\xe7\x14\x81\x0a\xbcs" +
+	"\x05\x0e\xdf\x9d6\x89<\xa6M\x12\xca\x81\xb2\xa8\xe9\xda" +
+	"\xf0\x8cI\xe4\x05i\x97UY\x0e\xd4\x94\xae\xf4\xcf\x0a" +
+	"+\xd2:\xda\xe0\xbf\\\xa8\xcar\x96(\xf6\xbd\x00\xf8" +
+	"]\x91\xdan\xce\x0f\x83\xf1 \xec\xcew\x8dR\xbc\x8f" +
+	"\xc8=\xf9:\xfc\x81^\x0c\xac\x02p\x9b\xefW\xdfM" +
+	"\xaf?\xdb\xca\xf3\xfe\xb5\x8d/\xdbO\xbf}\xcas[" +
+	"\xc7\xda\xbe\xa2\xb5\xc6\x9e5\x09\xed\xd9\xfa\x89\x01\\\x8e" +
+	"\x03D\xfc\xca5\x80\x18\xbf\x9c\x0f\x8f\xcfM\x01\xe4\xf3" +
+	"\xf8\x04@\x01\x9f\\\x00\xa8\x83\x17[\x00\x85|l\x1e" +
+	"\xa0\x88\x8fL\x01\xb7\x1azI\x9b\x15\xed\x1aZ4\xb2" +
+	"Ec\xd1\xadn\xca\xc4iS\x92\xcdYQF\xf7\x92" +
+	"\xa8H\x97\x193-lE\x028XU\xa9\xca\x9c\x15" +
+	"\x99\x9cV\xa9B\x98\xc9\xc4)\xbd,\xaa*\x19c\xb6" +
+	"\xd2H\xa5\xceP\xcfDU\x16k\xc6+/:\xa53" +
+	"i\xb5\xa8\xfeY\xc8\xff\xef\xa1\xcf\xcbz\xa3\x9a\xd5\x81" +
+	"8\xf2|\xc0'\x80\x1fz\x04\xc4G<\x8a\xcf0\"" +
+	"\xea\xcd\xdf\xc8\x87\x16\x80\xf8\x94G\xf1(#W\x97v" +
+	"Y\xda\x8b\x8aR9\xa7\xd5\x8d\x19\xe1iC\x01\x18\x05" +
+	" \xa7\x12\xa93\x955\x11\x96d\x93\xba\xc0\xa8\x0b\xf4" +
+	"+\x00\x00\xff\xff/\x81\xc6o"
 
 func RegisterSchema(reg *schemas.Registry) {
 	reg.Register(&schemas.Schema{
