@@ -1,7 +1,66 @@
 // Package mls implements the Messaging Layer Security protocol, RFC 9420.
 //
-// The files follow the RFC's sections: codec.go is the presentation language
-// (§2.1), ciphersuite.go and crypto.go the cipher suites and labeled
-// functions (§5), treemath.go the array-based tree (Appendix C), and so on.
-// Conformance is shown by the official IETF test vectors in testdata/.
+// # Files follow the RFC
+//
+// codec.go is the TLS presentation language with the variable-length headers
+// of §2.1.2: a Reader with a sticky error for parsing and Append functions for
+// encoding, so every wire type has a parse/append pair and nothing uses
+// reflection. Decoding is strict: non-minimal varints, truncated input,
+// trailing bytes and unknown enum values whose bodies have no length prefix are
+// errors matching ErrDecode.
+//
+// Cryptography is reached only through the Suite interface (ciphersuite.go);
+// LookupSuite returns one value per RFC 9420 suite (1 to 7), assembled from a
+// hash, an AEAD, an HPKE binding (Go's crypto/hpke, or circl for X448) and a
+// signature scheme, so a post-quantum suite such as X-Wing is one more value.
+// crypto.go holds the labeled functions of §5, keyschedule.go the epoch
+// schedule of §8 (EpochSecrets, the exporter, the external key pair), psk.go
+// the PSK ids and psk_secret, and secrettree.go the per-sender ratchets of §9.
+// The secret tree zeroes each secret once it has been used and keeps skipped
+// keys only within a bounded window (MaxForwardDistance, OutOfOrderTolerance).
+//
+// The ratchet tree (§4, §7) is RatchetTree: ParseRatchetTree and Marshal for
+// the ratchet_tree extension, Resolution and FilteredDirectPath, TreeHash
+// (§7.8), VerifyParentHashes and Validate (§7.9.2, §12.4.3.1), and AddLeaf,
+// UpdateLeaf and RemoveLeaf for proposals (§12.1). TreeKEM (§7.4–7.6): a
+// committer calls GeneratePath, builds the provisional GroupContext with the
+// new tree hash, then EncryptPath; members call MergeUpdatePath, then
+// TreePrivateKeys.DecryptPath for the commit secret; joiners call
+// ImportPathSecret with the secret from PathUpdate.PathSecretFor.
+//
+// keypackage.go, proposals.go, commit.go, welcome.go, groupinfo.go and
+// framing.go hold the wire structures of §6, §7.6, §10 and §12. Content is
+// signed into an AuthenticatedContent (SignFramedContent), then protected as a
+// PublicMessage (ProtectPublic: membership tag) or a PrivateMessage
+// (ProtectPrivate: secret-tree key with a reuse guard, encrypted sender data,
+// zero padding). A receiver runs UnprotectPublic or UnprotectPrivate and then
+// checks the signature with the sender's key. transcript.go advances the
+// transcript hashes and computes confirmation tags.
+//
+// # Groups
+//
+// A Group is one client's state of one group (group*.go). GenerateKeyPackage
+// makes a KeyPackage and its private half, which the client stores before
+// publishing. CreateGroup starts a one-member group. Commit — or AddMembers,
+// RemoveMembers, SelfUpdate, UpdateGroupContextExtensions — builds the next
+// epoch on a copy and keeps it pending: send CommitResult.Message to the group
+// and CommitResult.Welcome to the new members, then call MergePendingCommit
+// once the delivery service accepted the commit, or DiscardPendingCommit if it
+// refused; a winning commit from another member drops it too. New members call
+// JoinFromWelcome; outsiders may JoinExternal with a GroupInfo. ProcessMessage
+// handles everything a member receives and reports it in a Received; a commit
+// for another epoch fails with ErrWrongEpoch. Protect encrypts application
+// data. A failed operation leaves the group unchanged, and
+// MarshalBinary/UnmarshalGroup store and restore it whole. A Group is not safe
+// for concurrent use.
+//
+// # Conformance
+//
+// The official IETF test vectors live in testdata/ and run as subtests, one
+// summary line per file:
+//
+//	go test -count=1 -v -run '^TestVectors' ./internal/mls/ | grep 'vectors '
+//
+// Set MLS_EXTRA_VECTORS to a folder of passive-client vector files to run
+// those too. Every decoder has a fuzz target beside it.
 package mls
