@@ -29,6 +29,34 @@
 // node's explanation in its text. Transport failures are wrapped as they come;
 // Done is closed when the connection is gone, after which every call fails.
 //
+// # Groups
+//
+// SubmitCommit, FanOut and GroupState give an MLS group's messages one
+// order. The node reads the group id and epoch from the MLSMessage header
+// and accepts one commit per (group, epoch); the loser of a race gets a
+// *StaleEpochError naming the current epoch:
+//
+//	res, err := c.SubmitCommit(ctx, client.CommitRequest{
+//		ClientMsgID: id, Message: commit, Recipients: members,
+//		Welcome: welcome, WelcomeRecipients: joiners,
+//	})
+//	var stale *client.StaleEpochError
+//	switch {
+//	case errors.As(err, &stale):
+//		// drop the pending commit, apply the winner (it is in the queue), retry
+//	case err != nil:
+//		// transport failure: resubmit with the same id; a Duplicate result
+//		// means the first attempt was accepted
+//	default:
+//		// merge the pending commit; the group is now at res.Epoch
+//	}
+//
+// The commit, Welcome and FanOut messages reach their recipients as
+// ordinary envelopes (Sender is the submitter, Payload the MLSMessage), so
+// Receive and Subscribe deliver them in order with everything else. Only
+// members of the roster of the group's last commit may submit or fan out
+// (ErrUnauthorized otherwise).
+//
 // # Receiving
 //
 // Receive reads from a cursor without deleting; Ack deletes up to a sequence

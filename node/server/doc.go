@@ -11,6 +11,28 @@
 // but may read, acknowledge, subscribe to, upload KeyPackages for, or count
 // the KeyPackages of only its own identity.
 //
+// # Groups
+//
+// submitCommit, fanOut and groupState (schemas/group) give a group's
+// messages a total order. The node reads only the clear header of an
+// MLSMessage (RFC 9420 §6: version, wire format, group_id, epoch, the
+// sender type of a PublicMessage and the content type; see mlsheader.go)
+// and never imports the MLS implementation. submitCommit takes commit
+// content only; the store accepts exactly one commit per (group, epoch) and,
+// in the same transaction, appends the commit to every recipient's queue and
+// the Welcome (checked only to be an MLSMessage of wire format mls_welcome)
+// to every welcome recipient's. A commit for another epoch gets a stale
+// outcome naming the current epoch, in the reply rather than as an exception.
+// fanOut takes application or proposal content (application content only in
+// a PrivateMessage). Recipients see ordinary envelopes: the sender is the
+// connection's identity, the payload the MLSMessage. Both calls are
+// idempotent on the client message id.
+//
+// Once a group has an accepted commit, only its roster (the sender,
+// recipients and welcome recipients of that commit) may submit or fan out;
+// others get unauthorized. The node takes the roster from what the
+// committer declares: it cannot check it against the MLS group.
+//
 // # Errors
 //
 // A refused call fails with a Cap'n Proto exception whose reason is
@@ -26,8 +48,9 @@
 //
 // # Limits
 //
-// Payloads and KeyPackages are bounded in size (Config.MaxPayloadSize,
-// Config.MaxKeyPackageSize), queues and KeyPackage counts by the store's
+// Payloads, group messages, Welcomes and KeyPackages are bounded in size
+// (Config.MaxPayloadSize, Config.MaxKeyPackageSize), the recipients of one
+// group call by Config.MaxRecipients (limit), queues and KeyPackage counts by the store's
 // limits, and requests by a token bucket per identity (per connection for
 // anonymous ones).
 package server

@@ -22,6 +22,18 @@
 // change the epoch (members keep old epochs' secrets for a while), but a
 // FanOut to a group not yet seen does not fix its epoch either.
 //
+// # Rosters
+//
+// Each accepted commit fixes the group's roster: its sender, recipients and
+// welcome recipients. From the first accepted commit on, only identities in
+// the roster may submit a commit or fan out to the group; anyone else gets
+// ErrNotMember, checked before the epoch, so an outsider does not learn the
+// current epoch. Before the first commit anyone may fan out. A resubmission
+// of an accepted commit or message still gets its original answer. The node
+// cannot read MLS membership, so the roster is what the committer declares:
+// a member it removed but still lists as a recipient (so that it learns of
+// the removal) stays in the roster until a later commit leaves it out.
+//
 // Every commit and application message gets a per-group sequence number,
 // strictly increasing from 1, giving the group's messages a total order.
 // SubmitCommit and FanOut store the messages of every recipient in one transaction:
@@ -129,7 +141,10 @@ type Store interface {
 	// nobody joins). A commit for any other epoch gets a *StaleEpochError
 	// (errors.Is(err, ErrStaleEpoch)) naming the current epoch, and stores
 	// nothing. A resubmission with the same (sender, clientMsgID) returns the
-	// original result with Duplicate set. sender must be an identity key;
+	// original result with Duplicate set. A sender outside the roster of a
+	// group with an accepted commit gets ErrNotMember, and the accepted
+	// commit makes sender, recipients and welcomeRecipients the new roster.
+	// sender must be an identity key;
 	// recipients must be identity keys, each listed once. See "Groups" in
 	// the package documentation.
 	SubmitCommit(ctx context.Context, groupID []byte, epoch uint64, sender, clientMsgID, commit []byte,
@@ -137,7 +152,8 @@ type Store interface {
 
 	// FanOut appends an application message of groupID to the queue of every
 	// recipient in one transaction and returns its per-group sequence number.
-	// It is idempotent on (groupID, sender, clientMsgID) like SubmitCommit.
+	// It is idempotent on (groupID, sender, clientMsgID) like SubmitCommit,
+	// and refuses a sender outside the group's roster with ErrNotMember.
 	FanOut(ctx context.Context, groupID, sender, clientMsgID, payload []byte,
 		recipients [][]byte) (groupSeq uint64, duplicate bool, err error)
 

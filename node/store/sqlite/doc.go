@@ -46,7 +46,10 @@
 // sequence number handed out and the current depth, so sequence numbers are
 // never reused even when a queue is empty; messages; enqueue_dedup; groups,
 // one row per group with its current epoch (NULL until the first commit) and
-// last per-group sequence number; group_dedup; and payloads.
+// last per-group sequence number, and whether its roster is known;
+// group_members, the roster of each group's last accepted commit;
+// group_dedup; and payloads. A group committed before rosters were kept
+// (schema version 3) has no known roster until its next commit.
 //
 // # Groups
 //
@@ -55,7 +58,9 @@
 // epoch, all recipients in one transaction. The epoch check and the epoch
 // advance happen inside the same IMMEDIATE transaction, so of several
 // concurrent commits for one epoch exactly one wins and the others see the
-// new epoch. A payload sent to several recipients is stored once, in
+// new epoch. The roster check reads group_members in that same
+// transaction, and the accepted commit replaces the roster there too. A
+// payload sent to several recipients is stored once, in
 // payloads, with a reference count; each recipient's message row points at
 // it, and a trigger frees it when the last of those rows is acknowledged or
 // drained. The recipients of a fan-out are handed to SQLite as one JSON

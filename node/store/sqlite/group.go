@@ -111,10 +111,8 @@ func (s *Store) SubmitCommit(ctx context.Context, groupID []byte, epoch uint64, 
 			}
 		}
 		now := s.now().UnixNano()
-		var current sql.NullInt64
-		err := tx.QueryRowContext(ctx, `SELECT epoch FROM groups WHERE group_id = ?`, groupID).Scan(&current)
+		current, err := checkMember(ctx, tx, groupID, sender)
 		switch {
-		case errors.Is(err, sql.ErrNoRows):
 		case err != nil:
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		case current.Valid && current.Int64 != int64(epoch):
@@ -127,6 +125,9 @@ INSERT INTO groups (group_id, epoch, last_seq, created_at) VALUES (?, ?, 1, ?)
 ON CONFLICT (group_id) DO UPDATE SET epoch = excluded.epoch, last_seq = last_seq + 1
 RETURNING last_seq`, groupID, int64(epoch)+1, now).Scan(&seq); err != nil {
 			return fmt.Errorf("sqlite: %s: advance epoch: %w", op, err)
+		}
+		if err := setRoster(ctx, tx, groupID, sender, recipients, welcomeRecipients); err != nil {
+			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
 		if err := s.fanOutTx(ctx, tx, recipients, sender, clientMsgID, commit, now); err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
@@ -180,6 +181,9 @@ func (s *Store) FanOut(ctx context.Context, groupID, sender, clientMsgID, payloa
 				return nil
 			}
 		}
+		if _, err := checkMember(ctx, tx, groupID, sender); err != nil {
+			return fmt.Errorf("sqlite: %s: %w", op, err)
+		}
 		now := s.now().UnixNano()
 		if err := tx.QueryRowContext(ctx, `
 INSERT INTO groups (group_id, epoch, last_seq, created_at) VALUES (?, NULL, 1, ?)
@@ -205,6 +209,68 @@ VALUES (?, ?, ?, ?, ?, 0, ?, ?)`, groupID, sender, clientMsgID, kindApplication,
 	return uint64(seq), dup, nil
 }
 
+// checkMember returns the group's current epoch (NULL for a group without
+// a commit or never seen) and reports store.ErrNotMember when the group has
+// a roster that does not list sender.
+func checkMember(ctx context.Context, tx *sql.Tx, groupID, sender []byte) (sql.NullInt64, error) {
+	var (
+		current sql.NullInt64
+		known   bool
+	)
+	err := tx.QueryRowContext(ctx, `SELECT epoch, roster_known FROM groups WHERE group_id = ?`, groupID).Scan(&current, &known)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return sql.NullInt64{}, nil
+	case err != nil:
+		return sql.NullInt64{}, err
+	case !known:
+		return current, nil
+	}
+	var one int
+	err = tx.QueryRowContext(ctx, `SELECT 1 FROM group_members WHERE group_id = ? AND identity = ?`, groupID, sender).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return sql.NullInt64{}, fmt.Errorf("group %x: %x: %w", groupID, sender, store.ErrNotMember)
+	case err != nil:
+		return sql.NullInt64{}, fmt.Errorf("check roster: %w", err)
+	}
+	return current, nil
+}
+
+// setRoster makes sender, recipients and welcomeRecipients the group's
+// roster, replacing the previous one.
+func setRoster(ctx context.Context, tx *sql.Tx, groupID, sender []byte, recipients, welcomeRecipients [][]byte) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM group_members WHERE group_id = ?`, groupID); err != nil {
+		return fmt.Errorf("clear roster: %w", err)
+	}
+	all := make([][]byte, 0, 1+len(recipients)+len(welcomeRecipients))
+	all = append(append(append(all, sender), recipients...), welcomeRecipients...)
+	if _, err := tx.ExecContext(ctx, `
+INSERT OR IGNORE INTO group_members (group_id, identity) SELECT ?, unhex(value) FROM json_each(?)`,
+		groupID, hexList(all)); err != nil {
+		return fmt.Errorf("store roster: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE groups SET roster_known = 1 WHERE group_id = ?`, groupID); err != nil {
+		return fmt.Errorf("store roster: %w", err)
+	}
+	return nil
+}
+
+// hexList encodes keys as a JSON array of hex strings, for json_each.
+func hexList(keys [][]byte) string {
+	list := make([]byte, 0, 2+len(keys)*(2*store.IdentityKeySize+3))
+	list = append(list, '[')
+	for i, r := range keys {
+		if i > 0 {
+			list = append(list, ',')
+		}
+		list = append(list, '"')
+		list = hex.AppendEncode(list, r)
+		list = append(list, '"')
+	}
+	return string(append(list, ']'))
+}
+
 // fanOutTx appends payload to every recipient's queue inside tx. The
 // recipients (distinct identity keys) travel as one JSON array of hex
 // strings, so the work is a fixed handful of statements however many
@@ -218,22 +284,12 @@ func (s *Store) fanOutTx(ctx context.Context, tx *sql.Tx, recipients [][]byte, s
 		_, err := s.appendTx(ctx, tx, recipients[0], sender, clientMsgID, payload, now)
 		return err
 	}
-	list := make([]byte, 0, 1+len(recipients)*(2*store.IdentityKeySize+3))
-	list = append(list, '[')
-	for i, r := range recipients {
-		if i > 0 {
-			list = append(list, ',')
-		}
-		list = append(list, '"')
-		list = hex.AppendEncode(list, r)
-		list = append(list, '"')
-	}
-	list = append(list, ']')
+	list := hexList(recipients)
 	const each = `SELECT unhex(value) FROM json_each(?)`
 
 	if _, err := tx.ExecContext(ctx, `
 INSERT INTO queues (recipient, last_seq, depth) SELECT unhex(value), 1, 1 FROM json_each(?) WHERE true
-ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + 1, depth = depth + 1`, string(list)); err != nil {
+ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + 1, depth = depth + 1`, list); err != nil {
 		return fmt.Errorf("advance queues: %w", err)
 	}
 	var (
@@ -242,7 +298,7 @@ ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + 1, depth = depth + 1
 	)
 	err := tx.QueryRowContext(ctx, `
 SELECT recipient, depth FROM queues WHERE recipient IN (`+each+`) AND depth > ? LIMIT 1`,
-		string(list), s.limits.MaxQueueDepth).Scan(&full, &depth)
+		list, s.limits.MaxQueueDepth).Scan(&full, &depth)
 	switch {
 	case err == nil:
 		return fmt.Errorf("queue of %x holds %d messages (limit %d): %w",
@@ -258,7 +314,7 @@ SELECT recipient, depth FROM queues WHERE recipient IN (`+each+`) AND depth > ? 
 	res, err := tx.ExecContext(ctx, `
 INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at, payload_ref)
 SELECT recipient, last_seq, ?, ?, x'', ?, ? FROM queues WHERE recipient IN (`+each+`)`,
-		sender, nonNil(clientMsgID), now, ref, string(list))
+		sender, nonNil(clientMsgID), now, ref, list)
 	if err != nil {
 		return fmt.Errorf("store messages: %w", err)
 	}

@@ -103,6 +103,17 @@ BEGIN
 	DELETE FROM payloads WHERE id = old.payload_ref AND refs = 0;
 END;
 `,
+	// 4: group rosters: who may commit to or fan out in a group. A group
+	// committed before this version has no known roster (roster_known 0)
+	// until its next commit.
+	`
+ALTER TABLE groups ADD COLUMN roster_known INTEGER NOT NULL DEFAULT 0 CHECK (roster_known IN (0, 1));
+CREATE TABLE group_members (
+	group_id BLOB NOT NULL,
+	identity BLOB NOT NULL CHECK (length(identity) = 32),
+	PRIMARY KEY (group_id, identity)
+) WITHOUT ROWID;
+`,
 }
 
 // pruneStatements delete expired deduplication entries; each takes the cutoff

@@ -31,6 +31,7 @@ func runGroups(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Group/ConcurrentCommits", testGroupConcurrentCommits},
 		{"Group/ConcurrentFirstCommits", testGroupConcurrentFirstCommits},
 		{"Group/ConcurrentFanOut", testGroupConcurrentFanOut},
+		{"Group/Roster", testGroupRoster},
 		{"Group/Closed", testGroupClosed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -516,8 +517,13 @@ func concurrentCommits(t *testing.T, s store.Store, g []byte, epoch uint64, n in
 func testGroupConcurrentCommits(t *testing.T, s store.Store) {
 	ctx := testCtx(t)
 	g := GroupID("race")
-	for e := range uint64(2) {
-		_, err := s.SubmitCommit(ctx, g, e, Key("creator"), nil, []byte(fmt.Sprint("setup ", e)), nil, nil, nil)
+	// The creator commits alone, then adds the members that race.
+	var members [][]byte
+	for i := range 10 {
+		members = append(members, Key(fmt.Sprint("member ", i)))
+	}
+	for e, add := range [][][]byte{nil, members} {
+		_, err := s.SubmitCommit(ctx, g, uint64(e), Key("creator"), nil, []byte(fmt.Sprint("setup ", e)), add, nil, nil)
 		noErr(t, "SubmitCommit", err)
 	}
 	for _, epoch := range []uint64{2, 3, 4} {
@@ -559,6 +565,67 @@ func testGroupConcurrentFanOut(t *testing.T, s store.Store) {
 	got, err := s.Receive(ctx, r, 0, 100)
 	noErr(t, "Receive", err)
 	wantSeqs(t, got, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+}
+
+func testGroupRoster(t *testing.T, s store.Store) {
+	ctx := testCtx(t)
+	g := GroupID("roster")
+	alice, bob, carol, mallory := Key("alice"), Key("bob"), Key("carol"), Key("mallory")
+	// Before the first commit anyone may fan out, and the first commit
+	// (from anyone) makes the roster: sender, recipients, welcome recipients.
+	_, _, err := s.FanOut(ctx, g, mallory, nil, []byte("early"), [][]byte{bob})
+	noErr(t, "FanOut before the first commit", err)
+	c0 := commitBytes("a", 0)
+	_, err = s.SubmitCommit(ctx, g, 0, alice, []byte("c0"), c0, [][]byte{bob}, []byte("w"), [][]byte{carol})
+	noErr(t, "first SubmitCommit", err)
+	wantGroupState(t, s, g, store.GroupState{Committed: true, Epoch: 1, LastSeq: 2})
+
+	// Outsiders are refused at the right epoch and at a wrong one (without
+	// learning the current epoch), and nothing is stored or remembered.
+	_, err = s.SubmitCommit(ctx, g, 1, mallory, []byte("m"), commitBytes("m", 1), [][]byte{bob}, nil, nil)
+	wantErr(t, "SubmitCommit from a non-member", err, store.ErrNotMember)
+	_, err = s.SubmitCommit(ctx, g, 7, mallory, []byte("m7"), commitBytes("m", 7), [][]byte{bob}, nil, nil)
+	wantErr(t, "SubmitCommit from a non-member at a wrong epoch", err, store.ErrNotMember)
+	if errors.Is(err, store.ErrStaleEpoch) {
+		t.Fatalf("a non-member's commit at a wrong epoch is stale (%v): it learns the epoch", err)
+	}
+	_, _, err = s.FanOut(ctx, g, mallory, []byte("m"), []byte("spam"), [][]byte{bob})
+	wantErr(t, "FanOut from a non-member", err, store.ErrNotMember)
+	wantGroupState(t, s, g, store.GroupState{Committed: true, Epoch: 1, LastSeq: 2})
+	got, err := s.Receive(ctx, bob, 0, 10)
+	noErr(t, "Receive", err)
+	if len(got) != 2 || !bytes.Equal(got[0].Payload, []byte("early")) || !bytes.Equal(got[1].Payload, c0) {
+		t.Fatalf("bob's queue holds %d messages, want the early one and the first commit", len(got))
+	}
+
+	// A welcome recipient is a member: carol fans out, then commits
+	// without bob, which takes bob off the roster.
+	seq, _, err := s.FanOut(ctx, g, carol, []byte("hi"), []byte("hi"), [][]byte{alice, bob})
+	noErr(t, "FanOut from a welcome recipient", err)
+	if seq != 3 {
+		t.Fatalf("FanOut group seq = %d, want 3", seq)
+	}
+	_, err = s.SubmitCommit(ctx, g, 1, carol, []byte("c1"), commitBytes("c", 1), [][]byte{alice}, nil, nil)
+	noErr(t, "SubmitCommit from a welcome recipient", err)
+	_, err = s.SubmitCommit(ctx, g, 2, bob, []byte("b2"), commitBytes("b", 2), [][]byte{alice}, nil, nil)
+	wantErr(t, "SubmitCommit from a removed member", err, store.ErrNotMember)
+	_, _, err = s.FanOut(ctx, g, bob, nil, []byte("still here?"), [][]byte{alice})
+	wantErr(t, "FanOut from a removed member", err, store.ErrNotMember)
+	// The original answer stays available to a resubmission from whoever
+	// was a member then.
+	res, err := s.SubmitCommit(ctx, g, 0, alice, []byte("c0"), c0, [][]byte{bob}, []byte("w"), [][]byte{carol})
+	noErr(t, "resubmitted first commit", err)
+	if res != (store.CommitResult{Epoch: 0, GroupSeq: 2, Duplicate: true}) {
+		t.Fatalf("resubmitted first commit = %+v", res)
+	}
+	res, err = s.SubmitCommit(ctx, g, 2, alice, []byte("a2"), commitBytes("a", 2), [][]byte{carol}, nil, nil)
+	noErr(t, "SubmitCommit from a remaining member", err)
+	if res != (store.CommitResult{Epoch: 2, GroupSeq: 5}) {
+		t.Fatalf("SubmitCommit = %+v, want {Epoch:2 GroupSeq:5}", res)
+	}
+	// Rosters are per group.
+	_, err = s.SubmitCommit(ctx, GroupID("roster 2"), 0, mallory, nil, commitBytes("m", 0), [][]byte{bob}, nil, nil)
+	noErr(t, "SubmitCommit to another group", err)
 }
 
 func testGroupClosed(t *testing.T, s store.Store) {
