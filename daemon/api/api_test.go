@@ -253,7 +253,7 @@ func TestListenSocketStaleAndLive(t *testing.T) {
 	}
 }
 
-func TestUnimplementedSaysSo(t *testing.T) {
+func TestGroupCallsOffline(t *testing.T) {
 	dir := daemontest.ShortTempDir(t)
 	d := apiStart(t, dir)
 	c := d.Dial(t)
@@ -261,9 +261,17 @@ func TestUnimplementedSaysSo(t *testing.T) {
 	if _, err := c.Register(ctx, &daemonv1.RegisterRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := c.CreateGroup(ctx, &daemonv1.CreateGroupRequest{Name: "team"})
-	if status.Code(err) != codes.Unimplemented || !strings.Contains(status.Convert(err).Message(), "MLS groups are not wired") {
-		t.Errorf("CreateGroup: %v", err)
+	cg, err := c.CreateGroup(ctx, &daemonv1.CreateGroupRequest{Name: "team"})
+	if err != nil || cg.GetGroup().GetName() != "team" || cg.GetGroup().GetMemberCount() != 1 || len(cg.GetGroup().GetGroupId()) != 32 {
+		t.Errorf("CreateGroup: %v, %v", cg, err)
+	}
+	mr, err := c.Members(ctx, &daemonv1.MembersRequest{Group: "team"})
+	if err != nil || len(mr.GetMembers()) != 1 || !mr.GetMembers()[0].GetSelf() || len(mr.GetEpochAuthenticator()) == 0 {
+		t.Errorf("Members: %v, %v", mr, err)
+	}
+	_, err = c.Invite(ctx, &daemonv1.InviteRequest{Group: "team", PeerKeys: []string{strings.Repeat("ab", 32)}})
+	if status.Code(err) != codes.Unavailable {
+		t.Errorf("Invite offline: %v", err)
 	}
 	_, err = c.FetchKey(ctx, &daemonv1.FetchKeyRequest{PeerKey: strings.Repeat("ab", 32)})
 	if status.Code(err) != codes.Unavailable {

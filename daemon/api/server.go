@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -94,6 +95,8 @@ func toStatus(err error) error {
 		code = codes.NotFound
 	case errors.Is(err, backend.ErrAmbiguousGroup), errors.Is(err, backend.ErrInvalidArgument):
 		code = codes.InvalidArgument
+	case errors.Is(err, backend.ErrNotMember):
+		code = codes.FailedPrecondition
 	case errors.Is(err, context.Canceled):
 		code = codes.Canceled
 	case errors.Is(err, context.DeadlineExceeded):
@@ -224,7 +227,11 @@ func (s *Server) FetchKey(ctx context.Context, req *daemonv1.FetchKeyRequest) (*
 
 // CreateGroup implements the CreateGroup call.
 func (s *Server) CreateGroup(ctx context.Context, req *daemonv1.CreateGroupRequest) (*daemonv1.CreateGroupResponse, error) {
-	return nil, toStatus(s.b.CreateGroup(ctx, req.GetName()))
+	g, err := s.b.CreateGroup(ctx, req.GetName())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &daemonv1.CreateGroupResponse{Group: groupInfoPB(g)}, nil
 }
 
 // Invite implements the Invite call.
@@ -233,7 +240,15 @@ func (s *Server) Invite(ctx context.Context, req *daemonv1.InviteRequest) (*daem
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return nil, toStatus(s.b.Invite(ctx, req.GetGroup(), peers))
+	g, added, err := s.b.Invite(ctx, req.GetGroup(), peers)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &daemonv1.InviteResponse{Group: groupInfoPB(g)}
+	for _, k := range added {
+		resp.Added = append(resp.Added, backend.FormatKey(k))
+	}
+	return resp, nil
 }
 
 func parseKeys(ss []string) ([]ed25519.PublicKey, error) {
@@ -249,8 +264,23 @@ func parseKeys(ss []string) ([]ed25519.PublicKey, error) {
 }
 
 // Join implements the Join call.
-func (s *Server) Join(ctx context.Context, _ *daemonv1.JoinRequest) (*daemonv1.JoinResponse, error) {
-	return nil, toStatus(s.b.Join(ctx))
+func (s *Server) Join(ctx context.Context, req *daemonv1.JoinRequest) (*daemonv1.JoinResponse, error) {
+	var wait time.Duration
+	if req.GetWait() != nil {
+		if err := req.GetWait().CheckValid(); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "wait: %v", err)
+		}
+		wait = req.GetWait().AsDuration()
+	}
+	gs, err := s.b.Join(ctx, wait)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &daemonv1.JoinResponse{}
+	for _, g := range gs {
+		resp.Joined = append(resp.Joined, groupInfoPB(g))
+	}
+	return resp, nil
 }
 
 // ListGroups implements the ListGroups call.
@@ -268,12 +298,24 @@ func (s *Server) ListGroups(ctx context.Context, _ *daemonv1.ListGroupsRequest) 
 
 // Members implements the Members call.
 func (s *Server) Members(ctx context.Context, req *daemonv1.MembersRequest) (*daemonv1.MembersResponse, error) {
-	return nil, toStatus(s.b.Members(ctx, req.GetGroup()))
+	r, err := s.b.Members(ctx, req.GetGroup())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &daemonv1.MembersResponse{Group: groupInfoPB(r.Group), Epoch: r.Epoch, EpochAuthenticator: hex.EncodeToString(r.EpochAuthenticator)}
+	for _, m := range r.Members {
+		resp.Members = append(resp.Members, &daemonv1.Member{Identity: backend.FormatKey(m.Identity), LeafIndex: uint32(m.Leaf), Self: m.Leaf == r.Self})
+	}
+	return resp, nil
 }
 
 // Send implements the Send call.
 func (s *Server) Send(ctx context.Context, req *daemonv1.SendRequest) (*daemonv1.SendResponse, error) {
-	return nil, toStatus(s.b.Send(ctx, req.GetGroup(), req.GetText(), []byte(req.GetClientMessageId())))
+	r, err := s.b.Send(ctx, req.GetGroup(), req.GetText(), []byte(req.GetClientMessageId()))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &daemonv1.SendResponse{MessageId: hex.EncodeToString(r.Message.MessageID), Seq: r.Message.Seq, Delivered: r.Delivered}, nil
 }
 
 // Remove implements the Remove call.
@@ -282,17 +324,32 @@ func (s *Server) Remove(ctx context.Context, req *daemonv1.RemoveRequest) (*daem
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return nil, toStatus(s.b.Remove(ctx, req.GetGroup(), peer))
+	g, err := s.b.Remove(ctx, req.GetGroup(), peer)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &daemonv1.RemoveResponse{Group: groupInfoPB(g)}, nil
 }
 
 // Leave implements the Leave call.
 func (s *Server) Leave(ctx context.Context, req *daemonv1.LeaveRequest) (*daemonv1.LeaveResponse, error) {
-	return nil, toStatus(s.b.Leave(ctx, req.GetGroup()))
+	if err := s.b.Leave(ctx, req.GetGroup()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &daemonv1.LeaveResponse{}, nil
 }
 
 // Update implements the Update call.
 func (s *Server) Update(ctx context.Context, req *daemonv1.UpdateRequest) (*daemonv1.UpdateResponse, error) {
-	return nil, toStatus(s.b.Update(ctx, req.GetGroup()))
+	gs, err := s.b.Update(ctx, req.GetGroup())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &daemonv1.UpdateResponse{}
+	for _, g := range gs {
+		resp.Groups = append(resp.Groups, groupInfoPB(g))
+	}
+	return resp, nil
 }
 
 // Messages implements the Messages call.
@@ -403,6 +460,12 @@ func eventPB(e backend.Event, nodeAddr string) (*daemonv1.Event, error) {
 		pb.Kind = &daemonv1.Event_Joined{Joined: gp}
 	case store.EventLeft:
 		pb.Kind = &daemonv1.Event_Left{Left: groupPB(g)}
+	case store.EventRejected:
+		gid := ""
+		if len(e.GroupID) > 0 {
+			gid = backend.FormatKey(e.GroupID)
+		}
+		pb.Kind = &daemonv1.Event_Rejected{Rejected: &daemonv1.RejectedEnvelope{GroupId: gid, Sender: backend.FormatKey(e.By), NodeSeq: e.MessageSeq, Reason: e.Detail}}
 	case store.EventConnection:
 		st, _ := backend.ParseConnState(e.State)
 		pb.Kind = &daemonv1.Event_Connection{Connection: &daemonv1.NodeConnection{

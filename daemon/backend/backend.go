@@ -52,9 +52,15 @@ type Config struct {
 	// KeyPackages makes KeyPackages (nil until MLS is wired in).
 	KeyPackages KeyPackageMaker
 	// Envelopes applies what arrives in the user's node queue. While it is
-	// nil the daemon does not read the queue, so nothing is acknowledged
-	// that was not applied.
+	// nil (and Groups is off) the daemon does not read the queue, so
+	// nothing is acknowledged that was not applied.
 	Envelopes EnvelopeHandler
+	// Groups turns on the MLS groups: the Backend applies its queue's
+	// envelopes itself (Envelopes is ignored) and submits commits.
+	Groups bool
+	// SelfUpdateInterval is how often a connected daemon rotates its own
+	// keys in every group (a self-update commit); 0 or negative: never.
+	SelfUpdateInterval time.Duration
 	// KeyPackageTarget is how many consumable KeyPackages to keep at the
 	// node (default 10).
 	KeyPackageTarget int
@@ -85,6 +91,13 @@ type Backend struct {
 
 	// kpMu serializes KeyPackage top-ups, so that two never overshoot.
 	kpMu sync.Mutex
+
+	// gmu serializes every change of MLS group state: group operations,
+	// commits from building to the node's verdict, and the receiver. It is
+	// always taken before a store transaction, never inside one.
+	gmu sync.Mutex
+	// jobs is group work scheduled by the receiver.
+	jobs chan groupJob
 }
 
 // New makes a Backend over cfg.Store.
@@ -119,6 +132,10 @@ func New(cfg Config) (*Backend, error) {
 		log:        cfg.Logger,
 		changed:    newNotifier(),
 		registered: make(chan struct{}),
+		jobs:       make(chan groupJob, 256),
+	}
+	if cfg.Groups {
+		b.cfg.Envelopes = b
 	}
 	b.conn = connState{state: StateNotRegistered, since: time.Now()}
 	if _, err := b.identity(context.Background()); err == nil {

@@ -142,36 +142,67 @@ func TestParseKey(t *testing.T) {
 	}
 }
 
-func TestGroupOperationsUnimplemented(t *testing.T) {
-	b := backendNew(t, Config{})
+func TestGroupOperationsOffline(t *testing.T) {
+	b := backendNew(t, Config{Groups: true})
 	ctx := context.Background()
-	if err := b.CreateGroup(ctx, "x"); !errors.Is(err, ErrNotRegistered) {
+	if _, err := b.CreateGroup(ctx, "x"); !errors.Is(err, ErrNotRegistered) {
 		t.Errorf("CreateGroup before register: %v", err)
 	}
-	if err := b.CreateGroup(ctx, strings.Repeat("n", MaxGroupNameSize+1)); !errors.Is(err, ErrInvalidArgument) {
+	if _, err := b.CreateGroup(ctx, strings.Repeat("n", MaxGroupNameSize+1)); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("CreateGroup with a long name: %v", err)
 	}
-	if _, err := b.Register(ctx); err != nil {
+	r, err := b.Register(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	backendPutGroup(t, b, 1, "team")
-	peer := ed25519.PublicKey(bytes.Repeat([]byte{2}, 32))
-	for name, err := range map[string]error{
-		"CreateGroup": b.CreateGroup(ctx, "x"),
-		"Invite":      b.Invite(ctx, "team", []ed25519.PublicKey{peer}),
-		"Join":        b.Join(ctx),
-		"Members":     b.Members(ctx, "team"),
-		"Send":        b.Send(ctx, "team", "hi", nil),
-		"Remove":      b.Remove(ctx, "team", peer),
-		"Leave":       b.Leave(ctx, "team"),
-		"Update":      b.Update(ctx, ""),
-	} {
-		if !errors.Is(err, ErrUnimplemented) {
-			t.Errorf("%s: %v, want ErrUnimplemented", name, err)
-		}
+	g, err := b.CreateGroup(ctx, "team")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := b.Send(ctx, "team", strings.Repeat("x", MaxTextSize+1), nil); !errors.Is(err, ErrInvalidArgument) {
+	if g.Name != "team" || g.MemberCount != 1 || len(g.ID) != 16 || g.Epoch != 0 {
+		t.Fatalf("created %+v", g)
+	}
+	m, err := b.Members(ctx, "team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Members) != 1 || !bytes.Equal(m.Members[0].Identity, r.Identity) || m.Self != m.Members[0].Leaf || len(m.EpochAuthenticator) == 0 {
+		t.Fatalf("members %+v", m)
+	}
+	// Alone in the group a message needs no delivery.
+	sr, err := b.Send(ctx, "team", "note to self", []byte("k1"))
+	if err != nil || !sr.Delivered || sr.Message.Seq != 1 {
+		t.Fatalf("Send: %+v, %v", sr, err)
+	}
+	again, err := b.Send(ctx, "team", "note to self", []byte("k1"))
+	if err != nil || again.Message.Seq != 1 || !bytes.Equal(again.Message.MessageID, sr.Message.MessageID) {
+		t.Fatalf("repeated Send: %+v, %v", again, err)
+	}
+	peer := ed25519.PublicKey(bytes.Repeat([]byte{2}, 32))
+	if _, _, err := b.Invite(ctx, "team", []ed25519.PublicKey{peer}); !errors.Is(err, ErrNotConnected) {
+		t.Errorf("Invite offline: %v", err)
+	}
+	if _, _, err := b.Invite(ctx, "team", nil); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("Invite nobody: %v", err)
+	}
+	if _, err := b.Update(ctx, "team"); !errors.Is(err, ErrNotConnected) {
+		t.Errorf("Update offline: %v", err)
+	}
+	if _, err := b.Send(ctx, "team", strings.Repeat("x", MaxTextSize+1), nil); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("Send of a long text: %v", err)
+	}
+	if _, err := b.Send(ctx, "nope", "hi", nil); !errors.Is(err, ErrGroupNotFound) {
+		t.Errorf("Send to an unknown group: %v", err)
+	}
+	if err := b.Leave(ctx, "team"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Send(ctx, "team", "hi", nil); !errors.Is(err, ErrGroupNotFound) {
+		t.Errorf("Send after leaving: %v", err)
+	}
+	joined, err := b.Join(ctx, 10*time.Millisecond)
+	if err != nil || len(joined) != 0 {
+		t.Errorf("Join with nothing pending: %v, %v", joined, err)
 	}
 }
 

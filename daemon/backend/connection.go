@@ -166,6 +166,15 @@ func (b *Backend) Run(ctx context.Context) error {
 		var wg sync.WaitGroup
 		wg.Go(func() { b.keepKeyPackages(sessCtx, c) })
 		wg.Go(func() { b.sendOutbox(sessCtx, c) })
+		if b.cfg.Groups {
+			// Commits whose reply was lost get their verdict before any
+			// message of their group is received.
+			if err := b.resolvePending(sessCtx, c); err != nil {
+				b.log.Warn("pending commits", "err", err)
+				c.Close()
+			}
+			wg.Go(func() { b.runJobs(sessCtx) })
+		}
 		if b.cfg.Envelopes != nil {
 			wg.Go(func() { b.receive(sessCtx, c, id.PublicKey()) })
 		}

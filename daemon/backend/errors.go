@@ -18,6 +18,8 @@ var (
 	ErrInvalidArgument = errors.New("invalid argument")
 	// ErrNoKeyPackage: the node has no KeyPackage for the peer.
 	ErrNoKeyPackage = errors.New("no KeyPackage for this peer")
+	// ErrNotMember: the user is not (or no longer) a member of the group.
+	ErrNotMember = errors.New("not a member of the group")
 	// ErrClosed: the backend is shutting down.
 	ErrClosed = errors.New("backend closed")
 )

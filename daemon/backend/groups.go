@@ -3,13 +3,21 @@ package backend
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"time"
 	"unicode/utf8"
+
+	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/mls"
 )
 
-// The group operations below need the MLS group state machine. Until it is
-// wired in they check their arguments and return ErrUnimplemented; they
-// never pretend to have done anything.
+// This file holds the group operations a user starts: create, send,
+// members, leave, join. Commits (invite, remove, update) are in commit.go,
+// what arrives from the node in receive.go.
 
 // Limits on what a user may send or name.
 const (
@@ -17,9 +25,14 @@ const (
 	MaxGroupNameSize = 256      // bytes of a group name
 )
 
-func mlsGroupsMissing(op string) error {
-	return fmt.Errorf("%s: %w: MLS groups are not wired into qpd yet", op, ErrUnimplemented)
-}
+// ExtensionGroupName is the private-use GroupContext extension that carries
+// a group's human name (UTF-8), so that joiners see the name its creator
+// chose.
+const ExtensionGroupName mls.ExtensionType = 0xff00
+
+// groupConfig tunes every MLS group qpd keeps: a few past epochs stay
+// readable so that messages sent just before a commit still decrypt.
+var groupConfig = mls.Config{MaxPastEpochs: 8}
 
 // requireIdentity checks that the user is registered.
 func (b *Backend) requireIdentity(ctx context.Context) error {
@@ -27,86 +40,437 @@ func (b *Backend) requireIdentity(ctx context.Context) error {
 	return err
 }
 
+// signer is the MLS signer of the identity: the Ed25519 key is both the
+// BasicCredential identity and the signature key.
+func signer(id store.Identity) *mls.Signer {
+	pub := id.PublicKey()
+	return &mls.Signer{Credential: mls.NewBasicCredential(pub), SignaturePub: pub, SignaturePriv: id.PrivateKey.Seed()}
+}
+
+func validGroupName(name string) bool {
+	return name != "" && len(name) <= MaxGroupNameSize && utf8.ValidString(name)
+}
+
+// groupName reads the name extension, falling back to the hex id.
+func groupName(g *mls.Group) string {
+	if n, ok := g.Extension(ExtensionGroupName); ok && validGroupName(string(n)) {
+		return string(n)
+	}
+	return FormatKey(g.GroupID())
+}
+
+// loadGroup decodes a stored group's MLS state.
+func loadGroup(tx *store.Tx, id []byte) (store.Group, *mls.Group, error) {
+	sg, err := tx.Group(id)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return store.Group{}, nil, fmt.Errorf("%w: %x", ErrGroupNotFound, id)
+		}
+		return store.Group{}, nil, err
+	}
+	g, err := mls.UnmarshalGroup(sg.State)
+	if err != nil {
+		return store.Group{}, nil, fmt.Errorf("decode state of group %x: %w", id, err)
+	}
+	return sg, g, nil
+}
+
+// saveGroup writes g's state into sg's row.
+func saveGroup(tx *store.Tx, sg *store.Group, g *mls.Group) error {
+	state, err := g.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("encode state of group %x: %w", sg.ID, err)
+	}
+	sg.State, sg.Epoch = state, g.Epoch()
+	return tx.PutGroup(*sg)
+}
+
+// otherMembers lists the identities of every member but self.
+func otherMembers(g *mls.Group, self []byte) [][]byte {
+	var out [][]byte
+	for _, m := range g.Members() {
+		if m.Leaf == g.OwnLeaf() || string(m.Identity) == string(self) {
+			continue
+		}
+		if len(m.Identity) == ed25519.PublicKeySize {
+			out = append(out, m.Identity)
+		}
+	}
+	return out
+}
+
 // CreateGroup creates a group named name with the user as its only member.
-func (b *Backend) CreateGroup(ctx context.Context, name string) error {
-	if name == "" || len(name) > MaxGroupNameSize || !utf8.ValidString(name) {
-		return fmt.Errorf("%w: a group name is 1 to %d bytes of UTF-8", ErrInvalidArgument, MaxGroupNameSize)
+func (b *Backend) CreateGroup(ctx context.Context, name string) (GroupInfo, error) {
+	if !validGroupName(name) {
+		return GroupInfo{}, fmt.Errorf("%w: a group name is 1 to %d bytes of UTF-8", ErrInvalidArgument, MaxGroupNameSize)
 	}
-	if err := b.requireIdentity(ctx); err != nil {
+	id, err := b.identity(ctx)
+	if err != nil {
+		return GroupInfo{}, err
+	}
+	groupID := make([]byte, store.GroupIDSize)
+	if _, err := rand.Read(groupID); err != nil {
+		return GroupInfo{}, fmt.Errorf("backend: create group: %w", err)
+	}
+	s := signer(id)
+	g, err := mls.CreateGroup(DefaultCipherSuite, groupID, s, &mls.CreateOptions{
+		Extensions: []mls.Extension{{Type: ExtensionGroupName, Data: []byte(name)}},
+		Config:     groupConfig,
+	})
+	clear(s.SignaturePriv)
+	if err != nil {
+		return GroupInfo{}, fmt.Errorf("backend: create group: %w", err)
+	}
+	b.gmu.Lock()
+	defer b.gmu.Unlock()
+	var gi GroupInfo
+	err = b.update(ctx, func(tx *store.Tx) error {
+		sg := store.Group{ID: groupID, Name: name, JoinReported: true}
+		if err := saveGroup(tx, &sg, g); err != nil {
+			return err
+		}
+		if _, err := tx.AppendEvent(store.Event{Kind: store.EventJoined, GroupID: groupID, Epoch: g.Epoch(), By: id.PublicKey()}); err != nil {
+			return err
+		}
+		sg, err := tx.Group(groupID)
+		if err != nil {
+			return err
+		}
+		gi, err = groupInfo(tx, sg)
 		return err
+	})
+	if err != nil {
+		return GroupInfo{}, fmt.Errorf("backend: create group: %w", err)
 	}
-	return mlsGroupsMissing("create group")
+	b.log.Info("group created", "group", FormatKey(groupID), "name", name)
+	return gi, nil
 }
 
-// Invite adds peers to a group in one commit.
-func (b *Backend) Invite(ctx context.Context, group string, peers []ed25519.PublicKey) error {
-	if len(peers) == 0 {
-		return fmt.Errorf("%w: no peer keys", ErrInvalidArgument)
-	}
-	if _, err := b.ResolveGroup(ctx, group); err != nil {
-		return err
-	}
-	return mlsGroupsMissing("invite")
-}
-
-// Join processes pending Welcome messages.
-func (b *Backend) Join(ctx context.Context) error {
-	if err := b.requireIdentity(ctx); err != nil {
-		return err
-	}
-	return mlsGroupsMissing("join")
+// MembersResult is a group's membership in its current epoch.
+type MembersResult struct {
+	Group   GroupInfo
+	Members []mls.Member
+	Self    mls.LeafIndex
+	Epoch   uint64
+	// EpochAuthenticator is equal at members that share the group state.
+	EpochAuthenticator []byte
 }
 
 // Members lists a group's members.
-func (b *Backend) Members(ctx context.Context, group string) error {
-	if _, err := b.ResolveGroup(ctx, group); err != nil {
-		return err
-	}
-	return mlsGroupsMissing("members")
-}
-
-// Send encrypts text to a group and queues it in the outbox.
-func (b *Backend) Send(ctx context.Context, group, text string, clientMsgID []byte) error {
-	if text == "" {
-		return fmt.Errorf("%w: empty message", ErrInvalidArgument)
-	}
-	if len(text) > MaxTextSize {
-		return fmt.Errorf("%w: message of %d bytes, limit %d", ErrInvalidArgument, len(text), MaxTextSize)
-	}
-	if len(clientMsgID) > 64 {
-		return fmt.Errorf("%w: client message id longer than 64 bytes", ErrInvalidArgument)
-	}
-	if _, err := b.ResolveGroup(ctx, group); err != nil {
-		return err
-	}
-	return mlsGroupsMissing("send")
-}
-
-// Remove removes a member from a group.
-func (b *Backend) Remove(ctx context.Context, group string, peer ed25519.PublicKey) error {
-	if _, err := b.ResolveGroup(ctx, group); err != nil {
-		return err
-	}
-	return mlsGroupsMissing("remove")
-}
-
-// Leave leaves a group.
-func (b *Backend) Leave(ctx context.Context, group string) error {
-	if _, err := b.ResolveGroup(ctx, group); err != nil {
-		return err
-	}
-	return mlsGroupsMissing("leave")
-}
-
-// Update rotates the user's own keys in one group, or in all when group is
-// empty.
-func (b *Backend) Update(ctx context.Context, group string) error {
-	if group != "" {
-		if _, err := b.ResolveGroup(ctx, group); err != nil {
+func (b *Backend) Members(ctx context.Context, group string) (MembersResult, error) {
+	var res MembersResult
+	err := b.view(ctx, func(tx *store.Tx) error {
+		sg, err := resolveGroup(tx, group)
+		if err != nil {
 			return err
 		}
-	} else if err := b.requireIdentity(ctx); err != nil {
+		_, g, err := loadGroup(tx, sg.ID)
+		if err != nil {
+			return err
+		}
+		if res.Group, err = groupInfo(tx, sg); err != nil {
+			return err
+		}
+		res.Members, res.Self, res.Epoch, res.EpochAuthenticator = g.Members(), g.OwnLeaf(), g.Epoch(), g.EpochAuthenticator()
+		return nil
+	})
+	if err != nil {
+		return MembersResult{}, fmt.Errorf("backend: members: %w", err)
+	}
+	return res, nil
+}
+
+// Application message content, inside the MLS PrivateMessage:
+//
+//	uint8  version (1)
+//	uint64 sent_at (Unix nanoseconds, big endian)
+//	opaque text[rest] (UTF-8)
+const appContentVersion = 1
+
+func appendAppContent(sentAt time.Time, text string) []byte {
+	b := []byte{appContentVersion}
+	b = binary.BigEndian.AppendUint64(b, uint64(sentAt.UnixNano()))
+	return append(b, text...)
+}
+
+func parseAppContent(b []byte) (time.Time, string, error) {
+	if len(b) < 9 || b[0] != appContentVersion {
+		return time.Time{}, "", errors.New("application content: unknown format")
+	}
+	text := b[9:]
+	if len(text) > MaxTextSize || !utf8.Valid(text) {
+		return time.Time{}, "", errors.New("application content: text is not UTF-8 within the size limit")
+	}
+	ns := binary.BigEndian.Uint64(b[1:9])
+	if ns > 1<<62 {
+		return time.Time{}, "", errors.New("application content: bad timestamp")
+	}
+	return time.Unix(0, int64(ns)), string(text), nil
+}
+
+// messageID is the id of an application message: the first 16 bytes of
+// the SHA-256 of its MLSMessage, the same for the sender and every
+// receiver.
+func messageID(mlsMessage []byte) []byte {
+	h := sha256.Sum256(mlsMessage)
+	return h[:16]
+}
+
+// SendResult is what Send queued.
+type SendResult struct {
+	Message store.Message
+	// Delivered is true once the node has accepted the message.
+	Delivered bool
+}
+
+// userClientID namespaces an API client's idempotency key, so that it
+// never collides with the ids qpd makes itself.
+func userClientID(cid []byte) []byte {
+	if len(cid) == 0 {
+		return nil
+	}
+	return append([]byte("u:"), cid...)
+}
+
+// Send encrypts text to a group and, in one transaction, stores the group
+// state (the sender ratchet moved), the history entry and the outbox item.
+// The outbox sender delivers it to the other members.
+func (b *Backend) Send(ctx context.Context, group, text string, clientMsgID []byte) (SendResult, error) {
+	if text == "" {
+		return SendResult{}, fmt.Errorf("%w: empty message", ErrInvalidArgument)
+	}
+	if len(text) > MaxTextSize {
+		return SendResult{}, fmt.Errorf("%w: message of %d bytes, limit %d", ErrInvalidArgument, len(text), MaxTextSize)
+	}
+	if !utf8.ValidString(text) {
+		return SendResult{}, fmt.Errorf("%w: message is not UTF-8", ErrInvalidArgument)
+	}
+	if len(clientMsgID) > 64 {
+		return SendResult{}, fmt.Errorf("%w: client message id longer than 64 bytes", ErrInvalidArgument)
+	}
+	id, err := b.identity(ctx)
+	if err != nil {
+		return SendResult{}, err
+	}
+	cid := userClientID(clientMsgID)
+	if cid == nil {
+		cid = make([]byte, 18)
+		copy(cid, "m:")
+		if _, err := rand.Read(cid[2:]); err != nil {
+			return SendResult{}, fmt.Errorf("backend: send: %w", err)
+		}
+	}
+	b.gmu.Lock()
+	defer b.gmu.Unlock()
+	var res SendResult
+	err = b.update(ctx, func(tx *store.Tx) error {
+		if it, err := tx.OutboxByClientMsgID(cid); err == nil {
+			// A repeated request: answer as the first time.
+			m, err := tx.Message(it.GroupID, it.MessageSeq)
+			if err != nil {
+				return err
+			}
+			res = SendResult{Message: m, Delivered: it.State == store.OutboxSent}
+			return nil
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		ref, err := resolveGroup(tx, group)
+		if err != nil {
+			return err
+		}
+		sg, g, err := loadGroup(tx, ref.ID)
+		if err != nil {
+			return err
+		}
+		if !sg.LeftAt.IsZero() || !g.Active() {
+			return fmt.Errorf("%w: %s", ErrNotMember, sg.Name)
+		}
+		if g.HasPendingCommit() {
+			return fmt.Errorf("%w: a commit of group %s waits for the node's verdict", ErrNotConnected, sg.Name)
+		}
+		now := tx.Now()
+		ct, err := g.Protect(appendAppContent(now, text), nil)
+		if err != nil {
+			return fmt.Errorf("encrypt: %w", err)
+		}
+		m, err := tx.AppendMessage(store.Message{GroupID: sg.ID, MessageID: messageID(ct), Sender: id.PublicKey(), Text: text, SentAt: now, Read: true, Outgoing: true})
+		if err != nil {
+			return err
+		}
+		if err := saveGroup(tx, &sg, g); err != nil {
+			return err
+		}
+		rcpt := otherMembers(g, id.PublicKey())
+		it, err := tx.AddOutbox(store.OutboxItem{Kind: store.OutboxApplication, GroupID: sg.ID, ClientMsgID: cid, Payload: ct, Recipients: rcpt, Epoch: g.Epoch(), MessageSeq: m.Seq})
+		if err != nil {
+			return err
+		}
+		if len(rcpt) == 0 {
+			if err := tx.SetOutboxState(it.ID, store.OutboxSent, ""); err != nil {
+				return err
+			}
+			res.Delivered = true
+		}
+		if _, err := tx.AppendEvent(store.Event{Kind: store.EventMessage, GroupID: sg.ID, MessageSeq: m.Seq}); err != nil {
+			return err
+		}
+		res.Message = m
+		return nil
+	})
+	if err != nil {
+		return SendResult{}, fmt.Errorf("backend: send: %w", err)
+	}
+	return res, nil
+}
+
+// Leave leaves a group. A member cannot commit its own removal (RFC 9420
+// section 12.2), so qpd sends a Remove proposal for its own leaf to the
+// other members, and the member with the lowest leaf index commits it. The
+// group is marked left at once: it no longer lists as the user's, and its
+// messages are no longer sent to. Should another commit win the epoch and
+// drop the proposal, qpd proposes again in the new epoch.
+func (b *Backend) Leave(ctx context.Context, group string) error {
+	id, err := b.identity(ctx)
+	if err != nil {
 		return err
 	}
-	return mlsGroupsMissing("update")
+	b.gmu.Lock()
+	defer b.gmu.Unlock()
+	err = b.update(ctx, func(tx *store.Tx) error {
+		ref, err := resolveGroup(tx, group)
+		if err != nil {
+			return err
+		}
+		sg, g, err := loadGroup(tx, ref.ID)
+		if err != nil {
+			return err
+		}
+		if g.Active() && !g.HasPendingCommit() {
+			if err := b.proposeLeave(tx, &sg, g, id.PublicKey()); err != nil {
+				return err
+			}
+		}
+		sg.LeftAt = tx.Now()
+		if err := saveGroup(tx, &sg, g); err != nil {
+			return err
+		}
+		_, err = tx.AppendEvent(store.Event{Kind: store.EventLeft, GroupID: sg.ID, Epoch: g.Epoch()})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("backend: leave: %w", err)
+	}
+	return nil
+}
+
+// proposeLeave queues a Remove proposal for the user's own leaf, unless the
+// user is alone in the group.
+func (b *Backend) proposeLeave(tx *store.Tx, sg *store.Group, g *mls.Group, self []byte) error {
+	rcpt := otherMembers(g, self)
+	if len(rcpt) == 0 {
+		return nil
+	}
+	msg, err := g.ProposeRemove(g.OwnLeaf())
+	if err != nil {
+		return fmt.Errorf("propose own removal: %w", err)
+	}
+	cid := make([]byte, 18)
+	copy(cid, "p:")
+	if _, err := rand.Read(cid[2:]); err != nil {
+		return err
+	}
+	_, err = tx.AddOutbox(store.OutboxItem{Kind: store.OutboxApplication, GroupID: sg.ID, ClientMsgID: cid, Payload: msg, Recipients: rcpt, Epoch: g.Epoch()})
+	return err
+}
+
+// Join joins with the Welcomes waiting in the store (qpd joins on arrival
+// by itself; this retries the ones kept for later) and reports the groups
+// joined by Welcome that no Join call has reported yet. With wait, when
+// there is none, it waits up to wait (at most MaxWait) for one.
+func (b *Backend) Join(ctx context.Context, wait time.Duration) ([]GroupInfo, error) {
+	if wait < 0 || wait > MaxWait {
+		return nil, fmt.Errorf("%w: wait %v is outside 0..%v", ErrInvalidArgument, wait, MaxWait)
+	}
+	if err := b.requireIdentity(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.joinStoredWelcomes(ctx); err != nil {
+		return nil, err
+	}
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		changed := b.Changed()
+		var out []GroupInfo
+		var ids [][]byte
+		err := b.view(ctx, func(tx *store.Tx) error {
+			gs, err := tx.UnreportedJoins()
+			if err != nil {
+				return err
+			}
+			for _, g := range gs {
+				gi, err := groupInfo(tx, g)
+				if err != nil {
+					return err
+				}
+				out = append(out, gi)
+				ids = append(ids, g.ID)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("backend: join: %w", err)
+		}
+		if len(out) > 0 {
+			b.gmu.Lock()
+			err := b.update(ctx, func(tx *store.Tx) error {
+				for _, id := range ids {
+					if err := tx.MarkJoinReported(id); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			b.gmu.Unlock()
+			if err != nil {
+				return nil, fmt.Errorf("backend: join: %w", err)
+			}
+			return out, nil
+		}
+		if wait == 0 {
+			return nil, nil
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// joinStoredWelcomes retries the Welcomes kept in the store.
+func (b *Backend) joinStoredWelcomes(ctx context.Context) error {
+	b.gmu.Lock()
+	defer b.gmu.Unlock()
+	return b.update(ctx, func(tx *store.Tx) error {
+		ws, err := tx.Welcomes()
+		if err != nil {
+			return err
+		}
+		for _, w := range ws {
+			if err := b.joinWelcome(tx, w.Payload, w.Sender); err != nil {
+				b.log.Warn("stored welcome does not apply", "id", w.ID, "err", err)
+				if _, err := tx.AppendEvent(store.Event{Kind: store.EventRejected, By: w.Sender, Detail: err.Error()}); err != nil {
+					return err
+				}
+			}
+			if err := tx.DeleteWelcome(w.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/mls"
 )
 
 // MaxWait bounds how long Messages waits for an unread message.
@@ -18,7 +19,7 @@ type GroupInfo struct {
 	store.Group
 	Unread  uint64
 	LastSeq uint64
-	// MemberCount is 0 until the MLS group state can be read.
+	// MemberCount is 0 when the MLS group state cannot be read.
 	MemberCount int
 }
 
@@ -87,6 +88,11 @@ func groupInfo(tx *store.Tx, g store.Group) (GroupInfo, error) {
 	}
 	if gi.LastSeq, err = tx.LastSeq(g.ID); err != nil {
 		return GroupInfo{}, err
+	}
+	if len(g.State) > 0 {
+		if mg, err := mls.UnmarshalGroup(g.State); err == nil {
+			gi.MemberCount = len(mg.Members())
+		}
 	}
 	return gi, nil
 }

@@ -38,6 +38,8 @@ var errRejected = errors.New("rejected")
 // applyEnvelope applies env and advances the cursor in one transaction. It
 // reports whether env was new.
 func (b *Backend) applyEnvelope(ctx context.Context, env nodeclient.Envelope) (bool, error) {
+	b.gmu.Lock()
+	defer b.gmu.Unlock()
 	var rejectErr error
 	applied := false
 	err := b.update(ctx, func(tx *store.Tx) error {
@@ -60,7 +62,12 @@ func (b *Backend) applyEnvelope(ctx context.Context, env nodeclient.Envelope) (b
 	})
 	if errors.Is(err, errRejected) {
 		b.log.Warn("envelope rejected", "seq", env.Seq, "sender", FormatKey(env.Sender), "err", rejectErr)
-		err = b.update(ctx, func(tx *store.Tx) error { return tx.SetNodeCursor(env.Seq) })
+		err = b.update(ctx, func(tx *store.Tx) error {
+			if err := rejectedEvent(tx, env, rejectErr); err != nil {
+				return err
+			}
+			return tx.SetNodeCursor(env.Seq)
+		})
 	}
 	if err != nil {
 		return false, err
@@ -241,6 +248,19 @@ func outboxClientID(it store.OutboxItem) []byte {
 
 func (b *Backend) deliver(ctx context.Context, c *nodeclient.Client, it store.OutboxItem) error {
 	cid := outboxClientID(it)
+	if len(it.GroupID) > 0 {
+		// A group message goes to every recipient in one node transaction,
+		// so that all members receive the group's messages in one order.
+		if len(it.Recipients) > 0 {
+			fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			_, _, err := c.FanOut(fctx, cid, it.Payload, it.Recipients)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("fan out outbox item %d: %w", it.ID, err)
+			}
+		}
+		return b.update(ctx, func(tx *store.Tx) error { return tx.SetOutboxState(it.ID, store.OutboxSent, "") })
+	}
 	for _, r := range it.Recipients {
 		ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		_, _, err := c.Enqueue(ectx, r, it.Payload, cid)

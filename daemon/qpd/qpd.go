@@ -27,6 +27,7 @@ import (
 	"github.com/quicproquo/quicproquo/daemon/backend"
 	"github.com/quicproquo/quicproquo/daemon/client"
 	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/mls"
 )
 
 // DefaultServer is the node address used when none is given.
@@ -40,6 +41,9 @@ type Config struct {
 	ServerCert string // file with the node certificate (PEM or DER); empty: trust on first use
 	LogLevel   slog.Level
 	Repin      bool // forget the pinned node certificate at start
+	// SelfUpdateInterval is how often own keys are rotated in every group
+	// (0: never).
+	SelfUpdateInterval time.Duration
 }
 
 // DefaultStateDir is $XDG_DATA_HOME/quicproquo, else ~/.local/share/quicproquo.
@@ -77,6 +81,7 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.StringVar(&cfg.Server, "server", envOr(getenv, "QPQ_SERVER", DefaultServer), "node address host:port (env QPQ_SERVER)")
 	fs.StringVar(&cfg.ServerCert, "server-cert", getenv("QPQ_SERVER_CERT"), "node certificate to pin, PEM or DER (env QPQ_SERVER_CERT); default: trust on first use")
 	fs.StringVar(&level, "log-level", envOr(getenv, "QPQ_LOG_LEVEL", "info"), "debug, info, warn or error (env QPQ_LOG_LEVEL)")
+	fs.DurationVar(&cfg.SelfUpdateInterval, "self-update-interval", 24*time.Hour, "how often to rotate own keys in every group (0: never)")
 	fs.BoolVar(&cfg.Repin, "repin", false, "forget the node certificate pinned on first use, and pin the one the node presents next")
 	fs.BoolVar(&version, "version", false, "print the version and exit")
 	fs.Usage = func() {
@@ -178,16 +183,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer st.Close()
 
 	b, err := backend.New(backend.Config{
-		Store:    st,
-		Logger:   log.With("component", "backend"),
-		StateDir: cfg.StateDir,
-		Version:  Version(),
-		NodeAddr: cfg.Server,
-		NodeCert: nodeCert,
-		// KeyPackages are made with internal/mls. Applying received
-		// envelopes (Config.Envelopes) waits for the MLS group state
-		// machine.
-		KeyPackages: backend.MLSKeyPackages{},
+		Store:              st,
+		Logger:             log.With("component", "backend"),
+		StateDir:           cfg.StateDir,
+		Version:            Version(),
+		NodeAddr:           cfg.Server,
+		NodeCert:           nodeCert,
+		KeyPackages:        backend.MLSKeyPackages{ExtensionTypes: []mls.ExtensionType{backend.ExtensionGroupName}},
+		Groups:             true,
+		SelfUpdateInterval: cfg.SelfUpdateInterval,
 	})
 	if err != nil {
 		return err

@@ -16,11 +16,15 @@ const (
 	EventJoined        EventKind = "joined"         // GroupID, Epoch
 	EventLeft          EventKind = "left"           // GroupID
 	EventConnection    EventKind = "connection"     // State, Detail
+	// EventRejected records a received envelope that can never apply:
+	// GroupID (when known), By (the sender), MessageSeq (the node queue
+	// sequence number), Detail (why).
+	EventRejected EventKind = "rejected"
 )
 
 func (k EventKind) valid() bool {
 	switch k {
-	case EventMessage, EventMemberAdded, EventMemberRemoved, EventJoined, EventLeft, EventConnection:
+	case EventMessage, EventMemberAdded, EventMemberRemoved, EventJoined, EventLeft, EventConnection, EventRejected:
 		return true
 	}
 	return false

@@ -21,6 +21,9 @@ type Group struct {
 	UpdatedAt time.Time
 	// LeftAt is zero while the user is a member.
 	LeftAt time.Time
+	// JoinReported is false for a group joined by a Welcome until a Join
+	// call has reported it.
+	JoinReported bool
 }
 
 // PutGroup inserts the group or replaces its name, state and epoch.
@@ -35,24 +38,25 @@ func (tx *Tx) PutGroup(g Group) error {
 	if created.IsZero() {
 		created = tx.now
 	}
-	_, err := tx.exec(`INSERT INTO groups (group_id, name, state, epoch, created_at, updated_at, left_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+	_, err := tx.exec(`INSERT INTO groups (group_id, name, state, epoch, created_at, updated_at, left_at, join_reported) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (group_id) DO UPDATE SET name = excluded.name, state = excluded.state, epoch = excluded.epoch,
-			updated_at = excluded.updated_at, left_at = excluded.left_at`,
-		g.ID, g.Name, g.State, int64(g.Epoch), unixNano(created), unixNano(tx.now), unixNano(g.LeftAt))
+			updated_at = excluded.updated_at, left_at = excluded.left_at, join_reported = excluded.join_reported`,
+		g.ID, g.Name, g.State, int64(g.Epoch), unixNano(created), unixNano(tx.now), unixNano(g.LeftAt), boolInt(g.JoinReported))
 	if err != nil {
 		return fmt.Errorf("store: put group %x: %w", g.ID, err)
 	}
 	return nil
 }
 
-const groupColumns = `group_id, name, state, epoch, created_at, updated_at, left_at`
+const groupColumns = `group_id, name, state, epoch, created_at, updated_at, left_at, join_reported`
 
 func scanGroup(scan func(...any) error) (Group, error) {
 	var g Group
-	var epoch, created, updated, left int64
-	if err := scan(&g.ID, &g.Name, &g.State, &epoch, &created, &updated, &left); err != nil {
+	var epoch, created, updated, left, reported int64
+	if err := scan(&g.ID, &g.Name, &g.State, &epoch, &created, &updated, &left, &reported); err != nil {
 		return Group{}, err
 	}
+	g.JoinReported = reported != 0
 	g.Epoch = uint64(epoch)
 	g.CreatedAt, g.UpdatedAt, g.LeftAt = fromUnixNano(created), fromUnixNano(updated), fromUnixNano(left)
 	return g, nil
@@ -103,4 +107,18 @@ func (tx *Tx) groups(q string, args ...any) ([]Group, error) {
 		return nil, fmt.Errorf("store: list groups: %w", err)
 	}
 	return out, nil
+}
+
+// UnreportedJoins returns the groups joined by a Welcome that no Join call
+// has reported yet, oldest first.
+func (tx *Tx) UnreportedJoins() ([]Group, error) {
+	return tx.groups(`SELECT ` + groupColumns + ` FROM groups WHERE join_reported = 0 ORDER BY created_at, group_id`)
+}
+
+// MarkJoinReported records that a Join call reported the group.
+func (tx *Tx) MarkJoinReported(id []byte) error {
+	if _, err := tx.exec(`UPDATE groups SET join_reported = 1 WHERE group_id = ?`, id); err != nil {
+		return fmt.Errorf("store: mark join reported: %w", err)
+	}
+	return nil
 }

@@ -95,6 +95,13 @@ CREATE TABLE pinned_certs (
 	pinned_at    INTEGER NOT NULL
 );
 `,
+	// 2: group commits carry their Welcome; joins by Welcome are reported
+	// once; rejected envelopes are logged as events.
+	`
+ALTER TABLE outbox ADD COLUMN welcome BLOB NOT NULL DEFAULT x'';
+ALTER TABLE outbox ADD COLUMN welcome_recipients BLOB NOT NULL DEFAULT x'';
+ALTER TABLE groups ADD COLUMN join_reported INTEGER NOT NULL DEFAULT 1;
+`,
 }
 
 // SchemaVersion is the schema version this program writes.

@@ -43,11 +43,15 @@ type OutboxItem struct {
 	Epoch      uint64
 	// MessageSeq links an application message to its history entry.
 	MessageSeq uint64
-	State      OutboxState
-	Attempts   int
-	LastError  string
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	// Welcome is a commit's Welcome (empty when it adds nobody), for
+	// WelcomeRecipients.
+	Welcome           []byte
+	WelcomeRecipients [][]byte
+	State             OutboxState
+	Attempts          int
+	LastError         string
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
 }
 
 // recipientsSize is the size of each recipient key in the stored blob.
@@ -88,14 +92,21 @@ func (tx *Tx) AddOutbox(it OutboxItem) (OutboxItem, error) {
 	if err != nil {
 		return OutboxItem{}, fmt.Errorf("store: add outbox: %w", err)
 	}
+	wrcpt, err := packRecipients(it.WelcomeRecipients)
+	if err != nil {
+		return OutboxItem{}, fmt.Errorf("store: add outbox: welcome %w", err)
+	}
+	if it.Welcome == nil {
+		it.Welcome = []byte{}
+	}
 	it.State, it.CreatedAt, it.UpdatedAt = OutboxPending, tx.now, tx.now
 	var cid any
 	if len(it.ClientMsgID) > 0 {
 		cid = it.ClientMsgID
 	}
-	res, err := tx.exec(`INSERT INTO outbox (kind, group_id, client_msg_id, payload, recipients, epoch, message_seq, state, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		string(it.Kind), it.GroupID, cid, it.Payload, rcpt, int64(it.Epoch), int64(it.MessageSeq), string(it.State), unixNano(tx.now), unixNano(tx.now))
+	res, err := tx.exec(`INSERT INTO outbox (kind, group_id, client_msg_id, payload, recipients, epoch, message_seq, state, created_at, updated_at, welcome, welcome_recipients)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		string(it.Kind), it.GroupID, cid, it.Payload, rcpt, int64(it.Epoch), int64(it.MessageSeq), string(it.State), unixNano(tx.now), unixNano(tx.now), it.Welcome, wrcpt)
 	if isUniqueViolation(err) {
 		return OutboxItem{}, fmt.Errorf("store: add outbox: client message id %x: %w", it.ClientMsgID, ErrExists)
 	}
@@ -108,18 +119,21 @@ func (tx *Tx) AddOutbox(it OutboxItem) (OutboxItem, error) {
 	return it, nil
 }
 
-const outboxColumns = `id, kind, group_id, client_msg_id, payload, recipients, epoch, message_seq, state, attempts, last_error, created_at, updated_at`
+const outboxColumns = `id, kind, group_id, client_msg_id, payload, recipients, epoch, message_seq, state, attempts, last_error, created_at, updated_at, welcome, welcome_recipients`
 
 func scanOutbox(scan func(...any) error) (OutboxItem, error) {
 	var it OutboxItem
 	var kind, state string
-	var rcpt []byte
+	var rcpt, wrcpt []byte
 	var epoch, mseq, created, updated int64
-	if err := scan(&it.ID, &kind, &it.GroupID, &it.ClientMsgID, &it.Payload, &rcpt, &epoch, &mseq, &state, &it.Attempts, &it.LastError, &created, &updated); err != nil {
+	if err := scan(&it.ID, &kind, &it.GroupID, &it.ClientMsgID, &it.Payload, &rcpt, &epoch, &mseq, &state, &it.Attempts, &it.LastError, &created, &updated, &it.Welcome, &wrcpt); err != nil {
 		return OutboxItem{}, err
 	}
 	var err error
 	if it.Recipients, err = unpackRecipients(rcpt); err != nil {
+		return OutboxItem{}, err
+	}
+	if it.WelcomeRecipients, err = unpackRecipients(wrcpt); err != nil {
 		return OutboxItem{}, err
 	}
 	it.Kind, it.State = OutboxKind(kind), OutboxState(state)
@@ -204,4 +218,25 @@ func (tx *Tx) SetOutboxState(id int64, state OutboxState, lastErr string) error 
 		return fmt.Errorf("store: set outbox state of %d: %w", id, ErrNotFound)
 	}
 	return nil
+}
+
+// PendingCommits returns the pending commit items, oldest first.
+func (tx *Tx) PendingCommits() ([]OutboxItem, error) {
+	rows, err := tx.query(`SELECT `+outboxColumns+` FROM outbox WHERE state = ? AND kind = ? ORDER BY id`, string(OutboxPending), string(OutboxCommit))
+	if err != nil {
+		return nil, fmt.Errorf("store: pending commits: %w", err)
+	}
+	defer rows.Close()
+	var out []OutboxItem
+	for rows.Next() {
+		it, err := scanOutbox(rows.Scan)
+		if err != nil {
+			return nil, fmt.Errorf("store: pending commits: %w", err)
+		}
+		out = append(out, it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: pending commits: %w", err)
+	}
+	return out, nil
 }

@@ -279,21 +279,39 @@ func (a *app) invite(ctx context.Context, args []string) error {
 }
 
 func (a *app) join(ctx context.Context, args []string) error {
-	return a.simple(ctx, "join", args, 0, func(ctx context.Context, c *client.Client, _ []string) error {
-		r, err := c.Join(ctx, &daemonv1.JoinRequest{})
-		if err != nil {
+	fs := a.flags("join")
+	var wait time.Duration
+	fs.DurationVar(&wait, "wait", 0, "when no invitation is pending, wait up to this long for one")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	if wait < 0 {
+		return fmt.Errorf("%w: --wait must not be negative", errUsage)
+	}
+	c, err := a.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	cctx, cancel := context.WithTimeout(ctx, callTimeout+wait)
+	defer cancel()
+	req := &daemonv1.JoinRequest{}
+	if wait > 0 {
+		req.Wait = durationpb.New(wait)
+	}
+	r, err := c.Join(cctx, req)
+	if err != nil {
+		return err
+	}
+	if len(r.GetJoined()) == 0 && !a.json {
+		fmt.Fprintln(a.stderr, "qpctl join: no pending invitations")
+	}
+	for _, g := range r.GetJoined() {
+		if err := a.printGroup(g); err != nil {
 			return err
 		}
-		if len(r.GetJoined()) == 0 && !a.json {
-			fmt.Fprintln(a.stderr, "qpctl join: no pending invitations")
-		}
-		for _, g := range r.GetJoined() {
-			if err := a.printGroup(g); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	}
+	return nil
 }
 
 func (a *app) send(ctx context.Context, args []string) error {
@@ -344,7 +362,7 @@ func (a *app) members(ctx context.Context, args []string) error {
 		}
 		for _, m := range r.GetMembers() {
 			if a.json {
-				if err := a.printJSON(map[string]any{"group_id": r.GetGroup().GetGroupId(), "identity": m.GetIdentity(), "leaf_index": m.GetLeafIndex(), "self": m.GetSelf(), "epoch": r.GetEpoch()}); err != nil {
+				if err := a.printJSON(map[string]any{"group_id": r.GetGroup().GetGroupId(), "identity": m.GetIdentity(), "leaf_index": m.GetLeafIndex(), "self": m.GetSelf(), "epoch": r.GetEpoch(), "epoch_authenticator": r.GetEpochAuthenticator()}); err != nil {
 					return err
 				}
 				continue
@@ -356,7 +374,7 @@ func (a *app) members(ctx context.Context, args []string) error {
 			fmt.Fprintf(a.stdout, "%s%s\n", m.GetIdentity(), self)
 		}
 		if !a.json {
-			fmt.Fprintf(a.stdout, "epoch %d\n", r.GetEpoch())
+			fmt.Fprintf(a.stdout, "epoch %d  authenticator %s\n", r.GetEpoch(), r.GetEpochAuthenticator())
 		}
 		return nil
 	})

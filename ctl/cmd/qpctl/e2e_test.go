@@ -206,14 +206,14 @@ func TestE2EQpctlAgainstQpd(t *testing.T) {
 		t.Fatalf("second register --json: %+v (%v)", r, err)
 	}
 	r = e2eRun(t, qpctl, socket, "create-group", "--group-id", "team")
-	if r.code != 1 || !strings.Contains(r.stderr, "not wired") {
+	if r.code != 0 || !strings.Contains(r.stdout, "team") {
 		t.Fatalf("create-group: %+v", r)
 	}
 	r = e2eRun(t, qpctl, socket, "recv", "--wait", "100ms")
 	if r.code != 0 || r.stdout != "" {
 		t.Fatalf("recv with nothing: %+v", r)
 	}
-	r = e2eRun(t, qpctl, socket, "recv", "--group-id", "team")
+	r = e2eRun(t, qpctl, socket, "recv", "--group-id", "nope")
 	if r.code != 1 || !strings.Contains(r.stderr, "not found") {
 		t.Fatalf("recv unknown group: %+v", r)
 	}

@@ -1045,7 +1045,10 @@ func (x *InviteResponse) GetAdded() []string {
 }
 
 type JoinRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When no joined group is left to report, wait up to this long for a
+	// Welcome to arrive and be joined.
+	Wait          *durationpb.Duration `protobuf:"bytes,1,opt,name=wait,proto3" json:"wait,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1078,6 +1081,13 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
 	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *JoinRequest) GetWait() *durationpb.Duration {
+	if x != nil {
+		return x.Wait
+	}
+	return nil
 }
 
 type JoinResponse struct {
@@ -1249,12 +1259,15 @@ func (x *MembersRequest) GetGroup() string {
 }
 
 type MembersResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Group         *Group                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
-	Members       []*Member              `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
-	Epoch         uint64                 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Group   *Group                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Members []*Member              `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	Epoch   uint64                 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The epoch authenticator (RFC 9420 section 8.7), hex: members that
+	// agree on it share the same group state.
+	EpochAuthenticator string `protobuf:"bytes,4,opt,name=epoch_authenticator,json=epochAuthenticator,proto3" json:"epoch_authenticator,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *MembersResponse) Reset() {
@@ -1306,6 +1319,13 @@ func (x *MembersResponse) GetEpoch() uint64 {
 		return x.Epoch
 	}
 	return 0
+}
+
+func (x *MembersResponse) GetEpochAuthenticator() string {
+	if x != nil {
+		return x.EpochAuthenticator
+	}
+	return ""
 }
 
 type SendRequest struct {
@@ -1772,6 +1792,7 @@ type Event struct {
 	//	*Event_Joined
 	//	*Event_Connection
 	//	*Event_Left
+	//	*Event_Rejected
 	Kind          isEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1882,6 +1903,15 @@ func (x *Event) GetLeft() *Group {
 	return nil
 }
 
+func (x *Event) GetRejected() *RejectedEnvelope {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_Rejected); ok {
+			return x.Rejected
+		}
+	}
+	return nil
+}
+
 type isEvent_Kind interface {
 	isEvent_Kind()
 }
@@ -1910,6 +1940,10 @@ type Event_Left struct {
 	Left *Group `protobuf:"bytes,15,opt,name=left,proto3,oneof"`
 }
 
+type Event_Rejected struct {
+	Rejected *RejectedEnvelope `protobuf:"bytes,16,opt,name=rejected,proto3,oneof"`
+}
+
 func (*Event_Message) isEvent_Kind() {}
 
 func (*Event_MemberAdded) isEvent_Kind() {}
@@ -1921,6 +1955,81 @@ func (*Event_Joined) isEvent_Kind() {}
 func (*Event_Connection) isEvent_Kind() {}
 
 func (*Event_Left) isEvent_Kind() {}
+
+func (*Event_Rejected) isEvent_Kind() {}
+
+// An envelope from the node that can never apply (malformed, for an
+// unknown group, a commit that lost its epoch, ...). It was skipped.
+type RejectedEnvelope struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Group id (hex), when the envelope named one.
+	GroupId string `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	// Sender's identity key, hex.
+	Sender string `protobuf:"bytes,2,opt,name=sender,proto3" json:"sender,omitempty"`
+	// Sequence number in the user's node queue.
+	NodeSeq       uint64 `protobuf:"varint,3,opt,name=node_seq,json=nodeSeq,proto3" json:"node_seq,omitempty"`
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RejectedEnvelope) Reset() {
+	*x = RejectedEnvelope{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RejectedEnvelope) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RejectedEnvelope) ProtoMessage() {}
+
+func (x *RejectedEnvelope) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RejectedEnvelope.ProtoReflect.Descriptor instead.
+func (*RejectedEnvelope) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *RejectedEnvelope) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *RejectedEnvelope) GetSender() string {
+	if x != nil {
+		return x.Sender
+	}
+	return ""
+}
+
+func (x *RejectedEnvelope) GetNodeSeq() uint64 {
+	if x != nil {
+		return x.NodeSeq
+	}
+	return 0
+}
+
+func (x *RejectedEnvelope) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
 
 type MemberEvent struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -1937,7 +2046,7 @@ type MemberEvent struct {
 
 func (x *MemberEvent) Reset() {
 	*x = MemberEvent{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[28]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1949,7 +2058,7 @@ func (x *MemberEvent) String() string {
 func (*MemberEvent) ProtoMessage() {}
 
 func (x *MemberEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[28]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1962,7 +2071,7 @@ func (x *MemberEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberEvent.ProtoReflect.Descriptor instead.
 func (*MemberEvent) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{28}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *MemberEvent) GetGroupId() string {
@@ -2010,7 +2119,7 @@ type RemoveRequest struct {
 
 func (x *RemoveRequest) Reset() {
 	*x = RemoveRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[29]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2022,7 +2131,7 @@ func (x *RemoveRequest) String() string {
 func (*RemoveRequest) ProtoMessage() {}
 
 func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[29]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2035,7 +2144,7 @@ func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{29}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RemoveRequest) GetGroup() string {
@@ -2061,7 +2170,7 @@ type RemoveResponse struct {
 
 func (x *RemoveResponse) Reset() {
 	*x = RemoveResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[30]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2073,7 +2182,7 @@ func (x *RemoveResponse) String() string {
 func (*RemoveResponse) ProtoMessage() {}
 
 func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[30]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2086,7 +2195,7 @@ func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveResponse.ProtoReflect.Descriptor instead.
 func (*RemoveResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{30}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RemoveResponse) GetGroup() *Group {
@@ -2105,7 +2214,7 @@ type LeaveRequest struct {
 
 func (x *LeaveRequest) Reset() {
 	*x = LeaveRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[31]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2117,7 +2226,7 @@ func (x *LeaveRequest) String() string {
 func (*LeaveRequest) ProtoMessage() {}
 
 func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[31]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2130,7 +2239,7 @@ func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{31}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *LeaveRequest) GetGroup() string {
@@ -2148,7 +2257,7 @@ type LeaveResponse struct {
 
 func (x *LeaveResponse) Reset() {
 	*x = LeaveResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[32]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2160,7 +2269,7 @@ func (x *LeaveResponse) String() string {
 func (*LeaveResponse) ProtoMessage() {}
 
 func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[32]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2173,7 +2282,7 @@ func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveResponse.ProtoReflect.Descriptor instead.
 func (*LeaveResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{32}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{33}
 }
 
 type UpdateRequest struct {
@@ -2186,7 +2295,7 @@ type UpdateRequest struct {
 
 func (x *UpdateRequest) Reset() {
 	*x = UpdateRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[33]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2198,7 +2307,7 @@ func (x *UpdateRequest) String() string {
 func (*UpdateRequest) ProtoMessage() {}
 
 func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[33]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2211,7 +2320,7 @@ func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{33}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *UpdateRequest) GetGroup() string {
@@ -2230,7 +2339,7 @@ type UpdateResponse struct {
 
 func (x *UpdateResponse) Reset() {
 	*x = UpdateResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[34]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2242,7 +2351,7 @@ func (x *UpdateResponse) String() string {
 func (*UpdateResponse) ProtoMessage() {}
 
 func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[34]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2255,7 +2364,7 @@ func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateResponse.ProtoReflect.Descriptor instead.
 func (*UpdateResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{34}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *UpdateResponse) GetGroups() []*Group {
@@ -2343,19 +2452,21 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\tpeer_keys\x18\x02 \x03(\tR\bpeerKeys\"R\n" +
 	"\x0eInviteResponse\x12*\n" +
 	"\x05group\x18\x01 \x01(\v2\x14.qpq.daemon.v1.GroupR\x05group\x12\x14\n" +
-	"\x05added\x18\x02 \x03(\tR\x05added\"\r\n" +
-	"\vJoinRequest\"<\n" +
+	"\x05added\x18\x02 \x03(\tR\x05added\"<\n" +
+	"\vJoinRequest\x12-\n" +
+	"\x04wait\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"<\n" +
 	"\fJoinResponse\x12,\n" +
 	"\x06joined\x18\x01 \x03(\v2\x14.qpq.daemon.v1.GroupR\x06joined\"\x13\n" +
 	"\x11ListGroupsRequest\"B\n" +
 	"\x12ListGroupsResponse\x12,\n" +
 	"\x06groups\x18\x01 \x03(\v2\x14.qpq.daemon.v1.GroupR\x06groups\"&\n" +
 	"\x0eMembersRequest\x12\x14\n" +
-	"\x05group\x18\x01 \x01(\tR\x05group\"\x84\x01\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"\xb5\x01\n" +
 	"\x0fMembersResponse\x12*\n" +
 	"\x05group\x18\x01 \x01(\v2\x14.qpq.daemon.v1.GroupR\x05group\x12/\n" +
 	"\amembers\x18\x02 \x03(\v2\x15.qpq.daemon.v1.MemberR\amembers\x12\x14\n" +
-	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\"c\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12/\n" +
+	"\x13epoch_authenticator\x18\x04 \x01(\tR\x12epochAuthenticator\"c\n" +
 	"\vSendRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12*\n" +
@@ -2395,7 +2506,7 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x04more\x18\x03 \x01(\bR\x04more\"J\n" +
 	"\x10SubscribeRequest\x12\x1b\n" +
 	"\tafter_seq\x18\x01 \x01(\x04R\bafterSeq\x12\x19\n" +
-	"\bfrom_now\x18\x02 \x01(\bR\afromNow\"\xa4\x03\n" +
+	"\bfrom_now\x18\x02 \x01(\bR\afromNow\"\xe3\x03\n" +
 	"\x05Event\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x122\n" +
@@ -2407,8 +2518,14 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\n" +
 	"connection\x18\x0e \x01(\v2\x1d.qpq.daemon.v1.NodeConnectionH\x00R\n" +
 	"connection\x12*\n" +
-	"\x04left\x18\x0f \x01(\v2\x14.qpq.daemon.v1.GroupH\x00R\x04leftB\x06\n" +
-	"\x04kind\"\x89\x01\n" +
+	"\x04left\x18\x0f \x01(\v2\x14.qpq.daemon.v1.GroupH\x00R\x04left\x12=\n" +
+	"\brejected\x18\x10 \x01(\v2\x1f.qpq.daemon.v1.RejectedEnvelopeH\x00R\brejectedB\x06\n" +
+	"\x04kind\"x\n" +
+	"\x10RejectedEnvelope\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x16\n" +
+	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\x19\n" +
+	"\bnode_seq\x18\x03 \x01(\x04R\anodeSeq\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\x89\x01\n" +
 	"\vMemberEvent\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1d\n" +
 	"\n" +
@@ -2465,7 +2582,7 @@ func file_qpq_daemon_v1_daemon_proto_rawDescGZIP() []byte {
 }
 
 var file_qpq_daemon_v1_daemon_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_qpq_daemon_v1_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_qpq_daemon_v1_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_qpq_daemon_v1_daemon_proto_goTypes = []any{
 	(ConnectionState)(0),          // 0: qpq.daemon.v1.ConnectionState
 	(*NodeConnection)(nil),        // 1: qpq.daemon.v1.NodeConnection
@@ -2496,78 +2613,81 @@ var file_qpq_daemon_v1_daemon_proto_goTypes = []any{
 	(*MessagesResponse)(nil),      // 26: qpq.daemon.v1.MessagesResponse
 	(*SubscribeRequest)(nil),      // 27: qpq.daemon.v1.SubscribeRequest
 	(*Event)(nil),                 // 28: qpq.daemon.v1.Event
-	(*MemberEvent)(nil),           // 29: qpq.daemon.v1.MemberEvent
-	(*RemoveRequest)(nil),         // 30: qpq.daemon.v1.RemoveRequest
-	(*RemoveResponse)(nil),        // 31: qpq.daemon.v1.RemoveResponse
-	(*LeaveRequest)(nil),          // 32: qpq.daemon.v1.LeaveRequest
-	(*LeaveResponse)(nil),         // 33: qpq.daemon.v1.LeaveResponse
-	(*UpdateRequest)(nil),         // 34: qpq.daemon.v1.UpdateRequest
-	(*UpdateResponse)(nil),        // 35: qpq.daemon.v1.UpdateResponse
-	(*timestamppb.Timestamp)(nil), // 36: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 37: google.protobuf.Duration
+	(*RejectedEnvelope)(nil),      // 29: qpq.daemon.v1.RejectedEnvelope
+	(*MemberEvent)(nil),           // 30: qpq.daemon.v1.MemberEvent
+	(*RemoveRequest)(nil),         // 31: qpq.daemon.v1.RemoveRequest
+	(*RemoveResponse)(nil),        // 32: qpq.daemon.v1.RemoveResponse
+	(*LeaveRequest)(nil),          // 33: qpq.daemon.v1.LeaveRequest
+	(*LeaveResponse)(nil),         // 34: qpq.daemon.v1.LeaveResponse
+	(*UpdateRequest)(nil),         // 35: qpq.daemon.v1.UpdateRequest
+	(*UpdateResponse)(nil),        // 36: qpq.daemon.v1.UpdateResponse
+	(*timestamppb.Timestamp)(nil), // 37: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 38: google.protobuf.Duration
 }
 var file_qpq_daemon_v1_daemon_proto_depIdxs = []int32{
 	0,  // 0: qpq.daemon.v1.NodeConnection.state:type_name -> qpq.daemon.v1.ConnectionState
-	36, // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
+	37, // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
 	1,  // 2: qpq.daemon.v1.StatusResponse.node:type_name -> qpq.daemon.v1.NodeConnection
-	37, // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
-	36, // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
-	36, // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
-	36, // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
+	38, // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
+	37, // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
+	37, // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
+	37, // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
 	10, // 7: qpq.daemon.v1.CreateGroupResponse.group:type_name -> qpq.daemon.v1.Group
 	10, // 8: qpq.daemon.v1.InviteResponse.group:type_name -> qpq.daemon.v1.Group
-	10, // 9: qpq.daemon.v1.JoinResponse.joined:type_name -> qpq.daemon.v1.Group
-	10, // 10: qpq.daemon.v1.ListGroupsResponse.groups:type_name -> qpq.daemon.v1.Group
-	10, // 11: qpq.daemon.v1.MembersResponse.group:type_name -> qpq.daemon.v1.Group
-	11, // 12: qpq.daemon.v1.MembersResponse.members:type_name -> qpq.daemon.v1.Member
-	36, // 13: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
-	36, // 14: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
-	37, // 15: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
-	24, // 16: qpq.daemon.v1.MessagesResponse.messages:type_name -> qpq.daemon.v1.Message
-	36, // 17: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
-	24, // 18: qpq.daemon.v1.Event.message:type_name -> qpq.daemon.v1.Message
-	29, // 19: qpq.daemon.v1.Event.member_added:type_name -> qpq.daemon.v1.MemberEvent
-	29, // 20: qpq.daemon.v1.Event.member_removed:type_name -> qpq.daemon.v1.MemberEvent
-	10, // 21: qpq.daemon.v1.Event.joined:type_name -> qpq.daemon.v1.Group
-	1,  // 22: qpq.daemon.v1.Event.connection:type_name -> qpq.daemon.v1.NodeConnection
-	10, // 23: qpq.daemon.v1.Event.left:type_name -> qpq.daemon.v1.Group
-	10, // 24: qpq.daemon.v1.RemoveResponse.group:type_name -> qpq.daemon.v1.Group
-	10, // 25: qpq.daemon.v1.UpdateResponse.groups:type_name -> qpq.daemon.v1.Group
-	2,  // 26: qpq.daemon.v1.Daemon.Status:input_type -> qpq.daemon.v1.StatusRequest
-	4,  // 27: qpq.daemon.v1.Daemon.Register:input_type -> qpq.daemon.v1.RegisterRequest
-	6,  // 28: qpq.daemon.v1.Daemon.Ping:input_type -> qpq.daemon.v1.PingRequest
-	8,  // 29: qpq.daemon.v1.Daemon.FetchKey:input_type -> qpq.daemon.v1.FetchKeyRequest
-	12, // 30: qpq.daemon.v1.Daemon.CreateGroup:input_type -> qpq.daemon.v1.CreateGroupRequest
-	14, // 31: qpq.daemon.v1.Daemon.Invite:input_type -> qpq.daemon.v1.InviteRequest
-	16, // 32: qpq.daemon.v1.Daemon.Join:input_type -> qpq.daemon.v1.JoinRequest
-	18, // 33: qpq.daemon.v1.Daemon.ListGroups:input_type -> qpq.daemon.v1.ListGroupsRequest
-	20, // 34: qpq.daemon.v1.Daemon.Members:input_type -> qpq.daemon.v1.MembersRequest
-	22, // 35: qpq.daemon.v1.Daemon.Send:input_type -> qpq.daemon.v1.SendRequest
-	25, // 36: qpq.daemon.v1.Daemon.Messages:input_type -> qpq.daemon.v1.MessagesRequest
-	27, // 37: qpq.daemon.v1.Daemon.Subscribe:input_type -> qpq.daemon.v1.SubscribeRequest
-	30, // 38: qpq.daemon.v1.Daemon.Remove:input_type -> qpq.daemon.v1.RemoveRequest
-	32, // 39: qpq.daemon.v1.Daemon.Leave:input_type -> qpq.daemon.v1.LeaveRequest
-	34, // 40: qpq.daemon.v1.Daemon.Update:input_type -> qpq.daemon.v1.UpdateRequest
-	3,  // 41: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
-	5,  // 42: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
-	7,  // 43: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
-	9,  // 44: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
-	13, // 45: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
-	15, // 46: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
-	17, // 47: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
-	19, // 48: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
-	21, // 49: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
-	23, // 50: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
-	26, // 51: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
-	28, // 52: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
-	31, // 53: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
-	33, // 54: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
-	35, // 55: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
-	41, // [41:56] is the sub-list for method output_type
-	26, // [26:41] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	38, // 9: qpq.daemon.v1.JoinRequest.wait:type_name -> google.protobuf.Duration
+	10, // 10: qpq.daemon.v1.JoinResponse.joined:type_name -> qpq.daemon.v1.Group
+	10, // 11: qpq.daemon.v1.ListGroupsResponse.groups:type_name -> qpq.daemon.v1.Group
+	10, // 12: qpq.daemon.v1.MembersResponse.group:type_name -> qpq.daemon.v1.Group
+	11, // 13: qpq.daemon.v1.MembersResponse.members:type_name -> qpq.daemon.v1.Member
+	37, // 14: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
+	37, // 15: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
+	38, // 16: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
+	24, // 17: qpq.daemon.v1.MessagesResponse.messages:type_name -> qpq.daemon.v1.Message
+	37, // 18: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
+	24, // 19: qpq.daemon.v1.Event.message:type_name -> qpq.daemon.v1.Message
+	30, // 20: qpq.daemon.v1.Event.member_added:type_name -> qpq.daemon.v1.MemberEvent
+	30, // 21: qpq.daemon.v1.Event.member_removed:type_name -> qpq.daemon.v1.MemberEvent
+	10, // 22: qpq.daemon.v1.Event.joined:type_name -> qpq.daemon.v1.Group
+	1,  // 23: qpq.daemon.v1.Event.connection:type_name -> qpq.daemon.v1.NodeConnection
+	10, // 24: qpq.daemon.v1.Event.left:type_name -> qpq.daemon.v1.Group
+	29, // 25: qpq.daemon.v1.Event.rejected:type_name -> qpq.daemon.v1.RejectedEnvelope
+	10, // 26: qpq.daemon.v1.RemoveResponse.group:type_name -> qpq.daemon.v1.Group
+	10, // 27: qpq.daemon.v1.UpdateResponse.groups:type_name -> qpq.daemon.v1.Group
+	2,  // 28: qpq.daemon.v1.Daemon.Status:input_type -> qpq.daemon.v1.StatusRequest
+	4,  // 29: qpq.daemon.v1.Daemon.Register:input_type -> qpq.daemon.v1.RegisterRequest
+	6,  // 30: qpq.daemon.v1.Daemon.Ping:input_type -> qpq.daemon.v1.PingRequest
+	8,  // 31: qpq.daemon.v1.Daemon.FetchKey:input_type -> qpq.daemon.v1.FetchKeyRequest
+	12, // 32: qpq.daemon.v1.Daemon.CreateGroup:input_type -> qpq.daemon.v1.CreateGroupRequest
+	14, // 33: qpq.daemon.v1.Daemon.Invite:input_type -> qpq.daemon.v1.InviteRequest
+	16, // 34: qpq.daemon.v1.Daemon.Join:input_type -> qpq.daemon.v1.JoinRequest
+	18, // 35: qpq.daemon.v1.Daemon.ListGroups:input_type -> qpq.daemon.v1.ListGroupsRequest
+	20, // 36: qpq.daemon.v1.Daemon.Members:input_type -> qpq.daemon.v1.MembersRequest
+	22, // 37: qpq.daemon.v1.Daemon.Send:input_type -> qpq.daemon.v1.SendRequest
+	25, // 38: qpq.daemon.v1.Daemon.Messages:input_type -> qpq.daemon.v1.MessagesRequest
+	27, // 39: qpq.daemon.v1.Daemon.Subscribe:input_type -> qpq.daemon.v1.SubscribeRequest
+	31, // 40: qpq.daemon.v1.Daemon.Remove:input_type -> qpq.daemon.v1.RemoveRequest
+	33, // 41: qpq.daemon.v1.Daemon.Leave:input_type -> qpq.daemon.v1.LeaveRequest
+	35, // 42: qpq.daemon.v1.Daemon.Update:input_type -> qpq.daemon.v1.UpdateRequest
+	3,  // 43: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
+	5,  // 44: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
+	7,  // 45: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
+	9,  // 46: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
+	13, // 47: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
+	15, // 48: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
+	17, // 49: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
+	19, // 50: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
+	21, // 51: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
+	23, // 52: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
+	26, // 53: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
+	28, // 54: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
+	32, // 55: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
+	34, // 56: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
+	36, // 57: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
+	43, // [43:58] is the sub-list for method output_type
+	28, // [28:43] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_qpq_daemon_v1_daemon_proto_init() }
@@ -2582,6 +2702,7 @@ func file_qpq_daemon_v1_daemon_proto_init() {
 		(*Event_Joined)(nil),
 		(*Event_Connection)(nil),
 		(*Event_Left)(nil),
+		(*Event_Rejected)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2589,7 +2710,7 @@ func file_qpq_daemon_v1_daemon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_qpq_daemon_v1_daemon_proto_rawDesc), len(file_qpq_daemon_v1_daemon_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   35,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,430 @@
+package backend
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/mls"
+	nodeclient "github.com/quicproquo/quicproquo/node/client"
+)
+
+// This file commits (RFC 9420 section 12.4) the way the node orders them:
+//
+//  1. build the commit as pending, and store the pending group state with
+//     an outbox item (commit, Welcome, recipients, client message id) in
+//     one transaction;
+//  2. submit it to the node;
+//  3. accepted: merge the pending commit and store the new epoch; stale
+//     (another commit won the epoch): discard it, let the receiver apply
+//     the winning commit from the queue, and build the intent again on the
+//     new epoch (fetching fresh KeyPackages);
+//  4. no answer (connection lost): the pending state stays; on the next
+//     connection the same item is submitted again with the same client
+//     message id, so the node answers as the first time, before anything
+//     of the group is received.
+//
+// A commit the node has not accepted is never merged. gmu is held from
+// building to the verdict, so that the receiver never processes a message
+// of a group whose commit is in flight.
+
+// maxCommitAttempts bounds how often one intent is rebuilt after losing
+// its epoch.
+const maxCommitAttempts = 12
+
+// staleWait bounds the wait for the winning commit to arrive.
+const staleWait = 30 * time.Second
+
+// commitIntent builds one commit on g. It returns the commit (nil when
+// there is nothing to do) and the identities the Welcome is for.
+type commitIntent func(ctx context.Context, c *nodeclient.Client, g *mls.Group, self []byte) (*mls.CommitResult, [][]byte, error)
+
+// ErrStaleEpoch tells that a commit kept losing its epoch to others.
+var errLostEpoch = errors.New("the commit kept losing its epoch to other members' commits")
+
+// runCommit carries an intent through to an accepted commit and returns
+// the group afterwards.
+func (b *Backend) runCommit(ctx context.Context, group string, intent commitIntent) (GroupInfo, error) {
+	id, err := b.identity(ctx)
+	if err != nil {
+		return GroupInfo{}, err
+	}
+	ref, err := b.ResolveGroup(ctx, group)
+	if err != nil {
+		return GroupInfo{}, err
+	}
+	for attempt := 0; attempt < maxCommitAttempts; attempt++ {
+		stale, err := b.commitOnce(ctx, ref.ID, id, intent)
+		if err != nil {
+			return GroupInfo{}, err
+		}
+		if stale == nil {
+			return b.groupInfoByID(ctx, ref.ID)
+		}
+		b.log.Info("commit lost its epoch; retrying", "group", FormatKey(ref.ID), "epoch", stale.Epoch, "current", stale.Current)
+		if err := b.waitEpoch(ctx, ref.ID, max(stale.Current, stale.Epoch+1)); err != nil {
+			return GroupInfo{}, err
+		}
+	}
+	return GroupInfo{}, fmt.Errorf("backend: group %x: %w", ref.ID, errLostEpoch)
+}
+
+func (b *Backend) groupInfoByID(ctx context.Context, id []byte) (GroupInfo, error) {
+	var gi GroupInfo
+	err := b.view(ctx, func(tx *store.Tx) error {
+		g, err := tx.Group(id)
+		if err != nil {
+			return err
+		}
+		gi, err = groupInfo(tx, g)
+		return err
+	})
+	return gi, err
+}
+
+// waitEpoch waits until the group reaches epoch target (or the user is no
+// longer in it).
+func (b *Backend) waitEpoch(ctx context.Context, groupID []byte, target uint64) error {
+	deadline := time.NewTimer(staleWait)
+	defer deadline.Stop()
+	for {
+		changed := b.Changed()
+		var g store.Group
+		if err := b.view(ctx, func(tx *store.Tx) (err error) { g, err = tx.Group(groupID); return }); err != nil {
+			return err
+		}
+		if g.Epoch >= target || !g.LeftAt.IsZero() {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return fmt.Errorf("%w: group %x: the commit of epoch %d did not arrive within %v", ErrNotConnected, groupID, target-1, staleWait)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// commitOnce builds, stores and submits one commit. A nil stale error and
+// nil error mean it was accepted (or there was nothing to commit).
+func (b *Backend) commitOnce(ctx context.Context, groupID []byte, id store.Identity, intent commitIntent) (*nodeclient.StaleEpochError, error) {
+	b.gmu.Lock()
+	defer b.gmu.Unlock()
+	c := b.client()
+	if c == nil {
+		ci := b.Connection()
+		return nil, fmt.Errorf("%w: %s (%s): a commit needs the node's verdict", ErrNotConnected, ci.Address, ci.State)
+	}
+	if err := b.resolvePendingLocked(ctx, c); err != nil {
+		return nil, err
+	}
+	var sg store.Group
+	var g *mls.Group
+	if err := b.view(ctx, func(tx *store.Tx) (err error) { sg, g, err = loadGroup(tx, groupID); return }); err != nil {
+		return nil, err
+	}
+	if !sg.LeftAt.IsZero() || !g.Active() {
+		return nil, fmt.Errorf("%w: %s", ErrNotMember, sg.Name)
+	}
+	self := id.PublicKey()
+	res, welcomeTo, err := intent(ctx, c, g, self)
+	if err != nil || res == nil {
+		return nil, err
+	}
+	cid := make([]byte, 18)
+	copy(cid, "c:")
+	if _, err := rand.Read(cid[2:]); err != nil {
+		return nil, err
+	}
+	item := store.OutboxItem{Kind: store.OutboxCommit, GroupID: groupID, ClientMsgID: cid, Payload: res.Message,
+		Recipients: otherMembers(g, self), Epoch: g.Epoch(), Welcome: res.Welcome, WelcomeRecipients: welcomeTo}
+	err = b.update(ctx, func(tx *store.Tx) error {
+		if err := saveGroup(tx, &sg, g); err != nil {
+			return err
+		}
+		item, err = tx.AddOutbox(item)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("backend: store pending commit: %w", err)
+	}
+	return b.submitLocked(ctx, c, item)
+}
+
+// submitLocked submits a stored pending commit and applies the verdict.
+func (b *Backend) submitLocked(ctx context.Context, c *nodeclient.Client, item store.OutboxItem) (*nodeclient.StaleEpochError, error) {
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	_, err := c.SubmitCommit(sctx, nodeclient.CommitRequest{ClientMsgID: item.ClientMsgID, Message: item.Payload,
+		Recipients: item.Recipients, Welcome: item.Welcome, WelcomeRecipients: item.WelcomeRecipients})
+	cancel()
+	var stale *nodeclient.StaleEpochError
+	var ne *nodeclient.NodeError
+	switch {
+	case err == nil:
+		return nil, b.finishCommit(ctx, item, true, "")
+	case errors.As(err, &stale):
+		return stale, b.finishCommit(ctx, item, false, err.Error())
+	case errors.As(err, &ne):
+		if ferr := b.finishCommit(ctx, item, false, err.Error()); ferr != nil {
+			return nil, ferr
+		}
+		return nil, fmt.Errorf("backend: the node refused the commit: %w", err)
+	}
+	return nil, fmt.Errorf("%w: the commit waits for the node's verdict: %w", ErrNotConnected, err)
+}
+
+// finishCommit merges (accepted) or discards the pending commit of item's
+// group and closes item, in one transaction.
+func (b *Backend) finishCommit(ctx context.Context, item store.OutboxItem, accepted bool, why string) error {
+	err := b.update(ctx, func(tx *store.Tx) error {
+		sg, g, err := loadGroup(tx, item.GroupID)
+		if err != nil {
+			return err
+		}
+		pending := g.PendingCommit()
+		if pending == nil || !bytes.Equal(pending.Message, item.Payload) {
+			// Not this commit's state any more (should not happen):
+			// close the item only.
+			b.log.Warn("commit verdict for a group without that pending commit", "group", FormatKey(item.GroupID), "accepted", accepted)
+			return tx.SetOutboxState(item.ID, store.OutboxDropped, "no pending commit")
+		}
+		if !accepted {
+			if err := g.DiscardPendingCommit(); err != nil {
+				return err
+			}
+			if err := saveGroup(tx, &sg, g); err != nil {
+				return err
+			}
+			return tx.SetOutboxState(item.ID, store.OutboxDropped, why)
+		}
+		self := g.OwnLeaf()
+		me, _ := g.Member(self)
+		res, err := g.MergePendingCommit()
+		if err != nil {
+			return err
+		}
+		for _, l := range res.Added {
+			if m, ok := g.Member(l); ok {
+				if _, err := tx.AppendEvent(store.Event{Kind: store.EventMemberAdded, GroupID: sg.ID, Member: m.Identity, By: me.Identity, Epoch: res.Epoch}); err != nil {
+					return err
+				}
+			}
+		}
+		for _, m := range res.Removed {
+			if _, err := tx.AppendEvent(store.Event{Kind: store.EventMemberRemoved, GroupID: sg.ID, Member: m.Identity, By: me.Identity, Epoch: res.Epoch}); err != nil {
+				return err
+			}
+		}
+		if err := saveGroup(tx, &sg, g); err != nil {
+			return err
+		}
+		return tx.SetOutboxState(item.ID, store.OutboxSent, "")
+	})
+	if err != nil {
+		return fmt.Errorf("backend: apply commit verdict: %w", err)
+	}
+	return nil
+}
+
+// resolvePendingLocked submits again every commit whose verdict is not
+// known (its reply was lost), with its original client message id.
+func (b *Backend) resolvePendingLocked(ctx context.Context, c *nodeclient.Client) error {
+	var items []store.OutboxItem
+	if err := b.view(ctx, func(tx *store.Tx) (err error) { items, err = tx.PendingCommits(); return }); err != nil {
+		return err
+	}
+	for _, it := range items {
+		stale, err := b.submitLocked(ctx, c, it)
+		if err != nil {
+			if errors.Is(err, ErrNotConnected) {
+				return err
+			}
+			b.log.Warn("pending commit", "group", FormatKey(it.GroupID), "err", err)
+			continue
+		}
+		if stale != nil {
+			b.log.Info("pending commit lost its epoch", "group", FormatKey(it.GroupID), "epoch", stale.Epoch, "current", stale.Current)
+		}
+	}
+	return nil
+}
+
+// resolvePending is resolvePendingLocked for the connection loop.
+func (b *Backend) resolvePending(ctx context.Context, c *nodeclient.Client) error {
+	b.gmu.Lock()
+	defer b.gmu.Unlock()
+	return b.resolvePendingLocked(ctx, c)
+}
+
+// Invite adds peers to a group in one commit, with a Welcome (carrying the
+// ratchet tree) for them. Peers already in the group are skipped.
+func (b *Backend) Invite(ctx context.Context, group string, peers []ed25519.PublicKey) (GroupInfo, []ed25519.PublicKey, error) {
+	if len(peers) == 0 {
+		return GroupInfo{}, nil, fmt.Errorf("%w: no peer keys", ErrInvalidArgument)
+	}
+	seen := map[string]bool{}
+	for _, p := range peers {
+		if len(p) != ed25519.PublicKeySize {
+			return GroupInfo{}, nil, fmt.Errorf("%w: peer key of %d bytes", ErrInvalidArgument, len(p))
+		}
+		if seen[string(p)] {
+			return GroupInfo{}, nil, fmt.Errorf("%w: peer %s given twice", ErrInvalidArgument, FormatKey(p))
+		}
+		seen[string(p)] = true
+	}
+	var added []ed25519.PublicKey
+	gi, err := b.runCommit(ctx, group, func(ctx context.Context, c *nodeclient.Client, g *mls.Group, self []byte) (*mls.CommitResult, [][]byte, error) {
+		added = added[:0]
+		var kps []*mls.KeyPackage
+		var to [][]byte
+		for _, p := range peers {
+			if bytes.Equal(p, self) {
+				return nil, nil, fmt.Errorf("%w: cannot invite yourself", ErrInvalidArgument)
+			}
+			if _, ok := g.MemberByIdentity(p); ok {
+				continue
+			}
+			raw, err := c.FetchKeyPackage(ctx, p)
+			if errors.Is(err, nodeclient.ErrNoKeyPackage) {
+				return nil, nil, fmt.Errorf("%w: the node has none for %s (has the peer registered?)", ErrNoKeyPackage, FormatKey(p))
+			}
+			if err != nil {
+				return nil, nil, fmt.Errorf("%w: fetch key package: %w", ErrNotConnected, err)
+			}
+			info := inspectKeyPackage(raw, p, time.Now())
+			if !info.Valid {
+				return nil, nil, fmt.Errorf("%w: KeyPackage of %s: %s", ErrInvalidArgument, FormatKey(p), info.Problem)
+			}
+			if info.Suite != g.CipherSuite() {
+				return nil, nil, fmt.Errorf("%w: KeyPackage of %s is for suite %v, the group uses %v", ErrInvalidArgument, FormatKey(p), info.Suite, g.CipherSuite())
+			}
+			kp, err := mls.ParseKeyPackage(raw)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%w: KeyPackage of %s: %w", ErrInvalidArgument, FormatKey(p), err)
+			}
+			kps = append(kps, kp)
+			to = append(to, p)
+			added = append(added, p)
+		}
+		if len(kps) == 0 {
+			return nil, nil, nil
+		}
+		res, err := g.AddMembers(kps, nil)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: add members: %w", ErrInvalidArgument, err)
+		}
+		return res, to, nil
+	})
+	if err != nil {
+		return GroupInfo{}, nil, err
+	}
+	return gi, added, nil
+}
+
+// Remove removes a member from a group.
+func (b *Backend) Remove(ctx context.Context, group string, peer ed25519.PublicKey) (GroupInfo, error) {
+	return b.runCommit(ctx, group, func(ctx context.Context, c *nodeclient.Client, g *mls.Group, self []byte) (*mls.CommitResult, [][]byte, error) {
+		if bytes.Equal(peer, self) {
+			return nil, nil, fmt.Errorf("%w: to remove yourself, leave the group", ErrInvalidArgument)
+		}
+		m, ok := g.MemberByIdentity(peer)
+		if !ok {
+			return nil, nil, fmt.Errorf("%w: %s is not a member", ErrInvalidArgument, FormatKey(peer))
+		}
+		res, err := g.RemoveMembers([]mls.LeafIndex{m.Leaf}, nil)
+		return res, nil, err
+	})
+}
+
+// Update rotates the user's own keys (a commit with a fresh UpdatePath) in
+// one group, or in all when group is empty.
+func (b *Backend) Update(ctx context.Context, group string) ([]GroupInfo, error) {
+	var refs []string
+	if group != "" {
+		refs = []string{group}
+	} else {
+		gs, err := b.Groups(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range gs {
+			refs = append(refs, FormatKey(g.ID))
+		}
+	}
+	var out []GroupInfo
+	for _, ref := range refs {
+		gi, err := b.runCommit(ctx, ref, func(ctx context.Context, c *nodeclient.Client, g *mls.Group, self []byte) (*mls.CommitResult, [][]byte, error) {
+			res, err := g.SelfUpdate(nil)
+			return res, nil, err
+		})
+		if err != nil {
+			return out, err
+		}
+		out = append(out, gi)
+	}
+	return out, nil
+}
+
+// Background group work scheduled by the receiver.
+type jobKind int
+
+const (
+	// jobCommitProposals commits the proposals pending in a group (a
+	// member's request to leave).
+	jobCommitProposals jobKind = iota + 1
+)
+
+type groupJob struct {
+	group []byte
+	kind  jobKind
+}
+
+// schedule queues a job; a full queue drops it (the next message that
+// asks for it schedules it again).
+func (b *Backend) schedule(j groupJob) {
+	select {
+	case b.jobs <- j:
+	default:
+		b.log.Warn("group job queue full", "group", FormatKey(j.group))
+	}
+}
+
+// runJobs does scheduled group work and the periodic self-update while
+// connected.
+func (b *Backend) runJobs(ctx context.Context) {
+	var tick <-chan time.Time
+	if b.cfg.SelfUpdateInterval > 0 {
+		t := time.NewTicker(b.cfg.SelfUpdateInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-b.jobs:
+			if j.kind == jobCommitProposals {
+				_, err := b.runCommit(ctx, FormatKey(j.group), func(ctx context.Context, c *nodeclient.Client, g *mls.Group, self []byte) (*mls.CommitResult, [][]byte, error) {
+					if g.PendingProposals() == 0 {
+						return nil, nil, nil
+					}
+					res, err := g.Commit(nil)
+					return res, nil, err
+				})
+				if err != nil && ctx.Err() == nil {
+					b.log.Warn("commit pending proposals", "group", FormatKey(j.group), "err", err)
+				}
+			}
+		case <-tick:
+			if _, err := b.Update(ctx, ""); err != nil && ctx.Err() == nil {
+				b.log.Warn("periodic self-update", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,210 @@
+package backend
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/mls"
+	nodeclient "github.com/quicproquo/quicproquo/node/client"
+)
+
+// This file applies what arrives in the user's node queue: Welcomes join
+// groups, group messages (application data, proposals, commits) are routed
+// by the group id of their clear header and processed by the group's MLS
+// state. Everything runs inside the transaction that advances the node
+// cursor; what can never apply is rejected (and logged as an event).
+
+// errCommitInFlight: a group has a commit whose verdict the node has not
+// given yet; its messages wait until the verdict is known.
+var errCommitInFlight = errors.New("a commit of this group waits for the node's verdict")
+
+func reject(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrRejectEnvelope, fmt.Sprintf(format, args...))
+}
+
+// HandleEnvelope implements EnvelopeHandler with the MLS groups. The
+// caller holds gmu.
+func (b *Backend) HandleEnvelope(ctx context.Context, tx *store.Tx, env nodeclient.Envelope) error {
+	hdr, err := mls.PeekMessage(env.Payload)
+	if err != nil {
+		return reject("not an MLS message: %v", err)
+	}
+	switch hdr.WireFormat {
+	case mls.WireFormatWelcome:
+		if err := b.joinWelcome(tx, env.Payload, env.Sender); err != nil {
+			if errors.Is(err, ErrRejectEnvelope) {
+				return err
+			}
+			return reject("welcome: %v", err)
+		}
+		return nil
+	case mls.WireFormatPublicMessage, mls.WireFormatPrivateMessage:
+		return b.handleGroupMessage(tx, env, hdr)
+	}
+	return reject("unexpected wire format %v", hdr.WireFormat)
+}
+
+// joinWelcome joins the group of a Welcome with the stored private half of
+// the KeyPackage it is addressed to.
+func (b *Backend) joinWelcome(tx *store.Tx, welcome, sender []byte) error {
+	_, refs, err := mls.WelcomeKeyPackageRefs(welcome)
+	if err != nil {
+		return err
+	}
+	var kp store.KeyPackageSecret
+	found := false
+	for _, ref := range refs {
+		kp, err = tx.KeyPackage(ref)
+		if err == nil {
+			found = true
+			break
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+	}
+	if !found {
+		return reject("welcome for none of this user's KeyPackages")
+	}
+	priv, err := mls.UnmarshalKeyPackagePrivate(kp.Secrets)
+	clear(kp.Secrets)
+	if err != nil {
+		return fmt.Errorf("decode KeyPackage secrets: %w", err)
+	}
+	g, err := mls.JoinFromWelcome(welcome, priv, &mls.JoinOptions{Config: groupConfig})
+	clear(priv.InitPriv)
+	clear(priv.EncryptionPriv)
+	clear(priv.SignaturePriv)
+	if err != nil {
+		return reject("join from welcome: %v", err)
+	}
+	gid := g.GroupID()
+	if len(gid) != store.GroupIDSize {
+		return reject("group id of %d bytes", len(gid))
+	}
+	old, err := tx.Group(gid)
+	switch {
+	case err == nil && old.LeftAt.IsZero():
+		return reject("already a member of group %x", gid)
+	case err == nil:
+		// Invited back after leaving: the old history stays.
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	sg := store.Group{ID: gid, Name: groupName(g), CreatedAt: old.CreatedAt, JoinReported: false}
+	if err := saveGroup(tx, &sg, g); err != nil {
+		return err
+	}
+	if !kp.LastResort {
+		if err := tx.DeleteKeyPackage(kp.Ref); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.AppendEvent(store.Event{Kind: store.EventJoined, GroupID: gid, Epoch: g.Epoch(), By: sender}); err != nil {
+		return err
+	}
+	b.log.Info("joined group", "group", FormatKey(gid), "name", sg.Name, "epoch", g.Epoch())
+	return nil
+}
+
+func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr *mls.MessageHeader) error {
+	sg, g, err := loadGroup(tx, hdr.GroupID)
+	if errors.Is(err, ErrGroupNotFound) {
+		return reject("message for unknown group %x", hdr.GroupID)
+	}
+	if err != nil {
+		return err
+	}
+	if g.HasPendingCommit() {
+		return fmt.Errorf("group %x: %w", sg.ID, errCommitInFlight)
+	}
+	rec, err := g.ProcessMessage(env.Payload)
+	if err != nil {
+		return reject("group %x epoch %d: %v", sg.ID, hdr.Epoch, err)
+	}
+	self, err := tx.Identity()
+	if err != nil {
+		return err
+	}
+	switch rec.Kind {
+	case mls.KindApplication:
+		sentAt, text, err := parseAppContent(rec.Plaintext)
+		if err != nil {
+			return reject("group %x: %v", sg.ID, err)
+		}
+		m, err := tx.AppendMessage(store.Message{GroupID: sg.ID, MessageID: messageID(env.Payload), Sender: rec.Sender.Identity, Text: text, SentAt: sentAt})
+		switch {
+		case errors.Is(err, store.ErrExists):
+			// Already stored (sent twice): shown once.
+		case err != nil:
+			return err
+		default:
+			if _, err := tx.AppendEvent(store.Event{Kind: store.EventMessage, GroupID: sg.ID, MessageSeq: m.Seq}); err != nil {
+				return err
+			}
+		}
+	case mls.KindProposal:
+		p := rec.Proposal
+		if p != nil && p.Type == mls.ProposalRemove && p.Remove != nil && p.Remove.Removed == rec.Sender.Leaf && !rec.OwnProposal {
+			// A member asks to leave: the lowest other leaf commits it.
+			if designatedCommitter(g, rec.Sender.Leaf) == g.OwnLeaf() {
+				b.schedule(groupJob{group: sg.ID, kind: jobCommitProposals})
+			}
+		}
+	case mls.KindCommit:
+		for _, m := range rec.Added {
+			if _, err := tx.AppendEvent(store.Event{Kind: store.EventMemberAdded, GroupID: sg.ID, Member: m.Identity, By: rec.Sender.Identity, Epoch: rec.NewEpoch}); err != nil {
+				return err
+			}
+		}
+		for _, m := range rec.Removed {
+			if _, err := tx.AppendEvent(store.Event{Kind: store.EventMemberRemoved, GroupID: sg.ID, Member: m.Identity, By: rec.Sender.Identity, Epoch: rec.NewEpoch}); err != nil {
+				return err
+			}
+		}
+		switch {
+		case rec.SelfRemoved || !g.Active():
+			if sg.LeftAt.IsZero() {
+				sg.LeftAt = tx.Now()
+				if _, err := tx.AppendEvent(store.Event{Kind: store.EventLeft, GroupID: sg.ID, Epoch: rec.NewEpoch, By: rec.Sender.Identity}); err != nil {
+					return err
+				}
+			}
+		case !sg.LeftAt.IsZero():
+			// Still in the tree after leaving: the proposal was lost to
+			// another commit; propose again in this epoch.
+			if err := b.proposeLeave(tx, &sg, g, self.PublicKey()); err != nil {
+				return err
+			}
+		case g.PendingProposals() > 0:
+			b.schedule(groupJob{group: sg.ID, kind: jobCommitProposals})
+		}
+	}
+	return saveGroup(tx, &sg, g)
+}
+
+// designatedCommitter is the member that commits a leave proposal of
+// leaver: the lowest leaf other than the leaver's.
+func designatedCommitter(g *mls.Group, leaver mls.LeafIndex) mls.LeafIndex {
+	for _, m := range g.Members() {
+		if m.Leaf != leaver {
+			return m.Leaf
+		}
+	}
+	return leaver
+}
+
+// rejectedEvent records a rejected envelope.
+func rejectedEvent(tx *store.Tx, env nodeclient.Envelope, why error) error {
+	e := store.Event{Kind: store.EventRejected, By: bytes.Clone(env.Sender), MessageSeq: env.Seq, Detail: why.Error()}
+	if hdr, err := mls.PeekMessage(env.Payload); err == nil && len(hdr.GroupID) > 0 {
+		if _, err := tx.Group(hdr.GroupID); err == nil {
+			e.GroupID = hdr.GroupID
+		}
+	}
+	_, err := tx.AppendEvent(e)
+	return err
+}
