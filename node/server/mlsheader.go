@@ -59,6 +59,7 @@ type mlsHeader struct {
 	epoch       uint64
 	senderType  uint8 // 0 for a PrivateMessage (its sender is encrypted)
 	contentType uint8
+	size        int // bytes up to and including content_type
 }
 
 // contentTypeName names an MLS content type for error messages.
@@ -210,6 +211,7 @@ func parseMLSHeader(b []byte) (mlsHeader, error) {
 	if r.err != nil {
 		return mlsHeader{}, r.err
 	}
+	h.size = r.off
 	switch h.contentType {
 	case contentTypeApplication, contentTypeProposal, contentTypeCommit:
 	default:
