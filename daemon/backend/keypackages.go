@@ -21,7 +21,8 @@ const DefaultCipherSuite = mls.MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519
 type MLSKeyPackages struct {
 	// Suite is the cipher suite (DefaultCipherSuite when zero).
 	Suite mls.CipherSuite
-	// ExtensionTypes are extra extension types to advertise as supported.
+	// ExtensionTypes are extra extension types to advertise as supported
+	// (ExtensionGroupName always is).
 	ExtensionTypes []mls.ExtensionType
 }
 
@@ -33,7 +34,13 @@ func (m MLSKeyPackages) NewKeyPackage(identity ed25519.PrivateKey, lastResort bo
 	}
 	pub := identity.Public().(ed25519.PublicKey)
 	signer := &mls.Signer{Credential: mls.NewBasicCredential(pub), SignaturePub: pub, SignaturePriv: identity.Seed()}
-	kp, priv, err := mls.GenerateKeyPackage(cs, signer, &mls.KeyPackageParams{LastResort: lastResort, ExtensionTypes: m.ExtensionTypes})
+	exts := []mls.ExtensionType{ExtensionGroupName}
+	for _, e := range m.ExtensionTypes {
+		if e != ExtensionGroupName {
+			exts = append(exts, e)
+		}
+	}
+	kp, priv, err := mls.GenerateKeyPackage(cs, signer, &mls.KeyPackageParams{LastResort: lastResort, ExtensionTypes: exts})
 	clear(signer.SignaturePriv)
 	if err != nil {
 		return KeyPackageBundle{}, fmt.Errorf("generate key package: %w", err)

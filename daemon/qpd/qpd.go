@@ -27,7 +27,6 @@ import (
 	"github.com/quicproquo/quicproquo/daemon/backend"
 	"github.com/quicproquo/quicproquo/daemon/client"
 	"github.com/quicproquo/quicproquo/daemon/store"
-	"github.com/quicproquo/quicproquo/internal/mls"
 )
 
 // DefaultServer is the node address used when none is given.
@@ -189,7 +188,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Version:            Version(),
 		NodeAddr:           cfg.Server,
 		NodeCert:           nodeCert,
-		KeyPackages:        backend.MLSKeyPackages{ExtensionTypes: []mls.ExtensionType{backend.ExtensionGroupName}},
+		KeyPackages:        backend.MLSKeyPackages{},
 		Groups:             true,
 		SelfUpdateInterval: cfg.SelfUpdateInterval,
 	})

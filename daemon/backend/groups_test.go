@@ -1,0 +1,167 @@
+package backend
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/testnode"
+)
+
+// groupsUser is a running Backend with MLS groups against a node.
+type groupsUser struct {
+	b  *Backend
+	id ed25519.PublicKey
+}
+
+func groupsStart(t *testing.T, node *testnode.Node) *groupsUser {
+	t.Helper()
+	b := backendNew(t, Config{NodeAddr: node.Addr, NodeCert: node.CertDER, Groups: true, KeyPackages: MLSKeyPackages{ExtensionTypes: nil}, KeyPackageTarget: 3})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	r, err := b.Register(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &groupsUser{b: b, id: r.Identity}
+	groupsWait(t, "connected with KeyPackages", func() bool {
+		st, err := b.Status(ctx)
+		return err == nil && st.KeyPackagesKnown && st.KeyPackagesLeft == 3
+	})
+	return u
+}
+
+func groupsWait(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// groupsTexts reads a user's whole history of a group.
+func groupsTexts(t *testing.T, u *groupsUser, group string) []string {
+	t.Helper()
+	p, err := u.b.Messages(context.Background(), MessagesQuery{Group: group, Limit: store.MaxMessageQuery})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range p.Messages {
+		out = append(out, m.Text)
+	}
+	return out
+}
+
+func TestGroupConversation(t *testing.T) {
+	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	alice, bob, carol := groupsStart(t, node), groupsStart(t, node), groupsStart(t, node)
+	ctx := context.Background()
+
+	g, err := alice.b.CreateGroup(ctx, "team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid := FormatKey(g.ID)
+	gi, added, err := alice.b.Invite(ctx, gid, []ed25519.PublicKey{bob.id, carol.id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(added) != 2 || gi.Epoch != 1 || gi.MemberCount != 3 {
+		t.Fatalf("invite: %+v, added %d", gi, len(added))
+	}
+	for _, u := range []*groupsUser{bob, carol} {
+		joined, err := u.b.Join(ctx, 10*time.Second)
+		if err != nil || len(joined) != 1 || joined[0].Name != "team" || !bytes.Equal(joined[0].ID, g.ID) {
+			t.Fatalf("join: %+v, %v", joined, err)
+		}
+	}
+	if _, err := alice.b.Send(ctx, gid, "hello from alice", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.b.Send(ctx, gid, "hello from bob", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []*groupsUser{alice, bob, carol} {
+		groupsWait(t, "two messages", func() bool { return len(groupsTexts(t, u, gid)) == 2 })
+	}
+	// Carol removes Bob; everyone left agrees on the state.
+	if _, err := carol.b.Remove(ctx, gid, bob.id); err != nil {
+		t.Fatal(err)
+	}
+	groupsWait(t, "bob learns he was removed", func() bool {
+		_, err := bob.b.Send(ctx, gid, "still here?", nil)
+		return errors.Is(err, ErrNotMember)
+	})
+	groupsWait(t, "alice at epoch 2", func() bool {
+		m, err := alice.b.Members(ctx, gid)
+		return err == nil && m.Epoch == 2
+	})
+	ma, _ := alice.b.Members(ctx, gid)
+	mc, _ := carol.b.Members(ctx, gid)
+	if len(ma.Members) != 2 || !bytes.Equal(ma.EpochAuthenticator, mc.EpochAuthenticator) {
+		t.Fatalf("after remove: alice %+v carol %+v", ma, mc)
+	}
+}
+
+// Concurrent commits from several members never fork the group.
+func TestGroupConcurrentCommits(t *testing.T) {
+	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	users := []*groupsUser{groupsStart(t, node), groupsStart(t, node), groupsStart(t, node)}
+	ctx := context.Background()
+	g, err := users[0].b.CreateGroup(ctx, "race")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid := FormatKey(g.ID)
+	if _, _, err := users[0].b.Invite(ctx, gid, []ed25519.PublicKey{users[1].id, users[2].id}); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range users[1:] {
+		if j, err := u.b.Join(ctx, 10*time.Second); err != nil || len(j) != 1 {
+			t.Fatalf("join: %v %v", j, err)
+		}
+	}
+	const rounds = 3
+	var wg sync.WaitGroup
+	errs := make(chan error, len(users)*rounds)
+	for _, u := range users {
+		wg.Go(func() {
+			for range rounds {
+				if _, err := u.b.Update(ctx, gid); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	want := uint64(1 + len(users)*rounds)
+	for i, u := range users {
+		groupsWait(t, fmt.Sprintf("user %d at epoch %d", i, want), func() bool {
+			m, err := u.b.Members(ctx, gid)
+			return err == nil && m.Epoch == want
+		})
+	}
+	m0, _ := users[0].b.Members(ctx, gid)
+	for _, u := range users[1:] {
+		m, _ := u.b.Members(ctx, gid)
+		if !bytes.Equal(m.EpochAuthenticator, m0.EpochAuthenticator) {
+			t.Fatal("members disagree on the epoch authenticator")
+		}
+	}
+}
