@@ -195,6 +195,11 @@ func (b *Backend) sendOutbox(ctx context.Context, c *nodeclient.Client) {
 				continue
 			}
 			err := b.deliver(ctx, c, it)
+			if err != nil && len(it.GroupID) > 0 && errors.Is(err, nodeclient.ErrUnauthorized) {
+				// The sender is no longer in the group's roster at the
+				// node (removed meanwhile): the message can never go out.
+				err = fmt.Errorf("%w: %w", nodeclient.ErrInvalidArgument, err)
+			}
 			switch {
 			case err == nil:
 				progress = true
