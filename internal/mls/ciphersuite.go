@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"maps"
 	"slices"
 )
 
@@ -132,11 +133,7 @@ func LookupSuite(id CipherSuite) (Suite, error) {
 
 // SupportedSuites lists the implemented cipher suites in ascending order.
 func SupportedSuites() []CipherSuite {
-	ids := make([]CipherSuite, 0, len(suites))
-	for id := range suites {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
+	ids := slices.Sorted(maps.Keys(suites))
 	return ids
 }
 

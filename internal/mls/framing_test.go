@@ -239,9 +239,12 @@ func TestVectorsMessageProtection(t *testing.T) {
 	})
 }
 
-// TestPrivateMessagePadding checks that padding is zeros on the wire and
-// that a plaintext with a non-zero padding byte is refused as malformed.
-func TestPrivateMessagePadding(t *testing.T) {
+// framingTestApplication signs application data from leaf sender for a
+// PrivateMessage in a suite-1 group "g" at epoch, with a fresh signature
+// key. It returns the suite, the signature public key, the group context
+// and the signed content.
+func framingTestApplication(t *testing.T, epoch uint64, sender LeafIndex, ad, data []byte) (Suite, []byte, *GroupContext, *AuthenticatedContent) {
+	t.Helper()
 	s, err := LookupSuite(MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519)
 	if err != nil {
 		t.Fatal(err)
@@ -250,16 +253,23 @@ func TestPrivateMessagePadding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret := bytes.Repeat([]byte{7}, s.HashSize())
-	sds := bytes.Repeat([]byte{9}, s.HashSize())
-	gc := &GroupContext{Version: MLS10, CipherSuite: s.ID(), GroupID: []byte("g"), Epoch: 3,
+	gc := &GroupContext{Version: MLS10, CipherSuite: s.ID(), GroupID: []byte("g"), Epoch: epoch,
 		TreeHash: []byte{}, ConfirmedTranscriptHash: []byte{}, Extensions: []Extension{}}
-	content := &FramedContent{GroupID: gc.GroupID, Epoch: gc.Epoch, Sender: MemberSender(0),
-		AuthenticatedData: []byte("ad"), ContentType: ContentApplication, ApplicationData: []byte("hello")}
+	content := &FramedContent{GroupID: gc.GroupID, Epoch: gc.Epoch, Sender: MemberSender(sender),
+		AuthenticatedData: ad, ContentType: ContentApplication, ApplicationData: data}
 	ac, err := SignFramedContent(s, priv, WireFormatPrivateMessage, content, gc)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, pub, gc, ac
+}
+
+// TestPrivateMessagePadding checks that padding is zeros on the wire and
+// that a plaintext with a non-zero padding byte is refused as malformed.
+func TestPrivateMessagePadding(t *testing.T) {
+	s, pub, gc, ac := framingTestApplication(t, 3, 0, []byte("ad"), []byte("hello"))
+	secret := bytes.Repeat([]byte{7}, s.HashSize())
+	sds := bytes.Repeat([]byte{9}, s.HashSize())
 
 	for _, padding := range []int{0, 1, 100} {
 		pm, err := ProtectPrivate(s, ac, NewSecretTree(s, secret, 1), sds, padding)
@@ -383,24 +393,9 @@ func TestPublicMessageChecks(t *testing.T) {
 // content nonce: the same content at the same generation encrypts
 // differently each time, and a receiver given another guard cannot decrypt.
 func TestPrivateMessageReuseGuard(t *testing.T) {
-	s, err := LookupSuite(MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519)
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, _, err := s.GenerateSignatureKey()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _, _, ac := framingTestApplication(t, 1, 1, []byte{}, []byte("same"))
 	secret := bytes.Repeat([]byte{3}, s.HashSize())
 	sds := bytes.Repeat([]byte{4}, s.HashSize())
-	gc := &GroupContext{Version: MLS10, CipherSuite: s.ID(), GroupID: []byte("g"), Epoch: 1,
-		TreeHash: []byte{}, ConfirmedTranscriptHash: []byte{}, Extensions: []Extension{}}
-	content := &FramedContent{GroupID: gc.GroupID, Epoch: gc.Epoch, Sender: MemberSender(1),
-		AuthenticatedData: []byte{}, ContentType: ContentApplication, ApplicationData: []byte("same")}
-	ac, err := SignFramedContent(s, priv, WireFormatPrivateMessage, content, gc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	a, err := ProtectPrivate(s, ac, NewSecretTree(s, secret, 2), sds, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -339,11 +339,11 @@ func (g *Group) clone() *Group {
 	c.ctx = cloneGroupContext(&g.ctx)
 	c.tree = g.tree.Clone()
 	c.priv = g.priv.Clone()
-	c.keys.secretTree = cloneSecretTree(g.keys.secretTree)
+	c.keys.secretTree = g.keys.secretTree.Clone()
 	c.past = make([]*pastEpoch, len(g.past))
 	for i, p := range g.past {
 		cp := *p
-		cp.secretTree = cloneSecretTree(p.secretTree)
+		cp.secretTree = p.secretTree.Clone()
 		c.past[i] = &cp // the senders and context are never modified
 	}
 	c.resumption = cloneKeyMap(g.resumption)
@@ -370,35 +370,6 @@ func (g *Group) checkActive() error {
 		return fmt.Errorf("%w: the group was reinitialized", ErrNotMember)
 	}
 	return nil
-}
-
-// cloneSecretTree returns a deep copy of st: its secrets are overwritten in
-// place as they are used, so copies share no byte slices.
-func cloneSecretTree(st *SecretTree) *SecretTree {
-	if st == nil {
-		return nil
-	}
-	c := *st
-	c.nodes = make(map[NodeIndex][]byte, len(st.nodes))
-	for x, v := range st.nodes {
-		c.nodes[x] = bytes.Clone(v)
-	}
-	c.ratchets = make(map[LeafIndex]*[2]*ratchet, len(st.ratchets))
-	for l, rs := range st.ratchets {
-		var cr [2]*ratchet
-		for i, r := range rs {
-			nr := &ratchet{secret: bytes.Clone(r.secret), next: r.next}
-			if r.keys != nil {
-				nr.keys = make(map[uint32]ratchetKey, len(r.keys))
-				for g, k := range r.keys {
-					nr.keys[g] = ratchetKey{key: bytes.Clone(k.key), nonce: bytes.Clone(k.nonce)}
-				}
-			}
-			cr[i] = nr
-		}
-		c.ratchets[l] = &cr
-	}
-	return &c
 }
 
 // wipeSuperseded zeroes the secrets of old's epoch once a new state has

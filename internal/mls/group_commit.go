@@ -210,7 +210,7 @@ func (g *Group) propose(p Proposal, updatePriv []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := cloneSecretTree(g.keys.secretTree)
+	st := g.keys.secretTree.Clone()
 	msg, err := g.protect(ac, st)
 	if err != nil {
 		return nil, err
@@ -404,20 +404,12 @@ func (g *Group) Commit(opts *CommitOptions) (*CommitResult, error) {
 		return nil, err
 	}
 	// The PSKs must be known before anything is built.
-	var pskIDs []PreSharedKeyID
-	for _, rp := range list {
-		if rp.proposal.Type == ProposalPreSharedKey {
-			pskIDs = append(pskIDs, rp.proposal.PreSharedKey.PSK)
-		}
-	}
+	pskIDs := pskIDsOf(list)
 	pskSecret, err := g.pskSecret(pskIDs)
 	if err != nil {
 		return nil, err
 	}
-
-	ng := g.clone()
-	ng.pending = nil
-	res, err := ng.applyProposals(list)
+	ng, res, err := g.applyToCopy(list)
 	if err != nil {
 		return nil, err
 	}
@@ -471,7 +463,7 @@ func (g *Group) Commit(opts *CommitOptions) (*CommitResult, error) {
 		return nil, err
 	}
 	defer clear(joiner)
-	oldST := cloneSecretTree(g.keys.secretTree)
+	oldST := g.keys.secretTree.Clone()
 	ng.retire(g, nil)
 	if err := ng.installEpoch(joiner, pskSecret); err != nil {
 		return nil, err
@@ -491,7 +483,7 @@ func (g *Group) Commit(opts *CommitOptions) (*CommitResult, error) {
 		return nil, err
 	}
 	if len(ng.past) > 0 && ng.past[len(ng.past)-1].epoch == g.ctx.Epoch {
-		ng.past[len(ng.past)-1].secretTree = cloneSecretTree(oldST)
+		ng.past[len(ng.past)-1].secretTree = oldST.Clone()
 	}
 
 	result := &CommitResult{Message: msg, Added: res.added, Removed: res.removed, Epoch: ng.ctx.Epoch}
@@ -606,7 +598,7 @@ func (g *Group) MergePendingCommit() (*CommitResult, error) {
 	// Keep the old epoch's receive state as it is now: messages may have
 	// been read since the commit was made.
 	if n := len(ns.past); n > 0 && ns.past[n-1].epoch == g.ctx.Epoch {
-		ns.past[n-1].secretTree = cloneSecretTree(g.keys.secretTree)
+		ns.past[n-1].secretTree = g.keys.secretTree.Clone()
 	}
 	ns.psks = cloneKeyMap(g.psks)
 	ns.lastOwnCommit = g.suite.Hash(p.result.Message)
@@ -982,6 +974,30 @@ func (g *Group) applyProposals(list []resolvedProposal) (*applied, error) {
 		}
 	}
 	return res, nil
+}
+
+// pskIDsOf lists the PSKs that the PreSharedKey proposals of list name, in
+// order.
+func pskIDsOf(list []resolvedProposal) []PreSharedKeyID {
+	var ids []PreSharedKeyID
+	for _, rp := range list {
+		if rp.proposal.Type == ProposalPreSharedKey {
+			ids = append(ids, rp.proposal.PreSharedKey.PSK)
+		}
+	}
+	return ids
+}
+
+// applyToCopy applies list to a copy of g without a pending commit: the
+// start of the next epoch's state. g itself is not changed.
+func (g *Group) applyToCopy(list []resolvedProposal) (*Group, *applied, error) {
+	ng := g.clone()
+	ng.pending = nil
+	res, err := ng.applyProposals(list)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ng, res, nil
 }
 
 // pskSecret looks up the PSKs of ids and combines them (RFC 9420 §8.4).

@@ -2,8 +2,6 @@ package mls
 
 import (
 	"bytes"
-	"crypto/hpke"
-	"crypto/rand"
 	"fmt"
 	"time"
 )
@@ -234,7 +232,7 @@ func JoinExternal(groupInfo []byte, signer *Signer, opts *ExternalJoinOptions) (
 	if err := r.Finish(); err != nil {
 		return nil, nil, fmt.Errorf("external_pub: %w", err)
 	}
-	kemOutput, initSecret, err := hpkeExportSender(s, externalPub, externalInitLabel, s.HashSize())
+	kemOutput, initSecret, err := s.HPKEExportSender(externalPub, nil, externalInitLabel, s.HashSize())
 	if err != nil {
 		return nil, nil, fmt.Errorf("mls: external init: %w", err)
 	}
@@ -363,82 +361,6 @@ func JoinExternal(groupInfo []byte, signer *Signer, opts *ExternalJoinOptions) (
 	msg := (&MLSMessage{Version: MLS10, WireFormat: WireFormatPublicMessage, PublicMessage: pm}).Marshal()
 	ng.lastOwnCommit = s.Hash(msg)
 	return ng, msg, nil
-}
-
-// hpkeExportSender runs HPKE SetupBaseS to pub with empty info and returns
-// the encapsulation and an exported secret (RFC 9180 §5.3), as ExternalInit
-// needs (RFC 9420 §8.3).
-func hpkeExportSender(s Suite, pub []byte, exporterContext string, length int) (enc, secret []byte, err error) {
-	is, ok := s.(*suite)
-	if !ok {
-		return nil, nil, fmt.Errorf("%w: no HPKE exporter for this suite", ErrUnsupportedSuite)
-	}
-	switch h := is.kem.(type) {
-	case *stdHPKE:
-		pk, err := h.kem.NewPublicKey(pub)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: %v", ErrInvalidKey, err)
-		}
-		enc, sender, err := hpke.NewSender(pk, h.kdf, h.aead, nil)
-		if err != nil {
-			return nil, nil, err
-		}
-		secret, err := sender.Export(exporterContext, length)
-		return enc, secret, err
-	case *circlHPKE:
-		pk, err := h.kem.Scheme().UnmarshalBinaryPublicKey(pub)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: %v", ErrInvalidKey, err)
-		}
-		sender, err := h.suite.NewSender(pk, nil)
-		if err != nil {
-			return nil, nil, err
-		}
-		enc, sealer, err := sender.Setup(rand.Reader)
-		if err != nil {
-			return nil, nil, err
-		}
-		return enc, sealer.Export([]byte(exporterContext), uint(length)), nil
-	}
-	return nil, nil, fmt.Errorf("%w: no HPKE exporter for this suite", ErrUnsupportedSuite)
-}
-
-// hpkeExportReceiver is the receiving side of hpkeExportSender.
-func hpkeExportReceiver(s Suite, priv, enc []byte, exporterContext string, length int) ([]byte, error) {
-	is, ok := s.(*suite)
-	if !ok {
-		return nil, fmt.Errorf("%w: no HPKE exporter for this suite", ErrUnsupportedSuite)
-	}
-	switch h := is.kem.(type) {
-	case *stdHPKE:
-		sk, err := h.kem.NewPrivateKey(priv)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrInvalidKey, err)
-		}
-		r, err := hpke.NewRecipient(enc, sk, h.kdf, h.aead, nil)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrDecrypt, err)
-		}
-		return r.Export(exporterContext, length)
-	case *circlHPKE:
-		sk, err := h.kem.Scheme().UnmarshalBinaryPrivateKey(priv)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrInvalidKey, err)
-		}
-		if len(enc) != h.kem.Scheme().CiphertextSize() {
-			return nil, fmt.Errorf("%w: kem output of %d bytes", ErrDecrypt, len(enc))
-		}
-		r, err := h.suite.NewReceiver(sk, nil)
-		if err != nil {
-			return nil, err
-		}
-		opener, err := r.Setup(enc)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrDecrypt, err)
-		}
-		return opener.Export([]byte(exporterContext), uint(length)), nil
-	}
-	return nil, fmt.Errorf("%w: no HPKE exporter for this suite", ErrUnsupportedSuite)
 }
 
 // WelcomeKeyPackageRefs returns the cipher suite of a Welcome MLSMessage

@@ -85,7 +85,7 @@ func (g *Group) Protect(plaintext, authenticatedData []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	undo := snapshotSecretLeaf(g.keys.secretTree, g.self)
+	undo := g.keys.secretTree.snapshotLeaf(g.self)
 	msg, err := g.protect(ac, g.keys.secretTree)
 	if err != nil {
 		undo.restore()
@@ -226,7 +226,7 @@ func (g *Group) processPrivate(pm *PrivateMessage) (*Received, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
 	}
-	undo := snapshotSecretLeaf(g.keys.secretTree, leaf)
+	undo := g.keys.secretTree.snapshotLeaf(leaf)
 	ac, err := UnprotectPrivate(g.suite, pm, g.keys.secretTree, g.keys.senderDataSecret)
 	if err != nil {
 		undo.restore()
@@ -263,7 +263,7 @@ func (g *Group) processPastApplication(pm *PrivateMessage) (*Received, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
 	}
-	undo := snapshotSecretLeaf(pe.secretTree, leaf)
+	undo := pe.secretTree.snapshotLeaf(leaf)
 	ac, err := UnprotectPrivate(g.suite, pm, pe.secretTree, pe.senderDataSecret)
 	if err != nil {
 		undo.restore()
@@ -397,20 +397,11 @@ func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (*Received,
 	if err := g.validateProposalList(list, c.Sender, external, false); err != nil {
 		return nil, err
 	}
-	var pskIDs []PreSharedKeyID
-	for _, rp := range list {
-		if rp.proposal.Type == ProposalPreSharedKey {
-			pskIDs = append(pskIDs, rp.proposal.PreSharedKey.PSK)
-		}
-	}
-	pskSecret, err := g.pskSecret(pskIDs)
+	pskSecret, err := g.pskSecret(pskIDsOf(list))
 	if err != nil {
 		return nil, err
 	}
-
-	ng := g.clone()
-	ng.pending = nil
-	res, err := ng.applyProposals(list)
+	ng, res, err := g.applyToCopy(list)
 	if err != nil {
 		return nil, err
 	}
@@ -506,7 +497,7 @@ func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (*Received,
 		if err != nil {
 			return nil, err
 		}
-		initSecret, err = hpkeExportReceiver(s, priv, res.externalInit.KEMOutput, externalInitLabel, s.HashSize())
+		initSecret, err = s.HPKEExportReceiver(priv, res.externalInit.KEMOutput, nil, externalInitLabel, s.HashSize())
 		clear(priv)
 		if err != nil {
 			return nil, fmt.Errorf("%w: external init: %w", ErrInvalidCommit, err)
@@ -563,67 +554,6 @@ func peekSender(s Suite, m *PrivateMessage, senderDataSecret []byte) (LeafIndex,
 		return 0, err
 	}
 	return sd.leaf, nil
-}
-
-// secretLeafUndo saves the part of a secret tree that reading a message
-// from one leaf may change: the secrets on the leaf's path and copath and
-// the leaf's ratchets.
-type secretLeafUndo struct {
-	st       *SecretTree
-	leaf     LeafIndex
-	nodes    map[NodeIndex][]byte
-	ratchets *[2]*ratchet
-	had      bool
-}
-
-func snapshotSecretLeaf(st *SecretTree, leaf LeafIndex) *secretLeafUndo {
-	u := &secretLeafUndo{st: st, leaf: leaf}
-	if st == nil || uint32(leaf) >= st.nLeaves {
-		return u
-	}
-	u.nodes = map[NodeIndex][]byte{}
-	x := leaf.Node()
-	save := func(y NodeIndex) {
-		if v, ok := st.nodes[y]; ok {
-			u.nodes[y] = bytes.Clone(v)
-		} else {
-			u.nodes[y] = nil
-		}
-	}
-	save(x)
-	for _, y := range DirectPath(x, st.nLeaves) {
-		save(y)
-	}
-	for _, y := range Copath(x, st.nLeaves) {
-		save(y)
-	}
-	if rs, ok := st.ratchets[leaf]; ok {
-		u.had = true
-		c := cloneSecretTree(&SecretTree{ratchets: map[LeafIndex]*[2]*ratchet{leaf: rs}})
-		u.ratchets = c.ratchets[leaf]
-	}
-	return u
-}
-
-// restore puts the saved state back.
-func (u *secretLeafUndo) restore() {
-	if u == nil || u.nodes == nil {
-		return
-	}
-	st := u.st
-	for y, v := range u.nodes {
-		if v == nil {
-			delete(st.nodes, y)
-		} else {
-			st.nodes[y] = v
-		}
-	}
-	if u.had {
-		st.ratchets[u.leaf] = u.ratchets
-	} else {
-		delete(st.ratchets, u.leaf)
-	}
-	u.nodes = nil
 }
 
 // MessageHeader is the clear part of an MLSMessage that routing needs.

@@ -3,6 +3,7 @@ package mls
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"slices"
 )
 
@@ -63,11 +64,7 @@ func (g *Group) appendState(b []byte) []byte {
 		return b
 	})
 	b = AppendVector(b, func(b []byte) []byte {
-		epochs := make([]uint64, 0, len(g.resumption))
-		for e := range g.resumption {
-			epochs = append(epochs, e)
-		}
-		slices.Sort(epochs)
+		epochs := slices.Sorted(maps.Keys(g.resumption))
 		for _, e := range epochs {
 			b = AppendUint64(b, e)
 			b = AppendOpaque(b, g.resumption[e])
@@ -118,11 +115,7 @@ func (g *Group) appendState(b []byte) []byte {
 }
 
 func appendKeyedSecrets(b []byte, m map[string][]byte) []byte {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := slices.Sorted(maps.Keys(m))
 	return AppendVector(b, func(b []byte) []byte {
 		for _, k := range keys {
 			b = AppendOpaque(b, []byte(k))

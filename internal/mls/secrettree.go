@@ -15,6 +15,7 @@ package mls
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 )
@@ -275,11 +276,7 @@ func (st *SecretTree) prune(r *ratchet) {
 	if excess <= 0 {
 		return
 	}
-	gens := make([]uint32, 0, len(r.keys))
-	for g := range r.keys {
-		gens = append(gens, g)
-	}
-	slices.Sort(gens)
+	gens := slices.Sorted(maps.Keys(r.keys))
 	for _, g := range gens[:excess] {
 		k := r.keys[g]
 		clear(k.key)
@@ -290,8 +287,11 @@ func (st *SecretTree) prune(r *ratchet) {
 
 // Clone returns a deep copy of the tree that shares no secret bytes with
 // it, so a caller can try to process a message on the copy and keep or drop
-// the result.
+// the result. The clone of a nil tree is nil.
 func (st *SecretTree) Clone() *SecretTree {
+	if st == nil {
+		return nil
+	}
 	c := *st
 	c.nodes = make(map[NodeIndex][]byte, len(st.nodes))
 	for x, v := range st.nodes {
@@ -299,20 +299,94 @@ func (st *SecretTree) Clone() *SecretTree {
 	}
 	c.ratchets = make(map[LeafIndex]*[2]*ratchet, len(st.ratchets))
 	for l, rs := range st.ratchets {
-		var cr [2]*ratchet
-		for i, r := range rs {
-			nr := &ratchet{secret: bytesClone(r.secret), next: r.next}
-			if r.keys != nil {
-				nr.keys = make(map[uint32]ratchetKey, len(r.keys))
-				for g, k := range r.keys {
-					nr.keys[g] = ratchetKey{key: bytesClone(k.key), nonce: bytesClone(k.nonce)}
-				}
-			}
-			cr[i] = nr
-		}
-		c.ratchets[l] = &cr
+		c.ratchets[l] = cloneRatchets(rs)
 	}
 	return &c
+}
+
+// cloneRatchets deep-copies one leaf's pair of ratchets.
+func cloneRatchets(rs *[2]*ratchet) *[2]*ratchet {
+	var cr [2]*ratchet
+	for i, r := range rs {
+		nr := &ratchet{secret: bytesClone(r.secret), next: r.next}
+		if r.keys != nil {
+			nr.keys = make(map[uint32]ratchetKey, len(r.keys))
+			for g, k := range r.keys {
+				nr.keys[g] = ratchetKey{key: bytesClone(k.key), nonce: bytesClone(k.nonce)}
+			}
+		}
+		cr[i] = nr
+	}
+	return &cr
+}
+
+// secretLeafUndo saves the part of a secret tree that reading a message
+// from one leaf may change: the secrets on the leaf's path and copath and
+// the leaf's ratchets. It is cheaper than Clone when only one sender's
+// state is at stake.
+type secretLeafUndo struct {
+	st       *SecretTree
+	leaf     LeafIndex
+	nodes    map[NodeIndex][]byte // nil value: the node had no secret
+	ratchets *[2]*ratchet
+	had      bool
+}
+
+// snapshotLeaf saves what Get or Next for leaf may change, for restore to
+// put back. A nil tree or a leaf out of range gives an undo that does
+// nothing.
+func (st *SecretTree) snapshotLeaf(leaf LeafIndex) *secretLeafUndo {
+	u := &secretLeafUndo{st: st, leaf: leaf}
+	if st == nil || uint32(leaf) >= st.nLeaves {
+		return u
+	}
+	u.nodes = map[NodeIndex][]byte{}
+	x := leaf.Node()
+	save := func(y NodeIndex) {
+		if v, ok := st.nodes[y]; ok {
+			u.nodes[y] = bytesClone(v)
+		} else {
+			u.nodes[y] = nil
+		}
+	}
+	save(x)
+	for _, y := range DirectPath(x, st.nLeaves) {
+		save(y)
+	}
+	for _, y := range Copath(x, st.nLeaves) {
+		save(y)
+	}
+	if rs, ok := st.ratchets[leaf]; ok {
+		u.had = true
+		u.ratchets = cloneRatchets(rs)
+	}
+	return u
+}
+
+// restore puts the saved state back. It works once; later calls do
+// nothing.
+func (u *secretLeafUndo) restore() {
+	if u == nil || u.nodes == nil {
+		return
+	}
+	st := u.st
+	for y, v := range u.nodes {
+		clear(st.nodes[y])
+		if v == nil {
+			delete(st.nodes, y)
+		} else {
+			st.nodes[y] = v
+		}
+	}
+	if rs, ok := st.ratchets[u.leaf]; ok {
+		clearRatchets(rs)
+	}
+	if u.had {
+		st.ratchets[u.leaf] = u.ratchets
+	} else {
+		delete(st.ratchets, u.leaf)
+	}
+	u.nodes = nil
 }
 
 // Clear zeroes and drops every secret the tree holds. The tree is unusable
@@ -323,18 +397,23 @@ func (st *SecretTree) Clear() {
 		delete(st.nodes, x)
 	}
 	for l, rs := range st.ratchets {
-		for _, r := range rs {
-			clear(r.secret)
-			r.secret = nil
-			for g, k := range r.keys {
-				clear(k.key)
-				clear(k.nonce)
-				delete(r.keys, g)
-			}
-		}
+		clearRatchets(rs)
 		delete(st.ratchets, l)
 	}
 	st.nLeaves = 0
+}
+
+// clearRatchets zeroes and drops the secrets of one leaf's ratchets.
+func clearRatchets(rs *[2]*ratchet) {
+	for _, r := range rs {
+		clear(r.secret)
+		r.secret = nil
+		for g, k := range r.keys {
+			clear(k.key)
+			clear(k.nonce)
+			delete(r.keys, g)
+		}
+	}
 }
 
 // secretTreeFormat is the version byte of the stored form.
@@ -349,11 +428,7 @@ func (st *SecretTree) Marshal() []byte {
 	b = AppendUint32(b, st.nLeaves)
 	b = AppendUint32(b, st.MaxForwardDistance)
 	b = AppendUint32(b, uint32(max(st.OutOfOrderTolerance, 0)))
-	nodes := make([]NodeIndex, 0, len(st.nodes))
-	for x := range st.nodes {
-		nodes = append(nodes, x)
-	}
-	slices.Sort(nodes)
+	nodes := slices.Sorted(maps.Keys(st.nodes))
 	b = AppendVector(b, func(b []byte) []byte {
 		for _, x := range nodes {
 			b = AppendUint32(b, uint32(x))
@@ -361,22 +436,14 @@ func (st *SecretTree) Marshal() []byte {
 		}
 		return b
 	})
-	leaves := make([]LeafIndex, 0, len(st.ratchets))
-	for l := range st.ratchets {
-		leaves = append(leaves, l)
-	}
-	slices.Sort(leaves)
+	leaves := slices.Sorted(maps.Keys(st.ratchets))
 	b = AppendVector(b, func(b []byte) []byte {
 		for _, l := range leaves {
 			b = AppendUint32(b, uint32(l))
 			for _, r := range st.ratchets[l] {
 				b = AppendOpaque(b, r.secret)
 				b = AppendUint32(b, r.next)
-				gens := make([]uint32, 0, len(r.keys))
-				for g := range r.keys {
-					gens = append(gens, g)
-				}
-				slices.Sort(gens)
+				gens := slices.Sorted(maps.Keys(r.keys))
 				b = AppendVector(b, func(b []byte) []byte {
 					for _, g := range gens {
 						b = AppendUint32(b, g)

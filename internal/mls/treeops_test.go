@@ -42,32 +42,11 @@ func TestVectorsTreeOperations(t *testing.T) {
 	})
 }
 
-// treeTestLeaf makes a signed key_package leaf with fresh keys.
+// treeTestLeaf makes a signed key_package leaf with fresh keys and returns
+// it with its signature private key.
 func treeTestLeaf(t testing.TB, s Suite, id string) (*LeafNode, []byte) {
 	t.Helper()
-	sigPriv, sigPub, err := s.GenerateSignatureKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, encPub, err := s.GenerateKeyPair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := &LeafNode{
-		EncryptionKey: encPub,
-		SignatureKey:  sigPub,
-		Credential:    NewBasicCredential([]byte(id)),
-		Capabilities: Capabilities{
-			Versions:     []ProtocolVersion{MLS10},
-			CipherSuites: []CipherSuite{s.ID()},
-			Credentials:  []CredentialType{CredentialBasic},
-		},
-		Source:   LeafNodeSourceKeyPackage,
-		Lifetime: &Lifetime{NotBefore: 0, NotAfter: 1<<63 - 1},
-	}
-	if err := ln.Sign(s, sigPriv, nil, 0); err != nil {
-		t.Fatal(err)
-	}
+	ln, _, sigPriv := treekemNewLeaf(t, s, id)
 	return ln, sigPriv
 }
 
