@@ -98,6 +98,9 @@ type Backend struct {
 	gmu sync.Mutex
 	// jobs is group work scheduled by the receiver.
 	jobs chan groupJob
+	// beforeSubmit, when set (by tests), runs after a pending commit is
+	// stored and before it is submitted.
+	beforeSubmit func()
 }
 
 // New makes a Backend over cfg.Store.

@@ -154,6 +154,9 @@ func (b *Backend) commitOnce(ctx context.Context, groupID []byte, id store.Ident
 	if err != nil {
 		return nil, fmt.Errorf("backend: store pending commit: %w", err)
 	}
+	if b.beforeSubmit != nil {
+		b.beforeSubmit()
+	}
 	return b.submitLocked(ctx, c, item)
 }
 

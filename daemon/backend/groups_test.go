@@ -165,3 +165,110 @@ func TestGroupConcurrentCommits(t *testing.T) {
 		}
 	}
 }
+
+// A commit that loses its epoch is discarded, the winning commit is
+// applied, and the intent is built again on the new epoch.
+func TestGroupStaleCommitRetried(t *testing.T) {
+	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	alice, bob := groupsStart(t, node), groupsStart(t, node)
+	ctx := context.Background()
+	g, err := alice.b.CreateGroup(ctx, "stale")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid := FormatKey(g.ID)
+	if _, _, err := alice.b.Invite(ctx, gid, []ed25519.PublicKey{bob.id}); err != nil {
+		t.Fatal(err)
+	}
+	if j, err := bob.b.Join(ctx, 10*time.Second); err != nil || len(j) != 1 {
+		t.Fatalf("join: %v %v", j, err)
+	}
+	built := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	bob.b.beforeSubmit = func() {
+		once.Do(func() {
+			close(built)
+			<-release
+		})
+	}
+	bobDone := make(chan error, 1)
+	go func() {
+		_, err := bob.b.Update(ctx, gid)
+		bobDone <- err
+	}()
+	<-built // Bob's commit for epoch 1 is pending.
+	if _, err := alice.b.Update(ctx, gid); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := <-bobDone; err != nil {
+		t.Fatalf("Bob's update after losing the epoch: %v", err)
+	}
+	groupsWait(t, "both at epoch 3", func() bool {
+		ma, err1 := alice.b.Members(ctx, gid)
+		mb, err2 := bob.b.Members(ctx, gid)
+		return err1 == nil && err2 == nil && ma.Epoch == 3 && mb.Epoch == 3 && bytes.Equal(ma.EpochAuthenticator, mb.EpochAuthenticator)
+	})
+	// The lost commit is in Bob's outbox as dropped, the winner as sent.
+	var states []store.OutboxState
+	err = bob.b.view(ctx, func(tx *store.Tx) error {
+		for id := int64(1); ; id++ {
+			it, err := tx.Outbox(id)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if it.Kind == store.OutboxCommit {
+				states = append(states, it.State)
+			}
+		}
+	})
+	if err != nil || len(states) != 2 || states[0] != store.OutboxDropped || states[1] != store.OutboxSent {
+		t.Fatalf("Bob's commit outbox: %v, %v", states, err)
+	}
+}
+
+// A commit whose submission fails with the connection stays pending (and
+// its group's messages wait); on the next connection it is submitted again
+// with the same client message id and merged once the node accepts it.
+func TestGroupPendingCommitResolvedOnReconnect(t *testing.T) {
+	dir := t.TempDir()
+	node := testnode.StartNode(t, dir, "127.0.0.1:0")
+	alice, bob := groupsStart(t, node), groupsStart(t, node)
+	ctx := context.Background()
+	g, err := alice.b.CreateGroup(ctx, "flaky")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid := FormatKey(g.ID)
+	if _, _, err := alice.b.Invite(ctx, gid, []ed25519.PublicKey{bob.id}); err != nil {
+		t.Fatal(err)
+	}
+	if j, err := bob.b.Join(ctx, 10*time.Second); err != nil || len(j) != 1 {
+		t.Fatalf("join: %v %v", j, err)
+	}
+	var once sync.Once
+	bob.b.beforeSubmit = func() { once.Do(node.Stop) }
+	if _, err := bob.b.Update(ctx, gid); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("update with the node gone: %v", err)
+	}
+	if _, err := bob.b.Send(ctx, gid, "waits", nil); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("send during a commit in flight: %v", err)
+	}
+	testnode.StartNode(t, dir, node.Addr)
+	groupsWait(t, "both at epoch 2", func() bool {
+		ma, err1 := alice.b.Members(ctx, gid)
+		mb, err2 := bob.b.Members(ctx, gid)
+		return err1 == nil && err2 == nil && ma.Epoch == 2 && mb.Epoch == 2 && bytes.Equal(ma.EpochAuthenticator, mb.EpochAuthenticator)
+	})
+	if _, err := bob.b.Send(ctx, gid, "after", nil); err != nil {
+		t.Fatal(err)
+	}
+	groupsWait(t, "alice reads bob", func() bool {
+		txt := groupsTexts(t, alice, gid)
+		return len(txt) == 1 && txt[0] == "after"
+	})
+}
