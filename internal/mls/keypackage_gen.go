@@ -254,10 +254,19 @@ func cloneExtensions(exts []Extension) []Extension {
 }
 
 // ValidateKeyPackage checks a KeyPackage received from the directory or in
-// an Add proposal (RFC 9420 §10.1): version and cipher suite, the leaf node
-// (source key_package, signature, lifetime at now, capabilities), the
-// KeyPackage signature, and init key != encryption key. A zero now skips the
-// lifetime check. Failures match ErrInvalidKeyPackage.
+// an Add proposal for a group of cipher suite cs, as RFC 9420 §10.1 lists:
+// the KeyPackage's version is MLS 1.0 and its cipher suite is cs; its leaf
+// node is valid for a KeyPackage (§7.3: source key_package, signature,
+// lifetime at now, its non-default extensions and its credential type listed
+// in its capabilities); the KeyPackage signature verifies; and the init key
+// differs from the leaf's encryption key. A zero now skips the lifetime
+// check. Failures match ErrInvalidKeyPackage.
+//
+// The capabilities need not list the KeyPackage's own version or cipher
+// suite: RFC 9420 does not require it, and unknown capability values are
+// ignored (§13.4). Unknown KeyPackage and leaf extensions are accepted.
+// Checks that need the group (required_capabilities, credential types in
+// use, unique keys) are made when an Add is validated against a group.
 func ValidateKeyPackage(kp *KeyPackage, cs CipherSuite, now time.Time) error {
 	s, err := LookupSuite(cs)
 	if err != nil {
@@ -287,8 +296,10 @@ func validateKeyPackage(s Suite, kp *KeyPackage, now time.Time) error {
 
 // validateLeafNodeStandalone checks the parts of RFC 9420 §7.3 that depend
 // only on the leaf itself: source, signature, lifetime (if now is not zero),
-// that its own extensions are listed in its capabilities, that it supports
-// its credential type, the version and the suite.
+// that its non-default extensions are listed in its capabilities and that
+// its capabilities list its credential type (§7.2). A basic credential must
+// name an identity. The leaf's capabilities need not list the group's
+// version or cipher suite: §7.3 does not ask for it.
 func validateLeafNodeStandalone(s Suite, ln *LeafNode, source LeafNodeSource, groupID []byte, leaf LeafIndex, now time.Time) error {
 	if ln.Source != source {
 		return fmt.Errorf("%w: source %v, want %v", ErrInvalidLeafNode, ln.Source, source)
@@ -315,12 +326,6 @@ func validateLeafNodeStandalone(s Suite, ln *LeafNode, source LeafNodeSource, gr
 	}
 	if !slices.Contains(ln.Capabilities.Credentials, ln.Credential.Type) {
 		return fmt.Errorf("%w: credential type %v not in its capabilities", ErrInvalidLeafNode, ln.Credential.Type)
-	}
-	if !slices.Contains(ln.Capabilities.CipherSuites, s.ID()) {
-		return fmt.Errorf("%w: cipher suite %v not in its capabilities", ErrInvalidLeafNode, s.ID())
-	}
-	if !slices.Contains(ln.Capabilities.Versions, MLS10) {
-		return fmt.Errorf("%w: MLS 1.0 not in its capabilities", ErrInvalidLeafNode)
 	}
 	return nil
 }

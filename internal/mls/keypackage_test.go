@@ -87,3 +87,92 @@ func TestKeyPackageSignature(t *testing.T) {
 		})
 	}
 }
+
+// TestValidateKeyPackageRFCChecks re-signs KeyPackages with changed leaves to
+// show what ValidateKeyPackage refuses (RFC 9420 §7.2, §7.3, §10.1) and what
+// it must let through (§13.4: unknown capability values and extensions are
+// ignored; the capabilities need not list the KeyPackage's own suite).
+func TestValidateKeyPackageRFCChecks(t *testing.T) {
+	cs := MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519
+	s, err := LookupSuite(cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := NewSigner(cs, []byte("alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, _, err := GenerateKeyPackage(cs, signer, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const grease = 0x0a0a
+	for _, tc := range []struct {
+		name   string
+		mutate func(k *KeyPackage)
+		valid  bool
+	}{
+		{"unchanged", func(k *KeyPackage) {}, true},
+		{"own suite and version not in capabilities", func(k *KeyPackage) {
+			k.LeafNode.Capabilities.CipherSuites = []CipherSuite{MLS_128_DHKEMP256_AES128GCM_SHA256_P256}
+			k.LeafNode.Capabilities.Versions = []ProtocolVersion{}
+		}, true},
+		{"unknown capability values", func(k *KeyPackage) {
+			c := &k.LeafNode.Capabilities
+			c.Versions = append(c.Versions, grease)
+			c.CipherSuites = append(c.CipherSuites, grease)
+			c.Extensions = append(c.Extensions, grease)
+			c.Proposals = append(c.Proposals, grease)
+			c.Credentials = append(c.Credentials, grease)
+		}, true},
+		{"unknown KeyPackage extension", func(k *KeyPackage) {
+			k.Extensions = append(k.Extensions, Extension{Type: grease, Data: []byte{1, 2}})
+		}, true},
+		{"default leaf extension not listed", func(k *KeyPackage) {
+			k.LeafNode.Extensions = append(k.LeafNode.Extensions, Extension{Type: ExtensionApplicationID, Data: []byte("app")})
+		}, true},
+		{"non-default leaf extension listed", func(k *KeyPackage) {
+			k.LeafNode.Extensions = append(k.LeafNode.Extensions, Extension{Type: grease, Data: []byte{}})
+			k.LeafNode.Capabilities.Extensions = append(k.LeafNode.Capabilities.Extensions, grease)
+		}, true},
+		{"non-default leaf extension not listed", func(k *KeyPackage) {
+			k.LeafNode.Extensions = append(k.LeafNode.Extensions, Extension{Type: grease, Data: []byte{}})
+		}, false},
+		{"credential type not listed", func(k *KeyPackage) {
+			k.LeafNode.Capabilities.Credentials = []CredentialType{CredentialX509}
+		}, false},
+		{"init key equals encryption key", func(k *KeyPackage) {
+			k.InitKey = bytes.Clone(k.LeafNode.EncryptionKey)
+		}, false},
+		{"leaf source update", func(k *KeyPackage) {
+			k.LeafNode.Source = LeafNodeSourceUpdate
+			k.LeafNode.Lifetime = nil
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k, err := ParseKeyPackage(kp.Marshal())
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.mutate(k)
+			if err := k.LeafNode.Sign(s, signer.SignaturePriv, nil, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := k.Sign(s, signer.SignaturePriv); err != nil {
+				t.Fatal(err)
+			}
+			// Validate what a receiver would parse.
+			got, err := ParseKeyPackage(k.Marshal())
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = ValidateKeyPackage(got, cs, time.Now())
+			switch {
+			case tc.valid && err != nil:
+				t.Fatalf("ValidateKeyPackage: %v", err)
+			case !tc.valid && !errors.Is(err, ErrInvalidKeyPackage):
+				t.Fatalf("ValidateKeyPackage: got %v, want ErrInvalidKeyPackage", err)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // passiveClientVector is one case of the passive-client-*.json vectors: join
@@ -37,6 +38,9 @@ func runPassiveClient(t *testing.T, tc *passiveClientVector) {
 	m, err := ParseMLSMessage(tc.KeyPackage)
 	if err != nil || m.WireFormat != WireFormatKeyPackage {
 		t.Fatalf("key_package: %v", err)
+	}
+	if err := ValidateKeyPackage(m.KeyPackage, CipherSuite(tc.CipherSuite), time.Time{}); err != nil {
+		t.Fatalf("ValidateKeyPackage: %v", err)
 	}
 	kp := &KeyPackagePrivate{
 		KeyPackage:     *m.KeyPackage,

@@ -3,7 +3,9 @@ package mls
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"testing"
+	"time"
 )
 
 type welcomeCase struct {
@@ -67,6 +69,10 @@ func TestVectorsWelcome(t *testing.T) {
 			t.Fatalf("wire formats %v, %v", km.WireFormat, wm.WireFormat)
 		}
 		kp, w := km.KeyPackage, wm.Welcome
+		// The vectors carry no clock, so the lifetime is not checked.
+		if err := ValidateKeyPackage(kp, tc.CipherSuite, time.Time{}); err != nil {
+			t.Fatalf("ValidateKeyPackage: %v", err)
+		}
 		if err := kp.VerifySignature(s); err != nil {
 			t.Fatal(err)
 		}
@@ -122,4 +128,39 @@ func TestVectorsWelcome(t *testing.T) {
 			t.Fatal("own Welcome carries different secrets or GroupInfo")
 		}
 	})
+}
+
+// TestValidateKeyPackageWelcomeSuite7 validates the KeyPackage of the
+// welcome.json case for suite 7, whose capabilities do not list suite 7:
+// RFC 9420 does not require a KeyPackage to list its own cipher suite.
+func TestValidateKeyPackageWelcomeSuite7(t *testing.T) {
+	const cs = MLS_256_DHKEMP384_AES256GCM_SHA384_P384
+	found := false
+	runVectors(t, "welcome.json", func(t *testing.T, tc *welcomeCase) {
+		if tc.CipherSuite != cs {
+			t.Skip("another suite")
+		}
+		found = true
+		m, err := ParseMLSMessage(tc.KeyPackage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.WireFormat != WireFormatKeyPackage {
+			t.Fatalf("wire format %v", m.WireFormat)
+		}
+		kp := m.KeyPackage
+		if slices.Contains(kp.LeafNode.Capabilities.CipherSuites, cs) {
+			t.Fatalf("capabilities list %v; the case no longer covers an unlisted suite", cs)
+		}
+		if err := ValidateKeyPackage(kp, cs, time.Time{}); err != nil {
+			t.Fatalf("ValidateKeyPackage: %v", err)
+		}
+		// The same KeyPackage is refused for a group of another suite.
+		if err := ValidateKeyPackage(kp, MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519, time.Time{}); !errors.Is(err, ErrInvalidKeyPackage) {
+			t.Fatalf("other suite: got %v, want ErrInvalidKeyPackage", err)
+		}
+	})
+	if !found {
+		t.Fatalf("welcome.json has no case for %v", cs)
+	}
 }
