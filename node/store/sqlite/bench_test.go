@@ -88,7 +88,7 @@ func BenchmarkReceiveAck100(b *testing.B) {
 // benchFill appends n messages to r's queue in one transaction.
 func benchFill(b *testing.B, s *Store, r []byte, n int, payload []byte) {
 	ctx := context.Background()
-	err := s.write(ctx, "fill", func(tx *sql.Tx) error {
+	err := s.write(ctx, "fill", func(ctx context.Context, tx *sql.Tx) error {
 		for range n {
 			if _, err := s.appendTx(ctx, tx, r, nil, nil, payload, 1); err != nil {
 				return err
@@ -113,7 +113,7 @@ func BenchmarkTakeKeyPackage(b *testing.B) {
 	for b.Loop() {
 		if left == 0 {
 			b.StopTimer()
-			err := s.write(ctx, "fill", func(tx *sql.Tx) error {
+			err := s.write(ctx, "fill", func(ctx context.Context, tx *sql.Tx) error {
 				for range 1000 {
 					next++
 					copy(pkg, fmt.Sprint(next))

@@ -19,7 +19,7 @@
 //
 // The database runs in WAL mode with synchronous=FULL: a method returns only
 // after its transaction is on disk, so the node may acknowledge a client as
-// soon as the call returns. Each method is one transaction; a failed call
+// soon as the call returns. Each method's work is atomic; a failed call
 // leaves nothing behind. TestCrashDurability kills a writer process with
 // SIGKILL mid-stream and checks that every acknowledged enqueue survives, in
 // order.
@@ -27,7 +27,12 @@
 // # Concurrency
 //
 // All writes go through one connection and begin with BEGIN IMMEDIATE, so in
-// one process they are serialised without lock upgrades, and several
+// one process they are serialised without lock upgrades. They are also
+// group-committed: one writer goroutine runs the write calls waiting at that
+// moment (up to 256) in one transaction, each in its own savepoint, and
+// commits once, so one fsync answers many callers (1000 members acking the
+// same commit, say); a call that fails is rolled back to its savepoint
+// alone, and every call returns only after the commit holding it. Several
 // processes sharing a file (each waiting up to busy_timeout for the lock)
 // stay correct too. Reads (Receive, CountKeyPackages) use a small pool of
 // query_only connections and do not wait for writers: WAL gives each read a

@@ -96,7 +96,7 @@ func (s *Store) SubmitCommit(ctx context.Context, groupID []byte, epoch uint64, 
 	}
 	digest := sha256.Sum256(commit)
 	var res store.CommitResult
-	err = s.write(ctx, op, func(tx *sql.Tx) error {
+	err = s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
 		if len(clientMsgID) > 0 {
 			d, err := lookupGroupDedup(ctx, tx, groupID, sender, clientMsgID)
 			if err != nil {
@@ -167,7 +167,7 @@ func (s *Store) FanOut(ctx context.Context, groupID, sender, clientMsgID, payloa
 		seq int64
 		dup bool
 	)
-	err = s.write(ctx, op, func(tx *sql.Tx) error {
+	err = s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
 		if len(clientMsgID) > 0 {
 			d, err := lookupGroupDedup(ctx, tx, groupID, sender, clientMsgID)
 			if err != nil {

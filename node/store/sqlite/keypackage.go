@@ -35,7 +35,7 @@ func (s *Store) PutKeyPackage(ctx context.Context, identity, pkg []byte, lastRes
 	if lastResort {
 		lr = 1
 	}
-	err := s.write(ctx, op, func(tx *sql.Tx) error {
+	err := s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
 		var existing int
 		err := tx.QueryRowContext(ctx,
 			`SELECT last_resort FROM key_packages WHERE identity = ? AND fingerprint = ?`,
@@ -90,7 +90,7 @@ func (s *Store) TakeKeyPackage(ctx context.Context, identity []byte) ([]byte, er
 		return nil, fmt.Errorf("sqlite: %s: %w", op, err)
 	}
 	var pkg []byte
-	err := s.write(ctx, op, func(tx *sql.Tx) error {
+	err := s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, `
 DELETE FROM key_packages WHERE id = (
 	SELECT id FROM key_packages WHERE identity = ? AND last_resort = 0 ORDER BY id LIMIT 1

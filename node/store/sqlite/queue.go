@@ -62,7 +62,7 @@ func (s *Store) Enqueue(ctx context.Context, recipient, sender, clientMsgID, pay
 		seq int64
 		dup bool
 	)
-	err := s.write(ctx, op, func(tx *sql.Tx) error {
+	err := s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
 		if len(clientMsgID) > 0 {
 			err := tx.QueryRowContext(ctx,
 				`SELECT seq FROM enqueue_dedup WHERE recipient = ? AND sender = ? AND client_msg_id = ?`,
@@ -152,7 +152,7 @@ func (s *Store) Ack(ctx context.Context, recipient []byte, upTo uint64) (int, er
 		return 0, fmt.Errorf("sqlite: %s: %w", op, err)
 	}
 	var n int64
-	err := s.write(ctx, op, func(tx *sql.Tx) error {
+	err := s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		n, err = deleteUpTo(ctx, tx, recipient, clampSeq(upTo))
 		if err != nil {
@@ -189,7 +189,7 @@ func (s *Store) Drain(ctx context.Context, recipient []byte) ([]store.Message, e
 		return nil, fmt.Errorf("sqlite: %s: %w", op, err)
 	}
 	var msgs []store.Message
-	err := s.write(ctx, op, func(tx *sql.Tx) error {
+	err := s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		msgs, err = scanMessages(tx.QueryContext(ctx, selectMessages+`
 WHERE m.recipient = ? ORDER BY m.seq`, recipient))

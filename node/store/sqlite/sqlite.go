@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -56,6 +57,10 @@ type Store struct {
 
 	w *sql.DB // one connection, BEGIN IMMEDIATE: every write goes through it
 	r *sql.DB // a small pool of query_only connections for reads
+
+	writes     chan *writeReq // to writeLoop; closed by Close
+	writerDone chan struct{}
+	commits    atomic.Int64 // write transactions committed (read by tests)
 
 	stopPrune chan struct{}
 	pruneDone chan struct{}
@@ -123,20 +128,23 @@ func Open(ctx context.Context, path string, limits store.Limits, logger *slog.Lo
 	r.SetMaxIdleConns(readConns)
 
 	s := &Store{
-		path:      path,
-		log:       logger,
-		limits:    limits,
-		now:       time.Now,
-		w:         w,
-		r:         r,
-		stopPrune: make(chan struct{}),
-		pruneDone: make(chan struct{}),
+		path:       path,
+		log:        logger,
+		limits:     limits,
+		now:        time.Now,
+		w:          w,
+		r:          r,
+		writes:     make(chan *writeReq),
+		writerDone: make(chan struct{}),
+		stopPrune:  make(chan struct{}),
+		pruneDone:  make(chan struct{}),
 	}
 	if _, err := s.prune(ctx); err != nil {
 		w.Close()
 		r.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	go s.writeLoop()
 	go s.pruneLoop()
 	logger.Info("store opened", "path", path, "schema_version", version,
 		"max_key_packages", limits.MaxKeyPackages, "max_queue_depth", limits.MaxQueueDepth)
@@ -208,6 +216,10 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	// No call is in flight (each holds mu for reading until it has its
+	// answer), so the writer has nothing left to do.
+	close(s.writes)
+	<-s.writerDone
 	close(s.stopPrune)
 	<-s.pruneDone
 	err := errors.Join(s.r.Close(), s.w.Close())
@@ -226,28 +238,6 @@ func (s *Store) enter(op string) (func(), error) {
 		return nil, fmt.Errorf("sqlite: %s: %w", op, store.ErrClosed)
 	}
 	return s.mu.RUnlock, nil
-}
-
-// write runs fn in one IMMEDIATE transaction on the writer connection and
-// commits it. Errors from fn are returned as they are, after a rollback.
-func (s *Store) write(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
-	leave, err := s.enter(op)
-	if err != nil {
-		return err
-	}
-	defer leave()
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("sqlite: %s: begin: %w", op, err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: %s: commit: %w", op, err)
-	}
-	return nil
 }
 
 // read runs fn in one read transaction on a reader connection, so that it

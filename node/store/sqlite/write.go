@@ -1,0 +1,149 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// Writes are group-committed. Every write call hands its work to one writer
+// goroutine, which runs the calls waiting at that moment (up to
+// maxWriteBatch) in one IMMEDIATE transaction, each inside its own
+// savepoint, and commits once: one fsync answers them all. A call whose work
+// fails is rolled back to its savepoint and gets its own error; the others
+// are unaffected. Each call returns only after the commit that holds its
+// work is on disk, so acknowledging a client at return stays safe; a failed
+// commit fails every call of the batch.
+//
+// The work of a call runs with the caller's context values but not its
+// cancellation: SQLite answers an interrupted statement inside a
+// transaction by rolling back the whole transaction, which would take the
+// other calls' work with it. A call whose context is done before its work
+// starts is not run.
+
+// maxWriteBatch bounds the calls committed together.
+const maxWriteBatch = 256
+
+// writeReq is one write call waiting for the writer.
+type writeReq struct {
+	ctx  context.Context
+	op   string
+	fn   func(ctx context.Context, tx *sql.Tx) error
+	done chan error
+}
+
+// write runs fn in a write transaction (shared with other calls, see above)
+// and returns once that transaction is committed. Errors from fn are
+// returned as they are, after fn's work is rolled back.
+func (s *Store) write(ctx context.Context, op string, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	leave, err := s.enter(op)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	req := &writeReq{ctx: ctx, op: op, fn: fn, done: make(chan error, 1)}
+	select {
+	case s.writes <- req:
+	case <-ctx.Done():
+		return fmt.Errorf("sqlite: %s: %w", op, ctx.Err())
+	}
+	// Once handed over, the work may be committed: wait for the answer
+	// rather than report a cancellation that might not be true.
+	return <-req.done
+}
+
+// writeLoop runs the write calls until Close closes s.writes.
+func (s *Store) writeLoop() {
+	defer close(s.writerDone)
+	for req := range s.writes {
+		batch := []*writeReq{req}
+	more:
+		for len(batch) < maxWriteBatch {
+			select {
+			case r, ok := <-s.writes:
+				if !ok {
+					break more
+				}
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		s.runBatch(batch)
+	}
+}
+
+// runBatch runs the calls of batch in one transaction and answers each.
+func (s *Store) runBatch(batch []*writeReq) {
+	live := batch[:0:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- fmt.Errorf("sqlite: %s: %w", r.op, err)
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	tx, err := s.w.BeginTx(context.Background(), nil)
+	if err != nil {
+		for _, r := range live {
+			r.done <- fmt.Errorf("sqlite: %s: begin: %w", r.op, err)
+		}
+		return
+	}
+	if len(live) == 1 {
+		// Alone: no savepoint needed.
+		r := live[0]
+		if err := r.fn(context.WithoutCancel(r.ctx), tx); err != nil {
+			_ = tx.Rollback()
+			r.done <- err
+			return
+		}
+		if err := tx.Commit(); err != nil {
+			r.done <- fmt.Errorf("sqlite: %s: commit: %w", r.op, err)
+			return
+		}
+		s.commits.Add(1)
+		r.done <- nil
+		return
+	}
+	errs := make([]error, len(live))
+	var broken error // the transaction can no longer be trusted
+	for i, r := range live {
+		ctx := context.WithoutCancel(r.ctx)
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT call"); err != nil {
+			broken = fmt.Errorf("savepoint: %w", err)
+			break
+		}
+		if errs[i] = r.fn(ctx, tx); errs[i] != nil {
+			if _, err := tx.ExecContext(ctx, "ROLLBACK TO call"); err != nil {
+				broken = fmt.Errorf("roll back a failed call: %w (after %w)", err, errs[i])
+				break
+			}
+		}
+		if _, err := tx.ExecContext(ctx, "RELEASE call"); err != nil {
+			broken = fmt.Errorf("release savepoint: %w", err)
+			break
+		}
+	}
+	if broken == nil {
+		if err := tx.Commit(); err != nil {
+			broken = fmt.Errorf("commit: %w", err)
+		} else {
+			s.commits.Add(1)
+		}
+	} else {
+		broken = errors.Join(broken, tx.Rollback())
+	}
+	for i, r := range live {
+		switch {
+		case broken != nil:
+			r.done <- fmt.Errorf("sqlite: %s: %w", r.op, broken)
+		default:
+			r.done <- errs[i]
+		}
+	}
+}
