@@ -73,89 +73,98 @@ func (s *session) groupStoreError(method string, err error) error {
 
 func (s *session) SubmitCommit(ctx context.Context, call group.GroupService_submitCommit) error {
 	const method = "submitCommit"
-	return s.serve(method, func() error {
-		if err := s.authenticated(method); err != nil {
-			return err
-		}
-		args := call.Args()
-		msg, _ := args.MlsMessage()
-		msgID, _ := args.ClientMsgId()
-		h, err := s.checkGroupMessage(method, msg, msgID, contentTypeCommit)
-		if err != nil {
-			return err
-		}
-		rl, _ := args.Recipients()
-		recipients, err := s.recipientList(method, "recipients", rl)
-		if err != nil {
-			return err
-		}
-		welcome, _ := args.Welcome()
-		wl, _ := args.WelcomeRecipients()
-		welcomeRecipients, err := s.recipientList(method, "welcomeRecipients", wl)
-		if err != nil {
-			return err
-		}
-		if len(recipients)+len(welcomeRecipients) > s.srv.cfg.MaxRecipients {
-			return fail(nodecp.ErrorCode_limit, "%s: %d recipients and welcome recipients, limit %d",
-				method, len(recipients)+len(welcomeRecipients), s.srv.cfg.MaxRecipients)
-		}
-		if len(welcome) > s.srv.cfg.MaxPayloadSize {
-			return fail(nodecp.ErrorCode_tooLarge, "%s: welcome has %d bytes, limit %d", method, len(welcome), s.srv.cfg.MaxPayloadSize)
-		}
-		switch {
-		case len(welcome) == 0 && len(welcomeRecipients) > 0:
-			return fail(nodecp.ErrorCode_invalidArgument, "%s: welcome recipients without a welcome", method)
-		case len(welcome) > 0 && len(welcomeRecipients) == 0:
-			return fail(nodecp.ErrorCode_invalidArgument, "%s: a welcome without welcome recipients", method)
-		case len(welcome) > 0:
-			if err := checkWelcomeHeader(welcome); err != nil {
-				return fail(nodecp.ErrorCode_invalidArgument, "%s: %v", method, err)
-			}
-		}
-		res, err := s.srv.cfg.Store.SubmitCommit(ctx, h.groupID, h.epoch, s.identity, msgID, msg,
-			recipients, welcome, welcomeRecipients)
-		var stale *store.StaleEpochError
-		if errors.As(err, &stale) {
-			out, aerr := call.AllocResults()
-			if aerr != nil {
-				return aerr
-			}
-			o, aerr := out.NewOutcome()
-			if aerr != nil {
-				return aerr
-			}
-			o.SetStale()
-			o.Stale().SetEpoch(stale.Epoch)
-			o.Stale().SetCurrent(stale.Current)
-			s.log.Debug("stale commit", "group", fmt.Sprintf("%x", h.groupID), "epoch", stale.Epoch, "current", stale.Current)
-			return nil
-		}
-		if err != nil {
-			return s.groupStoreError(method, err)
-		}
-		if !res.Duplicate {
-			s.srv.cfg.Metrics.enqueued(len(msg)*len(recipients) + len(welcome)*len(welcomeRecipients))
-			for _, r := range recipients {
-				s.srv.notifier.notify(r)
-			}
-			for _, r := range welcomeRecipients {
-				s.srv.notifier.notify(r)
-			}
-		}
-		out, err := call.AllocResults()
-		if err != nil {
-			return err
-		}
-		o, err := out.NewOutcome()
-		if err != nil {
-			return err
-		}
-		o.SetAccepted()
-		o.Accepted().SetEpoch(res.Epoch + 1)
-		o.Accepted().SetGroupSeq(res.GroupSeq)
-		o.Accepted().SetDuplicate(res.Duplicate)
-		return nil
+	return s.serveOutcome(method, func() (string, error) {
+		var outcome string
+		err := s.submitCommit(ctx, call, &outcome)
+		return outcome, err
 	})
+}
+
+// submitCommit serves SubmitCommit; a stale commit sets *outcome.
+func (s *session) submitCommit(ctx context.Context, call group.GroupService_submitCommit, outcome *string) error {
+	const method = "submitCommit"
+	if err := s.authenticated(method); err != nil {
+		return err
+	}
+	args := call.Args()
+	msg, _ := args.MlsMessage()
+	msgID, _ := args.ClientMsgId()
+	h, err := s.checkGroupMessage(method, msg, msgID, contentTypeCommit)
+	if err != nil {
+		return err
+	}
+	rl, _ := args.Recipients()
+	recipients, err := s.recipientList(method, "recipients", rl)
+	if err != nil {
+		return err
+	}
+	welcome, _ := args.Welcome()
+	wl, _ := args.WelcomeRecipients()
+	welcomeRecipients, err := s.recipientList(method, "welcomeRecipients", wl)
+	if err != nil {
+		return err
+	}
+	if len(recipients)+len(welcomeRecipients) > s.srv.cfg.MaxRecipients {
+		return fail(nodecp.ErrorCode_limit, "%s: %d recipients and welcome recipients, limit %d",
+			method, len(recipients)+len(welcomeRecipients), s.srv.cfg.MaxRecipients)
+	}
+	if len(welcome) > s.srv.cfg.MaxPayloadSize {
+		return fail(nodecp.ErrorCode_tooLarge, "%s: welcome has %d bytes, limit %d", method, len(welcome), s.srv.cfg.MaxPayloadSize)
+	}
+	switch {
+	case len(welcome) == 0 && len(welcomeRecipients) > 0:
+		return fail(nodecp.ErrorCode_invalidArgument, "%s: welcome recipients without a welcome", method)
+	case len(welcome) > 0 && len(welcomeRecipients) == 0:
+		return fail(nodecp.ErrorCode_invalidArgument, "%s: a welcome without welcome recipients", method)
+	case len(welcome) > 0:
+		if err := checkWelcomeHeader(welcome); err != nil {
+			return fail(nodecp.ErrorCode_invalidArgument, "%s: %v", method, err)
+		}
+	}
+	res, err := s.srv.cfg.Store.SubmitCommit(ctx, h.groupID, h.epoch, s.identity, msgID, msg,
+		recipients, welcome, welcomeRecipients)
+	var stale *store.StaleEpochError
+	if errors.As(err, &stale) {
+		out, aerr := call.AllocResults()
+		if aerr != nil {
+			return aerr
+		}
+		o, aerr := out.NewOutcome()
+		if aerr != nil {
+			return aerr
+		}
+		o.SetStale()
+		o.Stale().SetEpoch(stale.Epoch)
+		o.Stale().SetCurrent(stale.Current)
+		s.log.Debug("stale commit", "group", fmt.Sprintf("%x", h.groupID), "epoch", stale.Epoch, "current", stale.Current)
+		*outcome = nodecp.ErrorCode_staleEpoch.String()
+		return nil
+	}
+	if err != nil {
+		return s.groupStoreError(method, err)
+	}
+	if !res.Duplicate {
+		s.srv.cfg.Metrics.enqueued(len(msg)*len(recipients) + len(welcome)*len(welcomeRecipients))
+		for _, r := range recipients {
+			s.srv.notifier.notify(r)
+		}
+		for _, r := range welcomeRecipients {
+			s.srv.notifier.notify(r)
+		}
+	}
+	out, err := call.AllocResults()
+	if err != nil {
+		return err
+	}
+	o, err := out.NewOutcome()
+	if err != nil {
+		return err
+	}
+	o.SetAccepted()
+	o.Accepted().SetEpoch(res.Epoch + 1)
+	o.Accepted().SetGroupSeq(res.GroupSeq)
+	o.Accepted().SetDuplicate(res.Duplicate)
+	return nil
 }
 
 func (s *session) FanOut(ctx context.Context, call group.GroupService_fanOut) error {

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/quicproquo/quicproquo/internal/transport"
 	"github.com/quicproquo/quicproquo/node/store/sqlite"
 
@@ -89,8 +91,37 @@ func grpWantQueue(t *testing.T, c *client.Client, id testIdentity, sender []byte
 	return msgs
 }
 
+// grpRequests reads qpnode_requests_total{method, result} from reg.
+func grpRequests(t *testing.T, reg *prometheus.Registry, method, result string) float64 {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != "qpnode_requests_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["method"] == method && labels["result"] == result {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
 func TestGroupCommitFanOutState(t *testing.T) {
-	n := startTestNode(t, server.Config{}, store.Limits{})
+	reg := prometheus.NewRegistry()
+	metrics, err := server.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := startTestNode(t, server.Config{Metrics: metrics}, store.Limits{})
 	alice, bob, carol := newTestIdentity(t), newTestIdentity(t), newTestIdentity(t)
 	ca, cb, cc := n.dial(t, alice.priv), n.dial(t, bob.priv), n.dial(t, carol.priv)
 	ctx := testCtx(t)
@@ -131,6 +162,12 @@ func TestGroupCommitFanOutState(t *testing.T) {
 	var se *client.StaleEpochError
 	if !errors.Is(err, client.ErrStaleEpoch) || !errors.As(err, &se) || se.Epoch != 1 || se.Current != 2 {
 		t.Fatalf("late commit: err = %v, want a stale epoch error naming epoch 1, current 2", err)
+	}
+	if got := grpRequests(t, reg, "submitCommit", "staleEpoch"); got != 1 {
+		t.Fatalf("submitCommit staleEpoch count = %v, want 1", got)
+	}
+	if got := grpRequests(t, reg, "submitCommit", "ok"); got != 2 {
+		t.Fatalf("submitCommit ok count = %v, want 2", got)
 	}
 	gs, err = cb.GroupState(ctx, g)
 	if err != nil || gs != (client.GroupState{Committed: true, Epoch: 2, LastSeq: 3}) {

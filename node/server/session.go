@@ -44,17 +44,29 @@ func (s *session) wait() { s.subs.Wait() }
 // serve runs one call: it applies the rate limit, runs fn, and records the
 // outcome.
 func (s *session) serve(method string, fn func() error) error {
+	return s.serveOutcome(method, func() (string, error) { return "", fn() })
+}
+
+// serveOutcome is serve for a call that may answer without an exception
+// but not "ok" (a stale commit): fn names that outcome for the metrics.
+func (s *session) serveOutcome(method string, fn func() (string, error)) error {
 	start := time.Now()
-	var err error
+	var (
+		err     error
+		outcome string
+	)
 	if !s.limiter.Allow() {
 		err = fail(nodecp.ErrorCode_rateLimited, "%s: too many requests; slow down and retry", method)
 	} else {
-		err = fn()
+		outcome, err = fn()
 	}
 	result := "ok"
-	if err != nil {
+	switch {
+	case err != nil:
 		result = codeOf(err).String()
 		s.log.Debug("call refused", "method", method, "err", err)
+	case outcome != "":
+		result = outcome
 	}
 	s.srv.cfg.Metrics.request(method, result, time.Since(start))
 	return err
