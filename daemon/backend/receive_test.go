@@ -1,0 +1,181 @@
+package backend
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/mls"
+	"github.com/quicproquo/quicproquo/internal/testnode"
+	nodeclient "github.com/quicproquo/quicproquo/node/client"
+)
+
+func TestAppContentRoundTrip(t *testing.T) {
+	at := time.Unix(1700000000, 123456789)
+	for _, text := range []string{"", "hi", "grüße ✓"} {
+		gotAt, gotText, err := parseAppContent(appendAppContent(at, text))
+		if err != nil || !gotAt.Equal(at) || gotText != text {
+			t.Errorf("%q: %v %q %v", text, gotAt, gotText, err)
+		}
+	}
+	for _, bad := range [][]byte{nil, {1}, {2, 0, 0, 0, 0, 0, 0, 0, 0}, append([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0}, 0xff)} {
+		if _, _, err := parseAppContent(bad); err == nil {
+			t.Errorf("parseAppContent(%x) accepted", bad)
+		}
+	}
+}
+
+func FuzzParseAppContent(f *testing.F) {
+	f.Add(appendAppContent(time.Unix(1, 2), "hello"))
+	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		at, text, err := parseAppContent(b)
+		if err != nil {
+			return
+		}
+		again, text2, err := parseAppContent(appendAppContent(at, text))
+		if err != nil || !again.Equal(at) || text2 != text {
+			t.Fatalf("round trip of %x: %v %q %v", b, again, text2, err)
+		}
+	})
+}
+
+// receiveRig is a registered Backend with one group and a second member
+// (a bare mls.Group) that makes messages for it.
+type receiveRig struct {
+	b     *Backend
+	peer  *mls.Group
+	group []byte
+}
+
+func receiveSetup(t testing.TB) *receiveRig {
+	t.Helper()
+	st, err := store.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	b, err := New(Config{Store: st, Logger: testnode.Logger(), Groups: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := b.Register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The peer creates a group and adds the user with a KeyPackage whose
+	// private half the user's store holds.
+	id, err := b.identity(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := MLSKeyPackages{}.NewKeyPackage(id.PrivateKey, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.update(ctx, func(tx *store.Tx) error {
+		return tx.PutKeyPackage(store.KeyPackageSecret{Ref: kb.Ref, KeyPackage: kb.KeyPackage, Secrets: kb.Secrets})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	peerPub, peerPriv, _ := ed25519.GenerateKey(nil)
+	ps := &mls.Signer{Credential: mls.NewBasicCredential(peerPub), SignaturePub: peerPub, SignaturePriv: peerPriv.Seed()}
+	peer, err := mls.CreateGroup(DefaultCipherSuite, bytes.Repeat([]byte{7}, 16), ps, &mls.CreateOptions{
+		Extensions: []mls.Extension{{Type: ExtensionGroupName, Data: []byte("fuzz")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := mls.ParseKeyPackage(kb.KeyPackage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := peer.AddMembers([]*mls.KeyPackage{kp}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := peer.MergePendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	r := &receiveRig{b: b, peer: peer, group: peer.GroupID()}
+	if applied, err := r.apply(1, res.Welcome, peerPub); err != nil || !applied {
+		t.Fatalf("welcome: %v %v", applied, err)
+	}
+	return r
+}
+
+func (r *receiveRig) apply(seq uint64, payload, sender []byte) (bool, error) {
+	return r.b.applyEnvelope(context.Background(), nodeclient.Envelope{Seq: seq, Sender: sender, Payload: payload, EnqueuedAt: time.Now()})
+}
+
+// Envelopes that can never apply are skipped and logged as rejected
+// events; good ones around them still apply.
+func TestReceiveRejectsAndKeepsServing(t *testing.T) {
+	r := receiveSetup(t)
+	ctx := context.Background()
+	joined, err := r.b.Join(ctx, 0)
+	if err != nil || len(joined) != 1 || joined[0].Name != "fuzz" {
+		t.Fatalf("join: %+v %v", joined, err)
+	}
+	good, err := r.peer.Protect(appendAppContent(time.Now(), "good"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	badContent, err := r.peer.Protect([]byte("not our format"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range [][]byte{[]byte("garbage"), badContent, good, good} {
+		applied, err := r.apply(uint64(2+i), p, nil)
+		if err != nil {
+			t.Fatalf("envelope %d: %v", i, err)
+		}
+		if want := i == 2; applied != want {
+			t.Errorf("envelope %d applied %v, want %v", i, applied, want)
+		}
+	}
+	p, err := r.b.Messages(ctx, MessagesQuery{Group: FormatKey(r.group)})
+	if err != nil || len(p.Messages) != 1 || p.Messages[0].Text != "good" {
+		t.Fatalf("history: %+v %v", p.Messages, err)
+	}
+	evs, err := r.b.EventsAfter(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rejected := 0
+	for _, e := range evs {
+		if e.Kind == store.EventRejected {
+			rejected++
+		}
+	}
+	if rejected != 3 {
+		t.Errorf("%d rejected events, want 3 (garbage, bad content, replay)", rejected)
+	}
+	var cur uint64
+	r.b.view(ctx, func(tx *store.Tx) (err error) { cur, err = tx.NodeCursor(); return })
+	if cur != 5 {
+		t.Errorf("cursor %d, want 5", cur)
+	}
+}
+
+// Whatever the node delivers, the receiver applies it or rejects it; it
+// never panics and never fails in a way that would stop the queue.
+func FuzzHandleEnvelope(f *testing.F) {
+	r := receiveSetup(f)
+	good, _ := r.peer.Protect(appendAppContent(time.Now(), "seed"), nil)
+	f.Add(good)
+	gi, _ := r.peer.GroupInfo()
+	f.Add(gi)
+	f.Add([]byte{0, 1, 0, 2})
+	seq := uint64(1)
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		seq++
+		if _, err := r.apply(seq, payload, nil); err != nil && !errors.Is(err, ErrRejectEnvelope) {
+			t.Fatalf("apply: %v", err)
+		}
+	})
+}
