@@ -1,0 +1,131 @@
+package backend
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/testnode"
+)
+
+// groupsBenchPair is Alice and Bob in one group through a real node.
+func groupsBenchPair(b *testing.B) (alice, bob *groupsUser, gid string) {
+	b.Helper()
+	node := testnode.StartNode(b, b.TempDir(), "127.0.0.1:0")
+	alice, bob = groupsBenchStart(b, node), groupsBenchStart(b, node)
+	ctx := context.Background()
+	g, err := alice.b.CreateGroup(ctx, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	gid = FormatKey(g.ID)
+	if _, _, err := alice.b.Invite(ctx, gid, []ed25519.PublicKey{bob.id}); err != nil {
+		b.Fatal(err)
+	}
+	if j, err := bob.b.Join(ctx, 10*time.Second); err != nil || len(j) != 1 {
+		b.Fatalf("join: %v %v", j, err)
+	}
+	return alice, bob, gid
+}
+
+func groupsBenchStart(b *testing.B, node *testnode.Node) *groupsUser {
+	b.Helper()
+	st, err := store.Open(context.Background(), b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	be, err := New(Config{Store: st, Logger: testnode.Logger(), NodeAddr: node.Addr, NodeCert: node.CertDER, Groups: true,
+		KeyPackages: MLSKeyPackages{}, KeyPackageTarget: 3})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- be.Run(ctx) }()
+	b.Cleanup(func() { cancel(); <-done })
+	r, err := be.Register(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		s, err := be.Status(ctx)
+		if err == nil && s.KeyPackagesKnown && s.KeyPackagesLeft == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("no KeyPackages at the node")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return &groupsUser{b: be, id: r.Identity}
+}
+
+// groupsBenchWait waits until Bob's group has seq want.
+func groupsBenchWait(b *testing.B, bob *groupsUser, gid string, want uint64) {
+	ctx := context.Background()
+	deadline := time.After(30 * time.Second)
+	for {
+		changed := bob.b.Changed()
+		gi, err := bob.b.Groups(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, g := range gi {
+			if FormatKey(g.ID) == gid && g.LastSeq >= want {
+				return
+			}
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			b.Fatalf("message %d did not arrive", want)
+		}
+	}
+}
+
+// BenchmarkGroupSendReceive measures one message from Alice's Send to its
+// commit in Bob's history (encrypt, outbox, node fan-out over QUIC, push,
+// decrypt, store), one at a time: p50 and p99 latency.
+func BenchmarkGroupSendReceive(b *testing.B) {
+	alice, bob, gid := groupsBenchPair(b)
+	ctx := context.Background()
+	var lat []time.Duration
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		start := time.Now()
+		if _, err := alice.b.Send(ctx, gid, fmt.Sprintf("m%d", i), nil); err != nil {
+			b.Fatal(err)
+		}
+		groupsBenchWait(b, bob, gid, uint64(i+1))
+		lat = append(lat, time.Since(start))
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// BenchmarkGroupThroughput sends b.N messages back to back and waits until
+// Bob stored them all: messages per second end to end.
+func BenchmarkGroupThroughput(b *testing.B) {
+	alice, bob, gid := groupsBenchPair(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	n := 0
+	for b.Loop() {
+		if _, err := alice.b.Send(ctx, gid, fmt.Sprintf("m%d", n), nil); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	groupsBenchWait(b, bob, gid, uint64(n))
+	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "msgs/s")
+}
