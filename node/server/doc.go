@@ -31,7 +31,10 @@
 // Once a group has an accepted commit, only its roster (the sender,
 // recipients and welcome recipients of that commit) may submit or fan out;
 // others get unauthorized. The node takes the roster from what the
-// committer declares: it cannot check it against the MLS group.
+// committer declares: it cannot check it against the MLS group. For the same
+// reason an external commit (sender type new_member_commit) from an identity
+// outside the roster is refused like any other: a joiner is added by a
+// member's commit and its Welcome.
 //
 // # Errors
 //

@@ -32,7 +32,8 @@
 // of an accepted commit or message still gets its original answer. The node
 // cannot read MLS membership, so the roster is what the committer declares:
 // a member it removed but still lists as a recipient (so that it learns of
-// the removal) stays in the roster until a later commit leaves it out.
+// the removal) stays in the roster until a later commit leaves it out, and
+// an external commit by an identity outside the roster is refused.
 //
 // Every commit and application message gets a per-group sequence number,
 // strictly increasing from 1, giving the group's messages a total order.
