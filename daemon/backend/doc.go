@@ -31,18 +31,46 @@
 //     repeat once) and marks the item sent after the node stored it; while
 //     offline items wait, and they go out on reconnect.
 //
+// # Groups
+//
+// With Config.Groups the Backend keeps MLS groups (internal/mls), one
+// serialized state per group in the store, always written in the same
+// transaction as what changed it (message, event, outbox item, node
+// cursor). One mutex (gmu) orders every change of group state and is taken
+// before any transaction.
+//
+//   - CreateGroup: a 16-byte random group id; the name travels in the
+//     private-use GroupContext extension ExtensionGroupName (KeyPackages
+//     advertise it), so joiners see the creator's name.
+//   - Send: encrypt (the sender ratchet moves), store the history entry and
+//     the outbox item in one transaction; the outbox sender hands the item
+//     to the node's FanOut for all other members at once (one order for
+//     all recipients); offline it waits.
+//   - Invite, Remove, Update, and commits of proposals: see commit.go. A
+//     commit is stored as pending with an outbox item, submitted, and
+//     merged only once the node accepted it; a stale one is discarded and
+//     the intent built again on the new epoch; one whose reply was lost is
+//     submitted again with the same client message id on the next
+//     connection, before anything of its group is received.
+//   - Leave: a member cannot commit its own removal, so it sends a Remove
+//     proposal for itself; the remaining member with the lowest leaf
+//     commits it, and the leaver proposes again if another commit dropped
+//     the proposal.
+//   - Receiving (receive.go): a Welcome joins with the stored private half
+//     of the KeyPackage it names (deleted after use, except the
+//     last-resort one); group messages are routed by the group id of their
+//     clear header. What can never apply is recorded as a "rejected" event
+//     and skipped.
+//   - Config.SelfUpdateInterval rotates the user's keys in every group.
+//
+// Not done: a member whose state was lost or forked does not rejoin by
+// external commit yet (the node keeps no GroupInfo to join from).
+//
 // # Seams
 //
-// The MLS group state machine plugs in at these places:
-//   - Config.Envelopes (EnvelopeHandler) applies what arrives. While it is
-//     nil the daemon does not read its queue, so nothing is acknowledged
-//     that was not applied.
-//   - The group operations (CreateGroup, Invite, Join, Members, Send, Remove,
-//     Leave, Update) check their arguments and return ErrUnimplemented.
-//     Send will encrypt and, in one transaction, store the group state, the
-//     history entry and the outbox item (store.Tx.AddOutbox); commits
-//     (store.OutboxCommit) are left in the outbox for the group state
-//     machine, which must learn the node's verdict before merging.
+//   - Config.Envelopes (EnvelopeHandler) applies what arrives when Groups
+//     is off. While both are off the daemon does not read its queue, so
+//     nothing is acknowledged that was not applied.
 //   - Config.KeyPackages is a KeyPackageMaker; MLSKeyPackages.ExtensionTypes
-//     advertises extra extensions (such as the group-name extension).
+//     advertises extra extensions.
 package backend

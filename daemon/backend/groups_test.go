@@ -22,7 +22,13 @@ type groupsUser struct {
 
 func groupsStart(t *testing.T, node *testnode.Node) *groupsUser {
 	t.Helper()
-	b := backendNew(t, Config{NodeAddr: node.Addr, NodeCert: node.CertDER, Groups: true, KeyPackages: MLSKeyPackages{ExtensionTypes: nil}, KeyPackageTarget: 3})
+	return groupsStartWith(t, node, Config{})
+}
+
+func groupsStartWith(t *testing.T, node *testnode.Node, cfg Config) *groupsUser {
+	t.Helper()
+	cfg.NodeAddr, cfg.NodeCert, cfg.Groups, cfg.KeyPackages, cfg.KeyPackageTarget = node.Addr, node.CertDER, true, MLSKeyPackages{}, 3
+	b := backendNew(t, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
@@ -270,5 +276,30 @@ func TestGroupPendingCommitResolvedOnReconnect(t *testing.T) {
 	groupsWait(t, "alice reads bob", func() bool {
 		txt := groupsTexts(t, alice, gid)
 		return len(txt) == 1 && txt[0] == "after"
+	})
+}
+
+// The periodic self-update moves every member's keys forward.
+func TestGroupPeriodicSelfUpdate(t *testing.T) {
+	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	alice := groupsStart(t, node)
+	bob := groupsStartWith(t, node, Config{SelfUpdateInterval: 100 * time.Millisecond})
+	ctx := context.Background()
+	g, err := alice.b.CreateGroup(ctx, "rotate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid := FormatKey(g.ID)
+	if _, _, err := alice.b.Invite(ctx, gid, []ed25519.PublicKey{bob.id}); err != nil {
+		t.Fatal(err)
+	}
+	groupsWait(t, "bob's self-updates reach alice", func() bool {
+		m, err := alice.b.Members(ctx, gid)
+		return err == nil && m.Epoch >= 3
+	})
+	groupsWait(t, "same state", func() bool {
+		ma, err1 := alice.b.Members(ctx, gid)
+		mb, err2 := bob.b.Members(ctx, gid)
+		return err1 == nil && err2 == nil && ma.Epoch == mb.Epoch && bytes.Equal(ma.EpochAuthenticator, mb.EpochAuthenticator)
 	})
 }
