@@ -62,7 +62,8 @@ type Suite interface {
 
 	// DeriveKeyPair is the HPKE DeriveKeyPair of RFC 9180 §7.1.3.
 	DeriveKeyPair(ikm []byte) (priv, pub []byte, err error)
-	// GenerateKeyPair makes a fresh HPKE key pair from crypto/rand.
+	// GenerateKeyPair makes a fresh HPKE key pair: DeriveKeyPair of random
+	// input keying material from crypto/rand (RFC 9180 §7.1.3).
 	GenerateKeyPair() (priv, pub []byte, err error)
 	// HPKESeal is single-shot HPKE base-mode encryption.
 	HPKESeal(pub, info, aad, plaintext []byte) (kemOutput, ciphertext []byte, err error)
@@ -100,7 +101,6 @@ type suite struct {
 // hpkeScheme is single-shot HPKE for one (KEM, KDF, AEAD) combination.
 type hpkeScheme interface {
 	deriveKeyPair(ikm []byte) (priv, pub []byte, err error)
-	generateKeyPair() (priv, pub []byte, err error)
 	seal(pub, info, aad, plaintext []byte) (enc, ct []byte, err error)
 	open(priv, enc, info, aad, ct []byte) ([]byte, error)
 	exportSender(pub, info []byte, exporterContext string, length int) (enc, secret []byte, err error)
@@ -212,7 +212,20 @@ func (s *suite) DeriveKeyPair(ikm []byte) ([]byte, []byte, error) {
 	return s.kem.deriveKeyPair(ikm)
 }
 
-func (s *suite) GenerateKeyPair() ([]byte, []byte, error) { return s.kem.generateKeyPair() }
+// hpkeIKMSize is the length of the random input keying material of
+// GenerateKeyPair: Nsk of P-521, the largest private key of the supported
+// KEMs, so that the input has at least Nsk bytes of entropy for every suite
+// (RFC 9180 §7.1.3).
+const hpkeIKMSize = 66
+
+func (s *suite) GenerateKeyPair() ([]byte, []byte, error) {
+	ikm, err := randomBytes(hpkeIKMSize)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer clear(ikm)
+	return s.kem.deriveKeyPair(ikm)
+}
 
 func (s *suite) HPKESeal(pub, info, aad, plaintext []byte) ([]byte, []byte, error) {
 	return s.kem.seal(pub, info, aad, plaintext)

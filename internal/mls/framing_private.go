@@ -1,7 +1,6 @@
 package mls
 
 import (
-	"crypto/rand"
 	"fmt"
 )
 
@@ -73,9 +72,10 @@ func applyReuseGuard(nonce []byte, guard [reuseGuardSize]byte) {
 // ProtectPrivate encrypts ac (wire format mls_private_message, sent by a
 // member) as a PrivateMessage. It takes the next key of the sender's ratchet
 // in st (handshake for proposals and commits, application for application
-// data), a fresh reuse guard from crypto/rand, and appends padding zero
-// bytes to the content. senderDataSecret is the epoch's sender_data_secret.
-// The keys used are deleted before it returns.
+// data), a fresh reuse guard from the package randomness source
+// (crypto/rand), and appends padding zero bytes to the content.
+// senderDataSecret is the epoch's sender_data_secret. The keys used are
+// deleted before it returns.
 func ProtectPrivate(s Suite, ac *AuthenticatedContent, st *SecretTree, senderDataSecret []byte, padding int) (*PrivateMessage, error) {
 	c := &ac.Content
 	switch {
@@ -108,14 +108,19 @@ func ProtectPrivate(s Suite, ac *AuthenticatedContent, st *SecretTree, senderDat
 // seal encrypts the PrivateMessageContent pt from leaf into m's ciphertext
 // and sender data; m's header fields are already set.
 func (m *PrivateMessage) seal(s Suite, st *SecretTree, senderDataSecret []byte, leaf LeafIndex, pt []byte) error {
+	// The guard is drawn first, so that a failing randomness source leaves
+	// the ratchet where it was.
+	sd := senderData{leaf: leaf}
+	if err := readRandom(sd.reuseGuard[:]); err != nil {
+		return fmt.Errorf("drawing reuse guard: %w", err)
+	}
 	generation, key, nonce, err := st.Next(leaf, ratchetFor(m.ContentType))
 	if err != nil {
 		return fmt.Errorf("protecting message: %w", err)
 	}
 	defer clear(key)
 	defer clear(nonce)
-	sd := senderData{leaf: leaf, generation: generation}
-	rand.Read(sd.reuseGuard[:])
+	sd.generation = generation
 	applyReuseGuard(nonce, sd.reuseGuard)
 	if m.Ciphertext, err = s.Seal(key, nonce, m.contentAAD(), pt); err != nil {
 		return fmt.Errorf("encrypting content: %w", err)

@@ -2,10 +2,8 @@ package mls
 
 import (
 	"bytes"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 )
 
@@ -48,10 +46,6 @@ var (
 	// no longer kept.
 	ErrEpochTooOld = errors.New("mls: epoch keys no longer kept")
 )
-
-// groupRand is the randomness source of the package. It is crypto/rand;
-// tests may replace it with a deterministic source.
-var groupRand io.Reader = rand.Reader
 
 // DefaultMaxPastEpochs is the default number of past epochs whose
 // application keys are kept for late messages.
@@ -394,13 +388,4 @@ func (g *Group) configureSecretTree(st *SecretTree) {
 	if g.config.OutOfOrderTolerance != 0 {
 		st.OutOfOrderTolerance = int(g.config.OutOfOrderTolerance)
 	}
-}
-
-// randomBytes returns n bytes from the package randomness source.
-func randomBytes(n int) ([]byte, error) {
-	b := make([]byte, n)
-	if _, err := io.ReadFull(groupRand, b); err != nil {
-		return nil, fmt.Errorf("mls: randomness: %w", err)
-	}
-	return b, nil
 }

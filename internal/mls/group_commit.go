@@ -169,7 +169,7 @@ func (g *Group) ProposeUpdate() ([]byte, error) {
 	if err := g.checkActive(); err != nil {
 		return nil, err
 	}
-	priv, pub, err := generateHPKEKeyPair(g.suite, groupRand)
+	priv, pub, err := g.suite.GenerateKeyPair()
 	if err != nil {
 		return nil, err
 	}

@@ -435,38 +435,6 @@ func TestKeyPackageGeneration(t *testing.T) {
 
 func timeNow() time.Time { return time.Now() }
 
-// TestGroupRandomnessHook shows that the package's own randomness comes
-// from groupRand: with a fixed source, creating a group twice gives the
-// same epoch secrets.
-func TestGroupRandomnessHook(t *testing.T) {
-	s, err := NewSigner(scSuite, []byte("det"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := groupRand
-	defer func() { groupRand = old }()
-	var auth [2][]byte
-	for i := range auth {
-		groupRand = bytes.NewReader(bytes.Repeat([]byte{7}, 1024))
-		g, err := CreateGroup(scSuite, []byte("fixed group id"), s, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		auth[i] = g.EpochAuthenticator()
-	}
-	if !bytes.Equal(auth[0], auth[1]) {
-		t.Fatal("a fixed randomness source gave different groups")
-	}
-	groupRand = old
-	g, err := CreateGroup(scSuite, []byte("fixed group id"), s, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bytes.Equal(g.EpochAuthenticator(), auth[0]) {
-		t.Fatal("crypto/rand gave the fixed group")
-	}
-}
-
 // TestGroupCommitSkipsConflictingPending: a Remove by value wins over a
 // pending Update or Remove of the same member.
 func TestGroupCommitSkipsConflictingPending(t *testing.T) {

@@ -45,7 +45,7 @@ func CreateGroup(cs CipherSuite, groupID []byte, signer *Signer, opts *CreateOpt
 	for _, e := range exts {
 		extTypes = append(extTypes, e.Type)
 	}
-	encPriv, encPub, err := generateHPKEKeyPair(s, groupRand)
+	encPriv, encPub, err := s.GenerateKeyPair()
 	if err != nil {
 		return nil, err
 	}

@@ -291,7 +291,7 @@ func JoinExternal(groupInfo []byte, signer *Signer, opts *ExternalJoinOptions) (
 	}
 	// A placeholder leaf reserves the leftmost blank leaf; GeneratePath
 	// replaces it with the signed commit leaf.
-	tmpPriv, tmpPub, err := generateHPKEKeyPair(s, groupRand)
+	tmpPriv, tmpPub, err := s.GenerateKeyPair()
 	if err != nil {
 		return nil, nil, err
 	}

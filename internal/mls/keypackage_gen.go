@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"time"
 )
@@ -155,24 +154,9 @@ func isDefaultProposal(t ProposalType) bool {
 	return t >= ProposalAdd && t <= ProposalGroupContextExtensions
 }
 
-// generateHPKEKeyPair makes a fresh HPKE key pair from the group's
-// randomness source.
-func generateHPKEKeyPair(s Suite, rnd io.Reader) (priv, pub []byte, err error) {
-	ikm := make([]byte, s.HashSize())
-	if _, err := io.ReadFull(rnd, ikm); err != nil {
-		return nil, nil, fmt.Errorf("mls: randomness: %w", err)
-	}
-	defer clear(ikm)
-	return s.DeriveKeyPair(ikm)
-}
-
 // GenerateKeyPackage makes a KeyPackage for signer in cipher suite cs, with
 // fresh init and encryption keys, and returns it with its private half.
 func GenerateKeyPackage(cs CipherSuite, signer *Signer, opts *KeyPackageParams) (*KeyPackage, *KeyPackagePrivate, error) {
-	return generateKeyPackage(cs, signer, opts, groupRand)
-}
-
-func generateKeyPackage(cs CipherSuite, signer *Signer, opts *KeyPackageParams, rnd io.Reader) (*KeyPackage, *KeyPackagePrivate, error) {
 	if opts == nil {
 		opts = &KeyPackageParams{}
 	}
@@ -180,11 +164,11 @@ func generateKeyPackage(cs CipherSuite, signer *Signer, opts *KeyPackageParams, 
 	if err != nil {
 		return nil, nil, err
 	}
-	initPriv, initPub, err := generateHPKEKeyPair(s, rnd)
+	initPriv, initPub, err := s.GenerateKeyPair()
 	if err != nil {
 		return nil, nil, err
 	}
-	encPriv, encPub, err := generateHPKEKeyPair(s, rnd)
+	encPriv, encPub, err := s.GenerateKeyPair()
 	if err != nil {
 		return nil, nil, err
 	}

@@ -13,7 +13,6 @@ package mls
 import (
 	"crypto/ecdh"
 	"crypto/hpke"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
 	"fmt"
@@ -82,26 +81,6 @@ func (h *stdHPKE) deriveKeyPair(ikm []byte) ([]byte, []byte, error) {
 	k, err := h.kem.DeriveKeyPair(ikm)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mls: derive HPKE key pair: %w", err)
-	}
-	priv, err := k.Bytes()
-	if err != nil {
-		return nil, nil, fmt.Errorf("mls: serialize HPKE key: %w", err)
-	}
-	return priv, k.PublicKey().Bytes(), nil
-}
-
-func (h *stdHPKE) generateKeyPair() ([]byte, []byte, error) {
-	if h.x25519 {
-		// Keep the raw (unclamped) scalar, like deriveKeyPair.
-		k, err := ecdh.X25519().GenerateKey(rand.Reader)
-		if err != nil {
-			return nil, nil, fmt.Errorf("mls: generate X25519 key: %w", err)
-		}
-		return k.Bytes(), k.PublicKey().Bytes(), nil
-	}
-	k, err := h.kem.GenerateKey()
-	if err != nil {
-		return nil, nil, fmt.Errorf("mls: generate HPKE key: %w", err)
 	}
 	priv, err := k.Bytes()
 	if err != nil {
@@ -209,22 +188,6 @@ func (h *circlHPKE) deriveKeyPair(ikm []byte) ([]byte, []byte, error) {
 	return sk, pub, nil
 }
 
-func (h *circlHPKE) generateKeyPair() ([]byte, []byte, error) {
-	pk, sk, err := h.kem.Scheme().GenerateKeyPair()
-	if err != nil {
-		return nil, nil, fmt.Errorf("mls: generate X448 key: %w", err)
-	}
-	priv, err := sk.MarshalBinary()
-	if err != nil {
-		return nil, nil, err
-	}
-	pub, err := pk.MarshalBinary()
-	if err != nil {
-		return nil, nil, err
-	}
-	return priv, pub, nil
-}
-
 func (h *circlHPKE) sender(pub, info []byte) ([]byte, circlhpke.Sealer, error) {
 	pk, err := h.kem.Scheme().UnmarshalBinaryPublicKey(pub)
 	if err != nil {
@@ -234,7 +197,7 @@ func (h *circlHPKE) sender(pub, info []byte) ([]byte, circlhpke.Sealer, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("mls: HPKE setup: %w", err)
 	}
-	enc, sealer, err := sender.Setup(rand.Reader)
+	enc, sealer, err := sender.Setup(randSource)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mls: HPKE setup: %w", err)
 	}

@@ -5,11 +5,11 @@ package mls
 // with an empty context string.
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
-	"crypto/rand"
 	"fmt"
 
 	"github.com/cloudflare/circl/sign/ed448"
@@ -17,12 +17,17 @@ import (
 
 type ed25519Scheme struct{}
 
+// generate draws the private key (the RFC 8032 seed) from the package
+// randomness source.
 func (ed25519Scheme) generate() ([]byte, []byte, error) {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	seed, err := randomBytes(ed25519.SeedSize)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mls: generate Ed25519 key: %w", err)
 	}
-	return priv.Seed(), pub, nil
+	k := ed25519.NewKeyFromSeed(seed)
+	pub := bytes.Clone(k.Public().(ed25519.PublicKey))
+	clear(k)
+	return seed, pub, nil
 }
 
 func (ed25519Scheme) sign(priv, message []byte) ([]byte, error) {
@@ -44,12 +49,17 @@ func (ed25519Scheme) verify(pub, message, sig []byte) error {
 
 type ed448Scheme struct{}
 
+// generate draws the private key (the RFC 8032 seed) from the package
+// randomness source.
 func (ed448Scheme) generate() ([]byte, []byte, error) {
-	pub, priv, err := ed448.GenerateKey(rand.Reader)
+	seed, err := randomBytes(ed448.SeedSize)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mls: generate Ed448 key: %w", err)
 	}
-	return append([]byte(nil), priv.Seed()...), append([]byte(nil), pub...), nil
+	k := ed448.NewKeyFromSeed(seed)
+	pub := bytes.Clone(k.Public().(ed448.PublicKey))
+	clear(k)
+	return seed, pub, nil
 }
 
 func (ed448Scheme) sign(priv, message []byte) ([]byte, error) {
@@ -92,10 +102,31 @@ func (e ecdsaScheme) digest(message []byte) []byte {
 	return h.Sum(nil)
 }
 
+// ecdsaKeyDraws bounds the rejection sampling of generate. A draw is
+// rejected with probability below 2^-32 for every supported curve, so only
+// a broken randomness source reaches the bound.
+const ecdsaKeyDraws = 64
+
+// generate draws the private scalar from the package randomness source by
+// rejection sampling (FIPS 186-5 §A.2.2): a draw of the order's bit length
+// that is zero or not below the order is drawn again.
 func (e ecdsaScheme) generate() ([]byte, []byte, error) {
-	k, err := ecdsa.GenerateKey(e.curve, rand.Reader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("mls: generate ECDSA key: %w", err)
+	bits := e.curve.Params().BitSize
+	b := make([]byte, (bits+7)/8)
+	defer clear(b)
+	var k *ecdsa.PrivateKey
+	var err error
+	for range ecdsaKeyDraws {
+		if rerr := readRandom(b); rerr != nil {
+			return nil, nil, fmt.Errorf("mls: generate ECDSA key: %w", rerr)
+		}
+		b[0] &= 0xff >> (len(b)*8 - bits)
+		if k, err = ecdsa.ParseRawPrivateKey(e.curve, b); err == nil {
+			break
+		}
+	}
+	if k == nil {
+		return nil, nil, fmt.Errorf("mls: generate ECDSA key: no valid scalar in %d draws: %w", ecdsaKeyDraws, err)
 	}
 	priv, err := k.Bytes()
 	if err != nil {
@@ -113,7 +144,9 @@ func (e ecdsaScheme) sign(priv, message []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: ECDSA private key: %v", ErrInvalidKey, err)
 	}
-	sig, err := ecdsa.SignASN1(rand.Reader, k, e.digest(message))
+	// Since Go 1.26 the signature nonce comes from crypto/rand whatever
+	// reader is passed here (see random.go).
+	sig, err := ecdsa.SignASN1(randSource, k, e.digest(message))
 	if err != nil {
 		return nil, fmt.Errorf("mls: ECDSA sign: %w", err)
 	}

@@ -2,7 +2,6 @@ package mls
 
 import (
 	"bytes"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"maps"
@@ -249,8 +248,9 @@ func (t *RatchetTree) GeneratePath(s Suite, from LeafIndex, leaf *LeafNode, sigP
 	if err != nil {
 		return nil, fmt.Errorf("generating leaf key: %w", err)
 	}
-	first := make([]byte, s.HashSize())
-	if _, err := rand.Read(first); err != nil {
+	first, err := randomBytes(s.HashSize())
+	if err != nil {
+		clear(leafPriv)
 		return nil, fmt.Errorf("drawing path secret: %w", err)
 	}
 	defer clear(first)
