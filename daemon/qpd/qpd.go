@@ -104,6 +104,9 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		return Config{}, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, level)
 	}
+	if cfg.SelfUpdateInterval < 0 {
+		return Config{}, fmt.Errorf("%w: --self-update-interval must not be negative", errUsage)
+	}
 	if cfg.StateDir == "" || cfg.Socket == "" {
 		return Config{}, fmt.Errorf("%w: --state-dir and --socket must not be empty", errUsage)
 	}

@@ -25,14 +25,14 @@ func TestParseFlagsEnvAndDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.StateDir != "/env/state" || cfg.Socket != "/env/qpd.sock" || cfg.Server != "node.example:4201" || cfg.ServerCert != "/env/node.pem" || cfg.LogLevel != slog.LevelInfo {
+	if cfg.StateDir != "/env/state" || cfg.Socket != "/env/qpd.sock" || cfg.Server != "node.example:4201" || cfg.ServerCert != "/env/node.pem" || cfg.LogLevel != slog.LevelInfo || cfg.SelfUpdateInterval != 24*time.Hour {
 		t.Errorf("from env: %+v", cfg)
 	}
-	cfg, err = ParseFlags([]string{"--state-dir", "/flag/state", "--socket=/flag/s", "--server", "h:1", "--log-level", "debug", "--repin"}, getenv, io.Discard)
+	cfg, err = ParseFlags([]string{"--state-dir", "/flag/state", "--socket=/flag/s", "--server", "h:1", "--log-level", "debug", "--repin", "--self-update-interval", "1h"}, getenv, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.StateDir != "/flag/state" || cfg.Socket != "/flag/s" || cfg.Server != "h:1" || cfg.LogLevel != slog.LevelDebug || !cfg.Repin {
+	if cfg.StateDir != "/flag/state" || cfg.Socket != "/flag/s" || cfg.Server != "h:1" || cfg.LogLevel != slog.LevelDebug || !cfg.Repin || cfg.SelfUpdateInterval != time.Hour {
 		t.Errorf("flags over env: %+v", cfg)
 	}
 	cfg, err = ParseFlags(nil, func(string) string { return "" }, io.Discard)
@@ -42,7 +42,7 @@ func TestParseFlagsEnvAndDefaults(t *testing.T) {
 	if cfg.Server != DefaultServer || !strings.HasSuffix(cfg.StateDir, filepath.Join(".local", "share", "quicproquo")) && !strings.HasSuffix(cfg.StateDir, "quicproquo") {
 		t.Errorf("defaults: %+v", cfg)
 	}
-	for _, bad := range [][]string{{"--log-level", "loud"}, {"--nope"}, {"extra"}} {
+	for _, bad := range [][]string{{"--log-level", "loud"}, {"--nope"}, {"extra"}, {"--self-update-interval", "-1s"}} {
 		if _, err := ParseFlags(bad, getenv, io.Discard); !errors.Is(err, errUsage) {
 			t.Errorf("ParseFlags(%q): %v, want a usage error", bad, err)
 		}
