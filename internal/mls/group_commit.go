@@ -3,6 +3,7 @@ package mls
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -795,10 +796,10 @@ func (g *Group) validateProposal(p *Proposal, sender Sender, exts []Extension, s
 func (g *Group) checkCredentialSupport(ln *LeafNode) error {
 	for _, m := range g.tree.Members() {
 		o := g.tree.LeafNode(m)
-		if !containsType(ln.Capabilities.Credentials, o.Credential.Type) {
+		if !slices.Contains(ln.Capabilities.Credentials, o.Credential.Type) {
 			return fmt.Errorf("%w: credential type %v in use is not supported", ErrInvalidLeafNode, o.Credential.Type)
 		}
-		if !containsType(o.Capabilities.Credentials, ln.Credential.Type) {
+		if !slices.Contains(o.Capabilities.Credentials, ln.Credential.Type) {
 			return fmt.Errorf("%w: leaf %d does not support credential type %v", ErrInvalidLeafNode, m, ln.Credential.Type)
 		}
 	}

@@ -3,6 +3,7 @@ package mls
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -199,7 +200,7 @@ func RequiredCapabilitiesExtension(exts []ExtensionType, proposals []ProposalTyp
 // non-default GroupContext extension type.
 func checkRequiredCapabilities(exts []Extension, ln *LeafNode) error {
 	for _, e := range exts {
-		if !isDefaultExtension(e.Type) && !containsType(ln.Capabilities.Extensions, e.Type) {
+		if !isDefaultExtension(e.Type) && !slices.Contains(ln.Capabilities.Extensions, e.Type) {
 			return fmt.Errorf("%w: member does not support group extension %d", ErrInvalidLeafNode, e.Type)
 		}
 	}
@@ -212,28 +213,19 @@ func checkRequiredCapabilities(exts []Extension, ln *LeafNode) error {
 		return err
 	}
 	for _, t := range rc.Extensions {
-		if !isDefaultExtension(t) && !containsType(ln.Capabilities.Extensions, t) {
+		if !isDefaultExtension(t) && !slices.Contains(ln.Capabilities.Extensions, t) {
 			return fmt.Errorf("%w: required extension %d not supported", ErrInvalidLeafNode, t)
 		}
 	}
 	for _, t := range rc.Proposals {
-		if !isDefaultProposal(t) && !containsType(ln.Capabilities.Proposals, t) {
+		if !isDefaultProposal(t) && !slices.Contains(ln.Capabilities.Proposals, t) {
 			return fmt.Errorf("%w: required proposal type %d not supported", ErrInvalidLeafNode, t)
 		}
 	}
 	for _, t := range rc.Credentials {
-		if !containsType(ln.Capabilities.Credentials, t) {
+		if !slices.Contains(ln.Capabilities.Credentials, t) {
 			return fmt.Errorf("%w: required credential type %v not supported", ErrInvalidLeafNode, t)
 		}
 	}
 	return nil
-}
-
-func containsType[T comparable](list []T, v T) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
