@@ -303,3 +303,52 @@ func TestGroupPeriodicSelfUpdate(t *testing.T) {
 		return err1 == nil && err2 == nil && ma.Epoch == mb.Epoch && bytes.Equal(ma.EpochAuthenticator, mb.EpochAuthenticator)
 	})
 }
+
+// Leaving sends a Remove proposal for oneself; the remaining member with
+// the lowest leaf commits it.
+func TestGroupLeave(t *testing.T) {
+	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	alice, bob, carol := groupsStart(t, node), groupsStart(t, node), groupsStart(t, node)
+	ctx := context.Background()
+	g, err := alice.b.CreateGroup(ctx, "leavers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid := FormatKey(g.ID)
+	if _, _, err := alice.b.Invite(ctx, gid, []ed25519.PublicKey{bob.id, carol.id}); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []*groupsUser{bob, carol} {
+		if j, err := u.b.Join(ctx, 10*time.Second); err != nil || len(j) != 1 {
+			t.Fatalf("join: %v %v", j, err)
+		}
+	}
+	if err := carol.b.Leave(ctx, gid); err != nil {
+		t.Fatal(err)
+	}
+	if gs, err := carol.b.Groups(ctx); err != nil || len(gs) != 0 {
+		t.Fatalf("carol's groups after leaving: %+v %v", gs, err)
+	}
+	groupsWait(t, "alice and bob commit carol's leaving", func() bool {
+		ma, err1 := alice.b.Members(ctx, gid)
+		mb, err2 := bob.b.Members(ctx, gid)
+		return err1 == nil && err2 == nil && ma.Epoch == 2 && mb.Epoch == 2 && len(ma.Members) == 2 && bytes.Equal(ma.EpochAuthenticator, mb.EpochAuthenticator)
+	})
+	groupsWait(t, "carol sees her removal", func() bool {
+		var removed bool
+		carol.b.view(ctx, func(tx *store.Tx) error {
+			evs, err := tx.EventsAfter(0, 1000)
+			for _, e := range evs {
+				if e.Kind == store.EventMemberRemoved && bytes.Equal(e.Member, carol.id) {
+					removed = true
+				}
+			}
+			return err
+		})
+		return removed
+	})
+	if _, err := bob.b.Send(ctx, gid, "without carol", nil); err != nil {
+		t.Fatal(err)
+	}
+	groupsWait(t, "alice reads bob", func() bool { return len(groupsTexts(t, alice, gid)) == 1 })
+}
