@@ -285,6 +285,58 @@ func TestSecretTreeClone(t *testing.T) {
 	}
 }
 
+// TestSecretTreeLeafUndo checks that restoring a leaf snapshot puts the tree
+// back exactly as it was, whether the leaf's ratchets had started or not,
+// and zeroes the secrets it drops.
+func TestSecretTreeLeafUndo(t *testing.T) {
+	s := secretTreeTestSuite(t)
+	st := NewSecretTree(s, bytes.Repeat([]byte{8}, 32), 8)
+	if _, _, err := st.Get(1, ApplicationRatchet, 3); err != nil {
+		t.Fatal(err)
+	}
+	for _, leaf := range []LeafIndex{1, 6} { // started, not started
+		before := st.Marshal()
+		want, _, err := st.Clone().Get(leaf, ApplicationRatchet, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := st.snapshotLeaf(leaf)
+		if _, _, err := st.Get(leaf, ApplicationRatchet, 5); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := st.Get(leaf, HandshakeRatchet, 0); err != nil {
+			t.Fatal(err)
+		}
+		dropped := st.ratchets[leaf][ApplicationRatchet].secret
+		u.restore()
+		if !bytes.Equal(st.Marshal(), before) {
+			t.Fatalf("leaf %d: tree differs after restore", leaf)
+		}
+		if !bytes.Equal(dropped, make([]byte, len(dropped))) {
+			t.Fatalf("leaf %d: dropped ratchet secret not zeroed", leaf)
+		}
+		got, _, err := st.Get(leaf, ApplicationRatchet, 5)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("leaf %d: generation 5 after restore: %v", leaf, err)
+		}
+		u.restore() // a second restore does nothing
+		if _, _, err := st.Get(leaf, ApplicationRatchet, 5); !errors.Is(err, ErrGenerationConsumed) {
+			t.Fatalf("leaf %d: second restore brought generation 5 back: %v", leaf, err)
+		}
+	}
+	// A nil tree and a leaf out of range give undos that do nothing.
+	var none *SecretTree
+	none.snapshotLeaf(0).restore()
+	if none.Clone() != nil {
+		t.Fatal("clone of a nil tree is not nil")
+	}
+	before := st.Marshal()
+	st.snapshotLeaf(8).restore()
+	if !bytes.Equal(st.Marshal(), before) {
+		t.Fatal("undo of a leaf out of range changed the tree")
+	}
+}
+
 func TestSenderDataShortCiphertext(t *testing.T) {
 	s := secretTreeTestSuite(t)
 	secret := bytes.Repeat([]byte{1}, 32)
