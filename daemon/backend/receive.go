@@ -135,6 +135,13 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 		if err != nil {
 			return reject("group %x: %v", sg.ID, err)
 		}
+		if !sg.LeftAt.IsZero() && g.Active() {
+			// Left by the user, not yet committed by the others: the
+			// message is read (the ratchet moves) but not kept. (A member
+			// removed by others still gets the late messages of the
+			// epochs it was in.)
+			break
+		}
 		m, err := tx.AppendMessage(store.Message{GroupID: sg.ID, MessageID: messageID(env.Payload), Sender: rec.Sender.Identity, Text: text, SentAt: sentAt})
 		switch {
 		case errors.Is(err, store.ErrExists):
