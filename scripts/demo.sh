@@ -67,7 +67,8 @@ qp() {
 }
 
 people=(alice bob carol)
-declare -A key
+# key PERSON: the person's identity key, as register printed it.
+key() { cat "$work/$1/key"; }
 for who in "${people[@]}"; do
 	mkdir -p "$work/$who"
 	"$bin/qpd" --state-dir "$work/$who" --socket "$work/$who/s" --server "$node" --log-level info \
@@ -84,8 +85,8 @@ done
 
 say "each person registers (an Ed25519 identity; KeyPackages go to the node)"
 for who in "${people[@]}"; do
-	key[$who]="$(qp "$who" register)"
-	echo "$who is ${key[$who]}"
+	qp "$who" register >"$work/$who/key"
+	echo "$who is $(key "$who")"
 done
 for who in "${people[@]}"; do
 	ok=""
@@ -101,7 +102,7 @@ done
 
 say "alice creates the group \"friends\" and invites bob and carol"
 qp alice create-group --group-id friends
-qp alice invite --group-id friends --peer-key "${key[bob]}" --peer-key "${key[carol]}"
+qp alice invite --group-id friends --peer-key "$(key bob)" --peer-key "$(key carol)"
 
 for who in bob carol; do
 	say "$who joins"
@@ -132,7 +133,7 @@ seen bob 2
 seen carol 2
 
 say "alice removes carol; alice and bob go on"
-qp alice remove --group-id friends --peer-key "${key[carol]}"
+qp alice remove --group-id friends --peer-key "$(key carol)"
 qp bob send --group-id friends --msg "Just us two now."
 seen alice 1
 
