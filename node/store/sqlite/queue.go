@@ -128,16 +128,18 @@ func (s *Store) Receive(ctx context.Context, recipient []byte, after uint64, lim
 	if limit <= 0 {
 		return nil, fmt.Errorf("sqlite: %s: limit %d is not positive: %w", op, limit, store.ErrInvalid)
 	}
-	var msgs []store.Message
-	err := s.read(ctx, op, func(tx *sql.Tx) error {
-		var err error
-		msgs, err = scanMessages(tx.QueryContext(ctx, selectMessages+`
-WHERE m.recipient = ? AND m.seq > ? ORDER BY m.seq LIMIT ?`, recipient, clampSeq(after), limit))
-		if err != nil {
-			return fmt.Errorf("sqlite: %s: %w", op, err)
-		}
-		return nil
-	})
+	// One statement reads one snapshot: no transaction needed. It is
+	// prepared once per reader connection (the push path runs it for every
+	// wake-up).
+	leave, err := s.enter(op)
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
+	msgs, err := scanMessages(s.receiveStmt.QueryContext(ctx, recipient, clampSeq(after), limit))
+	if err != nil {
+		err = fmt.Errorf("sqlite: %s: %w", op, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -209,6 +211,10 @@ WHERE m.recipient = ? ORDER BY m.seq`, recipient))
 	}
 	return msgs, nil
 }
+
+// receiveQuery is Receive's statement.
+const receiveQuery = selectMessages + `
+WHERE m.recipient = ? AND m.seq > ? ORDER BY m.seq LIMIT ?`
 
 // selectMessages selects the columns scanMessages reads; a shared payload is
 // read from payloads.

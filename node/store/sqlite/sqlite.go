@@ -58,6 +58,8 @@ type Store struct {
 	w *sql.DB // one connection, BEGIN IMMEDIATE: every write goes through it
 	r *sql.DB // a small pool of query_only connections for reads
 
+	receiveStmt *sql.Stmt // receiveQuery on r
+
 	writes     chan *writeReq // to writeLoop; closed by Close
 	writerDone chan struct{}
 	commits    atomic.Int64 // write transactions committed (read by tests)
@@ -126,18 +128,25 @@ func Open(ctx context.Context, path string, limits store.Limits, logger *slog.Lo
 	}
 	r.SetMaxOpenConns(readConns)
 	r.SetMaxIdleConns(readConns)
+	receiveStmt, err := r.PrepareContext(ctx, receiveQuery)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("sqlite: open %s: prepare: %w", path, err)
+	}
 
 	s := &Store{
-		path:       path,
-		log:        logger,
-		limits:     limits,
-		now:        time.Now,
-		w:          w,
-		r:          r,
-		writes:     make(chan *writeReq),
-		writerDone: make(chan struct{}),
-		stopPrune:  make(chan struct{}),
-		pruneDone:  make(chan struct{}),
+		path:        path,
+		log:         logger,
+		limits:      limits,
+		now:         time.Now,
+		w:           w,
+		r:           r,
+		receiveStmt: receiveStmt,
+		writes:      make(chan *writeReq),
+		writerDone:  make(chan struct{}),
+		stopPrune:   make(chan struct{}),
+		pruneDone:   make(chan struct{}),
 	}
 	if _, err := s.prune(ctx); err != nil {
 		w.Close()
@@ -222,7 +231,7 @@ func (s *Store) Close() error {
 	<-s.writerDone
 	close(s.stopPrune)
 	<-s.pruneDone
-	err := errors.Join(s.r.Close(), s.w.Close())
+	err := errors.Join(s.receiveStmt.Close(), s.r.Close(), s.w.Close())
 	if err != nil {
 		return fmt.Errorf("sqlite: close %s: %w", s.path, err)
 	}
