@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/quicproquo/quicproquo/daemon/store"
+	nodeclient "github.com/quicproquo/quicproquo/node/client"
 )
 
 // KeyPackageBundle is a fresh KeyPackage and its private half.
@@ -101,6 +102,11 @@ type Backend struct {
 	// beforeSubmit, when set (by tests), runs after a pending commit is
 	// stored and before it is submitted.
 	beforeSubmit func()
+	// dropEnvelope, when set (by tests), loses the envelopes it returns
+	// true for: the cursor moves past them unapplied.
+	dropEnvelope func(nodeclient.Envelope) bool
+	// rejoin tracks the groups this member is behind in (under gmu).
+	rejoin rejoinState
 }
 
 // New makes a Backend over cfg.Store.
@@ -136,6 +142,7 @@ func New(cfg Config) (*Backend, error) {
 		changed:    newNotifier(),
 		registered: make(chan struct{}),
 		jobs:       make(chan groupJob, 256),
+		rejoin:     rejoinState{asked: map[string]time.Time{}, from: map[string][][]byte{}},
 	}
 	if cfg.Groups {
 		b.cfg.Envelopes = b

@@ -381,11 +381,15 @@ const (
 	// jobCommitProposals commits the proposals pending in a group (a
 	// member's request to leave).
 	jobCommitProposals jobKind = iota + 1
+	// jobRejoin rejoins a group the user fell behind in, from the
+	// GroupInfo in data.
+	jobRejoin
 )
 
 type groupJob struct {
 	group []byte
 	kind  jobKind
+	data  []byte
 }
 
 // schedule queues a job; a full queue drops it (the next message that
@@ -412,6 +416,11 @@ func (b *Backend) runJobs(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case j := <-b.jobs:
+			if j.kind == jobRejoin {
+				if err := b.rejoinGroup(ctx, j.group, j.data); err != nil && ctx.Err() == nil {
+					b.log.Warn("rejoin", "group", FormatKey(j.group), "err", err)
+				}
+			}
 			if j.kind == jobCommitProposals {
 				_, err := b.runCommit(ctx, FormatKey(j.group), func(ctx context.Context, c *nodeclient.Client, g *mls.Group, self []byte) (*mls.CommitResult, [][]byte, error) {
 					if g.PendingProposals() == 0 {

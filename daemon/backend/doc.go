@@ -63,8 +63,15 @@
 //     and skipped.
 //   - Config.SelfUpdateInterval rotates the user's keys in every group.
 //
-// Not done: a member whose state was lost or forked does not rejoin by
-// external commit yet (the node keeps no GroupInfo to join from).
+//   - Rejoin (rejoin.go): a member that missed a commit (it receives a
+//     message of a later epoch) asks the other members for a GroupInfo
+//     through the plain queue and rejoins by an external commit replacing
+//     its old leaf; only an accepted commit replaces its state.
+//
+// Not done: a member whose whole state is lost (store deleted) has a new
+// identity and must be invited again; members do not compare epoch
+// authenticators with each other, so a fork that still decrypts (which the
+// node's one-commit-per-epoch rule prevents) would go unnoticed.
 //
 // # Seams
 //

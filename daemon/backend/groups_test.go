@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/mls"
 	"github.com/quicproquo/quicproquo/internal/testnode"
+	nodeclient "github.com/quicproquo/quicproquo/node/client"
 )
 
 // groupsUser is a running Backend with MLS groups against a node.
@@ -351,4 +353,62 @@ func TestGroupLeave(t *testing.T) {
 		t.Fatal(err)
 	}
 	groupsWait(t, "alice reads bob", func() bool { return len(groupsTexts(t, alice, gid)) == 1 })
+}
+
+// A member that lost a commit asks for a GroupInfo and rejoins by an
+// external commit; afterwards both agree on the state and talk again.
+func TestGroupRejoinAfterLostCommit(t *testing.T) {
+	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	alice, bob := groupsStart(t, node), groupsStart(t, node)
+	ctx := context.Background()
+	g, err := alice.b.CreateGroup(ctx, "lossy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid := FormatKey(g.ID)
+	if _, _, err := alice.b.Invite(ctx, gid, []ed25519.PublicKey{bob.id}); err != nil {
+		t.Fatal(err)
+	}
+	if j, err := bob.b.Join(ctx, 10*time.Second); err != nil || len(j) != 1 {
+		t.Fatalf("join: %v %v", j, err)
+	}
+	// Bob loses the next commit from Alice.
+	var lost sync.Once
+	dropped := make(chan struct{})
+	bob.b.gmu.Lock()
+	bob.b.dropEnvelope = func(env nodeclient.Envelope) bool {
+		drop := false
+		if h, err := mls.PeekMessage(env.Payload); err == nil && h.ContentType == mls.ContentCommit {
+			lost.Do(func() { drop = true; close(dropped) })
+		}
+		return drop
+	}
+	bob.b.gmu.Unlock()
+	if _, err := alice.b.Update(ctx, gid); err != nil {
+		t.Fatal(err)
+	}
+	<-dropped
+	if _, err := alice.b.Send(ctx, gid, "lost on bob", nil); err != nil {
+		t.Fatal(err)
+	}
+	groupsWait(t, "bob rejoins and both agree", func() bool {
+		ma, err1 := alice.b.Members(ctx, gid)
+		mb, err2 := bob.b.Members(ctx, gid)
+		return err1 == nil && err2 == nil && ma.Epoch == 3 && mb.Epoch == 3 && len(ma.Members) == 2 && len(mb.Members) == 2 &&
+			bytes.Equal(ma.EpochAuthenticator, mb.EpochAuthenticator)
+	})
+	if _, err := alice.b.Send(ctx, gid, "welcome back", nil); err != nil {
+		t.Fatal(err)
+	}
+	groupsWait(t, "bob reads again", func() bool {
+		txt := groupsTexts(t, bob, gid)
+		return len(txt) > 0 && txt[len(txt)-1] == "welcome back"
+	})
+	if _, err := bob.b.Send(ctx, gid, "thanks", nil); err != nil {
+		t.Fatal(err)
+	}
+	groupsWait(t, "alice reads bob", func() bool {
+		txt := groupsTexts(t, alice, gid)
+		return len(txt) > 0 && txt[len(txt)-1] == "thanks"
+	})
 }

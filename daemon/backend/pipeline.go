@@ -50,6 +50,9 @@ func (b *Backend) applyEnvelope(ctx context.Context, env nodeclient.Envelope) (b
 		if env.Seq <= cur {
 			return nil // delivered again after a reconnect: already applied
 		}
+		if b.dropEnvelope != nil && b.dropEnvelope(env) {
+			return tx.SetNodeCursor(env.Seq)
+		}
 		if err := b.cfg.Envelopes.HandleEnvelope(ctx, tx, env); err != nil {
 			if errors.Is(err, ErrRejectEnvelope) {
 				rejectErr = err

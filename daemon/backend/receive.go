@@ -28,6 +28,9 @@ func reject(format string, args ...any) error {
 // HandleEnvelope implements EnvelopeHandler with the MLS groups. The
 // caller holds gmu.
 func (b *Backend) HandleEnvelope(ctx context.Context, tx *store.Tx, env nodeclient.Envelope) error {
+	if bytes.HasPrefix(env.Payload, controlMagic) {
+		return b.handleControl(tx, env)
+	}
 	hdr, err := mls.PeekMessage(env.Payload)
 	if err != nil {
 		return reject("not an MLS message: %v", err)
@@ -121,13 +124,24 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 	if g.HasPendingCommit() {
 		return fmt.Errorf("group %x: %w", sg.ID, errCommitInFlight)
 	}
-	rec, err := g.ProcessMessage(env.Payload)
-	if err != nil {
-		return reject("group %x epoch %d: %v", sg.ID, hdr.Epoch, err)
-	}
 	self, err := tx.Identity()
 	if err != nil {
 		return err
+	}
+	rec, err := g.ProcessMessage(env.Payload)
+	if err != nil {
+		if hdr.Epoch > g.Epoch() && g.Active() && sg.LeftAt.IsZero() {
+			// A message of a later epoch: this member missed a commit
+			// and can read nothing more of the group until it rejoins.
+			// The message is lost to it; it is logged as rejected, and
+			// the request for a GroupInfo is queued, in this
+			// transaction.
+			if err := rejectedEvent(tx, env, fmt.Errorf("group %x is at epoch %d, message for epoch %d: %w", sg.ID, g.Epoch(), hdr.Epoch, err)); err != nil {
+				return err
+			}
+			return b.askRejoin(tx, sg, g, self.PublicKey())
+		}
+		return reject("group %x epoch %d: %v", sg.ID, hdr.Epoch, err)
 	}
 	switch rec.Kind {
 	case mls.KindApplication:

@@ -1,0 +1,233 @@
+package backend
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/mls"
+	nodeclient "github.com/quicproquo/quicproquo/node/client"
+)
+
+// This file brings back a member that fell behind its group (it missed a
+// commit, so it can read nothing of the later epochs): it asks the other
+// members for a GroupInfo of the current epoch and rejoins by an external
+// commit that replaces its old leaf (RFC 9420 section 12.4.3.2, resync).
+//
+// The request and the answer are control messages, sent through the
+// node's plain queue (not MLS: the member behind cannot encrypt to the
+// current epoch). The node authenticates their sender; a member answers
+// only a sender that is in its current tree, and the member behind uses
+// only an answer it asked for, from a member of its own last tree, naming
+// the group, and signed by a member of the group it describes.
+//
+// Control message:
+//
+//	"QPQC"  magic (an MLSMessage starts with version 0x0001)
+//	uint8   kind (1: GroupInfo request, 2: GroupInfo)
+//	uint8   length of the group id, then the group id
+//	opaque  body[rest] (the GroupInfo MLSMessage for kind 2, else empty)
+var controlMagic = []byte("QPQC")
+
+// Control message kinds.
+const (
+	controlGroupInfoRequest byte = 1
+	controlGroupInfo        byte = 2
+)
+
+// maxControlSize bounds a control message (a GroupInfo with its tree).
+const maxControlSize = 1 << 20
+
+// rejoinAskEvery is how often a member behind asks again.
+const rejoinAskEvery = 10 * time.Second
+
+var errBadControl = errors.New("malformed control message")
+
+func appendControl(b []byte, kind byte, groupID, body []byte) []byte {
+	b = append(b, controlMagic...)
+	b = append(b, kind, byte(len(groupID)))
+	b = append(b, groupID...)
+	return append(b, body...)
+}
+
+func parseControl(b []byte) (kind byte, groupID, body []byte, err error) {
+	if len(b) > maxControlSize {
+		return 0, nil, nil, fmt.Errorf("%w: %d bytes", errBadControl, len(b))
+	}
+	if !bytes.HasPrefix(b, controlMagic) || len(b) < len(controlMagic)+2 {
+		return 0, nil, nil, errBadControl
+	}
+	b = b[len(controlMagic):]
+	kind, n := b[0], int(b[1])
+	b = b[2:]
+	if kind != controlGroupInfoRequest && kind != controlGroupInfo {
+		return 0, nil, nil, fmt.Errorf("%w: kind %d", errBadControl, kind)
+	}
+	if n != store.GroupIDSize || len(b) < n {
+		return 0, nil, nil, fmt.Errorf("%w: group id", errBadControl)
+	}
+	groupID, body = b[:n], b[n:]
+	if kind == controlGroupInfoRequest && len(body) != 0 {
+		return 0, nil, nil, fmt.Errorf("%w: request with a body", errBadControl)
+	}
+	return kind, groupID, body, nil
+}
+
+// queueControl queues a control message to recipients in the outbox.
+func queueControl(tx *store.Tx, payload []byte, recipients [][]byte) error {
+	cid := make([]byte, 18)
+	copy(cid, "q:")
+	if _, err := rand.Read(cid[2:]); err != nil {
+		return err
+	}
+	_, err := tx.AddOutbox(store.OutboxItem{Kind: store.OutboxApplication, ClientMsgID: cid, Payload: payload, Recipients: recipients})
+	return err
+}
+
+// rejoinState tracks the groups this member is behind in (in memory: a
+// restart asks again at the next unreadable message).
+type rejoinState struct {
+	asked map[string]time.Time // group id -> when asked
+	from  map[string][][]byte  // group id -> whom (the last tree's members)
+}
+
+// askRejoin asks the other members of the user's last tree of sg for a
+// GroupInfo, unless it asked recently. The caller holds gmu.
+func (b *Backend) askRejoin(tx *store.Tx, sg store.Group, g *mls.Group, self []byte) error {
+	key := string(sg.ID)
+	if t, ok := b.rejoin.asked[key]; ok && time.Since(t) < rejoinAskEvery {
+		return nil
+	}
+	others := otherMembers(g, self)
+	if len(others) == 0 {
+		return nil
+	}
+	if err := queueControl(tx, appendControl(nil, controlGroupInfoRequest, sg.ID, nil), others); err != nil {
+		return err
+	}
+	b.rejoin.asked[key], b.rejoin.from[key] = time.Now(), others
+	b.log.Warn("behind in a group: asking for a GroupInfo to rejoin", "group", FormatKey(sg.ID), "epoch", g.Epoch())
+	return nil
+}
+
+// handleControl applies a control message. The caller holds gmu.
+func (b *Backend) handleControl(tx *store.Tx, env nodeclient.Envelope) error {
+	kind, gid, body, err := parseControl(env.Payload)
+	if err != nil {
+		return reject("%v", err)
+	}
+	switch kind {
+	case controlGroupInfoRequest:
+		sg, g, err := loadGroup(tx, gid)
+		if errors.Is(err, ErrGroupNotFound) {
+			return reject("GroupInfo request for unknown group %x", gid)
+		}
+		if err != nil {
+			return err
+		}
+		if !sg.LeftAt.IsZero() || !g.Active() || g.HasPendingCommit() {
+			return reject("GroupInfo request for group %x, which this user is not in", gid)
+		}
+		if _, ok := g.MemberByIdentity(env.Sender); !ok {
+			return reject("GroupInfo request for group %x from a non-member", gid)
+		}
+		gi, err := g.GroupInfo()
+		if err != nil {
+			return err
+		}
+		return queueControl(tx, appendControl(nil, controlGroupInfo, gid, gi), [][]byte{env.Sender})
+	case controlGroupInfo:
+		asked := false
+		for _, m := range b.rejoin.from[string(gid)] {
+			if bytes.Equal(m, env.Sender) {
+				asked = true
+			}
+		}
+		if !asked {
+			return reject("GroupInfo for group %x that was not asked for", gid)
+		}
+		hdr, err := mls.PeekMessage(body)
+		if err != nil || hdr.WireFormat != mls.WireFormatGroupInfo || !bytes.Equal(hdr.GroupID, gid) {
+			return reject("GroupInfo answer for group %x is not a GroupInfo of that group", gid)
+		}
+		b.schedule(groupJob{group: bytes.Clone(gid), kind: jobRejoin, data: bytes.Clone(body)})
+		return nil
+	}
+	return reject("control kind %d", kind)
+}
+
+// rejoinGroup rejoins by an external commit from groupInfo, replacing the
+// old leaf. Only an accepted commit replaces the stored state.
+func (b *Backend) rejoinGroup(ctx context.Context, groupID, groupInfo []byte) error {
+	id, err := b.identity(ctx)
+	if err != nil {
+		return err
+	}
+	b.gmu.Lock()
+	defer b.gmu.Unlock()
+	c := b.client()
+	if c == nil {
+		return ErrNotConnected
+	}
+	var sg store.Group
+	var old *mls.Group
+	if err := b.view(ctx, func(tx *store.Tx) (err error) { sg, old, err = loadGroup(tx, groupID); return }); err != nil {
+		return err
+	}
+	hdr, err := mls.PeekMessage(groupInfo)
+	if err != nil {
+		return err
+	}
+	if old.Epoch() >= hdr.Epoch || !sg.LeftAt.IsZero() {
+		return nil // caught up meanwhile (another answer), or left
+	}
+	s := signer(id)
+	ng, commit, err := mls.JoinExternal(groupInfo, s, &mls.ExternalJoinOptions{Resync: true, Config: groupConfig,
+		ExtensionTypes: []mls.ExtensionType{ExtensionGroupName}})
+	clear(s.SignaturePriv)
+	if err != nil {
+		return fmt.Errorf("external join: %w", err)
+	}
+	self := id.PublicKey()
+	cid := make([]byte, 18)
+	copy(cid, "x:")
+	if _, err := rand.Read(cid[2:]); err != nil {
+		return err
+	}
+	item := store.OutboxItem{Kind: store.OutboxCommit, GroupID: groupID, ClientMsgID: cid, Payload: commit, Recipients: otherMembers(ng, self), Epoch: hdr.Epoch}
+	if err := b.update(ctx, func(tx *store.Tx) (err error) { item, err = tx.AddOutbox(item); return }); err != nil {
+		return err
+	}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	_, err = c.SubmitCommit(sctx, nodeclient.CommitRequest{ClientMsgID: item.ClientMsgID, Message: item.Payload, Recipients: item.Recipients})
+	cancel()
+	if err != nil {
+		// Refused or unanswered: drop it; the next unreadable message asks
+		// for a fresh GroupInfo.
+		delete(b.rejoin.asked, string(groupID))
+		if uerr := b.update(ctx, func(tx *store.Tx) error { return tx.SetOutboxState(item.ID, store.OutboxDropped, err.Error()) }); uerr != nil {
+			return uerr
+		}
+		return fmt.Errorf("external commit: %w", err)
+	}
+	err = b.update(ctx, func(tx *store.Tx) error {
+		if err := saveGroup(tx, &sg, ng); err != nil {
+			return err
+		}
+		if _, err := tx.AppendEvent(store.Event{Kind: store.EventJoined, GroupID: groupID, Epoch: ng.Epoch(), By: self, Detail: "rejoined by external commit"}); err != nil {
+			return err
+		}
+		return tx.SetOutboxState(item.ID, store.OutboxSent, "")
+	})
+	if err != nil {
+		return err
+	}
+	delete(b.rejoin.asked, string(groupID))
+	delete(b.rejoin.from, string(groupID))
+	b.log.Info("rejoined group by external commit", "group", FormatKey(groupID), "epoch", ng.Epoch())
+	return nil
+}
