@@ -42,25 +42,30 @@
 //   - CreateGroup: a 16-byte random group id; the name travels in the
 //     private-use GroupContext extension ExtensionGroupName (KeyPackages
 //     advertise it), so joiners see the creator's name.
+//
 //   - Send: encrypt (the sender ratchet moves), store the history entry and
 //     the outbox item in one transaction; the outbox sender hands the item
 //     to the node's FanOut for all other members at once (one order for
 //     all recipients); offline it waits.
+//
 //   - Invite, Remove, Update, and commits of proposals: see commit.go. A
 //     commit is stored as pending with an outbox item, submitted, and
 //     merged only once the node accepted it; a stale one is discarded and
 //     the intent built again on the new epoch; one whose reply was lost is
 //     submitted again with the same client message id on the next
 //     connection, before anything of its group is received.
+//
 //   - Leave: a member cannot commit its own removal, so it sends a Remove
 //     proposal for itself; the remaining member with the lowest leaf
 //     commits it, and the leaver proposes again if another commit dropped
 //     the proposal.
+//
 //   - Receiving (receive.go): a Welcome joins with the stored private half
 //     of the KeyPackage it names (deleted after use, except the
 //     last-resort one); group messages are routed by the group id of their
 //     clear header. What can never apply is recorded as a "rejected" event
 //     and skipped.
+//
 //   - Config.SelfUpdateInterval rotates the user's keys in every group.
 //
 //   - Rejoin (rejoin.go): a member that missed a commit (it receives a
