@@ -52,7 +52,7 @@ func StartDaemon(t testing.TB, cfg DaemonConfig) *Daemon {
 	}
 	b, err := backend.New(backend.Config{
 		Store: st, Logger: Logger(), StateDir: cfg.StateDir, Version: "test",
-		NodeAddr: cfg.NodeAddr, NodeCert: cfg.NodeCert, KeyPackages: backend.MLSKeyPackages{},
+		NodeAddr: cfg.NodeAddr, NodeCert: cfg.NodeCert, KeyPackages: backend.MLSKeyPackages{}, Groups: true,
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, DialTimeout: 2 * time.Second,
 	})
 	if err != nil {
