@@ -62,6 +62,18 @@ func TestConversation(t *testing.T) {
 	if r := bob.must(t, "recv", "--group-id", group, "--json"); r != "" {
 		t.Fatalf("second recv: %q", r)
 	}
+	// Both rotate their keys; then Bob leaves (Alice commits his own
+	// Remove proposal).
+	alice.must(t, "update")
+	bob.must(t, "update", "--group-id", group)
+	bob.must(t, "leave", "--group-id", group)
+	if r := bob.must(t, "groups", "--json"); r != "" {
+		t.Fatalf("bob's groups after leaving: %q", r)
+	}
+	waitFor(t, "alice alone in the group", func() bool {
+		ms := alice.members(t, group)
+		return len(ms) == 1 && ms[0].Self && ms[0].Epoch == 4
+	})
 }
 
 // (b) Bob's daemon restarts between registering and being invited: the
