@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
@@ -142,7 +143,7 @@ func New(cfg Config) (*Backend, error) {
 		changed:    newNotifier(),
 		registered: make(chan struct{}),
 		jobs:       make(chan groupJob, 256),
-		rejoin:     rejoinState{asked: map[string]time.Time{}, from: map[string][][]byte{}},
+		rejoin:     rejoinState{asked: map[string]time.Time{}, from: map[string][][]byte{}, keys: map[string]*ecdh.PrivateKey{}},
 	}
 	if cfg.Groups {
 		b.cfg.Envelopes = b

@@ -390,6 +390,7 @@ type groupJob struct {
 	group []byte
 	kind  jobKind
 	data  []byte
+	from  []byte // who sent data
 }
 
 // schedule queues a job; a full queue drops it (the next message that
@@ -417,7 +418,7 @@ func (b *Backend) runJobs(ctx context.Context) {
 			return
 		case j := <-b.jobs:
 			if j.kind == jobRejoin {
-				if err := b.rejoinGroup(ctx, j.group, j.data); err != nil && ctx.Err() == nil {
+				if err := b.rejoinGroup(ctx, j.group, j.data, j.from); err != nil && ctx.Err() == nil {
 					b.log.Warn("rejoin", "group", FormatKey(j.group), "err", err)
 				}
 			}

@@ -48,9 +48,10 @@ func FuzzParseAppContent(f *testing.F) {
 // receiveRig is a registered Backend with one group and a second member
 // (a bare mls.Group) that makes messages for it.
 type receiveRig struct {
-	b     *Backend
-	peer  *mls.Group
-	group []byte
+	b       *Backend
+	peer    *mls.Group
+	peerKey ed25519.PrivateKey
+	group   []byte
 }
 
 func receiveSetup(t testing.TB) *receiveRig {
@@ -101,7 +102,7 @@ func receiveSetup(t testing.TB) *receiveRig {
 	if _, err := peer.MergePendingCommit(); err != nil {
 		t.Fatal(err)
 	}
-	r := &receiveRig{b: b, peer: peer, group: peer.GroupID()}
+	r := &receiveRig{b: b, peer: peer, peerKey: peerPriv, group: peer.GroupID()}
 	if applied, err := r.apply(1, res.Welcome, peerPub); err != nil || !applied {
 		t.Fatalf("welcome: %v %v", applied, err)
 	}

@@ -3,6 +3,9 @@ package backend
 import (
 	"bytes"
 	"context"
+	"crypto/ecdh"
+	"crypto/ed25519"
+	"crypto/hpke"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -20,17 +23,29 @@ import (
 //
 // The request and the answer are control messages, sent through the
 // node's plain queue (not MLS: the member behind cannot encrypt to the
-// current epoch). The node authenticates their sender; a member answers
-// only a sender that is in its current tree, and the member behind uses
-// only an answer it asked for, from a member of its own last tree, naming
-// the group, and signed by a member of the group it describes.
+// current epoch), so they are protected on their own:
+//
+//   - the request carries a fresh X25519 public key, signed with the
+//     requester's identity key (its MLS signature key);
+//   - a member answers only a request signed by a member of its current
+//     tree, with the GroupInfo sealed (HPKE, RFC 9180) to that key, so the
+//     node never sees the GroupInfo (whose extensions carry the group's
+//     name);
+//   - the member behind opens only an answer it asked for, from a member
+//     of its own last tree, and rejoins only if the GroupInfo is signed by
+//     that member with the signature key it knew.
 //
 // Control message:
 //
 //	"QPQC"  magic (an MLSMessage starts with version 0x0001)
-//	uint8   kind (1: GroupInfo request, 2: GroupInfo)
-//	uint8   length of the group id, then the group id
-//	opaque  body[rest] (the GroupInfo MLSMessage for kind 2, else empty)
+//	uint8   kind (1: GroupInfo request, 2: sealed GroupInfo)
+//	uint8   length of the group id (16), then the group id
+//	opaque  body[rest]
+//
+// A request's body is the X25519 public key (32 bytes) and the Ed25519
+// signature (64 bytes) of rejoinSigLabel || group id || key; an answer's
+// body is the HPKE ciphertext (enc || sealed GroupInfo MLSMessage), with
+// info rejoinSealLabel || group id.
 var controlMagic = []byte("QPQC")
 
 // Control message kinds.
@@ -41,6 +56,23 @@ const (
 
 // maxControlSize bounds a control message (a GroupInfo with its tree).
 const maxControlSize = 1 << 20
+
+// Labels that bind signatures and ciphertexts to their use.
+const (
+	rejoinSigLabel  = "quicproquo rejoin request v1"
+	rejoinSealLabel = "quicproquo rejoin groupinfo v1"
+)
+
+// rejoinRequestSize is the body size of a request.
+const rejoinRequestSize = 32 + ed25519.SignatureSize
+
+func rejoinSigned(groupID, pub []byte) []byte {
+	return append(append([]byte(rejoinSigLabel), groupID...), pub...)
+}
+
+func rejoinSuite() (hpke.KEM, hpke.KDF, hpke.AEAD) {
+	return hpke.DHKEM(ecdh.X25519()), hpke.HKDFSHA256(), hpke.AES128GCM()
+}
 
 // rejoinAskEvery is how often a member behind asks again.
 const rejoinAskEvery = 10 * time.Second
@@ -71,8 +103,8 @@ func parseControl(b []byte) (kind byte, groupID, body []byte, err error) {
 		return 0, nil, nil, fmt.Errorf("%w: group id", errBadControl)
 	}
 	groupID, body = b[:n], b[n:]
-	if kind == controlGroupInfoRequest && len(body) != 0 {
-		return 0, nil, nil, fmt.Errorf("%w: request with a body", errBadControl)
+	if kind == controlGroupInfoRequest && len(body) != rejoinRequestSize {
+		return 0, nil, nil, fmt.Errorf("%w: request body of %d bytes", errBadControl, len(body))
 	}
 	return kind, groupID, body, nil
 }
@@ -91,8 +123,9 @@ func queueControl(tx *store.Tx, payload []byte, recipients [][]byte) error {
 // rejoinState tracks the groups this member is behind in (in memory: a
 // restart asks again at the next unreadable message).
 type rejoinState struct {
-	asked map[string]time.Time // group id -> when asked
-	from  map[string][][]byte  // group id -> whom (the last tree's members)
+	asked map[string]time.Time        // group id -> when asked
+	from  map[string][][]byte         // group id -> whom (the last tree's members)
+	keys  map[string]*ecdh.PrivateKey // group id -> key the answers are sealed to
 }
 
 // askRejoin asks the other members of the user's last tree of sg for a
@@ -106,10 +139,20 @@ func (b *Backend) askRejoin(tx *store.Tx, sg store.Group, g *mls.Group, self []b
 	if len(others) == 0 {
 		return nil
 	}
-	if err := queueControl(tx, appendControl(nil, controlGroupInfoRequest, sg.ID, nil), others); err != nil {
+	id, err := tx.Identity()
+	if err != nil {
 		return err
 	}
-	b.rejoin.asked[key], b.rejoin.from[key] = time.Now(), others
+	k, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	pub := k.PublicKey().Bytes()
+	body := append(pub, ed25519.Sign(id.PrivateKey, rejoinSigned(sg.ID, pub))...)
+	if err := queueControl(tx, appendControl(nil, controlGroupInfoRequest, sg.ID, body), others); err != nil {
+		return err
+	}
+	b.rejoin.asked[key], b.rejoin.from[key], b.rejoin.keys[key] = time.Now(), others, k
 	b.log.Warn("behind in a group: asking for a GroupInfo to rejoin", "group", FormatKey(sg.ID), "epoch", g.Epoch())
 	return nil
 }
@@ -132,14 +175,28 @@ func (b *Backend) handleControl(tx *store.Tx, env nodeclient.Envelope) error {
 		if !sg.LeftAt.IsZero() || !g.Active() || g.HasPendingCommit() {
 			return reject("GroupInfo request for group %x, which this user is not in", gid)
 		}
-		if _, ok := g.MemberByIdentity(env.Sender); !ok {
+		m, ok := g.MemberByIdentity(env.Sender)
+		if !ok {
 			return reject("GroupInfo request for group %x from a non-member", gid)
+		}
+		pub, sig := body[:32], body[32:]
+		if len(m.SignatureKey) != ed25519.PublicKeySize || !ed25519.Verify(m.SignatureKey, rejoinSigned(gid, pub), sig) {
+			return reject("GroupInfo request for group %x: bad signature", gid)
+		}
+		kem, kdf, aead := rejoinSuite()
+		pk, err := kem.NewPublicKey(pub)
+		if err != nil {
+			return reject("GroupInfo request for group %x: bad key: %v", gid, err)
 		}
 		gi, err := g.GroupInfo()
 		if err != nil {
 			return err
 		}
-		return queueControl(tx, appendControl(nil, controlGroupInfo, gid, gi), [][]byte{env.Sender})
+		sealed, err := hpke.Seal(pk, kdf, aead, append([]byte(rejoinSealLabel), gid...), gi)
+		if err != nil {
+			return err
+		}
+		return queueControl(tx, appendControl(nil, controlGroupInfo, gid, sealed), [][]byte{env.Sender})
 	case controlGroupInfo:
 		asked := false
 		for _, m := range b.rejoin.from[string(gid)] {
@@ -147,14 +204,24 @@ func (b *Backend) handleControl(tx *store.Tx, env nodeclient.Envelope) error {
 				asked = true
 			}
 		}
-		if !asked {
+		k := b.rejoin.keys[string(gid)]
+		if !asked || k == nil {
 			return reject("GroupInfo for group %x that was not asked for", gid)
 		}
-		hdr, err := mls.PeekMessage(body)
+		kem, kdf, aead := rejoinSuite()
+		sk, err := kem.NewPrivateKey(k.Bytes())
+		if err != nil {
+			return err
+		}
+		gi, err := hpke.Open(sk, kdf, aead, append([]byte(rejoinSealLabel), gid...), body)
+		if err != nil {
+			return reject("GroupInfo for group %x does not open: %v", gid, err)
+		}
+		hdr, err := mls.PeekMessage(gi)
 		if err != nil || hdr.WireFormat != mls.WireFormatGroupInfo || !bytes.Equal(hdr.GroupID, gid) {
 			return reject("GroupInfo answer for group %x is not a GroupInfo of that group", gid)
 		}
-		b.schedule(groupJob{group: bytes.Clone(gid), kind: jobRejoin, data: bytes.Clone(body)})
+		b.schedule(groupJob{group: bytes.Clone(gid), kind: jobRejoin, data: gi, from: bytes.Clone(env.Sender)})
 		return nil
 	}
 	return reject("control kind %d", kind)
@@ -162,7 +229,7 @@ func (b *Backend) handleControl(tx *store.Tx, env nodeclient.Envelope) error {
 
 // rejoinGroup rejoins by an external commit from groupInfo, replacing the
 // old leaf. Only an accepted commit replaces the stored state.
-func (b *Backend) rejoinGroup(ctx context.Context, groupID, groupInfo []byte) error {
+func (b *Backend) rejoinGroup(ctx context.Context, groupID, groupInfo, from []byte) error {
 	id, err := b.identity(ctx)
 	if err != nil {
 		return err
@@ -185,12 +252,25 @@ func (b *Backend) rejoinGroup(ctx context.Context, groupID, groupInfo []byte) er
 	if old.Epoch() >= hdr.Epoch || !sg.LeftAt.IsZero() {
 		return nil // caught up meanwhile (another answer), or left
 	}
+	// The GroupInfo must be signed by the member that sent it, with the
+	// signature key this member knew for it.
+	m, err := mls.ParseMLSMessage(groupInfo)
+	if err != nil || m.GroupInfo == nil {
+		return fmt.Errorf("GroupInfo: %w", err)
+	}
+	known, ok := old.MemberByIdentity(from)
+	if !ok {
+		return fmt.Errorf("GroupInfo from %s, who was not a member", FormatKey(from))
+	}
 	s := signer(id)
 	ng, commit, err := mls.JoinExternal(groupInfo, s, &mls.ExternalJoinOptions{Resync: true, Config: groupConfig,
 		ExtensionTypes: []mls.ExtensionType{ExtensionGroupName}})
 	clear(s.SignaturePriv)
 	if err != nil {
 		return fmt.Errorf("external join: %w", err)
+	}
+	if signer, ok := ng.Member(m.GroupInfo.Signer); !ok || !bytes.Equal(signer.Identity, from) || !bytes.Equal(signer.SignatureKey, known.SignatureKey) {
+		return fmt.Errorf("GroupInfo for group %x is not signed by %s, who sent it", groupID, FormatKey(from))
 	}
 	self := id.PublicKey()
 	cid := make([]byte, 18)
@@ -228,6 +308,7 @@ func (b *Backend) rejoinGroup(ctx context.Context, groupID, groupInfo []byte) er
 	}
 	delete(b.rejoin.asked, string(groupID))
 	delete(b.rejoin.from, string(groupID))
+	delete(b.rejoin.keys, string(groupID))
 	b.log.Info("rejoined group by external commit", "group", FormatKey(groupID), "epoch", ng.Epoch())
 	return nil
 }
