@@ -70,8 +70,10 @@
 //
 //   - Rejoin (rejoin.go): a member that missed a commit (it receives a
 //     message of a later epoch) asks the other members for a GroupInfo
-//     through the plain queue and rejoins by an external commit replacing
-//     its old leaf; only an accepted commit replaces its state.
+//     through the plain queue (a signed request; the answer is sealed to a
+//     key in it, so the node never reads it) and rejoins by an external
+//     commit replacing its old leaf; only an accepted commit replaces its
+//     state.
 //
 // Not done: a member whose whole state is lost (store deleted) has a new
 // identity and must be invited again; members do not compare epoch
