@@ -60,6 +60,9 @@ type Config struct {
 	// Groups turns on the MLS groups: the Backend applies its queue's
 	// envelopes itself (Envelopes is ignored) and submits commits.
 	Groups bool
+	// ManualJoin keeps arriving Welcomes in the store until a Join call
+	// accepts them; by default qpd joins as soon as a Welcome arrives.
+	ManualJoin bool
 	// SelfUpdateInterval is how often a connected daemon rotates its own
 	// keys in every group (a self-update commit); 0 or negative: never.
 	SelfUpdateInterval time.Duration

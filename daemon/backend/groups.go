@@ -384,10 +384,10 @@ func (b *Backend) proposeLeave(tx *store.Tx, sg *store.Group, g *mls.Group, self
 	return err
 }
 
-// Join joins with the Welcomes waiting in the store (qpd joins on arrival
-// by itself; this retries the ones kept for later) and reports the groups
-// joined by Welcome that no Join call has reported yet. With wait, when
-// there is none, it waits up to wait (at most MaxWait) for one.
+// Join joins with the Welcomes waiting in the store (with
+// Config.ManualJoin; otherwise qpd joins on arrival by itself) and reports
+// the groups joined by Welcome that no Join call has reported yet. With
+// wait, when there is none, it waits up to wait (at most MaxWait) for one.
 func (b *Backend) Join(ctx context.Context, wait time.Duration) ([]GroupInfo, error) {
 	if wait < 0 || wait > MaxWait {
 		return nil, fmt.Errorf("%w: wait %v is outside 0..%v", ErrInvalidArgument, wait, MaxWait)
@@ -395,13 +395,13 @@ func (b *Backend) Join(ctx context.Context, wait time.Duration) ([]GroupInfo, er
 	if err := b.requireIdentity(ctx); err != nil {
 		return nil, err
 	}
-	if err := b.joinStoredWelcomes(ctx); err != nil {
-		return nil, err
-	}
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	for {
 		changed := b.Changed()
+		if err := b.joinStoredWelcomes(ctx); err != nil {
+			return nil, err
+		}
 		var out []GroupInfo
 		var ids [][]byte
 		err := b.view(ctx, func(tx *store.Tx) error {
@@ -451,8 +451,12 @@ func (b *Backend) Join(ctx context.Context, wait time.Duration) ([]GroupInfo, er
 	}
 }
 
-// joinStoredWelcomes retries the Welcomes kept in the store.
+// joinStoredWelcomes joins with the Welcomes kept in the store.
 func (b *Backend) joinStoredWelcomes(ctx context.Context) error {
+	var ws []store.Welcome
+	if err := b.view(ctx, func(tx *store.Tx) (err error) { ws, err = tx.Welcomes(); return }); err != nil || len(ws) == 0 {
+		return err
+	}
 	b.gmu.Lock()
 	defer b.gmu.Unlock()
 	return b.update(ctx, func(tx *store.Tx) error {
@@ -462,6 +466,9 @@ func (b *Backend) joinStoredWelcomes(ctx context.Context) error {
 		}
 		for _, w := range ws {
 			if err := b.joinWelcome(tx, w.Payload, w.Sender); err != nil {
+				if !errors.Is(err, ErrRejectEnvelope) {
+					return err
+				}
 				b.log.Warn("stored welcome does not apply", "id", w.ID, "err", err)
 				if _, err := tx.AppendEvent(store.Event{Kind: store.EventRejected, By: w.Sender, Detail: err.Error()}); err != nil {
 					return err

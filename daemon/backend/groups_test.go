@@ -412,3 +412,34 @@ func TestGroupRejoinAfterLostCommit(t *testing.T) {
 		return len(txt) > 0 && txt[len(txt)-1] == "thanks"
 	})
 }
+
+// With ManualJoin a Welcome waits in the store until Join accepts it.
+func TestGroupManualJoin(t *testing.T) {
+	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	alice := groupsStart(t, node)
+	bob := groupsStartWith(t, node, Config{ManualJoin: true})
+	ctx := context.Background()
+	g, err := alice.b.CreateGroup(ctx, "manual")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := alice.b.Invite(ctx, FormatKey(g.ID), []ed25519.PublicKey{bob.id}); err != nil {
+		t.Fatal(err)
+	}
+	groupsWait(t, "the Welcome stored", func() bool {
+		var n int
+		bob.b.view(ctx, func(tx *store.Tx) error { ws, err := tx.Welcomes(); n = len(ws); return err })
+		return n == 1
+	})
+	if gs, _ := bob.b.Groups(ctx); len(gs) != 0 {
+		t.Fatalf("joined before Join: %+v", gs)
+	}
+	j, err := bob.b.Join(ctx, 0)
+	if err != nil || len(j) != 1 || j[0].Name != "manual" || j[0].MemberCount != 2 {
+		t.Fatalf("Join: %+v %v", j, err)
+	}
+	if _, err := bob.b.Send(ctx, "manual", "joined by hand", nil); err != nil {
+		t.Fatal(err)
+	}
+	groupsWait(t, "alice reads bob", func() bool { return len(groupsTexts(t, alice, FormatKey(g.ID))) == 1 })
+}

@@ -37,13 +37,14 @@ func (b *Backend) HandleEnvelope(ctx context.Context, tx *store.Tx, env nodeclie
 	}
 	switch hdr.WireFormat {
 	case mls.WireFormatWelcome:
-		if err := b.joinWelcome(tx, env.Payload, env.Sender); err != nil {
-			if errors.Is(err, ErrRejectEnvelope) {
-				return err
+		if b.cfg.ManualJoin {
+			if _, _, err := mls.WelcomeKeyPackageRefs(env.Payload); err != nil {
+				return reject("welcome: %v", err)
 			}
-			return reject("welcome: %v", err)
+			_, err := tx.AddWelcome(store.Welcome{Payload: env.Payload, Sender: env.Sender})
+			return err
 		}
-		return nil
+		return b.joinWelcome(tx, env.Payload, env.Sender)
 	case mls.WireFormatPublicMessage, mls.WireFormatPrivateMessage:
 		return b.handleGroupMessage(tx, env, hdr)
 	}
@@ -55,7 +56,7 @@ func (b *Backend) HandleEnvelope(ctx context.Context, tx *store.Tx, env nodeclie
 func (b *Backend) joinWelcome(tx *store.Tx, welcome, sender []byte) error {
 	_, refs, err := mls.WelcomeKeyPackageRefs(welcome)
 	if err != nil {
-		return err
+		return reject("welcome: %v", err)
 	}
 	var kp store.KeyPackageSecret
 	found := false
@@ -75,7 +76,7 @@ func (b *Backend) joinWelcome(tx *store.Tx, welcome, sender []byte) error {
 	priv, err := mls.UnmarshalKeyPackagePrivate(kp.Secrets)
 	clear(kp.Secrets)
 	if err != nil {
-		return fmt.Errorf("decode KeyPackage secrets: %w", err)
+		return reject("decode KeyPackage secrets: %v", err)
 	}
 	g, err := mls.JoinFromWelcome(welcome, priv, &mls.JoinOptions{Config: groupConfig})
 	clear(priv.InitPriv)

@@ -43,6 +43,8 @@ type Config struct {
 	// SelfUpdateInterval is how often own keys are rotated in every group
 	// (0: never).
 	SelfUpdateInterval time.Duration
+	// ManualJoin keeps invitations until `qpctl join` accepts them.
+	ManualJoin bool
 }
 
 // DefaultStateDir is $XDG_DATA_HOME/quicproquo, else ~/.local/share/quicproquo.
@@ -81,6 +83,8 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.StringVar(&cfg.ServerCert, "server-cert", getenv("QPQ_SERVER_CERT"), "node certificate to pin, PEM or DER (env QPQ_SERVER_CERT); default: trust on first use")
 	fs.StringVar(&level, "log-level", envOr(getenv, "QPQ_LOG_LEVEL", "info"), "debug, info, warn or error (env QPQ_LOG_LEVEL)")
 	fs.DurationVar(&cfg.SelfUpdateInterval, "self-update-interval", 24*time.Hour, "how often to rotate own keys in every group (0: never)")
+	autoJoin := true
+	fs.BoolVar(&autoJoin, "auto-join", true, "join a group as soon as its invitation arrives; with --auto-join=false invitations wait for `qpctl join`")
 	fs.BoolVar(&cfg.Repin, "repin", false, "forget the node certificate pinned on first use, and pin the one the node presents next")
 	fs.BoolVar(&version, "version", false, "print the version and exit")
 	fs.Usage = func() {
@@ -104,6 +108,7 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		return Config{}, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, level)
 	}
+	cfg.ManualJoin = !autoJoin
 	if cfg.SelfUpdateInterval < 0 {
 		return Config{}, fmt.Errorf("%w: --self-update-interval must not be negative", errUsage)
 	}
@@ -194,6 +199,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		KeyPackages:        backend.MLSKeyPackages{},
 		Groups:             true,
 		SelfUpdateInterval: cfg.SelfUpdateInterval,
+		ManualJoin:         cfg.ManualJoin,
 	})
 	if err != nil {
 		return err

@@ -25,14 +25,14 @@ func TestParseFlagsEnvAndDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.StateDir != "/env/state" || cfg.Socket != "/env/qpd.sock" || cfg.Server != "node.example:4201" || cfg.ServerCert != "/env/node.pem" || cfg.LogLevel != slog.LevelInfo || cfg.SelfUpdateInterval != 24*time.Hour {
+	if cfg.StateDir != "/env/state" || cfg.Socket != "/env/qpd.sock" || cfg.Server != "node.example:4201" || cfg.ServerCert != "/env/node.pem" || cfg.LogLevel != slog.LevelInfo || cfg.SelfUpdateInterval != 24*time.Hour || cfg.ManualJoin {
 		t.Errorf("from env: %+v", cfg)
 	}
-	cfg, err = ParseFlags([]string{"--state-dir", "/flag/state", "--socket=/flag/s", "--server", "h:1", "--log-level", "debug", "--repin", "--self-update-interval", "1h"}, getenv, io.Discard)
+	cfg, err = ParseFlags([]string{"--state-dir", "/flag/state", "--socket=/flag/s", "--server", "h:1", "--log-level", "debug", "--repin", "--self-update-interval", "1h", "--auto-join=false"}, getenv, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.StateDir != "/flag/state" || cfg.Socket != "/flag/s" || cfg.Server != "h:1" || cfg.LogLevel != slog.LevelDebug || !cfg.Repin || cfg.SelfUpdateInterval != time.Hour {
+	if cfg.StateDir != "/flag/state" || cfg.Socket != "/flag/s" || cfg.Server != "h:1" || cfg.LogLevel != slog.LevelDebug || !cfg.Repin || cfg.SelfUpdateInterval != time.Hour || !cfg.ManualJoin {
 		t.Errorf("flags over env: %+v", cfg)
 	}
 	cfg, err = ParseFlags(nil, func(string) string { return "" }, io.Discard)
