@@ -57,7 +57,7 @@ func init() {
 		{"fetch-key", "HEX", "fetch a peer's KeyPackage from the node", (*app).fetchKey},
 		{"create-group", "--group-id NAME", "create a group", (*app).createGroup},
 		{"invite", "--group-id G --peer-key HEX [--peer-key HEX ...]", "add peers to a group", (*app).invite},
-		{"join", "[--wait D]", "report groups joined by invitation (waiting up to D)", (*app).join},
+		{"join", "[--wait D]", "accept invitations and list groups joined since (waiting up to D)", (*app).join},
 		{"send", "--group-id G --msg TEXT", "send a message", (*app).send},
 		{"recv", "[--group-id G] [--wait D] [--follow] [--peek] [--all]", "print new messages and mark them read", (*app).recv},
 		{"groups", "", "list groups", (*app).groups},
