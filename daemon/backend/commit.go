@@ -173,6 +173,10 @@ func (b *Backend) submitLocked(ctx context.Context, c *nodeclient.Client, item s
 		return nil, b.finishCommit(ctx, item, true, "")
 	case errors.As(err, &stale):
 		return stale, b.finishCommit(ctx, item, false, err.Error())
+	case errors.Is(err, nodeclient.ErrInternal), errors.Is(err, nodeclient.ErrRateLimited):
+		// Not a verdict on the commit: it stays pending and is resubmitted
+		// with the same client message id, which the node deduplicates.
+		return nil, fmt.Errorf("%w: the node could not take the commit now, it stays pending: %w", ErrNotConnected, err)
 	case errors.As(err, &ne):
 		if ferr := b.finishCommit(ctx, item, false, err.Error()); ferr != nil {
 			return nil, ferr

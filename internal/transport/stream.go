@@ -15,8 +15,11 @@ import (
 // idle subscription stays open, and an idle timeout that notices a dead peer.
 func QUICConfig() *quic.Config {
 	return &quic.Config{
-		MaxIdleTimeout:        30 * time.Second,
-		KeepAlivePeriod:       10 * time.Second,
+		// A peer that vanished without closing (a killed node) is noticed
+		// after MaxIdleTimeout; keep-alives every 5s keep live idle
+		// connections open well inside it.
+		MaxIdleTimeout:        15 * time.Second,
+		KeepAlivePeriod:       5 * time.Second,
 		HandshakeIdleTimeout:  10 * time.Second,
 		MaxIncomingStreams:    1,
 		MaxIncomingUniStreams: -1,
