@@ -154,7 +154,7 @@ func checkGroupExtensions(exts []Extension) error {
 		}
 		seen[e.Type] = true
 		switch e.Type {
-		case ExtensionRequiredCapabilites:
+		case ExtensionRequiredCapabilities:
 			if _, err := parseRequiredCapabilities(e.Data); err != nil {
 				return fmt.Errorf("%w: %w", ErrInvalidProposal, err)
 			}
@@ -192,7 +192,7 @@ func RequiredCapabilitiesExtension(exts []ExtensionType, proposals []ProposalTyp
 	b := appendUint16List(nil, exts)
 	b = appendUint16List(b, proposals)
 	b = appendUint16List(b, creds)
-	return Extension{Type: ExtensionRequiredCapabilites, Data: b}
+	return Extension{Type: ExtensionRequiredCapabilities, Data: b}
 }
 
 // checkRequiredCapabilities checks that ln supports what the GroupContext
@@ -204,7 +204,7 @@ func checkRequiredCapabilities(exts []Extension, ln *LeafNode) error {
 			return fmt.Errorf("%w: member does not support group extension %d", ErrInvalidLeafNode, e.Type)
 		}
 	}
-	e, ok := FindExtension(exts, ExtensionRequiredCapabilites)
+	e, ok := FindExtension(exts, ExtensionRequiredCapabilities)
 	if !ok {
 		return nil
 	}

@@ -31,7 +31,7 @@ type ExtensionType uint16
 const (
 	ExtensionApplicationID       ExtensionType = 0x0001
 	ExtensionRatchetTree         ExtensionType = 0x0002
-	ExtensionRequiredCapabilites ExtensionType = 0x0003
+	ExtensionRequiredCapabilities ExtensionType = 0x0003
 	ExtensionExternalPub         ExtensionType = 0x0004
 	ExtensionExternalSenders     ExtensionType = 0x0005
 	// ExtensionLastResort is the last_resort KeyPackage extension of

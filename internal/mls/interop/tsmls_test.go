@@ -416,7 +416,7 @@ func testWeCreate(t *testing.T, suite uint32, encrypt bool) {
 	// required_capabilities); ts-mls follows.
 	gce, err := srv.Commit(ctx, &pb.CommitRequest{StateId: alice.state, ByValue: []*pb.ProposalDescription{{
 		ProposalType: []byte("groupContextExtensions"),
-		Extensions:   []*pb.Extension{{ExtensionType: uint32(mls.ExtensionRequiredCapabilites), ExtensionData: []byte{0, 0, 0}}},
+		Extensions:   []*pb.Extension{{ExtensionType: uint32(mls.ExtensionRequiredCapabilities), ExtensionData: []byte{0, 0, 0}}},
 	}}})
 	if err != nil {
 		t.Fatal(err)
