@@ -79,7 +79,9 @@ func NewServerCert() (certDER, keyDER []byte, err error) {
 // LoadOrCreateServerCert reads the node certificate (DER) and key (PKCS #8
 // DER) from certPath and keyPath. When both are missing it generates a new
 // pair and writes them (key mode 0600); when only one is present it fails
-// rather than replace the other. created reports whether it generated them.
+// rather than replace the other. An existing key file that its group or
+// others may read is restricted to its owner. created reports whether it
+// generated them.
 func LoadOrCreateServerCert(certPath, keyPath string) (cert tls.Certificate, created bool, err error) {
 	_, certErr := os.Stat(certPath)
 	_, keyErr := os.Stat(keyPath)
@@ -103,8 +105,29 @@ func LoadOrCreateServerCert(certPath, keyPath string) (cert tls.Certificate, cre
 	case certErr != nil || keyErr != nil:
 		return tls.Certificate{}, false, fmt.Errorf("transport: only one of %s and %s exists; restore the other or remove both to generate a new certificate", certPath, keyPath)
 	}
+	if err := restrictKeyMode(keyPath); err != nil {
+		return tls.Certificate{}, false, err
+	}
 	cert, err = LoadServerCert(certPath, keyPath)
 	return cert, created, err
+}
+
+// restrictKeyMode makes a private key file that its group or others may
+// access readable by its owner only (mode 0600 or narrower), and fails if
+// that cannot be done.
+func restrictKeyMode(keyPath string) error {
+	fi, err := os.Stat(keyPath)
+	if err != nil {
+		return fmt.Errorf("transport: node key: %w", err)
+	}
+	perm := fi.Mode().Perm()
+	if perm&0o077 == 0 {
+		return nil
+	}
+	if err := os.Chmod(keyPath, perm&0o600); err != nil {
+		return fmt.Errorf("transport: node key %s has mode %v, open to others, and cannot be restricted to its owner: %w", keyPath, perm, err)
+	}
+	return nil
 }
 
 // LoadServerCert reads a DER certificate and a DER private key (PKCS #8,

@@ -57,6 +57,39 @@ func TestLoadOrCreateServerCert(t *testing.T) {
 	}
 }
 
+// A node key that others can read (copied with a careless umask, say) is
+// restricted to its owner when the node loads it.
+func TestLoadOrCreateServerCertRestrictsKeyMode(t *testing.T) {
+	dir := t.TempDir()
+	certPath, keyPath := filepath.Join(dir, "cert.der"), filepath.Join(dir, "key.der")
+	if _, _, err := LoadOrCreateServerCert(certPath, keyPath); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o604, 0o444} {
+		if err := os.Chmod(keyPath, mode); err != nil {
+			t.Fatal(err)
+		}
+		if _, created, err := LoadOrCreateServerCert(certPath, keyPath); err != nil || created {
+			t.Fatalf("load with key mode %v: %v, created %v", mode, err, created)
+		}
+		fi, err := os.Stat(keyPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := mode & 0o600; fi.Mode().Perm() != want {
+			t.Fatalf("key mode %v after loading a key of mode %v, want %v", fi.Mode().Perm(), mode, want)
+		}
+	}
+	// A key readable by its owner only keeps its mode.
+	os.Chmod(keyPath, 0o400)
+	if _, _, err := LoadOrCreateServerCert(certPath, keyPath); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(keyPath); fi.Mode().Perm() != 0o400 {
+		t.Fatalf("key mode %v, want 0400 kept", fi.Mode().Perm())
+	}
+}
+
 func TestLoadServerCertECDSA(t *testing.T) {
 	dir := t.TempDir()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
