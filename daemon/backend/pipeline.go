@@ -5,6 +5,8 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,7 +55,7 @@ func (b *Backend) applyEnvelope(ctx context.Context, env nodeclient.Envelope) (b
 		if b.dropEnvelope != nil && b.dropEnvelope(env) {
 			return tx.SetNodeCursor(env.Seq)
 		}
-		if err := b.cfg.Envelopes.HandleEnvelope(ctx, tx, env); err != nil {
+		if err := b.handleEnvelope(ctx, tx, env); err != nil {
 			if errors.Is(err, ErrRejectEnvelope) {
 				rejectErr = err
 				return errRejected
@@ -76,6 +78,33 @@ func (b *Backend) applyEnvelope(ctx context.Context, env nodeclient.Envelope) (b
 		return false, err
 	}
 	return applied, nil
+}
+
+// handleEnvelope runs the envelope handler. A panic in it (a bug that some
+// input reaches) rejects the envelope instead of ending the daemon, which
+// would meet the same envelope again after every restart. The log names
+// where it happened, without argument values.
+func (b *Backend) handleEnvelope(ctx context.Context, tx *store.Tx, env nodeclient.Envelope) (err error) {
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		pcs := make([]uintptr, 32)
+		frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
+		var where []string
+		for {
+			f, more := frames.Next()
+			where = append(where, fmt.Sprintf("%s (%s:%d)", f.Function, f.File, f.Line))
+			if !more {
+				break
+			}
+		}
+		b.log.Error("envelope handler panicked; envelope rejected", "seq", env.Seq, "sender", FormatKey(env.Sender),
+			"panic", fmt.Sprint(p), "stack", strings.Join(where, "\n"))
+		err = fmt.Errorf("%w: the handler failed on it (panic: %v)", ErrRejectEnvelope, p)
+	}()
+	return b.cfg.Envelopes.HandleEnvelope(ctx, tx, env)
 }
 
 // acker acknowledges, in the background, the newest committed sequence

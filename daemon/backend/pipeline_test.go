@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,8 +18,8 @@ import (
 )
 
 // pipelineHandler records each envelope as a message of one group. It
-// rejects the payload "bad" (after writing, to show the rollback) and fails
-// the payload "flaky" once, as a transient error.
+// rejects the payload "bad" (after writing, to show the rollback), fails
+// the payload "flaky" once, as a transient error, and panics on "panic".
 type pipelineHandler struct {
 	group  []byte
 	flaked atomic.Bool
@@ -38,6 +39,9 @@ func (h *pipelineHandler) HandleEnvelope(ctx context.Context, tx *store.Tx, env 
 		if !h.flaked.Swap(true) {
 			return errors.New("transient test failure")
 		}
+	case "panic":
+		var none []byte
+		_ = none[len(env.Payload)] // index out of range, as a decoder bug would
 	}
 	_, err = tx.AppendEvent(store.Event{Kind: store.EventMessage, GroupID: h.group, MessageSeq: m.Seq})
 	return err
@@ -177,6 +181,54 @@ func TestReceiveAppliesOnceAndAcks(t *testing.T) {
 	}
 	if n := h.calls.Load() - calls; n != 1 {
 		t.Errorf("handler called %d times after restart, want 1", n)
+	}
+}
+
+// A handler that panics on an envelope (a bug some crafted input reaches)
+// does not end the daemon: the envelope is rejected, its writes rolled back,
+// and the queue goes on.
+func TestReceiveSurvivesHandlerPanic(t *testing.T) {
+	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	gid := bytes.Repeat([]byte{7}, store.GroupIDSize)
+	h := &pipelineHandler{group: gid}
+	r := pipelineStart(t, node, t.TempDir(), h)
+	ctx := context.Background()
+	if err := r.b.update(ctx, func(tx *store.Tx) error {
+		return tx.PutGroup(store.Group{ID: gid, Name: "inbox", State: []byte("s")})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	me := r.id.Public().(ed25519.PublicKey)
+	peer := pipelinePeer(t, node, nil)
+	for _, p := range []string{"one", "panic", "two"} {
+		if _, _, err := peer.Enqueue(ctx, me, []byte(p), []byte("id-"+p)); err != nil {
+			t.Fatalf("enqueue %s: %v", p, err)
+		}
+	}
+	pipelineWait(t, "two messages applied", func() bool { return len(pipelineTexts(t, r.b)) == 2 })
+	if got := pipelineTexts(t, r.b); fmt.Sprint(got) != "[one two]" {
+		t.Fatalf("applied %q, want [one two]", got)
+	}
+	var cursor uint64
+	r.st.View(ctx, func(tx *store.Tx) (err error) { cursor, err = tx.NodeCursor(); return })
+	if cursor != 3 {
+		t.Errorf("node cursor = %d, want 3", cursor)
+	}
+	evs, err := r.b.EventsAfter(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rejected := 0
+	for _, e := range evs {
+		if e.Kind == store.EventRejected {
+			rejected++
+			if e.MessageSeq != 2 || !strings.Contains(e.Detail, "panic") {
+				t.Errorf("rejected event %+v, want node seq 2 and a reason naming the panic", e)
+			}
+		}
+	}
+	if rejected != 1 {
+		t.Fatalf("%d rejected events, want 1", rejected)
 	}
 }
 
