@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,7 +60,7 @@ func (s *session) serveOutcome(method string, fn func() (string, error)) error {
 	if !s.limiter.Allow() {
 		err = fail(nodecp.ErrorCode_rateLimited, "%s: too many requests; slow down and retry", method)
 	} else {
-		outcome, err = fn()
+		outcome, err = s.run(method, fn)
 	}
 	result := "ok"
 	switch {
@@ -70,6 +72,31 @@ func (s *session) serveOutcome(method string, fn func() (string, error)) error {
 	}
 	s.srv.cfg.Metrics.request(method, result, time.Since(start))
 	return err
+}
+
+// run runs fn. A panic in it (a bug that some input reaches) fails this
+// call with an internal error instead of ending the node for every client;
+// the log names where it happened, without argument values.
+func (s *session) run(method string, fn func() (string, error)) (outcome string, err error) {
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		pcs := make([]uintptr, 32)
+		frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
+		var where []string
+		for {
+			f, more := frames.Next()
+			where = append(where, fmt.Sprintf("%s (%s:%d)", f.Function, f.File, f.Line))
+			if !more {
+				break
+			}
+		}
+		s.log.Error("call panicked", "method", method, "panic", fmt.Sprint(p), "stack", strings.Join(where, "\n"))
+		outcome, err = "", fail(nodecp.ErrorCode_internal, "%s: internal failure", method)
+	}()
+	return fn()
 }
 
 // authenticated requires an identity on the connection.
