@@ -140,11 +140,21 @@ func (g *Group) ProposeGroupContextExtensions(exts []Extension) ([]byte, error) 
 // ProposeExternalPSK proposes to inject the external PSK id (which every
 // member must know, see AddPSK) into the next epoch.
 func (g *Group) ProposeExternalPSK(id []byte) ([]byte, error) {
-	nonce, err := randomBytes(g.suite.HashSize())
+	p, err := externalPSKProposal(g.suite, id)
 	if err != nil {
 		return nil, err
 	}
-	return g.Propose(Proposal{Type: ProposalPreSharedKey, PreSharedKey: &PreSharedKeyProposal{PSK: PreSharedKeyID{Type: PSKTypeExternal, PSKID: bytes.Clone(id), Nonce: nonce}}})
+	return g.Propose(p)
+}
+
+// externalPSKProposal returns a PreSharedKey proposal for the external PSK
+// id with a fresh psk_nonce (RFC 9420 §8.4).
+func externalPSKProposal(s Suite, id []byte) (Proposal, error) {
+	nonce, err := randomBytes(s.HashSize())
+	if err != nil {
+		return Proposal{}, err
+	}
+	return Proposal{Type: ProposalPreSharedKey, PreSharedKey: &PreSharedKeyProposal{PSK: PreSharedKeyID{Type: PSKTypeExternal, PSKID: bytes.Clone(id), Nonce: nonce}}}, nil
 }
 
 // ProposeResumptionPSK proposes to inject the resumption PSK of a recent

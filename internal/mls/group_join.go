@@ -195,6 +195,10 @@ type ExternalJoinOptions struct {
 	ExtensionTypes []ExtensionType
 	// AuthenticatedData is sent in clear with the commit.
 	AuthenticatedData []byte
+	// PSKs are external PSKs to inject into the new epoch: the commit
+	// carries a PreSharedKey proposal for each, and every member must know
+	// them to follow it (RFC 9420 §8.4, §12.4.3.2).
+	PSKs []PSK
 	// Config tunes the group.
 	Config Config
 }
@@ -238,6 +242,13 @@ func JoinExternal(groupInfo []byte, signer *Signer, opts *ExternalJoinOptions) (
 	}
 	defer clear(initSecret)
 
+	psks := make(map[string][]byte, len(opts.PSKs))
+	for _, p := range opts.PSKs {
+		if _, dup := psks[string(p.ID)]; dup {
+			return nil, nil, fmt.Errorf("%w: external psk %x given twice", ErrInvalidProposal, p.ID)
+		}
+		psks[string(p.ID)] = bytes.Clone(p.Secret)
+	}
 	old := &Group{
 		suite:           s,
 		config:          opts.Config,
@@ -245,6 +256,7 @@ func JoinExternal(groupInfo []byte, signer *Signer, opts *ExternalJoinOptions) (
 		tree:            tree,
 		confirmationTag: bytes.Clone(gi.ConfirmationTag),
 		interim:         InterimTranscriptHash(s, gi.GroupContext.ConfirmedTranscriptHash, gi.ConfirmationTag),
+		psks:            psks,
 	}
 	proposals := []Proposal{{Type: ProposalExternalInit, ExternalInit: &ExternalInitProposal{KEMOutput: kemOutput}}}
 	if opts.Resync {
@@ -255,6 +267,13 @@ func JoinExternal(groupInfo []byte, signer *Signer, opts *ExternalJoinOptions) (
 			}
 		}
 	}
+	for _, p := range opts.PSKs {
+		pp, err := externalPSKProposal(s, p.ID)
+		if err != nil {
+			return nil, nil, err
+		}
+		proposals = append(proposals, pp)
+	}
 	ng := &Group{
 		suite:          s,
 		config:         opts.Config,
@@ -262,7 +281,7 @@ func JoinExternal(groupInfo []byte, signer *Signer, opts *ExternalJoinOptions) (
 		tree:           tree.Clone(),
 		sigPriv:        bytes.Clone(signer.SignaturePriv),
 		resumption:     map[uint64][]byte{},
-		psks:           map[string][]byte{},
+		psks:           psks,
 		pendingUpdates: map[string][]byte{},
 	}
 	sender := Sender{Type: SenderNewMemberCommit}
@@ -273,6 +292,11 @@ func JoinExternal(groupInfo []byte, signer *Signer, opts *ExternalJoinOptions) (
 	if err := old.validateProposalList(list, sender, true, true); err != nil {
 		return nil, nil, err
 	}
+	pskSecret, err := old.pskSecret(pskIDsOf(list))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer clear(pskSecret)
 	if _, err := ng.applyProposals(list); err != nil {
 		return nil, nil, err
 	}
@@ -347,7 +371,7 @@ func JoinExternal(groupInfo []byte, signer *Signer, opts *ExternalJoinOptions) (
 		return nil, nil, err
 	}
 	defer clear(joiner)
-	if err := ng.installEpoch(joiner, nil); err != nil {
+	if err := ng.installEpoch(joiner, pskSecret); err != nil {
 		return nil, nil, err
 	}
 	tag := ConfirmationTag(s, ng.keys.confirmationKey, confirmed)

@@ -190,3 +190,115 @@ func TestPeekMessageAndWelcomeRefs(t *testing.T) {
 		t.Fatalf("PeekMessage of garbage: %v", err)
 	}
 }
+
+// TestGroupExternalJoinPSK joins by an external commit that injects an
+// external PSK (RFC 9420 §8.4, §12.4.3.2): members that know the PSK follow
+// it; a member that lacks it refuses the commit with ErrUnknownPSK and keeps
+// its state, and follows once it has the PSK.
+func TestGroupExternalJoinPSK(t *testing.T) {
+	sg, a, b, c := scThree(t, Config{})
+	pskID, pskSecret := []byte("psk-x"), []byte("external psk secret x")
+	a.g.AddPSK(pskID, pskSecret)
+	b.g.AddPSK(pskID, pskSecret)
+	giMsg, err := a.g.GroupInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := scNewClient(t, "member-ext")
+	if _, _, err := JoinExternal(giMsg, d.signer, &ExternalJoinOptions{
+		PSKs: []PSK{{ID: pskID, Secret: pskSecret}, {ID: pskID, Secret: pskSecret}},
+	}); !errors.Is(err, ErrInvalidProposal) {
+		t.Fatalf("the same PSK twice: %v", err)
+	}
+
+	// A joiner with the wrong secret builds a commit the members refuse.
+	_, bad, err := JoinExternal(giMsg, d.signer, &ExternalJoinOptions{PSKs: []PSK{{ID: pskID, Secret: []byte("wrong")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.g.ProcessMessage(bad); !errors.Is(err, ErrInvalidCommit) {
+		t.Fatalf("commit with the wrong PSK secret: %v", err)
+	}
+
+	g, msg, err := JoinExternal(giMsg, d.signer, &ExternalJoinOptions{PSKs: []PSK{{ID: pskID, Secret: pskSecret}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The commit carries the PSK by value with a fresh nonce.
+	m, err := ParseMLSMessage(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []PreSharedKeyID
+	for _, por := range m.PublicMessage.Content.Commit.Proposals {
+		if por.Type == ProposalOrRefProposal && por.Proposal.Type == ProposalPreSharedKey {
+			ids = append(ids, por.Proposal.PreSharedKey.PSK)
+		}
+	}
+	if len(ids) != 1 || ids[0].Type != PSKTypeExternal || !bytes.Equal(ids[0].PSKID, pskID) ||
+		len(ids[0].Nonce) != a.g.suite.HashSize() {
+		t.Fatalf("PreSharedKey proposals in the external commit: %+v", ids)
+	}
+
+	// c lacks the PSK: refused, state unchanged.
+	before, err := c.g.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoch, auth := c.g.Epoch(), c.g.EpochAuthenticator()
+	if _, err := c.g.ProcessMessage(msg); !errors.Is(err, ErrUnknownPSK) {
+		t.Fatalf("commit with an unknown PSK: %v", err)
+	}
+	after, err := c.g.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.g.Epoch() != epoch || !bytes.Equal(c.g.EpochAuthenticator(), auth) || !bytes.Equal(before, after) {
+		t.Fatal("a refused commit changed the state")
+	}
+
+	for _, m := range []*scClient{a, b} {
+		r, err := m.g.ProcessMessage(msg)
+		if err != nil {
+			t.Fatalf("%s: %v", m.name, err)
+		}
+		if r.Kind != KindCommit || r.NewEpoch != epoch+1 || string(r.Sender.Identity) != d.name {
+			t.Fatalf("%s: external commit gave %+v", m.name, r)
+		}
+	}
+	c.g.AddPSK(pskID, pskSecret)
+	if _, err := c.g.ProcessMessage(msg); err != nil {
+		t.Fatalf("%s with the PSK: %v", c.name, err)
+	}
+	d.g = g
+	sg.members = append(sg.members, d)
+	sg.agree()
+	sg.talk("after external join with a PSK")
+
+	// The joiner keeps the PSK it was given: it can propose it again.
+	prop, err := d.g.ProposeExternalPSK(pskID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*scClient{a, b, c} {
+		if _, err := m.g.ProcessMessage(prop); err != nil {
+			t.Fatalf("%s reading the PSK proposal: %v", m.name, err)
+		}
+	}
+	res, err := a.g.Commit(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.g.ProcessMessage(res.Message); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.g.MergePendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*scClient{b, c} {
+		if _, err := m.g.ProcessMessage(res.Message); err != nil {
+			t.Fatalf("%s: %v", m.name, err)
+		}
+	}
+	sg.agree()
+}

@@ -45,7 +45,6 @@ var interopConfigs = []string{"application.json", "welcome_join.json", "commit.j
 // that stops on Unimplemented fails the test, and so does a listed script
 // that starts to pass (so the list cannot go stale).
 var interopUnsupported = map[string]string{
-	"external_join.json/with_psk": "mls.JoinExternal takes no PSKs, so an external commit cannot carry a PreSharedKey proposal",
 	// Proposals from external senders (RFC 9420 §12.1.8.1) need an
 	// external signer, which neither the runner nor our server provides.
 	"external_proposals.json/external_add":             "no external senders",

@@ -25,7 +25,7 @@ const Name = "quicproquo"
 // state_or_transaction_id is never ambiguous); nothing is persisted.
 //
 // Calls that need something our MLS package does not do (reinitialization,
-// branching, external senders, external commits carrying PSKs) answer
+// branching, external senders) answer
 // codes.Unimplemented. Bad input answers InvalidArgument,
 // unknown handles NotFound, and calls out of order FailedPrecondition.
 type Server struct {
@@ -218,8 +218,12 @@ func (s *Server) JoinGroup(_ context.Context, req *pb.JoinGroupRequest) (*pb.Joi
 func (s *Server) ExternalJoin(_ context.Context, req *pb.ExternalJoinRequest) (*pb.ExternalJoinResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(req.Psks) > 0 {
-		return nil, status.Error(codes.Unimplemented, "external commits carrying PSK proposals are not supported")
+	psks := make([]mls.PSK, len(req.Psks))
+	for i, p := range req.Psks {
+		if len(p.GetPskId()) == 0 {
+			return nil, status.Error(codes.InvalidArgument, "empty psk_id")
+		}
+		psks[i] = mls.PSK{ID: bytes.Clone(p.PskId), Secret: bytes.Clone(p.PskSecret)}
 	}
 	m, err := mls.ParseMLSMessage(req.GroupInfo)
 	if err != nil {
@@ -233,7 +237,7 @@ func (s *Server) ExternalJoin(_ context.Context, req *pb.ExternalJoinRequest) (*
 		return nil, grpcError("ExternalJoin", err)
 	}
 	g, commit, err := mls.JoinExternal(req.GroupInfo, signer, &mls.ExternalJoinOptions{
-		RatchetTree: req.RatchetTree, Resync: req.RemovePrior, Config: groupConfig(req.EncryptHandshake),
+		RatchetTree: req.RatchetTree, Resync: req.RemovePrior, PSKs: psks, Config: groupConfig(req.EncryptHandshake),
 	})
 	if err != nil {
 		return nil, grpcError("ExternalJoin", err)

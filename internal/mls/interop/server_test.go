@@ -108,8 +108,17 @@ func TestServerErrors(t *testing.T) {
 	wantCode(t, "Commit while a commit is pending", err, codes.FailedPrecondition)
 	_, err = s.RemoveProposal(ctx, &pb.RemoveProposalRequest{StateId: p.bob, RemovedId: []byte("nobody")})
 	wantCode(t, "RemoveProposal of a stranger", err, codes.NotFound)
-	_, err = s.ExternalJoin(ctx, &pb.ExternalJoinRequest{GroupInfo: p.groupInfo, Identity: []byte("x"), Psks: []*pb.PreSharedKey{{PskId: []byte("i"), PskSecret: []byte("s")}}})
-	wantCode(t, "ExternalJoin with PSKs", err, codes.Unimplemented)
+	_, err = s.ExternalJoin(ctx, &pb.ExternalJoinRequest{GroupInfo: p.groupInfo, Identity: []byte("x"), Psks: []*pb.PreSharedKey{{PskSecret: []byte("s")}}})
+	wantCode(t, "ExternalJoin with an empty psk_id", err, codes.InvalidArgument)
+	psk := &pb.PreSharedKey{PskId: []byte("i"), PskSecret: []byte("s")}
+	_, err = s.ExternalJoin(ctx, &pb.ExternalJoinRequest{GroupInfo: p.groupInfo, Identity: []byte("x"), Psks: []*pb.PreSharedKey{psk, psk}})
+	wantCode(t, "ExternalJoin with the same PSK twice", err, codes.InvalidArgument)
+	ej, err := s.ExternalJoin(ctx, &pb.ExternalJoinRequest{GroupInfo: p.groupInfo, Identity: []byte("x"), Psks: []*pb.PreSharedKey{psk}})
+	if err != nil {
+		t.Fatalf("ExternalJoin with a PSK: %v", err)
+	}
+	_, err = s.HandleCommit(ctx, &pb.HandleCommitRequest{StateId: p.bob, Commit: ej.Commit})
+	wantCode(t, "HandleCommit of an external commit with a PSK bob lacks", err, codes.FailedPrecondition)
 	_, err = s.Commit(ctx, &pb.CommitRequest{StateId: p.bob, ByValue: []*pb.ProposalDescription{{ProposalType: []byte("hug")}}})
 	wantCode(t, "Commit of an unknown proposal type", err, codes.InvalidArgument)
 	_, err = s.Export(ctx, &pb.ExportRequest{StateId: p.bob, Label: "l", KeyLength: 1 << 20})
