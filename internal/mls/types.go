@@ -29,11 +29,11 @@ type ExtensionType uint16
 
 // The extension types of RFC 9420 §17.3.
 const (
-	ExtensionApplicationID       ExtensionType = 0x0001
-	ExtensionRatchetTree         ExtensionType = 0x0002
+	ExtensionApplicationID        ExtensionType = 0x0001
+	ExtensionRatchetTree          ExtensionType = 0x0002
 	ExtensionRequiredCapabilities ExtensionType = 0x0003
-	ExtensionExternalPub         ExtensionType = 0x0004
-	ExtensionExternalSenders     ExtensionType = 0x0005
+	ExtensionExternalPub          ExtensionType = 0x0004
+	ExtensionExternalSenders      ExtensionType = 0x0005
 	// ExtensionLastResort is the last_resort KeyPackage extension of
 	// draft-ietf-mls-extensions (0x000a).
 	ExtensionLastResort ExtensionType = 0x000a
