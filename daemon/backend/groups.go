@@ -142,7 +142,7 @@ func (b *Backend) CreateGroup(ctx context.Context, name string) (GroupInfo, erro
 	if err != nil {
 		return GroupInfo{}, fmt.Errorf("backend: create group: %w", err)
 	}
-	b.log.Info("group created", "group", FormatKey(groupID), "name", name)
+	b.log.Info("group created", "group", FormatKey(groupID))
 	return gi, nil
 }
 

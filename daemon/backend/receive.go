@@ -110,7 +110,7 @@ func (b *Backend) joinWelcome(tx *store.Tx, welcome, sender []byte) error {
 	if _, err := tx.AppendEvent(store.Event{Kind: store.EventJoined, GroupID: gid, Epoch: g.Epoch(), By: sender}); err != nil {
 		return err
 	}
-	b.log.Info("joined group", "group", FormatKey(gid), "name", sg.Name, "epoch", g.Epoch())
+	b.log.Info("joined group", "group", FormatKey(gid), "epoch", g.Epoch())
 	return nil
 }
 

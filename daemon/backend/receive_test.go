@@ -5,6 +5,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,12 +59,19 @@ type receiveRig struct {
 
 func receiveSetup(t testing.TB) *receiveRig {
 	t.Helper()
+	return receiveSetupWith(t, testnode.Logger(), "fuzz")
+}
+
+// receiveSetupWith is receiveSetup with the Backend's logger and the
+// group's name given.
+func receiveSetupWith(t testing.TB, log *slog.Logger, groupName string) *receiveRig {
+	t.Helper()
 	st, err := store.Open(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	b, err := New(Config{Store: st, Logger: testnode.Logger(), Groups: true})
+	b, err := New(Config{Store: st, Logger: log, Groups: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +97,7 @@ func receiveSetup(t testing.TB) *receiveRig {
 	peerPub, peerPriv, _ := ed25519.GenerateKey(nil)
 	ps := &mls.Signer{Credential: mls.NewBasicCredential(peerPub), SignaturePub: peerPub, SignaturePriv: peerPriv.Seed()}
 	peer, err := mls.CreateGroup(DefaultCipherSuite, bytes.Repeat([]byte{7}, 16), ps, &mls.CreateOptions{
-		Extensions: []mls.Extension{{Type: ExtensionGroupName, Data: []byte("fuzz")}}})
+		Extensions: []mls.Extension{{Type: ExtensionGroupName, Data: []byte(groupName)}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,4 +189,54 @@ func FuzzHandleEnvelope(f *testing.F) {
 			t.Fatalf("apply: %v", err)
 		}
 	})
+}
+
+// receiveLogBuffer collects log output from several goroutines.
+type receiveLogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *receiveLogBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *receiveLogBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// The daemon's log, even at debug level, holds no group names and no
+// message texts: they are the users' content.
+func TestLogHoldsNoContent(t *testing.T) {
+	var logs receiveLogBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	const joinedName, createdName, text = "joined-name-5a1c", "created-name-93be", "message-text-7f02"
+	r := receiveSetupWith(t, log, joinedName)
+	ctx := context.Background()
+	if _, err := r.b.Join(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := r.peer.Protect(appendAppContent(time.Now(), text), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if applied, err := r.apply(2, msg, nil); err != nil || !applied {
+		t.Fatalf("message: %v %v", applied, err)
+	}
+	if _, err := r.b.CreateGroup(ctx, createdName); err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "joined group") || !strings.Contains(out, "group created") {
+		t.Fatalf("the log does not show the join and the creation:\n%s", out)
+	}
+	for _, secret := range []string{joinedName, createdName, text} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the log holds %q:\n%s", secret, out)
+		}
+	}
 }
