@@ -46,8 +46,8 @@ func NewGRPCServer(b *backend.Backend, opts Options) (*grpc.Server, *health.Serv
 	g := uidGuard{allowed: uid}
 	gs := grpc.NewServer(
 		grpc.Creds(peerCreds{}),
-		grpc.ChainUnaryInterceptor(g.unary, logUnary(log)),
-		grpc.ChainStreamInterceptor(g.stream),
+		grpc.ChainUnaryInterceptor(g.unary, logUnary(log), recoverUnary(log)),
+		grpc.ChainStreamInterceptor(g.stream, recoverStream(log)),
 		grpc.MaxRecvMsgSize(1<<20),
 	)
 	daemonv1.RegisterDaemonServer(gs, &Server{b: b, log: log})
