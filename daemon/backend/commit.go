@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	"github.com/quicproquo/quicproquo/daemon/store"
@@ -421,27 +422,39 @@ func (b *Backend) runJobs(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case j := <-b.jobs:
-			if j.kind == jobRejoin {
-				if err := b.rejoinGroup(ctx, j.group, j.data, j.from); err != nil && ctx.Err() == nil {
-					b.log.Warn("rejoin", "group", FormatKey(j.group), "err", err)
-				}
-			}
-			if j.kind == jobCommitProposals {
-				_, err := b.runCommit(ctx, FormatKey(j.group), func(ctx context.Context, c *nodeclient.Client, g *mls.Group, self []byte) (*mls.CommitResult, [][]byte, error) {
-					if g.PendingProposals() == 0 {
-						return nil, nil, nil
-					}
-					res, err := g.Commit(nil)
-					return res, nil, err
-				})
-				if err != nil && ctx.Err() == nil {
-					b.log.Warn("commit pending proposals", "group", FormatKey(j.group), "err", err)
-				}
-			}
+			b.runJob(ctx, j)
 		case <-tick:
 			if _, err := b.Update(ctx, ""); err != nil && ctx.Err() == nil {
 				b.log.Warn("periodic self-update", "err", err)
 			}
+		}
+	}
+}
+
+// runJob does one scheduled group job. A panic in it (the rejoin path parses
+// a GroupInfo another member sent) is logged and the job dropped: it never
+// ends the daemon.
+func (b *Backend) runJob(ctx context.Context, j groupJob) {
+	defer func() {
+		if r := recover(); r != nil {
+			b.log.Error("panic in group job", "group", FormatKey(j.group), "stack", string(debug.Stack()))
+		}
+	}()
+	switch j.kind {
+	case jobRejoin:
+		if err := b.rejoinGroup(ctx, j.group, j.data, j.from); err != nil && ctx.Err() == nil {
+			b.log.Warn("rejoin", "group", FormatKey(j.group), "err", err)
+		}
+	case jobCommitProposals:
+		_, err := b.runCommit(ctx, FormatKey(j.group), func(ctx context.Context, c *nodeclient.Client, g *mls.Group, self []byte) (*mls.CommitResult, [][]byte, error) {
+			if g.PendingProposals() == 0 {
+				return nil, nil, nil
+			}
+			res, err := g.Commit(nil)
+			return res, nil, err
+		})
+		if err != nil && ctx.Err() == nil {
+			b.log.Warn("commit pending proposals", "group", FormatKey(j.group), "err", err)
 		}
 	}
 }

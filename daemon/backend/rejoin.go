@@ -255,8 +255,11 @@ func (b *Backend) rejoinGroup(ctx context.Context, groupID, groupInfo, from []by
 	// The GroupInfo must be signed by the member that sent it, with the
 	// signature key this member knew for it.
 	m, err := mls.ParseMLSMessage(groupInfo)
-	if err != nil || m.GroupInfo == nil {
+	if err != nil {
 		return fmt.Errorf("GroupInfo: %w", err)
+	}
+	if m.GroupInfo == nil {
+		return fmt.Errorf("%w: the rejoin answer is not a GroupInfo", ErrRejectEnvelope)
 	}
 	known, ok := old.MemberByIdentity(from)
 	if !ok {
