@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/quicproquo/quicproquo/internal/mls"
 	"io"
 	"os"
 	"os/exec"
@@ -302,12 +303,26 @@ func apiSeed(t testing.TB, stateDir string, groupName string, texts ...string) {
 	}
 	defer st.Close()
 	gid := bytes.Repeat([]byte{0x42}, store.GroupIDSize)
+	// A real one-member MLS group, so every call on it meets a state it can
+	// decode.
+	signer, err := mls.NewSigner(mls.MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519, bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := mls.CreateGroup(mls.MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519, gid, signer, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, err := g.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
 	err = st.Update(context.Background(), func(tx *store.Tx) error {
 		if _, err := tx.Group(gid); errors.Is(err, store.ErrNotFound) {
-			if err := tx.PutGroup(store.Group{ID: gid, Name: groupName, State: []byte("state"), Epoch: 1}); err != nil {
+			if err := tx.PutGroup(store.Group{ID: gid, Name: groupName, State: state, Epoch: g.Epoch()}); err != nil {
 				return err
 			}
-			if _, err := tx.AppendEvent(store.Event{Kind: store.EventJoined, GroupID: gid, Epoch: 1}); err != nil {
+			if _, err := tx.AppendEvent(store.Event{Kind: store.EventJoined, GroupID: gid, Epoch: g.Epoch()}); err != nil {
 				return err
 			}
 		}
