@@ -2,8 +2,8 @@ package api
 
 import (
 	"context"
+	"github.com/quicproquo/quicproquo/internal/panicstack"
 	"log/slog"
-	"runtime/debug"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -17,7 +17,7 @@ func recoverUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				log.Error("panic in call", "method", info.FullMethod, "stack", string(debug.Stack()))
+				log.Error("panic in call", "method", info.FullMethod, "stack", panicstack.Where())
 				resp, err = nil, status.Error(codes.Internal, "internal error in "+info.FullMethod+"; qpd keeps serving")
 			}
 		}()
@@ -30,7 +30,7 @@ func recoverStream(log *slog.Logger) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				log.Error("panic in stream", "method", info.FullMethod, "stack", string(debug.Stack()))
+				log.Error("panic in stream", "method", info.FullMethod, "stack", panicstack.Where())
 				err = status.Error(codes.Internal, "internal error in "+info.FullMethod+"; qpd keeps serving")
 			}
 		}()

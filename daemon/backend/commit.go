@@ -7,7 +7,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"runtime/debug"
+	"github.com/quicproquo/quicproquo/internal/panicstack"
 	"time"
 
 	"github.com/quicproquo/quicproquo/daemon/store"
@@ -437,7 +437,7 @@ func (b *Backend) runJobs(ctx context.Context) {
 func (b *Backend) runJob(ctx context.Context, j groupJob) {
 	defer func() {
 		if r := recover(); r != nil {
-			b.log.Error("panic in group job", "group", FormatKey(j.group), "stack", string(debug.Stack()))
+			b.log.Error("panic in group job", "group", FormatKey(j.group), "stack", panicstack.Where())
 		}
 	}()
 	switch j.kind {

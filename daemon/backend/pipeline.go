@@ -5,8 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"runtime"
-	"strings"
+	"github.com/quicproquo/quicproquo/internal/panicstack"
 	"sync"
 	"time"
 
@@ -90,18 +89,8 @@ func (b *Backend) handleEnvelope(ctx context.Context, tx *store.Tx, env nodeclie
 		if p == nil {
 			return
 		}
-		pcs := make([]uintptr, 32)
-		frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
-		var where []string
-		for {
-			f, more := frames.Next()
-			where = append(where, fmt.Sprintf("%s (%s:%d)", f.Function, f.File, f.Line))
-			if !more {
-				break
-			}
-		}
 		b.log.Error("envelope handler panicked; envelope rejected", "seq", env.Seq, "sender", FormatKey(env.Sender),
-			"panic", fmt.Sprint(p), "stack", strings.Join(where, "\n"))
+			"panic", fmt.Sprint(p), "stack", panicstack.Where())
 		err = fmt.Errorf("%w: the handler failed on it (panic: %v)", ErrRejectEnvelope, p)
 	}()
 	return b.cfg.Envelopes.HandleEnvelope(ctx, tx, env)

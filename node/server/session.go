@@ -6,10 +6,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/quicproquo/quicproquo/internal/panicstack"
 	"hash/fnv"
 	"log/slog"
-	"runtime"
-	"strings"
 	"sync"
 	"time"
 
@@ -83,17 +82,7 @@ func (s *session) run(method string, fn func() (string, error)) (outcome string,
 		if p == nil {
 			return
 		}
-		pcs := make([]uintptr, 32)
-		frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
-		var where []string
-		for {
-			f, more := frames.Next()
-			where = append(where, fmt.Sprintf("%s (%s:%d)", f.Function, f.File, f.Line))
-			if !more {
-				break
-			}
-		}
-		s.log.Error("call panicked", "method", method, "panic", fmt.Sprint(p), "stack", strings.Join(where, "\n"))
+		s.log.Error("call panicked", "method", method, "panic", fmt.Sprint(p), "stack", panicstack.Where())
 		outcome, err = "", fail(nodecp.ErrorCode_internal, "%s: internal failure", method)
 	}()
 	return fn()
