@@ -8,7 +8,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -16,9 +15,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/quicproquo/quicproquo/internal/transport"
-	"github.com/quicproquo/quicproquo/node/store/sqlite"
 
 	"github.com/quicproquo/quicproquo/node/client"
 	"github.com/quicproquo/quicproquo/node/server"
@@ -200,43 +196,10 @@ func (s *grpHookStore) SubmitCommit(ctx context.Context, groupID []byte, epoch u
 // grpHookStore over a SQLite store in a temp dir.
 func grpStartHookNode(t *testing.T, cfg server.Config, hook *grpHookStore) *testNode {
 	t.Helper()
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "node.db"), store.Limits{}, testLogger(t))
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	cert, _, err := transport.LoadOrCreateServerCert(filepath.Join(dir, "cert.der"), filepath.Join(dir, "key.der"))
-	if err != nil {
-		t.Fatalf("server cert: %v", err)
-	}
-	hook.Store = st
-	cfg.Store = hook
-	cfg.Logger = testLogger(t)
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	ln, err := server.Listen("127.0.0.1:0", cert)
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-served:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("Serve did not return after cancel")
-		}
-		ln.Close()
-		st.Close()
+	return startWrappedNode(t, cfg, store.Limits{}, func(st store.Store) store.Store {
+		hook.Store = st
+		return hook
 	})
-	return &testNode{addr: ln.Addr().String(), certDER: cert.Certificate[0], store: st}
 }
 
 // Two members commit at the same epoch at once, over several epochs: each

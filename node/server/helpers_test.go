@@ -36,6 +36,13 @@ func testLogger(t testing.TB) *slog.Logger {
 // startTestNode starts a node; cfg's Store is filled in. It stops at cleanup.
 func startTestNode(t testing.TB, cfg server.Config, limits store.Limits) *testNode {
 	t.Helper()
+	return startWrappedNode(t, cfg, limits, nil)
+}
+
+// startWrappedNode is startTestNode whose server sees wrap(store) instead of
+// the SQLite store itself when wrap is not nil.
+func startWrappedNode(t testing.TB, cfg server.Config, limits store.Limits, wrap func(store.Store) store.Store) *testNode {
+	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := sqlite.Open(ctx, filepath.Join(dir, "node.db"), limits, testLogger(t))
@@ -47,6 +54,9 @@ func startTestNode(t testing.TB, cfg server.Config, limits store.Limits) *testNo
 		t.Fatalf("server cert: %v", err)
 	}
 	cfg.Store = st
+	if wrap != nil {
+		cfg.Store = wrap(st)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t)
 	}
