@@ -57,6 +57,7 @@ type Client struct {
 	closeOnce sync.Once
 	closeErr  error
 	done      chan struct{}
+	closing   chan struct{} // closed when Close starts
 }
 
 // Envelope is one message of a queue.
@@ -164,6 +165,7 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Client, error) {
 		node:     nodecp.NodeService(rc.Bootstrap(ctx)),
 		certDER:  serverCert,
 		done:     make(chan struct{}),
+		closing:  make(chan struct{}),
 	}
 	if err := c.node.Resolve(ctx); err != nil {
 		c.Close()
@@ -195,6 +197,7 @@ func (c *Client) Done() <-chan struct{} { return c.done }
 // Close ends the connection. Calls in flight fail.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
+		close(c.closing)
 		c.node.Release()
 		c.closeErr = c.rpc.Close()
 		c.conn.CloseWithError(0, "bye")
@@ -209,7 +212,11 @@ func (c *Client) Close() error {
 // Ping asks the node for its time and for the identity it sees.
 func (c *Client) Ping(ctx context.Context) (PingResult, error) {
 	fut, release := c.node.Ping(ctx, nil)
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
+	if err != nil {
+		return PingResult{}, callError("ping", err)
+	}
 	res, err := fut.Struct()
 	if err != nil {
 		return PingResult{}, callError("ping", err)
@@ -237,8 +244,12 @@ func (c *Client) UploadKeyPackage(ctx context.Context, identity, pkg []byte, las
 		p.SetLastResort(lastResort)
 		return p.SetPackage(pkg)
 	})
-	defer release()
 	var fp [32]byte
+	release, err := c.wait(ctx, fut.Future, release)
+	defer release()
+	if err != nil {
+		return fp, callError("upload key package", err)
+	}
 	res, err := fut.Struct()
 	if err != nil {
 		return fp, callError("upload key package", err)
@@ -261,7 +272,11 @@ func (c *Client) FetchKeyPackage(ctx context.Context, identity []byte) ([]byte, 
 	fut, release := c.node.FetchKeyPackage(ctx, func(p auth.AuthService_fetchKeyPackage_Params) error {
 		return p.SetIdentityKey(identity)
 	})
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
+	if err != nil {
+		return nil, callError("fetch key package", err)
+	}
 	res, err := fut.Struct()
 	if err != nil {
 		return nil, callError("fetch key package", err)
@@ -278,7 +293,11 @@ func (c *Client) KeyPackageCount(ctx context.Context, identity []byte) (KeyPacka
 	fut, release := c.node.KeyPackageCount(ctx, func(p auth.AuthService_keyPackageCount_Params) error {
 		return p.SetIdentityKey(identity)
 	})
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
+	if err != nil {
+		return KeyPackageCount{}, callError("key package count", err)
+	}
 	res, err := fut.Struct()
 	if err != nil {
 		return KeyPackageCount{}, callError("key package count", err)
@@ -302,7 +321,11 @@ func (c *Client) Enqueue(ctx context.Context, recipient, payload, clientMsgID []
 		}
 		return p.SetClientMsgId(clientMsgID)
 	})
+	release, err = c.wait(ctx, fut.Future, release)
 	defer release()
+	if err != nil {
+		return 0, false, callError("enqueue", err)
+	}
 	res, err := fut.Struct()
 	if err != nil {
 		return 0, false, callError("enqueue", err)
@@ -317,7 +340,11 @@ func (c *Client) Fetch(ctx context.Context, recipient []byte) ([][]byte, error) 
 	fut, release := c.node.Fetch(ctx, func(p delivery.DeliveryService_fetch_Params) error {
 		return p.SetRecipientKey(recipient)
 	})
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
+	if err != nil {
+		return nil, callError("fetch", err)
+	}
 	res, err := fut.Struct()
 	if err != nil {
 		return nil, callError("fetch", err)
@@ -349,7 +376,11 @@ func (c *Client) Receive(ctx context.Context, recipient []byte, afterSeq uint64,
 		p.SetLimit(uint32(min(limit, 1<<31)))
 		return p.SetRecipientKey(recipient)
 	})
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
+	if err != nil {
+		return nil, callError("receive", err)
+	}
 	res, err := fut.Struct()
 	if err != nil {
 		return nil, callError("receive", err)
@@ -402,10 +433,20 @@ func (c *Client) Ack(ctx context.Context, recipient []byte, upToSeq uint64) (int
 		p.SetUpToSeq(upToSeq)
 		return p.SetRecipientKey(recipient)
 	})
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
+	if err != nil {
+		return 0, callError("ack", err)
+	}
 	res, err := fut.Struct()
 	if err != nil {
 		return 0, callError("ack", err)
 	}
 	return int(res.Deleted()), nil
+}
+
+// wait is transport.Await that also ends when the client closes: calls a
+// DeliverFunc makes while Close waits for it return ErrClosed.
+func (c *Client) wait(ctx context.Context, fut *capnp.Future, release capnp.ReleaseFunc) (capnp.ReleaseFunc, error) {
+	return transport.Await(ctx, fut, release, c.closing)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/quicproquo/quicproquo/internal/transport"
 	nodecp "github.com/quicproquo/quicproquo/schemas/node"
 )
 
@@ -18,6 +19,10 @@ var (
 	ErrInvalidArgument = errors.New("invalid argument")
 	ErrStaleEpoch      = errors.New("stale epoch")
 	ErrInternal        = errors.New("node internal error")
+
+	// ErrClosed: the connection to the node ended while a call waited for
+	// its answer; the call may or may not have taken effect.
+	ErrClosed = transport.ErrClosed
 
 	// ErrServerCertChanged: the node presented a certificate other than the
 	// pinned one.

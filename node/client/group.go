@@ -96,7 +96,11 @@ func (c *Client) SubmitCommit(ctx context.Context, req CommitRequest) (CommitRes
 		}
 		return setDataList(req.WelcomeRecipients, p.NewWelcomeRecipients)
 	})
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
+	if err != nil {
+		return CommitResult{}, callError(op, err)
+	}
 	res, err := fut.Struct()
 	if err != nil {
 		return CommitResult{}, callError(op, err)
@@ -135,7 +139,11 @@ func (c *Client) FanOut(ctx context.Context, clientMsgID, message []byte, recipi
 		}
 		return setDataList(recipients, p.NewRecipients)
 	})
+	release, err = c.wait(ctx, fut.Future, release)
 	defer release()
+	if err != nil {
+		return 0, false, callError("fan out", err)
+	}
 	res, err := fut.Struct()
 	if err != nil {
 		return 0, false, callError("fan out", err)
@@ -149,7 +157,11 @@ func (c *Client) GroupState(ctx context.Context, groupID []byte) (GroupState, er
 	fut, release := c.node.GroupState(ctx, func(p group.GroupService_groupState_Params) error {
 		return p.SetGroupId(groupID)
 	})
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
+	if err != nil {
+		return GroupState{}, callError("group state", err)
+	}
 	res, err := fut.Struct()
 	if err != nil {
 		return GroupState{}, callError("group state", err)

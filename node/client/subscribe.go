@@ -19,6 +19,7 @@ var ErrSubscriptionEnded = errors.New("subscription ended")
 
 // Subscription is an active push subscription.
 type Subscription struct {
+	c   *Client
 	cap delivery.Subscription
 
 	cancelOnce sync.Once
@@ -56,7 +57,7 @@ func (s *Subscription) Err() error {
 // the subscription lasts. Pushed messages are not deleted: Ack them (from
 // inside deliver is fine).
 func (c *Client) Subscribe(ctx context.Context, recipient []byte, afterSeq uint64, deliver DeliverFunc) (*Subscription, error) {
-	sub := &Subscription{done: make(chan struct{})}
+	sub := &Subscription{c: c, done: make(chan struct{})}
 	sink := delivery.MessageSink_ServerToClient(&sinkServer{deliver: deliver, sub: sub})
 	fut, release := c.node.Subscribe(ctx, func(p delivery.DeliveryService_subscribe_Params) error {
 		p.SetAfterSeq(afterSeq)
@@ -65,7 +66,11 @@ func (c *Client) Subscribe(ctx context.Context, recipient []byte, afterSeq uint6
 		}
 		return p.SetSink(sink)
 	})
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
+	if err != nil {
+		return nil, callError("subscribe", err)
+	}
 	res, err := fut.Struct()
 	if err != nil {
 		return nil, callError("subscribe", err)
@@ -87,7 +92,10 @@ func (s *Subscription) Cancel(ctx context.Context) error {
 	s.cancelOnce.Do(func() {
 		s.end(ErrSubscriptionEnded)
 		fut, release := s.cap.Cancel(ctx, nil)
-		_, err = fut.Struct()
+		release, err = s.c.wait(ctx, fut.Future, release)
+		if err == nil {
+			_, err = fut.Struct()
+		}
 		release()
 		s.cap.Release()
 	})

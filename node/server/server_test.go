@@ -518,3 +518,85 @@ func TestSubscriptionEnds(t *testing.T) {
 		}
 	})
 }
+
+// ackGateStore holds every Ack until gate is closed, and says when one is
+// waiting.
+type ackGateStore struct {
+	store.Store
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (s *ackGateStore) Ack(ctx context.Context, recipient []byte, upTo uint64) (int, error) {
+	select {
+	case s.entered <- struct{}{}:
+	default:
+	}
+	<-s.gate
+	return s.Store.Ack(ctx, recipient, upTo)
+}
+
+// TestCloseWhileDeliverCalls: a client closed while its DeliverFunc waits
+// for the answer to a call of its own (an Ack whose reply arrives only
+// after the close began) still closes, and the call returns an error
+// instead of waiting for good.
+func TestCloseWhileDeliverCalls(t *testing.T) {
+	for _, own := range []bool{false, true} {
+		// The deliver function calls with the context it was given, or
+		// with one of its own that the close does not end.
+		t.Run(fmt.Sprintf("ownContext=%v", own), func(t *testing.T) { testCloseWhileDeliverCalls(t, own) })
+	}
+}
+
+func testCloseWhileDeliverCalls(t *testing.T, ownCtx bool) {
+	gs := &ackGateStore{entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	n := startWrappedNode(t, server.Config{}, store.Limits{}, func(st store.Store) store.Store {
+		gs.Store = st
+		return gs
+	})
+	ctx := testCtx(t)
+	a, b := newTestIdentity(t), newTestIdentity(t)
+	ca, cb := n.dial(t, a.priv), n.dial(t, b.priv)
+	ackErr := make(chan error, 1)
+	if _, err := cb.Subscribe(ctx, b.pub, 0, func(ctx context.Context, batch []client.Envelope) error {
+		if ownCtx {
+			ctx = context.Background()
+		}
+		_, err := cb.Ack(ctx, b.pub, batch[len(batch)-1].Seq)
+		ackErr <- err
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ca.Enqueue(ctx, b.pub, []byte("m"), nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gs.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the ack never reached the node")
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- cb.Close() }()
+	time.Sleep(200 * time.Millisecond) // the close is under way
+	close(gs.gate)
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return while the deliver function waited for its ack")
+	}
+	select {
+	case err := <-ackErr:
+		if err == nil {
+			// The reply can beat the close on a slow machine; then there
+			// was nothing to wait for.
+			t.Log("the ack was answered before the close")
+		} else if ownCtx && !errors.Is(err, client.ErrClosed) {
+			t.Fatalf("ack during close: %v, want ErrClosed", err)
+		} else if !errors.Is(err, context.Canceled) && !errors.Is(err, client.ErrClosed) {
+			t.Fatalf("ack during close: %v, want context.Canceled or ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the deliver function's ack never returned")
+	}
+}

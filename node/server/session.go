@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/quicproquo/quicproquo/internal/panicstack"
+	"github.com/quicproquo/quicproquo/internal/transport"
 	"hash/fnv"
 	"log/slog"
 	"sync"
@@ -433,8 +434,8 @@ func (s *session) Subscribe(ctx context.Context, call delivery.DeliveryService_s
 				fut, release := sink.Ended(ectx, func(p delivery.MessageSink_ended_Params) error {
 					return p.SetReason(fail(nodecp.ErrorCode_internal, "subscribe: push stopped: storage failure").Error())
 				})
-				defer release()
-				fut.Struct()
+				release, _ = transport.Await(ectx, fut.Future, release, nil)
+				release()
 			}
 		}()
 		return nil
@@ -483,8 +484,12 @@ func deliver(ctx context.Context, sink delivery.MessageSink, msgs []store.Messag
 		}
 		return setEnvelopes(list, msgs)
 	})
+	release, err := transport.Await(ctx, fut.Future, release, nil)
 	defer release()
-	_, err := fut.Struct()
+	if err != nil {
+		return err
+	}
+	_, err = fut.Struct()
 	return err
 }
 
