@@ -1,0 +1,112 @@
+package pgtest_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/quicproquo/quicproquo/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
+
+func connect(t *testing.T, connString string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, connString)
+	if err != nil {
+		t.Fatalf("connect %q: %v", connString, err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func setting(t *testing.T, conn *pgx.Conn, name string) string {
+	t.Helper()
+	var v string
+	if err := conn.QueryRow(context.Background(), "SELECT current_setting($1)", name).Scan(&v); err != nil {
+		t.Fatalf("current_setting(%s): %v", name, err)
+	}
+	return v
+}
+
+func TestFindBinaries(t *testing.T) {
+	dir, err := pgtest.FindBinaries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"initdb", "pg_ctl", "postgres"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// The server listens on its Unix socket only, with fsync on, and runs as
+// nobody when the tests run as root.
+func TestServerSettings(t *testing.T) {
+	conn := connect(t, pgtest.NewDatabase(t))
+	for name, want := range map[string]string{
+		"listen_addresses":   "",
+		"fsync":              "on",
+		"synchronous_commit": "on",
+	} {
+		if got := setting(t, conn, name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	sock := setting(t, conn, "unix_socket_directories")
+	if _, err := os.Stat(filepath.Join(sock, ".s.PGSQL.5432")); err != nil {
+		t.Errorf("socket in %s: %v", sock, err)
+	}
+	if os.Geteuid() == 0 {
+		fi, err := os.Stat(setting(t, conn, "data_directory"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uid := fi.Sys().(*syscall.Stat_t).Uid; uid != 65534 {
+			t.Errorf("data directory owned by uid %d, want 65534 (nobody)", uid)
+		}
+	}
+}
+
+// Each NewDatabase is a separate, empty database, dropped at the end of
+// its test.
+func TestDatabasesAreSeparate(t *testing.T) {
+	ctx := context.Background()
+	var first string
+	t.Run("first", func(t *testing.T) {
+		first = pgtest.NewDatabase(t)
+		a := connect(t, first)
+		if _, err := a.Exec(ctx, "CREATE TABLE only_here (x int); INSERT INTO only_here VALUES (1)"); err != nil {
+			t.Fatal(err)
+		}
+		b := connect(t, pgtest.NewDatabase(t))
+		_, err := b.Exec(ctx, "SELECT x FROM only_here")
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "42P01" {
+			t.Fatalf("the second database sees the first one's table: err = %v, want undefined_table", err)
+		}
+		a.Close(ctx) // before the drop at cleanup
+	})
+	// The first subtest's databases are gone.
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, first)
+	if err == nil {
+		conn.Close(ctx)
+		t.Fatalf("database of a finished test still accepts connections")
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "3D000" {
+		t.Fatalf("connect to a dropped database: err = %v, want invalid_catalog_name", err)
+	}
+}
