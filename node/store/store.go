@@ -165,3 +165,21 @@ type Store interface {
 	// Close releases the store. Methods called afterwards return ErrClosed.
 	Close() error
 }
+
+// Notifier is implemented by a Store that several nodes can share (the
+// PostgreSQL backend). Each node wakes its own push subscriptions when it
+// stores a message; a message stored through another node sharing the
+// database reaches this node's subscribers only through Notifications.
+type Notifier interface {
+	// Notifications calls fn with the recipient of each message stored by
+	// any node sharing the store (this one included), from when it starts
+	// listening until ctx ends; then it returns nil. fn(nil) means that any
+	// recipient may have new messages: it is called each time listening
+	// (re)starts, since notifications may have been missed while it was not
+	// listening. fn is called from one goroutine, one call at a time, and
+	// must not block. A notification is a hint that a queue has new
+	// messages, never a message: readers learn what is new from the store.
+	// Notifications returns an error only when it cannot go on, e.g.
+	// ErrClosed once the store is closed; a lost connection is retried.
+	Notifications(ctx context.Context, fn func(recipient []byte)) error
+}

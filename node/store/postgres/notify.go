@@ -1,0 +1,128 @@
+package postgres
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/quicproquo/quicproquo/node/store"
+)
+
+// Reconnection delays of Notifications: the first retry waits
+// minListenBackoff, each further one twice as long, up to maxListenBackoff.
+const (
+	minListenBackoff = 100 * time.Millisecond
+	maxListenBackoff = 10 * time.Second
+)
+
+// listenAppName names the LISTEN connections in pg_stat_activity.
+const listenAppName = "qpnode listen"
+
+// Notifications implements store.Notifier. It holds one connection of its
+// own (outside the pool) that LISTENs on the channel every write sends to
+// (see "Cross-node push" in the package documentation) and calls fn for
+// each recipient named, until ctx ends (it then returns nil) or the store
+// is closed (store.ErrClosed). A lost connection is logged and opened again
+// after a delay growing from 100ms to 10s; fn(nil) is called each time
+// listening starts, the first time included, because messages stored while
+// nobody listened were not announced.
+func (s *Store) Notifications(ctx context.Context, fn func(recipient []byte)) error {
+	const op = "notifications"
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return fmt.Errorf("postgres: %s: %w", op, store.ErrClosed)
+	}
+	s.listeners.Add(1)
+	s.mu.RUnlock()
+	defer s.listeners.Done()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	closed := func() bool {
+		select {
+		case <-s.done:
+			return true
+		default:
+			return false
+		}
+	}
+
+	backoff := minListenBackoff
+	for {
+		listened, err := s.listenOnce(ctx, fn)
+		if closed() {
+			return fmt.Errorf("postgres: %s: %w", op, store.ErrClosed)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if listened {
+			backoff = minListenBackoff
+		}
+		s.log.Warn("listening for notifications failed; retrying", "err", err, "retry_in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			if closed() {
+				return fmt.Errorf("postgres: %s: %w", op, store.ErrClosed)
+			}
+			return nil
+		}
+		backoff = min(2*backoff, maxListenBackoff)
+	}
+}
+
+// listenOnce connects, LISTENs, calls fn(nil), then calls fn for each
+// notified recipient until the connection fails or ctx ends. listened
+// reports whether it got as far as listening.
+func (s *Store) listenOnce(ctx context.Context, fn func(recipient []byte)) (listened bool, err error) {
+	cfg := s.listen.Copy()
+	cfg.RuntimeParams["application_name"] = listenAppName
+	cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
+	conn, err := pgx.ConnectConfig(cctx, cfg)
+	ccancel()
+	if err != nil {
+		return false, fmt.Errorf("connect: %w", err)
+	}
+	defer func() {
+		cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+		conn.Close(cctx)
+		ccancel()
+	}()
+	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		return false, fmt.Errorf("listen: %w", err)
+	}
+	s.log.Debug("listening for notifications", "channel", notifyChannel)
+	fn(nil)
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return true, fmt.Errorf("wait for notification: %w", err)
+		}
+		if n.Channel != notifyChannel {
+			continue
+		}
+		for _, h := range strings.Split(n.Payload, ",") {
+			r, err := hex.DecodeString(h)
+			if err != nil || len(r) != store.IdentityKeySize {
+				s.log.Warn("ignoring a malformed notification", "channel", n.Channel, "from_pid", n.PID)
+				continue
+			}
+			fn(r)
+		}
+	}
+}

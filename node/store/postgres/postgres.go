@@ -1,0 +1,257 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/quicproquo/quicproquo/node/store"
+)
+
+// Defaults for the zero fields of store.Limits.
+const (
+	DefaultMaxKeyPackages = 100
+	DefaultMaxQueueDepth  = 10000
+)
+
+// DedupRetention is how long the store remembers a client message id after
+// the enqueue or group submission that used it, so that a retry is
+// recognised as a duplicate even after the message was acknowledged and
+// deleted. Older entries are pruned at Open and then every PruneInterval.
+const DedupRetention = 7 * 24 * time.Hour
+
+// PruneInterval is how often an open store prunes expired deduplication entries.
+const PruneInterval = time.Hour
+
+// maxAttempts bounds how often a transaction that PostgreSQL aborted as a
+// deadlock or serialization failure is run again.
+const maxAttempts = 5
+
+// Store is the PostgreSQL implementation of store.Store and store.Notifier.
+// It is safe for concurrent use, also by several processes sharing one
+// database; create it with Open and release it with Close.
+type Store struct {
+	pool   *pgxpool.Pool
+	listen *pgx.ConnConfig // for the LISTEN connections of Notifications
+	log    *slog.Logger
+	limits store.Limits
+	now    func() time.Time // the clock; replaced only by tests
+
+	// mu guards closed. Every method holds it for reading while it works,
+	// so Close (which takes it for writing) waits for work in flight and
+	// every later call reports store.ErrClosed.
+	mu     sync.RWMutex
+	closed bool
+
+	done      chan struct{} // closed by Close: stops pruning and Notifications
+	pruneDone chan struct{}
+	listeners sync.WaitGroup // Notifications calls in progress
+}
+
+var (
+	_ store.Store    = (*Store)(nil)
+	_ store.Notifier = (*Store)(nil)
+)
+
+// Open connects to the database named by connString (a libpq-style
+// keyword/value string or a postgres:// URL; pgxpool's pool_* settings are
+// honoured), applies any pending schema migrations and returns the store.
+// Zero fields of limits take the defaults (DefaultMaxKeyPackages,
+// DefaultMaxQueueDepth); negative ones are refused. A nil logger discards.
+// Open refuses a database migrated by a newer version of this program
+// (ErrSchemaTooNew).
+func Open(ctx context.Context, connString string, limits store.Limits, logger *slog.Logger) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if connString == "" {
+		return nil, fmt.Errorf("postgres: open: empty connection string: %w", store.ErrInvalid)
+	}
+	if limits.MaxKeyPackages < 0 || limits.MaxQueueDepth < 0 {
+		return nil, fmt.Errorf("postgres: open: negative limit %+v: %w", limits, store.ErrInvalid)
+	}
+	if limits.MaxKeyPackages == 0 {
+		limits.MaxKeyPackages = DefaultMaxKeyPackages
+	}
+	if limits.MaxQueueDepth == 0 {
+		limits.MaxQueueDepth = DefaultMaxQueueDepth
+	}
+	cfg, err := pgxpool.ParseConfig(connString)
+	if err != nil {
+		// pgx's message leaves out any password it finds.
+		return nil, fmt.Errorf("postgres: open: %w: %w", store.ErrInvalid, err)
+	}
+	// A commit is acknowledged only once it is durable, whatever the
+	// server's default.
+	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
+	cfg.ConnConfig.RuntimeParams["application_name"] = "qpnode"
+	listen := cfg.ConnConfig.Copy()
+
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	where := fmt.Sprintf("%s:%d/%s", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)
+	version, err := migrate(ctx, pool)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: open %s: %w", where, err)
+	}
+	s := &Store{
+		pool:      pool,
+		listen:    listen,
+		log:       logger,
+		limits:    limits,
+		now:       time.Now,
+		done:      make(chan struct{}),
+		pruneDone: make(chan struct{}),
+	}
+	if _, err := s.prune(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: open %s: %w", where, err)
+	}
+	go s.pruneLoop()
+	logger.Info("store opened", "backend", "postgres", "database", where, "schema_version", version,
+		"max_key_packages", limits.MaxKeyPackages, "max_queue_depth", limits.MaxQueueDepth)
+	return s, nil
+}
+
+// Close stops background work and closes the connections. It waits for
+// calls in flight; every later call returns store.ErrClosed, and running
+// Notifications calls return store.ErrClosed. Closing twice is harmless.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.done)
+	s.mu.Unlock()
+	<-s.pruneDone
+	s.listeners.Wait()
+	s.pool.Close()
+	s.log.Info("store closed", "backend", "postgres")
+	return nil
+}
+
+// enter marks the start of a call; the returned function marks its end.
+func (s *Store) enter(op string) (func(), error) {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return nil, fmt.Errorf("postgres: %s: %w", op, store.ErrClosed)
+	}
+	return s.mu.RUnlock, nil
+}
+
+// errRollback ends a transaction without committing it, successfully: the
+// call found that it has nothing to store (a duplicate).
+var errRollback = errors.New("roll back")
+
+// write runs fn in a READ COMMITTED transaction and commits it; it returns
+// only after the commit is durable (synchronous_commit is on). fn locks
+// what it changes (see "Concurrency" in the package documentation). A
+// transaction that PostgreSQL aborts as a deadlock or serialization
+// failure is run again from the start, so fn must not keep results of an
+// earlier attempt. fn returning errRollback rolls back and reports success.
+// Errors of fn are returned as they are.
+func (s *Store) write(ctx context.Context, op string, fn func(ctx context.Context, tx pgx.Tx) error) error {
+	leave, err := s.enter(op)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	for attempt := 1; ; attempt++ {
+		err := s.attempt(ctx, op, fn)
+		if err == nil || attempt == maxAttempts || !retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		s.log.Debug("transaction aborted by the server; running it again", "op", op, "attempt", attempt, "err", err)
+	}
+}
+
+func (s *Store) attempt(ctx context.Context, op string, fn func(ctx context.Context, tx pgx.Tx) error) error {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		return fmt.Errorf("postgres: %s: begin: %w", op, err)
+	}
+	if err := fn(ctx, tx); err != nil {
+		rerr := tx.Rollback(context.WithoutCancel(ctx))
+		if errors.Is(err, errRollback) {
+			if rerr != nil {
+				return fmt.Errorf("postgres: %s: roll back: %w", op, rerr)
+			}
+			return nil
+		}
+		return err
+	}
+	// Once the COMMIT is sent, wait for its answer rather than abandon it
+	// on a cancellation: a commit whose outcome is unknown would be
+	// reported as a failure although it may have happened.
+	if err := tx.Commit(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("postgres: %s: commit: %w", op, err)
+	}
+	return nil
+}
+
+// retryable reports a deadlock or serialization failure.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
+}
+
+// read runs fn with the pool, for calls that read one consistent snapshot
+// in a single statement.
+func (s *Store) read(ctx context.Context, op string, fn func(ctx context.Context) error) error {
+	leave, err := s.enter(op)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	return fn(ctx)
+}
+
+// pruneLoop prunes expired deduplication entries every PruneInterval until Close.
+func (s *Store) pruneLoop() {
+	defer close(s.pruneDone)
+	t := time.NewTicker(PruneInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			if _, err := s.prune(ctx); err != nil {
+				s.log.Warn("pruning deduplication entries failed", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// prune deletes deduplication entries older than DedupRetention and reports
+// how many it deleted. Several nodes pruning at once is harmless.
+func (s *Store) prune(ctx context.Context) (int64, error) {
+	cutoff := s.now().Add(-DedupRetention)
+	var total int64
+	for _, q := range pruneStatements {
+		tag, err := s.pool.Exec(ctx, q, cutoff)
+		if err != nil {
+			return total, fmt.Errorf("prune deduplication entries: %w", err)
+		}
+		total += tag.RowsAffected()
+	}
+	if total > 0 {
+		s.log.Debug("pruned deduplication entries", "count", total)
+	}
+	return total, nil
+}
