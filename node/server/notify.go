@@ -50,3 +50,22 @@ func (n *notifier) notify(recipient []byte) {
 		}
 	}
 }
+
+// wake is the callback of store.Notifier: it wakes the watchers of
+// recipient, or every watcher when recipient is nil.
+func (n *notifier) wake(recipient []byte) {
+	if recipient != nil {
+		n.notify(recipient)
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, set := range n.waiters {
+		for ch := range set {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+}

@@ -104,8 +104,23 @@ func Listen(addr string, cert tls.Certificate) (*quic.Listener, error) {
 // Serve accepts connections on ln and serves each until ctx is done; then it
 // closes every connection, waits for them, and returns nil. It returns an
 // error if accepting fails for another reason. The caller closes ln.
+//
+// When the store is a store.Notifier (shared by several nodes), Serve also
+// listens for the messages other nodes store and wakes this node's push
+// subscriptions for them.
 func (s *Server) Serve(ctx context.Context, ln *quic.Listener) error {
 	defer s.wg.Wait()
+	if n, ok := s.cfg.Store.(store.Notifier); ok {
+		nctx, ncancel := context.WithCancel(ctx)
+		defer ncancel()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := n.Notifications(nctx, s.notifier.wake); err != nil && nctx.Err() == nil {
+				s.log.Error("cross-node notifications stopped; pushes wait for this node's own writes", "err", err)
+			}
+		}()
+	}
 	for {
 		conn, err := ln.Accept(ctx)
 		if err != nil {

@@ -1,0 +1,197 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quicproquo/quicproquo/internal/pgtest"
+	"github.com/quicproquo/quicproquo/internal/transport"
+	"github.com/quicproquo/quicproquo/node/client"
+	"github.com/quicproquo/quicproquo/node/server"
+	"github.com/quicproquo/quicproquo/node/store"
+	"github.com/quicproquo/quicproquo/node/store/postgres"
+)
+
+// The package's tests run through pgtest.Run, which stops the PostgreSQL
+// cluster of the cross-node tests (if one started) afterwards.
+func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
+
+// startPostgresNode starts a node on loopback whose store is the
+// PostgreSQL database conn, as one of several stateless nodes sharing it
+// would be. It stops at cleanup.
+func startPostgresNode(t *testing.T, conn string) *testNode {
+	t.Helper()
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := postgres.Open(ctx, conn, store.Limits{}, testLogger(t))
+	if err != nil {
+		cancel()
+		t.Fatalf("open store: %v", err)
+	}
+	cert, _, err := transport.LoadOrCreateServerCert(filepath.Join(dir, "cert.der"), filepath.Join(dir, "key.der"))
+	if err != nil {
+		t.Fatalf("server cert: %v", err)
+	}
+	srv, err := server.New(server.Config{Store: st, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatalf("server.New: %v", err)
+	}
+	ln, err := server.Listen("127.0.0.1:0", cert)
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-served:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("Serve did not return after cancel")
+		}
+		ln.Close()
+		st.Close()
+	})
+	return &testNode{addr: ln.Addr().String(), certDER: cert.Certificate[0]}
+}
+
+// pushed collects what a subscription delivers.
+type pushed struct {
+	mu   sync.Mutex
+	envs []client.Envelope
+	more chan struct{}
+}
+
+func subscribe(t *testing.T, c *client.Client, id testIdentity) *pushed {
+	t.Helper()
+	p := &pushed{more: make(chan struct{}, 1)}
+	sub, err := c.Subscribe(testCtx(t), id.pub, 0, func(ctx context.Context, batch []client.Envelope) error {
+		p.mu.Lock()
+		p.envs = append(p.envs, batch...)
+		p.mu.Unlock()
+		select {
+		case p.more <- struct{}{}:
+		default:
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		sub.Cancel(ctx)
+	})
+	return p
+}
+
+// wait waits up to within for the subscription to have delivered n
+// messages and returns them.
+func (p *pushed) wait(t *testing.T, n int, within time.Duration) []client.Envelope {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		p.mu.Lock()
+		got := append([]client.Envelope(nil), p.envs...)
+		p.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		select {
+		case <-p.more:
+		case <-deadline:
+			t.Fatalf("after %v the subscription has %d messages, want %d", within, len(got), n)
+		}
+	}
+}
+
+// A client subscribed on node B gets, within seconds, what is enqueued
+// through node A: both nodes share one PostgreSQL database, and B learns
+// of A's writes through the store's notifications.
+func TestCrossNodePushEnqueue(t *testing.T) {
+	conn := pgtest.NewDatabase(t)
+	a, b := startPostgresNode(t, conn), startPostgresNode(t, conn)
+	alice, bob := newTestIdentity(t), newTestIdentity(t)
+	ca, cb := a.dial(t, alice.priv), b.dial(t, bob.priv)
+	ctx := testCtx(t)
+
+	sub := subscribe(t, cb, bob)
+	if _, _, err := ca.Enqueue(ctx, bob.pub, []byte("first, through A"), []byte("m1")); err != nil {
+		t.Fatalf("enqueue through A: %v", err)
+	}
+	got := sub.wait(t, 1, 5*time.Second)
+	// By now B's subscription is idle, waiting for a wake-up: only a
+	// notification from A's write can bring the next message.
+	time.Sleep(200 * time.Millisecond)
+	if _, _, err := ca.Enqueue(ctx, bob.pub, []byte("second, through A"), []byte("m2")); err != nil {
+		t.Fatalf("enqueue through A: %v", err)
+	}
+	got = sub.wait(t, 2, 5*time.Second)
+	for i, want := range []string{"first, through A", "second, through A"} {
+		if got[i].Seq != uint64(i+1) || string(got[i].Payload) != want || !bytes.Equal(got[i].Sender, alice.pub) {
+			t.Fatalf("push %d on B = {Seq:%d Payload:%q Sender:%x}, want {Seq:%d Payload:%q Sender:%x}",
+				i, got[i].Seq, got[i].Payload, got[i].Sender, i+1, want, alice.pub)
+		}
+	}
+	// The nodes share the queue: B acknowledges, A sees it gone.
+	if n, err := cb.Ack(ctx, bob.pub, 2); err != nil || n != 2 {
+		t.Fatalf("ack through B = %d, %v", n, err)
+	}
+	cbA := a.dial(t, bob.priv)
+	if msgs, err := cbA.Receive(ctx, bob.pub, 0, 0); err != nil || len(msgs) != 0 {
+		t.Fatalf("receive through A after the ack through B = %v, %v; want none", msgs, err)
+	}
+}
+
+// crossAppMessage builds an MLSMessage carrying a PrivateMessage with
+// application content (RFC 9420 §6): only its header is meaningful to the
+// node.
+func crossAppMessage(groupID []byte, epoch uint64, tag string) []byte {
+	b := []byte{0, 1, 0, 2} // mls10, mls_private_message
+	b = tlsOpaque(b, groupID)
+	b = binary.BigEndian.AppendUint64(b, epoch)
+	b = append(b, 1)      // content type: application
+	b = tlsOpaque(b, nil) // authenticated_data
+	return append(b, tag...)
+}
+
+// A group message fanned out through node A reaches a member subscribed
+// on node B.
+func TestCrossNodePushFanOut(t *testing.T) {
+	conn := pgtest.NewDatabase(t)
+	a, b := startPostgresNode(t, conn), startPostgresNode(t, conn)
+	alice, bob, carol := newTestIdentity(t), newTestIdentity(t), newTestIdentity(t)
+	ca, cb, cc := a.dial(t, alice.priv), b.dial(t, bob.priv), b.dial(t, carol.priv)
+	ctx := testCtx(t)
+	g := bytes.Repeat([]byte{0x42}, 16)
+
+	subB, subC := subscribe(t, cb, bob), subscribe(t, cc, carol)
+	time.Sleep(200 * time.Millisecond) // both subscriptions idle, waiting for a wake-up
+	msg := crossAppMessage(g, 0, "hello group")
+	seq, dup, err := ca.FanOut(ctx, []byte("f1"), msg, [][]byte{bob.pub, carol.pub})
+	if err != nil || seq != 1 || dup {
+		t.Fatalf("fan out through A = (%d, %v, %v), want (1, false, nil)", seq, dup, err)
+	}
+	for name, sub := range map[string]*pushed{"bob": subB, "carol": subC} {
+		got := sub.wait(t, 1, 5*time.Second)
+		if len(got) != 1 || got[0].Seq != 1 || !bytes.Equal(got[0].Payload, msg) || !bytes.Equal(got[0].Sender, alice.pub) {
+			t.Fatalf("%s's pushes on B = %+v, want the fanned-out message from alice", name, got)
+		}
+	}
+	// Alice's retry through B is a duplicate of what she sent through A.
+	caB := b.dial(t, alice.priv)
+	seq, dup, err = caB.FanOut(ctx, []byte("f1"), msg, [][]byte{bob.pub, carol.pub})
+	if err != nil || seq != 1 || !dup {
+		t.Fatalf("retry through B = (%d, %v, %v), want (1, true, nil)", seq, dup, err)
+	}
+}
