@@ -1,15 +1,22 @@
 // Command qpnode is the quicproquo node: a QUIC endpoint serving the
 // NodeService (KeyPackage directory and message queues) from a SQLite
-// database in its data directory.
+// database in its data directory, or from a PostgreSQL database that
+// several nodes share (--postgres).
 //
 // Usage:
 //
 //	qpnode [--listen 0.0.0.0:4201] [--data-dir data] [--tls-cert FILE] [--tls-key FILE]
-//	       [--metrics-listen ADDR] [--log-level info] [--ready-file FILE]
+//	       [--postgres CONNSTRING] [--metrics-listen ADDR] [--log-level info] [--ready-file FILE]
 //
 // Each flag has an environment variable (QPQ_LISTEN, QPQ_DATA_DIR,
-// QPQ_TLS_CERT, QPQ_TLS_KEY, QPQ_METRICS_LISTEN, QPQ_LOG_LEVEL); a flag given
-// on the command line wins. When the certificate and key files are both
+// QPQ_TLS_CERT, QPQ_TLS_KEY, QPQ_POSTGRES, QPQ_METRICS_LISTEN,
+// QPQ_LOG_LEVEL); a flag given on the command line wins. With --postgres
+// the node keeps no state of its own beyond its TLS files: any number of
+// nodes may serve the same users from one database, and a client
+// subscribed on one node is pushed what is stored through another (see
+// package node/store/postgres). Pass a password through QPQ_POSTGRES,
+// PGPASSWORD or ~/.pgpass rather than on the command line, where other
+// users can read it. When the certificate and key files are both
 // missing, qpnode generates a self-signed pair. It logs "listening" with the
 // address it bound, writes that address to --ready-file if given, and shuts
 // down gracefully on SIGINT or SIGTERM.
@@ -39,6 +46,7 @@ import (
 	"github.com/quicproquo/quicproquo/internal/transport"
 	"github.com/quicproquo/quicproquo/node/server"
 	"github.com/quicproquo/quicproquo/node/store"
+	"github.com/quicproquo/quicproquo/node/store/postgres"
 	"github.com/quicproquo/quicproquo/node/store/sqlite"
 )
 
@@ -51,6 +59,7 @@ func main() {
 
 type options struct {
 	listen, dataDir, tlsCert, tlsKey, metricsListen, logLevel, readyFile string
+	postgres                                                             string
 	maxPayload, maxQueueDepth, maxKeyPackages                            int
 	rateLimit                                                            float64
 	rateBurst                                                            int
@@ -71,6 +80,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.dataDir, "data-dir", env("QPQ_DATA_DIR", "data"), "directory for the database and the TLS files (env QPQ_DATA_DIR)")
 	fs.StringVar(&o.tlsCert, "tls-cert", env("QPQ_TLS_CERT", ""), "node certificate, DER (default <data-dir>/server-cert.der; env QPQ_TLS_CERT)")
 	fs.StringVar(&o.tlsKey, "tls-key", env("QPQ_TLS_KEY", ""), "node private key, PKCS #8 DER (default <data-dir>/server-key.der; env QPQ_TLS_KEY)")
+	fs.StringVar(&o.postgres, "postgres", env("QPQ_POSTGRES", ""),
+		"PostgreSQL connection string (\"host=/run/postgresql dbname=qpnode\" or postgres://user@host/db) to keep the state in a database "+
+			"that several nodes share, with push across them; empty: SQLite in <data-dir>/node.db (env QPQ_POSTGRES, the place for a password)")
 	fs.StringVar(&o.metricsListen, "metrics-listen", env("QPQ_METRICS_LISTEN", ""), "TCP address for Prometheus /metrics; empty: off (env QPQ_METRICS_LISTEN)")
 	fs.StringVar(&o.logLevel, "log-level", env("QPQ_LOG_LEVEL", "info"), "debug, info, warn or error (env QPQ_LOG_LEVEL)")
 	fs.StringVar(&o.readyFile, "ready-file", "", "write the bound address to this file once serving")
@@ -102,6 +114,24 @@ func newLogger(level string, w io.Writer) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
 
+// openStore opens the PostgreSQL store when --postgres is set, else the
+// SQLite database in the data directory.
+func openStore(ctx context.Context, o *options, log *slog.Logger) (store.Store, error) {
+	limits := store.Limits{MaxKeyPackages: o.maxKeyPackages, MaxQueueDepth: o.maxQueueDepth}
+	if o.postgres != "" {
+		st, err := postgres.Open(ctx, o.postgres, limits, log)
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(o.dataDir, "node.db"), limits, log)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
 func run(ctx context.Context, args []string, stderr io.Writer) error {
 	o, err := parseFlags(args, stderr)
 	if err != nil {
@@ -130,8 +160,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("node certificate", "sha256", fmt.Sprintf("%x", fp))
 
-	st, err := sqlite.Open(ctx, filepath.Join(o.dataDir, "node.db"),
-		store.Limits{MaxKeyPackages: o.maxKeyPackages, MaxQueueDepth: o.maxQueueDepth}, log)
+	st, err := openStore(ctx, o, log)
 	if err != nil {
 		return err
 	}

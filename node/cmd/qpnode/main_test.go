@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quicproquo/quicproquo/internal/pgtest"
 	"github.com/quicproquo/quicproquo/node/client"
 )
 
@@ -51,7 +52,7 @@ func qpnodeBinary(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := pgtest.Run(m) // stops the PostgreSQL cluster of TestPostgresNodes afterwards
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
 	}
@@ -290,5 +291,60 @@ func TestFlagsAndEnv(t *testing.T) {
 	}
 	if _, err := newLogger("loud", io.Discard); err == nil {
 		t.Fatal("bad log level accepted")
+	}
+}
+
+// TestPostgresNodes: two qpnode processes with --postgres on one database
+// serve the same queues (what is enqueued through one is received through
+// the other, and pushed to a subscriber there), and keep no database of
+// their own in the data directory.
+func TestPostgresNodes(t *testing.T) {
+	conn := pgtest.NewDatabase(t)
+	dir1, dir2 := t.TempDir(), t.TempDir()
+	p1 := startQpnode(t, dir1, "--postgres", conn)
+	t.Setenv("QPQ_POSTGRES", conn) // the second node takes it from the environment
+	p2 := startQpnode(t, dir2)
+	for _, p := range []*nodeProc{p1, p2} {
+		if !strings.Contains(p.log(), "backend=postgres") {
+			t.Fatalf("qpnode did not open the PostgreSQL store:\n%s", p.log())
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, alicePriv := newKey(t)
+	bobPub, bobPriv := newKey(t)
+	alice := dialNode(t, p1.addr, dir1, alicePriv)
+	bob := dialNode(t, p2.addr, dir2, bobPriv)
+
+	pushed := make(chan client.Envelope, 4)
+	sub, err := bob.Subscribe(ctx, bobPub, 0, func(ctx context.Context, batch []client.Envelope) error {
+		for _, e := range batch {
+			pushed <- e
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("subscribe on the second node: %v", err)
+	}
+	defer sub.Cancel(ctx)
+	seq, _, err := alice.Enqueue(ctx, bobPub, []byte("across nodes"), []byte("x1"))
+	if err != nil || seq != 1 {
+		t.Fatalf("enqueue on the first node: seq %d, %v", seq, err)
+	}
+	select {
+	case e := <-pushed:
+		if e.Seq != 1 || string(e.Payload) != "across nodes" {
+			t.Fatalf("pushed on the second node: seq %d %q", e.Seq, e.Payload)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no push on the second node within 10s\nnode 2 log:\n%s", p2.log())
+	}
+	if msgs, err := bob.Receive(ctx, bobPub, 0, 0); err != nil || len(msgs) != 1 {
+		t.Fatalf("receive on the second node: %d messages, %v", len(msgs), err)
+	}
+	for _, dir := range []string{dir1, dir2} {
+		if _, err := os.Stat(filepath.Join(dir, "node.db")); !os.IsNotExist(err) {
+			t.Fatalf("%s/node.db exists (err %v): a PostgreSQL node keeps no SQLite database", dir, err)
+		}
 	}
 }
