@@ -110,3 +110,40 @@ func TestDatabasesAreSeparate(t *testing.T) {
 		t.Fatalf("connect to a dropped database: err = %v, want invalid_catalog_name", err)
 	}
 }
+
+// Each NewSchema is a separate, empty schema that unqualified names
+// resolve to, dropped at the end of its test.
+func TestSchemasAreSeparate(t *testing.T) {
+	ctx := context.Background()
+	var first string
+	t.Run("first", func(t *testing.T) {
+		first = pgtest.NewSchema(t)
+		a := connect(t, first)
+		if _, err := a.Exec(ctx, "CREATE TABLE only_here (x int); INSERT INTO only_here VALUES (1)"); err != nil {
+			t.Fatal(err)
+		}
+		b := connect(t, pgtest.NewSchema(t))
+		_, err := b.Exec(ctx, "SELECT x FROM only_here")
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "42P01" {
+			t.Fatalf("the second schema sees the first one's table: err = %v, want undefined_table", err)
+		}
+		var n int
+		if err := a.QueryRow(ctx, "SELECT count(*) FROM only_here").Scan(&n); err != nil || n != 1 {
+			t.Fatalf("the first schema's table: %d rows, %v", n, err)
+		}
+	})
+	// The first subtest's schema is gone with its table.
+	conn := connect(t, first)
+	var schema string
+	if err := conn.QueryRow(ctx, "SELECT current_setting('search_path')").Scan(&schema); err != nil {
+		t.Fatal(err)
+	}
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", schema).Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	if exists {
+		t.Fatalf("schema %s of a finished test still exists", schema)
+	}
+}

@@ -51,7 +51,7 @@ func testCtx(t *testing.T) context.Context {
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
-		return openTestStore(t, pgtest.NewDatabase(t), storetest.Limits())
+		return openTestStore(t, pgtest.NewSchema(t), storetest.Limits())
 	})
 }
 
