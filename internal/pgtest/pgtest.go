@@ -85,6 +85,7 @@ type Cluster struct {
 	dir     string // holds data/ and server.log; removed by stop
 	sockDir string // the Unix socket's folder; removed by stop
 	bin     string // folder of initdb, pg_ctl and postgres
+	base    string // where dir and sockDir are made
 	cred    *syscall.Credential
 	exited  chan struct{} // closed when the postgres process has exited
 	waitErr error         // its exit status, once exited is closed
@@ -246,11 +247,12 @@ func start() (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	removeStale()
 	c := &Cluster{bin: bin, exited: make(chan struct{})}
 	if os.Geteuid() == 0 {
 		c.cred = &syscall.Credential{Uid: nobody, Gid: nobody, NoSetGroups: true}
 	}
+	c.base = baseDir(c.cred != nil)
+	removeStale(c.base)
 	if c.dir, err = c.mkdir(dirPrefix + "data-"); err != nil {
 		return nil, err
 	}
@@ -267,15 +269,31 @@ func start() (*Cluster, error) {
 	return c, nil
 }
 
-// mkdir makes a temporary folder owned by the user the server runs as.
-// The socket's folder must stay short: a Unix socket path has at most 107
-// bytes.
-func (c *Cluster) mkdir(prefix string) (string, error) {
+// baseDir is where the cluster's folders go: the temporary folder, unless
+// its path is too long for a Unix socket (at most 107 bytes) or, when the
+// server runs as nobody, nobody cannot reach it; then /tmp.
+func baseDir(asNobody bool) string {
 	base := os.TempDir()
 	if len(base) > 60 {
-		base = "/tmp"
+		return "/tmp"
 	}
-	d, err := os.MkdirTemp(base, prefix)
+	if asNobody {
+		for d := base; ; d = filepath.Dir(d) {
+			fi, err := os.Stat(d)
+			if err != nil || fi.Mode().Perm()&0o001 == 0 {
+				return "/tmp"
+			}
+			if d == filepath.Dir(d) {
+				break
+			}
+		}
+	}
+	return base
+}
+
+// mkdir makes a temporary folder owned by the user the server runs as.
+func (c *Cluster) mkdir(prefix string) (string, error) {
+	d, err := os.MkdirTemp(c.base, prefix)
 	if err != nil {
 		return "", fmt.Errorf("pgtest: %w", err)
 	}
@@ -446,11 +464,7 @@ func (c *Cluster) kill() {
 // without stopping them: folders older than ten minutes (so that a
 // cluster being set up right now is left alone) whose server is not
 // running, judged by the process id in its lock file.
-func removeStale() {
-	base := os.TempDir()
-	if len(base) > 60 {
-		base = "/tmp"
-	}
+func removeStale(base string) {
 	entries, err := os.ReadDir(base)
 	if err != nil {
 		return

@@ -1,10 +1,16 @@
 package pgtest_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -146,4 +152,67 @@ func TestSchemasAreSeparate(t *testing.T) {
 	if exists {
 		t.Fatalf("schema %s of a finished test still exists", schema)
 	}
+}
+
+// If the test binary dies without stopping its cluster, the server goes
+// with it (the parent-death signal), rather than run on unowned.
+func TestServerDiesWithTestBinary(t *testing.T) {
+	if os.Getenv("PGTEST_CHILD") == "1" {
+		conn := connect(t, pgtest.NewDatabase(t))
+		fmt.Printf("dirs %s %s\n", setting(t, conn, "data_directory"), setting(t, conn, "unix_socket_directories"))
+		time.Sleep(time.Minute) // killed before this ends
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestServerDiesWithTestBinary$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "PGTEST_CHILD=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	var dataDir, sockDir string
+	lines := bufio.NewScanner(out)
+	for lines.Scan() {
+		if _, err := fmt.Sscanf(lines.Text(), "dirs %s %s", &dataDir, &sockDir); err == nil {
+			break
+		}
+	}
+	if dataDir == "" {
+		t.Fatal("the child test binary did not start a cluster")
+	}
+	defer os.RemoveAll(filepath.Dir(dataDir))
+	defer os.RemoveAll(sockDir)
+	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
+	if err != nil || !running(pid) {
+		t.Fatalf("postmaster pid %d from %q: %v, running %v", pid, b, err, running(pid))
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for running(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("postgres (pid %d) still runs 15s after its test binary was killed", pid)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// running reports whether pid is a live process (not gone, not a zombie).
+func running(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesised command name.
+	i := bytes.LastIndexByte(b, ')')
+	return i >= 0 && i+2 < len(b) && b[i+2] != 'Z' && b[i+2] != 'X'
 }
