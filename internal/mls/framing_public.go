@@ -36,9 +36,7 @@ func checkSenderContent(c *FramedContent) error {
 	case SenderMember:
 		return nil
 	case SenderExternal:
-		if c.ContentType != ContentProposal {
-			return fmt.Errorf("%w: external sender sent %v content", ErrInvalidMessage, c.ContentType)
-		}
+		return checkExternalContent(c)
 	case SenderNewMemberProposal:
 		if c.ContentType != ContentProposal || c.Proposal == nil || c.Proposal.Type != ProposalAdd {
 			return fmt.Errorf("%w: new_member_proposal sender must send an add proposal", ErrInvalidMessage)

@@ -787,7 +787,7 @@ func (g *Group) validateProposal(p *Proposal, sender Sender, exts []Extension, s
 			return fmt.Errorf("%w: empty group context extensions", ErrInvalidProposal)
 		}
 		newExts := p.GroupContextExtensions.Extensions
-		if err := checkGroupExtensions(newExts); err != nil {
+		if err := checkGroupExtensions(s, newExts); err != nil {
 			return err
 		}
 		for _, m := range g.tree.Members() {

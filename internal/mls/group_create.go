@@ -39,7 +39,7 @@ func CreateGroup(cs CipherSuite, groupID []byte, signer *Signer, opts *CreateOpt
 		}
 	}
 	exts := cloneExtensions(opts.Extensions)
-	if err := checkGroupExtensions(exts); err != nil {
+	if err := checkGroupExtensions(s, exts); err != nil {
 		return nil, err
 	}
 	extTypes := append([]ExtensionType{}, opts.ExtensionTypes...)
@@ -146,7 +146,7 @@ func (g *Group) installEpoch(joiner, pskSecret []byte) error {
 
 // checkGroupExtensions checks a GroupContext extension list: known
 // extensions must decode.
-func checkGroupExtensions(exts []Extension) error {
+func checkGroupExtensions(s Suite, exts []Extension) error {
 	seen := map[ExtensionType]bool{}
 	for _, e := range exts {
 		if seen[e.Type] {
@@ -160,6 +160,10 @@ func checkGroupExtensions(exts []Extension) error {
 			}
 		case ExtensionRatchetTree, ExtensionExternalPub:
 			return fmt.Errorf("%w: extension %d is not a GroupContext extension", ErrInvalidProposal, e.Type)
+		case ExtensionExternalSenders:
+			if err := checkExternalSenders(s, e.Data); err != nil {
+				return fmt.Errorf("%w: %w", ErrInvalidProposal, err)
+			}
 		}
 	}
 	return nil

@@ -193,6 +193,12 @@ func (g *Group) verifySender(ac *AuthenticatedContent) error {
 			return fmt.Errorf("%w: new member proposal that is not an Add", ErrInvalidMessage)
 		}
 		pub = c.Proposal.Add.KeyPackage.LeafNode.SignatureKey
+	case SenderExternal:
+		es, err := g.externalSenderKey(c.Sender.SenderIndex)
+		if err != nil {
+			return err
+		}
+		pub = es.SignatureKey
 	default:
 		return fmt.Errorf("%w: sender type %v is not supported", ErrInvalidMessage, c.Sender.Type)
 	}
@@ -353,6 +359,11 @@ func (g *Group) receiveProposal(ac *AuthenticatedContent, r *Received) (*Receive
 	if c.Sender.Type == SenderNewMemberProposal {
 		r.Sender = Member{Identity: bytes.Clone(p.Add.KeyPackage.LeafNode.Credential.Identity),
 			Credential: p.Add.KeyPackage.LeafNode.Credential, SignatureKey: bytes.Clone(p.Add.KeyPackage.LeafNode.SignatureKey)}
+	}
+	if c.Sender.Type == SenderExternal {
+		if es, err := g.externalSenderKey(c.Sender.SenderIndex); err == nil {
+			r.Sender = Member{Identity: bytes.Clone(es.Credential.Identity), Credential: es.Credential, SignatureKey: es.SignatureKey}
+		}
 	}
 	return r, nil
 }
