@@ -108,7 +108,8 @@ type Step struct {
 	Ciphertext        int    `json:"ciphertext"`
 	Commit            int    `json:"commit"`
 
-	// reinit, branch and external-signer parameters (parsed, not run).
+	// reinit and branch parameters (parsed, not run) and external-signer
+	// parameters.
 	Proposer               string               `json:"proposer"`
 	Committer              string               `json:"committer"`
 	Welcomer               string               `json:"welcomer"`
@@ -202,6 +203,20 @@ func (s Script) check() error {
 		case ActionInstallExternalPSK:
 			if len(st.Clients) == 0 {
 				return fmt.Errorf("step %d (%s): no clients", i, st.Action)
+			}
+		case ActionAddExternalSigner:
+			if st.Signer == "" {
+				return fmt.Errorf("step %d (%s): no signer", i, st.Action)
+			}
+		case ActionExternalSignerProposal:
+			if st.Member == "" || st.Description == nil {
+				return fmt.Errorf("step %d (%s): needs a member and a description", i, st.Action)
+			}
+			switch st.Description.ProposalType {
+			case "add":
+				refs = append(refs, earlier("description keyPackage", st.Description.KeyPackage))
+			case "externalPSK":
+				refs = append(refs, earlier("description pskID", st.Description.PSKID))
 			}
 		}
 		for _, j := range st.ByReference {

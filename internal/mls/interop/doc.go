@@ -10,9 +10,9 @@
 //
 // or run the cmd/mls-interop command. Each group state, pending KeyPackage
 // and stored PSK lives in memory under a numeric handle; calls our MLS
-// package cannot carry out (reinitialization, branching, external senders,
-// external commits with PSKs) answer codes.Unimplemented rather than
-// anything wrong.
+// package cannot carry out (reinitialization, branching) answer
+// codes.Unimplemented rather than anything wrong. External signers
+// (CreateExternalSigner) live under handles of the same kind.
 //
 // ParseConfig reads the runner's scenario files ({"scripts": {name:
 // [steps]}}), and ScriptRun.Run plays one script against a set of MLSClient

@@ -45,6 +45,7 @@ type ScriptRun struct {
 
 	stateID       map[string]uint32
 	transactionID map[string]uint32
+	signerID      map[string]uint32 // external signers
 	cache         []map[string][]byte
 }
 
@@ -57,6 +58,7 @@ type ScriptRun struct {
 func (r *ScriptRun) Run(ctx context.Context, s Script) error {
 	r.stateID = map[string]uint32{}
 	r.transactionID = map[string]uint32{}
+	r.signerID = map[string]uint32{}
 	r.cache = make([]map[string][]byte, len(s))
 	for i := range r.cache {
 		r.cache[i] = map[string][]byte{}
@@ -125,6 +127,15 @@ func (r *ScriptRun) describe(pds []ProposalDescription) ([]*pb.ProposalDescripti
 			d.EpochId = pd.EpochID
 		case "groupContextExtensions":
 			d.Extensions = pbExtensions(pd.Extensions)
+		case "reinit":
+			d.Extensions = pbExtensions(pd.Extensions)
+			d.CipherSuite = r.Suite
+			if pd.ChangeCipherSuite {
+				d.CipherSuite = otherSuite(r.Suite)
+			}
+			if pd.ChangeGroupID {
+				d.GroupId = randomBytes(16)
+			}
 		default:
 			return nil, fmt.Errorf("%w: proposal type %q", errUnsupportedAction, pd.ProposalType)
 		}
@@ -134,6 +145,15 @@ func (r *ScriptRun) describe(pds []ProposalDescription) ([]*pb.ProposalDescripti
 		out[k] = d
 	}
 	return out, nil
+}
+
+// otherSuite picks a cipher suite other than cs for a ReInit that changes
+// it.
+func otherSuite(cs uint32) uint32 {
+	if cs == 1 {
+		return 2
+	}
+	return 1
 }
 
 func pbExtensions(exts []Extension) []*pb.Extension {
@@ -494,6 +514,49 @@ func (r *ScriptRun) step(ctx context.Context, i int, st Step) error {
 			return fmt.Errorf("NewMemberAddProposal by %q: %w", st.Joiner, err)
 		}
 		r.transactionID[st.Joiner] = resp.TransactionId
+		r.put(i, "proposal", resp.Proposal)
+		return nil
+
+	case ActionAddExternalSigner:
+		id, err := r.state(st.Actor)
+		if err != nil {
+			return err
+		}
+		cs, err := r.Clients[st.Signer].CreateExternalSigner(ctx, &pb.CreateExternalSignerRequest{CipherSuite: r.Suite, Identity: []byte(st.Signer)})
+		if err != nil {
+			return fmt.Errorf("CreateExternalSigner by %q: %w", st.Signer, err)
+		}
+		r.signerID[st.Signer] = cs.SignerId
+		resp, err := c.AddExternalSigner(ctx, &pb.AddExternalSignerRequest{StateId: id, ExternalSender: cs.ExternalSender})
+		if err != nil {
+			return err
+		}
+		r.put(i, "proposal", resp.Proposal)
+		return nil
+
+	case ActionExternalSignerProposal:
+		sid, ok := r.signerID[st.Actor]
+		if !ok {
+			return fmt.Errorf("%w: %q is no external signer", ErrConfig, st.Actor)
+		}
+		id, err := r.state(st.Member)
+		if err != nil {
+			return err
+		}
+		gi, err := r.Clients[st.Member].GroupInfo(ctx, &pb.GroupInfoRequest{StateId: id, ExternalTree: true})
+		if err != nil {
+			return fmt.Errorf("GroupInfo by %q: %w", st.Member, err)
+		}
+		desc, err := r.describe([]ProposalDescription{*st.Description})
+		if err != nil {
+			return err
+		}
+		resp, err := c.ExternalSignerProposal(ctx, &pb.ExternalSignerProposalRequest{
+			SignerId: sid, GroupInfo: gi.GroupInfo, RatchetTree: gi.RatchetTree, Description: desc[0],
+		})
+		if err != nil {
+			return err
+		}
 		r.put(i, "proposal", resp.Proposal)
 		return nil
 

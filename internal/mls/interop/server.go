@@ -24,9 +24,9 @@ const Name = "quicproquo"
 // service hands out (one counter for both, so StorePSK's
 // state_or_transaction_id is never ambiguous); nothing is persisted.
 //
-// Calls that need something our MLS package does not do (reinitialization,
-// branching, external senders) answer
-// codes.Unimplemented. Bad input answers InvalidArgument,
+// External signers (CreateExternalSigner) live there too, under the same
+// counter. Calls that need something our MLS package does not do
+// (reinitialization, branching) answer codes.Unimplemented. Bad input answers InvalidArgument,
 // unknown handles NotFound, and calls out of order FailedPrecondition.
 type Server struct {
 	pb.UnimplementedMLSClientServer
@@ -35,10 +35,11 @@ type Server struct {
 
 	// mu serializes every call: an mls.Group is not safe for concurrent use
 	// and interop runs are not about throughput.
-	mu     sync.Mutex
-	nextID uint32
-	states map[uint32]*memberState
-	joins  map[uint32]*pendingJoin
+	mu      sync.Mutex
+	nextID  uint32
+	states  map[uint32]*memberState
+	joins   map[uint32]*pendingJoin
+	signers map[uint32]*mls.Signer // external signers
 }
 
 // memberState is one client's group state.
@@ -63,7 +64,7 @@ func NewServer(log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{log: log, states: map[uint32]*memberState{}, joins: map[uint32]*pendingJoin{}}
+	return &Server{log: log, states: map[uint32]*memberState{}, joins: map[uint32]*pendingJoin{}, signers: map[uint32]*mls.Signer{}}
 }
 
 // grpcError maps an error of our MLS package to a gRPC status.
@@ -79,7 +80,8 @@ func grpcError(op string, err error) error {
 	case errors.Is(err, mls.ErrUnsupportedSuite):
 		code = codes.Unimplemented
 	case errors.Is(err, mls.ErrPendingCommit), errors.Is(err, mls.ErrNoPendingCommit),
-		errors.Is(err, mls.ErrNotMember), errors.Is(err, mls.ErrUnknownPSK), errors.Is(err, mls.ErrEpochTooOld):
+		errors.Is(err, mls.ErrNotMember), errors.Is(err, mls.ErrUnknownPSK), errors.Is(err, mls.ErrEpochTooOld),
+		errors.Is(err, mls.ErrNoExternalSenders), errors.Is(err, mls.ErrUnknownExternalSender):
 		code = codes.FailedPrecondition
 	case errors.Is(err, mls.ErrDecode), errors.Is(err, mls.ErrInvalidMessage), errors.Is(err, mls.ErrInvalidCommit),
 		errors.Is(err, mls.ErrInvalidProposal), errors.Is(err, mls.ErrWrongEpoch), errors.Is(err, mls.ErrWrongGroup),
@@ -481,8 +483,8 @@ func mlsExtensions(in []*pb.Extension) ([]mls.Extension, error) {
 }
 
 // pskNonce returns a fresh PSK nonce of the suite's hash length.
-func pskNonce(g *mls.Group) ([]byte, error) {
-	suite, err := mls.LookupSuite(g.CipherSuite())
+func pskNonce(cs mls.CipherSuite) ([]byte, error) {
+	suite, err := mls.LookupSuite(cs)
 	if err != nil {
 		return nil, err
 	}
@@ -493,8 +495,31 @@ func pskNonce(g *mls.Group) ([]byte, error) {
 	return n, nil
 }
 
+// groupView is what turning a proposal description into a proposal needs
+// to know of a group: a member has its state, an external signer the
+// GroupInfo and ratchet tree it was handed.
+type groupView struct {
+	suite   mls.CipherSuite
+	groupID []byte
+	leafOf  func(identity []byte) (mls.LeafIndex, error)
+	// reinit allows ReInit descriptions (external signers only: a member
+	// cannot carry out a reinitialization).
+	reinit bool
+}
+
+// memberView is the groupView of a member's state.
+func memberView(g *mls.Group) groupView {
+	return groupView{suite: g.CipherSuite(), groupID: g.GroupID(), leafOf: func(id []byte) (mls.LeafIndex, error) { return leafOf(g, id) }}
+}
+
 // byValue turns proposal descriptions into proposals of the group g.
 func byValue(g *mls.Group, descs []*pb.ProposalDescription) ([]mls.Proposal, error) {
+	return describedProposals(memberView(g), descs)
+}
+
+// describedProposals turns proposal descriptions into proposals of the
+// group v describes.
+func describedProposals(v groupView, descs []*pb.ProposalDescription) ([]mls.Proposal, error) {
 	out := make([]mls.Proposal, 0, len(descs))
 	for _, d := range descs {
 		var p mls.Proposal
@@ -506,20 +531,20 @@ func byValue(g *mls.Group, descs []*pb.ProposalDescription) ([]mls.Proposal, err
 			}
 			p = mls.Proposal{Type: mls.ProposalAdd, Add: &mls.AddProposal{KeyPackage: *kp}}
 		case "remove":
-			leaf, err := leafOf(g, d.RemovedId)
+			leaf, err := v.leafOf(d.RemovedId)
 			if err != nil {
 				return nil, err
 			}
 			p = mls.Proposal{Type: mls.ProposalRemove, Remove: &mls.RemoveProposal{Removed: leaf}}
 		case "externalPSK", "resumptionPSK":
-			nonce, err := pskNonce(g)
+			nonce, err := pskNonce(v.suite)
 			if err != nil {
 				return nil, err
 			}
 			id := mls.PreSharedKeyID{Type: mls.PSKTypeExternal, PSKID: bytes.Clone(d.PskId), Nonce: nonce}
 			if string(d.ProposalType) == "resumptionPSK" {
 				id = mls.PreSharedKeyID{Type: mls.PSKTypeResumption, Usage: mls.ResumptionPSKApplication,
-					GroupID: g.GroupID(), Epoch: d.EpochId, Nonce: nonce}
+					GroupID: bytes.Clone(v.groupID), Epoch: d.EpochId, Nonce: nonce}
 			}
 			p = mls.Proposal{Type: mls.ProposalPreSharedKey, PreSharedKey: &mls.PreSharedKeyProposal{PSK: id}}
 		case "groupContextExtensions":
@@ -529,7 +554,14 @@ func byValue(g *mls.Group, descs []*pb.ProposalDescription) ([]mls.Proposal, err
 			}
 			p = mls.Proposal{Type: mls.ProposalGroupContextExtensions, GroupContextExtensions: &mls.GroupContextExtensionsProposal{Extensions: exts}}
 		case "reinit":
-			return nil, status.Error(codes.Unimplemented, "ReInit proposals by value are not supported")
+			if !v.reinit {
+				return nil, status.Error(codes.Unimplemented, "ReInit proposals by value are not supported")
+			}
+			r, err := reinitProposal(v, d)
+			if err != nil {
+				return nil, err
+			}
+			p = mls.Proposal{Type: mls.ProposalReInit, ReInit: r}
 		default:
 			return nil, status.Errorf(codes.InvalidArgument, "unknown proposal type %q", d.ProposalType)
 		}
@@ -629,7 +661,7 @@ func (s *Server) HandlePendingCommit(_ context.Context, req *pb.HandlePendingCom
 	return &pb.HandleCommitResponse{StateId: req.StateId, EpochAuthenticator: st.group.EpochAuthenticator()}, nil
 }
 
-// Free forgets a group state or a pending join.
+// Free forgets a group state, a pending join or an external signer.
 func (s *Server) Free(_ context.Context, req *pb.FreeRequest) (*pb.FreeResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -641,12 +673,16 @@ func (s *Server) Free(_ context.Context, req *pb.FreeRequest) (*pb.FreeResponse,
 		delete(s.joins, req.StateId)
 		return &pb.FreeResponse{}, nil
 	}
+	if _, ok := s.signers[req.StateId]; ok {
+		delete(s.signers, req.StateId)
+		return &pb.FreeResponse{}, nil
+	}
 	return nil, status.Errorf(codes.NotFound, "no state %d", req.StateId)
 }
 
 // The calls below need parts of MLS our package does not offer yet:
-// reinitialization into a new group, branching and external senders. They
-// answer Unimplemented explicitly.
+// reinitialization into a new group and branching. They answer
+// Unimplemented explicitly.
 
 func unsupported(what string) error {
 	return status.Errorf(codes.Unimplemented, "%s is not supported", what)
@@ -764,6 +800,16 @@ func verifyGroupInfo(suite mls.Suite, gi *mls.GroupInfo) error {
 	if err != nil {
 		return grpcError("GroupInfo ratchet tree", err)
 	}
+	return verifyGroupInfoWith(suite, gi, tree)
+}
+
+// verifyGroupInfoWith checks a GroupInfo's signature with the signer's key
+// from tree, after checking that tree is the one the GroupInfo's
+// GroupContext commits to.
+func verifyGroupInfoWith(suite mls.Suite, gi *mls.GroupInfo, tree *mls.RatchetTree) error {
+	if !bytes.Equal(tree.TreeHash(suite), gi.GroupContext.TreeHash) {
+		return status.Error(codes.InvalidArgument, "the ratchet tree does not match the GroupInfo's tree hash")
+	}
 	leaf := tree.LeafNode(gi.Signer)
 	if leaf == nil {
 		return status.Errorf(codes.InvalidArgument, "GroupInfo signer %d is not a member", gi.Signer)
@@ -774,17 +820,143 @@ func verifyGroupInfo(suite mls.Suite, gi *mls.GroupInfo) error {
 	return nil
 }
 
-// CreateExternalSigner is not supported.
-func (s *Server) CreateExternalSigner(context.Context, *pb.CreateExternalSignerRequest) (*pb.CreateExternalSignerResponse, error) {
-	return nil, unsupported("external senders")
+// CreateExternalSigner makes a signer outside any group (a signature key
+// pair and a basic credential for identity) and returns it as the
+// ExternalSender a group lists in its external_senders extension
+// (RFC 9420 §12.1.8.1).
+func (s *Server) CreateExternalSigner(_ context.Context, req *pb.CreateExternalSignerRequest) (*pb.CreateExternalSignerResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs, err := suiteOf(req.CipherSuite)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := mls.NewSigner(cs, req.Identity)
+	if err != nil {
+		return nil, grpcError("CreateExternalSigner", err)
+	}
+	id := s.newID()
+	s.signers[id] = signer
+	s.log.Debug("CreateExternalSigner", "signer", id, "suite", cs)
+	es := mls.ExternalSender{SignatureKey: bytes.Clone(signer.SignaturePub), Credential: signer.Credential}
+	return &pb.CreateExternalSignerResponse{SignerId: id, ExternalSender: es.Marshal()}, nil
 }
 
-// AddExternalSigner is not supported.
-func (s *Server) AddExternalSigner(context.Context, *pb.AddExternalSignerRequest) (*pb.ProposalResponse, error) {
-	return nil, unsupported("external senders")
+// AddExternalSigner proposes the group's current GroupContext extensions
+// with external_sender appended to the external_senders extension (added
+// if missing).
+func (s *Server) AddExternalSigner(_ context.Context, req *pb.AddExternalSignerRequest) (*pb.ProposalResponse, error) {
+	es, err := mls.ParseExternalSender(req.ExternalSender)
+	if err != nil {
+		return nil, grpcError("AddExternalSigner", err)
+	}
+	return s.propose("AddExternalSigner", req.StateId, func(g *mls.Group) ([]byte, error) {
+		exts, _, err := mls.WithExternalSender(g.Extensions(), *es)
+		if err != nil {
+			return nil, err
+		}
+		return g.ProposeGroupContextExtensions(exts)
+	})
 }
 
-// ExternalSignerProposal is not supported.
-func (s *Server) ExternalSignerProposal(context.Context, *pb.ExternalSignerProposalRequest) (*pb.ProposalResponse, error) {
-	return nil, unsupported("external senders")
+// ExternalSignerProposal has an external signer propose to the group a
+// GroupInfo describes (its signature is checked first, with the ratchet
+// tree given beside it or inside it). The signer's index is the position
+// of its signature key in the group's external_senders extension;
+// signer_index, which the upstream runner leaves unset, is not needed.
+func (s *Server) ExternalSignerProposal(_ context.Context, req *pb.ExternalSignerProposalRequest) (*pb.ProposalResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	signer, ok := s.signers[req.SignerId]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "no external signer %d", req.SignerId)
+	}
+	if req.Description == nil {
+		return nil, status.Error(codes.InvalidArgument, "no proposal description")
+	}
+	m, err := mls.ParseMLSMessage(req.GroupInfo)
+	if err != nil {
+		return nil, grpcError("ExternalSignerProposal", err)
+	}
+	if m.WireFormat != mls.WireFormatGroupInfo {
+		return nil, status.Errorf(codes.InvalidArgument, "group_info is a %v", m.WireFormat)
+	}
+	gi := m.GroupInfo
+	gc := &gi.GroupContext
+	suite, err := mls.LookupSuite(gc.CipherSuite)
+	if err != nil {
+		return nil, grpcError("ExternalSignerProposal", err)
+	}
+	tree, err := groupInfoTree(gi, req.RatchetTree)
+	if err != nil {
+		return nil, err
+	}
+	if err := verifyGroupInfoWith(suite, gi, tree); err != nil {
+		return nil, err
+	}
+	idx, err := mls.FindExternalSender(gc.Extensions, signer.SignaturePub)
+	if err != nil {
+		return nil, grpcError("ExternalSignerProposal", err)
+	}
+	v := groupView{suite: gc.CipherSuite, groupID: gc.GroupID, reinit: true, leafOf: func(id []byte) (mls.LeafIndex, error) {
+		for _, l := range tree.Members() {
+			if bytes.Equal(tree.LeafNode(l).Credential.Identity, id) {
+				return l, nil
+			}
+		}
+		return 0, status.Errorf(codes.NotFound, "no member with identity %q", id)
+	}}
+	props, err := describedProposals(v, []*pb.ProposalDescription{req.Description})
+	if err != nil {
+		return nil, err
+	}
+	msg, err := mls.ExternalProposal(gc, idx, signer, &props[0], nil)
+	if err != nil {
+		return nil, grpcError("ExternalSignerProposal", err)
+	}
+	s.log.Debug("ExternalSignerProposal", "signer", req.SignerId, "index", idx, "epoch", gc.Epoch, "type", props[0].Type)
+	return &pb.ProposalResponse{Proposal: msg}, nil
+}
+
+// reinitProposal builds a ReInit proposal from a description: its group_id
+// (16 fresh random bytes if empty), cipher_suite (the group's if 0) and
+// extensions.
+func reinitProposal(v groupView, d *pb.ProposalDescription) (*mls.ReInitProposal, error) {
+	cs := v.suite
+	if d.CipherSuite != 0 {
+		var err error
+		if cs, err = suiteOf(d.CipherSuite); err != nil {
+			return nil, err
+		}
+	}
+	groupID := bytes.Clone(d.GroupId)
+	if len(groupID) == 0 {
+		groupID = make([]byte, 16)
+		if _, err := rand.Read(groupID); err != nil {
+			return nil, err
+		}
+	}
+	exts, err := mlsExtensions(d.Extensions)
+	if err != nil {
+		return nil, err
+	}
+	return &mls.ReInitProposal{GroupID: groupID, Version: mls.MLS10, CipherSuite: cs, Extensions: exts}, nil
+}
+
+// groupInfoTree returns the ratchet tree of a GroupInfo: the one given
+// beside it, or else its ratchet_tree extension.
+func groupInfoTree(gi *mls.GroupInfo, beside []byte) (*mls.RatchetTree, error) {
+	data := beside
+	if len(data) == 0 {
+		ext, ok := mls.FindExtension(gi.Extensions, mls.ExtensionRatchetTree)
+		if !ok {
+			return nil, status.Error(codes.InvalidArgument, "GroupInfo comes without a ratchet tree")
+		}
+		data = ext.Data
+	}
+	tree, err := mls.ParseRatchetTree(data)
+	if err != nil {
+		return nil, grpcError("ratchet tree", err)
+	}
+	return tree, nil
 }

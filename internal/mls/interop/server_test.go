@@ -167,9 +167,6 @@ func TestServerErrors(t *testing.T) {
 		{"HandleReInitWelcome", second(s.HandleReInitWelcome(ctx, &pb.HandleReInitWelcomeRequest{}))},
 		{"CreateBranch", second(s.CreateBranch(ctx, &pb.CreateBranchRequest{}))},
 		{"HandleBranch", second(s.HandleBranch(ctx, &pb.HandleBranchRequest{}))},
-		{"CreateExternalSigner", second(s.CreateExternalSigner(ctx, &pb.CreateExternalSignerRequest{}))},
-		{"AddExternalSigner", second(s.AddExternalSigner(ctx, &pb.AddExternalSignerRequest{}))},
-		{"ExternalSignerProposal", second(s.ExternalSignerProposal(ctx, &pb.ExternalSignerProposalRequest{}))},
 	} {
 		wantCode(t, call.name, call.err, codes.Unimplemented)
 	}
@@ -184,6 +181,95 @@ func TestServerErrors(t *testing.T) {
 }
 
 func second[T any](_ T, err error) error { return err }
+
+// TestServerExternalSigner drives the external-signer calls directly: a
+// signer admitted by a GroupContextExtensions commit proposes an Add and a
+// ReInit, bob receives both, and bad input gets the right codes.
+func TestServerExternalSigner(t *testing.T) {
+	ctx := context.Background()
+	p := newServerPair(t)
+	s := p.s
+	if _, err := s.HandleCommit(ctx, &pb.HandleCommitRequest{StateId: p.bob, Commit: p.commit}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.HandlePendingCommit(ctx, &pb.HandlePendingCommitRequest{StateId: p.alice}); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err := s.CreateExternalSigner(ctx, &pb.CreateExternalSignerRequest{Identity: []byte("ds")})
+	wantCode(t, "CreateExternalSigner without a suite", err, codes.InvalidArgument)
+	_, err = s.AddExternalSigner(ctx, &pb.AddExternalSignerRequest{StateId: p.alice, ExternalSender: []byte{1}})
+	wantCode(t, "AddExternalSigner with a malformed ExternalSender", err, codes.InvalidArgument)
+	_, err = s.ExternalSignerProposal(ctx, &pb.ExternalSignerProposalRequest{SignerId: 9999})
+	wantCode(t, "ExternalSignerProposal by an unknown signer", err, codes.NotFound)
+
+	cs, err := s.CreateExternalSigner(ctx, &pb.CreateExternalSignerRequest{CipherSuite: 1, Identity: []byte("ds")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := mls.ParseExternalSender(cs.ExternalSender)
+	if err != nil || string(es.Credential.Identity) != "ds" {
+		t.Fatalf("external_sender %x: %v", cs.ExternalSender, err)
+	}
+	gi, err := s.GroupInfo(ctx, &pb.GroupInfoRequest{StateId: p.alice, ExternalTree: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := &pb.ProposalDescription{ProposalType: []byte("add"), KeyPackage: p.keyPackage}
+	_, err = s.ExternalSignerProposal(ctx, &pb.ExternalSignerProposalRequest{
+		SignerId: cs.SignerId, GroupInfo: gi.GroupInfo, RatchetTree: gi.RatchetTree, Description: add})
+	wantCode(t, "ExternalSignerProposal to a group without external senders", err, codes.FailedPrecondition)
+
+	pr, err := s.AddExternalSigner(ctx, &pb.AddExternalSignerRequest{StateId: p.alice, ExternalSender: cs.ExternalSender})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr, err := s.Commit(ctx, &pb.CommitRequest{StateId: p.alice, ByReference: [][]byte{pr.Proposal}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.HandlePendingCommit(ctx, &pb.HandlePendingCommitRequest{StateId: p.alice}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.HandleCommit(ctx, &pb.HandleCommitRequest{StateId: p.bob, Proposal: [][]byte{pr.Proposal}, Commit: cr.Commit}); err != nil {
+		t.Fatal(err)
+	}
+
+	if gi, err = s.GroupInfo(ctx, &pb.GroupInfoRequest{StateId: p.alice, ExternalTree: true}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.ExternalSignerProposal(ctx, &pb.ExternalSignerProposalRequest{
+		SignerId: cs.SignerId, GroupInfo: gi.GroupInfo, Description: add})
+	wantCode(t, "ExternalSignerProposal without a ratchet tree", err, codes.InvalidArgument)
+	_, err = s.ExternalSignerProposal(ctx, &pb.ExternalSignerProposalRequest{
+		SignerId: cs.SignerId, GroupInfo: gi.GroupInfo, RatchetTree: gi.RatchetTree[:len(gi.RatchetTree)-1], Description: add})
+	wantCode(t, "ExternalSignerProposal with a cut ratchet tree", err, codes.InvalidArgument)
+	_, err = s.ExternalSignerProposal(ctx, &pb.ExternalSignerProposalRequest{
+		SignerId: cs.SignerId, GroupInfo: gi.GroupInfo, RatchetTree: gi.RatchetTree,
+		Description: &pb.ProposalDescription{ProposalType: []byte("update")}})
+	wantCode(t, "ExternalSignerProposal of an update", err, codes.InvalidArgument)
+
+	for _, d := range []*pb.ProposalDescription{add, {ProposalType: []byte("reinit"), GroupId: []byte("g2"), CipherSuite: 1}} {
+		ep, err := s.ExternalSignerProposal(ctx, &pb.ExternalSignerProposalRequest{
+			SignerId: cs.SignerId, GroupInfo: gi.GroupInfo, RatchetTree: gi.RatchetTree, Description: d})
+		if err != nil {
+			t.Fatalf("%s: %v", d.ProposalType, err)
+		}
+		m, err := mls.ParseMLSMessage(ep.Proposal)
+		if err != nil || m.PublicMessage == nil || m.PublicMessage.Content.Sender.Type != mls.SenderExternal {
+			t.Fatalf("%s: external proposal %v", d.ProposalType, err)
+		}
+		rec, err := s.states[p.bob].group.ProcessMessage(ep.Proposal)
+		if err != nil || rec.Kind != mls.KindProposal || rec.SenderType != mls.SenderExternal {
+			t.Fatalf("%s: bob: %+v, %v", d.ProposalType, rec, err)
+		}
+	}
+	if _, err := s.Free(ctx, &pb.FreeRequest{StateId: cs.SignerId}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.ExternalSignerProposal(ctx, &pb.ExternalSignerProposalRequest{SignerId: cs.SignerId})
+	wantCode(t, "ExternalSignerProposal after Free", err, codes.NotFound)
+}
 
 // TestServerGroupInfoExternalTree checks that a GroupInfo asked for with
 // external_tree leaves the tree out, is still validly signed, and that
@@ -258,6 +344,10 @@ func FuzzServerMessages(f *testing.F) {
 	}
 	p := newServerPair(f)
 	ctx := context.Background()
+	signer, err := p.s.CreateExternalSigner(ctx, &pb.CreateExternalSignerRequest{CipherSuite: 1, Identity: []byte("ds")})
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		check := func(what string, err error) {
 			switch status.Code(err) {
@@ -281,6 +371,11 @@ func FuzzServerMessages(f *testing.F) {
 		_, err = p.s.GroupContextExtensionsProposal(ctx, &pb.GroupContextExtensionsProposalRequest{StateId: p.bob,
 			Extensions: []*pb.Extension{{ExtensionType: 0xff00, ExtensionData: data}}})
 		check("GroupContextExtensionsProposal", err)
+		_, err = p.s.AddExternalSigner(ctx, &pb.AddExternalSignerRequest{StateId: p.bob, ExternalSender: data})
+		check("AddExternalSigner", err)
+		_, err = p.s.ExternalSignerProposal(ctx, &pb.ExternalSignerProposalRequest{SignerId: signer.SignerId,
+			GroupInfo: data, RatchetTree: data, Description: &pb.ProposalDescription{ProposalType: []byte("remove"), RemovedId: []byte("bob")}})
+		check("ExternalSignerProposal", err)
 		if _, err := p.s.Protect(ctx, &pb.ProtectRequest{StateId: p.bob, Plaintext: data}); err != nil && !errors.Is(err, context.Canceled) {
 			t.Fatalf("bob cannot send after bad input: %v", err)
 		}
