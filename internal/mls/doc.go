@@ -47,7 +47,10 @@
 // and CommitResult.Welcome to the new members, then call MergePendingCommit
 // once the delivery service accepted the commit, or DiscardPendingCommit if it
 // refused; a winning commit from another member drops it too. New members call
-// JoinFromWelcome; outsiders may JoinExternal with a GroupInfo. ProcessMessage
+// JoinFromWelcome; outsiders may JoinExternal with a GroupInfo, and a party
+// the group lists in its external_senders extension (ExternalSendersExtension,
+// WithExternalSender) sends proposals with ExternalProposal (externalsender.go,
+// RFC 9420 §12.1.8.1) that members then commit by reference. ProcessMessage
 // handles everything a member receives and reports it in a Received; a commit
 // for another epoch fails with ErrWrongEpoch. Protect encrypts application
 // data. A failed operation leaves the group unchanged, and
