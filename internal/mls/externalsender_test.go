@@ -375,6 +375,7 @@ func FuzzProcessExternalProposal(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	var msgs [][]byte
 	for _, prop := range []*Proposal{
 		{Type: ProposalAdd, Add: &AddProposal{KeyPackage: *kp}},
 		{Type: ProposalRemove, Remove: &RemoveProposal{Removed: a.g.OwnLeaf()}},
@@ -386,10 +387,20 @@ func FuzzProcessExternalProposal(f *testing.F) {
 			f.Fatal(err)
 		}
 		f.Add(msg)
+		msgs = append(msgs, msg)
 	}
 	state, err := b.g.MarshalBinary()
 	if err != nil {
 		f.Fatal(err)
+	}
+	for i, msg := range msgs {
+		g, err := UnmarshalGroup(state)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if r, err := g.ProcessMessage(msg); err != nil || r.SenderType != SenderExternal {
+			f.Fatalf("seed %d refused: %v", i, err)
+		}
 	}
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		g, err := UnmarshalGroup(state)

@@ -41,7 +41,8 @@ type Received struct {
 	// Epoch is the epoch the message was sent in.
 	Epoch uint64
 	// SenderType and Sender identify the sender (for an external commit,
-	// the joiner at its new leaf).
+	// the joiner at its new leaf; for an external sender, its credential
+	// and signature key from external_senders, with Leaf unused).
 	SenderType SenderType
 	Sender     Member
 	// AuthenticatedData is the sender's clear authenticated data.
