@@ -6,6 +6,8 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	nodestore "github.com/quicproquo/quicproquo/node/store"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -442,4 +444,86 @@ func TestGroupManualJoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	groupsWait(t, "alice reads bob", func() bool { return len(groupsTexts(t, alice, FormatKey(g.ID))) == 1 })
+}
+
+// failingCommitStore fails the next SubmitCommit after fail is set, the way
+// a node's broken disk would, and records the client message id of every
+// SubmitCommit it sees.
+type failingCommitStore struct {
+	nodestore.Store
+	mu   sync.Mutex
+	fail bool
+	ids  [][]byte
+}
+
+func (s *failingCommitStore) SubmitCommit(ctx context.Context, groupID []byte, epoch uint64, sender, clientMsgID, commit []byte,
+	recipients [][]byte, welcome []byte, welcomeRecipients [][]byte) (nodestore.CommitResult, error) {
+	s.mu.Lock()
+	s.ids = append(s.ids, bytes.Clone(clientMsgID))
+	fail := s.fail
+	s.fail = false
+	s.mu.Unlock()
+	if fail {
+		return nodestore.CommitResult{}, errors.New("disk I/O error")
+	}
+	return s.Store.SubmitCommit(ctx, groupID, epoch, sender, clientMsgID, commit, recipients, welcome, welcomeRecipients)
+}
+
+// A node that answers a commit with ErrInternal gave no verdict: the commit
+// stays pending (no merge, no discard, sends wait), and the next commit
+// attempt resubmits it with the same client message id before its own.
+func TestGroupCommitPendingOnNodeInternalError(t *testing.T) {
+	fs := &failingCommitStore{}
+	node := testnode.StartNodeWrapped(t, t.TempDir(), "127.0.0.1:0", func(st nodestore.Store) nodestore.Store {
+		fs.Store = st
+		return fs
+	})
+	alice, bob := groupsStart(t, node), groupsStart(t, node)
+	ctx := context.Background()
+	g, err := alice.b.CreateGroup(ctx, "broken disk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid := FormatKey(g.ID)
+	if _, _, err := alice.b.Invite(ctx, gid, []ed25519.PublicKey{bob.id}); err != nil {
+		t.Fatal(err)
+	}
+	if j, err := bob.b.Join(ctx, 10*time.Second); err != nil || len(j) != 1 {
+		t.Fatalf("join: %v %v", j, err)
+	}
+	fs.mu.Lock()
+	fs.fail = true
+	before := len(fs.ids)
+	fs.mu.Unlock()
+	if _, err := bob.b.Update(ctx, gid); !errors.Is(err, ErrNotConnected) || !strings.Contains(err.Error(), "stays pending") {
+		t.Fatalf("update answered ErrInternal: %v, want ErrNotConnected saying the commit stays pending", err)
+	}
+	if m, err := bob.b.Members(ctx, gid); err != nil || m.Epoch != 1 {
+		t.Fatalf("bob after the failed submit: epoch %d, %v; want 1 (nothing merged)", m.Epoch, err)
+	}
+	if _, err := bob.b.Send(ctx, gid, "waits", nil); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("send with a commit pending: %v, want ErrNotConnected", err)
+	}
+	// The next commit attempt first resubmits the pending one.
+	if _, err := bob.b.Update(ctx, gid); err != nil {
+		t.Fatalf("update after the node recovered: %v", err)
+	}
+	fs.mu.Lock()
+	ids := fs.ids[before:]
+	fs.mu.Unlock()
+	if len(ids) < 2 || !bytes.Equal(ids[0], ids[1]) {
+		t.Fatalf("client message ids submitted: %x; want the failed commit resubmitted with the same id", ids)
+	}
+	groupsWait(t, "both at epoch 3 with the same authenticator", func() bool {
+		ma, err1 := alice.b.Members(ctx, gid)
+		mb, err2 := bob.b.Members(ctx, gid)
+		return err1 == nil && err2 == nil && ma.Epoch == 3 && mb.Epoch == 3 && bytes.Equal(ma.EpochAuthenticator, mb.EpochAuthenticator)
+	})
+	if _, err := bob.b.Send(ctx, gid, "after", nil); err != nil {
+		t.Fatal(err)
+	}
+	groupsWait(t, "alice reads bob", func() bool {
+		txt := groupsTexts(t, alice, gid)
+		return len(txt) == 1 && txt[0] == "after"
+	})
 }

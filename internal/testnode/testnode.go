@@ -37,6 +37,14 @@ type Node struct {
 // ("127.0.0.1:0" for any port).
 func StartNode(t testing.TB, dir, addr string) *Node {
 	t.Helper()
+	return StartNodeWrapped(t, dir, addr, nil)
+}
+
+// StartNodeWrapped is StartNode whose server sees wrap(store) instead of
+// the SQLite store itself when wrap is not nil: a test can make chosen
+// store calls fail the way a broken disk would.
+func StartNodeWrapped(t testing.TB, dir, addr string, wrap func(nodestore.Store) nodestore.Store) *Node {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := sqlite.Open(ctx, filepath.Join(dir, "node.db"), nodestore.Limits{}, Logger())
 	if err != nil {
@@ -46,7 +54,11 @@ func StartNode(t testing.TB, dir, addr string) *Node {
 	if err != nil {
 		t.Fatalf("node cert: %v", err)
 	}
-	srv, err := server.New(server.Config{Store: st, Logger: Logger()})
+	var view nodestore.Store = st
+	if wrap != nil {
+		view = wrap(st)
+	}
+	srv, err := server.New(server.Config{Store: view, Logger: Logger()})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
