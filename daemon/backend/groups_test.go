@@ -527,3 +527,49 @@ func TestGroupCommitPendingOnNodeInternalError(t *testing.T) {
 		return len(txt) == 1 && txt[0] == "after"
 	})
 }
+
+// A panic in a scheduled group job (here: committing a member's leaving)
+// is recovered and the job dropped: the daemon keeps serving, its locks are
+// free, and the commit the job had stored as pending goes out with the next
+// commit.
+func TestGroupJobPanicRecovered(t *testing.T) {
+	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	alice, bob := groupsStart(t, node), groupsStart(t, node)
+	ctx := context.Background()
+	g, err := alice.b.CreateGroup(ctx, "panicky")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid := FormatKey(g.ID)
+	if _, _, err := alice.b.Invite(ctx, gid, []ed25519.PublicKey{bob.id}); err != nil {
+		t.Fatal(err)
+	}
+	if j, err := bob.b.Join(ctx, 10*time.Second); err != nil || len(j) != 1 {
+		t.Fatalf("join: %v %v", j, err)
+	}
+	panicked := make(chan struct{})
+	var once sync.Once
+	alice.b.beforeSubmit = func() {
+		once.Do(func() {
+			close(panicked)
+			panic("injected fault in a group job")
+		})
+	}
+	if err := bob.b.Leave(ctx, gid); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-panicked:
+	case <-time.After(20 * time.Second):
+		t.Fatal("alice never committed bob's leaving")
+	}
+	// Alice still serves, and her next commit sends the pending one first.
+	groupsWait(t, "alice commits again", func() bool {
+		_, err := alice.b.Update(ctx, gid)
+		return err == nil
+	})
+	m, err := alice.b.Members(ctx, gid)
+	if err != nil || len(m.Members) != 1 || m.Epoch != 3 {
+		t.Fatalf("alice after the recovered job: %d members at epoch %d, %v; want herself alone at epoch 3", len(m.Members), m.Epoch, err)
+	}
+}
