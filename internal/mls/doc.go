@@ -50,7 +50,18 @@
 // JoinFromWelcome; outsiders may JoinExternal with a GroupInfo, and a party
 // the group lists in its external_senders extension (ExternalSendersExtension,
 // WithExternalSender) sends proposals with ExternalProposal (externalsender.go,
-// RFC 9420 §12.1.8.1) that members then commit by reference. ProcessMessage
+// RFC 9420 §12.1.8.1) that members then commit by reference. A commit of a
+// ReInit proposal (ProposeReInit; alone in its commit, §12.2) closes the
+// group: it then refuses to send or accept anything of its last epoch
+// (ErrReInitialized). A member creates the successor with
+// CreateReInitGroup (the proposal's group id, version, suite and
+// extensions, every member's KeyPackage in the new suite, and a resumption
+// PSK of usage reinit from the old group's last epoch, §11.2) and the
+// others follow with JoinReInit, which checks the Welcome's PSK and the new
+// group against the proposal and the old membership. CreateBranch and
+// JoinBranch do the same for a subgroup of some of the members with a
+// resumption PSK of usage branch (§11.3); both are in reinit.go and fail
+// with ErrResumptionMismatch when the new group does not fit. ProcessMessage
 // handles everything a member receives and reports it in a Received; a commit
 // for another epoch fails with ErrWrongEpoch. Protect encrypts application
 // data. A failed operation leaves the group unchanged, and

@@ -3,7 +3,6 @@ package mls
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"slices"
 )
 
@@ -140,6 +139,9 @@ type Group struct {
 	removed bool
 	// reinit is the ReInit proposal of the commit that ended the group.
 	reinit *ReInitProposal
+	// resume is set only while the first commit of a reinitialized or
+	// branched group is built (reinit.go).
+	resume *resumeSource
 }
 
 // epochKeys are the secrets of one epoch that are kept while it is current.
@@ -361,7 +363,7 @@ func (g *Group) checkActive() error {
 		return ErrNotMember
 	}
 	if g.reinit != nil {
-		return fmt.Errorf("%w: the group was reinitialized", ErrNotMember)
+		return errReInitialized()
 	}
 	return nil
 }

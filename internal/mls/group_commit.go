@@ -768,7 +768,7 @@ func (g *Group) validateProposal(p *Proposal, sender Sender, exts []Extension, s
 		if len(id.Nonce) != s.HashSize() {
 			return fmt.Errorf("%w: psk nonce of %d bytes", ErrInvalidProposal, len(id.Nonce))
 		}
-		if id.Type == PSKTypeResumption && id.Usage != ResumptionPSKApplication {
+		if id.Type == PSKTypeResumption && id.Usage != ResumptionPSKApplication && !g.resumes(id) {
 			return fmt.Errorf("%w: resumption psk with usage %d in a proposal", ErrInvalidProposal, id.Usage)
 		}
 	case ProposalReInit:
@@ -1036,6 +1036,9 @@ func (g *Group) lookupPSK(id *PreSharedKeyID) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("%w: external psk %x", ErrUnknownPSK, id.PSKID)
 	case PSKTypeResumption:
+		if g.resumes(id) {
+			return g.resume.psk, nil
+		}
 		if !bytes.Equal(id.GroupID, g.ctx.GroupID) {
 			return nil, fmt.Errorf("%w: resumption psk of another group", ErrUnknownPSK)
 		}

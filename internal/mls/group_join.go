@@ -36,6 +36,13 @@ type JoinOptions struct {
 // signature, the tree (hash, parent hashes, leaves) and the confirmation
 // tag. A Welcome for another KeyPackage fails with ErrNoMatchingKeyPackage.
 func JoinFromWelcome(welcome []byte, kp *KeyPackagePrivate, opts *JoinOptions) (*Group, error) {
+	return joinFromWelcome(welcome, kp, opts, nil)
+}
+
+// joinFromWelcome is JoinFromWelcome; resume supplies the resumption PSKs
+// the Welcome names (nil: a resumption PSK is unknown), for joining a
+// reinitialized or branched group (reinit.go).
+func joinFromWelcome(welcome []byte, kp *KeyPackagePrivate, opts *JoinOptions, resume func(*PreSharedKeyID) ([]byte, error)) (*Group, error) {
 	if opts == nil {
 		opts = &JoinOptions{}
 	}
@@ -78,7 +85,15 @@ func JoinFromWelcome(welcome []byte, kp *KeyPackagePrivate, opts *JoinOptions) (
 		psks := make([][]byte, len(gs.PSKs))
 		for i, id := range gs.PSKs {
 			if id.Type != PSKTypeExternal {
-				return nil, fmt.Errorf("%w: resumption PSK in a Welcome", ErrUnknownPSK)
+				if resume == nil {
+					return nil, fmt.Errorf("%w: resumption PSK in a Welcome", ErrUnknownPSK)
+				}
+				psk, err := resume(&id)
+				if err != nil {
+					return nil, err
+				}
+				psks[i] = psk
+				continue
 			}
 			psk, ok := g.psks[string(id.PSKID)]
 			if !ok {

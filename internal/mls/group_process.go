@@ -226,8 +226,8 @@ func (g *Group) processPrivate(pm *PrivateMessage) (*Received, error) {
 	if g.removed {
 		return nil, ErrNotMember
 	}
-	if g.reinit != nil && pm.ContentType != ContentApplication {
-		return nil, fmt.Errorf("%w: the group was reinitialized", ErrNotMember)
+	if g.reinit != nil {
+		return nil, errReInitialized()
 	}
 	leaf, err := peekSender(g.suite, pm, g.keys.senderDataSecret)
 	if err != nil {
