@@ -58,7 +58,8 @@ func StartNodeWrapped(t testing.TB, dir, addr string, wrap func(nodestore.Store)
 	if wrap != nil {
 		view = wrap(st)
 	}
-	srv, err := server.New(server.Config{Store: view, Logger: Logger()})
+	// Every simulated user of a test connects from loopback.
+	srv, err := server.New(server.Config{Store: view, Logger: Logger(), MaxConnsPerIP: 100000})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}

@@ -153,8 +153,11 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Client, error) {
 	}
 	stream, err := conn.OpenStreamSync(ctx)
 	if err != nil {
+		if cause := remoteClose(conn); cause != nil {
+			err = cause
+		}
 		conn.CloseWithError(1, "no stream")
-		return nil, fmt.Errorf("client: open stream to %s: %w", addr, err)
+		return nil, fmt.Errorf("client: %w", callError("open stream to "+addr, err))
 	}
 	rc := transport.NewRPCConn(stream, maxReplySize, capnp.Client{}, rpcErrors{log})
 	c := &Client{
@@ -167,9 +170,22 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Client, error) {
 		done:     make(chan struct{}),
 		closing:  make(chan struct{}),
 	}
-	if err := c.node.Resolve(ctx); err != nil {
+	err = c.node.Resolve(ctx)
+	if err == nil {
+		// Resolve succeeds when the bootstrap resolved to an error (the
+		// node closed the connection, say); the error is the brand.
+		if berr, ok := capnp.Client(c.node).State().Brand.Value.(error); ok {
+			err = berr
+		}
+	}
+	if err != nil {
+		if cause := remoteClose(conn); cause != nil {
+			err = cause
+		}
 		c.Close()
-		return nil, fmt.Errorf("client: bootstrap %s: %w", addr, err)
+		// A node that refuses the connection (too many from this address)
+		// says why in the close reason: a *NodeError.
+		return nil, fmt.Errorf("client: %w", callError("bootstrap "+addr, err))
 	}
 	go func() {
 		select {
@@ -179,6 +195,22 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Client, error) {
 		c.Close()
 	}()
 	return c, nil
+}
+
+// remoteClose returns the node's reason when it has closed conn, else nil.
+// It is called when the connection failed; the close may be a moment
+// behind the failure it caused.
+func remoteClose(conn *quic.Conn) error {
+	select {
+	case <-conn.Context().Done():
+	case <-time.After(200 * time.Millisecond):
+		return nil
+	}
+	var ae *quic.ApplicationError
+	if cause := context.Cause(conn.Context()); errors.As(cause, &ae) && ae.Remote {
+		return cause
+	}
+	return nil
 }
 
 type rpcErrors struct{ log *slog.Logger }

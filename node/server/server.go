@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -27,6 +28,7 @@ const (
 	DefaultRateBurst         = 400
 	DefaultReceiveBatch      = 256
 	DefaultMaxRecipients     = 10000
+	DefaultMaxConnsPerIP     = 256
 	maxBatchBytes            = 16 << 20 // bound on the payload bytes of one reply or push
 	maxClientMsgIDSize       = 64
 	streamAcceptTimeout      = 10 * time.Second
@@ -43,6 +45,7 @@ type Config struct {
 	RateLimit         rate.Limit // sustained requests per second per identity
 	RateBurst         int        // requests an identity may make at once
 	ReceiveBatch      int        // messages per receive reply or push, at most
+	MaxConnsPerIP     int        // open connections from one IP address (Serve refuses more)
 	Metrics           *Metrics   // nil: none
 }
 
@@ -53,6 +56,9 @@ type Server struct {
 	notifier *notifier
 	limiters *limiters
 	fetchMu  [64]sync.Mutex // serializes fetch (drain) per recipient stripe
+
+	connsMu sync.Mutex
+	conns   map[netip.Addr]int // open connections per remote address
 
 	wg sync.WaitGroup
 }
@@ -83,7 +89,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ReceiveBatch <= 0 {
 		cfg.ReceiveBatch = DefaultReceiveBatch
 	}
+	if cfg.MaxConnsPerIP <= 0 {
+		cfg.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
 	return &Server{
+		conns:    make(map[netip.Addr]int),
 		cfg:      cfg,
 		log:      cfg.Logger,
 		notifier: newNotifier(),
@@ -132,11 +142,47 @@ func (s *Server) Serve(ctx context.Context, ln *quic.Listener) error {
 			}
 			return fmt.Errorf("server: accept: %w", err)
 		}
+		ip, ok := s.admit(conn)
+		if !ok {
+			s.log.Warn("refused a connection: too many from its address", "remote", conn.RemoteAddr().String(), "max", s.cfg.MaxConnsPerIP)
+			conn.CloseWithError(closeTooManyConns, fail(nodecp.ErrorCode_limit,
+				"connect: %d connections from your address are open; close one first", s.cfg.MaxConnsPerIP).Error())
+			continue
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer s.leave(ip)
 			s.ServeConn(ctx, conn)
 		}()
+	}
+}
+
+// closeTooManyConns is the QUIC application error code of a connection
+// refused by the per-address cap; the reason text carries the node error.
+const closeTooManyConns quic.ApplicationErrorCode = 2
+
+// admit counts conn against its remote address's cap.
+func (s *Server) admit(conn *quic.Conn) (netip.Addr, bool) {
+	var ip netip.Addr
+	if ua, ok := conn.RemoteAddr().(*net.UDPAddr); ok {
+		ip = ua.AddrPort().Addr().Unmap()
+	}
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	if s.conns[ip] >= s.cfg.MaxConnsPerIP {
+		return ip, false
+	}
+	s.conns[ip]++
+	return ip, true
+}
+
+// leave uncounts a connection admitted for ip.
+func (s *Server) leave(ip netip.Addr) {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	if s.conns[ip]--; s.conns[ip] <= 0 {
+		delete(s.conns, ip)
 	}
 }
 

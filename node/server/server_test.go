@@ -600,3 +600,39 @@ func testCloseWhileDeliverCalls(t *testing.T, ownCtx bool) {
 		t.Fatal("the deliver function's ack never returned")
 	}
 }
+
+// A node serves at most MaxConnsPerIP connections from one address: the
+// next is refused with ErrLimit while the others keep working, and closing
+// one makes room.
+func TestMaxConnsPerIP(t *testing.T) {
+	n := startTestNode(t, server.Config{MaxConnsPerIP: 2}, store.Limits{})
+	ctx := testCtx(t)
+	a, b, c := newTestIdentity(t), newTestIdentity(t), newTestIdentity(t)
+	ca, cb := n.dial(t, a.priv), n.dial(t, b.priv)
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := client.Dial(dctx, n.addr, client.Config{Identity: c.priv, PinnedCert: n.certDER, Logger: testLogger(t)})
+	wantErr(t, "third connection from one address", err, client.ErrLimit)
+	t.Logf("refused: %v", err)
+	for _, cl := range []*client.Client{ca, cb} {
+		if _, err := cl.Ping(ctx); err != nil {
+			t.Fatalf("admitted connection after the refusal: %v", err)
+		}
+	}
+	ca.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		cc, err := client.Dial(dctx, n.addr, client.Config{Identity: c.priv, PinnedCert: n.certDER, Logger: testLogger(t)})
+		if err == nil {
+			if _, err := cc.Ping(ctx); err != nil {
+				t.Fatalf("ping on the connection admitted after a close: %v", err)
+			}
+			cc.Close()
+			break
+		}
+		if !errors.Is(err, client.ErrLimit) || time.Now().After(deadline) {
+			t.Fatalf("dial after closing one: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

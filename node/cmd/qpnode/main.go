@@ -62,7 +62,7 @@ type options struct {
 	postgres                                                             string
 	maxPayload, maxQueueDepth, maxKeyPackages                            int
 	rateLimit                                                            float64
-	rateBurst                                                            int
+	rateBurst, maxConnsPerIP                                             int
 }
 
 func env(name, def string) string {
@@ -91,6 +91,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.maxKeyPackages, "max-key-packages", 0, "KeyPackages per identity (0: store default)")
 	fs.Float64Var(&o.rateLimit, "rate-limit", server.DefaultRateLimit, "sustained requests per second per identity")
 	fs.IntVar(&o.rateBurst, "rate-burst", server.DefaultRateBurst, "request burst per identity")
+	fs.IntVar(&o.maxConnsPerIP, "max-conns-per-ip", server.DefaultMaxConnsPerIP, "open connections from one IP address")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -192,6 +193,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		MaxPayloadSize: o.maxPayload,
 		RateLimit:      rate.Limit(o.rateLimit),
 		RateBurst:      o.rateBurst,
+		MaxConnsPerIP:  o.maxConnsPerIP,
 		Metrics:        metrics,
 	})
 	if err != nil {
