@@ -73,6 +73,15 @@ type Config struct {
 	// KeyPackages at the node (default 5 minutes).
 	KeyPackageCheck time.Duration
 
+	// LeaveCommitDelay is how long, per rank, the other remaining members
+	// wait before committing a member's request to leave themselves: the
+	// lowest remaining leaf commits it at once, the next after one delay,
+	// the one after that after two, so an offline lowest member does not
+	// hold the leaving up (default 30s). Extra commits lose harmlessly:
+	// the node takes one per epoch, and a loser finds nothing left to
+	// commit.
+	LeaveCommitDelay time.Duration
+
 	// Backoff bounds of the reconnect loop (defaults 250ms and 30s).
 	MinBackoff, MaxBackoff time.Duration
 	// DialTimeout bounds one connection attempt (default 10s).
@@ -123,6 +132,9 @@ func New(cfg Config) (*Backend, error) {
 	}
 	if cfg.KeyPackageTarget <= 0 {
 		cfg.KeyPackageTarget = 10
+	}
+	if cfg.LeaveCommitDelay <= 0 {
+		cfg.LeaveCommitDelay = 30 * time.Second
 	}
 	if cfg.KeyPackageCheck <= 0 {
 		cfg.KeyPackageCheck = 5 * time.Minute

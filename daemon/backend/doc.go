@@ -57,8 +57,9 @@
 //
 //   - Leave: a member cannot commit its own removal, so it sends a Remove
 //     proposal for itself; the remaining member with the lowest leaf
-//     commits it, and the leaver proposes again if another commit dropped
-//     the proposal.
+//     commits it at once, each further member after LeaveCommitDelay per
+//     rank (so an offline lowest member does not hold it up), and the
+//     leaver proposes again if another commit dropped the proposal.
 //
 //   - Receiving (receive.go): a Welcome joins with the stored private half
 //     of the KeyPackage it names (deleted after use, except the

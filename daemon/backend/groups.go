@@ -326,7 +326,8 @@ func (b *Backend) Send(ctx context.Context, group, text string, clientMsgID []by
 
 // Leave leaves a group. A member cannot commit its own removal (RFC 9420
 // section 12.2), so qpd sends a Remove proposal for its own leaf to the
-// other members, and the member with the lowest leaf index commits it. The
+// other members, and the member with the lowest leaf index commits it (the
+// next ones, in leaf order, after LeaveCommitDelay each if it has not). The
 // group is marked left at once: it no longer lists as the user's, and its
 // messages are no longer sent to. Should another commit win the epoch and
 // drop the proposal, qpd proposes again in the new epoch.

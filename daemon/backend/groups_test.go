@@ -20,8 +20,9 @@ import (
 
 // groupsUser is a running Backend with MLS groups against a node.
 type groupsUser struct {
-	b  *Backend
-	id ed25519.PublicKey
+	b    *Backend
+	id   ed25519.PublicKey
+	stop func() // stops the Backend (it also stops at cleanup)
 }
 
 func groupsStart(t *testing.T, node *testnode.Node) *groupsUser {
@@ -36,12 +37,14 @@ func groupsStartWith(t *testing.T, node *testnode.Node, cfg Config) *groupsUser 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
 	r, err := b.Register(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := &groupsUser{b: b, id: r.Identity}
+	u := &groupsUser{b: b, id: r.Identity, stop: stop}
 	groupsWait(t, "connected with KeyPackages", func() bool {
 		st, err := b.Status(ctx)
 		return err == nil && st.KeyPackagesKnown && st.KeyPackagesLeft == 3
@@ -572,4 +575,51 @@ func TestGroupJobPanicRecovered(t *testing.T) {
 	if err != nil || len(m.Members) != 1 || m.Epoch != 3 {
 		t.Fatalf("alice after the recovered job: %d members at epoch %d, %v; want herself alone at epoch 3", len(m.Members), m.Epoch, err)
 	}
+}
+
+// A member's leaving is committed by the next member when the lowest one
+// is offline: each further member waits LeaveCommitDelay per rank.
+func TestGroupLeaveLowestOffline(t *testing.T) {
+	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	quick := Config{LeaveCommitDelay: 300 * time.Millisecond}
+	alice, bob, carol := groupsStartWith(t, node, quick), groupsStartWith(t, node, quick), groupsStartWith(t, node, quick)
+	ctx := context.Background()
+	g, err := alice.b.CreateGroup(ctx, "absent chair")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid := FormatKey(g.ID)
+	if _, _, err := alice.b.Invite(ctx, gid, []ed25519.PublicKey{bob.id, carol.id}); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []*groupsUser{bob, carol} {
+		if j, err := u.b.Join(ctx, 10*time.Second); err != nil || len(j) != 1 {
+			t.Fatalf("join: %v %v", j, err)
+		}
+	}
+	alice.stop() // the lowest leaf, who would commit carol's leaving
+	if err := carol.b.Leave(ctx, gid); err != nil {
+		t.Fatal(err)
+	}
+	groupsWait(t, "bob commits carol's leaving", func() bool {
+		m, err := bob.b.Members(ctx, gid)
+		return err == nil && m.Epoch == 2 && len(m.Members) == 2
+	})
+	groupsWait(t, "carol sees she has left", func() bool {
+		gs, err := carol.b.Groups(ctx)
+		if err != nil || len(gs) != 0 {
+			return false
+		}
+		var left bool
+		carol.b.view(ctx, func(tx *store.Tx) error {
+			evs, err := tx.EventsAfter(0, 1000)
+			for _, e := range evs {
+				if e.Kind == store.EventLeft && bytes.Equal(e.GroupID, g.ID) {
+					left = true
+				}
+			}
+			return err
+		})
+		return left
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/quicproquo/quicproquo/daemon/store"
 	"github.com/quicproquo/quicproquo/internal/mls"
@@ -171,9 +172,14 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 	case mls.KindProposal:
 		p := rec.Proposal
 		if p != nil && p.Type == mls.ProposalRemove && p.Remove != nil && p.Remove.Removed == rec.Sender.Leaf && !rec.OwnProposal {
-			// A member asks to leave: the lowest other leaf commits it.
-			if designatedCommitter(g, rec.Sender.Leaf) == g.OwnLeaf() {
-				b.schedule(groupJob{group: sg.ID, kind: jobCommitProposals})
+			// A member asks to leave: the lowest other leaf commits it at
+			// once, each further member later by its rank (in case the
+			// ones before it are offline).
+			j := groupJob{group: sg.ID, kind: jobCommitProposals}
+			if rank := committerRank(g, rec.Sender.Leaf); rank == 0 {
+				b.schedule(j)
+			} else {
+				time.AfterFunc(time.Duration(rank)*b.cfg.LeaveCommitDelay, func() { b.schedule(j) })
 			}
 		}
 	case mls.KindCommit:
@@ -208,15 +214,20 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 	return saveGroup(tx, &sg, g)
 }
 
-// designatedCommitter is the member that commits a leave proposal of
-// leaver: the lowest leaf other than the leaver's.
-func designatedCommitter(g *mls.Group, leaver mls.LeafIndex) mls.LeafIndex {
+// committerRank is this member's place among those that commit a leave
+// proposal of leaver: 0 for the lowest leaf other than the leaver's, 1 for
+// the next, and so on.
+func committerRank(g *mls.Group, leaver mls.LeafIndex) int {
+	rank := 0
 	for _, m := range g.Members() {
+		if m.Leaf == g.OwnLeaf() {
+			return rank
+		}
 		if m.Leaf != leaver {
-			return m.Leaf
+			rank++
 		}
 	}
-	return leaver
+	return rank
 }
 
 // rejectedEvent records a rejected envelope.
