@@ -108,8 +108,9 @@ type Step struct {
 	Ciphertext        int    `json:"ciphertext"`
 	Commit            int    `json:"commit"`
 
-	// reinit and branch parameters (parsed, not run) and external-signer
-	// parameters.
+	// reinit parameters (Proposer may be empty when ExternalReinitProposal
+	// names the step with an external signer's ReInit proposal) and
+	// external-signer parameters.
 	Proposer               string               `json:"proposer"`
 	Committer              string               `json:"committer"`
 	Welcomer               string               `json:"welcomer"`
@@ -203,6 +204,13 @@ func (s Script) check() error {
 		case ActionInstallExternalPSK:
 			if len(st.Clients) == 0 {
 				return fmt.Errorf("step %d (%s): no clients", i, st.Action)
+			}
+		case ActionReInit:
+			if st.Committer == "" || st.Welcomer == "" {
+				return fmt.Errorf("step %d (%s): needs a committer and a welcomer", i, st.Action)
+			}
+			if st.Proposer == "" {
+				refs = append(refs, earlier("externalReinitProposal", st.ExternalReinitProposal))
 			}
 		case ActionAddExternalSigner:
 			if st.Signer == "" {

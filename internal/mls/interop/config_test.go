@@ -62,19 +62,21 @@ func TestParseConfigDetails(t *testing.T) {
 
 func TestParseConfigErrors(t *testing.T) {
 	cases := map[string]string{
-		"not json":        `{"scripts":`,
-		"no scripts":      `{"scripts":{}}`,
-		"empty script":    `{"scripts":{"a":[]}}`,
-		"unknown action":  `{"scripts":{"a":[{"action":"dance","actor":"alice"}]}}`,
-		"unknown field":   `{"scripts":{"a":[{"action":"createGroup","actor":"alice","colour":1}]}}`,
-		"no actor":        `{"scripts":{"a":[{"action":"createGroup"}]}}`,
-		"forward ref":     `{"scripts":{"a":[{"action":"createGroup","actor":"a"},{"action":"unprotect","actor":"b","ciphertext":1}]}}`,
-		"negative ref":    `{"scripts":{"a":[{"action":"createGroup","actor":"a"},{"action":"fullCommit","actor":"a","byReference":[-1]}]}}`,
-		"bad byValue":     `{"scripts":{"a":[{"action":"createGroup","actor":"a"},{"action":"fullCommit","actor":"a","byValue":[{"proposalType":"hug"}]}]}}`,
-		"no joiner":       `{"scripts":{"a":[{"action":"createGroup","actor":"a"},{"action":"externalJoin","actor":"a"}]}}`,
-		"no psk clients":  `{"scripts":{"a":[{"action":"installExternalPSK"}]}}`,
-		"trailing object": `{"scripts":{"a":[{"action":"createGroup","actor":"a"}]}} {}`,
-		"bad base64":      `{"scripts":{"a":[{"action":"groupContextExtensionsProposal","actor":"a","extensions":[{"extension_type":1,"extension_data":"!"}]}]}}`,
+		"not json":                 `{"scripts":`,
+		"no scripts":               `{"scripts":{}}`,
+		"empty script":             `{"scripts":{"a":[]}}`,
+		"unknown action":           `{"scripts":{"a":[{"action":"dance","actor":"alice"}]}}`,
+		"unknown field":            `{"scripts":{"a":[{"action":"createGroup","actor":"alice","colour":1}]}}`,
+		"no actor":                 `{"scripts":{"a":[{"action":"createGroup"}]}}`,
+		"forward ref":              `{"scripts":{"a":[{"action":"createGroup","actor":"a"},{"action":"unprotect","actor":"b","ciphertext":1}]}}`,
+		"negative ref":             `{"scripts":{"a":[{"action":"createGroup","actor":"a"},{"action":"fullCommit","actor":"a","byReference":[-1]}]}}`,
+		"bad byValue":              `{"scripts":{"a":[{"action":"createGroup","actor":"a"},{"action":"fullCommit","actor":"a","byValue":[{"proposalType":"hug"}]}]}}`,
+		"no joiner":                `{"scripts":{"a":[{"action":"createGroup","actor":"a"},{"action":"externalJoin","actor":"a"}]}}`,
+		"no psk clients":           `{"scripts":{"a":[{"action":"installExternalPSK"}]}}`,
+		"trailing object":          `{"scripts":{"a":[{"action":"createGroup","actor":"a"}]}} {}`,
+		"reinit without committer": `{"scripts":{"a":[{"action":"createGroup","actor":"a"},{"action":"reinit","proposer":"a","welcomer":"a"}]}}`,
+		"reinit forward proposal":  `{"scripts":{"a":[{"action":"createGroup","actor":"a"},{"action":"reinit","committer":"a","welcomer":"a","externalReinitProposal":1}]}}`,
+		"bad base64":               `{"scripts":{"a":[{"action":"groupContextExtensionsProposal","actor":"a","extensions":[{"extension_type":1,"extension_data":"!"}]}]}}`,
 	}
 	for name, in := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -9,10 +9,11 @@
 //	mlsclientpb.RegisterMLSClientServer(srv, interop.NewServer(logger))
 //
 // or run the cmd/mls-interop command. Each group state, pending KeyPackage
-// and stored PSK lives in memory under a numeric handle; calls our MLS
-// package cannot carry out (reinitialization, branching) answer
-// codes.Unimplemented rather than anything wrong. External signers
-// (CreateExternalSigner) live under handles of the same kind.
+// and stored PSK lives in memory under a numeric handle, and so do external
+// signers (CreateExternalSigner) and reinitializations in progress
+// (reinit_id). Every call of the interface is implemented, reinitialization
+// and branching included; only an unsupported cipher suite answers
+// codes.Unimplemented.
 //
 // ParseConfig reads the runner's scenario files ({"scripts": {name:
 // [steps]}}), and ScriptRun.Run plays one script against a set of MLSClient

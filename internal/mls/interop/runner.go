@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"sort"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -47,6 +48,24 @@ type ScriptRun struct {
 	transactionID map[string]uint32
 	signerID      map[string]uint32 // external signers
 	cache         []map[string][]byte
+	groupID       []byte // of the group the script works on
+	// retired are the states in the old group of members that moved to a
+	// reinitialized group or a branch, freed at the end with the others.
+	retired []retiredState
+}
+
+type retiredState struct {
+	actor string
+	id    uint32
+}
+
+// moveTo records that actor's current state is now id, keeping the old
+// one for freeing.
+func (r *ScriptRun) moveTo(actor string, id uint32) {
+	if old, ok := r.stateID[actor]; ok {
+		r.retired = append(r.retired, retiredState{actor, old})
+	}
+	r.stateID[actor] = id
 }
 
 // Run carries out the script step by step and stops at the first failure,
@@ -59,6 +78,7 @@ func (r *ScriptRun) Run(ctx context.Context, s Script) error {
 	r.stateID = map[string]uint32{}
 	r.transactionID = map[string]uint32{}
 	r.signerID = map[string]uint32{}
+	r.retired = nil
 	r.cache = make([]map[string][]byte, len(s))
 	for i := range r.cache {
 		r.cache[i] = map[string][]byte{}
@@ -76,6 +96,11 @@ func (r *ScriptRun) Run(ctx context.Context, s Script) error {
 	for actor, id := range r.stateID {
 		if _, err := r.Clients[actor].Free(ctx, &pb.FreeRequest{StateId: id}); err != nil && status.Code(err) != codes.Unimplemented {
 			return fmt.Errorf("free state of %q: %w", actor, err)
+		}
+	}
+	for _, old := range r.retired {
+		if _, err := r.Clients[old.actor].Free(ctx, &pb.FreeRequest{StateId: old.id}); err != nil && status.Code(err) != codes.Unimplemented {
+			return fmt.Errorf("free old state of %q: %w", old.actor, err)
 		}
 	}
 	return nil
@@ -224,6 +249,7 @@ func (r *ScriptRun) step(ctx context.Context, i int, st Step) error {
 		}
 		r.stateID[st.Actor] = resp.StateId
 		r.put(i, "group_id", groupID)
+		r.groupID = groupID
 		if len(st.Members) == 0 {
 			return nil
 		}
@@ -560,7 +586,191 @@ func (r *ScriptRun) step(ctx context.Context, i int, st Step) error {
 		r.put(i, "proposal", resp.Proposal)
 		return nil
 
+	case ActionReInit:
+		return r.reinit(ctx, i, st)
+
+	case ActionBranch:
+		return r.branch(ctx, st)
+
 	default:
 		return fmt.Errorf("%w: %s", errUnsupportedAction, st.Action)
 	}
+}
+
+// others returns the sorted set of names less the ones in but.
+func others(names []string, but ...string) []string {
+	set := map[string]bool{}
+	for _, n := range names {
+		if n != "" {
+			set[n] = true
+		}
+	}
+	for _, n := range but {
+		delete(set, n)
+	}
+	out := make([]string, 0, len(set))
+	for n := range set {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// reinit carries out a reinit step as the upstream runner does: the
+// proposer proposes a ReInit (or the step names an external signer's
+// proposal), the committer commits it by reference, every other member
+// handles the commit, each one gets a KeyPackage in the new suite, the
+// welcomer creates the new group with the others' KeyPackages, and they
+// join it. Everyone must agree on the epoch authenticator of the closing
+// commit and of the new group. Later steps work on the new group (in the
+// new suite, if the step changed it).
+func (r *ScriptRun) reinit(ctx context.Context, i int, st Step) error {
+	everyone := append([]string{st.Proposer, st.Committer, st.Welcomer}, st.Members...)
+	notCommitter := others(everyone, st.Committer)
+	notWelcomer := others(everyone, st.Welcomer)
+	suite := r.Suite
+	if st.ChangeCipherSuite {
+		suite = otherSuite(r.Suite)
+	}
+	groupID := r.groupID
+	if st.ChangeGroupID {
+		groupID = randomBytes(16)
+	}
+	var proposal []byte
+	if st.Proposer != "" {
+		id, err := r.state(st.Proposer)
+		if err != nil {
+			return err
+		}
+		resp, err := r.Clients[st.Proposer].ReInitProposal(ctx, &pb.ReInitProposalRequest{
+			StateId: id, CipherSuite: suite, GroupId: groupID, Extensions: pbExtensions(st.Extensions),
+		})
+		if err != nil {
+			return fmt.Errorf("ReInitProposal by %q: %w", st.Proposer, err)
+		}
+		proposal = resp.Proposal
+	} else {
+		var err error
+		if proposal, err = r.get(st.ExternalReinitProposal, "proposal"); err != nil {
+			return err
+		}
+	}
+	r.put(i, "proposal", proposal)
+
+	reinitIDs := map[string]uint32{}
+	keyPackages := map[string][]byte{}
+	cid, err := r.state(st.Committer)
+	if err != nil {
+		return err
+	}
+	committer := r.Clients[st.Committer]
+	cr, err := committer.ReInitCommit(ctx, &pb.CommitRequest{StateId: cid, ByReference: [][]byte{proposal}})
+	if err != nil {
+		return fmt.Errorf("ReInitCommit by %q: %w", st.Committer, err)
+	}
+	r.put(i, "commit", cr.Commit)
+	hr, err := committer.HandlePendingReInitCommit(ctx, &pb.HandlePendingCommitRequest{StateId: cid})
+	if err != nil {
+		return fmt.Errorf("HandlePendingReInitCommit by %q: %w", st.Committer, err)
+	}
+	reinitIDs[st.Committer], keyPackages[st.Committer] = hr.ReinitId, hr.KeyPackage
+	for _, m := range notCommitter {
+		id, err := r.state(m)
+		if err != nil {
+			return err
+		}
+		resp, err := r.Clients[m].HandleReInitCommit(ctx, &pb.HandleCommitRequest{StateId: id, Proposal: [][]byte{proposal}, Commit: cr.Commit})
+		if err != nil {
+			return fmt.Errorf("HandleReInitCommit by %q: %w", m, err)
+		}
+		if !bytes.Equal(resp.EpochAuthenticator, hr.EpochAuthenticator) {
+			return fmt.Errorf("member %q disagrees on the epoch authenticator of the ReInit commit", m)
+		}
+		reinitIDs[m], keyPackages[m] = resp.ReinitId, resp.KeyPackage
+	}
+
+	kps := make([][]byte, len(notWelcomer))
+	for k, m := range notWelcomer {
+		kps[k] = keyPackages[m]
+	}
+	wr, err := r.Clients[st.Welcomer].ReInitWelcome(ctx, &pb.ReInitWelcomeRequest{
+		ReinitId: reinitIDs[st.Welcomer], KeyPackage: kps, ForcePath: st.ForcePathCamel, ExternalTree: st.ExternalTreeJ,
+	})
+	if err != nil {
+		return fmt.Errorf("ReInitWelcome by %q: %w", st.Welcomer, err)
+	}
+	r.moveTo(st.Welcomer, wr.StateId)
+	r.put(i, "welcome", wr.Welcome)
+	var tree []byte
+	if st.ExternalTreeJ {
+		if len(wr.RatchetTree) == 0 {
+			return errors.New("externalTree asked for but the reinit Welcome came without a ratchet tree")
+		}
+		tree = wr.RatchetTree
+	}
+	for _, m := range notWelcomer {
+		resp, err := r.Clients[m].HandleReInitWelcome(ctx, &pb.HandleReInitWelcomeRequest{ReinitId: reinitIDs[m], Welcome: wr.Welcome, RatchetTree: tree})
+		if err != nil {
+			return fmt.Errorf("HandleReInitWelcome by %q: %w", m, err)
+		}
+		if !bytes.Equal(resp.EpochAuthenticator, wr.EpochAuthenticator) {
+			return fmt.Errorf("member %q disagrees on the epoch authenticator of the new group", m)
+		}
+		r.moveTo(m, resp.StateId)
+	}
+	r.groupID = groupID
+	r.Suite = suite
+	return nil
+}
+
+// branch carries out a branch step as the upstream runner does: each
+// member makes a KeyPackage, the actor creates the subgroup with them, and
+// each member joins it from its state in the old group. Everyone must agree
+// on the new group's epoch authenticator.
+func (r *ScriptRun) branch(ctx context.Context, st Step) error {
+	id, err := r.state(st.Actor)
+	if err != nil {
+		return err
+	}
+	txs := map[string]uint32{}
+	kps := make([][]byte, len(st.Members))
+	for k, m := range st.Members {
+		resp, err := r.Clients[m].CreateKeyPackage(ctx, &pb.CreateKeyPackageRequest{CipherSuite: r.Suite, Identity: []byte(m)})
+		if err != nil {
+			return fmt.Errorf("CreateKeyPackage by %q: %w", m, err)
+		}
+		txs[m], kps[k] = resp.TransactionId, resp.KeyPackage
+	}
+	groupID := randomBytes(16)
+	br, err := r.Clients[st.Actor].CreateBranch(ctx, &pb.CreateBranchRequest{
+		StateId: id, GroupId: groupID, Extensions: pbExtensions(st.Extensions), KeyPackages: kps,
+		ForcePath: st.ForcePathCamel, ExternalTree: st.ExternalTreeJ,
+	})
+	if err != nil {
+		return fmt.Errorf("CreateBranch: %w", err)
+	}
+	var tree []byte
+	if st.ExternalTreeJ {
+		if len(br.RatchetTree) == 0 {
+			return errors.New("externalTree asked for but the branch came without a ratchet tree")
+		}
+		tree = br.RatchetTree
+	}
+	r.moveTo(st.Actor, br.StateId)
+	for _, m := range st.Members {
+		mid, err := r.state(m)
+		if err != nil {
+			return err
+		}
+		resp, err := r.Clients[m].HandleBranch(ctx, &pb.HandleBranchRequest{StateId: mid, TransactionId: txs[m], Welcome: br.Welcome, RatchetTree: tree})
+		if err != nil {
+			return fmt.Errorf("HandleBranch by %q: %w", m, err)
+		}
+		if !bytes.Equal(resp.EpochAuthenticator, br.EpochAuthenticator) {
+			return fmt.Errorf("member %q disagrees on the branch's epoch authenticator", m)
+		}
+		r.moveTo(m, resp.StateId)
+	}
+	r.groupID = groupID
+	return nil
 }

@@ -24,9 +24,10 @@ const Name = "quicproquo"
 // service hands out (one counter for both, so StorePSK's
 // state_or_transaction_id is never ambiguous); nothing is persisted.
 //
-// External signers (CreateExternalSigner) live there too, under the same
-// counter. Calls that need something our MLS package does not do
-// (reinitialization, branching) answer codes.Unimplemented. Bad input answers InvalidArgument,
+// External signers (CreateExternalSigner) and reinitializations in
+// progress (reinit_id, from HandleReInitCommit or
+// HandlePendingReInitCommit to ReInitWelcome or HandleReInitWelcome) live
+// there too, under the same counter. Bad input answers InvalidArgument,
 // unknown handles NotFound, and calls out of order FailedPrecondition.
 type Server struct {
 	pb.UnimplementedMLSClientServer
@@ -40,12 +41,14 @@ type Server struct {
 	states  map[uint32]*memberState
 	joins   map[uint32]*pendingJoin
 	signers map[uint32]*mls.Signer // external signers
+	reinits map[uint32]*pendingReInit
 }
 
 // memberState is one client's group state.
 type memberState struct {
 	group  *mls.Group
 	signer *mls.Signer
+	cfg    mls.Config
 	// own holds the proposal messages this client sent, with the epoch they
 	// were sent in: when the runner hands them back by reference they are
 	// already cached in the group and must not be processed again.
@@ -64,7 +67,8 @@ func NewServer(log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{log: log, states: map[uint32]*memberState{}, joins: map[uint32]*pendingJoin{}, signers: map[uint32]*mls.Signer{}}
+	return &Server{log: log, states: map[uint32]*memberState{}, joins: map[uint32]*pendingJoin{}, signers: map[uint32]*mls.Signer{},
+		reinits: map[uint32]*pendingReInit{}}
 }
 
 // grpcError maps an error of our MLS package to a gRPC status.
@@ -81,12 +85,13 @@ func grpcError(op string, err error) error {
 		code = codes.Unimplemented
 	case errors.Is(err, mls.ErrPendingCommit), errors.Is(err, mls.ErrNoPendingCommit),
 		errors.Is(err, mls.ErrNotMember), errors.Is(err, mls.ErrUnknownPSK), errors.Is(err, mls.ErrEpochTooOld),
-		errors.Is(err, mls.ErrNoExternalSenders), errors.Is(err, mls.ErrUnknownExternalSender):
+		errors.Is(err, mls.ErrNoExternalSenders), errors.Is(err, mls.ErrUnknownExternalSender),
+		errors.Is(err, mls.ErrNotReInitialized):
 		code = codes.FailedPrecondition
 	case errors.Is(err, mls.ErrDecode), errors.Is(err, mls.ErrInvalidMessage), errors.Is(err, mls.ErrInvalidCommit),
 		errors.Is(err, mls.ErrInvalidProposal), errors.Is(err, mls.ErrWrongEpoch), errors.Is(err, mls.ErrWrongGroup),
 		errors.Is(err, mls.ErrNoMatchingKeyPackage), errors.Is(err, mls.ErrInvalidLeafNode),
-		errors.Is(err, mls.ErrInvalidSignature), errors.Is(err, mls.ErrDecrypt):
+		errors.Is(err, mls.ErrInvalidSignature), errors.Is(err, mls.ErrDecrypt), errors.Is(err, mls.ErrResumptionMismatch):
 		code = codes.InvalidArgument
 	}
 	return status.Errorf(code, "%s: %v", op, err)
@@ -106,9 +111,9 @@ func (s *Server) state(id uint32) (*memberState, error) {
 	return st, nil
 }
 
-func (s *Server) addState(g *mls.Group, signer *mls.Signer) uint32 {
+func (s *Server) addState(g *mls.Group, signer *mls.Signer, cfg mls.Config) uint32 {
 	id := s.newID()
-	s.states[id] = &memberState{group: g, signer: signer, own: map[string]uint64{}}
+	s.states[id] = &memberState{group: g, signer: signer, cfg: cfg, own: map[string]uint64{}}
 	return id
 }
 
@@ -160,7 +165,7 @@ func (s *Server) CreateGroup(_ context.Context, req *pb.CreateGroupRequest) (*pb
 	if err != nil {
 		return nil, grpcError("CreateGroup", err)
 	}
-	id := s.addState(g, signer)
+	id := s.addState(g, signer, groupConfig(req.EncryptHandshake))
 	s.log.Debug("CreateGroup", "state", id, "suite", cs)
 	return &pb.CreateGroupResponse{StateId: id}, nil
 }
@@ -211,7 +216,7 @@ func (s *Server) JoinGroup(_ context.Context, req *pb.JoinGroupRequest) (*pb.Joi
 		return nil, grpcError("JoinGroup", err)
 	}
 	delete(s.joins, req.TransactionId)
-	id := s.addState(g, j.kp.Signer())
+	id := s.addState(g, j.kp.Signer(), groupConfig(req.EncryptHandshake))
 	s.log.Debug("JoinGroup", "state", id, "epoch", g.Epoch())
 	return &pb.JoinGroupResponse{StateId: id, EpochAuthenticator: g.EpochAuthenticator()}, nil
 }
@@ -244,7 +249,7 @@ func (s *Server) ExternalJoin(_ context.Context, req *pb.ExternalJoinRequest) (*
 	if err != nil {
 		return nil, grpcError("ExternalJoin", err)
 	}
-	id := s.addState(g, signer)
+	id := s.addState(g, signer, groupConfig(req.EncryptHandshake))
 	s.log.Debug("ExternalJoin", "state", id, "epoch", g.Epoch())
 	return &pb.ExternalJoinResponse{StateId: id, Commit: commit, EpochAuthenticator: g.EpochAuthenticator()}, nil
 }
@@ -502,9 +507,6 @@ type groupView struct {
 	suite   mls.CipherSuite
 	groupID []byte
 	leafOf  func(identity []byte) (mls.LeafIndex, error)
-	// reinit allows ReInit descriptions (external signers only: a member
-	// cannot carry out a reinitialization).
-	reinit bool
 }
 
 // memberView is the groupView of a member's state.
@@ -554,9 +556,6 @@ func describedProposals(v groupView, descs []*pb.ProposalDescription) ([]mls.Pro
 			}
 			p = mls.Proposal{Type: mls.ProposalGroupContextExtensions, GroupContextExtensions: &mls.GroupContextExtensionsProposal{Extensions: exts}}
 		case "reinit":
-			if !v.reinit {
-				return nil, status.Error(codes.Unimplemented, "ReInit proposals by value are not supported")
-			}
 			r, err := reinitProposal(v, d)
 			if err != nil {
 				return nil, err
@@ -593,6 +592,11 @@ func takeProposals(op string, st *memberState, msgs [][]byte) error {
 func (s *Server) Commit(_ context.Context, req *pb.CommitRequest) (*pb.CommitResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.commit("Commit", req)
+}
+
+// commit is Commit (and ReInitCommit). Callers hold s.mu.
+func (s *Server) commit(op string, req *pb.CommitRequest) (*pb.CommitResponse, error) {
 	st, err := s.state(req.StateId)
 	if err != nil {
 		return nil, err
@@ -602,26 +606,26 @@ func (s *Server) Commit(_ context.Context, req *pb.CommitRequest) (*pb.CommitRes
 	if err != nil {
 		return nil, err
 	}
-	if err := takeProposals("Commit", st, req.ByReference); err != nil {
+	if err := takeProposals(op, st, req.ByReference); err != nil {
 		return nil, err
 	}
 	res, err := g.Commit(&mls.CommitOptions{Proposals: props, ForcePath: req.ForcePath, OmitRatchetTree: req.ExternalTree})
 	if err != nil {
-		return nil, grpcError("Commit", err)
+		return nil, grpcError(op, err)
 	}
 	out := &pb.CommitResponse{Commit: res.Message, Welcome: res.Welcome}
 	if req.ExternalTree {
 		m, err := mls.ParseMLSMessage(res.GroupInfo)
 		if err != nil {
-			return nil, grpcError("Commit", err)
+			return nil, grpcError(op, err)
 		}
 		tree, ok := mls.FindExtension(m.GroupInfo.Extensions, mls.ExtensionRatchetTree)
 		if !ok {
-			return nil, status.Error(codes.Internal, "Commit: the new epoch's GroupInfo has no ratchet tree")
+			return nil, status.Error(codes.Internal, op+": the new epoch's GroupInfo has no ratchet tree")
 		}
 		out.RatchetTree = tree.Data
 	}
-	s.log.Debug("Commit", "state", req.StateId, "epoch", res.Epoch)
+	s.log.Debug(op, "state", req.StateId, "epoch", res.Epoch)
 	return out, nil
 }
 
@@ -661,7 +665,8 @@ func (s *Server) HandlePendingCommit(_ context.Context, req *pb.HandlePendingCom
 	return &pb.HandleCommitResponse{StateId: req.StateId, EpochAuthenticator: st.group.EpochAuthenticator()}, nil
 }
 
-// Free forgets a group state, a pending join or an external signer.
+// Free forgets a group state, a pending join, an external signer or a
+// reinitialization in progress.
 func (s *Server) Free(_ context.Context, req *pb.FreeRequest) (*pb.FreeResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -677,55 +682,11 @@ func (s *Server) Free(_ context.Context, req *pb.FreeRequest) (*pb.FreeResponse,
 		delete(s.signers, req.StateId)
 		return &pb.FreeResponse{}, nil
 	}
+	if _, ok := s.reinits[req.StateId]; ok {
+		delete(s.reinits, req.StateId)
+		return &pb.FreeResponse{}, nil
+	}
 	return nil, status.Errorf(codes.NotFound, "no state %d", req.StateId)
-}
-
-// The calls below need parts of MLS our package does not offer yet:
-// reinitialization into a new group and branching. They answer
-// Unimplemented explicitly.
-
-func unsupported(what string) error {
-	return status.Errorf(codes.Unimplemented, "%s is not supported", what)
-}
-
-// ReInitProposal is not supported.
-func (s *Server) ReInitProposal(context.Context, *pb.ReInitProposalRequest) (*pb.ProposalResponse, error) {
-	return nil, unsupported("reinitialization")
-}
-
-// ReInitCommit is not supported.
-func (s *Server) ReInitCommit(context.Context, *pb.CommitRequest) (*pb.CommitResponse, error) {
-	return nil, unsupported("reinitialization")
-}
-
-// HandlePendingReInitCommit is not supported.
-func (s *Server) HandlePendingReInitCommit(context.Context, *pb.HandlePendingCommitRequest) (*pb.HandleReInitCommitResponse, error) {
-	return nil, unsupported("reinitialization")
-}
-
-// HandleReInitCommit is not supported.
-func (s *Server) HandleReInitCommit(context.Context, *pb.HandleCommitRequest) (*pb.HandleReInitCommitResponse, error) {
-	return nil, unsupported("reinitialization")
-}
-
-// ReInitWelcome is not supported.
-func (s *Server) ReInitWelcome(context.Context, *pb.ReInitWelcomeRequest) (*pb.CreateSubgroupResponse, error) {
-	return nil, unsupported("reinitialization")
-}
-
-// HandleReInitWelcome is not supported.
-func (s *Server) HandleReInitWelcome(context.Context, *pb.HandleReInitWelcomeRequest) (*pb.JoinGroupResponse, error) {
-	return nil, unsupported("reinitialization")
-}
-
-// CreateBranch is not supported.
-func (s *Server) CreateBranch(context.Context, *pb.CreateBranchRequest) (*pb.CreateSubgroupResponse, error) {
-	return nil, unsupported("branching")
-}
-
-// HandleBranch is not supported.
-func (s *Server) HandleBranch(context.Context, *pb.HandleBranchRequest) (*pb.HandleBranchResponse, error) {
-	return nil, unsupported("branching")
 }
 
 // NewMemberAddProposal makes a KeyPackage for identity and an Add proposal
@@ -898,7 +859,7 @@ func (s *Server) ExternalSignerProposal(_ context.Context, req *pb.ExternalSigne
 	if err != nil {
 		return nil, grpcError("ExternalSignerProposal", err)
 	}
-	v := groupView{suite: gc.CipherSuite, groupID: gc.GroupID, reinit: true, leafOf: func(id []byte) (mls.LeafIndex, error) {
+	v := groupView{suite: gc.CipherSuite, groupID: gc.GroupID, leafOf: func(id []byte) (mls.LeafIndex, error) {
 		for _, l := range tree.Members() {
 			if bytes.Equal(tree.LeafNode(l).Credential.Identity, id) {
 				return l, nil

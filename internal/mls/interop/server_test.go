@@ -168,7 +168,7 @@ func TestServerErrors(t *testing.T) {
 		{"CreateBranch", second(s.CreateBranch(ctx, &pb.CreateBranchRequest{}))},
 		{"HandleBranch", second(s.HandleBranch(ctx, &pb.HandleBranchRequest{}))},
 	} {
-		wantCode(t, call.name, call.err, codes.Unimplemented)
+		wantCode(t, call.name, call.err, codes.NotFound)
 	}
 
 	if _, err := s.Free(ctx, &pb.FreeRequest{StateId: p.bob}); err != nil {
@@ -181,6 +181,125 @@ func TestServerErrors(t *testing.T) {
 }
 
 func second[T any](_ T, err error) error { return err }
+
+// TestServerReInit drives reinitialization and branching directly: a
+// commit without a ReInit is refused by the reinit calls (and the state
+// kept), a ReInit to suite 2 moves alice and bob to a new group, the closed
+// group refuses to send, and a branch of the new group works while one
+// with an outsider is refused.
+func TestServerReInit(t *testing.T) {
+	ctx := context.Background()
+	p := newServerPair(t)
+	s := p.s
+	if _, err := s.HandleCommit(ctx, &pb.HandleCommitRequest{StateId: p.bob, Commit: p.commit}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.HandlePendingCommit(ctx, &pb.HandlePendingCommitRequest{StateId: p.alice}); err != nil {
+		t.Fatal(err)
+	}
+	auth := func(id uint32) string {
+		t.Helper()
+		r, err := s.StateAuth(ctx, &pb.StateAuthRequest{StateId: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(r.StateAuthSecret)
+	}
+
+	// A plain commit is no ReInit commit.
+	cr, err := s.Commit(ctx, &pb.CommitRequest{StateId: p.alice})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.HandlePendingReInitCommit(ctx, &pb.HandlePendingCommitRequest{StateId: p.alice})
+	wantCode(t, "HandlePendingReInitCommit of a plain commit", err, codes.FailedPrecondition)
+	before := auth(p.bob)
+	_, err = s.HandleReInitCommit(ctx, &pb.HandleCommitRequest{StateId: p.bob, Commit: cr.Commit})
+	wantCode(t, "HandleReInitCommit of a plain commit", err, codes.InvalidArgument)
+	if auth(p.bob) != before {
+		t.Fatal("a refused HandleReInitCommit changed bob's state")
+	}
+	if _, err := s.HandlePendingCommit(ctx, &pb.HandlePendingCommitRequest{StateId: p.alice}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.HandleCommit(ctx, &pb.HandleCommitRequest{StateId: p.bob, Commit: cr.Commit}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Bob proposes a ReInit to suite 2, alice commits it.
+	pr, err := s.ReInitProposal(ctx, &pb.ReInitProposalRequest{StateId: p.bob, CipherSuite: 2, GroupId: []byte("g2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr, err = s.ReInitCommit(ctx, &pb.CommitRequest{StateId: p.alice, ByReference: [][]byte{pr.Proposal}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ha, err := s.HandlePendingReInitCommit(ctx, &pb.HandlePendingCommitRequest{StateId: p.alice})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb, err := s.HandleReInitCommit(ctx, &pb.HandleCommitRequest{StateId: p.bob, Proposal: [][]byte{pr.Proposal}, Commit: cr.Commit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(ha.EpochAuthenticator) != string(hb.EpochAuthenticator) {
+		t.Fatal("alice and bob disagree on the ReInit commit")
+	}
+	kpb, err := mls.ParseMLSMessage(hb.KeyPackage)
+	if err != nil || kpb.KeyPackage.CipherSuite != 2 {
+		t.Fatalf("bob's reinit KeyPackage: %v", err)
+	}
+	_, err = s.Protect(ctx, &pb.ProtectRequest{StateId: p.alice, Plaintext: []byte("x")})
+	wantCode(t, "Protect in a closed group", err, codes.FailedPrecondition)
+	_, err = s.ReInitWelcome(ctx, &pb.ReInitWelcomeRequest{ReinitId: ha.ReinitId})
+	wantCode(t, "ReInitWelcome without bob", err, codes.InvalidArgument)
+
+	wr, err := s.ReInitWelcome(ctx, &pb.ReInitWelcomeRequest{ReinitId: ha.ReinitId, KeyPackage: [][]byte{hb.KeyPackage}, ExternalTree: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jr, err := s.HandleReInitWelcome(ctx, &pb.HandleReInitWelcomeRequest{ReinitId: hb.ReinitId, Welcome: wr.Welcome, RatchetTree: wr.RatchetTree})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(jr.EpochAuthenticator) != string(wr.EpochAuthenticator) {
+		t.Fatal("alice and bob disagree on the new group")
+	}
+	_, err = s.HandleReInitWelcome(ctx, &pb.HandleReInitWelcomeRequest{ReinitId: hb.ReinitId, Welcome: wr.Welcome})
+	wantCode(t, "HandleReInitWelcome twice", err, codes.NotFound)
+
+	// A branch of the new group with bob, and one with an outsider.
+	kp, err := s.CreateKeyPackage(ctx, &pb.CreateKeyPackageRequest{CipherSuite: 2, Identity: []byte("bob")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.CreateKeyPackage(ctx, &pb.CreateKeyPackageRequest{CipherSuite: 2, Identity: []byte("mallory")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.CreateBranch(ctx, &pb.CreateBranchRequest{StateId: wr.StateId, KeyPackages: [][]byte{kp.KeyPackage, out.KeyPackage}})
+	wantCode(t, "CreateBranch with an outsider", err, codes.InvalidArgument)
+	br, err := s.CreateBranch(ctx, &pb.CreateBranchRequest{StateId: wr.StateId, KeyPackages: [][]byte{kp.KeyPackage}, ForcePath: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hbr, err := s.HandleBranch(ctx, &pb.HandleBranchRequest{StateId: jr.StateId, TransactionId: kp.TransactionId, Welcome: br.Welcome})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(hbr.EpochAuthenticator) != string(br.EpochAuthenticator) {
+		t.Fatal("alice and bob disagree on the branch")
+	}
+	app, err := s.Protect(ctx, &pb.ProtectRequest{StateId: hbr.StateId, Plaintext: []byte("in the branch")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ur, err := s.Unprotect(ctx, &pb.UnprotectRequest{StateId: br.StateId, Ciphertext: app.Ciphertext})
+	if err != nil || string(ur.Plaintext) != "in the branch" {
+		t.Fatalf("branch message: %v", err)
+	}
+}
 
 // TestServerExternalSigner drives the external-signer calls directly: a
 // signer admitted by a GroupContextExtensions commit proposes an Add and a
