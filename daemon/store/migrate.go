@@ -102,6 +102,11 @@ ALTER TABLE outbox ADD COLUMN welcome BLOB NOT NULL DEFAULT x'';
 ALTER TABLE outbox ADD COLUMN welcome_recipients BLOB NOT NULL DEFAULT x'';
 ALTER TABLE groups ADD COLUMN join_reported INTEGER NOT NULL DEFAULT 1;
 `,
+	// 3: a pending commit carries the intent it was built from, so that a
+	// commit found stale after a restart or reconnect can be built again.
+	`
+ALTER TABLE outbox ADD COLUMN intent BLOB NOT NULL DEFAULT x'';
+`,
 }
 
 // SchemaVersion is the schema version this program writes.

@@ -47,11 +47,14 @@ type OutboxItem struct {
 	// WelcomeRecipients.
 	Welcome           []byte
 	WelcomeRecipients [][]byte
-	State             OutboxState
-	Attempts          int
-	LastError         string
-	CreatedAt         time.Time
-	UpdatedAt         time.Time
+	// Intent is what a commit was built for, in the backend's encoding
+	// (empty when it cannot be built again); the store keeps it opaque.
+	Intent    []byte
+	State     OutboxState
+	Attempts  int
+	LastError string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // recipientsSize is the size of each recipient key in the stored blob.
@@ -99,14 +102,17 @@ func (tx *Tx) AddOutbox(it OutboxItem) (OutboxItem, error) {
 	if it.Welcome == nil {
 		it.Welcome = []byte{}
 	}
+	if it.Intent == nil {
+		it.Intent = []byte{}
+	}
 	it.State, it.CreatedAt, it.UpdatedAt = OutboxPending, tx.now, tx.now
 	var cid any
 	if len(it.ClientMsgID) > 0 {
 		cid = it.ClientMsgID
 	}
-	res, err := tx.exec(`INSERT INTO outbox (kind, group_id, client_msg_id, payload, recipients, epoch, message_seq, state, created_at, updated_at, welcome, welcome_recipients)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		string(it.Kind), it.GroupID, cid, it.Payload, rcpt, int64(it.Epoch), int64(it.MessageSeq), string(it.State), unixNano(tx.now), unixNano(tx.now), it.Welcome, wrcpt)
+	res, err := tx.exec(`INSERT INTO outbox (kind, group_id, client_msg_id, payload, recipients, epoch, message_seq, state, created_at, updated_at, welcome, welcome_recipients, intent)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		string(it.Kind), it.GroupID, cid, it.Payload, rcpt, int64(it.Epoch), int64(it.MessageSeq), string(it.State), unixNano(tx.now), unixNano(tx.now), it.Welcome, wrcpt, it.Intent)
 	if isUniqueViolation(err) {
 		return OutboxItem{}, fmt.Errorf("store: add outbox: client message id %x: %w", it.ClientMsgID, ErrExists)
 	}
@@ -119,14 +125,14 @@ func (tx *Tx) AddOutbox(it OutboxItem) (OutboxItem, error) {
 	return it, nil
 }
 
-const outboxColumns = `id, kind, group_id, client_msg_id, payload, recipients, epoch, message_seq, state, attempts, last_error, created_at, updated_at, welcome, welcome_recipients`
+const outboxColumns = `id, kind, group_id, client_msg_id, payload, recipients, epoch, message_seq, state, attempts, last_error, created_at, updated_at, welcome, welcome_recipients, intent`
 
 func scanOutbox(scan func(...any) error) (OutboxItem, error) {
 	var it OutboxItem
 	var kind, state string
 	var rcpt, wrcpt []byte
 	var epoch, mseq, created, updated int64
-	if err := scan(&it.ID, &kind, &it.GroupID, &it.ClientMsgID, &it.Payload, &rcpt, &epoch, &mseq, &state, &it.Attempts, &it.LastError, &created, &updated, &it.Welcome, &wrcpt); err != nil {
+	if err := scan(&it.ID, &kind, &it.GroupID, &it.ClientMsgID, &it.Payload, &rcpt, &epoch, &mseq, &state, &it.Attempts, &it.LastError, &created, &updated, &it.Welcome, &wrcpt, &it.Intent); err != nil {
 		return OutboxItem{}, err
 	}
 	var err error
