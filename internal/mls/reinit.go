@@ -299,7 +299,7 @@ func (g *Group) joinResumed(usage ResumptionPSKUsage, welcome []byte, kp *KeyPac
 			return nil, fmt.Errorf("%w: resumption PSK of epoch %d, want %d", ErrResumptionMismatch, id.Epoch, g.ctx.Epoch)
 		}
 		found++
-		return g.keys.resumptionPSK, nil
+		return bytes.Clone(g.keys.resumptionPSK), nil
 	}
 	ng, err := joinFromWelcome(welcome, kp, opts, resolve)
 	if err != nil {

@@ -495,6 +495,12 @@ func FuzzServerMessages(f *testing.F) {
 		_, err = p.s.ExternalSignerProposal(ctx, &pb.ExternalSignerProposalRequest{SignerId: signer.SignerId,
 			GroupInfo: data, RatchetTree: data, Description: &pb.ProposalDescription{ProposalType: []byte("remove"), RemovedId: []byte("bob")}})
 		check("ExternalSignerProposal", err)
+		_, err = p.s.HandleReInitCommit(ctx, &pb.HandleCommitRequest{StateId: p.bob, Proposal: [][]byte{data}, Commit: data})
+		check("HandleReInitCommit", err)
+		_, err = p.s.CreateBranch(ctx, &pb.CreateBranchRequest{StateId: p.bob, KeyPackages: [][]byte{data}})
+		check("CreateBranch", err)
+		_, err = p.s.HandleBranch(ctx, &pb.HandleBranchRequest{StateId: p.bob, TransactionId: p.tx, Welcome: data, RatchetTree: data})
+		check("HandleBranch", err)
 		if _, err := p.s.Protect(ctx, &pb.ProtectRequest{StateId: p.bob, Plaintext: data}); err != nil && !errors.Is(err, context.Canceled) {
 			t.Fatalf("bob cannot send after bad input: %v", err)
 		}

@@ -1768,8 +1768,8 @@ func (x *GroupContextExtensionsProposalRequest) GetExtensions() []*Extension {
 }
 
 // A proposal to build inside a commit. proposal_type is the ASCII name:
-// "add", "remove", "externalPSK", "resumptionPSK", "groupContextExtensions",
-// or "reinit" (the last only through ExternalSignerProposal).
+// "add", "remove", "externalPSK", "resumptionPSK", "groupContextExtensions"
+// or "reinit" (a reinit must be the only proposal of its commit).
 type ProposalDescription struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ProposalType  []byte                 `protobuf:"bytes,1,opt,name=proposal_type,json=proposalType,proto3" json:"proposal_type,omitempty"`
