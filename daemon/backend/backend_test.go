@@ -21,6 +21,13 @@ func backendNew(t *testing.T, cfg Config) *Backend {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return backendOn(t, cfg, st)
+}
+
+// backendOn is backendNew over an open store (a daemon restarted on its
+// state).
+func backendOn(t *testing.T, cfg Config, st *store.Store) *Backend {
+	t.Helper()
 	cfg.Store = st
 	cfg.Logger = testnode.Logger()
 	cfg.MinBackoff, cfg.MaxBackoff, cfg.DialTimeout = 20*time.Millisecond, 200*time.Millisecond, 2*time.Second

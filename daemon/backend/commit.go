@@ -28,7 +28,11 @@ import (
 //  4. no answer (connection lost): the pending state stays; on the next
 //     connection the same item is submitted again with the same client
 //     message id, so the node answers as the first time, before anything
-//     of the group is received.
+//     of the group is received;
+//  5. stale on that resubmission (nobody waits for it any more): the
+//     commit is discarded as in 3, and the intent stored with the item
+//     (intent.go) is run again as a group job once the winning commit is
+//     applied, through the same code as the API call.
 //
 // A commit the node has not accepted is never merged. gmu is held from
 // building to the verdict, so that the receiver never processes a message
@@ -49,8 +53,9 @@ type commitIntent func(ctx context.Context, c *nodeclient.Client, g *mls.Group, 
 var errLostEpoch = errors.New("the commit kept losing its epoch to other members' commits")
 
 // runCommit carries an intent through to an accepted commit and returns
-// the group afterwards.
-func (b *Backend) runCommit(ctx context.Context, group string, intent commitIntent) (GroupInfo, error) {
+// the group afterwards. plan is the intent's stored form (intent.go), kept
+// with the pending commit.
+func (b *Backend) runCommit(ctx context.Context, group string, plan []byte, intent commitIntent) (GroupInfo, error) {
 	id, err := b.identity(ctx)
 	if err != nil {
 		return GroupInfo{}, err
@@ -60,7 +65,7 @@ func (b *Backend) runCommit(ctx context.Context, group string, intent commitInte
 		return GroupInfo{}, err
 	}
 	for attempt := 0; attempt < maxCommitAttempts; attempt++ {
-		stale, err := b.commitOnce(ctx, ref.ID, id, intent)
+		stale, err := b.commitOnce(ctx, ref.ID, id, plan, intent)
 		if err != nil {
 			return GroupInfo{}, err
 		}
@@ -114,7 +119,7 @@ func (b *Backend) waitEpoch(ctx context.Context, groupID []byte, target uint64) 
 
 // commitOnce builds, stores and submits one commit. A nil stale error and
 // nil error mean it was accepted (or there was nothing to commit).
-func (b *Backend) commitOnce(ctx context.Context, groupID []byte, id store.Identity, intent commitIntent) (*nodeclient.StaleEpochError, error) {
+func (b *Backend) commitOnce(ctx context.Context, groupID []byte, id store.Identity, plan []byte, intent commitIntent) (*nodeclient.StaleEpochError, error) {
 	b.gmu.Lock()
 	defer b.gmu.Unlock()
 	c := b.client()
@@ -144,7 +149,7 @@ func (b *Backend) commitOnce(ctx context.Context, groupID []byte, id store.Ident
 		return nil, err
 	}
 	item := store.OutboxItem{Kind: store.OutboxCommit, GroupID: groupID, ClientMsgID: cid, Payload: res.Message,
-		Recipients: otherMembers(g, self), Epoch: g.Epoch(), Welcome: res.Welcome, WelcomeRecipients: welcomeTo}
+		Recipients: otherMembers(g, self), Epoch: g.Epoch(), Welcome: res.Welcome, WelcomeRecipients: welcomeTo, Intent: plan}
 	err = b.update(ctx, func(tx *store.Tx) error {
 		if err := saveGroup(tx, &sg, g); err != nil {
 			return err
@@ -241,7 +246,10 @@ func (b *Backend) finishCommit(ctx context.Context, item store.OutboxItem, accep
 }
 
 // resolvePendingLocked submits again every commit whose verdict is not
-// known (its reply was lost), with its original client message id.
+// known (its reply was lost), with its original client message id. A stale
+// one is discarded, and its stored intent is scheduled to run again
+// (jobRerunIntent) once the group reaches the winning epoch: gmu is held
+// here, and the receiver must apply the winning commit first.
 func (b *Backend) resolvePendingLocked(ctx context.Context, c *nodeclient.Client) error {
 	var items []store.OutboxItem
 	if err := b.view(ctx, func(tx *store.Tx) (err error) { items, err = tx.PendingCommits(); return }); err != nil {
@@ -256,9 +264,19 @@ func (b *Backend) resolvePendingLocked(ctx context.Context, c *nodeclient.Client
 			b.log.Warn("pending commit", "group", FormatKey(it.GroupID), "err", err)
 			continue
 		}
-		if stale != nil {
-			b.log.Info("pending commit lost its epoch", "group", FormatKey(it.GroupID), "epoch", stale.Epoch, "current", stale.Current)
+		if stale == nil {
+			continue
 		}
+		if len(it.Intent) == 0 {
+			b.log.Warn("pending commit lost its epoch; discarded", "group", FormatKey(it.GroupID), "epoch", stale.Epoch, "current", stale.Current)
+			continue
+		}
+		kind := "unknown"
+		if p, err := decodeCommitPlan(it.Intent); err == nil {
+			kind = string(p.kind)
+		}
+		b.log.Warn("pending commit lost its epoch; its intent runs again on the new epoch", "group", FormatKey(it.GroupID), "intent", kind, "epoch", stale.Epoch, "current", stale.Current)
+		b.schedule(groupJob{group: it.GroupID, kind: jobRerunIntent, data: it.Intent, epoch: max(stale.Current, stale.Epoch+1)})
 	}
 	return nil
 }
@@ -286,68 +304,16 @@ func (b *Backend) Invite(ctx context.Context, group string, peers []ed25519.Publ
 		}
 		seen[string(p)] = true
 	}
-	var added []ed25519.PublicKey
-	gi, err := b.runCommit(ctx, group, func(ctx context.Context, c *nodeclient.Client, g *mls.Group, self []byte) (*mls.CommitResult, [][]byte, error) {
-		added = added[:0]
-		var kps []*mls.KeyPackage
-		var to [][]byte
-		for _, p := range peers {
-			if bytes.Equal(p, self) {
-				return nil, nil, fmt.Errorf("%w: cannot invite yourself", ErrInvalidArgument)
-			}
-			if _, ok := g.MemberByIdentity(p); ok {
-				continue
-			}
-			raw, err := c.FetchKeyPackage(ctx, p)
-			if errors.Is(err, nodeclient.ErrNoKeyPackage) {
-				return nil, nil, fmt.Errorf("%w: the node has none for %s (has the peer registered?)", ErrNoKeyPackage, FormatKey(p))
-			}
-			if err != nil {
-				return nil, nil, fmt.Errorf("%w: fetch key package: %w", ErrNotConnected, err)
-			}
-			info := inspectKeyPackage(raw, p, time.Now())
-			if !info.Valid {
-				return nil, nil, fmt.Errorf("%w: KeyPackage of %s: %s", ErrInvalidArgument, FormatKey(p), info.Problem)
-			}
-			if info.Suite != g.CipherSuite() {
-				return nil, nil, fmt.Errorf("%w: KeyPackage of %s is for suite %v, the group uses %v", ErrInvalidArgument, FormatKey(p), info.Suite, g.CipherSuite())
-			}
-			kp, err := mls.ParseKeyPackage(raw)
-			if err != nil {
-				return nil, nil, fmt.Errorf("%w: KeyPackage of %s: %w", ErrInvalidArgument, FormatKey(p), err)
-			}
-			kps = append(kps, kp)
-			to = append(to, p)
-			added = append(added, p)
-		}
-		if len(kps) == 0 {
-			return nil, nil, nil
-		}
-		res, err := g.AddMembers(kps, nil)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: add members: %w", ErrInvalidArgument, err)
-		}
-		return res, to, nil
-	})
-	if err != nil {
-		return GroupInfo{}, nil, err
-	}
-	return gi, added, nil
+	return b.runPlan(ctx, group, commitPlan{kind: intentInvite, peers: peers}, false)
 }
 
 // Remove removes a member from a group.
 func (b *Backend) Remove(ctx context.Context, group string, peer ed25519.PublicKey) (GroupInfo, error) {
-	return b.runCommit(ctx, group, func(ctx context.Context, c *nodeclient.Client, g *mls.Group, self []byte) (*mls.CommitResult, [][]byte, error) {
-		if bytes.Equal(peer, self) {
-			return nil, nil, fmt.Errorf("%w: to remove yourself, leave the group", ErrInvalidArgument)
-		}
-		m, ok := g.MemberByIdentity(peer)
-		if !ok {
-			return nil, nil, fmt.Errorf("%w: %s is not a member", ErrInvalidArgument, FormatKey(peer))
-		}
-		res, err := g.RemoveMembers([]mls.LeafIndex{m.Leaf}, nil)
-		return res, nil, err
-	})
+	if len(peer) != ed25519.PublicKeySize {
+		return GroupInfo{}, fmt.Errorf("%w: peer key of %d bytes", ErrInvalidArgument, len(peer))
+	}
+	gi, _, err := b.runPlan(ctx, group, commitPlan{kind: intentRemove, peers: []ed25519.PublicKey{peer}}, false)
+	return gi, err
 }
 
 // Update rotates the user's own keys (a commit with a fresh UpdatePath) in
@@ -367,10 +333,7 @@ func (b *Backend) Update(ctx context.Context, group string) ([]GroupInfo, error)
 	}
 	var out []GroupInfo
 	for _, ref := range refs {
-		gi, err := b.runCommit(ctx, ref, func(ctx context.Context, c *nodeclient.Client, g *mls.Group, self []byte) (*mls.CommitResult, [][]byte, error) {
-			res, err := g.SelfUpdate(nil)
-			return res, nil, err
-		})
+		gi, _, err := b.runPlan(ctx, ref, commitPlan{kind: intentUpdate}, false)
 		if err != nil {
 			return out, err
 		}
@@ -389,6 +352,10 @@ const (
 	// jobRejoin rejoins a group the user fell behind in, from the
 	// GroupInfo in data.
 	jobRejoin
+	// jobRerunIntent runs again the commit intent in data (intent.go)
+	// whose pending commit was found stale on resubmission, once the
+	// group reaches epoch.
+	jobRerunIntent
 )
 
 type groupJob struct {
@@ -396,6 +363,7 @@ type groupJob struct {
 	kind  jobKind
 	data  []byte
 	from  []byte // who sent data
+	epoch uint64 // jobRerunIntent: the epoch to wait for
 }
 
 // schedule queues a job; a full queue drops it (the next message that
@@ -445,14 +413,10 @@ func (b *Backend) runJob(ctx context.Context, j groupJob) {
 		if err := b.rejoinGroup(ctx, j.group, j.data, j.from); err != nil && ctx.Err() == nil {
 			b.log.Warn("rejoin", "group", FormatKey(j.group), "err", err)
 		}
+	case jobRerunIntent:
+		b.rerunIntent(ctx, j)
 	case jobCommitProposals:
-		_, err := b.runCommit(ctx, FormatKey(j.group), func(ctx context.Context, c *nodeclient.Client, g *mls.Group, self []byte) (*mls.CommitResult, [][]byte, error) {
-			if g.PendingProposals() == 0 {
-				return nil, nil, nil
-			}
-			res, err := g.Commit(nil)
-			return res, nil, err
-		})
+		_, _, err := b.runPlan(ctx, FormatKey(j.group), commitPlan{kind: intentProposals}, false)
 		if err != nil && ctx.Err() == nil {
 			b.log.Warn("commit pending proposals", "group", FormatKey(j.group), "err", err)
 		}

@@ -49,11 +49,21 @@
 //     all recipients); offline it waits.
 //
 //   - Invite, Remove, Update, and commits of proposals: see commit.go. A
-//     commit is stored as pending with an outbox item, submitted, and
-//     merged only once the node accepted it; a stale one is discarded and
-//     the intent built again on the new epoch; one whose reply was lost is
-//     submitted again with the same client message id on the next
-//     connection, before anything of its group is received.
+//     commit is stored as pending with an outbox item that also holds its
+//     intent (intent.go: a versioned JSON of the kind, invite, remove,
+//     update or proposals, and the peer keys), submitted, and merged only
+//     once the node accepted it; a stale one is discarded and the intent
+//     built again on the new epoch; one whose reply was lost is submitted
+//     again with the same client message id on the next connection, before
+//     anything of its group is received. If that resubmission is stale
+//     (the daemon restarted or reconnected, and another member's commit
+//     won the epoch), the commit is discarded and its intent is run again
+//     as a group job once the winning commit is applied, through the same
+//     code as the API call (fresh KeyPackages; peers already members and
+//     members already gone are skipped). The daemon logs it (a warning with
+//     the group and the intent kind, then the outcome); a failed re-run is
+//     logged and not retried. An intent whose commit was discarded just
+//     before the daemon stopped, with its job not yet run, is lost.
 //
 //   - Leave: a member cannot commit its own removal, so it sends a Remove
 //     proposal for itself; the remaining member with the lowest leaf

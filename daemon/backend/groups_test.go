@@ -32,8 +32,20 @@ func groupsStart(t *testing.T, node *testnode.Node) *groupsUser {
 
 func groupsStartWith(t *testing.T, node *testnode.Node, cfg Config) *groupsUser {
 	t.Helper()
+	return groupsStartOn(t, node, cfg, nil)
+}
+
+// groupsStartOn is groupsStartWith over an existing store (nil: a new one),
+// as a daemon restarted on its state folder.
+func groupsStartOn(t *testing.T, node *testnode.Node, cfg Config, st *store.Store) *groupsUser {
+	t.Helper()
 	cfg.NodeAddr, cfg.NodeCert, cfg.Groups, cfg.KeyPackages, cfg.KeyPackageTarget = node.Addr, node.CertDER, true, MLSKeyPackages{}, 3
-	b := backendNew(t, cfg)
+	var b *Backend
+	if st == nil {
+		b = backendNew(t, cfg)
+	} else {
+		b = backendOn(t, cfg, st)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()

@@ -1,0 +1,265 @@
+package backend
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/quicproquo/quicproquo/internal/mls"
+	nodeclient "github.com/quicproquo/quicproquo/node/client"
+)
+
+// A commit intent is what a commit is for (invite these peers, remove this
+// member, rotate the own keys, commit the pending proposals), apart from
+// the epoch it was built on. It is stored with the pending commit's outbox
+// item, so that a commit found stale when it is submitted again after a
+// restart or reconnect is built again on the new epoch instead of being
+// lost (see resolvePendingLocked and jobRerunIntent).
+
+// intentKind names what a commit intent does.
+type intentKind string
+
+// Commit intent kinds.
+const (
+	intentInvite    intentKind = "invite"    // Peers: the identities to add
+	intentRemove    intentKind = "remove"    // Peers: the one member to remove
+	intentUpdate    intentKind = "update"    // no peers
+	intentProposals intentKind = "proposals" // no peers
+)
+
+// intentVersion is the version of the stored intent encoding.
+const intentVersion = 1
+
+// maxIntentPeers bounds the peers of a decoded intent.
+const maxIntentPeers = 1024
+
+// storedIntent is the stored form of a commit intent: versioned JSON.
+type storedIntent struct {
+	V     int          `json:"v"`
+	Kind  intentKind   `json:"kind"`
+	Peers []jsonKeyHex `json:"peers,omitempty"`
+}
+
+// jsonKeyHex is an identity key, hex in JSON.
+type jsonKeyHex []byte
+
+func (k jsonKeyHex) MarshalJSON() ([]byte, error) { return json.Marshal(FormatKey(k)) }
+
+func (k *jsonKeyHex) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	p, err := ParseKey(s)
+	if err != nil {
+		return err
+	}
+	*k = jsonKeyHex(p)
+	return nil
+}
+
+// commitPlan is a decoded commit intent.
+type commitPlan struct {
+	kind  intentKind
+	peers []ed25519.PublicKey
+}
+
+// errBadIntent tells that a stored commit intent cannot be decoded.
+var errBadIntent = errors.New("backend: bad stored commit intent")
+
+func (p commitPlan) encode() ([]byte, error) {
+	if err := p.check(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+	}
+	si := storedIntent{V: intentVersion, Kind: p.kind}
+	for _, k := range p.peers {
+		si.Peers = append(si.Peers, jsonKeyHex(k))
+	}
+	return json.Marshal(si)
+}
+
+func (p commitPlan) check() error {
+	for _, k := range p.peers {
+		if len(k) != ed25519.PublicKeySize {
+			return fmt.Errorf("%w: peer key of %d bytes", errBadIntent, len(k))
+		}
+	}
+	switch p.kind {
+	case intentInvite:
+		if len(p.peers) == 0 || len(p.peers) > maxIntentPeers {
+			return fmt.Errorf("%w: invite of %d peers", errBadIntent, len(p.peers))
+		}
+	case intentRemove:
+		if len(p.peers) != 1 {
+			return fmt.Errorf("%w: remove of %d members", errBadIntent, len(p.peers))
+		}
+	case intentUpdate, intentProposals:
+		if len(p.peers) != 0 {
+			return fmt.Errorf("%w: %s with peers", errBadIntent, p.kind)
+		}
+	default:
+		return fmt.Errorf("%w: kind %q", errBadIntent, p.kind)
+	}
+	return nil
+}
+
+// decodeCommitPlan decodes a stored intent; anything it does not know is
+// an error wrapping errBadIntent.
+func decodeCommitPlan(b []byte) (commitPlan, error) {
+	var si storedIntent
+	if err := json.Unmarshal(b, &si); err != nil {
+		return commitPlan{}, fmt.Errorf("%w: %w", errBadIntent, err)
+	}
+	if si.V != intentVersion {
+		return commitPlan{}, fmt.Errorf("%w: version %d", errBadIntent, si.V)
+	}
+	if len(si.Peers) > maxIntentPeers {
+		return commitPlan{}, fmt.Errorf("%w: %d peers", errBadIntent, len(si.Peers))
+	}
+	p := commitPlan{kind: si.Kind}
+	for _, k := range si.Peers {
+		p.peers = append(p.peers, ed25519.PublicKey(k))
+	}
+	if err := p.check(); err != nil {
+		return commitPlan{}, err
+	}
+	return p, nil
+}
+
+// runPlan carries a commit intent through runCommit: the one code path of
+// Invite, Remove, Update, the commit of pending proposals, and the re-run
+// of an intent whose pending commit was found stale. For Invite it returns
+// the peers added. rerun makes a member already gone no error for remove
+// (the intent is fulfilled).
+func (b *Backend) runPlan(ctx context.Context, group string, p commitPlan, rerun bool) (GroupInfo, []ed25519.PublicKey, error) {
+	enc, err := p.encode()
+	if err != nil {
+		return GroupInfo{}, nil, err
+	}
+	var added []ed25519.PublicKey
+	var intent commitIntent
+	switch p.kind {
+	case intentInvite:
+		intent = b.inviteIntent(p.peers, &added)
+	case intentRemove:
+		intent = removeIntent(p.peers[0], rerun)
+	case intentUpdate:
+		intent = func(ctx context.Context, c *nodeclient.Client, g *mls.Group, self []byte) (*mls.CommitResult, [][]byte, error) {
+			res, err := g.SelfUpdate(nil)
+			return res, nil, err
+		}
+	case intentProposals:
+		intent = func(ctx context.Context, c *nodeclient.Client, g *mls.Group, self []byte) (*mls.CommitResult, [][]byte, error) {
+			if g.PendingProposals() == 0 {
+				return nil, nil, nil
+			}
+			res, err := g.Commit(nil)
+			return res, nil, err
+		}
+	}
+	gi, err := b.runCommit(ctx, group, enc, intent)
+	if err != nil {
+		return GroupInfo{}, nil, err
+	}
+	return gi, added, nil
+}
+
+// inviteIntent adds the peers not yet members, with KeyPackages fetched
+// from the node, and records them in added.
+func (b *Backend) inviteIntent(peers []ed25519.PublicKey, added *[]ed25519.PublicKey) commitIntent {
+	return func(ctx context.Context, c *nodeclient.Client, g *mls.Group, self []byte) (*mls.CommitResult, [][]byte, error) {
+		*added = (*added)[:0]
+		var kps []*mls.KeyPackage
+		var to [][]byte
+		for _, p := range peers {
+			if bytes.Equal(p, self) {
+				return nil, nil, fmt.Errorf("%w: cannot invite yourself", ErrInvalidArgument)
+			}
+			if _, ok := g.MemberByIdentity(p); ok {
+				continue
+			}
+			raw, err := c.FetchKeyPackage(ctx, p)
+			if errors.Is(err, nodeclient.ErrNoKeyPackage) {
+				return nil, nil, fmt.Errorf("%w: the node has none for %s (has the peer registered?)", ErrNoKeyPackage, FormatKey(p))
+			}
+			if err != nil {
+				return nil, nil, fmt.Errorf("%w: fetch key package: %w", ErrNotConnected, err)
+			}
+			info := inspectKeyPackage(raw, p, time.Now())
+			if !info.Valid {
+				return nil, nil, fmt.Errorf("%w: KeyPackage of %s: %s", ErrInvalidArgument, FormatKey(p), info.Problem)
+			}
+			if info.Suite != g.CipherSuite() {
+				return nil, nil, fmt.Errorf("%w: KeyPackage of %s is for suite %v, the group uses %v", ErrInvalidArgument, FormatKey(p), info.Suite, g.CipherSuite())
+			}
+			kp, err := mls.ParseKeyPackage(raw)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%w: KeyPackage of %s: %w", ErrInvalidArgument, FormatKey(p), err)
+			}
+			kps = append(kps, kp)
+			to = append(to, p)
+			*added = append(*added, p)
+		}
+		if len(kps) == 0 {
+			return nil, nil, nil
+		}
+		res, err := g.AddMembers(kps, nil)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: add members: %w", ErrInvalidArgument, err)
+		}
+		return res, to, nil
+	}
+}
+
+// removeIntent removes peer. A peer that is not a member is an error, or,
+// on a re-run, nothing left to do.
+func removeIntent(peer ed25519.PublicKey, rerun bool) commitIntent {
+	return func(ctx context.Context, c *nodeclient.Client, g *mls.Group, self []byte) (*mls.CommitResult, [][]byte, error) {
+		if bytes.Equal(peer, self) {
+			return nil, nil, fmt.Errorf("%w: to remove yourself, leave the group", ErrInvalidArgument)
+		}
+		m, ok := g.MemberByIdentity(peer)
+		if !ok {
+			if rerun {
+				return nil, nil, nil
+			}
+			return nil, nil, fmt.Errorf("%w: %s is not a member", ErrInvalidArgument, FormatKey(peer))
+		}
+		res, err := g.RemoveMembers([]mls.LeafIndex{m.Leaf}, nil)
+		return res, nil, err
+	}
+}
+
+// rerunIntent is the group job that runs again the intent of a pending
+// commit found stale on resubmission (after a restart or reconnect): it
+// waits until the receiver has applied the commit that won the epoch, then
+// runs the intent as the API call would. A failure is logged, not retried.
+func (b *Backend) rerunIntent(ctx context.Context, j groupJob) {
+	p, err := decodeCommitPlan(j.data)
+	if err != nil {
+		b.log.Warn("commit intent not run again", "group", FormatKey(j.group), "err", err)
+		return
+	}
+	if err := b.waitEpoch(ctx, j.group, j.epoch); err != nil {
+		if ctx.Err() == nil {
+			b.log.Warn("commit intent run again: failed", "group", FormatKey(j.group), "intent", string(p.kind), "err", err)
+		}
+		return
+	}
+	gi, added, err := b.runPlan(ctx, FormatKey(j.group), p, true)
+	if err != nil {
+		if ctx.Err() == nil {
+			b.log.Warn("commit intent run again: failed", "group", FormatKey(j.group), "intent", string(p.kind), "err", err)
+		}
+		return
+	}
+	attrs := []any{"group", FormatKey(j.group), "intent", string(p.kind), "epoch", gi.Epoch}
+	if p.kind == intentInvite {
+		attrs = append(attrs, "added", len(added))
+	}
+	b.log.Info("commit intent run again on the new epoch", attrs...)
+}
