@@ -115,6 +115,9 @@ type Backend struct {
 	// beforeSubmit, when set (by tests), runs after a pending commit is
 	// stored and before it is submitted.
 	beforeSubmit func()
+	// beforeRerun, when set (by tests), runs when a job starts running
+	// again the intent of a stale commit.
+	beforeRerun func(ctx context.Context)
 	// dropEnvelope, when set (by tests), loses the envelopes it returns
 	// true for: the cursor moves past them unapplied.
 	dropEnvelope func(nodeclient.Envelope) bool

@@ -30,9 +30,11 @@ import (
 //     message id, so the node answers as the first time, before anything
 //     of the group is received;
 //  5. stale on that resubmission (nobody waits for it any more): the
-//     commit is discarded as in 3, and the intent stored with the item
-//     (intent.go) is run again as a group job once the winning commit is
-//     applied, through the same code as the API call.
+//     commit is discarded as in 3, the item kept in state OutboxRerun, and
+//     the intent stored with it (intent.go) is run again as a group job
+//     once the winning commit is applied, through the same code as the API
+//     call; the item is closed in the transaction storing the new pending
+//     commit (or when there is nothing left to do, or it failed).
 //
 // A commit the node has not accepted is never merged. gmu is held from
 // building to the verdict, so that the receiver never processes a message
@@ -54,8 +56,10 @@ var errLostEpoch = errors.New("the commit kept losing its epoch to other members
 
 // runCommit carries an intent through to an accepted commit and returns
 // the group afterwards. plan is the intent's stored form (intent.go), kept
-// with the pending commit.
-func (b *Backend) runCommit(ctx context.Context, group string, plan []byte, intent commitIntent) (GroupInfo, error) {
+// with the pending commit; rerunOf, when not 0, is the outbox item of a
+// stale commit whose intent this runs again (closed with the first commit
+// stored).
+func (b *Backend) runCommit(ctx context.Context, group string, plan []byte, rerunOf int64, intent commitIntent) (GroupInfo, error) {
 	id, err := b.identity(ctx)
 	if err != nil {
 		return GroupInfo{}, err
@@ -65,7 +69,7 @@ func (b *Backend) runCommit(ctx context.Context, group string, plan []byte, inte
 		return GroupInfo{}, err
 	}
 	for attempt := 0; attempt < maxCommitAttempts; attempt++ {
-		stale, err := b.commitOnce(ctx, ref.ID, id, plan, intent)
+		stale, err := b.commitOnce(ctx, ref.ID, id, plan, rerunOf, intent)
 		if err != nil {
 			return GroupInfo{}, err
 		}
@@ -119,7 +123,7 @@ func (b *Backend) waitEpoch(ctx context.Context, groupID []byte, target uint64) 
 
 // commitOnce builds, stores and submits one commit. A nil stale error and
 // nil error mean it was accepted (or there was nothing to commit).
-func (b *Backend) commitOnce(ctx context.Context, groupID []byte, id store.Identity, plan []byte, intent commitIntent) (*nodeclient.StaleEpochError, error) {
+func (b *Backend) commitOnce(ctx context.Context, groupID []byte, id store.Identity, plan []byte, rerunOf int64, intent commitIntent) (*nodeclient.StaleEpochError, error) {
 	b.gmu.Lock()
 	defer b.gmu.Unlock()
 	c := b.client()
@@ -127,7 +131,7 @@ func (b *Backend) commitOnce(ctx context.Context, groupID []byte, id store.Ident
 		ci := b.Connection()
 		return nil, fmt.Errorf("%w: %s (%s): a commit needs the node's verdict", ErrNotConnected, ci.Address, ci.State)
 	}
-	if err := b.resolvePendingLocked(ctx, c); err != nil {
+	if err := b.resolvePendingLocked(ctx, c, false); err != nil {
 		return nil, err
 	}
 	var sg store.Group
@@ -154,8 +158,10 @@ func (b *Backend) commitOnce(ctx context.Context, groupID []byte, id store.Ident
 		if err := saveGroup(tx, &sg, g); err != nil {
 			return err
 		}
-		item, err = tx.AddOutbox(item)
-		return err
+		if item, err = tx.AddOutbox(item); err != nil {
+			return err
+		}
+		return closeRerun(tx, rerunOf, fmt.Sprintf("run again as commit %d", item.ID))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("backend: store pending commit: %w", err)
@@ -163,11 +169,13 @@ func (b *Backend) commitOnce(ctx context.Context, groupID []byte, id store.Ident
 	if b.beforeSubmit != nil {
 		b.beforeSubmit()
 	}
-	return b.submitLocked(ctx, c, item)
+	return b.submitLocked(ctx, c, item, false)
 }
 
 // submitLocked submits a stored pending commit and applies the verdict.
-func (b *Backend) submitLocked(ctx context.Context, c *nodeclient.Client, item store.OutboxItem) (*nodeclient.StaleEpochError, error) {
+// rerun: a stale commit with an intent is left in state OutboxRerun (its
+// intent waits to be run again) rather than dropped.
+func (b *Backend) submitLocked(ctx context.Context, c *nodeclient.Client, item store.OutboxItem, rerun bool) (*nodeclient.StaleEpochError, error) {
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	_, err := c.SubmitCommit(sctx, nodeclient.CommitRequest{ClientMsgID: item.ClientMsgID, Message: item.Payload,
 		Recipients: item.Recipients, Welcome: item.Welcome, WelcomeRecipients: item.WelcomeRecipients})
@@ -176,15 +184,19 @@ func (b *Backend) submitLocked(ctx context.Context, c *nodeclient.Client, item s
 	var ne *nodeclient.NodeError
 	switch {
 	case err == nil:
-		return nil, b.finishCommit(ctx, item, true, "")
+		return nil, b.finishCommit(ctx, item, true, store.OutboxSent, "")
 	case errors.As(err, &stale):
-		return stale, b.finishCommit(ctx, item, false, err.Error())
+		to := store.OutboxDropped
+		if rerun && len(item.Intent) > 0 {
+			to = store.OutboxRerun
+		}
+		return stale, b.finishCommit(ctx, item, false, to, err.Error())
 	case errors.Is(err, nodeclient.ErrInternal), errors.Is(err, nodeclient.ErrRateLimited):
 		// Not a verdict on the commit: it stays pending and is resubmitted
 		// with the same client message id, which the node deduplicates.
 		return nil, fmt.Errorf("%w: the node could not take the commit now, it stays pending: %w", ErrNotConnected, err)
 	case errors.As(err, &ne):
-		if ferr := b.finishCommit(ctx, item, false, err.Error()); ferr != nil {
+		if ferr := b.finishCommit(ctx, item, false, store.OutboxDropped, err.Error()); ferr != nil {
 			return nil, ferr
 		}
 		return nil, fmt.Errorf("backend: the node refused the commit: %w", err)
@@ -193,8 +205,9 @@ func (b *Backend) submitLocked(ctx context.Context, c *nodeclient.Client, item s
 }
 
 // finishCommit merges (accepted) or discards the pending commit of item's
-// group and closes item, in one transaction.
-func (b *Backend) finishCommit(ctx context.Context, item store.OutboxItem, accepted bool, why string) error {
+// group and closes item (a discarded one in state closeTo), in one
+// transaction.
+func (b *Backend) finishCommit(ctx context.Context, item store.OutboxItem, accepted bool, closeTo store.OutboxState, why string) error {
 	err := b.update(ctx, func(tx *store.Tx) error {
 		sg, g, err := loadGroup(tx, item.GroupID)
 		if err != nil {
@@ -214,7 +227,7 @@ func (b *Backend) finishCommit(ctx context.Context, item store.OutboxItem, accep
 			if err := saveGroup(tx, &sg, g); err != nil {
 				return err
 			}
-			return tx.SetOutboxState(item.ID, store.OutboxDropped, why)
+			return tx.SetOutboxState(item.ID, closeTo, why)
 		}
 		self := g.OwnLeaf()
 		me, _ := g.Member(self)
@@ -247,16 +260,20 @@ func (b *Backend) finishCommit(ctx context.Context, item store.OutboxItem, accep
 
 // resolvePendingLocked submits again every commit whose verdict is not
 // known (its reply was lost), with its original client message id. A stale
-// one is discarded, and its stored intent is scheduled to run again
-// (jobRerunIntent) once the group reaches the winning epoch: gmu is held
-// here, and the receiver must apply the winning commit first.
-func (b *Backend) resolvePendingLocked(ctx context.Context, c *nodeclient.Client) error {
+// one is discarded, and when it carries an intent it is kept in state
+// OutboxRerun, in the same transaction, and a group job (jobRerunIntent) is
+// scheduled to run the intent again once the group reaches the winning
+// epoch: gmu is held here, and the receiver must apply the winning commit
+// first. all also schedules every item already waiting in state OutboxRerun
+// (the daemon stopped before its job ran): the connection loop asks for it.
+func (b *Backend) resolvePendingLocked(ctx context.Context, c *nodeclient.Client, all bool) error {
 	var items []store.OutboxItem
 	if err := b.view(ctx, func(tx *store.Tx) (err error) { items, err = tx.PendingCommits(); return }); err != nil {
 		return err
 	}
+	var rerun []store.OutboxItem
 	for _, it := range items {
-		stale, err := b.submitLocked(ctx, c, it)
+		stale, err := b.submitLocked(ctx, c, it, true)
 		if err != nil {
 			if errors.Is(err, ErrNotConnected) {
 				return err
@@ -271,12 +288,17 @@ func (b *Backend) resolvePendingLocked(ctx context.Context, c *nodeclient.Client
 			b.log.Warn("pending commit lost its epoch; discarded", "group", FormatKey(it.GroupID), "epoch", stale.Epoch, "current", stale.Current)
 			continue
 		}
-		kind := "unknown"
-		if p, err := decodeCommitPlan(it.Intent); err == nil {
-			kind = string(p.kind)
+		b.log.Warn("pending commit lost its epoch; its intent runs again on the new epoch", "group", FormatKey(it.GroupID), "intent", intentKindOf(it.Intent), "epoch", stale.Epoch, "current", stale.Current)
+		rerun = append(rerun, it)
+	}
+	if all {
+		rerun = rerun[:0]
+		if err := b.view(ctx, func(tx *store.Tx) (err error) { rerun, err = tx.RerunCommits(); return }); err != nil {
+			return err
 		}
-		b.log.Warn("pending commit lost its epoch; its intent runs again on the new epoch", "group", FormatKey(it.GroupID), "intent", kind, "epoch", stale.Epoch, "current", stale.Current)
-		b.schedule(groupJob{group: it.GroupID, kind: jobRerunIntent, data: it.Intent, epoch: max(stale.Current, stale.Epoch+1)})
+	}
+	for _, it := range rerun {
+		b.schedule(groupJob{group: it.GroupID, kind: jobRerunIntent, data: it.Intent, item: it.ID, epoch: it.Epoch + 1})
 	}
 	return nil
 }
@@ -285,7 +307,7 @@ func (b *Backend) resolvePendingLocked(ctx context.Context, c *nodeclient.Client
 func (b *Backend) resolvePending(ctx context.Context, c *nodeclient.Client) error {
 	b.gmu.Lock()
 	defer b.gmu.Unlock()
-	return b.resolvePendingLocked(ctx, c)
+	return b.resolvePendingLocked(ctx, c, true)
 }
 
 // Invite adds peers to a group in one commit, with a Welcome (carrying the
@@ -304,7 +326,7 @@ func (b *Backend) Invite(ctx context.Context, group string, peers []ed25519.Publ
 		}
 		seen[string(p)] = true
 	}
-	return b.runPlan(ctx, group, commitPlan{kind: intentInvite, peers: peers}, false)
+	return b.runPlan(ctx, group, commitPlan{kind: intentInvite, peers: peers}, 0)
 }
 
 // Remove removes a member from a group.
@@ -312,7 +334,7 @@ func (b *Backend) Remove(ctx context.Context, group string, peer ed25519.PublicK
 	if len(peer) != ed25519.PublicKeySize {
 		return GroupInfo{}, fmt.Errorf("%w: peer key of %d bytes", ErrInvalidArgument, len(peer))
 	}
-	gi, _, err := b.runPlan(ctx, group, commitPlan{kind: intentRemove, peers: []ed25519.PublicKey{peer}}, false)
+	gi, _, err := b.runPlan(ctx, group, commitPlan{kind: intentRemove, peers: []ed25519.PublicKey{peer}}, 0)
 	return gi, err
 }
 
@@ -333,7 +355,7 @@ func (b *Backend) Update(ctx context.Context, group string) ([]GroupInfo, error)
 	}
 	var out []GroupInfo
 	for _, ref := range refs {
-		gi, _, err := b.runPlan(ctx, ref, commitPlan{kind: intentUpdate}, false)
+		gi, _, err := b.runPlan(ctx, ref, commitPlan{kind: intentUpdate}, 0)
 		if err != nil {
 			return out, err
 		}
@@ -352,9 +374,9 @@ const (
 	// jobRejoin rejoins a group the user fell behind in, from the
 	// GroupInfo in data.
 	jobRejoin
-	// jobRerunIntent runs again the commit intent in data (intent.go)
-	// whose pending commit was found stale on resubmission, once the
-	// group reaches epoch.
+	// jobRerunIntent runs again the commit intent in data (intent.go) of
+	// outbox item item, whose pending commit was found stale on
+	// resubmission, once the group reaches epoch.
 	jobRerunIntent
 )
 
@@ -363,6 +385,7 @@ type groupJob struct {
 	kind  jobKind
 	data  []byte
 	from  []byte // who sent data
+	item  int64  // jobRerunIntent: the outbox item in state OutboxRerun
 	epoch uint64 // jobRerunIntent: the epoch to wait for
 }
 
@@ -416,7 +439,7 @@ func (b *Backend) runJob(ctx context.Context, j groupJob) {
 	case jobRerunIntent:
 		b.rerunIntent(ctx, j)
 	case jobCommitProposals:
-		_, _, err := b.runPlan(ctx, FormatKey(j.group), commitPlan{kind: intentProposals}, false)
+		_, _, err := b.runPlan(ctx, FormatKey(j.group), commitPlan{kind: intentProposals}, 0)
 		if err != nil && ctx.Err() == nil {
 			b.log.Warn("commit pending proposals", "group", FormatKey(j.group), "err", err)
 		}

@@ -60,10 +60,12 @@
 //     won the epoch), the commit is discarded and its intent is run again
 //     as a group job once the winning commit is applied, through the same
 //     code as the API call (fresh KeyPackages; peers already members and
-//     members already gone are skipped). The daemon logs it (a warning with
+//     members already gone are skipped). The outbox item waits in state
+//     "rerun" until the new pending commit carrying the intent is stored
+//     (in the same transaction), so a daemon stopped before the job ran
+//     runs it on its next connection. The daemon logs it (a warning with
 //     the group and the intent kind, then the outcome); a failed re-run is
-//     logged and not retried. An intent whose commit was discarded just
-//     before the daemon stopped, with its job not yet run, is lost.
+//     logged and its item closed, not retried.
 //
 //   - Leave: a member cannot commit its own removal, so it sends a Remove
 //     proposal for itself; the remaining member with the lowest leaf

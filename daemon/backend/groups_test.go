@@ -36,8 +36,8 @@ func groupsStartWith(t *testing.T, node *testnode.Node, cfg Config) *groupsUser 
 }
 
 // groupsStartOn is groupsStartWith over an existing store (nil: a new one),
-// as a daemon restarted on its state folder.
-func groupsStartOn(t *testing.T, node *testnode.Node, cfg Config, st *store.Store) *groupsUser {
+// as a daemon restarted on its state folder; setup runs before Run.
+func groupsStartOn(t *testing.T, node *testnode.Node, cfg Config, st *store.Store, setup ...func(*Backend)) *groupsUser {
 	t.Helper()
 	cfg.NodeAddr, cfg.NodeCert, cfg.Groups, cfg.KeyPackages, cfg.KeyPackageTarget = node.Addr, node.CertDER, true, MLSKeyPackages{}, 3
 	var b *Backend
@@ -45,6 +45,9 @@ func groupsStartOn(t *testing.T, node *testnode.Node, cfg Config, st *store.Stor
 		b = backendNew(t, cfg)
 	} else {
 		b = backendOn(t, cfg, st)
+	}
+	for _, f := range setup {
+		f(b)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

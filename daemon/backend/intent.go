@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/quicproquo/quicproquo/daemon/store"
 	"github.com/quicproquo/quicproquo/internal/mls"
 	nodeclient "github.com/quicproquo/quicproquo/node/client"
 )
@@ -133,9 +134,11 @@ func decodeCommitPlan(b []byte) (commitPlan, error) {
 // runPlan carries a commit intent through runCommit: the one code path of
 // Invite, Remove, Update, the commit of pending proposals, and the re-run
 // of an intent whose pending commit was found stale. For Invite it returns
-// the peers added. rerun makes a member already gone no error for remove
-// (the intent is fulfilled).
-func (b *Backend) runPlan(ctx context.Context, group string, p commitPlan, rerun bool) (GroupInfo, []ed25519.PublicKey, error) {
+// the peers added. rerunOf is 0 for an API call, else the outbox item whose
+// intent this runs again: it is closed in the transaction that stores the
+// new pending commit, and a member already gone is no error for remove (the
+// intent is fulfilled).
+func (b *Backend) runPlan(ctx context.Context, group string, p commitPlan, rerunOf int64) (GroupInfo, []ed25519.PublicKey, error) {
 	enc, err := p.encode()
 	if err != nil {
 		return GroupInfo{}, nil, err
@@ -146,7 +149,7 @@ func (b *Backend) runPlan(ctx context.Context, group string, p commitPlan, rerun
 	case intentInvite:
 		intent = b.inviteIntent(p.peers, &added)
 	case intentRemove:
-		intent = removeIntent(p.peers[0], rerun)
+		intent = removeIntent(p.peers[0], rerunOf != 0)
 	case intentUpdate:
 		intent = func(ctx context.Context, c *nodeclient.Client, g *mls.Group, self []byte) (*mls.CommitResult, [][]byte, error) {
 			res, err := g.SelfUpdate(nil)
@@ -161,7 +164,7 @@ func (b *Backend) runPlan(ctx context.Context, group string, p commitPlan, rerun
 			return res, nil, err
 		}
 	}
-	gi, err := b.runCommit(ctx, group, enc, intent)
+	gi, err := b.runCommit(ctx, group, enc, rerunOf, intent)
 	if err != nil {
 		return GroupInfo{}, nil, err
 	}
@@ -234,28 +237,79 @@ func removeIntent(peer ed25519.PublicKey, rerun bool) commitIntent {
 	}
 }
 
+// intentKindOf names the kind of a stored intent, for logs.
+func intentKindOf(b []byte) string {
+	p, err := decodeCommitPlan(b)
+	if err != nil {
+		return "unreadable"
+	}
+	return string(p.kind)
+}
+
+// closeRerun closes outbox item id (0: none) if it still waits in state
+// OutboxRerun for its intent to run again.
+func closeRerun(tx *store.Tx, id int64, why string) error {
+	if id == 0 {
+		return nil
+	}
+	it, err := tx.Outbox(id)
+	if err != nil {
+		return err
+	}
+	if it.State != store.OutboxRerun {
+		return nil
+	}
+	return tx.SetOutboxState(id, store.OutboxDropped, why)
+}
+
 // rerunIntent is the group job that runs again the intent of a pending
 // commit found stale on resubmission (after a restart or reconnect): it
 // waits until the receiver has applied the commit that won the epoch, then
-// runs the intent as the API call would. A failure is logged, not retried.
+// runs the intent as the API call would. The item stays in state
+// OutboxRerun until a new pending commit carrying the intent is stored, or
+// the intent turns out to have nothing left to do or fails, so a daemon
+// stopped in between runs it on its next connection. A failure is logged
+// and the item closed: it is not retried.
 func (b *Backend) rerunIntent(ctx context.Context, j groupJob) {
-	p, err := decodeCommitPlan(j.data)
+	var it store.OutboxItem
+	if err := b.view(ctx, func(tx *store.Tx) (err error) { it, err = tx.Outbox(j.item); return }); err != nil {
+		if ctx.Err() == nil {
+			b.log.Warn("commit intent to run again", "group", FormatKey(j.group), "item", j.item, "err", err)
+		}
+		return
+	}
+	if it.State != store.OutboxRerun {
+		return // done already (the job was scheduled twice)
+	}
+	if b.beforeRerun != nil {
+		b.beforeRerun(ctx)
+	}
+	fail := func(err error) {
+		if ctx.Err() != nil {
+			return // stopping: the item waits for the next start
+		}
+		b.log.Warn("commit intent run again: failed", "group", FormatKey(j.group), "intent", intentKindOf(it.Intent), "err", err)
+		if cerr := b.update(ctx, func(tx *store.Tx) error { return closeRerun(tx, j.item, "run again: "+err.Error()) }); cerr != nil {
+			b.log.Warn("close commit intent", "group", FormatKey(j.group), "item", j.item, "err", cerr)
+		}
+	}
+	p, err := decodeCommitPlan(it.Intent)
 	if err != nil {
-		b.log.Warn("commit intent not run again", "group", FormatKey(j.group), "err", err)
+		fail(err)
 		return
 	}
 	if err := b.waitEpoch(ctx, j.group, j.epoch); err != nil {
-		if ctx.Err() == nil {
-			b.log.Warn("commit intent run again: failed", "group", FormatKey(j.group), "intent", string(p.kind), "err", err)
-		}
+		fail(err)
 		return
 	}
-	gi, added, err := b.runPlan(ctx, FormatKey(j.group), p, true)
+	gi, added, err := b.runPlan(ctx, FormatKey(j.group), p, j.item)
 	if err != nil {
-		if ctx.Err() == nil {
-			b.log.Warn("commit intent run again: failed", "group", FormatKey(j.group), "intent", string(p.kind), "err", err)
-		}
+		fail(err)
 		return
+	}
+	// Nothing was left to commit (or the commit closed it already).
+	if err := b.update(ctx, func(tx *store.Tx) error { return closeRerun(tx, j.item, "run again: nothing left to do") }); err != nil {
+		b.log.Warn("close commit intent", "group", FormatKey(j.group), "item", j.item, "err", err)
 	}
 	attrs := []any{"group", FormatKey(j.group), "intent", string(p.kind), "epoch", gi.Epoch}
 	if p.kind == intentInvite {

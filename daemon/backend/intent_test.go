@@ -102,9 +102,9 @@ func intentCommits(t *testing.T, st *store.Store) []store.OutboxItem {
 // storing the commit and submitting it, and alice's daemon stops. The node
 // comes back on the same folder and address, bob commits an update (so
 // alice's pending commit is stale), and alice's daemon starts again on the
-// same store. It returns alice's new daemon and the epoch bob's update
+// same store. It returns the node, alice's new daemon and the epoch bob's update
 // reached (a later one than that of alice's pending commit).
-func intentCrash(t *testing.T, dir string, node *testnode.Node, alice, bob *groupsUser, gid string, commit func() error) (*groupsUser, uint64) {
+func intentCrash(t *testing.T, dir string, node *testnode.Node, alice, bob *groupsUser, gid string, commit func() error, setup ...func(*Backend)) (*testnode.Node, *groupsUser, uint64) {
 	t.Helper()
 	ctx := context.Background()
 	var once sync.Once
@@ -132,7 +132,7 @@ func intentCrash(t *testing.T, dir string, node *testnode.Node, alice, bob *grou
 	if err != nil || after.Epoch <= before.Epoch {
 		t.Fatalf("bob's update: epoch %d -> %d, %v", before.Epoch, after.Epoch, err)
 	}
-	return groupsStartOn(t, node, Config{}, st), after.Epoch
+	return node, groupsStartOn(t, node, Config{}, st, setup...), after.Epoch
 }
 
 // intentSameEpoch waits until all users are at epoch with the same epoch
@@ -174,7 +174,7 @@ func TestGroupStaleInviteRerunAfterRestart(t *testing.T) {
 	if j, err := bob.b.Join(ctx, 10*time.Second); err != nil || len(j) != 1 {
 		t.Fatalf("bob join: %v %v", j, err)
 	}
-	alice, epoch := intentCrash(t, dir, node, alice, bob, gid, func() error {
+	node, alice, epoch := intentCrash(t, dir, node, alice, bob, gid, func() error {
 		_, _, err := alice.b.Invite(ctx, gid, []ed25519.PublicKey{carol.id})
 		return err
 	})
@@ -228,7 +228,7 @@ func TestGroupStaleUpdateRerunAfterRestart(t *testing.T) {
 	if j, err := bob.b.Join(ctx, 10*time.Second); err != nil || len(j) != 1 {
 		t.Fatalf("bob join: %v %v", j, err)
 	}
-	alice, epoch := intentCrash(t, dir, node, alice, bob, gid, func() error {
+	node, alice, epoch := intentCrash(t, dir, node, alice, bob, gid, func() error {
 		_, err := alice.b.Update(ctx, gid)
 		return err
 	})
@@ -248,4 +248,56 @@ func TestGroupStaleUpdateRerunAfterRestart(t *testing.T) {
 		txt := groupsTexts(t, alice, gid)
 		return len(txt) == 1 && txt[0] == "after"
 	})
+}
+
+// The intent of a stale commit survives a stop before its job ran: the
+// item waits in state OutboxRerun, and the next start runs it.
+func TestGroupStaleInviteRerunSurvivesStop(t *testing.T) {
+	dir := t.TempDir()
+	node := testnode.StartNode(t, dir, "127.0.0.1:0")
+	alice, bob, carol := groupsStart(t, node), groupsStart(t, node), groupsStart(t, node)
+	ctx := context.Background()
+	g, err := alice.b.CreateGroup(ctx, "rerun later")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid := FormatKey(g.ID)
+	if _, _, err := alice.b.Invite(ctx, gid, []ed25519.PublicKey{bob.id}); err != nil {
+		t.Fatal(err)
+	}
+	if j, err := bob.b.Join(ctx, 10*time.Second); err != nil || len(j) != 1 {
+		t.Fatalf("bob join: %v %v", j, err)
+	}
+	held := make(chan struct{})
+	var once sync.Once
+	node, alice, epoch := intentCrash(t, dir, node, alice, bob, gid, func() error {
+		_, _, err := alice.b.Invite(ctx, gid, []ed25519.PublicKey{carol.id})
+		return err
+	}, func(b *Backend) {
+		b.beforeRerun = func(ctx context.Context) {
+			once.Do(func() { close(held) })
+			<-ctx.Done()
+		}
+	})
+	select {
+	case <-held:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the intent was never scheduled to run again")
+	}
+	alice.stop()
+	st := alice.b.st
+	cs := intentCommits(t, st)
+	if len(cs) != 2 || cs[1].State != store.OutboxRerun || len(cs[1].Intent) == 0 {
+		t.Fatalf("alice's commits after the stop: %+v", cs)
+	}
+	alice = groupsStartOn(t, node, Config{}, st)
+	j, err := carol.b.Join(ctx, 15*time.Second)
+	if err != nil || len(j) != 1 || !bytes.Equal(j[0].ID, g.ID) {
+		t.Fatalf("carol join: %v %v", j, err)
+	}
+	intentSameEpoch(t, gid, epoch+1, alice, bob, carol)
+	cs = intentCommits(t, st)
+	if len(cs) != 3 || cs[1].State != store.OutboxDropped || cs[2].State != store.OutboxSent {
+		t.Fatalf("alice's commits: %+v", cs)
+	}
 }

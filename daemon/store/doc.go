@@ -32,7 +32,8 @@
 //   - messages: history with a per-group sequence number and a read flag.
 //   - events: the log behind Subscribe, with a global sequence number.
 //   - outbox: messages and commits waiting for the node (a commit with the
-//     intent it was built from, so that it can be built again).
+//     intent it was built from, so that it can be built again; state
+//     "rerun" while a stale commit's intent waits to run again).
 //   - welcomes: Welcome messages not yet processed.
 //   - node_state: the node queue cursor.
 //   - pinned_certs: the node certificate pinned per node address.

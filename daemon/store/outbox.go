@@ -24,10 +24,13 @@ const (
 	OutboxPending OutboxState = "pending" // waiting for the node
 	OutboxSent    OutboxState = "sent"    // the node accepted it
 	OutboxDropped OutboxState = "dropped" // abandoned (e.g. a commit that lost its epoch)
+	// OutboxRerun: a commit that lost its epoch and was discarded, whose
+	// Intent waits to be run again on the new epoch.
+	OutboxRerun OutboxState = "rerun"
 )
 
 func (s OutboxState) valid() bool {
-	return s == OutboxPending || s == OutboxSent || s == OutboxDropped
+	return s == OutboxPending || s == OutboxSent || s == OutboxDropped || s == OutboxRerun
 }
 
 // OutboxItem is one message waiting for (or handed to) the node.
@@ -228,21 +231,39 @@ func (tx *Tx) SetOutboxState(id int64, state OutboxState, lastErr string) error 
 
 // PendingCommits returns the pending commit items, oldest first.
 func (tx *Tx) PendingCommits() ([]OutboxItem, error) {
-	rows, err := tx.query(`SELECT `+outboxColumns+` FROM outbox WHERE state = ? AND kind = ? ORDER BY id`, string(OutboxPending), string(OutboxCommit))
+	out, err := tx.commitsIn(OutboxPending)
 	if err != nil {
 		return nil, fmt.Errorf("store: pending commits: %w", err)
+	}
+	return out, nil
+}
+
+// RerunCommits returns the commit items in state OutboxRerun (their intent
+// waits to be run again), oldest first.
+func (tx *Tx) RerunCommits() ([]OutboxItem, error) {
+	out, err := tx.commitsIn(OutboxRerun)
+	if err != nil {
+		return nil, fmt.Errorf("store: commits to run again: %w", err)
+	}
+	return out, nil
+}
+
+func (tx *Tx) commitsIn(state OutboxState) ([]OutboxItem, error) {
+	rows, err := tx.query(`SELECT `+outboxColumns+` FROM outbox WHERE state = ? AND kind = ? ORDER BY id`, string(state), string(OutboxCommit))
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var out []OutboxItem
 	for rows.Next() {
 		it, err := scanOutbox(rows.Scan)
 		if err != nil {
-			return nil, fmt.Errorf("store: pending commits: %w", err)
+			return nil, err
 		}
 		out = append(out, it)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: pending commits: %w", err)
+		return nil, err
 	}
 	return out, nil
 }

@@ -65,6 +65,25 @@ func TestOutboxIntentRoundTrip(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// A stale commit whose intent waits to run again leaves the pending
+	// commits, keeping its intent.
+	mustUpdate(t, st, func(tx *Tx) error { return tx.SetOutboxState(with.ID, OutboxRerun, "stale") })
+	if err := st.View(context.Background(), func(tx *Tx) error {
+		pc, err := tx.PendingCommits()
+		if err != nil {
+			return err
+		}
+		rc, err := tx.RerunCommits()
+		if err != nil {
+			return err
+		}
+		if len(pc) != 1 || pc[0].ID != without.ID || len(rc) != 1 || rc[0].ID != with.ID || !bytes.Equal(rc[0].Intent, intent) || rc[0].State != OutboxRerun {
+			t.Errorf("pending %+v, to run again %+v", pc, rc)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestMigrateOutboxIntent opens a database written at schema version 2
