@@ -269,7 +269,8 @@ func closeRerun(tx *store.Tx, id int64, why string) error {
 // OutboxRerun until a new pending commit carrying the intent is stored, or
 // the intent turns out to have nothing left to do or fails, so a daemon
 // stopped in between runs it on its next connection. A failure is logged
-// and the item closed: it is not retried.
+// and the item closed: it is not retried (a lost connection is no failure:
+// the item waits for the next one).
 func (b *Backend) rerunIntent(ctx context.Context, j groupJob) {
 	var it store.OutboxItem
 	if err := b.view(ctx, func(tx *store.Tx) (err error) { it, err = tx.Outbox(j.item); return }); err != nil {
@@ -287,6 +288,11 @@ func (b *Backend) rerunIntent(ctx context.Context, j groupJob) {
 	fail := func(err error) {
 		if ctx.Err() != nil {
 			return // stopping: the item waits for the next start
+		}
+		if errors.Is(err, ErrNotConnected) {
+			// Not a verdict on the intent: it runs on the next connection.
+			b.log.Warn("commit intent run again: waits for the next connection", "group", FormatKey(j.group), "intent", intentKindOf(it.Intent), "err", err)
+			return
 		}
 		b.log.Warn("commit intent run again: failed", "group", FormatKey(j.group), "intent", intentKindOf(it.Intent), "err", err)
 		if cerr := b.update(ctx, func(tx *store.Tx) error { return closeRerun(tx, j.item, "run again: "+err.Error()) }); cerr != nil {

@@ -100,11 +100,12 @@ func intentCommits(t *testing.T, st *store.Store) []store.OutboxItem {
 
 // intentCrash leaves a commit of alice's pending: the node stops between
 // storing the commit and submitting it, and alice's daemon stops. The node
-// comes back on the same folder and address, bob commits an update (so
+// comes back on the same folder and address, bob commits (win, default an
+// update; it returns nil once bob's commit is in, so
 // alice's pending commit is stale), and alice's daemon starts again on the
 // same store. It returns the node, alice's new daemon and the epoch bob's update
 // reached (a later one than that of alice's pending commit).
-func intentCrash(t *testing.T, dir string, node *testnode.Node, alice, bob *groupsUser, gid string, commit func() error, setup ...func(*Backend)) (*testnode.Node, *groupsUser, uint64) {
+func intentCrash(t *testing.T, dir string, node *testnode.Node, alice, bob *groupsUser, gid string, commit, win func() error, setup ...func(*Backend)) (*testnode.Node, *groupsUser, uint64) {
 	t.Helper()
 	ctx := context.Background()
 	var once sync.Once
@@ -122,10 +123,10 @@ func intentCrash(t *testing.T, dir string, node *testnode.Node, alice, bob *grou
 	if err != nil {
 		t.Fatal(err)
 	}
-	groupsWait(t, "bob commits an update", func() bool {
-		_, err := bob.b.Update(ctx, gid)
-		return err == nil
-	})
+	if win == nil {
+		win = func() error { _, err := bob.b.Update(ctx, gid); return err }
+	}
+	groupsWait(t, "bob commits", func() bool { return win() == nil })
 	// bob's first try may have been cut off with the old node and been
 	// accepted on his reconnect, so his update may take two epochs.
 	after, err := bob.b.Members(ctx, gid)
@@ -177,7 +178,7 @@ func TestGroupStaleInviteRerunAfterRestart(t *testing.T) {
 	node, alice, epoch := intentCrash(t, dir, node, alice, bob, gid, func() error {
 		_, _, err := alice.b.Invite(ctx, gid, []ed25519.PublicKey{carol.id})
 		return err
-	})
+	}, nil)
 	j, err := carol.b.Join(ctx, 15*time.Second)
 	if err != nil || len(j) != 1 || !bytes.Equal(j[0].ID, g.ID) {
 		t.Fatalf("carol join: %v %v", j, err)
@@ -231,7 +232,7 @@ func TestGroupStaleUpdateRerunAfterRestart(t *testing.T) {
 	node, alice, epoch := intentCrash(t, dir, node, alice, bob, gid, func() error {
 		_, err := alice.b.Update(ctx, gid)
 		return err
-	})
+	}, nil)
 	// After bob's update, alice's update run again.
 	intentSameEpoch(t, gid, epoch+1, alice, bob)
 	cs := intentCommits(t, alice.b.st)
@@ -273,7 +274,7 @@ func TestGroupStaleInviteRerunSurvivesStop(t *testing.T) {
 	node, alice, epoch := intentCrash(t, dir, node, alice, bob, gid, func() error {
 		_, _, err := alice.b.Invite(ctx, gid, []ed25519.PublicKey{carol.id})
 		return err
-	}, func(b *Backend) {
+	}, nil, func(b *Backend) {
 		b.beforeRerun = func(ctx context.Context) {
 			once.Do(func() { close(held) })
 			<-ctx.Done()
@@ -300,4 +301,54 @@ func TestGroupStaleInviteRerunSurvivesStop(t *testing.T) {
 	if len(cs) != 3 || cs[1].State != store.OutboxDropped || cs[2].State != store.OutboxSent {
 		t.Fatalf("alice's commits: %+v", cs)
 	}
+}
+
+// A removal whose pending commit is found stale after a restart, when the
+// winning commit removed the member already, is done: the re-run finds
+// nothing left to do and commits nothing.
+func TestGroupStaleRemoveRerunMemberGone(t *testing.T) {
+	dir := t.TempDir()
+	node := testnode.StartNode(t, dir, "127.0.0.1:0")
+	alice, bob, carol := groupsStart(t, node), groupsStart(t, node), groupsStart(t, node)
+	ctx := context.Background()
+	g, err := alice.b.CreateGroup(ctx, "rerun remove")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid := FormatKey(g.ID)
+	if _, _, err := alice.b.Invite(ctx, gid, []ed25519.PublicKey{bob.id, carol.id}); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []*groupsUser{bob, carol} {
+		if j, err := u.b.Join(ctx, 10*time.Second); err != nil || len(j) != 1 {
+			t.Fatalf("join: %v %v", j, err)
+		}
+	}
+	_, alice, epoch := intentCrash(t, dir, node, alice, bob, gid, func() error {
+		_, err := alice.b.Remove(ctx, gid, carol.id)
+		return err
+	}, func() error {
+		// bob's first try may have been accepted on his reconnect.
+		if m, err := bob.b.Members(ctx, gid); err == nil && len(m.Members) == 2 {
+			return nil
+		}
+		_, err := bob.b.Remove(ctx, gid, carol.id)
+		return err
+	})
+	groupsWait(t, "alice's removal closed", func() bool {
+		cs := intentCommits(t, alice.b.st)
+		return len(cs) == 2 && cs[1].State == store.OutboxDropped
+	})
+	cs := intentCommits(t, alice.b.st)
+	if want := "run again: nothing left to do"; cs[1].LastError != want {
+		t.Fatalf("alice's removal closed with %q, want %q", cs[1].LastError, want)
+	}
+	intentSameEpoch(t, gid, epoch, alice, bob)
+	if _, err := alice.b.Send(ctx, gid, "just us", nil); err != nil {
+		t.Fatal(err)
+	}
+	groupsWait(t, "bob reads alice", func() bool {
+		txt := groupsTexts(t, bob, gid)
+		return len(txt) == 1 && txt[0] == "just us"
+	})
 }
