@@ -65,7 +65,8 @@
 //     (in the same transaction), so a daemon stopped before the job ran
 //     runs it on its next connection. The daemon logs it (a warning with
 //     the group and the intent kind, then the outcome); a failed re-run is
-//     logged and its item closed, not retried.
+//     logged and its item closed, not retried (one cut off by a lost
+//     connection waits for the next connection).
 //
 //   - Leave: a member cannot commit its own removal, so it sends a Remove
 //     proposal for itself; the remaining member with the lowest leaf
