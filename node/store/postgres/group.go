@@ -20,30 +20,6 @@ const (
 	kindApplication = 2
 )
 
-func checkGroupID(id []byte) error {
-	if len(id) == 0 || len(id) > store.MaxGroupIDSize {
-		return fmt.Errorf("group id is %d bytes, want 1 to %d: %w", len(id), store.MaxGroupIDSize, store.ErrInvalid)
-	}
-	return nil
-}
-
-// checkRecipients reports store.ErrInvalid unless every recipient is an
-// identity key listed once.
-func checkRecipients(what string, rs [][]byte) error {
-	seen := make(map[[store.IdentityKeySize]byte]bool, len(rs))
-	for i, r := range rs {
-		if err := checkKey(fmt.Sprintf("%s[%d]", what, i), r); err != nil {
-			return err
-		}
-		k := [store.IdentityKeySize]byte(r)
-		if seen[k] {
-			return fmt.Errorf("%s lists %x twice: %w", what, r, store.ErrInvalid)
-		}
-		seen[k] = true
-	}
-	return nil
-}
-
 // group is a group's row, locked by lockGroup.
 type group struct {
 	committed bool  // a commit was accepted: epoch and the roster are known
@@ -150,8 +126,8 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, groupID, sender, clientMsgID, kind, di
 func (s *Store) SubmitCommit(ctx context.Context, groupID []byte, epoch uint64, sender, clientMsgID, commit []byte,
 	recipients [][]byte, welcome []byte, welcomeRecipients [][]byte) (store.CommitResult, error) {
 	const op = "submit commit"
-	err := errors.Join(checkGroupID(groupID), checkKey("sender", sender), checkClientMsgID(clientMsgID),
-		checkRecipients("recipients", recipients), checkRecipients("welcome recipients", welcomeRecipients))
+	err := errors.Join(store.CheckGroupID(groupID), store.CheckKey("sender", sender), store.CheckClientMsgID(clientMsgID),
+		store.CheckRecipients("recipients", recipients), store.CheckRecipients("welcome recipients", welcomeRecipients))
 	if err == nil && len(commit) == 0 {
 		err = fmt.Errorf("empty commit: %w", store.ErrInvalid)
 	}
@@ -223,8 +199,8 @@ UPDATE groups SET epoch = $2, last_seq = last_seq + 1 WHERE group_id = $1 RETURN
 // FanOut implements store.Store.
 func (s *Store) FanOut(ctx context.Context, groupID, sender, clientMsgID, payload []byte, recipients [][]byte) (uint64, bool, error) {
 	const op = "fan out"
-	err := errors.Join(checkGroupID(groupID), checkKey("sender", sender), checkClientMsgID(clientMsgID),
-		checkRecipients("recipients", recipients))
+	err := errors.Join(store.CheckGroupID(groupID), store.CheckKey("sender", sender), store.CheckClientMsgID(clientMsgID),
+		store.CheckRecipients("recipients", recipients))
 	if err == nil && len(payload) == 0 {
 		err = fmt.Errorf("empty payload: %w", store.ErrInvalid)
 	}
@@ -282,7 +258,7 @@ UPDATE groups SET last_seq = last_seq + 1 WHERE group_id = $1 RETURNING last_seq
 // GroupState implements store.Store.
 func (s *Store) GroupState(ctx context.Context, groupID []byte) (store.GroupState, error) {
 	const op = "group state"
-	if err := checkGroupID(groupID); err != nil {
+	if err := store.CheckGroupID(groupID); err != nil {
 		return store.GroupState{}, fmt.Errorf("postgres: %s: %w", op, err)
 	}
 	var gs store.GroupState

@@ -12,14 +12,6 @@ import (
 	"github.com/quicproquo/quicproquo/node/store"
 )
 
-// checkKey reports store.ErrInvalid unless key is an identity key.
-func checkKey(what string, key []byte) error {
-	if len(key) != store.IdentityKeySize {
-		return fmt.Errorf("%s is %d bytes, want %d: %w", what, len(key), store.IdentityKeySize, store.ErrInvalid)
-	}
-	return nil
-}
-
 // identityLock is the key of the advisory lock that serialises the
 // PutKeyPackage calls of one identity (so that its limit holds under
 // concurrency). Two identities sharing a key only wait for each other.
@@ -34,7 +26,7 @@ func identityLock(identity []byte) int64 {
 // are the last-resort package.
 func (s *Store) PutKeyPackage(ctx context.Context, identity, pkg []byte, lastResort bool) ([32]byte, error) {
 	const op = "put key package"
-	if err := checkKey("identity", identity); err != nil {
+	if err := store.CheckKey("identity", identity); err != nil {
 		return [32]byte{}, fmt.Errorf("postgres: %s: %w", op, err)
 	}
 	if len(pkg) == 0 {
@@ -97,7 +89,7 @@ INSERT INTO key_packages (identity, fingerprint, package, last_resort, created_a
 // remaining package locked by others gets the last-resort package.
 func (s *Store) TakeKeyPackage(ctx context.Context, identity []byte) ([]byte, error) {
 	const op = "take key package"
-	if err := checkKey("identity", identity); err != nil {
+	if err := store.CheckKey("identity", identity); err != nil {
 		return nil, fmt.Errorf("postgres: %s: %w", op, err)
 	}
 	var pkg []byte
@@ -133,7 +125,7 @@ DELETE FROM key_packages WHERE id = (
 // CountKeyPackages implements store.Store.
 func (s *Store) CountKeyPackages(ctx context.Context, identity []byte) (store.KeyPackageCount, error) {
 	const op = "count key packages"
-	if err := checkKey("identity", identity); err != nil {
+	if err := store.CheckKey("identity", identity); err != nil {
 		return store.KeyPackageCount{}, fmt.Errorf("postgres: %s: %w", op, err)
 	}
 	var c store.KeyPackageCount

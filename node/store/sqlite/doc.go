@@ -85,7 +85,7 @@
 //
 // Identity keys and recipients must be exactly 32 bytes, a sender empty or 32
 // bytes (exactly 32 for group operations), a client message id at most
-// MaxClientMsgIDSize bytes, a group id 1 to store.MaxGroupIDSize bytes, a
+// store.MaxClientMsgIDSize bytes, a group id 1 to store.MaxGroupIDSize bytes, a
 // recipient list free of repeats, and a KeyPackage, commit or group message
 // non-empty; anything else is store.ErrInvalid. Limits are
 // store.ErrLimit, and every call after Close is store.ErrClosed. All errors

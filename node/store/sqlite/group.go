@@ -19,30 +19,6 @@ const (
 	kindApplication = 2
 )
 
-func checkGroupID(id []byte) error {
-	if len(id) == 0 || len(id) > store.MaxGroupIDSize {
-		return fmt.Errorf("group id is %d bytes, want 1 to %d: %w", len(id), store.MaxGroupIDSize, store.ErrInvalid)
-	}
-	return nil
-}
-
-// checkRecipients reports store.ErrInvalid unless every recipient is an
-// identity key listed once.
-func checkRecipients(what string, rs [][]byte) error {
-	seen := make(map[[store.IdentityKeySize]byte]bool, len(rs))
-	for i, r := range rs {
-		if err := checkKey(fmt.Sprintf("%s[%d]", what, i), r); err != nil {
-			return err
-		}
-		k := [store.IdentityKeySize]byte(r)
-		if seen[k] {
-			return fmt.Errorf("%s lists %x twice: %w", what, r, store.ErrInvalid)
-		}
-		seen[k] = true
-	}
-	return nil
-}
-
 // groupDedup is a remembered commit or application message.
 type groupDedup struct {
 	kind     int
@@ -80,8 +56,8 @@ func (d *groupDedup) matches(kind int, digest [32]byte) error {
 func (s *Store) SubmitCommit(ctx context.Context, groupID []byte, epoch uint64, sender, clientMsgID, commit []byte,
 	recipients [][]byte, welcome []byte, welcomeRecipients [][]byte) (store.CommitResult, error) {
 	const op = "submit commit"
-	err := errors.Join(checkGroupID(groupID), checkKey("sender", sender), checkClientMsgID(clientMsgID),
-		checkRecipients("recipients", recipients), checkRecipients("welcome recipients", welcomeRecipients))
+	err := errors.Join(store.CheckGroupID(groupID), store.CheckKey("sender", sender), store.CheckClientMsgID(clientMsgID),
+		store.CheckRecipients("recipients", recipients), store.CheckRecipients("welcome recipients", welcomeRecipients))
 	if err == nil && len(commit) == 0 {
 		err = fmt.Errorf("empty commit: %w", store.ErrInvalid)
 	}
@@ -154,8 +130,8 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, groupID, sender, clientMsgID, kindCommit, dige
 // FanOut implements store.Store.
 func (s *Store) FanOut(ctx context.Context, groupID, sender, clientMsgID, payload []byte, recipients [][]byte) (uint64, bool, error) {
 	const op = "fan out"
-	err := errors.Join(checkGroupID(groupID), checkKey("sender", sender), checkClientMsgID(clientMsgID),
-		checkRecipients("recipients", recipients))
+	err := errors.Join(store.CheckGroupID(groupID), store.CheckKey("sender", sender), store.CheckClientMsgID(clientMsgID),
+		store.CheckRecipients("recipients", recipients))
 	if err == nil && len(payload) == 0 {
 		err = fmt.Errorf("empty payload: %w", store.ErrInvalid)
 	}
@@ -327,7 +303,7 @@ SELECT recipient, last_seq, ?, ?, x'', ?, ? FROM queues WHERE recipient IN (`+ea
 // GroupState implements store.Store.
 func (s *Store) GroupState(ctx context.Context, groupID []byte) (store.GroupState, error) {
 	const op = "group state"
-	if err := checkGroupID(groupID); err != nil {
+	if err := store.CheckGroupID(groupID); err != nil {
 		return store.GroupState{}, fmt.Errorf("sqlite: %s: %w", op, err)
 	}
 	var gs store.GroupState

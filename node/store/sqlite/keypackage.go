@@ -10,21 +10,13 @@ import (
 	"github.com/quicproquo/quicproquo/node/store"
 )
 
-// checkKey reports store.ErrInvalid unless key is an identity key.
-func checkKey(what string, key []byte) error {
-	if len(key) != store.IdentityKeySize {
-		return fmt.Errorf("%s is %d bytes, want %d: %w", what, len(key), store.IdentityKeySize, store.ErrInvalid)
-	}
-	return nil
-}
-
 // PutKeyPackage implements store.Store. A consumable package beyond
 // Limits.MaxKeyPackages is refused with store.ErrLimit. Storing bytes that are
 // already stored is not an error; the latest call decides whether they are
 // the last-resort package.
 func (s *Store) PutKeyPackage(ctx context.Context, identity, pkg []byte, lastResort bool) ([32]byte, error) {
 	const op = "put key package"
-	if err := checkKey("identity", identity); err != nil {
+	if err := store.CheckKey("identity", identity); err != nil {
 		return [32]byte{}, fmt.Errorf("sqlite: %s: %w", op, err)
 	}
 	if len(pkg) == 0 {
@@ -86,7 +78,7 @@ func (s *Store) PutKeyPackage(ctx context.Context, identity, pkg []byte, lastRes
 // transaction, so concurrent takers never share a package.
 func (s *Store) TakeKeyPackage(ctx context.Context, identity []byte) ([]byte, error) {
 	const op = "take key package"
-	if err := checkKey("identity", identity); err != nil {
+	if err := store.CheckKey("identity", identity); err != nil {
 		return nil, fmt.Errorf("sqlite: %s: %w", op, err)
 	}
 	var pkg []byte
@@ -120,7 +112,7 @@ DELETE FROM key_packages WHERE id = (
 // CountKeyPackages implements store.Store.
 func (s *Store) CountKeyPackages(ctx context.Context, identity []byte) (store.KeyPackageCount, error) {
 	const op = "count key packages"
-	if err := checkKey("identity", identity); err != nil {
+	if err := store.CheckKey("identity", identity); err != nil {
 		return store.KeyPackageCount{}, fmt.Errorf("sqlite: %s: %w", op, err)
 	}
 	var c store.KeyPackageCount

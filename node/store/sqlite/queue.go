@@ -11,26 +11,6 @@ import (
 	"github.com/quicproquo/quicproquo/node/store"
 )
 
-// MaxClientMsgIDSize bounds a client message id, which the store keeps in
-// its deduplication table for DedupRetention.
-const MaxClientMsgIDSize = 256
-
-// checkSender reports store.ErrInvalid unless sender is empty (anonymous) or
-// an identity key.
-func checkSender(sender []byte) error {
-	if len(sender) != 0 && len(sender) != store.IdentityKeySize {
-		return fmt.Errorf("sender is %d bytes, want 0 or %d: %w", len(sender), store.IdentityKeySize, store.ErrInvalid)
-	}
-	return nil
-}
-
-func checkClientMsgID(id []byte) error {
-	if len(id) > MaxClientMsgIDSize {
-		return fmt.Errorf("client message id is %d bytes, limit %d: %w", len(id), MaxClientMsgIDSize, store.ErrInvalid)
-	}
-	return nil
-}
-
 // nonNil turns nil into an empty slice: the columns are NOT NULL and an empty
 // sender or client message id is a value, not an absence.
 func nonNil(b []byte) []byte {
@@ -55,7 +35,7 @@ func clampSeq(v uint64) int64 {
 // within that time is a duplicate even if the message was acknowledged.
 func (s *Store) Enqueue(ctx context.Context, recipient, sender, clientMsgID, payload []byte) (uint64, bool, error) {
 	const op = "enqueue"
-	if err := errors.Join(checkKey("recipient", recipient), checkSender(sender), checkClientMsgID(clientMsgID)); err != nil {
+	if err := errors.Join(store.CheckKey("recipient", recipient), store.CheckSender(sender), store.CheckClientMsgID(clientMsgID)); err != nil {
 		return 0, false, fmt.Errorf("sqlite: %s: %w", op, err)
 	}
 	var (
@@ -122,7 +102,7 @@ INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_a
 // Receive implements store.Store. limit must be positive.
 func (s *Store) Receive(ctx context.Context, recipient []byte, after uint64, limit int) ([]store.Message, error) {
 	const op = "receive"
-	if err := checkKey("recipient", recipient); err != nil {
+	if err := store.CheckKey("recipient", recipient); err != nil {
 		return nil, fmt.Errorf("sqlite: %s: %w", op, err)
 	}
 	if limit <= 0 {
@@ -150,7 +130,7 @@ func (s *Store) Receive(ctx context.Context, recipient []byte, after uint64, lim
 // nothing and is not an error.
 func (s *Store) Ack(ctx context.Context, recipient []byte, upTo uint64) (int, error) {
 	const op = "ack"
-	if err := checkKey("recipient", recipient); err != nil {
+	if err := store.CheckKey("recipient", recipient); err != nil {
 		return 0, fmt.Errorf("sqlite: %s: %w", op, err)
 	}
 	var n int64
@@ -187,7 +167,7 @@ func deleteUpTo(ctx context.Context, tx *sql.Tx, recipient []byte, upTo int64) (
 // Drain implements store.Store.
 func (s *Store) Drain(ctx context.Context, recipient []byte) ([]store.Message, error) {
 	const op = "drain"
-	if err := checkKey("recipient", recipient); err != nil {
+	if err := store.CheckKey("recipient", recipient); err != nil {
 		return nil, fmt.Errorf("sqlite: %s: %w", op, err)
 	}
 	var msgs []store.Message
