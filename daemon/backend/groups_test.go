@@ -67,6 +67,31 @@ func groupsStartOn(t *testing.T, node *testnode.Node, cfg Config, st *store.Stor
 	return u
 }
 
+// groupsForm has creator create a group named name and invite members,
+// and has each of them join; it returns the group and its key.
+func groupsForm(t *testing.T, name string, creator *groupsUser, members ...*groupsUser) (GroupInfo, string) {
+	t.Helper()
+	ctx := context.Background()
+	g, err := creator.b.CreateGroup(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid := FormatKey(g.ID)
+	ids := make([]ed25519.PublicKey, len(members))
+	for i, m := range members {
+		ids[i] = m.id
+	}
+	if _, _, err := creator.b.Invite(ctx, gid, ids); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range members {
+		if j, err := m.b.Join(ctx, 10*time.Second); err != nil || len(j) != 1 {
+			t.Fatalf("join %s: %v %v", name, j, err)
+		}
+	}
+	return g, gid
+}
+
 func groupsWait(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -200,17 +225,7 @@ func TestGroupStaleCommitRetried(t *testing.T) {
 	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
 	alice, bob := groupsStart(t, node), groupsStart(t, node)
 	ctx := context.Background()
-	g, err := alice.b.CreateGroup(ctx, "stale")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gid := FormatKey(g.ID)
-	if _, _, err := alice.b.Invite(ctx, gid, []ed25519.PublicKey{bob.id}); err != nil {
-		t.Fatal(err)
-	}
-	if j, err := bob.b.Join(ctx, 10*time.Second); err != nil || len(j) != 1 {
-		t.Fatalf("join: %v %v", j, err)
-	}
+	_, gid := groupsForm(t, "stale", alice, bob)
 	built := make(chan struct{})
 	release := make(chan struct{})
 	var once sync.Once
@@ -240,7 +255,7 @@ func TestGroupStaleCommitRetried(t *testing.T) {
 	})
 	// The lost commit is in Bob's outbox as dropped, the winner as sent.
 	var states []store.OutboxState
-	err = bob.b.view(ctx, func(tx *store.Tx) error {
+	err := bob.b.view(ctx, func(tx *store.Tx) error {
 		for id := int64(1); ; id++ {
 			it, err := tx.Outbox(id)
 			if errors.Is(err, store.ErrNotFound) {
@@ -267,17 +282,7 @@ func TestGroupPendingCommitResolvedOnReconnect(t *testing.T) {
 	node := testnode.StartNode(t, dir, "127.0.0.1:0")
 	alice, bob := groupsStart(t, node), groupsStart(t, node)
 	ctx := context.Background()
-	g, err := alice.b.CreateGroup(ctx, "flaky")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gid := FormatKey(g.ID)
-	if _, _, err := alice.b.Invite(ctx, gid, []ed25519.PublicKey{bob.id}); err != nil {
-		t.Fatal(err)
-	}
-	if j, err := bob.b.Join(ctx, 10*time.Second); err != nil || len(j) != 1 {
-		t.Fatalf("join: %v %v", j, err)
-	}
+	_, gid := groupsForm(t, "flaky", alice, bob)
 	var once sync.Once
 	bob.b.beforeSubmit = func() { once.Do(node.Stop) }
 	if _, err := bob.b.Update(ctx, gid); !errors.Is(err, ErrNotConnected) {
@@ -332,19 +337,7 @@ func TestGroupLeave(t *testing.T) {
 	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
 	alice, bob, carol := groupsStart(t, node), groupsStart(t, node), groupsStart(t, node)
 	ctx := context.Background()
-	g, err := alice.b.CreateGroup(ctx, "leavers")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gid := FormatKey(g.ID)
-	if _, _, err := alice.b.Invite(ctx, gid, []ed25519.PublicKey{bob.id, carol.id}); err != nil {
-		t.Fatal(err)
-	}
-	for _, u := range []*groupsUser{bob, carol} {
-		if j, err := u.b.Join(ctx, 10*time.Second); err != nil || len(j) != 1 {
-			t.Fatalf("join: %v %v", j, err)
-		}
-	}
+	_, gid := groupsForm(t, "leavers", alice, bob, carol)
 	if err := carol.b.Leave(ctx, gid); err != nil {
 		t.Fatal(err)
 	}
@@ -381,17 +374,7 @@ func TestGroupRejoinAfterLostCommit(t *testing.T) {
 	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
 	alice, bob := groupsStart(t, node), groupsStart(t, node)
 	ctx := context.Background()
-	g, err := alice.b.CreateGroup(ctx, "lossy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gid := FormatKey(g.ID)
-	if _, _, err := alice.b.Invite(ctx, gid, []ed25519.PublicKey{bob.id}); err != nil {
-		t.Fatal(err)
-	}
-	if j, err := bob.b.Join(ctx, 10*time.Second); err != nil || len(j) != 1 {
-		t.Fatalf("join: %v %v", j, err)
-	}
+	_, gid := groupsForm(t, "lossy", alice, bob)
 	// Bob loses the next commit from Alice.
 	var lost sync.Once
 	dropped := make(chan struct{})
@@ -498,17 +481,7 @@ func TestGroupCommitPendingOnNodeInternalError(t *testing.T) {
 	})
 	alice, bob := groupsStart(t, node), groupsStart(t, node)
 	ctx := context.Background()
-	g, err := alice.b.CreateGroup(ctx, "broken disk")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gid := FormatKey(g.ID)
-	if _, _, err := alice.b.Invite(ctx, gid, []ed25519.PublicKey{bob.id}); err != nil {
-		t.Fatal(err)
-	}
-	if j, err := bob.b.Join(ctx, 10*time.Second); err != nil || len(j) != 1 {
-		t.Fatalf("join: %v %v", j, err)
-	}
+	_, gid := groupsForm(t, "broken disk", alice, bob)
 	fs.mu.Lock()
 	fs.fail = true
 	before := len(fs.ids)
@@ -554,17 +527,7 @@ func TestGroupJobPanicRecovered(t *testing.T) {
 	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
 	alice, bob := groupsStart(t, node), groupsStart(t, node)
 	ctx := context.Background()
-	g, err := alice.b.CreateGroup(ctx, "panicky")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gid := FormatKey(g.ID)
-	if _, _, err := alice.b.Invite(ctx, gid, []ed25519.PublicKey{bob.id}); err != nil {
-		t.Fatal(err)
-	}
-	if j, err := bob.b.Join(ctx, 10*time.Second); err != nil || len(j) != 1 {
-		t.Fatalf("join: %v %v", j, err)
-	}
+	_, gid := groupsForm(t, "panicky", alice, bob)
 	panicked := make(chan struct{})
 	var once sync.Once
 	alice.b.beforeSubmit = func() {
@@ -599,19 +562,7 @@ func TestGroupLeaveLowestOffline(t *testing.T) {
 	quick := Config{LeaveCommitDelay: 300 * time.Millisecond}
 	alice, bob, carol := groupsStartWith(t, node, quick), groupsStartWith(t, node, quick), groupsStartWith(t, node, quick)
 	ctx := context.Background()
-	g, err := alice.b.CreateGroup(ctx, "absent chair")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gid := FormatKey(g.ID)
-	if _, _, err := alice.b.Invite(ctx, gid, []ed25519.PublicKey{bob.id, carol.id}); err != nil {
-		t.Fatal(err)
-	}
-	for _, u := range []*groupsUser{bob, carol} {
-		if j, err := u.b.Join(ctx, 10*time.Second); err != nil || len(j) != 1 {
-			t.Fatalf("join: %v %v", j, err)
-		}
-	}
+	g, gid := groupsForm(t, "absent chair", alice, bob, carol)
 	alice.stop() // the lowest leaf, who would commit carol's leaving
 	if err := carol.b.Leave(ctx, gid); err != nil {
 		t.Fatal(err)

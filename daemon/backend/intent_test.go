@@ -164,17 +164,7 @@ func TestGroupStaleInviteRerunAfterRestart(t *testing.T) {
 	node := testnode.StartNode(t, dir, "127.0.0.1:0")
 	alice, bob, carol := groupsStart(t, node), groupsStart(t, node), groupsStart(t, node)
 	ctx := context.Background()
-	g, err := alice.b.CreateGroup(ctx, "rerun")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gid := FormatKey(g.ID)
-	if _, _, err := alice.b.Invite(ctx, gid, []ed25519.PublicKey{bob.id}); err != nil {
-		t.Fatal(err)
-	}
-	if j, err := bob.b.Join(ctx, 10*time.Second); err != nil || len(j) != 1 {
-		t.Fatalf("bob join: %v %v", j, err)
-	}
+	g, gid := groupsForm(t, "rerun", alice, bob)
 	node, alice, epoch := intentCrash(t, dir, node, alice, bob, gid, func() error {
 		_, _, err := alice.b.Invite(ctx, gid, []ed25519.PublicKey{carol.id})
 		return err
@@ -218,17 +208,7 @@ func TestGroupStaleUpdateRerunAfterRestart(t *testing.T) {
 	node := testnode.StartNode(t, dir, "127.0.0.1:0")
 	alice, bob := groupsStart(t, node), groupsStart(t, node)
 	ctx := context.Background()
-	g, err := alice.b.CreateGroup(ctx, "rerun update")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gid := FormatKey(g.ID)
-	if _, _, err := alice.b.Invite(ctx, gid, []ed25519.PublicKey{bob.id}); err != nil {
-		t.Fatal(err)
-	}
-	if j, err := bob.b.Join(ctx, 10*time.Second); err != nil || len(j) != 1 {
-		t.Fatalf("bob join: %v %v", j, err)
-	}
+	_, gid := groupsForm(t, "rerun update", alice, bob)
 	node, alice, epoch := intentCrash(t, dir, node, alice, bob, gid, func() error {
 		_, err := alice.b.Update(ctx, gid)
 		return err
@@ -258,17 +238,7 @@ func TestGroupStaleInviteRerunSurvivesStop(t *testing.T) {
 	node := testnode.StartNode(t, dir, "127.0.0.1:0")
 	alice, bob, carol := groupsStart(t, node), groupsStart(t, node), groupsStart(t, node)
 	ctx := context.Background()
-	g, err := alice.b.CreateGroup(ctx, "rerun later")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gid := FormatKey(g.ID)
-	if _, _, err := alice.b.Invite(ctx, gid, []ed25519.PublicKey{bob.id}); err != nil {
-		t.Fatal(err)
-	}
-	if j, err := bob.b.Join(ctx, 10*time.Second); err != nil || len(j) != 1 {
-		t.Fatalf("bob join: %v %v", j, err)
-	}
+	g, gid := groupsForm(t, "rerun later", alice, bob)
 	held := make(chan struct{})
 	var once sync.Once
 	node, alice, epoch := intentCrash(t, dir, node, alice, bob, gid, func() error {
@@ -311,19 +281,7 @@ func TestGroupStaleRemoveRerunMemberGone(t *testing.T) {
 	node := testnode.StartNode(t, dir, "127.0.0.1:0")
 	alice, bob, carol := groupsStart(t, node), groupsStart(t, node), groupsStart(t, node)
 	ctx := context.Background()
-	g, err := alice.b.CreateGroup(ctx, "rerun remove")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gid := FormatKey(g.ID)
-	if _, _, err := alice.b.Invite(ctx, gid, []ed25519.PublicKey{bob.id, carol.id}); err != nil {
-		t.Fatal(err)
-	}
-	for _, u := range []*groupsUser{bob, carol} {
-		if j, err := u.b.Join(ctx, 10*time.Second); err != nil || len(j) != 1 {
-			t.Fatalf("join: %v %v", j, err)
-		}
-	}
+	_, gid := groupsForm(t, "rerun remove", alice, bob, carol)
 	_, alice, epoch := intentCrash(t, dir, node, alice, bob, gid, func() error {
 		_, err := alice.b.Remove(ctx, gid, carol.id)
 		return err
