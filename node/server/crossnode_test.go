@@ -5,13 +5,11 @@ import (
 	"context"
 	"encoding/binary"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/quicproquo/quicproquo/internal/pgtest"
-	"github.com/quicproquo/quicproquo/internal/transport"
 	"github.com/quicproquo/quicproquo/node/client"
 	"github.com/quicproquo/quicproquo/node/server"
 	"github.com/quicproquo/quicproquo/node/store"
@@ -27,41 +25,11 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
 // would be. It stops at cleanup.
 func startPostgresNode(t *testing.T, conn string) *testNode {
 	t.Helper()
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	st, err := postgres.Open(ctx, conn, store.Limits{}, testLogger(t))
+	st, err := postgres.Open(context.Background(), conn, store.Limits{}, testLogger(t))
 	if err != nil {
-		cancel()
 		t.Fatalf("open store: %v", err)
 	}
-	cert, _, err := transport.LoadOrCreateServerCert(filepath.Join(dir, "cert.der"), filepath.Join(dir, "key.der"))
-	if err != nil {
-		t.Fatalf("server cert: %v", err)
-	}
-	srv, err := server.New(server.Config{Store: st, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	ln, err := server.Listen("127.0.0.1:0", cert)
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-served:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("Serve did not return after cancel")
-		}
-		ln.Close()
-		st.Close()
-	})
-	return &testNode{addr: ln.Addr().String(), certDER: cert.Certificate[0]}
+	return serveNode(t, server.Config{Store: st}, st.Close)
 }
 
 // pushed collects what a subscription delivers.

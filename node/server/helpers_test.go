@@ -43,29 +43,42 @@ func startTestNode(t testing.TB, cfg server.Config, limits store.Limits) *testNo
 // the SQLite store itself when wrap is not nil.
 func startWrappedNode(t testing.TB, cfg server.Config, limits store.Limits, wrap func(store.Store) store.Store) *testNode {
 	t.Helper()
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "node.db"), limits, testLogger(t))
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "node.db"), limits, testLogger(t))
 	if err != nil {
 		t.Fatalf("open store: %v", err)
-	}
-	cert, _, err := transport.LoadOrCreateServerCert(filepath.Join(dir, "cert.der"), filepath.Join(dir, "key.der"))
-	if err != nil {
-		t.Fatalf("server cert: %v", err)
 	}
 	cfg.Store = st
 	if wrap != nil {
 		cfg.Store = wrap(st)
+	}
+	n := serveNode(t, cfg, st.Close)
+	n.store = st
+	return n
+}
+
+// serveNode serves cfg (its Store set) on loopback with a fresh certificate
+// until cleanup, which stops the server and then calls closeStore.
+func serveNode(t testing.TB, cfg server.Config, closeStore func() error) *testNode {
+	t.Helper()
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { closeStore() })
+	cert, _, err := transport.LoadOrCreateServerCert(filepath.Join(dir, "cert.der"), filepath.Join(dir, "key.der"))
+	if err != nil {
+		cancel()
+		t.Fatalf("server cert: %v", err)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t)
 	}
 	srv, err := server.New(cfg)
 	if err != nil {
+		cancel()
 		t.Fatalf("server.New: %v", err)
 	}
 	ln, err := server.Listen("127.0.0.1:0", cert)
 	if err != nil {
+		cancel()
 		t.Fatalf("listen: %v", err)
 	}
 	served := make(chan error, 1)
@@ -81,9 +94,8 @@ func startWrappedNode(t testing.TB, cfg server.Config, limits store.Limits, wrap
 			t.Errorf("Serve did not return after cancel")
 		}
 		ln.Close()
-		st.Close()
 	})
-	return &testNode{addr: ln.Addr().String(), certDER: cert.Certificate[0], store: st}
+	return &testNode{addr: ln.Addr().String(), certDER: cert.Certificate[0]}
 }
 
 // testIdentity is a fresh Ed25519 identity.
