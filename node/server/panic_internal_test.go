@@ -3,14 +3,9 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
-	"path/filepath"
 	"testing"
-	"time"
 
-	"github.com/quicproquo/quicproquo/internal/transport"
 	"github.com/quicproquo/quicproquo/node/client"
 	"github.com/quicproquo/quicproquo/node/store"
 	"github.com/quicproquo/quicproquo/node/store/sqlite"
@@ -34,38 +29,9 @@ func (p panickyStore) GroupState(ctx context.Context, groupID []byte) (store.Gro
 // TestCallPanicFailsOnlyThatCall: a panic while serving a call fails the
 // call with an internal error; the node, and the same connection, go on.
 func TestCallPanicFailsOnlyThatCall(t *testing.T) {
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "node.db"), store.Limits{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	cert, _, err := transport.LoadOrCreateServerCert(filepath.Join(dir, "c.der"), filepath.Join(dir, "k.der"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	trigger := []byte("boom")
-	srv, err := New(Config{Store: panickyStore{Store: st, trigger: trigger}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := Listen("127.0.0.1:0", cert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, scancel := context.WithCancel(ctx)
-	served := make(chan struct{})
-	go func() { srv.Serve(sctx, ln); close(served) }()
-	defer func() { scancel(); <-served; ln.Close() }()
-
-	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	c, err := client.Dial(ctx, ln.Addr().String(), client.Config{Identity: priv, PinnedCert: cert.Certificate[0]})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	n := startInternalNode(t, func(st *sqlite.Store) store.Store { return panickyStore{Store: st, trigger: trigger} })
+	c, pub, ctx := n.c, n.pub, n.ctx
 	if _, err := c.GroupState(ctx, trigger); !errors.Is(err, client.ErrInternal) {
 		t.Fatalf("GroupState of the planted id: %v, want ErrInternal", err)
 	}
