@@ -98,6 +98,12 @@ func (b *Backend) FetchKey(ctx context.Context, peer ed25519.PublicKey) (KeyPack
 	return inspectKeyPackage(raw, peer, time.Now()), nil
 }
 
+// MaxKeyPackageLifetime is the longest total lifetime (not_after minus
+// not_before) qpd accepts in a peer's KeyPackage. RFC 9420 §7.2 asks every
+// application to set one, so that a leaked KeyPackage cannot stay usable
+// for good; qpd's own last 90 days.
+const MaxKeyPackageLifetime = 366 * 24 * time.Hour
+
 // inspectKeyPackage decodes and validates a KeyPackage; any fault is
 // reported in the result, never as a panic or error.
 func inspectKeyPackage(raw []byte, peer ed25519.PublicKey, now time.Time) KeyPackageInfo {
@@ -123,6 +129,8 @@ func inspectKeyPackage(raw []byte, peer ed25519.PublicKey, now time.Time) KeyPac
 	switch err := mls.ValidateKeyPackage(kp, kp.CipherSuite, now); {
 	case err != nil:
 		info.Problem = err.Error()
+	case kp.LeafNode.Lifetime == nil || kp.LeafNode.Lifetime.NotAfter-kp.LeafNode.Lifetime.NotBefore > uint64(MaxKeyPackageLifetime/time.Second):
+		info.Problem = fmt.Sprintf("lifetime %v .. %v is longer than %v", info.NotBefore.UTC(), info.NotAfter.UTC(), MaxKeyPackageLifetime)
 	case kp.LeafNode.Credential.Type != mls.CredentialBasic || !bytes.Equal(info.Identity, peer):
 		info.Problem = fmt.Sprintf("credential names %x, not the peer %x", info.Identity, []byte(peer))
 	default:

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/quicproquo/quicproquo/internal/mls"
 )
 
 func TestInspectKeyPackage(t *testing.T) {
@@ -30,6 +33,17 @@ func TestInspectKeyPackage(t *testing.T) {
 	// Expired.
 	if info := inspectKeyPackage(kp.KeyPackage, pub, time.Now().Add(200*24*time.Hour)); info.Valid {
 		t.Errorf("expired KeyPackage accepted: %+v", info)
+	}
+	// Valid now, but for longer than any KeyPackage qpd accepts (RFC 9420
+	// §7.2: the application sets a maximum total lifetime).
+	long, _, err := mls.GenerateKeyPackage(mls.CipherSuite(1), &mls.Signer{
+		Credential: mls.NewBasicCredential(pub), SignaturePub: pub, SignaturePriv: id.Seed(),
+	}, &mls.KeyPackageParams{Lifetime: MaxKeyPackageLifetime + time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := inspectKeyPackage(long.Marshal(), pub, time.Now()); info.Valid || !strings.Contains(info.Problem, "longer than") {
+		t.Errorf("KeyPackage valid for more than %v accepted: %+v", MaxKeyPackageLifetime, info)
 	}
 	// A flipped signature bit.
 	bad := bytes.Clone(kp.KeyPackage)
