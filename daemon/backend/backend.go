@@ -123,6 +123,8 @@ type Backend struct {
 	dropEnvelope func(nodeclient.Envelope) bool
 	// rejoin tracks the groups this member is behind in (under gmu).
 	rejoin rejoinState
+	// rule binds leaves to users (identity.go).
+	rule IdentityRule
 }
 
 // New makes a Backend over cfg.Store.
@@ -162,6 +164,7 @@ func New(cfg Config) (*Backend, error) {
 		registered: make(chan struct{}),
 		jobs:       make(chan groupJob, 256),
 		rejoin:     rejoinState{asked: map[string]time.Time{}, from: map[string][][]byte{}, keys: map[string]*ecdh.PrivateKey{}},
+		rule:       SameKeyRule{},
 	}
 	if cfg.Groups {
 		b.cfg.Envelopes = b
