@@ -141,6 +141,7 @@ func (tx *Tx) DeleteWelcome(id int64) error {
 	if err != nil {
 		return fmt.Errorf("store: delete welcome: %w", err)
 	}
+	tx.scrub = true
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("store: delete welcome %d: %w", id, ErrNotFound)
 	}
