@@ -124,16 +124,18 @@ type node struct {
 	p         *proc
 }
 
-// startNode starts qpnode on addr ("127.0.0.1:0" for any free port).
-func startNode(t *testing.T, dir, addr string) *node {
+// startNode starts qpnode on addr ("127.0.0.1:0" for any free port);
+// extra flags override the defaults.
+func startNode(t *testing.T, dir, addr string, extra ...string) *node {
 	t.Helper()
 	ready := filepath.Join(dir, "ready")
 	os.Remove(ready)
 	n := &node{dir: dir}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		n.p = startProc(t, "qpnode", qpnodeBin, "--listen", addr, "--data-dir", filepath.Join(dir, "data"), "--ready-file", ready,
-			"--log-level", "warn", "--rate-limit", "100000", "--rate-burst", "100000")
+		args := []string{qpnodeBin, "--listen", addr, "--data-dir", filepath.Join(dir, "data"), "--ready-file", ready,
+			"--log-level", "warn", "--rate-limit", "100000", "--rate-burst", "100000"}
+		n.p = startProc(t, "qpnode", append(args, extra...)...)
 		for time.Now().Before(deadline) {
 			if b, err := os.ReadFile(ready); err == nil && len(bytes.TrimSpace(b)) > 0 {
 				n.addr = strings.TrimSpace(string(b))
