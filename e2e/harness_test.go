@@ -161,6 +161,16 @@ type user struct {
 	name, dir, socket, nodeAddr string
 	id                          string
 	p                           *proc
+	// consent: invitations of non-contacts wait as requests (qpd's
+	// default); otherwise the user takes every invitation.
+	consent bool
+}
+
+func (u *user) invitations() string {
+	if u.consent {
+		return "contacts"
+	}
+	return "anyone"
 }
 
 func newUser(t *testing.T, root, name, nodeAddr string) *user {
@@ -174,7 +184,8 @@ func newUser(t *testing.T, root, name, nodeAddr string) *user {
 // start runs qpd and waits for its socket to answer.
 func (u *user) start(t *testing.T) {
 	t.Helper()
-	u.p = startProc(t, "qpd "+u.name, qpdBin, "--state-dir", u.dir, "--socket", u.socket, "--server", u.nodeAddr, "--log-level", "debug")
+	u.p = startProc(t, "qpd "+u.name, qpdBin, "--state-dir", u.dir, "--socket", u.socket, "--server", u.nodeAddr, "--log-level", "debug",
+		"--invitations", u.invitations())
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		r := u.run(t, "status")

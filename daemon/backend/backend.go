@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/quicproquo/quicproquo/daemon/store"
 	nodeclient "github.com/quicproquo/quicproquo/node/client"
 )
@@ -60,9 +62,13 @@ type Config struct {
 	// Groups turns on the MLS groups: the Backend applies its queue's
 	// envelopes itself (Envelopes is ignored) and submits commits.
 	Groups bool
-	// ManualJoin keeps arriving Welcomes in the store until a Join call
-	// accepts them; by default qpd joins as soon as a Welcome arrives.
+	// ManualJoin keeps arriving Welcomes of contacts in the store until a
+	// Join call accepts them; by default qpd joins as soon as a contact's
+	// Welcome arrives.
 	ManualJoin bool
+	// Invitations says whose Welcomes are taken without asking (default
+	// InviteContacts: the others wait as requests, consent.go).
+	Invitations InvitePolicy
 	// SelfUpdateInterval is how often a connected daemon rotates its own
 	// keys in every group (a self-update commit); 0 or negative: never.
 	SelfUpdateInterval time.Duration
@@ -125,6 +131,13 @@ type Backend struct {
 	rejoin rejoinState
 	// rule binds leaves to users (identity.go).
 	rule IdentityRule
+	// blocked holds the blocked identities (contacts.go), in memory so
+	// that their traffic is dropped before anything is read or stored.
+	blockMu sync.RWMutex
+	blocked map[string]bool
+	// strangerRejects bounds the rejected events strangers cause
+	// (consent.go).
+	strangerRejects *rate.Limiter
 }
 
 // New makes a Backend over cfg.Store.
@@ -157,17 +170,22 @@ func New(cfg Config) (*Backend, error) {
 		cfg.DialTimeout = 10 * time.Second
 	}
 	b := &Backend{
-		cfg:        cfg,
-		st:         cfg.Store,
-		log:        cfg.Logger,
-		changed:    newNotifier(),
-		registered: make(chan struct{}),
-		jobs:       make(chan groupJob, 256),
-		rejoin:     rejoinState{asked: map[string]time.Time{}, from: map[string][][]byte{}, keys: map[string]*ecdh.PrivateKey{}},
-		rule:       SameKeyRule{},
+		cfg:             cfg,
+		st:              cfg.Store,
+		log:             cfg.Logger,
+		changed:         newNotifier(),
+		registered:      make(chan struct{}),
+		jobs:            make(chan groupJob, 256),
+		rejoin:          rejoinState{asked: map[string]time.Time{}, from: map[string][][]byte{}, keys: map[string]*ecdh.PrivateKey{}},
+		rule:            SameKeyRule{},
+		blocked:         map[string]bool{},
+		strangerRejects: rate.NewLimiter(strangerRejectRate, strangerRejectBurst),
 	}
 	if cfg.Groups {
 		b.cfg.Envelopes = b
+	}
+	if err := b.loadBlocked(context.Background()); err != nil {
+		return nil, err
 	}
 	b.conn = connState{state: StateNotRegistered, since: time.Now()}
 	if _, err := b.identity(context.Background()); err == nil {

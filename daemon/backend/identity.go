@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/subtle"
@@ -79,4 +80,96 @@ func (b *Backend) refused(ctx context.Context, e store.Event) {
 	if err := b.update(ctx, func(tx *store.Tx) error { _, err := tx.AppendEvent(e); return err }); err != nil {
 		b.log.Error("record refusal", "err", err)
 	}
+}
+
+// ErrMembershipRefused: a membership change the policy does not allow
+// (a new member's own proposal, an external commit that is not a resync
+// by the same identity and key, a leaf that changes whose user it is).
+var ErrMembershipRefused = errors.New("membership change refused")
+
+// memberKey is a member's user and signature key at a leaf.
+type memberKey struct {
+	user, sigKey []byte
+}
+
+// snapshotMembers records the users of a group's leaves before a message
+// is processed.
+func snapshotMembers(g *mls.Group) map[mls.LeafIndex]memberKey {
+	out := map[mls.LeafIndex]memberKey{}
+	for _, m := range g.Members() {
+		out[m.Leaf] = memberKey{user: m.Identity, sigKey: m.SignatureKey}
+	}
+	return out
+}
+
+// checkReceived applies the policy to what a received handshake message
+// did to g (now in its new state) compared with the leaves before:
+//   - proposals only from members (no new-member or external proposals:
+//     only members may add);
+//   - an external commit only as a resync: the joiner is a member of the
+//     old tree with the same identity and signature key, and its old leaf
+//     is removed;
+//   - every leaf of the new tree passes the identity rule, and a leaf
+//     present before and after speaks for the same user (an UpdatePath or
+//     Update may rotate keys under a rule that allows it, never change
+//     whose leaf it is).
+func (b *Backend) checkReceived(before map[mls.LeafIndex]memberKey, g *mls.Group, rec *mls.Received) error {
+	switch rec.Kind {
+	case mls.KindProposal:
+		if rec.SenderType != mls.SenderMember {
+			return fmt.Errorf("%w: a proposal from a non-member (sender type %v)", ErrMembershipRefused, rec.SenderType)
+		}
+		return nil
+	case mls.KindCommit:
+	default:
+		return nil
+	}
+	if rec.SenderType != mls.SenderMember {
+		if rec.SenderType != mls.SenderNewMemberCommit {
+			return fmt.Errorf("%w: a commit from sender type %v", ErrMembershipRefused, rec.SenderType)
+		}
+		user, err := b.rule.User(rec.Sender.Credential, rec.Sender.SignatureKey)
+		if err != nil {
+			return fmt.Errorf("external commit: %w", err)
+		}
+		resync := false
+		for _, m := range rec.Removed {
+			if old, ok := before[m.Leaf]; ok && bytes.Equal(old.user, user) && bytes.Equal(old.sigKey, rec.Sender.SignatureKey) {
+				resync = true
+			}
+		}
+		if !resync {
+			return fmt.Errorf("%w: external commit by %x is not a resync of its own leaf", ErrMembershipRefused, user)
+		}
+	}
+	removed := map[mls.LeafIndex]bool{}
+	for _, m := range rec.Removed {
+		removed[m.Leaf] = true
+	}
+	for _, m := range g.Members() {
+		user, err := b.rule.User(m.Credential, m.SignatureKey)
+		if err != nil {
+			return fmt.Errorf("leaf %d: %w", m.Leaf, err)
+		}
+		if old, ok := before[m.Leaf]; ok && !removed[m.Leaf] && !bytes.Equal(old.user, user) {
+			return fmt.Errorf("%w: leaf %d changed from %x to %x", ErrIdentityMismatch, m.Leaf, old.user, user)
+		}
+	}
+	return nil
+}
+
+// checkTree applies the identity rule to every leaf of a group joined by
+// Welcome.
+func (b *Backend) checkTree(g *mls.Group) error {
+	for _, m := range g.Members() {
+		if _, err := b.rule.User(m.Credential, m.SignatureKey); err != nil {
+			return fmt.Errorf("leaf %d of the joined tree: %w", m.Leaf, err)
+		}
+	}
+	return nil
+}
+
+// isRefusal reports whether a rejection is the trust policy's.
+func isRefusal(err error) bool {
+	return errors.Is(err, ErrIdentityMismatch) || errors.Is(err, ErrMembershipRefused)
 }

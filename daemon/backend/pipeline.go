@@ -67,8 +67,10 @@ func (b *Backend) applyEnvelope(ctx context.Context, env nodeclient.Envelope) (b
 	if errors.Is(err, errRejected) {
 		b.log.Warn("envelope rejected", "seq", env.Seq, "sender", FormatKey(env.Sender), "err", rejectErr)
 		err = b.update(ctx, func(tx *store.Tx) error {
-			if err := rejectedEvent(tx, env, rejectErr); err != nil {
-				return err
+			if b.recordReject(tx, env) {
+				if err := rejectedEvent(tx, env, rejectErr); err != nil {
+					return err
+				}
 			}
 			return tx.SetNodeCursor(env.Seq)
 		})

@@ -71,7 +71,7 @@ func receiveSetupWith(t testing.TB, log *slog.Logger, groupName string) *receive
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	b, err := New(Config{Store: st, Logger: log, Groups: true})
+	b, err := New(Config{Store: st, Logger: log, Groups: true, Invitations: InviteAnyone})
 	if err != nil {
 		t.Fatal(err)
 	}

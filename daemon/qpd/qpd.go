@@ -45,6 +45,8 @@ type Config struct {
 	SelfUpdateInterval time.Duration
 	// ManualJoin keeps invitations until `qpctl join` accepts them.
 	ManualJoin bool
+	// Invitations says whose invitations are taken without asking.
+	Invitations backend.InvitePolicy
 }
 
 // DefaultStateDir is $XDG_DATA_HOME/quicproquo, else ~/.local/share/quicproquo.
@@ -84,7 +86,9 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.StringVar(&level, "log-level", envOr(getenv, "QPQ_LOG_LEVEL", "info"), "debug, info, warn or error (env QPQ_LOG_LEVEL)")
 	fs.DurationVar(&cfg.SelfUpdateInterval, "self-update-interval", 24*time.Hour, "how often to rotate own keys in every group (0: never)")
 	autoJoin := true
-	fs.BoolVar(&autoJoin, "auto-join", true, "join a group as soon as its invitation arrives; with --auto-join=false invitations wait for `qpctl join`")
+	fs.BoolVar(&autoJoin, "auto-join", true, "join a group as soon as a contact's invitation arrives; with --auto-join=false they wait for `qpctl join`")
+	invitations := "contacts"
+	fs.StringVar(&invitations, "invitations", "contacts", "whose invitations are taken without asking: contacts (the others wait in `qpctl requests`) or anyone")
 	fs.BoolVar(&cfg.Repin, "repin", false, "forget the node certificate pinned on first use, and pin the one the node presents next")
 	fs.BoolVar(&version, "version", false, "print the version and exit")
 	fs.Usage = func() {
@@ -109,6 +113,14 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 		return Config{}, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, level)
 	}
 	cfg.ManualJoin = !autoJoin
+	switch invitations {
+	case "contacts":
+		cfg.Invitations = backend.InviteContacts
+	case "anyone":
+		cfg.Invitations = backend.InviteAnyone
+	default:
+		return Config{}, fmt.Errorf("%w: --invitations %q: want contacts or anyone", errUsage, invitations)
+	}
 	if cfg.SelfUpdateInterval < 0 {
 		return Config{}, fmt.Errorf("%w: --self-update-interval must not be negative", errUsage)
 	}
@@ -200,6 +212,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Groups:             true,
 		SelfUpdateInterval: cfg.SelfUpdateInterval,
 		ManualJoin:         cfg.ManualJoin,
+		Invitations:        cfg.Invitations,
 	})
 	if err != nil {
 		return err
