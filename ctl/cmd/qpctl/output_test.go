@@ -44,13 +44,13 @@ func TestEscapeLine(t *testing.T) {
 		}
 	}
 	for in, want := range map[string]string{
-		"plain name":  "plain name",
-		"a\nb":        `a\nb`,
-		"\x1b[2J":     `\x1b[2J`,
-		"x\u202ey":    `x\u202ey`,
-		"tab\there":   `tab\there`,
-		"\u009bC1":    `\x9bC1`,
-		"h\xffi":      `h\xffi`,
+		"plain name": "plain name",
+		"a\nb":       `a\nb`,
+		"\x1b[2J":    `\x1b[2J`,
+		"x\u202ey":   `x\u202ey`,
+		"tab\there":  `tab\there`,
+		"\u009bC1":   `\x9bC1`,
+		"h\xffi":     `h\xffi`,
 		"ünïcødé 日本": "ünïcødé 日本",
 	} {
 		if got := escapeLine(in); got != want {
