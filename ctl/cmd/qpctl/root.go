@@ -152,6 +152,8 @@ func (a *app) classify(err error) failure {
 			msg = trimPrefix(msg, errUsage.Error()+": ")
 		}
 		return failure{code: exitUsage, kind: "usage", message: msg}
+	case errors.Is(err, client.ErrForeignDaemon):
+		return failure{code: exitError, kind: "foreign_daemon", message: err.Error()}
 	case errors.Is(err, client.ErrDaemonNotRunning):
 		return failure{code: exitNotRunning, kind: "not_running", message: err.Error(),
 			hint: "start it with `qpd` (or `systemctl --user start qpd`), or point --socket / QPQ_SOCKET at its socket"}
