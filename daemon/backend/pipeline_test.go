@@ -91,6 +91,8 @@ func pipelineStart(t *testing.T, node *testnode.Node, dir string, h EnvelopeHand
 		t.Fatal(err)
 	}
 	r.id = id.PrivateKey
+	// Connected means registered at the node: peers can reach it.
+	pipelineWait(t, "connected", func() bool { return b.Connection().State == StateConnected })
 	return r
 }
 
@@ -106,6 +108,10 @@ func pipelinePeer(t *testing.T, node *testnode.Node, id ed25519.PrivateKey) *nod
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
+	// The node takes messages only from registered identities.
+	if err := c.Register(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
 	return c
 }
 
@@ -239,6 +245,7 @@ func TestOutboxDeliversAndWaitsWhileOffline(t *testing.T) {
 	_, peerID, _ := ed25519.GenerateKey(rand.Reader)
 	peerPub := peerID.Public().(ed25519.PublicKey)
 	ctx := context.Background()
+	pipelinePeer(t, node, peerID) // registers the recipient
 
 	add := func(payload string) int64 {
 		var it store.OutboxItem

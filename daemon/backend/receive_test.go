@@ -119,7 +119,12 @@ func receiveSetupWith(t testing.TB, log *slog.Logger, groupName string) *receive
 	return r
 }
 
+// apply applies an envelope; a nil sender is the peer (an envelope without
+// a sender is the node's own notice).
 func (r *receiveRig) apply(seq uint64, payload, sender []byte) (bool, error) {
+	if sender == nil {
+		sender = r.peerKey.Public().(ed25519.PublicKey)
+	}
 	return r.b.applyEnvelope(context.Background(), nodeclient.Envelope{Seq: seq, Sender: sender, Payload: payload, EnqueuedAt: time.Now()})
 }
 
