@@ -136,8 +136,6 @@ type Backend struct {
 	dropEnvelope func(nodeclient.Envelope) bool
 	// rejoin tracks the groups this member is behind in (under gmu).
 	rejoin rejoinState
-	// rule binds leaves to users (identity.go).
-	rule IdentityRule
 	// blocked holds the blocked identities (contacts.go), in memory so
 	// that their traffic is dropped before anything is read or stored.
 	blockMu sync.RWMutex
@@ -185,7 +183,6 @@ func New(cfg Config) (*Backend, error) {
 		kpLow:           make(chan struct{}, 1),
 		jobs:            make(chan groupJob, 256),
 		rejoin:          rejoinState{asked: map[string]time.Time{}, from: map[string][][]byte{}, keys: map[string]*ecdh.PrivateKey{}},
-		rule:            SameKeyRule{},
 		blocked:         map[string]bool{},
 		strangerRejects: rate.NewLimiter(strangerRejectRate, strangerRejectBurst),
 	}

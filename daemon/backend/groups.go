@@ -68,7 +68,7 @@ func loadGroup(tx *store.Tx, id []byte) (store.Group, *mls.Group, error) {
 		}
 		return store.Group{}, nil, err
 	}
-	g, err := mls.UnmarshalGroup(sg.State)
+	g, err := mls.UnmarshalGroupWithPolicy(sg.State, groupPolicy)
 	if err != nil {
 		return store.Group{}, nil, fmt.Errorf("decode state of group %x: %w", id, err)
 	}
@@ -116,6 +116,7 @@ func (b *Backend) CreateGroup(ctx context.Context, name string) (GroupInfo, erro
 	g, err := mls.CreateGroup(DefaultCipherSuite, groupID, s, &mls.CreateOptions{
 		Extensions: []mls.Extension{{Type: ExtensionGroupName, Data: []byte(name)}},
 		Config:     groupConfig,
+		Policy:     groupPolicy,
 	})
 	clear(s.SignaturePriv)
 	if err != nil {

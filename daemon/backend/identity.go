@@ -49,11 +49,6 @@ func (SameKeyRule) User(cred mls.Credential, sigKey []byte) ([]byte, error) {
 	return cred.Identity, nil
 }
 
-// checkLeaf applies the rule to a leaf node.
-func checkLeaf(rule IdentityRule, leaf *mls.LeafNode) ([]byte, error) {
-	return rule.User(leaf.Credential, leaf.SignatureKey)
-}
-
 func truncateBytes(b []byte) []byte {
 	if len(b) > 32 {
 		return b[:32]
@@ -83,93 +78,71 @@ func (b *Backend) refused(ctx context.Context, e store.Event) {
 }
 
 // ErrMembershipRefused: a membership change the policy does not allow
-// (a new member's own proposal, an external commit that is not a resync
-// by the same identity and key, a leaf that changes whose user it is).
+// (an external commit that is not a resync by the same identity and key).
 var ErrMembershipRefused = errors.New("membership change refused")
 
-// memberKey is a member's user and signature key at a leaf.
-type memberKey struct {
-	user, sigKey []byte
+// identityRule is the rule qpd applies: one value, so that a
+// multi-device rule replaces it here and nowhere else.
+var identityRule IdentityRule = SameKeyRule{}
+
+// groupPolicy is the MLS policy of every group qpd keeps (internal/mls
+// calls it for every leaf that enters or changes, every received proposal
+// and every received commit before it merges); it goes with groupConfig.
+var groupPolicy = mls.Policy{
+	Identity:  trustPolicy{rule: identityRule},
+	Proposals: mls.DefaultProposalFilter, // members only: no new-member or external proposals
+	Commits:   trustPolicy{rule: identityRule},
 }
 
-// snapshotMembers records the users of a group's leaves before a message
-// is processed.
-func snapshotMembers(g *mls.Group) map[mls.LeafIndex]memberKey {
-	out := map[mls.LeafIndex]memberKey{}
-	for _, m := range g.Members() {
-		out[m.Leaf] = memberKey{user: m.Identity, sigKey: m.SignatureKey}
-	}
-	return out
+// trustPolicy puts the identity rule and the membership rules into the
+// MLS library's hooks.
+type trustPolicy struct{ rule IdentityRule }
+
+// ValidateLeaf implements mls.IdentityProvider: every leaf that enters or
+// changes (Adds, Updates, UpdatePath leaves, external commits, the tree of
+// a Welcome) passes the identity rule.
+func (p trustPolicy) ValidateLeaf(leaf *mls.LeafInfo) error {
+	_, err := p.rule.User(leaf.Credential, leaf.SignatureKey)
+	return err
 }
 
-// checkReceived applies the policy to what a received handshake message
-// did to g (now in its new state) compared with the leaves before:
-//   - proposals only from members (no new-member or external proposals:
-//     only members may add);
-//   - an external commit only as a resync: the joiner is a member of the
-//     old tree with the same identity and signature key, and its old leaf
-//     is removed;
-//   - every leaf of the new tree passes the identity rule, and a leaf
-//     present before and after speaks for the same user (an UpdatePath or
-//     Update may rotate keys under a rule that allows it, never change
-//     whose leaf it is).
-func (b *Backend) checkReceived(before map[mls.LeafIndex]memberKey, g *mls.Group, rec *mls.Received) error {
-	switch rec.Kind {
-	case mls.KindProposal:
-		if rec.SenderType != mls.SenderMember {
-			return fmt.Errorf("%w: a proposal from a non-member (sender type %v)", ErrMembershipRefused, rec.SenderType)
-		}
-		return nil
-	case mls.KindCommit:
-	default:
-		return nil
+// ValidSuccessor implements mls.IdentityProvider: a leaf may be replaced
+// (Update, UpdatePath, resync) only by a leaf of the same user.
+func (p trustPolicy) ValidSuccessor(prev mls.Member, next *mls.LeafInfo) error {
+	was, err := p.rule.User(prev.Credential, prev.SignatureKey)
+	if err != nil {
+		return err
 	}
-	if rec.SenderType != mls.SenderMember {
-		if rec.SenderType != mls.SenderNewMemberCommit {
-			return fmt.Errorf("%w: a commit from sender type %v", ErrMembershipRefused, rec.SenderType)
-		}
-		user, err := b.rule.User(rec.Sender.Credential, rec.Sender.SignatureKey)
-		if err != nil {
-			return fmt.Errorf("external commit: %w", err)
-		}
-		resync := false
-		for _, m := range rec.Removed {
-			if old, ok := before[m.Leaf]; ok && bytes.Equal(old.user, user) && bytes.Equal(old.sigKey, rec.Sender.SignatureKey) {
-				resync = true
-			}
-		}
-		if !resync {
-			return fmt.Errorf("%w: external commit by %x is not a resync of its own leaf", ErrMembershipRefused, user)
-		}
+	now, err := p.rule.User(next.Credential, next.SignatureKey)
+	if err != nil {
+		return err
 	}
-	removed := map[mls.LeafIndex]bool{}
-	for _, m := range rec.Removed {
-		removed[m.Leaf] = true
-	}
-	for _, m := range g.Members() {
-		user, err := b.rule.User(m.Credential, m.SignatureKey)
-		if err != nil {
-			return fmt.Errorf("leaf %d: %w", m.Leaf, err)
-		}
-		if old, ok := before[m.Leaf]; ok && !removed[m.Leaf] && !bytes.Equal(old.user, user) {
-			return fmt.Errorf("%w: leaf %d changed from %x to %x", ErrIdentityMismatch, m.Leaf, old.user, user)
-		}
+	if !bytes.Equal(was, now) {
+		return fmt.Errorf("%w: leaf %d of %x replaced by one of %x", ErrIdentityMismatch, prev.Leaf, was, now)
 	}
 	return nil
 }
 
-// checkTree applies the identity rule to every leaf of a group joined by
-// Welcome.
-func (b *Backend) checkTree(g *mls.Group) error {
-	for _, m := range g.Members() {
-		if _, err := b.rule.User(m.Credential, m.SignatureKey); err != nil {
-			return fmt.Errorf("leaf %d of the joined tree: %w", m.Leaf, err)
+// InspectCommit implements mls.CommitInspector: an external commit is
+// taken only as a resync by the same identity and signature key (a member
+// that fell behind and rejoins, rejoin.go); nobody else joins that way.
+func (p trustPolicy) InspectCommit(c *mls.StagedCommit) error {
+	if c.SenderType == mls.SenderMember {
+		return nil
+	}
+	if c.SenderType != mls.SenderNewMemberCommit || !c.Resync {
+		return fmt.Errorf("%w: external commit by %x is not a resync of its own leaf", ErrMembershipRefused, truncateBytes(c.Committer.Identity))
+	}
+	for _, m := range c.Removed {
+		if bytes.Equal(m.Identity, c.Committer.Identity) && bytes.Equal(m.SignatureKey, c.Committer.SignatureKey) {
+			return nil
 		}
 	}
-	return nil
+	return fmt.Errorf("%w: resync by %x does not replace a leaf with its identity and key", ErrMembershipRefused, truncateBytes(c.Committer.Identity))
 }
 
 // isRefusal reports whether a rejection is the trust policy's.
 func isRefusal(err error) bool {
-	return errors.Is(err, ErrIdentityMismatch) || errors.Is(err, ErrMembershipRefused)
+	return errors.Is(err, ErrIdentityMismatch) || errors.Is(err, ErrMembershipRefused) ||
+		errors.Is(err, mls.ErrCredentialRefused) || errors.Is(err, mls.ErrProposalRefused) || errors.Is(err, mls.ErrCommitRefused)
 }

@@ -192,7 +192,7 @@ func (b *Backend) inviteIntent(peers []ed25519.PublicKey, added *[]ed25519.Publi
 			if err != nil {
 				return nil, nil, fmt.Errorf("%w: fetch key package: %w", ErrNotConnected, err)
 			}
-			info := inspectKeyPackage(b.rule, raw, p, time.Now())
+			info := inspectKeyPackage(identityRule, raw, p, time.Now())
 			if !info.Valid {
 				return nil, nil, b.refuseKeyPackage(ctx, g.GroupID(), p, info)
 			}

@@ -99,7 +99,7 @@ func (b *Backend) FetchKey(ctx context.Context, peer ed25519.PublicKey) (KeyPack
 	if err != nil {
 		return KeyPackageInfo{}, fmt.Errorf("%w: fetch key package: %w", ErrNotConnected, err)
 	}
-	return inspectKeyPackage(b.rule, raw, peer, time.Now()), nil
+	return inspectKeyPackage(identityRule, raw, peer, time.Now()), nil
 }
 
 // MaxKeyPackageLifetime is the longest total lifetime (not_after minus
@@ -141,7 +141,7 @@ func inspectKeyPackage(rule IdentityRule, raw []byte, peer ed25519.PublicKey, no
 	// The identity rule binds the leaf to a user; that user must be the
 	// peer. A node that answers with its own KeyPackage naming the peer
 	// fails here: its signature key is not the peer's identity key.
-	user, err := checkLeaf(rule, &kp.LeafNode)
+	user, err := rule.User(kp.LeafNode.Credential, kp.LeafNode.SignatureKey)
 	if err != nil {
 		return fail(err)
 	}

@@ -75,12 +75,12 @@ func openWelcome(tx *store.Tx, welcome []byte) (*mls.Group, store.KeyPackageSecr
 	if err != nil {
 		return nil, store.KeyPackageSecret{}, reject("decode KeyPackage secrets: %v", err)
 	}
-	g, err := mls.JoinFromWelcome(welcome, priv, &mls.JoinOptions{Config: groupConfig})
+	g, err := mls.JoinFromWelcome(welcome, priv, &mls.JoinOptions{Config: groupConfig, Policy: groupPolicy})
 	clear(priv.InitPriv)
 	clear(priv.EncryptionPriv)
 	clear(priv.SignaturePriv)
 	if err != nil {
-		return nil, store.KeyPackageSecret{}, reject("join from welcome: %v", err)
+		return nil, store.KeyPackageSecret{}, fmt.Errorf("%w: join from welcome: %w", ErrRejectEnvelope, err)
 	}
 	return g, kp, nil
 }
@@ -97,9 +97,6 @@ func (b *Backend) joinWelcomeID(tx *store.Tx, welcome, sender []byte) ([]byte, e
 	g, kp, err := openWelcome(tx, welcome)
 	if err != nil {
 		return nil, err
-	}
-	if err := b.checkTree(g); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrRejectEnvelope, err)
 	}
 	gid := g.GroupID()
 	if len(gid) != store.GroupIDSize {
@@ -145,7 +142,6 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 	if err != nil {
 		return err
 	}
-	before := snapshotMembers(g)
 	rec, err := g.ProcessMessage(env.Payload)
 	if err != nil {
 		if hdr.Epoch > g.Epoch() && g.Active() && sg.LeftAt.IsZero() && b.mayAskRejoin(g, env) {
@@ -159,12 +155,13 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 			}
 			return b.askRejoin(tx, sg, g, self.PublicKey())
 		}
+		if isRefusal(err) {
+			// The trust policy refused it (identity.go): the group stays
+			// as it was, and the refusal is an event.
+			b.log.Warn("refused by the trust policy", "group", FormatKey(sg.ID), "sender", FormatKey(env.Sender), "err", err)
+			return fmt.Errorf("%w: group %x epoch %d: %w", ErrRejectEnvelope, sg.ID, hdr.Epoch, err)
+		}
 		return reject("group %x epoch %d: %v", sg.ID, hdr.Epoch, err)
-	}
-	if err := b.checkReceived(before, g, rec); err != nil {
-		// Refused: nothing of it is saved, the group stays as it was.
-		b.log.Warn("membership change refused", "group", FormatKey(sg.ID), "sender", FormatKey(rec.Sender.Identity), "err", err)
-		return fmt.Errorf("%w: group %x epoch %d: %w", ErrRejectEnvelope, sg.ID, hdr.Epoch, err)
 	}
 	switch rec.Kind {
 	case mls.KindApplication:

@@ -266,7 +266,7 @@ func (b *Backend) rejoinGroup(ctx context.Context, groupID, groupInfo, from []by
 		return fmt.Errorf("GroupInfo from %s, who was not a member", FormatKey(from))
 	}
 	s := signer(id)
-	ng, commit, err := mls.JoinExternal(groupInfo, s, &mls.ExternalJoinOptions{Resync: true, Config: groupConfig,
+	ng, commit, err := mls.JoinExternal(groupInfo, s, &mls.ExternalJoinOptions{Resync: true, Config: groupConfig, Policy: groupPolicy,
 		ExtensionTypes: []mls.ExtensionType{ExtensionGroupName}})
 	clear(s.SignaturePriv)
 	if err != nil {
