@@ -28,12 +28,14 @@ type KeyPackageBundle struct {
 	KeyPackage []byte
 	// Secrets is the serialized private material (init and leaf keys).
 	Secrets []byte
+	// NotAfter is the end of the KeyPackage's lifetime (zero: none).
+	NotAfter time.Time
 }
 
-// KeyPackageMaker makes KeyPackages for an identity. It is the seam where
-// internal/mls plugs in.
+// KeyPackageMaker makes KeyPackages for an identity, valid from now. It is
+// the seam where internal/mls plugs in.
 type KeyPackageMaker interface {
-	NewKeyPackage(identity ed25519.PrivateKey, lastResort bool) (KeyPackageBundle, error)
+	NewKeyPackage(identity ed25519.PrivateKey, lastResort bool, now time.Time) (KeyPackageBundle, error)
 }
 
 // Config configures New.
@@ -91,6 +93,20 @@ type Config struct {
 	// the node takes one per epoch, and a loser finds nothing left to
 	// commit.
 	LeaveCommitDelay time.Duration
+
+	// Now is the clock of KeyPackage lifetimes and retention (default
+	// time.Now); tests inject one.
+	Now func() time.Time
+	// KeyPackageRotateBefore is how long before a KeyPackage expires it
+	// is replaced, the last-resort one included (default 14 days).
+	KeyPackageRotateBefore time.Duration
+	// KeyPackageGrace is how long after its lifetime a KeyPackage's
+	// private half is kept for a Welcome still on its way (default 7
+	// days); then it is deleted, used or not.
+	KeyPackageGrace time.Duration
+	// Retention prunes old history and events (lifecycle.go); the zero
+	// value keeps everything.
+	Retention Retention
 
 	// Backoff bounds of the reconnect loop (defaults 250ms and 30s).
 	MinBackoff, MaxBackoff time.Duration
@@ -161,6 +177,15 @@ func New(cfg Config) (*Backend, error) {
 	}
 	if cfg.KeyPackageCheck <= 0 {
 		cfg.KeyPackageCheck = 5 * time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.KeyPackageRotateBefore <= 0 {
+		cfg.KeyPackageRotateBefore = 14 * 24 * time.Hour
+	}
+	if cfg.KeyPackageGrace <= 0 {
+		cfg.KeyPackageGrace = 7 * 24 * time.Hour
 	}
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = 250 * time.Millisecond

@@ -27,7 +27,7 @@ type MLSKeyPackages struct {
 }
 
 // NewKeyPackage implements KeyPackageMaker.
-func (m MLSKeyPackages) NewKeyPackage(identity ed25519.PrivateKey, lastResort bool) (KeyPackageBundle, error) {
+func (m MLSKeyPackages) NewKeyPackage(identity ed25519.PrivateKey, lastResort bool, now time.Time) (KeyPackageBundle, error) {
 	cs := m.Suite
 	if cs == 0 {
 		cs = DefaultCipherSuite
@@ -40,7 +40,7 @@ func (m MLSKeyPackages) NewKeyPackage(identity ed25519.PrivateKey, lastResort bo
 			exts = append(exts, e)
 		}
 	}
-	kp, priv, err := mls.GenerateKeyPackage(cs, signer, &mls.KeyPackageParams{LastResort: lastResort, ExtensionTypes: exts})
+	kp, priv, err := mls.GenerateKeyPackage(cs, signer, &mls.KeyPackageParams{LastResort: lastResort, ExtensionTypes: exts, Now: now})
 	clear(signer.SignaturePriv)
 	if err != nil {
 		return KeyPackageBundle{}, fmt.Errorf("generate key package: %w", err)
@@ -56,7 +56,11 @@ func (m MLSKeyPackages) NewKeyPackage(identity ed25519.PrivateKey, lastResort bo
 	if err != nil {
 		return KeyPackageBundle{}, fmt.Errorf("encode key package secrets: %w", err)
 	}
-	return KeyPackageBundle{Ref: ref, KeyPackage: kp.Marshal(), Secrets: secrets}, nil
+	b := KeyPackageBundle{Ref: ref, KeyPackage: kp.Marshal(), Secrets: secrets}
+	if lt := kp.LeafNode.Lifetime; lt != nil {
+		b.NotAfter = time.Unix(int64(min(lt.NotAfter, 1<<62)), 0)
+	}
+	return b, nil
 }
 
 // KeyPackageInfo describes a KeyPackage fetched from the node.

@@ -197,3 +197,7 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+// SetClock replaces the clock of the timestamps transactions write (tests
+// inject one).
+func (s *Store) SetClock(now func() time.Time) { s.now = now }
