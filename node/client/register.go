@@ -72,6 +72,9 @@ func (c *Client) Register(ctx context.Context, token string) error {
 // identity's KeyPackages run low (see IsNodeNotice).
 var NoticeKeyPackagesLow = []byte("qpq-node:keyPackagesLow")
 
-// IsNodeNotice reports whether env comes from the node itself (an empty
-// sender: every client's enqueue carries its identity) rather than a peer.
-func IsNodeNotice(env Envelope) bool { return len(env.Sender) == 0 }
+// IsNodeNotice reports whether env is a notice of the node itself: an
+// empty sender (every client's enqueue carries its identity) and a payload
+// starting "qpq-node:", which no MLS message does.
+func IsNodeNotice(env Envelope) bool {
+	return len(env.Sender) == 0 && bytes.HasPrefix(env.Payload, []byte("qpq-node:"))
+}
