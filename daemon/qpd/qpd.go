@@ -45,6 +45,9 @@ type Config struct {
 	SelfUpdateInterval time.Duration
 	// ManualJoin keeps invitations until `qpctl join` accepts them.
 	ManualJoin bool
+	// RegistrationToken registers the identity with a node that asks for
+	// an operator's token.
+	RegistrationToken string
 }
 
 // DefaultStateDir is $XDG_DATA_HOME/quicproquo, else ~/.local/share/quicproquo.
@@ -82,6 +85,7 @@ func ParseFlags(args []string, getenv func(string) string, stdout io.Writer) (Co
 	fs.StringVar(&cfg.Socket, "socket", envOr(getenv, "QPQ_SOCKET", client.DefaultSocketPathNoEnv()), "API socket path (env QPQ_SOCKET)")
 	fs.StringVar(&cfg.Server, "server", envOr(getenv, "QPQ_SERVER", DefaultServer), "node address host:port (env QPQ_SERVER)")
 	fs.StringVar(&cfg.ServerCert, "server-cert", getenv("QPQ_SERVER_CERT"), "node certificate to pin, PEM or DER (env QPQ_SERVER_CERT); default: trust on first use")
+	fs.StringVar(&cfg.RegistrationToken, "registration-token", getenv("QPQ_REGISTRATION_TOKEN"), "the node operator's registration token (qpnode token create), for a node that asks for one (env QPQ_REGISTRATION_TOKEN)")
 	fs.StringVar(&level, "log-level", envOr(getenv, "QPQ_LOG_LEVEL", "info"), "debug, info, warn or error (env QPQ_LOG_LEVEL)")
 	fs.DurationVar(&cfg.SelfUpdateInterval, "self-update-interval", 24*time.Hour, "how often to rotate own keys in every group (0: never)")
 	autoJoin := true
@@ -200,6 +204,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Groups:             true,
 		SelfUpdateInterval: cfg.SelfUpdateInterval,
 		ManualJoin:         cfg.ManualJoin,
+		RegistrationToken:  cfg.RegistrationToken,
 	})
 	if err != nil {
 		return err
