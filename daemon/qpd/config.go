@@ -19,6 +19,7 @@ import (
 //
 //	server = "node.example.org:4201"
 //	server_cert = "/home/me/.config/quicproquo/node.pem"
+//	registration_token = "…"   # for a node that asks for one
 //	state_dir = "/home/me/.local/share/quicproquo"
 //	socket = "/run/user/1000/quicproquo/qpd.sock"
 //	log_level = "info"
@@ -51,6 +52,7 @@ var fileKeys = map[string]struct{ flag, env string }{
 	"socket":               {"socket", "QPQ_SOCKET"},
 	"server":               {"server", "QPQ_SERVER"},
 	"server_cert":          {"server-cert", "QPQ_SERVER_CERT"},
+	"registration_token":   {"registration-token", "QPQ_REGISTRATION_TOKEN"},
 	"log_level":            {"log-level", "QPQ_LOG_LEVEL"},
 	"self_update_interval": {"self-update-interval", ""},
 	"auto_join":            {"auto-join", ""},
