@@ -243,20 +243,14 @@ func (a *app) recv(ctx context.Context, o recvOptions) error {
 func (a *app) follow(ctx context.Context, c *client.Client, group string, head uint64, peek bool, printed map[string]uint64) error {
 	var groupID string
 	if group != "" {
+		// The daemon resolves a name or an id prefix as everywhere.
 		gctx, cancel := context.WithTimeout(ctx, callTimeout)
-		r, err := c.ListGroups(gctx, &daemonv1.ListGroupsRequest{})
+		r, err := c.Members(gctx, &daemonv1.MembersRequest{Group: group})
 		cancel()
 		if err != nil {
 			return err
 		}
-		for _, g := range r.GetGroups() {
-			if g.GetGroupId() == group || g.GetName() == group {
-				groupID = g.GetGroupId()
-			}
-		}
-		if groupID == "" {
-			return fmt.Errorf("group %q not found", group)
-		}
+		groupID = r.GetGroup().GetGroupId()
 	}
 	cursor := head
 	reconnecting := false
