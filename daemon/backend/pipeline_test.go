@@ -151,6 +151,8 @@ func TestReceiveAppliesOnceAndAcks(t *testing.T) {
 		t.Fatal(err)
 	}
 	me := r.id.Public().(ed25519.PublicKey)
+	// Connected means registered: the node delivers only to registered identities.
+	pipelineWait(t, "connection", func() bool { return r.b.Connection().State == StateConnected })
 	peer := pipelinePeer(t, node, nil)
 	ctx := context.Background()
 	for _, p := range []string{"one", "bad", "flaky", "two"} {
@@ -205,6 +207,8 @@ func TestReceiveSurvivesHandlerPanic(t *testing.T) {
 		t.Fatal(err)
 	}
 	me := r.id.Public().(ed25519.PublicKey)
+	// Connected means registered: the node delivers only to registered identities.
+	pipelineWait(t, "connection", func() bool { return r.b.Connection().State == StateConnected })
 	peer := pipelinePeer(t, node, nil)
 	for _, p := range []string{"one", "panic", "two"} {
 		if _, _, err := peer.Enqueue(ctx, me, []byte(p), []byte("id-"+p)); err != nil {
@@ -244,8 +248,8 @@ func TestOutboxDeliversAndWaitsWhileOffline(t *testing.T) {
 	r := pipelineStart(t, node, t.TempDir(), nil)
 	_, peerID, _ := ed25519.GenerateKey(rand.Reader)
 	peerPub := peerID.Public().(ed25519.PublicKey)
+	pipelinePeer(t, node, peerID).Close() // the node delivers only to registered identities
 	ctx := context.Background()
-	pipelinePeer(t, node, peerID) // registers the recipient
 
 	add := func(payload string) int64 {
 		var it store.OutboxItem
