@@ -159,6 +159,8 @@ type Backend struct {
 	// strangerRejects bounds the rejected events strangers cause
 	// (consent.go).
 	strangerRejects *rate.Limiter
+	// forks remembers the fork reports made (fork.go; under gmu).
+	forks map[forkKey]bool
 }
 
 // New makes a Backend over cfg.Store.
@@ -209,6 +211,7 @@ func New(cfg Config) (*Backend, error) {
 		jobs:            make(chan groupJob, 256),
 		rejoin:          rejoinState{asked: map[string]time.Time{}, from: map[string][][]byte{}, keys: map[string]*ecdh.PrivateKey{}},
 		blocked:         map[string]bool{},
+		forks:           map[forkKey]bool{},
 		strangerRejects: rate.NewLimiter(strangerRejectRate, strangerRejectBurst),
 	}
 	if cfg.Groups {

@@ -188,30 +188,66 @@ func (b *Backend) Members(ctx context.Context, group string) (MembersResult, err
 
 // Application message content, inside the MLS PrivateMessage:
 //
-//	uint8  version (1)
+//	uint8  version (1 or 2)
 //	uint64 sent_at (Unix nanoseconds, big endian)
+//	[version 2] uint8 length (16), then the first 16 bytes of the
+//	            sender's epoch authenticator (fork.go)
 //	opaque text[rest] (UTF-8)
-const appContentVersion = 1
+const (
+	appContentV1   = 1
+	appContentV2   = 2
+	appAuthSize    = 16
+	appContentHead = 9
+)
 
+// appendAppContent writes a version 1 content (no epoch authenticator).
 func appendAppContent(sentAt time.Time, text string) []byte {
-	b := []byte{appContentVersion}
+	return appendAppContentAuth(sentAt, text, nil)
+}
+
+// appendAppContentAuth writes a version 2 content carrying the prefix of
+// auth, or version 1 when auth is empty.
+func appendAppContentAuth(sentAt time.Time, text string, auth []byte) []byte {
+	v := byte(appContentV1)
+	if len(auth) >= appAuthSize {
+		v = appContentV2
+	}
+	b := []byte{v}
 	b = binary.BigEndian.AppendUint64(b, uint64(sentAt.UnixNano()))
+	if v == appContentV2 {
+		b = append(b, appAuthSize)
+		b = append(b, auth[:appAuthSize]...)
+	}
 	return append(b, text...)
 }
 
 func parseAppContent(b []byte) (time.Time, string, error) {
-	if len(b) < 9 || b[0] != appContentVersion {
-		return time.Time{}, "", errors.New("application content: unknown format")
+	at, text, _, err := parseAppContentAuth(b)
+	return at, text, err
+}
+
+// parseAppContentAuth is parseAppContent that also returns the sender's
+// epoch authenticator prefix (nil in version 1).
+func parseAppContentAuth(b []byte) (time.Time, string, []byte, error) {
+	if len(b) < appContentHead || (b[0] != appContentV1 && b[0] != appContentV2) {
+		return time.Time{}, "", nil, errors.New("application content: unknown format")
 	}
-	text := b[9:]
-	if len(text) > MaxTextSize || !utf8.Valid(text) {
-		return time.Time{}, "", errors.New("application content: text is not UTF-8 within the size limit")
+	ns := binary.BigEndian.Uint64(b[1:appContentHead])
+	rest := b[appContentHead:]
+	var auth []byte
+	if b[0] == appContentV2 {
+		if len(rest) < 1+appAuthSize || rest[0] != appAuthSize {
+			return time.Time{}, "", nil, errors.New("application content: bad epoch authenticator")
+		}
+		auth, rest = rest[1:1+appAuthSize], rest[1+appAuthSize:]
 	}
-	ns := binary.BigEndian.Uint64(b[1:9])
+	if len(rest) > MaxTextSize || !utf8.Valid(rest) {
+		return time.Time{}, "", nil, errors.New("application content: text is not UTF-8 within the size limit")
+	}
 	if ns > 1<<62 {
-		return time.Time{}, "", errors.New("application content: bad timestamp")
+		return time.Time{}, "", nil, errors.New("application content: bad timestamp")
 	}
-	return time.Unix(0, int64(ns)), string(text), nil
+	return time.Unix(0, int64(ns)), string(rest), auth, nil
 }
 
 // messageID is the id of an application message: the first 16 bytes of
@@ -296,7 +332,7 @@ func (b *Backend) Send(ctx context.Context, group, text string, clientMsgID []by
 			return fmt.Errorf("%w: a commit of group %s waits for the node's verdict", ErrNotConnected, sg.Name)
 		}
 		now := tx.Now()
-		ct, err := g.Protect(appendAppContent(now, text), nil)
+		ct, err := g.Protect(appendAppContentAuth(now, text, g.EpochAuthenticator()), nil)
 		if err != nil {
 			return fmt.Errorf("encrypt: %w", err)
 		}

@@ -165,9 +165,12 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 	}
 	switch rec.Kind {
 	case mls.KindApplication:
-		sentAt, text, err := parseAppContent(rec.Plaintext)
+		sentAt, text, auth, err := parseAppContentAuth(rec.Plaintext)
 		if err != nil {
 			return reject("group %x: %v", sg.ID, err)
+		}
+		if err := b.compareAuthenticator(tx, sg, g, rec, auth); err != nil {
+			return err
 		}
 		if !sg.LeftAt.IsZero() && g.Active() {
 			// Left by the user, not yet committed by the others: the

@@ -25,7 +25,12 @@ func TestAppContentRoundTrip(t *testing.T) {
 			t.Errorf("%q: %v %q %v", text, gotAt, gotText, err)
 		}
 	}
-	for _, bad := range [][]byte{nil, {1}, {2, 0, 0, 0, 0, 0, 0, 0, 0}, append([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0}, 0xff)} {
+	auth := bytes.Repeat([]byte{7}, 32)
+	gotAt, gotText, gotAuth, err := parseAppContentAuth(appendAppContentAuth(at, "with auth", auth))
+	if err != nil || !gotAt.Equal(at) || gotText != "with auth" || !bytes.Equal(gotAuth, auth[:appAuthSize]) {
+		t.Errorf("version 2: %v %q %x %v", gotAt, gotText, gotAuth, err)
+	}
+	for _, bad := range [][]byte{nil, {1}, {2, 0, 0, 0, 0, 0, 0, 0, 0}, {3, 0, 0, 0, 0, 0, 0, 0, 0}, append([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0}, 0xff)} {
 		if _, _, err := parseAppContent(bad); err == nil {
 			t.Errorf("parseAppContent(%x) accepted", bad)
 		}
@@ -34,16 +39,17 @@ func TestAppContentRoundTrip(t *testing.T) {
 
 func FuzzParseAppContent(f *testing.F) {
 	f.Add(appendAppContent(time.Unix(1, 2), "hello"))
+	f.Add(appendAppContentAuth(time.Unix(1, 2), "hello", bytes.Repeat([]byte{9}, 32)))
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		at, text, err := parseAppContent(b)
+		at, text, auth, err := parseAppContentAuth(b)
 		if err != nil {
 			return
 		}
-		again, text2, err := parseAppContent(appendAppContent(at, text))
-		if err != nil || !again.Equal(at) || text2 != text {
-			t.Fatalf("round trip of %x: %v %q %v", b, again, text2, err)
+		again, text2, auth2, err := parseAppContentAuth(appendAppContentAuth(at, text, auth))
+		if err != nil || !again.Equal(at) || text2 != text || !bytes.Equal(auth, auth2) {
+			t.Fatalf("round trip of %x: %v %q %x %v", b, again, text2, auth2, err)
 		}
 	})
 }
