@@ -526,6 +526,9 @@ func (g *Group) Commit(opts *CommitOptions) (*CommitResult, error) {
 	if err := verifyUniqueKeysAfterCommit(ng.tree); err != nil {
 		return nil, err
 	}
+	if err := ng.tree.checkCredentialTypes(nil); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+	}
 
 	wf := g.handshakeWireFormat()
 	ac, err := g.signContent(ContentCommit, opts.AuthenticatedData, wf)(&FramedContent{Commit: commit})
