@@ -455,33 +455,51 @@ func TestPolicyAddOfClientThatJoinedOtherwise(t *testing.T) {
 }
 
 func TestPolicyRemovalEvasion(t *testing.T) {
-	sg := scCreate(t, Config{})
-	sg.add(sg.members[0], 2, false)
-	a, c := sg.members[0], sg.members[2]
-	// c, about to be removed, proposes an Add of its own other
-	// KeyPackage, and another for a friend.
-	kp2, _ := scKeyPackage(t, c)
-	friend, _ := scKeyPackage(t, scNewClient(t, "friend"))
-	for _, kp := range []*KeyPackage{kp2, friend} {
-		msg, err := c.g.ProposeAdd(kp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := a.g.ProcessMessage(msg); err != nil {
-			t.Fatal(err)
-		}
-	}
-	res, err := a.g.RemoveMembers([]LeafIndex{c.g.OwnLeaf()}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(res.Added) != 0 || len(res.Removed) != 1 {
-		t.Fatalf("removal commit added %d, removed %d", len(res.Added), len(res.Removed))
-	}
-	if _, err := a.g.MergePendingCommit(); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := a.g.MemberByIdentity(c.signer.Credential.Identity); ok {
-		t.Fatal("the removed member is still in the group")
+	// c is about to be removed; an Add by reference must not bring it
+	// back in the same commit, nor may c add others on its way out.
+	for _, tc := range []struct {
+		name     string
+		proposer int // who proposes the Add: 1 (b, c's accomplice) or 2 (c)
+		add      func(c *scClient) *KeyPackage
+	}{
+		{"own other KeyPackage", 1, func(c *scClient) *KeyPackage { kp, _ := scKeyPackage(t, c); return kp }},
+		{"same identity, new key", 1, func(c *scClient) *KeyPackage {
+			s, err := NewSigner(scSuite, c.signer.Credential.Identity)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kp, _ := scKeyPackage(t, &scClient{name: c.name, signer: s})
+			return kp
+		}},
+		{"a friend, proposed by the removed member", 2, func(*scClient) *KeyPackage {
+			kp, _ := scKeyPackage(t, scNewClient(t, "friend"))
+			return kp
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sg := scCreate(t, Config{})
+			sg.add(sg.members[0], 2, false)
+			a, c := sg.members[0], sg.members[2]
+			msg, err := sg.members[tc.proposer].g.ProposeAdd(tc.add(c))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.g.ProcessMessage(msg); err != nil {
+				t.Fatal(err)
+			}
+			res, err := a.g.RemoveMembers([]LeafIndex{c.g.OwnLeaf()}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Added) != 0 || len(res.Removed) != 1 {
+				t.Fatalf("removal commit added %d, removed %d", len(res.Added), len(res.Removed))
+			}
+			if _, err := a.g.MergePendingCommit(); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := a.g.MemberByIdentity(c.signer.Credential.Identity); ok {
+				t.Fatal("the removed member is still in the group")
+			}
+		})
 	}
 }
