@@ -691,6 +691,7 @@ func (g *Group) MergePendingCommit() (*CommitResult, error) {
 	ns.lastOwnCommit = g.suite.Hash(p.result.Message)
 	ns.pending = nil
 	wipeSuperseded(g)
+	wipeDiscarded(p.state, ns) // its own copies of what ns now holds
 	*g = *ns
 	return cloneCommitResult(p.result), nil
 }

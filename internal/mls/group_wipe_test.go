@@ -106,3 +106,35 @@ func TestUndoSnapshotDiscardZeroes(t *testing.T) {
 	}
 	u.restore() // does nothing after discard
 }
+
+func TestReplacedPathKeysAreWiped(t *testing.T) {
+	sg := scCreate(t, Config{})
+	sg.add(sg.members[0], 3, false)
+	a, b := sg.members[0], sg.members[1]
+	res, err := a.g.SelfUpdate(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg.commitFrom(a, res) // b now holds path keys from a's path
+	old := b.g.priv
+	var keys [][]byte
+	for _, v := range old.Path {
+		keys = append(keys, v)
+	}
+	keys = append(keys, old.EncryptionKey)
+	if len(keys) < 2 || allZero(keys...) {
+		t.Fatalf("b holds %d keys", len(keys))
+	}
+	res, err = b.g.SelfUpdate(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg.commitFrom(b, res)
+	for i, k := range keys {
+		if !allZero(k) {
+			t.Fatalf("replaced key %d was kept", i)
+		}
+	}
+	sg.agree()
+	sg.talk("after the wipe")
+}
