@@ -91,3 +91,32 @@ func FuzzCheckHPKEPublicKey(f *testing.F) {
 		}
 	})
 }
+
+// FuzzJoinFromWelcomePolicy feeds arbitrary Welcomes to a joiner whose
+// IdentityProvider sees the whole tree: seeded with a Welcome it accepts
+// and one whose tree holds a member it refuses.
+func FuzzJoinFromWelcomePolicy(f *testing.F) {
+	c := scNewClient(f, "joiner")
+	kp, priv := scKeyPackage(f, c)
+	for _, other := range []string{"member-1", "xeno"} {
+		sg := scCreate(f, Config{})
+		o := scNewClient(f, other)
+		okp, _ := scKeyPackage(f, o)
+		res, err := sg.members[0].g.AddMembers([]*KeyPackage{okp, kp}, nil)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(res.Welcome)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		g, err := JoinFromWelcome(b, priv, &JoinOptions{Policy: fuzzPolicy(t)})
+		if err != nil {
+			return
+		}
+		for _, m := range g.Members() {
+			if bytes.HasPrefix(m.Identity, []byte("x")) {
+				t.Fatalf("joined a group with refused member %q", m.Identity)
+			}
+		}
+	})
+}
