@@ -13,8 +13,9 @@ import (
 // discards it. It also checks proposal lists (§12.2) and applies them
 // (§12.3), for commits made here and commits received.
 
-// CommitOptions tunes Commit. The zero value commits every valid proposal
-// received in the epoch, with an UpdatePath when one is required.
+// CommitOptions tunes Commit. The zero value commits every proposal of the
+// epoch that the group's Policy kept and that is still valid, with an
+// UpdatePath when one is required.
 type CommitOptions struct {
 	// Proposals are committed by value, after the pending ones.
 	Proposals []Proposal

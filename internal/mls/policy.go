@@ -73,7 +73,7 @@ func (o LeafOrigin) String() string {
 type LeafInfo struct {
 	Origin LeafOrigin
 	// GroupID and Epoch: the group, and the epoch in which the change is
-	// made (for LeafFromTree, the epoch joined).
+	// made (for LeafFromTree, the epoch of the tree received).
 	GroupID []byte
 	Epoch   uint64
 	// Leaf is the leaf's index in the tree, or NoLeaf for an Add proposal
