@@ -503,3 +503,61 @@ func TestPolicyRemovalEvasion(t *testing.T) {
 		})
 	}
 }
+
+func TestStagedCommitReportsWhatItDoes(t *testing.T) {
+	sg := scCreate(t, Config{})
+	sg.add(sg.members[0], 2, false)
+	a, b, c := sg.members[0], sg.members[1], sg.members[2]
+	d := scNewClient(t, "member-d")
+	kp, _ := scKeyPackage(t, d)
+	exts := append(a.g.Extensions(), Extension{Type: ExtensionApplicationID, Data: []byte("app")})
+	res, err := a.g.UpdateGroupContextExtensions(exts, &CommitOptions{Proposals: []Proposal{
+		{Type: ProposalAdd, Add: &AddProposal{KeyPackage: *kp}},
+		{Type: ProposalRemove, Remove: &RemoveProposal{Removed: c.g.OwnLeaf()}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &inspector{}
+	b.g.SetPolicy(Policy{Commits: in})
+	r, err := b.g.ProcessMessage(res.Message)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := r.Commit
+	if len(in.seen) != 1 || in.seen[0] != sc {
+		t.Fatal("Received.Commit is not what the inspector saw")
+	}
+	if string(sc.Committer.Identity) != "member-0" || sc.SenderType != SenderMember || len(sc.Proposals) != 3 ||
+		!sc.Proposals[0].InCommit || len(sc.Added) != 1 || string(sc.Added[0].Identity) != "member-d" ||
+		len(sc.Removed) != 1 || string(sc.Removed[0].Identity) != "member-2" || !sc.ExtensionsChanged ||
+		len(sc.NewExtensions) != len(sc.OldExtensions)+1 || len(sc.Updated) != 1 || !sc.Updated[0].ByPath || sc.SelfRemoved {
+		t.Fatalf("staged commit: %+v", sc)
+	}
+	// The removed member's inspector sees its removal.
+	in2 := &inspector{}
+	c.g.SetPolicy(Policy{Commits: in2})
+	if r, err := c.g.ProcessMessage(res.Message); err != nil || !r.SelfRemoved || len(in2.seen) != 1 || !in2.seen[0].SelfRemoved {
+		t.Fatalf("removed member: %v %+v", err, in2.seen)
+	}
+}
+
+func TestProposalFilterRefusesExternalCommits(t *testing.T) {
+	sg := scCreate(t, Config{})
+	sg.add(sg.members[0], 1, false)
+	a := sg.members[0]
+	gi, err := a.g.GroupInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, msg, err := JoinExternal(gi, scNewClient(t, "outsider").signer, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.g.SetPolicy(Policy{Proposals: KeepSenders{SenderMember}})
+	refusedIdentically(t, a.g, msg, ErrProposalRefused)
+	a.g.SetPolicy(Policy{})
+	if _, err := a.g.ProcessMessage(msg); err != nil {
+		t.Fatalf("external commit under the default policy: %v", err)
+	}
+}
