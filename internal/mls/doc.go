@@ -118,6 +118,8 @@
 //
 //	g.SetPolicy(mls.Policy{Identity: contacts{...}})
 //
+// ExamplePolicy runs it.
+//
 // # Conformance
 //
 // The official IETF test vectors live in testdata/ and run as subtests, one
