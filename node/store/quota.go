@@ -69,3 +69,19 @@ func (l Limits) DirectRoom(recipient []byte, depth, strangers, strangerBytes int
 	}
 	return nil
 }
+
+// StrangerWithoutLookup decides whether sender is a stranger to recipient
+// when no roster lookup is needed: with no strangers' quota nobody counts
+// as one, an anonymous sender always does, and a sender is no stranger to
+// itself. decided is false when a backend must look at the rosters.
+func (l Limits) StrangerWithoutLookup(recipient, sender []byte) (stranger, decided bool) {
+	switch {
+	case l.MaxStrangerMessages <= 0 && l.MaxStrangerBytes <= 0:
+		return false, true
+	case len(sender) == 0:
+		return true, true
+	case string(sender) == string(recipient):
+		return false, true
+	}
+	return false, false
+}
