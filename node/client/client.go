@@ -159,7 +159,7 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Client, error) {
 		conn.CloseWithError(1, "no stream")
 		return nil, fmt.Errorf("client: %w", callError("open stream to "+addr, err))
 	}
-	rc := transport.NewRPCConn(stream, maxReplySize, capnp.Client{}, rpcErrors{log})
+	rc, _ := transport.NewRPCConn(stream, transport.Limits{MaxFrame: maxReplySize}, capnp.Client{}, rpcErrors{log})
 	c := &Client{
 		log:      log,
 		identity: identity,
