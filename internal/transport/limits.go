@@ -96,6 +96,12 @@ func (b *Budget) reserve(n int64) bool {
 
 func (b *Budget) release(n int64) { b.used.Add(-n) }
 
+// connFloor is what every connection may hold even when the shared budget
+// is used up, so that a connection that holds little (an honest client's
+// ping) is not closed for what others hold. The budget can therefore be
+// passed by at most MaxConns × connFloor.
+const connFloor = 64 << 10
+
 // holder counts the bytes one connection holds against its own bound and
 // the shared budget. Once closed it counts nothing more: closeAll has
 // returned everything to the budget.
@@ -117,7 +123,9 @@ func (h *holder) reserve(n int64) *LimitError {
 	if h.lim.MaxHeld > 0 && h.held+n > h.lim.MaxHeld {
 		return limitErr(LimitHeldBytes, "connection would hold %d bytes of messages, limit %d", h.held+n, h.lim.MaxHeld)
 	}
-	if b := h.lim.Budget; b != nil && !b.reserve(n) {
+	if b := h.lim.Budget; b != nil && h.held+n <= connFloor {
+		b.used.Add(n) // a connection's first bytes: see connFloor
+	} else if b != nil && !b.reserve(n) {
 		return limitErr(LimitBudget, "the node's memory budget of %d bytes for connections is used up", b.limit)
 	}
 	h.addLocked(n)

@@ -149,7 +149,7 @@ func isTimeout(err error) bool {
 }
 
 // readFrame reads one framed message. It allocates the body as it arrives
-// (never more than twice what has been received) and counts it as held;
+// (never more than four times what has been received) and counts it as held;
 // n is the count to return when the message is released.
 func (t *RPCTransport) readFrame() (buf []byte, n int64, err error) {
 	idle := t.lim.IdleTimeout > 0 && t.dl != nil && t.idle()
@@ -218,7 +218,7 @@ func (t *RPCTransport) readFrame() (buf []byte, n int64, err error) {
 	n -= int64(hdrSize)
 	for uint64(len(buf)) < total {
 		if len(buf) == cap(buf) {
-			grow := min(total, 2*uint64(cap(buf))) - uint64(cap(buf))
+			grow := min(total, 4*uint64(cap(buf))) - uint64(cap(buf))
 			if e := t.h.reserve(int64(grow)); e != nil {
 				return nil, n, e
 			}
@@ -441,8 +441,9 @@ func (m *outMsg) Release() {
 	}
 }
 
-// Send writes the message with one Write (so that the frame header and
-// the segments leave in the same QUIC packet), within FrameTimeout.
+// Send writes the message within FrameTimeout. A small message is
+// written with one Write (so that the frame header and the segments leave
+// in the same QUIC packet); a large one segment by segment, without a copy.
 func (m *outMsg) Send() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -451,12 +452,10 @@ func (m *outMsg) Send() error {
 	}
 	t := m.t
 	t.released(m.msg)
-	b, err := m.msg.Message().Marshal()
+	bufs, size, err := frameBuffers(m.msg.Message())
 	if err != nil {
 		return err
 	}
-	t.h.force(int64(cap(b)))
-	defer t.h.release(int64(cap(b)))
 	t.writeMu.Lock()
 	defer t.writeMu.Unlock()
 	timed := t.lim.FrameTimeout > 0 && t.dl != nil
@@ -464,11 +463,47 @@ func (m *outMsg) Send() error {
 		t.dl.SetWriteDeadline(time.Now().Add(t.lim.FrameTimeout))
 		defer t.dl.SetWriteDeadline(time.Time{})
 	}
-	if _, err := t.rwc.Write(b); err != nil {
-		if timed && isTimeout(err) {
-			return t.failAndClose(limitErr(LimitWriteTimeout, "the peer did not take a message of %d bytes within %v", len(b), t.lim.FrameTimeout))
+	for _, b := range bufs {
+		if _, err := t.rwc.Write(b); err != nil {
+			if timed && isTimeout(err) {
+				return t.failAndClose(limitErr(LimitWriteTimeout, "the peer did not take a message of %d bytes within %v", size, t.lim.FrameTimeout))
+			}
+			return err
 		}
-		return err
 	}
 	return nil
+}
+
+// oneWrite is the size up to which a message is copied into one buffer.
+const oneWrite = 64 << 10
+
+// frameBuffers returns msg in stream framing: the header, then the
+// segments as they are (or all in one buffer, for a small message).
+func frameBuffers(msg *capnp.Message) ([][]byte, int, error) {
+	n := msg.NumSegments()
+	if n == 0 || n > maxSegments {
+		return nil, 0, errors.New("transport: message has no segments or too many")
+	}
+	segs := make([][]byte, n)
+	hdr := make([]byte, (4+4*n+7)&^7)
+	binary.LittleEndian.PutUint32(hdr, uint32(n-1))
+	size := len(hdr)
+	for i := range segs {
+		seg, err := msg.Segment(capnp.SegmentID(i))
+		if err != nil {
+			return nil, 0, err
+		}
+		segs[i] = seg.Data()
+		binary.LittleEndian.PutUint32(hdr[4+4*i:], uint32(len(segs[i])/8))
+		size += len(segs[i])
+	}
+	if size <= oneWrite {
+		b := make([]byte, 0, size)
+		b = append(b, hdr...)
+		for _, s := range segs {
+			b = append(b, s...)
+		}
+		return [][]byte{b}, size, nil
+	}
+	return append([][]byte{hdr}, segs...), size, nil
 }

@@ -7,6 +7,8 @@
 //
 //	qpnode [--listen 0.0.0.0:4201] [--data-dir data] [--tls-cert FILE] [--tls-key FILE]
 //	       [--postgres CONNSTRING] [--metrics-listen ADDR] [--log-level info] [--ready-file FILE]
+//	       [--max-conns N] [--max-conns-per-ip N] [--max-conns-per-identity N]
+//	       [--memory-budget MIB] [--idle-timeout D] [--frame-timeout D] (and the size and rate limits)
 //
 // Each flag has an environment variable (QPQ_LISTEN, QPQ_DATA_DIR,
 // QPQ_TLS_CERT, QPQ_TLS_KEY, QPQ_POSTGRES, QPQ_METRICS_LISTEN,
@@ -34,6 +36,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -63,7 +66,14 @@ type options struct {
 	maxPayload, maxQueueDepth, maxKeyPackages                            int
 	rateLimit                                                            float64
 	rateBurst, maxConnsPerIP                                             int
+	maxConns, maxConnsPerIdentity                                        int
+	memoryBudgetMiB                                                      int64
+	idleTimeout, frameTimeout                                            time.Duration
 }
+
+// softMemoryHeadroom is the Go runtime's soft memory limit over the RPC
+// memory budget (GOMEMLIMIT, when set, replaces it).
+const softMemoryHeadroom = 128 << 20
 
 func env(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok {
@@ -92,6 +102,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.rateLimit, "rate-limit", server.DefaultRateLimit, "sustained requests per second per identity")
 	fs.IntVar(&o.rateBurst, "rate-burst", server.DefaultRateBurst, "request burst per identity")
 	fs.IntVar(&o.maxConnsPerIP, "max-conns-per-ip", server.DefaultMaxConnsPerIP, "open connections from one IP address")
+	fs.IntVar(&o.maxConns, "max-conns", server.DefaultMaxConns, "open connections in all")
+	fs.IntVar(&o.maxConnsPerIdentity, "max-conns-per-identity", server.DefaultMaxConnsPerID, "open connections of one identity (its oldest is closed for a new one)")
+	fs.Int64Var(&o.memoryBudgetMiB, "memory-budget", server.DefaultMemoryBudget>>20, "MiB of RPC messages all connections may hold together")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "close a connection with no subscription after this long without a message")
+	fs.DurationVar(&o.frameTimeout, "frame-timeout", server.DefaultFrameTimeout, "time to receive an RPC message once it started, and to send one")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -187,6 +202,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Info("metrics listening", "addr", mln.Addr().String())
 	}
 
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+		// Make the garbage collector work harder before the process
+		// passes what its bounds allow, rather than at twice its live
+		// heap: the RPC memory budget plus room for everything else.
+		debug.SetMemoryLimit(o.memoryBudgetMiB<<20 + softMemoryHeadroom)
+	}
 	srv, err := server.New(server.Config{
 		Store:          st,
 		Logger:         log,
@@ -195,6 +216,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		RateBurst:      o.rateBurst,
 		MaxConnsPerIP:  o.maxConnsPerIP,
 		Metrics:        metrics,
+
+		MaxConns:            o.maxConns,
+		MaxConnsPerIdentity: o.maxConnsPerIdentity,
+		MemoryBudget:        o.memoryBudgetMiB << 20,
+		IdleTimeout:         o.idleTimeout,
+		FrameTimeout:        o.frameTimeout,
 	})
 	if err != nil {
 		return err
