@@ -131,7 +131,13 @@ func New(cfg Config) (*Server, error) {
 // Listen opens a QUIC listener on addr (host:port, port 0 for any) with the
 // node's TLS configuration.
 func Listen(addr string, cert tls.Certificate) (*quic.Listener, error) {
-	ln, err := quic.ListenAddr(addr, transport.ServerTLSConfig(cert), transport.QUICConfig())
+	return ListenTLS(addr, transport.ServerTLSConfig(cert))
+}
+
+// ListenTLS is Listen with a TLS configuration of the caller's (the node's,
+// with a renewing transport.CertSource, say).
+func ListenTLS(addr string, conf *tls.Config) (*quic.Listener, error) {
+	ln, err := quic.ListenAddr(addr, conf, transport.QUICConfig())
 	if err != nil {
 		return nil, fmt.Errorf("server: listen on %s: %w", addr, err)
 	}

@@ -26,6 +26,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -148,6 +149,14 @@ func openStore(ctx context.Context, o *options, log *slog.Logger) (store.Store, 
 	return st, nil
 }
 
+// logCert logs a certificate's fingerprint, its key's fingerprint (what
+// clients pin) and its end of validity.
+func logCert(log *slog.Logger, msg string, cert tls.Certificate) {
+	fp := transport.CertFingerprint(cert.Certificate[0])
+	kfp, _ := transport.KeyFingerprint(cert.Certificate[0])
+	log.Info(msg, "sha256", fmt.Sprintf("%x", fp), "key_sha256", fmt.Sprintf("%x", kfp), "not_after", cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
+}
+
 func run(ctx context.Context, args []string, stderr io.Writer) error {
 	o, err := parseFlags(args, stderr)
 	if err != nil {
@@ -170,11 +179,22 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fp := transport.CertFingerprint(cert.Certificate[0])
 	if created {
 		log.Info("generated node certificate", "cert", o.tlsCert, "key", o.tlsKey)
+	} else if transport.RenewalDue(cert, time.Now()) {
+		if cert, err = transport.RenewServerCert(cert, o.tlsCert, transport.CertLifetime); err != nil {
+			return err
+		}
+		log.Info("renewed node certificate with the same key", "cert", o.tlsCert)
 	}
-	log.Info("node certificate", "sha256", fmt.Sprintf("%x", fp))
+	logCert(log, "node certificate", cert)
+	certs := transport.NewCertSource(cert, o.tlsCert, func(c tls.Certificate, err error) {
+		if err != nil {
+			log.Error("renewing the node certificate failed; serving the old one", "err", err)
+			return
+		}
+		logCert(log, "renewed node certificate with the same key", c)
+	})
 
 	st, err := openStore(ctx, o, log)
 	if err != nil {
@@ -226,7 +246,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ln, err := server.Listen(o.listen, cert)
+	tlsConf := transport.ServerTLSConfig(cert)
+	tlsConf.Certificates, tlsConf.GetCertificate = nil, certs.GetCertificate
+	ln, err := server.ListenTLS(o.listen, tlsConf)
 	if err != nil {
 		return err
 	}
