@@ -3,6 +3,7 @@ package transport
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -22,6 +23,10 @@ const (
 	inOverhead  = 1 << 10
 	outOverhead = 1 << 10
 )
+
+// ErrBadMessage: the peer sent a message that cannot be read; the
+// connection is closed.
+var ErrBadMessage = errors.New("transport: malformed rpc message")
 
 // maxSegments is capnp's own bound on the segments of a stream message.
 const maxSegments = 512
@@ -128,6 +133,12 @@ func (t *RPCTransport) RecvMessage() (capnptransport.IncomingMessage, error) {
 		return nil, err
 	}
 	in := &inMsg{t: t, n: n}
+	// capnp-go panics reading the root of a message whose first segment
+	// is empty (Message.Root indexes past it): refuse such a message.
+	if binary.LittleEndian.Uint32(buf[4:8]) == 0 {
+		in.Release()
+		return nil, fmt.Errorf("%w: empty first segment, no root", ErrBadMessage)
+	}
 	msg, err := capnp.Unmarshal(buf)
 	if err == nil {
 		in.msg, err = rpccp.ReadRootMessage(msg)
@@ -218,12 +229,12 @@ func (t *RPCTransport) readFrame() (buf []byte, n int64, err error) {
 	n -= int64(hdrSize)
 	for uint64(len(buf)) < total {
 		if len(buf) == cap(buf) {
-			grow := min(total, 4*uint64(cap(buf))) - uint64(cap(buf))
-			if e := t.h.reserve(int64(grow)); e != nil {
+			grown := min(total, 4*uint64(cap(buf)))
+			if e := t.h.reserve(int64(grown)); e != nil {
 				return nil, n, e
 			}
-			n += int64(grow)
-			nb := make([]byte, len(buf), cap(buf)+int(grow))
+			n += int64(grown)
+			nb := make([]byte, len(buf), grown)
 			copy(nb, buf)
 			t.h.release(int64(cap(buf)))
 			n -= int64(cap(buf))

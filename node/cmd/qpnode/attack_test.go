@@ -505,3 +505,26 @@ func TestAttackUnfinishedReceives(t *testing.T) {
 	end()
 	a.check(t, "held_bytes")
 }
+
+// A message whose first segment is empty made capnp-go panic in its reader
+// goroutine, ending the node for everyone: now the connection that sent it
+// is closed and the node serves on.
+func TestAttackEmptySegment(t *testing.T) {
+	a := startAttackedNode(t)
+	c, err := rawDial(t, a.p.addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.stream.Write(make([]byte, 8))
+	waitClosed(t, []*rawConn{c}, 10*time.Second)
+	select {
+	case <-a.p.exited:
+		t.Fatalf("the node exited: %v", a.p.err)
+	default:
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := a.honest.Ping(ctx); err != nil {
+		t.Fatalf("honest ping after the message: %v", err)
+	}
+}
