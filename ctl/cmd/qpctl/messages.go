@@ -143,9 +143,6 @@ func (a *app) printSent(r *daemonv1.SendResponse) error {
 		}
 		return a.printf("sent #%d %s: delivered to the node\n", r.GetSeq(), r.GetMessageId())
 	case daemonv1.DeliveryState_DELIVERY_STATE_REFUSED:
-		if a.json {
-			return silentExit(exitError)
-		}
 		return fmt.Errorf("message %s refused by the node: %s", r.GetMessageId(), r.GetStateDetail())
 	}
 	if !a.json {
