@@ -91,7 +91,8 @@ func toStatus(err error) error {
 		code = codes.FailedPrecondition
 	case errors.Is(err, backend.ErrNotConnected):
 		code = codes.Unavailable
-	case errors.Is(err, backend.ErrGroupNotFound), errors.Is(err, backend.ErrNoKeyPackage):
+	case errors.Is(err, backend.ErrGroupNotFound), errors.Is(err, backend.ErrNoKeyPackage),
+		errors.Is(err, backend.ErrContactNotFound), errors.Is(err, backend.ErrRequestNotFound):
 		code = codes.NotFound
 	case errors.Is(err, backend.ErrAmbiguousGroup), errors.Is(err, backend.ErrInvalidArgument):
 		code = codes.InvalidArgument
@@ -99,6 +100,8 @@ func toStatus(err error) error {
 		code = codes.AlreadyExists
 	case errors.Is(err, backend.ErrNotMember):
 		code = codes.FailedPrecondition
+	case errors.Is(err, store.ErrExists):
+		code = codes.AlreadyExists
 	case errors.Is(err, context.Canceled):
 		code = codes.Canceled
 	case errors.Is(err, context.DeadlineExceeded):
@@ -461,6 +464,14 @@ func (s *Server) Subscribe(req *daemonv1.SubscribeRequest, stream grpc.ServerStr
 	}
 }
 
+// optKey formats a key, or "" when there is none.
+func optKey(k []byte) string {
+	if len(k) == 0 {
+		return ""
+	}
+	return backend.FormatKey(k)
+}
+
 func eventPB(e backend.Event, nodeAddr string) (*daemonv1.Event, error) {
 	pb := &daemonv1.Event{Seq: e.Seq, At: ts(e.At)}
 	var g store.Group
@@ -500,6 +511,14 @@ func eventPB(e backend.Event, nodeAddr string) (*daemonv1.Event, error) {
 			gid = backend.FormatKey(e.GroupID)
 		}
 		pb.Kind = &daemonv1.Event_Rejected{Rejected: &daemonv1.RejectedEnvelope{GroupId: gid, Sender: backend.FormatKey(e.By), NodeSeq: e.MessageSeq, Reason: e.Detail}}
+	case store.EventRefused:
+		pb.Kind = &daemonv1.Event_Refused{Refused: &daemonv1.PolicyRefusal{GroupId: optKey(e.GroupID), Identity: optKey(e.Member), By: optKey(e.By), Epoch: e.Epoch, Reason: e.Detail}}
+	case store.EventRequest:
+		pb.Kind = &daemonv1.Event_Request{Request: &daemonv1.InvitationRequest{Id: e.MessageSeq, Inviter: backend.FormatKey(e.By)}}
+	case store.EventContactKeyChanged:
+		pb.Kind = &daemonv1.Event_ContactKeyChanged{ContactKeyChanged: &daemonv1.ContactKeyChanged{Name: e.State, OldIdentity: backend.FormatKey(e.By), NewIdentity: backend.FormatKey(e.Member)}}
+	case store.EventFork:
+		pb.Kind = &daemonv1.Event_Fork{Fork: &daemonv1.ForkDetected{GroupId: backend.FormatKey(e.GroupID), GroupName: g.Name, Epoch: e.Epoch, Member: backend.FormatKey(e.Member)}}
 	case store.EventConnection:
 		st, _ := backend.ParseConnState(e.State)
 		pb.Kind = &daemonv1.Event_Connection{Connection: &daemonv1.NodeConnection{
