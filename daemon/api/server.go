@@ -316,11 +316,43 @@ func (s *Server) Members(ctx context.Context, req *daemonv1.MembersRequest) (*da
 
 // Send implements the Send call.
 func (s *Server) Send(ctx context.Context, req *daemonv1.SendRequest) (*daemonv1.SendResponse, error) {
+	wait, err := optionalDuration(req.GetWait())
+	if err != nil {
+		return nil, err
+	}
 	r, err := s.b.Send(ctx, req.GetGroup(), req.GetText(), []byte(req.GetClientMessageId()))
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &daemonv1.SendResponse{MessageId: hex.EncodeToString(r.Message.MessageID), Seq: r.Message.Seq, Delivered: r.Delivered}, nil
+	d, err := s.b.AwaitDelivery(ctx, r.OutboxID, wait)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &daemonv1.SendResponse{MessageId: hex.EncodeToString(r.Message.MessageID), Seq: r.Message.Seq,
+		Delivered: d.State == backend.DeliveryDelivered, StateDetail: d.Detail, UnreachableSince: ts(d.UnreachableSince)}
+	switch d.State {
+	case backend.DeliveryDelivered:
+		resp.State = daemonv1.DeliveryState_DELIVERY_STATE_DELIVERED
+	case backend.DeliveryRefused:
+		resp.State = daemonv1.DeliveryState_DELIVERY_STATE_REFUSED
+	default:
+		resp.State = daemonv1.DeliveryState_DELIVERY_STATE_QUEUED
+	}
+	return resp, nil
+}
+
+// maxSendWait bounds how long Send waits for the node's verdict.
+const maxSendWait = time.Minute
+
+// optionalDuration reads an optional wait of at most maxSendWait.
+func optionalDuration(d *durationpb.Duration) (time.Duration, error) {
+	if d == nil {
+		return 0, nil
+	}
+	if err := d.CheckValid(); err != nil || d.AsDuration() < 0 || d.AsDuration() > maxSendWait {
+		return 0, status.Errorf(codes.InvalidArgument, "wait: want 0 to %v", maxSendWait)
+	}
+	return d.AsDuration(), nil
 }
 
 // Remove implements the Remove call.

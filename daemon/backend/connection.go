@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -328,10 +329,17 @@ func (b *Backend) verifyTOFU(der []byte) error {
 			pinned = p
 			return errPinMismatch
 		}
+		if !bytes.Equal(p.Cert, der) {
+			// Renewed with the same key: remember the newest.
+			if _, err := tx.PinCert(b.cfg.NodeAddr, der); err != nil {
+				return err
+			}
+			b.log.Info("node renewed its certificate with the pinned key", "node", b.cfg.NodeAddr, "sha256", hexFingerprint(der))
+		}
 		return nil
 	})
 	if errors.Is(err, errPinMismatch) {
-		return fmt.Errorf("%w: node %s presents certificate sha256 %s, but sha256 %x is pinned since %s; if the node's certificate was replaced on purpose, restart qpd once with --repin (or give the new certificate with --server-cert)",
+		return fmt.Errorf("%w: node %s presents certificate sha256 %s with another key than the certificate sha256 %x pinned since %s; if the node's key was replaced on purpose, restart qpd once with --repin (or give the new certificate with --server-cert)",
 			nodeclient.ErrServerCertChanged, b.cfg.NodeAddr, hexFingerprint(der), pinned.Fingerprint[:], pinned.PinnedAt.UTC().Format(time.RFC3339))
 	}
 	if err != nil {

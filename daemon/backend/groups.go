@@ -263,6 +263,8 @@ type SendResult struct {
 	Message store.Message
 	// Delivered is true once the node has accepted the message.
 	Delivered bool
+	// OutboxID is the message's outbox item (see AwaitDelivery).
+	OutboxID int64
 }
 
 // userClientID namespaces an API client's idempotency key, so that it
@@ -312,7 +314,7 @@ func (b *Backend) Send(ctx context.Context, group, text string, clientMsgID []by
 			if err != nil {
 				return err
 			}
-			res = SendResult{Message: m, Delivered: it.State == store.OutboxSent}
+			res = SendResult{Message: m, Delivered: it.State == store.OutboxSent, OutboxID: it.ID}
 			return nil
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
@@ -348,6 +350,7 @@ func (b *Backend) Send(ctx context.Context, group, text string, clientMsgID []by
 		if err != nil {
 			return err
 		}
+		res.OutboxID = it.ID
 		if len(rcpt) == 0 {
 			if err := tx.SetOutboxState(it.ID, store.OutboxSent, ""); err != nil {
 				return err

@@ -2,11 +2,12 @@ package store
 
 import (
 	"crypto/sha256"
-	"crypto/subtle"
 	"database/sql"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/quicproquo/quicproquo/internal/transport"
 )
 
 // NodeCursor is the sequence number of the last node queue entry applied
@@ -47,10 +48,10 @@ type PinnedCert struct {
 	PinnedAt    time.Time
 }
 
-// Matches reports whether der is the pinned certificate (constant time).
+// Matches reports whether der carries the pinned certificate's public key
+// (constant time): the node's renewals of its certificate match.
 func (p PinnedCert) Matches(der []byte) bool {
-	fp := sha256.Sum256(der)
-	return subtle.ConstantTimeCompare(fp[:], p.Fingerprint[:]) == 1
+	return transport.SameKey(p.Cert, der)
 }
 
 // PinnedCert returns the certificate pinned for address, or ErrNotFound.

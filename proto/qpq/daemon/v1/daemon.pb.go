@@ -92,6 +92,62 @@ func (ConnectionState) EnumDescriptor() ([]byte, []int) {
 	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{0}
 }
 
+// Where a sent message stands.
+type DeliveryState int32
+
+const (
+	DeliveryState_DELIVERY_STATE_UNSPECIFIED DeliveryState = 0
+	// The node accepted it.
+	DeliveryState_DELIVERY_STATE_DELIVERED DeliveryState = 1
+	// It waits in the outbox; the daemon keeps trying (state_detail says why).
+	DeliveryState_DELIVERY_STATE_QUEUED DeliveryState = 2
+	// The node refused it for good (state_detail has its reason).
+	DeliveryState_DELIVERY_STATE_REFUSED DeliveryState = 3
+)
+
+// Enum value maps for DeliveryState.
+var (
+	DeliveryState_name = map[int32]string{
+		0: "DELIVERY_STATE_UNSPECIFIED",
+		1: "DELIVERY_STATE_DELIVERED",
+		2: "DELIVERY_STATE_QUEUED",
+		3: "DELIVERY_STATE_REFUSED",
+	}
+	DeliveryState_value = map[string]int32{
+		"DELIVERY_STATE_UNSPECIFIED": 0,
+		"DELIVERY_STATE_DELIVERED":   1,
+		"DELIVERY_STATE_QUEUED":      2,
+		"DELIVERY_STATE_REFUSED":     3,
+	}
+)
+
+func (x DeliveryState) Enum() *DeliveryState {
+	p := new(DeliveryState)
+	*p = x
+	return p
+}
+
+func (x DeliveryState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DeliveryState) Descriptor() protoreflect.EnumDescriptor {
+	return file_qpq_daemon_v1_daemon_proto_enumTypes[1].Descriptor()
+}
+
+func (DeliveryState) Type() protoreflect.EnumType {
+	return &file_qpq_daemon_v1_daemon_proto_enumTypes[1]
+}
+
+func (x DeliveryState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DeliveryState.Descriptor instead.
+func (DeliveryState) EnumDescriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{1}
+}
+
 type NodeConnection struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Address string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
@@ -1335,8 +1391,11 @@ type SendRequest struct {
 	// Optional idempotency key chosen by the caller (at most 64 bytes). A
 	// repeated Send with the same key returns the first answer.
 	ClientMessageId string `protobuf:"bytes,3,opt,name=client_message_id,json=clientMessageId,proto3" json:"client_message_id,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// While connected to the node, wait up to this long for its verdict
+	// before answering; zero answers at once.
+	Wait          *durationpb.Duration `protobuf:"bytes,4,opt,name=wait,proto3" json:"wait,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SendRequest) Reset() {
@@ -1390,6 +1449,13 @@ func (x *SendRequest) GetClientMessageId() string {
 	return ""
 }
 
+func (x *SendRequest) GetWait() *durationpb.Duration {
+	if x != nil {
+		return x.Wait
+	}
+	return nil
+}
+
 type SendResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Message id (hex).
@@ -1397,9 +1463,13 @@ type SendResponse struct {
 	// Sequence number of the message in its group's history.
 	Seq uint64 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
 	// True once the node has accepted it; false while it waits in the outbox.
-	Delivered     bool `protobuf:"varint,3,opt,name=delivered,proto3" json:"delivered,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Delivered   bool          `protobuf:"varint,3,opt,name=delivered,proto3" json:"delivered,omitempty"`
+	State       DeliveryState `protobuf:"varint,4,opt,name=state,proto3,enum=qpq.daemon.v1.DeliveryState" json:"state,omitempty"`
+	StateDetail string        `protobuf:"bytes,5,opt,name=state_detail,json=stateDetail,proto3" json:"state_detail,omitempty"`
+	// QUEUED while not connected: since when the node is unreachable.
+	UnreachableSince *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=unreachable_since,json=unreachableSince,proto3" json:"unreachable_since,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *SendResponse) Reset() {
@@ -1451,6 +1521,27 @@ func (x *SendResponse) GetDelivered() bool {
 		return x.Delivered
 	}
 	return false
+}
+
+func (x *SendResponse) GetState() DeliveryState {
+	if x != nil {
+		return x.State
+	}
+	return DeliveryState_DELIVERY_STATE_UNSPECIFIED
+}
+
+func (x *SendResponse) GetStateDetail() string {
+	if x != nil {
+		return x.StateDetail
+	}
+	return ""
+}
+
+func (x *SendResponse) GetUnreachableSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UnreachableSince
+	}
+	return nil
 }
 
 type Message struct {
@@ -3888,16 +3979,20 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x05group\x18\x01 \x01(\v2\x14.qpq.daemon.v1.GroupR\x05group\x12/\n" +
 	"\amembers\x18\x02 \x03(\v2\x15.qpq.daemon.v1.MemberR\amembers\x12\x14\n" +
 	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12/\n" +
-	"\x13epoch_authenticator\x18\x04 \x01(\tR\x12epochAuthenticator\"c\n" +
+	"\x13epoch_authenticator\x18\x04 \x01(\tR\x12epochAuthenticator\"\x92\x01\n" +
 	"\vSendRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12*\n" +
-	"\x11client_message_id\x18\x03 \x01(\tR\x0fclientMessageId\"]\n" +
+	"\x11client_message_id\x18\x03 \x01(\tR\x0fclientMessageId\x12-\n" +
+	"\x04wait\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"\xfd\x01\n" +
 	"\fSendResponse\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x1c\n" +
-	"\tdelivered\x18\x03 \x01(\bR\tdelivered\"\xc2\x02\n" +
+	"\tdelivered\x18\x03 \x01(\bR\tdelivered\x122\n" +
+	"\x05state\x18\x04 \x01(\x0e2\x1c.qpq.daemon.v1.DeliveryStateR\x05state\x12!\n" +
+	"\fstate_detail\x18\x05 \x01(\tR\vstateDetail\x12G\n" +
+	"\x11unreachable_since\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x10unreachableSince\"\xc2\x02\n" +
 	"\aMessage\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1d\n" +
 	"\n" +
@@ -4056,7 +4151,12 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x1fCONNECTION_STATE_NOT_REGISTERED\x10\x01\x12\x1f\n" +
 	"\x1bCONNECTION_STATE_CONNECTING\x10\x02\x12\x1e\n" +
 	"\x1aCONNECTION_STATE_CONNECTED\x10\x03\x12!\n" +
-	"\x1dCONNECTION_STATE_DISCONNECTED\x10\x042\x95\x0f\n" +
+	"\x1dCONNECTION_STATE_DISCONNECTED\x10\x04*\x84\x01\n" +
+	"\rDeliveryState\x12\x1e\n" +
+	"\x1aDELIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18DELIVERY_STATE_DELIVERED\x10\x01\x12\x19\n" +
+	"\x15DELIVERY_STATE_QUEUED\x10\x02\x12\x1a\n" +
+	"\x16DELIVERY_STATE_REFUSED\x10\x032\x95\x0f\n" +
 	"\x06Daemon\x12E\n" +
 	"\x06Status\x12\x1c.qpq.daemon.v1.StatusRequest\x1a\x1d.qpq.daemon.v1.StatusResponse\x12K\n" +
 	"\bRegister\x12\x1e.qpq.daemon.v1.RegisterRequest\x1a\x1f.qpq.daemon.v1.RegisterResponse\x12?\n" +
@@ -4098,172 +4198,176 @@ func file_qpq_daemon_v1_daemon_proto_rawDescGZIP() []byte {
 	return file_qpq_daemon_v1_daemon_proto_rawDescData
 }
 
-var file_qpq_daemon_v1_daemon_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_qpq_daemon_v1_daemon_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_qpq_daemon_v1_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_qpq_daemon_v1_daemon_proto_goTypes = []any{
 	(ConnectionState)(0),           // 0: qpq.daemon.v1.ConnectionState
-	(*NodeConnection)(nil),         // 1: qpq.daemon.v1.NodeConnection
-	(*StatusRequest)(nil),          // 2: qpq.daemon.v1.StatusRequest
-	(*StatusResponse)(nil),         // 3: qpq.daemon.v1.StatusResponse
-	(*RegisterRequest)(nil),        // 4: qpq.daemon.v1.RegisterRequest
-	(*RegisterResponse)(nil),       // 5: qpq.daemon.v1.RegisterResponse
-	(*PingRequest)(nil),            // 6: qpq.daemon.v1.PingRequest
-	(*PingResponse)(nil),           // 7: qpq.daemon.v1.PingResponse
-	(*FetchKeyRequest)(nil),        // 8: qpq.daemon.v1.FetchKeyRequest
-	(*FetchKeyResponse)(nil),       // 9: qpq.daemon.v1.FetchKeyResponse
-	(*Group)(nil),                  // 10: qpq.daemon.v1.Group
-	(*Member)(nil),                 // 11: qpq.daemon.v1.Member
-	(*CreateGroupRequest)(nil),     // 12: qpq.daemon.v1.CreateGroupRequest
-	(*CreateGroupResponse)(nil),    // 13: qpq.daemon.v1.CreateGroupResponse
-	(*InviteRequest)(nil),          // 14: qpq.daemon.v1.InviteRequest
-	(*InviteResponse)(nil),         // 15: qpq.daemon.v1.InviteResponse
-	(*JoinRequest)(nil),            // 16: qpq.daemon.v1.JoinRequest
-	(*JoinResponse)(nil),           // 17: qpq.daemon.v1.JoinResponse
-	(*ListGroupsRequest)(nil),      // 18: qpq.daemon.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),     // 19: qpq.daemon.v1.ListGroupsResponse
-	(*MembersRequest)(nil),         // 20: qpq.daemon.v1.MembersRequest
-	(*MembersResponse)(nil),        // 21: qpq.daemon.v1.MembersResponse
-	(*SendRequest)(nil),            // 22: qpq.daemon.v1.SendRequest
-	(*SendResponse)(nil),           // 23: qpq.daemon.v1.SendResponse
-	(*Message)(nil),                // 24: qpq.daemon.v1.Message
-	(*MessagesRequest)(nil),        // 25: qpq.daemon.v1.MessagesRequest
-	(*MessagesResponse)(nil),       // 26: qpq.daemon.v1.MessagesResponse
-	(*SubscribeRequest)(nil),       // 27: qpq.daemon.v1.SubscribeRequest
-	(*Event)(nil),                  // 28: qpq.daemon.v1.Event
-	(*PolicyRefusal)(nil),          // 29: qpq.daemon.v1.PolicyRefusal
-	(*InvitationRequest)(nil),      // 30: qpq.daemon.v1.InvitationRequest
-	(*ContactKeyChanged)(nil),      // 31: qpq.daemon.v1.ContactKeyChanged
-	(*ForkDetected)(nil),           // 32: qpq.daemon.v1.ForkDetected
-	(*Request)(nil),                // 33: qpq.daemon.v1.Request
-	(*ListRequestsRequest)(nil),    // 34: qpq.daemon.v1.ListRequestsRequest
-	(*ListRequestsResponse)(nil),   // 35: qpq.daemon.v1.ListRequestsResponse
-	(*AcceptRequestRequest)(nil),   // 36: qpq.daemon.v1.AcceptRequestRequest
-	(*AcceptRequestResponse)(nil),  // 37: qpq.daemon.v1.AcceptRequestResponse
-	(*DeclineRequestRequest)(nil),  // 38: qpq.daemon.v1.DeclineRequestRequest
-	(*DeclineRequestResponse)(nil), // 39: qpq.daemon.v1.DeclineRequestResponse
-	(*BlockRequest)(nil),           // 40: qpq.daemon.v1.BlockRequest
-	(*BlockResponse)(nil),          // 41: qpq.daemon.v1.BlockResponse
-	(*UnblockRequest)(nil),         // 42: qpq.daemon.v1.UnblockRequest
-	(*UnblockResponse)(nil),        // 43: qpq.daemon.v1.UnblockResponse
-	(*Contact)(nil),                // 44: qpq.daemon.v1.Contact
-	(*AddContactRequest)(nil),      // 45: qpq.daemon.v1.AddContactRequest
-	(*AddContactResponse)(nil),     // 46: qpq.daemon.v1.AddContactResponse
-	(*ListContactsRequest)(nil),    // 47: qpq.daemon.v1.ListContactsRequest
-	(*ListContactsResponse)(nil),   // 48: qpq.daemon.v1.ListContactsResponse
-	(*RemoveContactRequest)(nil),   // 49: qpq.daemon.v1.RemoveContactRequest
-	(*RemoveContactResponse)(nil),  // 50: qpq.daemon.v1.RemoveContactResponse
-	(*SafetyNumberRequest)(nil),    // 51: qpq.daemon.v1.SafetyNumberRequest
-	(*SafetyNumberResponse)(nil),   // 52: qpq.daemon.v1.SafetyNumberResponse
-	(*VerifyRequest)(nil),          // 53: qpq.daemon.v1.VerifyRequest
-	(*VerifyResponse)(nil),         // 54: qpq.daemon.v1.VerifyResponse
-	(*RejectedEnvelope)(nil),       // 55: qpq.daemon.v1.RejectedEnvelope
-	(*MemberEvent)(nil),            // 56: qpq.daemon.v1.MemberEvent
-	(*RemoveRequest)(nil),          // 57: qpq.daemon.v1.RemoveRequest
-	(*RemoveResponse)(nil),         // 58: qpq.daemon.v1.RemoveResponse
-	(*LeaveRequest)(nil),           // 59: qpq.daemon.v1.LeaveRequest
-	(*LeaveResponse)(nil),          // 60: qpq.daemon.v1.LeaveResponse
-	(*UpdateRequest)(nil),          // 61: qpq.daemon.v1.UpdateRequest
-	(*UpdateResponse)(nil),         // 62: qpq.daemon.v1.UpdateResponse
-	(*timestamppb.Timestamp)(nil),  // 63: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 64: google.protobuf.Duration
+	(DeliveryState)(0),             // 1: qpq.daemon.v1.DeliveryState
+	(*NodeConnection)(nil),         // 2: qpq.daemon.v1.NodeConnection
+	(*StatusRequest)(nil),          // 3: qpq.daemon.v1.StatusRequest
+	(*StatusResponse)(nil),         // 4: qpq.daemon.v1.StatusResponse
+	(*RegisterRequest)(nil),        // 5: qpq.daemon.v1.RegisterRequest
+	(*RegisterResponse)(nil),       // 6: qpq.daemon.v1.RegisterResponse
+	(*PingRequest)(nil),            // 7: qpq.daemon.v1.PingRequest
+	(*PingResponse)(nil),           // 8: qpq.daemon.v1.PingResponse
+	(*FetchKeyRequest)(nil),        // 9: qpq.daemon.v1.FetchKeyRequest
+	(*FetchKeyResponse)(nil),       // 10: qpq.daemon.v1.FetchKeyResponse
+	(*Group)(nil),                  // 11: qpq.daemon.v1.Group
+	(*Member)(nil),                 // 12: qpq.daemon.v1.Member
+	(*CreateGroupRequest)(nil),     // 13: qpq.daemon.v1.CreateGroupRequest
+	(*CreateGroupResponse)(nil),    // 14: qpq.daemon.v1.CreateGroupResponse
+	(*InviteRequest)(nil),          // 15: qpq.daemon.v1.InviteRequest
+	(*InviteResponse)(nil),         // 16: qpq.daemon.v1.InviteResponse
+	(*JoinRequest)(nil),            // 17: qpq.daemon.v1.JoinRequest
+	(*JoinResponse)(nil),           // 18: qpq.daemon.v1.JoinResponse
+	(*ListGroupsRequest)(nil),      // 19: qpq.daemon.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),     // 20: qpq.daemon.v1.ListGroupsResponse
+	(*MembersRequest)(nil),         // 21: qpq.daemon.v1.MembersRequest
+	(*MembersResponse)(nil),        // 22: qpq.daemon.v1.MembersResponse
+	(*SendRequest)(nil),            // 23: qpq.daemon.v1.SendRequest
+	(*SendResponse)(nil),           // 24: qpq.daemon.v1.SendResponse
+	(*Message)(nil),                // 25: qpq.daemon.v1.Message
+	(*MessagesRequest)(nil),        // 26: qpq.daemon.v1.MessagesRequest
+	(*MessagesResponse)(nil),       // 27: qpq.daemon.v1.MessagesResponse
+	(*SubscribeRequest)(nil),       // 28: qpq.daemon.v1.SubscribeRequest
+	(*Event)(nil),                  // 29: qpq.daemon.v1.Event
+	(*PolicyRefusal)(nil),          // 30: qpq.daemon.v1.PolicyRefusal
+	(*InvitationRequest)(nil),      // 31: qpq.daemon.v1.InvitationRequest
+	(*ContactKeyChanged)(nil),      // 32: qpq.daemon.v1.ContactKeyChanged
+	(*ForkDetected)(nil),           // 33: qpq.daemon.v1.ForkDetected
+	(*Request)(nil),                // 34: qpq.daemon.v1.Request
+	(*ListRequestsRequest)(nil),    // 35: qpq.daemon.v1.ListRequestsRequest
+	(*ListRequestsResponse)(nil),   // 36: qpq.daemon.v1.ListRequestsResponse
+	(*AcceptRequestRequest)(nil),   // 37: qpq.daemon.v1.AcceptRequestRequest
+	(*AcceptRequestResponse)(nil),  // 38: qpq.daemon.v1.AcceptRequestResponse
+	(*DeclineRequestRequest)(nil),  // 39: qpq.daemon.v1.DeclineRequestRequest
+	(*DeclineRequestResponse)(nil), // 40: qpq.daemon.v1.DeclineRequestResponse
+	(*BlockRequest)(nil),           // 41: qpq.daemon.v1.BlockRequest
+	(*BlockResponse)(nil),          // 42: qpq.daemon.v1.BlockResponse
+	(*UnblockRequest)(nil),         // 43: qpq.daemon.v1.UnblockRequest
+	(*UnblockResponse)(nil),        // 44: qpq.daemon.v1.UnblockResponse
+	(*Contact)(nil),                // 45: qpq.daemon.v1.Contact
+	(*AddContactRequest)(nil),      // 46: qpq.daemon.v1.AddContactRequest
+	(*AddContactResponse)(nil),     // 47: qpq.daemon.v1.AddContactResponse
+	(*ListContactsRequest)(nil),    // 48: qpq.daemon.v1.ListContactsRequest
+	(*ListContactsResponse)(nil),   // 49: qpq.daemon.v1.ListContactsResponse
+	(*RemoveContactRequest)(nil),   // 50: qpq.daemon.v1.RemoveContactRequest
+	(*RemoveContactResponse)(nil),  // 51: qpq.daemon.v1.RemoveContactResponse
+	(*SafetyNumberRequest)(nil),    // 52: qpq.daemon.v1.SafetyNumberRequest
+	(*SafetyNumberResponse)(nil),   // 53: qpq.daemon.v1.SafetyNumberResponse
+	(*VerifyRequest)(nil),          // 54: qpq.daemon.v1.VerifyRequest
+	(*VerifyResponse)(nil),         // 55: qpq.daemon.v1.VerifyResponse
+	(*RejectedEnvelope)(nil),       // 56: qpq.daemon.v1.RejectedEnvelope
+	(*MemberEvent)(nil),            // 57: qpq.daemon.v1.MemberEvent
+	(*RemoveRequest)(nil),          // 58: qpq.daemon.v1.RemoveRequest
+	(*RemoveResponse)(nil),         // 59: qpq.daemon.v1.RemoveResponse
+	(*LeaveRequest)(nil),           // 60: qpq.daemon.v1.LeaveRequest
+	(*LeaveResponse)(nil),          // 61: qpq.daemon.v1.LeaveResponse
+	(*UpdateRequest)(nil),          // 62: qpq.daemon.v1.UpdateRequest
+	(*UpdateResponse)(nil),         // 63: qpq.daemon.v1.UpdateResponse
+	(*timestamppb.Timestamp)(nil),  // 64: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 65: google.protobuf.Duration
 }
 var file_qpq_daemon_v1_daemon_proto_depIdxs = []int32{
 	0,  // 0: qpq.daemon.v1.NodeConnection.state:type_name -> qpq.daemon.v1.ConnectionState
-	63, // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
-	1,  // 2: qpq.daemon.v1.StatusResponse.node:type_name -> qpq.daemon.v1.NodeConnection
-	64, // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
-	63, // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
-	63, // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
-	63, // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
-	10, // 7: qpq.daemon.v1.CreateGroupResponse.group:type_name -> qpq.daemon.v1.Group
-	10, // 8: qpq.daemon.v1.InviteResponse.group:type_name -> qpq.daemon.v1.Group
-	64, // 9: qpq.daemon.v1.JoinRequest.wait:type_name -> google.protobuf.Duration
-	10, // 10: qpq.daemon.v1.JoinResponse.joined:type_name -> qpq.daemon.v1.Group
-	10, // 11: qpq.daemon.v1.ListGroupsResponse.groups:type_name -> qpq.daemon.v1.Group
-	10, // 12: qpq.daemon.v1.MembersResponse.group:type_name -> qpq.daemon.v1.Group
-	11, // 13: qpq.daemon.v1.MembersResponse.members:type_name -> qpq.daemon.v1.Member
-	63, // 14: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
-	63, // 15: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
-	64, // 16: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
-	24, // 17: qpq.daemon.v1.MessagesResponse.messages:type_name -> qpq.daemon.v1.Message
-	63, // 18: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
-	24, // 19: qpq.daemon.v1.Event.message:type_name -> qpq.daemon.v1.Message
-	56, // 20: qpq.daemon.v1.Event.member_added:type_name -> qpq.daemon.v1.MemberEvent
-	56, // 21: qpq.daemon.v1.Event.member_removed:type_name -> qpq.daemon.v1.MemberEvent
-	10, // 22: qpq.daemon.v1.Event.joined:type_name -> qpq.daemon.v1.Group
-	1,  // 23: qpq.daemon.v1.Event.connection:type_name -> qpq.daemon.v1.NodeConnection
-	10, // 24: qpq.daemon.v1.Event.left:type_name -> qpq.daemon.v1.Group
-	55, // 25: qpq.daemon.v1.Event.rejected:type_name -> qpq.daemon.v1.RejectedEnvelope
-	29, // 26: qpq.daemon.v1.Event.refused:type_name -> qpq.daemon.v1.PolicyRefusal
-	30, // 27: qpq.daemon.v1.Event.request:type_name -> qpq.daemon.v1.InvitationRequest
-	31, // 28: qpq.daemon.v1.Event.contact_key_changed:type_name -> qpq.daemon.v1.ContactKeyChanged
-	32, // 29: qpq.daemon.v1.Event.fork:type_name -> qpq.daemon.v1.ForkDetected
-	63, // 30: qpq.daemon.v1.Request.received_at:type_name -> google.protobuf.Timestamp
-	33, // 31: qpq.daemon.v1.ListRequestsResponse.requests:type_name -> qpq.daemon.v1.Request
-	10, // 32: qpq.daemon.v1.AcceptRequestResponse.group:type_name -> qpq.daemon.v1.Group
-	63, // 33: qpq.daemon.v1.Contact.added_at:type_name -> google.protobuf.Timestamp
-	63, // 34: qpq.daemon.v1.Contact.verified_at:type_name -> google.protobuf.Timestamp
-	44, // 35: qpq.daemon.v1.AddContactResponse.contact:type_name -> qpq.daemon.v1.Contact
-	44, // 36: qpq.daemon.v1.ListContactsResponse.contacts:type_name -> qpq.daemon.v1.Contact
-	44, // 37: qpq.daemon.v1.SafetyNumberResponse.contact:type_name -> qpq.daemon.v1.Contact
-	44, // 38: qpq.daemon.v1.VerifyResponse.contact:type_name -> qpq.daemon.v1.Contact
-	10, // 39: qpq.daemon.v1.RemoveResponse.group:type_name -> qpq.daemon.v1.Group
-	10, // 40: qpq.daemon.v1.UpdateResponse.groups:type_name -> qpq.daemon.v1.Group
-	2,  // 41: qpq.daemon.v1.Daemon.Status:input_type -> qpq.daemon.v1.StatusRequest
-	4,  // 42: qpq.daemon.v1.Daemon.Register:input_type -> qpq.daemon.v1.RegisterRequest
-	6,  // 43: qpq.daemon.v1.Daemon.Ping:input_type -> qpq.daemon.v1.PingRequest
-	8,  // 44: qpq.daemon.v1.Daemon.FetchKey:input_type -> qpq.daemon.v1.FetchKeyRequest
-	12, // 45: qpq.daemon.v1.Daemon.CreateGroup:input_type -> qpq.daemon.v1.CreateGroupRequest
-	14, // 46: qpq.daemon.v1.Daemon.Invite:input_type -> qpq.daemon.v1.InviteRequest
-	16, // 47: qpq.daemon.v1.Daemon.Join:input_type -> qpq.daemon.v1.JoinRequest
-	18, // 48: qpq.daemon.v1.Daemon.ListGroups:input_type -> qpq.daemon.v1.ListGroupsRequest
-	20, // 49: qpq.daemon.v1.Daemon.Members:input_type -> qpq.daemon.v1.MembersRequest
-	22, // 50: qpq.daemon.v1.Daemon.Send:input_type -> qpq.daemon.v1.SendRequest
-	25, // 51: qpq.daemon.v1.Daemon.Messages:input_type -> qpq.daemon.v1.MessagesRequest
-	27, // 52: qpq.daemon.v1.Daemon.Subscribe:input_type -> qpq.daemon.v1.SubscribeRequest
-	57, // 53: qpq.daemon.v1.Daemon.Remove:input_type -> qpq.daemon.v1.RemoveRequest
-	59, // 54: qpq.daemon.v1.Daemon.Leave:input_type -> qpq.daemon.v1.LeaveRequest
-	61, // 55: qpq.daemon.v1.Daemon.Update:input_type -> qpq.daemon.v1.UpdateRequest
-	34, // 56: qpq.daemon.v1.Daemon.ListRequests:input_type -> qpq.daemon.v1.ListRequestsRequest
-	36, // 57: qpq.daemon.v1.Daemon.AcceptRequest:input_type -> qpq.daemon.v1.AcceptRequestRequest
-	38, // 58: qpq.daemon.v1.Daemon.DeclineRequest:input_type -> qpq.daemon.v1.DeclineRequestRequest
-	40, // 59: qpq.daemon.v1.Daemon.Block:input_type -> qpq.daemon.v1.BlockRequest
-	42, // 60: qpq.daemon.v1.Daemon.Unblock:input_type -> qpq.daemon.v1.UnblockRequest
-	45, // 61: qpq.daemon.v1.Daemon.AddContact:input_type -> qpq.daemon.v1.AddContactRequest
-	47, // 62: qpq.daemon.v1.Daemon.ListContacts:input_type -> qpq.daemon.v1.ListContactsRequest
-	49, // 63: qpq.daemon.v1.Daemon.RemoveContact:input_type -> qpq.daemon.v1.RemoveContactRequest
-	51, // 64: qpq.daemon.v1.Daemon.SafetyNumber:input_type -> qpq.daemon.v1.SafetyNumberRequest
-	53, // 65: qpq.daemon.v1.Daemon.Verify:input_type -> qpq.daemon.v1.VerifyRequest
-	3,  // 66: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
-	5,  // 67: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
-	7,  // 68: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
-	9,  // 69: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
-	13, // 70: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
-	15, // 71: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
-	17, // 72: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
-	19, // 73: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
-	21, // 74: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
-	23, // 75: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
-	26, // 76: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
-	28, // 77: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
-	58, // 78: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
-	60, // 79: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
-	62, // 80: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
-	35, // 81: qpq.daemon.v1.Daemon.ListRequests:output_type -> qpq.daemon.v1.ListRequestsResponse
-	37, // 82: qpq.daemon.v1.Daemon.AcceptRequest:output_type -> qpq.daemon.v1.AcceptRequestResponse
-	39, // 83: qpq.daemon.v1.Daemon.DeclineRequest:output_type -> qpq.daemon.v1.DeclineRequestResponse
-	41, // 84: qpq.daemon.v1.Daemon.Block:output_type -> qpq.daemon.v1.BlockResponse
-	43, // 85: qpq.daemon.v1.Daemon.Unblock:output_type -> qpq.daemon.v1.UnblockResponse
-	46, // 86: qpq.daemon.v1.Daemon.AddContact:output_type -> qpq.daemon.v1.AddContactResponse
-	48, // 87: qpq.daemon.v1.Daemon.ListContacts:output_type -> qpq.daemon.v1.ListContactsResponse
-	50, // 88: qpq.daemon.v1.Daemon.RemoveContact:output_type -> qpq.daemon.v1.RemoveContactResponse
-	52, // 89: qpq.daemon.v1.Daemon.SafetyNumber:output_type -> qpq.daemon.v1.SafetyNumberResponse
-	54, // 90: qpq.daemon.v1.Daemon.Verify:output_type -> qpq.daemon.v1.VerifyResponse
-	66, // [66:91] is the sub-list for method output_type
-	41, // [41:66] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	64, // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
+	2,  // 2: qpq.daemon.v1.StatusResponse.node:type_name -> qpq.daemon.v1.NodeConnection
+	65, // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
+	64, // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
+	64, // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
+	64, // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
+	11, // 7: qpq.daemon.v1.CreateGroupResponse.group:type_name -> qpq.daemon.v1.Group
+	11, // 8: qpq.daemon.v1.InviteResponse.group:type_name -> qpq.daemon.v1.Group
+	65, // 9: qpq.daemon.v1.JoinRequest.wait:type_name -> google.protobuf.Duration
+	11, // 10: qpq.daemon.v1.JoinResponse.joined:type_name -> qpq.daemon.v1.Group
+	11, // 11: qpq.daemon.v1.ListGroupsResponse.groups:type_name -> qpq.daemon.v1.Group
+	11, // 12: qpq.daemon.v1.MembersResponse.group:type_name -> qpq.daemon.v1.Group
+	12, // 13: qpq.daemon.v1.MembersResponse.members:type_name -> qpq.daemon.v1.Member
+	65, // 14: qpq.daemon.v1.SendRequest.wait:type_name -> google.protobuf.Duration
+	1,  // 15: qpq.daemon.v1.SendResponse.state:type_name -> qpq.daemon.v1.DeliveryState
+	64, // 16: qpq.daemon.v1.SendResponse.unreachable_since:type_name -> google.protobuf.Timestamp
+	64, // 17: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
+	64, // 18: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
+	65, // 19: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
+	25, // 20: qpq.daemon.v1.MessagesResponse.messages:type_name -> qpq.daemon.v1.Message
+	64, // 21: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
+	25, // 22: qpq.daemon.v1.Event.message:type_name -> qpq.daemon.v1.Message
+	57, // 23: qpq.daemon.v1.Event.member_added:type_name -> qpq.daemon.v1.MemberEvent
+	57, // 24: qpq.daemon.v1.Event.member_removed:type_name -> qpq.daemon.v1.MemberEvent
+	11, // 25: qpq.daemon.v1.Event.joined:type_name -> qpq.daemon.v1.Group
+	2,  // 26: qpq.daemon.v1.Event.connection:type_name -> qpq.daemon.v1.NodeConnection
+	11, // 27: qpq.daemon.v1.Event.left:type_name -> qpq.daemon.v1.Group
+	56, // 28: qpq.daemon.v1.Event.rejected:type_name -> qpq.daemon.v1.RejectedEnvelope
+	30, // 29: qpq.daemon.v1.Event.refused:type_name -> qpq.daemon.v1.PolicyRefusal
+	31, // 30: qpq.daemon.v1.Event.request:type_name -> qpq.daemon.v1.InvitationRequest
+	32, // 31: qpq.daemon.v1.Event.contact_key_changed:type_name -> qpq.daemon.v1.ContactKeyChanged
+	33, // 32: qpq.daemon.v1.Event.fork:type_name -> qpq.daemon.v1.ForkDetected
+	64, // 33: qpq.daemon.v1.Request.received_at:type_name -> google.protobuf.Timestamp
+	34, // 34: qpq.daemon.v1.ListRequestsResponse.requests:type_name -> qpq.daemon.v1.Request
+	11, // 35: qpq.daemon.v1.AcceptRequestResponse.group:type_name -> qpq.daemon.v1.Group
+	64, // 36: qpq.daemon.v1.Contact.added_at:type_name -> google.protobuf.Timestamp
+	64, // 37: qpq.daemon.v1.Contact.verified_at:type_name -> google.protobuf.Timestamp
+	45, // 38: qpq.daemon.v1.AddContactResponse.contact:type_name -> qpq.daemon.v1.Contact
+	45, // 39: qpq.daemon.v1.ListContactsResponse.contacts:type_name -> qpq.daemon.v1.Contact
+	45, // 40: qpq.daemon.v1.SafetyNumberResponse.contact:type_name -> qpq.daemon.v1.Contact
+	45, // 41: qpq.daemon.v1.VerifyResponse.contact:type_name -> qpq.daemon.v1.Contact
+	11, // 42: qpq.daemon.v1.RemoveResponse.group:type_name -> qpq.daemon.v1.Group
+	11, // 43: qpq.daemon.v1.UpdateResponse.groups:type_name -> qpq.daemon.v1.Group
+	3,  // 44: qpq.daemon.v1.Daemon.Status:input_type -> qpq.daemon.v1.StatusRequest
+	5,  // 45: qpq.daemon.v1.Daemon.Register:input_type -> qpq.daemon.v1.RegisterRequest
+	7,  // 46: qpq.daemon.v1.Daemon.Ping:input_type -> qpq.daemon.v1.PingRequest
+	9,  // 47: qpq.daemon.v1.Daemon.FetchKey:input_type -> qpq.daemon.v1.FetchKeyRequest
+	13, // 48: qpq.daemon.v1.Daemon.CreateGroup:input_type -> qpq.daemon.v1.CreateGroupRequest
+	15, // 49: qpq.daemon.v1.Daemon.Invite:input_type -> qpq.daemon.v1.InviteRequest
+	17, // 50: qpq.daemon.v1.Daemon.Join:input_type -> qpq.daemon.v1.JoinRequest
+	19, // 51: qpq.daemon.v1.Daemon.ListGroups:input_type -> qpq.daemon.v1.ListGroupsRequest
+	21, // 52: qpq.daemon.v1.Daemon.Members:input_type -> qpq.daemon.v1.MembersRequest
+	23, // 53: qpq.daemon.v1.Daemon.Send:input_type -> qpq.daemon.v1.SendRequest
+	26, // 54: qpq.daemon.v1.Daemon.Messages:input_type -> qpq.daemon.v1.MessagesRequest
+	28, // 55: qpq.daemon.v1.Daemon.Subscribe:input_type -> qpq.daemon.v1.SubscribeRequest
+	58, // 56: qpq.daemon.v1.Daemon.Remove:input_type -> qpq.daemon.v1.RemoveRequest
+	60, // 57: qpq.daemon.v1.Daemon.Leave:input_type -> qpq.daemon.v1.LeaveRequest
+	62, // 58: qpq.daemon.v1.Daemon.Update:input_type -> qpq.daemon.v1.UpdateRequest
+	35, // 59: qpq.daemon.v1.Daemon.ListRequests:input_type -> qpq.daemon.v1.ListRequestsRequest
+	37, // 60: qpq.daemon.v1.Daemon.AcceptRequest:input_type -> qpq.daemon.v1.AcceptRequestRequest
+	39, // 61: qpq.daemon.v1.Daemon.DeclineRequest:input_type -> qpq.daemon.v1.DeclineRequestRequest
+	41, // 62: qpq.daemon.v1.Daemon.Block:input_type -> qpq.daemon.v1.BlockRequest
+	43, // 63: qpq.daemon.v1.Daemon.Unblock:input_type -> qpq.daemon.v1.UnblockRequest
+	46, // 64: qpq.daemon.v1.Daemon.AddContact:input_type -> qpq.daemon.v1.AddContactRequest
+	48, // 65: qpq.daemon.v1.Daemon.ListContacts:input_type -> qpq.daemon.v1.ListContactsRequest
+	50, // 66: qpq.daemon.v1.Daemon.RemoveContact:input_type -> qpq.daemon.v1.RemoveContactRequest
+	52, // 67: qpq.daemon.v1.Daemon.SafetyNumber:input_type -> qpq.daemon.v1.SafetyNumberRequest
+	54, // 68: qpq.daemon.v1.Daemon.Verify:input_type -> qpq.daemon.v1.VerifyRequest
+	4,  // 69: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
+	6,  // 70: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
+	8,  // 71: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
+	10, // 72: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
+	14, // 73: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
+	16, // 74: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
+	18, // 75: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
+	20, // 76: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
+	22, // 77: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
+	24, // 78: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
+	27, // 79: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
+	29, // 80: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
+	59, // 81: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
+	61, // 82: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
+	63, // 83: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
+	36, // 84: qpq.daemon.v1.Daemon.ListRequests:output_type -> qpq.daemon.v1.ListRequestsResponse
+	38, // 85: qpq.daemon.v1.Daemon.AcceptRequest:output_type -> qpq.daemon.v1.AcceptRequestResponse
+	40, // 86: qpq.daemon.v1.Daemon.DeclineRequest:output_type -> qpq.daemon.v1.DeclineRequestResponse
+	42, // 87: qpq.daemon.v1.Daemon.Block:output_type -> qpq.daemon.v1.BlockResponse
+	44, // 88: qpq.daemon.v1.Daemon.Unblock:output_type -> qpq.daemon.v1.UnblockResponse
+	47, // 89: qpq.daemon.v1.Daemon.AddContact:output_type -> qpq.daemon.v1.AddContactResponse
+	49, // 90: qpq.daemon.v1.Daemon.ListContacts:output_type -> qpq.daemon.v1.ListContactsResponse
+	51, // 91: qpq.daemon.v1.Daemon.RemoveContact:output_type -> qpq.daemon.v1.RemoveContactResponse
+	53, // 92: qpq.daemon.v1.Daemon.SafetyNumber:output_type -> qpq.daemon.v1.SafetyNumberResponse
+	55, // 93: qpq.daemon.v1.Daemon.Verify:output_type -> qpq.daemon.v1.VerifyResponse
+	69, // [69:94] is the sub-list for method output_type
+	44, // [44:69] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_qpq_daemon_v1_daemon_proto_init() }
@@ -4289,7 +4393,7 @@ func file_qpq_daemon_v1_daemon_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_qpq_daemon_v1_daemon_proto_rawDesc), len(file_qpq_daemon_v1_daemon_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   1,

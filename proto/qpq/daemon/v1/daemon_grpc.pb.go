@@ -83,7 +83,8 @@ type DaemonClient interface {
 	ListGroups(ctx context.Context, in *ListGroupsRequest, opts ...grpc.CallOption) (*ListGroupsResponse, error)
 	// Members lists a group's members at its current epoch.
 	Members(ctx context.Context, in *MembersRequest, opts ...grpc.CallOption) (*MembersResponse, error)
-	// Send encrypts a text message to a group and queues it for delivery.
+	// Send encrypts a text message to a group, queues it for delivery, and
+	// (with wait) reports whether the node took it.
 	Send(ctx context.Context, in *SendRequest, opts ...grpc.CallOption) (*SendResponse, error)
 	// Messages reads stored message history, with paging, an unread filter,
 	// marking as read, and an optional wait for the next unread message.
@@ -418,7 +419,8 @@ type DaemonServer interface {
 	ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error)
 	// Members lists a group's members at its current epoch.
 	Members(context.Context, *MembersRequest) (*MembersResponse, error)
-	// Send encrypts a text message to a group and queues it for delivery.
+	// Send encrypts a text message to a group, queues it for delivery, and
+	// (with wait) reports whether the node took it.
 	Send(context.Context, *SendRequest) (*SendResponse, error)
 	// Messages reads stored message history, with paging, an unread filter,
 	// marking as read, and an optional wait for the next unread message.
