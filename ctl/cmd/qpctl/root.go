@@ -98,10 +98,12 @@ It holds no state and no keys of its own.
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print JSON, one object per line (errors too, on stderr)")
 	root.AddGroup(&cobra.Group{ID: "node", Title: "Identity and node:"},
 		&cobra.Group{ID: "groups", Title: "Groups:"},
-		&cobra.Group{ID: "messages", Title: "Messages:"})
+		&cobra.Group{ID: "messages", Title: "Messages:"},
+		&cobra.Group{ID: "trust", Title: "Contacts and consent:"})
 	a.addNodeCommands(root)
 	a.addGroupCommands(root)
 	a.addMessageCommands(root)
+	a.addTrustCommands(root)
 	a.addDocCommands(root)
 	return root
 }

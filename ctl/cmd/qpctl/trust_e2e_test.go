@@ -1,0 +1,98 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/quicproquo/quicproquo/internal/testnode"
+)
+
+// TestE2EConsentAndVerification: a stranger's invitation waits in
+// `qpctl requests` (never as a joined group), accept joins it and adds the
+// inviter as a contact, safety numbers match on both sides, verify marks
+// the contact, block lists the identity as blocked.
+func TestE2EConsentAndVerification(t *testing.T) {
+	qpd, qpctl := e2eBuild(t)
+	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	dir, err := os.MkdirTemp("", "qpctl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	aliceDir, bobDir := filepath.Join(dir, "alice"), filepath.Join(dir, "bob")
+	aliceSock, bobSock := filepath.Join(aliceDir, "qpd.sock"), filepath.Join(bobDir, "qpd.sock")
+	for _, d := range []string{aliceDir, bobDir} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e2eStartQPD(t, qpd, aliceDir, aliceSock, "--server", node.Addr)
+	e2eStartQPD(t, qpd, bobDir, bobSock, "--server", node.Addr)
+	alice := strings.TrimSpace(e2eRun(t, qpctl, aliceSock, "register").stdout)
+	bob := strings.TrimSpace(e2eRun(t, qpctl, bobSock, "register").stdout)
+	e2eWaitKeyPackages(t, qpctl, aliceSock, 10)
+	e2eWaitKeyPackages(t, qpctl, bobSock, 10)
+
+	must := func(sock string, args ...string) string {
+		t.Helper()
+		r := e2eRun(t, qpctl, sock, args...)
+		if r.code != 0 {
+			t.Fatalf("qpctl %q: %+v", args, r)
+		}
+		return r.stdout
+	}
+	must(aliceSock, "create-group", "--name", "from alice")
+	must(aliceSock, "invite", "--group", "from alice", "--peer-key", bob)
+	type request struct {
+		ID        uint64 `json:"id"`
+		Inviter   string `json:"inviter"`
+		GroupName string `json:"group_name"`
+	}
+	var req request
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		out := must(bobSock, "--json", "requests")
+		if out != "" && json.Unmarshal([]byte(out), &req) == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no request at bob")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if req.Inviter != alice || req.GroupName != "from alice" {
+		t.Fatalf("request %+v", req)
+	}
+	if out := must(bobSock, "groups"); strings.Contains(out, "from alice") {
+		t.Fatalf("bob lists the group before accepting: %q", out)
+	}
+	if out := must(bobSock, "accept", strconv.FormatUint(req.ID, 10), "--contact-name", "alice"); !strings.Contains(out, "joined") || !strings.Contains(out, "from alice") {
+		t.Fatalf("accept: %q", out)
+	}
+	if out := must(bobSock, "contacts"); !strings.Contains(out, alice) || !strings.Contains(out, "unverified") {
+		t.Fatalf("contacts: %q", out)
+	}
+	must(aliceSock, "add-contact", bob, "--name", "bob")
+	sa := strings.Split(must(aliceSock, "safety-number", "bob"), "\n")[0]
+	sb := strings.Split(must(bobSock, "safety-number", "alice"), "\n")[0]
+	if sa != sb || len(sa) != 71 {
+		t.Fatalf("safety numbers %q and %q", sa, sb)
+	}
+	if out := must(bobSock, "verify", "alice"); !strings.Contains(out, "verified") || strings.Contains(out, "unverified") {
+		t.Fatalf("verify: %q", out)
+	}
+	stranger := strings.Repeat("ab", 32)
+	if out := must(bobSock, "block", stranger); !strings.Contains(out, "blocked") {
+		t.Fatalf("block: %q", out)
+	}
+	if out := must(bobSock, "contacts"); !strings.Contains(out, "BLOCKED") {
+		t.Fatalf("contacts after block: %q", out)
+	}
+	if r := e2eRun(t, qpctl, bobSock, "accept", "x"); r.code != 2 {
+		t.Fatalf("accept x: %+v, want a usage error", r)
+	}
+}
