@@ -19,8 +19,9 @@
 // While connected, workers run beside the connection:
 //   - the KeyPackage keeper tops up this identity's KeyPackages at the node
 //     (Config.KeyPackageTarget, plus a last-resort one) on connect and every
-//     Config.KeyPackageCheck; each private half is committed to the store
-//     before its KeyPackage is uploaded. MLSKeyPackages makes them with
+//     Config.KeyPackageCheck, replacing those about to expire
+//     (lifecycle.go); each private half is committed to the store before
+//     its KeyPackage is uploaded. MLSKeyPackages makes them with
 //     internal/mls. FetchKey fetches a peer's and validates it;
 //   - the receiver subscribes to the user's queue from the stored node
 //     cursor; for each pushed envelope it calls the EnvelopeHandler and
@@ -90,9 +91,23 @@
 //     state.
 //
 // Not done: a member whose whole state is lost (store deleted) has a new
-// identity and must be invited again; members do not compare epoch
-// authenticators with each other, so a fork that still decrypts (which the
-// node's one-commit-per-epoch rule prevents) would go unnoticed.
+// identity and must be invited again.
+//
+// # Trust policy
+//
+//   - identity.go: one identity rule (IdentityRule; today SameKeyRule: the
+//     BasicCredential identity is the leaf's signature key) applied to every
+//     leaf through internal/mls's Policy hooks (groupPolicy, set on every
+//     group created, joined, restored or resynced) and to fetched
+//     KeyPackages; external commits only as a resync by the same identity
+//     and key; proposals only from members. Refusals are EventRefused.
+//   - consent.go, contacts.go: invitations of non-contacts wait in a bounded
+//     request inbox; blocked identities are dropped before parsing.
+//   - safety.go: safety numbers and the verified mark; a contact's changed
+//     key is EventContactKeyChanged.
+//   - fork.go: epoch authenticators compared inside application messages.
+//   - lifecycle.go: KeyPackage rotation and expiry, history retention, on
+//     Config.Now.
 //
 // # Seams
 //

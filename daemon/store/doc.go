@@ -34,7 +34,9 @@
 //   - outbox: messages and commits waiting for the node (a commit with the
 //     intent it was built from, so that it can be built again; state
 //     "rerun" while a stale commit's intent waits to run again).
-//   - welcomes: Welcome messages not yet processed.
+//   - welcomes: Welcome messages not yet processed; those of non-contacts
+//     are requests waiting for the user's consent.
+//   - contacts: contacts (name, verified mark) and blocked identities.
 //   - node_state: the node queue cursor.
 //   - pinned_certs: the node certificate pinned per node address.
 //
