@@ -120,3 +120,48 @@ func TestKeyPackageSubstitutionRefused(t *testing.T) {
 		t.Fatalf("invite with bob's own KeyPackage: %v", err)
 	}
 }
+
+// The hooks internal/mls calls for every leaf: an UpdatePath or Update
+// leaf may not change whose leaf it is, nor name someone its key is not;
+// an external commit is taken only as a resync by the same identity and
+// key.
+func TestTrustPolicyHooks(t *testing.T) {
+	alice, _, _ := ed25519.GenerateKey(rand.Reader)
+	bob, _, _ := ed25519.GenerateKey(rand.Reader)
+	p := trustPolicy{rule: SameKeyRule{}}
+	member := func(k ed25519.PublicKey, leaf mls.LeafIndex) mls.Member {
+		return mls.Member{Leaf: leaf, Identity: k, Credential: mls.NewBasicCredential(k), SignatureKey: k}
+	}
+	leaf := func(o mls.LeafOrigin, cred, key ed25519.PublicKey) *mls.LeafInfo {
+		return &mls.LeafInfo{Origin: o, Credential: mls.NewBasicCredential(cred), SignatureKey: key}
+	}
+	if err := p.ValidateLeaf(leaf(mls.LeafFromCommit, alice, alice)); err != nil {
+		t.Fatalf("alice's own leaf: %v", err)
+	}
+	if err := p.ValidSuccessor(member(alice, 0), leaf(mls.LeafFromCommit, alice, alice)); err != nil {
+		t.Fatalf("alice's UpdatePath leaf: %v", err)
+	}
+	// Alice's UpdatePath leaf naming bob, with her key or with bob's.
+	if err := p.ValidateLeaf(leaf(mls.LeafFromCommit, bob, alice)); !errors.Is(err, ErrIdentityMismatch) {
+		t.Errorf("UpdatePath leaf naming bob under alice's key: %v", err)
+	}
+	if err := p.ValidSuccessor(member(alice, 0), leaf(mls.LeafFromCommit, bob, bob)); !errors.Is(err, ErrIdentityMismatch) {
+		t.Errorf("alice's leaf replaced by bob's: %v", err)
+	}
+	for name, c := range map[string]*mls.StagedCommit{
+		"external join": {SenderType: mls.SenderNewMemberCommit, Committer: member(bob, 2)},
+		"resync of another's leaf": {SenderType: mls.SenderNewMemberCommit, Resync: true, Committer: member(bob, 2),
+			Removed: []mls.Member{member(alice, 0)}},
+	} {
+		if err := p.InspectCommit(c); !errors.Is(err, ErrMembershipRefused) {
+			t.Errorf("%s: %v, want ErrMembershipRefused", name, err)
+		}
+	}
+	if err := p.InspectCommit(&mls.StagedCommit{SenderType: mls.SenderNewMemberCommit, Resync: true, Committer: member(alice, 2),
+		Removed: []mls.Member{member(alice, 0)}}); err != nil {
+		t.Errorf("alice's own resync: %v", err)
+	}
+	if err := p.InspectCommit(&mls.StagedCommit{SenderType: mls.SenderMember, Committer: member(alice, 0)}); err != nil {
+		t.Errorf("a member's commit: %v", err)
+	}
+}

@@ -8,10 +8,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/quicproquo/quicproquo/daemon/store"
 	"github.com/quicproquo/quicproquo/internal/mls"
 	"github.com/quicproquo/quicproquo/internal/testnode"
+	nodeclient "github.com/quicproquo/quicproquo/node/client"
 	nodestore "github.com/quicproquo/quicproquo/node/store"
 )
 
@@ -227,5 +229,75 @@ func TestForgedLaterEpochFromStrangerNoRejoin(t *testing.T) {
 		if m, err := u.b.Members(ctx, gid); err != nil || m.Epoch != 1 {
 			t.Fatalf("member at epoch %d, %v", m.Epoch, err)
 		}
+	}
+}
+
+// A Welcome whose tree holds a leaf naming someone its key is not (here
+// the inviter's own) is refused: the user joins nothing, the KeyPackage's
+// private half stays, and the refusal is an event.
+func TestWelcomeTreeImpersonationRefused(t *testing.T) {
+	st, err := store.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	b, err := New(Config{Store: st, Logger: testnode.Logger(), Groups: true, Invitations: InviteAnyone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := b.Register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id, err := b.identity(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := MLSKeyPackages{}.NewKeyPackage(id.PrivateKey, false, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.update(ctx, func(tx *store.Tx) error {
+		return tx.PutKeyPackage(store.KeyPackageSecret{Ref: kb.Ref, KeyPackage: kb.KeyPackage, Secrets: kb.Secrets})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	victim, _, _ := ed25519.GenerateKey(rand.Reader)
+	mpub, mpriv, _ := ed25519.GenerateKey(rand.Reader)
+	liar, err := mls.CreateGroup(DefaultCipherSuite, bytes.Repeat([]byte{5}, 16),
+		&mls.Signer{Credential: mls.NewBasicCredential(victim), SignaturePub: mpub, SignaturePriv: mpriv.Seed()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := mls.ParseKeyPackage(kb.KeyPackage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := liar.AddMembers([]*mls.KeyPackage{kp}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	applied, err := b.applyEnvelope(ctx, nodeclient.Envelope{Seq: 1, Sender: mpub, Payload: res.Welcome, EnqueuedAt: time.Now()})
+	if err != nil || applied {
+		t.Fatalf("welcome with an impersonating leaf: applied %v, %v", applied, err)
+	}
+	if gs, err := b.Groups(ctx); err != nil || len(gs) != 0 {
+		t.Fatalf("joined %d groups (%v), want none", len(gs), err)
+	}
+	evs, err := b.EventsAfter(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := 0
+	for _, e := range evs {
+		if e.Kind == store.EventRefused {
+			refused++
+		}
+	}
+	if refused != 1 {
+		t.Fatalf("%d refusal events, want 1: %+v", refused, evs)
+	}
+	if err := b.view(ctx, func(tx *store.Tx) error { _, err := tx.KeyPackage(kb.Ref); return err }); err != nil {
+		t.Fatalf("the KeyPackage's private half is gone: %v", err)
 	}
 }
