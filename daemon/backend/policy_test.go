@@ -236,32 +236,8 @@ func TestForgedLaterEpochFromStrangerNoRejoin(t *testing.T) {
 // the inviter's own) is refused: the user joins nothing, the KeyPackage's
 // private half stays, and the refusal is an event.
 func TestWelcomeTreeImpersonationRefused(t *testing.T) {
-	st, err := store.Open(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	b, err := New(Config{Store: st, Logger: testnode.Logger(), Groups: true, Invitations: InviteAnyone})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, kb := receiveUser(t, testnode.Logger())
 	ctx := context.Background()
-	if _, err := b.Register(ctx); err != nil {
-		t.Fatal(err)
-	}
-	id, err := b.identity(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := MLSKeyPackages{}.NewKeyPackage(id.PrivateKey, false, time.Time{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.update(ctx, func(tx *store.Tx) error {
-		return tx.PutKeyPackage(store.KeyPackageSecret{Ref: kb.Ref, KeyPackage: kb.KeyPackage, Secrets: kb.Secrets})
-	}); err != nil {
-		t.Fatal(err)
-	}
 	victim, _, _ := ed25519.GenerateKey(rand.Reader)
 	mpub, mpriv, _ := ed25519.GenerateKey(rand.Reader)
 	liar, err := mls.CreateGroup(DefaultCipherSuite, bytes.Repeat([]byte{5}, 16),

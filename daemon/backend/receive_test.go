@@ -68,9 +68,9 @@ func receiveSetup(t testing.TB) *receiveRig {
 	return receiveSetupWith(t, testnode.Logger(), "fuzz")
 }
 
-// receiveSetupWith is receiveSetup with the Backend's logger and the
-// group's name given.
-func receiveSetupWith(t testing.TB, log *slog.Logger, groupName string) *receiveRig {
+// receiveUser is a registered Backend without a node that takes every
+// invitation, and one KeyPackage whose private half its store holds.
+func receiveUser(t testing.TB, log *slog.Logger) (*Backend, KeyPackageBundle) {
 	t.Helper()
 	st, err := store.Open(context.Background(), t.TempDir())
 	if err != nil {
@@ -85,8 +85,6 @@ func receiveSetupWith(t testing.TB, log *slog.Logger, groupName string) *receive
 	if _, err := b.Register(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// The peer creates a group and adds the user with a KeyPackage whose
-	// private half the user's store holds.
 	id, err := b.identity(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -100,6 +98,16 @@ func receiveSetupWith(t testing.TB, log *slog.Logger, groupName string) *receive
 	}); err != nil {
 		t.Fatal(err)
 	}
+	return b, kb
+}
+
+// receiveSetupWith is receiveSetup with the Backend's logger and the
+// group's name given.
+func receiveSetupWith(t testing.TB, log *slog.Logger, groupName string) *receiveRig {
+	t.Helper()
+	b, kb := receiveUser(t, log)
+	// The peer creates a group and adds the user with a KeyPackage whose
+	// private half the user's store holds.
 	peerPub, peerPriv, _ := ed25519.GenerateKey(nil)
 	ps := &mls.Signer{Credential: mls.NewBasicCredential(peerPub), SignaturePub: peerPub, SignaturePriv: peerPriv.Seed()}
 	peer, err := mls.CreateGroup(DefaultCipherSuite, bytes.Repeat([]byte{7}, 16), ps, &mls.CreateOptions{

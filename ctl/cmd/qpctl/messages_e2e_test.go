@@ -46,6 +46,27 @@ type e2ePair struct {
 
 func e2eStartPair(t *testing.T) *e2ePair {
 	t.Helper()
+	p := e2eStartDaemons(t)
+	// Bob takes alice's invitations: she is a contact of his.
+	if r := e2eRun(t, p.qpctl, p.bobSock, "add-contact", p.aliceKey, "--name", "alice"); r.code != 0 {
+		t.Fatalf("add-contact: %+v", r)
+	}
+	if r := e2eRun(t, p.qpctl, p.aliceSock, "create-group", "--name", "team"); r.code != 0 {
+		t.Fatalf("create-group: %+v", r)
+	}
+	if r := e2eRun(t, p.qpctl, p.aliceSock, "invite", "--group", "team", "--peer-key", p.bobKey); r.code != 0 {
+		t.Fatalf("invite: %+v", r)
+	}
+	if r := e2eRun(t, p.qpctl, p.bobSock, "join", "--wait", "30s"); r.code != 0 || !strings.Contains(r.stdout, "team") {
+		t.Fatalf("join: %+v", r)
+	}
+	return p
+}
+
+// e2eStartDaemons starts a node and alice's and bob's qpd, both
+// registered with KeyPackages at the node (no group yet).
+func e2eStartDaemons(t *testing.T) *e2ePair {
+	t.Helper()
 	qpd, qpctl := e2eBuild(t)
 	p := &e2ePair{qpd: qpd, qpctl: qpctl, node: testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")}
 	dir, err := os.MkdirTemp("", "qpctl")
@@ -60,22 +81,12 @@ func e2eStartPair(t *testing.T) *e2ePair {
 			t.Fatal(err)
 		}
 	}
-	// Bob takes every invitation (consent is tested in trust_e2e_test.go).
 	e2eStartQPD(t, qpd, p.aliceDir, p.aliceSock, "--server", p.node.Addr)
-	p.bobD = e2eStartQPD(t, qpd, p.bobDir, p.bobSock, "--server", p.node.Addr, "--invitations", "anyone")
+	p.bobD = e2eStartQPD(t, qpd, p.bobDir, p.bobSock, "--server", p.node.Addr)
 	p.aliceKey = strings.TrimSpace(e2eRun(t, qpctl, p.aliceSock, "register").stdout)
 	p.bobKey = strings.TrimSpace(e2eRun(t, qpctl, p.bobSock, "register").stdout)
 	e2eWaitKeyPackages(t, qpctl, p.aliceSock, 10)
 	e2eWaitKeyPackages(t, qpctl, p.bobSock, 10)
-	if r := e2eRun(t, qpctl, p.aliceSock, "create-group", "--name", "team"); r.code != 0 {
-		t.Fatalf("create-group: %+v", r)
-	}
-	if r := e2eRun(t, qpctl, p.aliceSock, "invite", "--group", "team", "--peer-key", p.bobKey); r.code != 0 {
-		t.Fatalf("invite: %+v", r)
-	}
-	if r := e2eRun(t, qpctl, p.bobSock, "join", "--wait", "30s"); r.code != 0 || !strings.Contains(r.stdout, "team") {
-		t.Fatalf("join: %+v", r)
-	}
 	return p
 }
 
@@ -190,7 +201,7 @@ func TestE2ESendTextsAndFollowAcrossRestart(t *testing.T) {
 	if r := send("", "--msg", "m2 while bob's qpd is down"); r.code != 0 {
 		t.Fatalf("send m2: %+v", r)
 	}
-	p.bobD = e2eStartQPD(t, p.qpd, p.bobDir, p.bobSock, "--server", p.node.Addr, "--invitations", "anyone")
+	p.bobD = e2eStartQPD(t, p.qpd, p.bobDir, p.bobSock, "--server", p.node.Addr)
 	for _, want := range []string{"m2 while bob's qpd is down", "m3", "m4"} {
 		if want != "m2 while bob's qpd is down" {
 			if r := send("", "--msg", want); r.code != 0 {

@@ -2,14 +2,10 @@ package main
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/quicproquo/quicproquo/internal/testnode"
 )
 
 // TestE2EConsentAndVerification: a stranger's invitation waits in
@@ -17,26 +13,9 @@ import (
 // inviter as a contact, safety numbers match on both sides, verify marks
 // the contact, block lists the identity as blocked.
 func TestE2EConsentAndVerification(t *testing.T) {
-	qpd, qpctl := e2eBuild(t)
-	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
-	dir, err := os.MkdirTemp("", "qpctl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	aliceDir, bobDir := filepath.Join(dir, "alice"), filepath.Join(dir, "bob")
-	aliceSock, bobSock := filepath.Join(aliceDir, "qpd.sock"), filepath.Join(bobDir, "qpd.sock")
-	for _, d := range []string{aliceDir, bobDir} {
-		if err := os.Mkdir(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	e2eStartQPD(t, qpd, aliceDir, aliceSock, "--server", node.Addr)
-	e2eStartQPD(t, qpd, bobDir, bobSock, "--server", node.Addr)
-	alice := strings.TrimSpace(e2eRun(t, qpctl, aliceSock, "register").stdout)
-	bob := strings.TrimSpace(e2eRun(t, qpctl, bobSock, "register").stdout)
-	e2eWaitKeyPackages(t, qpctl, aliceSock, 10)
-	e2eWaitKeyPackages(t, qpctl, bobSock, 10)
+	p := e2eStartDaemons(t)
+	qpctl, aliceSock, bobSock, alice := p.qpctl, p.aliceSock, p.bobSock, p.aliceKey
+	bob := p.bobKey
 
 	must := func(sock string, args ...string) string {
 		t.Helper()
