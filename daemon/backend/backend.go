@@ -209,7 +209,7 @@ func New(cfg Config) (*Backend, error) {
 		registered:      make(chan struct{}),
 		kpLow:           make(chan struct{}, 1),
 		jobs:            make(chan groupJob, 256),
-		rejoin:          rejoinState{asked: map[string]time.Time{}, from: map[string][][]byte{}, keys: map[string]*ecdh.PrivateKey{}},
+		rejoin:          rejoinState{asked: map[string]time.Time{}, answered: map[string]time.Time{}, from: map[string][][]byte{}, keys: map[string]*ecdh.PrivateKey{}},
 		blocked:         map[string]bool{},
 		forks:           map[forkKey]bool{},
 		strangerRejects: rate.NewLimiter(strangerRejectRate, strangerRejectBurst),

@@ -123,9 +123,10 @@ func queueControl(tx *store.Tx, payload []byte, recipients [][]byte) error {
 // rejoinState tracks the groups this member is behind in (in memory: a
 // restart asks again at the next unreadable message).
 type rejoinState struct {
-	asked map[string]time.Time        // group id -> when asked
-	from  map[string][][]byte         // group id -> whom (the last tree's members)
-	keys  map[string]*ecdh.PrivateKey // group id -> key the answers are sealed to
+	asked    map[string]time.Time        // group id -> when asked
+	answered map[string]time.Time        // group id || requester -> when answered
+	from     map[string][][]byte         // group id -> whom (the last tree's members)
+	keys     map[string]*ecdh.PrivateKey // group id -> key the answers are sealed to
 }
 
 // askRejoin asks the other members of the user's last tree of sg for a
@@ -187,6 +188,10 @@ func (b *Backend) handleControl(tx *store.Tx, env nodeclient.Envelope) error {
 		pk, err := kem.NewPublicKey(pub)
 		if err != nil {
 			return reject("GroupInfo request for group %x: bad key: %v", gid, err)
+		}
+		if !b.mayAnswerRejoin(gid, env.Sender) {
+			b.log.Debug("GroupInfo request answered recently: dropped", "group", FormatKey(gid), "sender", FormatKey(env.Sender))
+			return nil
 		}
 		gi, err := g.GroupInfo()
 		if err != nil {
@@ -327,4 +332,23 @@ func (b *Backend) mayAskRejoin(g *mls.Group, env nodeclient.Envelope) bool {
 	}
 	b.log.Debug("later-epoch message from a non-member: no rejoin", "sender", FormatKey(env.Sender))
 	return false
+}
+
+// maxRejoinAnswers bounds the answers remembered (memory).
+const maxRejoinAnswers = 4096
+
+// mayAnswerRejoin reports whether a member's GroupInfo request is answered:
+// at most once per rejoinAskEvery for each group and requester, so that a
+// member repeating its request cannot make the others flood the node.
+func (b *Backend) mayAnswerRejoin(gid, requester []byte) bool {
+	key := string(gid) + string(requester)
+	now := time.Now()
+	if t, ok := b.rejoin.answered[key]; ok && now.Sub(t) < rejoinAskEvery {
+		return false
+	}
+	if len(b.rejoin.answered) >= maxRejoinAnswers {
+		clear(b.rejoin.answered)
+	}
+	b.rejoin.answered[key] = now
+	return true
 }

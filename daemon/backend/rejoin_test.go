@@ -85,6 +85,13 @@ func TestGroupInfoRequestChecks(t *testing.T) {
 			t.Errorf("%s: applied %v, %v; want %v", c.name, applied, err, c.applied)
 		}
 	}
+	// The member asking again at once is not answered again: a repeated
+	// request cannot make the members flood the node.
+	for i := range 5 {
+		if _, err := r.apply(uint64(13+i), appendControl(nil, controlGroupInfoRequest, r.group, good), peerID); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var items []store.OutboxItem
 	r.b.view(ctx, func(tx *store.Tx) (err error) { items, err = tx.PendingOutbox(10); return })
 	if len(items) != 1 || len(items[0].Recipients) != 1 || !bytes.Equal(items[0].Recipients[0], peerID) {
@@ -104,7 +111,7 @@ func TestGroupInfoRequestChecks(t *testing.T) {
 		t.Fatalf("sealed answer is not the group's GroupInfo: %v %v", h, err)
 	}
 	// An answer nobody asked for is rejected.
-	if applied, err := r.apply(20, appendControl(nil, controlGroupInfo, r.group, sealed), peerID); err != nil || applied {
+	if applied, err := r.apply(30, appendControl(nil, controlGroupInfo, r.group, sealed), peerID); err != nil || applied {
 		t.Errorf("unrequested answer: %v %v", applied, err)
 	}
 }
