@@ -100,6 +100,14 @@ for who in "${people[@]}"; do
 	[ -n "$ok" ] || fail "$who has no KeyPackages at the node"
 done
 
+say "bob and carol add alice as a contact (invitations of others wait in 'qpctl requests')"
+for who in bob carol; do
+	qp "$who" add-contact "$(key alice)" --name alice
+done
+qp alice add-contact "$(key bob)" --name bob
+echo "safety number bob sees for alice: $(qp bob safety-number alice | head -1)"
+echo "safety number alice sees for bob: $(qp alice safety-number bob | head -1)"
+
 say "alice creates the group \"friends\" and invites bob and carol"
 qp alice create-group --name friends
 qp alice invite --group friends --peer-key "$(key bob)" --peer-key "$(key carol)"
