@@ -76,8 +76,10 @@ type DaemonClient interface {
 	CreateGroup(ctx context.Context, in *CreateGroupRequest, opts ...grpc.CallOption) (*CreateGroupResponse, error)
 	// Invite adds one or more peers to a group in one commit.
 	Invite(ctx context.Context, in *InviteRequest, opts ...grpc.CallOption) (*InviteResponse, error)
-	// Join processes pending Welcome messages. The daemon joins automatically
-	// by default; Join is for a daemon run with automatic joining off.
+	// Join processes pending Welcome messages of contacts. The daemon joins
+	// them automatically by default; Join is for a daemon run with automatic
+	// joining off. Invitations of non-contacts are never joined here: they
+	// wait for AcceptRequest.
 	Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*JoinResponse, error)
 	// ListGroups lists the groups this user is in.
 	ListGroups(ctx context.Context, in *ListGroupsRequest, opts ...grpc.CallOption) (*ListGroupsResponse, error)
@@ -412,8 +414,10 @@ type DaemonServer interface {
 	CreateGroup(context.Context, *CreateGroupRequest) (*CreateGroupResponse, error)
 	// Invite adds one or more peers to a group in one commit.
 	Invite(context.Context, *InviteRequest) (*InviteResponse, error)
-	// Join processes pending Welcome messages. The daemon joins automatically
-	// by default; Join is for a daemon run with automatic joining off.
+	// Join processes pending Welcome messages of contacts. The daemon joins
+	// them automatically by default; Join is for a daemon run with automatic
+	// joining off. Invitations of non-contacts are never joined here: they
+	// wait for AcceptRequest.
 	Join(context.Context, *JoinRequest) (*JoinResponse, error)
 	// ListGroups lists the groups this user is in.
 	ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error)
