@@ -12,34 +12,6 @@ import (
 	"github.com/quicproquo/quicproquo/node/store"
 )
 
-// metricValue reads a counter or gauge of reg by name and one label.
-func metricValue(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
-	t.Helper()
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range fams {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if label == "" || (l.GetName() == label && l.GetValue() == value) {
-					if m.GetCounter() != nil {
-						return m.GetCounter().GetValue()
-					}
-					return m.GetGauge().GetValue()
-				}
-			}
-			if label == "" && m.GetGauge() != nil {
-				return m.GetGauge().GetValue()
-			}
-		}
-	}
-	return 0
-}
-
 func metricsNode(t *testing.T, cfg server.Config) (*testNode, *prometheus.Registry) {
 	reg := prometheus.NewRegistry()
 	m, err := server.NewMetrics(reg)
@@ -88,8 +60,8 @@ func TestConnsPerIdentity(t *testing.T) {
 			t.Fatalf("newer connection: %v", err)
 		}
 	}
-	if v := metricValue(t, reg, "qpnode_limit_refusals_total", "kind", "conns_per_identity"); v != 1 {
-		t.Fatalf("conns_per_identity refusals %v, want 1", v)
+	if v := metricValue(t, reg, "qpnode_limit_refusals_total", map[string]string{"kind": "connsPerIdentity"}); v != 1 {
+		t.Fatalf("connsPerIdentity refusals %v, want 1", v)
 	}
 }
 
@@ -121,8 +93,8 @@ func TestAnonymousConnsYield(t *testing.T) {
 	n.dial(t, c.priv) // closes anon2
 	_, err = n.tryDial(t, func() *testIdentity { d := newTestIdentity(t); return &d }())
 	wantErr(t, "identity at an address full of identities", err, client.ErrLimit)
-	for kind, want := range map[string]float64{"anonymous_conns_per_ip": 1, "anonymous_evicted": 2, "conns_per_ip": 1} {
-		if v := metricValue(t, reg, "qpnode_limit_refusals_total", "kind", kind); v != want {
+	for kind, want := range map[string]float64{"anonymousConnsPerIP": 1, "anonymousEvicted": 2, "connsPerIP": 1} {
+		if v := metricValue(t, reg, "qpnode_limit_refusals_total", map[string]string{"kind": kind}); v != want {
 			t.Errorf("%s: %v, want %v", kind, v, want)
 		}
 	}
@@ -136,10 +108,10 @@ func TestMaxConns(t *testing.T) {
 	n.dial(t, b.priv)
 	_, err := n.tryDial(t, &c)
 	wantErr(t, "third connection", err, client.ErrLimit)
-	if v := metricValue(t, reg, "qpnode_limit_refusals_total", "kind", "conns"); v != 1 {
+	if v := metricValue(t, reg, "qpnode_limit_refusals_total", map[string]string{"kind": "conns"}); v != 1 {
 		t.Fatalf("conns refusals %v", v)
 	}
-	if v := metricValue(t, reg, "qpnode_connections", "", ""); v != 2 {
+	if v := metricValue(t, reg, "qpnode_connections", nil); v != 2 {
 		t.Fatalf("connections gauge %v, want 2", v)
 	}
 }
@@ -161,7 +133,7 @@ func TestIdleTimeout(t *testing.T) {
 	if _, err := sub.Ping(ctx); err != nil {
 		t.Fatalf("subscribed connection after the idle timeout: %v", err)
 	}
-	if v := metricValue(t, reg, "qpnode_limit_refusals_total", "kind", "idle"); v != 1 {
+	if v := metricValue(t, reg, "qpnode_limit_refusals_total", map[string]string{"kind": "idle"}); v != 1 {
 		t.Fatalf("idle refusals %v, want 1", v)
 	}
 }

@@ -15,9 +15,9 @@ type Metrics struct {
 	subscriptions prometheus.Gauge
 	enqueuedBytes prometheus.Counter
 	pushed        prometheus.Counter
-	refusals      *prometheus.CounterVec
 	held          prometheus.Gauge
 	peakHeld      prometheus.Histogram
+	policy        *policyMetrics
 }
 
 // NewMetrics creates the node's instruments and registers them with reg.
@@ -48,10 +48,6 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "qpnode", Name: "pushed_messages_total",
 			Help: "Messages delivered to subscribers.",
 		}),
-		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "qpnode", Name: "limit_refusals_total",
-			Help: "Connections refused or closed by a connection or RPC limit, by kind (conns, conns_per_ip, frame_size, open_answers, held_bytes, memory_budget, idle, ...).",
-		}, []string{"kind"}),
 		held: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "qpnode", Name: "rpc_held_bytes",
 			Help: "Bytes of RPC messages all connections hold now (what the memory budget bounds).",
@@ -61,8 +57,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "The most bytes of RPC messages each closed connection held at once.",
 			Buckets: prometheus.ExponentialBuckets(4<<10, 4, 9),
 		}),
+		policy: newPolicyMetrics(),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.connections, m.subscriptions, m.enqueuedBytes, m.pushed, m.refusals, m.held, m.peakHeld} {
+	for _, c := range append([]prometheus.Collector{m.requests, m.duration, m.connections, m.subscriptions, m.enqueuedBytes, m.pushed, m.held, m.peakHeld}, m.policy.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -99,12 +96,6 @@ func (m *Metrics) enqueued(n int) {
 func (m *Metrics) pushedMessages(n int) {
 	if m != nil {
 		m.pushed.Add(float64(n))
-	}
-}
-
-func (m *Metrics) refused(kind string) {
-	if m != nil {
-		m.refusals.WithLabelValues(kind).Inc()
 	}
 }
 

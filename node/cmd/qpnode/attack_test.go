@@ -407,7 +407,7 @@ func TestAttackHalfSentFrames(t *testing.T) {
 	waitClosed(t, anon, 10*time.Second)
 	waitClosed(t, conns, 20*time.Second)
 	end()
-	a.check(t, "frame_size", "frame_timeout", "memory_budget")
+	a.check(t, "frameSize", "frameTimeout", "memoryBudget")
 }
 
 // Unfinished Bootstraps: 256 connections send 800 Bootstrap messages each
@@ -430,7 +430,7 @@ func TestAttackUnfinishedBootstraps(t *testing.T) {
 	waitClosed(t, conns, 20*time.Second)
 	end()
 	t.Logf("%d bootstraps sent on %d connections", sent.Load(), len(conns))
-	a.check(t, "open_answers")
+	a.check(t, "openAnswers")
 }
 
 // Cap-table flood: 32 connections each send a ping whose cap table lists
@@ -446,7 +446,7 @@ func TestAttackCapTableFlood(t *testing.T) {
 	each(conns, func(_ int, c *rawConn) { c.stream.Write(msg) })
 	waitClosed(t, conns, 20*time.Second)
 	end()
-	a.check(t, "cap_table")
+	a.check(t, "capTable")
 }
 
 // Unfinished receives: 4 identities fill their own queues with 4 MiB, then
@@ -503,7 +503,7 @@ func TestAttackUnfinishedReceives(t *testing.T) {
 	})
 	waitClosed(t, conns, 30*time.Second)
 	end()
-	a.check(t, "held_bytes")
+	a.check(t, "heldBytes")
 }
 
 // A message whose first segment is empty made capnp-go panic in its reader

@@ -9,6 +9,11 @@
 //	       [--postgres CONNSTRING] [--metrics-listen ADDR] [--log-level info] [--ready-file FILE]
 //	       [--max-conns N] [--max-conns-per-ip N] [--max-conns-per-identity N]
 //	       [--memory-budget MIB] [--idle-timeout D] [--frame-timeout D] (and the size and rate limits)
+//	       [--registration open|token|closed] [--message-ttl 720h] [--disk-budget 10GiB] ...
+//	qpnode token create [--uses N] [--expires 7d] [--data-dir DIR | --postgres CONNSTRING]
+//
+// The second form makes a registration token for a node whose policy is
+// token (or open: a token saves the proof of work) and prints it once.
 //
 // Each flag has an environment variable (QPQ_LISTEN, QPQ_DATA_DIR,
 // QPQ_TLS_CERT, QPQ_TLS_KEY, QPQ_POSTGRES, QPQ_METRICS_LISTEN,
@@ -48,6 +53,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/quicproquo/quicproquo/internal/transport"
+	"github.com/quicproquo/quicproquo/internal/version"
 	"github.com/quicproquo/quicproquo/node/server"
 	"github.com/quicproquo/quicproquo/node/store"
 	"github.com/quicproquo/quicproquo/node/store/postgres"
@@ -55,7 +61,14 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Stderr); err != nil {
+	if len(os.Args) > 1 && os.Args[1] == "token" {
+		if err := runToken(context.Background(), os.Args[2:], os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "qpnode:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "qpnode:", err)
 		os.Exit(1)
 	}
@@ -70,6 +83,13 @@ type options struct {
 	maxConns, maxConnsPerIdentity                                        int
 	memoryBudgetMiB                                                      int64
 	idleTimeout, frameTimeout                                            time.Duration
+
+	registration, diskBudget string
+	powBits, groupReserve    int
+	strangerMsgs, lowWater   int
+	strangerBytes            int64
+	messageTTL               time.Duration
+	diskBudgetBytes          int64
 }
 
 // softMemoryHeadroom is the Go runtime's soft memory limit over the RPC
@@ -83,10 +103,15 @@ func env(name, def string) string {
 	return def
 }
 
-func parseFlags(args []string, stderr io.Writer) (*options, error) {
+// parseFlags reads the options; --help and --version print to stdout and
+// return flag.ErrHelp.
+func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("qpnode", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	var showVersion bool
+	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
 	fs.StringVar(&o.listen, "listen", env("QPQ_LISTEN", "0.0.0.0:4201"), "UDP address to serve QUIC on (env QPQ_LISTEN)")
 	fs.StringVar(&o.dataDir, "data-dir", env("QPQ_DATA_DIR", "data"), "directory for the database and the TLS files (env QPQ_DATA_DIR)")
 	fs.StringVar(&o.tlsCert, "tls-cert", env("QPQ_TLS_CERT", ""), "node certificate, DER (default <data-dir>/server-cert.der; env QPQ_TLS_CERT)")
@@ -108,11 +133,41 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Int64Var(&o.memoryBudgetMiB, "memory-budget", server.DefaultMemoryBudget>>20, "MiB of RPC messages all connections may hold together")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "close a connection with no subscription after this long without a message")
 	fs.DurationVar(&o.frameTimeout, "frame-timeout", server.DefaultFrameTimeout, "time to receive an RPC message once it started, and to send one")
+	fs.StringVar(&o.registration, "registration", env("QPQ_REGISTRATION", "open"),
+		"who may register: open (anyone, at a proof of work), token (only with a token from qpnode token create) or closed (env QPQ_REGISTRATION)")
+	fs.IntVar(&o.powBits, "registration-pow-bits", server.DefaultPowDifficulty, "proof of work of an open registration, in bits (each doubles it)")
+	fs.DurationVar(&o.messageTTL, "message-ttl", server.DefaultMessageTTL, "delete queued messages older than this, delivered or not")
+	fs.StringVar(&o.diskBudget, "disk-budget", env("QPQ_DISK_BUDGET", "10GiB"), "disk the store may take (a tenth kept for group traffic); 0: no budget (env QPQ_DISK_BUDGET)")
+	fs.IntVar(&o.groupReserve, "group-reserve", store.DefaultGroupReserve, "messages of each queue kept for group traffic")
+	fs.IntVar(&o.strangerMsgs, "max-stranger-messages", store.DefaultMaxStrangerMessages, "direct messages all senders outside a user's groups together may leave in that user's queue")
+	fs.Int64Var(&o.strangerBytes, "max-stranger-bytes", store.DefaultMaxStrangerBytes, "payload bytes of those messages")
+	fs.IntVar(&o.lowWater, "key-package-low-water", server.DefaultLowWater, "notify an identity left with this many KeyPackages or fewer")
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, "Usage: qpnode [flags]\n\nqpnode is the quicproquo node: it keeps the KeyPackage directory and the\nmessage queues, and serves them over QUIC.\n\nFlags:\n")
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w (see qpnode --help)", err)
+	}
+	if _, err := server.ParsePolicy(o.registration); err != nil {
+		return nil, fmt.Errorf("--registration: %w", err)
+	}
+	budget, err := parseBytes(o.diskBudget)
+	if err != nil {
+		return nil, fmt.Errorf("--disk-budget: %w", err)
+	}
+	o.diskBudgetBytes = budget
+	if o.powBits < 0 || o.powBits > 32 {
+		return nil, fmt.Errorf("--registration-pow-bits %d: want 0 to 32", o.powBits)
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if showVersion {
+		fmt.Fprintln(stdout, "qpnode", version.String())
+		return nil, flag.ErrHelp
 	}
 	if o.tlsCert == "" {
 		o.tlsCert = filepath.Join(o.dataDir, "server-cert.der")
@@ -121,6 +176,23 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		o.tlsKey = filepath.Join(o.dataDir, "server-key.der")
 	}
 	return o, nil
+}
+
+// powBits maps --registration-pow-bits onto Config.PowDifficulty (where
+// 0 means the default and a negative value none).
+func powBits(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+// diskBudget maps --disk-budget onto Config.DiskBudget (0: none).
+func diskBudget(n int64) int64 {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 func newLogger(level string, w io.Writer) (*slog.Logger, error) {
@@ -134,7 +206,8 @@ func newLogger(level string, w io.Writer) (*slog.Logger, error) {
 // openStore opens the PostgreSQL store when --postgres is set, else the
 // SQLite database in the data directory.
 func openStore(ctx context.Context, o *options, log *slog.Logger) (store.Store, error) {
-	limits := store.Limits{MaxKeyPackages: o.maxKeyPackages, MaxQueueDepth: o.maxQueueDepth}
+	limits := store.Limits{MaxKeyPackages: o.maxKeyPackages, MaxQueueDepth: o.maxQueueDepth,
+		GroupReserve: o.groupReserve, MaxStrangerMessages: o.strangerMsgs, MaxStrangerBytes: o.strangerBytes}
 	if o.postgres != "" {
 		st, err := postgres.Open(ctx, o.postgres, limits, log)
 		if err != nil {
@@ -157,8 +230,8 @@ func logCert(log *slog.Logger, msg string, cert tls.Certificate) {
 	log.Info(msg, "sha256", fmt.Sprintf("%x", fp), "key_sha256", fmt.Sprintf("%x", kfp), "not_after", cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
 }
 
-func run(ctx context.Context, args []string, stderr io.Writer) error {
-	o, err := parseFlags(args, stderr)
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stdout)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -242,6 +315,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		MemoryBudget:        o.memoryBudgetMiB << 20,
 		IdleTimeout:         o.idleTimeout,
 		FrameTimeout:        o.frameTimeout,
+
+		Registration:       server.Policy(o.registration),
+		PowDifficulty:      powBits(o.powBits),
+		MessageTTL:         o.messageTTL,
+		DiskBudget:         diskBudget(o.diskBudgetBytes),
+		KeyPackageLowWater: o.lowWater,
 	})
 	if err != nil {
 		return err
