@@ -13,6 +13,7 @@ import (
 	"crypto/ed25519"
 	"crypto/tls"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -430,6 +431,11 @@ func TestAttackUnfinishedBootstraps(t *testing.T) {
 	waitClosed(t, conns, 20*time.Second)
 	end()
 	t.Logf("%d bootstraps sent on %d connections", sent.Load(), len(conns))
+	// The node says why it closed them.
+	var ae *quic.ApplicationError
+	if cause := context.Cause(conns[0].conn.Context()); !errors.As(cause, &ae) || !strings.Contains(ae.ErrorMessage, "qpq:limit:") || !strings.Contains(ae.ErrorMessage, "calls not finished") {
+		t.Errorf("close reason %v, want a limit naming the unfinished calls", cause)
+	}
 	a.check(t, "openAnswers")
 }
 
