@@ -381,7 +381,7 @@ func waitClosed(t *testing.T, conns []*rawConn, within time.Duration) {
 // legal size (about 2.4 MiB) and send half of it; 16 anonymous ones
 // announce 8 MiB messages. The node allocates only what arrives, within
 // its budget, refuses the oversized ones at once, and closes the stalled
-// ones after the frame timeout.
+// ones after the frame timeout (or sooner, at the memory budget).
 func TestAttackHalfSentFrames(t *testing.T) {
 	a := startAttackedNode(t)
 	end := a.watch(t)
@@ -408,7 +408,10 @@ func TestAttackHalfSentFrames(t *testing.T) {
 	waitClosed(t, anon, 10*time.Second)
 	waitClosed(t, conns, 20*time.Second)
 	end()
-	a.check(t, "frameSize", "frameTimeout", "memoryBudget")
+	// Whether the stalled frames also meet the budget depends on how
+	// fast the machine lets them arrive; either way they are bounded.
+	a.check(t, "frameSize", "frameTimeout")
+	t.Logf("closed at the memory budget: %v", a.scrape(t)[`qpnode_limit_refusals_total{kind="memoryBudget"}`])
 }
 
 // Unfinished Bootstraps: 256 connections send 800 Bootstrap messages each
