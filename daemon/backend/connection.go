@@ -139,6 +139,9 @@ func (b *Backend) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("backend: run: %w", err)
 	}
+	maintained := make(chan struct{})
+	go func() { b.maintain(ctx); close(maintained) }()
+	defer func() { <-maintained }()
 	backoff := b.cfg.MinBackoff
 	for {
 		b.setState(StateConnecting, "", false)
@@ -393,8 +396,9 @@ func (b *Backend) publishKeyPackages(ctx context.Context) (int, string, error) {
 }
 
 // topUpKeyPackages brings the node's stock of this identity's KeyPackages
-// up to the target, plus a last-resort one. Each private half is committed
-// to the store before its KeyPackage is uploaded.
+// up to the target, plus a last-resort one, replacing those about to expire
+// (lifecycle.go). Each private half is committed to the store before its
+// KeyPackage is uploaded.
 func (b *Backend) topUpKeyPackages(ctx context.Context, c *nodeclient.Client) (int, error) {
 	b.kpMu.Lock()
 	defer b.kpMu.Unlock()
@@ -407,21 +411,28 @@ func (b *Backend) topUpKeyPackages(ctx context.Context, c *nodeclient.Client) (i
 	if err != nil {
 		return 0, fmt.Errorf("count key packages: %w", err)
 	}
+	now := b.cfg.Now()
+	st, err := b.keyPackageStock(ctx, now)
+	if err != nil {
+		return 0, err
+	}
 	var plan []bool // lastResort flags
-	if !count.LastResort {
+	if !count.LastResort || !st.freshLastResort {
 		plan = append(plan, true)
 	}
-	for i := count.Remaining; i < b.cfg.KeyPackageTarget; i++ {
+	// Those about to expire still count at the node, but peers will
+	// soon refuse them.
+	for i := max(0, count.Remaining-st.expiring); i < b.cfg.KeyPackageTarget; i++ {
 		plan = append(plan, false)
 	}
 	uploaded := 0
 	for _, lastResort := range plan {
-		kp, err := b.cfg.KeyPackages.NewKeyPackage(id.PrivateKey, lastResort)
+		kp, err := b.cfg.KeyPackages.NewKeyPackage(id.PrivateKey, lastResort, now)
 		if err != nil {
 			return uploaded, fmt.Errorf("make key package: %w", err)
 		}
 		err = b.update(ctx, func(tx *store.Tx) error {
-			return tx.PutKeyPackage(store.KeyPackageSecret{Ref: kp.Ref, KeyPackage: kp.KeyPackage, Secrets: kp.Secrets, LastResort: lastResort})
+			return tx.PutKeyPackage(store.KeyPackageSecret{Ref: kp.Ref, KeyPackage: kp.KeyPackage, Secrets: kp.Secrets, LastResort: lastResort, ExpiresAt: kp.NotAfter})
 		})
 		clear(kp.Secrets)
 		if err != nil {
@@ -435,5 +446,8 @@ func (b *Backend) topUpKeyPackages(ctx context.Context, c *nodeclient.Client) (i
 		}
 		uploaded++
 	}
-	return uploaded, nil
+	if len(plan) > 0 && st.expiring > 0 {
+		b.log.Info("key packages rotated before expiry", "expiring", st.expiring, "uploaded", uploaded)
+	}
+	return uploaded, b.pruneKeyPackages(ctx, now)
 }

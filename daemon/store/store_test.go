@@ -422,7 +422,7 @@ func TestWelcomes(t *testing.T) {
 	var w Welcome
 	mustUpdate(t, st, func(tx *Tx) (err error) { w, err = tx.AddWelcome(Welcome{Payload: []byte("w")}); return })
 	mustUpdate(t, st, func(tx *Tx) error {
-		ws, err := tx.Welcomes()
+		ws, err := tx.Welcomes(100)
 		if err != nil || len(ws) != 1 || ws[0].ID != w.ID {
 			t.Fatalf("welcomes %+v %v", ws, err)
 		}

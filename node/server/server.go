@@ -54,19 +54,6 @@ type Config struct {
 	MaxConnsPerIP     int        // open connections from one IP address (Serve refuses more)
 	Metrics           *Metrics   // nil: none
 
-	// Connection limits (see admission) and RPC resource bounds (see
-	// RPCLimits).
-	MaxConns            int           // open connections in all
-	MaxAnonConnsPerIP   int           // open connections without a certificate from one IP address
-	MaxConnsPerIdentity int           // per identity; past it the identity's oldest connection is closed
-	IdleTimeout         time.Duration // a connection with no subscription and no message for this long is closed
-	FrameTimeout        time.Duration // to receive a message once its header arrived, and to send one
-	MemoryBudget        int64         // bytes of RPC messages all connections may hold together
-
-	// RPC replaces the RPC limits that New derives from the fields above
-	// (nil: derive them). A zero transport.Limits bounds nothing.
-	RPC *transport.Limits
-
 	// Registration (see registration.go); the zero policy checks nothing.
 	Registration  Policy
 	PowDifficulty int // bits of work for an open registration; 0: DefaultPowDifficulty, negative: none
@@ -82,6 +69,19 @@ type Config struct {
 	TargetFetchRate    rate.Limit // consuming fetches per second per target
 	TargetFetchBurst   int
 	KeyPackageLowWater int // notify an owner left with this many packages or fewer
+
+	// Connection limits (see admission) and RPC resource bounds (see
+	// RPCLimits).
+	MaxConns            int           // open connections in all
+	MaxAnonConnsPerIP   int           // open connections without a certificate from one IP address
+	MaxConnsPerIdentity int           // per identity; past it the identity's oldest connection is closed
+	IdleTimeout         time.Duration // a connection with no subscription and no message for this long is closed
+	FrameTimeout        time.Duration // to receive a message once its header arrived, and to send one
+	MemoryBudget        int64         // bytes of RPC messages all connections may hold together
+
+	// RPC replaces the RPC limits that New derives from the fields above
+	// (nil: derive them). A zero transport.Limits bounds nothing.
+	RPC *transport.Limits
 }
 
 // Server serves NodeService to QUIC connections. It is safe for concurrent use.

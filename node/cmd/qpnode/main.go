@@ -7,13 +7,14 @@
 //
 //	qpnode [--listen 0.0.0.0:4201] [--data-dir data] [--tls-cert FILE] [--tls-key FILE]
 //	       [--postgres CONNSTRING] [--metrics-listen ADDR] [--log-level info] [--ready-file FILE]
-//	       [--max-conns N] [--max-conns-per-ip N] [--max-conns-per-identity N]
-//	       [--memory-budget MIB] [--idle-timeout D] [--frame-timeout D] (and the size and rate limits)
 //	       [--registration open|token|closed] [--message-ttl 720h] [--disk-budget 10GiB] ...
 //	qpnode token create [--uses N] [--expires 7d] [--data-dir DIR | --postgres CONNSTRING]
 //
 // The second form makes a registration token for a node whose policy is
 // token (or open: a token saves the proof of work) and prints it once.
+//
+//	[--max-conns N] [--max-conns-per-ip N] [--max-conns-per-identity N]
+//	[--memory-budget MIB] [--idle-timeout D] [--frame-timeout D] (and the size and rate limits)
 //
 // Each flag has an environment variable (QPQ_LISTEN, QPQ_DATA_DIR,
 // QPQ_TLS_CERT, QPQ_TLS_KEY, QPQ_POSTGRES, QPQ_METRICS_LISTEN,
@@ -80,16 +81,16 @@ type options struct {
 	maxPayload, maxQueueDepth, maxKeyPackages                            int
 	rateLimit                                                            float64
 	rateBurst, maxConnsPerIP                                             int
-	maxConns, maxConnsPerIdentity                                        int
-	memoryBudgetMiB                                                      int64
-	idleTimeout, frameTimeout                                            time.Duration
 
-	registration, diskBudget string
-	powBits, groupReserve    int
-	strangerMsgs, lowWater   int
-	strangerBytes            int64
-	messageTTL               time.Duration
-	diskBudgetBytes          int64
+	registration, diskBudget      string
+	powBits, groupReserve         int
+	strangerMsgs, lowWater        int
+	strangerBytes                 int64
+	messageTTL                    time.Duration
+	diskBudgetBytes               int64
+	maxConns, maxConnsPerIdentity int
+	memoryBudgetMiB               int64
+	idleTimeout, frameTimeout     time.Duration
 }
 
 // softMemoryHeadroom is the Go runtime's soft memory limit over the RPC
@@ -128,11 +129,6 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	fs.Float64Var(&o.rateLimit, "rate-limit", server.DefaultRateLimit, "sustained requests per second per identity")
 	fs.IntVar(&o.rateBurst, "rate-burst", server.DefaultRateBurst, "request burst per identity")
 	fs.IntVar(&o.maxConnsPerIP, "max-conns-per-ip", server.DefaultMaxConnsPerIP, "open connections from one IP address")
-	fs.IntVar(&o.maxConns, "max-conns", server.DefaultMaxConns, "open connections in all")
-	fs.IntVar(&o.maxConnsPerIdentity, "max-conns-per-identity", server.DefaultMaxConnsPerID, "open connections of one identity (its oldest is closed for a new one)")
-	fs.Int64Var(&o.memoryBudgetMiB, "memory-budget", server.DefaultMemoryBudget>>20, "MiB of RPC messages all connections may hold together")
-	fs.DurationVar(&o.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "close a connection with no subscription after this long without a message")
-	fs.DurationVar(&o.frameTimeout, "frame-timeout", server.DefaultFrameTimeout, "time to receive an RPC message once it started, and to send one")
 	fs.StringVar(&o.registration, "registration", env("QPQ_REGISTRATION", "open"),
 		"who may register: open (anyone, at a proof of work), token (only with a token from qpnode token create) or closed (env QPQ_REGISTRATION)")
 	fs.IntVar(&o.powBits, "registration-pow-bits", server.DefaultPowDifficulty, "proof of work of an open registration, in bits (each doubles it)")
@@ -142,6 +138,11 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	fs.IntVar(&o.strangerMsgs, "max-stranger-messages", store.DefaultMaxStrangerMessages, "direct messages all senders outside a user's groups together may leave in that user's queue")
 	fs.Int64Var(&o.strangerBytes, "max-stranger-bytes", store.DefaultMaxStrangerBytes, "payload bytes of those messages")
 	fs.IntVar(&o.lowWater, "key-package-low-water", server.DefaultLowWater, "notify an identity left with this many KeyPackages or fewer")
+	fs.IntVar(&o.maxConns, "max-conns", server.DefaultMaxConns, "open connections in all")
+	fs.IntVar(&o.maxConnsPerIdentity, "max-conns-per-identity", server.DefaultMaxConnsPerID, "open connections of one identity (its oldest is closed for a new one)")
+	fs.Int64Var(&o.memoryBudgetMiB, "memory-budget", server.DefaultMemoryBudget>>20, "MiB of RPC messages all connections may hold together")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "close a connection with no subscription after this long without a message")
+	fs.DurationVar(&o.frameTimeout, "frame-timeout", server.DefaultFrameTimeout, "time to receive an RPC message once it started, and to send one")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, "Usage: qpnode [flags]\n\nqpnode is the quicproquo node: it keeps the KeyPackage directory and the\nmessage queues, and serves them over QUIC.\n\nFlags:\n")
@@ -310,17 +311,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		MaxConnsPerIP:  o.maxConnsPerIP,
 		Metrics:        metrics,
 
-		MaxConns:            o.maxConns,
-		MaxConnsPerIdentity: o.maxConnsPerIdentity,
-		MemoryBudget:        o.memoryBudgetMiB << 20,
-		IdleTimeout:         o.idleTimeout,
-		FrameTimeout:        o.frameTimeout,
-
 		Registration:       server.Policy(o.registration),
 		PowDifficulty:      powBits(o.powBits),
 		MessageTTL:         o.messageTTL,
 		DiskBudget:         diskBudget(o.diskBudgetBytes),
 		KeyPackageLowWater: o.lowWater,
+
+		MaxConns:            o.maxConns,
+		MaxConnsPerIdentity: o.maxConnsPerIdentity,
+		MemoryBudget:        o.memoryBudgetMiB << 20,
+		IdleTimeout:         o.idleTimeout,
+		FrameTimeout:        o.frameTimeout,
 	})
 	if err != nil {
 		return err
