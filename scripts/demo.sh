@@ -69,6 +69,8 @@ qp() {
 people=(alice bob carol)
 # key PERSON: the person's identity key, as register printed it.
 key() { cat "$work/$1/key"; }
+# qpd takes only contacts' invitations (the others wait in 'qpctl
+# requests'): bob and carol add alice as a contact below.
 for who in "${people[@]}"; do
 	mkdir -p "$work/$who"
 	"$bin/qpd" --state-dir "$work/$who" --socket "$work/$who/s" --server "$node" --log-level info \
