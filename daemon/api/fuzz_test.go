@@ -37,6 +37,17 @@ func FuzzDaemonRequests(f *testing.F) {
 		}
 		f.Add(uint8(i), b)
 	}
+	for which, m := range map[uint8]proto.Message{
+		11: &daemonv1.AddContactRequest{Identity: "42424242424242424242424242424242424242424242424242424242424242ff", Name: "bob"},
+		13: &daemonv1.SafetyNumberRequest{Contact: "bob"},
+		17: &daemonv1.AcceptRequestRequest{Id: 1 << 63, ContactName: "\x1b[2J"},
+	} {
+		b, err := proto.Marshal(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(which, b)
+	}
 	dir := daemontest.ShortTempDir(f)
 	apiSeed(f, filepath.Join(dir, "state"), "team", "a")
 	d := daemontest.StartDaemon(f, daemontest.DaemonConfig{StateDir: filepath.Join(dir, "state"), Socket: filepath.Join(dir, "run", "qpd.sock")})
@@ -46,7 +57,7 @@ func FuzzDaemonRequests(f *testing.F) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		var err error
-		switch which % 12 {
+		switch which % 20 {
 		case 0, 1:
 			req := &daemonv1.MessagesRequest{}
 			if proto.Unmarshal(data, req) != nil {
@@ -126,16 +137,47 @@ func FuzzDaemonRequests(f *testing.F) {
 				serr = nil
 			}
 			err = serr
+		case 11:
+			err = fuzzCall(data, &daemonv1.AddContactRequest{}, func(r *daemonv1.AddContactRequest) error { _, err := c.AddContact(ctx, r); return err })
+		case 12:
+			err = fuzzCall(data, &daemonv1.RemoveContactRequest{}, func(r *daemonv1.RemoveContactRequest) error { _, err := c.RemoveContact(ctx, r); return err })
+		case 13:
+			err = fuzzCall(data, &daemonv1.SafetyNumberRequest{}, func(r *daemonv1.SafetyNumberRequest) error { _, err := c.SafetyNumber(ctx, r); return err })
+		case 14:
+			err = fuzzCall(data, &daemonv1.VerifyRequest{}, func(r *daemonv1.VerifyRequest) error { _, err := c.Verify(ctx, r); return err })
+		case 15:
+			err = fuzzCall(data, &daemonv1.BlockRequest{}, func(r *daemonv1.BlockRequest) error { _, err := c.Block(ctx, r); return err })
+		case 16:
+			err = fuzzCall(data, &daemonv1.UnblockRequest{}, func(r *daemonv1.UnblockRequest) error { _, err := c.Unblock(ctx, r); return err })
+		case 17:
+			err = fuzzCall(data, &daemonv1.AcceptRequestRequest{}, func(r *daemonv1.AcceptRequestRequest) error { _, err := c.AcceptRequest(ctx, r); return err })
+		case 18:
+			err = fuzzCall(data, &daemonv1.DeclineRequestRequest{}, func(r *daemonv1.DeclineRequestRequest) error { _, err := c.DeclineRequest(ctx, r); return err })
 		default:
 			_, err = c.ListGroups(ctx, &daemonv1.ListGroupsRequest{})
+			if err == nil {
+				_, err = c.ListRequests(ctx, &daemonv1.ListRequestsRequest{})
+			}
+			if err == nil {
+				_, err = c.ListContacts(ctx, &daemonv1.ListContactsRequest{})
+			}
 		}
 		switch status.Code(err) {
-		case codes.OK, codes.InvalidArgument, codes.NotFound, codes.Unimplemented, codes.FailedPrecondition, codes.OutOfRange, codes.Unavailable:
+		case codes.OK, codes.InvalidArgument, codes.NotFound, codes.Unimplemented, codes.FailedPrecondition, codes.OutOfRange, codes.Unavailable, codes.AlreadyExists:
 		default:
-			t.Fatalf("call %d: %v", which%12, err)
+			t.Fatalf("call %d: %v", which%20, err)
 		}
 		if _, err := c.Status(ctx, &daemonv1.StatusRequest{}); err != nil {
 			t.Fatalf("daemon stopped serving: %v", err)
 		}
 	})
+}
+
+// fuzzCall decodes data into req and calls call with it (nil when data is
+// not a request of that type).
+func fuzzCall[R proto.Message](data []byte, req R, call func(R) error) error {
+	if proto.Unmarshal(data, req) != nil {
+		return nil
+	}
+	return call(req)
 }
