@@ -385,26 +385,9 @@ func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (*Received,
 	if !external && c.Sender.LeafIndex == g.self {
 		return nil, fmt.Errorf("%w: own commit that is not pending", ErrInvalidCommit)
 	}
-	// Resolve the proposals.
-	list := make([]resolvedProposal, 0, len(commit.Proposals))
-	for _, por := range commit.Proposals {
-		switch por.Type {
-		case ProposalOrRefProposal:
-			list = append(list, resolvedProposal{proposal: por.Proposal, sender: c.Sender})
-		case ProposalOrRefReference:
-			if external {
-				return nil, fmt.Errorf("%w: external commit with a proposal by reference", ErrInvalidCommit)
-			}
-			i := slices.IndexFunc(g.proposals, func(cp cachedProposal) bool { return bytes.Equal(cp.ref, por.Reference) })
-			if i < 0 {
-				return nil, fmt.Errorf("%w: unknown proposal reference %x", ErrInvalidCommit, por.Reference)
-			}
-			cp := &g.proposals[i]
-			p := cp.proposal
-			list = append(list, resolvedProposal{proposal: &p, sender: cp.sender, ref: cp.ref})
-		default:
-			return nil, fmt.Errorf("%w: ProposalOrRef type %d", ErrInvalidCommit, por.Type)
-		}
+	list, err := g.resolveProposals(commit, c.Sender, external)
+	if err != nil {
+		return nil, err
 	}
 	if err := g.validateProposalList(list, c.Sender, external, false); err != nil {
 		return nil, err
@@ -437,46 +420,15 @@ func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (*Received,
 	committer := c.Sender.LeafIndex
 	ng.ctx.Epoch = g.ctx.Epoch + 1
 	var commitSecret []byte
-	if commit.Path != nil {
-		if external {
-			// A placeholder takes the leftmost blank leaf; the path's
-			// leaf replaces it in MergeUpdatePath.
-			tmp := commit.Path.LeafNode.Clone()
-			tmp.EncryptionKey = []byte{}
-			if committer, err = ng.tree.AddLeaf(tmp); err != nil {
-				return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
-			}
-		}
-		old := ng.tree.LeafNode(committer)
-		ln := &commit.Path.LeafNode
-		if err := validateLeafNodeStandalone(s, ln, LeafNodeSourceCommit, g.ctx.GroupID, committer, time.Time{}); err != nil {
+	if committer, err = ng.mergeCommitPath(g, committer, commit.Path, external); err != nil {
+		return nil, err
+	}
+	if commit.Path != nil && !res.selfRemoved {
+		cs, err := ng.priv.DecryptPath(s, ng.tree, committer, commit.Path, ng.ctx.Marshal(), res.added)
+		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
 		}
-		if !external && bytes.Equal(old.EncryptionKey, ln.EncryptionKey) {
-			return nil, fmt.Errorf("%w: path keeps the committer's encryption key", ErrInvalidCommit)
-		}
-		if err := checkRequiredCapabilities(ng.ctx.Extensions, ln); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
-		}
-		if err := ng.tree.MergeUpdatePath(s, committer, commit.Path, g.ctx.GroupID); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
-		}
-		if err := verifyUniqueKeysAfterCommit(ng.tree); err != nil {
-			return nil, err
-		}
-		ng.ctx.TreeHash = ng.tree.TreeHash(s)
-		if !res.selfRemoved {
-			cs, err := ng.priv.DecryptPath(s, ng.tree, committer, commit.Path, ng.ctx.Marshal(), res.added)
-			if err != nil {
-				return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
-			}
-			commitSecret = cs
-		}
-	} else {
-		if err := verifyUniqueKeysAfterCommit(ng.tree); err != nil {
-			return nil, err
-		}
-		ng.ctx.TreeHash = ng.tree.TreeHash(s)
+		commitSecret = cs
 	}
 	confirmed, err := ConfirmedTranscriptHash(s, g.interim, ac)
 	if err != nil {
@@ -596,4 +548,71 @@ func PeekMessage(b []byte) (*MessageHeader, error) {
 		h.GroupID, h.Epoch = gc.GroupID, gc.Epoch
 	}
 	return h, nil
+}
+
+// mergeCommitPath merges a received commit's UpdatePath (nil: none) into
+// ng, the next epoch's state built from g, and sets the new tree hash
+// (RFC 9420 §12.4.2): for an external commit the joiner first takes the
+// leftmost blank leaf. It returns the committer's leaf. Members and the
+// delivery service's PublicGroup share it; decrypting the path is the
+// member's own next step.
+func (ng *Group) mergeCommitPath(g *Group, committer LeafIndex, path *UpdatePath, external bool) (LeafIndex, error) {
+	s := g.suite
+	if path != nil {
+		if external {
+			// A placeholder takes the leftmost blank leaf; the path's
+			// leaf replaces it in MergeUpdatePath.
+			tmp := path.LeafNode.Clone()
+			tmp.EncryptionKey = []byte{}
+			var err error
+			if committer, err = ng.tree.AddLeaf(tmp); err != nil {
+				return 0, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+			}
+		}
+		old := ng.tree.LeafNode(committer)
+		ln := &path.LeafNode
+		if err := validateLeafNodeStandalone(s, ln, LeafNodeSourceCommit, g.ctx.GroupID, committer, time.Time{}); err != nil {
+			return 0, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+		}
+		if !external && bytes.Equal(old.EncryptionKey, ln.EncryptionKey) {
+			return 0, fmt.Errorf("%w: path keeps the committer's encryption key", ErrInvalidCommit)
+		}
+		if err := checkRequiredCapabilities(ng.ctx.Extensions, ln); err != nil {
+			return 0, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+		}
+		if err := ng.tree.MergeUpdatePath(s, committer, path, g.ctx.GroupID); err != nil {
+			return 0, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+		}
+	}
+	if err := verifyUniqueKeysAfterCommit(ng.tree); err != nil {
+		return 0, err
+	}
+	ng.ctx.TreeHash = ng.tree.TreeHash(s)
+	return committer, nil
+}
+
+// resolveProposals lists the proposals a received commit covers, by value
+// or by reference to the proposals cached in this epoch.
+func (g *Group) resolveProposals(commit *Commit, committer Sender, external bool) ([]resolvedProposal, error) {
+	list := make([]resolvedProposal, 0, len(commit.Proposals))
+	for _, por := range commit.Proposals {
+		switch por.Type {
+		case ProposalOrRefProposal:
+			list = append(list, resolvedProposal{proposal: por.Proposal, sender: committer})
+		case ProposalOrRefReference:
+			if external {
+				return nil, fmt.Errorf("%w: external commit with a proposal by reference", ErrInvalidCommit)
+			}
+			i := slices.IndexFunc(g.proposals, func(cp cachedProposal) bool { return bytes.Equal(cp.ref, por.Reference) })
+			if i < 0 {
+				return nil, fmt.Errorf("%w: unknown proposal reference %x", ErrInvalidCommit, por.Reference)
+			}
+			cp := &g.proposals[i]
+			p := cp.proposal
+			list = append(list, resolvedProposal{proposal: &p, sender: cp.sender, ref: cp.ref})
+		default:
+			return nil, fmt.Errorf("%w: ProposalOrRef type %d", ErrInvalidCommit, por.Type)
+		}
+	}
+	return list, nil
 }
