@@ -37,6 +37,16 @@ func (b *Backend) HandleEnvelope(ctx context.Context, tx *store.Tx, env nodeclie
 		return reject("not an MLS message: %v", err)
 	}
 	switch hdr.WireFormat {
+	case mls.WireFormatWelcome, mls.WireFormatPublicMessage, mls.WireFormatPrivateMessage:
+		if !env.Sequenced {
+			// A Welcome or group message counts only in its group's order:
+			// from the node's accepted commit, or its fan-out after checking
+			// it. A direct enqueue could bypass the one commit per epoch,
+			// or show one member what the others never see.
+			return reject("%v by direct enqueue, not in the group's order", hdr.WireFormat)
+		}
+	}
+	switch hdr.WireFormat {
 	case mls.WireFormatWelcome:
 		if b.cfg.ManualJoin {
 			if _, _, err := mls.WelcomeKeyPackageRefs(env.Payload); err != nil {

@@ -77,6 +77,26 @@ func (c GroupService) GroupState(ctx context.Context, params func(GroupService_g
 
 }
 
+func (c GroupService) CreateGroup(ctx context.Context, params func(GroupService_createGroup_Params) error) (GroupService_createGroup_Results_Future, capnp.ReleaseFunc) {
+
+	s := capnp.Send{
+		Method: capnp.Method{
+			InterfaceID:   0xe1eca3caeabd8c18,
+			MethodID:      3,
+			InterfaceName: "group/group.capnp:GroupService",
+			MethodName:    "createGroup",
+		},
+	}
+	if params != nil {
+		s.ArgsSize = capnp.ObjectSize{DataSize: 0, PointerCount: 1}
+		s.PlaceArgs = func(s capnp.Struct) error { return params(GroupService_createGroup_Params(s)) }
+	}
+
+	ans, release := capnp.Client(c).SendCall(ctx, s)
+	return GroupService_createGroup_Results_Future{Future: ans.Future()}, release
+
+}
+
 func (c GroupService) WaitStreaming() error {
 	return capnp.Client(c).WaitStreaming()
 }
@@ -155,6 +175,8 @@ type GroupService_Server interface {
 	FanOut(context.Context, GroupService_fanOut) error
 
 	GroupState(context.Context, GroupService_groupState) error
+
+	CreateGroup(context.Context, GroupService_createGroup) error
 }
 
 // GroupService_NewServer creates a new Server from an implementation of GroupService_Server.
@@ -173,7 +195,7 @@ func GroupService_ServerToClient(s GroupService_Server) GroupService {
 // This can be used to create a more complicated Server.
 func GroupService_Methods(methods []server.Method, s GroupService_Server) []server.Method {
 	if cap(methods) == 0 {
-		methods = make([]server.Method, 0, 3)
+		methods = make([]server.Method, 0, 4)
 	}
 
 	methods = append(methods, server.Method{
@@ -209,6 +231,18 @@ func GroupService_Methods(methods []server.Method, s GroupService_Server) []serv
 		},
 		Impl: func(ctx context.Context, call *server.Call) error {
 			return s.GroupState(ctx, GroupService_groupState{Call: call})
+		},
+	})
+
+	methods = append(methods, server.Method{
+		Method: capnp.Method{
+			InterfaceID:   0xe1eca3caeabd8c18,
+			MethodID:      3,
+			InterfaceName: "group/group.capnp:GroupService",
+			MethodName:    "createGroup",
+		},
+		Impl: func(ctx context.Context, call *server.Call) error {
+			return s.CreateGroup(ctx, GroupService_createGroup{Call: call})
 		},
 	})
 
@@ -264,6 +298,23 @@ func (c GroupService_groupState) Args() GroupService_groupState_Params {
 func (c GroupService_groupState) AllocResults() (GroupService_groupState_Results, error) {
 	r, err := c.Call.AllocResults(capnp.ObjectSize{DataSize: 24, PointerCount: 0})
 	return GroupService_groupState_Results(r), err
+}
+
+// GroupService_createGroup holds the state for a server call to GroupService.createGroup.
+// See server.Call for documentation.
+type GroupService_createGroup struct {
+	*server.Call
+}
+
+// Args returns the call's arguments.
+func (c GroupService_createGroup) Args() GroupService_createGroup_Params {
+	return GroupService_createGroup_Params(c.Call.Args())
+}
+
+// AllocResults allocates the results struct.
+func (c GroupService_createGroup) AllocResults() (GroupService_createGroup_Results, error) {
+	r, err := c.Call.AllocResults(capnp.ObjectSize{DataSize: 0, PointerCount: 0})
+	return GroupService_createGroup_Results(r), err
 }
 
 // GroupService_List is a list of GroupService.
@@ -858,6 +909,14 @@ func (s GroupService_groupState_Results) SetLastSeq(v uint64) {
 	capnp.Struct(s).SetUint64(16, v)
 }
 
+func (s GroupService_groupState_Results) Members() uint32 {
+	return capnp.Struct(s).Uint32(4)
+}
+
+func (s GroupService_groupState_Results) SetMembers(v uint32) {
+	capnp.Struct(s).SetUint32(4, v)
+}
+
 // GroupService_groupState_Results_List is a list of GroupService_groupState_Results.
 type GroupService_groupState_Results_List = capnp.StructList[GroupService_groupState_Results]
 
@@ -873,6 +932,148 @@ type GroupService_groupState_Results_Future struct{ *capnp.Future }
 func (f GroupService_groupState_Results_Future) Struct() (GroupService_groupState_Results, error) {
 	p, err := f.Future.Ptr()
 	return GroupService_groupState_Results(p.Struct()), err
+}
+
+type GroupService_createGroup_Params capnp.Struct
+
+// GroupService_createGroup_Params_TypeID is the unique identifier for the type GroupService_createGroup_Params.
+const GroupService_createGroup_Params_TypeID = 0xcae922bc9b11114a
+
+func NewGroupService_createGroup_Params(s *capnp.Segment) (GroupService_createGroup_Params, error) {
+	st, err := capnp.NewStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 1})
+	return GroupService_createGroup_Params(st), err
+}
+
+func NewRootGroupService_createGroup_Params(s *capnp.Segment) (GroupService_createGroup_Params, error) {
+	st, err := capnp.NewRootStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 1})
+	return GroupService_createGroup_Params(st), err
+}
+
+func ReadRootGroupService_createGroup_Params(msg *capnp.Message) (GroupService_createGroup_Params, error) {
+	root, err := msg.Root()
+	return GroupService_createGroup_Params(root.Struct()), err
+}
+
+func (s GroupService_createGroup_Params) String() string {
+	str, _ := text.Marshal(0xcae922bc9b11114a, capnp.Struct(s))
+	return str
+}
+
+func (s GroupService_createGroup_Params) EncodeAsPtr(seg *capnp.Segment) capnp.Ptr {
+	return capnp.Struct(s).EncodeAsPtr(seg)
+}
+
+func (GroupService_createGroup_Params) DecodeFromPtr(p capnp.Ptr) GroupService_createGroup_Params {
+	return GroupService_createGroup_Params(capnp.Struct{}.DecodeFromPtr(p))
+}
+
+func (s GroupService_createGroup_Params) ToPtr() capnp.Ptr {
+	return capnp.Struct(s).ToPtr()
+}
+func (s GroupService_createGroup_Params) IsValid() bool {
+	return capnp.Struct(s).IsValid()
+}
+
+func (s GroupService_createGroup_Params) Message() *capnp.Message {
+	return capnp.Struct(s).Message()
+}
+
+func (s GroupService_createGroup_Params) Segment() *capnp.Segment {
+	return capnp.Struct(s).Segment()
+}
+func (s GroupService_createGroup_Params) GroupInfo() ([]byte, error) {
+	p, err := capnp.Struct(s).Ptr(0)
+	return []byte(p.Data()), err
+}
+
+func (s GroupService_createGroup_Params) HasGroupInfo() bool {
+	return capnp.Struct(s).HasPtr(0)
+}
+
+func (s GroupService_createGroup_Params) SetGroupInfo(v []byte) error {
+	return capnp.Struct(s).SetData(0, v)
+}
+
+// GroupService_createGroup_Params_List is a list of GroupService_createGroup_Params.
+type GroupService_createGroup_Params_List = capnp.StructList[GroupService_createGroup_Params]
+
+// NewGroupService_createGroup_Params creates a new list of GroupService_createGroup_Params.
+func NewGroupService_createGroup_Params_List(s *capnp.Segment, sz int32) (GroupService_createGroup_Params_List, error) {
+	l, err := capnp.NewCompositeList(s, capnp.ObjectSize{DataSize: 0, PointerCount: 1}, sz)
+	return capnp.StructList[GroupService_createGroup_Params](l), err
+}
+
+// GroupService_createGroup_Params_Future is a wrapper for a GroupService_createGroup_Params promised by a client call.
+type GroupService_createGroup_Params_Future struct{ *capnp.Future }
+
+func (f GroupService_createGroup_Params_Future) Struct() (GroupService_createGroup_Params, error) {
+	p, err := f.Future.Ptr()
+	return GroupService_createGroup_Params(p.Struct()), err
+}
+
+type GroupService_createGroup_Results capnp.Struct
+
+// GroupService_createGroup_Results_TypeID is the unique identifier for the type GroupService_createGroup_Results.
+const GroupService_createGroup_Results_TypeID = 0xa7eb646d6831d687
+
+func NewGroupService_createGroup_Results(s *capnp.Segment) (GroupService_createGroup_Results, error) {
+	st, err := capnp.NewStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 0})
+	return GroupService_createGroup_Results(st), err
+}
+
+func NewRootGroupService_createGroup_Results(s *capnp.Segment) (GroupService_createGroup_Results, error) {
+	st, err := capnp.NewRootStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 0})
+	return GroupService_createGroup_Results(st), err
+}
+
+func ReadRootGroupService_createGroup_Results(msg *capnp.Message) (GroupService_createGroup_Results, error) {
+	root, err := msg.Root()
+	return GroupService_createGroup_Results(root.Struct()), err
+}
+
+func (s GroupService_createGroup_Results) String() string {
+	str, _ := text.Marshal(0xa7eb646d6831d687, capnp.Struct(s))
+	return str
+}
+
+func (s GroupService_createGroup_Results) EncodeAsPtr(seg *capnp.Segment) capnp.Ptr {
+	return capnp.Struct(s).EncodeAsPtr(seg)
+}
+
+func (GroupService_createGroup_Results) DecodeFromPtr(p capnp.Ptr) GroupService_createGroup_Results {
+	return GroupService_createGroup_Results(capnp.Struct{}.DecodeFromPtr(p))
+}
+
+func (s GroupService_createGroup_Results) ToPtr() capnp.Ptr {
+	return capnp.Struct(s).ToPtr()
+}
+func (s GroupService_createGroup_Results) IsValid() bool {
+	return capnp.Struct(s).IsValid()
+}
+
+func (s GroupService_createGroup_Results) Message() *capnp.Message {
+	return capnp.Struct(s).Message()
+}
+
+func (s GroupService_createGroup_Results) Segment() *capnp.Segment {
+	return capnp.Struct(s).Segment()
+}
+
+// GroupService_createGroup_Results_List is a list of GroupService_createGroup_Results.
+type GroupService_createGroup_Results_List = capnp.StructList[GroupService_createGroup_Results]
+
+// NewGroupService_createGroup_Results creates a new list of GroupService_createGroup_Results.
+func NewGroupService_createGroup_Results_List(s *capnp.Segment, sz int32) (GroupService_createGroup_Results_List, error) {
+	l, err := capnp.NewCompositeList(s, capnp.ObjectSize{DataSize: 0, PointerCount: 0}, sz)
+	return capnp.StructList[GroupService_createGroup_Results](l), err
+}
+
+// GroupService_createGroup_Results_Future is a wrapper for a GroupService_createGroup_Results promised by a client call.
+type GroupService_createGroup_Results_Future struct{ *capnp.Future }
+
+func (f GroupService_createGroup_Results_Future) Struct() (GroupService_createGroup_Results, error) {
+	p, err := f.Future.Ptr()
+	return GroupService_createGroup_Results(p.Struct()), err
 }
 
 type CommitOutcome capnp.Struct
@@ -1059,65 +1260,74 @@ func (f CommitOutcome_stale_Future) Struct() (CommitOutcome_stale, error) {
 	return CommitOutcome_stale(p.Struct()), err
 }
 
-const schema_830f6c67012fd401 = "x\xda\xacTAh\x1ce\x14~\xdf\xff\xcf:\xbbd" +
-	"\xb6\xcd4\x1b\x14AV%\x05s0\xcd&\xf6\xd0b" +
-	"\xc9\x12+\x9a\xd2\xd0\xfd7\xad\x94\xa0\xe0t\xf2w\xbb" +
-	"egw\xbb3\x9b=T\x9b\x80Z\xa2\xb4\xa09\x89" +
-	"\xa7b\x11\x14\x8a\x05\x91b\x0f\x0a\x15\xa1b\x11)x" +
-	"Tj.\x82Z<x\x11\x15\x1cy\x99\xdd\xc9\xa4d" +
-	"\xd1\x80\xb7\xcc\xcb\xb7\xef}\xff\xf7}\xef\x8d\xdf\x91E" +
-	"\xa3\x90\xbd3HB}\x91\xba/\xfc\xf1\xbb\xf4\xb9O" +
-	".\x99\xcbd\xe7A\x94\x92&\xd1\xe4\xb1\xf4i\x10\x86" +
-	"\x9c\xf4UB8x\xed\x97\xe3#wS\xe7I=\x0c" +
-	"\xf9\xd7\xe2\xe2\xca\xc9\xd7\xd3k9\x13D\x93\xc3\x99C" +
-	"\x8c{$\xc3\xb8\xcf\x1f\xfc\xb5\xe0]\x7f\xeej\xb7Q" +
-	"\x8a\x1b\xdd\xc8\xbc\x03\xc2\xe4\xedL\x1e\x84\xf0Vg\xf9" +
-	"\xfb\x95\xc2\xdb7I\xe5!\x89\x0cF\x0c\x0f\xacr\x8b" +
-	"\xdd\x03\xdc\xe2\xb3k\x97\xcf\x8f\x9e]\xfd\x81\x01\xa2\x0b" +
-	"\xb81\xd0b\xc0\xd7\x03\x1dBo\xba\xda\x05\x19\xe2\xdb" +
-	"=\xa8\xd4v\xbeB\x07M\x81\xccd\xc1\x12\x18:`" +
-	"\x99DC\xfb\xac\x0e!|\xe0\xc2\xa7?\x7fu\xf9\xee" +
-	"\x1a\xd9\xbb\x12`~\x96\xf5\xe7\x90\xb7\x0e\xacZ7\x87" +
-	"~\xe2\xbf\xc2\x8f\xcf\x9d\xdd{\xeb\xe2\x0b\xbfu\xc9\x83" +
-	"'\xdf\xb6\xde\xe0\xc9k\xd6\x14!\xdc\xfb\xa2e\xdc?" +
-	"\xfb\xd1\xefI\x00\xb2\xef2\xc0\xce2\xe0\xfa7\xa7\xde" +
-	"zt\xbe\xfe\xc7\x162\x15\xb2\x13\x8c\xdb\x97\xedPH" +
-	"\x1f\x86\x95V\xa3\xdd\xdcSi\x19\x8dvs\xccu\x9a" +
-	"\xf5\xe6\xfeg\xb84\xa7[\x8bUW\x8f\x9dt\xeaG" +
-	"\xda\xc1H\xc9\xd9\xd9r<_Y\xd2 2@d?" +
-	"}\x82H\x1d\x94P%\x01\x1b\xc8\x81\x8b\xb3\xf3D\xea" +
-	"\xb0\x84:.`\x0b\x91c\xe1\xecc\\<*\xa1\x9a" +
-	"\x02\xa1[\xab\xeaz0\xeb\x93Y\x99Y@\x96\x04\xb2" +
-	"\x84\xd0\xab\xf9\xb3\xda\xf7\x1d\x92\x15\x1d\x17[\xda\xad6" +
-	"\xab\xbaN2\xf0\xb1\x83P\x92X\xff\xdf\x0e\xc2V\xb4" +
-	"\x9fjx^58\xd2\x0e\xdc\x86\xa7\xc7\x1c\xd7\xd5\xcd" +
-	"@/\x10%9O\x10\xa9\xa2\x84:\x9c\xe0<s\x88" +
-	"H=+\xa1\x8e2\xe7\xe5\x88\xb3*\x13\xa9\x92\x84z" +
-	"^ \xaf\x9b\x0d\xf7\x142$\x90\xe9\x8d\x9e\xd3g\x88" +
-	"(\xae-\xb4\x9b\xb5\xaa\xeb\x04\x04\x0d\x90\x00\x12\x14S" +
-	"}\x94\xf5\xdb'\xbcj\x10\xb1\x1e)9-Gz\xbe" +
-	"\xca\xc5\\_f}_\x92P+\x09\xae\xaf\xb1\x94\xaf" +
-	"J\xa87\x13\xfa^\xe4\xe2\x05\x09\xf5\xbe\x80-e\x8e" +
-	"\xe3l\xbf7M\xa4.I\xa8+\x02\xb6a\xe4`\x10" +
-	"\xd9\x1f\xac\x12\xa9+\x12\xea\xcb\xff\xcd\x89\xa5\x8e\xae\xb1" +
-	"\xe01\xb6\xfb]F\xf77\x01\xfa\x9a\xd7O\x99H\xe1" +
-	"\xc0\x09\xf4HY\xfb\xedZ\x80M\xc1+o\x15\xbc\x89" +
-	"\xa4\x89]a\xd4\xf4F\x1aCw]\xe8@\x13\x16z" +
-	"\x16m6v\xa9\xe6\xf8\xc1\x9c>\xb3\xd9\xe8\x7f_\x8d" +
-	"\xb2\xce3G_\xa5c\x8a\xa3\x1c\xa9\xc7$\xd4\x13L" +
-	"\xb1\x18Q,0\xefq\x09\xf5\xa4\xd8~\x88d\x9f\x9c" +
-	"S\x09\xe0\xc1V\x18\"q\x1d\x99\x81\xc8\xe2o.\xc6" +
-	"\xb7\xc0\x1e\x9e \x11n,\x06\xe5\xfd\xc0\xa9\xe9x\x86" +
-	"\xb8\xf7\x9dS\xd1Cy\x84%SD\xf1UE\xef\x00" +
-	"\xd9\xea4\x09{\xc6\x04\xe2\xd3\x8d\xde\xdd\xb4\x0f\xec'" +
-	"a\x17L\x88\xf8\xa0\xa1wt\xed\xdd\xf3$\xec\x87\xcc" +
-	"\xb0\xb7\x04\xb4\x93\x1fU\xc4T$j\xb1\xa7P\xe0\x90" +
-	"\x0ct\x11%l+6\xbcN\x9eO\xa4\x8c\xd8\x93," +
-	"\x87!-\xa1r\x02K\xeb\xd0D\xea\xb7\xb5\xab\x9cI" +
-	"\x93\x0d\xef\xd3\xbc\x11Y\x83\xc1\xde\xe1%`\xf0?x" +
-	"9\x16\xf9\x11\xe5(\xda\xe2Q\x8e\xf5\x88\x84\x1a\xeff" +
-	"\x9d\xb7\xf8\xf1\xe9\x8dt\xdd\x13a\xb7\xddj\xf1\xcau" +
-	"\xbf\xff\x09\x00\x00\xff\xffS\xd4\xe5'"
+const schema_830f6c67012fd401 = "x\xda\xacUOh\x1ce\x14\x7f\xbf\xef\x9buv\xdb" +
+	"\xdd4\xd3\xddb+\xc8j\x89`\x0e\xa6\xdd\xc6^\x8a" +
+	"\xd2\xa56hBC\xf7KZ)\xc1@'\xbb_\x92" +
+	"-;\xbb\x9b\x9d\xd9\xc4Rm\x02\xda\x1a\xa5E\xcdI" +
+	"\xf4R,\xa2B\xb5 Z\x0c\xa8\x07A\x94V\xf1\"" +
+	"\x9e\x14\xecA\xa5\xb6\x08\x0aETp\xe4\xed\xecL\xd7" +
+	"\xda`\x02\xdef\xde\xbcy\x7f~\xbf\xdf{o{\x9f" +
+	"\x917r\xa9\xe7-\x12\xea\xf3\xd8m\xfe\x0f\xdf\xc4\x8f" +
+	"\xbf\x7f\xc6\\ +\x0b\xa2\x984\x89\xfa\xdf\x8a\x1f\x01" +
+	"!\xbd\x1c?O\xf0\xbb/\\=\xd4s-v\x92\xd4" +
+	"]\x90\x7f\xce\xce.N>\x1b\xbf\x9c1A\xd4\xef$" +
+	"\x86\xd8\xefh\x82\xfd\x9e\xf9:7\xed\x94\xae\xbe\x1e\x04" +
+	"28\xce\x96u/\x83\x0c\xff\xe3;~\xce9\xcb\x8f" +
+	"\x9eo\xa7\x88\xf1\xa7\x04\x7fB\xff\x96uY\x10\xfcK" +
+	"s\x0b\xdf.\xe6^\xfa\x94T\x16\xb2\xfd\xf3\xf8\xfa%" +
+	"\x0e\xee\xac\xff\x91\xe0\x0fY\xd6+\x1fl\xbdr\xb1\x1d" +
+	"\x02\xec0\x90l9\x1cL\xee&\xf8\x1f]8{\xb2" +
+	"\xf7\xd8\xd2w\x1cA\xb4#\x1cM6\xd8\xe1Dr\x8e" +
+	"\x10\x16\xae6B\xfa\xf8j\x1b\xa6*\x1b\x9e\xa2\xbd\xa6" +
+	"@\xa2\xffJR }=i\x12\xa5\x7fa_\x7f\xf3" +
+	"\xa9\x0f\x7f\xbax\xf6\xdae\xb26v8\x13\xd2[R" +
+	"\x7f\xa4\xefIq\xec\xbbS&\xd2_\xf0\xa3\xff\xee\xf1" +
+	"c;/\x9d\x1e\xff\xb5\xb3\xb6\xf7R\xcfq\xeaOR" +
+	"\\\xdb\xce\xc3I\xe3\xf6\xe1w~\xebt\xf8>\xf5*" +
+	";\\o9,\x7f9\xfd\xe2\xd6\xb1\xea\xef\xb7\x80x" +
+	"S\xd7\x0e\xf6\xbb\xb3k\x8e|z\xdb\x9fj\xd4\x9a\xf5" +
+	"mS\x0d\xa3\xd6\xac\xf7\x15\xedz\xb5\xbe\xeba6\x8d" +
+	"\xea\xc6l\xb9\xa8\xfb&\xed\xea\xfe\xa6\xd7S\xb074" +
+	"l\xc7UIi\x10\x19 \xb2\x06&\x88\xd4^\x09U" +
+	"\x10\xb0\x80\x0c\xd88<F\xa4\xf6I\xa8C\x02\x96\x10" +
+	"\x19F\xce:\xc8\xc6\x03\x12\xaa.\xe0\x17+e]\xf5" +
+	"\x86]2\xa7\x06KH\x91@\x8a\xe0;\x15wX\xbb" +
+	"\xaeMrJG\xc6\x86.\x96\xebe]%\xe9\xb9\xe8" +
+	"\"\x14$Z\xdf\xba\x08\xb7*\xfb\xa1\x9a\xe3\x94\xbd\xfd" +
+	"M\xafXst\x9f],\xea\xba\xa7KD\x9d5\xef" +
+	" Ry\x09\xb5\xaf\xa3\xe6\xc1!\"\xf5\x88\x84:\xc0" +
+	"5/\x045\xab\x11\"U\x90P\x8f\x09du\xbdV" +
+	"\x9cF\x82\x04\x12a\xeaQ=CD\x91\xad\xd4\xacW" +
+	"\xcaE\xdb#h\x80\x04\xd0Qbl\x05d\x8b\x0dm" +
+	"{\xbae\xea\x19\xd1n\xb3\"=\xf7?\x7fr\x9b\x13" +
+	"N\xd9\x0bZ\xed)\xd8\x0d[:\xae\xcaD\x0d>\xc9" +
+	"\xa4<!\xa1\x16;\x1a<\xc1\xf8?-\xa1^\xe8 " +
+	"\xe54\x1bOI\xa87\x04,)3<%\xd6k{" +
+	"\x88\xd4\x19\x09uN\xc02\x8c\x0c\x0c\"\xeb\xcd%\"" +
+	"uNB}\xf6\xbf\xd17?\xa7+\xccR\xe4\xdb~" +
+	"\x1fA\xfb\x1f\x0f+2\xbe\x122\x01-\x9e\xed\xe9\x00" +
+	"M\x0f\xae\xea\x8e\x80\xb1\x99\xcf\xc3\x12\xaa\xd2\x01L\x99" +
+	"\xe5P\x0a\x84\x19\x01\xe30\x06\xd3\x12\xcac`\x10\x00" +
+	"3\xc3\xc6\x8a\x84z\x9c1h\xa1\xefiB)$\xfb" +
+	"\x9f\x12\x99\xaf\xd8\xae7\xaag\xa2wG;\x13\xba\xe1" +
+	"\"N\x02\xf15J\x83Iv\xe0*#\xea%5\xd2" +
+	"\x125\xd4f\xd1\x0e5X\x9d$\xd4\"4W9\xd3" +
+	"#:\xcb8\xb9*\x1e\x85\xee\xe5Y\xb8WB\xdd\xcf" +
+	"0\xe5\x03\x98r\x9co\xbb\x84z@\xac]\xfdr\x85" +
+	"\x01\xa5\x02\xc0\x89\x93\xbe\x8f\x8e\x93\xc0\x15\x88\x14\xfeb" +
+	"c\xb4\xc4\xacM;H\xf87&\x9a\xb2\xaegWt" +
+	"\x94C\xdc\xdc\xe7\xee\xa0QN\xd1-c@t0\x10" +
+	"nNk\xe6\x08\x09\xablBD\xf7\x0a\xe1\xc6\xb7\xc6" +
+	"w\x91\xb0\x94\x09\x19mb\x84\xf7\xc4\x1a\x18#a=" +
+	"\xc8[:\xbc \x08\xef\x94\x95\x9b a\xf5\x9a~8" +
+	"\xa4\xb4\x81\x1b\xcecw\x00x>D\xcf\xb3Iz:" +
+	"\x0f?\xe4\x99\xccZ\xb3\x9eG\x01k\x92yK\x19." +
+	"Q\xa74X\xa7q\x09\x95\x11\x98\x0f\xa4Q\xfa\x97," +
+	"V\xb5[x\x86L\x16\xc7\x0a\xc1k\x01\x8d\xe8\x0e\xaf" +
+	"\x0b\x01\xdd\xab\xe0\xbd/\xe0.\xd0\\0\\\xbd<\x86" +
+	"=\x12j{{6y\xeb\xdc\xb7\xe7\x86\x12o\x9a\xae" +
+	"b\xb3\xd1\xe0\x15\xd1~\xff;\x00\x00\xff\xff~\xe9:" +
+	"/"
 
 func RegisterSchema(reg *schemas.Registry) {
 	reg.Register(&schemas.Schema{
@@ -1125,8 +1335,10 @@ func RegisterSchema(reg *schemas.Registry) {
 		Nodes: []uint64{
 			0x8007a0b87e08dce6,
 			0x8605ec2458ebb610,
+			0xa7eb646d6831d687,
 			0xaf56b96d31ee1ac2,
 			0xc7983188dd8077cb,
+			0xcae922bc9b11114a,
 			0xe0927b2986a3b6be,
 			0xe108896688007676,
 			0xe1eca3caeabd8c18,

@@ -33,4 +33,7 @@ enum ErrorCode {
   invalidArgument @6;  # malformed key, package or argument
   staleEpoch @7;       # a commit for an epoch that already has one
   internal @8;         # the node failed; the request may be retried
+  invalidCommit @9;    # a handshake message the group's public state refuses
+  futureEpoch @10;     # a commit for an epoch the group has not reached
+  groupExists @11;     # createGroup for a group id claimed before
 }

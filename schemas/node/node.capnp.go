@@ -259,6 +259,26 @@ func (c NodeService) GroupState(ctx context.Context, params func(group.GroupServ
 
 }
 
+func (c NodeService) CreateGroup(ctx context.Context, params func(group.GroupService_createGroup_Params) error) (group.GroupService_createGroup_Results_Future, capnp.ReleaseFunc) {
+
+	s := capnp.Send{
+		Method: capnp.Method{
+			InterfaceID:   0xe1eca3caeabd8c18,
+			MethodID:      3,
+			InterfaceName: "group/group.capnp:GroupService",
+			MethodName:    "createGroup",
+		},
+	}
+	if params != nil {
+		s.ArgsSize = capnp.ObjectSize{DataSize: 0, PointerCount: 1}
+		s.PlaceArgs = func(s capnp.Struct) error { return params(group.GroupService_createGroup_Params(s)) }
+	}
+
+	ans, release := capnp.Client(c).SendCall(ctx, s)
+	return group.GroupService_createGroup_Results_Future{Future: ans.Future()}, release
+
+}
+
 func (c NodeService) WaitStreaming() error {
 	return capnp.Client(c).WaitStreaming()
 }
@@ -355,6 +375,8 @@ type NodeService_Server interface {
 	FanOut(context.Context, group.GroupService_fanOut) error
 
 	GroupState(context.Context, group.GroupService_groupState) error
+
+	CreateGroup(context.Context, group.GroupService_createGroup) error
 }
 
 // NodeService_NewServer creates a new Server from an implementation of NodeService_Server.
@@ -373,7 +395,7 @@ func NodeService_ServerToClient(s NodeService_Server) NodeService {
 // This can be used to create a more complicated Server.
 func NodeService_Methods(methods []server.Method, s NodeService_Server) []server.Method {
 	if cap(methods) == 0 {
-		methods = make([]server.Method, 0, 12)
+		methods = make([]server.Method, 0, 13)
 	}
 
 	methods = append(methods, server.Method{
@@ -517,6 +539,18 @@ func NodeService_Methods(methods []server.Method, s NodeService_Server) []server
 		},
 		Impl: func(ctx context.Context, call *server.Call) error {
 			return s.GroupState(ctx, group.GroupService_groupState{Call: call})
+		},
+	})
+
+	methods = append(methods, server.Method{
+		Method: capnp.Method{
+			InterfaceID:   0xe1eca3caeabd8c18,
+			MethodID:      3,
+			InterfaceName: "group/group.capnp:GroupService",
+			MethodName:    "createGroup",
+		},
+		Impl: func(ctx context.Context, call *server.Call) error {
+			return s.CreateGroup(ctx, group.GroupService_createGroup{Call: call})
 		},
 	})
 
@@ -715,6 +749,9 @@ const (
 	ErrorCode_invalidArgument ErrorCode = 6
 	ErrorCode_staleEpoch      ErrorCode = 7
 	ErrorCode_internal        ErrorCode = 8
+	ErrorCode_invalidCommit   ErrorCode = 9
+	ErrorCode_futureEpoch     ErrorCode = 10
+	ErrorCode_groupExists     ErrorCode = 11
 )
 
 // String returns the enum's constant name.
@@ -738,6 +775,12 @@ func (c ErrorCode) String() string {
 		return "staleEpoch"
 	case ErrorCode_internal:
 		return "internal"
+	case ErrorCode_invalidCommit:
+		return "invalidCommit"
+	case ErrorCode_futureEpoch:
+		return "futureEpoch"
+	case ErrorCode_groupExists:
+		return "groupExists"
 
 	default:
 		return ""
@@ -766,6 +809,12 @@ func ErrorCodeFromString(c string) ErrorCode {
 		return ErrorCode_staleEpoch
 	case "internal":
 		return ErrorCode_internal
+	case "invalidCommit":
+		return ErrorCode_invalidCommit
+	case "futureEpoch":
+		return ErrorCode_futureEpoch
+	case "groupExists":
+		return ErrorCode_groupExists
 
 	default:
 		return 0
@@ -778,39 +827,42 @@ func NewErrorCode_List(s *capnp.Segment, sz int32) (ErrorCode_List, error) {
 	return capnp.NewEnumList[ErrorCode](s, sz)
 }
 
-const schema_b3889f984bfe7146 = "x\xdat\x91\xcfKTQ\x14\xc7\xbf\xe7\xbe\xf7|O" +
-	"H\xf42.ZHm\xdc\x14e\xf6C\x0aAPc" +
-	"\x12\x1d\x11_%\x91\x10t\x9dw\x19o\xce\xbbw\xba" +
-	"\xf3F\x9b6\xc5\x80\x10d-#\xdb\x14D\xad\xa3\x1f" +
-	"\xb42\x08\x84Dp\xd3? \xb5\xac\x16A\xfbn<" +
-	"a\xa2\x82V\xe7\xbb\xf8p>|\xcf\x19|\xc0F\xfd" +
-	"\xe3]\xbb=`\xf1f\xd0\xe1~,-\xbe\xdezn" +
-	"\xee\x83\xf7\x11\xe0\x87\xc0\xc9\xb9h\x9c\xe0\xbb\xc1K\xad" +
-	"\x03W_\xde^\x07\xef\xf1\xdc\xb9\xeb?K\x0f\x1f\xdf" +
-	"y\x05Pa$\xfa\\\x98\x8cB\xa0P\x8c&\x0ai" +
-	"t\x1ap;G\xb7\x876&Jo\xc0{\xd8_p" +
-	"\x1a},4\xf7\xe0F\xb4\x0br\xad\x9d\xf9{w\xd7" +
-	"z\xdf\"\xee#\x02\x02\xca\x8dA\xe7\x14\x81\x0a\xbcs" +
-	"\x05\x0e\xdf\x9d6\x89<\xa6M\x12\xca\x81\xb2\xa8\xe9\xda" +
-	"\xf0\x8cI\xe4\x05i\x97UY\x0e\xd4\x94\xae\xf4\xcf\x0a" +
-	"+\xd2:\xda\xe0\xbf\\\xa8\xcar\x96(\xf6\xbd\x00\xf8" +
-	"]\x91\xdan\xce\x0f\x83\xf1 \xec\xcew\x8dR\xbc\x8f" +
-	"\xc8=\xf9:\xfc\x81^\x0c\xac\x02p\x9b\xefW\xdfM" +
-	"\xaf?\xdb\xca\xf3\xfe\xb5\x8d/\xdbO\xbf}\xcas[" +
-	"\xc7\xda\xbe\xa2\xb5\xc6\x9e5\x09\xed\xd9\xfa\x89\x01\\\x8e" +
-	"\x03D\xfc\xca5\x80\x18\xbf\x9c\x0f\x8f\xcfM\x01\xe4\xf3" +
-	"\xf8\x04@\x01\x9f\\\x00\xa8\x83\x17[\x00\x85|l\x1e" +
-	"\xa0\x88\x8fL\x01\xb7\x1azI\x9b\x15\xed\x1aZ4\xb2" +
-	"Ec\xd1\xadn\xca\xc4iS\x92\xcdYQF\xf7\x92" +
-	"\xa8H\x97\x193-lE\x028XU\xa9\xca\x9c\x15" +
-	"\x99\x9cV\xa9B\x98\xc9\xc4)\xbd,\xaa*\x19c\xb6" +
-	"\xd2H\xa5\xceP\xcfDU\x16k\xc6+/:\xa53" +
-	"i\xb5\xa8\xfeY\xc8\xff\xef\xa1\xcf\xcbz\xa3\x9a\xd5\x81" +
-	"8\xf2|\xc0'\x80\x1fz\x04\xc4G<\x8a\xcf0\"" +
-	"\xea\xcd\xdf\xc8\x87\x16\x80\xf8\x94G\xf1(#W\x97v" +
-	"Y\xda\x8b\x8aR9\xa7\xd5\x8d\x19\xe1iC\x01\x18\x05" +
-	" \xa7\x12\xa93\x955\x11\x96d\x93\xba\xc0\xa8\x0b\xf4" +
-	"+\x00\x00\xff\xff/\x81\xc6o"
+const schema_b3889f984bfe7146 = "x\xdat\x92\xcfK\x15]\x18\xc7\xbf\xcf\xfcp\xc6\xf7" +
+	"}E\x0f\xd7\xc5\xbb\x90\xd7\xcd\x0bQ\x94Y&\x85+" +
+	"Sn\x82W\xc4\xa9$\x12\x82\xc6;\xa7{O\xde9" +
+	"\xe7vfF\xbdAT\x82Pd\xb5\x0a2\x88\x8a\xb0" +
+	"]\x10\xfd\xa0E\x18\x04I\"\xb9\xa8\xff\xa0\x96\xd5\xae" +
+	"}'&\xbaBA\xab\xf3\xc0\xf9\xf0\xfd\xf0=\xe7\xe9" +
+	"}a\x0d:{\xda\xae3X\xc1[\xb7\xc5|\x9d\xa9" +
+	">]\x7f\xa0\xae\x81u\x11\xe0x@\xdfC\x7f\x88\xe0" +
+	"\x98\xdec\x0b\xff\x9d||a\x19\xac\xc36\x87\xce|" +
+	"+\xdd\xbcs\xe9\x09@\x85\x1b\xfe\xc7\xc2=\xdf\x03\x0a" +
+	"\xb7\xfd\x91\xc2\x9a\xbf\x1f0\x9b\xbb6\xfaWGJ\xcf" +
+	"\xc0:\xac_\xe05\xff}\xe1]\x0e\xf7m\xfa\xdb\x08" +
+	"d\x166\xa7\xae^Y\xea|\x8e\xa0\x8b\x08p)\xbf" +
+	"[n\x1d%Pa\xa5u\x0e\x06\x06-F\xaa\x88\xef" +
+	"\x96*\xf2xO9\xac\xcb\xfa\xc0\xb8\x8a\xf8\x11\xaeg" +
+	"E\x99\xf7\xd4\x85\xac\xfc?\x11\xea0N\xd0\x04\x7f\xe7" +
+	"<Q\xe6\x13D\x81c\xbb\xc0VKj\xda\x19\xdb\x01" +
+	"\x8b\xb9^{\x9e5H\xc1?D\xe6\xee\xe7\x817\xf4" +
+	"\xa8g\x11\x80y\xfdj\xf1\xe5\xd8\xf2\xcaz>\xff\xbb" +
+	"\xb4\xfai\xe3\xfe\x97\x0f\xf9\xdc\xd4YM_Qk\xa5" +
+	"\x87UD?l\xbdd\x01\xec\xf2\x10@\xc4.\x9e\x06" +
+	"\xc8b\xe7\xf2\xc3f\x8dQ\x80\x1c\x96\xed\x05\xc8e\xf1" +
+	"4@-L,\x00\xe41>\x05\x90\xcf\xc2\x1cie" +
+	"'4@\x7f\xb1\xe39\xf27\x9b\x9c\x06\xcegrF" +
+	"\xaa9i2\x19fiUi\xb4\x8b\xb3<2R\x95" +
+	"xc\",\xa3}&\xacp\x93*5\x16\xea\x0a\x07" +
+	"\xd0]\x13\xb1H\x8d\x0eS>&b\x01/\xe5\x91\x11" +
+	"r6\xac\x89\xe8\xa0\xa5+Y\xcce\x8a$\x0dk\xbc" +
+	"XWv\xb9j\x84L\xb9\x96a-o\xf9\x13\x1cF" +
+	"\xb7\x8a\xf3\x98SY\x9ai^\xac\xc3S\xe5\xaa\xa9h" +
+	"\x95\xd5\x8b\xf3\x02^\x92&[/\xe2\xfc\xf1\xa7\x0e\xf3" +
+	"$\xab\xa5\x09\x10\xf8\xb6\x038\x04\xb0\xed\xb7\x80`\xa7" +
+	"M\xc1\x01\x8b\x88:\xf3M`\xfd\xd3@\xb0\xcf\xa6`" +
+	"\xd0\"\x93p=\xcb\xf5QA1\x9f\x94b~<\xb4" +
+	"\xa5\"\x17\x16\xb9 #\".S\x916\xe0\x95x\x83" +
+	"\xda`Q\x1b\xe8{\x00\x00\x00\xff\xff\xbel\xdfI"
 
 func RegisterSchema(reg *schemas.Registry) {
 	reg.Register(&schemas.Schema{

@@ -57,7 +57,7 @@ func (s *Store) Enqueue(ctx context.Context, recipient, sender, clientMsgID, pay
 		}
 		now := s.now().UnixNano()
 		var err error
-		seq, err = s.appendTx(ctx, tx, recipient, sender, clientMsgID, payload, now)
+		seq, err = s.appendTx(ctx, tx, recipient, sender, clientMsgID, payload, now, false)
 		if err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
@@ -78,7 +78,7 @@ func (s *Store) Enqueue(ctx context.Context, recipient, sender, clientMsgID, pay
 
 // appendTx appends one message to recipient's queue inside tx and returns its
 // sequence number, refusing with store.ErrLimit when the queue is full.
-func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, recipient, sender, clientMsgID, payload []byte, now int64) (int64, error) {
+func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, recipient, sender, clientMsgID, payload []byte, now int64, sequenced bool) (int64, error) {
 	var seq, depth int64
 	err := tx.QueryRowContext(ctx, `
 INSERT INTO queues (recipient, last_seq, depth) VALUES (?, 1, 1)
@@ -92,8 +92,8 @@ RETURNING last_seq, depth`, recipient).Scan(&seq, &depth)
 			recipient, depth-1, s.limits.MaxQueueDepth, store.ErrLimit)
 	}
 	if _, err := tx.ExecContext(ctx, `
-INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		recipient, seq, nonNil(sender), nonNil(clientMsgID), nonNil(payload), now); err != nil {
+INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at, sequenced) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		recipient, seq, nonNil(sender), nonNil(clientMsgID), nonNil(payload), now, sequenced); err != nil {
 		return 0, err
 	}
 	return seq, nil
@@ -199,7 +199,7 @@ WHERE m.recipient = ? AND m.seq > ? ORDER BY m.seq LIMIT ?`
 // selectMessages selects the columns scanMessages reads; a shared payload is
 // read from payloads.
 const selectMessages = `
-SELECT m.seq, m.sender, m.client_msg_id, coalesce(p.data, m.payload), m.enqueued_at
+SELECT m.seq, m.sender, m.client_msg_id, coalesce(p.data, m.payload), m.enqueued_at, m.sequenced
 FROM messages m LEFT JOIN payloads p ON p.id = m.payload_ref`
 
 // scanMessages reads rows of (seq, sender, client_msg_id, payload, enqueued_at).
@@ -215,7 +215,7 @@ func scanMessages(rows *sql.Rows, err error) ([]store.Message, error) {
 			seq int64
 			at  int64
 		)
-		if err := rows.Scan(&seq, &m.Sender, &m.ClientMsgID, &m.Payload, &at); err != nil {
+		if err := rows.Scan(&seq, &m.Sender, &m.ClientMsgID, &m.Payload, &at, &m.Sequenced); err != nil {
 			return nil, err
 		}
 		m.Seq = uint64(seq)
