@@ -29,6 +29,9 @@ type JoinOptions struct {
 	PSKs []PSK
 	// Config tunes the group.
 	Config Config
+	// Policy holds the application's decisions for the group; its
+	// IdentityProvider checks every leaf of the tree joined.
+	Policy Policy
 }
 
 // JoinFromWelcome joins a group through a Welcome MLSMessage addressed to
@@ -72,6 +75,7 @@ func joinFromWelcome(welcome []byte, kp *KeyPackagePrivate, opts *JoinOptions, r
 	g := &Group{
 		suite:          s,
 		config:         opts.Config,
+		policy:         opts.Policy,
 		resumption:     map[uint64][]byte{},
 		psks:           map[string][]byte{},
 		pendingUpdates: map[string][]byte{},
@@ -138,7 +142,7 @@ func joinFromWelcome(welcome []byte, kp *KeyPackagePrivate, opts *JoinOptions, r
 			return nil, fmt.Errorf("%w: path secret: %w", ErrInvalidMessage, err)
 		}
 	}
-	if err := checkRequiredCapabilities(g.ctx.Extensions, tree.LeafNode(self)); err != nil {
+	if err := g.checkJoinedTree(tree); err != nil {
 		return nil, err
 	}
 	if err := g.installEpoch(gs.JoinerSecret, pskSecret); err != nil {
@@ -162,6 +166,22 @@ func joinFromWelcome(welcome []byte, kp *KeyPackagePrivate, opts *JoinOptions, r
 // They are not kept in the stored state: read them right after
 // JoinFromWelcome.
 func (g *Group) WelcomeExtensions() []Extension { return cloneExtensions(g.welcomeExtensions) }
+
+// checkJoinedTree checks what a joiner must about the group it joins with
+// tree, g.ctx being its GroupContext: the GroupContext extensions are
+// valid, every member supports them and the required capabilities (RFC
+// 9420 §11.1, §12.4.3.1), and the IdentityProvider accepts every leaf.
+func (g *Group) checkJoinedTree(tree *RatchetTree) error {
+	if err := checkGroupExtensions(g.suite, g.ctx.Extensions); err != nil {
+		return fmt.Errorf("%w: GroupContext: %w", ErrInvalidMessage, err)
+	}
+	for _, l := range tree.Members() {
+		if err := checkRequiredCapabilities(g.ctx.Extensions, tree.LeafNode(l)); err != nil {
+			return fmt.Errorf("%w: leaf %d: %w", ErrInvalidTree, l, err)
+		}
+	}
+	return g.validateTree(tree)
+}
 
 // groupInfoTree takes the ratchet tree from gi's extension (or given, if
 // gi has none), verifies gi's signature with the signer's leaf, and checks
@@ -227,6 +247,9 @@ type ExternalJoinOptions struct {
 	PSKs []PSK
 	// Config tunes the group.
 	Config Config
+	// Policy holds the application's decisions for the group; its
+	// IdentityProvider checks every leaf of the tree joined.
+	Policy Policy
 }
 
 // JoinExternal joins the group described by a GroupInfo MLSMessage (which
@@ -251,6 +274,10 @@ func JoinExternal(groupInfo []byte, signer *Signer, opts *ExternalJoinOptions) (
 	}
 	tree, err := groupInfoTree(s, gi, opts.RatchetTree)
 	if err != nil {
+		return nil, nil, err
+	}
+	joined := &Group{suite: s, ctx: gi.GroupContext, policy: opts.Policy}
+	if err := joined.checkJoinedTree(tree); err != nil {
 		return nil, nil, err
 	}
 	e, ok := FindExtension(gi.Extensions, ExtensionExternalPub)
@@ -278,6 +305,7 @@ func JoinExternal(groupInfo []byte, signer *Signer, opts *ExternalJoinOptions) (
 	old := &Group{
 		suite:           s,
 		config:          opts.Config,
+		policy:          opts.Policy,
 		ctx:             cloneGroupContext(&gi.GroupContext),
 		tree:            tree,
 		confirmationTag: bytes.Clone(gi.ConfirmationTag),
@@ -303,6 +331,7 @@ func JoinExternal(groupInfo []byte, signer *Signer, opts *ExternalJoinOptions) (
 	ng := &Group{
 		suite:          s,
 		config:         opts.Config,
+		policy:         opts.Policy,
 		ctx:            cloneGroupContext(&old.ctx),
 		tree:           tree.Clone(),
 		sigPriv:        bytes.Clone(signer.SignaturePriv),

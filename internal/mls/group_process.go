@@ -73,6 +73,9 @@ type Received struct {
 	// DiscardedPendingCommit is set when another member's commit won the
 	// epoch and this client's pending commit was dropped.
 	DiscardedPendingCommit bool
+	// Commit is what a received commit did, as the CommitInspector saw it
+	// (nil for this client's own commits).
+	Commit *StagedCommit
 }
 
 // Protect encrypts application data for the group as a PrivateMessage
@@ -92,6 +95,7 @@ func (g *Group) Protect(plaintext, authenticatedData []byte) ([]byte, error) {
 		undo.restore()
 		return nil, err
 	}
+	undo.discard()
 	return msg, nil
 }
 
@@ -248,6 +252,7 @@ func (g *Group) processPrivate(pm *PrivateMessage) (*Received, error) {
 		undo.restore()
 		return nil, err
 	}
+	undo.discard()
 	return r, nil
 }
 
@@ -286,6 +291,7 @@ func (g *Group) processPastApplication(pm *PrivateMessage) (*Received, error) {
 		undo.restore()
 		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
 	}
+	undo.discard()
 	return &Received{
 		Kind:       KindApplication,
 		Epoch:      pm.Epoch,
@@ -341,11 +347,18 @@ func (g *Group) receiveProposal(ac *AuthenticatedContent, r *Received) (*Receive
 	if err := g.validateProposal(p, c.Sender, g.ctx.Extensions, false); err != nil {
 		return nil, err
 	}
+	if err := g.checkProposalLeaf(p, c.Sender, g.ctx.Extensions); err != nil {
+		return nil, err
+	}
 	ref := ac.ProposalRef(g.suite)
 	for _, cp := range g.proposals {
 		if bytes.Equal(cp.ref, ref) {
 			return nil, fmt.Errorf("%w: proposal received twice", ErrInvalidMessage)
 		}
+	}
+	info := g.proposalInfo(&resolvedProposal{proposal: p, sender: c.Sender, ref: ref}, false)
+	if err := g.keepProposal(&info); err != nil {
+		return nil, err
 	}
 	// The cache keeps its own copy, so that the caller's Received can
 	// not change the group.
@@ -357,21 +370,21 @@ func (g *Group) receiveProposal(ac *AuthenticatedContent, r *Received) (*Receive
 	r.Kind = KindProposal
 	r.Proposal = p
 	r.ProposalRef = slices.Clone(ref)
-	if c.Sender.Type == SenderNewMemberProposal {
-		r.Sender = Member{Identity: bytes.Clone(p.Add.KeyPackage.LeafNode.Credential.Identity),
-			Credential: p.Add.KeyPackage.LeafNode.Credential, SignatureKey: bytes.Clone(p.Add.KeyPackage.LeafNode.SignatureKey)}
-	}
-	if c.Sender.Type == SenderExternal {
-		if es, err := g.externalSenderKey(c.Sender.SenderIndex); err == nil {
-			r.Sender = Member{Identity: bytes.Clone(es.Credential.Identity), Credential: es.Credential, SignatureKey: es.SignatureKey}
-		}
+	if c.Sender.Type != SenderMember {
+		r.Sender = info.Sender
 	}
 	return r, nil
 }
 
 // receiveCommit applies a commit from another member or an external joiner
 // (RFC 9420 §12.4.2) to a copy of g and installs it on success.
-func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (*Received, error) {
+func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (_ *Received, err error) {
+	var ng *Group
+	defer func() {
+		if err != nil {
+			wipeDiscarded(ng, g) // the next epoch's secrets and keys, built for nothing
+		}
+	}()
 	s := g.suite
 	c := &ac.Content
 	commit := c.Commit
@@ -400,6 +413,9 @@ func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (*Received,
 	if err != nil {
 		return nil, err
 	}
+	if err := g.checkCommitLeaves(ng, res); err != nil {
+		return nil, err
+	}
 	if (len(list) == 0 || res.pathRequired) && commit.Path == nil {
 		return nil, fmt.Errorf("%w: the commit needs a path", ErrInvalidCommit)
 	}
@@ -420,7 +436,8 @@ func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (*Received,
 	committer := c.Sender.LeafIndex
 	ng.ctx.Epoch = g.ctx.Epoch + 1
 	var commitSecret []byte
-	if committer, err = ng.mergeCommitPath(g, committer, commit.Path, external); err != nil {
+	var pathChange *LeafChange
+	if committer, pathChange, err = ng.mergeCommitPath(g, committer, commit.Path, external, res.removed); err != nil {
 		return nil, err
 	}
 	if commit.Path != nil && !res.selfRemoved {
@@ -435,8 +452,10 @@ func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (*Received,
 		return nil, err
 	}
 	ng.ctx.ConfirmedTranscriptHash = confirmed
+	staged := g.stageCommit(ng, res, list, c.Sender, committer, pathChange)
 
 	r.Kind = KindCommit
+	r.Commit = staged
 	r.NewEpoch = ng.ctx.Epoch
 	r.Removed = res.removed
 	r.DiscardedPendingCommit = g.pending != nil
@@ -451,6 +470,12 @@ func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (*Received,
 		ng.keys = epochKeys{secretTree: NewSecretTree(s, nil, 0)}
 		ng.priv = NewTreePrivateKeys(g.self, nil)
 		r.SelfRemoved = true
+		if err := g.inspectCommit(staged); err != nil {
+			return nil, err
+		}
+		if g.pending != nil {
+			wipeDiscarded(g.pending.state, g)
+		}
 		wipeSuperseded(g)
 		*g = *ng
 		return r, nil
@@ -493,6 +518,12 @@ func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (*Received,
 	r.Updated = ng.membersAt(res.updated)
 	if external {
 		r.Sender = ng.mustMember(committer)
+	}
+	if err := g.inspectCommit(staged); err != nil {
+		return nil, err
+	}
+	if g.pending != nil {
+		wipeDiscarded(g.pending.state, g)
 	}
 	wipeSuperseded(g)
 	*g = *ng
@@ -550,55 +581,23 @@ func PeekMessage(b []byte) (*MessageHeader, error) {
 	return h, nil
 }
 
-// mergeCommitPath merges a received commit's UpdatePath (nil: none) into
-// ng, the next epoch's state built from g, and sets the new tree hash
-// (RFC 9420 §12.4.2): for an external commit the joiner first takes the
-// leftmost blank leaf. It returns the committer's leaf. Members and the
-// delivery service's PublicGroup share it; decrypting the path is the
-// member's own next step.
-func (ng *Group) mergeCommitPath(g *Group, committer LeafIndex, path *UpdatePath, external bool) (LeafIndex, error) {
-	s := g.suite
-	if path != nil {
-		if external {
-			// A placeholder takes the leftmost blank leaf; the path's
-			// leaf replaces it in MergeUpdatePath.
-			tmp := path.LeafNode.Clone()
-			tmp.EncryptionKey = []byte{}
-			var err error
-			if committer, err = ng.tree.AddLeaf(tmp); err != nil {
-				return 0, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
-			}
-		}
-		old := ng.tree.LeafNode(committer)
-		ln := &path.LeafNode
-		if err := validateLeafNodeStandalone(s, ln, LeafNodeSourceCommit, g.ctx.GroupID, committer, time.Time{}); err != nil {
-			return 0, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
-		}
-		if !external && bytes.Equal(old.EncryptionKey, ln.EncryptionKey) {
-			return 0, fmt.Errorf("%w: path keeps the committer's encryption key", ErrInvalidCommit)
-		}
-		if err := checkRequiredCapabilities(ng.ctx.Extensions, ln); err != nil {
-			return 0, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
-		}
-		if err := ng.tree.MergeUpdatePath(s, committer, path, g.ctx.GroupID); err != nil {
-			return 0, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
-		}
-	}
-	if err := verifyUniqueKeysAfterCommit(ng.tree); err != nil {
-		return 0, err
-	}
-	ng.ctx.TreeHash = ng.tree.TreeHash(s)
-	return committer, nil
-}
-
 // resolveProposals lists the proposals a received commit covers, by value
-// or by reference to the proposals cached in this epoch.
+// (each kept only if the application's filter keeps it) or by reference to
+// the proposals cached in this epoch.
 func (g *Group) resolveProposals(commit *Commit, committer Sender, external bool) ([]resolvedProposal, error) {
 	list := make([]resolvedProposal, 0, len(commit.Proposals))
 	for _, por := range commit.Proposals {
 		switch por.Type {
 		case ProposalOrRefProposal:
-			list = append(list, resolvedProposal{proposal: por.Proposal, sender: committer})
+			rp := resolvedProposal{proposal: por.Proposal, sender: committer}
+			if por.Proposal == nil {
+				return nil, fmt.Errorf("%w: empty proposal", ErrInvalidCommit)
+			}
+			info := g.proposalInfo(&rp, true)
+			if err := g.keepProposal(&info); err != nil {
+				return nil, err
+			}
+			list = append(list, rp)
 		case ProposalOrRefReference:
 			if external {
 				return nil, fmt.Errorf("%w: external commit with a proposal by reference", ErrInvalidCommit)
@@ -615,4 +614,62 @@ func (g *Group) resolveProposals(commit *Commit, committer Sender, external bool
 		}
 	}
 	return list, nil
+}
+
+// mergeCommitPath merges a received commit's UpdatePath (nil: none) into
+// ng, the next epoch's state built from g, checks the committer's new leaf
+// (with the application's IdentityProvider) and sets the new tree hash
+// (RFC 9420 §12.4.2): for an external commit the joiner first takes the
+// leftmost blank leaf. It returns the committer's leaf and, for a member's
+// path, its leaf change. Members and the delivery service's PublicGroup
+// share it; decrypting the path is the member's own next step.
+func (ng *Group) mergeCommitPath(g *Group, committer LeafIndex, path *UpdatePath, external bool, removed []Member) (LeafIndex, *LeafChange, error) {
+	s := g.suite
+	var pathChange *LeafChange
+	if path != nil {
+		var err error
+		if external {
+			// A placeholder takes the leftmost blank leaf; the path's
+			// leaf replaces it in MergeUpdatePath.
+			tmp := path.LeafNode.Clone()
+			tmp.EncryptionKey = []byte{}
+			if committer, err = ng.tree.AddLeaf(tmp); err != nil {
+				return 0, nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+			}
+		}
+		old := ng.tree.LeafNode(committer)
+		ln := &path.LeafNode
+		if err := validateLeafNodeStandalone(s, ln, LeafNodeSourceCommit, g.ctx.GroupID, committer, time.Time{}); err != nil {
+			return 0, nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+		}
+		if !external && bytes.Equal(old.EncryptionKey, ln.EncryptionKey) {
+			return 0, nil, fmt.Errorf("%w: path keeps the committer's encryption key", ErrInvalidCommit)
+		}
+		if err := checkRequiredCapabilities(ng.ctx.Extensions, ln); err != nil {
+			return 0, nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+		}
+		switch {
+		case !external:
+			pathChange = &LeafChange{Leaf: committer, Old: leafMember(committer, old), New: leafMember(committer, ln), ByPath: true}
+			err = g.validateSuccessor(LeafFromCommit, pathChange.Old, committer, ln, ng.ctx.Extensions)
+		case len(removed) > 0:
+			err = g.validateSuccessor(LeafFromExternalCommit, removed[0], committer, ln, ng.ctx.Extensions)
+		default:
+			err = g.validateLeaf(LeafFromExternalCommit, committer, ln, ng.ctx.Extensions)
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		if err := ng.tree.MergeUpdatePath(s, committer, path, g.ctx.GroupID); err != nil {
+			return 0, nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+		}
+	}
+	if err := verifyUniqueKeysAfterCommit(ng.tree); err != nil {
+		return 0, nil, err
+	}
+	ng.ctx.TreeHash = ng.tree.TreeHash(s)
+	if err := ng.tree.checkCredentialTypes(nil); err != nil {
+		return 0, nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+	}
+	return committer, pathChange, nil
 }

@@ -258,7 +258,7 @@ func (p *PublicGroup) ApplyCommit(msg []byte) (*PublicCommit, error) {
 		}
 	}
 	ng.ctx.Epoch = p.ctx.Epoch + 1
-	committer, err := ng.mergeCommitPath(g, c.Sender.LeafIndex, commit.Path, external)
+	committer, _, err := ng.mergeCommitPath(g, c.Sender.LeafIndex, commit.Path, external, res.removed)
 	if err != nil {
 		return nil, err
 	}

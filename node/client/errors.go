@@ -28,6 +28,12 @@ var (
 	// ErrGroupExists: CreateGroup for a group id claimed before.
 	ErrGroupExists = errors.New("group exists")
 
+	ErrNotRegistered    = errors.New("not registered with the node")
+	ErrUnknownRecipient = errors.New("unknown recipient")
+	ErrQuota            = errors.New("strangers' share of the recipient's queue is used up")
+	ErrDiskFull         = errors.New("node disk budget used up")
+	ErrBadToken         = errors.New("registration token or proof refused")
+
 	// ErrClosed: the connection to the node ended while a call waited for
 	// its answer; the call may or may not have taken effect.
 	ErrClosed = transport.ErrClosed
@@ -46,9 +52,16 @@ var codeSentinels = map[nodecp.ErrorCode]error{
 	nodecp.ErrorCode_invalidArgument: ErrInvalidArgument,
 	nodecp.ErrorCode_staleEpoch:      ErrStaleEpoch,
 	nodecp.ErrorCode_internal:        ErrInternal,
-	nodecp.ErrorCode_invalidCommit:   ErrInvalidCommit,
-	nodecp.ErrorCode_futureEpoch:     ErrFutureEpoch,
-	nodecp.ErrorCode_groupExists:     ErrGroupExists,
+
+	nodecp.ErrorCode_notRegistered:    ErrNotRegistered,
+	nodecp.ErrorCode_unknownRecipient: ErrUnknownRecipient,
+	nodecp.ErrorCode_quota:            ErrQuota,
+	nodecp.ErrorCode_diskFull:         ErrDiskFull,
+	nodecp.ErrorCode_badToken:         ErrBadToken,
+
+	nodecp.ErrorCode_invalidCommit: ErrInvalidCommit,
+	nodecp.ErrorCode_futureEpoch:   ErrFutureEpoch,
+	nodecp.ErrorCode_groupExists:   ErrGroupExists,
 }
 
 // NodeError is a call the node refused: Code names the reason, Message is

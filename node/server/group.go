@@ -126,6 +126,9 @@ func (s *session) submitCommit(ctx context.Context, call group.GroupService_subm
 			return fail(nodecp.ErrorCode_invalidArgument, "%s: %v", method, err)
 		}
 	}
+	if err := s.admitGroup(ctx, method, len(msg)+len(welcome)); err != nil {
+		return err
+	}
 	var verdict store.CommitVerdict
 	check := func(cur store.GroupView) (store.CommitVerdict, error) {
 		v, err := commitVerdict(method, s.identity, msg, welcome, cur)
@@ -199,6 +202,9 @@ func (s *session) FanOut(ctx context.Context, call group.GroupService_fanOut) er
 		}
 		rl, _ := args.Recipients()
 		if err := noRecipients(method, "recipients", rl); err != nil {
+			return err
+		}
+		if err := s.admitGroup(ctx, method, len(msg)); err != nil {
 			return err
 		}
 		var update store.ViewUpdate

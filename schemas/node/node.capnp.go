@@ -39,6 +39,46 @@ func (c NodeService) Ping(ctx context.Context, params func(NodeService_ping_Para
 
 }
 
+func (c NodeService) Registration(ctx context.Context, params func(NodeService_registration_Params) error) (NodeService_registration_Results_Future, capnp.ReleaseFunc) {
+
+	s := capnp.Send{
+		Method: capnp.Method{
+			InterfaceID:   0x9980b2601e825730,
+			MethodID:      1,
+			InterfaceName: "node/node.capnp:NodeService",
+			MethodName:    "registration",
+		},
+	}
+	if params != nil {
+		s.ArgsSize = capnp.ObjectSize{DataSize: 0, PointerCount: 0}
+		s.PlaceArgs = func(s capnp.Struct) error { return params(NodeService_registration_Params(s)) }
+	}
+
+	ans, release := capnp.Client(c).SendCall(ctx, s)
+	return NodeService_registration_Results_Future{Future: ans.Future()}, release
+
+}
+
+func (c NodeService) Register(ctx context.Context, params func(NodeService_register_Params) error) (NodeService_register_Results_Future, capnp.ReleaseFunc) {
+
+	s := capnp.Send{
+		Method: capnp.Method{
+			InterfaceID:   0x9980b2601e825730,
+			MethodID:      2,
+			InterfaceName: "node/node.capnp:NodeService",
+			MethodName:    "register",
+		},
+	}
+	if params != nil {
+		s.ArgsSize = capnp.ObjectSize{DataSize: 0, PointerCount: 2}
+		s.PlaceArgs = func(s capnp.Struct) error { return params(NodeService_register_Params(s)) }
+	}
+
+	ans, release := capnp.Client(c).SendCall(ctx, s)
+	return NodeService_register_Results_Future{Future: ans.Future()}, release
+
+}
+
 func (c NodeService) UploadKeyPackage(ctx context.Context, params func(auth.AuthService_uploadKeyPackage_Params) error) (auth.AuthService_uploadKeyPackage_Results_Future, capnp.ReleaseFunc) {
 
 	s := capnp.Send{
@@ -354,6 +394,10 @@ func (c NodeService) GetFlowLimiter() fc.FlowLimiter {
 type NodeService_Server interface {
 	Ping(context.Context, NodeService_ping) error
 
+	Registration(context.Context, NodeService_registration) error
+
+	Register(context.Context, NodeService_register) error
+
 	UploadKeyPackage(context.Context, auth.AuthService_uploadKeyPackage) error
 
 	FetchKeyPackage(context.Context, auth.AuthService_fetchKeyPackage) error
@@ -395,7 +439,7 @@ func NodeService_ServerToClient(s NodeService_Server) NodeService {
 // This can be used to create a more complicated Server.
 func NodeService_Methods(methods []server.Method, s NodeService_Server) []server.Method {
 	if cap(methods) == 0 {
-		methods = make([]server.Method, 0, 13)
+		methods = make([]server.Method, 0, 15)
 	}
 
 	methods = append(methods, server.Method{
@@ -407,6 +451,30 @@ func NodeService_Methods(methods []server.Method, s NodeService_Server) []server
 		},
 		Impl: func(ctx context.Context, call *server.Call) error {
 			return s.Ping(ctx, NodeService_ping{Call: call})
+		},
+	})
+
+	methods = append(methods, server.Method{
+		Method: capnp.Method{
+			InterfaceID:   0x9980b2601e825730,
+			MethodID:      1,
+			InterfaceName: "node/node.capnp:NodeService",
+			MethodName:    "registration",
+		},
+		Impl: func(ctx context.Context, call *server.Call) error {
+			return s.Registration(ctx, NodeService_registration{Call: call})
+		},
+	})
+
+	methods = append(methods, server.Method{
+		Method: capnp.Method{
+			InterfaceID:   0x9980b2601e825730,
+			MethodID:      2,
+			InterfaceName: "node/node.capnp:NodeService",
+			MethodName:    "register",
+		},
+		Impl: func(ctx context.Context, call *server.Call) error {
+			return s.Register(ctx, NodeService_register{Call: call})
 		},
 	})
 
@@ -574,6 +642,40 @@ func (c NodeService_ping) AllocResults() (NodeService_ping_Results, error) {
 	return NodeService_ping_Results(r), err
 }
 
+// NodeService_registration holds the state for a server call to NodeService.registration.
+// See server.Call for documentation.
+type NodeService_registration struct {
+	*server.Call
+}
+
+// Args returns the call's arguments.
+func (c NodeService_registration) Args() NodeService_registration_Params {
+	return NodeService_registration_Params(c.Call.Args())
+}
+
+// AllocResults allocates the results struct.
+func (c NodeService_registration) AllocResults() (NodeService_registration_Results, error) {
+	r, err := c.Call.AllocResults(capnp.ObjectSize{DataSize: 8, PointerCount: 2})
+	return NodeService_registration_Results(r), err
+}
+
+// NodeService_register holds the state for a server call to NodeService.register.
+// See server.Call for documentation.
+type NodeService_register struct {
+	*server.Call
+}
+
+// Args returns the call's arguments.
+func (c NodeService_register) Args() NodeService_register_Params {
+	return NodeService_register_Params(c.Call.Args())
+}
+
+// AllocResults allocates the results struct.
+func (c NodeService_register) AllocResults() (NodeService_register_Results, error) {
+	r, err := c.Call.AllocResults(capnp.ObjectSize{DataSize: 0, PointerCount: 0})
+	return NodeService_register_Results(r), err
+}
+
 // NodeService_List is a list of NodeService.
 type NodeService_List = capnp.CapList[NodeService]
 
@@ -733,6 +835,342 @@ func (f NodeService_ping_Results_Future) Struct() (NodeService_ping_Results, err
 	return NodeService_ping_Results(p.Struct()), err
 }
 
+type NodeService_registration_Params capnp.Struct
+
+// NodeService_registration_Params_TypeID is the unique identifier for the type NodeService_registration_Params.
+const NodeService_registration_Params_TypeID = 0xc754ff19cf3d317b
+
+func NewNodeService_registration_Params(s *capnp.Segment) (NodeService_registration_Params, error) {
+	st, err := capnp.NewStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 0})
+	return NodeService_registration_Params(st), err
+}
+
+func NewRootNodeService_registration_Params(s *capnp.Segment) (NodeService_registration_Params, error) {
+	st, err := capnp.NewRootStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 0})
+	return NodeService_registration_Params(st), err
+}
+
+func ReadRootNodeService_registration_Params(msg *capnp.Message) (NodeService_registration_Params, error) {
+	root, err := msg.Root()
+	return NodeService_registration_Params(root.Struct()), err
+}
+
+func (s NodeService_registration_Params) String() string {
+	str, _ := text.Marshal(0xc754ff19cf3d317b, capnp.Struct(s))
+	return str
+}
+
+func (s NodeService_registration_Params) EncodeAsPtr(seg *capnp.Segment) capnp.Ptr {
+	return capnp.Struct(s).EncodeAsPtr(seg)
+}
+
+func (NodeService_registration_Params) DecodeFromPtr(p capnp.Ptr) NodeService_registration_Params {
+	return NodeService_registration_Params(capnp.Struct{}.DecodeFromPtr(p))
+}
+
+func (s NodeService_registration_Params) ToPtr() capnp.Ptr {
+	return capnp.Struct(s).ToPtr()
+}
+func (s NodeService_registration_Params) IsValid() bool {
+	return capnp.Struct(s).IsValid()
+}
+
+func (s NodeService_registration_Params) Message() *capnp.Message {
+	return capnp.Struct(s).Message()
+}
+
+func (s NodeService_registration_Params) Segment() *capnp.Segment {
+	return capnp.Struct(s).Segment()
+}
+
+// NodeService_registration_Params_List is a list of NodeService_registration_Params.
+type NodeService_registration_Params_List = capnp.StructList[NodeService_registration_Params]
+
+// NewNodeService_registration_Params creates a new list of NodeService_registration_Params.
+func NewNodeService_registration_Params_List(s *capnp.Segment, sz int32) (NodeService_registration_Params_List, error) {
+	l, err := capnp.NewCompositeList(s, capnp.ObjectSize{DataSize: 0, PointerCount: 0}, sz)
+	return capnp.StructList[NodeService_registration_Params](l), err
+}
+
+// NodeService_registration_Params_Future is a wrapper for a NodeService_registration_Params promised by a client call.
+type NodeService_registration_Params_Future struct{ *capnp.Future }
+
+func (f NodeService_registration_Params_Future) Struct() (NodeService_registration_Params, error) {
+	p, err := f.Future.Ptr()
+	return NodeService_registration_Params(p.Struct()), err
+}
+
+type NodeService_registration_Results capnp.Struct
+
+// NodeService_registration_Results_TypeID is the unique identifier for the type NodeService_registration_Results.
+const NodeService_registration_Results_TypeID = 0xb1715e8b0792b30a
+
+func NewNodeService_registration_Results(s *capnp.Segment) (NodeService_registration_Results, error) {
+	st, err := capnp.NewStruct(s, capnp.ObjectSize{DataSize: 8, PointerCount: 2})
+	return NodeService_registration_Results(st), err
+}
+
+func NewRootNodeService_registration_Results(s *capnp.Segment) (NodeService_registration_Results, error) {
+	st, err := capnp.NewRootStruct(s, capnp.ObjectSize{DataSize: 8, PointerCount: 2})
+	return NodeService_registration_Results(st), err
+}
+
+func ReadRootNodeService_registration_Results(msg *capnp.Message) (NodeService_registration_Results, error) {
+	root, err := msg.Root()
+	return NodeService_registration_Results(root.Struct()), err
+}
+
+func (s NodeService_registration_Results) String() string {
+	str, _ := text.Marshal(0xb1715e8b0792b30a, capnp.Struct(s))
+	return str
+}
+
+func (s NodeService_registration_Results) EncodeAsPtr(seg *capnp.Segment) capnp.Ptr {
+	return capnp.Struct(s).EncodeAsPtr(seg)
+}
+
+func (NodeService_registration_Results) DecodeFromPtr(p capnp.Ptr) NodeService_registration_Results {
+	return NodeService_registration_Results(capnp.Struct{}.DecodeFromPtr(p))
+}
+
+func (s NodeService_registration_Results) ToPtr() capnp.Ptr {
+	return capnp.Struct(s).ToPtr()
+}
+func (s NodeService_registration_Results) IsValid() bool {
+	return capnp.Struct(s).IsValid()
+}
+
+func (s NodeService_registration_Results) Message() *capnp.Message {
+	return capnp.Struct(s).Message()
+}
+
+func (s NodeService_registration_Results) Segment() *capnp.Segment {
+	return capnp.Struct(s).Segment()
+}
+func (s NodeService_registration_Results) Policy() (string, error) {
+	p, err := capnp.Struct(s).Ptr(0)
+	return p.Text(), err
+}
+
+func (s NodeService_registration_Results) HasPolicy() bool {
+	return capnp.Struct(s).HasPtr(0)
+}
+
+func (s NodeService_registration_Results) PolicyBytes() ([]byte, error) {
+	p, err := capnp.Struct(s).Ptr(0)
+	return p.TextBytes(), err
+}
+
+func (s NodeService_registration_Results) SetPolicy(v string) error {
+	return capnp.Struct(s).SetText(0, v)
+}
+
+func (s NodeService_registration_Results) Registered() bool {
+	return capnp.Struct(s).Bit(0)
+}
+
+func (s NodeService_registration_Results) SetRegistered(v bool) {
+	capnp.Struct(s).SetBit(0, v)
+}
+
+func (s NodeService_registration_Results) Challenge() ([]byte, error) {
+	p, err := capnp.Struct(s).Ptr(1)
+	return []byte(p.Data()), err
+}
+
+func (s NodeService_registration_Results) HasChallenge() bool {
+	return capnp.Struct(s).HasPtr(1)
+}
+
+func (s NodeService_registration_Results) SetChallenge(v []byte) error {
+	return capnp.Struct(s).SetData(1, v)
+}
+
+func (s NodeService_registration_Results) Difficulty() uint8 {
+	return capnp.Struct(s).Uint8(1)
+}
+
+func (s NodeService_registration_Results) SetDifficulty(v uint8) {
+	capnp.Struct(s).SetUint8(1, v)
+}
+
+// NodeService_registration_Results_List is a list of NodeService_registration_Results.
+type NodeService_registration_Results_List = capnp.StructList[NodeService_registration_Results]
+
+// NewNodeService_registration_Results creates a new list of NodeService_registration_Results.
+func NewNodeService_registration_Results_List(s *capnp.Segment, sz int32) (NodeService_registration_Results_List, error) {
+	l, err := capnp.NewCompositeList(s, capnp.ObjectSize{DataSize: 8, PointerCount: 2}, sz)
+	return capnp.StructList[NodeService_registration_Results](l), err
+}
+
+// NodeService_registration_Results_Future is a wrapper for a NodeService_registration_Results promised by a client call.
+type NodeService_registration_Results_Future struct{ *capnp.Future }
+
+func (f NodeService_registration_Results_Future) Struct() (NodeService_registration_Results, error) {
+	p, err := f.Future.Ptr()
+	return NodeService_registration_Results(p.Struct()), err
+}
+
+type NodeService_register_Params capnp.Struct
+
+// NodeService_register_Params_TypeID is the unique identifier for the type NodeService_register_Params.
+const NodeService_register_Params_TypeID = 0x8560cd3cfc79e6f7
+
+func NewNodeService_register_Params(s *capnp.Segment) (NodeService_register_Params, error) {
+	st, err := capnp.NewStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 2})
+	return NodeService_register_Params(st), err
+}
+
+func NewRootNodeService_register_Params(s *capnp.Segment) (NodeService_register_Params, error) {
+	st, err := capnp.NewRootStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 2})
+	return NodeService_register_Params(st), err
+}
+
+func ReadRootNodeService_register_Params(msg *capnp.Message) (NodeService_register_Params, error) {
+	root, err := msg.Root()
+	return NodeService_register_Params(root.Struct()), err
+}
+
+func (s NodeService_register_Params) String() string {
+	str, _ := text.Marshal(0x8560cd3cfc79e6f7, capnp.Struct(s))
+	return str
+}
+
+func (s NodeService_register_Params) EncodeAsPtr(seg *capnp.Segment) capnp.Ptr {
+	return capnp.Struct(s).EncodeAsPtr(seg)
+}
+
+func (NodeService_register_Params) DecodeFromPtr(p capnp.Ptr) NodeService_register_Params {
+	return NodeService_register_Params(capnp.Struct{}.DecodeFromPtr(p))
+}
+
+func (s NodeService_register_Params) ToPtr() capnp.Ptr {
+	return capnp.Struct(s).ToPtr()
+}
+func (s NodeService_register_Params) IsValid() bool {
+	return capnp.Struct(s).IsValid()
+}
+
+func (s NodeService_register_Params) Message() *capnp.Message {
+	return capnp.Struct(s).Message()
+}
+
+func (s NodeService_register_Params) Segment() *capnp.Segment {
+	return capnp.Struct(s).Segment()
+}
+func (s NodeService_register_Params) Token() (string, error) {
+	p, err := capnp.Struct(s).Ptr(0)
+	return p.Text(), err
+}
+
+func (s NodeService_register_Params) HasToken() bool {
+	return capnp.Struct(s).HasPtr(0)
+}
+
+func (s NodeService_register_Params) TokenBytes() ([]byte, error) {
+	p, err := capnp.Struct(s).Ptr(0)
+	return p.TextBytes(), err
+}
+
+func (s NodeService_register_Params) SetToken(v string) error {
+	return capnp.Struct(s).SetText(0, v)
+}
+
+func (s NodeService_register_Params) Nonce() ([]byte, error) {
+	p, err := capnp.Struct(s).Ptr(1)
+	return []byte(p.Data()), err
+}
+
+func (s NodeService_register_Params) HasNonce() bool {
+	return capnp.Struct(s).HasPtr(1)
+}
+
+func (s NodeService_register_Params) SetNonce(v []byte) error {
+	return capnp.Struct(s).SetData(1, v)
+}
+
+// NodeService_register_Params_List is a list of NodeService_register_Params.
+type NodeService_register_Params_List = capnp.StructList[NodeService_register_Params]
+
+// NewNodeService_register_Params creates a new list of NodeService_register_Params.
+func NewNodeService_register_Params_List(s *capnp.Segment, sz int32) (NodeService_register_Params_List, error) {
+	l, err := capnp.NewCompositeList(s, capnp.ObjectSize{DataSize: 0, PointerCount: 2}, sz)
+	return capnp.StructList[NodeService_register_Params](l), err
+}
+
+// NodeService_register_Params_Future is a wrapper for a NodeService_register_Params promised by a client call.
+type NodeService_register_Params_Future struct{ *capnp.Future }
+
+func (f NodeService_register_Params_Future) Struct() (NodeService_register_Params, error) {
+	p, err := f.Future.Ptr()
+	return NodeService_register_Params(p.Struct()), err
+}
+
+type NodeService_register_Results capnp.Struct
+
+// NodeService_register_Results_TypeID is the unique identifier for the type NodeService_register_Results.
+const NodeService_register_Results_TypeID = 0xe14c3f18f70cec30
+
+func NewNodeService_register_Results(s *capnp.Segment) (NodeService_register_Results, error) {
+	st, err := capnp.NewStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 0})
+	return NodeService_register_Results(st), err
+}
+
+func NewRootNodeService_register_Results(s *capnp.Segment) (NodeService_register_Results, error) {
+	st, err := capnp.NewRootStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 0})
+	return NodeService_register_Results(st), err
+}
+
+func ReadRootNodeService_register_Results(msg *capnp.Message) (NodeService_register_Results, error) {
+	root, err := msg.Root()
+	return NodeService_register_Results(root.Struct()), err
+}
+
+func (s NodeService_register_Results) String() string {
+	str, _ := text.Marshal(0xe14c3f18f70cec30, capnp.Struct(s))
+	return str
+}
+
+func (s NodeService_register_Results) EncodeAsPtr(seg *capnp.Segment) capnp.Ptr {
+	return capnp.Struct(s).EncodeAsPtr(seg)
+}
+
+func (NodeService_register_Results) DecodeFromPtr(p capnp.Ptr) NodeService_register_Results {
+	return NodeService_register_Results(capnp.Struct{}.DecodeFromPtr(p))
+}
+
+func (s NodeService_register_Results) ToPtr() capnp.Ptr {
+	return capnp.Struct(s).ToPtr()
+}
+func (s NodeService_register_Results) IsValid() bool {
+	return capnp.Struct(s).IsValid()
+}
+
+func (s NodeService_register_Results) Message() *capnp.Message {
+	return capnp.Struct(s).Message()
+}
+
+func (s NodeService_register_Results) Segment() *capnp.Segment {
+	return capnp.Struct(s).Segment()
+}
+
+// NodeService_register_Results_List is a list of NodeService_register_Results.
+type NodeService_register_Results_List = capnp.StructList[NodeService_register_Results]
+
+// NewNodeService_register_Results creates a new list of NodeService_register_Results.
+func NewNodeService_register_Results_List(s *capnp.Segment, sz int32) (NodeService_register_Results_List, error) {
+	l, err := capnp.NewCompositeList(s, capnp.ObjectSize{DataSize: 0, PointerCount: 0}, sz)
+	return capnp.StructList[NodeService_register_Results](l), err
+}
+
+// NodeService_register_Results_Future is a wrapper for a NodeService_register_Results promised by a client call.
+type NodeService_register_Results_Future struct{ *capnp.Future }
+
+func (f NodeService_register_Results_Future) Struct() (NodeService_register_Results, error) {
+	p, err := f.Future.Ptr()
+	return NodeService_register_Results(p.Struct()), err
+}
+
 type ErrorCode uint16
 
 // ErrorCode_TypeID is the unique identifier for the type ErrorCode.
@@ -740,18 +1178,23 @@ const ErrorCode_TypeID = 0xb54b47bd35ca2dcd
 
 // Values of ErrorCode.
 const (
-	ErrorCode_unknown         ErrorCode = 0
-	ErrorCode_unauthorized    ErrorCode = 1
-	ErrorCode_noKeyPackage    ErrorCode = 2
-	ErrorCode_tooLarge        ErrorCode = 3
-	ErrorCode_limit           ErrorCode = 4
-	ErrorCode_rateLimited     ErrorCode = 5
-	ErrorCode_invalidArgument ErrorCode = 6
-	ErrorCode_staleEpoch      ErrorCode = 7
-	ErrorCode_internal        ErrorCode = 8
-	ErrorCode_invalidCommit   ErrorCode = 9
-	ErrorCode_futureEpoch     ErrorCode = 10
-	ErrorCode_groupExists     ErrorCode = 11
+	ErrorCode_unknown          ErrorCode = 0
+	ErrorCode_unauthorized     ErrorCode = 1
+	ErrorCode_noKeyPackage     ErrorCode = 2
+	ErrorCode_tooLarge         ErrorCode = 3
+	ErrorCode_limit            ErrorCode = 4
+	ErrorCode_rateLimited      ErrorCode = 5
+	ErrorCode_invalidArgument  ErrorCode = 6
+	ErrorCode_staleEpoch       ErrorCode = 7
+	ErrorCode_internal         ErrorCode = 8
+	ErrorCode_notRegistered    ErrorCode = 9
+	ErrorCode_unknownRecipient ErrorCode = 10
+	ErrorCode_quota            ErrorCode = 11
+	ErrorCode_diskFull         ErrorCode = 12
+	ErrorCode_badToken         ErrorCode = 13
+	ErrorCode_invalidCommit    ErrorCode = 14
+	ErrorCode_futureEpoch      ErrorCode = 15
+	ErrorCode_groupExists      ErrorCode = 16
 )
 
 // String returns the enum's constant name.
@@ -775,6 +1218,16 @@ func (c ErrorCode) String() string {
 		return "staleEpoch"
 	case ErrorCode_internal:
 		return "internal"
+	case ErrorCode_notRegistered:
+		return "notRegistered"
+	case ErrorCode_unknownRecipient:
+		return "unknownRecipient"
+	case ErrorCode_quota:
+		return "quota"
+	case ErrorCode_diskFull:
+		return "diskFull"
+	case ErrorCode_badToken:
+		return "badToken"
 	case ErrorCode_invalidCommit:
 		return "invalidCommit"
 	case ErrorCode_futureEpoch:
@@ -809,6 +1262,16 @@ func ErrorCodeFromString(c string) ErrorCode {
 		return ErrorCode_staleEpoch
 	case "internal":
 		return ErrorCode_internal
+	case "notRegistered":
+		return ErrorCode_notRegistered
+	case "unknownRecipient":
+		return ErrorCode_unknownRecipient
+	case "quota":
+		return ErrorCode_quota
+	case "diskFull":
+		return ErrorCode_diskFull
+	case "badToken":
+		return ErrorCode_badToken
 	case "invalidCommit":
 		return ErrorCode_invalidCommit
 	case "futureEpoch":
@@ -827,51 +1290,78 @@ func NewErrorCode_List(s *capnp.Segment, sz int32) (ErrorCode_List, error) {
 	return capnp.NewEnumList[ErrorCode](s, sz)
 }
 
-const schema_b3889f984bfe7146 = "x\xdat\x92\xcfK\x15]\x18\xc7\xbf\xcf\xfcp\xc6\xf7" +
-	"}E\x0f\xd7\xc5\xbb\x90\xd7\xcd\x0bQ\x94Y&\x85+" +
-	"Sn\x82W\xc4\xa9$\x12\x82\xc6;\xa7{O\xde9" +
-	"\xe7vfF\xbdAT\x82Pd\xb5\x0a2\x88\x8a\xb0" +
-	"]\x10\xfd\xa0E\x18\x04I\"\xb9\xa8\xff\xa0\x96\xd5\xae" +
-	"}'&\xbaBA\xab\xf3\xc0\xf9\xf0\xfd\xf0=\xe7\xe9" +
-	"}a\x0d:{\xda\xae3X\xc1[\xb7\xc5|\x9d\xa9" +
-	">]\x7f\xa0\xae\x81u\x11\xe0x@\xdfC\x7f\x88\xe0" +
-	"\x98\xdec\x0b\xff\x9d||a\x19\xac\xc36\x87\xce|" +
-	"+\xdd\xbcs\xe9\x09@\x85\x1b\xfe\xc7\xc2=\xdf\x03\x0a" +
-	"\xb7\xfd\x91\xc2\x9a\xbf\x1f0\x9b\xbb6\xfaWGJ\xcf" +
-	"\xc0:\xac_\xe05\xff}\xe1]\x0e\xf7m\xfa\xdb\x08" +
-	"d\x166\xa7\xae^Y\xea|\x8e\xa0\x8b\x08p)\xbf" +
-	"[n\x1d%Pa\xa5u\x0e\x06\x06-F\xaa\x88\xef" +
-	"\x96*\xf2xO9\xac\xcb\xfa\xc0\xb8\x8a\xf8\x11\xaeg" +
-	"E\x99\xf7\xd4\x85\xac\xfc?\x11\xea0N\xd0\x04\x7f\xe7" +
-	"<Q\xe6\x13D\x81c\xbb\xc0VKj\xda\x19\xdb\x01" +
-	"\x8b\xb9^{\x9e5H\xc1?D\xe6\xee\xe7\x817\xf4" +
-	"\xa8g\x11\x80y\xfdj\xf1\xe5\xd8\xf2\xcaz>\xff\xbb" +
-	"\xb4\xfai\xe3\xfe\x97\x0f\xf9\xdc\xd4YM_Qk\xa5" +
-	"\x87UD?l\xbdd\x01\xec\xf2\x10@\xc4.\x9e\x06" +
-	"\xc8b\xe7\xf2\xc3f\x8dQ\x80\x1c\x96\xed\x05\xc8e\xf1" +
-	"4@-L,\x00\xe41>\x05\x90\xcf\xc2\x1cie" +
-	"'4@\x7f\xb1\xe39\xf27\x9b\x9c\x06\xcegrF" +
-	"\xaa9i2\x19fiUi\xb4\x8b\xb3<2R\x95" +
-	"xc\",\xa3}&\xacp\x93*5\x16\xea\x0a\x07" +
-	"\xd0]\x13\xb1H\x8d\x0eS>&b\x01/\xe5\x91\x11" +
-	"r6\xac\x89\xe8\xa0\xa5+Y\xcce\x8a$\x0dk\xbc" +
-	"XWv\xb9j\x84L\xb9\x96a-o\xf9\x13\x1cF" +
-	"\xb7\x8a\xf3\x98SY\x9ai^\xac\xc3S\xe5\xaa\xa9h" +
-	"\x95\xd5\x8b\xf3\x02^\x92&[/\xe2\xfc\xf1\xa7\x0e\xf3" +
-	"$\xab\xa5\x09\x10\xf8\xb6\x038\x04\xb0\xed\xb7\x80`\xa7" +
-	"M\xc1\x01\x8b\x88:\xf3M`\xfd\xd3@\xb0\xcf\xa6`" +
-	"\xd0\"\x93p=\xcb\xf5QA1\x9f\x94b~<\xb4" +
-	"\xa5\"\x17\x16\xb9 #\".S\x916\xe0\x95x\x83" +
-	"\xda`Q\x1b\xe8{\x00\x00\x00\xff\xff\xbel\xdfI"
+const schema_b3889f984bfe7146 = "x\xda\x84TOh\x1cU\x1c\xfe~ov3\xdd\xcd" +
+	"\xc6\xcdss\xa8P\xddK\x0b*6&\xb5A\x0dJ" +
+	"c\xebVHB\xc9\xc4\x88\x10T:\x99y\xd9}\xc9" +
+	"\xec\xccf\xe6M\x9aU\xc4\x1a\x08h\xff\x1d\x84\x82\x11" +
+	"\xa4\x8aT\xf0 Xk\x90\x1e\"\x08\x96\x94B\x10=" +
+	"{\xa9\x07\x05-x\xf0\xd0\x8b\xf8\xe4m\xba\x9b\xd4\x7f" +
+	"=\xcd\xe3\xbd\xef\xbd\xef\xfb}\xdf\xef7\x03\xe7\xac\x91" +
+	"\xcc`\xcfo\xf7\x829?d\xbb\xf4\xad\x9f\x9a\x7f<" +
+	"\xb5y|\x05|\x0f\x01Yf\x03\x8f\xbd\x9c\x9b!P" +
+	"I\xe6N\x80\xf4\xef\xf3\xb5/\xae}\x1c\x9d\xdb\x02d" +
+	"\xcc\xf9\xd5\xdcaBF\x0f\xbc\xb8\xfc\xc0\xf1\xcfO\xae" +
+	"\x82\xf7Z\xfa\xe8\xc2\x9fc\xef^x\xeb2@\xa5O" +
+	"s?\x96\xae\xe4l\xa0\xb4\x96\xdb(\x0d\xe5\x1f\x07t" +
+	"\xfe\xf2;\xf6\xe9W\x16.\xc1\xd9C\x1d\xa2\xa1\xfc)" +
+	"CT\xc9\xff\x0c\xd2\x9b\xfb\xaf\x0f\xad?7\xb6\x06\xde" +
+	"\xcb\xeexn_\xf7\xf7\xa5\xc1n\x83\xdf\xdf}\x81@" +
+	"zys\xfa\xec\xe93}_\xb6\xdf\xa2\x96\xe8\xc2h" +
+	"Kt\xc1\x88~m\xf0\xe9o\xef\xd3S\x1b;D\x7f" +
+	"WXn\x89\xbeY\xb8\xb5\xfb\xd0\xf8\x8d\x1d'\xeb\x85" +
+	"9\x82\x86FN\x87\x91/\x1e\x0d#?#\xfa=\xb7" +
+	"\x116\x86\x8fE\xbex^\xc4\x8b\xd2\x13\xfd\xb1\xa8\xca" +
+	"D\x89x\xef\x84\x1b\xdbn=qvY\x19 C\x00" +
+	"\x7f\xe8\x00\xe0\xec\xb5\xc8\x19`\xc4\x89\xfa\x8c,\xbe\xdf" +
+	"l>h\x91s\x90QYE\xf3\"\xa4\x02\x18\x15@" +
+	"\xe50\x0a=A=`\xd4\x03\xea\xb0\xda\xff\xc6\xda\x90" +
+	"a\xd50\xba\xf5\x04m\xe0\xdfq\xb6\xf4\xc4\x04\x91S" +
+	"\xb0\xb2@'1j\xfb\xc4\x9d\x87\xc1x\xc5\xa6mc" +
+	"\xa8\x9d\x07\x7fr\x0e\x8c\x0f\xda\xc4:\xad@m\x8f\xf8" +
+	"\xbeQ0~\xbf]4\x1aFHo\x19\x10\xbb(*" +
+	"\x19\x85\x9d\x0d\x11\x03\x18!\xa7@\xa4?\xf8ux\x83" +
+	">\xeb_\x01\xa0\xbf\xf9z\xe5\xab\xf1\xd5\x8b\xd7\xccz" +
+	"\xf7\x99\xf5_\xae\x7ft\xf3\x86Y\xb7\xab\xc8\xfe\xb7\xc9" +
+	"\xb1k\x18\xf6N\x8a$\x0dT\x028\xbd\x1d\xab\xdda" +
+	"\xc0y\xc9\"\xa7\xc6\xa8\xed\xb4\x98\x06\x1c\xdf\"\xa7\xc1" +
+	"\x883\xea#\x06\xf0\xfa$\xe0\x04\x169K\x8c\xb8E" +
+	"}d\x01<5He\x91s\x92\xd1\xa1F\x14H\xaf" +
+	"\xd9\x0ee\xbb\x1aK\xf8D`dz\xcd\xab\xb9A " +
+	"\xc2*h;/_\xce\xceJ/\x0d`\xa9&u\x81" +
+	"Q\xd7\x8e\x10Y\xbb\xaaJ\x1cG\xf1\x91\xc8\xa7V4" +
+	"\xcf\xb64]=\x0c\x10\xf1\xf59\x80\x18\xbfb>\x16" +
+	"_\x1b\x05(\xc3/\x1d\x00(\xcb?\x99\x01\xa8\x8b_" +
+	"\\\x06\xc8\xe6\x1fN\x03\xb4\x8b\xbfo 9\xbe\x1a\x03" +
+	"\x94\xe7\xe7O\x01\xd4\xcd\xcf\x9b\x0b\x05~\xd6\x9c\xf5\xf0" +
+	"\xb7\xcd\xe7\x1e\xbeb E\xfe\xa6y\xa5\x97\xbf>\x03" +
+	"\xbc\x91\x86\xf3at\"\xd4i\xe8\xa6\xaa\x16\xc5(\xca" +
+	"W\x85\xaf\xc3hL4'\\\x0f\xc5y\xb7*\xb4\x8a" +
+	"\xa2q7\xae\x0a\x00\xe5@\xd6\xa5\xd2\xb1\xab\xc4\xb8\xac" +
+	"K\xd8J\xf8Z\x86\x8bn \xfdgX\\M\xeb\"" +
+	"TH\x94\x1b\x88J#\xb2\xbc\x9a\x96\xa1\x12q\xe8\x06" +
+	"[\xf1\xaaI\xe3$\xcaJ\xc4\xc2\xd7\xb7\xe9'Ix" +
+	"\xb2!\xcdM\x94\x17\xd2H\xb9\xda\x97\xc9\xfc\xd14h" +
+	"\xdd\x9aq\xfd)3\"f}\x9b\xea\x08\xcaQ\xdd\x08" +
+	"\x99MU\x1a\x8bJ\x03v\xe4\xd5t5\x8e\xd2Fe" +
+	"I\xc2NT\xf2\xff\x13\xdb\x9a\x9d\xed&\xda1\xaf\xef" +
+	"\x01\xce#\x169Ol7\xd1\xd0\x0c\xe0\x1c\xb4\xc8\x19" +
+	"a\xa4\x13\x11/\x8axJR]\xbc\x10\xca\xa5c\xae" +
+	"\x15F\x94\x05\xa3,HK_\x84J\xaa&\xec1\xd1" +
+	"\xfc\xc7\x14\xe7\xef\xda\xd6w\x99\xe6;\xfe5\x93\")" +
+	"\x1a\xf9\x7f\x05\x00\x00\xff\xff\xe1\xca\xa8\xa9"
 
 func RegisterSchema(reg *schemas.Registry) {
 	reg.Register(&schemas.Schema{
 		String: schema_b3889f984bfe7146,
 		Nodes: []uint64{
+			0x8560cd3cfc79e6f7,
 			0x8e6fa6c8b4686bf3,
 			0x9980b2601e825730,
+			0xb1715e8b0792b30a,
 			0xb54b47bd35ca2dcd,
 			0xb7148c8b8d5acd82,
+			0xc754ff19cf3d317b,
+			0xe14c3f18f70cec30,
 		},
 		Compressed: true,
 	})

@@ -133,7 +133,9 @@ CREATE TABLE group_dedup (
 );
 CREATE INDEX group_dedup_age ON group_dedup (created_at);
 `,
-	// 2: the node follows each group's public state: view is the encoded
+	// 2: registration, quotas and expiry (see registration.go, quota.go).
+	migrationRegistrationQuota,
+	// 3: the node follows each group's public state: view is the encoded
 	// public view (NULL for a group from before this version, which takes
 	// no more commits or messages), creator the identity that claimed the
 	// id; the roster comes from the view. sequenced marks the messages
@@ -150,6 +152,7 @@ ALTER TABLE messages ADD COLUMN sequenced boolean NOT NULL DEFAULT false;
 var pruneStatements = []string{
 	`DELETE FROM enqueue_dedup WHERE created_at < $1`,
 	`DELETE FROM group_dedup WHERE created_at < $1`,
+	`DELETE FROM registration_tokens WHERE expires_at < $1`,
 }
 
 // migrate brings the database to the newest schema version, all pending

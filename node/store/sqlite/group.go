@@ -330,7 +330,7 @@ func (s *Store) fanOutTx(ctx context.Context, tx *sql.Tx, recipients [][]byte, s
 	case 0:
 		return nil
 	case 1:
-		_, err := s.appendTx(ctx, tx, recipients[0], sender, clientMsgID, payload, now, true)
+		_, err := s.appendTx(ctx, tx, recipients[0], sender, clientMsgID, payload, now)
 		return err
 	}
 	list := hexList(recipients)

@@ -114,7 +114,9 @@ CREATE TABLE group_members (
 	PRIMARY KEY (group_id, identity)
 ) WITHOUT ROWID;
 `,
-	// 5: the node follows each group's public state: view is the encoded
+	// 5: registration, quotas and expiry (see registration.go, quota.go).
+	migrationRegistrationQuota,
+	// 6: the node follows each group's public state: view is the encoded
 	// public view (NULL for a group from before this version, which takes
 	// no more commits or messages), creator the identity that claimed the
 	// id; the roster comes from the view. sequenced marks the messages
@@ -131,6 +133,7 @@ ALTER TABLE messages ADD COLUMN sequenced INTEGER NOT NULL DEFAULT 0 CHECK (sequ
 var pruneStatements = []string{
 	`DELETE FROM enqueue_dedup WHERE created_at < ?`,
 	`DELETE FROM group_dedup WHERE created_at < ?`,
+	`DELETE FROM registration_tokens WHERE expires_at < ?`,
 }
 
 // migrate brings the database to the newest schema version, all pending steps
