@@ -124,18 +124,23 @@ func (b *Backend) CreateGroup(ctx context.Context, name string) (GroupInfo, erro
 	}
 	groupID := make([]byte, store.GroupIDSize)
 	if _, err := rand.Read(groupID); err != nil {
-		return GroupInfo{}, fmt.Errorf("backend: create group: %w", err)
+		return GroupInfo{}, opError("create group", err)
 	}
 	s := signer(id)
 	g, err := mls.CreateGroup(DefaultCipherSuite, groupID, s, &mls.CreateOptions{Config: groupConfig})
 	clear(s.SignaturePriv)
 	if err != nil {
-		return GroupInfo{}, fmt.Errorf("backend: create group: %w", err)
+		return GroupInfo{}, opError("create group", err)
 	}
 	b.gmu.Lock()
 	defer b.gmu.Unlock()
 	var gi GroupInfo
 	err = b.update(ctx, func(tx *store.Tx) error {
+		if same, err := tx.GroupsByName(name); err != nil {
+			return err
+		} else if len(same) > 0 {
+			return fmt.Errorf("%w: %q (id %x); choose another name", ErrGroupExists, truncate(name, 80), same[0].ID)
+		}
 		sg := store.Group{ID: groupID, Name: name, JoinReported: true}
 		if err := saveGroup(tx, &sg, g); err != nil {
 			return err
@@ -151,7 +156,7 @@ func (b *Backend) CreateGroup(ctx context.Context, name string) (GroupInfo, erro
 		return err
 	})
 	if err != nil {
-		return GroupInfo{}, fmt.Errorf("backend: create group: %w", err)
+		return GroupInfo{}, opError("create group", err)
 	}
 	b.log.Info("group created", "group", FormatKey(groupID))
 	if c := b.client(); c != nil {
@@ -209,7 +214,7 @@ func (b *Backend) Members(ctx context.Context, group string) (MembersResult, err
 		return nil
 	})
 	if err != nil {
-		return MembersResult{}, fmt.Errorf("backend: members: %w", err)
+		return MembersResult{}, opError("members", err)
 	}
 	return res, nil
 }
@@ -291,7 +296,7 @@ func (b *Backend) Send(ctx context.Context, group, text string, clientMsgID []by
 		cid = make([]byte, 18)
 		copy(cid, "m:")
 		if _, err := rand.Read(cid[2:]); err != nil {
-			return SendResult{}, fmt.Errorf("backend: send: %w", err)
+			return SendResult{}, opError("send", err)
 		}
 	}
 	b.gmu.Lock()
@@ -353,7 +358,7 @@ func (b *Backend) Send(ctx context.Context, group, text string, clientMsgID []by
 		return nil
 	})
 	if err != nil {
-		return SendResult{}, fmt.Errorf("backend: send: %w", err)
+		return SendResult{}, opError("send", err)
 	}
 	return res, nil
 }
@@ -394,7 +399,7 @@ func (b *Backend) Leave(ctx context.Context, group string) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("backend: leave: %w", err)
+		return opError("leave", err)
 	}
 	return nil
 }
@@ -455,7 +460,7 @@ func (b *Backend) Join(ctx context.Context, wait time.Duration) ([]GroupInfo, er
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("backend: join: %w", err)
+			return nil, opError("join", err)
 		}
 		if len(out) > 0 {
 			b.gmu.Lock()
@@ -469,7 +474,7 @@ func (b *Backend) Join(ctx context.Context, wait time.Duration) ([]GroupInfo, er
 			})
 			b.gmu.Unlock()
 			if err != nil {
-				return nil, fmt.Errorf("backend: join: %w", err)
+				return nil, opError("join", err)
 			}
 			return out, nil
 		}
