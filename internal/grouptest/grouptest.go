@@ -39,12 +39,29 @@ type Member struct {
 // NewMember makes a fresh identity.
 func NewMember(t testing.TB) *Member {
 	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return MemberOf(priv)
+}
+
+// MemberOf is the member of identity priv.
+func MemberOf(priv ed25519.PrivateKey) *Member {
+	pub := priv.Public().(ed25519.PublicKey)
 	return &Member{Pub: pub, Priv: priv,
 		Signer: &mls.Signer{Credential: mls.NewBasicCredential(pub), SignaturePub: pub, SignaturePriv: priv.Seed()}}
+}
+
+// KeyPackage makes a KeyPackage of m (its private half is dropped: for a
+// member that never joins).
+func (m *Member) KeyPackage(t testing.TB) *mls.KeyPackage {
+	t.Helper()
+	kp, _, err := mls.GenerateKeyPackage(Suite, m.Signer, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kp
 }
 
 // Create makes m the only member of a new group and registers it at the

@@ -70,6 +70,9 @@ func (s *session) CreateGroup(ctx context.Context, call group.GroupService_creat
 		if len(gi) > s.srv.cfg.MaxPayloadSize {
 			return fail(nodecp.ErrorCode_tooLarge, "%s: groupInfo has %d bytes, limit %d", method, len(gi), s.srv.cfg.MaxPayloadSize)
 		}
+		if err := s.admitGroup(ctx, method, len(gi)); err != nil {
+			return err
+		}
 		pg, view, roster, err := newGroupView(method, s.identity, gi)
 		if err != nil {
 			return err
