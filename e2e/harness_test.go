@@ -124,16 +124,18 @@ type node struct {
 	p         *proc
 }
 
-// startNode starts qpnode on addr ("127.0.0.1:0" for any free port).
-func startNode(t *testing.T, dir, addr string) *node {
+// startNode starts qpnode on addr ("127.0.0.1:0" for any free port);
+// extra flags override the defaults.
+func startNode(t *testing.T, dir, addr string, extra ...string) *node {
 	t.Helper()
 	ready := filepath.Join(dir, "ready")
 	os.Remove(ready)
 	n := &node{dir: dir}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		n.p = startProc(t, "qpnode", qpnodeBin, "--listen", addr, "--data-dir", filepath.Join(dir, "data"), "--ready-file", ready,
-			"--log-level", "warn", "--rate-limit", "100000", "--rate-burst", "100000")
+		args := []string{qpnodeBin, "--listen", addr, "--data-dir", filepath.Join(dir, "data"), "--ready-file", ready,
+			"--log-level", "warn", "--rate-limit", "100000", "--rate-burst", "100000"}
+		n.p = startProc(t, "qpnode", append(args, extra...)...)
 		for time.Now().Before(deadline) {
 			if b, err := os.ReadFile(ready); err == nil && len(bytes.TrimSpace(b)) > 0 {
 				n.addr = strings.TrimSpace(string(b))
@@ -159,6 +161,16 @@ type user struct {
 	name, dir, socket, nodeAddr string
 	id                          string
 	p                           *proc
+	// consent: invitations of non-contacts wait as requests (qpd's
+	// default); otherwise the user takes every invitation.
+	consent bool
+}
+
+func (u *user) invitations() string {
+	if u.consent {
+		return "contacts"
+	}
+	return "anyone"
 }
 
 func newUser(t *testing.T, root, name, nodeAddr string) *user {
@@ -172,7 +184,8 @@ func newUser(t *testing.T, root, name, nodeAddr string) *user {
 // start runs qpd and waits for its socket to answer.
 func (u *user) start(t *testing.T) {
 	t.Helper()
-	u.p = startProc(t, "qpd "+u.name, qpdBin, "--state-dir", u.dir, "--socket", u.socket, "--server", u.nodeAddr, "--log-level", "debug")
+	u.p = startProc(t, "qpd "+u.name, qpdBin, "--state-dir", u.dir, "--socket", u.socket, "--server", u.nodeAddr, "--log-level", "debug",
+		"--invitations", u.invitations())
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		r := u.run(t, "status")

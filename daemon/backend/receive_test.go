@@ -71,7 +71,7 @@ func receiveSetupWith(t testing.TB, log *slog.Logger, groupName string) *receive
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	b, err := New(Config{Store: st, Logger: log, Groups: true})
+	b, err := New(Config{Store: st, Logger: log, Groups: true, Invitations: InviteAnyone})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func receiveSetupWith(t testing.TB, log *slog.Logger, groupName string) *receive
 	if err != nil {
 		t.Fatal(err)
 	}
-	kb, err := MLSKeyPackages{}.NewKeyPackage(id.PrivateKey, false)
+	kb, err := MLSKeyPackages{}.NewKeyPackage(id.PrivateKey, false, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,14 +119,23 @@ func receiveSetupWith(t testing.TB, log *slog.Logger, groupName string) *receive
 	return r
 }
 
-// apply applies payload as the node delivers group traffic: sequenced.
+// apply applies an envelope as the node delivers group traffic: in the
+// group's order (sequenced). A nil sender is the peer (an envelope without
+// a sender is the node's own notice).
 func (r *receiveRig) apply(seq uint64, payload, sender []byte) (bool, error) {
-	return r.b.applyEnvelope(context.Background(), nodeclient.Envelope{Seq: seq, Sender: sender, Payload: payload, EnqueuedAt: time.Now(), Sequenced: true})
+	return r.deliver(seq, payload, sender, true)
 }
 
-// applyDirect applies payload as a direct enqueue delivers it.
+// applyDirect applies an envelope as a direct enqueue delivers it.
 func (r *receiveRig) applyDirect(seq uint64, payload, sender []byte) (bool, error) {
-	return r.b.applyEnvelope(context.Background(), nodeclient.Envelope{Seq: seq, Sender: sender, Payload: payload, EnqueuedAt: time.Now()})
+	return r.deliver(seq, payload, sender, false)
+}
+
+func (r *receiveRig) deliver(seq uint64, payload, sender []byte, sequenced bool) (bool, error) {
+	if sender == nil {
+		sender = r.peerKey.Public().(ed25519.PublicKey)
+	}
+	return r.b.applyEnvelope(context.Background(), nodeclient.Envelope{Seq: seq, Sender: sender, Payload: payload, EnqueuedAt: time.Now(), Sequenced: sequenced})
 }
 
 // Envelopes that can never apply are skipped and logged as rejected
@@ -353,7 +362,7 @@ func TestReceiveHandshakeOnlyGroupSequenced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kb, err := MLSKeyPackages{}.NewKeyPackage(id.PrivateKey, false)
+	kb, err := MLSKeyPackages{}.NewKeyPackage(id.PrivateKey, false, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

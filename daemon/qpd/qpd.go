@@ -45,6 +45,10 @@ type Config struct {
 	SelfUpdateInterval time.Duration
 	// ManualJoin keeps invitations until `qpctl join` accepts them.
 	ManualJoin bool
+	// Invitations says whose invitations are taken without asking.
+	Invitations backend.InvitePolicy
+	// Retention prunes old messages and events (zero: keep).
+	Retention backend.Retention
 	// RegistrationToken registers the identity with a node that asks for
 	// an operator's token.
 	RegistrationToken string
@@ -89,7 +93,11 @@ func ParseFlags(args []string, getenv func(string) string, stdout io.Writer) (Co
 	fs.StringVar(&level, "log-level", envOr(getenv, "QPQ_LOG_LEVEL", "info"), "debug, info, warn or error (env QPQ_LOG_LEVEL)")
 	fs.DurationVar(&cfg.SelfUpdateInterval, "self-update-interval", 24*time.Hour, "how often to rotate own keys in every group (0: never)")
 	autoJoin := true
-	fs.BoolVar(&autoJoin, "auto-join", true, "join a group as soon as its invitation arrives; with --auto-join=false invitations wait for 'qpctl join'")
+	fs.BoolVar(&autoJoin, "auto-join", true, "join a group as soon as a contact's invitation arrives; with --auto-join=false they wait for 'qpctl join'")
+	invitations := "contacts"
+	fs.StringVar(&invitations, "invitations", "contacts", "whose invitations are taken without asking: contacts (the others wait in 'qpctl requests') or anyone")
+	fs.DurationVar(&cfg.Retention.Messages, "keep-messages", 0, "delete messages older than this (0: keep them all)")
+	fs.DurationVar(&cfg.Retention.Events, "keep-events", 0, "delete events older than this (0: keep them all)")
 	fs.BoolVar(&cfg.Repin, "repin", false, "forget the node certificate pinned on first use, and pin the one the node presents next")
 	fs.BoolVar(&version, "version", false, "print the version and exit")
 	defConfig := DefaultConfigPath(getenv)
@@ -118,6 +126,17 @@ func ParseFlags(args []string, getenv func(string) string, stdout io.Writer) (Co
 		return Config{}, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, level)
 	}
 	cfg.ManualJoin = !autoJoin
+	switch invitations {
+	case "contacts":
+		cfg.Invitations = backend.InviteContacts
+	case "anyone":
+		cfg.Invitations = backend.InviteAnyone
+	default:
+		return Config{}, fmt.Errorf("%w: --invitations %q: want contacts or anyone", errUsage, invitations)
+	}
+	if cfg.Retention.Messages < 0 || cfg.Retention.Events < 0 {
+		return Config{}, fmt.Errorf("%w: --keep-messages and --keep-events must not be negative", errUsage)
+	}
 	if cfg.SelfUpdateInterval < 0 {
 		return Config{}, fmt.Errorf("%w: --self-update-interval must not be negative", errUsage)
 	}
@@ -204,6 +223,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Groups:             true,
 		SelfUpdateInterval: cfg.SelfUpdateInterval,
 		ManualJoin:         cfg.ManualJoin,
+		Invitations:        cfg.Invitations,
+		Retention:          cfg.Retention,
 		RegistrationToken:  cfg.RegistrationToken,
 	})
 	if err != nil {

@@ -134,6 +134,16 @@ func startQpnode(t *testing.T, dataDir string, extra ...string) *nodeProc {
 
 func dialNode(t *testing.T, addr, dataDir string, priv ed25519.PrivateKey) *client.Client {
 	t.Helper()
+	c := dialUnregistered(t, addr, dataDir, priv)
+	if err := c.Register(context.Background(), ""); err != nil {
+		t.Fatalf("register at %s: %v", addr, err)
+	}
+	return c
+}
+
+// dialUnregistered is dialNode without registering.
+func dialUnregistered(t *testing.T, addr, dataDir string, priv ed25519.PrivateKey) *client.Client {
+	t.Helper()
 	cert, err := os.ReadFile(filepath.Join(dataDir, "server-cert.der"))
 	if err != nil {
 		t.Fatalf("node certificate: %v", err)
@@ -145,9 +155,6 @@ func dialNode(t *testing.T, addr, dataDir string, priv ed25519.PrivateKey) *clie
 		t.Fatalf("dial %s: %v", addr, err)
 	}
 	t.Cleanup(func() { c.Close() })
-	if err := c.Register(ctx, ""); err != nil {
-		t.Fatalf("register at %s: %v", addr, err)
-	}
 	return c
 }
 
