@@ -418,15 +418,8 @@ func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (_ *Receive
 	if err := g.checkCommitLeaves(ng, res); err != nil {
 		return nil, err
 	}
-	if (len(list) == 0 || res.pathRequired) && commit.Path == nil {
-		return nil, fmt.Errorf("%w: the commit needs a path", ErrInvalidCommit)
-	}
-	if external {
-		for _, rm := range res.removed {
-			if !rm.Credential.Equal(&commit.Path.LeafNode.Credential) {
-				return nil, fmt.Errorf("%w: external commit removes another client", ErrInvalidCommit)
-			}
-		}
+	if err := checkCommitPath(commit, list, res, external); err != nil {
+		return nil, err
 	}
 	if res.selfUpdate != nil {
 		priv, ok := g.pendingUpdates[string(res.selfUpdate)]
@@ -674,4 +667,20 @@ func (ng *Group) mergeCommitPath(g *Group, committer LeafIndex, path *UpdatePath
 		return 0, nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
 	}
 	return committer, pathChange, nil
+}
+
+// checkCommitPath checks that a commit has the path its proposals require
+// and that an external commit removes only the joiner's old leaf.
+func checkCommitPath(commit *Commit, list []resolvedProposal, res *applied, external bool) error {
+	if (len(list) == 0 || res.pathRequired) && commit.Path == nil {
+		return fmt.Errorf("%w: the commit needs a path", ErrInvalidCommit)
+	}
+	if external {
+		for _, rm := range res.removed {
+			if !rm.Credential.Equal(&commit.Path.LeafNode.Credential) {
+				return fmt.Errorf("%w: external commit removes another client", ErrInvalidCommit)
+			}
+		}
+	}
+	return nil
 }

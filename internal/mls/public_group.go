@@ -247,15 +247,11 @@ func (p *PublicGroup) ApplyCommit(msg []byte) (*PublicCommit, error) {
 	if err != nil {
 		return nil, err
 	}
-	if (len(list) == 0 || res.pathRequired) && commit.Path == nil {
-		return nil, fmt.Errorf("%w: the commit needs a path", ErrInvalidCommit)
+	if err := g.checkCommitLeaves(ng, res); err != nil {
+		return nil, err
 	}
-	if external {
-		for _, rm := range res.removed {
-			if !rm.Credential.Equal(&commit.Path.LeafNode.Credential) {
-				return nil, fmt.Errorf("%w: external commit removes another client", ErrInvalidCommit)
-			}
-		}
+	if err := checkCommitPath(commit, list, res, external); err != nil {
+		return nil, err
 	}
 	ng.ctx.Epoch = p.ctx.Epoch + 1
 	committer, _, err := ng.mergeCommitPath(g, c.Sender.LeafIndex, commit.Path, external, res.removed)

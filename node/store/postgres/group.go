@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -114,17 +113,7 @@ func otherMembers(ctx context.Context, tx pgx.Tx, groupID, sender []byte) ([][]b
 // CreateGroup implements store.Store.
 func (s *Store) CreateGroup(ctx context.Context, groupID, creator []byte, epoch uint64, view []byte, roster [][]byte) error {
 	const op = "create group"
-	err := errors.Join(store.CheckGroupID(groupID), store.CheckKey("creator", creator), store.CheckRecipients("roster", roster))
-	if err == nil && len(view) == 0 {
-		err = fmt.Errorf("empty view: %w", store.ErrInvalid)
-	}
-	if err == nil && epoch >= math.MaxInt64 {
-		err = fmt.Errorf("epoch %d out of range: %w", epoch, store.ErrInvalid)
-	}
-	if err == nil && !slices.ContainsFunc(roster, func(m []byte) bool { return bytes.Equal(m, creator) }) {
-		err = fmt.Errorf("roster does not list the creator: %w", store.ErrInvalid)
-	}
-	if err != nil {
+	if err := store.CheckCreateGroup(groupID, creator, epoch, view, roster); err != nil {
 		return fmt.Errorf("postgres: %s: %w", op, err)
 	}
 	return s.write(ctx, op, func(ctx context.Context, tx pgx.Tx) error {

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 
 	"github.com/quicproquo/quicproquo/node/store"
 )
@@ -80,17 +79,7 @@ func loadGroup(ctx context.Context, tx *sql.Tx, groupID, sender []byte) (lockedG
 // CreateGroup implements store.Store.
 func (s *Store) CreateGroup(ctx context.Context, groupID, creator []byte, epoch uint64, view []byte, roster [][]byte) error {
 	const op = "create group"
-	err := errors.Join(store.CheckGroupID(groupID), store.CheckKey("creator", creator), store.CheckRecipients("roster", roster))
-	if err == nil && len(view) == 0 {
-		err = fmt.Errorf("empty view: %w", store.ErrInvalid)
-	}
-	if err == nil && epoch >= math.MaxInt64 {
-		err = fmt.Errorf("epoch %d out of range: %w", epoch, store.ErrInvalid)
-	}
-	if err == nil && !slices.ContainsFunc(roster, func(m []byte) bool { return bytes.Equal(m, creator) }) {
-		err = fmt.Errorf("roster does not list the creator: %w", store.ErrInvalid)
-	}
-	if err != nil {
+	if err := store.CheckCreateGroup(groupID, creator, epoch, view, roster); err != nil {
 		return fmt.Errorf("sqlite: %s: %w", op, err)
 	}
 	return s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
