@@ -24,6 +24,10 @@ import (
 //
 // Like a Group, a PublicGroup changes only when an operation succeeds.
 
+// MaxPublicProposals bounds the proposals a PublicGroup keeps per epoch, so
+// that a member cannot grow the stored view without end.
+const MaxPublicProposals = 256
+
 // noLeaf is the "own leaf" of the secretless Group a PublicGroup validates
 // with: no real leaf, so no check treats a sender as this client.
 const noLeaf = LeafIndex(math.MaxUint32)
@@ -182,6 +186,9 @@ func (p *PublicGroup) ProcessProposal(msg []byte) (*PublicProposal, error) {
 	}
 	if pr.Type == ProposalExternalInit {
 		return nil, fmt.Errorf("%w: ExternalInit outside an external commit", ErrInvalidProposal)
+	}
+	if len(p.proposals) >= MaxPublicProposals {
+		return nil, fmt.Errorf("%w: %d proposals in epoch %d already", ErrInvalidProposal, len(p.proposals), p.ctx.Epoch)
 	}
 	g := p.shell()
 	if err := g.validateProposal(pr, c.Sender, p.ctx.Extensions, false); err != nil {

@@ -127,6 +127,12 @@ func TestPublicGroupFollowsGroup(t *testing.T) {
 	if _, err := f.pg.ProcessProposal(prop); err == nil {
 		t.Fatal("the same proposal cached twice")
 	}
+	// The view keeps a bounded number of proposals per epoch.
+	full := *f.pg
+	full.proposals = make([]cachedProposal, MaxPublicProposals)
+	if _, err := full.ProcessProposal(prop); !errors.Is(err, ErrInvalidProposal) {
+		t.Fatalf("proposal past the bound: %v", err)
+	}
 	for _, m := range sg.members[1:] {
 		if m != b {
 			if _, err := m.g.ProcessMessage(prop); err != nil {
