@@ -14,15 +14,15 @@ var ErrLimit = errors.New("transport: rpc limit")
 
 // Kinds of LimitError, also the label values of the node's refusal metric.
 const (
-	LimitFrameSize    = "frame_size"    // a message larger than MaxFrame was announced
-	LimitFrameTimeout = "frame_timeout" // a started message did not arrive within FrameTimeout
-	LimitWriteTimeout = "write_timeout" // the peer did not take a message within FrameTimeout
-	LimitAnswers      = "open_answers"  // more than MaxAnswers calls not finished
-	LimitImports      = "imports"       // more than MaxImports capabilities imported
-	LimitCapTable     = "cap_table"     // more than MaxCapsPerMessage capabilities in one message
-	LimitHeldBytes    = "held_bytes"    // the connection would hold more than MaxHeld bytes
-	LimitBudget       = "memory_budget" // all connections together would hold more than the Budget
-	LimitIdle         = "idle"          // no message for IdleTimeout and nothing open
+	LimitFrameSize    = "frameSize"    // a message larger than MaxFrame was announced
+	LimitFrameTimeout = "frameTimeout" // a started message did not arrive within FrameTimeout
+	LimitWriteTimeout = "writeTimeout" // the peer did not take a message within FrameTimeout
+	LimitAnswers      = "openAnswers"  // more than MaxAnswers calls not finished
+	LimitImports      = "imports"      // more than MaxImports capabilities imported
+	LimitCapTable     = "capTable"     // more than MaxCapsPerMessage capabilities in one message
+	LimitHeldBytes    = "heldBytes"    // the connection would hold more than MaxHeld bytes
+	LimitBudget       = "memoryBudget" // all connections together would hold more than the Budget
+	LimitIdle         = "idle"         // no message for IdleTimeout and nothing open
 )
 
 // LimitError says which limit a connection went past.

@@ -471,8 +471,8 @@ func (m *outMsg) Send() error {
 	defer t.writeMu.Unlock()
 	timed := t.lim.FrameTimeout > 0 && t.dl != nil
 	if timed {
+		// Every write is made here, so the deadline need not be cleared.
 		t.dl.SetWriteDeadline(time.Now().Add(t.lim.FrameTimeout))
-		defer t.dl.SetWriteDeadline(time.Time{})
 	}
 	for _, b := range bufs {
 		if _, err := t.rwc.Write(b); err != nil {

@@ -13,11 +13,11 @@ import (
 // Kinds of refused or closed connections, label values of the refusal
 // metric beside the transport's limit kinds.
 const (
-	refuseConns          = "conns"                  // MaxConns open in all
-	refusePerIP          = "conns_per_ip"           // MaxConnsPerIP open from the address
-	refuseAnonPerIP      = "anonymous_conns_per_ip" // MaxAnonConnsPerIP anonymous ones from the address
-	evictPerIdentity     = "conns_per_identity"     // the identity's oldest connection closed for its newest
-	evictAnonForIdentity = "anonymous_evicted"      // an anonymous connection closed to admit an identity
+	refuseConns          = "conns"               // MaxConns open in all
+	refusePerIP          = "connsPerIP"          // MaxConnsPerIP open from the address
+	refuseAnonPerIP      = "anonymousConnsPerIP" // MaxAnonConnsPerIP anonymous ones from the address
+	evictPerIdentity     = "connsPerIdentity"    // the identity's oldest connection closed for its newest
+	evictAnonForIdentity = "anonymousEvicted"    // an anonymous connection closed to admit an identity
 )
 
 // admitted is an open connection as admission counts it.

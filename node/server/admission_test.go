@@ -12,7 +12,6 @@ import (
 	"github.com/quicproquo/quicproquo/node/store"
 )
 
-// metricValue reads a counter or gauge of reg by name and one label.
 func metricsNode(t *testing.T, cfg server.Config) (*testNode, *prometheus.Registry) {
 	reg := prometheus.NewRegistry()
 	m, err := server.NewMetrics(reg)
@@ -61,8 +60,8 @@ func TestConnsPerIdentity(t *testing.T) {
 			t.Fatalf("newer connection: %v", err)
 		}
 	}
-	if v := metricValue(t, reg, "qpnode_limit_refusals_total", map[string]string{"kind": "conns_per_identity"}); v != 1 {
-		t.Fatalf("conns_per_identity refusals %v, want 1", v)
+	if v := metricValue(t, reg, "qpnode_limit_refusals_total", map[string]string{"kind": "connsPerIdentity"}); v != 1 {
+		t.Fatalf("connsPerIdentity refusals %v, want 1", v)
 	}
 }
 
@@ -94,7 +93,7 @@ func TestAnonymousConnsYield(t *testing.T) {
 	n.dial(t, c.priv) // closes anon2
 	_, err = n.tryDial(t, func() *testIdentity { d := newTestIdentity(t); return &d }())
 	wantErr(t, "identity at an address full of identities", err, client.ErrLimit)
-	for kind, want := range map[string]float64{"anonymous_conns_per_ip": 1, "anonymous_evicted": 2, "conns_per_ip": 1} {
+	for kind, want := range map[string]float64{"anonymousConnsPerIP": 1, "anonymousEvicted": 2, "connsPerIP": 1} {
 		if v := metricValue(t, reg, "qpnode_limit_refusals_total", map[string]string{"kind": kind}); v != want {
 			t.Errorf("%s: %v, want %v", kind, v, want)
 		}

@@ -15,9 +15,9 @@ type Metrics struct {
 	subscriptions prometheus.Gauge
 	enqueuedBytes prometheus.Counter
 	pushed        prometheus.Counter
-	policy        *policyMetrics
 	held          prometheus.Gauge
 	peakHeld      prometheus.Histogram
+	policy        *policyMetrics
 }
 
 // NewMetrics creates the node's instruments and registers them with reg.
@@ -48,7 +48,6 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "qpnode", Name: "pushed_messages_total",
 			Help: "Messages delivered to subscribers.",
 		}),
-		policy: newPolicyMetrics(),
 		held: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "qpnode", Name: "rpc_held_bytes",
 			Help: "Bytes of RPC messages all connections hold now (what the memory budget bounds).",
@@ -58,6 +57,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "The most bytes of RPC messages each closed connection held at once.",
 			Buckets: prometheus.ExponentialBuckets(4<<10, 4, 9),
 		}),
+		policy: newPolicyMetrics(),
 	}
 	for _, c := range append([]prometheus.Collector{m.requests, m.duration, m.connections, m.subscriptions, m.enqueuedBytes, m.pushed, m.held, m.peakHeld}, m.policy.collectors()...) {
 		if err := reg.Register(c); err != nil {

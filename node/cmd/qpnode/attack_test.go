@@ -13,6 +13,7 @@ import (
 	"crypto/ed25519"
 	"crypto/tls"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -380,7 +381,7 @@ func waitClosed(t *testing.T, conns []*rawConn, within time.Duration) {
 // legal size (about 2.4 MiB) and send half of it; 16 anonymous ones
 // announce 8 MiB messages. The node allocates only what arrives, within
 // its budget, refuses the oversized ones at once, and closes the stalled
-// ones after the frame timeout.
+// ones after the frame timeout (or sooner, at the memory budget).
 func TestAttackHalfSentFrames(t *testing.T) {
 	a := startAttackedNode(t)
 	end := a.watch(t)
@@ -407,7 +408,10 @@ func TestAttackHalfSentFrames(t *testing.T) {
 	waitClosed(t, anon, 10*time.Second)
 	waitClosed(t, conns, 20*time.Second)
 	end()
-	a.check(t, "frame_size", "frame_timeout", "memory_budget")
+	// Whether the stalled frames also meet the budget depends on how
+	// fast the machine lets them arrive; either way they are bounded.
+	a.check(t, "frameSize", "frameTimeout")
+	t.Logf("closed at the memory budget: %v", a.scrape(t)[`qpnode_limit_refusals_total{kind="memoryBudget"}`])
 }
 
 // Unfinished Bootstraps: 256 connections send 800 Bootstrap messages each
@@ -430,7 +434,12 @@ func TestAttackUnfinishedBootstraps(t *testing.T) {
 	waitClosed(t, conns, 20*time.Second)
 	end()
 	t.Logf("%d bootstraps sent on %d connections", sent.Load(), len(conns))
-	a.check(t, "open_answers")
+	// The node says why it closed them.
+	var ae *quic.ApplicationError
+	if cause := context.Cause(conns[0].conn.Context()); !errors.As(cause, &ae) || !strings.Contains(ae.ErrorMessage, "qpq:limit:") || !strings.Contains(ae.ErrorMessage, "calls not finished") {
+		t.Errorf("close reason %v, want a limit naming the unfinished calls", cause)
+	}
+	a.check(t, "openAnswers")
 }
 
 // Cap-table flood: 32 connections each send a ping whose cap table lists
@@ -446,7 +455,7 @@ func TestAttackCapTableFlood(t *testing.T) {
 	each(conns, func(_ int, c *rawConn) { c.stream.Write(msg) })
 	waitClosed(t, conns, 20*time.Second)
 	end()
-	a.check(t, "cap_table")
+	a.check(t, "capTable")
 }
 
 // Unfinished receives: 4 identities fill their own queues with 4 MiB, then
@@ -503,7 +512,7 @@ func TestAttackUnfinishedReceives(t *testing.T) {
 	})
 	waitClosed(t, conns, 30*time.Second)
 	end()
-	a.check(t, "held_bytes")
+	a.check(t, "heldBytes")
 }
 
 // A message whose first segment is empty made capnp-go panic in its reader
