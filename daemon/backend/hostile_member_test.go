@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quicproquo/quicproquo/daemon/store"
 	"github.com/quicproquo/quicproquo/internal/grouptest"
 	"github.com/quicproquo/quicproquo/internal/mls"
 	"github.com/quicproquo/quicproquo/internal/testnode"
@@ -116,6 +118,23 @@ func TestHostileMemberCannotBreakTheGroup(t *testing.T) {
 		if err := submit(tc.msg); !errors.Is(err, tc.want) {
 			t.Fatalf("%s: %v, want %v", tc.name, err, tc.want)
 		}
+	}
+	// The same valid commit, enqueued directly to bob rather than
+	// submitted to the group's order, is not applied.
+	if _, _, err := mallory.Conn.Enqueue(ctx, bob.id, up.Message, []byte("sneaky")); err != nil {
+		t.Fatalf("direct enqueue: %v", err)
+	}
+	groupsWait(t, "bob rejects the directly enqueued commit", func() bool {
+		evs, err := bob.b.EventsAfter(ctx, 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(evs, func(e Event) bool {
+			return e.Kind == store.EventRejected && bytes.Equal(e.By, mallory.Pub)
+		})
+	})
+	if m, err := bob.b.Members(ctx, gid); err != nil || m.Epoch != epoch {
+		t.Fatalf("bob after the direct commit: epoch %d, %v; want %d", m.Epoch, err, epoch)
 	}
 	if err := mallory.Group.DiscardPendingCommit(); err != nil {
 		t.Fatal(err)
