@@ -47,7 +47,11 @@
 //     the GroupContext the node reads.
 //
 //   - Receive: Welcomes and group messages apply only when the envelope
-//     came in the group's order (Sequenced), never by direct enqueue.
+//     came in the group's order (Sequenced), never by direct enqueue. A
+//     commit the node accepted (signed, valid on the public tree) whose
+//     secrets do not decrypt or confirm is rejected with an event naming
+//     its signer: the group cannot pass that epoch (recovering it in a
+//     successor group without that member is not built yet).
 //
 //   - Send: encrypt (the sender ratchet moves), store the history entry and
 //     the outbox item in one transaction; the outbox sender hands the item

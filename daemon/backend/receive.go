@@ -153,6 +153,14 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 		return err
 	}
 	rec, err := g.ProcessMessage(env.Payload)
+	if err != nil && hdr.ContentType == mls.ContentCommit && hdr.Epoch == g.Epoch() && errors.Is(err, mls.ErrInvalidCommit) {
+		// The node accepted this commit in the group's order: it is signed
+		// by the submitter's leaf and valid on the public tree, but its
+		// secrets (path ciphertexts, confirmation tag) are not. The group
+		// cannot pass this epoch; the signature names who broke it.
+		return reject("group %x: the commit the node accepted for epoch %d, signed by %s, cannot be applied (%v): the group needs a successor without that member",
+			sg.ID, hdr.Epoch, FormatKey(env.Sender), err)
+	}
 	if err != nil {
 		if hdr.Epoch > g.Epoch() && g.Active() && sg.LeftAt.IsZero() && b.mayAskRejoin(g, env) {
 			// A message of a later epoch: this member missed a commit
