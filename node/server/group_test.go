@@ -17,6 +17,7 @@ import (
 	"github.com/quicproquo/quicproquo/internal/grouptest"
 	"github.com/quicproquo/quicproquo/internal/mls"
 	"github.com/quicproquo/quicproquo/internal/pgtest"
+	"github.com/quicproquo/quicproquo/internal/testnode"
 	"github.com/quicproquo/quicproquo/node/client"
 	"github.com/quicproquo/quicproquo/node/server"
 	"github.com/quicproquo/quicproquo/node/store"
@@ -694,4 +695,63 @@ func TestGroupBadInput(t *testing.T) {
 		t.Fatalf("fan out from a member: %v", err)
 	}
 	checkServing(t, n)
+}
+
+// A node restarted on its state keeps every group's view: the next commit
+// is checked against it, and a stale one is still stale.
+func TestGroupViewSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	n := testnode.StartNode(t, dir, "127.0.0.1:0")
+	ctx := testCtx(t)
+	dial := func(n *testnode.Node, m *grouptest.Member) {
+		t.Helper()
+		c, err := client.Dial(ctx, n.Addr, client.Config{Identity: m.Priv, PinnedCert: n.CertDER, Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if err := c.Register(ctx, ""); err != nil {
+			t.Fatal(err)
+		}
+		m.Conn = c
+	}
+	alice, bob, mallory := grouptest.NewMember(t), grouptest.NewMember(t), grouptest.NewMember(t)
+	dial(n, alice)
+	dial(n, bob)
+	g := grouptest.Form(t, alice, bob)
+	late, err := alice.Group.SelfUpdate(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := bob.Group.SelfUpdate(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.Submit(t, up)
+	n.Stop()
+
+	n = testnode.StartNode(t, dir, "127.0.0.1:0")
+	for _, m := range []*grouptest.Member{alice, bob, mallory} {
+		dial(n, m)
+	}
+	_, err = alice.Conn.SubmitCommit(ctx, client.CommitRequest{Message: late.Message})
+	grpNodeErr(t, "the stale commit after the restart", err, client.ErrStaleEpoch)
+	if err := alice.Group.DiscardPendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	alice.Apply(t, alice.Next(t, "bob's commit, kept across the restart"))
+	_, err = mallory.Conn.GroupState(ctx, g)
+	grpNodeErr(t, "a stranger's GroupState after the restart", err, client.ErrUnauthorized)
+	up2, err := alice.Group.SelfUpdate(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := grouptest.Resign(t, up2.Message, mallory.Signer.SignaturePriv, alice.Group.GroupContext(), nil)
+	_, err = alice.Conn.SubmitCommit(ctx, client.CommitRequest{Message: forged})
+	grpNodeErr(t, "a forged commit after the restart", err, client.ErrInvalidCommit)
+	alice.Submit(t, up2)
+	bob.Apply(t, bob.Next(t, "alice's commit after the restart"))
+	if gs, err := bob.Conn.GroupState(ctx, g); err != nil || gs.Epoch != 3 || gs.Members != 2 {
+		t.Fatalf("GroupState after the restart = %+v, %v", gs, err)
+	}
 }
