@@ -25,6 +25,7 @@ import (
 //	log_level = "info"
 //	self_update_interval = "24h"
 //	auto_join = true
+//	invitations = "contacts"
 //
 // A flag given on the command line wins over its environment variable,
 // which wins over the file, which wins over the default. A missing default
@@ -56,6 +57,7 @@ var fileKeys = map[string]struct{ flag, env string }{
 	"log_level":            {"log-level", "QPQ_LOG_LEVEL"},
 	"self_update_interval": {"self-update-interval", ""},
 	"auto_join":            {"auto-join", ""},
+	"invitations":          {"invitations", ""},
 }
 
 // applyConfigFile sets, from the file at path, every flag of fset that was
