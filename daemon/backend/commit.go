@@ -142,6 +142,12 @@ func (b *Backend) commitOnce(ctx context.Context, groupID []byte, id store.Ident
 	if !sg.LeftAt.IsZero() || !g.Active() {
 		return nil, fmt.Errorf("%w: %s", ErrNotMember, sg.Name)
 	}
+	if g.Epoch() == 0 {
+		// Never committed: make sure the node knows the group.
+		if err := registerGroup(ctx, c, g); err != nil {
+			return nil, err
+		}
+	}
 	self := id.PublicKey()
 	res, welcomeTo, err := intent(ctx, c, g, self)
 	if err != nil || res == nil {
@@ -177,8 +183,7 @@ func (b *Backend) commitOnce(ctx context.Context, groupID []byte, id store.Ident
 // intent waits to be run again) rather than dropped.
 func (b *Backend) submitLocked(ctx context.Context, c *nodeclient.Client, item store.OutboxItem, rerun bool) (*nodeclient.StaleEpochError, error) {
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	_, err := c.SubmitCommit(sctx, nodeclient.CommitRequest{ClientMsgID: item.ClientMsgID, Message: item.Payload,
-		Recipients: item.Recipients, Welcome: item.Welcome, WelcomeRecipients: item.WelcomeRecipients})
+	_, err := c.SubmitCommit(sctx, nodeclient.CommitRequest{ClientMsgID: item.ClientMsgID, Message: item.Payload, Welcome: item.Welcome})
 	cancel()
 	var stale *nodeclient.StaleEpochError
 	var ne *nodeclient.NodeError

@@ -23,8 +23,9 @@ func consentUser(t *testing.T, node *testnode.Node) *groupsUser {
 	return groupsStartOn(t, node, Config{}, nil, func(b *Backend) { b.cfg.Invitations = InviteContacts })
 }
 
-// A stranger sends 1000 Welcomes, real ones for a KeyPackage of the user's
-// and junk: the request inbox
+// A stranger sends 1000 Welcomes, real ones (through groups it creates at
+// the node) for a KeyPackage of the user's and junk (by direct enqueue):
+// the request inbox
 // keeps at most MaxRequests of them, within MaxRequestBytes; the events
 // they cause and the database stay bounded, and so does the memory a
 // listing of the requests takes.
@@ -47,36 +48,58 @@ func TestJunkWelcomesCostBoundedDiskAndMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	const total = 1000
-	for i := range total {
-		var payload []byte
-		if i%4 == 3 {
-			payload = append([]byte{0, 1, 0, 3}, make([]byte, 2000)...) // junk that says "Welcome"
-		} else {
-			gid := make([]byte, 16)
-			rand.Read(gid)
-			g, err := mls.CreateGroup(DefaultCipherSuite, gid, signer, &mls.CreateOptions{
-				Extensions: []mls.Extension{{Type: ExtensionGroupName, Data: fmt.Appendf(nil, "spam %d", i)}}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := g.AddMembers([]*mls.KeyPackage{kp}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			payload = res.Welcome
-		}
+	// retry repeats a call the node rate-limits.
+	retry := func(what string, call func() error) {
+		t.Helper()
 		for {
-			_, _, err := stranger.Enqueue(ctx, bob.id, payload, fmt.Appendf(nil, "w%d", i))
+			err := call()
 			if err == nil {
-				break
+				return
 			}
-			// The node bounds strangers too (rate, and their share of
-			// bob's queue until he acks): wait and send again.
-			if !errors.Is(err, nodeclient.ErrRateLimited) && !errors.Is(err, nodeclient.ErrQuota) {
-				t.Fatalf("enqueue %d: %v", i, err)
+			if errors.Is(err, nodeclient.ErrQuota) {
+				// The node holds only strangers' share of Bob's queue
+				// at once: wait for Bob to read some.
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			if !errors.Is(err, nodeclient.ErrRateLimited) {
+				t.Fatalf("%s: %v", what, err)
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
+	}
+	for i := range total {
+		if i%4 == 3 {
+			// Junk that says "Welcome", enqueued directly: never a request.
+			junk := append([]byte{0, 1, 0, 3}, make([]byte, 2000)...)
+			retry("enqueue", func() error {
+				_, _, err := stranger.Enqueue(ctx, bob.id, junk, fmt.Appendf(nil, "w%d", i))
+				return err
+			})
+			continue
+		}
+		// A real invitation: a group the stranger creates at the node,
+		// whose commit adds bob and sends him the Welcome.
+		gid := make([]byte, 16)
+		rand.Read(gid)
+		g, err := mls.CreateGroup(DefaultCipherSuite, gid, signer, &mls.CreateOptions{Config: groupConfig})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gi, err := g.GroupInfo()
+		if err != nil {
+			t.Fatal(err)
+		}
+		retry("create group", func() error { return stranger.CreateGroup(ctx, gi) })
+		res, err := g.AddMembers([]*mls.KeyPackage{kp}, &mls.CommitOptions{
+			WelcomeExtensions: []mls.Extension{{Type: ExtensionGroupName, Data: fmt.Appendf(nil, "spam %d", i)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		retry("submit commit", func() error {
+			_, err := stranger.SubmitCommit(ctx, nodeclient.CommitRequest{Message: res.Message, Welcome: res.Welcome})
+			return err
+		})
 	}
 	groupsWait(t, "bob read his whole queue", func() bool {
 		var cur uint64

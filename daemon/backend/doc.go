@@ -40,9 +40,19 @@
 // cursor). One mutex (gmu) orders every change of group state and is taken
 // before any transaction.
 //
-//   - CreateGroup: a 16-byte random group id; the name travels in the
-//     private-use GroupContext extension ExtensionGroupName (KeyPackages
-//     advertise it), so joiners see the creator's name.
+//   - CreateGroup: a 16-byte random group id, claimed at the node with the
+//     group's first GroupInfo (now if connected, else before the first
+//     commit). Proposals and commits are PublicMessages the node checks.
+//     The name travels in the private-use extension ExtensionGroupName of
+//     the GroupInfo inside each Welcome (encrypted to the joiners), never in
+//     the GroupContext the node reads.
+//
+//   - Receive: Welcomes and group messages apply only when the envelope
+//     came in the group's order (Sequenced), never by direct enqueue. A
+//     commit the node accepted (signed, valid on the public tree) whose
+//     secrets do not decrypt or confirm is rejected with an event naming
+//     its signer: the group cannot pass that epoch (recovering it in a
+//     successor group without that member is not built yet).
 //
 //   - Send: encrypt (the sender ratchet moves), store the history entry and
 //     the outbox item in one transaction; the outbox sender hands the item

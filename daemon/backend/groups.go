@@ -13,6 +13,7 @@ import (
 
 	"github.com/quicproquo/quicproquo/daemon/store"
 	"github.com/quicproquo/quicproquo/internal/mls"
+	nodeclient "github.com/quicproquo/quicproquo/node/client"
 )
 
 // This file holds the group operations a user starts: create, send,
@@ -25,14 +26,18 @@ const (
 	MaxGroupNameSize = 256      // bytes of a group name
 )
 
-// ExtensionGroupName is the private-use GroupContext extension that carries
-// a group's human name (UTF-8), so that joiners see the name its creator
-// chose.
+// ExtensionGroupName is the private-use extension that carries a group's
+// human name (UTF-8), so that joiners see the name its creator chose. It
+// travels in the GroupInfo inside each Welcome, which only the joiners can
+// decrypt, never in the GroupContext: handshake messages are PublicMessages
+// the node reads.
 const ExtensionGroupName mls.ExtensionType = 0xff00
 
 // groupConfig tunes every MLS group qpd keeps: a few past epochs stay
-// readable so that messages sent just before a commit still decrypt.
-var groupConfig = mls.Config{MaxPastEpochs: 8}
+// readable so that messages sent just before a commit still decrypt, and
+// proposals and commits are PublicMessages, which the node checks against
+// the group's public state.
+var groupConfig = mls.Config{MaxPastEpochs: 8, PublicHandshake: true}
 
 // requireIdentity checks that the user is registered.
 func (b *Backend) requireIdentity(ctx context.Context) error {
@@ -51,9 +56,18 @@ func validGroupName(name string) bool {
 	return name != "" && len(name) <= MaxGroupNameSize && utf8.ValidString(name)
 }
 
-// groupName reads the name extension, falling back to the hex id.
+// groupName reads the name a joiner finds in its Welcome (or, for a group
+// made before names left the GroupContext, the GroupContext extension),
+// falling back to the hex id.
 func groupName(g *mls.Group) string {
-	if n, ok := g.Extension(ExtensionGroupName); ok && validGroupName(string(n)) {
+	var n []byte
+	e, ok := mls.FindExtension(g.WelcomeExtensions(), ExtensionGroupName)
+	if ok {
+		n = e.Data
+	} else {
+		n, ok = g.Extension(ExtensionGroupName)
+	}
+	if ok && validGroupName(string(n)) {
 		return string(n)
 	}
 	return FormatKey(g.GroupID())
@@ -113,11 +127,7 @@ func (b *Backend) CreateGroup(ctx context.Context, name string) (GroupInfo, erro
 		return GroupInfo{}, opError("create group", err)
 	}
 	s := signer(id)
-	g, err := mls.CreateGroup(DefaultCipherSuite, groupID, s, &mls.CreateOptions{
-		Extensions: []mls.Extension{{Type: ExtensionGroupName, Data: []byte(name)}},
-		Config:     groupConfig,
-		Policy:     groupPolicy,
-	})
+	g, err := mls.CreateGroup(DefaultCipherSuite, groupID, s, &mls.CreateOptions{Config: groupConfig, Policy: groupPolicy})
 	clear(s.SignaturePriv)
 	if err != nil {
 		return GroupInfo{}, opError("create group", err)
@@ -149,7 +159,30 @@ func (b *Backend) CreateGroup(ctx context.Context, name string) (GroupInfo, erro
 		return GroupInfo{}, opError("create group", err)
 	}
 	b.log.Info("group created", "group", FormatKey(groupID))
+	if c := b.client(); c != nil {
+		// Claim the id at the node now; a group created offline claims
+		// it before its first commit (registerLocked).
+		if err := registerGroup(ctx, c, g); err != nil {
+			b.log.Warn("group not registered at the node yet", "group", FormatKey(groupID), "err", err)
+		}
+	}
 	return gi, nil
+}
+
+// registerGroup claims g's id at the node with its first GroupInfo, so
+// that the node follows its public state from then on. A group the node
+// knows already is no error.
+func registerGroup(ctx context.Context, c *nodeclient.Client, g *mls.Group) error {
+	gi, err := g.GroupInfo()
+	if err != nil {
+		return err
+	}
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := c.CreateGroup(rctx, gi); err != nil && !errors.Is(err, nodeclient.ErrGroupExists) {
+		return fmt.Errorf("%w: register the group at the node: %w", ErrNotConnected, err)
+	}
+	return nil
 }
 
 // MembersResult is a group's membership in its current epoch.

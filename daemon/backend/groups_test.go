@@ -460,8 +460,8 @@ type failingCommitStore struct {
 	ids  [][]byte
 }
 
-func (s *failingCommitStore) SubmitCommit(ctx context.Context, groupID []byte, epoch uint64, sender, clientMsgID, commit []byte,
-	recipients [][]byte, welcome []byte, welcomeRecipients [][]byte) (nodestore.CommitResult, error) {
+func (s *failingCommitStore) SubmitCommit(ctx context.Context, groupID []byte, epoch uint64, sender, clientMsgID, commit, welcome []byte,
+	check nodestore.CommitCheck) (nodestore.CommitResult, error) {
 	s.mu.Lock()
 	s.ids = append(s.ids, bytes.Clone(clientMsgID))
 	fail := s.fail
@@ -470,7 +470,7 @@ func (s *failingCommitStore) SubmitCommit(ctx context.Context, groupID []byte, e
 	if fail {
 		return nodestore.CommitResult{}, errors.New("disk I/O error")
 	}
-	return s.Store.SubmitCommit(ctx, groupID, epoch, sender, clientMsgID, commit, recipients, welcome, welcomeRecipients)
+	return s.Store.SubmitCommit(ctx, groupID, epoch, sender, clientMsgID, commit, welcome, check)
 }
 
 // A node that answers a commit with ErrInternal gave no verdict: the commit

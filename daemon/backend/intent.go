@@ -210,7 +210,16 @@ func (b *Backend) inviteIntent(peers []ed25519.PublicKey, added *[]ed25519.Publi
 		if len(kps) == 0 {
 			return nil, nil, nil
 		}
-		res, err := g.AddMembers(kps, nil)
+		var name string
+		if err := b.view(ctx, func(tx *store.Tx) error {
+			sg, err := tx.Group(g.GroupID())
+			name = sg.Name
+			return err
+		}); err != nil {
+			return nil, nil, err
+		}
+		// The name reaches the joiners inside the Welcome only.
+		res, err := g.AddMembers(kps, &mls.CommitOptions{WelcomeExtensions: []mls.Extension{{Type: ExtensionGroupName, Data: []byte(name)}}})
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: add members: %w", ErrInvalidArgument, err)
 		}

@@ -25,18 +25,18 @@ type blockingFanOutStore struct {
 	refused int
 }
 
-func (s *blockingFanOutStore) FanOut(ctx context.Context, groupID, sender, clientMsgID, payload []byte, recipients [][]byte) (uint64, bool, error) {
+func (s *blockingFanOutStore) FanOut(ctx context.Context, groupID, sender, clientMsgID, payload []byte, update nodestore.ViewUpdate) (nodestore.FanOutResult, error) {
 	s.mu.Lock()
 	if s.group != nil && bytes.Equal(groupID, s.group) {
 		if s.block && s.passed >= s.after {
 			s.refused++
 			s.mu.Unlock()
-			return 0, false, fmt.Errorf("test: %w", nodestore.ErrLimit)
+			return nodestore.FanOutResult{}, fmt.Errorf("test: %w", nodestore.ErrLimit)
 		}
 		s.passed++
 	}
 	s.mu.Unlock()
-	return s.Store.FanOut(ctx, groupID, sender, clientMsgID, payload, recipients)
+	return s.Store.FanOut(ctx, groupID, sender, clientMsgID, payload, update)
 }
 
 // A message the node refuses for now is retried itself: nothing queued

@@ -338,11 +338,12 @@ func outboxClientID(it store.OutboxItem) []byte {
 func (b *Backend) deliver(ctx context.Context, c *nodeclient.Client, it store.OutboxItem) error {
 	cid := outboxClientID(it)
 	if len(it.GroupID) > 0 {
-		// A group message goes to every recipient in one node transaction,
-		// so that all members receive the group's messages in one order.
+		// A group message goes to every other member in one node
+		// transaction, so that all members receive the group's messages in
+		// one order; the node knows the members from the group's tree.
 		if len(it.Recipients) > 0 {
 			fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			_, _, err := c.FanOut(fctx, cid, it.Payload, it.Recipients)
+			_, _, err := c.FanOut(fctx, cid, it.Payload)
 			cancel()
 			if err != nil {
 				return fmt.Errorf("fan out outbox item %d: %w", it.ID, err)

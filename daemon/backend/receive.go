@@ -40,6 +40,16 @@ func (b *Backend) HandleEnvelope(ctx context.Context, tx *store.Tx, env nodeclie
 		return reject("not an MLS message: %v", err)
 	}
 	switch hdr.WireFormat {
+	case mls.WireFormatWelcome, mls.WireFormatPublicMessage, mls.WireFormatPrivateMessage:
+		if !env.Sequenced {
+			// A Welcome or group message counts only in its group's order:
+			// from the node's accepted commit, or its fan-out after checking
+			// it. A direct enqueue could bypass the one commit per epoch,
+			// or show one member what the others never see.
+			return reject("%v by direct enqueue, not in the group's order", hdr.WireFormat)
+		}
+	}
+	switch hdr.WireFormat {
 	case mls.WireFormatWelcome:
 		return b.handleWelcome(tx, env)
 	case mls.WireFormatPublicMessage, mls.WireFormatPrivateMessage:
@@ -143,6 +153,14 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 		return err
 	}
 	rec, err := g.ProcessMessage(env.Payload)
+	if err != nil && hdr.ContentType == mls.ContentCommit && hdr.Epoch == g.Epoch() && errors.Is(err, mls.ErrInvalidCommit) {
+		// The node accepted this commit in the group's order: it is signed
+		// by the submitter's leaf and valid on the public tree, but its
+		// secrets (path ciphertexts, confirmation tag) are not. The group
+		// cannot pass this epoch; the signature names who broke it.
+		return reject("group %x: the commit the node accepted for epoch %d, signed by %s, cannot be applied (%v): the group needs a successor without that member",
+			sg.ID, hdr.Epoch, FormatKey(env.Sender), err)
+	}
 	if err != nil {
 		if hdr.Epoch > g.Epoch() && g.Active() && sg.LeftAt.IsZero() && b.mayAskRejoin(g, env) {
 			// A message of a later epoch: this member missed a commit

@@ -110,8 +110,7 @@ func receiveSetupWith(t testing.TB, log *slog.Logger, groupName string) *receive
 	// private half the user's store holds.
 	peerPub, peerPriv, _ := ed25519.GenerateKey(nil)
 	ps := &mls.Signer{Credential: mls.NewBasicCredential(peerPub), SignaturePub: peerPub, SignaturePriv: peerPriv.Seed()}
-	peer, err := mls.CreateGroup(DefaultCipherSuite, bytes.Repeat([]byte{7}, 16), ps, &mls.CreateOptions{
-		Extensions: []mls.Extension{{Type: ExtensionGroupName, Data: []byte(groupName)}}})
+	peer, err := mls.CreateGroup(DefaultCipherSuite, bytes.Repeat([]byte{7}, 16), ps, &mls.CreateOptions{Config: groupConfig})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +118,8 @@ func receiveSetupWith(t testing.TB, log *slog.Logger, groupName string) *receive
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := peer.AddMembers([]*mls.KeyPackage{kp}, nil)
+	res, err := peer.AddMembers([]*mls.KeyPackage{kp}, &mls.CommitOptions{
+		WelcomeExtensions: []mls.Extension{{Type: ExtensionGroupName, Data: []byte(groupName)}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,13 +133,23 @@ func receiveSetupWith(t testing.TB, log *slog.Logger, groupName string) *receive
 	return r
 }
 
-// apply applies an envelope; a nil sender is the peer (an envelope without
+// apply applies an envelope as the node delivers group traffic: in the
+// group's order (sequenced). A nil sender is the peer (an envelope without
 // a sender is the node's own notice).
 func (r *receiveRig) apply(seq uint64, payload, sender []byte) (bool, error) {
+	return r.deliver(seq, payload, sender, true)
+}
+
+// applyDirect applies an envelope as a direct enqueue delivers it.
+func (r *receiveRig) applyDirect(seq uint64, payload, sender []byte) (bool, error) {
+	return r.deliver(seq, payload, sender, false)
+}
+
+func (r *receiveRig) deliver(seq uint64, payload, sender []byte, sequenced bool) (bool, error) {
 	if sender == nil {
 		sender = r.peerKey.Public().(ed25519.PublicKey)
 	}
-	return r.b.applyEnvelope(context.Background(), nodeclient.Envelope{Seq: seq, Sender: sender, Payload: payload, EnqueuedAt: time.Now()})
+	return r.b.applyEnvelope(context.Background(), nodeclient.Envelope{Seq: seq, Sender: sender, Payload: payload, EnqueuedAt: time.Now(), Sequenced: sequenced})
 }
 
 // Envelopes that can never apply are skipped and logged as rejected
@@ -305,5 +315,91 @@ func TestHandleEnvelopeMutations(t *testing.T) {
 	seq++
 	if applied, err := r.apply(seq, after, nil); err != nil || !applied {
 		t.Fatalf("a good message after the mutations: applied %v, err %v", applied, err)
+	}
+}
+
+// A handshake message, group message or Welcome that arrives by direct
+// enqueue is not in its group's order: it is rejected, the group stays as it was, and the
+// same commit through the group's order applies.
+func TestReceiveHandshakeOnlyGroupSequenced(t *testing.T) {
+	r := receiveSetup(t)
+	ctx := context.Background()
+	if _, err := r.b.Join(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	up, err := r.peer.SelfUpdate(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.peer.MergePendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	epoch := func() uint64 {
+		t.Helper()
+		m, err := r.b.Members(ctx, FormatKey(r.group))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Epoch
+	}
+	before := epoch()
+	if applied, err := r.applyDirect(2, up.Message, nil); err != nil || applied {
+		t.Fatalf("commit by direct enqueue: applied %v, %v", applied, err)
+	}
+	prop, err := r.peer.ProposeUpdate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if applied, err := r.applyDirect(3, prop, nil); err != nil || applied {
+		t.Fatalf("proposal by direct enqueue: applied %v, %v", applied, err)
+	}
+	if epoch() != before {
+		t.Fatalf("a directly enqueued commit moved the group to epoch %d", epoch())
+	}
+	if applied, err := r.apply(4, up.Message, nil); err != nil || !applied {
+		t.Fatalf("the same commit in the group's order: applied %v, %v", applied, err)
+	}
+	if epoch() != before+1 {
+		t.Fatalf("group at epoch %d after the commit, want %d", epoch(), before+1)
+	}
+	// Nor does an application message count by direct enqueue: a member
+	// could show one member what the others never see.
+	app, err := r.peer.Protect(appendAppContent(time.Now(), "direct"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if applied, err := r.applyDirect(5, app, nil); err != nil || applied {
+		t.Fatalf("application message by direct enqueue: applied %v, %v", applied, err)
+	}
+	// Nor a Welcome to another group, which applies in the group's order.
+	id, err := r.b.identity(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := MLSKeyPackages{}.NewKeyPackage(id.PrivateKey, false, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.b.update(ctx, func(tx *store.Tx) error {
+		return tx.PutKeyPackage(store.KeyPackageSecret{Ref: kb.Ref, KeyPackage: kb.KeyPackage, Secrets: kb.Secrets})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	peerPub := r.peerKey.Public().(ed25519.PublicKey)
+	ps := &mls.Signer{Credential: mls.NewBasicCredential(peerPub), SignaturePub: peerPub, SignaturePriv: r.peerKey.Seed()}
+	other, err := mls.CreateGroup(DefaultCipherSuite, bytes.Repeat([]byte{8}, 16), ps, &mls.CreateOptions{Config: groupConfig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, _ := mls.ParseKeyPackage(kb.KeyPackage)
+	add, err := other.AddMembers([]*mls.KeyPackage{kp}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if applied, err := r.applyDirect(6, add.Welcome, peerPub); err != nil || applied {
+		t.Fatalf("Welcome by direct enqueue: applied %v, %v", applied, err)
+	}
+	if applied, err := r.apply(7, add.Welcome, peerPub); err != nil || !applied {
+		t.Fatalf("the same Welcome in the group's order: applied %v, %v", applied, err)
 	}
 }

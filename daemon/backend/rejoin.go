@@ -291,7 +291,7 @@ func (b *Backend) rejoinGroup(ctx context.Context, groupID, groupInfo, from []by
 		return err
 	}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	_, err = c.SubmitCommit(sctx, nodeclient.CommitRequest{ClientMsgID: item.ClientMsgID, Message: item.Payload, Recipients: item.Recipients})
+	_, err = c.SubmitCommit(sctx, nodeclient.CommitRequest{ClientMsgID: item.ClientMsgID, Message: item.Payload})
 	cancel()
 	if err != nil {
 		// Refused or unanswered: drop it; the next unreadable message asks

@@ -131,9 +131,16 @@ func TestGroup200(t *testing.T) {
 	})
 
 	// The creator fetches all 199 packages and adds them in one commit.
-	g, err := mls.CreateGroup(suite, nil, creator.signer, nil)
+	g, err := mls.CreateGroup(suite, nil, creator.signer, &mls.CreateOptions{Config: mls.Config{PublicHandshake: true}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	gi, err := g.GroupInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := creator.conn.CreateGroup(ctx, gi); err != nil {
+		t.Fatalf("create group: %v", err)
 	}
 	kps := make([]*mls.KeyPackage, len(others))
 	welcomeTo := make([][]byte, len(others))
@@ -152,10 +159,9 @@ func TestGroup200(t *testing.T) {
 		t.Fatalf("add 199: %v", err)
 	}
 	cr, err := creator.conn.SubmitCommit(ctx, client.CommitRequest{
-		ClientMsgID:       []byte("add-199"),
-		Message:           res.Message,
-		Welcome:           res.Welcome,
-		WelcomeRecipients: welcomeTo,
+		ClientMsgID: []byte("add-199"),
+		Message:     res.Message,
+		Welcome:     res.Welcome,
 	})
 	if err != nil {
 		t.Fatalf("submit commit: %v", err)
@@ -193,7 +199,7 @@ func TestGroup200(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seq, dup, err := creator.conn.FanOut(ctx, []byte("hello-1"), msg, welcomeTo)
+	seq, dup, err := creator.conn.FanOut(ctx, []byte("hello-1"), msg)
 	if err != nil || dup || seq == 0 {
 		t.Fatalf("fan-out: seq %d duplicate %v err %v", seq, dup, err)
 	}

@@ -142,6 +142,9 @@ type Group struct {
 	removed bool
 	// reinit is the ReInit proposal of the commit that ended the group.
 	reinit *ReInitProposal
+	// welcomeExtensions are the application's GroupInfo extensions of the
+	// Welcome this group was joined by (not stored).
+	welcomeExtensions []Extension
 	// resume is set only while the first commit of a reinitialized or
 	// branched group is built (reinit.go).
 	resume *resumeSource

@@ -27,6 +27,12 @@ type CommitOptions struct {
 	// Welcome's GroupInfo; joiners then need the tree out of band
 	// (Group.RatchetTree after the merge).
 	OmitRatchetTree bool
+	// WelcomeExtensions are added to the GroupInfo inside the Welcome,
+	// which only the joiners can decrypt: application metadata (a group
+	// name, say) that must not travel in clear GroupContext extensions
+	// when handshake messages are PublicMessages. Joiners read them with
+	// Group.WelcomeExtensions.
+	WelcomeExtensions []Extension
 	// AuthenticatedData is sent in clear with the commit.
 	AuthenticatedData []byte
 }
@@ -581,7 +587,7 @@ func (g *Group) Commit(opts *CommitOptions) (*CommitResult, error) {
 	}
 	result.GroupInfo = (&MLSMessage{Version: MLS10, WireFormat: WireFormatGroupInfo, GroupInfo: gi}).Marshal()
 	if len(res.added) > 0 {
-		wgi, err := ng.groupInfo(!opts.OmitRatchetTree, false)
+		wgi, err := ng.groupInfo(!opts.OmitRatchetTree, false, opts.WelcomeExtensions...)
 		if err != nil {
 			return nil, err
 		}
@@ -630,8 +636,8 @@ func verifyUniqueKeysAfterCommit(t *RatchetTree) error {
 }
 
 // groupInfo returns a signed GroupInfo for the current epoch, with the
-// ratchet tree and the external public key if asked.
-func (g *Group) groupInfo(withTree, withExternalPub bool) (*GroupInfo, error) {
+// ratchet tree and the external public key if asked, and extra extensions.
+func (g *Group) groupInfo(withTree, withExternalPub bool, extra ...Extension) (*GroupInfo, error) {
 	gi := &GroupInfo{
 		GroupContext:    cloneGroupContext(&g.ctx),
 		Extensions:      []Extension{},
@@ -648,6 +654,7 @@ func (g *Group) groupInfo(withTree, withExternalPub bool) (*GroupInfo, error) {
 		}
 		gi.Extensions = append(gi.Extensions, Extension{Type: ExtensionExternalPub, Data: AppendOpaque(nil, pub)})
 	}
+	gi.Extensions = append(gi.Extensions, cloneExtensions(extra)...)
 	if err := gi.Sign(g.suite, g.sigPriv); err != nil {
 		return nil, err
 	}

@@ -8,7 +8,7 @@ import (
 )
 
 // scThree makes a group of three clients, all agreed.
-func scThree(t *testing.T, cfg Config) (*scGroup, *scClient, *scClient, *scClient) {
+func scThree(t testing.TB, cfg Config) (*scGroup, *scClient, *scClient, *scClient) {
 	t.Helper()
 	sg := scCreate(t, cfg)
 	sg.add(sg.members[0], 2, false)

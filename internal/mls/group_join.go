@@ -153,8 +153,19 @@ func joinFromWelcome(welcome []byte, kp *KeyPackagePrivate, opts *JoinOptions, r
 	}
 	g.confirmationTag = bytes.Clone(gi.ConfirmationTag)
 	g.interim = InterimTranscriptHash(s, g.ctx.ConfirmedTranscriptHash, gi.ConfirmationTag)
+	for _, e := range gi.Extensions {
+		if e.Type != ExtensionRatchetTree && e.Type != ExtensionExternalPub {
+			g.welcomeExtensions = append(g.welcomeExtensions, Extension{Type: e.Type, Data: bytes.Clone(e.Data)})
+		}
+	}
 	return g, nil
 }
+
+// WelcomeExtensions returns the application's extensions of the GroupInfo
+// in the Welcome this group was joined by (CommitOptions.WelcomeExtensions).
+// They are not kept in the stored state: read them right after
+// JoinFromWelcome.
+func (g *Group) WelcomeExtensions() []Extension { return cloneExtensions(g.welcomeExtensions) }
 
 // checkJoinedTree checks what a joiner must about the group it joins with
 // tree, g.ctx being its GroupContext: the GroupContext extensions are

@@ -400,34 +400,9 @@ func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (_ *Receive
 	if !external && c.Sender.LeafIndex == g.self {
 		return nil, fmt.Errorf("%w: own commit that is not pending", ErrInvalidCommit)
 	}
-	// Resolve the proposals.
-	list := make([]resolvedProposal, 0, len(commit.Proposals))
-	for _, por := range commit.Proposals {
-		switch por.Type {
-		case ProposalOrRefProposal:
-			rp := resolvedProposal{proposal: por.Proposal, sender: c.Sender}
-			if por.Proposal == nil {
-				return nil, fmt.Errorf("%w: empty proposal", ErrInvalidCommit)
-			}
-			info := g.proposalInfo(&rp, true)
-			if err := g.keepProposal(&info); err != nil {
-				return nil, err
-			}
-			list = append(list, rp)
-		case ProposalOrRefReference:
-			if external {
-				return nil, fmt.Errorf("%w: external commit with a proposal by reference", ErrInvalidCommit)
-			}
-			i := slices.IndexFunc(g.proposals, func(cp cachedProposal) bool { return bytes.Equal(cp.ref, por.Reference) })
-			if i < 0 {
-				return nil, fmt.Errorf("%w: unknown proposal reference %x", ErrInvalidCommit, por.Reference)
-			}
-			cp := &g.proposals[i]
-			p := cp.proposal
-			list = append(list, resolvedProposal{proposal: &p, sender: cp.sender, ref: cp.ref})
-		default:
-			return nil, fmt.Errorf("%w: ProposalOrRef type %d", ErrInvalidCommit, por.Type)
-		}
+	list, err := g.resolveProposals(commit, c.Sender, external)
+	if err != nil {
+		return nil, err
 	}
 	if err := g.validateProposalList(list, c.Sender, external, false); err != nil {
 		return nil, err
@@ -443,15 +418,8 @@ func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (_ *Receive
 	if err := g.checkCommitLeaves(ng, res); err != nil {
 		return nil, err
 	}
-	if (len(list) == 0 || res.pathRequired) && commit.Path == nil {
-		return nil, fmt.Errorf("%w: the commit needs a path", ErrInvalidCommit)
-	}
-	if external {
-		for _, rm := range res.removed {
-			if !rm.Credential.Equal(&commit.Path.LeafNode.Credential) {
-				return nil, fmt.Errorf("%w: external commit removes another client", ErrInvalidCommit)
-			}
-		}
+	if err := checkCommitPath(commit, list, res, external); err != nil {
+		return nil, err
 	}
 	if res.selfUpdate != nil {
 		priv, ok := g.pendingUpdates[string(res.selfUpdate)]
@@ -464,61 +432,15 @@ func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (_ *Receive
 	ng.ctx.Epoch = g.ctx.Epoch + 1
 	var commitSecret []byte
 	var pathChange *LeafChange
-	if commit.Path != nil {
-		if external {
-			// A placeholder takes the leftmost blank leaf; the path's
-			// leaf replaces it in MergeUpdatePath.
-			tmp := commit.Path.LeafNode.Clone()
-			tmp.EncryptionKey = []byte{}
-			if committer, err = ng.tree.AddLeaf(tmp); err != nil {
-				return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
-			}
-		}
-		old := ng.tree.LeafNode(committer)
-		ln := &commit.Path.LeafNode
-		if err := validateLeafNodeStandalone(s, ln, LeafNodeSourceCommit, g.ctx.GroupID, committer, time.Time{}); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
-		}
-		if !external && bytes.Equal(old.EncryptionKey, ln.EncryptionKey) {
-			return nil, fmt.Errorf("%w: path keeps the committer's encryption key", ErrInvalidCommit)
-		}
-		if err := checkRequiredCapabilities(ng.ctx.Extensions, ln); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
-		}
-		switch {
-		case !external:
-			pathChange = &LeafChange{Leaf: committer, Old: leafMember(committer, old), New: leafMember(committer, ln), ByPath: true}
-			err = g.validateSuccessor(LeafFromCommit, pathChange.Old, committer, ln, ng.ctx.Extensions)
-		case len(res.removed) > 0:
-			err = g.validateSuccessor(LeafFromExternalCommit, res.removed[0], committer, ln, ng.ctx.Extensions)
-		default:
-			err = g.validateLeaf(LeafFromExternalCommit, committer, ln, ng.ctx.Extensions)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if err := ng.tree.MergeUpdatePath(s, committer, commit.Path, g.ctx.GroupID); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
-		}
-		if err := verifyUniqueKeysAfterCommit(ng.tree); err != nil {
-			return nil, err
-		}
-		ng.ctx.TreeHash = ng.tree.TreeHash(s)
-		if !res.selfRemoved {
-			cs, err := ng.priv.DecryptPath(s, ng.tree, committer, commit.Path, ng.ctx.Marshal(), res.added)
-			if err != nil {
-				return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
-			}
-			commitSecret = cs
-		}
-	} else {
-		if err := verifyUniqueKeysAfterCommit(ng.tree); err != nil {
-			return nil, err
-		}
-		ng.ctx.TreeHash = ng.tree.TreeHash(s)
+	if committer, pathChange, err = ng.mergeCommitPath(g, committer, commit.Path, external, res.removed); err != nil {
+		return nil, err
 	}
-	if err := ng.tree.checkCredentialTypes(nil); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+	if commit.Path != nil && !res.selfRemoved {
+		cs, err := ng.priv.DecryptPath(s, ng.tree, committer, commit.Path, ng.ctx.Marshal(), res.added)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+		}
+		commitSecret = cs
 	}
 	confirmed, err := ConfirmedTranscriptHash(s, g.interim, ac)
 	if err != nil {
@@ -652,4 +574,113 @@ func PeekMessage(b []byte) (*MessageHeader, error) {
 		h.GroupID, h.Epoch = gc.GroupID, gc.Epoch
 	}
 	return h, nil
+}
+
+// resolveProposals lists the proposals a received commit covers, by value
+// (each kept only if the application's filter keeps it) or by reference to
+// the proposals cached in this epoch.
+func (g *Group) resolveProposals(commit *Commit, committer Sender, external bool) ([]resolvedProposal, error) {
+	list := make([]resolvedProposal, 0, len(commit.Proposals))
+	for _, por := range commit.Proposals {
+		switch por.Type {
+		case ProposalOrRefProposal:
+			rp := resolvedProposal{proposal: por.Proposal, sender: committer}
+			if por.Proposal == nil {
+				return nil, fmt.Errorf("%w: empty proposal", ErrInvalidCommit)
+			}
+			info := g.proposalInfo(&rp, true)
+			if err := g.keepProposal(&info); err != nil {
+				return nil, err
+			}
+			list = append(list, rp)
+		case ProposalOrRefReference:
+			if external {
+				return nil, fmt.Errorf("%w: external commit with a proposal by reference", ErrInvalidCommit)
+			}
+			i := slices.IndexFunc(g.proposals, func(cp cachedProposal) bool { return bytes.Equal(cp.ref, por.Reference) })
+			if i < 0 {
+				return nil, fmt.Errorf("%w: unknown proposal reference %x", ErrInvalidCommit, por.Reference)
+			}
+			cp := &g.proposals[i]
+			p := cp.proposal
+			list = append(list, resolvedProposal{proposal: &p, sender: cp.sender, ref: cp.ref})
+		default:
+			return nil, fmt.Errorf("%w: ProposalOrRef type %d", ErrInvalidCommit, por.Type)
+		}
+	}
+	return list, nil
+}
+
+// mergeCommitPath merges a received commit's UpdatePath (nil: none) into
+// ng, the next epoch's state built from g, checks the committer's new leaf
+// (with the application's IdentityProvider) and sets the new tree hash
+// (RFC 9420 §12.4.2): for an external commit the joiner first takes the
+// leftmost blank leaf. It returns the committer's leaf and, for a member's
+// path, its leaf change. Members and the delivery service's PublicGroup
+// share it; decrypting the path is the member's own next step.
+func (ng *Group) mergeCommitPath(g *Group, committer LeafIndex, path *UpdatePath, external bool, removed []Member) (LeafIndex, *LeafChange, error) {
+	s := g.suite
+	var pathChange *LeafChange
+	if path != nil {
+		var err error
+		if external {
+			// A placeholder takes the leftmost blank leaf; the path's
+			// leaf replaces it in MergeUpdatePath.
+			tmp := path.LeafNode.Clone()
+			tmp.EncryptionKey = []byte{}
+			if committer, err = ng.tree.AddLeaf(tmp); err != nil {
+				return 0, nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+			}
+		}
+		old := ng.tree.LeafNode(committer)
+		ln := &path.LeafNode
+		if err := validateLeafNodeStandalone(s, ln, LeafNodeSourceCommit, g.ctx.GroupID, committer, time.Time{}); err != nil {
+			return 0, nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+		}
+		if !external && bytes.Equal(old.EncryptionKey, ln.EncryptionKey) {
+			return 0, nil, fmt.Errorf("%w: path keeps the committer's encryption key", ErrInvalidCommit)
+		}
+		if err := checkRequiredCapabilities(ng.ctx.Extensions, ln); err != nil {
+			return 0, nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+		}
+		switch {
+		case !external:
+			pathChange = &LeafChange{Leaf: committer, Old: leafMember(committer, old), New: leafMember(committer, ln), ByPath: true}
+			err = g.validateSuccessor(LeafFromCommit, pathChange.Old, committer, ln, ng.ctx.Extensions)
+		case len(removed) > 0:
+			err = g.validateSuccessor(LeafFromExternalCommit, removed[0], committer, ln, ng.ctx.Extensions)
+		default:
+			err = g.validateLeaf(LeafFromExternalCommit, committer, ln, ng.ctx.Extensions)
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		if err := ng.tree.MergeUpdatePath(s, committer, path, g.ctx.GroupID); err != nil {
+			return 0, nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+		}
+	}
+	if err := verifyUniqueKeysAfterCommit(ng.tree); err != nil {
+		return 0, nil, err
+	}
+	ng.ctx.TreeHash = ng.tree.TreeHash(s)
+	if err := ng.tree.checkCredentialTypes(nil); err != nil {
+		return 0, nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+	}
+	return committer, pathChange, nil
+}
+
+// checkCommitPath checks that a commit has the path its proposals require
+// and that an external commit removes only the joiner's old leaf.
+func checkCommitPath(commit *Commit, list []resolvedProposal, res *applied, external bool) error {
+	if (len(list) == 0 || res.pathRequired) && commit.Path == nil {
+		return fmt.Errorf("%w: the commit needs a path", ErrInvalidCommit)
+	}
+	if external {
+		for _, rm := range res.removed {
+			if !rm.Credential.Equal(&commit.Path.LeafNode.Credential) {
+				return fmt.Errorf("%w: external commit removes another client", ErrInvalidCommit)
+			}
+		}
+	}
+	return nil
 }

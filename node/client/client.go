@@ -70,6 +70,7 @@ type Envelope struct {
 	ClientMsgID []byte    // the sender's id for idempotent enqueue (may be empty)
 	Payload     []byte    // opaque bytes
 	EnqueuedAt  time.Time // when the node stored it
+	Sequenced   bool      // in its group's order (an accepted commit, its Welcome, a fanned-out message), not a direct enqueue
 }
 
 // KeyPackageCount is what an identity has left in the node's directory.
@@ -455,6 +456,7 @@ func envelopes(list envelope.Envelope_List) ([]Envelope, error) {
 			Sender:     bytes.Clone(sender),
 			Payload:    bytes.Clone(payload),
 			EnqueuedAt: time.Unix(0, e.EnqueuedAtUnixNano()),
+			Sequenced:  e.Sequenced(),
 		}
 		if len(id) > 0 {
 			out[i].ClientMsgID = bytes.Clone(id)

@@ -25,25 +25,30 @@
 //
 // Calls the node refuses return an error that matches (errors.Is) one of the
 // sentinels ErrUnauthorized, ErrNoKeyPackage, ErrTooLarge, ErrLimit,
-// ErrRateLimited, ErrInvalidArgument, ErrStaleEpoch or ErrInternal, with the
+// ErrRateLimited, ErrInvalidArgument, ErrStaleEpoch, ErrInvalidCommit,
+// ErrFutureEpoch, ErrGroupExists or ErrInternal, with the
 // node's explanation in its text. Transport failures are wrapped as they come;
 // Done is closed when the connection is gone, after which every call fails.
 //
 // # Groups
 //
-// SubmitCommit, FanOut and GroupState give an MLS group's messages one
-// order. The node reads the group id and epoch from the MLSMessage header
-// and accepts one commit per (group, epoch); the loser of a race gets a
+// CreateGroup, SubmitCommit, FanOut and GroupState give an MLS group's
+// messages one order. The node follows each group's public state: the
+// creator registers the group with its first GroupInfo (CreateGroup);
+// handshake messages are PublicMessages the node verifies (signature of a
+// member's leaf, proposals valid on the public tree, a well-formed path);
+// application messages are PrivateMessages it only routes. The node derives
+// every message's recipients from the tree: nobody declares a roster. It
+// accepts one commit per (group, epoch); the loser of a race gets a
 // *StaleEpochError naming the current epoch:
 //
-//	res, err := c.SubmitCommit(ctx, client.CommitRequest{
-//		ClientMsgID: id, Message: commit, Recipients: members,
-//		Welcome: welcome, WelcomeRecipients: joiners,
-//	})
+//	res, err := c.SubmitCommit(ctx, client.CommitRequest{ClientMsgID: id, Message: commit, Welcome: welcome})
 //	var stale *client.StaleEpochError
 //	switch {
 //	case errors.As(err, &stale):
 //		// drop the pending commit, apply the winner (it is in the queue), retry
+//	case errors.Is(err, client.ErrInvalidCommit), errors.Is(err, client.ErrFutureEpoch):
+//		// the node refused the commit itself: drop it
 //	case err != nil:
 //		// transport failure: resubmit with the same id; a Duplicate result
 //		// means the first attempt was accepted
@@ -52,9 +57,10 @@
 //	}
 //
 // The commit, Welcome and FanOut messages reach their recipients as
-// ordinary envelopes (Sender is the submitter, Payload the MLSMessage), so
-// Receive and Subscribe deliver them in order with everything else. Only
-// members of the roster of the group's last commit may submit or fan out
+// ordinary envelopes (Sender is the submitter, Payload the MLSMessage,
+// Sequenced set), so Receive and Subscribe deliver them in order with
+// everything else. A member a commit removes receives that commit and
+// nothing after it. Only members may submit, fan out or ask GroupState
 // (ErrUnauthorized otherwise).
 //
 // # Receiving

@@ -19,6 +19,14 @@ var (
 	ErrInvalidArgument = errors.New("invalid argument")
 	ErrStaleEpoch      = errors.New("stale epoch")
 	ErrInternal        = errors.New("node internal error")
+	// ErrInvalidCommit: the group's public state refuses a handshake
+	// message (bad signature, not a member's leaf, invalid proposal,
+	// malformed path).
+	ErrInvalidCommit = errors.New("invalid commit")
+	// ErrFutureEpoch: a commit for an epoch the group has not reached.
+	ErrFutureEpoch = errors.New("future epoch")
+	// ErrGroupExists: CreateGroup for a group id claimed before.
+	ErrGroupExists = errors.New("group exists")
 
 	ErrNotRegistered    = errors.New("not registered with the node")
 	ErrUnknownRecipient = errors.New("unknown recipient")
@@ -50,6 +58,10 @@ var codeSentinels = map[nodecp.ErrorCode]error{
 	nodecp.ErrorCode_quota:            ErrQuota,
 	nodecp.ErrorCode_diskFull:         ErrDiskFull,
 	nodecp.ErrorCode_badToken:         ErrBadToken,
+
+	nodecp.ErrorCode_invalidCommit: ErrInvalidCommit,
+	nodecp.ErrorCode_futureEpoch:   ErrFutureEpoch,
+	nodecp.ErrorCode_groupExists:   ErrGroupExists,
 }
 
 // NodeError is a call the node refused: Code names the reason, Message is

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quicproquo/quicproquo/internal/grouptest"
 	"github.com/quicproquo/quicproquo/internal/pgtest"
 	"github.com/quicproquo/quicproquo/node/client"
 	"github.com/quicproquo/quicproquo/node/server"
@@ -138,28 +139,30 @@ func crossAppMessage(groupID []byte, epoch uint64, tag string) []byte {
 func TestCrossNodePushFanOut(t *testing.T) {
 	conn := pgtest.NewDatabase(t)
 	a, b := startPostgresNode(t, conn), startPostgresNode(t, conn)
-	alice, bob, carol := newTestIdentity(t), newTestIdentity(t), newTestIdentity(t)
-	ca, cb, cc := a.dial(t, alice.priv), b.dial(t, bob.priv), b.dial(t, carol.priv)
+	ma, mb, mc := grouptest.NewMember(t), grouptest.NewMember(t), grouptest.NewMember(t)
+	ma.Conn, mb.Conn, mc.Conn = a.dial(t, ma.Priv), b.dial(t, mb.Priv), b.dial(t, mc.Priv)
+	g := grouptest.Form(t, ma, mb, mc)
+	alice, bob, carol := testIdentity{ma.Pub, ma.Priv}, testIdentity{mb.Pub, mb.Priv}, testIdentity{mc.Pub, mc.Priv}
+	ca, cb, cc := ma.Conn, mb.Conn, mc.Conn
 	ctx := testCtx(t)
-	g := bytes.Repeat([]byte{0x42}, 16)
 
 	subB, subC := subscribe(t, cb, bob), subscribe(t, cc, carol)
 	time.Sleep(200 * time.Millisecond) // both subscriptions idle, waiting for a wake-up
-	msg := crossAppMessage(g, 0, "hello group")
-	seq, dup, err := ca.FanOut(ctx, []byte("f1"), msg, [][]byte{bob.pub, carol.pub})
-	if err != nil || seq != 1 || dup {
-		t.Fatalf("fan out through A = (%d, %v, %v), want (1, false, nil)", seq, dup, err)
+	msg := crossAppMessage(g, 1, "hello group")
+	seq, dup, err := ca.FanOut(ctx, []byte("f1"), msg)
+	if err != nil || seq != 2 || dup {
+		t.Fatalf("fan out through A = (%d, %v, %v), want (2, false, nil)", seq, dup, err)
 	}
 	for name, sub := range map[string]*pushed{"bob": subB, "carol": subC} {
 		got := sub.wait(t, 1, 5*time.Second)
-		if len(got) != 1 || got[0].Seq != 1 || !bytes.Equal(got[0].Payload, msg) || !bytes.Equal(got[0].Sender, alice.pub) {
+		if len(got) != 1 || !bytes.Equal(got[0].Payload, msg) || !bytes.Equal(got[0].Sender, alice.pub) {
 			t.Fatalf("%s's pushes on B = %+v, want the fanned-out message from alice", name, got)
 		}
 	}
 	// Alice's retry through B is a duplicate of what she sent through A.
 	caB := b.dial(t, alice.priv)
-	seq, dup, err = caB.FanOut(ctx, []byte("f1"), msg, [][]byte{bob.pub, carol.pub})
-	if err != nil || seq != 1 || !dup {
-		t.Fatalf("retry through B = (%d, %v, %v), want (1, true, nil)", seq, dup, err)
+	seq, dup, err = caB.FanOut(ctx, []byte("f1"), msg)
+	if err != nil || seq != 2 || !dup {
+		t.Fatalf("retry through B = (%d, %v, %v), want (2, true, nil)", seq, dup, err)
 	}
 }

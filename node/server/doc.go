@@ -13,28 +13,30 @@
 //
 // # Groups
 //
-// submitCommit, fanOut and groupState (schemas/group) give a group's
-// messages a total order. The node reads only the clear header of an
-// MLSMessage (RFC 9420 §6: version, wire format, group_id, epoch, the
-// sender type of a PublicMessage and the content type; see mlsheader.go)
-// and never imports the MLS implementation. submitCommit takes commit
-// content only; the store accepts exactly one commit per (group, epoch) and,
-// in the same transaction, appends the commit to every recipient's queue and
-// the Welcome (checked only to be an MLSMessage of wire format mls_welcome)
-// to every welcome recipient's. A commit for another epoch gets a stale
-// outcome naming the current epoch, in the reply rather than as an exception.
-// fanOut takes application or proposal content (application content only in
-// a PrivateMessage). Recipients see ordinary envelopes: the sender is the
-// connection's identity, the payload the MLSMessage. Both calls are
-// idempotent on the client message id.
-//
-// Once a group has an accepted commit, only its roster (the sender,
-// recipients and welcome recipients of that commit) may submit or fan out;
-// others get unauthorized. The node takes the roster from what the
-// committer declares: it cannot check it against the MLS group. For the same
-// reason an external commit (sender type new_member_commit) from an identity
-// outside the roster is refused like any other: a joiner is added by a
-// member's commit and its Welcome.
+// createGroup, submitCommit, fanOut and groupState (schemas/group) give a
+// group's messages a total order, and the node follows each group's public
+// state (groupview.go): the ratchet tree without secrets, the GroupContext
+// and the transcript hashes, as internal/mls's PublicGroup. The creator
+// claims a group id with its first GroupInfo (signature, tree hash, parent
+// hashes and leaves checked). Handshake messages are PublicMessages: a
+// commit is accepted only for the current epoch, signed by the submitting
+// identity's leaf (or an external commit by which it resyncs its own leaf),
+// with proposals valid on the public tree and a well-formed UpdatePath with
+// valid parent hashes; the store keeps the resulting view in the
+// transaction that fans the commit out. Proposals fanned out are checked
+// and kept in the view for commits by reference. Application messages are
+// PrivateMessages the node only routes (mlsheader.go reads their clear
+// header). The roster is the tree's leaf identities: recipients are never
+// declared (a list is invalidArgument). A commit goes to every other
+// member and to the members it removes, who receive their removal and then
+// nothing; the Welcome to the members it adds. A commit for an earlier
+// epoch gets a stale outcome naming the current epoch, in the reply rather
+// than as an exception; a later epoch is futureEpoch; anything the view
+// refuses is invalidCommit. Only members may submit, fan out or read
+// groupState: anyone else, and anyone naming a group never created, gets
+// unauthorized. Recipients see ordinary envelopes marked sequenced: the
+// sender is the connection's identity, the payload the MLSMessage. Both
+// calls are idempotent on the client message id.
 //
 // # Errors
 //

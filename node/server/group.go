@@ -12,31 +12,13 @@ import (
 	nodecp "github.com/quicproquo/quicproquo/schemas/node"
 )
 
-// recipientList copies and checks a list of recipient identity keys: at
-// most MaxRecipients of them, each 32 bytes, none twice.
-func (s *session) recipientList(method, what string, list capnp.DataList) ([][]byte, error) {
-	n := list.Len()
-	if n > s.srv.cfg.MaxRecipients {
-		return nil, fail(nodecp.ErrorCode_limit, "%s: %d %s, limit %d", method, n, what, s.srv.cfg.MaxRecipients)
+// noRecipients refuses a declared recipient list: the node derives every
+// group message's recipients from the group's tree.
+func noRecipients(method, what string, list capnp.DataList) error {
+	if list.Len() > 0 {
+		return fail(nodecp.ErrorCode_invalidArgument, "%s: %s must be empty: the node derives them from the group's tree", method, what)
 	}
-	out := make([][]byte, n)
-	seen := make(map[[store.IdentityKeySize]byte]struct{}, n)
-	for i := range out {
-		k, err := list.At(i)
-		if err != nil {
-			return nil, fail(nodecp.ErrorCode_invalidArgument, "%s: %s[%d]: %v", method, what, i, err)
-		}
-		if err := checkKey(method, fmt.Sprintf("%s[%d]", what, i), k); err != nil {
-			return nil, err
-		}
-		key := [store.IdentityKeySize]byte(k)
-		if _, dup := seen[key]; dup {
-			return nil, fail(nodecp.ErrorCode_invalidArgument, "%s: %s lists %x twice", method, what, k)
-		}
-		seen[key] = struct{}{}
-		out[i] = key[:]
-	}
-	return out, nil
+	return nil
 }
 
 // checkGroupMessage checks a group message's size and client message id and
@@ -63,12 +45,49 @@ func (s *session) checkGroupMessage(method string, msg, msgID []byte, allowed ..
 	return mlsHeader{}, fail(nodecp.ErrorCode_invalidArgument, "%s: MLSMessage carries %s content", method, contentTypeName(h.contentType))
 }
 
-// groupStoreError maps the group-specific store errors, then the rest.
+// groupStoreError maps the group-specific store errors (and the refusals of
+// the view's checks, which the store returns as they are), then the rest.
 func (s *session) groupStoreError(method string, err error) error {
-	if errors.Is(err, store.ErrNotMember) {
-		return fail(nodecp.ErrorCode_unauthorized, "%s: %x is not in the group's roster", method, s.identity)
+	var ce *callError
+	switch {
+	case errors.As(err, &ce):
+		return ce
+	case errors.Is(err, store.ErrNotMember):
+		return fail(nodecp.ErrorCode_unauthorized, "%s: %x is not a member of the group", method, s.identity)
+	case errors.Is(err, store.ErrGroupExists):
+		return fail(nodecp.ErrorCode_groupExists, "%s: the group id is taken", method)
 	}
 	return s.storeError(method, err)
+}
+
+func (s *session) CreateGroup(ctx context.Context, call group.GroupService_createGroup) error {
+	const method = "createGroup"
+	return s.serve(method, func() error {
+		if err := s.authenticated(method); err != nil {
+			return err
+		}
+		gi, _ := call.Args().GroupInfo()
+		if len(gi) > s.srv.cfg.MaxPayloadSize {
+			return fail(nodecp.ErrorCode_tooLarge, "%s: groupInfo has %d bytes, limit %d", method, len(gi), s.srv.cfg.MaxPayloadSize)
+		}
+		if err := s.admitGroup(ctx, method, len(gi)); err != nil {
+			return err
+		}
+		pg, view, roster, err := newGroupView(method, s.identity, gi)
+		if err != nil {
+			return err
+		}
+		if len(pg.GroupID()) > store.MaxGroupIDSize {
+			return fail(nodecp.ErrorCode_invalidArgument, "%s: group_id has %d bytes, limit %d", method, len(pg.GroupID()), store.MaxGroupIDSize)
+		}
+		if len(roster) > s.srv.cfg.MaxRecipients {
+			return fail(nodecp.ErrorCode_limit, "%s: %d members, limit %d", method, len(roster), s.srv.cfg.MaxRecipients)
+		}
+		if err := s.srv.cfg.Store.CreateGroup(ctx, pg.GroupID(), s.identity, pg.Epoch(), view, roster); err != nil {
+			return s.groupStoreError(method, err)
+		}
+		return nil
+	})
 }
 
 func (s *session) SubmitCommit(ctx context.Context, call group.GroupService_submitCommit) error {
@@ -93,30 +112,19 @@ func (s *session) submitCommit(ctx context.Context, call group.GroupService_subm
 	if err != nil {
 		return err
 	}
+	if h.wireFormat != wireFormatPublicMessage {
+		return fail(nodecp.ErrorCode_invalidCommit, "%s: a commit must be a PublicMessage", method)
+	}
 	rl, _ := args.Recipients()
-	recipients, err := s.recipientList(method, "recipients", rl)
-	if err != nil {
+	wl, _ := args.WelcomeRecipients()
+	if err := errors.Join(noRecipients(method, "recipients", rl), noRecipients(method, "welcomeRecipients", wl)); err != nil {
 		return err
 	}
 	welcome, _ := args.Welcome()
-	wl, _ := args.WelcomeRecipients()
-	welcomeRecipients, err := s.recipientList(method, "welcomeRecipients", wl)
-	if err != nil {
-		return err
-	}
-	if len(recipients)+len(welcomeRecipients) > s.srv.cfg.MaxRecipients {
-		return fail(nodecp.ErrorCode_limit, "%s: %d recipients and welcome recipients, limit %d",
-			method, len(recipients)+len(welcomeRecipients), s.srv.cfg.MaxRecipients)
-	}
 	if len(welcome) > s.srv.cfg.MaxPayloadSize {
 		return fail(nodecp.ErrorCode_tooLarge, "%s: welcome has %d bytes, limit %d", method, len(welcome), s.srv.cfg.MaxPayloadSize)
 	}
-	switch {
-	case len(welcome) == 0 && len(welcomeRecipients) > 0:
-		return fail(nodecp.ErrorCode_invalidArgument, "%s: welcome recipients without a welcome", method)
-	case len(welcome) > 0 && len(welcomeRecipients) == 0:
-		return fail(nodecp.ErrorCode_invalidArgument, "%s: a welcome without welcome recipients", method)
-	case len(welcome) > 0:
+	if len(welcome) > 0 {
 		if err := checkWelcomeHeader(welcome); err != nil {
 			return fail(nodecp.ErrorCode_invalidArgument, "%s: %v", method, err)
 		}
@@ -124,9 +132,21 @@ func (s *session) submitCommit(ctx context.Context, call group.GroupService_subm
 	if err := s.admitGroup(ctx, method, len(msg)+len(welcome)); err != nil {
 		return err
 	}
-	res, err := s.srv.cfg.Store.SubmitCommit(ctx, h.groupID, h.epoch, s.identity, msgID, msg,
-		recipients, welcome, welcomeRecipients)
+	var verdict store.CommitVerdict
+	check := func(cur store.GroupView) (store.CommitVerdict, error) {
+		v, err := commitVerdict(method, s.identity, msg, welcome, cur)
+		if err == nil && len(v.Recipients)+len(v.WelcomeRecipients) > s.srv.cfg.MaxRecipients {
+			err = fail(nodecp.ErrorCode_limit, "%s: %d recipients and welcome recipients, limit %d",
+				method, len(v.Recipients)+len(v.WelcomeRecipients), s.srv.cfg.MaxRecipients)
+		}
+		verdict = v
+		return v, err
+	}
+	res, err := s.srv.cfg.Store.SubmitCommit(ctx, h.groupID, h.epoch, s.identity, msgID, msg, welcome, check)
 	var stale *store.StaleEpochError
+	if errors.As(err, &stale) && stale.Epoch > stale.Current {
+		return fail(nodecp.ErrorCode_futureEpoch, "%s: commit for epoch %d, group is at epoch %d", method, stale.Epoch, stale.Current)
+	}
 	if errors.As(err, &stale) {
 		out, aerr := call.AllocResults()
 		if aerr != nil {
@@ -147,11 +167,11 @@ func (s *session) submitCommit(ctx context.Context, call group.GroupService_subm
 		return s.groupStoreError(method, err)
 	}
 	if !res.Duplicate {
-		s.srv.cfg.Metrics.enqueued(len(msg)*len(recipients) + len(welcome)*len(welcomeRecipients))
-		for _, r := range recipients {
+		s.srv.cfg.Metrics.enqueued(len(msg)*len(verdict.Recipients) + len(welcome)*len(verdict.WelcomeRecipients))
+		for _, r := range verdict.Recipients {
 			s.srv.notifier.notify(r)
 		}
-		for _, r := range welcomeRecipients {
+		for _, r := range verdict.WelcomeRecipients {
 			s.srv.notifier.notify(r)
 		}
 	}
@@ -184,20 +204,26 @@ func (s *session) FanOut(ctx context.Context, call group.GroupService_fanOut) er
 			return err
 		}
 		rl, _ := args.Recipients()
-		recipients, err := s.recipientList(method, "recipients", rl)
-		if err != nil {
+		if err := noRecipients(method, "recipients", rl); err != nil {
 			return err
 		}
 		if err := s.admitGroup(ctx, method, len(msg)); err != nil {
 			return err
 		}
-		seq, dup, err := s.srv.cfg.Store.FanOut(ctx, h.groupID, s.identity, msgID, msg, recipients)
+		var update store.ViewUpdate
+		switch {
+		case h.contentType == contentTypeProposal && h.wireFormat != wireFormatPublicMessage:
+			return fail(nodecp.ErrorCode_invalidCommit, "%s: a proposal must be a PublicMessage", method)
+		case h.contentType == contentTypeProposal:
+			update = func(cur store.GroupView) ([]byte, error) { return proposalUpdate(method, s.identity, msg, cur) }
+		}
+		res, err := s.srv.cfg.Store.FanOut(ctx, h.groupID, s.identity, msgID, msg, update)
 		if err != nil {
 			return s.groupStoreError(method, err)
 		}
-		if !dup {
-			s.srv.cfg.Metrics.enqueued(len(msg) * len(recipients))
-			for _, r := range recipients {
+		if !res.Duplicate {
+			s.srv.cfg.Metrics.enqueued(len(msg) * len(res.Recipients))
+			for _, r := range res.Recipients {
 				s.srv.notifier.notify(r)
 			}
 		}
@@ -205,8 +231,8 @@ func (s *session) FanOut(ctx context.Context, call group.GroupService_fanOut) er
 		if err != nil {
 			return err
 		}
-		out.SetGroupSeq(seq)
-		out.SetDuplicate(dup)
+		out.SetGroupSeq(res.GroupSeq)
+		out.SetDuplicate(res.Duplicate)
 		return nil
 	})
 }
@@ -221,17 +247,18 @@ func (s *session) GroupState(ctx context.Context, call group.GroupService_groupS
 		if len(id) == 0 || len(id) > store.MaxGroupIDSize {
 			return fail(nodecp.ErrorCode_invalidArgument, "%s: groupId has %d bytes, want 1 to %d", method, len(id), store.MaxGroupIDSize)
 		}
-		gs, err := s.srv.cfg.Store.GroupState(ctx, id)
+		gs, err := s.srv.cfg.Store.GroupState(ctx, id, s.identity)
 		if err != nil {
-			return s.storeError(method, err)
+			return s.groupStoreError(method, err)
 		}
 		out, err := call.AllocResults()
 		if err != nil {
 			return err
 		}
-		out.SetCommitted(gs.Committed)
+		out.SetCommitted(true)
 		out.SetEpoch(gs.Epoch)
 		out.SetLastSeq(gs.LastSeq)
+		out.SetMembers(uint32(gs.Members))
 		return nil
 	})
 }

@@ -8,19 +8,37 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quicproquo/quicproquo/internal/grouptest"
+	"github.com/quicproquo/quicproquo/internal/mls"
 	"github.com/quicproquo/quicproquo/node/client"
 )
 
 // grpBenchMembers is the group size of the group benchmarks.
 const grpBenchMembers = 1000
 
-// grpBenchIdentities makes k identities.
-func grpBenchIdentities(b *testing.B, k int) []testIdentity {
+// grpBenchGroup makes a group of the committer (connected to n) and k
+// members added in one commit; the members' queues hold the Welcome.
+func grpBenchGroup(b *testing.B, n *testNode, k int) (*grouptest.Member, []testIdentity) {
+	committer := grouptest.NewMember(b)
+	committer.Conn = n.dial(b, committer.Priv)
+	committer.Create(b)
 	ids := make([]testIdentity, k)
+	kps := make([]*mls.KeyPackage, k)
 	for i := range ids {
-		ids[i] = newTestIdentity(b)
+		m := grouptest.NewMember(b)
+		ids[i] = testIdentity{m.Pub, m.Priv}
+		kp, _, err := mls.GenerateKeyPackage(grouptest.Suite, m.Signer, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		kps[i] = kp
 	}
-	return ids
+	res, err := committer.Group.AddMembers(kps, &mls.CommitOptions{OmitRatchetTree: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	committer.Submit(b, res)
+	return committer, ids
 }
 
 // BenchmarkGroupFanOut1000: one member fans a 1 KiB application message out
@@ -29,19 +47,14 @@ func grpBenchIdentities(b *testing.B, k int) []testIdentity {
 func BenchmarkGroupFanOut1000(b *testing.B) {
 	n := benchNode(b)
 	ctx := context.Background()
-	sender := newTestIdentity(b)
-	c := n.dial(b, sender.priv)
-	recipients := grpKeys(grpBenchIdentities(b, grpBenchMembers)...)
-	g := []byte("bench-fan-out-1k")
-	if _, err := c.SubmitCommit(ctx, client.CommitRequest{Message: grpPrivate(g, 0, grpContentCommit, "create"), Recipients: recipients}); err != nil {
-		b.Fatal(err)
-	}
+	sender, _ := grpBenchGroup(b, n, grpBenchMembers)
+	c, g := sender.Conn, sender.Group.GroupID()
 	msg := grpPrivate(g, 1, grpContentApplication, string(benchPayload()))
 	msg = msg[:benchPayloadSize] // a 1 KiB MLSMessage
 	b.SetBytes(benchPayloadSize)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := c.FanOut(ctx, nil, msg, recipients); err != nil {
+		if _, _, err := c.FanOut(ctx, nil, msg); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -49,17 +62,13 @@ func BenchmarkGroupFanOut1000(b *testing.B) {
 }
 
 // BenchmarkGroupCommit1000Acks: a member of a 1001-member group submits a
-// 1 KiB commit to the 1000 others, each connected over its own QUIC
+// self-update commit to the 1000 others, each connected over its own QUIC
 // connection with a push subscription; an operation ends when every one of
 // them has received the commit and its ack has returned (the ack is durable).
 func BenchmarkGroupCommit1000Acks(b *testing.B) {
 	n := benchNode(b)
 	ctx := context.Background()
-	committer := newTestIdentity(b)
-	cc := n.dial(b, committer.priv)
-	members := grpBenchIdentities(b, grpBenchMembers)
-	recipients := grpKeys(members...)
-	g := []byte("bench-commit-1k")
+	committer, members := grpBenchGroup(b, n, grpBenchMembers)
 
 	var (
 		acked   atomic.Int64
@@ -86,7 +95,7 @@ func BenchmarkGroupCommit1000Acks(b *testing.B) {
 				return
 			}
 			conns[i] = c
-			_, err = c.Subscribe(ctx, m.pub, 0, func(ctx context.Context, batch []client.Envelope) error {
+			_, err = c.Subscribe(ctx, m.pub, 1, func(ctx context.Context, batch []client.Envelope) error {
 				if _, err := c.Ack(ctx, m.pub, batch[len(batch)-1].Seq); err != nil {
 					return err
 				}
@@ -113,17 +122,15 @@ func BenchmarkGroupCommit1000Acks(b *testing.B) {
 	if failed != nil {
 		b.Fatal(failed)
 	}
-	payload := string(benchPayload())
-	epoch := uint64(0)
+	var epoch uint64
 	b.ReportAllocs()
 	for b.Loop() {
 		acked.Store(0)
-		commit := grpPrivate(g, epoch, grpContentCommit, payload)[:benchPayloadSize]
-		res, err := cc.SubmitCommit(ctx, client.CommitRequest{Message: commit, Recipients: recipients})
+		up, err := committer.Group.SelfUpdate(nil)
 		if err != nil {
 			b.Fatal(err)
 		}
-		epoch = res.Epoch
+		epoch = committer.Submit(b, up).Epoch
 		select {
 		case <-allDone:
 		case <-time.After(60 * time.Second):

@@ -4,18 +4,20 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/quicproquo/quicproquo/internal/grouptest"
+	"github.com/quicproquo/quicproquo/internal/mls"
+	"github.com/quicproquo/quicproquo/internal/pgtest"
+	"github.com/quicproquo/quicproquo/internal/testnode"
 	"github.com/quicproquo/quicproquo/node/client"
 	"github.com/quicproquo/quicproquo/node/server"
 	"github.com/quicproquo/quicproquo/node/store"
@@ -111,6 +113,25 @@ func grpRequests(t *testing.T, reg *prometheus.Registry, method, result string) 
 	return 0
 }
 
+// grpMember is a real MLS member connected to n.
+func grpMember(t *testing.T, n *testNode) *grouptest.Member {
+	t.Helper()
+	m := grouptest.NewMember(t)
+	m.Conn = n.dial(t, m.Priv)
+	return m
+}
+
+// grpNodeErr reports whether err is the node's refusal with sentinel want.
+func grpNodeErr(t *testing.T, what string, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("%s: err = %v, want %v", what, err, want)
+	}
+}
+
+// A real group through the node: the roster is the tree's, commits and
+// messages reach the members, a removed member receives its removal and
+// then nothing, and only members learn the group's state.
 func TestGroupCommitFanOutState(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	metrics, err := server.NewMetrics(reg)
@@ -118,276 +139,283 @@ func TestGroupCommitFanOutState(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := startTestNode(t, server.Config{Metrics: metrics}, store.Limits{})
-	alice, bob, carol := newTestIdentity(t), newTestIdentity(t), newTestIdentity(t)
-	ca, cb, cc := n.dial(t, alice.priv), n.dial(t, bob.priv), n.dial(t, carol.priv)
 	ctx := testCtx(t)
-	g := []byte("group-commit-fan")
-
-	gs, err := ca.GroupState(ctx, g)
-	if err != nil || gs != (client.GroupState{}) {
-		t.Fatalf("GroupState of a new group = %+v, %v; want zero", gs, err)
+	alice, bob, carol, mallory := grpMember(t, n), grpMember(t, n), grpMember(t, n), grpMember(t, n)
+	g := alice.Create(t)
+	if gs, err := alice.Conn.GroupState(ctx, g); err != nil || gs != (client.GroupState{Epoch: 0, Members: 1}) {
+		t.Fatalf("GroupState after CreateGroup = %+v, %v", gs, err)
 	}
-	c0 := grpPublic(g, 0, grpContentCommit, "add bob and carol")
-	w0 := grpWelcome("welcome bob and carol")
-	res, err := ca.SubmitCommit(ctx, client.CommitRequest{
-		ClientMsgID: []byte("c0"), Message: c0,
-		Welcome: w0, WelcomeRecipients: grpKeys(bob, carol),
-	})
+	alice.Add(t, bob, carol)
+	if gs, err := carol.Conn.GroupState(ctx, g); err != nil || gs != (client.GroupState{Epoch: 1, LastSeq: 1, Members: 3}) {
+		t.Fatalf("GroupState = %+v, %v", gs, err)
+	}
+	_, err = mallory.Conn.GroupState(ctx, g)
+	grpNodeErr(t, "GroupState of a stranger", err, client.ErrUnauthorized)
+	_, err = mallory.Conn.GroupState(ctx, []byte("no such group"))
+	grpNodeErr(t, "GroupState of an unknown group", err, client.ErrUnauthorized)
+
+	// An application message reaches every other member, in group order.
+	app, err := bob.Group.Protect([]byte("hello"), nil)
 	if err != nil {
-		t.Fatalf("SubmitCommit: %v", err)
+		t.Fatal(err)
 	}
-	if res != (client.CommitResult{Epoch: 1, GroupSeq: 1}) {
-		t.Fatalf("SubmitCommit = %+v, want epoch 1, seq 1", res)
+	if seq, dup, err := bob.Conn.FanOut(ctx, []byte("m1"), app); err != nil || seq != 2 || dup {
+		t.Fatalf("FanOut = %d, %v, %v", seq, dup, err)
 	}
-	grpWantQueue(t, cb, bob, alice.pub, w0)
-	grpWantQueue(t, cc, carol, alice.pub, w0)
+	for _, m := range []*grouptest.Member{alice, carol} {
+		e := m.NextEnvelope(t, "bob's message")
+		if r := m.Apply(t, e.Payload); string(r.Plaintext) != "hello" || !e.Sequenced || !bytes.Equal(e.Sender, bob.Pub) {
+			t.Fatalf("%x read %q (sequenced %v)", m.Pub[:4], r.Plaintext, e.Sequenced)
+		}
+	}
+	bob.Empty(t)
 
-	app := grpPrivate(g, 1, grpContentApplication, "hello")
-	seq, dup, err := cb.FanOut(ctx, []byte("m1"), app, grpKeys(alice, carol))
-	if err != nil || seq != 2 || dup {
-		t.Fatalf("FanOut = %d, %v, %v; want 2, false, nil", seq, dup, err)
+	// Carol updates; alice's commit for the same epoch comes too late.
+	up, err := carol.Group.SelfUpdate(nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	grpWantQueue(t, ca, alice, bob.pub, app)
-
-	c1 := grpPrivate(g, 1, grpContentCommit, "carol updates")
-	res, err = cc.SubmitCommit(ctx, client.CommitRequest{ClientMsgID: []byte("c1"), Message: c1, Recipients: grpKeys(alice, bob)})
-	if err != nil || res != (client.CommitResult{Epoch: 2, GroupSeq: 3}) {
-		t.Fatalf("SubmitCommit at epoch 1 = %+v, %v; want epoch 2, seq 3", res, err)
+	late, err := alice.Group.SelfUpdate(nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	_, err = ca.SubmitCommit(ctx, client.CommitRequest{Message: grpPublic(g, 1, grpContentCommit, "late"), Recipients: grpKeys(bob, carol)})
+	if res := carol.Submit(t, up); res.Epoch != 2 || res.GroupSeq != 3 {
+		t.Fatalf("carol's commit = %+v", res)
+	}
+	_, err = alice.Conn.SubmitCommit(ctx, client.CommitRequest{Message: late.Message})
 	var se *client.StaleEpochError
-	if !errors.Is(err, client.ErrStaleEpoch) || !errors.As(err, &se) || se.Epoch != 1 || se.Current != 2 {
-		t.Fatalf("late commit: err = %v, want a stale epoch error naming epoch 1, current 2", err)
+	if !errors.As(err, &se) || se.Epoch != 1 || se.Current != 2 {
+		t.Fatalf("late commit: %v, want stale naming epoch 1, current 2", err)
+	}
+	if err := alice.Group.DiscardPendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*grouptest.Member{alice, bob} {
+		if e := m.NextEnvelope(t, "carol's commit"); !e.Sequenced || m.Apply(t, e.Payload).Kind != mls.KindCommit {
+			t.Fatalf("%x: carol's commit not applied", m.Pub[:4])
+		}
 	}
 	if got := grpRequests(t, reg, "submitCommit", "staleEpoch"); got != 1 {
 		t.Fatalf("submitCommit staleEpoch count = %v, want 1", got)
 	}
-	if got := grpRequests(t, reg, "submitCommit", "ok"); got != 2 {
-		t.Fatalf("submitCommit ok count = %v, want 2", got)
+
+	// Alice removes carol: carol receives the removal, then nothing more,
+	// and the node no longer takes anything from her.
+	rm, err := alice.Group.RemoveMembers([]mls.LeafIndex{carol.Group.OwnLeaf()}, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	gs, err = cb.GroupState(ctx, g)
-	if err != nil || gs != (client.GroupState{Committed: true, Epoch: 2, LastSeq: 3}) {
-		t.Fatalf("GroupState = %+v, %v; want committed at epoch 2, last seq 3", gs, err)
+	alice.Submit(t, rm)
+	if r := carol.Apply(t, carol.Next(t, "her removal")); !r.SelfRemoved {
+		t.Fatalf("carol's removal: %+v", r)
 	}
-	msgs, err := ca.Receive(ctx, alice.pub, 0, 0)
-	if err != nil || len(msgs) != 2 || !bytes.Equal(msgs[1].Payload, c1) || !bytes.Equal(msgs[1].Sender, carol.pub) ||
-		string(msgs[1].ClientMsgID) != "c1" {
-		t.Fatalf("alice's queue: %v %+v; want the application message, then carol's commit", err, msgs)
+	bob.Apply(t, bob.Next(t, "carol's removal"))
+	app, err = alice.Group.Protect([]byte("without carol"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := alice.Conn.FanOut(ctx, nil, app); err != nil {
+		t.Fatal(err)
+	}
+	bob.Apply(t, bob.Next(t, "the message after carol's removal"))
+	carol.Empty(t)
+	_, _, err = carol.Conn.FanOut(ctx, nil, grpPrivate(g, 3, grpContentApplication, "still here?"))
+	grpNodeErr(t, "FanOut by the removed member", err, client.ErrUnauthorized)
+	_, err = carol.Conn.GroupState(ctx, g)
+	grpNodeErr(t, "GroupState for the removed member", err, client.ErrUnauthorized)
+	if gs, err := bob.Conn.GroupState(ctx, g); err != nil || gs.Members != 2 || gs.Epoch != 3 {
+		t.Fatalf("GroupState = %+v, %v", gs, err)
 	}
 }
 
-// grpHookStore is the node's real store with a function run after each
-// accepted, non-duplicate commit and before the node replies.
-type grpHookStore struct {
-	store.Store
-	afterCommit func()
-}
-
-func (s *grpHookStore) SubmitCommit(ctx context.Context, groupID []byte, epoch uint64, sender, clientMsgID, commit []byte,
-	recipients [][]byte, welcome []byte, welcomeRecipients [][]byte) (store.CommitResult, error) {
-	res, err := s.Store.SubmitCommit(ctx, groupID, epoch, sender, clientMsgID, commit, recipients, welcome, welcomeRecipients)
-	if err == nil && !res.Duplicate && s.afterCommit != nil {
-		s.afterCommit()
-	}
-	return res, err
-}
-
-// grpStartHookNode starts a node like startTestNode whose store is a
-// grpHookStore over a SQLite store in a temp dir.
-func grpStartHookNode(t *testing.T, cfg server.Config, hook *grpHookStore) *testNode {
-	t.Helper()
-	return startWrappedNode(t, cfg, store.Limits{}, func(st store.Store) store.Store {
-		hook.Store = st
-		return hook
-	})
-}
-
-// Two members commit at the same epoch at once, over several epochs: each
-// time exactly one is accepted, the other gets ErrStaleEpoch naming the new
-// epoch, the winner's commit reaches its recipients and its Welcome only its
-// welcome recipients, and the loser's messages reach nobody.
-func TestGroupConcurrentCommitsOneWins(t *testing.T) {
+// A group id is claimed once, by a GroupInfo its claimer signed.
+func TestGroupCreateClaims(t *testing.T) {
 	n := startTestNode(t, server.Config{}, store.Limits{})
 	ctx := testCtx(t)
-	alice, bob, carol := newTestIdentity(t), newTestIdentity(t), newTestIdentity(t)
-	ca, cb, cc := n.dial(t, alice.priv), n.dial(t, bob.priv), n.dial(t, carol.priv)
-	g := []byte("group-race-0123")
-	if _, err := ca.SubmitCommit(ctx, client.CommitRequest{
-		ClientMsgID: []byte("create"), Message: grpPublic(g, 0, grpContentCommit, "create"),
-		Welcome: grpWelcome("join"), WelcomeRecipients: grpKeys(bob, carol),
-	}); err != nil {
-		t.Fatalf("create: %v", err)
+	alice, mallory := grpMember(t, n), grpMember(t, n)
+	alice.Create(t)
+	gi, err := alice.Group.GroupInfo()
+	if err != nil {
+		t.Fatal(err)
 	}
-	cursors := map[string]uint64{}
-	// next returns the messages of id's queue after its cursor.
-	next := func(c *client.Client, id testIdentity) []client.Envelope {
-		t.Helper()
-		msgs, err := c.Receive(ctx, id.pub, cursors[string(id.pub)], 0)
-		if err != nil {
-			t.Fatalf("receive: %v", err)
-		}
-		if len(msgs) > 0 {
-			cursors[string(id.pub)] = msgs[len(msgs)-1].Seq
-		}
-		return msgs
+	grpNodeErr(t, "claim of a taken id", mallory.Conn.CreateGroup(ctx, gi), client.ErrUnauthorized)
+	grpNodeErr(t, "second claim by the creator", alice.Conn.CreateGroup(ctx, gi), client.ErrGroupExists)
+	// Mallory cannot register a group alice made but did not register.
+	other, err := mls.CreateGroup(grouptest.Suite, nil, alice.Signer, &mls.CreateOptions{Config: grouptest.Config})
+	if err != nil {
+		t.Fatal(err)
 	}
-	next(cb, bob)
-	next(cc, carol)
-	wins := map[string]int{}
-	for epoch := uint64(1); epoch <= 12; epoch++ {
-		type racer struct {
-			name    string
-			c       *client.Client
-			id      testIdentity
-			others  []testIdentity
-			joiner  testIdentity
-			jc      *client.Client
-			commit  []byte
-			welcome []byte
-			res     client.CommitResult
-			err     error
-		}
-		racers := []*racer{
-			{name: "bob", c: cb, id: bob, others: []testIdentity{alice, carol}},
-			{name: "carol", c: cc, id: carol, others: []testIdentity{alice, bob}},
-		}
-		for _, r := range racers {
-			r.joiner = newTestIdentity(t)
-			r.jc = n.dial(t, r.joiner.priv)
-			r.commit = grpPrivate(g, epoch, grpContentCommit, fmt.Sprintf("%s at %d", r.name, epoch))
-			r.welcome = grpWelcome(fmt.Sprintf("%s's welcome at %d", r.name, epoch))
-		}
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for _, r := range racers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				r.res, r.err = r.c.SubmitCommit(ctx, client.CommitRequest{
-					ClientMsgID: []byte(fmt.Sprint("commit ", epoch)), Message: r.commit,
-					Recipients: grpKeys(r.others...), Welcome: r.welcome, WelcomeRecipients: grpKeys(r.joiner),
-				})
-			}()
-		}
-		close(start)
-		wg.Wait()
-		var win, lose *racer
-		for _, r := range racers {
-			if r.err == nil {
-				if win != nil {
-					t.Fatalf("epoch %d: both commits accepted", epoch)
-				}
-				win = r
-				continue
-			}
-			var se *client.StaleEpochError
-			if !errors.Is(r.err, client.ErrStaleEpoch) || !errors.As(r.err, &se) || se.Epoch != epoch || se.Current != epoch+1 {
-				t.Fatalf("epoch %d: %s: err = %v, want stale naming epoch %d, current %d", epoch, r.name, r.err, epoch, epoch+1)
-			}
-			lose = r
-		}
-		if win == nil || lose == nil {
-			t.Fatalf("epoch %d: want one winner and one loser", epoch)
-		}
-		wins[win.name]++
-		if win.res.Epoch != epoch+1 || win.res.Duplicate {
-			t.Fatalf("epoch %d: winner's result %+v", epoch, win.res)
-		}
-		// Alice and the loser each got exactly the winner's commit.
-		for _, who := range []struct {
-			c  *client.Client
-			id testIdentity
-		}{{ca, alice}, {lose.c, lose.id}} {
-			msgs := next(who.c, who.id)
-			if len(msgs) != 1 || !bytes.Equal(msgs[0].Payload, win.commit) || !bytes.Equal(msgs[0].Sender, win.id.pub) {
-				t.Fatalf("epoch %d: %x got %d messages, want the winner's commit", epoch, who.id.pub[:4], len(msgs))
-			}
-		}
-		if msgs := next(win.c, win.id); len(msgs) != 0 {
-			t.Fatalf("epoch %d: the winner got %d messages", epoch, len(msgs))
-		}
-		grpWantQueue(t, win.jc, win.joiner, win.id.pub, win.welcome)
-		grpWantQueue(t, lose.jc, lose.joiner, nil)
-		gs, err := ca.GroupState(ctx, g)
-		if err != nil || !gs.Committed || gs.Epoch != epoch+1 {
-			t.Fatalf("epoch %d: GroupState = %+v, %v", epoch, gs, err)
-		}
+	gi2, _ := other.GroupInfo()
+	grpNodeErr(t, "claim with someone else's GroupInfo", mallory.Conn.CreateGroup(ctx, gi2), client.ErrUnauthorized)
+	bad := bytes.Clone(gi2)
+	bad[len(bad)-1] ^= 1
+	grpNodeErr(t, "claim with a bad signature", alice.Conn.CreateGroup(ctx, bad), client.ErrInvalidArgument)
+	grpNodeErr(t, "claim with garbage", alice.Conn.CreateGroup(ctx, []byte("garbage")), client.ErrInvalidArgument)
+	if err := alice.Conn.CreateGroup(ctx, gi2); err != nil {
+		t.Fatalf("alice's own claim: %v", err)
 	}
-	t.Logf("wins: %v", wins)
+	checkServing(t, n)
 }
 
-// The node commits, then the connection dies before the reply arrives. The
-// client resubmits with the same ClientMsgID on a new connection and gets
-// the original result marked Duplicate; recipients see the commit once.
-func TestGroupCommitReplyLost(t *testing.T) {
-	alice, bob, carol := newTestIdentity(t), newTestIdentity(t), newTestIdentity(t)
-	// The hook closes the first connection after the first commit is stored.
-	var (
-		firstConn atomic.Pointer[client.Client]
-		once      sync.Once
-		hooked    = make(chan struct{})
-	)
-	hook := &grpHookStore{afterCommit: func() {
-		once.Do(func() {
-			close(hooked)
-			c := firstConn.Load()
-			c.Close()
-			<-c.Done()
-		})
-	}}
-	n := grpStartHookNode(t, server.Config{}, hook)
+// Every commit a member could forge is refused with a typed error, and the
+// group goes on afterwards: the node follows the group's public state.
+func TestGroupRefusesForgedCommits(t *testing.T) {
+	n := startTestNode(t, server.Config{}, store.Limits{})
 	ctx := testCtx(t)
-	g := []byte("group-reply-lost")
-	commit := grpPublic(g, 0, grpContentCommit, "create")
-	welcome := grpWelcome("join")
-	req := client.CommitRequest{
-		ClientMsgID: []byte("create-1"), Message: commit,
-		Recipients: grpKeys(bob), Welcome: welcome, WelcomeRecipients: grpKeys(carol),
+	alice, bob, carol, mallory := grpMember(t, n), grpMember(t, n), grpMember(t, n), grpMember(t, n)
+	g := grouptest.Form(t, alice, bob, carol)
+	epoch := alice.Group.Epoch()
+	submit := func(m *grouptest.Member, msg []byte) error {
+		_, err := m.Conn.SubmitCommit(ctx, client.CommitRequest{Message: msg})
+		return err
+	}
+	// A real commit of bob's, to forge from.
+	up, err := bob.Group.SelfUpdate(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gc := bob.Group.GroupContext()
+	carolLeaf := carol.Group.OwnLeaf()
+	for _, tc := range []struct {
+		name string
+		by   *grouptest.Member
+		msg  []byte
+		want error
+	}{
+		{"garbage after a commit header", alice, grpPublic(g, epoch, grpContentCommit, "garbage"), client.ErrInvalidCommit},
+		{"a commit as a PrivateMessage", alice, grpPrivate(g, epoch, grpContentCommit, "hidden"), client.ErrInvalidCommit},
+		{"bob's commit re-signed by a non-member's key", bob, grouptest.Resign(t, up.Message, mallory.Signer.SignaturePriv, gc, nil), client.ErrInvalidCommit},
+		{"bob's commit submitted by alice", alice, up.Message, client.ErrUnauthorized},
+		{"bob's commit submitted by a stranger", mallory, up.Message, client.ErrUnauthorized},
+		{"a commit with an invalid proposal", bob, grouptest.Resign(t, up.Message, bob.Signer.SignaturePriv, gc, func(fc *mls.FramedContent) {
+			fc.Commit.Proposals = append(fc.Commit.Proposals, mls.ProposalOrRef{Type: mls.ProposalOrRefProposal,
+				Proposal: &mls.Proposal{Type: mls.ProposalRemove, Remove: &mls.RemoveProposal{Removed: 9}}})
+		}), client.ErrInvalidCommit},
+		{"a commit removing the committer", bob, grouptest.Resign(t, up.Message, bob.Signer.SignaturePriv, gc, func(fc *mls.FramedContent) {
+			fc.Commit.Proposals = append(fc.Commit.Proposals, mls.ProposalOrRef{Type: mls.ProposalOrRefProposal,
+				Proposal: &mls.Proposal{Type: mls.ProposalRemove, Remove: &mls.RemoveProposal{Removed: bob.Group.OwnLeaf()}}})
+		}), client.ErrInvalidCommit},
+		{"a commit with a broken path", bob, grouptest.Resign(t, up.Message, bob.Signer.SignaturePriv, gc, func(fc *mls.FramedContent) {
+			fc.Commit.Path.Nodes[0].EncryptionKey = bytes.Clone(fc.Commit.Path.Nodes[0].EncryptionKey)
+			fc.Commit.Path.Nodes[0].EncryptionKey[0] ^= 1
+		}), client.ErrInvalidCommit},
+		{"a commit for a future epoch", bob, grouptest.Resign(t, up.Message, bob.Signer.SignaturePriv, gc, func(fc *mls.FramedContent) {
+			fc.Epoch += 3
+		}), client.ErrFutureEpoch},
+	} {
+		grpNodeErr(t, tc.name, submit(tc.by, tc.msg), tc.want)
+	}
+	for _, m := range []*grouptest.Member{alice, bob, carol} {
+		m.Empty(t)
+	}
+	if err := bob.Group.DiscardPendingCommit(); err != nil {
+		t.Fatal(err)
 	}
 
-	first := n.dial(t, alice.priv)
-	firstConn.Store(first)
-	_, err := first.SubmitCommit(ctx, req)
-	if err == nil {
-		t.Fatal("SubmitCommit on a connection closed before the reply succeeded")
+	// Alice removes carol; carol, just removed, signs a commit for the new
+	// epoch from her old leaf: her own connection is refused, and through
+	// a member's the signature has no leaf.
+	rm, err := alice.Group.RemoveMembers([]mls.LeafIndex{carolLeaf}, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if errors.Is(err, client.ErrStaleEpoch) {
-		t.Fatalf("lost reply reported as stale: %v", err)
+	alice.Submit(t, rm)
+	bob.Apply(t, bob.Next(t, "carol's removal"))
+	carol.Apply(t, carol.Next(t, "her removal"))
+	up2, err := bob.Group.SelfUpdate(nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	select {
-	case <-hooked:
-	default:
-		t.Fatalf("the node never committed: %v", err)
+	fromCarol := grouptest.Resign(t, up2.Message, carol.Signer.SignaturePriv, bob.Group.GroupContext(), func(fc *mls.FramedContent) {
+		fc.Sender = mls.MemberSender(carolLeaf)
+	})
+	grpNodeErr(t, "the removed member's commit", submit(carol, fromCarol), client.ErrUnauthorized)
+	grpNodeErr(t, "the removed member's commit through a member", submit(bob, fromCarol), client.ErrInvalidCommit)
+	if err := bob.Group.DiscardPendingCommit(); err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("first attempt: %v", err)
 
-	var res client.CommitResult
-	for attempt := 0; ; attempt++ {
-		c := n.dial(t, alice.priv)
-		res, err = c.SubmitCommit(ctx, req)
-		if err == nil {
-			break
+	// The group keeps working: bob adds dave, dave updates, all talk.
+	dave := grpMember(t, n)
+	bob.Add(t, dave)
+	alice.Apply(t, alice.Next(t, "dave's addition"))
+	up3, err := dave.Group.SelfUpdate(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dave.Submit(t, up3)
+	for _, m := range []*grouptest.Member{alice, bob} {
+		m.Apply(t, m.Next(t, "dave's update"))
+	}
+	if !bytes.Equal(alice.Group.EpochAuthenticator(), dave.Group.EpochAuthenticator()) {
+		t.Fatal("alice and dave disagree")
+	}
+	carol.Empty(t)
+}
+
+// A proposal goes through fanOut as a PublicMessage the node checks and
+// keeps, so that a commit may cover it by reference.
+func TestGroupProposalByReference(t *testing.T) {
+	n := startTestNode(t, server.Config{}, store.Limits{})
+	ctx := testCtx(t)
+	alice, bob, carol, mallory := grpMember(t, n), grpMember(t, n), grpMember(t, n), grpMember(t, n)
+	grouptest.Form(t, alice, bob, carol)
+	leave, err := carol.Group.ProposeRemove(carol.Group.OwnLeaf())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gc := carol.Group.GroupContext()
+	_, _, err = carol.Conn.FanOut(ctx, nil, grouptest.Resign(t, leave, mallory.Signer.SignaturePriv, gc, nil))
+	grpNodeErr(t, "a proposal signed by another key", err, client.ErrInvalidCommit)
+	_, _, err = bob.Conn.FanOut(ctx, nil, leave)
+	grpNodeErr(t, "carol's proposal sent by bob", err, client.ErrUnauthorized)
+	if _, _, err := carol.Conn.FanOut(ctx, []byte("leave"), leave); err != nil {
+		t.Fatalf("FanOut of the proposal: %v", err)
+	}
+	for _, m := range []*grouptest.Member{alice, bob} {
+		if e := m.NextEnvelope(t, "carol's proposal"); !e.Sequenced || m.Apply(t, e.Payload).Kind != mls.KindProposal {
+			t.Fatalf("%x: proposal not received", m.Pub[:4])
 		}
-		if attempt == 5 {
-			t.Fatalf("resubmission: %v", err)
-		}
 	}
-	if res != (client.CommitResult{Epoch: 1, GroupSeq: 1, Duplicate: true}) {
-		t.Fatalf("resubmission = %+v, want the original {Epoch:1 GroupSeq:1} as a duplicate", res)
+	res, err := alice.Group.Commit(nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	grpWantQueue(t, n.dial(t, bob.priv), bob, alice.pub, commit)
-	grpWantQueue(t, n.dial(t, carol.priv), carol, alice.pub, welcome)
-	// The same id for other bytes is refused; the group is where it was.
-	c := n.dial(t, alice.priv)
-	other := req
-	other.Message = grpPublic(g, 0, grpContentCommit, "other")
-	if _, err := c.SubmitCommit(ctx, other); !errors.Is(err, client.ErrInvalidArgument) {
-		t.Fatalf("id reused for another commit: err = %v, want ErrInvalidArgument", err)
+	alice.Submit(t, res)
+	bob.Apply(t, bob.Next(t, "the commit"))
+	if r := carol.Apply(t, carol.Next(t, "her removal")); !r.SelfRemoved {
+		t.Fatal("carol was not removed")
 	}
-	gs, err := c.GroupState(ctx, g)
-	if err != nil || gs != (client.GroupState{Committed: true, Epoch: 1, LastSeq: 1}) {
-		t.Fatalf("GroupState = %+v, %v", gs, err)
+}
+
+// A commit accepted through one node is the view every node on the same
+// PostgreSQL database checks against, and a node restart keeps it.
+func TestGroupViewSharedAndDurable(t *testing.T) {
+	conn := pgtest.NewDatabase(t)
+	a, b := startPostgresNode(t, conn), startPostgresNode(t, conn)
+	ctx := testCtx(t)
+	alice, bob := grouptest.NewMember(t), grouptest.NewMember(t)
+	alice.Conn, bob.Conn = a.dial(t, alice.Priv), b.dial(t, bob.Priv)
+	g := grouptest.Form(t, alice, bob)
+	// Both build a commit for epoch 1; through different nodes, one wins.
+	ua, _ := alice.Group.SelfUpdate(nil)
+	ub, _ := bob.Group.SelfUpdate(nil)
+	bob.Submit(t, ub)
+	_, err := alice.Conn.SubmitCommit(ctx, client.CommitRequest{Message: ua.Message})
+	grpNodeErr(t, "the loser through the other node", err, client.ErrStaleEpoch)
+	if err := alice.Group.DiscardPendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	alice.Apply(t, alice.Next(t, "bob's commit"))
+	// A third node, started after all this, knows the view.
+	c := startPostgresNode(t, conn)
+	carol := grouptest.NewMember(t)
+	carol.Conn = c.dial(t, carol.Priv)
+	alice.Conn = c.dial(t, alice.Priv)
+	alice.Add(t, carol)
+	bob.Apply(t, bob.Next(t, "carol's addition"))
+	if gs, err := carol.Conn.GroupState(ctx, g); err != nil || gs.Epoch != 3 || gs.Members != 3 {
+		t.Fatalf("GroupState through the new node = %+v, %v", gs, err)
 	}
 }
 
@@ -400,15 +428,13 @@ func TestGroupFanOutOrder(t *testing.T) {
 	const members, each = 5, 40
 	ids := make([]testIdentity, members)
 	conns := make([]*client.Client, members)
+	ms := make([]*grouptest.Member, members)
 	for i := range ids {
-		ids[i] = newTestIdentity(t)
-		conns[i] = n.dial(t, ids[i].priv)
+		ms[i] = grpMember(t, n)
+		ids[i] = testIdentity{ms[i].Pub, ms[i].Priv}
+		conns[i] = ms[i].Conn
 	}
-	g := []byte("group-order")
-	creation := grpPublic(g, 0, grpContentCommit, "create")
-	if _, err := conns[0].SubmitCommit(ctx, client.CommitRequest{Message: creation, Recipients: grpKeys(ids[1:]...)}); err != nil {
-		t.Fatal(err)
-	}
+	g := grouptest.Form(t, ms...)
 	// Every member subscribes before the messages flow.
 	got := make([]chan []byte, members)
 	for i := range ids {
@@ -437,19 +463,9 @@ func TestGroupFanOutOrder(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			others := make([]testIdentity, 0, members-1)
-			for j, id := range ids {
-				if j != i {
-					others = append(others, id)
-				}
-			}
 			for k := range each {
-				ct := byte(grpContentApplication)
-				if k%5 == 4 {
-					ct = grpContentProposal
-				}
-				p := grpPrivate(g, 1, ct, fmt.Sprintf("from %d #%d", i, k))
-				seq, dup, err := conns[i].FanOut(ctx, []byte(fmt.Sprint("m", k)), p, grpKeys(others...))
+				p := grpPrivate(g, 1, grpContentApplication, fmt.Sprintf("from %d #%d", i, k))
+				seq, dup, err := conns[i].FanOut(ctx, []byte(fmt.Sprint("m", k)), p)
 				if err != nil || dup {
 					errs[i] = fmt.Errorf("member %d message %d: dup %v, %w", i, k, dup, err)
 					return
@@ -482,9 +498,6 @@ func TestGroupFanOutOrder(t *testing.T) {
 	}
 	for i := range members {
 		var want [][]byte
-		if i != 0 {
-			want = append(want, creation)
-		}
 		for _, s := range order {
 			if s.sender != i {
 				want = append(want, s.payload)
@@ -507,7 +520,7 @@ func TestGroupFanOutOrder(t *testing.T) {
 		}
 	}
 	gs, err := conns[1].GroupState(ctx, g)
-	if err != nil || gs != (client.GroupState{Committed: true, Epoch: 1, LastSeq: members*each + 1}) {
+	if err != nil || gs != (client.GroupState{Epoch: 1, LastSeq: members*each + 1, Members: members}) {
 		t.Fatalf("GroupState = %+v, %v", gs, err)
 	}
 }
@@ -515,124 +528,138 @@ func TestGroupFanOutOrder(t *testing.T) {
 // Bad group calls get typed errors, store nothing, and leave the node
 // serving.
 func TestGroupBadInput(t *testing.T) {
-	const maxRecipients, maxPayload = 8, 4096
+	const maxRecipients, maxPayload = 8, 8192
 	n := startTestNode(t, server.Config{MaxRecipients: maxRecipients, MaxPayloadSize: maxPayload}, store.Limits{})
 	ctx := testCtx(t)
-	alice, bob, mallory := newTestIdentity(t), newTestIdentity(t), newTestIdentity(t)
-	ca, cm := n.dial(t, alice.priv), n.dial(t, mallory.priv)
+	alice, bob, mallory := grpMember(t, n), grpMember(t, n), grpMember(t, n)
+	g := grouptest.Form(t, alice, bob)
+	ca, cm := alice.Conn, mallory.Conn
 	anon := n.dial(t, nil)
-	g := []byte("group-bad-input")
-	commit := func(tag string) []byte { return grpPrivate(g, 0, grpContentCommit, tag) }
-	app := grpPrivate(g, 0, grpContentApplication, "app")
-	many := func(k int) [][]byte {
-		out := make([][]byte, k)
-		for i := range out {
-			out[i] = newTestIdentity(t).pub
+	commit := func(tag string) []byte { return grpPublic(g, 1, grpContentCommit, tag) }
+	app := grpPrivate(g, 1, grpContentApplication, "app")
+	garbage := bytes.Repeat([]byte{0xff, 0x17}, 100)
+	// A real commit adding more members than the node delivers to at once.
+	var kps []*mls.KeyPackage
+	for range maxRecipients {
+		kp, _, err := mls.GenerateKeyPackage(grouptest.Suite, grouptest.NewMember(t).Signer, nil)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return out
+		kps = append(kps, kp)
 	}
-	garbage := make([]byte, 200)
-	if _, err := rand.Read(garbage); err != nil {
+	many, err := alice.Group.AddMembers(kps, &mls.CommitOptions{OmitRatchetTree: true})
+	if err != nil {
 		t.Fatal(err)
 	}
-	garbage[0] = 0xff
+	if err := alice.Group.DiscardPendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	up, err := alice.Group.SelfUpdate(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Group.DiscardPendingCommit(); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		call func() error
 		want error
 	}{
 		{"commit: garbage", func() error {
-			_, err := ca.SubmitCommit(ctx, client.CommitRequest{Message: garbage, Recipients: grpKeys(bob)})
+			_, err := ca.SubmitCommit(ctx, client.CommitRequest{Message: garbage})
 			return err
 		}, client.ErrInvalidArgument},
 		{"commit: empty message", func() error {
-			_, err := ca.SubmitCommit(ctx, client.CommitRequest{Recipients: grpKeys(bob)})
+			_, err := ca.SubmitCommit(ctx, client.CommitRequest{})
 			return err
 		}, client.ErrInvalidArgument},
 		{"commit: truncated header", func() error {
-			_, err := ca.SubmitCommit(ctx, client.CommitRequest{Message: commit("x")[:10], Recipients: grpKeys(bob)})
+			_, err := ca.SubmitCommit(ctx, client.CommitRequest{Message: commit("x")[:10]})
 			return err
 		}, client.ErrInvalidArgument},
 		{"commit: a Welcome as the commit", func() error {
-			_, err := ca.SubmitCommit(ctx, client.CommitRequest{Message: grpWelcome("w"), Recipients: grpKeys(bob)})
+			_, err := ca.SubmitCommit(ctx, client.CommitRequest{Message: grpWelcome("w")})
 			return err
 		}, client.ErrInvalidArgument},
 		{"commit: application content", func() error {
-			_, err := ca.SubmitCommit(ctx, client.CommitRequest{Message: app, Recipients: grpKeys(bob)})
+			_, err := ca.SubmitCommit(ctx, client.CommitRequest{Message: app})
 			return err
 		}, client.ErrInvalidArgument},
 		{"commit: proposal content", func() error {
-			_, err := ca.SubmitCommit(ctx, client.CommitRequest{Message: grpPublic(g, 0, grpContentProposal, "p"), Recipients: grpKeys(bob)})
+			_, err := ca.SubmitCommit(ctx, client.CommitRequest{Message: grpPublic(g, 1, grpContentProposal, "p")})
 			return err
 		}, client.ErrInvalidArgument},
 		{"commit: too many recipients", func() error {
-			_, err := ca.SubmitCommit(ctx, client.CommitRequest{Message: commit("x"), Recipients: many(maxRecipients + 1)})
+			_, err := ca.SubmitCommit(ctx, client.CommitRequest{Message: many.Message, Welcome: many.Welcome})
 			return err
 		}, client.ErrLimit},
-		{"commit: too many with welcome recipients", func() error {
-			_, err := ca.SubmitCommit(ctx, client.CommitRequest{Message: commit("x"), Recipients: many(5),
-				Welcome: grpWelcome("w"), WelcomeRecipients: many(4)})
-			return err
-		}, client.ErrLimit},
-		{"commit: short recipient key", func() error {
-			_, err := ca.SubmitCommit(ctx, client.CommitRequest{Message: commit("x"), Recipients: [][]byte{bob.pub[:31]}})
-			return err
-		}, client.ErrInvalidArgument},
-		{"commit: recipient twice", func() error {
-			_, err := ca.SubmitCommit(ctx, client.CommitRequest{Message: commit("x"), Recipients: grpKeys(bob, bob)})
+		{"commit: adds without a welcome", func() error {
+			_, err := ca.SubmitCommit(ctx, client.CommitRequest{Message: many.Message})
 			return err
 		}, client.ErrInvalidArgument},
 		{"commit: garbage welcome", func() error {
-			_, err := ca.SubmitCommit(ctx, client.CommitRequest{Message: commit("x"), Welcome: garbage, WelcomeRecipients: grpKeys(bob)})
+			_, err := ca.SubmitCommit(ctx, client.CommitRequest{Message: up.Message, Welcome: garbage})
 			return err
 		}, client.ErrInvalidArgument},
-		{"commit: welcome without recipients", func() error {
-			_, err := ca.SubmitCommit(ctx, client.CommitRequest{Message: commit("x"), Welcome: grpWelcome("w")})
-			return err
-		}, client.ErrInvalidArgument},
-		{"commit: welcome recipients without a welcome", func() error {
-			_, err := ca.SubmitCommit(ctx, client.CommitRequest{Message: commit("x"), WelcomeRecipients: grpKeys(bob)})
+		{"commit: a welcome for a commit that adds nobody", func() error {
+			_, err := ca.SubmitCommit(ctx, client.CommitRequest{Message: up.Message, Welcome: grpWelcome("w")})
 			return err
 		}, client.ErrInvalidArgument},
 		{"commit: too large", func() error {
-			_, err := ca.SubmitCommit(ctx, client.CommitRequest{Message: commit(string(make([]byte, maxPayload))), Recipients: grpKeys(bob)})
+			_, err := ca.SubmitCommit(ctx, client.CommitRequest{Message: commit(string(make([]byte, maxPayload)))})
 			return err
 		}, client.ErrTooLarge},
 		{"commit: welcome too large", func() error {
-			_, err := ca.SubmitCommit(ctx, client.CommitRequest{Message: commit("x"),
-				Welcome: grpWelcome(string(make([]byte, maxPayload))), WelcomeRecipients: grpKeys(bob)})
+			_, err := ca.SubmitCommit(ctx, client.CommitRequest{Message: up.Message, Welcome: grpWelcome(string(make([]byte, maxPayload)))})
 			return err
 		}, client.ErrTooLarge},
 		{"commit: long client message id", func() error {
-			_, err := ca.SubmitCommit(ctx, client.CommitRequest{ClientMsgID: make([]byte, 65), Message: commit("x"), Recipients: grpKeys(bob)})
+			_, err := ca.SubmitCommit(ctx, client.CommitRequest{ClientMsgID: make([]byte, 65), Message: up.Message})
 			return err
 		}, client.ErrInvalidArgument},
 		{"commit: anonymous", func() error {
-			_, err := anon.SubmitCommit(ctx, client.CommitRequest{Message: commit("x"), Recipients: grpKeys(bob)})
+			_, err := anon.SubmitCommit(ctx, client.CommitRequest{Message: up.Message})
+			return err
+		}, client.ErrUnauthorized},
+		{"commit: a stranger", func() error {
+			_, err := cm.SubmitCommit(ctx, client.CommitRequest{Message: commit("mallory")})
+			return err
+		}, client.ErrUnauthorized},
+		{"commit: a stranger at a stale epoch", func() error {
+			_, err := cm.SubmitCommit(ctx, client.CommitRequest{Message: grpPublic(g, 0, grpContentCommit, "mallory")})
 			return err
 		}, client.ErrUnauthorized},
 		{"fan out: garbage", func() error {
-			_, _, err := ca.FanOut(ctx, nil, garbage, grpKeys(bob))
+			_, _, err := ca.FanOut(ctx, nil, garbage)
 			return err
 		}, client.ErrInvalidArgument},
 		{"fan out: commit content", func() error {
-			_, _, err := ca.FanOut(ctx, nil, commit("x"), grpKeys(bob))
+			_, _, err := ca.FanOut(ctx, nil, up.Message)
 			return err
 		}, client.ErrInvalidArgument},
 		{"fan out: application in a PublicMessage", func() error {
-			_, _, err := ca.FanOut(ctx, nil, grpPublic(g, 0, grpContentApplication, "clear"), grpKeys(bob))
+			_, _, err := ca.FanOut(ctx, nil, grpPublic(g, 1, grpContentApplication, "clear"))
 			return err
 		}, client.ErrInvalidArgument},
-		{"fan out: too many recipients", func() error {
-			_, _, err := ca.FanOut(ctx, nil, app, many(maxRecipients+1))
+		{"fan out: a proposal as a PrivateMessage", func() error {
+			_, _, err := ca.FanOut(ctx, nil, grpPrivate(g, 1, grpContentProposal, "hidden"))
 			return err
-		}, client.ErrLimit},
+		}, client.ErrInvalidCommit},
+		{"fan out: a garbage proposal", func() error {
+			_, _, err := ca.FanOut(ctx, nil, grpPublic(g, 1, grpContentProposal, "garbage"))
+			return err
+		}, client.ErrInvalidCommit},
 		{"fan out: too large", func() error {
-			_, _, err := ca.FanOut(ctx, nil, grpPrivate(g, 0, grpContentApplication, string(make([]byte, maxPayload))), grpKeys(bob))
+			_, _, err := ca.FanOut(ctx, nil, grpPrivate(g, 1, grpContentApplication, string(make([]byte, maxPayload))))
 			return err
 		}, client.ErrTooLarge},
 		{"fan out: anonymous", func() error {
-			_, _, err := anon.FanOut(ctx, nil, app, grpKeys(bob))
+			_, _, err := anon.FanOut(ctx, nil, app)
+			return err
+		}, client.ErrUnauthorized},
+		{"fan out: a stranger", func() error {
+			_, _, err := cm.FanOut(ctx, nil, app)
 			return err
 		}, client.ErrUnauthorized},
 		{"group state: empty id", func() error {
@@ -647,33 +674,84 @@ func TestGroupBadInput(t *testing.T) {
 			_, err := anon.GroupState(ctx, g)
 			return err
 		}, client.ErrUnauthorized},
+		{"create: too large", func() error {
+			return ca.CreateGroup(ctx, make([]byte, maxPayload+1))
+		}, client.ErrTooLarge},
+		{"create: anonymous", func() error {
+			gi, _ := alice.Group.GroupInfo()
+			return anon.CreateGroup(ctx, gi)
+		}, client.ErrUnauthorized},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wantErr(t, tc.name, tc.call(), tc.want)
 		})
 	}
-	// Nothing was stored.
-	if gs, err := ca.GroupState(ctx, g); err != nil || gs != (client.GroupState{}) {
+	// Nothing was stored: the group is where it was and works.
+	if gs, err := ca.GroupState(ctx, g); err != nil || gs != (client.GroupState{Epoch: 1, LastSeq: 1, Members: 2}) {
 		t.Fatalf("GroupState after refused calls = %+v, %v", gs, err)
 	}
-	cb := n.dial(t, bob.priv)
-	grpWantQueue(t, cb, bob, nil)
-
-	// Once alice's commit makes the roster {alice, bob}, mallory may not
-	// commit or fan out, at the right epoch or a wrong one.
-	if _, err := ca.SubmitCommit(ctx, client.CommitRequest{Message: commit("create"), Recipients: grpKeys(bob)}); err != nil {
-		t.Fatal(err)
-	}
-	_, err := cm.SubmitCommit(ctx, client.CommitRequest{Message: grpPrivate(g, 1, grpContentCommit, "mallory"), Recipients: grpKeys(alice, bob)})
-	wantErr(t, "commit from a non-member", err, client.ErrUnauthorized)
-	_, err = cm.SubmitCommit(ctx, client.CommitRequest{Message: grpPrivate(g, 0, grpContentCommit, "mallory"), Recipients: grpKeys(alice, bob)})
-	wantErr(t, "stale commit from a non-member", err, client.ErrUnauthorized)
-	_, _, err = cm.FanOut(ctx, nil, grpPrivate(g, 1, grpContentApplication, "spam"), grpKeys(alice, bob))
-	wantErr(t, "fan out from a non-member", err, client.ErrUnauthorized)
-	grpWantQueue(t, cb, bob, alice.pub, commit("create"))
-	// Bob, a member, still can.
-	if _, _, err := cb.FanOut(ctx, nil, grpPrivate(g, 1, grpContentApplication, "hi"), grpKeys(alice)); err != nil {
+	bob.Empty(t)
+	if _, _, err := bob.Conn.FanOut(ctx, nil, app); err != nil {
 		t.Fatalf("fan out from a member: %v", err)
 	}
 	checkServing(t, n)
+}
+
+// A node restarted on its state keeps every group's view: the next commit
+// is checked against it, and a stale one is still stale.
+func TestGroupViewSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	n := testnode.StartNode(t, dir, "127.0.0.1:0")
+	ctx := testCtx(t)
+	dial := func(n *testnode.Node, m *grouptest.Member) {
+		t.Helper()
+		c, err := client.Dial(ctx, n.Addr, client.Config{Identity: m.Priv, PinnedCert: n.CertDER, Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if err := c.Register(ctx, ""); err != nil {
+			t.Fatal(err)
+		}
+		m.Conn = c
+	}
+	alice, bob, mallory := grouptest.NewMember(t), grouptest.NewMember(t), grouptest.NewMember(t)
+	dial(n, alice)
+	dial(n, bob)
+	g := grouptest.Form(t, alice, bob)
+	late, err := alice.Group.SelfUpdate(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := bob.Group.SelfUpdate(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.Submit(t, up)
+	n.Stop()
+
+	n = testnode.StartNode(t, dir, "127.0.0.1:0")
+	for _, m := range []*grouptest.Member{alice, bob, mallory} {
+		dial(n, m)
+	}
+	_, err = alice.Conn.SubmitCommit(ctx, client.CommitRequest{Message: late.Message})
+	grpNodeErr(t, "the stale commit after the restart", err, client.ErrStaleEpoch)
+	if err := alice.Group.DiscardPendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	alice.Apply(t, alice.Next(t, "bob's commit, kept across the restart"))
+	_, err = mallory.Conn.GroupState(ctx, g)
+	grpNodeErr(t, "a stranger's GroupState after the restart", err, client.ErrUnauthorized)
+	up2, err := alice.Group.SelfUpdate(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := grouptest.Resign(t, up2.Message, mallory.Signer.SignaturePriv, alice.Group.GroupContext(), nil)
+	_, err = alice.Conn.SubmitCommit(ctx, client.CommitRequest{Message: forged})
+	grpNodeErr(t, "a forged commit after the restart", err, client.ErrInvalidCommit)
+	alice.Submit(t, up2)
+	bob.Apply(t, bob.Next(t, "alice's commit after the restart"))
+	if gs, err := bob.Conn.GroupState(ctx, g); err != nil || gs.Epoch != 3 || gs.Members != 2 {
+		t.Fatalf("GroupState after the restart = %+v, %v", gs, err)
+	}
 }

@@ -30,8 +30,10 @@ import (
 //
 //	opaque group_id<V>; uint64 epoch; ContentType content_type; ...
 //
-// Everything after the content type is opaque to the node. This file knows
-// nothing else of MLS: the node stays independent of the MLS implementation.
+// This file routes by that header alone, before anything is decoded; the
+// handshake content of a PublicMessage is then checked against the group's
+// public view (groupview.go). A PrivateMessage stays opaque after its
+// content type.
 
 // errMLSHeader matches every header parse error.
 var errMLSHeader = errors.New("malformed MLSMessage header")

@@ -8,6 +8,8 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/quicproquo/quicproquo/internal/grouptest"
+	"github.com/quicproquo/quicproquo/internal/mls"
 	"github.com/quicproquo/quicproquo/node/client"
 	"github.com/quicproquo/quicproquo/node/server"
 	"github.com/quicproquo/quicproquo/node/store"
@@ -31,7 +33,7 @@ func limitsBenchNodes(b *testing.B) (none, limited *testNode) {
 // limitsBenchPair connects a sender and a recipient (a new one when
 // recipient is nil) that share a group (the common case: direct messages
 // between members), both registered.
-func limitsBenchPair(b *testing.B, n *testNode, recipient []byte) (*client.Client, []byte) {
+func limitsBenchPair(b *testing.B, n *testNode, recipient *grouptest.Member) (*client.Client, *grouptest.Member) {
 	ctx := context.Background()
 	a := newTestIdentity(b)
 	ca := n.dial(b, a.priv)
@@ -39,16 +41,19 @@ func limitsBenchPair(b *testing.B, n *testNode, recipient []byte) (*client.Clien
 		b.Fatal(err)
 	}
 	if recipient == nil {
-		r := newTestIdentity(b)
-		if err := n.dial(b, r.priv).Register(ctx, ""); err != nil {
+		recipient = grouptest.NewMember(b)
+		if err := n.dial(b, recipient.Priv).Register(ctx, ""); err != nil {
 			b.Fatal(err)
 		}
-		recipient = r.pub
 	}
-	gid := append([]byte("bench group "), a.pub[:4]...)
-	if _, err := ca.SubmitCommit(ctx, client.CommitRequest{Message: grpPublic(gid, 0, grpContentCommit, "c"), Recipients: [][]byte{recipient}}); err != nil {
+	m := grouptest.MemberOf(a.priv)
+	m.Conn = ca
+	m.Create(b)
+	add, err := m.Group.AddMembers([]*mls.KeyPackage{recipient.KeyPackage(b)}, nil)
+	if err != nil {
 		b.Fatal(err)
 	}
+	m.Submit(b, add)
 	return ca, recipient
 }
 
@@ -59,8 +64,9 @@ func limitsBenchPair(b *testing.B, n *testNode, recipient []byte) (*client.Clien
 // their ratio from the same run.
 func BenchmarkEnqueueLimits(b *testing.B) {
 	none, limited := limitsBenchNodes(b)
-	sn, rn := limitsBenchPair(b, none, nil)
-	sl, rl := limitsBenchPair(b, limited, nil)
+	sn, rmn := limitsBenchPair(b, none, nil)
+	sl, rml := limitsBenchPair(b, limited, nil)
+	rn, rl := []byte(rmn.Pub), []byte(rml.Pub)
 	ctx := context.Background()
 	payload := benchPayload()
 	var tNone, tLimited time.Duration
@@ -93,8 +99,9 @@ func BenchmarkEnqueueLimits(b *testing.B) {
 // each worker alternates between the two nodes.
 func BenchmarkEnqueueParallelLimits(b *testing.B) {
 	none, limited := limitsBenchNodes(b)
-	_, rn := limitsBenchPair(b, none, nil)
-	_, rl := limitsBenchPair(b, limited, nil)
+	_, rmn := limitsBenchPair(b, none, nil)
+	_, rml := limitsBenchPair(b, limited, nil)
+	rn, rl := []byte(rmn.Pub), []byte(rml.Pub)
 	ctx := context.Background()
 	payload := benchPayload()
 	var tNone, tLimited atomic.Int64
@@ -103,8 +110,8 @@ func BenchmarkEnqueueParallelLimits(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		b.StopTimer()
-		sn, _ := limitsBenchPair(b, none, rn)
-		sl, _ := limitsBenchPair(b, limited, rl)
+		sn, _ := limitsBenchPair(b, none, rmn)
+		sl, _ := limitsBenchPair(b, limited, rml)
 		b.StartTimer()
 		for i := 0; pb.Next(); i++ {
 			for k := range 2 {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/quicproquo/quicproquo/internal/grouptest"
+	"github.com/quicproquo/quicproquo/internal/mls"
 	"github.com/quicproquo/quicproquo/node/client"
 	"github.com/quicproquo/quicproquo/node/server"
 	"github.com/quicproquo/quicproquo/node/store"
@@ -76,11 +78,15 @@ func TestQueueFloodByStrangers(t *testing.T) {
 	n := openNode(t, server.Config{Metrics: m}, store.Limits{MaxQueueDepth: 100, GroupReserve: 20, MaxStrangerMessages: 20, MaxStrangerBytes: 1 << 20})
 	ctx := testCtx(t)
 	victim, cv := n.registered(t)
-	_, cm := n.registered(t)
-	gid := []byte("flooded group id")
-	if _, err := cm.SubmitCommit(ctx, client.CommitRequest{Message: grpPublic(gid, 0, grpContentCommit, "c0"), Recipients: [][]byte{victim.pub}}); err != nil {
-		t.Fatalf("first commit: %v", err)
+	member, cm := n.registered(t)
+	mm := grouptest.MemberOf(member.priv)
+	mm.Conn = cm
+	gid := mm.Create(t)
+	add, err := mm.Group.AddMembers([]*mls.KeyPackage{grouptest.MemberOf(victim.priv).KeyPackage(t)}, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
+	mm.Submit(t, add) // the victim's Welcome: the first message of its queue
 
 	var (
 		wg              sync.WaitGroup
@@ -123,14 +129,16 @@ func TestQueueFloodByStrangers(t *testing.T) {
 	wantErr(t, "direct message into the group reserve", err, client.ErrLimit)
 
 	// Group traffic still goes through.
-	if _, _, err := cm.FanOut(ctx, nil, grpPrivate(gid, 1, grpContentApplication, "hello group"), [][]byte{victim.pub}); err != nil {
+	if _, _, err := cm.FanOut(ctx, nil, grpPrivate(gid, 1, grpContentApplication, "hello group")); err != nil {
 		t.Fatalf("group message to the flooded user: %v", err)
 	}
-	if _, err := cm.SubmitCommit(ctx, client.CommitRequest{Message: grpPublic(gid, 1, grpContentCommit, "c1"), Recipients: [][]byte{victim.pub}}); err != nil {
-		t.Fatalf("commit to the flooded user: %v", err)
+	up, err := mm.Group.SelfUpdate(nil)
+	if err != nil {
+		t.Fatal(err)
 	}
+	mm.Submit(t, up)
 	envs, err := cv.Receive(ctx, victim.pub, 80, 0)
-	if err != nil || len(envs) != 2 || !bytes.HasSuffix(envs[0].Payload, []byte("hello group")) || !bytes.HasSuffix(envs[1].Payload, []byte("c1")) {
+	if err != nil || len(envs) != 2 || !bytes.HasSuffix(envs[0].Payload, []byte("hello group")) || !bytes.Equal(envs[1].Payload, up.Message) {
 		t.Fatalf("the flooded user's group traffic: %v, %d envelopes", err, len(envs))
 	}
 }
@@ -190,12 +198,17 @@ func TestDiskFillByStrangers(t *testing.T) {
 
 	// A group still gets through, into the reserve.
 	alice, ca := n.registered(t)
-	gid := []byte("group under fill")
-	rand.Read(big)
-	if _, err := ca.SubmitCommit(ctx, client.CommitRequest{Message: grpPublic(gid, 0, grpContentCommit, string(big[:1024])), Recipients: [][]byte{victims[0].pub}}); err != nil {
+	ma := grouptest.MemberOf(alice.priv)
+	ma.Conn = ca
+	gid := ma.Create(t)
+	add, err := ma.Group.AddMembers([]*mls.KeyPackage{grouptest.MemberOf(victims[0].priv).KeyPackage(t)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ca.SubmitCommit(ctx, client.CommitRequest{Message: add.Message, Welcome: add.Welcome}); err != nil {
 		t.Fatalf("commit on a full node: %v", err)
 	}
-	if _, _, err := ca.FanOut(ctx, nil, grpPrivate(gid, 1, grpContentApplication, "still talking"), [][]byte{victims[0].pub}); err != nil {
+	if _, _, err := ca.FanOut(ctx, nil, grpPrivate(gid, 1, grpContentApplication, "still talking")); err != nil {
 		t.Fatalf("group message on a full node: %v", err)
 	}
 	_, _, err = ca.Enqueue(ctx, alice.pub, big, nil)

@@ -57,7 +57,7 @@ func TestRegistrationToken(t *testing.T) {
 	wantErr(t, "expired token", cc.Register(ctx, old), client.ErrBadToken)
 	_, _, err = cc.Enqueue(ctx, a.pub, []byte("x"), nil)
 	wantErr(t, "enqueue after refused tokens", err, client.ErrNotRegistered)
-	_, err = cc.SubmitCommit(ctx, client.CommitRequest{Message: grpPublic([]byte("g-unregistered..."), 0, grpContentCommit, "c"), Recipients: [][]byte{a.pub}})
+	_, err = cc.SubmitCommit(ctx, client.CommitRequest{Message: grpPublic([]byte("g-unregistered..."), 0, grpContentCommit, "c")})
 	wantErr(t, "commit before registering", err, client.ErrNotRegistered)
 }
 

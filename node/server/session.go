@@ -349,6 +349,7 @@ func setEnvelopes(list envelope.Envelope_List, msgs []store.Message) error {
 			return err
 		}
 		e.SetEnqueuedAtUnixNano(m.EnqueuedAt.UnixNano())
+		e.SetSequenced(m.Sequenced)
 	}
 	return nil
 }

@@ -1,6 +1,12 @@
 package store
 
-import "fmt"
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+)
 
 // MaxClientMsgIDSize bounds a client message id, which a store keeps in its
 // deduplication tables for DedupRetention.
@@ -57,6 +63,24 @@ func CheckRecipients(what string, rs [][]byte) error {
 			return fmt.Errorf("%s lists %x twice: %w", what, r, ErrInvalid)
 		}
 		seen[k] = true
+	}
+	return nil
+}
+
+// CheckCreateGroup checks CreateGroup's arguments: the roster lists the
+// creator, every entry an identity key once, the view is not empty and the
+// epoch fits a signed 64-bit column.
+func CheckCreateGroup(groupID, creator []byte, epoch uint64, view []byte, roster [][]byte) error {
+	err := errors.Join(CheckGroupID(groupID), CheckKey("creator", creator), CheckRecipients("roster", roster))
+	switch {
+	case err != nil:
+		return err
+	case len(view) == 0:
+		return fmt.Errorf("empty view: %w", ErrInvalid)
+	case epoch >= math.MaxInt64:
+		return fmt.Errorf("epoch %d out of range: %w", epoch, ErrInvalid)
+	case !slices.ContainsFunc(roster, func(m []byte) bool { return bytes.Equal(m, creator) }):
+		return fmt.Errorf("roster does not list the creator: %w", ErrInvalid)
 	}
 	return nil
 }

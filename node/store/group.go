@@ -9,8 +9,35 @@ import (
 var ErrStaleEpoch = errors.New("store: stale epoch")
 
 // ErrNotMember: the sender of a commit or group message is not in the
-// group's roster (see "Groups" in the package documentation).
+// group's roster, or the group was never created (see "Rosters" in the
+// package documentation).
 var ErrNotMember = errors.New("store: sender is not in the group's roster")
+
+// ErrGroupExists: CreateGroup for a group id claimed before.
+var ErrGroupExists = errors.New("store: group id already claimed")
+
+// GroupView is a group's stored public state, as the callbacks of
+// SubmitCommit and FanOut see it.
+type GroupView struct {
+	Epoch uint64 // the epoch the next commit must name
+	View  []byte // the encoded view (opaque to the store)
+}
+
+// CommitVerdict is what the node decided on an accepted commit.
+type CommitVerdict struct {
+	View              []byte   // the view of the new epoch
+	Roster            [][]byte // the members after the commit (distinct identity keys)
+	Recipients        [][]byte // who gets the commit (distinct identity keys)
+	WelcomeRecipients [][]byte // who gets the Welcome (distinct identity keys; empty without one)
+}
+
+// CommitCheck decides on a commit from the group's current view; it runs
+// inside the store's transaction. An error refuses the commit.
+type CommitCheck func(current GroupView) (CommitVerdict, error)
+
+// ViewUpdate returns the view after a fanned-out handshake message; it
+// runs inside the store's transaction. An error refuses the message.
+type ViewUpdate func(current GroupView) ([]byte, error)
 
 // MaxGroupIDSize is the longest group id the store accepts (MLS group ids are
 // opaque<V>; ours are 16 random bytes).
@@ -37,9 +64,33 @@ type CommitResult struct {
 	Duplicate bool   // a resubmission of an accepted commit: nothing was stored this time
 }
 
+// FanOutResult is the store's answer to a FanOut.
+type FanOutResult struct {
+	GroupSeq   uint64   // the message's per-group sequence number
+	Duplicate  bool     // a resubmission: nothing was stored this time
+	Recipients [][]byte // who got it (nil for a duplicate)
+}
+
 // GroupState is what the node knows of a group.
 type GroupState struct {
-	Committed bool   // whether a commit for the group was ever accepted
-	Epoch     uint64 // the current epoch (the one the next commit must name), when Committed
-	LastSeq   uint64 // the last per-group sequence number handed out (0: none)
+	Epoch   uint64 // the current epoch (the one the next commit must name)
+	LastSeq uint64 // the last per-group sequence number handed out (0: none)
+	Members int    // the size of the roster
+}
+
+// CheckVerdict checks the lists of a CommitVerdict.
+func CheckVerdict(v *CommitVerdict, welcome []byte) error {
+	err := errors.Join(CheckRecipients("roster", v.Roster), CheckRecipients("recipients", v.Recipients),
+		CheckRecipients("welcome recipients", v.WelcomeRecipients))
+	switch {
+	case err != nil:
+		return err
+	case len(v.View) == 0:
+		return fmt.Errorf("verdict without a view: %w", ErrInvalid)
+	case len(v.Roster) == 0:
+		return fmt.Errorf("verdict with an empty roster: %w", ErrInvalid)
+	case (len(welcome) == 0) != (len(v.WelcomeRecipients) == 0):
+		return fmt.Errorf("welcome of %d bytes for %d recipients: %w", len(welcome), len(v.WelcomeRecipients), ErrInvalid)
+	}
+	return nil
 }

@@ -9,38 +9,45 @@
 //
 // # Groups
 //
-// The node orders each group's handshake: it accepts exactly one commit per
-// (group, epoch), the first to arrive, and answers every other commit for an
-// epoch that is not the group's current one with a *StaleEpochError naming
-// the current epoch. A client that gets one drops its pending commit, applies
-// the winning commit (already in its queue) and tries again.
+// The node follows each group's public state (a view: the ratchet tree
+// without secrets, the GroupContext, the transcript hashes), which the
+// store keeps as opaque bytes next to the group's epoch and roster. The
+// node, not the store, reads MLS: every method that changes a group takes
+// a callback that the store runs inside its transaction, with the group
+// locked, on the current view; the callback decides (and may refuse with
+// its own error, which the store returns unwrapped in the chain). So the
+// check of a commit against a view and the storing of the view it produces
+// are one atomic step, also with several nodes on one database.
 //
-// The node learns of a group with its first commit, at whatever epoch that
-// commit names: a creator may commit alone (with nobody to deliver to) before
-// it first adds members. From then on the group's epoch advances by one with
-// each accepted commit. FanOut of application messages does not check or
-// change the epoch (members keep old epochs' secrets for a while), but a
-// FanOut to a group not yet seen does not fix its epoch either.
+// A group id is claimed by CreateGroup with the creator's first view; a
+// second claim is ErrGroupExists. SubmitCommit accepts exactly one commit
+// per (group, epoch), the first to arrive whose callback accepts it, and
+// answers a commit for an epoch that is not the group's current one with a
+// *StaleEpochError naming the current epoch. A client that gets one drops
+// its pending commit, applies the winning commit (already in its queue)
+// and tries again.
 //
 // # Rosters
 //
-// Each accepted commit fixes the group's roster: its sender, recipients and
-// welcome recipients. From the first accepted commit on, only identities in
-// the roster may submit a commit or fan out to the group; anyone else gets
-// ErrNotMember, checked before the epoch, so an outsider does not learn the
-// current epoch. Before the first commit anyone may fan out. A resubmission
-// of an accepted commit or message still gets its original answer. The node
-// cannot read MLS membership, so the roster is what the committer declares:
-// a member it removed but still lists as a recipient (so that it learns of
-// the removal) stays in the roster until a later commit leaves it out, and
-// an external commit by an identity outside the roster is refused.
+// The roster (the identities of the group's members) comes from the view:
+// CreateGroup and each accepted commit's verdict set it. Only identities in
+// the roster may submit a commit, fan out to the group or read its state;
+// anyone else, and anyone asking about a group never created, gets
+// ErrNotMember, checked before the epoch, so an outsider learns neither the
+// group's existence nor its epoch. A resubmission of an accepted commit or
+// message still gets its original answer. A commit's verdict names its
+// recipients (the members but the committer, and the members it removed,
+// who so receive their removal and then lose access) and the recipients of
+// its Welcome. FanOut delivers to every member of the roster but the
+// sender.
 //
-// Every commit and application message gets a per-group sequence number,
-// strictly increasing from 1, giving the group's messages a total order.
-// SubmitCommit and FanOut store the messages of every recipient in one transaction:
-// all recipients get the message, or (on any error) none. A full recipient
-// queue refuses the whole operation with ErrLimit rather than leave that
-// member behind.
+// Every commit and fanned-out message gets a per-group sequence number,
+// strictly increasing from 1, giving the group's messages a total order, and
+// is stored as Sequenced, so that recipients can tell it from a direct
+// Enqueue. SubmitCommit and FanOut store the messages of every recipient in
+// one transaction: all recipients get the message, or (on any error) none. A
+// full recipient queue refuses the whole operation with ErrLimit rather than
+// leave that member behind.
 //
 // Both are idempotent on (group, sender, client message id): a resubmission
 // returns the original answer with Duplicate set and stores nothing, even if
@@ -120,6 +127,7 @@ type Message struct {
 	ClientMsgID []byte    // sender-chosen id for idempotent enqueue (may be empty: not deduplicated)
 	Payload     []byte    // opaque bytes
 	EnqueuedAt  time.Time // when the node stored it
+	Sequenced   bool      // stored by SubmitCommit or FanOut (in the group's order), not by Enqueue
 }
 
 // KeyPackageCount reports what an identity has left in the directory.
@@ -167,33 +175,37 @@ type Store interface {
 	// same transaction (the seed protocol's fetch).
 	Drain(ctx context.Context, recipient []byte) ([]Message, error)
 
-	// SubmitCommit accepts commit for groupID at epoch if epoch is the
-	// group's current epoch (or the group has no accepted commit yet), moves
-	// the group to epoch+1, and in the same transaction appends commit to the
-	// queue of every recipient and welcome to the queue of every
-	// welcomeRecipient (welcome and welcomeRecipients are both empty when
-	// nobody joins). A commit for any other epoch gets a *StaleEpochError
-	// (errors.Is(err, ErrStaleEpoch)) naming the current epoch, and stores
-	// nothing. A resubmission with the same (sender, clientMsgID) returns the
-	// original result with Duplicate set. A sender outside the roster of a
-	// group with an accepted commit gets ErrNotMember, and the accepted
-	// commit makes sender, recipients and welcomeRecipients the new roster.
-	// sender must be an identity key;
-	// recipients must be identity keys, each listed once. See "Groups" in
-	// the package documentation.
-	SubmitCommit(ctx context.Context, groupID []byte, epoch uint64, sender, clientMsgID, commit []byte,
-		recipients [][]byte, welcome []byte, welcomeRecipients [][]byte) (CommitResult, error)
+	// CreateGroup claims groupID for creator with the group's first view
+	// at epoch and its roster (which must list creator). A group id
+	// claimed before is ErrGroupExists.
+	CreateGroup(ctx context.Context, groupID, creator []byte, epoch uint64, view []byte, roster [][]byte) error
 
-	// FanOut appends an application message of groupID to the queue of every
-	// recipient in one transaction and returns its per-group sequence number.
-	// It is idempotent on (groupID, sender, clientMsgID) like SubmitCommit,
-	// and refuses a sender outside the group's roster with ErrNotMember.
-	FanOut(ctx context.Context, groupID, sender, clientMsgID, payload []byte,
-		recipients [][]byte) (groupSeq uint64, duplicate bool, err error)
+	// SubmitCommit runs check on the current view of groupID if sender is
+	// in its roster (else ErrNotMember) and epoch is its current epoch
+	// (else a *StaleEpochError, errors.Is(err, ErrStaleEpoch), naming the
+	// current epoch, and check does not run). If check accepts, the group
+	// moves to epoch+1 with the verdict's view and roster, and in the same
+	// transaction commit goes to the queue of every verdict recipient and
+	// welcome (empty when nobody joins) to every welcome recipient. An
+	// error of check is returned and nothing is stored. A resubmission
+	// with the same (sender, clientMsgID) returns the original result with
+	// Duplicate set. See "Groups" in the package documentation.
+	SubmitCommit(ctx context.Context, groupID []byte, epoch uint64, sender, clientMsgID, commit, welcome []byte,
+		check CommitCheck) (CommitResult, error)
 
-	// GroupState reports what the node knows of groupID; a group never seen is
-	// the zero GroupState.
-	GroupState(ctx context.Context, groupID []byte) (GroupState, error)
+	// FanOut appends a message of groupID to the queue of every member of
+	// the roster but sender in one transaction and returns its per-group
+	// sequence number and recipients. With a non-nil update (a proposal the view caches)
+	// the store runs it on the current view and keeps the view it returns;
+	// its error refuses the message. It is idempotent on (groupID, sender,
+	// clientMsgID) like SubmitCommit, and refuses a sender outside the
+	// group's roster with ErrNotMember.
+	FanOut(ctx context.Context, groupID, sender, clientMsgID, payload []byte, update ViewUpdate) (FanOutResult, error)
+
+	// GroupState reports what the node knows of groupID to member: a
+	// member's identity outside the roster (or a group never created) gets
+	// ErrNotMember.
+	GroupState(ctx context.Context, groupID, member []byte) (GroupState, error)
 
 	// Close releases the store. Methods called afterwards return ErrClosed.
 	Close() error

@@ -24,4 +24,9 @@ struct Envelope {
 
   enqueuedAtUnixNano @4 :Int64;
   # When the node stored the message, in nanoseconds since the Unix epoch.
+
+  sequenced @5 :Bool;
+  # The message came in its group's order: a commit the node accepted (or
+  # its Welcome) or a group message it fanned out. False for a direct
+  # enqueue, which members must never apply as a handshake message.
 }

@@ -6,40 +6,59 @@ $Go.package("group");
 $Go.import("github.com/quicproquo/quicproquo/schemas/group");
 
 interface GroupService {
-  # The node reads only the clear header of an MLSMessage (RFC 9420 §6):
-  # group_id, epoch and content type. Messages reach recipients as ordinary
-  # envelopes in their queues (sender = the submitting connection's identity,
-  # clientMsgId as given, payload = the MLSMessage bytes), so receive,
-  # subscribe and ack deliver them. Every call needs an authenticated
-  # connection. Once a group has an accepted commit, only its roster (the
-  # submitter, recipients and welcome recipients of the last accepted commit)
-  # may submit commits or fan out to it.
+  # The node follows each group's public state (RFC 9420's view of a
+  # delivery service, like OpenMLS's PublicGroup): the ratchet tree without
+  # secrets, the GroupContext and the transcript hashes. Handshake messages
+  # (commits, proposals) are PublicMessages it verifies; application
+  # messages are PrivateMessages it only routes. The roster is the set of
+  # the tree's leaf identities: never declared by a sender. Messages reach
+  # recipients as ordinary envelopes in their queues (sender = the
+  # submitting connection's identity, clientMsgId as given, payload = the
+  # MLSMessage bytes, sequenced = true), so receive, subscribe and ack
+  # deliver them. Every call needs an authenticated connection, and only
+  # members of a group (identities in its roster) may submit, fan out or
+  # ask about it: anyone else, and anyone naming a group never created,
+  # gets unauthorized.
+
+  createGroup @3 (groupInfo :Data) -> ();
+  # Claims a group id: groupInfo is an MLSMessage carrying the group's
+  # GroupInfo with the ratchet_tree extension, signed by a leaf whose
+  # credential identity is the caller's. The node verifies the signature,
+  # the tree (tree hash, parent hashes, leaf signatures) and keeps the
+  # public view. A group id claimed before is groupExists.
 
   submitCommit @0 (clientMsgId :Data, mlsMessage :Data, recipients :List(Data),
                    welcome :Data, welcomeRecipients :List(Data))
       -> (outcome :CommitOutcome);
-  # mlsMessage is an MLSMessage (PublicMessage or PrivateMessage) whose content
-  # type is commit. The node accepts exactly one commit per (group, epoch):
-  # if its epoch is the group's current one (or the group has no
-  # commit yet) it advances the group, and in one transaction appends it
-  # to every recipient's queue and welcome (an MLSMessage carrying a Welcome)
-  # to every welcome recipient's queue. Otherwise the outcome is stale,
-  # naming the current epoch. With a non-empty clientMsgId the call is
-  # idempotent on (group, sender, clientMsgId): a repeat gets the original
-  # answer with duplicate = true and stores nothing.
+  # mlsMessage is an MLSMessage carrying a PublicMessage commit, signed by
+  # the caller's leaf (or an external commit by which the caller resyncs
+  # its own leaf). The node accepts exactly one commit per (group, epoch):
+  # a commit for the current epoch whose signature verifies under the
+  # committer's leaf key, whose proposals are valid on the public tree and
+  # whose UpdatePath is well formed with valid parent hashes advances the
+  # group, and in one transaction goes to every other member and to every
+  # member it removes, and welcome (an MLSMessage carrying a Welcome; empty
+  # when nobody joins) to every member it adds. A commit for an earlier
+  # epoch has outcome stale, naming the current epoch; one for a later
+  # epoch fails with futureEpoch; one the view refuses with invalidCommit.
+  # recipients and welcomeRecipients must be empty (the node derives them
+  # from the tree; a list is invalidArgument). With a non-empty clientMsgId
+  # the call is idempotent on (group, sender, clientMsgId): a repeat gets
+  # the original answer with duplicate = true and stores nothing.
 
   fanOut @1 (clientMsgId :Data, mlsMessage :Data, recipients :List(Data))
       -> (groupSeq :UInt64, duplicate :Bool);
-  # mlsMessage is an MLSMessage whose content type is application or proposal.
-  # Appends it to every recipient's queue in one transaction and returns its
-  # per-group sequence number. Idempotent on clientMsgId like submitCommit.
+  # mlsMessage is an MLSMessage carrying application data (a
+  # PrivateMessage) or a proposal (a PublicMessage the view checks and
+  # keeps for commits by reference). Appends it to every other member's
+  # queue in one transaction and returns its per-group sequence number.
+  # recipients must be empty. Idempotent on clientMsgId like submitCommit.
 
-  groupState @2 (groupId :Data) -> (committed :Bool, epoch :UInt64, lastSeq :UInt64);
-  # What the node knows of a group: whether it ever accepted a commit, the
-  # epoch the next commit must name, and the last per-group sequence number.
-  # A group never seen is all zero.
+  groupState @2 (groupId :Data) -> (committed :Bool, epoch :UInt64, lastSeq :UInt64, members :UInt32);
+  # What the node knows of a group, for its members: committed is always
+  # true, epoch the epoch the next commit must name, lastSeq the last
+  # per-group sequence number, members the size of the roster.
 }
-
 struct CommitOutcome {
   union {
     accepted :group {

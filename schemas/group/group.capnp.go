@@ -77,6 +77,26 @@ func (c GroupService) GroupState(ctx context.Context, params func(GroupService_g
 
 }
 
+func (c GroupService) CreateGroup(ctx context.Context, params func(GroupService_createGroup_Params) error) (GroupService_createGroup_Results_Future, capnp.ReleaseFunc) {
+
+	s := capnp.Send{
+		Method: capnp.Method{
+			InterfaceID:   0xe1eca3caeabd8c18,
+			MethodID:      3,
+			InterfaceName: "group/group.capnp:GroupService",
+			MethodName:    "createGroup",
+		},
+	}
+	if params != nil {
+		s.ArgsSize = capnp.ObjectSize{DataSize: 0, PointerCount: 1}
+		s.PlaceArgs = func(s capnp.Struct) error { return params(GroupService_createGroup_Params(s)) }
+	}
+
+	ans, release := capnp.Client(c).SendCall(ctx, s)
+	return GroupService_createGroup_Results_Future{Future: ans.Future()}, release
+
+}
+
 func (c GroupService) WaitStreaming() error {
 	return capnp.Client(c).WaitStreaming()
 }
@@ -155,6 +175,8 @@ type GroupService_Server interface {
 	FanOut(context.Context, GroupService_fanOut) error
 
 	GroupState(context.Context, GroupService_groupState) error
+
+	CreateGroup(context.Context, GroupService_createGroup) error
 }
 
 // GroupService_NewServer creates a new Server from an implementation of GroupService_Server.
@@ -173,7 +195,7 @@ func GroupService_ServerToClient(s GroupService_Server) GroupService {
 // This can be used to create a more complicated Server.
 func GroupService_Methods(methods []server.Method, s GroupService_Server) []server.Method {
 	if cap(methods) == 0 {
-		methods = make([]server.Method, 0, 3)
+		methods = make([]server.Method, 0, 4)
 	}
 
 	methods = append(methods, server.Method{
@@ -209,6 +231,18 @@ func GroupService_Methods(methods []server.Method, s GroupService_Server) []serv
 		},
 		Impl: func(ctx context.Context, call *server.Call) error {
 			return s.GroupState(ctx, GroupService_groupState{Call: call})
+		},
+	})
+
+	methods = append(methods, server.Method{
+		Method: capnp.Method{
+			InterfaceID:   0xe1eca3caeabd8c18,
+			MethodID:      3,
+			InterfaceName: "group/group.capnp:GroupService",
+			MethodName:    "createGroup",
+		},
+		Impl: func(ctx context.Context, call *server.Call) error {
+			return s.CreateGroup(ctx, GroupService_createGroup{Call: call})
 		},
 	})
 
@@ -264,6 +298,23 @@ func (c GroupService_groupState) Args() GroupService_groupState_Params {
 func (c GroupService_groupState) AllocResults() (GroupService_groupState_Results, error) {
 	r, err := c.Call.AllocResults(capnp.ObjectSize{DataSize: 24, PointerCount: 0})
 	return GroupService_groupState_Results(r), err
+}
+
+// GroupService_createGroup holds the state for a server call to GroupService.createGroup.
+// See server.Call for documentation.
+type GroupService_createGroup struct {
+	*server.Call
+}
+
+// Args returns the call's arguments.
+func (c GroupService_createGroup) Args() GroupService_createGroup_Params {
+	return GroupService_createGroup_Params(c.Call.Args())
+}
+
+// AllocResults allocates the results struct.
+func (c GroupService_createGroup) AllocResults() (GroupService_createGroup_Results, error) {
+	r, err := c.Call.AllocResults(capnp.ObjectSize{DataSize: 0, PointerCount: 0})
+	return GroupService_createGroup_Results(r), err
 }
 
 // GroupService_List is a list of GroupService.
@@ -858,6 +909,14 @@ func (s GroupService_groupState_Results) SetLastSeq(v uint64) {
 	capnp.Struct(s).SetUint64(16, v)
 }
 
+func (s GroupService_groupState_Results) Members() uint32 {
+	return capnp.Struct(s).Uint32(4)
+}
+
+func (s GroupService_groupState_Results) SetMembers(v uint32) {
+	capnp.Struct(s).SetUint32(4, v)
+}
+
 // GroupService_groupState_Results_List is a list of GroupService_groupState_Results.
 type GroupService_groupState_Results_List = capnp.StructList[GroupService_groupState_Results]
 
@@ -873,6 +932,148 @@ type GroupService_groupState_Results_Future struct{ *capnp.Future }
 func (f GroupService_groupState_Results_Future) Struct() (GroupService_groupState_Results, error) {
 	p, err := f.Future.Ptr()
 	return GroupService_groupState_Results(p.Struct()), err
+}
+
+type GroupService_createGroup_Params capnp.Struct
+
+// GroupService_createGroup_Params_TypeID is the unique identifier for the type GroupService_createGroup_Params.
+const GroupService_createGroup_Params_TypeID = 0xcae922bc9b11114a
+
+func NewGroupService_createGroup_Params(s *capnp.Segment) (GroupService_createGroup_Params, error) {
+	st, err := capnp.NewStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 1})
+	return GroupService_createGroup_Params(st), err
+}
+
+func NewRootGroupService_createGroup_Params(s *capnp.Segment) (GroupService_createGroup_Params, error) {
+	st, err := capnp.NewRootStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 1})
+	return GroupService_createGroup_Params(st), err
+}
+
+func ReadRootGroupService_createGroup_Params(msg *capnp.Message) (GroupService_createGroup_Params, error) {
+	root, err := msg.Root()
+	return GroupService_createGroup_Params(root.Struct()), err
+}
+
+func (s GroupService_createGroup_Params) String() string {
+	str, _ := text.Marshal(0xcae922bc9b11114a, capnp.Struct(s))
+	return str
+}
+
+func (s GroupService_createGroup_Params) EncodeAsPtr(seg *capnp.Segment) capnp.Ptr {
+	return capnp.Struct(s).EncodeAsPtr(seg)
+}
+
+func (GroupService_createGroup_Params) DecodeFromPtr(p capnp.Ptr) GroupService_createGroup_Params {
+	return GroupService_createGroup_Params(capnp.Struct{}.DecodeFromPtr(p))
+}
+
+func (s GroupService_createGroup_Params) ToPtr() capnp.Ptr {
+	return capnp.Struct(s).ToPtr()
+}
+func (s GroupService_createGroup_Params) IsValid() bool {
+	return capnp.Struct(s).IsValid()
+}
+
+func (s GroupService_createGroup_Params) Message() *capnp.Message {
+	return capnp.Struct(s).Message()
+}
+
+func (s GroupService_createGroup_Params) Segment() *capnp.Segment {
+	return capnp.Struct(s).Segment()
+}
+func (s GroupService_createGroup_Params) GroupInfo() ([]byte, error) {
+	p, err := capnp.Struct(s).Ptr(0)
+	return []byte(p.Data()), err
+}
+
+func (s GroupService_createGroup_Params) HasGroupInfo() bool {
+	return capnp.Struct(s).HasPtr(0)
+}
+
+func (s GroupService_createGroup_Params) SetGroupInfo(v []byte) error {
+	return capnp.Struct(s).SetData(0, v)
+}
+
+// GroupService_createGroup_Params_List is a list of GroupService_createGroup_Params.
+type GroupService_createGroup_Params_List = capnp.StructList[GroupService_createGroup_Params]
+
+// NewGroupService_createGroup_Params creates a new list of GroupService_createGroup_Params.
+func NewGroupService_createGroup_Params_List(s *capnp.Segment, sz int32) (GroupService_createGroup_Params_List, error) {
+	l, err := capnp.NewCompositeList(s, capnp.ObjectSize{DataSize: 0, PointerCount: 1}, sz)
+	return capnp.StructList[GroupService_createGroup_Params](l), err
+}
+
+// GroupService_createGroup_Params_Future is a wrapper for a GroupService_createGroup_Params promised by a client call.
+type GroupService_createGroup_Params_Future struct{ *capnp.Future }
+
+func (f GroupService_createGroup_Params_Future) Struct() (GroupService_createGroup_Params, error) {
+	p, err := f.Future.Ptr()
+	return GroupService_createGroup_Params(p.Struct()), err
+}
+
+type GroupService_createGroup_Results capnp.Struct
+
+// GroupService_createGroup_Results_TypeID is the unique identifier for the type GroupService_createGroup_Results.
+const GroupService_createGroup_Results_TypeID = 0xa7eb646d6831d687
+
+func NewGroupService_createGroup_Results(s *capnp.Segment) (GroupService_createGroup_Results, error) {
+	st, err := capnp.NewStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 0})
+	return GroupService_createGroup_Results(st), err
+}
+
+func NewRootGroupService_createGroup_Results(s *capnp.Segment) (GroupService_createGroup_Results, error) {
+	st, err := capnp.NewRootStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 0})
+	return GroupService_createGroup_Results(st), err
+}
+
+func ReadRootGroupService_createGroup_Results(msg *capnp.Message) (GroupService_createGroup_Results, error) {
+	root, err := msg.Root()
+	return GroupService_createGroup_Results(root.Struct()), err
+}
+
+func (s GroupService_createGroup_Results) String() string {
+	str, _ := text.Marshal(0xa7eb646d6831d687, capnp.Struct(s))
+	return str
+}
+
+func (s GroupService_createGroup_Results) EncodeAsPtr(seg *capnp.Segment) capnp.Ptr {
+	return capnp.Struct(s).EncodeAsPtr(seg)
+}
+
+func (GroupService_createGroup_Results) DecodeFromPtr(p capnp.Ptr) GroupService_createGroup_Results {
+	return GroupService_createGroup_Results(capnp.Struct{}.DecodeFromPtr(p))
+}
+
+func (s GroupService_createGroup_Results) ToPtr() capnp.Ptr {
+	return capnp.Struct(s).ToPtr()
+}
+func (s GroupService_createGroup_Results) IsValid() bool {
+	return capnp.Struct(s).IsValid()
+}
+
+func (s GroupService_createGroup_Results) Message() *capnp.Message {
+	return capnp.Struct(s).Message()
+}
+
+func (s GroupService_createGroup_Results) Segment() *capnp.Segment {
+	return capnp.Struct(s).Segment()
+}
+
+// GroupService_createGroup_Results_List is a list of GroupService_createGroup_Results.
+type GroupService_createGroup_Results_List = capnp.StructList[GroupService_createGroup_Results]
+
+// NewGroupService_createGroup_Results creates a new list of GroupService_createGroup_Results.
+func NewGroupService_createGroup_Results_List(s *capnp.Segment, sz int32) (GroupService_createGroup_Results_List, error) {
+	l, err := capnp.NewCompositeList(s, capnp.ObjectSize{DataSize: 0, PointerCount: 0}, sz)
+	return capnp.StructList[GroupService_createGroup_Results](l), err
+}
+
+// GroupService_createGroup_Results_Future is a wrapper for a GroupService_createGroup_Results promised by a client call.
+type GroupService_createGroup_Results_Future struct{ *capnp.Future }
+
+func (f GroupService_createGroup_Results_Future) Struct() (GroupService_createGroup_Results, error) {
+	p, err := f.Future.Ptr()
+	return GroupService_createGroup_Results(p.Struct()), err
 }
 
 type CommitOutcome capnp.Struct
@@ -1059,65 +1260,74 @@ func (f CommitOutcome_stale_Future) Struct() (CommitOutcome_stale, error) {
 	return CommitOutcome_stale(p.Struct()), err
 }
 
-const schema_830f6c67012fd401 = "x\xda\xacTAh\x1ce\x14~\xdf\xff\xcf:\xbbd" +
-	"\xb6\xcd4\x1b\x14AV%\x05s0\xcd&\xf6\xd0b" +
-	"\xc9\x12+\x9a\xd2\xd0\xfd7\xad\x94\xa0\xe0t\xf2w\xbb" +
-	"egw\xbb3\x9b=T\x9b\x80Z\xa2\xb4\xa09\x89" +
-	"\xa7b\x11\x14\x8a\x05\x91b\x0f\x0a\x15\xa1b\x11)x" +
-	"Tj.\x82Z<x\x11\x15\x1cy\x99\xdd\xc9\xa4d" +
-	"\xd1\x80\xb7\xcc\xcb\xb7\xef}\xff\xf7}\xef\x8d\xdf\x91E" +
-	"\xa3\x90\xbd3HB}\x91\xba/\xfc\xf1\xbb\xf4\xb9O" +
-	".\x99\xcbd\xe7A\x94\x92&\xd1\xe4\xb1\xf4i\x10\x86" +
-	"\x9c\xf4UB8x\xed\x97\xe3#wS\xe7I=\x0c" +
-	"\xf9\xd7\xe2\xe2\xca\xc9\xd7\xd3k9\x13D\x93\xc3\x99C" +
-	"\x8c{$\xc3\xb8\xcf\x1f\xfc\xb5\xe0]\x7f\xeej\xb7Q" +
-	"\x8a\x1b\xdd\xc8\xbc\x03\xc2\xe4\xedL\x1e\x84\xf0Vg\xf9" +
-	"\xfb\x95\xc2\xdb7I\xe5!\x89\x0cF\x0c\x0f\xacr\x8b" +
-	"\xdd\x03\xdc\xe2\xb3k\x97\xcf\x8f\x9e]\xfd\x81\x01\xa2\x0b" +
-	"\xb81\xd0b\xc0\xd7\x03\x1dBo\xba\xda\x05\x19\xe2\xdb" +
-	"=\xa8\xd4v\xbeB\x07M\x81\xccd\xc1\x12\x18:`" +
-	"\x99DC\xfb\xac\x0e!|\xe0\xc2\xa7?\x7fu\xf9\xee" +
-	"\x1a\xd9\xbb\x12`~\x96\xf5\xe7\x90\xb7\x0e\xacZ7\x87" +
-	"~\xe2\xbf\xc2\x8f\xcf\x9d\xdd{\xeb\xe2\x0b\xbfu\xc9\x83" +
-	"'\xdf\xb6\xde\xe0\xc9k\xd6\x14!\xdc\xfb\xa2e\xdc?" +
-	"\xfb\xd1\xefI\x00\xb2\xef2\xc0\xce2\xe0\xfa7\xa7\xde" +
-	"zt\xbe\xfe\xc7\x162\x15\xb2\x13\x8c\xdb\x97\xedPH" +
-	"\x1f\x86\x95V\xa3\xdd\xdcSi\x19\x8dvs\xccu\x9a" +
-	"\xf5\xe6\xfeg\xb84\xa7[\x8bUW\x8f\x9dt\xeaG" +
-	"\xda\xc1H\xc9\xd9\xd9r<_Y\xd2 2@d?" +
-	"}\x82H\x1d\x94P%\x01\x1b\xc8\x81\x8b\xb3\xf3D\xea" +
-	"\xb0\x84:.`\x0b\x91c\xe1\xecc\\<*\xa1\x9a" +
-	"\x02\xa1[\xab\xeaz0\xeb\x93Y\x99Y@\x96\x04\xb2" +
-	"\x84\xd0\xab\xf9\xb3\xda\xf7\x1d\x92\x15\x1d\x17[\xda\xad6" +
-	"\xab\xbaN2\xf0\xb1\x83P\x92X\xff\xdf\x0e\xc2V\xb4" +
-	"\x9fjx^58\xd2\x0e\xdc\x86\xa7\xc7\x1c\xd7\xd5\xcd" +
-	"@/\x10%9O\x10\xa9\xa2\x84:\x9c\xe0<s\x88" +
-	"H=+\xa1\x8e2\xe7\xe5\x88\xb3*\x13\xa9\x92\x84z" +
-	"^ \xaf\x9b\x0d\xf7\x142$\x90\xe9\x8d\x9e\xd3g\x88" +
-	"(\xae-\xb4\x9b\xb5\xaa\xeb\x04\x04\x0d\x90\x00\x12\x14S" +
-	"}\x94\xf5\xdb'\xbcj\x10\xb1\x1e)9-Gz\xbe" +
-	"\xca\xc5\\_f}_\x92P+\x09\xae\xaf\xb1\x94\xaf" +
-	"J\xa87\x13\xfa^\xe4\xe2\x05\x09\xf5\xbe\x80-e\x8e" +
-	"\xe3l\xbf7M\xa4.I\xa8+\x02\xb6a\xe4`\x10" +
-	"\xd9\x1f\xac\x12\xa9+\x12\xea\xcb\xff\xcd\x89\xa5\x8e\xae\xb1" +
-	"\xe01\xb6\xfb]F\xf77\x01\xfa\x9a\xd7O\x99H\xe1" +
-	"\xc0\x09\xf4HY\xfb\xedZ\x80M\xc1+o\x15\xbc\x89" +
-	"\xa4\x89]a\xd4\xf4F\x1aCw]\xe8@\x13\x16z" +
-	"\x16m6v\xa9\xe6\xf8\xc1\x9c>\xb3\xd9\xe8\x7f_\x8d" +
-	"\xb2\xce3G_\xa5c\x8a\xa3\x1c\xa9\xc7$\xd4\x13L" +
-	"\xb1\x18Q,0\xefq\x09\xf5\xa4\xd8~\x88d\x9f\x9c" +
-	"S\x09\xe0\xc1V\x18\"q\x1d\x99\x81\xc8\xe2o.\xc6" +
-	"\xb7\xc0\x1e\x9e \x11n,\x06\xe5\xfd\xc0\xa9\xe9x\x86" +
-	"\xb8\xf7\x9dS\xd1Cy\x84%SD\xf1UE\xef\x00" +
-	"\xd9\xea4\x09{\xc6\x04\xe2\xd3\x8d\xde\xdd\xb4\x0f\xec'" +
-	"a\x17L\x88\xf8\xa0\xa1wt\xed\xdd\xf3$\xec\x87\xcc" +
-	"\xb0\xb7\x04\xb4\x93\x1fU\xc4T$j\xb1\xa7P\xe0\x90" +
-	"\x0ct\x11%l+6\xbcN\x9eO\xa4\x8c\xd8\x93," +
-	"\x87!-\xa1r\x02K\xeb\xd0D\xea\xb7\xb5\xab\x9cI" +
-	"\x93\x0d\xef\xd3\xbc\x11Y\x83\xc1\xde\xe1%`\xf0?x" +
-	"9\x16\xf9\x11\xe5(\xda\xe2Q\x8e\xf5\x88\x84\x1a\xeff" +
-	"\x9d\xb7\xf8\xf1\xe9\x8dt\xdd\x13a\xb7\xddj\xf1\xcau" +
-	"\xbf\xff\x09\x00\x00\xff\xffS\xd4\xe5'"
+const schema_830f6c67012fd401 = "x\xda\xacU_h\x1c\xd5\x17>\xdf\xbd\xb3\xbf\xd9\x84" +
+	"\xcc6\xd3\xdd\x1f\x16\xa1\xac\x94<\xb8\x0f\xa6\xdd\xc6\xbe" +
+	"\x14\xa5Km\xd1\x96\x86\xeeM\xaa\x94`\xa0\x93\xdd\x9b" +
+	"d\xcb\xce\xeefg6\x11j\x9b\x80Z\xa3\xb4\xa0\x01" +
+	"\xc1?/\xd5\x12T(\x14D\x8a\x01\xf5A\x10M\x8b" +
+	"\x88\xa0>H\x05\xfb\xa2h\x8b\x82 \xa2\x82#gg" +
+	"g\xba\xd6\x06\x13\xf0q\xce\x9c{\xfe|\xdfw\xce\xd9" +
+	"1f\x14\x8c\xbc\xf5\xd3f\x12\xeaj\xe2\x7f\xc1\xb7W" +
+	"\x93\xa7\xde9g.\x90\x9d\x05QB\x9aDC\xe3=" +
+	"\xc7AHWz.\x12\x82\xfeK\xd7\x8f\x0e\xdcH\x9c" +
+	"&u\x17\xe4\x1f\xb3\xb3\x8b\x93\xcf$\xafeL\x10\x0d" +
+	"m\xed=\xc8~\xb9^\xf6{\xfa\xcb\xfc\xb4[\xbe\xfe" +
+	"z\x18\xc8\xe08\xab\xbd/\x83\x8c\xe0\x83;\x7f\xcc\xbb" +
+	"+\x8f\\\xec\xa4H\xf0\xaf\x15\xfe\x85\xa1\xd5\xde,\x08" +
+	"\xc1\x95\xb9\x85\xaf\x17\xf3/~D*\x0b\xd9yl\xf5" +
+	"-q\xf0\xad}\xdf\x11\x82\x83\xb6\xfd\xca\xbb\xdb\xbe\xbf" +
+	"\xdc\x09\x01v\xf8%tHX{\x08\xc1\xfb\x97\xce\x9f" +
+	"\xce\x9dX\xfa\x86#\x88N\x84\x9c\xd5d\x87]\xd6\x1c" +
+	"!*\\m\x86\x0c\xf0\xf9vLU7=A\xfbL" +
+	"\x81\x9e\xa1\x97,\x81\xf4\xb2e\x12\xa5_e\xdf`\xcb" +
+	"\x99\xf7~\xb8|\xfe\xc65\xb27w9\x13\xd2\xab\xd6" +
+	"\xef\xe9/\xd8q\xe83\xcbD\xfad\xca$\x0a\xde>" +
+	"ub\xd7\x95\xb3\xe3?w\xd7\xa6S\xcfr\xeaV\x8a" +
+	"k\xdbu\xac\xcf\xb8c\xf8\xad_\xbb\x1d^H\xbd\xc6" +
+	"\x0e\xcbm\x87\x95O\xa7\x9f\xdf6V\xfb\xed6\x10\x7f" +
+	"\x98\xda\xc9~\x9f\xa4\xe6(\xa0\xaf\x82\xa9f\xbd\xd5\xd8" +
+	">\xd54\xea\xad\xc6`\xc9i\xd4\x1a\xbb\x1fd\xd3\xa8" +
+	"n\xceVJzp\xd2\xa9\x1dn\xf9\x03EgS\xd3" +
+	"q=\xd5'\x0d\"\x03D\xf6\xfe\x09\"\xb5OB\x15" +
+	"\x05l \x036\x0e\x8f\x11\xa9C\x12\xea\xa8\x80-D" +
+	"\x86\x91\xb3\x1ff\xe3\x11\x09\xd5\x10\x08J\xd5\x8a\xae\xf9" +
+	"\xc3\x1e\x99S\x07\xca\xb0H\xc0\"\x04n\xd5\x1b\xd6\x9e" +
+	"\xe7\x90\x9c\xd2\xb1\xb1\xa9K\x95FE\xd7H\xfa\x1eR" +
+	"\x84\xa2D\xfb_\x8ap\xbb\xb2\x1f\xa8\xbbn\xc5?\xdc" +
+	"\xf2KuW\x0f:\xa5\x92n\xf8\xbaL\xd4]\xf3N" +
+	"\"U\x90P\x87\xbaj>p\x90H=$\xa1\x8ep" +
+	"\xcd\x0ba\xcdj\x84H\x15%\xd4\xa3\x02Y\xdd\xa8\x97" +
+	"\xa6\xd1C\x02=Q\xeaQ=CD\xb1\xad\xdcjT" +
+	"+%\xc7'h\x80\x04\xd0Ubb\x0ddKM\xed" +
+	"\xf8\xbam\x1a\x18\xd1^\xab*}\xef_\x1fy\xad\x09" +
+	"\xb7\xe2\x87\xad\x0e\x14\x9d\xa6#]Oe\xe2\x06O2" +
+	")\x8fK\xa8\xc5\xae\x06\x9fb\xfc\x9f\x94P\xcfu\x91" +
+	"r\x96\x8dg$\xd4\x1b\x02\xb6\x94\x19\x9e\x12{y/" +
+	"\x91:'\xa1.\x08\xd8\x86\x91\x81Ad\xbf\xb9D\xa4" +
+	".H\xa8\x8f\xff3\xfa\xe6\xe7t\x95Y\x8a};\xdf" +
+	"#\xe8\xbc\xf1\xb1&\xe3k!\x13\xd2\xe2;\xbe\x0e\xd1" +
+	"\xf4\xe1\xa9\xfe\x18\x18\x87\xf9<&\xa1\xaa]\xc0TX" +
+	"\x0e\xe5P\x9810.c0-\xa1|\x06\x06!0" +
+	"3l\xacJ\xa8\xc7\x18\x836\xfa\xbe&\x94#\xb2\xff" +
+	".\x91\xf9\xaa\xe3\xf9\xa3z&\xfev\xb5;\xa1\x9b\x1e" +
+	"\x92$\x90\xdc\xa04\x98d\x17\x9e2\xe2^\xac\x91\xb6" +
+	"\xa8\xa1\xb6\x88N\xa8\x03\xb5IB=Fs\x9d3=" +
+	"\xa2\xb3\x8c\x93\xa7\x92q\xe8\x1c\xcf\xc2\xdd\x12\xea^\x86" +
+	"\xa9\x10\xc2\x94\xe7|;$\xd4}b\xe3\xea\x97k\x0c" +
+	"(\x15\x01N\xdc\x17\x04\xe8:\x09\\\x81\xb0\xf0'\x1b" +
+	"\xe3%f\xff\x7f'\x89\xe0\xe6DS\xd6\xf3\x9d\xaa\x8e" +
+	"s\x88[\xfb\xdc\x136\xca)\xfae\x02\x88\x0f\x06\xa2" +
+	"\xcdi\xcf\x1c'aWL\x88\xf8^!\xda\xf8\xf6\xf8" +
+	"n\x12\xb62!\xe3M\x8c\xe8\x9e\xd8\xfb\xc7H\xd8\xf7" +
+	"\xf3\x96\x8e.\x08\xa2;e\xe7'H\xd893\x88\x86" +
+	"\x946q\xc3\x05\xec\x09\x01/D\xe8\xf9\x0eI_\x17" +
+	"\x10D<\x93Yo5\x0a(bC2o+\xc3#" +
+	"\xea\x96\x06\xeb4)\xa12\x02\xf3\xa14\xca\xff\x90\xc5" +
+	"\xbav\x0b\xcf\x90\xc9\xe2X#x=\xa4\x11\xfd\xd1u" +
+	"!\xa0\x7f\x1d\xbc\x0f\x86\xdc\x85\x9a\x0b\x87+\xc7c8" +
+	" \xa1vtf\x93\xb7\xce={o*\xf1\x96\xe9*" +
+	"\xb5\x9aM^\x11\x9d\xef\xbf\x02\x00\x00\xff\xff u;" +
+	"\xe9"
 
 func RegisterSchema(reg *schemas.Registry) {
 	reg.Register(&schemas.Schema{
@@ -1125,8 +1335,10 @@ func RegisterSchema(reg *schemas.Registry) {
 		Nodes: []uint64{
 			0x8007a0b87e08dce6,
 			0x8605ec2458ebb610,
+			0xa7eb646d6831d687,
 			0xaf56b96d31ee1ac2,
 			0xc7983188dd8077cb,
+			0xcae922bc9b11114a,
 			0xe0927b2986a3b6be,
 			0xe108896688007676,
 			0xe1eca3caeabd8c18,

@@ -54,4 +54,7 @@ enum ErrorCode {
   quota @11;           # strangers' share of the recipient's queue is used up
   diskFull @12;        # the node's disk budget is used up
   badToken @13;        # a registration token unknown, expired or used up, or a wrong proof of work
+  invalidCommit @14;   # a handshake message the group's public state refuses
+  futureEpoch @15;     # a commit for an epoch the group has not reached
+  groupExists @16;     # createGroup for a group id claimed before
 }

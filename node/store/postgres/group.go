@@ -22,27 +22,33 @@ const (
 
 // group is a group's row, locked by lockGroup.
 type group struct {
-	committed bool  // a commit was accepted: epoch and the roster are known
-	epoch     int64 // the epoch the next commit must name, when committed
+	epoch int64  // the epoch the next commit must name
+	view  []byte // the encoded public view
 }
 
-// lockGroup locks groupID's row, creating it (no commit yet, no sequence
-// number handed out) if the group is new; a call that fails rolls the new
-// row back with everything else. Every commit and fan-out of a group takes
-// this lock first, so they run one at a time per group, and the epoch
-// check and advance cannot interleave.
-func lockGroup(ctx context.Context, tx pgx.Tx, groupID []byte, now time.Time) (group, error) {
-	var epoch *int64
-	if err := tx.QueryRow(ctx, `
-INSERT INTO groups AS g (group_id, epoch, last_seq, created_at) VALUES ($1, NULL, 0, $2)
-ON CONFLICT (group_id) DO UPDATE SET last_seq = g.last_seq
-RETURNING epoch`, groupID, now).Scan(&epoch); err != nil {
-		return group{}, fmt.Errorf("lock group: %w", err)
+// lockGroup locks groupID's row and reports store.ErrNotMember unless the
+// group was created and its roster lists sender. Every commit and fan-out
+// of a group takes this lock first, so they run one at a time per group
+// (on every node sharing the database), and the check of the view and the
+// advance cannot interleave.
+func lockGroup(ctx context.Context, tx pgx.Tx, groupID, sender []byte) (group, error) {
+	var g group
+	err := tx.QueryRow(ctx, `SELECT epoch, view FROM groups WHERE group_id = $1 AND view IS NOT NULL FOR UPDATE`, groupID).Scan(&g.epoch, &g.view)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return g, fmt.Errorf("group %x: %x: %w", groupID, sender, store.ErrNotMember)
+	case err != nil:
+		return g, fmt.Errorf("lock group: %w", err)
 	}
-	if epoch == nil {
-		return group{}, nil
+	var one int
+	err = tx.QueryRow(ctx, `SELECT 1 FROM group_members WHERE group_id = $1 AND identity = $2`, groupID, sender).Scan(&one)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return g, fmt.Errorf("group %x: %x: %w", groupID, sender, store.ErrNotMember)
+	case err != nil:
+		return g, fmt.Errorf("check roster: %w", err)
 	}
-	return group{committed: true, epoch: *epoch}, nil
+	return g, nil
 }
 
 // groupDedup is a remembered commit or application message.
@@ -78,37 +84,53 @@ func (d *groupDedup) matches(kind int16, digest [32]byte) error {
 	return nil
 }
 
-// checkMember reports store.ErrNotMember when g has a roster (it has an
-// accepted commit) that does not list sender.
-func checkMember(ctx context.Context, tx pgx.Tx, g group, groupID, sender []byte) error {
-	if !g.committed {
-		return nil
+// setRoster makes roster the group's roster, replacing the previous one.
+func setRoster(ctx context.Context, tx pgx.Tx, groupID []byte, roster [][]byte) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM group_members WHERE group_id = $1`, groupID); err != nil {
+		return fmt.Errorf("clear roster: %w", err)
 	}
-	var one int
-	err := tx.QueryRow(ctx, `SELECT 1 FROM group_members WHERE group_id = $1 AND identity = $2`, groupID, sender).Scan(&one)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return fmt.Errorf("group %x: %x: %w", groupID, sender, store.ErrNotMember)
-	case err != nil:
-		return fmt.Errorf("check roster: %w", err)
+	if _, err := tx.Exec(ctx, `
+INSERT INTO group_members (group_id, identity) SELECT DISTINCT $1::bytea, m FROM unnest($2::bytea[]) AS m`,
+		groupID, roster); err != nil {
+		return fmt.Errorf("store roster: %w", err)
 	}
 	return nil
 }
 
-// setRoster makes sender, recipients and welcomeRecipients the group's
-// roster, replacing the previous one.
-func setRoster(ctx context.Context, tx pgx.Tx, groupID, sender []byte, recipients, welcomeRecipients [][]byte) error {
-	if _, err := tx.Exec(ctx, `DELETE FROM group_members WHERE group_id = $1`, groupID); err != nil {
-		return fmt.Errorf("clear roster: %w", err)
+// otherMembers lists the roster of groupID without sender.
+func otherMembers(ctx context.Context, tx pgx.Tx, groupID, sender []byte) ([][]byte, error) {
+	rows, err := tx.Query(ctx, `SELECT identity FROM group_members WHERE group_id = $1 AND identity <> $2 ORDER BY identity`, groupID, sender)
+	if err != nil {
+		return nil, fmt.Errorf("read roster: %w", err)
 	}
-	all := make([][]byte, 0, 1+len(recipients)+len(welcomeRecipients))
-	all = append(append(append(all, sender), recipients...), welcomeRecipients...)
-	if _, err := tx.Exec(ctx, `
-INSERT INTO group_members (group_id, identity) SELECT DISTINCT $1::bytea, m FROM unnest($2::bytea[]) AS m`,
-		groupID, all); err != nil {
-		return fmt.Errorf("store roster: %w", err)
+	out, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		return nil, fmt.Errorf("read roster: %w", err)
 	}
-	return nil
+	return out, nil
+}
+
+// CreateGroup implements store.Store.
+func (s *Store) CreateGroup(ctx context.Context, groupID, creator []byte, epoch uint64, view []byte, roster [][]byte) error {
+	const op = "create group"
+	if err := store.CheckCreateGroup(groupID, creator, epoch, view, roster); err != nil {
+		return fmt.Errorf("postgres: %s: %w", op, err)
+	}
+	return s.write(ctx, op, func(ctx context.Context, tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+INSERT INTO groups (group_id, epoch, last_seq, created_at, view, creator) VALUES ($1, $2, 0, $3, $4, $5)
+ON CONFLICT (group_id) DO NOTHING`, groupID, int64(epoch), s.now(), view, creator)
+		if err != nil {
+			return fmt.Errorf("postgres: %s: %w", op, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("postgres: %s: group %x: %w", op, groupID, store.ErrGroupExists)
+		}
+		if err := setRoster(ctx, tx, groupID, roster); err != nil {
+			return fmt.Errorf("postgres: %s: %w", op, err)
+		}
+		return nil
+	})
 }
 
 // rememberGroup records a deduplicated submission.
@@ -123,16 +145,15 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, groupID, sender, clientMsgID, kind, di
 }
 
 // SubmitCommit implements store.Store.
-func (s *Store) SubmitCommit(ctx context.Context, groupID []byte, epoch uint64, sender, clientMsgID, commit []byte,
-	recipients [][]byte, welcome []byte, welcomeRecipients [][]byte) (store.CommitResult, error) {
+func (s *Store) SubmitCommit(ctx context.Context, groupID []byte, epoch uint64, sender, clientMsgID, commit, welcome []byte,
+	check store.CommitCheck) (store.CommitResult, error) {
 	const op = "submit commit"
-	err := errors.Join(store.CheckGroupID(groupID), store.CheckKey("sender", sender), store.CheckClientMsgID(clientMsgID),
-		store.CheckRecipients("recipients", recipients), store.CheckRecipients("welcome recipients", welcomeRecipients))
+	err := errors.Join(store.CheckGroupID(groupID), store.CheckKey("sender", sender), store.CheckClientMsgID(clientMsgID))
 	if err == nil && len(commit) == 0 {
 		err = fmt.Errorf("empty commit: %w", store.ErrInvalid)
 	}
-	if err == nil && (len(welcome) == 0) != (len(welcomeRecipients) == 0) {
-		err = fmt.Errorf("welcome of %d bytes for %d recipients: %w", len(welcome), len(welcomeRecipients), store.ErrInvalid)
+	if err == nil && check == nil {
+		err = fmt.Errorf("no commit check: %w", store.ErrInvalid)
 	}
 	if err == nil && epoch >= math.MaxInt64 {
 		err = fmt.Errorf("epoch %d out of range: %w", epoch, store.ErrInvalid)
@@ -145,10 +166,6 @@ func (s *Store) SubmitCommit(ctx context.Context, groupID []byte, epoch uint64, 
 	err = s.write(ctx, op, func(ctx context.Context, tx pgx.Tx) error {
 		res = store.CommitResult{}
 		now := s.now()
-		g, err := lockGroup(ctx, tx, groupID, now)
-		if err != nil {
-			return fmt.Errorf("postgres: %s: %w", op, err)
-		}
 		if len(clientMsgID) > 0 {
 			d, err := lookupGroupDedup(ctx, tx, groupID, sender, clientMsgID)
 			if err != nil {
@@ -162,24 +179,32 @@ func (s *Store) SubmitCommit(ctx context.Context, groupID []byte, epoch uint64, 
 				return errRollback
 			}
 		}
-		if err := checkMember(ctx, tx, g, groupID, sender); err != nil {
+		g, err := lockGroup(ctx, tx, groupID, sender)
+		if err != nil {
 			return fmt.Errorf("postgres: %s: %w", op, err)
 		}
-		if g.committed && g.epoch != int64(epoch) {
+		if g.epoch != int64(epoch) {
 			return fmt.Errorf("postgres: %s: group %x: %w", op, groupID,
 				&store.StaleEpochError{Epoch: epoch, Current: uint64(g.epoch)})
 		}
+		v, err := check(store.GroupView{Epoch: epoch, View: g.view})
+		if err != nil {
+			return err
+		}
+		if err := store.CheckVerdict(&v, welcome); err != nil {
+			return fmt.Errorf("postgres: %s: %w", op, err)
+		}
 		var seq int64
 		if err := tx.QueryRow(ctx, `
-UPDATE groups SET epoch = $2, last_seq = last_seq + 1 WHERE group_id = $1 RETURNING last_seq`,
-			groupID, int64(epoch)+1).Scan(&seq); err != nil {
+UPDATE groups SET epoch = $2, last_seq = last_seq + 1, view = $3 WHERE group_id = $1 RETURNING last_seq`,
+			groupID, int64(epoch)+1, v.View).Scan(&seq); err != nil {
 			return fmt.Errorf("postgres: %s: advance epoch: %w", op, err)
 		}
-		if err := setRoster(ctx, tx, groupID, sender, recipients, welcomeRecipients); err != nil {
+		if err := setRoster(ctx, tx, groupID, v.Roster); err != nil {
 			return fmt.Errorf("postgres: %s: %w", op, err)
 		}
 		if _, err := s.appendTx(ctx, tx, sender, clientMsgID, now,
-			delivery{recipients, commit}, delivery{welcomeRecipients, welcome}); err != nil {
+			delivery{v.Recipients, commit, true}, delivery{v.WelcomeRecipients, welcome, true}); err != nil {
 			return fmt.Errorf("postgres: %s: %w", op, err)
 		}
 		if len(clientMsgID) > 0 {
@@ -197,28 +222,24 @@ UPDATE groups SET epoch = $2, last_seq = last_seq + 1 WHERE group_id = $1 RETURN
 }
 
 // FanOut implements store.Store.
-func (s *Store) FanOut(ctx context.Context, groupID, sender, clientMsgID, payload []byte, recipients [][]byte) (uint64, bool, error) {
+func (s *Store) FanOut(ctx context.Context, groupID, sender, clientMsgID, payload []byte, update store.ViewUpdate) (store.FanOutResult, error) {
 	const op = "fan out"
-	err := errors.Join(store.CheckGroupID(groupID), store.CheckKey("sender", sender), store.CheckClientMsgID(clientMsgID),
-		store.CheckRecipients("recipients", recipients))
+	err := errors.Join(store.CheckGroupID(groupID), store.CheckKey("sender", sender), store.CheckClientMsgID(clientMsgID))
 	if err == nil && len(payload) == 0 {
 		err = fmt.Errorf("empty payload: %w", store.ErrInvalid)
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("postgres: %s: %w", op, err)
+		return store.FanOutResult{}, fmt.Errorf("postgres: %s: %w", op, err)
 	}
 	digest := sha256.Sum256(payload)
 	var (
-		seq int64
-		dup bool
+		seq        int64
+		dup        bool
+		recipients [][]byte
 	)
 	err = s.write(ctx, op, func(ctx context.Context, tx pgx.Tx) error {
 		seq, dup = 0, false
 		now := s.now()
-		g, err := lockGroup(ctx, tx, groupID, now)
-		if err != nil {
-			return fmt.Errorf("postgres: %s: %w", op, err)
-		}
 		if len(clientMsgID) > 0 {
 			d, err := lookupGroupDedup(ctx, tx, groupID, sender, clientMsgID)
 			if err != nil {
@@ -232,14 +253,28 @@ func (s *Store) FanOut(ctx context.Context, groupID, sender, clientMsgID, payloa
 				return errRollback
 			}
 		}
-		if err := checkMember(ctx, tx, g, groupID, sender); err != nil {
+		g, err := lockGroup(ctx, tx, groupID, sender)
+		if err != nil {
 			return fmt.Errorf("postgres: %s: %w", op, err)
+		}
+		view := g.view
+		if update != nil {
+			if view, err = update(store.GroupView{Epoch: uint64(g.epoch), View: g.view}); err != nil {
+				return err
+			}
+			if len(view) == 0 {
+				return fmt.Errorf("postgres: %s: empty view: %w", op, store.ErrInvalid)
+			}
 		}
 		if err := tx.QueryRow(ctx, `
-UPDATE groups SET last_seq = last_seq + 1 WHERE group_id = $1 RETURNING last_seq`, groupID).Scan(&seq); err != nil {
+UPDATE groups SET last_seq = last_seq + 1, view = $2 WHERE group_id = $1 RETURNING last_seq`, groupID, view).Scan(&seq); err != nil {
 			return fmt.Errorf("postgres: %s: %w", op, err)
 		}
-		if _, err := s.appendTx(ctx, tx, sender, clientMsgID, now, delivery{recipients, payload}); err != nil {
+		recipients, err = otherMembers(ctx, tx, groupID, sender)
+		if err != nil {
+			return fmt.Errorf("postgres: %s: %w", op, err)
+		}
+		if _, err := s.appendTx(ctx, tx, sender, clientMsgID, now, delivery{recipients, payload, true}); err != nil {
 			return fmt.Errorf("postgres: %s: %w", op, err)
 		}
 		if len(clientMsgID) > 0 {
@@ -250,34 +285,31 @@ UPDATE groups SET last_seq = last_seq + 1 WHERE group_id = $1 RETURNING last_seq
 		return nil
 	})
 	if err != nil {
-		return 0, false, err
+		return store.FanOutResult{}, err
 	}
-	return uint64(seq), dup, nil
+	return store.FanOutResult{GroupSeq: uint64(seq), Duplicate: dup, Recipients: recipients}, nil
 }
 
 // GroupState implements store.Store.
-func (s *Store) GroupState(ctx context.Context, groupID []byte) (store.GroupState, error) {
+func (s *Store) GroupState(ctx context.Context, groupID, member []byte) (store.GroupState, error) {
 	const op = "group state"
-	if err := store.CheckGroupID(groupID); err != nil {
+	if err := errors.Join(store.CheckGroupID(groupID), store.CheckKey("member", member)); err != nil {
 		return store.GroupState{}, fmt.Errorf("postgres: %s: %w", op, err)
 	}
 	var gs store.GroupState
 	err := s.read(ctx, op, func(ctx context.Context) error {
-		var (
-			epoch *int64
-			last  int64
-		)
-		err := s.pool.QueryRow(ctx, `SELECT epoch, last_seq FROM groups WHERE group_id = $1`, groupID).Scan(&epoch, &last)
+		var epoch, last int64
+		err := s.pool.QueryRow(ctx, `
+SELECT g.epoch, g.last_seq, (SELECT count(*) FROM group_members c WHERE c.group_id = g.group_id)
+FROM groups g JOIN group_members m ON m.group_id = g.group_id AND m.identity = $1
+WHERE g.group_id = $2 AND g.view IS NOT NULL`, member, groupID).Scan(&epoch, &last, &gs.Members)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
+			return fmt.Errorf("postgres: %s: group %x: %x: %w", op, groupID, member, store.ErrNotMember)
 		}
 		if err != nil {
 			return fmt.Errorf("postgres: %s: %w", op, err)
 		}
-		gs = store.GroupState{LastSeq: uint64(last)}
-		if epoch != nil {
-			gs.Committed, gs.Epoch = true, uint64(*epoch)
-		}
+		gs.Epoch, gs.LastSeq = uint64(epoch), uint64(last)
 		return nil
 	})
 	return gs, err

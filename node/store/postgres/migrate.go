@@ -135,6 +135,16 @@ CREATE INDEX group_dedup_age ON group_dedup (created_at);
 `,
 	// 2: registration, quotas and expiry (see registration.go, quota.go).
 	migrationRegistrationQuota,
+	// 3: the node follows each group's public state: view is the encoded
+	// public view (NULL for a group from before this version, which takes
+	// no more commits or messages), creator the identity that claimed the
+	// id; the roster comes from the view. sequenced marks the messages
+	// stored by a commit or fan-out, as opposed to a direct enqueue.
+	`
+ALTER TABLE groups ADD COLUMN view bytea;
+ALTER TABLE groups ADD COLUMN creator bytea;
+ALTER TABLE messages ADD COLUMN sequenced boolean NOT NULL DEFAULT false;
+`,
 }
 
 // pruneStatements delete expired deduplication entries; each takes the

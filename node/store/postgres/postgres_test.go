@@ -117,15 +117,31 @@ func TestTwoStoresOneDatabase(t *testing.T) {
 	}
 
 	g, alice, bob := storetest.GroupID("shared"), storetest.Key("alice"), storetest.Key("bob")
-	if _, err := a.SubmitCommit(ctx, g, 0, alice, []byte("c0"), []byte("commit 0"), [][]byte{bob}, nil, nil); err != nil {
+	roster := [][]byte{alice, bob}
+	if err := a.CreateGroup(ctx, g, alice, 0, []byte("view 0"), roster); err != nil {
 		t.Fatal(err)
 	}
-	_, err := b.SubmitCommit(ctx, g, 0, bob, []byte("b0"), []byte("commit 0 by bob"), [][]byte{alice}, nil, nil)
+	if err := b.CreateGroup(ctx, g, bob, 0, []byte("bob's view"), [][]byte{bob}); !errors.Is(err, store.ErrGroupExists) {
+		t.Fatalf("claiming the group through the other store: %v, want ErrGroupExists", err)
+	}
+	// The view stored through one store is the one the other checks against.
+	check := func(want, next string, to []byte) store.CommitCheck {
+		return func(cur store.GroupView) (store.CommitVerdict, error) {
+			if string(cur.View) != want {
+				return store.CommitVerdict{}, fmt.Errorf("check saw view %q, want %q", cur.View, want)
+			}
+			return store.CommitVerdict{View: []byte(next), Roster: roster, Recipients: [][]byte{to}}, nil
+		}
+	}
+	if _, err := a.SubmitCommit(ctx, g, 0, alice, []byte("c0"), []byte("commit 0"), nil, check("view 0", "view 1", bob)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := b.SubmitCommit(ctx, g, 0, bob, []byte("b0"), []byte("commit 0 by bob"), nil, check("view 0", "view 1", alice))
 	var stale *store.StaleEpochError
 	if !errors.As(err, &stale) || stale.Current != 1 {
 		t.Fatalf("second commit for epoch 0 through the other store: err = %v, want stale at epoch 1", err)
 	}
-	res, err := b.SubmitCommit(ctx, g, 0, alice, []byte("c0"), []byte("commit 0"), [][]byte{bob}, nil, nil)
+	res, err := b.SubmitCommit(ctx, g, 0, alice, []byte("c0"), []byte("commit 0"), nil, check("none", "none", bob))
 	if err != nil || res != (store.CommitResult{Epoch: 0, GroupSeq: 1, Duplicate: true}) {
 		t.Fatalf("resubmission through the other store = %+v, %v", res, err)
 	}
@@ -150,7 +166,8 @@ func TestSharedPayloadFreed(t *testing.T) {
 	for i := range 5 {
 		rs = append(rs, storetest.Key(fmt.Sprint("r", i)))
 	}
-	if _, _, err := s.FanOut(ctx, g, storetest.Key("sender"), nil, []byte("shared payload"), rs); err != nil {
+	storetest.CreateGroup(t, s, g, append([][]byte{storetest.Key("sender")}, rs...)...)
+	if _, err := s.FanOut(ctx, g, storetest.Key("sender"), nil, []byte("shared payload"), nil); err != nil {
 		t.Fatal(err)
 	}
 	count := func() (payloads, refs int) {
@@ -335,11 +352,13 @@ func TestNotifications(t *testing.T) {
 	n.waitFor(t, "alice's notification", func(n *notes) bool { return n.has(alice) })
 
 	g := storetest.GroupID("notify")
-	if _, err := writer.SubmitCommit(ctx, g, 0, alice, nil, []byte("c"), [][]byte{bob}, []byte("w"), [][]byte{carol}); err != nil {
+	storetest.CreateGroup(t, writer, g, alice, bob)
+	if _, err := writer.SubmitCommit(ctx, g, 0, alice, nil, []byte("c"), []byte("w"),
+		storetest.Deliver([][]byte{alice, bob, dave}, [][]byte{bob}, [][]byte{carol})); err != nil {
 		t.Fatal(err)
 	}
 	n.waitFor(t, "the commit's and the welcome's notifications", func(n *notes) bool { return n.has(bob) && n.has(carol) })
-	if _, _, err := writer.FanOut(ctx, g, bob, nil, []byte("m"), [][]byte{dave}); err != nil {
+	if _, err := writer.FanOut(ctx, g, bob, nil, []byte("m"), nil); err != nil {
 		t.Fatal(err)
 	}
 	n.waitFor(t, "the fan-out's notification", func(n *notes) bool { return n.has(dave) })
@@ -347,7 +366,7 @@ func TestNotifications(t *testing.T) {
 	// A refused write notifies nobody: notifications of one session arrive
 	// in commit order, so once the marker's arrives, eve's would have too.
 	eve, marker := storetest.Key("eve"), storetest.Key("marker")
-	_, err := writer.SubmitCommit(ctx, g, 0, alice, nil, []byte("stale"), [][]byte{eve}, nil, nil)
+	_, err := writer.SubmitCommit(ctx, g, 0, alice, nil, []byte("stale"), nil, storetest.Deliver([][]byte{alice, eve}, [][]byte{eve}, nil))
 	if !errors.Is(err, store.ErrStaleEpoch) {
 		t.Fatalf("stale commit: err = %v", err)
 	}

@@ -66,7 +66,7 @@ ON CONFLICT (recipient) DO UPDATE SET last_seq = q.last_seq`, recipient); err !=
 			}
 		}
 		now := s.now()
-		seqs, err := s.appendTx(ctx, tx, sender, clientMsgID, now, delivery{[][]byte{recipient}, payload})
+		seqs, err := s.appendTx(ctx, tx, sender, clientMsgID, now, delivery{recipients: [][]byte{recipient}, payload: payload})
 		if err != nil {
 			return fmt.Errorf("postgres: %s: %w", op, err)
 		}
@@ -93,6 +93,7 @@ INSERT INTO enqueue_dedup (recipient, sender, client_msg_id, seq, created_at) VA
 type delivery struct {
 	recipients [][]byte
 	payload    []byte
+	sequenced  bool // stored by a group commit or fan-out, not a direct enqueue
 }
 
 // notifyChannel is the channel of the notifications that tell every node
@@ -200,8 +201,8 @@ func insertMessages(ctx context.Context, tx pgx.Tx, d delivery, seqs []int64, se
 		return nil
 	case 1:
 		if _, err := tx.Exec(ctx, `
-INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-			d.recipients[0], seqs[0], nonNil(sender), nonNil(clientMsgID), nonNil(d.payload), now); err != nil {
+INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at, sequenced) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			d.recipients[0], seqs[0], nonNil(sender), nonNil(clientMsgID), nonNil(d.payload), now, d.sequenced); err != nil {
 			return fmt.Errorf("store message: %w", err)
 		}
 		return nil
@@ -212,9 +213,9 @@ INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_a
 		return fmt.Errorf("store payload: %w", err)
 	}
 	tag, err := tx.Exec(ctx, `
-INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, payload_ref, enqueued_at)
-SELECT r, seq, $3, $4, '\x'::bytea, $5, $6 FROM unnest($1::bytea[], $2::bigint[]) AS t (r, seq)`,
-		d.recipients, seqs, nonNil(sender), nonNil(clientMsgID), ref, now)
+INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, payload_ref, enqueued_at, sequenced)
+SELECT r, seq, $3, $4, '\x'::bytea, $5, $6, $7 FROM unnest($1::bytea[], $2::bigint[]) AS t (r, seq)`,
+		d.recipients, seqs, nonNil(sender), nonNil(clientMsgID), ref, now, d.sequenced)
 	if err != nil {
 		return fmt.Errorf("store messages: %w", err)
 	}
@@ -349,10 +350,10 @@ WHERE m.recipient = $1 ORDER BY m.seq`, recipient))
 // selectMessages selects the columns scanMessages reads; a shared payload is
 // read from payloads.
 const selectMessages = `
-SELECT m.seq, m.sender, m.client_msg_id, coalesce(p.data, m.payload), m.enqueued_at
+SELECT m.seq, m.sender, m.client_msg_id, coalesce(p.data, m.payload), m.enqueued_at, m.sequenced
 FROM messages m LEFT JOIN payloads p ON p.id = m.payload_ref`
 
-// scanMessages reads rows of (seq, sender, client_msg_id, payload, enqueued_at).
+// scanMessages reads rows of (seq, sender, client_msg_id, payload, enqueued_at, sequenced).
 func scanMessages(rows pgx.Rows, err error) ([]store.Message, error) {
 	if err != nil {
 		return nil, err
@@ -364,7 +365,7 @@ func scanMessages(rows pgx.Rows, err error) ([]store.Message, error) {
 			m   store.Message
 			seq int64
 		)
-		if err := rows.Scan(&seq, &m.Sender, &m.ClientMsgID, &m.Payload, &m.EnqueuedAt); err != nil {
+		if err := rows.Scan(&seq, &m.Sender, &m.ClientMsgID, &m.Payload, &m.EnqueuedAt, &m.Sequenced); err != nil {
 			return nil, err
 		}
 		m.Seq = uint64(seq)

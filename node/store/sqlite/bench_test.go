@@ -148,12 +148,15 @@ func BenchmarkFanOut1KiBTo1000(b *testing.B) {
 	for i := range recipients {
 		recipients[i] = storetest.Key(fmt.Sprint("recipient ", i))
 	}
+	if err := s.CreateGroup(ctx, g, sender, 0, []byte("view"), append([][]byte{sender}, recipients...)); err != nil {
+		b.Fatal(err)
+	}
 	payload := make([]byte, 1024)
 	b.SetBytes(int64(len(payload) * len(recipients)))
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if _, _, err := s.FanOut(ctx, g, sender, []byte(fmt.Sprint(i)), payload, recipients); err != nil {
+		if _, err := s.FanOut(ctx, g, sender, []byte(fmt.Sprint(i)), payload, nil); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -171,12 +174,19 @@ func BenchmarkSubmitCommit10(b *testing.B) {
 		members[i] = storetest.Key(fmt.Sprint("member ", i))
 	}
 	commit, welcome := make([]byte, 2048), make([]byte, 4096)
+	committer := storetest.Key("committer")
+	roster := append([][]byte{committer}, members...)
+	if err := s.CreateGroup(ctx, g, committer, 0, []byte("view"), roster); err != nil {
+		b.Fatal(err)
+	}
 	b.ReportAllocs()
 	var epoch uint64
 	for b.Loop() {
 		joiner := [][]byte{storetest.Key(fmt.Sprint("joiner ", epoch))}
-		if _, err := s.SubmitCommit(ctx, g, epoch, storetest.Key("committer"), []byte(fmt.Sprint(epoch)),
-			commit, members, welcome, joiner); err != nil {
+		check := func(store.GroupView) (store.CommitVerdict, error) {
+			return store.CommitVerdict{View: commit, Roster: roster, Recipients: members, WelcomeRecipients: joiner}, nil
+		}
+		if _, err := s.SubmitCommit(ctx, g, epoch, committer, []byte(fmt.Sprint(epoch)), commit, welcome, check); err != nil {
 			b.Fatal(err)
 		}
 		epoch++

@@ -52,17 +52,63 @@ func (d *groupDedup) matches(kind int, digest [32]byte) error {
 	return nil
 }
 
+// lockedGroup is a group's row as a write transaction sees it.
+type lockedGroup struct {
+	epoch int64
+	view  []byte
+}
+
+// loadGroup reads groupID's row for a write and reports store.ErrNotMember
+// unless the group was created and its roster lists sender. (SQLite runs one
+// write transaction at a time: the row stays as read until the commit.)
+func loadGroup(ctx context.Context, tx *sql.Tx, groupID, sender []byte) (lockedGroup, error) {
+	var g lockedGroup
+	err := tx.QueryRowContext(ctx, `SELECT epoch, view FROM groups WHERE group_id = ? AND view IS NOT NULL`, groupID).Scan(&g.epoch, &g.view)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return g, fmt.Errorf("group %x: %x: %w", groupID, sender, store.ErrNotMember)
+	case err != nil:
+		return g, err
+	}
+	if err := checkMember(ctx, tx, groupID, sender); err != nil {
+		return g, err
+	}
+	return g, nil
+}
+
+// CreateGroup implements store.Store.
+func (s *Store) CreateGroup(ctx context.Context, groupID, creator []byte, epoch uint64, view []byte, roster [][]byte) error {
+	const op = "create group"
+	if err := store.CheckCreateGroup(groupID, creator, epoch, view, roster); err != nil {
+		return fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	return s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `
+INSERT INTO groups (group_id, epoch, last_seq, created_at, roster_known, view, creator) VALUES (?, ?, 0, ?, 1, ?, ?)
+ON CONFLICT (group_id) DO NOTHING`, groupID, int64(epoch), s.now().UnixNano(), view, creator)
+		if err != nil {
+			return fmt.Errorf("sqlite: %s: %w", op, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return fmt.Errorf("sqlite: %s: group %x: %w", op, groupID, store.ErrGroupExists)
+		}
+		if err := setRoster(ctx, tx, groupID, roster); err != nil {
+			return fmt.Errorf("sqlite: %s: %w", op, err)
+		}
+		return nil
+	})
+}
+
 // SubmitCommit implements store.Store.
-func (s *Store) SubmitCommit(ctx context.Context, groupID []byte, epoch uint64, sender, clientMsgID, commit []byte,
-	recipients [][]byte, welcome []byte, welcomeRecipients [][]byte) (store.CommitResult, error) {
+func (s *Store) SubmitCommit(ctx context.Context, groupID []byte, epoch uint64, sender, clientMsgID, commit, welcome []byte,
+	check store.CommitCheck) (store.CommitResult, error) {
 	const op = "submit commit"
-	err := errors.Join(store.CheckGroupID(groupID), store.CheckKey("sender", sender), store.CheckClientMsgID(clientMsgID),
-		store.CheckRecipients("recipients", recipients), store.CheckRecipients("welcome recipients", welcomeRecipients))
+	err := errors.Join(store.CheckGroupID(groupID), store.CheckKey("sender", sender), store.CheckClientMsgID(clientMsgID))
 	if err == nil && len(commit) == 0 {
 		err = fmt.Errorf("empty commit: %w", store.ErrInvalid)
 	}
-	if err == nil && (len(welcome) == 0) != (len(welcomeRecipients) == 0) {
-		err = fmt.Errorf("welcome of %d bytes for %d recipients: %w", len(welcome), len(welcomeRecipients), store.ErrInvalid)
+	if err == nil && check == nil {
+		err = fmt.Errorf("no commit check: %w", store.ErrInvalid)
 	}
 	if err == nil && epoch >= math.MaxInt64 {
 		err = fmt.Errorf("epoch %d out of range: %w", epoch, store.ErrInvalid)
@@ -87,28 +133,34 @@ func (s *Store) SubmitCommit(ctx context.Context, groupID []byte, epoch uint64, 
 			}
 		}
 		now := s.now().UnixNano()
-		current, err := checkMember(ctx, tx, groupID, sender)
+		g, err := loadGroup(ctx, tx, groupID, sender)
 		switch {
 		case err != nil:
 			return fmt.Errorf("sqlite: %s: %w", op, err)
-		case current.Valid && current.Int64 != int64(epoch):
+		case g.epoch != int64(epoch):
 			return fmt.Errorf("sqlite: %s: group %x: %w", op, groupID,
-				&store.StaleEpochError{Epoch: epoch, Current: uint64(current.Int64)})
+				&store.StaleEpochError{Epoch: epoch, Current: uint64(g.epoch)})
+		}
+		v, err := check(store.GroupView{Epoch: epoch, View: g.view})
+		if err != nil {
+			return err
+		}
+		if err := store.CheckVerdict(&v, welcome); err != nil {
+			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
 		var seq int64
 		if err := tx.QueryRowContext(ctx, `
-INSERT INTO groups (group_id, epoch, last_seq, created_at) VALUES (?, ?, 1, ?)
-ON CONFLICT (group_id) DO UPDATE SET epoch = excluded.epoch, last_seq = last_seq + 1
-RETURNING last_seq`, groupID, int64(epoch)+1, now).Scan(&seq); err != nil {
+UPDATE groups SET epoch = ?, last_seq = last_seq + 1, view = ? WHERE group_id = ? RETURNING last_seq`,
+			int64(epoch)+1, v.View, groupID).Scan(&seq); err != nil {
 			return fmt.Errorf("sqlite: %s: advance epoch: %w", op, err)
 		}
-		if err := setRoster(ctx, tx, groupID, sender, recipients, welcomeRecipients); err != nil {
+		if err := setRoster(ctx, tx, groupID, v.Roster); err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
-		if err := s.fanOutTx(ctx, tx, recipients, sender, clientMsgID, commit, now); err != nil {
+		if err := s.fanOutTx(ctx, tx, v.Recipients, sender, clientMsgID, commit, now); err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
-		if err := s.fanOutTx(ctx, tx, welcomeRecipients, sender, clientMsgID, welcome, now); err != nil {
+		if err := s.fanOutTx(ctx, tx, v.WelcomeRecipients, sender, clientMsgID, welcome, now); err != nil {
 			return fmt.Errorf("sqlite: %s: welcome: %w", op, err)
 		}
 		if len(clientMsgID) > 0 {
@@ -128,20 +180,20 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, groupID, sender, clientMsgID, kindCommit, dige
 }
 
 // FanOut implements store.Store.
-func (s *Store) FanOut(ctx context.Context, groupID, sender, clientMsgID, payload []byte, recipients [][]byte) (uint64, bool, error) {
+func (s *Store) FanOut(ctx context.Context, groupID, sender, clientMsgID, payload []byte, update store.ViewUpdate) (store.FanOutResult, error) {
 	const op = "fan out"
-	err := errors.Join(store.CheckGroupID(groupID), store.CheckKey("sender", sender), store.CheckClientMsgID(clientMsgID),
-		store.CheckRecipients("recipients", recipients))
+	err := errors.Join(store.CheckGroupID(groupID), store.CheckKey("sender", sender), store.CheckClientMsgID(clientMsgID))
 	if err == nil && len(payload) == 0 {
 		err = fmt.Errorf("empty payload: %w", store.ErrInvalid)
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("sqlite: %s: %w", op, err)
+		return store.FanOutResult{}, fmt.Errorf("sqlite: %s: %w", op, err)
 	}
 	digest := sha256.Sum256(payload)
 	var (
-		seq int64
-		dup bool
+		seq        int64
+		dup        bool
+		recipients [][]byte
 	)
 	err = s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
 		if len(clientMsgID) > 0 {
@@ -157,14 +209,26 @@ func (s *Store) FanOut(ctx context.Context, groupID, sender, clientMsgID, payloa
 				return nil
 			}
 		}
-		if _, err := checkMember(ctx, tx, groupID, sender); err != nil {
+		g, err := loadGroup(ctx, tx, groupID, sender)
+		if err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
+		}
+		view := g.view
+		if update != nil {
+			if view, err = update(store.GroupView{Epoch: uint64(g.epoch), View: g.view}); err != nil {
+				return err
+			}
+			if len(view) == 0 {
+				return fmt.Errorf("sqlite: %s: empty view: %w", op, store.ErrInvalid)
+			}
 		}
 		now := s.now().UnixNano()
 		if err := tx.QueryRowContext(ctx, `
-INSERT INTO groups (group_id, epoch, last_seq, created_at) VALUES (?, NULL, 1, ?)
-ON CONFLICT (group_id) DO UPDATE SET last_seq = last_seq + 1
-RETURNING last_seq`, groupID, now).Scan(&seq); err != nil {
+UPDATE groups SET last_seq = last_seq + 1, view = ? WHERE group_id = ? RETURNING last_seq`, view, groupID).Scan(&seq); err != nil {
+			return fmt.Errorf("sqlite: %s: %w", op, err)
+		}
+		recipients, err = otherMembers(ctx, tx, groupID, sender)
+		if err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
 		if err := s.fanOutTx(ctx, tx, recipients, sender, clientMsgID, payload, now); err != nil {
@@ -180,53 +244,51 @@ VALUES (?, ?, ?, ?, ?, 0, ?, ?)`, groupID, sender, clientMsgID, kindApplication,
 		return nil
 	})
 	if err != nil {
-		return 0, false, err
+		return store.FanOutResult{}, err
 	}
-	return uint64(seq), dup, nil
+	return store.FanOutResult{GroupSeq: uint64(seq), Duplicate: dup, Recipients: recipients}, nil
 }
 
-// checkMember returns the group's current epoch (NULL for a group without
-// a commit or never seen) and reports store.ErrNotMember when the group has
-// a roster that does not list sender.
-func checkMember(ctx context.Context, tx *sql.Tx, groupID, sender []byte) (sql.NullInt64, error) {
-	var (
-		current sql.NullInt64
-		known   bool
-	)
-	err := tx.QueryRowContext(ctx, `SELECT epoch, roster_known FROM groups WHERE group_id = ?`, groupID).Scan(&current, &known)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return sql.NullInt64{}, nil
-	case err != nil:
-		return sql.NullInt64{}, err
-	case !known:
-		return current, nil
+// otherMembers lists the roster of groupID without sender.
+func otherMembers(ctx context.Context, tx *sql.Tx, groupID, sender []byte) ([][]byte, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT identity FROM group_members WHERE group_id = ? AND identity != ?`, groupID, sender)
+	if err != nil {
+		return nil, fmt.Errorf("read roster: %w", err)
 	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var id []byte
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("read roster: %w", err)
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// checkMember reports store.ErrNotMember when the roster of groupID does
+// not list sender.
+func checkMember(ctx context.Context, tx *sql.Tx, groupID, sender []byte) error {
 	var one int
-	err = tx.QueryRowContext(ctx, `SELECT 1 FROM group_members WHERE group_id = ? AND identity = ?`, groupID, sender).Scan(&one)
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM group_members WHERE group_id = ? AND identity = ?`, groupID, sender).Scan(&one)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return sql.NullInt64{}, fmt.Errorf("group %x: %x: %w", groupID, sender, store.ErrNotMember)
+		return fmt.Errorf("group %x: %x: %w", groupID, sender, store.ErrNotMember)
 	case err != nil:
-		return sql.NullInt64{}, fmt.Errorf("check roster: %w", err)
+		return fmt.Errorf("check roster: %w", err)
 	}
-	return current, nil
+	return nil
 }
 
-// setRoster makes sender, recipients and welcomeRecipients the group's
-// roster, replacing the previous one.
-func setRoster(ctx context.Context, tx *sql.Tx, groupID, sender []byte, recipients, welcomeRecipients [][]byte) error {
+// setRoster makes roster the group's roster, replacing the previous one.
+func setRoster(ctx context.Context, tx *sql.Tx, groupID []byte, roster [][]byte) error {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM group_members WHERE group_id = ?`, groupID); err != nil {
 		return fmt.Errorf("clear roster: %w", err)
 	}
-	all := make([][]byte, 0, 1+len(recipients)+len(welcomeRecipients))
-	all = append(append(append(all, sender), recipients...), welcomeRecipients...)
 	if _, err := tx.ExecContext(ctx, `
 INSERT OR IGNORE INTO group_members (group_id, identity) SELECT ?, unhex(value) FROM json_each(?)`,
-		groupID, hexList(all)); err != nil {
-		return fmt.Errorf("store roster: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE groups SET roster_known = 1 WHERE group_id = ?`, groupID); err != nil {
+		groupID, hexList(roster)); err != nil {
 		return fmt.Errorf("store roster: %w", err)
 	}
 	return nil
@@ -247,7 +309,7 @@ func hexList(keys [][]byte) string {
 	return string(append(list, ']'))
 }
 
-// fanOutTx appends payload to every recipient's queue inside tx. The
+// fanOutTx appends payload, sequenced, to every recipient's queue inside tx. The
 // recipients (distinct identity keys) travel as one JSON array of hex
 // strings, so the work is a fixed handful of statements however many
 // recipients there are. Several recipients share one stored copy of the
@@ -288,8 +350,8 @@ SELECT recipient, depth FROM queues WHERE recipient IN (`+each+`) AND depth > ? 
 		return fmt.Errorf("store payload: %w", err)
 	}
 	res, err := tx.ExecContext(ctx, `
-INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at, payload_ref)
-SELECT recipient, last_seq, ?, ?, x'', ?, ? FROM queues WHERE recipient IN (`+each+`)`,
+INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at, payload_ref, sequenced)
+SELECT recipient, last_seq, ?, ?, x'', ?, ?, 1 FROM queues WHERE recipient IN (`+each+`)`,
 		sender, nonNil(clientMsgID), now, ref, list)
 	if err != nil {
 		return fmt.Errorf("store messages: %w", err)
@@ -301,25 +363,25 @@ SELECT recipient, last_seq, ?, ?, x'', ?, ? FROM queues WHERE recipient IN (`+ea
 }
 
 // GroupState implements store.Store.
-func (s *Store) GroupState(ctx context.Context, groupID []byte) (store.GroupState, error) {
+func (s *Store) GroupState(ctx context.Context, groupID, member []byte) (store.GroupState, error) {
 	const op = "group state"
-	if err := store.CheckGroupID(groupID); err != nil {
+	if err := errors.Join(store.CheckGroupID(groupID), store.CheckKey("member", member)); err != nil {
 		return store.GroupState{}, fmt.Errorf("sqlite: %s: %w", op, err)
 	}
 	var gs store.GroupState
 	err := s.read(ctx, op, func(tx *sql.Tx) error {
-		var (
-			epoch sql.NullInt64
-			last  int64
-		)
-		err := tx.QueryRowContext(ctx, `SELECT epoch, last_seq FROM groups WHERE group_id = ?`, groupID).Scan(&epoch, &last)
+		var epoch, last int64
+		err := tx.QueryRowContext(ctx, `
+SELECT g.epoch, g.last_seq, (SELECT count(*) FROM group_members c WHERE c.group_id = g.group_id)
+FROM groups g JOIN group_members m ON m.group_id = g.group_id AND m.identity = ?
+WHERE g.group_id = ? AND g.view IS NOT NULL`, member, groupID).Scan(&epoch, &last, &gs.Members)
 		if errors.Is(err, sql.ErrNoRows) {
-			return nil
+			return fmt.Errorf("sqlite: %s: group %x: %x: %w", op, groupID, member, store.ErrNotMember)
 		}
 		if err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
-		gs = store.GroupState{Committed: epoch.Valid, Epoch: uint64(epoch.Int64), LastSeq: uint64(last)}
+		gs.Epoch, gs.LastSeq = uint64(epoch), uint64(last)
 		return nil
 	})
 	return gs, err

@@ -116,6 +116,16 @@ CREATE TABLE group_members (
 `,
 	// 5: registration, quotas and expiry (see registration.go, quota.go).
 	migrationRegistrationQuota,
+	// 6: the node follows each group's public state: view is the encoded
+	// public view (NULL for a group from before this version, which takes
+	// no more commits or messages), creator the identity that claimed the
+	// id; the roster comes from the view. sequenced marks the messages
+	// stored by a commit or fan-out, as opposed to a direct enqueue.
+	`
+ALTER TABLE groups ADD COLUMN view BLOB;
+ALTER TABLE groups ADD COLUMN creator BLOB;
+ALTER TABLE messages ADD COLUMN sequenced INTEGER NOT NULL DEFAULT 0 CHECK (sequenced IN (0, 1));
+`,
 }
 
 // pruneStatements delete expired deduplication entries; each takes the cutoff

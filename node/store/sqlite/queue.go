@@ -114,8 +114,8 @@ RETURNING last_seq, depth, stranger_count, stranger_bytes`, recipient, stranger,
 		}
 	}
 	if _, err := tx.ExecContext(ctx, `
-INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at, stranger) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		recipient, seq, nonNil(sender), nonNil(clientMsgID), nonNil(payload), now, stranger); err != nil {
+INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at, stranger, sequenced) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		recipient, seq, nonNil(sender), nonNil(clientMsgID), nonNil(payload), now, stranger, direct == nil); err != nil {
 		return 0, err
 	}
 	return seq, nil
@@ -221,7 +221,7 @@ WHERE m.recipient = ? AND m.seq > ? ORDER BY m.seq LIMIT ?`
 // selectMessages selects the columns scanMessages reads; a shared payload is
 // read from payloads.
 const selectMessages = `
-SELECT m.seq, m.sender, m.client_msg_id, coalesce(p.data, m.payload), m.enqueued_at
+SELECT m.seq, m.sender, m.client_msg_id, coalesce(p.data, m.payload), m.enqueued_at, m.sequenced
 FROM messages m LEFT JOIN payloads p ON p.id = m.payload_ref`
 
 // scanMessages reads rows of (seq, sender, client_msg_id, payload, enqueued_at).
@@ -237,7 +237,7 @@ func scanMessages(rows *sql.Rows, err error) ([]store.Message, error) {
 			seq int64
 			at  int64
 		)
-		if err := rows.Scan(&seq, &m.Sender, &m.ClientMsgID, &m.Payload, &at); err != nil {
+		if err := rows.Scan(&seq, &m.Sender, &m.ClientMsgID, &m.Payload, &at, &m.Sequenced); err != nil {
 			return nil, err
 		}
 		m.Seq = uint64(seq)

@@ -27,7 +27,14 @@ func TestWriteBatchIsolation(t *testing.T) {
 	}
 	g := storetest.GroupID("batch")
 	alice := storetest.Key("alice")
-	if _, err := s.SubmitCommit(ctx, g, 0, alice, nil, []byte("c0"), nil, nil, nil); err != nil {
+	var roster [][]byte
+	for i := range 200 {
+		if i%4 == 2 {
+			roster = append(roster, storetest.Key(fmt.Sprint("r", i)))
+		}
+	}
+	storetest.CreateGroup(t, s, g, append([][]byte{alice}, roster...)...)
+	if _, err := s.SubmitCommit(ctx, g, 0, alice, nil, []byte("c0"), nil, storetest.Deliver(append([][]byte{alice, full}, roster...), nil, nil)); err != nil {
 		t.Fatal(err)
 	}
 	before := s.commits.Load()
@@ -45,9 +52,9 @@ func TestWriteBatchIsolation(t *testing.T) {
 			case 0, 1: // succeeds
 				_, _, errs[i] = s.Enqueue(ctx, r, alice, []byte("id"), []byte(fmt.Sprint("m", i)))
 			case 2: // full queue: ErrLimit after its message row was inserted
-				_, _, errs[i] = s.FanOut(ctx, g, alice, []byte(fmt.Sprint("f", i)), []byte("x"), [][]byte{r, full})
+				_, errs[i] = s.FanOut(ctx, g, alice, []byte(fmt.Sprint("f", i)), []byte("x"), nil)
 			case 3: // stale commit
-				_, errs[i] = s.SubmitCommit(ctx, g, 0, alice, []byte(fmt.Sprint("c", i)), []byte("late"), [][]byte{r}, nil, nil)
+				_, errs[i] = s.SubmitCommit(ctx, g, 0, alice, []byte(fmt.Sprint("c", i)), []byte("late"), nil, storetest.Deliver([][]byte{alice, r}, [][]byte{r}, nil))
 			}
 		}()
 	}
@@ -77,7 +84,7 @@ func TestWriteBatchIsolation(t *testing.T) {
 	if got, err := s.Receive(ctx, full, 0, 100); err != nil || len(got) != 16 {
 		t.Fatalf("full queue holds %d messages, %v; want 16", len(got), err)
 	}
-	if gs, err := s.GroupState(ctx, g); err != nil || gs != (store.GroupState{Committed: true, Epoch: 1, LastSeq: 1}) {
+	if gs, err := s.GroupState(ctx, g, alice); err != nil || gs != (store.GroupState{Epoch: 1, LastSeq: 1, Members: 2 + len(roster)}) {
 		t.Fatalf("GroupState = %+v, %v", gs, err)
 	}
 	commits := s.commits.Load() - before
@@ -89,7 +96,8 @@ func TestWriteBatchIsolation(t *testing.T) {
 	if _, err := s.Ack(ctx, full, 16); err != nil {
 		t.Fatal(err)
 	}
-	if _, dup, err := s.FanOut(ctx, g, alice, []byte("f2"), []byte("x"), [][]byte{full}); err != nil || dup {
+	if fr, err := s.FanOut(ctx, g, alice, []byte("f2"), []byte("x"), nil); err != nil || fr.Duplicate {
+		dup := fr.Duplicate
 		t.Fatalf("FanOut with a previously failed id: dup %v, %v", dup, err)
 	}
 }

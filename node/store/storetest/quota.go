@@ -55,7 +55,8 @@ func testStrangersShare(t *testing.T, s store.Store) {
 
 	// A member of a group with r is no stranger.
 	m := Key("member")
-	_, err = s.SubmitCommit(ctx, GroupID("g"), 0, m, nil, commitBytes("g", 0), [][]byte{r}, nil, nil)
+	createGroup(t, s, GroupID("g"), 0, m, r)
+	_, err = s.SubmitCommit(ctx, GroupID("g"), 0, m, nil, commitBytes("g", 0), nil, Deliver([][]byte{m, r}, [][]byte{r}, nil))
 	noErr(t, "SubmitCommit", err)
 	_, _, err = s.Enqueue(ctx, r, m, nil, payload(4))
 	noErr(t, "member enqueue", err)
@@ -97,7 +98,9 @@ func testGroupReserve(t *testing.T, s store.Store) {
 	ctx := testCtx(t)
 	r, m := Key("r"), Key("member")
 	g := GroupID("g")
-	_, err := s.SubmitCommit(ctx, g, 0, m, nil, commitBytes("g", 0), [][]byte{r}, nil, nil)
+	createGroup(t, s, g, 0, m, r)
+	deliver := Deliver([][]byte{m, r}, [][]byte{r}, nil)
+	_, err := s.SubmitCommit(ctx, g, 0, m, nil, commitBytes("g", 0), nil, deliver)
 	noErr(t, "SubmitCommit", err)
 	for i := range 11 {
 		_, _, err := s.Enqueue(ctx, r, m, nil, payload(i))
@@ -106,12 +109,12 @@ func testGroupReserve(t *testing.T, s store.Store) {
 	_, _, err = s.Enqueue(ctx, r, m, nil, payload(11))
 	wantErr(t, "direct into the reserve", err, store.ErrLimit)
 	for i := range 3 {
-		_, _, err := s.FanOut(ctx, g, m, nil, payload(20+i), [][]byte{r})
+		_, err := s.FanOut(ctx, g, m, nil, payload(20+i), nil)
 		noErr(t, fmt.Sprintf("group message %d", i), err)
 	}
-	_, err = s.SubmitCommit(ctx, g, 1, m, nil, commitBytes("g", 1), [][]byte{r}, nil, nil)
+	_, err = s.SubmitCommit(ctx, g, 1, m, nil, commitBytes("g", 1), nil, deliver)
 	noErr(t, "commit into the last place", err)
-	_, _, err = s.FanOut(ctx, g, m, nil, payload(30), [][]byte{r})
+	_, err = s.FanOut(ctx, g, m, nil, payload(30), nil)
 	wantErr(t, "group message past the depth", err, store.ErrLimit)
 }
 
