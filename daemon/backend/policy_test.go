@@ -253,7 +253,7 @@ func TestWelcomeTreeImpersonationRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	applied, err := b.applyEnvelope(ctx, nodeclient.Envelope{Seq: 1, Sender: mpub, Payload: res.Welcome, EnqueuedAt: time.Now()})
+	applied, err := b.applyEnvelope(ctx, nodeclient.Envelope{Seq: 1, Sender: mpub, Payload: res.Welcome, EnqueuedAt: time.Now(), Sequenced: true})
 	if err != nil || applied {
 		t.Fatalf("welcome with an impersonating leaf: applied %v, %v", applied, err)
 	}
