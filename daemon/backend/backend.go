@@ -84,6 +84,9 @@ type Config struct {
 
 	// Backoff bounds of the reconnect loop (defaults 250ms and 30s).
 	MinBackoff, MaxBackoff time.Duration
+	// RequirePQTLS refuses a node without the hybrid post-quantum TLS key
+	// exchange X25519MLKEM768 (by default it is preferred, not required).
+	RequirePQTLS bool
 	// DialTimeout bounds one connection attempt (default 10s).
 	DialTimeout time.Duration
 }

@@ -59,6 +59,9 @@ type ConnectionInfo struct {
 	// PinnedCertSHA256 is the hex fingerprint of the node certificate the
 	// current or last connection was verified against.
 	PinnedCertSHA256 string
+	// KeyExchange is the TLS key exchange group of the current or last
+	// connection ("X25519MLKEM768" when post-quantum).
+	KeyExchange string
 }
 
 type connState struct {
@@ -67,6 +70,7 @@ type connState struct {
 	since    time.Time
 	client   *nodeclient.Client
 	pinned   string
+	kx       string
 	recorded ConnState // last state written to the event log
 }
 
@@ -80,6 +84,7 @@ func (b *Backend) Connection() ConnectionInfo {
 		LastError:        b.conn.lastErr,
 		Since:            b.conn.since,
 		PinnedCertSHA256: b.conn.pinned,
+		KeyExchange:      b.conn.kx,
 	}
 }
 
@@ -159,9 +164,10 @@ func (b *Backend) Run(ctx context.Context) error {
 		b.mu.Lock()
 		b.conn.client = c
 		b.conn.pinned = hexFingerprint(c.ServerCertificate())
+		b.conn.kx = c.KeyExchange().String()
 		b.mu.Unlock()
 		b.setState(StateConnected, "", true)
-		b.log.Info("connected to node", "node", b.cfg.NodeAddr)
+		b.log.Info("connected to node", "node", b.cfg.NodeAddr, "tls_key_exchange", b.conn.kx)
 		sessCtx, endSession := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		wg.Go(func() { b.keepKeyPackages(sessCtx, c) })
@@ -243,7 +249,7 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 func (b *Backend) dial(ctx context.Context, priv ed25519.PrivateKey) (*nodeclient.Client, error) {
 	dctx, cancel := context.WithTimeout(ctx, b.cfg.DialTimeout)
 	defer cancel()
-	cfg := nodeclient.Config{Identity: priv, Logger: b.log.With("component", "nodeclient")}
+	cfg := nodeclient.Config{Identity: priv, RequirePQTLS: b.cfg.RequirePQTLS, Logger: b.log.With("component", "nodeclient")}
 	if b.cfg.NodeCert != nil {
 		cfg.PinnedCert = b.cfg.NodeCert
 	} else {

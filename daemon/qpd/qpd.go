@@ -45,6 +45,9 @@ type Config struct {
 	SelfUpdateInterval time.Duration
 	// ManualJoin keeps invitations until `qpctl join` accepts them.
 	ManualJoin bool
+	// RequirePQTLS refuses a node without the hybrid post-quantum TLS key
+	// exchange X25519MLKEM768.
+	RequirePQTLS bool
 }
 
 // DefaultStateDir is $XDG_DATA_HOME/quicproquo, else ~/.local/share/quicproquo.
@@ -85,6 +88,8 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.DurationVar(&cfg.SelfUpdateInterval, "self-update-interval", 24*time.Hour, "how often to rotate own keys in every group (0: never)")
 	autoJoin := true
 	fs.BoolVar(&autoJoin, "auto-join", true, "join a group as soon as its invitation arrives; with --auto-join=false invitations wait for `qpctl join`")
+	fs.BoolVar(&cfg.RequirePQTLS, "require-pq-tls", getenv("QPQ_REQUIRE_PQ_TLS") == "1",
+		"refuse a node without the hybrid post-quantum TLS key exchange X25519MLKEM768 (env QPQ_REQUIRE_PQ_TLS=1)")
 	fs.BoolVar(&cfg.Repin, "repin", false, "forget the node certificate pinned on first use, and pin the one the node presents next")
 	fs.BoolVar(&version, "version", false, "print the version and exit")
 	fs.Usage = func() {
@@ -200,6 +205,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Groups:             true,
 		SelfUpdateInterval: cfg.SelfUpdateInterval,
 		ManualJoin:         cfg.ManualJoin,
+		RequirePQTLS:       cfg.RequirePQTLS,
 	})
 	if err != nil {
 		return err

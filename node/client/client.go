@@ -42,6 +42,12 @@ type Config struct {
 	// Dial returns its error wrapped (errors.Is finds ErrServerCertChanged).
 	VerifyServer func(certDER []byte) error
 
+	// RequirePQTLS allows only the hybrid post-quantum TLS key exchange
+	// (X25519MLKEM768); a node without it is refused with an error matching
+	// transport.ErrClassicalKeyExchange. Without it the hybrid is still
+	// offered first and used whenever the node has it.
+	RequirePQTLS bool
+
 	Logger *slog.Logger // nil: discard
 }
 
@@ -142,12 +148,18 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
+	if cfg.RequirePQTLS {
+		transport.RequireHybridKeyExchange(tlsConf, nil)
+	}
 	conn, err := quic.DialAddr(ctx, addr, tlsConf, transport.QUICConfig())
 	if err != nil {
 		verifyMu.Lock()
 		defer verifyMu.Unlock()
 		if verifyErr != nil {
 			return nil, fmt.Errorf("client: dial %s: %w", addr, verifyErr)
+		}
+		if cfg.RequirePQTLS && transport.IsKeyExchangeRefusal(err) {
+			return nil, fmt.Errorf("client: dial %s: %w (%v)", addr, transport.ErrClassicalKeyExchange, err)
 		}
 		return nil, fmt.Errorf("client: dial %s: %w", addr, err)
 	}
@@ -222,6 +234,10 @@ func (c *Client) Identity() ed25519.PublicKey { return c.identity }
 
 // ServerCertificate is the certificate (DER) the node presented.
 func (c *Client) ServerCertificate() []byte { return c.certDER }
+
+// KeyExchange returns the TLS key exchange group of the connection
+// (tls.X25519MLKEM768 when both sides are post-quantum).
+func (c *Client) KeyExchange() tls.CurveID { return c.conn.ConnectionState().TLS.CurveID }
 
 // Done is closed when the connection has ended.
 func (c *Client) Done() <-chan struct{} { return c.done }

@@ -104,7 +104,25 @@ func New(cfg Config) (*Server, error) {
 // Listen opens a QUIC listener on addr (host:port, port 0 for any) with the
 // node's TLS configuration.
 func Listen(addr string, cert tls.Certificate) (*quic.Listener, error) {
-	ln, err := quic.ListenAddr(addr, transport.ServerTLSConfig(cert), transport.QUICConfig())
+	return ListenWith(addr, cert, ListenOptions{})
+}
+
+// ListenOptions tunes ListenWith.
+type ListenOptions struct {
+	// RequirePQTLS allows only the hybrid post-quantum TLS key exchange
+	// (X25519MLKEM768): a client that does not offer it fails the handshake,
+	// and the refusal is logged to Logger.
+	RequirePQTLS bool
+	Logger       *slog.Logger
+}
+
+// ListenWith is Listen with options.
+func ListenWith(addr string, cert tls.Certificate, o ListenOptions) (*quic.Listener, error) {
+	conf := transport.ServerTLSConfig(cert)
+	if o.RequirePQTLS {
+		transport.RequireHybridKeyExchange(conf, o.Logger)
+	}
+	ln, err := quic.ListenAddr(addr, conf, transport.QUICConfig())
 	if err != nil {
 		return nil, fmt.Errorf("server: listen on %s: %w", addr, err)
 	}

@@ -63,6 +63,7 @@ type options struct {
 	maxPayload, maxQueueDepth, maxKeyPackages                            int
 	rateLimit                                                            float64
 	rateBurst, maxConnsPerIP                                             int
+	requirePQTLS                                                         bool
 }
 
 func env(name, def string) string {
@@ -92,6 +93,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.rateLimit, "rate-limit", server.DefaultRateLimit, "sustained requests per second per identity")
 	fs.IntVar(&o.rateBurst, "rate-burst", server.DefaultRateBurst, "request burst per identity")
 	fs.IntVar(&o.maxConnsPerIP, "max-conns-per-ip", server.DefaultMaxConnsPerIP, "open connections from one IP address")
+	fs.BoolVar(&o.requirePQTLS, "require-pq-tls", env("QPQ_REQUIRE_PQ_TLS", "") == "1",
+		"refuse clients without the hybrid post-quantum TLS key exchange X25519MLKEM768 (env QPQ_REQUIRE_PQ_TLS=1)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -199,13 +202,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ln, err := server.Listen(o.listen, cert)
+	ln, err := server.ListenWith(o.listen, cert, server.ListenOptions{RequirePQTLS: o.requirePQTLS, Logger: log})
 	if err != nil {
 		return err
 	}
 	defer ln.Close()
 	addr := ln.Addr().String()
-	log.Info("listening", "addr", addr, "alpn", transport.ALPN)
+	log.Info("listening", "addr", addr, "alpn", transport.ALPN, "require_pq_tls", o.requirePQTLS)
 	if o.readyFile != "" {
 		if err := os.WriteFile(o.readyFile, []byte(addr+"\n"), 0o600); err != nil {
 			return fmt.Errorf("ready file: %w", err)
