@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
@@ -80,20 +82,26 @@ func TestMain(m *testing.M) {
 	if sock := os.Getenv(peercredHelperEnv); sock != "" {
 		os.Exit(peercredHelper(sock))
 	}
+	daemontest.HostileListenerMain()
 	os.Exit(m.Run())
 }
 
 // peercredHelper calls the daemon and prints one line per call:
-// "<call> <code> <message>".
+// "<call> <code> <message>". It uses plain gRPC, as a hostile client
+// would: package client itself refuses a daemon of another user.
 func peercredHelper(sock string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, sock)
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		fmt.Println("dial error", err)
 		return 1
 	}
-	defer c.Close()
+	defer conn.Close()
+	c := struct {
+		daemonv1.DaemonClient
+		Health healthpb.HealthClient
+	}{daemonv1.NewDaemonClient(conn), healthpb.NewHealthClient(conn)}
 	_, err = c.Status(ctx, &daemonv1.StatusRequest{})
 	fmt.Printf("status %s %s\n", status.Code(err), status.Convert(err).Message())
 	_, err = c.Register(ctx, &daemonv1.RegisterRequest{})

@@ -72,6 +72,10 @@ type Config struct {
 	// KeyPackageCheck is how often a connected daemon tops up its
 	// KeyPackages at the node (default 5 minutes).
 	KeyPackageCheck time.Duration
+	// RegistrationToken is the node operator's token qpd registers with
+	// when the node asks for one; empty: a proof of work where the node
+	// allows it.
+	RegistrationToken string
 
 	// LeaveCommitDelay is how long, per rank, the other remaining members
 	// wait before committing a member's request to leave themselves: the
@@ -108,6 +112,9 @@ type Backend struct {
 
 	// kpMu serializes KeyPackage top-ups, so that two never overshoot.
 	kpMu sync.Mutex
+	// kpLow is signalled when the node notices that this identity's
+	// KeyPackages run low: the top-up runs at once.
+	kpLow chan struct{}
 
 	// gmu serializes every change of MLS group state: group operations,
 	// commits from building to the node's verdict, and the receiver. It is
@@ -163,6 +170,7 @@ func New(cfg Config) (*Backend, error) {
 		log:        cfg.Logger,
 		changed:    newNotifier(),
 		registered: make(chan struct{}),
+		kpLow:      make(chan struct{}, 1),
 		jobs:       make(chan groupJob, 256),
 		rejoin:     rejoinState{asked: map[string]time.Time{}, from: map[string][][]byte{}, keys: map[string]*ecdh.PrivateKey{}},
 	}

@@ -200,8 +200,8 @@ func (b *Backend) Run(ctx context.Context) error {
 	}
 }
 
-// keepKeyPackages tops up KeyPackages at the node on connect and then
-// every KeyPackageCheck, as peers consume them.
+// keepKeyPackages tops up KeyPackages at the node on connect, then every
+// KeyPackageCheck, and at once when the node notices that they run low.
 func (b *Backend) keepKeyPackages(ctx context.Context, c *nodeclient.Client) {
 	if b.cfg.KeyPackages == nil {
 		return
@@ -214,9 +214,18 @@ func (b *Backend) keepKeyPackages(ctx context.Context, c *nodeclient.Client) {
 		}
 		select {
 		case <-t.C:
+		case <-b.kpLow:
 		case <-ctx.Done():
 			return
 		}
+	}
+}
+
+// keyPackagesLow wakes the top-up after the node's low-water notice.
+func (b *Backend) keyPackagesLow() {
+	select {
+	case b.kpLow <- struct{}{}:
+	default:
 	}
 }
 
@@ -263,7 +272,29 @@ func (b *Backend) dial(ctx context.Context, priv ed25519.PrivateKey) (*nodeclien
 		c.Close()
 		return nil, fmt.Errorf("first ping to %s: %w", b.cfg.NodeAddr, err)
 	}
+	if priv != nil {
+		if err := b.registerAtNode(dctx, c); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
 	return c, nil
+}
+
+// registerAtNode registers the identity with the node unless it is
+// already: with the configured token, else with the proof of work an open
+// node asks for.
+func (b *Backend) registerAtNode(ctx context.Context, c *nodeclient.Client) error {
+	err := c.Register(ctx, b.cfg.RegistrationToken)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, nodeclient.ErrNotRegistered) && b.cfg.RegistrationToken == "":
+		return fmt.Errorf("register at %s: %w (ask its operator for a token: qpnode token create; start qpd with --registration-token or QPQ_REGISTRATION_TOKEN)", b.cfg.NodeAddr, err)
+	case errors.Is(err, nodeclient.ErrBadToken):
+		return fmt.Errorf("register at %s: %w (the token is unknown, expired or used up; ask the operator for a new one)", b.cfg.NodeAddr, err)
+	}
+	return fmt.Errorf("register at %s: %w", b.cfg.NodeAddr, err)
 }
 
 var errPinMismatch = errors.New("pin mismatch")

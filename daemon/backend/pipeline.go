@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -52,6 +53,12 @@ func (b *Backend) applyEnvelope(ctx context.Context, env nodeclient.Envelope) (b
 			return nil // delivered again after a reconnect: already applied
 		}
 		if b.dropEnvelope != nil && b.dropEnvelope(env) {
+			return tx.SetNodeCursor(env.Seq)
+		}
+		if nodeclient.IsNodeNotice(env) {
+			if bytes.Equal(env.Payload, nodeclient.NoticeKeyPackagesLow) {
+				b.keyPackagesLow()
+			}
 			return tx.SetNodeCursor(env.Seq)
 		}
 		if err := b.handleEnvelope(ctx, tx, env); err != nil {

@@ -2,6 +2,12 @@
 // tells "qpd is not running" apart from other failures, and exposes the
 // generated daemonv1.DaemonClient.
 //
+// Before anything is sent on a connection, the client asks the kernel
+// (SO_PEERCRED) which user the listening process runs as, and refuses a
+// daemon of any other user with ErrForeignDaemon: on a shared machine
+// another user could otherwise put a listener where the socket is expected
+// and read every message sent to it.
+//
 //	c, err := client.Dial(ctx, client.DefaultSocketPath())
 //	if errors.Is(err, client.ErrDaemonNotRunning) { ... }
 //	defer c.Close()
@@ -17,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -24,6 +31,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/quicproquo/quicproquo/internal/peercred"
 	daemonv1 "github.com/quicproquo/quicproquo/proto/qpq/daemon/v1"
 )
 
@@ -32,6 +40,10 @@ var ErrDaemonNotRunning = errors.New("qpd is not running")
 
 // ErrSocketPermission: the socket exists but this user may not use it.
 var ErrSocketPermission = errors.New("no permission to use the qpd socket")
+
+// ErrForeignDaemon: the process listening on the socket runs as another
+// user than this one. Nothing was sent to it.
+var ErrForeignDaemon = errors.New("the process on the qpd socket runs as another user")
 
 // SocketEnv is the environment variable that overrides the socket path.
 const SocketEnv = "QPQ_SOCKET"
@@ -81,6 +93,7 @@ func Dial(ctx context.Context, path string) (*Client, error) {
 	}
 	conn, err := grpc.NewClient("unix://"+abs,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(dialChecked),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)))
 	if err != nil {
 		return nil, fmt.Errorf("qpd socket %s: %w", abs, err)
@@ -88,11 +101,41 @@ func Dial(ctx context.Context, path string) (*Client, error) {
 	return &Client{DaemonClient: daemonv1.NewDaemonClient(conn), Health: healthpb.NewHealthClient(conn), conn: conn, path: abs}, nil
 }
 
+// dialChecked connects to the Unix socket addr and checks the listener's
+// user before handing the connection to gRPC.
+func dialChecked(ctx context.Context, addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	c, err := d.DialContext(ctx, "unix", strings.TrimPrefix(addr, "unix://"))
+	if err != nil {
+		return nil, err
+	}
+	if err := checkOwner(c, addr); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// checkOwner fails with ErrForeignDaemon unless the peer of c runs as this
+// process's user.
+func checkOwner(c net.Conn, path string) error {
+	cred, err := peercred.FromConn(c)
+	if err != nil {
+		return fmt.Errorf("qpd socket %s: %w", path, err)
+	}
+	if int(cred.UID) != os.Getuid() {
+		return fmt.Errorf("%w: %s is served by uid %d (pid %d), and you are uid %d; nothing was sent. Another user may be impersonating qpd: remove the socket's folder, or point --socket / QPQ_SOCKET at your own qpd",
+			ErrForeignDaemon, path, cred.UID, cred.PID, os.Getuid())
+	}
+	return nil
+}
+
 func probe(ctx context.Context, path string) error {
 	d := net.Dialer{Timeout: 5 * time.Second}
 	c, err := d.DialContext(ctx, "unix", path)
 	if err == nil {
-		return c.Close()
+		defer c.Close()
+		return checkOwner(c, path)
 	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ECONNREFUSED):

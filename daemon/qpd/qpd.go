@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -27,6 +26,7 @@ import (
 	"github.com/quicproquo/quicproquo/daemon/backend"
 	"github.com/quicproquo/quicproquo/daemon/client"
 	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/version"
 )
 
 // DefaultServer is the node address used when none is given.
@@ -48,6 +48,9 @@ type Config struct {
 	// RequirePQTLS refuses a node without the hybrid post-quantum TLS key
 	// exchange X25519MLKEM768.
 	RequirePQTLS bool
+	// RegistrationToken registers the identity with a node that asks for
+	// an operator's token.
+	RegistrationToken string
 }
 
 // DefaultStateDir is $XDG_DATA_HOME/quicproquo, else ~/.local/share/quicproquo.
@@ -73,10 +76,11 @@ func envOr(getenv func(string) string, key, def string) string {
 }
 
 // ParseFlags reads the configuration from args, with QPQ_ environment
-// variables (read through getenv) as defaults.
-func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+// variables (read through getenv) as defaults. --help and --version print
+// to stdout and return flag.ErrHelp; errors are returned, not printed.
+func ParseFlags(args []string, getenv func(string) string, stdout io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("qpd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
 	var cfg Config
 	var level string
 	var version bool
@@ -84,30 +88,30 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.StringVar(&cfg.Socket, "socket", envOr(getenv, "QPQ_SOCKET", client.DefaultSocketPathNoEnv()), "API socket path (env QPQ_SOCKET)")
 	fs.StringVar(&cfg.Server, "server", envOr(getenv, "QPQ_SERVER", DefaultServer), "node address host:port (env QPQ_SERVER)")
 	fs.StringVar(&cfg.ServerCert, "server-cert", getenv("QPQ_SERVER_CERT"), "node certificate to pin, PEM or DER (env QPQ_SERVER_CERT); default: trust on first use")
+	fs.StringVar(&cfg.RegistrationToken, "registration-token", getenv("QPQ_REGISTRATION_TOKEN"), "the node operator's registration token (qpnode token create), for a node that asks for one (env QPQ_REGISTRATION_TOKEN)")
 	fs.StringVar(&level, "log-level", envOr(getenv, "QPQ_LOG_LEVEL", "info"), "debug, info, warn or error (env QPQ_LOG_LEVEL)")
 	fs.DurationVar(&cfg.SelfUpdateInterval, "self-update-interval", 24*time.Hour, "how often to rotate own keys in every group (0: never)")
 	autoJoin := true
-	fs.BoolVar(&autoJoin, "auto-join", true, "join a group as soon as its invitation arrives; with --auto-join=false invitations wait for `qpctl join`")
+	fs.BoolVar(&autoJoin, "auto-join", true, "join a group as soon as its invitation arrives; with --auto-join=false invitations wait for 'qpctl join'")
 	fs.BoolVar(&cfg.RequirePQTLS, "require-pq-tls", getenv("QPQ_REQUIRE_PQ_TLS") == "1",
 		"refuse a node without the hybrid post-quantum TLS key exchange X25519MLKEM768 (env QPQ_REQUIRE_PQ_TLS=1)")
 	fs.BoolVar(&cfg.Repin, "repin", false, "forget the node certificate pinned on first use, and pin the one the node presents next")
 	fs.BoolVar(&version, "version", false, "print the version and exit")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: qpd [flags]\n\nqpd is the per-user quicproquo daemon. It keeps your identity, groups and\nmessages, and serves qpctl on a Unix socket.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stdout, "Usage: qpd [flags]\n\nqpd is the per-user quicproquo daemon. It keeps your identity, groups and\nmessages, and serves qpctl on a Unix socket.\n\nFlags:\n")
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
 			return Config{}, err
 		}
-		return Config{}, fmt.Errorf("%w: %w", errUsage, err)
+		return Config{}, fmt.Errorf("%w: %w (see qpd --help)", errUsage, err)
 	}
 	if fs.NArg() > 0 {
-		fs.Usage()
-		return Config{}, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+		return Config{}, fmt.Errorf("%w: unexpected argument %q (see qpd --help)", errUsage, fs.Arg(0))
 	}
 	if version {
-		fmt.Fprintln(stderr, "qpd", Version())
+		fmt.Fprintln(stdout, "qpd", Version())
 		return Config{}, flag.ErrHelp
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
@@ -123,17 +127,12 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	return cfg, nil
 }
 
-// Version is the module version qpd was built from, or "dev".
-func Version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
-}
+// Version is the version qpd was built as (see package internal/version).
+func Version() string { return version.String() }
 
 // Main runs qpd with args and returns the process exit status.
 func Main(args []string) int {
-	cfg, err := ParseFlags(args, os.Getenv, os.Stderr)
+	cfg, err := ParseFlags(args, os.Getenv, os.Stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -206,6 +205,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		SelfUpdateInterval: cfg.SelfUpdateInterval,
 		ManualJoin:         cfg.ManualJoin,
 		RequirePQTLS:       cfg.RequirePQTLS,
+		RegistrationToken:  cfg.RegistrationToken,
 	})
 	if err != nil {
 		return err

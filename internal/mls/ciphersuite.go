@@ -76,6 +76,11 @@ type Suite interface {
 	HPKEExportSender(pub, info []byte, exporterContext string, length int) (kemOutput, secret []byte, err error)
 	// HPKEExportReceiver is the receiving side of HPKEExportSender.
 	HPKEExportReceiver(priv, kemOutput, info []byte, exporterContext string, length int) ([]byte, error)
+	// CheckHPKEPublicKey checks that pub is a valid HPKE public key of the
+	// suite's KEM (RFC 9420 §7.3, §10.1): it parses, and for X25519 and X448
+	// it is not a low-order point such as all zeros. Failures match
+	// ErrInvalidKey.
+	CheckHPKEPublicKey(pub []byte) error
 
 	// GenerateSignatureKey makes a fresh signature key pair.
 	GenerateSignatureKey() (priv, pub []byte, err error)
@@ -105,6 +110,7 @@ type hpkeScheme interface {
 	open(priv, enc, info, aad, ct []byte) ([]byte, error)
 	exportSender(pub, info []byte, exporterContext string, length int) (enc, secret []byte, err error)
 	exportReceiver(priv, enc, info []byte, exporterContext string, length int) ([]byte, error)
+	checkPublicKey(pub []byte) error
 }
 
 // signatureScheme is one signature algorithm.
@@ -226,6 +232,8 @@ func (s *suite) GenerateKeyPair() ([]byte, []byte, error) {
 	defer clear(ikm)
 	return s.kem.deriveKeyPair(ikm)
 }
+
+func (s *suite) CheckHPKEPublicKey(pub []byte) error { return s.kem.checkPublicKey(pub) }
 
 func (s *suite) HPKESeal(pub, info, aad, plaintext []byte) ([]byte, []byte, error) {
 	return s.kem.seal(pub, info, aad, plaintext)

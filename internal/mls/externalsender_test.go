@@ -44,8 +44,14 @@ func extGroup(t *testing.T) (*scGroup, *Signer, uint32) {
 	if name, ok := a.g.Extension(scNameExt); !ok || string(name) != "friends" {
 		t.Fatalf("the group name extension was lost: %q", name)
 	}
+	for _, m := range sg.members {
+		m.g.SetPolicy(keepAll)
+	}
 	return sg, ds, idx
 }
+
+// keepAll is a Policy that keeps external senders' proposals too.
+var keepAll = Policy{Proposals: KeepAllProposals}
 
 // deliverProposal has every member of sg process an external proposal and
 // checks what they report.
@@ -86,7 +92,7 @@ func TestExternalSenderAddAndRemove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.g, err = UnmarshalGroup(st); err != nil {
+	if b.g, err = UnmarshalGroupWithPolicy(st, keepAll); err != nil {
 		t.Fatal(err)
 	}
 	res, err := a.g.Commit(nil)
@@ -97,7 +103,7 @@ func TestExternalSenderAddAndRemove(t *testing.T) {
 		t.Fatalf("commit of the external add added %d", len(res.Added))
 	}
 	sg.commitFrom(a, res)
-	if d.g, err = JoinFromWelcome(res.Welcome, priv, nil); err != nil {
+	if d.g, err = JoinFromWelcome(res.Welcome, priv, &JoinOptions{Policy: keepAll}); err != nil {
 		t.Fatal(err)
 	}
 	sg.members = append(sg.members, d)
@@ -144,6 +150,7 @@ func TestExternalSenderAtCreation(t *testing.T) {
 	g, err := CreateGroup(scSuite, nil, a.signer, &CreateOptions{
 		Extensions: []Extension{{Type: scNameExt, Data: []byte("friends")}, ExternalSendersExtension([]ExternalSender{entry})},
 		Config:     Config{PublicHandshake: true},
+		Policy:     keepAll,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -152,6 +159,7 @@ func TestExternalSenderAtCreation(t *testing.T) {
 	sg := &scGroup{t: t, members: []*scClient{a}, next: 1}
 	sg.add(a, 1, false)
 	b := sg.members[1]
+	b.g.SetPolicy(keepAll)
 	psk := []byte("shared psk")
 	for _, m := range sg.members {
 		m.g.AddPSK([]byte("psk-id"), psk)
@@ -394,7 +402,7 @@ func FuzzProcessExternalProposal(f *testing.F) {
 		f.Fatal(err)
 	}
 	for i, msg := range msgs {
-		g, err := UnmarshalGroup(state)
+		g, err := UnmarshalGroupWithPolicy(state, keepAll)
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -403,7 +411,7 @@ func FuzzProcessExternalProposal(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, msg []byte) {
-		g, err := UnmarshalGroup(state)
+		g, err := UnmarshalGroupWithPolicy(state, keepAll)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -110,6 +110,9 @@ type Member struct {
 type Group struct {
 	suite  Suite
 	config Config
+	// policy holds the application's decisions (policy.go); it is not
+	// stored.
+	policy Policy
 
 	ctx             GroupContext
 	interim         []byte // interim transcript hash

@@ -289,8 +289,13 @@ func (g *Group) UpdateGroupContextExtensions(exts []Extension, opts *CommitOptio
 }
 
 // selectPending picks the cached proposals a commit by this client can
-// cover: valid ones, without the client's own Updates, preferring a Remove
-// over Updates of the same leaf and the latest Update otherwise.
+// cover: valid ones (RFC 9420 §12.2: an invalid proposal by reference is
+// left out, not fatal) that the IdentityProvider accepts, without the
+// client's own Updates, preferring a Remove over Updates of the same leaf
+// and the latest Update otherwise. An Add is left out when its client is
+// a member, when it would bring back a member this commit removes (the
+// same signature key or credential: removal evasion), when a member this
+// commit removes proposed it, or when its keys are already in the tree.
 //
 // extra are the proposals the commit covers by value: pending proposals
 // that would conflict with them are left out.
@@ -315,15 +320,24 @@ func (g *Group) selectPending(extra []Proposal) []resolvedProposal {
 			extraGCE = true
 		}
 	}
+	hasAdd := false
 	for i, cp := range g.proposals {
 		switch cp.proposal.Type {
 		case ProposalRemove:
-			removed[cp.proposal.Remove.Removed] = true
+			if l := cp.proposal.Remove.Removed; l != g.self && g.tree.LeafNode(l) != nil {
+				removed[l] = true
+			}
 		case ProposalUpdate:
 			lastUpdate[cp.sender.LeafIndex] = i
 		case ProposalGroupContextExtensions:
 			lastGCE = i
+		case ProposalAdd:
+			hasAdd = true
 		}
+	}
+	var treeKeys map[string]bool
+	if hasAdd {
+		treeKeys = g.tree.publicKeys()
 	}
 	var list []resolvedProposal
 	var reinit *resolvedProposal
@@ -334,7 +348,7 @@ func (g *Group) selectPending(extra []Proposal) []resolvedProposal {
 		if lastGCE >= 0 && !extraGCE {
 			exts = g.proposals[lastGCE].proposal.GroupContextExtensions.Extensions
 		}
-		if g.validateProposal(p, cp.sender, exts, false) != nil {
+		if g.validateProposalIn(p, cp.sender, exts, true, removed) != nil || g.checkProposalLeaf(p, cp.sender, exts) != nil {
 			continue
 		}
 		rp := resolvedProposal{proposal: p, sender: cp.sender, ref: cp.ref}
@@ -351,8 +365,15 @@ func (g *Group) selectPending(extra []Proposal) []resolvedProposal {
 			}
 			seenRemove[l] = true
 		case ProposalAdd:
-			k := string(p.Add.KeyPackage.LeafNode.SignatureKey)
-			if seenAdd[k] {
+			ln := &p.Add.KeyPackage.LeafNode
+			k := string(ln.SignatureKey)
+			if seenAdd[k] || treeKeys[k] || treeKeys[string(ln.EncryptionKey)] || treeKeys[string(p.Add.KeyPackage.InitKey)] {
+				continue
+			}
+			if cp.sender.Type == SenderMember && removed[cp.sender.LeafIndex] {
+				continue
+			}
+			if g.readdsRemoved(ln, removed) {
 				continue
 			}
 			seenAdd[k] = true
@@ -383,6 +404,48 @@ func (g *Group) selectPending(extra []Proposal) []resolvedProposal {
 	return list
 }
 
+// readdsRemoved reports whether ln, the leaf of an Add, belongs to a
+// member that removed lists: the same signature key or an equal
+// credential.
+func (g *Group) readdsRemoved(ln *LeafNode, removed map[LeafIndex]bool) bool {
+	for l := range removed {
+		o := g.tree.LeafNode(l)
+		if o != nil && (bytes.Equal(o.SignatureKey, ln.SignatureKey) || o.Credential.Equal(&ln.Credential)) {
+			return true
+		}
+	}
+	return false
+}
+
+// fitPending reduces pending, the proposals by reference selectPending
+// chose, to a list that validates together with own (the proposals by
+// value): when the whole list does not, it keeps each pending proposal
+// only if the list still validates with it. A pending proposal that became
+// invalid so never blocks the commit.
+func (g *Group) fitPending(pending, own []resolvedProposal, self Sender) []resolvedProposal {
+	valid := func(list []resolvedProposal) bool {
+		if g.validateProposalList(list, self, false, true) != nil {
+			return false
+		}
+		ng, _, err := g.applyToCopy(list)
+		if err != nil {
+			return false
+		}
+		defer wipeDiscarded(ng, g)
+		return ng.tree.verifyUniqueKeys() == nil && ng.tree.checkCredentialTypes(nil) == nil
+	}
+	if len(pending) == 0 || valid(append(slices.Clip(pending), own...)) {
+		return pending
+	}
+	var kept []resolvedProposal
+	for _, rp := range pending {
+		if try := append(slices.Clip(kept), rp); valid(append(try, own...)) {
+			kept = try
+		}
+	}
+	return kept
+}
+
 // Commit commits the pending proposals and opts.Proposals. The new epoch
 // is not entered yet: the commit is kept as pending until
 // MergePendingCommit (after the delivery service accepted it) or
@@ -400,17 +463,19 @@ func (g *Group) Commit(opts *CommitOptions) (*CommitResult, error) {
 	}
 	s := g.suite
 	self := MemberSender(g.self)
-	var list []resolvedProposal
-	if !opts.SkipPending {
-		list = g.selectPending(opts.Proposals)
-	}
+	var own []resolvedProposal
 	for i := range opts.Proposals {
 		p := opts.Proposals[i]
 		if p.Type == ProposalUpdate {
 			return nil, fmt.Errorf("%w: a commit cannot cover the committer's own update", ErrInvalidProposal)
 		}
-		list = append(list, resolvedProposal{proposal: &p, sender: self})
+		own = append(own, resolvedProposal{proposal: &p, sender: self})
 	}
+	var list []resolvedProposal
+	if !opts.SkipPending {
+		list = g.fitPending(g.selectPending(opts.Proposals), own, self)
+	}
+	list = append(list, own...)
 	if err := g.validateProposalList(list, self, false, true); err != nil {
 		return nil, err
 	}
@@ -422,6 +487,9 @@ func (g *Group) Commit(opts *CommitOptions) (*CommitResult, error) {
 	}
 	ng, res, err := g.applyToCopy(list)
 	if err != nil {
+		return nil, err
+	}
+	if err := g.checkCommitLeaves(ng, res); err != nil {
 		return nil, err
 	}
 	usePath := len(list) == 0 || res.pathRequired || opts.ForcePath
@@ -625,6 +693,7 @@ func (g *Group) DiscardPendingCommit() error {
 	if g.pending == nil {
 		return ErrNoPendingCommit
 	}
+	wipeDiscarded(g.pending.state, g)
 	g.pending = nil
 	return nil
 }
@@ -709,19 +778,25 @@ func pathRequiredType(t ProposalType) bool {
 // (RFC 9420 §12.1). sending is true for proposals this client makes, which
 // get the strict checks (lifetimes).
 func (g *Group) validateProposal(p *Proposal, sender Sender, exts []Extension, sending bool) error {
+	return g.validateProposalIn(p, sender, exts, sending, nil)
+}
+
+// validateProposalIn is validateProposal for a proposal of a commit that
+// removes the leaves in removed: a GroupContextExtensions proposal need
+// not suit them (RFC 9420 §12.1.7).
+func (g *Group) validateProposalIn(p *Proposal, sender Sender, exts []Extension, sending bool, removed map[LeafIndex]bool) error {
 	s := g.suite
 	switch p.Type {
 	case ProposalAdd:
 		if p.Add == nil {
 			return fmt.Errorf("%w: empty add", ErrInvalidProposal)
 		}
-		var now time.Time
-		if sending {
-			now = time.Now()
-		}
 		kp := &p.Add.KeyPackage
-		if err := validateKeyPackage(s, kp, now); err != nil {
+		if err := validateKeyPackage(s, kp, time.Time{}); err != nil {
 			return fmt.Errorf("%w: add: %w", ErrInvalidProposal, err)
+		}
+		if err := g.policy.checkLifetime(&kp.LeafNode, sending); err != nil {
+			return fmt.Errorf("%w: add: %w: %w", ErrInvalidProposal, ErrInvalidKeyPackage, err)
 		}
 		if err := checkRequiredCapabilities(exts, &kp.LeafNode); err != nil {
 			return fmt.Errorf("%w: add: %w", ErrInvalidProposal, err)
@@ -791,6 +866,9 @@ func (g *Group) validateProposal(p *Proposal, sender Sender, exts []Extension, s
 			return err
 		}
 		for _, m := range g.tree.Members() {
+			if removed[m] {
+				continue
+			}
 			if err := checkRequiredCapabilities(newExts, g.tree.LeafNode(m)); err != nil {
 				return fmt.Errorf("%w: leaf %d: %w", ErrInvalidProposal, m, err)
 			}
@@ -862,9 +940,15 @@ func (g *Group) validateProposalList(list []resolvedProposal, committer Sender, 
 	removedSig := map[string]bool{}
 	addSig := map[string]bool{}
 	pskIDs := map[string]bool{}
+	removing := map[LeafIndex]bool{}
+	for _, rp := range list {
+		if rp.proposal.Type == ProposalRemove && rp.proposal.Remove != nil {
+			removing[rp.proposal.Remove.Removed] = true
+		}
+	}
 	for _, rp := range list {
 		p := rp.proposal
-		if err := g.validateProposal(p, rp.sender, exts, sending); err != nil {
+		if err := g.validateProposalIn(p, rp.sender, exts, sending, removing); err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalidCommit, err)
 		}
 		switch p.Type {

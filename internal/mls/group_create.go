@@ -21,6 +21,8 @@ type CreateOptions struct {
 	ExtensionTypes []ExtensionType
 	// Config tunes the group.
 	Config Config
+	// Policy holds the application's decisions for the group.
+	Policy Policy
 }
 
 // CreateGroup creates a group with id groupID (16 random bytes if nil) in
@@ -69,6 +71,7 @@ func CreateGroup(cs CipherSuite, groupID []byte, signer *Signer, opts *CreateOpt
 	g := &Group{
 		suite:  s,
 		config: opts.Config,
+		policy: opts.Policy,
 		ctx: GroupContext{
 			Version:                 MLS10,
 			CipherSuite:             cs,

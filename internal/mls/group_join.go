@@ -29,6 +29,9 @@ type JoinOptions struct {
 	PSKs []PSK
 	// Config tunes the group.
 	Config Config
+	// Policy holds the application's decisions for the group; its
+	// IdentityProvider checks every leaf of the tree joined.
+	Policy Policy
 }
 
 // JoinFromWelcome joins a group through a Welcome MLSMessage addressed to
@@ -72,6 +75,7 @@ func joinFromWelcome(welcome []byte, kp *KeyPackagePrivate, opts *JoinOptions, r
 	g := &Group{
 		suite:          s,
 		config:         opts.Config,
+		policy:         opts.Policy,
 		resumption:     map[uint64][]byte{},
 		psks:           map[string][]byte{},
 		pendingUpdates: map[string][]byte{},
@@ -138,7 +142,7 @@ func joinFromWelcome(welcome []byte, kp *KeyPackagePrivate, opts *JoinOptions, r
 			return nil, fmt.Errorf("%w: path secret: %w", ErrInvalidMessage, err)
 		}
 	}
-	if err := checkRequiredCapabilities(g.ctx.Extensions, tree.LeafNode(self)); err != nil {
+	if err := g.checkJoinedTree(tree); err != nil {
 		return nil, err
 	}
 	if err := g.installEpoch(gs.JoinerSecret, pskSecret); err != nil {
@@ -150,6 +154,22 @@ func joinFromWelcome(welcome []byte, kp *KeyPackagePrivate, opts *JoinOptions, r
 	g.confirmationTag = bytes.Clone(gi.ConfirmationTag)
 	g.interim = InterimTranscriptHash(s, g.ctx.ConfirmedTranscriptHash, gi.ConfirmationTag)
 	return g, nil
+}
+
+// checkJoinedTree checks what a joiner must about the group it joins with
+// tree, g.ctx being its GroupContext: the GroupContext extensions are
+// valid, every member supports them and the required capabilities (RFC
+// 9420 §11.1, §12.4.3.1), and the IdentityProvider accepts every leaf.
+func (g *Group) checkJoinedTree(tree *RatchetTree) error {
+	if err := checkGroupExtensions(g.suite, g.ctx.Extensions); err != nil {
+		return fmt.Errorf("%w: GroupContext: %w", ErrInvalidMessage, err)
+	}
+	for _, l := range tree.Members() {
+		if err := checkRequiredCapabilities(g.ctx.Extensions, tree.LeafNode(l)); err != nil {
+			return fmt.Errorf("%w: leaf %d: %w", ErrInvalidTree, l, err)
+		}
+	}
+	return g.validateTree(tree)
 }
 
 // groupInfoTree takes the ratchet tree from gi's extension (or given, if
@@ -216,6 +236,9 @@ type ExternalJoinOptions struct {
 	PSKs []PSK
 	// Config tunes the group.
 	Config Config
+	// Policy holds the application's decisions for the group; its
+	// IdentityProvider checks every leaf of the tree joined.
+	Policy Policy
 }
 
 // JoinExternal joins the group described by a GroupInfo MLSMessage (which
@@ -240,6 +263,10 @@ func JoinExternal(groupInfo []byte, signer *Signer, opts *ExternalJoinOptions) (
 	}
 	tree, err := groupInfoTree(s, gi, opts.RatchetTree)
 	if err != nil {
+		return nil, nil, err
+	}
+	joined := &Group{suite: s, ctx: gi.GroupContext, policy: opts.Policy}
+	if err := joined.checkJoinedTree(tree); err != nil {
 		return nil, nil, err
 	}
 	e, ok := FindExtension(gi.Extensions, ExtensionExternalPub)
@@ -267,6 +294,7 @@ func JoinExternal(groupInfo []byte, signer *Signer, opts *ExternalJoinOptions) (
 	old := &Group{
 		suite:           s,
 		config:          opts.Config,
+		policy:          opts.Policy,
 		ctx:             cloneGroupContext(&gi.GroupContext),
 		tree:            tree,
 		confirmationTag: bytes.Clone(gi.ConfirmationTag),
@@ -292,6 +320,7 @@ func JoinExternal(groupInfo []byte, signer *Signer, opts *ExternalJoinOptions) (
 	ng := &Group{
 		suite:          s,
 		config:         opts.Config,
+		policy:         opts.Policy,
 		ctx:            cloneGroupContext(&old.ctx),
 		tree:           tree.Clone(),
 		sigPriv:        bytes.Clone(signer.SignaturePriv),

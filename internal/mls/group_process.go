@@ -73,6 +73,9 @@ type Received struct {
 	// DiscardedPendingCommit is set when another member's commit won the
 	// epoch and this client's pending commit was dropped.
 	DiscardedPendingCommit bool
+	// Commit is what a received commit did, as the CommitInspector saw it
+	// (nil for this client's own commits).
+	Commit *StagedCommit
 }
 
 // Protect encrypts application data for the group as a PrivateMessage
@@ -92,6 +95,7 @@ func (g *Group) Protect(plaintext, authenticatedData []byte) ([]byte, error) {
 		undo.restore()
 		return nil, err
 	}
+	undo.discard()
 	return msg, nil
 }
 
@@ -248,6 +252,7 @@ func (g *Group) processPrivate(pm *PrivateMessage) (*Received, error) {
 		undo.restore()
 		return nil, err
 	}
+	undo.discard()
 	return r, nil
 }
 
@@ -286,6 +291,7 @@ func (g *Group) processPastApplication(pm *PrivateMessage) (*Received, error) {
 		undo.restore()
 		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
 	}
+	undo.discard()
 	return &Received{
 		Kind:       KindApplication,
 		Epoch:      pm.Epoch,
@@ -341,11 +347,18 @@ func (g *Group) receiveProposal(ac *AuthenticatedContent, r *Received) (*Receive
 	if err := g.validateProposal(p, c.Sender, g.ctx.Extensions, false); err != nil {
 		return nil, err
 	}
+	if err := g.checkProposalLeaf(p, c.Sender, g.ctx.Extensions); err != nil {
+		return nil, err
+	}
 	ref := ac.ProposalRef(g.suite)
 	for _, cp := range g.proposals {
 		if bytes.Equal(cp.ref, ref) {
 			return nil, fmt.Errorf("%w: proposal received twice", ErrInvalidMessage)
 		}
+	}
+	info := g.proposalInfo(&resolvedProposal{proposal: p, sender: c.Sender, ref: ref}, false)
+	if err := g.keepProposal(&info); err != nil {
+		return nil, err
 	}
 	// The cache keeps its own copy, so that the caller's Received can
 	// not change the group.
@@ -357,21 +370,21 @@ func (g *Group) receiveProposal(ac *AuthenticatedContent, r *Received) (*Receive
 	r.Kind = KindProposal
 	r.Proposal = p
 	r.ProposalRef = slices.Clone(ref)
-	if c.Sender.Type == SenderNewMemberProposal {
-		r.Sender = Member{Identity: bytes.Clone(p.Add.KeyPackage.LeafNode.Credential.Identity),
-			Credential: p.Add.KeyPackage.LeafNode.Credential, SignatureKey: bytes.Clone(p.Add.KeyPackage.LeafNode.SignatureKey)}
-	}
-	if c.Sender.Type == SenderExternal {
-		if es, err := g.externalSenderKey(c.Sender.SenderIndex); err == nil {
-			r.Sender = Member{Identity: bytes.Clone(es.Credential.Identity), Credential: es.Credential, SignatureKey: es.SignatureKey}
-		}
+	if c.Sender.Type != SenderMember {
+		r.Sender = info.Sender
 	}
 	return r, nil
 }
 
 // receiveCommit applies a commit from another member or an external joiner
 // (RFC 9420 §12.4.2) to a copy of g and installs it on success.
-func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (*Received, error) {
+func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (_ *Received, err error) {
+	var ng *Group
+	defer func() {
+		if err != nil {
+			wipeDiscarded(ng, g) // the next epoch's secrets and keys, built for nothing
+		}
+	}()
 	s := g.suite
 	c := &ac.Content
 	commit := c.Commit
@@ -390,7 +403,15 @@ func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (*Received,
 	for _, por := range commit.Proposals {
 		switch por.Type {
 		case ProposalOrRefProposal:
-			list = append(list, resolvedProposal{proposal: por.Proposal, sender: c.Sender})
+			rp := resolvedProposal{proposal: por.Proposal, sender: c.Sender}
+			if por.Proposal == nil {
+				return nil, fmt.Errorf("%w: empty proposal", ErrInvalidCommit)
+			}
+			info := g.proposalInfo(&rp, true)
+			if err := g.keepProposal(&info); err != nil {
+				return nil, err
+			}
+			list = append(list, rp)
 		case ProposalOrRefReference:
 			if external {
 				return nil, fmt.Errorf("%w: external commit with a proposal by reference", ErrInvalidCommit)
@@ -417,6 +438,9 @@ func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (*Received,
 	if err != nil {
 		return nil, err
 	}
+	if err := g.checkCommitLeaves(ng, res); err != nil {
+		return nil, err
+	}
 	if (len(list) == 0 || res.pathRequired) && commit.Path == nil {
 		return nil, fmt.Errorf("%w: the commit needs a path", ErrInvalidCommit)
 	}
@@ -437,6 +461,7 @@ func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (*Received,
 	committer := c.Sender.LeafIndex
 	ng.ctx.Epoch = g.ctx.Epoch + 1
 	var commitSecret []byte
+	var pathChange *LeafChange
 	if commit.Path != nil {
 		if external {
 			// A placeholder takes the leftmost blank leaf; the path's
@@ -458,6 +483,18 @@ func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (*Received,
 		if err := checkRequiredCapabilities(ng.ctx.Extensions, ln); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
 		}
+		switch {
+		case !external:
+			pathChange = &LeafChange{Leaf: committer, Old: leafMember(committer, old), New: leafMember(committer, ln), ByPath: true}
+			err = g.validateSuccessor(LeafFromCommit, pathChange.Old, committer, ln, ng.ctx.Extensions)
+		case len(res.removed) > 0:
+			err = g.validateSuccessor(LeafFromExternalCommit, res.removed[0], committer, ln, ng.ctx.Extensions)
+		default:
+			err = g.validateLeaf(LeafFromExternalCommit, committer, ln, ng.ctx.Extensions)
+		}
+		if err != nil {
+			return nil, err
+		}
 		if err := ng.tree.MergeUpdatePath(s, committer, commit.Path, g.ctx.GroupID); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
 		}
@@ -478,13 +515,18 @@ func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (*Received,
 		}
 		ng.ctx.TreeHash = ng.tree.TreeHash(s)
 	}
+	if err := ng.tree.checkCredentialTypes(nil); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+	}
 	confirmed, err := ConfirmedTranscriptHash(s, g.interim, ac)
 	if err != nil {
 		return nil, err
 	}
 	ng.ctx.ConfirmedTranscriptHash = confirmed
+	staged := g.stageCommit(ng, res, list, c.Sender, committer, pathChange)
 
 	r.Kind = KindCommit
+	r.Commit = staged
 	r.NewEpoch = ng.ctx.Epoch
 	r.Removed = res.removed
 	r.DiscardedPendingCommit = g.pending != nil
@@ -499,6 +541,12 @@ func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (*Received,
 		ng.keys = epochKeys{secretTree: NewSecretTree(s, nil, 0)}
 		ng.priv = NewTreePrivateKeys(g.self, nil)
 		r.SelfRemoved = true
+		if err := g.inspectCommit(staged); err != nil {
+			return nil, err
+		}
+		if g.pending != nil {
+			wipeDiscarded(g.pending.state, g)
+		}
 		wipeSuperseded(g)
 		*g = *ng
 		return r, nil
@@ -541,6 +589,12 @@ func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (*Received,
 	r.Updated = ng.membersAt(res.updated)
 	if external {
 		r.Sender = ng.mustMember(committer)
+	}
+	if err := g.inspectCommit(staged); err != nil {
+		return nil, err
+	}
+	if g.pending != nil {
+		wipeDiscarded(g.pending.state, g)
 	}
 	wipeSuperseded(g)
 	*g = *ng

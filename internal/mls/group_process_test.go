@@ -65,7 +65,7 @@ func fuzzGroupSeeds(t testing.TB) (state []byte, seeds [][]byte) {
 // caller of ProcessMessage branches on.
 func typedGroupError(err error) bool {
 	for _, e := range []error{ErrDecode, ErrInvalidMessage, ErrInvalidCommit, ErrInvalidProposal, ErrWrongEpoch,
-		ErrWrongGroup, ErrEpochTooOld, ErrNotMember, ErrUnknownPSK} {
+		ErrWrongGroup, ErrEpochTooOld, ErrNotMember, ErrUnknownPSK, ErrProposalRefused, ErrCredentialRefused, ErrCommitRefused} {
 		if errors.Is(err, e) {
 			return true
 		}

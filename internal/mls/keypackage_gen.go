@@ -275,6 +275,14 @@ func validateKeyPackage(s Suite, kp *KeyPackage, now time.Time) error {
 	if subtle.ConstantTimeCompare(kp.InitKey, kp.LeafNode.EncryptionKey) == 1 {
 		return fmt.Errorf("%w: init key equals the leaf encryption key", ErrInvalidKeyPackage)
 	}
+	if err := s.CheckHPKEPublicKey(kp.InitKey); err != nil {
+		return fmt.Errorf("%w: init key: %w", ErrInvalidKeyPackage, err)
+	}
+	for _, e := range kp.Extensions {
+		if !isDefaultExtension(e.Type) && !slices.Contains(kp.LeafNode.Capabilities.Extensions, e.Type) {
+			return fmt.Errorf("%w: extension %d not in its capabilities", ErrInvalidKeyPackage, e.Type)
+		}
+	}
 	return nil
 }
 
@@ -293,6 +301,9 @@ func validateLeafNodeStandalone(s Suite, ln *LeafNode, source LeafNodeSource, gr
 	}
 	if err := ln.VerifySignature(s, groupID, leaf); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidLeafNode, err)
+	}
+	if err := s.CheckHPKEPublicKey(ln.EncryptionKey); err != nil {
+		return fmt.Errorf("%w: encryption key: %w", ErrInvalidLeafNode, err)
 	}
 	if source == LeafNodeSourceKeyPackage && !now.IsZero() {
 		if ln.Lifetime == nil {

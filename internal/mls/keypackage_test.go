@@ -127,7 +127,12 @@ func TestValidateKeyPackageRFCChecks(t *testing.T) {
 		}, true},
 		{"unknown KeyPackage extension", func(k *KeyPackage) {
 			k.Extensions = append(k.Extensions, Extension{Type: grease, Data: []byte{1, 2}})
+			k.LeafNode.Capabilities.Extensions = append(k.LeafNode.Capabilities.Extensions, grease)
 		}, true},
+		{"KeyPackage extension not in the capabilities", func(k *KeyPackage) {
+			k.Extensions = append(k.Extensions, Extension{Type: grease, Data: []byte{1, 2}})
+		}, false},
+
 		{"default leaf extension not listed", func(k *KeyPackage) {
 			k.LeafNode.Extensions = append(k.LeafNode.Extensions, Extension{Type: ExtensionApplicationID, Data: []byte("app")})
 		}, true},

@@ -191,7 +191,7 @@ func (g *Group) createResumed(usage ResumptionPSKUsage, cs CipherSuite, groupID 
 	if err != nil {
 		return nil, nil, err
 	}
-	ng, err := CreateGroup(cs, groupID, signer, &CreateOptions{Extensions: exts, Config: opts.Config})
+	ng, err := CreateGroup(cs, groupID, signer, &CreateOptions{Extensions: exts, Config: opts.Config, Policy: g.policy})
 	if err != nil {
 		return nil, nil, fmt.Errorf("mls: creating the new group: %w", err)
 	}
@@ -300,6 +300,10 @@ func (g *Group) joinResumed(usage ResumptionPSKUsage, welcome []byte, kp *KeyPac
 		}
 		found++
 		return bytes.Clone(g.keys.resumptionPSK), nil
+	}
+	if opts == nil {
+		// The successor keeps this group's policy unless told otherwise.
+		opts = &JoinOptions{Policy: g.policy}
 	}
 	ng, err := joinFromWelcome(welcome, kp, opts, resolve)
 	if err != nil {

@@ -420,8 +420,14 @@ func (t *RatchetTree) MergeUpdatePath(s Suite, sender LeafIndex, path *UpdatePat
 	if err := ln.CheckCapabilities(); err != nil {
 		return fmt.Errorf("%w: update path leaf: %w", ErrInvalidTree, err)
 	}
+	if err := s.CheckHPKEPublicKey(ln.EncryptionKey); err != nil {
+		return fmt.Errorf("%w: update path leaf: %w", ErrInvalidTree, err)
+	}
 	pubs := make([][]byte, len(nodes))
 	for i := range path.Nodes {
+		if err := s.CheckHPKEPublicKey(path.Nodes[i].EncryptionKey); err != nil {
+			return fmt.Errorf("%w: update path node %d: %w", ErrInvalidTree, nodes[i], err)
+		}
 		pubs[i] = bytes.Clone(path.Nodes[i].EncryptionKey)
 	}
 	saved := t.saveDirectPath(sender)

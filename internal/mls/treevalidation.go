@@ -49,7 +49,25 @@ func (t *RatchetTree) Validate(s Suite, groupID []byte) error {
 	if err := t.verifyUnmergedLeaves(); err != nil {
 		return err
 	}
+	if err := t.verifyHPKEKeys(s); err != nil {
+		return err
+	}
 	return t.verifyUniqueKeys()
+}
+
+// verifyHPKEKeys checks that every node's HPKE public key is valid for the
+// suite (RFC 9420 §7.3).
+func (t *RatchetTree) verifyHPKEKeys(s Suite) error {
+	for x := range t.nodes {
+		n := &t.nodes[x]
+		if n.Blank() {
+			continue
+		}
+		if err := s.CheckHPKEPublicKey(n.EncryptionKey()); err != nil {
+			return fmt.Errorf("%w: node %d: %w", ErrInvalidTree, x, err)
+		}
+	}
+	return nil
 }
 
 // VerifyLeaves checks the signature and capabilities of every non-blank
@@ -68,8 +86,21 @@ func (t *RatchetTree) VerifyLeaves(s Suite, groupID []byte) error {
 			credTypes = append(credTypes, ln.Credential.Type)
 		}
 	}
+	return t.checkCredentialTypes(credTypes)
+}
+
+// checkCredentialTypes checks that every member supports every credential
+// type of types (all types in use if nil).
+func (t *RatchetTree) checkCredentialTypes(types []CredentialType) error {
+	if types == nil {
+		for _, i := range t.Members() {
+			if ct := t.LeafNode(i).Credential.Type; !slices.Contains(types, ct) {
+				types = append(types, ct)
+			}
+		}
+	}
 	for _, i := range t.Members() {
-		for _, ct := range credTypes {
+		for _, ct := range types {
 			if !slices.Contains(t.LeafNode(i).Capabilities.Credentials, ct) {
 				return fmt.Errorf("%w: leaf %d does not support credential type %v in use", ErrInvalidTree, i, ct)
 			}
@@ -133,4 +164,21 @@ func (t *RatchetTree) verifyUniqueKeys() error {
 		}
 	}
 	return nil
+}
+
+// publicKeys returns the set of every HPKE key of the tree's nodes and
+// every leaf's signature key.
+func (t *RatchetTree) publicKeys() map[string]bool {
+	keys := map[string]bool{}
+	for x := range t.nodes {
+		n := &t.nodes[x]
+		if n.Blank() {
+			continue
+		}
+		keys[string(n.EncryptionKey())] = true
+		if n.Leaf != nil {
+			keys[string(n.Leaf.SignatureKey)] = true
+		}
+	}
+	return keys
 }

@@ -24,6 +24,10 @@ func Logger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
+// PowDifficulty is the registration proof of work of a test node: a few
+// hashes, so that every test identity can register at once.
+const PowDifficulty = 4
+
 // Node is a running node.
 type Node struct {
 	Addr    string
@@ -59,7 +63,12 @@ func StartNodeWrapped(t testing.TB, dir, addr string, wrap func(nodestore.Store)
 		view = wrap(st)
 	}
 	// Every simulated user of a test connects from loopback.
-	srv, err := server.New(server.Config{Store: view, Logger: Logger(), MaxConnsPerIP: 100000})
+	// Registration is open, as on a personal node, at a token proof of
+	// work; tests that invite many peers at once are not held by the
+	// KeyPackage fetch limits.
+	srv, err := server.New(server.Config{Store: view, Logger: Logger(), MaxConnsPerIP: 100000,
+		Registration: server.RegistrationOpen, PowDifficulty: PowDifficulty,
+		FetchBurst: 100000, TargetFetchBurst: 100000})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}

@@ -20,6 +20,12 @@ var (
 	ErrStaleEpoch      = errors.New("stale epoch")
 	ErrInternal        = errors.New("node internal error")
 
+	ErrNotRegistered    = errors.New("not registered with the node")
+	ErrUnknownRecipient = errors.New("unknown recipient")
+	ErrQuota            = errors.New("strangers' share of the recipient's queue is used up")
+	ErrDiskFull         = errors.New("node disk budget used up")
+	ErrBadToken         = errors.New("registration token or proof refused")
+
 	// ErrClosed: the connection to the node ended while a call waited for
 	// its answer; the call may or may not have taken effect.
 	ErrClosed = transport.ErrClosed
@@ -38,6 +44,12 @@ var codeSentinels = map[nodecp.ErrorCode]error{
 	nodecp.ErrorCode_invalidArgument: ErrInvalidArgument,
 	nodecp.ErrorCode_staleEpoch:      ErrStaleEpoch,
 	nodecp.ErrorCode_internal:        ErrInternal,
+
+	nodecp.ErrorCode_notRegistered:    ErrNotRegistered,
+	nodecp.ErrorCode_unknownRecipient: ErrUnknownRecipient,
+	nodecp.ErrorCode_quota:            ErrQuota,
+	nodecp.ErrorCode_diskFull:         ErrDiskFull,
+	nodecp.ErrorCode_badToken:         ErrBadToken,
 }
 
 // NodeError is a call the node refused: Code names the reason, Message is

@@ -37,6 +37,13 @@ func (s *session) storeError(op string, err error) error {
 	switch {
 	case errors.Is(err, store.ErrNoKeyPackage):
 		return fail(nodecp.ErrorCode_noKeyPackage, "%s: no key package left for that identity", op)
+	case errors.Is(err, store.ErrQuota):
+		s.srv.cfg.Metrics.refused("quota")
+		return fail(nodecp.ErrorCode_quota, "%s: %v", op, err)
+	case errors.Is(err, store.ErrNotRegistered):
+		return fail(nodecp.ErrorCode_notRegistered, "%s: %v", op, err)
+	case errors.Is(err, store.ErrBadToken):
+		return fail(nodecp.ErrorCode_badToken, "%s: %v", op, err)
 	case errors.Is(err, store.ErrLimit):
 		return fail(nodecp.ErrorCode_limit, "%s: %v", op, err)
 	case errors.Is(err, store.ErrInvalid):

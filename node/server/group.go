@@ -121,6 +121,9 @@ func (s *session) submitCommit(ctx context.Context, call group.GroupService_subm
 			return fail(nodecp.ErrorCode_invalidArgument, "%s: %v", method, err)
 		}
 	}
+	if err := s.admitGroup(ctx, method, len(msg)+len(welcome)); err != nil {
+		return err
+	}
 	res, err := s.srv.cfg.Store.SubmitCommit(ctx, h.groupID, h.epoch, s.identity, msgID, msg,
 		recipients, welcome, welcomeRecipients)
 	var stale *store.StaleEpochError
@@ -183,6 +186,9 @@ func (s *session) FanOut(ctx context.Context, call group.GroupService_fanOut) er
 		rl, _ := args.Recipients()
 		recipients, err := s.recipientList(method, "recipients", rl)
 		if err != nil {
+			return err
+		}
+		if err := s.admitGroup(ctx, method, len(msg)); err != nil {
 			return err
 		}
 		seq, dup, err := s.srv.cfg.Store.FanOut(ctx, h.groupID, s.identity, msgID, msg, recipients)

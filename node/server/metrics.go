@@ -15,6 +15,7 @@ type Metrics struct {
 	subscriptions prometheus.Gauge
 	enqueuedBytes prometheus.Counter
 	pushed        prometheus.Counter
+	policy        *policyMetrics
 }
 
 // NewMetrics creates the node's instruments and registers them with reg.
@@ -45,8 +46,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "qpnode", Name: "pushed_messages_total",
 			Help: "Messages delivered to subscribers.",
 		}),
+		policy: newPolicyMetrics(),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.connections, m.subscriptions, m.enqueuedBytes, m.pushed} {
+	for _, c := range append([]prometheus.Collector{m.requests, m.duration, m.connections, m.subscriptions, m.enqueuedBytes, m.pushed}, m.policy.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

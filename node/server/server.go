@@ -15,6 +15,7 @@ import (
 	"github.com/quic-go/quic-go"
 	"golang.org/x/time/rate"
 
+	"github.com/quicproquo/quicproquo/internal/pow"
 	"github.com/quicproquo/quicproquo/internal/transport"
 	"github.com/quicproquo/quicproquo/node/store"
 	nodecp "github.com/quicproquo/quicproquo/schemas/node"
@@ -47,6 +48,22 @@ type Config struct {
 	ReceiveBatch      int        // messages per receive reply or push, at most
 	MaxConnsPerIP     int        // open connections from one IP address (Serve refuses more)
 	Metrics           *Metrics   // nil: none
+
+	// Registration (see registration.go); the zero policy checks nothing.
+	Registration  Policy
+	PowDifficulty int // bits of work for an open registration; 0: DefaultPowDifficulty, negative: none
+
+	// Quotas and expiry (see quota.go; the per-queue ones are the store's Limits).
+	MessageTTL     time.Duration // messages older than this are deleted
+	ExpireInterval time.Duration // how often
+	DiskBudget     int64         // bytes the store may take; negative: no budget
+
+	// KeyPackage fetch limits and the low-water notice (see kpfetch.go).
+	FetchRate          rate.Limit // fetches per second per requester
+	FetchBurst         int
+	TargetFetchRate    rate.Limit // consuming fetches per second per target
+	TargetFetchBurst   int
+	KeyPackageLowWater int // notify an owner left with this many packages or fewer
 }
 
 // Server serves NodeService to QUIC connections. It is safe for concurrent use.
@@ -55,6 +72,11 @@ type Server struct {
 	log      *slog.Logger
 	notifier *notifier
 	limiters *limiters
+	fetchers *limiters      // KeyPackage fetches per requester
+	targets  *limiters      // consuming KeyPackage fetches per target
+	notices  *limiters      // low-water notices per target
+	reg      registry       // identities known to be registered
+	disk     *diskGuard     // nil: no budget
 	fetchMu  [64]sync.Mutex // serializes fetch (drain) per recipient stripe
 
 	connsMu sync.Mutex
@@ -92,13 +114,66 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxConnsPerIP <= 0 {
 		cfg.MaxConnsPerIP = DefaultMaxConnsPerIP
 	}
-	return &Server{
+	if err := cfg.policyDefaults(); err != nil {
+		return nil, err
+	}
+	srv := &Server{
 		conns:    make(map[netip.Addr]int),
 		cfg:      cfg,
 		log:      cfg.Logger,
 		notifier: newNotifier(),
 		limiters: newLimiters(cfg.RateLimit, cfg.RateBurst),
-	}, nil
+		fetchers: newLimiters(cfg.FetchRate, cfg.FetchBurst),
+		targets:  newLimiters(cfg.TargetFetchRate, cfg.TargetFetchBurst),
+		notices:  newLimiters(rate.Every(lowWaterEvery), 1),
+	}
+	if cfg.DiskBudget > 0 {
+		srv.disk = &diskGuard{budget: cfg.DiskBudget, store: cfg.Store}
+	}
+	return srv, nil
+}
+
+// policyDefaults checks and completes the registration, quota and
+// KeyPackage fields.
+func (cfg *Config) policyDefaults() error {
+	switch cfg.Registration {
+	case RegistrationNone, RegistrationOpen, RegistrationToken, RegistrationClosed:
+	default:
+		return fmt.Errorf("server: unknown registration policy %q", cfg.Registration)
+	}
+	switch {
+	case cfg.PowDifficulty == 0:
+		cfg.PowDifficulty = DefaultPowDifficulty
+	case cfg.PowDifficulty < 0:
+		cfg.PowDifficulty = 0
+	case cfg.PowDifficulty > pow.MaxDifficulty:
+		return fmt.Errorf("server: proof-of-work difficulty %d above %d", cfg.PowDifficulty, pow.MaxDifficulty)
+	}
+	if cfg.MessageTTL <= 0 {
+		cfg.MessageTTL = DefaultMessageTTL
+	}
+	if cfg.ExpireInterval <= 0 {
+		cfg.ExpireInterval = DefaultExpireInterval
+	}
+	if cfg.DiskBudget == 0 {
+		cfg.DiskBudget = DefaultDiskBudget
+	}
+	if cfg.FetchRate <= 0 {
+		cfg.FetchRate = DefaultFetchRate
+	}
+	if cfg.FetchBurst <= 0 {
+		cfg.FetchBurst = DefaultFetchBurst
+	}
+	if cfg.TargetFetchRate <= 0 {
+		cfg.TargetFetchRate = DefaultTargetFetchRate
+	}
+	if cfg.TargetFetchBurst <= 0 {
+		cfg.TargetFetchBurst = DefaultTargetFetchBurst
+	}
+	if cfg.KeyPackageLowWater <= 0 {
+		cfg.KeyPackageLowWater = DefaultLowWater
+	}
+	return nil
 }
 
 // Listen opens a QUIC listener on addr (host:port, port 0 for any) with the
@@ -138,6 +213,9 @@ func ListenWith(addr string, cert tls.Certificate, o ListenOptions) (*quic.Liste
 // subscriptions for them.
 func (s *Server) Serve(ctx context.Context, ln *quic.Listener) error {
 	defer s.wg.Wait()
+	ectx, ecancel := context.WithCancel(ctx)
+	defer ecancel()
+	s.wg.Go(func() { s.expireLoop(ectx) })
 	if n, ok := s.cfg.Store.(store.Notifier); ok {
 		nctx, ncancel := context.WithCancel(ctx)
 		defer ncancel()

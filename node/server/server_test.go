@@ -103,7 +103,7 @@ func TestKeyPackageConcurrentFetchers(t *testing.T) {
 // once. Each package goes to exactly one of them; the other 20 get "none
 // left", or the last-resort package when there is one.
 func testConcurrentFetchers(t *testing.T, withLastResort bool) {
-	n := startTestNode(t, server.Config{}, store.Limits{})
+	n := startTestNode(t, server.Config{TargetFetchBurst: 1000}, store.Limits{})
 	ctx := testCtx(t)
 	a := newTestIdentity(t)
 	ca := n.dial(t, a.priv)

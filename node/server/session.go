@@ -33,6 +33,9 @@ type session struct {
 	subs   sync.WaitGroup
 	subsMu sync.Mutex
 	nsubs  int // active subscriptions
+
+	challengeOnce  sync.Once
+	challengeBytes []byte // the proof-of-work challenge of this connection
 }
 
 // maxSubscriptions bounds the push subscriptions of one connection.
@@ -141,6 +144,9 @@ func (s *session) UploadKeyPackage(ctx context.Context, call auth.AuthService_up
 		if err := s.owner(method, "identityKey", key); err != nil {
 			return err
 		}
+		if err := s.registered(ctx, method); err != nil {
+			return err
+		}
 		pkg, _ := args.Package()
 		if len(pkg) > s.srv.cfg.MaxKeyPackageSize {
 			return fail(nodecp.ErrorCode_tooLarge, "%s: key package has %d bytes, limit %d", method, len(pkg), s.srv.cfg.MaxKeyPackageSize)
@@ -178,9 +184,9 @@ func (s *session) FetchKeyPackage(ctx context.Context, call auth.AuthService_fet
 		if err := checkKey(method, "identityKey", key); err != nil {
 			return err
 		}
-		pkg, err := s.srv.cfg.Store.TakeKeyPackage(ctx, key)
+		pkg, err := s.fetchKeyPackage(ctx, method, key)
 		if err != nil {
-			return s.storeError(method, err)
+			return err
 		}
 		res, err := call.AllocResults()
 		if err != nil {
@@ -232,6 +238,9 @@ func (s *session) Enqueue(ctx context.Context, call delivery.DeliveryService_enq
 		msgID, _ := args.ClientMsgId()
 		if len(msgID) > maxClientMsgIDSize {
 			return fail(nodecp.ErrorCode_invalidArgument, "%s: clientMsgId has %d bytes, limit %d", method, len(msgID), maxClientMsgIDSize)
+		}
+		if err := s.admitDirect(ctx, method, recipient, len(payload)); err != nil {
+			return err
 		}
 		seq, dup, err := s.srv.cfg.Store.Enqueue(ctx, recipient, s.identity, msgID, payload)
 		if err != nil {

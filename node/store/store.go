@@ -83,6 +83,12 @@ const IdentityKeySize = 32
 type Limits struct {
 	MaxKeyPackages int // per identity, not counting the last-resort one; default 100
 	MaxQueueDepth  int // messages waiting in one queue; default 10000
+
+	// The quotas of "Quotas and expiry" in quota.go; zero leaves each
+	// unbounded (a node sets them, see DefaultGroupReserve).
+	GroupReserve        int   // messages of a queue only group traffic may use
+	MaxStrangerMessages int   // strangers' direct messages in one queue
+	MaxStrangerBytes    int64 // strangers' direct payload bytes in one queue
 }
 
 // Message is one stored message in a recipient's queue.
@@ -102,6 +108,9 @@ type KeyPackageCount struct {
 
 // Store is the node's persistent state. Implementations are safe for concurrent use.
 type Store interface {
+	Registry
+	Janitor
+
 	// PutKeyPackage stores a package for identity and returns its fingerprint
 	// (SHA-256 of pkg). A lastResort package replaces any earlier last-resort
 	// package of that identity; it is handed out by TakeKeyPackage but never
@@ -120,7 +129,9 @@ type Store interface {
 	// Enqueue appends payload to recipient's queue and returns its sequence
 	// number. When clientMsgID is not empty, enqueue is idempotent on
 	// (recipient, sender, clientMsgID): a repeat returns the original sequence
-	// number with duplicate=true and stores nothing.
+	// number with duplicate=true and stores nothing. The quotas of
+	// "Quotas and expiry" apply (ErrLimit past the direct share of the
+	// queue, ErrQuota past strangers' share).
 	Enqueue(ctx context.Context, recipient, sender, clientMsgID, payload []byte) (seq uint64, duplicate bool, err error)
 
 	// Receive returns up to limit messages of recipient with Seq > after, in

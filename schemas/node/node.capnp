@@ -17,7 +17,23 @@ interface NodeService extends(Auth.AuthService, Delivery.DeliveryService, Group.
   ping @0 () -> (serverTimeUnixNano :Int64, identityKey :Data);
   # Answers at once. identityKey is the identity the node bound this
   # connection to (empty without a client certificate).
+
+  registration @1 () -> (policy :Text, registered :Bool, challenge :Data, difficulty :UInt8);
+  # How this connection's identity registers: policy is "open" (a proof
+  # of work: SHA-256("qpq-register-v1" || challenge || identityKey || nonce)
+  # starting with difficulty zero bits), "token" (an operator's token) or
+  # "closed". challenge is fresh per connection and good only on it.
+
+  register @2 (token :Text, nonce :Data) -> ();
+  # Registers the connection's identity with a token (any policy but
+  # closed) or a proof of work (open). Registering again is not an error.
+  # Only registered identities upload KeyPackages, enqueue, send to groups
+  # or receive direct messages.
 }
+
+# An envelope with an empty sender comes from the node itself; its
+# payload names the notice: "qpq-node:keyPackagesLow" (the identity's
+# directory is running low; upload more now).
 
 enum ErrorCode {
   # Why a call failed. A failed call's exception reason starts with
@@ -33,4 +49,9 @@ enum ErrorCode {
   invalidArgument @6;  # malformed key, package or argument
   staleEpoch @7;       # a commit for an epoch that already has one
   internal @8;         # the node failed; the request may be retried
+  notRegistered @9;    # the connection's identity has not registered
+  unknownRecipient @10; # no registered identity has that key
+  quota @11;           # strangers' share of the recipient's queue is used up
+  diskFull @12;        # the node's disk budget is used up
+  badToken @13;        # a registration token unknown, expired or used up, or a wrong proof of work
 }

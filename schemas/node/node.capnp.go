@@ -39,6 +39,46 @@ func (c NodeService) Ping(ctx context.Context, params func(NodeService_ping_Para
 
 }
 
+func (c NodeService) Registration(ctx context.Context, params func(NodeService_registration_Params) error) (NodeService_registration_Results_Future, capnp.ReleaseFunc) {
+
+	s := capnp.Send{
+		Method: capnp.Method{
+			InterfaceID:   0x9980b2601e825730,
+			MethodID:      1,
+			InterfaceName: "node/node.capnp:NodeService",
+			MethodName:    "registration",
+		},
+	}
+	if params != nil {
+		s.ArgsSize = capnp.ObjectSize{DataSize: 0, PointerCount: 0}
+		s.PlaceArgs = func(s capnp.Struct) error { return params(NodeService_registration_Params(s)) }
+	}
+
+	ans, release := capnp.Client(c).SendCall(ctx, s)
+	return NodeService_registration_Results_Future{Future: ans.Future()}, release
+
+}
+
+func (c NodeService) Register(ctx context.Context, params func(NodeService_register_Params) error) (NodeService_register_Results_Future, capnp.ReleaseFunc) {
+
+	s := capnp.Send{
+		Method: capnp.Method{
+			InterfaceID:   0x9980b2601e825730,
+			MethodID:      2,
+			InterfaceName: "node/node.capnp:NodeService",
+			MethodName:    "register",
+		},
+	}
+	if params != nil {
+		s.ArgsSize = capnp.ObjectSize{DataSize: 0, PointerCount: 2}
+		s.PlaceArgs = func(s capnp.Struct) error { return params(NodeService_register_Params(s)) }
+	}
+
+	ans, release := capnp.Client(c).SendCall(ctx, s)
+	return NodeService_register_Results_Future{Future: ans.Future()}, release
+
+}
+
 func (c NodeService) UploadKeyPackage(ctx context.Context, params func(auth.AuthService_uploadKeyPackage_Params) error) (auth.AuthService_uploadKeyPackage_Results_Future, capnp.ReleaseFunc) {
 
 	s := capnp.Send{
@@ -334,6 +374,10 @@ func (c NodeService) GetFlowLimiter() fc.FlowLimiter {
 type NodeService_Server interface {
 	Ping(context.Context, NodeService_ping) error
 
+	Registration(context.Context, NodeService_registration) error
+
+	Register(context.Context, NodeService_register) error
+
 	UploadKeyPackage(context.Context, auth.AuthService_uploadKeyPackage) error
 
 	FetchKeyPackage(context.Context, auth.AuthService_fetchKeyPackage) error
@@ -373,7 +417,7 @@ func NodeService_ServerToClient(s NodeService_Server) NodeService {
 // This can be used to create a more complicated Server.
 func NodeService_Methods(methods []server.Method, s NodeService_Server) []server.Method {
 	if cap(methods) == 0 {
-		methods = make([]server.Method, 0, 12)
+		methods = make([]server.Method, 0, 14)
 	}
 
 	methods = append(methods, server.Method{
@@ -385,6 +429,30 @@ func NodeService_Methods(methods []server.Method, s NodeService_Server) []server
 		},
 		Impl: func(ctx context.Context, call *server.Call) error {
 			return s.Ping(ctx, NodeService_ping{Call: call})
+		},
+	})
+
+	methods = append(methods, server.Method{
+		Method: capnp.Method{
+			InterfaceID:   0x9980b2601e825730,
+			MethodID:      1,
+			InterfaceName: "node/node.capnp:NodeService",
+			MethodName:    "registration",
+		},
+		Impl: func(ctx context.Context, call *server.Call) error {
+			return s.Registration(ctx, NodeService_registration{Call: call})
+		},
+	})
+
+	methods = append(methods, server.Method{
+		Method: capnp.Method{
+			InterfaceID:   0x9980b2601e825730,
+			MethodID:      2,
+			InterfaceName: "node/node.capnp:NodeService",
+			MethodName:    "register",
+		},
+		Impl: func(ctx context.Context, call *server.Call) error {
+			return s.Register(ctx, NodeService_register{Call: call})
 		},
 	})
 
@@ -538,6 +606,40 @@ func (c NodeService_ping) Args() NodeService_ping_Params {
 func (c NodeService_ping) AllocResults() (NodeService_ping_Results, error) {
 	r, err := c.Call.AllocResults(capnp.ObjectSize{DataSize: 8, PointerCount: 1})
 	return NodeService_ping_Results(r), err
+}
+
+// NodeService_registration holds the state for a server call to NodeService.registration.
+// See server.Call for documentation.
+type NodeService_registration struct {
+	*server.Call
+}
+
+// Args returns the call's arguments.
+func (c NodeService_registration) Args() NodeService_registration_Params {
+	return NodeService_registration_Params(c.Call.Args())
+}
+
+// AllocResults allocates the results struct.
+func (c NodeService_registration) AllocResults() (NodeService_registration_Results, error) {
+	r, err := c.Call.AllocResults(capnp.ObjectSize{DataSize: 8, PointerCount: 2})
+	return NodeService_registration_Results(r), err
+}
+
+// NodeService_register holds the state for a server call to NodeService.register.
+// See server.Call for documentation.
+type NodeService_register struct {
+	*server.Call
+}
+
+// Args returns the call's arguments.
+func (c NodeService_register) Args() NodeService_register_Params {
+	return NodeService_register_Params(c.Call.Args())
+}
+
+// AllocResults allocates the results struct.
+func (c NodeService_register) AllocResults() (NodeService_register_Results, error) {
+	r, err := c.Call.AllocResults(capnp.ObjectSize{DataSize: 0, PointerCount: 0})
+	return NodeService_register_Results(r), err
 }
 
 // NodeService_List is a list of NodeService.
@@ -699,6 +801,342 @@ func (f NodeService_ping_Results_Future) Struct() (NodeService_ping_Results, err
 	return NodeService_ping_Results(p.Struct()), err
 }
 
+type NodeService_registration_Params capnp.Struct
+
+// NodeService_registration_Params_TypeID is the unique identifier for the type NodeService_registration_Params.
+const NodeService_registration_Params_TypeID = 0xc754ff19cf3d317b
+
+func NewNodeService_registration_Params(s *capnp.Segment) (NodeService_registration_Params, error) {
+	st, err := capnp.NewStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 0})
+	return NodeService_registration_Params(st), err
+}
+
+func NewRootNodeService_registration_Params(s *capnp.Segment) (NodeService_registration_Params, error) {
+	st, err := capnp.NewRootStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 0})
+	return NodeService_registration_Params(st), err
+}
+
+func ReadRootNodeService_registration_Params(msg *capnp.Message) (NodeService_registration_Params, error) {
+	root, err := msg.Root()
+	return NodeService_registration_Params(root.Struct()), err
+}
+
+func (s NodeService_registration_Params) String() string {
+	str, _ := text.Marshal(0xc754ff19cf3d317b, capnp.Struct(s))
+	return str
+}
+
+func (s NodeService_registration_Params) EncodeAsPtr(seg *capnp.Segment) capnp.Ptr {
+	return capnp.Struct(s).EncodeAsPtr(seg)
+}
+
+func (NodeService_registration_Params) DecodeFromPtr(p capnp.Ptr) NodeService_registration_Params {
+	return NodeService_registration_Params(capnp.Struct{}.DecodeFromPtr(p))
+}
+
+func (s NodeService_registration_Params) ToPtr() capnp.Ptr {
+	return capnp.Struct(s).ToPtr()
+}
+func (s NodeService_registration_Params) IsValid() bool {
+	return capnp.Struct(s).IsValid()
+}
+
+func (s NodeService_registration_Params) Message() *capnp.Message {
+	return capnp.Struct(s).Message()
+}
+
+func (s NodeService_registration_Params) Segment() *capnp.Segment {
+	return capnp.Struct(s).Segment()
+}
+
+// NodeService_registration_Params_List is a list of NodeService_registration_Params.
+type NodeService_registration_Params_List = capnp.StructList[NodeService_registration_Params]
+
+// NewNodeService_registration_Params creates a new list of NodeService_registration_Params.
+func NewNodeService_registration_Params_List(s *capnp.Segment, sz int32) (NodeService_registration_Params_List, error) {
+	l, err := capnp.NewCompositeList(s, capnp.ObjectSize{DataSize: 0, PointerCount: 0}, sz)
+	return capnp.StructList[NodeService_registration_Params](l), err
+}
+
+// NodeService_registration_Params_Future is a wrapper for a NodeService_registration_Params promised by a client call.
+type NodeService_registration_Params_Future struct{ *capnp.Future }
+
+func (f NodeService_registration_Params_Future) Struct() (NodeService_registration_Params, error) {
+	p, err := f.Future.Ptr()
+	return NodeService_registration_Params(p.Struct()), err
+}
+
+type NodeService_registration_Results capnp.Struct
+
+// NodeService_registration_Results_TypeID is the unique identifier for the type NodeService_registration_Results.
+const NodeService_registration_Results_TypeID = 0xb1715e8b0792b30a
+
+func NewNodeService_registration_Results(s *capnp.Segment) (NodeService_registration_Results, error) {
+	st, err := capnp.NewStruct(s, capnp.ObjectSize{DataSize: 8, PointerCount: 2})
+	return NodeService_registration_Results(st), err
+}
+
+func NewRootNodeService_registration_Results(s *capnp.Segment) (NodeService_registration_Results, error) {
+	st, err := capnp.NewRootStruct(s, capnp.ObjectSize{DataSize: 8, PointerCount: 2})
+	return NodeService_registration_Results(st), err
+}
+
+func ReadRootNodeService_registration_Results(msg *capnp.Message) (NodeService_registration_Results, error) {
+	root, err := msg.Root()
+	return NodeService_registration_Results(root.Struct()), err
+}
+
+func (s NodeService_registration_Results) String() string {
+	str, _ := text.Marshal(0xb1715e8b0792b30a, capnp.Struct(s))
+	return str
+}
+
+func (s NodeService_registration_Results) EncodeAsPtr(seg *capnp.Segment) capnp.Ptr {
+	return capnp.Struct(s).EncodeAsPtr(seg)
+}
+
+func (NodeService_registration_Results) DecodeFromPtr(p capnp.Ptr) NodeService_registration_Results {
+	return NodeService_registration_Results(capnp.Struct{}.DecodeFromPtr(p))
+}
+
+func (s NodeService_registration_Results) ToPtr() capnp.Ptr {
+	return capnp.Struct(s).ToPtr()
+}
+func (s NodeService_registration_Results) IsValid() bool {
+	return capnp.Struct(s).IsValid()
+}
+
+func (s NodeService_registration_Results) Message() *capnp.Message {
+	return capnp.Struct(s).Message()
+}
+
+func (s NodeService_registration_Results) Segment() *capnp.Segment {
+	return capnp.Struct(s).Segment()
+}
+func (s NodeService_registration_Results) Policy() (string, error) {
+	p, err := capnp.Struct(s).Ptr(0)
+	return p.Text(), err
+}
+
+func (s NodeService_registration_Results) HasPolicy() bool {
+	return capnp.Struct(s).HasPtr(0)
+}
+
+func (s NodeService_registration_Results) PolicyBytes() ([]byte, error) {
+	p, err := capnp.Struct(s).Ptr(0)
+	return p.TextBytes(), err
+}
+
+func (s NodeService_registration_Results) SetPolicy(v string) error {
+	return capnp.Struct(s).SetText(0, v)
+}
+
+func (s NodeService_registration_Results) Registered() bool {
+	return capnp.Struct(s).Bit(0)
+}
+
+func (s NodeService_registration_Results) SetRegistered(v bool) {
+	capnp.Struct(s).SetBit(0, v)
+}
+
+func (s NodeService_registration_Results) Challenge() ([]byte, error) {
+	p, err := capnp.Struct(s).Ptr(1)
+	return []byte(p.Data()), err
+}
+
+func (s NodeService_registration_Results) HasChallenge() bool {
+	return capnp.Struct(s).HasPtr(1)
+}
+
+func (s NodeService_registration_Results) SetChallenge(v []byte) error {
+	return capnp.Struct(s).SetData(1, v)
+}
+
+func (s NodeService_registration_Results) Difficulty() uint8 {
+	return capnp.Struct(s).Uint8(1)
+}
+
+func (s NodeService_registration_Results) SetDifficulty(v uint8) {
+	capnp.Struct(s).SetUint8(1, v)
+}
+
+// NodeService_registration_Results_List is a list of NodeService_registration_Results.
+type NodeService_registration_Results_List = capnp.StructList[NodeService_registration_Results]
+
+// NewNodeService_registration_Results creates a new list of NodeService_registration_Results.
+func NewNodeService_registration_Results_List(s *capnp.Segment, sz int32) (NodeService_registration_Results_List, error) {
+	l, err := capnp.NewCompositeList(s, capnp.ObjectSize{DataSize: 8, PointerCount: 2}, sz)
+	return capnp.StructList[NodeService_registration_Results](l), err
+}
+
+// NodeService_registration_Results_Future is a wrapper for a NodeService_registration_Results promised by a client call.
+type NodeService_registration_Results_Future struct{ *capnp.Future }
+
+func (f NodeService_registration_Results_Future) Struct() (NodeService_registration_Results, error) {
+	p, err := f.Future.Ptr()
+	return NodeService_registration_Results(p.Struct()), err
+}
+
+type NodeService_register_Params capnp.Struct
+
+// NodeService_register_Params_TypeID is the unique identifier for the type NodeService_register_Params.
+const NodeService_register_Params_TypeID = 0x8560cd3cfc79e6f7
+
+func NewNodeService_register_Params(s *capnp.Segment) (NodeService_register_Params, error) {
+	st, err := capnp.NewStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 2})
+	return NodeService_register_Params(st), err
+}
+
+func NewRootNodeService_register_Params(s *capnp.Segment) (NodeService_register_Params, error) {
+	st, err := capnp.NewRootStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 2})
+	return NodeService_register_Params(st), err
+}
+
+func ReadRootNodeService_register_Params(msg *capnp.Message) (NodeService_register_Params, error) {
+	root, err := msg.Root()
+	return NodeService_register_Params(root.Struct()), err
+}
+
+func (s NodeService_register_Params) String() string {
+	str, _ := text.Marshal(0x8560cd3cfc79e6f7, capnp.Struct(s))
+	return str
+}
+
+func (s NodeService_register_Params) EncodeAsPtr(seg *capnp.Segment) capnp.Ptr {
+	return capnp.Struct(s).EncodeAsPtr(seg)
+}
+
+func (NodeService_register_Params) DecodeFromPtr(p capnp.Ptr) NodeService_register_Params {
+	return NodeService_register_Params(capnp.Struct{}.DecodeFromPtr(p))
+}
+
+func (s NodeService_register_Params) ToPtr() capnp.Ptr {
+	return capnp.Struct(s).ToPtr()
+}
+func (s NodeService_register_Params) IsValid() bool {
+	return capnp.Struct(s).IsValid()
+}
+
+func (s NodeService_register_Params) Message() *capnp.Message {
+	return capnp.Struct(s).Message()
+}
+
+func (s NodeService_register_Params) Segment() *capnp.Segment {
+	return capnp.Struct(s).Segment()
+}
+func (s NodeService_register_Params) Token() (string, error) {
+	p, err := capnp.Struct(s).Ptr(0)
+	return p.Text(), err
+}
+
+func (s NodeService_register_Params) HasToken() bool {
+	return capnp.Struct(s).HasPtr(0)
+}
+
+func (s NodeService_register_Params) TokenBytes() ([]byte, error) {
+	p, err := capnp.Struct(s).Ptr(0)
+	return p.TextBytes(), err
+}
+
+func (s NodeService_register_Params) SetToken(v string) error {
+	return capnp.Struct(s).SetText(0, v)
+}
+
+func (s NodeService_register_Params) Nonce() ([]byte, error) {
+	p, err := capnp.Struct(s).Ptr(1)
+	return []byte(p.Data()), err
+}
+
+func (s NodeService_register_Params) HasNonce() bool {
+	return capnp.Struct(s).HasPtr(1)
+}
+
+func (s NodeService_register_Params) SetNonce(v []byte) error {
+	return capnp.Struct(s).SetData(1, v)
+}
+
+// NodeService_register_Params_List is a list of NodeService_register_Params.
+type NodeService_register_Params_List = capnp.StructList[NodeService_register_Params]
+
+// NewNodeService_register_Params creates a new list of NodeService_register_Params.
+func NewNodeService_register_Params_List(s *capnp.Segment, sz int32) (NodeService_register_Params_List, error) {
+	l, err := capnp.NewCompositeList(s, capnp.ObjectSize{DataSize: 0, PointerCount: 2}, sz)
+	return capnp.StructList[NodeService_register_Params](l), err
+}
+
+// NodeService_register_Params_Future is a wrapper for a NodeService_register_Params promised by a client call.
+type NodeService_register_Params_Future struct{ *capnp.Future }
+
+func (f NodeService_register_Params_Future) Struct() (NodeService_register_Params, error) {
+	p, err := f.Future.Ptr()
+	return NodeService_register_Params(p.Struct()), err
+}
+
+type NodeService_register_Results capnp.Struct
+
+// NodeService_register_Results_TypeID is the unique identifier for the type NodeService_register_Results.
+const NodeService_register_Results_TypeID = 0xe14c3f18f70cec30
+
+func NewNodeService_register_Results(s *capnp.Segment) (NodeService_register_Results, error) {
+	st, err := capnp.NewStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 0})
+	return NodeService_register_Results(st), err
+}
+
+func NewRootNodeService_register_Results(s *capnp.Segment) (NodeService_register_Results, error) {
+	st, err := capnp.NewRootStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 0})
+	return NodeService_register_Results(st), err
+}
+
+func ReadRootNodeService_register_Results(msg *capnp.Message) (NodeService_register_Results, error) {
+	root, err := msg.Root()
+	return NodeService_register_Results(root.Struct()), err
+}
+
+func (s NodeService_register_Results) String() string {
+	str, _ := text.Marshal(0xe14c3f18f70cec30, capnp.Struct(s))
+	return str
+}
+
+func (s NodeService_register_Results) EncodeAsPtr(seg *capnp.Segment) capnp.Ptr {
+	return capnp.Struct(s).EncodeAsPtr(seg)
+}
+
+func (NodeService_register_Results) DecodeFromPtr(p capnp.Ptr) NodeService_register_Results {
+	return NodeService_register_Results(capnp.Struct{}.DecodeFromPtr(p))
+}
+
+func (s NodeService_register_Results) ToPtr() capnp.Ptr {
+	return capnp.Struct(s).ToPtr()
+}
+func (s NodeService_register_Results) IsValid() bool {
+	return capnp.Struct(s).IsValid()
+}
+
+func (s NodeService_register_Results) Message() *capnp.Message {
+	return capnp.Struct(s).Message()
+}
+
+func (s NodeService_register_Results) Segment() *capnp.Segment {
+	return capnp.Struct(s).Segment()
+}
+
+// NodeService_register_Results_List is a list of NodeService_register_Results.
+type NodeService_register_Results_List = capnp.StructList[NodeService_register_Results]
+
+// NewNodeService_register_Results creates a new list of NodeService_register_Results.
+func NewNodeService_register_Results_List(s *capnp.Segment, sz int32) (NodeService_register_Results_List, error) {
+	l, err := capnp.NewCompositeList(s, capnp.ObjectSize{DataSize: 0, PointerCount: 0}, sz)
+	return capnp.StructList[NodeService_register_Results](l), err
+}
+
+// NodeService_register_Results_Future is a wrapper for a NodeService_register_Results promised by a client call.
+type NodeService_register_Results_Future struct{ *capnp.Future }
+
+func (f NodeService_register_Results_Future) Struct() (NodeService_register_Results, error) {
+	p, err := f.Future.Ptr()
+	return NodeService_register_Results(p.Struct()), err
+}
+
 type ErrorCode uint16
 
 // ErrorCode_TypeID is the unique identifier for the type ErrorCode.
@@ -706,15 +1144,20 @@ const ErrorCode_TypeID = 0xb54b47bd35ca2dcd
 
 // Values of ErrorCode.
 const (
-	ErrorCode_unknown         ErrorCode = 0
-	ErrorCode_unauthorized    ErrorCode = 1
-	ErrorCode_noKeyPackage    ErrorCode = 2
-	ErrorCode_tooLarge        ErrorCode = 3
-	ErrorCode_limit           ErrorCode = 4
-	ErrorCode_rateLimited     ErrorCode = 5
-	ErrorCode_invalidArgument ErrorCode = 6
-	ErrorCode_staleEpoch      ErrorCode = 7
-	ErrorCode_internal        ErrorCode = 8
+	ErrorCode_unknown          ErrorCode = 0
+	ErrorCode_unauthorized     ErrorCode = 1
+	ErrorCode_noKeyPackage     ErrorCode = 2
+	ErrorCode_tooLarge         ErrorCode = 3
+	ErrorCode_limit            ErrorCode = 4
+	ErrorCode_rateLimited      ErrorCode = 5
+	ErrorCode_invalidArgument  ErrorCode = 6
+	ErrorCode_staleEpoch       ErrorCode = 7
+	ErrorCode_internal         ErrorCode = 8
+	ErrorCode_notRegistered    ErrorCode = 9
+	ErrorCode_unknownRecipient ErrorCode = 10
+	ErrorCode_quota            ErrorCode = 11
+	ErrorCode_diskFull         ErrorCode = 12
+	ErrorCode_badToken         ErrorCode = 13
 )
 
 // String returns the enum's constant name.
@@ -738,6 +1181,16 @@ func (c ErrorCode) String() string {
 		return "staleEpoch"
 	case ErrorCode_internal:
 		return "internal"
+	case ErrorCode_notRegistered:
+		return "notRegistered"
+	case ErrorCode_unknownRecipient:
+		return "unknownRecipient"
+	case ErrorCode_quota:
+		return "quota"
+	case ErrorCode_diskFull:
+		return "diskFull"
+	case ErrorCode_badToken:
+		return "badToken"
 
 	default:
 		return ""
@@ -766,6 +1219,16 @@ func ErrorCodeFromString(c string) ErrorCode {
 		return ErrorCode_staleEpoch
 	case "internal":
 		return ErrorCode_internal
+	case "notRegistered":
+		return ErrorCode_notRegistered
+	case "unknownRecipient":
+		return ErrorCode_unknownRecipient
+	case "quota":
+		return ErrorCode_quota
+	case "diskFull":
+		return ErrorCode_diskFull
+	case "badToken":
+		return ErrorCode_badToken
 
 	default:
 		return 0
@@ -778,48 +1241,75 @@ func NewErrorCode_List(s *capnp.Segment, sz int32) (ErrorCode_List, error) {
 	return capnp.NewEnumList[ErrorCode](s, sz)
 }
 
-const schema_b3889f984bfe7146 = "x\xdat\x91\xcfKTQ\x14\xc7\xbf\xe7\xbe\xf7|O" +
-	"H\xf42.ZHm\xdc\x14e\xf6C\x0aAPc" +
-	"\x12\x1d\x11_%\x91\x10t\x9dw\x19o\xce\xbbw\xba" +
-	"\xf3F\x9b6\xc5\x80\x10d-#\xdb\x14D\xad\xa3\x1f" +
-	"\xb42\x08\x84Dp\xd3? \xb5\xac\x16A\xfbn<" +
-	"a\xa2\x82V\xe7\xbb\xf8p>|\xcf\x19|\xc0F\xfd" +
-	"\xe3]\xbb=`\xf1f\xd0\xe1~,-\xbe\xdezn" +
-	"\xee\x83\xf7\x11\xe0\x87\xc0\xc9\xb9h\x9c\xe0\xbb\xc1K\xad" +
-	"\x03W_\xde^\x07\xef\xf1\xdc\xb9\xeb?K\x0f\x1f\xdf" +
-	"y\x05Pa$\xfa\\\x98\x8cB\xa0P\x8c&\x0ai" +
-	"t\x1ap;G\xb7\x876&Jo\xc0{\xd8_p" +
-	"\x1a},4\xf7\xe0F\xb4\x0br\xad\x9d\xf9{w\xd7" +
-	"z\xdf\"\xee#\x02\x02\xca\x8dA\xe7\x14\x81\x0a\xbcs" +
-	"\x05\x0e\xdf\x9d6\x89<\xa6M\x12\xca\x81\xb2\xa8\xe9\xda" +
-	"\xf0\x8cI\xe4\x05i\x97UY\x0e\xd4\x94\xae\xf4\xcf\x0a" +
-	"+\xd2:\xda\xe0\xbf\\\xa8\xcar\x96(\xf6\xbd\x00\xf8" +
-	"]\x91\xdan\xce\x0f\x83\xf1 \xec\xcew\x8dR\xbc\x8f" +
-	"\xc8=\xf9:\xfc\x81^\x0c\xac\x02p\x9b\xefW\xdfM" +
-	"\xaf?\xdb\xca\xf3\xfe\xb5\x8d/\xdbO\xbf}\xcas[" +
-	"\xc7\xda\xbe\xa2\xb5\xc6\x9e5\x09\xed\xd9\xfa\x89\x01\\\x8e" +
-	"\x03D\xfc\xca5\x80\x18\xbf\x9c\x0f\x8f\xcfM\x01\xe4\xf3" +
-	"\xf8\x04@\x01\x9f\\\x00\xa8\x83\x17[\x00\x85|l\x1e" +
-	"\xa0\x88\x8fL\x01\xb7\x1azI\x9b\x15\xed\x1aZ4\xb2" +
-	"Ec\xd1\xadn\xca\xc4iS\x92\xcdYQF\xf7\x92" +
-	"\xa8H\x97\x193-lE\x028XU\xa9\xca\x9c\x15" +
-	"\x99\x9cV\xa9B\x98\xc9\xc4)\xbd,\xaa*\x19c\xb6" +
-	"\xd2H\xa5\xceP\xcfDU\x16k\xc6+/:\xa53" +
-	"i\xb5\xa8\xfeY\xc8\xff\xef\xa1\xcf\xcbz\xa3\x9a\xd5\x81" +
-	"8\xf2|\xc0'\x80\x1fz\x04\xc4G<\x8a\xcf0\"" +
-	"\xea\xcd\xdf\xc8\x87\x16\x80\xf8\x94G\xf1(#W\x97v" +
-	"Y\xda\x8b\x8aR9\xa7\xd5\x8d\x19\xe1iC\x01\x18\x05" +
-	" \xa7\x12\xa93\x955\x11\x96d\x93\xba\xc0\xa8\x0b\xf4" +
-	"+\x00\x00\xff\xff/\x81\xc6o"
+const schema_b3889f984bfe7146 = "x\xda\x84TOh\\E\x1c\xfe~\xf3v\xf3\xfa6" +
+	"\x1b\x92qs\xa8P\xcd%\x82\x15\x1b\x93\xdab\x0d\x96" +
+	"\xc4J*$\xa1dbJ!\xa8t\xf2\xdet3\xc9" +
+	"\xdby\x9b\xb7\xef\xa5]E\xac\x81\x80\xf4\x8f\xa0 \x18" +
+	"/*\xa2g\xb5\x8a\xa7\x0a\x82\x90Z\x08\x82\xd8\x83\x87" +
+	"\x1e\xeaAA\xeb\xa9\x87^\xc4\x91I\xdcM\xaa-=" +
+	"\xbda~\xbf\x99\xef\x9b\xef\xfb~oP{\xa3\x85\xa1" +
+	"\xae\x91\x07\xc0\xc4O\xc5\x0e{\xfb\xd7\xe6_\xcfl\x9c" +
+	"\\\x05\xdfC@\x91\xf9\xc0\x93\xc5`\x8e@\x15\x1e\x9c" +
+	"\x06\xd9[\x8b\xf3_^\xf94yk\xab\xa1\xe0\xea\xb5" +
+	"\xe0\x08\xa1`\x07O\xac<|\xf2\x8b\xb3k\xe0=\x9e" +
+	"=\xba\xf4\xf7\xc4{\x1f\xbcy\x09\xa0\xca\xf1\xe0\x97\x8a" +
+	"\x0c|\xa0\xf2R\xb0^\xb9\x1e<\x05\xd8\xd2\xa5w\xfc" +
+	"\xf3//}\x0e\xb1\x87\xda@\xd7\x83s\x0e\xe8\xcf\xe0" +
+	"7\x90\xdd\xd8w\xf5\xe0\xe5\xe7'\xbe\x02\xefaw\\" +
+	"\xb7Q\xfa\xb1\xf2s\xc9\xf5_+\x9d \x90]\xd9\x98" +
+	"\xbdx\xfeB\xef\xd7\xad\xbb\xc8\xd5\xbe\xef\x1cww]" +
+	"\xebt\xa4_\x1d:\xfc\xc3\x83vf}\x07\xe9\xc3\xe5" +
+	"\x95M\xd27\xcb\xb7w\x8fL\xde\xd8Q\xd9[^ " +
+	"X\xdc\xb2&\x89\xd4\x13&\x89\x0aj \x94uS\x1f" +
+	">\x96D\xea\x05\x95.\xebP\x0d\xa4\xaa\xaa\x1b\x99J" +
+	"\xfb\xa7d\xea\xcbZC\xec\xf2\x0a@\x81\x00\xbew?" +
+	" \xfa=\x12\x83\x8c8Q\xaf#\xc5\xf7\xb9\xcdG=" +
+	"\x12\x07\x18\xf5e\xc9\xa22T\x06\xa32\xa8\xcf$&" +
+	"T\xd4\x05F]\xa06\xaa\x7f7\xd4\xba6U\x87(" +
+	"k\x0d\xb4\x1a\xff\xdb\xe7\xebPM\x11\x89\xb2W\x04\xda" +
+	"~QK%.\x1e\x03\xe3c>m\xcbB-7\xf8" +
+	"\xd3\x0b`|\xc8'\xd6\x0e\x02\xb5\x14\xe2\x8f\x8c\x83\xf1" +
+	"\x87\xfcn\xc7a\x94\xec\x96\x00\xa9Dw\xa6\x13\xd3\xde" +
+	"P)\x80Q\x12e\"\xfb\xe1\x1f\xc3\xeb\xf4\xd9\xc0*" +
+	"\x00\xfb\xdd\xb7\xab\xdfL\xae}r\xc5\xadw_\xb8\xfc" +
+	"\xfb\xd5\x8fo\xdep\xeb\xd6+\x8a\xf7\x169\x95\x0e\xa1" +
+	"\x7fZ5\xf28k\x00\xa2\xa7-\xb5\x1c\x06\xc4\x8b\x1e" +
+	"\x89yF-\xa5\xd5, \"\x8fD\x9d\x11g\xd4K" +
+	"\x0c\xe0\xb5i@\xc4\x1e\x893\x8c\xb8G\xbd\xe4\x01<" +
+	"w\x9d\x99G\xe2,\xa3\x91z\x12\xeb\xb0\xd92e\xfb" +
+	"5\x9e\x8a\x88\xc0\xc8%-\x9c\x97q\xacL\x15\xb4\xed" +
+	"W\xa4O\x9d\xd2a\x1e\xc3\xcb\x9a\xd4\x01F\x1d;L" +
+	"d\xadW\x8d\xa5i\x92>\x97D\xb4i\xcd\xa1MN" +
+	"\x1f\x1d\x01\x88\xf8\xda\x02@\x8c\xbf\xeb>\x1e\x7f{\x1c" +
+	"\xa0\x02\xbf\xb8\x1f\xa0\"_\x9d\x03\xa8\x83\xbf\xb1\x02\x90" +
+	"\xcf_\x9b\x05h\x17o\xba\x96\x80\xe7)@%\xbet" +
+	"\x0e\xa0N\xbe\xe4\x0e\x94\xb9v\xb5.\xae\xc6\x81\xd7s" +
+	"\xb3h\x92\xd3\xc6\xe6F\xe6\xd9|\x92\xa2[\xbf\xa2\"" +
+	"k\x92\x09\xd5\x9c\x92!\xba\x17eU\xd9,I&e" +
+	"ZU\x00\xfab]\xd3\x99Me\xa6&uM\xc3\xcf" +
+	"Td\xb5Y\x96\xb1\x8e\x9eei5\xaf)\x93\xa1\x91" +
+	"\xc9X\x8d\xd5\x13/\x9c\xb7\xdad*52\xder2" +
+	"\x9bv\xa2\xa1/S\xa9\x8a\xec\xbf\xf0\xd3\xa4B]\xd7" +
+	"\xee$\xfa\x96\xf2$\x936\xd2\x8d\xc5\xa3y\xbcyj" +
+	"NF3n\x1avf\xa1p\xcf\xe8og`\xc7\xb8" +
+	"\xbd\x0f\x88\xc7=\x12\x87\xb63pp\x0e\x10\x07<\x12" +
+	"\xa3\x8clC\xa5\xcb*\x9d\xd1TS\xc7\x8d>sL" +
+	"z&\xa1\"\x18\x15AVG\xcad:k\xc2\x9fP" +
+	"\xcd\xff\x0da\xe9\xbe\xa9\xbc\xcf0\xde\xf1\xab\x98V\x8d" +
+	"nG\xff\x9f\x00\x00\x00\xff\xff\xe2C\x92&"
 
 func RegisterSchema(reg *schemas.Registry) {
 	reg.Register(&schemas.Schema{
 		String: schema_b3889f984bfe7146,
 		Nodes: []uint64{
+			0x8560cd3cfc79e6f7,
 			0x8e6fa6c8b4686bf3,
 			0x9980b2601e825730,
+			0xb1715e8b0792b30a,
 			0xb54b47bd35ca2dcd,
 			0xb7148c8b8d5acd82,
+			0xc754ff19cf3d317b,
+			0xe14c3f18f70cec30,
 		},
 		Compressed: true,
 	})

@@ -33,6 +33,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// e2eVersion is the version stamped into the test binaries.
+const e2eVersion = "v0.0.0-e2e"
+
 // e2eBuild builds qpd and qpctl (once) and returns their paths.
 func e2eBuild(t *testing.T) (qpd, qpctl string) {
 	t.Helper()
@@ -49,7 +52,8 @@ func e2eBuild(t *testing.T) (qpd, qpctl string) {
 			"qpd":   "github.com/quicproquo/quicproquo/daemon/cmd/qpd",
 			"qpctl": "github.com/quicproquo/quicproquo/ctl/cmd/qpctl",
 		} {
-			out, err := exec.Command(goTool, "build", "-o", filepath.Join(e2eBinDir, name), src).CombinedOutput()
+			out, err := exec.Command(goTool, "build", "-ldflags", "-X github.com/quicproquo/quicproquo/internal/version.stamped="+e2eVersion,
+				"-o", filepath.Join(e2eBinDir, name), src).CombinedOutput()
 			if err != nil {
 				e2eBinErr = fmt.Errorf("go build %s: %w\n%s", name, err, out)
 				return

@@ -112,6 +112,7 @@ func (s *Server) state(id uint32) (*memberState, error) {
 }
 
 func (s *Server) addState(g *mls.Group, signer *mls.Signer, cfg mls.Config) uint32 {
+	g.SetPolicy(interopPolicy)
 	id := s.newID()
 	s.states[id] = &memberState{group: g, signer: signer, cfg: cfg, own: map[string]uint64{}}
 	return id
@@ -127,6 +128,11 @@ func suiteOf(v uint32) (mls.CipherSuite, error) {
 	}
 	return cs, nil
 }
+
+// interopPolicy is the policy of every group the server holds: the test
+// scripts commit proposals of external senders and new members, which the
+// library's default does not keep.
+var interopPolicy = mls.Policy{Proposals: mls.KeepAllProposals}
 
 func groupConfig(encryptHandshake bool) mls.Config {
 	return mls.Config{PublicHandshake: !encryptHandshake}

@@ -116,7 +116,7 @@ func (s *Server) HandleReInitCommit(_ context.Context, req *pb.HandleCommitReque
 	if err != nil {
 		return nil, grpcError("HandleReInitCommit", err)
 	}
-	g, err := mls.UnmarshalGroup(b)
+	g, err := mls.UnmarshalGroupWithPolicy(b, interopPolicy)
 	if err != nil {
 		return nil, grpcError("HandleReInitCommit", err)
 	}

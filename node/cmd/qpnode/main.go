@@ -44,6 +44,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/quicproquo/quicproquo/internal/transport"
+	"github.com/quicproquo/quicproquo/internal/version"
 	"github.com/quicproquo/quicproquo/node/server"
 	"github.com/quicproquo/quicproquo/node/store"
 	"github.com/quicproquo/quicproquo/node/store/postgres"
@@ -51,7 +52,7 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Stderr); err != nil {
+	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "qpnode:", err)
 		os.Exit(1)
 	}
@@ -73,10 +74,15 @@ func env(name, def string) string {
 	return def
 }
 
-func parseFlags(args []string, stderr io.Writer) (*options, error) {
+// parseFlags reads the options; --help and --version print to stdout and
+// return flag.ErrHelp.
+func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("qpnode", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	var showVersion bool
+	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
 	fs.StringVar(&o.listen, "listen", env("QPQ_LISTEN", "0.0.0.0:4201"), "UDP address to serve QUIC on (env QPQ_LISTEN)")
 	fs.StringVar(&o.dataDir, "data-dir", env("QPQ_DATA_DIR", "data"), "directory for the database and the TLS files (env QPQ_DATA_DIR)")
 	fs.StringVar(&o.tlsCert, "tls-cert", env("QPQ_TLS_CERT", ""), "node certificate, DER (default <data-dir>/server-cert.der; env QPQ_TLS_CERT)")
@@ -96,10 +102,20 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.requirePQTLS, "require-pq-tls", env("QPQ_REQUIRE_PQ_TLS", "") == "1",
 		"refuse clients without the hybrid post-quantum TLS key exchange X25519MLKEM768 (env QPQ_REQUIRE_PQ_TLS=1)")
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, "Usage: qpnode [flags]\n\nqpnode is the quicproquo node: it keeps the KeyPackage directory and the\nmessage queues, and serves them over QUIC.\n\nFlags:\n")
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w (see qpnode --help)", err)
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if showVersion {
+		fmt.Fprintln(stdout, "qpnode", version.String())
+		return nil, flag.ErrHelp
 	}
 	if o.tlsCert == "" {
 		o.tlsCert = filepath.Join(o.dataDir, "server-cert.der")
@@ -136,8 +152,8 @@ func openStore(ctx context.Context, o *options, log *slog.Logger) (store.Store, 
 	return st, nil
 }
 
-func run(ctx context.Context, args []string, stderr io.Writer) error {
-	o, err := parseFlags(args, stderr)
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stdout)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil

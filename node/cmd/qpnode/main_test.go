@@ -348,3 +348,20 @@ func TestPostgresNodes(t *testing.T) {
 		}
 	}
 }
+
+func TestVersionAndHelpOnStdout(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"--version"}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "qpnode ") || strings.Count(out.String(), "\n") != 1 {
+		t.Fatalf("--version printed %q", out.String())
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"--help"}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "Usage: qpnode") || !strings.Contains(out.String(), "-listen") {
+		t.Fatalf("--help printed %q", out.String())
+	}
+}

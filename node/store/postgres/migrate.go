@@ -133,6 +133,8 @@ CREATE TABLE group_dedup (
 );
 CREATE INDEX group_dedup_age ON group_dedup (created_at);
 `,
+	// 2: registration, quotas and expiry (see registration.go, quota.go).
+	migrationRegistrationQuota,
 }
 
 // pruneStatements delete expired deduplication entries; each takes the
@@ -140,6 +142,7 @@ CREATE INDEX group_dedup_age ON group_dedup (created_at);
 var pruneStatements = []string{
 	`DELETE FROM enqueue_dedup WHERE created_at < $1`,
 	`DELETE FROM group_dedup WHERE created_at < $1`,
+	`DELETE FROM registration_tokens WHERE expires_at < $1`,
 }
 
 // migrate brings the database to the newest schema version, all pending

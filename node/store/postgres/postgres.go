@@ -83,6 +83,9 @@ func Open(ctx context.Context, connString string, limits store.Limits, logger *s
 	if limits.MaxQueueDepth == 0 {
 		limits.MaxQueueDepth = DefaultMaxQueueDepth
 	}
+	if err := limits.CheckQuotas(limits.MaxQueueDepth); err != nil {
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
 	cfg, err := pgxpool.ParseConfig(connString)
 	if err != nil {
 		// pgx's message leaves out any password it finds.

@@ -53,6 +53,9 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
 		return openTestStore(t, pgtest.NewSchema(t), storetest.Limits())
 	})
+	storetest.RunQuotas(t, func(t *testing.T) store.Store {
+		return openTestStore(t, pgtest.NewSchema(t), storetest.QuotaLimits())
+	})
 }
 
 func TestPersistence(t *testing.T) {

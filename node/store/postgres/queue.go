@@ -71,6 +71,9 @@ ON CONFLICT (recipient) DO UPDATE SET last_seq = q.last_seq`, recipient); err !=
 			return fmt.Errorf("postgres: %s: %w", op, err)
 		}
 		seq = seqs[0][0]
+		if err := s.directQuota(ctx, tx, recipient, sender, seq, len(payload)); err != nil {
+			return fmt.Errorf("postgres: %s: %w", op, err)
+		}
 		if len(clientMsgID) > 0 {
 			if _, err := tx.Exec(ctx, `
 INSERT INTO enqueue_dedup (recipient, sender, client_msg_id, seq, created_at) VALUES ($1, $2, $3, $4, $5)`,

@@ -114,6 +114,8 @@ CREATE TABLE group_members (
 	PRIMARY KEY (group_id, identity)
 ) WITHOUT ROWID;
 `,
+	// 5: registration, quotas and expiry (see registration.go, quota.go).
+	migrationRegistrationQuota,
 }
 
 // pruneStatements delete expired deduplication entries; each takes the cutoff
@@ -121,6 +123,7 @@ CREATE TABLE group_members (
 var pruneStatements = []string{
 	`DELETE FROM enqueue_dedup WHERE created_at < ?`,
 	`DELETE FROM group_dedup WHERE created_at < ?`,
+	`DELETE FROM registration_tokens WHERE expires_at < ?`,
 }
 
 // migrate brings the database to the newest schema version, all pending steps

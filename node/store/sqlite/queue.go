@@ -56,8 +56,11 @@ func (s *Store) Enqueue(ctx context.Context, recipient, sender, clientMsgID, pay
 			}
 		}
 		now := s.now().UnixNano()
-		var err error
-		seq, err = s.appendTx(ctx, tx, recipient, sender, clientMsgID, payload, now)
+		stranger, err := s.isStranger(ctx, tx, recipient, sender)
+		if err != nil {
+			return fmt.Errorf("sqlite: %s: %w", op, err)
+		}
+		seq, err = s.appendMsgTx(ctx, tx, recipient, sender, clientMsgID, payload, now, &stranger)
 		if err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
@@ -79,11 +82,25 @@ func (s *Store) Enqueue(ctx context.Context, recipient, sender, clientMsgID, pay
 // appendTx appends one message to recipient's queue inside tx and returns its
 // sequence number, refusing with store.ErrLimit when the queue is full.
 func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, recipient, sender, clientMsgID, payload []byte, now int64) (int64, error) {
-	var seq, depth int64
+	return s.appendMsgTx(ctx, tx, recipient, sender, clientMsgID, payload, now, nil)
+}
+
+// appendMsgTx is appendTx for group traffic (direct nil) or a direct
+// message (*direct: whether its sender is a stranger to recipient), which
+// the quotas of directRoom also bound.
+func (s *Store) appendMsgTx(ctx context.Context, tx *sql.Tx, recipient, sender, clientMsgID, payload []byte, now int64, direct *bool) (int64, error) {
+	var (
+		seq, depth, strangers, strangerBytes int64
+		stranger, size                       int64
+	)
+	if direct != nil && *direct {
+		stranger, size = 1, int64(len(payload))
+	}
 	err := tx.QueryRowContext(ctx, `
-INSERT INTO queues (recipient, last_seq, depth) VALUES (?, 1, 1)
-ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + 1, depth = depth + 1
-RETURNING last_seq, depth`, recipient).Scan(&seq, &depth)
+INSERT INTO queues (recipient, last_seq, depth, stranger_count, stranger_bytes) VALUES (?1, 1, 1, ?2, ?3)
+ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + 1, depth = depth + 1,
+	stranger_count = stranger_count + ?2, stranger_bytes = stranger_bytes + ?3
+RETURNING last_seq, depth, stranger_count, stranger_bytes`, recipient, stranger, size).Scan(&seq, &depth, &strangers, &strangerBytes)
 	if err != nil {
 		return 0, err
 	}
@@ -91,9 +108,14 @@ RETURNING last_seq, depth`, recipient).Scan(&seq, &depth)
 		return 0, fmt.Errorf("queue of %x holds %d messages (limit %d): %w",
 			recipient, depth-1, s.limits.MaxQueueDepth, store.ErrLimit)
 	}
+	if direct != nil {
+		if err := s.limits.DirectRoom(recipient, depth, strangers, strangerBytes, *direct); err != nil {
+			return 0, err
+		}
+	}
 	if _, err := tx.ExecContext(ctx, `
-INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		recipient, seq, nonNil(sender), nonNil(clientMsgID), nonNil(payload), now); err != nil {
+INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at, stranger) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		recipient, seq, nonNil(sender), nonNil(clientMsgID), nonNil(payload), now, stranger); err != nil {
 		return 0, err
 	}
 	return seq, nil

@@ -92,6 +92,9 @@ func Open(ctx context.Context, path string, limits store.Limits, logger *slog.Lo
 	if limits.MaxQueueDepth == 0 {
 		limits.MaxQueueDepth = DefaultMaxQueueDepth
 	}
+	if err := limits.CheckQuotas(limits.MaxQueueDepth); err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
 	if err := prepareFile(path, logger); err != nil {
 		return nil, err
 	}

@@ -44,6 +44,9 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
 		return openTestStore(t, filepath.Join(t.TempDir(), "node.db"), storetest.Limits())
 	})
+	storetest.RunQuotas(t, func(t *testing.T) store.Store {
+		return openTestStore(t, filepath.Join(t.TempDir(), "node.db"), storetest.QuotaLimits())
+	})
 }
 
 func TestPersistence(t *testing.T) {

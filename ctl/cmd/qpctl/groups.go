@@ -1,0 +1,287 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/quicproquo/quicproquo/daemon/client"
+	daemonv1 "github.com/quicproquo/quicproquo/proto/qpq/daemon/v1"
+)
+
+// groupFlagHelp describes --group.
+const groupFlagHelp = "the group: its name, its id (hex) or a unique prefix of the id"
+
+// groupFlag adds --group (-g) to cmd, bound to p, with --group-id as an
+// older spelling of the same flag.
+func groupFlag(cmd *cobra.Command, p *string, help string) {
+	cmd.Flags().StringVarP(p, "group", "g", "", help)
+	cmd.Flags().StringVar(p, "group-id", "", help)
+	cmd.Flags().MarkHidden("group-id")
+}
+
+// requireGroup is a usage error when no group was named.
+func requireGroup(group string) error {
+	if group == "" {
+		return usagef("--group is required")
+	}
+	return nil
+}
+
+// addGroupCommands adds the group commands: create-group, invite, join,
+// groups, members, remove, leave, update.
+func (a *app) addGroupCommands(root *cobra.Command) {
+	root.AddCommand(a.createGroupCommand(), a.inviteCommand(), a.joinCommand(),
+		&cobra.Command{
+			Use: "groups", Short: "List groups", GroupID: "groups",
+			Args: exactArgs(0), Example: "  qpctl groups",
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return a.call(cmd.Context(), 0, func(ctx context.Context, c *client.Client) error {
+					r, err := c.ListGroups(ctx, &daemonv1.ListGroupsRequest{})
+					if err != nil {
+						return err
+					}
+					return a.printGroups(r.GetGroups())
+				})
+			},
+		},
+		a.membersCommand(), a.removeCommand(), a.leaveCommand(), a.updateCommand())
+}
+
+func (a *app) printGroups(gs []*daemonv1.Group) error {
+	for _, g := range gs {
+		if err := a.printGroup(g); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *app) printGroup(g *daemonv1.Group) error {
+	if a.json {
+		return a.printJSON(groupJSON(g))
+	}
+	return a.printf("%s  %-20s epoch %d  members %d  unread %d\n", g.GetGroupId(), g.GetName(), g.GetEpoch(), g.GetMemberCount(), g.GetUnread())
+}
+
+func groupJSON(g *daemonv1.Group) map[string]any {
+	return map[string]any{
+		"group_id": g.GetGroupId(), "name": g.GetName(), "epoch": g.GetEpoch(), "member_count": g.GetMemberCount(),
+		"unread": g.GetUnread(), "last_seq": g.GetLastSeq(), "created_at": timeString(g.GetCreatedAt()),
+	}
+}
+
+func (a *app) createGroupCommand() *cobra.Command {
+	var name string
+	cmd := &cobra.Command{
+		Use: "create-group --name NAME", Short: "Create a group with you as its only member", GroupID: "groups",
+		Long: `Create an MLS group with you as its only member. NAME is your local name
+for it (other members name it themselves); it must be unique among your
+groups.`,
+		Args:    exactArgs(0),
+		Example: "  qpctl create-group --name team",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if name == "" {
+				return usagef("--name is required")
+			}
+			return a.call(cmd.Context(), 0, func(ctx context.Context, c *client.Client) error {
+				r, err := c.CreateGroup(ctx, &daemonv1.CreateGroupRequest{Name: name})
+				if err != nil {
+					return err
+				}
+				return a.printGroup(r.GetGroup())
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&name, "name", "n", "", "the group's local name")
+	cmd.Flags().StringVar(&name, "group-id", "", "the group's local name")
+	cmd.Flags().MarkHidden("group-id")
+	return cmd
+}
+
+func (a *app) inviteCommand() *cobra.Command {
+	var group string
+	var peers []string
+	cmd := &cobra.Command{
+		Use: "invite --group G --peer-key HEX [--peer-key HEX ...]", Short: "Add peers to a group", GroupID: "groups",
+		Long: `Add one or more peers to a group in one commit. Each peer is named by the
+identity key that their ` + "`qpctl whoami`" + ` prints.`,
+		Args:    exactArgs(0),
+		Example: "  qpctl invite --group team --peer-key 3f9a… --peer-key 77c1…",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireGroup(group); err != nil {
+				return err
+			}
+			if len(peers) == 0 {
+				return usagef("at least one --peer-key is required")
+			}
+			return a.call(cmd.Context(), 0, func(ctx context.Context, c *client.Client) error {
+				r, err := c.Invite(ctx, &daemonv1.InviteRequest{Group: group, PeerKeys: peers})
+				if err != nil {
+					return err
+				}
+				if a.json {
+					out := groupJSON(r.GetGroup())
+					out["added"] = nonNil(r.GetAdded())
+					return a.printJSON(out)
+				}
+				for _, k := range r.GetAdded() {
+					a.printf("added %s\n", k)
+				}
+				return a.printGroup(r.GetGroup())
+			})
+		},
+	}
+	groupFlag(cmd, &group, groupFlagHelp)
+	cmd.Flags().StringArrayVar(&peers, "peer-key", nil, "identity key (hex) of a peer to add; repeat for several")
+	return cmd
+}
+
+func (a *app) joinCommand() *cobra.Command {
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use: "join [--wait D]", Short: "Accept invitations and list the groups joined", GroupID: "groups",
+		Long: `Accept pending invitations (Welcome messages) and list the groups joined.
+qpd joins by itself unless it runs with --auto-join=false.`,
+		Args:    exactArgs(0),
+		Example: "  qpctl join --wait 30s",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if wait < 0 {
+				return usagef("--wait must not be negative")
+			}
+			return a.call(cmd.Context(), wait, func(ctx context.Context, c *client.Client) error {
+				req := &daemonv1.JoinRequest{}
+				if wait > 0 {
+					req.Wait = durationpb.New(wait)
+				}
+				r, err := c.Join(ctx, req)
+				if err != nil {
+					return err
+				}
+				if len(r.GetJoined()) == 0 && !a.json {
+					a.stderrf("qpctl join: no pending invitations\n")
+				}
+				return a.printGroups(r.GetJoined())
+			})
+		},
+	}
+	cmd.Flags().DurationVar(&wait, "wait", 0, "when no invitation is pending, wait up to this long for one")
+	return cmd
+}
+
+func (a *app) membersCommand() *cobra.Command {
+	var group string
+	cmd := &cobra.Command{
+		Use: "members --group G", Short: "List a group's members", GroupID: "groups",
+		Long: `List a group's members at its current epoch, and the epoch authenticator:
+members who see the same authenticator share the same group state.`,
+		Args:    exactArgs(0),
+		Example: "  qpctl members --group team",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireGroup(group); err != nil {
+				return err
+			}
+			return a.call(cmd.Context(), 0, func(ctx context.Context, c *client.Client) error {
+				r, err := c.Members(ctx, &daemonv1.MembersRequest{Group: group})
+				if err != nil {
+					return err
+				}
+				for _, m := range r.GetMembers() {
+					if a.json {
+						if err := a.printJSON(map[string]any{"group_id": r.GetGroup().GetGroupId(), "identity": m.GetIdentity(), "leaf_index": m.GetLeafIndex(), "self": m.GetSelf(), "epoch": r.GetEpoch(), "epoch_authenticator": r.GetEpochAuthenticator()}); err != nil {
+							return err
+						}
+						continue
+					}
+					self := ""
+					if m.GetSelf() {
+						self = " (you)"
+					}
+					a.printf("%s%s\n", m.GetIdentity(), self)
+				}
+				if a.json {
+					return nil
+				}
+				return a.printf("epoch %d  authenticator %s\n", r.GetEpoch(), r.GetEpochAuthenticator())
+			})
+		},
+	}
+	groupFlag(cmd, &group, groupFlagHelp)
+	return cmd
+}
+
+func (a *app) removeCommand() *cobra.Command {
+	var group, peer string
+	cmd := &cobra.Command{
+		Use: "remove --group G --peer-key HEX", Short: "Remove a member from a group", GroupID: "groups",
+		Args:    exactArgs(0),
+		Example: "  qpctl remove --group team --peer-key 3f9a…",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireGroup(group); err != nil {
+				return err
+			}
+			if peer == "" {
+				return usagef("--peer-key is required")
+			}
+			return a.call(cmd.Context(), 0, func(ctx context.Context, c *client.Client) error {
+				r, err := c.Remove(ctx, &daemonv1.RemoveRequest{Group: group, PeerKey: peer})
+				if err != nil {
+					return err
+				}
+				return a.printGroup(r.GetGroup())
+			})
+		},
+	}
+	groupFlag(cmd, &group, groupFlagHelp)
+	cmd.Flags().StringVar(&peer, "peer-key", "", "identity key (hex) of the member to remove")
+	return cmd
+}
+
+func (a *app) leaveCommand() *cobra.Command {
+	var group string
+	cmd := &cobra.Command{
+		Use: "leave --group G", Short: "Leave a group", GroupID: "groups",
+		Args:    exactArgs(0),
+		Example: "  qpctl leave --group team",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireGroup(group); err != nil {
+				return err
+			}
+			return a.call(cmd.Context(), 0, func(ctx context.Context, c *client.Client) error {
+				if _, err := c.Leave(ctx, &daemonv1.LeaveRequest{Group: group}); err != nil {
+					return err
+				}
+				if a.json {
+					return a.printJSON(map[string]any{"left": group})
+				}
+				return a.printf("left %s\n", group)
+			})
+		},
+	}
+	groupFlag(cmd, &group, groupFlagHelp)
+	return cmd
+}
+
+func (a *app) updateCommand() *cobra.Command {
+	var group string
+	cmd := &cobra.Command{
+		Use: "update [--group G]", Short: "Rotate your own keys (in every group by default)", GroupID: "groups",
+		Long: `Rotate your own keys with a commit that carries an UpdatePath, in one group
+or in every group. qpd also does this by itself (--self-update-interval).`,
+		Args:    exactArgs(0),
+		Example: "  qpctl update\n  qpctl update --group team",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.call(cmd.Context(), 0, func(ctx context.Context, c *client.Client) error {
+				r, err := c.Update(ctx, &daemonv1.UpdateRequest{Group: group})
+				if err != nil {
+					return err
+				}
+				return a.printGroups(r.GetGroups())
+			})
+		},
+	}
+	groupFlag(cmd, &group, groupFlagHelp+"; default: every group")
+	return cmd
+}

@@ -1,0 +1,284 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/quicproquo/quicproquo/daemon/client"
+	daemonv1 "github.com/quicproquo/quicproquo/proto/qpq/daemon/v1"
+)
+
+// maxTextSize is the largest message text qpd accepts, in bytes.
+const maxTextSize = 64 << 10
+
+// addMessageCommands adds send and recv.
+func (a *app) addMessageCommands(root *cobra.Command) {
+	root.AddCommand(a.sendCommand(), a.recvCommand())
+}
+
+// readText reads a message text from path ("-": stdin), at most
+// maxTextSize bytes of UTF-8 text.
+func (a *app) readText(path string) (string, error) {
+	var r io.Reader
+	if path == "-" {
+		r = a.stdin
+	} else {
+		f, err := os.Open(path)
+		if err != nil {
+			return "", fmt.Errorf("message file: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxTextSize+1))
+	if err != nil {
+		return "", fmt.Errorf("read message: %w", err)
+	}
+	switch {
+	case len(b) > maxTextSize:
+		return "", usagef("message is longer than the limit of %d bytes (64 KiB)", maxTextSize)
+	case len(b) == 0:
+		return "", usagef("message is empty")
+	case !utf8.Valid(b) || hasNUL(b):
+		return "", usagef("message is not text: it must be UTF-8 without NUL bytes (binary files cannot be sent)")
+	}
+	return string(b), nil
+}
+
+func hasNUL(b []byte) bool {
+	for _, c := range b {
+		if c == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *app) sendCommand() *cobra.Command {
+	var group, msg, file, cid string
+	cmd := &cobra.Command{
+		Use: "send --group G (--msg TEXT | --file PATH | --file -)", Short: "Send a message to a group", GroupID: "messages",
+		Long: `Encrypt a text message to a group and hand it to the node. The text comes
+from --msg, from a file (--file PATH) or from standard input (--file -); it
+is at most 65536 bytes (64 KiB) of UTF-8 text, sent exactly as given.`,
+		Args: exactArgs(0),
+		Example: `  qpctl send --group team --msg "hello"
+  qpctl send --group team --file notes.txt
+  date | qpctl send --group team --file -`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireGroup(group); err != nil {
+				return err
+			}
+			text := msg
+			switch {
+			case msg != "" && file != "":
+				return usagef("give either --msg or --file, not both")
+			case file != "":
+				var err error
+				if text, err = a.readText(file); err != nil {
+					return err
+				}
+			case msg == "":
+				return usagef("--msg or --file is required")
+			case len(msg) > maxTextSize:
+				return usagef("message is longer than the limit of %d bytes (64 KiB)", maxTextSize)
+			}
+			return a.call(cmd.Context(), 0, func(ctx context.Context, c *client.Client) error {
+				r, err := c.Send(ctx, &daemonv1.SendRequest{Group: group, Text: text, ClientMessageId: cid})
+				if err != nil {
+					return err
+				}
+				if a.json {
+					return a.printJSON(map[string]any{"message_id": r.GetMessageId(), "seq": r.GetSeq(), "delivered": r.GetDelivered()})
+				}
+				state := "queued"
+				if r.GetDelivered() {
+					state = "delivered"
+				}
+				return a.printf("sent #%d %s (%s)\n", r.GetSeq(), r.GetMessageId(), state)
+			})
+		},
+	}
+	groupFlag(cmd, &group, groupFlagHelp)
+	cmd.Flags().StringVarP(&msg, "msg", "m", "", "message text")
+	cmd.Flags().StringVarP(&file, "file", "f", "", "read the message text from this file (-: standard input)")
+	cmd.Flags().StringVar(&cid, "client-id", "", "optional idempotency key: a repeated send with the same key is sent once")
+	return cmd
+}
+
+// messageJSON is how a message is printed with --json.
+type messageJSON struct {
+	GroupID    string `json:"group_id"`
+	GroupName  string `json:"group_name"`
+	Seq        uint64 `json:"seq"`
+	MessageID  string `json:"message_id"`
+	Sender     string `json:"sender"`
+	Text       string `json:"text"`
+	SentAt     string `json:"sent_at"`
+	ReceivedAt string `json:"received_at"`
+	Outgoing   bool   `json:"outgoing"`
+}
+
+func (a *app) printMessage(m *daemonv1.Message) error {
+	if a.json {
+		return a.printJSON(messageJSON{
+			GroupID: m.GetGroupId(), GroupName: m.GetGroupName(), Seq: m.GetSeq(), MessageID: m.GetMessageId(),
+			Sender: m.GetSender(), Text: m.GetText(), SentAt: timeString(m.GetSentAt()), ReceivedAt: timeString(m.GetReceivedAt()),
+			Outgoing: m.GetOutgoing(),
+		})
+	}
+	name := m.GetGroupName()
+	if name == "" {
+		name = m.GetGroupId()
+	}
+	_, err := fmt.Fprintf(a.stdout, "[%s #%d %s] %s: %s\n", escapeLine(name), m.GetSeq(), timeString(m.GetSentAt()), escapeLine(m.GetSender()), escapeText(m.GetText()))
+	return err
+}
+
+type recvOptions struct {
+	group             string
+	wait              time.Duration
+	follow, peek, all bool
+}
+
+func (a *app) recvCommand() *cobra.Command {
+	var o recvOptions
+	cmd := &cobra.Command{
+		Use: "recv [--group G] [--wait D] [--follow] [--peek] [--all]", Short: "Print new messages and mark them read", GroupID: "messages",
+		Long: `Print unread messages (of one group, or of all) and mark them read.
+
+Each message is printed as
+  [GROUP #N TIME] SENDER: TEXT
+where N is the message's number in the group's history. Control characters
+and bidi overrides in names and texts are shown escaped (\n, \x1b, \u202e);
+the further lines of a multi-line text follow as "    | " continuation
+lines. With --json each message is one JSON object, byte-exact.`,
+		Args: exactArgs(0),
+		Example: `  qpctl recv
+  qpctl recv --group team --wait 30s
+  qpctl recv --follow --json`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.wait < 0 {
+				return usagef("--wait must not be negative")
+			}
+			return a.recv(cmd.Context(), o)
+		},
+	}
+	groupFlag(cmd, &o.group, groupFlagHelp+"; default: all groups")
+	cmd.Flags().DurationVar(&o.wait, "wait", 0, "when nothing is unread, wait up to this long for a message")
+	cmd.Flags().BoolVar(&o.follow, "follow", false, "keep printing new messages until interrupted")
+	cmd.Flags().BoolVar(&o.peek, "peek", false, "leave the printed messages unread")
+	cmd.Flags().BoolVar(&o.all, "all", false, "print the whole stored history, not only unread messages")
+	return cmd
+}
+
+func (a *app) recv(ctx context.Context, o recvOptions) error {
+	c, err := a.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	var head uint64
+	if o.follow {
+		// Take the event cursor before reading, so that nothing arriving
+		// in between is missed.
+		st, err := c.Status(ctx, &daemonv1.StatusRequest{})
+		if err != nil {
+			return err
+		}
+		head = st.GetEventHead()
+	}
+	printed := map[string]uint64{} // group id -> highest seq printed
+	var after uint64
+	first := true
+	for {
+		req := &daemonv1.MessagesRequest{Group: o.group, AfterSeq: after, UnreadOnly: !o.all, MarkRead: !o.peek, Limit: 500}
+		if first && !o.all && o.wait > 0 {
+			req.Wait = durationpb.New(o.wait)
+		}
+		cctx, cancel := context.WithTimeout(ctx, callTimeout+o.wait)
+		r, err := c.Messages(cctx, req)
+		cancel()
+		if err != nil {
+			return err
+		}
+		for _, m := range r.GetMessages() {
+			if err := a.printMessage(m); err != nil {
+				return err
+			}
+			printed[m.GetGroupId()] = max(printed[m.GetGroupId()], m.GetSeq())
+		}
+		first = false
+		if !r.GetMore() {
+			break
+		}
+		// Unread reads that mark read start over; the others page on.
+		if o.all || o.peek {
+			after = r.GetNextCursor()
+		}
+	}
+	if !o.follow {
+		return nil
+	}
+	return a.follow(ctx, c, o.group, head, o.peek, printed)
+}
+
+// follow streams message events after head, printing the messages of group
+// (or of all groups) not printed yet.
+func (a *app) follow(ctx context.Context, c *client.Client, group string, head uint64, peek bool, printed map[string]uint64) error {
+	var groupID string
+	if group != "" {
+		gctx, cancel := context.WithTimeout(ctx, callTimeout)
+		r, err := c.ListGroups(gctx, &daemonv1.ListGroupsRequest{})
+		cancel()
+		if err != nil {
+			return err
+		}
+		for _, g := range r.GetGroups() {
+			if g.GetGroupId() == group || g.GetName() == group {
+				groupID = g.GetGroupId()
+			}
+		}
+		if groupID == "" {
+			return fmt.Errorf("group %q not found", group)
+		}
+	}
+	stream, err := c.Subscribe(ctx, &daemonv1.SubscribeRequest{AfterSeq: head})
+	if err != nil {
+		return err
+	}
+	for {
+		ev, err := stream.Recv()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		m := ev.GetMessage()
+		if m == nil || (groupID != "" && m.GetGroupId() != groupID) || m.GetSeq() <= printed[m.GetGroupId()] {
+			continue
+		}
+		if err := a.printMessage(m); err != nil {
+			return err
+		}
+		printed[m.GetGroupId()] = m.GetSeq()
+		if !peek {
+			mctx, cancel := context.WithTimeout(ctx, callTimeout)
+			_, err := c.Messages(mctx, &daemonv1.MessagesRequest{Group: m.GetGroupId(), AfterSeq: m.GetSeq() - 1, Limit: 1, MarkRead: true})
+			cancel()
+			if err != nil {
+				return err
+			}
+		}
+	}
+}

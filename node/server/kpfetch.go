@@ -1,0 +1,84 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/quicproquo/quicproquo/node/store"
+	nodecp "github.com/quicproquo/quicproquo/schemas/node"
+)
+
+// KeyPackage fetches are bounded twice, since a drain costs its victim
+// more than its author. Per requester (Config.FetchRate, FetchBurst): past
+// it a fetch is refused with rateLimited. Per target (TargetFetchRate,
+// TargetFetchBurst), whoever asks: past it a fetch gets the target's
+// last-resort package, which is not consumed, so invitations still work
+// while nobody can empty the directory faster than its owner refills it.
+// A fetch that leaves the target KeyPackageLowWater or fewer packages
+// pushes a low-water notice into the target's queue (at most one per
+// lowWaterEvery), so the owner's daemon uploads more within seconds.
+
+// Defaults of the KeyPackage fields of Config.
+const (
+	DefaultFetchRate        = 1 // per second per requester
+	DefaultFetchBurst       = 100
+	DefaultTargetFetchRate  = rate.Limit(1.0 / 30) // per second per target
+	DefaultTargetFetchBurst = 5
+	DefaultLowWater         = 5
+	lowWaterEvery           = 10 * time.Second
+)
+
+// NoticeKeyPackagesLow is the payload of the node's low-water notice (an
+// envelope with an empty sender).
+const NoticeKeyPackagesLow = "qpq-node:keyPackagesLow"
+
+// fetchKeyPackage serves fetchKeyPackage for target.
+func (s *session) fetchKeyPackage(ctx context.Context, method string, target []byte) ([]byte, error) {
+	// Only registered identities have packages; asking first keeps the
+	// per-target buckets to those.
+	if ok, err := s.srv.isRegistered(ctx, target); err != nil || !ok {
+		if err != nil {
+			return nil, s.storeError(method, err)
+		}
+		return nil, fail(nodecp.ErrorCode_noKeyPackage, "%s: no key package left for that identity", method)
+	}
+	if !s.srv.fetchers.get(s.identity).Allow() {
+		s.srv.cfg.Metrics.refused("keyPackageFetchRate")
+		return nil, fail(nodecp.ErrorCode_rateLimited, "%s: too many KeyPackage fetches from %x; slow down", method, s.identity)
+	}
+	if !s.srv.targets.get(target).Allow() {
+		s.srv.cfg.Metrics.refused("keyPackageTargetRate")
+		pkg, err := s.srv.cfg.Store.LastResortKeyPackage(ctx, target)
+		if errors.Is(err, store.ErrNoKeyPackage) {
+			return nil, fail(nodecp.ErrorCode_rateLimited, "%s: %x's KeyPackages are fetched too often and it has no last-resort one; retry later", method, target)
+		}
+		if err != nil {
+			return nil, s.storeError(method, err)
+		}
+		s.lowWater(ctx, target)
+		return pkg, nil
+	}
+	pkg, err := s.srv.cfg.Store.TakeKeyPackage(ctx, target)
+	if err != nil {
+		return nil, s.storeError(method, err)
+	}
+	s.lowWater(ctx, target)
+	return pkg, nil
+}
+
+// lowWater pushes a low-water notice to target when its directory runs low.
+func (s *session) lowWater(ctx context.Context, target []byte) {
+	n, err := s.srv.cfg.Store.CountKeyPackages(ctx, target)
+	if err != nil || n.Remaining > s.srv.cfg.KeyPackageLowWater || !s.srv.notices.get(target).Allow() {
+		return
+	}
+	if _, _, err := s.srv.cfg.Store.Enqueue(ctx, target, nil, nil, []byte(NoticeKeyPackagesLow)); err != nil {
+		s.log.Warn("could not queue a low-water notice", "target", target, "err", err)
+		return
+	}
+	s.srv.cfg.Metrics.lowWaterNotice()
+	s.srv.notifier.notify(target)
+}
