@@ -313,11 +313,18 @@ func (c *Client) UploadKeyPackage(ctx context.Context, identity, pkg []byte, las
 	return fp, nil
 }
 
-// FetchKeyPackage takes one KeyPackage of identity. Each is handed out once;
-// when none is left the last-resort one is returned, and ErrNoKeyPackage
-// when there is none of either.
+// FetchKeyPackage takes one KeyPackage of identity in cipher suite 1. Each
+// is handed out once; when none is left the last-resort one is returned,
+// and ErrNoKeyPackage when there is none of either.
 func (c *Client) FetchKeyPackage(ctx context.Context, identity []byte) ([]byte, error) {
+	return c.FetchKeyPackageSuite(ctx, identity, 1)
+}
+
+// FetchKeyPackageSuite is FetchKeyPackage for the MLS cipher suite suite;
+// ErrNoKeyPackage also when the node keeps no packages of that suite.
+func (c *Client) FetchKeyPackageSuite(ctx context.Context, identity []byte, suite uint16) ([]byte, error) {
 	fut, release := c.node.FetchKeyPackage(ctx, func(p auth.AuthService_fetchKeyPackage_Params) error {
+		p.SetCipherSuite(suite)
 		return p.SetIdentityKey(identity)
 	})
 	release, err := c.wait(ctx, fut.Future, release)
@@ -336,9 +343,16 @@ func (c *Client) FetchKeyPackage(ctx context.Context, identity []byte) ([]byte, 
 	return bytes.Clone(pkg), nil
 }
 
-// KeyPackageCount reports what this client's identity has left.
+// KeyPackageCount reports what this client's identity has left in cipher
+// suite 1.
 func (c *Client) KeyPackageCount(ctx context.Context, identity []byte) (KeyPackageCount, error) {
+	return c.KeyPackageCountSuite(ctx, identity, 1)
+}
+
+// KeyPackageCountSuite is KeyPackageCount for the MLS cipher suite suite.
+func (c *Client) KeyPackageCountSuite(ctx context.Context, identity []byte, suite uint16) (KeyPackageCount, error) {
 	fut, release := c.node.KeyPackageCount(ctx, func(p auth.AuthService_keyPackageCount_Params) error {
+		p.SetCipherSuite(suite)
 		return p.SetIdentityKey(identity)
 	})
 	release, err := c.wait(ctx, fut.Future, release)

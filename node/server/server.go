@@ -64,6 +64,9 @@ type Config struct {
 	TargetFetchRate    rate.Limit // consuming fetches per second per target
 	TargetFetchBurst   int
 	KeyPackageLowWater int // notify an owner left with this many packages or fewer
+	// KeyPackageSuites are the MLS cipher suites the directory keeps
+	// packages for (DefaultKeyPackageSuites when empty; see kpsuite.go).
+	KeyPackageSuites []uint16
 }
 
 // Server serves NodeService to QUIC connections. It is safe for concurrent use.
@@ -172,6 +175,9 @@ func (cfg *Config) policyDefaults() error {
 	}
 	if cfg.KeyPackageLowWater <= 0 {
 		cfg.KeyPackageLowWater = DefaultLowWater
+	}
+	if len(cfg.KeyPackageSuites) == 0 {
+		cfg.KeyPackageSuites = DefaultKeyPackageSuites
 	}
 	return nil
 }

@@ -47,7 +47,7 @@ func (c AuthService) FetchKeyPackage(ctx context.Context, params func(AuthServic
 		},
 	}
 	if params != nil {
-		s.ArgsSize = capnp.ObjectSize{DataSize: 0, PointerCount: 1}
+		s.ArgsSize = capnp.ObjectSize{DataSize: 8, PointerCount: 1}
 		s.PlaceArgs = func(s capnp.Struct) error { return params(AuthService_fetchKeyPackage_Params(s)) }
 	}
 
@@ -67,7 +67,7 @@ func (c AuthService) KeyPackageCount(ctx context.Context, params func(AuthServic
 		},
 	}
 	if params != nil {
-		s.ArgsSize = capnp.ObjectSize{DataSize: 0, PointerCount: 1}
+		s.ArgsSize = capnp.ObjectSize{DataSize: 8, PointerCount: 1}
 		s.PlaceArgs = func(s capnp.Struct) error { return params(AuthService_keyPackageCount_Params(s)) }
 	}
 
@@ -455,12 +455,12 @@ type AuthService_fetchKeyPackage_Params capnp.Struct
 const AuthService_fetchKeyPackage_Params_TypeID = 0xf07e91a21f37682d
 
 func NewAuthService_fetchKeyPackage_Params(s *capnp.Segment) (AuthService_fetchKeyPackage_Params, error) {
-	st, err := capnp.NewStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 1})
+	st, err := capnp.NewStruct(s, capnp.ObjectSize{DataSize: 8, PointerCount: 1})
 	return AuthService_fetchKeyPackage_Params(st), err
 }
 
 func NewRootAuthService_fetchKeyPackage_Params(s *capnp.Segment) (AuthService_fetchKeyPackage_Params, error) {
-	st, err := capnp.NewRootStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 1})
+	st, err := capnp.NewRootStruct(s, capnp.ObjectSize{DataSize: 8, PointerCount: 1})
 	return AuthService_fetchKeyPackage_Params(st), err
 }
 
@@ -509,12 +509,20 @@ func (s AuthService_fetchKeyPackage_Params) SetIdentityKey(v []byte) error {
 	return capnp.Struct(s).SetData(0, v)
 }
 
+func (s AuthService_fetchKeyPackage_Params) CipherSuite() uint16 {
+	return capnp.Struct(s).Uint16(0) ^ 1
+}
+
+func (s AuthService_fetchKeyPackage_Params) SetCipherSuite(v uint16) {
+	capnp.Struct(s).SetUint16(0, v^1)
+}
+
 // AuthService_fetchKeyPackage_Params_List is a list of AuthService_fetchKeyPackage_Params.
 type AuthService_fetchKeyPackage_Params_List = capnp.StructList[AuthService_fetchKeyPackage_Params]
 
 // NewAuthService_fetchKeyPackage_Params creates a new list of AuthService_fetchKeyPackage_Params.
 func NewAuthService_fetchKeyPackage_Params_List(s *capnp.Segment, sz int32) (AuthService_fetchKeyPackage_Params_List, error) {
-	l, err := capnp.NewCompositeList(s, capnp.ObjectSize{DataSize: 0, PointerCount: 1}, sz)
+	l, err := capnp.NewCompositeList(s, capnp.ObjectSize{DataSize: 8, PointerCount: 1}, sz)
 	return capnp.StructList[AuthService_fetchKeyPackage_Params](l), err
 }
 
@@ -609,12 +617,12 @@ type AuthService_keyPackageCount_Params capnp.Struct
 const AuthService_keyPackageCount_Params_TypeID = 0xc31dc10defea9108
 
 func NewAuthService_keyPackageCount_Params(s *capnp.Segment) (AuthService_keyPackageCount_Params, error) {
-	st, err := capnp.NewStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 1})
+	st, err := capnp.NewStruct(s, capnp.ObjectSize{DataSize: 8, PointerCount: 1})
 	return AuthService_keyPackageCount_Params(st), err
 }
 
 func NewRootAuthService_keyPackageCount_Params(s *capnp.Segment) (AuthService_keyPackageCount_Params, error) {
-	st, err := capnp.NewRootStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 1})
+	st, err := capnp.NewRootStruct(s, capnp.ObjectSize{DataSize: 8, PointerCount: 1})
 	return AuthService_keyPackageCount_Params(st), err
 }
 
@@ -663,12 +671,20 @@ func (s AuthService_keyPackageCount_Params) SetIdentityKey(v []byte) error {
 	return capnp.Struct(s).SetData(0, v)
 }
 
+func (s AuthService_keyPackageCount_Params) CipherSuite() uint16 {
+	return capnp.Struct(s).Uint16(0) ^ 1
+}
+
+func (s AuthService_keyPackageCount_Params) SetCipherSuite(v uint16) {
+	capnp.Struct(s).SetUint16(0, v^1)
+}
+
 // AuthService_keyPackageCount_Params_List is a list of AuthService_keyPackageCount_Params.
 type AuthService_keyPackageCount_Params_List = capnp.StructList[AuthService_keyPackageCount_Params]
 
 // NewAuthService_keyPackageCount_Params creates a new list of AuthService_keyPackageCount_Params.
 func NewAuthService_keyPackageCount_Params_List(s *capnp.Segment, sz int32) (AuthService_keyPackageCount_Params_List, error) {
-	l, err := capnp.NewCompositeList(s, capnp.ObjectSize{DataSize: 0, PointerCount: 1}, sz)
+	l, err := capnp.NewCompositeList(s, capnp.ObjectSize{DataSize: 8, PointerCount: 1}, sz)
 	return capnp.StructList[AuthService_keyPackageCount_Params](l), err
 }
 
@@ -760,43 +776,46 @@ func (f AuthService_keyPackageCount_Results_Future) Struct() (AuthService_keyPac
 	return AuthService_keyPackageCount_Results(p.Struct()), err
 }
 
-const schema_e5e6f60f86b493fb = "x\xda\x9c\x92\xcdKT]\x1c\xc7\x7f\xdfsf\x9e{" +
-	"\x1d\x1c\xf42.\x9e\x85\x0fO\x82B.4\xa5$\xb2" +
-	"\xc8\xb1\x17\x08D\xbag\xaa\x85Q\x8b\xd3x\x9c\xb9\xa8" +
-	"\xd7\xe1\xbe\x14n\x0a\x82\"\xdbI\x9b\x8a\x16\xe9\xb2M" +
-	"-\xfc\x07$A\x08\xa2h\x19T XP\x8b2\xa8" +
-	"M\x8b\x13g\xc6;\x0d\x86\x94\xee\xee\xcb\xe7\x9c\xef\xe7" +
-	"\xf7=\xa7\xcf\xe6\xf9T\x7f\xf6]+1\xb1\x92\xfeG" +
-	"?\xfc4\xb8\x8a'\xbd7\xc8i\xe5\xfa\xc7\x9d\xa5\x9b" +
-	"-\xdf\xdf\xaf\x13!w\xce^\xcbI\xdb\"\xca]\xb4" +
-	"Ws\xeb\xe6I?x\xddqz\xed\xc3\xd8\x1c\x89v" +
-	"\x80(e\x11\xed\x7fn/\x82\x90{c_!h\xbe" +
-	"qw`\xa1cay\x13H3C\x0c7U\x09\xd1" +
-	"\xf4\x98\xa0\xed\xf9\x8f\x9f\xb3\xcb\xff=%\xa7\xdd\x000" +
-	"\xc0F\xd3}\x03 3D\xd0\xcf\xbe-\x7f]\x92\x87" +
-	"_5\x02]\x99G\x06\x18\xa8\x02\xdd/Wn\xc5G" +
-	"\xdf\xae7\x02c\x99j\x84W\x05z\xca\x07\xff_\x9c" +
-	"\xbf\xfa\xa5\x11\x98\xcbT#\xeee\x86H\xd3\x0b-\xe3" +
-	"\xa8\xbcO\xc6\x11+\xf7\x16e\xc5\xaf\x0c\x0e\xc7Q\xf9" +
-	"\x8c\x0a.[^Q\xb9\x80h\xe6i\xa2\xfa8H\xa4" +
-	"\x1cq\x9b\x983j\xe1W\x0a\x12\x1fg\xf8:1\xe7" +
-	"\x90\x05V\x1f\x12IaN\x8f\xf9\xd7e\xe9\xb825" +
-	"#\xc7G\x14f]Y\x9c\x94%E\x94\x87\x9ePQ" +
-	"\xb1<\xa2f\x91|\xccCO\xaa\x1a\x82\x92:>\x13" +
-	"\xfb\x11\xe5\xe1\x02u\xf3\xf4Vs\xaf\xa8z\x935\x9b" +
-	"K:\x0b*\x8c\xad\xa9(\x146O\x11\xa5@\xe4t" +
-	"\x17\x88\xc4^\x0eq\x80\xc1\xc1\x9e6sLN\xffy" +
-	"\"\xd1\xc7!\x8e0\xe8@MK\xcf\xf7|B\x096" +
-	"1\xd8\x04=%\xc3\xa8\xa0\xc2\x19\xe2A\x04\x10\x03\xe8" +
-	"\x0f*\xc9\xa0\x89P\xa7+\x03KN\x87\xa2\xb9\xaer" +
-	"\xf2\x12\x918\xc1!\\\xa3\x82\x9a\xca\xe81\"q\x8a" +
-	"C\x9ce\x00k\x03\x03\x1ca\xf4\\\x0eq\x81A{" +
-	"\xe3\xca\x8f\xbch\x96,SX\x96\x18\xb2\x84k\x95Z" +
-	"J\xf2\xbe\x0b\xe1\xad\xdd\xb92\x90|:\x14\xa9\xbao" +
-	"\xd6\xf86s\x88\x7f\xb7\xd3\xd8a%\x05\x15\xb6\xc4\xe6" +
-	"x\xb6\xc9\x98\xf0\xfc\x92\x0a*\x01Y\x9e\x1f\xfd]F" +
-	"r\x93\x1a\"j7\xa0!\xc24ls\x886\xf6{" +
-	"o;\xda|7\x15\xfd\x0c\x00\x00\xff\xff\xdf2A\x08"
+const schema_e5e6f60f86b493fb = "x\xda\xb4\x92\xcdKT_\x1c\xc6\xbf\xcf93\xbf;" +
+	"\xe38\xf8\xbb\x8dA\x0b\xa3\x04\x85\\hJEd\x91" +
+	"c/P\x88t\xcf\xe8\xc6hs\x1d\x8f3\x17\xf5:" +
+	"\xdc\xb97\x99E\x05A\x91A\x0b\x89 \xa2E\xbal" +
+	"S\x81\xff\x80\x14\x08\xad\"Z\xb5h!XP\x8b2" +
+	"\xa8\x8d\x8b\x13g\xc6{\x1d-\x0a\x83v\xf7\xe5s\xce" +
+	"\xf3\xf9>\xe7t\x0f\xf3l\xac'\xdd\xb7\x8b\x98x\x13" +
+	"\xffO=\xfa\xd4\xbb\x8c\xa7]7\xc8\xfc\x9f\xab\xf5\xbb" +
+	"\x8b7\x9b\xbe\xbf_%B&\x9e\\\xc9\x98I\x83(" +
+	"\x93N.g\xee\xe9'\xf5\xf0m\xeb\x85\x95\x0f#\xb3" +
+	"$Z\x00\xa2\x98At\xe8Jr\x01\x84\xcc\x9d\xe4\x0c" +
+	"A\xf1\xb5\xfbG\xe6[\xe7\x976\x808\xd3\xc4Z\x8d" +
+	"@\xc3\x13\x82J\xcc}\xfc\x9c^\xda\xfb<$\xa0\x89" +
+	"\xf9\x86\x07\x9ax\xd6\xa0\xf7x\xf9m\xe9\xeb\xa2}\xfc" +
+	"5\x99-\x11\xb0;\xf5X\x03\xed\xa9>\x82\xeax\xf5" +
+	"\xe2Vp\xf2\xddj=p>U\xcd\x18\xa9\x02\x9d\xc5" +
+	"\xa3\xfb\x16\xe6\xae~\xd9\x92QIU3fS3\xa4" +
+	"h]\xd9\x81_<h\x07>+v\xe5\xed\x92[\xea" +
+	"\xed\x0f\xfc\xe2\x90\xf4.\x1bN^Z\x80h\xe4q\xa2" +
+	"h \x84V\xa6\xb8M\xcc\x1c4\xb0\x19\x83P\xc8\xec" +
+	"\xbfN\xcc<f\x80Ec\"\xac\xcc\xec\xd4\xff\xda\x0d" +
+	"\x15\x94&\xa7\xed\xb1\x01\x89\x8ae\xe7'\xec\x82$\xca" +
+	"B\x8dK?_\x1c\x90\x15\x84\x1f\xb3P\x13\xb2\x86\xa0" +
+	" OO\x07\xaeOYX@d\x1e\xdfn\xee\xe4e" +
+	"W\xb8fcI[N\x96\x03c\xd2/\x8b\x04\x8f\x11" +
+	"\xc5@dv\xe4\x88\xc4\x01\x0eq\x98\xc1\xc4\xfef]" +
+	"\x91\xd9s\x91Hts\x88\x13\x0c\xca\x93S\xb6\xe3:" +
+	".\xa1\x80\x041$\x08j\xd2.\xfb9Y\x9e&\xee" +
+	"\xf9\x001\x80\xfe\xa0\x12\x0e\x1a\x0a\xb5Y\xb6g\xd8S" +
+	"e\xd1\x18\xa9\x9c\x1d%\x12g8\x84\xa5UPS\x19" +
+	"<E$\xceq\x88a\x06\xb0f0\xc0\x14Z\xcf\xe2" +
+	"\x10\x97\x18\x943&]\xdf\xf1+d\xe8\xc2\xd2\xc4\x90" +
+	"&\\+\xd5R\xc2\xf7\xbf\x10\xde\xde\x9de{6\x9f" +
+	"\xdaR\xdd\xe8fuU]\xc0\xec\x19\xadk\xee\x97j" +
+	"*\xef\x94\x8a\xd2\x1b\x0a\xc8p|\x09\x83X\xdc\xd8y" +
+	"{9Yn\x0a\xf4I\xc6\"\x9d\xb4\x8en\xe4\x10{" +
+	"\x18\xd4\xb8\xe3\x16\xa4W\xf2\xc8p\\?\x8a\xfemF" +
+	"x\xe9\xea\"j\x97\xa5.B\x1fF\x82C4\xb3\x9f" +
+	"+\xde\xd1\xe6\xff\xb8\xcd\x1f\x01\x00\x00\xff\xff\x0a\x0aP" +
+	"\x0e"
 
 func RegisterSchema(reg *schemas.Registry) {
 	reg.Register(&schemas.Schema{
