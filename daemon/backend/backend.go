@@ -9,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/mls"
 	nodeclient "github.com/quicproquo/quicproquo/node/client"
 )
 
@@ -31,7 +33,8 @@ type KeyPackageBundle struct {
 // KeyPackageMaker makes KeyPackages for an identity. It is the seam where
 // internal/mls plugs in.
 type KeyPackageMaker interface {
-	NewKeyPackage(identity ed25519.PrivateKey, lastResort bool) (KeyPackageBundle, error)
+	// NewKeyPackage makes a KeyPackage of identity in suite cs.
+	NewKeyPackage(identity ed25519.PrivateKey, cs mls.CipherSuite, lastResort bool) (KeyPackageBundle, error)
 }
 
 // Config configures New.
@@ -66,8 +69,14 @@ type Config struct {
 	// SelfUpdateInterval is how often a connected daemon rotates its own
 	// keys in every group (a self-update commit); 0 or negative: never.
 	SelfUpdateInterval time.Duration
+	// KeyPackageSuites are the cipher suites qpd keeps KeyPackages of at
+	// the node (DefaultKeyPackageSuites when empty).
+	KeyPackageSuites []mls.CipherSuite
+	// GroupSuite is the suite of new groups when the caller names none
+	// (DefaultCipherSuite when zero); it must be one of KeyPackageSuites.
+	GroupSuite mls.CipherSuite
 	// KeyPackageTarget is how many consumable KeyPackages to keep at the
-	// node (default 10).
+	// node per suite (default 10).
 	KeyPackageTarget int
 	// KeyPackageCheck is how often a connected daemon tops up its
 	// KeyPackages at the node (default 5 minutes).
@@ -163,6 +172,15 @@ func New(cfg Config) (*Backend, error) {
 	}
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = 10 * time.Second
+	}
+	if len(cfg.KeyPackageSuites) == 0 {
+		cfg.KeyPackageSuites = DefaultKeyPackageSuites
+	}
+	if cfg.GroupSuite == 0 {
+		cfg.GroupSuite = DefaultCipherSuite
+	}
+	if !slices.Contains(cfg.KeyPackageSuites, cfg.GroupSuite) {
+		return nil, fmt.Errorf("backend: the default group suite %s is not among the KeyPackage suites", cfg.GroupSuite.Name())
 	}
 	b := &Backend{
 		cfg:        cfg,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/mls"
 	nodeclient "github.com/quicproquo/quicproquo/node/client"
 )
 
@@ -391,20 +392,27 @@ func (b *Backend) topUpKeyPackages(ctx context.Context, c *nodeclient.Client) (i
 		return 0, err
 	}
 	pub := id.PublicKey()
-	count, err := c.KeyPackageCount(ctx, pub)
-	if err != nil {
-		return 0, fmt.Errorf("count key packages: %w", err)
+	type want struct {
+		suite      mls.CipherSuite
+		lastResort bool
 	}
-	var plan []bool // lastResort flags
-	if !count.LastResort {
-		plan = append(plan, true)
-	}
-	for i := count.Remaining; i < b.cfg.KeyPackageTarget; i++ {
-		plan = append(plan, false)
+	var plan []want
+	for _, cs := range b.cfg.KeyPackageSuites {
+		count, err := c.KeyPackageCountSuite(ctx, pub, uint16(cs))
+		if err != nil {
+			return 0, fmt.Errorf("count key packages of %s: %w", cs.Name(), err)
+		}
+		if !count.LastResort {
+			plan = append(plan, want{cs, true})
+		}
+		for i := count.Remaining; i < b.cfg.KeyPackageTarget; i++ {
+			plan = append(plan, want{cs, false})
+		}
 	}
 	uploaded := 0
-	for _, lastResort := range plan {
-		kp, err := b.cfg.KeyPackages.NewKeyPackage(id.PrivateKey, lastResort)
+	for _, w := range plan {
+		lastResort := w.lastResort
+		kp, err := b.cfg.KeyPackages.NewKeyPackage(id.PrivateKey, w.suite, lastResort)
 		if err != nil {
 			return uploaded, fmt.Errorf("make key package: %w", err)
 		}

@@ -85,7 +85,7 @@ func receiveSetupWith(t testing.TB, log *slog.Logger, groupName string) *receive
 	if err != nil {
 		t.Fatal(err)
 	}
-	kb, err := MLSKeyPackages{}.NewKeyPackage(id.PrivateKey, false)
+	kb, err := MLSKeyPackages{}.NewKeyPackage(id.PrivateKey, 0, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/quicproquo/quicproquo/daemon/backend"
 	"github.com/quicproquo/quicproquo/daemon/client"
 	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/mls"
 	"github.com/quicproquo/quicproquo/internal/version"
 )
 
@@ -48,6 +49,9 @@ type Config struct {
 	// RequirePQTLS refuses a node without the hybrid post-quantum TLS key
 	// exchange X25519MLKEM768.
 	RequirePQTLS bool
+	// PQGroups makes new groups post-quantum (the X-Wing suite) unless the
+	// caller asks otherwise; by default they are in suite 1.
+	PQGroups bool
 	// RegistrationToken registers the identity with a node that asks for
 	// an operator's token.
 	RegistrationToken string
@@ -95,6 +99,9 @@ func ParseFlags(args []string, getenv func(string) string, stdout io.Writer) (Co
 	fs.BoolVar(&autoJoin, "auto-join", true, "join a group as soon as its invitation arrives; with --auto-join=false invitations wait for 'qpctl join'")
 	fs.BoolVar(&cfg.RequirePQTLS, "require-pq-tls", getenv("QPQ_REQUIRE_PQ_TLS") == "1",
 		"refuse a node without the hybrid post-quantum TLS key exchange X25519MLKEM768 (env QPQ_REQUIRE_PQ_TLS=1)")
+	var defaultSuite string
+	fs.StringVar(&defaultSuite, "default-suite", envOr(getenv, "QPQ_DEFAULT_SUITE", "classic"),
+		"MLS suite of new groups without --pq: classic (suite 1) or pq (X-Wing, post-quantum) (env QPQ_DEFAULT_SUITE)")
 	fs.BoolVar(&cfg.Repin, "repin", false, "forget the node certificate pinned on first use, and pin the one the node presents next")
 	fs.BoolVar(&version, "version", false, "print the version and exit")
 	fs.Usage = func() {}
@@ -118,6 +125,13 @@ func ParseFlags(args []string, getenv func(string) string, stdout io.Writer) (Co
 		return Config{}, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, level)
 	}
 	cfg.ManualJoin = !autoJoin
+	switch defaultSuite {
+	case "classic":
+	case "pq":
+		cfg.PQGroups = true
+	default:
+		return Config{}, fmt.Errorf("%w: --default-suite is classic or pq, not %q", errUsage, defaultSuite)
+	}
 	if cfg.SelfUpdateInterval < 0 {
 		return Config{}, fmt.Errorf("%w: --self-update-interval must not be negative", errUsage)
 	}
@@ -205,6 +219,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		SelfUpdateInterval: cfg.SelfUpdateInterval,
 		ManualJoin:         cfg.ManualJoin,
 		RequirePQTLS:       cfg.RequirePQTLS,
+		GroupSuite:         groupSuite(cfg.PQGroups),
 		RegistrationToken:  cfg.RegistrationToken,
 	})
 	if err != nil {
@@ -299,4 +314,12 @@ func sdNotify(state string) error {
 		return fmt.Errorf("sd_notify %s: %w", os.Getenv("NOTIFY_SOCKET"), err)
 	}
 	return nil
+}
+
+// groupSuite is the suite of new groups: X-Wing when pq, else suite 1.
+func groupSuite(pq bool) mls.CipherSuite {
+	if pq {
+		return backend.PostQuantumSuite
+	}
+	return backend.DefaultCipherSuite
 }
