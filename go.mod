@@ -6,6 +6,7 @@ replace zenhack.net/go/util => ./internal/third_party/zenhackutil
 
 require (
 	capnproto.org/go/capnp/v3 v3.0.0-alpha.30
+	github.com/BurntSushi/toml v1.6.0
 	github.com/cloudflare/circl v1.6.5
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/prometheus/client_golang v1.25.0

@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -177,5 +179,74 @@ func TestUnitsSettings(t *testing.T) {
 	}
 	if !bytes.Contains([]byte(unitsRead(t, "qpd.service")), []byte("WantedBy=default.target")) {
 		t.Error("qpd.service is not wanted by default.target")
+	}
+}
+
+// exposure runs systemd-analyze security --offline on unit text saved as
+// name (a user unit when user is set) and returns the overall exposure
+// level: 0 is best, 10 worst.
+func exposure(t *testing.T, analyze, name, unit string, user bool) float64 {
+	t.Helper()
+	dir := t.TempDir()
+	home, run := filepath.Join(dir, "home"), filepath.Join(dir, "run")
+	os.MkdirAll(home, 0o755)
+	os.Mkdir(run, 0o700)
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(unit), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"security", "--offline=yes", path}
+	if user {
+		args = append([]string{"--user"}, args...)
+	}
+	cmd := exec.Command(analyze, args...)
+	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_RUNTIME_DIR="+run, "SYSTEMD_COLORS=0")
+	out, err := cmd.CombinedOutput()
+	m := regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("systemd-analyze %q: %v\n%s", args, err, out)
+	}
+	v, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// maxExposure is the highest `systemd-analyze security` exposure level the
+// units may have.
+const maxExposure = 2.0
+
+func TestUnitsSecurityExposure(t *testing.T) {
+	analyze := unitsNeedAnalyze(t)
+	for _, c := range []struct {
+		name string
+		user bool
+	}{{"qpnode.service", false}, {"qpd.service", true}} {
+		unit := unitsRead(t, c.name)
+		got := exposure(t, analyze, c.name, unit, c.user)
+		t.Logf("%s: exposure %.1f", c.name, got)
+		if got > maxExposure {
+			t.Errorf("%s: systemd-analyze security exposure %.1f, want at most %.1f", c.name, got, maxExposure)
+		}
+		// The measure can fail: without the system call filter and the
+		// /proc and user namespace options the unit scores worse than allowed.
+		var weak []string
+		for _, l := range strings.Split(unit, "\n") {
+			if !regexp.MustCompile(`^(SystemCallFilter|ProtectProc|ProcSubset|PrivateUsers|PrivateDevices|ProtectSystem|ProtectHome|CapabilityBoundingSet|RestrictNamespaces)=`).MatchString(l) {
+				weak = append(weak, l)
+			}
+		}
+		if w := exposure(t, analyze, c.name, strings.Join(weak, "\n"), c.user); w <= maxExposure {
+			t.Errorf("%s weakened: exposure %.1f, want above %.1f", c.name, w, maxExposure)
+		}
+	}
+}
+
+func TestUserUnitHasNoNetworkOnlineTarget(t *testing.T) {
+	// network-online.target means nothing in a user manager: qpd retries
+	// the node by itself.
+	if u := unitsRead(t, "qpd.service"); strings.Contains(u, "network-online.target") {
+		t.Error("qpd.service orders itself after network-online.target")
 	}
 }

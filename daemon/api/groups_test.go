@@ -69,6 +69,9 @@ func TestGroupCallsThroughNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.Close()
+	if err := raw.Register(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
 	bobRaw, _ := hex.DecodeString(bobKey)
 	if _, _, err := raw.Enqueue(ctx, bobRaw, []byte("not an MLS message"), []byte("junk-1")); err != nil {
 		t.Fatal(err)

@@ -96,6 +96,8 @@ func toStatus(err error) error {
 		code = codes.NotFound
 	case errors.Is(err, backend.ErrAmbiguousGroup), errors.Is(err, backend.ErrInvalidArgument):
 		code = codes.InvalidArgument
+	case errors.Is(err, backend.ErrGroupExists):
+		code = codes.AlreadyExists
 	case errors.Is(err, backend.ErrNotMember):
 		code = codes.FailedPrecondition
 	case errors.Is(err, context.Canceled):

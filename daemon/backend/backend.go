@@ -303,7 +303,7 @@ func (b *Backend) Register(ctx context.Context) (RegisterResult, error) {
 		return nil
 	})
 	if err != nil {
-		return RegisterResult{}, fmt.Errorf("backend: register: %w", err)
+		return RegisterResult{}, opError("register", err)
 	}
 	if res.Created {
 		b.log.Info("identity created", "identity", FormatKey(res.Identity))
@@ -312,7 +312,7 @@ func (b *Backend) Register(ctx context.Context) (RegisterResult, error) {
 	}
 	n, notice, err := b.publishKeyPackages(ctx)
 	if err != nil {
-		return RegisterResult{}, fmt.Errorf("backend: register: %w", err)
+		return RegisterResult{}, opError("register", err)
 	}
 	res.KeyPackagesUploaded = n
 	if notice != "" {
@@ -365,7 +365,7 @@ func (b *Backend) Status(ctx context.Context) (Status, error) {
 		return err
 	})
 	if err != nil {
-		return Status{}, fmt.Errorf("backend: status: %w", err)
+		return Status{}, opError("status", err)
 	}
 	if s.Identity != nil {
 		if c := b.client(); c != nil {

@@ -209,6 +209,7 @@ func (b *Backend) keepKeyPackages(ctx context.Context, c *nodeclient.Client) {
 	}
 	t := time.NewTicker(b.cfg.KeyPackageCheck)
 	defer t.Stop()
+	var again <-chan time.Time
 	for {
 		if _, err := b.topUpKeyPackages(ctx, c); err != nil && ctx.Err() == nil {
 			b.log.Warn("key package upload", "err", err)
@@ -216,11 +217,20 @@ func (b *Backend) keepKeyPackages(ctx context.Context, c *nodeclient.Client) {
 		select {
 		case <-t.C:
 		case <-b.kpLow:
+			// The node sends at most one notice a second: look again
+			// once that second is over, for fetches it did not report.
+			again = time.After(lowWaterRecheck)
+		case <-again:
+			again = nil
 		case <-ctx.Done():
 			return
 		}
 	}
 }
+
+// lowWaterRecheck is when qpd counts its KeyPackages again after topping
+// up on a low-water notice.
+const lowWaterRecheck = 2 * time.Second
 
 // keyPackagesLow wakes the top-up after the node's low-water notice.
 func (b *Backend) keyPackagesLow() {

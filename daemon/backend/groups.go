@@ -125,7 +125,7 @@ func (b *Backend) CreateGroupIn(ctx context.Context, name string, cs mls.CipherS
 	}
 	groupID := make([]byte, store.GroupIDSize)
 	if _, err := rand.Read(groupID); err != nil {
-		return GroupInfo{}, fmt.Errorf("backend: create group: %w", err)
+		return GroupInfo{}, opError("create group", err)
 	}
 	s := signer(id)
 	g, err := mls.CreateGroup(cs, groupID, s, &mls.CreateOptions{
@@ -134,12 +134,17 @@ func (b *Backend) CreateGroupIn(ctx context.Context, name string, cs mls.CipherS
 	})
 	clear(s.SignaturePriv)
 	if err != nil {
-		return GroupInfo{}, fmt.Errorf("backend: create group: %w", err)
+		return GroupInfo{}, opError("create group", err)
 	}
 	b.gmu.Lock()
 	defer b.gmu.Unlock()
 	var gi GroupInfo
 	err = b.update(ctx, func(tx *store.Tx) error {
+		if same, err := tx.GroupsByName(name); err != nil {
+			return err
+		} else if len(same) > 0 {
+			return fmt.Errorf("%w: %q (id %x); choose another name", ErrGroupExists, truncate(name, 80), same[0].ID)
+		}
 		sg := store.Group{ID: groupID, Name: name, JoinReported: true}
 		if err := saveGroup(tx, &sg, g); err != nil {
 			return err
@@ -155,7 +160,7 @@ func (b *Backend) CreateGroupIn(ctx context.Context, name string, cs mls.CipherS
 		return err
 	})
 	if err != nil {
-		return GroupInfo{}, fmt.Errorf("backend: create group: %w", err)
+		return GroupInfo{}, opError("create group", err)
 	}
 	b.log.Info("group created", "group", FormatKey(groupID))
 	return gi, nil
@@ -190,7 +195,7 @@ func (b *Backend) Members(ctx context.Context, group string) (MembersResult, err
 		return nil
 	})
 	if err != nil {
-		return MembersResult{}, fmt.Errorf("backend: members: %w", err)
+		return MembersResult{}, opError("members", err)
 	}
 	return res, nil
 }
@@ -272,7 +277,7 @@ func (b *Backend) Send(ctx context.Context, group, text string, clientMsgID []by
 		cid = make([]byte, 18)
 		copy(cid, "m:")
 		if _, err := rand.Read(cid[2:]); err != nil {
-			return SendResult{}, fmt.Errorf("backend: send: %w", err)
+			return SendResult{}, opError("send", err)
 		}
 	}
 	b.gmu.Lock()
@@ -334,7 +339,7 @@ func (b *Backend) Send(ctx context.Context, group, text string, clientMsgID []by
 		return nil
 	})
 	if err != nil {
-		return SendResult{}, fmt.Errorf("backend: send: %w", err)
+		return SendResult{}, opError("send", err)
 	}
 	return res, nil
 }
@@ -375,7 +380,7 @@ func (b *Backend) Leave(ctx context.Context, group string) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("backend: leave: %w", err)
+		return opError("leave", err)
 	}
 	return nil
 }
@@ -436,7 +441,7 @@ func (b *Backend) Join(ctx context.Context, wait time.Duration) ([]GroupInfo, er
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("backend: join: %w", err)
+			return nil, opError("join", err)
 		}
 		if len(out) > 0 {
 			b.gmu.Lock()
@@ -450,7 +455,7 @@ func (b *Backend) Join(ctx context.Context, wait time.Duration) ([]GroupInfo, er
 			})
 			b.gmu.Unlock()
 			if err != nil {
-				return nil, fmt.Errorf("backend: join: %w", err)
+				return nil, opError("join", err)
 			}
 			return out, nil
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/quicproquo/quicproquo/daemon/store"
@@ -53,11 +54,44 @@ func resolveGroup(tx *store.Tx, ref string) (store.Group, error) {
 	}
 	switch len(gs) {
 	case 0:
-		return store.Group{}, fmt.Errorf("%w: %q", ErrGroupNotFound, truncate(ref, 80))
 	case 1:
 		return gs[0], nil
+	default:
+		return store.Group{}, fmt.Errorf("%w: %d groups are named %q; name one by its id", ErrAmbiguousGroup, len(gs), truncate(ref, 80))
 	}
-	return store.Group{}, fmt.Errorf("%w: %d groups are named %q; name one by its id", ErrAmbiguousGroup, len(gs), truncate(ref, 80))
+	// A prefix of a group id (at least minGroupPrefix hex digits).
+	if len(ref) >= minGroupPrefix && len(ref) < 2*store.GroupIDSize && isLowerHex(ref) {
+		all, err := tx.Groups(false)
+		if err != nil {
+			return store.Group{}, err
+		}
+		var match []store.Group
+		for _, g := range all {
+			if strings.HasPrefix(hex.EncodeToString(g.ID), ref) {
+				match = append(match, g)
+			}
+		}
+		switch len(match) {
+		case 1:
+			return match[0], nil
+		case 0:
+		default:
+			return store.Group{}, fmt.Errorf("%w: %d group ids start with %s; give more of the id", ErrAmbiguousGroup, len(match), ref)
+		}
+	}
+	return store.Group{}, fmt.Errorf("%w: %q", ErrGroupNotFound, truncate(ref, 80))
+}
+
+// minGroupPrefix is the shortest group id prefix that names a group.
+const minGroupPrefix = 4
+
+func isLowerHex(s string) bool {
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // Groups lists the groups the user is in.
@@ -78,7 +112,7 @@ func (b *Backend) Groups(ctx context.Context) ([]GroupInfo, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("backend: groups: %w", err)
+		return nil, opError("groups", err)
 	}
 	return out, nil
 }
@@ -168,7 +202,7 @@ func (b *Backend) readMessages(ctx context.Context, q MessagesQuery) (MessagesPa
 		page, _, err = b.readPage(ctx, q, b.update)
 	}
 	if err != nil {
-		return MessagesPage{}, fmt.Errorf("backend: messages: %w", err)
+		return MessagesPage{}, opError("messages", err)
 	}
 	return page, nil
 }

@@ -106,6 +106,9 @@ func pipelinePeer(t *testing.T, node *testnode.Node, id ed25519.PrivateKey) *nod
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
+	if err := c.Register(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
 	return c
 }
 
@@ -145,6 +148,8 @@ func TestReceiveAppliesOnceAndAcks(t *testing.T) {
 		t.Fatal(err)
 	}
 	me := r.id.Public().(ed25519.PublicKey)
+	// Connected means registered: the node delivers only to registered identities.
+	pipelineWait(t, "connection", func() bool { return r.b.Connection().State == StateConnected })
 	peer := pipelinePeer(t, node, nil)
 	ctx := context.Background()
 	for _, p := range []string{"one", "bad", "flaky", "two"} {
@@ -199,6 +204,8 @@ func TestReceiveSurvivesHandlerPanic(t *testing.T) {
 		t.Fatal(err)
 	}
 	me := r.id.Public().(ed25519.PublicKey)
+	// Connected means registered: the node delivers only to registered identities.
+	pipelineWait(t, "connection", func() bool { return r.b.Connection().State == StateConnected })
 	peer := pipelinePeer(t, node, nil)
 	for _, p := range []string{"one", "panic", "two"} {
 		if _, _, err := peer.Enqueue(ctx, me, []byte(p), []byte("id-"+p)); err != nil {
@@ -238,6 +245,7 @@ func TestOutboxDeliversAndWaitsWhileOffline(t *testing.T) {
 	r := pipelineStart(t, node, t.TempDir(), nil)
 	_, peerID, _ := ed25519.GenerateKey(rand.Reader)
 	peerPub := peerID.Public().(ed25519.PublicKey)
+	pipelinePeer(t, node, peerID).Close() // the node delivers only to registered identities
 	ctx := context.Background()
 
 	add := func(payload string) int64 {

@@ -1,5 +1,5 @@
-// Package qpd puts the daemon together: configuration from flags and QPQ_
-// environment variables, the state folder lock, the store, the Backend, the
+// Package qpd puts the daemon together: configuration from flags, QPQ_
+// environment variables and a TOML file (config.go), the state folder lock, the store, the Backend, the
 // gRPC API on its Unix socket, systemd readiness, and graceful shutdown.
 // The qpd command is a thin wrapper around Main.
 package qpd
@@ -104,6 +104,8 @@ func ParseFlags(args []string, getenv func(string) string, stdout io.Writer) (Co
 		"MLS suite of new groups without --pq: classic (suite 1) or pq (X-Wing, post-quantum) (env QPQ_DEFAULT_SUITE)")
 	fs.BoolVar(&cfg.Repin, "repin", false, "forget the node certificate pinned on first use, and pin the one the node presents next")
 	fs.BoolVar(&version, "version", false, "print the version and exit")
+	defConfig := DefaultConfigPath(getenv)
+	configPath := fs.String("config", envOr(getenv, ConfigEnv, defConfig), "TOML configuration file (env "+ConfigEnv+"); flags and environment variables win over it")
 	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -120,6 +122,9 @@ func ParseFlags(args []string, getenv func(string) string, stdout io.Writer) (Co
 	if version {
 		fmt.Fprintln(stdout, "qpd", Version())
 		return Config{}, flag.ErrHelp
+	}
+	if err := applyConfigFile(fs, *configPath, *configPath != defConfig, getenv); err != nil {
+		return Config{}, err
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		return Config{}, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, level)

@@ -39,6 +39,9 @@ func newMember(t *testing.T, ctx context.Context, n *testnode.Node) *member {
 		t.Fatalf("dial: %v", err)
 	}
 	t.Cleanup(func() { conn.Close() })
+	if err := conn.Register(ctx, ""); err != nil {
+		t.Fatalf("register: %v", err)
+	}
 	return &member{
 		pub:    pub,
 		signer: &mls.Signer{Credential: mls.NewBasicCredential(pub), SignaturePub: pub, SignaturePriv: priv.Seed()},
@@ -60,6 +63,9 @@ func (m *member) receiveOne(ctx context.Context) ([]byte, error) {
 			m.cursor = envs[0].Seq
 			if _, err := m.conn.Ack(ctx, m.pub, m.cursor); err != nil {
 				return nil, fmt.Errorf("ack: %w", err)
+			}
+			if client.IsNodeNotice(envs[0]) {
+				continue // the node's note that the KeyPackage was the last
 			}
 			return envs[0].Payload, nil
 		}

@@ -65,8 +65,60 @@
 // handles everything a member receives and reports it in a Received; a commit
 // for another epoch fails with ErrWrongEpoch. Protect encrypts application
 // data. A failed operation leaves the group unchanged, and
-// MarshalBinary/UnmarshalGroup store and restore it whole. A Group is not safe
-// for concurrent use.
+// MarshalBinary/UnmarshalGroup store and restore it whole (group_wipe.go
+// says which secrets stay in memory and which are zeroed). A Group is not
+// safe for concurrent use.
+//
+// # The application's decisions
+//
+// RFC 9420 leaves it to the application who may be a member and which
+// changes it accepts (§5.3.1, §12.1.8, §16.10). A Policy (policy.go) holds
+// those decisions; give it in CreateOptions, JoinOptions or
+// ExternalJoinOptions, and again after UnmarshalGroup (SetPolicy or
+// UnmarshalGroupWithPolicy: it is a runtime value, never stored).
+//
+//   - Identity, an IdentityProvider, sees every leaf that enters or changes
+//     — Adds proposed, committed or received, Updates, a committer's
+//     UpdatePath leaf, external commits, every leaf of a tree joined — as a
+//     LeafInfo (credential, signature key, leaf index, origin), and with
+//     ValidSuccessor every leaf that replaces a member's (an Update, a
+//     commit's path, a resync): it must be the same client.
+//   - Proposals, a ProposalFilter, decides which received proposals are
+//     kept for a later commit, by sender type. The default keeps members'
+//     proposals and external commits and refuses external senders' and
+//     new members' proposals, which anyone knowing the group id could send.
+//   - Commits, a CommitInspector, sees a StagedCommit — committer, adds,
+//     removes, leaf changes with old and new credential, new extensions —
+//     before a received commit merges, and may refuse it.
+//   - Lifetimes bounds received KeyPackages' lifetimes (clock, skew,
+//     maximum).
+//
+// A refusal is an error matching ErrCredentialRefused, ErrProposalRefused
+// or ErrCommitRefused, and the group stays as it was. A commit this client
+// makes covers only pending proposals that are still valid and that the
+// policy accepts (§12.2: an invalid proposal by reference is left out),
+// and never an Add that would bring back a member it removes. For example,
+// to bind each basic credential to a known signature key:
+//
+//	type contacts map[string][]byte // identity → signature key
+//
+//	func (c contacts) ValidateLeaf(l *mls.LeafInfo) error {
+//		if k, ok := c[string(l.Credential.Identity)]; !ok || !bytes.Equal(k, l.SignatureKey) {
+//			return errors.New("unknown identity or key")
+//		}
+//		return nil
+//	}
+//
+//	func (c contacts) ValidSuccessor(prev mls.Member, next *mls.LeafInfo) error {
+//		if !bytes.Equal(prev.SignatureKey, next.SignatureKey) {
+//			return errors.New("not the same client")
+//		}
+//		return nil
+//	}
+//
+//	g.SetPolicy(mls.Policy{Identity: contacts{...}})
+//
+// ExamplePolicy runs it.
 //
 // # Conformance
 //

@@ -372,9 +372,10 @@ func (g *Group) checkActive() error {
 }
 
 // wipeSuperseded zeroes the secrets of old's epoch once a new state has
-// replaced it: everything but the sender-data secret and the resumption
-// PSK, which live on in the past epochs. The secret tree must not be shared
-// with the new state (the new state keeps a copy).
+// replaced it: the epoch secrets (but the sender-data secret and the
+// resumption PSK, which live on in the past epochs), the secret tree, the
+// path private keys and the Update keys. The secret tree and the private
+// keys must not be shared with the new state (it keeps copies).
 func wipeSuperseded(old *Group) {
 	k := &old.keys
 	for _, v := range [][]byte{k.initSecret, k.exporterSecret, k.externalSecret, k.confirmationKey, k.membershipKey} {
@@ -382,6 +383,14 @@ func wipeSuperseded(old *Group) {
 	}
 	if k.secretTree != nil {
 		k.secretTree.Clear()
+	}
+	// The new state holds its own copy of the path keys it still needs
+	// (clone is deep for them) and none of the old Update keys.
+	if old.priv != nil {
+		old.priv.Wipe()
+	}
+	for _, v := range old.pendingUpdates {
+		clear(v)
 	}
 }
 

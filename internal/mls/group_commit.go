@@ -13,8 +13,9 @@ import (
 // discards it. It also checks proposal lists (§12.2) and applies them
 // (§12.3), for commits made here and commits received.
 
-// CommitOptions tunes Commit. The zero value commits every valid proposal
-// received in the epoch, with an UpdatePath when one is required.
+// CommitOptions tunes Commit. The zero value commits every proposal of the
+// epoch that the group's Policy kept and that is still valid, with an
+// UpdatePath when one is required.
 type CommitOptions struct {
 	// Proposals are committed by value, after the pending ones.
 	Proposals []Proposal
@@ -46,6 +47,11 @@ type CommitResult struct {
 	// Epoch is the epoch the commit starts.
 	Epoch uint64
 }
+
+// hostileCommitter, set only by tests, lets Commit build a commit whose
+// leaves do not all support each other's credential types, as a hostile
+// member's client would, so that the receivers' check can be tested.
+var hostileCommitter bool
 
 // pendingCommit is a commit made by this client and not yet merged.
 type pendingCommit struct {
@@ -526,6 +532,9 @@ func (g *Group) Commit(opts *CommitOptions) (*CommitResult, error) {
 	if err := verifyUniqueKeysAfterCommit(ng.tree); err != nil {
 		return nil, err
 	}
+	if err := ng.tree.checkCredentialTypes(nil); err != nil && !hostileCommitter {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+	}
 
 	wf := g.handshakeWireFormat()
 	ac, err := g.signContent(ContentCommit, opts.AuthenticatedData, wf)(&FramedContent{Commit: commit})
@@ -683,6 +692,7 @@ func (g *Group) MergePendingCommit() (*CommitResult, error) {
 	ns.lastOwnCommit = g.suite.Hash(p.result.Message)
 	ns.pending = nil
 	wipeSuperseded(g)
+	wipeDiscarded(p.state, ns) // its own copies of what ns now holds
 	*g = *ns
 	return cloneCommitResult(p.result), nil
 }

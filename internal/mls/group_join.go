@@ -278,6 +278,9 @@ func JoinExternal(groupInfo []byte, signer *Signer, opts *ExternalJoinOptions) (
 	if err := r.Finish(); err != nil {
 		return nil, nil, fmt.Errorf("external_pub: %w", err)
 	}
+	if err := s.CheckHPKEPublicKey(externalPub); err != nil {
+		return nil, nil, fmt.Errorf("%w: external_pub: %w", ErrInvalidMessage, err)
+	}
 	kemOutput, initSecret, err := s.HPKEExportSender(externalPub, nil, externalInitLabel, s.HashSize())
 	if err != nil {
 		return nil, nil, fmt.Errorf("mls: external init: %w", err)

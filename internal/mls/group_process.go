@@ -100,8 +100,10 @@ func (g *Group) Protect(plaintext, authenticatedData []byte) ([]byte, error) {
 }
 
 // ProcessMessage processes one MLSMessage received for the group. Commits
-// for another epoch fail with ErrWrongEpoch. On error the group is
-// unchanged.
+// for another epoch fail with ErrWrongEpoch. The group's Policy decides on
+// what the message brings: a refused leaf fails with ErrCredentialRefused,
+// a refused proposal with ErrProposalRefused (it is not kept), a refused
+// commit with ErrCommitRefused. On error the group is unchanged.
 func (g *Group) ProcessMessage(b []byte) (*Received, error) {
 	m, err := ParseMLSMessage(b)
 	if err != nil {

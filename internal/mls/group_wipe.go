@@ -11,10 +11,11 @@ package mls
 // signature key; the keys of this client's own Update proposals of the
 // epoch; and a pending commit's next state until it is merged or
 // discarded. Everything else is zeroed once replaced: a superseded epoch's
-// secrets (wipeSuperseded), the state of a commit that is discarded or
-// refused (wipeDiscarded), the copies a failed or finished receive kept to
-// undo it (secretLeafUndo.discard), and parent-node private keys replaced
-// by a path or pruned (TreePrivateKeys.Prune). Go's garbage collector may
+// secrets, path private keys and Update keys (wipeSuperseded), the state
+// of a commit that is discarded, lost its epoch or was refused
+// (wipeDiscarded), the copies a finished receive kept to undo it
+// (secretLeafUndo.discard; after a failed receive they are the live state
+// again), and parent-node keys a tree change dropped (TreePrivateKeys.Prune). Go's garbage collector may
 // still have copied a slice before it was zeroed; the stored form
 // (MarshalBinary) is the application's to protect.
 

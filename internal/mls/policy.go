@@ -1,7 +1,6 @@
 package mls
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -73,7 +72,7 @@ func (o LeafOrigin) String() string {
 type LeafInfo struct {
 	Origin LeafOrigin
 	// GroupID and Epoch: the group, and the epoch in which the change is
-	// made (for LeafFromTree, the epoch joined).
+	// made (for LeafFromTree, the epoch of the tree received).
 	GroupID []byte
 	Epoch   uint64
 	// Leaf is the leaf's index in the tree, or NoLeaf for an Add proposal
@@ -310,88 +309,4 @@ func unixTime(s uint64) time.Time {
 		return time.Unix(maxUnix, 0)
 	}
 	return time.Unix(int64(s), 0)
-}
-
-// leafInfo describes ln for the IdentityProvider.
-func (g *Group) leafInfo(origin LeafOrigin, epoch uint64, leaf LeafIndex, ln *LeafNode, exts []Extension) *LeafInfo {
-	c := ln.Clone()
-	return &LeafInfo{
-		Origin:       origin,
-		GroupID:      bytes.Clone(g.ctx.GroupID),
-		Epoch:        epoch,
-		Leaf:         leaf,
-		Credential:   c.Credential,
-		SignatureKey: c.SignatureKey,
-		LeafNode:     c,
-		Extensions:   cloneExtensions(exts),
-	}
-}
-
-// validateLeaf asks the IdentityProvider about ln.
-func (g *Group) validateLeaf(origin LeafOrigin, leaf LeafIndex, ln *LeafNode, exts []Extension) error {
-	id := g.policy.Identity
-	if id == nil {
-		return nil
-	}
-	if err := id.ValidateLeaf(g.leafInfo(origin, g.ctx.Epoch, leaf, ln, exts)); err != nil {
-		return fmt.Errorf("%w: %v leaf %s: %w", ErrCredentialRefused, origin, leafName(leaf), err)
-	}
-	return nil
-}
-
-// validateSuccessor asks the IdentityProvider whether ln may replace prev
-// (after ValidateLeaf).
-func (g *Group) validateSuccessor(origin LeafOrigin, prev Member, leaf LeafIndex, ln *LeafNode, exts []Extension) error {
-	id := g.policy.Identity
-	if id == nil {
-		return nil
-	}
-	info := g.leafInfo(origin, g.ctx.Epoch, leaf, ln, exts)
-	if err := id.ValidateLeaf(info); err != nil {
-		return fmt.Errorf("%w: %v leaf %s: %w", ErrCredentialRefused, origin, leafName(leaf), err)
-	}
-	if err := id.ValidSuccessor(prev, info); err != nil {
-		return fmt.Errorf("%w: %v leaf %s does not succeed leaf %d: %w", ErrCredentialRefused, origin, leafName(leaf), prev.Leaf, err)
-	}
-	return nil
-}
-
-// validateTree asks the IdentityProvider about every leaf of a joiner's
-// tree.
-func (g *Group) validateTree(t *RatchetTree) error {
-	if g.policy.Identity == nil {
-		return nil
-	}
-	for _, l := range t.Members() {
-		if err := g.validateLeaf(LeafFromTree, l, t.LeafNode(l), g.ctx.Extensions); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func leafName(l LeafIndex) string {
-	if l == NoLeaf {
-		return "(not yet placed)"
-	}
-	return fmt.Sprint(uint32(l))
-}
-
-// keepProposal asks the ProposalFilter about a proposal.
-func (g *Group) keepProposal(info *ProposalInfo) error {
-	if err := g.policy.proposalFilter().KeepProposal(info); err != nil {
-		return fmt.Errorf("%w: %v from %v: %w", ErrProposalRefused, info.Proposal.Type, info.SenderType, err)
-	}
-	return nil
-}
-
-// inspectCommit asks the CommitInspector about a staged commit.
-func (g *Group) inspectCommit(sc *StagedCommit) error {
-	if g.policy.Commits == nil {
-		return nil
-	}
-	if err := g.policy.Commits.InspectCommit(sc); err != nil {
-		return fmt.Errorf("%w: %w", ErrCommitRefused, err)
-	}
-	return nil
 }

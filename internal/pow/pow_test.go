@@ -46,3 +46,22 @@ func BenchmarkSolve16(b *testing.B) {
 		}
 	}
 }
+
+// FuzzCheck: any challenge, identity, nonce and difficulty give an answer,
+// never a panic, and a nonce passes only if its hash has the zero bits.
+func FuzzCheck(f *testing.F) {
+	ch, id := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	n, _ := Solve(context.Background(), ch, id, 8)
+	f.Add(ch, id, n, 8)
+	f.Add([]byte{}, []byte{}, []byte{}, 0)
+	f.Add(ch, id, make([]byte, MaxNonceSize+1), 1)
+	f.Fuzz(func(t *testing.T, ch, id, nonce []byte, d int) {
+		ok := Check(ch, id, nonce, d)
+		if ok && (len(nonce) > MaxNonceSize || d > MaxDifficulty) {
+			t.Fatalf("Check passed a nonce of %d bytes at difficulty %d", len(nonce), d)
+		}
+		if d <= 0 && len(nonce) <= MaxNonceSize && !ok {
+			t.Fatal("difficulty 0 refused a nonce")
+		}
+	})
+}

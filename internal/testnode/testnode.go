@@ -28,6 +28,13 @@ func Logger() *slog.Logger {
 // hashes, so that every test identity can register at once.
 const PowDifficulty = 4
 
+// Limits are a test node's store limits: the defaults, with the quotas a
+// node runs with.
+func Limits() nodestore.Limits {
+	return nodestore.Limits{GroupReserve: nodestore.DefaultGroupReserve,
+		MaxStrangerMessages: nodestore.DefaultMaxStrangerMessages, MaxStrangerBytes: nodestore.DefaultMaxStrangerBytes}
+}
+
 // Node is a running node.
 type Node struct {
 	Addr    string
@@ -50,7 +57,7 @@ func StartNode(t testing.TB, dir, addr string) *Node {
 func StartNodeWrapped(t testing.TB, dir, addr string, wrap func(nodestore.Store) nodestore.Store) *Node {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "node.db"), nodestore.Limits{}, Logger())
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "node.db"), Limits(), Logger())
 	if err != nil {
 		t.Fatalf("node store: %v", err)
 	}

@@ -53,13 +53,24 @@ func (c *Client) Register(ctx context.Context, token string) error {
 			return fmt.Errorf("%s: proof of work: %w", op, err)
 		}
 	}
+	return c.register(ctx, token, nonce)
+}
+
+// RegisterProof registers with a proof of work solved elsewhere (see
+// internal/pow) for this connection's challenge.
+func (c *Client) RegisterProof(ctx context.Context, nonce []byte) error {
+	return c.register(ctx, "", nonce)
+}
+
+func (c *Client) register(ctx context.Context, token string, nonce []byte) error {
+	const op = "register"
 	fut, release := c.node.Register(ctx, func(p nodecp.NodeService_register_Params) error {
 		if err := p.SetToken(token); err != nil {
 			return err
 		}
 		return p.SetNonce(nonce)
 	})
-	release, err = c.wait(ctx, fut.Future, release)
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
 	if err != nil {
 		return callError(op, err)
@@ -72,6 +83,9 @@ func (c *Client) Register(ctx context.Context, token string) error {
 // identity's KeyPackages run low (see IsNodeNotice).
 var NoticeKeyPackagesLow = []byte("qpq-node:keyPackagesLow")
 
-// IsNodeNotice reports whether env comes from the node itself (an empty
-// sender: every client's enqueue carries its identity) rather than a peer.
-func IsNodeNotice(env Envelope) bool { return len(env.Sender) == 0 }
+// IsNodeNotice reports whether env is a notice of the node itself: an
+// empty sender (every client's enqueue carries its identity) and a payload
+// starting "qpq-node:", which no MLS message does.
+func IsNodeNotice(env Envelope) bool {
+	return len(env.Sender) == 0 && bytes.HasPrefix(env.Payload, []byte("qpq-node:"))
+}

@@ -56,4 +56,17 @@
 // group call by Config.MaxRecipients (limit), queues and KeyPackage counts by the store's
 // limits, and requests by a token bucket per identity (per connection for
 // anonymous ones).
+//
+// # Registration, quotas and expiry
+//
+// Identities are free, so the node also bounds what they can do together.
+// Config.Registration decides how an identity registers (registration.go:
+// a proof of work bound to the connection's challenge, or an operator's
+// token); only registered identities upload KeyPackages, enqueue or send to
+// groups, and only they receive direct messages. The store keeps strangers'
+// share of each queue and the room reserved for group traffic; the server
+// keeps the disk budget (quota.go, a tenth reserved for group traffic),
+// deletes messages older than Config.MessageTTL, and bounds KeyPackage
+// fetches per requester and per target, pushing a low-water notice to an
+// owner whose directory runs low (kpfetch.go).
 package server

@@ -17,9 +17,10 @@ import (
 // TargetFetchBurst), whoever asks: past it a fetch gets the target's
 // last-resort package, which is not consumed, so invitations still work
 // while nobody can empty the directory faster than its owner refills it.
-// A fetch that leaves the target KeyPackageLowWater or fewer packages
-// pushes a low-water notice into the target's queue (at most one per
-// lowWaterEvery), so the owner's daemon uploads more within seconds.
+// A consuming fetch that leaves the target KeyPackageLowWater or fewer
+// packages pushes a low-water notice into the target's queue (at most one
+// per lowWaterEvery, and so no more than the per-target limit allows), so
+// the owner's daemon uploads more within seconds.
 
 // Defaults of the KeyPackage fields of Config.
 const (
@@ -28,7 +29,7 @@ const (
 	DefaultTargetFetchRate  = rate.Limit(1.0 / 30) // per second per target
 	DefaultTargetFetchBurst = 5
 	DefaultLowWater         = 5
-	lowWaterEvery           = 10 * time.Second
+	lowWaterEvery           = time.Second
 )
 
 // NoticeKeyPackagesLow is the payload of the node's low-water notice (an
@@ -60,7 +61,6 @@ func (s *session) fetchKeyPackage(ctx context.Context, method string, target []b
 		if err != nil {
 			return nil, s.storeError(method, err)
 		}
-		s.lowWater(ctx, target, dir)
 		return pkg, nil
 	}
 	pkg, err := s.srv.cfg.Store.TakeKeyPackage(ctx, dir)

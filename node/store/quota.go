@@ -7,20 +7,6 @@ import (
 	"time"
 )
 
-// # Quotas and expiry
-//
-// Identities are free, so no bound may rest on per-identity limits alone.
-// A queue holds at most Limits.MaxQueueDepth messages; of those, direct
-// enqueues (Enqueue) may fill all but Limits.GroupReserve, which only group
-// traffic (SubmitCommit, FanOut) may use, so a flood of direct messages
-// never blocks a user's groups. Direct messages from strangers — senders
-// that share no group roster with the recipient, however many identities
-// they use — may hold at most Limits.MaxStrangerMessages messages and
-// Limits.MaxStrangerBytes payload bytes of one queue together; past that
-// Enqueue refuses with ErrQuota. A message older than the node's TTL is
-// deleted by Expire, acknowledged or not. The global disk budget is the
-// node's: DiskUsage tells it how much the store takes.
-
 // ErrQuota: strangers' share of a recipient's queue is used up.
 var ErrQuota = errors.New("store: strangers' share of the queue is used up")
 
@@ -82,4 +68,20 @@ func (l Limits) DirectRoom(recipient []byte, depth, strangers, strangerBytes int
 			recipient, strangerBytes, m, ErrQuota)
 	}
 	return nil
+}
+
+// StrangerWithoutLookup decides whether sender is a stranger to recipient
+// when no roster lookup is needed: with no strangers' quota nobody counts
+// as one, an anonymous sender always does, and a sender is no stranger to
+// itself. decided is false when a backend must look at the rosters.
+func (l Limits) StrangerWithoutLookup(recipient, sender []byte) (stranger, decided bool) {
+	switch {
+	case l.MaxStrangerMessages <= 0 && l.MaxStrangerBytes <= 0:
+		return false, true
+	case len(sender) == 0:
+		return true, true
+	case string(sender) == string(recipient):
+		return false, true
+	}
+	return false, false
 }

@@ -11,14 +11,6 @@ import (
 	"time"
 )
 
-// # Registration
-//
-// A node delivers only to registered identities and takes KeyPackages,
-// enqueues and group messages only from them. How an identity registers is
-// the node's policy (open with a proof of work, or by an operator's token);
-// the store only remembers who is registered and which tokens are left.
-// Registration is never taken back, so a node may cache a positive answer.
-
 var (
 	// ErrNotRegistered: the identity has not registered with the node.
 	ErrNotRegistered = errors.New("store: identity is not registered")

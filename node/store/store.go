@@ -56,6 +56,28 @@
 // key (always an identity key for SubmitCommit and FanOut), Receive's limit is positive, group ids are 1 to MaxGroupIDSize bytes;
 // anything else is ErrInvalid, never a panic. Backends may bound the length
 // of a client message id (the SQLite backend allows 256 bytes).
+//
+// # Registration
+//
+// A node delivers only to registered identities and takes KeyPackages,
+// enqueues and group messages only from them. How an identity registers is
+// the node's policy (open with a proof of work, or by an operator's token);
+// the store only remembers who is registered and which tokens are left.
+// Registration is never taken back, so a node may cache a positive answer.
+//
+// # Quotas and expiry
+//
+// Identities are free, so no bound may rest on per-identity limits alone.
+// A queue holds at most Limits.MaxQueueDepth messages; of those, direct
+// enqueues (Enqueue) may fill all but Limits.GroupReserve, which only group
+// traffic (SubmitCommit, FanOut) may use, so a flood of direct messages
+// never blocks a user's groups. Direct messages from strangers — senders
+// that share no group roster with the recipient, however many identities
+// they use — may hold at most Limits.MaxStrangerMessages messages and
+// Limits.MaxStrangerBytes payload bytes of one queue together; past that
+// Enqueue refuses with ErrQuota. A message older than the node's TTL is
+// deleted by Expire, acknowledged or not. The global disk budget is the
+// node's: DiskUsage tells it how much the store takes.
 package store
 
 import (

@@ -120,6 +120,9 @@ func TestE2ERecvFollow(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer peer.Close()
+	if err := peer.Register(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
 	for i, text := range []string{"live one", "live two"} {
 		if _, _, err := peer.Enqueue(ctx, reg.Identity, []byte(text), []byte(text)); err != nil {
 			t.Fatal(err)

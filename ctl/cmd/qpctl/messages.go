@@ -10,6 +10,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/quicproquo/quicproquo/daemon/client"
@@ -233,52 +236,75 @@ func (a *app) recv(ctx context.Context, o recvOptions) error {
 }
 
 // follow streams message events after head, printing the messages of group
-// (or of all groups) not printed yet.
+// (or of all groups) not printed yet. When qpd goes away (a restart), it
+// waits for qpd to be back and resumes after the last event it handled:
+// event numbers are durable, so nothing is lost, and the per-group message
+// numbers already printed are skipped, so nothing is repeated.
 func (a *app) follow(ctx context.Context, c *client.Client, group string, head uint64, peek bool, printed map[string]uint64) error {
 	var groupID string
 	if group != "" {
+		// The daemon resolves a name or an id prefix as everywhere.
 		gctx, cancel := context.WithTimeout(ctx, callTimeout)
-		r, err := c.ListGroups(gctx, &daemonv1.ListGroupsRequest{})
+		r, err := c.Members(gctx, &daemonv1.MembersRequest{Group: group})
 		cancel()
 		if err != nil {
 			return err
 		}
-		for _, g := range r.GetGroups() {
-			if g.GetGroupId() == group || g.GetName() == group {
-				groupID = g.GetGroupId()
-			}
+		groupID = r.GetGroup().GetGroupId()
+	}
+	cursor := head
+	reconnecting := false
+	for {
+		err := a.followStream(ctx, c, &cursor, groupID, peek, printed, &reconnecting)
+		if ctx.Err() != nil {
+			return nil
 		}
-		if groupID == "" {
-			return fmt.Errorf("group %q not found", group)
+		if status.Code(err) != codes.Unavailable && !errors.Is(err, io.EOF) {
+			return err
+		}
+		if !reconnecting {
+			a.stderrf("qpctl recv: lost qpd (%s); waiting for it to come back\n", status.Convert(err).Message())
+			reconnecting = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	stream, err := c.Subscribe(ctx, &daemonv1.SubscribeRequest{AfterSeq: head})
+}
+
+// followStream subscribes after *cursor and handles events until the
+// stream ends, advancing *cursor past each event handled.
+func (a *app) followStream(ctx context.Context, c *client.Client, cursor *uint64, groupID string, peek bool, printed map[string]uint64, reconnecting *bool) error {
+	stream, err := c.Subscribe(ctx, &daemonv1.SubscribeRequest{AfterSeq: *cursor}, grpc.WaitForReady(true))
 	if err != nil {
 		return err
 	}
 	for {
 		ev, err := stream.Recv()
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, io.EOF) {
-				return nil
-			}
 			return err
+		}
+		if *reconnecting {
+			a.stderrf("qpctl recv: qpd is back; resuming\n")
+			*reconnecting = false
 		}
 		m := ev.GetMessage()
-		if m == nil || (groupID != "" && m.GetGroupId() != groupID) || m.GetSeq() <= printed[m.GetGroupId()] {
-			continue
-		}
-		if err := a.printMessage(m); err != nil {
-			return err
-		}
-		printed[m.GetGroupId()] = m.GetSeq()
-		if !peek {
-			mctx, cancel := context.WithTimeout(ctx, callTimeout)
-			_, err := c.Messages(mctx, &daemonv1.MessagesRequest{Group: m.GetGroupId(), AfterSeq: m.GetSeq() - 1, Limit: 1, MarkRead: true})
-			cancel()
-			if err != nil {
+		if m != nil && (groupID == "" || m.GetGroupId() == groupID) && m.GetSeq() > printed[m.GetGroupId()] {
+			if err := a.printMessage(m); err != nil {
 				return err
 			}
+			printed[m.GetGroupId()] = m.GetSeq()
+			if !peek {
+				mctx, cancel := context.WithTimeout(ctx, callTimeout)
+				_, err := c.Messages(mctx, &daemonv1.MessagesRequest{Group: m.GetGroupId(), AfterSeq: m.GetSeq() - 1, Limit: 1, MarkRead: true})
+				cancel()
+				if err != nil {
+					return err
+				}
+			}
 		}
+		*cursor = ev.GetSeq()
 	}
 }

@@ -17,6 +17,12 @@ import (
 // starts, the way qpd's receive path records them.
 func recvSeed(t *testing.T, stateDir string, texts ...string) []byte {
 	t.Helper()
+	return recvSeedGroup(t, stateDir, "team", texts...)
+}
+
+// recvSeedGroup is recvSeed with a group name.
+func recvSeedGroup(t *testing.T, stateDir, name string, texts ...string) []byte {
+	t.Helper()
 	st, err := store.Open(context.Background(), stateDir)
 	if err != nil {
 		t.Fatal(err)
@@ -24,7 +30,7 @@ func recvSeed(t *testing.T, stateDir string, texts ...string) []byte {
 	defer st.Close()
 	gid := bytes.Repeat([]byte{0xab}, store.GroupIDSize)
 	err = st.Update(context.Background(), func(tx *store.Tx) error {
-		if err := tx.PutGroup(store.Group{ID: gid, Name: "team", State: []byte("s"), Epoch: 2}); err != nil {
+		if err := tx.PutGroup(store.Group{ID: gid, Name: name, State: []byte("s"), Epoch: 2}); err != nil {
 			return err
 		}
 		for i, text := range texts {

@@ -7,6 +7,11 @@
 //
 //	qpnode [--listen 0.0.0.0:4201] [--data-dir data] [--tls-cert FILE] [--tls-key FILE]
 //	       [--postgres CONNSTRING] [--metrics-listen ADDR] [--log-level info] [--ready-file FILE]
+//	       [--registration open|token|closed] [--message-ttl 720h] [--disk-budget 10GiB] ...
+//	qpnode token create [--uses N] [--expires 7d] [--data-dir DIR | --postgres CONNSTRING]
+//
+// The second form makes a registration token for a node whose policy is
+// token (or open: a token saves the proof of work) and prints it once.
 //
 // Each flag has an environment variable (QPQ_LISTEN, QPQ_DATA_DIR,
 // QPQ_TLS_CERT, QPQ_TLS_KEY, QPQ_POSTGRES, QPQ_METRICS_LISTEN,
@@ -52,6 +57,13 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "token" {
+		if err := runToken(context.Background(), os.Args[2:], os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "qpnode:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "qpnode:", err)
 		os.Exit(1)
@@ -64,7 +76,14 @@ type options struct {
 	maxPayload, maxQueueDepth, maxKeyPackages                            int
 	rateLimit                                                            float64
 	rateBurst, maxConnsPerIP                                             int
-	requirePQTLS                                                         bool
+
+	registration, diskBudget string
+	powBits, groupReserve    int
+	strangerMsgs, lowWater   int
+	strangerBytes            int64
+	messageTTL               time.Duration
+	diskBudgetBytes          int64
+	requirePQTLS             bool
 }
 
 func env(name, def string) string {
@@ -99,6 +118,15 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	fs.Float64Var(&o.rateLimit, "rate-limit", server.DefaultRateLimit, "sustained requests per second per identity")
 	fs.IntVar(&o.rateBurst, "rate-burst", server.DefaultRateBurst, "request burst per identity")
 	fs.IntVar(&o.maxConnsPerIP, "max-conns-per-ip", server.DefaultMaxConnsPerIP, "open connections from one IP address")
+	fs.StringVar(&o.registration, "registration", env("QPQ_REGISTRATION", "open"),
+		"who may register: open (anyone, at a proof of work), token (only with a token from qpnode token create) or closed (env QPQ_REGISTRATION)")
+	fs.IntVar(&o.powBits, "registration-pow-bits", server.DefaultPowDifficulty, "proof of work of an open registration, in bits (each doubles it)")
+	fs.DurationVar(&o.messageTTL, "message-ttl", server.DefaultMessageTTL, "delete queued messages older than this, delivered or not")
+	fs.StringVar(&o.diskBudget, "disk-budget", env("QPQ_DISK_BUDGET", "10GiB"), "disk the store may take (a tenth kept for group traffic); 0: no budget (env QPQ_DISK_BUDGET)")
+	fs.IntVar(&o.groupReserve, "group-reserve", store.DefaultGroupReserve, "messages of each queue kept for group traffic")
+	fs.IntVar(&o.strangerMsgs, "max-stranger-messages", store.DefaultMaxStrangerMessages, "direct messages all senders outside a user's groups together may leave in that user's queue")
+	fs.Int64Var(&o.strangerBytes, "max-stranger-bytes", store.DefaultMaxStrangerBytes, "payload bytes of those messages")
+	fs.IntVar(&o.lowWater, "key-package-low-water", server.DefaultLowWater, "notify an identity left with this many KeyPackages or fewer")
 	fs.BoolVar(&o.requirePQTLS, "require-pq-tls", env("QPQ_REQUIRE_PQ_TLS", "") == "1",
 		"refuse clients without the hybrid post-quantum TLS key exchange X25519MLKEM768 (env QPQ_REQUIRE_PQ_TLS=1)")
 	if err := fs.Parse(args); err != nil {
@@ -109,6 +137,17 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("%w (see qpnode --help)", err)
+	}
+	if _, err := server.ParsePolicy(o.registration); err != nil {
+		return nil, fmt.Errorf("--registration: %w", err)
+	}
+	budget, err := parseBytes(o.diskBudget)
+	if err != nil {
+		return nil, fmt.Errorf("--disk-budget: %w", err)
+	}
+	o.diskBudgetBytes = budget
+	if o.powBits < 0 || o.powBits > 32 {
+		return nil, fmt.Errorf("--registration-pow-bits %d: want 0 to 32", o.powBits)
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
@@ -126,6 +165,23 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	return o, nil
 }
 
+// powBits maps --registration-pow-bits onto Config.PowDifficulty (where
+// 0 means the default and a negative value none).
+func powBits(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+// diskBudget maps --disk-budget onto Config.DiskBudget (0: none).
+func diskBudget(n int64) int64 {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
 func newLogger(level string, w io.Writer) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
@@ -137,7 +193,8 @@ func newLogger(level string, w io.Writer) (*slog.Logger, error) {
 // openStore opens the PostgreSQL store when --postgres is set, else the
 // SQLite database in the data directory.
 func openStore(ctx context.Context, o *options, log *slog.Logger) (store.Store, error) {
-	limits := store.Limits{MaxKeyPackages: o.maxKeyPackages, MaxQueueDepth: o.maxQueueDepth}
+	limits := store.Limits{MaxKeyPackages: o.maxKeyPackages, MaxQueueDepth: o.maxQueueDepth,
+		GroupReserve: o.groupReserve, MaxStrangerMessages: o.strangerMsgs, MaxStrangerBytes: o.strangerBytes}
 	if o.postgres != "" {
 		st, err := postgres.Open(ctx, o.postgres, limits, log)
 		if err != nil {
@@ -214,6 +271,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		RateBurst:      o.rateBurst,
 		MaxConnsPerIP:  o.maxConnsPerIP,
 		Metrics:        metrics,
+
+		Registration:       server.Policy(o.registration),
+		PowDifficulty:      powBits(o.powBits),
+		MessageTTL:         o.messageTTL,
+		DiskBudget:         diskBudget(o.diskBudgetBytes),
+		KeyPackageLowWater: o.lowWater,
 	})
 	if err != nil {
 		return err

@@ -91,7 +91,8 @@ func (w syncWriter) Write(p []byte) (int, error) {
 func startQpnode(t *testing.T, dataDir string, extra ...string) *nodeProc {
 	t.Helper()
 	ready := filepath.Join(t.TempDir(), "ready")
-	args := append([]string{"--listen", "127.0.0.1:0", "--data-dir", dataDir, "--ready-file", ready, "--log-level", "debug"}, extra...)
+	args := append([]string{"--listen", "127.0.0.1:0", "--data-dir", dataDir, "--ready-file", ready, "--log-level", "debug",
+		"--registration-pow-bits", "8"}, extra...)
 	cmd := exec.Command(qpnodeBinary(t), args...)
 	p := &nodeProc{cmd: cmd, stderr: &bytes.Buffer{}, mu: &sync.Mutex{}, exited: make(chan struct{})}
 	cmd.Stderr = syncWriter{p.mu, p.stderr}
@@ -133,6 +134,16 @@ func startQpnode(t *testing.T, dataDir string, extra ...string) *nodeProc {
 
 func dialNode(t *testing.T, addr, dataDir string, priv ed25519.PrivateKey) *client.Client {
 	t.Helper()
+	c := dialUnregistered(t, addr, dataDir, priv)
+	if err := c.Register(context.Background(), ""); err != nil {
+		t.Fatalf("register at %s: %v", addr, err)
+	}
+	return c
+}
+
+// dialUnregistered is dialNode without registering.
+func dialUnregistered(t *testing.T, addr, dataDir string, priv ed25519.PrivateKey) *client.Client {
+	t.Helper()
 	cert, err := os.ReadFile(filepath.Join(dataDir, "server-cert.der"))
 	if err != nil {
 		t.Fatalf("node certificate: %v", err)
@@ -166,8 +177,9 @@ func TestDurabilityAfterSIGKILL(t *testing.T) {
 	bobPub, bobPriv := newKey(t)
 	_ = alicePub
 
-	p1 := startQpnode(t, dataDir)
+	p1 := startQpnode(t, dataDir, "--max-stranger-messages", "1000") // one stranger sends them all
 	alice := dialNode(t, p1.addr, dataDir, alicePriv)
+	dialNode(t, p1.addr, dataDir, bobPriv).Close() // registers Bob, who may then receive
 	for i := range n {
 		seq, dup, err := alice.Enqueue(ctx, bobPub, fmt.Appendf(nil, "message %04d", i), fmt.Appendf(nil, "id-%d", i))
 		if err != nil || dup || seq != uint64(i+1) {
@@ -181,7 +193,7 @@ func TestDurabilityAfterSIGKILL(t *testing.T) {
 	<-p1.exited
 	alice.Close()
 
-	p2 := startQpnode(t, dataDir)
+	p2 := startQpnode(t, dataDir, "--max-stranger-messages", "1000")
 	bob := dialNode(t, p2.addr, dataDir, bobPriv)
 	var got []client.Envelope
 	cursor := uint64(0)

@@ -41,17 +41,11 @@ WHERE recipient = $1 RETURNING depth, stranger_count, stranger_bytes`, recipient
 	return nil
 }
 
-// isStranger reports whether sender shares no group roster with recipient.
-// Anonymous senders are strangers; a sender is no stranger to itself.
+// isStranger reports whether sender shares no group roster with recipient
+// (see store.Limits.StrangerWithoutLookup).
 func (s *Store) isStranger(ctx context.Context, tx pgx.Tx, recipient, sender []byte) (bool, error) {
-	if s.limits.MaxStrangerMessages <= 0 && s.limits.MaxStrangerBytes <= 0 {
-		return false, nil
-	}
-	if len(sender) == 0 {
-		return true, nil
-	}
-	if string(sender) == string(recipient) {
-		return false, nil
+	if stranger, decided := s.limits.StrangerWithoutLookup(recipient, sender); decided {
+		return stranger, nil
 	}
 	var shared bool
 	if err := tx.QueryRow(ctx, `

@@ -10,22 +10,19 @@ import (
 	"github.com/quicproquo/quicproquo/node/store"
 )
 
-// isStranger reports whether sender shares no group roster with recipient.
-// Anonymous senders are strangers; a sender is no stranger to itself.
+// strangerQuery is true when its two identities share a group roster.
+const strangerQuery = `
+SELECT EXISTS (SELECT 1 FROM group_members a JOIN group_members b ON b.group_id = a.group_id
+WHERE a.identity = ? AND b.identity = ?)`
+
+// isStranger reports whether sender shares no group roster with recipient
+// (see store.Limits.StrangerWithoutLookup).
 func (s *Store) isStranger(ctx context.Context, tx *sql.Tx, recipient, sender []byte) (bool, error) {
-	if s.limits.MaxStrangerMessages <= 0 && s.limits.MaxStrangerBytes <= 0 {
-		return false, nil
-	}
-	if len(sender) == 0 {
-		return true, nil
-	}
-	if string(sender) == string(recipient) {
-		return false, nil
+	if stranger, decided := s.limits.StrangerWithoutLookup(recipient, sender); decided {
+		return stranger, nil
 	}
 	var shared bool
-	err := tx.QueryRowContext(ctx, `
-SELECT EXISTS (SELECT 1 FROM group_members a JOIN group_members b ON b.group_id = a.group_id
-WHERE a.identity = ? AND b.identity = ?)`, sender, recipient).Scan(&shared)
+	err := tx.StmtContext(ctx, s.strangerStmt).QueryRowContext(ctx, sender, recipient).Scan(&shared)
 	if err != nil {
 		return false, fmt.Errorf("check shared groups: %w", err)
 	}

@@ -58,7 +58,8 @@ type Store struct {
 	w *sql.DB // one connection, BEGIN IMMEDIATE: every write goes through it
 	r *sql.DB // a small pool of query_only connections for reads
 
-	receiveStmt *sql.Stmt // receiveQuery on r
+	receiveStmt  *sql.Stmt // receiveQuery on r
+	strangerStmt *sql.Stmt // strangerQuery on w
 
 	writes     chan *writeReq // to writeLoop; closed by Close
 	writerDone chan struct{}
@@ -124,6 +125,13 @@ func Open(ctx context.Context, path string, limits store.Limits, logger *slog.Lo
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 
+	// Every direct enqueue asks whether its sender is a stranger: parse
+	// that statement once.
+	strangerStmt, err := w.PrepareContext(ctx, strangerQuery)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: prepare: %w", path, err)
+	}
 	r, err := openDB(path, true)
 	if err != nil {
 		w.Close()
@@ -139,17 +147,18 @@ func Open(ctx context.Context, path string, limits store.Limits, logger *slog.Lo
 	}
 
 	s := &Store{
-		path:        path,
-		log:         logger,
-		limits:      limits,
-		now:         time.Now,
-		w:           w,
-		r:           r,
-		receiveStmt: receiveStmt,
-		writes:      make(chan *writeReq),
-		writerDone:  make(chan struct{}),
-		stopPrune:   make(chan struct{}),
-		pruneDone:   make(chan struct{}),
+		path:         path,
+		log:          logger,
+		limits:       limits,
+		now:          time.Now,
+		w:            w,
+		r:            r,
+		receiveStmt:  receiveStmt,
+		strangerStmt: strangerStmt,
+		writes:       make(chan *writeReq),
+		writerDone:   make(chan struct{}),
+		stopPrune:    make(chan struct{}),
+		pruneDone:    make(chan struct{}),
 	}
 	if _, err := s.prune(ctx); err != nil {
 		w.Close()
@@ -234,7 +243,7 @@ func (s *Store) Close() error {
 	<-s.writerDone
 	close(s.stopPrune)
 	<-s.pruneDone
-	err := errors.Join(s.receiveStmt.Close(), s.r.Close(), s.w.Close())
+	err := errors.Join(s.receiveStmt.Close(), s.strangerStmt.Close(), s.r.Close(), s.w.Close())
 	if err != nil {
 		return fmt.Errorf("sqlite: close %s: %w", s.path, err)
 	}

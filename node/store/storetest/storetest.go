@@ -27,7 +27,10 @@
 // epoch) with stale-epoch errors naming the current epoch (also under 10
 // concurrent committers), all-or-nothing fan-out of commits, Welcomes and
 // application messages, per-group sequence numbers and idempotent
-// resubmission.
+// resubmission, and registration: tokens by hash with uses and expiry,
+// redeemed atomically. RunQuotas checks strangers' share of a queue, the
+// room kept for group traffic, expiry, disk usage and the last-resort
+// package on its own.
 package storetest
 
 import (

@@ -1,0 +1,77 @@
+package qpd
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigFile(t *testing.T) {
+	home := t.TempDir()
+	path := filepath.Join(home, ".config", "quicproquo", "qpd.toml")
+	os.MkdirAll(filepath.Dir(path), 0o700)
+	if err := writeTestFile(path, `# qpd settings
+server = "file.example:4201"
+state_dir = "/file/state"
+socket = "/file/qpd.sock"
+log_level = "warn"
+self_update_interval = "2h"
+auto_join = false
+`); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"HOME": home}
+	getenv := func(k string) string { return env[k] }
+	cfg, err := ParseFlags(nil, getenv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server != "file.example:4201" || cfg.StateDir != "/file/state" || cfg.Socket != "/file/qpd.sock" || cfg.LogLevel != slog.LevelWarn || cfg.SelfUpdateInterval != 2*time.Hour || !cfg.ManualJoin {
+		t.Fatalf("from the default file: %+v", cfg)
+	}
+	// The environment wins over the file, a flag over both.
+	env["QPQ_SERVER"] = "env.example:1"
+	cfg, err = ParseFlags([]string{"--socket", "/flag.sock", "--auto-join=true"}, getenv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server != "env.example:1" || cfg.Socket != "/flag.sock" || cfg.ManualJoin || cfg.StateDir != "/file/state" {
+		t.Fatalf("env and flags over the file: %+v", cfg)
+	}
+	// XDG_CONFIG_HOME moves the default file; a missing default is fine.
+	env["XDG_CONFIG_HOME"] = filepath.Join(home, "nowhere")
+	if cfg, err = ParseFlags(nil, getenv, io.Discard); err != nil || cfg.StateDir == "/file/state" {
+		t.Fatalf("with XDG_CONFIG_HOME elsewhere: %+v %v", cfg, err)
+	}
+	// --config and QPQ_CONFIG name another file, which must exist.
+	if cfg, err = ParseFlags([]string{"--config", path}, getenv, io.Discard); err != nil || cfg.StateDir != "/file/state" {
+		t.Fatalf("--config: %+v %v", cfg, err)
+	}
+	env[ConfigEnv] = path
+	if cfg, err = ParseFlags(nil, getenv, io.Discard); err != nil || cfg.StateDir != "/file/state" {
+		t.Fatalf("QPQ_CONFIG: %+v %v", cfg, err)
+	}
+	delete(env, ConfigEnv)
+	for name, c := range map[string]struct{ text, want string }{
+		"missing":      {"", "no such file"},
+		"unknown key":  {`sever = "typo:1"`, `unknown key "sever"`},
+		"bad duration": {`self_update_interval = "soon"`, "self_update_interval"},
+		"bad type":     {`server = 4201`, "want a string"},
+		"bad level":    {`log_level = "loud"`, "log-level"},
+		"not TOML":     {`server = `, "config file"},
+	} {
+		p := filepath.Join(t.TempDir(), "qpd.toml")
+		if c.text != "" {
+			writeTestFile(p, c.text)
+		}
+		_, err := ParseFlags([]string{"--config", p}, getenv, io.Discard)
+		if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want a usage error with %q", name, err, c.want)
+		}
+	}
+}
