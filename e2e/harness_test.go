@@ -125,15 +125,16 @@ type node struct {
 }
 
 // startNode starts qpnode on addr ("127.0.0.1:0" for any free port).
-func startNode(t *testing.T, dir, addr string) *node {
+func startNode(t *testing.T, dir, addr string, flags ...string) *node {
 	t.Helper()
 	ready := filepath.Join(dir, "ready")
 	os.Remove(ready)
 	n := &node{dir: dir}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		n.p = startProc(t, "qpnode", qpnodeBin, "--listen", addr, "--data-dir", filepath.Join(dir, "data"), "--ready-file", ready,
-			"--log-level", "warn", "--rate-limit", "100000", "--rate-burst", "100000")
+		args := append([]string{"--listen", addr, "--data-dir", filepath.Join(dir, "data"), "--ready-file", ready,
+			"--log-level", "warn", "--rate-limit", "100000", "--rate-burst", "100000"}, flags...)
+		n.p = startProc(t, "qpnode", append([]string{qpnodeBin}, args...)...)
 		for time.Now().Before(deadline) {
 			if b, err := os.ReadFile(ready); err == nil && len(bytes.TrimSpace(b)) > 0 {
 				n.addr = strings.TrimSpace(string(b))
@@ -159,11 +160,12 @@ type user struct {
 	name, dir, socket, nodeAddr string
 	id                          string
 	p                           *proc
+	extra                       []string // more qpd flags
 }
 
-func newUser(t *testing.T, root, name, nodeAddr string) *user {
+func newUser(t *testing.T, root, name, nodeAddr string, qpdFlags ...string) *user {
 	t.Helper()
-	u := &user{name: name, dir: filepath.Join(root, name), nodeAddr: nodeAddr}
+	u := &user{name: name, dir: filepath.Join(root, name), nodeAddr: nodeAddr, extra: qpdFlags}
 	u.socket = filepath.Join(u.dir, "s")
 	u.start(t)
 	return u
@@ -172,7 +174,7 @@ func newUser(t *testing.T, root, name, nodeAddr string) *user {
 // start runs qpd and waits for its socket to answer.
 func (u *user) start(t *testing.T) {
 	t.Helper()
-	u.p = startProc(t, "qpd "+u.name, qpdBin, "--state-dir", u.dir, "--socket", u.socket, "--server", u.nodeAddr, "--log-level", "debug")
+	u.p = startProc(t, "qpd "+u.name, append([]string{qpdBin, "--state-dir", u.dir, "--socket", u.socket, "--server", u.nodeAddr, "--log-level", "debug"}, u.extra...)...)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		r := u.run(t, "status")
@@ -266,10 +268,13 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 }
 
 type groupJSON struct {
-	GroupID     string `json:"group_id"`
-	Name        string `json:"name"`
-	Epoch       uint64 `json:"epoch"`
-	MemberCount int    `json:"member_count"`
+	CipherSuite     uint32 `json:"cipher_suite"`
+	CipherSuiteName string `json:"cipher_suite_name"`
+	PostQuantum     bool   `json:"post_quantum"`
+	GroupID         string `json:"group_id"`
+	Name            string `json:"name"`
+	Epoch           uint64 `json:"epoch"`
+	MemberCount     int    `json:"member_count"`
 }
 
 type messageJSON struct {
@@ -284,6 +289,8 @@ type messageJSON struct {
 }
 
 type memberJSON struct {
+	CipherSuiteName    string `json:"cipher_suite_name"`
+	PostQuantum        bool   `json:"post_quantum"`
 	Identity           string `json:"identity"`
 	Self               bool   `json:"self"`
 	Epoch              uint64 `json:"epoch"`

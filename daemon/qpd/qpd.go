@@ -52,6 +52,9 @@ type Config struct {
 	// PQGroups makes new groups post-quantum (the X-Wing suite) unless the
 	// caller asks otherwise; by default they are in suite 1.
 	PQGroups bool
+	// NoPQKeyPackages publishes KeyPackages in suite 1 only: others cannot
+	// invite this user to post-quantum groups.
+	NoPQKeyPackages bool
 	// RegistrationToken registers the identity with a node that asks for
 	// an operator's token.
 	RegistrationToken string
@@ -102,6 +105,8 @@ func ParseFlags(args []string, getenv func(string) string, stdout io.Writer) (Co
 	var defaultSuite string
 	fs.StringVar(&defaultSuite, "default-suite", envOr(getenv, "QPQ_DEFAULT_SUITE", "classic"),
 		"MLS suite of new groups without --pq: classic (suite 1) or pq (X-Wing, post-quantum) (env QPQ_DEFAULT_SUITE)")
+	pqKeyPackages := true
+	fs.BoolVar(&pqKeyPackages, "pq-key-packages", true, "publish post-quantum (X-Wing) KeyPackages too, so that others can invite you to post-quantum groups")
 	fs.BoolVar(&cfg.Repin, "repin", false, "forget the node certificate pinned on first use, and pin the one the node presents next")
 	fs.BoolVar(&version, "version", false, "print the version and exit")
 	defConfig := DefaultConfigPath(getenv)
@@ -130,9 +135,13 @@ func ParseFlags(args []string, getenv func(string) string, stdout io.Writer) (Co
 		return Config{}, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, level)
 	}
 	cfg.ManualJoin = !autoJoin
+	cfg.NoPQKeyPackages = !pqKeyPackages
 	switch defaultSuite {
 	case "classic":
 	case "pq":
+		if cfg.NoPQKeyPackages {
+			return Config{}, fmt.Errorf("%w: --default-suite pq needs post-quantum KeyPackages (--pq-key-packages)", errUsage)
+		}
 		cfg.PQGroups = true
 	default:
 		return Config{}, fmt.Errorf("%w: --default-suite is classic or pq, not %q", errUsage, defaultSuite)
@@ -225,6 +234,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		ManualJoin:         cfg.ManualJoin,
 		RequirePQTLS:       cfg.RequirePQTLS,
 		GroupSuite:         groupSuite(cfg.PQGroups),
+		KeyPackageSuites:   keyPackageSuites(cfg.NoPQKeyPackages),
 		RegistrationToken:  cfg.RegistrationToken,
 	})
 	if err != nil {
@@ -327,4 +337,12 @@ func groupSuite(pq bool) mls.CipherSuite {
 		return backend.PostQuantumSuite
 	}
 	return backend.DefaultCipherSuite
+}
+
+// keyPackageSuites are the suites qpd publishes KeyPackages in.
+func keyPackageSuites(noPQ bool) []mls.CipherSuite {
+	if noPQ {
+		return []mls.CipherSuite{backend.DefaultCipherSuite}
+	}
+	return backend.DefaultKeyPackageSuites
 }

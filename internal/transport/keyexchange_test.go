@@ -38,12 +38,14 @@ func kxServer(t *testing.T, mod func(*tls.Config)) (string, <-chan tls.CurveID) 
 				return
 			}
 			got <- conn.ConnectionState().TLS.CurveID
-			conn.CloseWithError(0, "")
 		}
 	}()
 	return ln.Addr().String(), got
 }
 
+// kxDial connects to addr and returns the group the client negotiated.
+// The connection stays open until the test ends, so the server finishes
+// its side of the handshake too.
 func kxDial(t *testing.T, addr string, mod func(*tls.Config)) (tls.CurveID, error) {
 	t.Helper()
 	conf, err := ClientTLSConfig(nil, func([]byte) error { return nil })
@@ -57,7 +59,7 @@ func kxDial(t *testing.T, addr string, mod func(*tls.Config)) (tls.CurveID, erro
 	if err != nil {
 		return 0, err
 	}
-	defer conn.CloseWithError(0, "")
+	t.Cleanup(func() { conn.CloseWithError(0, "") })
 	return conn.ConnectionState().TLS.CurveID, nil
 }
 
@@ -81,7 +83,12 @@ func TestKeyExchangeNegotiated(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			serverSide := <-accepted
+			var serverSide tls.CurveID
+			select {
+			case serverSide = <-accepted:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the server did not accept the connection")
+			}
 			t.Logf("negotiated: client %v, server %v", clientSide, serverSide)
 			if clientSide != tls.X25519MLKEM768 || serverSide != tls.X25519MLKEM768 {
 				t.Fatalf("client negotiated %v, server %v; want X25519MLKEM768", clientSide, serverSide)
