@@ -25,6 +25,9 @@ import (
 //	log_level = "info"
 //	self_update_interval = "24h"
 //	auto_join = true
+//	default_suite = "pq"         # new groups post-quantum (X-Wing)
+//	pq_key_packages = true
+//	require_pq_tls = true
 //
 // A flag given on the command line wins over its environment variable,
 // which wins over the file, which wins over the default. A missing default
@@ -56,6 +59,9 @@ var fileKeys = map[string]struct{ flag, env string }{
 	"log_level":            {"log-level", "QPQ_LOG_LEVEL"},
 	"self_update_interval": {"self-update-interval", ""},
 	"auto_join":            {"auto-join", ""},
+	"default_suite":        {"default-suite", "QPQ_DEFAULT_SUITE"},
+	"pq_key_packages":      {"pq-key-packages", ""},
+	"require_pq_tls":       {"require-pq-tls", "QPQ_REQUIRE_PQ_TLS"},
 }
 
 // applyConfigFile sets, from the file at path, every flag of fset that was
