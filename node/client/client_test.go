@@ -22,6 +22,11 @@ import (
 // clientTestNode starts a node on loopback with a fresh certificate and a
 // SQLite store, and returns its address and certificate.
 func clientTestNode(t *testing.T) (addr string, certDER []byte) {
+	return startClientTestNode(t, server.ListenOptions{})
+}
+
+// startClientTestNode is clientTestNode with listen options.
+func startClientTestNode(t *testing.T, o server.ListenOptions) (addr string, certDER []byte) {
 	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -37,7 +42,7 @@ func clientTestNode(t *testing.T) (addr string, certDER []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := server.Listen("127.0.0.1:0", cert)
+	ln, err := server.ListenWith("127.0.0.1:0", cert, o)
 	if err != nil {
 		t.Fatal(err)
 	}

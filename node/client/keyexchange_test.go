@@ -14,35 +14,11 @@ import (
 	"github.com/quicproquo/quicproquo/internal/transport"
 	"github.com/quicproquo/quicproquo/node/client"
 	"github.com/quicproquo/quicproquo/node/server"
-	"github.com/quicproquo/quicproquo/node/store"
-	"github.com/quicproquo/quicproquo/node/store/sqlite"
 )
 
 // pqTestNode starts a real node that requires the hybrid TLS key exchange.
 func pqTestNode(t *testing.T) (addr string, certDER []byte) {
-	t.Helper()
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "node.db"), store.Limits{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _, err := transport.LoadOrCreateServerCert(filepath.Join(dir, "c.der"), filepath.Join(dir, "k.der"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(server.Config{Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := server.ListenWith("127.0.0.1:0", cert, server.ListenOptions{RequirePQTLS: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { srv.Serve(ctx, ln); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; ln.Close(); st.Close() })
-	return ln.Addr().String(), cert.Certificate[0]
+	return startClientTestNode(t, server.ListenOptions{RequirePQTLS: true})
 }
 
 // TestDialKeyExchange: our client negotiates X25519MLKEM768 with a node
