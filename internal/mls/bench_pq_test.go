@@ -14,7 +14,7 @@ import (
 // the suite's, "base-ns" suite 1's and "ratio" their quotient. The join
 // lines also report the sizes in bytes of a KeyPackage, the Welcome of the
 // create-and-add commit (N-1 new members, tree out of band) and a commit
-// with path. Run it with
+// with path (and suite 1's). Run it with
 //
 //	go test -run '^$' -bench PQSuites -benchtime 20x ./internal/mls
 //
@@ -45,6 +45,8 @@ func BenchmarkPQSuites(b *testing.B) {
 						b.ReportMetric(float64(len(f.kps[0].Marshal())), "kp-bytes")
 						b.ReportMetric(float64(len(f.add.Welcome)), "welcome-bytes")
 						b.ReportMetric(float64(len(f.update.Message)), "commit-bytes")
+						b.ReportMetric(float64(len(base.add.Welcome)), "base-welcome-bytes")
+						b.ReportMetric(float64(len(base.update.Message)), "base-commit-bytes")
 					}
 				})
 			}
