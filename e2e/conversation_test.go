@@ -127,12 +127,18 @@ func TestNodeRestartOutbox(t *testing.T) {
 	waitFor(t, "daemons see the node down", func() bool {
 		return alice.status(t).Node.State != "connected" && bob.status(t).Node.State != "connected"
 	})
-	out := alice.must(t, "send", "--group-id", group, "--msg", "while down 1", "--json")
-	if !contains(out, `"delivered":false`) {
-		t.Fatalf("send while down: %s", out)
+	// Sent while the node is down: queued, saying since when, exit status 4.
+	r := alice.run(t, "send", "--group-id", group, "--msg", "while down 1", "--json")
+	if r.code != 4 || !contains(r.stdout, `"delivered":false`) || !contains(r.stdout, `"state":"queued"`) || !contains(r.stdout, `"unreachable_since":"`) {
+		t.Fatalf("send while down: %+v", r)
 	}
-	alice.must(t, "send", "--group-id", group, "--msg", "while down 2")
-	bob.must(t, "send", "--group-id", group, "--msg", "bob while down")
+	r = alice.run(t, "send", "--group-id", group, "--msg", "while down 2")
+	if r.code != 4 || !contains(r.stdout, ": queued: node "+n.addr+" unreachable since ") {
+		t.Fatalf("send while down: %+v", r)
+	}
+	if r := bob.run(t, "send", "--group-id", group, "--msg", "bob while down"); r.code != 4 {
+		t.Fatalf("bob's send while down: %+v", r)
+	}
 	if st := alice.status(t); st.OutboxPending != 2 {
 		t.Fatalf("alice outbox: %+v", st)
 	}

@@ -124,17 +124,18 @@ type node struct {
 	p         *proc
 }
 
-// startNode starts qpnode on addr ("127.0.0.1:0" for any free port).
-func startNode(t *testing.T, dir, addr string, flags ...string) *node {
+// startNode starts qpnode on addr ("127.0.0.1:0" for any free port);
+// extra flags override the defaults.
+func startNode(t *testing.T, dir, addr string, extra ...string) *node {
 	t.Helper()
 	ready := filepath.Join(dir, "ready")
 	os.Remove(ready)
 	n := &node{dir: dir}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		args := append([]string{"--listen", addr, "--data-dir", filepath.Join(dir, "data"), "--ready-file", ready,
-			"--log-level", "warn", "--rate-limit", "100000", "--rate-burst", "100000"}, flags...)
-		n.p = startProc(t, "qpnode", append([]string{qpnodeBin}, args...)...)
+		args := []string{qpnodeBin, "--listen", addr, "--data-dir", filepath.Join(dir, "data"), "--ready-file", ready,
+			"--log-level", "warn", "--rate-limit", "100000", "--rate-burst", "100000"}
+		n.p = startProc(t, "qpnode", append(args, extra...)...)
 		for time.Now().Before(deadline) {
 			if b, err := os.ReadFile(ready); err == nil && len(bytes.TrimSpace(b)) > 0 {
 				n.addr = strings.TrimSpace(string(b))
@@ -160,7 +161,17 @@ type user struct {
 	name, dir, socket, nodeAddr string
 	id                          string
 	p                           *proc
-	extra                       []string // more qpd flags
+	// consent: invitations of non-contacts wait as requests (qpd's
+	// default); otherwise the user takes every invitation.
+	consent bool
+	extra   []string // more qpd flags
+}
+
+func (u *user) invitations() string {
+	if u.consent {
+		return "contacts"
+	}
+	return "anyone"
 }
 
 func newUser(t *testing.T, root, name, nodeAddr string, qpdFlags ...string) *user {
@@ -174,7 +185,9 @@ func newUser(t *testing.T, root, name, nodeAddr string, qpdFlags ...string) *use
 // start runs qpd and waits for its socket to answer.
 func (u *user) start(t *testing.T) {
 	t.Helper()
-	u.p = startProc(t, "qpd "+u.name, append([]string{qpdBin, "--state-dir", u.dir, "--socket", u.socket, "--server", u.nodeAddr, "--log-level", "debug"}, u.extra...)...)
+	args := []string{qpdBin, "--state-dir", u.dir, "--socket", u.socket, "--server", u.nodeAddr, "--log-level", "debug",
+		"--invitations", u.invitations()}
+	u.p = startProc(t, "qpd "+u.name, append(args, u.extra...)...)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		r := u.run(t, "status")

@@ -101,8 +101,8 @@ for who in "${people[@]}"; do
 done
 
 say "alice creates the group \"friends\" and invites bob and carol"
-qp alice create-group --group-id friends
-qp alice invite --group-id friends --peer-key "$(key bob)" --peer-key "$(key carol)"
+qp alice create-group --name friends
+qp alice invite --group friends --peer-key "$(key bob)" --peer-key "$(key carol)"
 
 for who in bob carol; do
 	say "$who joins"
@@ -112,15 +112,15 @@ for who in bob carol; do
 done
 
 say "they talk"
-qp alice send --group-id friends --msg "Hello both, welcome to friends!"
-qp bob send --group-id friends --msg "Hi Alice! Bob here."
-qp carol send --group-id friends --msg "Carol here, hello!"
+qp alice send --group friends --msg "Hello both, welcome to friends!"
+qp bob send --group friends --msg "Hi Alice! Bob here."
+qp carol send --group friends --msg "Carol here, hello!"
 
 # seen PERSON N: print what PERSON sees once N messages from others arrived.
 seen() {
 	local who=$1 want=$2 got="" n=0
 	for _ in $(seq 1 30); do
-		got+="$(qp "$who" recv --group-id friends --wait 2s)"$'\n'
+		got+="$(qp "$who" recv --group friends --wait 2s)"$'\n'
 		n=$(grep -c '^\[' <<<"$got" || true)
 		[ "$n" -ge "$want" ] && break
 	done
@@ -133,15 +133,15 @@ seen bob 2
 seen carol 2
 
 say "alice removes carol; alice and bob go on"
-qp alice remove --group-id friends --peer-key "$(key carol)"
-qp bob send --group-id friends --msg "Just us two now."
+qp alice remove --group friends --peer-key "$(key carol)"
+qp bob send --group friends --msg "Just us two now."
 seen alice 1
 
 say "members as alice and bob see them (same epoch, same authenticator)"
-qp alice members --group-id friends
-qp bob members --group-id friends
-a="$(qp alice members --group-id friends | tail -n 1)"
-b="$(qp bob members --group-id friends | tail -n 1)"
+qp alice members --group friends
+qp bob members --group friends
+a="$(qp alice members --group friends | tail -n 1)"
+b="$(qp bob members --group friends | tail -n 1)"
 [ "$a" = "$b" ] || fail "alice ($a) and bob ($b) disagree on the group state"
 
 say "demo finished: the conversation went end to end through the node"

@@ -92,7 +92,8 @@ func toStatus(err error) error {
 		code = codes.FailedPrecondition
 	case errors.Is(err, backend.ErrNotConnected):
 		code = codes.Unavailable
-	case errors.Is(err, backend.ErrGroupNotFound), errors.Is(err, backend.ErrNoKeyPackage):
+	case errors.Is(err, backend.ErrGroupNotFound), errors.Is(err, backend.ErrNoKeyPackage),
+		errors.Is(err, backend.ErrContactNotFound), errors.Is(err, backend.ErrRequestNotFound):
 		code = codes.NotFound
 	case errors.Is(err, backend.ErrAmbiguousGroup), errors.Is(err, backend.ErrInvalidArgument):
 		code = codes.InvalidArgument
@@ -100,6 +101,8 @@ func toStatus(err error) error {
 		code = codes.AlreadyExists
 	case errors.Is(err, backend.ErrNotMember):
 		code = codes.FailedPrecondition
+	case errors.Is(err, store.ErrExists):
+		code = codes.AlreadyExists
 	case errors.Is(err, context.Canceled):
 		code = codes.Canceled
 	case errors.Is(err, context.DeadlineExceeded):
@@ -321,11 +324,43 @@ func (s *Server) Members(ctx context.Context, req *daemonv1.MembersRequest) (*da
 
 // Send implements the Send call.
 func (s *Server) Send(ctx context.Context, req *daemonv1.SendRequest) (*daemonv1.SendResponse, error) {
+	wait, err := optionalDuration(req.GetWait())
+	if err != nil {
+		return nil, err
+	}
 	r, err := s.b.Send(ctx, req.GetGroup(), req.GetText(), []byte(req.GetClientMessageId()))
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &daemonv1.SendResponse{MessageId: hex.EncodeToString(r.Message.MessageID), Seq: r.Message.Seq, Delivered: r.Delivered}, nil
+	d, err := s.b.AwaitDelivery(ctx, r.OutboxID, wait)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &daemonv1.SendResponse{MessageId: hex.EncodeToString(r.Message.MessageID), Seq: r.Message.Seq,
+		Delivered: d.State == backend.DeliveryDelivered, StateDetail: d.Detail, UnreachableSince: ts(d.UnreachableSince)}
+	switch d.State {
+	case backend.DeliveryDelivered:
+		resp.State = daemonv1.DeliveryState_DELIVERY_STATE_DELIVERED
+	case backend.DeliveryRefused:
+		resp.State = daemonv1.DeliveryState_DELIVERY_STATE_REFUSED
+	default:
+		resp.State = daemonv1.DeliveryState_DELIVERY_STATE_QUEUED
+	}
+	return resp, nil
+}
+
+// maxSendWait bounds how long Send waits for the node's verdict.
+const maxSendWait = time.Minute
+
+// optionalDuration reads an optional wait of at most maxSendWait.
+func optionalDuration(d *durationpb.Duration) (time.Duration, error) {
+	if d == nil {
+		return 0, nil
+	}
+	if err := d.CheckValid(); err != nil || d.AsDuration() < 0 || d.AsDuration() > maxSendWait {
+		return 0, status.Errorf(codes.InvalidArgument, "wait: want 0 to %v", maxSendWait)
+	}
+	return d.AsDuration(), nil
 }
 
 // Remove implements the Remove call.
@@ -437,6 +472,14 @@ func (s *Server) Subscribe(req *daemonv1.SubscribeRequest, stream grpc.ServerStr
 	}
 }
 
+// optKey formats a key, or "" when there is none.
+func optKey(k []byte) string {
+	if len(k) == 0 {
+		return ""
+	}
+	return backend.FormatKey(k)
+}
+
 func eventPB(e backend.Event, nodeAddr string) (*daemonv1.Event, error) {
 	pb := &daemonv1.Event{Seq: e.Seq, At: ts(e.At)}
 	var g store.Group
@@ -476,6 +519,14 @@ func eventPB(e backend.Event, nodeAddr string) (*daemonv1.Event, error) {
 			gid = backend.FormatKey(e.GroupID)
 		}
 		pb.Kind = &daemonv1.Event_Rejected{Rejected: &daemonv1.RejectedEnvelope{GroupId: gid, Sender: backend.FormatKey(e.By), NodeSeq: e.MessageSeq, Reason: e.Detail}}
+	case store.EventRefused:
+		pb.Kind = &daemonv1.Event_Refused{Refused: &daemonv1.PolicyRefusal{GroupId: optKey(e.GroupID), Identity: optKey(e.Member), By: optKey(e.By), Epoch: e.Epoch, Reason: e.Detail}}
+	case store.EventRequest:
+		pb.Kind = &daemonv1.Event_Request{Request: &daemonv1.InvitationRequest{Id: e.MessageSeq, Inviter: backend.FormatKey(e.By)}}
+	case store.EventContactKeyChanged:
+		pb.Kind = &daemonv1.Event_ContactKeyChanged{ContactKeyChanged: &daemonv1.ContactKeyChanged{Name: e.State, OldIdentity: backend.FormatKey(e.By), NewIdentity: backend.FormatKey(e.Member)}}
+	case store.EventFork:
+		pb.Kind = &daemonv1.Event_Fork{Fork: &daemonv1.ForkDetected{GroupId: backend.FormatKey(e.GroupID), GroupName: g.Name, Epoch: e.Epoch, Member: backend.FormatKey(e.Member)}}
 	case store.EventConnection:
 		st, _ := backend.ParseConnState(e.State)
 		pb.Kind = &daemonv1.Event_Connection{Connection: &daemonv1.NodeConnection{

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/quicproquo/quicproquo/daemon/store"
 	"github.com/quicproquo/quicproquo/internal/mls"
 	nodeclient "github.com/quicproquo/quicproquo/node/client"
@@ -28,13 +30,15 @@ type KeyPackageBundle struct {
 	KeyPackage []byte
 	// Secrets is the serialized private material (init and leaf keys).
 	Secrets []byte
+	// NotAfter is the end of the KeyPackage's lifetime (zero: none).
+	NotAfter time.Time
 }
 
-// KeyPackageMaker makes KeyPackages for an identity. It is the seam where
-// internal/mls plugs in.
+// KeyPackageMaker makes KeyPackages for an identity, valid from now. It is
+// the seam where internal/mls plugs in.
 type KeyPackageMaker interface {
-	// NewKeyPackage makes a KeyPackage of identity in suite cs.
-	NewKeyPackage(identity ed25519.PrivateKey, cs mls.CipherSuite, lastResort bool) (KeyPackageBundle, error)
+	// NewKeyPackage makes a KeyPackage of identity in suite cs, valid from now.
+	NewKeyPackage(identity ed25519.PrivateKey, cs mls.CipherSuite, lastResort bool, now time.Time) (KeyPackageBundle, error)
 }
 
 // Config configures New.
@@ -63,9 +67,13 @@ type Config struct {
 	// Groups turns on the MLS groups: the Backend applies its queue's
 	// envelopes itself (Envelopes is ignored) and submits commits.
 	Groups bool
-	// ManualJoin keeps arriving Welcomes in the store until a Join call
-	// accepts them; by default qpd joins as soon as a Welcome arrives.
+	// ManualJoin keeps arriving Welcomes of contacts in the store until a
+	// Join call accepts them; by default qpd joins as soon as a contact's
+	// Welcome arrives.
 	ManualJoin bool
+	// Invitations says whose Welcomes are taken without asking (default
+	// InviteContacts: the others wait as requests, consent.go).
+	Invitations InvitePolicy
 	// SelfUpdateInterval is how often a connected daemon rotates its own
 	// keys in every group (a self-update commit); 0 or negative: never.
 	SelfUpdateInterval time.Duration
@@ -94,6 +102,20 @@ type Config struct {
 	// the node takes one per epoch, and a loser finds nothing left to
 	// commit.
 	LeaveCommitDelay time.Duration
+
+	// Now is the clock of KeyPackage lifetimes and retention (default
+	// time.Now); tests inject one.
+	Now func() time.Time
+	// KeyPackageRotateBefore is how long before a KeyPackage expires it
+	// is replaced, the last-resort one included (default 14 days).
+	KeyPackageRotateBefore time.Duration
+	// KeyPackageGrace is how long after its lifetime a KeyPackage's
+	// private half is kept for a Welcome still on its way (default 7
+	// days); then it is deleted, used or not.
+	KeyPackageGrace time.Duration
+	// Retention prunes old history and events (lifecycle.go); the zero
+	// value keeps everything.
+	Retention Retention
 
 	// Backoff bounds of the reconnect loop (defaults 250ms and 30s).
 	MinBackoff, MaxBackoff time.Duration
@@ -142,6 +164,13 @@ type Backend struct {
 	dropEnvelope func(nodeclient.Envelope) bool
 	// rejoin tracks the groups this member is behind in (under gmu).
 	rejoin rejoinState
+	// blocked holds the blocked identities (contacts.go), in memory so
+	// that their traffic is dropped before anything is read or stored.
+	blockMu sync.RWMutex
+	blocked map[string]bool
+	// strangerRejects bounds the rejected events strangers cause
+	// (consent.go).
+	strangerRejects *rate.Limiter
 }
 
 // New makes a Backend over cfg.Store.
@@ -160,6 +189,15 @@ func New(cfg Config) (*Backend, error) {
 	}
 	if cfg.KeyPackageCheck <= 0 {
 		cfg.KeyPackageCheck = 5 * time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.KeyPackageRotateBefore <= 0 {
+		cfg.KeyPackageRotateBefore = 14 * 24 * time.Hour
+	}
+	if cfg.KeyPackageGrace <= 0 {
+		cfg.KeyPackageGrace = 7 * 24 * time.Hour
 	}
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = 250 * time.Millisecond
@@ -183,17 +221,22 @@ func New(cfg Config) (*Backend, error) {
 		return nil, fmt.Errorf("backend: the default group suite %s is not among the KeyPackage suites", cfg.GroupSuite.Name())
 	}
 	b := &Backend{
-		cfg:        cfg,
-		st:         cfg.Store,
-		log:        cfg.Logger,
-		changed:    newNotifier(),
-		registered: make(chan struct{}),
-		kpLow:      make(chan struct{}, 1),
-		jobs:       make(chan groupJob, 256),
-		rejoin:     rejoinState{asked: map[string]time.Time{}, from: map[string][][]byte{}, keys: map[string]*ecdh.PrivateKey{}},
+		cfg:             cfg,
+		st:              cfg.Store,
+		log:             cfg.Logger,
+		changed:         newNotifier(),
+		registered:      make(chan struct{}),
+		kpLow:           make(chan struct{}, 1),
+		jobs:            make(chan groupJob, 256),
+		rejoin:          rejoinState{asked: map[string]time.Time{}, from: map[string][][]byte{}, keys: map[string]*ecdh.PrivateKey{}},
+		blocked:         map[string]bool{},
+		strangerRejects: rate.NewLimiter(strangerRejectRate, strangerRejectBurst),
 	}
 	if cfg.Groups {
 		b.cfg.Envelopes = b
+	}
+	if err := b.loadBlocked(context.Background()); err != nil {
+		return nil, err
 	}
 	b.conn = connState{state: StateNotRegistered, since: time.Now()}
 	if _, err := b.identity(context.Background()); err == nil {

@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -144,6 +145,9 @@ func (b *Backend) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("backend: run: %w", err)
 	}
+	maintained := make(chan struct{})
+	go func() { b.maintain(ctx); close(maintained) }()
+	defer func() { <-maintained }()
 	backoff := b.cfg.MinBackoff
 	for {
 		b.setState(StateConnecting, "", false)
@@ -332,10 +336,17 @@ func (b *Backend) verifyTOFU(der []byte) error {
 			pinned = p
 			return errPinMismatch
 		}
+		if !bytes.Equal(p.Cert, der) {
+			// Renewed with the same key: remember the newest.
+			if _, err := tx.PinCert(b.cfg.NodeAddr, der); err != nil {
+				return err
+			}
+			b.log.Info("node renewed its certificate with the pinned key", "node", b.cfg.NodeAddr, "sha256", hexFingerprint(der))
+		}
 		return nil
 	})
 	if errors.Is(err, errPinMismatch) {
-		return fmt.Errorf("%w: node %s presents certificate sha256 %s, but sha256 %x is pinned since %s; if the node's certificate was replaced on purpose, restart qpd once with --repin (or give the new certificate with --server-cert)",
+		return fmt.Errorf("%w: node %s presents certificate sha256 %s with another key than the certificate sha256 %x pinned since %s; if the node's key was replaced on purpose, restart qpd once with --repin (or give the new certificate with --server-cert)",
 			nodeclient.ErrServerCertChanged, b.cfg.NodeAddr, hexFingerprint(der), pinned.Fingerprint[:], pinned.PinnedAt.UTC().Format(time.RFC3339))
 	}
 	if err != nil {
@@ -392,8 +403,9 @@ func (b *Backend) publishKeyPackages(ctx context.Context) (int, string, error) {
 }
 
 // topUpKeyPackages brings the node's stock of this identity's KeyPackages
-// up to the target, plus a last-resort one. Each private half is committed
-// to the store before its KeyPackage is uploaded.
+// up to the target, plus a last-resort one, replacing those about to expire
+// (lifecycle.go). Each private half is committed to the store before its
+// KeyPackage is uploaded.
 func (b *Backend) topUpKeyPackages(ctx context.Context, c *nodeclient.Client) (int, error) {
 	b.kpMu.Lock()
 	defer b.kpMu.Unlock()
@@ -406,28 +418,36 @@ func (b *Backend) topUpKeyPackages(ctx context.Context, c *nodeclient.Client) (i
 		suite      mls.CipherSuite
 		lastResort bool
 	}
+	now := b.cfg.Now()
+	stocks, err := b.keyPackageStock(ctx, now)
+	if err != nil {
+		return 0, err
+	}
 	var plan []want
 	for _, cs := range b.cfg.KeyPackageSuites {
 		count, err := c.KeyPackageCountSuite(ctx, pub, uint16(cs))
 		if err != nil {
 			return 0, fmt.Errorf("count key packages of %s: %w", cs.Name(), err)
 		}
-		if !count.LastResort {
+		st := stocks[cs]
+		if !count.LastResort || !st.freshLastResort {
 			plan = append(plan, want{cs, true})
 		}
-		for i := count.Remaining; i < b.cfg.KeyPackageTarget; i++ {
+		// Those about to expire still count at the node, but peers will
+		// soon refuse them.
+		for i := max(0, count.Remaining-st.expiring); i < b.cfg.KeyPackageTarget; i++ {
 			plan = append(plan, want{cs, false})
 		}
 	}
 	uploaded := 0
 	for _, w := range plan {
 		lastResort := w.lastResort
-		kp, err := b.cfg.KeyPackages.NewKeyPackage(id.PrivateKey, w.suite, lastResort)
+		kp, err := b.cfg.KeyPackages.NewKeyPackage(id.PrivateKey, w.suite, lastResort, now)
 		if err != nil {
 			return uploaded, fmt.Errorf("make key package: %w", err)
 		}
 		err = b.update(ctx, func(tx *store.Tx) error {
-			return tx.PutKeyPackage(store.KeyPackageSecret{Ref: kp.Ref, KeyPackage: kp.KeyPackage, Secrets: kp.Secrets, LastResort: lastResort})
+			return tx.PutKeyPackage(store.KeyPackageSecret{Ref: kp.Ref, KeyPackage: kp.KeyPackage, Secrets: kp.Secrets, LastResort: lastResort, ExpiresAt: kp.NotAfter})
 		})
 		clear(kp.Secrets)
 		if err != nil {
@@ -441,5 +461,12 @@ func (b *Backend) topUpKeyPackages(ctx context.Context, c *nodeclient.Client) (i
 		}
 		uploaded++
 	}
-	return uploaded, nil
+	expiring := 0
+	for _, st := range stocks {
+		expiring += st.expiring
+	}
+	if len(plan) > 0 && expiring > 0 {
+		b.log.Info("key packages rotated before expiry", "expiring", expiring, "uploaded", uploaded)
+	}
+	return uploaded, b.pruneKeyPackages(ctx, now)
 }

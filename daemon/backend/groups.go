@@ -69,7 +69,7 @@ func loadGroup(tx *store.Tx, id []byte) (store.Group, *mls.Group, error) {
 		}
 		return store.Group{}, nil, err
 	}
-	g, err := mls.UnmarshalGroup(sg.State)
+	g, err := mls.UnmarshalGroupWithPolicy(sg.State, groupPolicy)
 	if err != nil {
 		return store.Group{}, nil, fmt.Errorf("decode state of group %x: %w", id, err)
 	}
@@ -131,6 +131,7 @@ func (b *Backend) CreateGroupIn(ctx context.Context, name string, cs mls.CipherS
 	g, err := mls.CreateGroup(cs, groupID, s, &mls.CreateOptions{
 		Extensions: []mls.Extension{{Type: ExtensionGroupName, Data: []byte(name)}},
 		Config:     groupConfig,
+		Policy:     groupPolicy,
 	})
 	clear(s.SignaturePriv)
 	if err != nil {
@@ -241,6 +242,8 @@ type SendResult struct {
 	Message store.Message
 	// Delivered is true once the node has accepted the message.
 	Delivered bool
+	// OutboxID is the message's outbox item (see AwaitDelivery).
+	OutboxID int64
 }
 
 // userClientID namespaces an API client's idempotency key, so that it
@@ -290,7 +293,7 @@ func (b *Backend) Send(ctx context.Context, group, text string, clientMsgID []by
 			if err != nil {
 				return err
 			}
-			res = SendResult{Message: m, Delivered: it.State == store.OutboxSent}
+			res = SendResult{Message: m, Delivered: it.State == store.OutboxSent, OutboxID: it.ID}
 			return nil
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
@@ -326,6 +329,7 @@ func (b *Backend) Send(ctx context.Context, group, text string, clientMsgID []by
 		if err != nil {
 			return err
 		}
+		res.OutboxID = it.ID
 		if len(rcpt) == 0 {
 			if err := tx.SetOutboxState(it.ID, store.OutboxSent, ""); err != nil {
 				return err
@@ -472,19 +476,37 @@ func (b *Backend) Join(ctx context.Context, wait time.Duration) ([]GroupInfo, er
 	}
 }
 
-// joinStoredWelcomes joins with the Welcomes kept in the store.
+// joinBatch is how many stored Welcomes one transaction joins with, so
+// that memory stays bounded however many wait.
+const joinBatch = 16
+
+// joinStoredWelcomes joins with the Welcomes kept in the store (not the
+// requests waiting for consent), joinBatch at a time.
 func (b *Backend) joinStoredWelcomes(ctx context.Context) error {
+	for {
+		more, err := b.joinWelcomeBatch(ctx)
+		if err != nil || !more {
+			return err
+		}
+	}
+}
+
+// joinWelcomeBatch joins with up to joinBatch stored Welcomes and reports
+// whether there may be more.
+func (b *Backend) joinWelcomeBatch(ctx context.Context) (bool, error) {
 	var ws []store.Welcome
-	if err := b.view(ctx, func(tx *store.Tx) (err error) { ws, err = tx.Welcomes(); return }); err != nil || len(ws) == 0 {
-		return err
+	if err := b.view(ctx, func(tx *store.Tx) (err error) { ws, err = tx.Welcomes(joinBatch); return }); err != nil || len(ws) == 0 {
+		return false, err
 	}
 	b.gmu.Lock()
 	defer b.gmu.Unlock()
-	return b.update(ctx, func(tx *store.Tx) error {
-		ws, err := tx.Welcomes()
+	more := false
+	err := b.update(ctx, func(tx *store.Tx) error {
+		ws, err := tx.Welcomes(joinBatch)
 		if err != nil {
 			return err
 		}
+		more = len(ws) == joinBatch
 		for _, w := range ws {
 			if err := b.joinWelcome(tx, w.Payload, w.Sender); err != nil {
 				if !errors.Is(err, ErrRejectEnvelope) {
@@ -501,4 +523,5 @@ func (b *Backend) joinStoredWelcomes(ctx context.Context) error {
 		}
 		return nil
 	})
+	return more, err
 }

@@ -39,7 +39,7 @@ func groupsBenchStart(b *testing.B, node *testnode.Node) *groupsUser {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	be, err := New(Config{Store: st, Logger: testnode.Logger(), NodeAddr: node.Addr, NodeCert: node.CertDER, Groups: true,
+	be, err := New(Config{Store: st, Logger: testnode.Logger(), NodeAddr: node.Addr, NodeCert: node.CertDER, Groups: true, Invitations: InviteAnyone,
 		KeyPackages: MLSKeyPackages{}, KeyPackageTarget: 3})
 	if err != nil {
 		b.Fatal(err)

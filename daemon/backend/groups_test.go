@@ -40,6 +40,9 @@ func groupsStartWith(t *testing.T, node *testnode.Node, cfg Config) *groupsUser 
 func groupsStartOn(t *testing.T, node *testnode.Node, cfg Config, st *store.Store, setup ...func(*Backend)) *groupsUser {
 	t.Helper()
 	cfg.NodeAddr, cfg.NodeCert, cfg.Groups, cfg.KeyPackages, cfg.KeyPackageTarget = node.Addr, node.CertDER, true, MLSKeyPackages{}, 3
+	// The group mechanics tests take every invitation; consent_test.go
+	// tests the default (with a setup that sets it back).
+	cfg.Invitations = InviteAnyone
 	var b *Backend
 	if st == nil {
 		b = backendNew(t, cfg)
@@ -431,7 +434,7 @@ func TestGroupManualJoin(t *testing.T) {
 	}
 	groupsWait(t, "the Welcome stored", func() bool {
 		var n int
-		bob.b.view(ctx, func(tx *store.Tx) error { ws, err := tx.Welcomes(); n = len(ws); return err })
+		bob.b.view(ctx, func(tx *store.Tx) error { ws, err := tx.Welcomes(100); n = len(ws); return err })
 		return n == 1
 	})
 	if gs, _ := bob.b.Groups(ctx); len(gs) != 0 {

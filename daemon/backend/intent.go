@@ -195,9 +195,9 @@ func (b *Backend) inviteIntent(peers []ed25519.PublicKey, added *[]ed25519.Publi
 			if err != nil {
 				return nil, nil, fmt.Errorf("%w: fetch key package: %w", ErrNotConnected, err)
 			}
-			info := inspectKeyPackage(raw, p, time.Now())
+			info := inspectKeyPackage(identityRule, raw, p, time.Now())
 			if !info.Valid {
-				return nil, nil, fmt.Errorf("%w: KeyPackage of %s: %s", ErrInvalidArgument, FormatKey(p), info.Problem)
+				return nil, nil, b.refuseKeyPackage(ctx, g.GroupID(), p, info)
 			}
 			if info.Suite != g.CipherSuite() {
 				return nil, nil, fmt.Errorf("%w: KeyPackage of %s is for suite %v, the group uses %v", ErrInvalidArgument, FormatKey(p), info.Suite, g.CipherSuite())

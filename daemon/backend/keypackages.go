@@ -1,9 +1,9 @@
 package backend
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"time"
@@ -39,7 +39,7 @@ type MLSKeyPackages struct {
 }
 
 // NewKeyPackage implements KeyPackageMaker. A zero cs is m.Suite.
-func (m MLSKeyPackages) NewKeyPackage(identity ed25519.PrivateKey, cs mls.CipherSuite, lastResort bool) (KeyPackageBundle, error) {
+func (m MLSKeyPackages) NewKeyPackage(identity ed25519.PrivateKey, cs mls.CipherSuite, lastResort bool, now time.Time) (KeyPackageBundle, error) {
 	if cs == 0 {
 		cs = m.Suite
 	}
@@ -54,7 +54,7 @@ func (m MLSKeyPackages) NewKeyPackage(identity ed25519.PrivateKey, cs mls.Cipher
 			exts = append(exts, e)
 		}
 	}
-	kp, priv, err := mls.GenerateKeyPackage(cs, signer, &mls.KeyPackageParams{LastResort: lastResort, ExtensionTypes: exts})
+	kp, priv, err := mls.GenerateKeyPackage(cs, signer, &mls.KeyPackageParams{LastResort: lastResort, ExtensionTypes: exts, Now: now})
 	clear(signer.SignaturePriv)
 	if err != nil {
 		return KeyPackageBundle{}, fmt.Errorf("generate key package: %w", err)
@@ -70,7 +70,11 @@ func (m MLSKeyPackages) NewKeyPackage(identity ed25519.PrivateKey, cs mls.Cipher
 	if err != nil {
 		return KeyPackageBundle{}, fmt.Errorf("encode key package secrets: %w", err)
 	}
-	return KeyPackageBundle{Ref: ref, KeyPackage: kp.Marshal(), Secrets: secrets}, nil
+	b := KeyPackageBundle{Ref: ref, KeyPackage: kp.Marshal(), Secrets: secrets}
+	if lt := kp.LeafNode.Lifetime; lt != nil {
+		b.NotAfter = time.Unix(int64(min(lt.NotAfter, 1<<62)), 0)
+	}
+	return b, nil
 }
 
 // KeyPackageInfo describes a KeyPackage fetched from the node.
@@ -85,10 +89,14 @@ type KeyPackageInfo struct {
 	NotBefore  time.Time
 	NotAfter   time.Time
 	// Valid is true when the KeyPackage passes RFC 9420 section 10.1
-	// validation (signatures, lifetime, capabilities) and its credential
-	// names the peer that was asked for; Problem says why not otherwise.
+	// validation (signatures, lifetime, capabilities), its leaf passes the
+	// identity rule (identity.go) and the user it speaks for is the peer
+	// that was asked for; Problem says why not otherwise.
 	Valid   bool
 	Problem string
+	// Err is the typed fault behind Problem (ErrIdentityMismatch for a
+	// KeyPackage that is not the peer's), nil when Valid.
+	Err error
 }
 
 // FetchKey fetches (and so consumes, unless it is the last-resort one) a
@@ -109,7 +117,7 @@ func (b *Backend) FetchKey(ctx context.Context, peer ed25519.PublicKey) (KeyPack
 	if err != nil {
 		return KeyPackageInfo{}, fmt.Errorf("%w: fetch key package: %w", ErrNotConnected, err)
 	}
-	return inspectKeyPackage(raw, peer, time.Now()), nil
+	return inspectKeyPackage(identityRule, raw, peer, time.Now()), nil
 }
 
 // MaxKeyPackageLifetime is the longest total lifetime (not_after minus
@@ -120,12 +128,15 @@ const MaxKeyPackageLifetime = 366 * 24 * time.Hour
 
 // inspectKeyPackage decodes and validates a KeyPackage; any fault is
 // reported in the result, never as a panic or error.
-func inspectKeyPackage(raw []byte, peer ed25519.PublicKey, now time.Time) KeyPackageInfo {
+func inspectKeyPackage(rule IdentityRule, raw []byte, peer ed25519.PublicKey, now time.Time) KeyPackageInfo {
 	info := KeyPackageInfo{KeyPackage: raw}
+	fail := func(err error) KeyPackageInfo {
+		info.Problem, info.Err = err.Error(), err
+		return info
+	}
 	kp, err := mls.ParseKeyPackage(raw)
 	if err != nil {
-		info.Problem = err.Error()
-		return info
+		return fail(err)
 	}
 	info.Suite = kp.CipherSuite
 	info.Identity = kp.LeafNode.Credential.Identity
@@ -136,19 +147,25 @@ func inspectKeyPackage(raw []byte, peer ed25519.PublicKey, now time.Time) KeyPac
 	_, info.LastResort = mls.FindExtension(kp.Extensions, mls.ExtensionLastResort)
 	s, err := mls.LookupSuite(kp.CipherSuite)
 	if err != nil {
-		info.Problem = err.Error()
-		return info
+		return fail(err)
 	}
 	info.Ref = kp.Ref(s)
-	switch err := mls.ValidateKeyPackage(kp, kp.CipherSuite, now); {
-	case err != nil:
-		info.Problem = err.Error()
-	case kp.LeafNode.Lifetime == nil || kp.LeafNode.Lifetime.NotAfter-kp.LeafNode.Lifetime.NotBefore > uint64(MaxKeyPackageLifetime/time.Second):
-		info.Problem = fmt.Sprintf("lifetime %v .. %v is longer than %v", info.NotBefore.UTC(), info.NotAfter.UTC(), MaxKeyPackageLifetime)
-	case kp.LeafNode.Credential.Type != mls.CredentialBasic || !bytes.Equal(info.Identity, peer):
-		info.Problem = fmt.Sprintf("credential names %x, not the peer %x", info.Identity, []byte(peer))
-	default:
-		info.Valid = true
+	if err := mls.ValidateKeyPackage(kp, kp.CipherSuite, now); err != nil {
+		return fail(err)
 	}
+	if lt := kp.LeafNode.Lifetime; lt == nil || lt.NotAfter-lt.NotBefore > uint64(MaxKeyPackageLifetime/time.Second) {
+		return fail(fmt.Errorf("%w: lifetime %v .. %v is longer than %v", ErrInvalidArgument, info.NotBefore.UTC(), info.NotAfter.UTC(), MaxKeyPackageLifetime))
+	}
+	// The identity rule binds the leaf to a user; that user must be the
+	// peer. A node that answers with its own KeyPackage naming the peer
+	// fails here: its signature key is not the peer's identity key.
+	user, err := rule.User(kp.LeafNode.Credential, kp.LeafNode.SignatureKey)
+	if err != nil {
+		return fail(err)
+	}
+	if subtle.ConstantTimeCompare(user, peer) != 1 {
+		return fail(fmt.Errorf("%w: KeyPackage speaks for %x, not the peer %x", ErrIdentityMismatch, user, []byte(peer)))
+	}
+	info.Valid = true
 	return info
 }

@@ -74,8 +74,10 @@ func (b *Backend) applyEnvelope(ctx context.Context, env nodeclient.Envelope) (b
 	if errors.Is(err, errRejected) {
 		b.log.Warn("envelope rejected", "seq", env.Seq, "sender", FormatKey(env.Sender), "err", rejectErr)
 		err = b.update(ctx, func(tx *store.Tx) error {
-			if err := rejectedEvent(tx, env, rejectErr); err != nil {
-				return err
+			if b.recordReject(tx, env) {
+				if err := rejectedEvent(tx, env, rejectErr); err != nil {
+					return err
+				}
 			}
 			return tx.SetNodeCursor(env.Seq)
 		})
@@ -205,12 +207,36 @@ func permanentNodeErr(err error) bool {
 // recipient gets the payload with the item's client message id, so a
 // repeat after a crash or reconnect is stored once by the node. Commits
 // stay for the group state machine, which must learn the node's verdict.
+//
+// Order: items of one group go out in the order they were queued, and so
+// do the items of no group (control messages). An item the node refuses
+// for now (rate limit, node busy or stopping) is retried, itself, after a
+// backoff of its group's own; nothing queued after it in its group goes
+// first, while the other groups' items keep going. A lost connection ends
+// the pass; the next connection starts again from the oldest pending item.
 func (b *Backend) sendOutbox(ctx context.Context, c *nodeclient.Client) {
-	backoff := b.cfg.MinBackoff
+	waits := map[string]*outboxWait{} // by orderKey: groups waiting to retry
 	for {
 		changed := b.Changed()
+		now := time.Now()
+		var skip [][]byte
+		skipDirect := false
+		next := time.Time{}
+		for k, w := range waits {
+			if !now.Before(w.until) {
+				continue
+			}
+			if k == "" {
+				skipDirect = true
+			} else {
+				skip = append(skip, []byte(k))
+			}
+			if next.IsZero() || w.until.Before(next) {
+				next = w.until
+			}
+		}
 		var items []store.OutboxItem
-		err := b.view(ctx, func(tx *store.Tx) (err error) { items, err = tx.PendingOutbox(100); return })
+		err := b.view(ctx, func(tx *store.Tx) (err error) { items, err = tx.PendingSends(100, skip, skipDirect); return })
 		if err != nil {
 			if ctx.Err() == nil {
 				b.log.Error("read outbox", "err", err)
@@ -219,8 +245,9 @@ func (b *Backend) sendOutbox(ctx context.Context, c *nodeclient.Client) {
 		}
 		progress := false
 		for _, it := range items {
-			if it.Kind != store.OutboxApplication {
-				continue
+			key := string(it.GroupID)
+			if w := waits[key]; w != nil && now.Before(w.until) {
+				continue // an earlier item of this group waits: keep the order
 			}
 			err := b.deliver(ctx, c, it)
 			if err != nil && len(it.GroupID) > 0 && errors.Is(err, nodeclient.ErrUnauthorized) {
@@ -231,7 +258,7 @@ func (b *Backend) sendOutbox(ctx context.Context, c *nodeclient.Client) {
 			switch {
 			case err == nil:
 				progress = true
-				backoff = b.cfg.MinBackoff
+				delete(waits, key)
 			case ctx.Err() != nil:
 				return
 			case permanentNodeErr(err):
@@ -248,27 +275,56 @@ func (b *Backend) sendOutbox(ctx context.Context, c *nodeclient.Client) {
 					b.log.Warn("outbox delivery", "id", it.ID, "err", err)
 					return
 				}
-				b.log.Warn("outbox delivery refused for now", "id", it.ID, "err", err, "retry_in", backoff)
+				w := waits[key]
+				if w == nil {
+					w = &outboxWait{backoff: b.cfg.MinBackoff}
+					waits[key] = w
+				}
+				retry := jitter(w.backoff)
+				w.until = time.Now().Add(retry)
+				w.backoff = min(2*w.backoff, b.cfg.MaxBackoff)
+				b.log.Warn("outbox delivery refused for now", "id", it.ID, "err", err, "retry_in", retry)
 				if err := b.update(ctx, func(tx *store.Tx) error { return tx.SetOutboxState(it.ID, store.OutboxPending, err.Error()) }); err != nil {
 					b.log.Error("outbox", "err", err)
 					return
 				}
-				if !sleepCtx(ctx, jitter(backoff)) {
-					return
+				if next.IsZero() || w.until.Before(next) {
+					next = w.until
 				}
-				backoff = min(2*backoff, b.cfg.MaxBackoff)
-				progress = true
 			}
 		}
 		if progress {
 			continue
 		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
+		if !b.waitOutbox(ctx, changed, next) {
 			return
 		}
 	}
+}
+
+// waitOutbox waits for a change, until next (when not zero), or for ctx;
+// it reports false when ctx ended.
+func (b *Backend) waitOutbox(ctx context.Context, changed <-chan struct{}, next time.Time) bool {
+	var retry <-chan time.Time
+	if !next.IsZero() {
+		t := time.NewTimer(time.Until(next))
+		defer t.Stop()
+		retry = t.C
+	}
+	select {
+	case <-changed:
+	case <-retry:
+	case <-ctx.Done():
+		return false
+	}
+	return true
+}
+
+// outboxWait is a group's pause after the node refused its oldest item
+// for now.
+type outboxWait struct {
+	until   time.Time
+	backoff time.Duration
 }
 
 // outboxClientID is the idempotency key an item is enqueued with.

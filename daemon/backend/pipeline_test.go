@@ -91,6 +91,8 @@ func pipelineStart(t *testing.T, node *testnode.Node, dir string, h EnvelopeHand
 		t.Fatal(err)
 	}
 	r.id = id.PrivateKey
+	// Connected means registered at the node: peers can reach it.
+	pipelineWait(t, "connected", func() bool { return b.Connection().State == StateConnected })
 	return r
 }
 
@@ -106,6 +108,7 @@ func pipelinePeer(t *testing.T, node *testnode.Node, id ed25519.PrivateKey) *nod
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
+	// The node takes messages only from registered identities.
 	if err := c.Register(ctx, ""); err != nil {
 		t.Fatal(err)
 	}

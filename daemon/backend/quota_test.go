@@ -128,7 +128,7 @@ func TestKeyPackageDrainToppedUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info := inspectKeyPackage(kp, bob.id, time.Now()); !info.Valid || info.LastResort {
+	if info := inspectKeyPackage(SameKeyRule{}, kp, bob.id, time.Now()); !info.Valid || info.LastResort {
 		t.Fatalf("after the top-up: %+v", info)
 	}
 }

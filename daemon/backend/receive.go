@@ -29,6 +29,9 @@ func reject(format string, args ...any) error {
 // HandleEnvelope implements EnvelopeHandler with the MLS groups. The
 // caller holds gmu.
 func (b *Backend) HandleEnvelope(ctx context.Context, tx *store.Tx, env nodeclient.Envelope) error {
+	if b.isBlocked(env.Sender) {
+		return nil // dropped unread (consent.go)
+	}
 	if bytes.HasPrefix(env.Payload, controlMagic) {
 		return b.handleControl(tx, env)
 	}
@@ -38,26 +41,19 @@ func (b *Backend) HandleEnvelope(ctx context.Context, tx *store.Tx, env nodeclie
 	}
 	switch hdr.WireFormat {
 	case mls.WireFormatWelcome:
-		if b.cfg.ManualJoin {
-			if _, _, err := mls.WelcomeKeyPackageRefs(env.Payload); err != nil {
-				return reject("welcome: %v", err)
-			}
-			_, err := tx.AddWelcome(store.Welcome{Payload: env.Payload, Sender: env.Sender})
-			return err
-		}
-		return b.joinWelcome(tx, env.Payload, env.Sender)
+		return b.handleWelcome(tx, env)
 	case mls.WireFormatPublicMessage, mls.WireFormatPrivateMessage:
 		return b.handleGroupMessage(tx, env, hdr)
 	}
 	return reject("unexpected wire format %v", hdr.WireFormat)
 }
 
-// joinWelcome joins the group of a Welcome with the stored private half of
-// the KeyPackage it is addressed to.
-func (b *Backend) joinWelcome(tx *store.Tx, welcome, sender []byte) error {
+// openWelcome reads a Welcome with the stored private half of the
+// KeyPackage it is addressed to; it changes nothing.
+func openWelcome(tx *store.Tx, welcome []byte) (*mls.Group, store.KeyPackageSecret, error) {
 	_, refs, err := mls.WelcomeKeyPackageRefs(welcome)
 	if err != nil {
-		return reject("welcome: %v", err)
+		return nil, store.KeyPackageSecret{}, reject("welcome: %v", err)
 	}
 	var kp store.KeyPackageSecret
 	found := false
@@ -68,51 +64,67 @@ func (b *Backend) joinWelcome(tx *store.Tx, welcome, sender []byte) error {
 			break
 		}
 		if !errors.Is(err, store.ErrNotFound) {
-			return err
+			return nil, store.KeyPackageSecret{}, err
 		}
 	}
 	if !found {
-		return reject("welcome for none of this user's KeyPackages")
+		return nil, store.KeyPackageSecret{}, reject("welcome for none of this user's KeyPackages")
 	}
 	priv, err := mls.UnmarshalKeyPackagePrivate(kp.Secrets)
 	clear(kp.Secrets)
 	if err != nil {
-		return reject("decode KeyPackage secrets: %v", err)
+		return nil, store.KeyPackageSecret{}, reject("decode KeyPackage secrets: %v", err)
 	}
-	g, err := mls.JoinFromWelcome(welcome, priv, &mls.JoinOptions{Config: groupConfig})
+	g, err := mls.JoinFromWelcome(welcome, priv, &mls.JoinOptions{Config: groupConfig, Policy: groupPolicy})
 	clear(priv.InitPriv)
 	clear(priv.EncryptionPriv)
 	clear(priv.SignaturePriv)
 	if err != nil {
-		return reject("join from welcome: %v", err)
+		return nil, store.KeyPackageSecret{}, fmt.Errorf("%w: join from welcome: %w", ErrRejectEnvelope, err)
+	}
+	return g, kp, nil
+}
+
+// joinWelcome joins the group of a Welcome with the stored private half of
+// the KeyPackage it is addressed to.
+func (b *Backend) joinWelcome(tx *store.Tx, welcome, sender []byte) error {
+	_, err := b.joinWelcomeID(tx, welcome, sender)
+	return err
+}
+
+// joinWelcomeID is joinWelcome that returns the group id.
+func (b *Backend) joinWelcomeID(tx *store.Tx, welcome, sender []byte) ([]byte, error) {
+	g, kp, err := openWelcome(tx, welcome)
+	if err != nil {
+		return nil, err
 	}
 	gid := g.GroupID()
 	if len(gid) != store.GroupIDSize {
-		return reject("group id of %d bytes", len(gid))
+		return nil, reject("group id of %d bytes", len(gid))
 	}
 	old, err := tx.Group(gid)
 	switch {
 	case err == nil && old.LeftAt.IsZero():
-		return reject("already a member of group %x", gid)
+		return nil, reject("already a member of group %x", gid)
 	case err == nil:
 		// Invited back after leaving: the old history stays.
 	case !errors.Is(err, store.ErrNotFound):
-		return err
+		return nil, err
 	}
 	sg := store.Group{ID: gid, Name: groupName(g), CreatedAt: old.CreatedAt, JoinReported: false}
 	if err := saveGroup(tx, &sg, g); err != nil {
-		return err
+		return nil, err
 	}
 	if !kp.LastResort {
 		if err := tx.DeleteKeyPackage(kp.Ref); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if _, err := tx.AppendEvent(store.Event{Kind: store.EventJoined, GroupID: gid, Epoch: g.Epoch(), By: sender}); err != nil {
-		return err
+		return nil, err
 	}
 	b.log.Info("joined group", "group", FormatKey(gid), "epoch", g.Epoch())
-	return nil
+	return gid, nil
 }
 
 func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr *mls.MessageHeader) error {
@@ -132,7 +144,7 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 	}
 	rec, err := g.ProcessMessage(env.Payload)
 	if err != nil {
-		if hdr.Epoch > g.Epoch() && g.Active() && sg.LeftAt.IsZero() {
+		if hdr.Epoch > g.Epoch() && g.Active() && sg.LeftAt.IsZero() && b.mayAskRejoin(g, env) {
 			// A message of a later epoch: this member missed a commit
 			// and can read nothing more of the group until it rejoins.
 			// The message is lost to it; it is logged as rejected, and
@@ -142,6 +154,12 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 				return err
 			}
 			return b.askRejoin(tx, sg, g, self.PublicKey())
+		}
+		if isRefusal(err) {
+			// The trust policy refused it (identity.go): the group stays
+			// as it was, and the refusal is an event.
+			b.log.Warn("refused by the trust policy", "group", FormatKey(sg.ID), "sender", FormatKey(env.Sender), "err", err)
+			return fmt.Errorf("%w: group %x epoch %d: %w", ErrRejectEnvelope, sg.ID, hdr.Epoch, err)
 		}
 		return reject("group %x epoch %d: %v", sg.ID, hdr.Epoch, err)
 	}
@@ -230,9 +248,13 @@ func committerRank(g *mls.Group, leaver mls.LeafIndex) int {
 	return rank
 }
 
-// rejectedEvent records a rejected envelope.
+// rejectedEvent records a rejected envelope (a refusal of the trust
+// policy as EventRefused).
 func rejectedEvent(tx *store.Tx, env nodeclient.Envelope, why error) error {
 	e := store.Event{Kind: store.EventRejected, By: bytes.Clone(env.Sender), MessageSeq: env.Seq, Detail: why.Error()}
+	if isRefusal(why) {
+		e.Kind = store.EventRefused
+	}
 	if hdr, err := mls.PeekMessage(env.Payload); err == nil && len(hdr.GroupID) > 0 {
 		if _, err := tx.Group(hdr.GroupID); err == nil {
 			e.GroupID = hdr.GroupID

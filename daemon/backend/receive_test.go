@@ -71,7 +71,7 @@ func receiveSetupWith(t testing.TB, log *slog.Logger, groupName string) *receive
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	b, err := New(Config{Store: st, Logger: log, Groups: true})
+	b, err := New(Config{Store: st, Logger: log, Groups: true, Invitations: InviteAnyone})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func receiveSetupWith(t testing.TB, log *slog.Logger, groupName string) *receive
 	if err != nil {
 		t.Fatal(err)
 	}
-	kb, err := MLSKeyPackages{}.NewKeyPackage(id.PrivateKey, 0, false)
+	kb, err := MLSKeyPackages{}.NewKeyPackage(id.PrivateKey, 0, false, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,12 @@ func receiveSetupWith(t testing.TB, log *slog.Logger, groupName string) *receive
 	return r
 }
 
+// apply applies an envelope; a nil sender is the peer (an envelope without
+// a sender is the node's own notice).
 func (r *receiveRig) apply(seq uint64, payload, sender []byte) (bool, error) {
+	if sender == nil {
+		sender = r.peerKey.Public().(ed25519.PublicKey)
+	}
 	return r.b.applyEnvelope(context.Background(), nodeclient.Envelope{Seq: seq, Sender: sender, Payload: payload, EnqueuedAt: time.Now()})
 }
 

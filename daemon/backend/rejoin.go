@@ -266,7 +266,7 @@ func (b *Backend) rejoinGroup(ctx context.Context, groupID, groupInfo, from []by
 		return fmt.Errorf("GroupInfo from %s, who was not a member", FormatKey(from))
 	}
 	s := signer(id)
-	ng, commit, err := mls.JoinExternal(groupInfo, s, &mls.ExternalJoinOptions{Resync: true, Config: groupConfig,
+	ng, commit, err := mls.JoinExternal(groupInfo, s, &mls.ExternalJoinOptions{Resync: true, Config: groupConfig, Policy: groupPolicy,
 		ExtensionTypes: []mls.ExtensionType{ExtensionGroupName}})
 	clear(s.SignaturePriv)
 	if err != nil {
@@ -314,4 +314,17 @@ func (b *Backend) rejoinGroup(ctx context.Context, groupID, groupInfo, from []by
 	delete(b.rejoin.keys, string(groupID))
 	b.log.Info("rejoined group by external commit", "group", FormatKey(groupID), "epoch", ng.Epoch())
 	return nil
+}
+
+// mayAskRejoin reports whether an unreadable message of a later epoch may
+// make this member ask for a GroupInfo: only one sent by a member of the
+// member's last tree (the node authenticated the envelope's sender), so
+// that a stranger's forged envelope costs the group nothing. The asking
+// itself is rate-limited per group (rejoinAskEvery).
+func (b *Backend) mayAskRejoin(g *mls.Group, env nodeclient.Envelope) bool {
+	if _, ok := g.MemberByIdentity(env.Sender); ok {
+		return true
+	}
+	b.log.Debug("later-epoch message from a non-member: no rejoin", "sender", FormatKey(env.Sender))
+	return false
 }

@@ -97,3 +97,26 @@ func TestConfigPostQuantum(t *testing.T) {
 		}
 	}
 }
+
+// FuzzConfigFile feeds arbitrary file contents to the configuration
+// reader: it accepts them or fails with a usage error, never panics.
+func FuzzConfigFile(f *testing.F) {
+	for _, s := range []string{
+		"server = \"h:1\"\nauto_join = false\nself_update_interval = \"1h\"\n",
+		"log_level = \"debug\"\nstate_dir = \"/s\"\nsocket = \"/s.sock\"\n",
+		"[table]\nx = 1\n", "server = [1, 2]\n", "auto_join = \"maybe\"\n", "= \"\"\n", "\x00",
+	} {
+		f.Add(s)
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, text string) {
+		p := filepath.Join(dir, "qpd.toml")
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ParseFlags([]string{"--config", p}, func(string) string { return "" }, io.Discard)
+		if err != nil && !errors.Is(err, errUsage) {
+			t.Fatalf("config %q: %v is not a usage error", text, err)
+		}
+	})
+}

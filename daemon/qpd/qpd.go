@@ -55,6 +55,10 @@ type Config struct {
 	// NoPQKeyPackages publishes KeyPackages in suite 1 only: others cannot
 	// invite this user to post-quantum groups.
 	NoPQKeyPackages bool
+	// Invitations says whose invitations are taken without asking.
+	Invitations backend.InvitePolicy
+	// Retention prunes old messages and events (zero: keep).
+	Retention backend.Retention
 	// RegistrationToken registers the identity with a node that asks for
 	// an operator's token.
 	RegistrationToken string
@@ -99,7 +103,11 @@ func ParseFlags(args []string, getenv func(string) string, stdout io.Writer) (Co
 	fs.StringVar(&level, "log-level", envOr(getenv, "QPQ_LOG_LEVEL", "info"), "debug, info, warn or error (env QPQ_LOG_LEVEL)")
 	fs.DurationVar(&cfg.SelfUpdateInterval, "self-update-interval", 24*time.Hour, "how often to rotate own keys in every group (0: never)")
 	autoJoin := true
-	fs.BoolVar(&autoJoin, "auto-join", true, "join a group as soon as its invitation arrives; with --auto-join=false invitations wait for 'qpctl join'")
+	fs.BoolVar(&autoJoin, "auto-join", true, "join a group as soon as a contact's invitation arrives; with --auto-join=false they wait for 'qpctl join'")
+	invitations := "contacts"
+	fs.StringVar(&invitations, "invitations", "contacts", "whose invitations are taken without asking: contacts (the others wait in 'qpctl requests') or anyone")
+	fs.DurationVar(&cfg.Retention.Messages, "keep-messages", 0, "delete messages older than this (0: keep them all)")
+	fs.DurationVar(&cfg.Retention.Events, "keep-events", 0, "delete events older than this (0: keep them all)")
 	fs.BoolVar(&cfg.RequirePQTLS, "require-pq-tls", getenv("QPQ_REQUIRE_PQ_TLS") == "1",
 		"refuse a node without the hybrid post-quantum TLS key exchange X25519MLKEM768 (env QPQ_REQUIRE_PQ_TLS=1)")
 	var defaultSuite string
@@ -145,6 +153,17 @@ func ParseFlags(args []string, getenv func(string) string, stdout io.Writer) (Co
 		cfg.PQGroups = true
 	default:
 		return Config{}, fmt.Errorf("%w: --default-suite is classic or pq, not %q", errUsage, defaultSuite)
+	}
+	switch invitations {
+	case "contacts":
+		cfg.Invitations = backend.InviteContacts
+	case "anyone":
+		cfg.Invitations = backend.InviteAnyone
+	default:
+		return Config{}, fmt.Errorf("%w: --invitations %q: want contacts or anyone", errUsage, invitations)
+	}
+	if cfg.Retention.Messages < 0 || cfg.Retention.Events < 0 {
+		return Config{}, fmt.Errorf("%w: --keep-messages and --keep-events must not be negative", errUsage)
 	}
 	if cfg.SelfUpdateInterval < 0 {
 		return Config{}, fmt.Errorf("%w: --self-update-interval must not be negative", errUsage)
@@ -235,6 +254,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		RequirePQTLS:       cfg.RequirePQTLS,
 		GroupSuite:         groupSuite(cfg.PQGroups),
 		KeyPackageSuites:   keyPackageSuites(cfg.NoPQKeyPackages),
+		Invitations:        cfg.Invitations,
+		Retention:          cfg.Retention,
 		RegistrationToken:  cfg.RegistrationToken,
 	})
 	if err != nil {

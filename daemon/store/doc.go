@@ -37,4 +37,24 @@
 //   - welcomes: Welcome messages not yet processed.
 //   - node_state: the node queue cursor.
 //   - pinned_certs: the node certificate pinned per node address.
+//
+// # Secrets at rest
+//
+// Deleted secrets are overwritten in the file (secure_delete) and the
+// write-ahead log is truncated after every transaction that deleted one
+// (scrub.go), so that a used KeyPackage's private half or a past epoch's
+// keys cannot be read back from the state folder.
+//
+// At-rest encryption (designed, not built): the file would be encrypted
+// page by page (an SQLite VFS with AES-GCM per page, the page number and a
+// per-write counter as nonce, the tag in the page's reserved bytes), under
+// a 32-byte key that never touches the state folder: read at start from a
+// systemd credential ($CREDENTIALS_DIRECTORY/qpd-db-key, sealed by
+// `systemd-creds encrypt`, bound to the machine's TPM2 or host key) or a
+// key file on another medium (--db-key-file). It protects the state of a
+// stopped daemon against whoever gets the disk or a copy of it (a stolen
+// laptop, a backup, a disk sent for repair), including the copies the file
+// system keeps, which secure_delete cannot reach. It does not protect
+// against the user's own account while qpd runs (the key is in memory and
+// the socket answers the user), nor against root on a running machine.
 package store

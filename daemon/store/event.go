@@ -20,11 +20,27 @@ const (
 	// GroupID (when known), By (the sender), MessageSeq (the node queue
 	// sequence number), Detail (why).
 	EventRejected EventKind = "rejected"
+	// EventRefused records what the trust policy refused: a leaf whose
+	// credential is not its signature key's (a substituted KeyPackage, an
+	// impersonating Add, UpdatePath or resync), a proposal or commit a
+	// member may not make. GroupID (when known), Member (whom the leaf
+	// claimed to be), By (who sent it, when known), Epoch, Detail (why).
+	EventRefused EventKind = "refused"
+	// EventRequest: an invitation from a non-contact waits for consent:
+	// MessageSeq (the request id), By (the inviter).
+	EventRequest EventKind = "request"
+	// EventContactKeyChanged: a contact's name now has another key: State
+	// (the name), By (the old key), Member (the new key).
+	EventContactKeyChanged EventKind = "contact_key_changed"
+	// EventFork: a member's epoch authenticator differs from ours:
+	// GroupID, Member, Epoch.
+	EventFork EventKind = "fork"
 )
 
 func (k EventKind) valid() bool {
 	switch k {
-	case EventMessage, EventMemberAdded, EventMemberRemoved, EventJoined, EventLeft, EventConnection, EventRejected:
+	case EventMessage, EventMemberAdded, EventMemberRemoved, EventJoined, EventLeft, EventConnection, EventRejected, EventRefused,
+		EventRequest, EventContactKeyChanged, EventFork:
 		return true
 	}
 	return false

@@ -38,6 +38,13 @@ func (tx *Tx) PutGroup(g Group) error {
 	if created.IsZero() {
 		created = tx.now
 	}
+	var old int64
+	switch err := tx.queryRow(`SELECT epoch FROM groups WHERE group_id = ?`, g.ID).Scan(&old); {
+	case err == nil && uint64(old) != g.Epoch:
+		tx.scrub = true // the old epoch's keys are replaced
+	case err != nil && !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("store: put group %x: %w", g.ID, err)
+	}
 	_, err := tx.exec(`INSERT INTO groups (group_id, name, state, epoch, created_at, updated_at, left_at, join_reported) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (group_id) DO UPDATE SET name = excluded.name, state = excluded.state, epoch = excluded.epoch,
 			updated_at = excluded.updated_at, left_at = excluded.left_at, join_reported = excluded.join_reported`,

@@ -46,22 +46,51 @@ func (tx *Tx) PutKeyPackage(kp KeyPackageSecret) error {
 	return nil
 }
 
-// KeyPackage returns the KeyPackage with the given ref.
-func (tx *Tx) KeyPackage(ref []byte) (KeyPackageSecret, error) {
+const keyPackageColumns = `ref, key_package, secrets, last_resort, created_at, uploaded_at, expires_at`
+
+func scanKeyPackage(scan func(...any) error) (KeyPackageSecret, error) {
 	var kp KeyPackageSecret
 	var lr int
 	var created, uploaded, expires int64
-	err := tx.queryRow(`SELECT ref, key_package, secrets, last_resort, created_at, uploaded_at, expires_at FROM key_packages WHERE ref = ?`, ref).
-		Scan(&kp.Ref, &kp.KeyPackage, &kp.Secrets, &lr, &created, &uploaded, &expires)
+	if err := scan(&kp.Ref, &kp.KeyPackage, &kp.Secrets, &lr, &created, &uploaded, &expires); err != nil {
+		return KeyPackageSecret{}, err
+	}
+	kp.LastResort = lr != 0
+	kp.CreatedAt, kp.UploadedAt, kp.ExpiresAt = fromUnixNano(created), fromUnixNano(uploaded), fromUnixNano(expires)
+	return kp, nil
+}
+
+// KeyPackage returns the KeyPackage with the given ref.
+func (tx *Tx) KeyPackage(ref []byte) (KeyPackageSecret, error) {
+	kp, err := scanKeyPackage(tx.queryRow(`SELECT `+keyPackageColumns+` FROM key_packages WHERE ref = ?`, ref).Scan)
 	if errors.Is(err, sql.ErrNoRows) {
 		return KeyPackageSecret{}, fmt.Errorf("store: key package %x: %w", ref, ErrNotFound)
 	}
 	if err != nil {
 		return KeyPackageSecret{}, fmt.Errorf("store: read key package: %w", err)
 	}
-	kp.LastResort = lr != 0
-	kp.CreatedAt, kp.UploadedAt, kp.ExpiresAt = fromUnixNano(created), fromUnixNano(uploaded), fromUnixNano(expires)
 	return kp, nil
+}
+
+// KeyPackages returns every stored KeyPackage, oldest first.
+func (tx *Tx) KeyPackages() ([]KeyPackageSecret, error) {
+	rows, err := tx.query(`SELECT ` + keyPackageColumns + ` FROM key_packages ORDER BY created_at, ref`)
+	if err != nil {
+		return nil, fmt.Errorf("store: key packages: %w", err)
+	}
+	defer rows.Close()
+	var out []KeyPackageSecret
+	for rows.Next() {
+		kp, err := scanKeyPackage(rows.Scan)
+		if err != nil {
+			return nil, fmt.Errorf("store: key packages: %w", err)
+		}
+		out = append(out, kp)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: key packages: %w", err)
+	}
+	return out, nil
 }
 
 // MarkKeyPackageUploaded records that the node accepted the KeyPackage.
@@ -82,6 +111,7 @@ func (tx *Tx) DeleteKeyPackage(ref []byte) error {
 	if err != nil {
 		return fmt.Errorf("store: delete key package: %w", err)
 	}
+	tx.scrub = true
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("store: delete key package %x: %w", ref, ErrNotFound)
 	}

@@ -107,6 +107,19 @@ ALTER TABLE groups ADD COLUMN join_reported INTEGER NOT NULL DEFAULT 1;
 	`
 ALTER TABLE outbox ADD COLUMN intent BLOB NOT NULL DEFAULT x'';
 `,
+	// 4: contacts (and blocked identities); Welcomes from non-contacts
+	// wait as requests for consent.
+	`
+CREATE TABLE contacts (
+	identity     BLOB PRIMARY KEY CHECK (length(identity) = 32),
+	name         TEXT NOT NULL DEFAULT '',
+	added_at     INTEGER NOT NULL,
+	verified_at  INTEGER NOT NULL DEFAULT 0,
+	blocked      INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX contacts_name ON contacts(name) WHERE name <> '';
+ALTER TABLE welcomes ADD COLUMN request INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // SchemaVersion is the schema version this program writes.

@@ -2,11 +2,12 @@ package store
 
 import (
 	"crypto/sha256"
-	"crypto/subtle"
 	"database/sql"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/quicproquo/quicproquo/internal/transport"
 )
 
 // NodeCursor is the sequence number of the last node queue entry applied
@@ -47,10 +48,10 @@ type PinnedCert struct {
 	PinnedAt    time.Time
 }
 
-// Matches reports whether der is the pinned certificate (constant time).
+// Matches reports whether der carries the pinned certificate's public key
+// (constant time): the node's renewals of its certificate match.
 func (p PinnedCert) Matches(der []byte) bool {
-	fp := sha256.Sum256(der)
-	return subtle.ConstantTimeCompare(fp[:], p.Fingerprint[:]) == 1
+	return transport.SameKey(p.Cert, der)
 }
 
 // PinnedCert returns the certificate pinned for address, or ErrNotFound.
@@ -94,6 +95,9 @@ type Welcome struct {
 	Payload    []byte
 	Sender     []byte
 	ReceivedAt time.Time
+	// Request: from a non-contact, waiting for the user's consent; Join
+	// does not take it.
+	Request bool
 }
 
 // AddWelcome stores a Welcome for later processing.
@@ -102,7 +106,7 @@ func (tx *Tx) AddWelcome(w Welcome) (Welcome, error) {
 		return Welcome{}, fmt.Errorf("store: add welcome: %w: empty payload", ErrInvalid)
 	}
 	w.ReceivedAt = tx.now
-	res, err := tx.exec(`INSERT INTO welcomes (payload, sender, received_at) VALUES (?, ?, ?)`, w.Payload, w.Sender, unixNano(tx.now))
+	res, err := tx.exec(`INSERT INTO welcomes (payload, sender, received_at, request) VALUES (?, ?, ?, ?)`, w.Payload, w.Sender, unixNano(tx.now), boolInt(w.Request))
 	if err != nil {
 		return Welcome{}, fmt.Errorf("store: add welcome: %w", err)
 	}
@@ -112,9 +116,52 @@ func (tx *Tx) AddWelcome(w Welcome) (Welcome, error) {
 	return w, nil
 }
 
-// Welcomes returns the pending Welcomes, oldest first.
-func (tx *Tx) Welcomes() ([]Welcome, error) {
-	rows, err := tx.query(`SELECT id, payload, sender, received_at FROM welcomes ORDER BY id`)
+// Welcomes returns up to limit pending Welcomes that are not requests,
+// oldest first.
+func (tx *Tx) Welcomes(limit int) ([]Welcome, error) {
+	return tx.welcomes(`WHERE request = 0 ORDER BY id LIMIT ?`, limit)
+}
+
+// Requests returns the Welcomes waiting for consent, oldest first.
+func (tx *Tx) Requests() ([]Welcome, error) {
+	return tx.welcomes(`WHERE request = 1 ORDER BY id`)
+}
+
+// Request returns one Welcome waiting for consent.
+func (tx *Tx) Request(id int64) (Welcome, error) {
+	ws, err := tx.welcomes(`WHERE request = 1 AND id = ?`, id)
+	if err != nil {
+		return Welcome{}, err
+	}
+	if len(ws) == 0 {
+		return Welcome{}, fmt.Errorf("store: request %d: %w", id, ErrNotFound)
+	}
+	return ws[0], nil
+}
+
+// CountRequests reports how many Welcomes wait for consent and their
+// total size in bytes.
+func (tx *Tx) CountRequests() (n int, size int64, err error) {
+	if err := tx.queryRow(`SELECT COUNT(*), coalesce(SUM(length(payload)), 0) FROM welcomes WHERE request = 1`).Scan(&n, &size); err != nil {
+		return 0, 0, fmt.Errorf("store: count requests: %w", err)
+	}
+	return n, size, nil
+}
+
+// DeleteRequestsFrom deletes the requests sent by sender and reports how
+// many there were.
+func (tx *Tx) DeleteRequestsFrom(sender []byte) (int, error) {
+	res, err := tx.exec(`DELETE FROM welcomes WHERE request = 1 AND sender = ?`, sender)
+	if err != nil {
+		return 0, fmt.Errorf("store: delete requests: %w", err)
+	}
+	tx.scrub = true
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+func (tx *Tx) welcomes(where string, args ...any) ([]Welcome, error) {
+	rows, err := tx.query(`SELECT id, payload, sender, received_at, request FROM welcomes `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: welcomes: %w", err)
 	}
@@ -123,10 +170,11 @@ func (tx *Tx) Welcomes() ([]Welcome, error) {
 	for rows.Next() {
 		var w Welcome
 		var at int64
-		if err := rows.Scan(&w.ID, &w.Payload, &w.Sender, &at); err != nil {
+		var req int
+		if err := rows.Scan(&w.ID, &w.Payload, &w.Sender, &at, &req); err != nil {
 			return nil, fmt.Errorf("store: welcomes: %w", err)
 		}
-		w.ReceivedAt = fromUnixNano(at)
+		w.ReceivedAt, w.Request = fromUnixNano(at), req != 0
 		out = append(out, w)
 	}
 	if err := rows.Err(); err != nil {
@@ -141,6 +189,7 @@ func (tx *Tx) DeleteWelcome(id int64) error {
 	if err != nil {
 		return fmt.Errorf("store: delete welcome: %w", err)
 	}
+	tx.scrub = true
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("store: delete welcome %d: %w", id, ErrNotFound)
 	}

@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -195,6 +196,46 @@ func (tx *Tx) PendingOutbox(limit int) ([]OutboxItem, error) {
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: pending outbox: %w", err)
+	}
+	return out, nil
+}
+
+// PendingSends returns up to limit pending application items in queue
+// order, leaving out those of the groups in skip (and, with skipDirect,
+// those of no group), so that one group that waits does not hide the
+// items of others behind it.
+func (tx *Tx) PendingSends(limit int, skip [][]byte, skipDirect bool) ([]OutboxItem, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	q := `SELECT ` + outboxColumns + ` FROM outbox WHERE state = ? AND kind = ?`
+	args := []any{string(OutboxPending), string(OutboxApplication)}
+	if skipDirect {
+		q += ` AND coalesce(length(group_id), 0) > 0`
+	}
+	if len(skip) > 0 {
+		q += ` AND (coalesce(length(group_id), 0) = 0 OR group_id NOT IN (?` + strings.Repeat(`, ?`, len(skip)-1) + `))`
+		for _, g := range skip {
+			args = append(args, g)
+		}
+	}
+	q += ` ORDER BY id LIMIT ?`
+	args = append(args, limit)
+	rows, err := tx.query(q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: pending sends: %w", err)
+	}
+	defer rows.Close()
+	var out []OutboxItem
+	for rows.Next() {
+		it, err := scanOutbox(rows.Scan)
+		if err != nil {
+			return nil, fmt.Errorf("store: pending sends: %w", err)
+		}
+		out = append(out, it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: pending sends: %w", err)
 	}
 	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -34,6 +35,8 @@ type Store struct {
 	db   *sql.DB
 	path string
 	now  func() time.Time
+	// scrubErr is the last failed checkpoint (ScrubError).
+	scrubErr atomic.Pointer[error]
 }
 
 // Open opens (creating when needed) the database in dir. dir is created with
@@ -66,6 +69,8 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
+	// Deleted content is overwritten with zeros (see scrub.go).
+	q.Add("_pragma", "secure_delete(1)")
 	q.Set("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
@@ -91,12 +96,14 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 // Path is the database file's path.
 func (s *Store) Path() string { return s.path }
 
-// Close closes the database.
+// Close closes the database, first folding the write-ahead log into the
+// file and truncating it (scrub.go).
 func (s *Store) Close() error {
+	cerr := s.checkpoint(context.Background())
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
-	return nil
+	return cerr
 }
 
 // Tx is one transaction. Its methods must not be used after the function
@@ -106,6 +113,8 @@ type Tx struct {
 	tx       *sql.Tx
 	now      time.Time
 	readOnly bool
+	// scrub is set by writes that delete secrets (scrub.go).
+	scrub bool
 }
 
 // Update runs fn in a write transaction and commits it when fn returns nil.
@@ -135,6 +144,14 @@ func (s *Store) run(ctx context.Context, readOnly bool, fn func(*Tx) error) erro
 	}
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
+	}
+	if tx.scrub {
+		// The transaction is durable; a failed truncation only leaves the
+		// old pages in the log until the next one, so it is recorded
+		// (ScrubError) rather than failing this commit.
+		if err := s.checkpoint(ctx); err != nil {
+			s.scrubErr.Store(&err)
+		}
 	}
 	return nil
 }
@@ -180,3 +197,7 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+// SetClock replaces the clock of the timestamps transactions write (tests
+// inject one).
+func (s *Store) SetClock(now func() time.Time) { s.now = now }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/quicproquo/quicproquo/internal/transport"
 )
 
 func openTestStore(t *testing.T, dir string) *Store {
@@ -396,14 +398,16 @@ func TestNodeCursorAndPins(t *testing.T) {
 	if !errors.Is(err, ErrInvalid) {
 		t.Fatalf("cursor backwards: %v", err)
 	}
-	mustUpdate(t, st, func(tx *Tx) error { _, err := tx.PinCert("127.0.0.1:4201", []byte("cert-a")); return err })
+	certA, _, _ := transport.NewServerCert()
+	certB, _, _ := transport.NewServerCert()
+	mustUpdate(t, st, func(tx *Tx) error { _, err := tx.PinCert("127.0.0.1:4201", certA); return err })
 	st.View(context.Background(), func(tx *Tx) error {
 		c, _ := tx.NodeCursor()
 		if c != 10 {
 			t.Errorf("cursor = %d", c)
 		}
 		p, err := tx.PinnedCert("127.0.0.1:4201")
-		if err != nil || !p.Matches([]byte("cert-a")) || p.Matches([]byte("cert-b")) {
+		if err != nil || !p.Matches(certA) || p.Matches(certB) || p.Matches([]byte("junk")) {
 			t.Errorf("pin: %+v %v", p, err)
 		}
 		if _, err := tx.PinnedCert("other:1"); !errors.Is(err, ErrNotFound) {
@@ -418,7 +422,7 @@ func TestWelcomes(t *testing.T) {
 	var w Welcome
 	mustUpdate(t, st, func(tx *Tx) (err error) { w, err = tx.AddWelcome(Welcome{Payload: []byte("w")}); return })
 	mustUpdate(t, st, func(tx *Tx) error {
-		ws, err := tx.Welcomes()
+		ws, err := tx.Welcomes(100)
 		if err != nil || len(ws) != 1 || ws[0].ID != w.ID {
 			t.Fatalf("welcomes %+v %v", ws, err)
 		}

@@ -310,3 +310,24 @@ func unixTime(s uint64) time.Time {
 	}
 	return time.Unix(int64(s), 0)
 }
+
+// CheckKeyPackage checks a KeyPackage of suite cs before this client uses
+// it (for example one fetched from a directory), as an Add of it will be
+// checked: ValidateKeyPackage's checks, the lifetime rules (as for a
+// KeyPackage this client commits) and the IdentityProvider, with Origin
+// LeafFromKeyPackage, Leaf NoLeaf and no group. Failures match
+// ErrInvalidKeyPackage or ErrCredentialRefused.
+func (p Policy) CheckKeyPackage(kp *KeyPackage, cs CipherSuite) error {
+	s, err := LookupSuite(cs)
+	if err != nil {
+		return err
+	}
+	if err := validateKeyPackage(s, kp, time.Time{}); err != nil {
+		return err
+	}
+	if err := p.checkLifetime(&kp.LeafNode, true); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidKeyPackage, err)
+	}
+	g := &Group{suite: s, policy: p}
+	return g.validateLeaf(LeafFromKeyPackage, NoLeaf, &kp.LeafNode, nil)
+}

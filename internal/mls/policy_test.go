@@ -561,3 +561,25 @@ func TestProposalFilterRefusesExternalCommits(t *testing.T) {
 		t.Fatalf("external commit under the default policy: %v", err)
 	}
 }
+
+func TestPolicyCheckKeyPackage(t *testing.T) {
+	bob, mallory := scNewClient(t, "bob"), scNewClient(t, "mallory")
+	fake, err := NewSigner(scSuite, []byte("bob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mallory.signer = fake
+	p := Policy{Identity: directory{"bob": bob.signer.SignaturePub}}
+	kp, _ := scKeyPackage(t, bob)
+	if err := p.CheckKeyPackage(kp, scSuite); err != nil {
+		t.Fatalf("bob's own KeyPackage: %v", err)
+	}
+	bad, _ := scKeyPackage(t, mallory)
+	if err := p.CheckKeyPackage(bad, scSuite); !errors.Is(err, ErrCredentialRefused) {
+		t.Fatalf("a KeyPackage naming bob under another key: %v", err)
+	}
+	p.Lifetimes = &LifetimeRules{MaxLifetime: 30 * 24 * time.Hour}
+	if err := p.CheckKeyPackage(kp, scSuite); !errors.Is(err, ErrInvalidKeyPackage) {
+		t.Fatalf("a 90-day KeyPackage under a 30-day maximum: %v", err)
+	}
+}

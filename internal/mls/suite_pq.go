@@ -22,8 +22,10 @@ import (
 	"crypto"
 	"crypto/elliptic"
 	"crypto/hpke"
+	"crypto/mlkem"
 	"crypto/sha256"
 	"crypto/sha512"
+	"fmt"
 )
 
 // The post-quantum suites and their code points (private use, RFC 9420
@@ -106,4 +108,40 @@ func IsPostQuantum(cs CipherSuite) bool {
 		return true
 	}
 	return false
+}
+
+// checkPQPublicKey adds to crypto/hpke's parsing of a post-quantum KEM's
+// public key (which runs the FIPS 203 §7.2 modulus check) what makes a key
+// useless: an ML-KEM key whose vector t is zero (its ciphertexts would carry
+// the shared secret in the clear), and for X-Wing an X25519 half of low
+// order. The hybrids with P-256 and P-384 get their point checked by the
+// parse. An ML-KEM public key is the encoded t followed by the 32-byte seed ρ;
+// a hybrid key starts with it (draft-ietf-hpke-pq).
+func checkPQPublicKey(kemID uint16, pub []byte) error {
+	var ek int
+	switch kemID {
+	case hpke.MLKEM768().ID(), hpke.MLKEM768P256().ID():
+		ek = mlkem.EncapsulationKeySize768
+	case hpke.MLKEM768X25519().ID():
+		ek = mlkem.EncapsulationKeySize768
+		if len(pub) != ek+32 {
+			return fmt.Errorf("%w: X-Wing public key of %d bytes", ErrInvalidKey, len(pub))
+		}
+		if err := checkX25519Order(pub[ek:]); err != nil {
+			return err
+		}
+	case hpke.MLKEM1024().ID(), hpke.MLKEM1024P384().ID():
+		ek = mlkem.EncapsulationKeySize1024
+	default:
+		return nil
+	}
+	if len(pub) < ek {
+		return fmt.Errorf("%w: ML-KEM public key of %d bytes", ErrInvalidKey, len(pub))
+	}
+	for _, b := range pub[:ek-32] {
+		if b != 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: ML-KEM public key with t = 0", ErrInvalidKey)
 }

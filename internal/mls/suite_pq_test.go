@@ -458,3 +458,35 @@ func TestMLDSAKnownAnswers(t *testing.T) {
 	}
 	t.Logf("%d FIPS 204 known-answer tests passed", n)
 }
+
+// TestPQPublicKeyChecks: a received X-Wing key whose X25519 half is of low
+// order (its ML-KEM half valid), and an ML-KEM key with t = 0, are refused.
+func TestPQPublicKeyChecks(t *testing.T) {
+	s, _ := LookupSuite(MLS_128_XWING)
+	_, pub, err := s.GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lowOrder := bytes.Clone(pub)
+	clear(lowOrder[mlkem.EncapsulationKeySize768:])
+	lowOrder[mlkem.EncapsulationKeySize768] = 1 // u = 1: a point of low order
+	if err := s.CheckHPKEPublicKey(lowOrder); !errors.Is(err, ErrInvalidKey) {
+		t.Errorf("X-Wing key with a low-order X25519 half: %v", err)
+	}
+	for _, cs := range []CipherSuite{MLS_128_MLKEM768_AES256GCM_SHA384_Ed25519, MLS_192_MLKEM1024_AES256GCM_SHA384_P384, MLS_128_XWING} {
+		s, _ := LookupSuite(cs)
+		_, pub, err := s.GenerateKeyPair()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := mlkem.EncapsulationKeySize768
+		if len(pub) == mlkem.EncapsulationKeySize1024 {
+			n = mlkem.EncapsulationKeySize1024
+		}
+		zeroT := bytes.Clone(pub)
+		clear(zeroT[:n-32])
+		if err := s.CheckHPKEPublicKey(zeroT); !errors.Is(err, ErrInvalidKey) {
+			t.Errorf("%v: ML-KEM key with t = 0: %v", cs.Name(), err)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -15,6 +16,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
@@ -25,13 +27,22 @@ const IdentityKeySize = ed25519.PublicKeySize
 // not Ed25519 where an identity is required, unparsable).
 var ErrBadCertificate = errors.New("transport: bad certificate")
 
-// certLifetime is how long generated certificates are valid. Peers do not
-// check validity periods of pinned or identity certificates; the dates only
-// need to be sane for TLS stacks that log them.
-const certLifetime = 100 * 365 * 24 * time.Hour
+// CertLifetime is how long generated certificates are valid: a year. A
+// node renews its certificate with the same key RenewBefore its end (at
+// start and while it runs); clients pin the node's key, not the
+// certificate, so a renewal changes nothing for them.
+const (
+	CertLifetime = 365 * 24 * time.Hour
+	RenewBefore  = 30 * 24 * time.Hour
+)
 
-// selfSigned makes a self-signed certificate for pub, signed by priv.
+// selfSigned makes a self-signed certificate for pub, signed by priv,
+// valid for CertLifetime from now.
 func selfSigned(commonName string, pub crypto.PublicKey, priv crypto.Signer, usage x509.ExtKeyUsage, dnsNames []string) ([]byte, error) {
+	return selfSignedFor(commonName, pub, priv, usage, dnsNames, CertLifetime)
+}
+
+func selfSignedFor(commonName string, pub crypto.PublicKey, priv crypto.Signer, usage x509.ExtKeyUsage, dnsNames []string, lifetime time.Duration) ([]byte, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
 		return nil, fmt.Errorf("transport: serial number: %w", err)
@@ -41,7 +52,7 @@ func selfSigned(commonName string, pub crypto.PublicKey, priv crypto.Signer, usa
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: commonName},
 		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(certLifetime),
+		NotAfter:              now.Add(lifetime),
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{usage},
 		BasicConstraintsValid: true,
@@ -110,6 +121,69 @@ func LoadOrCreateServerCert(certPath, keyPath string) (cert tls.Certificate, cre
 	}
 	cert, err = LoadServerCert(certPath, keyPath)
 	return cert, created, err
+}
+
+// RenewalDue reports whether cert ends within RenewBefore of now.
+func RenewalDue(cert tls.Certificate, now time.Time) bool {
+	return cert.Leaf != nil && now.After(cert.Leaf.NotAfter.Add(-RenewBefore))
+}
+
+// RenewServerCert issues a new self-signed certificate for cert's key (same
+// subject and names, valid for lifetime from now) and writes it to
+// certPath. The key does not change, so clients that pin it keep
+// connecting.
+func RenewServerCert(cert tls.Certificate, certPath string, lifetime time.Duration) (tls.Certificate, error) {
+	key, ok := cert.PrivateKey.(crypto.Signer)
+	if !ok || cert.Leaf == nil {
+		return tls.Certificate{}, errors.New("transport: renew node certificate: no parsed certificate and signing key")
+	}
+	der, err := selfSignedFor(cert.Leaf.Subject.CommonName, key.Public(), key, x509.ExtKeyUsageServerAuth, cert.Leaf.DNSNames, lifetime)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("transport: parse renewed certificate: %w", err)
+	}
+	if err := writeFileAtomic(certPath, der, 0o644); err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// CertSource serves a node's certificate to TLS handshakes and renews it
+// (same key, written to its file) when RenewalDue, so that a node running
+// for longer than a certificate's lifetime keeps presenting a valid one.
+type CertSource struct {
+	path  string
+	onNew func(tls.Certificate, error)
+	mu    sync.Mutex
+	cert  tls.Certificate
+}
+
+// NewCertSource serves cert, renewing it into path; onNew (if set) is told
+// of each renewal or failure to renew.
+func NewCertSource(cert tls.Certificate, path string, onNew func(tls.Certificate, error)) *CertSource {
+	return &CertSource{cert: cert, path: path, onNew: onNew}
+}
+
+// GetCertificate is a tls.Config's GetCertificate.
+func (c *CertSource) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if RenewalDue(c.cert, time.Now()) {
+		cert, err := RenewServerCert(c.cert, c.path, CertLifetime)
+		if err == nil {
+			c.cert = cert
+		}
+		if c.onNew != nil {
+			c.onNew(cert, err)
+		}
+		// On failure keep serving the old certificate: clients check
+		// the key, and the next handshake tries again.
+	}
+	cert := c.cert
+	return &cert, nil
 }
 
 // restrictKeyMode makes a private key file that its group or others may
@@ -244,5 +318,30 @@ func IdentityFromCertificate(der []byte) (ed25519.PublicKey, error) {
 	return pub, nil
 }
 
-// CertFingerprint is the SHA-256 of a DER certificate: what clients pin.
+// CertFingerprint is the SHA-256 of a DER certificate.
 func CertFingerprint(der []byte) [32]byte { return sha256.Sum256(der) }
+
+// KeyFingerprint is the SHA-256 of a DER certificate's public key (its
+// SubjectPublicKeyInfo): what clients pin, so that a certificate renewed
+// with the same key still matches.
+func KeyFingerprint(der []byte) ([32]byte, error) {
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return [32]byte{}, fmt.Errorf("%w: %w", ErrBadCertificate, err)
+	}
+	return sha256.Sum256(cert.RawSubjectPublicKeyInfo), nil
+}
+
+// SameKey reports whether two DER certificates carry the same public key
+// (constant time in the keys).
+func SameKey(a, b []byte) bool {
+	ka, err := KeyFingerprint(a)
+	if err != nil {
+		return false
+	}
+	kb, err := KeyFingerprint(b)
+	if err != nil {
+		return false
+	}
+	return subtle.ConstantTimeCompare(ka[:], kb[:]) == 1
+}

@@ -6,12 +6,14 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLoadOrCreateServerCert(t *testing.T) {
@@ -154,4 +156,56 @@ func FuzzIdentityFromCertificate(f *testing.F) {
 			t.Fatalf("error not ErrBadCertificate: %v", err)
 		}
 	})
+}
+
+// A node certificate is valid for a year; RenewalDue turns true RenewBefore
+// its end; RenewServerCert and CertSource issue a new certificate with the
+// same key, written to the file, that SameKey matches with the old one.
+func TestCertRenewal(t *testing.T) {
+	dir := t.TempDir()
+	certPath, keyPath := filepath.Join(dir, "cert.der"), filepath.Join(dir, "key.der")
+	cert, _, err := LoadOrCreateServerCert(certPath, keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if life := cert.Leaf.NotAfter.Sub(cert.Leaf.NotBefore); life > CertLifetime+2*time.Hour || life < CertLifetime {
+		t.Fatalf("node certificate valid for %v, want about %v", life, CertLifetime)
+	}
+	now := time.Now()
+	if RenewalDue(cert, now) || !RenewalDue(cert, now.Add(CertLifetime-RenewBefore+time.Hour)) {
+		t.Fatal("RenewalDue wrong")
+	}
+	// A certificate about to end is renewed by the source at the next handshake.
+	short, err := RenewServerCert(cert, certPath, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var renewed []tls.Certificate
+	src := NewCertSource(short, certPath, func(c tls.Certificate, err error) {
+		if err != nil {
+			t.Errorf("renew: %v", err)
+		}
+		renewed = append(renewed, c)
+	})
+	got, err := src.GetCertificate(nil)
+	if err != nil || len(renewed) != 1 {
+		t.Fatalf("GetCertificate: %v, %d renewals", err, len(renewed))
+	}
+	if again, _ := src.GetCertificate(nil); !bytes.Equal(again.Certificate[0], got.Certificate[0]) || len(renewed) != 1 {
+		t.Fatal("a fresh certificate was renewed again")
+	}
+	if bytes.Equal(got.Certificate[0], short.Certificate[0]) || !SameKey(got.Certificate[0], cert.Certificate[0]) {
+		t.Fatal("renewal did not give a new certificate with the same key")
+	}
+	if RenewalDue(*got, now) {
+		t.Fatal("renewed certificate is due at once")
+	}
+	onDisk, err := LoadServerCert(certPath, keyPath)
+	if err != nil || !bytes.Equal(onDisk.Certificate[0], got.Certificate[0]) {
+		t.Fatalf("renewed certificate not written: %v", err)
+	}
+	other, _, _ := NewServerCert()
+	if SameKey(other, cert.Certificate[0]) || SameKey([]byte("junk"), cert.Certificate[0]) {
+		t.Fatal("SameKey matched another key")
+	}
 }

@@ -34,9 +34,12 @@ type Config struct {
 	// anonymously, which allows only Ping.
 	Identity ed25519.PrivateKey
 
-	// PinnedCert is the node's certificate (DER).
+	// PinnedCert is the node's certificate (DER); its public key is pinned,
+	// so the node's renewals of it with the same key are accepted.
 	PinnedCert []byte
-	// PinnedFingerprint is the SHA-256 of the node's certificate (32 bytes).
+	// PinnedFingerprint is the SHA-256 of the node's public key
+	// (transport.KeyFingerprint, logged by qpnode as key_sha256), or of
+	// its certificate (32 bytes); only the first survives a renewal.
 	PinnedFingerprint []byte
 	// VerifyServer decides on the node's certificate (DER), e.g. TOFUFile.
 	// Dial returns its error wrapped (errors.Is finds ErrServerCertChanged).
@@ -99,8 +102,10 @@ func (cfg *Config) verifier() (transport.VerifyServerFunc, error) {
 	}
 	switch {
 	case cfg.PinnedCert != nil:
-		sum := sha256.Sum256(cfg.PinnedCert)
-		return pinFingerprint(sum[:]), nil
+		if _, err := transport.KeyFingerprint(cfg.PinnedCert); err != nil {
+			return nil, fmt.Errorf("client: PinnedCert: %w", err)
+		}
+		return pinKey(bytes.Clone(cfg.PinnedCert)), nil
 	case cfg.PinnedFingerprint != nil:
 		if len(cfg.PinnedFingerprint) != sha256.Size {
 			return nil, fmt.Errorf("client: PinnedFingerprint has %d bytes, want %d", len(cfg.PinnedFingerprint), sha256.Size)
@@ -171,7 +176,7 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Client, error) {
 		conn.CloseWithError(1, "no stream")
 		return nil, fmt.Errorf("client: %w", callError("open stream to "+addr, err))
 	}
-	rc := transport.NewRPCConn(stream, maxReplySize, capnp.Client{}, rpcErrors{log})
+	rc, _ := transport.NewRPCConn(stream, transport.Limits{MaxFrame: maxReplySize}, capnp.Client{}, rpcErrors{log})
 	c := &Client{
 		log:      log,
 		identity: identity,

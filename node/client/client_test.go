@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"os"
 	"path/filepath"
@@ -28,7 +29,17 @@ func clientTestNode(t *testing.T) (addr string, certDER []byte) {
 // startClientTestNode is clientTestNode with listen options.
 func startClientTestNode(t *testing.T, o server.ListenOptions) (addr string, certDER []byte) {
 	t.Helper()
-	dir := t.TempDir()
+	return clientTestNodeWith(t, t.TempDir(), o)
+}
+
+// clientTestNodeIn serves a node whose certificate files are in dir.
+func clientTestNodeIn(t *testing.T, dir string) (addr string, certDER []byte) {
+	t.Helper()
+	return clientTestNodeWith(t, dir, server.ListenOptions{})
+}
+
+func clientTestNodeWith(t *testing.T, dir string, o server.ListenOptions) (addr string, certDER []byte) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := sqlite.Open(ctx, filepath.Join(dir, "node.db"), store.Limits{}, nil)
 	if err != nil {
@@ -186,5 +197,52 @@ func TestDialConfig(t *testing.T) {
 	}
 	if _, err := client.Dial(ctx, "127.0.0.1:1", client.Config{PinnedCert: []byte{1}, Identity: make(ed25519.PrivateKey, 10)}); err == nil {
 		t.Fatal("malformed identity key accepted")
+	}
+}
+
+// A node that renewed its certificate with the same key is still the
+// pinned node: for a pinned certificate, a key fingerprint and a trust-on-
+// first-use file (which then remembers the renewed certificate). A pin of
+// the old certificate's own fingerprint does not survive the renewal.
+func TestPinSurvivesRenewal(t *testing.T) {
+	dir := t.TempDir()
+	_, oldCert := clientTestNodeIn(t, dir)
+	pin := filepath.Join(t.TempDir(), "node.der")
+	if err := os.WriteFile(pin, oldCert, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := transport.LoadServerCert(filepath.Join(dir, "c.der"), filepath.Join(dir, "k.der"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := transport.RenewServerCert(cert, filepath.Join(dir, "c.der"), transport.CertLifetime); err != nil {
+		t.Fatal(err)
+	}
+	addr, newCert := clientTestNodeIn(t, dir)
+	if bytes.Equal(newCert, oldCert) {
+		t.Fatal("the renewed node serves the old certificate")
+	}
+	ctx := clientTestCtx(t)
+	kfp, err := transport.KeyFingerprint(oldCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, cfg := range map[string]client.Config{
+		"pinned certificate": {PinnedCert: oldCert},
+		"key fingerprint":    {PinnedFingerprint: kfp[:]},
+		"trust on first use": {VerifyServer: client.TOFUFile(pin)},
+	} {
+		c, err := client.Dial(ctx, addr, cfg)
+		if err != nil {
+			t.Fatalf("%s, after a renewal: %v", name, err)
+		}
+		c.Close()
+	}
+	if saved, _ := os.ReadFile(pin); !bytes.Equal(saved, newCert) {
+		t.Fatal("the trust-on-first-use file does not hold the renewed certificate")
+	}
+	fp := sha256.Sum256(oldCert)
+	if _, err := client.Dial(ctx, addr, client.Config{PinnedFingerprint: fp[:]}); !errors.Is(err, client.ErrServerCertChanged) {
+		t.Fatalf("old certificate fingerprint after a renewal: %v, want ErrServerCertChanged", err)
 	}
 }

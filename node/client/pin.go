@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/quicproquo/quicproquo/internal/transport"
 )
 
 // Fingerprint is the SHA-256 of a DER certificate, as hex: how pins are
@@ -35,21 +37,40 @@ func ParseFingerprint(s string) ([]byte, error) {
 	return b, nil
 }
 
-// pinFingerprint checks that certDER has the pinned SHA-256 fingerprint.
+// pinFingerprint checks that certDER has the pinned SHA-256 fingerprint,
+// of its public key (transport.KeyFingerprint, which survives the node's
+// renewals) or of the whole certificate (which does not).
 func pinFingerprint(pinned []byte) func(certDER []byte) error {
 	return func(certDER []byte) error {
 		sum := sha256.Sum256(certDER)
-		if subtle.ConstantTimeCompare(sum[:], pinned) == 1 {
+		kfp, err := transport.KeyFingerprint(certDER)
+		if err != nil {
+			return err
+		}
+		if subtle.ConstantTimeCompare(kfp[:], pinned)|subtle.ConstantTimeCompare(sum[:], pinned) == 1 {
 			return nil
 		}
-		return fmt.Errorf("%w: pinned sha256 %x, node presents sha256 %s; if the node's certificate was replaced on purpose, pin the new fingerprint",
-			ErrServerCertChanged, pinned, Fingerprint(certDER))
+		return fmt.Errorf("%w: pinned sha256 %x, node presents key sha256 %x (certificate sha256 %s); if the node's key was replaced on purpose, pin the new fingerprint",
+			ErrServerCertChanged, pinned, kfp, Fingerprint(certDER))
+	}
+}
+
+// pinKey checks that certDER carries the public key of the pinned
+// certificate: a certificate the node renewed with its key matches.
+func pinKey(pinnedDER []byte) func(certDER []byte) error {
+	return func(certDER []byte) error {
+		if transport.SameKey(pinnedDER, certDER) {
+			return nil
+		}
+		return fmt.Errorf("%w: the pinned certificate (sha256 %s) has another key than the node's (sha256 %s); if the node's key was replaced on purpose, pin the new fingerprint or certificate",
+			ErrServerCertChanged, Fingerprint(pinnedDER), Fingerprint(certDER))
 	}
 }
 
 // TOFUFile trusts the first certificate a node presents and remembers it in
-// path (DER, mode 0600); later it accepts only that certificate. To re-pin
-// after an intended change, delete the file and connect again.
+// path (DER, mode 0600); later it accepts only certificates with the same
+// public key, and remembers the newest (a renewal). To re-pin after an
+// intended key change, delete the file and connect again.
 func TOFUFile(path string) func(certDER []byte) error {
 	return func(certDER []byte) error {
 		pinned, err := os.ReadFile(path)
@@ -62,11 +83,16 @@ func TOFUFile(path string) func(certDER []byte) error {
 		if err != nil {
 			return fmt.Errorf("trust on first use: read pinned certificate: %w", err)
 		}
-		if subtle.ConstantTimeCompare(pinned, certDER) == 1 {
-			return nil
+		if !transport.SameKey(pinned, certDER) {
+			return fmt.Errorf("%w: pinned sha256 %s (in %s), node presents sha256 %s with another key; if the node's key was replaced on purpose, delete %s to trust the new one",
+				ErrServerCertChanged, Fingerprint(pinned), path, Fingerprint(certDER), path)
 		}
-		return fmt.Errorf("%w: pinned sha256 %s (in %s), node presents sha256 %s; if the node's certificate was replaced on purpose, delete %s to trust the new one",
-			ErrServerCertChanged, Fingerprint(pinned), path, Fingerprint(certDER), path)
+		if !bytes.Equal(pinned, certDER) {
+			if err := writePin(path, certDER); err != nil {
+				return fmt.Errorf("trust on first use: remember the renewed certificate: %w", err)
+			}
+		}
+		return nil
 	}
 }
 

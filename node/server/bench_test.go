@@ -30,7 +30,7 @@ func benchPayload() []byte {
 
 func benchNode(b *testing.B) *testNode {
 	// The group benchmarks connect 1000 members from loopback.
-	return startTestNode(b, server.Config{RateLimit: rate.Inf, RateBurst: 1, MaxConnsPerIP: 100000}, store.Limits{MaxQueueDepth: 1 << 30})
+	return startTestNode(b, server.Config{RateLimit: rate.Inf, RateBurst: 1, MaxConnsPerIP: 100000, MaxConns: 100000}, store.Limits{MaxQueueDepth: 1 << 30})
 }
 
 // BenchmarkEnqueueReceive: one sender enqueues b.N messages one after

@@ -15,6 +15,8 @@ type Metrics struct {
 	subscriptions prometheus.Gauge
 	enqueuedBytes prometheus.Counter
 	pushed        prometheus.Counter
+	held          prometheus.Gauge
+	peakHeld      prometheus.Histogram
 	policy        *policyMetrics
 }
 
@@ -46,9 +48,18 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "qpnode", Name: "pushed_messages_total",
 			Help: "Messages delivered to subscribers.",
 		}),
+		held: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "qpnode", Name: "rpc_held_bytes",
+			Help: "Bytes of RPC messages all connections hold now (what the memory budget bounds).",
+		}),
+		peakHeld: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "qpnode", Name: "rpc_connection_peak_held_bytes",
+			Help:    "The most bytes of RPC messages each closed connection held at once.",
+			Buckets: prometheus.ExponentialBuckets(4<<10, 4, 9),
+		}),
 		policy: newPolicyMetrics(),
 	}
-	for _, c := range append([]prometheus.Collector{m.requests, m.duration, m.connections, m.subscriptions, m.enqueuedBytes, m.pushed}, m.policy.collectors()...) {
+	for _, c := range append([]prometheus.Collector{m.requests, m.duration, m.connections, m.subscriptions, m.enqueuedBytes, m.pushed, m.held, m.peakHeld}, m.policy.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -85,5 +96,18 @@ func (m *Metrics) enqueued(n int) {
 func (m *Metrics) pushedMessages(n int) {
 	if m != nil {
 		m.pushed.Add(float64(n))
+	}
+}
+
+// heldDelta is the transport's OnHeld: nil-safe as a method value.
+func (m *Metrics) heldDelta(n int64) {
+	if m != nil {
+		m.held.Add(float64(n))
+	}
+}
+
+func (m *Metrics) connectionPeak(n int64) {
+	if m != nil {
+		m.peakHeld.Observe(float64(n))
 	}
 }

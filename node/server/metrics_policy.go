@@ -15,7 +15,7 @@ func newPolicyMetrics() *policyMetrics {
 	return &policyMetrics{
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "qpnode", Name: "limit_refusals_total",
-			Help: "Calls refused or downgraded by a limit, by kind (quota, diskFull, unknownRecipient, keyPackageFetchRate, keyPackageTargetRate).",
+			Help: "Calls refused or downgraded, and connections refused or closed, by a limit, by kind (quota, diskFull, unknownRecipient, keyPackageFetchRate, keyPackageTargetRate; conns, connsPerIP, connsPerIdentity, frameSize, openAnswers, heldBytes, memoryBudget, idle, ...).",
 		}, []string{"kind"}),
 		registrations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "qpnode", Name: "registrations_total",

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"sync"
 	"time"
 
@@ -30,7 +29,13 @@ const (
 	DefaultReceiveBatch      = 256
 	DefaultMaxRecipients     = 10000
 	DefaultMaxConnsPerIP     = 256
-	maxBatchBytes            = 16 << 20 // bound on the payload bytes of one reply or push
+	DefaultMaxAnonPerIP      = 16
+	DefaultMaxConns          = 4096
+	DefaultMaxConnsPerID     = 8
+	DefaultIdleTimeout       = 5 * time.Minute
+	DefaultFrameTimeout      = 20 * time.Second
+	DefaultMemoryBudget      = 512 << 20
+	maxBatchBytes            = 4 << 20 // bound on the payload bytes of one reply or push
 	maxClientMsgIDSize       = 64
 	streamAcceptTimeout      = 10 * time.Second
 )
@@ -67,6 +72,19 @@ type Config struct {
 	// KeyPackageSuites are the MLS cipher suites the directory keeps
 	// packages for (DefaultKeyPackageSuites when empty; see kpsuite.go).
 	KeyPackageSuites []uint16
+
+	// Connection limits (see admission) and RPC resource bounds (see
+	// RPCLimits).
+	MaxConns            int           // open connections in all
+	MaxAnonConnsPerIP   int           // open connections without a certificate from one IP address
+	MaxConnsPerIdentity int           // per identity; past it the identity's oldest connection is closed
+	IdleTimeout         time.Duration // a connection with no subscription and no message for this long is closed
+	FrameTimeout        time.Duration // to receive a message once its header arrived, and to send one
+	MemoryBudget        int64         // bytes of RPC messages all connections may hold together
+
+	// RPC replaces the RPC limits that New derives from the fields above
+	// (nil: derive them). A zero transport.Limits bounds nothing.
+	RPC *transport.Limits
 }
 
 // Server serves NodeService to QUIC connections. It is safe for concurrent use.
@@ -82,8 +100,7 @@ type Server struct {
 	disk     *diskGuard     // nil: no budget
 	fetchMu  [64]sync.Mutex // serializes fetch (drain) per recipient stripe
 
-	connsMu sync.Mutex
-	conns   map[netip.Addr]int // open connections per remote address
+	admission *admission
 
 	wg sync.WaitGroup
 }
@@ -117,18 +134,28 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxConnsPerIP <= 0 {
 		cfg.MaxConnsPerIP = DefaultMaxConnsPerIP
 	}
+	setDefault(&cfg.MaxConns, DefaultMaxConns)
+	setDefault(&cfg.MaxAnonConnsPerIP, min(DefaultMaxAnonPerIP, cfg.MaxConnsPerIP))
+	setDefault(&cfg.MaxConnsPerIdentity, DefaultMaxConnsPerID)
+	setDefault(&cfg.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&cfg.FrameTimeout, DefaultFrameTimeout)
+	setDefault(&cfg.MemoryBudget, DefaultMemoryBudget)
+	if cfg.RPC == nil {
+		lim := RPCLimits(cfg)
+		cfg.RPC = &lim
+	}
 	if err := cfg.policyDefaults(); err != nil {
 		return nil, err
 	}
 	srv := &Server{
-		conns:    make(map[netip.Addr]int),
-		cfg:      cfg,
-		log:      cfg.Logger,
-		notifier: newNotifier(),
-		limiters: newLimiters(cfg.RateLimit, cfg.RateBurst),
-		fetchers: newLimiters(cfg.FetchRate, cfg.FetchBurst),
-		targets:  newLimiters(cfg.TargetFetchRate, cfg.TargetFetchBurst),
-		notices:  newLimiters(rate.Every(lowWaterEvery), 1),
+		admission: newAdmission(cfg),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		notifier:  newNotifier(),
+		limiters:  newLimiters(cfg.RateLimit, cfg.RateBurst),
+		fetchers:  newLimiters(cfg.FetchRate, cfg.FetchBurst),
+		targets:   newLimiters(cfg.TargetFetchRate, cfg.TargetFetchBurst),
+		notices:   newLimiters(rate.Every(lowWaterEvery), 1),
 	}
 	if cfg.DiskBudget > 0 {
 		srv.disk = &diskGuard{budget: cfg.DiskBudget, store: cfg.Store}
@@ -185,7 +212,7 @@ func (cfg *Config) policyDefaults() error {
 // Listen opens a QUIC listener on addr (host:port, port 0 for any) with the
 // node's TLS configuration.
 func Listen(addr string, cert tls.Certificate) (*quic.Listener, error) {
-	return ListenWith(addr, cert, ListenOptions{})
+	return ListenTLS(addr, transport.ServerTLSConfig(cert))
 }
 
 // ListenOptions tunes ListenWith.
@@ -203,6 +230,12 @@ func ListenWith(addr string, cert tls.Certificate, o ListenOptions) (*quic.Liste
 	if o.RequirePQTLS {
 		transport.RequireHybridKeyExchange(conf, o.Logger)
 	}
+	return ListenTLS(addr, conf)
+}
+
+// ListenTLS is Listen with a TLS configuration of the caller's (the node's,
+// with a renewing transport.CertSource, say).
+func ListenTLS(addr string, conf *tls.Config) (*quic.Listener, error) {
 	ln, err := quic.ListenAddr(addr, conf, transport.QUICConfig())
 	if err != nil {
 		return nil, fmt.Errorf("server: listen on %s: %w", addr, err)
@@ -244,49 +277,76 @@ func (s *Server) Serve(ctx context.Context, ln *quic.Listener) error {
 			}
 			return fmt.Errorf("server: accept: %w", err)
 		}
-		ip, ok := s.admit(conn)
-		if !ok {
-			s.log.Warn("refused a connection: too many from its address", "remote", conn.RemoteAddr().String(), "max", s.cfg.MaxConnsPerIP)
+		e, refused, evicted, kinds := s.admission.admit(conn)
+		for i, old := range evicted {
+			s.cfg.Metrics.refused(kinds[i])
+			s.log.Info("closed a connection for a newer one", "remote", old.conn.RemoteAddr().String(), "why", kinds[i])
+			old.conn.CloseWithError(closeTooManyConns, fail(nodecp.ErrorCode_limit,
+				"connect: closed for a newer connection (%s)", kinds[i]).Error())
+		}
+		if refused != "" {
+			s.cfg.Metrics.refused(refused)
+			s.log.Warn("refused a connection", "remote", conn.RemoteAddr().String(), "why", refused)
 			conn.CloseWithError(closeTooManyConns, fail(nodecp.ErrorCode_limit,
-				"connect: %d connections from your address are open; close one first", s.cfg.MaxConnsPerIP).Error())
+				"connect: too many connections (%s); close one first or retry later", refused).Error())
 			continue
 		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			defer s.leave(ip)
+			defer s.admission.leave(e)
 			s.ServeConn(ctx, conn)
 		}()
 	}
 }
 
 // closeTooManyConns is the QUIC application error code of a connection
-// refused by the per-address cap; the reason text carries the node error.
-const closeTooManyConns quic.ApplicationErrorCode = 2
+// refused or closed by the connection limits, and closeRPCLimit of one
+// closed for passing an RPC limit; the reason text carries the node error.
+const (
+	closeTooManyConns quic.ApplicationErrorCode = 2
+	closeRPCLimit     quic.ApplicationErrorCode = 3
+)
 
-// admit counts conn against its remote address's cap.
-func (s *Server) admit(conn *quic.Conn) (netip.Addr, bool) {
-	var ip netip.Addr
-	if ua, ok := conn.RemoteAddr().(*net.UDPAddr); ok {
-		ip = ua.AddrPort().Addr().Unmap()
+func setDefault[T int | int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
 	}
-	s.connsMu.Lock()
-	defer s.connsMu.Unlock()
-	if s.conns[ip] >= s.cfg.MaxConnsPerIP {
-		return ip, false
-	}
-	s.conns[ip]++
-	return ip, true
 }
 
-// leave uncounts a connection admitted for ip.
-func (s *Server) leave(ip netip.Addr) {
-	s.connsMu.Lock()
-	defer s.connsMu.Unlock()
-	if s.conns[ip]--; s.conns[ip] <= 0 {
-		delete(s.conns, ip)
+// RPCLimits derives the RPC resource bounds of a connection from cfg (its
+// zero fields taking the defaults of New).
+//
+// The largest legal message is a submitCommit: a commit and a Welcome of
+// MaxPayloadSize each, a client message id, and MaxRecipients keys (32
+// bytes each plus an 8-byte list pointer), with room for the RPC framing;
+// a KeyPackage upload is smaller. A connection may hold a few replies of
+// maxBatchBytes (capnp keeps each until the client's Finish, in an arena
+// that may be a quarter larger) and two messages of that largest size.
+func RPCLimits(cfg Config) transport.Limits {
+	setDefault(&cfg.MaxPayloadSize, DefaultMaxPayloadSize)
+	setDefault(&cfg.MaxKeyPackageSize, DefaultMaxKeyPackageSize)
+	setDefault(&cfg.MaxRecipients, DefaultMaxRecipients)
+	setDefault(&cfg.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&cfg.FrameTimeout, DefaultFrameTimeout)
+	setDefault(&cfg.MemoryBudget, DefaultMemoryBudget)
+	frame := uint64(max(2*cfg.MaxPayloadSize+maxClientMsgIDSize, cfg.MaxKeyPackageSize)+40*cfg.MaxRecipients) + 64<<10
+	held := int64(3*maxBatchBytes) + 2*int64(frame) + 2<<20
+	return transport.Limits{
+		MaxFrame:          frame,
+		FrameTimeout:      cfg.FrameTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxAnswers:        maxOpenCalls,
+		MaxImports:        maxSubscriptions + 16,
+		MaxCapsPerMessage: 4,
+		MaxHeld:           held,
+		Budget:            transport.NewBudget(cfg.MemoryBudget),
 	}
 }
+
+// maxOpenCalls bounds the calls one connection has open (not finished) at
+// once; a client makes a few, one per concurrent operation.
+const maxOpenCalls = 64
 
 // rpcErrors logs what the RPC layer reports about a connection.
 type rpcErrors struct{ log *slog.Logger }
@@ -322,11 +382,11 @@ func (s *Server) ServeConn(ctx context.Context, conn *quic.Conn) {
 	} else {
 		sess.limiter = s.limiters.get(identity)
 	}
-	// A request carries at most two payloads (a commit and its Welcome) or
-	// one KeyPackage, and up to MaxRecipients keys (40 bytes each with their
-	// list pointers); leave room for framing and several in flight.
-	maxMsg := uint64(4*max(2*s.cfg.MaxPayloadSize, s.cfg.MaxKeyPackageSize) + 2*40*s.cfg.MaxRecipients + 1<<20)
-	rc := transport.NewRPCConn(stream, maxMsg, capnp.Client(nodecp.NodeService_ServerToClient(sess)), rpcErrors{log})
+	lim := *s.cfg.RPC
+	if s.cfg.Metrics != nil {
+		lim.OnHeld = s.cfg.Metrics.heldDelta
+	}
+	rc, rt := transport.NewRPCConn(stream, lim, capnp.Client(nodecp.NodeService_ServerToClient(sess)), rpcErrors{log})
 
 	select {
 	case <-rc.Done():
@@ -334,8 +394,16 @@ func (s *Server) ServeConn(ctx context.Context, conn *quic.Conn) {
 	case <-ctx.Done():
 	}
 	scancel()
+	if le := rt.Err(); le != nil {
+		// Say why before the RPC layer's own close resets the stream.
+		s.cfg.Metrics.refused(le.Kind)
+		log.Warn("closed a connection past an RPC limit", "why", le.Kind, "detail", le.Detail)
+		conn.CloseWithError(closeRPCLimit, fail(nodecp.ErrorCode_limit, "connection closed: %s", le.Detail).Error())
+	}
 	rc.Close()
 	sess.wait()
+	_, peak := rt.Held()
+	s.cfg.Metrics.connectionPeak(peak)
 	conn.CloseWithError(0, "bye")
 	log.Debug("connection closed")
 }

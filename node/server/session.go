@@ -272,24 +272,37 @@ func (s *session) Enqueue(ctx context.Context, call delivery.DeliveryService_enq
 	})
 }
 
+// receivePage bounds the messages read from the store at once: a read
+// holds all their payloads before the batch is trimmed to maxBatchBytes,
+// so one read holds at most receivePage × MaxPayloadSize bytes.
+const receivePage = 32
+
 // receive reads up to limit messages after the cursor, trimmed so that the
 // payloads stay within maxBatchBytes (always at least one message).
 func (s *session) receive(ctx context.Context, recipient []byte, after uint64, limit int) ([]store.Message, error) {
 	if limit <= 0 || limit > s.srv.cfg.ReceiveBatch {
 		limit = s.srv.cfg.ReceiveBatch
 	}
-	msgs, err := s.srv.cfg.Store.Receive(ctx, recipient, after, limit)
-	if err != nil {
-		return nil, err
-	}
+	var out []store.Message
 	total := 0
-	for i, m := range msgs {
-		total += len(m.Payload)
-		if total > maxBatchBytes && i > 0 {
-			return msgs[:i], nil
+	for len(out) < limit {
+		page := min(limit-len(out), receivePage)
+		msgs, err := s.srv.cfg.Store.Receive(ctx, recipient, after, page)
+		if err != nil {
+			return nil, err
 		}
+		for _, m := range msgs {
+			if total += len(m.Payload); total > maxBatchBytes && len(out) > 0 {
+				return out, nil
+			}
+			out = append(out, m)
+		}
+		if len(msgs) < page {
+			break
+		}
+		after = msgs[len(msgs)-1].Seq
 	}
-	return msgs, nil
+	return out, nil
 }
 
 func (s *session) Fetch(ctx context.Context, call delivery.DeliveryService_fetch) error {

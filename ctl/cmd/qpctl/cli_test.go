@@ -9,6 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	daemonv1 "github.com/quicproquo/quicproquo/proto/qpq/daemon/v1"
 )
 
 // runCLI runs qpctl in process, with nothing listening on its socket.
@@ -132,4 +137,30 @@ func lastLine(s string) string {
 		return ""
 	}
 	return lines[len(lines)-2]
+}
+
+func TestPrintSentStates(t *testing.T) {
+	since := timestamppb.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	for _, c := range []struct {
+		r          *daemonv1.SendResponse
+		json       bool
+		out, errIs string
+		code       int
+	}{
+		{&daemonv1.SendResponse{Seq: 3, MessageId: "ab", State: daemonv1.DeliveryState_DELIVERY_STATE_DELIVERED}, false, "sent #3 ab: delivered to the node\n", "", 0},
+		{&daemonv1.SendResponse{Seq: 3, MessageId: "ab", State: daemonv1.DeliveryState_DELIVERY_STATE_QUEUED, StateDetail: "node n:1 unreachable since 2026-01-02T03:04:05Z: refused", UnreachableSince: since}, false,
+			"sent #3 ab: queued: node n:1 unreachable since 2026-01-02T03:04:05Z: refused\n", "", exitQueued},
+		{&daemonv1.SendResponse{Seq: 3, MessageId: "ab", State: daemonv1.DeliveryState_DELIVERY_STATE_QUEUED, StateDetail: "the node has not answered yet"}, false,
+			"sent #3 ab: queued: the node has not answered yet\n", "", 0},
+		{&daemonv1.SendResponse{Seq: 3, MessageId: "ab", State: daemonv1.DeliveryState_DELIVERY_STATE_REFUSED, StateDetail: "too large\x1b[2J"}, false, "", `refused by the node: too large\x1b[2J`, exitError},
+		{&daemonv1.SendResponse{Seq: 3, MessageId: "ab", State: daemonv1.DeliveryState_DELIVERY_STATE_REFUSED, StateDetail: "too large"}, true,
+			`{"delivered":false,"detail":"too large","message_id":"ab","seq":3,"state":"refused"}` + "\n", `{"error":{"exit_status":1,"kind":"error","message":"message ab refused by the node: too large"}}`, exitError},
+	} {
+		var out, errOut bytes.Buffer
+		a := &app{stdout: &out, stderr: &errOut, json: c.json, ran: true}
+		code := a.exit(nil, a.printSent(c.r))
+		if out.String() != c.out || code != c.code || !strings.Contains(errOut.String(), c.errIs) {
+			t.Errorf("%v json=%v: stdout %q stderr %q code %d, want %q %q %d", c.r.GetState(), c.json, out.String(), errOut.String(), code, c.out, c.errIs, c.code)
+		}
+	}
 }

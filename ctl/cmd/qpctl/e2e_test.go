@@ -73,19 +73,7 @@ type e2eResult struct {
 
 func e2eRun(t *testing.T, qpctl, socket string, args ...string) e2eResult {
 	t.Helper()
-	cmd := exec.Command(qpctl, args...)
-	cmd.Env = append(os.Environ(), "QPQ_SOCKET="+socket)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("run qpctl %q: %v", args, err)
-	}
-	return e2eResult{out.String(), errOut.String(), code}
+	return e2eRunIn(t, qpctl, socket, "", args...)
 }
 
 // e2eDaemon is a qpd process.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -67,6 +68,7 @@ func hasNUL(b []byte) bool {
 
 func (a *app) sendCommand() *cobra.Command {
 	var group, msg, file, cid string
+	var wait time.Duration
 	cmd := &cobra.Command{
 		Use: "send --group G (--msg TEXT | --file PATH | --file -)", Short: "Send a message to a group", GroupID: "messages",
 		Long: `Encrypt a text message to a group and hand it to the node. The text comes
@@ -94,19 +96,15 @@ is at most 65536 bytes (64 KiB) of UTF-8 text, sent exactly as given.`,
 			case len(msg) > maxTextSize:
 				return usagef("message is longer than the limit of %d bytes (64 KiB)", maxTextSize)
 			}
-			return a.call(cmd.Context(), 0, func(ctx context.Context, c *client.Client) error {
-				r, err := c.Send(ctx, &daemonv1.SendRequest{Group: group, Text: text, ClientMessageId: cid})
+			if wait < 0 || wait > time.Minute {
+				return usagef("--wait must be between 0 and 1m")
+			}
+			return a.call(cmd.Context(), wait, func(ctx context.Context, c *client.Client) error {
+				r, err := c.Send(ctx, &daemonv1.SendRequest{Group: group, Text: text, ClientMessageId: cid, Wait: durationpb.New(wait)})
 				if err != nil {
 					return err
 				}
-				if a.json {
-					return a.printJSON(map[string]any{"message_id": r.GetMessageId(), "seq": r.GetSeq(), "delivered": r.GetDelivered()})
-				}
-				state := "queued"
-				if r.GetDelivered() {
-					state = "delivered"
-				}
-				return a.printf("sent #%d %s (%s)\n", r.GetSeq(), r.GetMessageId(), state)
+				return a.printSent(r)
 			})
 		},
 	}
@@ -114,7 +112,48 @@ is at most 65536 bytes (64 KiB) of UTF-8 text, sent exactly as given.`,
 	cmd.Flags().StringVarP(&msg, "msg", "m", "", "message text")
 	cmd.Flags().StringVarP(&file, "file", "f", "", "read the message text from this file (-: standard input)")
 	cmd.Flags().StringVar(&cid, "client-id", "", "optional idempotency key: a repeated send with the same key is sent once")
+	cmd.Flags().DurationVar(&wait, "wait", 5*time.Second, "while connected, wait up to this long for the node to take the message (0: do not wait)")
 	return cmd
+}
+
+// deliveryName names a delivery state for --json.
+func deliveryName(s daemonv1.DeliveryState) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "DELIVERY_STATE_"))
+}
+
+// printSent reports a Send: delivered to the node (exit 0), queued while
+// the node is unreachable (exit 4) or on its way (exit 0), or refused by
+// the node (exit 1).
+func (a *app) printSent(r *daemonv1.SendResponse) error {
+	state := r.GetState()
+	if a.json {
+		out := map[string]any{"message_id": r.GetMessageId(), "seq": r.GetSeq(), "delivered": r.GetDelivered(),
+			"state": deliveryName(state), "detail": r.GetStateDetail()}
+		if r.GetUnreachableSince() != nil {
+			out["unreachable_since"] = timeString(r.GetUnreachableSince())
+		}
+		if err := a.printJSON(out); err != nil {
+			return err
+		}
+	}
+	switch state {
+	case daemonv1.DeliveryState_DELIVERY_STATE_DELIVERED:
+		if a.json {
+			return nil
+		}
+		return a.printf("sent #%d %s: delivered to the node\n", r.GetSeq(), r.GetMessageId())
+	case daemonv1.DeliveryState_DELIVERY_STATE_REFUSED:
+		return fmt.Errorf("message %s refused by the node: %s", r.GetMessageId(), r.GetStateDetail())
+	}
+	if !a.json {
+		if err := a.printf("sent #%d %s: queued: %s\n", r.GetSeq(), r.GetMessageId(), r.GetStateDetail()); err != nil {
+			return err
+		}
+	}
+	if r.GetUnreachableSince() != nil {
+		return silentExit(exitQueued)
+	}
+	return nil
 }
 
 // messageJSON is how a message is printed with --json.
@@ -243,14 +282,15 @@ func (a *app) recv(ctx context.Context, o recvOptions) error {
 func (a *app) follow(ctx context.Context, c *client.Client, group string, head uint64, peek bool, printed map[string]uint64) error {
 	var groupID string
 	if group != "" {
-		// The daemon resolves a name or an id prefix as everywhere.
 		gctx, cancel := context.WithTimeout(ctx, callTimeout)
-		r, err := c.Members(gctx, &daemonv1.MembersRequest{Group: group})
+		r, err := c.ListGroups(gctx, &daemonv1.ListGroupsRequest{})
 		cancel()
 		if err != nil {
 			return err
 		}
-		groupID = r.GetGroup().GetGroupId()
+		if groupID, err = matchGroup(r.GetGroups(), group); err != nil {
+			return err
+		}
 	}
 	cursor := head
 	reconnecting := false
@@ -307,4 +347,30 @@ func (a *app) followStream(ctx context.Context, c *client.Client, cursor *uint64
 		}
 		*cursor = ev.GetSeq()
 	}
+}
+
+// matchGroup finds the group ref names, as qpd does: its id, else its
+// name, else a unique prefix of its id.
+func matchGroup(gs []*daemonv1.Group, ref string) (string, error) {
+	var byName, byPrefix []string
+	for _, g := range gs {
+		switch {
+		case g.GetGroupId() == ref:
+			return ref, nil
+		case g.GetName() == ref:
+			byName = append(byName, g.GetGroupId())
+		case len(ref) >= 4 && strings.HasPrefix(g.GetGroupId(), ref):
+			byPrefix = append(byPrefix, g.GetGroupId())
+		}
+	}
+	for _, m := range [][]string{byName, byPrefix} {
+		switch len(m) {
+		case 0:
+			continue
+		case 1:
+			return m[0], nil
+		}
+		return "", fmt.Errorf("%d groups match %q; name one by its id", len(m), ref)
+	}
+	return "", fmt.Errorf("group not found: %q", ref)
 }

@@ -151,7 +151,7 @@ func TestE2ESendTextsAndFollowAcrossRestart(t *testing.T) {
 		t.Helper()
 		return e2eRunIn(t, p.qpctl, p.aliceSock, stdin, append([]string{"send", "--group", "team"}, args...)...)
 	}
-	if r := send("", "--msg", "m1"); r.code != 0 {
+	if r := send("", "--msg", "m1"); r.code != 0 || !strings.HasSuffix(r.stdout, ": delivered to the node\n") {
 		t.Fatalf("send m1: %+v", r)
 	}
 	if m := f.next(t); m.Text != "m1" {

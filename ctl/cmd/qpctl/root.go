@@ -21,7 +21,14 @@ const (
 	exitError      = 1
 	exitUsage      = 2
 	exitNotRunning = 3
+	exitQueued     = 4
 )
+
+// silentExit ends qpctl with a status after the command printed what
+// there is to say.
+type silentExit int
+
+func (e silentExit) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 // errUsage marks a command-line mistake.
 var errUsage = errors.New("usage")
@@ -45,6 +52,7 @@ const exitStatusHelp = `Exit status:
   1  error (the daemon or the node refused or failed)
   2  usage error (unknown command, bad flag or argument)
   3  qpd is not running (nothing listens on the socket)
+  4  send: the message is queued, the node is unreachable; qpd delivers it later
 `
 
 func (a *app) rootCommand() *cobra.Command {
@@ -209,6 +217,10 @@ func (a *app) exit(cmd *cobra.Command, err error) int {
 	}
 	if st, ok := status.FromError(err); ok && st.Code() == codes.Canceled {
 		return exitError
+	}
+	var se silentExit
+	if errors.As(err, &se) {
+		return int(se)
 	}
 	f := a.classify(err)
 	name := "qpctl"

@@ -40,6 +40,10 @@ type DaemonConfig struct {
 	Socket   string // required
 	NodeAddr string // empty: no node
 	NodeCert []byte
+	// ConsentFromContacts keeps the daemon's default invitation policy
+	// (strangers' invitations wait as requests); otherwise the test
+	// daemon takes every invitation, as the group tests expect.
+	ConsentFromContacts bool
 }
 
 // StartDaemon runs a Backend and the API on cfg.Socket until Stop or test
@@ -50,7 +54,11 @@ func StartDaemon(t testing.TB, cfg DaemonConfig) *Daemon {
 	if err != nil {
 		t.Fatalf("daemon store: %v", err)
 	}
-	b, err := backend.New(backend.Config{
+	invitations := backend.InviteAnyone
+	if cfg.ConsentFromContacts {
+		invitations = backend.InviteContacts
+	}
+	b, err := backend.New(backend.Config{Invitations: invitations,
 		Store: st, Logger: Logger(), StateDir: cfg.StateDir, Version: "test",
 		NodeAddr: cfg.NodeAddr, NodeCert: cfg.NodeCert, KeyPackages: backend.MLSKeyPackages{}, Groups: true,
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, DialTimeout: 2 * time.Second,

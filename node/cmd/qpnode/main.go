@@ -13,6 +13,9 @@
 // The second form makes a registration token for a node whose policy is
 // token (or open: a token saves the proof of work) and prints it once.
 //
+//	[--max-conns N] [--max-conns-per-ip N] [--max-conns-per-identity N]
+//	[--memory-budget MIB] [--idle-timeout D] [--frame-timeout D] (and the size and rate limits)
+//
 // Each flag has an environment variable (QPQ_LISTEN, QPQ_DATA_DIR,
 // QPQ_TLS_CERT, QPQ_TLS_KEY, QPQ_POSTGRES, QPQ_METRICS_LISTEN,
 // QPQ_LOG_LEVEL); a flag given on the command line wins. With --postgres
@@ -29,6 +32,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -39,6 +43,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -77,14 +82,21 @@ type options struct {
 	rateLimit                                                            float64
 	rateBurst, maxConnsPerIP                                             int
 
-	registration, diskBudget string
-	powBits, groupReserve    int
-	strangerMsgs, lowWater   int
-	strangerBytes            int64
-	messageTTL               time.Duration
-	diskBudgetBytes          int64
-	requirePQTLS             bool
+	registration, diskBudget      string
+	powBits, groupReserve         int
+	strangerMsgs, lowWater        int
+	strangerBytes                 int64
+	messageTTL                    time.Duration
+	diskBudgetBytes               int64
+	maxConns, maxConnsPerIdentity int
+	memoryBudgetMiB               int64
+	idleTimeout, frameTimeout     time.Duration
+	requirePQTLS                  bool
 }
+
+// softMemoryHeadroom is the Go runtime's soft memory limit over the RPC
+// memory budget (GOMEMLIMIT, when set, replaces it).
+const softMemoryHeadroom = 128 << 20
 
 func env(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok {
@@ -127,6 +139,11 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	fs.IntVar(&o.strangerMsgs, "max-stranger-messages", store.DefaultMaxStrangerMessages, "direct messages all senders outside a user's groups together may leave in that user's queue")
 	fs.Int64Var(&o.strangerBytes, "max-stranger-bytes", store.DefaultMaxStrangerBytes, "payload bytes of those messages")
 	fs.IntVar(&o.lowWater, "key-package-low-water", server.DefaultLowWater, "notify an identity left with this many KeyPackages or fewer")
+	fs.IntVar(&o.maxConns, "max-conns", server.DefaultMaxConns, "open connections in all")
+	fs.IntVar(&o.maxConnsPerIdentity, "max-conns-per-identity", server.DefaultMaxConnsPerID, "open connections of one identity (its oldest is closed for a new one)")
+	fs.Int64Var(&o.memoryBudgetMiB, "memory-budget", server.DefaultMemoryBudget>>20, "MiB of RPC messages all connections may hold together")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "close a connection with no subscription after this long without a message")
+	fs.DurationVar(&o.frameTimeout, "frame-timeout", server.DefaultFrameTimeout, "time to receive an RPC message once it started, and to send one")
 	fs.BoolVar(&o.requirePQTLS, "require-pq-tls", env("QPQ_REQUIRE_PQ_TLS", "") == "1",
 		"refuse clients without the hybrid post-quantum TLS key exchange X25519MLKEM768 (env QPQ_REQUIRE_PQ_TLS=1)")
 	if err := fs.Parse(args); err != nil {
@@ -209,6 +226,14 @@ func openStore(ctx context.Context, o *options, log *slog.Logger) (store.Store, 
 	return st, nil
 }
 
+// logCert logs a certificate's fingerprint, its key's fingerprint (what
+// clients pin) and its end of validity.
+func logCert(log *slog.Logger, msg string, cert tls.Certificate) {
+	fp := transport.CertFingerprint(cert.Certificate[0])
+	kfp, _ := transport.KeyFingerprint(cert.Certificate[0])
+	log.Info(msg, "sha256", fmt.Sprintf("%x", fp), "key_sha256", fmt.Sprintf("%x", kfp), "not_after", cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, err := parseFlags(args, stdout)
 	if err != nil {
@@ -231,11 +256,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fp := transport.CertFingerprint(cert.Certificate[0])
 	if created {
 		log.Info("generated node certificate", "cert", o.tlsCert, "key", o.tlsKey)
+	} else if transport.RenewalDue(cert, time.Now()) {
+		if cert, err = transport.RenewServerCert(cert, o.tlsCert, transport.CertLifetime); err != nil {
+			return err
+		}
+		log.Info("renewed node certificate with the same key", "cert", o.tlsCert)
 	}
-	log.Info("node certificate", "sha256", fmt.Sprintf("%x", fp))
+	logCert(log, "node certificate", cert)
+	certs := transport.NewCertSource(cert, o.tlsCert, func(c tls.Certificate, err error) {
+		if err != nil {
+			log.Error("renewing the node certificate failed; serving the old one", "err", err)
+			return
+		}
+		logCert(log, "renewed node certificate with the same key", c)
+	})
 
 	st, err := openStore(ctx, o, log)
 	if err != nil {
@@ -263,6 +299,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Info("metrics listening", "addr", mln.Addr().String())
 	}
 
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+		// Make the garbage collector work harder before the process
+		// passes what its bounds allow, rather than at twice its live
+		// heap: the RPC memory budget plus room for everything else.
+		debug.SetMemoryLimit(o.memoryBudgetMiB<<20 + softMemoryHeadroom)
+	}
 	srv, err := server.New(server.Config{
 		Store:          st,
 		Logger:         log,
@@ -277,11 +319,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		MessageTTL:         o.messageTTL,
 		DiskBudget:         diskBudget(o.diskBudgetBytes),
 		KeyPackageLowWater: o.lowWater,
+
+		MaxConns:            o.maxConns,
+		MaxConnsPerIdentity: o.maxConnsPerIdentity,
+		MemoryBudget:        o.memoryBudgetMiB << 20,
+		IdleTimeout:         o.idleTimeout,
+		FrameTimeout:        o.frameTimeout,
 	})
 	if err != nil {
 		return err
 	}
-	ln, err := server.ListenWith(o.listen, cert, server.ListenOptions{RequirePQTLS: o.requirePQTLS, Logger: log})
+	tlsConf := transport.ServerTLSConfig(cert)
+	tlsConf.Certificates, tlsConf.GetCertificate = nil, certs.GetCertificate
+	if o.requirePQTLS {
+		transport.RequireHybridKeyExchange(tlsConf, log)
+	}
+	ln, err := server.ListenTLS(o.listen, tlsConf)
 	if err != nil {
 		return err
 	}

@@ -92,6 +92,62 @@ func (ConnectionState) EnumDescriptor() ([]byte, []int) {
 	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{0}
 }
 
+// Where a sent message stands.
+type DeliveryState int32
+
+const (
+	DeliveryState_DELIVERY_STATE_UNSPECIFIED DeliveryState = 0
+	// The node accepted it.
+	DeliveryState_DELIVERY_STATE_DELIVERED DeliveryState = 1
+	// It waits in the outbox; the daemon keeps trying (state_detail says why).
+	DeliveryState_DELIVERY_STATE_QUEUED DeliveryState = 2
+	// The node refused it for good (state_detail has its reason).
+	DeliveryState_DELIVERY_STATE_REFUSED DeliveryState = 3
+)
+
+// Enum value maps for DeliveryState.
+var (
+	DeliveryState_name = map[int32]string{
+		0: "DELIVERY_STATE_UNSPECIFIED",
+		1: "DELIVERY_STATE_DELIVERED",
+		2: "DELIVERY_STATE_QUEUED",
+		3: "DELIVERY_STATE_REFUSED",
+	}
+	DeliveryState_value = map[string]int32{
+		"DELIVERY_STATE_UNSPECIFIED": 0,
+		"DELIVERY_STATE_DELIVERED":   1,
+		"DELIVERY_STATE_QUEUED":      2,
+		"DELIVERY_STATE_REFUSED":     3,
+	}
+)
+
+func (x DeliveryState) Enum() *DeliveryState {
+	p := new(DeliveryState)
+	*p = x
+	return p
+}
+
+func (x DeliveryState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DeliveryState) Descriptor() protoreflect.EnumDescriptor {
+	return file_qpq_daemon_v1_daemon_proto_enumTypes[1].Descriptor()
+}
+
+func (DeliveryState) Type() protoreflect.EnumType {
+	return &file_qpq_daemon_v1_daemon_proto_enumTypes[1]
+}
+
+func (x DeliveryState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DeliveryState.Descriptor instead.
+func (DeliveryState) EnumDescriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{1}
+}
+
 type NodeConnection struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Address string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
@@ -1372,8 +1428,11 @@ type SendRequest struct {
 	// Optional idempotency key chosen by the caller (at most 64 bytes). A
 	// repeated Send with the same key returns the first answer.
 	ClientMessageId string `protobuf:"bytes,3,opt,name=client_message_id,json=clientMessageId,proto3" json:"client_message_id,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// While connected to the node, wait up to this long for its verdict
+	// before answering; zero answers at once.
+	Wait          *durationpb.Duration `protobuf:"bytes,4,opt,name=wait,proto3" json:"wait,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SendRequest) Reset() {
@@ -1427,6 +1486,13 @@ func (x *SendRequest) GetClientMessageId() string {
 	return ""
 }
 
+func (x *SendRequest) GetWait() *durationpb.Duration {
+	if x != nil {
+		return x.Wait
+	}
+	return nil
+}
+
 type SendResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Message id (hex).
@@ -1434,9 +1500,13 @@ type SendResponse struct {
 	// Sequence number of the message in its group's history.
 	Seq uint64 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
 	// True once the node has accepted it; false while it waits in the outbox.
-	Delivered     bool `protobuf:"varint,3,opt,name=delivered,proto3" json:"delivered,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Delivered   bool          `protobuf:"varint,3,opt,name=delivered,proto3" json:"delivered,omitempty"`
+	State       DeliveryState `protobuf:"varint,4,opt,name=state,proto3,enum=qpq.daemon.v1.DeliveryState" json:"state,omitempty"`
+	StateDetail string        `protobuf:"bytes,5,opt,name=state_detail,json=stateDetail,proto3" json:"state_detail,omitempty"`
+	// QUEUED while not connected: since when the node is unreachable.
+	UnreachableSince *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=unreachable_since,json=unreachableSince,proto3" json:"unreachable_since,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *SendResponse) Reset() {
@@ -1488,6 +1558,27 @@ func (x *SendResponse) GetDelivered() bool {
 		return x.Delivered
 	}
 	return false
+}
+
+func (x *SendResponse) GetState() DeliveryState {
+	if x != nil {
+		return x.State
+	}
+	return DeliveryState_DELIVERY_STATE_UNSPECIFIED
+}
+
+func (x *SendResponse) GetStateDetail() string {
+	if x != nil {
+		return x.StateDetail
+	}
+	return ""
+}
+
+func (x *SendResponse) GetUnreachableSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UnreachableSince
+	}
+	return nil
 }
 
 type Message struct {
@@ -1830,6 +1921,10 @@ type Event struct {
 	//	*Event_Connection
 	//	*Event_Left
 	//	*Event_Rejected
+	//	*Event_Refused
+	//	*Event_Request
+	//	*Event_ContactKeyChanged
+	//	*Event_Fork
 	Kind          isEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1949,6 +2044,42 @@ func (x *Event) GetRejected() *RejectedEnvelope {
 	return nil
 }
 
+func (x *Event) GetRefused() *PolicyRefusal {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_Refused); ok {
+			return x.Refused
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetRequest() *InvitationRequest {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_Request); ok {
+			return x.Request
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetContactKeyChanged() *ContactKeyChanged {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_ContactKeyChanged); ok {
+			return x.ContactKeyChanged
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetFork() *ForkDetected {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_Fork); ok {
+			return x.Fork
+		}
+	}
+	return nil
+}
+
 type isEvent_Kind interface {
 	isEvent_Kind()
 }
@@ -1981,6 +2112,22 @@ type Event_Rejected struct {
 	Rejected *RejectedEnvelope `protobuf:"bytes,16,opt,name=rejected,proto3,oneof"`
 }
 
+type Event_Refused struct {
+	Refused *PolicyRefusal `protobuf:"bytes,17,opt,name=refused,proto3,oneof"`
+}
+
+type Event_Request struct {
+	Request *InvitationRequest `protobuf:"bytes,18,opt,name=request,proto3,oneof"`
+}
+
+type Event_ContactKeyChanged struct {
+	ContactKeyChanged *ContactKeyChanged `protobuf:"bytes,19,opt,name=contact_key_changed,json=contactKeyChanged,proto3,oneof"`
+}
+
+type Event_Fork struct {
+	Fork *ForkDetected `protobuf:"bytes,20,opt,name=fork,proto3,oneof"`
+}
+
 func (*Event_Message) isEvent_Kind() {}
 
 func (*Event_MemberAdded) isEvent_Kind() {}
@@ -1994,6 +2141,1372 @@ func (*Event_Connection) isEvent_Kind() {}
 func (*Event_Left) isEvent_Kind() {}
 
 func (*Event_Rejected) isEvent_Kind() {}
+
+func (*Event_Refused) isEvent_Kind() {}
+
+func (*Event_Request) isEvent_Kind() {}
+
+func (*Event_ContactKeyChanged) isEvent_Kind() {}
+
+func (*Event_Fork) isEvent_Kind() {}
+
+// Something the daemon's trust policy refused: a leaf whose credential is
+// not its signature key's (a substituted KeyPackage, an impersonating Add,
+// UpdatePath or resync), a proposal or commit a member may not make.
+type PolicyRefusal struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Group id (hex), when known.
+	GroupId string `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	// Whom the refused leaf claimed to be (hex), when known.
+	Identity string `protobuf:"bytes,2,opt,name=identity,proto3" json:"identity,omitempty"`
+	// Who sent it (hex), when known.
+	By            string `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
+	Epoch         uint64 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyRefusal) Reset() {
+	*x = PolicyRefusal{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyRefusal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyRefusal) ProtoMessage() {}
+
+func (x *PolicyRefusal) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyRefusal.ProtoReflect.Descriptor instead.
+func (*PolicyRefusal) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *PolicyRefusal) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *PolicyRefusal) GetIdentity() string {
+	if x != nil {
+		return x.Identity
+	}
+	return ""
+}
+
+func (x *PolicyRefusal) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *PolicyRefusal) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *PolicyRefusal) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// An invitation from someone who is not a contact arrived and waits in the
+// request inbox.
+type InvitationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The inviter's identity key (hex), as the node authenticated it.
+	Inviter       string `protobuf:"bytes,2,opt,name=inviter,proto3" json:"inviter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InvitationRequest) Reset() {
+	*x = InvitationRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InvitationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InvitationRequest) ProtoMessage() {}
+
+func (x *InvitationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InvitationRequest.ProtoReflect.Descriptor instead.
+func (*InvitationRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *InvitationRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *InvitationRequest) GetInviter() string {
+	if x != nil {
+		return x.Inviter
+	}
+	return ""
+}
+
+// A contact's key changed (AddContact gave its name with another key).
+type ContactKeyChanged struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	OldIdentity   string                 `protobuf:"bytes,2,opt,name=old_identity,json=oldIdentity,proto3" json:"old_identity,omitempty"`
+	NewIdentity   string                 `protobuf:"bytes,3,opt,name=new_identity,json=newIdentity,proto3" json:"new_identity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContactKeyChanged) Reset() {
+	*x = ContactKeyChanged{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContactKeyChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContactKeyChanged) ProtoMessage() {}
+
+func (x *ContactKeyChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContactKeyChanged.ProtoReflect.Descriptor instead.
+func (*ContactKeyChanged) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ContactKeyChanged) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ContactKeyChanged) GetOldIdentity() string {
+	if x != nil {
+		return x.OldIdentity
+	}
+	return ""
+}
+
+func (x *ContactKeyChanged) GetNewIdentity() string {
+	if x != nil {
+		return x.NewIdentity
+	}
+	return ""
+}
+
+// Members disagree on a group's epoch authenticator: the group forked, or
+// a member was shown another group state than this one.
+type ForkDetected struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	GroupId   string                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	GroupName string                 `protobuf:"bytes,2,opt,name=group_name,json=groupName,proto3" json:"group_name,omitempty"`
+	Epoch     uint64                 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The member whose authenticator differs (hex).
+	Member        string `protobuf:"bytes,4,opt,name=member,proto3" json:"member,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForkDetected) Reset() {
+	*x = ForkDetected{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForkDetected) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForkDetected) ProtoMessage() {}
+
+func (x *ForkDetected) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForkDetected.ProtoReflect.Descriptor instead.
+func (*ForkDetected) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ForkDetected) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *ForkDetected) GetGroupName() string {
+	if x != nil {
+		return x.GroupName
+	}
+	return ""
+}
+
+func (x *ForkDetected) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *ForkDetected) GetMember() string {
+	if x != nil {
+		return x.Member
+	}
+	return ""
+}
+
+// An invitation waiting for consent.
+type Request struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The inviter's identity key (hex), as the node authenticated it.
+	Inviter    string                 `protobuf:"bytes,2,opt,name=inviter,proto3" json:"inviter,omitempty"`
+	ReceivedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	// Size of the stored Welcome in bytes.
+	Size uint32 `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	// Group id, name and member count read from the Welcome (empty when it
+	// cannot be read; problem says why).
+	GroupId       string `protobuf:"bytes,5,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	GroupName     string `protobuf:"bytes,6,opt,name=group_name,json=groupName,proto3" json:"group_name,omitempty"`
+	MemberCount   uint32 `protobuf:"varint,7,opt,name=member_count,json=memberCount,proto3" json:"member_count,omitempty"`
+	Problem       string `protobuf:"bytes,8,opt,name=problem,proto3" json:"problem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Request) Reset() {
+	*x = Request{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Request) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Request) ProtoMessage() {}
+
+func (x *Request) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Request.ProtoReflect.Descriptor instead.
+func (*Request) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *Request) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Request) GetInviter() string {
+	if x != nil {
+		return x.Inviter
+	}
+	return ""
+}
+
+func (x *Request) GetReceivedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReceivedAt
+	}
+	return nil
+}
+
+func (x *Request) GetSize() uint32 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *Request) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *Request) GetGroupName() string {
+	if x != nil {
+		return x.GroupName
+	}
+	return ""
+}
+
+func (x *Request) GetMemberCount() uint32 {
+	if x != nil {
+		return x.MemberCount
+	}
+	return 0
+}
+
+func (x *Request) GetProblem() string {
+	if x != nil {
+		return x.Problem
+	}
+	return ""
+}
+
+type ListRequestsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRequestsRequest) Reset() {
+	*x = ListRequestsRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRequestsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRequestsRequest) ProtoMessage() {}
+
+func (x *ListRequestsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRequestsRequest.ProtoReflect.Descriptor instead.
+func (*ListRequestsRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{33}
+}
+
+type ListRequestsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Requests      []*Request             `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRequestsResponse) Reset() {
+	*x = ListRequestsResponse{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRequestsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRequestsResponse) ProtoMessage() {}
+
+func (x *ListRequestsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRequestsResponse.ProtoReflect.Descriptor instead.
+func (*ListRequestsResponse) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ListRequestsResponse) GetRequests() []*Request {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+type AcceptRequestRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Also add the inviter as a contact under this name (empty: do not).
+	ContactName   string `protobuf:"bytes,2,opt,name=contact_name,json=contactName,proto3" json:"contact_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptRequestRequest) Reset() {
+	*x = AcceptRequestRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptRequestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptRequestRequest) ProtoMessage() {}
+
+func (x *AcceptRequestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptRequestRequest.ProtoReflect.Descriptor instead.
+func (*AcceptRequestRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *AcceptRequestRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *AcceptRequestRequest) GetContactName() string {
+	if x != nil {
+		return x.ContactName
+	}
+	return ""
+}
+
+type AcceptRequestResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         *Group                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptRequestResponse) Reset() {
+	*x = AcceptRequestResponse{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptRequestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptRequestResponse) ProtoMessage() {}
+
+func (x *AcceptRequestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptRequestResponse.ProtoReflect.Descriptor instead.
+func (*AcceptRequestResponse) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *AcceptRequestResponse) GetGroup() *Group {
+	if x != nil {
+		return x.Group
+	}
+	return nil
+}
+
+type DeclineRequestRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeclineRequestRequest) Reset() {
+	*x = DeclineRequestRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeclineRequestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeclineRequestRequest) ProtoMessage() {}
+
+func (x *DeclineRequestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeclineRequestRequest.ProtoReflect.Descriptor instead.
+func (*DeclineRequestRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *DeclineRequestRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+type DeclineRequestResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeclineRequestResponse) Reset() {
+	*x = DeclineRequestResponse{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeclineRequestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeclineRequestResponse) ProtoMessage() {}
+
+func (x *DeclineRequestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeclineRequestResponse.ProtoReflect.Descriptor instead.
+func (*DeclineRequestResponse) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{38}
+}
+
+type BlockRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Identity key (hex).
+	Identity      string `protobuf:"bytes,1,opt,name=identity,proto3" json:"identity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlockRequest) Reset() {
+	*x = BlockRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlockRequest) ProtoMessage() {}
+
+func (x *BlockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlockRequest.ProtoReflect.Descriptor instead.
+func (*BlockRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *BlockRequest) GetIdentity() string {
+	if x != nil {
+		return x.Identity
+	}
+	return ""
+}
+
+type BlockResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Waiting invitations of that identity that were deleted.
+	RequestsDeleted uint32 `protobuf:"varint,1,opt,name=requests_deleted,json=requestsDeleted,proto3" json:"requests_deleted,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *BlockResponse) Reset() {
+	*x = BlockResponse{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlockResponse) ProtoMessage() {}
+
+func (x *BlockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlockResponse.ProtoReflect.Descriptor instead.
+func (*BlockResponse) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *BlockResponse) GetRequestsDeleted() uint32 {
+	if x != nil {
+		return x.RequestsDeleted
+	}
+	return 0
+}
+
+type UnblockRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Identity      string                 `protobuf:"bytes,1,opt,name=identity,proto3" json:"identity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnblockRequest) Reset() {
+	*x = UnblockRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnblockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnblockRequest) ProtoMessage() {}
+
+func (x *UnblockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnblockRequest.ProtoReflect.Descriptor instead.
+func (*UnblockRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *UnblockRequest) GetIdentity() string {
+	if x != nil {
+		return x.Identity
+	}
+	return ""
+}
+
+type UnblockResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnblockResponse) Reset() {
+	*x = UnblockResponse{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnblockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnblockResponse) ProtoMessage() {}
+
+func (x *UnblockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnblockResponse.ProtoReflect.Descriptor instead.
+func (*UnblockResponse) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{42}
+}
+
+type Contact struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Identity key (hex).
+	Identity string `protobuf:"bytes,1,opt,name=identity,proto3" json:"identity,omitempty"`
+	// A local label (may be empty); unique among contacts when set.
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Verified      bool                   `protobuf:"varint,3,opt,name=verified,proto3" json:"verified,omitempty"`
+	AddedAt       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=added_at,json=addedAt,proto3" json:"added_at,omitempty"`
+	VerifiedAt    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=verified_at,json=verifiedAt,proto3" json:"verified_at,omitempty"`
+	Blocked       bool                   `protobuf:"varint,6,opt,name=blocked,proto3" json:"blocked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Contact) Reset() {
+	*x = Contact{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Contact) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Contact) ProtoMessage() {}
+
+func (x *Contact) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Contact.ProtoReflect.Descriptor instead.
+func (*Contact) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *Contact) GetIdentity() string {
+	if x != nil {
+		return x.Identity
+	}
+	return ""
+}
+
+func (x *Contact) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Contact) GetVerified() bool {
+	if x != nil {
+		return x.Verified
+	}
+	return false
+}
+
+func (x *Contact) GetAddedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AddedAt
+	}
+	return nil
+}
+
+func (x *Contact) GetVerifiedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.VerifiedAt
+	}
+	return nil
+}
+
+func (x *Contact) GetBlocked() bool {
+	if x != nil {
+		return x.Blocked
+	}
+	return false
+}
+
+type AddContactRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Identity      string                 `protobuf:"bytes,1,opt,name=identity,proto3" json:"identity,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddContactRequest) Reset() {
+	*x = AddContactRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddContactRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddContactRequest) ProtoMessage() {}
+
+func (x *AddContactRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddContactRequest.ProtoReflect.Descriptor instead.
+func (*AddContactRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *AddContactRequest) GetIdentity() string {
+	if x != nil {
+		return x.Identity
+	}
+	return ""
+}
+
+func (x *AddContactRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type AddContactResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Contact *Contact               `protobuf:"bytes,1,opt,name=contact,proto3" json:"contact,omitempty"`
+	// The key this name had before, when AddContact changed it (hex).
+	ReplacedIdentity string `protobuf:"bytes,2,opt,name=replaced_identity,json=replacedIdentity,proto3" json:"replaced_identity,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *AddContactResponse) Reset() {
+	*x = AddContactResponse{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddContactResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddContactResponse) ProtoMessage() {}
+
+func (x *AddContactResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddContactResponse.ProtoReflect.Descriptor instead.
+func (*AddContactResponse) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *AddContactResponse) GetContact() *Contact {
+	if x != nil {
+		return x.Contact
+	}
+	return nil
+}
+
+func (x *AddContactResponse) GetReplacedIdentity() string {
+	if x != nil {
+		return x.ReplacedIdentity
+	}
+	return ""
+}
+
+type ListContactsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListContactsRequest) Reset() {
+	*x = ListContactsRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListContactsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListContactsRequest) ProtoMessage() {}
+
+func (x *ListContactsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListContactsRequest.ProtoReflect.Descriptor instead.
+func (*ListContactsRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{46}
+}
+
+type ListContactsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Contacts      []*Contact             `protobuf:"bytes,1,rep,name=contacts,proto3" json:"contacts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListContactsResponse) Reset() {
+	*x = ListContactsResponse{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListContactsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListContactsResponse) ProtoMessage() {}
+
+func (x *ListContactsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListContactsResponse.ProtoReflect.Descriptor instead.
+func (*ListContactsResponse) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ListContactsResponse) GetContacts() []*Contact {
+	if x != nil {
+		return x.Contacts
+	}
+	return nil
+}
+
+type RemoveContactRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Identity key (hex) or contact name.
+	Contact       string `protobuf:"bytes,1,opt,name=contact,proto3" json:"contact,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveContactRequest) Reset() {
+	*x = RemoveContactRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveContactRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveContactRequest) ProtoMessage() {}
+
+func (x *RemoveContactRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveContactRequest.ProtoReflect.Descriptor instead.
+func (*RemoveContactRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *RemoveContactRequest) GetContact() string {
+	if x != nil {
+		return x.Contact
+	}
+	return ""
+}
+
+type RemoveContactResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveContactResponse) Reset() {
+	*x = RemoveContactResponse{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveContactResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveContactResponse) ProtoMessage() {}
+
+func (x *RemoveContactResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveContactResponse.ProtoReflect.Descriptor instead.
+func (*RemoveContactResponse) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{49}
+}
+
+type SafetyNumberRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Identity key (hex) or contact name.
+	Contact       string `protobuf:"bytes,1,opt,name=contact,proto3" json:"contact,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SafetyNumberRequest) Reset() {
+	*x = SafetyNumberRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SafetyNumberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SafetyNumberRequest) ProtoMessage() {}
+
+func (x *SafetyNumberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SafetyNumberRequest.ProtoReflect.Descriptor instead.
+func (*SafetyNumberRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *SafetyNumberRequest) GetContact() string {
+	if x != nil {
+		return x.Contact
+	}
+	return ""
+}
+
+type SafetyNumberResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 60 digits in 12 groups of 5, the same on both sides.
+	Digits string `protobuf:"bytes,1,opt,name=digits,proto3" json:"digits,omitempty"`
+	// What a QR code shows (see the daemon's documentation): scanning the
+	// other side's code compares the numbers without reading them.
+	QrPayload     []byte   `protobuf:"bytes,2,opt,name=qr_payload,json=qrPayload,proto3" json:"qr_payload,omitempty"`
+	Contact       *Contact `protobuf:"bytes,3,opt,name=contact,proto3" json:"contact,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SafetyNumberResponse) Reset() {
+	*x = SafetyNumberResponse{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SafetyNumberResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SafetyNumberResponse) ProtoMessage() {}
+
+func (x *SafetyNumberResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SafetyNumberResponse.ProtoReflect.Descriptor instead.
+func (*SafetyNumberResponse) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *SafetyNumberResponse) GetDigits() string {
+	if x != nil {
+		return x.Digits
+	}
+	return ""
+}
+
+func (x *SafetyNumberResponse) GetQrPayload() []byte {
+	if x != nil {
+		return x.QrPayload
+	}
+	return nil
+}
+
+func (x *SafetyNumberResponse) GetContact() *Contact {
+	if x != nil {
+		return x.Contact
+	}
+	return nil
+}
+
+type VerifyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Identity key (hex) or contact name.
+	Contact       string `protobuf:"bytes,1,opt,name=contact,proto3" json:"contact,omitempty"`
+	Verified      bool   `protobuf:"varint,2,opt,name=verified,proto3" json:"verified,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyRequest) Reset() {
+	*x = VerifyRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyRequest) ProtoMessage() {}
+
+func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
+func (*VerifyRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *VerifyRequest) GetContact() string {
+	if x != nil {
+		return x.Contact
+	}
+	return ""
+}
+
+func (x *VerifyRequest) GetVerified() bool {
+	if x != nil {
+		return x.Verified
+	}
+	return false
+}
+
+type VerifyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Contact       *Contact               `protobuf:"bytes,1,opt,name=contact,proto3" json:"contact,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyResponse) Reset() {
+	*x = VerifyResponse{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyResponse) ProtoMessage() {}
+
+func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyResponse.ProtoReflect.Descriptor instead.
+func (*VerifyResponse) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *VerifyResponse) GetContact() *Contact {
+	if x != nil {
+		return x.Contact
+	}
+	return nil
+}
 
 // An envelope from the node that can never apply (malformed, for an
 // unknown group, a commit that lost its epoch, ...). It was skipped.
@@ -2012,7 +3525,7 @@ type RejectedEnvelope struct {
 
 func (x *RejectedEnvelope) Reset() {
 	*x = RejectedEnvelope{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[28]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2024,7 +3537,7 @@ func (x *RejectedEnvelope) String() string {
 func (*RejectedEnvelope) ProtoMessage() {}
 
 func (x *RejectedEnvelope) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[28]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2037,7 +3550,7 @@ func (x *RejectedEnvelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectedEnvelope.ProtoReflect.Descriptor instead.
 func (*RejectedEnvelope) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{28}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *RejectedEnvelope) GetGroupId() string {
@@ -2083,7 +3596,7 @@ type MemberEvent struct {
 
 func (x *MemberEvent) Reset() {
 	*x = MemberEvent{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[29]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2095,7 +3608,7 @@ func (x *MemberEvent) String() string {
 func (*MemberEvent) ProtoMessage() {}
 
 func (x *MemberEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[29]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2108,7 +3621,7 @@ func (x *MemberEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberEvent.ProtoReflect.Descriptor instead.
 func (*MemberEvent) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{29}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *MemberEvent) GetGroupId() string {
@@ -2156,7 +3669,7 @@ type RemoveRequest struct {
 
 func (x *RemoveRequest) Reset() {
 	*x = RemoveRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[30]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2168,7 +3681,7 @@ func (x *RemoveRequest) String() string {
 func (*RemoveRequest) ProtoMessage() {}
 
 func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[30]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2181,7 +3694,7 @@ func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{30}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *RemoveRequest) GetGroup() string {
@@ -2207,7 +3720,7 @@ type RemoveResponse struct {
 
 func (x *RemoveResponse) Reset() {
 	*x = RemoveResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[31]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2219,7 +3732,7 @@ func (x *RemoveResponse) String() string {
 func (*RemoveResponse) ProtoMessage() {}
 
 func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[31]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2232,7 +3745,7 @@ func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveResponse.ProtoReflect.Descriptor instead.
 func (*RemoveResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{31}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *RemoveResponse) GetGroup() *Group {
@@ -2251,7 +3764,7 @@ type LeaveRequest struct {
 
 func (x *LeaveRequest) Reset() {
 	*x = LeaveRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[32]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2263,7 +3776,7 @@ func (x *LeaveRequest) String() string {
 func (*LeaveRequest) ProtoMessage() {}
 
 func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[32]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2276,7 +3789,7 @@ func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{32}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *LeaveRequest) GetGroup() string {
@@ -2294,7 +3807,7 @@ type LeaveResponse struct {
 
 func (x *LeaveResponse) Reset() {
 	*x = LeaveResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[33]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2306,7 +3819,7 @@ func (x *LeaveResponse) String() string {
 func (*LeaveResponse) ProtoMessage() {}
 
 func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[33]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2319,7 +3832,7 @@ func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveResponse.ProtoReflect.Descriptor instead.
 func (*LeaveResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{33}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{59}
 }
 
 type UpdateRequest struct {
@@ -2332,7 +3845,7 @@ type UpdateRequest struct {
 
 func (x *UpdateRequest) Reset() {
 	*x = UpdateRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[34]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2344,7 +3857,7 @@ func (x *UpdateRequest) String() string {
 func (*UpdateRequest) ProtoMessage() {}
 
 func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[34]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2357,7 +3870,7 @@ func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{34}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *UpdateRequest) GetGroup() string {
@@ -2376,7 +3889,7 @@ type UpdateResponse struct {
 
 func (x *UpdateResponse) Reset() {
 	*x = UpdateResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[35]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2388,7 +3901,7 @@ func (x *UpdateResponse) String() string {
 func (*UpdateResponse) ProtoMessage() {}
 
 func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[35]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2401,7 +3914,7 @@ func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateResponse.ProtoReflect.Descriptor instead.
 func (*UpdateResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{35}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *UpdateResponse) GetGroups() []*Group {
@@ -2508,16 +4021,20 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x05group\x18\x01 \x01(\v2\x14.qpq.daemon.v1.GroupR\x05group\x12/\n" +
 	"\amembers\x18\x02 \x03(\v2\x15.qpq.daemon.v1.MemberR\amembers\x12\x14\n" +
 	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12/\n" +
-	"\x13epoch_authenticator\x18\x04 \x01(\tR\x12epochAuthenticator\"c\n" +
+	"\x13epoch_authenticator\x18\x04 \x01(\tR\x12epochAuthenticator\"\x92\x01\n" +
 	"\vSendRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12*\n" +
-	"\x11client_message_id\x18\x03 \x01(\tR\x0fclientMessageId\"]\n" +
+	"\x11client_message_id\x18\x03 \x01(\tR\x0fclientMessageId\x12-\n" +
+	"\x04wait\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"\xfd\x01\n" +
 	"\fSendResponse\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x1c\n" +
-	"\tdelivered\x18\x03 \x01(\bR\tdelivered\"\xc2\x02\n" +
+	"\tdelivered\x18\x03 \x01(\bR\tdelivered\x122\n" +
+	"\x05state\x18\x04 \x01(\x0e2\x1c.qpq.daemon.v1.DeliveryStateR\x05state\x12!\n" +
+	"\fstate_detail\x18\x05 \x01(\tR\vstateDetail\x12G\n" +
+	"\x11unreachable_since\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x10unreachableSince\"\xc2\x02\n" +
 	"\aMessage\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1d\n" +
 	"\n" +
@@ -2548,7 +4065,7 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x04more\x18\x03 \x01(\bR\x04more\"J\n" +
 	"\x10SubscribeRequest\x12\x1b\n" +
 	"\tafter_seq\x18\x01 \x01(\x04R\bafterSeq\x12\x19\n" +
-	"\bfrom_now\x18\x02 \x01(\bR\afromNow\"\xe3\x03\n" +
+	"\bfrom_now\x18\x02 \x01(\bR\afromNow\"\xe2\x05\n" +
 	"\x05Event\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x122\n" +
@@ -2561,8 +4078,92 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"connection\x18\x0e \x01(\v2\x1d.qpq.daemon.v1.NodeConnectionH\x00R\n" +
 	"connection\x12*\n" +
 	"\x04left\x18\x0f \x01(\v2\x14.qpq.daemon.v1.GroupH\x00R\x04left\x12=\n" +
-	"\brejected\x18\x10 \x01(\v2\x1f.qpq.daemon.v1.RejectedEnvelopeH\x00R\brejectedB\x06\n" +
-	"\x04kind\"x\n" +
+	"\brejected\x18\x10 \x01(\v2\x1f.qpq.daemon.v1.RejectedEnvelopeH\x00R\brejected\x128\n" +
+	"\arefused\x18\x11 \x01(\v2\x1c.qpq.daemon.v1.PolicyRefusalH\x00R\arefused\x12<\n" +
+	"\arequest\x18\x12 \x01(\v2 .qpq.daemon.v1.InvitationRequestH\x00R\arequest\x12R\n" +
+	"\x13contact_key_changed\x18\x13 \x01(\v2 .qpq.daemon.v1.ContactKeyChangedH\x00R\x11contactKeyChanged\x121\n" +
+	"\x04fork\x18\x14 \x01(\v2\x1b.qpq.daemon.v1.ForkDetectedH\x00R\x04forkB\x06\n" +
+	"\x04kind\"\x84\x01\n" +
+	"\rPolicyRefusal\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1a\n" +
+	"\bidentity\x18\x02 \x01(\tR\bidentity\x12\x0e\n" +
+	"\x02by\x18\x03 \x01(\tR\x02by\x12\x14\n" +
+	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"=\n" +
+	"\x11InvitationRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x18\n" +
+	"\ainviter\x18\x02 \x01(\tR\ainviter\"m\n" +
+	"\x11ContactKeyChanged\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
+	"\fold_identity\x18\x02 \x01(\tR\voldIdentity\x12!\n" +
+	"\fnew_identity\x18\x03 \x01(\tR\vnewIdentity\"v\n" +
+	"\fForkDetected\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1d\n" +
+	"\n" +
+	"group_name\x18\x02 \x01(\tR\tgroupName\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12\x16\n" +
+	"\x06member\x18\x04 \x01(\tR\x06member\"\xfb\x01\n" +
+	"\aRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x18\n" +
+	"\ainviter\x18\x02 \x01(\tR\ainviter\x12;\n" +
+	"\vreceived_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"receivedAt\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\rR\x04size\x12\x19\n" +
+	"\bgroup_id\x18\x05 \x01(\tR\agroupId\x12\x1d\n" +
+	"\n" +
+	"group_name\x18\x06 \x01(\tR\tgroupName\x12!\n" +
+	"\fmember_count\x18\a \x01(\rR\vmemberCount\x12\x18\n" +
+	"\aproblem\x18\b \x01(\tR\aproblem\"\x15\n" +
+	"\x13ListRequestsRequest\"J\n" +
+	"\x14ListRequestsResponse\x122\n" +
+	"\brequests\x18\x01 \x03(\v2\x16.qpq.daemon.v1.RequestR\brequests\"I\n" +
+	"\x14AcceptRequestRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12!\n" +
+	"\fcontact_name\x18\x02 \x01(\tR\vcontactName\"C\n" +
+	"\x15AcceptRequestResponse\x12*\n" +
+	"\x05group\x18\x01 \x01(\v2\x14.qpq.daemon.v1.GroupR\x05group\"'\n" +
+	"\x15DeclineRequestRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\"\x18\n" +
+	"\x16DeclineRequestResponse\"*\n" +
+	"\fBlockRequest\x12\x1a\n" +
+	"\bidentity\x18\x01 \x01(\tR\bidentity\":\n" +
+	"\rBlockResponse\x12)\n" +
+	"\x10requests_deleted\x18\x01 \x01(\rR\x0frequestsDeleted\",\n" +
+	"\x0eUnblockRequest\x12\x1a\n" +
+	"\bidentity\x18\x01 \x01(\tR\bidentity\"\x11\n" +
+	"\x0fUnblockResponse\"\xe3\x01\n" +
+	"\aContact\x12\x1a\n" +
+	"\bidentity\x18\x01 \x01(\tR\bidentity\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
+	"\bverified\x18\x03 \x01(\bR\bverified\x125\n" +
+	"\badded_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aaddedAt\x12;\n" +
+	"\vverified_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"verifiedAt\x12\x18\n" +
+	"\ablocked\x18\x06 \x01(\bR\ablocked\"C\n" +
+	"\x11AddContactRequest\x12\x1a\n" +
+	"\bidentity\x18\x01 \x01(\tR\bidentity\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"s\n" +
+	"\x12AddContactResponse\x120\n" +
+	"\acontact\x18\x01 \x01(\v2\x16.qpq.daemon.v1.ContactR\acontact\x12+\n" +
+	"\x11replaced_identity\x18\x02 \x01(\tR\x10replacedIdentity\"\x15\n" +
+	"\x13ListContactsRequest\"J\n" +
+	"\x14ListContactsResponse\x122\n" +
+	"\bcontacts\x18\x01 \x03(\v2\x16.qpq.daemon.v1.ContactR\bcontacts\"0\n" +
+	"\x14RemoveContactRequest\x12\x18\n" +
+	"\acontact\x18\x01 \x01(\tR\acontact\"\x17\n" +
+	"\x15RemoveContactResponse\"/\n" +
+	"\x13SafetyNumberRequest\x12\x18\n" +
+	"\acontact\x18\x01 \x01(\tR\acontact\"\x7f\n" +
+	"\x14SafetyNumberResponse\x12\x16\n" +
+	"\x06digits\x18\x01 \x01(\tR\x06digits\x12\x1d\n" +
+	"\n" +
+	"qr_payload\x18\x02 \x01(\fR\tqrPayload\x120\n" +
+	"\acontact\x18\x03 \x01(\v2\x16.qpq.daemon.v1.ContactR\acontact\"E\n" +
+	"\rVerifyRequest\x12\x18\n" +
+	"\acontact\x18\x01 \x01(\tR\acontact\x12\x1a\n" +
+	"\bverified\x18\x02 \x01(\bR\bverified\"B\n" +
+	"\x0eVerifyResponse\x120\n" +
+	"\acontact\x18\x01 \x01(\v2\x16.qpq.daemon.v1.ContactR\acontact\"x\n" +
 	"\x10RejectedEnvelope\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x16\n" +
 	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\x19\n" +
@@ -2592,7 +4193,12 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x1fCONNECTION_STATE_NOT_REGISTERED\x10\x01\x12\x1f\n" +
 	"\x1bCONNECTION_STATE_CONNECTING\x10\x02\x12\x1e\n" +
 	"\x1aCONNECTION_STATE_CONNECTED\x10\x03\x12!\n" +
-	"\x1dCONNECTION_STATE_DISCONNECTED\x10\x042\xcb\b\n" +
+	"\x1dCONNECTION_STATE_DISCONNECTED\x10\x04*\x84\x01\n" +
+	"\rDeliveryState\x12\x1e\n" +
+	"\x1aDELIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18DELIVERY_STATE_DELIVERED\x10\x01\x12\x19\n" +
+	"\x15DELIVERY_STATE_QUEUED\x10\x02\x12\x1a\n" +
+	"\x16DELIVERY_STATE_REFUSED\x10\x032\x95\x0f\n" +
 	"\x06Daemon\x12E\n" +
 	"\x06Status\x12\x1c.qpq.daemon.v1.StatusRequest\x1a\x1d.qpq.daemon.v1.StatusResponse\x12K\n" +
 	"\bRegister\x12\x1e.qpq.daemon.v1.RegisterRequest\x1a\x1f.qpq.daemon.v1.RegisterResponse\x12?\n" +
@@ -2609,7 +4215,18 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\tSubscribe\x12\x1f.qpq.daemon.v1.SubscribeRequest\x1a\x14.qpq.daemon.v1.Event0\x01\x12E\n" +
 	"\x06Remove\x12\x1c.qpq.daemon.v1.RemoveRequest\x1a\x1d.qpq.daemon.v1.RemoveResponse\x12B\n" +
 	"\x05Leave\x12\x1b.qpq.daemon.v1.LeaveRequest\x1a\x1c.qpq.daemon.v1.LeaveResponse\x12E\n" +
-	"\x06Update\x12\x1c.qpq.daemon.v1.UpdateRequest\x1a\x1d.qpq.daemon.v1.UpdateResponseB?Z=github.com/quicproquo/quicproquo/proto/qpq/daemon/v1;daemonv1b\x06proto3"
+	"\x06Update\x12\x1c.qpq.daemon.v1.UpdateRequest\x1a\x1d.qpq.daemon.v1.UpdateResponse\x12W\n" +
+	"\fListRequests\x12\".qpq.daemon.v1.ListRequestsRequest\x1a#.qpq.daemon.v1.ListRequestsResponse\x12Z\n" +
+	"\rAcceptRequest\x12#.qpq.daemon.v1.AcceptRequestRequest\x1a$.qpq.daemon.v1.AcceptRequestResponse\x12]\n" +
+	"\x0eDeclineRequest\x12$.qpq.daemon.v1.DeclineRequestRequest\x1a%.qpq.daemon.v1.DeclineRequestResponse\x12B\n" +
+	"\x05Block\x12\x1b.qpq.daemon.v1.BlockRequest\x1a\x1c.qpq.daemon.v1.BlockResponse\x12H\n" +
+	"\aUnblock\x12\x1d.qpq.daemon.v1.UnblockRequest\x1a\x1e.qpq.daemon.v1.UnblockResponse\x12Q\n" +
+	"\n" +
+	"AddContact\x12 .qpq.daemon.v1.AddContactRequest\x1a!.qpq.daemon.v1.AddContactResponse\x12W\n" +
+	"\fListContacts\x12\".qpq.daemon.v1.ListContactsRequest\x1a#.qpq.daemon.v1.ListContactsResponse\x12Z\n" +
+	"\rRemoveContact\x12#.qpq.daemon.v1.RemoveContactRequest\x1a$.qpq.daemon.v1.RemoveContactResponse\x12W\n" +
+	"\fSafetyNumber\x12\".qpq.daemon.v1.SafetyNumberRequest\x1a#.qpq.daemon.v1.SafetyNumberResponse\x12E\n" +
+	"\x06Verify\x12\x1c.qpq.daemon.v1.VerifyRequest\x1a\x1d.qpq.daemon.v1.VerifyResponseB?Z=github.com/quicproquo/quicproquo/proto/qpq/daemon/v1;daemonv1b\x06proto3"
 
 var (
 	file_qpq_daemon_v1_daemon_proto_rawDescOnce sync.Once
@@ -2623,113 +4240,176 @@ func file_qpq_daemon_v1_daemon_proto_rawDescGZIP() []byte {
 	return file_qpq_daemon_v1_daemon_proto_rawDescData
 }
 
-var file_qpq_daemon_v1_daemon_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_qpq_daemon_v1_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_qpq_daemon_v1_daemon_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_qpq_daemon_v1_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_qpq_daemon_v1_daemon_proto_goTypes = []any{
-	(ConnectionState)(0),          // 0: qpq.daemon.v1.ConnectionState
-	(*NodeConnection)(nil),        // 1: qpq.daemon.v1.NodeConnection
-	(*StatusRequest)(nil),         // 2: qpq.daemon.v1.StatusRequest
-	(*StatusResponse)(nil),        // 3: qpq.daemon.v1.StatusResponse
-	(*RegisterRequest)(nil),       // 4: qpq.daemon.v1.RegisterRequest
-	(*RegisterResponse)(nil),      // 5: qpq.daemon.v1.RegisterResponse
-	(*PingRequest)(nil),           // 6: qpq.daemon.v1.PingRequest
-	(*PingResponse)(nil),          // 7: qpq.daemon.v1.PingResponse
-	(*FetchKeyRequest)(nil),       // 8: qpq.daemon.v1.FetchKeyRequest
-	(*FetchKeyResponse)(nil),      // 9: qpq.daemon.v1.FetchKeyResponse
-	(*Group)(nil),                 // 10: qpq.daemon.v1.Group
-	(*Member)(nil),                // 11: qpq.daemon.v1.Member
-	(*CreateGroupRequest)(nil),    // 12: qpq.daemon.v1.CreateGroupRequest
-	(*CreateGroupResponse)(nil),   // 13: qpq.daemon.v1.CreateGroupResponse
-	(*InviteRequest)(nil),         // 14: qpq.daemon.v1.InviteRequest
-	(*InviteResponse)(nil),        // 15: qpq.daemon.v1.InviteResponse
-	(*JoinRequest)(nil),           // 16: qpq.daemon.v1.JoinRequest
-	(*JoinResponse)(nil),          // 17: qpq.daemon.v1.JoinResponse
-	(*ListGroupsRequest)(nil),     // 18: qpq.daemon.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),    // 19: qpq.daemon.v1.ListGroupsResponse
-	(*MembersRequest)(nil),        // 20: qpq.daemon.v1.MembersRequest
-	(*MembersResponse)(nil),       // 21: qpq.daemon.v1.MembersResponse
-	(*SendRequest)(nil),           // 22: qpq.daemon.v1.SendRequest
-	(*SendResponse)(nil),          // 23: qpq.daemon.v1.SendResponse
-	(*Message)(nil),               // 24: qpq.daemon.v1.Message
-	(*MessagesRequest)(nil),       // 25: qpq.daemon.v1.MessagesRequest
-	(*MessagesResponse)(nil),      // 26: qpq.daemon.v1.MessagesResponse
-	(*SubscribeRequest)(nil),      // 27: qpq.daemon.v1.SubscribeRequest
-	(*Event)(nil),                 // 28: qpq.daemon.v1.Event
-	(*RejectedEnvelope)(nil),      // 29: qpq.daemon.v1.RejectedEnvelope
-	(*MemberEvent)(nil),           // 30: qpq.daemon.v1.MemberEvent
-	(*RemoveRequest)(nil),         // 31: qpq.daemon.v1.RemoveRequest
-	(*RemoveResponse)(nil),        // 32: qpq.daemon.v1.RemoveResponse
-	(*LeaveRequest)(nil),          // 33: qpq.daemon.v1.LeaveRequest
-	(*LeaveResponse)(nil),         // 34: qpq.daemon.v1.LeaveResponse
-	(*UpdateRequest)(nil),         // 35: qpq.daemon.v1.UpdateRequest
-	(*UpdateResponse)(nil),        // 36: qpq.daemon.v1.UpdateResponse
-	(*timestamppb.Timestamp)(nil), // 37: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 38: google.protobuf.Duration
+	(ConnectionState)(0),           // 0: qpq.daemon.v1.ConnectionState
+	(DeliveryState)(0),             // 1: qpq.daemon.v1.DeliveryState
+	(*NodeConnection)(nil),         // 2: qpq.daemon.v1.NodeConnection
+	(*StatusRequest)(nil),          // 3: qpq.daemon.v1.StatusRequest
+	(*StatusResponse)(nil),         // 4: qpq.daemon.v1.StatusResponse
+	(*RegisterRequest)(nil),        // 5: qpq.daemon.v1.RegisterRequest
+	(*RegisterResponse)(nil),       // 6: qpq.daemon.v1.RegisterResponse
+	(*PingRequest)(nil),            // 7: qpq.daemon.v1.PingRequest
+	(*PingResponse)(nil),           // 8: qpq.daemon.v1.PingResponse
+	(*FetchKeyRequest)(nil),        // 9: qpq.daemon.v1.FetchKeyRequest
+	(*FetchKeyResponse)(nil),       // 10: qpq.daemon.v1.FetchKeyResponse
+	(*Group)(nil),                  // 11: qpq.daemon.v1.Group
+	(*Member)(nil),                 // 12: qpq.daemon.v1.Member
+	(*CreateGroupRequest)(nil),     // 13: qpq.daemon.v1.CreateGroupRequest
+	(*CreateGroupResponse)(nil),    // 14: qpq.daemon.v1.CreateGroupResponse
+	(*InviteRequest)(nil),          // 15: qpq.daemon.v1.InviteRequest
+	(*InviteResponse)(nil),         // 16: qpq.daemon.v1.InviteResponse
+	(*JoinRequest)(nil),            // 17: qpq.daemon.v1.JoinRequest
+	(*JoinResponse)(nil),           // 18: qpq.daemon.v1.JoinResponse
+	(*ListGroupsRequest)(nil),      // 19: qpq.daemon.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),     // 20: qpq.daemon.v1.ListGroupsResponse
+	(*MembersRequest)(nil),         // 21: qpq.daemon.v1.MembersRequest
+	(*MembersResponse)(nil),        // 22: qpq.daemon.v1.MembersResponse
+	(*SendRequest)(nil),            // 23: qpq.daemon.v1.SendRequest
+	(*SendResponse)(nil),           // 24: qpq.daemon.v1.SendResponse
+	(*Message)(nil),                // 25: qpq.daemon.v1.Message
+	(*MessagesRequest)(nil),        // 26: qpq.daemon.v1.MessagesRequest
+	(*MessagesResponse)(nil),       // 27: qpq.daemon.v1.MessagesResponse
+	(*SubscribeRequest)(nil),       // 28: qpq.daemon.v1.SubscribeRequest
+	(*Event)(nil),                  // 29: qpq.daemon.v1.Event
+	(*PolicyRefusal)(nil),          // 30: qpq.daemon.v1.PolicyRefusal
+	(*InvitationRequest)(nil),      // 31: qpq.daemon.v1.InvitationRequest
+	(*ContactKeyChanged)(nil),      // 32: qpq.daemon.v1.ContactKeyChanged
+	(*ForkDetected)(nil),           // 33: qpq.daemon.v1.ForkDetected
+	(*Request)(nil),                // 34: qpq.daemon.v1.Request
+	(*ListRequestsRequest)(nil),    // 35: qpq.daemon.v1.ListRequestsRequest
+	(*ListRequestsResponse)(nil),   // 36: qpq.daemon.v1.ListRequestsResponse
+	(*AcceptRequestRequest)(nil),   // 37: qpq.daemon.v1.AcceptRequestRequest
+	(*AcceptRequestResponse)(nil),  // 38: qpq.daemon.v1.AcceptRequestResponse
+	(*DeclineRequestRequest)(nil),  // 39: qpq.daemon.v1.DeclineRequestRequest
+	(*DeclineRequestResponse)(nil), // 40: qpq.daemon.v1.DeclineRequestResponse
+	(*BlockRequest)(nil),           // 41: qpq.daemon.v1.BlockRequest
+	(*BlockResponse)(nil),          // 42: qpq.daemon.v1.BlockResponse
+	(*UnblockRequest)(nil),         // 43: qpq.daemon.v1.UnblockRequest
+	(*UnblockResponse)(nil),        // 44: qpq.daemon.v1.UnblockResponse
+	(*Contact)(nil),                // 45: qpq.daemon.v1.Contact
+	(*AddContactRequest)(nil),      // 46: qpq.daemon.v1.AddContactRequest
+	(*AddContactResponse)(nil),     // 47: qpq.daemon.v1.AddContactResponse
+	(*ListContactsRequest)(nil),    // 48: qpq.daemon.v1.ListContactsRequest
+	(*ListContactsResponse)(nil),   // 49: qpq.daemon.v1.ListContactsResponse
+	(*RemoveContactRequest)(nil),   // 50: qpq.daemon.v1.RemoveContactRequest
+	(*RemoveContactResponse)(nil),  // 51: qpq.daemon.v1.RemoveContactResponse
+	(*SafetyNumberRequest)(nil),    // 52: qpq.daemon.v1.SafetyNumberRequest
+	(*SafetyNumberResponse)(nil),   // 53: qpq.daemon.v1.SafetyNumberResponse
+	(*VerifyRequest)(nil),          // 54: qpq.daemon.v1.VerifyRequest
+	(*VerifyResponse)(nil),         // 55: qpq.daemon.v1.VerifyResponse
+	(*RejectedEnvelope)(nil),       // 56: qpq.daemon.v1.RejectedEnvelope
+	(*MemberEvent)(nil),            // 57: qpq.daemon.v1.MemberEvent
+	(*RemoveRequest)(nil),          // 58: qpq.daemon.v1.RemoveRequest
+	(*RemoveResponse)(nil),         // 59: qpq.daemon.v1.RemoveResponse
+	(*LeaveRequest)(nil),           // 60: qpq.daemon.v1.LeaveRequest
+	(*LeaveResponse)(nil),          // 61: qpq.daemon.v1.LeaveResponse
+	(*UpdateRequest)(nil),          // 62: qpq.daemon.v1.UpdateRequest
+	(*UpdateResponse)(nil),         // 63: qpq.daemon.v1.UpdateResponse
+	(*timestamppb.Timestamp)(nil),  // 64: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 65: google.protobuf.Duration
 }
 var file_qpq_daemon_v1_daemon_proto_depIdxs = []int32{
 	0,  // 0: qpq.daemon.v1.NodeConnection.state:type_name -> qpq.daemon.v1.ConnectionState
-	37, // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
-	1,  // 2: qpq.daemon.v1.StatusResponse.node:type_name -> qpq.daemon.v1.NodeConnection
-	38, // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
-	37, // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
-	37, // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
-	37, // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
-	10, // 7: qpq.daemon.v1.CreateGroupResponse.group:type_name -> qpq.daemon.v1.Group
-	10, // 8: qpq.daemon.v1.InviteResponse.group:type_name -> qpq.daemon.v1.Group
-	38, // 9: qpq.daemon.v1.JoinRequest.wait:type_name -> google.protobuf.Duration
-	10, // 10: qpq.daemon.v1.JoinResponse.joined:type_name -> qpq.daemon.v1.Group
-	10, // 11: qpq.daemon.v1.ListGroupsResponse.groups:type_name -> qpq.daemon.v1.Group
-	10, // 12: qpq.daemon.v1.MembersResponse.group:type_name -> qpq.daemon.v1.Group
-	11, // 13: qpq.daemon.v1.MembersResponse.members:type_name -> qpq.daemon.v1.Member
-	37, // 14: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
-	37, // 15: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
-	38, // 16: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
-	24, // 17: qpq.daemon.v1.MessagesResponse.messages:type_name -> qpq.daemon.v1.Message
-	37, // 18: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
-	24, // 19: qpq.daemon.v1.Event.message:type_name -> qpq.daemon.v1.Message
-	30, // 20: qpq.daemon.v1.Event.member_added:type_name -> qpq.daemon.v1.MemberEvent
-	30, // 21: qpq.daemon.v1.Event.member_removed:type_name -> qpq.daemon.v1.MemberEvent
-	10, // 22: qpq.daemon.v1.Event.joined:type_name -> qpq.daemon.v1.Group
-	1,  // 23: qpq.daemon.v1.Event.connection:type_name -> qpq.daemon.v1.NodeConnection
-	10, // 24: qpq.daemon.v1.Event.left:type_name -> qpq.daemon.v1.Group
-	29, // 25: qpq.daemon.v1.Event.rejected:type_name -> qpq.daemon.v1.RejectedEnvelope
-	10, // 26: qpq.daemon.v1.RemoveResponse.group:type_name -> qpq.daemon.v1.Group
-	10, // 27: qpq.daemon.v1.UpdateResponse.groups:type_name -> qpq.daemon.v1.Group
-	2,  // 28: qpq.daemon.v1.Daemon.Status:input_type -> qpq.daemon.v1.StatusRequest
-	4,  // 29: qpq.daemon.v1.Daemon.Register:input_type -> qpq.daemon.v1.RegisterRequest
-	6,  // 30: qpq.daemon.v1.Daemon.Ping:input_type -> qpq.daemon.v1.PingRequest
-	8,  // 31: qpq.daemon.v1.Daemon.FetchKey:input_type -> qpq.daemon.v1.FetchKeyRequest
-	12, // 32: qpq.daemon.v1.Daemon.CreateGroup:input_type -> qpq.daemon.v1.CreateGroupRequest
-	14, // 33: qpq.daemon.v1.Daemon.Invite:input_type -> qpq.daemon.v1.InviteRequest
-	16, // 34: qpq.daemon.v1.Daemon.Join:input_type -> qpq.daemon.v1.JoinRequest
-	18, // 35: qpq.daemon.v1.Daemon.ListGroups:input_type -> qpq.daemon.v1.ListGroupsRequest
-	20, // 36: qpq.daemon.v1.Daemon.Members:input_type -> qpq.daemon.v1.MembersRequest
-	22, // 37: qpq.daemon.v1.Daemon.Send:input_type -> qpq.daemon.v1.SendRequest
-	25, // 38: qpq.daemon.v1.Daemon.Messages:input_type -> qpq.daemon.v1.MessagesRequest
-	27, // 39: qpq.daemon.v1.Daemon.Subscribe:input_type -> qpq.daemon.v1.SubscribeRequest
-	31, // 40: qpq.daemon.v1.Daemon.Remove:input_type -> qpq.daemon.v1.RemoveRequest
-	33, // 41: qpq.daemon.v1.Daemon.Leave:input_type -> qpq.daemon.v1.LeaveRequest
-	35, // 42: qpq.daemon.v1.Daemon.Update:input_type -> qpq.daemon.v1.UpdateRequest
-	3,  // 43: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
-	5,  // 44: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
-	7,  // 45: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
-	9,  // 46: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
-	13, // 47: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
-	15, // 48: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
-	17, // 49: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
-	19, // 50: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
-	21, // 51: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
-	23, // 52: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
-	26, // 53: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
-	28, // 54: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
-	32, // 55: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
-	34, // 56: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
-	36, // 57: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
-	43, // [43:58] is the sub-list for method output_type
-	28, // [28:43] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	64, // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
+	2,  // 2: qpq.daemon.v1.StatusResponse.node:type_name -> qpq.daemon.v1.NodeConnection
+	65, // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
+	64, // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
+	64, // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
+	64, // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
+	11, // 7: qpq.daemon.v1.CreateGroupResponse.group:type_name -> qpq.daemon.v1.Group
+	11, // 8: qpq.daemon.v1.InviteResponse.group:type_name -> qpq.daemon.v1.Group
+	65, // 9: qpq.daemon.v1.JoinRequest.wait:type_name -> google.protobuf.Duration
+	11, // 10: qpq.daemon.v1.JoinResponse.joined:type_name -> qpq.daemon.v1.Group
+	11, // 11: qpq.daemon.v1.ListGroupsResponse.groups:type_name -> qpq.daemon.v1.Group
+	11, // 12: qpq.daemon.v1.MembersResponse.group:type_name -> qpq.daemon.v1.Group
+	12, // 13: qpq.daemon.v1.MembersResponse.members:type_name -> qpq.daemon.v1.Member
+	65, // 14: qpq.daemon.v1.SendRequest.wait:type_name -> google.protobuf.Duration
+	1,  // 15: qpq.daemon.v1.SendResponse.state:type_name -> qpq.daemon.v1.DeliveryState
+	64, // 16: qpq.daemon.v1.SendResponse.unreachable_since:type_name -> google.protobuf.Timestamp
+	64, // 17: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
+	64, // 18: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
+	65, // 19: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
+	25, // 20: qpq.daemon.v1.MessagesResponse.messages:type_name -> qpq.daemon.v1.Message
+	64, // 21: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
+	25, // 22: qpq.daemon.v1.Event.message:type_name -> qpq.daemon.v1.Message
+	57, // 23: qpq.daemon.v1.Event.member_added:type_name -> qpq.daemon.v1.MemberEvent
+	57, // 24: qpq.daemon.v1.Event.member_removed:type_name -> qpq.daemon.v1.MemberEvent
+	11, // 25: qpq.daemon.v1.Event.joined:type_name -> qpq.daemon.v1.Group
+	2,  // 26: qpq.daemon.v1.Event.connection:type_name -> qpq.daemon.v1.NodeConnection
+	11, // 27: qpq.daemon.v1.Event.left:type_name -> qpq.daemon.v1.Group
+	56, // 28: qpq.daemon.v1.Event.rejected:type_name -> qpq.daemon.v1.RejectedEnvelope
+	30, // 29: qpq.daemon.v1.Event.refused:type_name -> qpq.daemon.v1.PolicyRefusal
+	31, // 30: qpq.daemon.v1.Event.request:type_name -> qpq.daemon.v1.InvitationRequest
+	32, // 31: qpq.daemon.v1.Event.contact_key_changed:type_name -> qpq.daemon.v1.ContactKeyChanged
+	33, // 32: qpq.daemon.v1.Event.fork:type_name -> qpq.daemon.v1.ForkDetected
+	64, // 33: qpq.daemon.v1.Request.received_at:type_name -> google.protobuf.Timestamp
+	34, // 34: qpq.daemon.v1.ListRequestsResponse.requests:type_name -> qpq.daemon.v1.Request
+	11, // 35: qpq.daemon.v1.AcceptRequestResponse.group:type_name -> qpq.daemon.v1.Group
+	64, // 36: qpq.daemon.v1.Contact.added_at:type_name -> google.protobuf.Timestamp
+	64, // 37: qpq.daemon.v1.Contact.verified_at:type_name -> google.protobuf.Timestamp
+	45, // 38: qpq.daemon.v1.AddContactResponse.contact:type_name -> qpq.daemon.v1.Contact
+	45, // 39: qpq.daemon.v1.ListContactsResponse.contacts:type_name -> qpq.daemon.v1.Contact
+	45, // 40: qpq.daemon.v1.SafetyNumberResponse.contact:type_name -> qpq.daemon.v1.Contact
+	45, // 41: qpq.daemon.v1.VerifyResponse.contact:type_name -> qpq.daemon.v1.Contact
+	11, // 42: qpq.daemon.v1.RemoveResponse.group:type_name -> qpq.daemon.v1.Group
+	11, // 43: qpq.daemon.v1.UpdateResponse.groups:type_name -> qpq.daemon.v1.Group
+	3,  // 44: qpq.daemon.v1.Daemon.Status:input_type -> qpq.daemon.v1.StatusRequest
+	5,  // 45: qpq.daemon.v1.Daemon.Register:input_type -> qpq.daemon.v1.RegisterRequest
+	7,  // 46: qpq.daemon.v1.Daemon.Ping:input_type -> qpq.daemon.v1.PingRequest
+	9,  // 47: qpq.daemon.v1.Daemon.FetchKey:input_type -> qpq.daemon.v1.FetchKeyRequest
+	13, // 48: qpq.daemon.v1.Daemon.CreateGroup:input_type -> qpq.daemon.v1.CreateGroupRequest
+	15, // 49: qpq.daemon.v1.Daemon.Invite:input_type -> qpq.daemon.v1.InviteRequest
+	17, // 50: qpq.daemon.v1.Daemon.Join:input_type -> qpq.daemon.v1.JoinRequest
+	19, // 51: qpq.daemon.v1.Daemon.ListGroups:input_type -> qpq.daemon.v1.ListGroupsRequest
+	21, // 52: qpq.daemon.v1.Daemon.Members:input_type -> qpq.daemon.v1.MembersRequest
+	23, // 53: qpq.daemon.v1.Daemon.Send:input_type -> qpq.daemon.v1.SendRequest
+	26, // 54: qpq.daemon.v1.Daemon.Messages:input_type -> qpq.daemon.v1.MessagesRequest
+	28, // 55: qpq.daemon.v1.Daemon.Subscribe:input_type -> qpq.daemon.v1.SubscribeRequest
+	58, // 56: qpq.daemon.v1.Daemon.Remove:input_type -> qpq.daemon.v1.RemoveRequest
+	60, // 57: qpq.daemon.v1.Daemon.Leave:input_type -> qpq.daemon.v1.LeaveRequest
+	62, // 58: qpq.daemon.v1.Daemon.Update:input_type -> qpq.daemon.v1.UpdateRequest
+	35, // 59: qpq.daemon.v1.Daemon.ListRequests:input_type -> qpq.daemon.v1.ListRequestsRequest
+	37, // 60: qpq.daemon.v1.Daemon.AcceptRequest:input_type -> qpq.daemon.v1.AcceptRequestRequest
+	39, // 61: qpq.daemon.v1.Daemon.DeclineRequest:input_type -> qpq.daemon.v1.DeclineRequestRequest
+	41, // 62: qpq.daemon.v1.Daemon.Block:input_type -> qpq.daemon.v1.BlockRequest
+	43, // 63: qpq.daemon.v1.Daemon.Unblock:input_type -> qpq.daemon.v1.UnblockRequest
+	46, // 64: qpq.daemon.v1.Daemon.AddContact:input_type -> qpq.daemon.v1.AddContactRequest
+	48, // 65: qpq.daemon.v1.Daemon.ListContacts:input_type -> qpq.daemon.v1.ListContactsRequest
+	50, // 66: qpq.daemon.v1.Daemon.RemoveContact:input_type -> qpq.daemon.v1.RemoveContactRequest
+	52, // 67: qpq.daemon.v1.Daemon.SafetyNumber:input_type -> qpq.daemon.v1.SafetyNumberRequest
+	54, // 68: qpq.daemon.v1.Daemon.Verify:input_type -> qpq.daemon.v1.VerifyRequest
+	4,  // 69: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
+	6,  // 70: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
+	8,  // 71: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
+	10, // 72: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
+	14, // 73: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
+	16, // 74: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
+	18, // 75: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
+	20, // 76: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
+	22, // 77: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
+	24, // 78: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
+	27, // 79: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
+	29, // 80: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
+	59, // 81: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
+	61, // 82: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
+	63, // 83: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
+	36, // 84: qpq.daemon.v1.Daemon.ListRequests:output_type -> qpq.daemon.v1.ListRequestsResponse
+	38, // 85: qpq.daemon.v1.Daemon.AcceptRequest:output_type -> qpq.daemon.v1.AcceptRequestResponse
+	40, // 86: qpq.daemon.v1.Daemon.DeclineRequest:output_type -> qpq.daemon.v1.DeclineRequestResponse
+	42, // 87: qpq.daemon.v1.Daemon.Block:output_type -> qpq.daemon.v1.BlockResponse
+	44, // 88: qpq.daemon.v1.Daemon.Unblock:output_type -> qpq.daemon.v1.UnblockResponse
+	47, // 89: qpq.daemon.v1.Daemon.AddContact:output_type -> qpq.daemon.v1.AddContactResponse
+	49, // 90: qpq.daemon.v1.Daemon.ListContacts:output_type -> qpq.daemon.v1.ListContactsResponse
+	51, // 91: qpq.daemon.v1.Daemon.RemoveContact:output_type -> qpq.daemon.v1.RemoveContactResponse
+	53, // 92: qpq.daemon.v1.Daemon.SafetyNumber:output_type -> qpq.daemon.v1.SafetyNumberResponse
+	55, // 93: qpq.daemon.v1.Daemon.Verify:output_type -> qpq.daemon.v1.VerifyResponse
+	69, // [69:94] is the sub-list for method output_type
+	44, // [44:69] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_qpq_daemon_v1_daemon_proto_init() }
@@ -2745,14 +4425,18 @@ func file_qpq_daemon_v1_daemon_proto_init() {
 		(*Event_Connection)(nil),
 		(*Event_Left)(nil),
 		(*Event_Rejected)(nil),
+		(*Event_Refused)(nil),
+		(*Event_Request)(nil),
+		(*Event_ContactKeyChanged)(nil),
+		(*Event_Fork)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_qpq_daemon_v1_daemon_proto_rawDesc), len(file_qpq_daemon_v1_daemon_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   36,
+			NumEnums:      2,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

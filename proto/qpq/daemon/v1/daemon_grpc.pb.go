@@ -31,21 +31,31 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Daemon_Status_FullMethodName      = "/qpq.daemon.v1.Daemon/Status"
-	Daemon_Register_FullMethodName    = "/qpq.daemon.v1.Daemon/Register"
-	Daemon_Ping_FullMethodName        = "/qpq.daemon.v1.Daemon/Ping"
-	Daemon_FetchKey_FullMethodName    = "/qpq.daemon.v1.Daemon/FetchKey"
-	Daemon_CreateGroup_FullMethodName = "/qpq.daemon.v1.Daemon/CreateGroup"
-	Daemon_Invite_FullMethodName      = "/qpq.daemon.v1.Daemon/Invite"
-	Daemon_Join_FullMethodName        = "/qpq.daemon.v1.Daemon/Join"
-	Daemon_ListGroups_FullMethodName  = "/qpq.daemon.v1.Daemon/ListGroups"
-	Daemon_Members_FullMethodName     = "/qpq.daemon.v1.Daemon/Members"
-	Daemon_Send_FullMethodName        = "/qpq.daemon.v1.Daemon/Send"
-	Daemon_Messages_FullMethodName    = "/qpq.daemon.v1.Daemon/Messages"
-	Daemon_Subscribe_FullMethodName   = "/qpq.daemon.v1.Daemon/Subscribe"
-	Daemon_Remove_FullMethodName      = "/qpq.daemon.v1.Daemon/Remove"
-	Daemon_Leave_FullMethodName       = "/qpq.daemon.v1.Daemon/Leave"
-	Daemon_Update_FullMethodName      = "/qpq.daemon.v1.Daemon/Update"
+	Daemon_Status_FullMethodName         = "/qpq.daemon.v1.Daemon/Status"
+	Daemon_Register_FullMethodName       = "/qpq.daemon.v1.Daemon/Register"
+	Daemon_Ping_FullMethodName           = "/qpq.daemon.v1.Daemon/Ping"
+	Daemon_FetchKey_FullMethodName       = "/qpq.daemon.v1.Daemon/FetchKey"
+	Daemon_CreateGroup_FullMethodName    = "/qpq.daemon.v1.Daemon/CreateGroup"
+	Daemon_Invite_FullMethodName         = "/qpq.daemon.v1.Daemon/Invite"
+	Daemon_Join_FullMethodName           = "/qpq.daemon.v1.Daemon/Join"
+	Daemon_ListGroups_FullMethodName     = "/qpq.daemon.v1.Daemon/ListGroups"
+	Daemon_Members_FullMethodName        = "/qpq.daemon.v1.Daemon/Members"
+	Daemon_Send_FullMethodName           = "/qpq.daemon.v1.Daemon/Send"
+	Daemon_Messages_FullMethodName       = "/qpq.daemon.v1.Daemon/Messages"
+	Daemon_Subscribe_FullMethodName      = "/qpq.daemon.v1.Daemon/Subscribe"
+	Daemon_Remove_FullMethodName         = "/qpq.daemon.v1.Daemon/Remove"
+	Daemon_Leave_FullMethodName          = "/qpq.daemon.v1.Daemon/Leave"
+	Daemon_Update_FullMethodName         = "/qpq.daemon.v1.Daemon/Update"
+	Daemon_ListRequests_FullMethodName   = "/qpq.daemon.v1.Daemon/ListRequests"
+	Daemon_AcceptRequest_FullMethodName  = "/qpq.daemon.v1.Daemon/AcceptRequest"
+	Daemon_DeclineRequest_FullMethodName = "/qpq.daemon.v1.Daemon/DeclineRequest"
+	Daemon_Block_FullMethodName          = "/qpq.daemon.v1.Daemon/Block"
+	Daemon_Unblock_FullMethodName        = "/qpq.daemon.v1.Daemon/Unblock"
+	Daemon_AddContact_FullMethodName     = "/qpq.daemon.v1.Daemon/AddContact"
+	Daemon_ListContacts_FullMethodName   = "/qpq.daemon.v1.Daemon/ListContacts"
+	Daemon_RemoveContact_FullMethodName  = "/qpq.daemon.v1.Daemon/RemoveContact"
+	Daemon_SafetyNumber_FullMethodName   = "/qpq.daemon.v1.Daemon/SafetyNumber"
+	Daemon_Verify_FullMethodName         = "/qpq.daemon.v1.Daemon/Verify"
 )
 
 // DaemonClient is the client API for Daemon service.
@@ -73,7 +83,8 @@ type DaemonClient interface {
 	ListGroups(ctx context.Context, in *ListGroupsRequest, opts ...grpc.CallOption) (*ListGroupsResponse, error)
 	// Members lists a group's members at its current epoch.
 	Members(ctx context.Context, in *MembersRequest, opts ...grpc.CallOption) (*MembersResponse, error)
-	// Send encrypts a text message to a group and queues it for delivery.
+	// Send encrypts a text message to a group, queues it for delivery, and
+	// (with wait) reports whether the node took it.
 	Send(ctx context.Context, in *SendRequest, opts ...grpc.CallOption) (*SendResponse, error)
 	// Messages reads stored message history, with paging, an unread filter,
 	// marking as read, and an optional wait for the next unread message.
@@ -88,6 +99,32 @@ type DaemonClient interface {
 	Leave(ctx context.Context, in *LeaveRequest, opts ...grpc.CallOption) (*LeaveResponse, error)
 	// Update rotates this user's own keys (a commit with an UpdatePath).
 	Update(ctx context.Context, in *UpdateRequest, opts ...grpc.CallOption) (*UpdateResponse, error)
+	// ListRequests lists invitations from people who are not contacts: they
+	// wait here for consent and never join by themselves.
+	ListRequests(ctx context.Context, in *ListRequestsRequest, opts ...grpc.CallOption) (*ListRequestsResponse, error)
+	// AcceptRequest joins the group of a waiting invitation.
+	AcceptRequest(ctx context.Context, in *AcceptRequestRequest, opts ...grpc.CallOption) (*AcceptRequestResponse, error)
+	// DeclineRequest deletes a waiting invitation.
+	DeclineRequest(ctx context.Context, in *DeclineRequestRequest, opts ...grpc.CallOption) (*DeclineRequestResponse, error)
+	// Block drops everything an identity sends from now on, before it is
+	// parsed, and deletes its waiting invitations.
+	Block(ctx context.Context, in *BlockRequest, opts ...grpc.CallOption) (*BlockResponse, error)
+	// Unblock lifts a block.
+	Unblock(ctx context.Context, in *UnblockRequest, opts ...grpc.CallOption) (*UnblockResponse, error)
+	// AddContact adds a contact, or renames one. Giving a known contact's
+	// name with another key changes that contact's key: the verified mark is
+	// cleared and a contact_key_changed event is recorded.
+	AddContact(ctx context.Context, in *AddContactRequest, opts ...grpc.CallOption) (*AddContactResponse, error)
+	// ListContacts lists contacts and blocked identities.
+	ListContacts(ctx context.Context, in *ListContactsRequest, opts ...grpc.CallOption) (*ListContactsResponse, error)
+	// RemoveContact removes a contact.
+	RemoveContact(ctx context.Context, in *RemoveContactRequest, opts ...grpc.CallOption) (*RemoveContactResponse, error)
+	// SafetyNumber is the number both sides compare (in person or over a
+	// channel they trust) to know they hold each other's real keys.
+	SafetyNumber(ctx context.Context, in *SafetyNumberRequest, opts ...grpc.CallOption) (*SafetyNumberResponse, error)
+	// Verify marks a contact verified (after comparing safety numbers) or,
+	// with verified = false, unverified.
+	Verify(ctx context.Context, in *VerifyRequest, opts ...grpc.CallOption) (*VerifyResponse, error)
 }
 
 type daemonClient struct {
@@ -257,6 +294,106 @@ func (c *daemonClient) Update(ctx context.Context, in *UpdateRequest, opts ...gr
 	return out, nil
 }
 
+func (c *daemonClient) ListRequests(ctx context.Context, in *ListRequestsRequest, opts ...grpc.CallOption) (*ListRequestsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRequestsResponse)
+	err := c.cc.Invoke(ctx, Daemon_ListRequests_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *daemonClient) AcceptRequest(ctx context.Context, in *AcceptRequestRequest, opts ...grpc.CallOption) (*AcceptRequestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AcceptRequestResponse)
+	err := c.cc.Invoke(ctx, Daemon_AcceptRequest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *daemonClient) DeclineRequest(ctx context.Context, in *DeclineRequestRequest, opts ...grpc.CallOption) (*DeclineRequestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeclineRequestResponse)
+	err := c.cc.Invoke(ctx, Daemon_DeclineRequest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *daemonClient) Block(ctx context.Context, in *BlockRequest, opts ...grpc.CallOption) (*BlockResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BlockResponse)
+	err := c.cc.Invoke(ctx, Daemon_Block_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *daemonClient) Unblock(ctx context.Context, in *UnblockRequest, opts ...grpc.CallOption) (*UnblockResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UnblockResponse)
+	err := c.cc.Invoke(ctx, Daemon_Unblock_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *daemonClient) AddContact(ctx context.Context, in *AddContactRequest, opts ...grpc.CallOption) (*AddContactResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddContactResponse)
+	err := c.cc.Invoke(ctx, Daemon_AddContact_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *daemonClient) ListContacts(ctx context.Context, in *ListContactsRequest, opts ...grpc.CallOption) (*ListContactsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListContactsResponse)
+	err := c.cc.Invoke(ctx, Daemon_ListContacts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *daemonClient) RemoveContact(ctx context.Context, in *RemoveContactRequest, opts ...grpc.CallOption) (*RemoveContactResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveContactResponse)
+	err := c.cc.Invoke(ctx, Daemon_RemoveContact_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *daemonClient) SafetyNumber(ctx context.Context, in *SafetyNumberRequest, opts ...grpc.CallOption) (*SafetyNumberResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SafetyNumberResponse)
+	err := c.cc.Invoke(ctx, Daemon_SafetyNumber_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *daemonClient) Verify(ctx context.Context, in *VerifyRequest, opts ...grpc.CallOption) (*VerifyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VerifyResponse)
+	err := c.cc.Invoke(ctx, Daemon_Verify_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DaemonServer is the server API for Daemon service.
 // All implementations must embed UnimplementedDaemonServer
 // for forward compatibility.
@@ -282,7 +419,8 @@ type DaemonServer interface {
 	ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error)
 	// Members lists a group's members at its current epoch.
 	Members(context.Context, *MembersRequest) (*MembersResponse, error)
-	// Send encrypts a text message to a group and queues it for delivery.
+	// Send encrypts a text message to a group, queues it for delivery, and
+	// (with wait) reports whether the node took it.
 	Send(context.Context, *SendRequest) (*SendResponse, error)
 	// Messages reads stored message history, with paging, an unread filter,
 	// marking as read, and an optional wait for the next unread message.
@@ -297,6 +435,32 @@ type DaemonServer interface {
 	Leave(context.Context, *LeaveRequest) (*LeaveResponse, error)
 	// Update rotates this user's own keys (a commit with an UpdatePath).
 	Update(context.Context, *UpdateRequest) (*UpdateResponse, error)
+	// ListRequests lists invitations from people who are not contacts: they
+	// wait here for consent and never join by themselves.
+	ListRequests(context.Context, *ListRequestsRequest) (*ListRequestsResponse, error)
+	// AcceptRequest joins the group of a waiting invitation.
+	AcceptRequest(context.Context, *AcceptRequestRequest) (*AcceptRequestResponse, error)
+	// DeclineRequest deletes a waiting invitation.
+	DeclineRequest(context.Context, *DeclineRequestRequest) (*DeclineRequestResponse, error)
+	// Block drops everything an identity sends from now on, before it is
+	// parsed, and deletes its waiting invitations.
+	Block(context.Context, *BlockRequest) (*BlockResponse, error)
+	// Unblock lifts a block.
+	Unblock(context.Context, *UnblockRequest) (*UnblockResponse, error)
+	// AddContact adds a contact, or renames one. Giving a known contact's
+	// name with another key changes that contact's key: the verified mark is
+	// cleared and a contact_key_changed event is recorded.
+	AddContact(context.Context, *AddContactRequest) (*AddContactResponse, error)
+	// ListContacts lists contacts and blocked identities.
+	ListContacts(context.Context, *ListContactsRequest) (*ListContactsResponse, error)
+	// RemoveContact removes a contact.
+	RemoveContact(context.Context, *RemoveContactRequest) (*RemoveContactResponse, error)
+	// SafetyNumber is the number both sides compare (in person or over a
+	// channel they trust) to know they hold each other's real keys.
+	SafetyNumber(context.Context, *SafetyNumberRequest) (*SafetyNumberResponse, error)
+	// Verify marks a contact verified (after comparing safety numbers) or,
+	// with verified = false, unverified.
+	Verify(context.Context, *VerifyRequest) (*VerifyResponse, error)
 	mustEmbedUnimplementedDaemonServer()
 }
 
@@ -351,6 +515,36 @@ func (UnimplementedDaemonServer) Leave(context.Context, *LeaveRequest) (*LeaveRe
 }
 func (UnimplementedDaemonServer) Update(context.Context, *UpdateRequest) (*UpdateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Update not implemented")
+}
+func (UnimplementedDaemonServer) ListRequests(context.Context, *ListRequestsRequest) (*ListRequestsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRequests not implemented")
+}
+func (UnimplementedDaemonServer) AcceptRequest(context.Context, *AcceptRequestRequest) (*AcceptRequestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AcceptRequest not implemented")
+}
+func (UnimplementedDaemonServer) DeclineRequest(context.Context, *DeclineRequestRequest) (*DeclineRequestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeclineRequest not implemented")
+}
+func (UnimplementedDaemonServer) Block(context.Context, *BlockRequest) (*BlockResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Block not implemented")
+}
+func (UnimplementedDaemonServer) Unblock(context.Context, *UnblockRequest) (*UnblockResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Unblock not implemented")
+}
+func (UnimplementedDaemonServer) AddContact(context.Context, *AddContactRequest) (*AddContactResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddContact not implemented")
+}
+func (UnimplementedDaemonServer) ListContacts(context.Context, *ListContactsRequest) (*ListContactsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListContacts not implemented")
+}
+func (UnimplementedDaemonServer) RemoveContact(context.Context, *RemoveContactRequest) (*RemoveContactResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveContact not implemented")
+}
+func (UnimplementedDaemonServer) SafetyNumber(context.Context, *SafetyNumberRequest) (*SafetyNumberResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SafetyNumber not implemented")
+}
+func (UnimplementedDaemonServer) Verify(context.Context, *VerifyRequest) (*VerifyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Verify not implemented")
 }
 func (UnimplementedDaemonServer) mustEmbedUnimplementedDaemonServer() {}
 func (UnimplementedDaemonServer) testEmbeddedByValue()                {}
@@ -636,6 +830,186 @@ func _Daemon_Update_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Daemon_ListRequests_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRequestsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).ListRequests(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_ListRequests_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).ListRequests(ctx, req.(*ListRequestsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Daemon_AcceptRequest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AcceptRequestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).AcceptRequest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_AcceptRequest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).AcceptRequest(ctx, req.(*AcceptRequestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Daemon_DeclineRequest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeclineRequestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).DeclineRequest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_DeclineRequest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).DeclineRequest(ctx, req.(*DeclineRequestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Daemon_Block_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BlockRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).Block(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_Block_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).Block(ctx, req.(*BlockRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Daemon_Unblock_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnblockRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).Unblock(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_Unblock_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).Unblock(ctx, req.(*UnblockRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Daemon_AddContact_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddContactRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).AddContact(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_AddContact_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).AddContact(ctx, req.(*AddContactRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Daemon_ListContacts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListContactsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).ListContacts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_ListContacts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).ListContacts(ctx, req.(*ListContactsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Daemon_RemoveContact_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveContactRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).RemoveContact(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_RemoveContact_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).RemoveContact(ctx, req.(*RemoveContactRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Daemon_SafetyNumber_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SafetyNumberRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).SafetyNumber(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_SafetyNumber_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).SafetyNumber(ctx, req.(*SafetyNumberRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Daemon_Verify_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VerifyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).Verify(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_Verify_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).Verify(ctx, req.(*VerifyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Daemon_ServiceDesc is the grpc.ServiceDesc for Daemon service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -698,6 +1072,46 @@ var Daemon_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Update",
 			Handler:    _Daemon_Update_Handler,
+		},
+		{
+			MethodName: "ListRequests",
+			Handler:    _Daemon_ListRequests_Handler,
+		},
+		{
+			MethodName: "AcceptRequest",
+			Handler:    _Daemon_AcceptRequest_Handler,
+		},
+		{
+			MethodName: "DeclineRequest",
+			Handler:    _Daemon_DeclineRequest_Handler,
+		},
+		{
+			MethodName: "Block",
+			Handler:    _Daemon_Block_Handler,
+		},
+		{
+			MethodName: "Unblock",
+			Handler:    _Daemon_Unblock_Handler,
+		},
+		{
+			MethodName: "AddContact",
+			Handler:    _Daemon_AddContact_Handler,
+		},
+		{
+			MethodName: "ListContacts",
+			Handler:    _Daemon_ListContacts_Handler,
+		},
+		{
+			MethodName: "RemoveContact",
+			Handler:    _Daemon_RemoveContact_Handler,
+		},
+		{
+			MethodName: "SafetyNumber",
+			Handler:    _Daemon_SafetyNumber_Handler,
+		},
+		{
+			MethodName: "Verify",
+			Handler:    _Daemon_Verify_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

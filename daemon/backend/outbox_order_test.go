@@ -1,0 +1,88 @@
+package backend
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/quicproquo/quicproquo/internal/testnode"
+	nodestore "github.com/quicproquo/quicproquo/node/store"
+)
+
+// blockingFanOutStore refuses every FanOut of one group with ErrLimit (a
+// full queue, which the daemon retries) while block is set, from the
+// fanOuts-th message of that group on.
+type blockingFanOutStore struct {
+	nodestore.Store
+	mu      sync.Mutex
+	group   []byte
+	after   int // messages of group let through before the block
+	passed  int
+	block   bool
+	refused int
+}
+
+func (s *blockingFanOutStore) FanOut(ctx context.Context, groupID, sender, clientMsgID, payload []byte, recipients [][]byte) (uint64, bool, error) {
+	s.mu.Lock()
+	if s.group != nil && bytes.Equal(groupID, s.group) {
+		if s.block && s.passed >= s.after {
+			s.refused++
+			s.mu.Unlock()
+			return 0, false, fmt.Errorf("test: %w", nodestore.ErrLimit)
+		}
+		s.passed++
+	}
+	s.mu.Unlock()
+	return s.Store.FanOut(ctx, groupID, sender, clientMsgID, payload, recipients)
+}
+
+// A message the node refuses for now is retried itself: nothing queued
+// after it in its group goes first, and the other groups' messages go out
+// meanwhile.
+func TestOutboxKeepsGroupOrderAndOtherGroupsGo(t *testing.T) {
+	bs := &blockingFanOutStore{}
+	node := testnode.StartNodeWrapped(t, t.TempDir(), "127.0.0.1:0", func(st nodestore.Store) nodestore.Store {
+		bs.Store = st
+		return bs
+	})
+	alice, bob := groupsStart(t, node), groupsStart(t, node)
+	ctx := context.Background()
+	ga, a := groupsForm(t, "a", alice, bob)
+	_, b := groupsForm(t, "b", alice, bob)
+	bs.mu.Lock()
+	bs.group, bs.after, bs.block = ga.ID, 2, true
+	bs.mu.Unlock()
+
+	var want []string
+	for i := range 10 {
+		text := fmt.Sprintf("a%02d", i)
+		want = append(want, text)
+		if _, err := alice.b.Send(ctx, a, text, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	groupsWait(t, "the node refuses a's third message", func() bool {
+		bs.mu.Lock()
+		defer bs.mu.Unlock()
+		return bs.refused >= 2
+	})
+	if _, err := alice.b.Send(ctx, b, "b while a waits", nil); err != nil {
+		t.Fatal(err)
+	}
+	groupsWait(t, "b's message arrives while a's are refused", func() bool {
+		return slices.Equal(groupsTexts(t, bob, b), []string{"b while a waits"})
+	})
+	if got := groupsTexts(t, bob, a); !slices.Equal(got, want[:2]) {
+		t.Fatalf("while blocked bob has %q of a, want %q", got, want[:2])
+	}
+	bs.mu.Lock()
+	bs.block = false
+	bs.mu.Unlock()
+	groupsWait(t, "all of a arrives", func() bool { return len(groupsTexts(t, bob, a)) >= len(want) })
+	if got := groupsTexts(t, bob, a); !slices.Equal(got, want) {
+		t.Fatalf("bob reads a as %q, want %q", got, want)
+	}
+}
