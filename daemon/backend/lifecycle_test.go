@@ -63,6 +63,16 @@ func TestKeyPackageRotationAndExpiry(t *testing.T) {
 	if _, err := peer.b.FetchKey(ctx, u.id); err != nil {
 		t.Fatal(err)
 	}
+	// The node's low-water notice has u replace it at once (before the
+	// clock moves on).
+	groupsWait(t, "the fetched KeyPackage replaced", func() bool {
+		c := u.b.client()
+		if c == nil {
+			return false
+		}
+		n, err := c.KeyPackageCount(ctx, u.id)
+		return err == nil && n.Remaining == 3
+	})
 
 	// Ten days before expiry: everything is replaced.
 	clock.advance(life - 10*24*time.Hour)

@@ -25,6 +25,7 @@ import (
 //	log_level = "info"
 //	self_update_interval = "24h"
 //	auto_join = true
+//	invitations = "contacts"
 //	default_suite = "pq"         # new groups post-quantum (X-Wing)
 //	pq_key_packages = true
 //	require_pq_tls = true
@@ -59,6 +60,7 @@ var fileKeys = map[string]struct{ flag, env string }{
 	"log_level":            {"log-level", "QPQ_LOG_LEVEL"},
 	"self_update_interval": {"self-update-interval", ""},
 	"auto_join":            {"auto-join", ""},
+	"invitations":          {"invitations", ""},
 	"default_suite":        {"default-suite", "QPQ_DEFAULT_SUITE"},
 	"pq_key_packages":      {"pq-key-packages", ""},
 	"require_pq_tls":       {"require-pq-tls", "QPQ_REQUIRE_PQ_TLS"},

@@ -10,7 +10,8 @@
 // node), groups.go, messages.go and docs.go (completion, man pages); each
 // adds its commands to the root in an add…Commands function.
 //
-// Exit status: 0 success, 1 error, 2 usage error, 3 qpd is not running.
+// Exit status: 0 success, 1 error, 2 usage error, 3 qpd is not running,
+// 4 (send) queued while the node is unreachable.
 package main
 
 import (

@@ -61,7 +61,7 @@ func e2eStartPair(t *testing.T) *e2ePair {
 		}
 	}
 	e2eStartQPD(t, qpd, p.aliceDir, p.aliceSock, "--server", p.node.Addr)
-	p.bobD = e2eStartQPD(t, qpd, p.bobDir, p.bobSock, "--server", p.node.Addr)
+	p.bobD = e2eStartQPD(t, qpd, p.bobDir, p.bobSock, "--server", p.node.Addr, "--invitations", "anyone")
 	p.aliceKey = strings.TrimSpace(e2eRun(t, qpctl, p.aliceSock, "register").stdout)
 	p.bobKey = strings.TrimSpace(e2eRun(t, qpctl, p.bobSock, "register").stdout)
 	e2eWaitKeyPackages(t, qpctl, p.aliceSock, 10)
@@ -189,7 +189,7 @@ func TestE2ESendTextsAndFollowAcrossRestart(t *testing.T) {
 	if r := send("", "--msg", "m2 while bob's qpd is down"); r.code != 0 {
 		t.Fatalf("send m2: %+v", r)
 	}
-	p.bobD = e2eStartQPD(t, p.qpd, p.bobDir, p.bobSock, "--server", p.node.Addr)
+	p.bobD = e2eStartQPD(t, p.qpd, p.bobDir, p.bobSock, "--server", p.node.Addr, "--invitations", "anyone")
 	for _, want := range []string{"m2 while bob's qpd is down", "m3", "m4"} {
 		if want != "m2 while bob's qpd is down" {
 			if r := send("", "--msg", want); r.code != 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -69,11 +70,10 @@ It holds no state and no keys of its own.
   qpctl invite --group team --peer-key 3f9a…
   echo hello | qpctl send --group team --file -
   qpctl recv --follow`,
-		Version:           version.String(),
-		Args:              cobra.NoArgs,
-		SilenceErrors:     true,
-		SilenceUsage:      true,
-		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: false},
+		Version:       version.String(),
+		Args:          cobra.NoArgs,
+		SilenceErrors: true,
+		SilenceUsage:  true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmd.SetOut(a.stderr)
 			cmd.Help()
@@ -157,7 +157,7 @@ func (a *app) classify(err error) failure {
 	case errors.Is(err, errUsage) || !a.ran:
 		msg := err.Error()
 		if errors.Is(err, errUsage) {
-			msg = trimPrefix(msg, errUsage.Error()+": ")
+			msg = strings.TrimPrefix(msg, errUsage.Error()+": ")
 		}
 		return failure{code: exitUsage, kind: "usage", message: msg}
 	case errors.Is(err, client.ErrForeignDaemon):
@@ -174,13 +174,6 @@ func (a *app) classify(err error) failure {
 		return f
 	}
 	return failure{code: exitError, kind: "error", message: err.Error()}
-}
-
-func trimPrefix(s, p string) string {
-	if len(s) >= len(p) && s[:len(p)] == p {
-		return s[len(p):]
-	}
-	return s
 }
 
 // codeKind names a gRPC code in snake case for --json errors.
