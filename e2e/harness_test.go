@@ -164,6 +164,7 @@ type user struct {
 	// consent: invitations of non-contacts wait as requests (qpd's
 	// default); otherwise the user takes every invitation.
 	consent bool
+	extra   []string // more qpd flags
 }
 
 func (u *user) invitations() string {
@@ -173,9 +174,9 @@ func (u *user) invitations() string {
 	return "anyone"
 }
 
-func newUser(t *testing.T, root, name, nodeAddr string) *user {
+func newUser(t *testing.T, root, name, nodeAddr string, qpdFlags ...string) *user {
 	t.Helper()
-	u := &user{name: name, dir: filepath.Join(root, name), nodeAddr: nodeAddr}
+	u := &user{name: name, dir: filepath.Join(root, name), nodeAddr: nodeAddr, extra: qpdFlags}
 	u.socket = filepath.Join(u.dir, "s")
 	u.start(t)
 	return u
@@ -184,8 +185,9 @@ func newUser(t *testing.T, root, name, nodeAddr string) *user {
 // start runs qpd and waits for its socket to answer.
 func (u *user) start(t *testing.T) {
 	t.Helper()
-	u.p = startProc(t, "qpd "+u.name, qpdBin, "--state-dir", u.dir, "--socket", u.socket, "--server", u.nodeAddr, "--log-level", "debug",
-		"--invitations", u.invitations())
+	args := []string{qpdBin, "--state-dir", u.dir, "--socket", u.socket, "--server", u.nodeAddr, "--log-level", "debug",
+		"--invitations", u.invitations()}
+	u.p = startProc(t, "qpd "+u.name, append(args, u.extra...)...)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		r := u.run(t, "status")
@@ -279,10 +281,13 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 }
 
 type groupJSON struct {
-	GroupID     string `json:"group_id"`
-	Name        string `json:"name"`
-	Epoch       uint64 `json:"epoch"`
-	MemberCount int    `json:"member_count"`
+	CipherSuite     uint32 `json:"cipher_suite"`
+	CipherSuiteName string `json:"cipher_suite_name"`
+	PostQuantum     bool   `json:"post_quantum"`
+	GroupID         string `json:"group_id"`
+	Name            string `json:"name"`
+	Epoch           uint64 `json:"epoch"`
+	MemberCount     int    `json:"member_count"`
 }
 
 type messageJSON struct {
@@ -297,6 +302,8 @@ type messageJSON struct {
 }
 
 type memberJSON struct {
+	CipherSuiteName    string `json:"cipher_suite_name"`
+	PostQuantum        bool   `json:"post_quantum"`
 	Identity           string `json:"identity"`
 	Self               bool   `json:"self"`
 	Epoch              uint64 `json:"epoch"`

@@ -21,6 +21,7 @@ import (
 
 	"github.com/quicproquo/quicproquo/daemon/backend"
 	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/mls"
 	daemonv1 "github.com/quicproquo/quicproquo/proto/qpq/daemon/v1"
 )
 
@@ -141,6 +142,9 @@ func groupPB(g store.Group) *daemonv1.Group {
 func groupInfoPB(g backend.GroupInfo) *daemonv1.Group {
 	pb := groupPB(g.Group)
 	pb.Unread, pb.LastSeq, pb.MemberCount = g.Unread, g.LastSeq, uint32(g.MemberCount)
+	if g.Suite != 0 {
+		pb.CipherSuite, pb.CipherSuiteName, pb.PostQuantum = uint32(g.Suite), g.Suite.Name(), mls.IsPostQuantum(g.Suite)
+	}
 	return pb
 }
 
@@ -232,7 +236,11 @@ func (s *Server) FetchKey(ctx context.Context, req *daemonv1.FetchKeyRequest) (*
 
 // CreateGroup implements the CreateGroup call.
 func (s *Server) CreateGroup(ctx context.Context, req *daemonv1.CreateGroupRequest) (*daemonv1.CreateGroupResponse, error) {
-	g, err := s.b.CreateGroup(ctx, req.GetName())
+	suite := s.b.GroupSuite()
+	if req.GetPostQuantum() {
+		suite = backend.PostQuantumSuite
+	}
+	g, err := s.b.CreateGroupIn(ctx, req.GetName(), suite)
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/mls"
 	nodeclient "github.com/quicproquo/quicproquo/node/client"
 )
 
@@ -35,7 +37,8 @@ type KeyPackageBundle struct {
 // KeyPackageMaker makes KeyPackages for an identity, valid from now. It is
 // the seam where internal/mls plugs in.
 type KeyPackageMaker interface {
-	NewKeyPackage(identity ed25519.PrivateKey, lastResort bool, now time.Time) (KeyPackageBundle, error)
+	// NewKeyPackage makes a KeyPackage of identity in suite cs, valid from now.
+	NewKeyPackage(identity ed25519.PrivateKey, cs mls.CipherSuite, lastResort bool, now time.Time) (KeyPackageBundle, error)
 }
 
 // Config configures New.
@@ -74,8 +77,14 @@ type Config struct {
 	// SelfUpdateInterval is how often a connected daemon rotates its own
 	// keys in every group (a self-update commit); 0 or negative: never.
 	SelfUpdateInterval time.Duration
+	// KeyPackageSuites are the cipher suites qpd keeps KeyPackages of at
+	// the node (DefaultKeyPackageSuites when empty).
+	KeyPackageSuites []mls.CipherSuite
+	// GroupSuite is the suite of new groups when the caller names none
+	// (DefaultCipherSuite when zero); it must be one of KeyPackageSuites.
+	GroupSuite mls.CipherSuite
 	// KeyPackageTarget is how many consumable KeyPackages to keep at the
-	// node (default 10).
+	// node per suite (default 10).
 	KeyPackageTarget int
 	// KeyPackageCheck is how often a connected daemon tops up its
 	// KeyPackages at the node (default 5 minutes).
@@ -110,6 +119,9 @@ type Config struct {
 
 	// Backoff bounds of the reconnect loop (defaults 250ms and 30s).
 	MinBackoff, MaxBackoff time.Duration
+	// RequirePQTLS refuses a node without the hybrid post-quantum TLS key
+	// exchange X25519MLKEM768 (by default it is preferred, not required).
+	RequirePQTLS bool
 	// DialTimeout bounds one connection attempt (default 10s).
 	DialTimeout time.Duration
 }
@@ -200,6 +212,15 @@ func New(cfg Config) (*Backend, error) {
 	}
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = 10 * time.Second
+	}
+	if len(cfg.KeyPackageSuites) == 0 {
+		cfg.KeyPackageSuites = DefaultKeyPackageSuites
+	}
+	if cfg.GroupSuite == 0 {
+		cfg.GroupSuite = DefaultCipherSuite
+	}
+	if !slices.Contains(cfg.KeyPackageSuites, cfg.GroupSuite) {
+		return nil, fmt.Errorf("backend: the default group suite %s is not among the KeyPackage suites", cfg.GroupSuite.Name())
 	}
 	b := &Backend{
 		cfg:             cfg,

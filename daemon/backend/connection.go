@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/mls"
 	nodeclient "github.com/quicproquo/quicproquo/node/client"
 )
 
@@ -60,6 +61,9 @@ type ConnectionInfo struct {
 	// PinnedCertSHA256 is the hex fingerprint of the node certificate the
 	// current or last connection was verified against.
 	PinnedCertSHA256 string
+	// KeyExchange is the TLS key exchange group of the current or last
+	// connection ("X25519MLKEM768" when post-quantum).
+	KeyExchange string
 }
 
 type connState struct {
@@ -68,6 +72,7 @@ type connState struct {
 	since    time.Time
 	client   *nodeclient.Client
 	pinned   string
+	kx       string
 	recorded ConnState // last state written to the event log
 }
 
@@ -81,6 +86,7 @@ func (b *Backend) Connection() ConnectionInfo {
 		LastError:        b.conn.lastErr,
 		Since:            b.conn.since,
 		PinnedCertSHA256: b.conn.pinned,
+		KeyExchange:      b.conn.kx,
 	}
 }
 
@@ -163,9 +169,10 @@ func (b *Backend) Run(ctx context.Context) error {
 		b.mu.Lock()
 		b.conn.client = c
 		b.conn.pinned = hexFingerprint(c.ServerCertificate())
+		b.conn.kx = c.KeyExchange().String()
 		b.mu.Unlock()
 		b.setState(StateConnected, "", true)
-		b.log.Info("connected to node", "node", b.cfg.NodeAddr)
+		b.log.Info("connected to node", "node", b.cfg.NodeAddr, "tls_key_exchange", b.conn.kx)
 		sessCtx, endSession := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		wg.Go(func() { b.keepKeyPackages(sessCtx, c) })
@@ -266,7 +273,7 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 func (b *Backend) dial(ctx context.Context, priv ed25519.PrivateKey) (*nodeclient.Client, error) {
 	dctx, cancel := context.WithTimeout(ctx, b.cfg.DialTimeout)
 	defer cancel()
-	cfg := nodeclient.Config{Identity: priv, Logger: b.log.With("component", "nodeclient")}
+	cfg := nodeclient.Config{Identity: priv, RequirePQTLS: b.cfg.RequirePQTLS, Logger: b.log.With("component", "nodeclient")}
 	if b.cfg.NodeCert != nil {
 		cfg.PinnedCert = b.cfg.NodeCert
 	} else {
@@ -407,27 +414,35 @@ func (b *Backend) topUpKeyPackages(ctx context.Context, c *nodeclient.Client) (i
 		return 0, err
 	}
 	pub := id.PublicKey()
-	count, err := c.KeyPackageCount(ctx, pub)
-	if err != nil {
-		return 0, fmt.Errorf("count key packages: %w", err)
+	type want struct {
+		suite      mls.CipherSuite
+		lastResort bool
 	}
 	now := b.cfg.Now()
-	st, err := b.keyPackageStock(ctx, now)
+	stocks, err := b.keyPackageStock(ctx, now)
 	if err != nil {
 		return 0, err
 	}
-	var plan []bool // lastResort flags
-	if !count.LastResort || !st.freshLastResort {
-		plan = append(plan, true)
-	}
-	// Those about to expire still count at the node, but peers will
-	// soon refuse them.
-	for i := max(0, count.Remaining-st.expiring); i < b.cfg.KeyPackageTarget; i++ {
-		plan = append(plan, false)
+	var plan []want
+	for _, cs := range b.cfg.KeyPackageSuites {
+		count, err := c.KeyPackageCountSuite(ctx, pub, uint16(cs))
+		if err != nil {
+			return 0, fmt.Errorf("count key packages of %s: %w", cs.Name(), err)
+		}
+		st := stocks[cs]
+		if !count.LastResort || !st.freshLastResort {
+			plan = append(plan, want{cs, true})
+		}
+		// Those about to expire still count at the node, but peers will
+		// soon refuse them.
+		for i := max(0, count.Remaining-st.expiring); i < b.cfg.KeyPackageTarget; i++ {
+			plan = append(plan, want{cs, false})
+		}
 	}
 	uploaded := 0
-	for _, lastResort := range plan {
-		kp, err := b.cfg.KeyPackages.NewKeyPackage(id.PrivateKey, lastResort, now)
+	for _, w := range plan {
+		lastResort := w.lastResort
+		kp, err := b.cfg.KeyPackages.NewKeyPackage(id.PrivateKey, w.suite, lastResort, now)
 		if err != nil {
 			return uploaded, fmt.Errorf("make key package: %w", err)
 		}
@@ -446,8 +461,12 @@ func (b *Backend) topUpKeyPackages(ctx context.Context, c *nodeclient.Client) (i
 		}
 		uploaded++
 	}
-	if len(plan) > 0 && st.expiring > 0 {
-		b.log.Info("key packages rotated before expiry", "expiring", st.expiring, "uploaded", uploaded)
+	expiring := 0
+	for _, st := range stocks {
+		expiring += st.expiring
+	}
+	if len(plan) > 0 && expiring > 0 {
+		b.log.Info("key packages rotated before expiry", "expiring", expiring, "uploaded", uploaded)
 	}
 	return uploaded, b.pruneKeyPackages(ctx, now)
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -113,10 +114,24 @@ func otherMembers(g *mls.Group, self []byte) [][]byte {
 	return out
 }
 
-// CreateGroup creates a group named name with the user as its only member.
+// CreateGroup creates a group named name with the user as its only member,
+// in the default group suite (Config.GroupSuite).
 func (b *Backend) CreateGroup(ctx context.Context, name string) (GroupInfo, error) {
+	return b.CreateGroupIn(ctx, name, b.cfg.GroupSuite)
+}
+
+// GroupSuite is the suite of new groups when the caller names none.
+func (b *Backend) GroupSuite() mls.CipherSuite { return b.cfg.GroupSuite }
+
+// CreateGroupIn is CreateGroup in cipher suite cs, which must be one qpd
+// publishes KeyPackages in (Config.KeyPackageSuites): the suites others can
+// be invited in.
+func (b *Backend) CreateGroupIn(ctx context.Context, name string, cs mls.CipherSuite) (GroupInfo, error) {
 	if !validGroupName(name) {
 		return GroupInfo{}, fmt.Errorf("%w: a group name is 1 to %d bytes of UTF-8", ErrInvalidArgument, MaxGroupNameSize)
+	}
+	if !slices.Contains(b.cfg.KeyPackageSuites, cs) {
+		return GroupInfo{}, fmt.Errorf("%w: qpd makes groups only in the suites it publishes KeyPackages in, not %s", ErrInvalidArgument, cs.Name())
 	}
 	id, err := b.identity(ctx)
 	if err != nil {
@@ -127,7 +142,7 @@ func (b *Backend) CreateGroup(ctx context.Context, name string) (GroupInfo, erro
 		return GroupInfo{}, opError("create group", err)
 	}
 	s := signer(id)
-	g, err := mls.CreateGroup(DefaultCipherSuite, groupID, s, &mls.CreateOptions{Config: groupConfig, Policy: groupPolicy})
+	g, err := mls.CreateGroup(cs, groupID, s, &mls.CreateOptions{Config: groupConfig, Policy: groupPolicy})
 	clear(s.SignaturePriv)
 	if err != nil {
 		return GroupInfo{}, opError("create group", err)

@@ -22,6 +22,9 @@ type GroupInfo struct {
 	LastSeq uint64
 	// MemberCount is 0 when the MLS group state cannot be read.
 	MemberCount int
+	// Suite is the group's MLS cipher suite (0 when the state cannot be
+	// read).
+	Suite mls.CipherSuite
 }
 
 // ResolveGroup finds a group by its hex id or, failing that, by a unique
@@ -126,6 +129,7 @@ func groupInfo(tx *store.Tx, g store.Group) (GroupInfo, error) {
 	if len(g.State) > 0 {
 		if mg, err := mls.UnmarshalGroup(g.State); err == nil {
 			gi.MemberCount = len(mg.Members())
+			gi.Suite = mg.CipherSuite()
 		}
 	}
 	return gi, nil

@@ -185,8 +185,11 @@ func (b *Backend) inviteIntent(peers []ed25519.PublicKey, added *[]ed25519.Publi
 			if _, ok := g.MemberByIdentity(p); ok {
 				continue
 			}
-			raw, err := c.FetchKeyPackage(ctx, p)
+			raw, err := c.FetchKeyPackageSuite(ctx, p, uint16(g.CipherSuite()))
 			if errors.Is(err, nodeclient.ErrNoKeyPackage) {
+				if g.CipherSuite() != DefaultCipherSuite {
+					return nil, nil, fmt.Errorf("%w: the node has no KeyPackage of the group's suite %s for %s: the peer has not registered, or its qpd publishes no post-quantum KeyPackages", ErrNoKeyPackage, g.CipherSuite().Name(), FormatKey(p))
+				}
 				return nil, nil, fmt.Errorf("%w: the node has none for %s (has the peer registered?)", ErrNoKeyPackage, FormatKey(p))
 			}
 			if err != nil {

@@ -12,8 +12,20 @@ import (
 	nodeclient "github.com/quicproquo/quicproquo/node/client"
 )
 
-// DefaultCipherSuite is the MLS cipher suite qpd uses.
+// DefaultCipherSuite is the MLS cipher suite of qpd's groups unless
+// Config.GroupSuite or the caller says otherwise.
 const DefaultCipherSuite = mls.MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519
+
+// PostQuantumSuite is the suite of qpd's post-quantum groups: suite 1 with
+// the X-Wing KEM (ML-KEM-768 + X25519) of draft-ietf-mls-pq-ciphersuites.
+// Its signatures stay Ed25519, since the identity key is the leaf's
+// signature key; the ML-DSA suites wait for a credential that binds
+// another key to the identity.
+const PostQuantumSuite = mls.MLS_128_XWING
+
+// DefaultKeyPackageSuites are the suites qpd publishes KeyPackages in, so
+// that it can be invited to classical and post-quantum groups.
+var DefaultKeyPackageSuites = []mls.CipherSuite{DefaultCipherSuite, PostQuantumSuite}
 
 // MLSKeyPackages makes KeyPackages with internal/mls. The leaf's
 // BasicCredential identity and signature key are both the user's Ed25519
@@ -26,9 +38,11 @@ type MLSKeyPackages struct {
 	ExtensionTypes []mls.ExtensionType
 }
 
-// NewKeyPackage implements KeyPackageMaker.
-func (m MLSKeyPackages) NewKeyPackage(identity ed25519.PrivateKey, lastResort bool, now time.Time) (KeyPackageBundle, error) {
-	cs := m.Suite
+// NewKeyPackage implements KeyPackageMaker. A zero cs is m.Suite.
+func (m MLSKeyPackages) NewKeyPackage(identity ed25519.PrivateKey, cs mls.CipherSuite, lastResort bool, now time.Time) (KeyPackageBundle, error) {
+	if cs == 0 {
+		cs = m.Suite
+	}
 	if cs == 0 {
 		cs = DefaultCipherSuite
 	}

@@ -2,10 +2,12 @@ package backend
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"time"
 
 	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/mls"
 )
 
 // This file is the lifecycle of what qpd keeps, on the clock Config.Now.
@@ -28,7 +30,8 @@ type Retention struct {
 	Events   time.Duration
 }
 
-// keyStock is what the store holds of this identity's KeyPackages.
+// keyStock is what the store holds of this identity's KeyPackages in one
+// cipher suite.
 type keyStock struct {
 	// expiring counts the consumable ones that expire within the rotation
 	// window.
@@ -37,15 +40,22 @@ type keyStock struct {
 	freshLastResort bool
 }
 
-func (b *Backend) keyPackageStock(ctx context.Context, now time.Time) (keyStock, error) {
-	var st keyStock
+// keyPackageStock is the stock of every suite: a KeyPackage's suite is
+// its cipher_suite field (RFC 9420 §10: after the 2-byte version).
+func (b *Backend) keyPackageStock(ctx context.Context, now time.Time) (map[mls.CipherSuite]keyStock, error) {
+	stocks := map[mls.CipherSuite]keyStock{}
 	var kps []store.KeyPackageSecret
 	if err := b.view(ctx, func(tx *store.Tx) (err error) { kps, err = tx.KeyPackages(); return }); err != nil {
-		return st, fmt.Errorf("read key packages: %w", err)
+		return nil, fmt.Errorf("read key packages: %w", err)
 	}
 	horizon := now.Add(b.cfg.KeyPackageRotateBefore)
 	for _, kp := range kps {
 		clear(kp.Secrets)
+		if len(kp.KeyPackage) < 4 {
+			continue
+		}
+		cs := mls.CipherSuite(binary.BigEndian.Uint16(kp.KeyPackage[2:4]))
+		st := stocks[cs]
 		soon := !kp.ExpiresAt.IsZero() && kp.ExpiresAt.Before(horizon)
 		switch {
 		case kp.LastResort && !soon && !kp.UploadedAt.IsZero():
@@ -53,8 +63,9 @@ func (b *Backend) keyPackageStock(ctx context.Context, now time.Time) (keyStock,
 		case !kp.LastResort && soon && !kp.ExpiresAt.Before(now):
 			st.expiring++
 		}
+		stocks[cs] = st
 	}
-	return st, nil
+	return stocks, nil
 }
 
 // pruneKeyPackages deletes the private halves whose KeyPackage expired

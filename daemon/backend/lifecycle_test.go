@@ -45,7 +45,8 @@ func TestKeyPackageRotationAndExpiry(t *testing.T) {
 	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
 	clock := &testClock{now: time.Now()}
 	t0 := clock.Now()
-	u := groupsStartWith(t, node, Config{Now: clock.Now, KeyPackageCheck: time.Hour})
+	// One suite: the rotation works per suite alike.
+	u := groupsStartWith(t, node, Config{Now: clock.Now, KeyPackageCheck: time.Hour, KeyPackageSuites: []mls.CipherSuite{DefaultCipherSuite}})
 	peer := groupsStart(t, node)
 	ctx := context.Background()
 	life := mls.DefaultKeyPackageLifetime

@@ -89,7 +89,7 @@ func receiveUser(t testing.TB, log *slog.Logger) (*Backend, KeyPackageBundle) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kb, err := MLSKeyPackages{}.NewKeyPackage(id.PrivateKey, false, time.Time{})
+	kb, err := MLSKeyPackages{}.NewKeyPackage(id.PrivateKey, 0, false, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +376,7 @@ func TestReceiveHandshakeOnlyGroupSequenced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kb, err := MLSKeyPackages{}.NewKeyPackage(id.PrivateKey, false, time.Now())
+	kb, err := MLSKeyPackages{}.NewKeyPackage(id.PrivateKey, 0, false, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,9 @@ import (
 //	invitations = "contacts"    # or "anyone"
 //	keep_messages = "0s"        # 0: keep every message
 //	keep_events = "0s"
+//	default_suite = "pq"         # new groups post-quantum (X-Wing)
+//	pq_key_packages = true
+//	require_pq_tls = true
 //
 // A flag given on the command line wins over its environment variable,
 // which wins over the file, which wins over the default. A missing default
@@ -62,6 +65,9 @@ var fileKeys = map[string]struct{ flag, env string }{
 	"invitations":          {"invitations", ""},
 	"keep_messages":        {"keep-messages", ""},
 	"keep_events":          {"keep-events", ""},
+	"default_suite":        {"default-suite", "QPQ_DEFAULT_SUITE"},
+	"pq_key_packages":      {"pq-key-packages", ""},
+	"require_pq_tls":       {"require-pq-tls", "QPQ_REQUIRE_PQ_TLS"},
 }
 
 // applyConfigFile sets, from the file at path, every flag of fset that was

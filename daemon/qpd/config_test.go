@@ -76,6 +76,28 @@ auto_join = false
 	}
 }
 
+// TestConfigPostQuantum: the post-quantum settings from the file, and
+// their refusals.
+func TestConfigPostQuantum(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "qpd.toml")
+	if err := writeTestFile(path, "default_suite = \"pq\"\nrequire_pq_tls = true\n"); err != nil {
+		t.Fatal(err)
+	}
+	getenv := func(string) string { return "" }
+	cfg, err := ParseFlags([]string{"--config", path}, getenv, io.Discard)
+	if err != nil || !cfg.PQGroups || !cfg.RequirePQTLS || cfg.NoPQKeyPackages {
+		t.Fatalf("from the file: %+v, %v", cfg, err)
+	}
+	if cfg, err = ParseFlags(nil, getenv, io.Discard); err != nil || cfg.PQGroups || cfg.RequirePQTLS {
+		t.Fatalf("defaults: %+v, %v", cfg, err)
+	}
+	for _, args := range [][]string{{"--default-suite", "quantum"}, {"--default-suite", "pq", "--pq-key-packages=false"}} {
+		if _, err := ParseFlags(args, getenv, io.Discard); !errors.Is(err, errUsage) {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
+}
+
 // FuzzConfigFile feeds arbitrary file contents to the configuration
 // reader: it accepts them or fails with a usage error, never panics.
 func FuzzConfigFile(f *testing.F) {

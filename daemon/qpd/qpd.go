@@ -26,6 +26,7 @@ import (
 	"github.com/quicproquo/quicproquo/daemon/backend"
 	"github.com/quicproquo/quicproquo/daemon/client"
 	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/mls"
 	"github.com/quicproquo/quicproquo/internal/version"
 )
 
@@ -45,6 +46,15 @@ type Config struct {
 	SelfUpdateInterval time.Duration
 	// ManualJoin keeps invitations until `qpctl join` accepts them.
 	ManualJoin bool
+	// RequirePQTLS refuses a node without the hybrid post-quantum TLS key
+	// exchange X25519MLKEM768.
+	RequirePQTLS bool
+	// PQGroups makes new groups post-quantum (the X-Wing suite) unless the
+	// caller asks otherwise; by default they are in suite 1.
+	PQGroups bool
+	// NoPQKeyPackages publishes KeyPackages in suite 1 only: others cannot
+	// invite this user to post-quantum groups.
+	NoPQKeyPackages bool
 	// Invitations says whose invitations are taken without asking.
 	Invitations backend.InvitePolicy
 	// Retention prunes old messages and events (zero: keep).
@@ -98,6 +108,13 @@ func ParseFlags(args []string, getenv func(string) string, stdout io.Writer) (Co
 	fs.StringVar(&invitations, "invitations", "contacts", "whose invitations are taken without asking: contacts (the others wait in 'qpctl requests') or anyone")
 	fs.DurationVar(&cfg.Retention.Messages, "keep-messages", 0, "delete messages older than this (0: keep them all)")
 	fs.DurationVar(&cfg.Retention.Events, "keep-events", 0, "delete events older than this (0: keep them all)")
+	fs.BoolVar(&cfg.RequirePQTLS, "require-pq-tls", getenv("QPQ_REQUIRE_PQ_TLS") == "1",
+		"refuse a node without the hybrid post-quantum TLS key exchange X25519MLKEM768 (env QPQ_REQUIRE_PQ_TLS=1)")
+	var defaultSuite string
+	fs.StringVar(&defaultSuite, "default-suite", envOr(getenv, "QPQ_DEFAULT_SUITE", "classic"),
+		"MLS suite of new groups without --pq: classic (suite 1) or pq (X-Wing, post-quantum) (env QPQ_DEFAULT_SUITE)")
+	pqKeyPackages := true
+	fs.BoolVar(&pqKeyPackages, "pq-key-packages", true, "publish post-quantum (X-Wing) KeyPackages too, so that others can invite you to post-quantum groups")
 	fs.BoolVar(&cfg.Repin, "repin", false, "forget the node certificate pinned on first use, and pin the one the node presents next")
 	fs.BoolVar(&version, "version", false, "print the version and exit")
 	defConfig := DefaultConfigPath(getenv)
@@ -126,6 +143,17 @@ func ParseFlags(args []string, getenv func(string) string, stdout io.Writer) (Co
 		return Config{}, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, level)
 	}
 	cfg.ManualJoin = !autoJoin
+	cfg.NoPQKeyPackages = !pqKeyPackages
+	switch defaultSuite {
+	case "classic":
+	case "pq":
+		if cfg.NoPQKeyPackages {
+			return Config{}, fmt.Errorf("%w: --default-suite pq needs post-quantum KeyPackages (--pq-key-packages)", errUsage)
+		}
+		cfg.PQGroups = true
+	default:
+		return Config{}, fmt.Errorf("%w: --default-suite is classic or pq, not %q", errUsage, defaultSuite)
+	}
 	switch invitations {
 	case "contacts":
 		cfg.Invitations = backend.InviteContacts
@@ -223,6 +251,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Groups:             true,
 		SelfUpdateInterval: cfg.SelfUpdateInterval,
 		ManualJoin:         cfg.ManualJoin,
+		RequirePQTLS:       cfg.RequirePQTLS,
+		GroupSuite:         groupSuite(cfg.PQGroups),
+		KeyPackageSuites:   keyPackageSuites(cfg.NoPQKeyPackages),
 		Invitations:        cfg.Invitations,
 		Retention:          cfg.Retention,
 		RegistrationToken:  cfg.RegistrationToken,
@@ -319,4 +350,20 @@ func sdNotify(state string) error {
 		return fmt.Errorf("sd_notify %s: %w", os.Getenv("NOTIFY_SOCKET"), err)
 	}
 	return nil
+}
+
+// groupSuite is the suite of new groups: X-Wing when pq, else suite 1.
+func groupSuite(pq bool) mls.CipherSuite {
+	if pq {
+		return backend.PostQuantumSuite
+	}
+	return backend.DefaultCipherSuite
+}
+
+// keyPackageSuites are the suites qpd publishes KeyPackages in.
+func keyPackageSuites(noPQ bool) []mls.CipherSuite {
+	if noPQ {
+		return []mls.CipherSuite{backend.DefaultCipherSuite}
+	}
+	return backend.DefaultKeyPackageSuites
 }

@@ -11,6 +11,9 @@ import (
 
 func TestSuiteRegistry(t *testing.T) {
 	want := []CipherSuite{1, 2, 3, 4, 5, 6, 7}
+	for id := CipherSuite(0xF001); id <= 0xF00B; id++ {
+		want = append(want, id) // draft-ietf-mls-pq-ciphersuites TBD1..TBD11
+	}
 	if got := SupportedSuites(); !slices.Equal(got, want) {
 		t.Fatalf("SupportedSuites() = %v, want %v", got, want)
 	}
@@ -26,6 +29,9 @@ func TestSuiteRegistry(t *testing.T) {
 	sizes := map[CipherSuite][3]int{ // Nh, Nk, Nn
 		1: {32, 16, 12}, 2: {32, 16, 12}, 3: {32, 32, 12},
 		4: {64, 32, 12}, 5: {64, 32, 12}, 6: {64, 32, 12}, 7: {48, 32, 12},
+		0xF001: {32, 16, 12}, 0xF002: {48, 32, 12}, 0xF003: {32, 16, 12}, 0xF004: {48, 32, 12},
+		0xF005: {48, 32, 12}, 0xF006: {48, 32, 12}, 0xF007: {48, 32, 12}, 0xF008: {48, 32, 12},
+		0xF009: {48, 32, 12}, 0xF00A: {48, 32, 12}, 0xF00B: {48, 32, 12},
 	}
 	for id, sz := range sizes {
 		s, _ := LookupSuite(id)
@@ -203,9 +209,9 @@ func TestSuitePrimitives(t *testing.T) {
 // TestXWingSuite shows that a post-quantum KEM (X-Wing, MLKEM768-X25519 from
 // crypto/hpke) slots into the same Suite value and labeled functions.
 func TestXWingSuite(t *testing.T) {
-	s := newXWingSuite(0xf0f0)
-	if s.ID() != 0xf0f0 {
-		t.Fatal("wrong id")
+	s, err := LookupSuite(MLS_128_XWING)
+	if err != nil {
+		t.Fatal(err)
 	}
 	suiteExercise(t, s)
 	priv, pub, err := s.GenerateKeyPair()

@@ -210,7 +210,7 @@ func TestGroupProposalsByReference(t *testing.T) {
 	a.g.AddPSK([]byte("only-a"), []byte("x"))
 	_, err = a.g.Commit(&CommitOptions{Proposals: []Proposal{
 		{Type: ProposalAdd, Add: &AddProposal{KeyPackage: *kp2}},
-		{Type: ProposalPreSharedKey, PreSharedKey: &PreSharedKeyProposal{PSK: PreSharedKeyID{Type: PSKTypeExternal, PSKID: []byte("psk-id"), Nonce: make([]byte, 32)}}},
+		{Type: ProposalPreSharedKey, PreSharedKey: &PreSharedKeyProposal{PSK: PreSharedKeyID{Type: PSKTypeExternal, PSKID: []byte("psk-id"), Nonce: make([]byte, scNh())}}},
 	}})
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,9 @@ import (
 // update, join from outside, talk, and store and restore their state, with
 // every member checked to agree on the epoch authenticator.
 
-const scSuite = MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519
+// scSuite is the suite of the group tests: suite 1, or the suite that
+// TestGroupTestsEveryPQSuite names in suiteEnv when it runs them again.
+var scSuite = suiteUnderTest()
 
 // scNameExt is the private-use GroupContext extension an application could
 // use for the group's name.

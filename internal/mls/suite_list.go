@@ -77,18 +77,3 @@ func init() {
 		sig: ecdsaScheme{curve: elliptic.P384(), hash: crypto.SHA384},
 	})
 }
-
-// newXWingSuite returns MLS_128_MLKEM768X25519_AES128GCM_SHA256_Ed25519 of
-// draft-ietf-mls-pq-ciphersuites: suite 1 with the KEM replaced by
-// MLKEM768-X25519 (X-Wing, HPKE KEM 0x647a) from crypto/hpke. The draft has
-// not assigned its code point yet, so the caller picks one and the suite is
-// not registered; registering it is one registerSuite call.
-func newXWingSuite(id CipherSuite) Suite {
-	return &suite{
-		nh:      sha256.Size,
-		id:      id,
-		newHash: sha256.New, keySize: 16, nonceSize: 12, newAEAD: newAESGCM,
-		kem: &stdHPKE{kem: hpke.MLKEM768X25519(), kdf: hpke.HKDFSHA256(), aead: hpke.AES128GCM()},
-		sig: ed25519Scheme{},
-	}
-}

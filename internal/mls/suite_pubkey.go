@@ -22,8 +22,13 @@ func (h *stdHPKE) checkPublicKey(pub []byte) error {
 		return fmt.Errorf("%w: HPKE public key: %v", ErrInvalidKey, err)
 	}
 	if !h.x25519 {
-		return nil
+		return checkPQPublicKey(h.kem.ID(), pub)
 	}
+	return checkX25519Order(pub)
+}
+
+// checkX25519Order refuses an X25519 public key of low order.
+func checkX25519Order(pub []byte) error {
 	pk, err := ecdh.X25519().NewPublicKey(pub)
 	if err != nil {
 		return fmt.Errorf("%w: X25519 public key: %v", ErrInvalidKey, err)

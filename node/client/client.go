@@ -45,6 +45,12 @@ type Config struct {
 	// Dial returns its error wrapped (errors.Is finds ErrServerCertChanged).
 	VerifyServer func(certDER []byte) error
 
+	// RequirePQTLS allows only the hybrid post-quantum TLS key exchange
+	// (X25519MLKEM768); a node without it is refused with an error matching
+	// transport.ErrClassicalKeyExchange. Without it the hybrid is still
+	// offered first and used whenever the node has it.
+	RequirePQTLS bool
+
 	Logger *slog.Logger // nil: discard
 }
 
@@ -148,12 +154,18 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
+	if cfg.RequirePQTLS {
+		transport.RequireHybridKeyExchange(tlsConf, nil)
+	}
 	conn, err := quic.DialAddr(ctx, addr, tlsConf, transport.QUICConfig())
 	if err != nil {
 		verifyMu.Lock()
 		defer verifyMu.Unlock()
 		if verifyErr != nil {
 			return nil, fmt.Errorf("client: dial %s: %w", addr, verifyErr)
+		}
+		if cfg.RequirePQTLS && transport.IsKeyExchangeRefusal(err) {
+			return nil, fmt.Errorf("client: dial %s: %w (%v)", addr, transport.ErrClassicalKeyExchange, err)
 		}
 		return nil, fmt.Errorf("client: dial %s: %w", addr, err)
 	}
@@ -229,6 +241,10 @@ func (c *Client) Identity() ed25519.PublicKey { return c.identity }
 // ServerCertificate is the certificate (DER) the node presented.
 func (c *Client) ServerCertificate() []byte { return c.certDER }
 
+// KeyExchange returns the TLS key exchange group of the connection
+// (tls.X25519MLKEM768 when both sides are post-quantum).
+func (c *Client) KeyExchange() tls.CurveID { return c.conn.ConnectionState().TLS.CurveID }
+
 // Done is closed when the connection has ended.
 func (c *Client) Done() <-chan struct{} { return c.done }
 
@@ -303,11 +319,18 @@ func (c *Client) UploadKeyPackage(ctx context.Context, identity, pkg []byte, las
 	return fp, nil
 }
 
-// FetchKeyPackage takes one KeyPackage of identity. Each is handed out once;
-// when none is left the last-resort one is returned, and ErrNoKeyPackage
-// when there is none of either.
+// FetchKeyPackage takes one KeyPackage of identity in cipher suite 1. Each
+// is handed out once; when none is left the last-resort one is returned,
+// and ErrNoKeyPackage when there is none of either.
 func (c *Client) FetchKeyPackage(ctx context.Context, identity []byte) ([]byte, error) {
+	return c.FetchKeyPackageSuite(ctx, identity, 1)
+}
+
+// FetchKeyPackageSuite is FetchKeyPackage for the MLS cipher suite suite;
+// ErrNoKeyPackage also when the node keeps no packages of that suite.
+func (c *Client) FetchKeyPackageSuite(ctx context.Context, identity []byte, suite uint16) ([]byte, error) {
 	fut, release := c.node.FetchKeyPackage(ctx, func(p auth.AuthService_fetchKeyPackage_Params) error {
+		p.SetCipherSuite(suite)
 		return p.SetIdentityKey(identity)
 	})
 	release, err := c.wait(ctx, fut.Future, release)
@@ -326,9 +349,16 @@ func (c *Client) FetchKeyPackage(ctx context.Context, identity []byte) ([]byte, 
 	return bytes.Clone(pkg), nil
 }
 
-// KeyPackageCount reports what this client's identity has left.
+// KeyPackageCount reports what this client's identity has left in cipher
+// suite 1.
 func (c *Client) KeyPackageCount(ctx context.Context, identity []byte) (KeyPackageCount, error) {
+	return c.KeyPackageCountSuite(ctx, identity, 1)
+}
+
+// KeyPackageCountSuite is KeyPackageCount for the MLS cipher suite suite.
+func (c *Client) KeyPackageCountSuite(ctx context.Context, identity []byte, suite uint16) (KeyPackageCount, error) {
 	fut, release := c.node.KeyPackageCount(ctx, func(p auth.AuthService_keyPackageCount_Params) error {
+		p.SetCipherSuite(suite)
 		return p.SetIdentityKey(identity)
 	})
 	release, err := c.wait(ctx, fut.Future, release)

@@ -23,12 +23,22 @@ import (
 // clientTestNode starts a node on loopback with a fresh certificate and a
 // SQLite store, and returns its address and certificate.
 func clientTestNode(t *testing.T) (addr string, certDER []byte) {
+	return startClientTestNode(t, server.ListenOptions{})
+}
+
+// startClientTestNode is clientTestNode with listen options.
+func startClientTestNode(t *testing.T, o server.ListenOptions) (addr string, certDER []byte) {
 	t.Helper()
-	return clientTestNodeIn(t, t.TempDir())
+	return clientTestNodeWith(t, t.TempDir(), o)
 }
 
 // clientTestNodeIn serves a node whose certificate files are in dir.
 func clientTestNodeIn(t *testing.T, dir string) (addr string, certDER []byte) {
+	t.Helper()
+	return clientTestNodeWith(t, dir, server.ListenOptions{})
+}
+
+func clientTestNodeWith(t *testing.T, dir string, o server.ListenOptions) (addr string, certDER []byte) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := sqlite.Open(ctx, filepath.Join(dir, "node.db"), store.Limits{}, nil)
@@ -43,7 +53,7 @@ func clientTestNodeIn(t *testing.T, dir string) (addr string, certDER []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := server.Listen("127.0.0.1:0", cert)
+	ln, err := server.ListenWith("127.0.0.1:0", cert, o)
 	if err != nil {
 		t.Fatal(err)
 	}

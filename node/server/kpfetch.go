@@ -36,8 +36,10 @@ const (
 // envelope with an empty sender).
 const NoticeKeyPackagesLow = "qpq-node:keyPackagesLow"
 
-// fetchKeyPackage serves fetchKeyPackage for target.
-func (s *session) fetchKeyPackage(ctx context.Context, method string, target []byte) ([]byte, error) {
+// fetchKeyPackage serves fetchKeyPackage for target's packages in suite.
+// The rate limits are per identity, whatever the suite.
+func (s *session) fetchKeyPackage(ctx context.Context, method string, target []byte, suite uint16) ([]byte, error) {
+	dir := directoryKey(target, suite)
 	// Only registered identities have packages; asking first keeps the
 	// per-target buckets to those.
 	if ok, err := s.srv.isRegistered(ctx, target); err != nil || !ok {
@@ -52,7 +54,7 @@ func (s *session) fetchKeyPackage(ctx context.Context, method string, target []b
 	}
 	if !s.srv.targets.get(target).Allow() {
 		s.srv.cfg.Metrics.refused("keyPackageTargetRate")
-		pkg, err := s.srv.cfg.Store.LastResortKeyPackage(ctx, target)
+		pkg, err := s.srv.cfg.Store.LastResortKeyPackage(ctx, dir)
 		if errors.Is(err, store.ErrNoKeyPackage) {
 			return nil, fail(nodecp.ErrorCode_rateLimited, "%s: %x's KeyPackages are fetched too often and it has no last-resort one; retry later", method, target)
 		}
@@ -61,17 +63,21 @@ func (s *session) fetchKeyPackage(ctx context.Context, method string, target []b
 		}
 		return pkg, nil
 	}
-	pkg, err := s.srv.cfg.Store.TakeKeyPackage(ctx, target)
+	pkg, err := s.srv.cfg.Store.TakeKeyPackage(ctx, dir)
+	if errors.Is(err, store.ErrNoKeyPackage) && suite != defaultSuite {
+		return nil, fail(nodecp.ErrorCode_noKeyPackage, "%s: no KeyPackage of cipher suite 0x%04x left for that identity", method, suite)
+	}
 	if err != nil {
 		return nil, s.storeError(method, err)
 	}
-	s.lowWater(ctx, target)
+	s.lowWater(ctx, target, dir)
 	return pkg, nil
 }
 
-// lowWater pushes a low-water notice to target when its directory runs low.
-func (s *session) lowWater(ctx context.Context, target []byte) {
-	n, err := s.srv.cfg.Store.CountKeyPackages(ctx, target)
+// lowWater pushes a low-water notice to target when its directory dir (of
+// one suite) runs low.
+func (s *session) lowWater(ctx context.Context, target, dir []byte) {
+	n, err := s.srv.cfg.Store.CountKeyPackages(ctx, dir)
 	if err != nil || n.Remaining > s.srv.cfg.KeyPackageLowWater || !s.srv.notices.get(target).Allow() {
 		return
 	}

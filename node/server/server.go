@@ -69,6 +69,9 @@ type Config struct {
 	TargetFetchRate    rate.Limit // consuming fetches per second per target
 	TargetFetchBurst   int
 	KeyPackageLowWater int // notify an owner left with this many packages or fewer
+	// KeyPackageSuites are the MLS cipher suites the directory keeps
+	// packages for (DefaultKeyPackageSuites when empty; see kpsuite.go).
+	KeyPackageSuites []uint16
 
 	// Connection limits (see admission) and RPC resource bounds (see
 	// RPCLimits).
@@ -200,6 +203,9 @@ func (cfg *Config) policyDefaults() error {
 	if cfg.KeyPackageLowWater <= 0 {
 		cfg.KeyPackageLowWater = DefaultLowWater
 	}
+	if len(cfg.KeyPackageSuites) == 0 {
+		cfg.KeyPackageSuites = DefaultKeyPackageSuites
+	}
 	return nil
 }
 
@@ -207,6 +213,24 @@ func (cfg *Config) policyDefaults() error {
 // node's TLS configuration.
 func Listen(addr string, cert tls.Certificate) (*quic.Listener, error) {
 	return ListenTLS(addr, transport.ServerTLSConfig(cert))
+}
+
+// ListenOptions tunes ListenWith.
+type ListenOptions struct {
+	// RequirePQTLS allows only the hybrid post-quantum TLS key exchange
+	// (X25519MLKEM768): a client that does not offer it fails the handshake,
+	// and the refusal is logged to Logger.
+	RequirePQTLS bool
+	Logger       *slog.Logger
+}
+
+// ListenWith is Listen with options.
+func ListenWith(addr string, cert tls.Certificate, o ListenOptions) (*quic.Listener, error) {
+	conf := transport.ServerTLSConfig(cert)
+	if o.RequirePQTLS {
+		transport.RequireHybridKeyExchange(conf, o.Logger)
+	}
+	return ListenTLS(addr, conf)
 }
 
 // ListenTLS is Listen with a TLS configuration of the caller's (the node's,

@@ -158,7 +158,11 @@ func (s *session) UploadKeyPackage(ctx context.Context, call auth.AuthService_up
 		if !bytes.Equal(cred, key) {
 			return fail(nodecp.ErrorCode_invalidArgument, "%s: key package credential identity %x is not identityKey %x", method, cred, key)
 		}
-		fp, err := s.srv.cfg.Store.PutKeyPackage(ctx, key, pkg, args.LastResort())
+		suite := keyPackageSuite(pkg)
+		if !s.srv.keepsSuite(suite) {
+			return fail(nodecp.ErrorCode_invalidArgument, "%s: this node keeps no KeyPackages of cipher suite 0x%04x (it keeps %s)", method, suite, suiteList(s.srv.cfg.KeyPackageSuites))
+		}
+		fp, err := s.srv.cfg.Store.PutKeyPackage(ctx, directoryKey(key, suite), pkg, args.LastResort())
 		if err != nil {
 			return s.storeError(method, err)
 		}
@@ -184,7 +188,11 @@ func (s *session) FetchKeyPackage(ctx context.Context, call auth.AuthService_fet
 		if err := checkKey(method, "identityKey", key); err != nil {
 			return err
 		}
-		pkg, err := s.fetchKeyPackage(ctx, method, key)
+		suite := call.Args().CipherSuite()
+		if !s.srv.keepsSuite(suite) {
+			return fail(nodecp.ErrorCode_noKeyPackage, "%s: this node keeps no KeyPackages of cipher suite 0x%04x (it keeps %s)", method, suite, suiteList(s.srv.cfg.KeyPackageSuites))
+		}
+		pkg, err := s.fetchKeyPackage(ctx, method, key, suite)
 		if err != nil {
 			return err
 		}
@@ -203,7 +211,11 @@ func (s *session) KeyPackageCount(ctx context.Context, call auth.AuthService_key
 		if err := s.owner(method, "identityKey", key); err != nil {
 			return err
 		}
-		n, err := s.srv.cfg.Store.CountKeyPackages(ctx, key)
+		suite := call.Args().CipherSuite()
+		if !s.srv.keepsSuite(suite) {
+			return fail(nodecp.ErrorCode_invalidArgument, "%s: this node keeps no KeyPackages of cipher suite 0x%04x (it keeps %s)", method, suite, suiteList(s.srv.cfg.KeyPackageSuites))
+		}
+		n, err := s.srv.cfg.Store.CountKeyPackages(ctx, directoryKey(key, suite))
 		if err != nil {
 			return s.storeError(method, err)
 		}

@@ -15,14 +15,17 @@ interface AuthService {
   # Stores an RFC 9420 KeyPackage whose BasicCredential identity must be
   # identityKey. fingerprint is the SHA-256 of package. A lastResort package
   # replaces the previous one and is handed out but never consumed.
+  # Packages are kept per cipher suite (the package's own cipher_suite),
+  # for the suites the node lists; another suite fails with invalidArgument.
 
-  fetchKeyPackage @1 (identityKey :Data) -> (package :Data);
-  # Returns one package of identityKey and consumes it: concurrent fetchers
-  # never get the same one. When no consumable package is left, the
-  # last-resort package is returned (and kept); when there is none either,
-  # the call fails with noKeyPackage.
+  fetchKeyPackage @1 (identityKey :Data, cipherSuite :UInt16 = 1) -> (package :Data);
+  # Returns one package of identityKey in cipherSuite and consumes it:
+  # concurrent fetchers never get the same one. When no consumable package
+  # is left, the last-resort package is returned (and kept); when there is
+  # none either, the call fails with noKeyPackage.
 
-  keyPackageCount @2 (identityKey :Data) -> (remaining :UInt32, lastResort :Bool);
-  # How many consumable packages identityKey has left, and whether a
-  # last-resort package is present. Only identityKey's own connection may ask.
+  keyPackageCount @2 (identityKey :Data, cipherSuite :UInt16 = 1) -> (remaining :UInt32, lastResort :Bool);
+  # How many consumable packages identityKey has left in cipherSuite, and
+  # whether a last-resort package is present. Only identityKey's own
+  # connection may ask.
 }

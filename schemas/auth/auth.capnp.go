@@ -47,7 +47,7 @@ func (c AuthService) FetchKeyPackage(ctx context.Context, params func(AuthServic
 		},
 	}
 	if params != nil {
-		s.ArgsSize = capnp.ObjectSize{DataSize: 0, PointerCount: 1}
+		s.ArgsSize = capnp.ObjectSize{DataSize: 8, PointerCount: 1}
 		s.PlaceArgs = func(s capnp.Struct) error { return params(AuthService_fetchKeyPackage_Params(s)) }
 	}
 
@@ -67,7 +67,7 @@ func (c AuthService) KeyPackageCount(ctx context.Context, params func(AuthServic
 		},
 	}
 	if params != nil {
-		s.ArgsSize = capnp.ObjectSize{DataSize: 0, PointerCount: 1}
+		s.ArgsSize = capnp.ObjectSize{DataSize: 8, PointerCount: 1}
 		s.PlaceArgs = func(s capnp.Struct) error { return params(AuthService_keyPackageCount_Params(s)) }
 	}
 
@@ -455,12 +455,12 @@ type AuthService_fetchKeyPackage_Params capnp.Struct
 const AuthService_fetchKeyPackage_Params_TypeID = 0xf07e91a21f37682d
 
 func NewAuthService_fetchKeyPackage_Params(s *capnp.Segment) (AuthService_fetchKeyPackage_Params, error) {
-	st, err := capnp.NewStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 1})
+	st, err := capnp.NewStruct(s, capnp.ObjectSize{DataSize: 8, PointerCount: 1})
 	return AuthService_fetchKeyPackage_Params(st), err
 }
 
 func NewRootAuthService_fetchKeyPackage_Params(s *capnp.Segment) (AuthService_fetchKeyPackage_Params, error) {
-	st, err := capnp.NewRootStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 1})
+	st, err := capnp.NewRootStruct(s, capnp.ObjectSize{DataSize: 8, PointerCount: 1})
 	return AuthService_fetchKeyPackage_Params(st), err
 }
 
@@ -509,12 +509,20 @@ func (s AuthService_fetchKeyPackage_Params) SetIdentityKey(v []byte) error {
 	return capnp.Struct(s).SetData(0, v)
 }
 
+func (s AuthService_fetchKeyPackage_Params) CipherSuite() uint16 {
+	return capnp.Struct(s).Uint16(0) ^ 1
+}
+
+func (s AuthService_fetchKeyPackage_Params) SetCipherSuite(v uint16) {
+	capnp.Struct(s).SetUint16(0, v^1)
+}
+
 // AuthService_fetchKeyPackage_Params_List is a list of AuthService_fetchKeyPackage_Params.
 type AuthService_fetchKeyPackage_Params_List = capnp.StructList[AuthService_fetchKeyPackage_Params]
 
 // NewAuthService_fetchKeyPackage_Params creates a new list of AuthService_fetchKeyPackage_Params.
 func NewAuthService_fetchKeyPackage_Params_List(s *capnp.Segment, sz int32) (AuthService_fetchKeyPackage_Params_List, error) {
-	l, err := capnp.NewCompositeList(s, capnp.ObjectSize{DataSize: 0, PointerCount: 1}, sz)
+	l, err := capnp.NewCompositeList(s, capnp.ObjectSize{DataSize: 8, PointerCount: 1}, sz)
 	return capnp.StructList[AuthService_fetchKeyPackage_Params](l), err
 }
 
@@ -609,12 +617,12 @@ type AuthService_keyPackageCount_Params capnp.Struct
 const AuthService_keyPackageCount_Params_TypeID = 0xc31dc10defea9108
 
 func NewAuthService_keyPackageCount_Params(s *capnp.Segment) (AuthService_keyPackageCount_Params, error) {
-	st, err := capnp.NewStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 1})
+	st, err := capnp.NewStruct(s, capnp.ObjectSize{DataSize: 8, PointerCount: 1})
 	return AuthService_keyPackageCount_Params(st), err
 }
 
 func NewRootAuthService_keyPackageCount_Params(s *capnp.Segment) (AuthService_keyPackageCount_Params, error) {
-	st, err := capnp.NewRootStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 1})
+	st, err := capnp.NewRootStruct(s, capnp.ObjectSize{DataSize: 8, PointerCount: 1})
 	return AuthService_keyPackageCount_Params(st), err
 }
 
@@ -663,12 +671,20 @@ func (s AuthService_keyPackageCount_Params) SetIdentityKey(v []byte) error {
 	return capnp.Struct(s).SetData(0, v)
 }
 
+func (s AuthService_keyPackageCount_Params) CipherSuite() uint16 {
+	return capnp.Struct(s).Uint16(0) ^ 1
+}
+
+func (s AuthService_keyPackageCount_Params) SetCipherSuite(v uint16) {
+	capnp.Struct(s).SetUint16(0, v^1)
+}
+
 // AuthService_keyPackageCount_Params_List is a list of AuthService_keyPackageCount_Params.
 type AuthService_keyPackageCount_Params_List = capnp.StructList[AuthService_keyPackageCount_Params]
 
 // NewAuthService_keyPackageCount_Params creates a new list of AuthService_keyPackageCount_Params.
 func NewAuthService_keyPackageCount_Params_List(s *capnp.Segment, sz int32) (AuthService_keyPackageCount_Params_List, error) {
-	l, err := capnp.NewCompositeList(s, capnp.ObjectSize{DataSize: 0, PointerCount: 1}, sz)
+	l, err := capnp.NewCompositeList(s, capnp.ObjectSize{DataSize: 8, PointerCount: 1}, sz)
 	return capnp.StructList[AuthService_keyPackageCount_Params](l), err
 }
 
@@ -760,44 +776,46 @@ func (f AuthService_keyPackageCount_Results_Future) Struct() (AuthService_keyPac
 	return AuthService_keyPackageCount_Results(p.Struct()), err
 }
 
-const schema_e5e6f60f86b493fb = "x\xda\x9c\x92\xcdKTQ\x18\xc6\xdf\xe7\x9c\x99\xee\x8c" +
-	"\xe3`\xb7q\xd1\xc2(\xc1 \x17\x9aR\x11\xd9\x87c" +
-	"\x1fP\x89t\xcf\xd4\xc6\xa8\xc5i<\xce\\\xd4\xebt" +
-	"?\x0a7\x05AQ\xed\xa4MD\x8bt\xd9\xa6\x16\xfe" +
-	"\x03R \xb4\x8a\xa0MD\x0b\xc1\x82\"\xac\xa0 Z" +
-	"\x9c83\xdei0\xa4tw?~\xe7<\xbf\xf79" +
-	"\xa7\xe74\xcf'z\xb3\xcb[\x88\x89\xb7\xc9M\xfa\xd1" +
-	"\xa7\xbe\x05<\xed\xbeI\xf6f\xae\x7f\xdd\x9b\xbb\xd5\xf2" +
-	"\xe3\xfd\x12\x11r\x17\xd3\x8b97m\x11\xe5Tz!" +
-	"\xf7\xd9<\xe9\x87o\xda\xcf,~\x18\xbeC\xa2\x0d " +
-	"JXD{^\xa7gA\xc8-\xa5\xaf\x124\xffz" +
-	"\x7f\xdfL\xfb\xcc\xfc\x0a\x90d\x868\xd5T%\x86\x9b" +
-	"\x9e\x10tj\xfa\xe3rv~\xdb3\xb2\xdb\x0c\x00\x03" +
-	"\xfclz`\x80t\xa6\x9f\xa0_|\x9f\xff6'\x0f" +
-	"\xbej\x04\xba2\x8f\x0dp\xb8\x0at\xbe|~;:" +
-	"\xf2n\xa9\x11\x90\x99j\xc4\xe5*\xd0U\xde\xbf}v" +
-	"\xfa\xda\x97F`:S\x8d\x98\xc9\xf4\x93&M\xb6\x96" +
-	"QX\xde-\xa3\x90\x95\xbb\x8b\xb2\xe2U\xfa\x06\xa2\xb0" +
-	"|V\xf9W,\xb7\xa8\x1c@4\xf3$Q} \xc4" +
-	"Z\xb6\xb8K\xcc\x1e\xb2\xf0'\x07\xb1\x91=p\x83\x98" +
-	"}\xc0\x02\xab\x8f\x89\xb82\xbb\xcb\xfc\xdbi\xe9\xa82" +
-	">)G\x06\x15\xa6\x1cY\x1c\x93%E\x94\x87\x1eU" +
-	"a\xb1<\xa8\xa6\x10\x7f\xccC\x8f\xa9\x1a\x82\x92:6" +
-	"\x19y!\xe5\xe1\x00u\xf3\xe4js\xb7\xa8\xba\xe35" +
-	"+K:\x0a*\x88\xac\xf10\x10)\x9e J\x80\xc8" +
-	"\xee,\x10\x89]\x1cb/\x83\x8d\x1d\xad\xe6\xa0\xec\xde" +
-	"\xf3D\xa2\x87C\x1cb\xd0\xbe\x9a\x90\xae\xe7z\x84\x12" +
-	"R\xc4\x90\"\xe8q\x19\x84\x05\x15L\x12\xf7C\x80\x18" +
-	"@\xffP\x89\x07\x8d\x85:\x1c\xe9[r\"\x10\xcdu" +
-	"\x95\x13\x97\x88\xc4q\x0e\xe1\x18\x15\xd4T\x86\x8e\x12\x89" +
-	"\x93\x1c\xe2\x1c\x03X+\x18`\x0b\xa3\xe7p\x88\x0b\x0c" +
-	"\xda\x1dQ^\xe8\x86Sd\x99\xc2\xb2\xc4\x90%\\\xaf" +
-	"\xd4R\xe2\xf7\x0d\x08\xaf\xee\xce\x91\xbe\xe4\x13\x81H\xd4" +
-	"}\xb3\xc6\xb7\x99Cl]Kc\x9d\x95\x14T\xd0\x12" +
-	"\x99\xe3Y#c\xd4\xf5J\xca\xaf\xf8d\xb9^\xf8\x7f" +
-	"\x19\xf1Mj\x88\xa8\xdd\x80\x86\x08\xd3p\x8aC\xb4\xb2" +
-	"\xbf{[\xd7\xe6\x1b\xa9\xe8w\x00\x00\x00\xff\xffk2" +
-	"BE"
+const schema_e5e6f60f86b493fb = "x\xda\xb4\x92\xcdKTQ\x18\xc6\xdf\xe7\x9c\x99\xee\x8c" +
+	"\xe3`\xb7q\xd1\xc2(\xc1 \x17\x9aR\x11Y\xd4\xd8" +
+	"\x07\x14\"\xdd3\xb61jq\x1d\x8f37\x9d\xebp" +
+	"\xe7\xde\xc4E\x05AQ\xed\xa4MD\x8bt\xd9\xa6\x02" +
+	"\xff\x01)\x10ZU\xd0&\"H\xb0\xa0\x08+(\x88" +
+	"\x16'\xce\x8c\xf7:Z\x14\x06\xed\xee\xc7\xef\x9c\xe7\xf7" +
+	">\xe7t\x9d\xe3\xd9Xwzi\x131\xf1*\xbeA" +
+	"\xdd\xfd\xd03\x8f\x07\x9dW\xc8\xdc\xc8\xd5\x8f\x9b\xb3W" +
+	"\x9b\xbe\xbd]$B\xe6lr!\xe3$\x0d\xa2\x8cL" +
+	"\xceg>\xea'u\xe7e\xeb\xc9\x85w\x83\xd7I\xb4" +
+	"\x00D1\x83h\xd7\x8b\xe4\x0c\x08\x99\xc5\xe4\x04A\xf1" +
+	"\xcf\xb7\xf6L\xb7N\xcf-\x03q\xa6\x89\x13\x0dUb" +
+	"\xb0\xe1>A%\xa6\xde/\xa5\xe7\xb6<\x0a\x09h\xe2" +
+	"{\xc3mM$Sz\x8f'_\xe7\xbe\xcc\xda\xfb\x9f" +
+	"\x93\xd9\x12\x01\xa5\xd4=\x0d\\H\x1d\"\xa8\xf6\xa7\x8f" +
+	"\xaf\x05\x07_/\xd6\x03\xd3\xa9j\xc6\xc3*\xd0Q\xdc" +
+	"\xbbuf\xea\xe2\xa7U\x19\xcfR\xd5\x8c7\xa9\x09R" +
+	"\xa4\xc8Tv\xe0\x17w\xda\x81\xcf\x8a\x9dy\xbb\xec\x96" +
+	"{z\x03\xbf8 \xbd\xf3\x86\x93\x97\x16 \x1ay\x9c" +
+	"(\x1a\x09\xa1\x97)n\x103\xfb\x0d\xac\x04!T2" +
+	"{/\x133\xf7\x19`\xd1\xa0\x08K3;\xf4\xbf\xed" +
+	"\x86\x0a\xcac\xe3\xf6p\x9f\xc4\xa4e\xe7G\xed\x82$" +
+	"\xcaB\x8dH?_\xec\x93\x93\x08?f\xa1Fe\x0d" +
+	"AA\x1e\x19\x0f\\\x9f\xb2\xb0\x80\xc8<\xbe\xd6\xdc\xc9" +
+	"\xcb\xcep\xcd\xf2\x92\xb6\x9c\xac\x04\xc6\x98_\x11\x09\x1e" +
+	"#\x8a\x81\xc8l\xcf\x11\x89\x1d\x1cb7\x83\x89m\xcd" +
+	"\xba$\xb3\xfb4\x91\xe8\xe2\x10\x07\x18\x94'K\xb6\xe3" +
+	":.\xa1\x80\x041$\x08j\xcc\xae\xf89Y\x19'" +
+	"\xee\xf9\x001\x80\xfe\xa2\x12\x0e\x1a\x0a\xb5Y\xb6g\xd8" +
+	"\xa5\x8ah\x8cT\x8e\x0d\x11\x89\xa3\x1c\xc2\xd2*\xa8\xa9" +
+	"\xf4\x1f&\x12\xc79\xc4)\x06\xb0f0\xc0\x14Z\xcf" +
+	"\xe2\x10g\x18\x943,]\xdf\xf1'\xc9\xd0\x85\xa5\x89" +
+	"!M\xb8T\xae\xa5\x84\xef\xff \xbc\xb6;\xcb\xf6l" +
+	"^ZU\xdd\xd0JuU]\xc0\xec\x1e\xaak\xee\xb7" +
+	"j*\xef\x94\x8b\xd2\x1b\x08\xc8p|\x09\x83X\xdcX" +
+	"\x7f{9Yi\x0a\xf4I\xc6\"\x9d\xb4\x8en\xe4\x10" +
+	"\x9b\x19\xd4\x88\xe3\x16\xa4W\xf6\xc8p\\?\x8a\xfec" +
+	"Fx\xe9\xea\"j\x97\xa5.B\x1fF\x82C4\xb3" +
+	"_+^\xd7\xe6\xff\xb9\xcd\x9f\x01\x00\x00\xff\xff\xdd\x98" +
+	"Ts"
 
 func RegisterSchema(reg *schemas.Registry) {
 	reg.Register(&schemas.Schema{

@@ -110,7 +110,7 @@ func (c NodeService) FetchKeyPackage(ctx context.Context, params func(auth.AuthS
 		},
 	}
 	if params != nil {
-		s.ArgsSize = capnp.ObjectSize{DataSize: 0, PointerCount: 1}
+		s.ArgsSize = capnp.ObjectSize{DataSize: 8, PointerCount: 1}
 		s.PlaceArgs = func(s capnp.Struct) error { return params(auth.AuthService_fetchKeyPackage_Params(s)) }
 	}
 
@@ -130,7 +130,7 @@ func (c NodeService) KeyPackageCount(ctx context.Context, params func(auth.AuthS
 		},
 	}
 	if params != nil {
-		s.ArgsSize = capnp.ObjectSize{DataSize: 0, PointerCount: 1}
+		s.ArgsSize = capnp.ObjectSize{DataSize: 8, PointerCount: 1}
 		s.PlaceArgs = func(s capnp.Struct) error { return params(auth.AuthService_keyPackageCount_Params(s)) }
 	}
 

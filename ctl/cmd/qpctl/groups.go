@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -63,31 +64,50 @@ func (a *app) printGroup(g *daemonv1.Group) error {
 	if a.json {
 		return a.printJSON(groupJSON(g))
 	}
-	return a.printf("%s  %-20s epoch %d  members %d  unread %d\n", g.GetGroupId(), g.GetName(), g.GetEpoch(), g.GetMemberCount(), g.GetUnread())
+	return a.printf("%s  %-20s epoch %d  members %d  unread %d  %s\n", g.GetGroupId(), g.GetName(), g.GetEpoch(), g.GetMemberCount(), g.GetUnread(), suiteText(g))
+}
+
+// suiteText names a group's cipher suite for people, marked when it is
+// post-quantum.
+func suiteText(g *daemonv1.Group) string {
+	if g.GetCipherSuite() == 0 {
+		return "suite unknown"
+	}
+	pq := ""
+	if g.GetPostQuantum() {
+		pq = " (post-quantum)"
+	}
+	return fmt.Sprintf("suite 0x%04x %s%s", g.GetCipherSuite(), g.GetCipherSuiteName(), pq)
 }
 
 func groupJSON(g *daemonv1.Group) map[string]any {
 	return map[string]any{
 		"group_id": g.GetGroupId(), "name": g.GetName(), "epoch": g.GetEpoch(), "member_count": g.GetMemberCount(),
 		"unread": g.GetUnread(), "last_seq": g.GetLastSeq(), "created_at": timeString(g.GetCreatedAt()),
+		"cipher_suite": g.GetCipherSuite(), "cipher_suite_name": g.GetCipherSuiteName(), "post_quantum": g.GetPostQuantum(),
 	}
 }
 
 func (a *app) createGroupCommand() *cobra.Command {
 	var name string
+	var pq bool
 	cmd := &cobra.Command{
-		Use: "create-group --name NAME", Short: "Create a group with you as its only member", GroupID: "groups",
+		Use: "create-group --name NAME [--pq]", Short: "Create a group with you as its only member", GroupID: "groups",
 		Long: `Create an MLS group with you as its only member. NAME is your local name
 for it (other members name it themselves); it must be unique among your
-groups.`,
+groups. With --pq the group is post-quantum: its key exchange is X-Wing
+(ML-KEM-768 + X25519), so a recording of it stays secret against a future
+quantum computer; every invitee needs a qpd that publishes post-quantum
+KeyPackages. Without --pq the group gets qpd's default suite (qpd
+--default-suite).`,
 		Args:    exactArgs(0),
-		Example: "  qpctl create-group --name team",
+		Example: "  qpctl create-group --name team\n  qpctl create-group --name secret --pq",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if name == "" {
 				return usagef("--name is required")
 			}
 			return a.call(cmd.Context(), 0, func(ctx context.Context, c *client.Client) error {
-				r, err := c.CreateGroup(ctx, &daemonv1.CreateGroupRequest{Name: name})
+				r, err := c.CreateGroup(ctx, &daemonv1.CreateGroupRequest{Name: name, PostQuantum: pq})
 				if err != nil {
 					return err
 				}
@@ -96,6 +116,7 @@ groups.`,
 		},
 	}
 	cmd.Flags().StringVarP(&name, "name", "n", "", "the group's local name")
+	cmd.Flags().BoolVar(&pq, "pq", false, "make a post-quantum group (X-Wing key exchange)")
 	cmd.Flags().StringVar(&name, "group-id", "", "the group's local name")
 	cmd.Flags().MarkHidden("group-id")
 	return cmd
@@ -190,7 +211,8 @@ members who see the same authenticator share the same group state.`,
 				}
 				for _, m := range r.GetMembers() {
 					if a.json {
-						if err := a.printJSON(map[string]any{"group_id": r.GetGroup().GetGroupId(), "identity": m.GetIdentity(), "leaf_index": m.GetLeafIndex(), "self": m.GetSelf(), "epoch": r.GetEpoch(), "epoch_authenticator": r.GetEpochAuthenticator()}); err != nil {
+						if err := a.printJSON(map[string]any{"group_id": r.GetGroup().GetGroupId(), "identity": m.GetIdentity(), "leaf_index": m.GetLeafIndex(), "self": m.GetSelf(), "epoch": r.GetEpoch(), "epoch_authenticator": r.GetEpochAuthenticator(),
+							"cipher_suite": r.GetGroup().GetCipherSuite(), "cipher_suite_name": r.GetGroup().GetCipherSuiteName(), "post_quantum": r.GetGroup().GetPostQuantum()}); err != nil {
 							return err
 						}
 						continue
@@ -204,7 +226,7 @@ members who see the same authenticator share the same group state.`,
 				if a.json {
 					return nil
 				}
-				return a.printf("epoch %d  authenticator %s\n", r.GetEpoch(), r.GetEpochAuthenticator())
+				return a.printf("epoch %d  authenticator %s  %s\n", r.GetEpoch(), r.GetEpochAuthenticator(), suiteText(r.GetGroup()))
 			})
 		},
 	}

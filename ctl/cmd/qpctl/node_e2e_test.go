@@ -48,6 +48,20 @@ func e2eWaitKeyPackages(t *testing.T, qpctl, socket string, want int) e2eStatus 
 	}
 }
 
+// e2eWaitSecrets waits until qpd holds want KeyPackage secrets (its
+// uploads to the node for every suite are done).
+func e2eWaitSecrets(t *testing.T, qpctl, socket string, want int) e2eStatus {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st := e2eStatusOf(t, qpctl, socket)
+		if st.KeyPackageSecrets == want || time.Now().After(deadline) {
+			return st
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // Two qpd processes against a node: both register and publish
 // KeyPackages, one pinning the node on first use and one given its
 // certificate; one fetches the other's KeyPackage.
@@ -82,9 +96,10 @@ func TestE2ETwoDaemonsAndANode(t *testing.T) {
 	if !hex64.MatchString(alice) || !hex64.MatchString(bob) || alice == bob {
 		t.Fatalf("identities %q %q", alice, bob)
 	}
-	st := e2eWaitKeyPackages(t, qpctl, aliceSock, 10)
-	if st.KeyPackageSecrets != 11 || st.Node.PinnedCertSHA256 == "" {
-		t.Errorf("alice: %+v, want 11 secrets (10 + last resort) and a pinned node", st)
+	e2eWaitKeyPackages(t, qpctl, aliceSock, 10)
+	st := e2eWaitSecrets(t, qpctl, aliceSock, 22)
+	if st.KeyPackageSecrets != 22 || st.Node.PinnedCertSHA256 == "" {
+		t.Errorf("alice: %+v, want 22 secrets (10 + last resort in suite 1 and in X-Wing) and a pinned node", st)
 	}
 	e2eWaitKeyPackages(t, qpctl, bobSock, 10)
 
@@ -126,8 +141,8 @@ func TestE2ETwoDaemonsAndANode(t *testing.T) {
 	if r := e2eRun(t, qpctl, aliceSock, "whoami"); strings.TrimSpace(r.stdout) != alice {
 		t.Fatalf("whoami after SIGKILL: %+v", r)
 	}
-	st = e2eWaitKeyPackages(t, qpctl, aliceSock, 10)
-	if st.KeyPackageSecrets != 12 {
-		t.Errorf("secrets after restart = %d, want 12 (11 kept, 1 new)", st.KeyPackageSecrets)
+	e2eWaitKeyPackages(t, qpctl, aliceSock, 10)
+	if st = e2eWaitSecrets(t, qpctl, aliceSock, 23); st.KeyPackageSecrets != 23 {
+		t.Errorf("secrets after restart = %d, want 23 (22 kept, 1 new)", st.KeyPackageSecrets)
 	}
 }

@@ -91,6 +91,7 @@ type options struct {
 	maxConns, maxConnsPerIdentity int
 	memoryBudgetMiB               int64
 	idleTimeout, frameTimeout     time.Duration
+	requirePQTLS                  bool
 }
 
 // softMemoryHeadroom is the Go runtime's soft memory limit over the RPC
@@ -143,6 +144,8 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	fs.Int64Var(&o.memoryBudgetMiB, "memory-budget", server.DefaultMemoryBudget>>20, "MiB of RPC messages all connections may hold together")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", server.DefaultIdleTimeout, "close a connection with no subscription after this long without a message")
 	fs.DurationVar(&o.frameTimeout, "frame-timeout", server.DefaultFrameTimeout, "time to receive an RPC message once it started, and to send one")
+	fs.BoolVar(&o.requirePQTLS, "require-pq-tls", env("QPQ_REQUIRE_PQ_TLS", "") == "1",
+		"refuse clients without the hybrid post-quantum TLS key exchange X25519MLKEM768 (env QPQ_REQUIRE_PQ_TLS=1)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, "Usage: qpnode [flags]\n\nqpnode is the quicproquo node: it keeps the KeyPackage directory and the\nmessage queues, and serves them over QUIC.\n\nFlags:\n")
@@ -328,13 +331,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	tlsConf := transport.ServerTLSConfig(cert)
 	tlsConf.Certificates, tlsConf.GetCertificate = nil, certs.GetCertificate
+	if o.requirePQTLS {
+		transport.RequireHybridKeyExchange(tlsConf, log)
+	}
 	ln, err := server.ListenTLS(o.listen, tlsConf)
 	if err != nil {
 		return err
 	}
 	defer ln.Close()
 	addr := ln.Addr().String()
-	log.Info("listening", "addr", addr, "alpn", transport.ALPN)
+	log.Info("listening", "addr", addr, "alpn", transport.ALPN, "require_pq_tls", o.requirePQTLS)
 	if o.readyFile != "" {
 		if err := os.WriteFile(o.readyFile, []byte(addr+"\n"), 0o600); err != nil {
 			return fmt.Errorf("ready file: %w", err)

@@ -762,10 +762,16 @@ type Group struct {
 	MemberCount uint32 `protobuf:"varint,4,opt,name=member_count,json=memberCount,proto3" json:"member_count,omitempty"`
 	Unread      uint64 `protobuf:"varint,5,opt,name=unread,proto3" json:"unread,omitempty"`
 	// Sequence number of the newest message in the group.
-	LastSeq       uint64                 `protobuf:"varint,6,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LastSeq   uint64                 `protobuf:"varint,6,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// The group's MLS cipher suite: its code point and name (for example
+	// 0xf001, MLS_128_MLKEM768X25519_AES128GCM_SHA256_Ed25519), and whether
+	// its key exchange is post-quantum.
+	CipherSuite     uint32 `protobuf:"varint,8,opt,name=cipher_suite,json=cipherSuite,proto3" json:"cipher_suite,omitempty"`
+	CipherSuiteName string `protobuf:"bytes,9,opt,name=cipher_suite_name,json=cipherSuiteName,proto3" json:"cipher_suite_name,omitempty"`
+	PostQuantum     bool   `protobuf:"varint,10,opt,name=post_quantum,json=postQuantum,proto3" json:"post_quantum,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Group) Reset() {
@@ -847,6 +853,27 @@ func (x *Group) GetCreatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Group) GetCipherSuite() uint32 {
+	if x != nil {
+		return x.CipherSuite
+	}
+	return 0
+}
+
+func (x *Group) GetCipherSuiteName() string {
+	if x != nil {
+		return x.CipherSuiteName
+	}
+	return ""
+}
+
+func (x *Group) GetPostQuantum() bool {
+	if x != nil {
+		return x.PostQuantum
+	}
+	return false
+}
+
 type Member struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Identity key, hex.
@@ -909,8 +936,11 @@ func (x *Member) GetSelf() bool {
 }
 
 type CreateGroupRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Make a post-quantum group (qpd's post-quantum suite, X-Wing) whatever
+	// qpd's default suite is.
+	PostQuantum   bool `protobuf:"varint,2,opt,name=post_quantum,json=postQuantum,proto3" json:"post_quantum,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -950,6 +980,13 @@ func (x *CreateGroupRequest) GetName() string {
 		return x.Name
 	}
 	return ""
+}
+
+func (x *CreateGroupRequest) GetPostQuantum() bool {
+	if x != nil {
+		return x.PostQuantum
+	}
+	return false
 }
 
 type CreateGroupResponse struct {
@@ -3941,7 +3978,7 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\n" +
 	"not_before\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tnotBefore\x127\n" +
 	"\tnot_after\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\x12\x18\n" +
-	"\aproblem\x18\t \x01(\tR\aproblem\"\xdd\x01\n" +
+	"\aproblem\x18\t \x01(\tR\aproblem\"\xcf\x02\n" +
 	"\x05Group\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -3950,14 +3987,19 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x06unread\x18\x05 \x01(\x04R\x06unread\x12\x19\n" +
 	"\blast_seq\x18\x06 \x01(\x04R\alastSeq\x129\n" +
 	"\n" +
-	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"W\n" +
+	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12!\n" +
+	"\fcipher_suite\x18\b \x01(\rR\vcipherSuite\x12*\n" +
+	"\x11cipher_suite_name\x18\t \x01(\tR\x0fcipherSuiteName\x12!\n" +
+	"\fpost_quantum\x18\n" +
+	" \x01(\bR\vpostQuantum\"W\n" +
 	"\x06Member\x12\x1a\n" +
 	"\bidentity\x18\x01 \x01(\tR\bidentity\x12\x1d\n" +
 	"\n" +
 	"leaf_index\x18\x02 \x01(\rR\tleafIndex\x12\x12\n" +
-	"\x04self\x18\x03 \x01(\bR\x04self\"(\n" +
+	"\x04self\x18\x03 \x01(\bR\x04self\"K\n" +
 	"\x12CreateGroupRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"A\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
+	"\fpost_quantum\x18\x02 \x01(\bR\vpostQuantum\"A\n" +
 	"\x13CreateGroupResponse\x12*\n" +
 	"\x05group\x18\x01 \x01(\v2\x14.qpq.daemon.v1.GroupR\x05group\"B\n" +
 	"\rInviteRequest\x12\x14\n" +
