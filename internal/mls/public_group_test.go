@@ -221,7 +221,7 @@ func TestPublicGroupRefusesBadCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	ac.Auth.ConfirmationTag = m.PublicMessage.Auth.ConfirmationTag
-	pm := &PublicMessage{Content: ac.Content, Auth: ac.Auth, MembershipTag: make([]byte, 32)}
+	pm := &PublicMessage{Content: ac.Content, Auth: ac.Auth, MembershipTag: make([]byte, b.g.suite.HashSize())}
 	f.refused("outsider signature", (&MLSMessage{Version: MLS10, WireFormat: WireFormatPublicMessage, PublicMessage: pm}).Marshal(), ErrInvalidMessage)
 	if err := b.g.DiscardPendingCommit(); err != nil {
 		t.Fatal(err)
@@ -287,8 +287,8 @@ func TestPublicGroupRefusesBadCommits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	acr.Auth.ConfirmationTag = make([]byte, 32)
-	pmr := &PublicMessage{Content: acr.Content, Auth: acr.Auth, MembershipTag: make([]byte, 32)}
+	acr.Auth.ConfirmationTag = make([]byte, a.g.suite.HashSize())
+	pmr := &PublicMessage{Content: acr.Content, Auth: acr.Auth, MembershipTag: make([]byte, a.g.suite.HashSize())}
 	f.refused("removed member", (&MLSMessage{Version: MLS10, WireFormat: WireFormatPublicMessage, PublicMessage: pmr}).Marshal(), ErrInvalidMessage)
 
 	// The group goes on: the view follows the next valid commit.
