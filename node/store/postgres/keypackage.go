@@ -106,12 +106,7 @@ DELETE FROM key_packages WHERE id = (
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("postgres: %s: %w", op, err)
 		}
-		err = tx.QueryRow(ctx,
-			`SELECT package FROM key_packages WHERE identity = $1 AND last_resort`, identity).Scan(&pkg)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("postgres: %s: %w", op, store.ErrNoKeyPackage)
-		}
-		if err != nil {
+		if pkg, err = lastResort(ctx, tx, identity); err != nil {
 			return fmt.Errorf("postgres: %s: %w", op, err)
 		}
 		return errRollback // nothing was changed
@@ -138,4 +133,20 @@ FROM key_packages WHERE identity = $1`, identity).Scan(&c.Remaining, &c.LastReso
 		return nil
 	})
 	return c, err
+}
+
+// rowQuerier is what lastResort needs of a transaction or the pool.
+type rowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// lastResort reads identity's last-resort package, or store.ErrNoKeyPackage.
+func lastResort(ctx context.Context, q rowQuerier, identity []byte) ([]byte, error) {
+	var pkg []byte
+	err := q.QueryRow(ctx,
+		`SELECT package FROM key_packages WHERE identity = $1 AND last_resort`, identity).Scan(&pkg)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, store.ErrNoKeyPackage
+	}
+	return pkg, err
 }

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -104,13 +103,8 @@ func (s *Store) LastResortKeyPackage(ctx context.Context, identity []byte) ([]by
 		return nil, fmt.Errorf("postgres: %s: %w", op, err)
 	}
 	var pkg []byte
-	err := s.read(ctx, op, func(ctx context.Context) error {
-		err := s.pool.QueryRow(ctx,
-			`SELECT package FROM key_packages WHERE identity = $1 AND last_resort`, identity).Scan(&pkg)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("postgres: %s: %w", op, store.ErrNoKeyPackage)
-		}
-		if err != nil {
+	err := s.read(ctx, op, func(ctx context.Context) (err error) {
+		if pkg, err = lastResort(ctx, s.pool, identity); err != nil {
 			return fmt.Errorf("postgres: %s: %w", op, err)
 		}
 		return nil

@@ -93,11 +93,7 @@ DELETE FROM key_packages WHERE id = (
 		if !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
-		err = tx.QueryRowContext(ctx,
-			`SELECT package FROM key_packages WHERE identity = ? AND last_resort = 1`, identity).Scan(&pkg)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("sqlite: %s: %w", op, store.ErrNoKeyPackage)
-		}
+		pkg, err = lastResort(ctx, tx, identity)
 		if err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
@@ -107,6 +103,17 @@ DELETE FROM key_packages WHERE id = (
 		return nil, err
 	}
 	return pkg, nil
+}
+
+// lastResort reads identity's last-resort package, or store.ErrNoKeyPackage.
+func lastResort(ctx context.Context, tx *sql.Tx, identity []byte) ([]byte, error) {
+	var pkg []byte
+	err := tx.QueryRowContext(ctx,
+		`SELECT package FROM key_packages WHERE identity = ? AND last_resort = 1`, identity).Scan(&pkg)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNoKeyPackage
+	}
+	return pkg, err
 }
 
 // CountKeyPackages implements store.Store.

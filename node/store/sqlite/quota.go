@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -73,13 +72,8 @@ func (s *Store) LastResortKeyPackage(ctx context.Context, identity []byte) ([]by
 		return nil, fmt.Errorf("sqlite: %s: %w", op, err)
 	}
 	var pkg []byte
-	err := s.read(ctx, op, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx,
-			`SELECT package FROM key_packages WHERE identity = ? AND last_resort = 1`, identity).Scan(&pkg)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("sqlite: %s: %w", op, store.ErrNoKeyPackage)
-		}
-		if err != nil {
+	err := s.read(ctx, op, func(tx *sql.Tx) (err error) {
+		if pkg, err = lastResort(ctx, tx, identity); err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
 		return nil
