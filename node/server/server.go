@@ -113,33 +113,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.MaxPayloadSize <= 0 {
-		cfg.MaxPayloadSize = DefaultMaxPayloadSize
-	}
-	if cfg.MaxKeyPackageSize <= 0 {
-		cfg.MaxKeyPackageSize = DefaultMaxKeyPackageSize
-	}
-	if cfg.RateLimit <= 0 {
-		cfg.RateLimit = DefaultRateLimit
-	}
-	if cfg.RateBurst <= 0 {
-		cfg.RateBurst = DefaultRateBurst
-	}
-	if cfg.MaxRecipients <= 0 {
-		cfg.MaxRecipients = DefaultMaxRecipients
-	}
-	if cfg.ReceiveBatch <= 0 {
-		cfg.ReceiveBatch = DefaultReceiveBatch
-	}
-	if cfg.MaxConnsPerIP <= 0 {
-		cfg.MaxConnsPerIP = DefaultMaxConnsPerIP
-	}
+	cfg.rpcDefaults()
+	setDefault(&cfg.RateLimit, DefaultRateLimit)
+	setDefault(&cfg.RateBurst, DefaultRateBurst)
+	setDefault(&cfg.ReceiveBatch, DefaultReceiveBatch)
+	setDefault(&cfg.MaxConnsPerIP, DefaultMaxConnsPerIP)
 	setDefault(&cfg.MaxConns, DefaultMaxConns)
 	setDefault(&cfg.MaxAnonConnsPerIP, min(DefaultMaxAnonPerIP, cfg.MaxConnsPerIP))
 	setDefault(&cfg.MaxConnsPerIdentity, DefaultMaxConnsPerID)
-	setDefault(&cfg.IdleTimeout, DefaultIdleTimeout)
-	setDefault(&cfg.FrameTimeout, DefaultFrameTimeout)
-	setDefault(&cfg.MemoryBudget, DefaultMemoryBudget)
 	if cfg.RPC == nil {
 		lim := RPCLimits(cfg)
 		cfg.RPC = &lim
@@ -179,30 +160,16 @@ func (cfg *Config) policyDefaults() error {
 	case cfg.PowDifficulty > pow.MaxDifficulty:
 		return fmt.Errorf("server: proof-of-work difficulty %d above %d", cfg.PowDifficulty, pow.MaxDifficulty)
 	}
-	if cfg.MessageTTL <= 0 {
-		cfg.MessageTTL = DefaultMessageTTL
-	}
-	if cfg.ExpireInterval <= 0 {
-		cfg.ExpireInterval = DefaultExpireInterval
-	}
+	setDefault(&cfg.MessageTTL, DefaultMessageTTL)
+	setDefault(&cfg.ExpireInterval, DefaultExpireInterval)
 	if cfg.DiskBudget == 0 {
 		cfg.DiskBudget = DefaultDiskBudget
 	}
-	if cfg.FetchRate <= 0 {
-		cfg.FetchRate = DefaultFetchRate
-	}
-	if cfg.FetchBurst <= 0 {
-		cfg.FetchBurst = DefaultFetchBurst
-	}
-	if cfg.TargetFetchRate <= 0 {
-		cfg.TargetFetchRate = DefaultTargetFetchRate
-	}
-	if cfg.TargetFetchBurst <= 0 {
-		cfg.TargetFetchBurst = DefaultTargetFetchBurst
-	}
-	if cfg.KeyPackageLowWater <= 0 {
-		cfg.KeyPackageLowWater = DefaultLowWater
-	}
+	setDefault(&cfg.FetchRate, DefaultFetchRate)
+	setDefault(&cfg.FetchBurst, DefaultFetchBurst)
+	setDefault(&cfg.TargetFetchRate, DefaultTargetFetchRate)
+	setDefault(&cfg.TargetFetchBurst, DefaultTargetFetchBurst)
+	setDefault(&cfg.KeyPackageLowWater, DefaultLowWater)
 	if len(cfg.KeyPackageSuites) == 0 {
 		cfg.KeyPackageSuites = DefaultKeyPackageSuites
 	}
@@ -308,10 +275,20 @@ const (
 	closeRPCLimit     quic.ApplicationErrorCode = 3
 )
 
-func setDefault[T int | int64 | time.Duration](v *T, def T) {
+func setDefault[T int | int64 | time.Duration | rate.Limit](v *T, def T) {
 	if *v <= 0 {
 		*v = def
 	}
+}
+
+// rpcDefaults gives the zero fields RPCLimits derives from their defaults.
+func (cfg *Config) rpcDefaults() {
+	setDefault(&cfg.MaxPayloadSize, DefaultMaxPayloadSize)
+	setDefault(&cfg.MaxKeyPackageSize, DefaultMaxKeyPackageSize)
+	setDefault(&cfg.MaxRecipients, DefaultMaxRecipients)
+	setDefault(&cfg.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&cfg.FrameTimeout, DefaultFrameTimeout)
+	setDefault(&cfg.MemoryBudget, DefaultMemoryBudget)
 }
 
 // RPCLimits derives the RPC resource bounds of a connection from cfg (its
@@ -324,12 +301,7 @@ func setDefault[T int | int64 | time.Duration](v *T, def T) {
 // maxBatchBytes (capnp keeps each until the client's Finish, in an arena
 // that may be a quarter larger) and two messages of that largest size.
 func RPCLimits(cfg Config) transport.Limits {
-	setDefault(&cfg.MaxPayloadSize, DefaultMaxPayloadSize)
-	setDefault(&cfg.MaxKeyPackageSize, DefaultMaxKeyPackageSize)
-	setDefault(&cfg.MaxRecipients, DefaultMaxRecipients)
-	setDefault(&cfg.IdleTimeout, DefaultIdleTimeout)
-	setDefault(&cfg.FrameTimeout, DefaultFrameTimeout)
-	setDefault(&cfg.MemoryBudget, DefaultMemoryBudget)
+	cfg.rpcDefaults()
 	frame := uint64(max(2*cfg.MaxPayloadSize+maxClientMsgIDSize, cfg.MaxKeyPackageSize)+40*cfg.MaxRecipients) + 64<<10
 	held := int64(3*maxBatchBytes) + 2*int64(frame) + 2<<20
 	return transport.Limits{
