@@ -17,7 +17,13 @@ type Metrics struct {
 	pushed        prometheus.Counter
 	held          prometheus.Gauge
 	peakHeld      prometheus.Histogram
-	policy        *policyMetrics
+
+	// Registration, quotas, expiry and the KeyPackage directory.
+	refusals      *prometheus.CounterVec
+	registrations *prometheus.CounterVec
+	diskUsedBytes prometheus.Gauge
+	expired       prometheus.Counter
+	notices       prometheus.Counter
 }
 
 // NewMetrics creates the node's instruments and registers them with reg.
@@ -57,9 +63,29 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "The most bytes of RPC messages each closed connection held at once.",
 			Buckets: prometheus.ExponentialBuckets(4<<10, 4, 9),
 		}),
-		policy: newPolicyMetrics(),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "qpnode", Name: "limit_refusals_total",
+			Help: "Calls refused or downgraded, and connections refused or closed, by a limit, by kind (quota, diskFull, unknownRecipient, keyPackageFetchRate, keyPackageTargetRate; conns, connsPerIP, connsPerIdentity, frameSize, openAnswers, heldBytes, memoryBudget, idle, ...).",
+		}, []string{"kind"}),
+		registrations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "qpnode", Name: "registrations_total",
+			Help: "Identities registered, by how (token or proof of work).",
+		}, []string{"how"}),
+		diskUsedBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "qpnode", Name: "disk_used_bytes",
+			Help: "Bytes the store takes, at the last reading.",
+		}),
+		expired: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "qpnode", Name: "expired_messages_total",
+			Help: "Messages deleted for being older than the message TTL.",
+		}),
+		notices: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "qpnode", Name: "keypackage_low_notices_total",
+			Help: "Low-water notices queued for identities whose KeyPackages run low.",
+		}),
 	}
-	for _, c := range append([]prometheus.Collector{m.requests, m.duration, m.connections, m.subscriptions, m.enqueuedBytes, m.pushed, m.held, m.peakHeld}, m.policy.collectors()...) {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.connections, m.subscriptions, m.enqueuedBytes, m.pushed, m.held, m.peakHeld,
+		m.refusals, m.registrations, m.diskUsedBytes, m.expired, m.notices} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -109,5 +135,35 @@ func (m *Metrics) heldDelta(n int64) {
 func (m *Metrics) connectionPeak(n int64) {
 	if m != nil {
 		m.peakHeld.Observe(float64(n))
+	}
+}
+
+func (m *Metrics) refused(kind string) {
+	if m != nil {
+		m.refusals.WithLabelValues(kind).Inc()
+	}
+}
+
+func (m *Metrics) registration(how string) {
+	if m != nil {
+		m.registrations.WithLabelValues(how).Inc()
+	}
+}
+
+func (m *Metrics) diskUsed(n int64) {
+	if m != nil {
+		m.diskUsedBytes.Set(float64(n))
+	}
+}
+
+func (m *Metrics) expiredMessages(n int) {
+	if m != nil {
+		m.expired.Add(float64(n))
+	}
+}
+
+func (m *Metrics) lowWaterNotice() {
+	if m != nil {
+		m.notices.Inc()
 	}
 }
