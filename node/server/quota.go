@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -35,33 +36,29 @@ type diskGuard struct {
 	readAt time.Time // zero: never read
 }
 
-// admit reports a diskFull error unless n more bytes fit; group traffic
-// may use the reserve.
-func (g *diskGuard) admit(ctx context.Context, m *Metrics, method string, n int64, group bool) error {
-	if g == nil {
-		return nil
-	}
+// room reports whether n more bytes fit, and the limit they were held
+// to; group traffic may use the reserve. err is the store's, from reading
+// its usage.
+func (g *diskGuard) room(ctx context.Context, m *Metrics, n int64, group bool) (limit int64, ok bool, err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.readAt.IsZero() || time.Since(g.readAt) > diskSample || g.since+n > g.budget/64 {
 		used, err := g.store.DiskUsage(ctx)
 		if err != nil {
-			return fail(nodecp.ErrorCode_internal, "%s: storage failure", method)
+			return 0, false, err
 		}
 		g.used, g.since, g.readAt = used, 0, time.Now()
 		m.diskUsed(used)
 	}
-	limit, kind := g.budget-g.budget/10, "direct"
+	limit = g.budget - g.budget/10
 	if group {
-		limit, kind = g.budget, "group"
+		limit = g.budget
 	}
 	if g.used+g.since+n > limit {
-		m.refused("diskFull")
-		return fail(nodecp.ErrorCode_diskFull, "%s: the node's disk budget for %s messages (%d of %d bytes) is used up; retry later",
-			method, kind, limit, g.budget)
+		return limit, false, nil
 	}
 	g.since += n
-	return nil
+	return limit, true, nil
 }
 
 // expireLoop deletes messages older than Config.MessageTTL every
@@ -99,7 +96,7 @@ func (s *session) admitDirect(ctx context.Context, method string, recipient []by
 	if err := s.knownRecipient(ctx, method, recipient); err != nil {
 		return err
 	}
-	return s.srv.disk.admit(ctx, s.srv.cfg.Metrics, method, int64(size), false)
+	return s.admitDisk(ctx, method, size, false)
 }
 
 // admitGroup applies registration and the disk budget (reserve included)
@@ -108,5 +105,27 @@ func (s *session) admitGroup(ctx context.Context, method string, size int) error
 	if err := s.registered(ctx, method); err != nil {
 		return err
 	}
-	return s.srv.disk.admit(ctx, s.srv.cfg.Metrics, method, int64(size), true)
+	return s.admitDisk(ctx, method, size, true)
+}
+
+// admitDisk applies the disk budget (see diskGuard) to size bytes.
+func (s *session) admitDisk(ctx context.Context, method string, size int, group bool) error {
+	g := s.srv.disk
+	if g == nil {
+		return nil
+	}
+	limit, ok, err := g.room(ctx, s.srv.cfg.Metrics, int64(size), group)
+	if err != nil {
+		return s.storeError(method, fmt.Errorf("read disk usage: %w", err))
+	}
+	if !ok {
+		kind := "direct"
+		if group {
+			kind = "group"
+		}
+		s.srv.cfg.Metrics.refused("diskFull")
+		return fail(nodecp.ErrorCode_diskFull, "%s: the node's disk budget for %s messages (%d of %d bytes) is used up; retry later",
+			method, kind, limit, g.budget)
+	}
+	return nil
 }
