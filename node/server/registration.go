@@ -160,10 +160,10 @@ func (s *session) Register(ctx context.Context, call nodecp.NodeService_register
 		if err := s.authenticated(method); err != nil {
 			return err
 		}
-		if ok, err := s.srv.isRegistered(ctx, s.identity); err != nil || ok {
-			if err != nil {
-				return s.storeError(method, err)
-			}
+		switch ok, err := s.srv.isRegistered(ctx, s.identity); {
+		case err != nil:
+			return s.storeError(method, err)
+		case ok:
 			return nil
 		}
 		args := call.Args()
