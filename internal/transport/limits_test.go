@@ -187,6 +187,10 @@ func TestRPCTransportHalfSentFrame(t *testing.T) {
 		t.Fatalf("peak of %d bytes held for 100 KiB received of a 512 KiB frame", peak)
 	}
 	wantLimit(t, "stalled frame", <-errc, LimitFrameTimeout)
+	// The refusal itself gives the partial frame back, before Close.
+	if held, _ := tr.Held(); held != 0 {
+		t.Fatalf("%d bytes held after the stalled frame was refused", held)
+	}
 	tr.Close()
 	if held, _ := tr.Held(); held != 0 {
 		t.Fatalf("%d bytes held after Close", held)
@@ -209,6 +213,9 @@ func TestRPCTransportOpenAnswers(t *testing.T) {
 	c.Write(callMsg(t, 6, 0))
 	_, err := tr.RecvMessage()
 	wantLimit(t, "fourth open question", err, LimitAnswers)
+	if held, _ := tr.Held(); held != 0 {
+		t.Fatalf("%d bytes held after the refused message", held)
+	}
 	if _, err := tr.RecvMessage(); !errors.Is(err, ErrLimit) {
 		t.Fatalf("after the limit: %v", err)
 	}
@@ -247,6 +254,9 @@ func TestRPCTransportCapabilities(t *testing.T) {
 	c2.Write(callMsg(t, 1, 0, 1, 2, 3))
 	_, err = tr2.RecvMessage()
 	wantLimit(t, "three capabilities in a message", err, LimitCapTable)
+	if held, _ := tr2.Held(); held != 0 {
+		t.Fatalf("%d bytes held after the refused message", held)
+	}
 }
 
 // Messages count as held until released: past MaxHeld, or past the budget
@@ -285,6 +295,11 @@ func TestRPCTransportHeldAndBudget(t *testing.T) {
 	_, err = c.RecvMessage()
 	wantLimit(t, "two 100 KiB messages held", err, LimitHeldBytes)
 	first.Release()
+	// Released messages and refused ones are given back while the
+	// connections stay open.
+	if budget.Used() != 0 {
+		t.Fatalf("budget used %d with nothing held on three open connections", budget.Used())
+	}
 	a.Close()
 	b.Close()
 	c.Close()
@@ -401,7 +416,8 @@ func FuzzRPCTransport(f *testing.F) {
 	f.Add([]byte{0x57, 2, 0, 0})
 	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0}) // an empty first segment: capnp-go panics on its root
 	f.Fuzz(func(t *testing.T, data []byte) {
-		tr := NewRPCTransport(rwc{bytes.NewReader(data)}, Limits{MaxFrame: 1 << 16, MaxAnswers: 4, MaxImports: 4, MaxCapsPerMessage: 4, MaxHeld: 1 << 18})
+		budget := NewBudget(1 << 17)
+		tr := NewRPCTransport(rwc{bytes.NewReader(data)}, Limits{MaxFrame: 1 << 16, MaxAnswers: 4, MaxImports: 4, MaxCapsPerMessage: 4, MaxHeld: 1 << 18, Budget: budget})
 		for range 64 {
 			in, err := tr.RecvMessage()
 			if err != nil {
@@ -409,8 +425,11 @@ func FuzzRPCTransport(f *testing.F) {
 			}
 			in.Release()
 		}
-		if held, peak := tr.Held(); held != 0 || peak > 1<<18 {
-			t.Fatalf("held %d, peak %d", held, peak)
+		// Every path, refusals and malformed input included, gives
+		// back what it took, to the connection and to the budget,
+		// without Close.
+		if held, peak := tr.Held(); held != 0 || peak > 1<<18 || budget.Used() != 0 {
+			t.Fatalf("held %d, peak %d, budget used %d", held, peak, budget.Used())
 		}
 	})
 }

@@ -66,6 +66,19 @@ func e2eBuild(t *testing.T) (qpd, qpctl string) {
 	return filepath.Join(e2eBinDir, "qpd"), filepath.Join(e2eBinDir, "qpctl")
 }
 
+// e2eDir is a fresh directory for a test's daemons, removed at the end.
+// It lies under the system's temporary folder rather than t.TempDir, whose
+// long paths can exceed the length limit of a Unix socket address.
+func e2eDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "qpctl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
 type e2eResult struct {
 	stdout, stderr string
 	code           int
@@ -143,11 +156,7 @@ var hex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 func TestE2EQpctlAgainstQpd(t *testing.T) {
 	qpd, qpctl := e2eBuild(t)
-	dir, err := os.MkdirTemp("", "qpctl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := e2eDir(t)
 	socket := filepath.Join(dir, "run", "qpd.sock")
 
 	// No daemon yet.
@@ -244,11 +253,7 @@ func TestE2EQpctlAgainstQpd(t *testing.T) {
 
 func TestE2ESecondQpdRefused(t *testing.T) {
 	qpd, _ := e2eBuild(t)
-	dir, err := os.MkdirTemp("", "qpctl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := e2eDir(t)
 	socket := filepath.Join(dir, "qpd.sock")
 	e2eStartQPD(t, qpd, dir, socket)
 	cmd := exec.Command(qpd, "--state-dir", filepath.Join(dir, "state2"), "--socket", socket, "--server", "127.0.0.1:9")

@@ -7,7 +7,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
@@ -36,11 +35,7 @@ func (h followHandler) HandleEnvelope(ctx context.Context, tx *store.Tx, env nod
 
 func TestE2ERecvFollow(t *testing.T) {
 	_, qpctl := e2eBuild(t)
-	dir, err := os.MkdirTemp("", "qpctl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := e2eDir(t)
 	socket := filepath.Join(dir, "qpd.sock")
 	gid := recvSeed(t, filepath.Join(dir, "state"), "before")
 

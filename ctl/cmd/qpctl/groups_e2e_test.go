@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,11 +11,7 @@ import (
 // refused; a group is named by its name, its id or a unique id prefix.
 func TestE2EGroupNamesAndPrefixes(t *testing.T) {
 	qpd, qpctl := e2eBuild(t)
-	dir, err := os.MkdirTemp("", "qpctl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := e2eDir(t)
 	socket := filepath.Join(dir, "qpd.sock")
 	e2eStartQPD(t, qpd, dir, socket)
 	if r := e2eRun(t, qpctl, socket, "register"); r.code != 0 {

@@ -2,10 +2,11 @@ package main
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -15,11 +16,7 @@ import (
 // starting exactly one line; --json gives the bytes back exactly.
 func TestE2EHostileTextIsEscaped(t *testing.T) {
 	qpd, qpctl := e2eBuild(t)
-	dir, err := os.MkdirTemp("", "qpctl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := e2eDir(t)
 	socket := filepath.Join(dir, "qpd.sock")
 	name := "team\x1b]0;pwned\x07\u202e"
 	// qpd keeps UTF-8 texts only (it refuses others on receipt).
@@ -79,5 +76,58 @@ func TestE2EHostileTextIsEscaped(t *testing.T) {
 		if m.Text != texts[i] || m.GroupName != name {
 			t.Errorf("message %d: text %q name %q, want %q %q", i, m.Text, m.GroupName, texts[i], name)
 		}
+	}
+}
+
+// TestE2EHostileInvitationIsEscaped plays a stranger who invites with a
+// group name made to forge lines and drive the terminal: `requests` and
+// `accept` show it escaped, one line each; --json gives it back exactly.
+// (Contact names are the user's own and qpd refuses unprintable ones.)
+func TestE2EHostileInvitationIsEscaped(t *testing.T) {
+	p := e2eStartDaemons(t)
+	name := "x\n1  from " + p.bobKey + "  forged\x1b]0;pwned\x07\u202e"
+	for _, args := range [][]string{{"create-group", "--name", name}, {"invite", "--group", name, "--peer-key", p.bobKey}} {
+		if r := e2eRun(t, p.qpctl, p.aliceSock, args...); r.code != 0 {
+			t.Fatalf("qpctl %q: %+v", args, r)
+		}
+	}
+	safeLines := func(what, out string, n int) {
+		t.Helper()
+		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+		if len(lines) != n {
+			t.Errorf("%s: %d lines, want %d:\n%s", what, len(lines), n, out)
+		}
+		for _, l := range lines {
+			if !terminalSafe(l) {
+				t.Errorf("%s: unsafe line %q", what, l)
+			}
+		}
+	}
+	var req struct {
+		ID        uint64 `json:"id"`
+		GroupName string `json:"group_name"`
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		r := e2eRun(t, p.qpctl, p.bobSock, "--json", "requests")
+		if r.code == 0 && r.stdout != "" && json.Unmarshal([]byte(r.stdout), &req) == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no request at bob: %+v", r)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if req.GroupName != name {
+		t.Errorf("--json group_name %q, want %q", req.GroupName, name)
+	}
+	r := e2eRun(t, p.qpctl, p.bobSock, "requests")
+	safeLines("requests", r.stdout, 1)
+	if r.code != 0 || !strings.Contains(r.stdout, `\x1b]0;pwned\a\u202e`) {
+		t.Errorf("requests: %+v", r)
+	}
+	r = e2eRun(t, p.qpctl, p.bobSock, "accept", strconv.FormatUint(req.ID, 10))
+	safeLines("accept", r.stdout, 1)
+	if r.code != 0 || !strings.Contains(r.stdout, `forged\x1b]0;pwned\x07\u202e`) {
+		t.Errorf("accept: %+v", r)
 	}
 }

@@ -69,11 +69,7 @@ func e2eStartDaemons(t *testing.T) *e2ePair {
 	t.Helper()
 	qpd, qpctl := e2eBuild(t)
 	p := &e2ePair{qpd: qpd, qpctl: qpctl, node: testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")}
-	dir, err := os.MkdirTemp("", "qpctl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := e2eDir(t)
 	p.aliceDir, p.bobDir = filepath.Join(dir, "alice"), filepath.Join(dir, "bob")
 	p.aliceSock, p.bobSock = filepath.Join(p.aliceDir, "qpd.sock"), filepath.Join(p.bobDir, "qpd.sock")
 	for _, d := range []string{p.aliceDir, p.bobDir} {

@@ -68,11 +68,7 @@ func e2eWaitSecrets(t *testing.T, qpctl, socket string, want int) e2eStatus {
 func TestE2ETwoDaemonsAndANode(t *testing.T) {
 	qpd, qpctl := e2eBuild(t)
 	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
-	dir, err := os.MkdirTemp("", "qpctl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := e2eDir(t)
 	certPEM := filepath.Join(dir, "node.pem")
 	if err := os.WriteFile(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: node.CertDER}), 0o600); err != nil {
 		t.Fatal(err)

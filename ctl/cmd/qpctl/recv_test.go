@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -52,11 +51,7 @@ func recvSeedGroup(t *testing.T, stateDir, name string, texts ...string) []byte 
 
 func TestE2ERecv(t *testing.T) {
 	qpd, qpctl := e2eBuild(t)
-	dir, err := os.MkdirTemp("", "qpctl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := e2eDir(t)
 	socket := filepath.Join(dir, "qpd.sock")
 	recvSeed(t, filepath.Join(dir, "state"), "first", "second")
 	e2eStartQPD(t, qpd, dir, socket)
