@@ -141,3 +141,15 @@ func (s *Server) Verify(ctx context.Context, req *daemonv1.VerifyRequest) (*daem
 	}
 	return &daemonv1.VerifyResponse{Contact: contactPB(c)}, nil
 }
+
+// ExportIdentity implements the ExportIdentity call. The passphrase is
+// wiped once the backup is sealed.
+func (s *Server) ExportIdentity(ctx context.Context, req *daemonv1.ExportIdentityRequest) (*daemonv1.ExportIdentityResponse, error) {
+	pass := req.GetPassphrase()
+	defer clear(pass)
+	text, pub, err := s.b.ExportIdentity(ctx, pass)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &daemonv1.ExportIdentityResponse{Backup: text, Identity: backend.FormatKey(pub)}, nil
+}

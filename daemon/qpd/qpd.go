@@ -27,6 +27,7 @@ import (
 	"github.com/quicproquo/quicproquo/daemon/client"
 	"github.com/quicproquo/quicproquo/daemon/store"
 	"github.com/quicproquo/quicproquo/internal/mls"
+	"github.com/quicproquo/quicproquo/internal/passphrase"
 	"github.com/quicproquo/quicproquo/internal/version"
 )
 
@@ -62,6 +63,10 @@ type Config struct {
 	// RegistrationToken registers the identity with a node that asks for
 	// an operator's token.
 	RegistrationToken string
+	// Restore is a backup (qpctl identity export) whose identity this
+	// state takes at start; PassphraseFile holds its passphrase (else
+	// QPQ_PASSPHRASE, else the terminal is asked).
+	Restore, PassphraseFile string
 }
 
 // DefaultStateDir is $XDG_DATA_HOME/quicproquo, else ~/.local/share/quicproquo.
@@ -116,6 +121,8 @@ func ParseFlags(args []string, getenv func(string) string, stdout io.Writer) (Co
 	pqKeyPackages := true
 	fs.BoolVar(&pqKeyPackages, "pq-key-packages", true, "publish post-quantum (X-Wing) KeyPackages too, so that others can invite you to post-quantum groups")
 	fs.BoolVar(&cfg.Repin, "repin", false, "forget the node certificate pinned on first use, and pin the one the node presents next")
+	fs.StringVar(&cfg.Restore, "restore", "", "start with the identity of this backup (from 'qpctl identity export'); the state folder must have no other identity")
+	fs.StringVar(&cfg.PassphraseFile, "passphrase-file", "", "with --restore: read the backup's passphrase from the first line of this file (else env "+passphrase.Env+", else the terminal)")
 	fs.BoolVar(&version, "version", false, "print the version and exit")
 	defConfig := DefaultConfigPath(getenv)
 	configPath := fs.String("config", envOr(getenv, ConfigEnv, defConfig), "TOML configuration file (env "+ConfigEnv+"); flags and environment variables win over it")
@@ -260,6 +267,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	})
 	if err != nil {
 		return err
+	}
+	if cfg.Restore != "" {
+		if err := restore(ctx, b, cfg, log); err != nil {
+			return err
+		}
 	}
 	if cfg.Repin {
 		had, err := b.ForgetPin(ctx)

@@ -7,7 +7,8 @@
 //
 // `qpctl help COMMAND` (or `qpctl COMMAND --help`) describes a command with
 // examples. The commands live one group per file: node.go (identity and the
-// node), groups.go, messages.go and docs.go (completion, man pages); each
+// node), identity.go (backup), groups.go, messages.go, trust.go and docs.go
+// (completion, man pages); each
 // adds its commands to the root in an add…Commands function.
 //
 // Exit status: 0 success, 1 error, 2 usage error, 3 qpd is not running,

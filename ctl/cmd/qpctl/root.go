@@ -104,6 +104,7 @@ It holds no state and no keys of its own.
 	a.addGroupCommands(root)
 	a.addMessageCommands(root)
 	a.addTrustCommands(root)
+	a.addIdentityCommands(root)
 	a.addDocCommands(root)
 	return root
 }

@@ -3924,6 +3924,105 @@ func (x *UpdateResponse) GetGroups() []*Group {
 	return nil
 }
 
+type ExportIdentityRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At least 8 bytes; the daemon wipes its copy after use.
+	Passphrase    []byte `protobuf:"bytes,1,opt,name=passphrase,proto3" json:"passphrase,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportIdentityRequest) Reset() {
+	*x = ExportIdentityRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportIdentityRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportIdentityRequest) ProtoMessage() {}
+
+func (x *ExportIdentityRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportIdentityRequest.ProtoReflect.Descriptor instead.
+func (*ExportIdentityRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *ExportIdentityRequest) GetPassphrase() []byte {
+	if x != nil {
+		return x.Passphrase
+	}
+	return nil
+}
+
+type ExportIdentityResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One PEM block "QUICPROQUO IDENTITY BACKUP".
+	Backup []byte `protobuf:"bytes,1,opt,name=backup,proto3" json:"backup,omitempty"`
+	// The identity key (hex) the backup holds.
+	Identity      string `protobuf:"bytes,2,opt,name=identity,proto3" json:"identity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportIdentityResponse) Reset() {
+	*x = ExportIdentityResponse{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportIdentityResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportIdentityResponse) ProtoMessage() {}
+
+func (x *ExportIdentityResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportIdentityResponse.ProtoReflect.Descriptor instead.
+func (*ExportIdentityResponse) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *ExportIdentityResponse) GetBackup() []byte {
+	if x != nil {
+		return x.Backup
+	}
+	return nil
+}
+
+func (x *ExportIdentityResponse) GetIdentity() string {
+	if x != nil {
+		return x.Identity
+	}
+	return ""
+}
+
 var File_qpq_daemon_v1_daemon_proto protoreflect.FileDescriptor
 
 const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
@@ -4187,7 +4286,14 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\rUpdateRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\">\n" +
 	"\x0eUpdateResponse\x12,\n" +
-	"\x06groups\x18\x01 \x03(\v2\x14.qpq.daemon.v1.GroupR\x06groups*\xbc\x01\n" +
+	"\x06groups\x18\x01 \x03(\v2\x14.qpq.daemon.v1.GroupR\x06groups\"7\n" +
+	"\x15ExportIdentityRequest\x12\x1e\n" +
+	"\n" +
+	"passphrase\x18\x01 \x01(\fR\n" +
+	"passphrase\"L\n" +
+	"\x16ExportIdentityResponse\x12\x16\n" +
+	"\x06backup\x18\x01 \x01(\fR\x06backup\x12\x1a\n" +
+	"\bidentity\x18\x02 \x01(\tR\bidentity*\xbc\x01\n" +
 	"\x0fConnectionState\x12 \n" +
 	"\x1cCONNECTION_STATE_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fCONNECTION_STATE_NOT_REGISTERED\x10\x01\x12\x1f\n" +
@@ -4198,7 +4304,7 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x1aDELIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18DELIVERY_STATE_DELIVERED\x10\x01\x12\x19\n" +
 	"\x15DELIVERY_STATE_QUEUED\x10\x02\x12\x1a\n" +
-	"\x16DELIVERY_STATE_REFUSED\x10\x032\x95\x0f\n" +
+	"\x16DELIVERY_STATE_REFUSED\x10\x032\xf4\x0f\n" +
 	"\x06Daemon\x12E\n" +
 	"\x06Status\x12\x1c.qpq.daemon.v1.StatusRequest\x1a\x1d.qpq.daemon.v1.StatusResponse\x12K\n" +
 	"\bRegister\x12\x1e.qpq.daemon.v1.RegisterRequest\x1a\x1f.qpq.daemon.v1.RegisterResponse\x12?\n" +
@@ -4226,7 +4332,8 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\fListContacts\x12\".qpq.daemon.v1.ListContactsRequest\x1a#.qpq.daemon.v1.ListContactsResponse\x12Z\n" +
 	"\rRemoveContact\x12#.qpq.daemon.v1.RemoveContactRequest\x1a$.qpq.daemon.v1.RemoveContactResponse\x12W\n" +
 	"\fSafetyNumber\x12\".qpq.daemon.v1.SafetyNumberRequest\x1a#.qpq.daemon.v1.SafetyNumberResponse\x12E\n" +
-	"\x06Verify\x12\x1c.qpq.daemon.v1.VerifyRequest\x1a\x1d.qpq.daemon.v1.VerifyResponseB?Z=github.com/quicproquo/quicproquo/proto/qpq/daemon/v1;daemonv1b\x06proto3"
+	"\x06Verify\x12\x1c.qpq.daemon.v1.VerifyRequest\x1a\x1d.qpq.daemon.v1.VerifyResponse\x12]\n" +
+	"\x0eExportIdentity\x12$.qpq.daemon.v1.ExportIdentityRequest\x1a%.qpq.daemon.v1.ExportIdentityResponseB?Z=github.com/quicproquo/quicproquo/proto/qpq/daemon/v1;daemonv1b\x06proto3"
 
 var (
 	file_qpq_daemon_v1_daemon_proto_rawDescOnce sync.Once
@@ -4241,7 +4348,7 @@ func file_qpq_daemon_v1_daemon_proto_rawDescGZIP() []byte {
 }
 
 var file_qpq_daemon_v1_daemon_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_qpq_daemon_v1_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_qpq_daemon_v1_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
 var file_qpq_daemon_v1_daemon_proto_goTypes = []any{
 	(ConnectionState)(0),           // 0: qpq.daemon.v1.ConnectionState
 	(DeliveryState)(0),             // 1: qpq.daemon.v1.DeliveryState
@@ -4307,32 +4414,34 @@ var file_qpq_daemon_v1_daemon_proto_goTypes = []any{
 	(*LeaveResponse)(nil),          // 61: qpq.daemon.v1.LeaveResponse
 	(*UpdateRequest)(nil),          // 62: qpq.daemon.v1.UpdateRequest
 	(*UpdateResponse)(nil),         // 63: qpq.daemon.v1.UpdateResponse
-	(*timestamppb.Timestamp)(nil),  // 64: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 65: google.protobuf.Duration
+	(*ExportIdentityRequest)(nil),  // 64: qpq.daemon.v1.ExportIdentityRequest
+	(*ExportIdentityResponse)(nil), // 65: qpq.daemon.v1.ExportIdentityResponse
+	(*timestamppb.Timestamp)(nil),  // 66: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 67: google.protobuf.Duration
 }
 var file_qpq_daemon_v1_daemon_proto_depIdxs = []int32{
 	0,  // 0: qpq.daemon.v1.NodeConnection.state:type_name -> qpq.daemon.v1.ConnectionState
-	64, // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
+	66, // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
 	2,  // 2: qpq.daemon.v1.StatusResponse.node:type_name -> qpq.daemon.v1.NodeConnection
-	65, // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
-	64, // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
-	64, // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
-	64, // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
+	67, // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
+	66, // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
+	66, // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
+	66, // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
 	11, // 7: qpq.daemon.v1.CreateGroupResponse.group:type_name -> qpq.daemon.v1.Group
 	11, // 8: qpq.daemon.v1.InviteResponse.group:type_name -> qpq.daemon.v1.Group
-	65, // 9: qpq.daemon.v1.JoinRequest.wait:type_name -> google.protobuf.Duration
+	67, // 9: qpq.daemon.v1.JoinRequest.wait:type_name -> google.protobuf.Duration
 	11, // 10: qpq.daemon.v1.JoinResponse.joined:type_name -> qpq.daemon.v1.Group
 	11, // 11: qpq.daemon.v1.ListGroupsResponse.groups:type_name -> qpq.daemon.v1.Group
 	11, // 12: qpq.daemon.v1.MembersResponse.group:type_name -> qpq.daemon.v1.Group
 	12, // 13: qpq.daemon.v1.MembersResponse.members:type_name -> qpq.daemon.v1.Member
-	65, // 14: qpq.daemon.v1.SendRequest.wait:type_name -> google.protobuf.Duration
+	67, // 14: qpq.daemon.v1.SendRequest.wait:type_name -> google.protobuf.Duration
 	1,  // 15: qpq.daemon.v1.SendResponse.state:type_name -> qpq.daemon.v1.DeliveryState
-	64, // 16: qpq.daemon.v1.SendResponse.unreachable_since:type_name -> google.protobuf.Timestamp
-	64, // 17: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
-	64, // 18: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
-	65, // 19: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
+	66, // 16: qpq.daemon.v1.SendResponse.unreachable_since:type_name -> google.protobuf.Timestamp
+	66, // 17: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
+	66, // 18: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
+	67, // 19: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
 	25, // 20: qpq.daemon.v1.MessagesResponse.messages:type_name -> qpq.daemon.v1.Message
-	64, // 21: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
+	66, // 21: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
 	25, // 22: qpq.daemon.v1.Event.message:type_name -> qpq.daemon.v1.Message
 	57, // 23: qpq.daemon.v1.Event.member_added:type_name -> qpq.daemon.v1.MemberEvent
 	57, // 24: qpq.daemon.v1.Event.member_removed:type_name -> qpq.daemon.v1.MemberEvent
@@ -4344,11 +4453,11 @@ var file_qpq_daemon_v1_daemon_proto_depIdxs = []int32{
 	31, // 30: qpq.daemon.v1.Event.request:type_name -> qpq.daemon.v1.InvitationRequest
 	32, // 31: qpq.daemon.v1.Event.contact_key_changed:type_name -> qpq.daemon.v1.ContactKeyChanged
 	33, // 32: qpq.daemon.v1.Event.fork:type_name -> qpq.daemon.v1.ForkDetected
-	64, // 33: qpq.daemon.v1.Request.received_at:type_name -> google.protobuf.Timestamp
+	66, // 33: qpq.daemon.v1.Request.received_at:type_name -> google.protobuf.Timestamp
 	34, // 34: qpq.daemon.v1.ListRequestsResponse.requests:type_name -> qpq.daemon.v1.Request
 	11, // 35: qpq.daemon.v1.AcceptRequestResponse.group:type_name -> qpq.daemon.v1.Group
-	64, // 36: qpq.daemon.v1.Contact.added_at:type_name -> google.protobuf.Timestamp
-	64, // 37: qpq.daemon.v1.Contact.verified_at:type_name -> google.protobuf.Timestamp
+	66, // 36: qpq.daemon.v1.Contact.added_at:type_name -> google.protobuf.Timestamp
+	66, // 37: qpq.daemon.v1.Contact.verified_at:type_name -> google.protobuf.Timestamp
 	45, // 38: qpq.daemon.v1.AddContactResponse.contact:type_name -> qpq.daemon.v1.Contact
 	45, // 39: qpq.daemon.v1.ListContactsResponse.contacts:type_name -> qpq.daemon.v1.Contact
 	45, // 40: qpq.daemon.v1.SafetyNumberResponse.contact:type_name -> qpq.daemon.v1.Contact
@@ -4380,33 +4489,35 @@ var file_qpq_daemon_v1_daemon_proto_depIdxs = []int32{
 	50, // 66: qpq.daemon.v1.Daemon.RemoveContact:input_type -> qpq.daemon.v1.RemoveContactRequest
 	52, // 67: qpq.daemon.v1.Daemon.SafetyNumber:input_type -> qpq.daemon.v1.SafetyNumberRequest
 	54, // 68: qpq.daemon.v1.Daemon.Verify:input_type -> qpq.daemon.v1.VerifyRequest
-	4,  // 69: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
-	6,  // 70: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
-	8,  // 71: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
-	10, // 72: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
-	14, // 73: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
-	16, // 74: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
-	18, // 75: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
-	20, // 76: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
-	22, // 77: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
-	24, // 78: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
-	27, // 79: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
-	29, // 80: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
-	59, // 81: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
-	61, // 82: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
-	63, // 83: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
-	36, // 84: qpq.daemon.v1.Daemon.ListRequests:output_type -> qpq.daemon.v1.ListRequestsResponse
-	38, // 85: qpq.daemon.v1.Daemon.AcceptRequest:output_type -> qpq.daemon.v1.AcceptRequestResponse
-	40, // 86: qpq.daemon.v1.Daemon.DeclineRequest:output_type -> qpq.daemon.v1.DeclineRequestResponse
-	42, // 87: qpq.daemon.v1.Daemon.Block:output_type -> qpq.daemon.v1.BlockResponse
-	44, // 88: qpq.daemon.v1.Daemon.Unblock:output_type -> qpq.daemon.v1.UnblockResponse
-	47, // 89: qpq.daemon.v1.Daemon.AddContact:output_type -> qpq.daemon.v1.AddContactResponse
-	49, // 90: qpq.daemon.v1.Daemon.ListContacts:output_type -> qpq.daemon.v1.ListContactsResponse
-	51, // 91: qpq.daemon.v1.Daemon.RemoveContact:output_type -> qpq.daemon.v1.RemoveContactResponse
-	53, // 92: qpq.daemon.v1.Daemon.SafetyNumber:output_type -> qpq.daemon.v1.SafetyNumberResponse
-	55, // 93: qpq.daemon.v1.Daemon.Verify:output_type -> qpq.daemon.v1.VerifyResponse
-	69, // [69:94] is the sub-list for method output_type
-	44, // [44:69] is the sub-list for method input_type
+	64, // 69: qpq.daemon.v1.Daemon.ExportIdentity:input_type -> qpq.daemon.v1.ExportIdentityRequest
+	4,  // 70: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
+	6,  // 71: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
+	8,  // 72: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
+	10, // 73: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
+	14, // 74: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
+	16, // 75: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
+	18, // 76: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
+	20, // 77: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
+	22, // 78: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
+	24, // 79: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
+	27, // 80: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
+	29, // 81: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
+	59, // 82: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
+	61, // 83: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
+	63, // 84: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
+	36, // 85: qpq.daemon.v1.Daemon.ListRequests:output_type -> qpq.daemon.v1.ListRequestsResponse
+	38, // 86: qpq.daemon.v1.Daemon.AcceptRequest:output_type -> qpq.daemon.v1.AcceptRequestResponse
+	40, // 87: qpq.daemon.v1.Daemon.DeclineRequest:output_type -> qpq.daemon.v1.DeclineRequestResponse
+	42, // 88: qpq.daemon.v1.Daemon.Block:output_type -> qpq.daemon.v1.BlockResponse
+	44, // 89: qpq.daemon.v1.Daemon.Unblock:output_type -> qpq.daemon.v1.UnblockResponse
+	47, // 90: qpq.daemon.v1.Daemon.AddContact:output_type -> qpq.daemon.v1.AddContactResponse
+	49, // 91: qpq.daemon.v1.Daemon.ListContacts:output_type -> qpq.daemon.v1.ListContactsResponse
+	51, // 92: qpq.daemon.v1.Daemon.RemoveContact:output_type -> qpq.daemon.v1.RemoveContactResponse
+	53, // 93: qpq.daemon.v1.Daemon.SafetyNumber:output_type -> qpq.daemon.v1.SafetyNumberResponse
+	55, // 94: qpq.daemon.v1.Daemon.Verify:output_type -> qpq.daemon.v1.VerifyResponse
+	65, // 95: qpq.daemon.v1.Daemon.ExportIdentity:output_type -> qpq.daemon.v1.ExportIdentityResponse
+	70, // [70:96] is the sub-list for method output_type
+	44, // [44:70] is the sub-list for method input_type
 	44, // [44:44] is the sub-list for extension type_name
 	44, // [44:44] is the sub-list for extension extendee
 	0,  // [0:44] is the sub-list for field type_name
@@ -4436,7 +4547,7 @@ func file_qpq_daemon_v1_daemon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_qpq_daemon_v1_daemon_proto_rawDesc), len(file_qpq_daemon_v1_daemon_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   62,
+			NumMessages:   64,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -56,6 +56,7 @@ const (
 	Daemon_RemoveContact_FullMethodName  = "/qpq.daemon.v1.Daemon/RemoveContact"
 	Daemon_SafetyNumber_FullMethodName   = "/qpq.daemon.v1.Daemon/SafetyNumber"
 	Daemon_Verify_FullMethodName         = "/qpq.daemon.v1.Daemon/Verify"
+	Daemon_ExportIdentity_FullMethodName = "/qpq.daemon.v1.Daemon/ExportIdentity"
 )
 
 // DaemonClient is the client API for Daemon service.
@@ -127,6 +128,9 @@ type DaemonClient interface {
 	// Verify marks a contact verified (after comparing safety numbers) or,
 	// with verified = false, unverified.
 	Verify(ctx context.Context, in *VerifyRequest, opts ...grpc.CallOption) (*VerifyResponse, error)
+	// ExportIdentity seals the identity key under a passphrase (Argon2id,
+	// XChaCha20-Poly1305) for `qpd --restore` on a new machine.
+	ExportIdentity(ctx context.Context, in *ExportIdentityRequest, opts ...grpc.CallOption) (*ExportIdentityResponse, error)
 }
 
 type daemonClient struct {
@@ -396,6 +400,16 @@ func (c *daemonClient) Verify(ctx context.Context, in *VerifyRequest, opts ...gr
 	return out, nil
 }
 
+func (c *daemonClient) ExportIdentity(ctx context.Context, in *ExportIdentityRequest, opts ...grpc.CallOption) (*ExportIdentityResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExportIdentityResponse)
+	err := c.cc.Invoke(ctx, Daemon_ExportIdentity_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DaemonServer is the server API for Daemon service.
 // All implementations must embed UnimplementedDaemonServer
 // for forward compatibility.
@@ -465,6 +479,9 @@ type DaemonServer interface {
 	// Verify marks a contact verified (after comparing safety numbers) or,
 	// with verified = false, unverified.
 	Verify(context.Context, *VerifyRequest) (*VerifyResponse, error)
+	// ExportIdentity seals the identity key under a passphrase (Argon2id,
+	// XChaCha20-Poly1305) for `qpd --restore` on a new machine.
+	ExportIdentity(context.Context, *ExportIdentityRequest) (*ExportIdentityResponse, error)
 	mustEmbedUnimplementedDaemonServer()
 }
 
@@ -549,6 +566,9 @@ func (UnimplementedDaemonServer) SafetyNumber(context.Context, *SafetyNumberRequ
 }
 func (UnimplementedDaemonServer) Verify(context.Context, *VerifyRequest) (*VerifyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Verify not implemented")
+}
+func (UnimplementedDaemonServer) ExportIdentity(context.Context, *ExportIdentityRequest) (*ExportIdentityResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExportIdentity not implemented")
 }
 func (UnimplementedDaemonServer) mustEmbedUnimplementedDaemonServer() {}
 func (UnimplementedDaemonServer) testEmbeddedByValue()                {}
@@ -1014,6 +1034,24 @@ func _Daemon_Verify_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Daemon_ExportIdentity_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportIdentityRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).ExportIdentity(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_ExportIdentity_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).ExportIdentity(ctx, req.(*ExportIdentityRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Daemon_ServiceDesc is the grpc.ServiceDesc for Daemon service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1116,6 +1154,10 @@ var Daemon_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Verify",
 			Handler:    _Daemon_Verify_Handler,
+		},
+		{
+			MethodName: "ExportIdentity",
+			Handler:    _Daemon_ExportIdentity_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
