@@ -17,14 +17,7 @@ import (
 func TestE2EIdentityBackupRestore(t *testing.T) {
 	p := e2eStartDaemons(t)
 	qpctl := p.qpctl
-	must := func(sock string, args ...string) string {
-		t.Helper()
-		r := e2eRun(t, qpctl, sock, args...)
-		if r.code != 0 {
-			t.Fatalf("qpctl %q: %+v", args, r)
-		}
-		return r.stdout
-	}
+	must := func(sock string, args ...string) string { t.Helper(); return e2eMust(t, qpctl, sock, args...) }
 	must(p.aliceSock, "add-contact", p.bobKey, "--name", "bob")
 	before := strings.Split(must(p.aliceSock, "safety-number", "bob"), "\n")[0]
 
@@ -90,6 +83,17 @@ func TestE2EIdentityBackupRestore(t *testing.T) {
 	if code := exitCode(err); code != 1 || !strings.Contains(string(out), "already has another identity") {
 		t.Fatalf("restore over another identity: exit %d\n%s", code, out)
 	}
+}
+
+// e2eMust runs qpctl and returns its output, failing the test unless it
+// succeeds.
+func e2eMust(t *testing.T, qpctl, socket string, args ...string) string {
+	t.Helper()
+	r := e2eRun(t, qpctl, socket, args...)
+	if r.code != 0 {
+		t.Fatalf("qpctl %q: %+v", args, r)
+	}
+	return r.stdout
 }
 
 func exitCode(err error) int {
