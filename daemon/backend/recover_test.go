@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -317,4 +318,23 @@ func fetchKPs(t *testing.T, m *grouptest.Member, peers ...ed25519.PublicKey) []*
 		out = append(out, kp)
 	}
 	return out
+}
+
+// The successor extension decodes only at its exact size, and what
+// decodes encodes back to the same bytes.
+func FuzzDecodeSuccessorLink(f *testing.F) {
+	f.Add(successorLink{old: bytes.Repeat([]byte{1}, store.GroupIDSize), epoch: 7, offender: bytes.Repeat([]byte{2}, 32)}.encode())
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		l, err := decodeSuccessorLink(b)
+		if err != nil {
+			if !errors.Is(err, ErrRecoveryRefused) || len(b) == successorSize {
+				t.Fatalf("%d bytes: %v", len(b), err)
+			}
+			return
+		}
+		if !bytes.Equal(l.encode(), b) {
+			t.Fatal("the link does not encode back to its bytes")
+		}
+	})
 }
