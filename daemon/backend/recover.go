@@ -403,3 +403,11 @@ func (b *Backend) historyOf(tx *store.Tx, sg store.Group, g *mls.Group, sender [
 	}
 	return rec.Successor, nil
 }
+
+// recovering reports whether a group has a recovery: it does not rejoin
+// the old group past the offender's commit (a GroupInfo of that epoch
+// could only come from a group state the offender made).
+func recovering(tx *store.Tx, id []byte) bool {
+	_, err := tx.Recovery(id)
+	return err == nil
+}
