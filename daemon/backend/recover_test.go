@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/binary"
 	"errors"
 	"slices"
 	"strings"
@@ -15,31 +16,6 @@ import (
 	"github.com/quicproquo/quicproquo/internal/testnode"
 	nodeclient "github.com/quicproquo/quicproquo/node/client"
 )
-
-// garbagePathCommit is a commit by m (an external resync of its own leaf:
-// the node allows it, and it carries no membership tag, so every member
-// reads past the framing to the path) that is validly signed and valid on
-// the public tree, but whose encrypted path secrets are corrupted.
-func garbagePathCommit(t *testing.T, m *grouptest.Member) []byte {
-	t.Helper()
-	gi, err := m.Group.GroupInfo()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, resync, err := mls.JoinExternal(gi, m.Signer, &mls.ExternalJoinOptions{Resync: true, Config: groupConfig})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return grouptest.Resign(t, resync, m.Signer.SignaturePriv, m.Group.GroupContext(), func(fc *mls.FramedContent) {
-		for i := range fc.Commit.Path.Nodes {
-			for j := range fc.Commit.Path.Nodes[i].EncryptedPathSecret {
-				c := &fc.Commit.Path.Nodes[i].EncryptedPathSecret[j]
-				c.Ciphertext = bytes.Clone(c.Ciphertext)
-				c.Ciphertext[0] ^= 1
-			}
-		}
-	})
-}
 
 // eventOf waits until u has an event matching ok and returns it.
 func eventOf(t *testing.T, u *groupsUser, what string, ok func(Event) bool) Event {
@@ -103,7 +79,7 @@ func TestHostileMemberGarbagePathRecovered(t *testing.T) {
 	aliceStore := alice.b.cfg.Store
 	alice.stop()
 
-	if _, err := mallory.Conn.SubmitCommit(ctx, nodeclient.CommitRequest{Message: garbagePathCommit(t, mallory)}); err != nil {
+	if _, err := mallory.Conn.SubmitCommit(ctx, nodeclient.CommitRequest{Message: grouptest.GarbagePathCommit(t, mallory, groupConfig)}); err != nil {
 		t.Fatalf("the node refused the commit it cannot check: %v", err)
 	}
 	for _, u := range []*groupsUser{bob, carol} {
@@ -113,6 +89,36 @@ func TestHostileMemberGarbagePathRecovered(t *testing.T) {
 		eventOf(t, u, "the recovery started", func(e Event) bool {
 			return e.Kind == store.EventRecovery && FormatKey(e.GroupID) == gid && bytes.Equal(e.By, mallory.Pub) && bytes.Equal(e.Member, alice.id)
 		})
+	}
+	// The offender's message of a later epoch of the old group does not
+	// make the waiting members ask to rejoin the group it broke.
+	m, _ := memberKeys(t, bob, gid)
+	g := mallory.Group.GroupID()
+	later := append([]byte{0, 1, 0, 2, byte(len(g))}, g...)
+	later = append(append(binary.BigEndian.AppendUint64(later, m.Epoch+1), 1, 0, 1, 0), 1, 0)
+	if _, _, err := mallory.Conn.FanOut(ctx, []byte("later"), later); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []*groupsUser{bob, carol} {
+		groupsWait(t, "the later message rejected", func() bool {
+			evs, err := u.b.EventsAfter(ctx, 0, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, e := range evs {
+				if e.Kind == store.EventRejected && bytes.Equal(e.By, mallory.Pub) {
+					n++
+				}
+			}
+			return n == 2
+		})
+		u.b.gmu.Lock()
+		_, asked := u.b.rejoin.asked[string(g)]
+		u.b.gmu.Unlock()
+		if asked {
+			t.Fatal("a member under recovery asked to rejoin the broken group")
+		}
 	}
 	// Stuck, with the leader offline: bob's message waits.
 	sent, err := bob.b.Send(ctx, name, "while stuck", nil)
@@ -230,7 +236,7 @@ func TestForgedRecoveryWelcomeRefused(t *testing.T) {
 			return err == nil && len(m.Members) == 4
 		})
 	}
-	if _, err := mallory.Conn.SubmitCommit(ctx, nodeclient.CommitRequest{Message: garbagePathCommit(t, mallory)}); err != nil {
+	if _, err := mallory.Conn.SubmitCommit(ctx, nodeclient.CommitRequest{Message: grouptest.GarbagePathCommit(t, mallory, groupConfig)}); err != nil {
 		t.Fatal(err)
 	}
 	for _, u := range []*groupsUser{bob, carol} {

@@ -218,3 +218,29 @@ func ctx(t testing.TB) context.Context {
 	t.Cleanup(cancel)
 	return c
 }
+
+// GarbagePathCommit is a commit by m (an external resync of its own leaf,
+// made with cfg: a delivery service allows it, and it carries no
+// membership tag, so every member reads past the framing to the path)
+// that is validly signed and valid on the public tree, but whose encrypted
+// path secrets are corrupted: only the members can tell.
+func GarbagePathCommit(t testing.TB, m *Member, cfg mls.Config) []byte {
+	t.Helper()
+	gi, err := m.Group.GroupInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, resync, err := mls.JoinExternal(gi, m.Signer, &mls.ExternalJoinOptions{Resync: true, Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Resign(t, resync, m.Signer.SignaturePriv, m.Group.GroupContext(), func(fc *mls.FramedContent) {
+		for i := range fc.Commit.Path.Nodes {
+			for j := range fc.Commit.Path.Nodes[i].EncryptedPathSecret {
+				c := &fc.Commit.Path.Nodes[i].EncryptedPathSecret[j]
+				c.Ciphertext = bytes.Clone(c.Ciphertext)
+				c.Ciphertext[0] ^= 1
+			}
+		}
+	})
+}
