@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/quicproquo/quicproquo/daemon/store"
 	"github.com/quicproquo/quicproquo/internal/mls"
@@ -55,10 +54,10 @@ import (
 // queue holds the commit; it recovers when it reconnects), and their
 // messages wait with them; there is no hand-over to the next member after
 // a timeout, because a Welcome from anyone but the computed leader would
-// have to be trusted. A leader whose reply from the node is lost after the
-// node accepted its commit builds another successor on its next connection,
-// which the others, already recovered, refuse. A hostile leader (not the
-// offender) can stall the recovery, but not change its roster.
+// have to be trusted. The leader stores the successor and its commit before
+// submitting it, so that a lost reply is resolved on the next connection
+// like any pending commit, and the switch then finishes. A hostile leader
+// (not the offender) can stall the recovery, but not change its roster.
 
 // ExtensionSuccessor is the private-use GroupInfo extension of a recovery
 // Welcome: the old group's id (16 bytes), the last shared epoch (uint64,
@@ -162,12 +161,17 @@ func (b *Backend) resumeRecoveries(ctx context.Context, self []byte) error {
 }
 
 // createSuccessor is the leader's part: a successor group with every
-// other member of the roster, committed at the node, then the switch.
+// other member of the roster, committed at the node, then the switch. The
+// successor and its commit are stored before the commit is submitted (the
+// successor hidden, as left, until the switch), so that a commit whose
+// reply was lost gets its verdict on the next connection like any other
+// (resolvePending) and this job, run again then, finishes the switch.
 func (b *Backend) createSuccessor(ctx context.Context, oldID []byte) error {
 	id, err := b.identity(ctx)
 	if err != nil {
 		return err
 	}
+	self := id.PublicKey()
 	b.gmu.Lock()
 	defer b.gmu.Unlock()
 	c := b.client()
@@ -176,23 +180,36 @@ func (b *Backend) createSuccessor(ctx context.Context, oldID []byte) error {
 	}
 	var rec store.Recovery
 	var old store.Group
-	var og *mls.Group
+	var og, g *mls.Group
 	err = b.view(ctx, func(tx *store.Tx) error {
 		if rec, err = tx.Recovery(oldID); err != nil {
 			return err
 		}
-		old, og, err = loadGroup(tx, oldID)
+		if old, og, err = loadGroup(tx, oldID); err != nil {
+			return err
+		}
+		if rec.Successor != nil {
+			_, g, err = loadGroup(tx, rec.Successor)
+		}
 		return err
 	})
-	if err != nil || rec.Done || !bytes.Equal(rec.Leader, id.PublicKey()) {
+	if err != nil || rec.Done || !bytes.Equal(rec.Leader, self) {
 		return err
 	}
+	others := slices.DeleteFunc(slices.Clone(rec.Roster), func(r []byte) bool { return bytes.Equal(r, self) })
+	switch {
+	case g != nil && g.HasPendingCommit():
+		return nil // its verdict comes with the next connection's pending commits
+	case g != nil && (g.Epoch() > 0 || len(others) == 0):
+		return b.update(ctx, func(tx *store.Tx) error { return b.switchToSuccessor(tx, rec, self, g) })
+	}
+	// None yet, or the node refused the last one's commit: a new one.
 	newID := make([]byte, store.GroupIDSize)
 	if _, err := rand.Read(newID); err != nil {
 		return err
 	}
 	s := signer(id)
-	g, err := mls.CreateGroup(og.CipherSuite(), newID, s, &mls.CreateOptions{Config: groupConfig, Policy: groupPolicy})
+	g, err = mls.CreateGroup(og.CipherSuite(), newID, s, &mls.CreateOptions{Config: groupConfig, Policy: groupPolicy})
 	clear(s.SignaturePriv)
 	if err != nil {
 		return fmt.Errorf("create the successor: %w", err)
@@ -200,41 +217,54 @@ func (b *Backend) createSuccessor(ctx context.Context, oldID []byte) error {
 	if err := registerGroup(ctx, c, g); err != nil {
 		return err
 	}
-	var welcomeTo [][]byte
-	var commit *mls.CommitResult
-	others := make([][]byte, 0, len(rec.Roster))
-	for _, r := range rec.Roster {
-		if !bytes.Equal(r, id.PublicKey()) {
-			others = append(others, r)
-		}
+	if len(others) == 0 {
+		return b.update(ctx, func(tx *store.Tx) error { return b.switchToSuccessor(tx, rec, self, g) })
 	}
-	if len(others) > 0 {
-		kps, to, err := b.fetchKeyPackages(ctx, c, g, toKeys(others), id.PublicKey())
-		if err != nil {
+	kps, to, err := b.fetchKeyPackages(ctx, c, g, toKeys(others), self)
+	if err != nil {
+		return err
+	}
+	link := successorLink{old: oldID, epoch: rec.Epoch, offender: rec.Offender}
+	commit, err := g.AddMembers(kps, &mls.CommitOptions{WelcomeExtensions: []mls.Extension{
+		{Type: ExtensionGroupName, Data: []byte(old.Name)},
+		{Type: ExtensionSuccessor, Data: link.encode()},
+	}})
+	if err != nil {
+		return fmt.Errorf("add the roster to the successor: %w", err)
+	}
+	cid := make([]byte, 18)
+	copy(cid, "s:")
+	if _, err := rand.Read(cid[2:]); err != nil {
+		return err
+	}
+	item := store.OutboxItem{Kind: store.OutboxCommit, GroupID: newID, ClientMsgID: cid, Payload: commit.Message,
+		Welcome: commit.Welcome, WelcomeRecipients: to}
+	err = b.update(ctx, func(tx *store.Tx) error {
+		sg := store.Group{ID: newID, Name: old.Name, LeftAt: tx.Now(), JoinReported: true}
+		if err := saveGroup(tx, &sg, g); err != nil {
 			return err
 		}
-		link := successorLink{old: oldID, epoch: rec.Epoch, offender: rec.Offender}
-		commit, err = g.AddMembers(kps, &mls.CommitOptions{WelcomeExtensions: []mls.Extension{
-			{Type: ExtensionGroupName, Data: []byte(old.Name)},
-			{Type: ExtensionSuccessor, Data: link.encode()},
-		}})
-		if err != nil {
-			return fmt.Errorf("add the roster to the successor: %w", err)
-		}
-		welcomeTo = to
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		_, err = c.SubmitCommit(sctx, nodeclient.CommitRequest{Message: commit.Message, Welcome: commit.Welcome})
-		cancel()
-		if err != nil {
-			return fmt.Errorf("submit the successor's commit: %w", err)
-		}
-		if _, err := g.MergePendingCommit(); err != nil {
+		if item, err = tx.AddOutbox(item); err != nil {
 			return err
 		}
+		return tx.SetRecoveryProgress(oldID, newID, false)
+	})
+	if err != nil {
+		return err
 	}
-	b.log.Info("successor created", "group", FormatKey(oldID), "successor", FormatKey(newID), "members", len(welcomeTo)+1)
+	if b.beforeSubmit != nil {
+		b.beforeSubmit()
+	}
+	if _, err := b.submitLocked(ctx, c, item, false); err != nil {
+		return fmt.Errorf("submit the successor's commit: %w", err)
+	}
+	b.log.Info("successor created", "group", FormatKey(oldID), "successor", FormatKey(newID), "members", len(to)+1)
 	return b.update(ctx, func(tx *store.Tx) error {
-		return b.switchToSuccessor(tx, rec, id.PublicKey(), g)
+		_, g, err := loadGroup(tx, newID)
+		if err != nil {
+			return err
+		}
+		return b.switchToSuccessor(tx, rec, self, g)
 	})
 }
 

@@ -6,8 +6,10 @@ import (
 	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/quicproquo/quicproquo/daemon/store"
@@ -185,6 +187,76 @@ func TestHostileMemberGarbagePathRecovered(t *testing.T) {
 		if h, err := mls.PeekMessage(e.Payload); err == nil && (h.WireFormat == mls.WireFormatWelcome || bytes.Equal(h.GroupID, successor)) {
 			t.Fatalf("the offender got a %v of the successor", h.WireFormat)
 		}
+	}
+}
+
+// The node accepts the leader's successor commit but its reply is lost
+// (the node stops before answering): the leader, which stored the
+// successor and its commit first, resubmits it on the next connection and
+// finishes the same recovery the others joined, rather than making a
+// second successor they would refuse.
+func TestRecoveryLeaderReplyLost(t *testing.T) {
+	dir := t.TempDir()
+	node := testnode.StartNode(t, dir, "127.0.0.1:0")
+	alice, bob, carol := groupsStart(t, node), groupsStart(t, node), groupsStart(t, node)
+	ctx := context.Background()
+	const name = "reply lost"
+	_, gid := groupsForm(t, name, alice, bob, carol)
+	mallory := hostileMember(t, node, alice, gid)
+	for _, u := range []*groupsUser{bob, carol} {
+		groupsWait(t, "the members see mallory", func() bool {
+			m, err := u.b.Members(ctx, gid)
+			return err == nil && len(m.Members) == 4
+		})
+	}
+	var once sync.Once
+	alice.b.beforeSubmit = func() {
+		once.Do(func() {
+			// The commit reaches the node (through another connection of
+			// alice's), then the node stops before alice hears of it.
+			var it store.OutboxItem
+			var id store.Identity
+			if err := alice.b.view(ctx, func(tx *store.Tx) error {
+				cs, err := tx.PendingCommits()
+				if err != nil || len(cs) != 1 {
+					return fmt.Errorf("pending commits %d: %v", len(cs), err)
+				}
+				it = cs[0]
+				id, err = tx.Identity()
+				return err
+			}); err != nil {
+				t.Error(err)
+				return
+			}
+			c := pipelinePeer(t, node, id.PrivateKey)
+			if _, err := c.SubmitCommit(ctx, nodeclient.CommitRequest{ClientMsgID: it.ClientMsgID, Message: it.Payload, Welcome: it.Welcome}); err != nil {
+				t.Errorf("the successor's commit: %v", err)
+			}
+			node.Stop()
+		})
+	}
+	if _, err := mallory.Conn.SubmitCommit(ctx, nodeclient.CommitRequest{Message: grouptest.GarbagePathCommit(t, mallory, groupConfig)}); err != nil {
+		t.Fatal(err)
+	}
+	groupsWait(t, "the node stopped before its reply", func() bool {
+		st, err := alice.b.Status(ctx)
+		return err == nil && st.Node.State != StateConnected
+	})
+	node = testnode.StartNode(t, dir, node.Addr)
+	var successor []byte
+	for _, u := range []*groupsUser{alice, bob, carol} {
+		e := eventOf(t, u, "the group recovered", func(e Event) bool { return e.Kind == store.EventRecovered })
+		if successor == nil {
+			successor = e.GroupID
+		} else if !bytes.Equal(successor, e.GroupID) {
+			t.Fatalf("members recovered into different groups %x and %x", successor, e.GroupID)
+		}
+	}
+	if _, err := carol.b.Send(ctx, name, "after the lost reply", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []*groupsUser{alice, bob} {
+		groupsWait(t, "the message after the lost reply", func() bool { return slices.Contains(groupsTexts(t, u, name), "after the lost reply") })
 	}
 }
 
