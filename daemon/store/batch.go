@@ -26,30 +26,40 @@ import (
 
 // Savepoint runs fn inside a savepoint of tx. When fn fails, what it wrote
 // is rolled back, the rest of tx stays, and fn's error is returned
-// unchanged; a failure of the savepoint itself is returned wrapped. In a
-// View transaction fn just runs.
+// unchanged. When the savepoint itself fails, tx can no longer be trusted:
+// Savepoint returns that failure (not fn's error) and the transaction will
+// not commit, whatever the function given to Update returns. In a View
+// transaction fn just runs.
 func (tx *Tx) Savepoint(fn func(*Tx) error) error {
 	if tx.readOnly {
 		return fn(tx)
 	}
+	if tx.broken != nil {
+		return tx.broken
+	}
 	tx.savepoints++
 	name := fmt.Sprintf("sp%d", tx.savepoints)
 	if _, err := tx.tx.ExecContext(tx.ctx, "SAVEPOINT "+name); err != nil {
-		return fmt.Errorf("store: savepoint: %w", err)
+		return tx.breaks(fmt.Errorf("store: savepoint: %w", err))
 	}
-	if err := fn(tx); err != nil {
+	err := fn(tx)
+	if err != nil {
 		if _, rerr := tx.tx.ExecContext(tx.ctx, "ROLLBACK TO "+name); rerr != nil {
-			return fmt.Errorf("store: roll back to savepoint: %w (after %w)", rerr, err)
+			return tx.breaks(fmt.Errorf("store: roll back to savepoint: %w (after: %v)", rerr, err))
 		}
-		if _, rerr := tx.tx.ExecContext(tx.ctx, "RELEASE "+name); rerr != nil {
-			return fmt.Errorf("store: release savepoint: %w (after %w)", rerr, err)
-		}
-		return err
 	}
-	if _, err := tx.tx.ExecContext(tx.ctx, "RELEASE "+name); err != nil {
-		return fmt.Errorf("store: release savepoint: %w", err)
+	if _, rerr := tx.tx.ExecContext(tx.ctx, "RELEASE "+name); rerr != nil {
+		return tx.breaks(fmt.Errorf("store: release savepoint: %w", rerr))
 	}
-	return nil
+	return err
+}
+
+// breaks marks tx as failed by err and returns err.
+func (tx *Tx) breaks(err error) error {
+	if tx.broken == nil {
+		tx.broken = err
+	}
+	return err
 }
 
 // UpdateNoSync is Update whose commit does not wait for the disk; see the

@@ -112,3 +112,36 @@ func TestUpdateNoSyncSurvivesProcessCrash(t *testing.T) {
 		return nil
 	})
 }
+
+// When a savepoint itself fails, the transaction does not commit, even if
+// the function given to Update goes on and returns nil.
+func TestBrokenSavepointFailsTheTransaction(t *testing.T) {
+	st := openTestStore(t, t.TempDir())
+	boom := errors.New("boom")
+	var sperr error
+	err := st.Update(context.Background(), func(tx *Tx) error {
+		if err := tx.SetNodeCursor(1); err != nil {
+			return err
+		}
+		sperr = tx.Savepoint(func(tx *Tx) error {
+			// Gone before Savepoint rolls back to it.
+			if _, err := tx.tx.ExecContext(tx.ctx, "RELEASE sp1"); err != nil {
+				return err
+			}
+			return boom
+		})
+		return nil
+	})
+	if sperr == nil || errors.Is(sperr, boom) {
+		t.Fatalf("Savepoint = %v, want its own failure", sperr)
+	}
+	if err == nil {
+		t.Fatal("Update committed a transaction whose savepoint failed")
+	}
+	st.View(context.Background(), func(tx *Tx) error {
+		if c, err := tx.NodeCursor(); err != nil || c != 0 {
+			t.Errorf("cursor = %d, %v; want 0", c, err)
+		}
+		return nil
+	})
+}

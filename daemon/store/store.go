@@ -117,6 +117,8 @@ type Tx struct {
 	scrub bool
 	// savepoints counts the savepoints taken (batch.go), for their names.
 	savepoints int
+	// broken is set when a savepoint failed: tx must not commit.
+	broken error
 }
 
 // Update runs fn in a write transaction and commits it when fn returns nil.
@@ -141,7 +143,11 @@ func (s *Store) runTx(ctx context.Context, readOnly bool, fn func(*Tx) error, be
 		return fmt.Errorf("store: begin: %w", err)
 	}
 	tx := &Tx{ctx: ctx, tx: sqlTx, now: s.now(), readOnly: readOnly}
-	if err := fn(tx); err != nil {
+	err = fn(tx)
+	if err == nil {
+		err = tx.broken
+	}
+	if err != nil {
 		sqlTx.Rollback()
 		return err
 	}

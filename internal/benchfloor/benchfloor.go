@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"testing"
 	"time"
 )
 
@@ -81,4 +82,47 @@ func Mean(fs []Floor) Floor {
 		m.PerSync = total / time.Duration(m.Fsyncs)
 	}
 	return m
+}
+
+// Floors are the raw and the batched floor of one benchmark's run, each
+// measured before and after it: the machine may be shared, and the mean of
+// both is nearer to what the run met than either.
+type Floors struct {
+	Size  int // bytes of a record
+	Batch int // records per fsync of the batched floor
+
+	raw, batched []Floor
+}
+
+// Measure measures both floors once, for 100 ms each, on the disk of the
+// test's temporary folders. Call it while the benchmark's timer is stopped
+// (or before it is reset).
+func (f *Floors) Measure(tb testing.TB) {
+	tb.Helper()
+	raw, err := WriteFsync(tb.TempDir(), f.Size, 1, 100*time.Millisecond)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	batched, err := WriteFsync(tb.TempDir(), f.Size, f.Batch, 100*time.Millisecond)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f.raw, f.batched = append(f.raw, raw), append(f.batched, batched)
+}
+
+// Raw returns the raw floors measured so far.
+func (f *Floors) Raw() []Floor { return f.raw }
+
+// Report reports the floors measured, in records per second, beside rate
+// (the benchmark's records per second), and floor/ours for the batched
+// floor and raw/ours for the raw one: how many times the disk's limit is
+// above the result.
+func (f *Floors) Report(b *testing.B, rate float64) {
+	raw, batched := Mean(f.raw), Mean(f.batched)
+	b.ReportMetric(raw.RecordsPerSec(), "raw-floor/s")
+	b.ReportMetric(batched.RecordsPerSec(), "batched-floor/s")
+	if rate > 0 {
+		b.ReportMetric(raw.RecordsPerSec()/rate, "raw/ours")
+		b.ReportMetric(batched.RecordsPerSec()/rate, "floor/ours")
+	}
 }

@@ -60,8 +60,8 @@ func benchDeliveries(b *testing.B, n *testNode, k int) {
 		lat  = make([][]time.Duration, k)
 	)
 	left.Store(int64(b.N))
-	fl := floors{size: benchPayloadSize, batch: k}
-	fl.measure(b)
+	fl := benchfloor.Floors{Size: benchPayloadSize, Batch: k}
+	fl.Measure(b)
 	b.SetBytes(benchPayloadSize)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -87,46 +87,14 @@ func benchDeliveries(b *testing.B, n *testNode, k int) {
 	b.ReportMetric(rate, "deliveries/s")
 	b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
-	fl.measure(b)
-	fl.report(b, rate)
+	fl.Measure(b)
+	fl.Report(b, rate)
 }
 
 // deliverySender is one sender's connection and its recipient.
 type deliverySender struct {
 	c  *client.Client
 	to []byte
-}
-
-// floors are the raw and the batched floor of one run, measured before and
-// after it (the machine is shared: the mean of both is nearer to what the
-// run met than either).
-type floors struct {
-	size, batch  int
-	raw, batched []benchfloor.Floor
-}
-
-// measure measures both floors once, for 100 ms each, on the disk of the
-// test's temporary folders.
-func (f *floors) measure(b *testing.B) {
-	b.Helper()
-	raw, err := benchfloor.WriteFsync(b.TempDir(), f.size, 1, 100*time.Millisecond)
-	if err != nil {
-		b.Fatal(err)
-	}
-	batched, err := benchfloor.WriteFsync(b.TempDir(), f.size, f.batch, 100*time.Millisecond)
-	if err != nil {
-		b.Fatal(err)
-	}
-	f.raw, f.batched = append(f.raw, raw), append(f.batched, batched)
-}
-
-// report reports the floors in records per second beside rate, with
-// floor/ours for the batched one.
-func (f *floors) report(b *testing.B, rate float64) {
-	raw, batched := benchfloor.Mean(f.raw), benchfloor.Mean(f.batched)
-	b.ReportMetric(raw.RecordsPerSec(), "raw-floor/s")
-	b.ReportMetric(batched.RecordsPerSec(), "batched-floor/s")
-	b.ReportMetric(batched.RecordsPerSec()/rate, "floor/ours")
 }
 
 // benchPostgresNode is benchNode on the PostgreSQL database conn.

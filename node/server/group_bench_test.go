@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quicproquo/quicproquo/internal/benchfloor"
 	"github.com/quicproquo/quicproquo/internal/grouptest"
 	"github.com/quicproquo/quicproquo/internal/mls"
 	"github.com/quicproquo/quicproquo/node/client"
@@ -53,8 +54,8 @@ func BenchmarkGroupFanOut1000(b *testing.B) {
 	msg = msg[:benchPayloadSize] // a 1 KiB MLSMessage
 	// The floor: one fsync of the payload and a queue entry (64 bytes)
 	// for each of the 1000 members.
-	fl := floors{size: 64 + benchPayloadSize/grpBenchMembers, batch: grpBenchMembers}
-	fl.measure(b)
+	fl := benchfloor.Floors{Size: 64 + benchPayloadSize/grpBenchMembers, Batch: grpBenchMembers}
+	fl.Measure(b)
 	b.SetBytes(benchPayloadSize)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -66,8 +67,8 @@ func BenchmarkGroupFanOut1000(b *testing.B) {
 	b.StopTimer()
 	rate := float64(b.N*grpBenchMembers) / b.Elapsed().Seconds()
 	b.ReportMetric(rate, "deliveries/s")
-	fl.measure(b)
-	fl.report(b, rate)
+	fl.Measure(b)
+	fl.Report(b, rate)
 }
 
 // BenchmarkGroupCommit1000Acks: a member of a 1001-member group submits a
