@@ -50,6 +50,13 @@ import (
 //     are encrypted again in the successor and go out there, and an
 //     EventRecovered names the old group, the successor and the offender.
 //
+// While a recovery is open, a member that falls behind asks the other
+// members for a GroupInfo to rejoin (rejoin.go), never the offender: only
+// the offender could answer past the commit it broke. If the others did
+// apply the commit (it was this member's own failure, or the offender
+// broke it for this member alone), their answer rejoins it and closes the
+// recovery, and its waiting messages go out in the group.
+//
 // What is not built: if the leader is offline, the others wait for it (its
 // queue holds the commit; it recovers when it reconnects), and their
 // messages wait with them; there is no hand-over to the next member after
