@@ -19,6 +19,22 @@ import (
 	nodeclient "github.com/quicproquo/quicproquo/node/client"
 )
 
+// offendedGroup has three daemons form group name, and alice invite
+// mallory, a raw client, until every daemon sees it.
+func offendedGroup(t *testing.T, node *testnode.Node, name string) (alice, bob, carol *groupsUser, gid string, mallory *grouptest.Member) {
+	t.Helper()
+	alice, bob, carol = groupsStart(t, node), groupsStart(t, node), groupsStart(t, node)
+	_, gid = groupsForm(t, name, alice, bob, carol)
+	mallory = hostileMember(t, node, alice, gid)
+	for _, u := range []*groupsUser{bob, carol} {
+		groupsWait(t, "the members see mallory", func() bool {
+			m, err := u.b.Members(context.Background(), gid)
+			return err == nil && len(m.Members) == 4
+		})
+	}
+	return alice, bob, carol, gid, mallory
+}
+
 // eventOf waits until u has an event matching ok and returns it.
 func eventOf(t *testing.T, u *groupsUser, what string, ok func(Event) bool) Event {
 	t.Helper()
@@ -61,17 +77,9 @@ func memberKeys(t *testing.T, u *groupsUser, group string) (MembersResult, [][]b
 // the successor.
 func TestHostileMemberGarbagePathRecovered(t *testing.T) {
 	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
-	alice, bob, carol := groupsStart(t, node), groupsStart(t, node), groupsStart(t, node)
 	ctx := context.Background()
 	const name = "recovered"
-	_, gid := groupsForm(t, name, alice, bob, carol)
-	mallory := hostileMember(t, node, alice, gid)
-	for _, u := range []*groupsUser{bob, carol} {
-		groupsWait(t, "the members see mallory", func() bool {
-			m, err := u.b.Members(ctx, gid)
-			return err == nil && len(m.Members) == 4
-		})
-	}
+	alice, bob, carol, gid, mallory := offendedGroup(t, node, name)
 	if _, err := carol.b.Send(ctx, name, "before the attack", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -202,17 +210,9 @@ func TestHostileMemberGarbagePathRecovered(t *testing.T) {
 func TestRecoveryLeaderReplyLost(t *testing.T) {
 	dir := t.TempDir()
 	node := testnode.StartNode(t, dir, "127.0.0.1:0")
-	alice, bob, carol := groupsStart(t, node), groupsStart(t, node), groupsStart(t, node)
 	ctx := context.Background()
 	const name = "reply lost"
-	_, gid := groupsForm(t, name, alice, bob, carol)
-	mallory := hostileMember(t, node, alice, gid)
-	for _, u := range []*groupsUser{bob, carol} {
-		groupsWait(t, "the members see mallory", func() bool {
-			m, err := u.b.Members(ctx, gid)
-			return err == nil && len(m.Members) == 4
-		})
-	}
+	alice, bob, carol, _, mallory := offendedGroup(t, node, name)
 	var once sync.Once
 	alice.b.beforeSubmit = func() {
 		once.Do(func() {
