@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"encoding/hex"
 	"slices"
 	"testing"
@@ -68,7 +67,7 @@ func TestGroupRecoveryOverGRPC(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := mls.Config{MaxPastEpochs: 8, PublicHandshake: true}
-	if mallory.Group, err = mls.JoinFromWelcome(nextFor(t, mallory).Payload, priv, &mls.JoinOptions{Config: cfg}); err != nil {
+	if mallory.Group, err = mls.JoinFromWelcome(mallory.WaitEnvelope(t, "the Welcome").Payload, priv, &mls.JoinOptions{Config: cfg}); err != nil {
 		t.Fatal(err)
 	}
 	streams := make([]daemonv1.Daemon_SubscribeClient, len(ds))
@@ -153,30 +152,5 @@ func TestGroupRecoveryOverGRPC(t *testing.T) {
 				break
 			}
 		}
-	}
-}
-
-// nextFor waits for m's next envelope that is not a node notice, and acks
-// it.
-func nextFor(t *testing.T, m *grouptest.Member) nodeclient.Envelope {
-	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		envs, err := m.Conn.Receive(context.Background(), m.Pub, 0, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(envs) == 1 {
-			if _, err := m.Conn.Ack(context.Background(), m.Pub, envs[0].Seq); err != nil {
-				t.Fatal(err)
-			}
-			if !nodeclient.IsNodeNotice(envs[0]) {
-				return envs[0]
-			}
-			continue
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no envelope for the raw member")
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

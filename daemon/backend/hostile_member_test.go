@@ -41,30 +41,10 @@ func hostileMember(t *testing.T, node *testnode.Node, inviter *groupsUser, group
 	return m
 }
 
-// hostileNext waits for the next group-sequenced envelope of m (skipping the
-// node's notices), acks it and returns it.
+// hostileNext waits for the next envelope of m that is not a node notice.
 func hostileNext(t *testing.T, m *grouptest.Member, what string) nodeclient.Envelope {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		envs, err := m.Conn.Receive(context.Background(), m.Pub, 0, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(envs) == 1 {
-			if _, err := m.Conn.Ack(context.Background(), m.Pub, envs[0].Seq); err != nil {
-				t.Fatal(err)
-			}
-			if !nodeclient.IsNodeNotice(envs[0]) {
-				return envs[0]
-			}
-			continue
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s for %x", what, m.Pub[:4])
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return m.WaitEnvelope(t, what)
 }
 
 // A member of a group of real daemons forges every commit it can sign: the

@@ -170,7 +170,7 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 			sg.ID, hdr.Epoch, FormatKey(env.Sender), err))
 	}
 	if err != nil {
-		if hdr.Epoch > g.Epoch() && g.Active() && sg.LeftAt.IsZero() && b.mayAskRejoin(g, env) && !recovering(tx, sg.ID) {
+		if hdr.Epoch > g.Epoch() && g.Active() && sg.LeftAt.IsZero() && b.mayAskRejoin(g, env) {
 			// A message of a later epoch: this member missed a commit
 			// and can read nothing more of the group until it rejoins.
 			// The message is lost to it; it is logged as rejected, and

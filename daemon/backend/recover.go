@@ -50,6 +50,13 @@ import (
 //     are encrypted again in the successor and go out there, and an
 //     EventRecovered names the old group, the successor and the offender.
 //
+// While a recovery is open, a member that falls behind asks the other
+// members for a GroupInfo to rejoin (rejoin.go), never the offender: only
+// the offender could answer past the commit it broke. If the others did
+// apply the commit (it was this member's own failure, or the offender
+// broke it for this member alone), their answer rejoins it and closes the
+// recovery, and its waiting messages go out in the group.
+//
 // What is not built: if the leader is offline, the others wait for it (its
 // queue holds the commit; it recovers when it reconnects), and their
 // messages wait with them; there is no hand-over to the next member after
@@ -434,10 +441,34 @@ func (b *Backend) historyOf(tx *store.Tx, sg store.Group, g *mls.Group, sender [
 	return rec.Successor, nil
 }
 
-// recovering reports whether a group has a recovery: it does not rejoin
-// the old group past the offender's commit (a GroupInfo of that epoch
-// could only come from a group state the offender made).
-func recovering(tx *store.Tx, id []byte) bool {
-	_, err := tx.Recovery(id)
-	return err == nil
+// rejoinAskable drops, from the members a rejoin request of group id
+// goes to, the offender of its recovery: only it could answer with a
+// GroupInfo past the commit it broke, and the answer is sealed to a key in
+// the request, so it gets no request. Honest members answer from the last
+// shared epoch, which does not help; but when the failure was this
+// member's own (the others applied the commit), their answer rejoins it,
+// and closeRecovery ends the recovery.
+func rejoinAskable(tx *store.Tx, id []byte, members [][]byte) ([][]byte, error) {
+	rec, err := tx.Recovery(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return members, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(members, func(m []byte) bool { return bytes.Equal(m, rec.Offender) }), nil
+}
+
+// closeRecovery ends an open recovery of a group this member rejoined
+// past the commit it could not apply (the commit was not garbage: the
+// others applied it), so that its waiting messages go out in the group.
+func closeRecovery(tx *store.Tx, id []byte) error {
+	rec, err := tx.Recovery(id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && rec.Done) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return tx.SetRecoveryProgress(id, nil, true)
 }

@@ -19,6 +19,22 @@ import (
 	nodeclient "github.com/quicproquo/quicproquo/node/client"
 )
 
+// offendedGroup has three daemons form group name, and alice invite
+// mallory, a raw client, until every daemon sees it.
+func offendedGroup(t *testing.T, node *testnode.Node, name string) (alice, bob, carol *groupsUser, gid string, mallory *grouptest.Member) {
+	t.Helper()
+	alice, bob, carol = groupsStart(t, node), groupsStart(t, node), groupsStart(t, node)
+	_, gid = groupsForm(t, name, alice, bob, carol)
+	mallory = hostileMember(t, node, alice, gid)
+	for _, u := range []*groupsUser{bob, carol} {
+		groupsWait(t, "the members see mallory", func() bool {
+			m, err := u.b.Members(context.Background(), gid)
+			return err == nil && len(m.Members) == 4
+		})
+	}
+	return alice, bob, carol, gid, mallory
+}
+
 // eventOf waits until u has an event matching ok and returns it.
 func eventOf(t *testing.T, u *groupsUser, what string, ok func(Event) bool) Event {
 	t.Helper()
@@ -61,17 +77,9 @@ func memberKeys(t *testing.T, u *groupsUser, group string) (MembersResult, [][]b
 // the successor.
 func TestHostileMemberGarbagePathRecovered(t *testing.T) {
 	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
-	alice, bob, carol := groupsStart(t, node), groupsStart(t, node), groupsStart(t, node)
 	ctx := context.Background()
 	const name = "recovered"
-	_, gid := groupsForm(t, name, alice, bob, carol)
-	mallory := hostileMember(t, node, alice, gid)
-	for _, u := range []*groupsUser{bob, carol} {
-		groupsWait(t, "the members see mallory", func() bool {
-			m, err := u.b.Members(ctx, gid)
-			return err == nil && len(m.Members) == 4
-		})
-	}
+	alice, bob, carol, gid, mallory := offendedGroup(t, node, name)
 	if _, err := carol.b.Send(ctx, name, "before the attack", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -92,8 +100,9 @@ func TestHostileMemberGarbagePathRecovered(t *testing.T) {
 			return e.Kind == store.EventRecovery && FormatKey(e.GroupID) == gid && bytes.Equal(e.By, mallory.Pub) && bytes.Equal(e.Member, alice.id)
 		})
 	}
-	// The offender's message of a later epoch of the old group does not
-	// make the waiting members ask to rejoin the group it broke.
+	// The offender's message of a later epoch of the old group makes the
+	// waiting members ask the others for a GroupInfo, but not the
+	// offender: only it could answer with the state it broke.
 	m, _ := memberKeys(t, bob, gid)
 	g := mallory.Group.GroupID()
 	later := append([]byte{0, 1, 0, 2, byte(len(g))}, g...)
@@ -116,10 +125,10 @@ func TestHostileMemberGarbagePathRecovered(t *testing.T) {
 			return n == 2
 		})
 		u.b.gmu.Lock()
-		_, asked := u.b.rejoin.asked[string(g)]
+		asked := slices.Clone(u.b.rejoin.from[string(g)])
 		u.b.gmu.Unlock()
-		if asked {
-			t.Fatal("a member under recovery asked to rejoin the broken group")
+		if len(asked) != 2 || slices.ContainsFunc(asked, func(k []byte) bool { return bytes.Equal(k, mallory.Pub) }) {
+			t.Fatalf("a member under recovery asked %d members for a GroupInfo, or the offender", len(asked))
 		}
 	}
 	// Stuck, with the leader offline: bob's message waits.
@@ -187,6 +196,9 @@ func TestHostileMemberGarbagePathRecovered(t *testing.T) {
 		if h, err := mls.PeekMessage(e.Payload); err == nil && (h.WireFormat == mls.WireFormatWelcome || bytes.Equal(h.GroupID, successor)) {
 			t.Fatalf("the offender got a %v of the successor", h.WireFormat)
 		}
+		if bytes.HasPrefix(e.Payload, controlMagic) {
+			t.Fatalf("the offender got a control message from %x", e.Sender)
+		}
 	}
 }
 
@@ -198,17 +210,9 @@ func TestHostileMemberGarbagePathRecovered(t *testing.T) {
 func TestRecoveryLeaderReplyLost(t *testing.T) {
 	dir := t.TempDir()
 	node := testnode.StartNode(t, dir, "127.0.0.1:0")
-	alice, bob, carol := groupsStart(t, node), groupsStart(t, node), groupsStart(t, node)
 	ctx := context.Background()
 	const name = "reply lost"
-	_, gid := groupsForm(t, name, alice, bob, carol)
-	mallory := hostileMember(t, node, alice, gid)
-	for _, u := range []*groupsUser{bob, carol} {
-		groupsWait(t, "the members see mallory", func() bool {
-			m, err := u.b.Members(ctx, gid)
-			return err == nil && len(m.Members) == 4
-		})
-	}
+	alice, bob, carol, _, mallory := offendedGroup(t, node, name)
 	var once sync.Once
 	alice.b.beforeSubmit = func() {
 		once.Do(func() {

@@ -151,6 +151,32 @@ func (m *Member) NextEnvelope(t testing.TB, what string) client.Envelope {
 	return envs[0]
 }
 
+// WaitEnvelope waits up to 20 s for m's next envelope that is not a node
+// notice (skipping and acking those), acks it and returns it.
+func (m *Member) WaitEnvelope(t testing.TB, what string) client.Envelope {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		envs, err := m.Conn.Receive(ctx(t), m.Pub, 0, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(envs) == 1 {
+			if _, err := m.Conn.Ack(ctx(t), m.Pub, envs[0].Seq); err != nil {
+				t.Fatal(err)
+			}
+			if !client.IsNodeNotice(envs[0]) {
+				return envs[0]
+			}
+			continue
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s for %x", what, m.Pub[:4])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // Empty fails the test if m's queue holds a message.
 func (m *Member) Empty(t testing.TB) {
 	t.Helper()
