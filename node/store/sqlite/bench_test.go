@@ -5,8 +5,13 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/quicproquo/quicproquo/internal/benchfloor"
 	"github.com/quicproquo/quicproquo/node/store"
 	"github.com/quicproquo/quicproquo/node/store/storetest"
 )
@@ -192,5 +197,55 @@ func BenchmarkSubmitCommit10(b *testing.B) {
 			b.Fatal(err)
 		}
 		epoch++
+	}
+}
+
+// BenchmarkEnqueueSenders is the store alone under k concurrent callers of
+// a durable 1 KiB Enqueue (with a client message id), beside the raw and
+// batched (k records per fsync) write+fsync floors of the same disk in the
+// same run: what the group commit makes of the disk.
+func BenchmarkEnqueueSenders(b *testing.B) {
+	for _, k := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("senders=%d", k), func(b *testing.B) {
+			s := benchStore(b)
+			ctx := context.Background()
+			payload := make([]byte, 1024)
+			fl := benchfloor.Floors{Size: len(payload), Batch: k}
+			fl.Measure(b)
+			var (
+				left atomic.Int64
+				wg   sync.WaitGroup
+				lat  = make([][]time.Duration, k)
+			)
+			left.Store(int64(b.N))
+			before := s.commits.Load()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range k {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					r, sender := storetest.Key(fmt.Sprint("r", i)), storetest.Key(fmt.Sprint("s", i))
+					for n := left.Add(-1); n >= 0; n = left.Add(-1) {
+						start := time.Now()
+						if _, _, err := s.Enqueue(ctx, r, sender, []byte(fmt.Sprint(n)), payload); err != nil {
+							b.Error(err)
+							return
+						}
+						lat[i] = append(lat[i], time.Since(start))
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			all := slices.Concat(lat...)
+			slices.Sort(all)
+			rate := float64(len(all)) / b.Elapsed().Seconds()
+			b.ReportMetric(rate, "deliveries/s")
+			b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
+			b.ReportMetric(float64(b.N)/float64(s.commits.Load()-before), "calls/commit")
+			fl.Measure(b)
+			fl.Report(b, rate)
+		})
 	}
 }
