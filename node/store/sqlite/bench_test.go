@@ -5,11 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
-	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/quicproquo/quicproquo/internal/benchfloor"
 	"github.com/quicproquo/quicproquo/node/store"
@@ -212,37 +208,16 @@ func BenchmarkEnqueueSenders(b *testing.B) {
 			payload := make([]byte, 1024)
 			fl := benchfloor.Floors{Size: len(payload), Batch: k}
 			fl.Measure(b)
-			var (
-				left atomic.Int64
-				wg   sync.WaitGroup
-				lat  = make([][]time.Duration, k)
-			)
-			left.Store(int64(b.N))
+			keys := make([][2][]byte, k)
+			for i := range keys {
+				keys[i] = [2][]byte{storetest.Key(fmt.Sprint("r", i)), storetest.Key(fmt.Sprint("s", i))}
+			}
 			before := s.commits.Load()
 			b.ReportAllocs()
-			b.ResetTimer()
-			for i := range k {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					r, sender := storetest.Key(fmt.Sprint("r", i)), storetest.Key(fmt.Sprint("s", i))
-					for n := left.Add(-1); n >= 0; n = left.Add(-1) {
-						start := time.Now()
-						if _, _, err := s.Enqueue(ctx, r, sender, []byte(fmt.Sprint(n)), payload); err != nil {
-							b.Error(err)
-							return
-						}
-						lat[i] = append(lat[i], time.Since(start))
-					}
-				}()
-			}
-			wg.Wait()
-			b.StopTimer()
-			all := slices.Concat(lat...)
-			slices.Sort(all)
-			rate := float64(len(all)) / b.Elapsed().Seconds()
-			b.ReportMetric(rate, "deliveries/s")
-			b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
+			rate := benchfloor.Concurrent(b, k, "deliveries/s", func(i int, n int64) error {
+				_, _, err := s.Enqueue(ctx, keys[i][0], keys[i][1], []byte(fmt.Sprint(n)), payload)
+				return err
+			})
 			b.ReportMetric(float64(b.N)/float64(s.commits.Load()-before), "calls/commit")
 			fl.Measure(b)
 			fl.Report(b, rate)
