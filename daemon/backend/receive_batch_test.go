@@ -44,21 +44,27 @@ func TestReceiveBatchRejectsAlone(t *testing.T) {
 	if err != nil || len(p.Messages) != 2 || p.Messages[0].Text != "one" || p.Messages[1].Text != "two" {
 		t.Fatalf("history: %+v %v", p.Messages, err)
 	}
-	evs, err := r.b.EventsAfter(ctx, 0, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rejected := 0
-	for _, e := range evs {
-		if e.Kind == store.EventRejected {
-			rejected++
-		}
-	}
-	if rejected != 3 {
+	if rejected := countEvents(t, r.b, store.EventRejected); rejected != 3 {
 		t.Errorf("%d rejected events, want 3 (garbage, bad content, replay)", rejected)
 	}
 	// Delivered again (after a reconnect): nothing changes.
 	if applied, cursor, err := r.b.applyEnvelopes(ctx, batch); err != nil || applied != 0 || cursor != 6 {
 		t.Fatalf("again: %d applied, cursor %d, %v", applied, cursor, err)
 	}
+}
+
+// countEvents counts b's events of kind.
+func countEvents(t *testing.T, b *Backend, kind store.EventKind) int {
+	t.Helper()
+	evs, err := b.EventsAfter(context.Background(), 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range evs {
+		if e.Kind == kind {
+			n++
+		}
+	}
+	return n
 }

@@ -182,17 +182,7 @@ func TestReceiveRejectsAndKeepsServing(t *testing.T) {
 	if err != nil || len(p.Messages) != 1 || p.Messages[0].Text != "good" {
 		t.Fatalf("history: %+v %v", p.Messages, err)
 	}
-	evs, err := r.b.EventsAfter(ctx, 0, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rejected := 0
-	for _, e := range evs {
-		if e.Kind == store.EventRejected {
-			rejected++
-		}
-	}
-	if rejected != 3 {
+	if rejected := countEvents(t, r.b, store.EventRejected); rejected != 3 {
 		t.Errorf("%d rejected events, want 3 (garbage, bad content, replay)", rejected)
 	}
 	var cur uint64

@@ -1,6 +1,7 @@
 package benchfloor
 
 import (
+	"sync"
 	"testing"
 	"time"
 )
@@ -44,5 +45,34 @@ func BenchmarkWriteFsync(b *testing.B) {
 			}
 			b.ReportMetric(last.RecordsPerSec(), "records/s")
 		})
+	}
+}
+
+// Concurrent makes exactly b.N calls, each number once, spread over the
+// goroutines.
+func TestConcurrent(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[int64]int{}
+	var n int
+	r := testing.Benchmark(func(b *testing.B) {
+		clear(seen)
+		n = b.N
+		Concurrent(b, 4, "calls/s", func(i int, k int64) error {
+			mu.Lock()
+			seen[k]++
+			mu.Unlock()
+			return nil
+		})
+	})
+	if r.N != n || len(seen) != n {
+		t.Fatalf("%d calls for b.N = %d", len(seen), n)
+	}
+	for k, c := range seen {
+		if k < 0 || k >= int64(n) || c != 1 {
+			t.Fatalf("call %d made %d times (b.N = %d)", k, c, n)
+		}
+	}
+	if r.Extra["calls/s"] <= 0 || r.Extra["p99-ms"] < r.Extra["p50-ms"] {
+		t.Fatalf("metrics %v", r.Extra)
 	}
 }

@@ -3,11 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/quicproquo/quicproquo/internal/benchfloor"
 	"github.com/quicproquo/quicproquo/internal/pgtest"
@@ -54,39 +50,14 @@ func benchDeliveries(b *testing.B, n *testNode, k int) {
 		clients[i] = deliverySender{c: n.dial(b, newTestIdentity(b).priv), to: newTestIdentity(b).pub}
 	}
 	payload := benchPayload()
-	var (
-		left = atomic.Int64{}
-		wg   sync.WaitGroup
-		lat  = make([][]time.Duration, k)
-	)
-	left.Store(int64(b.N))
 	fl := benchfloor.Floors{Size: benchPayloadSize, Batch: k}
 	fl.Measure(b)
 	b.SetBytes(benchPayloadSize)
 	b.ReportAllocs()
-	b.ResetTimer()
-	for i, s := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for left.Add(-1) >= 0 {
-				start := time.Now()
-				if _, _, err := s.c.Enqueue(ctx, s.to, payload, nil); err != nil {
-					b.Error(err)
-					return
-				}
-				lat[i] = append(lat[i], time.Since(start))
-			}
-		}()
-	}
-	wg.Wait()
-	b.StopTimer()
-	all := slices.Concat(lat...)
-	slices.Sort(all)
-	rate := float64(len(all)) / b.Elapsed().Seconds()
-	b.ReportMetric(rate, "deliveries/s")
-	b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
+	rate := benchfloor.Concurrent(b, k, "deliveries/s", func(i int, _ int64) error {
+		_, _, err := clients[i].c.Enqueue(ctx, clients[i].to, payload, nil)
+		return err
+	})
 	fl.Measure(b)
 	fl.Report(b, rate)
 }

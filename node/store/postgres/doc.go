@@ -15,9 +15,10 @@
 // ("host=/run/postgresql dbname=qpnode") or a URL
 // ("postgres://qpnode@db.internal/qpnode?sslmode=verify-full"), with the
 // usual PG* environment variables and ~/.pgpass filling in what it leaves
-// out. pgxpool's settings ride along in it: pool_max_conns (default 4 or
-// the number of CPUs, whichever is larger) bounds the connections one node
-// holds, plus one per running Notifications. To keep the tables in a
+// out. pgxpool's settings ride along in it: pool_max_conns (default
+// DefaultMaxConns, 16: concurrent commits share the server's log flushes)
+// bounds the connections one node holds, plus one per running
+// Notifications. To keep the tables in a
 // schema of their own, create it and name it in search_path
 // ("... search_path=qpnode"). The role needs to create tables on the first
 // Open (and on the first Open of a version with new migrations), then only

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,6 +61,15 @@ var (
 	_ store.Notifier = (*Store)(nil)
 )
 
+// DefaultMaxConns is the size of a node's connection pool when the
+// connection string does not set pool_max_conns. PostgreSQL commits the
+// transactions that wait for the log's flush together, one fsync for all
+// of them; so the more writes are in flight at once, the more share each
+// flush. pgxpool's own default (4, or the number of CPUs) would cap that
+// at four on a small machine; 16 leaves room for several nodes within
+// PostgreSQL's default max_connections (100).
+const DefaultMaxConns = 16
+
 // Open connects to the database named by connString (a libpq-style
 // keyword/value string or a postgres:// URL; pgxpool's pool_* settings are
 // honoured), applies any pending schema migrations and returns the store.
@@ -90,6 +100,9 @@ func Open(ctx context.Context, connString string, limits store.Limits, logger *s
 	if err != nil {
 		// pgx's message leaves out any password it finds.
 		return nil, fmt.Errorf("postgres: open: %w: %w", store.ErrInvalid, err)
+	}
+	if !strings.Contains(connString, "pool_max_conns") {
+		cfg.MaxConns = DefaultMaxConns
 	}
 	// A commit is acknowledged only once it is durable, whatever the
 	// server's default.

@@ -430,3 +430,15 @@ WHERE application_name = $1 AND datname = current_database()) AS t`, listenAppNa
 		t.Fatalf("Notifications on a closed store: %v, want ErrClosed", err)
 	}
 }
+
+// The pool holds DefaultMaxConns connections unless the connection string
+// says otherwise.
+func TestPoolSize(t *testing.T) {
+	conn := pgtest.NewDatabase(t)
+	if s := openTestStore(t, conn, store.Limits{}); s.pool.Config().MaxConns != DefaultMaxConns {
+		t.Fatalf("pool of %d connections, want %d", s.pool.Config().MaxConns, DefaultMaxConns)
+	}
+	if s := openTestStore(t, conn+" pool_max_conns=3", store.Limits{}); s.pool.Config().MaxConns != 3 {
+		t.Fatalf("pool_max_conns=3 gave a pool of %d", s.pool.Config().MaxConns)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/quicproquo/quicproquo/internal/benchfloor"
 	"github.com/quicproquo/quicproquo/node/store"
 	"github.com/quicproquo/quicproquo/node/store/storetest"
 )
@@ -192,5 +193,34 @@ func BenchmarkSubmitCommit10(b *testing.B) {
 			b.Fatal(err)
 		}
 		epoch++
+	}
+}
+
+// BenchmarkEnqueueSenders is the store alone under k concurrent callers of
+// a durable 1 KiB Enqueue (with a client message id), beside the raw and
+// batched (k records per fsync) write+fsync floors of the same disk in the
+// same run: what the group commit makes of the disk.
+func BenchmarkEnqueueSenders(b *testing.B) {
+	for _, k := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("senders=%d", k), func(b *testing.B) {
+			s := benchStore(b)
+			ctx := context.Background()
+			payload := make([]byte, 1024)
+			fl := benchfloor.Floors{Size: len(payload), Batch: k}
+			fl.Measure(b)
+			keys := make([][2][]byte, k)
+			for i := range keys {
+				keys[i] = [2][]byte{storetest.Key(fmt.Sprint("r", i)), storetest.Key(fmt.Sprint("s", i))}
+			}
+			before := s.commits.Load()
+			b.ReportAllocs()
+			rate := benchfloor.Concurrent(b, k, "deliveries/s", func(i int, n int64) error {
+				_, _, err := s.Enqueue(ctx, keys[i][0], keys[i][1], []byte(fmt.Sprint(n)), payload)
+				return err
+			})
+			b.ReportMetric(float64(b.N)/float64(s.commits.Load()-before), "calls/commit")
+			fl.Measure(b)
+			fl.Report(b, rate)
+		})
 	}
 }
