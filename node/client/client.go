@@ -77,6 +77,7 @@ type Envelope struct {
 	Payload     []byte    // opaque bytes
 	EnqueuedAt  time.Time // when the node stored it
 	Sequenced   bool      // in its group's order (an accepted commit, its Welcome, a fanned-out message), not a direct enqueue
+	GroupSeq    uint64    // its number in the group's order, the same for every member (0: a direct enqueue, or unknown)
 }
 
 // KeyPackageCount is what an identity has left in the node's directory.
@@ -487,6 +488,7 @@ func envelopes(list envelope.Envelope_List) ([]Envelope, error) {
 			Payload:    bytes.Clone(payload),
 			EnqueuedAt: time.Unix(0, e.EnqueuedAtUnixNano()),
 			Sequenced:  e.Sequenced(),
+			GroupSeq:   e.GroupSeq(),
 		}
 		if len(id) > 0 {
 			out[i].ClientMsgID = bytes.Clone(id)

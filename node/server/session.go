@@ -362,6 +362,7 @@ func setEnvelopes(list envelope.Envelope_List, msgs []store.Message) error {
 		}
 		e.SetEnqueuedAtUnixNano(m.EnqueuedAt.UnixNano())
 		e.SetSequenced(m.Sequenced)
+		e.SetGroupSeq(m.GroupSeq)
 	}
 	return nil
 }

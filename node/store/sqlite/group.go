@@ -157,10 +157,10 @@ UPDATE groups SET epoch = ?, last_seq = last_seq + 1, view = ? WHERE group_id = 
 		if err := setRoster(ctx, tx, groupID, v.Roster); err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
-		if err := s.fanOutTx(ctx, tx, v.Recipients, sender, clientMsgID, commit, now); err != nil {
+		if err := s.fanOutTx(ctx, tx, v.Recipients, sender, clientMsgID, commit, now, seq); err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
-		if err := s.fanOutTx(ctx, tx, v.WelcomeRecipients, sender, clientMsgID, welcome, now); err != nil {
+		if err := s.fanOutTx(ctx, tx, v.WelcomeRecipients, sender, clientMsgID, welcome, now, seq); err != nil {
 			return fmt.Errorf("sqlite: %s: welcome: %w", op, err)
 		}
 		if len(clientMsgID) > 0 {
@@ -231,7 +231,7 @@ UPDATE groups SET last_seq = last_seq + 1, view = ? WHERE group_id = ? RETURNING
 		if err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
-		if err := s.fanOutTx(ctx, tx, recipients, sender, clientMsgID, payload, now); err != nil {
+		if err := s.fanOutTx(ctx, tx, recipients, sender, clientMsgID, payload, now, seq); err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
 		if len(clientMsgID) > 0 {
@@ -309,17 +309,18 @@ func hexList(keys [][]byte) string {
 	return string(append(list, ']'))
 }
 
-// fanOutTx appends payload, sequenced, to every recipient's queue inside tx. The
+// fanOutTx appends payload, sequenced as number groupSeq of its group, to
+// every recipient's queue inside tx. The
 // recipients (distinct identity keys) travel as one JSON array of hex
 // strings, so the work is a fixed handful of statements however many
 // recipients there are. Several recipients share one stored copy of the
 // payload.
-func (s *Store) fanOutTx(ctx context.Context, tx *sql.Tx, recipients [][]byte, sender, clientMsgID, payload []byte, now int64) error {
+func (s *Store) fanOutTx(ctx context.Context, tx *sql.Tx, recipients [][]byte, sender, clientMsgID, payload []byte, now, groupSeq int64) error {
 	switch len(recipients) {
 	case 0:
 		return nil
 	case 1:
-		_, err := s.appendTx(ctx, tx, recipients[0], sender, clientMsgID, payload, now)
+		_, err := s.appendTx(ctx, tx, recipients[0], sender, clientMsgID, payload, now, groupSeq)
 		return err
 	}
 	list := hexList(recipients)
@@ -350,9 +351,9 @@ SELECT recipient, depth FROM queues WHERE recipient IN (`+each+`) AND depth > ? 
 		return fmt.Errorf("store payload: %w", err)
 	}
 	res, err := tx.ExecContext(ctx, `
-INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at, payload_ref, sequenced)
-SELECT recipient, last_seq, ?, ?, x'', ?, ?, 1 FROM queues WHERE recipient IN (`+each+`)`,
-		sender, nonNil(clientMsgID), now, ref, list)
+INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at, payload_ref, sequenced, group_seq)
+SELECT recipient, last_seq, ?, ?, x'', ?, ?, 1, ? FROM queues WHERE recipient IN (`+each+`)`,
+		sender, nonNil(clientMsgID), now, ref, groupSeq, list)
 	if err != nil {
 		return fmt.Errorf("store messages: %w", err)
 	}
