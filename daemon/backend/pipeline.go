@@ -341,15 +341,26 @@ func (b *Backend) deliver(ctx context.Context, c *nodeclient.Client, it store.Ou
 		// A group message goes to every other member in one node
 		// transaction, so that all members receive the group's messages in
 		// one order; the node knows the members from the group's tree.
+		// The node's answer numbers the message in the group's order, the
+		// number every member sees.
+		var groupSeq uint64
 		if len(it.Recipients) > 0 {
 			fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			_, _, err := c.FanOut(fctx, cid, it.Payload)
+			seq, _, err := c.FanOut(fctx, cid, it.Payload)
 			cancel()
 			if err != nil {
 				return fmt.Errorf("fan out outbox item %d: %w", it.ID, err)
 			}
+			groupSeq = seq
 		}
-		return b.update(ctx, func(tx *store.Tx) error { return tx.SetOutboxState(it.ID, store.OutboxSent, "") })
+		return b.update(ctx, func(tx *store.Tx) error {
+			if groupSeq > 0 && it.MessageSeq > 0 {
+				if err := tx.SetGroupSeq(it.GroupID, it.MessageSeq, groupSeq); err != nil && !errors.Is(err, store.ErrNotFound) {
+					return err // (a message gone by retention keeps no number)
+				}
+			}
+			return tx.SetOutboxState(it.ID, store.OutboxSent, "")
+		})
 	}
 	for _, r := range it.Recipients {
 		ectx, cancel := context.WithTimeout(ctx, 30*time.Second)

@@ -120,6 +120,12 @@ CREATE TABLE contacts (
 CREATE UNIQUE INDEX contacts_name ON contacts(name) WHERE name <> '';
 ALTER TABLE welcomes ADD COLUMN request INTEGER NOT NULL DEFAULT 0;
 `,
+	// 5: a message's number in its group's order, as the node gave it
+	// (0 until known: an outgoing message not yet delivered, a message
+	// stored before this version).
+	`
+ALTER TABLE messages ADD COLUMN group_seq INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // SchemaVersion is the schema version this program writes.
