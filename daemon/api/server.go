@@ -218,7 +218,11 @@ func (s *Server) FetchKey(ctx context.Context, req *daemonv1.FetchKeyRequest) (*
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	info, err := s.b.FetchKey(ctx, peer)
+	fetch := s.b.FetchKey
+	if req.GetPeek() {
+		fetch = s.b.PeekKey
+	}
+	info, err := fetch(ctx, peer)
 	if err != nil {
 		return nil, toStatus(err)
 	}

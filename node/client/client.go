@@ -330,8 +330,22 @@ func (c *Client) FetchKeyPackage(ctx context.Context, identity []byte) ([]byte, 
 // FetchKeyPackageSuite is FetchKeyPackage for the MLS cipher suite suite;
 // ErrNoKeyPackage also when the node keeps no packages of that suite.
 func (c *Client) FetchKeyPackageSuite(ctx context.Context, identity []byte, suite uint16) ([]byte, error) {
+	return c.fetchKeyPackage(ctx, identity, suite, false)
+}
+
+// PeekKeyPackage returns identity's last-resort KeyPackage in cipher suite
+// 1 and consumes nothing: a look at the identity's package (its
+// credential, lifetime, capabilities), not one to invite with. It spends
+// this client's fetch budget but none of identity's; ErrNoKeyPackage when
+// identity has no last-resort package.
+func (c *Client) PeekKeyPackage(ctx context.Context, identity []byte) ([]byte, error) {
+	return c.fetchKeyPackage(ctx, identity, 1, true)
+}
+
+func (c *Client) fetchKeyPackage(ctx context.Context, identity []byte, suite uint16, peek bool) ([]byte, error) {
 	fut, release := c.node.FetchKeyPackage(ctx, func(p auth.AuthService_fetchKeyPackage_Params) error {
 		p.SetCipherSuite(suite)
+		p.SetPeek(peek)
 		return p.SetIdentityKey(identity)
 	})
 	release, err := c.wait(ctx, fut.Future, release)

@@ -597,7 +597,11 @@ func (x *PingResponse) GetAddress() string {
 type FetchKeyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The peer's identity key, 64 hex characters.
-	PeerKey       string `protobuf:"bytes,1,opt,name=peer_key,json=peerKey,proto3" json:"peer_key,omitempty"`
+	PeerKey string `protobuf:"bytes,1,opt,name=peer_key,json=peerKey,proto3" json:"peer_key,omitempty"`
+	// Consume nothing: the node returns the peer's last-resort KeyPackage
+	// (NOT_FOUND when it has none). Without it the node hands out one of the
+	// peer's KeyPackages and deletes it.
+	Peek          bool `protobuf:"varint,2,opt,name=peek,proto3" json:"peek,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -637,6 +641,13 @@ func (x *FetchKeyRequest) GetPeerKey() string {
 		return x.PeerKey
 	}
 	return ""
+}
+
+func (x *FetchKeyRequest) GetPeek() bool {
+	if x != nil {
+		return x.Peek
+	}
+	return false
 }
 
 type FetchKeyResponse struct {
@@ -3987,9 +3998,10 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\vPingRequest\"U\n" +
 	"\fPingResponse\x12+\n" +
 	"\x03rtt\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x03rtt\x12\x18\n" +
-	"\aaddress\x18\x02 \x01(\tR\aaddress\",\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\"@\n" +
 	"\x0fFetchKeyRequest\x12\x19\n" +
-	"\bpeer_key\x18\x01 \x01(\tR\apeerKey\"\xde\x02\n" +
+	"\bpeer_key\x18\x01 \x01(\tR\apeerKey\x12\x12\n" +
+	"\x04peek\x18\x02 \x01(\bR\x04peek\"\xde\x02\n" +
 	"\x10FetchKeyResponse\x12\x1f\n" +
 	"\vkey_package\x18\x01 \x01(\fR\n" +
 	"keyPackage\x12\x10\n" +
