@@ -127,6 +127,9 @@ func (b *Backend) fetchKey(ctx context.Context, peer ed25519.PublicKey, peek boo
 		fetch = c.PeekKeyPackage
 	}
 	raw, err := fetch(ctx, peer)
+	if errors.Is(err, nodeclient.ErrPeekUnsupported) {
+		return KeyPackageInfo{}, fmt.Errorf("%w: the node does not support peeking (it answered as a fetch, consuming one of %s's KeyPackages)", ErrUnimplemented, FormatKey(peer))
+	}
 	if errors.Is(err, nodeclient.ErrNoKeyPackage) && peek {
 		return KeyPackageInfo{}, fmt.Errorf("%w: the node has no last-resort KeyPackage of %s to peek at (has the peer registered?)", ErrNoKeyPackage, FormatKey(peer))
 	}

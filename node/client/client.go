@@ -337,7 +337,8 @@ func (c *Client) FetchKeyPackageSuite(ctx context.Context, identity []byte, suit
 // 1 and consumes nothing: a look at the identity's package (its
 // credential, lifetime, capabilities), not one to invite with. It spends
 // this client's fetch budget but none of identity's; ErrNoKeyPackage when
-// identity has no last-resort package.
+// identity has no last-resort package, ErrPeekUnsupported from a node that
+// does not know peeks (and so consumed one).
 func (c *Client) PeekKeyPackage(ctx context.Context, identity []byte) ([]byte, error) {
 	return c.fetchKeyPackage(ctx, identity, 1, true)
 }
@@ -360,6 +361,9 @@ func (c *Client) fetchKeyPackage(ctx context.Context, identity []byte, suite uin
 	pkg, err := res.Package()
 	if err != nil {
 		return nil, callError("fetch key package", err)
+	}
+	if peek && !res.Peeked() {
+		return nil, fmt.Errorf("fetch key package: %w (it handed out a KeyPackage as for a fetch)", ErrPeekUnsupported)
 	}
 	return bytes.Clone(pkg), nil
 }
