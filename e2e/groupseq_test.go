@@ -23,15 +23,8 @@ type groupSeqJSON struct {
 func TestGroupNumbersSameForEveryMember(t *testing.T) {
 	root := tempDir(t)
 	n := startNode(t, root, "127.0.0.1:0")
-	users := []*user{newUser(t, root, "alice", n.addr), newUser(t, root, "bob", n.addr), newUser(t, root, "carol", n.addr)}
+	users := registeredUsers(t, root, n.addr, "alice", "bob", "carol")
 	var wg sync.WaitGroup
-	for _, u := range users {
-		wg.Go(func() { u.register(t) })
-	}
-	wg.Wait()
-	if t.Failed() {
-		t.FailNow()
-	}
 	alice := users[0]
 	group := alice.createGroup(t, "team")
 	alice.must(t, "invite", "--group-id", group, "--peer-key", users[1].id, "--peer-key", users[2].id)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/quicproquo/quicproquo/daemon/store"
-	"github.com/quicproquo/quicproquo/internal/testnode"
 )
 
 // groupsMessage waits until u's history of group holds text and returns it.
@@ -34,11 +33,8 @@ func groupsMessage(t *testing.T, u *groupsUser, group, text string) store.Messag
 // out gets the node's number, the same in every member's history, and so
 // does an honest member's message, in the sender's history too.
 func TestHostileMemberCannotClaimGroupNumber(t *testing.T) {
-	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
-	alice, bob := groupsStart(t, node), groupsStart(t, node)
+	_, alice, bob, gid, mallory := hostileGroup(t, "numbers")
 	ctx := context.Background()
-	_, gid := groupsForm(t, "numbers", alice, bob)
-	mallory := hostileMember(t, node, alice, gid)
 	protect := func(text string) []byte {
 		t.Helper()
 		ct, err := mallory.Group.Protect(appendAppContentAuth(time.Now(), text, mallory.Group.EpochAuthenticator()), nil)

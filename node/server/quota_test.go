@@ -249,15 +249,13 @@ func TestMessagesExpire(t *testing.T) {
 	}
 }
 
-// TestKeyPackageDrainBounded: a stranger fetching one user's packages over
-// and over consumes only the per-target burst, then gets the last-resort
-// package, then is refused past its own burst; the owner is pushed a
-// low-water notice.
-func TestKeyPackageDrainBounded(t *testing.T) {
-	n := openNode(t, server.Config{FetchBurst: 8, TargetFetchBurst: 5, TargetFetchRate: 0.001}, store.Limits{})
+// withKeyPackages registers an identity that uploads count KeyPackages
+// and a last-resort one, which it returns.
+func withKeyPackages(t *testing.T, n *testNode, count int) (testIdentity, *client.Client, []byte) {
+	t.Helper()
 	ctx := testCtx(t)
 	owner, co := n.registered(t)
-	for i := range 10 {
+	for i := range count {
 		if _, err := co.UploadKeyPackage(ctx, owner.pub, testKeyPackage(owner.pub, byte(i)), false); err != nil {
 			t.Fatal(err)
 		}
@@ -266,6 +264,17 @@ func TestKeyPackageDrainBounded(t *testing.T) {
 	if _, err := co.UploadKeyPackage(ctx, owner.pub, last, true); err != nil {
 		t.Fatal(err)
 	}
+	return owner, co, last
+}
+
+// TestKeyPackageDrainBounded: a stranger fetching one user's packages over
+// and over consumes only the per-target burst, then gets the last-resort
+// package, then is refused past its own burst; the owner is pushed a
+// low-water notice.
+func TestKeyPackageDrainBounded(t *testing.T) {
+	n := openNode(t, server.Config{FetchBurst: 8, TargetFetchBurst: 5, TargetFetchRate: 0.001}, store.Limits{})
+	ctx := testCtx(t)
+	owner, co, last := withKeyPackages(t, n, 10)
 	notices := make(chan client.Envelope, 8)
 	sub, err := co.Subscribe(ctx, owner.pub, 0, func(ctx context.Context, batch []client.Envelope) error {
 		for _, e := range batch {
@@ -317,16 +326,7 @@ func TestKeyPackageDrainBounded(t *testing.T) {
 func TestKeyPackagePeekConsumesNothing(t *testing.T) {
 	n := openNode(t, server.Config{FetchBurst: 8, TargetFetchBurst: 5, TargetFetchRate: 0.001}, store.Limits{})
 	ctx := testCtx(t)
-	owner, co := n.registered(t)
-	for i := range 10 {
-		if _, err := co.UploadKeyPackage(ctx, owner.pub, testKeyPackage(owner.pub, byte(i)), false); err != nil {
-			t.Fatal(err)
-		}
-	}
-	last := testKeyPackage(owner.pub, 0xee)
-	if _, err := co.UploadKeyPackage(ctx, owner.pub, last, true); err != nil {
-		t.Fatal(err)
-	}
+	owner, co, last := withKeyPackages(t, n, 10)
 	_, cs := n.registered(t)
 	for i := range 8 {
 		pkg, err := cs.PeekKeyPackage(ctx, owner.pub)
