@@ -214,7 +214,9 @@ func (a *app) recvCommand() *cobra.Command {
 
 Each message is printed as
   [GROUP #N TIME] SENDER: TEXT
-where N is the message's number in the group's history. Control characters
+where N is the message's number in the group's order, the same for every
+member (#? while the node has not numbered it: your own message still in
+the outbox, a group of one, old history). Control characters
 and bidi overrides in names and texts are shown escaped (\n, \x1b, \u202e);
 the further lines of a multi-line text follow as "    | " continuation
 lines. With --json each message is one JSON object, byte-exact.`,
