@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -52,19 +53,10 @@ func (a *app) readText(path string) (string, error) {
 		return "", usagef("message is longer than the limit of %d bytes (64 KiB)", maxTextSize)
 	case len(b) == 0:
 		return "", usagef("message is empty")
-	case !utf8.Valid(b) || hasNUL(b):
+	case !utf8.Valid(b) || bytes.IndexByte(b, 0) >= 0:
 		return "", usagef("message is not text: it must be UTF-8 without NUL bytes (binary files cannot be sent)")
 	}
 	return string(b), nil
-}
-
-func hasNUL(b []byte) bool {
-	for _, c := range b {
-		if c == 0 {
-			return true
-		}
-	}
-	return false
 }
 
 func (a *app) sendCommand() *cobra.Command {
