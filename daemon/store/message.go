@@ -23,7 +23,7 @@ type Message struct {
 	// GroupSeq is the node's per-group sequence number, the group's order
 	// and the same for every member; 0 while not known (an outgoing
 	// message the node has not accepted yet, a group of one, history
-	// from before it was kept).
+	// from before it was kept, history moved to a successor group).
 	GroupSeq   uint64
 	MessageID  []byte
 	Sender     []byte

@@ -494,3 +494,33 @@ func TestMessageGroupSeq(t *testing.T) {
 	st.Close()
 	wantGroupSeqs(openTestStore(t, dir), 0, 0, 0)
 }
+
+// TestMoveHistoryDropsGroupSeq: history moved to a successor group loses
+// the old group's numbers, which the successor's order would repeat.
+func TestMoveHistoryDropsGroupSeq(t *testing.T) {
+	st := openTestStore(t, t.TempDir())
+	from, to := testGroupID(1), testGroupID(2)
+	mustUpdate(t, st, func(tx *Tx) error {
+		for _, id := range [][]byte{from, to} {
+			if err := tx.PutGroup(Group{ID: id, Name: "g", State: []byte("s")}); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.AppendMessage(Message{GroupID: from, MessageID: []byte{1}, Text: "old", GroupSeq: 3}); err != nil {
+			return err
+		}
+		return tx.MoveHistory(from, to)
+	})
+	if err := st.View(context.Background(), func(tx *Tx) error {
+		m, err := tx.Message(to, 1)
+		if err != nil {
+			return err
+		}
+		if m.Text != "old" || m.GroupSeq != 0 {
+			t.Errorf("moved message %q has group seq %d, want 0", m.Text, m.GroupSeq)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
