@@ -14,7 +14,10 @@ func TestFetchKeyPeekConsumesNothing(t *testing.T) {
 	alice, bob := newUser(t, root, "alice", n.addr), newUser(t, root, "bob", n.addr)
 	alice.register(t)
 	bob.register(t)
-	before := *bob.status(t).KeyPackagesLeft
+	// register returns once the node holds some of bob's KeyPackages; qpd
+	// keeps 10 there, so wait for all of them before counting.
+	const before = 10
+	waitFor(t, "bob's KeyPackages all at the node", func() bool { return *bob.status(t).KeyPackagesLeft == before })
 	type keyJSON struct {
 		Valid              bool   `json:"valid"`
 		LastResort         bool   `json:"last_resort"`
