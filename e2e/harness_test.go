@@ -255,6 +255,24 @@ func (u *user) status(t testing.TB) statusJSON {
 	return st
 }
 
+// registeredUsers starts a daemon for each name and registers them all at once.
+func registeredUsers(t *testing.T, root, nodeAddr string, names ...string) []*user {
+	t.Helper()
+	users := make([]*user, len(names))
+	for i, name := range names {
+		users[i] = newUser(t, root, name, nodeAddr)
+	}
+	var wg sync.WaitGroup
+	for _, u := range users {
+		wg.Go(func() { u.register(t) })
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	return users
+}
+
 // register creates the identity and waits until the node holds its
 // KeyPackages.
 func (u *user) register(t *testing.T) {

@@ -27,18 +27,11 @@ func TestMultiParty(t *testing.T) {
 	root := tempDir(t)
 	n := startNode(t, root, "127.0.0.1:0")
 	const people = 5
-	users := make([]*user, people)
-	for i := range users {
-		users[i] = newUser(t, root, fmt.Sprintf("u%d", i), n.addr)
+	names := make([]string, people)
+	for i := range names {
+		names[i] = fmt.Sprintf("u%d", i)
 	}
-	var wg sync.WaitGroup
-	for _, u := range users {
-		wg.Go(func() { u.register(t) })
-	}
-	wg.Wait()
-	if t.Failed() {
-		t.FailNow()
-	}
+	users := registeredUsers(t, root, n.addr, names...)
 	group := users[0].createGroup(t, "multi")
 	args := []string{"invite", "--group-id", group}
 	for _, u := range users[1:] {

@@ -160,6 +160,7 @@ func messagePB(m store.Message, g store.Group) *daemonv1.Message {
 		ReceivedAt: ts(m.ReceivedAt),
 		Read:       m.Read,
 		Outgoing:   m.Outgoing,
+		GroupSeq:   m.GroupSeq,
 	}
 }
 
@@ -217,7 +218,11 @@ func (s *Server) FetchKey(ctx context.Context, req *daemonv1.FetchKeyRequest) (*
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	info, err := s.b.FetchKey(ctx, peer)
+	fetch := s.b.FetchKey
+	if req.GetPeek() {
+		fetch = s.b.PeekKey
+	}
+	info, err := fetch(ctx, peer)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -337,7 +342,7 @@ func (s *Server) Send(ctx context.Context, req *daemonv1.SendRequest) (*daemonv1
 		return nil, toStatus(err)
 	}
 	resp := &daemonv1.SendResponse{MessageId: hex.EncodeToString(r.Message.MessageID), Seq: r.Message.Seq,
-		Delivered: d.State == backend.DeliveryDelivered, StateDetail: d.Detail, UnreachableSince: ts(d.UnreachableSince)}
+		Delivered: d.State == backend.DeliveryDelivered, StateDetail: d.Detail, UnreachableSince: ts(d.UnreachableSince), GroupSeq: d.GroupSeq}
 	switch d.State {
 	case backend.DeliveryDelivered:
 		resp.State = daemonv1.DeliveryState_DELIVERY_STATE_DELIVERED

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -26,6 +27,10 @@ type Delivery struct {
 	// UnreachableSince is set for a message queued while the node is not
 	// connected: since when.
 	UnreachableSince time.Time
+	// GroupSeq is the delivered message's number in its group's order (0
+	// while not delivered, or in a group of one, where the node numbers
+	// nothing).
+	GroupSeq uint64
 }
 
 // AwaitDelivery reports where the outbox item id stands. While the node is
@@ -38,12 +43,24 @@ func (b *Backend) AwaitDelivery(ctx context.Context, id int64, wait time.Duratio
 	for {
 		changed := b.Changed()
 		var it store.OutboxItem
-		if err := b.view(ctx, func(tx *store.Tx) (err error) { it, err = tx.Outbox(id); return }); err != nil {
+		var groupSeq uint64
+		if err := b.view(ctx, func(tx *store.Tx) error {
+			var err error
+			if it, err = tx.Outbox(id); err != nil || it.State != store.OutboxSent || it.MessageSeq == 0 {
+				return err
+			}
+			m, err := tx.Message(it.GroupID, it.MessageSeq)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			groupSeq = m.GroupSeq
+			return err
+		}); err != nil {
 			return Delivery{}, opError("delivery", err)
 		}
 		switch it.State {
 		case store.OutboxSent:
-			return Delivery{State: DeliveryDelivered}, nil
+			return Delivery{State: DeliveryDelivered, GroupSeq: groupSeq}, nil
 		case store.OutboxDropped:
 			return Delivery{State: DeliveryRefused, Detail: it.LastError}, nil
 		}

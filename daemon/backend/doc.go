@@ -60,7 +60,10 @@
 //   - Send: encrypt (the sender ratchet moves), store the history entry and
 //     the outbox item in one transaction; the outbox sender hands the item
 //     to the node's FanOut for all other members at once (one order for
-//     all recipients); offline it waits.
+//     all recipients); offline it waits. The number the node answers with
+//     (its per-group sequence) is stored with the history entry, as every
+//     receiver stores the GroupSeq of its envelope: the number every member
+//     shows for the message.
 //
 //   - Invite, Remove, Update, and commits of proposals: see commit.go. A
 //     commit is stored as pending with an outbox item that also holds its

@@ -41,6 +41,16 @@ func hostileMember(t *testing.T, node *testnode.Node, inviter *groupsUser, group
 	return m
 }
 
+// hostileGroup starts a node with daemons alice and bob in a group name,
+// which alice invites a hostile member to.
+func hostileGroup(t *testing.T, name string) (node *testnode.Node, alice, bob *groupsUser, gid string, mallory *grouptest.Member) {
+	t.Helper()
+	node = testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	alice, bob = groupsStart(t, node), groupsStart(t, node)
+	_, gid = groupsForm(t, name, alice, bob)
+	return node, alice, bob, gid, hostileMember(t, node, alice, gid)
+}
+
 // hostileNext waits for the next envelope of m that is not a node notice.
 func hostileNext(t *testing.T, m *grouptest.Member, what string) nodeclient.Envelope {
 	t.Helper()
@@ -53,11 +63,8 @@ func hostileNext(t *testing.T, m *grouptest.Member, what string) nodeclient.Enve
 // receives its removal, then nothing, and the node takes nothing more from
 // it.
 func TestHostileMemberCannotBreakTheGroup(t *testing.T) {
-	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
-	alice, bob := groupsStart(t, node), groupsStart(t, node)
+	node, alice, bob, gid, mallory := hostileGroup(t, "hostile")
 	ctx := context.Background()
-	_, gid := groupsForm(t, "hostile", alice, bob)
-	mallory := hostileMember(t, node, alice, gid)
 	groupsWait(t, "bob sees mallory", func() bool {
 		m, err := bob.b.Members(ctx, gid)
 		return err == nil && len(m.Members) == 3

@@ -102,6 +102,18 @@ type KeyPackageInfo struct {
 // FetchKey fetches (and so consumes, unless it is the last-resort one) a
 // peer's KeyPackage from the node and validates it.
 func (b *Backend) FetchKey(ctx context.Context, peer ed25519.PublicKey) (KeyPackageInfo, error) {
+	return b.fetchKey(ctx, peer, false)
+}
+
+// PeekKey is FetchKey that consumes nothing: the node returns the peer's
+// last-resort KeyPackage (ErrNoKeyPackage when it has none), enough to
+// check the peer's credential and lifetime without using up a package
+// an invitation would need.
+func (b *Backend) PeekKey(ctx context.Context, peer ed25519.PublicKey) (KeyPackageInfo, error) {
+	return b.fetchKey(ctx, peer, true)
+}
+
+func (b *Backend) fetchKey(ctx context.Context, peer ed25519.PublicKey, peek bool) (KeyPackageInfo, error) {
 	if err := b.requireIdentity(ctx); err != nil {
 		return KeyPackageInfo{}, err
 	}
@@ -110,7 +122,17 @@ func (b *Backend) FetchKey(ctx context.Context, peer ed25519.PublicKey) (KeyPack
 		ci := b.Connection()
 		return KeyPackageInfo{}, fmt.Errorf("%w: %s (%s)", ErrNotConnected, ci.Address, ci.State)
 	}
-	raw, err := c.FetchKeyPackage(ctx, peer)
+	fetch := c.FetchKeyPackage
+	if peek {
+		fetch = c.PeekKeyPackage
+	}
+	raw, err := fetch(ctx, peer)
+	if errors.Is(err, nodeclient.ErrPeekUnsupported) {
+		return KeyPackageInfo{}, fmt.Errorf("%w: the node does not support peeking (it answered as a fetch, consuming one of %s's KeyPackages)", ErrUnimplemented, FormatKey(peer))
+	}
+	if errors.Is(err, nodeclient.ErrNoKeyPackage) && peek {
+		return KeyPackageInfo{}, fmt.Errorf("%w: the node has no last-resort KeyPackage of %s to peek at (has the peer registered?)", ErrNoKeyPackage, FormatKey(peer))
+	}
 	if errors.Is(err, nodeclient.ErrNoKeyPackage) {
 		return KeyPackageInfo{}, fmt.Errorf("%w: the node has none for %s (has the peer registered?)", ErrNoKeyPackage, FormatKey(peer))
 	}

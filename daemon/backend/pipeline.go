@@ -392,15 +392,19 @@ func (b *Backend) deliver(ctx context.Context, c *nodeclient.Client, it store.Ou
 		// A group message goes to every other member in one node
 		// transaction, so that all members receive the group's messages in
 		// one order; the node knows the members from the group's tree.
+		// The node's answer numbers the message in the group's order, the
+		// number every member sees.
+		var groupSeq uint64
 		if len(it.Recipients) > 0 {
 			fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			_, _, err := c.FanOut(fctx, cid, it.Payload)
+			seq, _, err := c.FanOut(fctx, cid, it.Payload)
 			cancel()
 			if err != nil {
 				return fmt.Errorf("fan out outbox item %d: %w", it.ID, err)
 			}
+			groupSeq = seq
 		}
-		return b.markSent(ctx, it.ID)
+		return b.markSent(ctx, it, groupSeq)
 	}
 	for _, r := range it.Recipients {
 		ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -410,15 +414,24 @@ func (b *Backend) deliver(ctx context.Context, c *nodeclient.Client, it store.Ou
 			return fmt.Errorf("enqueue outbox item %d to %x: %w", it.ID, r, err)
 		}
 	}
-	return b.markSent(ctx, it.ID)
+	return b.markSent(ctx, it, 0)
 }
 
-// markSent records that the node took outbox item id. The mark does not
-// wait for the disk (store.UpdateNoSync): lost in a power cut, the item
-// goes out again, and the node, which deduplicates on the item's client
-// message id, stores it once.
-func (b *Backend) markSent(ctx context.Context, id int64) error {
-	if err := b.st.UpdateNoSync(ctx, func(tx *store.Tx) error { return tx.SetOutboxState(id, store.OutboxSent, "") }); err != nil {
+// markSent records that the node took outbox item it, and the number the
+// node gave its message in the group's order (groupSeq, when not 0). The
+// mark does not wait for the disk (store.UpdateNoSync): lost in a power
+// cut, the item goes out again, and the node, which deduplicates on the
+// item's client message id, stores it once and answers the same number.
+func (b *Backend) markSent(ctx context.Context, it store.OutboxItem, groupSeq uint64) error {
+	err := b.st.UpdateNoSync(ctx, func(tx *store.Tx) error {
+		if groupSeq > 0 && it.MessageSeq > 0 {
+			if err := tx.SetGroupSeq(it.GroupID, it.MessageSeq, groupSeq); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err // (a message gone by retention keeps no number)
+			}
+		}
+		return tx.SetOutboxState(it.ID, store.OutboxSent, "")
+	})
+	if err != nil {
 		return err
 	}
 	b.changed.broadcast()

@@ -209,7 +209,11 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 			// epochs it was in.)
 			break
 		}
-		m, err := tx.AppendMessage(store.Message{GroupID: keepIn, MessageID: messageID(env.Payload), Sender: rec.Sender.Identity, Text: text, SentAt: sentAt})
+		groupSeq := env.GroupSeq
+		if !bytes.Equal(keepIn, sg.ID) {
+			groupSeq = 0 // numbered in the old group's order, not the successor's
+		}
+		m, err := tx.AppendMessage(store.Message{GroupID: keepIn, MessageID: messageID(env.Payload), Sender: rec.Sender.Identity, Text: text, SentAt: sentAt, GroupSeq: groupSeq})
 		switch {
 		case errors.Is(err, store.ErrExists):
 			// Already stored (sent twice): shown once.

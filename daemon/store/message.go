@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -16,8 +17,14 @@ type Message struct {
 	// ID is the global history position (for paging across groups).
 	ID      int64
 	GroupID []byte
-	// Seq is the per-group sequence number, from 1, assigned on append.
-	Seq        uint64
+	// Seq is the local per-group sequence number, from 1, assigned on
+	// append: the order of this user's history (paging, cursors).
+	Seq uint64
+	// GroupSeq is the node's per-group sequence number, the group's order
+	// and the same for every member; 0 while not known (an outgoing
+	// message the node has not accepted yet, a group of one, history
+	// from before it was kept, history moved to a successor group).
+	GroupSeq   uint64
 	MessageID  []byte
 	Sender     []byte
 	Text       string
@@ -67,9 +74,9 @@ func (tx *Tx) AppendMessage(m Message) (Message, error) {
 	if err := tx.queryRow(`SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE group_id = ?`, m.GroupID).Scan(&next); err != nil {
 		return Message{}, fmt.Errorf("store: append message: %w", err)
 	}
-	res, err := tx.exec(`INSERT INTO messages (group_id, seq, message_id, sender, text, sent_at, received_at, read, outgoing)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		m.GroupID, next, m.MessageID, m.Sender, m.Text, unixNano(m.SentAt), unixNano(m.ReceivedAt), boolInt(m.Read), boolInt(m.Outgoing))
+	res, err := tx.exec(`INSERT INTO messages (group_id, seq, message_id, sender, text, sent_at, received_at, read, outgoing, group_seq)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.GroupID, next, m.MessageID, m.Sender, m.Text, unixNano(m.SentAt), unixNano(m.ReceivedAt), boolInt(m.Read), boolInt(m.Outgoing), clampInt64(m.GroupSeq))
 	if isUniqueViolation(err) {
 		return Message{}, fmt.Errorf("store: append message %x: %w", m.MessageID, ErrExists)
 	}
@@ -84,16 +91,32 @@ func (tx *Tx) AppendMessage(m Message) (Message, error) {
 	return m, nil
 }
 
-const messageColumns = `id, group_id, seq, message_id, sender, text, sent_at, received_at, read, outgoing`
+// SetGroupSeq records the node's per-group sequence number of the message
+// seq of groupID (an outgoing message, once the node accepted it).
+func (tx *Tx) SetGroupSeq(groupID []byte, seq, groupSeq uint64) error {
+	res, err := tx.exec(`UPDATE messages SET group_seq = ? WHERE group_id = ? AND seq = ?`, clampInt64(groupSeq), groupID, int64(seq))
+	if err != nil {
+		return fmt.Errorf("store: set group seq: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return fmt.Errorf("store: set group seq of message %x/%d: %w", groupID, seq, errors.Join(ErrNotFound, err))
+	}
+	return nil
+}
+
+// clampInt64 maps a uint64 from the node onto SQLite's integer range.
+func clampInt64(v uint64) int64 { return int64(min(v, math.MaxInt64)) }
+
+const messageColumns = `id, group_id, seq, message_id, sender, text, sent_at, received_at, read, outgoing, group_seq`
 
 func scanMessage(scan func(...any) error) (Message, error) {
 	var m Message
-	var seq, sent, recv int64
+	var seq, sent, recv, gseq int64
 	var read, out int
-	if err := scan(&m.ID, &m.GroupID, &seq, &m.MessageID, &m.Sender, &m.Text, &sent, &recv, &read, &out); err != nil {
+	if err := scan(&m.ID, &m.GroupID, &seq, &m.MessageID, &m.Sender, &m.Text, &sent, &recv, &read, &out, &gseq); err != nil {
 		return Message{}, err
 	}
-	m.Seq = uint64(seq)
+	m.Seq, m.GroupSeq = uint64(seq), uint64(gseq)
 	m.SentAt, m.ReceivedAt = fromUnixNano(sent), fromUnixNano(recv)
 	m.Read, m.Outgoing = read != 0, out != 0
 	return m, nil

@@ -134,6 +134,12 @@ CREATE TABLE recoveries (
 	started_at  INTEGER NOT NULL
 );
 `,
+	// 6: a message's number in its group's order, as the node gave it
+	// (0 until known: an outgoing message not yet delivered, a message
+	// stored before this version).
+	`
+ALTER TABLE messages ADD COLUMN group_seq INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // SchemaVersion is the schema version this program writes.

@@ -122,7 +122,8 @@ func (tx *Tx) SetRecoveryProgress(groupID, successor []byte, done bool) error {
 
 // MoveHistory moves a group's messages (and the message events naming
 // them) to another group that has none yet, keeping their sequence
-// numbers.
+// numbers; their numbers in the old group's order (GroupSeq) are dropped,
+// since the new group's order numbers from 1 again.
 func (tx *Tx) MoveHistory(from, to []byte) error {
 	var n int64
 	if err := tx.queryRow(`SELECT COUNT(*) FROM messages WHERE group_id = ?`, to).Scan(&n); err != nil {
@@ -131,7 +132,7 @@ func (tx *Tx) MoveHistory(from, to []byte) error {
 	if n > 0 {
 		return fmt.Errorf("store: move history to group %x: %w: it has %d messages", to, ErrInvalid, n)
 	}
-	if _, err := tx.exec(`UPDATE messages SET group_id = ? WHERE group_id = ?`, to, from); err != nil {
+	if _, err := tx.exec(`UPDATE messages SET group_id = ?, group_seq = 0 WHERE group_id = ?`, to, from); err != nil {
 		return fmt.Errorf("store: move history: %w", err)
 	}
 	if _, err := tx.exec(`UPDATE events SET group_id = ? WHERE group_id = ? AND kind = ?`, to, from, string(EventMessage)); err != nil {

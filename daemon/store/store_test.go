@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -431,5 +433,94 @@ func TestWelcomes(t *testing.T) {
 	err := st.Update(context.Background(), func(tx *Tx) error { return tx.DeleteWelcome(w.ID) })
 	if !errors.Is(err, ErrNotFound) {
 		t.Fatalf("delete twice: %v", err)
+	}
+}
+
+// TestMessageGroupSeq: the node's per-group number is kept with a message,
+// set later for an outgoing one, and a history from before the column
+// existed still reads (its messages unnumbered).
+func TestMessageGroupSeq(t *testing.T) {
+	dir := t.TempDir()
+	st := openTestStore(t, dir)
+	g := testGroupID(1)
+	mustUpdate(t, st, func(tx *Tx) error {
+		if err := tx.PutGroup(Group{ID: g, Name: "one", State: []byte("s")}); err != nil {
+			return err
+		}
+		if _, err := tx.AppendMessage(Message{GroupID: g, MessageID: []byte{1}, Text: "in", GroupSeq: 7}); err != nil {
+			return err
+		}
+		out, err := tx.AppendMessage(Message{GroupID: g, MessageID: []byte{2}, Text: "out", Outgoing: true})
+		if err != nil {
+			return err
+		}
+		return tx.SetGroupSeq(g, out.Seq, 9)
+	})
+	err := st.Update(context.Background(), func(tx *Tx) error { return tx.SetGroupSeq(g, 99, 10) })
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("SetGroupSeq of a missing message: %v, want ErrNotFound", err)
+	}
+	wantGroupSeqs := func(st *Store, want ...uint64) {
+		t.Helper()
+		var msgs []Message
+		if err := st.View(context.Background(), func(tx *Tx) (err error) {
+			msgs, _, err = tx.Messages(MessageQuery{GroupID: g})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) != len(want) {
+			t.Fatalf("%d messages, want %d", len(msgs), len(want))
+		}
+		for i, m := range msgs {
+			if m.GroupSeq != want[i] {
+				t.Fatalf("message %d (%q) has group seq %d, want %d", m.Seq, m.Text, m.GroupSeq, want[i])
+			}
+		}
+	}
+	wantGroupSeqs(st, 7, 9)
+
+	// Back to the schema before group_seq, with a message written then.
+	for _, q := range []string{
+		"ALTER TABLE messages DROP COLUMN group_seq",
+		fmt.Sprintf("PRAGMA user_version = %d", SchemaVersion-1),
+		`INSERT INTO messages (group_id, seq, message_id, sender, text, sent_at, received_at, read, outgoing)
+			VALUES (x'` + hex.EncodeToString(g) + `', 3, x'03', x'', 'old', 0, 0, 0, 0)`,
+	} {
+		if _, err := st.db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	st.Close()
+	wantGroupSeqs(openTestStore(t, dir), 0, 0, 0)
+}
+
+// TestMoveHistoryDropsGroupSeq: history moved to a successor group loses
+// the old group's numbers, which the successor's order would repeat.
+func TestMoveHistoryDropsGroupSeq(t *testing.T) {
+	st := openTestStore(t, t.TempDir())
+	from, to := testGroupID(1), testGroupID(2)
+	mustUpdate(t, st, func(tx *Tx) error {
+		for _, id := range [][]byte{from, to} {
+			if err := tx.PutGroup(Group{ID: id, Name: "g", State: []byte("s")}); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.AppendMessage(Message{GroupID: from, MessageID: []byte{1}, Text: "old", GroupSeq: 3}); err != nil {
+			return err
+		}
+		return tx.MoveHistory(from, to)
+	})
+	if err := st.View(context.Background(), func(tx *Tx) error {
+		m, err := tx.Message(to, 1)
+		if err != nil {
+			return err
+		}
+		if m.Text != "old" || m.GroupSeq != 0 {
+			t.Errorf("moved message %q has group seq %d, want 0", m.Text, m.GroupSeq)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

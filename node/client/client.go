@@ -77,6 +77,7 @@ type Envelope struct {
 	Payload     []byte    // opaque bytes
 	EnqueuedAt  time.Time // when the node stored it
 	Sequenced   bool      // in its group's order (an accepted commit, its Welcome, a fanned-out message), not a direct enqueue
+	GroupSeq    uint64    // its number in the group's order, the same for every member (0: a direct enqueue, or unknown)
 }
 
 // KeyPackageCount is what an identity has left in the node's directory.
@@ -329,8 +330,23 @@ func (c *Client) FetchKeyPackage(ctx context.Context, identity []byte) ([]byte, 
 // FetchKeyPackageSuite is FetchKeyPackage for the MLS cipher suite suite;
 // ErrNoKeyPackage also when the node keeps no packages of that suite.
 func (c *Client) FetchKeyPackageSuite(ctx context.Context, identity []byte, suite uint16) ([]byte, error) {
+	return c.fetchKeyPackage(ctx, identity, suite, false)
+}
+
+// PeekKeyPackage returns identity's last-resort KeyPackage in cipher suite
+// 1 and consumes nothing: a look at the identity's package (its
+// credential, lifetime, capabilities), not one to invite with. It spends
+// this client's fetch budget but none of identity's; ErrNoKeyPackage when
+// identity has no last-resort package, ErrPeekUnsupported from a node that
+// does not know peeks (and so consumed one).
+func (c *Client) PeekKeyPackage(ctx context.Context, identity []byte) ([]byte, error) {
+	return c.fetchKeyPackage(ctx, identity, 1, true)
+}
+
+func (c *Client) fetchKeyPackage(ctx context.Context, identity []byte, suite uint16, peek bool) ([]byte, error) {
 	fut, release := c.node.FetchKeyPackage(ctx, func(p auth.AuthService_fetchKeyPackage_Params) error {
 		p.SetCipherSuite(suite)
+		p.SetPeek(peek)
 		return p.SetIdentityKey(identity)
 	})
 	release, err := c.wait(ctx, fut.Future, release)
@@ -345,6 +361,9 @@ func (c *Client) FetchKeyPackageSuite(ctx context.Context, identity []byte, suit
 	pkg, err := res.Package()
 	if err != nil {
 		return nil, callError("fetch key package", err)
+	}
+	if peek && !res.Peeked() {
+		return nil, fmt.Errorf("fetch key package: %w (it handed out a KeyPackage as for a fetch)", ErrPeekUnsupported)
 	}
 	return bytes.Clone(pkg), nil
 }
@@ -487,6 +506,7 @@ func envelopes(list envelope.Envelope_List) ([]Envelope, error) {
 			Payload:    bytes.Clone(payload),
 			EnqueuedAt: time.Unix(0, e.EnqueuedAtUnixNano()),
 			Sequenced:  e.Sequenced(),
+			GroupSeq:   e.GroupSeq(),
 		}
 		if len(id) > 0 {
 			out[i].ClientMsgID = bytes.Clone(id)

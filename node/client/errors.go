@@ -33,6 +33,9 @@ var (
 	ErrQuota            = errors.New("strangers' share of the recipient's queue is used up")
 	ErrDiskFull         = errors.New("node disk budget used up")
 	ErrBadToken         = errors.New("registration token or proof refused")
+	// ErrPeekUnsupported: a node from before peeks answered a peek as a
+	// plain fetch, and so consumed a KeyPackage.
+	ErrPeekUnsupported = errors.New("the node does not support peeking at KeyPackages")
 
 	// ErrClosed: the connection to the node ended while a call waited for
 	// its answer; the call may or may not have taken effect.

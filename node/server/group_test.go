@@ -164,11 +164,24 @@ func TestGroupCommitFanOutState(t *testing.T) {
 	}
 	for _, m := range []*grouptest.Member{alice, carol} {
 		e := m.NextEnvelope(t, "bob's message")
-		if r := m.Apply(t, e.Payload); string(r.Plaintext) != "hello" || !e.Sequenced || !bytes.Equal(e.Sender, bob.Pub) {
-			t.Fatalf("%x read %q (sequenced %v)", m.Pub[:4], r.Plaintext, e.Sequenced)
+		if r := m.Apply(t, e.Payload); string(r.Plaintext) != "hello" || !e.Sequenced || e.GroupSeq != 2 || !bytes.Equal(e.Sender, bob.Pub) {
+			t.Fatalf("%x read %q (sequenced %v, group seq %d)", m.Pub[:4], r.Plaintext, e.Sequenced, e.GroupSeq)
 		}
 	}
 	bob.Empty(t)
+
+	// A member's direct enqueue of a group message claims no place in the
+	// group's order, whatever it carries.
+	again, err := bob.Group.Protect([]byte("not in order"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := bob.Conn.Enqueue(ctx, alice.Pub, again, []byte("direct")); err != nil {
+		t.Fatal(err)
+	}
+	if e := alice.NextEnvelope(t, "bob's direct enqueue"); e.Sequenced || e.GroupSeq != 0 {
+		t.Fatalf("a direct enqueue reads as sequenced %v, group seq %d", e.Sequenced, e.GroupSeq)
+	}
 
 	// Carol updates; alice's commit for the same epoch comes too late.
 	up, err := carol.Group.SelfUpdate(nil)
@@ -191,7 +204,7 @@ func TestGroupCommitFanOutState(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range []*grouptest.Member{alice, bob} {
-		if e := m.NextEnvelope(t, "carol's commit"); !e.Sequenced || m.Apply(t, e.Payload).Kind != mls.KindCommit {
+		if e := m.NextEnvelope(t, "carol's commit"); !e.Sequenced || e.GroupSeq != 3 || m.Apply(t, e.Payload).Kind != mls.KindCommit {
 			t.Fatalf("%x: carol's commit not applied", m.Pub[:4])
 		}
 	}

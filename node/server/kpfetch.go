@@ -22,6 +22,10 @@ import (
 // packages pushes a low-water notice into the target's queue (at most one
 // per lowWaterEvery, and so no more than the per-target limit allows), so
 // the owner's daemon uploads more within seconds.
+//
+// A peek gets the last-resort package and consumes nothing, so it spends
+// only the requester's budget: it shows nothing that a fetch past the
+// target's limit does not show anyone, and takes nothing from the target.
 
 // Defaults of the KeyPackage fields of Config.
 const (
@@ -37,9 +41,10 @@ const (
 // envelope with an empty sender).
 const NoticeKeyPackagesLow = "qpq-node:keyPackagesLow"
 
-// fetchKeyPackage serves fetchKeyPackage for target's packages in suite.
-// The rate limits are per identity, whatever the suite.
-func (s *session) fetchKeyPackage(ctx context.Context, method string, target []byte, suite uint16) ([]byte, error) {
+// fetchKeyPackage serves fetchKeyPackage for target's packages in suite,
+// a peek or a consuming fetch. The rate limits are per identity, whatever
+// the suite.
+func (s *session) fetchKeyPackage(ctx context.Context, method string, target []byte, suite uint16, peek bool) ([]byte, error) {
 	dir := directoryKey(target, suite)
 	// Only registered identities have packages; asking first keeps the
 	// per-target buckets to those.
@@ -52,6 +57,16 @@ func (s *session) fetchKeyPackage(ctx context.Context, method string, target []b
 	if !s.srv.fetchers.get(s.identity).Allow() {
 		s.srv.cfg.Metrics.refused("keyPackageFetchRate")
 		return nil, fail(nodecp.ErrorCode_rateLimited, "%s: too many KeyPackage fetches from %x; slow down", method, s.identity)
+	}
+	if peek {
+		pkg, err := s.srv.cfg.Store.LastResortKeyPackage(ctx, dir)
+		if errors.Is(err, store.ErrNoKeyPackage) {
+			return nil, fail(nodecp.ErrorCode_noKeyPackage, "%s: that identity has no last-resort KeyPackage to peek at", method)
+		}
+		if err != nil {
+			return nil, s.storeError(method, err)
+		}
+		return pkg, nil
 	}
 	if !s.srv.targets.get(target).Allow() {
 		s.srv.cfg.Metrics.refused("keyPackageTargetRate")

@@ -249,15 +249,13 @@ func TestMessagesExpire(t *testing.T) {
 	}
 }
 
-// TestKeyPackageDrainBounded: a stranger fetching one user's packages over
-// and over consumes only the per-target burst, then gets the last-resort
-// package, then is refused past its own burst; the owner is pushed a
-// low-water notice.
-func TestKeyPackageDrainBounded(t *testing.T) {
-	n := openNode(t, server.Config{FetchBurst: 8, TargetFetchBurst: 5, TargetFetchRate: 0.001}, store.Limits{})
+// withKeyPackages registers an identity that uploads count KeyPackages
+// and a last-resort one, which it returns.
+func withKeyPackages(t *testing.T, n *testNode, count int) (testIdentity, *client.Client, []byte) {
+	t.Helper()
 	ctx := testCtx(t)
 	owner, co := n.registered(t)
-	for i := range 10 {
+	for i := range count {
 		if _, err := co.UploadKeyPackage(ctx, owner.pub, testKeyPackage(owner.pub, byte(i)), false); err != nil {
 			t.Fatal(err)
 		}
@@ -266,6 +264,17 @@ func TestKeyPackageDrainBounded(t *testing.T) {
 	if _, err := co.UploadKeyPackage(ctx, owner.pub, last, true); err != nil {
 		t.Fatal(err)
 	}
+	return owner, co, last
+}
+
+// TestKeyPackageDrainBounded: a stranger fetching one user's packages over
+// and over consumes only the per-target burst, then gets the last-resort
+// package, then is refused past its own burst; the owner is pushed a
+// low-water notice.
+func TestKeyPackageDrainBounded(t *testing.T) {
+	n := openNode(t, server.Config{FetchBurst: 8, TargetFetchBurst: 5, TargetFetchRate: 0.001}, store.Limits{})
+	ctx := testCtx(t)
+	owner, co, last := withKeyPackages(t, n, 10)
 	notices := make(chan client.Envelope, 8)
 	sub, err := co.Subscribe(ctx, owner.pub, 0, func(ctx context.Context, batch []client.Envelope) error {
 		for _, e := range batch {
@@ -307,4 +316,48 @@ func TestKeyPackageDrainBounded(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no low-water notice")
 	}
+}
+
+// TestKeyPackagePeekConsumesNothing: a stranger peeking at one user's
+// package over and over gets the last-resort package each time, takes
+// none of the user's packages nor of its per-target budget, and is
+// refused past its own burst like a fetch; an identity without a
+// last-resort package, or never registered, has nothing to peek at.
+func TestKeyPackagePeekConsumesNothing(t *testing.T) {
+	n := openNode(t, server.Config{FetchBurst: 8, TargetFetchBurst: 5, TargetFetchRate: 0.001}, store.Limits{})
+	ctx := testCtx(t)
+	owner, co, last := withKeyPackages(t, n, 10)
+	_, cs := n.registered(t)
+	for i := range 8 {
+		pkg, err := cs.PeekKeyPackage(ctx, owner.pub)
+		if err != nil || !bytes.Equal(pkg, last) {
+			t.Fatalf("peek %d: %x, %v; want the last-resort package", i, pkg, err)
+		}
+	}
+	_, err := cs.PeekKeyPackage(ctx, owner.pub)
+	wantErr(t, "peek past the requester's burst", err, client.ErrRateLimited)
+	if cnt, err := co.KeyPackageCount(ctx, owner.pub); err != nil || cnt != (client.KeyPackageCount{Remaining: 10, LastResort: true}) {
+		t.Fatalf("owner has %+v, %v after the peeks; want all 10 and the last-resort one", cnt, err)
+	}
+	// The peeks spent none of the owner's per-target budget: an inviter
+	// still gets the burst's consumable packages.
+	_, ci := n.registered(t)
+	for i := range 5 {
+		pkg, err := ci.FetchKeyPackage(ctx, owner.pub)
+		if err != nil || bytes.Equal(pkg, last) {
+			t.Fatalf("fetch %d after the peeks: last-resort %v, %v; want a consumable package", i, bytes.Equal(pkg, last), err)
+		}
+	}
+
+	bare, cb := n.registered(t)
+	if _, err := cb.UploadKeyPackage(ctx, bare.pub, testKeyPackage(bare.pub, 1), false); err != nil {
+		t.Fatal(err)
+	}
+	_, err = ci.PeekKeyPackage(ctx, bare.pub)
+	wantErr(t, "peek without a last-resort package", err, client.ErrNoKeyPackage)
+	if cnt, err := cb.KeyPackageCount(ctx, bare.pub); err != nil || cnt.Remaining != 1 {
+		t.Fatalf("a refused peek left %+v, %v; want the package kept", cnt, err)
+	}
+	_, err = ci.PeekKeyPackage(ctx, newTestIdentity(t).pub)
+	wantErr(t, "peek at an unregistered identity", err, client.ErrNoKeyPackage)
 }

@@ -192,7 +192,8 @@ func (s *session) FetchKeyPackage(ctx context.Context, call auth.AuthService_fet
 		if !s.srv.keepsSuite(suite) {
 			return fail(nodecp.ErrorCode_noKeyPackage, "%s: this node keeps no KeyPackages of cipher suite 0x%04x (it keeps %s)", method, suite, suiteList(s.srv.cfg.KeyPackageSuites))
 		}
-		pkg, err := s.fetchKeyPackage(ctx, method, key, suite)
+		peek := call.Args().Peek()
+		pkg, err := s.fetchKeyPackage(ctx, method, key, suite, peek)
 		if err != nil {
 			return err
 		}
@@ -200,6 +201,7 @@ func (s *session) FetchKeyPackage(ctx context.Context, call auth.AuthService_fet
 		if err != nil {
 			return err
 		}
+		res.SetPeeked(peek)
 		return res.SetPackage(pkg)
 	})
 }
@@ -362,6 +364,7 @@ func setEnvelopes(list envelope.Envelope_List, msgs []store.Message) error {
 		}
 		e.SetEnqueuedAtUnixNano(m.EnqueuedAt.UnixNano())
 		e.SetSequenced(m.Sequenced)
+		e.SetGroupSeq(m.GroupSeq)
 	}
 	return nil
 }

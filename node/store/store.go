@@ -44,7 +44,9 @@
 // Every commit and fanned-out message gets a per-group sequence number,
 // strictly increasing from 1, giving the group's messages a total order, and
 // is stored as Sequenced, so that recipients can tell it from a direct
-// Enqueue. SubmitCommit and FanOut store the messages of every recipient in
+// Enqueue, with that number as its GroupSeq, the same in every recipient's
+// queue (a commit's Welcome carries the commit's number). A direct Enqueue
+// never has one: its GroupSeq is 0. SubmitCommit and FanOut store the messages of every recipient in
 // one transaction: all recipients get the message, or (on any error) none. A
 // full recipient queue refuses the whole operation with ErrLimit rather than
 // leave that member behind.
@@ -128,6 +130,7 @@ type Message struct {
 	Payload     []byte    // opaque bytes
 	EnqueuedAt  time.Time // when the node stored it
 	Sequenced   bool      // stored by SubmitCommit or FanOut (in the group's order), not by Enqueue
+	GroupSeq    uint64    // per-group sequence number of a sequenced message; 0 for Enqueue (and rows stored before it was kept)
 }
 
 // KeyPackageCount reports what an identity has left in the directory.

@@ -18,11 +18,14 @@ interface AuthService {
   # Packages are kept per cipher suite (the package's own cipher_suite),
   # for the suites the node lists; another suite fails with invalidArgument.
 
-  fetchKeyPackage @1 (identityKey :Data, cipherSuite :UInt16 = 1) -> (package :Data);
+  fetchKeyPackage @1 (identityKey :Data, cipherSuite :UInt16 = 1, peek :Bool = false) -> (package :Data, peeked :Bool);
   # Returns one package of identityKey in cipherSuite and consumes it:
   # concurrent fetchers never get the same one. When no consumable package
   # is left, the last-resort package is returned (and kept); when there is
-  # none either, the call fails with noKeyPackage.
+  # none either, the call fails with noKeyPackage. With peek, it returns
+  # the last-resort package and consumes nothing (noKeyPackage when there
+  # is none): a look at the identity's package, not an invitation; peeked
+  # says so (a node from before peek leaves it false, having consumed one).
 
   keyPackageCount @2 (identityKey :Data, cipherSuite :UInt16 = 1) -> (remaining :UInt32, lastResort :Bool);
   # How many consumable packages identityKey has left in cipherSuite, and

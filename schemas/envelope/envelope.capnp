@@ -29,4 +29,10 @@ struct Envelope {
   # The message came in its group's order: a commit the node accepted (or
   # its Welcome) or a group message it fanned out. False for a direct
   # enqueue, which members must never apply as a handshake message.
+
+  groupSeq @6 :UInt64;
+  # The message's number in its group's order, the node's per-group
+  # sequence number (the same for every member): set on every sequenced
+  # message (a commit and its Welcome share the commit's number), 0 for a
+  # direct enqueue and for messages stored before the node knew it.
 }

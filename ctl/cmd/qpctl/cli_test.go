@@ -147,14 +147,15 @@ func TestPrintSentStates(t *testing.T) {
 		out, errIs string
 		code       int
 	}{
-		{&daemonv1.SendResponse{Seq: 3, MessageId: "ab", State: daemonv1.DeliveryState_DELIVERY_STATE_DELIVERED}, false, "sent #3 ab: delivered to the node\n", "", 0},
+		{&daemonv1.SendResponse{Seq: 3, GroupSeq: 17, MessageId: "ab", State: daemonv1.DeliveryState_DELIVERY_STATE_DELIVERED}, false, "sent #17 ab: delivered to the node\n", "", 0},
+		{&daemonv1.SendResponse{Seq: 3, MessageId: "ab", State: daemonv1.DeliveryState_DELIVERY_STATE_DELIVERED}, false, "sent #? ab: delivered to the node\n", "", 0},
 		{&daemonv1.SendResponse{Seq: 3, MessageId: "ab", State: daemonv1.DeliveryState_DELIVERY_STATE_QUEUED, StateDetail: "node n:1 unreachable since 2026-01-02T03:04:05Z: refused", UnreachableSince: since}, false,
-			"sent #3 ab: queued: node n:1 unreachable since 2026-01-02T03:04:05Z: refused\n", "", exitQueued},
+			"sent #? ab: queued: node n:1 unreachable since 2026-01-02T03:04:05Z: refused\n", "", exitQueued},
 		{&daemonv1.SendResponse{Seq: 3, MessageId: "ab", State: daemonv1.DeliveryState_DELIVERY_STATE_QUEUED, StateDetail: "the node has not answered yet"}, false,
-			"sent #3 ab: queued: the node has not answered yet\n", "", 0},
+			"sent #? ab: queued: the node has not answered yet\n", "", 0},
 		{&daemonv1.SendResponse{Seq: 3, MessageId: "ab", State: daemonv1.DeliveryState_DELIVERY_STATE_REFUSED, StateDetail: "too large\x1b[2J"}, false, "", `refused by the node: too large\x1b[2J`, exitError},
 		{&daemonv1.SendResponse{Seq: 3, MessageId: "ab", State: daemonv1.DeliveryState_DELIVERY_STATE_REFUSED, StateDetail: "too large"}, true,
-			`{"delivered":false,"detail":"too large","message_id":"ab","seq":3,"state":"refused"}` + "\n", `{"error":{"exit_status":1,"kind":"error","message":"message ab refused by the node: too large"}}`, exitError},
+			`{"delivered":false,"detail":"too large","group_seq":0,"message_id":"ab","seq":3,"state":"refused"}` + "\n", `{"error":{"exit_status":1,"kind":"error","message":"message ab refused by the node: too large"}}`, exitError},
 	} {
 		var out, errOut bytes.Buffer
 		a := &app{stdout: &out, stderr: &errOut, json: c.json, ran: true}

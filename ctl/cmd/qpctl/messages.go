@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -51,19 +53,10 @@ func (a *app) readText(path string) (string, error) {
 		return "", usagef("message is longer than the limit of %d bytes (64 KiB)", maxTextSize)
 	case len(b) == 0:
 		return "", usagef("message is empty")
-	case !utf8.Valid(b) || hasNUL(b):
+	case !utf8.Valid(b) || bytes.IndexByte(b, 0) >= 0:
 		return "", usagef("message is not text: it must be UTF-8 without NUL bytes (binary files cannot be sent)")
 	}
 	return string(b), nil
-}
-
-func hasNUL(b []byte) bool {
-	for _, c := range b {
-		if c == 0 {
-			return true
-		}
-	}
-	return false
 }
 
 func (a *app) sendCommand() *cobra.Command {
@@ -127,7 +120,7 @@ func deliveryName(s daemonv1.DeliveryState) string {
 func (a *app) printSent(r *daemonv1.SendResponse) error {
 	state := r.GetState()
 	if a.json {
-		out := map[string]any{"message_id": r.GetMessageId(), "seq": r.GetSeq(), "delivered": r.GetDelivered(),
+		out := map[string]any{"message_id": r.GetMessageId(), "seq": r.GetSeq(), "group_seq": r.GetGroupSeq(), "delivered": r.GetDelivered(),
 			"state": deliveryName(state), "detail": r.GetStateDetail()}
 		if r.GetUnreachableSince() != nil {
 			out["unreachable_since"] = timeString(r.GetUnreachableSince())
@@ -141,12 +134,12 @@ func (a *app) printSent(r *daemonv1.SendResponse) error {
 		if a.json {
 			return nil
 		}
-		return a.printf("sent #%d %s: delivered to the node\n", r.GetSeq(), r.GetMessageId())
+		return a.printf("sent %s %s: delivered to the node\n", groupNumber(r.GetGroupSeq()), r.GetMessageId())
 	case daemonv1.DeliveryState_DELIVERY_STATE_REFUSED:
 		return fmt.Errorf("message %s refused by the node: %s", r.GetMessageId(), r.GetStateDetail())
 	}
 	if !a.json {
-		if err := a.printf("sent #%d %s: queued: %s\n", r.GetSeq(), r.GetMessageId(), r.GetStateDetail()); err != nil {
+		if err := a.printf("sent %s %s: queued: %s\n", groupNumber(r.GetGroupSeq()), r.GetMessageId(), r.GetStateDetail()); err != nil {
 			return err
 		}
 	}
@@ -156,11 +149,25 @@ func (a *app) printSent(r *daemonv1.SendResponse) error {
 	return nil
 }
 
-// messageJSON is how a message is printed with --json.
+// groupNumber is how a message's number in its group's order is shown:
+// #N, the node's per-group sequence number and so the same for every
+// member, or #? while it is not known (an outgoing message the node has
+// not accepted yet, a group of one, history from before qpd kept it).
+func groupNumber(groupSeq uint64) string {
+	if groupSeq == 0 {
+		return "#?"
+	}
+	return "#" + strconv.FormatUint(groupSeq, 10)
+}
+
+// messageJSON is how a message is printed with --json: seq is the
+// position in this user's history (the cursor), group_seq the group's
+// number (0 while not known).
 type messageJSON struct {
 	GroupID    string `json:"group_id"`
 	GroupName  string `json:"group_name"`
 	Seq        uint64 `json:"seq"`
+	GroupSeq   uint64 `json:"group_seq"`
 	MessageID  string `json:"message_id"`
 	Sender     string `json:"sender"`
 	Text       string `json:"text"`
@@ -172,7 +179,7 @@ type messageJSON struct {
 func (a *app) printMessage(m *daemonv1.Message) error {
 	if a.json {
 		return a.printJSON(messageJSON{
-			GroupID: m.GetGroupId(), GroupName: m.GetGroupName(), Seq: m.GetSeq(), MessageID: m.GetMessageId(),
+			GroupID: m.GetGroupId(), GroupName: m.GetGroupName(), Seq: m.GetSeq(), GroupSeq: m.GetGroupSeq(), MessageID: m.GetMessageId(),
 			Sender: m.GetSender(), Text: m.GetText(), SentAt: timeString(m.GetSentAt()), ReceivedAt: timeString(m.GetReceivedAt()),
 			Outgoing: m.GetOutgoing(),
 		})
@@ -181,7 +188,7 @@ func (a *app) printMessage(m *daemonv1.Message) error {
 	if name == "" {
 		name = m.GetGroupId()
 	}
-	_, err := fmt.Fprintf(a.stdout, "[%s #%d %s] %s: %s\n", escapeLine(name), m.GetSeq(), timeString(m.GetSentAt()), escapeLine(m.GetSender()), escapeText(m.GetText()))
+	_, err := fmt.Fprintf(a.stdout, "[%s %s %s] %s: %s\n", escapeLine(name), groupNumber(m.GetGroupSeq()), timeString(m.GetSentAt()), escapeLine(m.GetSender()), escapeText(m.GetText()))
 	return err
 }
 
@@ -199,7 +206,9 @@ func (a *app) recvCommand() *cobra.Command {
 
 Each message is printed as
   [GROUP #N TIME] SENDER: TEXT
-where N is the message's number in the group's history. Control characters
+where N is the message's number in the group's order, the same for every
+member (#? while the node has not numbered it: your own message still in
+the outbox, a group of one, old history). Control characters
 and bidi overrides in names and texts are shown escaped (\n, \x1b, \u202e);
 the further lines of a multi-line text follow as "    | " continuation
 lines. With --json each message is one JSON object, byte-exact.`,

@@ -155,15 +155,19 @@ func (a *app) status(cmd *cobra.Command, _ []string) error {
 }
 
 func (a *app) fetchKeyCommand() *cobra.Command {
-	return &cobra.Command{
+	var peek bool
+	cmd := &cobra.Command{
 		Use: "fetch-key PEER_KEY", Short: "Fetch a peer's KeyPackage from the node and check it", GroupID: "node",
 		Long: `Fetch a peer's KeyPackage from the node and show what it contains and
-whether it is valid. The node hands out each KeyPackage once: fetching
-consumes one of the peer's KeyPackages (invite fetches its own).`,
+whether it is valid. The node hands out each KeyPackage once: a plain
+fetch consumes one of the peer's KeyPackages (invite fetches its own).
+With --peek nothing is consumed: the node shows the peer's last-resort
+KeyPackage (the one it keeps for when the others run out), which is
+enough to check the peer's credential, suite and lifetime.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.call(cmd.Context(), 0, func(ctx context.Context, c *client.Client) error {
-				r, err := c.FetchKey(ctx, &daemonv1.FetchKeyRequest{PeerKey: args[0]})
+				r, err := c.FetchKey(ctx, &daemonv1.FetchKeyRequest{PeerKey: args[0], Peek: peek})
 				if err != nil {
 					return err
 				}
@@ -184,6 +188,8 @@ consumes one of the peer's KeyPackages (invite fetches its own).`,
 					timeString(r.GetNotBefore()), timeString(r.GetNotAfter()), len(r.GetKeyPackage()))
 			})
 		},
-		Example: "  qpctl fetch-key 3f9a0c…(64 hex characters)",
+		Example: "  qpctl fetch-key --peek 3f9a0c…(64 hex characters)   # look, consume nothing\n  qpctl fetch-key 3f9a0c…(64 hex characters)          # take one KeyPackage",
 	}
+	cmd.Flags().BoolVar(&peek, "peek", false, "consume nothing: show the peer's last-resort KeyPackage")
+	return cmd
 }

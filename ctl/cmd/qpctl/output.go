@@ -129,13 +129,18 @@ func (a *app) printJSON(v any) error { return writeJSON(a.stdout, v) }
 // printf prints to stdout with every string argument escaped for the
 // terminal (see escapeLine).
 func (a *app) printf(format string, args ...any) error {
+	_, err := fmt.Fprintf(a.stdout, format, escapeArgs(args)...)
+	return err
+}
+
+// escapeArgs escapes the string arguments of a format call in place.
+func escapeArgs(args []any) []any {
 	for i, v := range args {
 		if s, ok := v.(string); ok {
 			args[i] = escapeLine(s)
 		}
 	}
-	_, err := fmt.Fprintf(a.stdout, format, args...)
-	return err
+	return args
 }
 
 func timeString(t *timestamppb.Timestamp) string {
@@ -154,10 +159,5 @@ func nonNil(s []string) []string {
 
 // stderrf prints a note to stderr, escaped like printf.
 func (a *app) stderrf(format string, args ...any) {
-	for i, v := range args {
-		if s, ok := v.(string); ok {
-			args[i] = escapeLine(s)
-		}
-	}
-	fmt.Fprintf(a.stderr, format, args...)
+	fmt.Fprintf(a.stderr, format, escapeArgs(args)...)
 }

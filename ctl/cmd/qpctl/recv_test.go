@@ -33,7 +33,7 @@ func recvSeedGroup(t *testing.T, stateDir, name string, texts ...string) []byte 
 			return err
 		}
 		for i, text := range texts {
-			m, err := tx.AppendMessage(store.Message{GroupID: gid, MessageID: []byte(text), Sender: bytes.Repeat([]byte{0xcd}, 32), Text: text, SentAt: time.Unix(1700000000+int64(i), 0)})
+			m, err := tx.AppendMessage(store.Message{GroupID: gid, MessageID: []byte(text), Sender: bytes.Repeat([]byte{0xcd}, 32), Text: text, SentAt: time.Unix(1700000000+int64(i), 0), GroupSeq: uint64(10 + i)})
 			if err != nil {
 				return err
 			}
@@ -57,7 +57,7 @@ func TestE2ERecv(t *testing.T) {
 	e2eStartQPD(t, qpd, dir, socket)
 
 	r := e2eRun(t, qpctl, socket, "recv", "--group-id", "team", "--peek")
-	if r.code != 0 || strings.Count(r.stdout, "\n") != 2 || !strings.Contains(r.stdout, "first") || !strings.Contains(r.stdout, "[team #2 ") {
+	if r.code != 0 || strings.Count(r.stdout, "\n") != 2 || !strings.Contains(r.stdout, "first") || !strings.Contains(r.stdout, "[team #11 ") {
 		t.Fatalf("recv --peek: %+v", r)
 	}
 	r = e2eRun(t, qpctl, socket, "--json", "recv", "--group-id", "team")
@@ -66,16 +66,17 @@ func TestE2ERecv(t *testing.T) {
 		t.Fatalf("recv --json: %+v", r)
 	}
 	var m struct {
-		GroupID string `json:"group_id"`
-		Sender  string `json:"sender"`
-		Text    string `json:"text"`
-		Seq     uint64 `json:"seq"`
-		SentAt  string `json:"sent_at"`
+		GroupID  string `json:"group_id"`
+		Sender   string `json:"sender"`
+		Text     string `json:"text"`
+		Seq      uint64 `json:"seq"`
+		GroupSeq uint64 `json:"group_seq"`
+		SentAt   string `json:"sent_at"`
 	}
 	if err := json.Unmarshal([]byte(lines[1]), &m); err != nil {
 		t.Fatal(err)
 	}
-	if m.GroupID != strings.Repeat("ab", 16) || m.Sender != strings.Repeat("cd", 32) || m.Text != "second" || m.Seq != 2 || m.SentAt != "2023-11-14T22:13:21Z" {
+	if m.GroupID != strings.Repeat("ab", 16) || m.Sender != strings.Repeat("cd", 32) || m.Text != "second" || m.Seq != 2 || m.GroupSeq != 11 || m.SentAt != "2023-11-14T22:13:21Z" {
 		t.Fatalf("message JSON: %+v", m)
 	}
 	// Printed once: a second recv prints nothing new.

@@ -204,7 +204,7 @@ UPDATE groups SET epoch = $2, last_seq = last_seq + 1, view = $3 WHERE group_id 
 			return fmt.Errorf("postgres: %s: %w", op, err)
 		}
 		if _, err := s.appendTx(ctx, tx, sender, clientMsgID, now,
-			delivery{v.Recipients, commit, true}, delivery{v.WelcomeRecipients, welcome, true}); err != nil {
+			delivery{v.Recipients, commit, seq}, delivery{v.WelcomeRecipients, welcome, seq}); err != nil {
 			return fmt.Errorf("postgres: %s: %w", op, err)
 		}
 		if len(clientMsgID) > 0 {
@@ -274,7 +274,7 @@ UPDATE groups SET last_seq = last_seq + 1, view = $2 WHERE group_id = $1 RETURNI
 		if err != nil {
 			return fmt.Errorf("postgres: %s: %w", op, err)
 		}
-		if _, err := s.appendTx(ctx, tx, sender, clientMsgID, now, delivery{recipients, payload, true}); err != nil {
+		if _, err := s.appendTx(ctx, tx, sender, clientMsgID, now, delivery{recipients, payload, seq}); err != nil {
 			return fmt.Errorf("postgres: %s: %w", op, err)
 		}
 		if len(clientMsgID) > 0 {

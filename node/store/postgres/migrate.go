@@ -145,6 +145,11 @@ ALTER TABLE groups ADD COLUMN view bytea;
 ALTER TABLE groups ADD COLUMN creator bytea;
 ALTER TABLE messages ADD COLUMN sequenced boolean NOT NULL DEFAULT false;
 `,
+	// 4: group_seq is a sequenced message's per-group sequence number (0
+	// for a direct enqueue, and for messages stored before this version).
+	`
+ALTER TABLE messages ADD COLUMN group_seq bigint NOT NULL DEFAULT 0 CHECK (group_seq >= 0);
+`,
 }
 
 // pruneStatements delete expired deduplication entries; each takes the

@@ -93,8 +93,11 @@ INSERT INTO enqueue_dedup (recipient, sender, client_msg_id, seq, created_at) VA
 type delivery struct {
 	recipients [][]byte
 	payload    []byte
-	sequenced  bool // stored by a group commit or fan-out, not a direct enqueue
+	groupSeq   int64 // a group commit's or fan-out's per-group sequence number; 0 for a direct enqueue
 }
+
+// sequenced reports whether d is group traffic, in its group's order.
+func (d delivery) sequenced() bool { return d.groupSeq > 0 }
 
 // notifyChannel is the channel of the notifications that tell every node
 // sharing the database which queues have new messages (see Notifications).
@@ -201,8 +204,8 @@ func insertMessages(ctx context.Context, tx pgx.Tx, d delivery, seqs []int64, se
 		return nil
 	case 1:
 		if _, err := tx.Exec(ctx, `
-INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at, sequenced) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			d.recipients[0], seqs[0], nonNil(sender), nonNil(clientMsgID), nonNil(d.payload), now, d.sequenced); err != nil {
+INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at, sequenced, group_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			d.recipients[0], seqs[0], nonNil(sender), nonNil(clientMsgID), nonNil(d.payload), now, d.sequenced(), d.groupSeq); err != nil {
 			return fmt.Errorf("store message: %w", err)
 		}
 		return nil
@@ -213,9 +216,9 @@ INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_a
 		return fmt.Errorf("store payload: %w", err)
 	}
 	tag, err := tx.Exec(ctx, `
-INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, payload_ref, enqueued_at, sequenced)
-SELECT r, seq, $3, $4, '\x'::bytea, $5, $6, $7 FROM unnest($1::bytea[], $2::bigint[]) AS t (r, seq)`,
-		d.recipients, seqs, nonNil(sender), nonNil(clientMsgID), ref, now, d.sequenced)
+INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, payload_ref, enqueued_at, sequenced, group_seq)
+SELECT r, seq, $3, $4, '\x'::bytea, $5, $6, $7, $8 FROM unnest($1::bytea[], $2::bigint[]) AS t (r, seq)`,
+		d.recipients, seqs, nonNil(sender), nonNil(clientMsgID), ref, now, d.sequenced(), d.groupSeq)
 	if err != nil {
 		return fmt.Errorf("store messages: %w", err)
 	}
@@ -350,10 +353,10 @@ WHERE m.recipient = $1 ORDER BY m.seq`, recipient))
 // selectMessages selects the columns scanMessages reads; a shared payload is
 // read from payloads.
 const selectMessages = `
-SELECT m.seq, m.sender, m.client_msg_id, coalesce(p.data, m.payload), m.enqueued_at, m.sequenced
+SELECT m.seq, m.sender, m.client_msg_id, coalesce(p.data, m.payload), m.enqueued_at, m.sequenced, m.group_seq
 FROM messages m LEFT JOIN payloads p ON p.id = m.payload_ref`
 
-// scanMessages reads rows of (seq, sender, client_msg_id, payload, enqueued_at, sequenced).
+// scanMessages reads rows of (seq, sender, client_msg_id, payload, enqueued_at, sequenced, group_seq).
 func scanMessages(rows pgx.Rows, err error) ([]store.Message, error) {
 	if err != nil {
 		return nil, err
@@ -362,13 +365,13 @@ func scanMessages(rows pgx.Rows, err error) ([]store.Message, error) {
 	var msgs []store.Message
 	for rows.Next() {
 		var (
-			m   store.Message
-			seq int64
+			m         store.Message
+			seq, gseq int64
 		)
-		if err := rows.Scan(&seq, &m.Sender, &m.ClientMsgID, &m.Payload, &m.EnqueuedAt, &m.Sequenced); err != nil {
+		if err := rows.Scan(&seq, &m.Sender, &m.ClientMsgID, &m.Payload, &m.EnqueuedAt, &m.Sequenced, &gseq); err != nil {
 			return nil, err
 		}
-		m.Seq = uint64(seq)
+		m.Seq, m.GroupSeq = uint64(seq), uint64(gseq)
 		msgs = append(msgs, m)
 	}
 	if err := rows.Err(); err != nil {

@@ -93,7 +93,7 @@ func benchFill(b *testing.B, s *Store, r []byte, n int, payload []byte) {
 	ctx := context.Background()
 	err := s.write(ctx, "fill", func(ctx context.Context, tx *sql.Tx) error {
 		for range n {
-			if _, err := s.appendTx(ctx, tx, r, nil, nil, payload, 1); err != nil {
+			if _, err := s.appendTx(ctx, tx, r, nil, nil, payload, 1, 1); err != nil {
 				return err
 			}
 		}

@@ -80,8 +80,8 @@ ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + 1, depth = depth + 1
 SELECT recipient, depth FROM queues WHERE recipient IN (SELECT unhex(value) FROM json_each(?)) AND depth > ? LIMIT 1`)
 	insertPayload        = hot(`INSERT INTO payloads (data, refs) VALUES (?, ?) RETURNING id`)
 	insertSharedMessages = hot(`
-INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at, payload_ref, sequenced)
-SELECT recipient, last_seq, ?, ?, x'', ?, ?, 1 FROM queues WHERE recipient IN (SELECT unhex(value) FROM json_each(?))`)
+INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at, payload_ref, sequenced, group_seq)
+SELECT recipient, last_seq, ?, ?, x'', ?, ?, 1, ? FROM queues WHERE recipient IN (SELECT unhex(value) FROM json_each(?))`)
 )
 
 // lockedGroup is a group's row as a write transaction sees it.
@@ -187,10 +187,10 @@ func (s *Store) SubmitCommit(ctx context.Context, groupID []byte, epoch uint64, 
 		if err := s.setRoster(ctx, tx, groupID, v.Roster); err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
-		if err := s.fanOutTx(ctx, tx, v.Recipients, sender, clientMsgID, commit, now); err != nil {
+		if err := s.fanOutTx(ctx, tx, v.Recipients, sender, clientMsgID, commit, now, seq); err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
-		if err := s.fanOutTx(ctx, tx, v.WelcomeRecipients, sender, clientMsgID, welcome, now); err != nil {
+		if err := s.fanOutTx(ctx, tx, v.WelcomeRecipients, sender, clientMsgID, welcome, now, seq); err != nil {
 			return fmt.Errorf("sqlite: %s: welcome: %w", op, err)
 		}
 		if len(clientMsgID) > 0 {
@@ -258,7 +258,7 @@ func (s *Store) FanOut(ctx context.Context, groupID, sender, clientMsgID, payloa
 		if err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
-		if err := s.fanOutTx(ctx, tx, recipients, sender, clientMsgID, payload, now); err != nil {
+		if err := s.fanOutTx(ctx, tx, recipients, sender, clientMsgID, payload, now, seq); err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
 		if len(clientMsgID) > 0 {
@@ -332,17 +332,18 @@ func hexList(keys [][]byte) string {
 	return string(append(list, ']'))
 }
 
-// fanOutTx appends payload, sequenced, to every recipient's queue inside tx. The
+// fanOutTx appends payload, sequenced as number groupSeq of its group, to
+// every recipient's queue inside tx. The
 // recipients (distinct identity keys) travel as one JSON array of hex
 // strings, so the work is a fixed handful of statements however many
 // recipients there are. Several recipients share one stored copy of the
 // payload.
-func (s *Store) fanOutTx(ctx context.Context, tx *sql.Tx, recipients [][]byte, sender, clientMsgID, payload []byte, now int64) error {
+func (s *Store) fanOutTx(ctx context.Context, tx *sql.Tx, recipients [][]byte, sender, clientMsgID, payload []byte, now, groupSeq int64) error {
 	switch len(recipients) {
 	case 0:
 		return nil
 	case 1:
-		_, err := s.appendTx(ctx, tx, recipients[0], sender, clientMsgID, payload, now)
+		_, err := s.appendTx(ctx, tx, recipients[0], sender, clientMsgID, payload, now, groupSeq)
 		return err
 	}
 	list := hexList(recipients)
@@ -365,7 +366,7 @@ func (s *Store) fanOutTx(ctx context.Context, tx *sql.Tx, recipients [][]byte, s
 	if err := s.queryRow(ctx, tx, insertPayload, payload, len(recipients)).Scan(&ref); err != nil {
 		return fmt.Errorf("store payload: %w", err)
 	}
-	res, err := s.exec(ctx, tx, insertSharedMessages, sender, nonNil(clientMsgID), now, ref, list)
+	res, err := s.exec(ctx, tx, insertSharedMessages, sender, nonNil(clientMsgID), now, ref, groupSeq, list)
 	if err != nil {
 		return fmt.Errorf("store messages: %w", err)
 	}

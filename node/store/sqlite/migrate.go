@@ -126,6 +126,11 @@ ALTER TABLE groups ADD COLUMN view BLOB;
 ALTER TABLE groups ADD COLUMN creator BLOB;
 ALTER TABLE messages ADD COLUMN sequenced INTEGER NOT NULL DEFAULT 0 CHECK (sequenced IN (0, 1));
 `,
+	// 7: group_seq is a sequenced message's per-group sequence number (0
+	// for a direct enqueue, and for messages stored before this version).
+	`
+ALTER TABLE messages ADD COLUMN group_seq INTEGER NOT NULL DEFAULT 0 CHECK (group_seq >= 0);
+`,
 }
 
 // pruneStatements delete expired deduplication entries; each takes the cutoff

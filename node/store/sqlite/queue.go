@@ -39,7 +39,7 @@ ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + 1, depth = depth + 1
 	stranger_count = stranger_count + ?2, stranger_bytes = stranger_bytes + ?3
 RETURNING last_seq, depth, stranger_count, stranger_bytes`)
 	insertMessage = hot(`
-INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at, stranger, sequenced) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at, stranger, sequenced, group_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	deleteMessages = hot(`DELETE FROM messages WHERE recipient = ? AND seq <= ?`)
 	shrinkQueue    = hot(`UPDATE queues SET depth = depth - ? WHERE recipient = ?`)
 )
@@ -73,7 +73,7 @@ func (s *Store) Enqueue(ctx context.Context, recipient, sender, clientMsgID, pay
 		if err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
-		seq, err = s.appendMsgTx(ctx, tx, recipient, sender, clientMsgID, payload, now, &stranger)
+		seq, err = s.appendMsgTx(ctx, tx, recipient, sender, clientMsgID, payload, now, 0, &stranger)
 		if err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
@@ -90,16 +90,17 @@ func (s *Store) Enqueue(ctx context.Context, recipient, sender, clientMsgID, pay
 	return uint64(seq), dup, nil
 }
 
-// appendTx appends one message to recipient's queue inside tx and returns its
-// sequence number, refusing with store.ErrLimit when the queue is full.
-func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, recipient, sender, clientMsgID, payload []byte, now int64) (int64, error) {
-	return s.appendMsgTx(ctx, tx, recipient, sender, clientMsgID, payload, now, nil)
+// appendTx appends one group message, number groupSeq in its group's order,
+// to recipient's queue inside tx and returns its sequence number, refusing
+// with store.ErrLimit when the queue is full.
+func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, recipient, sender, clientMsgID, payload []byte, now, groupSeq int64) (int64, error) {
+	return s.appendMsgTx(ctx, tx, recipient, sender, clientMsgID, payload, now, groupSeq, nil)
 }
 
 // appendMsgTx is appendTx for group traffic (direct nil) or a direct
-// message (*direct: whether its sender is a stranger to recipient), which
-// the quotas of directRoom also bound.
-func (s *Store) appendMsgTx(ctx context.Context, tx *sql.Tx, recipient, sender, clientMsgID, payload []byte, now int64, direct *bool) (int64, error) {
+// message (*direct: whether its sender is a stranger to recipient; groupSeq
+// 0), which the quotas of directRoom also bound.
+func (s *Store) appendMsgTx(ctx context.Context, tx *sql.Tx, recipient, sender, clientMsgID, payload []byte, now, groupSeq int64, direct *bool) (int64, error) {
 	var (
 		seq, depth, strangers, strangerBytes int64
 		stranger, size                       int64
@@ -121,7 +122,7 @@ func (s *Store) appendMsgTx(ctx context.Context, tx *sql.Tx, recipient, sender, 
 		}
 	}
 	if _, err := s.exec(ctx, tx, insertMessage,
-		recipient, seq, nonNil(sender), nonNil(clientMsgID), nonNil(payload), now, stranger, direct == nil); err != nil {
+		recipient, seq, nonNil(sender), nonNil(clientMsgID), nonNil(payload), now, stranger, direct == nil, groupSeq); err != nil {
 		return 0, err
 	}
 	return seq, nil
@@ -227,10 +228,10 @@ WHERE m.recipient = ? AND m.seq > ? ORDER BY m.seq LIMIT ?`
 // selectMessages selects the columns scanMessages reads; a shared payload is
 // read from payloads.
 const selectMessages = `
-SELECT m.seq, m.sender, m.client_msg_id, coalesce(p.data, m.payload), m.enqueued_at, m.sequenced
+SELECT m.seq, m.sender, m.client_msg_id, coalesce(p.data, m.payload), m.enqueued_at, m.sequenced, m.group_seq
 FROM messages m LEFT JOIN payloads p ON p.id = m.payload_ref`
 
-// scanMessages reads rows of (seq, sender, client_msg_id, payload, enqueued_at).
+// scanMessages reads rows of (seq, sender, client_msg_id, payload, enqueued_at, sequenced, group_seq).
 func scanMessages(rows *sql.Rows, err error) ([]store.Message, error) {
 	if err != nil {
 		return nil, err
@@ -239,14 +240,13 @@ func scanMessages(rows *sql.Rows, err error) ([]store.Message, error) {
 	var msgs []store.Message
 	for rows.Next() {
 		var (
-			m   store.Message
-			seq int64
-			at  int64
+			m             store.Message
+			seq, at, gseq int64
 		)
-		if err := rows.Scan(&seq, &m.Sender, &m.ClientMsgID, &m.Payload, &at, &m.Sequenced); err != nil {
+		if err := rows.Scan(&seq, &m.Sender, &m.ClientMsgID, &m.Payload, &at, &m.Sequenced, &gseq); err != nil {
 			return nil, err
 		}
-		m.Seq = uint64(seq)
+		m.Seq, m.GroupSeq = uint64(seq), uint64(gseq)
 		m.EnqueuedAt = time.Unix(0, at)
 		msgs = append(msgs, m)
 	}

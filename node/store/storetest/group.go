@@ -38,6 +38,7 @@ func runGroups(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Group/ConcurrentCommits", testGroupConcurrentCommits},
 		{"Group/ConcurrentFanOut", testGroupConcurrentFanOut},
 		{"Group/EnqueueIsNotSequenced", testGroupEnqueueNotSequenced},
+		{"Group/GroupSeqSameForEveryMember", testGroupSeqSameForEveryMember},
 		{"Group/Closed", testGroupClosed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -554,8 +555,62 @@ func testGroupEnqueueNotSequenced(t *testing.T, s store.Store) {
 	noErr(t, "Enqueue", err)
 	got, err := s.Receive(ctx, bob, 0, 10)
 	noErr(t, "Receive", err)
-	if len(got) != 1 || got[0].Sequenced {
-		t.Fatalf("an enqueued message reads as %+v, want one, not sequenced", got)
+	if len(got) != 1 || got[0].Sequenced || got[0].GroupSeq != 0 {
+		t.Fatalf("an enqueued message reads as %+v, want one, not sequenced, without a group number", got)
+	}
+}
+
+// testGroupSeqSameForEveryMember: every recipient's copy of a commit, its
+// Welcome and a fanned-out message carries the number the store returned,
+// whichever queue (and queue position) it lands in; a direct enqueue
+// between them takes none.
+func testGroupSeqSameForEveryMember(t *testing.T, s store.Store) {
+	ctx := testCtx(t)
+	g := GroupID("group seq")
+	alice, bob, carol := Key("alice"), Key("bob"), Key("carol")
+	createGroup(t, s, g, 0, alice, bob)
+	// Bob's queue position differs from carol's: he has a direct message first.
+	_, _, err := s.Enqueue(ctx, bob, carol, nil, []byte("direct before"))
+	noErr(t, "Enqueue", err)
+	m1, err := s.FanOut(ctx, g, alice, nil, []byte("m1"), nil)
+	noErr(t, "FanOut", err)
+	c, err := s.SubmitCommit(ctx, g, 0, alice, nil, commitBytes("add carol", 0), []byte("welcome carol"),
+		accept(t, [][]byte{alice, bob, carol}, [][]byte{bob}, [][]byte{carol}))
+	noErr(t, "SubmitCommit", err)
+	m2, err := s.FanOut(ctx, g, bob, nil, []byte("m2"), nil)
+	noErr(t, "FanOut", err)
+	_, _, err = s.Enqueue(ctx, carol, bob, nil, []byte("direct after"))
+	noErr(t, "Enqueue", err)
+	m3, err := s.FanOut(ctx, g, carol, nil, []byte("m3"), nil)
+	noErr(t, "FanOut", err)
+	if !(m1.GroupSeq < c.GroupSeq && c.GroupSeq < m2.GroupSeq && m2.GroupSeq < m3.GroupSeq) {
+		t.Fatalf("group seqs %d, %d, %d, %d are not increasing", m1.GroupSeq, c.GroupSeq, m2.GroupSeq, m3.GroupSeq)
+	}
+	want := map[string]uint64{
+		"direct before": 0, "direct after": 0,
+		"m1": m1.GroupSeq, string(commitBytes("add carol", 0)): c.GroupSeq, "welcome carol": c.GroupSeq,
+		"m2": m2.GroupSeq, "m3": m3.GroupSeq,
+	}
+	for _, tc := range []struct {
+		who      []byte
+		payloads []string
+	}{
+		{alice, []string{"m2", "m3"}},
+		{bob, []string{"direct before", "m1", string(commitBytes("add carol", 0)), "m3"}},
+		{carol, []string{"welcome carol", "m2", "direct after"}},
+	} {
+		got, err := s.Receive(ctx, tc.who, 0, 100)
+		noErr(t, "Receive", err)
+		if len(got) != len(tc.payloads) {
+			t.Fatalf("queue of %x holds %d messages (%q), want %q", tc.who[:4], len(got), payloadList(got), tc.payloads)
+		}
+		for i, m := range got {
+			w := want[tc.payloads[i]]
+			if string(m.Payload) != tc.payloads[i] || m.GroupSeq != w || m.Sequenced != (w != 0) {
+				t.Fatalf("queue of %x message %d = %q group seq %d (sequenced %v), want %q group seq %d",
+					tc.who[:4], i, m.Payload, m.GroupSeq, m.Sequenced, tc.payloads[i], w)
+			}
+		}
 	}
 }
 
@@ -618,4 +673,13 @@ func CreateGroup(t testing.TB, s store.Store, g []byte, roster ...[]byte) {
 	if err := s.CreateGroup(context.Background(), g, roster[0], 0, viewAt(0), roster); err != nil {
 		t.Fatalf("CreateGroup: %v", err)
 	}
+}
+
+// payloadList lists the payloads of msgs, for failure messages.
+func payloadList(msgs []store.Message) []string {
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		out[i] = string(m.Payload)
+	}
+	return out
 }

@@ -597,7 +597,11 @@ func (x *PingResponse) GetAddress() string {
 type FetchKeyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The peer's identity key, 64 hex characters.
-	PeerKey       string `protobuf:"bytes,1,opt,name=peer_key,json=peerKey,proto3" json:"peer_key,omitempty"`
+	PeerKey string `protobuf:"bytes,1,opt,name=peer_key,json=peerKey,proto3" json:"peer_key,omitempty"`
+	// Consume nothing: the node returns the peer's last-resort KeyPackage
+	// (NOT_FOUND when it has none). Without it the node hands out one of the
+	// peer's KeyPackages and deletes it.
+	Peek          bool `protobuf:"varint,2,opt,name=peek,proto3" json:"peek,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -637,6 +641,13 @@ func (x *FetchKeyRequest) GetPeerKey() string {
 		return x.PeerKey
 	}
 	return ""
+}
+
+func (x *FetchKeyRequest) GetPeek() bool {
+	if x != nil {
+		return x.Peek
+	}
+	return false
 }
 
 type FetchKeyResponse struct {
@@ -1505,8 +1516,11 @@ type SendResponse struct {
 	StateDetail string        `protobuf:"bytes,5,opt,name=state_detail,json=stateDetail,proto3" json:"state_detail,omitempty"`
 	// QUEUED while not connected: since when the node is unreachable.
 	UnreachableSince *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=unreachable_since,json=unreachableSince,proto3" json:"unreachable_since,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// DELIVERED: the message's number in the group's order (see
+	// Message.group_seq); 0 otherwise.
+	GroupSeq      uint64 `protobuf:"varint,7,opt,name=group_seq,json=groupSeq,proto3" json:"group_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SendResponse) Reset() {
@@ -1581,11 +1595,19 @@ func (x *SendResponse) GetUnreachableSince() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *SendResponse) GetGroupSeq() uint64 {
+	if x != nil {
+		return x.GroupSeq
+	}
+	return 0
+}
+
 type Message struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	GroupId   string                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
 	GroupName string                 `protobuf:"bytes,2,opt,name=group_name,json=groupName,proto3" json:"group_name,omitempty"`
-	// Per-group sequence number, from 1.
+	// This user's per-group history position, from 1 (the cursor of
+	// MessagesRequest.after_seq); it can differ between members.
 	Seq uint64 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
 	// Message id (hex).
 	MessageId string `protobuf:"bytes,4,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
@@ -1596,7 +1618,13 @@ type Message struct {
 	ReceivedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
 	Read       bool                   `protobuf:"varint,9,opt,name=read,proto3" json:"read,omitempty"`
 	// True for messages this user sent.
-	Outgoing      bool `protobuf:"varint,10,opt,name=outgoing,proto3" json:"outgoing,omitempty"`
+	Outgoing bool `protobuf:"varint,10,opt,name=outgoing,proto3" json:"outgoing,omitempty"`
+	// The message's number in the group's order, the node's per-group
+	// sequence number: the same for every member. 0 while not known (an
+	// outgoing message the node has not accepted yet, a group of one, history
+	// from before qpd kept it). Commits take numbers too, so the numbers of
+	// the messages have gaps.
+	GroupSeq      uint64 `protobuf:"varint,11,opt,name=group_seq,json=groupSeq,proto3" json:"group_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1699,6 +1727,13 @@ func (x *Message) GetOutgoing() bool {
 		return x.Outgoing
 	}
 	return false
+}
+
+func (x *Message) GetGroupSeq() uint64 {
+	if x != nil {
+		return x.GroupSeq
+	}
+	return 0
 }
 
 type MessagesRequest struct {
@@ -4199,9 +4234,10 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\vPingRequest\"U\n" +
 	"\fPingResponse\x12+\n" +
 	"\x03rtt\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x03rtt\x12\x18\n" +
-	"\aaddress\x18\x02 \x01(\tR\aaddress\",\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\"@\n" +
 	"\x0fFetchKeyRequest\x12\x19\n" +
-	"\bpeer_key\x18\x01 \x01(\tR\apeerKey\"\xde\x02\n" +
+	"\bpeer_key\x18\x01 \x01(\tR\apeerKey\x12\x12\n" +
+	"\x04peek\x18\x02 \x01(\bR\x04peek\"\xde\x02\n" +
 	"\x10FetchKeyResponse\x12\x1f\n" +
 	"\vkey_package\x18\x01 \x01(\fR\n" +
 	"keyPackage\x12\x10\n" +
@@ -4262,7 +4298,7 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12*\n" +
 	"\x11client_message_id\x18\x03 \x01(\tR\x0fclientMessageId\x12-\n" +
-	"\x04wait\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"\xfd\x01\n" +
+	"\x04wait\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"\x9a\x02\n" +
 	"\fSendResponse\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x10\n" +
@@ -4270,7 +4306,8 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\tdelivered\x18\x03 \x01(\bR\tdelivered\x122\n" +
 	"\x05state\x18\x04 \x01(\x0e2\x1c.qpq.daemon.v1.DeliveryStateR\x05state\x12!\n" +
 	"\fstate_detail\x18\x05 \x01(\tR\vstateDetail\x12G\n" +
-	"\x11unreachable_since\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x10unreachableSince\"\xc2\x02\n" +
+	"\x11unreachable_since\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x10unreachableSince\x12\x1b\n" +
+	"\tgroup_seq\x18\a \x01(\x04R\bgroupSeq\"\xdf\x02\n" +
 	"\aMessage\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1d\n" +
 	"\n" +
@@ -4285,7 +4322,8 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"receivedAt\x12\x12\n" +
 	"\x04read\x18\t \x01(\bR\x04read\x12\x1a\n" +
 	"\boutgoing\x18\n" +
-	" \x01(\bR\boutgoing\"\xc7\x01\n" +
+	" \x01(\bR\boutgoing\x12\x1b\n" +
+	"\tgroup_seq\x18\v \x01(\x04R\bgroupSeq\"\xc7\x01\n" +
 	"\x0fMessagesRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
 	"\tafter_seq\x18\x02 \x01(\x04R\bafterSeq\x12\x14\n" +
