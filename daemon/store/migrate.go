@@ -120,6 +120,17 @@ CREATE TABLE contacts (
 CREATE UNIQUE INDEX contacts_name ON contacts(name) WHERE name <> '';
 ALTER TABLE welcomes ADD COLUMN request INTEGER NOT NULL DEFAULT 0;
 `,
+	// 5: direct chats, the two-member groups that are the conversation
+	// with one person (direct.go).
+	`
+CREATE TABLE direct_chats (
+	group_id     BLOB PRIMARY KEY REFERENCES groups(group_id),
+	peer         BLOB NOT NULL CHECK (length(peer) = 32),
+	merged_into  BLOB,
+	created_at   INTEGER NOT NULL
+);
+CREATE INDEX direct_chats_peer ON direct_chats(peer, group_id);
+`,
 }
 
 // SchemaVersion is the schema version this program writes.
