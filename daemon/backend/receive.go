@@ -125,6 +125,9 @@ func (b *Backend) joinWelcomeID(tx *store.Tx, welcome, sender []byte) ([]byte, e
 	if err := saveGroup(tx, &sg, g); err != nil {
 		return nil, err
 	}
+	if err := b.noteDirectWelcome(tx, &sg, g, sender); err != nil {
+		return nil, err
+	}
 	if !kp.LastResort {
 		if err := tx.DeleteKeyPackage(kp.Ref); err != nil {
 			return nil, err
@@ -197,14 +200,18 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 			// epochs it was in.)
 			break
 		}
-		m, err := tx.AppendMessage(store.Message{GroupID: sg.ID, MessageID: messageID(env.Payload), Sender: rec.Sender.Identity, Text: text, SentAt: sentAt})
+		home, err := messageHome(tx, sg.ID)
+		if err != nil {
+			return err
+		}
+		m, err := tx.AppendMessage(store.Message{GroupID: home, MessageID: messageID(env.Payload), Sender: rec.Sender.Identity, Text: text, SentAt: sentAt})
 		switch {
 		case errors.Is(err, store.ErrExists):
 			// Already stored (sent twice): shown once.
 		case err != nil:
 			return err
 		default:
-			if _, err := tx.AppendEvent(store.Event{Kind: store.EventMessage, GroupID: sg.ID, MessageSeq: m.Seq}); err != nil {
+			if _, err := tx.AppendEvent(store.Event{Kind: store.EventMessage, GroupID: home, MessageSeq: m.Seq}); err != nil {
 				return err
 			}
 		}

@@ -7,6 +7,10 @@
 //   - A group is named in requests by `group`: either its MLS group id
 //     (16 bytes, 32 hex characters) or its human name when that name is
 //     unique among the daemon's groups.
+//   - A person is named in requests by an identity key (64 hex characters),
+//     by at least 8 hex characters that start exactly one contact's key, or
+//     by a contact's name. Contact names cannot be 8 or more hex digits, so
+//     the three never compete.
 //   - Calls the daemon cannot perform yet answer UNIMPLEMENTED with a message
 //     that names what is missing; they never return made-up results.
 
@@ -56,6 +60,7 @@ const (
 	Daemon_RemoveContact_FullMethodName  = "/qpq.daemon.v1.Daemon/RemoveContact"
 	Daemon_SafetyNumber_FullMethodName   = "/qpq.daemon.v1.Daemon/SafetyNumber"
 	Daemon_Verify_FullMethodName         = "/qpq.daemon.v1.Daemon/Verify"
+	Daemon_RenameContact_FullMethodName  = "/qpq.daemon.v1.Daemon/RenameContact"
 )
 
 // DaemonClient is the client API for Daemon service.
@@ -127,6 +132,8 @@ type DaemonClient interface {
 	// Verify marks a contact verified (after comparing safety numbers) or,
 	// with verified = false, unverified.
 	Verify(ctx context.Context, in *VerifyRequest, opts ...grpc.CallOption) (*VerifyResponse, error)
+	// RenameContact gives a contact another name.
+	RenameContact(ctx context.Context, in *RenameContactRequest, opts ...grpc.CallOption) (*RenameContactResponse, error)
 }
 
 type daemonClient struct {
@@ -396,6 +403,16 @@ func (c *daemonClient) Verify(ctx context.Context, in *VerifyRequest, opts ...gr
 	return out, nil
 }
 
+func (c *daemonClient) RenameContact(ctx context.Context, in *RenameContactRequest, opts ...grpc.CallOption) (*RenameContactResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RenameContactResponse)
+	err := c.cc.Invoke(ctx, Daemon_RenameContact_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DaemonServer is the server API for Daemon service.
 // All implementations must embed UnimplementedDaemonServer
 // for forward compatibility.
@@ -465,6 +482,8 @@ type DaemonServer interface {
 	// Verify marks a contact verified (after comparing safety numbers) or,
 	// with verified = false, unverified.
 	Verify(context.Context, *VerifyRequest) (*VerifyResponse, error)
+	// RenameContact gives a contact another name.
+	RenameContact(context.Context, *RenameContactRequest) (*RenameContactResponse, error)
 	mustEmbedUnimplementedDaemonServer()
 }
 
@@ -549,6 +568,9 @@ func (UnimplementedDaemonServer) SafetyNumber(context.Context, *SafetyNumberRequ
 }
 func (UnimplementedDaemonServer) Verify(context.Context, *VerifyRequest) (*VerifyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Verify not implemented")
+}
+func (UnimplementedDaemonServer) RenameContact(context.Context, *RenameContactRequest) (*RenameContactResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RenameContact not implemented")
 }
 func (UnimplementedDaemonServer) mustEmbedUnimplementedDaemonServer() {}
 func (UnimplementedDaemonServer) testEmbeddedByValue()                {}
@@ -1014,6 +1036,24 @@ func _Daemon_Verify_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Daemon_RenameContact_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RenameContactRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).RenameContact(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_RenameContact_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).RenameContact(ctx, req.(*RenameContactRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Daemon_ServiceDesc is the grpc.ServiceDesc for Daemon service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1116,6 +1156,10 @@ var Daemon_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Verify",
 			Handler:    _Daemon_Verify_Handler,
+		},
+		{
+			MethodName: "RenameContact",
+			Handler:    _Daemon_RenameContact_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
