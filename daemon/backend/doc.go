@@ -59,6 +59,15 @@
 //     to the node's FanOut for all other members at once (one order for
 //     all recipients); offline it waits.
 //
+//   - People: every call that takes a peer reads it with one resolver
+//     (peers.go): a whole key, a contact's key prefix of 8 or more hex
+//     digits, or a contact's exact name; names that read as keys are
+//     refused, so the two never compete.
+//
+//   - Direct chats (direct.go): SendTo opens or reuses the two-member group
+//     that is the conversation with one person, marked by ExtensionDirect
+//     in the Welcome; both starting at once merge into the lower group id.
+//
 //   - Invite, Remove, Update, and commits of proposals: see commit.go. A
 //     commit is stored as pending with an outbox item that also holds its
 //     intent (intent.go: a versioned JSON of the kind, invite, remove,

@@ -90,7 +90,8 @@ func (tx *Tx) DirectChats(peer []byte) ([]DirectChat, error) {
 // CopyMessages appends copies of every message of group from to the
 // history of group to, in their order, skipping those to has already; it
 // returns how many it copied. The copies get new seqs in to and keep their
-// read marks.
+// read marks; the originals are marked read, so that no unread listing
+// shows a message twice.
 func (tx *Tx) CopyMessages(from, to []byte) (int, error) {
 	res, err := tx.exec(`INSERT INTO messages (group_id, seq, message_id, sender, text, sent_at, received_at, read, outgoing)
 		SELECT ?, (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE group_id = ?) + ROW_NUMBER() OVER (ORDER BY m.seq),
@@ -102,5 +103,8 @@ func (tx *Tx) CopyMessages(from, to []byte) (int, error) {
 		return 0, fmt.Errorf("store: copy messages: %w", err)
 	}
 	n, _ := res.RowsAffected()
+	if _, err := tx.exec(`UPDATE messages SET read = 1 WHERE group_id = ? AND read = 0`, from); err != nil {
+		return 0, fmt.Errorf("store: copy messages: %w", err)
+	}
 	return int(n), nil
 }

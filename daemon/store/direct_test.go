@@ -64,6 +64,9 @@ func TestDirectChatsAndCopyMessages(t *testing.T) {
 		if got != "psqr" || !ms[3].Read || ms[2].Read {
 			t.Fatalf("merged history %q (read %v %v)", got, ms[2].Read, ms[3].Read)
 		}
+		if n, err := tx.CountUnread(nil); err != nil || n != 3 {
+			t.Fatalf("unread after the copy: %d, %v; want 3 (p, s and the copy of q)", n, err)
+		}
 		return nil
 	})
 }
