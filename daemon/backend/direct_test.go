@@ -228,19 +228,7 @@ func TestDirectChatForgedSenderRefused(t *testing.T) {
 		t.Fatalf("a forged sender made a direct chat: with alice %d, with carol %d", direct(alice), direct(cpub))
 	}
 	// The control: the same Welcome from Carol is the chat with Carol.
-	id, err := b.identity(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb2, err := MLSKeyPackages{}.NewKeyPackage(id.PrivateKey, 0, false, time.Time{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.update(ctx, func(tx *store.Tx) error {
-		return tx.PutKeyPackage(store.KeyPackageSecret{Ref: kb2.Ref, KeyPackage: kb2.KeyPackage, Secrets: kb2.Secrets})
-	}); err != nil {
-		t.Fatal(err)
-	}
+	kb2 := storeKeyPackage(t, b)
 	if applied, err := b.applyEnvelope(ctx, nodeclient.Envelope{Seq: 2, Sender: cpub, Payload: welcome(2, kb2), EnqueuedAt: time.Now(), Sequenced: true}); err != nil || !applied {
 		t.Fatalf("welcome from carol: applied %v, %v", applied, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/quicproquo/quicproquo/daemon/store"
 )
@@ -104,4 +105,38 @@ func TestResolvePeerRules(t *testing.T) {
 	if _, err := b.ResolvePeer(ctx, "father"); !errors.Is(err, ErrContactNotFound) {
 		t.Fatalf("removed contact: %v", err)
 	}
+}
+
+// FuzzResolvePeer: any reference resolves to a 32-byte key or a typed
+// error, never a panic; a name qpd accepts never reads as a key prefix
+// and holds only printable characters.
+func FuzzResolvePeer(f *testing.F) {
+	b, _ := receiveUser(f, nil)
+	ctx := context.Background()
+	dad := bytes.Repeat([]byte{0xda}, 32)
+	if _, _, err := b.AddContact(ctx, dad, "dad"); err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{"dad", "dadadada", FormatKey(dad), strings.ToUpper(FormatKey(dad)), "", " dad ", "bob\u202e", "deadbeef", FormatKey(dad) + "0", "zoë"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, ref string) {
+		k, err := b.ResolvePeer(ctx, ref)
+		switch {
+		case err == nil && len(k) != ed25519.PublicKeySize:
+			t.Fatalf("ResolvePeer(%q) = %d bytes", ref, len(k))
+		case err != nil && !errors.Is(err, ErrInvalidArgument) && !errors.Is(err, ErrContactNotFound) && !errors.Is(err, ErrAmbiguousPeer):
+			t.Fatalf("ResolvePeer(%q): untyped error %v", ref, err)
+		}
+		if validContactName(ref) {
+			if looksLikeKey(ref) {
+				t.Fatalf("name %q reads as a key prefix", ref)
+			}
+			for _, r := range ref {
+				if r != ' ' && !unicode.IsPrint(r) {
+					t.Fatalf("name %q holds %U", ref, r)
+				}
+			}
+		}
+	})
 }

@@ -19,14 +19,7 @@ import (
 func TestE2EContactsAndDirectChat(t *testing.T) {
 	p := e2eStartDaemons(t)
 	qpctl, aliceSock, bobSock := p.qpctl, p.aliceSock, p.bobSock
-	must := func(sock string, args ...string) string {
-		t.Helper()
-		r := e2eRun(t, qpctl, sock, args...)
-		if r.code != 0 {
-			t.Fatalf("qpctl %q: %+v", args, r)
-		}
-		return r.stdout
-	}
+	must := func(sock string, args ...string) string { t.Helper(); return e2eMust(t, qpctl, sock, args...) }
 	must(aliceSock, "contact", "add", "bob", p.bobKey)
 	must(bobSock, "contact", "add", "alice", p.aliceKey)
 	if out := must(aliceSock, "contact", "list"); !strings.Contains(out, p.bobKey) || !strings.Contains(out, "bob") {
