@@ -64,6 +64,10 @@ func TestDirectChatsAndCopyMessages(t *testing.T) {
 		if got != "psqr" || !ms[3].Read || ms[2].Read {
 			t.Fatalf("merged history %q (read %v %v)", got, ms[2].Read, ms[3].Read)
 		}
+		all, _, err := tx.Messages(MessageQuery{})
+		if err != nil || len(all) != 4 {
+			t.Fatalf("history of all groups: %d messages, %v; want 4, each once", len(all), err)
+		}
 		if n, err := tx.CountUnread(nil); err != nil || n != 3 {
 			t.Fatalf("unread after the copy: %d, %v; want 3 (p, s and the copy of q)", n, err)
 		}
