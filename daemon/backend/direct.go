@@ -35,8 +35,9 @@ import (
 //     the kept one (messageHome). The merged group no longer lists.
 
 // ExtensionDirect marks, in the GroupInfo of a Welcome, a group made as
-// the direct chat of its two members. Its data is empty.
-const ExtensionDirect mls.ExtensionType = 0xff01
+// the direct chat of its two members. Its data is empty. (0xff00 is
+// ExtensionGroupName, 0xff01 ExtensionSuccessor.)
+const ExtensionDirect mls.ExtensionType = 0xff02
 
 // directName is the local name of the direct chat with peer.
 func directName(peer []byte) string { return "direct:" + FormatKey(peer)[:16] }

@@ -222,7 +222,8 @@ func TestDirectChatForgedSenderRefused(t *testing.T) {
 	}
 	applied, err := b.applyEnvelope(ctx, nodeclient.Envelope{Seq: 1, Sender: alice, Payload: welcome(1, kb), EnqueuedAt: time.Now(), Sequenced: true})
 	if err != nil || !applied {
-		t.Fatalf("welcome: applied %v, %v", applied, err)
+		evs, _ := b.EventsAfter(ctx, 0, 100)
+		t.Fatalf("welcome: applied %v, %v; events %+v", applied, err, evs)
 	}
 	if direct(alice) != 0 || direct(cpub) != 0 {
 		t.Fatalf("a forged sender made a direct chat: with alice %d, with carol %d", direct(alice), direct(cpub))
