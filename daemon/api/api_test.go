@@ -287,9 +287,16 @@ func TestGroupCallsOffline(t *testing.T) {
 		t.Errorf("FetchKey: %v", err)
 	}
 	// Bad input is refused before anything else.
+	for _, bad := range []string{"", "a\u202ename", strings.Repeat("ab", 33)} {
+		_, err = c.FetchKey(ctx, &daemonv1.FetchKeyRequest{PeerKey: bad})
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("FetchKey bad key %q: %v", bad, err)
+		}
+	}
+	// A name is a contact reference: no such contact.
 	_, err = c.FetchKey(ctx, &daemonv1.FetchKeyRequest{PeerKey: "zz"})
-	if status.Code(err) != codes.InvalidArgument {
-		t.Errorf("FetchKey bad key: %v", err)
+	if status.Code(err) != codes.NotFound {
+		t.Errorf("FetchKey unknown contact: %v", err)
 	}
 	_, err = c.Send(ctx, &daemonv1.SendRequest{Group: "nope", Text: "hi"})
 	if status.Code(err) != codes.NotFound {

@@ -40,6 +40,7 @@ func FuzzDaemonRequests(f *testing.F) {
 	for which, m := range map[uint8]proto.Message{
 		11: &daemonv1.AddContactRequest{Identity: "42424242424242424242424242424242424242424242424242424242424242ff", Name: "bob"},
 		13: &daemonv1.SafetyNumberRequest{Contact: "bob"},
+		19: &daemonv1.RenameContactRequest{Contact: "4242424242", Name: "b\u202eob"},
 		17: &daemonv1.AcceptRequestRequest{Id: 1 << 63, ContactName: "\x1b[2J"},
 	} {
 		b, err := proto.Marshal(m)
@@ -57,7 +58,7 @@ func FuzzDaemonRequests(f *testing.F) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		var err error
-		switch which % 20 {
+		switch which % 21 {
 		case 0, 1:
 			req := &daemonv1.MessagesRequest{}
 			if proto.Unmarshal(data, req) != nil {
@@ -153,6 +154,8 @@ func FuzzDaemonRequests(f *testing.F) {
 			err = fuzzCall(data, &daemonv1.AcceptRequestRequest{}, func(r *daemonv1.AcceptRequestRequest) error { _, err := c.AcceptRequest(ctx, r); return err })
 		case 18:
 			err = fuzzCall(data, &daemonv1.DeclineRequestRequest{}, func(r *daemonv1.DeclineRequestRequest) error { _, err := c.DeclineRequest(ctx, r); return err })
+		case 19:
+			err = fuzzCall(data, &daemonv1.RenameContactRequest{}, func(r *daemonv1.RenameContactRequest) error { _, err := c.RenameContact(ctx, r); return err })
 		default:
 			_, err = c.ListGroups(ctx, &daemonv1.ListGroupsRequest{})
 			if err == nil {

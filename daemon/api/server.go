@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -95,7 +94,7 @@ func toStatus(err error) error {
 	case errors.Is(err, backend.ErrGroupNotFound), errors.Is(err, backend.ErrNoKeyPackage),
 		errors.Is(err, backend.ErrContactNotFound), errors.Is(err, backend.ErrRequestNotFound):
 		code = codes.NotFound
-	case errors.Is(err, backend.ErrAmbiguousGroup), errors.Is(err, backend.ErrInvalidArgument):
+	case errors.Is(err, backend.ErrAmbiguousGroup), errors.Is(err, backend.ErrAmbiguousPeer), errors.Is(err, backend.ErrInvalidArgument):
 		code = codes.InvalidArgument
 	case errors.Is(err, backend.ErrGroupExists):
 		code = codes.AlreadyExists
@@ -144,6 +143,9 @@ func groupInfoPB(g backend.GroupInfo) *daemonv1.Group {
 	pb.Unread, pb.LastSeq, pb.MemberCount = g.Unread, g.LastSeq, uint32(g.MemberCount)
 	if g.Suite != 0 {
 		pb.CipherSuite, pb.CipherSuiteName, pb.PostQuantum = uint32(g.Suite), g.Suite.Name(), mls.IsPostQuantum(g.Suite)
+	}
+	if g.DirectPeer != nil {
+		pb.DirectPeer, pb.DirectPeerName = backend.FormatKey(g.DirectPeer), g.DirectPeerName
 	}
 	return pb
 }
@@ -214,7 +216,7 @@ func (s *Server) Ping(ctx context.Context, _ *daemonv1.PingRequest) (*daemonv1.P
 
 // FetchKey implements the FetchKey call.
 func (s *Server) FetchKey(ctx context.Context, req *daemonv1.FetchKeyRequest) (*daemonv1.FetchKeyResponse, error) {
-	peer, err := backend.ParseKey(req.GetPeerKey())
+	peer, err := s.b.ResolvePeer(ctx, req.GetPeerKey())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -254,7 +256,7 @@ func (s *Server) CreateGroup(ctx context.Context, req *daemonv1.CreateGroupReque
 
 // Invite implements the Invite call.
 func (s *Server) Invite(ctx context.Context, req *daemonv1.InviteRequest) (*daemonv1.InviteResponse, error) {
-	peers, err := parseKeys(req.GetPeerKeys())
+	peers, err := s.b.ResolvePeers(ctx, req.GetPeerKeys())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -267,18 +269,6 @@ func (s *Server) Invite(ctx context.Context, req *daemonv1.InviteRequest) (*daem
 		resp.Added = append(resp.Added, backend.FormatKey(k))
 	}
 	return resp, nil
-}
-
-func parseKeys(ss []string) ([]ed25519.PublicKey, error) {
-	out := make([]ed25519.PublicKey, 0, len(ss))
-	for _, s := range ss {
-		k, err := backend.ParseKey(s)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, k)
-	}
-	return out, nil
 }
 
 // Join implements the Join call.
@@ -333,7 +323,15 @@ func (s *Server) Send(ctx context.Context, req *daemonv1.SendRequest) (*daemonv1
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.b.Send(ctx, req.GetGroup(), req.GetText(), []byte(req.GetClientMessageId()))
+	var r backend.SendResult
+	switch {
+	case req.GetTo() != "" && req.GetGroup() != "":
+		return nil, status.Error(codes.InvalidArgument, "send: give a group or a person (to), not both")
+	case req.GetTo() != "":
+		r, _, err = s.b.SendTo(ctx, req.GetTo(), req.GetText(), []byte(req.GetClientMessageId()))
+	default:
+		r, err = s.b.Send(ctx, req.GetGroup(), req.GetText(), []byte(req.GetClientMessageId()))
+	}
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -370,7 +368,7 @@ func optionalDuration(d *durationpb.Duration) (time.Duration, error) {
 
 // Remove implements the Remove call.
 func (s *Server) Remove(ctx context.Context, req *daemonv1.RemoveRequest) (*daemonv1.RemoveResponse, error) {
-	peer, err := backend.ParseKey(req.GetPeerKey())
+	peer, err := s.b.ResolvePeer(ctx, req.GetPeerKey())
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -67,7 +67,7 @@ func (s *Server) DeclineRequest(ctx context.Context, req *daemonv1.DeclineReques
 
 // Block implements the Block call.
 func (s *Server) Block(ctx context.Context, req *daemonv1.BlockRequest) (*daemonv1.BlockResponse, error) {
-	k, err := backend.ParseKey(req.GetIdentity())
+	k, err := s.b.ResolvePeer(ctx, req.GetIdentity())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -80,7 +80,7 @@ func (s *Server) Block(ctx context.Context, req *daemonv1.BlockRequest) (*daemon
 
 // Unblock implements the Unblock call.
 func (s *Server) Unblock(ctx context.Context, req *daemonv1.UnblockRequest) (*daemonv1.UnblockResponse, error) {
-	k, err := backend.ParseKey(req.GetIdentity())
+	k, err := s.b.ResolvePeer(ctx, req.GetIdentity())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -152,4 +152,13 @@ func (s *Server) ExportIdentity(ctx context.Context, req *daemonv1.ExportIdentit
 		return nil, toStatus(err)
 	}
 	return &daemonv1.ExportIdentityResponse{Backup: text, Identity: backend.FormatKey(pub)}, nil
+}
+
+// RenameContact implements the RenameContact call.
+func (s *Server) RenameContact(ctx context.Context, req *daemonv1.RenameContactRequest) (*daemonv1.RenameContactResponse, error) {
+	c, err := s.b.RenameContact(ctx, req.GetContact(), req.GetName())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &daemonv1.RenameContactResponse{Contact: contactPB(c)}, nil
 }

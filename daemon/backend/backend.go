@@ -173,6 +173,9 @@ type Backend struct {
 	strangerRejects *rate.Limiter
 	// forks remembers the fork reports made (fork.go; under gmu).
 	forks map[forkKey]bool
+	// directMu makes finding or making a direct chat one step (direct.go):
+	// two SendTo calls to one person make one chat. Taken before gmu.
+	directMu sync.Mutex
 }
 
 // New makes a Backend over cfg.Store.

@@ -321,6 +321,9 @@ func (b *Backend) Invite(ctx context.Context, group string, peers []ed25519.Publ
 	if len(peers) == 0 {
 		return GroupInfo{}, nil, fmt.Errorf("%w: no peer keys", ErrInvalidArgument)
 	}
+	if err := b.refuseDirectInvite(ctx, group); err != nil {
+		return GroupInfo{}, nil, err
+	}
 	seen := map[string]bool{}
 	for _, p := range peers {
 		if len(p) != ed25519.PublicKeySize {

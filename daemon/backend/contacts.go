@@ -6,8 +6,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/quicproquo/quicproquo/daemon/store"
 )
@@ -56,20 +54,6 @@ func (b *Backend) loadBlocked(ctx context.Context) error {
 	return nil
 }
 
-func validContactName(name string) bool {
-	if len(name) > MaxContactName || !utf8.ValidString(name) || strings.TrimSpace(name) != name {
-		return false
-	}
-	for _, r := range name {
-		if r < 0x20 || r == 0x7f {
-			return false
-		}
-	}
-	// A name that reads as a key would make references ambiguous.
-	_, err := ParseKey(name)
-	return err != nil
-}
-
 // isContact reports whether id is a contact (not blocked).
 func isContact(tx *store.Tx, id []byte) (bool, error) {
 	c, err := tx.Contact(id)
@@ -82,25 +66,6 @@ func isContact(tx *store.Tx, id []byte) (bool, error) {
 	return !c.Blocked, nil
 }
 
-// resolveContact finds a contact by hex key or name.
-func resolveContact(tx *store.Tx, ref string) (store.Contact, error) {
-	if k, err := ParseKey(ref); err == nil {
-		c, err := tx.Contact(k)
-		if errors.Is(err, store.ErrNotFound) {
-			return store.Contact{}, fmt.Errorf("%w: %s", ErrContactNotFound, FormatKey(k))
-		}
-		return c, err
-	}
-	if ref == "" {
-		return store.Contact{}, fmt.Errorf("%w: empty contact", ErrInvalidArgument)
-	}
-	c, err := tx.ContactByName(ref)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Contact{}, fmt.Errorf("%w: %q", ErrContactNotFound, truncate(ref, 80))
-	}
-	return c, err
-}
-
 // AddContact adds a contact (unblocking the identity if it was blocked)
 // or renames one. When name belongs to a contact with another key, that
 // contact's key changed: the old entry is replaced, the verified mark is
@@ -111,7 +76,7 @@ func (b *Backend) AddContact(ctx context.Context, id ed25519.PublicKey, name str
 		return Contact{}, nil, fmt.Errorf("%w: identity key of %d bytes", ErrInvalidArgument, len(id))
 	}
 	if name != "" && !validContactName(name) {
-		return Contact{}, nil, fmt.Errorf("%w: contact name %q: at most %d bytes of printable text, no surrounding spaces, not a key", ErrInvalidArgument, truncate(name, 80), MaxContactName)
+		return Contact{}, nil, fmt.Errorf("%w: contact name %q: %s", ErrInvalidArgument, truncate(name, 80), contactNameRule)
 	}
 	err = b.update(ctx, func(tx *store.Tx) error {
 		c = store.Contact{Identity: id, Name: name}

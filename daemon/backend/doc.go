@@ -65,6 +65,15 @@
 //     receiver stores the GroupSeq of its envelope: the number every member
 //     shows for the message.
 //
+//   - People: every call that takes a peer reads it with one resolver
+//     (peers.go): a whole key, a contact's key prefix of 8 or more hex
+//     digits, or a contact's exact name; names that read as keys are
+//     refused, so the two never compete.
+//
+//   - Direct chats (direct.go): SendTo opens or reuses the two-member group
+//     that is the conversation with one person, marked by ExtensionDirect
+//     in the Welcome; both starting at once merge into the lower group id.
+//
 //   - Invite, Remove, Update, and commits of proposals: see commit.go. A
 //     commit is stored as pending with an outbox item that also holds its
 //     intent (intent.go: a versioned JSON of the kind, invite, remove,

@@ -127,6 +127,12 @@ func (b *Backend) GroupSuite() mls.CipherSuite { return b.cfg.GroupSuite }
 // publishes KeyPackages in (Config.KeyPackageSuites): the suites others can
 // be invited in.
 func (b *Backend) CreateGroupIn(ctx context.Context, name string, cs mls.CipherSuite) (GroupInfo, error) {
+	return b.createGroup(ctx, name, cs, nil)
+}
+
+// createGroup is CreateGroupIn; with a peer, the group is the direct chat
+// with peer (direct.go), whose name need not be unique.
+func (b *Backend) createGroup(ctx context.Context, name string, cs mls.CipherSuite, peer []byte) (GroupInfo, error) {
 	if !validGroupName(name) {
 		return GroupInfo{}, fmt.Errorf("%w: a group name is 1 to %d bytes of UTF-8", ErrInvalidArgument, MaxGroupNameSize)
 	}
@@ -153,12 +159,17 @@ func (b *Backend) CreateGroupIn(ctx context.Context, name string, cs mls.CipherS
 	err = b.update(ctx, func(tx *store.Tx) error {
 		if same, err := tx.GroupsByName(name); err != nil {
 			return err
-		} else if len(same) > 0 {
+		} else if len(same) > 0 && peer == nil {
 			return fmt.Errorf("%w: %q (id %x); choose another name", ErrGroupExists, truncate(name, 80), same[0].ID)
 		}
 		sg := store.Group{ID: groupID, Name: name, JoinReported: true}
 		if err := saveGroup(tx, &sg, g); err != nil {
 			return err
+		}
+		if peer != nil {
+			if err := tx.PutDirectChat(store.DirectChat{GroupID: groupID, Peer: peer}); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.AppendEvent(store.Event{Kind: store.EventJoined, GroupID: groupID, Epoch: g.Epoch(), By: id.PublicKey()}); err != nil {
 			return err

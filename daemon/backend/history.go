@@ -25,6 +25,12 @@ type GroupInfo struct {
 	// Suite is the group's MLS cipher suite (0 when the state cannot be
 	// read).
 	Suite mls.CipherSuite
+	// DirectPeer is the other person of a direct chat (direct.go), and
+	// DirectPeerName their contact name; MergedInto is the direct chat a
+	// merged one lives on in.
+	DirectPeer     []byte
+	DirectPeerName string
+	MergedInto     []byte
 }
 
 // ResolveGroup finds a group by its hex id or, failing that, by a unique
@@ -107,6 +113,9 @@ func (b *Backend) Groups(ctx context.Context) ([]GroupInfo, error) {
 			if err != nil {
 				return err
 			}
+			if gi.MergedInto != nil {
+				continue // lives on in another direct chat
+			}
 			out = append(out, gi)
 		}
 		return nil
@@ -126,11 +135,17 @@ func groupInfo(tx *store.Tx, g store.Group) (GroupInfo, error) {
 	if gi.LastSeq, err = tx.LastSeq(g.ID); err != nil {
 		return GroupInfo{}, err
 	}
+	var mg *mls.Group
 	if len(g.State) > 0 {
-		if mg, err := mls.UnmarshalGroup(g.State); err == nil {
+		if mg, err = mls.UnmarshalGroup(g.State); err == nil {
 			gi.MemberCount = len(mg.Members())
 			gi.Suite = mg.CipherSuite()
+		} else {
+			mg = nil
 		}
+	}
+	if err := directInfo(tx, &gi, mg); err != nil {
+		return GroupInfo{}, err
 	}
 	return gi, nil
 }

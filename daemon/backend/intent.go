@@ -183,16 +183,20 @@ func (b *Backend) inviteIntent(peers []ed25519.PublicKey, added *[]ed25519.Publi
 		for _, p := range to {
 			*added = append(*added, p)
 		}
-		var name string
+		var exts []mls.Extension
 		if err := b.view(ctx, func(tx *store.Tx) error {
 			sg, err := tx.Group(g.GroupID())
-			name = sg.Name
+			if err != nil {
+				return err
+			}
+			exts, err = directWelcomeExtensions(tx, sg.ID)
+			exts = append(exts, mls.Extension{Type: ExtensionGroupName, Data: []byte(sg.Name)})
 			return err
 		}); err != nil {
 			return nil, nil, err
 		}
 		// The name reaches the joiners inside the Welcome only.
-		res, err := g.AddMembers(kps, &mls.CommitOptions{WelcomeExtensions: []mls.Extension{{Type: ExtensionGroupName, Data: []byte(name)}}})
+		res, err := g.AddMembers(kps, &mls.CommitOptions{WelcomeExtensions: exts})
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: add members: %w", ErrInvalidArgument, err)
 		}

@@ -132,6 +132,9 @@ func (b *Backend) joinWelcomeID(tx *store.Tx, welcome, sender []byte) ([]byte, e
 	if err := saveGroup(tx, &sg, g); err != nil {
 		return nil, err
 	}
+	if err := b.noteDirectWelcome(tx, &sg, g, sender); err != nil {
+		return nil, err
+	}
 	if !kp.LastResort {
 		if err := tx.DeleteKeyPackage(kp.Ref); err != nil {
 			return nil, err
@@ -213,14 +216,20 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 		if !bytes.Equal(keepIn, sg.ID) {
 			groupSeq = 0 // numbered in the old group's order, not the successor's
 		}
-		m, err := tx.AppendMessage(store.Message{GroupID: keepIn, MessageID: messageID(env.Payload), Sender: rec.Sender.Identity, Text: text, SentAt: sentAt, GroupSeq: groupSeq})
+		// A merged direct chat's messages go to the chat it was merged
+		// into (direct.go).
+		home, err := messageHome(tx, keepIn)
+		if err != nil {
+			return err
+		}
+		m, err := tx.AppendMessage(store.Message{GroupID: home, MessageID: messageID(env.Payload), Sender: rec.Sender.Identity, Text: text, SentAt: sentAt, GroupSeq: groupSeq})
 		switch {
 		case errors.Is(err, store.ErrExists):
 			// Already stored (sent twice): shown once.
 		case err != nil:
 			return err
 		default:
-			if _, err := tx.AppendEvent(store.Event{Kind: store.EventMessage, GroupID: keepIn, MessageSeq: m.Seq}); err != nil {
+			if _, err := tx.AppendEvent(store.Event{Kind: store.EventMessage, GroupID: home, MessageSeq: m.Seq}); err != nil {
 				return err
 			}
 		}

@@ -85,6 +85,14 @@ func receiveUser(t testing.TB, log *slog.Logger) (*Backend, KeyPackageBundle) {
 	if _, err := b.Register(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return b, storeKeyPackage(t, b)
+}
+
+// storeKeyPackage makes a KeyPackage of b's identity and stores its
+// private half, as if b had uploaded it.
+func storeKeyPackage(t testing.TB, b *Backend) KeyPackageBundle {
+	t.Helper()
+	ctx := context.Background()
 	id, err := b.identity(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +106,7 @@ func receiveUser(t testing.TB, log *slog.Logger) (*Backend, KeyPackageBundle) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	return b, kb
+	return kb
 }
 
 // receiveSetupWith is receiveSetup with the Backend's logger and the

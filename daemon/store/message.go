@@ -138,7 +138,9 @@ func (tx *Tx) Messages(q MessageQuery) (msgs []Message, more bool, err error) {
 		where = append(where, "group_id = ?", "seq > ?")
 		args = append(args, q.GroupID, int64(q.After))
 	} else {
-		where = append(where, "id > ?")
+		// A merged direct chat's messages are shown in the one it was
+		// merged into (direct.go).
+		where = append(where, "id > ?", "group_id NOT IN (SELECT group_id FROM direct_chats WHERE merged_into IS NOT NULL)")
 		args = append(args, int64(q.After))
 	}
 	if q.UnreadOnly {

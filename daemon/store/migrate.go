@@ -140,6 +140,17 @@ CREATE TABLE recoveries (
 	`
 ALTER TABLE messages ADD COLUMN group_seq INTEGER NOT NULL DEFAULT 0;
 `,
+	// 7: direct chats, the two-member groups that are the conversation
+	// with one person (direct.go).
+	`
+CREATE TABLE direct_chats (
+	group_id     BLOB PRIMARY KEY REFERENCES groups(group_id),
+	peer         BLOB NOT NULL CHECK (length(peer) = 32),
+	merged_into  BLOB,
+	created_at   INTEGER NOT NULL
+);
+CREATE INDEX direct_chats_peer ON direct_chats(peer, group_id);
+`,
 }
 
 // SchemaVersion is the schema version this program writes.

@@ -89,6 +89,17 @@ func e2eRun(t *testing.T, qpctl, socket string, args ...string) e2eResult {
 	return e2eRunIn(t, qpctl, socket, "", args...)
 }
 
+// e2eMust runs qpctl and fails the test unless it succeeds; it returns
+// the standard output.
+func e2eMust(t *testing.T, qpctl, socket string, args ...string) string {
+	t.Helper()
+	r := e2eRun(t, qpctl, socket, args...)
+	if r.code != 0 {
+		t.Fatalf("qpctl %q: %+v", args, r)
+	}
+	return r.stdout
+}
+
 // e2eDaemon is a qpd process.
 type e2eDaemon struct {
 	cmd    *exec.Cmd

@@ -64,7 +64,15 @@ func (a *app) printGroup(g *daemonv1.Group) error {
 	if a.json {
 		return a.printJSON(groupJSON(g))
 	}
-	return a.printf("%s  %-20s epoch %d  members %d  unread %d  %s\n", g.GetGroupId(), g.GetName(), g.GetEpoch(), g.GetMemberCount(), g.GetUnread(), suiteText(g))
+	name := escapeLine(g.GetName())
+	if p := g.GetDirectPeer(); p != "" {
+		who := p[:16] + "…"
+		if g.GetDirectPeerName() != "" {
+			who = escapeLine(g.GetDirectPeerName())
+		}
+		name = "direct with " + who
+	}
+	return a.printf("%s  %-20s epoch %d  members %d  unread %d  %s\n", g.GetGroupId(), name, g.GetEpoch(), g.GetMemberCount(), g.GetUnread(), suiteText(g))
 }
 
 // suiteText names a group's cipher suite for people, marked when it is
@@ -85,6 +93,7 @@ func groupJSON(g *daemonv1.Group) map[string]any {
 		"group_id": g.GetGroupId(), "name": g.GetName(), "epoch": g.GetEpoch(), "member_count": g.GetMemberCount(),
 		"unread": g.GetUnread(), "last_seq": g.GetLastSeq(), "created_at": timeString(g.GetCreatedAt()),
 		"cipher_suite": g.GetCipherSuite(), "cipher_suite_name": g.GetCipherSuiteName(), "post_quantum": g.GetPostQuantum(),
+		"direct": g.GetDirectPeer() != "", "direct_peer": g.GetDirectPeer(), "direct_peer_name": g.GetDirectPeerName(),
 	}
 }
 
@@ -128,7 +137,9 @@ func (a *app) inviteCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "invite --group G --peer-key HEX [--peer-key HEX ...]", Short: "Add peers to a group", GroupID: "groups",
 		Long: `Add one or more peers to a group in one commit. Each peer is named by the
-identity key that their ` + "`qpctl whoami`" + ` prints.`,
+identity key that their ` + "`qpctl whoami`" + ` prints, or as a contact.
+
+` + contactRefHelp,
 		Args:    exactArgs(0),
 		Example: "  qpctl invite --group team --peer-key 3f9a… --peer-key 77c1…",
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -156,7 +167,7 @@ identity key that their ` + "`qpctl whoami`" + ` prints.`,
 		},
 	}
 	groupFlag(cmd, &group, groupFlagHelp)
-	cmd.Flags().StringArrayVar(&peers, "peer-key", nil, "identity key (hex) of a peer to add; repeat for several")
+	cmd.Flags().StringArrayVar(&peers, "peer-key", nil, "a peer to add (identity key or contact); repeat for several")
 	return cmd
 }
 
@@ -257,7 +268,7 @@ func (a *app) removeCommand() *cobra.Command {
 		},
 	}
 	groupFlag(cmd, &group, groupFlagHelp)
-	cmd.Flags().StringVar(&peer, "peer-key", "", "identity key (hex) of the member to remove")
+	cmd.Flags().StringVar(&peer, "peer-key", "", "the member to remove (identity key or contact)")
 	return cmd
 }
 

@@ -49,7 +49,7 @@ func TestE2EGroupNamesAndPrefixes(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "group not found") || strings.Contains(r.stderr, "not found (not found)") {
 		t.Errorf("unknown group: %+v", r)
 	}
-	r = e2eRun(t, qpctl, socket, "fetch-key", "not-hex")
+	r = e2eRun(t, qpctl, socket, "fetch-key", strings.Repeat("ab", 33))
 	if r.code != 1 || strings.Count(r.stderr, "invalid argument") != 1 {
 		t.Errorf("fetch-key of a bad key repeats itself: %+v", r)
 	}

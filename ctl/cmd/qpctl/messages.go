@@ -60,20 +60,33 @@ func (a *app) readText(path string) (string, error) {
 }
 
 func (a *app) sendCommand() *cobra.Command {
-	var group, msg, file, cid string
+	var group, to, msg, file, cid string
 	var wait time.Duration
 	cmd := &cobra.Command{
-		Use: "send --group G (--msg TEXT | --file PATH | --file -)", Short: "Send a message to a group", GroupID: "messages",
+		Use: "send (--group G | --to PERSON) (--msg TEXT | --file PATH | --file -)", Short: "Send a message to a group or a person", GroupID: "messages",
 		Long: `Encrypt a text message to a group and hand it to the node. The text comes
 from --msg, from a file (--file PATH) or from standard input (--file -); it
-is at most 65536 bytes (64 KiB) of UTF-8 text, sent exactly as given.`,
+is at most 65536 bytes (64 KiB) of UTF-8 text, sent exactly as given.
+
+With --to the message goes to the direct chat with that person: a group of
+the two of you, made and invited on first use, and found again afterwards
+by both sides (` + "`qpctl groups`" + ` marks it). If you both start it at the same
+moment, both end in the same one.
+
+` + contactRefHelp,
 		Args: exactArgs(0),
 		Example: `  qpctl send --group team --msg "hello"
   qpctl send --group team --file notes.txt
-  date | qpctl send --group team --file -`,
+  date | qpctl send --group team --file -
+  qpctl send --to alice --msg "hi"`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireGroup(group); err != nil {
-				return err
+			switch {
+			case to != "" && group != "":
+				return usagef("give either --group or --to, not both")
+			case to == "":
+				if err := requireGroup(group); err != nil {
+					return err
+				}
 			}
 			text := msg
 			switch {
@@ -93,7 +106,7 @@ is at most 65536 bytes (64 KiB) of UTF-8 text, sent exactly as given.`,
 				return usagef("--wait must be between 0 and 1m")
 			}
 			return a.call(cmd.Context(), wait, func(ctx context.Context, c *client.Client) error {
-				r, err := c.Send(ctx, &daemonv1.SendRequest{Group: group, Text: text, ClientMessageId: cid, Wait: durationpb.New(wait)})
+				r, err := c.Send(ctx, &daemonv1.SendRequest{Group: group, To: to, Text: text, ClientMessageId: cid, Wait: durationpb.New(wait)})
 				if err != nil {
 					return err
 				}
@@ -102,6 +115,7 @@ is at most 65536 bytes (64 KiB) of UTF-8 text, sent exactly as given.`,
 		},
 	}
 	groupFlag(cmd, &group, groupFlagHelp)
+	cmd.Flags().StringVar(&to, "to", "", "a person (identity key or contact): send to your direct chat with them")
 	cmd.Flags().StringVarP(&msg, "msg", "m", "", "message text")
 	cmd.Flags().StringVarP(&file, "file", "f", "", "read the message text from this file (-: standard input)")
 	cmd.Flags().StringVar(&cid, "client-id", "", "optional idempotency key: a repeated send with the same key is sent once")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -30,12 +29,7 @@ same identity.`,
 			Args: exactArgs(0), RunE: a.register,
 			Example: "  qpctl register",
 		},
-		&cobra.Command{
-			Use: "whoami", Short: "Print this user's identity key", GroupID: "node",
-			Long: "Print this user's identity key: 64 hex characters to give to people who want to add you to a group.",
-			Args: exactArgs(0), RunE: a.whoami,
-			Example: "  qpctl whoami",
-		},
+		a.whoamiCommand(),
 		&cobra.Command{
 			Use: "status", Short: "Show the daemon's state", GroupID: "node",
 			Long: "Show the identity, the node connection, KeyPackages, counters, the state folder and the socket.",
@@ -76,22 +70,6 @@ func (a *app) register(cmd *cobra.Command, _ []string) error {
 			fmt.Fprintln(a.stderr, "qpctl register:", escapeLine(n))
 		}
 		return a.printf("%s\n", r.GetIdentity())
-	})
-}
-
-func (a *app) whoami(cmd *cobra.Command, _ []string) error {
-	return a.call(cmd.Context(), 0, func(ctx context.Context, c *client.Client) error {
-		st, err := c.Status(ctx, &daemonv1.StatusRequest{})
-		if err != nil {
-			return err
-		}
-		if !st.GetRegistered() {
-			return errors.New("not registered yet: run `qpctl register`")
-		}
-		if a.json {
-			return a.printJSON(map[string]any{"identity": st.GetIdentity()})
-		}
-		return a.printf("%s\n", st.GetIdentity())
 	})
 }
 

@@ -116,7 +116,7 @@ func TestE2ETwoDaemonsAndANode(t *testing.T) {
 	// Consumed: alice has one fewer at the node.
 	e2eWaitKeyPackages(t, qpctl, aliceSock, 9)
 
-	r = e2eRun(t, qpctl, bobSock, "fetch-key", "not-hex")
+	r = e2eRun(t, qpctl, bobSock, "fetch-key", strings.Repeat("ab", 33))
 	if r.code != 1 || !strings.Contains(r.stderr, "invalid argument") {
 		t.Fatalf("fetch-key of a bad key: %+v", r)
 	}

@@ -67,14 +67,7 @@ is cleared and qpd reports the change loudly.`,
 		Args: exactArgs(1), Example: "  qpctl add-contact 3f9a… --name alice",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.call(cmd.Context(), 0, func(ctx context.Context, c *client.Client) error {
-				r, err := c.AddContact(ctx, &daemonv1.AddContactRequest{Identity: args[0], Name: addName})
-				if err != nil {
-					return err
-				}
-				if r.GetReplacedIdentity() != "" && !a.json {
-					a.stderrf("qpctl add-contact: WARNING: the key of %s changed from %s\n", addName, r.GetReplacedIdentity())
-				}
-				return a.printContact(r.GetContact())
+				return a.addContact(ctx, c, args[0], addName)
 			})
 		},
 	}
@@ -106,18 +99,18 @@ themselves: accept, decline, or block the inviter.`,
 			}
 			return a.done(map[string]any{"declined": id}, "declined %d\n", id)
 		}),
-		simple("block PEER_KEY", "Drop everything an identity sends, and its waiting invitations", "  qpctl block 3f9a…", func(ctx context.Context, c *client.Client, key string) error {
+		simple("block PEER", "Drop everything an identity sends, and its waiting invitations", "  qpctl block 3f9a…", func(ctx context.Context, c *client.Client, key string) error {
 			r, err := c.Block(ctx, &daemonv1.BlockRequest{Identity: key})
 			if err != nil {
 				return err
 			}
-			return a.done(map[string]any{"blocked": key, "requests_deleted": r.GetRequestsDeleted()}, "blocked %s (%d waiting invitations deleted)\n", key, r.GetRequestsDeleted())
+			return a.done(map[string]any{"blocked": key, "requests_deleted": r.GetRequestsDeleted()}, "blocked %s (%d waiting invitations deleted)\n", escapeLine(key), r.GetRequestsDeleted())
 		}),
-		simple("unblock PEER_KEY", "Lift a block", "  qpctl unblock 3f9a…", func(ctx context.Context, c *client.Client, key string) error {
+		simple("unblock PEER", "Lift a block", "  qpctl unblock 3f9a…", func(ctx context.Context, c *client.Client, key string) error {
 			if _, err := c.Unblock(ctx, &daemonv1.UnblockRequest{Identity: key}); err != nil {
 				return err
 			}
-			return a.done(map[string]any{"unblocked": key}, "unblocked %s\n", key)
+			return a.done(map[string]any{"unblocked": key}, "unblocked %s\n", escapeLine(key))
 		}),
 		&cobra.Command{
 			Use: "contacts", Short: "List contacts and blocked identities", GroupID: "trust",
@@ -139,9 +132,10 @@ themselves: accept, decline, or block the inviter.`,
 				return a.printJSON(map[string]any{"digits": r.GetDigits(), "qr_payload": hex.EncodeToString(r.GetQrPayload()),
 					"identity": r.GetContact().GetIdentity(), "verified": r.GetContact().GetVerified()})
 			}
-			return a.printf("%s\n(the same on both sides; then: qpctl verify %s)\n", r.GetDigits(), ref)
+			return a.printf("%s\n(the same on both sides; then: qpctl verify %s)\n", r.GetDigits(), escapeLine(ref))
 		}),
 		verify,
+		a.contactCommand(),
 	)
 }
 
@@ -197,7 +191,7 @@ func (a *app) printContact(c *daemonv1.Contact) error {
 	case c.GetVerified():
 		state = "verified " + timeString(c.GetVerifiedAt())
 	}
-	return a.printf("%s  %-16s  %s\n", c.GetIdentity(), c.GetName(), state)
+	return a.printf("%s  %-16s  %s\n", c.GetIdentity(), escapeLine(c.GetName()), state)
 }
 
 func (a *app) contacts(cmd *cobra.Command, _ []string) error {

@@ -17,14 +17,7 @@ func TestE2EConsentAndVerification(t *testing.T) {
 	qpctl, aliceSock, bobSock, alice := p.qpctl, p.aliceSock, p.bobSock, p.aliceKey
 	bob := p.bobKey
 
-	must := func(sock string, args ...string) string {
-		t.Helper()
-		r := e2eRun(t, qpctl, sock, args...)
-		if r.code != 0 {
-			t.Fatalf("qpctl %q: %+v", args, r)
-		}
-		return r.stdout
-	}
+	must := func(sock string, args ...string) string { t.Helper(); return e2eMust(t, qpctl, sock, args...) }
 	must(aliceSock, "create-group", "--name", "from alice")
 	must(aliceSock, "invite", "--group", "from alice", "--peer-key", bob)
 	type request struct {

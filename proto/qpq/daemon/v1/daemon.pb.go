@@ -7,6 +7,10 @@
 //   - A group is named in requests by `group`: either its MLS group id
 //     (16 bytes, 32 hex characters) or its human name when that name is
 //     unique among the daemon's groups.
+//   - A person is named in requests by an identity key (64 hex characters),
+//     by at least 8 hex characters that start exactly one contact's key, or
+//     by a contact's name. Contact names cannot be 8 or more hex digits, so
+//     the three never compete.
 //   - Calls the daemon cannot perform yet answer UNIMPLEMENTED with a message
 //     that names what is missing; they never return made-up results.
 
@@ -596,7 +600,7 @@ func (x *PingResponse) GetAddress() string {
 
 type FetchKeyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The peer's identity key, 64 hex characters.
+	// The peer (a key or a contact, see the conventions).
 	PeerKey string `protobuf:"bytes,1,opt,name=peer_key,json=peerKey,proto3" json:"peer_key,omitempty"`
 	// Consume nothing: the node returns the peer's last-resort KeyPackage
 	// (NOT_FOUND when it has none). Without it the node hands out one of the
@@ -781,8 +785,12 @@ type Group struct {
 	CipherSuite     uint32 `protobuf:"varint,8,opt,name=cipher_suite,json=cipherSuite,proto3" json:"cipher_suite,omitempty"`
 	CipherSuiteName string `protobuf:"bytes,9,opt,name=cipher_suite_name,json=cipherSuiteName,proto3" json:"cipher_suite_name,omitempty"`
 	PostQuantum     bool   `protobuf:"varint,10,opt,name=post_quantum,json=postQuantum,proto3" json:"post_quantum,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// For a direct chat (the one-to-one conversation Send with `to` opens):
+	// the other person's identity key (hex), and their contact name if any.
+	DirectPeer     string `protobuf:"bytes,16,opt,name=direct_peer,json=directPeer,proto3" json:"direct_peer,omitempty"`
+	DirectPeerName string `protobuf:"bytes,17,opt,name=direct_peer_name,json=directPeerName,proto3" json:"direct_peer_name,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Group) Reset() {
@@ -883,6 +891,20 @@ func (x *Group) GetPostQuantum() bool {
 		return x.PostQuantum
 	}
 	return false
+}
+
+func (x *Group) GetDirectPeer() string {
+	if x != nil {
+		return x.DirectPeer
+	}
+	return ""
+}
+
+func (x *Group) GetDirectPeerName() string {
+	if x != nil {
+		return x.DirectPeerName
+	}
+	return ""
 }
 
 type Member struct {
@@ -1045,9 +1067,10 @@ func (x *CreateGroupResponse) GetGroup() *Group {
 }
 
 type InviteRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
-	PeerKeys      []string               `protobuf:"bytes,2,rep,name=peer_keys,json=peerKeys,proto3" json:"peer_keys,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// The peers (keys or contacts, see the conventions).
+	PeerKeys      []string `protobuf:"bytes,2,rep,name=peer_keys,json=peerKeys,proto3" json:"peer_keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1439,6 +1462,12 @@ type SendRequest struct {
 	// Optional idempotency key chosen by the caller (at most 64 bytes). A
 	// repeated Send with the same key returns the first answer.
 	ClientMessageId string `protobuf:"bytes,3,opt,name=client_message_id,json=clientMessageId,proto3" json:"client_message_id,omitempty"`
+	// Instead of group: a person (a key or a contact). The message goes to
+	// the direct chat with them, a group of the two, made and invited on
+	// first use and found again afterwards by both sides. When both start
+	// it at once, both end in the same one (the lower group id) and the
+	// other's messages are merged into it.
+	To string `protobuf:"bytes,16,opt,name=to,proto3" json:"to,omitempty"`
 	// While connected to the node, wait up to this long for its verdict
 	// before answering; zero answers at once.
 	Wait          *durationpb.Duration `protobuf:"bytes,4,opt,name=wait,proto3" json:"wait,omitempty"`
@@ -1493,6 +1522,13 @@ func (x *SendRequest) GetText() string {
 func (x *SendRequest) GetClientMessageId() string {
 	if x != nil {
 		return x.ClientMessageId
+	}
+	return ""
+}
+
+func (x *SendRequest) GetTo() string {
+	if x != nil {
+		return x.To
 	}
 	return ""
 }
@@ -2955,7 +2991,7 @@ func (*DeclineRequestResponse) Descriptor() ([]byte, []int) {
 
 type BlockRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Identity key (hex).
+	// The identity (a key or a contact, see the conventions).
 	Identity      string `protobuf:"bytes,1,opt,name=identity,proto3" json:"identity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3044,8 +3080,9 @@ func (x *BlockResponse) GetRequestsDeleted() uint32 {
 }
 
 type UnblockRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Identity      string                 `protobuf:"bytes,1,opt,name=identity,proto3" json:"identity,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The identity (a key or a contact, see the conventions).
+	Identity      string `protobuf:"bytes,1,opt,name=identity,proto3" json:"identity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3832,9 +3869,10 @@ func (x *MemberEvent) GetEpoch() uint64 {
 }
 
 type RemoveRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
-	PeerKey       string                 `protobuf:"bytes,2,opt,name=peer_key,json=peerKey,proto3" json:"peer_key,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// The member (a key or a contact, see the conventions).
+	PeerKey       string `protobuf:"bytes,2,opt,name=peer_key,json=peerKey,proto3" json:"peer_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4195,6 +4233,103 @@ func (x *ExportIdentityResponse) GetIdentity() string {
 	return ""
 }
 
+type RenameContactRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The contact (a key or a contact name).
+	Contact       string `protobuf:"bytes,1,opt,name=contact,proto3" json:"contact,omitempty"`
+	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenameContactRequest) Reset() {
+	*x = RenameContactRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenameContactRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenameContactRequest) ProtoMessage() {}
+
+func (x *RenameContactRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenameContactRequest.ProtoReflect.Descriptor instead.
+func (*RenameContactRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *RenameContactRequest) GetContact() string {
+	if x != nil {
+		return x.Contact
+	}
+	return ""
+}
+
+func (x *RenameContactRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RenameContactResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Contact       *Contact               `protobuf:"bytes,1,opt,name=contact,proto3" json:"contact,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenameContactResponse) Reset() {
+	*x = RenameContactResponse{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenameContactResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenameContactResponse) ProtoMessage() {}
+
+func (x *RenameContactResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenameContactResponse.ProtoReflect.Descriptor instead.
+func (*RenameContactResponse) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *RenameContactResponse) GetContact() *Contact {
+	if x != nil {
+		return x.Contact
+	}
+	return nil
+}
+
 var File_qpq_daemon_v1_daemon_proto protoreflect.FileDescriptor
 
 const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
@@ -4250,7 +4385,7 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\n" +
 	"not_before\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tnotBefore\x127\n" +
 	"\tnot_after\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\x12\x18\n" +
-	"\aproblem\x18\t \x01(\tR\aproblem\"\xcf\x02\n" +
+	"\aproblem\x18\t \x01(\tR\aproblem\"\x9a\x03\n" +
 	"\x05Group\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -4263,7 +4398,10 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\fcipher_suite\x18\b \x01(\rR\vcipherSuite\x12*\n" +
 	"\x11cipher_suite_name\x18\t \x01(\tR\x0fcipherSuiteName\x12!\n" +
 	"\fpost_quantum\x18\n" +
-	" \x01(\bR\vpostQuantum\"W\n" +
+	" \x01(\bR\vpostQuantum\x12\x1f\n" +
+	"\vdirect_peer\x18\x10 \x01(\tR\n" +
+	"directPeer\x12(\n" +
+	"\x10direct_peer_name\x18\x11 \x01(\tR\x0edirectPeerName\"W\n" +
 	"\x06Member\x12\x1a\n" +
 	"\bidentity\x18\x01 \x01(\tR\bidentity\x12\x1d\n" +
 	"\n" +
@@ -4293,11 +4431,12 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x05group\x18\x01 \x01(\v2\x14.qpq.daemon.v1.GroupR\x05group\x12/\n" +
 	"\amembers\x18\x02 \x03(\v2\x15.qpq.daemon.v1.MemberR\amembers\x12\x14\n" +
 	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12/\n" +
-	"\x13epoch_authenticator\x18\x04 \x01(\tR\x12epochAuthenticator\"\x92\x01\n" +
+	"\x13epoch_authenticator\x18\x04 \x01(\tR\x12epochAuthenticator\"\xa2\x01\n" +
 	"\vSendRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12*\n" +
-	"\x11client_message_id\x18\x03 \x01(\tR\x0fclientMessageId\x12-\n" +
+	"\x11client_message_id\x18\x03 \x01(\tR\x0fclientMessageId\x12\x0e\n" +
+	"\x02to\x18\x10 \x01(\tR\x02to\x12-\n" +
 	"\x04wait\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"\x9a\x02\n" +
 	"\fSendResponse\x12\x1d\n" +
 	"\n" +
@@ -4479,7 +4618,12 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"passphrase\"L\n" +
 	"\x16ExportIdentityResponse\x12\x16\n" +
 	"\x06backup\x18\x01 \x01(\fR\x06backup\x12\x1a\n" +
-	"\bidentity\x18\x02 \x01(\tR\bidentity*\xbc\x01\n" +
+	"\bidentity\x18\x02 \x01(\tR\bidentity\"D\n" +
+	"\x14RenameContactRequest\x12\x18\n" +
+	"\acontact\x18\x01 \x01(\tR\acontact\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"I\n" +
+	"\x15RenameContactResponse\x120\n" +
+	"\acontact\x18\x01 \x01(\v2\x16.qpq.daemon.v1.ContactR\acontact*\xbc\x01\n" +
 	"\x0fConnectionState\x12 \n" +
 	"\x1cCONNECTION_STATE_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fCONNECTION_STATE_NOT_REGISTERED\x10\x01\x12\x1f\n" +
@@ -4490,7 +4634,7 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x1aDELIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18DELIVERY_STATE_DELIVERED\x10\x01\x12\x19\n" +
 	"\x15DELIVERY_STATE_QUEUED\x10\x02\x12\x1a\n" +
-	"\x16DELIVERY_STATE_REFUSED\x10\x032\xf4\x0f\n" +
+	"\x16DELIVERY_STATE_REFUSED\x10\x032\xd0\x10\n" +
 	"\x06Daemon\x12E\n" +
 	"\x06Status\x12\x1c.qpq.daemon.v1.StatusRequest\x1a\x1d.qpq.daemon.v1.StatusResponse\x12K\n" +
 	"\bRegister\x12\x1e.qpq.daemon.v1.RegisterRequest\x1a\x1f.qpq.daemon.v1.RegisterResponse\x12?\n" +
@@ -4519,7 +4663,8 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\rRemoveContact\x12#.qpq.daemon.v1.RemoveContactRequest\x1a$.qpq.daemon.v1.RemoveContactResponse\x12W\n" +
 	"\fSafetyNumber\x12\".qpq.daemon.v1.SafetyNumberRequest\x1a#.qpq.daemon.v1.SafetyNumberResponse\x12E\n" +
 	"\x06Verify\x12\x1c.qpq.daemon.v1.VerifyRequest\x1a\x1d.qpq.daemon.v1.VerifyResponse\x12]\n" +
-	"\x0eExportIdentity\x12$.qpq.daemon.v1.ExportIdentityRequest\x1a%.qpq.daemon.v1.ExportIdentityResponseB?Z=github.com/quicproquo/quicproquo/proto/qpq/daemon/v1;daemonv1b\x06proto3"
+	"\x0eExportIdentity\x12$.qpq.daemon.v1.ExportIdentityRequest\x1a%.qpq.daemon.v1.ExportIdentityResponse\x12Z\n" +
+	"\rRenameContact\x12#.qpq.daemon.v1.RenameContactRequest\x1a$.qpq.daemon.v1.RenameContactResponseB?Z=github.com/quicproquo/quicproquo/proto/qpq/daemon/v1;daemonv1b\x06proto3"
 
 var (
 	file_qpq_daemon_v1_daemon_proto_rawDescOnce sync.Once
@@ -4534,7 +4679,7 @@ func file_qpq_daemon_v1_daemon_proto_rawDescGZIP() []byte {
 }
 
 var file_qpq_daemon_v1_daemon_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_qpq_daemon_v1_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
+var file_qpq_daemon_v1_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
 var file_qpq_daemon_v1_daemon_proto_goTypes = []any{
 	(ConnectionState)(0),           // 0: qpq.daemon.v1.ConnectionState
 	(DeliveryState)(0),             // 1: qpq.daemon.v1.DeliveryState
@@ -4603,32 +4748,34 @@ var file_qpq_daemon_v1_daemon_proto_goTypes = []any{
 	(*UpdateResponse)(nil),         // 64: qpq.daemon.v1.UpdateResponse
 	(*ExportIdentityRequest)(nil),  // 65: qpq.daemon.v1.ExportIdentityRequest
 	(*ExportIdentityResponse)(nil), // 66: qpq.daemon.v1.ExportIdentityResponse
-	(*timestamppb.Timestamp)(nil),  // 67: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 68: google.protobuf.Duration
+	(*RenameContactRequest)(nil),   // 67: qpq.daemon.v1.RenameContactRequest
+	(*RenameContactResponse)(nil),  // 68: qpq.daemon.v1.RenameContactResponse
+	(*timestamppb.Timestamp)(nil),  // 69: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 70: google.protobuf.Duration
 }
 var file_qpq_daemon_v1_daemon_proto_depIdxs = []int32{
 	0,  // 0: qpq.daemon.v1.NodeConnection.state:type_name -> qpq.daemon.v1.ConnectionState
-	67, // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
+	69, // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
 	2,  // 2: qpq.daemon.v1.StatusResponse.node:type_name -> qpq.daemon.v1.NodeConnection
-	68, // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
-	67, // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
-	67, // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
-	67, // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
+	70, // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
+	69, // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
+	69, // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
+	69, // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
 	11, // 7: qpq.daemon.v1.CreateGroupResponse.group:type_name -> qpq.daemon.v1.Group
 	11, // 8: qpq.daemon.v1.InviteResponse.group:type_name -> qpq.daemon.v1.Group
-	68, // 9: qpq.daemon.v1.JoinRequest.wait:type_name -> google.protobuf.Duration
+	70, // 9: qpq.daemon.v1.JoinRequest.wait:type_name -> google.protobuf.Duration
 	11, // 10: qpq.daemon.v1.JoinResponse.joined:type_name -> qpq.daemon.v1.Group
 	11, // 11: qpq.daemon.v1.ListGroupsResponse.groups:type_name -> qpq.daemon.v1.Group
 	11, // 12: qpq.daemon.v1.MembersResponse.group:type_name -> qpq.daemon.v1.Group
 	12, // 13: qpq.daemon.v1.MembersResponse.members:type_name -> qpq.daemon.v1.Member
-	68, // 14: qpq.daemon.v1.SendRequest.wait:type_name -> google.protobuf.Duration
+	70, // 14: qpq.daemon.v1.SendRequest.wait:type_name -> google.protobuf.Duration
 	1,  // 15: qpq.daemon.v1.SendResponse.state:type_name -> qpq.daemon.v1.DeliveryState
-	67, // 16: qpq.daemon.v1.SendResponse.unreachable_since:type_name -> google.protobuf.Timestamp
-	67, // 17: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
-	67, // 18: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
-	68, // 19: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
+	69, // 16: qpq.daemon.v1.SendResponse.unreachable_since:type_name -> google.protobuf.Timestamp
+	69, // 17: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
+	69, // 18: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
+	70, // 19: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
 	25, // 20: qpq.daemon.v1.MessagesResponse.messages:type_name -> qpq.daemon.v1.Message
-	67, // 21: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
+	69, // 21: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
 	25, // 22: qpq.daemon.v1.Event.message:type_name -> qpq.daemon.v1.Message
 	58, // 23: qpq.daemon.v1.Event.member_added:type_name -> qpq.daemon.v1.MemberEvent
 	58, // 24: qpq.daemon.v1.Event.member_removed:type_name -> qpq.daemon.v1.MemberEvent
@@ -4642,74 +4789,77 @@ var file_qpq_daemon_v1_daemon_proto_depIdxs = []int32{
 	34, // 32: qpq.daemon.v1.Event.fork:type_name -> qpq.daemon.v1.ForkDetected
 	30, // 33: qpq.daemon.v1.Event.recovery:type_name -> qpq.daemon.v1.GroupRecovery
 	30, // 34: qpq.daemon.v1.Event.recovered:type_name -> qpq.daemon.v1.GroupRecovery
-	67, // 35: qpq.daemon.v1.Request.received_at:type_name -> google.protobuf.Timestamp
+	69, // 35: qpq.daemon.v1.Request.received_at:type_name -> google.protobuf.Timestamp
 	35, // 36: qpq.daemon.v1.ListRequestsResponse.requests:type_name -> qpq.daemon.v1.Request
 	11, // 37: qpq.daemon.v1.AcceptRequestResponse.group:type_name -> qpq.daemon.v1.Group
-	67, // 38: qpq.daemon.v1.Contact.added_at:type_name -> google.protobuf.Timestamp
-	67, // 39: qpq.daemon.v1.Contact.verified_at:type_name -> google.protobuf.Timestamp
+	69, // 38: qpq.daemon.v1.Contact.added_at:type_name -> google.protobuf.Timestamp
+	69, // 39: qpq.daemon.v1.Contact.verified_at:type_name -> google.protobuf.Timestamp
 	46, // 40: qpq.daemon.v1.AddContactResponse.contact:type_name -> qpq.daemon.v1.Contact
 	46, // 41: qpq.daemon.v1.ListContactsResponse.contacts:type_name -> qpq.daemon.v1.Contact
 	46, // 42: qpq.daemon.v1.SafetyNumberResponse.contact:type_name -> qpq.daemon.v1.Contact
 	46, // 43: qpq.daemon.v1.VerifyResponse.contact:type_name -> qpq.daemon.v1.Contact
 	11, // 44: qpq.daemon.v1.RemoveResponse.group:type_name -> qpq.daemon.v1.Group
 	11, // 45: qpq.daemon.v1.UpdateResponse.groups:type_name -> qpq.daemon.v1.Group
-	3,  // 46: qpq.daemon.v1.Daemon.Status:input_type -> qpq.daemon.v1.StatusRequest
-	5,  // 47: qpq.daemon.v1.Daemon.Register:input_type -> qpq.daemon.v1.RegisterRequest
-	7,  // 48: qpq.daemon.v1.Daemon.Ping:input_type -> qpq.daemon.v1.PingRequest
-	9,  // 49: qpq.daemon.v1.Daemon.FetchKey:input_type -> qpq.daemon.v1.FetchKeyRequest
-	13, // 50: qpq.daemon.v1.Daemon.CreateGroup:input_type -> qpq.daemon.v1.CreateGroupRequest
-	15, // 51: qpq.daemon.v1.Daemon.Invite:input_type -> qpq.daemon.v1.InviteRequest
-	17, // 52: qpq.daemon.v1.Daemon.Join:input_type -> qpq.daemon.v1.JoinRequest
-	19, // 53: qpq.daemon.v1.Daemon.ListGroups:input_type -> qpq.daemon.v1.ListGroupsRequest
-	21, // 54: qpq.daemon.v1.Daemon.Members:input_type -> qpq.daemon.v1.MembersRequest
-	23, // 55: qpq.daemon.v1.Daemon.Send:input_type -> qpq.daemon.v1.SendRequest
-	26, // 56: qpq.daemon.v1.Daemon.Messages:input_type -> qpq.daemon.v1.MessagesRequest
-	28, // 57: qpq.daemon.v1.Daemon.Subscribe:input_type -> qpq.daemon.v1.SubscribeRequest
-	59, // 58: qpq.daemon.v1.Daemon.Remove:input_type -> qpq.daemon.v1.RemoveRequest
-	61, // 59: qpq.daemon.v1.Daemon.Leave:input_type -> qpq.daemon.v1.LeaveRequest
-	63, // 60: qpq.daemon.v1.Daemon.Update:input_type -> qpq.daemon.v1.UpdateRequest
-	36, // 61: qpq.daemon.v1.Daemon.ListRequests:input_type -> qpq.daemon.v1.ListRequestsRequest
-	38, // 62: qpq.daemon.v1.Daemon.AcceptRequest:input_type -> qpq.daemon.v1.AcceptRequestRequest
-	40, // 63: qpq.daemon.v1.Daemon.DeclineRequest:input_type -> qpq.daemon.v1.DeclineRequestRequest
-	42, // 64: qpq.daemon.v1.Daemon.Block:input_type -> qpq.daemon.v1.BlockRequest
-	44, // 65: qpq.daemon.v1.Daemon.Unblock:input_type -> qpq.daemon.v1.UnblockRequest
-	47, // 66: qpq.daemon.v1.Daemon.AddContact:input_type -> qpq.daemon.v1.AddContactRequest
-	49, // 67: qpq.daemon.v1.Daemon.ListContacts:input_type -> qpq.daemon.v1.ListContactsRequest
-	51, // 68: qpq.daemon.v1.Daemon.RemoveContact:input_type -> qpq.daemon.v1.RemoveContactRequest
-	53, // 69: qpq.daemon.v1.Daemon.SafetyNumber:input_type -> qpq.daemon.v1.SafetyNumberRequest
-	55, // 70: qpq.daemon.v1.Daemon.Verify:input_type -> qpq.daemon.v1.VerifyRequest
-	65, // 71: qpq.daemon.v1.Daemon.ExportIdentity:input_type -> qpq.daemon.v1.ExportIdentityRequest
-	4,  // 72: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
-	6,  // 73: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
-	8,  // 74: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
-	10, // 75: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
-	14, // 76: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
-	16, // 77: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
-	18, // 78: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
-	20, // 79: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
-	22, // 80: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
-	24, // 81: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
-	27, // 82: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
-	29, // 83: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
-	60, // 84: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
-	62, // 85: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
-	64, // 86: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
-	37, // 87: qpq.daemon.v1.Daemon.ListRequests:output_type -> qpq.daemon.v1.ListRequestsResponse
-	39, // 88: qpq.daemon.v1.Daemon.AcceptRequest:output_type -> qpq.daemon.v1.AcceptRequestResponse
-	41, // 89: qpq.daemon.v1.Daemon.DeclineRequest:output_type -> qpq.daemon.v1.DeclineRequestResponse
-	43, // 90: qpq.daemon.v1.Daemon.Block:output_type -> qpq.daemon.v1.BlockResponse
-	45, // 91: qpq.daemon.v1.Daemon.Unblock:output_type -> qpq.daemon.v1.UnblockResponse
-	48, // 92: qpq.daemon.v1.Daemon.AddContact:output_type -> qpq.daemon.v1.AddContactResponse
-	50, // 93: qpq.daemon.v1.Daemon.ListContacts:output_type -> qpq.daemon.v1.ListContactsResponse
-	52, // 94: qpq.daemon.v1.Daemon.RemoveContact:output_type -> qpq.daemon.v1.RemoveContactResponse
-	54, // 95: qpq.daemon.v1.Daemon.SafetyNumber:output_type -> qpq.daemon.v1.SafetyNumberResponse
-	56, // 96: qpq.daemon.v1.Daemon.Verify:output_type -> qpq.daemon.v1.VerifyResponse
-	66, // 97: qpq.daemon.v1.Daemon.ExportIdentity:output_type -> qpq.daemon.v1.ExportIdentityResponse
-	72, // [72:98] is the sub-list for method output_type
-	46, // [46:72] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	46, // 46: qpq.daemon.v1.RenameContactResponse.contact:type_name -> qpq.daemon.v1.Contact
+	3,  // 47: qpq.daemon.v1.Daemon.Status:input_type -> qpq.daemon.v1.StatusRequest
+	5,  // 48: qpq.daemon.v1.Daemon.Register:input_type -> qpq.daemon.v1.RegisterRequest
+	7,  // 49: qpq.daemon.v1.Daemon.Ping:input_type -> qpq.daemon.v1.PingRequest
+	9,  // 50: qpq.daemon.v1.Daemon.FetchKey:input_type -> qpq.daemon.v1.FetchKeyRequest
+	13, // 51: qpq.daemon.v1.Daemon.CreateGroup:input_type -> qpq.daemon.v1.CreateGroupRequest
+	15, // 52: qpq.daemon.v1.Daemon.Invite:input_type -> qpq.daemon.v1.InviteRequest
+	17, // 53: qpq.daemon.v1.Daemon.Join:input_type -> qpq.daemon.v1.JoinRequest
+	19, // 54: qpq.daemon.v1.Daemon.ListGroups:input_type -> qpq.daemon.v1.ListGroupsRequest
+	21, // 55: qpq.daemon.v1.Daemon.Members:input_type -> qpq.daemon.v1.MembersRequest
+	23, // 56: qpq.daemon.v1.Daemon.Send:input_type -> qpq.daemon.v1.SendRequest
+	26, // 57: qpq.daemon.v1.Daemon.Messages:input_type -> qpq.daemon.v1.MessagesRequest
+	28, // 58: qpq.daemon.v1.Daemon.Subscribe:input_type -> qpq.daemon.v1.SubscribeRequest
+	59, // 59: qpq.daemon.v1.Daemon.Remove:input_type -> qpq.daemon.v1.RemoveRequest
+	61, // 60: qpq.daemon.v1.Daemon.Leave:input_type -> qpq.daemon.v1.LeaveRequest
+	63, // 61: qpq.daemon.v1.Daemon.Update:input_type -> qpq.daemon.v1.UpdateRequest
+	36, // 62: qpq.daemon.v1.Daemon.ListRequests:input_type -> qpq.daemon.v1.ListRequestsRequest
+	38, // 63: qpq.daemon.v1.Daemon.AcceptRequest:input_type -> qpq.daemon.v1.AcceptRequestRequest
+	40, // 64: qpq.daemon.v1.Daemon.DeclineRequest:input_type -> qpq.daemon.v1.DeclineRequestRequest
+	42, // 65: qpq.daemon.v1.Daemon.Block:input_type -> qpq.daemon.v1.BlockRequest
+	44, // 66: qpq.daemon.v1.Daemon.Unblock:input_type -> qpq.daemon.v1.UnblockRequest
+	47, // 67: qpq.daemon.v1.Daemon.AddContact:input_type -> qpq.daemon.v1.AddContactRequest
+	49, // 68: qpq.daemon.v1.Daemon.ListContacts:input_type -> qpq.daemon.v1.ListContactsRequest
+	51, // 69: qpq.daemon.v1.Daemon.RemoveContact:input_type -> qpq.daemon.v1.RemoveContactRequest
+	53, // 70: qpq.daemon.v1.Daemon.SafetyNumber:input_type -> qpq.daemon.v1.SafetyNumberRequest
+	55, // 71: qpq.daemon.v1.Daemon.Verify:input_type -> qpq.daemon.v1.VerifyRequest
+	65, // 72: qpq.daemon.v1.Daemon.ExportIdentity:input_type -> qpq.daemon.v1.ExportIdentityRequest
+	67, // 73: qpq.daemon.v1.Daemon.RenameContact:input_type -> qpq.daemon.v1.RenameContactRequest
+	4,  // 74: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
+	6,  // 75: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
+	8,  // 76: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
+	10, // 77: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
+	14, // 78: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
+	16, // 79: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
+	18, // 80: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
+	20, // 81: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
+	22, // 82: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
+	24, // 83: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
+	27, // 84: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
+	29, // 85: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
+	60, // 86: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
+	62, // 87: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
+	64, // 88: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
+	37, // 89: qpq.daemon.v1.Daemon.ListRequests:output_type -> qpq.daemon.v1.ListRequestsResponse
+	39, // 90: qpq.daemon.v1.Daemon.AcceptRequest:output_type -> qpq.daemon.v1.AcceptRequestResponse
+	41, // 91: qpq.daemon.v1.Daemon.DeclineRequest:output_type -> qpq.daemon.v1.DeclineRequestResponse
+	43, // 92: qpq.daemon.v1.Daemon.Block:output_type -> qpq.daemon.v1.BlockResponse
+	45, // 93: qpq.daemon.v1.Daemon.Unblock:output_type -> qpq.daemon.v1.UnblockResponse
+	48, // 94: qpq.daemon.v1.Daemon.AddContact:output_type -> qpq.daemon.v1.AddContactResponse
+	50, // 95: qpq.daemon.v1.Daemon.ListContacts:output_type -> qpq.daemon.v1.ListContactsResponse
+	52, // 96: qpq.daemon.v1.Daemon.RemoveContact:output_type -> qpq.daemon.v1.RemoveContactResponse
+	54, // 97: qpq.daemon.v1.Daemon.SafetyNumber:output_type -> qpq.daemon.v1.SafetyNumberResponse
+	56, // 98: qpq.daemon.v1.Daemon.Verify:output_type -> qpq.daemon.v1.VerifyResponse
+	66, // 99: qpq.daemon.v1.Daemon.ExportIdentity:output_type -> qpq.daemon.v1.ExportIdentityResponse
+	68, // 100: qpq.daemon.v1.Daemon.RenameContact:output_type -> qpq.daemon.v1.RenameContactResponse
+	74, // [74:101] is the sub-list for method output_type
+	47, // [47:74] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_qpq_daemon_v1_daemon_proto_init() }
@@ -4738,7 +4888,7 @@ func file_qpq_daemon_v1_daemon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_qpq_daemon_v1_daemon_proto_rawDesc), len(file_qpq_daemon_v1_daemon_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   65,
+			NumMessages:   67,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

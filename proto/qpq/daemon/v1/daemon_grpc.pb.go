@@ -7,6 +7,10 @@
 //   - A group is named in requests by `group`: either its MLS group id
 //     (16 bytes, 32 hex characters) or its human name when that name is
 //     unique among the daemon's groups.
+//   - A person is named in requests by an identity key (64 hex characters),
+//     by at least 8 hex characters that start exactly one contact's key, or
+//     by a contact's name. Contact names cannot be 8 or more hex digits, so
+//     the three never compete.
 //   - Calls the daemon cannot perform yet answer UNIMPLEMENTED with a message
 //     that names what is missing; they never return made-up results.
 
@@ -57,6 +61,7 @@ const (
 	Daemon_SafetyNumber_FullMethodName   = "/qpq.daemon.v1.Daemon/SafetyNumber"
 	Daemon_Verify_FullMethodName         = "/qpq.daemon.v1.Daemon/Verify"
 	Daemon_ExportIdentity_FullMethodName = "/qpq.daemon.v1.Daemon/ExportIdentity"
+	Daemon_RenameContact_FullMethodName  = "/qpq.daemon.v1.Daemon/RenameContact"
 )
 
 // DaemonClient is the client API for Daemon service.
@@ -131,6 +136,8 @@ type DaemonClient interface {
 	// ExportIdentity seals the identity key under a passphrase (Argon2id,
 	// XChaCha20-Poly1305) for `qpd --restore` on a new machine.
 	ExportIdentity(ctx context.Context, in *ExportIdentityRequest, opts ...grpc.CallOption) (*ExportIdentityResponse, error)
+	// RenameContact gives a contact another name.
+	RenameContact(ctx context.Context, in *RenameContactRequest, opts ...grpc.CallOption) (*RenameContactResponse, error)
 }
 
 type daemonClient struct {
@@ -410,6 +417,16 @@ func (c *daemonClient) ExportIdentity(ctx context.Context, in *ExportIdentityReq
 	return out, nil
 }
 
+func (c *daemonClient) RenameContact(ctx context.Context, in *RenameContactRequest, opts ...grpc.CallOption) (*RenameContactResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RenameContactResponse)
+	err := c.cc.Invoke(ctx, Daemon_RenameContact_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DaemonServer is the server API for Daemon service.
 // All implementations must embed UnimplementedDaemonServer
 // for forward compatibility.
@@ -482,6 +499,8 @@ type DaemonServer interface {
 	// ExportIdentity seals the identity key under a passphrase (Argon2id,
 	// XChaCha20-Poly1305) for `qpd --restore` on a new machine.
 	ExportIdentity(context.Context, *ExportIdentityRequest) (*ExportIdentityResponse, error)
+	// RenameContact gives a contact another name.
+	RenameContact(context.Context, *RenameContactRequest) (*RenameContactResponse, error)
 	mustEmbedUnimplementedDaemonServer()
 }
 
@@ -569,6 +588,9 @@ func (UnimplementedDaemonServer) Verify(context.Context, *VerifyRequest) (*Verif
 }
 func (UnimplementedDaemonServer) ExportIdentity(context.Context, *ExportIdentityRequest) (*ExportIdentityResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ExportIdentity not implemented")
+}
+func (UnimplementedDaemonServer) RenameContact(context.Context, *RenameContactRequest) (*RenameContactResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RenameContact not implemented")
 }
 func (UnimplementedDaemonServer) mustEmbedUnimplementedDaemonServer() {}
 func (UnimplementedDaemonServer) testEmbeddedByValue()                {}
@@ -1052,6 +1074,24 @@ func _Daemon_ExportIdentity_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Daemon_RenameContact_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RenameContactRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).RenameContact(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_RenameContact_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).RenameContact(ctx, req.(*RenameContactRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Daemon_ServiceDesc is the grpc.ServiceDesc for Daemon service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1158,6 +1198,10 @@ var Daemon_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ExportIdentity",
 			Handler:    _Daemon_ExportIdentity_Handler,
+		},
+		{
+			MethodName: "RenameContact",
+			Handler:    _Daemon_RenameContact_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
