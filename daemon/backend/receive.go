@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/content"
 	"github.com/quicproquo/quicproquo/internal/mls"
 	nodeclient "github.com/quicproquo/quicproquo/node/client"
 )
@@ -183,7 +184,7 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 	}
 	switch rec.Kind {
 	case mls.KindApplication:
-		sentAt, text, auth, err := parseAppContentAuth(rec.Plaintext)
+		m, auth, err := parseContent(rec.Plaintext)
 		if err != nil {
 			return reject("group %x: %v", sg.ID, err)
 		}
@@ -197,14 +198,15 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 			// epochs it was in.)
 			break
 		}
-		m, err := tx.AppendMessage(store.Message{GroupID: sg.ID, MessageID: messageID(env.Payload), Sender: rec.Sender.Identity, Text: text, SentAt: sentAt})
-		switch {
-		case errors.Is(err, store.ErrExists):
-			// Already stored (sent twice): shown once.
-		case err != nil:
+		a, err := applyContent(tx, &sg, m, messageID(env.Payload), rec.Sender.Identity, false)
+		if errors.Is(err, ErrNotAuthor) || errors.Is(err, ErrInvalidArgument) {
+			return reject("group %x: %v", sg.ID, err)
+		}
+		if err != nil {
 			return err
-		default:
-			if _, err := tx.AppendEvent(store.Event{Kind: store.EventMessage, GroupID: sg.ID, MessageSeq: m.Seq}); err != nil {
+		}
+		if a.Receivable && g.Active() {
+			if err := b.sendReceipt(tx, &sg, g, self.PublicKey(), content.StatusDelivered, a.Message.MessageID); err != nil {
 				return err
 			}
 		}

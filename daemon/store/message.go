@@ -25,6 +25,16 @@ type Message struct {
 	ReceivedAt time.Time
 	Read       bool
 	Outgoing   bool
+	// Kind is what the message is (content.go); empty for a text.
+	Kind MessageKind
+	// Ref is the message a reply or reaction refers to.
+	Ref []byte
+	// EditedAt is set when the author edited the text.
+	EditedAt time.Time
+	// Deleted is set when the author deleted it (its text is gone).
+	Deleted bool
+	// ExpiresAt, when set, is when it disappears (content.go).
+	ExpiresAt time.Time
 }
 
 // MaxMessageQuery is the largest page Messages returns.
@@ -40,6 +50,11 @@ type MessageQuery struct {
 	// Limit caps the page (0 means 100; at most MaxMessageQuery).
 	Limit      int
 	UnreadOnly bool
+	// Search keeps the messages whose text contains it (case-insensitive
+	// for ASCII letters).
+	Search string
+	// Since keeps the messages sent at or after it.
+	Since time.Time
 }
 
 func isUniqueViolation(err error) bool {
@@ -67,9 +82,13 @@ func (tx *Tx) AppendMessage(m Message) (Message, error) {
 	if err := tx.queryRow(`SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE group_id = ?`, m.GroupID).Scan(&next); err != nil {
 		return Message{}, fmt.Errorf("store: append message: %w", err)
 	}
-	res, err := tx.exec(`INSERT INTO messages (group_id, seq, message_id, sender, text, sent_at, received_at, read, outgoing)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		m.GroupID, next, m.MessageID, m.Sender, m.Text, unixNano(m.SentAt), unixNano(m.ReceivedAt), boolInt(m.Read), boolInt(m.Outgoing))
+	if m.Ref == nil {
+		m.Ref = []byte{}
+	}
+	res, err := tx.exec(`INSERT INTO messages (group_id, seq, message_id, sender, text, sent_at, received_at, read, outgoing, kind, ref, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.GroupID, next, m.MessageID, m.Sender, m.Text, unixNano(m.SentAt), unixNano(m.ReceivedAt), boolInt(m.Read), boolInt(m.Outgoing),
+		string(m.Kind), m.Ref, unixNano(m.ExpiresAt))
 	if isUniqueViolation(err) {
 		return Message{}, fmt.Errorf("store: append message %x: %w", m.MessageID, ErrExists)
 	}
@@ -84,18 +103,23 @@ func (tx *Tx) AppendMessage(m Message) (Message, error) {
 	return m, nil
 }
 
-const messageColumns = `id, group_id, seq, message_id, sender, text, sent_at, received_at, read, outgoing`
+const messageColumns = `id, group_id, seq, message_id, sender, text, sent_at, received_at, read, outgoing, kind, ref, edited_at, deleted, expires_at`
 
 func scanMessage(scan func(...any) error) (Message, error) {
 	var m Message
-	var seq, sent, recv int64
-	var read, out int
-	if err := scan(&m.ID, &m.GroupID, &seq, &m.MessageID, &m.Sender, &m.Text, &sent, &recv, &read, &out); err != nil {
+	var seq, sent, recv, edited, expires int64
+	var read, out, deleted int
+	var kind string
+	if err := scan(&m.ID, &m.GroupID, &seq, &m.MessageID, &m.Sender, &m.Text, &sent, &recv, &read, &out, &kind, &m.Ref, &edited, &deleted, &expires); err != nil {
 		return Message{}, err
 	}
 	m.Seq = uint64(seq)
 	m.SentAt, m.ReceivedAt = fromUnixNano(sent), fromUnixNano(recv)
 	m.Read, m.Outgoing = read != 0, out != 0
+	m.Kind, m.EditedAt, m.Deleted, m.ExpiresAt = MessageKind(kind), fromUnixNano(edited), deleted != 0, fromUnixNano(expires)
+	if len(m.Ref) == 0 {
+		m.Ref = nil
+	}
 	return m, nil
 }
 
@@ -120,6 +144,14 @@ func (tx *Tx) Messages(q MessageQuery) (msgs []Message, more bool, err error) {
 	}
 	if q.UnreadOnly {
 		where = append(where, "read = 0")
+	}
+	if q.Search != "" {
+		where = append(where, `text LIKE ? ESCAPE '\'`)
+		args = append(args, "%"+likeEscaper.Replace(q.Search)+"%")
+	}
+	if !q.Since.IsZero() {
+		where = append(where, "sent_at >= ?")
+		args = append(args, unixNano(q.Since))
 	}
 	order := "id"
 	if q.GroupID != nil {
