@@ -92,7 +92,9 @@ func toStatus(err error) error {
 		code = codes.FailedPrecondition
 	case errors.Is(err, backend.ErrNotConnected):
 		code = codes.Unavailable
-	case errors.Is(err, backend.ErrGroupNotFound), errors.Is(err, backend.ErrNoKeyPackage),
+	case errors.Is(err, backend.ErrNotAuthor):
+		code = codes.PermissionDenied
+	case errors.Is(err, backend.ErrGroupNotFound), errors.Is(err, backend.ErrNoKeyPackage), errors.Is(err, backend.ErrMessageNotFound),
 		errors.Is(err, backend.ErrContactNotFound), errors.Is(err, backend.ErrRequestNotFound):
 		code = codes.NotFound
 	case errors.Is(err, backend.ErrAmbiguousGroup), errors.Is(err, backend.ErrInvalidArgument):
@@ -141,6 +143,9 @@ func groupPB(g store.Group) *daemonv1.Group {
 
 func groupInfoPB(g backend.GroupInfo) *daemonv1.Group {
 	pb := groupPB(g.Group)
+	if g.DisappearAfter > 0 {
+		pb.DisappearAfter = durationpb.New(g.DisappearAfter)
+	}
 	pb.Unread, pb.LastSeq, pb.MemberCount = g.Unread, g.LastSeq, uint32(g.MemberCount)
 	if g.Suite != 0 {
 		pb.CipherSuite, pb.CipherSuiteName, pb.PostQuantum = uint32(g.Suite), g.Suite.Name(), mls.IsPostQuantum(g.Suite)
@@ -149,7 +154,7 @@ func groupInfoPB(g backend.GroupInfo) *daemonv1.Group {
 }
 
 func messagePB(m store.Message, g store.Group) *daemonv1.Message {
-	return &daemonv1.Message{
+	pb := &daemonv1.Message{
 		GroupId:    backend.FormatKey(m.GroupID),
 		GroupName:  g.Name,
 		Seq:        m.Seq,
@@ -161,6 +166,8 @@ func messagePB(m store.Message, g store.Group) *daemonv1.Message {
 		Read:       m.Read,
 		Outgoing:   m.Outgoing,
 	}
+	addContentPB(pb, m)
+	return pb
 }
 
 // Status implements the Status call.
@@ -328,10 +335,21 @@ func (s *Server) Send(ctx context.Context, req *daemonv1.SendRequest) (*daemonv1
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.b.Send(ctx, req.GetGroup(), req.GetText(), []byte(req.GetClientMessageId()))
+	var r backend.SendResult
+	if req.GetReplyTo() != "" {
+		r, err = s.b.Reply(ctx, req.GetGroup(), req.GetReplyTo(), req.GetText(), []byte(req.GetClientMessageId()))
+	} else {
+		r, err = s.b.Send(ctx, req.GetGroup(), req.GetText(), []byte(req.GetClientMessageId()))
+	}
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	return s.sendResponse(ctx, r, wait)
+}
+
+// sendResponse waits up to wait for the node's verdict on a sent message
+// and reports it.
+func (s *Server) sendResponse(ctx context.Context, r backend.SendResult, wait time.Duration) (*daemonv1.SendResponse, error) {
 	d, err := s.b.AwaitDelivery(ctx, r.OutboxID, wait)
 	if err != nil {
 		return nil, toStatus(err)
@@ -413,6 +431,10 @@ func (s *Server) Messages(ctx context.Context, req *daemonv1.MessagesRequest) (*
 		UnreadOnly: req.GetUnreadOnly(),
 		MarkRead:   req.GetMarkRead(),
 		Wait:       wait,
+
+		NoReadReceipts: req.GetNoReadReceipts(),
+		Search:         req.GetSearch(),
+		Since:          optTime(req.GetSince()),
 	})
 	if err != nil {
 		return nil, toStatus(err)
@@ -527,6 +549,8 @@ func eventPB(e backend.Event, nodeAddr string) (*daemonv1.Event, error) {
 		pb.Kind = &daemonv1.Event_ContactKeyChanged{ContactKeyChanged: &daemonv1.ContactKeyChanged{Name: e.State, OldIdentity: backend.FormatKey(e.By), NewIdentity: backend.FormatKey(e.Member)}}
 	case store.EventFork:
 		pb.Kind = &daemonv1.Event_Fork{Fork: &daemonv1.ForkDetected{GroupId: backend.FormatKey(e.GroupID), GroupName: g.Name, Epoch: e.Epoch, Member: backend.FormatKey(e.Member)}}
+	case store.EventEdited, store.EventDeleted, store.EventReceipt, store.EventTimer:
+		contentEventPB(pb, e, g)
 	case store.EventConnection:
 		st, _ := backend.ParseConnState(e.State)
 		pb.Kind = &daemonv1.Event_Connection{Connection: &daemonv1.NodeConnection{

@@ -238,6 +238,9 @@ func (b *Backend) readPage(ctx context.Context, q MessagesQuery, run func(contex
 		page.Messages, page.More = msgs, more
 		for i := range msgs {
 			m := &msgs[i]
+			if m.Receipts, err = tx.Receipts(m.GroupID, m.MessageID); err != nil {
+				return err
+			}
 			if q.Group != "" {
 				page.NextCursor = m.Seq
 			} else {
@@ -304,6 +307,9 @@ func (b *Backend) EventsAfter(ctx context.Context, after uint64, limit int) ([]E
 			switch e.Kind {
 			case store.EventMessage, store.EventEdited, store.EventDeleted, store.EventReceipt:
 				m, err := tx.Message(e.GroupID, e.MessageSeq)
+				if err == nil {
+					m.Receipts, err = tx.Receipts(m.GroupID, m.MessageID)
+				}
 				switch {
 				case err == nil:
 					ev.Message = &m

@@ -35,6 +35,9 @@ type Message struct {
 	Deleted bool
 	// ExpiresAt, when set, is when it disappears (content.go).
 	ExpiresAt time.Time
+	// Receipts are the members' states of it; not read with the message
+	// (Tx.Receipts reads them).
+	Receipts []Receipt
 }
 
 // MaxMessageQuery is the largest page Messages returns.
