@@ -25,7 +25,8 @@ const maxTextSize = 64 << 10
 
 // addMessageCommands adds send and recv.
 func (a *app) addMessageCommands(root *cobra.Command) {
-	root.AddCommand(a.sendCommand(), a.recvCommand())
+	root.AddCommand(a.sendCommand(), a.recvCommand(), a.historyCommand(), a.watchCommand())
+	a.addContentCommands(root)
 }
 
 // readText reads a message text from path ("-": stdin), at most
@@ -167,21 +168,56 @@ type messageJSON struct {
 	SentAt     string `json:"sent_at"`
 	ReceivedAt string `json:"received_at"`
 	Outgoing   bool   `json:"outgoing"`
+	// Kind is text, reply, reaction, timer, unknown or expired.
+	Kind      string        `json:"kind"`
+	Ref       string        `json:"ref,omitempty"`
+	EditedAt  string        `json:"edited_at,omitempty"`
+	Deleted   bool          `json:"deleted,omitempty"`
+	ExpiresAt string        `json:"expires_at,omitempty"`
+	Receipts  []receiptJSON `json:"receipts,omitempty"`
+}
+
+// receiptJSON is a member's state of a message.
+type receiptJSON struct {
+	Member string `json:"member"`
+	Status string `json:"status"`
+	At     string `json:"at"`
 }
 
 func (a *app) printMessage(m *daemonv1.Message) error {
 	if a.json {
-		return a.printJSON(messageJSON{
-			GroupID: m.GetGroupId(), GroupName: m.GetGroupName(), Seq: m.GetSeq(), MessageID: m.GetMessageId(),
-			Sender: m.GetSender(), Text: m.GetText(), SentAt: timeString(m.GetSentAt()), ReceivedAt: timeString(m.GetReceivedAt()),
-			Outgoing: m.GetOutgoing(),
-		})
+		return a.printJSON(toMessageJSON(m))
 	}
+	return a.printMessageLine(m, "")
+}
+
+func toMessageJSON(m *daemonv1.Message) messageJSON {
+	j := messageJSON{
+		GroupID: m.GetGroupId(), GroupName: m.GetGroupName(), Seq: m.GetSeq(), MessageID: m.GetMessageId(),
+		Sender: m.GetSender(), Text: m.GetText(), SentAt: timeString(m.GetSentAt()), ReceivedAt: timeString(m.GetReceivedAt()),
+		Outgoing: m.GetOutgoing(), Kind: kindName(m.GetKind()), Ref: m.GetRef(), Deleted: m.GetDeleted(),
+	}
+	if m.GetEditedAt() != nil {
+		j.EditedAt = timeString(m.GetEditedAt())
+	}
+	if m.GetExpiresAt() != nil {
+		j.ExpiresAt = timeString(m.GetExpiresAt())
+	}
+	for _, r := range m.GetReceipts() {
+		j.Receipts = append(j.Receipts, receiptJSON{Member: r.GetMember(), Status: receiptName(r.GetStatus()), At: timeString(r.GetAt())})
+	}
+	return j
+}
+
+// printMessageLine prints m as one line (with continuation lines), what
+// it is in brackets before its text; note, when set, says what happened
+// to it ("edited", "deleted").
+func (a *app) printMessageLine(m *daemonv1.Message, note string) error {
 	name := m.GetGroupName()
 	if name == "" {
 		name = m.GetGroupId()
 	}
-	_, err := fmt.Fprintf(a.stdout, "[%s #%d %s] %s: %s\n", escapeLine(name), m.GetSeq(), timeString(m.GetSentAt()), escapeLine(m.GetSender()), escapeText(m.GetText()))
+	_, err := fmt.Fprintf(a.stdout, "[%s #%d %s] %s: %s\n", escapeLine(name), m.GetSeq(), timeString(m.GetSentAt()), escapeLine(m.GetSender()), contentLine(m, note))
 	return err
 }
 
@@ -189,6 +225,7 @@ type recvOptions struct {
 	group             string
 	wait              time.Duration
 	follow, peek, all bool
+	noReceipts        bool
 }
 
 func (a *app) recvCommand() *cobra.Command {
@@ -219,6 +256,7 @@ lines. With --json each message is one JSON object, byte-exact.`,
 	cmd.Flags().BoolVar(&o.follow, "follow", false, "keep printing new messages until interrupted")
 	cmd.Flags().BoolVar(&o.peek, "peek", false, "leave the printed messages unread")
 	cmd.Flags().BoolVar(&o.all, "all", false, "print the whole stored history, not only unread messages")
+	cmd.Flags().BoolVar(&o.noReceipts, "no-receipts", false, "mark read without sending read receipts")
 	return cmd
 }
 
@@ -243,7 +281,7 @@ func (a *app) recv(ctx context.Context, o recvOptions) error {
 	var after uint64
 	first := true
 	for {
-		req := &daemonv1.MessagesRequest{Group: o.group, AfterSeq: after, UnreadOnly: !o.all, MarkRead: !o.peek, Limit: 500}
+		req := &daemonv1.MessagesRequest{Group: o.group, AfterSeq: after, UnreadOnly: !o.all, MarkRead: !o.peek, Limit: 500, NoReadReceipts: o.noReceipts}
 		if first && !o.all && o.wait > 0 {
 			req.Wait = durationpb.New(o.wait)
 		}
@@ -271,7 +309,7 @@ func (a *app) recv(ctx context.Context, o recvOptions) error {
 	if !o.follow {
 		return nil
 	}
-	return a.follow(ctx, c, o.group, head, o.peek, printed)
+	return a.follow(ctx, c, o, head, printed)
 }
 
 // follow streams message events after head, printing the messages of group
@@ -279,9 +317,9 @@ func (a *app) recv(ctx context.Context, o recvOptions) error {
 // waits for qpd to be back and resumes after the last event it handled:
 // event numbers are durable, so nothing is lost, and the per-group message
 // numbers already printed are skipped, so nothing is repeated.
-func (a *app) follow(ctx context.Context, c *client.Client, group string, head uint64, peek bool, printed map[string]uint64) error {
+func (a *app) follow(ctx context.Context, c *client.Client, o recvOptions, head uint64, printed map[string]uint64) error {
 	var groupID string
-	if group != "" {
+	if group := o.group; group != "" {
 		gctx, cancel := context.WithTimeout(ctx, callTimeout)
 		r, err := c.ListGroups(gctx, &daemonv1.ListGroupsRequest{})
 		cancel()
@@ -295,7 +333,7 @@ func (a *app) follow(ctx context.Context, c *client.Client, group string, head u
 	cursor := head
 	reconnecting := false
 	for {
-		err := a.followStream(ctx, c, &cursor, groupID, peek, printed, &reconnecting)
+		err := a.followStream(ctx, c, &cursor, groupID, o, printed, &reconnecting)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -316,7 +354,7 @@ func (a *app) follow(ctx context.Context, c *client.Client, group string, head u
 
 // followStream subscribes after *cursor and handles events until the
 // stream ends, advancing *cursor past each event handled.
-func (a *app) followStream(ctx context.Context, c *client.Client, cursor *uint64, groupID string, peek bool, printed map[string]uint64, reconnecting *bool) error {
+func (a *app) followStream(ctx context.Context, c *client.Client, cursor *uint64, groupID string, o recvOptions, printed map[string]uint64, reconnecting *bool) error {
 	stream, err := c.Subscribe(ctx, &daemonv1.SubscribeRequest{AfterSeq: *cursor}, grpc.WaitForReady(true))
 	if err != nil {
 		return err
@@ -331,18 +369,23 @@ func (a *app) followStream(ctx context.Context, c *client.Client, cursor *uint64
 			*reconnecting = false
 		}
 		m := ev.GetMessage()
-		if m != nil && (groupID == "" || m.GetGroupId() == groupID) && m.GetSeq() > printed[m.GetGroupId()] {
+		switch {
+		case m != nil && (groupID == "" || m.GetGroupId() == groupID) && m.GetSeq() > printed[m.GetGroupId()]:
 			if err := a.printMessage(m); err != nil {
 				return err
 			}
 			printed[m.GetGroupId()] = m.GetSeq()
-			if !peek {
+			if !o.peek {
 				mctx, cancel := context.WithTimeout(ctx, callTimeout)
-				_, err := c.Messages(mctx, &daemonv1.MessagesRequest{Group: m.GetGroupId(), AfterSeq: m.GetSeq() - 1, Limit: 1, MarkRead: true})
+				_, err := c.Messages(mctx, &daemonv1.MessagesRequest{Group: m.GetGroupId(), AfterSeq: m.GetSeq() - 1, Limit: 1, MarkRead: true, NoReadReceipts: o.noReceipts})
 				cancel()
 				if err != nil {
 					return err
 				}
+			}
+		case m == nil:
+			if err := a.printChange(ev, groupID); err != nil {
+				return err
 			}
 		}
 		*cursor = ev.GetSeq()
