@@ -1,0 +1,274 @@
+package backend
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/content"
+	"github.com/quicproquo/quicproquo/internal/testnode"
+)
+
+// contentMessage finds a message of u's history by its message id.
+func contentMessage(t *testing.T, u *groupsUser, gid string, id []byte) (store.Message, bool) {
+	t.Helper()
+	p, err := u.b.Messages(context.Background(), MessagesQuery{Group: gid, Limit: store.MaxMessageQuery})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range p.Messages {
+		if bytes.Equal(m.MessageID, id) {
+			return m, true
+		}
+	}
+	return store.Message{}, false
+}
+
+// contentSend checks a send and returns the message id.
+func contentSend(t *testing.T, what string) func(SendResult, error) []byte {
+	return func(r SendResult, err error) []byte {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return r.Message.MessageID
+	}
+}
+
+// Replies, reactions, edits, deletes and receipts show on every member,
+// and only the author may edit or delete a message.
+func TestContentRepliesReactionsEditsDeletesReceipts(t *testing.T) {
+	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	alice, bob := groupsStart(t, node), groupsStart(t, node)
+	ctx := context.Background()
+	_, gid := groupsForm(t, "chat", alice, bob)
+
+	hello := contentSend(t, "send")(alice.b.Send(ctx, gid, "hello", nil))
+	groupsWait(t, "bob has hello", func() bool { _, ok := contentMessage(t, bob, gid, hello); return ok })
+	ref := hex.EncodeToString(hello)
+	reply := contentSend(t, "reply")(bob.b.Reply(ctx, gid, ref[:10], "hi back", nil))
+	reaction := contentSend(t, "react")(bob.b.React(ctx, gid, ref, "👍", nil))
+	contentSend(t, "edit")(alice.b.Edit(ctx, gid, ref, "hello, world", nil))
+	oops := contentSend(t, "send")(alice.b.Send(ctx, gid, "oops", nil))
+	contentSend(t, "delete")(alice.b.Delete(ctx, gid, hex.EncodeToString(oops), nil))
+
+	if _, err := bob.b.Edit(ctx, gid, ref, "bob's words", nil); !errors.Is(err, ErrNotAuthor) {
+		t.Fatalf("bob edits alice's message: %v, want ErrNotAuthor", err)
+	}
+	if _, err := bob.b.Delete(ctx, gid, ref, nil); !errors.Is(err, ErrNotAuthor) {
+		t.Fatalf("bob deletes alice's message: %v, want ErrNotAuthor", err)
+	}
+	if _, err := bob.b.React(ctx, gid, "#999", "x", nil); !errors.Is(err, ErrMessageNotFound) {
+		t.Fatalf("react to a missing message: %v", err)
+	}
+
+	for _, u := range []*groupsUser{alice, bob} {
+		groupsWait(t, "every change on every member", func() bool {
+			h, _ := contentMessage(t, u, gid, hello)
+			r, okR := contentMessage(t, u, gid, reply)
+			x, okX := contentMessage(t, u, gid, reaction)
+			o, _ := contentMessage(t, u, gid, oops)
+			return h.Text == "hello, world" && !h.EditedAt.IsZero() &&
+				okR && r.Kind == store.KindReply && bytes.Equal(r.Ref, hello) && r.Text == "hi back" &&
+				okX && x.Kind == store.KindReaction && bytes.Equal(x.Ref, hello) && x.Text == "👍" &&
+				o.Deleted && o.Text == ""
+		})
+	}
+	// Bob's daemon sent a delivery receipt of hello on arrival; reading
+	// it sends a read receipt. Alice sees both, per member.
+	groupsWait(t, "alice sees bob's delivery receipt", func() bool {
+		h, _ := contentMessage(t, alice, gid, hello)
+		return len(h.Receipts) == 1 && bytes.Equal(h.Receipts[0].Member, bob.id) && h.Receipts[0].Status >= 1
+	})
+	if _, err := bob.b.Messages(ctx, MessagesQuery{Group: gid, UnreadOnly: true, MarkRead: true}); err != nil {
+		t.Fatal(err)
+	}
+	groupsWait(t, "alice sees bob's read receipt", func() bool {
+		h, _ := contentMessage(t, alice, gid, hello)
+		return len(h.Receipts) == 1 && h.Receipts[0].Status == int(content.StatusRead)
+	})
+	evs, err := alice.b.EventsAfter(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []store.EventKind{store.EventEdited, store.EventDeleted, store.EventReceipt} {
+		if !slices.ContainsFunc(evs, func(e Event) bool { return e.Kind == k }) {
+			t.Errorf("alice has no %s event", k)
+		}
+	}
+}
+
+// A hostile member's edit or delete of another member's message is
+// refused by every member: the message stays as its author wrote it, and
+// the refusal is an event naming the hostile member.
+func TestContentHostileEditRefused(t *testing.T) {
+	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	alice, bob := groupsStart(t, node), groupsStart(t, node)
+	ctx := context.Background()
+	_, gid := groupsForm(t, "guarded", alice, bob)
+	mallory := hostileMember(t, node, alice, gid)
+	groupsWait(t, "bob sees mallory", func() bool {
+		m, err := bob.b.Members(ctx, gid)
+		return err == nil && len(m.Members) == 3
+	})
+	hello := contentSend(t, "send")(alice.b.Send(ctx, gid, "the original", nil))
+	groupsWait(t, "bob has it", func() bool { _, ok := contentMessage(t, bob, gid, hello); return ok })
+
+	for i, m := range []*content.Message{content.NewEdit(hello, "forged words"), content.NewDelete(hello)} {
+		pt, err := appendContent(m, mallory.Group.EpochAuthenticator())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct, err := mallory.Group.Protect(pt, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := mallory.Conn.FanOut(ctx, []byte{'f', byte(i)}, ct); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, u := range []*groupsUser{alice, bob} {
+		groupsWait(t, "both forgeries refused", func() bool {
+			evs, err := u.b.EventsAfter(ctx, 0, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, e := range evs {
+				if e.Kind == store.EventRejected && bytes.Equal(e.By, mallory.Pub) {
+					n++
+				}
+			}
+			return n == 2
+		})
+		m, _ := contentMessage(t, u, gid, hello)
+		if m.Text != "the original" || !m.EditedAt.IsZero() || m.Deleted {
+			t.Fatalf("after the forgeries: %+v", m)
+		}
+	}
+	// The group goes on.
+	after := contentSend(t, "send")(alice.b.Send(ctx, gid, "still here", nil))
+	groupsWait(t, "bob reads on", func() bool { _, ok := contentMessage(t, bob, gid, after); return ok })
+}
+
+// A member sets a disappearing-messages timer; the messages sent after it
+// are gone from every member's history, and from the bytes of every
+// member's database file and log, after the timer.
+func TestContentDisappearingMessagesLeaveEveryMember(t *testing.T) {
+	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	ctx := context.Background()
+	var dirs []string
+	var users []*groupsUser
+	for range 2 {
+		dir := t.TempDir()
+		st, err := store.Open(ctx, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, dir)
+		users = append(users, groupsStartOn(t, node, Config{}, st))
+		t.Cleanup(func() { st.Close() })
+	}
+	alice, bob := users[0], users[1]
+	_, gid := groupsForm(t, "vanishing", alice, bob)
+	if _, err := alice.b.SetDisappearing(ctx, gid, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	groupsWait(t, "bob has the timer", func() bool {
+		g, err := bob.b.ResolveGroup(ctx, gid)
+		return err == nil && g.DisappearAfter == 2*time.Second
+	})
+	const secret = "zebra-quartz-7193 disappears"
+	id := contentSend(t, "send")(alice.b.Send(ctx, gid, secret, nil))
+	groupsWait(t, "bob has it, with its expiry", func() bool {
+		m, ok := contentMessage(t, bob, gid, id)
+		return ok && m.Text == secret && !m.ExpiresAt.IsZero()
+	})
+	for _, u := range users {
+		groupsWait(t, "the message is gone", func() bool {
+			m, ok := contentMessage(t, u, gid, id)
+			return !ok || (m.Kind == store.KindExpired && m.Text == "")
+		})
+	}
+	for i, u := range users {
+		u.stop()
+		for _, name := range []string{store.FileName, store.FileName + "-wal"} {
+			b, err := os.ReadFile(filepath.Join(dirs[i], name))
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				t.Fatal(err)
+			}
+			if bytes.Contains(b, []byte(secret)) {
+				t.Errorf("member %d: %s still holds the text", i, name)
+			}
+		}
+	}
+}
+
+// Messages of the formats before internal/content, as stored by earlier
+// daemons, still read as text.
+func TestContentOldFormatsRead(t *testing.T) {
+	v1, _ := hex.DecodeString("0117a5d5a1d0e3b50068656c6c6f")
+	v2, _ := hex.DecodeString("0217a5d5a1d0e3b50010000102030405060708090a0b0c0d0e0f6f6c64")
+	for _, tc := range []struct {
+		in   []byte
+		text string
+		auth bool
+	}{{v1, "hello", false}, {v2, "old", true}} {
+		m, auth, err := parseContent(tc.in)
+		if err != nil {
+			t.Fatalf("%x: %v", tc.in, err)
+		}
+		if m.Kind() != content.KindText || m.Text() != tc.text || m.SentAt.UnixNano() != 0x17a5d5a1d0e3b500 || (auth != nil) != tc.auth {
+			t.Errorf("%x: %v %q %v %x", tc.in, m.Kind(), m.Text(), m.SentAt, auth)
+		}
+	}
+	auth := bytes.Repeat([]byte{7}, 32)
+	b, err := appendContent(content.NewReply(bytes.Repeat([]byte{1}, 16), "new"), auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, got, err := parseContent(b)
+	if err != nil || m.Kind() != content.KindText || m.Text() != "new" || !bytes.Equal(got, auth[:appAuthSize]) {
+		t.Fatalf("version 3: %+v %x %v", m, got, err)
+	}
+	for _, bad := range [][]byte{{3}, {3, 15}, append([]byte{3, 16}, make([]byte, 16)...), {4, 0}} {
+		if _, _, err := parseContent(bad); err == nil {
+			t.Errorf("parseContent(%x) accepted", bad)
+		}
+	}
+}
+
+// FuzzParseContent: no input makes parseContent panic, and what it
+// accepts has a kind and a text within bounds.
+func FuzzParseContent(f *testing.F) {
+	v1, _ := hex.DecodeString("0117a5d5a1d0e3b50068656c6c6f")
+	v2, _ := hex.DecodeString("0217a5d5a1d0e3b50010000102030405060708090a0b0c0d0e0f6f6c64")
+	f.Add(v1)
+	f.Add(v2)
+	auth := bytes.Repeat([]byte{7}, 32)
+	for _, m := range []*content.Message{content.NewText("hi"), content.NewReaction(bytes.Repeat([]byte{1}, 16), "👍"),
+		content.NewTimer(60), content.NewDelete(bytes.Repeat([]byte{2}, 16))} {
+		b, err := appendContent(m, auth)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, _, err := parseContent(b)
+		if err != nil {
+			return
+		}
+		_ = m.Kind()
+		_ = unknownNotes(m, m.Text())
+		sg := &store.Group{DisappearAfter: time.Second}
+		_ = expiresAt(sg, m, time.Now())
+	})
+}
