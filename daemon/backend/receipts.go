@@ -14,8 +14,13 @@ import (
 // receipt once messages are marked read (after that commit, best effort:
 // a receipt lost to a crash in between is not sent again). Each is a
 // content message to the whole group, so every member sees every
-// member's state. Config.NoReceipts sends none; receipts of the others
-// are still shown.
+// member's state. Config.NoReceipts sends none (receipts of the others
+// are still shown), and groups of more than maxReceiptMembers members
+// have none.
+
+// maxReceiptMembers: in larger groups no receipts are sent (each would go
+// to every member, for every message and member: quadratic traffic).
+const maxReceiptMembers = 32
 
 // maxReceiptStatuses bounds the messages one receipt names (the content
 // decoder's array bound is 256).
@@ -24,7 +29,7 @@ const maxReceiptStatuses = 200
 // sendReceipt queues a receipt of ids with status to the group, in tx. The
 // caller holds gmu, and the user is an active member.
 func (b *Backend) sendReceipt(tx *store.Tx, sg *store.Group, g *mls.Group, self []byte, status content.Status, ids ...[]byte) error {
-	if b.cfg.NoReceipts || len(ids) == 0 || g.HasPendingCommit() || len(otherMembers(g, self)) == 0 {
+	if n := len(otherMembers(g, self)); b.cfg.NoReceipts || len(ids) == 0 || g.HasPendingCommit() || n == 0 || n >= maxReceiptMembers {
 		return nil
 	}
 	r := content.Receipt{At: tx.Now()}
