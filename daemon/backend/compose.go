@@ -21,18 +21,24 @@ import (
 // the sending transaction.
 type composer func(tx *store.Tx, sg store.Group) (*content.Message, error)
 
-// Reply sends text replying to the message ref (see resolveMessage).
-func (b *Backend) Reply(ctx context.Context, group, ref, text string, clientMsgID []byte) (SendResult, error) {
-	if err := checkText(text); err != nil {
-		return SendResult{}, err
-	}
-	return b.sendContent(ctx, group, clientMsgID, func(tx *store.Tx, sg store.Group) (*content.Message, error) {
+// about composes a message about the group's message ref (see
+// resolveMessage).
+func about(ref string, build func(content.MessageID) *content.Message) composer {
+	return func(tx *store.Tx, sg store.Group) (*content.Message, error) {
 		to, err := resolveMessage(tx, sg.ID, ref)
 		if err != nil {
 			return nil, err
 		}
-		return content.NewReply(to.MessageID, text), nil
-	})
+		return build(to.MessageID), nil
+	}
+}
+
+// Reply sends text replying to the message ref.
+func (b *Backend) Reply(ctx context.Context, group, ref, text string, clientMsgID []byte) (SendResult, error) {
+	if err := checkText(text); err != nil {
+		return SendResult{}, err
+	}
+	return b.sendContent(ctx, group, clientMsgID, about(ref, func(id content.MessageID) *content.Message { return content.NewReply(id, text) }))
 }
 
 // React sends a reaction (an emoji, at most 64 bytes) to the message ref.
@@ -43,13 +49,7 @@ func (b *Backend) React(ctx context.Context, group, ref, reaction string, client
 	if len(reaction) > maxReaction {
 		return SendResult{}, fmt.Errorf("%w: reaction of %d bytes, limit %d", ErrInvalidArgument, len(reaction), maxReaction)
 	}
-	return b.sendContent(ctx, group, clientMsgID, func(tx *store.Tx, sg store.Group) (*content.Message, error) {
-		to, err := resolveMessage(tx, sg.ID, ref)
-		if err != nil {
-			return nil, err
-		}
-		return content.NewReaction(to.MessageID, reaction), nil
-	})
+	return b.sendContent(ctx, group, clientMsgID, about(ref, func(id content.MessageID) *content.Message { return content.NewReaction(id, reaction) }))
 }
 
 // Edit replaces the text of the user's own message ref.
@@ -57,24 +57,12 @@ func (b *Backend) Edit(ctx context.Context, group, ref, text string, clientMsgID
 	if err := checkText(text); err != nil {
 		return SendResult{}, err
 	}
-	return b.sendContent(ctx, group, clientMsgID, func(tx *store.Tx, sg store.Group) (*content.Message, error) {
-		to, err := resolveMessage(tx, sg.ID, ref)
-		if err != nil {
-			return nil, err
-		}
-		return content.NewEdit(to.MessageID, text), nil
-	})
+	return b.sendContent(ctx, group, clientMsgID, about(ref, func(id content.MessageID) *content.Message { return content.NewEdit(id, text) }))
 }
 
 // Delete deletes the user's own message ref on every member.
 func (b *Backend) Delete(ctx context.Context, group, ref string, clientMsgID []byte) (SendResult, error) {
-	return b.sendContent(ctx, group, clientMsgID, func(tx *store.Tx, sg store.Group) (*content.Message, error) {
-		to, err := resolveMessage(tx, sg.ID, ref)
-		if err != nil {
-			return nil, err
-		}
-		return content.NewDelete(to.MessageID), nil
-	})
+	return b.sendContent(ctx, group, clientMsgID, about(ref, content.NewDelete))
 }
 
 // SetDisappearing sets the group's disappearing-messages timer on every

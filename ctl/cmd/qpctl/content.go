@@ -31,7 +31,7 @@ func (f *sendFlags) add(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&f.wait, "wait", 5*time.Second, "while connected, wait up to this long for the node to take the message (0: do not wait)")
 }
 
-// run checks the flags and sends with do.
+// sendWith checks the flags and sends with do.
 func (a *app) sendWith(cmd *cobra.Command, f *sendFlags, do func(context.Context, *client.Client, *durationpb.Duration) (*daemonv1.SendResponse, error)) error {
 	if err := requireGroup(f.group); err != nil {
 		return err
@@ -48,26 +48,41 @@ func (a *app) sendWith(cmd *cobra.Command, f *sendFlags, do func(context.Context
 	})
 }
 
-func (a *app) replyCommand() *cobra.Command {
+// textAboutCommand is a command that sends a text about a message
+// (reply, edit).
+func (a *app) textAboutCommand(use, short, long, example string, send func(context.Context, *client.Client, sendFlags, string, string, *durationpb.Duration) (*daemonv1.SendResponse, error)) *cobra.Command {
 	var f sendFlags
 	var msg string
 	cmd := &cobra.Command{
-		Use: "reply --group G MESSAGE --msg TEXT", Short: "Reply to a message", GroupID: "messages",
-		Long:    "Send a text that replies to a message of the group.\n\n" + messageRefHelp,
-		Args:    exactArgs(1),
-		Example: `  qpctl reply --group team 3 --msg "agreed"`,
+		Use: use, Short: short, GroupID: "messages", Long: long + "\n\n" + messageRefHelp, Args: exactArgs(1), Example: example,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if msg == "" {
 				return usagef("--msg is required")
 			}
 			return a.sendWith(cmd, &f, func(ctx context.Context, c *client.Client, w *durationpb.Duration) (*daemonv1.SendResponse, error) {
-				return c.Send(ctx, &daemonv1.SendRequest{Group: f.group, ReplyTo: args[0], Text: msg, ClientMessageId: f.cid, Wait: w})
+				return send(ctx, c, f, args[0], msg, w)
 			})
 		},
 	}
 	f.add(cmd)
-	cmd.Flags().StringVarP(&msg, "msg", "m", "", "reply text")
+	cmd.Flags().StringVarP(&msg, "msg", "m", "", "the text")
 	return cmd
+}
+
+func (a *app) replyCommand() *cobra.Command {
+	return a.textAboutCommand("reply --group G MESSAGE --msg TEXT", "Reply to a message", "Send a text that replies to a message of the group.",
+		`  qpctl reply --group team 3 --msg "agreed"`,
+		func(ctx context.Context, c *client.Client, f sendFlags, ref, text string, w *durationpb.Duration) (*daemonv1.SendResponse, error) {
+			return c.Send(ctx, &daemonv1.SendRequest{Group: f.group, ReplyTo: ref, Text: text, ClientMessageId: f.cid, Wait: w})
+		})
+}
+
+func (a *app) editCommand() *cobra.Command {
+	return a.textAboutCommand("edit --group G MESSAGE --msg TEXT", "Edit one of your messages on every member",
+		"Replace the text of one of your own messages, on every member.", `  qpctl edit --group team 4 --msg "see you at 10"`,
+		func(ctx context.Context, c *client.Client, f sendFlags, ref, text string, w *durationpb.Duration) (*daemonv1.SendResponse, error) {
+			return c.Edit(ctx, &daemonv1.EditRequest{Group: f.group, Message: ref, Text: text, ClientMessageId: f.cid, Wait: w})
+		})
 }
 
 func (a *app) reactCommand() *cobra.Command {
@@ -84,28 +99,6 @@ func (a *app) reactCommand() *cobra.Command {
 		},
 	}
 	f.add(cmd)
-	return cmd
-}
-
-func (a *app) editCommand() *cobra.Command {
-	var f sendFlags
-	var msg string
-	cmd := &cobra.Command{
-		Use: "edit --group G MESSAGE --msg TEXT", Short: "Edit one of your messages on every member", GroupID: "messages",
-		Long:    "Replace the text of one of your own messages, on every member.\n\n" + messageRefHelp,
-		Args:    exactArgs(1),
-		Example: `  qpctl edit --group team 4 --msg "see you at 10"`,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if msg == "" {
-				return usagef("--msg is required")
-			}
-			return a.sendWith(cmd, &f, func(ctx context.Context, c *client.Client, w *durationpb.Duration) (*daemonv1.SendResponse, error) {
-				return c.Edit(ctx, &daemonv1.EditRequest{Group: f.group, Message: args[0], Text: msg, ClientMessageId: f.cid, Wait: w})
-			})
-		},
-	}
-	f.add(cmd)
-	cmd.Flags().StringVarP(&msg, "msg", "m", "", "new text")
 	return cmd
 }
 

@@ -318,17 +318,9 @@ func (a *app) recv(ctx context.Context, o recvOptions) error {
 // event numbers are durable, so nothing is lost, and the per-group message
 // numbers already printed are skipped, so nothing is repeated.
 func (a *app) follow(ctx context.Context, c *client.Client, o recvOptions, head uint64, printed map[string]uint64) error {
-	var groupID string
-	if group := o.group; group != "" {
-		gctx, cancel := context.WithTimeout(ctx, callTimeout)
-		r, err := c.ListGroups(gctx, &daemonv1.ListGroupsRequest{})
-		cancel()
-		if err != nil {
-			return err
-		}
-		if groupID, err = matchGroup(r.GetGroups(), group); err != nil {
-			return err
-		}
+	groupID, err := groupIDOf(ctx, c, o.group)
+	if err != nil {
+		return err
 	}
 	cursor := head
 	reconnecting := false
@@ -390,6 +382,20 @@ func (a *app) followStream(ctx context.Context, c *client.Client, cursor *uint64
 		}
 		*cursor = ev.GetSeq()
 	}
+}
+
+// groupIDOf is the id of the group ref names ("" for none).
+func groupIDOf(ctx context.Context, c *client.Client, ref string) (string, error) {
+	if ref == "" {
+		return "", nil
+	}
+	gctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	r, err := c.ListGroups(gctx, &daemonv1.ListGroupsRequest{})
+	if err != nil {
+		return "", err
+	}
+	return matchGroup(r.GetGroups(), ref)
 }
 
 // matchGroup finds the group ref names, as qpd does: its id, else its

@@ -94,17 +94,9 @@ func (a *app) watch(ctx context.Context, o watchOptions) error {
 			return err
 		}
 	}
-	var groupID string
-	if o.group != "" {
-		gctx, cancel := context.WithTimeout(ctx, callTimeout)
-		r, err := c.ListGroups(gctx, &daemonv1.ListGroupsRequest{})
-		cancel()
-		if err != nil {
-			return err
-		}
-		if groupID, err = matchGroup(r.GetGroups(), o.group); err != nil {
-			return err
-		}
+	groupID, err := groupIDOf(ctx, c, o.group)
+	if err != nil {
+		return err
 	}
 	for {
 		err := a.watchStream(ctx, c, o, groupID, &cursor)
