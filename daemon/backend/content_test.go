@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -276,4 +277,66 @@ func FuzzParseContent(f *testing.F) {
 		sg := &store.Group{DisappearAfter: time.Second}
 		_ = expiresAt(sg, m, time.Now())
 	})
+}
+
+// What a later client sends and this daemon does not understand (a part
+// of an unknown type, an unknown extension, an attachment) is kept and
+// shown as such, never dropped; setting a timer is no commit, so the
+// node's view of the group does not change.
+func TestContentUnknownPartsShown(t *testing.T) {
+	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	alice, bob := groupsStart(t, node), groupsStart(t, node)
+	ctx := context.Background()
+	_, gid := groupsForm(t, "future", alice, bob)
+	later := hostileMember(t, node, alice, gid)
+	groupsWait(t, "bob sees the later client", func() bool {
+		m, err := bob.b.Members(ctx, gid)
+		return err == nil && len(m.Members) == 3
+	})
+	before, err := bob.b.Members(ctx, gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.b.SetDisappearing(ctx, gid, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	markdown := content.New(content.Part{Disposition: content.DispositionRender, Cardinality: content.CardinalitySingle, ContentType: "text/markdown", Content: []byte("*hi*")})
+	extended := content.NewText("with a future extension")
+	extended.Extensions = []content.Extension{{Name: "x-future", Value: []byte{0x01}}}
+	file := content.NewAttachment(content.Attachment{ContentType: "image/png", Location: "blob:1", Size: 3, EncAlg: 29, Key: make([]byte, 32),
+		Nonce: make([]byte, 12), AAD: []byte{}, HashAlg: content.HashSHA256, Hash: make([]byte, 32), Name: "cat.png"}, "")
+	for i, m := range []*content.Message{markdown, extended, file} {
+		pt, err := appendContent(m, later.Group.EpochAuthenticator())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct, err := later.Group.Protect(pt, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := later.Conn.FanOut(ctx, []byte{'u', byte(i)}, ct); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{`[unsupported part of type "text/markdown"]`, `[unsupported extension "x-future"] with a future extension`, `[attachment "cat.png", image/png, 3 bytes]`}
+	for _, u := range []*groupsUser{alice, bob} {
+		groupsWait(t, "all three shown", func() bool {
+			texts := groupsTexts(t, u, gid)
+			n := 0
+			for _, w := range want {
+				if slices.ContainsFunc(texts, func(s string) bool { return strings.Contains(s, w) }) {
+					n++
+				}
+			}
+			return n == len(want)
+		})
+		m, err := u.b.Members(ctx, gid)
+		if err != nil || m.Epoch != before.Epoch {
+			t.Fatalf("the timer changed the epoch: %d, was %d (%v)", m.Epoch, before.Epoch, err)
+		}
+		g, err := u.b.ResolveGroup(ctx, gid)
+		if err != nil || g.DisappearAfter != time.Hour {
+			t.Fatalf("timer %v %v", g.DisappearAfter, err)
+		}
+	}
 }
