@@ -324,18 +324,28 @@ func (a *app) follow(ctx context.Context, c *client.Client, o recvOptions, head 
 	}
 	cursor := head
 	reconnecting := false
+	return resumeStream(ctx, func() error {
+		return a.followStream(ctx, c, &cursor, groupID, o, printed, &reconnecting)
+	}, func(err error) {
+		if !reconnecting {
+			a.stderrf("qpctl recv: lost qpd (%s); waiting for it to come back\n", status.Convert(err).Message())
+			reconnecting = true
+		}
+	})
+}
+
+// resumeStream runs stream again whenever it ends because qpd went away
+// (after lost, and a short pause), until ctx ends or another error.
+func resumeStream(ctx context.Context, stream func() error, lost func(error)) error {
 	for {
-		err := a.followStream(ctx, c, &cursor, groupID, o, printed, &reconnecting)
+		err := stream()
 		if ctx.Err() != nil {
 			return nil
 		}
 		if status.Code(err) != codes.Unavailable && !errors.Is(err, io.EOF) {
 			return err
 		}
-		if !reconnecting {
-			a.stderrf("qpctl recv: lost qpd (%s); waiting for it to come back\n", status.Convert(err).Message())
-			reconnecting = true
-		}
+		lost(err)
 		select {
 		case <-ctx.Done():
 			return nil

@@ -6,18 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/quicproquo/quicproquo/daemon/client"
 	daemonv1 "github.com/quicproquo/quicproquo/proto/qpq/daemon/v1"
@@ -98,20 +94,7 @@ func (a *app) watch(ctx context.Context, o watchOptions) error {
 	if err != nil {
 		return err
 	}
-	for {
-		err := a.watchStream(ctx, c, o, groupID, &cursor)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if status.Code(err) != codes.Unavailable && !errors.Is(err, io.EOF) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	return resumeStream(ctx, func() error { return a.watchStream(ctx, c, o, groupID, &cursor) }, func(error) {})
 }
 
 // watchStream handles events after *cursor until the stream ends.
