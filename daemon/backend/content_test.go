@@ -340,3 +340,27 @@ func TestContentUnknownPartsShown(t *testing.T) {
 		}
 	}
 }
+
+// A member whose daemon runs with NoReceipts sends none: the group's
+// order puts any receipt of its before its next message, and the sender
+// has none by then. It still sees the others' receipts.
+func TestContentReceiptsOptOut(t *testing.T) {
+	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	alice, bob := groupsStart(t, node), groupsStartWith(t, node, Config{NoReceipts: true})
+	ctx := context.Background()
+	_, gid := groupsForm(t, "quiet", alice, bob)
+	hello := contentSend(t, "send")(alice.b.Send(ctx, gid, "hello", nil))
+	groupsWait(t, "bob has hello", func() bool { _, ok := contentMessage(t, bob, gid, hello); return ok })
+	if _, err := bob.b.Messages(ctx, MessagesQuery{Group: gid, UnreadOnly: true, MarkRead: true}); err != nil {
+		t.Fatal(err)
+	}
+	reply := contentSend(t, "send")(bob.b.Send(ctx, gid, "read it", nil))
+	groupsWait(t, "alice has bob's message", func() bool { _, ok := contentMessage(t, alice, gid, reply); return ok })
+	if m, _ := contentMessage(t, alice, gid, hello); len(m.Receipts) != 0 {
+		t.Fatalf("bob sent receipts with receipts off: %+v", m.Receipts)
+	}
+	groupsWait(t, "bob sees alice's delivery receipt", func() bool {
+		m, _ := contentMessage(t, bob, gid, reply)
+		return len(m.Receipts) == 1 && bytes.Equal(m.Receipts[0].Member, alice.id)
+	})
+}
