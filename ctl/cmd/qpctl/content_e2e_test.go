@@ -166,3 +166,53 @@ func TestE2EWatchOncePerMessageAcrossRestart(t *testing.T) {
 		t.Fatalf("watch ran for %q, want %q", texts, want)
 	}
 }
+
+// TestE2EDisappearingMessages: `qpctl disappear` sets the group's timer on
+// both members; a message sent then is shown with its expiry, is gone
+// from both histories after the timer, and after a clean stop of both
+// qpd its text is nowhere in their database files.
+func TestE2EDisappearingMessages(t *testing.T) {
+	p := e2eStartPair(t)
+	if r := e2eRun(t, p.qpctl, p.aliceSock, "disappear", "--group", "team", "1.5s"); r.code != exitUsage {
+		t.Fatalf("disappear 1.5s: %+v, want a usage error", r)
+	}
+	if r := e2eRun(t, p.qpctl, p.aliceSock, "disappear", "--group", "team", "3s"); r.code != 0 {
+		t.Fatalf("disappear: %+v", r)
+	}
+	e2eWaitFor(t, "bob has the timer", func() bool {
+		h := e2eHistory(t, p, p.bobSock)
+		return len(h) == 1 && h[0].Kind == "timer" && h[0].Text == "3"
+	})
+	const secret = "okapi-lantern-5521 vanishes"
+	id := sentID(t, e2eRun(t, p.qpctl, p.aliceSock, "--json", "send", "--group", "team", "--msg", secret))
+	e2eWaitFor(t, "bob has it with its expiry", func() bool {
+		h := e2eHistory(t, p, p.bobSock)
+		return len(h) == 2 && h[1].MessageID == id && h[1].ExpiresAt != ""
+	})
+	if r := e2eRun(t, p.qpctl, p.bobSock, "history", "--group", "team"); !strings.Contains(r.stdout, "[disappearing messages after 3s]") || !strings.Contains(r.stdout, "[disappears at ") {
+		t.Fatalf("history: %+v", r)
+	}
+	for _, sock := range []string{p.aliceSock, p.bobSock} {
+		e2eWaitFor(t, "the message is gone", func() bool {
+			for _, m := range e2eHistory(t, p, sock) {
+				if strings.Contains(m.Text, secret) {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	p.aliceD.stop(t)
+	p.bobD.stop(t)
+	for _, dir := range []string{p.aliceDir, p.bobDir} {
+		for _, name := range []string{"qpd.db", "qpd.db-wal"} {
+			b, err := os.ReadFile(filepath.Join(dir, "state", name))
+			if err != nil && (name == "qpd.db" || !os.IsNotExist(err)) {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(b), secret) {
+				t.Errorf("%s/%s still holds the text", filepath.Base(dir), name)
+			}
+		}
+	}
+}

@@ -41,7 +41,7 @@ type e2ePair struct {
 	aliceSock, bobSock string
 	aliceDir, bobDir   string
 	aliceKey, bobKey   string
-	bobD               *e2eDaemon
+	aliceD, bobD       *e2eDaemon
 }
 
 func e2eStartPair(t *testing.T) *e2ePair {
@@ -77,7 +77,7 @@ func e2eStartDaemons(t *testing.T) *e2ePair {
 			t.Fatal(err)
 		}
 	}
-	e2eStartQPD(t, qpd, p.aliceDir, p.aliceSock, "--server", p.node.Addr)
+	p.aliceD = e2eStartQPD(t, qpd, p.aliceDir, p.aliceSock, "--server", p.node.Addr)
 	p.bobD = e2eStartQPD(t, qpd, p.bobDir, p.bobSock, "--server", p.node.Addr)
 	p.aliceKey = strings.TrimSpace(e2eRun(t, qpctl, p.aliceSock, "register").stdout)
 	p.bobKey = strings.TrimSpace(e2eRun(t, qpctl, p.bobSock, "register").stdout)
