@@ -242,7 +242,7 @@ func applyContent(tx *store.Tx, sg *store.Group, m *content.Message, id, sender 
 
 // applyChange applies an edit or delete: only of the sender's own text.
 // A target this member does not have (expired, or from before it joined)
-// is shown as a note when edited, and ignored when deleted.
+// leaves nothing to change, and a deleted or expired one stays so.
 func applyChange(tx *store.Tx, sg *store.Group, m *content.Message, sender []byte) (applied, error) {
 	target, err := tx.MessageByID(sg.ID, m.Replaces)
 	if errors.Is(err, store.ErrNotFound) {
