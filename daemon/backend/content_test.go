@@ -14,6 +14,7 @@ import (
 
 	"github.com/quicproquo/quicproquo/daemon/store"
 	"github.com/quicproquo/quicproquo/internal/content"
+	"github.com/quicproquo/quicproquo/internal/grouptest"
 	"github.com/quicproquo/quicproquo/internal/testnode"
 )
 
@@ -40,6 +41,25 @@ func contentSend(t *testing.T, what string) func(SendResult, error) []byte {
 			t.Fatalf("%s: %v", what, err)
 		}
 		return r.Message.MessageID
+	}
+}
+
+// contentFanOut has a raw member send content messages to its group, as
+// any client could write them.
+func contentFanOut(t *testing.T, from *grouptest.Member, msgs ...*content.Message) {
+	t.Helper()
+	for _, m := range msgs {
+		pt, err := appendContent(m, from.Group.EpochAuthenticator())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct, err := from.Group.Protect(pt, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := from.Conn.FanOut(context.Background(), m.Salt, ct); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -122,19 +142,7 @@ func TestContentHostileEditRefused(t *testing.T) {
 	hello := contentSend(t, "send")(alice.b.Send(ctx, gid, "the original", nil))
 	groupsWait(t, "bob has it", func() bool { _, ok := contentMessage(t, bob, gid, hello); return ok })
 
-	for i, m := range []*content.Message{content.NewEdit(hello, "forged words"), content.NewDelete(hello)} {
-		pt, err := appendContent(m, mallory.Group.EpochAuthenticator())
-		if err != nil {
-			t.Fatal(err)
-		}
-		ct, err := mallory.Group.Protect(pt, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := mallory.Conn.FanOut(ctx, []byte{'f', byte(i)}, ct); err != nil {
-			t.Fatal(err)
-		}
-	}
+	contentFanOut(t, mallory, content.NewEdit(hello, "forged words"), content.NewDelete(hello))
 	for _, u := range []*groupsUser{alice, bob} {
 		groupsWait(t, "both forgeries refused", func() bool {
 			evs, err := u.b.EventsAfter(ctx, 0, 1000)
@@ -305,19 +313,7 @@ func TestContentUnknownPartsShown(t *testing.T) {
 	extended.Extensions = []content.Extension{{Name: "x-future", Value: []byte{0x01}}}
 	file := content.NewAttachment(content.Attachment{ContentType: "image/png", Location: "blob:1", Size: 3, EncAlg: 29, Key: make([]byte, 32),
 		Nonce: make([]byte, 12), AAD: []byte{}, HashAlg: content.HashSHA256, Hash: make([]byte, 32), Name: "cat.png"}, "")
-	for i, m := range []*content.Message{markdown, extended, file} {
-		pt, err := appendContent(m, later.Group.EpochAuthenticator())
-		if err != nil {
-			t.Fatal(err)
-		}
-		ct, err := later.Group.Protect(pt, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := later.Conn.FanOut(ctx, []byte{'u', byte(i)}, ct); err != nil {
-			t.Fatal(err)
-		}
-	}
+	contentFanOut(t, later, markdown, extended, file)
 	want := []string{`[unsupported part of type "text/markdown"]`, `[unsupported extension "x-future"] with a future extension`, `[attachment "cat.png", image/png, 3 bytes]`}
 	for _, u := range []*groupsUser{alice, bob} {
 		groupsWait(t, "all three shown", func() bool {
