@@ -167,7 +167,13 @@ func (b *Backend) post(tx *store.Tx, sg *store.Group, g *mls.Group, self []byte,
 		return applied{}, store.OutboxItem{}, err
 	}
 	rcpt := otherMembers(g, self)
-	it, err := tx.AddOutbox(store.OutboxItem{Kind: store.OutboxApplication, GroupID: sg.ID, ClientMsgID: cid, Payload: ct, Recipients: rcpt, Epoch: g.Epoch(), MessageSeq: a.Message.Seq})
+	// The item names the history entry it sends (none for an edit or
+	// delete: the entry it names is another message's).
+	seq := a.Message.Seq
+	if k := m.Kind(); k == content.KindEdit || k == content.KindDelete {
+		seq = 0
+	}
+	it, err := tx.AddOutbox(store.OutboxItem{Kind: store.OutboxApplication, GroupID: sg.ID, ClientMsgID: cid, Payload: ct, Recipients: rcpt, Epoch: g.Epoch(), MessageSeq: seq})
 	if err != nil {
 		return applied{}, store.OutboxItem{}, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -87,6 +88,29 @@ func parseContent(b []byte) (*content.Message, []byte, error) {
 		return nil, nil, err
 	}
 	return &content.Message{SentAt: at, Body: content.TextPart(content.DispositionRender, text)}, auth, nil
+}
+
+// resent is the content of a history entry the user sent, built again to
+// send it in another group (a recovered group's successor): text, reply,
+// reaction or timer, with its time and expiry.
+func resent(m store.Message) *content.Message {
+	var c *content.Message
+	switch m.Kind {
+	case store.KindReply:
+		c = content.NewReply(m.Ref, m.Text)
+	case store.KindReaction:
+		c = content.NewReaction(m.Ref, m.Text)
+	case store.KindTimer:
+		n, _ := strconv.ParseUint(m.Text, 10, 32)
+		c = content.NewTimer(uint32(min(n, content.MaxTimer)))
+	default:
+		c = content.NewText(m.Text)
+	}
+	c.SentAt = m.SentAt
+	if !m.ExpiresAt.IsZero() && m.ExpiresAt.Unix() > 0 && m.ExpiresAt.Unix() <= math.MaxUint32 {
+		c.Expires = &content.Expiry{Seconds: uint32(m.ExpiresAt.Unix())}
+	}
+	return c
 }
 
 // unknownNotes is what in m this daemon does not understand, as bracketed

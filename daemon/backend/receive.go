@@ -109,6 +109,13 @@ func (b *Backend) joinWelcomeID(tx *store.Tx, welcome, sender []byte) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
+	if e, ok := mls.FindExtension(g.WelcomeExtensions(), ExtensionSuccessor); ok {
+		link, err := decodeSuccessorLink(e.Data)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrRejectEnvelope, err)
+		}
+		return b.joinSuccessor(tx, g, kp, link, sender)
+	}
 	gid := g.GroupID()
 	if len(gid) != store.GroupIDSize {
 		return nil, reject("group id of %d bytes", len(gid))
@@ -158,9 +165,10 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 		// The node accepted this commit in the group's order: it is signed
 		// by the submitter's leaf and valid on the public tree, but its
 		// secrets (path ciphertexts, confirmation tag) are not. The group
-		// cannot pass this epoch; the signature names who broke it.
-		return reject("group %x: the commit the node accepted for epoch %d, signed by %s, cannot be applied (%v): the group needs a successor without that member",
-			sg.ID, hdr.Epoch, FormatKey(env.Sender), err)
+		// cannot pass this epoch; the signature names who broke it, and
+		// the honest members move to a successor without it (recover.go).
+		return b.startRecovery(tx, env, sg, g, fmt.Errorf("group %x: the commit the node accepted for epoch %d, signed by %s, cannot be applied: %w",
+			sg.ID, hdr.Epoch, FormatKey(env.Sender), err))
 	}
 	if err != nil {
 		if hdr.Epoch > g.Epoch() && g.Active() && sg.LeftAt.IsZero() && b.mayAskRejoin(g, env) {
@@ -191,21 +199,39 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 		if err := b.compareAuthenticator(tx, sg, g, rec, auth); err != nil {
 			return err
 		}
-		if !sg.LeftAt.IsZero() && g.Active() {
+		keepIn, err := b.historyOf(tx, sg, g, rec.Sender.Identity)
+		if err != nil {
+			return err
+		}
+		if keepIn == nil {
 			// Left by the user, not yet committed by the others: the
 			// message is read (the ratchet moves) but not kept. (A member
 			// removed by others still gets the late messages of the
 			// epochs it was in.)
 			break
 		}
-		a, err := applyContent(tx, &sg, m, messageID(env.Payload), rec.Sender.Identity, false)
+		// The history lives in keepIn: the group's own, or its successor's
+		// once it was recovered (recovery.go).
+		hg := &sg
+		if !bytes.Equal(keepIn, sg.ID) {
+			other, err := tx.Group(keepIn)
+			if err != nil {
+				return err
+			}
+			hg = &other
+		}
+		a, err := applyContent(tx, hg, m, messageID(env.Payload), rec.Sender.Identity, false)
 		if errors.Is(err, ErrNotAuthor) || errors.Is(err, ErrInvalidArgument) {
 			return reject("group %x: %v", sg.ID, err)
 		}
 		if err != nil {
 			return err
 		}
-		if a.Receivable && g.Active() {
+		if hg != &sg {
+			if err := tx.PutGroup(*hg); err != nil { // a timer it set
+				return err
+			}
+		} else if a.Receivable && g.Active() {
 			if err := b.sendReceipt(tx, &sg, g, self.PublicKey(), content.StatusDelivered, a.Message.MessageID); err != nil {
 				return err
 			}

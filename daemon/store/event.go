@@ -46,12 +46,24 @@ const (
 	// EventTimer: a member set the group's disappearing-messages timer:
 	// GroupID, By, State (the timer in seconds, "0": off).
 	EventTimer EventKind = "timer"
+	// EventRecovery: a member's commit the node accepted cannot be applied,
+	// so the group moves to a successor without it: GroupID (the stuck
+	// group), By (the offender, who signed the commit), Member (the member
+	// expected to create the successor), Epoch (the last shared epoch),
+	// Detail (why).
+	EventRecovery EventKind = "recovery"
+	// EventRecovered: the group now lives on in its successor: GroupID
+	// (the successor), State (the old group's id, hex), By (the offender
+	// left out), Member (the member that created the successor), Epoch
+	// (the successor's).
+	EventRecovered EventKind = "recovered"
 )
 
 func (k EventKind) valid() bool {
 	switch k {
 	case EventMessage, EventMemberAdded, EventMemberRemoved, EventJoined, EventLeft, EventConnection, EventRejected, EventRefused,
-		EventRequest, EventContactKeyChanged, EventFork, EventEdited, EventDeleted, EventReceipt, EventTimer:
+		EventRequest, EventContactKeyChanged, EventFork, EventEdited, EventDeleted, EventReceipt, EventTimer,
+		EventRecovery, EventRecovered:
 		return true
 	}
 	return false

@@ -325,7 +325,7 @@ func (a *app) follow(ctx context.Context, c *client.Client, o recvOptions, head 
 	cursor := head
 	reconnecting := false
 	return resumeStream(ctx, func() error {
-		return a.followStream(ctx, c, &cursor, groupID, o, printed, &reconnecting)
+		return a.followStream(ctx, c, &cursor, &groupID, o, printed, &reconnecting)
 	}, func(err error) {
 		if !reconnecting {
 			a.stderrf("qpctl recv: lost qpd (%s); waiting for it to come back\n", status.Convert(err).Message())
@@ -355,8 +355,10 @@ func resumeStream(ctx context.Context, stream func() error, lost func(error)) er
 }
 
 // followStream subscribes after *cursor and handles events until the
-// stream ends, advancing *cursor past each event handled.
-func (a *app) followStream(ctx context.Context, c *client.Client, cursor *uint64, groupID string, o recvOptions, printed map[string]uint64, reconnecting *bool) error {
+// stream ends, advancing *cursor past each event handled. A group that qpd
+// recovered in a successor (its history moved there, numbers kept) is
+// followed on in the successor: *groupID moves with it.
+func (a *app) followStream(ctx context.Context, c *client.Client, cursor *uint64, groupID *string, o recvOptions, printed map[string]uint64, reconnecting *bool) error {
 	stream, err := c.Subscribe(ctx, &daemonv1.SubscribeRequest{AfterSeq: *cursor}, grpc.WaitForReady(true))
 	if err != nil {
 		return err
@@ -370,9 +372,16 @@ func (a *app) followStream(ctx context.Context, c *client.Client, cursor *uint64
 			a.stderrf("qpctl recv: qpd is back; resuming\n")
 			*reconnecting = false
 		}
+		if r := ev.GetRecovered(); r != nil {
+			printed[r.GetSuccessorId()] = max(printed[r.GetSuccessorId()], printed[r.GetGroupId()])
+			if *groupID == r.GetGroupId() {
+				*groupID = r.GetSuccessorId()
+				a.stderrf("qpctl recv: group %s continues in %s without %s\n", r.GetGroupId(), r.GetSuccessorId(), r.GetOffender())
+			}
+		}
 		m := ev.GetMessage()
 		switch {
-		case m != nil && (groupID == "" || m.GetGroupId() == groupID) && m.GetSeq() > printed[m.GetGroupId()]:
+		case m != nil && (*groupID == "" || m.GetGroupId() == *groupID) && m.GetSeq() > printed[m.GetGroupId()]:
 			if err := a.printMessage(m); err != nil {
 				return err
 			}
@@ -386,7 +395,7 @@ func (a *app) followStream(ctx context.Context, c *client.Client, cursor *uint64
 				}
 			}
 		case m == nil:
-			if err := a.printChange(ev, groupID); err != nil {
+			if err := a.printChange(ev, *groupID); err != nil {
 				return err
 			}
 		}

@@ -2492,6 +2492,8 @@ type Event struct {
 	//	*Event_Request
 	//	*Event_ContactKeyChanged
 	//	*Event_Fork
+	//	*Event_Recovery
+	//	*Event_Recovered
 	//	*Event_Edited
 	//	*Event_Deleted
 	//	*Event_Receipt
@@ -2651,6 +2653,24 @@ func (x *Event) GetFork() *ForkDetected {
 	return nil
 }
 
+func (x *Event) GetRecovery() *GroupRecovery {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_Recovery); ok {
+			return x.Recovery
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetRecovered() *GroupRecovery {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_Recovered); ok {
+			return x.Recovered
+		}
+	}
+	return nil
+}
+
 func (x *Event) GetEdited() *Message {
 	if x != nil {
 		if x, ok := x.Kind.(*Event_Edited); ok {
@@ -2735,6 +2755,14 @@ type Event_Fork struct {
 	Fork *ForkDetected `protobuf:"bytes,20,opt,name=fork,proto3,oneof"`
 }
 
+type Event_Recovery struct {
+	Recovery *GroupRecovery `protobuf:"bytes,21,opt,name=recovery,proto3,oneof"`
+}
+
+type Event_Recovered struct {
+	Recovered *GroupRecovery `protobuf:"bytes,22,opt,name=recovered,proto3,oneof"`
+}
+
 type Event_Edited struct {
 	// The author edited a message (the message as it is now).
 	Edited *Message `protobuf:"bytes,30,opt,name=edited,proto3,oneof"`
@@ -2777,6 +2805,10 @@ func (*Event_ContactKeyChanged) isEvent_Kind() {}
 
 func (*Event_Fork) isEvent_Kind() {}
 
+func (*Event_Recovery) isEvent_Kind() {}
+
+func (*Event_Recovered) isEvent_Kind() {}
+
 func (*Event_Edited) isEvent_Kind() {}
 
 func (*Event_Deleted) isEvent_Kind() {}
@@ -2784,6 +2816,111 @@ func (*Event_Deleted) isEvent_Kind() {}
 func (*Event_Receipt) isEvent_Kind() {}
 
 func (*Event_Disappearing) isEvent_Kind() {}
+
+// A member's commit that the node accepted cannot be applied (its
+// encrypted path secrets or confirmation do not check out): the group
+// cannot pass that epoch. In a `recovery` event the daemon starts moving
+// the group, without any command, to a successor group of every other
+// member of the last shared epoch, created by the leader; in a `recovered`
+// event the successor holds them all and carries the group's name,
+// history and waiting messages.
+type GroupRecovery struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stuck group's id (hex) and name.
+	GroupId   string `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	GroupName string `protobuf:"bytes,2,opt,name=group_name,json=groupName,proto3" json:"group_name,omitempty"`
+	// The member whose commit could not be applied (hex), left out.
+	Offender string `protobuf:"bytes,3,opt,name=offender,proto3" json:"offender,omitempty"`
+	// The member that creates the successor (hex).
+	Leader string `protobuf:"bytes,4,opt,name=leader,proto3" json:"leader,omitempty"`
+	// The last epoch the members shared (recovery); the successor's epoch
+	// (recovered).
+	Epoch uint64 `protobuf:"varint,5,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The successor group's id (hex), in `recovered`.
+	SuccessorId   string `protobuf:"bytes,6,opt,name=successor_id,json=successorId,proto3" json:"successor_id,omitempty"`
+	Reason        string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupRecovery) Reset() {
+	*x = GroupRecovery{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupRecovery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupRecovery) ProtoMessage() {}
+
+func (x *GroupRecovery) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupRecovery.ProtoReflect.Descriptor instead.
+func (*GroupRecovery) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *GroupRecovery) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *GroupRecovery) GetGroupName() string {
+	if x != nil {
+		return x.GroupName
+	}
+	return ""
+}
+
+func (x *GroupRecovery) GetOffender() string {
+	if x != nil {
+		return x.Offender
+	}
+	return ""
+}
+
+func (x *GroupRecovery) GetLeader() string {
+	if x != nil {
+		return x.Leader
+	}
+	return ""
+}
+
+func (x *GroupRecovery) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *GroupRecovery) GetSuccessorId() string {
+	if x != nil {
+		return x.SuccessorId
+	}
+	return ""
+}
+
+func (x *GroupRecovery) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
 
 type ReceiptEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2797,7 +2934,7 @@ type ReceiptEvent struct {
 
 func (x *ReceiptEvent) Reset() {
 	*x = ReceiptEvent{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[33]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2809,7 +2946,7 @@ func (x *ReceiptEvent) String() string {
 func (*ReceiptEvent) ProtoMessage() {}
 
 func (x *ReceiptEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[33]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2822,7 +2959,7 @@ func (x *ReceiptEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiptEvent.ProtoReflect.Descriptor instead.
 func (*ReceiptEvent) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{33}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ReceiptEvent) GetMessage() *Message {
@@ -2860,7 +2997,7 @@ type DisappearingChanged struct {
 
 func (x *DisappearingChanged) Reset() {
 	*x = DisappearingChanged{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[34]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2872,7 +3009,7 @@ func (x *DisappearingChanged) String() string {
 func (*DisappearingChanged) ProtoMessage() {}
 
 func (x *DisappearingChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[34]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2885,7 +3022,7 @@ func (x *DisappearingChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisappearingChanged.ProtoReflect.Descriptor instead.
 func (*DisappearingChanged) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{34}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *DisappearingChanged) GetGroupId() string {
@@ -2935,7 +3072,7 @@ type PolicyRefusal struct {
 
 func (x *PolicyRefusal) Reset() {
 	*x = PolicyRefusal{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[35]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2947,7 +3084,7 @@ func (x *PolicyRefusal) String() string {
 func (*PolicyRefusal) ProtoMessage() {}
 
 func (x *PolicyRefusal) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[35]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2960,7 +3097,7 @@ func (x *PolicyRefusal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyRefusal.ProtoReflect.Descriptor instead.
 func (*PolicyRefusal) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{35}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PolicyRefusal) GetGroupId() string {
@@ -3011,7 +3148,7 @@ type InvitationRequest struct {
 
 func (x *InvitationRequest) Reset() {
 	*x = InvitationRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[36]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3023,7 +3160,7 @@ func (x *InvitationRequest) String() string {
 func (*InvitationRequest) ProtoMessage() {}
 
 func (x *InvitationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[36]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3036,7 +3173,7 @@ func (x *InvitationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvitationRequest.ProtoReflect.Descriptor instead.
 func (*InvitationRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{36}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *InvitationRequest) GetId() uint64 {
@@ -3065,7 +3202,7 @@ type ContactKeyChanged struct {
 
 func (x *ContactKeyChanged) Reset() {
 	*x = ContactKeyChanged{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[37]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3077,7 +3214,7 @@ func (x *ContactKeyChanged) String() string {
 func (*ContactKeyChanged) ProtoMessage() {}
 
 func (x *ContactKeyChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[37]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3090,7 +3227,7 @@ func (x *ContactKeyChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactKeyChanged.ProtoReflect.Descriptor instead.
 func (*ContactKeyChanged) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{37}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ContactKeyChanged) GetName() string {
@@ -3129,7 +3266,7 @@ type ForkDetected struct {
 
 func (x *ForkDetected) Reset() {
 	*x = ForkDetected{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[38]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3141,7 +3278,7 @@ func (x *ForkDetected) String() string {
 func (*ForkDetected) ProtoMessage() {}
 
 func (x *ForkDetected) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[38]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3154,7 +3291,7 @@ func (x *ForkDetected) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForkDetected.ProtoReflect.Descriptor instead.
 func (*ForkDetected) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{38}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ForkDetected) GetGroupId() string {
@@ -3206,7 +3343,7 @@ type Request struct {
 
 func (x *Request) Reset() {
 	*x = Request{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[39]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3218,7 +3355,7 @@ func (x *Request) String() string {
 func (*Request) ProtoMessage() {}
 
 func (x *Request) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[39]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3231,7 +3368,7 @@ func (x *Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Request.ProtoReflect.Descriptor instead.
 func (*Request) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{39}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Request) GetId() uint64 {
@@ -3298,7 +3435,7 @@ type ListRequestsRequest struct {
 
 func (x *ListRequestsRequest) Reset() {
 	*x = ListRequestsRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[40]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3310,7 +3447,7 @@ func (x *ListRequestsRequest) String() string {
 func (*ListRequestsRequest) ProtoMessage() {}
 
 func (x *ListRequestsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[40]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3323,7 +3460,7 @@ func (x *ListRequestsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequestsRequest.ProtoReflect.Descriptor instead.
 func (*ListRequestsRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{40}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{41}
 }
 
 type ListRequestsResponse struct {
@@ -3335,7 +3472,7 @@ type ListRequestsResponse struct {
 
 func (x *ListRequestsResponse) Reset() {
 	*x = ListRequestsResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[41]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3347,7 +3484,7 @@ func (x *ListRequestsResponse) String() string {
 func (*ListRequestsResponse) ProtoMessage() {}
 
 func (x *ListRequestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[41]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3360,7 +3497,7 @@ func (x *ListRequestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequestsResponse.ProtoReflect.Descriptor instead.
 func (*ListRequestsResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{41}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListRequestsResponse) GetRequests() []*Request {
@@ -3381,7 +3518,7 @@ type AcceptRequestRequest struct {
 
 func (x *AcceptRequestRequest) Reset() {
 	*x = AcceptRequestRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[42]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3393,7 +3530,7 @@ func (x *AcceptRequestRequest) String() string {
 func (*AcceptRequestRequest) ProtoMessage() {}
 
 func (x *AcceptRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[42]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3406,7 +3543,7 @@ func (x *AcceptRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptRequestRequest.ProtoReflect.Descriptor instead.
 func (*AcceptRequestRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{42}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AcceptRequestRequest) GetId() uint64 {
@@ -3432,7 +3569,7 @@ type AcceptRequestResponse struct {
 
 func (x *AcceptRequestResponse) Reset() {
 	*x = AcceptRequestResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[43]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3444,7 +3581,7 @@ func (x *AcceptRequestResponse) String() string {
 func (*AcceptRequestResponse) ProtoMessage() {}
 
 func (x *AcceptRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[43]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3457,7 +3594,7 @@ func (x *AcceptRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptRequestResponse.ProtoReflect.Descriptor instead.
 func (*AcceptRequestResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{43}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AcceptRequestResponse) GetGroup() *Group {
@@ -3476,7 +3613,7 @@ type DeclineRequestRequest struct {
 
 func (x *DeclineRequestRequest) Reset() {
 	*x = DeclineRequestRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[44]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3488,7 +3625,7 @@ func (x *DeclineRequestRequest) String() string {
 func (*DeclineRequestRequest) ProtoMessage() {}
 
 func (x *DeclineRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[44]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3501,7 +3638,7 @@ func (x *DeclineRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeclineRequestRequest.ProtoReflect.Descriptor instead.
 func (*DeclineRequestRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{44}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DeclineRequestRequest) GetId() uint64 {
@@ -3519,7 +3656,7 @@ type DeclineRequestResponse struct {
 
 func (x *DeclineRequestResponse) Reset() {
 	*x = DeclineRequestResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[45]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3531,7 +3668,7 @@ func (x *DeclineRequestResponse) String() string {
 func (*DeclineRequestResponse) ProtoMessage() {}
 
 func (x *DeclineRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[45]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3544,7 +3681,7 @@ func (x *DeclineRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeclineRequestResponse.ProtoReflect.Descriptor instead.
 func (*DeclineRequestResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{45}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{46}
 }
 
 type BlockRequest struct {
@@ -3557,7 +3694,7 @@ type BlockRequest struct {
 
 func (x *BlockRequest) Reset() {
 	*x = BlockRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[46]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3569,7 +3706,7 @@ func (x *BlockRequest) String() string {
 func (*BlockRequest) ProtoMessage() {}
 
 func (x *BlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[46]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3582,7 +3719,7 @@ func (x *BlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockRequest.ProtoReflect.Descriptor instead.
 func (*BlockRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{46}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *BlockRequest) GetIdentity() string {
@@ -3602,7 +3739,7 @@ type BlockResponse struct {
 
 func (x *BlockResponse) Reset() {
 	*x = BlockResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[47]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3614,7 +3751,7 @@ func (x *BlockResponse) String() string {
 func (*BlockResponse) ProtoMessage() {}
 
 func (x *BlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[47]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3627,7 +3764,7 @@ func (x *BlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockResponse.ProtoReflect.Descriptor instead.
 func (*BlockResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{47}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *BlockResponse) GetRequestsDeleted() uint32 {
@@ -3646,7 +3783,7 @@ type UnblockRequest struct {
 
 func (x *UnblockRequest) Reset() {
 	*x = UnblockRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[48]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3658,7 +3795,7 @@ func (x *UnblockRequest) String() string {
 func (*UnblockRequest) ProtoMessage() {}
 
 func (x *UnblockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[48]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3671,7 +3808,7 @@ func (x *UnblockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnblockRequest.ProtoReflect.Descriptor instead.
 func (*UnblockRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{48}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *UnblockRequest) GetIdentity() string {
@@ -3689,7 +3826,7 @@ type UnblockResponse struct {
 
 func (x *UnblockResponse) Reset() {
 	*x = UnblockResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[49]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3701,7 +3838,7 @@ func (x *UnblockResponse) String() string {
 func (*UnblockResponse) ProtoMessage() {}
 
 func (x *UnblockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[49]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3714,7 +3851,7 @@ func (x *UnblockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnblockResponse.ProtoReflect.Descriptor instead.
 func (*UnblockResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{49}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{50}
 }
 
 type Contact struct {
@@ -3733,7 +3870,7 @@ type Contact struct {
 
 func (x *Contact) Reset() {
 	*x = Contact{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[50]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3745,7 +3882,7 @@ func (x *Contact) String() string {
 func (*Contact) ProtoMessage() {}
 
 func (x *Contact) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[50]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3758,7 +3895,7 @@ func (x *Contact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Contact.ProtoReflect.Descriptor instead.
 func (*Contact) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{50}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *Contact) GetIdentity() string {
@@ -3813,7 +3950,7 @@ type AddContactRequest struct {
 
 func (x *AddContactRequest) Reset() {
 	*x = AddContactRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[51]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3825,7 +3962,7 @@ func (x *AddContactRequest) String() string {
 func (*AddContactRequest) ProtoMessage() {}
 
 func (x *AddContactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[51]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3838,7 +3975,7 @@ func (x *AddContactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddContactRequest.ProtoReflect.Descriptor instead.
 func (*AddContactRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{51}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *AddContactRequest) GetIdentity() string {
@@ -3866,7 +4003,7 @@ type AddContactResponse struct {
 
 func (x *AddContactResponse) Reset() {
 	*x = AddContactResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[52]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3878,7 +4015,7 @@ func (x *AddContactResponse) String() string {
 func (*AddContactResponse) ProtoMessage() {}
 
 func (x *AddContactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[52]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3891,7 +4028,7 @@ func (x *AddContactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddContactResponse.ProtoReflect.Descriptor instead.
 func (*AddContactResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{52}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *AddContactResponse) GetContact() *Contact {
@@ -3916,7 +4053,7 @@ type ListContactsRequest struct {
 
 func (x *ListContactsRequest) Reset() {
 	*x = ListContactsRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[53]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3928,7 +4065,7 @@ func (x *ListContactsRequest) String() string {
 func (*ListContactsRequest) ProtoMessage() {}
 
 func (x *ListContactsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[53]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3941,7 +4078,7 @@ func (x *ListContactsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContactsRequest.ProtoReflect.Descriptor instead.
 func (*ListContactsRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{53}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{54}
 }
 
 type ListContactsResponse struct {
@@ -3953,7 +4090,7 @@ type ListContactsResponse struct {
 
 func (x *ListContactsResponse) Reset() {
 	*x = ListContactsResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[54]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3965,7 +4102,7 @@ func (x *ListContactsResponse) String() string {
 func (*ListContactsResponse) ProtoMessage() {}
 
 func (x *ListContactsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[54]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3978,7 +4115,7 @@ func (x *ListContactsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContactsResponse.ProtoReflect.Descriptor instead.
 func (*ListContactsResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{54}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListContactsResponse) GetContacts() []*Contact {
@@ -3998,7 +4135,7 @@ type RemoveContactRequest struct {
 
 func (x *RemoveContactRequest) Reset() {
 	*x = RemoveContactRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[55]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4010,7 +4147,7 @@ func (x *RemoveContactRequest) String() string {
 func (*RemoveContactRequest) ProtoMessage() {}
 
 func (x *RemoveContactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[55]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4023,7 +4160,7 @@ func (x *RemoveContactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContactRequest.ProtoReflect.Descriptor instead.
 func (*RemoveContactRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{55}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *RemoveContactRequest) GetContact() string {
@@ -4041,7 +4178,7 @@ type RemoveContactResponse struct {
 
 func (x *RemoveContactResponse) Reset() {
 	*x = RemoveContactResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[56]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4053,7 +4190,7 @@ func (x *RemoveContactResponse) String() string {
 func (*RemoveContactResponse) ProtoMessage() {}
 
 func (x *RemoveContactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[56]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4066,7 +4203,7 @@ func (x *RemoveContactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContactResponse.ProtoReflect.Descriptor instead.
 func (*RemoveContactResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{56}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{57}
 }
 
 type SafetyNumberRequest struct {
@@ -4079,7 +4216,7 @@ type SafetyNumberRequest struct {
 
 func (x *SafetyNumberRequest) Reset() {
 	*x = SafetyNumberRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[57]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4091,7 +4228,7 @@ func (x *SafetyNumberRequest) String() string {
 func (*SafetyNumberRequest) ProtoMessage() {}
 
 func (x *SafetyNumberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[57]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4104,7 +4241,7 @@ func (x *SafetyNumberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SafetyNumberRequest.ProtoReflect.Descriptor instead.
 func (*SafetyNumberRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{57}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *SafetyNumberRequest) GetContact() string {
@@ -4128,7 +4265,7 @@ type SafetyNumberResponse struct {
 
 func (x *SafetyNumberResponse) Reset() {
 	*x = SafetyNumberResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[58]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4140,7 +4277,7 @@ func (x *SafetyNumberResponse) String() string {
 func (*SafetyNumberResponse) ProtoMessage() {}
 
 func (x *SafetyNumberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[58]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4153,7 +4290,7 @@ func (x *SafetyNumberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SafetyNumberResponse.ProtoReflect.Descriptor instead.
 func (*SafetyNumberResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{58}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *SafetyNumberResponse) GetDigits() string {
@@ -4188,7 +4325,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[59]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4200,7 +4337,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[59]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4213,7 +4350,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{59}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *VerifyRequest) GetContact() string {
@@ -4239,7 +4376,7 @@ type VerifyResponse struct {
 
 func (x *VerifyResponse) Reset() {
 	*x = VerifyResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[60]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4251,7 +4388,7 @@ func (x *VerifyResponse) String() string {
 func (*VerifyResponse) ProtoMessage() {}
 
 func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[60]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4264,7 +4401,7 @@ func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResponse.ProtoReflect.Descriptor instead.
 func (*VerifyResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{60}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *VerifyResponse) GetContact() *Contact {
@@ -4291,7 +4428,7 @@ type RejectedEnvelope struct {
 
 func (x *RejectedEnvelope) Reset() {
 	*x = RejectedEnvelope{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[61]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4303,7 +4440,7 @@ func (x *RejectedEnvelope) String() string {
 func (*RejectedEnvelope) ProtoMessage() {}
 
 func (x *RejectedEnvelope) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[61]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4316,7 +4453,7 @@ func (x *RejectedEnvelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectedEnvelope.ProtoReflect.Descriptor instead.
 func (*RejectedEnvelope) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{61}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RejectedEnvelope) GetGroupId() string {
@@ -4362,7 +4499,7 @@ type MemberEvent struct {
 
 func (x *MemberEvent) Reset() {
 	*x = MemberEvent{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[62]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4374,7 +4511,7 @@ func (x *MemberEvent) String() string {
 func (*MemberEvent) ProtoMessage() {}
 
 func (x *MemberEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[62]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4387,7 +4524,7 @@ func (x *MemberEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberEvent.ProtoReflect.Descriptor instead.
 func (*MemberEvent) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{62}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *MemberEvent) GetGroupId() string {
@@ -4435,7 +4572,7 @@ type RemoveRequest struct {
 
 func (x *RemoveRequest) Reset() {
 	*x = RemoveRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[63]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4447,7 +4584,7 @@ func (x *RemoveRequest) String() string {
 func (*RemoveRequest) ProtoMessage() {}
 
 func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[63]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4460,7 +4597,7 @@ func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{63}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *RemoveRequest) GetGroup() string {
@@ -4486,7 +4623,7 @@ type RemoveResponse struct {
 
 func (x *RemoveResponse) Reset() {
 	*x = RemoveResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[64]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4498,7 +4635,7 @@ func (x *RemoveResponse) String() string {
 func (*RemoveResponse) ProtoMessage() {}
 
 func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[64]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4511,7 +4648,7 @@ func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveResponse.ProtoReflect.Descriptor instead.
 func (*RemoveResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{64}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *RemoveResponse) GetGroup() *Group {
@@ -4530,7 +4667,7 @@ type LeaveRequest struct {
 
 func (x *LeaveRequest) Reset() {
 	*x = LeaveRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[65]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4542,7 +4679,7 @@ func (x *LeaveRequest) String() string {
 func (*LeaveRequest) ProtoMessage() {}
 
 func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[65]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4555,7 +4692,7 @@ func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{65}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *LeaveRequest) GetGroup() string {
@@ -4573,7 +4710,7 @@ type LeaveResponse struct {
 
 func (x *LeaveResponse) Reset() {
 	*x = LeaveResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[66]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4585,7 +4722,7 @@ func (x *LeaveResponse) String() string {
 func (*LeaveResponse) ProtoMessage() {}
 
 func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[66]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4598,7 +4735,7 @@ func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveResponse.ProtoReflect.Descriptor instead.
 func (*LeaveResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{66}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{67}
 }
 
 type UpdateRequest struct {
@@ -4611,7 +4748,7 @@ type UpdateRequest struct {
 
 func (x *UpdateRequest) Reset() {
 	*x = UpdateRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[67]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4623,7 +4760,7 @@ func (x *UpdateRequest) String() string {
 func (*UpdateRequest) ProtoMessage() {}
 
 func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[67]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4636,7 +4773,7 @@ func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{67}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *UpdateRequest) GetGroup() string {
@@ -4655,7 +4792,7 @@ type UpdateResponse struct {
 
 func (x *UpdateResponse) Reset() {
 	*x = UpdateResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[68]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4667,7 +4804,7 @@ func (x *UpdateResponse) String() string {
 func (*UpdateResponse) ProtoMessage() {}
 
 func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[68]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4680,7 +4817,7 @@ func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateResponse.ProtoReflect.Descriptor instead.
 func (*UpdateResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{68}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *UpdateResponse) GetGroups() []*Group {
@@ -4868,7 +5005,7 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x04more\x18\x03 \x01(\bR\x04more\"J\n" +
 	"\x10SubscribeRequest\x12\x1b\n" +
 	"\tafter_seq\x18\x01 \x01(\x04R\bafterSeq\x12\x19\n" +
-	"\bfrom_now\x18\x02 \x01(\bR\afromNow\"\xcb\a\n" +
+	"\bfrom_now\x18\x02 \x01(\bR\afromNow\"\xc5\b\n" +
 	"\x05Event\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x122\n" +
@@ -4885,12 +5022,23 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\arefused\x18\x11 \x01(\v2\x1c.qpq.daemon.v1.PolicyRefusalH\x00R\arefused\x12<\n" +
 	"\arequest\x18\x12 \x01(\v2 .qpq.daemon.v1.InvitationRequestH\x00R\arequest\x12R\n" +
 	"\x13contact_key_changed\x18\x13 \x01(\v2 .qpq.daemon.v1.ContactKeyChangedH\x00R\x11contactKeyChanged\x121\n" +
-	"\x04fork\x18\x14 \x01(\v2\x1b.qpq.daemon.v1.ForkDetectedH\x00R\x04fork\x120\n" +
+	"\x04fork\x18\x14 \x01(\v2\x1b.qpq.daemon.v1.ForkDetectedH\x00R\x04fork\x12:\n" +
+	"\brecovery\x18\x15 \x01(\v2\x1c.qpq.daemon.v1.GroupRecoveryH\x00R\brecovery\x12<\n" +
+	"\trecovered\x18\x16 \x01(\v2\x1c.qpq.daemon.v1.GroupRecoveryH\x00R\trecovered\x120\n" +
 	"\x06edited\x18\x1e \x01(\v2\x16.qpq.daemon.v1.MessageH\x00R\x06edited\x122\n" +
 	"\adeleted\x18\x1f \x01(\v2\x16.qpq.daemon.v1.MessageH\x00R\adeleted\x127\n" +
 	"\areceipt\x18  \x01(\v2\x1b.qpq.daemon.v1.ReceiptEventH\x00R\areceipt\x12H\n" +
 	"\fdisappearing\x18! \x01(\v2\".qpq.daemon.v1.DisappearingChangedH\x00R\fdisappearingB\x06\n" +
-	"\x04kind\"\x8d\x01\n" +
+	"\x04kind\"\xce\x01\n" +
+	"\rGroupRecovery\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1d\n" +
+	"\n" +
+	"group_name\x18\x02 \x01(\tR\tgroupName\x12\x1a\n" +
+	"\boffender\x18\x03 \x01(\tR\boffender\x12\x16\n" +
+	"\x06leader\x18\x04 \x01(\tR\x06leader\x12\x14\n" +
+	"\x05epoch\x18\x05 \x01(\x04R\x05epoch\x12!\n" +
+	"\fsuccessor_id\x18\x06 \x01(\tR\vsuccessorId\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\"\x8d\x01\n" +
 	"\fReceiptEvent\x120\n" +
 	"\amessage\x18\x01 \x01(\v2\x16.qpq.daemon.v1.MessageR\amessage\x120\n" +
 	"\areceipt\x18\x02 \x01(\v2\x16.qpq.daemon.v1.ReceiptR\areceipt\x12\x19\n" +
@@ -5074,7 +5222,7 @@ func file_qpq_daemon_v1_daemon_proto_rawDescGZIP() []byte {
 }
 
 var file_qpq_daemon_v1_daemon_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_qpq_daemon_v1_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 69)
+var file_qpq_daemon_v1_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 70)
 var file_qpq_daemon_v1_daemon_proto_goTypes = []any{
 	(ConnectionState)(0),           // 0: qpq.daemon.v1.ConnectionState
 	(DeliveryState)(0),             // 1: qpq.daemon.v1.DeliveryState
@@ -5113,173 +5261,176 @@ var file_qpq_daemon_v1_daemon_proto_goTypes = []any{
 	(*MessagesResponse)(nil),       // 34: qpq.daemon.v1.MessagesResponse
 	(*SubscribeRequest)(nil),       // 35: qpq.daemon.v1.SubscribeRequest
 	(*Event)(nil),                  // 36: qpq.daemon.v1.Event
-	(*ReceiptEvent)(nil),           // 37: qpq.daemon.v1.ReceiptEvent
-	(*DisappearingChanged)(nil),    // 38: qpq.daemon.v1.DisappearingChanged
-	(*PolicyRefusal)(nil),          // 39: qpq.daemon.v1.PolicyRefusal
-	(*InvitationRequest)(nil),      // 40: qpq.daemon.v1.InvitationRequest
-	(*ContactKeyChanged)(nil),      // 41: qpq.daemon.v1.ContactKeyChanged
-	(*ForkDetected)(nil),           // 42: qpq.daemon.v1.ForkDetected
-	(*Request)(nil),                // 43: qpq.daemon.v1.Request
-	(*ListRequestsRequest)(nil),    // 44: qpq.daemon.v1.ListRequestsRequest
-	(*ListRequestsResponse)(nil),   // 45: qpq.daemon.v1.ListRequestsResponse
-	(*AcceptRequestRequest)(nil),   // 46: qpq.daemon.v1.AcceptRequestRequest
-	(*AcceptRequestResponse)(nil),  // 47: qpq.daemon.v1.AcceptRequestResponse
-	(*DeclineRequestRequest)(nil),  // 48: qpq.daemon.v1.DeclineRequestRequest
-	(*DeclineRequestResponse)(nil), // 49: qpq.daemon.v1.DeclineRequestResponse
-	(*BlockRequest)(nil),           // 50: qpq.daemon.v1.BlockRequest
-	(*BlockResponse)(nil),          // 51: qpq.daemon.v1.BlockResponse
-	(*UnblockRequest)(nil),         // 52: qpq.daemon.v1.UnblockRequest
-	(*UnblockResponse)(nil),        // 53: qpq.daemon.v1.UnblockResponse
-	(*Contact)(nil),                // 54: qpq.daemon.v1.Contact
-	(*AddContactRequest)(nil),      // 55: qpq.daemon.v1.AddContactRequest
-	(*AddContactResponse)(nil),     // 56: qpq.daemon.v1.AddContactResponse
-	(*ListContactsRequest)(nil),    // 57: qpq.daemon.v1.ListContactsRequest
-	(*ListContactsResponse)(nil),   // 58: qpq.daemon.v1.ListContactsResponse
-	(*RemoveContactRequest)(nil),   // 59: qpq.daemon.v1.RemoveContactRequest
-	(*RemoveContactResponse)(nil),  // 60: qpq.daemon.v1.RemoveContactResponse
-	(*SafetyNumberRequest)(nil),    // 61: qpq.daemon.v1.SafetyNumberRequest
-	(*SafetyNumberResponse)(nil),   // 62: qpq.daemon.v1.SafetyNumberResponse
-	(*VerifyRequest)(nil),          // 63: qpq.daemon.v1.VerifyRequest
-	(*VerifyResponse)(nil),         // 64: qpq.daemon.v1.VerifyResponse
-	(*RejectedEnvelope)(nil),       // 65: qpq.daemon.v1.RejectedEnvelope
-	(*MemberEvent)(nil),            // 66: qpq.daemon.v1.MemberEvent
-	(*RemoveRequest)(nil),          // 67: qpq.daemon.v1.RemoveRequest
-	(*RemoveResponse)(nil),         // 68: qpq.daemon.v1.RemoveResponse
-	(*LeaveRequest)(nil),           // 69: qpq.daemon.v1.LeaveRequest
-	(*LeaveResponse)(nil),          // 70: qpq.daemon.v1.LeaveResponse
-	(*UpdateRequest)(nil),          // 71: qpq.daemon.v1.UpdateRequest
-	(*UpdateResponse)(nil),         // 72: qpq.daemon.v1.UpdateResponse
-	(*timestamppb.Timestamp)(nil),  // 73: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 74: google.protobuf.Duration
+	(*GroupRecovery)(nil),          // 37: qpq.daemon.v1.GroupRecovery
+	(*ReceiptEvent)(nil),           // 38: qpq.daemon.v1.ReceiptEvent
+	(*DisappearingChanged)(nil),    // 39: qpq.daemon.v1.DisappearingChanged
+	(*PolicyRefusal)(nil),          // 40: qpq.daemon.v1.PolicyRefusal
+	(*InvitationRequest)(nil),      // 41: qpq.daemon.v1.InvitationRequest
+	(*ContactKeyChanged)(nil),      // 42: qpq.daemon.v1.ContactKeyChanged
+	(*ForkDetected)(nil),           // 43: qpq.daemon.v1.ForkDetected
+	(*Request)(nil),                // 44: qpq.daemon.v1.Request
+	(*ListRequestsRequest)(nil),    // 45: qpq.daemon.v1.ListRequestsRequest
+	(*ListRequestsResponse)(nil),   // 46: qpq.daemon.v1.ListRequestsResponse
+	(*AcceptRequestRequest)(nil),   // 47: qpq.daemon.v1.AcceptRequestRequest
+	(*AcceptRequestResponse)(nil),  // 48: qpq.daemon.v1.AcceptRequestResponse
+	(*DeclineRequestRequest)(nil),  // 49: qpq.daemon.v1.DeclineRequestRequest
+	(*DeclineRequestResponse)(nil), // 50: qpq.daemon.v1.DeclineRequestResponse
+	(*BlockRequest)(nil),           // 51: qpq.daemon.v1.BlockRequest
+	(*BlockResponse)(nil),          // 52: qpq.daemon.v1.BlockResponse
+	(*UnblockRequest)(nil),         // 53: qpq.daemon.v1.UnblockRequest
+	(*UnblockResponse)(nil),        // 54: qpq.daemon.v1.UnblockResponse
+	(*Contact)(nil),                // 55: qpq.daemon.v1.Contact
+	(*AddContactRequest)(nil),      // 56: qpq.daemon.v1.AddContactRequest
+	(*AddContactResponse)(nil),     // 57: qpq.daemon.v1.AddContactResponse
+	(*ListContactsRequest)(nil),    // 58: qpq.daemon.v1.ListContactsRequest
+	(*ListContactsResponse)(nil),   // 59: qpq.daemon.v1.ListContactsResponse
+	(*RemoveContactRequest)(nil),   // 60: qpq.daemon.v1.RemoveContactRequest
+	(*RemoveContactResponse)(nil),  // 61: qpq.daemon.v1.RemoveContactResponse
+	(*SafetyNumberRequest)(nil),    // 62: qpq.daemon.v1.SafetyNumberRequest
+	(*SafetyNumberResponse)(nil),   // 63: qpq.daemon.v1.SafetyNumberResponse
+	(*VerifyRequest)(nil),          // 64: qpq.daemon.v1.VerifyRequest
+	(*VerifyResponse)(nil),         // 65: qpq.daemon.v1.VerifyResponse
+	(*RejectedEnvelope)(nil),       // 66: qpq.daemon.v1.RejectedEnvelope
+	(*MemberEvent)(nil),            // 67: qpq.daemon.v1.MemberEvent
+	(*RemoveRequest)(nil),          // 68: qpq.daemon.v1.RemoveRequest
+	(*RemoveResponse)(nil),         // 69: qpq.daemon.v1.RemoveResponse
+	(*LeaveRequest)(nil),           // 70: qpq.daemon.v1.LeaveRequest
+	(*LeaveResponse)(nil),          // 71: qpq.daemon.v1.LeaveResponse
+	(*UpdateRequest)(nil),          // 72: qpq.daemon.v1.UpdateRequest
+	(*UpdateResponse)(nil),         // 73: qpq.daemon.v1.UpdateResponse
+	(*timestamppb.Timestamp)(nil),  // 74: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 75: google.protobuf.Duration
 }
 var file_qpq_daemon_v1_daemon_proto_depIdxs = []int32{
 	0,  // 0: qpq.daemon.v1.NodeConnection.state:type_name -> qpq.daemon.v1.ConnectionState
-	73, // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
+	74, // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
 	4,  // 2: qpq.daemon.v1.StatusResponse.node:type_name -> qpq.daemon.v1.NodeConnection
-	74, // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
-	73, // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
-	73, // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
-	73, // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
-	74, // 7: qpq.daemon.v1.Group.disappear_after:type_name -> google.protobuf.Duration
+	75, // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
+	74, // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
+	74, // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
+	74, // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
+	75, // 7: qpq.daemon.v1.Group.disappear_after:type_name -> google.protobuf.Duration
 	13, // 8: qpq.daemon.v1.CreateGroupResponse.group:type_name -> qpq.daemon.v1.Group
 	13, // 9: qpq.daemon.v1.InviteResponse.group:type_name -> qpq.daemon.v1.Group
-	74, // 10: qpq.daemon.v1.JoinRequest.wait:type_name -> google.protobuf.Duration
+	75, // 10: qpq.daemon.v1.JoinRequest.wait:type_name -> google.protobuf.Duration
 	13, // 11: qpq.daemon.v1.JoinResponse.joined:type_name -> qpq.daemon.v1.Group
 	13, // 12: qpq.daemon.v1.ListGroupsResponse.groups:type_name -> qpq.daemon.v1.Group
 	13, // 13: qpq.daemon.v1.MembersResponse.group:type_name -> qpq.daemon.v1.Group
 	14, // 14: qpq.daemon.v1.MembersResponse.members:type_name -> qpq.daemon.v1.Member
-	74, // 15: qpq.daemon.v1.SendRequest.wait:type_name -> google.protobuf.Duration
-	74, // 16: qpq.daemon.v1.ReactRequest.wait:type_name -> google.protobuf.Duration
-	74, // 17: qpq.daemon.v1.EditRequest.wait:type_name -> google.protobuf.Duration
-	74, // 18: qpq.daemon.v1.DeleteRequest.wait:type_name -> google.protobuf.Duration
-	74, // 19: qpq.daemon.v1.SetDisappearingRequest.after:type_name -> google.protobuf.Duration
-	74, // 20: qpq.daemon.v1.SetDisappearingRequest.wait:type_name -> google.protobuf.Duration
+	75, // 15: qpq.daemon.v1.SendRequest.wait:type_name -> google.protobuf.Duration
+	75, // 16: qpq.daemon.v1.ReactRequest.wait:type_name -> google.protobuf.Duration
+	75, // 17: qpq.daemon.v1.EditRequest.wait:type_name -> google.protobuf.Duration
+	75, // 18: qpq.daemon.v1.DeleteRequest.wait:type_name -> google.protobuf.Duration
+	75, // 19: qpq.daemon.v1.SetDisappearingRequest.after:type_name -> google.protobuf.Duration
+	75, // 20: qpq.daemon.v1.SetDisappearingRequest.wait:type_name -> google.protobuf.Duration
 	1,  // 21: qpq.daemon.v1.SendResponse.state:type_name -> qpq.daemon.v1.DeliveryState
-	73, // 22: qpq.daemon.v1.SendResponse.unreachable_since:type_name -> google.protobuf.Timestamp
-	73, // 23: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
-	73, // 24: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
+	74, // 22: qpq.daemon.v1.SendResponse.unreachable_since:type_name -> google.protobuf.Timestamp
+	74, // 23: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
+	74, // 24: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
 	2,  // 25: qpq.daemon.v1.Message.kind:type_name -> qpq.daemon.v1.MessageKind
-	73, // 26: qpq.daemon.v1.Message.edited_at:type_name -> google.protobuf.Timestamp
-	73, // 27: qpq.daemon.v1.Message.expires_at:type_name -> google.protobuf.Timestamp
+	74, // 26: qpq.daemon.v1.Message.edited_at:type_name -> google.protobuf.Timestamp
+	74, // 27: qpq.daemon.v1.Message.expires_at:type_name -> google.protobuf.Timestamp
 	32, // 28: qpq.daemon.v1.Message.receipts:type_name -> qpq.daemon.v1.Receipt
 	3,  // 29: qpq.daemon.v1.Receipt.status:type_name -> qpq.daemon.v1.ReceiptStatus
-	73, // 30: qpq.daemon.v1.Receipt.at:type_name -> google.protobuf.Timestamp
-	74, // 31: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
-	73, // 32: qpq.daemon.v1.MessagesRequest.since:type_name -> google.protobuf.Timestamp
+	74, // 30: qpq.daemon.v1.Receipt.at:type_name -> google.protobuf.Timestamp
+	75, // 31: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
+	74, // 32: qpq.daemon.v1.MessagesRequest.since:type_name -> google.protobuf.Timestamp
 	31, // 33: qpq.daemon.v1.MessagesResponse.messages:type_name -> qpq.daemon.v1.Message
-	73, // 34: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
+	74, // 34: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
 	31, // 35: qpq.daemon.v1.Event.message:type_name -> qpq.daemon.v1.Message
-	66, // 36: qpq.daemon.v1.Event.member_added:type_name -> qpq.daemon.v1.MemberEvent
-	66, // 37: qpq.daemon.v1.Event.member_removed:type_name -> qpq.daemon.v1.MemberEvent
+	67, // 36: qpq.daemon.v1.Event.member_added:type_name -> qpq.daemon.v1.MemberEvent
+	67, // 37: qpq.daemon.v1.Event.member_removed:type_name -> qpq.daemon.v1.MemberEvent
 	13, // 38: qpq.daemon.v1.Event.joined:type_name -> qpq.daemon.v1.Group
 	4,  // 39: qpq.daemon.v1.Event.connection:type_name -> qpq.daemon.v1.NodeConnection
 	13, // 40: qpq.daemon.v1.Event.left:type_name -> qpq.daemon.v1.Group
-	65, // 41: qpq.daemon.v1.Event.rejected:type_name -> qpq.daemon.v1.RejectedEnvelope
-	39, // 42: qpq.daemon.v1.Event.refused:type_name -> qpq.daemon.v1.PolicyRefusal
-	40, // 43: qpq.daemon.v1.Event.request:type_name -> qpq.daemon.v1.InvitationRequest
-	41, // 44: qpq.daemon.v1.Event.contact_key_changed:type_name -> qpq.daemon.v1.ContactKeyChanged
-	42, // 45: qpq.daemon.v1.Event.fork:type_name -> qpq.daemon.v1.ForkDetected
-	31, // 46: qpq.daemon.v1.Event.edited:type_name -> qpq.daemon.v1.Message
-	31, // 47: qpq.daemon.v1.Event.deleted:type_name -> qpq.daemon.v1.Message
-	37, // 48: qpq.daemon.v1.Event.receipt:type_name -> qpq.daemon.v1.ReceiptEvent
-	38, // 49: qpq.daemon.v1.Event.disappearing:type_name -> qpq.daemon.v1.DisappearingChanged
-	31, // 50: qpq.daemon.v1.ReceiptEvent.message:type_name -> qpq.daemon.v1.Message
-	32, // 51: qpq.daemon.v1.ReceiptEvent.receipt:type_name -> qpq.daemon.v1.Receipt
-	74, // 52: qpq.daemon.v1.DisappearingChanged.after:type_name -> google.protobuf.Duration
-	73, // 53: qpq.daemon.v1.Request.received_at:type_name -> google.protobuf.Timestamp
-	43, // 54: qpq.daemon.v1.ListRequestsResponse.requests:type_name -> qpq.daemon.v1.Request
-	13, // 55: qpq.daemon.v1.AcceptRequestResponse.group:type_name -> qpq.daemon.v1.Group
-	73, // 56: qpq.daemon.v1.Contact.added_at:type_name -> google.protobuf.Timestamp
-	73, // 57: qpq.daemon.v1.Contact.verified_at:type_name -> google.protobuf.Timestamp
-	54, // 58: qpq.daemon.v1.AddContactResponse.contact:type_name -> qpq.daemon.v1.Contact
-	54, // 59: qpq.daemon.v1.ListContactsResponse.contacts:type_name -> qpq.daemon.v1.Contact
-	54, // 60: qpq.daemon.v1.SafetyNumberResponse.contact:type_name -> qpq.daemon.v1.Contact
-	54, // 61: qpq.daemon.v1.VerifyResponse.contact:type_name -> qpq.daemon.v1.Contact
-	13, // 62: qpq.daemon.v1.RemoveResponse.group:type_name -> qpq.daemon.v1.Group
-	13, // 63: qpq.daemon.v1.UpdateResponse.groups:type_name -> qpq.daemon.v1.Group
-	5,  // 64: qpq.daemon.v1.Daemon.Status:input_type -> qpq.daemon.v1.StatusRequest
-	7,  // 65: qpq.daemon.v1.Daemon.Register:input_type -> qpq.daemon.v1.RegisterRequest
-	9,  // 66: qpq.daemon.v1.Daemon.Ping:input_type -> qpq.daemon.v1.PingRequest
-	11, // 67: qpq.daemon.v1.Daemon.FetchKey:input_type -> qpq.daemon.v1.FetchKeyRequest
-	15, // 68: qpq.daemon.v1.Daemon.CreateGroup:input_type -> qpq.daemon.v1.CreateGroupRequest
-	17, // 69: qpq.daemon.v1.Daemon.Invite:input_type -> qpq.daemon.v1.InviteRequest
-	19, // 70: qpq.daemon.v1.Daemon.Join:input_type -> qpq.daemon.v1.JoinRequest
-	21, // 71: qpq.daemon.v1.Daemon.ListGroups:input_type -> qpq.daemon.v1.ListGroupsRequest
-	23, // 72: qpq.daemon.v1.Daemon.Members:input_type -> qpq.daemon.v1.MembersRequest
-	25, // 73: qpq.daemon.v1.Daemon.Send:input_type -> qpq.daemon.v1.SendRequest
-	26, // 74: qpq.daemon.v1.Daemon.React:input_type -> qpq.daemon.v1.ReactRequest
-	27, // 75: qpq.daemon.v1.Daemon.Edit:input_type -> qpq.daemon.v1.EditRequest
-	28, // 76: qpq.daemon.v1.Daemon.Delete:input_type -> qpq.daemon.v1.DeleteRequest
-	29, // 77: qpq.daemon.v1.Daemon.SetDisappearing:input_type -> qpq.daemon.v1.SetDisappearingRequest
-	33, // 78: qpq.daemon.v1.Daemon.Messages:input_type -> qpq.daemon.v1.MessagesRequest
-	35, // 79: qpq.daemon.v1.Daemon.Subscribe:input_type -> qpq.daemon.v1.SubscribeRequest
-	67, // 80: qpq.daemon.v1.Daemon.Remove:input_type -> qpq.daemon.v1.RemoveRequest
-	69, // 81: qpq.daemon.v1.Daemon.Leave:input_type -> qpq.daemon.v1.LeaveRequest
-	71, // 82: qpq.daemon.v1.Daemon.Update:input_type -> qpq.daemon.v1.UpdateRequest
-	44, // 83: qpq.daemon.v1.Daemon.ListRequests:input_type -> qpq.daemon.v1.ListRequestsRequest
-	46, // 84: qpq.daemon.v1.Daemon.AcceptRequest:input_type -> qpq.daemon.v1.AcceptRequestRequest
-	48, // 85: qpq.daemon.v1.Daemon.DeclineRequest:input_type -> qpq.daemon.v1.DeclineRequestRequest
-	50, // 86: qpq.daemon.v1.Daemon.Block:input_type -> qpq.daemon.v1.BlockRequest
-	52, // 87: qpq.daemon.v1.Daemon.Unblock:input_type -> qpq.daemon.v1.UnblockRequest
-	55, // 88: qpq.daemon.v1.Daemon.AddContact:input_type -> qpq.daemon.v1.AddContactRequest
-	57, // 89: qpq.daemon.v1.Daemon.ListContacts:input_type -> qpq.daemon.v1.ListContactsRequest
-	59, // 90: qpq.daemon.v1.Daemon.RemoveContact:input_type -> qpq.daemon.v1.RemoveContactRequest
-	61, // 91: qpq.daemon.v1.Daemon.SafetyNumber:input_type -> qpq.daemon.v1.SafetyNumberRequest
-	63, // 92: qpq.daemon.v1.Daemon.Verify:input_type -> qpq.daemon.v1.VerifyRequest
-	6,  // 93: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
-	8,  // 94: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
-	10, // 95: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
-	12, // 96: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
-	16, // 97: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
-	18, // 98: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
-	20, // 99: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
-	22, // 100: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
-	24, // 101: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
-	30, // 102: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
-	30, // 103: qpq.daemon.v1.Daemon.React:output_type -> qpq.daemon.v1.SendResponse
-	30, // 104: qpq.daemon.v1.Daemon.Edit:output_type -> qpq.daemon.v1.SendResponse
-	30, // 105: qpq.daemon.v1.Daemon.Delete:output_type -> qpq.daemon.v1.SendResponse
-	30, // 106: qpq.daemon.v1.Daemon.SetDisappearing:output_type -> qpq.daemon.v1.SendResponse
-	34, // 107: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
-	36, // 108: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
-	68, // 109: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
-	70, // 110: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
-	72, // 111: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
-	45, // 112: qpq.daemon.v1.Daemon.ListRequests:output_type -> qpq.daemon.v1.ListRequestsResponse
-	47, // 113: qpq.daemon.v1.Daemon.AcceptRequest:output_type -> qpq.daemon.v1.AcceptRequestResponse
-	49, // 114: qpq.daemon.v1.Daemon.DeclineRequest:output_type -> qpq.daemon.v1.DeclineRequestResponse
-	51, // 115: qpq.daemon.v1.Daemon.Block:output_type -> qpq.daemon.v1.BlockResponse
-	53, // 116: qpq.daemon.v1.Daemon.Unblock:output_type -> qpq.daemon.v1.UnblockResponse
-	56, // 117: qpq.daemon.v1.Daemon.AddContact:output_type -> qpq.daemon.v1.AddContactResponse
-	58, // 118: qpq.daemon.v1.Daemon.ListContacts:output_type -> qpq.daemon.v1.ListContactsResponse
-	60, // 119: qpq.daemon.v1.Daemon.RemoveContact:output_type -> qpq.daemon.v1.RemoveContactResponse
-	62, // 120: qpq.daemon.v1.Daemon.SafetyNumber:output_type -> qpq.daemon.v1.SafetyNumberResponse
-	64, // 121: qpq.daemon.v1.Daemon.Verify:output_type -> qpq.daemon.v1.VerifyResponse
-	93, // [93:122] is the sub-list for method output_type
-	64, // [64:93] is the sub-list for method input_type
-	64, // [64:64] is the sub-list for extension type_name
-	64, // [64:64] is the sub-list for extension extendee
-	0,  // [0:64] is the sub-list for field type_name
+	66, // 41: qpq.daemon.v1.Event.rejected:type_name -> qpq.daemon.v1.RejectedEnvelope
+	40, // 42: qpq.daemon.v1.Event.refused:type_name -> qpq.daemon.v1.PolicyRefusal
+	41, // 43: qpq.daemon.v1.Event.request:type_name -> qpq.daemon.v1.InvitationRequest
+	42, // 44: qpq.daemon.v1.Event.contact_key_changed:type_name -> qpq.daemon.v1.ContactKeyChanged
+	43, // 45: qpq.daemon.v1.Event.fork:type_name -> qpq.daemon.v1.ForkDetected
+	37, // 46: qpq.daemon.v1.Event.recovery:type_name -> qpq.daemon.v1.GroupRecovery
+	37, // 47: qpq.daemon.v1.Event.recovered:type_name -> qpq.daemon.v1.GroupRecovery
+	31, // 48: qpq.daemon.v1.Event.edited:type_name -> qpq.daemon.v1.Message
+	31, // 49: qpq.daemon.v1.Event.deleted:type_name -> qpq.daemon.v1.Message
+	38, // 50: qpq.daemon.v1.Event.receipt:type_name -> qpq.daemon.v1.ReceiptEvent
+	39, // 51: qpq.daemon.v1.Event.disappearing:type_name -> qpq.daemon.v1.DisappearingChanged
+	31, // 52: qpq.daemon.v1.ReceiptEvent.message:type_name -> qpq.daemon.v1.Message
+	32, // 53: qpq.daemon.v1.ReceiptEvent.receipt:type_name -> qpq.daemon.v1.Receipt
+	75, // 54: qpq.daemon.v1.DisappearingChanged.after:type_name -> google.protobuf.Duration
+	74, // 55: qpq.daemon.v1.Request.received_at:type_name -> google.protobuf.Timestamp
+	44, // 56: qpq.daemon.v1.ListRequestsResponse.requests:type_name -> qpq.daemon.v1.Request
+	13, // 57: qpq.daemon.v1.AcceptRequestResponse.group:type_name -> qpq.daemon.v1.Group
+	74, // 58: qpq.daemon.v1.Contact.added_at:type_name -> google.protobuf.Timestamp
+	74, // 59: qpq.daemon.v1.Contact.verified_at:type_name -> google.protobuf.Timestamp
+	55, // 60: qpq.daemon.v1.AddContactResponse.contact:type_name -> qpq.daemon.v1.Contact
+	55, // 61: qpq.daemon.v1.ListContactsResponse.contacts:type_name -> qpq.daemon.v1.Contact
+	55, // 62: qpq.daemon.v1.SafetyNumberResponse.contact:type_name -> qpq.daemon.v1.Contact
+	55, // 63: qpq.daemon.v1.VerifyResponse.contact:type_name -> qpq.daemon.v1.Contact
+	13, // 64: qpq.daemon.v1.RemoveResponse.group:type_name -> qpq.daemon.v1.Group
+	13, // 65: qpq.daemon.v1.UpdateResponse.groups:type_name -> qpq.daemon.v1.Group
+	5,  // 66: qpq.daemon.v1.Daemon.Status:input_type -> qpq.daemon.v1.StatusRequest
+	7,  // 67: qpq.daemon.v1.Daemon.Register:input_type -> qpq.daemon.v1.RegisterRequest
+	9,  // 68: qpq.daemon.v1.Daemon.Ping:input_type -> qpq.daemon.v1.PingRequest
+	11, // 69: qpq.daemon.v1.Daemon.FetchKey:input_type -> qpq.daemon.v1.FetchKeyRequest
+	15, // 70: qpq.daemon.v1.Daemon.CreateGroup:input_type -> qpq.daemon.v1.CreateGroupRequest
+	17, // 71: qpq.daemon.v1.Daemon.Invite:input_type -> qpq.daemon.v1.InviteRequest
+	19, // 72: qpq.daemon.v1.Daemon.Join:input_type -> qpq.daemon.v1.JoinRequest
+	21, // 73: qpq.daemon.v1.Daemon.ListGroups:input_type -> qpq.daemon.v1.ListGroupsRequest
+	23, // 74: qpq.daemon.v1.Daemon.Members:input_type -> qpq.daemon.v1.MembersRequest
+	25, // 75: qpq.daemon.v1.Daemon.Send:input_type -> qpq.daemon.v1.SendRequest
+	26, // 76: qpq.daemon.v1.Daemon.React:input_type -> qpq.daemon.v1.ReactRequest
+	27, // 77: qpq.daemon.v1.Daemon.Edit:input_type -> qpq.daemon.v1.EditRequest
+	28, // 78: qpq.daemon.v1.Daemon.Delete:input_type -> qpq.daemon.v1.DeleteRequest
+	29, // 79: qpq.daemon.v1.Daemon.SetDisappearing:input_type -> qpq.daemon.v1.SetDisappearingRequest
+	33, // 80: qpq.daemon.v1.Daemon.Messages:input_type -> qpq.daemon.v1.MessagesRequest
+	35, // 81: qpq.daemon.v1.Daemon.Subscribe:input_type -> qpq.daemon.v1.SubscribeRequest
+	68, // 82: qpq.daemon.v1.Daemon.Remove:input_type -> qpq.daemon.v1.RemoveRequest
+	70, // 83: qpq.daemon.v1.Daemon.Leave:input_type -> qpq.daemon.v1.LeaveRequest
+	72, // 84: qpq.daemon.v1.Daemon.Update:input_type -> qpq.daemon.v1.UpdateRequest
+	45, // 85: qpq.daemon.v1.Daemon.ListRequests:input_type -> qpq.daemon.v1.ListRequestsRequest
+	47, // 86: qpq.daemon.v1.Daemon.AcceptRequest:input_type -> qpq.daemon.v1.AcceptRequestRequest
+	49, // 87: qpq.daemon.v1.Daemon.DeclineRequest:input_type -> qpq.daemon.v1.DeclineRequestRequest
+	51, // 88: qpq.daemon.v1.Daemon.Block:input_type -> qpq.daemon.v1.BlockRequest
+	53, // 89: qpq.daemon.v1.Daemon.Unblock:input_type -> qpq.daemon.v1.UnblockRequest
+	56, // 90: qpq.daemon.v1.Daemon.AddContact:input_type -> qpq.daemon.v1.AddContactRequest
+	58, // 91: qpq.daemon.v1.Daemon.ListContacts:input_type -> qpq.daemon.v1.ListContactsRequest
+	60, // 92: qpq.daemon.v1.Daemon.RemoveContact:input_type -> qpq.daemon.v1.RemoveContactRequest
+	62, // 93: qpq.daemon.v1.Daemon.SafetyNumber:input_type -> qpq.daemon.v1.SafetyNumberRequest
+	64, // 94: qpq.daemon.v1.Daemon.Verify:input_type -> qpq.daemon.v1.VerifyRequest
+	6,  // 95: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
+	8,  // 96: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
+	10, // 97: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
+	12, // 98: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
+	16, // 99: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
+	18, // 100: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
+	20, // 101: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
+	22, // 102: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
+	24, // 103: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
+	30, // 104: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
+	30, // 105: qpq.daemon.v1.Daemon.React:output_type -> qpq.daemon.v1.SendResponse
+	30, // 106: qpq.daemon.v1.Daemon.Edit:output_type -> qpq.daemon.v1.SendResponse
+	30, // 107: qpq.daemon.v1.Daemon.Delete:output_type -> qpq.daemon.v1.SendResponse
+	30, // 108: qpq.daemon.v1.Daemon.SetDisappearing:output_type -> qpq.daemon.v1.SendResponse
+	34, // 109: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
+	36, // 110: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
+	69, // 111: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
+	71, // 112: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
+	73, // 113: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
+	46, // 114: qpq.daemon.v1.Daemon.ListRequests:output_type -> qpq.daemon.v1.ListRequestsResponse
+	48, // 115: qpq.daemon.v1.Daemon.AcceptRequest:output_type -> qpq.daemon.v1.AcceptRequestResponse
+	50, // 116: qpq.daemon.v1.Daemon.DeclineRequest:output_type -> qpq.daemon.v1.DeclineRequestResponse
+	52, // 117: qpq.daemon.v1.Daemon.Block:output_type -> qpq.daemon.v1.BlockResponse
+	54, // 118: qpq.daemon.v1.Daemon.Unblock:output_type -> qpq.daemon.v1.UnblockResponse
+	57, // 119: qpq.daemon.v1.Daemon.AddContact:output_type -> qpq.daemon.v1.AddContactResponse
+	59, // 120: qpq.daemon.v1.Daemon.ListContacts:output_type -> qpq.daemon.v1.ListContactsResponse
+	61, // 121: qpq.daemon.v1.Daemon.RemoveContact:output_type -> qpq.daemon.v1.RemoveContactResponse
+	63, // 122: qpq.daemon.v1.Daemon.SafetyNumber:output_type -> qpq.daemon.v1.SafetyNumberResponse
+	65, // 123: qpq.daemon.v1.Daemon.Verify:output_type -> qpq.daemon.v1.VerifyResponse
+	95, // [95:124] is the sub-list for method output_type
+	66, // [66:95] is the sub-list for method input_type
+	66, // [66:66] is the sub-list for extension type_name
+	66, // [66:66] is the sub-list for extension extendee
+	0,  // [0:66] is the sub-list for field type_name
 }
 
 func init() { file_qpq_daemon_v1_daemon_proto_init() }
@@ -5299,6 +5450,8 @@ func file_qpq_daemon_v1_daemon_proto_init() {
 		(*Event_Request)(nil),
 		(*Event_ContactKeyChanged)(nil),
 		(*Event_Fork)(nil),
+		(*Event_Recovery)(nil),
+		(*Event_Recovered)(nil),
 		(*Event_Edited)(nil),
 		(*Event_Deleted)(nil),
 		(*Event_Receipt)(nil),
@@ -5310,7 +5463,7 @@ func file_qpq_daemon_v1_daemon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_qpq_daemon_v1_daemon_proto_rawDesc), len(file_qpq_daemon_v1_daemon_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   69,
+			NumMessages:   70,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
