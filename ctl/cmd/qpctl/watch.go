@@ -94,11 +94,12 @@ func (a *app) watch(ctx context.Context, o watchOptions) error {
 	if err != nil {
 		return err
 	}
-	return resumeStream(ctx, func() error { return a.watchStream(ctx, c, o, groupID, &cursor) }, func(error) {})
+	return resumeStream(ctx, func() error { return a.watchStream(ctx, c, o, &groupID, &cursor) }, func(error) {})
 }
 
-// watchStream handles events after *cursor until the stream ends.
-func (a *app) watchStream(ctx context.Context, c *client.Client, o watchOptions, groupID string, cursor *uint64) error {
+// watchStream handles events after *cursor until the stream ends; a
+// watched group that qpd recovered is watched on in its successor.
+func (a *app) watchStream(ctx context.Context, c *client.Client, o watchOptions, groupID *string, cursor *uint64) error {
 	stream, err := c.Subscribe(ctx, &daemonv1.SubscribeRequest{AfterSeq: *cursor}, grpc.WaitForReady(true))
 	if err != nil {
 		return err
@@ -108,8 +109,11 @@ func (a *app) watchStream(ctx context.Context, c *client.Client, o watchOptions,
 		if err != nil {
 			return err
 		}
+		if r := ev.GetRecovered(); r != nil && *groupID == r.GetGroupId() {
+			*groupID = r.GetSuccessorId() // the group goes on in its successor
+		}
 		m := ev.GetMessage()
-		if m != nil && !m.GetOutgoing() && (groupID == "" || m.GetGroupId() == groupID) {
+		if m != nil && !m.GetOutgoing() && (*groupID == "" || m.GetGroupId() == *groupID) {
 			a.runWatch(ctx, o.exec, m)
 		}
 		*cursor = ev.GetSeq()
