@@ -360,3 +360,44 @@ func TestContentReceiptsOptOut(t *testing.T) {
 		return len(m.Receipts) == 1 && bytes.Equal(m.Receipts[0].Member, alice.id)
 	})
 }
+
+// A waiting message moved to a recovered group's successor is sent there
+// as what it was: reply, reaction, timer or text, with its time and
+// expiry.
+func TestContentResent(t *testing.T) {
+	ref := bytes.Repeat([]byte{4}, 16)
+	at, exp := time.Unix(1700000000, 0), time.Unix(1800000000, 0)
+	for _, tc := range []struct {
+		m    store.Message
+		kind content.Kind
+	}{
+		{store.Message{Kind: store.KindReply, Ref: ref, Text: "yes"}, content.KindText},
+		{store.Message{Kind: store.KindReaction, Ref: ref, Text: "👍"}, content.KindReaction},
+		{store.Message{Kind: store.KindTimer, Text: "60"}, content.KindTimer},
+		{store.Message{Text: "plain", ExpiresAt: exp}, content.KindText},
+	} {
+		tc.m.SentAt = at
+		b, err := appendContent(resent(tc.m), bytes.Repeat([]byte{1}, 32))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _, err := parseContent(b)
+		if err != nil || m.Kind() != tc.kind || !m.SentAt.Equal(at) {
+			t.Fatalf("%+v: %+v %v", tc.m, m, err)
+		}
+		switch tc.m.Kind {
+		case store.KindReply, store.KindReaction:
+			if !bytes.Equal(m.InReplyTo, ref) || m.Text() != tc.m.Text {
+				t.Errorf("%+v: %+v", tc.m, m)
+			}
+		case store.KindTimer:
+			if *m.Timer != 60 {
+				t.Errorf("timer %d", *m.Timer)
+			}
+		default:
+			if m.Expires == nil || m.Expires.Relative || int64(m.Expires.Seconds) != exp.Unix() {
+				t.Errorf("expiry %+v", m.Expires)
+			}
+		}
+	}
+}
