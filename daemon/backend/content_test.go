@@ -44,6 +44,37 @@ func contentSend(t *testing.T, what string) func(SendResult, error) []byte {
 	}
 }
 
+// contentWithRaw is alice and bob in a group with a raw member (a hostile
+// one, or a later client), which bob has seen join.
+func contentWithRaw(t *testing.T) (alice, bob *groupsUser, raw *grouptest.Member, gid string) {
+	t.Helper()
+	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	alice, bob = groupsStart(t, node), groupsStart(t, node)
+	_, gid = groupsForm(t, "with-raw", alice, bob)
+	raw = hostileMember(t, node, alice, gid)
+	groupsWait(t, "bob sees the raw member", func() bool {
+		m, err := bob.b.Members(context.Background(), gid)
+		return err == nil && len(m.Members) == 3
+	})
+	return alice, bob, raw, gid
+}
+
+// rejectedFrom counts u's rejected events of envelopes sent by key.
+func rejectedFrom(t *testing.T, u *groupsUser, key []byte) int {
+	t.Helper()
+	evs, err := u.b.EventsAfter(context.Background(), 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range evs {
+		if e.Kind == store.EventRejected && bytes.Equal(e.By, key) {
+			n++
+		}
+	}
+	return n
+}
+
 // contentFanOut has a raw member send content messages to its group, as
 // any client could write them.
 func contentFanOut(t *testing.T, from *grouptest.Member, msgs ...*content.Message) {
@@ -130,33 +161,14 @@ func TestContentRepliesReactionsEditsDeletesReceipts(t *testing.T) {
 // refused by every member: the message stays as its author wrote it, and
 // the refusal is an event naming the hostile member.
 func TestContentHostileEditRefused(t *testing.T) {
-	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
-	alice, bob := groupsStart(t, node), groupsStart(t, node)
+	alice, bob, mallory, gid := contentWithRaw(t)
 	ctx := context.Background()
-	_, gid := groupsForm(t, "guarded", alice, bob)
-	mallory := hostileMember(t, node, alice, gid)
-	groupsWait(t, "bob sees mallory", func() bool {
-		m, err := bob.b.Members(ctx, gid)
-		return err == nil && len(m.Members) == 3
-	})
 	hello := contentSend(t, "send")(alice.b.Send(ctx, gid, "the original", nil))
 	groupsWait(t, "bob has it", func() bool { _, ok := contentMessage(t, bob, gid, hello); return ok })
 
 	contentFanOut(t, mallory, content.NewEdit(hello, "forged words"), content.NewDelete(hello))
 	for _, u := range []*groupsUser{alice, bob} {
-		groupsWait(t, "both forgeries refused", func() bool {
-			evs, err := u.b.EventsAfter(ctx, 0, 1000)
-			if err != nil {
-				t.Fatal(err)
-			}
-			n := 0
-			for _, e := range evs {
-				if e.Kind == store.EventRejected && bytes.Equal(e.By, mallory.Pub) {
-					n++
-				}
-			}
-			return n == 2
-		})
+		groupsWait(t, "both forgeries refused", func() bool { return rejectedFrom(t, u, mallory.Pub) == 2 })
 		m, _ := contentMessage(t, u, gid, hello)
 		if m.Text != "the original" || !m.EditedAt.IsZero() || m.Deleted {
 			t.Fatalf("after the forgeries: %+v", m)
@@ -292,15 +304,8 @@ func FuzzParseContent(f *testing.F) {
 // shown as such, never dropped; setting a timer is no commit, so the
 // node's view of the group does not change.
 func TestContentUnknownPartsShown(t *testing.T) {
-	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
-	alice, bob := groupsStart(t, node), groupsStart(t, node)
+	alice, bob, later, gid := contentWithRaw(t)
 	ctx := context.Background()
-	_, gid := groupsForm(t, "future", alice, bob)
-	later := hostileMember(t, node, alice, gid)
-	groupsWait(t, "bob sees the later client", func() bool {
-		m, err := bob.b.Members(ctx, gid)
-		return err == nil && len(m.Members) == 3
-	})
 	before, err := bob.b.Members(ctx, gid)
 	if err != nil {
 		t.Fatal(err)
