@@ -91,7 +91,9 @@ func toStatus(err error) error {
 		code = codes.FailedPrecondition
 	case errors.Is(err, backend.ErrNotConnected):
 		code = codes.Unavailable
-	case errors.Is(err, backend.ErrGroupNotFound), errors.Is(err, backend.ErrNoKeyPackage),
+	case errors.Is(err, backend.ErrNotAuthor):
+		code = codes.PermissionDenied
+	case errors.Is(err, backend.ErrGroupNotFound), errors.Is(err, backend.ErrNoKeyPackage), errors.Is(err, backend.ErrMessageNotFound),
 		errors.Is(err, backend.ErrContactNotFound), errors.Is(err, backend.ErrRequestNotFound):
 		code = codes.NotFound
 	case errors.Is(err, backend.ErrAmbiguousGroup), errors.Is(err, backend.ErrAmbiguousPeer), errors.Is(err, backend.ErrInvalidArgument):
@@ -140,6 +142,9 @@ func groupPB(g store.Group) *daemonv1.Group {
 
 func groupInfoPB(g backend.GroupInfo) *daemonv1.Group {
 	pb := groupPB(g.Group)
+	if g.DisappearAfter > 0 {
+		pb.DisappearAfter = durationpb.New(g.DisappearAfter)
+	}
 	pb.Unread, pb.LastSeq, pb.MemberCount = g.Unread, g.LastSeq, uint32(g.MemberCount)
 	if g.Suite != 0 {
 		pb.CipherSuite, pb.CipherSuiteName, pb.PostQuantum = uint32(g.Suite), g.Suite.Name(), mls.IsPostQuantum(g.Suite)
@@ -151,7 +156,7 @@ func groupInfoPB(g backend.GroupInfo) *daemonv1.Group {
 }
 
 func messagePB(m store.Message, g store.Group) *daemonv1.Message {
-	return &daemonv1.Message{
+	pb := &daemonv1.Message{
 		GroupId:    backend.FormatKey(m.GroupID),
 		GroupName:  g.Name,
 		Seq:        m.Seq,
@@ -164,6 +169,8 @@ func messagePB(m store.Message, g store.Group) *daemonv1.Message {
 		Outgoing:   m.Outgoing,
 		GroupSeq:   m.GroupSeq,
 	}
+	addContentPB(pb, m)
+	return pb
 }
 
 // Status implements the Status call.
@@ -327,14 +334,24 @@ func (s *Server) Send(ctx context.Context, req *daemonv1.SendRequest) (*daemonv1
 	switch {
 	case req.GetTo() != "" && req.GetGroup() != "":
 		return nil, status.Error(codes.InvalidArgument, "send: give a group or a person (to), not both")
+	case req.GetTo() != "" && req.GetReplyTo() != "":
+		return nil, status.Error(codes.InvalidArgument, "send: a reply names its group, not a person (to)")
 	case req.GetTo() != "":
 		r, _, err = s.b.SendTo(ctx, req.GetTo(), req.GetText(), []byte(req.GetClientMessageId()))
+	case req.GetReplyTo() != "":
+		r, err = s.b.Reply(ctx, req.GetGroup(), req.GetReplyTo(), req.GetText(), []byte(req.GetClientMessageId()))
 	default:
 		r, err = s.b.Send(ctx, req.GetGroup(), req.GetText(), []byte(req.GetClientMessageId()))
 	}
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	return s.sendResponse(ctx, r, wait)
+}
+
+// sendResponse waits up to wait for the node's verdict on a sent message
+// and reports it.
+func (s *Server) sendResponse(ctx context.Context, r backend.SendResult, wait time.Duration) (*daemonv1.SendResponse, error) {
 	d, err := s.b.AwaitDelivery(ctx, r.OutboxID, wait)
 	if err != nil {
 		return nil, toStatus(err)
@@ -416,6 +433,10 @@ func (s *Server) Messages(ctx context.Context, req *daemonv1.MessagesRequest) (*
 		UnreadOnly: req.GetUnreadOnly(),
 		MarkRead:   req.GetMarkRead(),
 		Wait:       wait,
+
+		NoReadReceipts: req.GetNoReadReceipts(),
+		Search:         req.GetSearch(),
+		Since:          optTime(req.GetSince()),
 	})
 	if err != nil {
 		return nil, toStatus(err)
@@ -536,6 +557,8 @@ func eventPB(e backend.Event, nodeAddr string) (*daemonv1.Event, error) {
 	case store.EventRecovered:
 		pb.Kind = &daemonv1.Event_Recovered{Recovered: &daemonv1.GroupRecovery{GroupId: e.State, GroupName: g.Name,
 			Offender: optKey(e.By), Leader: optKey(e.Member), Epoch: e.Epoch, SuccessorId: backend.FormatKey(e.GroupID), Reason: e.Detail}}
+	case store.EventEdited, store.EventDeleted, store.EventReceipt, store.EventTimer:
+		contentEventPB(pb, e, g)
 	case store.EventConnection:
 		st, _ := backend.ParseConnState(e.State)
 		pb.Kind = &daemonv1.Event_Connection{Connection: &daemonv1.NodeConnection{

@@ -116,6 +116,9 @@ type Config struct {
 	// Retention prunes old history and events (lifecycle.go); the zero
 	// value keeps everything.
 	Retention Retention
+	// NoReceipts: send no delivery or read receipts (receipts.go); the
+	// other members' receipts are still shown.
+	NoReceipts bool
 
 	// Backoff bounds of the reconnect loop (defaults 250ms and 30s).
 	MinBackoff, MaxBackoff time.Duration

@@ -148,6 +148,9 @@ func (b *Backend) Run(ctx context.Context) error {
 	maintained := make(chan struct{})
 	go func() { b.maintain(ctx); close(maintained) }()
 	defer func() { <-maintained }()
+	expired := make(chan struct{})
+	go func() { b.expireLoop(ctx); close(expired) }()
+	defer func() { <-expired }()
 	backoff := b.cfg.MinBackoff
 	for {
 		b.setState(StateConnecting, "", false)

@@ -106,6 +106,12 @@
 //     clear header. What can never apply is recorded as a "rejected" event
 //     and skipped.
 //
+//   - Content (content.go, compose.go, receipts.go, expire.go): what
+//     members say is an internal/content message after the sender's
+//     epoch authenticator prefix; text, replies, reactions, author-only
+//     edits and deletes, receipts and the disappearing-messages timer
+//     apply alike on the sender and every receiver.
+//
 //   - Config.SelfUpdateInterval rotates the user's keys in every group.
 //
 //   - Rejoin (rejoin.go): a member that missed a commit (it receives a

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/content"
 	"github.com/quicproquo/quicproquo/internal/mls"
 	nodeclient "github.com/quicproquo/quicproquo/node/client"
 )
@@ -339,93 +340,12 @@ func userClientID(cid []byte) []byte {
 // state (the sender ratchet moved), the history entry and the outbox item.
 // The outbox sender delivers it to the other members.
 func (b *Backend) Send(ctx context.Context, group, text string, clientMsgID []byte) (SendResult, error) {
-	if text == "" {
-		return SendResult{}, fmt.Errorf("%w: empty message", ErrInvalidArgument)
-	}
-	if len(text) > MaxTextSize {
-		return SendResult{}, fmt.Errorf("%w: message of %d bytes, limit %d", ErrInvalidArgument, len(text), MaxTextSize)
-	}
-	if !utf8.ValidString(text) {
-		return SendResult{}, fmt.Errorf("%w: message is not UTF-8", ErrInvalidArgument)
-	}
-	if len(clientMsgID) > 64 {
-		return SendResult{}, fmt.Errorf("%w: client message id longer than 64 bytes", ErrInvalidArgument)
-	}
-	id, err := b.identity(ctx)
-	if err != nil {
+	if err := checkText(text); err != nil {
 		return SendResult{}, err
 	}
-	cid := userClientID(clientMsgID)
-	if cid == nil {
-		cid = make([]byte, 18)
-		copy(cid, "m:")
-		if _, err := rand.Read(cid[2:]); err != nil {
-			return SendResult{}, opError("send", err)
-		}
-	}
-	b.gmu.Lock()
-	defer b.gmu.Unlock()
-	var res SendResult
-	err = b.update(ctx, func(tx *store.Tx) error {
-		if it, err := tx.OutboxByClientMsgID(cid); err == nil {
-			// A repeated request: answer as the first time.
-			m, err := tx.Message(it.GroupID, it.MessageSeq)
-			if err != nil {
-				return err
-			}
-			res = SendResult{Message: m, Delivered: it.State == store.OutboxSent, OutboxID: it.ID}
-			return nil
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		ref, err := resolveGroup(tx, group)
-		if err != nil {
-			return err
-		}
-		sg, g, err := loadGroup(tx, ref.ID)
-		if err != nil {
-			return err
-		}
-		if !sg.LeftAt.IsZero() || !g.Active() {
-			return fmt.Errorf("%w: %s", ErrNotMember, sg.Name)
-		}
-		if g.HasPendingCommit() {
-			return fmt.Errorf("%w: a commit of group %s waits for the node's verdict", ErrNotConnected, sg.Name)
-		}
-		now := tx.Now()
-		ct, err := g.Protect(appendAppContentAuth(now, text, g.EpochAuthenticator()), nil)
-		if err != nil {
-			return fmt.Errorf("encrypt: %w", err)
-		}
-		m, err := tx.AppendMessage(store.Message{GroupID: sg.ID, MessageID: messageID(ct), Sender: id.PublicKey(), Text: text, SentAt: now, Read: true, Outgoing: true})
-		if err != nil {
-			return err
-		}
-		if err := saveGroup(tx, &sg, g); err != nil {
-			return err
-		}
-		rcpt := otherMembers(g, id.PublicKey())
-		it, err := tx.AddOutbox(store.OutboxItem{Kind: store.OutboxApplication, GroupID: sg.ID, ClientMsgID: cid, Payload: ct, Recipients: rcpt, Epoch: g.Epoch(), MessageSeq: m.Seq})
-		if err != nil {
-			return err
-		}
-		res.OutboxID = it.ID
-		if len(rcpt) == 0 {
-			if err := tx.SetOutboxState(it.ID, store.OutboxSent, ""); err != nil {
-				return err
-			}
-			res.Delivered = true
-		}
-		if _, err := tx.AppendEvent(store.Event{Kind: store.EventMessage, GroupID: sg.ID, MessageSeq: m.Seq}); err != nil {
-			return err
-		}
-		res.Message = m
-		return nil
+	return b.sendContent(ctx, group, clientMsgID, func(*store.Tx, store.Group) (*content.Message, error) {
+		return content.NewText(text), nil
 	})
-	if err != nil {
-		return SendResult{}, opError("send", err)
-	}
-	return res, nil
 }
 
 // Leave leaves a group. A member cannot commit its own removal (RFC 9420

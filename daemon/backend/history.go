@@ -162,6 +162,12 @@ type MessagesQuery struct {
 	// Wait, with UnreadOnly, waits up to this long (at most MaxWait) for an
 	// unread message when there is none.
 	Wait time.Duration
+	// NoReadReceipts marks read without sending read receipts.
+	NoReadReceipts bool
+	// Search keeps the messages whose text contains it (ASCII letters
+	// match either case); Since those sent at or after it.
+	Search string
+	Since  time.Time
 }
 
 // MessagesPage is one page of history.
@@ -215,6 +221,9 @@ func (b *Backend) readMessages(ctx context.Context, q MessagesQuery) (MessagesPa
 	page, toMark, err := b.readPage(ctx, q, b.view)
 	if err == nil && q.MarkRead && toMark > 0 {
 		page, _, err = b.readPage(ctx, q, b.update)
+		if err == nil && !q.NoReadReceipts {
+			b.sendReadReceipts(ctx, page.Messages)
+		}
 	}
 	if err != nil {
 		return MessagesPage{}, opError("messages", err)
@@ -228,7 +237,7 @@ func (b *Backend) readPage(ctx context.Context, q MessagesQuery, run func(contex
 	page := MessagesPage{Groups: map[string]store.Group{}, NextCursor: q.After}
 	var ids []int64
 	err := run(ctx, func(tx *store.Tx) error {
-		sq := store.MessageQuery{After: q.After, Limit: q.Limit, UnreadOnly: q.UnreadOnly}
+		sq := store.MessageQuery{After: q.After, Limit: q.Limit, UnreadOnly: q.UnreadOnly, Search: q.Search, Since: q.Since}
 		if q.Group != "" {
 			g, err := resolveGroup(tx, q.Group)
 			if err != nil {
@@ -244,6 +253,9 @@ func (b *Backend) readPage(ctx context.Context, q MessagesQuery, run func(contex
 		page.Messages, page.More = msgs, more
 		for i := range msgs {
 			m := &msgs[i]
+			if m.Receipts, err = tx.Receipts(m.GroupID, m.MessageID); err != nil {
+				return err
+			}
 			if q.Group != "" {
 				page.NextCursor = m.Seq
 			} else {
@@ -307,12 +319,18 @@ func (b *Backend) EventsAfter(ctx context.Context, after uint64, limit int) ([]E
 					return err
 				}
 			}
-			if e.Kind == store.EventMessage {
+			switch e.Kind {
+			case store.EventMessage, store.EventEdited, store.EventDeleted, store.EventReceipt:
 				m, err := tx.Message(e.GroupID, e.MessageSeq)
-				if err != nil {
+				if err == nil {
+					m.Receipts, err = tx.Receipts(m.GroupID, m.MessageID)
+				}
+				switch {
+				case err == nil:
+					ev.Message = &m
+				case e.Kind == store.EventMessage || !errors.Is(err, store.ErrNotFound):
 					return err
 				}
-				ev.Message = &m
 			}
 			out = append(out, ev)
 		}

@@ -12,13 +12,14 @@ import (
 	nodestore "github.com/quicproquo/quicproquo/node/store"
 )
 
-// blockingFanOutStore refuses every FanOut of one group with ErrLimit (a
-// full queue, which the daemon retries) while block is set, from the
-// fanOuts-th message of that group on.
+// blockingFanOutStore refuses every FanOut of one group by one sender
+// with ErrLimit (a full queue, which the daemon retries) while block is
+// set, from the fanOuts-th message of that group on.
 type blockingFanOutStore struct {
 	nodestore.Store
 	mu      sync.Mutex
 	group   []byte
+	sender  []byte
 	after   int // messages of group let through before the block
 	passed  int
 	block   bool
@@ -27,7 +28,7 @@ type blockingFanOutStore struct {
 
 func (s *blockingFanOutStore) FanOut(ctx context.Context, groupID, sender, clientMsgID, payload []byte, update nodestore.ViewUpdate) (nodestore.FanOutResult, error) {
 	s.mu.Lock()
-	if s.group != nil && bytes.Equal(groupID, s.group) {
+	if s.group != nil && bytes.Equal(groupID, s.group) && bytes.Equal(sender, s.sender) {
 		if s.block && s.passed >= s.after {
 			s.refused++
 			s.mu.Unlock()
@@ -53,7 +54,7 @@ func TestOutboxKeepsGroupOrderAndOtherGroupsGo(t *testing.T) {
 	ga, a := groupsForm(t, "a", alice, bob)
 	_, b := groupsForm(t, "b", alice, bob)
 	bs.mu.Lock()
-	bs.group, bs.after, bs.block = ga.ID, 2, true
+	bs.group, bs.sender, bs.after, bs.block = ga.ID, alice.id, 2, true
 	bs.mu.Unlock()
 
 	var want []string

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/content"
 	"github.com/quicproquo/quicproquo/internal/mls"
 	nodeclient "github.com/quicproquo/quicproquo/node/client"
 )
@@ -194,7 +195,7 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 	}
 	switch rec.Kind {
 	case mls.KindApplication:
-		sentAt, text, auth, err := parseAppContentAuth(rec.Plaintext)
+		m, auth, err := parseContent(rec.Plaintext)
 		if err != nil {
 			return reject("group %x: %v", sg.ID, err)
 		}
@@ -212,24 +213,36 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 			// epochs it was in.)
 			break
 		}
-		groupSeq := env.GroupSeq
-		if !bytes.Equal(keepIn, sg.ID) {
-			groupSeq = 0 // numbered in the old group's order, not the successor's
-		}
 		// A merged direct chat's messages go to the chat it was merged
 		// into (direct.go).
-		home, err := messageHome(tx, keepIn)
+		if keepIn, err = messageHome(tx, keepIn); err != nil {
+			return err
+		}
+		// The history lives in keepIn: the group's own, its successor's
+		// once it was recovered (recovery.go), or the direct chat it was
+		// merged into.
+		hg, groupSeq := &sg, env.GroupSeq
+		if !bytes.Equal(keepIn, sg.ID) {
+			groupSeq = 0 // numbered in the other group's order, not this one's
+			other, err := tx.Group(keepIn)
+			if err != nil {
+				return err
+			}
+			hg = &other
+		}
+		a, err := applyContent(tx, hg, m, messageID(env.Payload), rec.Sender.Identity, false, groupSeq)
+		if errors.Is(err, ErrNotAuthor) || errors.Is(err, ErrInvalidArgument) {
+			return reject("group %x: %v", sg.ID, err)
+		}
 		if err != nil {
 			return err
 		}
-		m, err := tx.AppendMessage(store.Message{GroupID: home, MessageID: messageID(env.Payload), Sender: rec.Sender.Identity, Text: text, SentAt: sentAt, GroupSeq: groupSeq})
-		switch {
-		case errors.Is(err, store.ErrExists):
-			// Already stored (sent twice): shown once.
-		case err != nil:
-			return err
-		default:
-			if _, err := tx.AppendEvent(store.Event{Kind: store.EventMessage, GroupID: home, MessageSeq: m.Seq}); err != nil {
+		if hg != &sg {
+			if err := tx.PutGroup(*hg); err != nil { // a timer it set
+				return err
+			}
+		} else if a.Receivable && g.Active() {
+			if err := b.sendReceipt(tx, &sg, g, self.PublicKey(), content.StatusDelivered, a.Message.MessageID); err != nil {
 				return err
 			}
 		}

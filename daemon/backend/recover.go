@@ -247,7 +247,7 @@ func (b *Backend) createSuccessor(ctx context.Context, oldID []byte) error {
 	item := store.OutboxItem{Kind: store.OutboxCommit, GroupID: newID, ClientMsgID: cid, Payload: commit.Message,
 		Welcome: commit.Welcome, WelcomeRecipients: to}
 	err = b.update(ctx, func(tx *store.Tx) error {
-		sg := store.Group{ID: newID, Name: old.Name, LeftAt: tx.Now(), JoinReported: true}
+		sg := store.Group{ID: newID, Name: old.Name, LeftAt: tx.Now(), JoinReported: true, DisappearAfter: old.DisappearAfter}
 		if err := saveGroup(tx, &sg, g); err != nil {
 			return err
 		}
@@ -334,7 +334,7 @@ func (b *Backend) switchToSuccessor(tx *store.Tx, rec store.Recovery, self []byt
 	if err := tx.PutGroup(old); err != nil {
 		return err
 	}
-	sg := store.Group{ID: g.GroupID(), Name: old.Name, JoinReported: true}
+	sg := store.Group{ID: g.GroupID(), Name: old.Name, JoinReported: true, DisappearAfter: old.DisappearAfter}
 	if err := saveGroup(tx, &sg, g); err != nil {
 		return err
 	}
@@ -358,7 +358,12 @@ func (b *Backend) switchToSuccessor(tx *store.Tx, rec store.Recovery, self []byt
 		if err != nil {
 			return err
 		}
-		ct, err := g.Protect(appendAppContentAuth(m.SentAt, m.Text, g.EpochAuthenticator()), nil)
+		pt, err := appendContent(resent(m), g.EpochAuthenticator())
+		if err != nil {
+			return err
+		}
+		ct, err := g.Protect(pt, nil)
+		clear(pt)
 		if err != nil {
 			return fmt.Errorf("encrypt in the successor: %w", err)
 		}

@@ -111,19 +111,7 @@ func TestHostileMemberGarbagePathRecovered(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, u := range []*groupsUser{bob, carol} {
-		groupsWait(t, "the later message rejected", func() bool {
-			evs, err := u.b.EventsAfter(ctx, 0, 1000)
-			if err != nil {
-				t.Fatal(err)
-			}
-			n := 0
-			for _, e := range evs {
-				if e.Kind == store.EventRejected && bytes.Equal(e.By, mallory.Pub) {
-					n++
-				}
-			}
-			return n == 2
-		})
+		groupsWait(t, "the later message rejected", func() bool { return rejectedFrom(t, u, mallory.Pub) == 2 })
 		u.b.gmu.Lock()
 		asked := slices.Clone(u.b.rejoin.from[string(g)])
 		u.b.gmu.Unlock()

@@ -28,6 +28,7 @@ import (
 //	invitations = "contacts"    # or "anyone"
 //	keep_messages = "0s"        # 0: keep every message
 //	keep_events = "0s"
+//	no_receipts = false          # true: send no delivery or read receipts
 //	default_suite = "pq"         # new groups post-quantum (X-Wing)
 //	pq_key_packages = true
 //	require_pq_tls = true
@@ -67,6 +68,7 @@ var fileKeys = map[string]string{
 	"invitations":          "",
 	"keep_messages":        "",
 	"keep_events":          "",
+	"no_receipts":          "",
 	"default_suite":        "QPQ_DEFAULT_SUITE",
 	"pq_key_packages":      "",
 	"require_pq_tls":       "QPQ_REQUIRE_PQ_TLS",

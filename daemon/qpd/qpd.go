@@ -60,6 +60,8 @@ type Config struct {
 	Invitations backend.InvitePolicy
 	// Retention prunes old messages and events (zero: keep).
 	Retention backend.Retention
+	// NoReceipts sends no delivery or read receipts.
+	NoReceipts bool
 	// RegistrationToken registers the identity with a node that asks for
 	// an operator's token.
 	RegistrationToken string
@@ -113,6 +115,7 @@ func ParseFlags(args []string, getenv func(string) string, stdout io.Writer) (Co
 	fs.StringVar(&invitations, "invitations", "contacts", "whose invitations are taken without asking: contacts (the others wait in 'qpctl requests') or anyone")
 	fs.DurationVar(&cfg.Retention.Messages, "keep-messages", 0, "delete messages older than this (0: keep them all)")
 	fs.DurationVar(&cfg.Retention.Events, "keep-events", 0, "delete events older than this (0: keep them all)")
+	fs.BoolVar(&cfg.NoReceipts, "no-receipts", false, "send no delivery or read receipts (the other members' receipts are still shown)")
 	fs.BoolVar(&cfg.RequirePQTLS, "require-pq-tls", getenv("QPQ_REQUIRE_PQ_TLS") == "1",
 		"refuse a node without the hybrid post-quantum TLS key exchange X25519MLKEM768 (env QPQ_REQUIRE_PQ_TLS=1)")
 	var defaultSuite string
@@ -263,6 +266,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		KeyPackageSuites:   keyPackageSuites(cfg.NoPQKeyPackages),
 		Invitations:        cfg.Invitations,
 		Retention:          cfg.Retention,
+		NoReceipts:         cfg.NoReceipts,
 		RegistrationToken:  cfg.RegistrationToken,
 	})
 	if err != nil {

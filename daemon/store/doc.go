@@ -28,8 +28,12 @@
 //   - identity: the one Ed25519 identity (private seed and public key).
 //   - key_packages: KeyPackages with their private halves, stored before they
 //     are uploaded, deleted when used.
-//   - groups: MLS group id, name, serialized group state, epoch.
-//   - messages: history with a per-group sequence number and a read flag.
+//   - groups: MLS group id, name, serialized group state, epoch, the
+//     disappearing-messages timer.
+//   - messages: history with a per-group sequence number and a read flag;
+//     what each is (kind, the message it refers to, edited, deleted, when
+//     it expires; content.go).
+//   - receipts: each member's delivered or read state of a message.
 //   - events: the log behind Subscribe, with a global sequence number.
 //   - outbox: messages and commits waiting for the node (a commit with the
 //     intent it was built from, so that it can be built again; state

@@ -35,6 +35,17 @@ const (
 	// EventFork: a member's epoch authenticator differs from ours:
 	// GroupID, Member, Epoch.
 	EventFork EventKind = "fork"
+	// EventEdited: the author edited a message: GroupID, MessageSeq (the
+	// edited message), By.
+	EventEdited EventKind = "edited"
+	// EventDeleted: the author deleted a message: GroupID, MessageSeq, By.
+	EventDeleted EventKind = "deleted"
+	// EventReceipt: a member received or read a message: GroupID,
+	// MessageSeq (the message), Member, State ("delivered" or "read").
+	EventReceipt EventKind = "receipt"
+	// EventTimer: a member set the group's disappearing-messages timer:
+	// GroupID, By, State (the timer in seconds, "0": off).
+	EventTimer EventKind = "timer"
 	// EventRecovery: a member's commit the node accepted cannot be applied,
 	// so the group moves to a successor without it: GroupID (the stuck
 	// group), By (the offender, who signed the commit), Member (the member
@@ -51,7 +62,8 @@ const (
 func (k EventKind) valid() bool {
 	switch k {
 	case EventMessage, EventMemberAdded, EventMemberRemoved, EventJoined, EventLeft, EventConnection, EventRejected, EventRefused,
-		EventRequest, EventContactKeyChanged, EventFork, EventRecovery, EventRecovered:
+		EventRequest, EventContactKeyChanged, EventFork, EventEdited, EventDeleted, EventReceipt, EventTimer,
+		EventRecovery, EventRecovered:
 		return true
 	}
 	return false

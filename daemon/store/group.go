@@ -24,6 +24,10 @@ type Group struct {
 	// JoinReported is false for a group joined by a Welcome until a Join
 	// call has reported it.
 	JoinReported bool
+	// DisappearAfter is the group's disappearing-messages timer (0: off),
+	// set by a member's timer message; it lives only here, never in the
+	// MLS group context the node reads.
+	DisappearAfter time.Duration
 }
 
 // PutGroup inserts the group or replaces its name, state and epoch.
@@ -45,24 +49,26 @@ func (tx *Tx) PutGroup(g Group) error {
 	case err != nil && !errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("store: put group %x: %w", g.ID, err)
 	}
-	_, err := tx.exec(`INSERT INTO groups (group_id, name, state, epoch, created_at, updated_at, left_at, join_reported) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+	_, err := tx.exec(`INSERT INTO groups (group_id, name, state, epoch, created_at, updated_at, left_at, join_reported, disappear_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (group_id) DO UPDATE SET name = excluded.name, state = excluded.state, epoch = excluded.epoch,
-			updated_at = excluded.updated_at, left_at = excluded.left_at, join_reported = excluded.join_reported`,
-		g.ID, g.Name, g.State, int64(g.Epoch), unixNano(created), unixNano(tx.now), unixNano(g.LeftAt), boolInt(g.JoinReported))
+			updated_at = excluded.updated_at, left_at = excluded.left_at, join_reported = excluded.join_reported,
+			disappear_after = excluded.disappear_after`,
+		g.ID, g.Name, g.State, int64(g.Epoch), unixNano(created), unixNano(tx.now), unixNano(g.LeftAt), boolInt(g.JoinReported), int64(g.DisappearAfter))
 	if err != nil {
 		return fmt.Errorf("store: put group %x: %w", g.ID, err)
 	}
 	return nil
 }
 
-const groupColumns = `group_id, name, state, epoch, created_at, updated_at, left_at, join_reported`
+const groupColumns = `group_id, name, state, epoch, created_at, updated_at, left_at, join_reported, disappear_after`
 
 func scanGroup(scan func(...any) error) (Group, error) {
 	var g Group
-	var epoch, created, updated, left, reported int64
-	if err := scan(&g.ID, &g.Name, &g.State, &epoch, &created, &updated, &left, &reported); err != nil {
+	var epoch, created, updated, left, reported, disappear int64
+	if err := scan(&g.ID, &g.Name, &g.State, &epoch, &created, &updated, &left, &reported, &disappear); err != nil {
 		return Group{}, err
 	}
+	g.DisappearAfter = time.Duration(disappear)
 	g.JoinReported = reported != 0
 	g.Epoch = uint64(epoch)
 	g.CreatedAt, g.UpdatedAt, g.LeftAt = fromUnixNano(created), fromUnixNano(updated), fromUnixNano(left)

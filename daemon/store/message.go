@@ -32,6 +32,19 @@ type Message struct {
 	ReceivedAt time.Time
 	Read       bool
 	Outgoing   bool
+	// Kind is what the message is (content.go); empty for a text.
+	Kind MessageKind
+	// Ref is the message a reply or reaction refers to.
+	Ref []byte
+	// EditedAt is set when the author edited the text.
+	EditedAt time.Time
+	// Deleted is set when the author deleted it (its text is gone).
+	Deleted bool
+	// ExpiresAt, when set, is when it disappears (content.go).
+	ExpiresAt time.Time
+	// Receipts are the members' states of it; not read with the message
+	// (Tx.Receipts reads them).
+	Receipts []Receipt
 }
 
 // MaxMessageQuery is the largest page Messages returns.
@@ -47,6 +60,11 @@ type MessageQuery struct {
 	// Limit caps the page (0 means 100; at most MaxMessageQuery).
 	Limit      int
 	UnreadOnly bool
+	// Search keeps the messages whose text contains it (case-insensitive
+	// for ASCII letters).
+	Search string
+	// Since keeps the messages sent at or after it.
+	Since time.Time
 }
 
 func isUniqueViolation(err error) bool {
@@ -74,9 +92,13 @@ func (tx *Tx) AppendMessage(m Message) (Message, error) {
 	if err := tx.queryRow(`SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE group_id = ?`, m.GroupID).Scan(&next); err != nil {
 		return Message{}, fmt.Errorf("store: append message: %w", err)
 	}
-	res, err := tx.exec(`INSERT INTO messages (group_id, seq, message_id, sender, text, sent_at, received_at, read, outgoing, group_seq)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		m.GroupID, next, m.MessageID, m.Sender, m.Text, unixNano(m.SentAt), unixNano(m.ReceivedAt), boolInt(m.Read), boolInt(m.Outgoing), clampInt64(m.GroupSeq))
+	if m.Ref == nil {
+		m.Ref = []byte{}
+	}
+	res, err := tx.exec(`INSERT INTO messages (group_id, seq, message_id, sender, text, sent_at, received_at, read, outgoing, group_seq, kind, ref, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.GroupID, next, m.MessageID, m.Sender, m.Text, unixNano(m.SentAt), unixNano(m.ReceivedAt), boolInt(m.Read), boolInt(m.Outgoing),
+		clampInt64(m.GroupSeq), string(m.Kind), m.Ref, unixNano(m.ExpiresAt))
 	if isUniqueViolation(err) {
 		return Message{}, fmt.Errorf("store: append message %x: %w", m.MessageID, ErrExists)
 	}
@@ -107,18 +129,23 @@ func (tx *Tx) SetGroupSeq(groupID []byte, seq, groupSeq uint64) error {
 // clampInt64 maps a uint64 from the node onto SQLite's integer range.
 func clampInt64(v uint64) int64 { return int64(min(v, math.MaxInt64)) }
 
-const messageColumns = `id, group_id, seq, message_id, sender, text, sent_at, received_at, read, outgoing, group_seq`
+const messageColumns = `id, group_id, seq, message_id, sender, text, sent_at, received_at, read, outgoing, group_seq, kind, ref, edited_at, deleted, expires_at`
 
 func scanMessage(scan func(...any) error) (Message, error) {
 	var m Message
-	var seq, sent, recv, gseq int64
-	var read, out int
-	if err := scan(&m.ID, &m.GroupID, &seq, &m.MessageID, &m.Sender, &m.Text, &sent, &recv, &read, &out, &gseq); err != nil {
+	var seq, sent, recv, gseq, edited, expires int64
+	var read, out, deleted int
+	var kind string
+	if err := scan(&m.ID, &m.GroupID, &seq, &m.MessageID, &m.Sender, &m.Text, &sent, &recv, &read, &out, &gseq, &kind, &m.Ref, &edited, &deleted, &expires); err != nil {
 		return Message{}, err
 	}
 	m.Seq, m.GroupSeq = uint64(seq), uint64(gseq)
 	m.SentAt, m.ReceivedAt = fromUnixNano(sent), fromUnixNano(recv)
 	m.Read, m.Outgoing = read != 0, out != 0
+	m.Kind, m.EditedAt, m.Deleted, m.ExpiresAt = MessageKind(kind), fromUnixNano(edited), deleted != 0, fromUnixNano(expires)
+	if len(m.Ref) == 0 {
+		m.Ref = nil
+	}
 	return m, nil
 }
 
@@ -145,6 +172,14 @@ func (tx *Tx) Messages(q MessageQuery) (msgs []Message, more bool, err error) {
 	}
 	if q.UnreadOnly {
 		where = append(where, "read = 0")
+	}
+	if q.Search != "" {
+		where = append(where, `text LIKE ? ESCAPE '\'`)
+		args = append(args, "%"+likeEscaper.Replace(q.Search)+"%")
+	}
+	if !q.Since.IsZero() {
+		where = append(where, "sent_at >= ?")
+		args = append(args, unixNano(q.Since))
 	}
 	order := "id"
 	if q.GroupID != nil {

@@ -151,6 +151,26 @@ CREATE TABLE direct_chats (
 );
 CREATE INDEX direct_chats_peer ON direct_chats(peer, group_id);
 `,
+	// 8: what a message does (content.go): its kind, the message it
+	// refers to, edits, deletes and expiry; receipts per member; a group's
+	// disappearing-messages timer.
+	`
+ALTER TABLE messages ADD COLUMN kind TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN ref BLOB NOT NULL DEFAULT x'';
+ALTER TABLE messages ADD COLUMN edited_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX messages_expiry ON messages(expires_at) WHERE expires_at > 0;
+CREATE TABLE receipts (
+	group_id    BLOB NOT NULL,
+	message_id  BLOB NOT NULL,
+	member      BLOB NOT NULL,
+	status      INTEGER NOT NULL,
+	at          INTEGER NOT NULL,
+	PRIMARY KEY (group_id, message_id, member)
+);
+ALTER TABLE groups ADD COLUMN disappear_after INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // SchemaVersion is the schema version this program writes.

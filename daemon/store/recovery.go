@@ -120,10 +120,10 @@ func (tx *Tx) SetRecoveryProgress(groupID, successor []byte, done bool) error {
 	return nil
 }
 
-// MoveHistory moves a group's messages (and the message events naming
-// them) to another group that has none yet, keeping their sequence
-// numbers; their numbers in the old group's order (GroupSeq) are dropped,
-// since the new group's order numbers from 1 again.
+// MoveHistory moves a group's messages (with the events naming them and
+// their receipts) to another group that has none yet, keeping their
+// sequence numbers; their numbers in the old group's order (GroupSeq) are
+// dropped, since the new group's order numbers from 1 again.
 func (tx *Tx) MoveHistory(from, to []byte) error {
 	var n int64
 	if err := tx.queryRow(`SELECT COUNT(*) FROM messages WHERE group_id = ?`, to).Scan(&n); err != nil {
@@ -135,7 +135,12 @@ func (tx *Tx) MoveHistory(from, to []byte) error {
 	if _, err := tx.exec(`UPDATE messages SET group_id = ?, group_seq = 0 WHERE group_id = ?`, to, from); err != nil {
 		return fmt.Errorf("store: move history: %w", err)
 	}
-	if _, err := tx.exec(`UPDATE events SET group_id = ? WHERE group_id = ? AND kind = ?`, to, from, string(EventMessage)); err != nil {
+	if _, err := tx.exec(`UPDATE events SET group_id = ? WHERE group_id = ? AND kind IN (?, ?, ?, ?)`, to, from,
+		string(EventMessage), string(EventEdited), string(EventDeleted), string(EventReceipt)); err != nil {
+		return fmt.Errorf("store: move history: %w", err)
+	}
+	// Receipts go with the history (content.go).
+	if _, err := tx.exec(`UPDATE receipts SET group_id = ? WHERE group_id = ?`, to, from); err != nil {
 		return fmt.Errorf("store: move history: %w", err)
 	}
 	return nil

@@ -26,6 +26,10 @@
 //     nonce, AAD, hash algorithm, hash, description and file name. A
 //     caption makes it a multipart (processAll) of text and attachment.
 //   - Expiry: MIMI's expires, [relative, seconds].
+//   - Timer: a control message that sets the group's disappearing-messages
+//     timer (extension "qpq-disappear-after", seconds, 0 for off; at most
+//     MaxTimer), with a null body. It travels encrypted like any message,
+//     so only the members know it.
 //
 // # Where it differs from MIMI
 //
@@ -34,6 +38,8 @@
 //     leaves versioning to MLS content-type negotiation, which this
 //     project does not use. A later version that cannot keep this shape
 //     will start with another CBOR major type than an array.
+//   - Timer: extension "qpq-disappear-after" (above); MIMI has no such
+//     control message.
 //   - Timestamp: extension "qpq-sent-at", Unix nanoseconds, the sender's
 //     clock (MIMI takes time from the hub, which this project does not
 //     have).

@@ -14,7 +14,11 @@ import (
 const (
 	extVersion = "qpq-version"
 	extSentAt  = "qpq-sent-at"
+	extTimer   = "qpq-disappear-after"
 )
+
+// MaxTimer bounds a disappearing-messages timer (one year).
+const MaxTimer = 365 * 24 * 3600
 
 // Bounds of one extension, as MIMI sets them.
 const (
@@ -98,6 +102,13 @@ func (m *Message) parseExtensions(raw cbor.RawMessage) error {
 				return err
 			}
 			m.SentAt = time.Unix(0, int64(ns))
+		case extTimer:
+			n, err := uintField(extTimer, v, MaxTimer)
+			if err != nil {
+				return err
+			}
+			t := uint32(n)
+			m.Timer = &t
 		default:
 			e.Value = v
 			m.Extensions = append(m.Extensions, e)
@@ -118,6 +129,12 @@ func (m *Message) appendExtensions() (map[any]cbor.RawMessage, error) {
 			return nil, fieldErr(extSentAt, ErrInvalid, "time %v out of range", m.SentAt)
 		}
 		ext[extSentAt] = mustMarshal(uint64(ns))
+	}
+	if m.Timer != nil {
+		if *m.Timer > MaxTimer {
+			return nil, fieldErr(extTimer, ErrInvalid, "%d seconds, limit %d", *m.Timer, MaxTimer)
+		}
+		ext[extTimer] = mustMarshal(uint64(*m.Timer))
 	}
 	for _, e := range m.Extensions {
 		k := e.key()

@@ -17,10 +17,11 @@ const (
 	KindDelete                 // Replaces is deleted
 	KindReceipt                // delivery or read states
 	KindAttachment             // one or more attachments, maybe with text
+	KindTimer                  // sets the group's disappearing-messages timer
 )
 
 func (k Kind) String() string {
-	return [...]string{"unknown", "text", "reaction", "edit", "delete", "receipt", "attachment"}[k]
+	return [...]string{"unknown", "text", "reaction", "edit", "delete", "receipt", "attachment", "timer"}[k]
 }
 
 // NewText is a text message.
@@ -70,10 +71,20 @@ func NewAttachment(a Attachment, caption string) *Message {
 		Parts: []Part{TextPart(DispositionRender, caption), p}})
 }
 
+// NewTimer sets the group's disappearing-messages timer to seconds (0:
+// off). Its body is a null part.
+func NewTimer(seconds uint32) *Message {
+	m := New(Part{Disposition: DispositionSession, Cardinality: CardinalityNull})
+	m.Timer = &seconds
+	return m
+}
+
 // Kind is what m does.
 func (m *Message) Kind() Kind {
 	b := &m.Body
 	switch {
+	case m.Timer != nil && m.Replaces == nil && b.Cardinality == CardinalityNull:
+		return KindTimer
 	case m.Replaces != nil && b.Cardinality == CardinalityNull:
 		return KindDelete
 	case m.Replaces != nil:

@@ -40,8 +40,13 @@ type Message struct {
 	Expires *Expiry
 	// InReplyTo names the message this one replies or reacts to.
 	InReplyTo MessageID
+	// Timer, when set, is a control message: from now on the group's
+	// messages disappear this many seconds after they are sent (0: they
+	// no longer do). It is carried in the extension "qpq-disappear-after".
+	Timer *uint32
 	// Extensions are the extensions this package does not interpret,
-	// ordered by key; our own (version, sent-at) are not among them.
+	// ordered by key; our own (version, sent-at, timer) are not among
+	// them.
 	Extensions []Extension
 	// Body is MIMI's nestedPart.
 	Body Part

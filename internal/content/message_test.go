@@ -2,6 +2,7 @@ package content
 
 import (
 	"bytes"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -48,6 +49,8 @@ func samples() map[string]*Message {
 		"unknown ext":   unknown,
 		"unknown part":  unknownPart,
 		"topic":         topic,
+		"timer":         NewTimer(3600),
+		"timer off":     NewTimer(0),
 		"no sent time":  NewText("when?"),
 		"nested multi":  New(Part{Cardinality: CardinalityMulti, Semantics: SemanticsChooseOne, Parts: []Part{TextPart(DispositionRender, "a"), {Cardinality: CardinalityMulti, Semantics: SemanticsSingleUnit, Parts: []Part{TextPart(DispositionInline, "b"), {Cardinality: CardinalityNull}}}}}),
 		"unknown multi": New(Part{Cardinality: CardinalityMulti, Semantics: 7, Parts: []Part{TextPart(DispositionRender, "a"), TextPart(DispositionRender, "b")}}),
@@ -92,7 +95,7 @@ func TestKinds(t *testing.T) {
 	for name, want := range map[string]Kind{
 		"text": KindText, "empty text": KindText, "reply": KindText, "reaction": KindReaction, "edit": KindEdit,
 		"delete": KindDelete, "receipt": KindReceipt, "attachment": KindAttachment, "captioned": KindAttachment,
-		"unknown part": KindUnknown,
+		"unknown part": KindUnknown, "timer": KindTimer, "timer off": KindTimer,
 	} {
 		got, err := Parse(mustAppend(t, s[name]))
 		if err != nil {
@@ -101,6 +104,13 @@ func TestKinds(t *testing.T) {
 		if got.Kind() != want {
 			t.Errorf("%s: kind %v, want %v", name, got.Kind(), want)
 		}
+	}
+	if got, _ := Parse(mustAppend(t, s["timer"])); got == nil || got.Timer == nil || *got.Timer != 3600 || got.Summary() != "[disappearing messages after 3600s]" {
+		t.Errorf("timer: %+v", got)
+	}
+	over := NewTimer(MaxTimer + 1)
+	if _, err := over.Append(nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("timer over the limit: %v", err)
 	}
 	got, _ := Parse(mustAppend(t, s["receipt"]))
 	r := got.Body.Receipt

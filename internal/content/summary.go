@@ -19,6 +19,12 @@ func (m *Message) Summary() string {
 		s = append(s, fmt.Sprintf("[edit of %s]", shortID(m.Replaces)))
 	case KindDelete:
 		s = append(s, fmt.Sprintf("[delete of %s]", shortID(m.Replaces)))
+	case KindTimer:
+		if *m.Timer == 0 {
+			s = append(s, "[disappearing messages off]")
+		} else {
+			s = append(s, fmt.Sprintf("[disappearing messages after %ds]", *m.Timer))
+		}
 	case KindReceipt:
 		for _, st := range m.Body.Receipt.Statuses {
 			s = append(s, fmt.Sprintf("[%s %s]", st.Status, shortID(st.ID)))

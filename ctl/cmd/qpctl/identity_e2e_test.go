@@ -85,17 +85,6 @@ func TestE2EIdentityBackupRestore(t *testing.T) {
 	}
 }
 
-// e2eMust runs qpctl and returns its output, failing the test unless it
-// succeeds.
-func e2eMust(t *testing.T, qpctl, socket string, args ...string) string {
-	t.Helper()
-	r := e2eRun(t, qpctl, socket, args...)
-	if r.code != 0 {
-		t.Fatalf("qpctl %q: %+v", args, r)
-	}
-	return r.stdout
-}
-
 func exitCode(err error) int {
 	if ee, ok := err.(*exec.ExitError); ok {
 		return ee.ExitCode()

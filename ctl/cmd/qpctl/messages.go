@@ -27,7 +27,8 @@ const maxTextSize = 64 << 10
 
 // addMessageCommands adds send and recv.
 func (a *app) addMessageCommands(root *cobra.Command) {
-	root.AddCommand(a.sendCommand(), a.recvCommand())
+	root.AddCommand(a.sendCommand(), a.recvCommand(), a.historyCommand(), a.watchCommand())
+	a.addContentCommands(root)
 }
 
 // readText reads a message text from path ("-": stdin), at most
@@ -188,21 +189,56 @@ type messageJSON struct {
 	SentAt     string `json:"sent_at"`
 	ReceivedAt string `json:"received_at"`
 	Outgoing   bool   `json:"outgoing"`
+	// Kind is text, reply, reaction, timer, unknown or expired.
+	Kind      string        `json:"kind"`
+	Ref       string        `json:"ref,omitempty"`
+	EditedAt  string        `json:"edited_at,omitempty"`
+	Deleted   bool          `json:"deleted,omitempty"`
+	ExpiresAt string        `json:"expires_at,omitempty"`
+	Receipts  []receiptJSON `json:"receipts,omitempty"`
+}
+
+// receiptJSON is a member's state of a message.
+type receiptJSON struct {
+	Member string `json:"member"`
+	Status string `json:"status"`
+	At     string `json:"at"`
 }
 
 func (a *app) printMessage(m *daemonv1.Message) error {
 	if a.json {
-		return a.printJSON(messageJSON{
-			GroupID: m.GetGroupId(), GroupName: m.GetGroupName(), Seq: m.GetSeq(), GroupSeq: m.GetGroupSeq(), MessageID: m.GetMessageId(),
-			Sender: m.GetSender(), Text: m.GetText(), SentAt: timeString(m.GetSentAt()), ReceivedAt: timeString(m.GetReceivedAt()),
-			Outgoing: m.GetOutgoing(),
-		})
+		return a.printJSON(toMessageJSON(m))
 	}
+	return a.printMessageLine(m, "")
+}
+
+func toMessageJSON(m *daemonv1.Message) messageJSON {
+	j := messageJSON{
+		GroupID: m.GetGroupId(), GroupName: m.GetGroupName(), Seq: m.GetSeq(), GroupSeq: m.GetGroupSeq(), MessageID: m.GetMessageId(),
+		Sender: m.GetSender(), Text: m.GetText(), SentAt: timeString(m.GetSentAt()), ReceivedAt: timeString(m.GetReceivedAt()),
+		Outgoing: m.GetOutgoing(), Kind: kindName(m.GetKind()), Ref: m.GetRef(), Deleted: m.GetDeleted(),
+	}
+	if m.GetEditedAt() != nil {
+		j.EditedAt = timeString(m.GetEditedAt())
+	}
+	if m.GetExpiresAt() != nil {
+		j.ExpiresAt = timeString(m.GetExpiresAt())
+	}
+	for _, r := range m.GetReceipts() {
+		j.Receipts = append(j.Receipts, receiptJSON{Member: r.GetMember(), Status: receiptName(r.GetStatus()), At: timeString(r.GetAt())})
+	}
+	return j
+}
+
+// printMessageLine prints m as one line (with continuation lines), what
+// it is in brackets before its text; note, when set, says what happened
+// to it ("edited", "deleted").
+func (a *app) printMessageLine(m *daemonv1.Message, note string) error {
 	name := m.GetGroupName()
 	if name == "" {
 		name = m.GetGroupId()
 	}
-	_, err := fmt.Fprintf(a.stdout, "[%s %s %s] %s: %s\n", escapeLine(name), groupNumber(m.GetGroupSeq()), timeString(m.GetSentAt()), escapeLine(m.GetSender()), escapeText(m.GetText()))
+	_, err := fmt.Fprintf(a.stdout, "[%s %s %s] %s: %s\n", escapeLine(name), groupNumber(m.GetGroupSeq()), timeString(m.GetSentAt()), escapeLine(m.GetSender()), contentLine(m, note))
 	return err
 }
 
@@ -210,6 +246,7 @@ type recvOptions struct {
 	group             string
 	wait              time.Duration
 	follow, peek, all bool
+	noReceipts        bool
 }
 
 func (a *app) recvCommand() *cobra.Command {
@@ -242,6 +279,7 @@ lines. With --json each message is one JSON object, byte-exact.`,
 	cmd.Flags().BoolVar(&o.follow, "follow", false, "keep printing new messages until interrupted")
 	cmd.Flags().BoolVar(&o.peek, "peek", false, "leave the printed messages unread")
 	cmd.Flags().BoolVar(&o.all, "all", false, "print the whole stored history, not only unread messages")
+	cmd.Flags().BoolVar(&o.noReceipts, "no-receipts", false, "mark read without sending read receipts")
 	return cmd
 }
 
@@ -266,7 +304,7 @@ func (a *app) recv(ctx context.Context, o recvOptions) error {
 	var after uint64
 	first := true
 	for {
-		req := &daemonv1.MessagesRequest{Group: o.group, AfterSeq: after, UnreadOnly: !o.all, MarkRead: !o.peek, Limit: 500}
+		req := &daemonv1.MessagesRequest{Group: o.group, AfterSeq: after, UnreadOnly: !o.all, MarkRead: !o.peek, Limit: 500, NoReadReceipts: o.noReceipts}
 		if first && !o.all && o.wait > 0 {
 			req.Wait = durationpb.New(o.wait)
 		}
@@ -294,7 +332,7 @@ func (a *app) recv(ctx context.Context, o recvOptions) error {
 	if !o.follow {
 		return nil
 	}
-	return a.follow(ctx, c, o.group, head, o.peek, printed)
+	return a.follow(ctx, c, o, head, printed)
 }
 
 // follow streams message events after head, printing the messages of group
@@ -302,33 +340,35 @@ func (a *app) recv(ctx context.Context, o recvOptions) error {
 // waits for qpd to be back and resumes after the last event it handled:
 // event numbers are durable, so nothing is lost, and the per-group message
 // numbers already printed are skipped, so nothing is repeated.
-func (a *app) follow(ctx context.Context, c *client.Client, group string, head uint64, peek bool, printed map[string]uint64) error {
-	var groupID string
-	if group != "" {
-		gctx, cancel := context.WithTimeout(ctx, callTimeout)
-		r, err := c.ListGroups(gctx, &daemonv1.ListGroupsRequest{})
-		cancel()
-		if err != nil {
-			return err
-		}
-		if groupID, err = matchGroup(r.GetGroups(), group); err != nil {
-			return err
-		}
+func (a *app) follow(ctx context.Context, c *client.Client, o recvOptions, head uint64, printed map[string]uint64) error {
+	groupID, err := groupIDOf(ctx, c, o.group)
+	if err != nil {
+		return err
 	}
 	cursor := head
 	reconnecting := false
+	return resumeStream(ctx, func() error {
+		return a.followStream(ctx, c, &cursor, &groupID, o, printed, &reconnecting)
+	}, func(err error) {
+		if !reconnecting {
+			a.stderrf("qpctl recv: lost qpd (%s); waiting for it to come back\n", status.Convert(err).Message())
+			reconnecting = true
+		}
+	})
+}
+
+// resumeStream runs stream again whenever it ends because qpd went away
+// (after lost, and a short pause), until ctx ends or another error.
+func resumeStream(ctx context.Context, stream func() error, lost func(error)) error {
 	for {
-		err := a.followStream(ctx, c, &cursor, &groupID, peek, printed, &reconnecting)
+		err := stream()
 		if ctx.Err() != nil {
 			return nil
 		}
 		if status.Code(err) != codes.Unavailable && !errors.Is(err, io.EOF) {
 			return err
 		}
-		if !reconnecting {
-			a.stderrf("qpctl recv: lost qpd (%s); waiting for it to come back\n", status.Convert(err).Message())
-			reconnecting = true
-		}
+		lost(err)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -341,7 +381,7 @@ func (a *app) follow(ctx context.Context, c *client.Client, group string, head u
 // stream ends, advancing *cursor past each event handled. A group that qpd
 // recovered in a successor (its history moved there, numbers kept) is
 // followed on in the successor: *groupID moves with it.
-func (a *app) followStream(ctx context.Context, c *client.Client, cursor *uint64, groupID *string, peek bool, printed map[string]uint64, reconnecting *bool) error {
+func (a *app) followStream(ctx context.Context, c *client.Client, cursor *uint64, groupID *string, o recvOptions, printed map[string]uint64, reconnecting *bool) error {
 	stream, err := c.Subscribe(ctx, &daemonv1.SubscribeRequest{AfterSeq: *cursor}, grpc.WaitForReady(true))
 	if err != nil {
 		return err
@@ -363,22 +403,41 @@ func (a *app) followStream(ctx context.Context, c *client.Client, cursor *uint64
 			}
 		}
 		m := ev.GetMessage()
-		if m != nil && (*groupID == "" || m.GetGroupId() == *groupID) && m.GetSeq() > printed[m.GetGroupId()] {
+		switch {
+		case m != nil && (*groupID == "" || m.GetGroupId() == *groupID) && m.GetSeq() > printed[m.GetGroupId()]:
 			if err := a.printMessage(m); err != nil {
 				return err
 			}
 			printed[m.GetGroupId()] = m.GetSeq()
-			if !peek {
+			if !o.peek {
 				mctx, cancel := context.WithTimeout(ctx, callTimeout)
-				_, err := c.Messages(mctx, &daemonv1.MessagesRequest{Group: m.GetGroupId(), AfterSeq: m.GetSeq() - 1, Limit: 1, MarkRead: true})
+				_, err := c.Messages(mctx, &daemonv1.MessagesRequest{Group: m.GetGroupId(), AfterSeq: m.GetSeq() - 1, Limit: 1, MarkRead: true, NoReadReceipts: o.noReceipts})
 				cancel()
 				if err != nil {
 					return err
 				}
 			}
+		case m == nil:
+			if err := a.printChange(ev, *groupID); err != nil {
+				return err
+			}
 		}
 		*cursor = ev.GetSeq()
 	}
+}
+
+// groupIDOf is the id of the group ref names ("" for none).
+func groupIDOf(ctx context.Context, c *client.Client, ref string) (string, error) {
+	if ref == "" {
+		return "", nil
+	}
+	gctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	r, err := c.ListGroups(gctx, &daemonv1.ListGroupsRequest{})
+	if err != nil {
+		return "", err
+	}
+	return matchGroup(r.GetGroups(), ref)
 }
 
 // matchGroup finds the group ref names, as qpd does: its id, else its

@@ -152,6 +152,123 @@ func (DeliveryState) EnumDescriptor() ([]byte, []int) {
 	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{1}
 }
 
+type MessageKind int32
+
+const (
+	MessageKind_MESSAGE_KIND_UNSPECIFIED MessageKind = 0
+	MessageKind_MESSAGE_KIND_TEXT        MessageKind = 1
+	MessageKind_MESSAGE_KIND_REPLY       MessageKind = 2
+	// text is the reaction; ref the message reacted to.
+	MessageKind_MESSAGE_KIND_REACTION MessageKind = 3
+	// A member set the disappearing-messages timer: text is its seconds
+	// ("0": off), sender who set it.
+	MessageKind_MESSAGE_KIND_TIMER MessageKind = 4
+	// Content this daemon does not understand (an attachment, a part of an
+	// unknown type): text describes it in brackets, nothing is dropped.
+	MessageKind_MESSAGE_KIND_UNKNOWN MessageKind = 5
+	// The newest message of a group after it disappeared, kept without its
+	// text so that message numbers keep counting up.
+	MessageKind_MESSAGE_KIND_EXPIRED MessageKind = 6
+)
+
+// Enum value maps for MessageKind.
+var (
+	MessageKind_name = map[int32]string{
+		0: "MESSAGE_KIND_UNSPECIFIED",
+		1: "MESSAGE_KIND_TEXT",
+		2: "MESSAGE_KIND_REPLY",
+		3: "MESSAGE_KIND_REACTION",
+		4: "MESSAGE_KIND_TIMER",
+		5: "MESSAGE_KIND_UNKNOWN",
+		6: "MESSAGE_KIND_EXPIRED",
+	}
+	MessageKind_value = map[string]int32{
+		"MESSAGE_KIND_UNSPECIFIED": 0,
+		"MESSAGE_KIND_TEXT":        1,
+		"MESSAGE_KIND_REPLY":       2,
+		"MESSAGE_KIND_REACTION":    3,
+		"MESSAGE_KIND_TIMER":       4,
+		"MESSAGE_KIND_UNKNOWN":     5,
+		"MESSAGE_KIND_EXPIRED":     6,
+	}
+)
+
+func (x MessageKind) Enum() *MessageKind {
+	p := new(MessageKind)
+	*p = x
+	return p
+}
+
+func (x MessageKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MessageKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_qpq_daemon_v1_daemon_proto_enumTypes[2].Descriptor()
+}
+
+func (MessageKind) Type() protoreflect.EnumType {
+	return &file_qpq_daemon_v1_daemon_proto_enumTypes[2]
+}
+
+func (x MessageKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MessageKind.Descriptor instead.
+func (MessageKind) EnumDescriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{2}
+}
+
+type ReceiptStatus int32
+
+const (
+	ReceiptStatus_RECEIPT_STATUS_UNSPECIFIED ReceiptStatus = 0
+	ReceiptStatus_RECEIPT_STATUS_DELIVERED   ReceiptStatus = 1
+	ReceiptStatus_RECEIPT_STATUS_READ        ReceiptStatus = 2
+)
+
+// Enum value maps for ReceiptStatus.
+var (
+	ReceiptStatus_name = map[int32]string{
+		0: "RECEIPT_STATUS_UNSPECIFIED",
+		1: "RECEIPT_STATUS_DELIVERED",
+		2: "RECEIPT_STATUS_READ",
+	}
+	ReceiptStatus_value = map[string]int32{
+		"RECEIPT_STATUS_UNSPECIFIED": 0,
+		"RECEIPT_STATUS_DELIVERED":   1,
+		"RECEIPT_STATUS_READ":        2,
+	}
+)
+
+func (x ReceiptStatus) Enum() *ReceiptStatus {
+	p := new(ReceiptStatus)
+	*p = x
+	return p
+}
+
+func (x ReceiptStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ReceiptStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_qpq_daemon_v1_daemon_proto_enumTypes[3].Descriptor()
+}
+
+func (ReceiptStatus) Type() protoreflect.EnumType {
+	return &file_qpq_daemon_v1_daemon_proto_enumTypes[3]
+}
+
+func (x ReceiptStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ReceiptStatus.Descriptor instead.
+func (ReceiptStatus) EnumDescriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{3}
+}
+
 type NodeConnection struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Address string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
@@ -789,6 +906,8 @@ type Group struct {
 	// the other person's identity key (hex), and their contact name if any.
 	DirectPeer     string `protobuf:"bytes,16,opt,name=direct_peer,json=directPeer,proto3" json:"direct_peer,omitempty"`
 	DirectPeerName string `protobuf:"bytes,17,opt,name=direct_peer_name,json=directPeerName,proto3" json:"direct_peer_name,omitempty"`
+	// The disappearing-messages timer (unset: off), see SetDisappearing.
+	DisappearAfter *durationpb.Duration `protobuf:"bytes,20,opt,name=disappear_after,json=disappearAfter,proto3" json:"disappear_after,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -905,6 +1024,13 @@ func (x *Group) GetDirectPeerName() string {
 		return x.DirectPeerName
 	}
 	return ""
+}
+
+func (x *Group) GetDisappearAfter() *durationpb.Duration {
+	if x != nil {
+		return x.DisappearAfter
+	}
+	return nil
 }
 
 type Member struct {
@@ -1470,7 +1596,9 @@ type SendRequest struct {
 	To string `protobuf:"bytes,16,opt,name=to,proto3" json:"to,omitempty"`
 	// While connected to the node, wait up to this long for its verdict
 	// before answering; zero answers at once.
-	Wait          *durationpb.Duration `protobuf:"bytes,4,opt,name=wait,proto3" json:"wait,omitempty"`
+	Wait *durationpb.Duration `protobuf:"bytes,4,opt,name=wait,proto3" json:"wait,omitempty"`
+	// Optional: the message this one replies to, named as in ReactRequest.
+	ReplyTo       string `protobuf:"bytes,20,opt,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1540,6 +1668,301 @@ func (x *SendRequest) GetWait() *durationpb.Duration {
 	return nil
 }
 
+func (x *SendRequest) GetReplyTo() string {
+	if x != nil {
+		return x.ReplyTo
+	}
+	return ""
+}
+
+type ReactRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// The message: "#N" (or N, fewer than 8 digits) for the group's message
+	// number N, or its message id in hex (at least 8 digits of it when they
+	// name one message).
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// The reaction, at most 64 bytes of UTF-8 (usually one emoji).
+	Reaction        string               `protobuf:"bytes,3,opt,name=reaction,proto3" json:"reaction,omitempty"`
+	ClientMessageId string               `protobuf:"bytes,4,opt,name=client_message_id,json=clientMessageId,proto3" json:"client_message_id,omitempty"`
+	Wait            *durationpb.Duration `protobuf:"bytes,5,opt,name=wait,proto3" json:"wait,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ReactRequest) Reset() {
+	*x = ReactRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReactRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReactRequest) ProtoMessage() {}
+
+func (x *ReactRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReactRequest.ProtoReflect.Descriptor instead.
+func (*ReactRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ReactRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ReactRequest) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ReactRequest) GetReaction() string {
+	if x != nil {
+		return x.Reaction
+	}
+	return ""
+}
+
+func (x *ReactRequest) GetClientMessageId() string {
+	if x != nil {
+		return x.ClientMessageId
+	}
+	return ""
+}
+
+func (x *ReactRequest) GetWait() *durationpb.Duration {
+	if x != nil {
+		return x.Wait
+	}
+	return nil
+}
+
+type EditRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// One of this user's messages, named as in ReactRequest.
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// The new text.
+	Text            string               `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
+	ClientMessageId string               `protobuf:"bytes,4,opt,name=client_message_id,json=clientMessageId,proto3" json:"client_message_id,omitempty"`
+	Wait            *durationpb.Duration `protobuf:"bytes,5,opt,name=wait,proto3" json:"wait,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *EditRequest) Reset() {
+	*x = EditRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EditRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EditRequest) ProtoMessage() {}
+
+func (x *EditRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EditRequest.ProtoReflect.Descriptor instead.
+func (*EditRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *EditRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *EditRequest) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *EditRequest) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *EditRequest) GetClientMessageId() string {
+	if x != nil {
+		return x.ClientMessageId
+	}
+	return ""
+}
+
+func (x *EditRequest) GetWait() *durationpb.Duration {
+	if x != nil {
+		return x.Wait
+	}
+	return nil
+}
+
+type DeleteRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// One of this user's messages, named as in ReactRequest.
+	Message         string               `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	ClientMessageId string               `protobuf:"bytes,3,opt,name=client_message_id,json=clientMessageId,proto3" json:"client_message_id,omitempty"`
+	Wait            *durationpb.Duration `protobuf:"bytes,4,opt,name=wait,proto3" json:"wait,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *DeleteRequest) Reset() {
+	*x = DeleteRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRequest) ProtoMessage() {}
+
+func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
+func (*DeleteRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *DeleteRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *DeleteRequest) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *DeleteRequest) GetClientMessageId() string {
+	if x != nil {
+		return x.ClientMessageId
+	}
+	return ""
+}
+
+func (x *DeleteRequest) GetWait() *durationpb.Duration {
+	if x != nil {
+		return x.Wait
+	}
+	return nil
+}
+
+type SetDisappearingRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// Whole seconds, at most a year; zero or unset turns the timer off.
+	After         *durationpb.Duration `protobuf:"bytes,2,opt,name=after,proto3" json:"after,omitempty"`
+	Wait          *durationpb.Duration `protobuf:"bytes,3,opt,name=wait,proto3" json:"wait,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetDisappearingRequest) Reset() {
+	*x = SetDisappearingRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetDisappearingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetDisappearingRequest) ProtoMessage() {}
+
+func (x *SetDisappearingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetDisappearingRequest.ProtoReflect.Descriptor instead.
+func (*SetDisappearingRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *SetDisappearingRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *SetDisappearingRequest) GetAfter() *durationpb.Duration {
+	if x != nil {
+		return x.After
+	}
+	return nil
+}
+
+func (x *SetDisappearingRequest) GetWait() *durationpb.Duration {
+	if x != nil {
+		return x.Wait
+	}
+	return nil
+}
+
 type SendResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Message id (hex).
@@ -1561,7 +1984,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[22]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1573,7 +1996,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[22]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1586,7 +2009,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{22}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SendResponse) GetMessageId() string {
@@ -1660,14 +2083,26 @@ type Message struct {
 	// outgoing message the node has not accepted yet, a group of one, history
 	// from before qpd kept it). Commits take numbers too, so the numbers of
 	// the messages have gaps.
-	GroupSeq      uint64 `protobuf:"varint,11,opt,name=group_seq,json=groupSeq,proto3" json:"group_seq,omitempty"`
+	GroupSeq uint64 `protobuf:"varint,11,opt,name=group_seq,json=groupSeq,proto3" json:"group_seq,omitempty"`
+	// What the message is. Messages of daemons before kinds read as TEXT.
+	Kind MessageKind `protobuf:"varint,20,opt,name=kind,proto3,enum=qpq.daemon.v1.MessageKind" json:"kind,omitempty"`
+	// REPLY and REACTION: the message id (hex) replied or reacted to.
+	Ref string `protobuf:"bytes,21,opt,name=ref,proto3" json:"ref,omitempty"`
+	// Set when the author edited the text (text is the new one).
+	EditedAt *timestamppb.Timestamp `protobuf:"bytes,22,opt,name=edited_at,json=editedAt,proto3" json:"edited_at,omitempty"`
+	// Set when the author deleted the message; text is empty.
+	Deleted bool `protobuf:"varint,23,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	// When the message disappears (unset: never).
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,24,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// Each member's delivery and read state of the message, by member.
+	Receipts      []*Receipt `protobuf:"bytes,25,rep,name=receipts,proto3" json:"receipts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[23]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1679,7 +2114,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[23]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1692,7 +2127,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{23}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Message) GetGroupId() string {
@@ -1772,6 +2207,111 @@ func (x *Message) GetGroupSeq() uint64 {
 	return 0
 }
 
+func (x *Message) GetKind() MessageKind {
+	if x != nil {
+		return x.Kind
+	}
+	return MessageKind_MESSAGE_KIND_UNSPECIFIED
+}
+
+func (x *Message) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *Message) GetEditedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EditedAt
+	}
+	return nil
+}
+
+func (x *Message) GetDeleted() bool {
+	if x != nil {
+		return x.Deleted
+	}
+	return false
+}
+
+func (x *Message) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *Message) GetReceipts() []*Receipt {
+	if x != nil {
+		return x.Receipts
+	}
+	return nil
+}
+
+// A member's state of a message. Members send receipts unless their qpd
+// runs with receipts off.
+type Receipt struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member's identity key, hex.
+	Member        string                 `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	Status        ReceiptStatus          `protobuf:"varint,2,opt,name=status,proto3,enum=qpq.daemon.v1.ReceiptStatus" json:"status,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Receipt) Reset() {
+	*x = Receipt{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Receipt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Receipt) ProtoMessage() {}
+
+func (x *Receipt) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
+func (*Receipt) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *Receipt) GetMember() string {
+	if x != nil {
+		return x.Member
+	}
+	return ""
+}
+
+func (x *Receipt) GetStatus() ReceiptStatus {
+	if x != nil {
+		return x.Status
+	}
+	return ReceiptStatus_RECEIPT_STATUS_UNSPECIFIED
+}
+
+func (x *Receipt) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
 type MessagesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Empty means every group (ordered by receive time).
@@ -1786,14 +2326,20 @@ type MessagesRequest struct {
 	MarkRead bool `protobuf:"varint,5,opt,name=mark_read,json=markRead,proto3" json:"mark_read,omitempty"`
 	// With unread_only: when nothing is unread, wait up to this long for an
 	// unread message to arrive before answering (possibly with none).
-	Wait          *durationpb.Duration `protobuf:"bytes,6,opt,name=wait,proto3" json:"wait,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Wait *durationpb.Duration `protobuf:"bytes,6,opt,name=wait,proto3" json:"wait,omitempty"`
+	// Only messages whose text contains this (ASCII letters in either case).
+	Search string `protobuf:"bytes,20,opt,name=search,proto3" json:"search,omitempty"`
+	// Only messages sent at or after this time.
+	Since *timestamppb.Timestamp `protobuf:"bytes,21,opt,name=since,proto3" json:"since,omitempty"`
+	// With mark_read: send no read receipts for these messages.
+	NoReadReceipts bool `protobuf:"varint,22,opt,name=no_read_receipts,json=noReadReceipts,proto3" json:"no_read_receipts,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *MessagesRequest) Reset() {
 	*x = MessagesRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[24]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1805,7 +2351,7 @@ func (x *MessagesRequest) String() string {
 func (*MessagesRequest) ProtoMessage() {}
 
 func (x *MessagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[24]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1818,7 +2364,7 @@ func (x *MessagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessagesRequest.ProtoReflect.Descriptor instead.
 func (*MessagesRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{24}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *MessagesRequest) GetGroup() string {
@@ -1863,6 +2409,27 @@ func (x *MessagesRequest) GetWait() *durationpb.Duration {
 	return nil
 }
 
+func (x *MessagesRequest) GetSearch() string {
+	if x != nil {
+		return x.Search
+	}
+	return ""
+}
+
+func (x *MessagesRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *MessagesRequest) GetNoReadReceipts() bool {
+	if x != nil {
+		return x.NoReadReceipts
+	}
+	return false
+}
+
 type MessagesResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Messages []*Message             `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
@@ -1875,7 +2442,7 @@ type MessagesResponse struct {
 
 func (x *MessagesResponse) Reset() {
 	*x = MessagesResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[25]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1887,7 +2454,7 @@ func (x *MessagesResponse) String() string {
 func (*MessagesResponse) ProtoMessage() {}
 
 func (x *MessagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[25]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1900,7 +2467,7 @@ func (x *MessagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessagesResponse.ProtoReflect.Descriptor instead.
 func (*MessagesResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{25}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *MessagesResponse) GetMessages() []*Message {
@@ -1936,7 +2503,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[26]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1948,7 +2515,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[26]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1961,7 +2528,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{26}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SubscribeRequest) GetAfterSeq() uint64 {
@@ -1998,6 +2565,10 @@ type Event struct {
 	//	*Event_Fork
 	//	*Event_Recovery
 	//	*Event_Recovered
+	//	*Event_Edited
+	//	*Event_Deleted
+	//	*Event_Receipt
+	//	*Event_Disappearing
 	Kind          isEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2005,7 +2576,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[27]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2017,7 +2588,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[27]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2030,7 +2601,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{27}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Event) GetSeq() uint64 {
@@ -2171,6 +2742,42 @@ func (x *Event) GetRecovered() *GroupRecovery {
 	return nil
 }
 
+func (x *Event) GetEdited() *Message {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_Edited); ok {
+			return x.Edited
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetDeleted() *Message {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_Deleted); ok {
+			return x.Deleted
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetReceipt() *ReceiptEvent {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_Receipt); ok {
+			return x.Receipt
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetDisappearing() *DisappearingChanged {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_Disappearing); ok {
+			return x.Disappearing
+		}
+	}
+	return nil
+}
+
 type isEvent_Kind interface {
 	isEvent_Kind()
 }
@@ -2227,6 +2834,26 @@ type Event_Recovered struct {
 	Recovered *GroupRecovery `protobuf:"bytes,22,opt,name=recovered,proto3,oneof"`
 }
 
+type Event_Edited struct {
+	// The author edited a message (the message as it is now).
+	Edited *Message `protobuf:"bytes,30,opt,name=edited,proto3,oneof"`
+}
+
+type Event_Deleted struct {
+	// The author deleted a message.
+	Deleted *Message `protobuf:"bytes,31,opt,name=deleted,proto3,oneof"`
+}
+
+type Event_Receipt struct {
+	// A member's receipt of a message.
+	Receipt *ReceiptEvent `protobuf:"bytes,32,opt,name=receipt,proto3,oneof"`
+}
+
+type Event_Disappearing struct {
+	// A member set the group's disappearing-messages timer.
+	Disappearing *DisappearingChanged `protobuf:"bytes,33,opt,name=disappearing,proto3,oneof"`
+}
+
 func (*Event_Message) isEvent_Kind() {}
 
 func (*Event_MemberAdded) isEvent_Kind() {}
@@ -2252,6 +2879,14 @@ func (*Event_Fork) isEvent_Kind() {}
 func (*Event_Recovery) isEvent_Kind() {}
 
 func (*Event_Recovered) isEvent_Kind() {}
+
+func (*Event_Edited) isEvent_Kind() {}
+
+func (*Event_Deleted) isEvent_Kind() {}
+
+func (*Event_Receipt) isEvent_Kind() {}
+
+func (*Event_Disappearing) isEvent_Kind() {}
 
 // A member's commit that the node accepted cannot be applied (its
 // encrypted path secrets or confirmation do not check out): the group
@@ -2281,7 +2916,7 @@ type GroupRecovery struct {
 
 func (x *GroupRecovery) Reset() {
 	*x = GroupRecovery{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[28]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2293,7 +2928,7 @@ func (x *GroupRecovery) String() string {
 func (*GroupRecovery) ProtoMessage() {}
 
 func (x *GroupRecovery) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[28]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2306,7 +2941,7 @@ func (x *GroupRecovery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupRecovery.ProtoReflect.Descriptor instead.
 func (*GroupRecovery) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{28}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GroupRecovery) GetGroupId() string {
@@ -2358,6 +2993,137 @@ func (x *GroupRecovery) GetReason() string {
 	return ""
 }
 
+type ReceiptEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The message (unset if it is gone meanwhile).
+	Message       *Message `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	Receipt       *Receipt `protobuf:"bytes,2,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	GroupId       string   `protobuf:"bytes,3,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiptEvent) Reset() {
+	*x = ReceiptEvent{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiptEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiptEvent) ProtoMessage() {}
+
+func (x *ReceiptEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiptEvent.ProtoReflect.Descriptor instead.
+func (*ReceiptEvent) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ReceiptEvent) GetMessage() *Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *ReceiptEvent) GetReceipt() *Receipt {
+	if x != nil {
+		return x.Receipt
+	}
+	return nil
+}
+
+func (x *ReceiptEvent) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+type DisappearingChanged struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	GroupId   string                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	GroupName string                 `protobuf:"bytes,2,opt,name=group_name,json=groupName,proto3" json:"group_name,omitempty"`
+	// Who set it, hex.
+	By string `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
+	// Unset: off.
+	After         *durationpb.Duration `protobuf:"bytes,4,opt,name=after,proto3" json:"after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisappearingChanged) Reset() {
+	*x = DisappearingChanged{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisappearingChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisappearingChanged) ProtoMessage() {}
+
+func (x *DisappearingChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisappearingChanged.ProtoReflect.Descriptor instead.
+func (*DisappearingChanged) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *DisappearingChanged) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *DisappearingChanged) GetGroupName() string {
+	if x != nil {
+		return x.GroupName
+	}
+	return ""
+}
+
+func (x *DisappearingChanged) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *DisappearingChanged) GetAfter() *durationpb.Duration {
+	if x != nil {
+		return x.After
+	}
+	return nil
+}
+
 // Something the daemon's trust policy refused: a leaf whose credential is
 // not its signature key's (a substituted KeyPackage, an impersonating Add,
 // UpdatePath or resync), a proposal or commit a member may not make.
@@ -2377,7 +3143,7 @@ type PolicyRefusal struct {
 
 func (x *PolicyRefusal) Reset() {
 	*x = PolicyRefusal{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[29]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2389,7 +3155,7 @@ func (x *PolicyRefusal) String() string {
 func (*PolicyRefusal) ProtoMessage() {}
 
 func (x *PolicyRefusal) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[29]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2402,7 +3168,7 @@ func (x *PolicyRefusal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyRefusal.ProtoReflect.Descriptor instead.
 func (*PolicyRefusal) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{29}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PolicyRefusal) GetGroupId() string {
@@ -2453,7 +3219,7 @@ type InvitationRequest struct {
 
 func (x *InvitationRequest) Reset() {
 	*x = InvitationRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[30]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2465,7 +3231,7 @@ func (x *InvitationRequest) String() string {
 func (*InvitationRequest) ProtoMessage() {}
 
 func (x *InvitationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[30]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2478,7 +3244,7 @@ func (x *InvitationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvitationRequest.ProtoReflect.Descriptor instead.
 func (*InvitationRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{30}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *InvitationRequest) GetId() uint64 {
@@ -2507,7 +3273,7 @@ type ContactKeyChanged struct {
 
 func (x *ContactKeyChanged) Reset() {
 	*x = ContactKeyChanged{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[31]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2519,7 +3285,7 @@ func (x *ContactKeyChanged) String() string {
 func (*ContactKeyChanged) ProtoMessage() {}
 
 func (x *ContactKeyChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[31]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2532,7 +3298,7 @@ func (x *ContactKeyChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactKeyChanged.ProtoReflect.Descriptor instead.
 func (*ContactKeyChanged) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{31}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ContactKeyChanged) GetName() string {
@@ -2571,7 +3337,7 @@ type ForkDetected struct {
 
 func (x *ForkDetected) Reset() {
 	*x = ForkDetected{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[32]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2583,7 +3349,7 @@ func (x *ForkDetected) String() string {
 func (*ForkDetected) ProtoMessage() {}
 
 func (x *ForkDetected) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[32]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2596,7 +3362,7 @@ func (x *ForkDetected) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForkDetected.ProtoReflect.Descriptor instead.
 func (*ForkDetected) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{32}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ForkDetected) GetGroupId() string {
@@ -2648,7 +3414,7 @@ type Request struct {
 
 func (x *Request) Reset() {
 	*x = Request{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[33]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2660,7 +3426,7 @@ func (x *Request) String() string {
 func (*Request) ProtoMessage() {}
 
 func (x *Request) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[33]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2673,7 +3439,7 @@ func (x *Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Request.ProtoReflect.Descriptor instead.
 func (*Request) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{33}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Request) GetId() uint64 {
@@ -2740,7 +3506,7 @@ type ListRequestsRequest struct {
 
 func (x *ListRequestsRequest) Reset() {
 	*x = ListRequestsRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[34]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2752,7 +3518,7 @@ func (x *ListRequestsRequest) String() string {
 func (*ListRequestsRequest) ProtoMessage() {}
 
 func (x *ListRequestsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[34]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2765,7 +3531,7 @@ func (x *ListRequestsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequestsRequest.ProtoReflect.Descriptor instead.
 func (*ListRequestsRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{34}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{41}
 }
 
 type ListRequestsResponse struct {
@@ -2777,7 +3543,7 @@ type ListRequestsResponse struct {
 
 func (x *ListRequestsResponse) Reset() {
 	*x = ListRequestsResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[35]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2789,7 +3555,7 @@ func (x *ListRequestsResponse) String() string {
 func (*ListRequestsResponse) ProtoMessage() {}
 
 func (x *ListRequestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[35]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2802,7 +3568,7 @@ func (x *ListRequestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequestsResponse.ProtoReflect.Descriptor instead.
 func (*ListRequestsResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{35}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListRequestsResponse) GetRequests() []*Request {
@@ -2823,7 +3589,7 @@ type AcceptRequestRequest struct {
 
 func (x *AcceptRequestRequest) Reset() {
 	*x = AcceptRequestRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[36]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2835,7 +3601,7 @@ func (x *AcceptRequestRequest) String() string {
 func (*AcceptRequestRequest) ProtoMessage() {}
 
 func (x *AcceptRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[36]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2848,7 +3614,7 @@ func (x *AcceptRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptRequestRequest.ProtoReflect.Descriptor instead.
 func (*AcceptRequestRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{36}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AcceptRequestRequest) GetId() uint64 {
@@ -2874,7 +3640,7 @@ type AcceptRequestResponse struct {
 
 func (x *AcceptRequestResponse) Reset() {
 	*x = AcceptRequestResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[37]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2886,7 +3652,7 @@ func (x *AcceptRequestResponse) String() string {
 func (*AcceptRequestResponse) ProtoMessage() {}
 
 func (x *AcceptRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[37]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2899,7 +3665,7 @@ func (x *AcceptRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptRequestResponse.ProtoReflect.Descriptor instead.
 func (*AcceptRequestResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{37}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AcceptRequestResponse) GetGroup() *Group {
@@ -2918,7 +3684,7 @@ type DeclineRequestRequest struct {
 
 func (x *DeclineRequestRequest) Reset() {
 	*x = DeclineRequestRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[38]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2930,7 +3696,7 @@ func (x *DeclineRequestRequest) String() string {
 func (*DeclineRequestRequest) ProtoMessage() {}
 
 func (x *DeclineRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[38]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2943,7 +3709,7 @@ func (x *DeclineRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeclineRequestRequest.ProtoReflect.Descriptor instead.
 func (*DeclineRequestRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{38}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DeclineRequestRequest) GetId() uint64 {
@@ -2961,7 +3727,7 @@ type DeclineRequestResponse struct {
 
 func (x *DeclineRequestResponse) Reset() {
 	*x = DeclineRequestResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[39]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2973,7 +3739,7 @@ func (x *DeclineRequestResponse) String() string {
 func (*DeclineRequestResponse) ProtoMessage() {}
 
 func (x *DeclineRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[39]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2986,7 +3752,7 @@ func (x *DeclineRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeclineRequestResponse.ProtoReflect.Descriptor instead.
 func (*DeclineRequestResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{39}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{46}
 }
 
 type BlockRequest struct {
@@ -2999,7 +3765,7 @@ type BlockRequest struct {
 
 func (x *BlockRequest) Reset() {
 	*x = BlockRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[40]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3011,7 +3777,7 @@ func (x *BlockRequest) String() string {
 func (*BlockRequest) ProtoMessage() {}
 
 func (x *BlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[40]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3024,7 +3790,7 @@ func (x *BlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockRequest.ProtoReflect.Descriptor instead.
 func (*BlockRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{40}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *BlockRequest) GetIdentity() string {
@@ -3044,7 +3810,7 @@ type BlockResponse struct {
 
 func (x *BlockResponse) Reset() {
 	*x = BlockResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[41]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3056,7 +3822,7 @@ func (x *BlockResponse) String() string {
 func (*BlockResponse) ProtoMessage() {}
 
 func (x *BlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[41]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3069,7 +3835,7 @@ func (x *BlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockResponse.ProtoReflect.Descriptor instead.
 func (*BlockResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{41}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *BlockResponse) GetRequestsDeleted() uint32 {
@@ -3089,7 +3855,7 @@ type UnblockRequest struct {
 
 func (x *UnblockRequest) Reset() {
 	*x = UnblockRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[42]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3101,7 +3867,7 @@ func (x *UnblockRequest) String() string {
 func (*UnblockRequest) ProtoMessage() {}
 
 func (x *UnblockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[42]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3114,7 +3880,7 @@ func (x *UnblockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnblockRequest.ProtoReflect.Descriptor instead.
 func (*UnblockRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{42}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *UnblockRequest) GetIdentity() string {
@@ -3132,7 +3898,7 @@ type UnblockResponse struct {
 
 func (x *UnblockResponse) Reset() {
 	*x = UnblockResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[43]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3144,7 +3910,7 @@ func (x *UnblockResponse) String() string {
 func (*UnblockResponse) ProtoMessage() {}
 
 func (x *UnblockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[43]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3157,7 +3923,7 @@ func (x *UnblockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnblockResponse.ProtoReflect.Descriptor instead.
 func (*UnblockResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{43}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{50}
 }
 
 type Contact struct {
@@ -3176,7 +3942,7 @@ type Contact struct {
 
 func (x *Contact) Reset() {
 	*x = Contact{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[44]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3188,7 +3954,7 @@ func (x *Contact) String() string {
 func (*Contact) ProtoMessage() {}
 
 func (x *Contact) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[44]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3201,7 +3967,7 @@ func (x *Contact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Contact.ProtoReflect.Descriptor instead.
 func (*Contact) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{44}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *Contact) GetIdentity() string {
@@ -3256,7 +4022,7 @@ type AddContactRequest struct {
 
 func (x *AddContactRequest) Reset() {
 	*x = AddContactRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[45]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3268,7 +4034,7 @@ func (x *AddContactRequest) String() string {
 func (*AddContactRequest) ProtoMessage() {}
 
 func (x *AddContactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[45]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3281,7 +4047,7 @@ func (x *AddContactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddContactRequest.ProtoReflect.Descriptor instead.
 func (*AddContactRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{45}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *AddContactRequest) GetIdentity() string {
@@ -3309,7 +4075,7 @@ type AddContactResponse struct {
 
 func (x *AddContactResponse) Reset() {
 	*x = AddContactResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[46]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3321,7 +4087,7 @@ func (x *AddContactResponse) String() string {
 func (*AddContactResponse) ProtoMessage() {}
 
 func (x *AddContactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[46]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3334,7 +4100,7 @@ func (x *AddContactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddContactResponse.ProtoReflect.Descriptor instead.
 func (*AddContactResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{46}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *AddContactResponse) GetContact() *Contact {
@@ -3359,7 +4125,7 @@ type ListContactsRequest struct {
 
 func (x *ListContactsRequest) Reset() {
 	*x = ListContactsRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[47]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3371,7 +4137,7 @@ func (x *ListContactsRequest) String() string {
 func (*ListContactsRequest) ProtoMessage() {}
 
 func (x *ListContactsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[47]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3384,7 +4150,7 @@ func (x *ListContactsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContactsRequest.ProtoReflect.Descriptor instead.
 func (*ListContactsRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{47}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{54}
 }
 
 type ListContactsResponse struct {
@@ -3396,7 +4162,7 @@ type ListContactsResponse struct {
 
 func (x *ListContactsResponse) Reset() {
 	*x = ListContactsResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[48]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3408,7 +4174,7 @@ func (x *ListContactsResponse) String() string {
 func (*ListContactsResponse) ProtoMessage() {}
 
 func (x *ListContactsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[48]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3421,7 +4187,7 @@ func (x *ListContactsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContactsResponse.ProtoReflect.Descriptor instead.
 func (*ListContactsResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{48}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListContactsResponse) GetContacts() []*Contact {
@@ -3441,7 +4207,7 @@ type RemoveContactRequest struct {
 
 func (x *RemoveContactRequest) Reset() {
 	*x = RemoveContactRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[49]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3453,7 +4219,7 @@ func (x *RemoveContactRequest) String() string {
 func (*RemoveContactRequest) ProtoMessage() {}
 
 func (x *RemoveContactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[49]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3466,7 +4232,7 @@ func (x *RemoveContactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContactRequest.ProtoReflect.Descriptor instead.
 func (*RemoveContactRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{49}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *RemoveContactRequest) GetContact() string {
@@ -3484,7 +4250,7 @@ type RemoveContactResponse struct {
 
 func (x *RemoveContactResponse) Reset() {
 	*x = RemoveContactResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[50]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3496,7 +4262,7 @@ func (x *RemoveContactResponse) String() string {
 func (*RemoveContactResponse) ProtoMessage() {}
 
 func (x *RemoveContactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[50]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3509,7 +4275,7 @@ func (x *RemoveContactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContactResponse.ProtoReflect.Descriptor instead.
 func (*RemoveContactResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{50}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{57}
 }
 
 type SafetyNumberRequest struct {
@@ -3522,7 +4288,7 @@ type SafetyNumberRequest struct {
 
 func (x *SafetyNumberRequest) Reset() {
 	*x = SafetyNumberRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[51]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3534,7 +4300,7 @@ func (x *SafetyNumberRequest) String() string {
 func (*SafetyNumberRequest) ProtoMessage() {}
 
 func (x *SafetyNumberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[51]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3547,7 +4313,7 @@ func (x *SafetyNumberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SafetyNumberRequest.ProtoReflect.Descriptor instead.
 func (*SafetyNumberRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{51}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *SafetyNumberRequest) GetContact() string {
@@ -3571,7 +4337,7 @@ type SafetyNumberResponse struct {
 
 func (x *SafetyNumberResponse) Reset() {
 	*x = SafetyNumberResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[52]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3583,7 +4349,7 @@ func (x *SafetyNumberResponse) String() string {
 func (*SafetyNumberResponse) ProtoMessage() {}
 
 func (x *SafetyNumberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[52]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3596,7 +4362,7 @@ func (x *SafetyNumberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SafetyNumberResponse.ProtoReflect.Descriptor instead.
 func (*SafetyNumberResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{52}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *SafetyNumberResponse) GetDigits() string {
@@ -3631,7 +4397,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[53]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3643,7 +4409,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[53]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3656,7 +4422,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{53}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *VerifyRequest) GetContact() string {
@@ -3682,7 +4448,7 @@ type VerifyResponse struct {
 
 func (x *VerifyResponse) Reset() {
 	*x = VerifyResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[54]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3694,7 +4460,7 @@ func (x *VerifyResponse) String() string {
 func (*VerifyResponse) ProtoMessage() {}
 
 func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[54]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3707,7 +4473,7 @@ func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResponse.ProtoReflect.Descriptor instead.
 func (*VerifyResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{54}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *VerifyResponse) GetContact() *Contact {
@@ -3734,7 +4500,7 @@ type RejectedEnvelope struct {
 
 func (x *RejectedEnvelope) Reset() {
 	*x = RejectedEnvelope{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[55]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3746,7 +4512,7 @@ func (x *RejectedEnvelope) String() string {
 func (*RejectedEnvelope) ProtoMessage() {}
 
 func (x *RejectedEnvelope) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[55]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3759,7 +4525,7 @@ func (x *RejectedEnvelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectedEnvelope.ProtoReflect.Descriptor instead.
 func (*RejectedEnvelope) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{55}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RejectedEnvelope) GetGroupId() string {
@@ -3805,7 +4571,7 @@ type MemberEvent struct {
 
 func (x *MemberEvent) Reset() {
 	*x = MemberEvent{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[56]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3817,7 +4583,7 @@ func (x *MemberEvent) String() string {
 func (*MemberEvent) ProtoMessage() {}
 
 func (x *MemberEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[56]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3830,7 +4596,7 @@ func (x *MemberEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberEvent.ProtoReflect.Descriptor instead.
 func (*MemberEvent) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{56}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *MemberEvent) GetGroupId() string {
@@ -3879,7 +4645,7 @@ type RemoveRequest struct {
 
 func (x *RemoveRequest) Reset() {
 	*x = RemoveRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[57]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3891,7 +4657,7 @@ func (x *RemoveRequest) String() string {
 func (*RemoveRequest) ProtoMessage() {}
 
 func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[57]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3904,7 +4670,7 @@ func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{57}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *RemoveRequest) GetGroup() string {
@@ -3930,7 +4696,7 @@ type RemoveResponse struct {
 
 func (x *RemoveResponse) Reset() {
 	*x = RemoveResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[58]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3942,7 +4708,7 @@ func (x *RemoveResponse) String() string {
 func (*RemoveResponse) ProtoMessage() {}
 
 func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[58]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3955,7 +4721,7 @@ func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveResponse.ProtoReflect.Descriptor instead.
 func (*RemoveResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{58}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *RemoveResponse) GetGroup() *Group {
@@ -3974,7 +4740,7 @@ type LeaveRequest struct {
 
 func (x *LeaveRequest) Reset() {
 	*x = LeaveRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[59]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3986,7 +4752,7 @@ func (x *LeaveRequest) String() string {
 func (*LeaveRequest) ProtoMessage() {}
 
 func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[59]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3999,7 +4765,7 @@ func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{59}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *LeaveRequest) GetGroup() string {
@@ -4017,7 +4783,7 @@ type LeaveResponse struct {
 
 func (x *LeaveResponse) Reset() {
 	*x = LeaveResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[60]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4029,7 +4795,7 @@ func (x *LeaveResponse) String() string {
 func (*LeaveResponse) ProtoMessage() {}
 
 func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[60]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4042,7 +4808,7 @@ func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveResponse.ProtoReflect.Descriptor instead.
 func (*LeaveResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{60}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{67}
 }
 
 type UpdateRequest struct {
@@ -4055,7 +4821,7 @@ type UpdateRequest struct {
 
 func (x *UpdateRequest) Reset() {
 	*x = UpdateRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[61]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4067,7 +4833,7 @@ func (x *UpdateRequest) String() string {
 func (*UpdateRequest) ProtoMessage() {}
 
 func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[61]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4080,7 +4846,7 @@ func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{61}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *UpdateRequest) GetGroup() string {
@@ -4099,7 +4865,7 @@ type UpdateResponse struct {
 
 func (x *UpdateResponse) Reset() {
 	*x = UpdateResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[62]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4111,7 +4877,7 @@ func (x *UpdateResponse) String() string {
 func (*UpdateResponse) ProtoMessage() {}
 
 func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[62]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4124,7 +4890,7 @@ func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateResponse.ProtoReflect.Descriptor instead.
 func (*UpdateResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{62}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *UpdateResponse) GetGroups() []*Group {
@@ -4144,7 +4910,7 @@ type ExportIdentityRequest struct {
 
 func (x *ExportIdentityRequest) Reset() {
 	*x = ExportIdentityRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[63]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4156,7 +4922,7 @@ func (x *ExportIdentityRequest) String() string {
 func (*ExportIdentityRequest) ProtoMessage() {}
 
 func (x *ExportIdentityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[63]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4169,7 +4935,7 @@ func (x *ExportIdentityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportIdentityRequest.ProtoReflect.Descriptor instead.
 func (*ExportIdentityRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{63}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ExportIdentityRequest) GetPassphrase() []byte {
@@ -4191,7 +4957,7 @@ type ExportIdentityResponse struct {
 
 func (x *ExportIdentityResponse) Reset() {
 	*x = ExportIdentityResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[64]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4203,7 +4969,7 @@ func (x *ExportIdentityResponse) String() string {
 func (*ExportIdentityResponse) ProtoMessage() {}
 
 func (x *ExportIdentityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[64]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4216,7 +4982,7 @@ func (x *ExportIdentityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportIdentityResponse.ProtoReflect.Descriptor instead.
 func (*ExportIdentityResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{64}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ExportIdentityResponse) GetBackup() []byte {
@@ -4244,7 +5010,7 @@ type RenameContactRequest struct {
 
 func (x *RenameContactRequest) Reset() {
 	*x = RenameContactRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[65]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4256,7 +5022,7 @@ func (x *RenameContactRequest) String() string {
 func (*RenameContactRequest) ProtoMessage() {}
 
 func (x *RenameContactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[65]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4269,7 +5035,7 @@ func (x *RenameContactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameContactRequest.ProtoReflect.Descriptor instead.
 func (*RenameContactRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{65}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *RenameContactRequest) GetContact() string {
@@ -4295,7 +5061,7 @@ type RenameContactResponse struct {
 
 func (x *RenameContactResponse) Reset() {
 	*x = RenameContactResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[66]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4307,7 +5073,7 @@ func (x *RenameContactResponse) String() string {
 func (*RenameContactResponse) ProtoMessage() {}
 
 func (x *RenameContactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[66]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4320,7 +5086,7 @@ func (x *RenameContactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameContactResponse.ProtoReflect.Descriptor instead.
 func (*RenameContactResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{66}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *RenameContactResponse) GetContact() *Contact {
@@ -4385,7 +5151,7 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\n" +
 	"not_before\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tnotBefore\x127\n" +
 	"\tnot_after\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\x12\x18\n" +
-	"\aproblem\x18\t \x01(\tR\aproblem\"\x9a\x03\n" +
+	"\aproblem\x18\t \x01(\tR\aproblem\"\xde\x03\n" +
 	"\x05Group\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -4401,7 +5167,8 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	" \x01(\bR\vpostQuantum\x12\x1f\n" +
 	"\vdirect_peer\x18\x10 \x01(\tR\n" +
 	"directPeer\x12(\n" +
-	"\x10direct_peer_name\x18\x11 \x01(\tR\x0edirectPeerName\"W\n" +
+	"\x10direct_peer_name\x18\x11 \x01(\tR\x0edirectPeerName\x12B\n" +
+	"\x0fdisappear_after\x18\x14 \x01(\v2\x19.google.protobuf.DurationR\x0edisappearAfter\"W\n" +
 	"\x06Member\x12\x1a\n" +
 	"\bidentity\x18\x01 \x01(\tR\bidentity\x12\x1d\n" +
 	"\n" +
@@ -4431,13 +5198,35 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x05group\x18\x01 \x01(\v2\x14.qpq.daemon.v1.GroupR\x05group\x12/\n" +
 	"\amembers\x18\x02 \x03(\v2\x15.qpq.daemon.v1.MemberR\amembers\x12\x14\n" +
 	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12/\n" +
-	"\x13epoch_authenticator\x18\x04 \x01(\tR\x12epochAuthenticator\"\xa2\x01\n" +
+	"\x13epoch_authenticator\x18\x04 \x01(\tR\x12epochAuthenticator\"\xbd\x01\n" +
 	"\vSendRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12*\n" +
 	"\x11client_message_id\x18\x03 \x01(\tR\x0fclientMessageId\x12\x0e\n" +
 	"\x02to\x18\x10 \x01(\tR\x02to\x12-\n" +
-	"\x04wait\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"\x9a\x02\n" +
+	"\x04wait\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x04wait\x12\x19\n" +
+	"\breply_to\x18\x14 \x01(\tR\areplyTo\"\xb5\x01\n" +
+	"\fReactRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1a\n" +
+	"\breaction\x18\x03 \x01(\tR\breaction\x12*\n" +
+	"\x11client_message_id\x18\x04 \x01(\tR\x0fclientMessageId\x12-\n" +
+	"\x04wait\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"\xac\x01\n" +
+	"\vEditRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x12\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\x12*\n" +
+	"\x11client_message_id\x18\x04 \x01(\tR\x0fclientMessageId\x12-\n" +
+	"\x04wait\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"\x9a\x01\n" +
+	"\rDeleteRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12*\n" +
+	"\x11client_message_id\x18\x03 \x01(\tR\x0fclientMessageId\x12-\n" +
+	"\x04wait\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"\x8e\x01\n" +
+	"\x16SetDisappearingRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12/\n" +
+	"\x05after\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x05after\x12-\n" +
+	"\x04wait\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"\x9a\x02\n" +
 	"\fSendResponse\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x10\n" +
@@ -4446,7 +5235,7 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x05state\x18\x04 \x01(\x0e2\x1c.qpq.daemon.v1.DeliveryStateR\x05state\x12!\n" +
 	"\fstate_detail\x18\x05 \x01(\tR\vstateDetail\x12G\n" +
 	"\x11unreachable_since\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x10unreachableSince\x12\x1b\n" +
-	"\tgroup_seq\x18\a \x01(\x04R\bgroupSeq\"\xdf\x02\n" +
+	"\tgroup_seq\x18\a \x01(\x04R\bgroupSeq\"\xe3\x04\n" +
 	"\aMessage\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1d\n" +
 	"\n" +
@@ -4462,7 +5251,18 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x04read\x18\t \x01(\bR\x04read\x12\x1a\n" +
 	"\boutgoing\x18\n" +
 	" \x01(\bR\boutgoing\x12\x1b\n" +
-	"\tgroup_seq\x18\v \x01(\x04R\bgroupSeq\"\xc7\x01\n" +
+	"\tgroup_seq\x18\v \x01(\x04R\bgroupSeq\x12.\n" +
+	"\x04kind\x18\x14 \x01(\x0e2\x1a.qpq.daemon.v1.MessageKindR\x04kind\x12\x10\n" +
+	"\x03ref\x18\x15 \x01(\tR\x03ref\x127\n" +
+	"\tedited_at\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\beditedAt\x12\x18\n" +
+	"\adeleted\x18\x17 \x01(\bR\adeleted\x129\n" +
+	"\n" +
+	"expires_at\x18\x18 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x122\n" +
+	"\breceipts\x18\x19 \x03(\v2\x16.qpq.daemon.v1.ReceiptR\breceipts\"\x83\x01\n" +
+	"\aReceipt\x12\x16\n" +
+	"\x06member\x18\x01 \x01(\tR\x06member\x124\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x1c.qpq.daemon.v1.ReceiptStatusR\x06status\x12*\n" +
+	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xbb\x02\n" +
 	"\x0fMessagesRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
 	"\tafter_seq\x18\x02 \x01(\x04R\bafterSeq\x12\x14\n" +
@@ -4470,7 +5270,10 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\vunread_only\x18\x04 \x01(\bR\n" +
 	"unreadOnly\x12\x1b\n" +
 	"\tmark_read\x18\x05 \x01(\bR\bmarkRead\x12-\n" +
-	"\x04wait\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"{\n" +
+	"\x04wait\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x04wait\x12\x16\n" +
+	"\x06search\x18\x14 \x01(\tR\x06search\x120\n" +
+	"\x05since\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12(\n" +
+	"\x10no_read_receipts\x18\x16 \x01(\bR\x0enoReadReceipts\"{\n" +
 	"\x10MessagesResponse\x122\n" +
 	"\bmessages\x18\x01 \x03(\v2\x16.qpq.daemon.v1.MessageR\bmessages\x12\x1f\n" +
 	"\vnext_cursor\x18\x02 \x01(\x04R\n" +
@@ -4478,7 +5281,7 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x04more\x18\x03 \x01(\bR\x04more\"J\n" +
 	"\x10SubscribeRequest\x12\x1b\n" +
 	"\tafter_seq\x18\x01 \x01(\x04R\bafterSeq\x12\x19\n" +
-	"\bfrom_now\x18\x02 \x01(\bR\afromNow\"\xdc\x06\n" +
+	"\bfrom_now\x18\x02 \x01(\bR\afromNow\"\xc5\b\n" +
 	"\x05Event\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x122\n" +
@@ -4497,7 +5300,11 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x13contact_key_changed\x18\x13 \x01(\v2 .qpq.daemon.v1.ContactKeyChangedH\x00R\x11contactKeyChanged\x121\n" +
 	"\x04fork\x18\x14 \x01(\v2\x1b.qpq.daemon.v1.ForkDetectedH\x00R\x04fork\x12:\n" +
 	"\brecovery\x18\x15 \x01(\v2\x1c.qpq.daemon.v1.GroupRecoveryH\x00R\brecovery\x12<\n" +
-	"\trecovered\x18\x16 \x01(\v2\x1c.qpq.daemon.v1.GroupRecoveryH\x00R\trecoveredB\x06\n" +
+	"\trecovered\x18\x16 \x01(\v2\x1c.qpq.daemon.v1.GroupRecoveryH\x00R\trecovered\x120\n" +
+	"\x06edited\x18\x1e \x01(\v2\x16.qpq.daemon.v1.MessageH\x00R\x06edited\x122\n" +
+	"\adeleted\x18\x1f \x01(\v2\x16.qpq.daemon.v1.MessageH\x00R\adeleted\x127\n" +
+	"\areceipt\x18  \x01(\v2\x1b.qpq.daemon.v1.ReceiptEventH\x00R\areceipt\x12H\n" +
+	"\fdisappearing\x18! \x01(\v2\".qpq.daemon.v1.DisappearingChangedH\x00R\fdisappearingB\x06\n" +
 	"\x04kind\"\xce\x01\n" +
 	"\rGroupRecovery\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1d\n" +
@@ -4507,7 +5314,17 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x06leader\x18\x04 \x01(\tR\x06leader\x12\x14\n" +
 	"\x05epoch\x18\x05 \x01(\x04R\x05epoch\x12!\n" +
 	"\fsuccessor_id\x18\x06 \x01(\tR\vsuccessorId\x12\x16\n" +
-	"\x06reason\x18\a \x01(\tR\x06reason\"\x84\x01\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\"\x8d\x01\n" +
+	"\fReceiptEvent\x120\n" +
+	"\amessage\x18\x01 \x01(\v2\x16.qpq.daemon.v1.MessageR\amessage\x120\n" +
+	"\areceipt\x18\x02 \x01(\v2\x16.qpq.daemon.v1.ReceiptR\areceipt\x12\x19\n" +
+	"\bgroup_id\x18\x03 \x01(\tR\agroupId\"\x90\x01\n" +
+	"\x13DisappearingChanged\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1d\n" +
+	"\n" +
+	"group_name\x18\x02 \x01(\tR\tgroupName\x12\x0e\n" +
+	"\x02by\x18\x03 \x01(\tR\x02by\x12/\n" +
+	"\x05after\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x05after\"\x84\x01\n" +
 	"\rPolicyRefusal\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1a\n" +
 	"\bidentity\x18\x02 \x01(\tR\bidentity\x12\x0e\n" +
@@ -4634,7 +5451,19 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x1aDELIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18DELIVERY_STATE_DELIVERED\x10\x01\x12\x19\n" +
 	"\x15DELIVERY_STATE_QUEUED\x10\x02\x12\x1a\n" +
-	"\x16DELIVERY_STATE_REFUSED\x10\x032\xd0\x10\n" +
+	"\x16DELIVERY_STATE_REFUSED\x10\x03*\xc1\x01\n" +
+	"\vMessageKind\x12\x1c\n" +
+	"\x18MESSAGE_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11MESSAGE_KIND_TEXT\x10\x01\x12\x16\n" +
+	"\x12MESSAGE_KIND_REPLY\x10\x02\x12\x19\n" +
+	"\x15MESSAGE_KIND_REACTION\x10\x03\x12\x16\n" +
+	"\x12MESSAGE_KIND_TIMER\x10\x04\x12\x18\n" +
+	"\x14MESSAGE_KIND_UNKNOWN\x10\x05\x12\x18\n" +
+	"\x14MESSAGE_KIND_EXPIRED\x10\x06*f\n" +
+	"\rReceiptStatus\x12\x1e\n" +
+	"\x1aRECEIPT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18RECEIPT_STATUS_DELIVERED\x10\x01\x12\x17\n" +
+	"\x13RECEIPT_STATUS_READ\x10\x022\xf0\x12\n" +
 	"\x06Daemon\x12E\n" +
 	"\x06Status\x12\x1c.qpq.daemon.v1.StatusRequest\x1a\x1d.qpq.daemon.v1.StatusResponse\x12K\n" +
 	"\bRegister\x12\x1e.qpq.daemon.v1.RegisterRequest\x1a\x1f.qpq.daemon.v1.RegisterResponse\x12?\n" +
@@ -4646,7 +5475,11 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\n" +
 	"ListGroups\x12 .qpq.daemon.v1.ListGroupsRequest\x1a!.qpq.daemon.v1.ListGroupsResponse\x12H\n" +
 	"\aMembers\x12\x1d.qpq.daemon.v1.MembersRequest\x1a\x1e.qpq.daemon.v1.MembersResponse\x12?\n" +
-	"\x04Send\x12\x1a.qpq.daemon.v1.SendRequest\x1a\x1b.qpq.daemon.v1.SendResponse\x12K\n" +
+	"\x04Send\x12\x1a.qpq.daemon.v1.SendRequest\x1a\x1b.qpq.daemon.v1.SendResponse\x12A\n" +
+	"\x05React\x12\x1b.qpq.daemon.v1.ReactRequest\x1a\x1b.qpq.daemon.v1.SendResponse\x12?\n" +
+	"\x04Edit\x12\x1a.qpq.daemon.v1.EditRequest\x1a\x1b.qpq.daemon.v1.SendResponse\x12C\n" +
+	"\x06Delete\x12\x1c.qpq.daemon.v1.DeleteRequest\x1a\x1b.qpq.daemon.v1.SendResponse\x12U\n" +
+	"\x0fSetDisappearing\x12%.qpq.daemon.v1.SetDisappearingRequest\x1a\x1b.qpq.daemon.v1.SendResponse\x12K\n" +
 	"\bMessages\x12\x1e.qpq.daemon.v1.MessagesRequest\x1a\x1f.qpq.daemon.v1.MessagesResponse\x12D\n" +
 	"\tSubscribe\x12\x1f.qpq.daemon.v1.SubscribeRequest\x1a\x14.qpq.daemon.v1.Event0\x01\x12E\n" +
 	"\x06Remove\x12\x1c.qpq.daemon.v1.RemoveRequest\x1a\x1d.qpq.daemon.v1.RemoveResponse\x12B\n" +
@@ -4678,188 +5511,225 @@ func file_qpq_daemon_v1_daemon_proto_rawDescGZIP() []byte {
 	return file_qpq_daemon_v1_daemon_proto_rawDescData
 }
 
-var file_qpq_daemon_v1_daemon_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_qpq_daemon_v1_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
+var file_qpq_daemon_v1_daemon_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_qpq_daemon_v1_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
 var file_qpq_daemon_v1_daemon_proto_goTypes = []any{
 	(ConnectionState)(0),           // 0: qpq.daemon.v1.ConnectionState
 	(DeliveryState)(0),             // 1: qpq.daemon.v1.DeliveryState
-	(*NodeConnection)(nil),         // 2: qpq.daemon.v1.NodeConnection
-	(*StatusRequest)(nil),          // 3: qpq.daemon.v1.StatusRequest
-	(*StatusResponse)(nil),         // 4: qpq.daemon.v1.StatusResponse
-	(*RegisterRequest)(nil),        // 5: qpq.daemon.v1.RegisterRequest
-	(*RegisterResponse)(nil),       // 6: qpq.daemon.v1.RegisterResponse
-	(*PingRequest)(nil),            // 7: qpq.daemon.v1.PingRequest
-	(*PingResponse)(nil),           // 8: qpq.daemon.v1.PingResponse
-	(*FetchKeyRequest)(nil),        // 9: qpq.daemon.v1.FetchKeyRequest
-	(*FetchKeyResponse)(nil),       // 10: qpq.daemon.v1.FetchKeyResponse
-	(*Group)(nil),                  // 11: qpq.daemon.v1.Group
-	(*Member)(nil),                 // 12: qpq.daemon.v1.Member
-	(*CreateGroupRequest)(nil),     // 13: qpq.daemon.v1.CreateGroupRequest
-	(*CreateGroupResponse)(nil),    // 14: qpq.daemon.v1.CreateGroupResponse
-	(*InviteRequest)(nil),          // 15: qpq.daemon.v1.InviteRequest
-	(*InviteResponse)(nil),         // 16: qpq.daemon.v1.InviteResponse
-	(*JoinRequest)(nil),            // 17: qpq.daemon.v1.JoinRequest
-	(*JoinResponse)(nil),           // 18: qpq.daemon.v1.JoinResponse
-	(*ListGroupsRequest)(nil),      // 19: qpq.daemon.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),     // 20: qpq.daemon.v1.ListGroupsResponse
-	(*MembersRequest)(nil),         // 21: qpq.daemon.v1.MembersRequest
-	(*MembersResponse)(nil),        // 22: qpq.daemon.v1.MembersResponse
-	(*SendRequest)(nil),            // 23: qpq.daemon.v1.SendRequest
-	(*SendResponse)(nil),           // 24: qpq.daemon.v1.SendResponse
-	(*Message)(nil),                // 25: qpq.daemon.v1.Message
-	(*MessagesRequest)(nil),        // 26: qpq.daemon.v1.MessagesRequest
-	(*MessagesResponse)(nil),       // 27: qpq.daemon.v1.MessagesResponse
-	(*SubscribeRequest)(nil),       // 28: qpq.daemon.v1.SubscribeRequest
-	(*Event)(nil),                  // 29: qpq.daemon.v1.Event
-	(*GroupRecovery)(nil),          // 30: qpq.daemon.v1.GroupRecovery
-	(*PolicyRefusal)(nil),          // 31: qpq.daemon.v1.PolicyRefusal
-	(*InvitationRequest)(nil),      // 32: qpq.daemon.v1.InvitationRequest
-	(*ContactKeyChanged)(nil),      // 33: qpq.daemon.v1.ContactKeyChanged
-	(*ForkDetected)(nil),           // 34: qpq.daemon.v1.ForkDetected
-	(*Request)(nil),                // 35: qpq.daemon.v1.Request
-	(*ListRequestsRequest)(nil),    // 36: qpq.daemon.v1.ListRequestsRequest
-	(*ListRequestsResponse)(nil),   // 37: qpq.daemon.v1.ListRequestsResponse
-	(*AcceptRequestRequest)(nil),   // 38: qpq.daemon.v1.AcceptRequestRequest
-	(*AcceptRequestResponse)(nil),  // 39: qpq.daemon.v1.AcceptRequestResponse
-	(*DeclineRequestRequest)(nil),  // 40: qpq.daemon.v1.DeclineRequestRequest
-	(*DeclineRequestResponse)(nil), // 41: qpq.daemon.v1.DeclineRequestResponse
-	(*BlockRequest)(nil),           // 42: qpq.daemon.v1.BlockRequest
-	(*BlockResponse)(nil),          // 43: qpq.daemon.v1.BlockResponse
-	(*UnblockRequest)(nil),         // 44: qpq.daemon.v1.UnblockRequest
-	(*UnblockResponse)(nil),        // 45: qpq.daemon.v1.UnblockResponse
-	(*Contact)(nil),                // 46: qpq.daemon.v1.Contact
-	(*AddContactRequest)(nil),      // 47: qpq.daemon.v1.AddContactRequest
-	(*AddContactResponse)(nil),     // 48: qpq.daemon.v1.AddContactResponse
-	(*ListContactsRequest)(nil),    // 49: qpq.daemon.v1.ListContactsRequest
-	(*ListContactsResponse)(nil),   // 50: qpq.daemon.v1.ListContactsResponse
-	(*RemoveContactRequest)(nil),   // 51: qpq.daemon.v1.RemoveContactRequest
-	(*RemoveContactResponse)(nil),  // 52: qpq.daemon.v1.RemoveContactResponse
-	(*SafetyNumberRequest)(nil),    // 53: qpq.daemon.v1.SafetyNumberRequest
-	(*SafetyNumberResponse)(nil),   // 54: qpq.daemon.v1.SafetyNumberResponse
-	(*VerifyRequest)(nil),          // 55: qpq.daemon.v1.VerifyRequest
-	(*VerifyResponse)(nil),         // 56: qpq.daemon.v1.VerifyResponse
-	(*RejectedEnvelope)(nil),       // 57: qpq.daemon.v1.RejectedEnvelope
-	(*MemberEvent)(nil),            // 58: qpq.daemon.v1.MemberEvent
-	(*RemoveRequest)(nil),          // 59: qpq.daemon.v1.RemoveRequest
-	(*RemoveResponse)(nil),         // 60: qpq.daemon.v1.RemoveResponse
-	(*LeaveRequest)(nil),           // 61: qpq.daemon.v1.LeaveRequest
-	(*LeaveResponse)(nil),          // 62: qpq.daemon.v1.LeaveResponse
-	(*UpdateRequest)(nil),          // 63: qpq.daemon.v1.UpdateRequest
-	(*UpdateResponse)(nil),         // 64: qpq.daemon.v1.UpdateResponse
-	(*ExportIdentityRequest)(nil),  // 65: qpq.daemon.v1.ExportIdentityRequest
-	(*ExportIdentityResponse)(nil), // 66: qpq.daemon.v1.ExportIdentityResponse
-	(*RenameContactRequest)(nil),   // 67: qpq.daemon.v1.RenameContactRequest
-	(*RenameContactResponse)(nil),  // 68: qpq.daemon.v1.RenameContactResponse
-	(*timestamppb.Timestamp)(nil),  // 69: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 70: google.protobuf.Duration
+	(MessageKind)(0),               // 2: qpq.daemon.v1.MessageKind
+	(ReceiptStatus)(0),             // 3: qpq.daemon.v1.ReceiptStatus
+	(*NodeConnection)(nil),         // 4: qpq.daemon.v1.NodeConnection
+	(*StatusRequest)(nil),          // 5: qpq.daemon.v1.StatusRequest
+	(*StatusResponse)(nil),         // 6: qpq.daemon.v1.StatusResponse
+	(*RegisterRequest)(nil),        // 7: qpq.daemon.v1.RegisterRequest
+	(*RegisterResponse)(nil),       // 8: qpq.daemon.v1.RegisterResponse
+	(*PingRequest)(nil),            // 9: qpq.daemon.v1.PingRequest
+	(*PingResponse)(nil),           // 10: qpq.daemon.v1.PingResponse
+	(*FetchKeyRequest)(nil),        // 11: qpq.daemon.v1.FetchKeyRequest
+	(*FetchKeyResponse)(nil),       // 12: qpq.daemon.v1.FetchKeyResponse
+	(*Group)(nil),                  // 13: qpq.daemon.v1.Group
+	(*Member)(nil),                 // 14: qpq.daemon.v1.Member
+	(*CreateGroupRequest)(nil),     // 15: qpq.daemon.v1.CreateGroupRequest
+	(*CreateGroupResponse)(nil),    // 16: qpq.daemon.v1.CreateGroupResponse
+	(*InviteRequest)(nil),          // 17: qpq.daemon.v1.InviteRequest
+	(*InviteResponse)(nil),         // 18: qpq.daemon.v1.InviteResponse
+	(*JoinRequest)(nil),            // 19: qpq.daemon.v1.JoinRequest
+	(*JoinResponse)(nil),           // 20: qpq.daemon.v1.JoinResponse
+	(*ListGroupsRequest)(nil),      // 21: qpq.daemon.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),     // 22: qpq.daemon.v1.ListGroupsResponse
+	(*MembersRequest)(nil),         // 23: qpq.daemon.v1.MembersRequest
+	(*MembersResponse)(nil),        // 24: qpq.daemon.v1.MembersResponse
+	(*SendRequest)(nil),            // 25: qpq.daemon.v1.SendRequest
+	(*ReactRequest)(nil),           // 26: qpq.daemon.v1.ReactRequest
+	(*EditRequest)(nil),            // 27: qpq.daemon.v1.EditRequest
+	(*DeleteRequest)(nil),          // 28: qpq.daemon.v1.DeleteRequest
+	(*SetDisappearingRequest)(nil), // 29: qpq.daemon.v1.SetDisappearingRequest
+	(*SendResponse)(nil),           // 30: qpq.daemon.v1.SendResponse
+	(*Message)(nil),                // 31: qpq.daemon.v1.Message
+	(*Receipt)(nil),                // 32: qpq.daemon.v1.Receipt
+	(*MessagesRequest)(nil),        // 33: qpq.daemon.v1.MessagesRequest
+	(*MessagesResponse)(nil),       // 34: qpq.daemon.v1.MessagesResponse
+	(*SubscribeRequest)(nil),       // 35: qpq.daemon.v1.SubscribeRequest
+	(*Event)(nil),                  // 36: qpq.daemon.v1.Event
+	(*GroupRecovery)(nil),          // 37: qpq.daemon.v1.GroupRecovery
+	(*ReceiptEvent)(nil),           // 38: qpq.daemon.v1.ReceiptEvent
+	(*DisappearingChanged)(nil),    // 39: qpq.daemon.v1.DisappearingChanged
+	(*PolicyRefusal)(nil),          // 40: qpq.daemon.v1.PolicyRefusal
+	(*InvitationRequest)(nil),      // 41: qpq.daemon.v1.InvitationRequest
+	(*ContactKeyChanged)(nil),      // 42: qpq.daemon.v1.ContactKeyChanged
+	(*ForkDetected)(nil),           // 43: qpq.daemon.v1.ForkDetected
+	(*Request)(nil),                // 44: qpq.daemon.v1.Request
+	(*ListRequestsRequest)(nil),    // 45: qpq.daemon.v1.ListRequestsRequest
+	(*ListRequestsResponse)(nil),   // 46: qpq.daemon.v1.ListRequestsResponse
+	(*AcceptRequestRequest)(nil),   // 47: qpq.daemon.v1.AcceptRequestRequest
+	(*AcceptRequestResponse)(nil),  // 48: qpq.daemon.v1.AcceptRequestResponse
+	(*DeclineRequestRequest)(nil),  // 49: qpq.daemon.v1.DeclineRequestRequest
+	(*DeclineRequestResponse)(nil), // 50: qpq.daemon.v1.DeclineRequestResponse
+	(*BlockRequest)(nil),           // 51: qpq.daemon.v1.BlockRequest
+	(*BlockResponse)(nil),          // 52: qpq.daemon.v1.BlockResponse
+	(*UnblockRequest)(nil),         // 53: qpq.daemon.v1.UnblockRequest
+	(*UnblockResponse)(nil),        // 54: qpq.daemon.v1.UnblockResponse
+	(*Contact)(nil),                // 55: qpq.daemon.v1.Contact
+	(*AddContactRequest)(nil),      // 56: qpq.daemon.v1.AddContactRequest
+	(*AddContactResponse)(nil),     // 57: qpq.daemon.v1.AddContactResponse
+	(*ListContactsRequest)(nil),    // 58: qpq.daemon.v1.ListContactsRequest
+	(*ListContactsResponse)(nil),   // 59: qpq.daemon.v1.ListContactsResponse
+	(*RemoveContactRequest)(nil),   // 60: qpq.daemon.v1.RemoveContactRequest
+	(*RemoveContactResponse)(nil),  // 61: qpq.daemon.v1.RemoveContactResponse
+	(*SafetyNumberRequest)(nil),    // 62: qpq.daemon.v1.SafetyNumberRequest
+	(*SafetyNumberResponse)(nil),   // 63: qpq.daemon.v1.SafetyNumberResponse
+	(*VerifyRequest)(nil),          // 64: qpq.daemon.v1.VerifyRequest
+	(*VerifyResponse)(nil),         // 65: qpq.daemon.v1.VerifyResponse
+	(*RejectedEnvelope)(nil),       // 66: qpq.daemon.v1.RejectedEnvelope
+	(*MemberEvent)(nil),            // 67: qpq.daemon.v1.MemberEvent
+	(*RemoveRequest)(nil),          // 68: qpq.daemon.v1.RemoveRequest
+	(*RemoveResponse)(nil),         // 69: qpq.daemon.v1.RemoveResponse
+	(*LeaveRequest)(nil),           // 70: qpq.daemon.v1.LeaveRequest
+	(*LeaveResponse)(nil),          // 71: qpq.daemon.v1.LeaveResponse
+	(*UpdateRequest)(nil),          // 72: qpq.daemon.v1.UpdateRequest
+	(*UpdateResponse)(nil),         // 73: qpq.daemon.v1.UpdateResponse
+	(*ExportIdentityRequest)(nil),  // 74: qpq.daemon.v1.ExportIdentityRequest
+	(*ExportIdentityResponse)(nil), // 75: qpq.daemon.v1.ExportIdentityResponse
+	(*RenameContactRequest)(nil),   // 76: qpq.daemon.v1.RenameContactRequest
+	(*RenameContactResponse)(nil),  // 77: qpq.daemon.v1.RenameContactResponse
+	(*timestamppb.Timestamp)(nil),  // 78: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 79: google.protobuf.Duration
 }
 var file_qpq_daemon_v1_daemon_proto_depIdxs = []int32{
 	0,  // 0: qpq.daemon.v1.NodeConnection.state:type_name -> qpq.daemon.v1.ConnectionState
-	69, // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
-	2,  // 2: qpq.daemon.v1.StatusResponse.node:type_name -> qpq.daemon.v1.NodeConnection
-	70, // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
-	69, // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
-	69, // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
-	69, // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
-	11, // 7: qpq.daemon.v1.CreateGroupResponse.group:type_name -> qpq.daemon.v1.Group
-	11, // 8: qpq.daemon.v1.InviteResponse.group:type_name -> qpq.daemon.v1.Group
-	70, // 9: qpq.daemon.v1.JoinRequest.wait:type_name -> google.protobuf.Duration
-	11, // 10: qpq.daemon.v1.JoinResponse.joined:type_name -> qpq.daemon.v1.Group
-	11, // 11: qpq.daemon.v1.ListGroupsResponse.groups:type_name -> qpq.daemon.v1.Group
-	11, // 12: qpq.daemon.v1.MembersResponse.group:type_name -> qpq.daemon.v1.Group
-	12, // 13: qpq.daemon.v1.MembersResponse.members:type_name -> qpq.daemon.v1.Member
-	70, // 14: qpq.daemon.v1.SendRequest.wait:type_name -> google.protobuf.Duration
-	1,  // 15: qpq.daemon.v1.SendResponse.state:type_name -> qpq.daemon.v1.DeliveryState
-	69, // 16: qpq.daemon.v1.SendResponse.unreachable_since:type_name -> google.protobuf.Timestamp
-	69, // 17: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
-	69, // 18: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
-	70, // 19: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
-	25, // 20: qpq.daemon.v1.MessagesResponse.messages:type_name -> qpq.daemon.v1.Message
-	69, // 21: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
-	25, // 22: qpq.daemon.v1.Event.message:type_name -> qpq.daemon.v1.Message
-	58, // 23: qpq.daemon.v1.Event.member_added:type_name -> qpq.daemon.v1.MemberEvent
-	58, // 24: qpq.daemon.v1.Event.member_removed:type_name -> qpq.daemon.v1.MemberEvent
-	11, // 25: qpq.daemon.v1.Event.joined:type_name -> qpq.daemon.v1.Group
-	2,  // 26: qpq.daemon.v1.Event.connection:type_name -> qpq.daemon.v1.NodeConnection
-	11, // 27: qpq.daemon.v1.Event.left:type_name -> qpq.daemon.v1.Group
-	57, // 28: qpq.daemon.v1.Event.rejected:type_name -> qpq.daemon.v1.RejectedEnvelope
-	31, // 29: qpq.daemon.v1.Event.refused:type_name -> qpq.daemon.v1.PolicyRefusal
-	32, // 30: qpq.daemon.v1.Event.request:type_name -> qpq.daemon.v1.InvitationRequest
-	33, // 31: qpq.daemon.v1.Event.contact_key_changed:type_name -> qpq.daemon.v1.ContactKeyChanged
-	34, // 32: qpq.daemon.v1.Event.fork:type_name -> qpq.daemon.v1.ForkDetected
-	30, // 33: qpq.daemon.v1.Event.recovery:type_name -> qpq.daemon.v1.GroupRecovery
-	30, // 34: qpq.daemon.v1.Event.recovered:type_name -> qpq.daemon.v1.GroupRecovery
-	69, // 35: qpq.daemon.v1.Request.received_at:type_name -> google.protobuf.Timestamp
-	35, // 36: qpq.daemon.v1.ListRequestsResponse.requests:type_name -> qpq.daemon.v1.Request
-	11, // 37: qpq.daemon.v1.AcceptRequestResponse.group:type_name -> qpq.daemon.v1.Group
-	69, // 38: qpq.daemon.v1.Contact.added_at:type_name -> google.protobuf.Timestamp
-	69, // 39: qpq.daemon.v1.Contact.verified_at:type_name -> google.protobuf.Timestamp
-	46, // 40: qpq.daemon.v1.AddContactResponse.contact:type_name -> qpq.daemon.v1.Contact
-	46, // 41: qpq.daemon.v1.ListContactsResponse.contacts:type_name -> qpq.daemon.v1.Contact
-	46, // 42: qpq.daemon.v1.SafetyNumberResponse.contact:type_name -> qpq.daemon.v1.Contact
-	46, // 43: qpq.daemon.v1.VerifyResponse.contact:type_name -> qpq.daemon.v1.Contact
-	11, // 44: qpq.daemon.v1.RemoveResponse.group:type_name -> qpq.daemon.v1.Group
-	11, // 45: qpq.daemon.v1.UpdateResponse.groups:type_name -> qpq.daemon.v1.Group
-	46, // 46: qpq.daemon.v1.RenameContactResponse.contact:type_name -> qpq.daemon.v1.Contact
-	3,  // 47: qpq.daemon.v1.Daemon.Status:input_type -> qpq.daemon.v1.StatusRequest
-	5,  // 48: qpq.daemon.v1.Daemon.Register:input_type -> qpq.daemon.v1.RegisterRequest
-	7,  // 49: qpq.daemon.v1.Daemon.Ping:input_type -> qpq.daemon.v1.PingRequest
-	9,  // 50: qpq.daemon.v1.Daemon.FetchKey:input_type -> qpq.daemon.v1.FetchKeyRequest
-	13, // 51: qpq.daemon.v1.Daemon.CreateGroup:input_type -> qpq.daemon.v1.CreateGroupRequest
-	15, // 52: qpq.daemon.v1.Daemon.Invite:input_type -> qpq.daemon.v1.InviteRequest
-	17, // 53: qpq.daemon.v1.Daemon.Join:input_type -> qpq.daemon.v1.JoinRequest
-	19, // 54: qpq.daemon.v1.Daemon.ListGroups:input_type -> qpq.daemon.v1.ListGroupsRequest
-	21, // 55: qpq.daemon.v1.Daemon.Members:input_type -> qpq.daemon.v1.MembersRequest
-	23, // 56: qpq.daemon.v1.Daemon.Send:input_type -> qpq.daemon.v1.SendRequest
-	26, // 57: qpq.daemon.v1.Daemon.Messages:input_type -> qpq.daemon.v1.MessagesRequest
-	28, // 58: qpq.daemon.v1.Daemon.Subscribe:input_type -> qpq.daemon.v1.SubscribeRequest
-	59, // 59: qpq.daemon.v1.Daemon.Remove:input_type -> qpq.daemon.v1.RemoveRequest
-	61, // 60: qpq.daemon.v1.Daemon.Leave:input_type -> qpq.daemon.v1.LeaveRequest
-	63, // 61: qpq.daemon.v1.Daemon.Update:input_type -> qpq.daemon.v1.UpdateRequest
-	36, // 62: qpq.daemon.v1.Daemon.ListRequests:input_type -> qpq.daemon.v1.ListRequestsRequest
-	38, // 63: qpq.daemon.v1.Daemon.AcceptRequest:input_type -> qpq.daemon.v1.AcceptRequestRequest
-	40, // 64: qpq.daemon.v1.Daemon.DeclineRequest:input_type -> qpq.daemon.v1.DeclineRequestRequest
-	42, // 65: qpq.daemon.v1.Daemon.Block:input_type -> qpq.daemon.v1.BlockRequest
-	44, // 66: qpq.daemon.v1.Daemon.Unblock:input_type -> qpq.daemon.v1.UnblockRequest
-	47, // 67: qpq.daemon.v1.Daemon.AddContact:input_type -> qpq.daemon.v1.AddContactRequest
-	49, // 68: qpq.daemon.v1.Daemon.ListContacts:input_type -> qpq.daemon.v1.ListContactsRequest
-	51, // 69: qpq.daemon.v1.Daemon.RemoveContact:input_type -> qpq.daemon.v1.RemoveContactRequest
-	53, // 70: qpq.daemon.v1.Daemon.SafetyNumber:input_type -> qpq.daemon.v1.SafetyNumberRequest
-	55, // 71: qpq.daemon.v1.Daemon.Verify:input_type -> qpq.daemon.v1.VerifyRequest
-	65, // 72: qpq.daemon.v1.Daemon.ExportIdentity:input_type -> qpq.daemon.v1.ExportIdentityRequest
-	67, // 73: qpq.daemon.v1.Daemon.RenameContact:input_type -> qpq.daemon.v1.RenameContactRequest
-	4,  // 74: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
-	6,  // 75: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
-	8,  // 76: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
-	10, // 77: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
-	14, // 78: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
-	16, // 79: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
-	18, // 80: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
-	20, // 81: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
-	22, // 82: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
-	24, // 83: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
-	27, // 84: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
-	29, // 85: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
-	60, // 86: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
-	62, // 87: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
-	64, // 88: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
-	37, // 89: qpq.daemon.v1.Daemon.ListRequests:output_type -> qpq.daemon.v1.ListRequestsResponse
-	39, // 90: qpq.daemon.v1.Daemon.AcceptRequest:output_type -> qpq.daemon.v1.AcceptRequestResponse
-	41, // 91: qpq.daemon.v1.Daemon.DeclineRequest:output_type -> qpq.daemon.v1.DeclineRequestResponse
-	43, // 92: qpq.daemon.v1.Daemon.Block:output_type -> qpq.daemon.v1.BlockResponse
-	45, // 93: qpq.daemon.v1.Daemon.Unblock:output_type -> qpq.daemon.v1.UnblockResponse
-	48, // 94: qpq.daemon.v1.Daemon.AddContact:output_type -> qpq.daemon.v1.AddContactResponse
-	50, // 95: qpq.daemon.v1.Daemon.ListContacts:output_type -> qpq.daemon.v1.ListContactsResponse
-	52, // 96: qpq.daemon.v1.Daemon.RemoveContact:output_type -> qpq.daemon.v1.RemoveContactResponse
-	54, // 97: qpq.daemon.v1.Daemon.SafetyNumber:output_type -> qpq.daemon.v1.SafetyNumberResponse
-	56, // 98: qpq.daemon.v1.Daemon.Verify:output_type -> qpq.daemon.v1.VerifyResponse
-	66, // 99: qpq.daemon.v1.Daemon.ExportIdentity:output_type -> qpq.daemon.v1.ExportIdentityResponse
-	68, // 100: qpq.daemon.v1.Daemon.RenameContact:output_type -> qpq.daemon.v1.RenameContactResponse
-	74, // [74:101] is the sub-list for method output_type
-	47, // [47:74] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	78, // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
+	4,  // 2: qpq.daemon.v1.StatusResponse.node:type_name -> qpq.daemon.v1.NodeConnection
+	79, // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
+	78, // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
+	78, // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
+	78, // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
+	79, // 7: qpq.daemon.v1.Group.disappear_after:type_name -> google.protobuf.Duration
+	13, // 8: qpq.daemon.v1.CreateGroupResponse.group:type_name -> qpq.daemon.v1.Group
+	13, // 9: qpq.daemon.v1.InviteResponse.group:type_name -> qpq.daemon.v1.Group
+	79, // 10: qpq.daemon.v1.JoinRequest.wait:type_name -> google.protobuf.Duration
+	13, // 11: qpq.daemon.v1.JoinResponse.joined:type_name -> qpq.daemon.v1.Group
+	13, // 12: qpq.daemon.v1.ListGroupsResponse.groups:type_name -> qpq.daemon.v1.Group
+	13, // 13: qpq.daemon.v1.MembersResponse.group:type_name -> qpq.daemon.v1.Group
+	14, // 14: qpq.daemon.v1.MembersResponse.members:type_name -> qpq.daemon.v1.Member
+	79, // 15: qpq.daemon.v1.SendRequest.wait:type_name -> google.protobuf.Duration
+	79, // 16: qpq.daemon.v1.ReactRequest.wait:type_name -> google.protobuf.Duration
+	79, // 17: qpq.daemon.v1.EditRequest.wait:type_name -> google.protobuf.Duration
+	79, // 18: qpq.daemon.v1.DeleteRequest.wait:type_name -> google.protobuf.Duration
+	79, // 19: qpq.daemon.v1.SetDisappearingRequest.after:type_name -> google.protobuf.Duration
+	79, // 20: qpq.daemon.v1.SetDisappearingRequest.wait:type_name -> google.protobuf.Duration
+	1,  // 21: qpq.daemon.v1.SendResponse.state:type_name -> qpq.daemon.v1.DeliveryState
+	78, // 22: qpq.daemon.v1.SendResponse.unreachable_since:type_name -> google.protobuf.Timestamp
+	78, // 23: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
+	78, // 24: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
+	2,  // 25: qpq.daemon.v1.Message.kind:type_name -> qpq.daemon.v1.MessageKind
+	78, // 26: qpq.daemon.v1.Message.edited_at:type_name -> google.protobuf.Timestamp
+	78, // 27: qpq.daemon.v1.Message.expires_at:type_name -> google.protobuf.Timestamp
+	32, // 28: qpq.daemon.v1.Message.receipts:type_name -> qpq.daemon.v1.Receipt
+	3,  // 29: qpq.daemon.v1.Receipt.status:type_name -> qpq.daemon.v1.ReceiptStatus
+	78, // 30: qpq.daemon.v1.Receipt.at:type_name -> google.protobuf.Timestamp
+	79, // 31: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
+	78, // 32: qpq.daemon.v1.MessagesRequest.since:type_name -> google.protobuf.Timestamp
+	31, // 33: qpq.daemon.v1.MessagesResponse.messages:type_name -> qpq.daemon.v1.Message
+	78, // 34: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
+	31, // 35: qpq.daemon.v1.Event.message:type_name -> qpq.daemon.v1.Message
+	67, // 36: qpq.daemon.v1.Event.member_added:type_name -> qpq.daemon.v1.MemberEvent
+	67, // 37: qpq.daemon.v1.Event.member_removed:type_name -> qpq.daemon.v1.MemberEvent
+	13, // 38: qpq.daemon.v1.Event.joined:type_name -> qpq.daemon.v1.Group
+	4,  // 39: qpq.daemon.v1.Event.connection:type_name -> qpq.daemon.v1.NodeConnection
+	13, // 40: qpq.daemon.v1.Event.left:type_name -> qpq.daemon.v1.Group
+	66, // 41: qpq.daemon.v1.Event.rejected:type_name -> qpq.daemon.v1.RejectedEnvelope
+	40, // 42: qpq.daemon.v1.Event.refused:type_name -> qpq.daemon.v1.PolicyRefusal
+	41, // 43: qpq.daemon.v1.Event.request:type_name -> qpq.daemon.v1.InvitationRequest
+	42, // 44: qpq.daemon.v1.Event.contact_key_changed:type_name -> qpq.daemon.v1.ContactKeyChanged
+	43, // 45: qpq.daemon.v1.Event.fork:type_name -> qpq.daemon.v1.ForkDetected
+	37, // 46: qpq.daemon.v1.Event.recovery:type_name -> qpq.daemon.v1.GroupRecovery
+	37, // 47: qpq.daemon.v1.Event.recovered:type_name -> qpq.daemon.v1.GroupRecovery
+	31, // 48: qpq.daemon.v1.Event.edited:type_name -> qpq.daemon.v1.Message
+	31, // 49: qpq.daemon.v1.Event.deleted:type_name -> qpq.daemon.v1.Message
+	38, // 50: qpq.daemon.v1.Event.receipt:type_name -> qpq.daemon.v1.ReceiptEvent
+	39, // 51: qpq.daemon.v1.Event.disappearing:type_name -> qpq.daemon.v1.DisappearingChanged
+	31, // 52: qpq.daemon.v1.ReceiptEvent.message:type_name -> qpq.daemon.v1.Message
+	32, // 53: qpq.daemon.v1.ReceiptEvent.receipt:type_name -> qpq.daemon.v1.Receipt
+	79, // 54: qpq.daemon.v1.DisappearingChanged.after:type_name -> google.protobuf.Duration
+	78, // 55: qpq.daemon.v1.Request.received_at:type_name -> google.protobuf.Timestamp
+	44, // 56: qpq.daemon.v1.ListRequestsResponse.requests:type_name -> qpq.daemon.v1.Request
+	13, // 57: qpq.daemon.v1.AcceptRequestResponse.group:type_name -> qpq.daemon.v1.Group
+	78, // 58: qpq.daemon.v1.Contact.added_at:type_name -> google.protobuf.Timestamp
+	78, // 59: qpq.daemon.v1.Contact.verified_at:type_name -> google.protobuf.Timestamp
+	55, // 60: qpq.daemon.v1.AddContactResponse.contact:type_name -> qpq.daemon.v1.Contact
+	55, // 61: qpq.daemon.v1.ListContactsResponse.contacts:type_name -> qpq.daemon.v1.Contact
+	55, // 62: qpq.daemon.v1.SafetyNumberResponse.contact:type_name -> qpq.daemon.v1.Contact
+	55, // 63: qpq.daemon.v1.VerifyResponse.contact:type_name -> qpq.daemon.v1.Contact
+	13, // 64: qpq.daemon.v1.RemoveResponse.group:type_name -> qpq.daemon.v1.Group
+	13, // 65: qpq.daemon.v1.UpdateResponse.groups:type_name -> qpq.daemon.v1.Group
+	55, // 66: qpq.daemon.v1.RenameContactResponse.contact:type_name -> qpq.daemon.v1.Contact
+	5,  // 67: qpq.daemon.v1.Daemon.Status:input_type -> qpq.daemon.v1.StatusRequest
+	7,  // 68: qpq.daemon.v1.Daemon.Register:input_type -> qpq.daemon.v1.RegisterRequest
+	9,  // 69: qpq.daemon.v1.Daemon.Ping:input_type -> qpq.daemon.v1.PingRequest
+	11, // 70: qpq.daemon.v1.Daemon.FetchKey:input_type -> qpq.daemon.v1.FetchKeyRequest
+	15, // 71: qpq.daemon.v1.Daemon.CreateGroup:input_type -> qpq.daemon.v1.CreateGroupRequest
+	17, // 72: qpq.daemon.v1.Daemon.Invite:input_type -> qpq.daemon.v1.InviteRequest
+	19, // 73: qpq.daemon.v1.Daemon.Join:input_type -> qpq.daemon.v1.JoinRequest
+	21, // 74: qpq.daemon.v1.Daemon.ListGroups:input_type -> qpq.daemon.v1.ListGroupsRequest
+	23, // 75: qpq.daemon.v1.Daemon.Members:input_type -> qpq.daemon.v1.MembersRequest
+	25, // 76: qpq.daemon.v1.Daemon.Send:input_type -> qpq.daemon.v1.SendRequest
+	26, // 77: qpq.daemon.v1.Daemon.React:input_type -> qpq.daemon.v1.ReactRequest
+	27, // 78: qpq.daemon.v1.Daemon.Edit:input_type -> qpq.daemon.v1.EditRequest
+	28, // 79: qpq.daemon.v1.Daemon.Delete:input_type -> qpq.daemon.v1.DeleteRequest
+	29, // 80: qpq.daemon.v1.Daemon.SetDisappearing:input_type -> qpq.daemon.v1.SetDisappearingRequest
+	33, // 81: qpq.daemon.v1.Daemon.Messages:input_type -> qpq.daemon.v1.MessagesRequest
+	35, // 82: qpq.daemon.v1.Daemon.Subscribe:input_type -> qpq.daemon.v1.SubscribeRequest
+	68, // 83: qpq.daemon.v1.Daemon.Remove:input_type -> qpq.daemon.v1.RemoveRequest
+	70, // 84: qpq.daemon.v1.Daemon.Leave:input_type -> qpq.daemon.v1.LeaveRequest
+	72, // 85: qpq.daemon.v1.Daemon.Update:input_type -> qpq.daemon.v1.UpdateRequest
+	45, // 86: qpq.daemon.v1.Daemon.ListRequests:input_type -> qpq.daemon.v1.ListRequestsRequest
+	47, // 87: qpq.daemon.v1.Daemon.AcceptRequest:input_type -> qpq.daemon.v1.AcceptRequestRequest
+	49, // 88: qpq.daemon.v1.Daemon.DeclineRequest:input_type -> qpq.daemon.v1.DeclineRequestRequest
+	51, // 89: qpq.daemon.v1.Daemon.Block:input_type -> qpq.daemon.v1.BlockRequest
+	53, // 90: qpq.daemon.v1.Daemon.Unblock:input_type -> qpq.daemon.v1.UnblockRequest
+	56, // 91: qpq.daemon.v1.Daemon.AddContact:input_type -> qpq.daemon.v1.AddContactRequest
+	58, // 92: qpq.daemon.v1.Daemon.ListContacts:input_type -> qpq.daemon.v1.ListContactsRequest
+	60, // 93: qpq.daemon.v1.Daemon.RemoveContact:input_type -> qpq.daemon.v1.RemoveContactRequest
+	62, // 94: qpq.daemon.v1.Daemon.SafetyNumber:input_type -> qpq.daemon.v1.SafetyNumberRequest
+	64, // 95: qpq.daemon.v1.Daemon.Verify:input_type -> qpq.daemon.v1.VerifyRequest
+	74, // 96: qpq.daemon.v1.Daemon.ExportIdentity:input_type -> qpq.daemon.v1.ExportIdentityRequest
+	76, // 97: qpq.daemon.v1.Daemon.RenameContact:input_type -> qpq.daemon.v1.RenameContactRequest
+	6,  // 98: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
+	8,  // 99: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
+	10, // 100: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
+	12, // 101: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
+	16, // 102: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
+	18, // 103: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
+	20, // 104: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
+	22, // 105: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
+	24, // 106: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
+	30, // 107: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
+	30, // 108: qpq.daemon.v1.Daemon.React:output_type -> qpq.daemon.v1.SendResponse
+	30, // 109: qpq.daemon.v1.Daemon.Edit:output_type -> qpq.daemon.v1.SendResponse
+	30, // 110: qpq.daemon.v1.Daemon.Delete:output_type -> qpq.daemon.v1.SendResponse
+	30, // 111: qpq.daemon.v1.Daemon.SetDisappearing:output_type -> qpq.daemon.v1.SendResponse
+	34, // 112: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
+	36, // 113: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
+	69, // 114: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
+	71, // 115: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
+	73, // 116: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
+	46, // 117: qpq.daemon.v1.Daemon.ListRequests:output_type -> qpq.daemon.v1.ListRequestsResponse
+	48, // 118: qpq.daemon.v1.Daemon.AcceptRequest:output_type -> qpq.daemon.v1.AcceptRequestResponse
+	50, // 119: qpq.daemon.v1.Daemon.DeclineRequest:output_type -> qpq.daemon.v1.DeclineRequestResponse
+	52, // 120: qpq.daemon.v1.Daemon.Block:output_type -> qpq.daemon.v1.BlockResponse
+	54, // 121: qpq.daemon.v1.Daemon.Unblock:output_type -> qpq.daemon.v1.UnblockResponse
+	57, // 122: qpq.daemon.v1.Daemon.AddContact:output_type -> qpq.daemon.v1.AddContactResponse
+	59, // 123: qpq.daemon.v1.Daemon.ListContacts:output_type -> qpq.daemon.v1.ListContactsResponse
+	61, // 124: qpq.daemon.v1.Daemon.RemoveContact:output_type -> qpq.daemon.v1.RemoveContactResponse
+	63, // 125: qpq.daemon.v1.Daemon.SafetyNumber:output_type -> qpq.daemon.v1.SafetyNumberResponse
+	65, // 126: qpq.daemon.v1.Daemon.Verify:output_type -> qpq.daemon.v1.VerifyResponse
+	75, // 127: qpq.daemon.v1.Daemon.ExportIdentity:output_type -> qpq.daemon.v1.ExportIdentityResponse
+	77, // 128: qpq.daemon.v1.Daemon.RenameContact:output_type -> qpq.daemon.v1.RenameContactResponse
+	98, // [98:129] is the sub-list for method output_type
+	67, // [67:98] is the sub-list for method input_type
+	67, // [67:67] is the sub-list for extension type_name
+	67, // [67:67] is the sub-list for extension extendee
+	0,  // [0:67] is the sub-list for field type_name
 }
 
 func init() { file_qpq_daemon_v1_daemon_proto_init() }
@@ -4867,7 +5737,7 @@ func file_qpq_daemon_v1_daemon_proto_init() {
 	if File_qpq_daemon_v1_daemon_proto != nil {
 		return
 	}
-	file_qpq_daemon_v1_daemon_proto_msgTypes[27].OneofWrappers = []any{
+	file_qpq_daemon_v1_daemon_proto_msgTypes[32].OneofWrappers = []any{
 		(*Event_Message)(nil),
 		(*Event_MemberAdded)(nil),
 		(*Event_MemberRemoved)(nil),
@@ -4881,14 +5751,18 @@ func file_qpq_daemon_v1_daemon_proto_init() {
 		(*Event_Fork)(nil),
 		(*Event_Recovery)(nil),
 		(*Event_Recovered)(nil),
+		(*Event_Edited)(nil),
+		(*Event_Deleted)(nil),
+		(*Event_Receipt)(nil),
+		(*Event_Disappearing)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_qpq_daemon_v1_daemon_proto_rawDesc), len(file_qpq_daemon_v1_daemon_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   67,
+			NumEnums:      4,
+			NumMessages:   74,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

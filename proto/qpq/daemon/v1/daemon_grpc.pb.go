@@ -35,33 +35,37 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Daemon_Status_FullMethodName         = "/qpq.daemon.v1.Daemon/Status"
-	Daemon_Register_FullMethodName       = "/qpq.daemon.v1.Daemon/Register"
-	Daemon_Ping_FullMethodName           = "/qpq.daemon.v1.Daemon/Ping"
-	Daemon_FetchKey_FullMethodName       = "/qpq.daemon.v1.Daemon/FetchKey"
-	Daemon_CreateGroup_FullMethodName    = "/qpq.daemon.v1.Daemon/CreateGroup"
-	Daemon_Invite_FullMethodName         = "/qpq.daemon.v1.Daemon/Invite"
-	Daemon_Join_FullMethodName           = "/qpq.daemon.v1.Daemon/Join"
-	Daemon_ListGroups_FullMethodName     = "/qpq.daemon.v1.Daemon/ListGroups"
-	Daemon_Members_FullMethodName        = "/qpq.daemon.v1.Daemon/Members"
-	Daemon_Send_FullMethodName           = "/qpq.daemon.v1.Daemon/Send"
-	Daemon_Messages_FullMethodName       = "/qpq.daemon.v1.Daemon/Messages"
-	Daemon_Subscribe_FullMethodName      = "/qpq.daemon.v1.Daemon/Subscribe"
-	Daemon_Remove_FullMethodName         = "/qpq.daemon.v1.Daemon/Remove"
-	Daemon_Leave_FullMethodName          = "/qpq.daemon.v1.Daemon/Leave"
-	Daemon_Update_FullMethodName         = "/qpq.daemon.v1.Daemon/Update"
-	Daemon_ListRequests_FullMethodName   = "/qpq.daemon.v1.Daemon/ListRequests"
-	Daemon_AcceptRequest_FullMethodName  = "/qpq.daemon.v1.Daemon/AcceptRequest"
-	Daemon_DeclineRequest_FullMethodName = "/qpq.daemon.v1.Daemon/DeclineRequest"
-	Daemon_Block_FullMethodName          = "/qpq.daemon.v1.Daemon/Block"
-	Daemon_Unblock_FullMethodName        = "/qpq.daemon.v1.Daemon/Unblock"
-	Daemon_AddContact_FullMethodName     = "/qpq.daemon.v1.Daemon/AddContact"
-	Daemon_ListContacts_FullMethodName   = "/qpq.daemon.v1.Daemon/ListContacts"
-	Daemon_RemoveContact_FullMethodName  = "/qpq.daemon.v1.Daemon/RemoveContact"
-	Daemon_SafetyNumber_FullMethodName   = "/qpq.daemon.v1.Daemon/SafetyNumber"
-	Daemon_Verify_FullMethodName         = "/qpq.daemon.v1.Daemon/Verify"
-	Daemon_ExportIdentity_FullMethodName = "/qpq.daemon.v1.Daemon/ExportIdentity"
-	Daemon_RenameContact_FullMethodName  = "/qpq.daemon.v1.Daemon/RenameContact"
+	Daemon_Status_FullMethodName          = "/qpq.daemon.v1.Daemon/Status"
+	Daemon_Register_FullMethodName        = "/qpq.daemon.v1.Daemon/Register"
+	Daemon_Ping_FullMethodName            = "/qpq.daemon.v1.Daemon/Ping"
+	Daemon_FetchKey_FullMethodName        = "/qpq.daemon.v1.Daemon/FetchKey"
+	Daemon_CreateGroup_FullMethodName     = "/qpq.daemon.v1.Daemon/CreateGroup"
+	Daemon_Invite_FullMethodName          = "/qpq.daemon.v1.Daemon/Invite"
+	Daemon_Join_FullMethodName            = "/qpq.daemon.v1.Daemon/Join"
+	Daemon_ListGroups_FullMethodName      = "/qpq.daemon.v1.Daemon/ListGroups"
+	Daemon_Members_FullMethodName         = "/qpq.daemon.v1.Daemon/Members"
+	Daemon_Send_FullMethodName            = "/qpq.daemon.v1.Daemon/Send"
+	Daemon_React_FullMethodName           = "/qpq.daemon.v1.Daemon/React"
+	Daemon_Edit_FullMethodName            = "/qpq.daemon.v1.Daemon/Edit"
+	Daemon_Delete_FullMethodName          = "/qpq.daemon.v1.Daemon/Delete"
+	Daemon_SetDisappearing_FullMethodName = "/qpq.daemon.v1.Daemon/SetDisappearing"
+	Daemon_Messages_FullMethodName        = "/qpq.daemon.v1.Daemon/Messages"
+	Daemon_Subscribe_FullMethodName       = "/qpq.daemon.v1.Daemon/Subscribe"
+	Daemon_Remove_FullMethodName          = "/qpq.daemon.v1.Daemon/Remove"
+	Daemon_Leave_FullMethodName           = "/qpq.daemon.v1.Daemon/Leave"
+	Daemon_Update_FullMethodName          = "/qpq.daemon.v1.Daemon/Update"
+	Daemon_ListRequests_FullMethodName    = "/qpq.daemon.v1.Daemon/ListRequests"
+	Daemon_AcceptRequest_FullMethodName   = "/qpq.daemon.v1.Daemon/AcceptRequest"
+	Daemon_DeclineRequest_FullMethodName  = "/qpq.daemon.v1.Daemon/DeclineRequest"
+	Daemon_Block_FullMethodName           = "/qpq.daemon.v1.Daemon/Block"
+	Daemon_Unblock_FullMethodName         = "/qpq.daemon.v1.Daemon/Unblock"
+	Daemon_AddContact_FullMethodName      = "/qpq.daemon.v1.Daemon/AddContact"
+	Daemon_ListContacts_FullMethodName    = "/qpq.daemon.v1.Daemon/ListContacts"
+	Daemon_RemoveContact_FullMethodName   = "/qpq.daemon.v1.Daemon/RemoveContact"
+	Daemon_SafetyNumber_FullMethodName    = "/qpq.daemon.v1.Daemon/SafetyNumber"
+	Daemon_Verify_FullMethodName          = "/qpq.daemon.v1.Daemon/Verify"
+	Daemon_ExportIdentity_FullMethodName  = "/qpq.daemon.v1.Daemon/ExportIdentity"
+	Daemon_RenameContact_FullMethodName   = "/qpq.daemon.v1.Daemon/RenameContact"
 )
 
 // DaemonClient is the client API for Daemon service.
@@ -94,6 +98,19 @@ type DaemonClient interface {
 	// Send encrypts a text message to a group, queues it for delivery, and
 	// (with wait) reports whether the node took it.
 	Send(ctx context.Context, in *SendRequest, opts ...grpc.CallOption) (*SendResponse, error)
+	// React sends a reaction (an emoji) to a message of a group.
+	React(ctx context.Context, in *ReactRequest, opts ...grpc.CallOption) (*SendResponse, error)
+	// Edit replaces the text of one of this user's own messages on every
+	// member. A member's edit of another's message is refused by everyone.
+	Edit(ctx context.Context, in *EditRequest, opts ...grpc.CallOption) (*SendResponse, error)
+	// Delete deletes one of this user's own messages on every member (its
+	// text leaves every member's database).
+	Delete(ctx context.Context, in *DeleteRequest, opts ...grpc.CallOption) (*SendResponse, error)
+	// SetDisappearing sets a group's disappearing-messages timer on every
+	// member: from then on each message is deleted from every member's
+	// history and database that long after it was sent. The timer travels
+	// encrypted; the node never learns it.
+	SetDisappearing(ctx context.Context, in *SetDisappearingRequest, opts ...grpc.CallOption) (*SendResponse, error)
 	// Messages reads stored message history, with paging, an unread filter,
 	// marking as read, and an optional wait for the next unread message.
 	Messages(ctx context.Context, in *MessagesRequest, opts ...grpc.CallOption) (*MessagesResponse, error)
@@ -242,6 +259,46 @@ func (c *daemonClient) Send(ctx context.Context, in *SendRequest, opts ...grpc.C
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SendResponse)
 	err := c.cc.Invoke(ctx, Daemon_Send_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *daemonClient) React(ctx context.Context, in *ReactRequest, opts ...grpc.CallOption) (*SendResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SendResponse)
+	err := c.cc.Invoke(ctx, Daemon_React_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *daemonClient) Edit(ctx context.Context, in *EditRequest, opts ...grpc.CallOption) (*SendResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SendResponse)
+	err := c.cc.Invoke(ctx, Daemon_Edit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *daemonClient) Delete(ctx context.Context, in *DeleteRequest, opts ...grpc.CallOption) (*SendResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SendResponse)
+	err := c.cc.Invoke(ctx, Daemon_Delete_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *daemonClient) SetDisappearing(ctx context.Context, in *SetDisappearingRequest, opts ...grpc.CallOption) (*SendResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SendResponse)
+	err := c.cc.Invoke(ctx, Daemon_SetDisappearing_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -457,6 +514,19 @@ type DaemonServer interface {
 	// Send encrypts a text message to a group, queues it for delivery, and
 	// (with wait) reports whether the node took it.
 	Send(context.Context, *SendRequest) (*SendResponse, error)
+	// React sends a reaction (an emoji) to a message of a group.
+	React(context.Context, *ReactRequest) (*SendResponse, error)
+	// Edit replaces the text of one of this user's own messages on every
+	// member. A member's edit of another's message is refused by everyone.
+	Edit(context.Context, *EditRequest) (*SendResponse, error)
+	// Delete deletes one of this user's own messages on every member (its
+	// text leaves every member's database).
+	Delete(context.Context, *DeleteRequest) (*SendResponse, error)
+	// SetDisappearing sets a group's disappearing-messages timer on every
+	// member: from then on each message is deleted from every member's
+	// history and database that long after it was sent. The timer travels
+	// encrypted; the node never learns it.
+	SetDisappearing(context.Context, *SetDisappearingRequest) (*SendResponse, error)
 	// Messages reads stored message history, with paging, an unread filter,
 	// marking as read, and an optional wait for the next unread message.
 	Messages(context.Context, *MessagesRequest) (*MessagesResponse, error)
@@ -540,6 +610,18 @@ func (UnimplementedDaemonServer) Members(context.Context, *MembersRequest) (*Mem
 }
 func (UnimplementedDaemonServer) Send(context.Context, *SendRequest) (*SendResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Send not implemented")
+}
+func (UnimplementedDaemonServer) React(context.Context, *ReactRequest) (*SendResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method React not implemented")
+}
+func (UnimplementedDaemonServer) Edit(context.Context, *EditRequest) (*SendResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Edit not implemented")
+}
+func (UnimplementedDaemonServer) Delete(context.Context, *DeleteRequest) (*SendResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Delete not implemented")
+}
+func (UnimplementedDaemonServer) SetDisappearing(context.Context, *SetDisappearingRequest) (*SendResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetDisappearing not implemented")
 }
 func (UnimplementedDaemonServer) Messages(context.Context, *MessagesRequest) (*MessagesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Messages not implemented")
@@ -789,6 +871,78 @@ func _Daemon_Send_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(DaemonServer).Send(ctx, req.(*SendRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Daemon_React_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReactRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).React(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_React_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).React(ctx, req.(*ReactRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Daemon_Edit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EditRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).Edit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_Edit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).Edit(ctx, req.(*EditRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Daemon_Delete_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).Delete(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_Delete_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).Delete(ctx, req.(*DeleteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Daemon_SetDisappearing_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetDisappearingRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).SetDisappearing(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_SetDisappearing_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).SetDisappearing(ctx, req.(*SetDisappearingRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1138,6 +1292,22 @@ var Daemon_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Send",
 			Handler:    _Daemon_Send_Handler,
+		},
+		{
+			MethodName: "React",
+			Handler:    _Daemon_React_Handler,
+		},
+		{
+			MethodName: "Edit",
+			Handler:    _Daemon_Edit_Handler,
+		},
+		{
+			MethodName: "Delete",
+			Handler:    _Daemon_Delete_Handler,
+		},
+		{
+			MethodName: "SetDisappearing",
+			Handler:    _Daemon_SetDisappearing_Handler,
 		},
 		{
 			MethodName: "Messages",

@@ -1,0 +1,187 @@
+package backend
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/content"
+	"github.com/quicproquo/quicproquo/internal/mls"
+)
+
+// This file sends content messages (content.go): text, replies,
+// reactions, edits, deletes, timers and receipts all go the same way, as
+// Send: encrypt, apply to the own history, queue for the node, in one
+// transaction.
+
+// composer builds the content to send once the group is loaded, inside
+// the sending transaction.
+type composer func(tx *store.Tx, sg store.Group) (*content.Message, error)
+
+// about composes a message about the group's message ref (see
+// resolveMessage).
+func about(ref string, build func(content.MessageID) *content.Message) composer {
+	return func(tx *store.Tx, sg store.Group) (*content.Message, error) {
+		to, err := resolveMessage(tx, sg.ID, ref)
+		if err != nil {
+			return nil, err
+		}
+		return build(to.MessageID), nil
+	}
+}
+
+// Reply sends text replying to the message ref.
+func (b *Backend) Reply(ctx context.Context, group, ref, text string, clientMsgID []byte) (SendResult, error) {
+	if err := checkText(text); err != nil {
+		return SendResult{}, err
+	}
+	return b.sendContent(ctx, group, clientMsgID, about(ref, func(id content.MessageID) *content.Message { return content.NewReply(id, text) }))
+}
+
+// React sends a reaction (an emoji, at most 64 bytes) to the message ref.
+func (b *Backend) React(ctx context.Context, group, ref, reaction string, clientMsgID []byte) (SendResult, error) {
+	if err := checkText(reaction); err != nil {
+		return SendResult{}, err
+	}
+	if len(reaction) > maxReaction {
+		return SendResult{}, fmt.Errorf("%w: reaction of %d bytes, limit %d", ErrInvalidArgument, len(reaction), maxReaction)
+	}
+	return b.sendContent(ctx, group, clientMsgID, about(ref, func(id content.MessageID) *content.Message { return content.NewReaction(id, reaction) }))
+}
+
+// Edit replaces the text of the user's own message ref.
+func (b *Backend) Edit(ctx context.Context, group, ref, text string, clientMsgID []byte) (SendResult, error) {
+	if err := checkText(text); err != nil {
+		return SendResult{}, err
+	}
+	return b.sendContent(ctx, group, clientMsgID, about(ref, func(id content.MessageID) *content.Message { return content.NewEdit(id, text) }))
+}
+
+// Delete deletes the user's own message ref on every member.
+func (b *Backend) Delete(ctx context.Context, group, ref string, clientMsgID []byte) (SendResult, error) {
+	return b.sendContent(ctx, group, clientMsgID, about(ref, content.NewDelete))
+}
+
+// SetDisappearing sets the group's disappearing-messages timer on every
+// member (0: off), in whole seconds of at most content.MaxTimer.
+func (b *Backend) SetDisappearing(ctx context.Context, group string, after time.Duration) (SendResult, error) {
+	if after < 0 || after > content.MaxTimer*time.Second || after%time.Second != 0 {
+		return SendResult{}, fmt.Errorf("%w: timer %v: want whole seconds from 0 to %v", ErrInvalidArgument, after, content.MaxTimer*time.Second)
+	}
+	return b.sendContent(ctx, group, nil, func(*store.Tx, store.Group) (*content.Message, error) {
+		return content.NewTimer(uint32(after / time.Second)), nil
+	})
+}
+
+// sendContent sends what compose builds to a group (Send).
+func (b *Backend) sendContent(ctx context.Context, group string, clientMsgID []byte, compose composer) (SendResult, error) {
+	if len(clientMsgID) > 64 {
+		return SendResult{}, fmt.Errorf("%w: client message id longer than 64 bytes", ErrInvalidArgument)
+	}
+	id, err := b.identity(ctx)
+	if err != nil {
+		return SendResult{}, err
+	}
+	cid := userClientID(clientMsgID)
+	if cid == nil {
+		cid = make([]byte, 18)
+		copy(cid, "m:")
+		if _, err := rand.Read(cid[2:]); err != nil {
+			return SendResult{}, opError("send", err)
+		}
+	}
+	b.gmu.Lock()
+	defer b.gmu.Unlock()
+	var res SendResult
+	err = b.update(ctx, func(tx *store.Tx) error {
+		if it, err := tx.OutboxByClientMsgID(cid); err == nil {
+			// A repeated request: answer as the first time.
+			if it.MessageSeq > 0 {
+				if res.Message, err = tx.Message(it.GroupID, it.MessageSeq); err != nil {
+					return err
+				}
+			}
+			res.Delivered, res.OutboxID = it.State == store.OutboxSent, it.ID
+			return nil
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		ref, err := resolveGroup(tx, group)
+		if err != nil {
+			return err
+		}
+		sg, g, err := loadGroup(tx, ref.ID)
+		if err != nil {
+			return err
+		}
+		if !sg.LeftAt.IsZero() || !g.Active() {
+			return fmt.Errorf("%w: %s", ErrNotMember, sg.Name)
+		}
+		if g.HasPendingCommit() {
+			return fmt.Errorf("%w: a commit of group %s waits for the node's verdict", ErrNotConnected, sg.Name)
+		}
+		m, err := compose(tx, sg)
+		if err != nil {
+			return err
+		}
+		a, it, err := b.post(tx, &sg, g, id.PublicKey(), m, cid)
+		if err != nil {
+			return err
+		}
+		res = SendResult{Message: a.Message, OutboxID: it.ID, Delivered: it.State == store.OutboxSent}
+		return nil
+	})
+	if err != nil {
+		return SendResult{}, opError("send", err)
+	}
+	return res, nil
+}
+
+// post encrypts m to the group, applies it to the own history and queues
+// it for the other members, in tx; it saves the group. The caller holds
+// gmu and checked that the user is an active member without a pending
+// commit.
+func (b *Backend) post(tx *store.Tx, sg *store.Group, g *mls.Group, self []byte, m *content.Message, cid []byte) (applied, store.OutboxItem, error) {
+	now := tx.Now()
+	m.SentAt = now
+	if k := m.Kind(); sg.DisappearAfter > 0 && m.Expires == nil && k != content.KindTimer && k != content.KindReceipt {
+		m.Expires = &content.Expiry{Relative: true, Seconds: uint32(sg.DisappearAfter / time.Second)}
+	}
+	pt, err := appendContent(m, g.EpochAuthenticator())
+	if err != nil {
+		return applied{}, store.OutboxItem{}, err
+	}
+	ct, err := g.Protect(pt, nil)
+	clear(pt)
+	if err != nil {
+		return applied{}, store.OutboxItem{}, fmt.Errorf("encrypt: %w", err)
+	}
+	a, err := applyContent(tx, sg, m, messageID(ct), self, true, 0)
+	if err != nil {
+		return applied{}, store.OutboxItem{}, err
+	}
+	if err := saveGroup(tx, sg, g); err != nil {
+		return applied{}, store.OutboxItem{}, err
+	}
+	rcpt := otherMembers(g, self)
+	// The item names the history entry it sends (none for an edit or
+	// delete: the entry it names is another message's).
+	seq := a.Message.Seq
+	if k := m.Kind(); k == content.KindEdit || k == content.KindDelete {
+		seq = 0
+	}
+	it, err := tx.AddOutbox(store.OutboxItem{Kind: store.OutboxApplication, GroupID: sg.ID, ClientMsgID: cid, Payload: ct, Recipients: rcpt, Epoch: g.Epoch(), MessageSeq: seq})
+	if err != nil {
+		return applied{}, store.OutboxItem{}, err
+	}
+	if len(rcpt) == 0 {
+		if err := tx.SetOutboxState(it.ID, store.OutboxSent, ""); err != nil {
+			return applied{}, store.OutboxItem{}, err
+		}
+		it.State = store.OutboxSent
+	}
+	return a, it, nil
+}
