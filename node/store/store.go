@@ -140,6 +140,7 @@ type KeyPackageCount struct {
 type Store interface {
 	Registry
 	Janitor
+	Blobs
 
 	// PutKeyPackage stores a package for identity and returns its fingerprint
 	// (SHA-256 of pkg). A lastResort package replaces any earlier last-resort
