@@ -63,6 +63,13 @@ type Config struct {
 	ExpireInterval time.Duration // how often
 	DiskBudget     int64         // bytes the store may take; negative: no budget
 
+	// Blobs (see blob.go).
+	BlobChunks     store.BlobChunks // where chunks go; nil: the Store
+	MaxBlobSize    int64            // bytes of one blob
+	BlobTTL        time.Duration    // blobs older than this are deleted; 0: MessageTTL
+	BlobOwnerBytes int64            // live blob bytes of one uploader; negative: unbounded
+	BlobTotalBytes int64            // live blob bytes in all; 0: DiskBudget, negative: unbounded
+
 	// KeyPackage fetch limits and the low-water notice (see kpfetch.go).
 	FetchRate          rate.Limit // fetches per second per requester
 	FetchBurst         int
@@ -165,6 +172,7 @@ func (cfg *Config) policyDefaults() error {
 	if cfg.DiskBudget == 0 {
 		cfg.DiskBudget = DefaultDiskBudget
 	}
+	cfg.blobDefaults()
 	setDefault(&cfg.FetchRate, DefaultFetchRate)
 	setDefault(&cfg.FetchBurst, DefaultFetchBurst)
 	setDefault(&cfg.TargetFetchRate, DefaultTargetFetchRate)
@@ -302,7 +310,7 @@ func (cfg *Config) rpcDefaults() {
 // that may be a quarter larger) and two messages of that largest size.
 func RPCLimits(cfg Config) transport.Limits {
 	cfg.rpcDefaults()
-	frame := uint64(max(2*cfg.MaxPayloadSize+maxClientMsgIDSize, cfg.MaxKeyPackageSize)+40*cfg.MaxRecipients) + 64<<10
+	frame := uint64(max(2*cfg.MaxPayloadSize+maxClientMsgIDSize, cfg.MaxKeyPackageSize, store.BlobChunkSize)+40*cfg.MaxRecipients) + 64<<10
 	held := int64(3*maxBatchBytes) + 2*int64(frame) + 2<<20
 	return transport.Limits{
 		MaxFrame:          frame,
