@@ -3,8 +3,14 @@ package server_test
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/quicproquo/quicproquo/internal/grouptest"
+	"github.com/quicproquo/quicproquo/internal/pgtest"
+	"github.com/quicproquo/quicproquo/internal/s3test"
+	"github.com/quicproquo/quicproquo/node/store/s3blob"
 
 	"github.com/quicproquo/quicproquo/internal/mls"
 	"github.com/quicproquo/quicproquo/node/client"
@@ -137,26 +143,69 @@ func TestBlobQuotaAndExpiry(t *testing.T) {
 	_, _, _, err = alice.Conn.CreateBlob(ctx, g, 501)
 	grpNodeErr(t, "blob past the uploader's quota", err, client.ErrQuota)
 
-	short := startTestNode(t, server.Config{BlobTTL: time.Millisecond, ExpireInterval: 10 * time.Millisecond}, store.Limits{})
-	bob := grpMember(t, short)
-	g = bob.Create(t)
-	id, _, err := bob.Conn.UploadBlob(ctx, g, 3, bytes.NewReader([]byte("abc")), nil)
+	short := startTestNode(t, server.Config{BlobTTL: blobTestTTL, ExpireInterval: 20 * time.Millisecond}, store.Limits{})
+	id := uploadAndAwaitExpiry(t, grpMember(t, short))
+	if _, err := short.store.BlobChunk(ctx, id, 0); err == nil {
+		t.Fatal("an expired blob's chunk is still stored")
+	}
+}
+
+// The same on a node whose chunks are in a real S3 server, and on one
+// whose store is PostgreSQL.
+func TestBlobMembersOnlyS3(t *testing.T) {
+	n, _ := startS3Node(t, server.Config{})
+	BlobMembersOnly(t, n)
+}
+
+func TestBlobMembersOnlyPostgres(t *testing.T) {
+	BlobMembersOnly(t, startPostgresNode(t, pgtest.NewDatabase(t)))
+}
+
+// startS3Node is startTestNode with the blob chunks in a new bucket of
+// the test S3 server.
+func startS3Node(t *testing.T, cfg server.Config) (*testNode, *s3blob.Store) {
+	t.Helper()
+	chunks, err := s3blob.Open(testCtx(t), s3blob.Config{Endpoint: s3test.Endpoint(t), Bucket: s3test.Bucket(t), Insecure: true}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.BlobChunks = chunks
+	return startTestNode(t, cfg, store.Limits{}), chunks
+}
+
+// An expired blob's objects leave the object store.
+func TestBlobExpiryS3(t *testing.T) {
+	n, chunks := startS3Node(t, server.Config{BlobTTL: blobTestTTL, ExpireInterval: 20 * time.Millisecond})
+	alice := grpMember(t, n)
+	id := uploadAndAwaitExpiry(t, alice)
+	if _, err := chunks.BlobChunk(testCtx(t), id, 0); !errors.Is(err, store.ErrNoBlob) {
+		t.Fatalf("an expired blob's chunk in the object store: %v", err)
+	}
+}
+
+// blobTestTTL is long enough for a small upload on a loaded machine.
+const blobTestTTL = 2 * time.Second
+
+// uploadAndAwaitExpiry uploads a small blob to a new group of m's and
+// waits until the node has forgotten it.
+func uploadAndAwaitExpiry(t *testing.T, m *grouptest.Member) []byte {
+	t.Helper()
+	ctx := testCtx(t)
+	g := m.Create(t)
+	id, _, err := m.Conn.UploadBlob(ctx, g, 3, bytes.NewReader([]byte("abc")), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for {
-		_, err := bob.Conn.BlobInfo(ctx, id)
+		_, err := m.Conn.BlobInfo(ctx, id)
 		if err != nil {
 			grpNodeErr(t, "BlobInfo after expiry", err, client.ErrUnauthorized)
-			break
+			return id
 		}
 		select {
 		case <-ctx.Done():
 			t.Fatal("the blob did not expire")
-		case <-time.After(10 * time.Millisecond):
+		case <-time.After(20 * time.Millisecond):
 		}
-	}
-	if _, err := short.store.BlobChunk(ctx, id, 0); err == nil {
-		t.Fatal("an expired blob's chunk is still stored")
 	}
 }
