@@ -52,22 +52,24 @@ func DefaultConfigPath(getenv func(string) string) string {
 	return ""
 }
 
-// fileKeys maps a file key to its flag and environment variable.
-var fileKeys = map[string]struct{ flag, env string }{
-	"state_dir":            {"state-dir", "QPQ_STATE_DIR"},
-	"socket":               {"socket", "QPQ_SOCKET"},
-	"server":               {"server", "QPQ_SERVER"},
-	"server_cert":          {"server-cert", "QPQ_SERVER_CERT"},
-	"registration_token":   {"registration-token", "QPQ_REGISTRATION_TOKEN"},
-	"log_level":            {"log-level", "QPQ_LOG_LEVEL"},
-	"self_update_interval": {"self-update-interval", ""},
-	"auto_join":            {"auto-join", ""},
-	"invitations":          {"invitations", ""},
-	"keep_messages":        {"keep-messages", ""},
-	"keep_events":          {"keep-events", ""},
-	"default_suite":        {"default-suite", "QPQ_DEFAULT_SUITE"},
-	"pq_key_packages":      {"pq-key-packages", ""},
-	"require_pq_tls":       {"require-pq-tls", "QPQ_REQUIRE_PQ_TLS"},
+// fileKeys are the keys the file may set, each naming the flag of that
+// name with "-" for "_", and that flag's environment variable ("": none),
+// which wins over the file.
+var fileKeys = map[string]string{
+	"state_dir":            "QPQ_STATE_DIR",
+	"socket":               "QPQ_SOCKET",
+	"server":               "QPQ_SERVER",
+	"server_cert":          "QPQ_SERVER_CERT",
+	"registration_token":   "QPQ_REGISTRATION_TOKEN",
+	"log_level":            "QPQ_LOG_LEVEL",
+	"self_update_interval": "",
+	"auto_join":            "",
+	"invitations":          "",
+	"keep_messages":        "",
+	"keep_events":          "",
+	"default_suite":        "QPQ_DEFAULT_SUITE",
+	"pq_key_packages":      "",
+	"require_pq_tls":       "QPQ_REQUIRE_PQ_TLS",
 }
 
 // applyConfigFile sets, from the file at path, every flag of fset that was
@@ -93,7 +95,7 @@ func applyConfigFile(fset *flag.FlagSet, path string, explicit bool, getenv func
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		fk, ok := fileKeys[k]
+		env, ok := fileKeys[k]
 		if !ok {
 			return fmt.Errorf("%w: config file %s: unknown key %q (known: %s)", errUsage, path, k, knownKeys())
 		}
@@ -103,10 +105,11 @@ func applyConfigFile(fset *flag.FlagSet, path string, explicit bool, getenv func
 		default:
 			return fmt.Errorf("%w: config file %s: %s = %v: want a string or a boolean", errUsage, path, k, v)
 		}
-		if given[fk.flag] || (fk.env != "" && getenv(fk.env) != "") {
+		name := strings.ReplaceAll(k, "_", "-")
+		if given[name] || (env != "" && getenv(env) != "") {
 			continue
 		}
-		if err := fset.Set(fk.flag, fmt.Sprint(v)); err != nil {
+		if err := fset.Set(name, fmt.Sprint(v)); err != nil {
 			return fmt.Errorf("%w: config file %s: %s: %w", errUsage, path, k, err)
 		}
 	}

@@ -2,6 +2,7 @@ package qpd
 
 import (
 	"errors"
+	"flag"
 	"io"
 	"log/slog"
 	"os"
@@ -119,4 +120,28 @@ func FuzzConfigFile(f *testing.F) {
 			t.Fatalf("config %q: %v is not a usage error", text, err)
 		}
 	})
+}
+
+// TestConfigKeysNameFlags: every key the file may set is a flag of qpd,
+// and its environment variable is the one qpd --help names.
+func TestConfigKeysNameFlags(t *testing.T) {
+	var help strings.Builder
+	if _, err := ParseFlags([]string{"--help"}, func(string) string { return "" }, &help); !errors.Is(err, flag.ErrHelp) {
+		t.Fatal(err)
+	}
+	for k, env := range fileKeys {
+		name := strings.ReplaceAll(k, "_", "-")
+		i := strings.Index(help.String(), "  -"+name+" ")
+		if i < 0 {
+			i = strings.Index(help.String(), "  -"+name+"\n") // a boolean flag
+		}
+		if i < 0 {
+			t.Errorf("file key %s: qpd has no flag --%s", k, name)
+			continue
+		}
+		usage, _, _ := strings.Cut(help.String()[i:], "\n  -")
+		if env != "" && !strings.Contains(usage, env) {
+			t.Errorf("file key %s: --%s does not name %s: %q", k, name, env, usage)
+		}
+	}
 }

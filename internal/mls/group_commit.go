@@ -439,12 +439,12 @@ func (g *Group) fitPending(pending, own []resolvedProposal, self Sender) []resol
 		if g.validateProposalList(list, self, false, true) != nil {
 			return false
 		}
-		ng, _, err := g.applyToCopy(list)
+		ng, res, err := g.applyToCopy(list)
 		if err != nil {
 			return false
 		}
 		defer wipeDiscarded(ng, g)
-		return ng.tree.verifyUniqueKeys() == nil && ng.tree.checkCredentialTypes(nil) == nil
+		return ng.tree.verifyUniqueKeys() == nil && ng.tree.checkChangedCredentialTypes(g.tree, res.changedLeaves(g.self, false)) == nil
 	}
 	if len(pending) == 0 || valid(append(slices.Clip(pending), own...)) {
 		return pending
@@ -538,7 +538,7 @@ func (g *Group) Commit(opts *CommitOptions) (*CommitResult, error) {
 	if err := verifyUniqueKeysAfterCommit(ng.tree); err != nil {
 		return nil, err
 	}
-	if err := ng.tree.checkCredentialTypes(nil); err != nil && !hostileCommitter {
+	if err := ng.tree.checkChangedCredentialTypes(g.tree, res.changedLeaves(g.self, usePath)); err != nil && !hostileCommitter {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
 	}
 
@@ -773,6 +773,16 @@ type applied struct {
 	pathRequired bool
 	selfRemoved  bool
 	selfUpdate   ProposalRef // my Update proposal, committed by another member
+}
+
+// changedLeaves lists the leaves a commit changes: those its proposals
+// added or updated and, with a path, the committer's.
+func (res *applied) changedLeaves(committer LeafIndex, path bool) []LeafIndex {
+	out := append(slices.Clip(res.added), res.updated...)
+	if path {
+		out = append(out, committer)
+	}
+	return out
 }
 
 // proposalRef returns the ProposalRef of a proposal sent in ac.

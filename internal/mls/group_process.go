@@ -432,7 +432,7 @@ func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (_ *Receive
 	ng.ctx.Epoch = g.ctx.Epoch + 1
 	var commitSecret []byte
 	var pathChange *LeafChange
-	if committer, pathChange, err = ng.mergeCommitPath(g, committer, commit.Path, external, res.removed); err != nil {
+	if committer, pathChange, err = ng.mergeCommitPath(g, committer, commit.Path, external, res); err != nil {
 		return nil, err
 	}
 	if commit.Path != nil && !res.selfRemoved {
@@ -618,7 +618,7 @@ func (g *Group) resolveProposals(commit *Commit, committer Sender, external bool
 // leftmost blank leaf. It returns the committer's leaf and, for a member's
 // path, its leaf change. Members and the delivery service's PublicGroup
 // share it; decrypting the path is the member's own next step.
-func (ng *Group) mergeCommitPath(g *Group, committer LeafIndex, path *UpdatePath, external bool, removed []Member) (LeafIndex, *LeafChange, error) {
+func (ng *Group) mergeCommitPath(g *Group, committer LeafIndex, path *UpdatePath, external bool, res *applied) (LeafIndex, *LeafChange, error) {
 	s := g.suite
 	var pathChange *LeafChange
 	if path != nil {
@@ -647,8 +647,8 @@ func (ng *Group) mergeCommitPath(g *Group, committer LeafIndex, path *UpdatePath
 		case !external:
 			pathChange = &LeafChange{Leaf: committer, Old: leafMember(committer, old), New: leafMember(committer, ln), ByPath: true}
 			err = g.validateSuccessor(LeafFromCommit, pathChange.Old, committer, ln, ng.ctx.Extensions)
-		case len(removed) > 0:
-			err = g.validateSuccessor(LeafFromExternalCommit, removed[0], committer, ln, ng.ctx.Extensions)
+		case len(res.removed) > 0:
+			err = g.validateSuccessor(LeafFromExternalCommit, res.removed[0], committer, ln, ng.ctx.Extensions)
 		default:
 			err = g.validateLeaf(LeafFromExternalCommit, committer, ln, ng.ctx.Extensions)
 		}
@@ -663,7 +663,7 @@ func (ng *Group) mergeCommitPath(g *Group, committer LeafIndex, path *UpdatePath
 		return 0, nil, err
 	}
 	ng.ctx.TreeHash = ng.tree.TreeHash(s)
-	if err := ng.tree.checkCredentialTypes(nil); err != nil {
+	if err := ng.tree.checkChangedCredentialTypes(g.tree, res.changedLeaves(committer, path != nil)); err != nil {
 		return 0, nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
 	}
 	return committer, pathChange, nil

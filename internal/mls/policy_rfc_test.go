@@ -126,9 +126,12 @@ func TestUpdatePathCredentialTypeSupportedByAll(t *testing.T) {
 	}
 }
 
-func TestCredentialTypesAcrossAddsOfOneCommit(t *testing.T) {
-	sg := scCreate(t, Config{})
-	a := sg.members[0]
+// bothTypesGroup is a group of a and b whose leaves both support the basic
+// and the X.509 credential types.
+func bothTypesGroup(t *testing.T) (sg *scGroup, a, b *scClient) {
+	t.Helper()
+	sg = scCreate(t, Config{})
+	a = sg.members[0]
 	// Every member supports both credential types.
 	g := a.g.clone()
 	g.tree.LeafNode(g.self).Capabilities.Credentials = []CredentialType{CredentialBasic, CredentialX509}
@@ -140,7 +143,7 @@ func TestCredentialTypesAcrossAddsOfOneCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.g = g
-	b := scNewClient(t, "member-1")
+	b = scNewClient(t, "member-1")
 	kb, pb := scKeyPackage(t, b)
 	kb = resigned(t, b, kb, func(k *KeyPackage) {
 		k.LeafNode.Capabilities.Credentials = []CredentialType{CredentialBasic, CredentialX509}
@@ -155,6 +158,11 @@ func TestCredentialTypesAcrossAddsOfOneCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	sg.members = append(sg.members, b)
+	return sg, a, b
+}
+
+func TestCredentialTypesAcrossAddsOfOneCommit(t *testing.T) {
+	_, a, b := bothTypesGroup(t)
 	x, y := scNewClient(t, "x"), scNewClient(t, "y")
 	kx, _ := scKeyPackage(t, x)
 	ky, _ := scKeyPackage(t, y)
@@ -165,7 +173,7 @@ func TestCredentialTypesAcrossAddsOfOneCommit(t *testing.T) {
 		return err
 	})
 	hostileCommitter = true
-	res, err = a.g.AddMembers([]*KeyPackage{kx, ky}, nil)
+	res, err := a.g.AddMembers([]*KeyPackage{kx, ky}, nil)
 	hostileCommitter = false
 	if err != nil {
 		t.Fatal(err)
@@ -307,5 +315,58 @@ func TestReceivedKeyPackageLifetime(t *testing.T) {
 		if after, _ := g.MarshalBinary(); !bytes.Equal(before, after) {
 			t.Errorf("%s: refusal changed the group", tc.name)
 		}
+	}
+}
+
+// TestPathLeafSupportsOtherMembersCredentialTypes: a committer's new path
+// leaf must support the credential types other members use, not only its
+// own, and stops needing one when its last member has left. (Receivers
+// look only at the leaves a commit changes when they can; these are the
+// cases where they cannot.)
+func TestPathLeafSupportsOtherMembersCredentialTypes(t *testing.T) {
+	sg, a, b := bothTypesGroup(t)
+	x := scNewClient(t, "x")
+	kx, _ := scKeyPackage(t, x)
+	kx = resigned(t, x, kx, func(k *KeyPackage) { x509Leaf(&k.LeafNode) })
+	res, err := a.g.AddMembers([]*KeyPackage{kx}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg.commitFrom(a, res)
+	xLeaf := res.Added[0]
+	// b keeps its basic credential but drops X.509, which x uses.
+	basicOnly := func() *Group {
+		g := b.g.clone()
+		g.tree.LeafNode(g.self).Capabilities.Credentials = []CredentialType{CredentialBasic}
+		return g
+	}
+	g := basicOnly()
+	if _, err := g.SelfUpdate(nil); !errors.Is(err, ErrInvalidCommit) {
+		t.Fatalf("path leaf without the X.509 type in use: %v", err)
+	}
+	hostileCommitter = true
+	res, err = basicOnly().SelfUpdate(nil)
+	hostileCommitter = false
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = refusedIdentically(t, a.g, res.Message, ErrInvalidCommit)
+	if !bytes.Contains([]byte(err.Error()), []byte("credential type")) {
+		t.Fatalf("refused for another reason: %v", err)
+	}
+	// Once x is gone X.509 is no longer in use: the same leaf fits, though
+	// it supports fewer types than a.
+	res, err = a.g.RemoveMembers([]LeafIndex{xLeaf}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg.commitFrom(a, res)
+	g = basicOnly()
+	res, err = g.SelfUpdate(nil)
+	if err != nil {
+		t.Fatalf("path leaf without X.509 after x left: %v", err)
+	}
+	if _, err := a.g.ProcessMessage(res.Message); err != nil {
+		t.Fatalf("receiver: %v", err)
 	}
 }

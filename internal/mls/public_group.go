@@ -261,7 +261,7 @@ func (p *PublicGroup) ApplyCommit(msg []byte) (*PublicCommit, error) {
 		return nil, err
 	}
 	ng.ctx.Epoch = p.ctx.Epoch + 1
-	committer, _, err := ng.mergeCommitPath(g, c.Sender.LeafIndex, commit.Path, external, res.removed)
+	committer, _, err := ng.mergeCommitPath(g, c.Sender.LeafIndex, commit.Path, external, res)
 	if err != nil {
 		return nil, err
 	}

@@ -109,6 +109,53 @@ func (t *RatchetTree) checkCredentialTypes(types []CredentialType) error {
 	return nil
 }
 
+// checkChangedCredentialTypes is checkCredentialTypes(nil) for t, the tree
+// after a commit changed the leaves in changed (added, updated, the
+// committer's path leaf), where old, the tree before it, passed that check
+// (every commit and every join checks it). An unchanged member then
+// supports every type that was in use, and every such type is listed by
+// every old member's capabilities. So when each changed leaf has the
+// credential type of one old member, ref, and supports every type ref
+// supports, the rule still holds, and only the changed leaves were looked
+// at; otherwise the whole tree is checked, so the result is exactly the
+// rule's (RFC 9420 §7.3, §12.4.2).
+func (t *RatchetTree) checkChangedCredentialTypes(old *RatchetTree, changed []LeafIndex) error {
+	ref := old.firstLeaf()
+	if ref == nil {
+		return t.checkCredentialTypes(nil)
+	}
+	for _, l := range changed {
+		ln := t.LeafNode(l)
+		if ln == nil {
+			continue
+		}
+		if ln.Credential.Type != ref.Credential.Type || !supportsAll(ln.Capabilities.Credentials, ref.Capabilities.Credentials) {
+			return t.checkCredentialTypes(nil)
+		}
+	}
+	return nil
+}
+
+// firstLeaf returns the leftmost non-blank leaf, or nil.
+func (t *RatchetTree) firstLeaf() *LeafNode {
+	for x := 0; x < len(t.nodes); x += 2 {
+		if ln := t.nodes[x].Leaf; ln != nil {
+			return ln
+		}
+	}
+	return nil
+}
+
+// supportsAll reports whether have lists every type of want.
+func supportsAll(have, want []CredentialType) bool {
+	for _, ct := range want {
+		if !slices.Contains(have, ct) {
+			return false
+		}
+	}
+	return true
+}
+
 // verifyUnmergedLeaves checks that each unmerged leaf of a parent node P is
 // a non-blank leaf below P, and that every non-blank node between the leaf
 // and P lists it too.

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -93,10 +92,9 @@ func commitVerdict(method string, sender, commit, welcome []byte, cur store.Grou
 	}
 	res, err := pg.ApplyCommit(commit)
 	switch {
-	case errors.Is(err, mls.ErrWrongEpoch):
-		// The header named the current epoch: the body disagrees.
-		return store.CommitVerdict{}, invalidCommit(method, err)
 	case err != nil:
+		// mls.ErrWrongEpoch too: the header named the current epoch, so
+		// the body disagrees with it.
 		return store.CommitVerdict{}, invalidCommit(method, err)
 	case !bytes.Equal(res.Committer.Identity, sender):
 		return store.CommitVerdict{}, fail(nodecp.ErrorCode_unauthorized, "%s: the commit is signed by leaf %d of %x, not by %x",

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -42,10 +43,10 @@ func (s *session) fetchKeyPackage(ctx context.Context, method string, target []b
 	dir := directoryKey(target, suite)
 	// Only registered identities have packages; asking first keeps the
 	// per-target buckets to those.
-	if ok, err := s.srv.isRegistered(ctx, target); err != nil || !ok {
-		if err != nil {
-			return nil, s.storeError(method, err)
-		}
+	switch ok, err := s.srv.isRegistered(ctx, target); {
+	case err != nil:
+		return nil, s.storeError(method, err)
+	case !ok:
 		return nil, fail(nodecp.ErrorCode_noKeyPackage, "%s: no key package left for that identity", method)
 	}
 	if !s.srv.fetchers.get(s.identity).Allow() {
@@ -78,11 +79,15 @@ func (s *session) fetchKeyPackage(ctx context.Context, method string, target []b
 // one suite) runs low.
 func (s *session) lowWater(ctx context.Context, target, dir []byte) {
 	n, err := s.srv.cfg.Store.CountKeyPackages(ctx, dir)
-	if err != nil || n.Remaining > s.srv.cfg.KeyPackageLowWater || !s.srv.notices.get(target).Allow() {
+	if err != nil {
+		s.log.Warn("could not count KeyPackages for the low-water notice", "target", fmt.Sprintf("%x", target), "err", err)
+		return
+	}
+	if n.Remaining > s.srv.cfg.KeyPackageLowWater || !s.srv.notices.get(target).Allow() {
 		return
 	}
 	if _, _, err := s.srv.cfg.Store.Enqueue(ctx, target, nil, nil, []byte(NoticeKeyPackagesLow)); err != nil {
-		s.log.Warn("could not queue a low-water notice", "target", target, "err", err)
+		s.log.Warn("could not queue a low-water notice", "target", fmt.Sprintf("%x", target), "err", err)
 		return
 	}
 	s.srv.cfg.Metrics.lowWaterNotice()
