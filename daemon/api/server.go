@@ -332,6 +332,12 @@ func (s *Server) Send(ctx context.Context, req *daemonv1.SendRequest) (*daemonv1
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	return s.sendResponse(ctx, r, wait)
+}
+
+// sendResponse waits up to wait for the node's verdict on a sent message
+// and says where it stands.
+func (s *Server) sendResponse(ctx context.Context, r backend.SendResult, wait time.Duration) (*daemonv1.SendResponse, error) {
 	d, err := s.b.AwaitDelivery(ctx, r.OutboxID, wait)
 	if err != nil {
 		return nil, toStatus(err)

@@ -183,11 +183,11 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 	}
 	switch rec.Kind {
 	case mls.KindApplication:
-		sentAt, text, auth, err := parseAppContentAuth(rec.Plaintext)
+		am, err := parseAppMessage(rec.Plaintext)
 		if err != nil {
 			return reject("group %x: %v", sg.ID, err)
 		}
-		if err := b.compareAuthenticator(tx, sg, g, rec, auth); err != nil {
+		if err := b.compareAuthenticator(tx, sg, g, rec, am.auth); err != nil {
 			return err
 		}
 		if !sg.LeftAt.IsZero() && g.Active() {
@@ -197,13 +197,16 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 			// epochs it was in.)
 			break
 		}
-		m, err := tx.AppendMessage(store.Message{GroupID: sg.ID, MessageID: messageID(env.Payload), Sender: rec.Sender.Identity, Text: text, SentAt: sentAt})
+		m, err := tx.AppendMessage(store.Message{GroupID: sg.ID, MessageID: messageID(env.Payload), Sender: rec.Sender.Identity, Text: am.text, SentAt: am.sentAt})
 		switch {
 		case errors.Is(err, store.ErrExists):
 			// Already stored (sent twice): shown once.
 		case err != nil:
 			return err
 		default:
+			if err := tx.AddAttachments(sg.ID, m.Seq, am.refs); err != nil {
+				return err
+			}
 			if _, err := tx.AppendEvent(store.Event{Kind: store.EventMessage, GroupID: sg.ID, MessageSeq: m.Seq}); err != nil {
 				return err
 			}

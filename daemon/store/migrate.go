@@ -120,6 +120,8 @@ CREATE TABLE contacts (
 CREATE UNIQUE INDEX contacts_name ON contacts(name) WHERE name <> '';
 ALTER TABLE welcomes ADD COLUMN request INTEGER NOT NULL DEFAULT 0;
 `,
+	// 5: the attachment references of messages (attachment.go).
+	migrationAttachments,
 }
 
 // SchemaVersion is the schema version this program writes.

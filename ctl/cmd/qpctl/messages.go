@@ -25,7 +25,7 @@ const maxTextSize = 64 << 10
 
 // addMessageCommands adds send and recv.
 func (a *app) addMessageCommands(root *cobra.Command) {
-	root.AddCommand(a.sendCommand(), a.recvCommand())
+	root.AddCommand(a.sendCommand(), a.recvCommand(), a.saveCommand())
 }
 
 // readText reads a message text from path ("-": stdin), at most
@@ -67,17 +67,24 @@ func hasNUL(b []byte) bool {
 }
 
 func (a *app) sendCommand() *cobra.Command {
-	var group, msg, file, cid string
+	var group, msg, file, cid, attachPath string
 	var wait time.Duration
 	cmd := &cobra.Command{
-		Use: "send --group G (--msg TEXT | --file PATH | --file -)", Short: "Send a message to a group", GroupID: "messages",
+		Use: "send --group G (--msg TEXT | --file PATH | --file - | --attach PATH [--msg CAPTION])", Short: "Send a message or a file to a group", GroupID: "messages",
 		Long: `Encrypt a text message to a group and hand it to the node. The text comes
 from --msg, from a file (--file PATH) or from standard input (--file -); it
-is at most 65536 bytes (64 KiB) of UTF-8 text, sent exactly as given.`,
+is at most 65536 bytes (64 KiB) of UTF-8 text, sent exactly as given.
+
+With --attach PATH, the file goes as an attachment (up to 1 GiB): encrypted
+with a fresh key, streamed to the node's blob store (which only the group's
+members may read), and sent with the text of --msg or --file as its caption.
+Progress goes to standard error for files of a megabyte or more. Receivers
+save it with qpctl save.`,
 		Args: exactArgs(0),
 		Example: `  qpctl send --group team --msg "hello"
   qpctl send --group team --file notes.txt
-  date | qpctl send --group team --file -`,
+  date | qpctl send --group team --file -
+  qpctl send --group team --attach photo.jpg --msg "the view"`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireGroup(group); err != nil {
 				return err
@@ -91,6 +98,7 @@ is at most 65536 bytes (64 KiB) of UTF-8 text, sent exactly as given.`,
 				if text, err = a.readText(file); err != nil {
 					return err
 				}
+			case attachPath != "":
 			case msg == "":
 				return usagef("--msg or --file is required")
 			case len(msg) > maxTextSize:
@@ -98,6 +106,9 @@ is at most 65536 bytes (64 KiB) of UTF-8 text, sent exactly as given.`,
 			}
 			if wait < 0 || wait > time.Minute {
 				return usagef("--wait must be between 0 and 1m")
+			}
+			if attachPath != "" {
+				return a.sendAttachment(cmd.Context(), group, attachPath, text, cid, wait)
 			}
 			return a.call(cmd.Context(), wait, func(ctx context.Context, c *client.Client) error {
 				r, err := c.Send(ctx, &daemonv1.SendRequest{Group: group, Text: text, ClientMessageId: cid, Wait: durationpb.New(wait)})
@@ -111,6 +122,7 @@ is at most 65536 bytes (64 KiB) of UTF-8 text, sent exactly as given.`,
 	groupFlag(cmd, &group, groupFlagHelp)
 	cmd.Flags().StringVarP(&msg, "msg", "m", "", "message text")
 	cmd.Flags().StringVarP(&file, "file", "f", "", "read the message text from this file (-: standard input)")
+	cmd.Flags().StringVar(&attachPath, "attach", "", "send this file as an attachment (--msg or --file: its caption)")
 	cmd.Flags().StringVar(&cid, "client-id", "", "optional idempotency key: a repeated send with the same key is sent once")
 	cmd.Flags().DurationVar(&wait, "wait", 5*time.Second, "while connected, wait up to this long for the node to take the message (0: do not wait)")
 	return cmd

@@ -3924,6 +3924,308 @@ func (x *UpdateResponse) GetGroups() []*Group {
 	return nil
 }
 
+type SendAttachmentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// The file, an absolute path the daemon opens (it runs as the caller's
+	// user); at most 1 GiB.
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// Optional text sent with the file.
+	Caption string `protobuf:"bytes,3,opt,name=caption,proto3" json:"caption,omitempty"`
+	// Optional media type; empty: from the file name's extension.
+	MediaType string `protobuf:"bytes,4,opt,name=media_type,json=mediaType,proto3" json:"media_type,omitempty"`
+	// As in SendRequest.
+	ClientMessageId string               `protobuf:"bytes,5,opt,name=client_message_id,json=clientMessageId,proto3" json:"client_message_id,omitempty"`
+	Wait            *durationpb.Duration `protobuf:"bytes,6,opt,name=wait,proto3" json:"wait,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *SendAttachmentRequest) Reset() {
+	*x = SendAttachmentRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendAttachmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendAttachmentRequest) ProtoMessage() {}
+
+func (x *SendAttachmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendAttachmentRequest.ProtoReflect.Descriptor instead.
+func (*SendAttachmentRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *SendAttachmentRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *SendAttachmentRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *SendAttachmentRequest) GetCaption() string {
+	if x != nil {
+		return x.Caption
+	}
+	return ""
+}
+
+func (x *SendAttachmentRequest) GetMediaType() string {
+	if x != nil {
+		return x.MediaType
+	}
+	return ""
+}
+
+func (x *SendAttachmentRequest) GetClientMessageId() string {
+	if x != nil {
+		return x.ClientMessageId
+	}
+	return ""
+}
+
+func (x *SendAttachmentRequest) GetWait() *durationpb.Duration {
+	if x != nil {
+		return x.Wait
+	}
+	return nil
+}
+
+type SaveAttachmentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// The message's sequence number in its group's history.
+	Seq uint64 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	// An existing folder, absolute path. A file name taken there gets a
+	// number ("photo (1).png"); nothing is overwritten.
+	Dir           string `protobuf:"bytes,3,opt,name=dir,proto3" json:"dir,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SaveAttachmentRequest) Reset() {
+	*x = SaveAttachmentRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SaveAttachmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SaveAttachmentRequest) ProtoMessage() {}
+
+func (x *SaveAttachmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SaveAttachmentRequest.ProtoReflect.Descriptor instead.
+func (*SaveAttachmentRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *SaveAttachmentRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *SaveAttachmentRequest) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *SaveAttachmentRequest) GetDir() string {
+	if x != nil {
+		return x.Dir
+	}
+	return ""
+}
+
+// One step of SendAttachment or SaveAttachment: bytes of the file done so
+// far, then (last) the result.
+type AttachmentProgress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The file's name.
+	Name  string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Done  uint64 `protobuf:"varint,2,opt,name=done,proto3" json:"done,omitempty"`
+	Total uint64 `protobuf:"varint,3,opt,name=total,proto3" json:"total,omitempty"`
+	// The last message of SendAttachment: the sent message.
+	Sent *SendResponse `protobuf:"bytes,4,opt,name=sent,proto3" json:"sent,omitempty"`
+	// The last message of SaveAttachment: the files written.
+	Saved         []*SavedFile `protobuf:"bytes,5,rep,name=saved,proto3" json:"saved,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachmentProgress) Reset() {
+	*x = AttachmentProgress{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachmentProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachmentProgress) ProtoMessage() {}
+
+func (x *AttachmentProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachmentProgress.ProtoReflect.Descriptor instead.
+func (*AttachmentProgress) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *AttachmentProgress) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AttachmentProgress) GetDone() uint64 {
+	if x != nil {
+		return x.Done
+	}
+	return 0
+}
+
+func (x *AttachmentProgress) GetTotal() uint64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *AttachmentProgress) GetSent() *SendResponse {
+	if x != nil {
+		return x.Sent
+	}
+	return nil
+}
+
+func (x *AttachmentProgress) GetSaved() []*SavedFile {
+	if x != nil {
+		return x.Saved
+	}
+	return nil
+}
+
+type SavedFile struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Path  string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// The name the sender gave.
+	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	MediaType     string `protobuf:"bytes,3,opt,name=media_type,json=mediaType,proto3" json:"media_type,omitempty"`
+	Size          uint64 `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SavedFile) Reset() {
+	*x = SavedFile{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SavedFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SavedFile) ProtoMessage() {}
+
+func (x *SavedFile) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SavedFile.ProtoReflect.Descriptor instead.
+func (*SavedFile) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *SavedFile) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *SavedFile) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SavedFile) GetMediaType() string {
+	if x != nil {
+		return x.MediaType
+	}
+	return ""
+}
+
+func (x *SavedFile) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
 var File_qpq_daemon_v1_daemon_proto protoreflect.FileDescriptor
 
 const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
@@ -4187,7 +4489,31 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\rUpdateRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\">\n" +
 	"\x0eUpdateResponse\x12,\n" +
-	"\x06groups\x18\x01 \x03(\v2\x14.qpq.daemon.v1.GroupR\x06groups*\xbc\x01\n" +
+	"\x06groups\x18\x01 \x03(\v2\x14.qpq.daemon.v1.GroupR\x06groups\"\xd5\x01\n" +
+	"\x15SendAttachmentRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x18\n" +
+	"\acaption\x18\x03 \x01(\tR\acaption\x12\x1d\n" +
+	"\n" +
+	"media_type\x18\x04 \x01(\tR\tmediaType\x12*\n" +
+	"\x11client_message_id\x18\x05 \x01(\tR\x0fclientMessageId\x12-\n" +
+	"\x04wait\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"Q\n" +
+	"\x15SaveAttachmentRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x10\n" +
+	"\x03dir\x18\x03 \x01(\tR\x03dir\"\xb3\x01\n" +
+	"\x12AttachmentProgress\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04done\x18\x02 \x01(\x04R\x04done\x12\x14\n" +
+	"\x05total\x18\x03 \x01(\x04R\x05total\x12/\n" +
+	"\x04sent\x18\x04 \x01(\v2\x1b.qpq.daemon.v1.SendResponseR\x04sent\x12.\n" +
+	"\x05saved\x18\x05 \x03(\v2\x18.qpq.daemon.v1.SavedFileR\x05saved\"f\n" +
+	"\tSavedFile\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"media_type\x18\x03 \x01(\tR\tmediaType\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x04R\x04size*\xbc\x01\n" +
 	"\x0fConnectionState\x12 \n" +
 	"\x1cCONNECTION_STATE_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fCONNECTION_STATE_NOT_REGISTERED\x10\x01\x12\x1f\n" +
@@ -4198,7 +4524,7 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x1aDELIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18DELIVERY_STATE_DELIVERED\x10\x01\x12\x19\n" +
 	"\x15DELIVERY_STATE_QUEUED\x10\x02\x12\x1a\n" +
-	"\x16DELIVERY_STATE_REFUSED\x10\x032\x95\x0f\n" +
+	"\x16DELIVERY_STATE_REFUSED\x10\x032\xcf\x10\n" +
 	"\x06Daemon\x12E\n" +
 	"\x06Status\x12\x1c.qpq.daemon.v1.StatusRequest\x1a\x1d.qpq.daemon.v1.StatusResponse\x12K\n" +
 	"\bRegister\x12\x1e.qpq.daemon.v1.RegisterRequest\x1a\x1f.qpq.daemon.v1.RegisterResponse\x12?\n" +
@@ -4226,7 +4552,9 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\fListContacts\x12\".qpq.daemon.v1.ListContactsRequest\x1a#.qpq.daemon.v1.ListContactsResponse\x12Z\n" +
 	"\rRemoveContact\x12#.qpq.daemon.v1.RemoveContactRequest\x1a$.qpq.daemon.v1.RemoveContactResponse\x12W\n" +
 	"\fSafetyNumber\x12\".qpq.daemon.v1.SafetyNumberRequest\x1a#.qpq.daemon.v1.SafetyNumberResponse\x12E\n" +
-	"\x06Verify\x12\x1c.qpq.daemon.v1.VerifyRequest\x1a\x1d.qpq.daemon.v1.VerifyResponseB?Z=github.com/quicproquo/quicproquo/proto/qpq/daemon/v1;daemonv1b\x06proto3"
+	"\x06Verify\x12\x1c.qpq.daemon.v1.VerifyRequest\x1a\x1d.qpq.daemon.v1.VerifyResponse\x12[\n" +
+	"\x0eSendAttachment\x12$.qpq.daemon.v1.SendAttachmentRequest\x1a!.qpq.daemon.v1.AttachmentProgress0\x01\x12[\n" +
+	"\x0eSaveAttachment\x12$.qpq.daemon.v1.SaveAttachmentRequest\x1a!.qpq.daemon.v1.AttachmentProgress0\x01B?Z=github.com/quicproquo/quicproquo/proto/qpq/daemon/v1;daemonv1b\x06proto3"
 
 var (
 	file_qpq_daemon_v1_daemon_proto_rawDescOnce sync.Once
@@ -4241,7 +4569,7 @@ func file_qpq_daemon_v1_daemon_proto_rawDescGZIP() []byte {
 }
 
 var file_qpq_daemon_v1_daemon_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_qpq_daemon_v1_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_qpq_daemon_v1_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
 var file_qpq_daemon_v1_daemon_proto_goTypes = []any{
 	(ConnectionState)(0),           // 0: qpq.daemon.v1.ConnectionState
 	(DeliveryState)(0),             // 1: qpq.daemon.v1.DeliveryState
@@ -4307,32 +4635,36 @@ var file_qpq_daemon_v1_daemon_proto_goTypes = []any{
 	(*LeaveResponse)(nil),          // 61: qpq.daemon.v1.LeaveResponse
 	(*UpdateRequest)(nil),          // 62: qpq.daemon.v1.UpdateRequest
 	(*UpdateResponse)(nil),         // 63: qpq.daemon.v1.UpdateResponse
-	(*timestamppb.Timestamp)(nil),  // 64: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 65: google.protobuf.Duration
+	(*SendAttachmentRequest)(nil),  // 64: qpq.daemon.v1.SendAttachmentRequest
+	(*SaveAttachmentRequest)(nil),  // 65: qpq.daemon.v1.SaveAttachmentRequest
+	(*AttachmentProgress)(nil),     // 66: qpq.daemon.v1.AttachmentProgress
+	(*SavedFile)(nil),              // 67: qpq.daemon.v1.SavedFile
+	(*timestamppb.Timestamp)(nil),  // 68: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 69: google.protobuf.Duration
 }
 var file_qpq_daemon_v1_daemon_proto_depIdxs = []int32{
 	0,  // 0: qpq.daemon.v1.NodeConnection.state:type_name -> qpq.daemon.v1.ConnectionState
-	64, // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
+	68, // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
 	2,  // 2: qpq.daemon.v1.StatusResponse.node:type_name -> qpq.daemon.v1.NodeConnection
-	65, // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
-	64, // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
-	64, // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
-	64, // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
+	69, // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
+	68, // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
+	68, // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
+	68, // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
 	11, // 7: qpq.daemon.v1.CreateGroupResponse.group:type_name -> qpq.daemon.v1.Group
 	11, // 8: qpq.daemon.v1.InviteResponse.group:type_name -> qpq.daemon.v1.Group
-	65, // 9: qpq.daemon.v1.JoinRequest.wait:type_name -> google.protobuf.Duration
+	69, // 9: qpq.daemon.v1.JoinRequest.wait:type_name -> google.protobuf.Duration
 	11, // 10: qpq.daemon.v1.JoinResponse.joined:type_name -> qpq.daemon.v1.Group
 	11, // 11: qpq.daemon.v1.ListGroupsResponse.groups:type_name -> qpq.daemon.v1.Group
 	11, // 12: qpq.daemon.v1.MembersResponse.group:type_name -> qpq.daemon.v1.Group
 	12, // 13: qpq.daemon.v1.MembersResponse.members:type_name -> qpq.daemon.v1.Member
-	65, // 14: qpq.daemon.v1.SendRequest.wait:type_name -> google.protobuf.Duration
+	69, // 14: qpq.daemon.v1.SendRequest.wait:type_name -> google.protobuf.Duration
 	1,  // 15: qpq.daemon.v1.SendResponse.state:type_name -> qpq.daemon.v1.DeliveryState
-	64, // 16: qpq.daemon.v1.SendResponse.unreachable_since:type_name -> google.protobuf.Timestamp
-	64, // 17: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
-	64, // 18: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
-	65, // 19: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
+	68, // 16: qpq.daemon.v1.SendResponse.unreachable_since:type_name -> google.protobuf.Timestamp
+	68, // 17: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
+	68, // 18: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
+	69, // 19: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
 	25, // 20: qpq.daemon.v1.MessagesResponse.messages:type_name -> qpq.daemon.v1.Message
-	64, // 21: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
+	68, // 21: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
 	25, // 22: qpq.daemon.v1.Event.message:type_name -> qpq.daemon.v1.Message
 	57, // 23: qpq.daemon.v1.Event.member_added:type_name -> qpq.daemon.v1.MemberEvent
 	57, // 24: qpq.daemon.v1.Event.member_removed:type_name -> qpq.daemon.v1.MemberEvent
@@ -4344,72 +4676,79 @@ var file_qpq_daemon_v1_daemon_proto_depIdxs = []int32{
 	31, // 30: qpq.daemon.v1.Event.request:type_name -> qpq.daemon.v1.InvitationRequest
 	32, // 31: qpq.daemon.v1.Event.contact_key_changed:type_name -> qpq.daemon.v1.ContactKeyChanged
 	33, // 32: qpq.daemon.v1.Event.fork:type_name -> qpq.daemon.v1.ForkDetected
-	64, // 33: qpq.daemon.v1.Request.received_at:type_name -> google.protobuf.Timestamp
+	68, // 33: qpq.daemon.v1.Request.received_at:type_name -> google.protobuf.Timestamp
 	34, // 34: qpq.daemon.v1.ListRequestsResponse.requests:type_name -> qpq.daemon.v1.Request
 	11, // 35: qpq.daemon.v1.AcceptRequestResponse.group:type_name -> qpq.daemon.v1.Group
-	64, // 36: qpq.daemon.v1.Contact.added_at:type_name -> google.protobuf.Timestamp
-	64, // 37: qpq.daemon.v1.Contact.verified_at:type_name -> google.protobuf.Timestamp
+	68, // 36: qpq.daemon.v1.Contact.added_at:type_name -> google.protobuf.Timestamp
+	68, // 37: qpq.daemon.v1.Contact.verified_at:type_name -> google.protobuf.Timestamp
 	45, // 38: qpq.daemon.v1.AddContactResponse.contact:type_name -> qpq.daemon.v1.Contact
 	45, // 39: qpq.daemon.v1.ListContactsResponse.contacts:type_name -> qpq.daemon.v1.Contact
 	45, // 40: qpq.daemon.v1.SafetyNumberResponse.contact:type_name -> qpq.daemon.v1.Contact
 	45, // 41: qpq.daemon.v1.VerifyResponse.contact:type_name -> qpq.daemon.v1.Contact
 	11, // 42: qpq.daemon.v1.RemoveResponse.group:type_name -> qpq.daemon.v1.Group
 	11, // 43: qpq.daemon.v1.UpdateResponse.groups:type_name -> qpq.daemon.v1.Group
-	3,  // 44: qpq.daemon.v1.Daemon.Status:input_type -> qpq.daemon.v1.StatusRequest
-	5,  // 45: qpq.daemon.v1.Daemon.Register:input_type -> qpq.daemon.v1.RegisterRequest
-	7,  // 46: qpq.daemon.v1.Daemon.Ping:input_type -> qpq.daemon.v1.PingRequest
-	9,  // 47: qpq.daemon.v1.Daemon.FetchKey:input_type -> qpq.daemon.v1.FetchKeyRequest
-	13, // 48: qpq.daemon.v1.Daemon.CreateGroup:input_type -> qpq.daemon.v1.CreateGroupRequest
-	15, // 49: qpq.daemon.v1.Daemon.Invite:input_type -> qpq.daemon.v1.InviteRequest
-	17, // 50: qpq.daemon.v1.Daemon.Join:input_type -> qpq.daemon.v1.JoinRequest
-	19, // 51: qpq.daemon.v1.Daemon.ListGroups:input_type -> qpq.daemon.v1.ListGroupsRequest
-	21, // 52: qpq.daemon.v1.Daemon.Members:input_type -> qpq.daemon.v1.MembersRequest
-	23, // 53: qpq.daemon.v1.Daemon.Send:input_type -> qpq.daemon.v1.SendRequest
-	26, // 54: qpq.daemon.v1.Daemon.Messages:input_type -> qpq.daemon.v1.MessagesRequest
-	28, // 55: qpq.daemon.v1.Daemon.Subscribe:input_type -> qpq.daemon.v1.SubscribeRequest
-	58, // 56: qpq.daemon.v1.Daemon.Remove:input_type -> qpq.daemon.v1.RemoveRequest
-	60, // 57: qpq.daemon.v1.Daemon.Leave:input_type -> qpq.daemon.v1.LeaveRequest
-	62, // 58: qpq.daemon.v1.Daemon.Update:input_type -> qpq.daemon.v1.UpdateRequest
-	35, // 59: qpq.daemon.v1.Daemon.ListRequests:input_type -> qpq.daemon.v1.ListRequestsRequest
-	37, // 60: qpq.daemon.v1.Daemon.AcceptRequest:input_type -> qpq.daemon.v1.AcceptRequestRequest
-	39, // 61: qpq.daemon.v1.Daemon.DeclineRequest:input_type -> qpq.daemon.v1.DeclineRequestRequest
-	41, // 62: qpq.daemon.v1.Daemon.Block:input_type -> qpq.daemon.v1.BlockRequest
-	43, // 63: qpq.daemon.v1.Daemon.Unblock:input_type -> qpq.daemon.v1.UnblockRequest
-	46, // 64: qpq.daemon.v1.Daemon.AddContact:input_type -> qpq.daemon.v1.AddContactRequest
-	48, // 65: qpq.daemon.v1.Daemon.ListContacts:input_type -> qpq.daemon.v1.ListContactsRequest
-	50, // 66: qpq.daemon.v1.Daemon.RemoveContact:input_type -> qpq.daemon.v1.RemoveContactRequest
-	52, // 67: qpq.daemon.v1.Daemon.SafetyNumber:input_type -> qpq.daemon.v1.SafetyNumberRequest
-	54, // 68: qpq.daemon.v1.Daemon.Verify:input_type -> qpq.daemon.v1.VerifyRequest
-	4,  // 69: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
-	6,  // 70: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
-	8,  // 71: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
-	10, // 72: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
-	14, // 73: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
-	16, // 74: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
-	18, // 75: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
-	20, // 76: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
-	22, // 77: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
-	24, // 78: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
-	27, // 79: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
-	29, // 80: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
-	59, // 81: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
-	61, // 82: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
-	63, // 83: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
-	36, // 84: qpq.daemon.v1.Daemon.ListRequests:output_type -> qpq.daemon.v1.ListRequestsResponse
-	38, // 85: qpq.daemon.v1.Daemon.AcceptRequest:output_type -> qpq.daemon.v1.AcceptRequestResponse
-	40, // 86: qpq.daemon.v1.Daemon.DeclineRequest:output_type -> qpq.daemon.v1.DeclineRequestResponse
-	42, // 87: qpq.daemon.v1.Daemon.Block:output_type -> qpq.daemon.v1.BlockResponse
-	44, // 88: qpq.daemon.v1.Daemon.Unblock:output_type -> qpq.daemon.v1.UnblockResponse
-	47, // 89: qpq.daemon.v1.Daemon.AddContact:output_type -> qpq.daemon.v1.AddContactResponse
-	49, // 90: qpq.daemon.v1.Daemon.ListContacts:output_type -> qpq.daemon.v1.ListContactsResponse
-	51, // 91: qpq.daemon.v1.Daemon.RemoveContact:output_type -> qpq.daemon.v1.RemoveContactResponse
-	53, // 92: qpq.daemon.v1.Daemon.SafetyNumber:output_type -> qpq.daemon.v1.SafetyNumberResponse
-	55, // 93: qpq.daemon.v1.Daemon.Verify:output_type -> qpq.daemon.v1.VerifyResponse
-	69, // [69:94] is the sub-list for method output_type
-	44, // [44:69] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	69, // 44: qpq.daemon.v1.SendAttachmentRequest.wait:type_name -> google.protobuf.Duration
+	24, // 45: qpq.daemon.v1.AttachmentProgress.sent:type_name -> qpq.daemon.v1.SendResponse
+	67, // 46: qpq.daemon.v1.AttachmentProgress.saved:type_name -> qpq.daemon.v1.SavedFile
+	3,  // 47: qpq.daemon.v1.Daemon.Status:input_type -> qpq.daemon.v1.StatusRequest
+	5,  // 48: qpq.daemon.v1.Daemon.Register:input_type -> qpq.daemon.v1.RegisterRequest
+	7,  // 49: qpq.daemon.v1.Daemon.Ping:input_type -> qpq.daemon.v1.PingRequest
+	9,  // 50: qpq.daemon.v1.Daemon.FetchKey:input_type -> qpq.daemon.v1.FetchKeyRequest
+	13, // 51: qpq.daemon.v1.Daemon.CreateGroup:input_type -> qpq.daemon.v1.CreateGroupRequest
+	15, // 52: qpq.daemon.v1.Daemon.Invite:input_type -> qpq.daemon.v1.InviteRequest
+	17, // 53: qpq.daemon.v1.Daemon.Join:input_type -> qpq.daemon.v1.JoinRequest
+	19, // 54: qpq.daemon.v1.Daemon.ListGroups:input_type -> qpq.daemon.v1.ListGroupsRequest
+	21, // 55: qpq.daemon.v1.Daemon.Members:input_type -> qpq.daemon.v1.MembersRequest
+	23, // 56: qpq.daemon.v1.Daemon.Send:input_type -> qpq.daemon.v1.SendRequest
+	26, // 57: qpq.daemon.v1.Daemon.Messages:input_type -> qpq.daemon.v1.MessagesRequest
+	28, // 58: qpq.daemon.v1.Daemon.Subscribe:input_type -> qpq.daemon.v1.SubscribeRequest
+	58, // 59: qpq.daemon.v1.Daemon.Remove:input_type -> qpq.daemon.v1.RemoveRequest
+	60, // 60: qpq.daemon.v1.Daemon.Leave:input_type -> qpq.daemon.v1.LeaveRequest
+	62, // 61: qpq.daemon.v1.Daemon.Update:input_type -> qpq.daemon.v1.UpdateRequest
+	35, // 62: qpq.daemon.v1.Daemon.ListRequests:input_type -> qpq.daemon.v1.ListRequestsRequest
+	37, // 63: qpq.daemon.v1.Daemon.AcceptRequest:input_type -> qpq.daemon.v1.AcceptRequestRequest
+	39, // 64: qpq.daemon.v1.Daemon.DeclineRequest:input_type -> qpq.daemon.v1.DeclineRequestRequest
+	41, // 65: qpq.daemon.v1.Daemon.Block:input_type -> qpq.daemon.v1.BlockRequest
+	43, // 66: qpq.daemon.v1.Daemon.Unblock:input_type -> qpq.daemon.v1.UnblockRequest
+	46, // 67: qpq.daemon.v1.Daemon.AddContact:input_type -> qpq.daemon.v1.AddContactRequest
+	48, // 68: qpq.daemon.v1.Daemon.ListContacts:input_type -> qpq.daemon.v1.ListContactsRequest
+	50, // 69: qpq.daemon.v1.Daemon.RemoveContact:input_type -> qpq.daemon.v1.RemoveContactRequest
+	52, // 70: qpq.daemon.v1.Daemon.SafetyNumber:input_type -> qpq.daemon.v1.SafetyNumberRequest
+	54, // 71: qpq.daemon.v1.Daemon.Verify:input_type -> qpq.daemon.v1.VerifyRequest
+	64, // 72: qpq.daemon.v1.Daemon.SendAttachment:input_type -> qpq.daemon.v1.SendAttachmentRequest
+	65, // 73: qpq.daemon.v1.Daemon.SaveAttachment:input_type -> qpq.daemon.v1.SaveAttachmentRequest
+	4,  // 74: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
+	6,  // 75: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
+	8,  // 76: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
+	10, // 77: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
+	14, // 78: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
+	16, // 79: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
+	18, // 80: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
+	20, // 81: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
+	22, // 82: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
+	24, // 83: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
+	27, // 84: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
+	29, // 85: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
+	59, // 86: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
+	61, // 87: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
+	63, // 88: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
+	36, // 89: qpq.daemon.v1.Daemon.ListRequests:output_type -> qpq.daemon.v1.ListRequestsResponse
+	38, // 90: qpq.daemon.v1.Daemon.AcceptRequest:output_type -> qpq.daemon.v1.AcceptRequestResponse
+	40, // 91: qpq.daemon.v1.Daemon.DeclineRequest:output_type -> qpq.daemon.v1.DeclineRequestResponse
+	42, // 92: qpq.daemon.v1.Daemon.Block:output_type -> qpq.daemon.v1.BlockResponse
+	44, // 93: qpq.daemon.v1.Daemon.Unblock:output_type -> qpq.daemon.v1.UnblockResponse
+	47, // 94: qpq.daemon.v1.Daemon.AddContact:output_type -> qpq.daemon.v1.AddContactResponse
+	49, // 95: qpq.daemon.v1.Daemon.ListContacts:output_type -> qpq.daemon.v1.ListContactsResponse
+	51, // 96: qpq.daemon.v1.Daemon.RemoveContact:output_type -> qpq.daemon.v1.RemoveContactResponse
+	53, // 97: qpq.daemon.v1.Daemon.SafetyNumber:output_type -> qpq.daemon.v1.SafetyNumberResponse
+	55, // 98: qpq.daemon.v1.Daemon.Verify:output_type -> qpq.daemon.v1.VerifyResponse
+	66, // 99: qpq.daemon.v1.Daemon.SendAttachment:output_type -> qpq.daemon.v1.AttachmentProgress
+	66, // 100: qpq.daemon.v1.Daemon.SaveAttachment:output_type -> qpq.daemon.v1.AttachmentProgress
+	74, // [74:101] is the sub-list for method output_type
+	47, // [47:74] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_qpq_daemon_v1_daemon_proto_init() }
@@ -4436,7 +4775,7 @@ func file_qpq_daemon_v1_daemon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_qpq_daemon_v1_daemon_proto_rawDesc), len(file_qpq_daemon_v1_daemon_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   62,
+			NumMessages:   66,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
