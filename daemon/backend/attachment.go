@@ -135,12 +135,15 @@ func blobError(op string, err error) error {
 // safeName is a file name that cannot leave the folder it is saved in,
 // hide, or trick a terminal.
 func safeName(name string) string {
+	if name = filepath.Base(name); name == "/" || name == "." {
+		return "attachment"
+	}
 	name = strings.Map(func(r rune) rune {
 		if r == '/' || r == '\\' || unicode.IsControl(r) || r == utf8.RuneError {
 			return '_'
 		}
 		return r
-	}, filepath.Base(name))
+	}, name)
 	name = strings.TrimLeft(name, ".")
 	if len(name) > 200 {
 		name = name[:200]
