@@ -23,13 +23,33 @@ import (
 // view at the time of the call (the same roster that decides who may send
 // to the group), so a removed member loses access with its removal.
 
+// Chunk calls are paced, not refused: they do not count against
+// Config.RateLimit (a 1 GiB upload is 4096 calls) but wait for a token of
+// their own bucket per identity (Config.BlobChunkRate, BlobChunkBurst),
+// so a transfer slows down instead of failing, and the wait holds back
+// the connection's further calls.
+
 // Defaults of the blob fields of Config.
 const (
 	DefaultMaxBlobSize    = 1 << 30
 	DefaultBlobOwnerBytes = 4 << 30
+	DefaultBlobChunkRate  = 400 // chunk calls per second per identity: 100 MiB/s
+	DefaultBlobChunkBurst = 64
 )
 
+// serveChunk serves a chunk call, paced as above.
+func (s *session) serveChunk(ctx context.Context, method string, fn func() error) error {
+	return s.serveAdmitted(method, func() error {
+		if err := s.srv.chunkPace.get(s.identity).Wait(ctx); err != nil {
+			return fail(nodecp.ErrorCode_rateLimited, "%s: %v", method, err)
+		}
+		return nil
+	}, func() (string, error) { return "", fn() })
+}
+
 func (cfg *Config) blobDefaults() {
+	setDefault(&cfg.BlobChunkRate, DefaultBlobChunkRate)
+	setDefault(&cfg.BlobChunkBurst, DefaultBlobChunkBurst)
 	setDefault(&cfg.MaxBlobSize, DefaultMaxBlobSize)
 	setDefault(&cfg.BlobTTL, cfg.MessageTTL)
 	setDefault(&cfg.BlobOwnerBytes, DefaultBlobOwnerBytes)
@@ -151,7 +171,7 @@ func (s *session) CreateBlob(ctx context.Context, call blob.BlobService_createBl
 
 func (s *session) PutBlobChunk(ctx context.Context, call blob.BlobService_putBlobChunk) error {
 	const method = "putBlobChunk"
-	return s.serve(method, func() error {
+	return s.serveChunk(ctx, method, func() error {
 		if err := s.registered(ctx, method); err != nil {
 			return err
 		}
@@ -213,7 +233,7 @@ func (s *session) BlobInfo(ctx context.Context, call blob.BlobService_blobInfo) 
 
 func (s *session) GetBlobChunk(ctx context.Context, call blob.BlobService_getBlobChunk) error {
 	const method = "getBlobChunk"
-	return s.serve(method, func() error {
+	return s.serveChunk(ctx, method, func() error {
 		id, _ := call.Args().BlobId()
 		index := call.Args().Index()
 		b, err := s.readableBlob(ctx, method, id)

@@ -209,3 +209,27 @@ func uploadAndAwaitExpiry(t *testing.T, m *grouptest.Member) []byte {
 		}
 	}
 }
+
+// Chunk calls are paced by their own bucket, not refused by the request
+// rate limit: a transfer of more chunks than the request burst goes
+// through, at the chunk rate.
+func TestBlobChunksPaced(t *testing.T) {
+	n := startTestNode(t, server.Config{RateLimit: 1, RateBurst: 20, BlobChunkRate: 200, BlobChunkBurst: 8}, store.Limits{})
+	ctx := testCtx(t)
+	alice := grpMember(t, n)
+	g := alice.Create(t)
+	const chunks = 40
+	data := randomBytes(chunks * store.BlobChunkSize)
+	start := time.Now()
+	id, _, err := alice.Conn.UploadBlob(ctx, g, uint64(len(data)), bytes.NewReader(data), nil)
+	if err != nil {
+		t.Fatalf("upload of %d chunks: %v", chunks, err)
+	}
+	var got bytes.Buffer
+	if err := alice.Conn.DownloadBlob(ctx, id, uint64(len(data)), &got, nil); err != nil || !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("download of %d chunks: %v", chunks, err)
+	}
+	if d, min := time.Since(start), time.Duration(2*chunks-8)*time.Second/200; d < min {
+		t.Fatalf("%d chunk calls took %v, less than the chunk rate allows (%v)", 2*chunks, d, min)
+	}
+}

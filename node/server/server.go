@@ -69,6 +69,8 @@ type Config struct {
 	BlobTTL        time.Duration    // blobs older than this are deleted; 0: MessageTTL
 	BlobOwnerBytes int64            // live blob bytes of one uploader; negative: unbounded
 	BlobTotalBytes int64            // live blob bytes in all; 0: DiskBudget, negative: unbounded
+	BlobChunkRate  rate.Limit       // chunk calls per second per identity (paced, see blob.go)
+	BlobChunkBurst int
 
 	// KeyPackage fetch limits and the low-water notice (see kpfetch.go).
 	FetchRate          rate.Limit // fetches per second per requester
@@ -96,16 +98,17 @@ type Config struct {
 
 // Server serves NodeService to QUIC connections. It is safe for concurrent use.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	notifier *notifier
-	limiters *limiters
-	fetchers *limiters      // KeyPackage fetches per requester
-	targets  *limiters      // consuming KeyPackage fetches per target
-	notices  *limiters      // low-water notices per target
-	reg      registry       // identities known to be registered
-	disk     *diskGuard     // nil: no budget
-	fetchMu  [64]sync.Mutex // serializes fetch (drain) per recipient stripe
+	cfg       Config
+	log       *slog.Logger
+	notifier  *notifier
+	limiters  *limiters
+	fetchers  *limiters      // KeyPackage fetches per requester
+	targets   *limiters      // consuming KeyPackage fetches per target
+	notices   *limiters      // low-water notices per target
+	chunkPace *limiters      // blob chunk calls per identity
+	reg       registry       // identities known to be registered
+	disk      *diskGuard     // nil: no budget
+	fetchMu   [64]sync.Mutex // serializes fetch (drain) per recipient stripe
 
 	admission *admission
 
@@ -144,6 +147,7 @@ func New(cfg Config) (*Server, error) {
 		fetchers:  newLimiters(cfg.FetchRate, cfg.FetchBurst),
 		targets:   newLimiters(cfg.TargetFetchRate, cfg.TargetFetchBurst),
 		notices:   newLimiters(rate.Every(lowWaterEvery), 1),
+		chunkPace: newLimiters(cfg.BlobChunkRate, cfg.BlobChunkBurst),
 	}
 	if cfg.DiskBudget > 0 {
 		srv.disk = &diskGuard{budget: cfg.DiskBudget, store: cfg.Store}
