@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -90,58 +91,98 @@ func (c *Client) UploadBlob(ctx context.Context, groupID []byte, size uint64, r 
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	chunks := store.BlobChunkCount(size)
-	type inflight struct {
-		fut     blob.BlobService_putBlobChunk_Results_Future
-		release capnp.ReleaseFunc
-		end     uint64
-	}
-	var window []inflight
-	defer func() {
-		for _, f := range window {
-			f.release()
-		}
-	}()
-	finish := func() error {
-		f := window[0]
-		window = window[1:]
-		rel, err := c.wait(ctx, f.fut.Future, f.release)
-		defer rel()
-		if err == nil {
-			_, err = f.fut.Struct()
-		}
-		if err != nil {
-			return callError("put blob chunk", err)
-		}
-		if progress != nil {
-			progress(f.end)
-		}
-		return nil
-	}
-	buf := make([]byte, chunk)
 	var sent uint64
-	for i := range chunks {
-		n := min(uint64(chunk), size-sent)
+	w := &window[blob.BlobService_putBlobChunk_Results_Future]{c: c, op: "put blob chunk",
+		done: func(f blob.BlobService_putBlobChunk_Results_Future, n uint64) error {
+			if _, err := f.Struct(); err != nil {
+				return err
+			}
+			if sent += n; progress != nil {
+				progress(sent)
+			}
+			return nil
+		}}
+	defer w.close()
+	buf := make([]byte, chunk)
+	left := size
+	for i := range chunkCount(size, chunk) {
+		n := min(uint64(chunk), left)
 		if _, err := io.ReadFull(r, buf[:n]); err != nil {
 			return nil, time.Time{}, fmt.Errorf("upload blob: read chunk %d: %w", i, err)
 		}
-		sent += n
+		left -= n
 		// capnp copies the data into the call's message: buf is free
-		// again when PutBlobChunk returns.
+		// again when putBlobChunk returns.
 		f, rel := c.putBlobChunk(ctx, id, i, buf[:n])
-		window = append(window, inflight{fut: f, release: rel, end: sent})
-		if len(window) == blobWindow {
-			if err := finish(); err != nil {
-				return nil, time.Time{}, err
-			}
-		}
-	}
-	for len(window) > 0 {
-		if err := finish(); err != nil {
+		if err := w.add(ctx, f, f.Future, rel, n); err != nil {
 			return nil, time.Time{}, err
 		}
 	}
+	if err := w.drain(ctx); err != nil {
+		return nil, time.Time{}, err
+	}
 	return id, expires, nil
+}
+
+// chunkCount is the number of chunks of a blob of size bytes (at least one).
+func chunkCount(size uint64, chunk int) uint32 {
+	return uint32(max((size+uint64(chunk)-1)/uint64(chunk), 1))
+}
+
+// window keeps up to blobWindow chunk calls (futures F) in flight: add
+// waits for the oldest once the window is full, and done handles each
+// answer in order with the call's bytes.
+type window[F any] struct {
+	c     *Client
+	op    string
+	done  func(f F, n uint64) error
+	calls []inflight[F]
+}
+
+type inflight[F any] struct {
+	f       F
+	fut     *capnp.Future
+	release capnp.ReleaseFunc
+	n       uint64
+}
+
+func (w *window[F]) add(ctx context.Context, f F, fut *capnp.Future, release capnp.ReleaseFunc, n uint64) error {
+	w.calls = append(w.calls, inflight[F]{f, fut, release, n})
+	if len(w.calls) < blobWindow {
+		return nil
+	}
+	return w.finish(ctx)
+}
+
+func (w *window[F]) finish(ctx context.Context) error {
+	call := w.calls[0]
+	w.calls = w.calls[1:]
+	rel, err := w.c.wait(ctx, call.fut, call.release)
+	defer rel()
+	if err == nil {
+		err = w.done(call.f, call.n)
+	}
+	if err != nil && !errors.Is(err, ErrInvalidArgument) {
+		return callError(w.op, err)
+	}
+	return err
+}
+
+// drain waits for every call still in flight.
+func (w *window[F]) drain(ctx context.Context) error {
+	for len(w.calls) > 0 {
+		if err := w.finish(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// close releases the calls left after a failure.
+func (w *window[F]) close() {
+	for _, call := range w.calls {
+		call.release()
+	}
 }
 
 // BlobInfo reports what the node knows of blob id: only members of the
@@ -179,64 +220,37 @@ func (c *Client) DownloadBlob(ctx context.Context, id []byte, want uint64, w io.
 	case info.ChunkSize == 0:
 		return fmt.Errorf("download blob: chunk size 0: %w", ErrInvalidArgument)
 	}
-	chunks := uint32((want + uint64(info.ChunkSize) - 1) / uint64(info.ChunkSize))
-	chunks = max(chunks, 1)
-	type inflight struct {
-		fut     blob.BlobService_getBlobChunk_Results_Future
-		release capnp.ReleaseFunc
-		len     uint64
-	}
-	var window []inflight
-	defer func() {
-		for _, f := range window {
-			f.release()
-		}
-	}()
 	var done uint64
-	finish := func() error {
-		f := window[0]
-		window = window[1:]
-		rel, err := c.wait(ctx, f.fut.Future, f.release)
-		defer rel()
-		var res blob.BlobService_getBlobChunk_Results
-		if err == nil {
-			res, err = f.fut.Struct()
-		}
-		if err != nil {
-			return callError("get blob chunk", err)
-		}
-		data, _ := res.Data()
-		if uint64(len(data)) != f.len {
-			return fmt.Errorf("get blob chunk: %d bytes, want %d: %w", len(data), f.len, ErrInvalidArgument)
-		}
-		if _, err := w.Write(data); err != nil {
-			return fmt.Errorf("download blob: %w", err)
-		}
-		done += f.len
-		if progress != nil {
-			progress(done)
-		}
-		return nil
-	}
-	var asked uint64
-	for i := range chunks {
-		n := min(uint64(info.ChunkSize), want-asked)
-		asked += n
+	win := &window[blob.BlobService_getBlobChunk_Results_Future]{c: c, op: "get blob chunk",
+		done: func(f blob.BlobService_getBlobChunk_Results_Future, n uint64) error {
+			res, err := f.Struct()
+			if err != nil {
+				return err
+			}
+			data, _ := res.Data()
+			if uint64(len(data)) != n {
+				return fmt.Errorf("get blob chunk: %d bytes, want %d: %w", len(data), n, ErrInvalidArgument)
+			}
+			if _, err := w.Write(data); err != nil {
+				return fmt.Errorf("download blob: %w", err)
+			}
+			if done += n; progress != nil {
+				progress(done)
+			}
+			return nil
+		}}
+	defer win.close()
+	left := want
+	for i := range chunkCount(want, int(info.ChunkSize)) {
+		n := min(uint64(info.ChunkSize), left)
+		left -= n
 		f, rel := c.node.GetBlobChunk(ctx, func(p blob.BlobService_getBlobChunk_Params) error {
 			p.SetIndex(i)
 			return p.SetBlobId(id)
 		})
-		window = append(window, inflight{fut: f, release: rel, len: n})
-		if len(window) == blobWindow {
-			if err := finish(); err != nil {
-				return err
-			}
-		}
-	}
-	for len(window) > 0 {
-		if err := finish(); err != nil {
+		if err := win.add(ctx, f, f.Future, rel, n); err != nil {
 			return err
 		}
 	}
-	return nil
+	return win.drain(ctx)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/quicproquo/quicproquo/daemon/client"
@@ -68,23 +69,33 @@ func (a *app) sendAttachment(ctx context.Context, group, path, caption, cid stri
 		if err != nil {
 			return err
 		}
-		p := &progressLine{w: a.progressOut(), verb: "sending"}
-		defer p.end()
-		for {
-			m, err := stream.Recv()
-			if err != nil {
-				if errors.Is(err, io.EOF) {
-					return errors.New("the daemon ended the transfer without an answer")
-				}
-				return err
-			}
-			p.update(m)
-			if r := m.GetSent(); r != nil {
-				p.end()
-				return a.printSent(r)
-			}
+		m, err := a.transfer(stream, "sending", func(m *daemonv1.AttachmentProgress) bool { return m.GetSent() != nil })
+		if err != nil {
+			return err
 		}
+		return a.printSent(m.GetSent())
 	})
+}
+
+// transfer shows the progress of a transfer's stream until last says a
+// message is its result, and returns that.
+func (a *app) transfer(stream grpc.ServerStreamingClient[daemonv1.AttachmentProgress], verb string,
+	last func(*daemonv1.AttachmentProgress) bool) (*daemonv1.AttachmentProgress, error) {
+	p := &progressLine{w: a.progressOut(), verb: verb}
+	defer p.end()
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, errors.New("the daemon ended the transfer without an answer")
+			}
+			return nil, err
+		}
+		p.update(m)
+		if last(m) {
+			return m, nil
+		}
+	}
 }
 
 // progressOut is where progress goes: stderr, unless --json.
@@ -143,22 +154,11 @@ for files of a megabyte or more.`,
 				if err != nil {
 					return err
 				}
-				p := &progressLine{w: a.progressOut(), verb: "saving"}
-				defer p.end()
-				for {
-					m, err := stream.Recv()
-					if err != nil {
-						if errors.Is(err, io.EOF) {
-							return errors.New("the daemon ended the transfer without an answer")
-						}
-						return err
-					}
-					p.update(m)
-					if m.GetSaved() != nil {
-						p.end()
-						return a.printSaved(m.GetSaved())
-					}
+				m, err := a.transfer(stream, "saving", func(m *daemonv1.AttachmentProgress) bool { return m.GetSaved() != nil })
+				if err != nil {
+					return err
 				}
+				return a.printSaved(m.GetSaved())
 			})
 		},
 	}
