@@ -22,6 +22,7 @@ import (
 
 	_ "modernc.org/sqlite"
 
+	"github.com/quicproquo/quicproquo/internal/content"
 	"github.com/quicproquo/quicproquo/internal/s3test"
 	nodeclient "github.com/quicproquo/quicproquo/node/client"
 )
@@ -199,6 +200,15 @@ func testAttachment(t *testing.T, backend blobBackend) {
 	}
 
 	id := blobID(t, n)
+	// The node never had the key: it is in Bob's database, nowhere in
+	// the node's files.
+	key := attachmentKey(t, bob)
+	if findInFiles(t, bob.dir, key) == "" {
+		t.Fatal("the search does not find the key in Bob's files either")
+	}
+	if f := findInFiles(t, filepath.Join(n.dir, "data"), key); f != "" {
+		t.Fatalf("the attachment's key is in the node's %s", f)
+	}
 	// A stranger who learned the blob id gets nothing.
 	stranger(t, n, id)
 
@@ -217,6 +227,59 @@ func testAttachment(t *testing.T, backend blobBackend) {
 	if len(entries) != 2 {
 		t.Fatalf("after the refused save the folder holds %d files: %v", len(entries), entries)
 	}
+}
+
+// attachmentKey reads the key of the one attachment reference in u's
+// database.
+func attachmentKey(t *testing.T, u *user) []byte {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(u.dir, "qpd.db")+"?_pragma=busy_timeout(10000)&mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var ref []byte
+	if err := db.QueryRow(`SELECT ref FROM attachments`).Scan(&ref); err != nil {
+		t.Fatalf("attachment reference: %v", err)
+	}
+	m, err := content.Parse(ref)
+	if err != nil || len(m.Attachments()) != 1 || len(m.Attachments()[0].Key) != 32 {
+		t.Fatalf("attachment reference: %v", err)
+	}
+	return m.Attachments()[0].Key
+}
+
+// findInFiles names a file under dir that holds b, or returns "".
+func findInFiles(t *testing.T, dir string, b []byte) string {
+	t.Helper()
+	var found string
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || found != "" {
+			return err
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		buf := make([]byte, 1<<20+len(b))
+		keep := 0
+		for {
+			n, err := io.ReadFull(f, buf[keep:])
+			if bytes.Contains(buf[:keep+n], b) {
+				found = path
+				return nil
+			}
+			if err != nil {
+				return nil
+			}
+			keep = copy(buf, buf[keep+n-len(b):keep+n])
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
 }
 
 // blobID is the one blob the node's store knows.
