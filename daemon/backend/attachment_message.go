@@ -93,7 +93,22 @@ func (b *Backend) SendAttachment(ctx context.Context, group, path, caption, medi
 		}
 	}
 	var groupID []byte
+	var repeated *SendResult
 	err := b.view(ctx, func(tx *store.Tx) error {
+		if cid := userClientID(clientMsgID); cid != nil {
+			// A repeated request: answer as the first time, without
+			// uploading the file again.
+			if it, err := tx.OutboxByClientMsgID(cid); err == nil {
+				msg, err := tx.Message(it.GroupID, it.MessageSeq)
+				if err != nil {
+					return err
+				}
+				repeated = &SendResult{Message: msg, Delivered: it.State == store.OutboxSent, OutboxID: it.ID}
+				return nil
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
 		sg, err := resolveGroup(tx, group)
 		if err != nil {
 			return err
@@ -106,6 +121,9 @@ func (b *Backend) SendAttachment(ctx context.Context, group, path, caption, medi
 	})
 	if err != nil {
 		return SendResult{}, opError("send attachment", err)
+	}
+	if repeated != nil {
+		return *repeated, nil
 	}
 	a, err := b.uploadAttachment(ctx, groupID, path, mediaType, progress)
 	if err != nil {

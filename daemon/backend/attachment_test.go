@@ -2,10 +2,16 @@ package backend
 
 import (
 	"bytes"
+	"context"
+	"database/sql"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/quicproquo/quicproquo/internal/testnode"
 
 	"github.com/quicproquo/quicproquo/internal/attach"
 	"github.com/quicproquo/quicproquo/internal/content"
@@ -80,4 +86,77 @@ func FuzzParseAppMessage(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A file through a real node between two daemons: saved by the receiver
+// (and the sender) as it was; a repeated send with the same client id
+// uploads nothing again; a text message has nothing to save; a chunk the
+// node changed is refused with ErrAttachmentCorrupt and leaves no file.
+func TestAttachmentThroughNode(t *testing.T) {
+	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	alice, bob := groupsStart(t, node), groupsStart(t, node)
+	ctx := context.Background()
+	_, gid := groupsForm(t, "files", alice, bob)
+	src := filepath.Join(t.TempDir(), "notes.txt")
+	data := bytes.Repeat([]byte("attachment "), 60000) // 660 kB: three node chunks
+	if err := os.WriteFile(src, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var last uint64
+	res, err := alice.b.SendAttachment(ctx, gid, src, "read this", "", []byte("once"), func(_ string, done, _ uint64) { last = done })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last != uint64(len(data)) || !strings.Contains(res.Message.Text, `[attachment "notes.txt", text/plain; charset=utf-8, 660000 bytes] read this`) {
+		t.Fatalf("sent %q, progress ended at %d", res.Message.Text, last)
+	}
+	again, err := alice.b.SendAttachment(ctx, gid, src, "read this", "", []byte("once"), nil)
+	if err != nil || again.Message.Seq != res.Message.Seq {
+		t.Fatalf("repeated send: %+v, %v", again.Message, err)
+	}
+	nodeDB, err := sql.Open("sqlite", "file:"+filepath.Join(node.Dir, "node.db")+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nodeDB.Close()
+	var blobs int
+	if err := nodeDB.QueryRow(`SELECT count(*) FROM blobs`).Scan(&blobs); err != nil || blobs != 1 {
+		t.Fatalf("the node holds %d blobs (%v), want 1", blobs, err)
+	}
+	groupsWait(t, "bob has the message", func() bool { return len(groupsTexts(t, bob, gid)) == 1 })
+	seq := uint64(1)
+
+	dir := t.TempDir()
+	files, err := bob.b.SaveAttachments(ctx, gid, seq, dir, nil)
+	if err != nil || len(files) != 1 {
+		t.Fatalf("SaveAttachments: %+v, %v", files, err)
+	}
+	if got, err := os.ReadFile(files[0].Path); err != nil || !bytes.Equal(got, data) || files[0].Path != filepath.Join(dir, "notes.txt") {
+		t.Fatalf("bob saved %s: %d bytes, %v", files[0].Path, len(got), err)
+	}
+	if _, err := alice.b.SaveAttachments(ctx, gid, res.Message.Seq, t.TempDir(), nil); err != nil {
+		t.Fatalf("the sender's own save: %v", err)
+	}
+	if _, err := bob.b.SaveAttachments(ctx, gid, seq, "relative", nil); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("relative folder: %v", err)
+	}
+	if _, err := alice.b.Send(ctx, gid, "plain", nil); err != nil {
+		t.Fatal(err)
+	}
+	groupsWait(t, "bob has the text", func() bool { return len(groupsTexts(t, bob, gid)) == 2 })
+	if _, err := bob.b.SaveAttachments(ctx, gid, 2, dir, nil); !errors.Is(err, ErrNoAttachment) {
+		t.Fatalf("save of a text message: %v", err)
+	}
+
+	// The node zeroes the last chunk.
+	if _, err := nodeDB.Exec(`UPDATE blob_chunks SET data = CAST(zeroblob(length(data)) AS BLOB) WHERE idx = 2`); err != nil {
+		t.Fatal(err)
+	}
+	empty := t.TempDir()
+	if _, err := bob.b.SaveAttachments(ctx, gid, seq, empty, nil); !errors.Is(err, ErrAttachmentCorrupt) {
+		t.Fatalf("save of a corrupted blob: %v", err)
+	}
+	if entries, _ := os.ReadDir(empty); len(entries) != 0 {
+		t.Fatalf("a refused save left %v", entries)
+	}
 }
