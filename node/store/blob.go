@@ -7,9 +7,7 @@ import (
 	"time"
 )
 
-// # Blobs
-//
-// Attachments travel as blobs: ciphertext a member uploads for its group
+// Blobs: attachments travel as blobs: ciphertext a member uploads for its group
 // and the group's members download (the key is in the MLS-encrypted
 // message, never here). A blob is created with its size and group, then
 // written chunk by chunk in order (BlobChunkSize bytes each, the last one
