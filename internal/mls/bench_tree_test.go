@@ -49,7 +49,7 @@ func benchTreeNewGroup(b testing.TB, s Suite, n int, full bool) *benchTreeGroup 
 		if err != nil {
 			b.Fatal(err)
 		}
-		g.tree.nodes[x] = Node{Parent: &ParentNode{EncryptionKey: pub, UnmergedLeaves: []LeafIndex{}}}
+		g.tree.setNode(x, Node{Parent: &ParentNode{EncryptionKey: pub, UnmergedLeaves: []LeafIndex{}}})
 		for _, k := range g.keys {
 			if treeIsBelow(k.Leaf.Node(), x) {
 				k.Path[x] = priv

@@ -57,6 +57,12 @@ func checkSenderContent(c *FramedContent) error {
 // senders. For a commit, the caller sets Auth.ConfirmationTag afterwards,
 // once the new epoch's key schedule is known (see ConfirmedTranscriptHash).
 func SignFramedContent(s Suite, signPriv []byte, wf WireFormat, content *FramedContent, gc *GroupContext) (*AuthenticatedContent, error) {
+	return signFramedContent(func(label string, tbs []byte) ([]byte, error) { return SignWithLabel(s, signPriv, label, tbs) }, wf, content, gc)
+}
+
+// signFramedContent is SignFramedContent with the signature made by sign
+// (SignWithLabel with the sender's key).
+func signFramedContent(sign func(label string, content []byte) ([]byte, error), wf WireFormat, content *FramedContent, gc *GroupContext) (*AuthenticatedContent, error) {
 	if wf != WireFormatPublicMessage && wf != WireFormatPrivateMessage {
 		return nil, fmt.Errorf("%w: wire format %v cannot carry framed content", ErrInvalidMessage, wf)
 	}
@@ -66,7 +72,7 @@ func SignFramedContent(s Suite, signPriv []byte, wf WireFormat, content *FramedC
 	if err := checkSenderContent(content); err != nil {
 		return nil, err
 	}
-	sig, err := SignWithLabel(s, signPriv, "FramedContentTBS", appendFramedContentTBS(nil, wf, content, gc))
+	sig, err := sign("FramedContentTBS", appendFramedContentTBS(nil, wf, content, gc))
 	if err != nil {
 		return nil, fmt.Errorf("signing content: %w", err)
 	}

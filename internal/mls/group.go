@@ -121,6 +121,7 @@ type Group struct {
 
 	self    LeafIndex
 	sigPriv []byte
+	signKey *signingKey      // sigPriv parsed (signkey.go), shared by clones
 	priv    *TreePrivateKeys // HPKE private keys of my leaf and path
 
 	keys epochKeys
@@ -165,13 +166,17 @@ type epochKeys struct {
 
 // pastEpoch is what is kept of an old epoch to read late application
 // messages: the sender-data secret, the secret tree and the members'
-// credentials and signature keys.
+// credentials and signature keys. The members are those of the epoch's
+// ratchet tree, kept as it is (a tree a Group installed is never written
+// again: every operation changes a clone), or, for a group restored from
+// storage, senders.
 type pastEpoch struct {
 	epoch            uint64
 	ctx              GroupContext
 	senderDataSecret []byte
 	secretTree       *SecretTree
-	senders          []*pastSender // by leaf index, nil for a blank leaf
+	tree             *RatchetTree  // the epoch's tree, or nil
+	senders          []*pastSender // without tree: by leaf index, nil for a blank leaf
 }
 
 // pastSender is a member of a past epoch, as needed to authenticate its
@@ -181,17 +186,22 @@ type pastSender struct {
 	signatureKey []byte
 }
 
-// pastSenders records the members of tree t.
-func pastSenders(t *RatchetTree) []*pastSender {
-	out := make([]*pastSender, t.NumLeaves())
-	for _, l := range t.Members() {
-		ln := t.LeafNode(l)
-		out[l] = &pastSender{credential: ln.Credential, signatureKey: ln.SignatureKey}
+// numSenders returns the number of leaves of the epoch's tree.
+func (p *pastEpoch) numSenders() uint32 {
+	if p.tree != nil {
+		return p.tree.NumLeaves()
 	}
-	return out
+	return uint32(len(p.senders))
 }
 
 func (p *pastEpoch) sender(l LeafIndex) *pastSender {
+	if p.tree != nil {
+		ln := p.tree.LeafNode(l)
+		if ln == nil {
+			return nil
+		}
+		return &pastSender{credential: ln.Credential, signatureKey: ln.SignatureKey}
+	}
 	if uint64(l) >= uint64(len(p.senders)) {
 		return nil
 	}
@@ -333,12 +343,15 @@ func cloneGroupContext(c *GroupContext) GroupContext {
 }
 
 // clone returns a copy of g whose mutable parts (maps, tree, secret trees,
-// caches) can be changed without touching g. Immutable byte slices are
+// caches) can be changed without touching g. It first fills g's tree caches,
+// so that what the copy computes on a cold tree is not lost with a copy
+// that is discarded. Immutable byte slices are
 // shared: the package never writes into a secret slice it keeps, it only
 // replaces it.
 func (g *Group) clone() *Group {
 	c := *g
 	c.ctx = cloneGroupContext(&g.ctx)
+	g.tree.warm(g.suite)
 	c.tree = g.tree.Clone()
 	c.priv = g.priv.Clone()
 	c.keys.secretTree = g.keys.secretTree.Clone()

@@ -35,6 +35,11 @@ type CommitOptions struct {
 	WelcomeExtensions []Extension
 	// AuthenticatedData is sent in clear with the commit.
 	AuthenticatedData []byte
+	// OmitGroupInfo leaves CommitResult.GroupInfo nil. Building it costs
+	// a signature and an encoding of the whole tree, O(N) in a group of N;
+	// Group.GroupInfo makes one after the merge when an external joiner
+	// needs it.
+	OmitGroupInfo bool
 }
 
 // CommitResult is what a commit produces, all as MLSMessage bytes.
@@ -44,7 +49,8 @@ type CommitResult struct {
 	// Welcome is for the members the commit adds (nil if none).
 	Welcome []byte
 	// GroupInfo describes the new epoch, with the ratchet tree and the
-	// external public key: enough for an external join.
+	// external public key: enough for an external join (nil with
+	// CommitOptions.OmitGroupInfo).
 	GroupInfo []byte
 	// Added are the leaves of the new members, in Add order.
 	Added []LeafIndex
@@ -88,7 +94,7 @@ func (g *Group) signContent(ct ContentType, aad []byte, wf WireFormat) func(fc *
 			fc.AuthenticatedData = []byte{}
 		}
 		fc.ContentType = ct
-		return SignFramedContent(g.suite, g.sigPriv, wf, fc, &g.ctx)
+		return signFramedContent(g.signWithLabel, wf, fc, &g.ctx)
 	}
 }
 
@@ -581,11 +587,13 @@ func (g *Group) Commit(opts *CommitOptions) (*CommitResult, error) {
 	}
 
 	result := &CommitResult{Message: msg, Added: res.added, Removed: res.removed, Epoch: ng.ctx.Epoch}
-	gi, err := ng.groupInfo(true, true)
-	if err != nil {
-		return nil, err
+	if !opts.OmitGroupInfo {
+		gi, err := ng.groupInfo(true, true)
+		if err != nil {
+			return nil, err
+		}
+		result.GroupInfo = (&MLSMessage{Version: MLS10, WireFormat: WireFormatGroupInfo, GroupInfo: gi}).Marshal()
 	}
-	result.GroupInfo = (&MLSMessage{Version: MLS10, WireFormat: WireFormatGroupInfo, GroupInfo: gi}).Marshal()
 	if len(res.added) > 0 {
 		wgi, err := ng.groupInfo(!opts.OmitRatchetTree, false, opts.WelcomeExtensions...)
 		if err != nil {
@@ -739,7 +747,7 @@ func (ng *Group) retire(old *Group, st *SecretTree) {
 		ctx:              cloneGroupContext(&old.ctx),
 		senderDataSecret: old.keys.senderDataSecret,
 		secretTree:       st,
-		senders:          pastSenders(old.tree),
+		tree:             old.tree,
 	})
 	if drop := len(ng.past) - keep; drop > 0 {
 		for _, p := range ng.past[:drop] {
@@ -1006,11 +1014,9 @@ func (g *Group) validateProposalList(list []resolvedProposal, committer Sender, 
 		}
 	}
 	// Adds: no client twice, and no client already in the group unless it
-	// is removed by the same commit.
-	inGroup := map[string]bool{}
-	for _, m := range g.tree.Members() {
-		inGroup[string(g.tree.LeafNode(m).SignatureKey)] = true
-	}
+	// is removed by the same commit (the tree's key index knows the
+	// members' signature keys).
+	inGroup := func(k string) bool { return g.tree.keyIndex().count(k, pickSig) > 0 }
 	for _, rp := range list {
 		if rp.proposal.Type != ProposalAdd {
 			continue
@@ -1020,7 +1026,7 @@ func (g *Group) validateProposalList(list []resolvedProposal, committer Sender, 
 			return fmt.Errorf("%w: the same client added twice", ErrInvalidCommit)
 		}
 		addSig[k] = true
-		if inGroup[k] && !removedSig[k] {
+		if inGroup(k) && !removedSig[k] {
 			return fmt.Errorf("%w: added client is already a member", ErrInvalidCommit)
 		}
 	}

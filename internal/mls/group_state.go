@@ -52,7 +52,8 @@ func (g *Group) appendState(b []byte) []byte {
 			b = AppendOpaque(b, p.senderDataSecret)
 			b = appendSecretTree(b, p.secretTree)
 			b = AppendVector(b, func(b []byte) []byte {
-				for _, ps := range p.senders {
+				for l := range p.numSenders() {
+					ps := p.sender(LeafIndex(l))
 					b = AppendOptional(b, ps != nil, func(b []byte) []byte {
 						b = ps.credential.append(b)
 						return AppendOpaque(b, ps.signatureKey)
@@ -317,7 +318,7 @@ func (g *Group) checkConsistent() error {
 		}
 	}
 	for _, p := range g.past {
-		if p.secretTree.NumLeaves() != uint32(len(p.senders)) || len(p.senderDataSecret) != nh {
+		if p.secretTree.NumLeaves() != p.numSenders() || len(p.senderDataSecret) != nh {
 			return fmt.Errorf("%w: past epoch %d is inconsistent", ErrDecode, p.epoch)
 		}
 	}

@@ -45,6 +45,9 @@ func wipeDiscarded(ng, old *Group) {
 	if ng.priv != nil && ng.priv != old.priv {
 		ng.priv.Wipe()
 	}
+	if ng.signKey != old.signKey {
+		ng.signKey.wipe()
+	}
 	if ng.pending != nil && ng.pending != old.pending {
 		wipeDiscarded(ng.pending.state, old)
 	}

@@ -43,8 +43,9 @@ func (t *RatchetTree) originalSiblingTreeHash(s Suite, p, sib NodeIndex, hashes 
 func (t *RatchetTree) setPathParentHashes(s Suite, leaf LeafIndex, path []NodeIndex) []byte {
 	ph := []byte{}
 	for i := len(path) - 1; i >= 0; i-- {
-		p := t.nodes[path[i]].Parent
+		p := t.nodes[path[i]].Parent // new in setPath, not shared yet
 		p.ParentHash = ph
+		t.touch(path[i])
 		ph = parentHash(s, p, t.NodeTreeHash(s, treeCopathChild(path[i], leaf)))
 	}
 	return ph

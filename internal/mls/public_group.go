@@ -249,6 +249,7 @@ func (p *PublicGroup) ApplyCommit(msg []byte) (*PublicCommit, error) {
 	if err := g.validateProposalList(list, c.Sender, external, false); err != nil {
 		return nil, err
 	}
+	p.tree.warm(s)
 	ng := &Group{suite: s, ctx: cloneGroupContext(&p.ctx), tree: p.tree.Clone(), self: noLeaf}
 	res, err := ng.applyProposals(list)
 	if err != nil {

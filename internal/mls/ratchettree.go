@@ -83,6 +83,8 @@ func (n *Node) EncryptionKey() []byte {
 // A RatchetTree is not safe for concurrent use.
 type RatchetTree struct {
 	nodes []Node
+	cache *treeCache // tree hashes and resolutions (treecache.go)
+	index *keyIndex  // keys and credential types (treeindex.go)
 }
 
 // NewRatchetTree returns a one-leaf tree holding leaf, as made by the
@@ -137,16 +139,13 @@ func (t *RatchetTree) Members() []LeafIndex {
 	return out
 }
 
-// Clone returns a deep copy of t.
+// Clone returns a copy of t that changes independently of it. The node
+// values are shared: the tree never writes into a LeafNode or ParentNode it
+// holds (treecache.go), and neither may its callers.
 func (t *RatchetTree) Clone() *RatchetTree {
-	c := &RatchetTree{nodes: make([]Node, len(t.nodes))}
-	for i, n := range t.nodes {
-		if n.Leaf != nil {
-			c.nodes[i].Leaf = n.Leaf.Clone()
-		}
-		if n.Parent != nil {
-			c.nodes[i].Parent = n.Parent.clone()
-		}
+	c := &RatchetTree{nodes: slices.Clone(t.nodes), index: t.index.fork()}
+	if t.cache != nil {
+		c.cache = &treeCache{suite: t.cache.suite, entries: slices.Clone(t.cache.entries)}
 	}
 	return c
 }
@@ -300,28 +299,16 @@ func (t *RatchetTree) Resolution(x NodeIndex) []NodeIndex {
 	if uint64(x) >= uint64(len(t.nodes)) {
 		return nil
 	}
-	return t.appendResolution(nil, x, nil)
+	return slices.Clone(t.resolution(x))
 }
 
 // appendResolution appends the resolution of x, leaving out the leaves in
 // exclude.
 func (t *RatchetTree) appendResolution(out []NodeIndex, x NodeIndex, exclude []LeafIndex) []NodeIndex {
-	n := &t.nodes[x]
-	switch {
-	case n.Leaf != nil:
-		if l, _ := x.Leaf(); !slices.Contains(exclude, l) {
-			out = append(out, x)
+	for _, y := range t.resolution(x) {
+		if l, ok := y.Leaf(); !ok || !slices.Contains(exclude, l) {
+			out = append(out, y)
 		}
-	case n.Parent != nil:
-		out = append(out, x)
-		for _, l := range n.Parent.UnmergedLeaves {
-			if !slices.Contains(exclude, l) {
-				out = append(out, l.Node())
-			}
-		}
-	case !IsLeaf(x):
-		out = t.appendResolution(out, Left(x), exclude)
-		out = t.appendResolution(out, Right(x), exclude)
 	}
 	return out
 }
@@ -329,13 +316,7 @@ func (t *RatchetTree) appendResolution(out []NodeIndex, x NodeIndex, exclude []L
 // resolutionEmpty reports whether the resolution of x is empty, that is,
 // whether no node below x (x included) is non-blank.
 func (t *RatchetTree) resolutionEmpty(x NodeIndex) bool {
-	if !t.nodes[x].Blank() {
-		return false
-	}
-	if IsLeaf(x) {
-		return true
-	}
-	return t.resolutionEmpty(Left(x)) && t.resolutionEmpty(Right(x))
+	return len(t.resolution(x)) == 0
 }
 
 // FilteredDirectPath returns the filtered direct path of leaf (RFC 9420

@@ -132,7 +132,7 @@ func TestRatchetTreeResolutionAndFilteredPath(t *testing.T) {
 		}
 	}
 	// Unmerged leaf 6 at Y(11) joins Y's resolution.
-	tree.nodes[11].Parent.UnmergedLeaves = []LeafIndex{6}
+	tree.setNode(11, Node{Parent: &ParentNode{EncryptionKey: []byte{11}, UnmergedLeaves: []LeafIndex{6}}})
 	if got, want := tree.Resolution(7), []NodeIndex{7}; !equalNodes(got, want) {
 		t.Errorf("Resolution(7) = %v, want %v", got, want)
 	}

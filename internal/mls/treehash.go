@@ -58,25 +58,50 @@ func (t *RatchetTree) TreeHashes(s Suite) [][]byte {
 
 // treeHashExcluding returns the tree hash of x in the tree where the leaves
 // in exclude are blank and removed from every unmerged_leaves list. If all
-// is not nil, it records the hash of every node visited.
+// is not nil, it records the hash of every node visited. The hashes of
+// subtrees that hold no excluded leaf come from the cache (treecache.go).
 func (t *RatchetTree) treeHashExcluding(s Suite, x NodeIndex, exclude []LeafIndex, all [][]byte) []byte {
 	var scratch []byte
-	return t.treeHashRec(s, x, exclude, all, &scratch)
+	return t.treeHashRec(s, t.hashCache(s), x, exclude, all, &scratch)
 }
 
 // treeHashRec is treeHashExcluding with a buffer for the hash inputs,
 // reused across nodes: children are hashed before their parent's input is
 // written.
-func (t *RatchetTree) treeHashRec(s Suite, x NodeIndex, exclude []LeafIndex, all [][]byte, scratch *[]byte) []byte {
+func (t *RatchetTree) treeHashRec(s Suite, c *treeCache, x NodeIndex, exclude []LeafIndex, all [][]byte, scratch *[]byte) []byte {
+	cached := !excludesBelow(x, exclude)
+	if h := c.entries[x].hash; cached && h != nil && all == nil {
+		return h
+	}
 	var left, right []byte
 	if !IsLeaf(x) {
-		left = t.treeHashRec(s, Left(x), exclude, all, scratch)
-		right = t.treeHashRec(s, Right(x), exclude, all, scratch)
+		left = t.treeHashRec(s, c, Left(x), exclude, all, scratch)
+		right = t.treeHashRec(s, c, Right(x), exclude, all, scratch)
 	}
-	*scratch = t.appendTreeHashInput((*scratch)[:0], x, left, right, exclude)
-	h := s.Hash(*scratch)
+	h := c.entries[x].hash
+	if !cached || h == nil {
+		*scratch = t.appendTreeHashInput((*scratch)[:0], x, left, right, exclude)
+		h = s.Hash(*scratch)
+		if cached {
+			c.entries[x].hash = h
+		}
+	}
 	if all != nil {
 		all[x] = h
 	}
 	return h
+}
+
+// excludesBelow reports whether a leaf of exclude is under x.
+func excludesBelow(x NodeIndex, exclude []LeafIndex) bool {
+	if len(exclude) == 0 {
+		return false
+	}
+	lo, hi := treeSubtreeLeaves(x)
+	for _, l := range exclude {
+		if l >= lo && l <= hi {
+			return true
+		}
+	}
+	return false
 }

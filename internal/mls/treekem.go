@@ -291,7 +291,7 @@ func (t *RatchetTree) GeneratePath(s Suite, from LeafIndex, leaf *LeafNode, sigP
 		pu.Keys.Wipe()
 		return nil, err
 	}
-	t.nodes[from.Node()] = Node{Leaf: nl}
+	t.setNode(from.Node(), Node{Leaf: nl})
 	pu.Leaf = nl
 	return pu, nil
 }
@@ -302,7 +302,7 @@ func (t *RatchetTree) GeneratePath(s Suite, from LeafIndex, leaf *LeafNode, sigP
 func (t *RatchetTree) setPath(s Suite, from LeafIndex, nodes []NodeIndex, pubs [][]byte) []byte {
 	t.blankDirectPath(from)
 	for i, x := range nodes {
-		t.nodes[x] = Node{Parent: &ParentNode{EncryptionKey: pubs[i], UnmergedLeaves: []LeafIndex{}}}
+		t.setNode(x, Node{Parent: &ParentNode{EncryptionKey: pubs[i], UnmergedLeaves: []LeafIndex{}}})
 	}
 	return t.setPathParentHashes(s, from, nodes)
 }
@@ -318,9 +318,9 @@ func (t *RatchetTree) saveDirectPath(from LeafIndex) []Node {
 }
 
 func (t *RatchetTree) restoreDirectPath(from LeafIndex, saved []Node) {
-	t.nodes[from.Node()] = saved[0]
+	t.setNode(from.Node(), saved[0])
 	for i, x := range DirectPath(from.Node(), t.NumLeaves()) {
-		t.nodes[x] = saved[i+1]
+		t.setNode(x, saved[i+1])
 	}
 }
 
@@ -436,7 +436,7 @@ func (t *RatchetTree) MergeUpdatePath(s Suite, sender LeafIndex, path *UpdatePat
 		t.restoreDirectPath(sender, saved)
 		return fmt.Errorf("%w: update path leaf parent hash mismatch", ErrInvalidTree)
 	}
-	t.nodes[sender.Node()] = Node{Leaf: ln}
+	t.setNode(sender.Node(), Node{Leaf: ln})
 	if err := t.verifyPathKeysUnique(sender, nodes); err != nil {
 		t.restoreDirectPath(sender, saved)
 		return fmt.Errorf("after update path from leaf %d: %w", sender, err)
@@ -450,6 +450,15 @@ func (t *RatchetTree) MergeUpdatePath(s Suite, sender LeafIndex, path *UpdatePat
 func (t *RatchetTree) verifyPathKeysUnique(leaf LeafIndex, path []NodeIndex) error {
 	changed := append([]NodeIndex{leaf.Node()}, path...)
 	sigKey := t.nodes[leaf.Node()].Leaf.SignatureKey
+	ix := t.keyIndex()
+	unique := ix.count(string(sigKey), pickSig) == 1
+	for _, c := range changed {
+		unique = unique && ix.count(string(t.nodes[c].EncryptionKey()), pickEnc) == 1
+	}
+	if unique {
+		return nil
+	}
+	// Find the pair for the error.
 	for x := range t.nodes {
 		n := &t.nodes[x]
 		if n.Blank() {

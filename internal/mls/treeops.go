@@ -29,11 +29,14 @@ func (t *RatchetTree) AddLeaf(ln *LeafNode) (LeafIndex, error) {
 		t.nodes = append(t.nodes, make([]Node, len(t.nodes)+1)...)
 		n = t.NumLeaves()
 	}
-	t.nodes[leaf.Node()] = Node{Leaf: ln}
+	t.setNode(leaf.Node(), Node{Leaf: ln})
 	for _, x := range DirectPath(leaf.Node(), n) {
 		if p := t.nodes[x].Parent; p != nil {
+			// A new ParentNode: the old one may be shared with a clone.
+			np := *p
 			i, _ := slices.BinarySearch(p.UnmergedLeaves, leaf)
-			p.UnmergedLeaves = slices.Insert(p.UnmergedLeaves, i, leaf)
+			np.UnmergedLeaves = slices.Insert(slices.Clone(p.UnmergedLeaves), i, leaf)
+			t.setNode(x, Node{Parent: &np})
 		}
 	}
 	return leaf, nil
@@ -45,7 +48,7 @@ func (t *RatchetTree) UpdateLeaf(i LeafIndex, ln *LeafNode) error {
 	if t.LeafNode(i) == nil {
 		return fmt.Errorf("%w: update of blank or missing leaf %d", ErrInvalidTree, i)
 	}
-	t.nodes[i.Node()] = Node{Leaf: ln}
+	t.setNode(i.Node(), Node{Leaf: ln})
 	t.blankDirectPath(i)
 	return nil
 }
@@ -57,7 +60,7 @@ func (t *RatchetTree) RemoveLeaf(i LeafIndex) error {
 	if t.LeafNode(i) == nil {
 		return fmt.Errorf("%w: removal of blank or missing leaf %d", ErrInvalidTree, i)
 	}
-	t.nodes[i.Node()] = Node{}
+	t.setNode(i.Node(), Node{})
 	t.blankDirectPath(i)
 	t.truncate()
 	return nil
@@ -66,7 +69,7 @@ func (t *RatchetTree) RemoveLeaf(i LeafIndex) error {
 // blankDirectPath blanks every node on the direct path of leaf i.
 func (t *RatchetTree) blankDirectPath(i LeafIndex) {
 	for _, x := range DirectPath(i.Node(), t.NumLeaves()) {
-		t.nodes[x] = Node{}
+		t.setNode(x, Node{})
 	}
 }
 
@@ -79,7 +82,11 @@ func (t *RatchetTree) truncate() {
 				return
 			}
 		}
-		t.nodes = t.nodes[:(len(t.nodes)-1)/2]
+		keep := (len(t.nodes) - 1) / 2
+		for x := keep; x < len(t.nodes); x++ {
+			t.index.replace(&t.nodes[x], &Node{})
+		}
+		t.nodes = t.nodes[:keep]
 	}
 }
 

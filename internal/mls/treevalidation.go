@@ -190,6 +190,9 @@ func (t *RatchetTree) verifyUnmergedLeaves() error {
 // verifyUniqueKeys checks that no HPKE key appears in two nodes and no
 // signature key in two leaves.
 func (t *RatchetTree) verifyUniqueKeys() error {
+	if t.keyIndex().dups == 0 {
+		return nil
+	}
 	enc := make(map[string]NodeIndex)
 	sig := make(map[string]NodeIndex)
 	for x := range t.nodes {
