@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/quicproquo/quicproquo/internal/s3test"
 )
 
 // The binaries, built once for the package by TestMain.
@@ -44,6 +46,7 @@ func TestMain(m *testing.M) {
 	}
 	qpnodeBin, qpdBin, qpctlBin = filepath.Join(dir, "qpnode"), filepath.Join(dir, "qpd"), filepath.Join(dir, "qpctl")
 	code := m.Run()
+	s3test.Stop() // the S3 server of the attachment tests, if one started
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -312,6 +315,7 @@ type messageJSON struct {
 	GroupID   string `json:"group_id"`
 	GroupName string `json:"group_name"`
 	Seq       uint64 `json:"seq"`
+	GroupSeq  uint64 `json:"group_seq"`
 	MessageID string `json:"message_id"`
 	Sender    string `json:"sender"`
 	Text      string `json:"text"`

@@ -7,6 +7,8 @@
 //     for server push.
 //   - group: GroupService, one commit per (group, epoch) and fan-out of
 //     group messages, reading only the clear MLSMessage header.
+//   - blob: BlobService, chunked upload and members-only download of the
+//     ciphertext of attachments.
 //   - envelope: Envelope, one queued message.
 //
 // A failed call carries an exception whose reason starts with

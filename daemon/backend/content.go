@@ -140,15 +140,16 @@ func checkText(text string) error {
 }
 
 // resolveMessage finds a group's message by reference: "#N" or a decimal
-// N of fewer than 8 digits is the group's message number N; otherwise a
+// N of fewer than 8 digits is the group's message number N (its number in
+// the group's order, as recv shows it); otherwise a
 // message id in hex, or a prefix of one of at least 8 hex digits naming
 // one message.
 func resolveMessage(tx *store.Tx, groupID []byte, ref string) (store.Message, error) {
 	num := strings.TrimPrefix(ref, "#")
 	if n, err := strconv.ParseUint(num, 10, 64); err == nil && (num != ref || len(num) < 8) {
-		m, err := tx.Message(groupID, n)
+		m, err := tx.MessageByGroupSeq(groupID, n)
 		if errors.Is(err, store.ErrNotFound) {
-			return store.Message{}, fmt.Errorf("%w: no message #%d", ErrMessageNotFound, n)
+			return store.Message{}, fmt.Errorf("%w: no message #%d (a message shown as #? has no number yet: give its id)", ErrMessageNotFound, n)
 		}
 		return m, err
 	}
@@ -223,6 +224,7 @@ func applyContent(tx *store.Tx, sg *store.Group, m *content.Message, id, sender 
 	entry := store.Message{GroupID: sg.ID, MessageID: id, Sender: sender, SentAt: sentAt, Read: outgoing, Outgoing: outgoing,
 		ExpiresAt: expiresAt(sg, m, now), GroupSeq: groupSeq}
 	receivable := false
+	var refs [][]byte // attachment references
 	switch m.Kind() {
 	case content.KindText:
 		entry.Text = unknownNotes(m, m.Text())
@@ -248,6 +250,10 @@ func applyContent(tx *store.Tx, sg *store.Group, m *content.Message, id, sender 
 	default:
 		entry.Kind, entry.Text = store.KindUnknown, m.Summary()
 		receivable = true
+		var err error
+		if refs, err = attachmentRefs(m); err != nil {
+			return applied{}, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+		}
 	}
 	if len(entry.Text) > MaxTextSize {
 		return applied{}, fmt.Errorf("%w: text of %d bytes, limit %d", ErrInvalidArgument, len(entry.Text), MaxTextSize)
@@ -257,6 +263,9 @@ func applyContent(tx *store.Tx, sg *store.Group, m *content.Message, id, sender 
 		return applied{}, nil // already stored (sent twice): shown once
 	}
 	if err != nil {
+		return applied{}, err
+	}
+	if err := tx.AddAttachments(sg.ID, stored.Seq, refs); err != nil {
 		return applied{}, err
 	}
 	if _, err := tx.AppendEvent(store.Event{Kind: store.EventMessage, GroupID: sg.ID, MessageSeq: stored.Seq}); err != nil {

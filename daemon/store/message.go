@@ -219,6 +219,22 @@ func (tx *Tx) Message(groupID []byte, seq uint64) (Message, error) {
 	return m, nil
 }
 
+// MessageByGroupSeq returns the message of groupID whose number in the
+// group's order (GroupSeq, as the node gave it) is groupSeq.
+func (tx *Tx) MessageByGroupSeq(groupID []byte, groupSeq uint64) (Message, error) {
+	if groupSeq == 0 {
+		return Message{}, fmt.Errorf("store: message %x/#0: %w", groupID, ErrNotFound)
+	}
+	m, err := scanMessage(tx.queryRow(`SELECT `+messageColumns+` FROM messages WHERE group_id = ? AND group_seq = ? ORDER BY seq LIMIT 1`, groupID, clampInt64(groupSeq)).Scan)
+	if err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return Message{}, fmt.Errorf("store: message %x/#%d: %w", groupID, groupSeq, ErrNotFound)
+		}
+		return Message{}, fmt.Errorf("store: read message: %w", err)
+	}
+	return m, nil
+}
+
 // MarkRead marks the messages with the given IDs read.
 func (tx *Tx) MarkRead(ids []int64) error {
 	for _, id := range ids {

@@ -171,6 +171,8 @@ CREATE TABLE receipts (
 );
 ALTER TABLE groups ADD COLUMN disappear_after INTEGER NOT NULL DEFAULT 0;
 `,
+	// 9: the attachment references of messages (attachment.go).
+	migrationAttachments,
 }
 
 // SchemaVersion is the schema version this program writes.

@@ -33,7 +33,7 @@ type Attachment struct {
 	Nonce       []byte
 	AAD         []byte
 	HashAlg     uint8  // hash algorithm of Hash (HashSHA256)
-	Hash        []byte // hash of the plaintext
+	Hash        []byte // hash of what Location holds (qpd: the ciphertext, internal/attach)
 	Description string
 	Name        string // file name
 }

@@ -27,6 +27,8 @@ var (
 	ErrFutureEpoch = errors.New("future epoch")
 	// ErrGroupExists: CreateGroup for a group id claimed before.
 	ErrGroupExists = errors.New("group exists")
+	// ErrBlobIncomplete: a blob read before its upload finished.
+	ErrBlobIncomplete = errors.New("blob incomplete")
 
 	ErrNotRegistered    = errors.New("not registered with the node")
 	ErrUnknownRecipient = errors.New("unknown recipient")
@@ -65,6 +67,8 @@ var codeSentinels = map[nodecp.ErrorCode]error{
 	nodecp.ErrorCode_invalidCommit: ErrInvalidCommit,
 	nodecp.ErrorCode_futureEpoch:   ErrFutureEpoch,
 	nodecp.ErrorCode_groupExists:   ErrGroupExists,
+
+	nodecp.ErrorCode_blobIncomplete: ErrBlobIncomplete,
 }
 
 // NodeError is a call the node refused: Code names the reason, Message is

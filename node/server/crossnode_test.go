@@ -11,6 +11,7 @@ import (
 
 	"github.com/quicproquo/quicproquo/internal/grouptest"
 	"github.com/quicproquo/quicproquo/internal/pgtest"
+	"github.com/quicproquo/quicproquo/internal/s3test"
 	"github.com/quicproquo/quicproquo/node/client"
 	"github.com/quicproquo/quicproquo/node/server"
 	"github.com/quicproquo/quicproquo/node/store"
@@ -18,8 +19,13 @@ import (
 )
 
 // The package's tests run through pgtest.Run, which stops the PostgreSQL
-// cluster of the cross-node tests (if one started) afterwards.
-func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
+// cluster of the cross-node tests (if one started) afterwards; then the
+// S3 server of the blob tests (if one started) stops.
+func TestMain(m *testing.M) {
+	code := pgtest.Run(m)
+	s3test.Stop()
+	os.Exit(code)
+}
 
 // startPostgresNode starts a node on loopback whose store is the
 // PostgreSQL database conn, as one of several stateless nodes sharing it

@@ -38,6 +38,17 @@
 // sender is the connection's identity, the payload the MLSMessage. Both
 // calls are idempotent on the client message id.
 //
+// # Blobs
+//
+// createBlob, putBlobChunk, blobInfo and getBlobChunk (schemas/blob,
+// blob.go) keep the ciphertext of attachments: a member uploads a blob for
+// its group in chunks, in order; only the group's current members read it
+// (anyone else, and anyone naming an unknown blob, gets unauthorized). The
+// key never reaches the node. Blobs have quotas (per blob, per uploader,
+// in all) and expire; their chunks are in the store or an object store
+// (Config.BlobChunks). Chunk calls are paced by a bucket of their own
+// instead of the request rate limit.
+//
 // # Errors
 //
 // A refused call fails with a Cap'n Proto exception whose reason is

@@ -85,6 +85,7 @@ func (s *Server) expireOnce(ctx context.Context) {
 		s.cfg.Metrics.expiredMessages(n)
 		s.log.Info("expired old messages", "count", n, "ttl", s.cfg.MessageTTL)
 	}
+	s.expireBlobs(ctx)
 }
 
 // admitDirect applies registration and the disk budget to a direct

@@ -63,6 +63,15 @@ type Config struct {
 	ExpireInterval time.Duration // how often
 	DiskBudget     int64         // bytes the store may take; negative: no budget
 
+	// Blobs (see blob.go).
+	BlobChunks     store.BlobChunks // where chunks go; nil: the Store
+	MaxBlobSize    int64            // bytes of one blob
+	BlobTTL        time.Duration    // blobs older than this are deleted; 0: MessageTTL
+	BlobOwnerBytes int64            // live blob bytes of one uploader; negative: unbounded
+	BlobTotalBytes int64            // live blob bytes in all; 0: DiskBudget, negative: unbounded
+	BlobChunkRate  rate.Limit       // chunk calls per second per identity (paced, see blob.go)
+	BlobChunkBurst int
+
 	// KeyPackage fetch limits and the low-water notice (see kpfetch.go).
 	FetchRate          rate.Limit // fetches per second per requester
 	FetchBurst         int
@@ -89,16 +98,17 @@ type Config struct {
 
 // Server serves NodeService to QUIC connections. It is safe for concurrent use.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	notifier *notifier
-	limiters *limiters
-	fetchers *limiters      // KeyPackage fetches per requester
-	targets  *limiters      // consuming KeyPackage fetches per target
-	notices  *limiters      // low-water notices per target
-	reg      registry       // identities known to be registered
-	disk     *diskGuard     // nil: no budget
-	fetchMu  [64]sync.Mutex // serializes fetch (drain) per recipient stripe
+	cfg       Config
+	log       *slog.Logger
+	notifier  *notifier
+	limiters  *limiters
+	fetchers  *limiters      // KeyPackage fetches per requester
+	targets   *limiters      // consuming KeyPackage fetches per target
+	notices   *limiters      // low-water notices per target
+	chunkPace *limiters      // blob chunk calls per identity
+	reg       registry       // identities known to be registered
+	disk      *diskGuard     // nil: no budget
+	fetchMu   [64]sync.Mutex // serializes fetch (drain) per recipient stripe
 
 	admission *admission
 
@@ -137,6 +147,7 @@ func New(cfg Config) (*Server, error) {
 		fetchers:  newLimiters(cfg.FetchRate, cfg.FetchBurst),
 		targets:   newLimiters(cfg.TargetFetchRate, cfg.TargetFetchBurst),
 		notices:   newLimiters(rate.Every(lowWaterEvery), 1),
+		chunkPace: newLimiters(cfg.BlobChunkRate, cfg.BlobChunkBurst),
 	}
 	if cfg.DiskBudget > 0 {
 		srv.disk = &diskGuard{budget: cfg.DiskBudget, store: cfg.Store}
@@ -165,6 +176,7 @@ func (cfg *Config) policyDefaults() error {
 	if cfg.DiskBudget == 0 {
 		cfg.DiskBudget = DefaultDiskBudget
 	}
+	cfg.blobDefaults()
 	setDefault(&cfg.FetchRate, DefaultFetchRate)
 	setDefault(&cfg.FetchBurst, DefaultFetchBurst)
 	setDefault(&cfg.TargetFetchRate, DefaultTargetFetchRate)
@@ -302,7 +314,7 @@ func (cfg *Config) rpcDefaults() {
 // that may be a quarter larger) and two messages of that largest size.
 func RPCLimits(cfg Config) transport.Limits {
 	cfg.rpcDefaults()
-	frame := uint64(max(2*cfg.MaxPayloadSize+maxClientMsgIDSize, cfg.MaxKeyPackageSize)+40*cfg.MaxRecipients) + 64<<10
+	frame := uint64(max(2*cfg.MaxPayloadSize+maxClientMsgIDSize, cfg.MaxKeyPackageSize, store.BlobChunkSize)+40*cfg.MaxRecipients) + 64<<10
 	held := int64(3*maxBatchBytes) + 2*int64(frame) + 2<<20
 	return transport.Limits{
 		MaxFrame:          frame,

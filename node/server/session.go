@@ -55,14 +55,20 @@ func (s *session) serve(method string, fn func() error) error {
 // serveOutcome is serve for a call that may answer without an exception
 // but not "ok" (a stale commit): fn names that outcome for the metrics.
 func (s *session) serveOutcome(method string, fn func() (string, error)) error {
+	return s.serveAdmitted(method, func() error {
+		if !s.limiter.Allow() {
+			return fail(nodecp.ErrorCode_rateLimited, "%s: too many requests; slow down and retry", method)
+		}
+		return nil
+	}, fn)
+}
+
+// serveAdmitted is serveOutcome with admit in place of the rate limit.
+func (s *session) serveAdmitted(method string, admit func() error, fn func() (string, error)) error {
 	start := time.Now()
-	var (
-		err     error
-		outcome string
-	)
-	if !s.limiter.Allow() {
-		err = fail(nodecp.ErrorCode_rateLimited, "%s: too many requests; slow down and retry", method)
-	} else {
+	var outcome string
+	err := admit()
+	if err == nil {
 		outcome, err = s.run(method, fn)
 	}
 	result := "ok"

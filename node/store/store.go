@@ -87,6 +87,13 @@
 // Enqueue refuses with ErrQuota. A message older than the node's TTL is
 // deleted by Expire, acknowledged or not. The global disk budget is the
 // node's: DiskUsage tells it how much the store takes.
+//
+// # Blobs
+//
+// The ciphertext of attachments (Blobs, blob.go): metadata with quotas per
+// owner and in all (CreateBlob) and expiry (ExpireBlobs) in the store, the
+// chunks in a BlobChunks, which every Store is and an object store may be
+// instead (package s3blob). RunBlobChunks in storetest checks either.
 package store
 
 import (
@@ -143,6 +150,7 @@ type KeyPackageCount struct {
 type Store interface {
 	Registry
 	Janitor
+	Blobs
 
 	// PutKeyPackage stores a package for identity and returns its fingerprint
 	// (SHA-256 of pkg). A lastResort package replaces any earlier last-resort

@@ -8,8 +8,9 @@ $Go.import("github.com/quicproquo/quicproquo/schemas/node");
 using Auth = import "/auth/auth.capnp";
 using Delivery = import "/delivery/delivery.capnp";
 using Group = import "/group/group.capnp";
+using Blob = import "/blob/blob.capnp";
 
-interface NodeService extends(Auth.AuthService, Delivery.DeliveryService, Group.GroupService) {
+interface NodeService extends(Auth.AuthService, Delivery.DeliveryService, Group.GroupService, Blob.BlobService) {
   # Everything a node serves, on one capability. The connection's identity
   # is the Ed25519 key of the client's TLS certificate; without one, only
   # ping is allowed.
@@ -57,4 +58,5 @@ enum ErrorCode {
   invalidCommit @14;   # a handshake message the group's public state refuses
   futureEpoch @15;     # a commit for an epoch the group has not reached
   groupExists @16;     # createGroup for a group id claimed before
+  blobIncomplete @17;  # a blob read before its last chunk is stored
 }

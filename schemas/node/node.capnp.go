@@ -10,6 +10,7 @@ import (
 	server "capnproto.org/go/capnp/v3/server"
 	context "context"
 	auth "github.com/quicproquo/quicproquo/schemas/auth"
+	blob "github.com/quicproquo/quicproquo/schemas/blob"
 	delivery "github.com/quicproquo/quicproquo/schemas/delivery"
 	group "github.com/quicproquo/quicproquo/schemas/group"
 )
@@ -319,6 +320,86 @@ func (c NodeService) CreateGroup(ctx context.Context, params func(group.GroupSer
 
 }
 
+func (c NodeService) CreateBlob(ctx context.Context, params func(blob.BlobService_createBlob_Params) error) (blob.BlobService_createBlob_Results_Future, capnp.ReleaseFunc) {
+
+	s := capnp.Send{
+		Method: capnp.Method{
+			InterfaceID:   0xce572dac2527268d,
+			MethodID:      0,
+			InterfaceName: "blob/blob.capnp:BlobService",
+			MethodName:    "createBlob",
+		},
+	}
+	if params != nil {
+		s.ArgsSize = capnp.ObjectSize{DataSize: 8, PointerCount: 1}
+		s.PlaceArgs = func(s capnp.Struct) error { return params(blob.BlobService_createBlob_Params(s)) }
+	}
+
+	ans, release := capnp.Client(c).SendCall(ctx, s)
+	return blob.BlobService_createBlob_Results_Future{Future: ans.Future()}, release
+
+}
+
+func (c NodeService) PutBlobChunk(ctx context.Context, params func(blob.BlobService_putBlobChunk_Params) error) (blob.BlobService_putBlobChunk_Results_Future, capnp.ReleaseFunc) {
+
+	s := capnp.Send{
+		Method: capnp.Method{
+			InterfaceID:   0xce572dac2527268d,
+			MethodID:      1,
+			InterfaceName: "blob/blob.capnp:BlobService",
+			MethodName:    "putBlobChunk",
+		},
+	}
+	if params != nil {
+		s.ArgsSize = capnp.ObjectSize{DataSize: 8, PointerCount: 2}
+		s.PlaceArgs = func(s capnp.Struct) error { return params(blob.BlobService_putBlobChunk_Params(s)) }
+	}
+
+	ans, release := capnp.Client(c).SendCall(ctx, s)
+	return blob.BlobService_putBlobChunk_Results_Future{Future: ans.Future()}, release
+
+}
+
+func (c NodeService) BlobInfo(ctx context.Context, params func(blob.BlobService_blobInfo_Params) error) (blob.BlobService_blobInfo_Results_Future, capnp.ReleaseFunc) {
+
+	s := capnp.Send{
+		Method: capnp.Method{
+			InterfaceID:   0xce572dac2527268d,
+			MethodID:      2,
+			InterfaceName: "blob/blob.capnp:BlobService",
+			MethodName:    "blobInfo",
+		},
+	}
+	if params != nil {
+		s.ArgsSize = capnp.ObjectSize{DataSize: 0, PointerCount: 1}
+		s.PlaceArgs = func(s capnp.Struct) error { return params(blob.BlobService_blobInfo_Params(s)) }
+	}
+
+	ans, release := capnp.Client(c).SendCall(ctx, s)
+	return blob.BlobService_blobInfo_Results_Future{Future: ans.Future()}, release
+
+}
+
+func (c NodeService) GetBlobChunk(ctx context.Context, params func(blob.BlobService_getBlobChunk_Params) error) (blob.BlobService_getBlobChunk_Results_Future, capnp.ReleaseFunc) {
+
+	s := capnp.Send{
+		Method: capnp.Method{
+			InterfaceID:   0xce572dac2527268d,
+			MethodID:      3,
+			InterfaceName: "blob/blob.capnp:BlobService",
+			MethodName:    "getBlobChunk",
+		},
+	}
+	if params != nil {
+		s.ArgsSize = capnp.ObjectSize{DataSize: 8, PointerCount: 1}
+		s.PlaceArgs = func(s capnp.Struct) error { return params(blob.BlobService_getBlobChunk_Params(s)) }
+	}
+
+	ans, release := capnp.Client(c).SendCall(ctx, s)
+	return blob.BlobService_getBlobChunk_Results_Future{Future: ans.Future()}, release
+
+}
+
 func (c NodeService) WaitStreaming() error {
 	return capnp.Client(c).WaitStreaming()
 }
@@ -421,6 +502,14 @@ type NodeService_Server interface {
 	GroupState(context.Context, group.GroupService_groupState) error
 
 	CreateGroup(context.Context, group.GroupService_createGroup) error
+
+	CreateBlob(context.Context, blob.BlobService_createBlob) error
+
+	PutBlobChunk(context.Context, blob.BlobService_putBlobChunk) error
+
+	BlobInfo(context.Context, blob.BlobService_blobInfo) error
+
+	GetBlobChunk(context.Context, blob.BlobService_getBlobChunk) error
 }
 
 // NodeService_NewServer creates a new Server from an implementation of NodeService_Server.
@@ -439,7 +528,7 @@ func NodeService_ServerToClient(s NodeService_Server) NodeService {
 // This can be used to create a more complicated Server.
 func NodeService_Methods(methods []server.Method, s NodeService_Server) []server.Method {
 	if cap(methods) == 0 {
-		methods = make([]server.Method, 0, 15)
+		methods = make([]server.Method, 0, 19)
 	}
 
 	methods = append(methods, server.Method{
@@ -619,6 +708,54 @@ func NodeService_Methods(methods []server.Method, s NodeService_Server) []server
 		},
 		Impl: func(ctx context.Context, call *server.Call) error {
 			return s.CreateGroup(ctx, group.GroupService_createGroup{Call: call})
+		},
+	})
+
+	methods = append(methods, server.Method{
+		Method: capnp.Method{
+			InterfaceID:   0xce572dac2527268d,
+			MethodID:      0,
+			InterfaceName: "blob/blob.capnp:BlobService",
+			MethodName:    "createBlob",
+		},
+		Impl: func(ctx context.Context, call *server.Call) error {
+			return s.CreateBlob(ctx, blob.BlobService_createBlob{Call: call})
+		},
+	})
+
+	methods = append(methods, server.Method{
+		Method: capnp.Method{
+			InterfaceID:   0xce572dac2527268d,
+			MethodID:      1,
+			InterfaceName: "blob/blob.capnp:BlobService",
+			MethodName:    "putBlobChunk",
+		},
+		Impl: func(ctx context.Context, call *server.Call) error {
+			return s.PutBlobChunk(ctx, blob.BlobService_putBlobChunk{Call: call})
+		},
+	})
+
+	methods = append(methods, server.Method{
+		Method: capnp.Method{
+			InterfaceID:   0xce572dac2527268d,
+			MethodID:      2,
+			InterfaceName: "blob/blob.capnp:BlobService",
+			MethodName:    "blobInfo",
+		},
+		Impl: func(ctx context.Context, call *server.Call) error {
+			return s.BlobInfo(ctx, blob.BlobService_blobInfo{Call: call})
+		},
+	})
+
+	methods = append(methods, server.Method{
+		Method: capnp.Method{
+			InterfaceID:   0xce572dac2527268d,
+			MethodID:      3,
+			InterfaceName: "blob/blob.capnp:BlobService",
+			MethodName:    "getBlobChunk",
+		},
+		Impl: func(ctx context.Context, call *server.Call) error {
+			return s.GetBlobChunk(ctx, blob.BlobService_getBlobChunk{Call: call})
 		},
 	})
 
@@ -1195,6 +1332,7 @@ const (
 	ErrorCode_invalidCommit    ErrorCode = 14
 	ErrorCode_futureEpoch      ErrorCode = 15
 	ErrorCode_groupExists      ErrorCode = 16
+	ErrorCode_blobIncomplete   ErrorCode = 17
 )
 
 // String returns the enum's constant name.
@@ -1234,6 +1372,8 @@ func (c ErrorCode) String() string {
 		return "futureEpoch"
 	case ErrorCode_groupExists:
 		return "groupExists"
+	case ErrorCode_blobIncomplete:
+		return "blobIncomplete"
 
 	default:
 		return ""
@@ -1278,6 +1418,8 @@ func ErrorCodeFromString(c string) ErrorCode {
 		return ErrorCode_futureEpoch
 	case "groupExists":
 		return ErrorCode_groupExists
+	case "blobIncomplete":
+		return ErrorCode_blobIncomplete
 
 	default:
 		return 0
@@ -1290,65 +1432,67 @@ func NewErrorCode_List(s *capnp.Segment, sz int32) (ErrorCode_List, error) {
 	return capnp.NewEnumList[ErrorCode](s, sz)
 }
 
-const schema_b3889f984bfe7146 = "x\xda\x84TOh\x1cU\x1c\xfe~ov3\xdd\xcd" +
-	"\xc6\xcdss\xa8P\xddK\x0b*6&\xb5A\x0dJ" +
-	"c\xebVHB\xc9\xc4\x88\x10T:\x99y\xd9}\xc9" +
-	"\xec\xccf\xe6M\x9aU\xc4\x1a\x08h\xff\x1d\x84\x82\x11" +
-	"\xa4\x8aT\xf0 Xk\x90\x1e\"\x08\x96\x94B\x10=" +
-	"{\xa9\x07\x05-x\xf0\xd0\x8b\xf8\xe4m\xba\x9b\xd4\x7f" +
-	"=\xcd\xe3\xbd\xef\xbd\xef\xfb}\xdf\xef7\x03\xe7\xac\x91" +
-	"\xcc`\xcfo\xf7\x829?d\xbb\xf4\xad\x9f\x9a\x7f<" +
-	"\xb5y|\x05|\x0f\x01Yf\x03\x8f\xbd\x9c\x9b!P" +
-	"I\xe6N\x80\xf4\xef\xf3\xb5/\xae}\x1c\x9d\xdb\x02d" +
-	"\xcc\xf9\xd5\xdcaBF\x0f\xbc\xb8\xfc\xc0\xf1\xcfO\xae" +
-	"\x82\xf7Z\xfa\xe8\xc2\x9fc\xef^x\xeb2@\xa5O" +
-	"s?\x96\xae\xe4l\xa0\xb4\x96\xdb(\x0d\xe5\x1f\x07t" +
-	"\xfe\xf2;\xf6\xe9W\x16.\xc1\xd9C\x1d\xa2\xa1\xfc)" +
-	"CT\xc9\xff\x0c\xd2\x9b\xfb\xaf\x0f\xad?7\xb6\x06\xde" +
-	"\xcb\xeexn_\xf7\xf7\xa5\xc1n\x83\xdf\xdf}\x81@" +
-	"zys\xfa\xec\xe93}_\xb6\xdf\xa2\x96\xe8\xc2h" +
-	"Kt\xc1\x88~m\xf0\xe9o\xef\xd3S\x1b;D\x7f" +
-	"WXn\x89\xbeY\xb8\xb5\xfb\xd0\xf8\x8d\x1d'\xeb\x85" +
-	"9\x82\x86FN\x87\x91/\x1e\x0d#?#\xfa=\xb7" +
-	"\x116\x86\x8fE\xbex^\xc4\x8b\xd2\x13\xfd\xb1\xa8\xca" +
-	"D\x89x\xef\x84\x1b\xdbn=qvY\x19 C\x00" +
-	"\x7f\xe8\x00\xe0\xec\xb5\xc8\x19`\xc4\x89\xfa\x8c,\xbe\xdf" +
-	"l>h\x91s\x90QYE\xf3\"\xa4\x02\x18\x15@" +
-	"\xe50\x0a=A=`\xd4\x03\xea\xb0\xda\xff\xc6\xda\x90" +
-	"a\xd50\xba\xf5\x04m\xe0\xdfq\xb6\xf4\xc4\x04\x91S" +
-	"\xb0\xb2@'1j\xfb\xc4\x9d\x87\xc1x\xc5\xa6mc" +
-	"\xa8\x9d\x07\x7fr\x0e\x8c\x0f\xda\xc4:\xad@m\x8f\xf8" +
-	"\xbeQ0~\xbf]4\x1aFHo\x19\x10\xbb(*" +
-	"\x19\x85\x9d\x0d\x11\x03\x18!\xa7@\xa4?\xf8ux\x83" +
-	">\xeb_\x01\xa0\xbf\xf9z\xe5\xab\xf1\xd5\x8b\xd7\xccz" +
-	"\xf7\x99\xf5_\xae\x7ft\xf3\x86Y\xb7\xab\xc8\xfe\xb7\xc9" +
-	"\xb1k\x18\xf6N\x8a$\x0dT\x028\xbd\x1d\xab\xdda" +
-	"\xc0y\xc9\"\xa7\xc6\xa8\xed\xb4\x98\x06\x1c\xdf\"\xa7\xc1" +
-	"\x883\xea#\x06\xf0\xfa$\xe0\x04\x169K\x8c\xb8E" +
-	"}d\x01<5He\x91s\x92\xd1\xa1F\x14H\xaf" +
-	"\xd9\x0ee\xbb\x1aK\xf8D`dz\xcd\xab\xb9A " +
-	"\xc2*h;/_\xce\xceJ/\x0d`\xa9&u\x81" +
-	"Q\xd7\x8e\x10Y\xbb\xaaJ\x1cG\xf1\x91\xc8\xa7V4" +
-	"\xcf\xb64]=\x0c\x10\xf1\xf59\x80\x18\xbfb>\x16" +
-	"_\x1b\x05(\xc3/\x1d\x00(\xcb?\x99\x01\xa8\x8b_" +
-	"\\\x06\xc8\xe6\x1fN\x03\xb4\x8b\xbfo 9\xbe\x1a\x03" +
-	"\x94\xe7\xe7O\x01\xd4\xcd\xcf\x9b\x0b\x05~\xd6\x9c\xf5\xf0" +
-	"\xb7\xcd\xe7\x1e\xbeb E\xfe\xa6y\xa5\x97\xbf>\x03" +
-	"\xbc\x91\x86\xf3at\"\xd4i\xe8\xa6\xaa\x16\xc5(\xca" +
-	"W\x85\xaf\xc3hL4'\\\x0f\xc5y\xb7*\xb4\x8a" +
-	"\xa2q7\xae\x0a\x00\xe5@\xd6\xa5\xd2\xb1\xab\xc4\xb8\xac" +
-	"K\xd8J\xf8Z\x86\x8bn \xfdgX\\M\xeb\"" +
-	"TH\x94\x1b\x88J#\xb2\xbc\x9a\x96\xa1\x12q\xe8\x06" +
-	"[\xf1\xaaI\xe3$\xcaJ\xc4\xc2\xd7\xb7\xe9'Ix" +
-	"\xb2!\xcdM\x94\x17\xd2H\xb9\xda\x97\xc9\xfc\xd14h" +
-	"\xdd\x9aq\xfd)3\"f}\x9b\xea\x08\xcaQ\xdd\x08" +
-	"\x99MU\x1a\x8bJ\x03v\xe4\xd5t5\x8e\xd2Fe" +
-	"I\xc2NT\xf2\xff\x13\xdb\x9a\x9d\xed&\xda1\xaf\xef" +
-	"\x01\xce#\x169Ol7\xd1\xd0\x0c\xe0\x1c\xb4\xc8\x19" +
-	"a\xa4\x13\x11/\x8axJR]\xbc\x10\xca\xa5c\xae" +
-	"\x15F\x94\x05\xa3,HK_\x84J\xaa&\xec1\xd1" +
-	"\xfc\xc7\x14\xe7\xef\xda\xd6w\x99\xe6;\xfe5\x93\")" +
-	"\x1a\xf9\x7f\x05\x00\x00\xff\xff\xe1\xca\xa8\xa9"
+const schema_b3889f984bfe7146 = "x\xda\x84T\xdfk\x1cU\x14\xfe\xce\x9d\xddL\xedn" +
+	"\xb2\xb9l\x94\x0a\xd5Eh\xfd\x85\x89ImA\x83%" +
+	"\xb1%\xad&\xa1d\xd2H!\x88vv\xe6f\xf7&" +
+	"\xb3s7\xb33I\xb6\"\x96@@\xdbF\xa8 \x18" +
+	"_\xb4H\x04A\xc1ZK\x9f\"\x14\x94\xd4B\x14\xfd" +
+	"\x0f*\xa8\xa0\xed\x83\x88\xf4E\xbcr\x93\xee&\xf5W" +
+	"\x9f\xeea\xce\xb9\xe7\xfb\xee\xf7\x9d3\xddV\xaa?\xd5" +
+	"\xd3\xfa\xd2=`GS\x94n\xd17\x7f\xac\xff\xf1\xf4" +
+	"\xda\xf1\x05\xf0\x9d\x04\xa4\x99\x0d<qw\xa6H\xa0\xfc" +
+	"\x03\x99Y\x90\xfem\xaa\xfc\xd9\x95\x0f\xd4\x1b\x1b\x05)" +
+	"\x93\x7f%s\x80\x90\xd2\xdd\xc7\xe6\xef?\xfe\xe9\xc9%" +
+	"\xf0vK\x1f\x9a\xfes\xe8\xedw_\xbb\x00P^d" +
+	"\xbe\xcfOgl _\xc9\xac\xe6od\x0e\x03z\xfb" +
+	"\x857\xed\xd3/N\x9f\x87\xb3\x93\x9a@\xbfgN\x19" +
+	"\xa0t\xf6'\x90^\xeb\xbc\xbao\xe5\xf0\xd0E\xf0v" +
+	"v[\xbb\x1f\xb2\xdf\xe5\x7f\xcd\x9a\xfa\x1b\xd9K\x04\xd2" +
+	"\xf3k\xe3\x8b\xa7\xcft\\j\xf4\"\x93\xebi\x1b4" +
+	"\xbd\xf6\xb7\x19\xd2/\xf7\xec\xff\xe6^=\xb6\xba\x85\xf4" +
+	"r\xdb\xfc:\xe9\xeb\xd9\x9b;\xfa\x86\xafm\xc9\x9cm" +
+	"\x9b$hh\xcc\xeaP\xf9\xe2\xf1P\xf9)\xd1\xe5\xb9" +
+	"\xd5\xb0\xda{D\xf9\xe2\xa8\x88f\xa4'\xba\"Q\x92" +
+	"\xb5XD\xbbF\xdc\xc8v+5g\x9b\x95\x02R\x04" +
+	"\xf0G\xf6\x00\xce.\x8b\x9cnF\x9c\xa8\xc3\xd0\xe2\x9d" +
+	"\xe6\xe3\xc3\x169{\x19\x15b5%B\xca\x82Q\x16" +
+	"T\x08U\xe8\x09j\x05\xa3VP\x13\xd5\xfe7\xd4\xaa" +
+	"\x0cK\x06\xd1\xad\xd4\xd0(\xfc{\x9d-=1B\xe4" +
+	"d\xad4\xd0t\x8c\x1a:q\xe7Q0>`\xd3\xa6" +
+	"0\xd4\xf0\x83?5\x09\xc6{lb\xcdQ\xa0\x86F" +
+	"|\xf7 \x18\xbf\xcf\xce\x19\x0e\xfd\xa47\x04\x88\\\xe4" +
+	"b\xa9\xc2\xe6\x07\x11\x01\xe8'\xa7\x9dH\xbf\xf7K\xef" +
+	"*}\xd2\xb5\x00@\x7fqy\xe1\xf3\xe1\xa5\xe5+&" +
+	"\xdeqf\xe5\xe7\xab\xef_\xbff\xe2\xc5\x07\x1f\xda\xfd" +
+	"Q\xe7\xb1\xafM\xdcxQ\xfa\xbf\x05\x8f\\\x83\xb6k" +
+	"T\xd4\x92 \xae\x01N{Sv\xb7\x17p^\xb0\xc8" +
+	")3j\xa8.\xc6\x01\xc7\xb7\xc8\xa92\xe2\x8c:\x88" +
+	"\x01\xbc2\x0a8\x81E\xce\x1c#nQ\x07Y\x00O" +
+	"Lel\x91s\x92Q_U\x05\xd2\xab7\x0c\xda|" +
+	"\x99%|\"02s\xe7\x95\xdd \x10a\x09\xb4\xe9" +
+	"\x9d/'&\xa4\x97\x04\xb0\xe2:\xb5\x80Q\xcb\x16C" +
+	"Y\xe3U\x03Q\xa4\xa2\x83\xca\xa7u\x9b\x9e]\xe7\xf4" +
+	"\xed\x01\x80\x88\x7f5\x09\x10\xe3_\x9a\xc3\xe2\x97\x07\x01" +
+	"J\xf1\x95=\x00\xa5\xf9\xc5\"@-\xfc\xfc<@6" +
+	"\xffx\x1c\xa0m\xfcCSr\x17_\x8e\x00\xda\xce\xcf" +
+	"\x9d\x02(\xc3\xcf\x99\x0bY\xbedr\xad\xfc-s\xb4" +
+	"\xf1\xb3\xa6$\xc7\x17M\x97v\xfe\xba98_8\x01" +
+	"\xbc\x9a\x84S\xa1\x9a\x0du\x12\xbaI\\V\x11r\xf2" +
+	"\x84\xf0u\xa8\x86D}\xc4\xf5\x90\x9brKB\xc7J" +
+	"\x0d\xbbQI\x00(\x04\xb2\"c\x1d\xb9\xb1\x18\x96\x15" +
+	"\x09;\x16\xbe\x96\xe1\x8c\x1bH\xff\x19\x16\x95\x92\x8a\x08" +
+	"c\xd4b7\x10\x03Ueye-\xc3XD\xa1\x1b" +
+	"l\xb8\x1c\x8f\x1aAQ\x88E$|}\x0b~\x94\x84" +
+	"'\xab\xd2\xdcDa:Q\xb1\xab}Y\x9b:\x94\x04" +
+	"\xeb\xb7\x8a\xae?f\xb6\xc6\xc4\xb7\xa0\x0e\xa2\xa0*\x86" +
+	"\xc8D\x12'\x91\x18\xa8\xc2V^Y\x97\"\x95T\x07" +
+	"\xe6$\xecZ\\\xd3\xc5@\x15\x9f\x0b=\x85\xbeJ5" +
+	"\x10\xb1\xf8\xff\xad^\xdf\xaf\xcd\xe1\xda\xb2\xd3\xef\x00\xce" +
+	"c\x169On\x0e\xd7\xbe\"\xe0\xec\xb5\xc8\xe9g\xa4" +
+	"k\"\x9a\x11\xd1\x98\xa4\x8ax>\x94sG\\+T" +
+	"\x94\x06\xa34HK_\x84\xb1\x8c\xeb\xb0\x87D\xfd\x1f" +
+	"\x9b\xbe\xfd\x8e\xe3~\x87\x8d\xbf\xed\x7f4*j9C" +
+	"\xff\xaf\x00\x00\x00\xff\xff\x00\x00\xb5f"
 
 func RegisterSchema(reg *schemas.Registry) {
 	reg.Register(&schemas.Schema{

@@ -27,7 +27,7 @@ const maxTextSize = 64 << 10
 
 // addMessageCommands adds send and recv.
 func (a *app) addMessageCommands(root *cobra.Command) {
-	root.AddCommand(a.sendCommand(), a.recvCommand(), a.historyCommand(), a.watchCommand())
+	root.AddCommand(a.sendCommand(), a.recvCommand(), a.historyCommand(), a.watchCommand(), a.saveCommand())
 	a.addContentCommands(root)
 }
 
@@ -61,10 +61,10 @@ func (a *app) readText(path string) (string, error) {
 }
 
 func (a *app) sendCommand() *cobra.Command {
-	var group, to, msg, file, cid string
+	var group, to, msg, file, cid, attachPath string
 	var wait time.Duration
 	cmd := &cobra.Command{
-		Use: "send (--group G | --to PERSON) (--msg TEXT | --file PATH | --file -)", Short: "Send a message to a group or a person", GroupID: "messages",
+		Use: "send (--group G | --to PERSON) (--msg TEXT | --file PATH | --file - | --attach PATH [--msg CAPTION])", Short: "Send a message or a file to a group or a person", GroupID: "messages",
 		Long: `Encrypt a text message to a group and hand it to the node. The text comes
 from --msg, from a file (--file PATH) or from standard input (--file -); it
 is at most 65536 bytes (64 KiB) of UTF-8 text, sent exactly as given.
@@ -74,12 +74,19 @@ the two of you, made and invited on first use, and found again afterwards
 by both sides (` + "`qpctl groups`" + ` marks it). If you both start it at the same
 moment, both end in the same one.
 
+With --attach PATH, the file goes as an attachment (up to 1 GiB): encrypted
+with a fresh key, streamed to the node's blob store (which only the group's
+members may read), and sent with the text of --msg or --file as its caption.
+Progress goes to standard error for files of a megabyte or more. Receivers
+save it with qpctl save.
+
 ` + contactRefHelp,
 		Args: exactArgs(0),
 		Example: `  qpctl send --group team --msg "hello"
   qpctl send --group team --file notes.txt
   date | qpctl send --group team --file -
-  qpctl send --to alice --msg "hi"`,
+  qpctl send --to alice --msg "hi"
+  qpctl send --group team --attach photo.jpg --msg "the view"`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch {
 			case to != "" && group != "":
@@ -98,6 +105,7 @@ moment, both end in the same one.
 				if text, err = a.readText(file); err != nil {
 					return err
 				}
+			case attachPath != "":
 			case msg == "":
 				return usagef("--msg or --file is required")
 			case len(msg) > maxTextSize:
@@ -105,6 +113,12 @@ moment, both end in the same one.
 			}
 			if wait < 0 || wait > time.Minute {
 				return usagef("--wait must be between 0 and 1m")
+			}
+			if attachPath != "" {
+				if to != "" {
+					return usagef("--attach needs --group (a direct chat: its group name from qpctl groups)")
+				}
+				return a.sendAttachment(cmd.Context(), group, attachPath, text, cid, wait)
 			}
 			return a.call(cmd.Context(), wait, func(ctx context.Context, c *client.Client) error {
 				r, err := c.Send(ctx, &daemonv1.SendRequest{Group: group, To: to, Text: text, ClientMessageId: cid, Wait: durationpb.New(wait)})
@@ -119,6 +133,7 @@ moment, both end in the same one.
 	cmd.Flags().StringVar(&to, "to", "", "a person (identity key or contact): send to your direct chat with them")
 	cmd.Flags().StringVarP(&msg, "msg", "m", "", "message text")
 	cmd.Flags().StringVarP(&file, "file", "f", "", "read the message text from this file (-: standard input)")
+	cmd.Flags().StringVar(&attachPath, "attach", "", "send this file as an attachment (--msg or --file: its caption)")
 	cmd.Flags().StringVar(&cid, "client-id", "", "optional idempotency key: a repeated send with the same key is sent once")
 	cmd.Flags().DurationVar(&wait, "wait", 5*time.Second, "while connected, wait up to this long for the node to take the message (0: do not wait)")
 	return cmd

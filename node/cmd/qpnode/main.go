@@ -7,7 +7,8 @@
 //
 //	qpnode [--listen 0.0.0.0:4201] [--data-dir data] [--tls-cert FILE] [--tls-key FILE]
 //	       [--postgres CONNSTRING] [--metrics-listen ADDR] [--log-level info] [--ready-file FILE]
-//	       [--registration open|token|closed] [--message-ttl 720h] [--disk-budget 10GiB] ...
+//	       [--registration open|token|closed] [--message-ttl 720h] [--disk-budget 10GiB]
+//	       [--max-blob-size 1GiB] [--blob-quota 4GiB] [--blob-ttl D] [--s3-endpoint HOST:PORT --s3-bucket B] ...
 //	qpnode token create [--uses N] [--expires 7d] [--data-dir DIR | --postgres CONNSTRING]
 //
 // The second form makes a registration token for a node whose policy is
@@ -58,6 +59,7 @@ import (
 	"github.com/quicproquo/quicproquo/node/server"
 	"github.com/quicproquo/quicproquo/node/store"
 	"github.com/quicproquo/quicproquo/node/store/postgres"
+	"github.com/quicproquo/quicproquo/node/store/s3blob"
 	"github.com/quicproquo/quicproquo/node/store/sqlite"
 )
 
@@ -92,6 +94,14 @@ type options struct {
 	memoryBudgetMiB               int64
 	idleTimeout, frameTimeout     time.Duration
 	requirePQTLS                  bool
+
+	// Blobs (attachments' ciphertext).
+	maxBlobSize, blobQuota         string
+	maxBlobBytes, blobQuotaBytes   int64
+	blobTTL                        time.Duration
+	s3Endpoint, s3Bucket, s3Prefix string
+	s3Region                       string
+	s3Insecure                     bool
 }
 
 // softMemoryHeadroom is the Go runtime's soft memory limit over the RPC
@@ -146,6 +156,16 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	fs.DurationVar(&o.frameTimeout, "frame-timeout", server.DefaultFrameTimeout, "time to receive an RPC message once it started, and to send one")
 	fs.BoolVar(&o.requirePQTLS, "require-pq-tls", env("QPQ_REQUIRE_PQ_TLS", "") == "1",
 		"refuse clients without the hybrid post-quantum TLS key exchange X25519MLKEM768 (env QPQ_REQUIRE_PQ_TLS=1)")
+	fs.StringVar(&o.maxBlobSize, "max-blob-size", "1GiB", "largest attachment (blob) in bytes")
+	fs.StringVar(&o.blobQuota, "blob-quota", "4GiB", "live attachment bytes of one uploader; 0: no quota (all of them are bounded by --disk-budget)")
+	fs.DurationVar(&o.blobTTL, "blob-ttl", 0, "delete attachments older than this (0: --message-ttl)")
+	fs.StringVar(&o.s3Endpoint, "s3-endpoint", env("QPQ_S3_ENDPOINT", ""),
+		"host:port of an S3-compatible object store for the attachments' chunks instead of the node's database; "+
+			"credentials from QPQ_S3_ACCESS_KEY and QPQ_S3_SECRET_KEY (env QPQ_S3_ENDPOINT)")
+	fs.StringVar(&o.s3Bucket, "s3-bucket", env("QPQ_S3_BUCKET", ""), "the object store's bucket, which must exist (env QPQ_S3_BUCKET)")
+	fs.StringVar(&o.s3Prefix, "s3-prefix", env("QPQ_S3_PREFIX", "qpq-blobs/"), "prefix of the objects' names (env QPQ_S3_PREFIX)")
+	fs.StringVar(&o.s3Region, "s3-region", env("QPQ_S3_REGION", ""), "the object store's region (env QPQ_S3_REGION)")
+	fs.BoolVar(&o.s3Insecure, "s3-insecure", env("QPQ_S3_INSECURE", "") == "1", "plain HTTP to the object store, for one on loopback (env QPQ_S3_INSECURE=1)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, "Usage: qpnode [flags]\n\nqpnode is the quicproquo node: it keeps the KeyPackage directory and the\nmessage queues, and serves them over QUIC.\n\nFlags:\n")
@@ -163,6 +183,15 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 		return nil, fmt.Errorf("--disk-budget: %w", err)
 	}
 	o.diskBudgetBytes = budget
+	if o.maxBlobBytes, err = parseBytes(o.maxBlobSize); err != nil || o.maxBlobBytes <= 0 {
+		return nil, fmt.Errorf("--max-blob-size %q: want a positive size", o.maxBlobSize)
+	}
+	if o.blobQuotaBytes, err = parseBytes(o.blobQuota); err != nil {
+		return nil, fmt.Errorf("--blob-quota: %w", err)
+	}
+	if (o.s3Endpoint == "") != (o.s3Bucket == "") {
+		return nil, errors.New("--s3-endpoint and --s3-bucket go together")
+	}
 	if o.powBits < 0 || o.powBits > 32 {
 		return nil, fmt.Errorf("--registration-pow-bits %d: want 0 to 32", o.powBits)
 	}
@@ -205,6 +234,20 @@ func newLogger(level string, w io.Writer) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// openBlobChunks opens the object store of --s3-endpoint, or returns nil
+// (the chunks stay in the node's store).
+func openBlobChunks(ctx context.Context, o *options, log *slog.Logger) (store.BlobChunks, error) {
+	if o.s3Endpoint == "" {
+		return nil, nil
+	}
+	s, err := s3blob.Open(ctx, s3blob.Config{Endpoint: o.s3Endpoint, Bucket: o.s3Bucket, Prefix: o.s3Prefix, Region: o.s3Region,
+		AccessKey: os.Getenv("QPQ_S3_ACCESS_KEY"), SecretKey: os.Getenv("QPQ_S3_SECRET_KEY"), Insecure: o.s3Insecure}, log)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // openStore opens the PostgreSQL store when --postgres is set, else the
@@ -305,6 +348,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// heap: the RPC memory budget plus room for everything else.
 		debug.SetMemoryLimit(o.memoryBudgetMiB<<20 + softMemoryHeadroom)
 	}
+	chunks, err := openBlobChunks(ctx, o, log)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(server.Config{
 		Store:          st,
 		Logger:         log,
@@ -319,6 +366,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		MessageTTL:         o.messageTTL,
 		DiskBudget:         diskBudget(o.diskBudgetBytes),
 		KeyPackageLowWater: o.lowWater,
+
+		BlobChunks:     chunks,
+		MaxBlobSize:    o.maxBlobBytes,
+		BlobTTL:        o.blobTTL,
+		BlobOwnerBytes: diskBudget(o.blobQuotaBytes),
 
 		MaxConns:            o.maxConns,
 		MaxConnsPerIdentity: o.maxConnsPerIdentity,

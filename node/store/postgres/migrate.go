@@ -150,6 +150,26 @@ ALTER TABLE messages ADD COLUMN sequenced boolean NOT NULL DEFAULT false;
 	`
 ALTER TABLE messages ADD COLUMN group_seq bigint NOT NULL DEFAULT 0 CHECK (group_seq >= 0);
 `,
+	// 5: blobs (attachments' ciphertext, see blob.go): metadata, and the
+	// chunks when the node keeps them itself.
+	`
+CREATE TABLE blobs (
+	id         bytea       PRIMARY KEY CHECK (length(id) = 16),
+	group_id   bytea       NOT NULL,
+	owner      bytea       NOT NULL CHECK (length(owner) = 32),
+	size       bigint      NOT NULL CHECK (size >= 0),
+	written    bigint      NOT NULL CHECK (written >= 0),
+	created_at timestamptz NOT NULL
+);
+CREATE INDEX blobs_owner ON blobs (owner);
+CREATE INDEX blobs_age ON blobs (created_at);
+CREATE TABLE blob_chunks (
+	blob_id bytea  NOT NULL,
+	idx     bigint NOT NULL CHECK (idx >= 0),
+	data    bytea  NOT NULL,
+	PRIMARY KEY (blob_id, idx)
+);
+`,
 }
 
 // pruneStatements delete expired deduplication entries; each takes the

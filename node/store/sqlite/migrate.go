@@ -131,6 +131,26 @@ ALTER TABLE messages ADD COLUMN sequenced INTEGER NOT NULL DEFAULT 0 CHECK (sequ
 	`
 ALTER TABLE messages ADD COLUMN group_seq INTEGER NOT NULL DEFAULT 0 CHECK (group_seq >= 0);
 `,
+	// 8: blobs (attachments' ciphertext, see blob.go): metadata, and the
+	// chunks when the node keeps them itself.
+	`
+CREATE TABLE blobs (
+	id         BLOB    PRIMARY KEY CHECK (length(id) = 16),
+	group_id   BLOB    NOT NULL,
+	owner      BLOB    NOT NULL CHECK (length(owner) = 32),
+	size       INTEGER NOT NULL CHECK (size >= 0),
+	written    INTEGER NOT NULL CHECK (written >= 0),
+	created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX blobs_owner ON blobs (owner);
+CREATE INDEX blobs_age ON blobs (created_at);
+CREATE TABLE blob_chunks (
+	blob_id BLOB    NOT NULL,
+	idx     INTEGER NOT NULL CHECK (idx >= 0),
+	data    BLOB    NOT NULL,
+	PRIMARY KEY (blob_id, idx)
+);
+`,
 }
 
 // pruneStatements delete expired deduplication entries; each takes the cutoff

@@ -90,6 +90,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}
 	runGroups(t, open)
 	runRegistration(t, open)
+	runBlobs(t, open)
 }
 
 // RunPersistence runs the checks that close a store and open it again.

@@ -5096,6 +5096,319 @@ func (x *RenameContactResponse) GetContact() *Contact {
 	return nil
 }
 
+type SendAttachmentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// The file, an absolute path the daemon opens (it runs as the caller's
+	// user); at most 1 GiB.
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// Optional text sent with the file.
+	Caption string `protobuf:"bytes,3,opt,name=caption,proto3" json:"caption,omitempty"`
+	// Optional media type; empty: from the file name's extension.
+	MediaType string `protobuf:"bytes,4,opt,name=media_type,json=mediaType,proto3" json:"media_type,omitempty"`
+	// As in SendRequest.
+	ClientMessageId string               `protobuf:"bytes,5,opt,name=client_message_id,json=clientMessageId,proto3" json:"client_message_id,omitempty"`
+	Wait            *durationpb.Duration `protobuf:"bytes,6,opt,name=wait,proto3" json:"wait,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *SendAttachmentRequest) Reset() {
+	*x = SendAttachmentRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendAttachmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendAttachmentRequest) ProtoMessage() {}
+
+func (x *SendAttachmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendAttachmentRequest.ProtoReflect.Descriptor instead.
+func (*SendAttachmentRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *SendAttachmentRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *SendAttachmentRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *SendAttachmentRequest) GetCaption() string {
+	if x != nil {
+		return x.Caption
+	}
+	return ""
+}
+
+func (x *SendAttachmentRequest) GetMediaType() string {
+	if x != nil {
+		return x.MediaType
+	}
+	return ""
+}
+
+func (x *SendAttachmentRequest) GetClientMessageId() string {
+	if x != nil {
+		return x.ClientMessageId
+	}
+	return ""
+}
+
+func (x *SendAttachmentRequest) GetWait() *durationpb.Duration {
+	if x != nil {
+		return x.Wait
+	}
+	return nil
+}
+
+type SaveAttachmentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// The message's sequence number in this user's copy of the group's
+	// history (Message.seq); ignored when group_seq is set.
+	Seq uint64 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	// An existing folder, absolute path. A file name taken there gets a
+	// number ("photo (1).png"); nothing is overwritten.
+	Dir string `protobuf:"bytes,3,opt,name=dir,proto3" json:"dir,omitempty"`
+	// The message's number in the group's order (Message.group_seq, #N as
+	// qpctl shows it).
+	GroupSeq      uint64 `protobuf:"varint,4,opt,name=group_seq,json=groupSeq,proto3" json:"group_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SaveAttachmentRequest) Reset() {
+	*x = SaveAttachmentRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SaveAttachmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SaveAttachmentRequest) ProtoMessage() {}
+
+func (x *SaveAttachmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SaveAttachmentRequest.ProtoReflect.Descriptor instead.
+func (*SaveAttachmentRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *SaveAttachmentRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *SaveAttachmentRequest) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *SaveAttachmentRequest) GetDir() string {
+	if x != nil {
+		return x.Dir
+	}
+	return ""
+}
+
+func (x *SaveAttachmentRequest) GetGroupSeq() uint64 {
+	if x != nil {
+		return x.GroupSeq
+	}
+	return 0
+}
+
+// One step of SendAttachment or SaveAttachment: bytes of the file done so
+// far, then (last) the result.
+type AttachmentProgress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The file's name.
+	Name  string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Done  uint64 `protobuf:"varint,2,opt,name=done,proto3" json:"done,omitempty"`
+	Total uint64 `protobuf:"varint,3,opt,name=total,proto3" json:"total,omitempty"`
+	// The last message of SendAttachment: the sent message.
+	Sent *SendResponse `protobuf:"bytes,4,opt,name=sent,proto3" json:"sent,omitempty"`
+	// The last message of SaveAttachment: the files written.
+	Saved         []*SavedFile `protobuf:"bytes,5,rep,name=saved,proto3" json:"saved,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachmentProgress) Reset() {
+	*x = AttachmentProgress{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachmentProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachmentProgress) ProtoMessage() {}
+
+func (x *AttachmentProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachmentProgress.ProtoReflect.Descriptor instead.
+func (*AttachmentProgress) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *AttachmentProgress) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AttachmentProgress) GetDone() uint64 {
+	if x != nil {
+		return x.Done
+	}
+	return 0
+}
+
+func (x *AttachmentProgress) GetTotal() uint64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *AttachmentProgress) GetSent() *SendResponse {
+	if x != nil {
+		return x.Sent
+	}
+	return nil
+}
+
+func (x *AttachmentProgress) GetSaved() []*SavedFile {
+	if x != nil {
+		return x.Saved
+	}
+	return nil
+}
+
+type SavedFile struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Path  string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// The name the sender gave.
+	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	MediaType     string `protobuf:"bytes,3,opt,name=media_type,json=mediaType,proto3" json:"media_type,omitempty"`
+	Size          uint64 `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SavedFile) Reset() {
+	*x = SavedFile{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SavedFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SavedFile) ProtoMessage() {}
+
+func (x *SavedFile) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SavedFile.ProtoReflect.Descriptor instead.
+func (*SavedFile) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *SavedFile) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *SavedFile) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SavedFile) GetMediaType() string {
+	if x != nil {
+		return x.MediaType
+	}
+	return ""
+}
+
+func (x *SavedFile) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
 var File_qpq_daemon_v1_daemon_proto protoreflect.FileDescriptor
 
 const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
@@ -5440,7 +5753,32 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\acontact\x18\x01 \x01(\tR\acontact\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"I\n" +
 	"\x15RenameContactResponse\x120\n" +
-	"\acontact\x18\x01 \x01(\v2\x16.qpq.daemon.v1.ContactR\acontact*\xbc\x01\n" +
+	"\acontact\x18\x01 \x01(\v2\x16.qpq.daemon.v1.ContactR\acontact\"\xd5\x01\n" +
+	"\x15SendAttachmentRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x18\n" +
+	"\acaption\x18\x03 \x01(\tR\acaption\x12\x1d\n" +
+	"\n" +
+	"media_type\x18\x04 \x01(\tR\tmediaType\x12*\n" +
+	"\x11client_message_id\x18\x05 \x01(\tR\x0fclientMessageId\x12-\n" +
+	"\x04wait\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"n\n" +
+	"\x15SaveAttachmentRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x10\n" +
+	"\x03dir\x18\x03 \x01(\tR\x03dir\x12\x1b\n" +
+	"\tgroup_seq\x18\x04 \x01(\x04R\bgroupSeq\"\xb3\x01\n" +
+	"\x12AttachmentProgress\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04done\x18\x02 \x01(\x04R\x04done\x12\x14\n" +
+	"\x05total\x18\x03 \x01(\x04R\x05total\x12/\n" +
+	"\x04sent\x18\x04 \x01(\v2\x1b.qpq.daemon.v1.SendResponseR\x04sent\x12.\n" +
+	"\x05saved\x18\x05 \x03(\v2\x18.qpq.daemon.v1.SavedFileR\x05saved\"f\n" +
+	"\tSavedFile\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"media_type\x18\x03 \x01(\tR\tmediaType\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x04R\x04size*\xbc\x01\n" +
 	"\x0fConnectionState\x12 \n" +
 	"\x1cCONNECTION_STATE_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fCONNECTION_STATE_NOT_REGISTERED\x10\x01\x12\x1f\n" +
@@ -5463,7 +5801,7 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\rReceiptStatus\x12\x1e\n" +
 	"\x1aRECEIPT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18RECEIPT_STATUS_DELIVERED\x10\x01\x12\x17\n" +
-	"\x13RECEIPT_STATUS_READ\x10\x022\xf0\x12\n" +
+	"\x13RECEIPT_STATUS_READ\x10\x022\xaa\x14\n" +
 	"\x06Daemon\x12E\n" +
 	"\x06Status\x12\x1c.qpq.daemon.v1.StatusRequest\x1a\x1d.qpq.daemon.v1.StatusResponse\x12K\n" +
 	"\bRegister\x12\x1e.qpq.daemon.v1.RegisterRequest\x1a\x1f.qpq.daemon.v1.RegisterResponse\x12?\n" +
@@ -5497,7 +5835,9 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\fSafetyNumber\x12\".qpq.daemon.v1.SafetyNumberRequest\x1a#.qpq.daemon.v1.SafetyNumberResponse\x12E\n" +
 	"\x06Verify\x12\x1c.qpq.daemon.v1.VerifyRequest\x1a\x1d.qpq.daemon.v1.VerifyResponse\x12]\n" +
 	"\x0eExportIdentity\x12$.qpq.daemon.v1.ExportIdentityRequest\x1a%.qpq.daemon.v1.ExportIdentityResponse\x12Z\n" +
-	"\rRenameContact\x12#.qpq.daemon.v1.RenameContactRequest\x1a$.qpq.daemon.v1.RenameContactResponseB?Z=github.com/quicproquo/quicproquo/proto/qpq/daemon/v1;daemonv1b\x06proto3"
+	"\rRenameContact\x12#.qpq.daemon.v1.RenameContactRequest\x1a$.qpq.daemon.v1.RenameContactResponse\x12[\n" +
+	"\x0eSendAttachment\x12$.qpq.daemon.v1.SendAttachmentRequest\x1a!.qpq.daemon.v1.AttachmentProgress0\x01\x12[\n" +
+	"\x0eSaveAttachment\x12$.qpq.daemon.v1.SaveAttachmentRequest\x1a!.qpq.daemon.v1.AttachmentProgress0\x01B?Z=github.com/quicproquo/quicproquo/proto/qpq/daemon/v1;daemonv1b\x06proto3"
 
 var (
 	file_qpq_daemon_v1_daemon_proto_rawDescOnce sync.Once
@@ -5512,7 +5852,7 @@ func file_qpq_daemon_v1_daemon_proto_rawDescGZIP() []byte {
 }
 
 var file_qpq_daemon_v1_daemon_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_qpq_daemon_v1_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
+var file_qpq_daemon_v1_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
 var file_qpq_daemon_v1_daemon_proto_goTypes = []any{
 	(ConnectionState)(0),           // 0: qpq.daemon.v1.ConnectionState
 	(DeliveryState)(0),             // 1: qpq.daemon.v1.DeliveryState
@@ -5592,144 +5932,155 @@ var file_qpq_daemon_v1_daemon_proto_goTypes = []any{
 	(*ExportIdentityResponse)(nil), // 75: qpq.daemon.v1.ExportIdentityResponse
 	(*RenameContactRequest)(nil),   // 76: qpq.daemon.v1.RenameContactRequest
 	(*RenameContactResponse)(nil),  // 77: qpq.daemon.v1.RenameContactResponse
-	(*timestamppb.Timestamp)(nil),  // 78: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 79: google.protobuf.Duration
+	(*SendAttachmentRequest)(nil),  // 78: qpq.daemon.v1.SendAttachmentRequest
+	(*SaveAttachmentRequest)(nil),  // 79: qpq.daemon.v1.SaveAttachmentRequest
+	(*AttachmentProgress)(nil),     // 80: qpq.daemon.v1.AttachmentProgress
+	(*SavedFile)(nil),              // 81: qpq.daemon.v1.SavedFile
+	(*timestamppb.Timestamp)(nil),  // 82: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 83: google.protobuf.Duration
 }
 var file_qpq_daemon_v1_daemon_proto_depIdxs = []int32{
-	0,  // 0: qpq.daemon.v1.NodeConnection.state:type_name -> qpq.daemon.v1.ConnectionState
-	78, // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
-	4,  // 2: qpq.daemon.v1.StatusResponse.node:type_name -> qpq.daemon.v1.NodeConnection
-	79, // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
-	78, // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
-	78, // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
-	78, // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
-	79, // 7: qpq.daemon.v1.Group.disappear_after:type_name -> google.protobuf.Duration
-	13, // 8: qpq.daemon.v1.CreateGroupResponse.group:type_name -> qpq.daemon.v1.Group
-	13, // 9: qpq.daemon.v1.InviteResponse.group:type_name -> qpq.daemon.v1.Group
-	79, // 10: qpq.daemon.v1.JoinRequest.wait:type_name -> google.protobuf.Duration
-	13, // 11: qpq.daemon.v1.JoinResponse.joined:type_name -> qpq.daemon.v1.Group
-	13, // 12: qpq.daemon.v1.ListGroupsResponse.groups:type_name -> qpq.daemon.v1.Group
-	13, // 13: qpq.daemon.v1.MembersResponse.group:type_name -> qpq.daemon.v1.Group
-	14, // 14: qpq.daemon.v1.MembersResponse.members:type_name -> qpq.daemon.v1.Member
-	79, // 15: qpq.daemon.v1.SendRequest.wait:type_name -> google.protobuf.Duration
-	79, // 16: qpq.daemon.v1.ReactRequest.wait:type_name -> google.protobuf.Duration
-	79, // 17: qpq.daemon.v1.EditRequest.wait:type_name -> google.protobuf.Duration
-	79, // 18: qpq.daemon.v1.DeleteRequest.wait:type_name -> google.protobuf.Duration
-	79, // 19: qpq.daemon.v1.SetDisappearingRequest.after:type_name -> google.protobuf.Duration
-	79, // 20: qpq.daemon.v1.SetDisappearingRequest.wait:type_name -> google.protobuf.Duration
-	1,  // 21: qpq.daemon.v1.SendResponse.state:type_name -> qpq.daemon.v1.DeliveryState
-	78, // 22: qpq.daemon.v1.SendResponse.unreachable_since:type_name -> google.protobuf.Timestamp
-	78, // 23: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
-	78, // 24: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
-	2,  // 25: qpq.daemon.v1.Message.kind:type_name -> qpq.daemon.v1.MessageKind
-	78, // 26: qpq.daemon.v1.Message.edited_at:type_name -> google.protobuf.Timestamp
-	78, // 27: qpq.daemon.v1.Message.expires_at:type_name -> google.protobuf.Timestamp
-	32, // 28: qpq.daemon.v1.Message.receipts:type_name -> qpq.daemon.v1.Receipt
-	3,  // 29: qpq.daemon.v1.Receipt.status:type_name -> qpq.daemon.v1.ReceiptStatus
-	78, // 30: qpq.daemon.v1.Receipt.at:type_name -> google.protobuf.Timestamp
-	79, // 31: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
-	78, // 32: qpq.daemon.v1.MessagesRequest.since:type_name -> google.protobuf.Timestamp
-	31, // 33: qpq.daemon.v1.MessagesResponse.messages:type_name -> qpq.daemon.v1.Message
-	78, // 34: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
-	31, // 35: qpq.daemon.v1.Event.message:type_name -> qpq.daemon.v1.Message
-	67, // 36: qpq.daemon.v1.Event.member_added:type_name -> qpq.daemon.v1.MemberEvent
-	67, // 37: qpq.daemon.v1.Event.member_removed:type_name -> qpq.daemon.v1.MemberEvent
-	13, // 38: qpq.daemon.v1.Event.joined:type_name -> qpq.daemon.v1.Group
-	4,  // 39: qpq.daemon.v1.Event.connection:type_name -> qpq.daemon.v1.NodeConnection
-	13, // 40: qpq.daemon.v1.Event.left:type_name -> qpq.daemon.v1.Group
-	66, // 41: qpq.daemon.v1.Event.rejected:type_name -> qpq.daemon.v1.RejectedEnvelope
-	40, // 42: qpq.daemon.v1.Event.refused:type_name -> qpq.daemon.v1.PolicyRefusal
-	41, // 43: qpq.daemon.v1.Event.request:type_name -> qpq.daemon.v1.InvitationRequest
-	42, // 44: qpq.daemon.v1.Event.contact_key_changed:type_name -> qpq.daemon.v1.ContactKeyChanged
-	43, // 45: qpq.daemon.v1.Event.fork:type_name -> qpq.daemon.v1.ForkDetected
-	37, // 46: qpq.daemon.v1.Event.recovery:type_name -> qpq.daemon.v1.GroupRecovery
-	37, // 47: qpq.daemon.v1.Event.recovered:type_name -> qpq.daemon.v1.GroupRecovery
-	31, // 48: qpq.daemon.v1.Event.edited:type_name -> qpq.daemon.v1.Message
-	31, // 49: qpq.daemon.v1.Event.deleted:type_name -> qpq.daemon.v1.Message
-	38, // 50: qpq.daemon.v1.Event.receipt:type_name -> qpq.daemon.v1.ReceiptEvent
-	39, // 51: qpq.daemon.v1.Event.disappearing:type_name -> qpq.daemon.v1.DisappearingChanged
-	31, // 52: qpq.daemon.v1.ReceiptEvent.message:type_name -> qpq.daemon.v1.Message
-	32, // 53: qpq.daemon.v1.ReceiptEvent.receipt:type_name -> qpq.daemon.v1.Receipt
-	79, // 54: qpq.daemon.v1.DisappearingChanged.after:type_name -> google.protobuf.Duration
-	78, // 55: qpq.daemon.v1.Request.received_at:type_name -> google.protobuf.Timestamp
-	44, // 56: qpq.daemon.v1.ListRequestsResponse.requests:type_name -> qpq.daemon.v1.Request
-	13, // 57: qpq.daemon.v1.AcceptRequestResponse.group:type_name -> qpq.daemon.v1.Group
-	78, // 58: qpq.daemon.v1.Contact.added_at:type_name -> google.protobuf.Timestamp
-	78, // 59: qpq.daemon.v1.Contact.verified_at:type_name -> google.protobuf.Timestamp
-	55, // 60: qpq.daemon.v1.AddContactResponse.contact:type_name -> qpq.daemon.v1.Contact
-	55, // 61: qpq.daemon.v1.ListContactsResponse.contacts:type_name -> qpq.daemon.v1.Contact
-	55, // 62: qpq.daemon.v1.SafetyNumberResponse.contact:type_name -> qpq.daemon.v1.Contact
-	55, // 63: qpq.daemon.v1.VerifyResponse.contact:type_name -> qpq.daemon.v1.Contact
-	13, // 64: qpq.daemon.v1.RemoveResponse.group:type_name -> qpq.daemon.v1.Group
-	13, // 65: qpq.daemon.v1.UpdateResponse.groups:type_name -> qpq.daemon.v1.Group
-	55, // 66: qpq.daemon.v1.RenameContactResponse.contact:type_name -> qpq.daemon.v1.Contact
-	5,  // 67: qpq.daemon.v1.Daemon.Status:input_type -> qpq.daemon.v1.StatusRequest
-	7,  // 68: qpq.daemon.v1.Daemon.Register:input_type -> qpq.daemon.v1.RegisterRequest
-	9,  // 69: qpq.daemon.v1.Daemon.Ping:input_type -> qpq.daemon.v1.PingRequest
-	11, // 70: qpq.daemon.v1.Daemon.FetchKey:input_type -> qpq.daemon.v1.FetchKeyRequest
-	15, // 71: qpq.daemon.v1.Daemon.CreateGroup:input_type -> qpq.daemon.v1.CreateGroupRequest
-	17, // 72: qpq.daemon.v1.Daemon.Invite:input_type -> qpq.daemon.v1.InviteRequest
-	19, // 73: qpq.daemon.v1.Daemon.Join:input_type -> qpq.daemon.v1.JoinRequest
-	21, // 74: qpq.daemon.v1.Daemon.ListGroups:input_type -> qpq.daemon.v1.ListGroupsRequest
-	23, // 75: qpq.daemon.v1.Daemon.Members:input_type -> qpq.daemon.v1.MembersRequest
-	25, // 76: qpq.daemon.v1.Daemon.Send:input_type -> qpq.daemon.v1.SendRequest
-	26, // 77: qpq.daemon.v1.Daemon.React:input_type -> qpq.daemon.v1.ReactRequest
-	27, // 78: qpq.daemon.v1.Daemon.Edit:input_type -> qpq.daemon.v1.EditRequest
-	28, // 79: qpq.daemon.v1.Daemon.Delete:input_type -> qpq.daemon.v1.DeleteRequest
-	29, // 80: qpq.daemon.v1.Daemon.SetDisappearing:input_type -> qpq.daemon.v1.SetDisappearingRequest
-	33, // 81: qpq.daemon.v1.Daemon.Messages:input_type -> qpq.daemon.v1.MessagesRequest
-	35, // 82: qpq.daemon.v1.Daemon.Subscribe:input_type -> qpq.daemon.v1.SubscribeRequest
-	68, // 83: qpq.daemon.v1.Daemon.Remove:input_type -> qpq.daemon.v1.RemoveRequest
-	70, // 84: qpq.daemon.v1.Daemon.Leave:input_type -> qpq.daemon.v1.LeaveRequest
-	72, // 85: qpq.daemon.v1.Daemon.Update:input_type -> qpq.daemon.v1.UpdateRequest
-	45, // 86: qpq.daemon.v1.Daemon.ListRequests:input_type -> qpq.daemon.v1.ListRequestsRequest
-	47, // 87: qpq.daemon.v1.Daemon.AcceptRequest:input_type -> qpq.daemon.v1.AcceptRequestRequest
-	49, // 88: qpq.daemon.v1.Daemon.DeclineRequest:input_type -> qpq.daemon.v1.DeclineRequestRequest
-	51, // 89: qpq.daemon.v1.Daemon.Block:input_type -> qpq.daemon.v1.BlockRequest
-	53, // 90: qpq.daemon.v1.Daemon.Unblock:input_type -> qpq.daemon.v1.UnblockRequest
-	56, // 91: qpq.daemon.v1.Daemon.AddContact:input_type -> qpq.daemon.v1.AddContactRequest
-	58, // 92: qpq.daemon.v1.Daemon.ListContacts:input_type -> qpq.daemon.v1.ListContactsRequest
-	60, // 93: qpq.daemon.v1.Daemon.RemoveContact:input_type -> qpq.daemon.v1.RemoveContactRequest
-	62, // 94: qpq.daemon.v1.Daemon.SafetyNumber:input_type -> qpq.daemon.v1.SafetyNumberRequest
-	64, // 95: qpq.daemon.v1.Daemon.Verify:input_type -> qpq.daemon.v1.VerifyRequest
-	74, // 96: qpq.daemon.v1.Daemon.ExportIdentity:input_type -> qpq.daemon.v1.ExportIdentityRequest
-	76, // 97: qpq.daemon.v1.Daemon.RenameContact:input_type -> qpq.daemon.v1.RenameContactRequest
-	6,  // 98: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
-	8,  // 99: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
-	10, // 100: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
-	12, // 101: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
-	16, // 102: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
-	18, // 103: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
-	20, // 104: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
-	22, // 105: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
-	24, // 106: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
-	30, // 107: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
-	30, // 108: qpq.daemon.v1.Daemon.React:output_type -> qpq.daemon.v1.SendResponse
-	30, // 109: qpq.daemon.v1.Daemon.Edit:output_type -> qpq.daemon.v1.SendResponse
-	30, // 110: qpq.daemon.v1.Daemon.Delete:output_type -> qpq.daemon.v1.SendResponse
-	30, // 111: qpq.daemon.v1.Daemon.SetDisappearing:output_type -> qpq.daemon.v1.SendResponse
-	34, // 112: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
-	36, // 113: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
-	69, // 114: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
-	71, // 115: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
-	73, // 116: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
-	46, // 117: qpq.daemon.v1.Daemon.ListRequests:output_type -> qpq.daemon.v1.ListRequestsResponse
-	48, // 118: qpq.daemon.v1.Daemon.AcceptRequest:output_type -> qpq.daemon.v1.AcceptRequestResponse
-	50, // 119: qpq.daemon.v1.Daemon.DeclineRequest:output_type -> qpq.daemon.v1.DeclineRequestResponse
-	52, // 120: qpq.daemon.v1.Daemon.Block:output_type -> qpq.daemon.v1.BlockResponse
-	54, // 121: qpq.daemon.v1.Daemon.Unblock:output_type -> qpq.daemon.v1.UnblockResponse
-	57, // 122: qpq.daemon.v1.Daemon.AddContact:output_type -> qpq.daemon.v1.AddContactResponse
-	59, // 123: qpq.daemon.v1.Daemon.ListContacts:output_type -> qpq.daemon.v1.ListContactsResponse
-	61, // 124: qpq.daemon.v1.Daemon.RemoveContact:output_type -> qpq.daemon.v1.RemoveContactResponse
-	63, // 125: qpq.daemon.v1.Daemon.SafetyNumber:output_type -> qpq.daemon.v1.SafetyNumberResponse
-	65, // 126: qpq.daemon.v1.Daemon.Verify:output_type -> qpq.daemon.v1.VerifyResponse
-	75, // 127: qpq.daemon.v1.Daemon.ExportIdentity:output_type -> qpq.daemon.v1.ExportIdentityResponse
-	77, // 128: qpq.daemon.v1.Daemon.RenameContact:output_type -> qpq.daemon.v1.RenameContactResponse
-	98, // [98:129] is the sub-list for method output_type
-	67, // [67:98] is the sub-list for method input_type
-	67, // [67:67] is the sub-list for extension type_name
-	67, // [67:67] is the sub-list for extension extendee
-	0,  // [0:67] is the sub-list for field type_name
+	0,   // 0: qpq.daemon.v1.NodeConnection.state:type_name -> qpq.daemon.v1.ConnectionState
+	82,  // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
+	4,   // 2: qpq.daemon.v1.StatusResponse.node:type_name -> qpq.daemon.v1.NodeConnection
+	83,  // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
+	82,  // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
+	82,  // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
+	82,  // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
+	83,  // 7: qpq.daemon.v1.Group.disappear_after:type_name -> google.protobuf.Duration
+	13,  // 8: qpq.daemon.v1.CreateGroupResponse.group:type_name -> qpq.daemon.v1.Group
+	13,  // 9: qpq.daemon.v1.InviteResponse.group:type_name -> qpq.daemon.v1.Group
+	83,  // 10: qpq.daemon.v1.JoinRequest.wait:type_name -> google.protobuf.Duration
+	13,  // 11: qpq.daemon.v1.JoinResponse.joined:type_name -> qpq.daemon.v1.Group
+	13,  // 12: qpq.daemon.v1.ListGroupsResponse.groups:type_name -> qpq.daemon.v1.Group
+	13,  // 13: qpq.daemon.v1.MembersResponse.group:type_name -> qpq.daemon.v1.Group
+	14,  // 14: qpq.daemon.v1.MembersResponse.members:type_name -> qpq.daemon.v1.Member
+	83,  // 15: qpq.daemon.v1.SendRequest.wait:type_name -> google.protobuf.Duration
+	83,  // 16: qpq.daemon.v1.ReactRequest.wait:type_name -> google.protobuf.Duration
+	83,  // 17: qpq.daemon.v1.EditRequest.wait:type_name -> google.protobuf.Duration
+	83,  // 18: qpq.daemon.v1.DeleteRequest.wait:type_name -> google.protobuf.Duration
+	83,  // 19: qpq.daemon.v1.SetDisappearingRequest.after:type_name -> google.protobuf.Duration
+	83,  // 20: qpq.daemon.v1.SetDisappearingRequest.wait:type_name -> google.protobuf.Duration
+	1,   // 21: qpq.daemon.v1.SendResponse.state:type_name -> qpq.daemon.v1.DeliveryState
+	82,  // 22: qpq.daemon.v1.SendResponse.unreachable_since:type_name -> google.protobuf.Timestamp
+	82,  // 23: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
+	82,  // 24: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
+	2,   // 25: qpq.daemon.v1.Message.kind:type_name -> qpq.daemon.v1.MessageKind
+	82,  // 26: qpq.daemon.v1.Message.edited_at:type_name -> google.protobuf.Timestamp
+	82,  // 27: qpq.daemon.v1.Message.expires_at:type_name -> google.protobuf.Timestamp
+	32,  // 28: qpq.daemon.v1.Message.receipts:type_name -> qpq.daemon.v1.Receipt
+	3,   // 29: qpq.daemon.v1.Receipt.status:type_name -> qpq.daemon.v1.ReceiptStatus
+	82,  // 30: qpq.daemon.v1.Receipt.at:type_name -> google.protobuf.Timestamp
+	83,  // 31: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
+	82,  // 32: qpq.daemon.v1.MessagesRequest.since:type_name -> google.protobuf.Timestamp
+	31,  // 33: qpq.daemon.v1.MessagesResponse.messages:type_name -> qpq.daemon.v1.Message
+	82,  // 34: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
+	31,  // 35: qpq.daemon.v1.Event.message:type_name -> qpq.daemon.v1.Message
+	67,  // 36: qpq.daemon.v1.Event.member_added:type_name -> qpq.daemon.v1.MemberEvent
+	67,  // 37: qpq.daemon.v1.Event.member_removed:type_name -> qpq.daemon.v1.MemberEvent
+	13,  // 38: qpq.daemon.v1.Event.joined:type_name -> qpq.daemon.v1.Group
+	4,   // 39: qpq.daemon.v1.Event.connection:type_name -> qpq.daemon.v1.NodeConnection
+	13,  // 40: qpq.daemon.v1.Event.left:type_name -> qpq.daemon.v1.Group
+	66,  // 41: qpq.daemon.v1.Event.rejected:type_name -> qpq.daemon.v1.RejectedEnvelope
+	40,  // 42: qpq.daemon.v1.Event.refused:type_name -> qpq.daemon.v1.PolicyRefusal
+	41,  // 43: qpq.daemon.v1.Event.request:type_name -> qpq.daemon.v1.InvitationRequest
+	42,  // 44: qpq.daemon.v1.Event.contact_key_changed:type_name -> qpq.daemon.v1.ContactKeyChanged
+	43,  // 45: qpq.daemon.v1.Event.fork:type_name -> qpq.daemon.v1.ForkDetected
+	37,  // 46: qpq.daemon.v1.Event.recovery:type_name -> qpq.daemon.v1.GroupRecovery
+	37,  // 47: qpq.daemon.v1.Event.recovered:type_name -> qpq.daemon.v1.GroupRecovery
+	31,  // 48: qpq.daemon.v1.Event.edited:type_name -> qpq.daemon.v1.Message
+	31,  // 49: qpq.daemon.v1.Event.deleted:type_name -> qpq.daemon.v1.Message
+	38,  // 50: qpq.daemon.v1.Event.receipt:type_name -> qpq.daemon.v1.ReceiptEvent
+	39,  // 51: qpq.daemon.v1.Event.disappearing:type_name -> qpq.daemon.v1.DisappearingChanged
+	31,  // 52: qpq.daemon.v1.ReceiptEvent.message:type_name -> qpq.daemon.v1.Message
+	32,  // 53: qpq.daemon.v1.ReceiptEvent.receipt:type_name -> qpq.daemon.v1.Receipt
+	83,  // 54: qpq.daemon.v1.DisappearingChanged.after:type_name -> google.protobuf.Duration
+	82,  // 55: qpq.daemon.v1.Request.received_at:type_name -> google.protobuf.Timestamp
+	44,  // 56: qpq.daemon.v1.ListRequestsResponse.requests:type_name -> qpq.daemon.v1.Request
+	13,  // 57: qpq.daemon.v1.AcceptRequestResponse.group:type_name -> qpq.daemon.v1.Group
+	82,  // 58: qpq.daemon.v1.Contact.added_at:type_name -> google.protobuf.Timestamp
+	82,  // 59: qpq.daemon.v1.Contact.verified_at:type_name -> google.protobuf.Timestamp
+	55,  // 60: qpq.daemon.v1.AddContactResponse.contact:type_name -> qpq.daemon.v1.Contact
+	55,  // 61: qpq.daemon.v1.ListContactsResponse.contacts:type_name -> qpq.daemon.v1.Contact
+	55,  // 62: qpq.daemon.v1.SafetyNumberResponse.contact:type_name -> qpq.daemon.v1.Contact
+	55,  // 63: qpq.daemon.v1.VerifyResponse.contact:type_name -> qpq.daemon.v1.Contact
+	13,  // 64: qpq.daemon.v1.RemoveResponse.group:type_name -> qpq.daemon.v1.Group
+	13,  // 65: qpq.daemon.v1.UpdateResponse.groups:type_name -> qpq.daemon.v1.Group
+	55,  // 66: qpq.daemon.v1.RenameContactResponse.contact:type_name -> qpq.daemon.v1.Contact
+	83,  // 67: qpq.daemon.v1.SendAttachmentRequest.wait:type_name -> google.protobuf.Duration
+	30,  // 68: qpq.daemon.v1.AttachmentProgress.sent:type_name -> qpq.daemon.v1.SendResponse
+	81,  // 69: qpq.daemon.v1.AttachmentProgress.saved:type_name -> qpq.daemon.v1.SavedFile
+	5,   // 70: qpq.daemon.v1.Daemon.Status:input_type -> qpq.daemon.v1.StatusRequest
+	7,   // 71: qpq.daemon.v1.Daemon.Register:input_type -> qpq.daemon.v1.RegisterRequest
+	9,   // 72: qpq.daemon.v1.Daemon.Ping:input_type -> qpq.daemon.v1.PingRequest
+	11,  // 73: qpq.daemon.v1.Daemon.FetchKey:input_type -> qpq.daemon.v1.FetchKeyRequest
+	15,  // 74: qpq.daemon.v1.Daemon.CreateGroup:input_type -> qpq.daemon.v1.CreateGroupRequest
+	17,  // 75: qpq.daemon.v1.Daemon.Invite:input_type -> qpq.daemon.v1.InviteRequest
+	19,  // 76: qpq.daemon.v1.Daemon.Join:input_type -> qpq.daemon.v1.JoinRequest
+	21,  // 77: qpq.daemon.v1.Daemon.ListGroups:input_type -> qpq.daemon.v1.ListGroupsRequest
+	23,  // 78: qpq.daemon.v1.Daemon.Members:input_type -> qpq.daemon.v1.MembersRequest
+	25,  // 79: qpq.daemon.v1.Daemon.Send:input_type -> qpq.daemon.v1.SendRequest
+	26,  // 80: qpq.daemon.v1.Daemon.React:input_type -> qpq.daemon.v1.ReactRequest
+	27,  // 81: qpq.daemon.v1.Daemon.Edit:input_type -> qpq.daemon.v1.EditRequest
+	28,  // 82: qpq.daemon.v1.Daemon.Delete:input_type -> qpq.daemon.v1.DeleteRequest
+	29,  // 83: qpq.daemon.v1.Daemon.SetDisappearing:input_type -> qpq.daemon.v1.SetDisappearingRequest
+	33,  // 84: qpq.daemon.v1.Daemon.Messages:input_type -> qpq.daemon.v1.MessagesRequest
+	35,  // 85: qpq.daemon.v1.Daemon.Subscribe:input_type -> qpq.daemon.v1.SubscribeRequest
+	68,  // 86: qpq.daemon.v1.Daemon.Remove:input_type -> qpq.daemon.v1.RemoveRequest
+	70,  // 87: qpq.daemon.v1.Daemon.Leave:input_type -> qpq.daemon.v1.LeaveRequest
+	72,  // 88: qpq.daemon.v1.Daemon.Update:input_type -> qpq.daemon.v1.UpdateRequest
+	45,  // 89: qpq.daemon.v1.Daemon.ListRequests:input_type -> qpq.daemon.v1.ListRequestsRequest
+	47,  // 90: qpq.daemon.v1.Daemon.AcceptRequest:input_type -> qpq.daemon.v1.AcceptRequestRequest
+	49,  // 91: qpq.daemon.v1.Daemon.DeclineRequest:input_type -> qpq.daemon.v1.DeclineRequestRequest
+	51,  // 92: qpq.daemon.v1.Daemon.Block:input_type -> qpq.daemon.v1.BlockRequest
+	53,  // 93: qpq.daemon.v1.Daemon.Unblock:input_type -> qpq.daemon.v1.UnblockRequest
+	56,  // 94: qpq.daemon.v1.Daemon.AddContact:input_type -> qpq.daemon.v1.AddContactRequest
+	58,  // 95: qpq.daemon.v1.Daemon.ListContacts:input_type -> qpq.daemon.v1.ListContactsRequest
+	60,  // 96: qpq.daemon.v1.Daemon.RemoveContact:input_type -> qpq.daemon.v1.RemoveContactRequest
+	62,  // 97: qpq.daemon.v1.Daemon.SafetyNumber:input_type -> qpq.daemon.v1.SafetyNumberRequest
+	64,  // 98: qpq.daemon.v1.Daemon.Verify:input_type -> qpq.daemon.v1.VerifyRequest
+	74,  // 99: qpq.daemon.v1.Daemon.ExportIdentity:input_type -> qpq.daemon.v1.ExportIdentityRequest
+	76,  // 100: qpq.daemon.v1.Daemon.RenameContact:input_type -> qpq.daemon.v1.RenameContactRequest
+	78,  // 101: qpq.daemon.v1.Daemon.SendAttachment:input_type -> qpq.daemon.v1.SendAttachmentRequest
+	79,  // 102: qpq.daemon.v1.Daemon.SaveAttachment:input_type -> qpq.daemon.v1.SaveAttachmentRequest
+	6,   // 103: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
+	8,   // 104: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
+	10,  // 105: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
+	12,  // 106: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
+	16,  // 107: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
+	18,  // 108: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
+	20,  // 109: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
+	22,  // 110: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
+	24,  // 111: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
+	30,  // 112: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
+	30,  // 113: qpq.daemon.v1.Daemon.React:output_type -> qpq.daemon.v1.SendResponse
+	30,  // 114: qpq.daemon.v1.Daemon.Edit:output_type -> qpq.daemon.v1.SendResponse
+	30,  // 115: qpq.daemon.v1.Daemon.Delete:output_type -> qpq.daemon.v1.SendResponse
+	30,  // 116: qpq.daemon.v1.Daemon.SetDisappearing:output_type -> qpq.daemon.v1.SendResponse
+	34,  // 117: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
+	36,  // 118: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
+	69,  // 119: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
+	71,  // 120: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
+	73,  // 121: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
+	46,  // 122: qpq.daemon.v1.Daemon.ListRequests:output_type -> qpq.daemon.v1.ListRequestsResponse
+	48,  // 123: qpq.daemon.v1.Daemon.AcceptRequest:output_type -> qpq.daemon.v1.AcceptRequestResponse
+	50,  // 124: qpq.daemon.v1.Daemon.DeclineRequest:output_type -> qpq.daemon.v1.DeclineRequestResponse
+	52,  // 125: qpq.daemon.v1.Daemon.Block:output_type -> qpq.daemon.v1.BlockResponse
+	54,  // 126: qpq.daemon.v1.Daemon.Unblock:output_type -> qpq.daemon.v1.UnblockResponse
+	57,  // 127: qpq.daemon.v1.Daemon.AddContact:output_type -> qpq.daemon.v1.AddContactResponse
+	59,  // 128: qpq.daemon.v1.Daemon.ListContacts:output_type -> qpq.daemon.v1.ListContactsResponse
+	61,  // 129: qpq.daemon.v1.Daemon.RemoveContact:output_type -> qpq.daemon.v1.RemoveContactResponse
+	63,  // 130: qpq.daemon.v1.Daemon.SafetyNumber:output_type -> qpq.daemon.v1.SafetyNumberResponse
+	65,  // 131: qpq.daemon.v1.Daemon.Verify:output_type -> qpq.daemon.v1.VerifyResponse
+	75,  // 132: qpq.daemon.v1.Daemon.ExportIdentity:output_type -> qpq.daemon.v1.ExportIdentityResponse
+	77,  // 133: qpq.daemon.v1.Daemon.RenameContact:output_type -> qpq.daemon.v1.RenameContactResponse
+	80,  // 134: qpq.daemon.v1.Daemon.SendAttachment:output_type -> qpq.daemon.v1.AttachmentProgress
+	80,  // 135: qpq.daemon.v1.Daemon.SaveAttachment:output_type -> qpq.daemon.v1.AttachmentProgress
+	103, // [103:136] is the sub-list for method output_type
+	70,  // [70:103] is the sub-list for method input_type
+	70,  // [70:70] is the sub-list for extension type_name
+	70,  // [70:70] is the sub-list for extension extendee
+	0,   // [0:70] is the sub-list for field type_name
 }
 
 func init() { file_qpq_daemon_v1_daemon_proto_init() }
@@ -5762,7 +6113,7 @@ func file_qpq_daemon_v1_daemon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_qpq_daemon_v1_daemon_proto_rawDesc), len(file_qpq_daemon_v1_daemon_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   74,
+			NumMessages:   78,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

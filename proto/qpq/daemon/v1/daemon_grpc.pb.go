@@ -66,6 +66,8 @@ const (
 	Daemon_Verify_FullMethodName          = "/qpq.daemon.v1.Daemon/Verify"
 	Daemon_ExportIdentity_FullMethodName  = "/qpq.daemon.v1.Daemon/ExportIdentity"
 	Daemon_RenameContact_FullMethodName   = "/qpq.daemon.v1.Daemon/RenameContact"
+	Daemon_SendAttachment_FullMethodName  = "/qpq.daemon.v1.Daemon/SendAttachment"
+	Daemon_SaveAttachment_FullMethodName  = "/qpq.daemon.v1.Daemon/SaveAttachment"
 )
 
 // DaemonClient is the client API for Daemon service.
@@ -155,6 +157,18 @@ type DaemonClient interface {
 	ExportIdentity(ctx context.Context, in *ExportIdentityRequest, opts ...grpc.CallOption) (*ExportIdentityResponse, error)
 	// RenameContact gives a contact another name.
 	RenameContact(ctx context.Context, in *RenameContactRequest, opts ...grpc.CallOption) (*RenameContactResponse, error)
+	// SendAttachment encrypts a file with a fresh key, streams the
+	// ciphertext to the node's blob store (only the group's members may
+	// fetch it; the key stays inside the MLS-encrypted message) and sends a
+	// message with its reference, like Send. The stream reports progress
+	// and ends with the sent message.
+	SendAttachment(ctx context.Context, in *SendAttachmentRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AttachmentProgress], error)
+	// SaveAttachment downloads the attachments of a message, checks each
+	// chunk and the ciphertext's hash while it decrypts, and writes the
+	// files into a folder only once they are complete and genuine; a
+	// corrupted blob fails with DATA_LOSS and leaves nothing behind. The
+	// stream reports progress and ends with the files written.
+	SaveAttachment(ctx context.Context, in *SaveAttachmentRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AttachmentProgress], error)
 }
 
 type daemonClient struct {
@@ -484,6 +498,44 @@ func (c *daemonClient) RenameContact(ctx context.Context, in *RenameContactReque
 	return out, nil
 }
 
+func (c *daemonClient) SendAttachment(ctx context.Context, in *SendAttachmentRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AttachmentProgress], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Daemon_ServiceDesc.Streams[1], Daemon_SendAttachment_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SendAttachmentRequest, AttachmentProgress]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Daemon_SendAttachmentClient = grpc.ServerStreamingClient[AttachmentProgress]
+
+func (c *daemonClient) SaveAttachment(ctx context.Context, in *SaveAttachmentRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AttachmentProgress], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Daemon_ServiceDesc.Streams[2], Daemon_SaveAttachment_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SaveAttachmentRequest, AttachmentProgress]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Daemon_SaveAttachmentClient = grpc.ServerStreamingClient[AttachmentProgress]
+
 // DaemonServer is the server API for Daemon service.
 // All implementations must embed UnimplementedDaemonServer
 // for forward compatibility.
@@ -571,6 +623,18 @@ type DaemonServer interface {
 	ExportIdentity(context.Context, *ExportIdentityRequest) (*ExportIdentityResponse, error)
 	// RenameContact gives a contact another name.
 	RenameContact(context.Context, *RenameContactRequest) (*RenameContactResponse, error)
+	// SendAttachment encrypts a file with a fresh key, streams the
+	// ciphertext to the node's blob store (only the group's members may
+	// fetch it; the key stays inside the MLS-encrypted message) and sends a
+	// message with its reference, like Send. The stream reports progress
+	// and ends with the sent message.
+	SendAttachment(*SendAttachmentRequest, grpc.ServerStreamingServer[AttachmentProgress]) error
+	// SaveAttachment downloads the attachments of a message, checks each
+	// chunk and the ciphertext's hash while it decrypts, and writes the
+	// files into a folder only once they are complete and genuine; a
+	// corrupted blob fails with DATA_LOSS and leaves nothing behind. The
+	// stream reports progress and ends with the files written.
+	SaveAttachment(*SaveAttachmentRequest, grpc.ServerStreamingServer[AttachmentProgress]) error
 	mustEmbedUnimplementedDaemonServer()
 }
 
@@ -673,6 +737,12 @@ func (UnimplementedDaemonServer) ExportIdentity(context.Context, *ExportIdentity
 }
 func (UnimplementedDaemonServer) RenameContact(context.Context, *RenameContactRequest) (*RenameContactResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RenameContact not implemented")
+}
+func (UnimplementedDaemonServer) SendAttachment(*SendAttachmentRequest, grpc.ServerStreamingServer[AttachmentProgress]) error {
+	return status.Error(codes.Unimplemented, "method SendAttachment not implemented")
+}
+func (UnimplementedDaemonServer) SaveAttachment(*SaveAttachmentRequest, grpc.ServerStreamingServer[AttachmentProgress]) error {
+	return status.Error(codes.Unimplemented, "method SaveAttachment not implemented")
 }
 func (UnimplementedDaemonServer) mustEmbedUnimplementedDaemonServer() {}
 func (UnimplementedDaemonServer) testEmbeddedByValue()                {}
@@ -1246,6 +1316,28 @@ func _Daemon_RenameContact_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Daemon_SendAttachment_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(SendAttachmentRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DaemonServer).SendAttachment(m, &grpc.GenericServerStream[SendAttachmentRequest, AttachmentProgress]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Daemon_SendAttachmentServer = grpc.ServerStreamingServer[AttachmentProgress]
+
+func _Daemon_SaveAttachment_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(SaveAttachmentRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DaemonServer).SaveAttachment(m, &grpc.GenericServerStream[SaveAttachmentRequest, AttachmentProgress]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Daemon_SaveAttachmentServer = grpc.ServerStreamingServer[AttachmentProgress]
+
 // Daemon_ServiceDesc is the grpc.ServiceDesc for Daemon service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1378,6 +1470,16 @@ var Daemon_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Subscribe",
 			Handler:       _Daemon_Subscribe_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "SendAttachment",
+			Handler:       _Daemon_SendAttachment_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "SaveAttachment",
+			Handler:       _Daemon_SaveAttachment_Handler,
 			ServerStreams: true,
 		},
 	},
