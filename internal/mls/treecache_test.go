@@ -322,3 +322,36 @@ func TestWelcomeToManyJoiners(t *testing.T) {
 	sg.add(sg.members[0], 4*sealsPerWorker+3, false)
 	sg.agree()
 }
+
+// TestSigningKeyParsedOnce: a Group expands its Ed25519 key on its first
+// signature and reuses it; a discarded state wipes a parsed key of its own
+// and leaves the live group's alone.
+func TestSigningKeyParsedOnce(t *testing.T) {
+	_, a, b, _ := scThree(t, Config{})
+	for i := range 2 {
+		msg, err := a.g.Protect([]byte("hello"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.g.ProcessMessage(msg); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	k := a.g.signKey
+	if k == nil || k.ed == nil {
+		t.Fatal("no parsed signing key after two messages")
+	}
+	if _, err := a.g.Protect([]byte("again"), nil); err != nil || a.g.signKey != k {
+		t.Fatalf("the key was parsed again (%v)", err)
+	}
+	ng := a.g.clone()
+	ng.signKey = nil
+	own := ng.signingKey()
+	wipeDiscarded(ng, a.g)
+	if own.ed != nil {
+		t.Fatal("a discarded state kept its parsed key")
+	}
+	if k.ed == nil {
+		t.Fatal("wiping a discarded state wiped the live group's key")
+	}
+}
