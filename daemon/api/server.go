@@ -527,6 +527,12 @@ func eventPB(e backend.Event, nodeAddr string) (*daemonv1.Event, error) {
 		pb.Kind = &daemonv1.Event_ContactKeyChanged{ContactKeyChanged: &daemonv1.ContactKeyChanged{Name: e.State, OldIdentity: backend.FormatKey(e.By), NewIdentity: backend.FormatKey(e.Member)}}
 	case store.EventFork:
 		pb.Kind = &daemonv1.Event_Fork{Fork: &daemonv1.ForkDetected{GroupId: backend.FormatKey(e.GroupID), GroupName: g.Name, Epoch: e.Epoch, Member: backend.FormatKey(e.Member)}}
+	case store.EventRecovery:
+		pb.Kind = &daemonv1.Event_Recovery{Recovery: &daemonv1.GroupRecovery{GroupId: backend.FormatKey(e.GroupID), GroupName: g.Name,
+			Offender: optKey(e.By), Leader: optKey(e.Member), Epoch: e.Epoch, Reason: e.Detail}}
+	case store.EventRecovered:
+		pb.Kind = &daemonv1.Event_Recovered{Recovered: &daemonv1.GroupRecovery{GroupId: e.State, GroupName: g.Name,
+			Offender: optKey(e.By), Leader: optKey(e.Member), Epoch: e.Epoch, SuccessorId: backend.FormatKey(e.GroupID), Reason: e.Detail}}
 	case store.EventConnection:
 		st, _ := backend.ParseConnState(e.State)
 		pb.Kind = &daemonv1.Event_Connection{Connection: &daemonv1.NodeConnection{

@@ -383,6 +383,9 @@ const (
 	// outbox item item, whose pending commit was found stale on
 	// resubmission, once the group reaches epoch.
 	jobRerunIntent
+	// jobRecover creates the successor of a group this member leads the
+	// recovery of (recover.go).
+	jobRecover
 )
 
 type groupJob struct {
@@ -443,6 +446,10 @@ func (b *Backend) runJob(ctx context.Context, j groupJob) {
 		}
 	case jobRerunIntent:
 		b.rerunIntent(ctx, j)
+	case jobRecover:
+		if err := b.createSuccessor(ctx, j.group); err != nil && ctx.Err() == nil {
+			b.log.Warn("create the successor of a stuck group", "group", FormatKey(j.group), "err", err)
+		}
 	case jobCommitProposals:
 		_, _, err := b.runPlan(ctx, FormatKey(j.group), commitPlan{kind: intentProposals}, 0)
 		if err != nil && ctx.Err() == nil {

@@ -184,6 +184,9 @@ func (b *Backend) Run(ctx context.Context) error {
 				b.log.Warn("pending commits", "err", err)
 				c.Close()
 			}
+			if err := b.resumeRecoveries(sessCtx, id.PublicKey()); err != nil {
+				b.log.Warn("group recoveries", "err", err)
+			}
 			wg.Go(func() { b.runJobs(sessCtx) })
 		}
 		if b.cfg.Envelopes != nil {

@@ -51,8 +51,11 @@
 //     came in the group's order (Sequenced), never by direct enqueue. A
 //     commit the node accepted (signed, valid on the public tree) whose
 //     secrets do not decrypt or confirm is rejected with an event naming
-//     its signer: the group cannot pass that epoch (recovering it in a
-//     successor group without that member is not built yet).
+//     its signer: the group cannot pass that epoch, and recover.go moves
+//     every honest member, without any command, to a successor group
+//     without that member (the lowest other leaf creates it; the others
+//     join only that leader's Welcome with exactly the expected roster;
+//     the name, history and waiting messages move there).
 //
 //   - Send: encrypt (the sender ratchet moves), store the history entry and
 //     the outbox item in one transaction; the outbox sender hands the item

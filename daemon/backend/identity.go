@@ -144,5 +144,6 @@ func (p trustPolicy) InspectCommit(c *mls.StagedCommit) error {
 // isRefusal reports whether a rejection is the trust policy's.
 func isRefusal(err error) bool {
 	return errors.Is(err, ErrIdentityMismatch) || errors.Is(err, ErrMembershipRefused) ||
-		errors.Is(err, mls.ErrCredentialRefused) || errors.Is(err, mls.ErrProposalRefused) || errors.Is(err, mls.ErrCommitRefused)
+		errors.Is(err, mls.ErrCredentialRefused) || errors.Is(err, mls.ErrProposalRefused) || errors.Is(err, mls.ErrCommitRefused) ||
+		errors.Is(err, ErrRecoveryRefused)
 }

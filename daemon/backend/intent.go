@@ -176,42 +176,12 @@ func (b *Backend) runPlan(ctx context.Context, group string, p commitPlan, rerun
 func (b *Backend) inviteIntent(peers []ed25519.PublicKey, added *[]ed25519.PublicKey) commitIntent {
 	return func(ctx context.Context, c *nodeclient.Client, g *mls.Group, self []byte) (*mls.CommitResult, [][]byte, error) {
 		*added = (*added)[:0]
-		var kps []*mls.KeyPackage
-		var to [][]byte
-		for _, p := range peers {
-			if bytes.Equal(p, self) {
-				return nil, nil, fmt.Errorf("%w: cannot invite yourself", ErrInvalidArgument)
-			}
-			if _, ok := g.MemberByIdentity(p); ok {
-				continue
-			}
-			raw, err := c.FetchKeyPackageSuite(ctx, p, uint16(g.CipherSuite()))
-			if errors.Is(err, nodeclient.ErrNoKeyPackage) {
-				if g.CipherSuite() != DefaultCipherSuite {
-					return nil, nil, fmt.Errorf("%w: the node has no KeyPackage of the group's suite %s for %s: the peer has not registered, or its qpd publishes no post-quantum KeyPackages", ErrNoKeyPackage, g.CipherSuite().Name(), FormatKey(p))
-				}
-				return nil, nil, fmt.Errorf("%w: the node has none for %s (has the peer registered?)", ErrNoKeyPackage, FormatKey(p))
-			}
-			if err != nil {
-				return nil, nil, fmt.Errorf("%w: fetch key package: %w", ErrNotConnected, err)
-			}
-			info := inspectKeyPackage(identityRule, raw, p, time.Now())
-			if !info.Valid {
-				return nil, nil, b.refuseKeyPackage(ctx, g.GroupID(), p, info)
-			}
-			if info.Suite != g.CipherSuite() {
-				return nil, nil, fmt.Errorf("%w: KeyPackage of %s is for suite %v, the group uses %v", ErrInvalidArgument, FormatKey(p), info.Suite, g.CipherSuite())
-			}
-			kp, err := mls.ParseKeyPackage(raw)
-			if err != nil {
-				return nil, nil, fmt.Errorf("%w: KeyPackage of %s: %w", ErrInvalidArgument, FormatKey(p), err)
-			}
-			kps = append(kps, kp)
-			to = append(to, p)
-			*added = append(*added, p)
+		kps, to, err := b.fetchKeyPackages(ctx, c, g, peers, self)
+		if err != nil || len(kps) == 0 {
+			return nil, nil, err
 		}
-		if len(kps) == 0 {
-			return nil, nil, nil
+		for _, p := range to {
+			*added = append(*added, p)
 		}
 		var name string
 		if err := b.view(ctx, func(tx *store.Tx) error {
@@ -228,6 +198,45 @@ func (b *Backend) inviteIntent(peers []ed25519.PublicKey, added *[]ed25519.Publi
 		}
 		return res, to, nil
 	}
+}
+
+// fetchKeyPackages fetches from the node and checks a KeyPackage in g's
+// suite for each of peers not yet a member of g.
+func (b *Backend) fetchKeyPackages(ctx context.Context, c *nodeclient.Client, g *mls.Group, peers []ed25519.PublicKey, self []byte) ([]*mls.KeyPackage, [][]byte, error) {
+	var kps []*mls.KeyPackage
+	var to [][]byte
+	for _, p := range peers {
+		if bytes.Equal(p, self) {
+			return nil, nil, fmt.Errorf("%w: cannot invite yourself", ErrInvalidArgument)
+		}
+		if _, ok := g.MemberByIdentity(p); ok {
+			continue
+		}
+		raw, err := c.FetchKeyPackageSuite(ctx, p, uint16(g.CipherSuite()))
+		if errors.Is(err, nodeclient.ErrNoKeyPackage) {
+			if g.CipherSuite() != DefaultCipherSuite {
+				return nil, nil, fmt.Errorf("%w: the node has no KeyPackage of the group's suite %s for %s: the peer has not registered, or its qpd publishes no post-quantum KeyPackages", ErrNoKeyPackage, g.CipherSuite().Name(), FormatKey(p))
+			}
+			return nil, nil, fmt.Errorf("%w: the node has none for %s (has the peer registered?)", ErrNoKeyPackage, FormatKey(p))
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: fetch key package: %w", ErrNotConnected, err)
+		}
+		info := inspectKeyPackage(identityRule, raw, p, time.Now())
+		if !info.Valid {
+			return nil, nil, b.refuseKeyPackage(ctx, g.GroupID(), p, info)
+		}
+		if info.Suite != g.CipherSuite() {
+			return nil, nil, fmt.Errorf("%w: KeyPackage of %s is for suite %v, the group uses %v", ErrInvalidArgument, FormatKey(p), info.Suite, g.CipherSuite())
+		}
+		kp, err := mls.ParseKeyPackage(raw)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: KeyPackage of %s: %w", ErrInvalidArgument, FormatKey(p), err)
+		}
+		kps = append(kps, kp)
+		to = append(to, p)
+	}
+	return kps, to, nil
 }
 
 // removeIntent removes peer. A peer that is not a member is an error, or,

@@ -37,55 +37,103 @@ var ErrRejectEnvelope = errors.New("envelope rejected")
 // errRejected rolls back a rejected envelope's writes.
 var errRejected = errors.New("rejected")
 
+// maxApplyBatch bounds the envelopes applied in one transaction (and so
+// how long gmu is held at once).
+const maxApplyBatch = 64
+
 // applyEnvelope applies env and advances the cursor in one transaction. It
 // reports whether env was new.
 func (b *Backend) applyEnvelope(ctx context.Context, env nodeclient.Envelope) (bool, error) {
+	n, _, err := b.applyEnvelopes(ctx, []nodeclient.Envelope{env})
+	return n == 1, err
+}
+
+// applyEnvelopes applies envs in order in one transaction, one commit for
+// them all, each inside its own savepoint, and advances the cursor past
+// each one it applied or rejected: a rejected envelope's writes are rolled
+// back alone. Any other failure stops at that envelope: what came before
+// it is committed, it and the rest are delivered again after a reconnect.
+// It reports how many envelopes were new and the cursor it committed (0
+// when the transaction failed).
+func (b *Backend) applyEnvelopes(ctx context.Context, envs []nodeclient.Envelope) (applied int, cursor uint64, err error) {
 	b.gmu.Lock()
 	defer b.gmu.Unlock()
-	var rejectErr error
-	applied := false
-	err := b.update(ctx, func(tx *store.Tx) error {
+	type rejection struct {
+		env nodeclient.Envelope
+		err error
+	}
+	var rejected []rejection
+	var stop error
+	err = b.update(ctx, func(tx *store.Tx) error {
+		applied, rejected, stop = 0, nil, nil
 		cur, err := tx.NodeCursor()
 		if err != nil {
 			return err
 		}
-		if env.Seq <= cur {
-			return nil // delivered again after a reconnect: already applied
-		}
-		if b.dropEnvelope != nil && b.dropEnvelope(env) {
-			return tx.SetNodeCursor(env.Seq)
-		}
-		if nodeclient.IsNodeNotice(env) {
-			if bytes.Equal(env.Payload, nodeclient.NoticeKeyPackagesLow) {
-				b.keyPackagesLow()
+		for _, env := range envs {
+			if env.Seq <= cur {
+				continue // delivered again after a reconnect: already applied
 			}
-			return tx.SetNodeCursor(env.Seq)
-		}
-		if err := b.handleEnvelope(ctx, tx, env); err != nil {
-			if errors.Is(err, ErrRejectEnvelope) {
-				rejectErr = err
-				return errRejected
+			var rejectErr error
+			ok := false
+			err := tx.Savepoint(func(tx *store.Tx) error {
+				var err error
+				ok, rejectErr, err = b.applyOne(ctx, tx, env)
+				return err
+			})
+			if err != nil && !errors.Is(err, errRejected) {
+				stop = err
+				break
 			}
-			return fmt.Errorf("apply envelope %d: %w", env.Seq, err)
-		}
-		applied = true
-		return tx.SetNodeCursor(env.Seq)
-	})
-	if errors.Is(err, errRejected) {
-		b.log.Warn("envelope rejected", "seq", env.Seq, "sender", FormatKey(env.Sender), "err", rejectErr)
-		err = b.update(ctx, func(tx *store.Tx) error {
-			if b.recordReject(tx, env) {
-				if err := rejectedEvent(tx, env, rejectErr); err != nil {
-					return err
+			if rejectErr != nil {
+				rejected = append(rejected, rejection{env, rejectErr})
+				if b.recordReject(tx, env) {
+					if err := rejectedEvent(tx, env, rejectErr); err != nil {
+						return err
+					}
 				}
 			}
-			return tx.SetNodeCursor(env.Seq)
-		})
-	}
+			if ok {
+				applied++
+			}
+			if err := tx.SetNodeCursor(env.Seq); err != nil {
+				return err
+			}
+			cur = env.Seq
+		}
+		cursor = cur
+		return nil
+	})
 	if err != nil {
-		return false, err
+		return 0, 0, err
 	}
-	return applied, nil
+	for _, r := range rejected {
+		b.log.Warn("envelope rejected", "seq", r.env.Seq, "sender", FormatKey(r.env.Sender), "err", r.err)
+	}
+	return applied, cursor, stop
+}
+
+// applyOne applies env inside tx (a savepoint of the batch's transaction)
+// without advancing the cursor. It reports whether env was new, or why it
+// is rejected (its writes are then rolled back: errRejected); any other
+// error means env must be delivered again.
+func (b *Backend) applyOne(ctx context.Context, tx *store.Tx, env nodeclient.Envelope) (applied bool, rejectErr, err error) {
+	if b.dropEnvelope != nil && b.dropEnvelope(env) {
+		return false, nil, nil
+	}
+	if nodeclient.IsNodeNotice(env) {
+		if bytes.Equal(env.Payload, nodeclient.NoticeKeyPackagesLow) {
+			b.keyPackagesLow()
+		}
+		return false, nil, nil
+	}
+	if err := b.handleEnvelope(ctx, tx, env); err != nil {
+		if errors.Is(err, ErrRejectEnvelope) {
+			return false, err, errRejected
+		}
+		return false, nil, fmt.Errorf("apply envelope %d: %w", env.Seq, err)
+	}
+	return true, nil, nil
 }
 
 // handleEnvelope runs the envelope handler. A panic in it (a bug that some
@@ -172,16 +220,19 @@ func (b *Backend) receive(ctx context.Context, c *nodeclient.Client, id ed25519.
 		a.set(cursor)
 	}
 	sub, err := c.Subscribe(ctx, id, cursor, func(dctx context.Context, batch []nodeclient.Envelope) error {
-		var last uint64
-		for _, env := range batch {
-			if _, err := b.applyEnvelope(dctx, env); err != nil {
+		for len(batch) > 0 {
+			n := min(len(batch), maxApplyBatch)
+			_, cursor, err := b.applyEnvelopes(dctx, batch[:n])
+			if cursor > 0 {
+				a.set(cursor)
+			}
+			if err != nil {
 				b.log.Error("receive", "err", err)
 				go c.Close()
 				return err
 			}
-			last = env.Seq
+			batch = batch[n:]
 		}
-		a.set(last)
 		return nil
 	})
 	if err != nil {
@@ -349,7 +400,7 @@ func (b *Backend) deliver(ctx context.Context, c *nodeclient.Client, it store.Ou
 				return fmt.Errorf("fan out outbox item %d: %w", it.ID, err)
 			}
 		}
-		return b.update(ctx, func(tx *store.Tx) error { return tx.SetOutboxState(it.ID, store.OutboxSent, "") })
+		return b.markSent(ctx, it.ID)
 	}
 	for _, r := range it.Recipients {
 		ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -359,5 +410,17 @@ func (b *Backend) deliver(ctx context.Context, c *nodeclient.Client, it store.Ou
 			return fmt.Errorf("enqueue outbox item %d to %x: %w", it.ID, r, err)
 		}
 	}
-	return b.update(ctx, func(tx *store.Tx) error { return tx.SetOutboxState(it.ID, store.OutboxSent, "") })
+	return b.markSent(ctx, it.ID)
+}
+
+// markSent records that the node took outbox item id. The mark does not
+// wait for the disk (store.UpdateNoSync): lost in a power cut, the item
+// goes out again, and the node, which deduplicates on the item's client
+// message id, stores it once.
+func (b *Backend) markSent(ctx context.Context, id int64) error {
+	if err := b.st.UpdateNoSync(ctx, func(tx *store.Tx) error { return tx.SetOutboxState(id, store.OutboxSent, "") }); err != nil {
+		return err
+	}
+	b.changed.broadcast()
+	return nil
 }

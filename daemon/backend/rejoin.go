@@ -136,9 +136,9 @@ func (b *Backend) askRejoin(tx *store.Tx, sg store.Group, g *mls.Group, self []b
 	if t, ok := b.rejoin.asked[key]; ok && time.Since(t) < rejoinAskEvery {
 		return nil
 	}
-	others := otherMembers(g, self)
-	if len(others) == 0 {
-		return nil
+	others, err := rejoinAskable(tx, sg.ID, otherMembers(g, self))
+	if err != nil || len(others) == 0 {
+		return err
 	}
 	id, err := tx.Identity()
 	if err != nil {
@@ -307,6 +307,9 @@ func (b *Backend) rejoinGroup(ctx context.Context, groupID, groupInfo, from []by
 			return err
 		}
 		if _, err := tx.AppendEvent(store.Event{Kind: store.EventJoined, GroupID: groupID, Epoch: ng.Epoch(), By: self, Detail: "rejoined by external commit"}); err != nil {
+			return err
+		}
+		if err := closeRecovery(tx, groupID); err != nil {
 			return err
 		}
 		return tx.SetOutboxState(item.ID, store.OutboxSent, "")

@@ -37,6 +37,9 @@
 //   - welcomes: Welcome messages not yet processed; those of non-contacts
 //     are requests waiting for the user's consent.
 //   - contacts: contacts (name, verified mark) and blocked identities.
+//   - recoveries: groups being moved to a successor without a member whose
+//     commit could not be applied (the expected leader and roster); while
+//     one is open, the group's outgoing messages wait in the outbox.
 //   - node_state: the node queue cursor.
 //   - pinned_certs: the node certificate pinned per node address.
 //

@@ -35,12 +35,23 @@ const (
 	// EventFork: a member's epoch authenticator differs from ours:
 	// GroupID, Member, Epoch.
 	EventFork EventKind = "fork"
+	// EventRecovery: a member's commit the node accepted cannot be applied,
+	// so the group moves to a successor without it: GroupID (the stuck
+	// group), By (the offender, who signed the commit), Member (the member
+	// expected to create the successor), Epoch (the last shared epoch),
+	// Detail (why).
+	EventRecovery EventKind = "recovery"
+	// EventRecovered: the group now lives on in its successor: GroupID
+	// (the successor), State (the old group's id, hex), By (the offender
+	// left out), Member (the member that created the successor), Epoch
+	// (the successor's).
+	EventRecovered EventKind = "recovered"
 )
 
 func (k EventKind) valid() bool {
 	switch k {
 	case EventMessage, EventMemberAdded, EventMemberRemoved, EventJoined, EventLeft, EventConnection, EventRejected, EventRefused,
-		EventRequest, EventContactKeyChanged, EventFork:
+		EventRequest, EventContactKeyChanged, EventFork, EventRecovery, EventRecovered:
 		return true
 	}
 	return false

@@ -120,6 +120,20 @@ CREATE TABLE contacts (
 CREATE UNIQUE INDEX contacts_name ON contacts(name) WHERE name <> '';
 ALTER TABLE welcomes ADD COLUMN request INTEGER NOT NULL DEFAULT 0;
 `,
+	// 5: groups recovered in a successor after a member's commit could not
+	// be applied.
+	`
+CREATE TABLE recoveries (
+	group_id    BLOB PRIMARY KEY REFERENCES groups(group_id),
+	epoch       INTEGER NOT NULL,
+	offender    BLOB NOT NULL,
+	leader      BLOB NOT NULL,
+	roster      BLOB NOT NULL,
+	successor   BLOB NOT NULL DEFAULT x'',
+	done        INTEGER NOT NULL DEFAULT 0,
+	started_at  INTEGER NOT NULL
+);
+`,
 }
 
 // SchemaVersion is the schema version this program writes.

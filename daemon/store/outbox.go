@@ -208,7 +208,10 @@ func (tx *Tx) PendingSends(limit int, skip [][]byte, skipDirect bool) ([]OutboxI
 	if limit <= 0 {
 		limit = 100
 	}
-	q := `SELECT ` + outboxColumns + ` FROM outbox WHERE state = ? AND kind = ?`
+	// A group being recovered (recovery.go) sends nothing: its messages
+	// go out in the successor.
+	q := `SELECT ` + outboxColumns + ` FROM outbox WHERE state = ? AND kind = ?
+		AND coalesce(group_id, x'') NOT IN (SELECT group_id FROM recoveries WHERE done = 0)`
 	args := []any{string(OutboxPending), string(OutboxApplication)}
 	if skipDirect {
 		q += ` AND coalesce(length(group_id), 0) > 0`

@@ -115,6 +115,10 @@ type Tx struct {
 	readOnly bool
 	// scrub is set by writes that delete secrets (scrub.go).
 	scrub bool
+	// savepoints counts the savepoints taken (batch.go), for their names.
+	savepoints int
+	// broken is set when a savepoint failed: tx must not commit.
+	broken error
 }
 
 // Update runs fn in a write transaction and commits it when fn returns nil.
@@ -129,12 +133,21 @@ func (s *Store) View(ctx context.Context, fn func(*Tx) error) error {
 }
 
 func (s *Store) run(ctx context.Context, readOnly bool, fn func(*Tx) error) error {
-	sqlTx, err := s.db.BeginTx(ctx, nil)
+	return s.runTx(ctx, readOnly, fn, func() (*sql.Tx, error) { return s.db.BeginTx(ctx, nil) })
+}
+
+// runTx runs fn in the transaction begin starts.
+func (s *Store) runTx(ctx context.Context, readOnly bool, fn func(*Tx) error, begin func() (*sql.Tx, error)) error {
+	sqlTx, err := begin()
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
 	tx := &Tx{ctx: ctx, tx: sqlTx, now: s.now(), readOnly: readOnly}
-	if err := fn(tx); err != nil {
+	err = fn(tx)
+	if err == nil {
+		err = tx.broken
+	}
+	if err != nil {
 		sqlTx.Rollback()
 		return err
 	}

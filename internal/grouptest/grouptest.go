@@ -151,6 +151,32 @@ func (m *Member) NextEnvelope(t testing.TB, what string) client.Envelope {
 	return envs[0]
 }
 
+// WaitEnvelope waits up to 20 s for m's next envelope that is not a node
+// notice (skipping and acking those), acks it and returns it.
+func (m *Member) WaitEnvelope(t testing.TB, what string) client.Envelope {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		envs, err := m.Conn.Receive(ctx(t), m.Pub, 0, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(envs) == 1 {
+			if _, err := m.Conn.Ack(ctx(t), m.Pub, envs[0].Seq); err != nil {
+				t.Fatal(err)
+			}
+			if !client.IsNodeNotice(envs[0]) {
+				return envs[0]
+			}
+			continue
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s for %x", what, m.Pub[:4])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // Empty fails the test if m's queue holds a message.
 func (m *Member) Empty(t testing.TB) {
 	t.Helper()
@@ -217,4 +243,30 @@ func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return c
+}
+
+// GarbagePathCommit is a commit by m (an external resync of its own leaf,
+// made with cfg: a delivery service allows it, and it carries no
+// membership tag, so every member reads past the framing to the path)
+// that is validly signed and valid on the public tree, but whose encrypted
+// path secrets are corrupted: only the members can tell.
+func GarbagePathCommit(t testing.TB, m *Member, cfg mls.Config) []byte {
+	t.Helper()
+	gi, err := m.Group.GroupInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, resync, err := mls.JoinExternal(gi, m.Signer, &mls.ExternalJoinOptions{Resync: true, Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Resign(t, resync, m.Signer.SignaturePriv, m.Group.GroupContext(), func(fc *mls.FramedContent) {
+		for i := range fc.Commit.Path.Nodes {
+			for j := range fc.Commit.Path.Nodes[i].EncryptedPathSecret {
+				c := &fc.Commit.Path.Nodes[i].EncryptedPathSecret[j]
+				c.Ciphertext = bytes.Clone(c.Ciphertext)
+				c.Ciphertext[0] ^= 1
+			}
+		}
+	})
 }

@@ -57,7 +57,7 @@ func CreateGroup(cs CipherSuite, groupID []byte, signer *Signer, opts *CreateOpt
 		EncryptionKey: encPub,
 		SignatureKey:  bytes.Clone(signer.SignaturePub),
 		Credential:    *cloneCredential(&signer.Credential),
-		Capabilities:  defaultCapabilities(cs, extTypes),
+		Capabilities:  defaultCapabilities(cs, extTypes, signer),
 		Source:        LeafNodeSourceKeyPackage,
 		Lifetime:      &Lifetime{NotBefore: uint64(now.Add(-time.Hour).Unix()), NotAfter: uint64(now.Add(DefaultKeyPackageLifetime).Unix())},
 		Extensions:    []Extension{},

@@ -366,7 +366,7 @@ func JoinExternal(groupInfo []byte, signer *Signer, opts *ExternalJoinOptions) (
 	tmpl := &LeafNode{
 		SignatureKey: bytes.Clone(signer.SignaturePub),
 		Credential:   *cloneCredential(&signer.Credential),
-		Capabilities: defaultCapabilities(s.ID(), extTypes),
+		Capabilities: defaultCapabilities(s.ID(), extTypes, signer),
 		Source:       LeafNodeSourceKeyPackage,
 		Lifetime:     &Lifetime{NotBefore: uint64(now.Unix()), NotAfter: uint64(now.Unix())},
 		Extensions:   []Extension{},

@@ -26,6 +26,12 @@ type Signer struct {
 	Credential    Credential
 	SignaturePub  []byte
 	SignaturePriv []byte
+	// CredentialTypes are further credential types the client accepts
+	// from other members; its leaves list them in their capabilities
+	// after basic and Credential's own type (RFC 9420 §7.2: a leaf may
+	// join only a group whose members all support its credential type,
+	// and must support every type in use).
+	CredentialTypes []CredentialType
 }
 
 // NewSigner returns a Signer with a basic credential for identity and a fresh
@@ -127,7 +133,7 @@ func UnmarshalKeyPackagePrivate(b []byte) (*KeyPackagePrivate, error) {
 
 // defaultCapabilities returns the capabilities this package advertises for
 // suite cs, with the given extra extension types.
-func defaultCapabilities(cs CipherSuite, extTypes []ExtensionType) Capabilities {
+func defaultCapabilities(cs CipherSuite, extTypes []ExtensionType, signer *Signer) Capabilities {
 	exts := []ExtensionType{}
 	for _, t := range extTypes {
 		if !isDefaultExtension(t) && !slices.Contains(exts, t) {
@@ -139,8 +145,20 @@ func defaultCapabilities(cs CipherSuite, extTypes []ExtensionType) Capabilities 
 		CipherSuites: []CipherSuite{cs},
 		Extensions:   exts,
 		Proposals:    []ProposalType{},
-		Credentials:  []CredentialType{CredentialBasic},
+		Credentials:  signer.credentialTypes(),
 	}
+}
+
+// credentialTypes are the credential types the signer's leaves support:
+// basic, its own, then the further ones it lists, without repeats.
+func (s *Signer) credentialTypes() []CredentialType {
+	out := []CredentialType{CredentialBasic}
+	for _, t := range append([]CredentialType{s.Credential.Type}, s.CredentialTypes...) {
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // isDefaultExtension reports whether t is one of the extension types of RFC
@@ -192,7 +210,7 @@ func GenerateKeyPackage(cs CipherSuite, signer *Signer, opts *KeyPackageParams) 
 		EncryptionKey: encPub,
 		SignatureKey:  bytes.Clone(signer.SignaturePub),
 		Credential:    signer.Credential,
-		Capabilities:  defaultCapabilities(cs, extTypes),
+		Capabilities:  defaultCapabilities(cs, extTypes, signer),
 		Source:        LeafNodeSourceKeyPackage,
 		Lifetime:      &Lifetime{NotBefore: uint64(notBefore.Unix()), NotAfter: uint64(now.Add(life).Unix())},
 		Extensions:    cloneExtensions(opts.LeafExtensions),

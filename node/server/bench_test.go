@@ -29,8 +29,13 @@ func benchPayload() []byte {
 }
 
 func benchNode(b *testing.B) *testNode {
-	// The group benchmarks connect 1000 members from loopback.
-	return startTestNode(b, server.Config{RateLimit: rate.Inf, RateBurst: 1, MaxConnsPerIP: 100000, MaxConns: 100000}, store.Limits{MaxQueueDepth: 1 << 30})
+	return startTestNode(b, benchConfig(), store.Limits{MaxQueueDepth: 1 << 30})
+}
+
+// benchConfig is the benchmarks' node configuration: no rate limit, and
+// room for the group benchmarks' 1000 members connecting from loopback.
+func benchConfig() server.Config {
+	return server.Config{RateLimit: rate.Inf, RateBurst: 1, MaxConnsPerIP: 100000, MaxConns: 100000}
 }
 
 // BenchmarkEnqueueReceive: one sender enqueues b.N messages one after

@@ -397,16 +397,34 @@ func TestGroupViewSharedAndDurable(t *testing.T) {
 	alice, bob := grouptest.NewMember(t), grouptest.NewMember(t)
 	alice.Conn, bob.Conn = a.dial(t, alice.Priv), b.dial(t, bob.Priv)
 	g := grouptest.Form(t, alice, bob)
-	// Both build a commit for epoch 1; through different nodes, one wins.
+	// Both build a commit for epoch 1 and submit it at the same time,
+	// through different nodes: exactly one wins, the other is stale, and
+	// the loser applies the winner's commit.
 	ua, _ := alice.Group.SelfUpdate(nil)
 	ub, _ := bob.Group.SelfUpdate(nil)
-	bob.Submit(t, ub)
-	_, err := alice.Conn.SubmitCommit(ctx, client.CommitRequest{Message: ua.Message})
-	grpNodeErr(t, "the loser through the other node", err, client.ErrStaleEpoch)
-	if err := alice.Group.DiscardPendingCommit(); err != nil {
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, sub := range []struct {
+		m   *grouptest.Member
+		msg []byte
+	}{{alice, ua.Message}, {bob, ub.Message}} {
+		wg.Go(func() { _, errs[i] = sub.m.Conn.SubmitCommit(ctx, client.CommitRequest{Message: sub.msg}) })
+	}
+	wg.Wait()
+	winner, loser := alice, bob
+	if errs[0] != nil {
+		winner, loser = bob, alice
+		grpNodeErr(t, "the loser of the concurrent commits", errs[0], client.ErrStaleEpoch)
+	} else {
+		grpNodeErr(t, "the loser of the concurrent commits", errs[1], client.ErrStaleEpoch)
+	}
+	if _, err := winner.Group.MergePendingCommit(); err != nil {
 		t.Fatal(err)
 	}
-	alice.Apply(t, alice.Next(t, "bob's commit"))
+	if err := loser.Group.DiscardPendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	loser.Apply(t, loser.Next(t, "the winner's commit"))
 	// A third node, started after all this, knows the view.
 	c := startPostgresNode(t, conn)
 	carol := grouptest.NewMember(t)

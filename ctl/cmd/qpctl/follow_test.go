@@ -21,15 +21,39 @@ import (
 )
 
 // followHandler records each envelope from the node queue as a message of
-// one group (standing in for MLS decryption).
-type followHandler struct{ group []byte }
+// one group (standing in for MLS decryption); the payload "recover" stands
+// in for a recovery: the group moves to a successor, with its history and
+// name, as qpd records it.
+type followHandler struct{ group *[]byte }
+
+// followSuccessor is the successor group's id after "recover".
+var followSuccessor = bytes.Repeat([]byte{0x5c}, store.GroupIDSize)
 
 func (h followHandler) HandleEnvelope(ctx context.Context, tx *store.Tx, env nodeclient.Envelope) error {
-	m, err := tx.AppendMessage(store.Message{GroupID: h.group, MessageID: env.ClientMsgID, Sender: env.Sender, Text: string(env.Payload), SentAt: env.EnqueuedAt})
+	if string(env.Payload) == "recover" {
+		old, err := tx.Group(*h.group)
+		if err != nil {
+			return err
+		}
+		if err := tx.PutGroup(store.Group{ID: followSuccessor, Name: old.Name, State: []byte("s"), Epoch: 1}); err != nil {
+			return err
+		}
+		old.LeftAt = tx.Now()
+		if err := tx.PutGroup(old); err != nil {
+			return err
+		}
+		if err := tx.MoveHistory(old.ID, followSuccessor); err != nil {
+			return err
+		}
+		*h.group = followSuccessor
+		_, err = tx.AppendEvent(store.Event{Kind: store.EventRecovered, GroupID: followSuccessor, State: backend.FormatKey(old.ID), By: env.Sender, Member: env.Sender, Epoch: 1})
+		return err
+	}
+	m, err := tx.AppendMessage(store.Message{GroupID: *h.group, MessageID: env.ClientMsgID, Sender: env.Sender, Text: string(env.Payload), SentAt: env.EnqueuedAt})
 	if err != nil {
 		return err
 	}
-	_, err = tx.AppendEvent(store.Event{Kind: store.EventMessage, GroupID: h.group, MessageSeq: m.Seq})
+	_, err = tx.AppendEvent(store.Event{Kind: store.EventMessage, GroupID: *h.group, MessageSeq: m.Seq})
 	return err
 }
 
@@ -44,7 +68,7 @@ func TestE2ERecvFollow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := backend.New(backend.Config{Store: st, NodeAddr: node.Addr, NodeCert: node.CertDER, Envelopes: followHandler{gid},
+	b, err := backend.New(backend.Config{Store: st, NodeAddr: node.Addr, NodeCert: node.CertDER, Envelopes: followHandler{&gid},
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -126,6 +150,16 @@ func TestE2ERecvFollow(t *testing.T) {
 		if m.Text != text || m.Seq != uint64(i+2) || m.Sender != backend.FormatKey(peerID.Public().(ed25519.PublicKey)) {
 			t.Fatalf("followed %+v, want %q from the peer", m, text)
 		}
+	}
+	// The group recovers in a successor: qpctl follows it there, and its
+	// message numbers go on.
+	for _, text := range []string{"recover", "in the successor"} {
+		if _, _, err := peer.Enqueue(ctx, reg.Identity, []byte(text), []byte(text)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m := next(); m.Text != "in the successor" || m.Seq != 4 || m.GroupID != backend.FormatKey(followSuccessor) {
+		t.Fatalf("followed %+v after the recovery, want the successor's message 4", m)
 	}
 	// What was printed is marked read.
 	deadline := time.Now().Add(10 * time.Second)

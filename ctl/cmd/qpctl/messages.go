@@ -295,7 +295,7 @@ func (a *app) follow(ctx context.Context, c *client.Client, group string, head u
 	cursor := head
 	reconnecting := false
 	for {
-		err := a.followStream(ctx, c, &cursor, groupID, peek, printed, &reconnecting)
+		err := a.followStream(ctx, c, &cursor, &groupID, peek, printed, &reconnecting)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -315,8 +315,10 @@ func (a *app) follow(ctx context.Context, c *client.Client, group string, head u
 }
 
 // followStream subscribes after *cursor and handles events until the
-// stream ends, advancing *cursor past each event handled.
-func (a *app) followStream(ctx context.Context, c *client.Client, cursor *uint64, groupID string, peek bool, printed map[string]uint64, reconnecting *bool) error {
+// stream ends, advancing *cursor past each event handled. A group that qpd
+// recovered in a successor (its history moved there, numbers kept) is
+// followed on in the successor: *groupID moves with it.
+func (a *app) followStream(ctx context.Context, c *client.Client, cursor *uint64, groupID *string, peek bool, printed map[string]uint64, reconnecting *bool) error {
 	stream, err := c.Subscribe(ctx, &daemonv1.SubscribeRequest{AfterSeq: *cursor}, grpc.WaitForReady(true))
 	if err != nil {
 		return err
@@ -330,8 +332,15 @@ func (a *app) followStream(ctx context.Context, c *client.Client, cursor *uint64
 			a.stderrf("qpctl recv: qpd is back; resuming\n")
 			*reconnecting = false
 		}
+		if r := ev.GetRecovered(); r != nil {
+			printed[r.GetSuccessorId()] = max(printed[r.GetSuccessorId()], printed[r.GetGroupId()])
+			if *groupID == r.GetGroupId() {
+				*groupID = r.GetSuccessorId()
+				a.stderrf("qpctl recv: group %s continues in %s without %s\n", r.GetGroupId(), r.GetSuccessorId(), r.GetOffender())
+			}
+		}
 		m := ev.GetMessage()
-		if m != nil && (groupID == "" || m.GetGroupId() == groupID) && m.GetSeq() > printed[m.GetGroupId()] {
+		if m != nil && (*groupID == "" || m.GetGroupId() == *groupID) && m.GetSeq() > printed[m.GetGroupId()] {
 			if err := a.printMessage(m); err != nil {
 				return err
 			}

@@ -48,6 +48,7 @@ func BenchmarkEnqueue1KiBParallel(b *testing.B) {
 	payload := make([]byte, 1024)
 	b.SetBytes(int64(len(payload)))
 	b.ReportAllocs()
+	before := s.commits.Load()
 	b.RunParallel(func(pb *testing.PB) {
 		r := storetest.Key(fmt.Sprintf("r %p", pb))
 		for pb.Next() {
@@ -56,6 +57,7 @@ func BenchmarkEnqueue1KiBParallel(b *testing.B) {
 			}
 		}
 	})
+	b.ReportMetric(float64(b.N)/float64(s.commits.Load()-before), "calls/commit")
 }
 
 // BenchmarkReceiveAck100 is one Receive of a batch of 100 messages of 1 KiB

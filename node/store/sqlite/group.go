@@ -28,11 +28,9 @@ type groupDedup struct {
 }
 
 // lookupGroupDedup finds the remembered submission of (group, sender, id), if any.
-func lookupGroupDedup(ctx context.Context, tx *sql.Tx, groupID, sender, clientMsgID []byte) (*groupDedup, error) {
+func (s *Store) lookupGroupDedup(ctx context.Context, tx *sql.Tx, groupID, sender, clientMsgID []byte) (*groupDedup, error) {
 	var d groupDedup
-	err := tx.QueryRowContext(ctx, `
-SELECT kind, digest, epoch, group_seq FROM group_dedup
-WHERE group_id = ? AND sender = ? AND client_msg_id = ?`, groupID, sender, clientMsgID).
+	err := s.queryRow(ctx, tx, groupDedupQuery, groupID, sender, clientMsgID).
 		Scan(&d.kind, &d.digest, &d.epoch, &d.groupSeq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
@@ -52,6 +50,40 @@ func (d *groupDedup) matches(kind int, digest [32]byte) error {
 	return nil
 }
 
+// The statements of SubmitCommit and FanOut.
+var (
+	groupDedupQuery = hot(`
+SELECT kind, digest, epoch, group_seq FROM group_dedup
+WHERE group_id = ? AND sender = ? AND client_msg_id = ?`)
+	groupDedupInsert = hot(`
+INSERT INTO group_dedup (group_id, sender, client_msg_id, kind, digest, epoch, group_seq, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+	groupQuery   = hot(`SELECT epoch, view FROM groups WHERE group_id = ? AND view IS NOT NULL`)
+	memberQuery  = hot(`SELECT 1 FROM group_members WHERE group_id = ? AND identity = ?`)
+	advanceEpoch = hot(`
+UPDATE groups SET epoch = ?, last_seq = last_seq + 1, view = ? WHERE group_id = ? RETURNING last_seq`)
+	advanceGroupSeq = hot(`
+UPDATE groups SET last_seq = last_seq + 1, view = ? WHERE group_id = ? RETURNING last_seq`)
+	otherMembersQuery = hot(`SELECT identity FROM group_members WHERE group_id = ? AND identity != ?`)
+	clearRoster       = hot(`DELETE FROM group_members WHERE group_id = ?`)
+	insertRoster      = hot(`
+INSERT OR IGNORE INTO group_members (group_id, identity) SELECT ?, unhex(value) FROM json_each(?)`)
+)
+
+// The statements of a fan-out to several recipients, who travel as one JSON
+// array of hex strings.
+var (
+	advanceQueues = hot(`
+INSERT INTO queues (recipient, last_seq, depth) SELECT unhex(value), 1, 1 FROM json_each(?) WHERE true
+ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + 1, depth = depth + 1`)
+	fullQueueQuery = hot(`
+SELECT recipient, depth FROM queues WHERE recipient IN (SELECT unhex(value) FROM json_each(?)) AND depth > ? LIMIT 1`)
+	insertPayload        = hot(`INSERT INTO payloads (data, refs) VALUES (?, ?) RETURNING id`)
+	insertSharedMessages = hot(`
+INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at, payload_ref, sequenced)
+SELECT recipient, last_seq, ?, ?, x'', ?, ?, 1 FROM queues WHERE recipient IN (SELECT unhex(value) FROM json_each(?))`)
+)
+
 // lockedGroup is a group's row as a write transaction sees it.
 type lockedGroup struct {
 	epoch int64
@@ -61,16 +93,16 @@ type lockedGroup struct {
 // loadGroup reads groupID's row for a write and reports store.ErrNotMember
 // unless the group was created and its roster lists sender. (SQLite runs one
 // write transaction at a time: the row stays as read until the commit.)
-func loadGroup(ctx context.Context, tx *sql.Tx, groupID, sender []byte) (lockedGroup, error) {
+func (s *Store) loadGroup(ctx context.Context, tx *sql.Tx, groupID, sender []byte) (lockedGroup, error) {
 	var g lockedGroup
-	err := tx.QueryRowContext(ctx, `SELECT epoch, view FROM groups WHERE group_id = ? AND view IS NOT NULL`, groupID).Scan(&g.epoch, &g.view)
+	err := s.queryRow(ctx, tx, groupQuery, groupID).Scan(&g.epoch, &g.view)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return g, fmt.Errorf("group %x: %x: %w", groupID, sender, store.ErrNotMember)
 	case err != nil:
 		return g, err
 	}
-	if err := checkMember(ctx, tx, groupID, sender); err != nil {
+	if err := s.checkMember(ctx, tx, groupID, sender); err != nil {
 		return g, err
 	}
 	return g, nil
@@ -92,7 +124,7 @@ ON CONFLICT (group_id) DO NOTHING`, groupID, int64(epoch), s.now().UnixNano(), v
 		if n, err := res.RowsAffected(); err != nil || n == 0 {
 			return fmt.Errorf("sqlite: %s: group %x: %w", op, groupID, store.ErrGroupExists)
 		}
-		if err := setRoster(ctx, tx, groupID, roster); err != nil {
+		if err := s.setRoster(ctx, tx, groupID, roster); err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
 		return nil
@@ -120,7 +152,7 @@ func (s *Store) SubmitCommit(ctx context.Context, groupID []byte, epoch uint64, 
 	var res store.CommitResult
 	err = s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
 		if len(clientMsgID) > 0 {
-			d, err := lookupGroupDedup(ctx, tx, groupID, sender, clientMsgID)
+			d, err := s.lookupGroupDedup(ctx, tx, groupID, sender, clientMsgID)
 			if err != nil {
 				return fmt.Errorf("sqlite: %s: %w", op, err)
 			}
@@ -133,7 +165,7 @@ func (s *Store) SubmitCommit(ctx context.Context, groupID []byte, epoch uint64, 
 			}
 		}
 		now := s.now().UnixNano()
-		g, err := loadGroup(ctx, tx, groupID, sender)
+		g, err := s.loadGroup(ctx, tx, groupID, sender)
 		switch {
 		case err != nil:
 			return fmt.Errorf("sqlite: %s: %w", op, err)
@@ -149,12 +181,10 @@ func (s *Store) SubmitCommit(ctx context.Context, groupID []byte, epoch uint64, 
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
 		var seq int64
-		if err := tx.QueryRowContext(ctx, `
-UPDATE groups SET epoch = ?, last_seq = last_seq + 1, view = ? WHERE group_id = ? RETURNING last_seq`,
-			int64(epoch)+1, v.View, groupID).Scan(&seq); err != nil {
+		if err := s.queryRow(ctx, tx, advanceEpoch, int64(epoch)+1, v.View, groupID).Scan(&seq); err != nil {
 			return fmt.Errorf("sqlite: %s: advance epoch: %w", op, err)
 		}
-		if err := setRoster(ctx, tx, groupID, v.Roster); err != nil {
+		if err := s.setRoster(ctx, tx, groupID, v.Roster); err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
 		if err := s.fanOutTx(ctx, tx, v.Recipients, sender, clientMsgID, commit, now); err != nil {
@@ -164,9 +194,7 @@ UPDATE groups SET epoch = ?, last_seq = last_seq + 1, view = ? WHERE group_id = 
 			return fmt.Errorf("sqlite: %s: welcome: %w", op, err)
 		}
 		if len(clientMsgID) > 0 {
-			if _, err := tx.ExecContext(ctx, `
-INSERT INTO group_dedup (group_id, sender, client_msg_id, kind, digest, epoch, group_seq, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, groupID, sender, clientMsgID, kindCommit, digest[:], int64(epoch), seq, now); err != nil {
+			if _, err := s.exec(ctx, tx, groupDedupInsert, groupID, sender, clientMsgID, kindCommit, digest[:], int64(epoch), seq, now); err != nil {
 				return fmt.Errorf("sqlite: %s: remember client message id: %w", op, err)
 			}
 		}
@@ -197,7 +225,7 @@ func (s *Store) FanOut(ctx context.Context, groupID, sender, clientMsgID, payloa
 	)
 	err = s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
 		if len(clientMsgID) > 0 {
-			d, err := lookupGroupDedup(ctx, tx, groupID, sender, clientMsgID)
+			d, err := s.lookupGroupDedup(ctx, tx, groupID, sender, clientMsgID)
 			if err != nil {
 				return fmt.Errorf("sqlite: %s: %w", op, err)
 			}
@@ -209,7 +237,7 @@ func (s *Store) FanOut(ctx context.Context, groupID, sender, clientMsgID, payloa
 				return nil
 			}
 		}
-		g, err := loadGroup(ctx, tx, groupID, sender)
+		g, err := s.loadGroup(ctx, tx, groupID, sender)
 		if err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
@@ -223,11 +251,10 @@ func (s *Store) FanOut(ctx context.Context, groupID, sender, clientMsgID, payloa
 			}
 		}
 		now := s.now().UnixNano()
-		if err := tx.QueryRowContext(ctx, `
-UPDATE groups SET last_seq = last_seq + 1, view = ? WHERE group_id = ? RETURNING last_seq`, view, groupID).Scan(&seq); err != nil {
+		if err := s.queryRow(ctx, tx, advanceGroupSeq, view, groupID).Scan(&seq); err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
-		recipients, err = otherMembers(ctx, tx, groupID, sender)
+		recipients, err = s.otherMembers(ctx, tx, groupID, sender)
 		if err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
@@ -235,9 +262,7 @@ UPDATE groups SET last_seq = last_seq + 1, view = ? WHERE group_id = ? RETURNING
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
 		if len(clientMsgID) > 0 {
-			if _, err := tx.ExecContext(ctx, `
-INSERT INTO group_dedup (group_id, sender, client_msg_id, kind, digest, epoch, group_seq, created_at)
-VALUES (?, ?, ?, ?, ?, 0, ?, ?)`, groupID, sender, clientMsgID, kindApplication, digest[:], seq, now); err != nil {
+			if _, err := s.exec(ctx, tx, groupDedupInsert, groupID, sender, clientMsgID, kindApplication, digest[:], 0, seq, now); err != nil {
 				return fmt.Errorf("sqlite: %s: remember client message id: %w", op, err)
 			}
 		}
@@ -250,8 +275,8 @@ VALUES (?, ?, ?, ?, ?, 0, ?, ?)`, groupID, sender, clientMsgID, kindApplication,
 }
 
 // otherMembers lists the roster of groupID without sender.
-func otherMembers(ctx context.Context, tx *sql.Tx, groupID, sender []byte) ([][]byte, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT identity FROM group_members WHERE group_id = ? AND identity != ?`, groupID, sender)
+func (s *Store) otherMembers(ctx context.Context, tx *sql.Tx, groupID, sender []byte) ([][]byte, error) {
+	rows, err := s.query(ctx, tx, otherMembersQuery, groupID, sender)
 	if err != nil {
 		return nil, fmt.Errorf("read roster: %w", err)
 	}
@@ -269,9 +294,9 @@ func otherMembers(ctx context.Context, tx *sql.Tx, groupID, sender []byte) ([][]
 
 // checkMember reports store.ErrNotMember when the roster of groupID does
 // not list sender.
-func checkMember(ctx context.Context, tx *sql.Tx, groupID, sender []byte) error {
+func (s *Store) checkMember(ctx context.Context, tx *sql.Tx, groupID, sender []byte) error {
 	var one int
-	err := tx.QueryRowContext(ctx, `SELECT 1 FROM group_members WHERE group_id = ? AND identity = ?`, groupID, sender).Scan(&one)
+	err := s.queryRow(ctx, tx, memberQuery, groupID, sender).Scan(&one)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("group %x: %x: %w", groupID, sender, store.ErrNotMember)
@@ -282,13 +307,11 @@ func checkMember(ctx context.Context, tx *sql.Tx, groupID, sender []byte) error 
 }
 
 // setRoster makes roster the group's roster, replacing the previous one.
-func setRoster(ctx context.Context, tx *sql.Tx, groupID []byte, roster [][]byte) error {
-	if _, err := tx.ExecContext(ctx, `DELETE FROM group_members WHERE group_id = ?`, groupID); err != nil {
+func (s *Store) setRoster(ctx context.Context, tx *sql.Tx, groupID []byte, roster [][]byte) error {
+	if _, err := s.exec(ctx, tx, clearRoster, groupID); err != nil {
 		return fmt.Errorf("clear roster: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `
-INSERT OR IGNORE INTO group_members (group_id, identity) SELECT ?, unhex(value) FROM json_each(?)`,
-		groupID, hexList(roster)); err != nil {
+	if _, err := s.exec(ctx, tx, insertRoster, groupID, hexList(roster)); err != nil {
 		return fmt.Errorf("store roster: %w", err)
 	}
 	return nil
@@ -323,20 +346,14 @@ func (s *Store) fanOutTx(ctx context.Context, tx *sql.Tx, recipients [][]byte, s
 		return err
 	}
 	list := hexList(recipients)
-	const each = `SELECT unhex(value) FROM json_each(?)`
-
-	if _, err := tx.ExecContext(ctx, `
-INSERT INTO queues (recipient, last_seq, depth) SELECT unhex(value), 1, 1 FROM json_each(?) WHERE true
-ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + 1, depth = depth + 1`, list); err != nil {
+	if _, err := s.exec(ctx, tx, advanceQueues, list); err != nil {
 		return fmt.Errorf("advance queues: %w", err)
 	}
 	var (
 		full  []byte
 		depth int64
 	)
-	err := tx.QueryRowContext(ctx, `
-SELECT recipient, depth FROM queues WHERE recipient IN (`+each+`) AND depth > ? LIMIT 1`,
-		list, s.limits.MaxQueueDepth).Scan(&full, &depth)
+	err := s.queryRow(ctx, tx, fullQueueQuery, list, s.limits.MaxQueueDepth).Scan(&full, &depth)
 	switch {
 	case err == nil:
 		return fmt.Errorf("queue of %x holds %d messages (limit %d): %w",
@@ -345,14 +362,10 @@ SELECT recipient, depth FROM queues WHERE recipient IN (`+each+`) AND depth > ? 
 		return fmt.Errorf("check queue depth: %w", err)
 	}
 	var ref int64
-	if err := tx.QueryRowContext(ctx, `INSERT INTO payloads (data, refs) VALUES (?, ?) RETURNING id`,
-		payload, len(recipients)).Scan(&ref); err != nil {
+	if err := s.queryRow(ctx, tx, insertPayload, payload, len(recipients)).Scan(&ref); err != nil {
 		return fmt.Errorf("store payload: %w", err)
 	}
-	res, err := tx.ExecContext(ctx, `
-INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at, payload_ref, sequenced)
-SELECT recipient, last_seq, ?, ?, x'', ?, ?, 1 FROM queues WHERE recipient IN (`+each+`)`,
-		sender, nonNil(clientMsgID), now, ref, list)
+	res, err := s.exec(ctx, tx, insertSharedMessages, sender, nonNil(clientMsgID), now, ref, list)
 	if err != nil {
 		return fmt.Errorf("store messages: %w", err)
 	}

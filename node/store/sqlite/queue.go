@@ -29,6 +29,21 @@ func clampSeq(v uint64) int64 {
 	return int64(v)
 }
 
+// The statements of Enqueue and Ack.
+var (
+	enqueueDedupQuery  = hot(`SELECT seq FROM enqueue_dedup WHERE recipient = ? AND sender = ? AND client_msg_id = ?`)
+	enqueueDedupInsert = hot(`INSERT INTO enqueue_dedup (recipient, sender, client_msg_id, seq, created_at) VALUES (?, ?, ?, ?, ?)`)
+	advanceQueue       = hot(`
+INSERT INTO queues (recipient, last_seq, depth, stranger_count, stranger_bytes) VALUES (?1, 1, 1, ?2, ?3)
+ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + 1, depth = depth + 1,
+	stranger_count = stranger_count + ?2, stranger_bytes = stranger_bytes + ?3
+RETURNING last_seq, depth, stranger_count, stranger_bytes`)
+	insertMessage = hot(`
+INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at, stranger, sequenced) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+	deleteMessages = hot(`DELETE FROM messages WHERE recipient = ? AND seq <= ?`)
+	shrinkQueue    = hot(`UPDATE queues SET depth = depth - ? WHERE recipient = ?`)
+)
+
 // Enqueue implements store.Store. A queue already holding
 // Limits.MaxQueueDepth messages refuses more with store.ErrLimit. A non-empty
 // clientMsgID is remembered for DedupRetention after the enqueue, so a repeat
@@ -44,9 +59,7 @@ func (s *Store) Enqueue(ctx context.Context, recipient, sender, clientMsgID, pay
 	)
 	err := s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
 		if len(clientMsgID) > 0 {
-			err := tx.QueryRowContext(ctx,
-				`SELECT seq FROM enqueue_dedup WHERE recipient = ? AND sender = ? AND client_msg_id = ?`,
-				recipient, nonNil(sender), clientMsgID).Scan(&seq)
+			err := s.queryRow(ctx, tx, enqueueDedupQuery, recipient, nonNil(sender), clientMsgID).Scan(&seq)
 			if err == nil {
 				dup = true
 				return nil
@@ -65,9 +78,7 @@ func (s *Store) Enqueue(ctx context.Context, recipient, sender, clientMsgID, pay
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
 		if len(clientMsgID) > 0 {
-			if _, err := tx.ExecContext(ctx,
-				`INSERT INTO enqueue_dedup (recipient, sender, client_msg_id, seq, created_at) VALUES (?, ?, ?, ?, ?)`,
-				recipient, nonNil(sender), clientMsgID, seq, now); err != nil {
+			if _, err := s.exec(ctx, tx, enqueueDedupInsert, recipient, nonNil(sender), clientMsgID, seq, now); err != nil {
 				return fmt.Errorf("sqlite: %s: remember client message id: %w", op, err)
 			}
 		}
@@ -96,11 +107,7 @@ func (s *Store) appendMsgTx(ctx context.Context, tx *sql.Tx, recipient, sender, 
 	if direct != nil && *direct {
 		stranger, size = 1, int64(len(payload))
 	}
-	err := tx.QueryRowContext(ctx, `
-INSERT INTO queues (recipient, last_seq, depth, stranger_count, stranger_bytes) VALUES (?1, 1, 1, ?2, ?3)
-ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + 1, depth = depth + 1,
-	stranger_count = stranger_count + ?2, stranger_bytes = stranger_bytes + ?3
-RETURNING last_seq, depth, stranger_count, stranger_bytes`, recipient, stranger, size).Scan(&seq, &depth, &strangers, &strangerBytes)
+	err := s.queryRow(ctx, tx, advanceQueue, recipient, stranger, size).Scan(&seq, &depth, &strangers, &strangerBytes)
 	if err != nil {
 		return 0, err
 	}
@@ -113,8 +120,7 @@ RETURNING last_seq, depth, stranger_count, stranger_bytes`, recipient, stranger,
 			return 0, err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `
-INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at, stranger, sequenced) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	if _, err := s.exec(ctx, tx, insertMessage,
 		recipient, seq, nonNil(sender), nonNil(clientMsgID), nonNil(payload), now, stranger, direct == nil); err != nil {
 		return 0, err
 	}
@@ -158,7 +164,7 @@ func (s *Store) Ack(ctx context.Context, recipient []byte, upTo uint64) (int, er
 	var n int64
 	err := s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
-		n, err = deleteUpTo(ctx, tx, recipient, clampSeq(upTo))
+		n, err = s.deleteUpTo(ctx, tx, recipient, clampSeq(upTo))
 		if err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
@@ -169,8 +175,8 @@ func (s *Store) Ack(ctx context.Context, recipient []byte, upTo uint64) (int, er
 
 // deleteUpTo deletes recipient's messages with seq <= upTo and keeps the
 // queue's depth in step.
-func deleteUpTo(ctx context.Context, tx *sql.Tx, recipient []byte, upTo int64) (int64, error) {
-	res, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE recipient = ? AND seq <= ?`, recipient, upTo)
+func (s *Store) deleteUpTo(ctx context.Context, tx *sql.Tx, recipient []byte, upTo int64) (int64, error) {
+	res, err := s.exec(ctx, tx, deleteMessages, recipient, upTo)
 	if err != nil {
 		return 0, err
 	}
@@ -179,7 +185,7 @@ func deleteUpTo(ctx context.Context, tx *sql.Tx, recipient []byte, upTo int64) (
 		return 0, err
 	}
 	if n > 0 {
-		if _, err := tx.ExecContext(ctx, `UPDATE queues SET depth = depth - ? WHERE recipient = ?`, n, recipient); err != nil {
+		if _, err := s.exec(ctx, tx, shrinkQueue, n, recipient); err != nil {
 			return 0, err
 		}
 	}
@@ -203,7 +209,7 @@ WHERE m.recipient = ? ORDER BY m.seq`, recipient))
 		if len(msgs) == 0 {
 			return nil
 		}
-		if _, err := deleteUpTo(ctx, tx, recipient, int64(msgs[len(msgs)-1].Seq)); err != nil {
+		if _, err := s.deleteUpTo(ctx, tx, recipient, int64(msgs[len(msgs)-1].Seq)); err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
 		return nil

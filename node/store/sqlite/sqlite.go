@@ -58,8 +58,9 @@ type Store struct {
 	w *sql.DB // one connection, BEGIN IMMEDIATE: every write goes through it
 	r *sql.DB // a small pool of query_only connections for reads
 
-	receiveStmt  *sql.Stmt // receiveQuery on r
-	strangerStmt *sql.Stmt // strangerQuery on w
+	receiveStmt  *sql.Stmt            // receiveQuery on r
+	strangerStmt *sql.Stmt            // strangerQuery on w
+	hot          map[string]*sql.Stmt // the write path's statements on w (stmts.go)
 
 	writes     chan *writeReq // to writeLoop; closed by Close
 	writerDone chan struct{}
@@ -132,6 +133,11 @@ func Open(ctx context.Context, path string, limits store.Limits, logger *slog.Lo
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: prepare: %w", path, err)
 	}
+	hot, err := prepareHot(ctx, w)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
 	r, err := openDB(path, true)
 	if err != nil {
 		w.Close()
@@ -155,6 +161,7 @@ func Open(ctx context.Context, path string, limits store.Limits, logger *slog.Lo
 		r:            r,
 		receiveStmt:  receiveStmt,
 		strangerStmt: strangerStmt,
+		hot:          hot,
 		writes:       make(chan *writeReq),
 		writerDone:   make(chan struct{}),
 		stopPrune:    make(chan struct{}),
@@ -243,7 +250,7 @@ func (s *Store) Close() error {
 	<-s.writerDone
 	close(s.stopPrune)
 	<-s.pruneDone
-	err := errors.Join(s.receiveStmt.Close(), s.strangerStmt.Close(), s.r.Close(), s.w.Close())
+	err := errors.Join(s.receiveStmt.Close(), s.strangerStmt.Close(), closeStmts(s.hot), s.r.Close(), s.w.Close())
 	if err != nil {
 		return fmt.Errorf("sqlite: close %s: %w", s.path, err)
 	}

@@ -22,6 +22,13 @@ import (
 // other calls' work with it. A call whose context is done before its work
 // starts is not run.
 
+// The savepoint of each call of a batch.
+var (
+	savepointCall = hot(`SAVEPOINT call`)
+	rollbackCall  = hot(`ROLLBACK TO call`)
+	releaseCall   = hot(`RELEASE call`)
+)
+
 // maxWriteBatch bounds the calls committed together.
 const maxWriteBatch = 256
 
@@ -114,17 +121,17 @@ func (s *Store) runBatch(batch []*writeReq) {
 	var broken error // the transaction can no longer be trusted
 	for i, r := range live {
 		ctx := context.WithoutCancel(r.ctx)
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT call"); err != nil {
+		if _, err := s.exec(ctx, tx, savepointCall); err != nil {
 			broken = fmt.Errorf("savepoint: %w", err)
 			break
 		}
 		if errs[i] = r.fn(ctx, tx); errs[i] != nil {
-			if _, err := tx.ExecContext(ctx, "ROLLBACK TO call"); err != nil {
+			if _, err := s.exec(ctx, tx, rollbackCall); err != nil {
 				broken = fmt.Errorf("roll back a failed call: %w (after %w)", err, errs[i])
 				break
 			}
 		}
-		if _, err := tx.ExecContext(ctx, "RELEASE call"); err != nil {
+		if _, err := s.exec(ctx, tx, releaseCall); err != nil {
 			broken = fmt.Errorf("release savepoint: %w", err)
 			break
 		}

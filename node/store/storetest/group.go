@@ -31,6 +31,7 @@ func runGroups(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Group/ReusedIDOtherContent", testGroupReusedID},
 		{"Group/FanOut", testGroupFanOut},
 		{"Group/FanOutUpdatesView", testGroupFanOutUpdate},
+		{"Group/PublicView", testGroupPublicView},
 		{"Group/RemovedMembers", testGroupRemovedMembers},
 		{"Group/FullQueueRefusesAll", testGroupFullQueue},
 		{"Group/Invalid", testGroupInvalid},

@@ -27,7 +27,8 @@
 // epoch) with stale-epoch errors naming the current epoch (also under 10
 // concurrent committers), all-or-nothing fan-out of commits, Welcomes and
 // application messages, per-group sequence numbers and idempotent
-// resubmission, and registration: tokens by hash with uses and expiry,
+// resubmission, real public views (mls.PublicGroup) moved by real commits
+// and kept across a reopen, and registration: tokens by hash with uses and expiry,
 // redeemed atomically. RunQuotas checks strangers' share of a queue, the
 // room kept for group traffic, expiry, disk usage and the last-resort
 // package on its own.
@@ -100,6 +101,7 @@ func RunPersistence(t *testing.T, newBacking func(t *testing.T) (open func(t *te
 	t.Helper()
 	t.Run("Persistence/Reopen", func(t *testing.T) { testReopen(t, newBacking(t)) })
 	t.Run("Persistence/GroupsReopen", func(t *testing.T) { testGroupsReopen(t, newBacking(t)) })
+	t.Run("Persistence/PublicViewReopen", func(t *testing.T) { testPublicViewReopen(t, newBacking(t)) })
 }
 
 // Key returns a distinct, deterministic 32-byte identity key for label.

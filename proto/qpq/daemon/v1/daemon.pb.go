@@ -1925,6 +1925,8 @@ type Event struct {
 	//	*Event_Request
 	//	*Event_ContactKeyChanged
 	//	*Event_Fork
+	//	*Event_Recovery
+	//	*Event_Recovered
 	Kind          isEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2080,6 +2082,24 @@ func (x *Event) GetFork() *ForkDetected {
 	return nil
 }
 
+func (x *Event) GetRecovery() *GroupRecovery {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_Recovery); ok {
+			return x.Recovery
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetRecovered() *GroupRecovery {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_Recovered); ok {
+			return x.Recovered
+		}
+	}
+	return nil
+}
+
 type isEvent_Kind interface {
 	isEvent_Kind()
 }
@@ -2128,6 +2148,14 @@ type Event_Fork struct {
 	Fork *ForkDetected `protobuf:"bytes,20,opt,name=fork,proto3,oneof"`
 }
 
+type Event_Recovery struct {
+	Recovery *GroupRecovery `protobuf:"bytes,21,opt,name=recovery,proto3,oneof"`
+}
+
+type Event_Recovered struct {
+	Recovered *GroupRecovery `protobuf:"bytes,22,opt,name=recovered,proto3,oneof"`
+}
+
 func (*Event_Message) isEvent_Kind() {}
 
 func (*Event_MemberAdded) isEvent_Kind() {}
@@ -2150,6 +2178,115 @@ func (*Event_ContactKeyChanged) isEvent_Kind() {}
 
 func (*Event_Fork) isEvent_Kind() {}
 
+func (*Event_Recovery) isEvent_Kind() {}
+
+func (*Event_Recovered) isEvent_Kind() {}
+
+// A member's commit that the node accepted cannot be applied (its
+// encrypted path secrets or confirmation do not check out): the group
+// cannot pass that epoch. In a `recovery` event the daemon starts moving
+// the group, without any command, to a successor group of every other
+// member of the last shared epoch, created by the leader; in a `recovered`
+// event the successor holds them all and carries the group's name,
+// history and waiting messages.
+type GroupRecovery struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stuck group's id (hex) and name.
+	GroupId   string `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	GroupName string `protobuf:"bytes,2,opt,name=group_name,json=groupName,proto3" json:"group_name,omitempty"`
+	// The member whose commit could not be applied (hex), left out.
+	Offender string `protobuf:"bytes,3,opt,name=offender,proto3" json:"offender,omitempty"`
+	// The member that creates the successor (hex).
+	Leader string `protobuf:"bytes,4,opt,name=leader,proto3" json:"leader,omitempty"`
+	// The last epoch the members shared (recovery); the successor's epoch
+	// (recovered).
+	Epoch uint64 `protobuf:"varint,5,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The successor group's id (hex), in `recovered`.
+	SuccessorId   string `protobuf:"bytes,6,opt,name=successor_id,json=successorId,proto3" json:"successor_id,omitempty"`
+	Reason        string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupRecovery) Reset() {
+	*x = GroupRecovery{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupRecovery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupRecovery) ProtoMessage() {}
+
+func (x *GroupRecovery) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupRecovery.ProtoReflect.Descriptor instead.
+func (*GroupRecovery) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *GroupRecovery) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *GroupRecovery) GetGroupName() string {
+	if x != nil {
+		return x.GroupName
+	}
+	return ""
+}
+
+func (x *GroupRecovery) GetOffender() string {
+	if x != nil {
+		return x.Offender
+	}
+	return ""
+}
+
+func (x *GroupRecovery) GetLeader() string {
+	if x != nil {
+		return x.Leader
+	}
+	return ""
+}
+
+func (x *GroupRecovery) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *GroupRecovery) GetSuccessorId() string {
+	if x != nil {
+		return x.SuccessorId
+	}
+	return ""
+}
+
+func (x *GroupRecovery) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // Something the daemon's trust policy refused: a leaf whose credential is
 // not its signature key's (a substituted KeyPackage, an impersonating Add,
 // UpdatePath or resync), a proposal or commit a member may not make.
@@ -2169,7 +2306,7 @@ type PolicyRefusal struct {
 
 func (x *PolicyRefusal) Reset() {
 	*x = PolicyRefusal{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[28]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2181,7 +2318,7 @@ func (x *PolicyRefusal) String() string {
 func (*PolicyRefusal) ProtoMessage() {}
 
 func (x *PolicyRefusal) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[28]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2194,7 +2331,7 @@ func (x *PolicyRefusal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyRefusal.ProtoReflect.Descriptor instead.
 func (*PolicyRefusal) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{28}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PolicyRefusal) GetGroupId() string {
@@ -2245,7 +2382,7 @@ type InvitationRequest struct {
 
 func (x *InvitationRequest) Reset() {
 	*x = InvitationRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[29]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2257,7 +2394,7 @@ func (x *InvitationRequest) String() string {
 func (*InvitationRequest) ProtoMessage() {}
 
 func (x *InvitationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[29]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2270,7 +2407,7 @@ func (x *InvitationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvitationRequest.ProtoReflect.Descriptor instead.
 func (*InvitationRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{29}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *InvitationRequest) GetId() uint64 {
@@ -2299,7 +2436,7 @@ type ContactKeyChanged struct {
 
 func (x *ContactKeyChanged) Reset() {
 	*x = ContactKeyChanged{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[30]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2311,7 +2448,7 @@ func (x *ContactKeyChanged) String() string {
 func (*ContactKeyChanged) ProtoMessage() {}
 
 func (x *ContactKeyChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[30]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2324,7 +2461,7 @@ func (x *ContactKeyChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactKeyChanged.ProtoReflect.Descriptor instead.
 func (*ContactKeyChanged) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{30}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ContactKeyChanged) GetName() string {
@@ -2363,7 +2500,7 @@ type ForkDetected struct {
 
 func (x *ForkDetected) Reset() {
 	*x = ForkDetected{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[31]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2375,7 +2512,7 @@ func (x *ForkDetected) String() string {
 func (*ForkDetected) ProtoMessage() {}
 
 func (x *ForkDetected) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[31]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2388,7 +2525,7 @@ func (x *ForkDetected) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForkDetected.ProtoReflect.Descriptor instead.
 func (*ForkDetected) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{31}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ForkDetected) GetGroupId() string {
@@ -2440,7 +2577,7 @@ type Request struct {
 
 func (x *Request) Reset() {
 	*x = Request{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[32]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2452,7 +2589,7 @@ func (x *Request) String() string {
 func (*Request) ProtoMessage() {}
 
 func (x *Request) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[32]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2465,7 +2602,7 @@ func (x *Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Request.ProtoReflect.Descriptor instead.
 func (*Request) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{32}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Request) GetId() uint64 {
@@ -2532,7 +2669,7 @@ type ListRequestsRequest struct {
 
 func (x *ListRequestsRequest) Reset() {
 	*x = ListRequestsRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[33]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2544,7 +2681,7 @@ func (x *ListRequestsRequest) String() string {
 func (*ListRequestsRequest) ProtoMessage() {}
 
 func (x *ListRequestsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[33]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2557,7 +2694,7 @@ func (x *ListRequestsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequestsRequest.ProtoReflect.Descriptor instead.
 func (*ListRequestsRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{33}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{34}
 }
 
 type ListRequestsResponse struct {
@@ -2569,7 +2706,7 @@ type ListRequestsResponse struct {
 
 func (x *ListRequestsResponse) Reset() {
 	*x = ListRequestsResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[34]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2581,7 +2718,7 @@ func (x *ListRequestsResponse) String() string {
 func (*ListRequestsResponse) ProtoMessage() {}
 
 func (x *ListRequestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[34]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2594,7 +2731,7 @@ func (x *ListRequestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequestsResponse.ProtoReflect.Descriptor instead.
 func (*ListRequestsResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{34}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListRequestsResponse) GetRequests() []*Request {
@@ -2615,7 +2752,7 @@ type AcceptRequestRequest struct {
 
 func (x *AcceptRequestRequest) Reset() {
 	*x = AcceptRequestRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[35]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2627,7 +2764,7 @@ func (x *AcceptRequestRequest) String() string {
 func (*AcceptRequestRequest) ProtoMessage() {}
 
 func (x *AcceptRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[35]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2640,7 +2777,7 @@ func (x *AcceptRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptRequestRequest.ProtoReflect.Descriptor instead.
 func (*AcceptRequestRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{35}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AcceptRequestRequest) GetId() uint64 {
@@ -2666,7 +2803,7 @@ type AcceptRequestResponse struct {
 
 func (x *AcceptRequestResponse) Reset() {
 	*x = AcceptRequestResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[36]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2678,7 +2815,7 @@ func (x *AcceptRequestResponse) String() string {
 func (*AcceptRequestResponse) ProtoMessage() {}
 
 func (x *AcceptRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[36]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2691,7 +2828,7 @@ func (x *AcceptRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptRequestResponse.ProtoReflect.Descriptor instead.
 func (*AcceptRequestResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{36}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AcceptRequestResponse) GetGroup() *Group {
@@ -2710,7 +2847,7 @@ type DeclineRequestRequest struct {
 
 func (x *DeclineRequestRequest) Reset() {
 	*x = DeclineRequestRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[37]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2722,7 +2859,7 @@ func (x *DeclineRequestRequest) String() string {
 func (*DeclineRequestRequest) ProtoMessage() {}
 
 func (x *DeclineRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[37]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2735,7 +2872,7 @@ func (x *DeclineRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeclineRequestRequest.ProtoReflect.Descriptor instead.
 func (*DeclineRequestRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{37}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DeclineRequestRequest) GetId() uint64 {
@@ -2753,7 +2890,7 @@ type DeclineRequestResponse struct {
 
 func (x *DeclineRequestResponse) Reset() {
 	*x = DeclineRequestResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[38]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2765,7 +2902,7 @@ func (x *DeclineRequestResponse) String() string {
 func (*DeclineRequestResponse) ProtoMessage() {}
 
 func (x *DeclineRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[38]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2778,7 +2915,7 @@ func (x *DeclineRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeclineRequestResponse.ProtoReflect.Descriptor instead.
 func (*DeclineRequestResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{38}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{39}
 }
 
 type BlockRequest struct {
@@ -2791,7 +2928,7 @@ type BlockRequest struct {
 
 func (x *BlockRequest) Reset() {
 	*x = BlockRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[39]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2803,7 +2940,7 @@ func (x *BlockRequest) String() string {
 func (*BlockRequest) ProtoMessage() {}
 
 func (x *BlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[39]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2816,7 +2953,7 @@ func (x *BlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockRequest.ProtoReflect.Descriptor instead.
 func (*BlockRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{39}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *BlockRequest) GetIdentity() string {
@@ -2836,7 +2973,7 @@ type BlockResponse struct {
 
 func (x *BlockResponse) Reset() {
 	*x = BlockResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[40]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2848,7 +2985,7 @@ func (x *BlockResponse) String() string {
 func (*BlockResponse) ProtoMessage() {}
 
 func (x *BlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[40]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2861,7 +2998,7 @@ func (x *BlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockResponse.ProtoReflect.Descriptor instead.
 func (*BlockResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{40}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *BlockResponse) GetRequestsDeleted() uint32 {
@@ -2880,7 +3017,7 @@ type UnblockRequest struct {
 
 func (x *UnblockRequest) Reset() {
 	*x = UnblockRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[41]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2892,7 +3029,7 @@ func (x *UnblockRequest) String() string {
 func (*UnblockRequest) ProtoMessage() {}
 
 func (x *UnblockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[41]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2905,7 +3042,7 @@ func (x *UnblockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnblockRequest.ProtoReflect.Descriptor instead.
 func (*UnblockRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{41}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *UnblockRequest) GetIdentity() string {
@@ -2923,7 +3060,7 @@ type UnblockResponse struct {
 
 func (x *UnblockResponse) Reset() {
 	*x = UnblockResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[42]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2935,7 +3072,7 @@ func (x *UnblockResponse) String() string {
 func (*UnblockResponse) ProtoMessage() {}
 
 func (x *UnblockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[42]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2948,7 +3085,7 @@ func (x *UnblockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnblockResponse.ProtoReflect.Descriptor instead.
 func (*UnblockResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{42}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{43}
 }
 
 type Contact struct {
@@ -2967,7 +3104,7 @@ type Contact struct {
 
 func (x *Contact) Reset() {
 	*x = Contact{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[43]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2979,7 +3116,7 @@ func (x *Contact) String() string {
 func (*Contact) ProtoMessage() {}
 
 func (x *Contact) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[43]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2992,7 +3129,7 @@ func (x *Contact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Contact.ProtoReflect.Descriptor instead.
 func (*Contact) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{43}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Contact) GetIdentity() string {
@@ -3047,7 +3184,7 @@ type AddContactRequest struct {
 
 func (x *AddContactRequest) Reset() {
 	*x = AddContactRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[44]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3059,7 +3196,7 @@ func (x *AddContactRequest) String() string {
 func (*AddContactRequest) ProtoMessage() {}
 
 func (x *AddContactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[44]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3072,7 +3209,7 @@ func (x *AddContactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddContactRequest.ProtoReflect.Descriptor instead.
 func (*AddContactRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{44}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *AddContactRequest) GetIdentity() string {
@@ -3100,7 +3237,7 @@ type AddContactResponse struct {
 
 func (x *AddContactResponse) Reset() {
 	*x = AddContactResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[45]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3112,7 +3249,7 @@ func (x *AddContactResponse) String() string {
 func (*AddContactResponse) ProtoMessage() {}
 
 func (x *AddContactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[45]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3125,7 +3262,7 @@ func (x *AddContactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddContactResponse.ProtoReflect.Descriptor instead.
 func (*AddContactResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{45}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *AddContactResponse) GetContact() *Contact {
@@ -3150,7 +3287,7 @@ type ListContactsRequest struct {
 
 func (x *ListContactsRequest) Reset() {
 	*x = ListContactsRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[46]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3162,7 +3299,7 @@ func (x *ListContactsRequest) String() string {
 func (*ListContactsRequest) ProtoMessage() {}
 
 func (x *ListContactsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[46]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3175,7 +3312,7 @@ func (x *ListContactsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContactsRequest.ProtoReflect.Descriptor instead.
 func (*ListContactsRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{46}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{47}
 }
 
 type ListContactsResponse struct {
@@ -3187,7 +3324,7 @@ type ListContactsResponse struct {
 
 func (x *ListContactsResponse) Reset() {
 	*x = ListContactsResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[47]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3199,7 +3336,7 @@ func (x *ListContactsResponse) String() string {
 func (*ListContactsResponse) ProtoMessage() {}
 
 func (x *ListContactsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[47]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3212,7 +3349,7 @@ func (x *ListContactsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContactsResponse.ProtoReflect.Descriptor instead.
 func (*ListContactsResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{47}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListContactsResponse) GetContacts() []*Contact {
@@ -3232,7 +3369,7 @@ type RemoveContactRequest struct {
 
 func (x *RemoveContactRequest) Reset() {
 	*x = RemoveContactRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[48]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3244,7 +3381,7 @@ func (x *RemoveContactRequest) String() string {
 func (*RemoveContactRequest) ProtoMessage() {}
 
 func (x *RemoveContactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[48]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3257,7 +3394,7 @@ func (x *RemoveContactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContactRequest.ProtoReflect.Descriptor instead.
 func (*RemoveContactRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{48}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RemoveContactRequest) GetContact() string {
@@ -3275,7 +3412,7 @@ type RemoveContactResponse struct {
 
 func (x *RemoveContactResponse) Reset() {
 	*x = RemoveContactResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[49]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3287,7 +3424,7 @@ func (x *RemoveContactResponse) String() string {
 func (*RemoveContactResponse) ProtoMessage() {}
 
 func (x *RemoveContactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[49]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3300,7 +3437,7 @@ func (x *RemoveContactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContactResponse.ProtoReflect.Descriptor instead.
 func (*RemoveContactResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{49}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{50}
 }
 
 type SafetyNumberRequest struct {
@@ -3313,7 +3450,7 @@ type SafetyNumberRequest struct {
 
 func (x *SafetyNumberRequest) Reset() {
 	*x = SafetyNumberRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[50]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3325,7 +3462,7 @@ func (x *SafetyNumberRequest) String() string {
 func (*SafetyNumberRequest) ProtoMessage() {}
 
 func (x *SafetyNumberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[50]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3338,7 +3475,7 @@ func (x *SafetyNumberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SafetyNumberRequest.ProtoReflect.Descriptor instead.
 func (*SafetyNumberRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{50}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SafetyNumberRequest) GetContact() string {
@@ -3362,7 +3499,7 @@ type SafetyNumberResponse struct {
 
 func (x *SafetyNumberResponse) Reset() {
 	*x = SafetyNumberResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[51]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3374,7 +3511,7 @@ func (x *SafetyNumberResponse) String() string {
 func (*SafetyNumberResponse) ProtoMessage() {}
 
 func (x *SafetyNumberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[51]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3387,7 +3524,7 @@ func (x *SafetyNumberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SafetyNumberResponse.ProtoReflect.Descriptor instead.
 func (*SafetyNumberResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{51}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *SafetyNumberResponse) GetDigits() string {
@@ -3422,7 +3559,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[52]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3434,7 +3571,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[52]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3447,7 +3584,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{52}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *VerifyRequest) GetContact() string {
@@ -3473,7 +3610,7 @@ type VerifyResponse struct {
 
 func (x *VerifyResponse) Reset() {
 	*x = VerifyResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[53]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3485,7 +3622,7 @@ func (x *VerifyResponse) String() string {
 func (*VerifyResponse) ProtoMessage() {}
 
 func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[53]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3498,7 +3635,7 @@ func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResponse.ProtoReflect.Descriptor instead.
 func (*VerifyResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{53}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *VerifyResponse) GetContact() *Contact {
@@ -3525,7 +3662,7 @@ type RejectedEnvelope struct {
 
 func (x *RejectedEnvelope) Reset() {
 	*x = RejectedEnvelope{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[54]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3537,7 +3674,7 @@ func (x *RejectedEnvelope) String() string {
 func (*RejectedEnvelope) ProtoMessage() {}
 
 func (x *RejectedEnvelope) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[54]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3550,7 +3687,7 @@ func (x *RejectedEnvelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectedEnvelope.ProtoReflect.Descriptor instead.
 func (*RejectedEnvelope) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{54}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *RejectedEnvelope) GetGroupId() string {
@@ -3596,7 +3733,7 @@ type MemberEvent struct {
 
 func (x *MemberEvent) Reset() {
 	*x = MemberEvent{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[55]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3608,7 +3745,7 @@ func (x *MemberEvent) String() string {
 func (*MemberEvent) ProtoMessage() {}
 
 func (x *MemberEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[55]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3621,7 +3758,7 @@ func (x *MemberEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberEvent.ProtoReflect.Descriptor instead.
 func (*MemberEvent) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{55}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *MemberEvent) GetGroupId() string {
@@ -3669,7 +3806,7 @@ type RemoveRequest struct {
 
 func (x *RemoveRequest) Reset() {
 	*x = RemoveRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[56]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3681,7 +3818,7 @@ func (x *RemoveRequest) String() string {
 func (*RemoveRequest) ProtoMessage() {}
 
 func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[56]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3694,7 +3831,7 @@ func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{56}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *RemoveRequest) GetGroup() string {
@@ -3720,7 +3857,7 @@ type RemoveResponse struct {
 
 func (x *RemoveResponse) Reset() {
 	*x = RemoveResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[57]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3732,7 +3869,7 @@ func (x *RemoveResponse) String() string {
 func (*RemoveResponse) ProtoMessage() {}
 
 func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[57]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3745,7 +3882,7 @@ func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveResponse.ProtoReflect.Descriptor instead.
 func (*RemoveResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{57}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *RemoveResponse) GetGroup() *Group {
@@ -3764,7 +3901,7 @@ type LeaveRequest struct {
 
 func (x *LeaveRequest) Reset() {
 	*x = LeaveRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[58]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3776,7 +3913,7 @@ func (x *LeaveRequest) String() string {
 func (*LeaveRequest) ProtoMessage() {}
 
 func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[58]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3789,7 +3926,7 @@ func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{58}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *LeaveRequest) GetGroup() string {
@@ -3807,7 +3944,7 @@ type LeaveResponse struct {
 
 func (x *LeaveResponse) Reset() {
 	*x = LeaveResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[59]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3819,7 +3956,7 @@ func (x *LeaveResponse) String() string {
 func (*LeaveResponse) ProtoMessage() {}
 
 func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[59]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3832,7 +3969,7 @@ func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveResponse.ProtoReflect.Descriptor instead.
 func (*LeaveResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{59}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{60}
 }
 
 type UpdateRequest struct {
@@ -3845,7 +3982,7 @@ type UpdateRequest struct {
 
 func (x *UpdateRequest) Reset() {
 	*x = UpdateRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[60]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3857,7 +3994,7 @@ func (x *UpdateRequest) String() string {
 func (*UpdateRequest) ProtoMessage() {}
 
 func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[60]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3870,7 +4007,7 @@ func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{60}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *UpdateRequest) GetGroup() string {
@@ -3889,7 +4026,7 @@ type UpdateResponse struct {
 
 func (x *UpdateResponse) Reset() {
 	*x = UpdateResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[61]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3901,7 +4038,7 @@ func (x *UpdateResponse) String() string {
 func (*UpdateResponse) ProtoMessage() {}
 
 func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[61]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3914,7 +4051,7 @@ func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateResponse.ProtoReflect.Descriptor instead.
 func (*UpdateResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{61}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *UpdateResponse) GetGroups() []*Group {
@@ -4065,7 +4202,7 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x04more\x18\x03 \x01(\bR\x04more\"J\n" +
 	"\x10SubscribeRequest\x12\x1b\n" +
 	"\tafter_seq\x18\x01 \x01(\x04R\bafterSeq\x12\x19\n" +
-	"\bfrom_now\x18\x02 \x01(\bR\afromNow\"\xe2\x05\n" +
+	"\bfrom_now\x18\x02 \x01(\bR\afromNow\"\xdc\x06\n" +
 	"\x05Event\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x122\n" +
@@ -4082,8 +4219,19 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\arefused\x18\x11 \x01(\v2\x1c.qpq.daemon.v1.PolicyRefusalH\x00R\arefused\x12<\n" +
 	"\arequest\x18\x12 \x01(\v2 .qpq.daemon.v1.InvitationRequestH\x00R\arequest\x12R\n" +
 	"\x13contact_key_changed\x18\x13 \x01(\v2 .qpq.daemon.v1.ContactKeyChangedH\x00R\x11contactKeyChanged\x121\n" +
-	"\x04fork\x18\x14 \x01(\v2\x1b.qpq.daemon.v1.ForkDetectedH\x00R\x04forkB\x06\n" +
-	"\x04kind\"\x84\x01\n" +
+	"\x04fork\x18\x14 \x01(\v2\x1b.qpq.daemon.v1.ForkDetectedH\x00R\x04fork\x12:\n" +
+	"\brecovery\x18\x15 \x01(\v2\x1c.qpq.daemon.v1.GroupRecoveryH\x00R\brecovery\x12<\n" +
+	"\trecovered\x18\x16 \x01(\v2\x1c.qpq.daemon.v1.GroupRecoveryH\x00R\trecoveredB\x06\n" +
+	"\x04kind\"\xce\x01\n" +
+	"\rGroupRecovery\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1d\n" +
+	"\n" +
+	"group_name\x18\x02 \x01(\tR\tgroupName\x12\x1a\n" +
+	"\boffender\x18\x03 \x01(\tR\boffender\x12\x16\n" +
+	"\x06leader\x18\x04 \x01(\tR\x06leader\x12\x14\n" +
+	"\x05epoch\x18\x05 \x01(\x04R\x05epoch\x12!\n" +
+	"\fsuccessor_id\x18\x06 \x01(\tR\vsuccessorId\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\"\x84\x01\n" +
 	"\rPolicyRefusal\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1a\n" +
 	"\bidentity\x18\x02 \x01(\tR\bidentity\x12\x0e\n" +
@@ -4241,7 +4389,7 @@ func file_qpq_daemon_v1_daemon_proto_rawDescGZIP() []byte {
 }
 
 var file_qpq_daemon_v1_daemon_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_qpq_daemon_v1_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_qpq_daemon_v1_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
 var file_qpq_daemon_v1_daemon_proto_goTypes = []any{
 	(ConnectionState)(0),           // 0: qpq.daemon.v1.ConnectionState
 	(DeliveryState)(0),             // 1: qpq.daemon.v1.DeliveryState
@@ -4273,143 +4421,146 @@ var file_qpq_daemon_v1_daemon_proto_goTypes = []any{
 	(*MessagesResponse)(nil),       // 27: qpq.daemon.v1.MessagesResponse
 	(*SubscribeRequest)(nil),       // 28: qpq.daemon.v1.SubscribeRequest
 	(*Event)(nil),                  // 29: qpq.daemon.v1.Event
-	(*PolicyRefusal)(nil),          // 30: qpq.daemon.v1.PolicyRefusal
-	(*InvitationRequest)(nil),      // 31: qpq.daemon.v1.InvitationRequest
-	(*ContactKeyChanged)(nil),      // 32: qpq.daemon.v1.ContactKeyChanged
-	(*ForkDetected)(nil),           // 33: qpq.daemon.v1.ForkDetected
-	(*Request)(nil),                // 34: qpq.daemon.v1.Request
-	(*ListRequestsRequest)(nil),    // 35: qpq.daemon.v1.ListRequestsRequest
-	(*ListRequestsResponse)(nil),   // 36: qpq.daemon.v1.ListRequestsResponse
-	(*AcceptRequestRequest)(nil),   // 37: qpq.daemon.v1.AcceptRequestRequest
-	(*AcceptRequestResponse)(nil),  // 38: qpq.daemon.v1.AcceptRequestResponse
-	(*DeclineRequestRequest)(nil),  // 39: qpq.daemon.v1.DeclineRequestRequest
-	(*DeclineRequestResponse)(nil), // 40: qpq.daemon.v1.DeclineRequestResponse
-	(*BlockRequest)(nil),           // 41: qpq.daemon.v1.BlockRequest
-	(*BlockResponse)(nil),          // 42: qpq.daemon.v1.BlockResponse
-	(*UnblockRequest)(nil),         // 43: qpq.daemon.v1.UnblockRequest
-	(*UnblockResponse)(nil),        // 44: qpq.daemon.v1.UnblockResponse
-	(*Contact)(nil),                // 45: qpq.daemon.v1.Contact
-	(*AddContactRequest)(nil),      // 46: qpq.daemon.v1.AddContactRequest
-	(*AddContactResponse)(nil),     // 47: qpq.daemon.v1.AddContactResponse
-	(*ListContactsRequest)(nil),    // 48: qpq.daemon.v1.ListContactsRequest
-	(*ListContactsResponse)(nil),   // 49: qpq.daemon.v1.ListContactsResponse
-	(*RemoveContactRequest)(nil),   // 50: qpq.daemon.v1.RemoveContactRequest
-	(*RemoveContactResponse)(nil),  // 51: qpq.daemon.v1.RemoveContactResponse
-	(*SafetyNumberRequest)(nil),    // 52: qpq.daemon.v1.SafetyNumberRequest
-	(*SafetyNumberResponse)(nil),   // 53: qpq.daemon.v1.SafetyNumberResponse
-	(*VerifyRequest)(nil),          // 54: qpq.daemon.v1.VerifyRequest
-	(*VerifyResponse)(nil),         // 55: qpq.daemon.v1.VerifyResponse
-	(*RejectedEnvelope)(nil),       // 56: qpq.daemon.v1.RejectedEnvelope
-	(*MemberEvent)(nil),            // 57: qpq.daemon.v1.MemberEvent
-	(*RemoveRequest)(nil),          // 58: qpq.daemon.v1.RemoveRequest
-	(*RemoveResponse)(nil),         // 59: qpq.daemon.v1.RemoveResponse
-	(*LeaveRequest)(nil),           // 60: qpq.daemon.v1.LeaveRequest
-	(*LeaveResponse)(nil),          // 61: qpq.daemon.v1.LeaveResponse
-	(*UpdateRequest)(nil),          // 62: qpq.daemon.v1.UpdateRequest
-	(*UpdateResponse)(nil),         // 63: qpq.daemon.v1.UpdateResponse
-	(*timestamppb.Timestamp)(nil),  // 64: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 65: google.protobuf.Duration
+	(*GroupRecovery)(nil),          // 30: qpq.daemon.v1.GroupRecovery
+	(*PolicyRefusal)(nil),          // 31: qpq.daemon.v1.PolicyRefusal
+	(*InvitationRequest)(nil),      // 32: qpq.daemon.v1.InvitationRequest
+	(*ContactKeyChanged)(nil),      // 33: qpq.daemon.v1.ContactKeyChanged
+	(*ForkDetected)(nil),           // 34: qpq.daemon.v1.ForkDetected
+	(*Request)(nil),                // 35: qpq.daemon.v1.Request
+	(*ListRequestsRequest)(nil),    // 36: qpq.daemon.v1.ListRequestsRequest
+	(*ListRequestsResponse)(nil),   // 37: qpq.daemon.v1.ListRequestsResponse
+	(*AcceptRequestRequest)(nil),   // 38: qpq.daemon.v1.AcceptRequestRequest
+	(*AcceptRequestResponse)(nil),  // 39: qpq.daemon.v1.AcceptRequestResponse
+	(*DeclineRequestRequest)(nil),  // 40: qpq.daemon.v1.DeclineRequestRequest
+	(*DeclineRequestResponse)(nil), // 41: qpq.daemon.v1.DeclineRequestResponse
+	(*BlockRequest)(nil),           // 42: qpq.daemon.v1.BlockRequest
+	(*BlockResponse)(nil),          // 43: qpq.daemon.v1.BlockResponse
+	(*UnblockRequest)(nil),         // 44: qpq.daemon.v1.UnblockRequest
+	(*UnblockResponse)(nil),        // 45: qpq.daemon.v1.UnblockResponse
+	(*Contact)(nil),                // 46: qpq.daemon.v1.Contact
+	(*AddContactRequest)(nil),      // 47: qpq.daemon.v1.AddContactRequest
+	(*AddContactResponse)(nil),     // 48: qpq.daemon.v1.AddContactResponse
+	(*ListContactsRequest)(nil),    // 49: qpq.daemon.v1.ListContactsRequest
+	(*ListContactsResponse)(nil),   // 50: qpq.daemon.v1.ListContactsResponse
+	(*RemoveContactRequest)(nil),   // 51: qpq.daemon.v1.RemoveContactRequest
+	(*RemoveContactResponse)(nil),  // 52: qpq.daemon.v1.RemoveContactResponse
+	(*SafetyNumberRequest)(nil),    // 53: qpq.daemon.v1.SafetyNumberRequest
+	(*SafetyNumberResponse)(nil),   // 54: qpq.daemon.v1.SafetyNumberResponse
+	(*VerifyRequest)(nil),          // 55: qpq.daemon.v1.VerifyRequest
+	(*VerifyResponse)(nil),         // 56: qpq.daemon.v1.VerifyResponse
+	(*RejectedEnvelope)(nil),       // 57: qpq.daemon.v1.RejectedEnvelope
+	(*MemberEvent)(nil),            // 58: qpq.daemon.v1.MemberEvent
+	(*RemoveRequest)(nil),          // 59: qpq.daemon.v1.RemoveRequest
+	(*RemoveResponse)(nil),         // 60: qpq.daemon.v1.RemoveResponse
+	(*LeaveRequest)(nil),           // 61: qpq.daemon.v1.LeaveRequest
+	(*LeaveResponse)(nil),          // 62: qpq.daemon.v1.LeaveResponse
+	(*UpdateRequest)(nil),          // 63: qpq.daemon.v1.UpdateRequest
+	(*UpdateResponse)(nil),         // 64: qpq.daemon.v1.UpdateResponse
+	(*timestamppb.Timestamp)(nil),  // 65: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 66: google.protobuf.Duration
 }
 var file_qpq_daemon_v1_daemon_proto_depIdxs = []int32{
 	0,  // 0: qpq.daemon.v1.NodeConnection.state:type_name -> qpq.daemon.v1.ConnectionState
-	64, // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
+	65, // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
 	2,  // 2: qpq.daemon.v1.StatusResponse.node:type_name -> qpq.daemon.v1.NodeConnection
-	65, // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
-	64, // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
-	64, // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
-	64, // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
+	66, // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
+	65, // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
+	65, // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
+	65, // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
 	11, // 7: qpq.daemon.v1.CreateGroupResponse.group:type_name -> qpq.daemon.v1.Group
 	11, // 8: qpq.daemon.v1.InviteResponse.group:type_name -> qpq.daemon.v1.Group
-	65, // 9: qpq.daemon.v1.JoinRequest.wait:type_name -> google.protobuf.Duration
+	66, // 9: qpq.daemon.v1.JoinRequest.wait:type_name -> google.protobuf.Duration
 	11, // 10: qpq.daemon.v1.JoinResponse.joined:type_name -> qpq.daemon.v1.Group
 	11, // 11: qpq.daemon.v1.ListGroupsResponse.groups:type_name -> qpq.daemon.v1.Group
 	11, // 12: qpq.daemon.v1.MembersResponse.group:type_name -> qpq.daemon.v1.Group
 	12, // 13: qpq.daemon.v1.MembersResponse.members:type_name -> qpq.daemon.v1.Member
-	65, // 14: qpq.daemon.v1.SendRequest.wait:type_name -> google.protobuf.Duration
+	66, // 14: qpq.daemon.v1.SendRequest.wait:type_name -> google.protobuf.Duration
 	1,  // 15: qpq.daemon.v1.SendResponse.state:type_name -> qpq.daemon.v1.DeliveryState
-	64, // 16: qpq.daemon.v1.SendResponse.unreachable_since:type_name -> google.protobuf.Timestamp
-	64, // 17: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
-	64, // 18: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
-	65, // 19: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
+	65, // 16: qpq.daemon.v1.SendResponse.unreachable_since:type_name -> google.protobuf.Timestamp
+	65, // 17: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
+	65, // 18: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
+	66, // 19: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
 	25, // 20: qpq.daemon.v1.MessagesResponse.messages:type_name -> qpq.daemon.v1.Message
-	64, // 21: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
+	65, // 21: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
 	25, // 22: qpq.daemon.v1.Event.message:type_name -> qpq.daemon.v1.Message
-	57, // 23: qpq.daemon.v1.Event.member_added:type_name -> qpq.daemon.v1.MemberEvent
-	57, // 24: qpq.daemon.v1.Event.member_removed:type_name -> qpq.daemon.v1.MemberEvent
+	58, // 23: qpq.daemon.v1.Event.member_added:type_name -> qpq.daemon.v1.MemberEvent
+	58, // 24: qpq.daemon.v1.Event.member_removed:type_name -> qpq.daemon.v1.MemberEvent
 	11, // 25: qpq.daemon.v1.Event.joined:type_name -> qpq.daemon.v1.Group
 	2,  // 26: qpq.daemon.v1.Event.connection:type_name -> qpq.daemon.v1.NodeConnection
 	11, // 27: qpq.daemon.v1.Event.left:type_name -> qpq.daemon.v1.Group
-	56, // 28: qpq.daemon.v1.Event.rejected:type_name -> qpq.daemon.v1.RejectedEnvelope
-	30, // 29: qpq.daemon.v1.Event.refused:type_name -> qpq.daemon.v1.PolicyRefusal
-	31, // 30: qpq.daemon.v1.Event.request:type_name -> qpq.daemon.v1.InvitationRequest
-	32, // 31: qpq.daemon.v1.Event.contact_key_changed:type_name -> qpq.daemon.v1.ContactKeyChanged
-	33, // 32: qpq.daemon.v1.Event.fork:type_name -> qpq.daemon.v1.ForkDetected
-	64, // 33: qpq.daemon.v1.Request.received_at:type_name -> google.protobuf.Timestamp
-	34, // 34: qpq.daemon.v1.ListRequestsResponse.requests:type_name -> qpq.daemon.v1.Request
-	11, // 35: qpq.daemon.v1.AcceptRequestResponse.group:type_name -> qpq.daemon.v1.Group
-	64, // 36: qpq.daemon.v1.Contact.added_at:type_name -> google.protobuf.Timestamp
-	64, // 37: qpq.daemon.v1.Contact.verified_at:type_name -> google.protobuf.Timestamp
-	45, // 38: qpq.daemon.v1.AddContactResponse.contact:type_name -> qpq.daemon.v1.Contact
-	45, // 39: qpq.daemon.v1.ListContactsResponse.contacts:type_name -> qpq.daemon.v1.Contact
-	45, // 40: qpq.daemon.v1.SafetyNumberResponse.contact:type_name -> qpq.daemon.v1.Contact
-	45, // 41: qpq.daemon.v1.VerifyResponse.contact:type_name -> qpq.daemon.v1.Contact
-	11, // 42: qpq.daemon.v1.RemoveResponse.group:type_name -> qpq.daemon.v1.Group
-	11, // 43: qpq.daemon.v1.UpdateResponse.groups:type_name -> qpq.daemon.v1.Group
-	3,  // 44: qpq.daemon.v1.Daemon.Status:input_type -> qpq.daemon.v1.StatusRequest
-	5,  // 45: qpq.daemon.v1.Daemon.Register:input_type -> qpq.daemon.v1.RegisterRequest
-	7,  // 46: qpq.daemon.v1.Daemon.Ping:input_type -> qpq.daemon.v1.PingRequest
-	9,  // 47: qpq.daemon.v1.Daemon.FetchKey:input_type -> qpq.daemon.v1.FetchKeyRequest
-	13, // 48: qpq.daemon.v1.Daemon.CreateGroup:input_type -> qpq.daemon.v1.CreateGroupRequest
-	15, // 49: qpq.daemon.v1.Daemon.Invite:input_type -> qpq.daemon.v1.InviteRequest
-	17, // 50: qpq.daemon.v1.Daemon.Join:input_type -> qpq.daemon.v1.JoinRequest
-	19, // 51: qpq.daemon.v1.Daemon.ListGroups:input_type -> qpq.daemon.v1.ListGroupsRequest
-	21, // 52: qpq.daemon.v1.Daemon.Members:input_type -> qpq.daemon.v1.MembersRequest
-	23, // 53: qpq.daemon.v1.Daemon.Send:input_type -> qpq.daemon.v1.SendRequest
-	26, // 54: qpq.daemon.v1.Daemon.Messages:input_type -> qpq.daemon.v1.MessagesRequest
-	28, // 55: qpq.daemon.v1.Daemon.Subscribe:input_type -> qpq.daemon.v1.SubscribeRequest
-	58, // 56: qpq.daemon.v1.Daemon.Remove:input_type -> qpq.daemon.v1.RemoveRequest
-	60, // 57: qpq.daemon.v1.Daemon.Leave:input_type -> qpq.daemon.v1.LeaveRequest
-	62, // 58: qpq.daemon.v1.Daemon.Update:input_type -> qpq.daemon.v1.UpdateRequest
-	35, // 59: qpq.daemon.v1.Daemon.ListRequests:input_type -> qpq.daemon.v1.ListRequestsRequest
-	37, // 60: qpq.daemon.v1.Daemon.AcceptRequest:input_type -> qpq.daemon.v1.AcceptRequestRequest
-	39, // 61: qpq.daemon.v1.Daemon.DeclineRequest:input_type -> qpq.daemon.v1.DeclineRequestRequest
-	41, // 62: qpq.daemon.v1.Daemon.Block:input_type -> qpq.daemon.v1.BlockRequest
-	43, // 63: qpq.daemon.v1.Daemon.Unblock:input_type -> qpq.daemon.v1.UnblockRequest
-	46, // 64: qpq.daemon.v1.Daemon.AddContact:input_type -> qpq.daemon.v1.AddContactRequest
-	48, // 65: qpq.daemon.v1.Daemon.ListContacts:input_type -> qpq.daemon.v1.ListContactsRequest
-	50, // 66: qpq.daemon.v1.Daemon.RemoveContact:input_type -> qpq.daemon.v1.RemoveContactRequest
-	52, // 67: qpq.daemon.v1.Daemon.SafetyNumber:input_type -> qpq.daemon.v1.SafetyNumberRequest
-	54, // 68: qpq.daemon.v1.Daemon.Verify:input_type -> qpq.daemon.v1.VerifyRequest
-	4,  // 69: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
-	6,  // 70: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
-	8,  // 71: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
-	10, // 72: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
-	14, // 73: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
-	16, // 74: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
-	18, // 75: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
-	20, // 76: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
-	22, // 77: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
-	24, // 78: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
-	27, // 79: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
-	29, // 80: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
-	59, // 81: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
-	61, // 82: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
-	63, // 83: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
-	36, // 84: qpq.daemon.v1.Daemon.ListRequests:output_type -> qpq.daemon.v1.ListRequestsResponse
-	38, // 85: qpq.daemon.v1.Daemon.AcceptRequest:output_type -> qpq.daemon.v1.AcceptRequestResponse
-	40, // 86: qpq.daemon.v1.Daemon.DeclineRequest:output_type -> qpq.daemon.v1.DeclineRequestResponse
-	42, // 87: qpq.daemon.v1.Daemon.Block:output_type -> qpq.daemon.v1.BlockResponse
-	44, // 88: qpq.daemon.v1.Daemon.Unblock:output_type -> qpq.daemon.v1.UnblockResponse
-	47, // 89: qpq.daemon.v1.Daemon.AddContact:output_type -> qpq.daemon.v1.AddContactResponse
-	49, // 90: qpq.daemon.v1.Daemon.ListContacts:output_type -> qpq.daemon.v1.ListContactsResponse
-	51, // 91: qpq.daemon.v1.Daemon.RemoveContact:output_type -> qpq.daemon.v1.RemoveContactResponse
-	53, // 92: qpq.daemon.v1.Daemon.SafetyNumber:output_type -> qpq.daemon.v1.SafetyNumberResponse
-	55, // 93: qpq.daemon.v1.Daemon.Verify:output_type -> qpq.daemon.v1.VerifyResponse
-	69, // [69:94] is the sub-list for method output_type
-	44, // [44:69] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	57, // 28: qpq.daemon.v1.Event.rejected:type_name -> qpq.daemon.v1.RejectedEnvelope
+	31, // 29: qpq.daemon.v1.Event.refused:type_name -> qpq.daemon.v1.PolicyRefusal
+	32, // 30: qpq.daemon.v1.Event.request:type_name -> qpq.daemon.v1.InvitationRequest
+	33, // 31: qpq.daemon.v1.Event.contact_key_changed:type_name -> qpq.daemon.v1.ContactKeyChanged
+	34, // 32: qpq.daemon.v1.Event.fork:type_name -> qpq.daemon.v1.ForkDetected
+	30, // 33: qpq.daemon.v1.Event.recovery:type_name -> qpq.daemon.v1.GroupRecovery
+	30, // 34: qpq.daemon.v1.Event.recovered:type_name -> qpq.daemon.v1.GroupRecovery
+	65, // 35: qpq.daemon.v1.Request.received_at:type_name -> google.protobuf.Timestamp
+	35, // 36: qpq.daemon.v1.ListRequestsResponse.requests:type_name -> qpq.daemon.v1.Request
+	11, // 37: qpq.daemon.v1.AcceptRequestResponse.group:type_name -> qpq.daemon.v1.Group
+	65, // 38: qpq.daemon.v1.Contact.added_at:type_name -> google.protobuf.Timestamp
+	65, // 39: qpq.daemon.v1.Contact.verified_at:type_name -> google.protobuf.Timestamp
+	46, // 40: qpq.daemon.v1.AddContactResponse.contact:type_name -> qpq.daemon.v1.Contact
+	46, // 41: qpq.daemon.v1.ListContactsResponse.contacts:type_name -> qpq.daemon.v1.Contact
+	46, // 42: qpq.daemon.v1.SafetyNumberResponse.contact:type_name -> qpq.daemon.v1.Contact
+	46, // 43: qpq.daemon.v1.VerifyResponse.contact:type_name -> qpq.daemon.v1.Contact
+	11, // 44: qpq.daemon.v1.RemoveResponse.group:type_name -> qpq.daemon.v1.Group
+	11, // 45: qpq.daemon.v1.UpdateResponse.groups:type_name -> qpq.daemon.v1.Group
+	3,  // 46: qpq.daemon.v1.Daemon.Status:input_type -> qpq.daemon.v1.StatusRequest
+	5,  // 47: qpq.daemon.v1.Daemon.Register:input_type -> qpq.daemon.v1.RegisterRequest
+	7,  // 48: qpq.daemon.v1.Daemon.Ping:input_type -> qpq.daemon.v1.PingRequest
+	9,  // 49: qpq.daemon.v1.Daemon.FetchKey:input_type -> qpq.daemon.v1.FetchKeyRequest
+	13, // 50: qpq.daemon.v1.Daemon.CreateGroup:input_type -> qpq.daemon.v1.CreateGroupRequest
+	15, // 51: qpq.daemon.v1.Daemon.Invite:input_type -> qpq.daemon.v1.InviteRequest
+	17, // 52: qpq.daemon.v1.Daemon.Join:input_type -> qpq.daemon.v1.JoinRequest
+	19, // 53: qpq.daemon.v1.Daemon.ListGroups:input_type -> qpq.daemon.v1.ListGroupsRequest
+	21, // 54: qpq.daemon.v1.Daemon.Members:input_type -> qpq.daemon.v1.MembersRequest
+	23, // 55: qpq.daemon.v1.Daemon.Send:input_type -> qpq.daemon.v1.SendRequest
+	26, // 56: qpq.daemon.v1.Daemon.Messages:input_type -> qpq.daemon.v1.MessagesRequest
+	28, // 57: qpq.daemon.v1.Daemon.Subscribe:input_type -> qpq.daemon.v1.SubscribeRequest
+	59, // 58: qpq.daemon.v1.Daemon.Remove:input_type -> qpq.daemon.v1.RemoveRequest
+	61, // 59: qpq.daemon.v1.Daemon.Leave:input_type -> qpq.daemon.v1.LeaveRequest
+	63, // 60: qpq.daemon.v1.Daemon.Update:input_type -> qpq.daemon.v1.UpdateRequest
+	36, // 61: qpq.daemon.v1.Daemon.ListRequests:input_type -> qpq.daemon.v1.ListRequestsRequest
+	38, // 62: qpq.daemon.v1.Daemon.AcceptRequest:input_type -> qpq.daemon.v1.AcceptRequestRequest
+	40, // 63: qpq.daemon.v1.Daemon.DeclineRequest:input_type -> qpq.daemon.v1.DeclineRequestRequest
+	42, // 64: qpq.daemon.v1.Daemon.Block:input_type -> qpq.daemon.v1.BlockRequest
+	44, // 65: qpq.daemon.v1.Daemon.Unblock:input_type -> qpq.daemon.v1.UnblockRequest
+	47, // 66: qpq.daemon.v1.Daemon.AddContact:input_type -> qpq.daemon.v1.AddContactRequest
+	49, // 67: qpq.daemon.v1.Daemon.ListContacts:input_type -> qpq.daemon.v1.ListContactsRequest
+	51, // 68: qpq.daemon.v1.Daemon.RemoveContact:input_type -> qpq.daemon.v1.RemoveContactRequest
+	53, // 69: qpq.daemon.v1.Daemon.SafetyNumber:input_type -> qpq.daemon.v1.SafetyNumberRequest
+	55, // 70: qpq.daemon.v1.Daemon.Verify:input_type -> qpq.daemon.v1.VerifyRequest
+	4,  // 71: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
+	6,  // 72: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
+	8,  // 73: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
+	10, // 74: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
+	14, // 75: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
+	16, // 76: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
+	18, // 77: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
+	20, // 78: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
+	22, // 79: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
+	24, // 80: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
+	27, // 81: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
+	29, // 82: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
+	60, // 83: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
+	62, // 84: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
+	64, // 85: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
+	37, // 86: qpq.daemon.v1.Daemon.ListRequests:output_type -> qpq.daemon.v1.ListRequestsResponse
+	39, // 87: qpq.daemon.v1.Daemon.AcceptRequest:output_type -> qpq.daemon.v1.AcceptRequestResponse
+	41, // 88: qpq.daemon.v1.Daemon.DeclineRequest:output_type -> qpq.daemon.v1.DeclineRequestResponse
+	43, // 89: qpq.daemon.v1.Daemon.Block:output_type -> qpq.daemon.v1.BlockResponse
+	45, // 90: qpq.daemon.v1.Daemon.Unblock:output_type -> qpq.daemon.v1.UnblockResponse
+	48, // 91: qpq.daemon.v1.Daemon.AddContact:output_type -> qpq.daemon.v1.AddContactResponse
+	50, // 92: qpq.daemon.v1.Daemon.ListContacts:output_type -> qpq.daemon.v1.ListContactsResponse
+	52, // 93: qpq.daemon.v1.Daemon.RemoveContact:output_type -> qpq.daemon.v1.RemoveContactResponse
+	54, // 94: qpq.daemon.v1.Daemon.SafetyNumber:output_type -> qpq.daemon.v1.SafetyNumberResponse
+	56, // 95: qpq.daemon.v1.Daemon.Verify:output_type -> qpq.daemon.v1.VerifyResponse
+	71, // [71:96] is the sub-list for method output_type
+	46, // [46:71] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_qpq_daemon_v1_daemon_proto_init() }
@@ -4429,6 +4580,8 @@ func file_qpq_daemon_v1_daemon_proto_init() {
 		(*Event_Request)(nil),
 		(*Event_ContactKeyChanged)(nil),
 		(*Event_Fork)(nil),
+		(*Event_Recovery)(nil),
+		(*Event_Recovered)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -4436,7 +4589,7 @@ func file_qpq_daemon_v1_daemon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_qpq_daemon_v1_daemon_proto_rawDesc), len(file_qpq_daemon_v1_daemon_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   62,
+			NumMessages:   63,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
