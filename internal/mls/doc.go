@@ -26,7 +26,13 @@
 // committer calls GeneratePath, builds the provisional GroupContext with the
 // new tree hash, then EncryptPath; members call MergeUpdatePath, then
 // TreePrivateKeys.DecryptPath for the commit secret; joiners call
-// ImportPathSecret with the secret from PathUpdate.PathSecretFor.
+// ImportPathSecret with the secret from PathUpdate.PathSecretFor. A tree
+// keeps its tree hashes, resolutions and an index of its keys and updates
+// them along the changed path only, and Clone shares its nodes until one of
+// the copies changes them (treecache.go, treeindex.go, nodearray.go), so a
+// commit in a group of N costs O(log N) beyond its cryptography; the
+// independent HPKE encryptions of a commit and its Welcome run on all cores
+// (parallel.go).
 //
 // keypackage.go, proposals.go, commit.go, welcome.go, groupinfo.go and
 // framing.go hold the wire structures of §6, §7.6, §10 and §12. Content is

@@ -655,7 +655,8 @@ func (ng *Group) mergeCommitPath(g *Group, committer LeafIndex, path *UpdatePath
 		if err != nil {
 			return 0, nil, err
 		}
-		if err := ng.tree.MergeUpdatePath(s, committer, path, g.ctx.GroupID); err != nil {
+		// validateLeafNodeStandalone checked the leaf's signature and key.
+		if err := ng.tree.mergeUpdatePath(s, committer, path, g.ctx.GroupID, true); err != nil {
 			return 0, nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
 		}
 	}

@@ -26,7 +26,7 @@ func parentHash(s Suite, p *ParentNode, siblingHash []byte) []byte {
 func (t *RatchetTree) originalSiblingTreeHash(s Suite, p, sib NodeIndex, hashes [][]byte) []byte {
 	lo, hi := treeSubtreeLeaves(sib)
 	var exclude []LeafIndex
-	for _, l := range t.nodes[p].Parent.UnmergedLeaves {
+	for _, l := range t.nodes.at(p).Parent.UnmergedLeaves {
 		if l >= lo && l <= hi {
 			exclude = append(exclude, l)
 		}
@@ -43,7 +43,7 @@ func (t *RatchetTree) originalSiblingTreeHash(s Suite, p, sib NodeIndex, hashes 
 func (t *RatchetTree) setPathParentHashes(s Suite, leaf LeafIndex, path []NodeIndex) []byte {
 	ph := []byte{}
 	for i := len(path) - 1; i >= 0; i-- {
-		p := t.nodes[path[i]].Parent // new in setPath, not shared yet
+		p := t.nodes.at(path[i]).Parent // new in setPath, not shared yet
 		p.ParentHash = ph
 		t.touch(path[i])
 		ph = parentHash(s, p, t.NodeTreeHash(s, treeCopathChild(path[i], leaf)))
@@ -54,7 +54,7 @@ func (t *RatchetTree) setPathParentHashes(s Suite, leaf LeafIndex, path []NodeIn
 // nodeParentHash returns the parent_hash field of the node at x (nil for
 // a blank node or a leaf not set by a commit).
 func (t *RatchetTree) nodeParentHash(x NodeIndex) []byte {
-	n := &t.nodes[x]
+	n := t.nodes.at(x)
 	switch {
 	case n.Parent != nil:
 		return n.Parent.ParentHash
@@ -71,8 +71,8 @@ func (t *RatchetTree) nodeParentHash(x NodeIndex) []byte {
 // C and the rest of that resolution is exactly P's unmerged leaves under C.
 func (t *RatchetTree) VerifyParentHashes(s Suite) error {
 	hashes := t.TreeHashes(s)
-	for x := range t.nodes {
-		p := t.nodes[x].Parent
+	for x := range t.nodes.len() {
+		p := t.nodes.at(NodeIndex(x)).Parent
 		if p == nil {
 			continue
 		}
@@ -109,7 +109,7 @@ func (t *RatchetTree) parentHashCandidate(p, c NodeIndex) (NodeIndex, bool) {
 	found, unmerged := 0, 0
 	for _, y := range res {
 		l, isLeaf := y.Leaf()
-		if isLeaf && slices.Contains(t.nodes[p].Parent.UnmergedLeaves, l) {
+		if isLeaf && slices.Contains(t.nodes.at(p).Parent.UnmergedLeaves, l) {
 			unmerged++
 			continue
 		}
@@ -119,7 +119,7 @@ func (t *RatchetTree) parentHashCandidate(p, c NodeIndex) (NodeIndex, bool) {
 	if found != 1 {
 		return 0, false
 	}
-	for _, l := range t.nodes[p].Parent.UnmergedLeaves {
+	for _, l := range t.nodes.at(p).Parent.UnmergedLeaves {
 		if l >= lo && l <= hi {
 			unmerged--
 		}

@@ -46,14 +46,6 @@ func (r *Reader) readParentNode() ParentNode {
 	return p
 }
 
-func (p *ParentNode) clone() *ParentNode {
-	return &ParentNode{
-		EncryptionKey:  bytes.Clone(p.EncryptionKey),
-		ParentHash:     bytes.Clone(p.ParentHash),
-		UnmergedLeaves: slices.Clone(p.UnmergedLeaves),
-	}
-}
-
 // Node is one node of a ratchet tree: a leaf, a parent, or blank (both nil).
 type Node struct {
 	Leaf   *LeafNode
@@ -82,30 +74,32 @@ func (n *Node) EncryptionKey() []byte {
 //
 // A RatchetTree is not safe for concurrent use.
 type RatchetTree struct {
-	nodes []Node
-	cache *treeCache // tree hashes and resolutions (treecache.go)
-	index *keyIndex  // keys and credential types (treeindex.go)
+	nodes nodeArray // the nodes and their cached values (nodearray.go)
+	// hashSuite is the suite of the cached tree hashes, if hashed.
+	hashSuite CipherSuite
+	hashed    bool
+	index     *keyIndex // keys (treeindex.go)
 }
 
 // NewRatchetTree returns a one-leaf tree holding leaf, as made by the
 // creator of a group.
 func NewRatchetTree(leaf *LeafNode) *RatchetTree {
-	return &RatchetTree{nodes: []Node{{Leaf: leaf}}}
+	return &RatchetTree{nodes: newNodeArray([]Node{{Leaf: leaf}})}
 }
 
 // NumLeaves returns the number of leaves, including blank ones.
-func (t *RatchetTree) NumLeaves() uint32 { return uint32(len(t.nodes)+1) / 2 }
+func (t *RatchetTree) NumLeaves() uint32 { return uint32(t.nodes.len()+1) / 2 }
 
 // Width returns the number of nodes, including blank ones.
-func (t *RatchetTree) Width() uint32 { return uint32(len(t.nodes)) }
+func (t *RatchetTree) Width() uint32 { return uint32(t.nodes.len()) }
 
 // Node returns the node at x, or nil if x is outside the tree. The result
 // aliases the tree.
 func (t *RatchetTree) Node(x NodeIndex) *Node {
-	if uint64(x) >= uint64(len(t.nodes)) {
+	if uint64(x) >= uint64(t.nodes.len()) {
 		return nil
 	}
-	return &t.nodes[x]
+	return t.nodes.at(x)
 }
 
 // LeafNode returns the LeafNode at leaf i, or nil if it is blank or outside
@@ -132,22 +126,20 @@ func (t *RatchetTree) ParentNode(x NodeIndex) *ParentNode {
 func (t *RatchetTree) Members() []LeafIndex {
 	var out []LeafIndex
 	for i := uint32(0); i < t.NumLeaves(); i++ {
-		if t.nodes[2*i].Leaf != nil {
+		if t.nodes.at(NodeIndex(2*i)).Leaf != nil {
 			out = append(out, LeafIndex(i))
 		}
 	}
 	return out
 }
 
-// Clone returns a copy of t that changes independently of it. The node
-// values are shared: the tree never writes into a LeafNode or ParentNode it
-// holds (treecache.go), and neither may its callers.
+// Clone returns a copy of t that changes independently of it, in
+// O(N/64): the node values and the node array's chunks are shared until
+// one of the two trees changes them (treecache.go, nodearray.go). The tree
+// never writes into a LeafNode or ParentNode it holds, and neither may its
+// callers.
 func (t *RatchetTree) Clone() *RatchetTree {
-	c := &RatchetTree{nodes: slices.Clone(t.nodes), index: t.index.fork()}
-	if t.cache != nil {
-		c.cache = &treeCache{suite: t.cache.suite, entries: slices.Clone(t.cache.entries)}
-	}
-	return c
+	return &RatchetTree{nodes: t.nodes.clone(), hashSuite: t.hashSuite, hashed: t.hashed, index: t.index.fork()}
 }
 
 // Equal reports whether t and o have the same encoding.
@@ -158,13 +150,13 @@ func (t *RatchetTree) Equal(o *RatchetTree) bool {
 // append appends the ratchet_tree extension encoding of t: optional<Node>
 // ratchet_tree<V>, without the blank nodes after the last non-blank one.
 func (t *RatchetTree) append(b []byte) []byte {
-	last := len(t.nodes) - 1
-	for last >= 0 && t.nodes[last].Blank() {
+	last := t.nodes.len() - 1
+	for last >= 0 && t.nodes.at(NodeIndex(last)).Blank() {
 		last--
 	}
 	return AppendVector(b, func(b []byte) []byte {
 		for i := 0; i <= last; i++ {
-			n := &t.nodes[i]
+			n := t.nodes.at(NodeIndex(i))
 			b = AppendOptional(b, !n.Blank(), func(b []byte) []byte {
 				if n.Leaf != nil {
 					b = AppendUint8(b, uint8(NodeTypeLeaf))
@@ -237,9 +229,9 @@ func (r *Reader) readRatchetTree() *RatchetTree {
 	for uint32(len(nodes)) < NodeWidth(leaves) {
 		nodes = append(nodes, Node{})
 	}
-	t := &RatchetTree{nodes: nodes}
-	for x := range t.nodes {
-		if p := t.nodes[x].Parent; p != nil {
+	t := &RatchetTree{nodes: newNodeArray(nodes)}
+	for x := range t.nodes.len() {
+		if p := t.nodes.at(NodeIndex(x)).Parent; p != nil {
 			if err := t.checkUnmergedShape(NodeIndex(x), p); err != nil {
 				r.Fail("%v", err)
 				return nil
@@ -296,7 +288,7 @@ func treeIsBelow(y, x NodeIndex) bool {
 // non-blank nodes that together cover every non-blank node below x, with
 // each parent's unmerged leaves after it.
 func (t *RatchetTree) Resolution(x NodeIndex) []NodeIndex {
-	if uint64(x) >= uint64(len(t.nodes)) {
+	if uint64(x) >= uint64(t.nodes.len()) {
 		return nil
 	}
 	return slices.Clone(t.resolution(x))

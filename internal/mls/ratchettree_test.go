@@ -117,13 +117,13 @@ func TestRatchetTreeResolutionAndFilteredPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tree := &RatchetTree{nodes: make([]Node, 15)}
+	tree := &RatchetTree{nodes: newNodeArray(make([]Node, 15))}
 	for _, i := range []LeafIndex{0, 1, 4, 5, 6} {
 		ln, _ := treeTestLeaf(t, s, "m")
-		tree.nodes[i.Node()] = Node{Leaf: ln}
+		tree.setNode(i.Node(), Node{Leaf: ln})
 	}
 	for _, x := range []NodeIndex{1, 9, 11, 7} {
-		tree.nodes[x] = Node{Parent: &ParentNode{EncryptionKey: []byte{byte(x)}, UnmergedLeaves: []LeafIndex{}}}
+		tree.setNode(x, Node{Parent: &ParentNode{EncryptionKey: []byte{byte(x)}, UnmergedLeaves: []LeafIndex{}}})
 	}
 	for leaf, want := range map[LeafIndex][]NodeIndex{0: {1, 7}, 1: {1, 7}, 4: {9, 11, 7}, 5: {9, 11, 7}, 6: {11, 7}} {
 		got := tree.FilteredDirectPath(leaf)

@@ -2,6 +2,7 @@ package mls
 
 import (
 	"crypto/ecdh"
+	"crypto/subtle"
 	"fmt"
 
 	"github.com/cloudflare/circl/dh/x448"
@@ -27,20 +28,54 @@ func (h *stdHPKE) checkPublicKey(pub []byte) error {
 	return checkX25519Order(pub)
 }
 
-// checkX25519Order refuses an X25519 public key of low order.
+// checkX25519Order refuses an X25519 public key of low order. It compares
+// the key with the known low-order encodings instead of computing a
+// Diffie-Hellman with it (a scalar multiplication, as much as an HPKE
+// encryption): TestX25519LowOrderTable checks the two agree.
 func checkX25519Order(pub []byte) error {
-	pk, err := ecdh.X25519().NewPublicKey(pub)
-	if err != nil {
+	if _, err := ecdh.X25519().NewPublicKey(pub); err != nil {
 		return fmt.Errorf("%w: X25519 public key: %v", ErrInvalidKey, err)
 	}
-	sk, err := ecdh.X25519().NewPrivateKey(lowOrderProbe[:32])
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalidKey, err)
+	var u [32]byte
+	copy(u[:], pub)
+	u[31] &= 0x7f // X25519 ignores bit 255 (RFC 7748 §5)
+	low := 0
+	for i := range x25519LowOrder {
+		low |= subtle.ConstantTimeCompare(u[:], x25519LowOrder[i][:])
 	}
-	if _, err := sk.ECDH(pk); err != nil { // all-zero output: low order
+	if low == 1 {
 		return fmt.Errorf("%w: X25519 public key of low order", ErrInvalidKey)
 	}
 	return nil
+}
+
+// x25519LowOrder are the little-endian encodings, bit 255 clear, of the
+// u-coordinates of the points of order dividing 8 on Curve25519 and its
+// twist — 0, 1, p-1 and the two points of order 8 — and the non-canonical
+// encodings p and p+1 of 0 and 1 (the others exceed 2^255). A
+// Diffie-Hellman with a clamped scalar, a multiple of 8, gives the
+// all-zero output exactly for these.
+var x25519LowOrder = [7][32]byte{
+	{},
+	{1},
+	{0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3, 0xfa, 0xf1, 0x9f, 0xc4, 0x6a,
+		0xda, 0x09, 0x8d, 0xeb, 0x9c, 0x32, 0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16, 0x5f, 0x49, 0xb8, 0x00},
+	{0x5f, 0x9c, 0x95, 0xbc, 0xa3, 0x50, 0x8c, 0x24, 0xb1, 0xd0, 0xb1, 0x55, 0x9c, 0x83, 0xef, 0x5b,
+		0x04, 0x44, 0x5c, 0xc4, 0x58, 0x1c, 0x8e, 0x86, 0xd8, 0x22, 0x4e, 0xdd, 0xd0, 0x9f, 0x11, 0x57},
+	x25519Encoding(0xec), // p-1
+	x25519Encoding(0xed), // p
+	x25519Encoding(0xee), // p+1
+}
+
+// x25519Encoding returns the encoding of 2^255 - 19 + (low - 0xed): low
+// byte low, then all ones, with bit 255 clear.
+func x25519Encoding(low byte) [32]byte {
+	var b [32]byte
+	for i := range b {
+		b[i] = 0xff
+	}
+	b[0], b[31] = low, 0x7f
+	return b
 }
 
 func (h *circlHPKE) checkPublicKey(pub []byte) error {

@@ -8,7 +8,7 @@ import "slices"
 // hashes of its children for a parent node. Leaves in exclude are hashed
 // as blank and left out of unmerged_leaves lists.
 func (t *RatchetTree) appendTreeHashInput(b []byte, x NodeIndex, left, right []byte, exclude []LeafIndex) []byte {
-	n := &t.nodes[x]
+	n := t.nodes.at(x)
 	if l, ok := x.Leaf(); ok {
 		b = AppendUint8(b, uint8(NodeTypeLeaf))
 		b = AppendUint32(b, uint32(l))
@@ -41,7 +41,7 @@ func (t *RatchetTree) TreeHash(s Suite) []byte {
 // NodeTreeHash returns the tree hash of the subtree under x, or nil if x is
 // outside the tree.
 func (t *RatchetTree) NodeTreeHash(s Suite, x NodeIndex) []byte {
-	if uint64(x) >= uint64(len(t.nodes)) {
+	if uint64(x) >= uint64(t.nodes.len()) {
 		return nil
 	}
 	return t.treeHashExcluding(s, x, nil, nil)
@@ -49,8 +49,8 @@ func (t *RatchetTree) NodeTreeHash(s Suite, x NodeIndex) []byte {
 
 // TreeHashes returns the tree hash of every node, indexed by NodeIndex.
 func (t *RatchetTree) TreeHashes(s Suite) [][]byte {
-	out := make([][]byte, len(t.nodes))
-	if len(t.nodes) > 0 {
+	out := make([][]byte, t.nodes.len())
+	if t.nodes.len() > 0 {
 		t.treeHashExcluding(s, Root(t.NumLeaves()), nil, out)
 	}
 	return out
@@ -62,28 +62,29 @@ func (t *RatchetTree) TreeHashes(s Suite) [][]byte {
 // subtrees that hold no excluded leaf come from the cache (treecache.go).
 func (t *RatchetTree) treeHashExcluding(s Suite, x NodeIndex, exclude []LeafIndex, all [][]byte) []byte {
 	var scratch []byte
-	return t.treeHashRec(s, t.hashCache(s), x, exclude, all, &scratch)
+	t.hashesFor(s)
+	return t.treeHashRec(s, x, exclude, all, &scratch)
 }
 
 // treeHashRec is treeHashExcluding with a buffer for the hash inputs,
 // reused across nodes: children are hashed before their parent's input is
 // written.
-func (t *RatchetTree) treeHashRec(s Suite, c *treeCache, x NodeIndex, exclude []LeafIndex, all [][]byte, scratch *[]byte) []byte {
+func (t *RatchetTree) treeHashRec(s Suite, x NodeIndex, exclude []LeafIndex, all [][]byte, scratch *[]byte) []byte {
 	cached := !excludesBelow(x, exclude)
-	if h := c.entries[x].hash; cached && h != nil && all == nil {
+	if h := t.nodes.entry(x).hash; cached && h != nil && all == nil {
 		return h
 	}
 	var left, right []byte
 	if !IsLeaf(x) {
-		left = t.treeHashRec(s, c, Left(x), exclude, all, scratch)
-		right = t.treeHashRec(s, c, Right(x), exclude, all, scratch)
+		left = t.treeHashRec(s, Left(x), exclude, all, scratch)
+		right = t.treeHashRec(s, Right(x), exclude, all, scratch)
 	}
-	h := c.entries[x].hash
+	h := t.nodes.entry(x).hash
 	if !cached || h == nil {
 		*scratch = t.appendTreeHashInput((*scratch)[:0], x, left, right, exclude)
 		h = s.Hash(*scratch)
 		if cached {
-			c.entries[x].hash = h
+			t.nodes.entry(x).hash = h
 		}
 	}
 	if all != nil {

@@ -39,10 +39,10 @@ type keyIndex struct {
 const maxKeyIndexLayers = 12
 
 // newKeyIndex indexes nodes.
-func newKeyIndex(nodes []Node) *keyIndex {
+func newKeyIndex(nodes *nodeArray) *keyIndex {
 	ix := &keyIndex{own: newKeyCounts()}
-	for i := range nodes {
-		ix.add(&nodes[i], 1)
+	for x := range nodes.len() {
+		ix.add(nodes.at(NodeIndex(x)), 1)
 	}
 	return ix
 }
@@ -149,7 +149,7 @@ func (ix *keyIndex) equal(o *keyIndex) bool {
 // keyIndex returns the tree's key index, building it on first use.
 func (t *RatchetTree) keyIndex() *keyIndex {
 	if t.index == nil {
-		t.index = newKeyIndex(t.nodes)
+		t.index = newKeyIndex(&t.nodes)
 	}
 	return t.index
 }

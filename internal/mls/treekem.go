@@ -2,12 +2,9 @@ package mls
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"maps"
-	"runtime"
 	"slices"
-	"sync"
 )
 
 // This file is TreeKEM (RFC 9420 §7.4-§7.6): a committer refreshes the keys
@@ -310,9 +307,9 @@ func (t *RatchetTree) setPath(s Suite, from LeafIndex, nodes []NodeIndex, pubs [
 // saveDirectPath returns the leaf node and direct path nodes of from, to
 // undo a failed change.
 func (t *RatchetTree) saveDirectPath(from LeafIndex) []Node {
-	saved := []Node{t.nodes[from.Node()]}
+	saved := []Node{*t.nodes.at(from.Node())}
 	for _, x := range DirectPath(from.Node(), t.NumLeaves()) {
-		saved = append(saved, t.nodes[x])
+		saved = append(saved, *t.nodes.at(x))
 	}
 	return saved
 }
@@ -352,45 +349,20 @@ func (t *RatchetTree) EncryptPath(s Suite, pu *PathUpdate, groupContext []byte, 
 			jobs = append(jobs, job{node: i, slot: j, to: y})
 		}
 	}
-	run := func(jb job) error {
-		kem, ct, err := EncryptWithLabel(s, t.nodes[jb.to].EncryptionKey(), updatePathNodeLabel, groupContext, pu.pathSecrets[jb.node])
+	err := parallelSeals(len(jobs), func(k int) error {
+		jb := jobs[k]
+		kem, ct, err := EncryptWithLabel(s, t.nodes.at(jb.to).EncryptionKey(), updatePathNodeLabel, groupContext, pu.pathSecrets[jb.node])
 		if err != nil {
 			return fmt.Errorf("encrypting path secret of node %d to node %d: %w", pu.Nodes[jb.node], jb.to, err)
 		}
 		up.Nodes[jb.node].EncryptedPathSecret[jb.slot] = HPKECiphertext{KEMOutput: kem, Ciphertext: ct}
 		return nil
-	}
-	workers := min(runtime.GOMAXPROCS(0), len(jobs)/encryptPathJobsPerWorker)
-	if workers <= 1 {
-		for _, jb := range jobs {
-			if err := run(jb); err != nil {
-				return nil, err
-			}
-		}
-		return up, nil
-	}
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for k := w; k < len(jobs); k += workers {
-				if err := run(jobs[k]); err != nil {
-					errs[w] = err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
 	return up, nil
 }
-
-// encryptPathJobsPerWorker is the least number of encryptions worth a
-// goroutine of their own in EncryptPath.
-const encryptPathJobsPerWorker = 8
 
 // MergeUpdatePath applies the public part of an UpdatePath received from
 // sender (RFC 9420 §7.5): it checks that the path has one node per node of
@@ -402,6 +374,13 @@ const encryptPathJobsPerWorker = 8
 // joiner's leaf is added with the path's own key before the merge. On
 // error t is unchanged.
 func (t *RatchetTree) MergeUpdatePath(s Suite, sender LeafIndex, path *UpdatePath, groupID []byte) error {
+	return t.mergeUpdatePath(s, sender, path, groupID, false)
+}
+
+// mergeUpdatePath is MergeUpdatePath; leafChecked skips the checks of the
+// new leaf's signature and encryption key, which a caller that ran
+// validateLeafNodeStandalone on it for sender and groupID has made.
+func (t *RatchetTree) mergeUpdatePath(s Suite, sender LeafIndex, path *UpdatePath, groupID []byte, leafChecked bool) error {
 	if t.LeafNode(sender) == nil {
 		return fmt.Errorf("%w: update path from blank or missing leaf %d", ErrInvalidTree, sender)
 	}
@@ -414,14 +393,16 @@ func (t *RatchetTree) MergeUpdatePath(s Suite, sender LeafIndex, path *UpdatePat
 	if ln.Source != LeafNodeSourceCommit {
 		return fmt.Errorf("%w: update path leaf has source %v", ErrInvalidTree, ln.Source)
 	}
-	if err := ln.VerifySignature(s, groupID, sender); err != nil {
-		return fmt.Errorf("%w: update path leaf: %w", ErrInvalidTree, err)
-	}
 	if err := ln.CheckCapabilities(); err != nil {
 		return fmt.Errorf("%w: update path leaf: %w", ErrInvalidTree, err)
 	}
-	if err := s.CheckHPKEPublicKey(ln.EncryptionKey); err != nil {
-		return fmt.Errorf("%w: update path leaf: %w", ErrInvalidTree, err)
+	if !leafChecked {
+		if err := ln.VerifySignature(s, groupID, sender); err != nil {
+			return fmt.Errorf("%w: update path leaf: %w", ErrInvalidTree, err)
+		}
+		if err := s.CheckHPKEPublicKey(ln.EncryptionKey); err != nil {
+			return fmt.Errorf("%w: update path leaf: %w", ErrInvalidTree, err)
+		}
 	}
 	pubs := make([][]byte, len(nodes))
 	for i := range path.Nodes {
@@ -449,24 +430,24 @@ func (t *RatchetTree) MergeUpdatePath(s Suite, sender LeafIndex, path *UpdatePat
 // the leaf's signature key in no other leaf.
 func (t *RatchetTree) verifyPathKeysUnique(leaf LeafIndex, path []NodeIndex) error {
 	changed := append([]NodeIndex{leaf.Node()}, path...)
-	sigKey := t.nodes[leaf.Node()].Leaf.SignatureKey
+	sigKey := t.nodes.at(leaf.Node()).Leaf.SignatureKey
 	ix := t.keyIndex()
 	unique := ix.count(string(sigKey), pickSig) == 1
 	for _, c := range changed {
-		unique = unique && ix.count(string(t.nodes[c].EncryptionKey()), pickEnc) == 1
+		unique = unique && ix.count(string(t.nodes.at(c).EncryptionKey()), pickEnc) == 1
 	}
 	if unique {
 		return nil
 	}
 	// Find the pair for the error.
-	for x := range t.nodes {
-		n := &t.nodes[x]
+	for x := range t.nodes.len() {
+		n := t.nodes.at(NodeIndex(x))
 		if n.Blank() {
 			continue
 		}
 		k := n.EncryptionKey()
 		for _, c := range changed {
-			if c != NodeIndex(x) && bytes.Equal(k, t.nodes[c].EncryptionKey()) {
+			if c != NodeIndex(x) && bytes.Equal(k, t.nodes.at(c).EncryptionKey()) {
 				return fmt.Errorf("%w: nodes %d and %d share an encryption key", ErrInvalidTree, c, x)
 			}
 		}

@@ -17,21 +17,21 @@ func (t *RatchetTree) AddLeaf(ln *LeafNode) (LeafIndex, error) {
 	n := t.NumLeaves()
 	leaf := LeafIndex(n)
 	for i := uint32(0); i < n; i++ {
-		if t.nodes[2*i].Blank() {
+		if t.nodes.at(NodeIndex(2 * i)).Blank() {
 			leaf = LeafIndex(i)
 			break
 		}
 	}
 	if uint32(leaf) == n {
-		if len(t.nodes)*2+1 > maxTreeNodes {
+		if t.nodes.len()*2+1 > maxTreeNodes {
 			return 0, fmt.Errorf("%w: tree full at %d leaves", ErrInvalidTree, n)
 		}
-		t.nodes = append(t.nodes, make([]Node, len(t.nodes)+1)...)
+		t.nodes.resize(2*t.nodes.len() + 1)
 		n = t.NumLeaves()
 	}
 	t.setNode(leaf.Node(), Node{Leaf: ln})
 	for _, x := range DirectPath(leaf.Node(), n) {
-		if p := t.nodes[x].Parent; p != nil {
+		if p := t.nodes.at(x).Parent; p != nil {
 			// A new ParentNode: the old one may be shared with a clone.
 			np := *p
 			i, _ := slices.BinarySearch(p.UnmergedLeaves, leaf)
@@ -78,15 +78,15 @@ func (t *RatchetTree) blankDirectPath(i LeafIndex) {
 func (t *RatchetTree) truncate() {
 	for n := t.NumLeaves(); n > 1; n = t.NumLeaves() {
 		for i := n / 2; i < n; i++ {
-			if t.nodes[2*i].Leaf != nil {
+			if t.nodes.at(NodeIndex(2*i)).Leaf != nil {
 				return
 			}
 		}
-		keep := (len(t.nodes) - 1) / 2
-		for x := keep; x < len(t.nodes); x++ {
-			t.index.replace(&t.nodes[x], &Node{})
+		keep := (t.nodes.len() - 1) / 2
+		for x := keep; x < t.nodes.len(); x++ {
+			t.index.replace(t.nodes.at(NodeIndex(x)), &Node{})
 		}
-		t.nodes = t.nodes[:keep]
+		t.nodes.resize(keep)
 	}
 }
 

@@ -58,8 +58,8 @@ func (t *RatchetTree) Validate(s Suite, groupID []byte) error {
 // verifyHPKEKeys checks that every node's HPKE public key is valid for the
 // suite (RFC 9420 §7.3).
 func (t *RatchetTree) verifyHPKEKeys(s Suite) error {
-	for x := range t.nodes {
-		n := &t.nodes[x]
+	for x := range t.nodes.len() {
+		n := t.nodes.at(NodeIndex(x))
 		if n.Blank() {
 			continue
 		}
@@ -138,8 +138,8 @@ func (t *RatchetTree) checkChangedCredentialTypes(old *RatchetTree, changed []Le
 
 // firstLeaf returns the leftmost non-blank leaf, or nil.
 func (t *RatchetTree) firstLeaf() *LeafNode {
-	for x := 0; x < len(t.nodes); x += 2 {
-		if ln := t.nodes[x].Leaf; ln != nil {
+	for x := 0; x < t.nodes.len(); x += 2 {
+		if ln := t.nodes.at(NodeIndex(x)).Leaf; ln != nil {
 			return ln
 		}
 	}
@@ -161,8 +161,8 @@ func supportsAll(have, want []CredentialType) bool {
 // and P lists it too.
 func (t *RatchetTree) verifyUnmergedLeaves() error {
 	n := t.NumLeaves()
-	for x := range t.nodes {
-		p := t.nodes[x].Parent
+	for x := range t.nodes.len() {
+		p := t.nodes.at(NodeIndex(x)).Parent
 		if p == nil {
 			continue
 		}
@@ -178,7 +178,7 @@ func (t *RatchetTree) verifyUnmergedLeaves() error {
 				if y == px {
 					break
 				}
-				if q := t.nodes[y].Parent; q != nil && !slices.Contains(q.UnmergedLeaves, l) {
+				if q := t.nodes.at(y).Parent; q != nil && !slices.Contains(q.UnmergedLeaves, l) {
 					return fmt.Errorf("%w: leaf %d unmerged at node %d but not at node %d below it", ErrInvalidTree, l, px, y)
 				}
 			}
@@ -195,8 +195,8 @@ func (t *RatchetTree) verifyUniqueKeys() error {
 	}
 	enc := make(map[string]NodeIndex)
 	sig := make(map[string]NodeIndex)
-	for x := range t.nodes {
-		n := &t.nodes[x]
+	for x := range t.nodes.len() {
+		n := t.nodes.at(NodeIndex(x))
 		if n.Blank() {
 			continue
 		}
@@ -220,8 +220,8 @@ func (t *RatchetTree) verifyUniqueKeys() error {
 // every leaf's signature key.
 func (t *RatchetTree) publicKeys() map[string]bool {
 	keys := map[string]bool{}
-	for x := range t.nodes {
-		n := &t.nodes[x]
+	for x := range t.nodes.len() {
+		n := t.nodes.at(NodeIndex(x))
 		if n.Blank() {
 			continue
 		}

@@ -208,7 +208,8 @@ type WelcomeRecipient struct {
 // GroupInfo is encrypted under the key derived from joinerSecret and
 // pskSecret (nil: no PSKs), and a GroupSecrets with joinerSecret, the
 // recipient's path secret and psks is HPKE-encrypted to each recipient's init
-// key.
+// key, on several goroutines for many recipients (parallel.go); the Suite
+// must be safe for concurrent use, as this package's suites are.
 func NewWelcome(s Suite, gi *GroupInfo, joinerSecret, pskSecret []byte, psks []PreSharedKeyID, recipients []WelcomeRecipient) (*Welcome, error) {
 	key, nonce, err := welcomeKeyNonceFromJoiner(s, joinerSecret, pskSecret)
 	if err != nil {
@@ -220,12 +221,15 @@ func NewWelcome(s Suite, gi *GroupInfo, joinerSecret, pskSecret []byte, psks []P
 	if err != nil {
 		return nil, fmt.Errorf("encrypting GroupInfo: %w", err)
 	}
-	w := &Welcome{CipherSuite: s.ID(), EncryptedGroupInfo: egi, Secrets: make([]EncryptedGroupSecrets, 0, len(recipients))}
 	for i, rc := range recipients {
 		if rc.KeyPackage.CipherSuite != s.ID() {
 			return nil, fmt.Errorf("%w: recipient %d KeyPackage has cipher suite %v, want %v",
 				ErrInvalidKeyPackage, i, rc.KeyPackage.CipherSuite, s.ID())
 		}
+	}
+	w := &Welcome{CipherSuite: s.ID(), EncryptedGroupInfo: egi, Secrets: make([]EncryptedGroupSecrets, len(recipients))}
+	err = parallelSeals(len(recipients), func(i int) error {
+		rc := &recipients[i]
 		gs := GroupSecrets{JoinerSecret: joinerSecret, PSKs: psks}
 		if rc.PathSecret != nil {
 			gs.PathSecret = &PathSecret{PathSecret: rc.PathSecret}
@@ -234,12 +238,16 @@ func NewWelcome(s Suite, gi *GroupInfo, joinerSecret, pskSecret []byte, psks []P
 		kemOutput, ct, err := EncryptWithLabel(s, rc.KeyPackage.InitKey, "Welcome", egi, pt)
 		clear(pt)
 		if err != nil {
-			return nil, fmt.Errorf("encrypting GroupSecrets for recipient %d: %w", i, err)
+			return fmt.Errorf("encrypting GroupSecrets for recipient %d: %w", i, err)
 		}
-		w.Secrets = append(w.Secrets, EncryptedGroupSecrets{
+		w.Secrets[i] = EncryptedGroupSecrets{
 			NewMember:             rc.KeyPackage.Ref(s),
 			EncryptedGroupSecrets: HPKECiphertext{KEMOutput: kemOutput, Ciphertext: ct},
-		})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return w, nil
 }
