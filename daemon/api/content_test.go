@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -45,6 +46,9 @@ func TestContentCallsAndEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if hi.GetGroupSeq() == 0 {
+		t.Fatalf("delivered without a group number: %v", hi)
+	}
 	next := func(who string, stream daemonv1.Daemon_SubscribeClient, want func(*daemonv1.Event) bool) *daemonv1.Event {
 		t.Helper()
 		for {
@@ -66,7 +70,7 @@ func TestContentCallsAndEvents(t *testing.T) {
 	if _, err := b.React(ctx, &daemonv1.ReactRequest{Group: gid, Message: hi.GetMessageId(), Reaction: "🎉", Wait: wait}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Send(ctx, &daemonv1.SendRequest{Group: gid, Text: "hello", ReplyTo: "#1", Wait: wait}); err != nil {
+	if _, err := b.Send(ctx, &daemonv1.SendRequest{Group: gid, Text: "hello", ReplyTo: fmt.Sprintf("#%d", hi.GetGroupSeq()), Wait: wait}); err != nil {
 		t.Fatal(err)
 	}
 	r := next("alice", aliceEvents, func(e *daemonv1.Event) bool {

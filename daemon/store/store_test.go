@@ -482,6 +482,7 @@ func TestMessageGroupSeq(t *testing.T) {
 	// Back to the schema before group_seq (version 5), with a message
 	// written then: what later versions added goes too.
 	for _, q := range []string{
+		"DROP TABLE attachments",
 		"DROP TABLE direct_chats",
 		"DROP INDEX messages_expiry",
 		"DROP TABLE receipts",
