@@ -191,7 +191,10 @@ func (b *Backend) MessageByNumber(ctx context.Context, group string, n uint64) (
 		m, err = resolveMessage(tx, sg.ID, "#"+strconv.FormatUint(n, 10))
 		return err
 	})
-	return m, opError("message", err)
+	if err != nil {
+		return store.Message{}, opError("save", err)
+	}
+	return m, nil
 }
 
 func (b *Backend) SaveAttachments(ctx context.Context, group string, seq uint64, dir string, progress Progress) ([]SavedFile, error) {
