@@ -76,10 +76,16 @@ func (tx *Tx) EditMessage(id int64, text string) error {
 	return nil
 }
 
-// DeleteMessageText deletes a message's text and marks it deleted; the
-// entry stays (its sequence number and id), the text leaves the file.
+// DeleteMessageText deletes a message's text and attachment references
+// and marks it deleted; the entry stays (its sequence number and id), the
+// text and the files' keys leave the file.
 func (tx *Tx) DeleteMessageText(id int64) error {
 	if _, err := tx.exec(`UPDATE messages SET text = '', deleted = 1 WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("store: delete message: %w", err)
+	}
+	// Its attachment references hold the files' keys.
+	if _, err := tx.exec(`DELETE FROM attachments WHERE EXISTS (SELECT 1 FROM messages m WHERE m.id = ?
+		AND m.group_id = attachments.group_id AND m.seq = attachments.message_seq)`, id); err != nil {
 		return fmt.Errorf("store: delete message: %w", err)
 	}
 	tx.scrub = true
@@ -140,11 +146,17 @@ func (tx *Tx) NextExpiry() (time.Time, bool, error) {
 }
 
 // ExpireMessages deletes the messages whose ExpiresAt is at or before
-// now, with their events and receipts, and reports how many went. The
+// now, with their events, receipts and attachment references, and reports how many went. The
 // newest message of a group is kept as KindExpired without its text, so
 // that the group's sequence numbers keep counting up.
 func (tx *Tx) ExpireMessages(now time.Time) (int, error) {
 	cut := unixNano(now)
+	// Attachment references hold the files' keys: they go with every
+	// message due, the blanked newest one included.
+	if _, err := tx.exec(`DELETE FROM attachments WHERE EXISTS (SELECT 1 FROM messages m WHERE m.group_id = attachments.group_id
+		AND m.seq = attachments.message_seq AND m.expires_at > 0 AND m.expires_at <= ?)`, cut); err != nil {
+		return 0, fmt.Errorf("store: expire attachments: %w", err)
+	}
 	res, err := tx.exec(`UPDATE messages SET text = '', ref = x'', kind = ?, expires_at = 0
 		WHERE expires_at > 0 AND expires_at <= ? AND id IN (SELECT MAX(id) FROM messages GROUP BY group_id)`, string(KindExpired), cut)
 	if err != nil {
