@@ -95,18 +95,18 @@ func (k *TreePrivateKeys) Marshal() []byte {
 func ParseTreePrivateKeys(b []byte) (*TreePrivateKeys, error) {
 	r := NewReader(b)
 	k := &TreePrivateKeys{Leaf: LeafIndex(r.Uint32()), EncryptionKey: r.Opaque(), Path: map[NodeIndex][]byte{}}
-	next := NodeIndex(0)
+	next := uint64(0) // the least index the next entry may have (wider than a NodeIndex, so it cannot wrap)
 	r.Vector(func(r *Reader) {
 		x := NodeIndex(r.Uint32())
 		v := r.Opaque()
 		if r.Err() != nil {
 			return
 		}
-		if x < next || IsLeaf(x) {
+		if uint64(x) < next || IsLeaf(x) {
 			r.Fail("tree private keys: node %d out of order or a leaf", x)
 			return
 		}
-		next = x + 1
+		next = uint64(x) + 1
 		k.Path[x] = v
 	})
 	if err := r.Finish(); err != nil {
