@@ -281,3 +281,38 @@ func testSlotExpire(t *testing.T, s store.Store) {
 	_, err = s.Slot(ctx, SlotID("long"))
 	noErr(t, "unexpired slot", err)
 }
+
+// testDevicesReopen: lists, their devices, revocations and link slots
+// survive a reopen.
+func testDevicesReopen(t *testing.T, open func(t *testing.T) store.Store) {
+	ctx := testCtx(t)
+	u, d, gone := Key("user"), Key("device"), Key("gone")
+	s := open(t)
+	noErr(t, "PutDeviceList v1", s.PutDeviceList(ctx, u, 1, []byte("list 1"), [][]byte{u, d, gone}, keepAll))
+	noErr(t, "PutDeviceList v2", s.PutDeviceList(ctx, u, 2, []byte("list 2"), [][]byte{u, d}, func([]byte) (store.Revocation, error) {
+		return store.Revocation{Devices: [][]byte{gone}}, nil
+	}))
+	noErr(t, "OpenSlot", s.OpenSlot(ctx, SlotID("kept"), u, time.Now().Add(time.Hour), 4))
+	noErr(t, "PutSlotBox", s.PutSlotBox(ctx, SlotID("kept"), store.BoxRequest, []byte("request")))
+	noErr(t, "Close", s.Close())
+
+	s = open(t)
+	wantList(t, s, u, []byte("list 2"), 2)
+	users, err := s.DeviceUsers(ctx, d)
+	noErr(t, "DeviceUsers", err)
+	if len(users) != 1 || !bytes.Equal(users[0], u) {
+		t.Fatalf("users of d after reopen: %x", users)
+	}
+	revoked, err := s.Revoked(ctx, gone)
+	noErr(t, "Revoked", err)
+	if !revoked {
+		t.Fatal("a revocation did not survive the reopen")
+	}
+	wantErr(t, "old version after reopen", s.PutDeviceList(ctx, u, 2, []byte("again"), [][]byte{u}, keepAll), store.ErrStaleVersion)
+	sl, err := s.Slot(ctx, SlotID("kept"))
+	noErr(t, "Slot after reopen", err)
+	if string(sl.Request) != "request" || !bytes.Equal(sl.Opener, u) {
+		t.Fatalf("slot after reopen: %+v", sl)
+	}
+	noErr(t, "Close", s.Close())
+}
