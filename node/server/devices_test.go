@@ -237,6 +237,18 @@ func TestFetchUserKeyPackages(t *testing.T) {
 			t.Fatalf("left after one fetch: %+v, %v", c, err)
 		}
 	}
+	// A peek returns each device's last-resort package and consumes
+	// nothing; a device without one is left out.
+	if _, err := alice.primary.Conn.UploadKeyPackage(ctx, U, kpBytes(t, alice.primary), true); err != nil {
+		t.Fatal(err)
+	}
+	pkgs, _, err = bob.primary.Conn.FetchUserKeyPackages(ctx, U, true)
+	if err != nil || len(pkgs) != 1 || !bytes.Equal(pkgs[0].Device, U) || !pkgs[0].Peeked {
+		t.Fatalf("peek: %+v, %v", pkgs, err)
+	}
+	if c, err := laptop.Conn.KeyPackageCount(ctx, laptop.Pub); err != nil || c.Remaining != 1 {
+		t.Fatalf("a peek consumed: %+v, %v", c, err)
+	}
 	_, _, err = bob.primary.Conn.FetchUserKeyPackages(ctx, make([]byte, 31), false)
 	wantErr(t, "short user key", err, client.ErrInvalidArgument)
 }
