@@ -20,6 +20,7 @@ func runDevices(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Devices/Revoke", testDeviceRevoke},
 		{"Devices/ConcurrentPublish", testDeviceListConcurrent},
 		{"Devices/Invalid", testDevicesInvalid},
+		{"Devices/FanOutSkipsRevoked", testFanOutSkipsRevoked},
 		{"LinkSlots/Boxes", testSlotBoxes},
 		{"LinkSlots/Limit", testSlotLimit},
 		{"LinkSlots/Expire", testSlotExpire},
@@ -315,4 +316,24 @@ func testDevicesReopen(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Fatalf("slot after reopen: %+v", sl)
 	}
 	noErr(t, "Close", s.Close())
+}
+
+// testFanOutSkipsRevoked: a revoked device stays in a group's roster until
+// a commit removes its leaf, but fanned-out messages no longer reach it.
+func testFanOutSkipsRevoked(t *testing.T, s store.Store) {
+	ctx := testCtx(t)
+	g := GroupID("revoked member")
+	u, d, bob := Key("user"), Key("device"), Key("bob")
+	createGroup(t, s, g, 0, u, d, bob)
+	noErr(t, "PutDeviceList v1", s.PutDeviceList(ctx, u, 1, []byte("list 1"), [][]byte{u, d}, keepAll))
+	noErr(t, "PutDeviceList v2", s.PutDeviceList(ctx, u, 2, []byte("list 2"), [][]byte{u}, func([]byte) (store.Revocation, error) {
+		return store.Revocation{Devices: [][]byte{d}}, nil
+	}))
+	fr, err := s.FanOut(ctx, g, bob, []byte("m"), payload(1), nil)
+	noErr(t, "FanOut", err)
+	if len(fr.Recipients) != 1 || !bytes.Equal(fr.Recipients[0], u) {
+		t.Fatalf("FanOut recipients %x, want only the user's remaining device", fr.Recipients)
+	}
+	wantQueue(t, s, u, bob, payload(1))
+	wantQueue(t, s, d, nil)
 }
