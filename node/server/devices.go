@@ -53,6 +53,9 @@ type revocations struct {
 }
 
 func (r *revocations) get(key []byte, now time.Time) (revoked, ok bool) {
+	if len(key) != store.IdentityKeySize {
+		return false, true // not a device key: nothing to revoke
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e, found := r.known[[store.IdentityKeySize]byte(key)]
@@ -63,6 +66,9 @@ func (r *revocations) get(key []byte, now time.Time) (revoked, ok bool) {
 }
 
 func (r *revocations) put(key []byte, revoked bool, now time.Time) {
+	if len(key) != store.IdentityKeySize {
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.known == nil || len(r.known) >= maxRevocationCache {
