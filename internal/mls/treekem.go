@@ -349,9 +349,10 @@ func (t *RatchetTree) EncryptPath(s Suite, pu *PathUpdate, groupContext []byte, 
 			jobs = append(jobs, job{node: i, slot: j, to: y})
 		}
 	}
+	seal := encryptorWithLabel(s, updatePathNodeLabel, groupContext)
 	err := parallelSeals(len(jobs), func(k int) error {
 		jb := jobs[k]
-		kem, ct, err := EncryptWithLabel(s, t.nodes.at(jb.to).EncryptionKey(), updatePathNodeLabel, groupContext, pu.pathSecrets[jb.node])
+		kem, ct, err := seal(t.nodes.at(jb.to).EncryptionKey(), pu.pathSecrets[jb.node])
 		if err != nil {
 			return fmt.Errorf("encrypting path secret of node %d to node %d: %w", pu.Nodes[jb.node], jb.to, err)
 		}
