@@ -27,7 +27,9 @@ import (
 	"crypto/sha512"
 	"fmt"
 	"hash"
+	"io"
 
+	"github.com/cloudflare/circl/dh/x25519"
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
@@ -69,6 +71,7 @@ func encryptorWithLabel(s Suite, label string, context []byte) sealFunc {
 // dhkemHKDF is one (DHKEM over a crypto/ecdh curve, HKDF, AEAD)
 // combination of RFC 9180.
 type dhkemHKDF struct {
+	x25519     bool // Diffie-Hellman by circl instead of curve
 	curve      ecdh.Curve
 	kemHash    func() hash.Hash // the KEM's own HKDF hash
 	nSecret    int              // Nsecret of the KEM
@@ -91,7 +94,7 @@ func newDHKEMHKDF(kem hpke.KEM, kdf hpke.KDF, aead hpke.AEAD) *dhkemHKDF {
 	case 0x0012:
 		d.curve, d.kemHash, d.nSecret = ecdh.P521(), sha512.New, 64
 	case kemIDX25519:
-		d.curve, d.kemHash, d.nSecret = ecdh.X25519(), sha256.New, 32
+		d.curve, d.kemHash, d.nSecret, d.x25519 = ecdh.X25519(), sha256.New, 32, true
 	default:
 		return nil
 	}
@@ -120,69 +123,153 @@ func newDHKEMHKDF(kem hpke.KEM, kdf hpke.KDF, aead hpke.AEAD) *dhkemHKDF {
 	return d
 }
 
+// direct returns h's written-out key schedule, or nil.
+func (h *stdHPKE) direct() *dhkemHKDF {
+	h.directOnce.Do(func() { h.dk = newDHKEMHKDF(h.kem, h.kdf, h.aead) })
+	return h.dk
+}
+
 // sealerFor is infoSealer for the crypto/hpke bindings; the KEMs it does
 // not cover seal through crypto/hpke with the info as given.
 func (h *stdHPKE) sealerFor(info []byte) sealFunc {
-	d := newDHKEMHKDF(h.kem, h.kdf, h.aead)
+	d := h.direct()
 	if d == nil {
 		return func(pub, plaintext []byte) ([]byte, []byte, error) {
 			return h.seal(pub, info, nil, plaintext)
 		}
 	}
-	// RFC 9180 §5.1, mode_base: key_schedule_context = mode ||
-	// LabeledExtract("", "psk_id_hash", "") || LabeledExtract("",
-	// "info_hash", info).
-	ksContext := []byte{0}
-	ksContext = append(ksContext, hpkeLabeledExtract(d.kdfHash, d.suiteID, nil, "psk_id_hash", nil)...)
-	ksContext = append(ksContext, hpkeLabeledExtract(d.kdfHash, d.suiteID, nil, "info_hash", info)...)
+	ksContext := d.keyScheduleContext(info)
 	return func(pub, plaintext []byte) ([]byte, []byte, error) {
-		return d.seal(ksContext, pub, plaintext)
+		return d.seal(ksContext, pub, nil, plaintext)
 	}
 }
 
-// seal is SealBase (RFC 9180 §6.1) with empty aad and the given key
-// schedule context.
-func (d *dhkemHKDF) seal(ksContext, pub, plaintext []byte) ([]byte, []byte, error) {
+// keyScheduleContext is the key_schedule_context of RFC 9180 §5.1 in
+// mode_base: mode || LabeledExtract("", "psk_id_hash", "") ||
+// LabeledExtract("", "info_hash", info).
+func (d *dhkemHKDF) keyScheduleContext(info []byte) []byte {
+	ksContext := []byte{0}
+	ksContext = append(ksContext, hpkeLabeledExtract(d.kdfHash, d.suiteID, nil, "psk_id_hash", nil)...)
+	return append(ksContext, hpkeLabeledExtract(d.kdfHash, d.suiteID, nil, "info_hash", info)...)
+}
+
+// encap is Encap of RFC 9180 §4.1 for DHKEM: a fresh ephemeral key from
+// crypto/rand (as crypto/hpke draws it), its public key enc, and the
+// Diffie-Hellman with pub.
+func (d *dhkemHKDF) encap(pub []byte) (enc, dh []byte, err error) {
+	if d.x25519 {
+		if len(pub) != x25519.Size {
+			return nil, nil, fmt.Errorf("%w: HPKE public key of %d bytes", ErrInvalidKey, len(pub))
+		}
+		var sk, pk, peer, shared x25519.Key
+		defer clear(sk[:])
+		if _, err := io.ReadFull(rand.Reader, sk[:]); err != nil {
+			return nil, nil, fmt.Errorf("mls: HPKE setup: %w", err)
+		}
+		copy(peer[:], pub)
+		x25519.KeyGen(&pk, &sk)
+		if !x25519.Shared(&shared, &sk, &peer) {
+			return nil, nil, fmt.Errorf("mls: HPKE setup: %w: X25519 public key of low order", ErrInvalidKey)
+		}
+		return pk[:], shared[:], nil
+	}
 	pk, err := d.curve.NewPublicKey(pub)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: HPKE public key: %v", ErrInvalidKey, err)
 	}
-	// Encap (§4.1): an ephemeral key from crypto/rand, as crypto/hpke
-	// draws it.
 	eph, err := d.curve.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mls: HPKE setup: %w", err)
 	}
-	dh, err := eph.ECDH(pk)
-	if err != nil {
+	if dh, err = eph.ECDH(pk); err != nil {
 		return nil, nil, fmt.Errorf("mls: HPKE setup: %w", err)
 	}
-	defer clear(dh)
-	enc := eph.PublicKey().Bytes()
-	kemContext := append(append(make([]byte, 0, 2*len(enc)), enc...), pub...)
+	return eph.PublicKey().Bytes(), dh, nil
+}
+
+// context derives the AEAD and base nonce of the HPKE context with the
+// given key schedule context from the Diffie-Hellman output dh, enc and
+// the recipient's public key pkR (ExtractAndExpand of §4.1, KeySchedule
+// of §5.1).
+func (d *dhkemHKDF) context(ksContext, dh, enc, pkR []byte) (cipher.AEAD, []byte, error) {
+	kemContext := append(append(make([]byte, 0, len(enc)+len(pkR)), enc...), pkR...)
 	eaePRK := hpkeLabeledExtract(d.kemHash, d.kemSuiteID, nil, "eae_prk", dh)
 	defer clear(eaePRK)
 	shared, err := hpkeLabeledExpand(d.kemHash, d.kemSuiteID, eaePRK, "shared_secret", kemContext, d.nSecret)
 	if err != nil {
-		return nil, nil, fmt.Errorf("mls: HPKE setup: %w", err)
+		return nil, nil, err
 	}
 	defer clear(shared)
-	// KeySchedule (§5.1) with the precomputed context.
 	secret := hpkeLabeledExtract(d.kdfHash, d.suiteID, shared, "secret", nil)
 	defer clear(secret)
 	key, err := hpkeLabeledExpand(d.kdfHash, d.suiteID, secret, "key", ksContext, d.nk)
 	if err != nil {
-		return nil, nil, fmt.Errorf("mls: HPKE setup: %w", err)
+		return nil, nil, err
 	}
 	defer clear(key)
 	nonce, err := hpkeLabeledExpand(d.kdfHash, d.suiteID, secret, "base_nonce", ksContext, d.nn)
 	if err != nil {
-		return nil, nil, fmt.Errorf("mls: HPKE setup: %w", err)
+		return nil, nil, err
 	}
 	a, err := d.newAEAD(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, nonce, nil
+}
+
+// seal is SealBase (RFC 9180 §6.1) with the given key schedule context.
+func (d *dhkemHKDF) seal(ksContext, pub, aad, plaintext []byte) ([]byte, []byte, error) {
+	enc, dh, err := d.encap(pub)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer clear(dh)
+	a, nonce, err := d.context(ksContext, dh, enc, pub)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mls: HPKE setup: %w", err)
 	}
 	// The first message of the context: its nonce is base_nonce xor 0.
-	return enc, a.Seal(nil, nonce, plaintext, nil), nil
+	return enc, a.Seal(nil, nonce, plaintext, aad), nil
+}
+
+// openX25519 is OpenBase (RFC 9180 §6.1) for the X25519 KEM with the given
+// key schedule context. Errors match those of stdHPKE.open.
+func (d *dhkemHKDF) openX25519(ksContext, priv, enc, aad, ct []byte) ([]byte, error) {
+	if len(priv) != x25519.Size {
+		return nil, fmt.Errorf("%w: HPKE private key of %d bytes", ErrInvalidKey, len(priv))
+	}
+	if len(enc) != x25519.Size {
+		return nil, fmt.Errorf("%w: HPKE decapsulation: kem_output of %d bytes", ErrDecrypt, len(enc))
+	}
+	var sk, pkR, peer, shared x25519.Key
+	defer clear(sk[:])
+	defer clear(shared[:])
+	copy(sk[:], priv)
+	copy(peer[:], enc)
+	x25519.KeyGen(&pkR, &sk)
+	if !x25519.Shared(&shared, &sk, &peer) {
+		return nil, fmt.Errorf("%w: HPKE decapsulation: X25519 key of low order", ErrDecrypt)
+	}
+	a, nonce, err := d.context(ksContext, shared[:], enc, pkR[:])
+	if err != nil {
+		return nil, fmt.Errorf("%w: HPKE decapsulation: %v", ErrDecrypt, err)
+	}
+	pt, err := a.Open(nil, nonce, ct, aad)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return pt, nil
+}
+
+// x25519PublicKey returns the X25519 public key of the private key sk.
+func x25519PublicKey(sk []byte) ([]byte, error) {
+	if len(sk) != x25519.Size {
+		return nil, fmt.Errorf("%w: X25519 private key of %d bytes", ErrInvalidKey, len(sk))
+	}
+	var k, pk x25519.Key
+	copy(k[:], sk)
+	x25519.KeyGen(&pk, &k)
+	clear(k[:])
+	return pk[:], nil
 }

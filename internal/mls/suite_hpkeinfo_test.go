@@ -2,6 +2,9 @@ package mls
 
 import (
 	"bytes"
+	"crypto/ecdh"
+	"crypto/hpke"
+	"crypto/rand"
 	"errors"
 	"testing"
 )
@@ -78,6 +81,96 @@ func TestHPKEInfoSealerLowOrder(t *testing.T) {
 		}
 		if _, _, err := EncryptWithLabel(s, e[:], "Welcome", []byte("context"), []byte("secret")); err == nil {
 			t.Errorf("entry %d: crypto/hpke sealed to a low-order key", i)
+		}
+	}
+}
+
+// TestX25519AgainstECDH checks circl's X25519 against crypto/ecdh: the
+// public key of random private keys, and the Diffie-Hellman of random key
+// pairs through an HPKE round trip.
+func TestX25519AgainstECDH(t *testing.T) {
+	for range 200 {
+		k, err := ecdh.X25519().GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, err := x25519PublicKey(k.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(pub, k.PublicKey().Bytes()) {
+			t.Fatalf("public key of %x: %x, crypto/ecdh %x", k.Bytes(), pub, k.PublicKey().Bytes())
+		}
+	}
+	if _, err := x25519PublicKey(make([]byte, 31)); !errors.Is(err, ErrInvalidKey) {
+		t.Fatalf("private key of 31 bytes: %v", err)
+	}
+}
+
+// TestHPKEX25519AgainstStd: for the X25519 suites, what this package
+// seals crypto/hpke opens and the other way round, with and without aad;
+// a changed ciphertext, kem output, info or aad fails with ErrDecrypt.
+func TestHPKEX25519AgainstStd(t *testing.T) {
+	for _, id := range []CipherSuite{MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519, MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519} {
+		s, err := LookupSuite(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := s.(*suite).kem.(*stdHPKE)
+		for _, aad := range [][]byte{nil, []byte("aad")} {
+			priv, pub, err := s.GenerateKeyPair()
+			if err != nil {
+				t.Fatal(err)
+			}
+			info, pt := []byte("info"), []byte("plaintext of the test")
+			pk, err := h.kem.NewPublicKey(pub)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sk, err := h.kem.NewPrivateKey(priv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Ours to crypto/hpke.
+			enc, ct, err := s.HPKESeal(pub, info, aad, pt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := hpke.NewRecipient(enc, sk, h.kdf, h.aead, info)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := r.Open(aad, ct); err != nil || !bytes.Equal(got, pt) {
+				t.Fatalf("%v: crypto/hpke opens %q, %v", id, got, err)
+			}
+			// crypto/hpke to ours.
+			enc, snd, err := hpke.NewSender(pk, h.kdf, h.aead, info)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ct, err = snd.Seal(aad, pt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := s.HPKEOpen(priv, enc, info, aad, ct); err != nil || !bytes.Equal(got, pt) {
+				t.Fatalf("%v: opens crypto/hpke's as %q, %v", id, got, err)
+			}
+			flip := func(b []byte) []byte { c := bytes.Clone(b); c[len(c)-1] ^= 1; return c }
+			for name, try := range map[string]func() error{
+				"ciphertext": func() error { _, err := s.HPKEOpen(priv, enc, info, aad, flip(ct)); return err },
+				"kem output": func() error { _, err := s.HPKEOpen(priv, flip(enc), info, aad, ct); return err },
+				"info":       func() error { _, err := s.HPKEOpen(priv, enc, flip(info), aad, ct); return err },
+				"aad":        func() error { _, err := s.HPKEOpen(priv, enc, info, append(bytes.Clone(aad), 1), ct); return err },
+				"short enc":  func() error { _, err := s.HPKEOpen(priv, enc[:31], info, aad, ct); return err },
+				"low order":  func() error { _, err := s.HPKEOpen(priv, make([]byte, 32), info, aad, ct); return err },
+			} {
+				if err := try(); !errors.Is(err, ErrDecrypt) {
+					t.Errorf("%v: changed %s: %v", id, name, err)
+				}
+			}
+			if _, err := s.HPKEOpen(priv[:31], enc, info, aad, ct); !errors.Is(err, ErrInvalidKey) {
+				t.Errorf("%v: private key of 31 bytes: %v", id, err)
+			}
 		}
 	}
 }
