@@ -104,7 +104,8 @@ func times(n int, f ...func()) func() {
 // both see the same load of the machine. It reports the floor per
 // operation (floor-ns/op) and the ratio of the two (x-floor), and the same
 // ratio of the CPU time the process spent (cpu-x-floor), which a machine
-// shared with other work disturbs less than the wall clock.
+// shared with other work disturbs less than the wall clock, with that CPU
+// time per operation (cpu-ns/op, all cores).
 func benchFloorLoop(b *testing.B, setup, op, floor func()) {
 	b.Helper()
 	var floorTime, opCPU, floorCPU time.Duration
@@ -128,6 +129,7 @@ func benchFloorLoop(b *testing.B, setup, op, floor func()) {
 	b.StopTimer()
 	reportFloor(b, benchTimedNs(b), float64(floorTime.Nanoseconds())/float64(b.N))
 	b.ReportMetric(float64(opCPU)/float64(floorCPU), "cpu-x-floor")
+	b.ReportMetric(float64(opCPU.Nanoseconds())/float64(b.N), "cpu-ns/op")
 }
 
 // processCPU returns the user and system CPU time of the process so far.
@@ -373,6 +375,7 @@ func BenchmarkFloorCreateAndAdd1000(b *testing.B) {
 	b.ReportMetric(float64(procs), "cores")
 	reportFloor(b, benchTimedNs(b)*float64(procs), float64(floorTime.Nanoseconds()))
 	b.ReportMetric((float64(opCPU)/float64(b.N))/(float64(floorCPU)/float64(procs)), "cpu-x-floor")
+	b.ReportMetric(float64(opCPU.Nanoseconds())/float64(b.N), "cpu-ns/op")
 }
 
 // BenchmarkFloorProtect: a member encrypts a 1 KiB application message in
