@@ -37,6 +37,8 @@ type Store struct {
 	now  func() time.Time
 	// scrubErr is the last failed checkpoint (ScrubError).
 	scrubErr atomic.Pointer[error]
+	// stmts are the statements kept prepared (stmts.go).
+	stmts stmtCache
 }
 
 // Open opens (creating when needed) the database in dir. dir is created with
@@ -100,6 +102,7 @@ func (s *Store) Path() string { return s.path }
 // file and truncating it (scrub.go).
 func (s *Store) Close() error {
 	cerr := s.checkpoint(context.Background())
+	s.stmts.close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
@@ -119,6 +122,8 @@ type Tx struct {
 	savepoints int
 	// broken is set when a savepoint failed: tx must not commit.
 	broken error
+	// stmts are the store's prepared statements (stmts.go).
+	stmts *stmtCache
 }
 
 // Update runs fn in a write transaction and commits it when fn returns nil.
@@ -133,6 +138,7 @@ func (s *Store) View(ctx context.Context, fn func(*Tx) error) error {
 }
 
 func (s *Store) run(ctx context.Context, readOnly bool, fn func(*Tx) error) error {
+	defer s.stmts.prepareWanted(s.db)
 	return s.runTx(ctx, readOnly, fn, func() (*sql.Tx, error) { return s.db.BeginTx(ctx, nil) })
 }
 
@@ -142,7 +148,7 @@ func (s *Store) runTx(ctx context.Context, readOnly bool, fn func(*Tx) error, be
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	tx := &Tx{ctx: ctx, tx: sqlTx, now: s.now(), readOnly: readOnly}
+	tx := &Tx{ctx: ctx, tx: sqlTx, now: s.now(), readOnly: readOnly, stmts: &s.stmts}
 	err = fn(tx)
 	if err == nil {
 		err = tx.broken
@@ -173,14 +179,29 @@ func (tx *Tx) exec(query string, args ...any) (sql.Result, error) {
 	if tx.readOnly {
 		return nil, fmt.Errorf("store: %w: write in a read-only transaction", ErrInvalid)
 	}
+	return tx.execAny(query, args...)
+}
+
+// execAny runs query, which may be one that writes in a View transaction
+// (a savepoint).
+func (tx *Tx) execAny(query string, args ...any) (sql.Result, error) {
+	if st := tx.stmt(query); st != nil {
+		return st.ExecContext(tx.ctx, args...)
+	}
 	return tx.tx.ExecContext(tx.ctx, query, args...)
 }
 
 func (tx *Tx) queryRow(query string, args ...any) *sql.Row {
+	if st := tx.stmt(query); st != nil {
+		return st.QueryRowContext(tx.ctx, args...)
+	}
 	return tx.tx.QueryRowContext(tx.ctx, query, args...)
 }
 
 func (tx *Tx) query(query string, args ...any) (*sql.Rows, error) {
+	if st := tx.stmt(query); st != nil {
+		return st.QueryContext(tx.ctx, args...)
+	}
 	return tx.tx.QueryContext(tx.ctx, query, args...)
 }
 
