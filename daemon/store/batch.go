@@ -39,16 +39,16 @@ func (tx *Tx) Savepoint(fn func(*Tx) error) error {
 	}
 	tx.savepoints++
 	name := fmt.Sprintf("sp%d", tx.savepoints)
-	if _, err := tx.execAny("SAVEPOINT "+name); err != nil {
+	if _, err := tx.execAny("SAVEPOINT " + name); err != nil {
 		return tx.breaks(fmt.Errorf("store: savepoint: %w", err))
 	}
 	err := fn(tx)
 	if err != nil {
-		if _, rerr := tx.execAny("ROLLBACK TO "+name); rerr != nil {
+		if _, rerr := tx.execAny("ROLLBACK TO " + name); rerr != nil {
 			return tx.breaks(fmt.Errorf("store: roll back to savepoint: %w (after: %v)", rerr, err))
 		}
 	}
-	if _, rerr := tx.execAny("RELEASE "+name); rerr != nil {
+	if _, rerr := tx.execAny("RELEASE " + name); rerr != nil {
 		return tx.breaks(fmt.Errorf("store: release savepoint: %w", rerr))
 	}
 	return err
