@@ -39,6 +39,8 @@ type Store struct {
 	scrubErr atomic.Pointer[error]
 	// stmts are the statements kept prepared (stmts.go).
 	stmts stmtCache
+	// memo keeps decoded values of rows (memo.go).
+	memo memo
 }
 
 // Open opens (creating when needed) the database in dir. dir is created with
@@ -124,6 +126,11 @@ type Tx struct {
 	broken error
 	// stmts are the store's prepared statements (stmts.go).
 	stmts *stmtCache
+	// memo, kept and handed are the decoded values (memo.go): the
+	// store's, those tx keeps once it commits, those it was handed.
+	memo   *memo
+	kept   []keptValue
+	handed map[any]bool
 }
 
 // Update runs fn in a write transaction and commits it when fn returns nil.
@@ -148,7 +155,7 @@ func (s *Store) runTx(ctx context.Context, readOnly bool, fn func(*Tx) error, be
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	tx := &Tx{ctx: ctx, tx: sqlTx, now: s.now(), readOnly: readOnly, stmts: &s.stmts}
+	tx := &Tx{ctx: ctx, tx: sqlTx, now: s.now(), readOnly: readOnly, stmts: &s.stmts, memo: &s.memo}
 	err = fn(tx)
 	if err == nil {
 		err = tx.broken
@@ -163,6 +170,9 @@ func (s *Store) runTx(ctx context.Context, readOnly bool, fn func(*Tx) error, be
 	}
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
+	}
+	if len(tx.kept) > 0 {
+		s.memo.put(tx.kept)
 	}
 	if tx.scrub {
 		// The transaction is durable; a failed truncation only leaves the
