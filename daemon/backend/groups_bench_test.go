@@ -5,6 +5,8 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,28 +124,52 @@ func BenchmarkGroupSendReceive(b *testing.B) {
 }
 
 // BenchmarkGroupThroughput sends b.N messages back to back and waits until
-// Bob stored them all: messages per second end to end.
+// Bob stored them all: messages per second end to end. With senders=1 one
+// API caller sends, each send answered once durable before the next: the
+// raw floor (one write and fsync per message) bounds it. With senders=16,
+// sixteen callers send at once (as several API clients, or one that does
+// not wait for each answer): their sends share transactions, and the
+// batched floor (16 records per fsync) bounds them.
 func BenchmarkGroupThroughput(b *testing.B) {
-	alice, bob, gid := groupsBenchPair(b)
-	ctx := context.Background()
-	// Each send is one durable commit, one after the other: the raw floor
-	// (one write and fsync per message) bounds them.
-	fl := benchfloor.Floors{Size: 1024, Batch: 64}
-	fl.Measure(b)
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	n := 0
-	for b.Loop() {
-		if _, err := alice.b.Send(ctx, gid, fmt.Sprintf("m%d", n), nil); err != nil {
-			b.Fatal(err)
-		}
-		n++
+	for _, senders := range []int{1, 16} {
+		b.Run(fmt.Sprintf("senders=%d", senders), func(b *testing.B) {
+			alice, bob, gid := groupsBenchPair(b)
+			ctx := context.Background()
+			fl := benchfloor.Floors{Size: 1024, Batch: senders}
+			fl.Measure(b)
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := time.Now()
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			errs := make(chan error, senders)
+			for range senders {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						i := next.Add(1)
+						if i > int64(b.N) {
+							return
+						}
+						if _, err := alice.b.Send(ctx, gid, fmt.Sprintf("m%d", i), nil); err != nil {
+							errs <- err
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				b.Fatal(err)
+			}
+			groupsBenchWait(b, bob, gid, uint64(b.N))
+			rate := float64(b.N) / time.Since(start).Seconds()
+			b.StopTimer()
+			b.ReportMetric(rate, "msgs/s")
+			fl.Measure(b)
+			fl.Report(b, rate)
+		})
 	}
-	groupsBenchWait(b, bob, gid, uint64(n))
-	rate := float64(n) / time.Since(start).Seconds()
-	b.StopTimer()
-	b.ReportMetric(rate, "msgs/s")
-	fl.Measure(b)
-	fl.Report(b, rate)
 }
