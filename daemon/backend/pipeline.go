@@ -64,8 +64,12 @@ func (b *Backend) applyEnvelopes(ctx context.Context, envs []nodeclient.Envelope
 	}
 	var rejected []rejection
 	var stop error
+	var receipts []pendingReceipt
+	b.receiptBatch = &receipts
+	defer func() { b.receiptBatch = nil }()
 	err = b.update(ctx, func(tx *store.Tx) error {
 		applied, rejected, stop = 0, nil, nil
+		receipts = receipts[:0]
 		cur, err := tx.NodeCursor()
 		if err != nil {
 			return err
@@ -76,11 +80,15 @@ func (b *Backend) applyEnvelopes(ctx context.Context, envs []nodeclient.Envelope
 			}
 			var rejectErr error
 			ok := false
+			noted := len(receipts)
 			err := tx.Savepoint(func(tx *store.Tx) error {
 				var err error
 				ok, rejectErr, err = b.applyOne(ctx, tx, env)
 				return err
 			})
+			if err != nil {
+				receipts = receipts[:noted] // rolled back with the envelope
+			}
 			if err != nil && !errors.Is(err, errRejected) {
 				stop = err
 				break
@@ -102,7 +110,7 @@ func (b *Backend) applyEnvelopes(ctx context.Context, envs []nodeclient.Envelope
 			cur = env.Seq
 		}
 		cursor = cur
-		return nil
+		return b.sendBatchReceipts(tx, receipts)
 	})
 	if err != nil {
 		return 0, 0, err
