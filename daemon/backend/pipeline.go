@@ -432,4 +432,3 @@ func (b *Backend) deliver(ctx context.Context, c *nodeclient.Client, it store.Ou
 	}
 	return 0, nil
 }
-
