@@ -63,10 +63,8 @@ func (b *Backend) sendBatchReceipts(tx *store.Tx, pending []pendingReceipt) erro
 				if !sg.LeftAt.IsZero() || !g.Active() {
 					return nil
 				}
-				if err := b.sendReceipt(tx, &sg, g, self.PublicKey(), content.StatusDelivered, ids[:n]...); err != nil {
-					return err
-				}
-				return saveGroup(tx, &sg, g)
+				// (sendReceipt saves the group: the sender ratchet moved.)
+				return b.sendReceipt(tx, &sg, g, self.PublicKey(), content.StatusDelivered, ids[:n]...)
 			})
 			if err != nil {
 				// (Had the savepoint itself failed, the transaction
