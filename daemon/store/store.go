@@ -41,6 +41,8 @@ type Store struct {
 	stmts stmtCache
 	// memo keeps decoded values of rows (memo.go).
 	memo memo
+	// keys is the identity's expanded key (identity_cache.go).
+	keys expandedKey
 }
 
 // Open opens (creating when needed) the database in dir. dir is created with
@@ -129,6 +131,7 @@ type Tx struct {
 	// memo, kept and handed are the decoded values (memo.go): the
 	// store's, those tx keeps once it commits, those it was handed.
 	memo   *memo
+	keys   *expandedKey
 	kept   []keptValue
 	handed map[any]bool
 }
@@ -155,7 +158,7 @@ func (s *Store) runTx(ctx context.Context, readOnly bool, fn func(*Tx) error, be
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	tx := &Tx{ctx: ctx, tx: sqlTx, now: s.now(), readOnly: readOnly, stmts: &s.stmts, memo: &s.memo}
+	tx := &Tx{ctx: ctx, tx: sqlTx, now: s.now(), readOnly: readOnly, stmts: &s.stmts, memo: &s.memo, keys: &s.keys}
 	err = fn(tx)
 	if err == nil {
 		err = tx.broken
