@@ -2,9 +2,11 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/panicstack"
 )
 
 // Sends from the API share transactions (group commit). Each send is
@@ -86,7 +88,7 @@ func (b *Backend) runSendBatch(batch []*sendReq) {
 	if len(batch) == 1 {
 		r := batch[0]
 		r.err = b.update(r.ctx, func(tx *store.Tx) (err error) {
-			r.res, err = r.run(tx)
+			r.res, err = b.runSend(tx, r)
 			return err
 		})
 		if r.err != nil {
@@ -101,7 +103,7 @@ func (b *Backend) runSendBatch(batch []*sendReq) {
 				continue // given up before its turn: not sent
 			}
 			r.err = tx.Savepoint(func(tx *store.Tx) (err error) {
-				r.res, err = r.run(tx)
+				r.res, err = b.runSend(tx, r)
 				return err
 			})
 			if r.err != nil {
@@ -117,4 +119,21 @@ func (b *Backend) runSendBatch(batch []*sendReq) {
 			}
 		}
 	}
+}
+
+// errSendPanicked answers a send whose transaction panicked.
+var errSendPanicked = errors.New("internal error in send; qpd keeps serving")
+
+// runSend runs r in tx. A panic in it (a bug some input reaches) fails
+// that send alone, its writes rolled back, instead of ending the daemon:
+// the sends run on a goroutine of their own, out of reach of the API's
+// own recovery. The log names where it happened, without values.
+func (b *Backend) runSend(tx *store.Tx, r *sendReq) (res SendResult, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			b.log.Error("panic in send", "stack", panicstack.Where())
+			res, err = SendResult{}, errSendPanicked
+		}
+	}()
+	return r.run(tx)
 }

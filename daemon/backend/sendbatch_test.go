@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/content"
 	"github.com/quicproquo/quicproquo/internal/testnode"
 )
 
@@ -84,5 +86,44 @@ func TestConcurrentSendsShareTransactions(t *testing.T) {
 		}) || len(mine) != each {
 			t.Fatalf("sender %d: %q", s, mine)
 		}
+	}
+}
+
+// A send that panics (a bug some input reaches) fails alone, its writes
+// rolled back; the sends beside it and after it go through.
+func TestPanickingSendFailsAlone(t *testing.T) {
+	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	alice, bob := groupsStart(t, node), groupsStart(t, node)
+	_, gid := groupsForm(t, "panic", alice, bob)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := range 8 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			_, err := alice.b.sendContent(ctx, gid, nil, func(*store.Tx, store.Group) (*content.Message, error) { panic("boom") })
+			if !errors.Is(err, errSendPanicked) {
+				errs <- fmt.Errorf("panicking send: %v", err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if _, err := alice.b.Send(ctx, gid, fmt.Sprintf("m%d", i), nil); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if _, err := alice.b.Send(ctx, gid, "after", nil); err != nil {
+		t.Fatal(err)
+	}
+	groupsWait(t, "every message at bob", func() bool { return len(groupsTexts(t, bob, gid)) >= 9 })
+	if got := groupsTexts(t, bob, gid); len(got) != 9 {
+		t.Fatalf("bob has %q", got)
 	}
 }
