@@ -162,6 +162,3 @@ func (tx *Tx) KeepDecoded(key string, raw []byte, v any) {
 	}
 	tx.kept = append(tx.kept, keptValue{key: key, raw: raw, v: v})
 }
-
-// ForgetDecoded drops every value kept in memory.
-func (s *Store) ForgetDecoded() { s.memo.forget() }

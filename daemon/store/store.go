@@ -107,6 +107,7 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) Close() error {
 	cerr := s.checkpoint(context.Background())
 	s.stmts.close()
+	s.memo.forget()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
