@@ -161,6 +161,9 @@ func (b *Backend) handleEnvelope(ctx context.Context, tx *store.Tx, env nodeclie
 	return b.cfg.Envelopes.HandleEnvelope(ctx, tx, env)
 }
 
+// ackInterval is the least time between two acks of one connection.
+const ackInterval = 20 * time.Millisecond
+
 // acker acknowledges, in the background, the newest committed sequence
 // number to the node; several pending acks collapse into one.
 type acker struct {
@@ -186,12 +189,26 @@ func (a *acker) set(seq uint64) {
 
 func (a *acker) run(ctx context.Context) {
 	var acked uint64
+	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-a.wake:
 		}
+		// A busy stream would ack every envelope, a write at the node
+		// each; acks instead go at most ackInterval apart and cover what
+		// was committed meanwhile. An ack waits for nothing the daemon
+		// needs: the cursor is durable here, and what the node pushes
+		// again before the ack lands is skipped by it.
+		if wait := ackInterval - time.Since(last); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+		last = time.Now()
 		a.mu.Lock()
 		seq := a.seq
 		a.mu.Unlock()
