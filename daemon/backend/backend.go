@@ -176,6 +176,11 @@ type Backend struct {
 	strangerRejects *rate.Limiter
 	// forks remembers the fork reports made (fork.go; under gmu).
 	forks map[forkKey]bool
+	// receiptBatch, while applyEnvelopes applies a batch, collects its
+	// delivery receipts (receipts_batch.go; under gmu).
+	receiptBatch *[]pendingReceipt
+	// sends queues API sends for their shared transaction (sendbatch.go).
+	sends sendQueue
 	// directMu makes finding or making a direct chat one step (direct.go):
 	// two SendTo calls to one person make one chat. Taken before gmu.
 	directMu sync.Mutex

@@ -93,10 +93,21 @@ func (b *Backend) sendContent(ctx context.Context, group string, clientMsgID []b
 			return SendResult{}, opError("send", err)
 		}
 	}
-	b.gmu.Lock()
-	defer b.gmu.Unlock()
+	res, err := b.sendBatched(ctx, func(tx *store.Tx) (SendResult, error) {
+		return b.sendLocked(tx, id, group, cid, compose)
+	})
+	if err != nil {
+		return SendResult{}, opError("send", err)
+	}
+	return res, nil
+}
+
+// sendLocked is sendContent's transaction (sendbatch.go runs several in
+// one): it answers a repeated client message id as the first time, or
+// encrypts, records and queues what compose builds. The caller holds gmu.
+func (b *Backend) sendLocked(tx *store.Tx, id store.Identity, group string, cid []byte, compose composer) (SendResult, error) {
 	var res SendResult
-	err = b.update(ctx, func(tx *store.Tx) error {
+	err := func() error {
 		if it, err := tx.OutboxByClientMsgID(cid); err == nil {
 			// A repeated request: answer as the first time.
 			if it.MessageSeq > 0 {
@@ -133,11 +144,8 @@ func (b *Backend) sendContent(ctx context.Context, group string, clientMsgID []b
 		}
 		res = SendResult{Message: a.Message, OutboxID: it.ID, Delivered: it.State == store.OutboxSent}
 		return nil
-	})
-	if err != nil {
-		return SendResult{}, opError("send", err)
-	}
-	return res, nil
+	}()
+	return res, err
 }
 
 // post encrypts m to the group, applies it to the own history and queues

@@ -69,9 +69,22 @@ func (b *Backend) expireLoop(ctx context.Context) {
 		}
 		select {
 		case <-changed:
+			// A busy stream changes the store for every message; its
+			// changes are looked at together, expireSettle apart, so that
+			// the loop costs a read per expireSettle and not one per
+			// message. A message disappears at most that much later.
+			select {
+			case <-time.After(expireSettle):
+			case <-ctx.Done():
+				return
+			}
 		case <-due:
 		case <-ctx.Done():
 			return
 		}
 	}
 }
+
+// expireSettle is how long the expiry loop lets changes gather before it
+// looks for the next message due.
+const expireSettle = 100 * time.Millisecond

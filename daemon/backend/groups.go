@@ -84,7 +84,7 @@ func loadGroup(tx *store.Tx, id []byte) (store.Group, *mls.Group, error) {
 		}
 		return store.Group{}, nil, err
 	}
-	g, err := mls.UnmarshalGroupWithPolicy(sg.State, groupPolicy)
+	g, err := decodeGroup(tx, sg)
 	if err != nil {
 		return store.Group{}, nil, fmt.Errorf("decode state of group %x: %w", id, err)
 	}
@@ -98,7 +98,11 @@ func saveGroup(tx *store.Tx, sg *store.Group, g *mls.Group) error {
 		return fmt.Errorf("encode state of group %x: %w", sg.ID, err)
 	}
 	sg.State, sg.Epoch = state, g.Epoch()
-	return tx.PutGroup(*sg)
+	if err := tx.PutGroup(*sg); err != nil {
+		return err
+	}
+	keepGroup(tx, sg, g)
+	return nil
 }
 
 // otherMembers lists the identities of every member but self.

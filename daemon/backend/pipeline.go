@@ -64,8 +64,12 @@ func (b *Backend) applyEnvelopes(ctx context.Context, envs []nodeclient.Envelope
 	}
 	var rejected []rejection
 	var stop error
+	var receipts []pendingReceipt
+	b.receiptBatch = &receipts
+	defer func() { b.receiptBatch = nil }()
 	err = b.update(ctx, func(tx *store.Tx) error {
 		applied, rejected, stop = 0, nil, nil
+		receipts = receipts[:0]
 		cur, err := tx.NodeCursor()
 		if err != nil {
 			return err
@@ -76,11 +80,15 @@ func (b *Backend) applyEnvelopes(ctx context.Context, envs []nodeclient.Envelope
 			}
 			var rejectErr error
 			ok := false
+			noted := len(receipts)
 			err := tx.Savepoint(func(tx *store.Tx) error {
 				var err error
 				ok, rejectErr, err = b.applyOne(ctx, tx, env)
 				return err
 			})
+			if err != nil {
+				receipts = receipts[:noted] // rolled back with the envelope
+			}
 			if err != nil && !errors.Is(err, errRejected) {
 				stop = err
 				break
@@ -102,7 +110,7 @@ func (b *Backend) applyEnvelopes(ctx context.Context, envs []nodeclient.Envelope
 			cur = env.Seq
 		}
 		cursor = cur
-		return nil
+		return b.sendBatchReceipts(tx, receipts)
 	})
 	if err != nil {
 		return 0, 0, err
@@ -153,6 +161,9 @@ func (b *Backend) handleEnvelope(ctx context.Context, tx *store.Tx, env nodeclie
 	return b.cfg.Envelopes.HandleEnvelope(ctx, tx, env)
 }
 
+// ackInterval is the least time between two acks of one connection.
+const ackInterval = 20 * time.Millisecond
+
 // acker acknowledges, in the background, the newest committed sequence
 // number to the node; several pending acks collapse into one.
 type acker struct {
@@ -178,12 +189,26 @@ func (a *acker) set(seq uint64) {
 
 func (a *acker) run(ctx context.Context) {
 	var acked uint64
+	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-a.wake:
 		}
+		// A busy stream would ack every envelope, a write at the node
+		// each; acks instead go at most ackInterval apart and cover what
+		// was committed meanwhile. An ack waits for nothing the daemon
+		// needs: the cursor is durable here, and what the node pushes
+		// again before the ack lands is skipped by it.
+		if wait := ackInterval - time.Since(last); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+		last = time.Now()
 		a.mu.Lock()
 		seq := a.seq
 		a.mu.Unlock()
@@ -267,6 +292,8 @@ func permanentNodeErr(err error) bool {
 // the pass; the next connection starts again from the oldest pending item.
 func (b *Backend) sendOutbox(ctx context.Context, c *nodeclient.Client) {
 	waits := map[string]*outboxWait{} // by orderKey: groups waiting to retry
+	marks := b.startMarks()           // outbox_marks.go
+	defer marks.stop()
 	for {
 		changed := b.Changed()
 		now := time.Now()
@@ -300,7 +327,10 @@ func (b *Backend) sendOutbox(ctx context.Context, c *nodeclient.Client) {
 			if w := waits[key]; w != nil && now.Before(w.until) {
 				continue // an earlier item of this group waits: keep the order
 			}
-			err := b.deliver(ctx, c, it)
+			if marks.sent(it.ID) {
+				continue // taken by the node, its mark on the way
+			}
+			groupSeq, err := b.deliver(ctx, c, it)
 			if err != nil && len(it.GroupID) > 0 && errors.Is(err, nodeclient.ErrUnauthorized) {
 				// The sender is no longer in the group's roster at the
 				// node (removed meanwhile): the message can never go out.
@@ -308,6 +338,7 @@ func (b *Backend) sendOutbox(ctx context.Context, c *nodeclient.Client) {
 			}
 			switch {
 			case err == nil:
+				marks.add(it, groupSeq)
 				progress = true
 				delete(waits, key)
 			case ctx.Err() != nil:
@@ -386,7 +417,9 @@ func outboxClientID(it store.OutboxItem) []byte {
 	return fmt.Appendf(nil, "qpd-outbox-%d-%d", it.ID, it.CreatedAt.UnixNano())
 }
 
-func (b *Backend) deliver(ctx context.Context, c *nodeclient.Client, it store.OutboxItem) error {
+// deliver gives item it to the node and returns the number the node gave
+// its message in the group's order (0 for none); the caller marks it sent.
+func (b *Backend) deliver(ctx context.Context, c *nodeclient.Client, it store.OutboxItem) (uint64, error) {
 	cid := outboxClientID(it)
 	if len(it.GroupID) > 0 {
 		// A group message goes to every other member in one node
@@ -400,40 +433,19 @@ func (b *Backend) deliver(ctx context.Context, c *nodeclient.Client, it store.Ou
 			seq, _, err := c.FanOut(fctx, cid, it.Payload)
 			cancel()
 			if err != nil {
-				return fmt.Errorf("fan out outbox item %d: %w", it.ID, err)
+				return 0, fmt.Errorf("fan out outbox item %d: %w", it.ID, err)
 			}
 			groupSeq = seq
 		}
-		return b.markSent(ctx, it, groupSeq)
+		return groupSeq, nil
 	}
 	for _, r := range it.Recipients {
 		ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		_, _, err := c.Enqueue(ectx, r, it.Payload, cid)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("enqueue outbox item %d to %x: %w", it.ID, r, err)
+			return 0, fmt.Errorf("enqueue outbox item %d to %x: %w", it.ID, r, err)
 		}
 	}
-	return b.markSent(ctx, it, 0)
-}
-
-// markSent records that the node took outbox item it, and the number the
-// node gave its message in the group's order (groupSeq, when not 0). The
-// mark does not wait for the disk (store.UpdateNoSync): lost in a power
-// cut, the item goes out again, and the node, which deduplicates on the
-// item's client message id, stores it once and answers the same number.
-func (b *Backend) markSent(ctx context.Context, it store.OutboxItem, groupSeq uint64) error {
-	err := b.st.UpdateNoSync(ctx, func(tx *store.Tx) error {
-		if groupSeq > 0 && it.MessageSeq > 0 {
-			if err := tx.SetGroupSeq(it.GroupID, it.MessageSeq, groupSeq); err != nil && !errors.Is(err, store.ErrNotFound) {
-				return err // (a message gone by retention keeps no number)
-			}
-		}
-		return tx.SetOutboxState(it.ID, store.OutboxSent, "")
-	})
-	if err != nil {
-		return err
-	}
-	b.changed.broadcast()
-	return nil
+	return 0, nil
 }

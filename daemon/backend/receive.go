@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/quicproquo/quicproquo/daemon/store"
-	"github.com/quicproquo/quicproquo/internal/content"
 	"github.com/quicproquo/quicproquo/internal/mls"
 	nodeclient "github.com/quicproquo/quicproquo/node/client"
 )
@@ -242,7 +241,7 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 				return err
 			}
 		} else if a.Receivable && g.Active() {
-			if err := b.sendReceipt(tx, &sg, g, self.PublicKey(), content.StatusDelivered, a.Message.MessageID); err != nil {
+			if err := b.deliveryReceipt(tx, &sg, g, self.PublicKey(), a.Message.MessageID); err != nil {
 				return err
 			}
 		}

@@ -39,16 +39,20 @@ func (tx *Tx) Savepoint(fn func(*Tx) error) error {
 	}
 	tx.savepoints++
 	name := fmt.Sprintf("sp%d", tx.savepoints)
-	if _, err := tx.tx.ExecContext(tx.ctx, "SAVEPOINT "+name); err != nil {
+	if _, err := tx.execAny("SAVEPOINT " + name); err != nil {
 		return tx.breaks(fmt.Errorf("store: savepoint: %w", err))
 	}
+	kept := len(tx.kept)
 	err := fn(tx)
 	if err != nil {
-		if _, rerr := tx.tx.ExecContext(tx.ctx, "ROLLBACK TO "+name); rerr != nil {
+		// What fn kept is forgotten with its writes; what it took stays
+		// taken (fn may have changed it).
+		tx.kept = tx.kept[:kept]
+		if _, rerr := tx.execAny("ROLLBACK TO " + name); rerr != nil {
 			return tx.breaks(fmt.Errorf("store: roll back to savepoint: %w (after: %v)", rerr, err))
 		}
 	}
-	if _, rerr := tx.tx.ExecContext(tx.ctx, "RELEASE "+name); rerr != nil {
+	if _, rerr := tx.execAny("RELEASE " + name); rerr != nil {
 		return tx.breaks(fmt.Errorf("store: release savepoint: %w", rerr))
 	}
 	return err
@@ -65,6 +69,7 @@ func (tx *Tx) breaks(err error) error {
 // UpdateNoSync is Update whose commit does not wait for the disk; see the
 // top of this file for what may use it.
 func (s *Store) UpdateNoSync(ctx context.Context, fn func(*Tx) error) (err error) {
+	defer s.stmts.prepareWanted(s.db) // after the connection is back
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)

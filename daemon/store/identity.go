@@ -33,7 +33,7 @@ func (tx *Tx) Identity() (Identity, error) {
 	if len(seed) != ed25519.SeedSize {
 		return Identity{}, fmt.Errorf("store: identity seed has %d bytes: %w", len(seed), ErrInvalid)
 	}
-	priv := ed25519.NewKeyFromSeed(seed)
+	priv := tx.keys.privateKey(seed) // identity_cache.go
 	clear(seed)
 	if !priv.Public().(ed25519.PublicKey).Equal(ed25519.PublicKey(pub)) {
 		return Identity{}, fmt.Errorf("store: identity public key does not match its seed: %w", ErrInvalid)

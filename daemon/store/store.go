@@ -37,6 +37,12 @@ type Store struct {
 	now  func() time.Time
 	// scrubErr is the last failed checkpoint (ScrubError).
 	scrubErr atomic.Pointer[error]
+	// stmts are the statements kept prepared (stmts.go).
+	stmts stmtCache
+	// memo keeps decoded values of rows (memo.go).
+	memo memo
+	// keys is the identity's expanded key (identity_cache.go).
+	keys expandedKey
 }
 
 // Open opens (creating when needed) the database in dir. dir is created with
@@ -100,6 +106,8 @@ func (s *Store) Path() string { return s.path }
 // file and truncating it (scrub.go).
 func (s *Store) Close() error {
 	cerr := s.checkpoint(context.Background())
+	s.stmts.close()
+	s.memo.forget()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
@@ -119,6 +127,14 @@ type Tx struct {
 	savepoints int
 	// broken is set when a savepoint failed: tx must not commit.
 	broken error
+	// stmts are the store's prepared statements (stmts.go).
+	stmts *stmtCache
+	// memo, kept and handed are the decoded values (memo.go): the
+	// store's, those tx keeps once it commits, those it was handed.
+	memo   *memo
+	keys   *expandedKey
+	kept   []keptValue
+	handed map[any]bool
 }
 
 // Update runs fn in a write transaction and commits it when fn returns nil.
@@ -133,6 +149,7 @@ func (s *Store) View(ctx context.Context, fn func(*Tx) error) error {
 }
 
 func (s *Store) run(ctx context.Context, readOnly bool, fn func(*Tx) error) error {
+	defer s.stmts.prepareWanted(s.db)
 	return s.runTx(ctx, readOnly, fn, func() (*sql.Tx, error) { return s.db.BeginTx(ctx, nil) })
 }
 
@@ -142,7 +159,7 @@ func (s *Store) runTx(ctx context.Context, readOnly bool, fn func(*Tx) error, be
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	tx := &Tx{ctx: ctx, tx: sqlTx, now: s.now(), readOnly: readOnly}
+	tx := &Tx{ctx: ctx, tx: sqlTx, now: s.now(), readOnly: readOnly, stmts: &s.stmts, memo: &s.memo, keys: &s.keys}
 	err = fn(tx)
 	if err == nil {
 		err = tx.broken
@@ -157,6 +174,9 @@ func (s *Store) runTx(ctx context.Context, readOnly bool, fn func(*Tx) error, be
 	}
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
+	}
+	if len(tx.kept) > 0 {
+		s.memo.put(tx.kept)
 	}
 	if tx.scrub {
 		// The transaction is durable; a failed truncation only leaves the
@@ -173,14 +193,29 @@ func (tx *Tx) exec(query string, args ...any) (sql.Result, error) {
 	if tx.readOnly {
 		return nil, fmt.Errorf("store: %w: write in a read-only transaction", ErrInvalid)
 	}
+	return tx.execAny(query, args...)
+}
+
+// execAny runs query, which may be one that writes in a View transaction
+// (a savepoint).
+func (tx *Tx) execAny(query string, args ...any) (sql.Result, error) {
+	if st := tx.stmt(query); st != nil {
+		return st.ExecContext(tx.ctx, args...)
+	}
 	return tx.tx.ExecContext(tx.ctx, query, args...)
 }
 
 func (tx *Tx) queryRow(query string, args ...any) *sql.Row {
+	if st := tx.stmt(query); st != nil {
+		return st.QueryRowContext(tx.ctx, args...)
+	}
 	return tx.tx.QueryRowContext(tx.ctx, query, args...)
 }
 
 func (tx *Tx) query(query string, args ...any) (*sql.Rows, error) {
+	if st := tx.stmt(query); st != nil {
+		return st.QueryContext(tx.ctx, args...)
+	}
 	return tx.tx.QueryContext(tx.ctx, query, args...)
 }
 

@@ -2,7 +2,11 @@ package mls
 
 import (
 	"bytes"
+	"crypto/ecdh"
+	"crypto/rand"
 	"testing"
+
+	"github.com/cloudflare/circl/dh/x25519"
 )
 
 // benchSuites are the suites the crypto benchmarks run for.
@@ -149,4 +153,50 @@ func BenchmarkKeySchedule(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkX25519 compares the X25519 this package uses (circl's) with
+// crypto/ecdh's: the public key of a private key, and a Diffie-Hellman.
+func BenchmarkX25519(b *testing.B) {
+	k, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	peer, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sk, pk, shared x25519.Key
+	copy(sk[:], k.Bytes())
+	copy(pk[:], peer.PublicKey().Bytes())
+	b.Run("public/circl", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := x25519PublicKey(sk[:]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("public/ecdh", func(b *testing.B) {
+		for b.Loop() {
+			k, err := ecdh.X25519().NewPrivateKey(sk[:])
+			if err != nil {
+				b.Fatal(err)
+			}
+			_ = k.PublicKey().Bytes()
+		}
+	})
+	b.Run("dh/circl", func(b *testing.B) {
+		for b.Loop() {
+			if !x25519.Shared(&shared, &sk, &pk) {
+				b.Fatal("low order")
+			}
+		}
+	})
+	b.Run("dh/ecdh", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := k.ECDH(peer.PublicKey()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

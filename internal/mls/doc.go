@@ -13,6 +13,10 @@
 // LookupSuite returns one value per RFC 9420 suite (1 to 7), assembled from a
 // hash, an AEAD, an HPKE binding (Go's crypto/hpke, or circl for X448) and a
 // signature scheme, so a post-quantum suite such as X-Wing is one more value.
+// For the DHKEMs over X25519 and the NIST curves the RFC 9180 key schedule
+// is also written out (suite_hpkeinfo.go), so that the many encryptions of
+// a Welcome or an UpdatePath hash their shared info once, and X25519 there
+// is circl's assembly, faster than crypto/ecdh's.
 // crypto.go holds the labeled functions of §5, keyschedule.go the epoch
 // schedule of §8 (EpochSecrets, the exporter, the external key pair), psk.go
 // the PSK ids and psk_secret, and secrettree.go the per-sender ratchets of §9.

@@ -147,21 +147,31 @@ func (m *PrivateMessage) seal(s Suite, st *SecretTree, senderDataSecret []byte, 
 // that the sender's leaf (ac.Content.Sender) is not blank, and verifies the
 // signature with that leaf's key.
 func UnprotectPrivate(s Suite, m *PrivateMessage, st *SecretTree, senderDataSecret []byte) (*AuthenticatedContent, error) {
+	sd, err := openSenderData(s, m, senderDataSecret)
+	if err != nil {
+		return nil, err
+	}
+	return unprotectPrivateFrom(s, m, st, sd)
+}
+
+// openSenderData decrypts and decodes the sender data of m.
+func openSenderData(s Suite, m *PrivateMessage, senderDataSecret []byte) (senderData, error) {
 	sdKey, sdNonce, err := SenderDataKeyNonce(s, senderDataSecret, m.Ciphertext)
 	if err != nil {
-		return nil, fmt.Errorf("unprotecting message: %w", err)
+		return senderData{}, fmt.Errorf("unprotecting message: %w", err)
 	}
 	defer clear(sdKey)
 	defer clear(sdNonce)
 	sdBytes, err := s.Open(sdKey, sdNonce, m.senderDataAAD(), m.EncryptedSenderData)
 	if err != nil {
-		return nil, fmt.Errorf("decrypting sender data: %w", err)
+		return senderData{}, fmt.Errorf("decrypting sender data: %w", err)
 	}
-	sd, err := parseSenderData(sdBytes)
-	if err != nil {
-		return nil, err
-	}
+	return parseSenderData(sdBytes)
+}
 
+// unprotectPrivateFrom is UnprotectPrivate once the sender data sd is
+// decrypted.
+func unprotectPrivateFrom(s Suite, m *PrivateMessage, st *SecretTree, sd senderData) (*AuthenticatedContent, error) {
 	key, nonce, err := st.Get(sd.leaf, ratchetFor(m.ContentType), sd.generation)
 	if err != nil {
 		return nil, fmt.Errorf("unprotecting message from leaf %d: %w", sd.leaf, err)

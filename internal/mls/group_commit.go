@@ -524,7 +524,7 @@ func (g *Group) Commit(opts *CommitOptions) (*CommitResult, error) {
 	}
 	if usePath {
 		tmpl := ng.tree.LeafNode(g.self).Clone()
-		pu, err = ng.tree.GeneratePath(s, g.self, tmpl, g.sigPriv, g.ctx.GroupID)
+		pu, err = ng.tree.generatePath(s, g.self, tmpl, g.signWithLabel, g.ctx.GroupID)
 		if err != nil {
 			return nil, fmt.Errorf("mls: commit path: %w", err)
 		}

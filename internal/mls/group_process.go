@@ -235,12 +235,12 @@ func (g *Group) processPrivate(pm *PrivateMessage) (*Received, error) {
 	if g.reinit != nil {
 		return nil, errReInitialized()
 	}
-	leaf, err := peekSender(g.suite, pm, g.keys.senderDataSecret)
+	sd, err := openSenderData(g.suite, pm, g.keys.senderDataSecret)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
 	}
-	undo := g.keys.secretTree.snapshotLeaf(leaf)
-	ac, err := UnprotectPrivate(g.suite, pm, g.keys.secretTree, g.keys.senderDataSecret)
+	undo := g.keys.secretTree.snapshotLeaf(sd.leaf)
+	ac, err := unprotectPrivateFrom(g.suite, pm, g.keys.secretTree, sd)
 	if err != nil {
 		undo.restore()
 		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
@@ -273,12 +273,12 @@ func (g *Group) processPastApplication(pm *PrivateMessage) (*Received, error) {
 		}
 		return nil, fmt.Errorf("%w: epoch %d", ErrEpochTooOld, pm.Epoch)
 	}
-	leaf, err := peekSender(g.suite, pm, pe.senderDataSecret)
+	sd, err := openSenderData(g.suite, pm, pe.senderDataSecret)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
 	}
-	undo := pe.secretTree.snapshotLeaf(leaf)
-	ac, err := UnprotectPrivate(g.suite, pm, pe.secretTree, pe.senderDataSecret)
+	undo := pe.secretTree.snapshotLeaf(sd.leaf)
+	ac, err := unprotectPrivateFrom(g.suite, pm, pe.secretTree, sd)
 	if err != nil {
 		undo.restore()
 		return nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
@@ -523,27 +523,6 @@ func (g *Group) receiveCommit(ac *AuthenticatedContent, r *Received) (_ *Receive
 	wipeSuperseded(g)
 	*g = *ng
 	return r, nil
-}
-
-// peekSender decrypts only the sender data of a PrivateMessage and returns
-// the sender's leaf, so that the secret-tree state it touches can be saved
-// first.
-func peekSender(s Suite, m *PrivateMessage, senderDataSecret []byte) (LeafIndex, error) {
-	key, nonce, err := SenderDataKeyNonce(s, senderDataSecret, m.Ciphertext)
-	if err != nil {
-		return 0, err
-	}
-	defer clear(key)
-	defer clear(nonce)
-	b, err := s.Open(key, nonce, m.senderDataAAD(), m.EncryptedSenderData)
-	if err != nil {
-		return 0, fmt.Errorf("decrypting sender data: %w", err)
-	}
-	sd, err := parseSenderData(b)
-	if err != nil {
-		return 0, err
-	}
-	return sd.leaf, nil
 }
 
 // MessageHeader is the clear part of an MLSMessage that routing needs.

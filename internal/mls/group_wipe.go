@@ -74,7 +74,7 @@ func sameSlice(a, b []byte) bool {
 // discard zeroes the copies u kept, once the operation it could undo has
 // succeeded: they are secrets the tree has since deleted.
 func (u *secretLeafUndo) discard() {
-	if u == nil || u.nodes == nil {
+	if u == nil || !u.active {
 		return
 	}
 	for _, v := range u.nodes {
@@ -83,5 +83,5 @@ func (u *secretLeafUndo) discard() {
 	if u.ratchets != nil {
 		clearRatchets(u.ratchets)
 	}
-	u.nodes = nil
+	u.nodes, u.ratchets, u.active = nil, nil, false
 }

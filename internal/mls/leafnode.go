@@ -221,7 +221,14 @@ const leafNodeSignLabel = "LeafNodeTBS"
 // Sign sets ln.Signature to SignWithLabel(priv, "LeafNodeTBS", TBS). For the
 // update and commit sources the signature binds groupID and leaf.
 func (ln *LeafNode) Sign(s Suite, priv, groupID []byte, leaf LeafIndex) error {
-	sig, err := SignWithLabel(s, priv, leafNodeSignLabel, ln.TBS(groupID, leaf))
+	return ln.signWith(func(label string, content []byte) ([]byte, error) {
+		return SignWithLabel(s, priv, label, content)
+	}, groupID, leaf)
+}
+
+// signWith is Sign with the signature made by sign.
+func (ln *LeafNode) signWith(sign signFunc, groupID []byte, leaf LeafIndex) error {
+	sig, err := sign(leafNodeSignLabel, ln.TBS(groupID, leaf))
 	if err != nil {
 		return fmt.Errorf("signing LeafNode: %w", err)
 	}

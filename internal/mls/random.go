@@ -11,7 +11,11 @@ package mls
 // randomness from its callers: the ephemeral key of HPKE encapsulation for
 // the crypto/hpke suites and the ECDSA signature nonce. Both come from
 // crypto/rand as well; a test that needs them fixed uses
-// testing/cryptotest.SetGlobalRandom.
+// testing/cryptotest.SetGlobalRandom. Where this package encapsulates by
+// itself (suite_hpkeinfo.go: the X25519 suites, and a Welcome's or
+// UpdatePath's many encryptions for the NIST curves) it draws the
+// ephemeral key from crypto/rand's Reader directly too, as crypto/hpke
+// does: those draws run on several goroutines at once.
 
 import (
 	"crypto/rand"

@@ -79,6 +79,9 @@ type RatchetTree struct {
 	hashSuite CipherSuite
 	hashed    bool
 	index     *keyIndex // keys (treeindex.go)
+	// blanksMarked is set once the wholly blank subtrees carry their
+	// empty resolution in the cache (treecache.go).
+	blanksMarked bool
 }
 
 // NewRatchetTree returns a one-leaf tree holding leaf, as made by the
@@ -139,7 +142,7 @@ func (t *RatchetTree) Members() []LeafIndex {
 // never writes into a LeafNode or ParentNode it holds, and neither may its
 // callers.
 func (t *RatchetTree) Clone() *RatchetTree {
-	return &RatchetTree{nodes: t.nodes.clone(), hashSuite: t.hashSuite, hashed: t.hashed, index: t.index.fork()}
+	return &RatchetTree{nodes: t.nodes.clone(), hashSuite: t.hashSuite, hashed: t.hashed, index: t.index.fork(), blanksMarked: t.blanksMarked}
 }
 
 // Equal reports whether t and o have the same encoding.

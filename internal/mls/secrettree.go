@@ -321,12 +321,14 @@ func cloneRatchets(rs *[2]*ratchet) *[2]*ratchet {
 }
 
 // secretLeafUndo saves the part of a secret tree that reading a message
-// from one leaf may change: the secrets on the leaf's path and copath and
-// the leaf's ratchets. It is cheaper than Clone when only one sender's
-// state is at stake.
+// from one leaf may change: the leaf's ratchets, and while they have not
+// started the secrets on the leaf's path and copath. It is cheaper than
+// Clone when only one sender's state is at stake, and once the leaf's
+// ratchets run it costs the same in a tree of any size.
 type secretLeafUndo struct {
 	st       *SecretTree
 	leaf     LeafIndex
+	active   bool                 // set until restore or discard
 	nodes    map[NodeIndex][]byte // nil value: the node had no secret
 	ratchets *[2]*ratchet
 	had      bool
@@ -334,10 +336,17 @@ type secretLeafUndo struct {
 
 // snapshotLeaf saves what Get or Next for leaf may change, for restore to
 // put back. A nil tree or a leaf out of range gives an undo that does
-// nothing.
+// nothing. Once the leaf's ratchets have started, Get and Next change
+// only them (ratchetFor derives no tree node), so only they are saved.
 func (st *SecretTree) snapshotLeaf(leaf LeafIndex) *secretLeafUndo {
 	u := &secretLeafUndo{st: st, leaf: leaf}
 	if st == nil || uint32(leaf) >= st.nLeaves {
+		return u
+	}
+	u.active = true
+	if rs, ok := st.ratchets[leaf]; ok {
+		u.had = true
+		u.ratchets = cloneRatchets(rs)
 		return u
 	}
 	u.nodes = map[NodeIndex][]byte{}
@@ -356,17 +365,13 @@ func (st *SecretTree) snapshotLeaf(leaf LeafIndex) *secretLeafUndo {
 	for _, y := range Copath(x, st.nLeaves) {
 		save(y)
 	}
-	if rs, ok := st.ratchets[leaf]; ok {
-		u.had = true
-		u.ratchets = cloneRatchets(rs)
-	}
 	return u
 }
 
 // restore puts the saved state back. It works once; later calls do
 // nothing.
 func (u *secretLeafUndo) restore() {
-	if u == nil || u.nodes == nil {
+	if u == nil || !u.active {
 		return
 	}
 	st := u.st
@@ -386,7 +391,7 @@ func (u *secretLeafUndo) restore() {
 	} else {
 		delete(st.ratchets, u.leaf)
 	}
-	u.nodes = nil
+	u.nodes, u.ratchets, u.active = nil, nil, false
 }
 
 // Clear zeroes and drops every secret the tree holds. The tree is unusable

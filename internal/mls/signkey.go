@@ -31,6 +31,9 @@ func (g *Group) signingKey() *signingKey {
 	return k
 }
 
+// signFunc makes a SignWithLabel signature with a key it holds.
+type signFunc func(label string, content []byte) ([]byte, error)
+
 // signWithLabel is SignWithLabel with g's signature key.
 func (g *Group) signWithLabel(label string, content []byte) ([]byte, error) {
 	k := g.signingKey()

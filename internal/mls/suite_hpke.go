@@ -11,12 +11,12 @@ package mls
 // both forms denote the same key.
 
 import (
-	"crypto/ecdh"
 	"crypto/hpke"
 	"crypto/sha256"
 	"crypto/sha512"
 	"fmt"
 	"hash"
+	"sync"
 
 	circlhpke "github.com/cloudflare/circl/hpke"
 )
@@ -64,6 +64,9 @@ type stdHPKE struct {
 	// scalarSize is Nsk for the NIST curves, whose private keys are
 	// big-endian scalars that may arrive without leading zero bytes.
 	scalarSize int
+
+	directOnce sync.Once
+	dk         *dhkemHKDF // the key schedule written out (suite_hpkeinfo.go), or nil
 }
 
 func (h *stdHPKE) deriveKeyPair(ikm []byte) ([]byte, []byte, error) {
@@ -72,11 +75,11 @@ func (h *stdHPKE) deriveKeyPair(ikm []byte) ([]byte, []byte, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		k, err := ecdh.X25519().NewPrivateKey(sk)
+		pub, err := x25519PublicKey(sk)
 		if err != nil {
 			return nil, nil, fmt.Errorf("mls: derive X25519 key: %w", err)
 		}
-		return sk, k.PublicKey().Bytes(), nil
+		return sk, pub, nil
 	}
 	k, err := h.kem.DeriveKeyPair(ikm)
 	if err != nil {
@@ -90,6 +93,10 @@ func (h *stdHPKE) deriveKeyPair(ikm []byte) ([]byte, []byte, error) {
 }
 
 func (h *stdHPKE) seal(pub, info, aad, plaintext []byte) ([]byte, []byte, error) {
+	if h.x25519 {
+		d := h.direct()
+		return d.seal(d.keyScheduleContext(info), pub, aad, plaintext)
+	}
 	enc, sender, err := h.sender(pub, info)
 	if err != nil {
 		return nil, nil, err
@@ -153,6 +160,10 @@ func (h *stdHPKE) exportReceiver(priv, enc, info []byte, exporterContext string,
 }
 
 func (h *stdHPKE) open(priv, enc, info, aad, ct []byte) ([]byte, error) {
+	if h.x25519 {
+		d := h.direct()
+		return d.openX25519(d.keyScheduleContext(info), priv, enc, aad, ct)
+	}
 	r, err := h.recipient(priv, enc, info)
 	if err != nil {
 		return nil, err

@@ -60,11 +60,39 @@ func (t *RatchetTree) touch(x NodeIndex) {
 	}
 }
 
-// warm fills the tree hash cache for s and the key index, once: after that
-// every change keeps them up to date along its path.
+// warm fills the tree hash cache for s and the key index, and marks the
+// wholly blank subtrees, once: after that every change keeps them up to
+// date along its path.
 func (t *RatchetTree) warm(s Suite) {
 	t.TreeHash(s)
 	t.keyIndex()
+	t.markBlanks()
+}
+
+// markBlanks caches the empty resolution of every subtree without a
+// non-blank node, once per tree (its clones inherit the marks). A tree
+// whose leaf count is not a power of two has such subtrees on the right of
+// its last member, up to half the tree: without the marks the first
+// filtered direct path that passes them (every commit from or to a member
+// at the right edge) walks them node by node.
+func (t *RatchetTree) markBlanks() {
+	if t.blanksMarked || t.nodes.len() == 0 {
+		return
+	}
+	t.blanksMarked = true
+	var mark func(x NodeIndex) bool
+	mark = func(x NodeIndex) bool {
+		blank := t.nodes.at(x).Blank()
+		if !IsLeaf(x) {
+			l, r := mark(Left(x)), mark(Right(x))
+			blank = blank && l && r
+		}
+		if e := t.nodes.entry(x); blank && !e.resOK {
+			e.res, e.resOK = nil, true
+		}
+		return blank
+	}
+	mark(Root(t.NumLeaves()))
 }
 
 // resolution returns the resolution of x from the cache, computing what is

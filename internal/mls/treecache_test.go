@@ -60,7 +60,7 @@ func TestTreeCachesFollowChanges(t *testing.T) {
 	for i, p := range g.sigPriv {
 		sig[LeafIndex(i)] = p
 	}
-	tree.keyIndex()
+	tree.warm(s)
 	checkTreeCaches(t, "start", s, tree)
 	for step := range 60 {
 		before := tree.Marshal()
@@ -101,6 +101,59 @@ func TestTreeCachesFollowChanges(t *testing.T) {
 		}
 		checkTreeCaches(t, what+" (the clone taken before)", s, saved)
 	}
+}
+
+// TestTreeBlankSubtreesMarked: warm caches the empty resolution of every
+// wholly blank subtree (the right part of a tree of 5 members in 8 leaves,
+// and a removed member's leaf) and of nothing else, and the marks stay
+// right as members are added into the blank part and removed again.
+func TestTreeBlankSubtreesMarked(t *testing.T) {
+	s := treeCacheSuite(t)
+	g := benchTreeNewGroup(t, s, 5, true)
+	tree := g.tree
+	if err := tree.RemoveLeaf(1); err != nil {
+		t.Fatal(err)
+	}
+	tree.warm(s)
+	var blank func(x NodeIndex) bool
+	blank = func(x NodeIndex) bool {
+		if !tree.nodes.at(x).Blank() {
+			return false
+		}
+		return IsLeaf(x) || (blank(Left(x)) && blank(Right(x)))
+	}
+	marked := 0
+	for x := range NodeIndex(tree.Width()) {
+		e := tree.nodes.entry(x)
+		if blank(x) {
+			if !e.resOK || len(e.res) != 0 {
+				t.Fatalf("blank subtree at node %d not marked", x)
+			}
+			marked++
+		}
+	}
+	if marked < 5 { // leaves 1, 5, 6, 7 and the parent of 6 and 7
+		t.Fatalf("%d blank subtrees marked", marked)
+	}
+	checkTreeCaches(t, "marked", s, tree)
+	c := tree.Clone()
+	if !c.blanksMarked {
+		t.Fatal("a clone lost the marks")
+	}
+	for i := range 4 {
+		ln, _, _ := treekemNewLeaf(t, s, fmt.Sprint("later ", i))
+		if _, err := c.AddLeaf(ln); err != nil {
+			t.Fatal(err)
+		}
+		checkTreeCaches(t, fmt.Sprintf("add %d", i), s, c)
+	}
+	for _, l := range []LeafIndex{7, 6, 5, 4} {
+		if err := c.RemoveLeaf(l); err != nil {
+			t.Fatal(err)
+		}
+		checkTreeCaches(t, fmt.Sprintf("remove %d", l), s, c)
+	}
+	checkTreeCaches(t, "the original after its clone changed", s, tree)
 }
 
 // TestTreeCachesAfterRefusedPath merges tampered UpdatePaths into a tree

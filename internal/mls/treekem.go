@@ -238,6 +238,14 @@ func (pu *PathUpdate) Wipe() {
 // groupID, at `from`. leaf carries the committer's credential, signature
 // key, capabilities and extensions. On error t is unchanged.
 func (t *RatchetTree) GeneratePath(s Suite, from LeafIndex, leaf *LeafNode, sigPriv, groupID []byte) (*PathUpdate, error) {
+	return t.generatePath(s, from, leaf, func(label string, content []byte) ([]byte, error) {
+		return SignWithLabel(s, sigPriv, label, content)
+	}, groupID)
+}
+
+// generatePath is GeneratePath with the leaf signed by sign, which a Group
+// gives its parsed signature key to (signkey.go).
+func (t *RatchetTree) generatePath(s Suite, from LeafIndex, leaf *LeafNode, sign signFunc, groupID []byte) (*PathUpdate, error) {
 	if t.LeafNode(from) == nil {
 		return nil, fmt.Errorf("%w: path from blank or missing leaf %d", ErrInvalidTree, from)
 	}
@@ -282,7 +290,7 @@ func (t *RatchetTree) GeneratePath(s Suite, from LeafIndex, leaf *LeafNode, sigP
 	saved := t.saveDirectPath(from)
 	ph := t.setPath(s, from, nodes, pubs)
 	nl.ParentHash = ph
-	if err := nl.Sign(s, sigPriv, groupID, from); err != nil {
+	if err := nl.signWith(sign, groupID, from); err != nil {
 		t.restoreDirectPath(from, saved)
 		pu.Wipe()
 		pu.Keys.Wipe()
@@ -349,9 +357,10 @@ func (t *RatchetTree) EncryptPath(s Suite, pu *PathUpdate, groupContext []byte, 
 			jobs = append(jobs, job{node: i, slot: j, to: y})
 		}
 	}
+	seal := encryptorWithLabel(s, updatePathNodeLabel, groupContext)
 	err := parallelSeals(len(jobs), func(k int) error {
 		jb := jobs[k]
-		kem, ct, err := EncryptWithLabel(s, t.nodes.at(jb.to).EncryptionKey(), updatePathNodeLabel, groupContext, pu.pathSecrets[jb.node])
+		kem, ct, err := seal(t.nodes.at(jb.to).EncryptionKey(), pu.pathSecrets[jb.node])
 		if err != nil {
 			return fmt.Errorf("encrypting path secret of node %d to node %d: %w", pu.Nodes[jb.node], jb.to, err)
 		}

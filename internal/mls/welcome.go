@@ -228,6 +228,7 @@ func NewWelcome(s Suite, gi *GroupInfo, joinerSecret, pskSecret []byte, psks []P
 		}
 	}
 	w := &Welcome{CipherSuite: s.ID(), EncryptedGroupInfo: egi, Secrets: make([]EncryptedGroupSecrets, len(recipients))}
+	seal := encryptorWithLabel(s, "Welcome", egi)
 	err = parallelSeals(len(recipients), func(i int) error {
 		rc := &recipients[i]
 		gs := GroupSecrets{JoinerSecret: joinerSecret, PSKs: psks}
@@ -235,7 +236,7 @@ func NewWelcome(s Suite, gi *GroupInfo, joinerSecret, pskSecret []byte, psks []P
 			gs.PathSecret = &PathSecret{PathSecret: rc.PathSecret}
 		}
 		pt := gs.Marshal()
-		kemOutput, ct, err := EncryptWithLabel(s, rc.KeyPackage.InitKey, "Welcome", egi, pt)
+		kemOutput, ct, err := seal(rc.KeyPackage.InitKey, pt)
 		clear(pt)
 		if err != nil {
 			return fmt.Errorf("encrypting GroupSecrets for recipient %d: %w", i, err)

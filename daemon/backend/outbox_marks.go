@@ -1,0 +1,140 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/quicproquo/quicproquo/daemon/store"
+)
+
+// The outbox sender does not wait for its own "sent" marks. Once the node
+// took an item, the mark is handed to a writer of its own, which commits
+// whatever marks have queued up in one transaction (store.UpdateNoSync,
+// see markSent) while the sender goes on to the next item; until its mark
+// is committed, the sender treats the item as sent. So the node's
+// fan-outs follow one another without a local transaction in between,
+// and the marks of a busy stream cost one commit per batch, not one per
+// message. A mark lost to a crash, or one that fails, leaves its item
+// pending: it goes out again, and the node, which deduplicates by the
+// item's client message id, stores it once and answers the same number.
+
+// outboxMarks is one sender's queue of marks and its writer.
+type outboxMarks struct {
+	b        *Backend
+	mu       sync.Mutex
+	queued   []sentMark
+	inFlight map[int64]bool // taken by the node, mark not committed yet
+	wake     chan struct{}
+	stopping chan struct{}
+	stopped  chan struct{}
+}
+
+// sentMark is what markSent records for an item.
+type sentMark struct {
+	it       store.OutboxItem
+	groupSeq uint64
+}
+
+// startMarks starts a writer of marks; stop it with stop.
+func (b *Backend) startMarks() *outboxMarks {
+	m := &outboxMarks{b: b, inFlight: map[int64]bool{}, wake: make(chan struct{}, 1),
+		stopping: make(chan struct{}), stopped: make(chan struct{})}
+	go m.run()
+	return m
+}
+
+// add queues the mark of an item the node took.
+func (m *outboxMarks) add(it store.OutboxItem, groupSeq uint64) {
+	m.mu.Lock()
+	m.queued = append(m.queued, sentMark{it, groupSeq})
+	m.inFlight[it.ID] = true
+	m.mu.Unlock()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// sent reports whether item id was taken by the node and waits for its
+// mark.
+func (m *outboxMarks) sent(id int64) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.inFlight[id]
+}
+
+// stop commits the marks queued and ends the writer.
+func (m *outboxMarks) stop() {
+	close(m.stopping)
+	<-m.stopped
+}
+
+func (m *outboxMarks) run() {
+	defer close(m.stopped)
+	for {
+		select {
+		case <-m.wake:
+		case <-m.stopping:
+			m.flush()
+			return
+		}
+		m.flush()
+	}
+}
+
+// flush commits the queued marks in one transaction.
+func (m *outboxMarks) flush() {
+	m.mu.Lock()
+	batch := m.queued
+	m.queued = nil
+	m.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	// The marks are written even while the connection closes: the node
+	// has the items.
+	err := m.b.markSent(context.Background(), batch)
+	if err != nil {
+		m.b.log.Error("outbox: mark sent", "items", len(batch), "err", err)
+	}
+	m.mu.Lock()
+	for _, s := range batch {
+		delete(m.inFlight, s.it.ID)
+	}
+	m.mu.Unlock()
+}
+
+// markSent records that the node took the items of marks, and the number
+// the node gave each message in the group's order (groupSeq, when not 0).
+// The marks do not wait for the disk (store.UpdateNoSync): lost in a power
+// cut, an item goes out again, and the node, which deduplicates on the
+// item's client message id, stores it once and answers the same number.
+// A mark that fails is skipped (its item goes out again) and the first
+// such failure returned.
+func (b *Backend) markSent(ctx context.Context, marks []sentMark) error {
+	var failed error
+	err := b.st.UpdateNoSync(ctx, func(tx *store.Tx) error {
+		failed = nil
+		for _, s := range marks {
+			it := s.it
+			err := tx.Savepoint(func(tx *store.Tx) error {
+				if s.groupSeq > 0 && it.MessageSeq > 0 {
+					if err := tx.SetGroupSeq(it.GroupID, it.MessageSeq, s.groupSeq); err != nil && !errors.Is(err, store.ErrNotFound) {
+						return err // (a message gone by retention keeps no number)
+					}
+				}
+				return tx.SetOutboxState(it.ID, store.OutboxSent, "")
+			})
+			if err != nil && failed == nil {
+				failed = err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	b.changed.broadcast()
+	return failed
+}
