@@ -29,6 +29,8 @@ const (
 	intentRemove    intentKind = "remove"    // Peers: the one member to remove
 	intentUpdate    intentKind = "update"    // no peers
 	intentProposals intentKind = "proposals" // no peers
+	// person.go: this person's other devices not yet in the group
+	intentOwnDevices intentKind = "own-devices" // no peers
 )
 
 // intentVersion is the version of the stored intent encoding.
@@ -97,7 +99,7 @@ func (p commitPlan) check() error {
 		if len(p.peers) != 1 {
 			return fmt.Errorf("%w: remove of %d members", errBadIntent, len(p.peers))
 		}
-	case intentUpdate, intentProposals:
+	case intentUpdate, intentProposals, intentOwnDevices:
 		if len(p.peers) != 0 {
 			return fmt.Errorf("%w: %s with peers", errBadIntent, p.kind)
 		}
@@ -149,6 +151,8 @@ func (b *Backend) runPlan(ctx context.Context, group string, p commitPlan, rerun
 		intent = b.inviteIntent(p.peers, &added)
 	case intentRemove:
 		intent = removeIntent(p.peers[0], rerunOf != 0)
+	case intentOwnDevices:
+		intent = b.ownDevicesIntent()
 	case intentUpdate:
 		intent = func(ctx context.Context, c *nodeclient.Client, g *mls.Group, self []byte) (*mls.CommitResult, [][]byte, error) {
 			res, err := g.SelfUpdate(nil)
