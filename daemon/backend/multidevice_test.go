@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"database/sql"
 	"errors"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/quicproquo/quicproquo/internal/devid"
 	"github.com/quicproquo/quicproquo/internal/mls"
 	"github.com/quicproquo/quicproquo/internal/testnode"
+	nodeclient "github.com/quicproquo/quicproquo/node/client"
 	nodestore "github.com/quicproquo/quicproquo/node/store"
 )
 
@@ -318,4 +321,143 @@ func TestForgedDeviceRefused(t *testing.T) {
 	if m, err := bob.b.Members(ctx, gid); err != nil || len(m.Members) != 3 || len(m.People) != 2 {
 		t.Fatalf("after the honest invite: %d leaves, %d people, %v", len(m.Members), len(m.People), err)
 	}
+}
+
+// TestPreviousSchemaIdentityKeepsWorking (acceptance 5: kept working, not
+// migrated): a state made before device keys (schema version 9, one key
+// that is user and device) opens with this version, keeps its key and
+// basic credential, and talks with a current daemon through a real node;
+// and a person with a linked device can invite it.
+func TestPreviousSchemaIdentityKeepsWorking(t *testing.T) {
+	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := store.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := New(Config{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := old.Register(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, store.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"ALTER TABLE identity DROP COLUMN user_key",
+		"ALTER TABLE identity DROP COLUMN user_seed",
+		"ALTER TABLE identity DROP COLUMN device_cert",
+		"ALTER TABLE identity DROP COLUMN user_cert",
+		"PRAGMA user_version = 9",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	st, err = store.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	carol := groupsStartOn(t, node, Config{}, st)
+	if !carol.id.Equal(reg.Identity) {
+		t.Fatalf("identity after the upgrade %x, before %x", carol.id, reg.Identity)
+	}
+	id, err := carol.b.identity(ctx)
+	if err != nil || !id.SingleDevice() || !id.Primary() {
+		t.Fatalf("old identity: single %v primary %v, %v", id.SingleDevice(), id.Primary(), err)
+	}
+
+	alice := groupsStart(t, node)
+	alice2, _ := linkByHand(t, node, alice)
+	_, gid := groupsForm(t, "old and new", carol, alice)
+	joinOne(t, alice2, "alice's second device joins carol's group")
+	if _, err := carol.b.Send(ctx, gid, "still here", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice2.b.Send(ctx, gid, "me too", nil); err != nil {
+		t.Fatal(err)
+	}
+	groupsWait(t, "both messages at carol's", func() bool { return len(groupsTexts(t, carol, gid)) == 2 })
+	if got := senders(t, carol, gid); !bytes.Equal(got["me too"], alice.id) {
+		t.Fatalf("carol sees the second device's message from %x, want alice %x", got["me too"], []byte(alice.id))
+	}
+	m, err := carol.b.Members(ctx, gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range m.Members {
+		if bytes.Equal(l.SignatureKey, carol.id) && l.Credential.Type != mls.CredentialBasic {
+			t.Fatalf("carol's leaf has credential type %v, want basic", l.Credential.Type)
+		}
+	}
+}
+
+// TestContactDeviceEvents: alice's second device added to a group she is
+// in, and removed again, are events at Bob that name the device, with
+// alice still a member; her messages still show as hers.
+func TestContactDeviceEvents(t *testing.T) {
+	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	alice, bob := groupsStart(t, node), groupsStart(t, node)
+	ctx := context.Background()
+	g, gid := groupsForm(t, "team", bob, alice)
+	alice2, dev := linkByHand(t, node, alice)
+
+	// Alice's first device adds her second to the group.
+	if _, _, err := alice.b.runPlan(ctx, gid, commitPlan{kind: intentOwnDevices}, 0); err != nil {
+		t.Fatal(err)
+	}
+	joinOne(t, alice2, "alice's second device")
+	deviceEvent := func(kind store.EventKind) bool {
+		evs, err := bob.b.EventsAfter(ctx, 0, 1000)
+		if err != nil {
+			return false
+		}
+		for _, e := range evs {
+			if e.Kind == kind && bytes.Equal(e.GroupID, g.ID) && e.State == store.MemberDevice {
+				if !bytes.Equal(e.Member, alice.id) || !bytes.Equal(e.By, alice.id) || e.Detail != FormatKey(dev) {
+					t.Fatalf("device event %+v", e)
+				}
+				return true
+			}
+		}
+		return false
+	}
+	groupsWait(t, "bob sees alice link a device", func() bool { return deviceEvent(store.EventMemberAdded) })
+	if m, err := bob.b.Members(ctx, gid); err != nil || len(m.People) != 2 || len(m.Members) != 3 {
+		t.Fatalf("bob's members: %d people, %d leaves, %v", len(m.People), len(m.Members), err)
+	}
+
+	// And removes it (what revoking a device does in each group).
+	plan, err := commitPlan{kind: intentUpdate}.encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.b.runCommit(ctx, gid, plan, 0, func(ctx context.Context, _ *nodeclient.Client, mg *mls.Group, _ []byte) (*mls.CommitResult, [][]byte, error) {
+		m, ok := memberByDevice(mg, dev)
+		if !ok {
+			return nil, nil, errors.New("second device not in the group")
+		}
+		res, err := mg.RemoveMembers([]mls.LeafIndex{m.Leaf}, nil)
+		return res, nil, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	groupsWait(t, "bob sees alice remove a device", func() bool { return deviceEvent(store.EventMemberRemoved) })
+	m, err := bob.b.Members(ctx, gid)
+	if err != nil || len(m.People) != 2 || len(m.Members) != 2 {
+		t.Fatalf("bob's members after the removal: %d people, %d leaves, %v", len(m.People), len(m.Members), err)
+	}
+	if _, err := alice.b.Send(ctx, gid, "one device again", nil); err != nil {
+		t.Fatal(err)
+	}
+	groupsWait(t, "bob reads alice", func() bool { return bytes.Equal(senders(t, bob, gid)["one device again"], alice.id) })
 }
