@@ -38,7 +38,8 @@ type KeyPackageBundle struct {
 // the seam where internal/mls plugs in.
 type KeyPackageMaker interface {
 	// NewKeyPackage makes a KeyPackage of identity in suite cs, valid from now.
-	NewKeyPackage(identity ed25519.PrivateKey, cs mls.CipherSuite, lastResort bool, now time.Time) (KeyPackageBundle, error)
+	// s is the device's signer (its credential and signature key).
+	NewKeyPackage(s *mls.Signer, cs mls.CipherSuite, lastResort bool, now time.Time) (KeyPackageBundle, error)
 }
 
 // Config configures New.
@@ -295,13 +296,12 @@ func (b *Backend) identity(ctx context.Context) (store.Identity, error) {
 	return id, nil
 }
 
-// IdentityKey returns the identity public key, or ErrNotRegistered.
+// IdentityKey returns the person's identity (user) public key, or
+// ErrNotRegistered. It is this device's key too unless the device was
+// linked (OwnKeys).
 func (b *Backend) IdentityKey(ctx context.Context) (ed25519.PublicKey, error) {
-	id, err := b.identity(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return id.PublicKey(), nil
+	user, _, err := b.OwnKeys(ctx)
+	return user, err
 }
 
 // FormatKey writes an identity key the way humans see it: lowercase hex.
@@ -343,7 +343,8 @@ func (b *Backend) Register(ctx context.Context) (RegisterResult, error) {
 	err := b.update(ctx, func(tx *store.Tx) error {
 		id, err := tx.Identity()
 		if err == nil {
-			res.Identity = id.PublicKey()
+			res.Identity = append(ed25519.PublicKey{}, id.UserPublicKey()...)
+			id.Wipe()
 			return nil
 		}
 		if !errors.Is(err, store.ErrNotFound) {
@@ -380,7 +381,8 @@ func (b *Backend) Register(ctx context.Context) (RegisterResult, error) {
 
 // Status is a snapshot of the daemon.
 type Status struct {
-	Identity          ed25519.PublicKey // nil when not registered
+	Identity          ed25519.PublicKey // the person (user key); nil when not registered
+	Device            ed25519.PublicKey // this device's key (Identity unless linked)
 	Node              ConnectionInfo
 	KeyPackagesLeft   int
 	KeyPackagesKnown  bool
@@ -400,7 +402,9 @@ func (b *Backend) Status(ctx context.Context) (Status, error) {
 		id, err := tx.Identity()
 		switch {
 		case err == nil:
-			s.Identity = id.PublicKey()
+			s.Identity = append(ed25519.PublicKey{}, id.UserPublicKey()...)
+			s.Device = id.PublicKey()
+			id.Wipe()
 		case !errors.Is(err, store.ErrNotFound):
 			return err
 		}
@@ -427,7 +431,7 @@ func (b *Backend) Status(ctx context.Context) (Status, error) {
 	if s.Identity != nil {
 		if c := b.client(); c != nil {
 			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-			kc, err := c.KeyPackageCount(cctx, s.Identity)
+			kc, err := c.KeyPackageCount(cctx, s.Device)
 			cancel()
 			if err == nil {
 				s.KeyPackagesLeft, s.KeyPackagesKnown = kc.Remaining, true

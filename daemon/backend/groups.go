@@ -1,10 +1,12 @@
 package backend
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -47,12 +49,9 @@ func (b *Backend) requireIdentity(ctx context.Context) error {
 	return err
 }
 
-// signer is the MLS signer of the identity: the Ed25519 key is both the
-// BasicCredential identity and the signature key.
-func signer(id store.Identity) *mls.Signer {
-	pub := id.PublicKey()
-	return &mls.Signer{Credential: mls.NewBasicCredential(pub), SignaturePub: pub, SignaturePriv: id.PrivateKey.Seed()}
-}
+// signer is the MLS signer of this device (identity.go's signerOf); the
+// caller clears its SignaturePriv.
+func signer(id store.Identity) (*mls.Signer, error) { return signerOf(id) }
 
 func validGroupName(name string) bool {
 	return name != "" && len(name) <= MaxGroupNameSize && utf8.ValidString(name)
@@ -105,16 +104,58 @@ func saveGroup(tx *store.Tx, sg *store.Group, g *mls.Group) error {
 	return nil
 }
 
-// otherMembers lists the identities of every member but self.
+// otherMembers lists the device keys (leaf signature keys, the queue
+// addresses) of every member but this device, self: the recipients of
+// what this device sends, this person's other devices included.
 func otherMembers(g *mls.Group, self []byte) [][]byte {
 	var out [][]byte
 	for _, m := range g.Members() {
-		if m.Leaf == g.OwnLeaf() || string(m.Identity) == string(self) {
+		if m.Leaf == g.OwnLeaf() || string(m.SignatureKey) == string(self) {
 			continue
 		}
-		if len(m.Identity) == ed25519.PublicKeySize {
-			out = append(out, m.Identity)
+		if len(m.SignatureKey) == ed25519.PublicKeySize {
+			out = append(out, m.SignatureKey)
 		}
+	}
+	return out
+}
+
+// memberByDevice returns the member whose leaf signature key is device
+// (the key a node envelope's sender names).
+func memberByDevice(g *mls.Group, device []byte) (mls.Member, bool) {
+	for _, m := range g.Members() {
+		if subtle.ConstantTimeCompare(m.SignatureKey, device) == 1 {
+			return m, true
+		}
+	}
+	return mls.Member{}, false
+}
+
+// membersOfUser returns the leaves (devices) of person user in g.
+func membersOfUser(g *mls.Group, user []byte) []mls.Member {
+	var out []mls.Member
+	for _, m := range g.Members() {
+		if u := userOf(m); u != nil && subtle.ConstantTimeCompare(u, user) == 1 {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// hasUser reports whether person user has a device in g.
+func hasUser(g *mls.Group, user []byte) bool { return len(membersOfUser(g, user)) > 0 }
+
+// people lists the persons of g, each once, in leaf order.
+func people(g *mls.Group) [][]byte {
+	var out [][]byte
+	seen := map[string]bool{}
+	for _, m := range g.Members() {
+		u := userOf(m)
+		if u == nil || seen[string(u)] {
+			continue
+		}
+		seen[string(u)] = true
+		out = append(out, u)
 	}
 	return out
 }
@@ -132,7 +173,21 @@ func (b *Backend) GroupSuite() mls.CipherSuite { return b.cfg.GroupSuite }
 // publishes KeyPackages in (Config.KeyPackageSuites): the suites others can
 // be invited in.
 func (b *Backend) CreateGroupIn(ctx context.Context, name string, cs mls.CipherSuite) (GroupInfo, error) {
-	return b.createGroup(ctx, name, cs, nil)
+	gi, err := b.createGroup(ctx, name, cs, nil)
+	if err != nil {
+		return GroupInfo{}, err
+	}
+	// This person's other devices join at once (best effort: offline, the
+	// group is made all the same, and the next invitation adds them).
+	if b.client() != nil {
+		after, _, err := b.runPlan(ctx, FormatKey(gi.ID), commitPlan{kind: intentOwnDevices}, 0)
+		if err != nil {
+			b.log.Warn("own devices not added to the new group", "group", FormatKey(gi.ID), "err", err)
+			return gi, nil
+		}
+		return after, nil
+	}
+	return gi, nil
 }
 
 // createGroup is CreateGroupIn; with a peer, the group is the direct chat
@@ -152,7 +207,10 @@ func (b *Backend) createGroup(ctx context.Context, name string, cs mls.CipherSui
 	if _, err := rand.Read(groupID); err != nil {
 		return GroupInfo{}, opError("create group", err)
 	}
-	s := signer(id)
+	s, err := signer(id)
+	if err != nil {
+		return GroupInfo{}, opError("create group", err)
+	}
 	g, err := mls.CreateGroup(cs, groupID, s, &mls.CreateOptions{Config: groupConfig, Policy: groupPolicy})
 	clear(s.SignaturePriv)
 	if err != nil {
@@ -176,7 +234,7 @@ func (b *Backend) createGroup(ctx context.Context, name string, cs mls.CipherSui
 				return err
 			}
 		}
-		if _, err := tx.AppendEvent(store.Event{Kind: store.EventJoined, GroupID: groupID, Epoch: g.Epoch(), By: id.PublicKey()}); err != nil {
+		if _, err := tx.AppendEvent(store.Event{Kind: store.EventJoined, GroupID: groupID, Epoch: g.Epoch(), By: id.UserPublicKey()}); err != nil {
 			return err
 		}
 		sg, err := tx.Group(groupID)
@@ -218,12 +276,24 @@ func registerGroup(ctx context.Context, c *nodeclient.Client, g *mls.Group) erro
 
 // MembersResult is a group's membership in its current epoch.
 type MembersResult struct {
-	Group   GroupInfo
+	Group GroupInfo
+	// Members are the leaves (devices), in leaf order; People the persons
+	// they speak for, each once, with its devices.
 	Members []mls.Member
+	People  []Person
 	Self    mls.LeafIndex
 	Epoch   uint64
 	// EpochAuthenticator is equal at members that share the group state.
 	EpochAuthenticator []byte
+}
+
+// Person is one person in a group: the user key, its contact name (if
+// any), whether it is this user, and its devices there (leaves, in order).
+type Person struct {
+	User    ed25519.PublicKey
+	Name    string
+	Self    bool
+	Devices []mls.Member
 }
 
 // Members lists a group's members.
@@ -242,6 +312,18 @@ func (b *Backend) Members(ctx context.Context, group string) (MembersResult, err
 			return err
 		}
 		res.Members, res.Self, res.Epoch, res.EpochAuthenticator = g.Members(), g.OwnLeaf(), g.Epoch(), g.EpochAuthenticator()
+		own, _ := g.Member(g.OwnLeaf())
+		me := userOf(own)
+		for _, u := range people(g) {
+			p := Person{User: u, Devices: membersOfUser(g, u), Self: bytes.Equal(u, me)}
+			switch c, err := tx.Contact(u); {
+			case err == nil:
+				p.Name = c.Name
+			case !errors.Is(err, store.ErrNotFound):
+				return err
+			}
+			res.People = append(res.People, p)
+		}
 		return nil
 	})
 	if err != nil {
@@ -528,4 +610,56 @@ func (b *Backend) joinWelcomeBatch(ctx context.Context) (bool, error) {
 		return nil
 	})
 	return more, err
+}
+
+// membershipEvents records who a commit by `by` added and removed, per
+// person: a person that enters (with one device or several) is one
+// EventMemberAdded, one that leaves (its last device) one
+// EventMemberRemoved. A device added to or removed from a person that
+// was and stays a member (a linked or revoked device) is the same kind of
+// event with State store.MemberDevice and Detail the device key in hex.
+// Member and By are persons (By the committer's). g is the group after the
+// commit.
+func membershipEvents(tx *store.Tx, groupID []byte, g *mls.Group, added, removed []mls.Member, by mls.Member, epoch uint64) error {
+	committer := userOf(by)
+	addedLeaf := map[mls.LeafIndex]bool{}
+	for _, m := range added {
+		addedLeaf[m.Leaf] = true
+	}
+	seen := map[string]bool{}
+	emit := func(kind store.EventKind, m mls.Member, deviceOnly bool) error {
+		u := userOf(m)
+		if u == nil {
+			return nil
+		}
+		e := store.Event{Kind: kind, GroupID: groupID, Member: u, By: committer, Epoch: epoch}
+		if deviceOnly {
+			e.State, e.Detail = store.MemberDevice, FormatKey(m.SignatureKey)
+		} else {
+			key := string(kind) + string(u)
+			if seen[key] {
+				return nil
+			}
+			seen[key] = true
+		}
+		_, err := tx.AppendEvent(e)
+		return err
+	}
+	for _, m := range added {
+		stayed := false // another device of the person was there before
+		for _, o := range membersOfUser(g, userOf(m)) {
+			if !addedLeaf[o.Leaf] {
+				stayed = true
+			}
+		}
+		if err := emit(store.EventMemberAdded, m, stayed); err != nil {
+			return err
+		}
+	}
+	for _, m := range removed {
+		if err := emit(store.EventMemberRemoved, m, hasUser(g, userOf(m))); err != nil {
+			return err
+		}
+	}
+	return nil
 }

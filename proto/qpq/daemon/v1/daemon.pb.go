@@ -1033,12 +1033,20 @@ func (x *Group) GetDisappearAfter() *durationpb.Duration {
 	return nil
 }
 
+// A person in a group: one entry however many devices the person has
+// there.
 type Member struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Identity key, hex.
-	Identity      string `protobuf:"bytes,1,opt,name=identity,proto3" json:"identity,omitempty"`
-	LeafIndex     uint32 `protobuf:"varint,2,opt,name=leaf_index,json=leafIndex,proto3" json:"leaf_index,omitempty"`
-	Self          bool   `protobuf:"varint,3,opt,name=self,proto3" json:"self,omitempty"`
+	// The person's identity (user) key, hex.
+	Identity string `protobuf:"bytes,1,opt,name=identity,proto3" json:"identity,omitempty"`
+	// The leaf of the person's first device.
+	LeafIndex uint32 `protobuf:"varint,2,opt,name=leaf_index,json=leafIndex,proto3" json:"leaf_index,omitempty"`
+	// The person is this user (on whichever device).
+	Self bool `protobuf:"varint,3,opt,name=self,proto3" json:"self,omitempty"`
+	// The person's contact name, empty if none.
+	Name string `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	// The person's devices in the group, one per leaf.
+	Devices       []*MemberDevice `protobuf:"bytes,5,rep,name=devices,proto3" json:"devices,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1094,6 +1102,84 @@ func (x *Member) GetSelf() bool {
 	return false
 }
 
+func (x *Member) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Member) GetDevices() []*MemberDevice {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
+// One device (MLS leaf) of a person in a group.
+type MemberDevice struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The device key (the leaf's signature key), hex; the identity key
+	// itself for a person's first device.
+	Key       string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	LeafIndex uint32 `protobuf:"varint,2,opt,name=leaf_index,json=leafIndex,proto3" json:"leaf_index,omitempty"`
+	// This device.
+	Self          bool `protobuf:"varint,3,opt,name=self,proto3" json:"self,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberDevice) Reset() {
+	*x = MemberDevice{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberDevice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberDevice) ProtoMessage() {}
+
+func (x *MemberDevice) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberDevice.ProtoReflect.Descriptor instead.
+func (*MemberDevice) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *MemberDevice) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *MemberDevice) GetLeafIndex() uint32 {
+	if x != nil {
+		return x.LeafIndex
+	}
+	return 0
+}
+
+func (x *MemberDevice) GetSelf() bool {
+	if x != nil {
+		return x.Self
+	}
+	return false
+}
+
 type CreateGroupRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1106,7 +1192,7 @@ type CreateGroupRequest struct {
 
 func (x *CreateGroupRequest) Reset() {
 	*x = CreateGroupRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[11]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1118,7 +1204,7 @@ func (x *CreateGroupRequest) String() string {
 func (*CreateGroupRequest) ProtoMessage() {}
 
 func (x *CreateGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[11]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1131,7 +1217,7 @@ func (x *CreateGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateGroupRequest.ProtoReflect.Descriptor instead.
 func (*CreateGroupRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{11}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateGroupRequest) GetName() string {
@@ -1157,7 +1243,7 @@ type CreateGroupResponse struct {
 
 func (x *CreateGroupResponse) Reset() {
 	*x = CreateGroupResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[12]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1169,7 +1255,7 @@ func (x *CreateGroupResponse) String() string {
 func (*CreateGroupResponse) ProtoMessage() {}
 
 func (x *CreateGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[12]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1182,7 +1268,7 @@ func (x *CreateGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateGroupResponse.ProtoReflect.Descriptor instead.
 func (*CreateGroupResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{12}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateGroupResponse) GetGroup() *Group {
@@ -1203,7 +1289,7 @@ type InviteRequest struct {
 
 func (x *InviteRequest) Reset() {
 	*x = InviteRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[13]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1215,7 +1301,7 @@ func (x *InviteRequest) String() string {
 func (*InviteRequest) ProtoMessage() {}
 
 func (x *InviteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[13]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1228,7 +1314,7 @@ func (x *InviteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InviteRequest.ProtoReflect.Descriptor instead.
 func (*InviteRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{13}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *InviteRequest) GetGroup() string {
@@ -1255,7 +1341,7 @@ type InviteResponse struct {
 
 func (x *InviteResponse) Reset() {
 	*x = InviteResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[14]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1267,7 +1353,7 @@ func (x *InviteResponse) String() string {
 func (*InviteResponse) ProtoMessage() {}
 
 func (x *InviteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[14]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1280,7 +1366,7 @@ func (x *InviteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InviteResponse.ProtoReflect.Descriptor instead.
 func (*InviteResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{14}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *InviteResponse) GetGroup() *Group {
@@ -1308,7 +1394,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[15]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1320,7 +1406,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[15]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1333,7 +1419,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{15}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *JoinRequest) GetWait() *durationpb.Duration {
@@ -1352,7 +1438,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[16]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1364,7 +1450,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[16]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1377,7 +1463,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{16}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *JoinResponse) GetJoined() []*Group {
@@ -1395,7 +1481,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[17]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1407,7 +1493,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[17]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1420,7 +1506,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{17}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{18}
 }
 
 type ListGroupsResponse struct {
@@ -1432,7 +1518,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[18]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1444,7 +1530,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[18]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1457,7 +1543,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{18}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListGroupsResponse) GetGroups() []*Group {
@@ -1476,7 +1562,7 @@ type MembersRequest struct {
 
 func (x *MembersRequest) Reset() {
 	*x = MembersRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[19]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1488,7 +1574,7 @@ func (x *MembersRequest) String() string {
 func (*MembersRequest) ProtoMessage() {}
 
 func (x *MembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[19]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1501,7 +1587,7 @@ func (x *MembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersRequest.ProtoReflect.Descriptor instead.
 func (*MembersRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{19}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *MembersRequest) GetGroup() string {
@@ -1525,7 +1611,7 @@ type MembersResponse struct {
 
 func (x *MembersResponse) Reset() {
 	*x = MembersResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[20]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1537,7 +1623,7 @@ func (x *MembersResponse) String() string {
 func (*MembersResponse) ProtoMessage() {}
 
 func (x *MembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[20]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1550,7 +1636,7 @@ func (x *MembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersResponse.ProtoReflect.Descriptor instead.
 func (*MembersResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{20}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *MembersResponse) GetGroup() *Group {
@@ -1605,7 +1691,7 @@ type SendRequest struct {
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[21]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1617,7 +1703,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[21]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1630,7 +1716,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{21}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SendRequest) GetGroup() string {
@@ -1692,7 +1778,7 @@ type ReactRequest struct {
 
 func (x *ReactRequest) Reset() {
 	*x = ReactRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[22]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1704,7 +1790,7 @@ func (x *ReactRequest) String() string {
 func (*ReactRequest) ProtoMessage() {}
 
 func (x *ReactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[22]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1717,7 +1803,7 @@ func (x *ReactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReactRequest.ProtoReflect.Descriptor instead.
 func (*ReactRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{22}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ReactRequest) GetGroup() string {
@@ -1770,7 +1856,7 @@ type EditRequest struct {
 
 func (x *EditRequest) Reset() {
 	*x = EditRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[23]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1782,7 +1868,7 @@ func (x *EditRequest) String() string {
 func (*EditRequest) ProtoMessage() {}
 
 func (x *EditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[23]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1795,7 +1881,7 @@ func (x *EditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EditRequest.ProtoReflect.Descriptor instead.
 func (*EditRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{23}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *EditRequest) GetGroup() string {
@@ -1846,7 +1932,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[24]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1858,7 +1944,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[24]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1871,7 +1957,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{24}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DeleteRequest) GetGroup() string {
@@ -1914,7 +2000,7 @@ type SetDisappearingRequest struct {
 
 func (x *SetDisappearingRequest) Reset() {
 	*x = SetDisappearingRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[25]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1926,7 +2012,7 @@ func (x *SetDisappearingRequest) String() string {
 func (*SetDisappearingRequest) ProtoMessage() {}
 
 func (x *SetDisappearingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[25]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1939,7 +2025,7 @@ func (x *SetDisappearingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDisappearingRequest.ProtoReflect.Descriptor instead.
 func (*SetDisappearingRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{25}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SetDisappearingRequest) GetGroup() string {
@@ -1984,7 +2070,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[26]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1996,7 +2082,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[26]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2009,7 +2095,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{26}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SendResponse) GetMessageId() string {
@@ -2102,7 +2188,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[27]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2114,7 +2200,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[27]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2127,7 +2213,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{27}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Message) GetGroupId() string {
@@ -2263,7 +2349,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[28]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2275,7 +2361,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[28]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2288,7 +2374,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{28}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Receipt) GetMember() string {
@@ -2339,7 +2425,7 @@ type MessagesRequest struct {
 
 func (x *MessagesRequest) Reset() {
 	*x = MessagesRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[29]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2351,7 +2437,7 @@ func (x *MessagesRequest) String() string {
 func (*MessagesRequest) ProtoMessage() {}
 
 func (x *MessagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[29]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2364,7 +2450,7 @@ func (x *MessagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessagesRequest.ProtoReflect.Descriptor instead.
 func (*MessagesRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{29}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *MessagesRequest) GetGroup() string {
@@ -2442,7 +2528,7 @@ type MessagesResponse struct {
 
 func (x *MessagesResponse) Reset() {
 	*x = MessagesResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[30]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2454,7 +2540,7 @@ func (x *MessagesResponse) String() string {
 func (*MessagesResponse) ProtoMessage() {}
 
 func (x *MessagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[30]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2467,7 +2553,7 @@ func (x *MessagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessagesResponse.ProtoReflect.Descriptor instead.
 func (*MessagesResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{30}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *MessagesResponse) GetMessages() []*Message {
@@ -2503,7 +2589,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[31]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2515,7 +2601,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[31]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2528,7 +2614,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{31}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SubscribeRequest) GetAfterSeq() uint64 {
@@ -2576,7 +2662,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[32]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2588,7 +2674,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[32]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2601,7 +2687,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{32}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Event) GetSeq() uint64 {
@@ -2916,7 +3002,7 @@ type GroupRecovery struct {
 
 func (x *GroupRecovery) Reset() {
 	*x = GroupRecovery{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[33]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2928,7 +3014,7 @@ func (x *GroupRecovery) String() string {
 func (*GroupRecovery) ProtoMessage() {}
 
 func (x *GroupRecovery) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[33]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2941,7 +3027,7 @@ func (x *GroupRecovery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupRecovery.ProtoReflect.Descriptor instead.
 func (*GroupRecovery) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{33}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GroupRecovery) GetGroupId() string {
@@ -3005,7 +3091,7 @@ type ReceiptEvent struct {
 
 func (x *ReceiptEvent) Reset() {
 	*x = ReceiptEvent{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[34]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3017,7 +3103,7 @@ func (x *ReceiptEvent) String() string {
 func (*ReceiptEvent) ProtoMessage() {}
 
 func (x *ReceiptEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[34]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3030,7 +3116,7 @@ func (x *ReceiptEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiptEvent.ProtoReflect.Descriptor instead.
 func (*ReceiptEvent) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{34}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ReceiptEvent) GetMessage() *Message {
@@ -3068,7 +3154,7 @@ type DisappearingChanged struct {
 
 func (x *DisappearingChanged) Reset() {
 	*x = DisappearingChanged{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[35]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3080,7 +3166,7 @@ func (x *DisappearingChanged) String() string {
 func (*DisappearingChanged) ProtoMessage() {}
 
 func (x *DisappearingChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[35]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3093,7 +3179,7 @@ func (x *DisappearingChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisappearingChanged.ProtoReflect.Descriptor instead.
 func (*DisappearingChanged) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{35}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DisappearingChanged) GetGroupId() string {
@@ -3143,7 +3229,7 @@ type PolicyRefusal struct {
 
 func (x *PolicyRefusal) Reset() {
 	*x = PolicyRefusal{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[36]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3155,7 +3241,7 @@ func (x *PolicyRefusal) String() string {
 func (*PolicyRefusal) ProtoMessage() {}
 
 func (x *PolicyRefusal) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[36]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3168,7 +3254,7 @@ func (x *PolicyRefusal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyRefusal.ProtoReflect.Descriptor instead.
 func (*PolicyRefusal) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{36}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *PolicyRefusal) GetGroupId() string {
@@ -3219,7 +3305,7 @@ type InvitationRequest struct {
 
 func (x *InvitationRequest) Reset() {
 	*x = InvitationRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[37]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3231,7 +3317,7 @@ func (x *InvitationRequest) String() string {
 func (*InvitationRequest) ProtoMessage() {}
 
 func (x *InvitationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[37]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3244,7 +3330,7 @@ func (x *InvitationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvitationRequest.ProtoReflect.Descriptor instead.
 func (*InvitationRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{37}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *InvitationRequest) GetId() uint64 {
@@ -3273,7 +3359,7 @@ type ContactKeyChanged struct {
 
 func (x *ContactKeyChanged) Reset() {
 	*x = ContactKeyChanged{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[38]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3285,7 +3371,7 @@ func (x *ContactKeyChanged) String() string {
 func (*ContactKeyChanged) ProtoMessage() {}
 
 func (x *ContactKeyChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[38]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3298,7 +3384,7 @@ func (x *ContactKeyChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactKeyChanged.ProtoReflect.Descriptor instead.
 func (*ContactKeyChanged) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{38}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ContactKeyChanged) GetName() string {
@@ -3337,7 +3423,7 @@ type ForkDetected struct {
 
 func (x *ForkDetected) Reset() {
 	*x = ForkDetected{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[39]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3349,7 +3435,7 @@ func (x *ForkDetected) String() string {
 func (*ForkDetected) ProtoMessage() {}
 
 func (x *ForkDetected) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[39]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3362,7 +3448,7 @@ func (x *ForkDetected) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForkDetected.ProtoReflect.Descriptor instead.
 func (*ForkDetected) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{39}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ForkDetected) GetGroupId() string {
@@ -3414,7 +3500,7 @@ type Request struct {
 
 func (x *Request) Reset() {
 	*x = Request{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[40]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3426,7 +3512,7 @@ func (x *Request) String() string {
 func (*Request) ProtoMessage() {}
 
 func (x *Request) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[40]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3439,7 +3525,7 @@ func (x *Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Request.ProtoReflect.Descriptor instead.
 func (*Request) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{40}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Request) GetId() uint64 {
@@ -3506,7 +3592,7 @@ type ListRequestsRequest struct {
 
 func (x *ListRequestsRequest) Reset() {
 	*x = ListRequestsRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[41]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3518,7 +3604,7 @@ func (x *ListRequestsRequest) String() string {
 func (*ListRequestsRequest) ProtoMessage() {}
 
 func (x *ListRequestsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[41]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3531,7 +3617,7 @@ func (x *ListRequestsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequestsRequest.ProtoReflect.Descriptor instead.
 func (*ListRequestsRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{41}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{42}
 }
 
 type ListRequestsResponse struct {
@@ -3543,7 +3629,7 @@ type ListRequestsResponse struct {
 
 func (x *ListRequestsResponse) Reset() {
 	*x = ListRequestsResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[42]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3555,7 +3641,7 @@ func (x *ListRequestsResponse) String() string {
 func (*ListRequestsResponse) ProtoMessage() {}
 
 func (x *ListRequestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[42]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3568,7 +3654,7 @@ func (x *ListRequestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequestsResponse.ProtoReflect.Descriptor instead.
 func (*ListRequestsResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{42}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListRequestsResponse) GetRequests() []*Request {
@@ -3589,7 +3675,7 @@ type AcceptRequestRequest struct {
 
 func (x *AcceptRequestRequest) Reset() {
 	*x = AcceptRequestRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[43]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3601,7 +3687,7 @@ func (x *AcceptRequestRequest) String() string {
 func (*AcceptRequestRequest) ProtoMessage() {}
 
 func (x *AcceptRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[43]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3614,7 +3700,7 @@ func (x *AcceptRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptRequestRequest.ProtoReflect.Descriptor instead.
 func (*AcceptRequestRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{43}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AcceptRequestRequest) GetId() uint64 {
@@ -3640,7 +3726,7 @@ type AcceptRequestResponse struct {
 
 func (x *AcceptRequestResponse) Reset() {
 	*x = AcceptRequestResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[44]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3652,7 +3738,7 @@ func (x *AcceptRequestResponse) String() string {
 func (*AcceptRequestResponse) ProtoMessage() {}
 
 func (x *AcceptRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[44]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3665,7 +3751,7 @@ func (x *AcceptRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptRequestResponse.ProtoReflect.Descriptor instead.
 func (*AcceptRequestResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{44}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *AcceptRequestResponse) GetGroup() *Group {
@@ -3684,7 +3770,7 @@ type DeclineRequestRequest struct {
 
 func (x *DeclineRequestRequest) Reset() {
 	*x = DeclineRequestRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[45]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3696,7 +3782,7 @@ func (x *DeclineRequestRequest) String() string {
 func (*DeclineRequestRequest) ProtoMessage() {}
 
 func (x *DeclineRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[45]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3709,7 +3795,7 @@ func (x *DeclineRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeclineRequestRequest.ProtoReflect.Descriptor instead.
 func (*DeclineRequestRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{45}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *DeclineRequestRequest) GetId() uint64 {
@@ -3727,7 +3813,7 @@ type DeclineRequestResponse struct {
 
 func (x *DeclineRequestResponse) Reset() {
 	*x = DeclineRequestResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[46]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3739,7 +3825,7 @@ func (x *DeclineRequestResponse) String() string {
 func (*DeclineRequestResponse) ProtoMessage() {}
 
 func (x *DeclineRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[46]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3752,7 +3838,7 @@ func (x *DeclineRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeclineRequestResponse.ProtoReflect.Descriptor instead.
 func (*DeclineRequestResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{46}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{47}
 }
 
 type BlockRequest struct {
@@ -3765,7 +3851,7 @@ type BlockRequest struct {
 
 func (x *BlockRequest) Reset() {
 	*x = BlockRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[47]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3777,7 +3863,7 @@ func (x *BlockRequest) String() string {
 func (*BlockRequest) ProtoMessage() {}
 
 func (x *BlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[47]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3790,7 +3876,7 @@ func (x *BlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockRequest.ProtoReflect.Descriptor instead.
 func (*BlockRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{47}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *BlockRequest) GetIdentity() string {
@@ -3810,7 +3896,7 @@ type BlockResponse struct {
 
 func (x *BlockResponse) Reset() {
 	*x = BlockResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[48]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3822,7 +3908,7 @@ func (x *BlockResponse) String() string {
 func (*BlockResponse) ProtoMessage() {}
 
 func (x *BlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[48]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3835,7 +3921,7 @@ func (x *BlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockResponse.ProtoReflect.Descriptor instead.
 func (*BlockResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{48}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *BlockResponse) GetRequestsDeleted() uint32 {
@@ -3855,7 +3941,7 @@ type UnblockRequest struct {
 
 func (x *UnblockRequest) Reset() {
 	*x = UnblockRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[49]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3867,7 +3953,7 @@ func (x *UnblockRequest) String() string {
 func (*UnblockRequest) ProtoMessage() {}
 
 func (x *UnblockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[49]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3880,7 +3966,7 @@ func (x *UnblockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnblockRequest.ProtoReflect.Descriptor instead.
 func (*UnblockRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{49}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *UnblockRequest) GetIdentity() string {
@@ -3898,7 +3984,7 @@ type UnblockResponse struct {
 
 func (x *UnblockResponse) Reset() {
 	*x = UnblockResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[50]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3910,7 +3996,7 @@ func (x *UnblockResponse) String() string {
 func (*UnblockResponse) ProtoMessage() {}
 
 func (x *UnblockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[50]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3923,7 +4009,7 @@ func (x *UnblockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnblockResponse.ProtoReflect.Descriptor instead.
 func (*UnblockResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{50}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{51}
 }
 
 type Contact struct {
@@ -3942,7 +4028,7 @@ type Contact struct {
 
 func (x *Contact) Reset() {
 	*x = Contact{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[51]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3954,7 +4040,7 @@ func (x *Contact) String() string {
 func (*Contact) ProtoMessage() {}
 
 func (x *Contact) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[51]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3967,7 +4053,7 @@ func (x *Contact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Contact.ProtoReflect.Descriptor instead.
 func (*Contact) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{51}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *Contact) GetIdentity() string {
@@ -4022,7 +4108,7 @@ type AddContactRequest struct {
 
 func (x *AddContactRequest) Reset() {
 	*x = AddContactRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[52]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4034,7 +4120,7 @@ func (x *AddContactRequest) String() string {
 func (*AddContactRequest) ProtoMessage() {}
 
 func (x *AddContactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[52]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4047,7 +4133,7 @@ func (x *AddContactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddContactRequest.ProtoReflect.Descriptor instead.
 func (*AddContactRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{52}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *AddContactRequest) GetIdentity() string {
@@ -4075,7 +4161,7 @@ type AddContactResponse struct {
 
 func (x *AddContactResponse) Reset() {
 	*x = AddContactResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[53]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4087,7 +4173,7 @@ func (x *AddContactResponse) String() string {
 func (*AddContactResponse) ProtoMessage() {}
 
 func (x *AddContactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[53]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4100,7 +4186,7 @@ func (x *AddContactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddContactResponse.ProtoReflect.Descriptor instead.
 func (*AddContactResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{53}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *AddContactResponse) GetContact() *Contact {
@@ -4125,7 +4211,7 @@ type ListContactsRequest struct {
 
 func (x *ListContactsRequest) Reset() {
 	*x = ListContactsRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[54]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4137,7 +4223,7 @@ func (x *ListContactsRequest) String() string {
 func (*ListContactsRequest) ProtoMessage() {}
 
 func (x *ListContactsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[54]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4150,7 +4236,7 @@ func (x *ListContactsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContactsRequest.ProtoReflect.Descriptor instead.
 func (*ListContactsRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{54}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{55}
 }
 
 type ListContactsResponse struct {
@@ -4162,7 +4248,7 @@ type ListContactsResponse struct {
 
 func (x *ListContactsResponse) Reset() {
 	*x = ListContactsResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[55]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4174,7 +4260,7 @@ func (x *ListContactsResponse) String() string {
 func (*ListContactsResponse) ProtoMessage() {}
 
 func (x *ListContactsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[55]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4187,7 +4273,7 @@ func (x *ListContactsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContactsResponse.ProtoReflect.Descriptor instead.
 func (*ListContactsResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{55}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListContactsResponse) GetContacts() []*Contact {
@@ -4207,7 +4293,7 @@ type RemoveContactRequest struct {
 
 func (x *RemoveContactRequest) Reset() {
 	*x = RemoveContactRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[56]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4219,7 +4305,7 @@ func (x *RemoveContactRequest) String() string {
 func (*RemoveContactRequest) ProtoMessage() {}
 
 func (x *RemoveContactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[56]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4232,7 +4318,7 @@ func (x *RemoveContactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContactRequest.ProtoReflect.Descriptor instead.
 func (*RemoveContactRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{56}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *RemoveContactRequest) GetContact() string {
@@ -4250,7 +4336,7 @@ type RemoveContactResponse struct {
 
 func (x *RemoveContactResponse) Reset() {
 	*x = RemoveContactResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[57]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4262,7 +4348,7 @@ func (x *RemoveContactResponse) String() string {
 func (*RemoveContactResponse) ProtoMessage() {}
 
 func (x *RemoveContactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[57]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4275,7 +4361,7 @@ func (x *RemoveContactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContactResponse.ProtoReflect.Descriptor instead.
 func (*RemoveContactResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{57}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{58}
 }
 
 type SafetyNumberRequest struct {
@@ -4288,7 +4374,7 @@ type SafetyNumberRequest struct {
 
 func (x *SafetyNumberRequest) Reset() {
 	*x = SafetyNumberRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[58]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4300,7 +4386,7 @@ func (x *SafetyNumberRequest) String() string {
 func (*SafetyNumberRequest) ProtoMessage() {}
 
 func (x *SafetyNumberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[58]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4313,7 +4399,7 @@ func (x *SafetyNumberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SafetyNumberRequest.ProtoReflect.Descriptor instead.
 func (*SafetyNumberRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{58}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *SafetyNumberRequest) GetContact() string {
@@ -4337,7 +4423,7 @@ type SafetyNumberResponse struct {
 
 func (x *SafetyNumberResponse) Reset() {
 	*x = SafetyNumberResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[59]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4349,7 +4435,7 @@ func (x *SafetyNumberResponse) String() string {
 func (*SafetyNumberResponse) ProtoMessage() {}
 
 func (x *SafetyNumberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[59]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4362,7 +4448,7 @@ func (x *SafetyNumberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SafetyNumberResponse.ProtoReflect.Descriptor instead.
 func (*SafetyNumberResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{59}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *SafetyNumberResponse) GetDigits() string {
@@ -4397,7 +4483,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[60]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4409,7 +4495,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[60]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4422,7 +4508,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{60}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *VerifyRequest) GetContact() string {
@@ -4448,7 +4534,7 @@ type VerifyResponse struct {
 
 func (x *VerifyResponse) Reset() {
 	*x = VerifyResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[61]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4460,7 +4546,7 @@ func (x *VerifyResponse) String() string {
 func (*VerifyResponse) ProtoMessage() {}
 
 func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[61]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4473,7 +4559,7 @@ func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResponse.ProtoReflect.Descriptor instead.
 func (*VerifyResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{61}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *VerifyResponse) GetContact() *Contact {
@@ -4500,7 +4586,7 @@ type RejectedEnvelope struct {
 
 func (x *RejectedEnvelope) Reset() {
 	*x = RejectedEnvelope{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[62]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4512,7 +4598,7 @@ func (x *RejectedEnvelope) String() string {
 func (*RejectedEnvelope) ProtoMessage() {}
 
 func (x *RejectedEnvelope) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[62]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4525,7 +4611,7 @@ func (x *RejectedEnvelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectedEnvelope.ProtoReflect.Descriptor instead.
 func (*RejectedEnvelope) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{62}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *RejectedEnvelope) GetGroupId() string {
@@ -4563,15 +4649,19 @@ type MemberEvent struct {
 	// The member added or removed.
 	Identity string `protobuf:"bytes,3,opt,name=identity,proto3" json:"identity,omitempty"`
 	// Who committed the change.
-	By            string `protobuf:"bytes,4,opt,name=by,proto3" json:"by,omitempty"`
-	Epoch         uint64 `protobuf:"varint,5,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	By    string `protobuf:"bytes,4,opt,name=by,proto3" json:"by,omitempty"`
+	Epoch uint64 `protobuf:"varint,5,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// Set when only a device of the person was added or removed, the
+	// person being and staying a member (a linked or removed device): the
+	// device key, hex.
+	Device        string `protobuf:"bytes,6,opt,name=device,proto3" json:"device,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MemberEvent) Reset() {
 	*x = MemberEvent{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[63]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4583,7 +4673,7 @@ func (x *MemberEvent) String() string {
 func (*MemberEvent) ProtoMessage() {}
 
 func (x *MemberEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[63]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4596,7 +4686,7 @@ func (x *MemberEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberEvent.ProtoReflect.Descriptor instead.
 func (*MemberEvent) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{63}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *MemberEvent) GetGroupId() string {
@@ -4634,6 +4724,13 @@ func (x *MemberEvent) GetEpoch() uint64 {
 	return 0
 }
 
+func (x *MemberEvent) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
 type RemoveRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
@@ -4645,7 +4742,7 @@ type RemoveRequest struct {
 
 func (x *RemoveRequest) Reset() {
 	*x = RemoveRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[64]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4657,7 +4754,7 @@ func (x *RemoveRequest) String() string {
 func (*RemoveRequest) ProtoMessage() {}
 
 func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[64]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4670,7 +4767,7 @@ func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{64}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *RemoveRequest) GetGroup() string {
@@ -4696,7 +4793,7 @@ type RemoveResponse struct {
 
 func (x *RemoveResponse) Reset() {
 	*x = RemoveResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[65]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4708,7 +4805,7 @@ func (x *RemoveResponse) String() string {
 func (*RemoveResponse) ProtoMessage() {}
 
 func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[65]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4721,7 +4818,7 @@ func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveResponse.ProtoReflect.Descriptor instead.
 func (*RemoveResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{65}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *RemoveResponse) GetGroup() *Group {
@@ -4740,7 +4837,7 @@ type LeaveRequest struct {
 
 func (x *LeaveRequest) Reset() {
 	*x = LeaveRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[66]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4752,7 +4849,7 @@ func (x *LeaveRequest) String() string {
 func (*LeaveRequest) ProtoMessage() {}
 
 func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[66]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4765,7 +4862,7 @@ func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{66}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *LeaveRequest) GetGroup() string {
@@ -4783,7 +4880,7 @@ type LeaveResponse struct {
 
 func (x *LeaveResponse) Reset() {
 	*x = LeaveResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[67]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4795,7 +4892,7 @@ func (x *LeaveResponse) String() string {
 func (*LeaveResponse) ProtoMessage() {}
 
 func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[67]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4808,7 +4905,7 @@ func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveResponse.ProtoReflect.Descriptor instead.
 func (*LeaveResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{67}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{68}
 }
 
 type UpdateRequest struct {
@@ -4821,7 +4918,7 @@ type UpdateRequest struct {
 
 func (x *UpdateRequest) Reset() {
 	*x = UpdateRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[68]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4833,7 +4930,7 @@ func (x *UpdateRequest) String() string {
 func (*UpdateRequest) ProtoMessage() {}
 
 func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[68]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4846,7 +4943,7 @@ func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{68}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *UpdateRequest) GetGroup() string {
@@ -4865,7 +4962,7 @@ type UpdateResponse struct {
 
 func (x *UpdateResponse) Reset() {
 	*x = UpdateResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[69]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4877,7 +4974,7 @@ func (x *UpdateResponse) String() string {
 func (*UpdateResponse) ProtoMessage() {}
 
 func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[69]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4890,7 +4987,7 @@ func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateResponse.ProtoReflect.Descriptor instead.
 func (*UpdateResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{69}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *UpdateResponse) GetGroups() []*Group {
@@ -4910,7 +5007,7 @@ type ExportIdentityRequest struct {
 
 func (x *ExportIdentityRequest) Reset() {
 	*x = ExportIdentityRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[70]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4922,7 +5019,7 @@ func (x *ExportIdentityRequest) String() string {
 func (*ExportIdentityRequest) ProtoMessage() {}
 
 func (x *ExportIdentityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[70]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4935,7 +5032,7 @@ func (x *ExportIdentityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportIdentityRequest.ProtoReflect.Descriptor instead.
 func (*ExportIdentityRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{70}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ExportIdentityRequest) GetPassphrase() []byte {
@@ -4957,7 +5054,7 @@ type ExportIdentityResponse struct {
 
 func (x *ExportIdentityResponse) Reset() {
 	*x = ExportIdentityResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[71]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4969,7 +5066,7 @@ func (x *ExportIdentityResponse) String() string {
 func (*ExportIdentityResponse) ProtoMessage() {}
 
 func (x *ExportIdentityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[71]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4982,7 +5079,7 @@ func (x *ExportIdentityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportIdentityResponse.ProtoReflect.Descriptor instead.
 func (*ExportIdentityResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{71}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ExportIdentityResponse) GetBackup() []byte {
@@ -5010,7 +5107,7 @@ type RenameContactRequest struct {
 
 func (x *RenameContactRequest) Reset() {
 	*x = RenameContactRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[72]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5022,7 +5119,7 @@ func (x *RenameContactRequest) String() string {
 func (*RenameContactRequest) ProtoMessage() {}
 
 func (x *RenameContactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[72]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5035,7 +5132,7 @@ func (x *RenameContactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameContactRequest.ProtoReflect.Descriptor instead.
 func (*RenameContactRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{72}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *RenameContactRequest) GetContact() string {
@@ -5061,7 +5158,7 @@ type RenameContactResponse struct {
 
 func (x *RenameContactResponse) Reset() {
 	*x = RenameContactResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[73]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5073,7 +5170,7 @@ func (x *RenameContactResponse) String() string {
 func (*RenameContactResponse) ProtoMessage() {}
 
 func (x *RenameContactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[73]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5086,7 +5183,7 @@ func (x *RenameContactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameContactResponse.ProtoReflect.Descriptor instead.
 func (*RenameContactResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{73}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *RenameContactResponse) GetContact() *Contact {
@@ -5115,7 +5212,7 @@ type SendAttachmentRequest struct {
 
 func (x *SendAttachmentRequest) Reset() {
 	*x = SendAttachmentRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[74]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5127,7 +5224,7 @@ func (x *SendAttachmentRequest) String() string {
 func (*SendAttachmentRequest) ProtoMessage() {}
 
 func (x *SendAttachmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[74]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5140,7 +5237,7 @@ func (x *SendAttachmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendAttachmentRequest.ProtoReflect.Descriptor instead.
 func (*SendAttachmentRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{74}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *SendAttachmentRequest) GetGroup() string {
@@ -5203,7 +5300,7 @@ type SaveAttachmentRequest struct {
 
 func (x *SaveAttachmentRequest) Reset() {
 	*x = SaveAttachmentRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[75]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5215,7 +5312,7 @@ func (x *SaveAttachmentRequest) String() string {
 func (*SaveAttachmentRequest) ProtoMessage() {}
 
 func (x *SaveAttachmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[75]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5228,7 +5325,7 @@ func (x *SaveAttachmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveAttachmentRequest.ProtoReflect.Descriptor instead.
 func (*SaveAttachmentRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{75}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *SaveAttachmentRequest) GetGroup() string {
@@ -5277,7 +5374,7 @@ type AttachmentProgress struct {
 
 func (x *AttachmentProgress) Reset() {
 	*x = AttachmentProgress{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[76]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5289,7 +5386,7 @@ func (x *AttachmentProgress) String() string {
 func (*AttachmentProgress) ProtoMessage() {}
 
 func (x *AttachmentProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[76]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5302,7 +5399,7 @@ func (x *AttachmentProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachmentProgress.ProtoReflect.Descriptor instead.
 func (*AttachmentProgress) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{76}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *AttachmentProgress) GetName() string {
@@ -5353,7 +5450,7 @@ type SavedFile struct {
 
 func (x *SavedFile) Reset() {
 	*x = SavedFile{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[77]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5365,7 +5462,7 @@ func (x *SavedFile) String() string {
 func (*SavedFile) ProtoMessage() {}
 
 func (x *SavedFile) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[77]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5378,7 +5475,7 @@ func (x *SavedFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SavedFile.ProtoReflect.Descriptor instead.
 func (*SavedFile) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{77}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *SavedFile) GetPath() string {
@@ -5481,9 +5578,16 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\vdirect_peer\x18\x10 \x01(\tR\n" +
 	"directPeer\x12(\n" +
 	"\x10direct_peer_name\x18\x11 \x01(\tR\x0edirectPeerName\x12B\n" +
-	"\x0fdisappear_after\x18\x14 \x01(\v2\x19.google.protobuf.DurationR\x0edisappearAfter\"W\n" +
+	"\x0fdisappear_after\x18\x14 \x01(\v2\x19.google.protobuf.DurationR\x0edisappearAfter\"\xa2\x01\n" +
 	"\x06Member\x12\x1a\n" +
 	"\bidentity\x18\x01 \x01(\tR\bidentity\x12\x1d\n" +
+	"\n" +
+	"leaf_index\x18\x02 \x01(\rR\tleafIndex\x12\x12\n" +
+	"\x04self\x18\x03 \x01(\bR\x04self\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x125\n" +
+	"\adevices\x18\x05 \x03(\v2\x1b.qpq.daemon.v1.MemberDeviceR\adevices\"S\n" +
+	"\fMemberDevice\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1d\n" +
 	"\n" +
 	"leaf_index\x18\x02 \x01(\rR\tleafIndex\x12\x12\n" +
 	"\x04self\x18\x03 \x01(\bR\x04self\"K\n" +
@@ -5722,14 +5826,15 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x16\n" +
 	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\x19\n" +
 	"\bnode_seq\x18\x03 \x01(\x04R\anodeSeq\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"\x89\x01\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xa1\x01\n" +
 	"\vMemberEvent\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1d\n" +
 	"\n" +
 	"group_name\x18\x02 \x01(\tR\tgroupName\x12\x1a\n" +
 	"\bidentity\x18\x03 \x01(\tR\bidentity\x12\x0e\n" +
 	"\x02by\x18\x04 \x01(\tR\x02by\x12\x14\n" +
-	"\x05epoch\x18\x05 \x01(\x04R\x05epoch\"@\n" +
+	"\x05epoch\x18\x05 \x01(\x04R\x05epoch\x12\x16\n" +
+	"\x06device\x18\x06 \x01(\tR\x06device\"@\n" +
 	"\rRemoveRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x19\n" +
 	"\bpeer_key\x18\x02 \x01(\tR\apeerKey\"<\n" +
@@ -5852,7 +5957,7 @@ func file_qpq_daemon_v1_daemon_proto_rawDescGZIP() []byte {
 }
 
 var file_qpq_daemon_v1_daemon_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_qpq_daemon_v1_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
+var file_qpq_daemon_v1_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 79)
 var file_qpq_daemon_v1_daemon_proto_goTypes = []any{
 	(ConnectionState)(0),           // 0: qpq.daemon.v1.ConnectionState
 	(DeliveryState)(0),             // 1: qpq.daemon.v1.DeliveryState
@@ -5869,218 +5974,220 @@ var file_qpq_daemon_v1_daemon_proto_goTypes = []any{
 	(*FetchKeyResponse)(nil),       // 12: qpq.daemon.v1.FetchKeyResponse
 	(*Group)(nil),                  // 13: qpq.daemon.v1.Group
 	(*Member)(nil),                 // 14: qpq.daemon.v1.Member
-	(*CreateGroupRequest)(nil),     // 15: qpq.daemon.v1.CreateGroupRequest
-	(*CreateGroupResponse)(nil),    // 16: qpq.daemon.v1.CreateGroupResponse
-	(*InviteRequest)(nil),          // 17: qpq.daemon.v1.InviteRequest
-	(*InviteResponse)(nil),         // 18: qpq.daemon.v1.InviteResponse
-	(*JoinRequest)(nil),            // 19: qpq.daemon.v1.JoinRequest
-	(*JoinResponse)(nil),           // 20: qpq.daemon.v1.JoinResponse
-	(*ListGroupsRequest)(nil),      // 21: qpq.daemon.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),     // 22: qpq.daemon.v1.ListGroupsResponse
-	(*MembersRequest)(nil),         // 23: qpq.daemon.v1.MembersRequest
-	(*MembersResponse)(nil),        // 24: qpq.daemon.v1.MembersResponse
-	(*SendRequest)(nil),            // 25: qpq.daemon.v1.SendRequest
-	(*ReactRequest)(nil),           // 26: qpq.daemon.v1.ReactRequest
-	(*EditRequest)(nil),            // 27: qpq.daemon.v1.EditRequest
-	(*DeleteRequest)(nil),          // 28: qpq.daemon.v1.DeleteRequest
-	(*SetDisappearingRequest)(nil), // 29: qpq.daemon.v1.SetDisappearingRequest
-	(*SendResponse)(nil),           // 30: qpq.daemon.v1.SendResponse
-	(*Message)(nil),                // 31: qpq.daemon.v1.Message
-	(*Receipt)(nil),                // 32: qpq.daemon.v1.Receipt
-	(*MessagesRequest)(nil),        // 33: qpq.daemon.v1.MessagesRequest
-	(*MessagesResponse)(nil),       // 34: qpq.daemon.v1.MessagesResponse
-	(*SubscribeRequest)(nil),       // 35: qpq.daemon.v1.SubscribeRequest
-	(*Event)(nil),                  // 36: qpq.daemon.v1.Event
-	(*GroupRecovery)(nil),          // 37: qpq.daemon.v1.GroupRecovery
-	(*ReceiptEvent)(nil),           // 38: qpq.daemon.v1.ReceiptEvent
-	(*DisappearingChanged)(nil),    // 39: qpq.daemon.v1.DisappearingChanged
-	(*PolicyRefusal)(nil),          // 40: qpq.daemon.v1.PolicyRefusal
-	(*InvitationRequest)(nil),      // 41: qpq.daemon.v1.InvitationRequest
-	(*ContactKeyChanged)(nil),      // 42: qpq.daemon.v1.ContactKeyChanged
-	(*ForkDetected)(nil),           // 43: qpq.daemon.v1.ForkDetected
-	(*Request)(nil),                // 44: qpq.daemon.v1.Request
-	(*ListRequestsRequest)(nil),    // 45: qpq.daemon.v1.ListRequestsRequest
-	(*ListRequestsResponse)(nil),   // 46: qpq.daemon.v1.ListRequestsResponse
-	(*AcceptRequestRequest)(nil),   // 47: qpq.daemon.v1.AcceptRequestRequest
-	(*AcceptRequestResponse)(nil),  // 48: qpq.daemon.v1.AcceptRequestResponse
-	(*DeclineRequestRequest)(nil),  // 49: qpq.daemon.v1.DeclineRequestRequest
-	(*DeclineRequestResponse)(nil), // 50: qpq.daemon.v1.DeclineRequestResponse
-	(*BlockRequest)(nil),           // 51: qpq.daemon.v1.BlockRequest
-	(*BlockResponse)(nil),          // 52: qpq.daemon.v1.BlockResponse
-	(*UnblockRequest)(nil),         // 53: qpq.daemon.v1.UnblockRequest
-	(*UnblockResponse)(nil),        // 54: qpq.daemon.v1.UnblockResponse
-	(*Contact)(nil),                // 55: qpq.daemon.v1.Contact
-	(*AddContactRequest)(nil),      // 56: qpq.daemon.v1.AddContactRequest
-	(*AddContactResponse)(nil),     // 57: qpq.daemon.v1.AddContactResponse
-	(*ListContactsRequest)(nil),    // 58: qpq.daemon.v1.ListContactsRequest
-	(*ListContactsResponse)(nil),   // 59: qpq.daemon.v1.ListContactsResponse
-	(*RemoveContactRequest)(nil),   // 60: qpq.daemon.v1.RemoveContactRequest
-	(*RemoveContactResponse)(nil),  // 61: qpq.daemon.v1.RemoveContactResponse
-	(*SafetyNumberRequest)(nil),    // 62: qpq.daemon.v1.SafetyNumberRequest
-	(*SafetyNumberResponse)(nil),   // 63: qpq.daemon.v1.SafetyNumberResponse
-	(*VerifyRequest)(nil),          // 64: qpq.daemon.v1.VerifyRequest
-	(*VerifyResponse)(nil),         // 65: qpq.daemon.v1.VerifyResponse
-	(*RejectedEnvelope)(nil),       // 66: qpq.daemon.v1.RejectedEnvelope
-	(*MemberEvent)(nil),            // 67: qpq.daemon.v1.MemberEvent
-	(*RemoveRequest)(nil),          // 68: qpq.daemon.v1.RemoveRequest
-	(*RemoveResponse)(nil),         // 69: qpq.daemon.v1.RemoveResponse
-	(*LeaveRequest)(nil),           // 70: qpq.daemon.v1.LeaveRequest
-	(*LeaveResponse)(nil),          // 71: qpq.daemon.v1.LeaveResponse
-	(*UpdateRequest)(nil),          // 72: qpq.daemon.v1.UpdateRequest
-	(*UpdateResponse)(nil),         // 73: qpq.daemon.v1.UpdateResponse
-	(*ExportIdentityRequest)(nil),  // 74: qpq.daemon.v1.ExportIdentityRequest
-	(*ExportIdentityResponse)(nil), // 75: qpq.daemon.v1.ExportIdentityResponse
-	(*RenameContactRequest)(nil),   // 76: qpq.daemon.v1.RenameContactRequest
-	(*RenameContactResponse)(nil),  // 77: qpq.daemon.v1.RenameContactResponse
-	(*SendAttachmentRequest)(nil),  // 78: qpq.daemon.v1.SendAttachmentRequest
-	(*SaveAttachmentRequest)(nil),  // 79: qpq.daemon.v1.SaveAttachmentRequest
-	(*AttachmentProgress)(nil),     // 80: qpq.daemon.v1.AttachmentProgress
-	(*SavedFile)(nil),              // 81: qpq.daemon.v1.SavedFile
-	(*timestamppb.Timestamp)(nil),  // 82: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 83: google.protobuf.Duration
+	(*MemberDevice)(nil),           // 15: qpq.daemon.v1.MemberDevice
+	(*CreateGroupRequest)(nil),     // 16: qpq.daemon.v1.CreateGroupRequest
+	(*CreateGroupResponse)(nil),    // 17: qpq.daemon.v1.CreateGroupResponse
+	(*InviteRequest)(nil),          // 18: qpq.daemon.v1.InviteRequest
+	(*InviteResponse)(nil),         // 19: qpq.daemon.v1.InviteResponse
+	(*JoinRequest)(nil),            // 20: qpq.daemon.v1.JoinRequest
+	(*JoinResponse)(nil),           // 21: qpq.daemon.v1.JoinResponse
+	(*ListGroupsRequest)(nil),      // 22: qpq.daemon.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),     // 23: qpq.daemon.v1.ListGroupsResponse
+	(*MembersRequest)(nil),         // 24: qpq.daemon.v1.MembersRequest
+	(*MembersResponse)(nil),        // 25: qpq.daemon.v1.MembersResponse
+	(*SendRequest)(nil),            // 26: qpq.daemon.v1.SendRequest
+	(*ReactRequest)(nil),           // 27: qpq.daemon.v1.ReactRequest
+	(*EditRequest)(nil),            // 28: qpq.daemon.v1.EditRequest
+	(*DeleteRequest)(nil),          // 29: qpq.daemon.v1.DeleteRequest
+	(*SetDisappearingRequest)(nil), // 30: qpq.daemon.v1.SetDisappearingRequest
+	(*SendResponse)(nil),           // 31: qpq.daemon.v1.SendResponse
+	(*Message)(nil),                // 32: qpq.daemon.v1.Message
+	(*Receipt)(nil),                // 33: qpq.daemon.v1.Receipt
+	(*MessagesRequest)(nil),        // 34: qpq.daemon.v1.MessagesRequest
+	(*MessagesResponse)(nil),       // 35: qpq.daemon.v1.MessagesResponse
+	(*SubscribeRequest)(nil),       // 36: qpq.daemon.v1.SubscribeRequest
+	(*Event)(nil),                  // 37: qpq.daemon.v1.Event
+	(*GroupRecovery)(nil),          // 38: qpq.daemon.v1.GroupRecovery
+	(*ReceiptEvent)(nil),           // 39: qpq.daemon.v1.ReceiptEvent
+	(*DisappearingChanged)(nil),    // 40: qpq.daemon.v1.DisappearingChanged
+	(*PolicyRefusal)(nil),          // 41: qpq.daemon.v1.PolicyRefusal
+	(*InvitationRequest)(nil),      // 42: qpq.daemon.v1.InvitationRequest
+	(*ContactKeyChanged)(nil),      // 43: qpq.daemon.v1.ContactKeyChanged
+	(*ForkDetected)(nil),           // 44: qpq.daemon.v1.ForkDetected
+	(*Request)(nil),                // 45: qpq.daemon.v1.Request
+	(*ListRequestsRequest)(nil),    // 46: qpq.daemon.v1.ListRequestsRequest
+	(*ListRequestsResponse)(nil),   // 47: qpq.daemon.v1.ListRequestsResponse
+	(*AcceptRequestRequest)(nil),   // 48: qpq.daemon.v1.AcceptRequestRequest
+	(*AcceptRequestResponse)(nil),  // 49: qpq.daemon.v1.AcceptRequestResponse
+	(*DeclineRequestRequest)(nil),  // 50: qpq.daemon.v1.DeclineRequestRequest
+	(*DeclineRequestResponse)(nil), // 51: qpq.daemon.v1.DeclineRequestResponse
+	(*BlockRequest)(nil),           // 52: qpq.daemon.v1.BlockRequest
+	(*BlockResponse)(nil),          // 53: qpq.daemon.v1.BlockResponse
+	(*UnblockRequest)(nil),         // 54: qpq.daemon.v1.UnblockRequest
+	(*UnblockResponse)(nil),        // 55: qpq.daemon.v1.UnblockResponse
+	(*Contact)(nil),                // 56: qpq.daemon.v1.Contact
+	(*AddContactRequest)(nil),      // 57: qpq.daemon.v1.AddContactRequest
+	(*AddContactResponse)(nil),     // 58: qpq.daemon.v1.AddContactResponse
+	(*ListContactsRequest)(nil),    // 59: qpq.daemon.v1.ListContactsRequest
+	(*ListContactsResponse)(nil),   // 60: qpq.daemon.v1.ListContactsResponse
+	(*RemoveContactRequest)(nil),   // 61: qpq.daemon.v1.RemoveContactRequest
+	(*RemoveContactResponse)(nil),  // 62: qpq.daemon.v1.RemoveContactResponse
+	(*SafetyNumberRequest)(nil),    // 63: qpq.daemon.v1.SafetyNumberRequest
+	(*SafetyNumberResponse)(nil),   // 64: qpq.daemon.v1.SafetyNumberResponse
+	(*VerifyRequest)(nil),          // 65: qpq.daemon.v1.VerifyRequest
+	(*VerifyResponse)(nil),         // 66: qpq.daemon.v1.VerifyResponse
+	(*RejectedEnvelope)(nil),       // 67: qpq.daemon.v1.RejectedEnvelope
+	(*MemberEvent)(nil),            // 68: qpq.daemon.v1.MemberEvent
+	(*RemoveRequest)(nil),          // 69: qpq.daemon.v1.RemoveRequest
+	(*RemoveResponse)(nil),         // 70: qpq.daemon.v1.RemoveResponse
+	(*LeaveRequest)(nil),           // 71: qpq.daemon.v1.LeaveRequest
+	(*LeaveResponse)(nil),          // 72: qpq.daemon.v1.LeaveResponse
+	(*UpdateRequest)(nil),          // 73: qpq.daemon.v1.UpdateRequest
+	(*UpdateResponse)(nil),         // 74: qpq.daemon.v1.UpdateResponse
+	(*ExportIdentityRequest)(nil),  // 75: qpq.daemon.v1.ExportIdentityRequest
+	(*ExportIdentityResponse)(nil), // 76: qpq.daemon.v1.ExportIdentityResponse
+	(*RenameContactRequest)(nil),   // 77: qpq.daemon.v1.RenameContactRequest
+	(*RenameContactResponse)(nil),  // 78: qpq.daemon.v1.RenameContactResponse
+	(*SendAttachmentRequest)(nil),  // 79: qpq.daemon.v1.SendAttachmentRequest
+	(*SaveAttachmentRequest)(nil),  // 80: qpq.daemon.v1.SaveAttachmentRequest
+	(*AttachmentProgress)(nil),     // 81: qpq.daemon.v1.AttachmentProgress
+	(*SavedFile)(nil),              // 82: qpq.daemon.v1.SavedFile
+	(*timestamppb.Timestamp)(nil),  // 83: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 84: google.protobuf.Duration
 }
 var file_qpq_daemon_v1_daemon_proto_depIdxs = []int32{
 	0,   // 0: qpq.daemon.v1.NodeConnection.state:type_name -> qpq.daemon.v1.ConnectionState
-	82,  // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
+	83,  // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
 	4,   // 2: qpq.daemon.v1.StatusResponse.node:type_name -> qpq.daemon.v1.NodeConnection
-	83,  // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
-	82,  // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
-	82,  // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
-	82,  // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
-	83,  // 7: qpq.daemon.v1.Group.disappear_after:type_name -> google.protobuf.Duration
-	13,  // 8: qpq.daemon.v1.CreateGroupResponse.group:type_name -> qpq.daemon.v1.Group
-	13,  // 9: qpq.daemon.v1.InviteResponse.group:type_name -> qpq.daemon.v1.Group
-	83,  // 10: qpq.daemon.v1.JoinRequest.wait:type_name -> google.protobuf.Duration
-	13,  // 11: qpq.daemon.v1.JoinResponse.joined:type_name -> qpq.daemon.v1.Group
-	13,  // 12: qpq.daemon.v1.ListGroupsResponse.groups:type_name -> qpq.daemon.v1.Group
-	13,  // 13: qpq.daemon.v1.MembersResponse.group:type_name -> qpq.daemon.v1.Group
-	14,  // 14: qpq.daemon.v1.MembersResponse.members:type_name -> qpq.daemon.v1.Member
-	83,  // 15: qpq.daemon.v1.SendRequest.wait:type_name -> google.protobuf.Duration
-	83,  // 16: qpq.daemon.v1.ReactRequest.wait:type_name -> google.protobuf.Duration
-	83,  // 17: qpq.daemon.v1.EditRequest.wait:type_name -> google.protobuf.Duration
-	83,  // 18: qpq.daemon.v1.DeleteRequest.wait:type_name -> google.protobuf.Duration
-	83,  // 19: qpq.daemon.v1.SetDisappearingRequest.after:type_name -> google.protobuf.Duration
-	83,  // 20: qpq.daemon.v1.SetDisappearingRequest.wait:type_name -> google.protobuf.Duration
-	1,   // 21: qpq.daemon.v1.SendResponse.state:type_name -> qpq.daemon.v1.DeliveryState
-	82,  // 22: qpq.daemon.v1.SendResponse.unreachable_since:type_name -> google.protobuf.Timestamp
-	82,  // 23: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
-	82,  // 24: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
-	2,   // 25: qpq.daemon.v1.Message.kind:type_name -> qpq.daemon.v1.MessageKind
-	82,  // 26: qpq.daemon.v1.Message.edited_at:type_name -> google.protobuf.Timestamp
-	82,  // 27: qpq.daemon.v1.Message.expires_at:type_name -> google.protobuf.Timestamp
-	32,  // 28: qpq.daemon.v1.Message.receipts:type_name -> qpq.daemon.v1.Receipt
-	3,   // 29: qpq.daemon.v1.Receipt.status:type_name -> qpq.daemon.v1.ReceiptStatus
-	82,  // 30: qpq.daemon.v1.Receipt.at:type_name -> google.protobuf.Timestamp
-	83,  // 31: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
-	82,  // 32: qpq.daemon.v1.MessagesRequest.since:type_name -> google.protobuf.Timestamp
-	31,  // 33: qpq.daemon.v1.MessagesResponse.messages:type_name -> qpq.daemon.v1.Message
-	82,  // 34: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
-	31,  // 35: qpq.daemon.v1.Event.message:type_name -> qpq.daemon.v1.Message
-	67,  // 36: qpq.daemon.v1.Event.member_added:type_name -> qpq.daemon.v1.MemberEvent
-	67,  // 37: qpq.daemon.v1.Event.member_removed:type_name -> qpq.daemon.v1.MemberEvent
-	13,  // 38: qpq.daemon.v1.Event.joined:type_name -> qpq.daemon.v1.Group
-	4,   // 39: qpq.daemon.v1.Event.connection:type_name -> qpq.daemon.v1.NodeConnection
-	13,  // 40: qpq.daemon.v1.Event.left:type_name -> qpq.daemon.v1.Group
-	66,  // 41: qpq.daemon.v1.Event.rejected:type_name -> qpq.daemon.v1.RejectedEnvelope
-	40,  // 42: qpq.daemon.v1.Event.refused:type_name -> qpq.daemon.v1.PolicyRefusal
-	41,  // 43: qpq.daemon.v1.Event.request:type_name -> qpq.daemon.v1.InvitationRequest
-	42,  // 44: qpq.daemon.v1.Event.contact_key_changed:type_name -> qpq.daemon.v1.ContactKeyChanged
-	43,  // 45: qpq.daemon.v1.Event.fork:type_name -> qpq.daemon.v1.ForkDetected
-	37,  // 46: qpq.daemon.v1.Event.recovery:type_name -> qpq.daemon.v1.GroupRecovery
-	37,  // 47: qpq.daemon.v1.Event.recovered:type_name -> qpq.daemon.v1.GroupRecovery
-	31,  // 48: qpq.daemon.v1.Event.edited:type_name -> qpq.daemon.v1.Message
-	31,  // 49: qpq.daemon.v1.Event.deleted:type_name -> qpq.daemon.v1.Message
-	38,  // 50: qpq.daemon.v1.Event.receipt:type_name -> qpq.daemon.v1.ReceiptEvent
-	39,  // 51: qpq.daemon.v1.Event.disappearing:type_name -> qpq.daemon.v1.DisappearingChanged
-	31,  // 52: qpq.daemon.v1.ReceiptEvent.message:type_name -> qpq.daemon.v1.Message
-	32,  // 53: qpq.daemon.v1.ReceiptEvent.receipt:type_name -> qpq.daemon.v1.Receipt
-	83,  // 54: qpq.daemon.v1.DisappearingChanged.after:type_name -> google.protobuf.Duration
-	82,  // 55: qpq.daemon.v1.Request.received_at:type_name -> google.protobuf.Timestamp
-	44,  // 56: qpq.daemon.v1.ListRequestsResponse.requests:type_name -> qpq.daemon.v1.Request
-	13,  // 57: qpq.daemon.v1.AcceptRequestResponse.group:type_name -> qpq.daemon.v1.Group
-	82,  // 58: qpq.daemon.v1.Contact.added_at:type_name -> google.protobuf.Timestamp
-	82,  // 59: qpq.daemon.v1.Contact.verified_at:type_name -> google.protobuf.Timestamp
-	55,  // 60: qpq.daemon.v1.AddContactResponse.contact:type_name -> qpq.daemon.v1.Contact
-	55,  // 61: qpq.daemon.v1.ListContactsResponse.contacts:type_name -> qpq.daemon.v1.Contact
-	55,  // 62: qpq.daemon.v1.SafetyNumberResponse.contact:type_name -> qpq.daemon.v1.Contact
-	55,  // 63: qpq.daemon.v1.VerifyResponse.contact:type_name -> qpq.daemon.v1.Contact
-	13,  // 64: qpq.daemon.v1.RemoveResponse.group:type_name -> qpq.daemon.v1.Group
-	13,  // 65: qpq.daemon.v1.UpdateResponse.groups:type_name -> qpq.daemon.v1.Group
-	55,  // 66: qpq.daemon.v1.RenameContactResponse.contact:type_name -> qpq.daemon.v1.Contact
-	83,  // 67: qpq.daemon.v1.SendAttachmentRequest.wait:type_name -> google.protobuf.Duration
-	30,  // 68: qpq.daemon.v1.AttachmentProgress.sent:type_name -> qpq.daemon.v1.SendResponse
-	81,  // 69: qpq.daemon.v1.AttachmentProgress.saved:type_name -> qpq.daemon.v1.SavedFile
-	5,   // 70: qpq.daemon.v1.Daemon.Status:input_type -> qpq.daemon.v1.StatusRequest
-	7,   // 71: qpq.daemon.v1.Daemon.Register:input_type -> qpq.daemon.v1.RegisterRequest
-	9,   // 72: qpq.daemon.v1.Daemon.Ping:input_type -> qpq.daemon.v1.PingRequest
-	11,  // 73: qpq.daemon.v1.Daemon.FetchKey:input_type -> qpq.daemon.v1.FetchKeyRequest
-	15,  // 74: qpq.daemon.v1.Daemon.CreateGroup:input_type -> qpq.daemon.v1.CreateGroupRequest
-	17,  // 75: qpq.daemon.v1.Daemon.Invite:input_type -> qpq.daemon.v1.InviteRequest
-	19,  // 76: qpq.daemon.v1.Daemon.Join:input_type -> qpq.daemon.v1.JoinRequest
-	21,  // 77: qpq.daemon.v1.Daemon.ListGroups:input_type -> qpq.daemon.v1.ListGroupsRequest
-	23,  // 78: qpq.daemon.v1.Daemon.Members:input_type -> qpq.daemon.v1.MembersRequest
-	25,  // 79: qpq.daemon.v1.Daemon.Send:input_type -> qpq.daemon.v1.SendRequest
-	26,  // 80: qpq.daemon.v1.Daemon.React:input_type -> qpq.daemon.v1.ReactRequest
-	27,  // 81: qpq.daemon.v1.Daemon.Edit:input_type -> qpq.daemon.v1.EditRequest
-	28,  // 82: qpq.daemon.v1.Daemon.Delete:input_type -> qpq.daemon.v1.DeleteRequest
-	29,  // 83: qpq.daemon.v1.Daemon.SetDisappearing:input_type -> qpq.daemon.v1.SetDisappearingRequest
-	33,  // 84: qpq.daemon.v1.Daemon.Messages:input_type -> qpq.daemon.v1.MessagesRequest
-	35,  // 85: qpq.daemon.v1.Daemon.Subscribe:input_type -> qpq.daemon.v1.SubscribeRequest
-	68,  // 86: qpq.daemon.v1.Daemon.Remove:input_type -> qpq.daemon.v1.RemoveRequest
-	70,  // 87: qpq.daemon.v1.Daemon.Leave:input_type -> qpq.daemon.v1.LeaveRequest
-	72,  // 88: qpq.daemon.v1.Daemon.Update:input_type -> qpq.daemon.v1.UpdateRequest
-	45,  // 89: qpq.daemon.v1.Daemon.ListRequests:input_type -> qpq.daemon.v1.ListRequestsRequest
-	47,  // 90: qpq.daemon.v1.Daemon.AcceptRequest:input_type -> qpq.daemon.v1.AcceptRequestRequest
-	49,  // 91: qpq.daemon.v1.Daemon.DeclineRequest:input_type -> qpq.daemon.v1.DeclineRequestRequest
-	51,  // 92: qpq.daemon.v1.Daemon.Block:input_type -> qpq.daemon.v1.BlockRequest
-	53,  // 93: qpq.daemon.v1.Daemon.Unblock:input_type -> qpq.daemon.v1.UnblockRequest
-	56,  // 94: qpq.daemon.v1.Daemon.AddContact:input_type -> qpq.daemon.v1.AddContactRequest
-	58,  // 95: qpq.daemon.v1.Daemon.ListContacts:input_type -> qpq.daemon.v1.ListContactsRequest
-	60,  // 96: qpq.daemon.v1.Daemon.RemoveContact:input_type -> qpq.daemon.v1.RemoveContactRequest
-	62,  // 97: qpq.daemon.v1.Daemon.SafetyNumber:input_type -> qpq.daemon.v1.SafetyNumberRequest
-	64,  // 98: qpq.daemon.v1.Daemon.Verify:input_type -> qpq.daemon.v1.VerifyRequest
-	74,  // 99: qpq.daemon.v1.Daemon.ExportIdentity:input_type -> qpq.daemon.v1.ExportIdentityRequest
-	76,  // 100: qpq.daemon.v1.Daemon.RenameContact:input_type -> qpq.daemon.v1.RenameContactRequest
-	78,  // 101: qpq.daemon.v1.Daemon.SendAttachment:input_type -> qpq.daemon.v1.SendAttachmentRequest
-	79,  // 102: qpq.daemon.v1.Daemon.SaveAttachment:input_type -> qpq.daemon.v1.SaveAttachmentRequest
-	6,   // 103: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
-	8,   // 104: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
-	10,  // 105: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
-	12,  // 106: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
-	16,  // 107: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
-	18,  // 108: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
-	20,  // 109: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
-	22,  // 110: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
-	24,  // 111: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
-	30,  // 112: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
-	30,  // 113: qpq.daemon.v1.Daemon.React:output_type -> qpq.daemon.v1.SendResponse
-	30,  // 114: qpq.daemon.v1.Daemon.Edit:output_type -> qpq.daemon.v1.SendResponse
-	30,  // 115: qpq.daemon.v1.Daemon.Delete:output_type -> qpq.daemon.v1.SendResponse
-	30,  // 116: qpq.daemon.v1.Daemon.SetDisappearing:output_type -> qpq.daemon.v1.SendResponse
-	34,  // 117: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
-	36,  // 118: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
-	69,  // 119: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
-	71,  // 120: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
-	73,  // 121: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
-	46,  // 122: qpq.daemon.v1.Daemon.ListRequests:output_type -> qpq.daemon.v1.ListRequestsResponse
-	48,  // 123: qpq.daemon.v1.Daemon.AcceptRequest:output_type -> qpq.daemon.v1.AcceptRequestResponse
-	50,  // 124: qpq.daemon.v1.Daemon.DeclineRequest:output_type -> qpq.daemon.v1.DeclineRequestResponse
-	52,  // 125: qpq.daemon.v1.Daemon.Block:output_type -> qpq.daemon.v1.BlockResponse
-	54,  // 126: qpq.daemon.v1.Daemon.Unblock:output_type -> qpq.daemon.v1.UnblockResponse
-	57,  // 127: qpq.daemon.v1.Daemon.AddContact:output_type -> qpq.daemon.v1.AddContactResponse
-	59,  // 128: qpq.daemon.v1.Daemon.ListContacts:output_type -> qpq.daemon.v1.ListContactsResponse
-	61,  // 129: qpq.daemon.v1.Daemon.RemoveContact:output_type -> qpq.daemon.v1.RemoveContactResponse
-	63,  // 130: qpq.daemon.v1.Daemon.SafetyNumber:output_type -> qpq.daemon.v1.SafetyNumberResponse
-	65,  // 131: qpq.daemon.v1.Daemon.Verify:output_type -> qpq.daemon.v1.VerifyResponse
-	75,  // 132: qpq.daemon.v1.Daemon.ExportIdentity:output_type -> qpq.daemon.v1.ExportIdentityResponse
-	77,  // 133: qpq.daemon.v1.Daemon.RenameContact:output_type -> qpq.daemon.v1.RenameContactResponse
-	80,  // 134: qpq.daemon.v1.Daemon.SendAttachment:output_type -> qpq.daemon.v1.AttachmentProgress
-	80,  // 135: qpq.daemon.v1.Daemon.SaveAttachment:output_type -> qpq.daemon.v1.AttachmentProgress
-	103, // [103:136] is the sub-list for method output_type
-	70,  // [70:103] is the sub-list for method input_type
-	70,  // [70:70] is the sub-list for extension type_name
-	70,  // [70:70] is the sub-list for extension extendee
-	0,   // [0:70] is the sub-list for field type_name
+	84,  // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
+	83,  // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
+	83,  // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
+	83,  // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
+	84,  // 7: qpq.daemon.v1.Group.disappear_after:type_name -> google.protobuf.Duration
+	15,  // 8: qpq.daemon.v1.Member.devices:type_name -> qpq.daemon.v1.MemberDevice
+	13,  // 9: qpq.daemon.v1.CreateGroupResponse.group:type_name -> qpq.daemon.v1.Group
+	13,  // 10: qpq.daemon.v1.InviteResponse.group:type_name -> qpq.daemon.v1.Group
+	84,  // 11: qpq.daemon.v1.JoinRequest.wait:type_name -> google.protobuf.Duration
+	13,  // 12: qpq.daemon.v1.JoinResponse.joined:type_name -> qpq.daemon.v1.Group
+	13,  // 13: qpq.daemon.v1.ListGroupsResponse.groups:type_name -> qpq.daemon.v1.Group
+	13,  // 14: qpq.daemon.v1.MembersResponse.group:type_name -> qpq.daemon.v1.Group
+	14,  // 15: qpq.daemon.v1.MembersResponse.members:type_name -> qpq.daemon.v1.Member
+	84,  // 16: qpq.daemon.v1.SendRequest.wait:type_name -> google.protobuf.Duration
+	84,  // 17: qpq.daemon.v1.ReactRequest.wait:type_name -> google.protobuf.Duration
+	84,  // 18: qpq.daemon.v1.EditRequest.wait:type_name -> google.protobuf.Duration
+	84,  // 19: qpq.daemon.v1.DeleteRequest.wait:type_name -> google.protobuf.Duration
+	84,  // 20: qpq.daemon.v1.SetDisappearingRequest.after:type_name -> google.protobuf.Duration
+	84,  // 21: qpq.daemon.v1.SetDisappearingRequest.wait:type_name -> google.protobuf.Duration
+	1,   // 22: qpq.daemon.v1.SendResponse.state:type_name -> qpq.daemon.v1.DeliveryState
+	83,  // 23: qpq.daemon.v1.SendResponse.unreachable_since:type_name -> google.protobuf.Timestamp
+	83,  // 24: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
+	83,  // 25: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
+	2,   // 26: qpq.daemon.v1.Message.kind:type_name -> qpq.daemon.v1.MessageKind
+	83,  // 27: qpq.daemon.v1.Message.edited_at:type_name -> google.protobuf.Timestamp
+	83,  // 28: qpq.daemon.v1.Message.expires_at:type_name -> google.protobuf.Timestamp
+	33,  // 29: qpq.daemon.v1.Message.receipts:type_name -> qpq.daemon.v1.Receipt
+	3,   // 30: qpq.daemon.v1.Receipt.status:type_name -> qpq.daemon.v1.ReceiptStatus
+	83,  // 31: qpq.daemon.v1.Receipt.at:type_name -> google.protobuf.Timestamp
+	84,  // 32: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
+	83,  // 33: qpq.daemon.v1.MessagesRequest.since:type_name -> google.protobuf.Timestamp
+	32,  // 34: qpq.daemon.v1.MessagesResponse.messages:type_name -> qpq.daemon.v1.Message
+	83,  // 35: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
+	32,  // 36: qpq.daemon.v1.Event.message:type_name -> qpq.daemon.v1.Message
+	68,  // 37: qpq.daemon.v1.Event.member_added:type_name -> qpq.daemon.v1.MemberEvent
+	68,  // 38: qpq.daemon.v1.Event.member_removed:type_name -> qpq.daemon.v1.MemberEvent
+	13,  // 39: qpq.daemon.v1.Event.joined:type_name -> qpq.daemon.v1.Group
+	4,   // 40: qpq.daemon.v1.Event.connection:type_name -> qpq.daemon.v1.NodeConnection
+	13,  // 41: qpq.daemon.v1.Event.left:type_name -> qpq.daemon.v1.Group
+	67,  // 42: qpq.daemon.v1.Event.rejected:type_name -> qpq.daemon.v1.RejectedEnvelope
+	41,  // 43: qpq.daemon.v1.Event.refused:type_name -> qpq.daemon.v1.PolicyRefusal
+	42,  // 44: qpq.daemon.v1.Event.request:type_name -> qpq.daemon.v1.InvitationRequest
+	43,  // 45: qpq.daemon.v1.Event.contact_key_changed:type_name -> qpq.daemon.v1.ContactKeyChanged
+	44,  // 46: qpq.daemon.v1.Event.fork:type_name -> qpq.daemon.v1.ForkDetected
+	38,  // 47: qpq.daemon.v1.Event.recovery:type_name -> qpq.daemon.v1.GroupRecovery
+	38,  // 48: qpq.daemon.v1.Event.recovered:type_name -> qpq.daemon.v1.GroupRecovery
+	32,  // 49: qpq.daemon.v1.Event.edited:type_name -> qpq.daemon.v1.Message
+	32,  // 50: qpq.daemon.v1.Event.deleted:type_name -> qpq.daemon.v1.Message
+	39,  // 51: qpq.daemon.v1.Event.receipt:type_name -> qpq.daemon.v1.ReceiptEvent
+	40,  // 52: qpq.daemon.v1.Event.disappearing:type_name -> qpq.daemon.v1.DisappearingChanged
+	32,  // 53: qpq.daemon.v1.ReceiptEvent.message:type_name -> qpq.daemon.v1.Message
+	33,  // 54: qpq.daemon.v1.ReceiptEvent.receipt:type_name -> qpq.daemon.v1.Receipt
+	84,  // 55: qpq.daemon.v1.DisappearingChanged.after:type_name -> google.protobuf.Duration
+	83,  // 56: qpq.daemon.v1.Request.received_at:type_name -> google.protobuf.Timestamp
+	45,  // 57: qpq.daemon.v1.ListRequestsResponse.requests:type_name -> qpq.daemon.v1.Request
+	13,  // 58: qpq.daemon.v1.AcceptRequestResponse.group:type_name -> qpq.daemon.v1.Group
+	83,  // 59: qpq.daemon.v1.Contact.added_at:type_name -> google.protobuf.Timestamp
+	83,  // 60: qpq.daemon.v1.Contact.verified_at:type_name -> google.protobuf.Timestamp
+	56,  // 61: qpq.daemon.v1.AddContactResponse.contact:type_name -> qpq.daemon.v1.Contact
+	56,  // 62: qpq.daemon.v1.ListContactsResponse.contacts:type_name -> qpq.daemon.v1.Contact
+	56,  // 63: qpq.daemon.v1.SafetyNumberResponse.contact:type_name -> qpq.daemon.v1.Contact
+	56,  // 64: qpq.daemon.v1.VerifyResponse.contact:type_name -> qpq.daemon.v1.Contact
+	13,  // 65: qpq.daemon.v1.RemoveResponse.group:type_name -> qpq.daemon.v1.Group
+	13,  // 66: qpq.daemon.v1.UpdateResponse.groups:type_name -> qpq.daemon.v1.Group
+	56,  // 67: qpq.daemon.v1.RenameContactResponse.contact:type_name -> qpq.daemon.v1.Contact
+	84,  // 68: qpq.daemon.v1.SendAttachmentRequest.wait:type_name -> google.protobuf.Duration
+	31,  // 69: qpq.daemon.v1.AttachmentProgress.sent:type_name -> qpq.daemon.v1.SendResponse
+	82,  // 70: qpq.daemon.v1.AttachmentProgress.saved:type_name -> qpq.daemon.v1.SavedFile
+	5,   // 71: qpq.daemon.v1.Daemon.Status:input_type -> qpq.daemon.v1.StatusRequest
+	7,   // 72: qpq.daemon.v1.Daemon.Register:input_type -> qpq.daemon.v1.RegisterRequest
+	9,   // 73: qpq.daemon.v1.Daemon.Ping:input_type -> qpq.daemon.v1.PingRequest
+	11,  // 74: qpq.daemon.v1.Daemon.FetchKey:input_type -> qpq.daemon.v1.FetchKeyRequest
+	16,  // 75: qpq.daemon.v1.Daemon.CreateGroup:input_type -> qpq.daemon.v1.CreateGroupRequest
+	18,  // 76: qpq.daemon.v1.Daemon.Invite:input_type -> qpq.daemon.v1.InviteRequest
+	20,  // 77: qpq.daemon.v1.Daemon.Join:input_type -> qpq.daemon.v1.JoinRequest
+	22,  // 78: qpq.daemon.v1.Daemon.ListGroups:input_type -> qpq.daemon.v1.ListGroupsRequest
+	24,  // 79: qpq.daemon.v1.Daemon.Members:input_type -> qpq.daemon.v1.MembersRequest
+	26,  // 80: qpq.daemon.v1.Daemon.Send:input_type -> qpq.daemon.v1.SendRequest
+	27,  // 81: qpq.daemon.v1.Daemon.React:input_type -> qpq.daemon.v1.ReactRequest
+	28,  // 82: qpq.daemon.v1.Daemon.Edit:input_type -> qpq.daemon.v1.EditRequest
+	29,  // 83: qpq.daemon.v1.Daemon.Delete:input_type -> qpq.daemon.v1.DeleteRequest
+	30,  // 84: qpq.daemon.v1.Daemon.SetDisappearing:input_type -> qpq.daemon.v1.SetDisappearingRequest
+	34,  // 85: qpq.daemon.v1.Daemon.Messages:input_type -> qpq.daemon.v1.MessagesRequest
+	36,  // 86: qpq.daemon.v1.Daemon.Subscribe:input_type -> qpq.daemon.v1.SubscribeRequest
+	69,  // 87: qpq.daemon.v1.Daemon.Remove:input_type -> qpq.daemon.v1.RemoveRequest
+	71,  // 88: qpq.daemon.v1.Daemon.Leave:input_type -> qpq.daemon.v1.LeaveRequest
+	73,  // 89: qpq.daemon.v1.Daemon.Update:input_type -> qpq.daemon.v1.UpdateRequest
+	46,  // 90: qpq.daemon.v1.Daemon.ListRequests:input_type -> qpq.daemon.v1.ListRequestsRequest
+	48,  // 91: qpq.daemon.v1.Daemon.AcceptRequest:input_type -> qpq.daemon.v1.AcceptRequestRequest
+	50,  // 92: qpq.daemon.v1.Daemon.DeclineRequest:input_type -> qpq.daemon.v1.DeclineRequestRequest
+	52,  // 93: qpq.daemon.v1.Daemon.Block:input_type -> qpq.daemon.v1.BlockRequest
+	54,  // 94: qpq.daemon.v1.Daemon.Unblock:input_type -> qpq.daemon.v1.UnblockRequest
+	57,  // 95: qpq.daemon.v1.Daemon.AddContact:input_type -> qpq.daemon.v1.AddContactRequest
+	59,  // 96: qpq.daemon.v1.Daemon.ListContacts:input_type -> qpq.daemon.v1.ListContactsRequest
+	61,  // 97: qpq.daemon.v1.Daemon.RemoveContact:input_type -> qpq.daemon.v1.RemoveContactRequest
+	63,  // 98: qpq.daemon.v1.Daemon.SafetyNumber:input_type -> qpq.daemon.v1.SafetyNumberRequest
+	65,  // 99: qpq.daemon.v1.Daemon.Verify:input_type -> qpq.daemon.v1.VerifyRequest
+	75,  // 100: qpq.daemon.v1.Daemon.ExportIdentity:input_type -> qpq.daemon.v1.ExportIdentityRequest
+	77,  // 101: qpq.daemon.v1.Daemon.RenameContact:input_type -> qpq.daemon.v1.RenameContactRequest
+	79,  // 102: qpq.daemon.v1.Daemon.SendAttachment:input_type -> qpq.daemon.v1.SendAttachmentRequest
+	80,  // 103: qpq.daemon.v1.Daemon.SaveAttachment:input_type -> qpq.daemon.v1.SaveAttachmentRequest
+	6,   // 104: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
+	8,   // 105: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
+	10,  // 106: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
+	12,  // 107: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
+	17,  // 108: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
+	19,  // 109: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
+	21,  // 110: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
+	23,  // 111: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
+	25,  // 112: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
+	31,  // 113: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
+	31,  // 114: qpq.daemon.v1.Daemon.React:output_type -> qpq.daemon.v1.SendResponse
+	31,  // 115: qpq.daemon.v1.Daemon.Edit:output_type -> qpq.daemon.v1.SendResponse
+	31,  // 116: qpq.daemon.v1.Daemon.Delete:output_type -> qpq.daemon.v1.SendResponse
+	31,  // 117: qpq.daemon.v1.Daemon.SetDisappearing:output_type -> qpq.daemon.v1.SendResponse
+	35,  // 118: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
+	37,  // 119: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
+	70,  // 120: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
+	72,  // 121: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
+	74,  // 122: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
+	47,  // 123: qpq.daemon.v1.Daemon.ListRequests:output_type -> qpq.daemon.v1.ListRequestsResponse
+	49,  // 124: qpq.daemon.v1.Daemon.AcceptRequest:output_type -> qpq.daemon.v1.AcceptRequestResponse
+	51,  // 125: qpq.daemon.v1.Daemon.DeclineRequest:output_type -> qpq.daemon.v1.DeclineRequestResponse
+	53,  // 126: qpq.daemon.v1.Daemon.Block:output_type -> qpq.daemon.v1.BlockResponse
+	55,  // 127: qpq.daemon.v1.Daemon.Unblock:output_type -> qpq.daemon.v1.UnblockResponse
+	58,  // 128: qpq.daemon.v1.Daemon.AddContact:output_type -> qpq.daemon.v1.AddContactResponse
+	60,  // 129: qpq.daemon.v1.Daemon.ListContacts:output_type -> qpq.daemon.v1.ListContactsResponse
+	62,  // 130: qpq.daemon.v1.Daemon.RemoveContact:output_type -> qpq.daemon.v1.RemoveContactResponse
+	64,  // 131: qpq.daemon.v1.Daemon.SafetyNumber:output_type -> qpq.daemon.v1.SafetyNumberResponse
+	66,  // 132: qpq.daemon.v1.Daemon.Verify:output_type -> qpq.daemon.v1.VerifyResponse
+	76,  // 133: qpq.daemon.v1.Daemon.ExportIdentity:output_type -> qpq.daemon.v1.ExportIdentityResponse
+	78,  // 134: qpq.daemon.v1.Daemon.RenameContact:output_type -> qpq.daemon.v1.RenameContactResponse
+	81,  // 135: qpq.daemon.v1.Daemon.SendAttachment:output_type -> qpq.daemon.v1.AttachmentProgress
+	81,  // 136: qpq.daemon.v1.Daemon.SaveAttachment:output_type -> qpq.daemon.v1.AttachmentProgress
+	104, // [104:137] is the sub-list for method output_type
+	71,  // [71:104] is the sub-list for method input_type
+	71,  // [71:71] is the sub-list for extension type_name
+	71,  // [71:71] is the sub-list for extension extendee
+	0,   // [0:71] is the sub-list for field type_name
 }
 
 func init() { file_qpq_daemon_v1_daemon_proto_init() }
@@ -6088,7 +6195,7 @@ func file_qpq_daemon_v1_daemon_proto_init() {
 	if File_qpq_daemon_v1_daemon_proto != nil {
 		return
 	}
-	file_qpq_daemon_v1_daemon_proto_msgTypes[32].OneofWrappers = []any{
+	file_qpq_daemon_v1_daemon_proto_msgTypes[33].OneofWrappers = []any{
 		(*Event_Message)(nil),
 		(*Event_MemberAdded)(nil),
 		(*Event_MemberRemoved)(nil),
@@ -6113,7 +6220,7 @@ func file_qpq_daemon_v1_daemon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_qpq_daemon_v1_daemon_proto_rawDesc), len(file_qpq_daemon_v1_daemon_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   78,
+			NumMessages:   79,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
