@@ -2569,6 +2569,7 @@ type Event struct {
 	//	*Event_Deleted
 	//	*Event_Receipt
 	//	*Event_Disappearing
+	//	*Event_Device
 	Kind          isEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2778,6 +2779,15 @@ func (x *Event) GetDisappearing() *DisappearingChanged {
 	return nil
 }
 
+func (x *Event) GetDevice() *DeviceEvent {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_Device); ok {
+			return x.Device
+		}
+	}
+	return nil
+}
+
 type isEvent_Kind interface {
 	isEvent_Kind()
 }
@@ -2854,6 +2864,11 @@ type Event_Disappearing struct {
 	Disappearing *DisappearingChanged `protobuf:"bytes,33,opt,name=disappearing,proto3,oneof"`
 }
 
+type Event_Device struct {
+	// A device of this person or of a contact was linked or revoked.
+	Device *DeviceEvent `protobuf:"bytes,40,opt,name=device,proto3,oneof"`
+}
+
 func (*Event_Message) isEvent_Kind() {}
 
 func (*Event_MemberAdded) isEvent_Kind() {}
@@ -2887,6 +2902,8 @@ func (*Event_Deleted) isEvent_Kind() {}
 func (*Event_Receipt) isEvent_Kind() {}
 
 func (*Event_Disappearing) isEvent_Kind() {}
+
+func (*Event_Device) isEvent_Kind() {}
 
 // A member's commit that the node accepted cannot be applied (its
 // encrypted path secrets or confirmation do not check out): the group
@@ -5409,6 +5426,644 @@ func (x *SavedFile) GetSize() uint64 {
 	return 0
 }
 
+type LinkRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How long the code stays valid (default and maximum 10 minutes).
+	Timeout       *durationpb.Duration `protobuf:"bytes,1,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkRequest) Reset() {
+	*x = LinkRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkRequest) ProtoMessage() {}
+
+func (x *LinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkRequest.ProtoReflect.Descriptor instead.
+func (*LinkRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *LinkRequest) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+// One step of Link: first the code, then the linked device, last done.
+type LinkProgress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The one-use code ("qpq-link-" and 26 base32 characters in groups),
+	// in the first message.
+	Code    string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	Expires *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires,proto3" json:"expires,omitempty"`
+	// The new device, once it answered and was certified.
+	Device *Device `protobuf:"bytes,3,opt,name=device,proto3" json:"device,omitempty"`
+	// The last message: the groups the device was added to.
+	Done        bool   `protobuf:"varint,4,opt,name=done,proto3" json:"done,omitempty"`
+	GroupsAdded uint32 `protobuf:"varint,5,opt,name=groups_added,json=groupsAdded,proto3" json:"groups_added,omitempty"`
+	// Groups where adding the device failed (ids, hex), with the reason.
+	GroupsFailed  []string `protobuf:"bytes,6,rep,name=groups_failed,json=groupsFailed,proto3" json:"groups_failed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkProgress) Reset() {
+	*x = LinkProgress{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkProgress) ProtoMessage() {}
+
+func (x *LinkProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkProgress.ProtoReflect.Descriptor instead.
+func (*LinkProgress) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *LinkProgress) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *LinkProgress) GetExpires() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Expires
+	}
+	return nil
+}
+
+func (x *LinkProgress) GetDevice() *Device {
+	if x != nil {
+		return x.Device
+	}
+	return nil
+}
+
+func (x *LinkProgress) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *LinkProgress) GetGroupsAdded() uint32 {
+	if x != nil {
+		return x.GroupsAdded
+	}
+	return 0
+}
+
+func (x *LinkProgress) GetGroupsFailed() []string {
+	if x != nil {
+		return x.GroupsFailed
+	}
+	return nil
+}
+
+type AcceptLinkRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The code the primary device shows.
+	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	// This device's label (at most 64 bytes), shown to the person.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// How long to wait for the primary's answer (default 2 minutes).
+	Timeout       *durationpb.Duration `protobuf:"bytes,3,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptLinkRequest) Reset() {
+	*x = AcceptLinkRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptLinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptLinkRequest) ProtoMessage() {}
+
+func (x *AcceptLinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptLinkRequest.ProtoReflect.Descriptor instead.
+func (*AcceptLinkRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *AcceptLinkRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *AcceptLinkRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AcceptLinkRequest) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+type AcceptLinkResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The person's identity key (hex): the key contacts know.
+	Identity string `protobuf:"bytes,1,opt,name=identity,proto3" json:"identity,omitempty"`
+	// This device's key (hex).
+	Device   string `protobuf:"bytes,2,opt,name=device,proto3" json:"device,omitempty"`
+	Contacts uint32 `protobuf:"varint,3,opt,name=contacts,proto3" json:"contacts,omitempty"`
+	// Groups the primary is adding this device to.
+	Groups        uint32 `protobuf:"varint,4,opt,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptLinkResponse) Reset() {
+	*x = AcceptLinkResponse{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptLinkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptLinkResponse) ProtoMessage() {}
+
+func (x *AcceptLinkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptLinkResponse.ProtoReflect.Descriptor instead.
+func (*AcceptLinkResponse) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *AcceptLinkResponse) GetIdentity() string {
+	if x != nil {
+		return x.Identity
+	}
+	return ""
+}
+
+func (x *AcceptLinkResponse) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
+func (x *AcceptLinkResponse) GetContacts() uint32 {
+	if x != nil {
+		return x.Contacts
+	}
+	return 0
+}
+
+func (x *AcceptLinkResponse) GetGroups() uint32 {
+	if x != nil {
+		return x.Groups
+	}
+	return 0
+}
+
+type DevicesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DevicesRequest) Reset() {
+	*x = DevicesRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DevicesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DevicesRequest) ProtoMessage() {}
+
+func (x *DevicesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DevicesRequest.ProtoReflect.Descriptor instead.
+func (*DevicesRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{82}
+}
+
+type DevicesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The person's identity key (hex).
+	Identity string `protobuf:"bytes,1,opt,name=identity,proto3" json:"identity,omitempty"`
+	// The device list's version (0: no list published, the identity key is
+	// the only device).
+	Version uint64    `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Devices []*Device `protobuf:"bytes,3,rep,name=devices,proto3" json:"devices,omitempty"`
+	// Whether this device holds the identity key (can link and revoke).
+	Primary       bool `protobuf:"varint,4,opt,name=primary,proto3" json:"primary,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DevicesResponse) Reset() {
+	*x = DevicesResponse{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DevicesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DevicesResponse) ProtoMessage() {}
+
+func (x *DevicesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DevicesResponse.ProtoReflect.Descriptor instead.
+func (*DevicesResponse) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{83}
+}
+
+func (x *DevicesResponse) GetIdentity() string {
+	if x != nil {
+		return x.Identity
+	}
+	return ""
+}
+
+func (x *DevicesResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *DevicesResponse) GetDevices() []*Device {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
+func (x *DevicesResponse) GetPrimary() bool {
+	if x != nil {
+		return x.Primary
+	}
+	return false
+}
+
+type Device struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The device key (hex): its MLS leaf signature key.
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The device's label, when known.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// The device this daemon runs.
+	ThisDevice    bool `protobuf:"varint,3,opt,name=this_device,json=thisDevice,proto3" json:"this_device,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Device) Reset() {
+	*x = Device{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Device) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Device) ProtoMessage() {}
+
+func (x *Device) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Device.ProtoReflect.Descriptor instead.
+func (*Device) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *Device) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Device) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Device) GetThisDevice() bool {
+	if x != nil {
+		return x.ThisDevice
+	}
+	return false
+}
+
+type RevokeDeviceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The device: its key (hex), or at least 8 hex characters that start
+	// exactly one device's key.
+	Device        string `protobuf:"bytes,1,opt,name=device,proto3" json:"device,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeDeviceRequest) Reset() {
+	*x = RevokeDeviceRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeDeviceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeDeviceRequest) ProtoMessage() {}
+
+func (x *RevokeDeviceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeDeviceRequest.ProtoReflect.Descriptor instead.
+func (*RevokeDeviceRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{85}
+}
+
+func (x *RevokeDeviceRequest) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
+type RevokeDeviceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The device list's new version.
+	Version uint64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// The device key (hex) revoked.
+	Device string `protobuf:"bytes,2,opt,name=device,proto3" json:"device,omitempty"`
+	// Groups its leaves were removed from (one commit each).
+	Groups uint32 `protobuf:"varint,3,opt,name=groups,proto3" json:"groups,omitempty"`
+	// Groups where the removal failed (ids, hex), with the reason.
+	GroupsFailed  []string `protobuf:"bytes,4,rep,name=groups_failed,json=groupsFailed,proto3" json:"groups_failed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeDeviceResponse) Reset() {
+	*x = RevokeDeviceResponse{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeDeviceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeDeviceResponse) ProtoMessage() {}
+
+func (x *RevokeDeviceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeDeviceResponse.ProtoReflect.Descriptor instead.
+func (*RevokeDeviceResponse) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{86}
+}
+
+func (x *RevokeDeviceResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *RevokeDeviceResponse) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
+func (x *RevokeDeviceResponse) GetGroups() uint32 {
+	if x != nil {
+		return x.Groups
+	}
+	return 0
+}
+
+func (x *RevokeDeviceResponse) GetGroupsFailed() []string {
+	if x != nil {
+		return x.GroupsFailed
+	}
+	return nil
+}
+
+// A device was linked or revoked.
+type DeviceEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The person (identity key, hex) and their contact name, if any.
+	User     string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	UserName string `protobuf:"bytes,2,opt,name=user_name,json=userName,proto3" json:"user_name,omitempty"`
+	// The device key (hex).
+	Device  string `protobuf:"bytes,3,opt,name=device,proto3" json:"device,omitempty"`
+	Revoked bool   `protobuf:"varint,4,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	// Whether the person is this user.
+	Own           bool `protobuf:"varint,5,opt,name=own,proto3" json:"own,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceEvent) Reset() {
+	*x = DeviceEvent{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[87]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceEvent) ProtoMessage() {}
+
+func (x *DeviceEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[87]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceEvent.ProtoReflect.Descriptor instead.
+func (*DeviceEvent) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{87}
+}
+
+func (x *DeviceEvent) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *DeviceEvent) GetUserName() string {
+	if x != nil {
+		return x.UserName
+	}
+	return ""
+}
+
+func (x *DeviceEvent) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
+func (x *DeviceEvent) GetRevoked() bool {
+	if x != nil {
+		return x.Revoked
+	}
+	return false
+}
+
+func (x *DeviceEvent) GetOwn() bool {
+	if x != nil {
+		return x.Own
+	}
+	return false
+}
+
 var File_qpq_daemon_v1_daemon_proto protoreflect.FileDescriptor
 
 const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
@@ -5594,7 +6249,7 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x04more\x18\x03 \x01(\bR\x04more\"J\n" +
 	"\x10SubscribeRequest\x12\x1b\n" +
 	"\tafter_seq\x18\x01 \x01(\x04R\bafterSeq\x12\x19\n" +
-	"\bfrom_now\x18\x02 \x01(\bR\afromNow\"\xc5\b\n" +
+	"\bfrom_now\x18\x02 \x01(\bR\afromNow\"\xfb\b\n" +
 	"\x05Event\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x122\n" +
@@ -5617,7 +6272,8 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x06edited\x18\x1e \x01(\v2\x16.qpq.daemon.v1.MessageH\x00R\x06edited\x122\n" +
 	"\adeleted\x18\x1f \x01(\v2\x16.qpq.daemon.v1.MessageH\x00R\adeleted\x127\n" +
 	"\areceipt\x18  \x01(\v2\x1b.qpq.daemon.v1.ReceiptEventH\x00R\areceipt\x12H\n" +
-	"\fdisappearing\x18! \x01(\v2\".qpq.daemon.v1.DisappearingChangedH\x00R\fdisappearingB\x06\n" +
+	"\fdisappearing\x18! \x01(\v2\".qpq.daemon.v1.DisappearingChangedH\x00R\fdisappearing\x124\n" +
+	"\x06device\x18( \x01(\v2\x1a.qpq.daemon.v1.DeviceEventH\x00R\x06deviceB\x06\n" +
 	"\x04kind\"\xce\x01\n" +
 	"\rGroupRecovery\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1d\n" +
@@ -5778,7 +6434,49 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
 	"media_type\x18\x03 \x01(\tR\tmediaType\x12\x12\n" +
-	"\x04size\x18\x04 \x01(\x04R\x04size*\xbc\x01\n" +
+	"\x04size\x18\x04 \x01(\x04R\x04size\"B\n" +
+	"\vLinkRequest\x123\n" +
+	"\atimeout\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\xe3\x01\n" +
+	"\fLinkProgress\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x124\n" +
+	"\aexpires\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\x12-\n" +
+	"\x06device\x18\x03 \x01(\v2\x15.qpq.daemon.v1.DeviceR\x06device\x12\x12\n" +
+	"\x04done\x18\x04 \x01(\bR\x04done\x12!\n" +
+	"\fgroups_added\x18\x05 \x01(\rR\vgroupsAdded\x12#\n" +
+	"\rgroups_failed\x18\x06 \x03(\tR\fgroupsFailed\"p\n" +
+	"\x11AcceptLinkRequest\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x123\n" +
+	"\atimeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"|\n" +
+	"\x12AcceptLinkResponse\x12\x1a\n" +
+	"\bidentity\x18\x01 \x01(\tR\bidentity\x12\x16\n" +
+	"\x06device\x18\x02 \x01(\tR\x06device\x12\x1a\n" +
+	"\bcontacts\x18\x03 \x01(\rR\bcontacts\x12\x16\n" +
+	"\x06groups\x18\x04 \x01(\rR\x06groups\"\x10\n" +
+	"\x0eDevicesRequest\"\x92\x01\n" +
+	"\x0fDevicesResponse\x12\x1a\n" +
+	"\bidentity\x18\x01 \x01(\tR\bidentity\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\x12/\n" +
+	"\adevices\x18\x03 \x03(\v2\x15.qpq.daemon.v1.DeviceR\adevices\x12\x18\n" +
+	"\aprimary\x18\x04 \x01(\bR\aprimary\"O\n" +
+	"\x06Device\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1f\n" +
+	"\vthis_device\x18\x03 \x01(\bR\n" +
+	"thisDevice\"-\n" +
+	"\x13RevokeDeviceRequest\x12\x16\n" +
+	"\x06device\x18\x01 \x01(\tR\x06device\"\x85\x01\n" +
+	"\x14RevokeDeviceResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x16\n" +
+	"\x06device\x18\x02 \x01(\tR\x06device\x12\x16\n" +
+	"\x06groups\x18\x03 \x01(\rR\x06groups\x12#\n" +
+	"\rgroups_failed\x18\x04 \x03(\tR\fgroupsFailed\"\x82\x01\n" +
+	"\vDeviceEvent\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1b\n" +
+	"\tuser_name\x18\x02 \x01(\tR\buserName\x12\x16\n" +
+	"\x06device\x18\x03 \x01(\tR\x06device\x12\x18\n" +
+	"\arevoked\x18\x04 \x01(\bR\arevoked\x12\x10\n" +
+	"\x03own\x18\x05 \x01(\bR\x03own*\xbc\x01\n" +
 	"\x0fConnectionState\x12 \n" +
 	"\x1cCONNECTION_STATE_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fCONNECTION_STATE_NOT_REGISTERED\x10\x01\x12\x1f\n" +
@@ -5801,7 +6499,7 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\rReceiptStatus\x12\x1e\n" +
 	"\x1aRECEIPT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18RECEIPT_STATUS_DELIVERED\x10\x01\x12\x17\n" +
-	"\x13RECEIPT_STATUS_READ\x10\x022\xaa\x14\n" +
+	"\x13RECEIPT_STATUS_READ\x10\x022\xe3\x16\n" +
 	"\x06Daemon\x12E\n" +
 	"\x06Status\x12\x1c.qpq.daemon.v1.StatusRequest\x1a\x1d.qpq.daemon.v1.StatusResponse\x12K\n" +
 	"\bRegister\x12\x1e.qpq.daemon.v1.RegisterRequest\x1a\x1f.qpq.daemon.v1.RegisterResponse\x12?\n" +
@@ -5837,7 +6535,12 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x0eExportIdentity\x12$.qpq.daemon.v1.ExportIdentityRequest\x1a%.qpq.daemon.v1.ExportIdentityResponse\x12Z\n" +
 	"\rRenameContact\x12#.qpq.daemon.v1.RenameContactRequest\x1a$.qpq.daemon.v1.RenameContactResponse\x12[\n" +
 	"\x0eSendAttachment\x12$.qpq.daemon.v1.SendAttachmentRequest\x1a!.qpq.daemon.v1.AttachmentProgress0\x01\x12[\n" +
-	"\x0eSaveAttachment\x12$.qpq.daemon.v1.SaveAttachmentRequest\x1a!.qpq.daemon.v1.AttachmentProgress0\x01B?Z=github.com/quicproquo/quicproquo/proto/qpq/daemon/v1;daemonv1b\x06proto3"
+	"\x0eSaveAttachment\x12$.qpq.daemon.v1.SaveAttachmentRequest\x1a!.qpq.daemon.v1.AttachmentProgress0\x01\x12A\n" +
+	"\x04Link\x12\x1a.qpq.daemon.v1.LinkRequest\x1a\x1b.qpq.daemon.v1.LinkProgress0\x01\x12Q\n" +
+	"\n" +
+	"AcceptLink\x12 .qpq.daemon.v1.AcceptLinkRequest\x1a!.qpq.daemon.v1.AcceptLinkResponse\x12H\n" +
+	"\aDevices\x12\x1d.qpq.daemon.v1.DevicesRequest\x1a\x1e.qpq.daemon.v1.DevicesResponse\x12W\n" +
+	"\fRevokeDevice\x12\".qpq.daemon.v1.RevokeDeviceRequest\x1a#.qpq.daemon.v1.RevokeDeviceResponseB?Z=github.com/quicproquo/quicproquo/proto/qpq/daemon/v1;daemonv1b\x06proto3"
 
 var (
 	file_qpq_daemon_v1_daemon_proto_rawDescOnce sync.Once
@@ -5852,7 +6555,7 @@ func file_qpq_daemon_v1_daemon_proto_rawDescGZIP() []byte {
 }
 
 var file_qpq_daemon_v1_daemon_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_qpq_daemon_v1_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
+var file_qpq_daemon_v1_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 88)
 var file_qpq_daemon_v1_daemon_proto_goTypes = []any{
 	(ConnectionState)(0),           // 0: qpq.daemon.v1.ConnectionState
 	(DeliveryState)(0),             // 1: qpq.daemon.v1.DeliveryState
@@ -5936,45 +6639,55 @@ var file_qpq_daemon_v1_daemon_proto_goTypes = []any{
 	(*SaveAttachmentRequest)(nil),  // 79: qpq.daemon.v1.SaveAttachmentRequest
 	(*AttachmentProgress)(nil),     // 80: qpq.daemon.v1.AttachmentProgress
 	(*SavedFile)(nil),              // 81: qpq.daemon.v1.SavedFile
-	(*timestamppb.Timestamp)(nil),  // 82: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 83: google.protobuf.Duration
+	(*LinkRequest)(nil),            // 82: qpq.daemon.v1.LinkRequest
+	(*LinkProgress)(nil),           // 83: qpq.daemon.v1.LinkProgress
+	(*AcceptLinkRequest)(nil),      // 84: qpq.daemon.v1.AcceptLinkRequest
+	(*AcceptLinkResponse)(nil),     // 85: qpq.daemon.v1.AcceptLinkResponse
+	(*DevicesRequest)(nil),         // 86: qpq.daemon.v1.DevicesRequest
+	(*DevicesResponse)(nil),        // 87: qpq.daemon.v1.DevicesResponse
+	(*Device)(nil),                 // 88: qpq.daemon.v1.Device
+	(*RevokeDeviceRequest)(nil),    // 89: qpq.daemon.v1.RevokeDeviceRequest
+	(*RevokeDeviceResponse)(nil),   // 90: qpq.daemon.v1.RevokeDeviceResponse
+	(*DeviceEvent)(nil),            // 91: qpq.daemon.v1.DeviceEvent
+	(*timestamppb.Timestamp)(nil),  // 92: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 93: google.protobuf.Duration
 }
 var file_qpq_daemon_v1_daemon_proto_depIdxs = []int32{
 	0,   // 0: qpq.daemon.v1.NodeConnection.state:type_name -> qpq.daemon.v1.ConnectionState
-	82,  // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
+	92,  // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
 	4,   // 2: qpq.daemon.v1.StatusResponse.node:type_name -> qpq.daemon.v1.NodeConnection
-	83,  // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
-	82,  // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
-	82,  // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
-	82,  // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
-	83,  // 7: qpq.daemon.v1.Group.disappear_after:type_name -> google.protobuf.Duration
+	93,  // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
+	92,  // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
+	92,  // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
+	92,  // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
+	93,  // 7: qpq.daemon.v1.Group.disappear_after:type_name -> google.protobuf.Duration
 	13,  // 8: qpq.daemon.v1.CreateGroupResponse.group:type_name -> qpq.daemon.v1.Group
 	13,  // 9: qpq.daemon.v1.InviteResponse.group:type_name -> qpq.daemon.v1.Group
-	83,  // 10: qpq.daemon.v1.JoinRequest.wait:type_name -> google.protobuf.Duration
+	93,  // 10: qpq.daemon.v1.JoinRequest.wait:type_name -> google.protobuf.Duration
 	13,  // 11: qpq.daemon.v1.JoinResponse.joined:type_name -> qpq.daemon.v1.Group
 	13,  // 12: qpq.daemon.v1.ListGroupsResponse.groups:type_name -> qpq.daemon.v1.Group
 	13,  // 13: qpq.daemon.v1.MembersResponse.group:type_name -> qpq.daemon.v1.Group
 	14,  // 14: qpq.daemon.v1.MembersResponse.members:type_name -> qpq.daemon.v1.Member
-	83,  // 15: qpq.daemon.v1.SendRequest.wait:type_name -> google.protobuf.Duration
-	83,  // 16: qpq.daemon.v1.ReactRequest.wait:type_name -> google.protobuf.Duration
-	83,  // 17: qpq.daemon.v1.EditRequest.wait:type_name -> google.protobuf.Duration
-	83,  // 18: qpq.daemon.v1.DeleteRequest.wait:type_name -> google.protobuf.Duration
-	83,  // 19: qpq.daemon.v1.SetDisappearingRequest.after:type_name -> google.protobuf.Duration
-	83,  // 20: qpq.daemon.v1.SetDisappearingRequest.wait:type_name -> google.protobuf.Duration
+	93,  // 15: qpq.daemon.v1.SendRequest.wait:type_name -> google.protobuf.Duration
+	93,  // 16: qpq.daemon.v1.ReactRequest.wait:type_name -> google.protobuf.Duration
+	93,  // 17: qpq.daemon.v1.EditRequest.wait:type_name -> google.protobuf.Duration
+	93,  // 18: qpq.daemon.v1.DeleteRequest.wait:type_name -> google.protobuf.Duration
+	93,  // 19: qpq.daemon.v1.SetDisappearingRequest.after:type_name -> google.protobuf.Duration
+	93,  // 20: qpq.daemon.v1.SetDisappearingRequest.wait:type_name -> google.protobuf.Duration
 	1,   // 21: qpq.daemon.v1.SendResponse.state:type_name -> qpq.daemon.v1.DeliveryState
-	82,  // 22: qpq.daemon.v1.SendResponse.unreachable_since:type_name -> google.protobuf.Timestamp
-	82,  // 23: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
-	82,  // 24: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
+	92,  // 22: qpq.daemon.v1.SendResponse.unreachable_since:type_name -> google.protobuf.Timestamp
+	92,  // 23: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
+	92,  // 24: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
 	2,   // 25: qpq.daemon.v1.Message.kind:type_name -> qpq.daemon.v1.MessageKind
-	82,  // 26: qpq.daemon.v1.Message.edited_at:type_name -> google.protobuf.Timestamp
-	82,  // 27: qpq.daemon.v1.Message.expires_at:type_name -> google.protobuf.Timestamp
+	92,  // 26: qpq.daemon.v1.Message.edited_at:type_name -> google.protobuf.Timestamp
+	92,  // 27: qpq.daemon.v1.Message.expires_at:type_name -> google.protobuf.Timestamp
 	32,  // 28: qpq.daemon.v1.Message.receipts:type_name -> qpq.daemon.v1.Receipt
 	3,   // 29: qpq.daemon.v1.Receipt.status:type_name -> qpq.daemon.v1.ReceiptStatus
-	82,  // 30: qpq.daemon.v1.Receipt.at:type_name -> google.protobuf.Timestamp
-	83,  // 31: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
-	82,  // 32: qpq.daemon.v1.MessagesRequest.since:type_name -> google.protobuf.Timestamp
+	92,  // 30: qpq.daemon.v1.Receipt.at:type_name -> google.protobuf.Timestamp
+	93,  // 31: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
+	92,  // 32: qpq.daemon.v1.MessagesRequest.since:type_name -> google.protobuf.Timestamp
 	31,  // 33: qpq.daemon.v1.MessagesResponse.messages:type_name -> qpq.daemon.v1.Message
-	82,  // 34: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
+	92,  // 34: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
 	31,  // 35: qpq.daemon.v1.Event.message:type_name -> qpq.daemon.v1.Message
 	67,  // 36: qpq.daemon.v1.Event.member_added:type_name -> qpq.daemon.v1.MemberEvent
 	67,  // 37: qpq.daemon.v1.Event.member_removed:type_name -> qpq.daemon.v1.MemberEvent
@@ -5992,95 +6705,109 @@ var file_qpq_daemon_v1_daemon_proto_depIdxs = []int32{
 	31,  // 49: qpq.daemon.v1.Event.deleted:type_name -> qpq.daemon.v1.Message
 	38,  // 50: qpq.daemon.v1.Event.receipt:type_name -> qpq.daemon.v1.ReceiptEvent
 	39,  // 51: qpq.daemon.v1.Event.disappearing:type_name -> qpq.daemon.v1.DisappearingChanged
-	31,  // 52: qpq.daemon.v1.ReceiptEvent.message:type_name -> qpq.daemon.v1.Message
-	32,  // 53: qpq.daemon.v1.ReceiptEvent.receipt:type_name -> qpq.daemon.v1.Receipt
-	83,  // 54: qpq.daemon.v1.DisappearingChanged.after:type_name -> google.protobuf.Duration
-	82,  // 55: qpq.daemon.v1.Request.received_at:type_name -> google.protobuf.Timestamp
-	44,  // 56: qpq.daemon.v1.ListRequestsResponse.requests:type_name -> qpq.daemon.v1.Request
-	13,  // 57: qpq.daemon.v1.AcceptRequestResponse.group:type_name -> qpq.daemon.v1.Group
-	82,  // 58: qpq.daemon.v1.Contact.added_at:type_name -> google.protobuf.Timestamp
-	82,  // 59: qpq.daemon.v1.Contact.verified_at:type_name -> google.protobuf.Timestamp
-	55,  // 60: qpq.daemon.v1.AddContactResponse.contact:type_name -> qpq.daemon.v1.Contact
-	55,  // 61: qpq.daemon.v1.ListContactsResponse.contacts:type_name -> qpq.daemon.v1.Contact
-	55,  // 62: qpq.daemon.v1.SafetyNumberResponse.contact:type_name -> qpq.daemon.v1.Contact
-	55,  // 63: qpq.daemon.v1.VerifyResponse.contact:type_name -> qpq.daemon.v1.Contact
-	13,  // 64: qpq.daemon.v1.RemoveResponse.group:type_name -> qpq.daemon.v1.Group
-	13,  // 65: qpq.daemon.v1.UpdateResponse.groups:type_name -> qpq.daemon.v1.Group
-	55,  // 66: qpq.daemon.v1.RenameContactResponse.contact:type_name -> qpq.daemon.v1.Contact
-	83,  // 67: qpq.daemon.v1.SendAttachmentRequest.wait:type_name -> google.protobuf.Duration
-	30,  // 68: qpq.daemon.v1.AttachmentProgress.sent:type_name -> qpq.daemon.v1.SendResponse
-	81,  // 69: qpq.daemon.v1.AttachmentProgress.saved:type_name -> qpq.daemon.v1.SavedFile
-	5,   // 70: qpq.daemon.v1.Daemon.Status:input_type -> qpq.daemon.v1.StatusRequest
-	7,   // 71: qpq.daemon.v1.Daemon.Register:input_type -> qpq.daemon.v1.RegisterRequest
-	9,   // 72: qpq.daemon.v1.Daemon.Ping:input_type -> qpq.daemon.v1.PingRequest
-	11,  // 73: qpq.daemon.v1.Daemon.FetchKey:input_type -> qpq.daemon.v1.FetchKeyRequest
-	15,  // 74: qpq.daemon.v1.Daemon.CreateGroup:input_type -> qpq.daemon.v1.CreateGroupRequest
-	17,  // 75: qpq.daemon.v1.Daemon.Invite:input_type -> qpq.daemon.v1.InviteRequest
-	19,  // 76: qpq.daemon.v1.Daemon.Join:input_type -> qpq.daemon.v1.JoinRequest
-	21,  // 77: qpq.daemon.v1.Daemon.ListGroups:input_type -> qpq.daemon.v1.ListGroupsRequest
-	23,  // 78: qpq.daemon.v1.Daemon.Members:input_type -> qpq.daemon.v1.MembersRequest
-	25,  // 79: qpq.daemon.v1.Daemon.Send:input_type -> qpq.daemon.v1.SendRequest
-	26,  // 80: qpq.daemon.v1.Daemon.React:input_type -> qpq.daemon.v1.ReactRequest
-	27,  // 81: qpq.daemon.v1.Daemon.Edit:input_type -> qpq.daemon.v1.EditRequest
-	28,  // 82: qpq.daemon.v1.Daemon.Delete:input_type -> qpq.daemon.v1.DeleteRequest
-	29,  // 83: qpq.daemon.v1.Daemon.SetDisappearing:input_type -> qpq.daemon.v1.SetDisappearingRequest
-	33,  // 84: qpq.daemon.v1.Daemon.Messages:input_type -> qpq.daemon.v1.MessagesRequest
-	35,  // 85: qpq.daemon.v1.Daemon.Subscribe:input_type -> qpq.daemon.v1.SubscribeRequest
-	68,  // 86: qpq.daemon.v1.Daemon.Remove:input_type -> qpq.daemon.v1.RemoveRequest
-	70,  // 87: qpq.daemon.v1.Daemon.Leave:input_type -> qpq.daemon.v1.LeaveRequest
-	72,  // 88: qpq.daemon.v1.Daemon.Update:input_type -> qpq.daemon.v1.UpdateRequest
-	45,  // 89: qpq.daemon.v1.Daemon.ListRequests:input_type -> qpq.daemon.v1.ListRequestsRequest
-	47,  // 90: qpq.daemon.v1.Daemon.AcceptRequest:input_type -> qpq.daemon.v1.AcceptRequestRequest
-	49,  // 91: qpq.daemon.v1.Daemon.DeclineRequest:input_type -> qpq.daemon.v1.DeclineRequestRequest
-	51,  // 92: qpq.daemon.v1.Daemon.Block:input_type -> qpq.daemon.v1.BlockRequest
-	53,  // 93: qpq.daemon.v1.Daemon.Unblock:input_type -> qpq.daemon.v1.UnblockRequest
-	56,  // 94: qpq.daemon.v1.Daemon.AddContact:input_type -> qpq.daemon.v1.AddContactRequest
-	58,  // 95: qpq.daemon.v1.Daemon.ListContacts:input_type -> qpq.daemon.v1.ListContactsRequest
-	60,  // 96: qpq.daemon.v1.Daemon.RemoveContact:input_type -> qpq.daemon.v1.RemoveContactRequest
-	62,  // 97: qpq.daemon.v1.Daemon.SafetyNumber:input_type -> qpq.daemon.v1.SafetyNumberRequest
-	64,  // 98: qpq.daemon.v1.Daemon.Verify:input_type -> qpq.daemon.v1.VerifyRequest
-	74,  // 99: qpq.daemon.v1.Daemon.ExportIdentity:input_type -> qpq.daemon.v1.ExportIdentityRequest
-	76,  // 100: qpq.daemon.v1.Daemon.RenameContact:input_type -> qpq.daemon.v1.RenameContactRequest
-	78,  // 101: qpq.daemon.v1.Daemon.SendAttachment:input_type -> qpq.daemon.v1.SendAttachmentRequest
-	79,  // 102: qpq.daemon.v1.Daemon.SaveAttachment:input_type -> qpq.daemon.v1.SaveAttachmentRequest
-	6,   // 103: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
-	8,   // 104: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
-	10,  // 105: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
-	12,  // 106: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
-	16,  // 107: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
-	18,  // 108: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
-	20,  // 109: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
-	22,  // 110: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
-	24,  // 111: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
-	30,  // 112: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
-	30,  // 113: qpq.daemon.v1.Daemon.React:output_type -> qpq.daemon.v1.SendResponse
-	30,  // 114: qpq.daemon.v1.Daemon.Edit:output_type -> qpq.daemon.v1.SendResponse
-	30,  // 115: qpq.daemon.v1.Daemon.Delete:output_type -> qpq.daemon.v1.SendResponse
-	30,  // 116: qpq.daemon.v1.Daemon.SetDisappearing:output_type -> qpq.daemon.v1.SendResponse
-	34,  // 117: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
-	36,  // 118: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
-	69,  // 119: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
-	71,  // 120: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
-	73,  // 121: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
-	46,  // 122: qpq.daemon.v1.Daemon.ListRequests:output_type -> qpq.daemon.v1.ListRequestsResponse
-	48,  // 123: qpq.daemon.v1.Daemon.AcceptRequest:output_type -> qpq.daemon.v1.AcceptRequestResponse
-	50,  // 124: qpq.daemon.v1.Daemon.DeclineRequest:output_type -> qpq.daemon.v1.DeclineRequestResponse
-	52,  // 125: qpq.daemon.v1.Daemon.Block:output_type -> qpq.daemon.v1.BlockResponse
-	54,  // 126: qpq.daemon.v1.Daemon.Unblock:output_type -> qpq.daemon.v1.UnblockResponse
-	57,  // 127: qpq.daemon.v1.Daemon.AddContact:output_type -> qpq.daemon.v1.AddContactResponse
-	59,  // 128: qpq.daemon.v1.Daemon.ListContacts:output_type -> qpq.daemon.v1.ListContactsResponse
-	61,  // 129: qpq.daemon.v1.Daemon.RemoveContact:output_type -> qpq.daemon.v1.RemoveContactResponse
-	63,  // 130: qpq.daemon.v1.Daemon.SafetyNumber:output_type -> qpq.daemon.v1.SafetyNumberResponse
-	65,  // 131: qpq.daemon.v1.Daemon.Verify:output_type -> qpq.daemon.v1.VerifyResponse
-	75,  // 132: qpq.daemon.v1.Daemon.ExportIdentity:output_type -> qpq.daemon.v1.ExportIdentityResponse
-	77,  // 133: qpq.daemon.v1.Daemon.RenameContact:output_type -> qpq.daemon.v1.RenameContactResponse
-	80,  // 134: qpq.daemon.v1.Daemon.SendAttachment:output_type -> qpq.daemon.v1.AttachmentProgress
-	80,  // 135: qpq.daemon.v1.Daemon.SaveAttachment:output_type -> qpq.daemon.v1.AttachmentProgress
-	103, // [103:136] is the sub-list for method output_type
-	70,  // [70:103] is the sub-list for method input_type
-	70,  // [70:70] is the sub-list for extension type_name
-	70,  // [70:70] is the sub-list for extension extendee
-	0,   // [0:70] is the sub-list for field type_name
+	91,  // 52: qpq.daemon.v1.Event.device:type_name -> qpq.daemon.v1.DeviceEvent
+	31,  // 53: qpq.daemon.v1.ReceiptEvent.message:type_name -> qpq.daemon.v1.Message
+	32,  // 54: qpq.daemon.v1.ReceiptEvent.receipt:type_name -> qpq.daemon.v1.Receipt
+	93,  // 55: qpq.daemon.v1.DisappearingChanged.after:type_name -> google.protobuf.Duration
+	92,  // 56: qpq.daemon.v1.Request.received_at:type_name -> google.protobuf.Timestamp
+	44,  // 57: qpq.daemon.v1.ListRequestsResponse.requests:type_name -> qpq.daemon.v1.Request
+	13,  // 58: qpq.daemon.v1.AcceptRequestResponse.group:type_name -> qpq.daemon.v1.Group
+	92,  // 59: qpq.daemon.v1.Contact.added_at:type_name -> google.protobuf.Timestamp
+	92,  // 60: qpq.daemon.v1.Contact.verified_at:type_name -> google.protobuf.Timestamp
+	55,  // 61: qpq.daemon.v1.AddContactResponse.contact:type_name -> qpq.daemon.v1.Contact
+	55,  // 62: qpq.daemon.v1.ListContactsResponse.contacts:type_name -> qpq.daemon.v1.Contact
+	55,  // 63: qpq.daemon.v1.SafetyNumberResponse.contact:type_name -> qpq.daemon.v1.Contact
+	55,  // 64: qpq.daemon.v1.VerifyResponse.contact:type_name -> qpq.daemon.v1.Contact
+	13,  // 65: qpq.daemon.v1.RemoveResponse.group:type_name -> qpq.daemon.v1.Group
+	13,  // 66: qpq.daemon.v1.UpdateResponse.groups:type_name -> qpq.daemon.v1.Group
+	55,  // 67: qpq.daemon.v1.RenameContactResponse.contact:type_name -> qpq.daemon.v1.Contact
+	93,  // 68: qpq.daemon.v1.SendAttachmentRequest.wait:type_name -> google.protobuf.Duration
+	30,  // 69: qpq.daemon.v1.AttachmentProgress.sent:type_name -> qpq.daemon.v1.SendResponse
+	81,  // 70: qpq.daemon.v1.AttachmentProgress.saved:type_name -> qpq.daemon.v1.SavedFile
+	93,  // 71: qpq.daemon.v1.LinkRequest.timeout:type_name -> google.protobuf.Duration
+	92,  // 72: qpq.daemon.v1.LinkProgress.expires:type_name -> google.protobuf.Timestamp
+	88,  // 73: qpq.daemon.v1.LinkProgress.device:type_name -> qpq.daemon.v1.Device
+	93,  // 74: qpq.daemon.v1.AcceptLinkRequest.timeout:type_name -> google.protobuf.Duration
+	88,  // 75: qpq.daemon.v1.DevicesResponse.devices:type_name -> qpq.daemon.v1.Device
+	5,   // 76: qpq.daemon.v1.Daemon.Status:input_type -> qpq.daemon.v1.StatusRequest
+	7,   // 77: qpq.daemon.v1.Daemon.Register:input_type -> qpq.daemon.v1.RegisterRequest
+	9,   // 78: qpq.daemon.v1.Daemon.Ping:input_type -> qpq.daemon.v1.PingRequest
+	11,  // 79: qpq.daemon.v1.Daemon.FetchKey:input_type -> qpq.daemon.v1.FetchKeyRequest
+	15,  // 80: qpq.daemon.v1.Daemon.CreateGroup:input_type -> qpq.daemon.v1.CreateGroupRequest
+	17,  // 81: qpq.daemon.v1.Daemon.Invite:input_type -> qpq.daemon.v1.InviteRequest
+	19,  // 82: qpq.daemon.v1.Daemon.Join:input_type -> qpq.daemon.v1.JoinRequest
+	21,  // 83: qpq.daemon.v1.Daemon.ListGroups:input_type -> qpq.daemon.v1.ListGroupsRequest
+	23,  // 84: qpq.daemon.v1.Daemon.Members:input_type -> qpq.daemon.v1.MembersRequest
+	25,  // 85: qpq.daemon.v1.Daemon.Send:input_type -> qpq.daemon.v1.SendRequest
+	26,  // 86: qpq.daemon.v1.Daemon.React:input_type -> qpq.daemon.v1.ReactRequest
+	27,  // 87: qpq.daemon.v1.Daemon.Edit:input_type -> qpq.daemon.v1.EditRequest
+	28,  // 88: qpq.daemon.v1.Daemon.Delete:input_type -> qpq.daemon.v1.DeleteRequest
+	29,  // 89: qpq.daemon.v1.Daemon.SetDisappearing:input_type -> qpq.daemon.v1.SetDisappearingRequest
+	33,  // 90: qpq.daemon.v1.Daemon.Messages:input_type -> qpq.daemon.v1.MessagesRequest
+	35,  // 91: qpq.daemon.v1.Daemon.Subscribe:input_type -> qpq.daemon.v1.SubscribeRequest
+	68,  // 92: qpq.daemon.v1.Daemon.Remove:input_type -> qpq.daemon.v1.RemoveRequest
+	70,  // 93: qpq.daemon.v1.Daemon.Leave:input_type -> qpq.daemon.v1.LeaveRequest
+	72,  // 94: qpq.daemon.v1.Daemon.Update:input_type -> qpq.daemon.v1.UpdateRequest
+	45,  // 95: qpq.daemon.v1.Daemon.ListRequests:input_type -> qpq.daemon.v1.ListRequestsRequest
+	47,  // 96: qpq.daemon.v1.Daemon.AcceptRequest:input_type -> qpq.daemon.v1.AcceptRequestRequest
+	49,  // 97: qpq.daemon.v1.Daemon.DeclineRequest:input_type -> qpq.daemon.v1.DeclineRequestRequest
+	51,  // 98: qpq.daemon.v1.Daemon.Block:input_type -> qpq.daemon.v1.BlockRequest
+	53,  // 99: qpq.daemon.v1.Daemon.Unblock:input_type -> qpq.daemon.v1.UnblockRequest
+	56,  // 100: qpq.daemon.v1.Daemon.AddContact:input_type -> qpq.daemon.v1.AddContactRequest
+	58,  // 101: qpq.daemon.v1.Daemon.ListContacts:input_type -> qpq.daemon.v1.ListContactsRequest
+	60,  // 102: qpq.daemon.v1.Daemon.RemoveContact:input_type -> qpq.daemon.v1.RemoveContactRequest
+	62,  // 103: qpq.daemon.v1.Daemon.SafetyNumber:input_type -> qpq.daemon.v1.SafetyNumberRequest
+	64,  // 104: qpq.daemon.v1.Daemon.Verify:input_type -> qpq.daemon.v1.VerifyRequest
+	74,  // 105: qpq.daemon.v1.Daemon.ExportIdentity:input_type -> qpq.daemon.v1.ExportIdentityRequest
+	76,  // 106: qpq.daemon.v1.Daemon.RenameContact:input_type -> qpq.daemon.v1.RenameContactRequest
+	78,  // 107: qpq.daemon.v1.Daemon.SendAttachment:input_type -> qpq.daemon.v1.SendAttachmentRequest
+	79,  // 108: qpq.daemon.v1.Daemon.SaveAttachment:input_type -> qpq.daemon.v1.SaveAttachmentRequest
+	82,  // 109: qpq.daemon.v1.Daemon.Link:input_type -> qpq.daemon.v1.LinkRequest
+	84,  // 110: qpq.daemon.v1.Daemon.AcceptLink:input_type -> qpq.daemon.v1.AcceptLinkRequest
+	86,  // 111: qpq.daemon.v1.Daemon.Devices:input_type -> qpq.daemon.v1.DevicesRequest
+	89,  // 112: qpq.daemon.v1.Daemon.RevokeDevice:input_type -> qpq.daemon.v1.RevokeDeviceRequest
+	6,   // 113: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
+	8,   // 114: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
+	10,  // 115: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
+	12,  // 116: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
+	16,  // 117: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
+	18,  // 118: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
+	20,  // 119: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
+	22,  // 120: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
+	24,  // 121: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
+	30,  // 122: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
+	30,  // 123: qpq.daemon.v1.Daemon.React:output_type -> qpq.daemon.v1.SendResponse
+	30,  // 124: qpq.daemon.v1.Daemon.Edit:output_type -> qpq.daemon.v1.SendResponse
+	30,  // 125: qpq.daemon.v1.Daemon.Delete:output_type -> qpq.daemon.v1.SendResponse
+	30,  // 126: qpq.daemon.v1.Daemon.SetDisappearing:output_type -> qpq.daemon.v1.SendResponse
+	34,  // 127: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
+	36,  // 128: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
+	69,  // 129: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
+	71,  // 130: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
+	73,  // 131: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
+	46,  // 132: qpq.daemon.v1.Daemon.ListRequests:output_type -> qpq.daemon.v1.ListRequestsResponse
+	48,  // 133: qpq.daemon.v1.Daemon.AcceptRequest:output_type -> qpq.daemon.v1.AcceptRequestResponse
+	50,  // 134: qpq.daemon.v1.Daemon.DeclineRequest:output_type -> qpq.daemon.v1.DeclineRequestResponse
+	52,  // 135: qpq.daemon.v1.Daemon.Block:output_type -> qpq.daemon.v1.BlockResponse
+	54,  // 136: qpq.daemon.v1.Daemon.Unblock:output_type -> qpq.daemon.v1.UnblockResponse
+	57,  // 137: qpq.daemon.v1.Daemon.AddContact:output_type -> qpq.daemon.v1.AddContactResponse
+	59,  // 138: qpq.daemon.v1.Daemon.ListContacts:output_type -> qpq.daemon.v1.ListContactsResponse
+	61,  // 139: qpq.daemon.v1.Daemon.RemoveContact:output_type -> qpq.daemon.v1.RemoveContactResponse
+	63,  // 140: qpq.daemon.v1.Daemon.SafetyNumber:output_type -> qpq.daemon.v1.SafetyNumberResponse
+	65,  // 141: qpq.daemon.v1.Daemon.Verify:output_type -> qpq.daemon.v1.VerifyResponse
+	75,  // 142: qpq.daemon.v1.Daemon.ExportIdentity:output_type -> qpq.daemon.v1.ExportIdentityResponse
+	77,  // 143: qpq.daemon.v1.Daemon.RenameContact:output_type -> qpq.daemon.v1.RenameContactResponse
+	80,  // 144: qpq.daemon.v1.Daemon.SendAttachment:output_type -> qpq.daemon.v1.AttachmentProgress
+	80,  // 145: qpq.daemon.v1.Daemon.SaveAttachment:output_type -> qpq.daemon.v1.AttachmentProgress
+	83,  // 146: qpq.daemon.v1.Daemon.Link:output_type -> qpq.daemon.v1.LinkProgress
+	85,  // 147: qpq.daemon.v1.Daemon.AcceptLink:output_type -> qpq.daemon.v1.AcceptLinkResponse
+	87,  // 148: qpq.daemon.v1.Daemon.Devices:output_type -> qpq.daemon.v1.DevicesResponse
+	90,  // 149: qpq.daemon.v1.Daemon.RevokeDevice:output_type -> qpq.daemon.v1.RevokeDeviceResponse
+	113, // [113:150] is the sub-list for method output_type
+	76,  // [76:113] is the sub-list for method input_type
+	76,  // [76:76] is the sub-list for extension type_name
+	76,  // [76:76] is the sub-list for extension extendee
+	0,   // [0:76] is the sub-list for field type_name
 }
 
 func init() { file_qpq_daemon_v1_daemon_proto_init() }
@@ -6106,6 +6833,7 @@ func file_qpq_daemon_v1_daemon_proto_init() {
 		(*Event_Deleted)(nil),
 		(*Event_Receipt)(nil),
 		(*Event_Disappearing)(nil),
+		(*Event_Device)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -6113,7 +6841,7 @@ func file_qpq_daemon_v1_daemon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_qpq_daemon_v1_daemon_proto_rawDesc), len(file_qpq_daemon_v1_daemon_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   78,
+			NumMessages:   88,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
