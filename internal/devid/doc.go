@@ -50,4 +50,15 @@
 // that is not a CA). Rule is the IdentityProvider of internal/mls built on
 // it: ValidateLeaf applies the rule, ValidSuccessor keeps a leaf's
 // replacement on the same user.
+//
+// # Device lists
+//
+// A DeviceList is the set of a user's current devices at a version,
+// signed by U (label "qpq-device-list-v1", see devlist.go for the bytes).
+// The node stores the latest list per user and hands it out with
+// KeyPackages; a device that leaves the list is revoked for ever.
+// ParseDeviceList checks the signature, bounds (1 to MaxDevices devices,
+// MaxDeviceListSize bytes) and the canonical form, with typed errors
+// (ErrListMalformed, ErrListSignature, ErrListBounds). A user who never
+// published a list has the implicit list {U} (ImplicitDeviceList).
 package devid

@@ -29,6 +29,9 @@ var (
 	ErrGroupExists = errors.New("group exists")
 	// ErrBlobIncomplete: a blob read before its upload finished.
 	ErrBlobIncomplete = errors.New("blob incomplete")
+	// ErrRevoked: the connection's device was removed from its user's
+	// device list; the node refuses it for ever.
+	ErrRevoked = errors.New("device revoked")
 
 	ErrNotRegistered    = errors.New("not registered with the node")
 	ErrUnknownRecipient = errors.New("unknown recipient")
@@ -69,6 +72,7 @@ var codeSentinels = map[nodecp.ErrorCode]error{
 	nodecp.ErrorCode_groupExists:   ErrGroupExists,
 
 	nodecp.ErrorCode_blobIncomplete: ErrBlobIncomplete,
+	nodecp.ErrorCode_revoked:        ErrRevoked,
 }
 
 // NodeError is a call the node refused: Code names the reason, Message is

@@ -9,8 +9,9 @@ using Auth = import "/auth/auth.capnp";
 using Delivery = import "/delivery/delivery.capnp";
 using Group = import "/group/group.capnp";
 using Blob = import "/blob/blob.capnp";
+using Devices = import "/devices/devices.capnp";
 
-interface NodeService extends(Auth.AuthService, Delivery.DeliveryService, Group.GroupService, Blob.BlobService) {
+interface NodeService extends(Auth.AuthService, Delivery.DeliveryService, Group.GroupService, Blob.BlobService, Devices.DeviceService) {
   # Everything a node serves, on one capability. The connection's identity
   # is the Ed25519 key of the client's TLS certificate; without one, only
   # ping is allowed.
@@ -59,4 +60,5 @@ enum ErrorCode {
   futureEpoch @15;     # a commit for an epoch the group has not reached
   groupExists @16;     # createGroup for a group id claimed before
   blobIncomplete @17;  # a blob read before its last chunk is stored
+  revoked @18;         # the connection's device was removed from its user's device list
 }

@@ -12,6 +12,7 @@ import (
 	auth "github.com/quicproquo/quicproquo/schemas/auth"
 	blob "github.com/quicproquo/quicproquo/schemas/blob"
 	delivery "github.com/quicproquo/quicproquo/schemas/delivery"
+	devices "github.com/quicproquo/quicproquo/schemas/devices"
 	group "github.com/quicproquo/quicproquo/schemas/group"
 )
 
@@ -400,6 +401,146 @@ func (c NodeService) GetBlobChunk(ctx context.Context, params func(blob.BlobServ
 
 }
 
+func (c NodeService) PublishDevices(ctx context.Context, params func(devices.DeviceService_publishDevices_Params) error) (devices.DeviceService_publishDevices_Results_Future, capnp.ReleaseFunc) {
+
+	s := capnp.Send{
+		Method: capnp.Method{
+			InterfaceID:   0xca4036f9b4cf6bdd,
+			MethodID:      0,
+			InterfaceName: "devices/devices.capnp:DeviceService",
+			MethodName:    "publishDevices",
+		},
+	}
+	if params != nil {
+		s.ArgsSize = capnp.ObjectSize{DataSize: 0, PointerCount: 1}
+		s.PlaceArgs = func(s capnp.Struct) error { return params(devices.DeviceService_publishDevices_Params(s)) }
+	}
+
+	ans, release := capnp.Client(c).SendCall(ctx, s)
+	return devices.DeviceService_publishDevices_Results_Future{Future: ans.Future()}, release
+
+}
+
+func (c NodeService) FetchDevices(ctx context.Context, params func(devices.DeviceService_fetchDevices_Params) error) (devices.DeviceService_fetchDevices_Results_Future, capnp.ReleaseFunc) {
+
+	s := capnp.Send{
+		Method: capnp.Method{
+			InterfaceID:   0xca4036f9b4cf6bdd,
+			MethodID:      1,
+			InterfaceName: "devices/devices.capnp:DeviceService",
+			MethodName:    "fetchDevices",
+		},
+	}
+	if params != nil {
+		s.ArgsSize = capnp.ObjectSize{DataSize: 0, PointerCount: 1}
+		s.PlaceArgs = func(s capnp.Struct) error { return params(devices.DeviceService_fetchDevices_Params(s)) }
+	}
+
+	ans, release := capnp.Client(c).SendCall(ctx, s)
+	return devices.DeviceService_fetchDevices_Results_Future{Future: ans.Future()}, release
+
+}
+
+func (c NodeService) FetchUserKeyPackages(ctx context.Context, params func(devices.DeviceService_fetchUserKeyPackages_Params) error) (devices.DeviceService_fetchUserKeyPackages_Results_Future, capnp.ReleaseFunc) {
+
+	s := capnp.Send{
+		Method: capnp.Method{
+			InterfaceID:   0xca4036f9b4cf6bdd,
+			MethodID:      2,
+			InterfaceName: "devices/devices.capnp:DeviceService",
+			MethodName:    "fetchUserKeyPackages",
+		},
+	}
+	if params != nil {
+		s.ArgsSize = capnp.ObjectSize{DataSize: 8, PointerCount: 1}
+		s.PlaceArgs = func(s capnp.Struct) error { return params(devices.DeviceService_fetchUserKeyPackages_Params(s)) }
+	}
+
+	ans, release := capnp.Client(c).SendCall(ctx, s)
+	return devices.DeviceService_fetchUserKeyPackages_Results_Future{Future: ans.Future()}, release
+
+}
+
+func (c NodeService) LinkOpen(ctx context.Context, params func(devices.DeviceService_linkOpen_Params) error) (devices.DeviceService_linkOpen_Results_Future, capnp.ReleaseFunc) {
+
+	s := capnp.Send{
+		Method: capnp.Method{
+			InterfaceID:   0xca4036f9b4cf6bdd,
+			MethodID:      3,
+			InterfaceName: "devices/devices.capnp:DeviceService",
+			MethodName:    "linkOpen",
+		},
+	}
+	if params != nil {
+		s.ArgsSize = capnp.ObjectSize{DataSize: 0, PointerCount: 1}
+		s.PlaceArgs = func(s capnp.Struct) error { return params(devices.DeviceService_linkOpen_Params(s)) }
+	}
+
+	ans, release := capnp.Client(c).SendCall(ctx, s)
+	return devices.DeviceService_linkOpen_Results_Future{Future: ans.Future()}, release
+
+}
+
+func (c NodeService) LinkPut(ctx context.Context, params func(devices.DeviceService_linkPut_Params) error) (devices.DeviceService_linkPut_Results_Future, capnp.ReleaseFunc) {
+
+	s := capnp.Send{
+		Method: capnp.Method{
+			InterfaceID:   0xca4036f9b4cf6bdd,
+			MethodID:      4,
+			InterfaceName: "devices/devices.capnp:DeviceService",
+			MethodName:    "linkPut",
+		},
+	}
+	if params != nil {
+		s.ArgsSize = capnp.ObjectSize{DataSize: 8, PointerCount: 2}
+		s.PlaceArgs = func(s capnp.Struct) error { return params(devices.DeviceService_linkPut_Params(s)) }
+	}
+
+	ans, release := capnp.Client(c).SendCall(ctx, s)
+	return devices.DeviceService_linkPut_Results_Future{Future: ans.Future()}, release
+
+}
+
+func (c NodeService) LinkGet(ctx context.Context, params func(devices.DeviceService_linkGet_Params) error) (devices.DeviceService_linkGet_Results_Future, capnp.ReleaseFunc) {
+
+	s := capnp.Send{
+		Method: capnp.Method{
+			InterfaceID:   0xca4036f9b4cf6bdd,
+			MethodID:      5,
+			InterfaceName: "devices/devices.capnp:DeviceService",
+			MethodName:    "linkGet",
+		},
+	}
+	if params != nil {
+		s.ArgsSize = capnp.ObjectSize{DataSize: 8, PointerCount: 1}
+		s.PlaceArgs = func(s capnp.Struct) error { return params(devices.DeviceService_linkGet_Params(s)) }
+	}
+
+	ans, release := capnp.Client(c).SendCall(ctx, s)
+	return devices.DeviceService_linkGet_Results_Future{Future: ans.Future()}, release
+
+}
+
+func (c NodeService) LinkClose(ctx context.Context, params func(devices.DeviceService_linkClose_Params) error) (devices.DeviceService_linkClose_Results_Future, capnp.ReleaseFunc) {
+
+	s := capnp.Send{
+		Method: capnp.Method{
+			InterfaceID:   0xca4036f9b4cf6bdd,
+			MethodID:      6,
+			InterfaceName: "devices/devices.capnp:DeviceService",
+			MethodName:    "linkClose",
+		},
+	}
+	if params != nil {
+		s.ArgsSize = capnp.ObjectSize{DataSize: 0, PointerCount: 1}
+		s.PlaceArgs = func(s capnp.Struct) error { return params(devices.DeviceService_linkClose_Params(s)) }
+	}
+
+	ans, release := capnp.Client(c).SendCall(ctx, s)
+	return devices.DeviceService_linkClose_Results_Future{Future: ans.Future()}, release
+
+}
+
 func (c NodeService) WaitStreaming() error {
 	return capnp.Client(c).WaitStreaming()
 }
@@ -510,6 +651,20 @@ type NodeService_Server interface {
 	BlobInfo(context.Context, blob.BlobService_blobInfo) error
 
 	GetBlobChunk(context.Context, blob.BlobService_getBlobChunk) error
+
+	PublishDevices(context.Context, devices.DeviceService_publishDevices) error
+
+	FetchDevices(context.Context, devices.DeviceService_fetchDevices) error
+
+	FetchUserKeyPackages(context.Context, devices.DeviceService_fetchUserKeyPackages) error
+
+	LinkOpen(context.Context, devices.DeviceService_linkOpen) error
+
+	LinkPut(context.Context, devices.DeviceService_linkPut) error
+
+	LinkGet(context.Context, devices.DeviceService_linkGet) error
+
+	LinkClose(context.Context, devices.DeviceService_linkClose) error
 }
 
 // NodeService_NewServer creates a new Server from an implementation of NodeService_Server.
@@ -528,7 +683,7 @@ func NodeService_ServerToClient(s NodeService_Server) NodeService {
 // This can be used to create a more complicated Server.
 func NodeService_Methods(methods []server.Method, s NodeService_Server) []server.Method {
 	if cap(methods) == 0 {
-		methods = make([]server.Method, 0, 19)
+		methods = make([]server.Method, 0, 26)
 	}
 
 	methods = append(methods, server.Method{
@@ -756,6 +911,90 @@ func NodeService_Methods(methods []server.Method, s NodeService_Server) []server
 		},
 		Impl: func(ctx context.Context, call *server.Call) error {
 			return s.GetBlobChunk(ctx, blob.BlobService_getBlobChunk{Call: call})
+		},
+	})
+
+	methods = append(methods, server.Method{
+		Method: capnp.Method{
+			InterfaceID:   0xca4036f9b4cf6bdd,
+			MethodID:      0,
+			InterfaceName: "devices/devices.capnp:DeviceService",
+			MethodName:    "publishDevices",
+		},
+		Impl: func(ctx context.Context, call *server.Call) error {
+			return s.PublishDevices(ctx, devices.DeviceService_publishDevices{Call: call})
+		},
+	})
+
+	methods = append(methods, server.Method{
+		Method: capnp.Method{
+			InterfaceID:   0xca4036f9b4cf6bdd,
+			MethodID:      1,
+			InterfaceName: "devices/devices.capnp:DeviceService",
+			MethodName:    "fetchDevices",
+		},
+		Impl: func(ctx context.Context, call *server.Call) error {
+			return s.FetchDevices(ctx, devices.DeviceService_fetchDevices{Call: call})
+		},
+	})
+
+	methods = append(methods, server.Method{
+		Method: capnp.Method{
+			InterfaceID:   0xca4036f9b4cf6bdd,
+			MethodID:      2,
+			InterfaceName: "devices/devices.capnp:DeviceService",
+			MethodName:    "fetchUserKeyPackages",
+		},
+		Impl: func(ctx context.Context, call *server.Call) error {
+			return s.FetchUserKeyPackages(ctx, devices.DeviceService_fetchUserKeyPackages{Call: call})
+		},
+	})
+
+	methods = append(methods, server.Method{
+		Method: capnp.Method{
+			InterfaceID:   0xca4036f9b4cf6bdd,
+			MethodID:      3,
+			InterfaceName: "devices/devices.capnp:DeviceService",
+			MethodName:    "linkOpen",
+		},
+		Impl: func(ctx context.Context, call *server.Call) error {
+			return s.LinkOpen(ctx, devices.DeviceService_linkOpen{Call: call})
+		},
+	})
+
+	methods = append(methods, server.Method{
+		Method: capnp.Method{
+			InterfaceID:   0xca4036f9b4cf6bdd,
+			MethodID:      4,
+			InterfaceName: "devices/devices.capnp:DeviceService",
+			MethodName:    "linkPut",
+		},
+		Impl: func(ctx context.Context, call *server.Call) error {
+			return s.LinkPut(ctx, devices.DeviceService_linkPut{Call: call})
+		},
+	})
+
+	methods = append(methods, server.Method{
+		Method: capnp.Method{
+			InterfaceID:   0xca4036f9b4cf6bdd,
+			MethodID:      5,
+			InterfaceName: "devices/devices.capnp:DeviceService",
+			MethodName:    "linkGet",
+		},
+		Impl: func(ctx context.Context, call *server.Call) error {
+			return s.LinkGet(ctx, devices.DeviceService_linkGet{Call: call})
+		},
+	})
+
+	methods = append(methods, server.Method{
+		Method: capnp.Method{
+			InterfaceID:   0xca4036f9b4cf6bdd,
+			MethodID:      6,
+			InterfaceName: "devices/devices.capnp:DeviceService",
+			MethodName:    "linkClose",
+		},
+		Impl: func(ctx context.Context, call *server.Call) error {
+			return s.LinkClose(ctx, devices.DeviceService_linkClose{Call: call})
 		},
 	})
 
@@ -1333,6 +1572,7 @@ const (
 	ErrorCode_futureEpoch      ErrorCode = 15
 	ErrorCode_groupExists      ErrorCode = 16
 	ErrorCode_blobIncomplete   ErrorCode = 17
+	ErrorCode_revoked          ErrorCode = 18
 )
 
 // String returns the enum's constant name.
@@ -1374,6 +1614,8 @@ func (c ErrorCode) String() string {
 		return "groupExists"
 	case ErrorCode_blobIncomplete:
 		return "blobIncomplete"
+	case ErrorCode_revoked:
+		return "revoked"
 
 	default:
 		return ""
@@ -1420,6 +1662,8 @@ func ErrorCodeFromString(c string) ErrorCode {
 		return ErrorCode_groupExists
 	case "blobIncomplete":
 		return ErrorCode_blobIncomplete
+	case "revoked":
+		return ErrorCode_revoked
 
 	default:
 		return 0
@@ -1432,67 +1676,69 @@ func NewErrorCode_List(s *capnp.Segment, sz int32) (ErrorCode_List, error) {
 	return capnp.NewEnumList[ErrorCode](s, sz)
 }
 
-const schema_b3889f984bfe7146 = "x\xda\x84T\xdfk\x1cU\x14\xfe\xce\x9d\xddL\xedn" +
-	"\xb2\xb9l\x94\x0a\xd5Eh\xfd\x85\x89ImA\x83%" +
-	"\xb1%\xad&\xa1d\xd2H!\x88vv\xe6f\xf7&" +
-	"\xb3s7\xb33I\xb6\"\x96@@\xdbF\xa8 \x18" +
-	"_\xb4H\x04A\xc1ZK\x9f\"\x14\x94\xd4B\x14\xfd" +
-	"\x0f*\xa8\xa0\xed\x83\x88\xf4E\xbcr\x93\xee&\xf5W" +
-	"\x9f\xeea\xce\xb9\xe7\xfb\xee\xf7\x9d3\xddV\xaa?\xd5" +
-	"\xd3\xfa\xd2=`GS\x94n\xd17\x7f\xac\xff\xf1\xf4" +
-	"\xda\xf1\x05\xf0\x9d\x04\xa4\x99\x0d<qw\xa6H\xa0\xfc" +
-	"\x03\x99Y\x90\xfem\xaa\xfc\xd9\x95\x0f\xd4\x1b\x1b\x05)" +
-	"\x93\x7f%s\x80\x90\xd2\xdd\xc7\xe6\xef?\xfe\xe9\xc9%" +
-	"\xf0vK\x1f\x9a\xfes\xe8\xedw_\xbb\x00P^d" +
-	"\xbe\xcfOgl _\xc9\xac\xe6od\x0e\x03z\xfb" +
-	"\x857\xed\xd3/N\x9f\x87\xb3\x93\x9a@\xbfgN\x19" +
-	"\xa0t\xf6'\x90^\xeb\xbc\xbao\xe5\xf0\xd0E\xf0v" +
-	"v[\xbb\x1f\xb2\xdf\xe5\x7f\xcd\x9a\xfa\x1b\xd9K\x04\xd2" +
-	"\xf3k\xe3\x8b\xa7\xcft\\j\xf4\"\x93\xebi\x1b4" +
-	"\xbd\xf6\xb7\x19\xd2/\xf7\xec\xff\xe6^=\xb6\xba\x85\xf4" +
-	"r\xdb\xfc:\xe9\xeb\xd9\x9b;\xfa\x86\xafm\xc9\x9cm" +
-	"\x9b$hh\xcc\xeaP\xf9\xe2\xf1P\xf9)\xd1\xe5\xb9" +
-	"\xd5\xb0\xda{D\xf9\xe2\xa8\x88f\xa4'\xba\"Q\x92" +
-	"\xb5XD\xbbF\xdc\xc8v+5g\x9b\x95\x02R\x04" +
-	"\xf0G\xf6\x00\xce.\x8b\x9cnF\x9c\xa8\xc3\xd0\xe2\x9d" +
-	"\xe6\xe3\xc3\x169{\x19\x15b5%B\xca\x82Q\x16" +
-	"T\x08U\xe8\x09j\x05\xa3VP\x13\xd5\xfe7\xd4\xaa" +
-	"\x0cK\x06\xd1\xad\xd4\xd0(\xfc{\x9d-=1B\xe4" +
-	"d\xad4\xd0t\x8c\x1a:q\xe7Q0>`\xd3\xa6" +
-	"0\xd4\xf0\x83?5\x09\xc6{lb\xcdQ\xa0\x86F" +
-	"|\xf7 \x18\xbf\xcf\xce\x19\x0e\xfd\xa47\x04\x88\\\xe4" +
-	"b\xa9\xc2\xe6\x07\x11\x01\xe8'\xa7\x9dH\xbf\xf7K\xef" +
-	"*}\xd2\xb5\x00@\x7fqy\xe1\xf3\xe1\xa5\xe5+&" +
-	"\xdeqf\xe5\xe7\xab\xef_\xbff\xe2\xc5\x07\x1f\xda\xfd" +
-	"Q\xe7\xb1\xafM\xdcxQ\xfa\xbf\x05\x8f\\\x83\xb6k" +
-	"T\xd4\x92 \xae\x01N{Sv\xb7\x17p^\xb0\xc8" +
-	")3j\xa8.\xc6\x01\xc7\xb7\xc8\xa92\xe2\x8c:\x88" +
-	"\x01\xbc2\x0a8\x81E\xce\x1c#nQ\x07Y\x00O" +
-	"Lel\x91s\x92Q_U\x05\xd2\xab7\x0c\xda|" +
-	"\x99%|\"02s\xe7\x95\xdd \x10a\x09\xb4\xe9" +
-	"\x9d/'&\xa4\x97\x04\xb0\xe2:\xb5\x80Q\xcb\x16C" +
-	"Y\xe3U\x03Q\xa4\xa2\x83\xca\xa7u\x9b\x9e]\xe7\xf4" +
-	"\xed\x01\x80\x88\x7f5\x09\x10\xe3_\x9a\xc3\xe2\x97\x07\x01" +
-	"J\xf1\x95=\x00\xa5\xf9\xc5\"@-\xfc\xfc<@6" +
-	"\xffx\x1c\xa0m\xfcCSr\x17_\x8e\x00\xda\xce\xcf" +
-	"\x9d\x02(\xc3\xcf\x99\x0bY\xbedr\xad\xfc-s\xb4" +
-	"\xf1\xb3\xa6$\xc7\x17M\x97v\xfe\xba98_8\x01" +
-	"\xbc\x9a\x84S\xa1\x9a\x0du\x12\xbaI\\V\x11r\xf2" +
-	"\x84\xf0u\xa8\x86D}\xc4\xf5\x90\x9brKB\xc7J" +
-	"\x0d\xbbQI\x00(\x04\xb2\"c\x1d\xb9\xb1\x18\x96\x15" +
-	"\x09;\x16\xbe\x96\xe1\x8c\x1bH\xff\x19\x16\x95\x92\x8a\x08" +
-	"c\xd4b7\x10\x03Ueye-\xc3XD\xa1\x1b" +
-	"l\xb8\x1c\x8f\x1aAQ\x88E$|}\x0b~\x94\x84" +
-	"'\xab\xd2\xdcDa:Q\xb1\xab}Y\x9b:\x94\x04" +
-	"\xeb\xb7\x8a\xae?f\xb6\xc6\xc4\xb7\xa0\x0e\xa2\xa0*\x86" +
-	"\xc8D\x12'\x91\x18\xa8\xc2V^Y\x97\"\x95T\x07" +
-	"\xe6$\xecZ\\\xd3\xc5@\x15\x9f\x0b=\x85\xbeJ5" +
-	"\x10\xb1\xf8\xff\xad^\xdf\xaf\xcd\xe1\xda\xb2\xd3\xef\x00\xce" +
-	"c\x169On\x0e\xd7\xbe\"\xe0\xec\xb5\xc8\xe9g\xa4" +
-	"k\"\x9a\x11\xd1\x98\xa4\x8ax>\x94sG\\+T" +
-	"\x94\x06\xa34HK_\x84\xb1\x8c\xeb\xb0\x87D\xfd\x1f" +
-	"\x9b\xbe\xfd\x8e\xe3~\x87\x8d\xbf\xed\x7f4*j9C" +
-	"\xff\xaf\x00\x00\x00\xff\xff\x00\x00\xb5f"
+const schema_b3889f984bfe7146 = "x\xda\x84T_h\x1c\xd5\x17\xfe\xce\x9d\xddL\x7f\xfd" +
+	"%\xbb\xb9n\x1e*T\xf7\xa5\xf5\x1f\xb6\xb6\xb5\xf5O" +
+	"Q\x9a\xa6\xa4j\x12J&\x8d\x04\x83Jggnv" +
+	"ovv\xeefv&\xcd\xd6\x87\x96@@\xdaFP" +
+	"(\x18AT\xa4\x82`\xc1\xda\x16\xf1!B\xa1\x90\x1a" +
+	"\x88A\xc1\x87>\xf4!\x82\x8a\xda7\x1fJA\xbcr" +
+	"7\xddM\xea\xbf2\x0f\xf70\xe7\xdc\xf3}\xe7|\xe7" +
+	"\xdc\x1dWR\xdd\xa9\x9d\x1dOn\x06;\xfc<\xa5\xdb" +
+	"\xf4\xcd\x1f\xeb\xbf?\xb3td\x06|3\x01if\x03" +
+	"\x8fS\xa6@\xa0\\G\xe6(H\xffV.]\xbc\xfa" +
+	"\x91zc5 e\xfc2\xd3CH\xe9\x1d#\xd3\xf7" +
+	"\x1f\xf9\xec\xc4\x1cx\xa7\xa5\x0fN\xfc\xd1\xff\xf6{\xaf" +
+	"_\x00(\xe7d\xbe\xcf\xbd\x92\xb1\x81\xdcK\x99\x85\xdc" +
+	"\xb5\xcc\x08\xa07^x\xcb>\xf5\xea\xc4y8\x9b\xa9" +
+	"\x05\xf4s\xe6\xa4\x01\xba\x95\xf9\x09\xa4\x97\xb6-\xee\x99" +
+	"\x7f\xae\xff\x12x'\xbb#\xdd\xb5\xec\xb7\xb9\x1f\xb2&" +
+	"~%\xbbL =\xbd4:{\xeat\xd7\xe7\xcd\\" +
+	"d|{x\x9f\xc9\xb5\x9f\x1b\xd2\xaf\xed|v\xf9^" +
+	"=\xbc\xb0\x8e\xf4\xc7|\xbaA\xfaF\xfb\xcdM\xfb\x06" +
+	"V\xd6y\xce\xf0q\x82n|\xbbt\xa8|\xf1X\xa8" +
+	"\xfc\x94\xd8\xee\xb9\xd5\xb0\xba\xf7\x90\xf2\xc5a\x11MJ" +
+	"Ol\x8fDQ\xd6b\x11m\x19t#\xdb\xad\xd4\x9c" +
+	"\x0dV\x0aH\x11\xc0\x1f\xde\x058[,rv0\xe2" +
+	"D]\x86\x18\xdff~>d\x91\xb3\x9bQ>Ve" +
+	"\x11R;\x18\xb5\x83\xf2\xa1\x0a=A\x1d`\xd4\x01j" +
+	"\xa1\xda\xff\x84Z\x95a\xd1 \xba\x95\x1a\x9a\x81\x7f\x8d" +
+	"\xb3\xa5'\x06\x89\x9cv+\x0d\xb44\xa3f\xa7\xb8\xf3" +
+	"\x08\x18\xef\xb5i\xad5\xd4T\x84?=\x0e\xc6w\xda" +
+	"\xc4Z\xc3@\xcd.\xf1\xad}`\xfc>;k8t" +
+	"\x93^m@\xe4\"\x1bK\x15\xb6~\x88\x08@79" +
+	"]D\xfa\xfd_\xf7.\xd0\xa7\xdbg\x00\xe8+\x97g" +
+	"\xbe\x1c\x98;{\xd5\xd8\x9bN\xcf\xff\xb2\xf8\xe1\x8d\x15" +
+	"c\xcf>\xf0\xe0\xd6O\xb6\x8d|m\xec\xeb\xe5\xe5\x8b" +
+	"\xb7\x9e\xe8^4v\xb3\xba\xf4\xbf7?r\x0d\xf2\x96" +
+	"!QK\x82\xb8\x068\x9d-\x09\xdc\xbd\x80\xf3\xb2E" +
+	"N\x89QS\x011\x0a8\xbeEN\x95\x11g\xd4E" +
+	"\x0c\xe0\x95!\xc0\x09,r\xa6\x18q\x8b\xba\xc8\x02x" +
+	"b\"c\x8b\x9c\x13\x8c\xf6UU \xbdzS\xac\xb5" +
+	"*-\xe1\x13\x81\x91\x99B\xaf\xe4\x06\x81\x08\x8b\xa05" +
+	"\x1d}96&\xbd$\x80\x15\xd7\xa9\x0d\x8c\xda\xd6\x89" +
+	"\xcb\x9aU\xf5F\x91\x8a\x0e(\x9f\x1a\x92\x0d48]" +
+	"\xef\x01\x88\xf8w\xe3\x001\xfe\x8d9,\xbe\xd4\x07P" +
+	"\x8a\x7f\xb5\x0b\xa04\xbf\\\x00\xa8\x8d\xcfO\x03d\xf3" +
+	"/F\x01\xda\xc0/\x99\x90\xff\xf1\xf3\x11@\x1b\xf9\xb9" +
+	"\x93\x00\xfd\x9f\x9f3\x17\xda\xf9Y\xe3\xeb\xe0\x1f\x98#" +
+	"\xc3\xdf5!Y>g\xb2t\xf23\xe6\xe0\xfc\xcdc" +
+	"\x00\xdd\xc3g{\x80\xe3IX\x0e\xd5\xd1P'\xa1\x9b" +
+	"\xc4%\x15!+\x8f\x09_\x87\xaa_\xd4\x07]\x0f\xd9" +
+	"\xb2[\x14:Vj\xc0\x8d\x8a\x02@>\x90\x15\x19\xeb" +
+	"\xc8\x8d\xc5\x80\xacH\xd8\xb1\xf0\xb5\x0c'\xdd@\xfa\xfb" +
+	"YTL*\"\x8cQ\x8b\xdd@\xf4V\x95\xe5\x95\xb4" +
+	"\x0cc\x11\x85n\xb0*v<d\xfa\x8a|,\"\xe1" +
+	"\xeb\xdb\xf0C$<Y\x95\xe6&\xf2\x13\x89\x8a]\xed" +
+	"\xcbZ\xf9`\x124n\x15\\\x7f\xd8,\x92\xb1oC" +
+	"\x1d@^U\x0c\x91\xb1$N\"\xd1[\x85\xad\xbc\x92" +
+	".F*\xa9\xf6NI\xd8\xb5\xb8\xa6\x0b\x81*\xbc\x10" +
+	"z\x0a\xfb*\xd5@\xc4\xe2x$&U\xb9Q\xde\x7f" +
+	",|c\xf5\xd6fm\xdd\xba\xbf\x038\x8fZ\xe4<" +
+	"\xb56k{\x0a\x80\xb3\xdb\"\xa7\x9b\x91\xae\x89hR" +
+	"D\xc3\x92*\xe2\xc5PN\x1dr\xadPQ\x1a\x8c\xd2" +
+	" -}\x11\xc62\xae\xc3\xee\x17\xf5\xbf=\x02\x1b\xef" +
+	":\xfdwy\x0c\xeex\xaa\x86D-k\xe8\xff\x19\x00" +
+	"\x00\xff\xff\x00\xc5\xc2\xe7"
 
 func RegisterSchema(reg *schemas.Registry) {
 	reg.Register(&schemas.Schema{
