@@ -88,6 +88,15 @@
 // deleted by Expire, acknowledged or not. The global disk budget is the
 // node's: DiskUsage tells it how much the store takes.
 //
+// # Devices
+//
+// A user's devices (devices.go): the current signed device list per user
+// (opaque bytes, the node checks them) with a version that only grows,
+// the devices it names, and the devices revoked for ever, whose queues
+// and KeyPackages PutDeviceList drops in the same transaction as the list
+// that revokes them. Link slots are the short-lived rendezvous of device
+// linking, in the store so that nodes sharing a database agree on them.
+//
 // # Blobs
 //
 // The ciphertext of attachments (Blobs, blob.go): metadata with quotas per
@@ -151,6 +160,7 @@ type Store interface {
 	Registry
 	Janitor
 	Blobs
+	Devices
 
 	// PutKeyPackage stores a package for identity and returns its fingerprint
 	// (SHA-256 of pkg). A lastResort package replaces any earlier last-resort

@@ -170,6 +170,9 @@ CREATE TABLE blob_chunks (
 	PRIMARY KEY (blob_id, idx)
 );
 `,
+	// 6: devices: signed device lists, revoked devices, link slots (see
+	// devices.go).
+	migrationDevices,
 }
 
 // pruneStatements delete expired deduplication entries; each takes the

@@ -91,6 +91,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	runGroups(t, open)
 	runRegistration(t, open)
 	runBlobs(t, open)
+	runDevices(t, open)
 }
 
 // RunPersistence runs the checks that close a store and open it again.
