@@ -52,7 +52,7 @@ func (b *Backend) Link(ctx context.Context, timeout time.Duration, step func(Lin
 	if timeout <= 0 || timeout > LinkTTL {
 		timeout = LinkTTL
 	}
-	user, self, err := b.primaryUser(ctx)
+	user, _, err := b.primaryUser(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -164,7 +164,6 @@ func (b *Backend) Link(ctx context.Context, timeout time.Duration, step func(Lin
 		}
 		return res, nil
 	}
-	_ = self
 	for _, g := range groups {
 		if _, _, err := b.runPlan(ctx, FormatKey(g.ID), commitPlan{kind: intentAddDevices, peers: []ed25519.PublicKey{req.Device}}, 0); err != nil {
 			b.log.Warn("add linked device to group", "group", FormatKey(g.ID), "err", err)
