@@ -41,7 +41,21 @@ type PublicGroup struct {
 	tree      *RatchetTree
 	proposals []cachedProposal // valid proposals of this epoch
 	reinit    bool
+	// identity judges the leaves that proposals and commits bring, as a
+	// member's Policy.Identity does (nil: accept); it is not stored.
+	identity IdentityProvider
 }
+
+// SetIdentityProvider sets what judges every leaf a later proposal or
+// commit brings (an Add's KeyPackage, an Update, a commit's path leaf),
+// as Policy.Identity does for a member. A decoded PublicGroup has none:
+// set it again after UnmarshalPublicGroup. ValidateMembers applies it to
+// the current tree.
+func (p *PublicGroup) SetIdentityProvider(id IdentityProvider) { p.identity = id }
+
+// ValidateMembers asks the IdentityProvider about every leaf of the
+// current tree, as a joiner does about the tree it receives.
+func (p *PublicGroup) ValidateMembers() error { return p.shell().validateTree(p.tree) }
 
 // PublicCommit says what an applied commit changed.
 type PublicCommit struct {
@@ -134,7 +148,7 @@ func (p *PublicGroup) ReInitialized() bool { return p.reinit }
 // shell is a Group without any secret that shares p's state, for the
 // validation code members use. It must not be changed.
 func (p *PublicGroup) shell() *Group {
-	return &Group{suite: p.suite, ctx: p.ctx, tree: p.tree, self: noLeaf, proposals: p.proposals}
+	return &Group{suite: p.suite, ctx: p.ctx, tree: p.tree, self: noLeaf, proposals: p.proposals, policy: Policy{Identity: p.identity}}
 }
 
 // authenticate parses a PublicMessage of content type ct for the current
@@ -279,11 +293,12 @@ func (p *PublicGroup) ApplyCommit(msg []byte) (*PublicCommit, error) {
 		out.Committer = leafMember(committer, ln)
 	}
 	*p = PublicGroup{
-		suite:   s,
-		ctx:     ng.ctx,
-		interim: InterimTranscriptHash(s, confirmed, ac.Auth.ConfirmationTag),
-		tree:    ng.tree,
-		reinit:  res.reinit != nil,
+		suite:    s,
+		ctx:      ng.ctx,
+		interim:  InterimTranscriptHash(s, confirmed, ac.Auth.ConfirmationTag),
+		tree:     ng.tree,
+		reinit:   res.reinit != nil,
+		identity: p.identity,
 	}
 	return out, nil
 }

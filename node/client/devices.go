@@ -136,6 +136,9 @@ func (c *Client) LinkOpen(ctx context.Context, slot []byte) error {
 	})
 	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
+	if err == nil {
+		_, err = fut.Struct()
+	}
 	return callError(op, err)
 }
 
@@ -152,6 +155,9 @@ func (c *Client) LinkPut(ctx context.Context, slot []byte, box uint8, payload []
 	})
 	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
+	if err == nil {
+		_, err = fut.Struct()
+	}
 	return callError(op, err)
 }
 
@@ -189,5 +195,8 @@ func (c *Client) LinkClose(ctx context.Context, slot []byte) error {
 	})
 	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
+	if err == nil {
+		_, err = fut.Struct()
+	}
 	return callError(op, err)
 }

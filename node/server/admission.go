@@ -127,6 +127,23 @@ func (a *admission) admit(conn *quic.Conn) (e *admitted, refused string, evict [
 	return e, "", evict, kinds
 }
 
+// closeIdentity closes every connection of identity id with code and
+// reason and returns how many it closed.
+func (a *admission) closeIdentity(id []byte, code quic.ApplicationErrorCode, reason string) int {
+	a.mu.Lock()
+	var conns []*quic.Conn
+	for c := range a.all {
+		if c.identity == string(id) {
+			conns = append(conns, c.conn)
+		}
+	}
+	a.mu.Unlock()
+	for _, c := range conns {
+		c.CloseWithError(code, reason)
+	}
+	return len(conns)
+}
+
 // leave uncounts an admitted connection that has ended.
 func (a *admission) leave(e *admitted) {
 	a.mu.Lock()

@@ -73,7 +73,7 @@ func (s *session) CreateGroup(ctx context.Context, call group.GroupService_creat
 		if err := s.admitGroup(ctx, method, len(gi)); err != nil {
 			return err
 		}
-		pg, view, roster, err := newGroupView(method, s.identity, gi)
+		pg, view, roster, err := newGroupView(method, s.leafRule(ctx), s.identity, gi)
 		if err != nil {
 			return err
 		}
@@ -134,7 +134,7 @@ func (s *session) submitCommit(ctx context.Context, call group.GroupService_subm
 	}
 	var verdict store.CommitVerdict
 	check := func(cur store.GroupView) (store.CommitVerdict, error) {
-		v, err := commitVerdict(method, s.identity, msg, welcome, cur)
+		v, err := commitVerdict(method, s.leafRule(ctx), s.identity, msg, welcome, cur)
 		if err == nil && len(v.Recipients)+len(v.WelcomeRecipients) > s.srv.cfg.MaxRecipients {
 			err = fail(nodecp.ErrorCode_limit, "%s: %d recipients and welcome recipients, limit %d",
 				method, len(v.Recipients)+len(v.WelcomeRecipients), s.srv.cfg.MaxRecipients)
@@ -215,7 +215,9 @@ func (s *session) FanOut(ctx context.Context, call group.GroupService_fanOut) er
 		case h.contentType == contentTypeProposal && h.wireFormat != wireFormatPublicMessage:
 			return fail(nodecp.ErrorCode_invalidCommit, "%s: a proposal must be a PublicMessage", method)
 		case h.contentType == contentTypeProposal:
-			update = func(cur store.GroupView) ([]byte, error) { return proposalUpdate(method, s.identity, msg, cur) }
+			update = func(cur store.GroupView) ([]byte, error) {
+				return proposalUpdate(method, s.leafRule(ctx), s.identity, msg, cur)
+			}
 		}
 		res, err := s.srv.cfg.Store.FanOut(ctx, h.groupID, s.identity, msgID, msg, update)
 		if err != nil {

@@ -2,9 +2,12 @@ package server
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"slices"
 
+	"github.com/quicproquo/quicproquo/internal/devid"
 	"github.com/quicproquo/quicproquo/internal/mls"
 	"github.com/quicproquo/quicproquo/node/store"
 	nodecp "github.com/quicproquo/quicproquo/schemas/node"
@@ -15,19 +18,61 @@ import (
 // group's epoch) and decides, inside the store's transaction, whether a
 // commit or proposal is valid on it, who the members are afterwards and who
 // receives what. The roster is always the set of the tree's leaf
-// identities: what a sender lists is never used.
+// signature keys (devices, each with its own queue): what a sender lists
+// is never used.
+//
+// Every leaf that enters a view passes the identity-binding rule members
+// apply (devid.Rule: a basic credential names its own signature key, an
+// x509 credential chains to its user and names the leaf's key), and may
+// not be a revoked device's (leafRule).
 
-// memberIdentities lists the distinct identities of the view's members,
-// refusing a leaf whose identity is not an identity key (the node addresses
-// queues by identity key).
+// leafRule is the node's IdentityProvider for public views: devid.Rule,
+// and no leaf of a revoked device.
+type leafRule struct {
+	rule    devid.Rule
+	revoked func(key []byte) (bool, error)
+}
+
+// errRevokedLeaf: a leaf whose signature key is a revoked device.
+var errRevokedLeaf = errors.New("the leaf's device is revoked")
+
+func (r leafRule) ValidateLeaf(leaf *mls.LeafInfo) error {
+	if err := r.rule.ValidateLeaf(leaf); err != nil {
+		return err
+	}
+	if r.revoked == nil {
+		return nil
+	}
+	revoked, err := r.revoked(leaf.SignatureKey)
+	if err != nil {
+		return err
+	}
+	if revoked {
+		return fmt.Errorf("%w: %x", errRevokedLeaf, leaf.SignatureKey)
+	}
+	return nil
+}
+
+func (r leafRule) ValidSuccessor(prev mls.Member, next *mls.LeafInfo) error {
+	return r.rule.ValidSuccessor(prev, next)
+}
+
+// leafRule returns the rule of this session's views.
+func (s *session) leafRule(ctx context.Context) mls.IdentityProvider {
+	return leafRule{revoked: func(key []byte) (bool, error) { return s.srv.isRevoked(ctx, key) }}
+}
+
+// memberIdentities lists the distinct signature keys of the view's
+// members, refusing a leaf whose key is not an Ed25519 key (the node
+// addresses queues by device key).
 func memberIdentities(members []mls.Member) ([][]byte, error) {
 	out := make([][]byte, 0, len(members))
 	seen := make(map[[store.IdentityKeySize]byte]bool, len(members))
 	for _, m := range members {
-		if len(m.Identity) != store.IdentityKeySize {
-			return nil, fmt.Errorf("leaf %d has an identity of %d bytes, want an identity key", m.Leaf, len(m.Identity))
+		if len(m.SignatureKey) != store.IdentityKeySize {
+			return nil, fmt.Errorf("leaf %d has a signature key of %d bytes, want an Ed25519 key", m.Leaf, len(m.SignatureKey))
 		}
-		k := [store.IdentityKeySize]byte(m.Identity)
+		k := [store.IdentityKeySize]byte(m.SignatureKey)
 		if !seen[k] {
 			seen[k] = true
 			out = append(out, k[:])
@@ -45,16 +90,21 @@ func invalidCommit(method string, err error) error {
 	return fail(nodecp.ErrorCode_invalidCommit, "%s: %v", method, err)
 }
 
-// newGroupView checks a creator's GroupInfo: valid on its own, signed by a
-// leaf of the creator. It returns the view, its encoding and the roster.
-func newGroupView(method string, creator, groupInfo []byte) (*mls.PublicGroup, []byte, [][]byte, error) {
+// newGroupView checks a creator's GroupInfo: valid on its own, every leaf
+// passing rule, signed by the creator's leaf. It returns the view, its
+// encoding and the roster.
+func newGroupView(method string, rule mls.IdentityProvider, creator, groupInfo []byte) (*mls.PublicGroup, []byte, [][]byte, error) {
 	pg, err := mls.NewPublicGroup(groupInfo)
 	if err != nil {
 		return nil, nil, nil, fail(nodecp.ErrorCode_invalidArgument, "%s: groupInfo: %v", method, err)
 	}
+	pg.SetIdentityProvider(rule)
+	if err := pg.ValidateMembers(); err != nil {
+		return nil, nil, nil, fail(nodecp.ErrorCode_unauthorized, "%s: groupInfo: %v", method, err)
+	}
 	m, _ := mls.ParseMLSMessage(groupInfo) // parsed by NewPublicGroup already
 	signer, ok := pg.Member(m.GroupInfo.Signer)
-	if !ok || !bytes.Equal(signer.Identity, creator) {
+	if !ok || !bytes.Equal(signer.SignatureKey, creator) {
 		return nil, nil, nil, fail(nodecp.ErrorCode_unauthorized, "%s: the GroupInfo is not signed by a leaf of %x", method, creator)
 	}
 	roster, err := memberIdentities(pg.Members())
@@ -68,13 +118,14 @@ func newGroupView(method string, creator, groupInfo []byte) (*mls.PublicGroup, [
 	return pg, view, roster, nil
 }
 
-// loadView decodes a stored view. A view that does not decode is the
+// loadView decodes a stored view and sets its rule. A view that does not decode is the
 // node's own failure.
-func loadView(method string, b []byte) (*mls.PublicGroup, error) {
+func loadView(method string, rule mls.IdentityProvider, b []byte) (*mls.PublicGroup, error) {
 	pg, err := mls.UnmarshalPublicGroup(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: stored view: %w", method, err)
 	}
+	pg.SetIdentityProvider(rule)
 	return pg, nil
 }
 
@@ -85,8 +136,8 @@ func loadView(method string, b []byte) (*mls.PublicGroup, error) {
 // adds). Only the sender's own commit counts: a member commit must be
 // signed by a leaf of the sender, an external commit must resync the
 // sender's own leaf.
-func commitVerdict(method string, sender, commit, welcome []byte, cur store.GroupView) (store.CommitVerdict, error) {
-	pg, err := loadView(method, cur.View)
+func commitVerdict(method string, rule mls.IdentityProvider, sender, commit, welcome []byte, cur store.GroupView) (store.CommitVerdict, error) {
+	pg, err := loadView(method, rule, cur.View)
 	if err != nil {
 		return store.CommitVerdict{}, err
 	}
@@ -96,10 +147,10 @@ func commitVerdict(method string, sender, commit, welcome []byte, cur store.Grou
 		// mls.ErrWrongEpoch too: the header named the current epoch, so
 		// the body disagrees with it.
 		return store.CommitVerdict{}, invalidCommit(method, err)
-	case !bytes.Equal(res.Committer.Identity, sender):
+	case !bytes.Equal(res.Committer.SignatureKey, sender):
 		return store.CommitVerdict{}, fail(nodecp.ErrorCode_unauthorized, "%s: the commit is signed by leaf %d of %x, not by %x",
-			method, res.Committer.Leaf, res.Committer.Identity, sender)
-	case res.External && (len(res.Removed) != 1 || !bytes.Equal(res.Removed[0].Identity, sender)):
+			method, res.Committer.Leaf, res.Committer.SignatureKey, sender)
+	case res.External && (len(res.Removed) != 1 || !bytes.Equal(res.Removed[0].SignatureKey, sender)):
 		return store.CommitVerdict{}, fail(nodecp.ErrorCode_unauthorized, "%s: an external commit may only resync the sender's own leaf", method)
 	case len(res.Added) > 0 && len(welcome) == 0:
 		return store.CommitVerdict{}, fail(nodecp.ErrorCode_invalidArgument, "%s: the commit adds %d members but comes without a Welcome", method, len(res.Added))
@@ -131,8 +182,8 @@ func commitVerdict(method string, sender, commit, welcome []byte, cur store.Grou
 // proposalUpdate checks a proposal sent by sender on the stored view and
 // returns the view that keeps it for commits by reference. Only the
 // sender's own leaf may propose through the node.
-func proposalUpdate(method string, sender, msg []byte, cur store.GroupView) ([]byte, error) {
-	pg, err := loadView(method, cur.View)
+func proposalUpdate(method string, rule mls.IdentityProvider, sender, msg []byte, cur store.GroupView) ([]byte, error) {
+	pg, err := loadView(method, rule, cur.View)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +191,7 @@ func proposalUpdate(method string, sender, msg []byte, cur store.GroupView) ([]b
 	if err != nil {
 		return nil, invalidCommit(method, err)
 	}
-	if p.SenderType != mls.SenderMember || !bytes.Equal(p.Sender.Identity, sender) {
+	if p.SenderType != mls.SenderMember || !bytes.Equal(p.Sender.SignatureKey, sender) {
 		return nil, fail(nodecp.ErrorCode_unauthorized, "%s: the proposal is not from a leaf of %x", method, sender)
 	}
 	return pg.MarshalBinary()

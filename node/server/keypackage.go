@@ -5,10 +5,11 @@ import (
 	"fmt"
 )
 
-// This file reads just enough of an RFC 9420 KeyPackage (§10) to find the
-// identity of its BasicCredential (§5.3), so that the node can refuse a
-// package uploaded for someone else. It does not verify the package: members
-// that fetch it do.
+// This file reads just enough of an RFC 9420 KeyPackage (§10) to find its
+// leaf's signature key and credential (§5.3): the identity of a
+// BasicCredential, or the certificates of an x509 credential, so that the
+// node can refuse a package uploaded for someone else. It does not verify
+// the package: members that fetch it do.
 //
 //	struct {
 //	    ProtocolVersion version;          // uint16
@@ -20,8 +21,11 @@ import (
 //	} KeyPackage;
 //
 //	struct {
-//	    CredentialType credential_type;   // uint16, basic = 1
-//	    select (credential_type) { case basic: opaque identity<V>; ... };
+//	    CredentialType credential_type;   // uint16, basic = 1, x509 = 2
+//	    select (credential_type) {
+//	        case basic: opaque identity<V>;
+//	        case x509:  Certificate certificates<V>;  // each opaque cert_data<V>
+//	    };
 //	} Credential;
 
 // errKeyPackage: a KeyPackage that does not parse or has no acceptable credential.
@@ -30,7 +34,20 @@ var errKeyPackage = errors.New("key package")
 const (
 	mlsVersion10        = 1
 	credentialTypeBasic = 1
+	credentialTypeX509  = 2
+	// maxKPCertificates bounds the certificates read from an x509
+	// credential (devid accepts exactly two).
+	maxKPCertificates = 8
 )
+
+// kpCredential is what the node reads of a KeyPackage's leaf: slices of
+// the package.
+type kpCredential struct {
+	Type         uint16
+	SignatureKey []byte
+	Identity     []byte   // basic
+	Certificates [][]byte // x509, leaf first
+}
 
 // kpReader reads TLS-presentation-language values from a byte slice.
 type kpReader struct {
@@ -90,38 +107,70 @@ func (r *kpReader) opaque(what string) ([]byte, error) {
 // keyPackageIdentity returns the BasicCredential identity of the KeyPackage
 // in b (a slice of b).
 func keyPackageIdentity(b []byte) ([]byte, error) {
+	c, err := keyPackageCredential(b)
+	if err != nil {
+		return nil, err
+	}
+	if c.Type != credentialTypeBasic {
+		return nil, fmt.Errorf("%w: credential type %d, want basic (1)", errKeyPackage, c.Type)
+	}
+	return c.Identity, nil
+}
+
+// keyPackageCredential reads the leaf signature key and the credential
+// (basic or x509) of the KeyPackage in b.
+func keyPackageCredential(b []byte) (kpCredential, error) {
+	var c kpCredential
 	r := &kpReader{b: b}
 	version, err := r.uint16("version")
 	if err != nil {
-		return nil, err
+		return c, err
 	}
 	if version != mlsVersion10 {
-		return nil, fmt.Errorf("%w: protocol version %d, want mls10 (1)", errKeyPackage, version)
+		return c, fmt.Errorf("%w: protocol version %d, want mls10 (1)", errKeyPackage, version)
 	}
 	suite, err := r.uint16("cipher_suite")
 	if err != nil {
-		return nil, err
+		return c, err
 	}
 	if suite == 0 {
-		return nil, fmt.Errorf("%w: reserved cipher suite 0", errKeyPackage)
+		return c, fmt.Errorf("%w: reserved cipher suite 0", errKeyPackage)
 	}
 	if _, err := r.opaque("init_key"); err != nil {
-		return nil, err
+		return c, err
 	}
 	if _, err := r.opaque("encryption_key"); err != nil {
-		return nil, err
+		return c, err
 	}
-	if _, err := r.opaque("signature_key"); err != nil {
-		return nil, err
+	if c.SignatureKey, err = r.opaque("signature_key"); err != nil {
+		return c, err
 	}
-	ctype, err := r.uint16("credential_type")
-	if err != nil {
-		return nil, err
+	if c.Type, err = r.uint16("credential_type"); err != nil {
+		return c, err
 	}
-	if ctype != credentialTypeBasic {
-		return nil, fmt.Errorf("%w: credential type %d, want basic (1)", errKeyPackage, ctype)
+	switch c.Type {
+	case credentialTypeBasic:
+		c.Identity, err = r.opaque("identity")
+		return c, err
+	case credentialTypeX509:
+		list, err := r.opaque("certificates")
+		if err != nil {
+			return c, err
+		}
+		lr := &kpReader{b: list}
+		for lr.off < len(list) {
+			if len(c.Certificates) == maxKPCertificates {
+				return c, fmt.Errorf("%w: more than %d certificates", errKeyPackage, maxKPCertificates)
+			}
+			cert, err := lr.opaque("cert_data")
+			if err != nil {
+				return c, err
+			}
+			c.Certificates = append(c.Certificates, cert)
+		}
+		return c, nil
 	}
-	return r.opaque("identity")
+	return c, fmt.Errorf("%w: credential type %d, want basic (1) or x509 (2)", errKeyPackage, c.Type)
 }
 
 // appendVarint appends v in the RFC 9420 §2.1.2 encoding (v < 2^30).

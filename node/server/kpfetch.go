@@ -45,7 +45,6 @@ const NoticeKeyPackagesLow = "qpq-node:keyPackagesLow"
 // a peek or a consuming fetch. The rate limits are per identity, whatever
 // the suite.
 func (s *session) fetchKeyPackage(ctx context.Context, method string, target []byte, suite uint16, peek bool) ([]byte, error) {
-	dir := directoryKey(target, suite)
 	// Only registered identities have packages; asking first keeps the
 	// per-target buckets to those.
 	switch ok, err := s.srv.isRegistered(ctx, target); {
@@ -58,6 +57,14 @@ func (s *session) fetchKeyPackage(ctx context.Context, method string, target []b
 		s.srv.cfg.Metrics.refused("keyPackageFetchRate")
 		return nil, fail(nodecp.ErrorCode_rateLimited, "%s: too many KeyPackage fetches from %x; slow down", method, s.identity)
 	}
+	return s.targetKeyPackage(ctx, method, target, suite, peek)
+}
+
+// targetKeyPackage is fetchKeyPackage for a registered target once the
+// requester's budget is paid: a peek, or a consuming fetch within the
+// target's own limit.
+func (s *session) targetKeyPackage(ctx context.Context, method string, target []byte, suite uint16, peek bool) ([]byte, error) {
+	dir := directoryKey(target, suite)
 	if peek {
 		pkg, err := s.srv.cfg.Store.LastResortKeyPackage(ctx, dir)
 		if errors.Is(err, store.ErrNoKeyPackage) {

@@ -86,6 +86,7 @@ func (s *Server) expireOnce(ctx context.Context) {
 		s.log.Info("expired old messages", "count", n, "ttl", s.cfg.MessageTTL)
 	}
 	s.expireBlobs(ctx)
+	s.expireSlots(ctx)
 }
 
 // admitDirect applies registration and the disk budget to a direct

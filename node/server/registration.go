@@ -73,12 +73,23 @@ func (r *registry) add(key []byte) {
 	r.known[[store.IdentityKeySize]byte(key)] = struct{}{}
 }
 
-// isRegistered reports whether key (an identity key) is registered.
+// isRegistered reports whether key (an identity or device key) is
+// registered: registered itself, or a device in the current list of a
+// registered user, and not revoked (devices.go).
 func (s *Server) isRegistered(ctx context.Context, key []byte) (bool, error) {
+	switch revoked, err := s.isRevoked(ctx, key); {
+	case err != nil:
+		return false, err
+	case revoked:
+		return false, nil
+	}
 	if s.cfg.Registration == RegistrationNone || s.reg.has(key) {
 		return true, nil
 	}
 	ok, err := s.cfg.Store.Registered(ctx, key)
+	if err == nil && !ok {
+		ok, err = s.listedDevice(ctx, key)
+	}
 	if ok {
 		s.reg.add(key)
 	}

@@ -82,6 +82,11 @@ type Config struct {
 	// packages for (DefaultKeyPackageSuites when empty; see kpsuite.go).
 	KeyPackageSuites []uint16
 
+	// Link slots (see link.go).
+	LinkTTL        time.Duration // how long a slot stays open; 0: DefaultLinkTTL
+	MaxLinkSlots   int           // open slots per identity
+	MaxLinkPayload int           // bytes of one box
+
 	// Connection limits (see admission) and RPC resource bounds (see
 	// RPCLimits).
 	MaxConns            int           // open connections in all
@@ -107,6 +112,7 @@ type Server struct {
 	notices   *limiters      // low-water notices per target
 	chunkPace *limiters      // blob chunk calls per identity
 	reg       registry       // identities known to be registered
+	revoked   revocations    // devices known to be revoked, or not
 	disk      *diskGuard     // nil: no budget
 	fetchMu   [64]sync.Mutex // serializes fetch (drain) per recipient stripe
 
@@ -177,6 +183,7 @@ func (cfg *Config) policyDefaults() error {
 		cfg.DiskBudget = DefaultDiskBudget
 	}
 	cfg.blobDefaults()
+	cfg.linkDefaults()
 	setDefault(&cfg.FetchRate, DefaultFetchRate)
 	setDefault(&cfg.FetchBurst, DefaultFetchBurst)
 	setDefault(&cfg.TargetFetchRate, DefaultTargetFetchRate)

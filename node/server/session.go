@@ -67,7 +67,10 @@ func (s *session) serveOutcome(method string, fn func() (string, error)) error {
 func (s *session) serveAdmitted(method string, admit func() error, fn func() (string, error)) error {
 	start := time.Now()
 	var outcome string
-	err := admit()
+	err := s.notRevoked(s.ctx, method)
+	if err == nil {
+		err = admit()
+	}
 	if err == nil {
 		outcome, err = s.run(method, fn)
 	}
@@ -157,12 +160,8 @@ func (s *session) UploadKeyPackage(ctx context.Context, call auth.AuthService_up
 		if len(pkg) > s.srv.cfg.MaxKeyPackageSize {
 			return fail(nodecp.ErrorCode_tooLarge, "%s: key package has %d bytes, limit %d", method, len(pkg), s.srv.cfg.MaxKeyPackageSize)
 		}
-		cred, err := keyPackageIdentity(pkg)
-		if err != nil {
-			return fail(nodecp.ErrorCode_invalidArgument, "%s: %v", method, err)
-		}
-		if !bytes.Equal(cred, key) {
-			return fail(nodecp.ErrorCode_invalidArgument, "%s: key package credential identity %x is not identityKey %x", method, cred, key)
+		if err := s.checkKeyPackageOwner(ctx, method, pkg, key); err != nil {
+			return err
 		}
 		suite := keyPackageSuite(pkg)
 		if !s.srv.keepsSuite(suite) {
