@@ -35,14 +35,16 @@ const (
 	LinkTTL = 10 * time.Minute
 	// AcceptWait is how long AcceptLink waits for the primary by default.
 	AcceptWait = 2 * time.Minute
+)
+
+// Variables for tests:
+var (
+	// linkPoll is how often a side looks for the other's message.
+	linkPoll = 200 * time.Millisecond
 	// linkKeyPackageWait is how long the primary waits for the new
 	// device's first KeyPackages before adding it to the groups.
 	linkKeyPackageWait = 2 * time.Minute
 )
-
-// linkPoll is how often a side looks for the other's message (a variable
-// for tests).
-var linkPoll = 200 * time.Millisecond
 
 // Link runs the primary's side: a code (reported to step), the new
 // device's request, its certificate and the device list with it, the
@@ -65,6 +67,7 @@ func (b *Backend) Link(ctx context.Context, timeout time.Duration, step func(Lin
 	if err != nil {
 		return nil, err
 	}
+	code := s.String()
 	keys, err := link.Derive(s)
 	clear(s[:])
 	if err != nil {
@@ -89,7 +92,6 @@ func (b *Backend) Link(ctx context.Context, timeout time.Duration, step func(Lin
 	}
 	defer closeSlot()
 	expires := time.Now().Add(timeout)
-	code := s.String()
 	if err := step(LinkStep{Code: code, Expires: expires}); err != nil {
 		return nil, err
 	}
@@ -147,7 +149,6 @@ func (b *Backend) Link(ctx context.Context, timeout time.Duration, step func(Lin
 	if err := c.LinkPut(ctx, slot, link.BoxResponse, sealedResp); err != nil {
 		return nil, fmt.Errorf("%w: send the response: %w", ErrLink, err)
 	}
-	closeSlot()
 	dev := DeviceEntry{Key: req.Device, Name: req.Name}
 	b.log.Info("device linked", "device", FormatKey(req.Device), "name", req.Name, "list_version", next.Version)
 	b.deviceEvent(ctx, user.PublicKey(), req.Device, false)
@@ -155,12 +156,18 @@ func (b *Backend) Link(ctx context.Context, timeout time.Duration, step func(Lin
 		return nil, err
 	}
 	res := &LinkResult{Device: dev}
+	// The slot closes once the new device has read the response, which
+	// its first KeyPackages at the node show (or after the wait; the
+	// node's TTL ends it in any case): closing it at once would take the
+	// response away before the device reads it.
+	kpErr := b.waitDeviceKeyPackage(ctx, user.PublicKey(), req.Device)
+	closeSlot()
 	if len(groups) == 0 {
 		return res, nil
 	}
-	if err := b.waitDeviceKeyPackage(ctx, user.PublicKey(), req.Device); err != nil {
+	if kpErr != nil {
 		for _, g := range groups {
-			res.GroupsFailed = append(res.GroupsFailed, FormatKey(g.ID)+": "+err.Error())
+			res.GroupsFailed = append(res.GroupsFailed, FormatKey(g.ID)+": "+kpErr.Error())
 		}
 		return res, nil
 	}

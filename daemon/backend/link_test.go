@@ -39,6 +39,8 @@ func hostilePrimary(t *testing.T, node *testnode.Node, u *devid.User, answer fun
 	if err := c.LinkOpen(ctx, keys.Slot[:]); err != nil {
 		t.Fatal(err)
 	}
+	// The node keeps few open slots per identity.
+	t.Cleanup(func() { c.LinkClose(context.Background(), keys.Slot[:]) })
 	go func() {
 		sealed, err := pollBox(ctx, c, keys.Slot[:], link.BoxRequest)
 		if err != nil {
@@ -61,19 +63,10 @@ func hostilePrimary(t *testing.T, node *testnode.Node, u *devid.User, answer fun
 	return s.String()
 }
 
-// startLinkNode starts a node, skipping the test while its device calls
-// answer "not implemented".
+// startLinkNode starts a node for the link tests.
 func startLinkNode(t *testing.T) *testnode.Node {
 	t.Helper()
-	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	c := pipelinePeer(t, node, priv)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := c.FetchDevices(ctx, priv.Public().(ed25519.PublicKey)); err != nil && errors.Is(err, nodeclient.ErrInternal) {
-		t.Skipf("the node's device calls: %v", err)
-	}
-	return node
+	return testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
 }
 
 func newLinkUser(t *testing.T) *devid.User {
@@ -315,6 +308,9 @@ func newDeviceSide(t *testing.T, node *testnode.Node, request func(keys *link.Ke
 }
 
 func TestLinkPrimaryCertifiesAndPublishes(t *testing.T) {
+	// The test's new device uploads no KeyPackages.
+	defer func(w time.Duration) { linkKeyPackageWait = w }(linkKeyPackageWait)
+	linkKeyPackageWait = 2 * time.Second
 	node := startLinkNode(t)
 	b, user := linkPrimary(t, node)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
