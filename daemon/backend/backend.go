@@ -38,7 +38,8 @@ type KeyPackageBundle struct {
 // the seam where internal/mls plugs in.
 type KeyPackageMaker interface {
 	// NewKeyPackage makes a KeyPackage of identity in suite cs, valid from now.
-	NewKeyPackage(identity ed25519.PrivateKey, cs mls.CipherSuite, lastResort bool, now time.Time) (KeyPackageBundle, error)
+	// s is the device's signer (its credential and signature key).
+	NewKeyPackage(s *mls.Signer, cs mls.CipherSuite, lastResort bool, now time.Time) (KeyPackageBundle, error)
 }
 
 // Config configures New.

@@ -30,16 +30,20 @@ func (b *Backend) ExportIdentity(ctx context.Context, passphrase []byte) ([]byte
 	if err != nil {
 		return nil, nil, err
 	}
-	defer clear(id.PrivateKey)
-	text, err := devid.SealBackup(devid.Identity{Key: id.PrivateKey, Created: id.CreatedAt}, passphrase, backupKDF)
+	defer id.Wipe()
+	if !id.Primary() {
+		return nil, nil, fmt.Errorf("export identity: %w", ErrNotPrimaryDevice)
+	}
+	text, err := devid.SealBackup(devid.Identity{Key: id.UserKey, Created: id.CreatedAt}, passphrase, backupKDF)
 	if errors.Is(err, devid.ErrWeakPassphrase) {
 		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
 	if err != nil {
 		return nil, nil, opError("export identity", err)
 	}
-	b.log.Info("identity exported", "identity", FormatKey(id.PublicKey()))
-	return text, id.PublicKey(), nil
+	user := append(ed25519.PublicKey{}, id.UserPublicKey()...)
+	b.log.Info("identity exported", "identity", FormatKey(user))
+	return text, user, nil
 }
 
 // RestoreIdentity opens a backup and makes its key this state's identity,
@@ -58,9 +62,9 @@ func (b *Backend) RestoreIdentity(ctx context.Context, backup, passphrase []byte
 	err = b.update(ctx, func(tx *store.Tx) error {
 		have, err := tx.Identity()
 		if err == nil {
-			defer clear(have.PrivateKey)
-			if !have.PublicKey().Equal(pub) {
-				return fmt.Errorf("%w: %s, backup holds %s", ErrIdentityExists, FormatKey(have.PublicKey()), FormatKey(pub))
+			defer have.Wipe()
+			if !have.UserPublicKey().Equal(pub) {
+				return fmt.Errorf("%w: %s, backup holds %s", ErrIdentityExists, FormatKey(have.UserPublicKey()), FormatKey(pub))
 			}
 			return nil
 		}

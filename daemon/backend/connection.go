@@ -445,10 +445,16 @@ func (b *Backend) topUpKeyPackages(ctx context.Context, c *nodeclient.Client) (i
 			plan = append(plan, want{cs, false})
 		}
 	}
+	s, err := signer(id)
+	id.Wipe()
+	if err != nil {
+		return 0, err
+	}
+	defer clear(s.SignaturePriv)
 	uploaded := 0
 	for _, w := range plan {
 		lastResort := w.lastResort
-		kp, err := b.cfg.KeyPackages.NewKeyPackage(id.PrivateKey, w.suite, lastResort, now)
+		kp, err := b.cfg.KeyPackages.NewKeyPackage(s, w.suite, lastResort, now)
 		if err != nil {
 			return uploaded, fmt.Errorf("make key package: %w", err)
 		}

@@ -32,7 +32,7 @@ var (
 // userErrors are the typed errors a caller shows as they are: their text
 // already says what failed.
 var userErrors = []error{ErrUnimplemented, ErrNotRegistered, ErrNotConnected, ErrGroupNotFound, ErrGroupExists,
-	ErrAmbiguousGroup, ErrInvalidArgument, ErrNoKeyPackage, ErrNotMember, ErrClosed}
+	ErrAmbiguousGroup, ErrInvalidArgument, ErrNoKeyPackage, ErrNotMember, ErrClosed, ErrNotPrimaryDevice}
 
 // opError names the operation in an unexpected error (a store failure),
 // and passes a typed one on as it is, so that messages do not stack up

@@ -47,12 +47,9 @@ func (b *Backend) requireIdentity(ctx context.Context) error {
 	return err
 }
 
-// signer is the MLS signer of the identity: the Ed25519 key is both the
-// BasicCredential identity and the signature key.
-func signer(id store.Identity) *mls.Signer {
-	pub := id.PublicKey()
-	return &mls.Signer{Credential: mls.NewBasicCredential(pub), SignaturePub: pub, SignaturePriv: id.PrivateKey.Seed()}
-}
+// signer is the MLS signer of this device (identity.go's signerOf); the
+// caller clears its SignaturePriv.
+func signer(id store.Identity) (*mls.Signer, error) { return signerOf(id) }
 
 func validGroupName(name string) bool {
 	return name != "" && len(name) <= MaxGroupNameSize && utf8.ValidString(name)
@@ -148,7 +145,10 @@ func (b *Backend) createGroup(ctx context.Context, name string, cs mls.CipherSui
 	if _, err := rand.Read(groupID); err != nil {
 		return GroupInfo{}, opError("create group", err)
 	}
-	s := signer(id)
+	s, err := signer(id)
+	if err != nil {
+		return GroupInfo{}, opError("create group", err)
+	}
 	g, err := mls.CreateGroup(cs, groupID, s, &mls.CreateOptions{Config: groupConfig, Policy: groupPolicy})
 	clear(s.SignaturePriv)
 	if err != nil {

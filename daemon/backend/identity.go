@@ -7,8 +7,10 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/devid"
 	"github.com/quicproquo/quicproquo/internal/mls"
 )
 
@@ -34,8 +36,8 @@ type IdentityRule interface {
 	User(cred mls.Credential, sigKey []byte) ([]byte, error)
 }
 
-// SameKeyRule is today's rule: a BasicCredential whose identity is the
-// leaf's signature key, which is the user's identity key.
+// SameKeyRule is the single-device rule alone: a BasicCredential whose
+// identity is the leaf's signature key, which is the user's identity key.
 type SameKeyRule struct{}
 
 // User implements IdentityRule.
@@ -81,9 +83,57 @@ func (b *Backend) refused(ctx context.Context, e store.Event) {
 // (an external commit that is not a resync by the same identity and key).
 var ErrMembershipRefused = errors.New("membership change refused")
 
-// identityRule is the rule qpd applies: one value, so that a
-// multi-device rule replaces it here and nowhere else.
-var identityRule IdentityRule = SameKeyRule{}
+// DeviceRule is the multi-device rule (internal/devid): a leaf speaks for
+// user U iff its credential is either the single-device basic credential
+// (identity = signature key = U) or an x509 chain [device certificate
+// issued by U for the leaf's signature key, U's self-signed certificate].
+type DeviceRule struct{ devid.Rule }
+
+// User implements IdentityRule; every refusal wraps ErrIdentityMismatch
+// and the devid error that says why.
+func (r DeviceRule) User(cred mls.Credential, sigKey []byte) ([]byte, error) {
+	u, err := r.Rule.User(&cred, sigKey)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrIdentityMismatch, err)
+	}
+	return u, nil
+}
+
+// identityRule is the rule qpd applies: one value, so that a rule
+// replaces it here and nowhere else.
+var identityRule IdentityRule = DeviceRule{}
+
+// userOf is the person a member's leaf speaks for under the identity rule
+// (nil for a leaf that does not pass it, which no group of qpd holds:
+// every leaf passed it on the way in). Person-level logic (display,
+// contacts, consent, safety numbers, direct chats) uses it; addressing
+// (queues, recipients, Welcome delivery, Removes) uses m.SignatureKey,
+// the device.
+func userOf(m mls.Member) ed25519.PublicKey {
+	u, err := identityRule.User(m.Credential, m.SignatureKey)
+	if err != nil {
+		return nil
+	}
+	return u
+}
+
+// signerOf is the MLS signer of this device: for a single-device identity
+// the basic credential of its key, which also advertises x509 so that a
+// person's linked devices can join its groups; for a linked (or restored)
+// device the x509 credential of its chain. The caller clears
+// SignaturePriv.
+func signerOf(id store.Identity) (*mls.Signer, error) {
+	if id.SingleDevice() {
+		pub := id.PublicKey()
+		return &mls.Signer{Credential: mls.NewBasicCredential(pub), SignaturePub: pub, SignaturePriv: id.PrivateKey.Seed(),
+			CredentialTypes: []mls.CredentialType{mls.CredentialX509}}, nil
+	}
+	s, err := devid.Signer(id.Chain, id.PrivateKey)
+	if err != nil {
+		return nil, fmt.Errorf("backend: device signer: %w", err)
+	}
+	return s, nil
+}
 
 // groupPolicy is the MLS policy of every group qpd keeps (internal/mls
 // calls it for every leaf that enters or changes, every received proposal
@@ -131,14 +181,19 @@ func (p trustPolicy) InspectCommit(c *mls.StagedCommit) error {
 		return nil
 	}
 	if c.SenderType != mls.SenderNewMemberCommit || !c.Resync {
-		return fmt.Errorf("%w: external commit by %x is not a resync of its own leaf", ErrMembershipRefused, truncateBytes(c.Committer.Identity))
+		return fmt.Errorf("%w: external commit by %x is not a resync of its own leaf", ErrMembershipRefused, truncateBytes(c.Committer.SignatureKey))
+	}
+	who, err := p.rule.User(c.Committer.Credential, c.Committer.SignatureKey)
+	if err != nil {
+		return err
 	}
 	for _, m := range c.Removed {
-		if bytes.Equal(m.Identity, c.Committer.Identity) && bytes.Equal(m.SignatureKey, c.Committer.SignatureKey) {
+		was, err := p.rule.User(m.Credential, m.SignatureKey)
+		if err == nil && bytes.Equal(was, who) && bytes.Equal(m.SignatureKey, c.Committer.SignatureKey) {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: resync by %x does not replace a leaf with its identity and key", ErrMembershipRefused, truncateBytes(c.Committer.Identity))
+	return fmt.Errorf("%w: resync by %x does not replace a leaf with its user and key", ErrMembershipRefused, truncateBytes(c.Committer.SignatureKey))
 }
 
 // isRefusal reports whether a rejection is the trust policy's.
@@ -146,4 +201,115 @@ func isRefusal(err error) bool {
 	return errors.Is(err, ErrIdentityMismatch) || errors.Is(err, ErrMembershipRefused) ||
 		errors.Is(err, mls.ErrCredentialRefused) || errors.Is(err, mls.ErrProposalRefused) || errors.Is(err, mls.ErrCommitRefused) ||
 		errors.Is(err, ErrRecoveryRefused)
+}
+
+// ErrNotPrimaryDevice: the operation needs the user identity key, which
+// this device does not hold (a linked device; only the first device or
+// one restored from the identity backup does).
+var ErrNotPrimaryDevice = errors.New("this device does not hold the identity key: only the first device, or one restored from the identity backup, can do this")
+
+// linkedIdentity checks and assembles the identity of a device other than
+// the user key: device key d, the chain U issued for it (devid.Verify
+// with d's public key, now) for user, and userKey, U's private key when
+// this device holds it (a restore) or nil (a linked device).
+func linkedIdentity(user ed25519.PublicKey, d ed25519.PrivateKey, chain [][]byte, userKey ed25519.PrivateKey, now time.Time) (store.Identity, error) {
+	if len(d) != ed25519.PrivateKeySize || len(user) != ed25519.PublicKeySize {
+		return store.Identity{}, fmt.Errorf("%w: device or user key of the wrong size", ErrInvalidArgument)
+	}
+	dev := d.Public().(ed25519.PublicKey)
+	if dev.Equal(user) {
+		return store.Identity{}, fmt.Errorf("%w: a linked device's key is the user key", ErrInvalidArgument)
+	}
+	got, err := devid.Verify(chain, dev, now)
+	if err != nil {
+		return store.Identity{}, fmt.Errorf("%w: device chain: %w", ErrInvalidArgument, err)
+	}
+	if !got.User.Equal(user) {
+		return store.Identity{}, fmt.Errorf("%w: device chain is for user %s, not %s", ErrInvalidArgument, FormatKey(got.User), FormatKey(user))
+	}
+	if userKey != nil && (len(userKey) != ed25519.PrivateKeySize || !userKey.Public().(ed25519.PublicKey).Equal(user)) {
+		return store.Identity{}, fmt.Errorf("%w: user private key is not the user key's", ErrInvalidArgument)
+	}
+	id := store.Identity{PrivateKey: append(ed25519.PrivateKey{}, d...), User: append(ed25519.PublicKey{}, user...), Chain: make([][]byte, len(chain))}
+	for i, c := range chain {
+		id.Chain[i] = append([]byte{}, c...)
+	}
+	if userKey != nil {
+		id.UserKey = append(ed25519.PrivateKey{}, userKey...)
+	}
+	return id, nil
+}
+
+// SetLinkedIdentity makes this empty state a device of user: its device
+// key d (not the user key), the chain U issued for it, and userKey (U's
+// private key for a device restored from the identity backup, nil for a
+// linked device). The chain must verify for d and user. A state that has
+// an identity already gets ErrIdentityExists.
+func (b *Backend) SetLinkedIdentity(ctx context.Context, user ed25519.PublicKey, d ed25519.PrivateKey, chain [][]byte, userKey ed25519.PrivateKey) error {
+	id, err := linkedIdentity(user, d, chain, userKey, time.Now())
+	if err != nil {
+		return err
+	}
+	defer id.Wipe()
+	err = b.update(ctx, func(tx *store.Tx) error {
+		if _, err := tx.Identity(); err == nil {
+			return ErrIdentityExists
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		return tx.PutIdentity(id)
+	})
+	if err != nil {
+		return opError("set linked identity", err)
+	}
+	b.log.Info("identity stored as a device", "user", FormatKey(user), "device", FormatKey(id.PublicKey()), "primary", userKey != nil)
+	b.setState(StateDisconnected, "", false)
+	b.markRegistered()
+	return nil
+}
+
+// UserIdentity returns the user identity (U's private key and a
+// self-signed certificate) when this device holds it, else
+// ErrNotPrimaryDevice. The caller wipes it.
+func (b *Backend) UserIdentity(ctx context.Context) (*devid.User, error) {
+	id, err := b.identity(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer id.Wipe()
+	if !id.Primary() {
+		return nil, ErrNotPrimaryDevice
+	}
+	u, err := devid.NewUser(id.UserKey, time.Now(), 0)
+	if err != nil {
+		return nil, fmt.Errorf("backend: user certificate: %w", err)
+	}
+	return u, nil
+}
+
+// IssueDevice certifies device key d (with a label, name) as a device of
+// this person: the chain of its x509 credential, for the new device's
+// SetLinkedIdentity. Only a primary device can (ErrNotPrimaryDevice).
+func (b *Backend) IssueDevice(ctx context.Context, d ed25519.PublicKey, name string) ([][]byte, error) {
+	u, err := b.UserIdentity(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer u.Wipe()
+	chain, err := u.IssueDevice(d, name, time.Now(), 0)
+	if err != nil {
+		return nil, fmt.Errorf("%w: issue device certificate: %w", ErrInvalidArgument, err)
+	}
+	return chain, nil
+}
+
+// OwnKeys returns this person's user key U and this device's key D (equal
+// for a single-device identity).
+func (b *Backend) OwnKeys(ctx context.Context) (user, device ed25519.PublicKey, err error) {
+	id, err := b.identity(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer id.Wipe()
+	return append(ed25519.PublicKey{}, id.UserPublicKey()...), id.PublicKey(), nil
 }

@@ -27,9 +27,10 @@ const PostQuantumSuite = mls.MLS_128_XWING
 // that it can be invited to classical and post-quantum groups.
 var DefaultKeyPackageSuites = []mls.CipherSuite{DefaultCipherSuite, PostQuantumSuite}
 
-// MLSKeyPackages makes KeyPackages with internal/mls. The leaf's
-// BasicCredential identity and signature key are both the user's Ed25519
-// identity key; the secrets are mls.KeyPackagePrivate.MarshalBinary.
+// MLSKeyPackages makes KeyPackages with internal/mls under the device's
+// signer: a BasicCredential whose identity is the signature key for a
+// single-device identity, the x509 chain of the device for a linked one;
+// the secrets are mls.KeyPackagePrivate.MarshalBinary.
 type MLSKeyPackages struct {
 	// Suite is the cipher suite (DefaultCipherSuite when zero).
 	Suite mls.CipherSuite
@@ -39,15 +40,13 @@ type MLSKeyPackages struct {
 }
 
 // NewKeyPackage implements KeyPackageMaker. A zero cs is m.Suite.
-func (m MLSKeyPackages) NewKeyPackage(identity ed25519.PrivateKey, cs mls.CipherSuite, lastResort bool, now time.Time) (KeyPackageBundle, error) {
+func (m MLSKeyPackages) NewKeyPackage(signer *mls.Signer, cs mls.CipherSuite, lastResort bool, now time.Time) (KeyPackageBundle, error) {
 	if cs == 0 {
 		cs = m.Suite
 	}
 	if cs == 0 {
 		cs = DefaultCipherSuite
 	}
-	pub := identity.Public().(ed25519.PublicKey)
-	signer := &mls.Signer{Credential: mls.NewBasicCredential(pub), SignaturePub: pub, SignaturePriv: identity.Seed()}
 	exts := []mls.ExtensionType{ExtensionGroupName}
 	for _, e := range m.ExtensionTypes {
 		if e != ExtensionGroupName {
@@ -55,7 +54,6 @@ func (m MLSKeyPackages) NewKeyPackage(identity ed25519.PrivateKey, cs mls.Cipher
 		}
 	}
 	kp, priv, err := mls.GenerateKeyPackage(cs, signer, &mls.KeyPackageParams{LastResort: lastResort, ExtensionTypes: exts, Now: now})
-	clear(signer.SignaturePriv)
 	if err != nil {
 		return KeyPackageBundle{}, fmt.Errorf("generate key package: %w", err)
 	}

@@ -14,7 +14,7 @@ import (
 func TestInspectKeyPackage(t *testing.T) {
 	_, id, _ := ed25519.GenerateKey(rand.Reader)
 	pub := id.Public().(ed25519.PublicKey)
-	kp, err := MLSKeyPackages{}.NewKeyPackage(id, 0, true, time.Time{})
+	kp, err := MLSKeyPackages{}.NewKeyPackage(testSigner(id), 0, true, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func FuzzInspectKeyPackage(f *testing.F) {
 	_, id, _ := ed25519.GenerateKey(rand.Reader)
 	pub := id.Public().(ed25519.PublicKey)
 	for _, lr := range []bool{false, true} {
-		kp, err := MLSKeyPackages{}.NewKeyPackage(id, 0, lr, time.Time{})
+		kp, err := MLSKeyPackages{}.NewKeyPackage(testSigner(id), 0, lr, time.Time{})
 		if err != nil {
 			f.Fatal(err)
 		}

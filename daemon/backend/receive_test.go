@@ -97,7 +97,7 @@ func storeKeyPackage(t testing.TB, b *Backend) KeyPackageBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kb, err := MLSKeyPackages{}.NewKeyPackage(id.PrivateKey, 0, false, time.Time{})
+	kb, err := MLSKeyPackages{}.NewKeyPackage(mustSigner(t, id), 0, false, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +374,7 @@ func TestReceiveHandshakeOnlyGroupSequenced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kb, err := MLSKeyPackages{}.NewKeyPackage(id.PrivateKey, 0, false, time.Now())
+	kb, err := MLSKeyPackages{}.NewKeyPackage(mustSigner(t, id), 0, false, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

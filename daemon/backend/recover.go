@@ -215,7 +215,10 @@ func (b *Backend) createSuccessor(ctx context.Context, oldID []byte) error {
 	if _, err := rand.Read(newID); err != nil {
 		return err
 	}
-	s := signer(id)
+	s, err := signer(id)
+	if err != nil {
+		return err
+	}
 	g, err = mls.CreateGroup(og.CipherSuite(), newID, s, &mls.CreateOptions{Config: groupConfig, Policy: groupPolicy})
 	clear(s.SignaturePriv)
 	if err != nil {

@@ -270,7 +270,10 @@ func (b *Backend) rejoinGroup(ctx context.Context, groupID, groupInfo, from []by
 	if !ok {
 		return fmt.Errorf("GroupInfo from %s, who was not a member", FormatKey(from))
 	}
-	s := signer(id)
+	s, err := signer(id)
+	if err != nil {
+		return err
+	}
 	ng, commit, err := mls.JoinExternal(groupInfo, s, &mls.ExternalJoinOptions{Resync: true, Config: groupConfig, Policy: groupPolicy,
 		ExtensionTypes: []mls.ExtensionType{ExtensionGroupName}})
 	clear(s.SignaturePriv)

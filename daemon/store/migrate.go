@@ -173,6 +173,9 @@ ALTER TABLE groups ADD COLUMN disappear_after INTEGER NOT NULL DEFAULT 0;
 `,
 	// 9: the attachment references of messages (attachment.go).
 	migrationAttachments,
+	// 10: the device key apart from the user key, and the device's
+	// certificate chain (identity.go).
+	migrationDevices,
 }
 
 // SchemaVersion is the schema version this program writes.

@@ -482,6 +482,10 @@ func TestMessageGroupSeq(t *testing.T) {
 	// Back to the schema before group_seq (version 5), with a message
 	// written then: what later versions added goes too.
 	for _, q := range []string{
+		"ALTER TABLE identity DROP COLUMN user_key",
+		"ALTER TABLE identity DROP COLUMN user_seed",
+		"ALTER TABLE identity DROP COLUMN device_cert",
+		"ALTER TABLE identity DROP COLUMN user_cert",
 		"DROP TABLE attachments",
 		"DROP TABLE direct_chats",
 		"DROP INDEX messages_expiry",

@@ -1,0 +1,184 @@
+package backend
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/quicproquo/quicproquo/daemon/store"
+	"github.com/quicproquo/quicproquo/internal/devid"
+	"github.com/quicproquo/quicproquo/internal/mls"
+)
+
+// testSigner is the single-device signer of key priv.
+func testSigner(priv ed25519.PrivateKey) *mls.Signer {
+	s, err := signerOf(store.Identity{PrivateKey: priv})
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// mustSigner is the signer of a stored identity.
+func mustSigner(t testing.TB, id store.Identity) *mls.Signer {
+	t.Helper()
+	s, err := signerOf(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func newEd25519(t testing.TB) (ed25519.PublicKey, ed25519.PrivateKey) {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub, priv
+}
+
+func newStoreBackend(t testing.TB, dir string) *Backend {
+	t.Helper()
+	st, err := store.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	b, err := New(Config{Store: st, Groups: true, Invitations: InviteAnyone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestDeviceRule: the daemon's rule accepts the single-device basic
+// credential and a device chain issued by the user, reporting the user
+// for both, and refuses a chain another key issued, with
+// ErrIdentityMismatch and the devid reason.
+func TestDeviceRule(t *testing.T) {
+	u, err := devid.GenerateUser(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, devPriv := newEd25519(t)
+	chain, err := u.IssueDevice(dev, "laptop", time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := devid.Signer(chain, devPriv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := identityRule.User(s.Credential, dev); err != nil || !bytes.Equal(got, u.PublicKey()) {
+		t.Fatalf("linked device: user %x, %v; want %x", got, err, []byte(u.PublicKey()))
+	}
+	if got, err := identityRule.User(mls.NewBasicCredential(u.PublicKey()), u.PublicKey()); err != nil || !bytes.Equal(got, u.PublicKey()) {
+		t.Fatalf("single device: user %x, %v", got, err)
+	}
+	forger, err := devid.GenerateUser(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := forger.IssueDevice(dev, "stolen", time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The forger's device certificate under the real user's certificate:
+	// not issued by U.
+	_, err = identityRule.User(mls.Credential{Type: mls.CredentialX509, Certificates: [][]byte{forged[0], chain[1]}}, dev)
+	if !errors.Is(err, ErrIdentityMismatch) || !errors.Is(err, devid.ErrNotIssuedByUser) {
+		t.Fatalf("forged chain: %v, want ErrIdentityMismatch and devid.ErrNotIssuedByUser", err)
+	}
+	if _, err := identityRule.User(s.Credential, u.PublicKey()); !errors.Is(err, ErrIdentityMismatch) {
+		t.Fatalf("chain under another leaf key: %v", err)
+	}
+}
+
+// TestLinkedIdentity: a new device stores the user key, its own key and
+// the chain; its KeyPackages carry the x509 credential and speak for the
+// user; it cannot export the identity (it does not hold it). A primary
+// single-device identity issues a chain that verifies.
+func TestLinkedIdentity(t *testing.T) {
+	ctx := context.Background()
+	primary := newStoreBackend(t, t.TempDir())
+	if _, err := primary.Register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	user, self, err := primary.OwnKeys(ctx)
+	if err != nil || !user.Equal(self) {
+		t.Fatalf("single device: user %x device %x, %v", user, self, err)
+	}
+	dev, devPriv := newEd25519(t)
+	chain, err := primary.IssueDevice(ctx, dev, "phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	linked := newStoreBackend(t, t.TempDir())
+	if err := linked.SetLinkedIdentity(ctx, user, devPriv, chain, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := linked.SetLinkedIdentity(ctx, user, devPriv, chain, nil); !errors.Is(err, ErrIdentityExists) {
+		t.Fatalf("second SetLinkedIdentity: %v, want ErrIdentityExists", err)
+	}
+	u2, d2, err := linked.OwnKeys(ctx)
+	if err != nil || !u2.Equal(user) || !d2.Equal(dev) {
+		t.Fatalf("linked: user %x device %x, %v", u2, d2, err)
+	}
+	id, err := linked.identity(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := MLSKeyPackages{}.NewKeyPackage(mustSigner(t, id), 0, false, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := inspectKeyPackage(identityRule, kb.KeyPackage, user, time.Now()); !info.Valid {
+		t.Fatalf("linked device's KeyPackage as the user's: %v", info.Err)
+	}
+	kp, _ := mls.ParseKeyPackage(kb.KeyPackage)
+	if kp.LeafNode.Credential.Type != mls.CredentialX509 || !bytes.Equal(kp.LeafNode.SignatureKey, dev) {
+		t.Fatalf("linked KeyPackage credential %v key %x", kp.LeafNode.Credential.Type, kp.LeafNode.SignatureKey)
+	}
+	if _, err := linked.IssueDevice(ctx, dev, "x"); !errors.Is(err, ErrNotPrimaryDevice) {
+		t.Fatalf("linked IssueDevice: %v, want ErrNotPrimaryDevice", err)
+	}
+	if _, _, err := linked.ExportIdentity(ctx, []byte("a long enough passphrase here")); !errors.Is(err, ErrNotPrimaryDevice) {
+		t.Fatalf("linked export: %v, want ErrNotPrimaryDevice", err)
+	}
+
+	// A chain for another device key, or another user, is refused.
+	_, other := newEd25519(t)
+	if err := newStoreBackend(t, t.TempDir()).SetLinkedIdentity(ctx, user, other, chain, nil); !errors.Is(err, ErrInvalidArgument) || !errors.Is(err, devid.ErrWrongKey) {
+		t.Fatalf("chain of another device: %v", err)
+	}
+	stranger, _ := newEd25519(t)
+	if err := newStoreBackend(t, t.TempDir()).SetLinkedIdentity(ctx, stranger, devPriv, chain, nil); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("chain of another user: %v", err)
+	}
+}
+
+// TestSingleDeviceSigner: the single-device identity keeps its basic
+// credential (what every group made before devices holds) and advertises
+// x509 so that linked devices can join its groups.
+func TestSingleDeviceSigner(t *testing.T) {
+	_, priv := newEd25519(t)
+	s := testSigner(priv)
+	if s.Credential.Type != mls.CredentialBasic || !bytes.Equal(s.Credential.Identity, s.SignaturePub) {
+		t.Fatalf("credential %+v", s.Credential)
+	}
+	kb, err := MLSKeyPackages{}.NewKeyPackage(s, 0, false, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, _ := mls.ParseKeyPackage(kb.KeyPackage)
+	if !slices.Contains(kp.LeafNode.Capabilities.Credentials, mls.CredentialX509) {
+		t.Fatal("single-device KeyPackage does not advertise x509")
+	}
+}
