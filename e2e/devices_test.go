@@ -156,7 +156,7 @@ func TestLinkedDevice(t *testing.T) {
 		t.Fatalf("the laptop's devices: %+v", ld)
 	}
 	// The laptop is no primary: it links and revokes nothing.
-	if r := laptop.run(t, "devices", "revoke", alice.id[:16]); r.code == 0 || !strings.Contains(r.stderr, "not primary") {
+	if r := laptop.run(t, "devices", "revoke", alice.id[:16]); r.code == 0 || !strings.Contains(r.stderr, "does not hold the identity key") {
 		t.Fatalf("revoke on the laptop: %+v", r)
 	}
 

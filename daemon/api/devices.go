@@ -20,7 +20,7 @@ func deviceStatus(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, backend.ErrNotPrimary), errors.Is(err, backend.ErrRevokeSelf), errors.Is(err, backend.ErrIdentityPresent),
+	case errors.Is(err, backend.ErrNotPrimaryDevice), errors.Is(err, backend.ErrRevokeSelf), errors.Is(err, backend.ErrIdentityPresent),
 		errors.Is(err, backend.ErrTooManyDevices):
 		code = codes.FailedPrecondition
 	case errors.Is(err, backend.ErrDeviceNotFound):

@@ -22,10 +22,6 @@ import (
 
 // The refusals of the device calls.
 var (
-	// ErrNotPrimary: the operation needs the user identity key, which
-	// only a primary device holds (the first device, or one restored
-	// from the identity backup); a linked device cannot link or revoke.
-	ErrNotPrimary = errors.New("this device is not primary: only a device holding the identity key (the first one, or one restored with qpd --restore) can link or revoke devices")
 	// ErrRevokeSelf: revoking the device that asks.
 	ErrRevokeSelf = errors.New("a device cannot revoke itself: revoke it from another primary device")
 	// ErrDeviceNotFound: no device of the list matches.
@@ -89,34 +85,23 @@ type AcceptedLink struct {
 
 // primaryUser returns the user identity (its key and a certificate) when
 // this device holds the identity key, and this device's key; else
-// ErrNotPrimary. The caller wipes the user.
+// ErrNotPrimaryDevice. The caller wipes the user.
 func (b *Backend) primaryUser(ctx context.Context) (*devid.User, ed25519.PublicKey, error) {
-	id, err := b.identity(ctx)
+	u, err := b.UserIdentity(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer clear(id.PrivateKey)
-	u, err := devid.NewUser(id.PrivateKey, time.Now(), 0)
+	_, self, err := b.OwnKeys(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("backend: user certificate: %w", err)
+		u.Wipe()
+		return nil, nil, err
 	}
-	return u, id.PublicKey(), nil
+	return u, self, nil
 }
 
 // ownUser returns this person's user key and this device's key.
 func (b *Backend) ownUser(ctx context.Context) (user, device ed25519.PublicKey, err error) {
-	id, err := b.identity(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer clear(id.PrivateKey)
-	return id.PublicKey(), id.PublicKey(), nil
-}
-
-// putLinkedIdentity stores the identity of a linked device: the user key
-// U (public only), the device key and its chain.
-func putLinkedIdentity(tx *store.Tx, user ed25519.PublicKey, device ed25519.PrivateKey, chain [][]byte) error {
-	return fmt.Errorf("%w: storing a linked identity needs the device identity model", ErrUnimplemented)
+	return b.OwnKeys(ctx)
 }
 
 // deviceEvent records that device of user was linked or revoked.
@@ -154,23 +139,16 @@ func (b *Backend) Devices(ctx context.Context) (*DevicesInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, primaryErr := b.userPrivate(ctx)
+	u, primaryErr := b.UserIdentity(ctx)
+	if primaryErr == nil {
+		u.Wipe()
+	}
 	info := &DevicesInfo{User: user, Version: l.Version, Primary: primaryErr == nil}
 	names := b.deviceNames(ctx, user)
 	for _, d := range l.Devices {
 		info.Devices = append(info.Devices, DeviceEntry{Key: d, Name: names[string(d)], This: d.Equal(self)})
 	}
 	return info, nil
-}
-
-// userPrivate returns the user identity private key, or ErrNotPrimary.
-// The caller wipes it.
-func (b *Backend) userPrivate(ctx context.Context) (ed25519.PrivateKey, error) {
-	u, _, err := b.primaryUser(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return u.Key, nil
 }
 
 // deviceNames reads the labels of user's devices from the x509

@@ -388,13 +388,18 @@ func (b *Backend) dialDevice(ctx context.Context, priv ed25519.PrivateKey) (*nod
 // storeLinked stores the linked identity and imports the contacts, in one
 // transaction.
 func (b *Backend) storeLinked(ctx context.Context, resp *link.Response, device ed25519.PrivateKey) error {
-	err := b.update(ctx, func(tx *store.Tx) error {
+	id, err := linkedIdentity(resp.User, device, resp.Chain, nil, time.Now())
+	if err != nil {
+		return fmt.Errorf("%w: %w: %w", ErrLink, link.ErrWrongUser, err)
+	}
+	defer id.Wipe()
+	err = b.update(ctx, func(tx *store.Tx) error {
 		if _, err := tx.Identity(); err == nil {
 			return ErrIdentityPresent
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		if err := putLinkedIdentity(tx, resp.User, device, resp.Chain); err != nil {
+		if err := tx.PutIdentity(id); err != nil {
 			return err
 		}
 		for _, c := range resp.Contacts {
