@@ -39,6 +39,12 @@ func (u *user) devices(t testing.TB) devicesJSON {
 // implemented".
 func skipWithoutDevices(t *testing.T, u *user) {
 	t.Helper()
+	if os.Getenv("QPQ_E2E_DEVICES") == "" {
+		// Until qpd shows people rather than devices everywhere (a
+		// linked device's x509 leaf has no basic identity: receipts,
+		// members and invitations by person need the user key).
+		t.Skip("set QPQ_E2E_DEVICES=1: needs the person-level daemon")
+	}
 	if r := u.run(t, "devices", "--json"); r.code != 0 && strings.Contains(r.stderr, "not implemented") {
 		t.Skipf("qpd: %s", strings.TrimSpace(r.stderr))
 	}

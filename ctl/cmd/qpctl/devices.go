@@ -202,17 +202,6 @@ func (a *app) link(ctx context.Context, qr bool, timeout time.Duration) error {
 				m.GetExpires().AsTime().Local().Format("15:04:05")); err != nil {
 				return err
 			}
-		case m.GetDevice() != nil:
-			d := m.GetDevice()
-			if a.json {
-				if err := a.printJSON(map[string]any{"linked": d.GetKey(), "name": d.GetName()}); err != nil {
-					return err
-				}
-				continue
-			}
-			if err := a.printf("linked device %s %s; adding it to the groups\n", d.GetKey(), d.GetName()); err != nil {
-				return err
-			}
 		case m.GetDone():
 			if a.json {
 				return a.printJSON(map[string]any{"done": true, "groups_added": m.GetGroupsAdded(), "groups_failed": m.GetGroupsFailed()})
@@ -226,6 +215,17 @@ func (a *app) link(ctx context.Context, qr bool, timeout time.Duration) error {
 				}
 			}
 			return nil
+		case m.GetDevice() != nil:
+			d := m.GetDevice()
+			if a.json {
+				if err := a.printJSON(map[string]any{"linked": d.GetKey(), "name": d.GetName()}); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := a.printf("linked device %s %s; adding it to the groups\n", d.GetKey(), d.GetName()); err != nil {
+				return err
+			}
 		}
 	}
 }
