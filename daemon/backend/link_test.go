@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -426,4 +427,158 @@ func TestRevokeRefusals(t *testing.T) {
 	if _, err := b.RevokeDevice(ctx, "abc"); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("revoke by 3 characters: %v", err)
 	}
+}
+
+// A backup restored with a node is a new device of the same person: its
+// own key, certified by the user key it keeps (primary), in the device
+// list the node publishes next to the old device.
+func TestRestoreIsNewDevice(t *testing.T) {
+	old := backupKDF
+	backupKDF = devid.KDFParams{Time: 1, Memory: 8 * 1024, Threads: 1}
+	t.Cleanup(func() { backupKDF = old })
+	node := startLinkNode(t)
+	a, user := linkPrimary(t, node)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	text, _, err := a.ExportIdentity(ctx, []byte("long enough"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := backendNew(t, Config{NodeAddr: node.Addr, NodeCert: node.CertDER, KeyPackages: MLSKeyPackages{}})
+	got, err := fresh.RestoreIdentity(ctx, text, []byte("long enough"))
+	if err != nil || !got.Equal(user) {
+		t.Fatalf("restore: %x, %v", got, err)
+	}
+	u, d, err := fresh.OwnKeys(ctx)
+	if err != nil || !u.Equal(user) || d.Equal(user) {
+		t.Fatalf("restored keys: user %x device %x, %v", u, d, err)
+	}
+	if uid, err := fresh.UserIdentity(ctx); err != nil {
+		t.Fatalf("the restored device is not primary: %v", err)
+	} else {
+		uid.Wipe()
+	}
+	l, err := a.currentDeviceList(ctx, a.client(), user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Version != 1 || len(l.Devices) != 2 || !l.Has(user) || !l.Has(d) {
+		t.Fatalf("device list after the restore: %+v", l)
+	}
+	// Restoring again on the same state does nothing.
+	if _, err := fresh.RestoreIdentity(ctx, text, []byte("long enough")); err != nil {
+		t.Fatal(err)
+	}
+	if _, d2, _ := fresh.OwnKeys(ctx); !d2.Equal(d) {
+		t.Fatalf("a second restore changed the device key")
+	}
+	// The restored device revokes the old one; a linked device could not.
+	rctx, rcancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- fresh.Run(rctx) }()
+	defer func() { rcancel(); <-done }()
+	pipelineWait(t, "the restored device connected", func() bool { return fresh.Connection().State == StateConnected })
+	res, err := fresh.RevokeDevice(ctx, FormatKey(user)[:10])
+	if err != nil || !res.Device.Equal(user) || res.Version != 2 {
+		t.Fatalf("revoke the old device: %+v, %v", res, err)
+	}
+	info, err := fresh.Devices(ctx)
+	if err != nil || info.Version != 2 || len(info.Devices) != 1 || !info.Devices[0].This || !info.Primary {
+		t.Fatalf("devices after revoking the old one: %+v, %v", info, err)
+	}
+}
+
+// runBackend runs b until the test ends and waits for its connection.
+func runBackend(t *testing.T, b *Backend) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// Both real sides: the new device stores the linked identity (not
+// primary), the contacts, and joins the primary's group from the Welcome
+// of the primary's Add.
+func TestLinkBothSides(t *testing.T) {
+	node := startLinkNode(t)
+	a, user := linkPrimary(t, node)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	bob, _, _ := ed25519.GenerateKey(rand.Reader)
+	if _, _, err := a.AddContact(ctx, bob, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	g, err := a.CreateGroup(ctx, "family")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd := backendNew(t, Config{NodeAddr: node.Addr, NodeCert: node.CertDER, KeyPackages: MLSKeyPackages{}, Groups: true,
+		Invitations: InviteAnyone, KeyPackageTarget: 2})
+	runBackend(t, nd)
+	codes := make(chan string, 1)
+	type linked struct {
+		res *LinkResult
+		err error
+	}
+	primaryDone := make(chan linked, 1)
+	go func() {
+		res, err := a.Link(ctx, time.Minute, func(s LinkStep) error {
+			if s.Code != "" {
+				codes <- s.Code
+			}
+			return nil
+		})
+		primaryDone <- linked{res, err}
+	}()
+	acc, err := nd.AcceptLink(ctx, <-codes, "laptop", 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !acc.User.Equal(user) || acc.Device.Equal(user) || acc.Contacts != 1 || acc.Groups != 1 {
+		t.Fatalf("accepted %+v", acc)
+	}
+	p := <-primaryDone
+	if p.err != nil || p.res.GroupsAdded != 1 || len(p.res.GroupsFailed) != 0 || !p.res.Device.Key.Equal(acc.Device) {
+		t.Fatalf("primary: %+v, %v", p.res, p.err)
+	}
+	u, d, err := nd.OwnKeys(ctx)
+	if err != nil || !u.Equal(user) || !d.Equal(acc.Device) {
+		t.Fatalf("linked keys %x %x, %v", u, d, err)
+	}
+	if _, err := nd.UserIdentity(ctx); !errors.Is(err, ErrNotPrimaryDevice) {
+		t.Fatalf("a linked device holds the user key: %v", err)
+	}
+	if _, err := nd.RevokeDevice(ctx, FormatKey(user)); !errors.Is(err, ErrNotPrimaryDevice) {
+		t.Fatalf("revoke on a linked device: %v", err)
+	}
+	err = nd.view(ctx, func(tx *store.Tx) error {
+		c, err := tx.Contact(bob)
+		if err != nil || c.Name != "bob" {
+			t.Errorf("imported contact %+v, %v", c, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pipelineWait(t, "the new device in the group", func() bool {
+		gs, err := nd.Groups(ctx)
+		return err == nil && len(gs) == 1 && bytes.Equal(gs[0].ID, g.ID)
+	})
+	info, err := nd.Devices(ctx)
+	if err != nil || info.Primary || len(info.Devices) != 2 {
+		t.Fatalf("devices on the linked device: %+v, %v", info, err)
+	}
+	// Revoking it: the primary removes its leaf in one commit.
+	ga, _ := a.groupInfoByID(ctx, g.ID)
+	res, err := a.RevokeDevice(ctx, FormatKey(acc.Device))
+	if err != nil || res.Groups != 1 || res.Version != 2 {
+		t.Fatalf("revoke: %+v, %v", res, err)
+	}
+	gb, _ := a.groupInfoByID(ctx, g.ID)
+	if gb.Epoch != ga.Epoch+1 {
+		t.Fatalf("epoch %d after the revocation, %d before: not one commit", gb.Epoch, ga.Epoch)
+	}
+	pipelineWait(t, "the revoked device refused by the node", func() bool { return nd.Connection().State != StateConnected })
 }
