@@ -392,11 +392,15 @@ type Status struct {
 // Status reports the identity, the node connection and local counters.
 func (b *Backend) Status(ctx context.Context) (Status, error) {
 	s := Status{Version: b.cfg.Version, StateDir: b.cfg.StateDir, Node: b.Connection()}
+	var device ed25519.PublicKey // KeyPackages are this device's
 	err := b.view(ctx, func(tx *store.Tx) error {
 		id, err := tx.Identity()
 		switch {
 		case err == nil:
-			s.Identity = id.PublicKey()
+			// The person's key (U): what contacts know. A linked or
+			// restored device has its own device key besides.
+			s.Identity, device = append(ed25519.PublicKey{}, id.UserPublicKey()...), id.PublicKey()
+			id.Wipe()
 		case !errors.Is(err, store.ErrNotFound):
 			return err
 		}
@@ -423,7 +427,7 @@ func (b *Backend) Status(ctx context.Context) (Status, error) {
 	if s.Identity != nil {
 		if c := b.client(); c != nil {
 			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-			kc, err := c.KeyPackageCount(cctx, s.Identity)
+			kc, err := c.KeyPackageCount(cctx, device)
 			cancel()
 			if err == nil {
 				s.KeyPackagesLeft, s.KeyPackagesKnown = kc.Remaining, true

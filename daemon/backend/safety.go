@@ -99,7 +99,9 @@ func (b *Backend) SafetyNumber(ctx context.Context, ref string) (SafetyNumber, e
 	if err := b.view(ctx, func(tx *store.Tx) (err error) { c, err = resolveContact(tx, ref); return }); err != nil {
 		return SafetyNumber{}, fmt.Errorf("backend: safety number: %w", err)
 	}
-	digits, qr := safetyNumber(id.PublicKey(), c.Identity)
+	defer id.Wipe()
+	// Per person: the user key, the same on every device of this user.
+	digits, qr := safetyNumber(id.UserPublicKey(), c.Identity)
 	return SafetyNumber{Digits: digits, QR: qr, Contact: c}, nil
 }
 
