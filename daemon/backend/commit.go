@@ -240,17 +240,14 @@ func (b *Backend) finishCommit(ctx context.Context, item store.OutboxItem, accep
 		if err != nil {
 			return err
 		}
+		var added []mls.Member
 		for _, l := range res.Added {
 			if m, ok := g.Member(l); ok {
-				if _, err := tx.AppendEvent(store.Event{Kind: store.EventMemberAdded, GroupID: sg.ID, Member: m.Identity, By: me.Identity, Epoch: res.Epoch}); err != nil {
-					return err
-				}
+				added = append(added, m)
 			}
 		}
-		for _, m := range res.Removed {
-			if _, err := tx.AppendEvent(store.Event{Kind: store.EventMemberRemoved, GroupID: sg.ID, Member: m.Identity, By: me.Identity, Epoch: res.Epoch}); err != nil {
-				return err
-			}
+		if err := membershipEvents(tx, sg.ID, g, added, res.Removed, me, res.Epoch); err != nil {
+			return err
 		}
 		if err := saveGroup(tx, &sg, g); err != nil {
 			return err

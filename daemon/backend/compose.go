@@ -159,7 +159,13 @@ func (b *Backend) post(tx *store.Tx, sg *store.Group, g *mls.Group, self []byte,
 	if err != nil {
 		return applied{}, store.OutboxItem{}, fmt.Errorf("encrypt: %w", err)
 	}
-	a, err := applyContent(tx, sg, m, messageID(ct), self, true, 0)
+	sender := self
+	if own, ok := g.Member(g.OwnLeaf()); ok {
+		if u := userOf(own); u != nil {
+			sender = u // shown under the person, on every device
+		}
+	}
+	a, err := applyContent(tx, sg, m, messageID(ct), sender, true, 0)
 	if err != nil {
 		return applied{}, store.OutboxItem{}, err
 	}

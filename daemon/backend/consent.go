@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -73,9 +74,28 @@ func (b *Backend) handleWelcome(tx *store.Tx, env nodeclient.Envelope) error {
 	} else if len(open) > 0 && isSuccessorWelcome(tx, env.Payload) {
 		return b.joinWelcome(tx, env.Payload, env.Sender)
 	}
+	// The node names the inviting device; the person is what that
+	// device's leaf in the group speaks for. A Welcome from another device
+	// of this person is taken without asking, one from a contact's device
+	// as from the contact.
+	inviter := env.Sender
+	if g, _, err := openWelcome(tx, env.Payload); err == nil {
+		inviter = welcomeInviter(g, env.Sender)
+	}
+	if b.isBlocked(inviter) {
+		return reject("welcome from a device of blocked %s", FormatKey(inviter))
+	}
 	trusted := b.cfg.Invitations == InviteAnyone
 	if !trusted {
-		if trusted, err = isContact(tx, env.Sender); err != nil {
+		self, err := tx.Identity()
+		if err != nil {
+			return err
+		}
+		trusted = bytes.Equal(inviter, self.UserPublicKey())
+		self.Wipe()
+	}
+	if !trusted {
+		if trusted, err = isContact(tx, inviter); err != nil {
 			return err
 		}
 	}
@@ -117,8 +137,24 @@ func (b *Backend) holdRequest(tx *store.Tx, env nodeclient.Envelope, refs []mls.
 	if err != nil {
 		return err
 	}
-	_, err = tx.AppendEvent(store.Event{Kind: store.EventRequest, MessageSeq: uint64(w.ID), By: env.Sender})
+	by := env.Sender
+	if g, _, err := openWelcome(tx, env.Payload); err == nil {
+		by = welcomeInviter(g, env.Sender)
+	}
+	_, err = tx.AppendEvent(store.Event{Kind: store.EventRequest, MessageSeq: uint64(w.ID), By: by})
 	return err
+}
+
+// welcomeInviter is the person whose device (the envelope's sender, as
+// the node authenticated it) sent a Welcome into g: the user its leaf
+// speaks for, or the device key itself when it has no leaf in g.
+func welcomeInviter(g *mls.Group, device []byte) []byte {
+	if m, ok := memberByDevice(g, device); ok {
+		if u := userOf(m); u != nil {
+			return u
+		}
+	}
+	return device
 }
 
 // Request is an invitation waiting for consent, with what its Welcome
@@ -150,7 +186,8 @@ func (b *Backend) Requests(ctx context.Context) ([]Request, error) {
 			if err != nil {
 				r.Problem = err.Error()
 			} else {
-				r.GroupID, r.GroupName, r.Members = g.GroupID(), groupName(g), len(g.Members())
+				r.Inviter = welcomeInviter(g, w.Sender)
+				r.GroupID, r.GroupName, r.Members = g.GroupID(), groupName(g), len(people(g))
 			}
 			out = append(out, r)
 		}
@@ -180,6 +217,9 @@ func (b *Backend) AcceptRequest(ctx context.Context, id int64, contactName strin
 			return err
 		}
 		inviter = w.Sender
+		if g, _, err := openWelcome(tx, w.Payload); err == nil {
+			inviter = welcomeInviter(g, w.Sender)
+		}
 		gid, err := b.joinWelcomeID(tx, w.Payload, w.Sender)
 		if err != nil {
 			return err
@@ -242,7 +282,7 @@ func (b *Backend) recordReject(tx *store.Tx, env nodeclient.Envelope) bool {
 	}
 	if hdr, err := mls.PeekMessage(env.Payload); err == nil && len(hdr.GroupID) > 0 {
 		if _, g, err := loadGroup(tx, hdr.GroupID); err == nil {
-			if _, ok := g.MemberByIdentity(env.Sender); ok {
+			if _, ok := memberByDevice(g, env.Sender); ok {
 				return true
 			}
 		}

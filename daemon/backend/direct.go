@@ -48,8 +48,10 @@ func directLive(d store.DirectChat, sg store.Group, g *mls.Group) bool {
 	if d.MergedInto != nil || !sg.LeftAt.IsZero() || !g.Active() {
 		return false
 	}
-	for _, m := range g.Members() {
-		if m.Leaf != g.OwnLeaf() && !bytes.Equal(m.Identity, d.Peer) {
+	own, _ := g.Member(g.OwnLeaf())
+	self := userOf(own)
+	for _, u := range people(g) {
+		if !bytes.Equal(u, d.Peer) && !bytes.Equal(u, self) {
 			return false
 		}
 	}
@@ -120,15 +122,20 @@ func (b *Backend) noteDirectWelcome(tx *store.Tx, sg *store.Group, g *mls.Group,
 	if _, ok := mls.FindExtension(g.WelcomeExtensions(), ExtensionDirect); !ok {
 		return nil
 	}
-	ms := g.Members()
+	// Exactly two people, any number of devices each: this person and
+	// the peer; the Welcome came from the peer or from another device of
+	// this person's.
+	own, _ := g.Member(g.OwnLeaf())
+	self := userOf(own)
+	ps := people(g)
 	var peer []byte
-	for _, m := range ms {
-		if m.Leaf != g.OwnLeaf() {
-			peer = m.Identity
+	for _, u := range ps {
+		if !bytes.Equal(u, self) {
+			peer = u
 		}
 	}
-	if len(ms) != 2 || len(peer) != ed25519.PublicKeySize || !bytes.Equal(peer, sender) {
-		b.log.Warn("a group marked as a direct chat is none (joined as a group)", "group", FormatKey(sg.ID), "sender", FormatKey(sender), "members", len(ms))
+	if len(ps) != 2 || len(peer) != ed25519.PublicKeySize || (!bytes.Equal(peer, sender) && !bytes.Equal(self, sender)) {
+		b.log.Warn("a group marked as a direct chat is none (joined as a group)", "group", FormatKey(sg.ID), "sender", FormatKey(sender), "people", len(ps))
 		return nil
 	}
 	sg.Name = directName(peer)
@@ -208,7 +215,7 @@ func (b *Backend) SendTo(ctx context.Context, ref, text string, clientMsgID []by
 	if err != nil {
 		return SendResult{}, nil, err
 	}
-	if bytes.Equal(peer, id.PublicKey()) {
+	if bytes.Equal(peer, id.UserPublicKey()) {
 		return SendResult{}, nil, fmt.Errorf("%w: a direct chat is with someone else", ErrInvalidArgument)
 	}
 	gid, err := b.openDirect(ctx, peer)
@@ -253,7 +260,7 @@ func (b *Backend) openDirect(ctx context.Context, peer ed25519.PublicKey) ([]byt
 		if err != nil {
 			return err
 		}
-		_, invited = g.MemberByIdentity(peer)
+		invited = hasUser(g, peer)
 		return nil
 	})
 	if err != nil {

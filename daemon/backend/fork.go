@@ -35,7 +35,7 @@ func (b *Backend) compareAuthenticator(tx *store.Tx, sg store.Group, g *mls.Grou
 	if len(own) >= appAuthSize && subtle.ConstantTimeCompare(own[:appAuthSize], auth) == 1 {
 		return nil
 	}
-	k := forkKey{group: string(sg.ID), epoch: rec.Epoch, sender: string(rec.Sender.Identity)}
+	k := forkKey{group: string(sg.ID), epoch: rec.Epoch, sender: string(rec.Sender.SignatureKey)}
 	if b.forks[k] {
 		return nil
 	}
@@ -43,9 +43,9 @@ func (b *Backend) compareAuthenticator(tx *store.Tx, sg store.Group, g *mls.Grou
 		clear(b.forks)
 	}
 	b.forks[k] = true
-	b.log.Error("fork: a member's epoch authenticator differs", "group", FormatKey(sg.ID), "epoch", rec.Epoch, "member", FormatKey(rec.Sender.Identity))
-	_, err := tx.AppendEvent(store.Event{Kind: store.EventFork, GroupID: sg.ID, Epoch: rec.Epoch, Member: rec.Sender.Identity,
-		Detail: fmt.Sprintf("member %s has epoch authenticator %x..., this member %x...", FormatKey(rec.Sender.Identity), auth[:4], own[:min(4, len(own))])})
+	b.log.Error("fork: a member's epoch authenticator differs", "group", FormatKey(sg.ID), "epoch", rec.Epoch, "member", FormatKey(rec.Sender.SignatureKey))
+	_, err := tx.AppendEvent(store.Event{Kind: store.EventFork, GroupID: sg.ID, Epoch: rec.Epoch, Member: userOf(rec.Sender),
+		Detail: fmt.Sprintf("member %s has epoch authenticator %x..., this member %x...", FormatKey(rec.Sender.SignatureKey), auth[:4], own[:min(4, len(own))])})
 	return err
 }
 

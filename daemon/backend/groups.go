@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -98,16 +99,58 @@ func saveGroup(tx *store.Tx, sg *store.Group, g *mls.Group) error {
 	return tx.PutGroup(*sg)
 }
 
-// otherMembers lists the identities of every member but self.
+// otherMembers lists the device keys (leaf signature keys, the queue
+// addresses) of every member but this device, self: the recipients of
+// what this device sends, this person's other devices included.
 func otherMembers(g *mls.Group, self []byte) [][]byte {
 	var out [][]byte
 	for _, m := range g.Members() {
-		if m.Leaf == g.OwnLeaf() || string(m.Identity) == string(self) {
+		if m.Leaf == g.OwnLeaf() || string(m.SignatureKey) == string(self) {
 			continue
 		}
-		if len(m.Identity) == ed25519.PublicKeySize {
-			out = append(out, m.Identity)
+		if len(m.SignatureKey) == ed25519.PublicKeySize {
+			out = append(out, m.SignatureKey)
 		}
+	}
+	return out
+}
+
+// memberByDevice returns the member whose leaf signature key is device
+// (the key a node envelope's sender names).
+func memberByDevice(g *mls.Group, device []byte) (mls.Member, bool) {
+	for _, m := range g.Members() {
+		if subtle.ConstantTimeCompare(m.SignatureKey, device) == 1 {
+			return m, true
+		}
+	}
+	return mls.Member{}, false
+}
+
+// membersOfUser returns the leaves (devices) of person user in g.
+func membersOfUser(g *mls.Group, user []byte) []mls.Member {
+	var out []mls.Member
+	for _, m := range g.Members() {
+		if u := userOf(m); u != nil && subtle.ConstantTimeCompare(u, user) == 1 {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// hasUser reports whether person user has a device in g.
+func hasUser(g *mls.Group, user []byte) bool { return len(membersOfUser(g, user)) > 0 }
+
+// people lists the persons of g, each once, in leaf order.
+func people(g *mls.Group) [][]byte {
+	var out [][]byte
+	seen := map[string]bool{}
+	for _, m := range g.Members() {
+		u := userOf(m)
+		if u == nil || seen[string(u)] {
+			continue
+		}
+		seen[string(u)] = true
+		out = append(out, u)
 	}
 	return out
 }
@@ -524,4 +567,56 @@ func (b *Backend) joinWelcomeBatch(ctx context.Context) (bool, error) {
 		return nil
 	})
 	return more, err
+}
+
+// membershipEvents records who a commit by `by` added and removed, per
+// person: a person that enters (with one device or several) is one
+// EventMemberAdded, one that leaves (its last device) one
+// EventMemberRemoved. A device added to or removed from a person that
+// was and stays a member (a linked or revoked device) is the same kind of
+// event with State store.MemberDevice and Detail the device key in hex.
+// Member and By are persons (By the committer's). g is the group after the
+// commit.
+func membershipEvents(tx *store.Tx, groupID []byte, g *mls.Group, added, removed []mls.Member, by mls.Member, epoch uint64) error {
+	committer := userOf(by)
+	addedLeaf := map[mls.LeafIndex]bool{}
+	for _, m := range added {
+		addedLeaf[m.Leaf] = true
+	}
+	seen := map[string]bool{}
+	emit := func(kind store.EventKind, m mls.Member, deviceOnly bool) error {
+		u := userOf(m)
+		if u == nil {
+			return nil
+		}
+		e := store.Event{Kind: kind, GroupID: groupID, Member: u, By: committer, Epoch: epoch}
+		if deviceOnly {
+			e.State, e.Detail = store.MemberDevice, FormatKey(m.SignatureKey)
+		} else {
+			key := string(kind) + string(u)
+			if seen[key] {
+				return nil
+			}
+			seen[key] = true
+		}
+		_, err := tx.AppendEvent(e)
+		return err
+	}
+	for _, m := range added {
+		stayed := false // another device of the person was there before
+		for _, o := range membersOfUser(g, userOf(m)) {
+			if !addedLeaf[o.Leaf] {
+				stayed = true
+			}
+		}
+		if err := emit(store.EventMemberAdded, m, stayed); err != nil {
+			return err
+		}
+	}
+	for _, m := range removed {
+		if err := emit(store.EventMemberRemoved, m, hasUser(g, userOf(m))); err != nil {
+			return err
+		}
+	}
+	return nil
 }

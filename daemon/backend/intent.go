@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/quicproquo/quicproquo/daemon/store"
 	"github.com/quicproquo/quicproquo/internal/mls"
@@ -182,93 +181,101 @@ func (b *Backend) runPlan(ctx context.Context, group string, p commitPlan, rerun
 	return gi, added, nil
 }
 
-// inviteIntent adds the peers not yet members, with KeyPackages fetched
-// from the node, and records them in added.
+// inviteIntent adds every device of each of peers (persons) not yet in
+// the group, and this person's own other devices not yet in it, with
+// KeyPackages fetched from the node (person.go), and records the persons
+// added in added.
 func (b *Backend) inviteIntent(peers []ed25519.PublicKey, added *[]ed25519.PublicKey) commitIntent {
 	return func(ctx context.Context, c *nodeclient.Client, g *mls.Group, self []byte) (*mls.CommitResult, [][]byte, error) {
 		*added = (*added)[:0]
-		kps, to, err := b.fetchKeyPackages(ctx, c, g, peers, self)
+		kps, to, persons, err := b.fetchKeyPackages(ctx, c, g, peers, self)
 		if err != nil || len(kps) == 0 {
 			return nil, nil, err
 		}
-		for _, p := range to {
-			*added = append(*added, p)
-		}
-		var exts []mls.Extension
-		if err := b.view(ctx, func(tx *store.Tx) error {
-			sg, err := tx.Group(g.GroupID())
-			if err != nil {
-				return err
-			}
-			exts, err = directWelcomeExtensions(tx, sg.ID)
-			exts = append(exts, mls.Extension{Type: ExtensionGroupName, Data: []byte(sg.Name)})
-			return err
-		}); err != nil {
-			return nil, nil, err
-		}
-		// The name reaches the joiners inside the Welcome only.
-		res, err := g.AddMembers(kps, &mls.CommitOptions{WelcomeExtensions: exts})
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: add members: %w", ErrInvalidArgument, err)
-		}
-		return res, to, nil
+		*added = append(*added, persons...)
+		return b.addDevices(ctx, g, kps, to)
 	}
 }
 
-// fetchKeyPackages fetches from the node and checks a KeyPackage in g's
-// suite for each of peers not yet a member of g.
-func (b *Backend) fetchKeyPackages(ctx context.Context, c *nodeclient.Client, g *mls.Group, peers []ed25519.PublicKey, self []byte) ([]*mls.KeyPackage, [][]byte, error) {
+// addDevices commits the Adds of kps (for devices to) to g, the group's
+// name (and direct chat mark) in the Welcome.
+func (b *Backend) addDevices(ctx context.Context, g *mls.Group, kps []*mls.KeyPackage, to [][]byte) (*mls.CommitResult, [][]byte, error) {
+	var exts []mls.Extension
+	if err := b.view(ctx, func(tx *store.Tx) error {
+		sg, err := tx.Group(g.GroupID())
+		if err != nil {
+			return err
+		}
+		exts, err = directWelcomeExtensions(tx, sg.ID)
+		exts = append(exts, mls.Extension{Type: ExtensionGroupName, Data: []byte(sg.Name)})
+		return err
+	}); err != nil {
+		return nil, nil, err
+	}
+	// The name reaches the joiners inside the Welcome only.
+	res, err := g.AddMembers(kps, &mls.CommitOptions{WelcomeExtensions: exts})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: add members: %w", ErrInvalidArgument, err)
+	}
+	return res, to, nil
+}
+
+// fetchKeyPackages fetches from the node and checks KeyPackages in g's
+// suite for every device of each of peers (persons) not yet in g, then
+// for this person's own other devices not in g (self is this device). It
+// returns them with their device keys (the Welcome's recipients) and the
+// persons that got a device in.
+func (b *Backend) fetchKeyPackages(ctx context.Context, c *nodeclient.Client, g *mls.Group, peers []ed25519.PublicKey, self []byte) ([]*mls.KeyPackage, [][]byte, []ed25519.PublicKey, error) {
+	own, _ := g.Member(g.OwnLeaf())
+	me := userOf(own)
 	var kps []*mls.KeyPackage
 	var to [][]byte
+	var persons []ed25519.PublicKey
 	for _, p := range peers {
-		if bytes.Equal(p, self) {
-			return nil, nil, fmt.Errorf("%w: cannot invite yourself", ErrInvalidArgument)
+		if bytes.Equal(p, self) || bytes.Equal(p, me) {
+			return nil, nil, nil, fmt.Errorf("%w: cannot invite yourself", ErrInvalidArgument)
 		}
-		if _, ok := g.MemberByIdentity(p); ok {
+		if hasUser(g, p) {
 			continue
 		}
-		raw, err := c.FetchKeyPackageSuite(ctx, p, uint16(g.CipherSuite()))
-		if errors.Is(err, nodeclient.ErrNoKeyPackage) {
-			if g.CipherSuite() != DefaultCipherSuite {
-				return nil, nil, fmt.Errorf("%w: the node has no KeyPackage of the group's suite %s for %s: the peer has not registered, or its qpd publishes no post-quantum KeyPackages", ErrNoKeyPackage, g.CipherSuite().Name(), FormatKey(p))
-			}
-			return nil, nil, fmt.Errorf("%w: the node has none for %s (has the peer registered?)", ErrNoKeyPackage, FormatKey(p))
-		}
+		k, d, err := b.personKeyPackages(ctx, c, g, p)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w: fetch key package: %w", ErrNotConnected, err)
+			return nil, nil, nil, err
 		}
-		info := inspectKeyPackage(identityRule, raw, p, time.Now())
-		if !info.Valid {
-			return nil, nil, b.refuseKeyPackage(ctx, g.GroupID(), p, info)
-		}
-		if info.Suite != g.CipherSuite() {
-			return nil, nil, fmt.Errorf("%w: KeyPackage of %s is for suite %v, the group uses %v", ErrInvalidArgument, FormatKey(p), info.Suite, g.CipherSuite())
-		}
-		kp, err := mls.ParseKeyPackage(raw)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: KeyPackage of %s: %w", ErrInvalidArgument, FormatKey(p), err)
-		}
-		kps = append(kps, kp)
-		to = append(to, p)
+		kps, to, persons = append(kps, k...), append(to, d...), append(persons, p)
 	}
-	return kps, to, nil
+	if len(kps) > 0 && me != nil {
+		// This person's other devices come along (best effort: the
+		// invitation goes on without them).
+		k, d, err := b.ownDeviceKeyPackages(ctx, c, g, me, self)
+		if err != nil {
+			b.log.Warn("own devices not added", "group", FormatKey(g.GroupID()), "err", err)
+		}
+		kps, to = append(kps, k...), append(to, d...)
+	}
+	return kps, to, persons, nil
 }
 
 // removeIntent removes peer. A peer that is not a member is an error, or,
 // on a re-run, nothing left to do.
 func removeIntent(peer ed25519.PublicKey, rerun bool) commitIntent {
 	return func(ctx context.Context, c *nodeclient.Client, g *mls.Group, self []byte) (*mls.CommitResult, [][]byte, error) {
-		if bytes.Equal(peer, self) {
+		own, _ := g.Member(g.OwnLeaf())
+		if bytes.Equal(peer, self) || bytes.Equal(peer, userOf(own)) {
 			return nil, nil, fmt.Errorf("%w: to remove yourself, leave the group", ErrInvalidArgument)
 		}
-		m, ok := g.MemberByIdentity(peer)
-		if !ok {
+		// The person goes with every device.
+		var leaves []mls.LeafIndex
+		for _, m := range membersOfUser(g, peer) {
+			leaves = append(leaves, m.Leaf)
+		}
+		if len(leaves) == 0 {
 			if rerun {
 				return nil, nil, nil
 			}
 			return nil, nil, fmt.Errorf("%w: %s is not a member", ErrInvalidArgument, FormatKey(peer))
 		}
-		res, err := g.RemoveMembers([]mls.LeafIndex{m.Leaf}, nil)
+		res, err := g.RemoveMembers(leaves, nil)
 		return res, nil, err
 	}
 }

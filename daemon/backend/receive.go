@@ -133,7 +133,8 @@ func (b *Backend) joinWelcomeID(tx *store.Tx, welcome, sender []byte) ([]byte, e
 	if err := saveGroup(tx, &sg, g); err != nil {
 		return nil, err
 	}
-	if err := b.noteDirectWelcome(tx, &sg, g, sender); err != nil {
+	inviter := welcomeInviter(g, sender) // the person, sender its device
+	if err := b.noteDirectWelcome(tx, &sg, g, inviter); err != nil {
 		return nil, err
 	}
 	if !kp.LastResort {
@@ -141,7 +142,7 @@ func (b *Backend) joinWelcomeID(tx *store.Tx, welcome, sender []byte) ([]byte, e
 			return nil, err
 		}
 	}
-	if _, err := tx.AppendEvent(store.Event{Kind: store.EventJoined, GroupID: gid, Epoch: g.Epoch(), By: sender}); err != nil {
+	if _, err := tx.AppendEvent(store.Event{Kind: store.EventJoined, GroupID: gid, Epoch: g.Epoch(), By: inviter}); err != nil {
 		return nil, err
 	}
 	b.log.Info("joined group", "group", FormatKey(gid), "epoch", g.Epoch())
@@ -202,7 +203,7 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 		if err := b.compareAuthenticator(tx, sg, g, rec, auth); err != nil {
 			return err
 		}
-		keepIn, err := b.historyOf(tx, sg, g, rec.Sender.Identity)
+		keepIn, err := b.historyOf(tx, sg, g, rec.Sender.SignatureKey)
 		if err != nil {
 			return err
 		}
@@ -230,7 +231,11 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 			}
 			hg = &other
 		}
-		a, err := applyContent(tx, hg, m, messageID(env.Payload), rec.Sender.Identity, false, groupSeq)
+		// Shown under the person; a message of this person's other
+		// device is this person's own (outgoing: read, no receipt).
+		sender := userOf(rec.Sender)
+		own := bytes.Equal(sender, self.UserPublicKey())
+		a, err := applyContent(tx, hg, m, messageID(env.Payload), sender, own, groupSeq)
 		if errors.Is(err, ErrNotAuthor) || errors.Is(err, ErrInvalidArgument) {
 			return reject("group %x: %v", sg.ID, err)
 		}
@@ -260,21 +265,14 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 			}
 		}
 	case mls.KindCommit:
-		for _, m := range rec.Added {
-			if _, err := tx.AppendEvent(store.Event{Kind: store.EventMemberAdded, GroupID: sg.ID, Member: m.Identity, By: rec.Sender.Identity, Epoch: rec.NewEpoch}); err != nil {
-				return err
-			}
-		}
-		for _, m := range rec.Removed {
-			if _, err := tx.AppendEvent(store.Event{Kind: store.EventMemberRemoved, GroupID: sg.ID, Member: m.Identity, By: rec.Sender.Identity, Epoch: rec.NewEpoch}); err != nil {
-				return err
-			}
+		if err := membershipEvents(tx, sg.ID, g, rec.Added, rec.Removed, rec.Sender, rec.NewEpoch); err != nil {
+			return err
 		}
 		switch {
 		case rec.SelfRemoved || !g.Active():
 			if sg.LeftAt.IsZero() {
 				sg.LeftAt = tx.Now()
-				if _, err := tx.AppendEvent(store.Event{Kind: store.EventLeft, GroupID: sg.ID, Epoch: rec.NewEpoch, By: rec.Sender.Identity}); err != nil {
+				if _, err := tx.AppendEvent(store.Event{Kind: store.EventLeft, GroupID: sg.ID, Epoch: rec.NewEpoch, By: userOf(rec.Sender)}); err != nil {
 					return err
 				}
 			}

@@ -105,11 +105,12 @@ func decodeSuccessorLink(b []byte) (successorLink, error) {
 // without offender and its leader (the lowest leaf of the roster).
 func recoveryPlan(g *mls.Group, offender []byte) (roster [][]byte, leader []byte) {
 	for _, m := range g.Members() { // in leaf order
-		if len(m.Identity) != ed25519.PublicKeySize || bytes.Equal(m.Identity, offender) {
+		// Devices: the offender is the device that signed the commit.
+		if len(m.SignatureKey) != ed25519.PublicKeySize || bytes.Equal(m.SignatureKey, offender) {
 			continue
 		}
-		if !slices.ContainsFunc(roster, func(r []byte) bool { return bytes.Equal(r, m.Identity) }) {
-			roster = append(roster, bytes.Clone(m.Identity))
+		if !slices.ContainsFunc(roster, func(r []byte) bool { return bytes.Equal(r, m.SignatureKey) }) {
+			roster = append(roster, bytes.Clone(m.SignatureKey))
 		}
 	}
 	if len(roster) > 0 {
@@ -146,7 +147,7 @@ func (b *Backend) startRecovery(tx *store.Tx, env nodeclient.Envelope, sg store.
 		return err
 	}
 	b.log.Warn("group recovery", "group", FormatKey(sg.ID), "offender", FormatKey(offender), "leader", FormatKey(leader), "epoch", g.Epoch())
-	if bytes.Equal(leader, self.Identity) {
+	if bytes.Equal(leader, self.SignatureKey) {
 		b.schedule(groupJob{group: sg.ID, kind: jobRecover})
 	}
 	return nil
@@ -230,7 +231,7 @@ func (b *Backend) createSuccessor(ctx context.Context, oldID []byte) error {
 	if len(others) == 0 {
 		return b.update(ctx, func(tx *store.Tx) error { return b.switchToSuccessor(tx, rec, self, g) })
 	}
-	kps, to, err := b.fetchKeyPackages(ctx, c, g, toKeys(others), self)
+	kps, to, err := b.fetchDeviceKeyPackages(ctx, c, g, og, others)
 	if err != nil {
 		return err
 	}
@@ -307,7 +308,7 @@ func (b *Backend) joinSuccessor(tx *store.Tx, g *mls.Group, kp store.KeyPackageS
 	}
 	var got [][]byte
 	for _, m := range g.Members() {
-		got = append(got, m.Identity)
+		got = append(got, m.SignatureKey)
 	}
 	if !sameKeySet(got, rec.Roster) {
 		return refuse("from %s: the successor of group %x has %d members, not exactly the %d members of epoch %d without %s",
@@ -319,7 +320,7 @@ func (b *Backend) joinSuccessor(tx *store.Tx, g *mls.Group, kp store.KeyPackageS
 		}
 	}
 	self, _ := g.Member(g.OwnLeaf())
-	if err := b.switchToSuccessor(tx, rec, self.Identity, g); err != nil {
+	if err := b.switchToSuccessor(tx, rec, self.SignatureKey, g); err != nil {
 		return nil, err
 	}
 	return g.GroupID(), nil

@@ -176,7 +176,7 @@ func (b *Backend) handleControl(tx *store.Tx, env nodeclient.Envelope) error {
 		if !sg.LeftAt.IsZero() || !g.Active() || g.HasPendingCommit() {
 			return reject("GroupInfo request for group %x, which this user is not in", gid)
 		}
-		m, ok := g.MemberByIdentity(env.Sender)
+		m, ok := memberByDevice(g, env.Sender)
 		if !ok {
 			return reject("GroupInfo request for group %x from a non-member", gid)
 		}
@@ -266,7 +266,7 @@ func (b *Backend) rejoinGroup(ctx context.Context, groupID, groupInfo, from []by
 	if m.GroupInfo == nil {
 		return fmt.Errorf("%w: the rejoin answer is not a GroupInfo", ErrRejectEnvelope)
 	}
-	known, ok := old.MemberByIdentity(from)
+	known, ok := memberByDevice(old, from)
 	if !ok {
 		return fmt.Errorf("GroupInfo from %s, who was not a member", FormatKey(from))
 	}
@@ -280,7 +280,7 @@ func (b *Backend) rejoinGroup(ctx context.Context, groupID, groupInfo, from []by
 	if err != nil {
 		return fmt.Errorf("external join: %w", err)
 	}
-	if signer, ok := ng.Member(m.GroupInfo.Signer); !ok || !bytes.Equal(signer.Identity, from) || !bytes.Equal(signer.SignatureKey, known.SignatureKey) {
+	if signer, ok := ng.Member(m.GroupInfo.Signer); !ok || !bytes.Equal(signer.SignatureKey, from) || !bytes.Equal(userOf(signer), userOf(known)) {
 		return fmt.Errorf("GroupInfo for group %x is not signed by %s, who sent it", groupID, FormatKey(from))
 	}
 	self := id.PublicKey()
@@ -309,7 +309,7 @@ func (b *Backend) rejoinGroup(ctx context.Context, groupID, groupInfo, from []by
 		if err := saveGroup(tx, &sg, ng); err != nil {
 			return err
 		}
-		if _, err := tx.AppendEvent(store.Event{Kind: store.EventJoined, GroupID: groupID, Epoch: ng.Epoch(), By: self, Detail: "rejoined by external commit"}); err != nil {
+		if _, err := tx.AppendEvent(store.Event{Kind: store.EventJoined, GroupID: groupID, Epoch: ng.Epoch(), By: id.UserPublicKey(), Detail: "rejoined by external commit"}); err != nil {
 			return err
 		}
 		if err := closeRecovery(tx, groupID); err != nil {
@@ -333,7 +333,7 @@ func (b *Backend) rejoinGroup(ctx context.Context, groupID, groupInfo, from []by
 // that a stranger's forged envelope costs the group nothing. The asking
 // itself is rate-limited per group (rejoinAskEvery).
 func (b *Backend) mayAskRejoin(g *mls.Group, env nodeclient.Envelope) bool {
-	if _, ok := g.MemberByIdentity(env.Sender); ok {
+	if _, ok := memberByDevice(g, env.Sender); ok {
 		return true
 	}
 	b.log.Debug("later-epoch message from a non-member: no rejoin", "sender", FormatKey(env.Sender))

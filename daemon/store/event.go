@@ -13,9 +13,14 @@ const (
 	EventMessage       EventKind = "message"        // GroupID, MessageSeq
 	EventMemberAdded   EventKind = "member_added"   // GroupID, Member, By, Epoch
 	EventMemberRemoved EventKind = "member_removed" // GroupID, Member, By, Epoch
-	EventJoined        EventKind = "joined"         // GroupID, Epoch
-	EventLeft          EventKind = "left"           // GroupID
-	EventConnection    EventKind = "connection"     // State, Detail
+
+	// MemberDevice is the State of an EventMemberAdded or
+	// EventMemberRemoved that changed only a device of a person who was
+	// and stays a member (Member the person, Detail the device key, hex).
+	MemberDevice              = "device"
+	EventJoined     EventKind = "joined"     // GroupID, Epoch
+	EventLeft       EventKind = "left"       // GroupID
+	EventConnection EventKind = "connection" // State, Detail
 	// EventRejected records a received envelope that can never apply:
 	// GroupID (when known), By (the sender), MessageSeq (the node queue
 	// sequence number), Detail (why).
