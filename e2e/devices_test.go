@@ -176,7 +176,10 @@ func TestLinkedDevice(t *testing.T) {
 		laptop.must(t, "send", "--group-id", g, "--msg", "from the laptop")
 		got := bob.recvUntil(t, g, 1)
 		checkMessage(t, got[0], g, alice.id, "from the laptop")
-		alice.recvUntil(t, g, 1) // her own other device's message
+		// Her other device's message is her own on this one too.
+		waitFor(t, "the laptop's message on alice's first device", func() bool {
+			return slices.ContainsFunc(alice.history(t, g), func(m messageJSON) bool { return m.Text == "from the laptop" && m.Sender == alice.id })
+		})
 		if p := people(bob.members(t, g)); !slices.Equal(p, sorted(alice.id, bob.id)) {
 			t.Fatalf("bob sees the people %v in %s", p, g)
 		}

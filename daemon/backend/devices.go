@@ -332,23 +332,7 @@ func (b *Backend) addDevicesIntent(devices []ed25519.PublicKey) commitIntent {
 		if len(kps) == 0 {
 			return nil, nil, nil
 		}
-		var exts []mls.Extension
-		if err := b.view(ctx, func(tx *store.Tx) error {
-			sg, err := tx.Group(g.GroupID())
-			if err != nil {
-				return err
-			}
-			exts, err = directWelcomeExtensions(tx, sg.ID)
-			exts = append(exts, mls.Extension{Type: ExtensionGroupName, Data: []byte(sg.Name)})
-			return err
-		}); err != nil {
-			return nil, nil, err
-		}
-		res, err := g.AddMembers(kps, &mls.CommitOptions{WelcomeExtensions: exts})
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: add devices: %w", ErrInvalidArgument, err)
-		}
-		return res, to, nil
+		return b.addDevices(ctx, g, kps, to)
 	}
 }
 
