@@ -342,6 +342,7 @@ func (b *Backend) AcceptLink(ctx context.Context, code, name string, timeout tim
 		return nil, err
 	}
 	b.log.Info("linked as a new device", "identity", FormatKey(resp.User), "device", FormatKey(pub), "contacts", len(resp.Contacts), "groups", len(resp.Groups))
+	b.deviceEvent(ctx, resp.User, pub, false)
 	b.setState(StateDisconnected, "", false)
 	b.markRegistered()
 	return &AcceptedLink{User: resp.User, Device: pub, Contacts: len(resp.Contacts), Groups: len(resp.Groups)}, nil

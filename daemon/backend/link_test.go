@@ -552,6 +552,7 @@ func TestLinkBothSides(t *testing.T) {
 	if _, err := nd.RevokeDevice(ctx, FormatKey(user)); !errors.Is(err, ErrNotPrimaryDevice) {
 		t.Fatalf("revoke on a linked device: %v", err)
 	}
+	// The contact came along; both devices recorded the link.
 	err = nd.view(ctx, func(tx *store.Tx) error {
 		c, err := tx.Contact(bob)
 		if err != nil || c.Name != "bob" {
@@ -559,6 +560,11 @@ func TestLinkBothSides(t *testing.T) {
 		}
 		return nil
 	})
+	for _, x := range []*Backend{a, nd} {
+		if !hasDeviceEvent(t, x, user, acc.Device, "linked") {
+			t.Errorf("no device event on %p", x)
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -581,4 +587,27 @@ func TestLinkBothSides(t *testing.T) {
 		t.Fatalf("epoch %d after the revocation, %d before: not one commit", gb.Epoch, ga.Epoch)
 	}
 	pipelineWait(t, "the revoked device refused by the node", func() bool { return nd.Connection().State != StateConnected })
+	if !hasDeviceEvent(t, a, user, acc.Device, "revoked") {
+		t.Error("no revocation event on the primary")
+	}
+}
+
+// hasDeviceEvent reports whether b recorded device of user as state
+// ("linked" or "revoked"), as its own.
+func hasDeviceEvent(t *testing.T, b *Backend, user, device ed25519.PublicKey, state string) bool {
+	t.Helper()
+	found := false
+	err := b.view(context.Background(), func(tx *store.Tx) error {
+		es, err := tx.EventsAfter(0, 1000)
+		for _, e := range es {
+			if e.Kind == store.EventDevice && bytes.Equal(e.Member, user) && bytes.Equal(e.By, device) && e.State == state && e.Detail == "own" {
+				found = true
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
 }
