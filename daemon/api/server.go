@@ -318,8 +318,15 @@ func (s *Server) Members(ctx context.Context, req *daemonv1.MembersRequest) (*da
 		return nil, toStatus(err)
 	}
 	resp := &daemonv1.MembersResponse{Group: groupInfoPB(r.Group), Epoch: r.Epoch, EpochAuthenticator: hex.EncodeToString(r.EpochAuthenticator)}
-	for _, m := range r.Members {
-		resp.Members = append(resp.Members, &daemonv1.Member{Identity: backend.FormatKey(m.Identity), LeafIndex: uint32(m.Leaf), Self: m.Leaf == r.Self})
+	for _, p := range r.People {
+		pm := &daemonv1.Member{Identity: backend.FormatKey(p.User), Self: p.Self, Name: p.Name}
+		for i, d := range p.Devices {
+			if i == 0 {
+				pm.LeafIndex = uint32(d.Leaf)
+			}
+			pm.Devices = append(pm.Devices, &daemonv1.MemberDevice{Key: backend.FormatKey(d.SignatureKey), LeafIndex: uint32(d.Leaf), Self: d.Leaf == r.Self})
+		}
+		resp.Members = append(resp.Members, pm)
 	}
 	return resp, nil
 }
@@ -513,7 +520,12 @@ func eventPB(e backend.Event, nodeAddr string) (*daemonv1.Event, error) {
 		g = store.Group{ID: e.GroupID}
 	}
 	member := func() *daemonv1.MemberEvent {
+		device := ""
+		if e.State == store.MemberDevice {
+			device = e.Detail
+		}
 		return &daemonv1.MemberEvent{
+			Device:    device,
 			GroupId:   backend.FormatKey(e.GroupID),
 			GroupName: g.Name,
 			Identity:  backend.FormatKey(e.Member),

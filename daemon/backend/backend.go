@@ -291,13 +291,12 @@ func (b *Backend) identity(ctx context.Context) (store.Identity, error) {
 	return id, nil
 }
 
-// IdentityKey returns the identity public key, or ErrNotRegistered.
+// IdentityKey returns the person's identity (user) public key, or
+// ErrNotRegistered. It is this device's key too unless the device was
+// linked (OwnKeys).
 func (b *Backend) IdentityKey(ctx context.Context) (ed25519.PublicKey, error) {
-	id, err := b.identity(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return id.PublicKey(), nil
+	user, _, err := b.OwnKeys(ctx)
+	return user, err
 }
 
 // FormatKey writes an identity key the way humans see it: lowercase hex.
@@ -339,7 +338,8 @@ func (b *Backend) Register(ctx context.Context) (RegisterResult, error) {
 	err := b.update(ctx, func(tx *store.Tx) error {
 		id, err := tx.Identity()
 		if err == nil {
-			res.Identity = id.PublicKey()
+			res.Identity = append(ed25519.PublicKey{}, id.UserPublicKey()...)
+			id.Wipe()
 			return nil
 		}
 		if !errors.Is(err, store.ErrNotFound) {
@@ -376,7 +376,8 @@ func (b *Backend) Register(ctx context.Context) (RegisterResult, error) {
 
 // Status is a snapshot of the daemon.
 type Status struct {
-	Identity          ed25519.PublicKey // nil when not registered
+	Identity          ed25519.PublicKey // the person (user key); nil when not registered
+	Device            ed25519.PublicKey // this device's key (Identity unless linked)
 	Node              ConnectionInfo
 	KeyPackagesLeft   int
 	KeyPackagesKnown  bool
@@ -392,14 +393,12 @@ type Status struct {
 // Status reports the identity, the node connection and local counters.
 func (b *Backend) Status(ctx context.Context) (Status, error) {
 	s := Status{Version: b.cfg.Version, StateDir: b.cfg.StateDir, Node: b.Connection()}
-	var device ed25519.PublicKey // KeyPackages are this device's
 	err := b.view(ctx, func(tx *store.Tx) error {
 		id, err := tx.Identity()
 		switch {
 		case err == nil:
-			// The person's key (U): what contacts know. A linked or
-			// restored device has its own device key besides.
-			s.Identity, device = append(ed25519.PublicKey{}, id.UserPublicKey()...), id.PublicKey()
+			s.Identity = append(ed25519.PublicKey{}, id.UserPublicKey()...)
+			s.Device = id.PublicKey()
 			id.Wipe()
 		case !errors.Is(err, store.ErrNotFound):
 			return err
@@ -427,7 +426,7 @@ func (b *Backend) Status(ctx context.Context) (Status, error) {
 	if s.Identity != nil {
 		if c := b.client(); c != nil {
 			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-			kc, err := c.KeyPackageCount(cctx, device)
+			kc, err := c.KeyPackageCount(cctx, s.Device)
 			cancel()
 			if err == nil {
 				s.KeyPackagesLeft, s.KeyPackagesKnown = kc.Remaining, true

@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -168,7 +169,21 @@ func (b *Backend) GroupSuite() mls.CipherSuite { return b.cfg.GroupSuite }
 // publishes KeyPackages in (Config.KeyPackageSuites): the suites others can
 // be invited in.
 func (b *Backend) CreateGroupIn(ctx context.Context, name string, cs mls.CipherSuite) (GroupInfo, error) {
-	return b.createGroup(ctx, name, cs, nil)
+	gi, err := b.createGroup(ctx, name, cs, nil)
+	if err != nil {
+		return GroupInfo{}, err
+	}
+	// This person's other devices join at once (best effort: offline, the
+	// group is made all the same, and the next invitation adds them).
+	if b.client() != nil {
+		after, _, err := b.runPlan(ctx, FormatKey(gi.ID), commitPlan{kind: intentOwnDevices}, 0)
+		if err != nil {
+			b.log.Warn("own devices not added to the new group", "group", FormatKey(gi.ID), "err", err)
+			return gi, nil
+		}
+		return after, nil
+	}
+	return gi, nil
 }
 
 // createGroup is CreateGroupIn; with a peer, the group is the direct chat
@@ -215,7 +230,7 @@ func (b *Backend) createGroup(ctx context.Context, name string, cs mls.CipherSui
 				return err
 			}
 		}
-		if _, err := tx.AppendEvent(store.Event{Kind: store.EventJoined, GroupID: groupID, Epoch: g.Epoch(), By: id.PublicKey()}); err != nil {
+		if _, err := tx.AppendEvent(store.Event{Kind: store.EventJoined, GroupID: groupID, Epoch: g.Epoch(), By: id.UserPublicKey()}); err != nil {
 			return err
 		}
 		sg, err := tx.Group(groupID)
@@ -257,12 +272,24 @@ func registerGroup(ctx context.Context, c *nodeclient.Client, g *mls.Group) erro
 
 // MembersResult is a group's membership in its current epoch.
 type MembersResult struct {
-	Group   GroupInfo
+	Group GroupInfo
+	// Members are the leaves (devices), in leaf order; People the persons
+	// they speak for, each once, with its devices.
 	Members []mls.Member
+	People  []Person
 	Self    mls.LeafIndex
 	Epoch   uint64
 	// EpochAuthenticator is equal at members that share the group state.
 	EpochAuthenticator []byte
+}
+
+// Person is one person in a group: the user key, its contact name (if
+// any), whether it is this user, and its devices there (leaves, in order).
+type Person struct {
+	User    ed25519.PublicKey
+	Name    string
+	Self    bool
+	Devices []mls.Member
 }
 
 // Members lists a group's members.
@@ -281,6 +308,18 @@ func (b *Backend) Members(ctx context.Context, group string) (MembersResult, err
 			return err
 		}
 		res.Members, res.Self, res.Epoch, res.EpochAuthenticator = g.Members(), g.OwnLeaf(), g.Epoch(), g.EpochAuthenticator()
+		own, _ := g.Member(g.OwnLeaf())
+		me := userOf(own)
+		for _, u := range people(g) {
+			p := Person{User: u, Devices: membersOfUser(g, u), Self: bytes.Equal(u, me)}
+			switch c, err := tx.Contact(u); {
+			case err == nil:
+				p.Name = c.Name
+			case !errors.Is(err, store.ErrNotFound):
+				return err
+			}
+			res.People = append(res.People, p)
+		}
 		return nil
 	})
 	if err != nil {

@@ -29,6 +29,8 @@ const (
 	intentRemove    intentKind = "remove"    // Peers: the one member to remove
 	intentUpdate    intentKind = "update"    // no peers
 	intentProposals intentKind = "proposals" // no peers
+	// person.go: this person's other devices not yet in the group
+	intentOwnDevices intentKind = "own-devices" // no peers
 	// devices.go: adding own devices (after a link), removing a revoked one
 	intentAddDevices   intentKind = "add-devices"   // Peers: own device keys to add
 	intentRemoveDevice intentKind = "remove-device" // Peers: the one device whose leaves go
@@ -104,7 +106,7 @@ func (p commitPlan) check() error {
 		if len(p.peers) != 1 {
 			return fmt.Errorf("%w: remove of %d members", errBadIntent, len(p.peers))
 		}
-	case intentUpdate, intentProposals:
+	case intentUpdate, intentProposals, intentOwnDevices:
 		if len(p.peers) != 0 {
 			return fmt.Errorf("%w: %s with peers", errBadIntent, p.kind)
 		}
@@ -156,6 +158,8 @@ func (b *Backend) runPlan(ctx context.Context, group string, p commitPlan, rerun
 		intent = b.inviteIntent(p.peers, &added)
 	case intentRemove:
 		intent = removeIntent(p.peers[0], rerunOf != 0)
+	case intentOwnDevices:
+		intent = b.ownDevicesIntent()
 	case intentAddDevices:
 		intent = b.addDevicesIntent(p.peers)
 	case intentRemoveDevice:

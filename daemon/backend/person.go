@@ -223,3 +223,20 @@ func (b *Backend) fetchDeviceKeyPackages(ctx context.Context, c *nodeclient.Clie
 func refusalEvent(g *mls.Group, user ed25519.PublicKey, err error) store.Event {
 	return store.Event{GroupID: g.GroupID(), Member: user, Detail: err.Error()}
 }
+
+// ownDevicesIntent adds this person's other devices not yet in the group
+// (nothing to commit when there are none).
+func (b *Backend) ownDevicesIntent() commitIntent {
+	return func(ctx context.Context, c *nodeclient.Client, g *mls.Group, self []byte) (*mls.CommitResult, [][]byte, error) {
+		own, _ := g.Member(g.OwnLeaf())
+		me := userOf(own)
+		if me == nil {
+			return nil, nil, nil
+		}
+		kps, to, err := b.ownDeviceKeyPackages(ctx, c, g, me, self)
+		if err != nil || len(kps) == 0 {
+			return nil, nil, err
+		}
+		return b.addDevices(ctx, g, kps, to)
+	}
+}

@@ -99,8 +99,7 @@ func (b *Backend) SafetyNumber(ctx context.Context, ref string) (SafetyNumber, e
 	if err := b.view(ctx, func(tx *store.Tx) (err error) { c, err = resolveContact(tx, ref); return }); err != nil {
 		return SafetyNumber{}, fmt.Errorf("backend: safety number: %w", err)
 	}
-	defer id.Wipe()
-	// Per person: the user key, the same on every device of this user.
+	// Per person: the user keys, the same on every device of either.
 	digits, qr := safetyNumber(id.UserPublicKey(), c.Identity)
 	return SafetyNumber{Digits: digits, QR: qr, Contact: c}, nil
 }

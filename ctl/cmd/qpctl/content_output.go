@@ -94,6 +94,12 @@ type changeJSON struct {
 // printChange prints an edit or delete event of groupID (or of any group)
 // that recv --follow sees; other events are not messages and are skipped.
 func (a *app) printChange(ev *daemonv1.Event, groupID string) error {
+	if d, what := ev.GetMemberAdded(), "linked"; d != nil || ev.GetMemberRemoved() != nil {
+		if d == nil {
+			d, what = ev.GetMemberRemoved(), "removed"
+		}
+		return a.printDeviceChange(d, what, groupID)
+	}
 	m, what := ev.GetEdited(), "edited"
 	if m == nil {
 		m, what = ev.GetDeleted(), "deleted"
@@ -105,4 +111,22 @@ func (a *app) printChange(ev *daemonv1.Event, groupID string) error {
 		return a.printJSON(changeJSON{Event: what, messageJSON: toMessageJSON(m)})
 	}
 	return a.printMessageLine(m, what)
+}
+
+// printDeviceChange prints that a person who stays in a group linked
+// (what "linked") or removed ("removed") a device there; other membership
+// changes are not part of a message stream.
+func (a *app) printDeviceChange(e *daemonv1.MemberEvent, what, groupID string) error {
+	if e.GetDevice() == "" || (groupID != "" && e.GetGroupId() != groupID) {
+		return nil
+	}
+	if a.json {
+		return a.printJSON(map[string]any{"event": "device_" + what, "group_id": e.GetGroupId(), "group_name": e.GetGroupName(), "identity": e.GetIdentity(), "device": e.GetDevice(), "by": e.GetBy(), "epoch": e.GetEpoch()})
+	}
+	name := e.GetGroupName()
+	if name == "" {
+		name = e.GetGroupId()
+	}
+	_, err := fmt.Fprintf(a.stdout, "[%s] %s %s a device (%s)\n", escapeLine(name), escapeLine(e.GetIdentity()), what, escapeLine(e.GetDevice()))
+	return err
 }

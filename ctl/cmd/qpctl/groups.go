@@ -205,12 +205,18 @@ qpd joins by itself unless it runs with --auto-join=false.`,
 
 func (a *app) membersCommand() *cobra.Command {
 	var group string
+	var devices bool
 	cmd := &cobra.Command{
-		Use: "members --group G", Short: "List a group's members", GroupID: "groups",
+		Use: "members --group G [--devices]", Short: "List a group's members", GroupID: "groups",
 		Long: `List a group's members at its current epoch, and the epoch authenticator:
-members who see the same authenticator share the same group state.`,
+members who see the same authenticator share the same group state.
+
+Each person is listed once, by identity key and contact name, however
+many devices they have in the group; --devices lists each person's
+devices (device keys) under them. With --json every line has the
+person's "devices".`,
 		Args:    exactArgs(0),
-		Example: "  qpctl members --group team",
+		Example: "  qpctl members --group team\n  qpctl members --group team --devices",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireGroup(group); err != nil {
 				return err
@@ -222,7 +228,11 @@ members who see the same authenticator share the same group state.`,
 				}
 				for _, m := range r.GetMembers() {
 					if a.json {
-						if err := a.printJSON(map[string]any{"group_id": r.GetGroup().GetGroupId(), "identity": m.GetIdentity(), "leaf_index": m.GetLeafIndex(), "self": m.GetSelf(), "epoch": r.GetEpoch(), "epoch_authenticator": r.GetEpochAuthenticator(),
+						devs := []map[string]any{}
+						for _, d := range m.GetDevices() {
+							devs = append(devs, map[string]any{"key": d.GetKey(), "leaf_index": d.GetLeafIndex(), "self": d.GetSelf()})
+						}
+						if err := a.printJSON(map[string]any{"group_id": r.GetGroup().GetGroupId(), "identity": m.GetIdentity(), "name": m.GetName(), "leaf_index": m.GetLeafIndex(), "self": m.GetSelf(), "devices": devs, "epoch": r.GetEpoch(), "epoch_authenticator": r.GetEpochAuthenticator(),
 							"cipher_suite": r.GetGroup().GetCipherSuite(), "cipher_suite_name": r.GetGroup().GetCipherSuiteName(), "post_quantum": r.GetGroup().GetPostQuantum()}); err != nil {
 							return err
 						}
@@ -232,7 +242,24 @@ members who see the same authenticator share the same group state.`,
 					if m.GetSelf() {
 						self = " (you)"
 					}
-					a.printf("%s%s\n", m.GetIdentity(), self)
+					name := ""
+					if m.GetName() != "" {
+						name = " " + escapeLine(m.GetName())
+					}
+					ndev := ""
+					if n := len(m.GetDevices()); n > 1 {
+						ndev = fmt.Sprintf(" [%d devices]", n)
+					}
+					a.printf("%s%s%s%s\n", m.GetIdentity(), name, self, ndev)
+					if devices {
+						for _, d := range m.GetDevices() {
+							this := ""
+							if d.GetSelf() {
+								this = " (this device)"
+							}
+							a.printf("  device %s%s\n", d.GetKey(), this)
+						}
+					}
 				}
 				if a.json {
 					return nil
@@ -242,6 +269,7 @@ members who see the same authenticator share the same group state.`,
 		},
 	}
 	groupFlag(cmd, &group, groupFlagHelp)
+	cmd.Flags().BoolVar(&devices, "devices", false, "list each person's devices too")
 	return cmd
 }
 

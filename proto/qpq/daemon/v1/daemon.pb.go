@@ -1033,12 +1033,20 @@ func (x *Group) GetDisappearAfter() *durationpb.Duration {
 	return nil
 }
 
+// A person in a group: one entry however many devices the person has
+// there.
 type Member struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Identity key, hex.
-	Identity      string `protobuf:"bytes,1,opt,name=identity,proto3" json:"identity,omitempty"`
-	LeafIndex     uint32 `protobuf:"varint,2,opt,name=leaf_index,json=leafIndex,proto3" json:"leaf_index,omitempty"`
-	Self          bool   `protobuf:"varint,3,opt,name=self,proto3" json:"self,omitempty"`
+	// The person's identity (user) key, hex.
+	Identity string `protobuf:"bytes,1,opt,name=identity,proto3" json:"identity,omitempty"`
+	// The leaf of the person's first device.
+	LeafIndex uint32 `protobuf:"varint,2,opt,name=leaf_index,json=leafIndex,proto3" json:"leaf_index,omitempty"`
+	// The person is this user (on whichever device).
+	Self bool `protobuf:"varint,3,opt,name=self,proto3" json:"self,omitempty"`
+	// The person's contact name, empty if none.
+	Name string `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	// The person's devices in the group, one per leaf.
+	Devices       []*MemberDevice `protobuf:"bytes,5,rep,name=devices,proto3" json:"devices,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1094,6 +1102,84 @@ func (x *Member) GetSelf() bool {
 	return false
 }
 
+func (x *Member) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Member) GetDevices() []*MemberDevice {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
+// One device (MLS leaf) of a person in a group.
+type MemberDevice struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The device key (the leaf's signature key), hex; the identity key
+	// itself for a person's first device.
+	Key       string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	LeafIndex uint32 `protobuf:"varint,2,opt,name=leaf_index,json=leafIndex,proto3" json:"leaf_index,omitempty"`
+	// This device.
+	Self          bool `protobuf:"varint,3,opt,name=self,proto3" json:"self,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberDevice) Reset() {
+	*x = MemberDevice{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberDevice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberDevice) ProtoMessage() {}
+
+func (x *MemberDevice) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberDevice.ProtoReflect.Descriptor instead.
+func (*MemberDevice) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *MemberDevice) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *MemberDevice) GetLeafIndex() uint32 {
+	if x != nil {
+		return x.LeafIndex
+	}
+	return 0
+}
+
+func (x *MemberDevice) GetSelf() bool {
+	if x != nil {
+		return x.Self
+	}
+	return false
+}
+
 type CreateGroupRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1106,7 +1192,7 @@ type CreateGroupRequest struct {
 
 func (x *CreateGroupRequest) Reset() {
 	*x = CreateGroupRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[11]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1118,7 +1204,7 @@ func (x *CreateGroupRequest) String() string {
 func (*CreateGroupRequest) ProtoMessage() {}
 
 func (x *CreateGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[11]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1131,7 +1217,7 @@ func (x *CreateGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateGroupRequest.ProtoReflect.Descriptor instead.
 func (*CreateGroupRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{11}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateGroupRequest) GetName() string {
@@ -1157,7 +1243,7 @@ type CreateGroupResponse struct {
 
 func (x *CreateGroupResponse) Reset() {
 	*x = CreateGroupResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[12]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1169,7 +1255,7 @@ func (x *CreateGroupResponse) String() string {
 func (*CreateGroupResponse) ProtoMessage() {}
 
 func (x *CreateGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[12]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1182,7 +1268,7 @@ func (x *CreateGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateGroupResponse.ProtoReflect.Descriptor instead.
 func (*CreateGroupResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{12}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateGroupResponse) GetGroup() *Group {
@@ -1203,7 +1289,7 @@ type InviteRequest struct {
 
 func (x *InviteRequest) Reset() {
 	*x = InviteRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[13]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1215,7 +1301,7 @@ func (x *InviteRequest) String() string {
 func (*InviteRequest) ProtoMessage() {}
 
 func (x *InviteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[13]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1228,7 +1314,7 @@ func (x *InviteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InviteRequest.ProtoReflect.Descriptor instead.
 func (*InviteRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{13}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *InviteRequest) GetGroup() string {
@@ -1255,7 +1341,7 @@ type InviteResponse struct {
 
 func (x *InviteResponse) Reset() {
 	*x = InviteResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[14]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1267,7 +1353,7 @@ func (x *InviteResponse) String() string {
 func (*InviteResponse) ProtoMessage() {}
 
 func (x *InviteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[14]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1280,7 +1366,7 @@ func (x *InviteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InviteResponse.ProtoReflect.Descriptor instead.
 func (*InviteResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{14}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *InviteResponse) GetGroup() *Group {
@@ -1308,7 +1394,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[15]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1320,7 +1406,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[15]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1333,7 +1419,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{15}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *JoinRequest) GetWait() *durationpb.Duration {
@@ -1352,7 +1438,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[16]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1364,7 +1450,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[16]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1377,7 +1463,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{16}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *JoinResponse) GetJoined() []*Group {
@@ -1395,7 +1481,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[17]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1407,7 +1493,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[17]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1420,7 +1506,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{17}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{18}
 }
 
 type ListGroupsResponse struct {
@@ -1432,7 +1518,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[18]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1444,7 +1530,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[18]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1457,7 +1543,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{18}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListGroupsResponse) GetGroups() []*Group {
@@ -1476,7 +1562,7 @@ type MembersRequest struct {
 
 func (x *MembersRequest) Reset() {
 	*x = MembersRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[19]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1488,7 +1574,7 @@ func (x *MembersRequest) String() string {
 func (*MembersRequest) ProtoMessage() {}
 
 func (x *MembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[19]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1501,7 +1587,7 @@ func (x *MembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersRequest.ProtoReflect.Descriptor instead.
 func (*MembersRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{19}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *MembersRequest) GetGroup() string {
@@ -1525,7 +1611,7 @@ type MembersResponse struct {
 
 func (x *MembersResponse) Reset() {
 	*x = MembersResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[20]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1537,7 +1623,7 @@ func (x *MembersResponse) String() string {
 func (*MembersResponse) ProtoMessage() {}
 
 func (x *MembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[20]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1550,7 +1636,7 @@ func (x *MembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersResponse.ProtoReflect.Descriptor instead.
 func (*MembersResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{20}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *MembersResponse) GetGroup() *Group {
@@ -1605,7 +1691,7 @@ type SendRequest struct {
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[21]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1617,7 +1703,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[21]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1630,7 +1716,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{21}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SendRequest) GetGroup() string {
@@ -1692,7 +1778,7 @@ type ReactRequest struct {
 
 func (x *ReactRequest) Reset() {
 	*x = ReactRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[22]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1704,7 +1790,7 @@ func (x *ReactRequest) String() string {
 func (*ReactRequest) ProtoMessage() {}
 
 func (x *ReactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[22]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1717,7 +1803,7 @@ func (x *ReactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReactRequest.ProtoReflect.Descriptor instead.
 func (*ReactRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{22}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ReactRequest) GetGroup() string {
@@ -1770,7 +1856,7 @@ type EditRequest struct {
 
 func (x *EditRequest) Reset() {
 	*x = EditRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[23]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1782,7 +1868,7 @@ func (x *EditRequest) String() string {
 func (*EditRequest) ProtoMessage() {}
 
 func (x *EditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[23]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1795,7 +1881,7 @@ func (x *EditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EditRequest.ProtoReflect.Descriptor instead.
 func (*EditRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{23}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *EditRequest) GetGroup() string {
@@ -1846,7 +1932,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[24]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1858,7 +1944,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[24]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1871,7 +1957,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{24}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DeleteRequest) GetGroup() string {
@@ -1914,7 +2000,7 @@ type SetDisappearingRequest struct {
 
 func (x *SetDisappearingRequest) Reset() {
 	*x = SetDisappearingRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[25]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1926,7 +2012,7 @@ func (x *SetDisappearingRequest) String() string {
 func (*SetDisappearingRequest) ProtoMessage() {}
 
 func (x *SetDisappearingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[25]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1939,7 +2025,7 @@ func (x *SetDisappearingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDisappearingRequest.ProtoReflect.Descriptor instead.
 func (*SetDisappearingRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{25}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SetDisappearingRequest) GetGroup() string {
@@ -1984,7 +2070,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[26]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1996,7 +2082,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[26]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2009,7 +2095,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{26}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SendResponse) GetMessageId() string {
@@ -2102,7 +2188,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[27]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2114,7 +2200,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[27]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2127,7 +2213,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{27}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Message) GetGroupId() string {
@@ -2263,7 +2349,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[28]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2275,7 +2361,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[28]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2288,7 +2374,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{28}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Receipt) GetMember() string {
@@ -2339,7 +2425,7 @@ type MessagesRequest struct {
 
 func (x *MessagesRequest) Reset() {
 	*x = MessagesRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[29]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2351,7 +2437,7 @@ func (x *MessagesRequest) String() string {
 func (*MessagesRequest) ProtoMessage() {}
 
 func (x *MessagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[29]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2364,7 +2450,7 @@ func (x *MessagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessagesRequest.ProtoReflect.Descriptor instead.
 func (*MessagesRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{29}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *MessagesRequest) GetGroup() string {
@@ -2442,7 +2528,7 @@ type MessagesResponse struct {
 
 func (x *MessagesResponse) Reset() {
 	*x = MessagesResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[30]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2454,7 +2540,7 @@ func (x *MessagesResponse) String() string {
 func (*MessagesResponse) ProtoMessage() {}
 
 func (x *MessagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[30]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2467,7 +2553,7 @@ func (x *MessagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessagesResponse.ProtoReflect.Descriptor instead.
 func (*MessagesResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{30}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *MessagesResponse) GetMessages() []*Message {
@@ -2503,7 +2589,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[31]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2515,7 +2601,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[31]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2528,7 +2614,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{31}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SubscribeRequest) GetAfterSeq() uint64 {
@@ -2577,7 +2663,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[32]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2589,7 +2675,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[32]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2602,7 +2688,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{32}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Event) GetSeq() uint64 {
@@ -2933,7 +3019,7 @@ type GroupRecovery struct {
 
 func (x *GroupRecovery) Reset() {
 	*x = GroupRecovery{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[33]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2945,7 +3031,7 @@ func (x *GroupRecovery) String() string {
 func (*GroupRecovery) ProtoMessage() {}
 
 func (x *GroupRecovery) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[33]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2958,7 +3044,7 @@ func (x *GroupRecovery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupRecovery.ProtoReflect.Descriptor instead.
 func (*GroupRecovery) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{33}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GroupRecovery) GetGroupId() string {
@@ -3022,7 +3108,7 @@ type ReceiptEvent struct {
 
 func (x *ReceiptEvent) Reset() {
 	*x = ReceiptEvent{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[34]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3034,7 +3120,7 @@ func (x *ReceiptEvent) String() string {
 func (*ReceiptEvent) ProtoMessage() {}
 
 func (x *ReceiptEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[34]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3047,7 +3133,7 @@ func (x *ReceiptEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiptEvent.ProtoReflect.Descriptor instead.
 func (*ReceiptEvent) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{34}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ReceiptEvent) GetMessage() *Message {
@@ -3085,7 +3171,7 @@ type DisappearingChanged struct {
 
 func (x *DisappearingChanged) Reset() {
 	*x = DisappearingChanged{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[35]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3097,7 +3183,7 @@ func (x *DisappearingChanged) String() string {
 func (*DisappearingChanged) ProtoMessage() {}
 
 func (x *DisappearingChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[35]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3110,7 +3196,7 @@ func (x *DisappearingChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisappearingChanged.ProtoReflect.Descriptor instead.
 func (*DisappearingChanged) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{35}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DisappearingChanged) GetGroupId() string {
@@ -3160,7 +3246,7 @@ type PolicyRefusal struct {
 
 func (x *PolicyRefusal) Reset() {
 	*x = PolicyRefusal{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[36]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3172,7 +3258,7 @@ func (x *PolicyRefusal) String() string {
 func (*PolicyRefusal) ProtoMessage() {}
 
 func (x *PolicyRefusal) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[36]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3185,7 +3271,7 @@ func (x *PolicyRefusal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyRefusal.ProtoReflect.Descriptor instead.
 func (*PolicyRefusal) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{36}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *PolicyRefusal) GetGroupId() string {
@@ -3236,7 +3322,7 @@ type InvitationRequest struct {
 
 func (x *InvitationRequest) Reset() {
 	*x = InvitationRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[37]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3248,7 +3334,7 @@ func (x *InvitationRequest) String() string {
 func (*InvitationRequest) ProtoMessage() {}
 
 func (x *InvitationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[37]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3261,7 +3347,7 @@ func (x *InvitationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvitationRequest.ProtoReflect.Descriptor instead.
 func (*InvitationRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{37}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *InvitationRequest) GetId() uint64 {
@@ -3290,7 +3376,7 @@ type ContactKeyChanged struct {
 
 func (x *ContactKeyChanged) Reset() {
 	*x = ContactKeyChanged{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[38]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3302,7 +3388,7 @@ func (x *ContactKeyChanged) String() string {
 func (*ContactKeyChanged) ProtoMessage() {}
 
 func (x *ContactKeyChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[38]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3315,7 +3401,7 @@ func (x *ContactKeyChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactKeyChanged.ProtoReflect.Descriptor instead.
 func (*ContactKeyChanged) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{38}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ContactKeyChanged) GetName() string {
@@ -3354,7 +3440,7 @@ type ForkDetected struct {
 
 func (x *ForkDetected) Reset() {
 	*x = ForkDetected{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[39]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3366,7 +3452,7 @@ func (x *ForkDetected) String() string {
 func (*ForkDetected) ProtoMessage() {}
 
 func (x *ForkDetected) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[39]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3379,7 +3465,7 @@ func (x *ForkDetected) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForkDetected.ProtoReflect.Descriptor instead.
 func (*ForkDetected) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{39}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ForkDetected) GetGroupId() string {
@@ -3431,7 +3517,7 @@ type Request struct {
 
 func (x *Request) Reset() {
 	*x = Request{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[40]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3443,7 +3529,7 @@ func (x *Request) String() string {
 func (*Request) ProtoMessage() {}
 
 func (x *Request) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[40]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3456,7 +3542,7 @@ func (x *Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Request.ProtoReflect.Descriptor instead.
 func (*Request) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{40}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Request) GetId() uint64 {
@@ -3523,7 +3609,7 @@ type ListRequestsRequest struct {
 
 func (x *ListRequestsRequest) Reset() {
 	*x = ListRequestsRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[41]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3535,7 +3621,7 @@ func (x *ListRequestsRequest) String() string {
 func (*ListRequestsRequest) ProtoMessage() {}
 
 func (x *ListRequestsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[41]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3548,7 +3634,7 @@ func (x *ListRequestsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequestsRequest.ProtoReflect.Descriptor instead.
 func (*ListRequestsRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{41}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{42}
 }
 
 type ListRequestsResponse struct {
@@ -3560,7 +3646,7 @@ type ListRequestsResponse struct {
 
 func (x *ListRequestsResponse) Reset() {
 	*x = ListRequestsResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[42]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3572,7 +3658,7 @@ func (x *ListRequestsResponse) String() string {
 func (*ListRequestsResponse) ProtoMessage() {}
 
 func (x *ListRequestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[42]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3585,7 +3671,7 @@ func (x *ListRequestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequestsResponse.ProtoReflect.Descriptor instead.
 func (*ListRequestsResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{42}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListRequestsResponse) GetRequests() []*Request {
@@ -3606,7 +3692,7 @@ type AcceptRequestRequest struct {
 
 func (x *AcceptRequestRequest) Reset() {
 	*x = AcceptRequestRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[43]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3618,7 +3704,7 @@ func (x *AcceptRequestRequest) String() string {
 func (*AcceptRequestRequest) ProtoMessage() {}
 
 func (x *AcceptRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[43]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3631,7 +3717,7 @@ func (x *AcceptRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptRequestRequest.ProtoReflect.Descriptor instead.
 func (*AcceptRequestRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{43}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AcceptRequestRequest) GetId() uint64 {
@@ -3657,7 +3743,7 @@ type AcceptRequestResponse struct {
 
 func (x *AcceptRequestResponse) Reset() {
 	*x = AcceptRequestResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[44]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3669,7 +3755,7 @@ func (x *AcceptRequestResponse) String() string {
 func (*AcceptRequestResponse) ProtoMessage() {}
 
 func (x *AcceptRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[44]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3682,7 +3768,7 @@ func (x *AcceptRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptRequestResponse.ProtoReflect.Descriptor instead.
 func (*AcceptRequestResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{44}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *AcceptRequestResponse) GetGroup() *Group {
@@ -3701,7 +3787,7 @@ type DeclineRequestRequest struct {
 
 func (x *DeclineRequestRequest) Reset() {
 	*x = DeclineRequestRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[45]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3713,7 +3799,7 @@ func (x *DeclineRequestRequest) String() string {
 func (*DeclineRequestRequest) ProtoMessage() {}
 
 func (x *DeclineRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[45]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3726,7 +3812,7 @@ func (x *DeclineRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeclineRequestRequest.ProtoReflect.Descriptor instead.
 func (*DeclineRequestRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{45}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *DeclineRequestRequest) GetId() uint64 {
@@ -3744,7 +3830,7 @@ type DeclineRequestResponse struct {
 
 func (x *DeclineRequestResponse) Reset() {
 	*x = DeclineRequestResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[46]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3756,7 +3842,7 @@ func (x *DeclineRequestResponse) String() string {
 func (*DeclineRequestResponse) ProtoMessage() {}
 
 func (x *DeclineRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[46]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3769,7 +3855,7 @@ func (x *DeclineRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeclineRequestResponse.ProtoReflect.Descriptor instead.
 func (*DeclineRequestResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{46}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{47}
 }
 
 type BlockRequest struct {
@@ -3782,7 +3868,7 @@ type BlockRequest struct {
 
 func (x *BlockRequest) Reset() {
 	*x = BlockRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[47]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3794,7 +3880,7 @@ func (x *BlockRequest) String() string {
 func (*BlockRequest) ProtoMessage() {}
 
 func (x *BlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[47]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3807,7 +3893,7 @@ func (x *BlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockRequest.ProtoReflect.Descriptor instead.
 func (*BlockRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{47}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *BlockRequest) GetIdentity() string {
@@ -3827,7 +3913,7 @@ type BlockResponse struct {
 
 func (x *BlockResponse) Reset() {
 	*x = BlockResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[48]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3839,7 +3925,7 @@ func (x *BlockResponse) String() string {
 func (*BlockResponse) ProtoMessage() {}
 
 func (x *BlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[48]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3852,7 +3938,7 @@ func (x *BlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockResponse.ProtoReflect.Descriptor instead.
 func (*BlockResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{48}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *BlockResponse) GetRequestsDeleted() uint32 {
@@ -3872,7 +3958,7 @@ type UnblockRequest struct {
 
 func (x *UnblockRequest) Reset() {
 	*x = UnblockRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[49]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3884,7 +3970,7 @@ func (x *UnblockRequest) String() string {
 func (*UnblockRequest) ProtoMessage() {}
 
 func (x *UnblockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[49]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3897,7 +3983,7 @@ func (x *UnblockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnblockRequest.ProtoReflect.Descriptor instead.
 func (*UnblockRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{49}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *UnblockRequest) GetIdentity() string {
@@ -3915,7 +4001,7 @@ type UnblockResponse struct {
 
 func (x *UnblockResponse) Reset() {
 	*x = UnblockResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[50]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3927,7 +4013,7 @@ func (x *UnblockResponse) String() string {
 func (*UnblockResponse) ProtoMessage() {}
 
 func (x *UnblockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[50]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3940,7 +4026,7 @@ func (x *UnblockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnblockResponse.ProtoReflect.Descriptor instead.
 func (*UnblockResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{50}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{51}
 }
 
 type Contact struct {
@@ -3959,7 +4045,7 @@ type Contact struct {
 
 func (x *Contact) Reset() {
 	*x = Contact{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[51]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3971,7 +4057,7 @@ func (x *Contact) String() string {
 func (*Contact) ProtoMessage() {}
 
 func (x *Contact) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[51]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3984,7 +4070,7 @@ func (x *Contact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Contact.ProtoReflect.Descriptor instead.
 func (*Contact) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{51}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *Contact) GetIdentity() string {
@@ -4039,7 +4125,7 @@ type AddContactRequest struct {
 
 func (x *AddContactRequest) Reset() {
 	*x = AddContactRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[52]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4051,7 +4137,7 @@ func (x *AddContactRequest) String() string {
 func (*AddContactRequest) ProtoMessage() {}
 
 func (x *AddContactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[52]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4064,7 +4150,7 @@ func (x *AddContactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddContactRequest.ProtoReflect.Descriptor instead.
 func (*AddContactRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{52}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *AddContactRequest) GetIdentity() string {
@@ -4092,7 +4178,7 @@ type AddContactResponse struct {
 
 func (x *AddContactResponse) Reset() {
 	*x = AddContactResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[53]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4104,7 +4190,7 @@ func (x *AddContactResponse) String() string {
 func (*AddContactResponse) ProtoMessage() {}
 
 func (x *AddContactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[53]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4117,7 +4203,7 @@ func (x *AddContactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddContactResponse.ProtoReflect.Descriptor instead.
 func (*AddContactResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{53}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *AddContactResponse) GetContact() *Contact {
@@ -4142,7 +4228,7 @@ type ListContactsRequest struct {
 
 func (x *ListContactsRequest) Reset() {
 	*x = ListContactsRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[54]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4154,7 +4240,7 @@ func (x *ListContactsRequest) String() string {
 func (*ListContactsRequest) ProtoMessage() {}
 
 func (x *ListContactsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[54]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4167,7 +4253,7 @@ func (x *ListContactsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContactsRequest.ProtoReflect.Descriptor instead.
 func (*ListContactsRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{54}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{55}
 }
 
 type ListContactsResponse struct {
@@ -4179,7 +4265,7 @@ type ListContactsResponse struct {
 
 func (x *ListContactsResponse) Reset() {
 	*x = ListContactsResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[55]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4191,7 +4277,7 @@ func (x *ListContactsResponse) String() string {
 func (*ListContactsResponse) ProtoMessage() {}
 
 func (x *ListContactsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[55]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4204,7 +4290,7 @@ func (x *ListContactsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContactsResponse.ProtoReflect.Descriptor instead.
 func (*ListContactsResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{55}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListContactsResponse) GetContacts() []*Contact {
@@ -4224,7 +4310,7 @@ type RemoveContactRequest struct {
 
 func (x *RemoveContactRequest) Reset() {
 	*x = RemoveContactRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[56]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4236,7 +4322,7 @@ func (x *RemoveContactRequest) String() string {
 func (*RemoveContactRequest) ProtoMessage() {}
 
 func (x *RemoveContactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[56]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4249,7 +4335,7 @@ func (x *RemoveContactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContactRequest.ProtoReflect.Descriptor instead.
 func (*RemoveContactRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{56}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *RemoveContactRequest) GetContact() string {
@@ -4267,7 +4353,7 @@ type RemoveContactResponse struct {
 
 func (x *RemoveContactResponse) Reset() {
 	*x = RemoveContactResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[57]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4279,7 +4365,7 @@ func (x *RemoveContactResponse) String() string {
 func (*RemoveContactResponse) ProtoMessage() {}
 
 func (x *RemoveContactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[57]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4292,7 +4378,7 @@ func (x *RemoveContactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContactResponse.ProtoReflect.Descriptor instead.
 func (*RemoveContactResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{57}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{58}
 }
 
 type SafetyNumberRequest struct {
@@ -4305,7 +4391,7 @@ type SafetyNumberRequest struct {
 
 func (x *SafetyNumberRequest) Reset() {
 	*x = SafetyNumberRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[58]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4317,7 +4403,7 @@ func (x *SafetyNumberRequest) String() string {
 func (*SafetyNumberRequest) ProtoMessage() {}
 
 func (x *SafetyNumberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[58]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4330,7 +4416,7 @@ func (x *SafetyNumberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SafetyNumberRequest.ProtoReflect.Descriptor instead.
 func (*SafetyNumberRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{58}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *SafetyNumberRequest) GetContact() string {
@@ -4354,7 +4440,7 @@ type SafetyNumberResponse struct {
 
 func (x *SafetyNumberResponse) Reset() {
 	*x = SafetyNumberResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[59]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4366,7 +4452,7 @@ func (x *SafetyNumberResponse) String() string {
 func (*SafetyNumberResponse) ProtoMessage() {}
 
 func (x *SafetyNumberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[59]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4379,7 +4465,7 @@ func (x *SafetyNumberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SafetyNumberResponse.ProtoReflect.Descriptor instead.
 func (*SafetyNumberResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{59}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *SafetyNumberResponse) GetDigits() string {
@@ -4414,7 +4500,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[60]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4426,7 +4512,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[60]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4439,7 +4525,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{60}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *VerifyRequest) GetContact() string {
@@ -4465,7 +4551,7 @@ type VerifyResponse struct {
 
 func (x *VerifyResponse) Reset() {
 	*x = VerifyResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[61]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4477,7 +4563,7 @@ func (x *VerifyResponse) String() string {
 func (*VerifyResponse) ProtoMessage() {}
 
 func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[61]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4490,7 +4576,7 @@ func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResponse.ProtoReflect.Descriptor instead.
 func (*VerifyResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{61}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *VerifyResponse) GetContact() *Contact {
@@ -4517,7 +4603,7 @@ type RejectedEnvelope struct {
 
 func (x *RejectedEnvelope) Reset() {
 	*x = RejectedEnvelope{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[62]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4529,7 +4615,7 @@ func (x *RejectedEnvelope) String() string {
 func (*RejectedEnvelope) ProtoMessage() {}
 
 func (x *RejectedEnvelope) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[62]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4542,7 +4628,7 @@ func (x *RejectedEnvelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectedEnvelope.ProtoReflect.Descriptor instead.
 func (*RejectedEnvelope) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{62}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *RejectedEnvelope) GetGroupId() string {
@@ -4580,15 +4666,19 @@ type MemberEvent struct {
 	// The member added or removed.
 	Identity string `protobuf:"bytes,3,opt,name=identity,proto3" json:"identity,omitempty"`
 	// Who committed the change.
-	By            string `protobuf:"bytes,4,opt,name=by,proto3" json:"by,omitempty"`
-	Epoch         uint64 `protobuf:"varint,5,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	By    string `protobuf:"bytes,4,opt,name=by,proto3" json:"by,omitempty"`
+	Epoch uint64 `protobuf:"varint,5,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// Set when only a device of the person was added or removed, the
+	// person being and staying a member (a linked or removed device): the
+	// device key, hex.
+	Device        string `protobuf:"bytes,6,opt,name=device,proto3" json:"device,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MemberEvent) Reset() {
 	*x = MemberEvent{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[63]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4600,7 +4690,7 @@ func (x *MemberEvent) String() string {
 func (*MemberEvent) ProtoMessage() {}
 
 func (x *MemberEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[63]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4613,7 +4703,7 @@ func (x *MemberEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberEvent.ProtoReflect.Descriptor instead.
 func (*MemberEvent) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{63}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *MemberEvent) GetGroupId() string {
@@ -4651,6 +4741,13 @@ func (x *MemberEvent) GetEpoch() uint64 {
 	return 0
 }
 
+func (x *MemberEvent) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
 type RemoveRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
@@ -4662,7 +4759,7 @@ type RemoveRequest struct {
 
 func (x *RemoveRequest) Reset() {
 	*x = RemoveRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[64]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4674,7 +4771,7 @@ func (x *RemoveRequest) String() string {
 func (*RemoveRequest) ProtoMessage() {}
 
 func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[64]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4687,7 +4784,7 @@ func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{64}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *RemoveRequest) GetGroup() string {
@@ -4713,7 +4810,7 @@ type RemoveResponse struct {
 
 func (x *RemoveResponse) Reset() {
 	*x = RemoveResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[65]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4725,7 +4822,7 @@ func (x *RemoveResponse) String() string {
 func (*RemoveResponse) ProtoMessage() {}
 
 func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[65]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4738,7 +4835,7 @@ func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveResponse.ProtoReflect.Descriptor instead.
 func (*RemoveResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{65}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *RemoveResponse) GetGroup() *Group {
@@ -4757,7 +4854,7 @@ type LeaveRequest struct {
 
 func (x *LeaveRequest) Reset() {
 	*x = LeaveRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[66]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4769,7 +4866,7 @@ func (x *LeaveRequest) String() string {
 func (*LeaveRequest) ProtoMessage() {}
 
 func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[66]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4782,7 +4879,7 @@ func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{66}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *LeaveRequest) GetGroup() string {
@@ -4800,7 +4897,7 @@ type LeaveResponse struct {
 
 func (x *LeaveResponse) Reset() {
 	*x = LeaveResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[67]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4812,7 +4909,7 @@ func (x *LeaveResponse) String() string {
 func (*LeaveResponse) ProtoMessage() {}
 
 func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[67]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4825,7 +4922,7 @@ func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveResponse.ProtoReflect.Descriptor instead.
 func (*LeaveResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{67}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{68}
 }
 
 type UpdateRequest struct {
@@ -4838,7 +4935,7 @@ type UpdateRequest struct {
 
 func (x *UpdateRequest) Reset() {
 	*x = UpdateRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[68]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4850,7 +4947,7 @@ func (x *UpdateRequest) String() string {
 func (*UpdateRequest) ProtoMessage() {}
 
 func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[68]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4863,7 +4960,7 @@ func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{68}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *UpdateRequest) GetGroup() string {
@@ -4882,7 +4979,7 @@ type UpdateResponse struct {
 
 func (x *UpdateResponse) Reset() {
 	*x = UpdateResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[69]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4894,7 +4991,7 @@ func (x *UpdateResponse) String() string {
 func (*UpdateResponse) ProtoMessage() {}
 
 func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[69]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4907,7 +5004,7 @@ func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateResponse.ProtoReflect.Descriptor instead.
 func (*UpdateResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{69}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *UpdateResponse) GetGroups() []*Group {
@@ -4927,7 +5024,7 @@ type ExportIdentityRequest struct {
 
 func (x *ExportIdentityRequest) Reset() {
 	*x = ExportIdentityRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[70]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4939,7 +5036,7 @@ func (x *ExportIdentityRequest) String() string {
 func (*ExportIdentityRequest) ProtoMessage() {}
 
 func (x *ExportIdentityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[70]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4952,7 +5049,7 @@ func (x *ExportIdentityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportIdentityRequest.ProtoReflect.Descriptor instead.
 func (*ExportIdentityRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{70}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ExportIdentityRequest) GetPassphrase() []byte {
@@ -4974,7 +5071,7 @@ type ExportIdentityResponse struct {
 
 func (x *ExportIdentityResponse) Reset() {
 	*x = ExportIdentityResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[71]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4986,7 +5083,7 @@ func (x *ExportIdentityResponse) String() string {
 func (*ExportIdentityResponse) ProtoMessage() {}
 
 func (x *ExportIdentityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[71]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4999,7 +5096,7 @@ func (x *ExportIdentityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportIdentityResponse.ProtoReflect.Descriptor instead.
 func (*ExportIdentityResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{71}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ExportIdentityResponse) GetBackup() []byte {
@@ -5027,7 +5124,7 @@ type RenameContactRequest struct {
 
 func (x *RenameContactRequest) Reset() {
 	*x = RenameContactRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[72]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5039,7 +5136,7 @@ func (x *RenameContactRequest) String() string {
 func (*RenameContactRequest) ProtoMessage() {}
 
 func (x *RenameContactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[72]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5052,7 +5149,7 @@ func (x *RenameContactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameContactRequest.ProtoReflect.Descriptor instead.
 func (*RenameContactRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{72}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *RenameContactRequest) GetContact() string {
@@ -5078,7 +5175,7 @@ type RenameContactResponse struct {
 
 func (x *RenameContactResponse) Reset() {
 	*x = RenameContactResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[73]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5090,7 +5187,7 @@ func (x *RenameContactResponse) String() string {
 func (*RenameContactResponse) ProtoMessage() {}
 
 func (x *RenameContactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[73]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5103,7 +5200,7 @@ func (x *RenameContactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameContactResponse.ProtoReflect.Descriptor instead.
 func (*RenameContactResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{73}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *RenameContactResponse) GetContact() *Contact {
@@ -5132,7 +5229,7 @@ type SendAttachmentRequest struct {
 
 func (x *SendAttachmentRequest) Reset() {
 	*x = SendAttachmentRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[74]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5144,7 +5241,7 @@ func (x *SendAttachmentRequest) String() string {
 func (*SendAttachmentRequest) ProtoMessage() {}
 
 func (x *SendAttachmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[74]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5157,7 +5254,7 @@ func (x *SendAttachmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendAttachmentRequest.ProtoReflect.Descriptor instead.
 func (*SendAttachmentRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{74}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *SendAttachmentRequest) GetGroup() string {
@@ -5220,7 +5317,7 @@ type SaveAttachmentRequest struct {
 
 func (x *SaveAttachmentRequest) Reset() {
 	*x = SaveAttachmentRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[75]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5232,7 +5329,7 @@ func (x *SaveAttachmentRequest) String() string {
 func (*SaveAttachmentRequest) ProtoMessage() {}
 
 func (x *SaveAttachmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[75]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5245,7 +5342,7 @@ func (x *SaveAttachmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveAttachmentRequest.ProtoReflect.Descriptor instead.
 func (*SaveAttachmentRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{75}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *SaveAttachmentRequest) GetGroup() string {
@@ -5294,7 +5391,7 @@ type AttachmentProgress struct {
 
 func (x *AttachmentProgress) Reset() {
 	*x = AttachmentProgress{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[76]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5306,7 +5403,7 @@ func (x *AttachmentProgress) String() string {
 func (*AttachmentProgress) ProtoMessage() {}
 
 func (x *AttachmentProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[76]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5319,7 +5416,7 @@ func (x *AttachmentProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachmentProgress.ProtoReflect.Descriptor instead.
 func (*AttachmentProgress) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{76}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *AttachmentProgress) GetName() string {
@@ -5370,7 +5467,7 @@ type SavedFile struct {
 
 func (x *SavedFile) Reset() {
 	*x = SavedFile{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[77]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5382,7 +5479,7 @@ func (x *SavedFile) String() string {
 func (*SavedFile) ProtoMessage() {}
 
 func (x *SavedFile) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[77]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5395,7 +5492,7 @@ func (x *SavedFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SavedFile.ProtoReflect.Descriptor instead.
 func (*SavedFile) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{77}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *SavedFile) GetPath() string {
@@ -5436,7 +5533,7 @@ type LinkRequest struct {
 
 func (x *LinkRequest) Reset() {
 	*x = LinkRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[78]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5448,7 +5545,7 @@ func (x *LinkRequest) String() string {
 func (*LinkRequest) ProtoMessage() {}
 
 func (x *LinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[78]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5461,7 +5558,7 @@ func (x *LinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkRequest.ProtoReflect.Descriptor instead.
 func (*LinkRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{78}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *LinkRequest) GetTimeout() *durationpb.Duration {
@@ -5491,7 +5588,7 @@ type LinkProgress struct {
 
 func (x *LinkProgress) Reset() {
 	*x = LinkProgress{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[79]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5503,7 +5600,7 @@ func (x *LinkProgress) String() string {
 func (*LinkProgress) ProtoMessage() {}
 
 func (x *LinkProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[79]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5516,7 +5613,7 @@ func (x *LinkProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkProgress.ProtoReflect.Descriptor instead.
 func (*LinkProgress) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{79}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *LinkProgress) GetCode() string {
@@ -5575,7 +5672,7 @@ type AcceptLinkRequest struct {
 
 func (x *AcceptLinkRequest) Reset() {
 	*x = AcceptLinkRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[80]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5587,7 +5684,7 @@ func (x *AcceptLinkRequest) String() string {
 func (*AcceptLinkRequest) ProtoMessage() {}
 
 func (x *AcceptLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[80]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5600,7 +5697,7 @@ func (x *AcceptLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptLinkRequest.ProtoReflect.Descriptor instead.
 func (*AcceptLinkRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{80}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *AcceptLinkRequest) GetCode() string {
@@ -5639,7 +5736,7 @@ type AcceptLinkResponse struct {
 
 func (x *AcceptLinkResponse) Reset() {
 	*x = AcceptLinkResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[81]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5651,7 +5748,7 @@ func (x *AcceptLinkResponse) String() string {
 func (*AcceptLinkResponse) ProtoMessage() {}
 
 func (x *AcceptLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[81]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5664,7 +5761,7 @@ func (x *AcceptLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptLinkResponse.ProtoReflect.Descriptor instead.
 func (*AcceptLinkResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{81}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *AcceptLinkResponse) GetIdentity() string {
@@ -5703,7 +5800,7 @@ type DevicesRequest struct {
 
 func (x *DevicesRequest) Reset() {
 	*x = DevicesRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[82]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5715,7 +5812,7 @@ func (x *DevicesRequest) String() string {
 func (*DevicesRequest) ProtoMessage() {}
 
 func (x *DevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[82]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5728,7 +5825,7 @@ func (x *DevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DevicesRequest.ProtoReflect.Descriptor instead.
 func (*DevicesRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{82}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{83}
 }
 
 type DevicesResponse struct {
@@ -5747,7 +5844,7 @@ type DevicesResponse struct {
 
 func (x *DevicesResponse) Reset() {
 	*x = DevicesResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[83]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5759,7 +5856,7 @@ func (x *DevicesResponse) String() string {
 func (*DevicesResponse) ProtoMessage() {}
 
 func (x *DevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[83]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5772,7 +5869,7 @@ func (x *DevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DevicesResponse.ProtoReflect.Descriptor instead.
 func (*DevicesResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{83}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *DevicesResponse) GetIdentity() string {
@@ -5817,7 +5914,7 @@ type Device struct {
 
 func (x *Device) Reset() {
 	*x = Device{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[84]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5829,7 +5926,7 @@ func (x *Device) String() string {
 func (*Device) ProtoMessage() {}
 
 func (x *Device) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[84]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5842,7 +5939,7 @@ func (x *Device) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Device.ProtoReflect.Descriptor instead.
 func (*Device) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{84}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *Device) GetKey() string {
@@ -5877,7 +5974,7 @@ type RevokeDeviceRequest struct {
 
 func (x *RevokeDeviceRequest) Reset() {
 	*x = RevokeDeviceRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[85]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5889,7 +5986,7 @@ func (x *RevokeDeviceRequest) String() string {
 func (*RevokeDeviceRequest) ProtoMessage() {}
 
 func (x *RevokeDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[85]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5902,7 +5999,7 @@ func (x *RevokeDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeDeviceRequest.ProtoReflect.Descriptor instead.
 func (*RevokeDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{85}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *RevokeDeviceRequest) GetDevice() string {
@@ -5928,7 +6025,7 @@ type RevokeDeviceResponse struct {
 
 func (x *RevokeDeviceResponse) Reset() {
 	*x = RevokeDeviceResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[86]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5940,7 +6037,7 @@ func (x *RevokeDeviceResponse) String() string {
 func (*RevokeDeviceResponse) ProtoMessage() {}
 
 func (x *RevokeDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[86]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5953,7 +6050,7 @@ func (x *RevokeDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeDeviceResponse.ProtoReflect.Descriptor instead.
 func (*RevokeDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{86}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *RevokeDeviceResponse) GetVersion() uint64 {
@@ -6001,7 +6098,7 @@ type DeviceEvent struct {
 
 func (x *DeviceEvent) Reset() {
 	*x = DeviceEvent{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[87]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6013,7 +6110,7 @@ func (x *DeviceEvent) String() string {
 func (*DeviceEvent) ProtoMessage() {}
 
 func (x *DeviceEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[87]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6026,7 +6123,7 @@ func (x *DeviceEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceEvent.ProtoReflect.Descriptor instead.
 func (*DeviceEvent) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{87}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *DeviceEvent) GetUser() string {
@@ -6136,9 +6233,16 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\vdirect_peer\x18\x10 \x01(\tR\n" +
 	"directPeer\x12(\n" +
 	"\x10direct_peer_name\x18\x11 \x01(\tR\x0edirectPeerName\x12B\n" +
-	"\x0fdisappear_after\x18\x14 \x01(\v2\x19.google.protobuf.DurationR\x0edisappearAfter\"W\n" +
+	"\x0fdisappear_after\x18\x14 \x01(\v2\x19.google.protobuf.DurationR\x0edisappearAfter\"\xa2\x01\n" +
 	"\x06Member\x12\x1a\n" +
 	"\bidentity\x18\x01 \x01(\tR\bidentity\x12\x1d\n" +
+	"\n" +
+	"leaf_index\x18\x02 \x01(\rR\tleafIndex\x12\x12\n" +
+	"\x04self\x18\x03 \x01(\bR\x04self\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x125\n" +
+	"\adevices\x18\x05 \x03(\v2\x1b.qpq.daemon.v1.MemberDeviceR\adevices\"S\n" +
+	"\fMemberDevice\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1d\n" +
 	"\n" +
 	"leaf_index\x18\x02 \x01(\rR\tleafIndex\x12\x12\n" +
 	"\x04self\x18\x03 \x01(\bR\x04self\"K\n" +
@@ -6378,14 +6482,15 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x16\n" +
 	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\x19\n" +
 	"\bnode_seq\x18\x03 \x01(\x04R\anodeSeq\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"\x89\x01\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xa1\x01\n" +
 	"\vMemberEvent\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1d\n" +
 	"\n" +
 	"group_name\x18\x02 \x01(\tR\tgroupName\x12\x1a\n" +
 	"\bidentity\x18\x03 \x01(\tR\bidentity\x12\x0e\n" +
 	"\x02by\x18\x04 \x01(\tR\x02by\x12\x14\n" +
-	"\x05epoch\x18\x05 \x01(\x04R\x05epoch\"@\n" +
+	"\x05epoch\x18\x05 \x01(\x04R\x05epoch\x12\x16\n" +
+	"\x06device\x18\x06 \x01(\tR\x06device\"@\n" +
 	"\rRemoveRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x19\n" +
 	"\bpeer_key\x18\x02 \x01(\tR\apeerKey\"<\n" +
@@ -6555,7 +6660,7 @@ func file_qpq_daemon_v1_daemon_proto_rawDescGZIP() []byte {
 }
 
 var file_qpq_daemon_v1_daemon_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_qpq_daemon_v1_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 88)
+var file_qpq_daemon_v1_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 89)
 var file_qpq_daemon_v1_daemon_proto_goTypes = []any{
 	(ConnectionState)(0),           // 0: qpq.daemon.v1.ConnectionState
 	(DeliveryState)(0),             // 1: qpq.daemon.v1.DeliveryState
@@ -6572,242 +6677,244 @@ var file_qpq_daemon_v1_daemon_proto_goTypes = []any{
 	(*FetchKeyResponse)(nil),       // 12: qpq.daemon.v1.FetchKeyResponse
 	(*Group)(nil),                  // 13: qpq.daemon.v1.Group
 	(*Member)(nil),                 // 14: qpq.daemon.v1.Member
-	(*CreateGroupRequest)(nil),     // 15: qpq.daemon.v1.CreateGroupRequest
-	(*CreateGroupResponse)(nil),    // 16: qpq.daemon.v1.CreateGroupResponse
-	(*InviteRequest)(nil),          // 17: qpq.daemon.v1.InviteRequest
-	(*InviteResponse)(nil),         // 18: qpq.daemon.v1.InviteResponse
-	(*JoinRequest)(nil),            // 19: qpq.daemon.v1.JoinRequest
-	(*JoinResponse)(nil),           // 20: qpq.daemon.v1.JoinResponse
-	(*ListGroupsRequest)(nil),      // 21: qpq.daemon.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),     // 22: qpq.daemon.v1.ListGroupsResponse
-	(*MembersRequest)(nil),         // 23: qpq.daemon.v1.MembersRequest
-	(*MembersResponse)(nil),        // 24: qpq.daemon.v1.MembersResponse
-	(*SendRequest)(nil),            // 25: qpq.daemon.v1.SendRequest
-	(*ReactRequest)(nil),           // 26: qpq.daemon.v1.ReactRequest
-	(*EditRequest)(nil),            // 27: qpq.daemon.v1.EditRequest
-	(*DeleteRequest)(nil),          // 28: qpq.daemon.v1.DeleteRequest
-	(*SetDisappearingRequest)(nil), // 29: qpq.daemon.v1.SetDisappearingRequest
-	(*SendResponse)(nil),           // 30: qpq.daemon.v1.SendResponse
-	(*Message)(nil),                // 31: qpq.daemon.v1.Message
-	(*Receipt)(nil),                // 32: qpq.daemon.v1.Receipt
-	(*MessagesRequest)(nil),        // 33: qpq.daemon.v1.MessagesRequest
-	(*MessagesResponse)(nil),       // 34: qpq.daemon.v1.MessagesResponse
-	(*SubscribeRequest)(nil),       // 35: qpq.daemon.v1.SubscribeRequest
-	(*Event)(nil),                  // 36: qpq.daemon.v1.Event
-	(*GroupRecovery)(nil),          // 37: qpq.daemon.v1.GroupRecovery
-	(*ReceiptEvent)(nil),           // 38: qpq.daemon.v1.ReceiptEvent
-	(*DisappearingChanged)(nil),    // 39: qpq.daemon.v1.DisappearingChanged
-	(*PolicyRefusal)(nil),          // 40: qpq.daemon.v1.PolicyRefusal
-	(*InvitationRequest)(nil),      // 41: qpq.daemon.v1.InvitationRequest
-	(*ContactKeyChanged)(nil),      // 42: qpq.daemon.v1.ContactKeyChanged
-	(*ForkDetected)(nil),           // 43: qpq.daemon.v1.ForkDetected
-	(*Request)(nil),                // 44: qpq.daemon.v1.Request
-	(*ListRequestsRequest)(nil),    // 45: qpq.daemon.v1.ListRequestsRequest
-	(*ListRequestsResponse)(nil),   // 46: qpq.daemon.v1.ListRequestsResponse
-	(*AcceptRequestRequest)(nil),   // 47: qpq.daemon.v1.AcceptRequestRequest
-	(*AcceptRequestResponse)(nil),  // 48: qpq.daemon.v1.AcceptRequestResponse
-	(*DeclineRequestRequest)(nil),  // 49: qpq.daemon.v1.DeclineRequestRequest
-	(*DeclineRequestResponse)(nil), // 50: qpq.daemon.v1.DeclineRequestResponse
-	(*BlockRequest)(nil),           // 51: qpq.daemon.v1.BlockRequest
-	(*BlockResponse)(nil),          // 52: qpq.daemon.v1.BlockResponse
-	(*UnblockRequest)(nil),         // 53: qpq.daemon.v1.UnblockRequest
-	(*UnblockResponse)(nil),        // 54: qpq.daemon.v1.UnblockResponse
-	(*Contact)(nil),                // 55: qpq.daemon.v1.Contact
-	(*AddContactRequest)(nil),      // 56: qpq.daemon.v1.AddContactRequest
-	(*AddContactResponse)(nil),     // 57: qpq.daemon.v1.AddContactResponse
-	(*ListContactsRequest)(nil),    // 58: qpq.daemon.v1.ListContactsRequest
-	(*ListContactsResponse)(nil),   // 59: qpq.daemon.v1.ListContactsResponse
-	(*RemoveContactRequest)(nil),   // 60: qpq.daemon.v1.RemoveContactRequest
-	(*RemoveContactResponse)(nil),  // 61: qpq.daemon.v1.RemoveContactResponse
-	(*SafetyNumberRequest)(nil),    // 62: qpq.daemon.v1.SafetyNumberRequest
-	(*SafetyNumberResponse)(nil),   // 63: qpq.daemon.v1.SafetyNumberResponse
-	(*VerifyRequest)(nil),          // 64: qpq.daemon.v1.VerifyRequest
-	(*VerifyResponse)(nil),         // 65: qpq.daemon.v1.VerifyResponse
-	(*RejectedEnvelope)(nil),       // 66: qpq.daemon.v1.RejectedEnvelope
-	(*MemberEvent)(nil),            // 67: qpq.daemon.v1.MemberEvent
-	(*RemoveRequest)(nil),          // 68: qpq.daemon.v1.RemoveRequest
-	(*RemoveResponse)(nil),         // 69: qpq.daemon.v1.RemoveResponse
-	(*LeaveRequest)(nil),           // 70: qpq.daemon.v1.LeaveRequest
-	(*LeaveResponse)(nil),          // 71: qpq.daemon.v1.LeaveResponse
-	(*UpdateRequest)(nil),          // 72: qpq.daemon.v1.UpdateRequest
-	(*UpdateResponse)(nil),         // 73: qpq.daemon.v1.UpdateResponse
-	(*ExportIdentityRequest)(nil),  // 74: qpq.daemon.v1.ExportIdentityRequest
-	(*ExportIdentityResponse)(nil), // 75: qpq.daemon.v1.ExportIdentityResponse
-	(*RenameContactRequest)(nil),   // 76: qpq.daemon.v1.RenameContactRequest
-	(*RenameContactResponse)(nil),  // 77: qpq.daemon.v1.RenameContactResponse
-	(*SendAttachmentRequest)(nil),  // 78: qpq.daemon.v1.SendAttachmentRequest
-	(*SaveAttachmentRequest)(nil),  // 79: qpq.daemon.v1.SaveAttachmentRequest
-	(*AttachmentProgress)(nil),     // 80: qpq.daemon.v1.AttachmentProgress
-	(*SavedFile)(nil),              // 81: qpq.daemon.v1.SavedFile
-	(*LinkRequest)(nil),            // 82: qpq.daemon.v1.LinkRequest
-	(*LinkProgress)(nil),           // 83: qpq.daemon.v1.LinkProgress
-	(*AcceptLinkRequest)(nil),      // 84: qpq.daemon.v1.AcceptLinkRequest
-	(*AcceptLinkResponse)(nil),     // 85: qpq.daemon.v1.AcceptLinkResponse
-	(*DevicesRequest)(nil),         // 86: qpq.daemon.v1.DevicesRequest
-	(*DevicesResponse)(nil),        // 87: qpq.daemon.v1.DevicesResponse
-	(*Device)(nil),                 // 88: qpq.daemon.v1.Device
-	(*RevokeDeviceRequest)(nil),    // 89: qpq.daemon.v1.RevokeDeviceRequest
-	(*RevokeDeviceResponse)(nil),   // 90: qpq.daemon.v1.RevokeDeviceResponse
-	(*DeviceEvent)(nil),            // 91: qpq.daemon.v1.DeviceEvent
-	(*timestamppb.Timestamp)(nil),  // 92: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 93: google.protobuf.Duration
+	(*MemberDevice)(nil),           // 15: qpq.daemon.v1.MemberDevice
+	(*CreateGroupRequest)(nil),     // 16: qpq.daemon.v1.CreateGroupRequest
+	(*CreateGroupResponse)(nil),    // 17: qpq.daemon.v1.CreateGroupResponse
+	(*InviteRequest)(nil),          // 18: qpq.daemon.v1.InviteRequest
+	(*InviteResponse)(nil),         // 19: qpq.daemon.v1.InviteResponse
+	(*JoinRequest)(nil),            // 20: qpq.daemon.v1.JoinRequest
+	(*JoinResponse)(nil),           // 21: qpq.daemon.v1.JoinResponse
+	(*ListGroupsRequest)(nil),      // 22: qpq.daemon.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),     // 23: qpq.daemon.v1.ListGroupsResponse
+	(*MembersRequest)(nil),         // 24: qpq.daemon.v1.MembersRequest
+	(*MembersResponse)(nil),        // 25: qpq.daemon.v1.MembersResponse
+	(*SendRequest)(nil),            // 26: qpq.daemon.v1.SendRequest
+	(*ReactRequest)(nil),           // 27: qpq.daemon.v1.ReactRequest
+	(*EditRequest)(nil),            // 28: qpq.daemon.v1.EditRequest
+	(*DeleteRequest)(nil),          // 29: qpq.daemon.v1.DeleteRequest
+	(*SetDisappearingRequest)(nil), // 30: qpq.daemon.v1.SetDisappearingRequest
+	(*SendResponse)(nil),           // 31: qpq.daemon.v1.SendResponse
+	(*Message)(nil),                // 32: qpq.daemon.v1.Message
+	(*Receipt)(nil),                // 33: qpq.daemon.v1.Receipt
+	(*MessagesRequest)(nil),        // 34: qpq.daemon.v1.MessagesRequest
+	(*MessagesResponse)(nil),       // 35: qpq.daemon.v1.MessagesResponse
+	(*SubscribeRequest)(nil),       // 36: qpq.daemon.v1.SubscribeRequest
+	(*Event)(nil),                  // 37: qpq.daemon.v1.Event
+	(*GroupRecovery)(nil),          // 38: qpq.daemon.v1.GroupRecovery
+	(*ReceiptEvent)(nil),           // 39: qpq.daemon.v1.ReceiptEvent
+	(*DisappearingChanged)(nil),    // 40: qpq.daemon.v1.DisappearingChanged
+	(*PolicyRefusal)(nil),          // 41: qpq.daemon.v1.PolicyRefusal
+	(*InvitationRequest)(nil),      // 42: qpq.daemon.v1.InvitationRequest
+	(*ContactKeyChanged)(nil),      // 43: qpq.daemon.v1.ContactKeyChanged
+	(*ForkDetected)(nil),           // 44: qpq.daemon.v1.ForkDetected
+	(*Request)(nil),                // 45: qpq.daemon.v1.Request
+	(*ListRequestsRequest)(nil),    // 46: qpq.daemon.v1.ListRequestsRequest
+	(*ListRequestsResponse)(nil),   // 47: qpq.daemon.v1.ListRequestsResponse
+	(*AcceptRequestRequest)(nil),   // 48: qpq.daemon.v1.AcceptRequestRequest
+	(*AcceptRequestResponse)(nil),  // 49: qpq.daemon.v1.AcceptRequestResponse
+	(*DeclineRequestRequest)(nil),  // 50: qpq.daemon.v1.DeclineRequestRequest
+	(*DeclineRequestResponse)(nil), // 51: qpq.daemon.v1.DeclineRequestResponse
+	(*BlockRequest)(nil),           // 52: qpq.daemon.v1.BlockRequest
+	(*BlockResponse)(nil),          // 53: qpq.daemon.v1.BlockResponse
+	(*UnblockRequest)(nil),         // 54: qpq.daemon.v1.UnblockRequest
+	(*UnblockResponse)(nil),        // 55: qpq.daemon.v1.UnblockResponse
+	(*Contact)(nil),                // 56: qpq.daemon.v1.Contact
+	(*AddContactRequest)(nil),      // 57: qpq.daemon.v1.AddContactRequest
+	(*AddContactResponse)(nil),     // 58: qpq.daemon.v1.AddContactResponse
+	(*ListContactsRequest)(nil),    // 59: qpq.daemon.v1.ListContactsRequest
+	(*ListContactsResponse)(nil),   // 60: qpq.daemon.v1.ListContactsResponse
+	(*RemoveContactRequest)(nil),   // 61: qpq.daemon.v1.RemoveContactRequest
+	(*RemoveContactResponse)(nil),  // 62: qpq.daemon.v1.RemoveContactResponse
+	(*SafetyNumberRequest)(nil),    // 63: qpq.daemon.v1.SafetyNumberRequest
+	(*SafetyNumberResponse)(nil),   // 64: qpq.daemon.v1.SafetyNumberResponse
+	(*VerifyRequest)(nil),          // 65: qpq.daemon.v1.VerifyRequest
+	(*VerifyResponse)(nil),         // 66: qpq.daemon.v1.VerifyResponse
+	(*RejectedEnvelope)(nil),       // 67: qpq.daemon.v1.RejectedEnvelope
+	(*MemberEvent)(nil),            // 68: qpq.daemon.v1.MemberEvent
+	(*RemoveRequest)(nil),          // 69: qpq.daemon.v1.RemoveRequest
+	(*RemoveResponse)(nil),         // 70: qpq.daemon.v1.RemoveResponse
+	(*LeaveRequest)(nil),           // 71: qpq.daemon.v1.LeaveRequest
+	(*LeaveResponse)(nil),          // 72: qpq.daemon.v1.LeaveResponse
+	(*UpdateRequest)(nil),          // 73: qpq.daemon.v1.UpdateRequest
+	(*UpdateResponse)(nil),         // 74: qpq.daemon.v1.UpdateResponse
+	(*ExportIdentityRequest)(nil),  // 75: qpq.daemon.v1.ExportIdentityRequest
+	(*ExportIdentityResponse)(nil), // 76: qpq.daemon.v1.ExportIdentityResponse
+	(*RenameContactRequest)(nil),   // 77: qpq.daemon.v1.RenameContactRequest
+	(*RenameContactResponse)(nil),  // 78: qpq.daemon.v1.RenameContactResponse
+	(*SendAttachmentRequest)(nil),  // 79: qpq.daemon.v1.SendAttachmentRequest
+	(*SaveAttachmentRequest)(nil),  // 80: qpq.daemon.v1.SaveAttachmentRequest
+	(*AttachmentProgress)(nil),     // 81: qpq.daemon.v1.AttachmentProgress
+	(*SavedFile)(nil),              // 82: qpq.daemon.v1.SavedFile
+	(*LinkRequest)(nil),            // 83: qpq.daemon.v1.LinkRequest
+	(*LinkProgress)(nil),           // 84: qpq.daemon.v1.LinkProgress
+	(*AcceptLinkRequest)(nil),      // 85: qpq.daemon.v1.AcceptLinkRequest
+	(*AcceptLinkResponse)(nil),     // 86: qpq.daemon.v1.AcceptLinkResponse
+	(*DevicesRequest)(nil),         // 87: qpq.daemon.v1.DevicesRequest
+	(*DevicesResponse)(nil),        // 88: qpq.daemon.v1.DevicesResponse
+	(*Device)(nil),                 // 89: qpq.daemon.v1.Device
+	(*RevokeDeviceRequest)(nil),    // 90: qpq.daemon.v1.RevokeDeviceRequest
+	(*RevokeDeviceResponse)(nil),   // 91: qpq.daemon.v1.RevokeDeviceResponse
+	(*DeviceEvent)(nil),            // 92: qpq.daemon.v1.DeviceEvent
+	(*timestamppb.Timestamp)(nil),  // 93: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 94: google.protobuf.Duration
 }
 var file_qpq_daemon_v1_daemon_proto_depIdxs = []int32{
 	0,   // 0: qpq.daemon.v1.NodeConnection.state:type_name -> qpq.daemon.v1.ConnectionState
-	92,  // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
+	93,  // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
 	4,   // 2: qpq.daemon.v1.StatusResponse.node:type_name -> qpq.daemon.v1.NodeConnection
-	93,  // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
-	92,  // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
-	92,  // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
-	92,  // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
-	93,  // 7: qpq.daemon.v1.Group.disappear_after:type_name -> google.protobuf.Duration
-	13,  // 8: qpq.daemon.v1.CreateGroupResponse.group:type_name -> qpq.daemon.v1.Group
-	13,  // 9: qpq.daemon.v1.InviteResponse.group:type_name -> qpq.daemon.v1.Group
-	93,  // 10: qpq.daemon.v1.JoinRequest.wait:type_name -> google.protobuf.Duration
-	13,  // 11: qpq.daemon.v1.JoinResponse.joined:type_name -> qpq.daemon.v1.Group
-	13,  // 12: qpq.daemon.v1.ListGroupsResponse.groups:type_name -> qpq.daemon.v1.Group
-	13,  // 13: qpq.daemon.v1.MembersResponse.group:type_name -> qpq.daemon.v1.Group
-	14,  // 14: qpq.daemon.v1.MembersResponse.members:type_name -> qpq.daemon.v1.Member
-	93,  // 15: qpq.daemon.v1.SendRequest.wait:type_name -> google.protobuf.Duration
-	93,  // 16: qpq.daemon.v1.ReactRequest.wait:type_name -> google.protobuf.Duration
-	93,  // 17: qpq.daemon.v1.EditRequest.wait:type_name -> google.protobuf.Duration
-	93,  // 18: qpq.daemon.v1.DeleteRequest.wait:type_name -> google.protobuf.Duration
-	93,  // 19: qpq.daemon.v1.SetDisappearingRequest.after:type_name -> google.protobuf.Duration
-	93,  // 20: qpq.daemon.v1.SetDisappearingRequest.wait:type_name -> google.protobuf.Duration
-	1,   // 21: qpq.daemon.v1.SendResponse.state:type_name -> qpq.daemon.v1.DeliveryState
-	92,  // 22: qpq.daemon.v1.SendResponse.unreachable_since:type_name -> google.protobuf.Timestamp
-	92,  // 23: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
-	92,  // 24: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
-	2,   // 25: qpq.daemon.v1.Message.kind:type_name -> qpq.daemon.v1.MessageKind
-	92,  // 26: qpq.daemon.v1.Message.edited_at:type_name -> google.protobuf.Timestamp
-	92,  // 27: qpq.daemon.v1.Message.expires_at:type_name -> google.protobuf.Timestamp
-	32,  // 28: qpq.daemon.v1.Message.receipts:type_name -> qpq.daemon.v1.Receipt
-	3,   // 29: qpq.daemon.v1.Receipt.status:type_name -> qpq.daemon.v1.ReceiptStatus
-	92,  // 30: qpq.daemon.v1.Receipt.at:type_name -> google.protobuf.Timestamp
-	93,  // 31: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
-	92,  // 32: qpq.daemon.v1.MessagesRequest.since:type_name -> google.protobuf.Timestamp
-	31,  // 33: qpq.daemon.v1.MessagesResponse.messages:type_name -> qpq.daemon.v1.Message
-	92,  // 34: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
-	31,  // 35: qpq.daemon.v1.Event.message:type_name -> qpq.daemon.v1.Message
-	67,  // 36: qpq.daemon.v1.Event.member_added:type_name -> qpq.daemon.v1.MemberEvent
-	67,  // 37: qpq.daemon.v1.Event.member_removed:type_name -> qpq.daemon.v1.MemberEvent
-	13,  // 38: qpq.daemon.v1.Event.joined:type_name -> qpq.daemon.v1.Group
-	4,   // 39: qpq.daemon.v1.Event.connection:type_name -> qpq.daemon.v1.NodeConnection
-	13,  // 40: qpq.daemon.v1.Event.left:type_name -> qpq.daemon.v1.Group
-	66,  // 41: qpq.daemon.v1.Event.rejected:type_name -> qpq.daemon.v1.RejectedEnvelope
-	40,  // 42: qpq.daemon.v1.Event.refused:type_name -> qpq.daemon.v1.PolicyRefusal
-	41,  // 43: qpq.daemon.v1.Event.request:type_name -> qpq.daemon.v1.InvitationRequest
-	42,  // 44: qpq.daemon.v1.Event.contact_key_changed:type_name -> qpq.daemon.v1.ContactKeyChanged
-	43,  // 45: qpq.daemon.v1.Event.fork:type_name -> qpq.daemon.v1.ForkDetected
-	37,  // 46: qpq.daemon.v1.Event.recovery:type_name -> qpq.daemon.v1.GroupRecovery
-	37,  // 47: qpq.daemon.v1.Event.recovered:type_name -> qpq.daemon.v1.GroupRecovery
-	31,  // 48: qpq.daemon.v1.Event.edited:type_name -> qpq.daemon.v1.Message
-	31,  // 49: qpq.daemon.v1.Event.deleted:type_name -> qpq.daemon.v1.Message
-	38,  // 50: qpq.daemon.v1.Event.receipt:type_name -> qpq.daemon.v1.ReceiptEvent
-	39,  // 51: qpq.daemon.v1.Event.disappearing:type_name -> qpq.daemon.v1.DisappearingChanged
-	91,  // 52: qpq.daemon.v1.Event.device:type_name -> qpq.daemon.v1.DeviceEvent
-	31,  // 53: qpq.daemon.v1.ReceiptEvent.message:type_name -> qpq.daemon.v1.Message
-	32,  // 54: qpq.daemon.v1.ReceiptEvent.receipt:type_name -> qpq.daemon.v1.Receipt
-	93,  // 55: qpq.daemon.v1.DisappearingChanged.after:type_name -> google.protobuf.Duration
-	92,  // 56: qpq.daemon.v1.Request.received_at:type_name -> google.protobuf.Timestamp
-	44,  // 57: qpq.daemon.v1.ListRequestsResponse.requests:type_name -> qpq.daemon.v1.Request
-	13,  // 58: qpq.daemon.v1.AcceptRequestResponse.group:type_name -> qpq.daemon.v1.Group
-	92,  // 59: qpq.daemon.v1.Contact.added_at:type_name -> google.protobuf.Timestamp
-	92,  // 60: qpq.daemon.v1.Contact.verified_at:type_name -> google.protobuf.Timestamp
-	55,  // 61: qpq.daemon.v1.AddContactResponse.contact:type_name -> qpq.daemon.v1.Contact
-	55,  // 62: qpq.daemon.v1.ListContactsResponse.contacts:type_name -> qpq.daemon.v1.Contact
-	55,  // 63: qpq.daemon.v1.SafetyNumberResponse.contact:type_name -> qpq.daemon.v1.Contact
-	55,  // 64: qpq.daemon.v1.VerifyResponse.contact:type_name -> qpq.daemon.v1.Contact
-	13,  // 65: qpq.daemon.v1.RemoveResponse.group:type_name -> qpq.daemon.v1.Group
-	13,  // 66: qpq.daemon.v1.UpdateResponse.groups:type_name -> qpq.daemon.v1.Group
-	55,  // 67: qpq.daemon.v1.RenameContactResponse.contact:type_name -> qpq.daemon.v1.Contact
-	93,  // 68: qpq.daemon.v1.SendAttachmentRequest.wait:type_name -> google.protobuf.Duration
-	30,  // 69: qpq.daemon.v1.AttachmentProgress.sent:type_name -> qpq.daemon.v1.SendResponse
-	81,  // 70: qpq.daemon.v1.AttachmentProgress.saved:type_name -> qpq.daemon.v1.SavedFile
-	93,  // 71: qpq.daemon.v1.LinkRequest.timeout:type_name -> google.protobuf.Duration
-	92,  // 72: qpq.daemon.v1.LinkProgress.expires:type_name -> google.protobuf.Timestamp
-	88,  // 73: qpq.daemon.v1.LinkProgress.device:type_name -> qpq.daemon.v1.Device
-	93,  // 74: qpq.daemon.v1.AcceptLinkRequest.timeout:type_name -> google.protobuf.Duration
-	88,  // 75: qpq.daemon.v1.DevicesResponse.devices:type_name -> qpq.daemon.v1.Device
-	5,   // 76: qpq.daemon.v1.Daemon.Status:input_type -> qpq.daemon.v1.StatusRequest
-	7,   // 77: qpq.daemon.v1.Daemon.Register:input_type -> qpq.daemon.v1.RegisterRequest
-	9,   // 78: qpq.daemon.v1.Daemon.Ping:input_type -> qpq.daemon.v1.PingRequest
-	11,  // 79: qpq.daemon.v1.Daemon.FetchKey:input_type -> qpq.daemon.v1.FetchKeyRequest
-	15,  // 80: qpq.daemon.v1.Daemon.CreateGroup:input_type -> qpq.daemon.v1.CreateGroupRequest
-	17,  // 81: qpq.daemon.v1.Daemon.Invite:input_type -> qpq.daemon.v1.InviteRequest
-	19,  // 82: qpq.daemon.v1.Daemon.Join:input_type -> qpq.daemon.v1.JoinRequest
-	21,  // 83: qpq.daemon.v1.Daemon.ListGroups:input_type -> qpq.daemon.v1.ListGroupsRequest
-	23,  // 84: qpq.daemon.v1.Daemon.Members:input_type -> qpq.daemon.v1.MembersRequest
-	25,  // 85: qpq.daemon.v1.Daemon.Send:input_type -> qpq.daemon.v1.SendRequest
-	26,  // 86: qpq.daemon.v1.Daemon.React:input_type -> qpq.daemon.v1.ReactRequest
-	27,  // 87: qpq.daemon.v1.Daemon.Edit:input_type -> qpq.daemon.v1.EditRequest
-	28,  // 88: qpq.daemon.v1.Daemon.Delete:input_type -> qpq.daemon.v1.DeleteRequest
-	29,  // 89: qpq.daemon.v1.Daemon.SetDisappearing:input_type -> qpq.daemon.v1.SetDisappearingRequest
-	33,  // 90: qpq.daemon.v1.Daemon.Messages:input_type -> qpq.daemon.v1.MessagesRequest
-	35,  // 91: qpq.daemon.v1.Daemon.Subscribe:input_type -> qpq.daemon.v1.SubscribeRequest
-	68,  // 92: qpq.daemon.v1.Daemon.Remove:input_type -> qpq.daemon.v1.RemoveRequest
-	70,  // 93: qpq.daemon.v1.Daemon.Leave:input_type -> qpq.daemon.v1.LeaveRequest
-	72,  // 94: qpq.daemon.v1.Daemon.Update:input_type -> qpq.daemon.v1.UpdateRequest
-	45,  // 95: qpq.daemon.v1.Daemon.ListRequests:input_type -> qpq.daemon.v1.ListRequestsRequest
-	47,  // 96: qpq.daemon.v1.Daemon.AcceptRequest:input_type -> qpq.daemon.v1.AcceptRequestRequest
-	49,  // 97: qpq.daemon.v1.Daemon.DeclineRequest:input_type -> qpq.daemon.v1.DeclineRequestRequest
-	51,  // 98: qpq.daemon.v1.Daemon.Block:input_type -> qpq.daemon.v1.BlockRequest
-	53,  // 99: qpq.daemon.v1.Daemon.Unblock:input_type -> qpq.daemon.v1.UnblockRequest
-	56,  // 100: qpq.daemon.v1.Daemon.AddContact:input_type -> qpq.daemon.v1.AddContactRequest
-	58,  // 101: qpq.daemon.v1.Daemon.ListContacts:input_type -> qpq.daemon.v1.ListContactsRequest
-	60,  // 102: qpq.daemon.v1.Daemon.RemoveContact:input_type -> qpq.daemon.v1.RemoveContactRequest
-	62,  // 103: qpq.daemon.v1.Daemon.SafetyNumber:input_type -> qpq.daemon.v1.SafetyNumberRequest
-	64,  // 104: qpq.daemon.v1.Daemon.Verify:input_type -> qpq.daemon.v1.VerifyRequest
-	74,  // 105: qpq.daemon.v1.Daemon.ExportIdentity:input_type -> qpq.daemon.v1.ExportIdentityRequest
-	76,  // 106: qpq.daemon.v1.Daemon.RenameContact:input_type -> qpq.daemon.v1.RenameContactRequest
-	78,  // 107: qpq.daemon.v1.Daemon.SendAttachment:input_type -> qpq.daemon.v1.SendAttachmentRequest
-	79,  // 108: qpq.daemon.v1.Daemon.SaveAttachment:input_type -> qpq.daemon.v1.SaveAttachmentRequest
-	82,  // 109: qpq.daemon.v1.Daemon.Link:input_type -> qpq.daemon.v1.LinkRequest
-	84,  // 110: qpq.daemon.v1.Daemon.AcceptLink:input_type -> qpq.daemon.v1.AcceptLinkRequest
-	86,  // 111: qpq.daemon.v1.Daemon.Devices:input_type -> qpq.daemon.v1.DevicesRequest
-	89,  // 112: qpq.daemon.v1.Daemon.RevokeDevice:input_type -> qpq.daemon.v1.RevokeDeviceRequest
-	6,   // 113: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
-	8,   // 114: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
-	10,  // 115: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
-	12,  // 116: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
-	16,  // 117: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
-	18,  // 118: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
-	20,  // 119: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
-	22,  // 120: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
-	24,  // 121: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
-	30,  // 122: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
-	30,  // 123: qpq.daemon.v1.Daemon.React:output_type -> qpq.daemon.v1.SendResponse
-	30,  // 124: qpq.daemon.v1.Daemon.Edit:output_type -> qpq.daemon.v1.SendResponse
-	30,  // 125: qpq.daemon.v1.Daemon.Delete:output_type -> qpq.daemon.v1.SendResponse
-	30,  // 126: qpq.daemon.v1.Daemon.SetDisappearing:output_type -> qpq.daemon.v1.SendResponse
-	34,  // 127: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
-	36,  // 128: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
-	69,  // 129: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
-	71,  // 130: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
-	73,  // 131: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
-	46,  // 132: qpq.daemon.v1.Daemon.ListRequests:output_type -> qpq.daemon.v1.ListRequestsResponse
-	48,  // 133: qpq.daemon.v1.Daemon.AcceptRequest:output_type -> qpq.daemon.v1.AcceptRequestResponse
-	50,  // 134: qpq.daemon.v1.Daemon.DeclineRequest:output_type -> qpq.daemon.v1.DeclineRequestResponse
-	52,  // 135: qpq.daemon.v1.Daemon.Block:output_type -> qpq.daemon.v1.BlockResponse
-	54,  // 136: qpq.daemon.v1.Daemon.Unblock:output_type -> qpq.daemon.v1.UnblockResponse
-	57,  // 137: qpq.daemon.v1.Daemon.AddContact:output_type -> qpq.daemon.v1.AddContactResponse
-	59,  // 138: qpq.daemon.v1.Daemon.ListContacts:output_type -> qpq.daemon.v1.ListContactsResponse
-	61,  // 139: qpq.daemon.v1.Daemon.RemoveContact:output_type -> qpq.daemon.v1.RemoveContactResponse
-	63,  // 140: qpq.daemon.v1.Daemon.SafetyNumber:output_type -> qpq.daemon.v1.SafetyNumberResponse
-	65,  // 141: qpq.daemon.v1.Daemon.Verify:output_type -> qpq.daemon.v1.VerifyResponse
-	75,  // 142: qpq.daemon.v1.Daemon.ExportIdentity:output_type -> qpq.daemon.v1.ExportIdentityResponse
-	77,  // 143: qpq.daemon.v1.Daemon.RenameContact:output_type -> qpq.daemon.v1.RenameContactResponse
-	80,  // 144: qpq.daemon.v1.Daemon.SendAttachment:output_type -> qpq.daemon.v1.AttachmentProgress
-	80,  // 145: qpq.daemon.v1.Daemon.SaveAttachment:output_type -> qpq.daemon.v1.AttachmentProgress
-	83,  // 146: qpq.daemon.v1.Daemon.Link:output_type -> qpq.daemon.v1.LinkProgress
-	85,  // 147: qpq.daemon.v1.Daemon.AcceptLink:output_type -> qpq.daemon.v1.AcceptLinkResponse
-	87,  // 148: qpq.daemon.v1.Daemon.Devices:output_type -> qpq.daemon.v1.DevicesResponse
-	90,  // 149: qpq.daemon.v1.Daemon.RevokeDevice:output_type -> qpq.daemon.v1.RevokeDeviceResponse
-	113, // [113:150] is the sub-list for method output_type
-	76,  // [76:113] is the sub-list for method input_type
-	76,  // [76:76] is the sub-list for extension type_name
-	76,  // [76:76] is the sub-list for extension extendee
-	0,   // [0:76] is the sub-list for field type_name
+	94,  // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
+	93,  // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
+	93,  // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
+	93,  // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
+	94,  // 7: qpq.daemon.v1.Group.disappear_after:type_name -> google.protobuf.Duration
+	15,  // 8: qpq.daemon.v1.Member.devices:type_name -> qpq.daemon.v1.MemberDevice
+	13,  // 9: qpq.daemon.v1.CreateGroupResponse.group:type_name -> qpq.daemon.v1.Group
+	13,  // 10: qpq.daemon.v1.InviteResponse.group:type_name -> qpq.daemon.v1.Group
+	94,  // 11: qpq.daemon.v1.JoinRequest.wait:type_name -> google.protobuf.Duration
+	13,  // 12: qpq.daemon.v1.JoinResponse.joined:type_name -> qpq.daemon.v1.Group
+	13,  // 13: qpq.daemon.v1.ListGroupsResponse.groups:type_name -> qpq.daemon.v1.Group
+	13,  // 14: qpq.daemon.v1.MembersResponse.group:type_name -> qpq.daemon.v1.Group
+	14,  // 15: qpq.daemon.v1.MembersResponse.members:type_name -> qpq.daemon.v1.Member
+	94,  // 16: qpq.daemon.v1.SendRequest.wait:type_name -> google.protobuf.Duration
+	94,  // 17: qpq.daemon.v1.ReactRequest.wait:type_name -> google.protobuf.Duration
+	94,  // 18: qpq.daemon.v1.EditRequest.wait:type_name -> google.protobuf.Duration
+	94,  // 19: qpq.daemon.v1.DeleteRequest.wait:type_name -> google.protobuf.Duration
+	94,  // 20: qpq.daemon.v1.SetDisappearingRequest.after:type_name -> google.protobuf.Duration
+	94,  // 21: qpq.daemon.v1.SetDisappearingRequest.wait:type_name -> google.protobuf.Duration
+	1,   // 22: qpq.daemon.v1.SendResponse.state:type_name -> qpq.daemon.v1.DeliveryState
+	93,  // 23: qpq.daemon.v1.SendResponse.unreachable_since:type_name -> google.protobuf.Timestamp
+	93,  // 24: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
+	93,  // 25: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
+	2,   // 26: qpq.daemon.v1.Message.kind:type_name -> qpq.daemon.v1.MessageKind
+	93,  // 27: qpq.daemon.v1.Message.edited_at:type_name -> google.protobuf.Timestamp
+	93,  // 28: qpq.daemon.v1.Message.expires_at:type_name -> google.protobuf.Timestamp
+	33,  // 29: qpq.daemon.v1.Message.receipts:type_name -> qpq.daemon.v1.Receipt
+	3,   // 30: qpq.daemon.v1.Receipt.status:type_name -> qpq.daemon.v1.ReceiptStatus
+	93,  // 31: qpq.daemon.v1.Receipt.at:type_name -> google.protobuf.Timestamp
+	94,  // 32: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
+	93,  // 33: qpq.daemon.v1.MessagesRequest.since:type_name -> google.protobuf.Timestamp
+	32,  // 34: qpq.daemon.v1.MessagesResponse.messages:type_name -> qpq.daemon.v1.Message
+	93,  // 35: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
+	32,  // 36: qpq.daemon.v1.Event.message:type_name -> qpq.daemon.v1.Message
+	68,  // 37: qpq.daemon.v1.Event.member_added:type_name -> qpq.daemon.v1.MemberEvent
+	68,  // 38: qpq.daemon.v1.Event.member_removed:type_name -> qpq.daemon.v1.MemberEvent
+	13,  // 39: qpq.daemon.v1.Event.joined:type_name -> qpq.daemon.v1.Group
+	4,   // 40: qpq.daemon.v1.Event.connection:type_name -> qpq.daemon.v1.NodeConnection
+	13,  // 41: qpq.daemon.v1.Event.left:type_name -> qpq.daemon.v1.Group
+	67,  // 42: qpq.daemon.v1.Event.rejected:type_name -> qpq.daemon.v1.RejectedEnvelope
+	41,  // 43: qpq.daemon.v1.Event.refused:type_name -> qpq.daemon.v1.PolicyRefusal
+	42,  // 44: qpq.daemon.v1.Event.request:type_name -> qpq.daemon.v1.InvitationRequest
+	43,  // 45: qpq.daemon.v1.Event.contact_key_changed:type_name -> qpq.daemon.v1.ContactKeyChanged
+	44,  // 46: qpq.daemon.v1.Event.fork:type_name -> qpq.daemon.v1.ForkDetected
+	38,  // 47: qpq.daemon.v1.Event.recovery:type_name -> qpq.daemon.v1.GroupRecovery
+	38,  // 48: qpq.daemon.v1.Event.recovered:type_name -> qpq.daemon.v1.GroupRecovery
+	32,  // 49: qpq.daemon.v1.Event.edited:type_name -> qpq.daemon.v1.Message
+	32,  // 50: qpq.daemon.v1.Event.deleted:type_name -> qpq.daemon.v1.Message
+	39,  // 51: qpq.daemon.v1.Event.receipt:type_name -> qpq.daemon.v1.ReceiptEvent
+	40,  // 52: qpq.daemon.v1.Event.disappearing:type_name -> qpq.daemon.v1.DisappearingChanged
+	92,  // 53: qpq.daemon.v1.Event.device:type_name -> qpq.daemon.v1.DeviceEvent
+	32,  // 54: qpq.daemon.v1.ReceiptEvent.message:type_name -> qpq.daemon.v1.Message
+	33,  // 55: qpq.daemon.v1.ReceiptEvent.receipt:type_name -> qpq.daemon.v1.Receipt
+	94,  // 56: qpq.daemon.v1.DisappearingChanged.after:type_name -> google.protobuf.Duration
+	93,  // 57: qpq.daemon.v1.Request.received_at:type_name -> google.protobuf.Timestamp
+	45,  // 58: qpq.daemon.v1.ListRequestsResponse.requests:type_name -> qpq.daemon.v1.Request
+	13,  // 59: qpq.daemon.v1.AcceptRequestResponse.group:type_name -> qpq.daemon.v1.Group
+	93,  // 60: qpq.daemon.v1.Contact.added_at:type_name -> google.protobuf.Timestamp
+	93,  // 61: qpq.daemon.v1.Contact.verified_at:type_name -> google.protobuf.Timestamp
+	56,  // 62: qpq.daemon.v1.AddContactResponse.contact:type_name -> qpq.daemon.v1.Contact
+	56,  // 63: qpq.daemon.v1.ListContactsResponse.contacts:type_name -> qpq.daemon.v1.Contact
+	56,  // 64: qpq.daemon.v1.SafetyNumberResponse.contact:type_name -> qpq.daemon.v1.Contact
+	56,  // 65: qpq.daemon.v1.VerifyResponse.contact:type_name -> qpq.daemon.v1.Contact
+	13,  // 66: qpq.daemon.v1.RemoveResponse.group:type_name -> qpq.daemon.v1.Group
+	13,  // 67: qpq.daemon.v1.UpdateResponse.groups:type_name -> qpq.daemon.v1.Group
+	56,  // 68: qpq.daemon.v1.RenameContactResponse.contact:type_name -> qpq.daemon.v1.Contact
+	94,  // 69: qpq.daemon.v1.SendAttachmentRequest.wait:type_name -> google.protobuf.Duration
+	31,  // 70: qpq.daemon.v1.AttachmentProgress.sent:type_name -> qpq.daemon.v1.SendResponse
+	82,  // 71: qpq.daemon.v1.AttachmentProgress.saved:type_name -> qpq.daemon.v1.SavedFile
+	94,  // 72: qpq.daemon.v1.LinkRequest.timeout:type_name -> google.protobuf.Duration
+	93,  // 73: qpq.daemon.v1.LinkProgress.expires:type_name -> google.protobuf.Timestamp
+	89,  // 74: qpq.daemon.v1.LinkProgress.device:type_name -> qpq.daemon.v1.Device
+	94,  // 75: qpq.daemon.v1.AcceptLinkRequest.timeout:type_name -> google.protobuf.Duration
+	89,  // 76: qpq.daemon.v1.DevicesResponse.devices:type_name -> qpq.daemon.v1.Device
+	5,   // 77: qpq.daemon.v1.Daemon.Status:input_type -> qpq.daemon.v1.StatusRequest
+	7,   // 78: qpq.daemon.v1.Daemon.Register:input_type -> qpq.daemon.v1.RegisterRequest
+	9,   // 79: qpq.daemon.v1.Daemon.Ping:input_type -> qpq.daemon.v1.PingRequest
+	11,  // 80: qpq.daemon.v1.Daemon.FetchKey:input_type -> qpq.daemon.v1.FetchKeyRequest
+	16,  // 81: qpq.daemon.v1.Daemon.CreateGroup:input_type -> qpq.daemon.v1.CreateGroupRequest
+	18,  // 82: qpq.daemon.v1.Daemon.Invite:input_type -> qpq.daemon.v1.InviteRequest
+	20,  // 83: qpq.daemon.v1.Daemon.Join:input_type -> qpq.daemon.v1.JoinRequest
+	22,  // 84: qpq.daemon.v1.Daemon.ListGroups:input_type -> qpq.daemon.v1.ListGroupsRequest
+	24,  // 85: qpq.daemon.v1.Daemon.Members:input_type -> qpq.daemon.v1.MembersRequest
+	26,  // 86: qpq.daemon.v1.Daemon.Send:input_type -> qpq.daemon.v1.SendRequest
+	27,  // 87: qpq.daemon.v1.Daemon.React:input_type -> qpq.daemon.v1.ReactRequest
+	28,  // 88: qpq.daemon.v1.Daemon.Edit:input_type -> qpq.daemon.v1.EditRequest
+	29,  // 89: qpq.daemon.v1.Daemon.Delete:input_type -> qpq.daemon.v1.DeleteRequest
+	30,  // 90: qpq.daemon.v1.Daemon.SetDisappearing:input_type -> qpq.daemon.v1.SetDisappearingRequest
+	34,  // 91: qpq.daemon.v1.Daemon.Messages:input_type -> qpq.daemon.v1.MessagesRequest
+	36,  // 92: qpq.daemon.v1.Daemon.Subscribe:input_type -> qpq.daemon.v1.SubscribeRequest
+	69,  // 93: qpq.daemon.v1.Daemon.Remove:input_type -> qpq.daemon.v1.RemoveRequest
+	71,  // 94: qpq.daemon.v1.Daemon.Leave:input_type -> qpq.daemon.v1.LeaveRequest
+	73,  // 95: qpq.daemon.v1.Daemon.Update:input_type -> qpq.daemon.v1.UpdateRequest
+	46,  // 96: qpq.daemon.v1.Daemon.ListRequests:input_type -> qpq.daemon.v1.ListRequestsRequest
+	48,  // 97: qpq.daemon.v1.Daemon.AcceptRequest:input_type -> qpq.daemon.v1.AcceptRequestRequest
+	50,  // 98: qpq.daemon.v1.Daemon.DeclineRequest:input_type -> qpq.daemon.v1.DeclineRequestRequest
+	52,  // 99: qpq.daemon.v1.Daemon.Block:input_type -> qpq.daemon.v1.BlockRequest
+	54,  // 100: qpq.daemon.v1.Daemon.Unblock:input_type -> qpq.daemon.v1.UnblockRequest
+	57,  // 101: qpq.daemon.v1.Daemon.AddContact:input_type -> qpq.daemon.v1.AddContactRequest
+	59,  // 102: qpq.daemon.v1.Daemon.ListContacts:input_type -> qpq.daemon.v1.ListContactsRequest
+	61,  // 103: qpq.daemon.v1.Daemon.RemoveContact:input_type -> qpq.daemon.v1.RemoveContactRequest
+	63,  // 104: qpq.daemon.v1.Daemon.SafetyNumber:input_type -> qpq.daemon.v1.SafetyNumberRequest
+	65,  // 105: qpq.daemon.v1.Daemon.Verify:input_type -> qpq.daemon.v1.VerifyRequest
+	75,  // 106: qpq.daemon.v1.Daemon.ExportIdentity:input_type -> qpq.daemon.v1.ExportIdentityRequest
+	77,  // 107: qpq.daemon.v1.Daemon.RenameContact:input_type -> qpq.daemon.v1.RenameContactRequest
+	79,  // 108: qpq.daemon.v1.Daemon.SendAttachment:input_type -> qpq.daemon.v1.SendAttachmentRequest
+	80,  // 109: qpq.daemon.v1.Daemon.SaveAttachment:input_type -> qpq.daemon.v1.SaveAttachmentRequest
+	83,  // 110: qpq.daemon.v1.Daemon.Link:input_type -> qpq.daemon.v1.LinkRequest
+	85,  // 111: qpq.daemon.v1.Daemon.AcceptLink:input_type -> qpq.daemon.v1.AcceptLinkRequest
+	87,  // 112: qpq.daemon.v1.Daemon.Devices:input_type -> qpq.daemon.v1.DevicesRequest
+	90,  // 113: qpq.daemon.v1.Daemon.RevokeDevice:input_type -> qpq.daemon.v1.RevokeDeviceRequest
+	6,   // 114: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
+	8,   // 115: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
+	10,  // 116: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
+	12,  // 117: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
+	17,  // 118: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
+	19,  // 119: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
+	21,  // 120: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
+	23,  // 121: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
+	25,  // 122: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
+	31,  // 123: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
+	31,  // 124: qpq.daemon.v1.Daemon.React:output_type -> qpq.daemon.v1.SendResponse
+	31,  // 125: qpq.daemon.v1.Daemon.Edit:output_type -> qpq.daemon.v1.SendResponse
+	31,  // 126: qpq.daemon.v1.Daemon.Delete:output_type -> qpq.daemon.v1.SendResponse
+	31,  // 127: qpq.daemon.v1.Daemon.SetDisappearing:output_type -> qpq.daemon.v1.SendResponse
+	35,  // 128: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
+	37,  // 129: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
+	70,  // 130: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
+	72,  // 131: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
+	74,  // 132: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
+	47,  // 133: qpq.daemon.v1.Daemon.ListRequests:output_type -> qpq.daemon.v1.ListRequestsResponse
+	49,  // 134: qpq.daemon.v1.Daemon.AcceptRequest:output_type -> qpq.daemon.v1.AcceptRequestResponse
+	51,  // 135: qpq.daemon.v1.Daemon.DeclineRequest:output_type -> qpq.daemon.v1.DeclineRequestResponse
+	53,  // 136: qpq.daemon.v1.Daemon.Block:output_type -> qpq.daemon.v1.BlockResponse
+	55,  // 137: qpq.daemon.v1.Daemon.Unblock:output_type -> qpq.daemon.v1.UnblockResponse
+	58,  // 138: qpq.daemon.v1.Daemon.AddContact:output_type -> qpq.daemon.v1.AddContactResponse
+	60,  // 139: qpq.daemon.v1.Daemon.ListContacts:output_type -> qpq.daemon.v1.ListContactsResponse
+	62,  // 140: qpq.daemon.v1.Daemon.RemoveContact:output_type -> qpq.daemon.v1.RemoveContactResponse
+	64,  // 141: qpq.daemon.v1.Daemon.SafetyNumber:output_type -> qpq.daemon.v1.SafetyNumberResponse
+	66,  // 142: qpq.daemon.v1.Daemon.Verify:output_type -> qpq.daemon.v1.VerifyResponse
+	76,  // 143: qpq.daemon.v1.Daemon.ExportIdentity:output_type -> qpq.daemon.v1.ExportIdentityResponse
+	78,  // 144: qpq.daemon.v1.Daemon.RenameContact:output_type -> qpq.daemon.v1.RenameContactResponse
+	81,  // 145: qpq.daemon.v1.Daemon.SendAttachment:output_type -> qpq.daemon.v1.AttachmentProgress
+	81,  // 146: qpq.daemon.v1.Daemon.SaveAttachment:output_type -> qpq.daemon.v1.AttachmentProgress
+	84,  // 147: qpq.daemon.v1.Daemon.Link:output_type -> qpq.daemon.v1.LinkProgress
+	86,  // 148: qpq.daemon.v1.Daemon.AcceptLink:output_type -> qpq.daemon.v1.AcceptLinkResponse
+	88,  // 149: qpq.daemon.v1.Daemon.Devices:output_type -> qpq.daemon.v1.DevicesResponse
+	91,  // 150: qpq.daemon.v1.Daemon.RevokeDevice:output_type -> qpq.daemon.v1.RevokeDeviceResponse
+	114, // [114:151] is the sub-list for method output_type
+	77,  // [77:114] is the sub-list for method input_type
+	77,  // [77:77] is the sub-list for extension type_name
+	77,  // [77:77] is the sub-list for extension extendee
+	0,   // [0:77] is the sub-list for field type_name
 }
 
 func init() { file_qpq_daemon_v1_daemon_proto_init() }
@@ -6815,7 +6922,7 @@ func file_qpq_daemon_v1_daemon_proto_init() {
 	if File_qpq_daemon_v1_daemon_proto != nil {
 		return
 	}
-	file_qpq_daemon_v1_daemon_proto_msgTypes[32].OneofWrappers = []any{
+	file_qpq_daemon_v1_daemon_proto_msgTypes[33].OneofWrappers = []any{
 		(*Event_Message)(nil),
 		(*Event_MemberAdded)(nil),
 		(*Event_MemberRemoved)(nil),
@@ -6841,7 +6948,7 @@ func file_qpq_daemon_v1_daemon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_qpq_daemon_v1_daemon_proto_rawDesc), len(file_qpq_daemon_v1_daemon_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   88,
+			NumMessages:   89,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
