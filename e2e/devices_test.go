@@ -111,6 +111,30 @@ func (u *user) groupIDs(t testing.TB) []string {
 	return ids
 }
 
+// memberDevices are the device keys of person in a group, as u lists them.
+func (u *user) memberDevices(t testing.TB, group, person string) []string {
+	t.Helper()
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(u.must(t, "members", "--group-id", group, "--json")), "\n") {
+		var m struct {
+			Identity string `json:"identity"`
+			Devices  []struct {
+				Key string `json:"key"`
+			} `json:"devices"`
+		}
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("members --json: %v", err)
+		}
+		if m.Identity == person {
+			for _, d := range m.Devices {
+				out = append(out, d.Key)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // people are the distinct member identities (persons) of a group.
 func people(ms []memberJSON) []string {
 	var out []string
@@ -174,10 +198,12 @@ func TestLinkedDevice(t *testing.T) {
 		waitFor(t, "the laptop's message on alice's first device", func() bool {
 			return slices.ContainsFunc(alice.history(t, g), func(m messageJSON) bool { return m.Text == "from the laptop" && m.Sender == alice.id })
 		})
-		// Three leaves (alice's two devices, bob's), and the laptop's
-		// message under the person alice above.
-		if ms := bob.members(t, g); len(ms) != 3 {
-			t.Fatalf("bob sees the leaves %+v in %s", ms, g)
+		// One person alice (with two devices) and bob.
+		if p := people(bob.members(t, g)); !slices.Equal(p, sorted(alice.id, bob.id)) {
+			t.Fatalf("bob sees the people %v in %s", p, g)
+		}
+		if d := bob.memberDevices(t, g, alice.id); !slices.Equal(d, sorted(alice.id, dev)) {
+			t.Fatalf("bob sees alice's devices %v in %s", d, g)
 		}
 	}
 	// A new group bob makes with the person alice has both her devices.
@@ -213,8 +239,11 @@ func TestLinkedDevice(t *testing.T) {
 	}
 	for _, g := range []string{team, family, fresh} {
 		waitFor(t, "bob at the removal's epoch", func() bool { return bob.members(t, g)[0].Epoch == epochs[g]+1 })
-		if len(bob.members(t, g)) != 2 {
-			t.Fatalf("leaves after the revocation: %+v", bob.members(t, g))
+		if p := people(bob.members(t, g)); !slices.Equal(p, sorted(alice.id, bob.id)) {
+			t.Fatalf("after the revocation bob sees %v", p)
+		}
+		if d := bob.memberDevices(t, g, alice.id); !slices.Equal(d, []string{alice.id}) {
+			t.Fatalf("alice's devices after the revocation: %v in %s", d, g)
 		}
 	}
 	before := len(laptop.history(t, team))
