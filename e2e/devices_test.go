@@ -3,9 +3,11 @@ package e2e
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -304,4 +306,44 @@ func TestRestoreIsNewDevice(t *testing.T) {
 	g := bob.createGroup(t, "after-restore")
 	bob.must(t, "invite", "--group-id", g, "--peer-key", alice.id)
 	waitFor(t, "the restored device in bob's group", func() bool { return slices.Contains(restored.groupIDs(t), g) })
+}
+
+// qpd --link CODE on an empty state folder becomes the new device at
+// start; a wrong code stops it with a clear error and leaves no identity.
+func TestQpdLinkFlag(t *testing.T) {
+	root := tempDir(t)
+	n := startNode(t, root, "127.0.0.1:0")
+	alice := registeredUsers(t, root, n.addr, "alice")[0]
+	skipWithoutDevices(t, alice)
+	bad := &user{name: "bad", dir: filepath.Join(root, "bad"), nodeAddr: n.addr}
+	bad.socket = filepath.Join(bad.dir, "s")
+	out, err := exec.Command(qpdBin, "--state-dir", bad.dir, "--socket", bad.socket, "--server", n.addr,
+		"--link", "qpq-link-not-a-code").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "not a link code") {
+		t.Fatalf("qpd --link with a malformed code: %v\n%s", err, out)
+	}
+
+	lp := startProc(t, "qpctl link", qpctlBin, "--socket", alice.socket, "link", "--json")
+	var code string
+	waitFor(t, "a link code", func() bool {
+		var m struct {
+			Code string `json:"code"`
+		}
+		l, _, _ := strings.Cut(lp.out.String(), "\n")
+		if json.Unmarshal([]byte(l), &m) == nil && m.Code != "" {
+			code = m.Code
+		}
+		return code != ""
+	})
+	phone := newUser(t, root, "phone", n.addr, "--link", code, "--device-name", "phone")
+	if st := phone.status(t); st.Identity != alice.id {
+		t.Fatalf("the linked qpd's identity %s, want alice's %s", st.Identity, alice.id)
+	}
+	waitFor(t, "both devices listed", func() bool { return len(phone.devices(t).Devices) == 2 })
+	// A restart with the same --link is harmless.
+	phone.p.stop(syscall.SIGTERM)
+	phone.start(t)
+	if st := phone.status(t); st.Identity != alice.id {
+		t.Fatalf("after a restart with --link: %s", st.Identity)
+	}
 }
