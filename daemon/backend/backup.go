@@ -109,7 +109,7 @@ func (b *Backend) RestoreIdentity(ctx context.Context, backup, passphrase []byte
 
 // restoreDevice makes the new device of a restored identity: its key D,
 // the chain U issues for it, and U's device list with D added, published
-// over a connection of U's own key.
+// over D's connection.
 func (b *Backend) restoreDevice(ctx context.Context, id devid.Identity) (ed25519.PrivateKey, [][]byte, error) {
 	user, err := devid.NewUser(id.Key, time.Now(), 0)
 	if err != nil {
@@ -129,7 +129,10 @@ func (b *Backend) restoreDevice(ctx context.Context, id devid.Identity) (ed25519
 		clear(dev)
 		return nil, nil, fmt.Errorf("backend: restore: certify the device: %w", err)
 	}
-	c, err := b.dial(ctx, id.Key)
+	// Over the new device's own connection (not yet registered; the
+	// node takes a list signed by its user from any connection), not
+	// U's: U may be a device revoked since, after an earlier restore.
+	c, err := b.dialDevice(ctx, dev)
 	if err != nil {
 		clear(dev)
 		return nil, nil, fmt.Errorf("%w: restore publishes the new device at the node: %w", ErrNotConnected, err)

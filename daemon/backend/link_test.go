@@ -486,6 +486,17 @@ func TestRestoreIsNewDevice(t *testing.T) {
 	if err != nil || info.Version != 2 || len(info.Devices) != 1 || !info.Devices[0].This || !info.Primary {
 		t.Fatalf("devices after revoking the old one: %+v, %v", info, err)
 	}
+	// That device is lost too: a restore still works, though the
+	// identity key itself is a revoked device by now.
+	again := backendNew(t, Config{NodeAddr: node.Addr, NodeCert: node.CertDER, KeyPackages: MLSKeyPackages{}})
+	if _, err := again.RestoreIdentity(ctx, text, []byte("long enough")); err != nil {
+		t.Fatalf("restore after the identity key's device was revoked: %v", err)
+	}
+	_, d3, _ := again.OwnKeys(ctx)
+	l, err = fresh.currentDeviceList(ctx, fresh.client(), user)
+	if err != nil || l.Version != 3 || len(l.Devices) != 2 || !l.Has(d) || !l.Has(d3) {
+		t.Fatalf("device list after the second restore: %+v, %v", l, err)
+	}
 }
 
 // runBackend runs b until the test ends and waits for its connection.
