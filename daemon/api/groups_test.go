@@ -107,4 +107,10 @@ func TestGroupCallsThroughNode(t *testing.T) {
 	if err != nil || err2 != nil || mr.GetEpoch() != 1 || mr.GetEpochAuthenticator() != ma.GetEpochAuthenticator() || len(mr.GetMembers()) != 2 {
 		t.Fatalf("Members: %v %v / %v %v", mr, err, ma, err2)
 	}
+	// Each person once, with its one device: the identity key itself.
+	for _, m := range mr.GetMembers() {
+		if d := m.GetDevices(); len(d) != 1 || d[0].GetKey() != m.GetIdentity() || d[0].GetLeafIndex() != m.GetLeafIndex() || d[0].GetSelf() != m.GetSelf() {
+			t.Fatalf("member %v: devices %v", m, d)
+		}
+	}
 }

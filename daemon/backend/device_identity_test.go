@@ -182,3 +182,79 @@ func TestSingleDeviceSigner(t *testing.T) {
 		t.Fatal("single-device KeyPackage does not advertise x509")
 	}
 }
+
+// TestForgedDeviceInCommitRefused: a commit that adds a leaf whose device
+// certificate the user's identity key did not issue is refused by a
+// member under qpd's policy (a trust-policy refusal naming the devid
+// reason); a genuine device's Add goes through.
+func TestForgedDeviceInCommitRefused(t *testing.T) {
+	_, ap := newEd25519(t)
+	_, bp := newEd25519(t)
+	as, bs := testSigner(ap), testSigner(bp)
+	creator, err := mls.CreateGroup(DefaultCipherSuite, bytes.Repeat([]byte{9}, 16), as, &mls.CreateOptions{Config: groupConfig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bkp, bpriv, err := mls.GenerateKeyPackage(DefaultCipherSuite, bs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := creator.AddMembers([]*mls.KeyPackage{bkp}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := creator.MergePendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	member, err := mls.JoinFromWelcome(res.Welcome, bpriv, &mls.JoinOptions{Config: groupConfig, Policy: groupPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	u, err := devid.GenerateUser(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	forger, err := devid.GenerateUser(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, devPriv := newEd25519(t)
+	forged, err := forger.IssueDevice(dev, "forged", time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	genuine, err := u.IssueDevice(dev, "genuine", time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kpOf := func(chain [][]byte) *mls.KeyPackage {
+		s, err := devid.Signer(chain, devPriv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kp, _, err := mls.GenerateKeyPackage(DefaultCipherSuite, s, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kp
+	}
+	bad, err := creator.AddMembers([]*mls.KeyPackage{kpOf([][]byte{forged[0], genuine[1]})}, nil)
+	if err != nil {
+		t.Skipf("the creator's library refuses the forged Add itself: %v", err)
+	}
+	_, err = member.ProcessMessage(bad.Message)
+	if !isRefusal(err) || !errors.Is(err, devid.ErrNotIssuedByUser) {
+		t.Fatalf("commit adding a forged device: %v, want a trust-policy refusal with devid.ErrNotIssuedByUser", err)
+	}
+	if err := creator.DiscardPendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	good, err := creator.AddMembers([]*mls.KeyPackage{kpOf(genuine)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := member.ProcessMessage(good.Message); err != nil {
+		t.Fatalf("commit adding a genuine device: %v", err)
+	}
+}

@@ -81,7 +81,8 @@ type KeyPackageInfo struct {
 	KeyPackage []byte
 	Ref        []byte
 	Suite      mls.CipherSuite
-	// Identity is the BasicCredential identity.
+	// Identity is the user the credential speaks for under the identity
+	// rule (the BasicCredential identity when the rule refuses it).
 	Identity   []byte
 	LastResort bool
 	NotBefore  time.Time
@@ -183,6 +184,7 @@ func inspectKeyPackage(rule IdentityRule, raw []byte, peer ed25519.PublicKey, no
 	if err != nil {
 		return fail(err)
 	}
+	info.Identity = user // the person, also for a device's x509 credential
 	if subtle.ConstantTimeCompare(user, peer) != 1 {
 		return fail(fmt.Errorf("%w: KeyPackage speaks for %x, not the peer %x", ErrIdentityMismatch, user, []byte(peer)))
 	}
