@@ -26,9 +26,20 @@
 // Calls the node refuses return an error that matches (errors.Is) one of the
 // sentinels ErrUnauthorized, ErrNoKeyPackage, ErrTooLarge, ErrLimit,
 // ErrRateLimited, ErrInvalidArgument, ErrStaleEpoch, ErrInvalidCommit,
-// ErrFutureEpoch, ErrGroupExists or ErrInternal, with the
+// ErrFutureEpoch, ErrGroupExists, ErrRevoked or ErrInternal, with the
 // node's explanation in its text. Transport failures are wrapped as they come;
 // Done is closed when the connection is gone, after which every call fails.
+//
+// # Devices
+//
+// A person's devices each connect with their own key. PublishDevices
+// stores the person's device list (internal/devid, signed by the user key);
+// a device it drops is revoked, and every later call of its connections
+// fails with ErrRevoked. FetchDevices and FetchUserKeyPackages (one
+// KeyPackage per listed device, with the list) hand them out: the node is
+// not trusted for them, so check the list's signature and each package
+// against it. LinkOpen, LinkPut, LinkGet and LinkClose are the rendezvous
+// of linking a new device (package internal/link seals what goes through).
 //
 // # Groups
 //

@@ -53,6 +53,9 @@ type revocations struct {
 }
 
 func (r *revocations) get(key []byte, now time.Time) (revoked, ok bool) {
+	if len(key) != store.IdentityKeySize {
+		return false, true // not a device key: nothing to revoke
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e, found := r.known[[store.IdentityKeySize]byte(key)]
@@ -63,6 +66,9 @@ func (r *revocations) get(key []byte, now time.Time) (revoked, ok bool) {
 }
 
 func (r *revocations) put(key []byte, revoked bool, now time.Time) {
+	if len(key) != store.IdentityKeySize {
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.known == nil || len(r.known) >= maxRevocationCache {
@@ -143,6 +149,10 @@ func (s *Server) currentDevices(ctx context.Context, user []byte) (*devid.Device
 	return l, raw, nil
 }
 
+// errListChanged: the stored list changed between the checks of a new
+// list and its transaction.
+var errListChanged = errors.New("the device list changed meanwhile")
+
 // closeRevoked is the QUIC application error code of a connection closed
 // because its device was revoked.
 const closeRevoked = 4
@@ -171,44 +181,56 @@ func (s *session) PublishDevices(ctx context.Context, call devices.DeviceService
 		for i, d := range l.Devices {
 			keys[i] = d
 		}
+		// The checks that read the store run before its transaction (no
+		// store call while one holds a connection); the transaction runs
+		// only on the list they were made against, else they run again.
 		var removed []ed25519.PublicKey
-		check := func(prevRaw []byte) (store.Revocation, error) {
+		for attempt := 1; ; attempt++ {
+			prevRaw, _, err := s.srv.cfg.Store.DeviceList(ctx, l.User)
+			if err != nil {
+				return s.storeError(method, err)
+			}
 			prev := devid.ImplicitDeviceList(l.User)
 			if prevRaw != nil {
-				p, err := devid.ParseDeviceList(prevRaw)
-				if err != nil {
-					return store.Revocation{}, fmt.Errorf("stored device list of %x: %w", []byte(l.User), err)
+				if prev, err = devid.ParseDeviceList(prevRaw); err != nil {
+					return s.storeError(method, fmt.Errorf("stored device list of %x: %w", []byte(l.User), err))
 				}
-				prev = p
+			}
+			if prevRaw != nil && l.Version <= prev.Version {
+				return fail(nodecp.ErrorCode_invalidArgument, "%s: version %d is not above the stored version %d", method, l.Version, prev.Version)
 			}
 			for _, d := range l.Devices {
-				if prev.Has(d) {
-					continue
-				}
-				if err := s.mayList(ctx, method, l.User, d); err != nil {
-					return store.Revocation{}, err
-				}
-			}
-			removed = prev.Removed(l)
-			var rev store.Revocation
-			for _, d := range removed {
-				rev.Devices = append(rev.Devices, d)
-				for _, suite := range s.srv.cfg.KeyPackageSuites {
-					rev.Directories = append(rev.Directories, directoryKey(d, suite))
+				if !prev.Has(d) {
+					if err := s.mayList(ctx, method, l.User, d); err != nil {
+						return err
+					}
 				}
 			}
-			return rev, nil
-		}
-		err = s.srv.cfg.Store.PutDeviceList(ctx, l.User, l.Version, raw, keys, check)
-		if errors.Is(err, store.ErrStaleVersion) {
-			_, cur, _ := s.srv.cfg.Store.DeviceList(ctx, l.User)
-			return fail(nodecp.ErrorCode_invalidArgument, "%s: version %d is not above the stored version %d", method, l.Version, cur)
-		}
-		if err != nil {
-			if codeOf(err) != nodecp.ErrorCode_unknown {
-				return err
+			check := func(cur []byte) (store.Revocation, error) {
+				if !bytes.Equal(cur, prevRaw) {
+					return store.Revocation{}, errListChanged
+				}
+				removed = prev.Removed(l)
+				var rev store.Revocation
+				for _, d := range removed {
+					rev.Devices = append(rev.Devices, d)
+					for _, suite := range s.srv.cfg.KeyPackageSuites {
+						rev.Directories = append(rev.Directories, directoryKey(d, suite))
+					}
+				}
+				return rev, nil
 			}
-			return s.storeError(method, err)
+			err = s.srv.cfg.Store.PutDeviceList(ctx, l.User, l.Version, raw, keys, check)
+			if errors.Is(err, errListChanged) && attempt < 3 {
+				continue
+			}
+			if errors.Is(err, errListChanged) || errors.Is(err, store.ErrStaleVersion) {
+				return fail(nodecp.ErrorCode_invalidArgument, "%s: version %d is not above the stored version, or the list changed meanwhile", method, l.Version)
+			}
+			if err != nil {
+				return s.storeError(method, err)
+			}
+			break
 		}
 		now := time.Now()
 		for _, d := range removed {

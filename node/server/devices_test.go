@@ -11,6 +11,7 @@ import (
 	"github.com/quicproquo/quicproquo/internal/devid"
 	"github.com/quicproquo/quicproquo/internal/grouptest"
 	"github.com/quicproquo/quicproquo/internal/mls"
+	"github.com/quicproquo/quicproquo/internal/pgtest"
 	"github.com/quicproquo/quicproquo/node/client"
 	"github.com/quicproquo/quicproquo/node/server"
 	"github.com/quicproquo/quicproquo/node/store"
@@ -235,6 +236,18 @@ func TestFetchUserKeyPackages(t *testing.T) {
 		if err != nil || c.Remaining != 1 {
 			t.Fatalf("left after one fetch: %+v, %v", c, err)
 		}
+	}
+	// A peek returns each device's last-resort package and consumes
+	// nothing; a device without one is left out.
+	if _, err := alice.primary.Conn.UploadKeyPackage(ctx, U, kpBytes(t, alice.primary), true); err != nil {
+		t.Fatal(err)
+	}
+	pkgs, _, err = bob.primary.Conn.FetchUserKeyPackages(ctx, U, true)
+	if err != nil || len(pkgs) != 1 || !bytes.Equal(pkgs[0].Device, U) || !pkgs[0].Peeked {
+		t.Fatalf("peek: %+v, %v", pkgs, err)
+	}
+	if c, err := laptop.Conn.KeyPackageCount(ctx, laptop.Pub); err != nil || c.Remaining != 1 {
+		t.Fatalf("a peek consumed: %+v, %v", c, err)
 	}
 	_, _, err = bob.primary.Conn.FetchUserKeyPackages(ctx, make([]byte, 31), false)
 	wantErr(t, "short user key", err, client.ErrInvalidArgument)
@@ -508,5 +521,57 @@ func checkServingDevices(t *testing.T, n *testNode) {
 	u := newDevUser(t, n)
 	if _, _, err := u.primary.Conn.Enqueue(testCtx(t), u.user.PublicKey(), []byte("still here"), nil); err != nil {
 		t.Fatalf("node stopped serving: %v", err)
+	}
+}
+
+// With several nodes on one PostgreSQL database, a device revoked through
+// node A is refused by node B within the recheck time (2 s), and A refuses
+// to enqueue to it at once.
+func TestDeviceRevokedAcrossNodes(t *testing.T) {
+	conn := pgtest.NewDatabase(t)
+	a, b := startPostgresNode(t, conn), startPostgresNode(t, conn)
+	ctx := testCtx(t)
+	u, err := devid.GenerateUser(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	U := u.PublicKey()
+	ua := a.dial(t, u.Key)
+	dpub, dpriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := b.dial(t, dpriv)
+	sign := func(v uint64, devices ...ed25519.PublicKey) []byte {
+		l, err := (&devid.DeviceList{User: U, Version: v, Devices: devices}).Sign(u.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	if _, err := ua.PublishDevices(ctx, sign(1, U, dpub)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Ping(ctx); err != nil {
+		t.Fatalf("listed device on B: %v", err)
+	}
+	if _, err := ua.PublishDevices(ctx, sign(2, U)); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = ua.Enqueue(ctx, dpub, []byte("late"), nil)
+	wantErr(t, "enqueue through A to the revoked device", err, client.ErrUnknownRecipient)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := db.Ping(ctx)
+		if errors.Is(err, client.ErrRevoked) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("ping on B: %v", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node B still serves the revoked device")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -26,7 +26,8 @@
 // transaction that fans the commit out. Proposals fanned out are checked
 // and kept in the view for commits by reference. Application messages are
 // PrivateMessages the node only routes (mlsheader.go reads their clear
-// header). The roster is the tree's leaf identities: recipients are never
+// header). The roster is the tree's leaf signature keys (devices):
+// recipients are never
 // declared (a list is invalidArgument). A commit goes to every other
 // member and to the members it removes, who receive their removal and then
 // nothing; the Welcome to the members it adds. A commit for an earlier
@@ -37,6 +38,20 @@
 // unauthorized. Recipients see ordinary envelopes marked sequenced: the
 // sender is the connection's identity, the payload the MLSMessage. Both
 // calls are idempotent on the client message id.
+//
+// # Devices
+//
+// A person is a user key U with one or more device keys (internal/devid);
+// the connection's identity is a device key, and queues, KeyPackages and
+// limits are per device. publishDevices, fetchDevices and
+// fetchUserKeyPackages (schemas/devices, devices.go) keep each user's
+// signed device list: a listed device counts as registered, and a device
+// dropped from its list is revoked for ever (queue and KeyPackages gone,
+// connections closed, every later call refused with revoked, never listed
+// again). An x509 KeyPackage is taken only from its own, listed device.
+// Public views take a leaf only if devid.Rule accepts it and its device is
+// not revoked; rosters are the leaves' signature keys. The link slots of
+// link.go are the rendezvous through which a new device is linked.
 //
 // # Blobs
 //

@@ -133,8 +133,12 @@ func (s *session) submitCommit(ctx context.Context, call group.GroupService_subm
 		return err
 	}
 	var verdict store.CommitVerdict
+	var rule *txRule
 	check := func(cur store.GroupView) (store.CommitVerdict, error) {
-		v, err := commitVerdict(method, s.leafRule(ctx), s.identity, msg, welcome, cur)
+		v, err := commitVerdict(method, rule, s.identity, msg, welcome, cur)
+		if err == nil {
+			err = rule.pending()
+		}
 		if err == nil && len(v.Recipients)+len(v.WelcomeRecipients) > s.srv.cfg.MaxRecipients {
 			err = fail(nodecp.ErrorCode_limit, "%s: %d recipients and welcome recipients, limit %d",
 				method, len(v.Recipients)+len(v.WelcomeRecipients), s.srv.cfg.MaxRecipients)
@@ -142,7 +146,12 @@ func (s *session) submitCommit(ctx context.Context, call group.GroupService_subm
 		verdict = v
 		return v, err
 	}
-	res, err := s.srv.cfg.Store.SubmitCommit(ctx, h.groupID, h.epoch, s.identity, msgID, msg, welcome, check)
+	var res store.CommitResult
+	err = s.inTxRule(ctx, method, func(r *txRule) (err error) {
+		rule = r
+		res, err = s.srv.cfg.Store.SubmitCommit(ctx, h.groupID, h.epoch, s.identity, msgID, msg, welcome, check)
+		return err
+	})
 	var stale *store.StaleEpochError
 	if errors.As(err, &stale) && stale.Epoch > stale.Current {
 		return fail(nodecp.ErrorCode_futureEpoch, "%s: commit for epoch %d, group is at epoch %d", method, stale.Epoch, stale.Current)
@@ -211,15 +220,25 @@ func (s *session) FanOut(ctx context.Context, call group.GroupService_fanOut) er
 			return err
 		}
 		var update store.ViewUpdate
+		var rule *txRule
 		switch {
 		case h.contentType == contentTypeProposal && h.wireFormat != wireFormatPublicMessage:
 			return fail(nodecp.ErrorCode_invalidCommit, "%s: a proposal must be a PublicMessage", method)
 		case h.contentType == contentTypeProposal:
 			update = func(cur store.GroupView) ([]byte, error) {
-				return proposalUpdate(method, s.leafRule(ctx), s.identity, msg, cur)
+				v, err := proposalUpdate(method, rule, s.identity, msg, cur)
+				if err == nil {
+					err = rule.pending()
+				}
+				return v, err
 			}
 		}
-		res, err := s.srv.cfg.Store.FanOut(ctx, h.groupID, s.identity, msgID, msg, update)
+		var res store.FanOutResult
+		err = s.inTxRule(ctx, method, func(r *txRule) (err error) {
+			rule = r
+			res, err = s.srv.cfg.Store.FanOut(ctx, h.groupID, s.identity, msgID, msg, update)
+			return err
+		})
 		if err != nil {
 			return s.groupStoreError(method, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/quicproquo/quicproquo/internal/devid"
 	"github.com/quicproquo/quicproquo/internal/mls"
@@ -60,6 +61,71 @@ func (r leafRule) ValidSuccessor(prev mls.Member, next *mls.LeafInfo) error {
 // leafRule returns the rule of this session's views.
 func (s *session) leafRule(ctx context.Context) mls.IdentityProvider {
 	return leafRule{revoked: func(key []byte) (bool, error) { return s.srv.isRevoked(ctx, key) }}
+}
+
+// maxRuleAttempts bounds how often inTxRule runs a store call.
+const maxRuleAttempts = 3
+
+// txRule is leafRule for a view judged inside a store transaction: it asks
+// only the node's revocation cache, so that no store call is made while
+// the transaction holds a connection (a pool of them could run dry). A
+// device the cache has no fresh answer for is noted, and pending then
+// refuses the callback; inTxRule looks the noted keys up outside the
+// transaction and runs the store call again.
+type txRule struct {
+	srv    *Server
+	missed [][]byte
+}
+
+func (r *txRule) ValidateLeaf(leaf *mls.LeafInfo) error {
+	if err := (devid.Rule{}).ValidateLeaf(leaf); err != nil {
+		return err
+	}
+	revoked, ok := r.srv.revoked.get(leaf.SignatureKey, time.Now())
+	switch {
+	case !ok:
+		r.missed = append(r.missed, bytes.Clone(leaf.SignatureKey))
+	case revoked:
+		return fmt.Errorf("%w: %x", errRevokedLeaf, leaf.SignatureKey)
+	}
+	return nil
+}
+
+func (r *txRule) ValidSuccessor(prev mls.Member, next *mls.LeafInfo) error {
+	return (devid.Rule{}).ValidSuccessor(prev, next)
+}
+
+// pending refuses a callback that met a device of unknown revocation.
+func (r *txRule) pending() error {
+	if len(r.missed) > 0 {
+		return errRevocationUnknown
+	}
+	return nil
+}
+
+// errRevocationUnknown: a leaf whose device the cache knows nothing of
+// yet (see txRule).
+var errRevocationUnknown = errors.New("a leaf's device is not known to be unrevoked yet")
+
+// inTxRule runs fn, a store call whose callback judges a view with rule
+// and ends with rule.pending(), until no device was unknown. A refused
+// callback stores nothing, so running it again is safe.
+func (s *session) inTxRule(ctx context.Context, method string, fn func(rule *txRule) error) error {
+	for attempt := 1; ; attempt++ {
+		rule := &txRule{srv: s.srv}
+		err := fn(rule)
+		if !errors.Is(err, errRevocationUnknown) {
+			return err
+		}
+		if attempt == maxRuleAttempts {
+			return fail(nodecp.ErrorCode_internal, "%s: could not learn whether the leaves' devices are revoked; retry", method)
+		}
+		for _, k := range rule.missed {
+			if _, err := s.srv.isRevoked(ctx, k); err != nil {
+				return s.storeError(method, err)
+			}
+		}
+	}
 }
 
 // memberIdentities lists the distinct signature keys of the view's

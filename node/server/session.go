@@ -469,13 +469,17 @@ func (s *session) Subscribe(ctx context.Context, call delivery.DeliveryService_s
 			defer cancel()
 			err := s.push(sctx, recipient, after, sink)
 			s.log.Debug("subscription ended", "err", err)
-			if errors.Is(err, errPushStore) && sctx.Err() == nil {
+			if (errors.Is(err, errPushStore) || errors.Is(err, errPushRevoked)) && sctx.Err() == nil {
 				// Tell the subscriber, so that it does not wait for
 				// pushes that will not come.
+				reason := fail(nodecp.ErrorCode_internal, "subscribe: push stopped: storage failure").Error()
+				if errors.Is(err, errPushRevoked) {
+					reason = errPushRevoked.Error()
+				}
 				ectx, ecancel := context.WithTimeout(sctx, 5*time.Second)
 				defer ecancel()
 				fut, release := sink.Ended(ectx, func(p delivery.MessageSink_ended_Params) error {
-					return p.SetReason(fail(nodecp.ErrorCode_internal, "subscribe: push stopped: storage failure").Error())
+					return p.SetReason(reason)
 				})
 				release, _ = transport.Await(ectx, fut.Future, release, nil)
 				release()
@@ -488,12 +492,20 @@ func (s *session) Subscribe(ctx context.Context, call delivery.DeliveryService_s
 // errPushStore: a push stopped because the store failed.
 var errPushStore = errors.New("push: store failure")
 
+// errPushRevoked: a push stopped because its device was revoked.
+var errPushRevoked = fail(nodecp.ErrorCode_revoked, "push: the device was revoked")
+
 // push sends the messages after cursor to sink, one batch per deliver call,
 // and waits for new ones until ctx ends or a deliver fails.
 func (s *session) push(ctx context.Context, recipient []byte, cursor uint64, sink delivery.MessageSink) error {
 	wake, stop := s.srv.notifier.watch(recipient)
 	defer stop()
 	for {
+		// A device revoked through another node sharing the store
+		// receives nothing more (this node closes its own connections).
+		if revoked, err := s.srv.isRevoked(ctx, recipient); err == nil && revoked {
+			return errPushRevoked
+		}
 		msgs, err := s.receive(ctx, recipient, cursor, 0)
 		if err != nil {
 			if ctx.Err() != nil {

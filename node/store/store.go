@@ -215,7 +215,7 @@ type Store interface {
 		check CommitCheck) (CommitResult, error)
 
 	// FanOut appends a message of groupID to the queue of every member of
-	// the roster but sender in one transaction and returns its per-group
+	// the roster but sender and revoked devices (Devices) in one transaction and returns its per-group
 	// sequence number and recipients. With a non-nil update (a proposal the view caches)
 	// the store runs it on the current view and keeps the view it returns;
 	// its error refuses the message. It is idempotent on (groupID, sender,

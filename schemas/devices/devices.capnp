@@ -16,10 +16,12 @@ interface DeviceService {
   # user counts as registered.
 
   publishDevices @0 (list :Data) -> (version :UInt64);
-  # Stores the signed list (internal/devid DeviceList) of the user whose
-  # key signed it. The caller must be registered and be U or one of U's
-  # current devices; the version must be above the stored one (or above 0
-  # without one). Returns the stored version.
+  # Stores the signed list (internal/devid DeviceList) of the user U whose
+  # key signed it; U's signature is the authority, so any authenticated
+  # connection may carry it, for a registered U. The version must be
+  # above the stored one. A device the list adds must be U or a key that
+  # is nobody's yet (not registered on its own, in no other user's list,
+  # never revoked). Returns the stored version.
 
   fetchDevices @1 (userKey :Data) -> (list :Data);
   # The user's current signed list; empty if it never published one (its

@@ -99,7 +99,8 @@ INSERT INTO group_members (group_id, identity) SELECT DISTINCT $1::bytea, m FROM
 
 // otherMembers lists the roster of groupID without sender.
 func otherMembers(ctx context.Context, tx pgx.Tx, groupID, sender []byte) ([][]byte, error) {
-	rows, err := tx.Query(ctx, `SELECT identity FROM group_members WHERE group_id = $1 AND identity <> $2 ORDER BY identity`, groupID, sender)
+	rows, err := tx.Query(ctx, `SELECT identity FROM group_members WHERE group_id = $1 AND identity <> $2
+AND identity NOT IN (SELECT device FROM revoked_devices) ORDER BY identity`, groupID, sender)
 	if err != nil {
 		return nil, fmt.Errorf("read roster: %w", err)
 	}

@@ -64,7 +64,8 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
 UPDATE groups SET epoch = ?, last_seq = last_seq + 1, view = ? WHERE group_id = ? RETURNING last_seq`)
 	advanceGroupSeq = hot(`
 UPDATE groups SET last_seq = last_seq + 1, view = ? WHERE group_id = ? RETURNING last_seq`)
-	otherMembersQuery = hot(`SELECT identity FROM group_members WHERE group_id = ? AND identity != ?`)
+	otherMembersQuery = hot(`SELECT identity FROM group_members WHERE group_id = ? AND identity != ?
+AND identity NOT IN (SELECT device FROM revoked_devices)`)
 	clearRoster       = hot(`DELETE FROM group_members WHERE group_id = ?`)
 	insertRoster      = hot(`
 INSERT OR IGNORE INTO group_members (group_id, identity) SELECT ?, unhex(value) FROM json_each(?)`)
@@ -274,7 +275,8 @@ func (s *Store) FanOut(ctx context.Context, groupID, sender, clientMsgID, payloa
 	return store.FanOutResult{GroupSeq: uint64(seq), Duplicate: dup, Recipients: recipients}, nil
 }
 
-// otherMembers lists the roster of groupID without sender.
+// otherMembers lists the roster of groupID without sender and revoked
+// devices (which stay in a roster until a commit removes their leaves).
 func (s *Store) otherMembers(ctx context.Context, tx *sql.Tx, groupID, sender []byte) ([][]byte, error) {
 	rows, err := s.query(ctx, tx, otherMembersQuery, groupID, sender)
 	if err != nil {

@@ -20,6 +20,7 @@ func runDevices(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Devices/Revoke", testDeviceRevoke},
 		{"Devices/ConcurrentPublish", testDeviceListConcurrent},
 		{"Devices/Invalid", testDevicesInvalid},
+		{"Devices/FanOutSkipsRevoked", testFanOutSkipsRevoked},
 		{"LinkSlots/Boxes", testSlotBoxes},
 		{"LinkSlots/Limit", testSlotLimit},
 		{"LinkSlots/Expire", testSlotExpire},
@@ -280,4 +281,59 @@ func testSlotExpire(t *testing.T, s store.Store) {
 	}
 	_, err = s.Slot(ctx, SlotID("long"))
 	noErr(t, "unexpired slot", err)
+}
+
+// testDevicesReopen: lists, their devices, revocations and link slots
+// survive a reopen.
+func testDevicesReopen(t *testing.T, open func(t *testing.T) store.Store) {
+	ctx := testCtx(t)
+	u, d, gone := Key("user"), Key("device"), Key("gone")
+	s := open(t)
+	noErr(t, "PutDeviceList v1", s.PutDeviceList(ctx, u, 1, []byte("list 1"), [][]byte{u, d, gone}, keepAll))
+	noErr(t, "PutDeviceList v2", s.PutDeviceList(ctx, u, 2, []byte("list 2"), [][]byte{u, d}, func([]byte) (store.Revocation, error) {
+		return store.Revocation{Devices: [][]byte{gone}}, nil
+	}))
+	noErr(t, "OpenSlot", s.OpenSlot(ctx, SlotID("kept"), u, time.Now().Add(time.Hour), 4))
+	noErr(t, "PutSlotBox", s.PutSlotBox(ctx, SlotID("kept"), store.BoxRequest, []byte("request")))
+	noErr(t, "Close", s.Close())
+
+	s = open(t)
+	wantList(t, s, u, []byte("list 2"), 2)
+	users, err := s.DeviceUsers(ctx, d)
+	noErr(t, "DeviceUsers", err)
+	if len(users) != 1 || !bytes.Equal(users[0], u) {
+		t.Fatalf("users of d after reopen: %x", users)
+	}
+	revoked, err := s.Revoked(ctx, gone)
+	noErr(t, "Revoked", err)
+	if !revoked {
+		t.Fatal("a revocation did not survive the reopen")
+	}
+	wantErr(t, "old version after reopen", s.PutDeviceList(ctx, u, 2, []byte("again"), [][]byte{u}, keepAll), store.ErrStaleVersion)
+	sl, err := s.Slot(ctx, SlotID("kept"))
+	noErr(t, "Slot after reopen", err)
+	if string(sl.Request) != "request" || !bytes.Equal(sl.Opener, u) {
+		t.Fatalf("slot after reopen: %+v", sl)
+	}
+	noErr(t, "Close", s.Close())
+}
+
+// testFanOutSkipsRevoked: a revoked device stays in a group's roster until
+// a commit removes its leaf, but fanned-out messages no longer reach it.
+func testFanOutSkipsRevoked(t *testing.T, s store.Store) {
+	ctx := testCtx(t)
+	g := GroupID("revoked member")
+	u, d, bob := Key("user"), Key("device"), Key("bob")
+	createGroup(t, s, g, 0, u, d, bob)
+	noErr(t, "PutDeviceList v1", s.PutDeviceList(ctx, u, 1, []byte("list 1"), [][]byte{u, d}, keepAll))
+	noErr(t, "PutDeviceList v2", s.PutDeviceList(ctx, u, 2, []byte("list 2"), [][]byte{u}, func([]byte) (store.Revocation, error) {
+		return store.Revocation{Devices: [][]byte{d}}, nil
+	}))
+	fr, err := s.FanOut(ctx, g, bob, []byte("m"), payload(1), nil)
+	noErr(t, "FanOut", err)
+	if len(fr.Recipients) != 1 || !bytes.Equal(fr.Recipients[0], u) {
+		t.Fatalf("FanOut recipients %x, want only the user's remaining device", fr.Recipients)
+	}
+	wantQueue(t, s, u, bob, payload(1))
+	wantQueue(t, s, d, nil)
 }

@@ -104,6 +104,7 @@ func RunPersistence(t *testing.T, newBacking func(t *testing.T) (open func(t *te
 	t.Run("Persistence/Reopen", func(t *testing.T) { testReopen(t, newBacking(t)) })
 	t.Run("Persistence/GroupsReopen", func(t *testing.T) { testGroupsReopen(t, newBacking(t)) })
 	t.Run("Persistence/PublicViewReopen", func(t *testing.T) { testPublicViewReopen(t, newBacking(t)) })
+	t.Run("Persistence/DevicesReopen", func(t *testing.T) { testDevicesReopen(t, newBacking(t)) })
 }
 
 // Key returns a distinct, deterministic 32-byte identity key for label.
