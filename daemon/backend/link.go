@@ -298,7 +298,8 @@ func (b *Backend) AcceptLink(ctx context.Context, code, name string, timeout tim
 		return nil, err
 	}
 	defer keys.Wipe()
-	if _, err := b.identity(ctx); err == nil {
+	if id, err := b.identity(ctx); err == nil {
+		id.Wipe()
 		return nil, ErrIdentityPresent
 	} else if !errors.Is(err, ErrNotRegistered) {
 		return nil, err

@@ -563,6 +563,13 @@ func TestLinkBothSides(t *testing.T) {
 	if _, err := nd.RevokeDevice(ctx, FormatKey(user)); !errors.Is(err, ErrNotPrimaryDevice) {
 		t.Fatalf("revoke on a linked device: %v", err)
 	}
+	if _, err := nd.Link(ctx, time.Minute, func(LinkStep) error { return nil }); !errors.Is(err, ErrNotPrimaryDevice) {
+		t.Fatalf("link on a linked device: %v", err)
+	}
+	other, _ := link.NewCode()
+	if _, err := nd.AcceptLink(ctx, other.String(), "again", time.Second); !errors.Is(err, ErrIdentityPresent) {
+		t.Fatalf("accepting a code with an identity: %v", err)
+	}
 	// The contact came along; both devices recorded the link.
 	err = nd.view(ctx, func(tx *store.Tx) error {
 		c, err := tx.Contact(bob)
