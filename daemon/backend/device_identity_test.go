@@ -258,3 +258,37 @@ func TestForgedDeviceInCommitRefused(t *testing.T) {
 		t.Fatalf("commit adding a genuine device: %v", err)
 	}
 }
+
+// TestDeviceListChecked: the device list the node hands out for a person
+// counts only when signed by that person's user key; none published is
+// the person's key alone.
+func TestDeviceListChecked(t *testing.T) {
+	user, userPriv := newEd25519(t)
+	other, otherPriv := newEd25519(t)
+	dev, _ := newEd25519(t)
+	sign := func(u ed25519.PublicKey, priv ed25519.PrivateKey) []byte {
+		raw, err := (&devid.DeviceList{User: u, Version: 1, Devices: []ed25519.PublicKey{u, dev}}).Sign(priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	l, err := deviceList(user, sign(user, userPriv))
+	if err != nil || !l.Has(dev) || !l.Has(user) {
+		t.Fatalf("user's own list: %+v, %v", l, err)
+	}
+	if l, err := deviceList(user, nil); err != nil || len(l.Devices) != 1 || !l.Has(user) {
+		t.Fatalf("no list: %+v, %v", l, err)
+	}
+	// Another user's list, however well signed.
+	if _, err := deviceList(user, sign(other, otherPriv)); !errors.Is(err, ErrDeviceList) || !errors.Is(err, ErrIdentityMismatch) {
+		t.Fatalf("another user's list: %v", err)
+	}
+	// The user's list re-signed by someone else.
+	forged := sign(user, userPriv)
+	sig := ed25519.Sign(otherPriv, forged[:len(forged)-ed25519.SignatureSize])
+	copy(forged[len(forged)-ed25519.SignatureSize:], sig)
+	if _, err := deviceList(user, forged); !errors.Is(err, ErrDeviceList) || !errors.Is(err, devid.ErrListSignature) {
+		t.Fatalf("list not signed by the user: %v", err)
+	}
+}

@@ -126,12 +126,24 @@
 //
 // # Trust policy
 //
-//   - identity.go: one identity rule (IdentityRule; today SameKeyRule: the
-//     BasicCredential identity is the leaf's signature key) applied to every
-//     leaf through internal/mls's Policy hooks (groupPolicy, set on every
-//     group created, joined, restored or resynced) and to fetched
-//     KeyPackages; external commits only as a resync by the same identity
-//     and key; proposals only from members. Refusals are EventRefused.
+//   - identity.go: one identity rule (IdentityRule; DeviceRule, which is
+//     internal/devid's: a basic credential whose identity is the leaf's
+//     signature key, or an x509 chain of a device certificate the user key
+//     issued for that signature key) applied to every leaf through
+//     internal/mls's Policy hooks (groupPolicy, set on every group created,
+//     joined, restored or resynced) and to fetched KeyPackages; external
+//     commits only as a resync by the same user and key; proposals only
+//     from members. Refusals are EventRefused.
+//   - person vs device: the identity is this device's key D and the
+//     person's user key U (equal for a single-device identity, the form of
+//     every identity made before devices; U's private key only on a
+//     primary device). Addressing (recipients, envelope senders, rejoin,
+//     recovery rosters, forks) goes by a leaf's signature key, the device;
+//     what a user sees and decides (messages, member events, consent,
+//     contacts, safety numbers, direct chats of exactly two people,
+//     removal) by userOf, the person the rule names. person.go turns an
+//     invited person into the devices of its signed device list, and adds
+//     one's own other devices to every group one makes or invites into.
 //   - consent.go, contacts.go: invitations of non-contacts wait in a bounded
 //     request inbox; blocked identities are dropped before parsing.
 //   - safety.go: safety numbers and the verified mark; a contact's changed
@@ -145,6 +157,7 @@
 //   - Config.Envelopes (EnvelopeHandler) applies what arrives when Groups
 //     is off. While both are off the daemon does not read its queue, so
 //     nothing is acknowledged that was not applied.
-//   - Config.KeyPackages is a KeyPackageMaker; MLSKeyPackages.ExtensionTypes
+//   - Config.KeyPackages is a KeyPackageMaker (given the device's signer);
+//     MLSKeyPackages.ExtensionTypes
 //     advertises extra extensions.
 package backend

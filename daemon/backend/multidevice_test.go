@@ -461,3 +461,30 @@ func TestContactDeviceEvents(t *testing.T) {
 	}
 	groupsWait(t, "bob reads alice", func() bool { return bytes.Equal(senders(t, bob, gid)["one device again"], alice.id) })
 }
+
+// TestBlockedPersonsDevices: blocking a person drops the messages of
+// every device of the person, the linked ones (whose keys are not the
+// blocked one) included.
+func TestBlockedPersonsDevices(t *testing.T) {
+	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	alice, bob, carol := groupsStart(t, node), groupsStart(t, node), groupsStart(t, node)
+	alice2, _ := linkByHand(t, node, alice)
+	ctx := context.Background()
+	_, gid := groupsForm(t, "three", bob, alice, carol)
+	joinOne(t, alice2, "alice's second device")
+	if _, err := bob.b.Block(ctx, alice.id); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []struct {
+		u    *groupsUser
+		text string
+	}{{alice2, "from the linked device"}, {carol, "from carol"}} {
+		if _, err := s.u.b.Send(ctx, gid, s.text, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	groupsWait(t, "carol's message at bob's", func() bool { return senders(t, bob, gid)["from carol"] != nil })
+	if got := senders(t, bob, gid); got["from the linked device"] != nil {
+		t.Fatalf("bob keeps a blocked person's linked device's message: %x", got)
+	}
+}

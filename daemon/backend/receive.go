@@ -203,6 +203,11 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 		if err := b.compareAuthenticator(tx, sg, g, rec, auth); err != nil {
 			return err
 		}
+		if u := userOf(rec.Sender); u != nil && b.isBlocked(u) {
+			// A linked device of a blocked person (its own key is not
+			// the blocked one): read, not kept.
+			break
+		}
 		keepIn, err := b.historyOf(tx, sg, g, rec.Sender.SignatureKey)
 		if err != nil {
 			return err

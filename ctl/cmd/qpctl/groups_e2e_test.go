@@ -45,6 +45,22 @@ func TestE2EGroupNamesAndPrefixes(t *testing.T) {
 			t.Errorf("qpctl %q: %+v", args, r)
 		}
 	}
+	// --devices lists the person's devices; --json has them.
+	r = e2eRun(t, qpctl, socket, "members", "--group", "team", "--devices")
+	if r.code != 0 || !strings.Contains(r.stdout, "(this device)") || !strings.Contains(r.stdout, "  device ") {
+		t.Errorf("members --devices: %+v", r)
+	}
+	r = e2eRun(t, qpctl, socket, "--json", "members", "--group", "team")
+	var m struct {
+		Identity string `json:"identity"`
+		Devices  []struct {
+			Key  string `json:"key"`
+			Self bool   `json:"self"`
+		} `json:"devices"`
+	}
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &m) != nil || len(m.Devices) != 1 || m.Devices[0].Key != m.Identity || !m.Devices[0].Self {
+		t.Errorf("members --json: %+v", r)
+	}
 	r = e2eRun(t, qpctl, socket, "members", "--group", "ffff0000")
 	if r.code != 1 || !strings.Contains(r.stderr, "group not found") || strings.Contains(r.stderr, "not found (not found)") {
 		t.Errorf("unknown group: %+v", r)
