@@ -571,6 +571,9 @@ func eventPB(e backend.Event, nodeAddr string) (*daemonv1.Event, error) {
 			Offender: optKey(e.By), Leader: optKey(e.Member), Epoch: e.Epoch, SuccessorId: backend.FormatKey(e.GroupID), Reason: e.Detail}}
 	case store.EventEdited, store.EventDeleted, store.EventReceipt, store.EventTimer:
 		contentEventPB(pb, e, g)
+	case store.EventDevice:
+		pb.Kind = &daemonv1.Event_Device{Device: &daemonv1.DeviceEvent{User: optKey(e.Member), Device: optKey(e.By),
+			Revoked: e.State == "revoked", Own: e.Detail == "own"}}
 	case store.EventConnection:
 		st, _ := backend.ParseConnState(e.State)
 		pb.Kind = &daemonv1.Event_Connection{Connection: &daemonv1.NodeConnection{

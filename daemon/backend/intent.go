@@ -31,6 +31,9 @@ const (
 	intentProposals intentKind = "proposals" // no peers
 	// person.go: this person's other devices not yet in the group
 	intentOwnDevices intentKind = "own-devices" // no peers
+	// devices.go: adding own devices (after a link), removing a revoked one
+	intentAddDevices   intentKind = "add-devices"   // Peers: own device keys to add
+	intentRemoveDevice intentKind = "remove-device" // Peers: the one device whose leaves go
 )
 
 // intentVersion is the version of the stored intent encoding.
@@ -95,7 +98,11 @@ func (p commitPlan) check() error {
 		if len(p.peers) == 0 || len(p.peers) > maxIntentPeers {
 			return fmt.Errorf("%w: invite of %d peers", errBadIntent, len(p.peers))
 		}
-	case intentRemove:
+	case intentAddDevices:
+		if len(p.peers) == 0 || len(p.peers) > maxIntentPeers {
+			return fmt.Errorf("%w: add of %d devices", errBadIntent, len(p.peers))
+		}
+	case intentRemove, intentRemoveDevice:
 		if len(p.peers) != 1 {
 			return fmt.Errorf("%w: remove of %d members", errBadIntent, len(p.peers))
 		}
@@ -153,6 +160,10 @@ func (b *Backend) runPlan(ctx context.Context, group string, p commitPlan, rerun
 		intent = removeIntent(p.peers[0], rerunOf != 0)
 	case intentOwnDevices:
 		intent = b.ownDevicesIntent()
+	case intentAddDevices:
+		intent = b.addDevicesIntent(p.peers)
+	case intentRemoveDevice:
+		intent = removeDeviceIntent(p.peers[0])
 	case intentUpdate:
 		intent = func(ctx context.Context, c *nodeclient.Client, g *mls.Group, self []byte) (*mls.CommitResult, [][]byte, error) {
 			res, err := g.SelfUpdate(nil)

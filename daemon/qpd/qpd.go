@@ -69,6 +69,10 @@ type Config struct {
 	// state takes at start; PassphraseFile holds its passphrase (else
 	// QPQ_PASSPHRASE, else the terminal is asked).
 	Restore, PassphraseFile string
+	// Link is a code a primary device shows (qpctl link): an empty state
+	// becomes a new device of that person at start (link.go); LinkName
+	// labels this device.
+	Link, LinkName string
 }
 
 // DefaultStateDir is $XDG_DATA_HOME/quicproquo, else ~/.local/share/quicproquo.
@@ -126,6 +130,8 @@ func ParseFlags(args []string, getenv func(string) string, stdout io.Writer) (Co
 	fs.BoolVar(&cfg.Repin, "repin", false, "forget the node certificate pinned on first use, and pin the one the node presents next")
 	fs.StringVar(&cfg.Restore, "restore", "", "start with the identity of this backup (from 'qpctl identity export'); the state folder must have no other identity")
 	fs.StringVar(&cfg.PassphraseFile, "passphrase-file", "", "with --restore: read the backup's passphrase from the first line of this file (else env "+passphrase.Env+", else the terminal)")
+	fs.StringVar(&cfg.Link, "link", getenv("QPQ_LINK"), "become a new device of the person whose primary device shows this code ('qpctl link' there); the state folder must have no identity (env QPQ_LINK, which other local users cannot read in the process list)")
+	fs.StringVar(&cfg.LinkName, "device-name", "", "with --link: this device's label, shown to the person (default: the host name)")
 	fs.BoolVar(&version, "version", false, "print the version and exit")
 	defConfig := DefaultConfigPath(getenv)
 	configPath := fs.String("config", envOr(getenv, ConfigEnv, defConfig), "TOML configuration file (env "+ConfigEnv+"); flags and environment variables win over it")
@@ -180,6 +186,12 @@ func ParseFlags(args []string, getenv func(string) string, stdout io.Writer) (Co
 	}
 	if cfg.StateDir == "" || cfg.Socket == "" {
 		return Config{}, fmt.Errorf("%w: --state-dir and --socket must not be empty", errUsage)
+	}
+	if cfg.Link != "" && cfg.Restore != "" {
+		return Config{}, fmt.Errorf("%w: --link and --restore both give the state an identity: choose one", errUsage)
+	}
+	if cfg.LinkName != "" && cfg.Link == "" {
+		return Config{}, fmt.Errorf("%w: --device-name goes with --link", errUsage)
 	}
 	return cfg, nil
 }
@@ -274,6 +286,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	if cfg.Restore != "" {
 		if err := restore(ctx, b, cfg, log); err != nil {
+			return err
+		}
+	}
+	if cfg.Link != "" {
+		if err := linkDevice(ctx, b, cfg, log); err != nil {
 			return err
 		}
 	}

@@ -62,13 +62,17 @@ const (
 	// left out), Member (the member that created the successor), Epoch
 	// (the successor's).
 	EventRecovered EventKind = "recovered"
+	// EventDevice: a device of a person was linked or revoked: Member
+	// (the person's identity key), By (the device key), State ("linked"
+	// or "revoked"), Detail ("own" for this person's own devices).
+	EventDevice EventKind = "device"
 )
 
 func (k EventKind) valid() bool {
 	switch k {
 	case EventMessage, EventMemberAdded, EventMemberRemoved, EventJoined, EventLeft, EventConnection, EventRejected, EventRefused,
 		EventRequest, EventContactKeyChanged, EventFork, EventEdited, EventDeleted, EventReceipt, EventTimer,
-		EventRecovery, EventRecovered:
+		EventRecovery, EventRecovered, EventDevice:
 		return true
 	}
 	return false

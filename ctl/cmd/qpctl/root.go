@@ -105,6 +105,7 @@ It holds no state and no keys of its own.
 	a.addMessageCommands(root)
 	a.addTrustCommands(root)
 	a.addIdentityCommands(root)
+	a.addDeviceCommands(root)
 	a.addDocCommands(root)
 	return root
 }

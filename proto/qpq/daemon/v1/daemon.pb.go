@@ -2655,6 +2655,7 @@ type Event struct {
 	//	*Event_Deleted
 	//	*Event_Receipt
 	//	*Event_Disappearing
+	//	*Event_Device
 	Kind          isEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2864,6 +2865,15 @@ func (x *Event) GetDisappearing() *DisappearingChanged {
 	return nil
 }
 
+func (x *Event) GetDevice() *DeviceEvent {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_Device); ok {
+			return x.Device
+		}
+	}
+	return nil
+}
+
 type isEvent_Kind interface {
 	isEvent_Kind()
 }
@@ -2940,6 +2950,11 @@ type Event_Disappearing struct {
 	Disappearing *DisappearingChanged `protobuf:"bytes,33,opt,name=disappearing,proto3,oneof"`
 }
 
+type Event_Device struct {
+	// A device of this person or of a contact was linked or revoked.
+	Device *DeviceEvent `protobuf:"bytes,40,opt,name=device,proto3,oneof"`
+}
+
 func (*Event_Message) isEvent_Kind() {}
 
 func (*Event_MemberAdded) isEvent_Kind() {}
@@ -2973,6 +2988,8 @@ func (*Event_Deleted) isEvent_Kind() {}
 func (*Event_Receipt) isEvent_Kind() {}
 
 func (*Event_Disappearing) isEvent_Kind() {}
+
+func (*Event_Device) isEvent_Kind() {}
 
 // A member's commit that the node accepted cannot be applied (its
 // encrypted path secrets or confirmation do not check out): the group
@@ -5506,6 +5523,644 @@ func (x *SavedFile) GetSize() uint64 {
 	return 0
 }
 
+type LinkRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How long the code stays valid (default and maximum 10 minutes).
+	Timeout       *durationpb.Duration `protobuf:"bytes,1,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkRequest) Reset() {
+	*x = LinkRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkRequest) ProtoMessage() {}
+
+func (x *LinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkRequest.ProtoReflect.Descriptor instead.
+func (*LinkRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *LinkRequest) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+// One step of Link: first the code, then the linked device, last done.
+type LinkProgress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The one-use code ("qpq-link-" and 26 base32 characters in groups),
+	// in the first message.
+	Code    string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	Expires *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires,proto3" json:"expires,omitempty"`
+	// The new device, once it answered and was certified.
+	Device *Device `protobuf:"bytes,3,opt,name=device,proto3" json:"device,omitempty"`
+	// The last message: the groups the device was added to.
+	Done        bool   `protobuf:"varint,4,opt,name=done,proto3" json:"done,omitempty"`
+	GroupsAdded uint32 `protobuf:"varint,5,opt,name=groups_added,json=groupsAdded,proto3" json:"groups_added,omitempty"`
+	// Groups where adding the device failed (ids, hex), with the reason.
+	GroupsFailed  []string `protobuf:"bytes,6,rep,name=groups_failed,json=groupsFailed,proto3" json:"groups_failed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkProgress) Reset() {
+	*x = LinkProgress{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkProgress) ProtoMessage() {}
+
+func (x *LinkProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkProgress.ProtoReflect.Descriptor instead.
+func (*LinkProgress) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *LinkProgress) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *LinkProgress) GetExpires() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Expires
+	}
+	return nil
+}
+
+func (x *LinkProgress) GetDevice() *Device {
+	if x != nil {
+		return x.Device
+	}
+	return nil
+}
+
+func (x *LinkProgress) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *LinkProgress) GetGroupsAdded() uint32 {
+	if x != nil {
+		return x.GroupsAdded
+	}
+	return 0
+}
+
+func (x *LinkProgress) GetGroupsFailed() []string {
+	if x != nil {
+		return x.GroupsFailed
+	}
+	return nil
+}
+
+type AcceptLinkRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The code the primary device shows.
+	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	// This device's label (at most 64 bytes), shown to the person.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// How long to wait for the primary's answer (default 2 minutes).
+	Timeout       *durationpb.Duration `protobuf:"bytes,3,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptLinkRequest) Reset() {
+	*x = AcceptLinkRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptLinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptLinkRequest) ProtoMessage() {}
+
+func (x *AcceptLinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptLinkRequest.ProtoReflect.Descriptor instead.
+func (*AcceptLinkRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *AcceptLinkRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *AcceptLinkRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AcceptLinkRequest) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+type AcceptLinkResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The person's identity key (hex): the key contacts know.
+	Identity string `protobuf:"bytes,1,opt,name=identity,proto3" json:"identity,omitempty"`
+	// This device's key (hex).
+	Device   string `protobuf:"bytes,2,opt,name=device,proto3" json:"device,omitempty"`
+	Contacts uint32 `protobuf:"varint,3,opt,name=contacts,proto3" json:"contacts,omitempty"`
+	// Groups the primary is adding this device to.
+	Groups        uint32 `protobuf:"varint,4,opt,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptLinkResponse) Reset() {
+	*x = AcceptLinkResponse{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptLinkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptLinkResponse) ProtoMessage() {}
+
+func (x *AcceptLinkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptLinkResponse.ProtoReflect.Descriptor instead.
+func (*AcceptLinkResponse) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *AcceptLinkResponse) GetIdentity() string {
+	if x != nil {
+		return x.Identity
+	}
+	return ""
+}
+
+func (x *AcceptLinkResponse) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
+func (x *AcceptLinkResponse) GetContacts() uint32 {
+	if x != nil {
+		return x.Contacts
+	}
+	return 0
+}
+
+func (x *AcceptLinkResponse) GetGroups() uint32 {
+	if x != nil {
+		return x.Groups
+	}
+	return 0
+}
+
+type DevicesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DevicesRequest) Reset() {
+	*x = DevicesRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DevicesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DevicesRequest) ProtoMessage() {}
+
+func (x *DevicesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DevicesRequest.ProtoReflect.Descriptor instead.
+func (*DevicesRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{83}
+}
+
+type DevicesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The person's identity key (hex).
+	Identity string `protobuf:"bytes,1,opt,name=identity,proto3" json:"identity,omitempty"`
+	// The device list's version (0: no list published, the identity key is
+	// the only device).
+	Version uint64    `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Devices []*Device `protobuf:"bytes,3,rep,name=devices,proto3" json:"devices,omitempty"`
+	// Whether this device holds the identity key (can link and revoke).
+	Primary       bool `protobuf:"varint,4,opt,name=primary,proto3" json:"primary,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DevicesResponse) Reset() {
+	*x = DevicesResponse{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DevicesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DevicesResponse) ProtoMessage() {}
+
+func (x *DevicesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DevicesResponse.ProtoReflect.Descriptor instead.
+func (*DevicesResponse) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *DevicesResponse) GetIdentity() string {
+	if x != nil {
+		return x.Identity
+	}
+	return ""
+}
+
+func (x *DevicesResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *DevicesResponse) GetDevices() []*Device {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
+func (x *DevicesResponse) GetPrimary() bool {
+	if x != nil {
+		return x.Primary
+	}
+	return false
+}
+
+type Device struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The device key (hex): its MLS leaf signature key.
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The device's label, when known.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// The device this daemon runs.
+	ThisDevice    bool `protobuf:"varint,3,opt,name=this_device,json=thisDevice,proto3" json:"this_device,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Device) Reset() {
+	*x = Device{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Device) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Device) ProtoMessage() {}
+
+func (x *Device) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Device.ProtoReflect.Descriptor instead.
+func (*Device) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{85}
+}
+
+func (x *Device) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Device) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Device) GetThisDevice() bool {
+	if x != nil {
+		return x.ThisDevice
+	}
+	return false
+}
+
+type RevokeDeviceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The device: its key (hex), or at least 8 hex characters that start
+	// exactly one device's key.
+	Device        string `protobuf:"bytes,1,opt,name=device,proto3" json:"device,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeDeviceRequest) Reset() {
+	*x = RevokeDeviceRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeDeviceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeDeviceRequest) ProtoMessage() {}
+
+func (x *RevokeDeviceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeDeviceRequest.ProtoReflect.Descriptor instead.
+func (*RevokeDeviceRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{86}
+}
+
+func (x *RevokeDeviceRequest) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
+type RevokeDeviceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The device list's new version.
+	Version uint64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// The device key (hex) revoked.
+	Device string `protobuf:"bytes,2,opt,name=device,proto3" json:"device,omitempty"`
+	// Groups its leaves were removed from (one commit each).
+	Groups uint32 `protobuf:"varint,3,opt,name=groups,proto3" json:"groups,omitempty"`
+	// Groups where the removal failed (ids, hex), with the reason.
+	GroupsFailed  []string `protobuf:"bytes,4,rep,name=groups_failed,json=groupsFailed,proto3" json:"groups_failed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeDeviceResponse) Reset() {
+	*x = RevokeDeviceResponse{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[87]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeDeviceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeDeviceResponse) ProtoMessage() {}
+
+func (x *RevokeDeviceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[87]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeDeviceResponse.ProtoReflect.Descriptor instead.
+func (*RevokeDeviceResponse) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{87}
+}
+
+func (x *RevokeDeviceResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *RevokeDeviceResponse) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
+func (x *RevokeDeviceResponse) GetGroups() uint32 {
+	if x != nil {
+		return x.Groups
+	}
+	return 0
+}
+
+func (x *RevokeDeviceResponse) GetGroupsFailed() []string {
+	if x != nil {
+		return x.GroupsFailed
+	}
+	return nil
+}
+
+// A device was linked or revoked.
+type DeviceEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The person (identity key, hex) and their contact name, if any.
+	User     string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	UserName string `protobuf:"bytes,2,opt,name=user_name,json=userName,proto3" json:"user_name,omitempty"`
+	// The device key (hex).
+	Device  string `protobuf:"bytes,3,opt,name=device,proto3" json:"device,omitempty"`
+	Revoked bool   `protobuf:"varint,4,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	// Whether the person is this user.
+	Own           bool `protobuf:"varint,5,opt,name=own,proto3" json:"own,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceEvent) Reset() {
+	*x = DeviceEvent{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[88]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceEvent) ProtoMessage() {}
+
+func (x *DeviceEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[88]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceEvent.ProtoReflect.Descriptor instead.
+func (*DeviceEvent) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{88}
+}
+
+func (x *DeviceEvent) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *DeviceEvent) GetUserName() string {
+	if x != nil {
+		return x.UserName
+	}
+	return ""
+}
+
+func (x *DeviceEvent) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
+func (x *DeviceEvent) GetRevoked() bool {
+	if x != nil {
+		return x.Revoked
+	}
+	return false
+}
+
+func (x *DeviceEvent) GetOwn() bool {
+	if x != nil {
+		return x.Own
+	}
+	return false
+}
+
 var File_qpq_daemon_v1_daemon_proto protoreflect.FileDescriptor
 
 const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
@@ -5698,7 +6353,7 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x04more\x18\x03 \x01(\bR\x04more\"J\n" +
 	"\x10SubscribeRequest\x12\x1b\n" +
 	"\tafter_seq\x18\x01 \x01(\x04R\bafterSeq\x12\x19\n" +
-	"\bfrom_now\x18\x02 \x01(\bR\afromNow\"\xc5\b\n" +
+	"\bfrom_now\x18\x02 \x01(\bR\afromNow\"\xfb\b\n" +
 	"\x05Event\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x122\n" +
@@ -5721,7 +6376,8 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x06edited\x18\x1e \x01(\v2\x16.qpq.daemon.v1.MessageH\x00R\x06edited\x122\n" +
 	"\adeleted\x18\x1f \x01(\v2\x16.qpq.daemon.v1.MessageH\x00R\adeleted\x127\n" +
 	"\areceipt\x18  \x01(\v2\x1b.qpq.daemon.v1.ReceiptEventH\x00R\areceipt\x12H\n" +
-	"\fdisappearing\x18! \x01(\v2\".qpq.daemon.v1.DisappearingChangedH\x00R\fdisappearingB\x06\n" +
+	"\fdisappearing\x18! \x01(\v2\".qpq.daemon.v1.DisappearingChangedH\x00R\fdisappearing\x124\n" +
+	"\x06device\x18( \x01(\v2\x1a.qpq.daemon.v1.DeviceEventH\x00R\x06deviceB\x06\n" +
 	"\x04kind\"\xce\x01\n" +
 	"\rGroupRecovery\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1d\n" +
@@ -5883,7 +6539,49 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
 	"media_type\x18\x03 \x01(\tR\tmediaType\x12\x12\n" +
-	"\x04size\x18\x04 \x01(\x04R\x04size*\xbc\x01\n" +
+	"\x04size\x18\x04 \x01(\x04R\x04size\"B\n" +
+	"\vLinkRequest\x123\n" +
+	"\atimeout\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\xe3\x01\n" +
+	"\fLinkProgress\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x124\n" +
+	"\aexpires\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\x12-\n" +
+	"\x06device\x18\x03 \x01(\v2\x15.qpq.daemon.v1.DeviceR\x06device\x12\x12\n" +
+	"\x04done\x18\x04 \x01(\bR\x04done\x12!\n" +
+	"\fgroups_added\x18\x05 \x01(\rR\vgroupsAdded\x12#\n" +
+	"\rgroups_failed\x18\x06 \x03(\tR\fgroupsFailed\"p\n" +
+	"\x11AcceptLinkRequest\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x123\n" +
+	"\atimeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"|\n" +
+	"\x12AcceptLinkResponse\x12\x1a\n" +
+	"\bidentity\x18\x01 \x01(\tR\bidentity\x12\x16\n" +
+	"\x06device\x18\x02 \x01(\tR\x06device\x12\x1a\n" +
+	"\bcontacts\x18\x03 \x01(\rR\bcontacts\x12\x16\n" +
+	"\x06groups\x18\x04 \x01(\rR\x06groups\"\x10\n" +
+	"\x0eDevicesRequest\"\x92\x01\n" +
+	"\x0fDevicesResponse\x12\x1a\n" +
+	"\bidentity\x18\x01 \x01(\tR\bidentity\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\x12/\n" +
+	"\adevices\x18\x03 \x03(\v2\x15.qpq.daemon.v1.DeviceR\adevices\x12\x18\n" +
+	"\aprimary\x18\x04 \x01(\bR\aprimary\"O\n" +
+	"\x06Device\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1f\n" +
+	"\vthis_device\x18\x03 \x01(\bR\n" +
+	"thisDevice\"-\n" +
+	"\x13RevokeDeviceRequest\x12\x16\n" +
+	"\x06device\x18\x01 \x01(\tR\x06device\"\x85\x01\n" +
+	"\x14RevokeDeviceResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x16\n" +
+	"\x06device\x18\x02 \x01(\tR\x06device\x12\x16\n" +
+	"\x06groups\x18\x03 \x01(\rR\x06groups\x12#\n" +
+	"\rgroups_failed\x18\x04 \x03(\tR\fgroupsFailed\"\x82\x01\n" +
+	"\vDeviceEvent\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1b\n" +
+	"\tuser_name\x18\x02 \x01(\tR\buserName\x12\x16\n" +
+	"\x06device\x18\x03 \x01(\tR\x06device\x12\x18\n" +
+	"\arevoked\x18\x04 \x01(\bR\arevoked\x12\x10\n" +
+	"\x03own\x18\x05 \x01(\bR\x03own*\xbc\x01\n" +
 	"\x0fConnectionState\x12 \n" +
 	"\x1cCONNECTION_STATE_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fCONNECTION_STATE_NOT_REGISTERED\x10\x01\x12\x1f\n" +
@@ -5906,7 +6604,7 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\rReceiptStatus\x12\x1e\n" +
 	"\x1aRECEIPT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18RECEIPT_STATUS_DELIVERED\x10\x01\x12\x17\n" +
-	"\x13RECEIPT_STATUS_READ\x10\x022\xaa\x14\n" +
+	"\x13RECEIPT_STATUS_READ\x10\x022\xe3\x16\n" +
 	"\x06Daemon\x12E\n" +
 	"\x06Status\x12\x1c.qpq.daemon.v1.StatusRequest\x1a\x1d.qpq.daemon.v1.StatusResponse\x12K\n" +
 	"\bRegister\x12\x1e.qpq.daemon.v1.RegisterRequest\x1a\x1f.qpq.daemon.v1.RegisterResponse\x12?\n" +
@@ -5942,7 +6640,12 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x0eExportIdentity\x12$.qpq.daemon.v1.ExportIdentityRequest\x1a%.qpq.daemon.v1.ExportIdentityResponse\x12Z\n" +
 	"\rRenameContact\x12#.qpq.daemon.v1.RenameContactRequest\x1a$.qpq.daemon.v1.RenameContactResponse\x12[\n" +
 	"\x0eSendAttachment\x12$.qpq.daemon.v1.SendAttachmentRequest\x1a!.qpq.daemon.v1.AttachmentProgress0\x01\x12[\n" +
-	"\x0eSaveAttachment\x12$.qpq.daemon.v1.SaveAttachmentRequest\x1a!.qpq.daemon.v1.AttachmentProgress0\x01B?Z=github.com/quicproquo/quicproquo/proto/qpq/daemon/v1;daemonv1b\x06proto3"
+	"\x0eSaveAttachment\x12$.qpq.daemon.v1.SaveAttachmentRequest\x1a!.qpq.daemon.v1.AttachmentProgress0\x01\x12A\n" +
+	"\x04Link\x12\x1a.qpq.daemon.v1.LinkRequest\x1a\x1b.qpq.daemon.v1.LinkProgress0\x01\x12Q\n" +
+	"\n" +
+	"AcceptLink\x12 .qpq.daemon.v1.AcceptLinkRequest\x1a!.qpq.daemon.v1.AcceptLinkResponse\x12H\n" +
+	"\aDevices\x12\x1d.qpq.daemon.v1.DevicesRequest\x1a\x1e.qpq.daemon.v1.DevicesResponse\x12W\n" +
+	"\fRevokeDevice\x12\".qpq.daemon.v1.RevokeDeviceRequest\x1a#.qpq.daemon.v1.RevokeDeviceResponseB?Z=github.com/quicproquo/quicproquo/proto/qpq/daemon/v1;daemonv1b\x06proto3"
 
 var (
 	file_qpq_daemon_v1_daemon_proto_rawDescOnce sync.Once
@@ -5957,7 +6660,7 @@ func file_qpq_daemon_v1_daemon_proto_rawDescGZIP() []byte {
 }
 
 var file_qpq_daemon_v1_daemon_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_qpq_daemon_v1_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 79)
+var file_qpq_daemon_v1_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 89)
 var file_qpq_daemon_v1_daemon_proto_goTypes = []any{
 	(ConnectionState)(0),           // 0: qpq.daemon.v1.ConnectionState
 	(DeliveryState)(0),             // 1: qpq.daemon.v1.DeliveryState
@@ -6042,46 +6745,56 @@ var file_qpq_daemon_v1_daemon_proto_goTypes = []any{
 	(*SaveAttachmentRequest)(nil),  // 80: qpq.daemon.v1.SaveAttachmentRequest
 	(*AttachmentProgress)(nil),     // 81: qpq.daemon.v1.AttachmentProgress
 	(*SavedFile)(nil),              // 82: qpq.daemon.v1.SavedFile
-	(*timestamppb.Timestamp)(nil),  // 83: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 84: google.protobuf.Duration
+	(*LinkRequest)(nil),            // 83: qpq.daemon.v1.LinkRequest
+	(*LinkProgress)(nil),           // 84: qpq.daemon.v1.LinkProgress
+	(*AcceptLinkRequest)(nil),      // 85: qpq.daemon.v1.AcceptLinkRequest
+	(*AcceptLinkResponse)(nil),     // 86: qpq.daemon.v1.AcceptLinkResponse
+	(*DevicesRequest)(nil),         // 87: qpq.daemon.v1.DevicesRequest
+	(*DevicesResponse)(nil),        // 88: qpq.daemon.v1.DevicesResponse
+	(*Device)(nil),                 // 89: qpq.daemon.v1.Device
+	(*RevokeDeviceRequest)(nil),    // 90: qpq.daemon.v1.RevokeDeviceRequest
+	(*RevokeDeviceResponse)(nil),   // 91: qpq.daemon.v1.RevokeDeviceResponse
+	(*DeviceEvent)(nil),            // 92: qpq.daemon.v1.DeviceEvent
+	(*timestamppb.Timestamp)(nil),  // 93: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 94: google.protobuf.Duration
 }
 var file_qpq_daemon_v1_daemon_proto_depIdxs = []int32{
 	0,   // 0: qpq.daemon.v1.NodeConnection.state:type_name -> qpq.daemon.v1.ConnectionState
-	83,  // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
+	93,  // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
 	4,   // 2: qpq.daemon.v1.StatusResponse.node:type_name -> qpq.daemon.v1.NodeConnection
-	84,  // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
-	83,  // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
-	83,  // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
-	83,  // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
-	84,  // 7: qpq.daemon.v1.Group.disappear_after:type_name -> google.protobuf.Duration
+	94,  // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
+	93,  // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
+	93,  // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
+	93,  // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
+	94,  // 7: qpq.daemon.v1.Group.disappear_after:type_name -> google.protobuf.Duration
 	15,  // 8: qpq.daemon.v1.Member.devices:type_name -> qpq.daemon.v1.MemberDevice
 	13,  // 9: qpq.daemon.v1.CreateGroupResponse.group:type_name -> qpq.daemon.v1.Group
 	13,  // 10: qpq.daemon.v1.InviteResponse.group:type_name -> qpq.daemon.v1.Group
-	84,  // 11: qpq.daemon.v1.JoinRequest.wait:type_name -> google.protobuf.Duration
+	94,  // 11: qpq.daemon.v1.JoinRequest.wait:type_name -> google.protobuf.Duration
 	13,  // 12: qpq.daemon.v1.JoinResponse.joined:type_name -> qpq.daemon.v1.Group
 	13,  // 13: qpq.daemon.v1.ListGroupsResponse.groups:type_name -> qpq.daemon.v1.Group
 	13,  // 14: qpq.daemon.v1.MembersResponse.group:type_name -> qpq.daemon.v1.Group
 	14,  // 15: qpq.daemon.v1.MembersResponse.members:type_name -> qpq.daemon.v1.Member
-	84,  // 16: qpq.daemon.v1.SendRequest.wait:type_name -> google.protobuf.Duration
-	84,  // 17: qpq.daemon.v1.ReactRequest.wait:type_name -> google.protobuf.Duration
-	84,  // 18: qpq.daemon.v1.EditRequest.wait:type_name -> google.protobuf.Duration
-	84,  // 19: qpq.daemon.v1.DeleteRequest.wait:type_name -> google.protobuf.Duration
-	84,  // 20: qpq.daemon.v1.SetDisappearingRequest.after:type_name -> google.protobuf.Duration
-	84,  // 21: qpq.daemon.v1.SetDisappearingRequest.wait:type_name -> google.protobuf.Duration
+	94,  // 16: qpq.daemon.v1.SendRequest.wait:type_name -> google.protobuf.Duration
+	94,  // 17: qpq.daemon.v1.ReactRequest.wait:type_name -> google.protobuf.Duration
+	94,  // 18: qpq.daemon.v1.EditRequest.wait:type_name -> google.protobuf.Duration
+	94,  // 19: qpq.daemon.v1.DeleteRequest.wait:type_name -> google.protobuf.Duration
+	94,  // 20: qpq.daemon.v1.SetDisappearingRequest.after:type_name -> google.protobuf.Duration
+	94,  // 21: qpq.daemon.v1.SetDisappearingRequest.wait:type_name -> google.protobuf.Duration
 	1,   // 22: qpq.daemon.v1.SendResponse.state:type_name -> qpq.daemon.v1.DeliveryState
-	83,  // 23: qpq.daemon.v1.SendResponse.unreachable_since:type_name -> google.protobuf.Timestamp
-	83,  // 24: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
-	83,  // 25: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
+	93,  // 23: qpq.daemon.v1.SendResponse.unreachable_since:type_name -> google.protobuf.Timestamp
+	93,  // 24: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
+	93,  // 25: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
 	2,   // 26: qpq.daemon.v1.Message.kind:type_name -> qpq.daemon.v1.MessageKind
-	83,  // 27: qpq.daemon.v1.Message.edited_at:type_name -> google.protobuf.Timestamp
-	83,  // 28: qpq.daemon.v1.Message.expires_at:type_name -> google.protobuf.Timestamp
+	93,  // 27: qpq.daemon.v1.Message.edited_at:type_name -> google.protobuf.Timestamp
+	93,  // 28: qpq.daemon.v1.Message.expires_at:type_name -> google.protobuf.Timestamp
 	33,  // 29: qpq.daemon.v1.Message.receipts:type_name -> qpq.daemon.v1.Receipt
 	3,   // 30: qpq.daemon.v1.Receipt.status:type_name -> qpq.daemon.v1.ReceiptStatus
-	83,  // 31: qpq.daemon.v1.Receipt.at:type_name -> google.protobuf.Timestamp
-	84,  // 32: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
-	83,  // 33: qpq.daemon.v1.MessagesRequest.since:type_name -> google.protobuf.Timestamp
+	93,  // 31: qpq.daemon.v1.Receipt.at:type_name -> google.protobuf.Timestamp
+	94,  // 32: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
+	93,  // 33: qpq.daemon.v1.MessagesRequest.since:type_name -> google.protobuf.Timestamp
 	32,  // 34: qpq.daemon.v1.MessagesResponse.messages:type_name -> qpq.daemon.v1.Message
-	83,  // 35: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
+	93,  // 35: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
 	32,  // 36: qpq.daemon.v1.Event.message:type_name -> qpq.daemon.v1.Message
 	68,  // 37: qpq.daemon.v1.Event.member_added:type_name -> qpq.daemon.v1.MemberEvent
 	68,  // 38: qpq.daemon.v1.Event.member_removed:type_name -> qpq.daemon.v1.MemberEvent
@@ -6099,95 +6812,109 @@ var file_qpq_daemon_v1_daemon_proto_depIdxs = []int32{
 	32,  // 50: qpq.daemon.v1.Event.deleted:type_name -> qpq.daemon.v1.Message
 	39,  // 51: qpq.daemon.v1.Event.receipt:type_name -> qpq.daemon.v1.ReceiptEvent
 	40,  // 52: qpq.daemon.v1.Event.disappearing:type_name -> qpq.daemon.v1.DisappearingChanged
-	32,  // 53: qpq.daemon.v1.ReceiptEvent.message:type_name -> qpq.daemon.v1.Message
-	33,  // 54: qpq.daemon.v1.ReceiptEvent.receipt:type_name -> qpq.daemon.v1.Receipt
-	84,  // 55: qpq.daemon.v1.DisappearingChanged.after:type_name -> google.protobuf.Duration
-	83,  // 56: qpq.daemon.v1.Request.received_at:type_name -> google.protobuf.Timestamp
-	45,  // 57: qpq.daemon.v1.ListRequestsResponse.requests:type_name -> qpq.daemon.v1.Request
-	13,  // 58: qpq.daemon.v1.AcceptRequestResponse.group:type_name -> qpq.daemon.v1.Group
-	83,  // 59: qpq.daemon.v1.Contact.added_at:type_name -> google.protobuf.Timestamp
-	83,  // 60: qpq.daemon.v1.Contact.verified_at:type_name -> google.protobuf.Timestamp
-	56,  // 61: qpq.daemon.v1.AddContactResponse.contact:type_name -> qpq.daemon.v1.Contact
-	56,  // 62: qpq.daemon.v1.ListContactsResponse.contacts:type_name -> qpq.daemon.v1.Contact
-	56,  // 63: qpq.daemon.v1.SafetyNumberResponse.contact:type_name -> qpq.daemon.v1.Contact
-	56,  // 64: qpq.daemon.v1.VerifyResponse.contact:type_name -> qpq.daemon.v1.Contact
-	13,  // 65: qpq.daemon.v1.RemoveResponse.group:type_name -> qpq.daemon.v1.Group
-	13,  // 66: qpq.daemon.v1.UpdateResponse.groups:type_name -> qpq.daemon.v1.Group
-	56,  // 67: qpq.daemon.v1.RenameContactResponse.contact:type_name -> qpq.daemon.v1.Contact
-	84,  // 68: qpq.daemon.v1.SendAttachmentRequest.wait:type_name -> google.protobuf.Duration
-	31,  // 69: qpq.daemon.v1.AttachmentProgress.sent:type_name -> qpq.daemon.v1.SendResponse
-	82,  // 70: qpq.daemon.v1.AttachmentProgress.saved:type_name -> qpq.daemon.v1.SavedFile
-	5,   // 71: qpq.daemon.v1.Daemon.Status:input_type -> qpq.daemon.v1.StatusRequest
-	7,   // 72: qpq.daemon.v1.Daemon.Register:input_type -> qpq.daemon.v1.RegisterRequest
-	9,   // 73: qpq.daemon.v1.Daemon.Ping:input_type -> qpq.daemon.v1.PingRequest
-	11,  // 74: qpq.daemon.v1.Daemon.FetchKey:input_type -> qpq.daemon.v1.FetchKeyRequest
-	16,  // 75: qpq.daemon.v1.Daemon.CreateGroup:input_type -> qpq.daemon.v1.CreateGroupRequest
-	18,  // 76: qpq.daemon.v1.Daemon.Invite:input_type -> qpq.daemon.v1.InviteRequest
-	20,  // 77: qpq.daemon.v1.Daemon.Join:input_type -> qpq.daemon.v1.JoinRequest
-	22,  // 78: qpq.daemon.v1.Daemon.ListGroups:input_type -> qpq.daemon.v1.ListGroupsRequest
-	24,  // 79: qpq.daemon.v1.Daemon.Members:input_type -> qpq.daemon.v1.MembersRequest
-	26,  // 80: qpq.daemon.v1.Daemon.Send:input_type -> qpq.daemon.v1.SendRequest
-	27,  // 81: qpq.daemon.v1.Daemon.React:input_type -> qpq.daemon.v1.ReactRequest
-	28,  // 82: qpq.daemon.v1.Daemon.Edit:input_type -> qpq.daemon.v1.EditRequest
-	29,  // 83: qpq.daemon.v1.Daemon.Delete:input_type -> qpq.daemon.v1.DeleteRequest
-	30,  // 84: qpq.daemon.v1.Daemon.SetDisappearing:input_type -> qpq.daemon.v1.SetDisappearingRequest
-	34,  // 85: qpq.daemon.v1.Daemon.Messages:input_type -> qpq.daemon.v1.MessagesRequest
-	36,  // 86: qpq.daemon.v1.Daemon.Subscribe:input_type -> qpq.daemon.v1.SubscribeRequest
-	69,  // 87: qpq.daemon.v1.Daemon.Remove:input_type -> qpq.daemon.v1.RemoveRequest
-	71,  // 88: qpq.daemon.v1.Daemon.Leave:input_type -> qpq.daemon.v1.LeaveRequest
-	73,  // 89: qpq.daemon.v1.Daemon.Update:input_type -> qpq.daemon.v1.UpdateRequest
-	46,  // 90: qpq.daemon.v1.Daemon.ListRequests:input_type -> qpq.daemon.v1.ListRequestsRequest
-	48,  // 91: qpq.daemon.v1.Daemon.AcceptRequest:input_type -> qpq.daemon.v1.AcceptRequestRequest
-	50,  // 92: qpq.daemon.v1.Daemon.DeclineRequest:input_type -> qpq.daemon.v1.DeclineRequestRequest
-	52,  // 93: qpq.daemon.v1.Daemon.Block:input_type -> qpq.daemon.v1.BlockRequest
-	54,  // 94: qpq.daemon.v1.Daemon.Unblock:input_type -> qpq.daemon.v1.UnblockRequest
-	57,  // 95: qpq.daemon.v1.Daemon.AddContact:input_type -> qpq.daemon.v1.AddContactRequest
-	59,  // 96: qpq.daemon.v1.Daemon.ListContacts:input_type -> qpq.daemon.v1.ListContactsRequest
-	61,  // 97: qpq.daemon.v1.Daemon.RemoveContact:input_type -> qpq.daemon.v1.RemoveContactRequest
-	63,  // 98: qpq.daemon.v1.Daemon.SafetyNumber:input_type -> qpq.daemon.v1.SafetyNumberRequest
-	65,  // 99: qpq.daemon.v1.Daemon.Verify:input_type -> qpq.daemon.v1.VerifyRequest
-	75,  // 100: qpq.daemon.v1.Daemon.ExportIdentity:input_type -> qpq.daemon.v1.ExportIdentityRequest
-	77,  // 101: qpq.daemon.v1.Daemon.RenameContact:input_type -> qpq.daemon.v1.RenameContactRequest
-	79,  // 102: qpq.daemon.v1.Daemon.SendAttachment:input_type -> qpq.daemon.v1.SendAttachmentRequest
-	80,  // 103: qpq.daemon.v1.Daemon.SaveAttachment:input_type -> qpq.daemon.v1.SaveAttachmentRequest
-	6,   // 104: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
-	8,   // 105: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
-	10,  // 106: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
-	12,  // 107: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
-	17,  // 108: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
-	19,  // 109: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
-	21,  // 110: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
-	23,  // 111: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
-	25,  // 112: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
-	31,  // 113: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
-	31,  // 114: qpq.daemon.v1.Daemon.React:output_type -> qpq.daemon.v1.SendResponse
-	31,  // 115: qpq.daemon.v1.Daemon.Edit:output_type -> qpq.daemon.v1.SendResponse
-	31,  // 116: qpq.daemon.v1.Daemon.Delete:output_type -> qpq.daemon.v1.SendResponse
-	31,  // 117: qpq.daemon.v1.Daemon.SetDisappearing:output_type -> qpq.daemon.v1.SendResponse
-	35,  // 118: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
-	37,  // 119: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
-	70,  // 120: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
-	72,  // 121: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
-	74,  // 122: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
-	47,  // 123: qpq.daemon.v1.Daemon.ListRequests:output_type -> qpq.daemon.v1.ListRequestsResponse
-	49,  // 124: qpq.daemon.v1.Daemon.AcceptRequest:output_type -> qpq.daemon.v1.AcceptRequestResponse
-	51,  // 125: qpq.daemon.v1.Daemon.DeclineRequest:output_type -> qpq.daemon.v1.DeclineRequestResponse
-	53,  // 126: qpq.daemon.v1.Daemon.Block:output_type -> qpq.daemon.v1.BlockResponse
-	55,  // 127: qpq.daemon.v1.Daemon.Unblock:output_type -> qpq.daemon.v1.UnblockResponse
-	58,  // 128: qpq.daemon.v1.Daemon.AddContact:output_type -> qpq.daemon.v1.AddContactResponse
-	60,  // 129: qpq.daemon.v1.Daemon.ListContacts:output_type -> qpq.daemon.v1.ListContactsResponse
-	62,  // 130: qpq.daemon.v1.Daemon.RemoveContact:output_type -> qpq.daemon.v1.RemoveContactResponse
-	64,  // 131: qpq.daemon.v1.Daemon.SafetyNumber:output_type -> qpq.daemon.v1.SafetyNumberResponse
-	66,  // 132: qpq.daemon.v1.Daemon.Verify:output_type -> qpq.daemon.v1.VerifyResponse
-	76,  // 133: qpq.daemon.v1.Daemon.ExportIdentity:output_type -> qpq.daemon.v1.ExportIdentityResponse
-	78,  // 134: qpq.daemon.v1.Daemon.RenameContact:output_type -> qpq.daemon.v1.RenameContactResponse
-	81,  // 135: qpq.daemon.v1.Daemon.SendAttachment:output_type -> qpq.daemon.v1.AttachmentProgress
-	81,  // 136: qpq.daemon.v1.Daemon.SaveAttachment:output_type -> qpq.daemon.v1.AttachmentProgress
-	104, // [104:137] is the sub-list for method output_type
-	71,  // [71:104] is the sub-list for method input_type
-	71,  // [71:71] is the sub-list for extension type_name
-	71,  // [71:71] is the sub-list for extension extendee
-	0,   // [0:71] is the sub-list for field type_name
+	92,  // 53: qpq.daemon.v1.Event.device:type_name -> qpq.daemon.v1.DeviceEvent
+	32,  // 54: qpq.daemon.v1.ReceiptEvent.message:type_name -> qpq.daemon.v1.Message
+	33,  // 55: qpq.daemon.v1.ReceiptEvent.receipt:type_name -> qpq.daemon.v1.Receipt
+	94,  // 56: qpq.daemon.v1.DisappearingChanged.after:type_name -> google.protobuf.Duration
+	93,  // 57: qpq.daemon.v1.Request.received_at:type_name -> google.protobuf.Timestamp
+	45,  // 58: qpq.daemon.v1.ListRequestsResponse.requests:type_name -> qpq.daemon.v1.Request
+	13,  // 59: qpq.daemon.v1.AcceptRequestResponse.group:type_name -> qpq.daemon.v1.Group
+	93,  // 60: qpq.daemon.v1.Contact.added_at:type_name -> google.protobuf.Timestamp
+	93,  // 61: qpq.daemon.v1.Contact.verified_at:type_name -> google.protobuf.Timestamp
+	56,  // 62: qpq.daemon.v1.AddContactResponse.contact:type_name -> qpq.daemon.v1.Contact
+	56,  // 63: qpq.daemon.v1.ListContactsResponse.contacts:type_name -> qpq.daemon.v1.Contact
+	56,  // 64: qpq.daemon.v1.SafetyNumberResponse.contact:type_name -> qpq.daemon.v1.Contact
+	56,  // 65: qpq.daemon.v1.VerifyResponse.contact:type_name -> qpq.daemon.v1.Contact
+	13,  // 66: qpq.daemon.v1.RemoveResponse.group:type_name -> qpq.daemon.v1.Group
+	13,  // 67: qpq.daemon.v1.UpdateResponse.groups:type_name -> qpq.daemon.v1.Group
+	56,  // 68: qpq.daemon.v1.RenameContactResponse.contact:type_name -> qpq.daemon.v1.Contact
+	94,  // 69: qpq.daemon.v1.SendAttachmentRequest.wait:type_name -> google.protobuf.Duration
+	31,  // 70: qpq.daemon.v1.AttachmentProgress.sent:type_name -> qpq.daemon.v1.SendResponse
+	82,  // 71: qpq.daemon.v1.AttachmentProgress.saved:type_name -> qpq.daemon.v1.SavedFile
+	94,  // 72: qpq.daemon.v1.LinkRequest.timeout:type_name -> google.protobuf.Duration
+	93,  // 73: qpq.daemon.v1.LinkProgress.expires:type_name -> google.protobuf.Timestamp
+	89,  // 74: qpq.daemon.v1.LinkProgress.device:type_name -> qpq.daemon.v1.Device
+	94,  // 75: qpq.daemon.v1.AcceptLinkRequest.timeout:type_name -> google.protobuf.Duration
+	89,  // 76: qpq.daemon.v1.DevicesResponse.devices:type_name -> qpq.daemon.v1.Device
+	5,   // 77: qpq.daemon.v1.Daemon.Status:input_type -> qpq.daemon.v1.StatusRequest
+	7,   // 78: qpq.daemon.v1.Daemon.Register:input_type -> qpq.daemon.v1.RegisterRequest
+	9,   // 79: qpq.daemon.v1.Daemon.Ping:input_type -> qpq.daemon.v1.PingRequest
+	11,  // 80: qpq.daemon.v1.Daemon.FetchKey:input_type -> qpq.daemon.v1.FetchKeyRequest
+	16,  // 81: qpq.daemon.v1.Daemon.CreateGroup:input_type -> qpq.daemon.v1.CreateGroupRequest
+	18,  // 82: qpq.daemon.v1.Daemon.Invite:input_type -> qpq.daemon.v1.InviteRequest
+	20,  // 83: qpq.daemon.v1.Daemon.Join:input_type -> qpq.daemon.v1.JoinRequest
+	22,  // 84: qpq.daemon.v1.Daemon.ListGroups:input_type -> qpq.daemon.v1.ListGroupsRequest
+	24,  // 85: qpq.daemon.v1.Daemon.Members:input_type -> qpq.daemon.v1.MembersRequest
+	26,  // 86: qpq.daemon.v1.Daemon.Send:input_type -> qpq.daemon.v1.SendRequest
+	27,  // 87: qpq.daemon.v1.Daemon.React:input_type -> qpq.daemon.v1.ReactRequest
+	28,  // 88: qpq.daemon.v1.Daemon.Edit:input_type -> qpq.daemon.v1.EditRequest
+	29,  // 89: qpq.daemon.v1.Daemon.Delete:input_type -> qpq.daemon.v1.DeleteRequest
+	30,  // 90: qpq.daemon.v1.Daemon.SetDisappearing:input_type -> qpq.daemon.v1.SetDisappearingRequest
+	34,  // 91: qpq.daemon.v1.Daemon.Messages:input_type -> qpq.daemon.v1.MessagesRequest
+	36,  // 92: qpq.daemon.v1.Daemon.Subscribe:input_type -> qpq.daemon.v1.SubscribeRequest
+	69,  // 93: qpq.daemon.v1.Daemon.Remove:input_type -> qpq.daemon.v1.RemoveRequest
+	71,  // 94: qpq.daemon.v1.Daemon.Leave:input_type -> qpq.daemon.v1.LeaveRequest
+	73,  // 95: qpq.daemon.v1.Daemon.Update:input_type -> qpq.daemon.v1.UpdateRequest
+	46,  // 96: qpq.daemon.v1.Daemon.ListRequests:input_type -> qpq.daemon.v1.ListRequestsRequest
+	48,  // 97: qpq.daemon.v1.Daemon.AcceptRequest:input_type -> qpq.daemon.v1.AcceptRequestRequest
+	50,  // 98: qpq.daemon.v1.Daemon.DeclineRequest:input_type -> qpq.daemon.v1.DeclineRequestRequest
+	52,  // 99: qpq.daemon.v1.Daemon.Block:input_type -> qpq.daemon.v1.BlockRequest
+	54,  // 100: qpq.daemon.v1.Daemon.Unblock:input_type -> qpq.daemon.v1.UnblockRequest
+	57,  // 101: qpq.daemon.v1.Daemon.AddContact:input_type -> qpq.daemon.v1.AddContactRequest
+	59,  // 102: qpq.daemon.v1.Daemon.ListContacts:input_type -> qpq.daemon.v1.ListContactsRequest
+	61,  // 103: qpq.daemon.v1.Daemon.RemoveContact:input_type -> qpq.daemon.v1.RemoveContactRequest
+	63,  // 104: qpq.daemon.v1.Daemon.SafetyNumber:input_type -> qpq.daemon.v1.SafetyNumberRequest
+	65,  // 105: qpq.daemon.v1.Daemon.Verify:input_type -> qpq.daemon.v1.VerifyRequest
+	75,  // 106: qpq.daemon.v1.Daemon.ExportIdentity:input_type -> qpq.daemon.v1.ExportIdentityRequest
+	77,  // 107: qpq.daemon.v1.Daemon.RenameContact:input_type -> qpq.daemon.v1.RenameContactRequest
+	79,  // 108: qpq.daemon.v1.Daemon.SendAttachment:input_type -> qpq.daemon.v1.SendAttachmentRequest
+	80,  // 109: qpq.daemon.v1.Daemon.SaveAttachment:input_type -> qpq.daemon.v1.SaveAttachmentRequest
+	83,  // 110: qpq.daemon.v1.Daemon.Link:input_type -> qpq.daemon.v1.LinkRequest
+	85,  // 111: qpq.daemon.v1.Daemon.AcceptLink:input_type -> qpq.daemon.v1.AcceptLinkRequest
+	87,  // 112: qpq.daemon.v1.Daemon.Devices:input_type -> qpq.daemon.v1.DevicesRequest
+	90,  // 113: qpq.daemon.v1.Daemon.RevokeDevice:input_type -> qpq.daemon.v1.RevokeDeviceRequest
+	6,   // 114: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
+	8,   // 115: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
+	10,  // 116: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
+	12,  // 117: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
+	17,  // 118: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
+	19,  // 119: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
+	21,  // 120: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
+	23,  // 121: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
+	25,  // 122: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
+	31,  // 123: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
+	31,  // 124: qpq.daemon.v1.Daemon.React:output_type -> qpq.daemon.v1.SendResponse
+	31,  // 125: qpq.daemon.v1.Daemon.Edit:output_type -> qpq.daemon.v1.SendResponse
+	31,  // 126: qpq.daemon.v1.Daemon.Delete:output_type -> qpq.daemon.v1.SendResponse
+	31,  // 127: qpq.daemon.v1.Daemon.SetDisappearing:output_type -> qpq.daemon.v1.SendResponse
+	35,  // 128: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
+	37,  // 129: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
+	70,  // 130: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
+	72,  // 131: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
+	74,  // 132: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
+	47,  // 133: qpq.daemon.v1.Daemon.ListRequests:output_type -> qpq.daemon.v1.ListRequestsResponse
+	49,  // 134: qpq.daemon.v1.Daemon.AcceptRequest:output_type -> qpq.daemon.v1.AcceptRequestResponse
+	51,  // 135: qpq.daemon.v1.Daemon.DeclineRequest:output_type -> qpq.daemon.v1.DeclineRequestResponse
+	53,  // 136: qpq.daemon.v1.Daemon.Block:output_type -> qpq.daemon.v1.BlockResponse
+	55,  // 137: qpq.daemon.v1.Daemon.Unblock:output_type -> qpq.daemon.v1.UnblockResponse
+	58,  // 138: qpq.daemon.v1.Daemon.AddContact:output_type -> qpq.daemon.v1.AddContactResponse
+	60,  // 139: qpq.daemon.v1.Daemon.ListContacts:output_type -> qpq.daemon.v1.ListContactsResponse
+	62,  // 140: qpq.daemon.v1.Daemon.RemoveContact:output_type -> qpq.daemon.v1.RemoveContactResponse
+	64,  // 141: qpq.daemon.v1.Daemon.SafetyNumber:output_type -> qpq.daemon.v1.SafetyNumberResponse
+	66,  // 142: qpq.daemon.v1.Daemon.Verify:output_type -> qpq.daemon.v1.VerifyResponse
+	76,  // 143: qpq.daemon.v1.Daemon.ExportIdentity:output_type -> qpq.daemon.v1.ExportIdentityResponse
+	78,  // 144: qpq.daemon.v1.Daemon.RenameContact:output_type -> qpq.daemon.v1.RenameContactResponse
+	81,  // 145: qpq.daemon.v1.Daemon.SendAttachment:output_type -> qpq.daemon.v1.AttachmentProgress
+	81,  // 146: qpq.daemon.v1.Daemon.SaveAttachment:output_type -> qpq.daemon.v1.AttachmentProgress
+	84,  // 147: qpq.daemon.v1.Daemon.Link:output_type -> qpq.daemon.v1.LinkProgress
+	86,  // 148: qpq.daemon.v1.Daemon.AcceptLink:output_type -> qpq.daemon.v1.AcceptLinkResponse
+	88,  // 149: qpq.daemon.v1.Daemon.Devices:output_type -> qpq.daemon.v1.DevicesResponse
+	91,  // 150: qpq.daemon.v1.Daemon.RevokeDevice:output_type -> qpq.daemon.v1.RevokeDeviceResponse
+	114, // [114:151] is the sub-list for method output_type
+	77,  // [77:114] is the sub-list for method input_type
+	77,  // [77:77] is the sub-list for extension type_name
+	77,  // [77:77] is the sub-list for extension extendee
+	0,   // [0:77] is the sub-list for field type_name
 }
 
 func init() { file_qpq_daemon_v1_daemon_proto_init() }
@@ -6213,6 +6940,7 @@ func file_qpq_daemon_v1_daemon_proto_init() {
 		(*Event_Deleted)(nil),
 		(*Event_Receipt)(nil),
 		(*Event_Disappearing)(nil),
+		(*Event_Device)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -6220,7 +6948,7 @@ func file_qpq_daemon_v1_daemon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_qpq_daemon_v1_daemon_proto_rawDesc), len(file_qpq_daemon_v1_daemon_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   79,
+			NumMessages:   89,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -68,6 +68,10 @@ const (
 	Daemon_RenameContact_FullMethodName   = "/qpq.daemon.v1.Daemon/RenameContact"
 	Daemon_SendAttachment_FullMethodName  = "/qpq.daemon.v1.Daemon/SendAttachment"
 	Daemon_SaveAttachment_FullMethodName  = "/qpq.daemon.v1.Daemon/SaveAttachment"
+	Daemon_Link_FullMethodName            = "/qpq.daemon.v1.Daemon/Link"
+	Daemon_AcceptLink_FullMethodName      = "/qpq.daemon.v1.Daemon/AcceptLink"
+	Daemon_Devices_FullMethodName         = "/qpq.daemon.v1.Daemon/Devices"
+	Daemon_RevokeDevice_FullMethodName    = "/qpq.daemon.v1.Daemon/RevokeDevice"
 )
 
 // DaemonClient is the client API for Daemon service.
@@ -169,6 +173,30 @@ type DaemonClient interface {
 	// corrupted blob fails with DATA_LOSS and leaves nothing behind. The
 	// stream reports progress and ends with the files written.
 	SaveAttachment(ctx context.Context, in *SaveAttachmentRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AttachmentProgress], error)
+	// Link adds a new device to this person. Only a primary device (one
+	// that holds the user identity key: the first device, or one restored
+	// from the identity backup) can link. The stream first sends a one-use
+	// code (and when it expires) to type or scan on the new device (`qpd
+	// --link CODE` or AcceptLink there); once the new device answers, the
+	// daemon certifies its key, publishes the device list with it, sends it
+	// the identity, the contacts and the list of groups, and sends the
+	// device, and last, after it has added the device to every group (one
+	// commit per group), done. Cancelling the call before the new device
+	// answers closes the code.
+	Link(ctx context.Context, in *LinkRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LinkProgress], error)
+	// AcceptLink makes this daemon, which has no identity yet, a new device
+	// of the person whose primary device shows code: it makes a device key,
+	// completes the exchange through the node, stores the linked identity
+	// and imports the contacts; the groups follow as the primary adds this
+	// device to them.
+	AcceptLink(ctx context.Context, in *AcceptLinkRequest, opts ...grpc.CallOption) (*AcceptLinkResponse, error)
+	// Devices lists this person's devices (the current signed device list).
+	Devices(ctx context.Context, in *DevicesRequest, opts ...grpc.CallOption) (*DevicesResponse, error)
+	// RevokeDevice removes a device: the daemon publishes the device list
+	// without it (the node refuses its certificate from then on) and
+	// removes its leaves from every group (one commit per group). Only a
+	// primary device can revoke, and not itself.
+	RevokeDevice(ctx context.Context, in *RevokeDeviceRequest, opts ...grpc.CallOption) (*RevokeDeviceResponse, error)
 }
 
 type daemonClient struct {
@@ -536,6 +564,55 @@ func (c *daemonClient) SaveAttachment(ctx context.Context, in *SaveAttachmentReq
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Daemon_SaveAttachmentClient = grpc.ServerStreamingClient[AttachmentProgress]
 
+func (c *daemonClient) Link(ctx context.Context, in *LinkRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LinkProgress], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Daemon_ServiceDesc.Streams[3], Daemon_Link_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[LinkRequest, LinkProgress]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Daemon_LinkClient = grpc.ServerStreamingClient[LinkProgress]
+
+func (c *daemonClient) AcceptLink(ctx context.Context, in *AcceptLinkRequest, opts ...grpc.CallOption) (*AcceptLinkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AcceptLinkResponse)
+	err := c.cc.Invoke(ctx, Daemon_AcceptLink_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *daemonClient) Devices(ctx context.Context, in *DevicesRequest, opts ...grpc.CallOption) (*DevicesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DevicesResponse)
+	err := c.cc.Invoke(ctx, Daemon_Devices_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *daemonClient) RevokeDevice(ctx context.Context, in *RevokeDeviceRequest, opts ...grpc.CallOption) (*RevokeDeviceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeDeviceResponse)
+	err := c.cc.Invoke(ctx, Daemon_RevokeDevice_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DaemonServer is the server API for Daemon service.
 // All implementations must embed UnimplementedDaemonServer
 // for forward compatibility.
@@ -635,6 +712,30 @@ type DaemonServer interface {
 	// corrupted blob fails with DATA_LOSS and leaves nothing behind. The
 	// stream reports progress and ends with the files written.
 	SaveAttachment(*SaveAttachmentRequest, grpc.ServerStreamingServer[AttachmentProgress]) error
+	// Link adds a new device to this person. Only a primary device (one
+	// that holds the user identity key: the first device, or one restored
+	// from the identity backup) can link. The stream first sends a one-use
+	// code (and when it expires) to type or scan on the new device (`qpd
+	// --link CODE` or AcceptLink there); once the new device answers, the
+	// daemon certifies its key, publishes the device list with it, sends it
+	// the identity, the contacts and the list of groups, and sends the
+	// device, and last, after it has added the device to every group (one
+	// commit per group), done. Cancelling the call before the new device
+	// answers closes the code.
+	Link(*LinkRequest, grpc.ServerStreamingServer[LinkProgress]) error
+	// AcceptLink makes this daemon, which has no identity yet, a new device
+	// of the person whose primary device shows code: it makes a device key,
+	// completes the exchange through the node, stores the linked identity
+	// and imports the contacts; the groups follow as the primary adds this
+	// device to them.
+	AcceptLink(context.Context, *AcceptLinkRequest) (*AcceptLinkResponse, error)
+	// Devices lists this person's devices (the current signed device list).
+	Devices(context.Context, *DevicesRequest) (*DevicesResponse, error)
+	// RevokeDevice removes a device: the daemon publishes the device list
+	// without it (the node refuses its certificate from then on) and
+	// removes its leaves from every group (one commit per group). Only a
+	// primary device can revoke, and not itself.
+	RevokeDevice(context.Context, *RevokeDeviceRequest) (*RevokeDeviceResponse, error)
 	mustEmbedUnimplementedDaemonServer()
 }
 
@@ -743,6 +844,18 @@ func (UnimplementedDaemonServer) SendAttachment(*SendAttachmentRequest, grpc.Ser
 }
 func (UnimplementedDaemonServer) SaveAttachment(*SaveAttachmentRequest, grpc.ServerStreamingServer[AttachmentProgress]) error {
 	return status.Error(codes.Unimplemented, "method SaveAttachment not implemented")
+}
+func (UnimplementedDaemonServer) Link(*LinkRequest, grpc.ServerStreamingServer[LinkProgress]) error {
+	return status.Error(codes.Unimplemented, "method Link not implemented")
+}
+func (UnimplementedDaemonServer) AcceptLink(context.Context, *AcceptLinkRequest) (*AcceptLinkResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AcceptLink not implemented")
+}
+func (UnimplementedDaemonServer) Devices(context.Context, *DevicesRequest) (*DevicesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Devices not implemented")
+}
+func (UnimplementedDaemonServer) RevokeDevice(context.Context, *RevokeDeviceRequest) (*RevokeDeviceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeDevice not implemented")
 }
 func (UnimplementedDaemonServer) mustEmbedUnimplementedDaemonServer() {}
 func (UnimplementedDaemonServer) testEmbeddedByValue()                {}
@@ -1338,6 +1451,71 @@ func _Daemon_SaveAttachment_Handler(srv interface{}, stream grpc.ServerStream) e
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Daemon_SaveAttachmentServer = grpc.ServerStreamingServer[AttachmentProgress]
 
+func _Daemon_Link_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(LinkRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DaemonServer).Link(m, &grpc.GenericServerStream[LinkRequest, LinkProgress]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Daemon_LinkServer = grpc.ServerStreamingServer[LinkProgress]
+
+func _Daemon_AcceptLink_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AcceptLinkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).AcceptLink(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_AcceptLink_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).AcceptLink(ctx, req.(*AcceptLinkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Daemon_Devices_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DevicesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).Devices(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_Devices_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).Devices(ctx, req.(*DevicesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Daemon_RevokeDevice_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeDeviceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).RevokeDevice(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_RevokeDevice_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).RevokeDevice(ctx, req.(*RevokeDeviceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Daemon_ServiceDesc is the grpc.ServiceDesc for Daemon service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1465,6 +1643,18 @@ var Daemon_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "RenameContact",
 			Handler:    _Daemon_RenameContact_Handler,
 		},
+		{
+			MethodName: "AcceptLink",
+			Handler:    _Daemon_AcceptLink_Handler,
+		},
+		{
+			MethodName: "Devices",
+			Handler:    _Daemon_Devices_Handler,
+		},
+		{
+			MethodName: "RevokeDevice",
+			Handler:    _Daemon_RevokeDevice_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -1480,6 +1670,11 @@ var Daemon_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "SaveAttachment",
 			Handler:       _Daemon_SaveAttachment_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Link",
+			Handler:       _Daemon_Link_Handler,
 			ServerStreams: true,
 		},
 	},
