@@ -37,14 +37,6 @@ func (u *user) devices(t testing.TB) devicesJSON {
 	return d
 }
 
-// skipWithoutDevices skips while qpd answers the device calls with "not
-// implemented".
-func skipWithoutDevices(t *testing.T, u *user) {
-	t.Helper()
-	if r := u.run(t, "devices", "--json"); r.code != 0 && strings.Contains(r.stderr, "not implemented") {
-		t.Skipf("qpd: %s", strings.TrimSpace(r.stderr))
-	}
-}
 
 // linkSecond links a new, unregistered qpd as a device of primary: the
 // primary shows a code (qpctl link), the new one accepts it (qpctl link
@@ -72,9 +64,6 @@ func linkSecond(t *testing.T, primary, second *user, name string, wantGroups int
 		Groups   int    `json:"groups"`
 	}
 	r := second.run(t, "link", "--accept", code, "--name", name, "--json")
-	if r.code != 0 && strings.Contains(r.stderr, "unimplemented") {
-		t.Skipf("qpd: %s", strings.TrimSpace(r.stderr))
-	}
 	if r.code != 0 {
 		t.Fatalf("link --accept: %+v", r)
 	}
@@ -156,7 +145,6 @@ func TestLinkedDevice(t *testing.T) {
 	n := startNode(t, root, "127.0.0.1:0")
 	users := registeredUsers(t, root, n.addr, "alice", "bob")
 	alice, bob := users[0], users[1]
-	skipWithoutDevices(t, alice)
 	alice.must(t, "add-contact", bob.id, "--name", "bob")
 	bob.must(t, "add-contact", alice.id, "--name", "alice")
 	team := alice.createGroup(t, "team")
@@ -274,7 +262,6 @@ func TestRestoreIsNewDevice(t *testing.T) {
 	n := startNode(t, root, "127.0.0.1:0")
 	users := registeredUsers(t, root, n.addr, "alice", "bob")
 	alice, bob := users[0], users[1]
-	skipWithoutDevices(t, alice)
 	bob.must(t, "add-contact", alice.id, "--name", "alice")
 	before := strings.Split(bob.must(t, "safety-number", "alice"), "\n")[0]
 	pass := filepath.Join(root, "pass")
@@ -287,9 +274,6 @@ func TestRestoreIsNewDevice(t *testing.T) {
 	restored := newUser(t, root, "alice-new", n.addr, "--restore", backup, "--passphrase-file", pass)
 	waitFor(t, "the restored device connected", func() bool { return restored.status(t).Node.State == "connected" })
 	d := restored.devices(t)
-	if d.Version == 0 && len(d.Devices) == 1 && d.Devices[0].Key == alice.id {
-		t.Skip("qpd restores the identity key as its device (the device identity model is not in this build)")
-	}
 	var this string
 	for _, x := range d.Devices {
 		if x.ThisDevice {
@@ -314,7 +298,6 @@ func TestQpdLinkFlag(t *testing.T) {
 	root := tempDir(t)
 	n := startNode(t, root, "127.0.0.1:0")
 	alice := registeredUsers(t, root, n.addr, "alice")[0]
-	skipWithoutDevices(t, alice)
 	bad := &user{name: "bad", dir: filepath.Join(root, "bad"), nodeAddr: n.addr}
 	bad.socket = filepath.Join(bad.dir, "s")
 	out, err := exec.Command(qpdBin, "--state-dir", bad.dir, "--socket", bad.socket, "--server", n.addr,
