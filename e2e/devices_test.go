@@ -37,7 +37,6 @@ func (u *user) devices(t testing.TB) devicesJSON {
 	return d
 }
 
-
 // linkSecond links a new, unregistered qpd as a device of primary: the
 // primary shows a code (qpctl link), the new one accepts it (qpctl link
 // --accept); it returns the new device's key once the primary reports it

@@ -66,8 +66,8 @@ UPDATE groups SET epoch = ?, last_seq = last_seq + 1, view = ? WHERE group_id = 
 UPDATE groups SET last_seq = last_seq + 1, view = ? WHERE group_id = ? RETURNING last_seq`)
 	otherMembersQuery = hot(`SELECT identity FROM group_members WHERE group_id = ? AND identity != ?
 AND identity NOT IN (SELECT device FROM revoked_devices)`)
-	clearRoster       = hot(`DELETE FROM group_members WHERE group_id = ?`)
-	insertRoster      = hot(`
+	clearRoster  = hot(`DELETE FROM group_members WHERE group_id = ?`)
+	insertRoster = hot(`
 INSERT OR IGNORE INTO group_members (group_id, identity) SELECT ?, unhex(value) FROM json_each(?)`)
 )
 
