@@ -217,6 +217,10 @@ func prepareFile(path string, logger *slog.Logger) error {
 // writerCacheKiB bounds the writer connection's page cache.
 const writerCacheKiB = 64 << 10
 
+// writerCheckpointPages is the WAL length, in pages (4 KiB), at which a
+// commit checkpoints: 32 MiB instead of SQLite's 4 MiB.
+const writerCheckpointPages = 8192
+
 func openDB(path string, readOnly bool) (*sql.DB, error) {
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
@@ -236,6 +240,12 @@ func openDB(path string, readOnly bool) (*sql.DB, error) {
 		// default 2 MiB it spilled dirty pages to the WAL in the middle
 		// of a transaction and read them back.
 		q.Add("_pragma", fmt.Sprintf("cache_size(-%d)", writerCacheKiB))
+		// Checkpoints copy the WAL into the database file; the pages a
+		// busy node rewrites (queue heads, index pages) are copied once
+		// per checkpoint however often they were committed, so rarer
+		// checkpoints of a longer WAL write less. A crash replays at most
+		// this much WAL.
+		q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", writerCheckpointPages))
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
