@@ -27,7 +27,14 @@ var deliverySenders = []int{1, 16, 64}
 // durable; SQLite store.
 func BenchmarkDeliveries(b *testing.B) {
 	for _, k := range deliverySenders {
-		b.Run(fmt.Sprintf("senders=%d", k), func(b *testing.B) { benchDeliveries(b, benchNode(b), k) })
+		b.Run(fmt.Sprintf("senders=%d", k), func(b *testing.B) {
+			n := benchNode(b)
+			before := n.store.Commits()
+			benchDeliveries(b, n, k)
+			if c := n.store.Commits() - before; c > 0 {
+				b.ReportMetric(float64(b.N)/float64(c), "calls/commit")
+			}
+		})
 	}
 }
 

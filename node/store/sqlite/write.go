@@ -60,6 +60,10 @@ func (s *Store) write(ctx context.Context, op string, fn func(ctx context.Contex
 	return <-req.done
 }
 
+// Commits is the number of write transactions committed since Open: beside
+// a count of write calls it says how many calls shared each fsync.
+func (s *Store) Commits() int64 { return s.commits.Load() }
+
 // writeLoop runs the write calls until Close closes s.writes.
 func (s *Store) writeLoop() {
 	defer close(s.writerDone)
