@@ -34,7 +34,7 @@ func TestUpdateTakesNewCredentialTypes(t *testing.T) {
 	}
 	sg.commitFrom(a, res)
 	for _, m := range sg.members {
-		if got := m.g.tree.LeafNode(a.g.OwnLeaf()).Capabilities.Credentials; !slices.Equal(got, []CredentialType{CredentialBasic, CredentialX509}) {
+		if got, _ := m.g.CredentialTypesOf(a.g.OwnLeaf()); !slices.Equal(got, []CredentialType{CredentialBasic, CredentialX509}) {
 			t.Fatalf("%s sees a's credential types %v", m.name, got)
 		}
 	}
