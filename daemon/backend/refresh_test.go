@@ -38,8 +38,8 @@ func leafTypes(t *testing.T, member *groupsUser, group []byte, device []byte) []
 // TestOldGroupTakesLinkedDevice: a group whose leaves were made by a qpd
 // before linked devices (basic credential type only) refuses alice's
 // x509 device with an error naming Bob, the member whose leaf lacks the
-// type, after alice's own leaf was renewed on the way; once Bob's daemon
-// renews his leaf too, the device joins, through a real node.
+// type, after alice's own leaf was renewed on the way; once Bob's daemon,
+// restarted, renews his leaf too, the device joins, through a real node.
 func TestOldGroupTakesLinkedDevice(t *testing.T) {
 	basicOnlySigner.Store(true)
 	t.Cleanup(func() { basicOnlySigner.Store(false) })
@@ -80,16 +80,15 @@ func TestOldGroupTakesLinkedDevice(t *testing.T) {
 		return slices.Contains(leafTypes(t, bob, g.ID, alice.id), mls.CredentialX509)
 	})
 
-	// Bob's daemon renews its leaf, once.
-	if n, err := bob.b.RefreshCapabilities(ctx, nil); err != nil || n != 1 {
-		t.Fatalf("bob's refresh renewed %d groups: %v", n, err)
-	}
-	if n, err := bob.b.RefreshCapabilities(ctx, nil); err != nil || n != 0 {
-		t.Fatalf("bob's second refresh renewed %d groups: %v", n, err)
-	}
+	// Bob's daemon, restarted, renews its leaf once connected, once.
+	bob.stop()
+	bob = groupsStartOn(t, node, Config{}, bob.b.st)
 	groupsWait(t, "alice sees bob's renewed leaf", func() bool {
 		return slices.Contains(leafTypes(t, alice, g.ID, bob.id), mls.CredentialX509)
 	})
+	if n, err := bob.b.RefreshCapabilities(ctx, nil); err != nil || n != 0 {
+		t.Fatalf("bob's second refresh renewed %d groups: %v", n, err)
+	}
 	if _, _, err := alice.b.runPlan(ctx, gid, commitPlan{kind: intentOwnDevices}, 0); err != nil {
 		t.Fatalf("adding the device after both updates: %v", err)
 	}
