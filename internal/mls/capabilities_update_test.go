@@ -72,3 +72,28 @@ func TestUpdateTakesNewCredentialTypes(t *testing.T) {
 		t.Fatalf("update dropping X.509 in use: %v", err)
 	}
 }
+
+// TestUpdateKeepsRequiredCredentialTypes: a leaf cannot drop a credential
+// type the group requires (required_capabilities), by either way of
+// updating, and the group is left as it was.
+func TestUpdateKeepsRequiredCredentialTypes(t *testing.T) {
+	a := scNewClient(t, "member-0")
+	a.signer.CredentialTypes = []CredentialType{CredentialX509}
+	g, err := CreateGroup(scSuite, nil, a.signer, &CreateOptions{
+		Extensions: []Extension{RequiredCapabilitiesExtension(nil, nil, []CredentialType{CredentialX509})},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unchangedBy(t, g, ErrInvalidLeafNode, func() error {
+		_, err := g.SelfUpdate(&CommitOptions{CredentialTypes: []CredentialType{}})
+		return err
+	})
+	unchangedBy(t, g, ErrInvalidLeafNode, func() error {
+		_, err := g.ProposeUpdateCredentialTypes(nil)
+		return err
+	})
+	if _, err := g.SelfUpdate(&CommitOptions{CredentialTypes: a.signer.CredentialTypes}); err != nil {
+		t.Fatalf("update keeping the required type: %v", err)
+	}
+}
