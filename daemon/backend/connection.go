@@ -191,6 +191,13 @@ func (b *Backend) Run(ctx context.Context) error {
 				b.log.Warn("group recoveries", "err", err)
 			}
 			wg.Go(func() { b.runJobs(sessCtx) })
+			wg.Go(func() {
+				// Leaves from before linked devices learn their credential
+				// types (refresh.go).
+				if _, err := b.RefreshCapabilities(sessCtx, nil); err != nil && sessCtx.Err() == nil {
+					b.log.Warn("leaf capabilities", "err", err)
+				}
+			})
 		}
 		if b.cfg.Envelopes != nil {
 			wg.Go(func() { b.receive(sessCtx, c, id.PublicKey()) })

@@ -144,6 +144,11 @@
 //     removal) by userOf, the person the rule names. person.go turns an
 //     invited person into the devices of its signed device list, and adds
 //     one's own other devices to every group one makes or invites into.
+//     refresh.go: a leaf made before linked devices lists the basic
+//     credential type only, which keeps devices out of its groups; qpd
+//     renews its own such leaves (a self-update, once connected and before
+//     adding devices), and an Add refused for another member's old leaf
+//     is a MembersMustUpdateError naming who must update.
 //   - consent.go, contacts.go: invitations of non-contacts wait in a bounded
 //     request inbox; blocked identities are dropped before parsing.
 //   - safety.go: safety numbers and the verified mark; a contact's changed

@@ -125,8 +125,12 @@ func userOf(m mls.Member) ed25519.PublicKey {
 func signerOf(id store.Identity) (*mls.Signer, error) {
 	if id.SingleDevice() {
 		pub := id.PublicKey()
-		return &mls.Signer{Credential: mls.NewBasicCredential(pub), SignaturePub: pub, SignaturePriv: id.PrivateKey.Seed(),
-			CredentialTypes: []mls.CredentialType{mls.CredentialX509}}, nil
+		s := &mls.Signer{Credential: mls.NewBasicCredential(pub), SignaturePub: pub, SignaturePriv: id.PrivateKey.Seed(),
+			CredentialTypes: []mls.CredentialType{mls.CredentialX509}}
+		if basicOnlySigner.Load() { // refresh.go
+			s.CredentialTypes = nil
+		}
+		return s, nil
 	}
 	s, err := devid.Signer(id.Chain, id.PrivateKey)
 	if err != nil {

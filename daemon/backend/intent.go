@@ -151,6 +151,9 @@ func (b *Backend) runPlan(ctx context.Context, group string, p commitPlan, rerun
 	if err != nil {
 		return GroupInfo{}, nil, err
 	}
+	if (p.kind == intentInvite || p.kind == intentOwnDevices) && rerunOf == 0 {
+		b.refreshBeforeAdd(ctx, group) // refresh.go
+	}
 	var added []ed25519.PublicKey
 	var intent commitIntent
 	switch p.kind {
@@ -165,8 +168,14 @@ func (b *Backend) runPlan(ctx context.Context, group string, p commitPlan, rerun
 	case intentRemoveDevice:
 		intent = removeDeviceIntent(p.peers[0])
 	case intentUpdate:
+		// The new leaf lists the credential types the signer has now
+		// (refresh.go).
+		types, err := b.ownCredentialTypes(ctx)
+		if err != nil {
+			return GroupInfo{}, nil, err
+		}
 		intent = func(ctx context.Context, c *nodeclient.Client, g *mls.Group, self []byte) (*mls.CommitResult, [][]byte, error) {
-			res, err := g.SelfUpdate(nil)
+			res, err := g.SelfUpdate(&mls.CommitOptions{CredentialTypes: types})
 			return res, nil, err
 		}
 	case intentProposals:
@@ -219,6 +228,9 @@ func (b *Backend) addDevices(ctx context.Context, g *mls.Group, kps []*mls.KeyPa
 	// The name reaches the joiners inside the Welcome only.
 	res, err := g.AddMembers(kps, &mls.CommitOptions{WelcomeExtensions: exts})
 	if err != nil {
+		if mu := membersMustUpdate(g, kps); mu != nil { // refresh.go
+			return nil, nil, mu
+		}
 		return nil, nil, fmt.Errorf("%w: add members: %w", ErrInvalidArgument, err)
 	}
 	return res, to, nil

@@ -272,6 +272,17 @@ func (g *Group) Member(i LeafIndex) (Member, bool) {
 	return leafMember(i, ln), true
 }
 
+// CredentialTypesOf returns the credential types the leaf of member i
+// supports (its capabilities, RFC 9420 §7.2): a member that lacks a type
+// keeps a client of that type out of the group until it updates.
+func (g *Group) CredentialTypesOf(i LeafIndex) ([]CredentialType, bool) {
+	ln := g.tree.LeafNode(i)
+	if ln == nil {
+		return nil, false
+	}
+	return slices.Clone(ln.Capabilities.Credentials), true
+}
+
 // MemberByIdentity returns the member whose basic credential identity is
 // identity.
 func (g *Group) MemberByIdentity(identity []byte) (Member, bool) {

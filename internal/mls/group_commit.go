@@ -40,6 +40,15 @@ type CommitOptions struct {
 	// Group.GroupInfo makes one after the merge when an external joiner
 	// needs it.
 	OmitGroupInfo bool
+	// CredentialTypes, when not nil, are the further credential types the
+	// new leaf of this client's UpdatePath supports, after basic and its
+	// credential's own type: Signer.CredentialTypes, as a KeyPackage made
+	// now would list them. A leaf may change its capabilities in an
+	// update (RFC 9420 §7.2), so a member of a group older than a new
+	// credential type starts supporting it; the commit is refused when
+	// the new leaf lacks a type in use or a required capability. Setting
+	// it forces an UpdatePath.
+	CredentialTypes []CredentialType
 }
 
 // CommitResult is what a commit produces, all as MLSMessage bytes.
@@ -195,14 +204,31 @@ func (g *Group) ProposeReInit(groupID []byte, cs CipherSuite, exts []Extension) 
 // ProposeUpdate proposes to replace this client's leaf by one with a fresh
 // encryption key.
 func (g *Group) ProposeUpdate() ([]byte, error) {
+	return g.proposeUpdate(nil)
+}
+
+// ProposeUpdateCredentialTypes is ProposeUpdate with a leaf that supports
+// basic, its credential's own type and types from now on (see
+// CommitOptions.CredentialTypes).
+func (g *Group) ProposeUpdateCredentialTypes(types []CredentialType) ([]byte, error) {
+	if types == nil {
+		types = []CredentialType{}
+	}
+	return g.proposeUpdate(types)
+}
+
+func (g *Group) proposeUpdate(types []CredentialType) ([]byte, error) {
 	if err := g.checkActive(); err != nil {
+		return nil, err
+	}
+	ln, err := ownLeafTemplate(g.tree.LeafNode(g.self), types, g.ctx.Extensions)
+	if err != nil {
 		return nil, err
 	}
 	priv, pub, err := g.suite.GenerateKeyPair()
 	if err != nil {
 		return nil, err
 	}
-	ln := g.tree.LeafNode(g.self).Clone()
 	ln.EncryptionKey = pub
 	ln.Source = LeafNodeSourceUpdate
 	ln.Lifetime = nil
@@ -211,6 +237,22 @@ func (g *Group) ProposeUpdate() ([]byte, error) {
 		return nil, err
 	}
 	return g.propose(Proposal{Type: ProposalUpdate, Update: &UpdateProposal{LeafNode: *ln}}, priv)
+}
+
+// ownLeafTemplate is a copy of this client's leaf ln for an update or a
+// commit path; with types not nil its credential capabilities become
+// basic, its own type and types, and must still meet the group's required
+// capabilities (exts).
+func ownLeafTemplate(ln *LeafNode, types []CredentialType, exts []Extension) (*LeafNode, error) {
+	c := ln.Clone()
+	if types == nil {
+		return c, nil
+	}
+	c.Capabilities.Credentials = credentialTypeList(c.Credential.Type, types)
+	if err := checkRequiredCapabilities(exts, c); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 func (g *Group) propose(p Proposal, updatePriv []byte) ([]byte, error) {
@@ -510,7 +552,7 @@ func (g *Group) Commit(opts *CommitOptions) (*CommitResult, error) {
 	if err := g.checkCommitLeaves(ng, res); err != nil {
 		return nil, err
 	}
-	usePath := len(list) == 0 || res.pathRequired || opts.ForcePath
+	usePath := len(list) == 0 || res.pathRequired || opts.ForcePath || opts.CredentialTypes != nil
 	ng.ctx.Epoch = g.ctx.Epoch + 1
 	var pu *PathUpdate
 	var commitSecret []byte
@@ -523,7 +565,10 @@ func (g *Group) Commit(opts *CommitOptions) (*CommitResult, error) {
 		}
 	}
 	if usePath {
-		tmpl := ng.tree.LeafNode(g.self).Clone()
+		tmpl, err := ownLeafTemplate(ng.tree.LeafNode(g.self), opts.CredentialTypes, ng.ctx.Extensions)
+		if err != nil {
+			return nil, err
+		}
 		pu, err = ng.tree.generatePath(s, g.self, tmpl, g.signWithLabel, g.ctx.GroupID)
 		if err != nil {
 			return nil, fmt.Errorf("mls: commit path: %w", err)

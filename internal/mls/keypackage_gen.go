@@ -152,8 +152,13 @@ func defaultCapabilities(cs CipherSuite, extTypes []ExtensionType, signer *Signe
 // credentialTypes are the credential types the signer's leaves support:
 // basic, its own, then the further ones it lists, without repeats.
 func (s *Signer) credentialTypes() []CredentialType {
+	return credentialTypeList(s.Credential.Type, s.CredentialTypes)
+}
+
+// credentialTypeList is basic, own, then further, without repeats.
+func credentialTypeList(own CredentialType, further []CredentialType) []CredentialType {
 	out := []CredentialType{CredentialBasic}
-	for _, t := range append([]CredentialType{s.Credential.Type}, s.CredentialTypes...) {
+	for _, t := range append([]CredentialType{own}, further...) {
 		if !slices.Contains(out, t) {
 			out = append(out, t)
 		}
