@@ -73,8 +73,9 @@ const maxRuleAttempts = 3
 // refuses the callback; inTxRule looks the noted keys up outside the
 // transaction and runs the store call again.
 type txRule struct {
-	srv    *Server
-	missed [][]byte
+	srv     *Server
+	learned map[[32]byte]bool // looked up by inTxRule since the first attempt
+	missed  [][]byte
 }
 
 func (r *txRule) ValidateLeaf(leaf *mls.LeafInfo) error {
@@ -82,6 +83,9 @@ func (r *txRule) ValidateLeaf(leaf *mls.LeafInfo) error {
 		return err
 	}
 	revoked, ok := r.srv.revoked.get(leaf.SignatureKey, time.Now())
+	if k, isKey := toKey32(leaf.SignatureKey); !ok && isKey {
+		revoked, ok = r.learned[k]
+	}
 	switch {
 	case !ok:
 		r.missed = append(r.missed, bytes.Clone(leaf.SignatureKey))
@@ -111,8 +115,13 @@ var errRevocationUnknown = errors.New("a leaf's device is not known to be unrevo
 // and ends with rule.pending(), until no device was unknown. A refused
 // callback stores nothing, so running it again is safe.
 func (s *session) inTxRule(ctx context.Context, method string, fn func(rule *txRule) error) error {
+	// Keys looked up between attempts count as known for this call even
+	// when the cache's answer has gone stale meanwhile (a commit adding
+	// hundreds of leaves takes longer to look up than the cache keeps an
+	// answer).
+	learned := make(map[[32]byte]bool)
 	for attempt := 1; ; attempt++ {
-		rule := &txRule{srv: s.srv}
+		rule := &txRule{srv: s.srv, learned: learned}
 		err := fn(rule)
 		if !errors.Is(err, errRevocationUnknown) {
 			return err
@@ -121,8 +130,12 @@ func (s *session) inTxRule(ctx context.Context, method string, fn func(rule *txR
 			return fail(nodecp.ErrorCode_internal, "%s: could not learn whether the leaves' devices are revoked; retry", method)
 		}
 		for _, k := range rule.missed {
-			if _, err := s.srv.isRevoked(ctx, k); err != nil {
+			revoked, err := s.srv.isRevoked(ctx, k)
+			if err != nil {
 				return s.storeError(method, err)
+			}
+			if k32, ok := toKey32(k); ok {
+				learned[k32] = revoked
 			}
 		}
 	}
@@ -261,4 +274,12 @@ func proposalUpdate(method string, rule mls.IdentityProvider, sender, msg []byte
 		return nil, fail(nodecp.ErrorCode_unauthorized, "%s: the proposal is not from a leaf of %x", method, sender)
 	}
 	return pg.MarshalBinary()
+}
+
+// toKey32 returns k as a map key when it has the size of a device key.
+func toKey32(k []byte) ([32]byte, bool) {
+	if len(k) != 32 {
+		return [32]byte{}, false
+	}
+	return [32]byte(k), true
 }

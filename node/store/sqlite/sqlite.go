@@ -215,7 +215,7 @@ func prepareFile(path string, logger *slog.Logger) error {
 // IMMEDIATE, so two writers never deadlock upgrading a read lock; readers are
 // query_only.
 // writerCacheKiB bounds the writer connection's page cache.
-const writerCacheKiB = 64 << 10
+const writerCacheKiB = 16 << 10
 
 // writerCheckpointPages is the WAL length, in pages (4 KiB), at which a
 // commit checkpoints: 32 MiB instead of SQLite's 4 MiB.
@@ -238,7 +238,8 @@ func openDB(path string, readOnly bool) (*sql.DB, error) {
 		// The writer's page cache holds what a batch touches (a fan-out
 		// to a thousand members dirties a few thousand pages): with the
 		// default 2 MiB it spilled dirty pages to the WAL in the middle
-		// of a transaction and read them back.
+		// of a transaction and read them back. It stays small enough for
+		// the node's memory bounds (e2e TestAttachment).
 		q.Add("_pragma", fmt.Sprintf("cache_size(-%d)", writerCacheKiB))
 		// Checkpoints copy the WAL into the database file; the pages a
 		// busy node rewrites (queue heads, index pages) are copied once
