@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/quicproquo/quicproquo/internal/devid"
@@ -74,7 +75,8 @@ const maxRuleAttempts = 3
 // transaction and runs the store call again.
 type txRule struct {
 	srv     *Server
-	learned map[[32]byte]bool // looked up by inTxRule since the first attempt
+	learned map[[32]byte]bool // looked up by inTxRule since the first attempt; read only here
+	mu      sync.Mutex        // internal/mls may judge a commit's new leaves in parallel
 	missed  [][]byte
 }
 
@@ -88,7 +90,9 @@ func (r *txRule) ValidateLeaf(leaf *mls.LeafInfo) error {
 	}
 	switch {
 	case !ok:
+		r.mu.Lock()
 		r.missed = append(r.missed, bytes.Clone(leaf.SignatureKey))
+		r.mu.Unlock()
 	case revoked:
 		return fmt.Errorf("%w: %x", errRevokedLeaf, leaf.SignatureKey)
 	}
@@ -126,8 +130,20 @@ func (s *session) inTxRule(ctx context.Context, method string, fn func(rule *txR
 		if !errors.Is(err, errRevocationUnknown) {
 			return err
 		}
-		if attempt == maxRuleAttempts {
-			return fail(nodecp.ErrorCode_internal, "%s: could not learn whether the leaves' devices are revoked; retry", method)
+		// Another attempt while the last one learned something new: the
+		// leaves judged per attempt can differ (internal/mls judges a
+		// commit's leaves in parallel and may stop early), and every
+		// attempt adds at least one key, so this ends.
+		progress := false
+		for _, k := range rule.missed {
+			if k32, ok := toKey32(k); ok {
+				if _, seen := learned[k32]; !seen {
+					progress = true
+				}
+			}
+		}
+		if attempt >= maxRuleAttempts && !progress {
+			return fail(nodecp.ErrorCode_internal, "%s: could not learn whether %d of the leaves' devices are revoked (%d looked up); retry", method, len(rule.missed), len(learned))
 		}
 		for _, k := range rule.missed {
 			revoked, err := s.srv.isRevoked(ctx, k)
