@@ -380,7 +380,7 @@ func TestRPCTransportRoundTrip(t *testing.T) {
 		d, _ := capnp.NewData(p.Segment(), bytes.Repeat([]byte{7}, size))
 		p.SetContent(d.ToPtr())
 		sent := make(chan error, 1)
-		go func() { sent <- out.Send(); out.Release() }()
+		go func() { err := out.Send(); out.Release(); sent <- err }()
 		in, err := tr.RecvMessage()
 		if err != nil {
 			t.Fatal(err)

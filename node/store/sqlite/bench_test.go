@@ -12,10 +12,14 @@ import (
 	"github.com/quicproquo/quicproquo/node/store/storetest"
 )
 
+// benchCacheMiB is the writer cache the benchmarks run with (qpnode
+// --sqlite-cache 16): it holds a 1000-member fan-out.
+const benchCacheMiB = 16
+
 func benchStore(b *testing.B) *Store {
 	b.Helper()
-	s, err := Open(context.Background(), filepath.Join(b.TempDir(), "node.db"),
-		store.Limits{MaxQueueDepth: 1 << 30, MaxKeyPackages: 1 << 30}, nil)
+	s, err := OpenOptions(context.Background(), filepath.Join(b.TempDir(), "node.db"),
+		store.Limits{MaxQueueDepth: 1 << 30, MaxKeyPackages: 1 << 30}, Options{WriterCacheMiB: benchCacheMiB}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

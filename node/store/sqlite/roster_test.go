@@ -17,7 +17,7 @@ func TestGroupWithoutViewAfterUpgrade(t *testing.T) {
 	ctx := context.Background()
 	g := storetest.GroupID("old group")
 	alice, bob := storetest.Key("alice"), storetest.Key("bob")
-	old, err := openDB(path, false)
+	old, err := openDB(path, false, DefaultWriterCacheMiB)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -129,6 +129,29 @@ func TestPragmas(t *testing.T) {
 	}
 }
 
+// The writer's page cache is SQLite's default unless the options say more;
+// a negative size is refused.
+func TestWriterCache(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct{ opt, wantKiB int }{{0, DefaultWriterCacheMiB << 10}, {16, 16 << 10}} {
+		s, err := OpenOptions(ctx, filepath.Join(t.TempDir(), "node.db"), store.Limits{}, Options{WriterCacheMiB: c.opt}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var size int
+		if err := s.w.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&size); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if size != -c.wantKiB {
+			t.Errorf("WriterCacheMiB %d: cache_size %d, want %d", c.opt, size, -c.wantKiB)
+		}
+	}
+	if _, err := OpenOptions(ctx, filepath.Join(t.TempDir(), "node.db"), store.Limits{}, Options{WriterCacheMiB: -1}, nil); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("a negative cache: %v, want ErrInvalid", err)
+	}
+}
+
 func TestMigrations(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "node.db")
 	s := openTestStore(t, path, store.Limits{})
@@ -448,7 +471,7 @@ func TestMigrationUpgrade(t *testing.T) {
 	ctx := context.Background()
 	r, id := storetest.Key("r"), storetest.Key("id")
 	// Write a version-1 database the way the first release did.
-	old, err := openDB(path, false)
+	old, err := openDB(path, false, DefaultWriterCacheMiB)
 	if err != nil {
 		t.Fatal(err)
 	}
