@@ -206,6 +206,10 @@ func (s *session) PublishDevices(ctx context.Context, call devices.DeviceService
 					}
 				}
 			}
+			if attempt == 1 && !s.srv.allowList(l.User) {
+				s.srv.cfg.Metrics.refused("deviceListRate")
+				return fail(nodecp.ErrorCode_rateLimited, "%s: user %x published too many device lists (%d at once, then paced); slow down", method, []byte(l.User), s.srv.cfg.DeviceListBurst)
+			}
 			check := func(cur []byte) (store.Revocation, error) {
 				if !bytes.Equal(cur, prevRaw) {
 					return store.Revocation{}, errListChanged
@@ -322,9 +326,10 @@ func (s *session) FetchUserKeyPackages(ctx context.Context, call devices.DeviceS
 		if err != nil {
 			return s.storeError(method, err)
 		}
-		// The requester pays for every device up front, so that a fetch
-		// is never cut short after consuming some packages.
-		if !s.srv.fetchers.get(s.identity).AllowN(time.Now(), len(l.Devices)) {
+		// The requester pays for every device up front (up to the burst,
+		// see fetchCharge), so that a fetch is never cut short after
+		// consuming some packages.
+		if !s.srv.fetchers.get(s.identity).AllowN(time.Now(), s.srv.fetchCharge(len(l.Devices))) {
 			s.srv.cfg.Metrics.refused("keyPackageFetchRate")
 			return fail(nodecp.ErrorCode_rateLimited, "%s: too many KeyPackage fetches from %x; slow down", method, s.identity)
 		}

@@ -72,6 +72,11 @@ type Config struct {
 	BlobChunkRate  rate.Limit       // chunk calls per second per identity (paced, see blob.go)
 	BlobChunkBurst int
 
+	// DeviceListRate and DeviceListBurst pace the device lists a user
+	// publishes (see devlimits.go).
+	DeviceListRate  rate.Limit
+	DeviceListBurst int
+
 	// KeyPackage fetch limits and the low-water notice (see kpfetch.go).
 	FetchRate          rate.Limit // fetches per second per requester
 	FetchBurst         int
@@ -111,6 +116,7 @@ type Server struct {
 	targets   *limiters      // consuming KeyPackage fetches per target
 	notices   *limiters      // low-water notices per target
 	chunkPace *limiters      // blob chunk calls per identity
+	listPace  *limiters      // device lists published per user
 	reg       registry       // identities known to be registered
 	revoked   revocations    // devices known to be revoked, or not
 	disk      *diskGuard     // nil: no budget
@@ -154,6 +160,7 @@ func New(cfg Config) (*Server, error) {
 		targets:   newLimiters(cfg.TargetFetchRate, cfg.TargetFetchBurst),
 		notices:   newLimiters(rate.Every(lowWaterEvery), 1),
 		chunkPace: newLimiters(cfg.BlobChunkRate, cfg.BlobChunkBurst),
+		listPace:  newLimiters(cfg.DeviceListRate, cfg.DeviceListBurst),
 	}
 	if cfg.DiskBudget > 0 {
 		srv.disk = &diskGuard{budget: cfg.DiskBudget, store: cfg.Store}
@@ -184,6 +191,7 @@ func (cfg *Config) policyDefaults() error {
 	}
 	cfg.blobDefaults()
 	cfg.linkDefaults()
+	cfg.deviceDefaults()
 	setDefault(&cfg.FetchRate, DefaultFetchRate)
 	setDefault(&cfg.FetchBurst, DefaultFetchBurst)
 	setDefault(&cfg.TargetFetchRate, DefaultTargetFetchRate)

@@ -1,0 +1,32 @@
+package server
+
+import (
+	"golang.org/x/time/rate"
+)
+
+// Each published list is a stored row and may revoke devices for ever,
+// so a user's lists are paced like the node's other calls: a burst, then
+// one a minute. The bucket is the user's, whichever connection carries
+// the list; a replayed list is refused by its version before it is
+// charged, so nobody but the user can drain it.
+const (
+	DefaultDeviceListRate  = rate.Limit(1.0 / 60)
+	DefaultDeviceListBurst = 8
+)
+
+func (cfg *Config) deviceDefaults() {
+	setDefault(&cfg.DeviceListRate, DefaultDeviceListRate)
+	setDefault(&cfg.DeviceListBurst, DefaultDeviceListBurst)
+}
+
+// allowList charges one published list to user's bucket.
+func (s *Server) allowList(user []byte) bool {
+	return s.listPace.get(user).Allow()
+}
+
+// fetchCharge is what a fetchUserKeyPackages of n devices costs up
+// front: one per device, but never more than the bucket holds, else a
+// user with more devices than the burst could never be fetched.
+func (s *Server) fetchCharge(n int) int {
+	return max(1, min(n, s.cfg.FetchBurst))
+}

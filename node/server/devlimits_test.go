@@ -1,0 +1,74 @@
+package server_test
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/quicproquo/quicproquo/internal/grouptest"
+	"github.com/quicproquo/quicproquo/node/client"
+	"github.com/quicproquo/quicproquo/node/server"
+	"golang.org/x/time/rate"
+)
+
+// A user publishes DeviceListBurst lists at once, then is paced: the
+// refused list is not stored, another user is not charged, and a replay of
+// the user's old list (anyone may carry one) is refused by its version
+// before it costs the user anything.
+func TestDeviceListPace(t *testing.T) {
+	n, reg := metricsNode(t, server.Config{Registration: server.RegistrationClosed})
+	ctx := testCtx(t)
+	alice := newDevUser(t, n)
+	U := alice.user.PublicKey()
+	mallory := newDevUser(t, n)
+
+	alice.publish(t, U)
+	old := alice.list(t, U)
+	if _, err := alice.primary.Conn.PublishDevices(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 * server.DefaultDeviceListBurst {
+		_, err := mallory.primary.Conn.PublishDevices(ctx, old)
+		wantErr(t, "replayed list", err, client.ErrInvalidArgument)
+	}
+	for range server.DefaultDeviceListBurst - 2 {
+		alice.publish(t, U)
+	}
+	last, err := alice.primary.Conn.FetchDevices(ctx, U)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = alice.primary.Conn.PublishDevices(ctx, alice.list(t, U))
+	wantErr(t, "list past the burst", err, client.ErrRateLimited)
+	if got, err := alice.primary.Conn.FetchDevices(ctx, U); err != nil || !bytes.Equal(got, last) {
+		t.Fatalf("a paced list was stored: %v", err)
+	}
+	if v := metricValue(t, reg, "qpnode_limit_refusals_total", map[string]string{"kind": "deviceListRate"}); v != 1 {
+		t.Fatalf("deviceListRate refusals %v, want 1", v)
+	}
+	mallory.publish(t, mallory.user.PublicKey())
+	checkServingDevices(t, n)
+}
+
+// With fewer fetch tokens than the user has devices, fetchUserKeyPackages
+// still succeeds (the charge is capped at the burst) and then is paced.
+func TestFetchUserKeyPackagesSmallBurst(t *testing.T) {
+	n := startDeviceNode(t, server.Config{FetchBurst: 2, FetchRate: rate.Limit(0.001)})
+	ctx := testCtx(t)
+	alice := newDevUser(t, n)
+	U := alice.user.PublicKey()
+	bob := newDevUser(t, n)
+	laptop := newDevice(t, n, alice.user, alice.user)
+	phone := newDevice(t, n, alice.user, alice.user)
+	alice.publish(t, U, laptop.Pub, phone.Pub)
+	for _, m := range []*grouptest.Member{alice.primary, laptop, phone} {
+		if err := uploadErr(t, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pkgs, _, err := bob.primary.Conn.FetchUserKeyPackages(ctx, U, false)
+	if err != nil || len(pkgs) != 3 {
+		t.Fatalf("fetch of 3 devices with a burst of 2: %d packages, %v", len(pkgs), err)
+	}
+	_, _, err = bob.primary.Conn.FetchUserKeyPackages(ctx, U, false)
+	wantErr(t, "second fetch", err, client.ErrRateLimited)
+}
