@@ -255,8 +255,8 @@ func (s *session) PublishDevices(ctx context.Context, call devices.DeviceService
 }
 
 // mayList refuses a device d that user may not add to its list: a
-// revoked key, a key registered on its own, or one in another user's
-// list. The user's own key may always be listed.
+// revoked key, a key registered on its own or with KeyPackages of its own
+// at the node, or one in another user's list. The user's own key may always be listed.
 func (s *session) mayList(ctx context.Context, method string, user, d ed25519.PublicKey) error {
 	if d.Equal(user) {
 		return nil
@@ -272,6 +272,9 @@ func (s *session) mayList(ctx context.Context, method string, user, d ed25519.Pu
 		return s.storeError(method, err)
 	case own:
 		return fail(nodecp.ErrorCode_unauthorized, "%s: %x is a registered identity of its own, not a new device", method, []byte(d))
+	}
+	if err := s.hasOwnKeyPackages(ctx, method, d); err != nil {
+		return err
 	}
 	users, err := s.srv.cfg.Store.DeviceUsers(ctx, d)
 	if err != nil {

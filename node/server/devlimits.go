@@ -1,7 +1,11 @@
 package server
 
 import (
+	"context"
+
 	"golang.org/x/time/rate"
+
+	nodecp "github.com/quicproquo/quicproquo/schemas/node"
 )
 
 // Each published list is a stored row and may revoke devices for ever,
@@ -29,4 +33,22 @@ func (s *Server) allowList(user []byte) bool {
 // user with more devices than the burst could never be fetched.
 func (s *Server) fetchCharge(n int) int {
 	return max(1, min(n, s.cfg.FetchBurst))
+}
+
+// hasOwnKeyPackages refuses d as a new device when the directory holds
+// KeyPackages under d (in any suite): only d itself can have put them
+// there (a device's x509 packages are taken only once it is listed), so d
+// is an established identity, registered or not (RegistrationNone keeps
+// no registry), and listing then dropping it would revoke a stranger.
+func (s *session) hasOwnKeyPackages(ctx context.Context, method string, d []byte) error {
+	for _, suite := range s.srv.cfg.KeyPackageSuites {
+		c, err := s.srv.cfg.Store.CountKeyPackages(ctx, directoryKey(d, suite))
+		if err != nil {
+			return s.storeError(method, err)
+		}
+		if c.Remaining > 0 || c.LastResort {
+			return fail(nodecp.ErrorCode_unauthorized, "%s: %x has KeyPackages of its own at this node, it is not a new device", method, d)
+		}
+	}
+	return nil
 }

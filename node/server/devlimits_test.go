@@ -7,6 +7,7 @@ import (
 	"github.com/quicproquo/quicproquo/internal/grouptest"
 	"github.com/quicproquo/quicproquo/node/client"
 	"github.com/quicproquo/quicproquo/node/server"
+	"github.com/quicproquo/quicproquo/node/store"
 	"golang.org/x/time/rate"
 )
 
@@ -71,4 +72,46 @@ func TestFetchUserKeyPackagesSmallBurst(t *testing.T) {
 	}
 	_, _, err = bob.primary.Conn.FetchUserKeyPackages(ctx, U, false)
 	wantErr(t, "second fetch", err, client.ErrRateLimited)
+}
+
+// A key with KeyPackages of its own at the node is an established
+// identity even where the node keeps no registry: nobody may list it as a
+// new device (dropping it would revoke it). A fresh key still may be.
+func TestListingAStrangersKey(t *testing.T) {
+	n := startTestNode(t, server.Config{}, store.Limits{}) // RegistrationNone
+	ctx := testCtx(t)
+	bobID := newTestIdentity(t)
+	bob := grouptest.MemberOf(bobID.priv)
+	bob.Conn = n.dial(t, bobID.priv)
+	if err := uploadErr(t, bob); err != nil {
+		t.Fatal(err)
+	}
+	mallory := newDevUser(t, n)
+	M := mallory.user.PublicKey()
+	_, err := mallory.primary.Conn.PublishDevices(ctx, mallory.list(t, M, bob.Pub))
+	wantErr(t, "listing bob's key", err, client.ErrUnauthorized)
+	if got, err := bob.Conn.FetchDevices(ctx, M); err != nil || got != nil {
+		t.Fatalf("a refused list was stored: %x, %v", got, err)
+	}
+	// A last-resort package alone makes an identity too.
+	carolID := newTestIdentity(t)
+	carol := grouptest.MemberOf(carolID.priv)
+	carol.Conn = n.dial(t, carolID.priv)
+	if _, err := carol.Conn.UploadKeyPackage(ctx, carol.Pub, kpBytes(t, carol), true); err != nil {
+		t.Fatal(err)
+	}
+	_, err = mallory.primary.Conn.PublishDevices(ctx, mallory.list(t, M, carol.Pub))
+	wantErr(t, "listing carol's key", err, client.ErrUnauthorized)
+
+	laptop := newDevice(t, n, mallory.user, mallory.user)
+	mallory.publish(t, M, laptop.Pub)
+	if err := uploadErr(t, laptop); err != nil {
+		t.Fatalf("a listed device uploads: %v", err)
+	}
+	if c, err := bob.Conn.KeyPackageCount(ctx, bob.Pub); err != nil || c.Remaining != 1 {
+		t.Fatalf("bob's packages: %+v, %v", c, err)
+	}
+	if _, _, err := bob.Conn.Enqueue(ctx, bob.Pub, []byte("still mine"), nil); err != nil {
+		t.Fatalf("bob after the attempt: %v", err)
+	}
 }
