@@ -75,6 +75,9 @@ type Devices interface {
 	// Revoked reports whether device was revoked.
 	Revoked(ctx context.Context, device []byte) (bool, error)
 
+	// RevokedCount reports how many devices user's lists have revoked.
+	RevokedCount(ctx context.Context, user []byte) (int, error)
+
 	// OpenSlot opens link slot id (SlotIDSize bytes) for opener until
 	// expires. An opener with maxOpen unexpired slots gets ErrLimit; an
 	// id open before ErrSlotExists.

@@ -322,3 +322,19 @@ func (s *Store) ExpireSlots(ctx context.Context, now time.Time) (int, error) {
 	})
 	return int(n), err
 }
+
+// RevokedCount implements store.Devices.
+func (s *Store) RevokedCount(ctx context.Context, user []byte) (int, error) {
+	const op = "revoked count"
+	if err := store.CheckKey("user", user); err != nil {
+		return 0, fmt.Errorf("postgres: %s: %w", op, err)
+	}
+	var n int
+	err := s.read(ctx, op, func(ctx context.Context) error {
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM revoked_devices WHERE user_key = $1`, user).Scan(&n); err != nil {
+			return fmt.Errorf("postgres: %s: %w", op, err)
+		}
+		return nil
+	})
+	return n, err
+}

@@ -173,6 +173,8 @@ CREATE TABLE blob_chunks (
 	// 6: devices: signed device lists, revoked devices, link slots (see
 	// devices.go).
 	migrationDevices,
+	// 7: revoked devices counted per user (devices.go RevokedCount).
+	`CREATE INDEX revoked_devices_user ON revoked_devices (user_key);`,
 }
 
 // pruneStatements delete expired deduplication entries; each takes the

@@ -310,3 +310,19 @@ func (s *Store) ExpireSlots(ctx context.Context, now time.Time) (int, error) {
 	})
 	return int(n), err
 }
+
+// RevokedCount implements store.Devices.
+func (s *Store) RevokedCount(ctx context.Context, user []byte) (int, error) {
+	const op = "revoked count"
+	if err := store.CheckKey("user", user); err != nil {
+		return 0, fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	var n int
+	err := s.read(ctx, op, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM revoked_devices WHERE user_key = ?`, user).Scan(&n); err != nil {
+			return fmt.Errorf("sqlite: %s: %w", op, err)
+		}
+		return nil
+	})
+	return n, err
+}

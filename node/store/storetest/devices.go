@@ -24,6 +24,7 @@ func runDevices(t *testing.T, open func(t *testing.T) store.Store) {
 		{"LinkSlots/Boxes", testSlotBoxes},
 		{"LinkSlots/Limit", testSlotLimit},
 		{"LinkSlots/Expire", testSlotExpire},
+		{"Devices/RevokedCount", testRevokedCount},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
@@ -336,4 +337,32 @@ func testFanOutSkipsRevoked(t *testing.T, s store.Store) {
 	}
 	wantQueue(t, s, u, bob, payload(1))
 	wantQueue(t, s, d, nil)
+}
+
+// RevokedCount counts the devices each user's lists revoked, and
+// nobody else's.
+func testRevokedCount(t *testing.T, s store.Store) {
+	ctx := testCtx(t)
+	u, other := Key("counting user"), Key("other user")
+	d1, d2, d3 := Key("rc device 1"), Key("rc device 2"), Key("rc device 3")
+	wantN := func(user []byte, want int) {
+		t.Helper()
+		n, err := s.RevokedCount(ctx, user)
+		noErr(t, "RevokedCount", err)
+		if n != want {
+			t.Fatalf("RevokedCount(%x) = %d, want %d", user[:4], n, want)
+		}
+	}
+	wantN(u, 0)
+	noErr(t, "PutDeviceList v1", s.PutDeviceList(ctx, u, 1, []byte("l1"), [][]byte{u, d1, d2}, keepAll))
+	noErr(t, "PutDeviceList v2", s.PutDeviceList(ctx, u, 2, []byte("l2"), [][]byte{u}, func(prev []byte) (store.Revocation, error) {
+		return store.Revocation{Devices: [][]byte{d1, d2}}, nil
+	}))
+	noErr(t, "PutDeviceList other", s.PutDeviceList(ctx, other, 1, []byte("o1"), [][]byte{other}, func(prev []byte) (store.Revocation, error) {
+		return store.Revocation{Devices: [][]byte{d3}}, nil
+	}))
+	wantN(u, 2)
+	wantN(other, 1)
+	_, err := s.RevokedCount(ctx, u[:31])
+	wantErr(t, "RevokedCount short", err, store.ErrInvalid)
 }
