@@ -16,11 +16,15 @@ import (
 const (
 	DefaultDeviceListRate  = rate.Limit(1.0 / 60)
 	DefaultDeviceListBurst = 8
+	// DefaultMaxRevokedDevices: revocations are kept for ever, so a user
+	// who drops devices list after list is capped.
+	DefaultMaxRevokedDevices = 256
 )
 
 func (cfg *Config) deviceDefaults() {
 	setDefault(&cfg.DeviceListRate, DefaultDeviceListRate)
 	setDefault(&cfg.DeviceListBurst, DefaultDeviceListBurst)
+	setDefault(&cfg.MaxRevokedDevices, DefaultMaxRevokedDevices)
 }
 
 // allowList charges one published list to user's bucket.
@@ -49,6 +53,23 @@ func (s *session) hasOwnKeyPackages(ctx context.Context, method string, d []byte
 		if c.Remaining > 0 || c.LastResort {
 			return fail(nodecp.ErrorCode_unauthorized, "%s: %x has KeyPackages of its own at this node, it is not a new device", method, d)
 		}
+	}
+	return nil
+}
+
+// mayRevoke refuses a list that would take user's revoked devices past
+// MaxRevokedDevices by revoking n more.
+func (s *session) mayRevoke(ctx context.Context, method string, user []byte, n int) error {
+	if n == 0 {
+		return nil
+	}
+	have, err := s.srv.cfg.Store.RevokedCount(ctx, user)
+	if err != nil {
+		return s.storeError(method, err)
+	}
+	if max := s.srv.cfg.MaxRevokedDevices; have+n > max {
+		s.srv.cfg.Metrics.refused("revokedDevices")
+		return fail(nodecp.ErrorCode_limit, "%s: user %x has revoked %d devices; revoking %d more would pass the limit of %d", method, user, have, n, max)
 	}
 	return nil
 }

@@ -2,8 +2,12 @@ package server_test
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"strings"
 	"testing"
 
+	"github.com/quicproquo/quicproquo/internal/devid"
 	"github.com/quicproquo/quicproquo/internal/grouptest"
 	"github.com/quicproquo/quicproquo/node/client"
 	"github.com/quicproquo/quicproquo/node/server"
@@ -114,4 +118,62 @@ func TestListingAStrangersKey(t *testing.T) {
 	if _, _, err := bob.Conn.Enqueue(ctx, bob.Pub, []byte("still mine"), nil); err != nil {
 		t.Fatalf("bob after the attempt: %v", err)
 	}
+}
+
+// freshKeys returns n new device keys (nobody's identity).
+func freshKeys(t *testing.T, n int) []ed25519.PublicKey {
+	t.Helper()
+	keys := make([]ed25519.PublicKey, n)
+	for i := range keys {
+		pub, _, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[i] = pub
+	}
+	return keys
+}
+
+// A user's lists revoke at most MaxRevokedDevices devices: the list whose
+// revocation would be the 257th is refused with limit and not stored; a
+// list that drops nobody still goes through.
+func TestRevokedDevicesCap(t *testing.T) {
+	n, reg := metricsNode(t, server.Config{Registration: server.RegistrationClosed, DeviceListBurst: 100})
+	ctx := testCtx(t)
+	alice := newDevUser(t, n)
+	U := alice.user.PublicKey()
+	revoked := 0
+	keys := freshKeys(t, devid.MaxDevices-1)
+	alice.publish(t, append([]ed25519.PublicKey{U}, keys...)...)
+	for revoked+len(keys) <= server.DefaultMaxRevokedDevices {
+		keys = freshKeys(t, devid.MaxDevices-1)
+		alice.publish(t, append([]ed25519.PublicKey{U}, keys...)...)
+		revoked += len(keys)
+	}
+	// Drop one at a time up to the cap.
+	for revoked < server.DefaultMaxRevokedDevices {
+		keys = keys[1:]
+		alice.publish(t, append([]ed25519.PublicKey{U}, keys...)...)
+		revoked++
+	}
+	if c, err := n.store.RevokedCount(ctx, U); err != nil || c != server.DefaultMaxRevokedDevices {
+		t.Fatalf("RevokedCount = %d, %v", c, err)
+	}
+	last, err := alice.primary.Conn.FetchDevices(ctx, U)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = alice.primary.Conn.PublishDevices(ctx, alice.list(t, append([]ed25519.PublicKey{U}, keys[1:]...)...))
+	wantErr(t, "revocation number 257", err, client.ErrLimit)
+	if err == nil || !strings.Contains(err.Error(), "limit of 256") {
+		t.Fatalf("error does not say the limit: %v", err)
+	}
+	if got, _ := alice.primary.Conn.FetchDevices(ctx, U); !bytes.Equal(got, last) {
+		t.Fatal("the refused list was stored")
+	}
+	if v := metricValue(t, reg, "qpnode_limit_refusals_total", map[string]string{"kind": "revokedDevices"}); v != 1 {
+		t.Fatalf("revokedDevices refusals %v, want 1", v)
+	}
+	alice.version-- // the refused version is free again
+	alice.publish(t, append(append([]ed25519.PublicKey{U}, keys...), freshKeys(t, 1)...)...)
 }

@@ -65,7 +65,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "qpnode", Name: "limit_refusals_total",
-			Help: "Calls refused or downgraded, and connections refused or closed, by a limit, by kind (quota, diskFull, unknownRecipient, keyPackageFetchRate, keyPackageTargetRate, deviceListRate; conns, connsPerIP, connsPerIdentity, frameSize, openAnswers, heldBytes, memoryBudget, idle, ...).",
+			Help: "Calls refused or downgraded, and connections refused or closed, by a limit, by kind (quota, diskFull, unknownRecipient, keyPackageFetchRate, keyPackageTargetRate, deviceListRate, revokedDevices; conns, connsPerIP, connsPerIdentity, frameSize, openAnswers, heldBytes, memoryBudget, idle, ...).",
 		}, []string{"kind"}),
 		registrations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "qpnode", Name: "registrations_total",

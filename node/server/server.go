@@ -76,6 +76,9 @@ type Config struct {
 	// publishes (see devlimits.go).
 	DeviceListRate  rate.Limit
 	DeviceListBurst int
+	// MaxRevokedDevices caps the devices one user's lists may revoke
+	// (each is a row kept for ever).
+	MaxRevokedDevices int
 
 	// KeyPackage fetch limits and the low-water notice (see kpfetch.go).
 	FetchRate          rate.Limit // fetches per second per requester

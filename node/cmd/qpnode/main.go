@@ -87,6 +87,7 @@ type options struct {
 	registration, diskBudget      string
 	powBits, groupReserve         int
 	strangerMsgs, lowWater        int
+	maxRevokedDevices             int
 	strangerBytes                 int64
 	messageTTL                    time.Duration
 	diskBudgetBytes               int64
@@ -149,6 +150,7 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	fs.IntVar(&o.groupReserve, "group-reserve", store.DefaultGroupReserve, "messages of each queue kept for group traffic")
 	fs.IntVar(&o.strangerMsgs, "max-stranger-messages", store.DefaultMaxStrangerMessages, "direct messages all senders outside a user's groups together may leave in that user's queue")
 	fs.Int64Var(&o.strangerBytes, "max-stranger-bytes", store.DefaultMaxStrangerBytes, "payload bytes of those messages")
+	fs.IntVar(&o.maxRevokedDevices, "max-revoked-devices", server.DefaultMaxRevokedDevices, "devices one user's device lists may revoke (each revocation is kept for ever)")
 	fs.IntVar(&o.lowWater, "key-package-low-water", server.DefaultLowWater, "notify an identity left with this many KeyPackages or fewer")
 	fs.IntVar(&o.maxConns, "max-conns", server.DefaultMaxConns, "open connections in all")
 	fs.IntVar(&o.maxConnsPerIdentity, "max-conns-per-identity", server.DefaultMaxConnsPerID, "open connections of one identity (its oldest is closed for a new one)")
@@ -193,6 +195,9 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	}
 	if (o.s3Endpoint == "") != (o.s3Bucket == "") {
 		return nil, errors.New("--s3-endpoint and --s3-bucket go together")
+	}
+	if o.maxRevokedDevices < 1 {
+		return nil, fmt.Errorf("--max-revoked-devices %d: want at least 1", o.maxRevokedDevices)
 	}
 	if o.powBits < 0 || o.powBits > 32 {
 		return nil, fmt.Errorf("--registration-pow-bits %d: want 0 to 32", o.powBits)
@@ -368,6 +373,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		MessageTTL:         o.messageTTL,
 		DiskBudget:         diskBudget(o.diskBudgetBytes),
 		KeyPackageLowWater: o.lowWater,
+		MaxRevokedDevices:  o.maxRevokedDevices,
 
 		BlobChunks:     chunks,
 		MaxBlobSize:    o.maxBlobBytes,

@@ -21,6 +21,7 @@ import (
 
 	"github.com/quicproquo/quicproquo/internal/pgtest"
 	"github.com/quicproquo/quicproquo/node/client"
+	"github.com/quicproquo/quicproquo/node/server"
 )
 
 // buildQpnode compiles this command into a temp dir once per test binary.
@@ -297,6 +298,15 @@ func TestFlagsAndEnv(t *testing.T) {
 	o, err = parseFlags([]string{"--listen", "127.0.0.1:1", "--tls-cert", "/c"}, io.Discard)
 	if err != nil || o.listen != "127.0.0.1:1" || o.tlsCert != "/c" {
 		t.Fatalf("flags do not win over env: %+v %v", o, err)
+	}
+	if o.maxRevokedDevices != server.DefaultMaxRevokedDevices {
+		t.Fatalf("--max-revoked-devices default %d", o.maxRevokedDevices)
+	}
+	if o, err := parseFlags([]string{"--max-revoked-devices", "9"}, io.Discard); err != nil || o.maxRevokedDevices != 9 {
+		t.Fatalf("--max-revoked-devices 9: %+v %v", o, err)
+	}
+	if _, err := parseFlags([]string{"--max-revoked-devices", "0"}, io.Discard); err == nil {
+		t.Fatal("--max-revoked-devices 0 accepted")
 	}
 	if _, err := parseFlags([]string{"stray"}, io.Discard); err == nil {
 		t.Fatal("stray argument accepted")
