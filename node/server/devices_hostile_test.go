@@ -3,11 +3,13 @@ package server_test
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/rand"
 	"math"
 	"testing"
 	"time"
 
 	"github.com/quicproquo/quicproquo/internal/devid"
+	"github.com/quicproquo/quicproquo/internal/pgtest"
 	"github.com/quicproquo/quicproquo/node/client"
 	"github.com/quicproquo/quicproquo/node/server"
 	"github.com/quicproquo/quicproquo/node/store/storetest"
@@ -100,5 +102,47 @@ func TestDeviceListVersionNearMax(t *testing.T) {
 	wantErr(t, "replayed old list", err, client.ErrInvalidArgument)
 	if got, _, err := n.store.DeviceList(ctx, U); err != nil || !bytes.Equal(got, last) {
 		t.Fatalf("stored list is not the MaxInt64 one: %v", err)
+	}
+}
+
+// Two nodes on one PostgreSQL database: a list published through A, when
+// replayed through B (by anyone), is refused and the newer list stays, so
+// nobody can roll a user's devices back by picking the other node.
+func TestDeviceListReplayAcrossNodes(t *testing.T) {
+	conn := pgtest.NewDatabase(t)
+	a, b := startPostgresNode(t, conn), startPostgresNode(t, conn)
+	ctx := testCtx(t)
+	u, err := devid.GenerateUser(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	U := u.PublicKey()
+	dpub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(v uint64, devices ...ed25519.PublicKey) []byte {
+		l, err := (&devid.DeviceList{User: U, Version: v, Devices: devices}).Sign(u.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	ua := a.dial(t, u.Key)
+	old, cur := sign(1, U, dpub), sign(2, U)
+	for _, l := range [][]byte{old, cur} {
+		if _, err := ua.PublishDevices(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mallory := newTestIdentity(t)
+	mb := b.dial(t, mallory.priv)
+	for _, l := range [][]byte{old, cur} {
+		_, err := mb.PublishDevices(ctx, l)
+		wantErr(t, "a list replayed through B", err, client.ErrInvalidArgument)
+	}
+	got, err := mb.FetchDevices(ctx, U)
+	if err != nil || !bytes.Equal(got, cur) {
+		t.Fatalf("B serves another list than the newest: %v", err)
 	}
 }
