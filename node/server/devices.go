@@ -209,6 +209,13 @@ func (s *session) PublishDevices(ctx context.Context, call devices.DeviceService
 			if err := s.mayRevoke(ctx, method, l.User, len(prev.Removed(l))); err != nil {
 				return err
 			}
+			if attempt == 1 {
+				// The list, a row per device and a revocation per dropped one.
+				size := len(raw) + deviceRowBytes*(len(l.Devices)+len(prev.Removed(l)))
+				if err := s.admitDisk(ctx, method, size, false); err != nil {
+					return err
+				}
+			}
 			if attempt == 1 && !s.srv.allowList(l.User) {
 				s.srv.cfg.Metrics.refused("deviceListRate")
 				return fail(nodecp.ErrorCode_rateLimited, "%s: user %x published too many device lists (%d at once, then paced); slow down", method, []byte(l.User), s.srv.cfg.DeviceListBurst)

@@ -21,6 +21,10 @@ const (
 	DefaultMaxRevokedDevices = 256
 )
 
+// deviceRowBytes is what the disk budget charges for a stored row of a
+// device (in a list, a revocation, a link slot) besides its payload.
+const deviceRowBytes = 128
+
 func (cfg *Config) deviceDefaults() {
 	setDefault(&cfg.DeviceListRate, DefaultDeviceListRate)
 	setDefault(&cfg.DeviceListBurst, DefaultDeviceListBurst)

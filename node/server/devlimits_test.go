@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"strings"
+	"time"
 	"testing"
 
 	"github.com/quicproquo/quicproquo/internal/devid"
@@ -12,6 +13,7 @@ import (
 	"github.com/quicproquo/quicproquo/node/client"
 	"github.com/quicproquo/quicproquo/node/server"
 	"github.com/quicproquo/quicproquo/node/store"
+	"github.com/quicproquo/quicproquo/node/store/storetest"
 	"golang.org/x/time/rate"
 )
 
@@ -176,4 +178,28 @@ func TestRevokedDevicesCap(t *testing.T) {
 	}
 	alice.version-- // the refused version is free again
 	alice.publish(t, append(append([]ed25519.PublicKey{U}, keys...), freshKeys(t, 1)...)...)
+}
+
+// Device lists, revocations and link slots count against the disk
+// budget: past it each is refused with diskFull and nothing is stored.
+func TestDevicesDiskBudget(t *testing.T) {
+	n := startDeviceNode(t, server.Config{DiskBudget: 1 << 10}) // below an empty store
+	ctx := testCtx(t)
+	alice := newDevUser(t, n)
+	U := alice.user.PublicKey()
+	_, err := alice.primary.Conn.PublishDevices(ctx, alice.list(t, U))
+	wantErr(t, "a list past the budget", err, client.ErrDiskFull)
+	if raw, _, err := n.store.DeviceList(ctx, U); err != nil || raw != nil {
+		t.Fatalf("a list past the budget was stored: %v", err)
+	}
+	slot := storetest.SlotID("budget")
+	wantErr(t, "a link slot past the budget", alice.primary.Conn.LinkOpen(ctx, slot), client.ErrDiskFull)
+	if _, err := n.store.Slot(ctx, slot); err == nil {
+		t.Fatal("a slot past the budget was stored")
+	}
+	other := newDevUser(t, n)
+	if err := n.store.OpenSlot(ctx, slot, other.user.PublicKey(), time.Now().Add(time.Minute), 4); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "a link request past the budget", alice.primary.Conn.LinkPut(ctx, slot, client.LinkRequest, []byte("hello")), client.ErrDiskFull)
 }

@@ -81,6 +81,9 @@ func (s *session) LinkOpen(ctx context.Context, call devices.DeviceService_linkO
 		if err := checkSlotArg(method, slot); err != nil {
 			return err
 		}
+		if err := s.admitDisk(ctx, method, deviceRowBytes, false); err != nil {
+			return err
+		}
 		if err := s.srv.cfg.Store.OpenSlot(ctx, slot, s.identity, time.Now().Add(s.srv.cfg.LinkTTL), s.srv.cfg.MaxLinkSlots); err != nil {
 			return s.linkStoreError(method, err)
 		}
@@ -109,6 +112,9 @@ func (s *session) LinkPut(ctx context.Context, call devices.DeviceService_linkPu
 		}
 		if len(payload) == 0 {
 			return fail(nodecp.ErrorCode_invalidArgument, "%s: empty payload", method)
+		}
+		if err := s.admitDisk(ctx, method, len(payload), false); err != nil {
+			return err
 		}
 		sl, err := s.srv.cfg.Store.Slot(ctx, slot)
 		if err != nil {
