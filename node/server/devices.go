@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -176,6 +177,9 @@ func (s *session) PublishDevices(ctx context.Context, call devices.DeviceService
 			return s.storeError(method, err)
 		case !ok && s.srv.cfg.Registration != RegistrationNone:
 			return fail(nodecp.ErrorCode_notRegistered, "%s: user %x has not registered with this node", method, []byte(l.User))
+		}
+		if l.Version > math.MaxInt64 { // the stores keep signed 64-bit versions
+			return fail(nodecp.ErrorCode_invalidArgument, "%s: version %d above %d", method, l.Version, int64(math.MaxInt64))
 		}
 		keys := make([][]byte, len(l.Devices))
 		for i, d := range l.Devices {

@@ -146,3 +146,22 @@ func TestDeviceListReplayAcrossNodes(t *testing.T) {
 		t.Fatalf("B serves another list than the newest: %v", err)
 	}
 }
+
+// A version the stores cannot keep is refused before the pacing charge,
+// so such lists spend none of the user's allowance.
+func TestDeviceListVersionOverflowCostsNothing(t *testing.T) {
+	n := startDeviceNode(t, server.Config{DeviceListBurst: 1, DeviceListRate: 0.001})
+	ctx := testCtx(t)
+	alice := newDevUser(t, n)
+	U := alice.user.PublicKey()
+	for _, v := range []uint64{math.MaxInt64 + 1, math.MaxUint64, math.MaxUint64} {
+		l := &devid.DeviceList{User: U, Version: v, Devices: []ed25519.PublicKey{U}, Created: time.Now()}
+		b, err := l.Sign(alice.user.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = alice.primary.Conn.PublishDevices(ctx, b)
+		wantErr(t, "version past MaxInt64", err, client.ErrInvalidArgument)
+	}
+	alice.publish(t, U)
+}
