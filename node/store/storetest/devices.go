@@ -24,6 +24,7 @@ func runDevices(t *testing.T, open func(t *testing.T) store.Store) {
 		{"LinkSlots/Boxes", testSlotBoxes},
 		{"LinkSlots/Limit", testSlotLimit},
 		{"LinkSlots/Expire", testSlotExpire},
+		{"Devices/States", testDeviceStates},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
