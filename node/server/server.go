@@ -113,6 +113,7 @@ type Server struct {
 	chunkPace *limiters      // blob chunk calls per identity
 	reg       registry       // identities known to be registered
 	revoked   revocations    // devices known to be revoked, or not
+	listings  listings       // which user lists a device
 	disk      *diskGuard     // nil: no budget
 	fetchMu   [64]sync.Mutex // serializes fetch (drain) per recipient stripe
 
