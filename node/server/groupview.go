@@ -104,8 +104,9 @@ const maxRuleAttempts = 3
 // only the node's caches, so that no store call is made while the
 // transaction holds a connection (a pool of them could run dry). A device
 // the caches have no fresh answer for is noted, and pending then refuses
-// the callback; inTxRule looks the noted keys up outside the transaction
-// and runs the store call again.
+// the callback; inTxRule looks all the noted keys up outside the
+// transaction in one batched lookup and runs the store call again, which
+// then knows every leaf (a commit is judged twice, not once per device).
 type txRule struct {
 	srv     *Server
 	learned map[[32]byte]deviceState // looked up by inTxRule since the first attempt; read only here
@@ -186,19 +187,24 @@ func (s *session) inTxRule(ctx context.Context, method string, fn func(rule *txR
 		if attempt >= maxRuleAttempts && !progress {
 			return fail(nodecp.ErrorCode_internal, "%s: could not learn whether %d of the leaves' devices are revoked (%d looked up); retry", method, len(rule.missed), len(learned))
 		}
+		// Every unknown device of this attempt in one lookup: the next
+		// attempt knows them all.
+		var keys [][]byte
+		asked := make(map[[32]byte]bool, len(rule.missed))
 		for _, k := range rule.missed {
 			k32, ok := toKey32(k)
-			if !ok {
+			if _, seen := learned[k32]; !ok || seen || asked[k32] {
 				continue
 			}
-			if _, seen := learned[k32]; seen {
-				continue
-			}
-			st, err := s.srv.deviceState(ctx, k)
-			if err != nil {
-				return s.storeError(method, err)
-			}
-			learned[k32] = st
+			asked[k32] = true
+			keys = append(keys, k)
+		}
+		states, err := s.srv.deviceStates(ctx, keys)
+		if err != nil {
+			return s.storeError(method, err)
+		}
+		for i, k := range keys {
+			learned[[32]byte(k)] = states[i]
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"sync"
+	"time"
 
 	"github.com/quicproquo/quicproquo/node/store"
 )
@@ -75,19 +76,25 @@ func (s *Server) isListedBy(ctx context.Context, device, user []byte) (bool, err
 	return true, nil
 }
 
-// deviceState looks key up in the store (through the revocation cache)
-// and remembers who lists it.
-func (s *Server) deviceState(ctx context.Context, key []byte) (deviceState, error) {
-	revoked, err := s.isRevoked(ctx, key)
-	if err != nil {
-		return deviceState{}, err
+// deviceStates looks keys (device keys) up in the store in one batched
+// lookup per store.MaxDeviceStates keys, and remembers the answers in the
+// revocation cache and who lists each device.
+func (s *Server) deviceStates(ctx context.Context, keys [][]byte) ([]deviceState, error) {
+	out := make([]deviceState, 0, len(keys))
+	for start := 0; start < len(keys); start += store.MaxDeviceStates {
+		chunk := keys[start:min(start+store.MaxDeviceStates, len(keys))]
+		now := time.Now() // before the lookup: the answer is at least this fresh
+		states, err := s.cfg.Store.DeviceStates(ctx, chunk)
+		if err != nil {
+			return nil, err
+		}
+		for i, st := range states {
+			s.revoked.put(chunk[i], st.Revoked, now)
+			for _, u := range st.Users {
+				s.listings.put(chunk[i], u)
+			}
+			out = append(out, deviceState{revoked: st.Revoked, users: st.Users})
+		}
 	}
-	users, err := s.cfg.Store.DeviceUsers(ctx, key)
-	if err != nil {
-		return deviceState{}, err
-	}
-	for _, u := range users {
-		s.listings.put(key, u)
-	}
-	return deviceState{revoked: revoked, users: users}, nil
+	return out, nil
 }
