@@ -124,3 +124,31 @@ func TestUnlistedDeviceLeaf(t *testing.T) {
 	}
 	checkServingDevices(t, n)
 }
+
+// An Add proposal of a revoked device is refused when it arrives at the
+// node, not only once a commit covers it; the listed device's is taken.
+func TestRevokedDeviceProposal(t *testing.T) {
+	n := startDeviceNode(t, server.Config{})
+	ctx := testCtx(t)
+	alice := newDevUser(t, n)
+	U := alice.user.PublicKey()
+	laptop := newDevice(t, n, alice.user, alice.user)
+	phone := newDevice(t, n, alice.user, alice.user)
+	alice.publish(t, U, laptop.Pub, phone.Pub)
+	phoneKP := phone.KeyPackage(t)
+	alice.publish(t, U, laptop.Pub)
+	alice.primary.Create(t)
+
+	msg, err := alice.primary.Group.ProposeAdd(laptop.KeyPackage(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := alice.primary.Conn.FanOut(ctx, nil, msg); err != nil {
+		t.Fatalf("proposal adding the listed laptop: %v", err)
+	}
+	if msg, err = alice.primary.Group.ProposeAdd(phoneKP); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = alice.primary.Conn.FanOut(ctx, nil, msg)
+	wantErr(t, "proposal adding a revoked device", err, client.ErrInvalidCommit)
+}
