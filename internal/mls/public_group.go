@@ -185,7 +185,8 @@ func (p *PublicGroup) authenticate(msg []byte, ct ContentType) (*AuthenticatedCo
 	return ac, nil
 }
 
-// ProcessProposal checks a proposal sent as a PublicMessage MLSMessage and
+// ProcessProposal checks a proposal sent as a PublicMessage MLSMessage
+// (with the IdentityProvider for the leaf of an Add or an Update) and
 // caches it for commits of this epoch that cover it by reference. On error
 // p is unchanged.
 func (p *PublicGroup) ProcessProposal(msg []byte) (*PublicProposal, error) {
@@ -206,6 +207,11 @@ func (p *PublicGroup) ProcessProposal(msg []byte) (*PublicProposal, error) {
 	}
 	g := p.shell()
 	if err := g.validateProposal(pr, c.Sender, p.ctx.Extensions, false); err != nil {
+		return nil, err
+	}
+	// The leaf an Add or Update brings is judged now, as a member judges
+	// it on receipt, not only once a commit covers the proposal.
+	if err := g.checkProposalLeaf(pr, c.Sender, p.ctx.Extensions); err != nil {
 		return nil, err
 	}
 	ref := ac.ProposalRef(p.suite)

@@ -75,6 +75,11 @@ func (r *revocations) put(key []byte, revoked bool, now time.Time) {
 	if r.known == nil || len(r.known) >= maxRevocationCache {
 		r.known = make(map[[store.IdentityKeySize]byte]revocationEntry)
 	}
+	// A lookup that read the store before a revocation committed must
+	// not undo the revocation the node has already noted.
+	if e, ok := r.known[[store.IdentityKeySize]byte(key)]; ok && e.revoked {
+		return
+	}
 	r.known[[store.IdentityKeySize]byte(key)] = revocationEntry{revoked: revoked, at: now}
 }
 

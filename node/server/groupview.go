@@ -25,32 +25,62 @@ import (
 //
 // Every leaf that enters a view passes the identity-binding rule members
 // apply (devid.Rule: a basic credential names its own signature key, an
-// x509 credential chains to its user and names the leaf's key), and may
-// not be a revoked device's (leafRule).
+// x509 credential chains to its user and names the leaf's key), may not
+// be a revoked device's, and a device certified by user U must be in U's
+// current device list at the node (leafRule).
 
 // leafRule is the node's IdentityProvider for public views: devid.Rule,
-// and no leaf of a revoked device.
+// no leaf of a revoked device, none of a device its user does not list.
 type leafRule struct {
 	rule    devid.Rule
 	revoked func(key []byte) (bool, error)
+	listed  func(device, user []byte) (bool, error)
 }
 
-// errRevokedLeaf: a leaf whose signature key is a revoked device.
-var errRevokedLeaf = errors.New("the leaf's device is revoked")
+var (
+	// errRevokedLeaf: a leaf whose signature key is a revoked device.
+	errRevokedLeaf = errors.New("the leaf's device is revoked")
+	// errUnlistedLeaf: a leaf whose x509 credential certifies a device
+	// that is not in its user's current device list.
+	errUnlistedLeaf = errors.New("the leaf's device is not in its user's device list")
+)
+
+// leafUser returns the user of leaf by devid.Rule, and whether the leaf is
+// a device of another key than the user's (it must then be listed).
+func leafUser(rule devid.Rule, leaf *mls.LeafInfo) ([]byte, bool, error) {
+	u, err := rule.User(&leaf.Credential, leaf.SignatureKey)
+	if err != nil {
+		return nil, false, err
+	}
+	return u, leaf.Credential.Type == mls.CredentialX509 && !bytes.Equal(u, leaf.SignatureKey), nil
+}
+
+func unlisted(device, user []byte) error {
+	return fmt.Errorf("%w: device %x of user %x", errUnlistedLeaf, device, user)
+}
 
 func (r leafRule) ValidateLeaf(leaf *mls.LeafInfo) error {
-	if err := r.rule.ValidateLeaf(leaf); err != nil {
-		return err
-	}
-	if r.revoked == nil {
-		return nil
-	}
-	revoked, err := r.revoked(leaf.SignatureKey)
+	user, device, err := leafUser(r.rule, leaf)
 	if err != nil {
 		return err
 	}
-	if revoked {
-		return fmt.Errorf("%w: %x", errRevokedLeaf, leaf.SignatureKey)
+	if r.revoked != nil {
+		revoked, err := r.revoked(leaf.SignatureKey)
+		if err != nil {
+			return err
+		}
+		if revoked {
+			return fmt.Errorf("%w: %x", errRevokedLeaf, leaf.SignatureKey)
+		}
+	}
+	if device && r.listed != nil {
+		ok, err := r.listed(leaf.SignatureKey, user)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return unlisted(leaf.SignatureKey, user)
+		}
 	}
 	return nil
 }
@@ -61,32 +91,42 @@ func (r leafRule) ValidSuccessor(prev mls.Member, next *mls.LeafInfo) error {
 
 // leafRule returns the rule of this session's views.
 func (s *session) leafRule(ctx context.Context) mls.IdentityProvider {
-	return leafRule{revoked: func(key []byte) (bool, error) { return s.srv.isRevoked(ctx, key) }}
+	return leafRule{
+		revoked: func(key []byte) (bool, error) { return s.srv.isRevoked(ctx, key) },
+		listed:  func(device, user []byte) (bool, error) { return s.srv.isListedBy(ctx, device, user) },
+	}
 }
 
 // maxRuleAttempts bounds how often inTxRule runs a store call.
 const maxRuleAttempts = 3
 
 // txRule is leafRule for a view judged inside a store transaction: it asks
-// only the node's revocation cache, so that no store call is made while
-// the transaction holds a connection (a pool of them could run dry). A
-// device the cache has no fresh answer for is noted, and pending then
-// refuses the callback; inTxRule looks the noted keys up outside the
-// transaction and runs the store call again.
+// only the node's caches, so that no store call is made while the
+// transaction holds a connection (a pool of them could run dry). A device
+// the caches have no fresh answer for is noted, and pending then refuses
+// the callback; inTxRule looks all the noted keys up outside the
+// transaction in one batched lookup and runs the store call again, which
+// then knows every leaf (a commit is judged twice, not once per device).
 type txRule struct {
 	srv     *Server
-	learned map[[32]byte]bool // looked up by inTxRule since the first attempt; read only here
-	mu      sync.Mutex        // internal/mls may judge a commit's new leaves in parallel
+	learned map[[32]byte]deviceState // looked up by inTxRule since the first attempt; read only here
+	mu      sync.Mutex               // internal/mls may judge a commit's new leaves in parallel
 	missed  [][]byte
 }
 
 func (r *txRule) ValidateLeaf(leaf *mls.LeafInfo) error {
-	if err := (devid.Rule{}).ValidateLeaf(leaf); err != nil {
+	user, device, err := leafUser(devid.Rule{}, leaf)
+	if err != nil {
 		return err
 	}
 	revoked, ok := r.srv.revoked.get(leaf.SignatureKey, time.Now())
-	if k, isKey := toKey32(leaf.SignatureKey); !ok && isKey {
-		revoked, ok = r.learned[k]
+	listed := !device || r.srv.listings.has(leaf.SignatureKey, user)
+	if k, isKey := toKey32(leaf.SignatureKey); (!ok || !listed) && isKey {
+		var st deviceState
+		if st, ok = r.learned[k]; ok {
+			revoked = st.revoked
+			listed = !device || st.listedBy(user)
+		}
 	}
 	switch {
 	case !ok:
@@ -95,6 +135,8 @@ func (r *txRule) ValidateLeaf(leaf *mls.LeafInfo) error {
 		r.mu.Unlock()
 	case revoked:
 		return fmt.Errorf("%w: %x", errRevokedLeaf, leaf.SignatureKey)
+	case !listed:
+		return unlisted(leaf.SignatureKey, user)
 	}
 	return nil
 }
@@ -103,7 +145,7 @@ func (r *txRule) ValidSuccessor(prev mls.Member, next *mls.LeafInfo) error {
 	return (devid.Rule{}).ValidSuccessor(prev, next)
 }
 
-// pending refuses a callback that met a device of unknown revocation.
+// pending refuses a callback that met a device of unknown state.
 func (r *txRule) pending() error {
 	if len(r.missed) > 0 {
 		return errRevocationUnknown
@@ -111,9 +153,9 @@ func (r *txRule) pending() error {
 	return nil
 }
 
-// errRevocationUnknown: a leaf whose device the cache knows nothing of
+// errRevocationUnknown: a leaf whose device the caches know nothing of
 // yet (see txRule).
-var errRevocationUnknown = errors.New("a leaf's device is not known to be unrevoked yet")
+var errRevocationUnknown = errors.New("a leaf's device is not known to be unrevoked and listed yet")
 
 // inTxRule runs fn, a store call whose callback judges a view with rule
 // and ends with rule.pending(), until no device was unknown. A refused
@@ -123,7 +165,7 @@ func (s *session) inTxRule(ctx context.Context, method string, fn func(rule *txR
 	// when the cache's answer has gone stale meanwhile (a commit adding
 	// hundreds of leaves takes longer to look up than the cache keeps an
 	// answer).
-	learned := make(map[[32]byte]bool)
+	learned := make(map[[32]byte]deviceState)
 	for attempt := 1; ; attempt++ {
 		rule := &txRule{srv: s.srv, learned: learned}
 		err := fn(rule)
@@ -145,14 +187,24 @@ func (s *session) inTxRule(ctx context.Context, method string, fn func(rule *txR
 		if attempt >= maxRuleAttempts && !progress {
 			return fail(nodecp.ErrorCode_internal, "%s: could not learn whether %d of the leaves' devices are revoked (%d looked up); retry", method, len(rule.missed), len(learned))
 		}
+		// Every unknown device of this attempt in one lookup: the next
+		// attempt knows them all.
+		var keys [][]byte
+		asked := make(map[[32]byte]bool, len(rule.missed))
 		for _, k := range rule.missed {
-			revoked, err := s.srv.isRevoked(ctx, k)
-			if err != nil {
-				return s.storeError(method, err)
+			k32, ok := toKey32(k)
+			if _, seen := learned[k32]; !ok || seen || asked[k32] {
+				continue
 			}
-			if k32, ok := toKey32(k); ok {
-				learned[k32] = revoked
-			}
+			asked[k32] = true
+			keys = append(keys, k)
+		}
+		states, err := s.srv.deviceStates(ctx, keys)
+		if err != nil {
+			return s.storeError(method, err)
+		}
+		for i, k := range keys {
+			learned[[32]byte(k)] = states[i]
 		}
 	}
 }

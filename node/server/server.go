@@ -122,6 +122,7 @@ type Server struct {
 	listPace  *limiters      // device lists published per user
 	reg       registry       // identities known to be registered
 	revoked   revocations    // devices known to be revoked, or not
+	listings  listings       // which user lists a device
 	disk      *diskGuard     // nil: no budget
 	fetchMu   [64]sync.Mutex // serializes fetch (drain) per recipient stripe
 

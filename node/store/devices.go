@@ -97,6 +97,10 @@ type Devices interface {
 	// ExpireSlots removes the slots that expired before now and returns
 	// how many.
 	ExpireSlots(ctx context.Context, now time.Time) (int, error)
+
+	// DeviceStates returns, in one lookup, the state of each of keys (at
+	// most MaxDeviceStates, each IdentityKeySize bytes), in their order.
+	DeviceStates(ctx context.Context, keys [][]byte) ([]DeviceState, error)
 }
 
 // CheckSlot reports ErrInvalid for a slot id of the wrong size or an
@@ -107,6 +111,30 @@ func CheckSlot(id []byte, box int) error {
 	}
 	if box != BoxRequest && box != BoxResponse {
 		return fmt.Errorf("box %d: %w", box, ErrInvalid)
+	}
+	return nil
+}
+
+// DeviceState is what the leaf rule needs of a device key: whether it was
+// revoked, and the users whose current list names it (sorted).
+type DeviceState struct {
+	Revoked bool
+	Users   [][]byte
+}
+
+// MaxDeviceStates bounds the keys of one DeviceStates call.
+const MaxDeviceStates = 4096
+
+// CheckDeviceStateKeys reports ErrInvalid for too many keys or a key of
+// the wrong size.
+func CheckDeviceStateKeys(keys [][]byte) error {
+	if len(keys) > MaxDeviceStates {
+		return fmt.Errorf("%d keys, limit %d: %w", len(keys), MaxDeviceStates, ErrInvalid)
+	}
+	for _, k := range keys {
+		if err := CheckKey("device", k); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -338,3 +338,55 @@ func (s *Store) RevokedCount(ctx context.Context, user []byte) (int, error) {
 	})
 	return n, err
 }
+
+// DeviceStates implements store.Devices.
+func (s *Store) DeviceStates(ctx context.Context, keys [][]byte) ([]store.DeviceState, error) {
+	const op = "device states"
+	if err := store.CheckDeviceStateKeys(keys); err != nil {
+		return nil, fmt.Errorf("postgres: %s: %w", op, err)
+	}
+	byKey := make(map[string]*store.DeviceState, len(keys))
+	for _, k := range keys {
+		byKey[string(k)] = &store.DeviceState{}
+	}
+	err := s.read(ctx, op, func(ctx context.Context) error {
+		for _, st := range byKey {
+			*st = store.DeviceState{}
+		}
+		rows, err := s.pool.Query(ctx, `SELECT k.device, EXISTS (SELECT 1 FROM revoked_devices r WHERE r.device = k.device), m.user_key
+			FROM (SELECT DISTINCT unnest($1::bytea[]) AS device) k
+			LEFT JOIN device_members m ON m.device = k.device
+			ORDER BY k.device, m.user_key`, keys)
+		if err != nil {
+			return fmt.Errorf("postgres: %s: %w", op, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var d, u []byte
+			var revoked bool
+			if err := rows.Scan(&d, &revoked, &u); err != nil {
+				return fmt.Errorf("postgres: %s: %w", op, err)
+			}
+			st, ok := byKey[string(d)]
+			if !ok {
+				continue
+			}
+			st.Revoked = st.Revoked || revoked
+			if u != nil {
+				st.Users = append(st.Users, u)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("postgres: %s: %w", op, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.DeviceState, len(keys))
+	for i, k := range keys {
+		out[i] = *byKey[string(k)]
+	}
+	return out, nil
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/quicproquo/quicproquo/node/store"
@@ -325,4 +326,73 @@ func (s *Store) RevokedCount(ctx context.Context, user []byte) (int, error) {
 		return nil
 	})
 	return n, err
+}
+
+// deviceStatesChunk bounds the keys bound in one SQLite statement (its
+// limit of variables is far above).
+const deviceStatesChunk = 500
+
+// DeviceStates implements store.Devices.
+func (s *Store) DeviceStates(ctx context.Context, keys [][]byte) ([]store.DeviceState, error) {
+	const op = "device states"
+	if err := store.CheckDeviceStateKeys(keys); err != nil {
+		return nil, fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	byKey := make(map[string]*store.DeviceState, len(keys))
+	for _, k := range keys {
+		byKey[string(k)] = &store.DeviceState{}
+	}
+	err := s.read(ctx, op, func(tx *sql.Tx) error {
+		for _, st := range byKey {
+			*st = store.DeviceState{}
+		}
+		for start := 0; start < len(keys); start += deviceStatesChunk {
+			chunk := keys[start:min(start+deviceStatesChunk, len(keys))]
+			in := strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",")
+			args := make([]any, len(chunk))
+			for i, k := range chunk {
+				args[i] = k
+			}
+			if err := deviceStateRows(ctx, tx, `SELECT device, NULL FROM revoked_devices WHERE device IN (`+in+`)`, args, byKey, true); err != nil {
+				return fmt.Errorf("sqlite: %s: %w", op, err)
+			}
+			if err := deviceStateRows(ctx, tx, `SELECT device, user_key FROM device_members WHERE device IN (`+in+`) ORDER BY device, user_key`, args, byKey, false); err != nil {
+				return fmt.Errorf("sqlite: %s: %w", op, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.DeviceState, len(keys))
+	for i, k := range keys {
+		out[i] = *byKey[string(k)]
+	}
+	return out, nil
+}
+
+// deviceStateRows reads (device, user) rows into byKey: a revocation when
+// revoked, a listing user otherwise.
+func deviceStateRows(ctx context.Context, tx *sql.Tx, query string, args []any, byKey map[string]*store.DeviceState, revoked bool) error {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var d, u []byte
+		if err := rows.Scan(&d, &u); err != nil {
+			return err
+		}
+		st, ok := byKey[string(d)]
+		switch {
+		case !ok:
+		case revoked:
+			st.Revoked = true
+		default:
+			st.Users = append(st.Users, u)
+		}
+	}
+	return rows.Err()
 }

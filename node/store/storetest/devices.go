@@ -25,6 +25,7 @@ func runDevices(t *testing.T, open func(t *testing.T) store.Store) {
 		{"LinkSlots/Limit", testSlotLimit},
 		{"LinkSlots/Expire", testSlotExpire},
 		{"Devices/RevokedCount", testRevokedCount},
+		{"Devices/States", testDeviceStates},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
