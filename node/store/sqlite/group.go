@@ -79,10 +79,11 @@ INSERT INTO queues (recipient, last_seq, depth) SELECT unhex(value), 1, 1 FROM j
 ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + 1, depth = depth + 1`)
 	fullQueueQuery = hot(`
 SELECT recipient, depth FROM queues WHERE recipient IN (SELECT unhex(value) FROM json_each(?)) AND depth > ? LIMIT 1`)
-	insertPayload        = hot(`INSERT INTO payloads (data, refs) VALUES (?, ?) RETURNING id`)
-	insertSharedMessages = hot(`
-INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at, payload_ref, sequenced, group_seq)
-SELECT recipient, last_seq, ?, ?, x'', ?, ?, 1, ? FROM queues WHERE recipient IN (SELECT unhex(value) FROM json_each(?))`)
+	insertSharedBody = hot(`
+INSERT INTO bodies (sender, client_msg_id, payload, sequenced, group_seq, refs) VALUES (?, ?, ?, 1, ?, ?) RETURNING id`)
+	insertSharedEntries = hot(`
+INSERT INTO entries (recipient, seq, body, enqueued_at, stranger_bytes)
+SELECT recipient, last_seq, ?, ?, NULL FROM queues WHERE recipient IN (SELECT unhex(value) FROM json_each(?))`)
 )
 
 // lockedGroup is a group's row as a write transaction sees it.
@@ -338,8 +339,7 @@ func hexList(keys [][]byte) string {
 // every recipient's queue inside tx. The
 // recipients (distinct identity keys) travel as one JSON array of hex
 // strings, so the work is a fixed handful of statements however many
-// recipients there are. Several recipients share one stored copy of the
-// payload.
+// recipients there are. The recipients' entries share one stored body.
 func (s *Store) fanOutTx(ctx context.Context, tx *sql.Tx, recipients [][]byte, sender, clientMsgID, payload []byte, now, groupSeq int64) error {
 	switch len(recipients) {
 	case 0:
@@ -364,11 +364,11 @@ func (s *Store) fanOutTx(ctx context.Context, tx *sql.Tx, recipients [][]byte, s
 	case !errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("check queue depth: %w", err)
 	}
-	var ref int64
-	if err := s.queryRow(ctx, tx, insertPayload, payload, len(recipients)).Scan(&ref); err != nil {
-		return fmt.Errorf("store payload: %w", err)
+	var body int64
+	if err := s.queryRow(ctx, tx, insertSharedBody, nonNil(sender), nonNil(clientMsgID), nonNil(payload), groupSeq, len(recipients)).Scan(&body); err != nil {
+		return fmt.Errorf("store body: %w", err)
 	}
-	res, err := s.exec(ctx, tx, insertSharedMessages, sender, nonNil(clientMsgID), now, ref, groupSeq, list)
+	res, err := s.exec(ctx, tx, insertSharedEntries, body, now, list)
 	if err != nil {
 		return fmt.Errorf("store messages: %w", err)
 	}

@@ -154,6 +154,9 @@ CREATE TABLE blob_chunks (
 	// 9: devices: signed device lists, revoked devices, link slots (see
 	// devices.go).
 	migrationDevices,
+	// 10: a message body is stored once, each recipient holds a small
+	// entry pointing at it (see queuerows.go).
+	migrationQueueRows,
 }
 
 // pruneStatements delete expired deduplication entries; each takes the cutoff
