@@ -43,6 +43,7 @@ func (s *Store) Enqueue(ctx context.Context, recipient, sender, clientMsgID, pay
 		seq int64
 		dup bool
 	)
+	stranger, decided := s.limits.StrangerWithoutLookup(recipient, sender)
 	err := s.write(ctx, op, func(ctx context.Context, tx pgx.Tx) error {
 		seq, dup = 0, false
 		if len(clientMsgID) > 0 {
@@ -54,32 +55,24 @@ INSERT INTO queues AS q (recipient, last_seq, depth) VALUES ($1, 0, 0)
 ON CONFLICT (recipient) DO UPDATE SET last_seq = q.last_seq`, recipient); err != nil {
 				return fmt.Errorf("postgres: %s: lock queue: %w", op, err)
 			}
-			err := tx.QueryRow(ctx,
-				`SELECT seq FROM enqueue_dedup WHERE recipient = $1 AND sender = $2 AND client_msg_id = $3`,
-				recipient, nonNil(sender), clientMsgID).Scan(&seq)
-			if err == nil {
-				dup = true
-				return errRollback
-			}
-			if !errors.Is(err, pgx.ErrNoRows) {
-				return fmt.Errorf("postgres: %s: %w", op, err)
-			}
 		}
-		now := s.now()
-		seqs, err := s.appendTx(ctx, tx, sender, clientMsgID, now, delivery{recipients: [][]byte{recipient}, payload: payload})
-		if err != nil {
+		var (
+			depth, strangers, strangerBytes int64
+			isStranger                      bool
+		)
+		if err := tx.QueryRow(ctx, enqueueDirect, recipient, nonNil(sender), len(clientMsgID) > 0, nonNil(clientMsgID),
+			nonNil(payload), decided, stranger, s.now(), notifyChannel).Scan(&seq, &dup, &depth, &strangers, &strangerBytes, &isStranger); err != nil {
 			return fmt.Errorf("postgres: %s: %w", op, err)
 		}
-		seq = seqs[0][0]
-		if err := s.directQuota(ctx, tx, recipient, sender, seq, len(payload)); err != nil {
-			return fmt.Errorf("postgres: %s: %w", op, err)
+		if dup {
+			return errRollback
 		}
-		if len(clientMsgID) > 0 {
-			if _, err := tx.Exec(ctx, `
-INSERT INTO enqueue_dedup (recipient, sender, client_msg_id, seq, created_at) VALUES ($1, $2, $3, $4, $5)`,
-				recipient, nonNil(sender), clientMsgID, seq, now); err != nil {
-				return fmt.Errorf("postgres: %s: remember client message id: %w", op, err)
-			}
+		if depth > int64(s.limits.MaxQueueDepth) {
+			return fmt.Errorf("postgres: %s: queue of %x holds %d messages (limit %d): %w",
+				op, recipient, depth-1, s.limits.MaxQueueDepth, store.ErrLimit)
+		}
+		if err := s.limits.DirectRoom(recipient, depth, strangers, strangerBytes, isStranger); err != nil {
+			return fmt.Errorf("postgres: %s: %w", op, err)
 		}
 		return nil
 	})

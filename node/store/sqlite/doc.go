@@ -49,11 +49,12 @@
 // Tables: key_packages (with a partial unique index allowing one last-resort
 // package per identity); queues, one row per recipient holding the last
 // sequence number handed out and the current depth, so sequence numbers are
-// never reused even when a queue is empty; messages; enqueue_dedup; groups,
+// never reused even when a queue is empty; entries (one per recipient and
+// message) and bodies (one per message); enqueue_dedup; groups,
 // one row per group with its current epoch (NULL until the first commit) and
 // last per-group sequence number, and whether its roster is known;
 // group_members, the roster of each group's last accepted commit;
-// group_dedup; and payloads. A group committed before rosters were kept
+// group_dedup. A group committed before rosters were kept
 // (schema version 3) has no known roster until its next commit.
 //
 // # Groups
@@ -65,10 +66,10 @@
 // concurrent commits for one epoch exactly one wins and the others see the
 // new epoch. The roster check reads group_members in that same
 // transaction, and the accepted commit replaces the roster there too. A
-// payload sent to several recipients is stored once, in
-// payloads, with a reference count; each recipient's message row points at
-// it, and a trigger frees it when the last of those rows is acknowledged or
-// drained. The recipients of a fan-out are handed to SQLite as one JSON
+// message body is stored once, in bodies, with a reference count; each
+// recipient holds a small entry keyed by (recipient, seq) that points at
+// it, and a trigger frees the body when the last of those entries is
+// acknowledged, drained or expired. The recipients of a fan-out are handed to SQLite as one JSON
 // array, so a fan-out is a fixed number of statements whatever its size.
 //
 // # Deduplication window

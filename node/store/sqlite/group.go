@@ -79,10 +79,15 @@ INSERT INTO queues (recipient, last_seq, depth) SELECT unhex(value), 1, 1 FROM j
 ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + 1, depth = depth + 1`)
 	fullQueueQuery = hot(`
 SELECT recipient, depth FROM queues WHERE recipient IN (SELECT unhex(value) FROM json_each(?)) AND depth > ? LIMIT 1`)
-	insertPayload        = hot(`INSERT INTO payloads (data, refs) VALUES (?, ?) RETURNING id`)
-	insertSharedMessages = hot(`
-INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at, payload_ref, sequenced, group_seq)
-SELECT recipient, last_seq, ?, ?, x'', ?, ?, 1, ? FROM queues WHERE recipient IN (SELECT unhex(value) FROM json_each(?))`)
+	insertSharedBody = hot(`
+INSERT INTO bodies (sender, client_msg_id, payload, sequenced, group_seq, refs) VALUES (?, ?, ?, 1, ?, ?) RETURNING id`)
+	// A queue past the limit (?4) gives its entry no sequence number, which
+	// the NOT NULL constraint refuses: the depth check costs no statement
+	// of its own unless it fails.
+	insertSharedEntries = hot(`
+INSERT INTO entries (recipient, seq, body, enqueued_at, stranger_bytes)
+SELECT recipient, CASE WHEN depth > ?4 THEN NULL ELSE last_seq END, ?1, ?2, NULL
+FROM queues WHERE recipient IN (SELECT unhex(value) FROM json_each(?3))`)
 )
 
 // lockedGroup is a group's row as a write transaction sees it.
@@ -338,8 +343,7 @@ func hexList(keys [][]byte) string {
 // every recipient's queue inside tx. The
 // recipients (distinct identity keys) travel as one JSON array of hex
 // strings, so the work is a fixed handful of statements however many
-// recipients there are. Several recipients share one stored copy of the
-// payload.
+// recipients there are. The recipients' entries share one stored body.
 func (s *Store) fanOutTx(ctx context.Context, tx *sql.Tx, recipients [][]byte, sender, clientMsgID, payload []byte, now, groupSeq int64) error {
 	switch len(recipients) {
 	case 0:
@@ -352,6 +356,27 @@ func (s *Store) fanOutTx(ctx context.Context, tx *sql.Tx, recipients [][]byte, s
 	if _, err := s.exec(ctx, tx, advanceQueues, list); err != nil {
 		return fmt.Errorf("advance queues: %w", err)
 	}
+	var body int64
+	if err := s.queryRow(ctx, tx, insertSharedBody, nonNil(sender), nonNil(clientMsgID), nonNil(payload), groupSeq, len(recipients)).Scan(&body); err != nil {
+		return fmt.Errorf("store body: %w", err)
+	}
+	res, err := s.exec(ctx, tx, insertSharedEntries, body, now, list, s.limits.MaxQueueDepth)
+	if err != nil {
+		if ferr := s.fullQueue(ctx, tx, list); ferr != nil {
+			return ferr
+		}
+		return fmt.Errorf("store messages: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != int64(len(recipients)) {
+		return fmt.Errorf("stored %d messages for %d recipients: %v", n, len(recipients), err)
+	}
+	return nil
+}
+
+// fullQueue returns store.ErrLimit, naming the queue, when one of the
+// queues of list (as fanOutTx passes them) holds more than
+// Limits.MaxQueueDepth messages after the advance.
+func (s *Store) fullQueue(ctx context.Context, tx *sql.Tx, list string) error {
 	var (
 		full  []byte
 		depth int64
@@ -363,17 +388,6 @@ func (s *Store) fanOutTx(ctx context.Context, tx *sql.Tx, recipients [][]byte, s
 			full, depth-1, s.limits.MaxQueueDepth, store.ErrLimit)
 	case !errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("check queue depth: %w", err)
-	}
-	var ref int64
-	if err := s.queryRow(ctx, tx, insertPayload, payload, len(recipients)).Scan(&ref); err != nil {
-		return fmt.Errorf("store payload: %w", err)
-	}
-	res, err := s.exec(ctx, tx, insertSharedMessages, sender, nonNil(clientMsgID), now, ref, groupSeq, list)
-	if err != nil {
-		return fmt.Errorf("store messages: %w", err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n != int64(len(recipients)) {
-		return fmt.Errorf("stored %d messages for %d recipients: %v", n, len(recipients), err)
 	}
 	return nil
 }

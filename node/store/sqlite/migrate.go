@@ -156,6 +156,9 @@ CREATE TABLE blob_chunks (
 	migrationDevices,
 	// 10: revoked devices counted per user (devices.go RevokedCount).
 	`CREATE INDEX revoked_devices_user ON revoked_devices (user_key);`,
+	// 11: a message body is stored once, each recipient holds a small
+	// entry pointing at it (see queuerows.go).
+	migrationQueueRows,
 }
 
 // pruneStatements delete expired deduplication entries; each takes the cutoff

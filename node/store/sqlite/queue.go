@@ -38,9 +38,10 @@ INSERT INTO queues (recipient, last_seq, depth, stranger_count, stranger_bytes) 
 ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + 1, depth = depth + 1,
 	stranger_count = stranger_count + ?2, stranger_bytes = stranger_bytes + ?3
 RETURNING last_seq, depth, stranger_count, stranger_bytes`)
-	insertMessage = hot(`
-INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at, stranger, sequenced, group_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	deleteMessages = hot(`DELETE FROM messages WHERE recipient = ? AND seq <= ?`)
+	insertBody = hot(`
+INSERT INTO bodies (sender, client_msg_id, payload, sequenced, group_seq, refs) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`)
+	insertEntry    = hot(`INSERT INTO entries (recipient, seq, body, enqueued_at, stranger_bytes) VALUES (?, ?, ?, ?, ?)`)
+	deleteMessages = hot(`DELETE FROM entries WHERE recipient = ? AND seq <= ?`)
 	shrinkQueue    = hot(`UPDATE queues SET depth = depth - ? WHERE recipient = ?`)
 )
 
@@ -121,8 +122,15 @@ func (s *Store) appendMsgTx(ctx context.Context, tx *sql.Tx, recipient, sender, 
 			return 0, err
 		}
 	}
-	if _, err := s.exec(ctx, tx, insertMessage,
-		recipient, seq, nonNil(sender), nonNil(clientMsgID), nonNil(payload), now, stranger, direct == nil, groupSeq); err != nil {
+	var body int64
+	if err := s.queryRow(ctx, tx, insertBody, nonNil(sender), nonNil(clientMsgID), nonNil(payload), direct == nil, groupSeq, 1).Scan(&body); err != nil {
+		return 0, err
+	}
+	var counted any // NULL unless the message counts against the strangers' quota
+	if stranger == 1 {
+		counted = size
+	}
+	if _, err := s.exec(ctx, tx, insertEntry, recipient, seq, body, now, counted); err != nil {
 		return 0, err
 	}
 	return seq, nil
@@ -203,7 +211,7 @@ func (s *Store) Drain(ctx context.Context, recipient []byte) ([]store.Message, e
 	err := s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		msgs, err = scanMessages(tx.QueryContext(ctx, selectMessages+`
-WHERE m.recipient = ? ORDER BY m.seq`, recipient))
+WHERE e.recipient = ? ORDER BY e.seq`, recipient))
 		if err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
@@ -223,13 +231,13 @@ WHERE m.recipient = ? ORDER BY m.seq`, recipient))
 
 // receiveQuery is Receive's statement.
 const receiveQuery = selectMessages + `
-WHERE m.recipient = ? AND m.seq > ? ORDER BY m.seq LIMIT ?`
+WHERE e.recipient = ? AND e.seq > ? ORDER BY e.seq LIMIT ?`
 
-// selectMessages selects the columns scanMessages reads; a shared payload is
-// read from payloads.
+// selectMessages selects the columns scanMessages reads: a recipient's
+// entries with the bodies they point at.
 const selectMessages = `
-SELECT m.seq, m.sender, m.client_msg_id, coalesce(p.data, m.payload), m.enqueued_at, m.sequenced, m.group_seq
-FROM messages m LEFT JOIN payloads p ON p.id = m.payload_ref`
+SELECT e.seq, b.sender, b.client_msg_id, b.payload, e.enqueued_at, b.sequenced, b.group_seq
+FROM entries e JOIN bodies b ON b.id = e.body`
 
 // scanMessages reads rows of (seq, sender, client_msg_id, payload, enqueued_at, sequenced, group_seq).
 func scanMessages(rows *sql.Rows, err error) ([]store.Message, error) {

@@ -409,7 +409,7 @@ func TestTwoHandlesOneFile(t *testing.T) {
 	}
 }
 
-// A fanned-out payload is stored once and freed with the last message that
+// A fanned-out body is stored once and freed with the last entry that
 // refers to it, whether acknowledged or drained.
 func TestSharedPayloadFreed(t *testing.T) {
 	s := openTestStore(t, filepath.Join(t.TempDir(), "node.db"), storetest.Limits())
@@ -425,23 +425,23 @@ func TestSharedPayloadFreed(t *testing.T) {
 		storetest.Deliver([][]byte{sender, a, b, c}, [][]byte{a, b}, [][]byte{c})); err != nil {
 		t.Fatal(err)
 	}
-	payloads := func() (n int, refs int) {
+	bodies := func() (n int, refs int) {
 		t.Helper()
-		if err := s.w.QueryRow(`SELECT count(*), coalesce(sum(refs), 0) FROM payloads`).Scan(&n, &refs); err != nil {
+		if err := s.w.QueryRow(`SELECT count(*), coalesce(sum(refs), 0) FROM bodies`).Scan(&n, &refs); err != nil {
 			t.Fatal(err)
 		}
 		return n, refs
 	}
-	// The application message and the commit are shared; the single welcome is inline.
-	if n, refs := payloads(); n != 2 || refs != 5 {
-		t.Fatalf("payloads: %d rows with %d refs, want 2 with 5", n, refs)
+	// The application message (3 recipients), the commit (2) and the welcome (1).
+	if n, refs := bodies(); n != 3 || refs != 6 {
+		t.Fatalf("bodies: %d rows with %d refs, want 3 with 6", n, refs)
 	}
 	var stored int
-	if err := s.w.QueryRow(`SELECT coalesce(sum(length(payload)), 0) FROM messages`).Scan(&stored); err != nil {
+	if err := s.w.QueryRow(`SELECT coalesce(sum(length(payload)), 0) FROM bodies`).Scan(&stored); err != nil {
 		t.Fatal(err)
 	}
-	if stored != len("welcome") {
-		t.Fatalf("messages hold %d payload bytes inline, want only the welcome's %d", stored, len("welcome"))
+	if want := len(body) + len("commit") + len("welcome"); stored != want {
+		t.Fatalf("bodies hold %d payload bytes, want each payload once (%d)", stored, want)
 	}
 	if _, err := s.Ack(ctx, a, 10); err != nil {
 		t.Fatal(err)
@@ -449,8 +449,8 @@ func TestSharedPayloadFreed(t *testing.T) {
 	if _, err := s.Drain(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	if n, refs := payloads(); n != 1 || refs != 1 {
-		t.Fatalf("payloads after two recipients are done: %d rows with %d refs, want 1 with 1", n, refs)
+	if n, refs := bodies(); n != 2 || refs != 2 {
+		t.Fatalf("bodies after two recipients are done: %d rows with %d refs, want 2 with 2", n, refs)
 	}
 	got, err := s.Receive(ctx, c, 0, 10)
 	if err != nil || len(got) != 2 || !bytes.Equal(got[0].Payload, body) || !bytes.Equal(got[1].Payload, []byte("welcome")) {
@@ -459,8 +459,14 @@ func TestSharedPayloadFreed(t *testing.T) {
 	if _, err := s.Ack(ctx, c, got[0].Seq); err != nil {
 		t.Fatal(err)
 	}
-	if n, refs := payloads(); n != 0 || refs != 0 {
-		t.Fatalf("payloads after everyone is done: %d rows with %d refs, want none", n, refs)
+	if n, refs := bodies(); n != 1 || refs != 1 {
+		t.Fatalf("bodies after the shared one is done: %d rows with %d refs, want 1 with 1", n, refs)
+	}
+	if _, err := s.Ack(ctx, c, got[1].Seq); err != nil {
+		t.Fatal(err)
+	}
+	if n, refs := bodies(); n != 0 || refs != 0 {
+		t.Fatalf("bodies after everyone is done: %d rows with %d refs, want none", n, refs)
 	}
 }
 

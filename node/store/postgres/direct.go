@@ -1,0 +1,37 @@
+package postgres
+
+// enqueueDirect is a direct Enqueue in one statement: the duplicate check
+// ($3: the call has a client message id), the stranger decision ($6: the
+// limits decided it without a roster lookup, as $7), the queue's advance
+// with the strangers' share counted in, the message, the remembered client
+// message id and the notification. A duplicate returns its first sequence
+// number and changes nothing; otherwise it returns the new sequence number
+// and the queue's state after it, which the caller checks against the
+// limits before it commits. Arguments: $1 recipient, $2 sender, $4 client
+// message id, $5 payload, $8 the time, $9 the notification channel.
+const enqueueDirect = `
+WITH dup AS (
+	SELECT seq FROM enqueue_dedup WHERE $3::boolean AND recipient = $1 AND sender = $2 AND client_msg_id = $4
+), stranger AS (
+	SELECT CASE WHEN $6::boolean THEN $7::boolean ELSE NOT EXISTS (
+		SELECT 1 FROM group_members a JOIN group_members b ON b.group_id = a.group_id
+		WHERE a.identity = $2 AND b.identity = $1) END AS v
+), adv AS (
+	INSERT INTO queues AS q (recipient, last_seq, depth, stranger_count, stranger_bytes)
+	SELECT $1, 1, 1, CASE WHEN s.v THEN 1 ELSE 0 END, CASE WHEN s.v THEN length($5::bytea) ELSE 0 END
+	FROM stranger s WHERE NOT EXISTS (SELECT 1 FROM dup)
+	ON CONFLICT (recipient) DO UPDATE SET last_seq = q.last_seq + 1, depth = q.depth + 1,
+		stranger_count = q.stranger_count + excluded.stranger_count,
+		stranger_bytes = q.stranger_bytes + excluded.stranger_bytes
+	RETURNING last_seq, depth, stranger_count, stranger_bytes
+), msg AS (
+	INSERT INTO messages (recipient, seq, sender, client_msg_id, payload, enqueued_at, sequenced, group_seq, stranger)
+	SELECT $1, a.last_seq, $2, $4, $5, $8, false, 0, s.v FROM adv a, stranger s
+), remember AS (
+	INSERT INTO enqueue_dedup (recipient, sender, client_msg_id, seq, created_at)
+	SELECT $1, $2, $4, a.last_seq, $8 FROM adv a WHERE $3::boolean
+)
+SELECT d.seq, true, 0::bigint, 0::bigint, 0::bigint, false FROM dup d
+UNION ALL
+SELECT a.last_seq, false, a.depth, a.stranger_count, a.stranger_bytes, s.v
+FROM adv a, stranger s, LATERAL (SELECT pg_notify($9, encode($1::bytea, 'hex'))) n`
