@@ -168,6 +168,9 @@ func messagePB(m store.Message, g store.Group) *daemonv1.Message {
 		Read:       m.Read,
 		Outgoing:   m.Outgoing,
 		GroupSeq:   m.GroupSeq,
+		// Which of the person's devices sent it (shown on request).
+		SenderDevice:     m.SenderDevice,
+		SenderDeviceName: m.SenderDeviceName,
 	}
 	addContentPB(pb, m)
 	return pb

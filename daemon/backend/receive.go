@@ -239,7 +239,7 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 		// device is this person's own (outgoing: read, no receipt).
 		sender := userOf(rec.Sender)
 		own := bytes.Equal(sender, self.UserPublicKey())
-		a, err := applyContent(tx, hg, m, messageID(env.Payload), sender, own, groupSeq)
+		a, err := applyContent(tx, hg, m, messageID(env.Payload), sender, deviceOf(rec.Sender, sender, tx.Now()), own, groupSeq)
 		if errors.Is(err, ErrNotAuthor) || errors.Is(err, ErrInvalidArgument) {
 			return reject("group %x: %v", sg.ID, err)
 		}
