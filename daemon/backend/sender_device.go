@@ -2,9 +2,9 @@ package backend
 
 import (
 	"bytes"
-	"time"
+	"crypto/ed25519"
+	"crypto/x509"
 
-	"github.com/quicproquo/quicproquo/internal/devid"
 	"github.com/quicproquo/quicproquo/internal/mls"
 )
 
@@ -16,18 +16,19 @@ type sendingDevice struct {
 	name string
 }
 
-// deviceOf is the sending device of a message from leaf m, which speaks
-// for user. The label is read from the leaf's x509 credential, a device
-// certificate user issued (a basic credential, the user key itself, has
-// none); it is the person's text, shown escaped, never decided on.
-func deviceOf(m mls.Member, user []byte, now time.Time) sendingDevice {
+// senderOf is the person leaf m speaks for (userOf: nil when it does not
+// pass the identity rule) and the device it is. The label is the common
+// name of the leaf's device certificate, which the rule has just checked
+// to be issued by the person (a basic credential, the user key itself,
+// has none); it is the person's text, shown escaped, never decided on.
+func senderOf(m mls.Member) (ed25519.PublicKey, sendingDevice) {
 	dev := sendingDevice{key: bytes.Clone(m.SignatureKey)}
-	if m.Credential.Type != mls.CredentialX509 {
-		return dev
+	user := userOf(m)
+	if user == nil || m.Credential.Type != mls.CredentialX509 || len(m.Credential.Certificates) == 0 {
+		return user, dev
 	}
-	d, err := devid.Verify(m.Credential.Certificates, m.SignatureKey, now)
-	if err == nil && bytes.Equal(d.User, user) {
-		dev.name = d.Name
+	if c, err := x509.ParseCertificate(m.Credential.Certificates[0]); err == nil {
+		dev.name = c.Subject.CommonName
 	}
-	return dev
+	return user, dev
 }
