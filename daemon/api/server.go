@@ -168,6 +168,9 @@ func messagePB(m store.Message, g store.Group) *daemonv1.Message {
 		Read:       m.Read,
 		Outgoing:   m.Outgoing,
 		GroupSeq:   m.GroupSeq,
+		// Which of the person's devices sent it (shown on request).
+		SenderDevice:     m.SenderDevice,
+		SenderDeviceName: m.SenderDeviceName,
 	}
 	addContentPB(pb, m)
 	return pb
@@ -572,7 +575,7 @@ func eventPB(e backend.Event, nodeAddr string) (*daemonv1.Event, error) {
 	case store.EventEdited, store.EventDeleted, store.EventReceipt, store.EventTimer:
 		contentEventPB(pb, e, g)
 	case store.EventDevice:
-		pb.Kind = &daemonv1.Event_Device{Device: &daemonv1.DeviceEvent{User: optKey(e.Member), Device: optKey(e.By),
+		pb.Kind = &daemonv1.Event_Device{Device: &daemonv1.DeviceEvent{User: optKey(e.Member), UserName: e.MemberName, Device: optKey(e.By),
 			Revoked: e.State == "revoked", Own: e.Detail == "own"}}
 	case store.EventConnection:
 		st, _ := backend.ParseConnState(e.State)

@@ -167,13 +167,13 @@ func (b *Backend) post(tx *store.Tx, sg *store.Group, g *mls.Group, self []byte,
 	if err != nil {
 		return applied{}, store.OutboxItem{}, fmt.Errorf("encrypt: %w", err)
 	}
-	sender := self
+	sender, dev := self, sendingDevice{key: self}
 	if own, ok := g.Member(g.OwnLeaf()); ok {
-		if u := userOf(own); u != nil {
-			sender = u // shown under the person, on every device
+		if u, d := senderOf(own); u != nil {
+			sender, dev = u, d // shown under the person, on every device
 		}
 	}
-	a, err := applyContent(tx, sg, m, messageID(ct), sender, true, 0)
+	a, err := applyContent(tx, sg, m, messageID(ct), sender, dev, true, 0)
 	if err != nil {
 		return applied{}, store.OutboxItem{}, err
 	}

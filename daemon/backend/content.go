@@ -215,14 +215,14 @@ type applied struct {
 // outgoing) with message id id to group sg's history, in tx; groupSeq is
 // its number in the group's order (0: not known yet). An edit or
 // delete of another member's message is ErrNotAuthor and changes nothing.
-func applyContent(tx *store.Tx, sg *store.Group, m *content.Message, id, sender []byte, outgoing bool, groupSeq uint64) (applied, error) {
+func applyContent(tx *store.Tx, sg *store.Group, m *content.Message, id, sender []byte, dev sendingDevice, outgoing bool, groupSeq uint64) (applied, error) {
 	now := tx.Now()
 	sentAt := m.SentAt
 	if sentAt.IsZero() {
 		sentAt = now
 	}
 	entry := store.Message{GroupID: sg.ID, MessageID: id, Sender: sender, SentAt: sentAt, Read: outgoing, Outgoing: outgoing,
-		ExpiresAt: expiresAt(sg, m, now), GroupSeq: groupSeq}
+		ExpiresAt: expiresAt(sg, m, now), GroupSeq: groupSeq, SenderDevice: dev.key, SenderDeviceName: dev.name}
 	receivable := false
 	var refs [][]byte // attachment references
 	switch m.Kind() {

@@ -287,6 +287,9 @@ type Event struct {
 	Message *store.Message
 	// Group is set for events about a group.
 	Group *store.Group
+	// MemberName is, for EventDevice, the contact name of the person
+	// whose device it is (empty when not a contact).
+	MemberName string
 }
 
 // EventHead is the newest event's sequence number.
@@ -329,6 +332,16 @@ func (b *Backend) EventsAfter(ctx context.Context, after uint64, limit int) ([]E
 				case err == nil:
 					ev.Message = &m
 				case e.Kind == store.EventMessage || !errors.Is(err, store.ErrNotFound):
+					return err
+				}
+			}
+			if e.Kind == store.EventDevice && len(e.Member) > 0 {
+				// The name as it is now, not as it was then.
+				c, err := tx.Contact(e.Member)
+				switch {
+				case err == nil:
+					ev.MemberName = c.Name
+				case !errors.Is(err, store.ErrNotFound):
 					return err
 				}
 			}

@@ -49,9 +49,15 @@ func (s *forgingStore) TakeKeyPackage(ctx context.Context, identity []byte) ([]b
 // node, and a daemon on the new device's state (cfg as groupsStartOn).
 func linkByHand(t *testing.T, node *testnode.Node, primary *groupsUser, setup ...func(*Backend)) (*groupsUser, ed25519.PublicKey) {
 	t.Helper()
+	return linkByHandNamed(t, node, primary, "second", setup...)
+}
+
+// linkByHandNamed is linkByHand with the device's label.
+func linkByHandNamed(t *testing.T, node *testnode.Node, primary *groupsUser, label string, setup ...func(*Backend)) (*groupsUser, ed25519.PublicKey) {
+	t.Helper()
 	ctx := context.Background()
 	dev, devPriv := newEd25519(t)
-	chain, err := primary.b.IssueDevice(ctx, dev, "second")
+	chain, err := primary.b.IssueDevice(ctx, dev, label)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,6 +356,8 @@ func TestPreviousSchemaIdentityKeepsWorking(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, q := range []string{
+		"ALTER TABLE messages DROP COLUMN sender_device",
+		"ALTER TABLE messages DROP COLUMN sender_device_name",
 		"ALTER TABLE identity DROP COLUMN user_key",
 		"ALTER TABLE identity DROP COLUMN user_seed",
 		"ALTER TABLE identity DROP COLUMN device_cert",

@@ -202,7 +202,8 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 		if err := b.compareAuthenticator(tx, sg, g, rec, auth); err != nil {
 			return err
 		}
-		if u := userOf(rec.Sender); u != nil && b.isBlocked(u) {
+		sender, dev := senderOf(rec.Sender)
+		if sender != nil && b.isBlocked(sender) {
 			// A linked device of a blocked person (its own key is not
 			// the blocked one): read, not kept.
 			break
@@ -237,9 +238,8 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 		}
 		// Shown under the person; a message of this person's other
 		// device is this person's own (outgoing: read, no receipt).
-		sender := userOf(rec.Sender)
 		own := bytes.Equal(sender, self.UserPublicKey())
-		a, err := applyContent(tx, hg, m, messageID(env.Payload), sender, own, groupSeq)
+		a, err := applyContent(tx, hg, m, messageID(env.Payload), sender, dev, own, groupSeq)
 		if errors.Is(err, ErrNotAuthor) || errors.Is(err, ErrInvalidArgument) {
 			return reject("group %x: %v", sg.ID, err)
 		}

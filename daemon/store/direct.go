@@ -93,9 +93,9 @@ func (tx *Tx) DirectChats(peer []byte) ([]DirectChat, error) {
 // read marks; the originals are marked read, so that no unread listing
 // shows a message twice.
 func (tx *Tx) CopyMessages(from, to []byte) (int, error) {
-	res, err := tx.exec(`INSERT INTO messages (group_id, seq, message_id, sender, text, sent_at, received_at, read, outgoing, kind, ref, edited_at, deleted, expires_at)
+	res, err := tx.exec(`INSERT INTO messages (group_id, seq, message_id, sender, text, sent_at, received_at, read, outgoing, kind, ref, edited_at, deleted, expires_at, sender_device, sender_device_name)
 		SELECT ?, (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE group_id = ?) + ROW_NUMBER() OVER (ORDER BY m.seq),
-			m.message_id, m.sender, m.text, m.sent_at, m.received_at, m.read, m.outgoing, m.kind, m.ref, m.edited_at, m.deleted, m.expires_at
+			m.message_id, m.sender, m.text, m.sent_at, m.received_at, m.read, m.outgoing, m.kind, m.ref, m.edited_at, m.deleted, m.expires_at, m.sender_device, m.sender_device_name
 		FROM messages m WHERE m.group_id = ?
 			AND NOT EXISTS (SELECT 1 FROM messages t WHERE t.group_id = ? AND t.message_id = m.message_id)
 		ORDER BY m.seq`, to, to, from, to)

@@ -33,6 +33,8 @@ func TestIdentityFromPreviousSchema(t *testing.T) {
 	dir := t.TempDir()
 	st := openTestStore(t, dir)
 	for _, q := range []string{
+		"ALTER TABLE messages DROP COLUMN sender_device",
+		"ALTER TABLE messages DROP COLUMN sender_device_name",
 		"ALTER TABLE identity DROP COLUMN user_key",
 		"ALTER TABLE identity DROP COLUMN user_seed",
 		"ALTER TABLE identity DROP COLUMN device_cert",

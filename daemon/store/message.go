@@ -42,6 +42,14 @@ type Message struct {
 	Deleted bool
 	// ExpiresAt, when set, is when it disappears (content.go).
 	ExpiresAt time.Time
+	// SenderDevice is the key of the device that sent it (the sender
+	// leaf's signature key; the user key itself for a single-device
+	// person); empty for a message stored before devices were recorded.
+	SenderDevice []byte
+	// SenderDeviceName is that device's label from its certificate, as
+	// the person chose it (hostile text: escape it to show it); empty
+	// when it has none.
+	SenderDeviceName string
 	// Receipts are the members' states of it; not read with the message
 	// (Tx.Receipts reads them).
 	Receipts []Receipt
@@ -95,10 +103,13 @@ func (tx *Tx) AppendMessage(m Message) (Message, error) {
 	if m.Ref == nil {
 		m.Ref = []byte{}
 	}
-	res, err := tx.exec(`INSERT INTO messages (group_id, seq, message_id, sender, text, sent_at, received_at, read, outgoing, group_seq, kind, ref, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	if m.SenderDevice == nil {
+		m.SenderDevice = []byte{}
+	}
+	res, err := tx.exec(`INSERT INTO messages (group_id, seq, message_id, sender, text, sent_at, received_at, read, outgoing, group_seq, kind, ref, expires_at, sender_device, sender_device_name)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		m.GroupID, next, m.MessageID, m.Sender, m.Text, unixNano(m.SentAt), unixNano(m.ReceivedAt), boolInt(m.Read), boolInt(m.Outgoing),
-		clampInt64(m.GroupSeq), string(m.Kind), m.Ref, unixNano(m.ExpiresAt))
+		clampInt64(m.GroupSeq), string(m.Kind), m.Ref, unixNano(m.ExpiresAt), m.SenderDevice, m.SenderDeviceName)
 	if isUniqueViolation(err) {
 		return Message{}, fmt.Errorf("store: append message %x: %w", m.MessageID, ErrExists)
 	}
@@ -129,14 +140,21 @@ func (tx *Tx) SetGroupSeq(groupID []byte, seq, groupSeq uint64) error {
 // clampInt64 maps a uint64 from the node onto SQLite's integer range.
 func clampInt64(v uint64) int64 { return int64(min(v, math.MaxInt64)) }
 
-const messageColumns = `id, group_id, seq, message_id, sender, text, sent_at, received_at, read, outgoing, group_seq, kind, ref, edited_at, deleted, expires_at`
+// migrationMessageDevices: the device that sent a message and its label
+// (empty for the messages stored before).
+const migrationMessageDevices = `
+ALTER TABLE messages ADD COLUMN sender_device BLOB NOT NULL DEFAULT x'';
+ALTER TABLE messages ADD COLUMN sender_device_name TEXT NOT NULL DEFAULT '';
+`
+
+const messageColumns = `id, group_id, seq, message_id, sender, text, sent_at, received_at, read, outgoing, group_seq, kind, ref, edited_at, deleted, expires_at, sender_device, sender_device_name`
 
 func scanMessage(scan func(...any) error) (Message, error) {
 	var m Message
 	var seq, sent, recv, gseq, edited, expires int64
 	var read, out, deleted int
 	var kind string
-	if err := scan(&m.ID, &m.GroupID, &seq, &m.MessageID, &m.Sender, &m.Text, &sent, &recv, &read, &out, &gseq, &kind, &m.Ref, &edited, &deleted, &expires); err != nil {
+	if err := scan(&m.ID, &m.GroupID, &seq, &m.MessageID, &m.Sender, &m.Text, &sent, &recv, &read, &out, &gseq, &kind, &m.Ref, &edited, &deleted, &expires, &m.SenderDevice, &m.SenderDeviceName); err != nil {
 		return Message{}, err
 	}
 	m.Seq, m.GroupSeq = uint64(seq), uint64(gseq)
@@ -145,6 +163,9 @@ func scanMessage(scan func(...any) error) (Message, error) {
 	m.Kind, m.EditedAt, m.Deleted, m.ExpiresAt = MessageKind(kind), fromUnixNano(edited), deleted != 0, fromUnixNano(expires)
 	if len(m.Ref) == 0 {
 		m.Ref = nil
+	}
+	if len(m.SenderDevice) == 0 {
+		m.SenderDevice = nil
 	}
 	return m, nil
 }

@@ -176,6 +176,8 @@ ALTER TABLE groups ADD COLUMN disappear_after INTEGER NOT NULL DEFAULT 0;
 	// 10: the device key apart from the user key, and the device's
 	// certificate chain (identity.go).
 	migrationDevices,
+	// 11: the device that sent a message (message.go).
+	migrationMessageDevices,
 }
 
 // SchemaVersion is the schema version this program writes.

@@ -482,6 +482,8 @@ func TestMessageGroupSeq(t *testing.T) {
 	// Back to the schema before group_seq (version 5), with a message
 	// written then: what later versions added goes too.
 	for _, q := range []string{
+		"ALTER TABLE messages DROP COLUMN sender_device",
+		"ALTER TABLE messages DROP COLUMN sender_device_name",
 		"ALTER TABLE identity DROP COLUMN user_key",
 		"ALTER TABLE identity DROP COLUMN user_seed",
 		"ALTER TABLE identity DROP COLUMN device_cert",

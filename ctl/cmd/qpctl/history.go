@@ -60,7 +60,14 @@ duration before now (24h).`,
 	groupFlag(cmd, &group, groupFlagHelp)
 	cmd.Flags().StringVar(&search, "search", "", "only messages whose text contains this")
 	cmd.Flags().StringVar(&since, "since", "", "only messages sent at or after this time, or this long ago (24h)")
+	devicesFlag(cmd, &a.devices)
 	return cmd
+}
+
+// devicesFlag adds --devices: show which device of the person sent each
+// message (--json always carries it).
+func devicesFlag(cmd *cobra.Command, v *bool) {
+	cmd.Flags().BoolVar(v, "devices", false, "show the sending device (key fingerprint and label) beside the person")
 }
 
 // parseSince reads --since: an RFC 3339 time, a date, or a duration before

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -211,6 +212,11 @@ type messageJSON struct {
 	Deleted   bool          `json:"deleted,omitempty"`
 	ExpiresAt string        `json:"expires_at,omitempty"`
 	Receipts  []receiptJSON `json:"receipts,omitempty"`
+	// SenderDevice is the key (hex) of the device that sent it, empty for
+	// messages stored before qpd recorded devices; SenderDeviceName its
+	// label, byte-exact.
+	SenderDevice     string `json:"sender_device"`
+	SenderDeviceName string `json:"sender_device_name,omitempty"`
 }
 
 // receiptJSON is a member's state of a message.
@@ -232,6 +238,7 @@ func toMessageJSON(m *daemonv1.Message) messageJSON {
 		GroupID: m.GetGroupId(), GroupName: m.GetGroupName(), Seq: m.GetSeq(), GroupSeq: m.GetGroupSeq(), MessageID: m.GetMessageId(),
 		Sender: m.GetSender(), Text: m.GetText(), SentAt: timeString(m.GetSentAt()), ReceivedAt: timeString(m.GetReceivedAt()),
 		Outgoing: m.GetOutgoing(), Kind: kindName(m.GetKind()), Ref: m.GetRef(), Deleted: m.GetDeleted(),
+		SenderDevice: hex.EncodeToString(m.GetSenderDevice()), SenderDeviceName: m.GetSenderDeviceName(),
 	}
 	if m.GetEditedAt() != nil {
 		j.EditedAt = timeString(m.GetEditedAt())
@@ -253,8 +260,33 @@ func (a *app) printMessageLine(m *daemonv1.Message, note string) error {
 	if name == "" {
 		name = m.GetGroupId()
 	}
-	_, err := fmt.Fprintf(a.stdout, "[%s %s %s] %s: %s\n", escapeLine(name), groupNumber(m.GetGroupSeq()), timeString(m.GetSentAt()), escapeLine(m.GetSender()), contentLine(m, note))
+	sender := escapeLine(m.GetSender())
+	if a.devices {
+		sender += " " + deviceNote(m)
+	}
+	_, err := fmt.Fprintf(a.stdout, "[%s %s %s] %s: %s\n", escapeLine(name), groupNumber(m.GetGroupSeq()), timeString(m.GetSentAt()), sender, contentLine(m, note))
 	return err
+}
+
+// deviceFingerprintLen is how many hex characters of a device key
+// --devices shows (enough to name it to qpctl devices revoke).
+const deviceFingerprintLen = 16
+
+// deviceNote is the sending device of m for --devices: "(device FP
+// LABEL)", the label escaped like every peer's text; "(device ?)" for a
+// message stored before qpd recorded devices.
+func deviceNote(m *daemonv1.Message) string {
+	d := hex.EncodeToString(m.GetSenderDevice())
+	if d == "" {
+		return "(device ?)"
+	}
+	if len(d) > deviceFingerprintLen {
+		d = d[:deviceFingerprintLen]
+	}
+	if l := m.GetSenderDeviceName(); l != "" {
+		d += " " + escapeLine(l)
+	}
+	return "(device " + d + ")"
 }
 
 type recvOptions struct {
@@ -274,7 +306,9 @@ Each message is printed as
   [GROUP #N TIME] SENDER: TEXT
 where N is the message's number in the group's order, the same for every
 member (#? while the node has not numbered it: your own message still in
-the outbox, a group of one, old history). Control characters
+the outbox, a group of one, old history). SENDER is the person; with
+--devices it is followed by the device that sent it, as
+"(device FINGERPRINT LABEL)" ("(device ?)" for old history). Control characters
 and bidi overrides in names and texts are shown escaped (\n, \x1b, \u202e);
 the further lines of a multi-line text follow as "    | " continuation
 lines. With --json each message is one JSON object, byte-exact.`,
@@ -295,6 +329,7 @@ lines. With --json each message is one JSON object, byte-exact.`,
 	cmd.Flags().BoolVar(&o.peek, "peek", false, "leave the printed messages unread")
 	cmd.Flags().BoolVar(&o.all, "all", false, "print the whole stored history, not only unread messages")
 	cmd.Flags().BoolVar(&o.noReceipts, "no-receipts", false, "mark read without sending read receipts")
+	devicesFlag(cmd, &a.devices)
 	return cmd
 }
 

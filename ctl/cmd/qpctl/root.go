@@ -43,6 +43,9 @@ type app struct {
 	stdout, stderr io.Writer
 	socket         string
 	json           bool
+	// devices: recv and history show the sending device beside the
+	// person (--devices).
+	devices bool
 	// ran is set once flags and arguments were accepted: an error before
 	// that is a usage error.
 	ran bool

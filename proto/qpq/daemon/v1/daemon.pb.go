@@ -2181,9 +2181,16 @@ type Message struct {
 	// When the message disappears (unset: never).
 	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,24,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	// Each member's delivery and read state of the message, by member.
-	Receipts      []*Receipt `protobuf:"bytes,25,rep,name=receipts,proto3" json:"receipts,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Receipts []*Receipt `protobuf:"bytes,25,rep,name=receipts,proto3" json:"receipts,omitempty"`
+	// The device of the sender that sent it: its signature key (for a person
+	// with one device and no certificate, the identity key itself). Empty
+	// for messages stored before qpd recorded devices.
+	SenderDevice []byte `protobuf:"bytes,26,opt,name=sender_device,json=senderDevice,proto3" json:"sender_device,omitempty"`
+	// That device's label, as the sender's person chose it: untrusted text,
+	// escape it before showing it. Empty when the device has none.
+	SenderDeviceName string `protobuf:"bytes,27,opt,name=sender_device_name,json=senderDeviceName,proto3" json:"sender_device_name,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Message) Reset() {
@@ -2333,6 +2340,20 @@ func (x *Message) GetReceipts() []*Receipt {
 		return x.Receipts
 	}
 	return nil
+}
+
+func (x *Message) GetSenderDevice() []byte {
+	if x != nil {
+		return x.SenderDevice
+	}
+	return nil
+}
+
+func (x *Message) GetSenderDeviceName() string {
+	if x != nil {
+		return x.SenderDeviceName
+	}
+	return ""
 }
 
 // A member's state of a message. Members send receipts unless their qpd
@@ -6307,7 +6328,7 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\x05state\x18\x04 \x01(\x0e2\x1c.qpq.daemon.v1.DeliveryStateR\x05state\x12!\n" +
 	"\fstate_detail\x18\x05 \x01(\tR\vstateDetail\x12G\n" +
 	"\x11unreachable_since\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x10unreachableSince\x12\x1b\n" +
-	"\tgroup_seq\x18\a \x01(\x04R\bgroupSeq\"\xe3\x04\n" +
+	"\tgroup_seq\x18\a \x01(\x04R\bgroupSeq\"\xb6\x05\n" +
 	"\aMessage\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1d\n" +
 	"\n" +
@@ -6330,7 +6351,9 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\adeleted\x18\x17 \x01(\bR\adeleted\x129\n" +
 	"\n" +
 	"expires_at\x18\x18 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x122\n" +
-	"\breceipts\x18\x19 \x03(\v2\x16.qpq.daemon.v1.ReceiptR\breceipts\"\x83\x01\n" +
+	"\breceipts\x18\x19 \x03(\v2\x16.qpq.daemon.v1.ReceiptR\breceipts\x12#\n" +
+	"\rsender_device\x18\x1a \x01(\fR\fsenderDevice\x12,\n" +
+	"\x12sender_device_name\x18\x1b \x01(\tR\x10senderDeviceName\"\x83\x01\n" +
 	"\aReceipt\x12\x16\n" +
 	"\x06member\x18\x01 \x01(\tR\x06member\x124\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1c.qpq.daemon.v1.ReceiptStatusR\x06status\x12*\n" +
