@@ -176,6 +176,9 @@ ALTER TABLE groups ADD COLUMN disappear_after INTEGER NOT NULL DEFAULT 0;
 	// 10: the device key apart from the user key, and the device's
 	// certificate chain (identity.go).
 	migrationDevices,
+	// 11: the highest device list version accepted per person
+	// (devicelist.go).
+	migrationDeviceListVersions,
 }
 
 // SchemaVersion is the schema version this program writes.
