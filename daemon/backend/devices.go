@@ -65,7 +65,11 @@ type LinkStep struct {
 	// Code and Expires: the code to show (first step).
 	Code    string
 	Expires time.Time
-	// Device: the device certified (second step).
+	// Request: the device asking to be linked, for the user to confirm
+	// (second step). Returning an error from step refuses it; step must
+	// answer within LinkConsentWait.
+	Request *DeviceEntry
+	// Device: the device certified (third step).
 	Device *DeviceEntry
 }
 

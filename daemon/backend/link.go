@@ -120,6 +120,13 @@ func (b *Backend) Link(ctx context.Context, timeout time.Duration, step func(Lin
 	if len(list.Devices) >= devid.MaxDevices {
 		return nil, fmt.Errorf("%w: %d devices", ErrTooManyDevices, len(list.Devices))
 	}
+	if err := b.linkConsent(ctx, c, keys, slot, req, step); err != nil {
+		// The refusal stays in the slot until the node's TTL ends it, so
+		// the new device can read it; the code is spent (one request).
+		closed = true
+		return nil, err
+	}
+	now = time.Now()
 	chain, err := user.IssueDevice(req.Device, req.Name, now, 0)
 	if err != nil {
 		return nil, fmt.Errorf("%w: certify device: %w", ErrLink, err)
@@ -285,6 +292,13 @@ func (b *Backend) currentDeviceList(ctx context.Context, c *nodeclient.Client, u
 // AcceptLink runs the new device's side with code; name labels it. It
 // stores nothing unless the whole response checks out.
 func (b *Backend) AcceptLink(ctx context.Context, code, name string, timeout time.Duration) (*AcceptedLink, error) {
+	return b.AcceptLinkShowing(ctx, code, name, timeout, nil)
+}
+
+// AcceptLinkShowing is AcceptLink that reports this device's new key to
+// shown (when not nil) once its request is at the node, so the person can
+// compare it with the key the primary shows.
+func (b *Backend) AcceptLinkShowing(ctx context.Context, code, name string, timeout time.Duration, shown func(device ed25519.PublicKey)) (*AcceptedLink, error) {
 	if timeout <= 0 {
 		timeout = AcceptWait
 	}
@@ -329,6 +343,10 @@ func (b *Backend) AcceptLink(ctx context.Context, code, name string, timeout tim
 	if err := c.LinkPut(ctx, slot, link.BoxRequest, sealed); err != nil {
 		return nil, fmt.Errorf("%w: the node took no request for this code (a wrong, expired or used code?): %w", ErrLink, err)
 	}
+	b.log.Info("link request sent; compare this device's key with the one the primary shows", "device", FormatKey(pub))
+	if shown != nil {
+		shown(pub)
+	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	sealedResp, err := pollBox(wctx, c, slot, link.BoxResponse)
@@ -356,6 +374,11 @@ func openResponse(keys *link.Keys, sealed []byte, device ed25519.PublicKey, now 
 	pt, err := keys.Open(link.BoxResponse, sealed)
 	if err != nil {
 		return nil, fmt.Errorf("%w: the response: %w", ErrLink, err)
+	}
+	if refused, err := link.IsRefusal(pt, device); err != nil {
+		return nil, fmt.Errorf("%w: the response: %w", ErrLink, err)
+	} else if refused {
+		return nil, fmt.Errorf("%w: %w", ErrLinkRefused, link.ErrRefused)
 	}
 	resp, err := link.ParseResponse(pt)
 	if err != nil {
