@@ -222,6 +222,7 @@ func (b *Backend) RevokeDevice(ctx context.Context, device string) (*RevokeResul
 	if _, err := c.PublishDevices(ctx, signed); err != nil {
 		return nil, fmt.Errorf("%w: publish the device list: %w", ErrNotConnected, err)
 	}
+	b.notePublished(ctx, next)
 	b.log.Info("device revoked", "device", FormatKey(d), "list_version", next.Version)
 	b.deviceEvent(ctx, user.PublicKey(), d, true)
 	res := &RevokeResult{Device: d, Version: next.Version}

@@ -153,6 +153,7 @@ func (b *Backend) Link(ctx context.Context, timeout time.Duration, step func(Lin
 	if _, err := c.PublishDevices(ctx, signed); err != nil {
 		return nil, fmt.Errorf("%w: publish the device list: %w", ErrLink, err)
 	}
+	b.notePublished(ctx, next)
 	if err := c.LinkPut(ctx, slot, link.BoxResponse, sealedResp); err != nil {
 		return nil, fmt.Errorf("%w: send the response: %w", ErrLink, err)
 	}
@@ -277,7 +278,11 @@ func (b *Backend) currentDeviceList(ctx context.Context, c *nodeclient.Client, u
 		return nil, fmt.Errorf("%w: fetch the device list: %w", ErrNotConnected, err)
 	}
 	if len(raw) == 0 {
-		return devid.ImplicitDeviceList(user), nil
+		l := devid.ImplicitDeviceList(user)
+		if err := b.acceptListVersion(ctx, l); err != nil {
+			return nil, err
+		}
+		return l, nil
 	}
 	l, err := devid.ParseDeviceList(raw)
 	if err != nil {
@@ -285,6 +290,9 @@ func (b *Backend) currentDeviceList(ctx context.Context, c *nodeclient.Client, u
 	}
 	if !l.User.Equal(user) {
 		return nil, fmt.Errorf("%w: the node answered the device list of %s for %s", ErrInvalidArgument, FormatKey(l.User), FormatKey(user))
+	}
+	if err := b.acceptListVersion(ctx, l); err != nil {
+		return nil, err
 	}
 	return l, nil
 }
@@ -426,6 +434,12 @@ func (b *Backend) storeLinked(ctx context.Context, resp *link.Response, device e
 		}
 		if err := tx.PutIdentity(id); err != nil {
 			return err
+		}
+		// The list was checked with the response: U signed it.
+		if l, err := devid.ParseDeviceList(resp.DeviceList); err == nil {
+			if err := tx.NoteDeviceListVersion(l.User, l.Version); err != nil {
+				return err
+			}
 		}
 		for _, c := range resp.Contacts {
 			if c.Key.Equal(resp.User) {
