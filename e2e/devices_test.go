@@ -43,7 +43,7 @@ func (u *user) devices(t testing.TB) devicesJSON {
 // added to every group.
 func linkSecond(t *testing.T, primary, second *user, name string, wantGroups int) string {
 	t.Helper()
-	lp := startProc(t, "qpctl link", qpctlBin, "--socket", primary.socket, "link", "--json")
+	lp := startProc(t, "qpctl link", qpctlBin, "--socket", primary.socket, "link", "--yes", "--json")
 	var code string
 	waitFor(t, "a link code", func() bool {
 		for _, l := range strings.Split(lp.out.String(), "\n") {
@@ -305,7 +305,7 @@ func TestQpdLinkFlag(t *testing.T) {
 		t.Fatalf("qpd --link with a malformed code: %v\n%s", err, out)
 	}
 
-	lp := startProc(t, "qpctl link", qpctlBin, "--socket", alice.socket, "link", "--json")
+	lp := startProc(t, "qpctl link", qpctlBin, "--socket", alice.socket, "link", "--yes", "--json")
 	var code string
 	waitFor(t, "a link code", func() bool {
 		var m struct {

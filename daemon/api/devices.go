@@ -29,6 +29,8 @@ func deviceStatus(err error) error {
 		code = codes.InvalidArgument
 	case errors.Is(err, link.ErrSealed), errors.Is(err, link.ErrWrongUser), errors.Is(err, link.ErrRequest), errors.Is(err, link.ErrMalformed):
 		code = codes.PermissionDenied
+	case errors.Is(err, backend.ErrLinkRefused):
+		code = codes.PermissionDenied
 	case errors.Is(err, backend.ErrLink):
 		code = codes.Aborted
 	}
@@ -55,6 +57,11 @@ func (s *Server) Link(req *daemonv1.LinkRequest, stream grpc.ServerStreamingServ
 		}
 		if st.Device != nil {
 			m.Device = devicePB(*st.Device)
+		}
+		if st.Request != nil {
+			return s.confirmLink(stream.Context(), *st.Request, func() error {
+				return stream.Send(&daemonv1.LinkProgress{Request: devicePB(*st.Request)})
+			})
 		}
 		return stream.Send(m)
 	})

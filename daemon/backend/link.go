@@ -386,7 +386,7 @@ func openResponse(keys *link.Keys, sealed []byte, device ed25519.PublicKey, now 
 	if refused, err := link.IsRefusal(pt, device); err != nil {
 		return nil, fmt.Errorf("%w: the response: %w", ErrLink, err)
 	} else if refused {
-		return nil, fmt.Errorf("%w: %w", ErrLinkRefused, link.ErrRefused)
+		return nil, fmt.Errorf("%w: %w (this device's key was %s)", ErrLinkRefused, link.ErrRefused, FormatKey(device))
 	}
 	resp, err := link.ParseResponse(pt)
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 // addDeviceCommands adds `link` (show a code on the primary, or accept
 // one on a new device) and `devices` (list, revoke).
 func (a *app) addDeviceCommands(root *cobra.Command) {
-	var qr bool
+	var qr, yes bool
 	var accept, name string
 	var timeout time.Duration
 	link := &cobra.Command{
@@ -25,7 +25,11 @@ func (a *app) addDeviceCommands(root *cobra.Command) {
 print a one-use code (with --qr also as a QR code) and wait until a new device
 uses it: the new device gets its own key certified by your identity key, your
 contacts and the list of your groups, and this device adds it to every group.
-The code is valid for 10 minutes (--timeout) and for one device.
+The code is valid for 10 minutes (--timeout) and for one device. When a device
+uses it, its key and label are shown and you are asked [y/N]: compare the key
+with the one the new device shows; only yes links it. No answer within 90
+seconds, or no, refuses it (the new device is told; the code is spent).
+--yes accepts without asking (scripts).
 
 On the new device, run ` + "`qpd --link CODE`" + ` on an empty state folder, or
 ` + "`qpctl link --accept CODE`" + ` against a qpd that has no identity yet.
@@ -38,15 +42,19 @@ Contacts see one person: safety numbers stay those of your identity key.`,
 				if qr {
 					return usagef("--qr shows a code; --accept takes one")
 				}
+				if yes {
+					return usagef("--yes answers the primary's question: give it there")
+				}
 				return a.acceptLink(cmd.Context(), accept, name, timeout)
 			}
 			if name != "" {
 				return usagef("--name names the new device: give it with --accept there")
 			}
-			return a.link(cmd.Context(), qr, timeout)
+			return a.link(cmd.Context(), qr, yes, timeout)
 		},
 	}
 	link.Flags().BoolVar(&qr, "qr", false, "also draw the code as a QR code")
+	link.Flags().BoolVar(&yes, "yes", false, "link the device that uses the code without asking")
 	link.Flags().StringVar(&accept, "accept", "", "the code a primary device shows: become its new device")
 	link.Flags().StringVar(&name, "name", "", "with --accept: this device's label (for example laptop)")
 	link.Flags().DurationVar(&timeout, "timeout", 0, "how long the code is valid (default 10m), or with --accept how long to wait (default 2m)")
@@ -139,7 +147,7 @@ func devicesJSON(r *daemonv1.DevicesResponse) map[string]any {
 
 // link shows a code and follows the primary's side until the new device
 // is in every group.
-func (a *app) link(ctx context.Context, qr bool, timeout time.Duration) error {
+func (a *app) link(ctx context.Context, qr, yes bool, timeout time.Duration) error {
 	if timeout < 0 {
 		return usagef("--timeout must not be negative")
 	}
@@ -200,6 +208,10 @@ func (a *app) link(ctx context.Context, qr bool, timeout time.Duration) error {
 			}
 			if err := a.printf("on the new device: qpd --link CODE (or qpctl link --accept CODE); valid until %s\n",
 				m.GetExpires().AsTime().Local().Format("15:04:05")); err != nil {
+				return err
+			}
+		case m.GetRequest() != nil:
+			if err := a.answerLinkRequest(cctx, c, m.GetRequest(), yes); err != nil {
 				return err
 			}
 		case m.GetDone():
