@@ -101,8 +101,10 @@ func (s *Server) Devices(ctx context.Context, _ *daemonv1.DevicesRequest) (*daem
 // RevokeDevice implements the RevokeDevice call.
 func (s *Server) RevokeDevice(ctx context.Context, req *daemonv1.RevokeDeviceRequest) (*daemonv1.RevokeDeviceResponse, error) {
 	r, err := s.b.RevokeDevice(ctx, req.GetDevice())
-	if err != nil {
+	if err != nil && (r == nil || !errors.Is(err, backend.ErrRevokeIncomplete)) {
 		return nil, deviceStatus(err)
 	}
+	// Incomplete: the device is out of the list, and GroupsFailed names
+	// the groups it is still in (revoking it again completes them).
 	return &daemonv1.RevokeDeviceResponse{Version: r.Version, Device: backend.FormatKey(r.Device), Groups: uint32(r.Groups), GroupsFailed: r.GroupsFailed}, nil
 }

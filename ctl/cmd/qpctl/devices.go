@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -112,15 +113,21 @@ after. Only a primary device can revoke, and not itself.`,
 					return err
 				}
 				if a.json {
-					return a.printJSON(map[string]any{"device": r.GetDevice(), "version": r.GetVersion(), "groups": r.GetGroups(), "groups_failed": r.GetGroupsFailed()})
-				}
-				if err := a.printf("revoked %s (device list version %d), removed from %d group(s)\n", r.GetDevice(), r.GetVersion(), r.GetGroups()); err != nil {
-					return err
-				}
-				for _, f := range r.GetGroupsFailed() {
-					if err := a.printf("  not removed from %s\n", f); err != nil {
+					if err := a.printJSON(map[string]any{"device": r.GetDevice(), "version": r.GetVersion(), "groups": r.GetGroups(), "groups_failed": r.GetGroupsFailed()}); err != nil {
 						return err
 					}
+				} else {
+					if err := a.printf("revoked %s (device list version %d), removed from %d group(s)\n", r.GetDevice(), r.GetVersion(), r.GetGroups()); err != nil {
+						return err
+					}
+					for _, f := range r.GetGroupsFailed() {
+						if err := a.printf("  not removed from %s\n", f); err != nil {
+							return err
+						}
+					}
+				}
+				if n := len(r.GetGroupsFailed()); n > 0 {
+					return fmt.Errorf("revocation incomplete: the device is still in %d group(s); run qpctl devices revoke %s again", n, r.GetDevice())
 				}
 				return nil
 			})
