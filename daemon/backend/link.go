@@ -155,7 +155,12 @@ func (b *Backend) Link(ctx context.Context, timeout time.Duration, step func(Lin
 	}
 	b.notePublished(ctx, next)
 	if err := c.LinkPut(ctx, slot, link.BoxResponse, sealedResp); err != nil {
-		return nil, fmt.Errorf("%w: send the response: %w", ErrLink, err)
+		// D is listed but never got its identity: withdraw it, so no
+		// half-linked device stays in the list.
+		if werr := b.withdrawLinked(ctx, c, user, next, req.Device); werr != nil {
+			return nil, fmt.Errorf("%w: send the response: %w; withdrawing device %s failed: %w", ErrLink, err, FormatKey(req.Device), werr)
+		}
+		return nil, fmt.Errorf("%w: send the response: %w (device %s withdrawn from the list)", ErrLink, err, FormatKey(req.Device))
 	}
 	dev := DeviceEntry{Key: req.Device, Name: req.Name}
 	b.log.Info("device linked", "device", FormatKey(req.Device), "name", req.Name, "list_version", next.Version)

@@ -2,10 +2,12 @@ package backend
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/quicproquo/quicproquo/internal/devid"
 	"github.com/quicproquo/quicproquo/internal/link"
 	nodeclient "github.com/quicproquo/quicproquo/node/client"
 )
@@ -50,4 +52,27 @@ func (b *Backend) linkConsent(ctx context.Context, c *nodeclient.Client, keys *l
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrLinkRefused, err)
+}
+
+// withdrawLinked publishes list without device, one version up: the
+// device was listed but its response did not reach the node.
+func (b *Backend) withdrawLinked(ctx context.Context, c *nodeclient.Client, user *devid.User, list *devid.DeviceList, device ed25519.PublicKey) error {
+	next := &devid.DeviceList{User: user.PublicKey(), Version: list.Version + 1, Created: time.Now()}
+	for _, d := range list.Devices {
+		if !d.Equal(device) {
+			next.Devices = append(next.Devices, d)
+		}
+	}
+	signed, err := next.Sign(user.Key)
+	if err != nil {
+		return fmt.Errorf("backend: sign device list: %w", err)
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if _, err := c.PublishDevices(wctx, signed); err != nil {
+		return fmt.Errorf("%w: publish the device list: %w", ErrNotConnected, err)
+	}
+	b.notePublished(ctx, next)
+	b.log.Warn("linked device withdrawn: its response did not reach the node", "device", FormatKey(device), "list_version", next.Version)
+	return nil
 }
