@@ -112,29 +112,35 @@ after. Only a primary device can revoke, and not itself.`,
 				if err != nil {
 					return err
 				}
-				if a.json {
-					if err := a.printJSON(map[string]any{"device": r.GetDevice(), "version": r.GetVersion(), "groups": r.GetGroups(), "groups_failed": r.GetGroupsFailed()}); err != nil {
-						return err
-					}
-				} else {
-					if err := a.printf("revoked %s (device list version %d), removed from %d group(s)\n", r.GetDevice(), r.GetVersion(), r.GetGroups()); err != nil {
-						return err
-					}
-					for _, f := range r.GetGroupsFailed() {
-						if err := a.printf("  not removed from %s\n", f); err != nil {
-							return err
-						}
-					}
-				}
-				if n := len(r.GetGroupsFailed()); n > 0 {
-					return fmt.Errorf("revocation incomplete: the device is still in %d group(s); run qpctl devices revoke %s again", n, r.GetDevice())
-				}
-				return nil
+				return a.printRevoked(r)
 			})
 		},
 	}
 	devices.AddCommand(revoke)
 	root.AddCommand(devices)
+}
+
+// printRevoked prints what a revocation did; one that left the device in
+// some groups is an error (exit 1) that says to run it again.
+func (a *app) printRevoked(r *daemonv1.RevokeDeviceResponse) error {
+	if a.json {
+		if err := a.printJSON(map[string]any{"device": r.GetDevice(), "version": r.GetVersion(), "groups": r.GetGroups(), "groups_failed": r.GetGroupsFailed()}); err != nil {
+			return err
+		}
+	} else {
+		if err := a.printf("revoked %s (device list version %d), removed from %d group(s)\n", r.GetDevice(), r.GetVersion(), r.GetGroups()); err != nil {
+			return err
+		}
+		for _, f := range r.GetGroupsFailed() {
+			if err := a.printf("  not removed from %s\n", f); err != nil {
+				return err
+			}
+		}
+	}
+	if n := len(r.GetGroupsFailed()); n > 0 {
+		return fmt.Errorf("revocation incomplete: the device is still in %d group(s); run qpctl devices revoke %s again", n, r.GetDevice())
+	}
+	return nil
 }
 
 func primaryNote(primary bool) string {
