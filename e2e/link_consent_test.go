@@ -51,8 +51,9 @@ func TestLinkRefusedOnPrimary(t *testing.T) {
 			break
 		}
 	}
-	if len(asked.Request) != 64 || asked.Name != "laptop" || !strings.Contains(r.stderr, asked.Request) {
-		t.Fatalf("the primary showed %+v; the new device said %q", asked, r.stderr)
+	if len(asked.Request) != 64 || asked.Name != "laptop" || !strings.Contains(r.stderr, asked.Request) ||
+		!strings.Contains(r.stdout, `"this_device":"`+asked.Request+`"`) {
+		t.Fatalf("the primary showed %+v; the new device said %q, %q", asked, r.stdout, r.stderr)
 	}
 	if st := laptop.status(t); st.Identity != "" {
 		t.Fatalf("a refused device has the identity %s", st.Identity)

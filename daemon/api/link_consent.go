@@ -2,12 +2,14 @@ package api
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -98,4 +100,24 @@ func (s *Server) ConfirmLink(_ context.Context, req *daemonv1.ConfirmLinkRequest
 		return nil, status.Errorf(codes.NotFound, "no link request from device %q waits for an answer", key)
 	}
 	return &daemonv1.ConfirmLinkResponse{}, nil
+}
+
+// AcceptLinkSteps implements the AcceptLinkSteps call.
+func (s *Server) AcceptLinkSteps(req *daemonv1.AcceptLinkRequest, stream grpc.ServerStreamingServer[daemonv1.AcceptLinkProgress]) error {
+	var timeout time.Duration
+	if req.GetTimeout() != nil {
+		timeout = req.GetTimeout().AsDuration()
+	}
+	var sendErr error
+	r, err := s.b.AcceptLinkShowing(stream.Context(), req.GetCode(), req.GetName(), timeout, func(d ed25519.PublicKey) {
+		sendErr = stream.Send(&daemonv1.AcceptLinkProgress{Device: backend.FormatKey(d)})
+	})
+	if err != nil {
+		return deviceStatus(err)
+	}
+	if sendErr != nil {
+		return sendErr
+	}
+	return stream.Send(&daemonv1.AcceptLinkProgress{Done: &daemonv1.AcceptLinkResponse{Identity: backend.FormatKey(r.User), Device: backend.FormatKey(r.Device),
+		Contacts: uint32(r.Contacts), Groups: uint32(r.Groups)}})
 }

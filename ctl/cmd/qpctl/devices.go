@@ -254,28 +254,3 @@ func (a *app) link(ctx context.Context, qr, yes bool, timeout time.Duration) err
 		}
 	}
 }
-
-func (a *app) acceptLink(ctx context.Context, code, name string, timeout time.Duration) error {
-	if timeout < 0 {
-		return usagef("--timeout must not be negative")
-	}
-	wait := timeout
-	if wait == 0 {
-		wait = 2 * time.Minute
-	}
-	return a.call(ctx, wait, func(ctx context.Context, c *client.Client) error {
-		req := &daemonv1.AcceptLinkRequest{Code: code, Name: name}
-		if timeout > 0 {
-			req.Timeout = durationpb.New(timeout)
-		}
-		r, err := c.AcceptLink(ctx, req)
-		if err != nil {
-			return err
-		}
-		if a.json {
-			return a.printJSON(map[string]any{"identity": r.GetIdentity(), "device": r.GetDevice(), "contacts": r.GetContacts(), "groups": r.GetGroups()})
-		}
-		return a.printf("linked: identity %s, this device %s; %d contact(s); %d group(s) to join\n",
-			r.GetIdentity(), r.GetDevice(), r.GetContacts(), r.GetGroups())
-	})
-}

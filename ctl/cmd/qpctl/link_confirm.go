@@ -3,11 +3,14 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
+	"io"
 	"strings"
 	"time"
 
 	"github.com/quicproquo/quicproquo/daemon/client"
 	daemonv1 "github.com/quicproquo/quicproquo/proto/qpq/daemon/v1"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // linkAskWait is how long `qpctl link` waits for the person's answer (the
@@ -54,4 +57,56 @@ func (a *app) readYes(wait time.Duration) bool {
 	case <-time.After(wait):
 		return false
 	}
+}
+
+// acceptLink makes the daemon the new device of the person whose primary
+// shows code. It prints this device's key as soon as the request is at
+// the node (to compare with the primary's screen), then the result.
+func (a *app) acceptLink(ctx context.Context, code, name string, timeout time.Duration) error {
+	if timeout < 0 {
+		return usagef("--timeout must not be negative")
+	}
+	wait := timeout
+	if wait == 0 {
+		wait = 2 * time.Minute
+	}
+	return a.call(ctx, wait, func(ctx context.Context, c *client.Client) error {
+		req := &daemonv1.AcceptLinkRequest{Code: code, Name: name}
+		if timeout > 0 {
+			req.Timeout = durationpb.New(timeout)
+		}
+		stream, err := c.AcceptLinkSteps(ctx, req)
+		if err != nil {
+			return err
+		}
+		for {
+			m, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return errors.New("link: the daemon ended the exchange without an answer")
+			}
+			if err != nil {
+				return err
+			}
+			if d := m.GetDevice(); d != "" {
+				if a.json {
+					err = a.printJSON(map[string]any{"this_device": d})
+				} else {
+					err = a.printf("this device's key is %s: compare it with the key the primary device shows\n", d)
+				}
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			r := m.GetDone()
+			if r == nil {
+				continue
+			}
+			if a.json {
+				return a.printJSON(map[string]any{"identity": r.GetIdentity(), "device": r.GetDevice(), "contacts": r.GetContacts(), "groups": r.GetGroups()})
+			}
+			return a.printf("linked: identity %s, this device %s; %d contact(s); %d group(s) to join\n",
+				r.GetIdentity(), r.GetDevice(), r.GetContacts(), r.GetGroups())
+		}
+	})
 }

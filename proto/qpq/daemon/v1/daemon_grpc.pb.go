@@ -71,6 +71,7 @@ const (
 	Daemon_Link_FullMethodName            = "/qpq.daemon.v1.Daemon/Link"
 	Daemon_ConfirmLink_FullMethodName     = "/qpq.daemon.v1.Daemon/ConfirmLink"
 	Daemon_AcceptLink_FullMethodName      = "/qpq.daemon.v1.Daemon/AcceptLink"
+	Daemon_AcceptLinkSteps_FullMethodName = "/qpq.daemon.v1.Daemon/AcceptLinkSteps"
 	Daemon_Devices_FullMethodName         = "/qpq.daemon.v1.Daemon/Devices"
 	Daemon_RevokeDevice_FullMethodName    = "/qpq.daemon.v1.Daemon/RevokeDevice"
 )
@@ -199,6 +200,10 @@ type DaemonClient interface {
 	// and imports the contacts; the groups follow as the primary adds this
 	// device to them.
 	AcceptLink(ctx context.Context, in *AcceptLinkRequest, opts ...grpc.CallOption) (*AcceptLinkResponse, error)
+	// AcceptLinkSteps is AcceptLink that first sends this device's new key,
+	// once its request is at the node, to show while the primary's person
+	// compares it with theirs; the last message is the result.
+	AcceptLinkSteps(ctx context.Context, in *AcceptLinkRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AcceptLinkProgress], error)
 	// Devices lists this person's devices (the current signed device list).
 	Devices(ctx context.Context, in *DevicesRequest, opts ...grpc.CallOption) (*DevicesResponse, error)
 	// RevokeDevice removes a device: the daemon publishes the device list
@@ -612,6 +617,25 @@ func (c *daemonClient) AcceptLink(ctx context.Context, in *AcceptLinkRequest, op
 	return out, nil
 }
 
+func (c *daemonClient) AcceptLinkSteps(ctx context.Context, in *AcceptLinkRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AcceptLinkProgress], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Daemon_ServiceDesc.Streams[4], Daemon_AcceptLinkSteps_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[AcceptLinkRequest, AcceptLinkProgress]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Daemon_AcceptLinkStepsClient = grpc.ServerStreamingClient[AcceptLinkProgress]
+
 func (c *daemonClient) Devices(ctx context.Context, in *DevicesRequest, opts ...grpc.CallOption) (*DevicesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DevicesResponse)
@@ -756,6 +780,10 @@ type DaemonServer interface {
 	// and imports the contacts; the groups follow as the primary adds this
 	// device to them.
 	AcceptLink(context.Context, *AcceptLinkRequest) (*AcceptLinkResponse, error)
+	// AcceptLinkSteps is AcceptLink that first sends this device's new key,
+	// once its request is at the node, to show while the primary's person
+	// compares it with theirs; the last message is the result.
+	AcceptLinkSteps(*AcceptLinkRequest, grpc.ServerStreamingServer[AcceptLinkProgress]) error
 	// Devices lists this person's devices (the current signed device list).
 	Devices(context.Context, *DevicesRequest) (*DevicesResponse, error)
 	// RevokeDevice removes a device: the daemon publishes the device list
@@ -880,6 +908,9 @@ func (UnimplementedDaemonServer) ConfirmLink(context.Context, *ConfirmLinkReques
 }
 func (UnimplementedDaemonServer) AcceptLink(context.Context, *AcceptLinkRequest) (*AcceptLinkResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AcceptLink not implemented")
+}
+func (UnimplementedDaemonServer) AcceptLinkSteps(*AcceptLinkRequest, grpc.ServerStreamingServer[AcceptLinkProgress]) error {
+	return status.Error(codes.Unimplemented, "method AcceptLinkSteps not implemented")
 }
 func (UnimplementedDaemonServer) Devices(context.Context, *DevicesRequest) (*DevicesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Devices not implemented")
@@ -1528,6 +1559,17 @@ func _Daemon_AcceptLink_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Daemon_AcceptLinkSteps_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(AcceptLinkRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DaemonServer).AcceptLinkSteps(m, &grpc.GenericServerStream[AcceptLinkRequest, AcceptLinkProgress]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Daemon_AcceptLinkStepsServer = grpc.ServerStreamingServer[AcceptLinkProgress]
+
 func _Daemon_Devices_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DevicesRequest)
 	if err := dec(in); err != nil {
@@ -1727,6 +1769,11 @@ var Daemon_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Link",
 			Handler:       _Daemon_Link_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "AcceptLinkSteps",
+			Handler:       _Daemon_AcceptLinkSteps_Handler,
 			ServerStreams: true,
 		},
 	},
