@@ -63,6 +63,9 @@ func (w *linkWaits) answer(key string, yes bool) bool {
 // errNoAnswer: the person did not answer in time.
 var errNoAnswer = errors.New("no answer")
 
+// linkConsentWait is backend.LinkConsentWait (a variable for tests).
+var linkConsentWait = backend.LinkConsentWait
+
 // confirmLink shows the request (send) and waits for ConfirmLink, at most
 // backend.LinkConsentWait; anything but a yes is an error, which refuses.
 func (s *Server) confirmLink(ctx context.Context, d backend.DeviceEntry, send func() error) error {
@@ -75,7 +78,7 @@ func (s *Server) confirmLink(ctx context.Context, d backend.DeviceEntry, send fu
 	if err := send(); err != nil {
 		return err
 	}
-	t := time.NewTimer(backend.LinkConsentWait)
+	t := time.NewTimer(linkConsentWait)
 	defer t.Stop()
 	select {
 	case yes := <-ch:
@@ -84,7 +87,7 @@ func (s *Server) confirmLink(ctx context.Context, d backend.DeviceEntry, send fu
 		}
 		return nil
 	case <-t.C:
-		return fmt.Errorf("%w: %w within %v", backend.ErrLinkRefused, errNoAnswer, backend.LinkConsentWait)
+		return fmt.Errorf("%w: %w within %v", backend.ErrLinkRefused, errNoAnswer, linkConsentWait)
 	case <-ctx.Done():
 		return fmt.Errorf("%w: the call ended: %w", backend.ErrLinkRefused, ctx.Err())
 	}
