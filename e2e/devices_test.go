@@ -43,7 +43,7 @@ func (u *user) devices(t testing.TB) devicesJSON {
 // added to every group.
 func linkSecond(t *testing.T, primary, second *user, name string, wantGroups int) string {
 	t.Helper()
-	lp := startProc(t, "qpctl link", qpctlBin, "--socket", primary.socket, "link", "--json")
+	lp := startProc(t, "qpctl link", qpctlBin, "--socket", primary.socket, "link", "--yes", "--json")
 	var code string
 	waitFor(t, "a link code", func() bool {
 		for _, l := range strings.Split(lp.out.String(), "\n") {
@@ -66,8 +66,20 @@ func linkSecond(t *testing.T, primary, second *user, name string, wantGroups int
 	if r.code != 0 {
 		t.Fatalf("link --accept: %+v", r)
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &acc); err != nil {
+	// First this device's key (to compare with the primary's screen),
+	// last the result.
+	out := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	var shown struct {
+		ThisDevice string `json:"this_device"`
+	}
+	if len(out) != 2 || json.Unmarshal([]byte(out[0]), &shown) != nil {
+		t.Fatalf("link --accept printed %q", r.stdout)
+	}
+	if err := json.Unmarshal([]byte(out[1]), &acc); err != nil {
 		t.Fatal(err)
+	}
+	if shown.ThisDevice != acc.Device || !strings.Contains(lp.out.String(), `"request":"`+acc.Device+`"`) {
+		t.Fatalf("link --accept showed %q, linked %s; the primary asked:\n%s", shown.ThisDevice, acc.Device, lp.out.String())
 	}
 	if acc.Identity != primary.id || len(acc.Device) != 64 || acc.Device == primary.id || acc.Groups != wantGroups {
 		t.Fatalf("link --accept: %+v (primary %s)", acc, primary.id)
@@ -305,7 +317,7 @@ func TestQpdLinkFlag(t *testing.T) {
 		t.Fatalf("qpd --link with a malformed code: %v\n%s", err, out)
 	}
 
-	lp := startProc(t, "qpctl link", qpctlBin, "--socket", alice.socket, "link", "--json")
+	lp := startProc(t, "qpctl link", qpctlBin, "--socket", alice.socket, "link", "--yes", "--json")
 	var code string
 	waitFor(t, "a link code", func() bool {
 		var m struct {

@@ -29,6 +29,8 @@ func deviceStatus(err error) error {
 		code = codes.InvalidArgument
 	case errors.Is(err, link.ErrSealed), errors.Is(err, link.ErrWrongUser), errors.Is(err, link.ErrRequest), errors.Is(err, link.ErrMalformed):
 		code = codes.PermissionDenied
+	case errors.Is(err, backend.ErrLinkRefused):
+		code = codes.PermissionDenied
 	case errors.Is(err, backend.ErrLink):
 		code = codes.Aborted
 	}
@@ -55,6 +57,11 @@ func (s *Server) Link(req *daemonv1.LinkRequest, stream grpc.ServerStreamingServ
 		}
 		if st.Device != nil {
 			m.Device = devicePB(*st.Device)
+		}
+		if st.Request != nil {
+			return s.confirmLink(stream.Context(), *st.Request, func() error {
+				return stream.Send(&daemonv1.LinkProgress{Request: devicePB(*st.Request)})
+			})
 		}
 		return stream.Send(m)
 	})
@@ -94,8 +101,10 @@ func (s *Server) Devices(ctx context.Context, _ *daemonv1.DevicesRequest) (*daem
 // RevokeDevice implements the RevokeDevice call.
 func (s *Server) RevokeDevice(ctx context.Context, req *daemonv1.RevokeDeviceRequest) (*daemonv1.RevokeDeviceResponse, error) {
 	r, err := s.b.RevokeDevice(ctx, req.GetDevice())
-	if err != nil {
+	if err != nil && (r == nil || !errors.Is(err, backend.ErrRevokeIncomplete)) {
 		return nil, deviceStatus(err)
 	}
+	// Incomplete: the device is out of the list, and GroupsFailed names
+	// the groups it is still in (revoking it again completes them).
 	return &daemonv1.RevokeDeviceResponse{Version: r.Version, Device: backend.FormatKey(r.Device), Groups: uint32(r.Groups), GroupsFailed: r.GroupsFailed}, nil
 }

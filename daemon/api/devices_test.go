@@ -27,6 +27,7 @@ func TestDeviceStatus(t *testing.T) {
 		{fmt.Errorf("%w: %w", backend.ErrLink, link.ErrSealed), codes.PermissionDenied},
 		{fmt.Errorf("%w: %w: %w", backend.ErrLink, link.ErrWrongUser, devid.ErrNotIssuedByUser), codes.PermissionDenied},
 		{fmt.Errorf("%w: no answer", backend.ErrLink), codes.Aborted},
+		{fmt.Errorf("%w: %w", backend.ErrLinkRefused, link.ErrRefused), codes.PermissionDenied},
 		{fmt.Errorf("%w: dial", backend.ErrNotConnected), codes.Unavailable},
 		{errors.New("disk"), codes.Internal},
 	} {

@@ -71,8 +71,9 @@ func logUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 // Server implements daemonv1.DaemonServer over a Backend.
 type Server struct {
 	daemonv1.UnimplementedDaemonServer
-	b   *backend.Backend
-	log *slog.Logger
+	b     *backend.Backend
+	log   *slog.Logger
+	links linkWaits // Link calls waiting for ConfirmLink
 }
 
 // toStatus maps backend errors to gRPC status errors.

@@ -156,6 +156,7 @@ func (b *Backend) restoreDevice(ctx context.Context, id devid.Identity) (ed25519
 		clear(dev)
 		return nil, nil, fmt.Errorf("%w: restore: publish the device list: %w", ErrNotConnected, err)
 	}
+	b.notePublished(ctx, next)
 	b.log.Info("new device published", "device", FormatKey(dpub), "list_version", next.Version)
 	return dev, chain, nil
 }

@@ -35,6 +35,10 @@ var (
 	ErrLink = errors.New("link failed")
 	// ErrTooManyDevices: the device list is full.
 	ErrTooManyDevices = errors.New("the device list is full")
+	// ErrRevokeIncomplete: the device is out of the device list but its
+	// removal failed in some groups (RevokeResult.GroupsFailed); revoking
+	// it again completes them.
+	ErrRevokeIncomplete = errors.New("revocation incomplete: the device is still in some groups")
 )
 
 // DeviceEntry is one device of the person.
@@ -65,7 +69,11 @@ type LinkStep struct {
 	// Code and Expires: the code to show (first step).
 	Code    string
 	Expires time.Time
-	// Device: the device certified (second step).
+	// Request: the device asking to be linked, for the user to confirm
+	// (second step). Returning an error from step refuses it; step must
+	// answer within LinkConsentWait.
+	Request *DeviceEntry
+	// Device: the device certified (third step).
 	Device *DeviceEntry
 }
 
@@ -199,6 +207,19 @@ func (b *Backend) RevokeDevice(ctx context.Context, device string) (*RevokeResul
 		return nil, err
 	}
 	d, err := matchDevice(l, device)
+	if errors.Is(err, ErrDeviceNotFound) {
+		// Revoked before, with removals left to do: the list lacks it
+		// already, so only the groups remain.
+		left, lerr := matchDevice(&devid.DeviceList{Devices: b.revokedLeaves(ctx, user.PublicKey(), l)}, device)
+		if lerr != nil {
+			return nil, err
+		}
+		if left.Equal(self) {
+			return nil, ErrRevokeSelf
+		}
+		b.log.Info("completing a revocation", "device", FormatKey(left), "list_version", l.Version)
+		return b.removeRevoked(ctx, left, l.Version)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -218,9 +239,18 @@ func (b *Backend) RevokeDevice(ctx context.Context, device string) (*RevokeResul
 	if _, err := c.PublishDevices(ctx, signed); err != nil {
 		return nil, fmt.Errorf("%w: publish the device list: %w", ErrNotConnected, err)
 	}
+	b.notePublished(ctx, next)
 	b.log.Info("device revoked", "device", FormatKey(d), "list_version", next.Version)
 	b.deviceEvent(ctx, user.PublicKey(), d, true)
-	res := &RevokeResult{Device: d, Version: next.Version}
+	return b.removeRevoked(ctx, d, next.Version)
+}
+
+// removeRevoked removes the leaves of device, out of the device list of
+// version, from every group, one commit per group. A group whose commit
+// fails is named in GroupsFailed and the error is ErrRevokeIncomplete
+// (with the result).
+func (b *Backend) removeRevoked(ctx context.Context, d ed25519.PublicKey, version uint64) (*RevokeResult, error) {
+	res := &RevokeResult{Device: d, Version: version}
 	for _, g := range b.groupsWithLeaf(ctx, d) {
 		if _, _, err := b.runPlan(ctx, FormatKey(g), commitPlan{kind: intentRemoveDevice, peers: []ed25519.PublicKey{d}}, 0); err != nil {
 			b.log.Warn("remove revoked device from group", "group", FormatKey(g), "err", err)
@@ -229,7 +259,49 @@ func (b *Backend) RevokeDevice(ctx context.Context, device string) (*RevokeResul
 		}
 		res.Groups++
 	}
+	if len(res.GroupsFailed) > 0 {
+		return res, fmt.Errorf("%w: %d of %d group(s) failed (revoke it again to complete them): %s", ErrRevokeIncomplete,
+			len(res.GroupsFailed), len(res.GroupsFailed)+res.Groups, strings.Join(res.GroupsFailed, "; "))
+	}
 	return res, nil
+}
+
+// revokedLeaves are the keys of leaves of this person (user) in this
+// device's active groups that the device list l no longer holds: devices
+// revoked whose removal is not done yet.
+func (b *Backend) revokedLeaves(ctx context.Context, user ed25519.PublicKey, l *devid.DeviceList) []ed25519.PublicKey {
+	seen := map[string]bool{}
+	var out []ed25519.PublicKey
+	now := time.Now()
+	_ = b.view(ctx, func(tx *store.Tx) error {
+		gs, err := tx.Groups(false)
+		if err != nil {
+			return err
+		}
+		for _, sg := range gs {
+			_, g, err := loadGroup(tx, sg.ID)
+			if err != nil || !g.Active() {
+				continue
+			}
+			for _, m := range g.Members() {
+				key := ed25519.PublicKey(m.SignatureKey)
+				if len(key) != ed25519.PublicKeySize || seen[string(key)] || l.Has(key) {
+					continue
+				}
+				mine := key.Equal(user) // the identity key's own basic leaf
+				if m.Credential.Type == mls.CredentialX509 {
+					d, err := devid.Verify(m.Credential.Certificates, m.SignatureKey, now)
+					mine = err == nil && d.User.Equal(user)
+				}
+				if mine {
+					seen[string(key)] = true
+					out = append(out, bytes.Clone(key))
+				}
+			}
+		}
+		return nil
+	})
+	return out
 }
 
 // matchDevice finds the device of l that text names: a whole key, or a

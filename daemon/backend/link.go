@@ -120,6 +120,13 @@ func (b *Backend) Link(ctx context.Context, timeout time.Duration, step func(Lin
 	if len(list.Devices) >= devid.MaxDevices {
 		return nil, fmt.Errorf("%w: %d devices", ErrTooManyDevices, len(list.Devices))
 	}
+	if err := b.linkConsent(ctx, c, keys, slot, req, step); err != nil {
+		// The refusal stays in the slot until the node's TTL ends it, so
+		// the new device can read it; the code is spent (one request).
+		closed = true
+		return nil, err
+	}
+	now = time.Now()
 	chain, err := user.IssueDevice(req.Device, req.Name, now, 0)
 	if err != nil {
 		return nil, fmt.Errorf("%w: certify device: %w", ErrLink, err)
@@ -146,8 +153,14 @@ func (b *Backend) Link(ctx context.Context, timeout time.Duration, step func(Lin
 	if _, err := c.PublishDevices(ctx, signed); err != nil {
 		return nil, fmt.Errorf("%w: publish the device list: %w", ErrLink, err)
 	}
+	b.notePublished(ctx, next)
 	if err := c.LinkPut(ctx, slot, link.BoxResponse, sealedResp); err != nil {
-		return nil, fmt.Errorf("%w: send the response: %w", ErrLink, err)
+		// D is listed but never got its identity: withdraw it, so no
+		// half-linked device stays in the list.
+		if werr := b.withdrawLinked(ctx, c, user, next, req.Device); werr != nil {
+			return nil, fmt.Errorf("%w: send the response: %w; withdrawing device %s failed: %w", ErrLink, err, FormatKey(req.Device), werr)
+		}
+		return nil, fmt.Errorf("%w: send the response: %w (device %s withdrawn from the list)", ErrLink, err, FormatKey(req.Device))
 	}
 	dev := DeviceEntry{Key: req.Device, Name: req.Name}
 	b.log.Info("device linked", "device", FormatKey(req.Device), "name", req.Name, "list_version", next.Version)
@@ -270,7 +283,11 @@ func (b *Backend) currentDeviceList(ctx context.Context, c *nodeclient.Client, u
 		return nil, fmt.Errorf("%w: fetch the device list: %w", ErrNotConnected, err)
 	}
 	if len(raw) == 0 {
-		return devid.ImplicitDeviceList(user), nil
+		l := devid.ImplicitDeviceList(user)
+		if err := b.acceptListVersion(ctx, l); err != nil {
+			return nil, err
+		}
+		return l, nil
 	}
 	l, err := devid.ParseDeviceList(raw)
 	if err != nil {
@@ -279,12 +296,22 @@ func (b *Backend) currentDeviceList(ctx context.Context, c *nodeclient.Client, u
 	if !l.User.Equal(user) {
 		return nil, fmt.Errorf("%w: the node answered the device list of %s for %s", ErrInvalidArgument, FormatKey(l.User), FormatKey(user))
 	}
+	if err := b.acceptListVersion(ctx, l); err != nil {
+		return nil, err
+	}
 	return l, nil
 }
 
 // AcceptLink runs the new device's side with code; name labels it. It
 // stores nothing unless the whole response checks out.
 func (b *Backend) AcceptLink(ctx context.Context, code, name string, timeout time.Duration) (*AcceptedLink, error) {
+	return b.AcceptLinkShowing(ctx, code, name, timeout, nil)
+}
+
+// AcceptLinkShowing is AcceptLink that reports this device's new key to
+// shown (when not nil) once its request is at the node, so the person can
+// compare it with the key the primary shows.
+func (b *Backend) AcceptLinkShowing(ctx context.Context, code, name string, timeout time.Duration, shown func(device ed25519.PublicKey)) (*AcceptedLink, error) {
 	if timeout <= 0 {
 		timeout = AcceptWait
 	}
@@ -329,6 +356,10 @@ func (b *Backend) AcceptLink(ctx context.Context, code, name string, timeout tim
 	if err := c.LinkPut(ctx, slot, link.BoxRequest, sealed); err != nil {
 		return nil, fmt.Errorf("%w: the node took no request for this code (a wrong, expired or used code?): %w", ErrLink, err)
 	}
+	b.log.Info("link request sent; compare this device's key with the one the primary shows", "device", FormatKey(pub))
+	if shown != nil {
+		shown(pub)
+	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	sealedResp, err := pollBox(wctx, c, slot, link.BoxResponse)
@@ -356,6 +387,11 @@ func openResponse(keys *link.Keys, sealed []byte, device ed25519.PublicKey, now 
 	pt, err := keys.Open(link.BoxResponse, sealed)
 	if err != nil {
 		return nil, fmt.Errorf("%w: the response: %w", ErrLink, err)
+	}
+	if refused, err := link.IsRefusal(pt, device); err != nil {
+		return nil, fmt.Errorf("%w: the response: %w", ErrLink, err)
+	} else if refused {
+		return nil, fmt.Errorf("%w: %w (this device's key was %s)", ErrLinkRefused, link.ErrRefused, FormatKey(device))
 	}
 	resp, err := link.ParseResponse(pt)
 	if err != nil {
@@ -403,6 +439,12 @@ func (b *Backend) storeLinked(ctx context.Context, resp *link.Response, device e
 		}
 		if err := tx.PutIdentity(id); err != nil {
 			return err
+		}
+		// The list was checked with the response: U signed it.
+		if l, err := devid.ParseDeviceList(resp.DeviceList); err == nil {
+			if err := tx.NoteDeviceListVersion(l.User, l.Version); err != nil {
+				return err
+			}
 		}
 		for _, c := range resp.Contacts {
 			if c.Key.Equal(resp.User) {

@@ -38,9 +38,9 @@ import (
 // person's (not signed by the user key, another user's, malformed).
 var ErrDeviceList = errors.New("device list refused")
 
-// deviceList returns user's current device list, checked: signed by user
-// (the implicit list {user} when none is published). raw is the list as
-// the node gave it (nil: none).
+// deviceList returns user's device list as the node gave it (raw; nil:
+// none), checked: signed by user (the implicit list {user} when none is
+// published).
 func deviceList(user ed25519.PublicKey, raw []byte) (*devid.DeviceList, error) {
 	if len(raw) == 0 {
 		return devid.ImplicitDeviceList(user), nil
@@ -55,13 +55,26 @@ func deviceList(user ed25519.PublicKey, raw []byte) (*devid.DeviceList, error) {
 	return l, nil
 }
 
+// personDeviceList is deviceList, and not older than a list accepted
+// before (devicelist_version.go).
+func (b *Backend) personDeviceList(ctx context.Context, user ed25519.PublicKey, raw []byte) (*devid.DeviceList, error) {
+	l, err := deviceList(user, raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.acceptListVersion(ctx, l); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
 // fetchDeviceList fetches and checks user's device list.
-func fetchDeviceList(ctx context.Context, c *nodeclient.Client, user ed25519.PublicKey) (*devid.DeviceList, error) {
+func (b *Backend) fetchDeviceList(ctx context.Context, c *nodeclient.Client, user ed25519.PublicKey) (*devid.DeviceList, error) {
 	raw, err := c.FetchDevices(ctx, user)
 	if err != nil {
 		return nil, fmt.Errorf("%w: fetch devices of %s: %w", ErrNotConnected, FormatKey(user), err)
 	}
-	return deviceList(user, raw)
+	return b.personDeviceList(ctx, user, raw)
 }
 
 // checkDevicePackage checks a KeyPackage the node gave for device of
@@ -111,7 +124,7 @@ func (b *Backend) personKeyPackages(ctx context.Context, c *nodeclient.Client, g
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: fetch key packages of %s: %w", ErrNotConnected, FormatKey(user), err)
 		}
-		l, err := deviceList(user, raw)
+		l, err := b.personDeviceList(ctx, user, raw)
 		if err != nil {
 			b.refused(ctx, refusalEvent(g, user, err))
 			return nil, nil, err
@@ -133,7 +146,7 @@ func (b *Backend) personKeyPackages(ctx context.Context, c *nodeclient.Client, g
 		}
 	} else {
 		// Some devices are in already: the others, one by one.
-		l, err := fetchDeviceList(ctx, c, user)
+		l, err := b.fetchDeviceList(ctx, c, user)
 		if err != nil {
 			if errors.Is(err, ErrIdentityMismatch) {
 				b.refused(ctx, refusalEvent(g, user, err))
@@ -170,7 +183,7 @@ func (b *Backend) personKeyPackages(ctx context.Context, c *nodeclient.Client, g
 // left out (it is added when it is next seen, or by the device that
 // linked it).
 func (b *Backend) ownDeviceKeyPackages(ctx context.Context, c *nodeclient.Client, g *mls.Group, user, self ed25519.PublicKey) ([]*mls.KeyPackage, [][]byte, error) {
-	l, err := fetchDeviceList(ctx, c, user)
+	l, err := b.fetchDeviceList(ctx, c, user)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -2,6 +2,7 @@ package qpd
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,7 +23,9 @@ func linkDevice(ctx context.Context, b *backend.Backend, cfg Config, log *slog.L
 			name = name[:64]
 		}
 	}
-	r, err := b.AcceptLink(ctx, cfg.Link, name, 0)
+	r, err := b.AcceptLinkShowing(ctx, cfg.Link, name, 0, func(device ed25519.PublicKey) {
+		fmt.Fprintf(os.Stderr, "qpd: this device's key is %s: compare it with the key the primary device shows before it says yes\n", backend.FormatKey(device))
+	})
 	if errors.Is(err, backend.ErrIdentityPresent) {
 		log.Info("state has an identity already; --link ignored")
 		return nil

@@ -178,6 +178,9 @@ ALTER TABLE groups ADD COLUMN disappear_after INTEGER NOT NULL DEFAULT 0;
 	migrationDevices,
 	// 11: the device that sent a message (message.go).
 	migrationMessageDevices,
+	// 12: the highest device list version accepted per person
+	// (devicelist.go).
+	migrationDeviceListVersions,
 }
 
 // SchemaVersion is the schema version this program writes.

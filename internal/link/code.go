@@ -2,6 +2,7 @@ package link
 
 import (
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base32"
 	"errors"
 	"fmt"
@@ -81,7 +82,7 @@ func ParseCode(text string) (Secret, error) {
 	// that one secret has one code.
 	var s Secret
 	copy(s[:], b)
-	if s.String() != CodePrefix+group(t) {
+	if subtle.ConstantTimeCompare([]byte(s.String()), []byte(CodePrefix+group(t))) != 1 {
 		return Secret{}, fmt.Errorf("%w: the last character is not one a code ends with", ErrCode)
 	}
 	return s, nil

@@ -302,3 +302,45 @@ func TestParseResponseRefuses(t *testing.T) {
 		t.Errorf("too many groups: %v", err)
 	}
 }
+
+// A refusal opens only under the code, names the refused device, and is
+// never taken for a response.
+func TestRefusal(t *testing.T) {
+	s, err := NewCode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := Derive(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, _, _ := ed25519.GenerateKey(rand.Reader)
+	other, _, _ := ed25519.GenerateKey(rand.Reader)
+	body, err := MarshalRefusal(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := k.Seal(BoxResponse, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := k.Open(BoxResponse, sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := IsRefusal(pt, dev); !ok || err != nil {
+		t.Fatalf("refusal for its device: %v %v", ok, err)
+	}
+	if _, err := IsRefusal(pt, other); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("refusal for another device: %v, want ErrMalformed", err)
+	}
+	if _, err := ParseResponse(pt); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("refusal parsed as a response: %v", err)
+	}
+	if ok, err := IsRefusal([]byte{format, 1, 2}, dev); ok || err != nil {
+		t.Fatalf("a response taken for a refusal: %v %v", ok, err)
+	}
+	if _, err := MarshalRefusal(dev[:5]); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("short device key: %v", err)
+	}
+}

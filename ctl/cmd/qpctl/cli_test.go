@@ -46,7 +46,7 @@ func TestHelpOnStdoutWithDescriptionsAndExamples(t *testing.T) {
 
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{{}, {"nope"}, {"send", "--msg", "x"}, {"whoami", "extra"}, {"status", "--bogus"}, {"create-group"}, {"recv", "--wait", "-1s"},
-		{"link", "--qr", "--accept", "qpq-link-x"}, {"link", "--name", "laptop"}, {"link", "--timeout", "-1s"}, {"devices", "revoke"}} {
+		{"link", "--qr", "--accept", "qpq-link-x"}, {"link", "--name", "laptop"}, {"link", "--timeout", "-1s"}, {"link", "--yes", "--accept", "qpq-link-x"}, {"devices", "revoke"}} {
 		r := runCLI(t, "", args...)
 		if last := lastLine(r.stderr); r.code != exitUsage || last == "" || strings.Contains(strings.ToLower(last), "usage") {
 			t.Errorf("qpctl %q: %+v, want exit 2 and a message without the word usage", args, r)

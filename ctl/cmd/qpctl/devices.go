@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 // addDeviceCommands adds `link` (show a code on the primary, or accept
 // one on a new device) and `devices` (list, revoke).
 func (a *app) addDeviceCommands(root *cobra.Command) {
-	var qr bool
+	var qr, yes bool
 	var accept, name string
 	var timeout time.Duration
 	link := &cobra.Command{
@@ -25,7 +26,11 @@ func (a *app) addDeviceCommands(root *cobra.Command) {
 print a one-use code (with --qr also as a QR code) and wait until a new device
 uses it: the new device gets its own key certified by your identity key, your
 contacts and the list of your groups, and this device adds it to every group.
-The code is valid for 10 minutes (--timeout) and for one device.
+The code is valid for 10 minutes (--timeout) and for one device. When a device
+uses it, its key and label are shown and you are asked [y/N]: compare the key
+with the one the new device shows; only yes links it. No answer within 90
+seconds, or no, refuses it (the new device is told; the code is spent).
+--yes accepts without asking (scripts).
 
 On the new device, run ` + "`qpd --link CODE`" + ` on an empty state folder, or
 ` + "`qpctl link --accept CODE`" + ` against a qpd that has no identity yet.
@@ -38,15 +43,19 @@ Contacts see one person: safety numbers stay those of your identity key.`,
 				if qr {
 					return usagef("--qr shows a code; --accept takes one")
 				}
+				if yes {
+					return usagef("--yes answers the primary's question: give it there")
+				}
 				return a.acceptLink(cmd.Context(), accept, name, timeout)
 			}
 			if name != "" {
 				return usagef("--name names the new device: give it with --accept there")
 			}
-			return a.link(cmd.Context(), qr, timeout)
+			return a.link(cmd.Context(), qr, yes, timeout)
 		},
 	}
 	link.Flags().BoolVar(&qr, "qr", false, "also draw the code as a QR code")
+	link.Flags().BoolVar(&yes, "yes", false, "link the device that uses the code without asking")
 	link.Flags().StringVar(&accept, "accept", "", "the code a primary device shows: become its new device")
 	link.Flags().StringVar(&name, "name", "", "with --accept: this device's label (for example laptop)")
 	link.Flags().DurationVar(&timeout, "timeout", 0, "how long the code is valid (default 10m), or with --accept how long to wait (default 2m)")
@@ -103,23 +112,35 @@ after. Only a primary device can revoke, and not itself.`,
 				if err != nil {
 					return err
 				}
-				if a.json {
-					return a.printJSON(map[string]any{"device": r.GetDevice(), "version": r.GetVersion(), "groups": r.GetGroups(), "groups_failed": r.GetGroupsFailed()})
-				}
-				if err := a.printf("revoked %s (device list version %d), removed from %d group(s)\n", r.GetDevice(), r.GetVersion(), r.GetGroups()); err != nil {
-					return err
-				}
-				for _, f := range r.GetGroupsFailed() {
-					if err := a.printf("  not removed from %s\n", f); err != nil {
-						return err
-					}
-				}
-				return nil
+				return a.printRevoked(r)
 			})
 		},
 	}
 	devices.AddCommand(revoke)
 	root.AddCommand(devices)
+}
+
+// printRevoked prints what a revocation did; one that left the device in
+// some groups is an error (exit 1) that says to run it again.
+func (a *app) printRevoked(r *daemonv1.RevokeDeviceResponse) error {
+	if a.json {
+		if err := a.printJSON(map[string]any{"device": r.GetDevice(), "version": r.GetVersion(), "groups": r.GetGroups(), "groups_failed": r.GetGroupsFailed()}); err != nil {
+			return err
+		}
+	} else {
+		if err := a.printf("revoked %s (device list version %d), removed from %d group(s)\n", r.GetDevice(), r.GetVersion(), r.GetGroups()); err != nil {
+			return err
+		}
+		for _, f := range r.GetGroupsFailed() {
+			if err := a.printf("  not removed from %s\n", f); err != nil {
+				return err
+			}
+		}
+	}
+	if n := len(r.GetGroupsFailed()); n > 0 {
+		return fmt.Errorf("revocation incomplete: the device is still in %d group(s); run qpctl devices revoke %s again", n, r.GetDevice())
+	}
+	return nil
 }
 
 func primaryNote(primary bool) string {
@@ -139,7 +160,7 @@ func devicesJSON(r *daemonv1.DevicesResponse) map[string]any {
 
 // link shows a code and follows the primary's side until the new device
 // is in every group.
-func (a *app) link(ctx context.Context, qr bool, timeout time.Duration) error {
+func (a *app) link(ctx context.Context, qr, yes bool, timeout time.Duration) error {
 	if timeout < 0 {
 		return usagef("--timeout must not be negative")
 	}
@@ -202,6 +223,10 @@ func (a *app) link(ctx context.Context, qr bool, timeout time.Duration) error {
 				m.GetExpires().AsTime().Local().Format("15:04:05")); err != nil {
 				return err
 			}
+		case m.GetRequest() != nil:
+			if err := a.answerLinkRequest(cctx, c, m.GetRequest(), yes); err != nil {
+				return err
+			}
 		case m.GetDone():
 			if a.json {
 				return a.printJSON(map[string]any{"done": true, "groups_added": m.GetGroupsAdded(), "groups_failed": m.GetGroupsFailed()})
@@ -228,29 +253,4 @@ func (a *app) link(ctx context.Context, qr bool, timeout time.Duration) error {
 			}
 		}
 	}
-}
-
-func (a *app) acceptLink(ctx context.Context, code, name string, timeout time.Duration) error {
-	if timeout < 0 {
-		return usagef("--timeout must not be negative")
-	}
-	wait := timeout
-	if wait == 0 {
-		wait = 2 * time.Minute
-	}
-	return a.call(ctx, wait, func(ctx context.Context, c *client.Client) error {
-		req := &daemonv1.AcceptLinkRequest{Code: code, Name: name}
-		if timeout > 0 {
-			req.Timeout = durationpb.New(timeout)
-		}
-		r, err := c.AcceptLink(ctx, req)
-		if err != nil {
-			return err
-		}
-		if a.json {
-			return a.printJSON(map[string]any{"identity": r.GetIdentity(), "device": r.GetDevice(), "contacts": r.GetContacts(), "groups": r.GetGroups()})
-		}
-		return a.printf("linked: identity %s, this device %s; %d contact(s); %d group(s) to join\n",
-			r.GetIdentity(), r.GetDevice(), r.GetContacts(), r.GetGroups())
-	})
 }

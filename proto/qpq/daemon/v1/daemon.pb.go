@@ -5602,7 +5602,10 @@ type LinkProgress struct {
 	Done        bool   `protobuf:"varint,4,opt,name=done,proto3" json:"done,omitempty"`
 	GroupsAdded uint32 `protobuf:"varint,5,opt,name=groups_added,json=groupsAdded,proto3" json:"groups_added,omitempty"`
 	// Groups where adding the device failed (ids, hex), with the reason.
-	GroupsFailed  []string `protobuf:"bytes,6,rep,name=groups_failed,json=groupsFailed,proto3" json:"groups_failed,omitempty"`
+	GroupsFailed []string `protobuf:"bytes,6,rep,name=groups_failed,json=groupsFailed,proto3" json:"groups_failed,omitempty"`
+	// The new device's request, to confirm with ConfirmLink: its key (hex)
+	// and label, before anything is certified.
+	Request       *Device `protobuf:"bytes,7,opt,name=request,proto3" json:"request,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5679,6 +5682,103 @@ func (x *LinkProgress) GetGroupsFailed() []string {
 	return nil
 }
 
+func (x *LinkProgress) GetRequest() *Device {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+type ConfirmLinkRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The requesting device's key (hex), as the request showed it.
+	Device string `protobuf:"bytes,1,opt,name=device,proto3" json:"device,omitempty"`
+	// true certifies the device; false refuses it.
+	Accept        bool `protobuf:"varint,2,opt,name=accept,proto3" json:"accept,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmLinkRequest) Reset() {
+	*x = ConfirmLinkRequest{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmLinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmLinkRequest) ProtoMessage() {}
+
+func (x *ConfirmLinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmLinkRequest.ProtoReflect.Descriptor instead.
+func (*ConfirmLinkRequest) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *ConfirmLinkRequest) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
+func (x *ConfirmLinkRequest) GetAccept() bool {
+	if x != nil {
+		return x.Accept
+	}
+	return false
+}
+
+type ConfirmLinkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmLinkResponse) Reset() {
+	*x = ConfirmLinkResponse{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmLinkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmLinkResponse) ProtoMessage() {}
+
+func (x *ConfirmLinkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmLinkResponse.ProtoReflect.Descriptor instead.
+func (*ConfirmLinkResponse) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{82}
+}
+
 type AcceptLinkRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The code the primary device shows.
@@ -5693,7 +5793,7 @@ type AcceptLinkRequest struct {
 
 func (x *AcceptLinkRequest) Reset() {
 	*x = AcceptLinkRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[81]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5705,7 +5805,7 @@ func (x *AcceptLinkRequest) String() string {
 func (*AcceptLinkRequest) ProtoMessage() {}
 
 func (x *AcceptLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[81]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5718,7 +5818,7 @@ func (x *AcceptLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptLinkRequest.ProtoReflect.Descriptor instead.
 func (*AcceptLinkRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{81}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *AcceptLinkRequest) GetCode() string {
@@ -5742,6 +5842,60 @@ func (x *AcceptLinkRequest) GetTimeout() *durationpb.Duration {
 	return nil
 }
 
+type AcceptLinkProgress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// This device's key (hex), in the first message.
+	Device string `protobuf:"bytes,1,opt,name=device,proto3" json:"device,omitempty"`
+	// The result, in the last message.
+	Done          *AcceptLinkResponse `protobuf:"bytes,2,opt,name=done,proto3" json:"done,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptLinkProgress) Reset() {
+	*x = AcceptLinkProgress{}
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptLinkProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptLinkProgress) ProtoMessage() {}
+
+func (x *AcceptLinkProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptLinkProgress.ProtoReflect.Descriptor instead.
+func (*AcceptLinkProgress) Descriptor() ([]byte, []int) {
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *AcceptLinkProgress) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
+func (x *AcceptLinkProgress) GetDone() *AcceptLinkResponse {
+	if x != nil {
+		return x.Done
+	}
+	return nil
+}
+
 type AcceptLinkResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The person's identity key (hex): the key contacts know.
@@ -5757,7 +5911,7 @@ type AcceptLinkResponse struct {
 
 func (x *AcceptLinkResponse) Reset() {
 	*x = AcceptLinkResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[82]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5769,7 +5923,7 @@ func (x *AcceptLinkResponse) String() string {
 func (*AcceptLinkResponse) ProtoMessage() {}
 
 func (x *AcceptLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[82]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5782,7 +5936,7 @@ func (x *AcceptLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptLinkResponse.ProtoReflect.Descriptor instead.
 func (*AcceptLinkResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{82}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *AcceptLinkResponse) GetIdentity() string {
@@ -5821,7 +5975,7 @@ type DevicesRequest struct {
 
 func (x *DevicesRequest) Reset() {
 	*x = DevicesRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[83]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5833,7 +5987,7 @@ func (x *DevicesRequest) String() string {
 func (*DevicesRequest) ProtoMessage() {}
 
 func (x *DevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[83]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5846,7 +6000,7 @@ func (x *DevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DevicesRequest.ProtoReflect.Descriptor instead.
 func (*DevicesRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{83}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{86}
 }
 
 type DevicesResponse struct {
@@ -5865,7 +6019,7 @@ type DevicesResponse struct {
 
 func (x *DevicesResponse) Reset() {
 	*x = DevicesResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[84]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5877,7 +6031,7 @@ func (x *DevicesResponse) String() string {
 func (*DevicesResponse) ProtoMessage() {}
 
 func (x *DevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[84]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5890,7 +6044,7 @@ func (x *DevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DevicesResponse.ProtoReflect.Descriptor instead.
 func (*DevicesResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{84}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *DevicesResponse) GetIdentity() string {
@@ -5935,7 +6089,7 @@ type Device struct {
 
 func (x *Device) Reset() {
 	*x = Device{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[85]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5947,7 +6101,7 @@ func (x *Device) String() string {
 func (*Device) ProtoMessage() {}
 
 func (x *Device) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[85]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5960,7 +6114,7 @@ func (x *Device) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Device.ProtoReflect.Descriptor instead.
 func (*Device) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{85}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *Device) GetKey() string {
@@ -5995,7 +6149,7 @@ type RevokeDeviceRequest struct {
 
 func (x *RevokeDeviceRequest) Reset() {
 	*x = RevokeDeviceRequest{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[86]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6007,7 +6161,7 @@ func (x *RevokeDeviceRequest) String() string {
 func (*RevokeDeviceRequest) ProtoMessage() {}
 
 func (x *RevokeDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[86]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6020,7 +6174,7 @@ func (x *RevokeDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeDeviceRequest.ProtoReflect.Descriptor instead.
 func (*RevokeDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{86}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *RevokeDeviceRequest) GetDevice() string {
@@ -6046,7 +6200,7 @@ type RevokeDeviceResponse struct {
 
 func (x *RevokeDeviceResponse) Reset() {
 	*x = RevokeDeviceResponse{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[87]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6058,7 +6212,7 @@ func (x *RevokeDeviceResponse) String() string {
 func (*RevokeDeviceResponse) ProtoMessage() {}
 
 func (x *RevokeDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[87]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6071,7 +6225,7 @@ func (x *RevokeDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeDeviceResponse.ProtoReflect.Descriptor instead.
 func (*RevokeDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{87}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *RevokeDeviceResponse) GetVersion() uint64 {
@@ -6119,7 +6273,7 @@ type DeviceEvent struct {
 
 func (x *DeviceEvent) Reset() {
 	*x = DeviceEvent{}
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[88]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6131,7 +6285,7 @@ func (x *DeviceEvent) String() string {
 func (*DeviceEvent) ProtoMessage() {}
 
 func (x *DeviceEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[88]
+	mi := &file_qpq_daemon_v1_daemon_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6144,7 +6298,7 @@ func (x *DeviceEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceEvent.ProtoReflect.Descriptor instead.
 func (*DeviceEvent) Descriptor() ([]byte, []int) {
-	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{88}
+	return file_qpq_daemon_v1_daemon_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *DeviceEvent) GetUser() string {
@@ -6564,18 +6718,26 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"media_type\x18\x03 \x01(\tR\tmediaType\x12\x12\n" +
 	"\x04size\x18\x04 \x01(\x04R\x04size\"B\n" +
 	"\vLinkRequest\x123\n" +
-	"\atimeout\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\xe3\x01\n" +
+	"\atimeout\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\x94\x02\n" +
 	"\fLinkProgress\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x124\n" +
 	"\aexpires\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\x12-\n" +
 	"\x06device\x18\x03 \x01(\v2\x15.qpq.daemon.v1.DeviceR\x06device\x12\x12\n" +
 	"\x04done\x18\x04 \x01(\bR\x04done\x12!\n" +
 	"\fgroups_added\x18\x05 \x01(\rR\vgroupsAdded\x12#\n" +
-	"\rgroups_failed\x18\x06 \x03(\tR\fgroupsFailed\"p\n" +
+	"\rgroups_failed\x18\x06 \x03(\tR\fgroupsFailed\x12/\n" +
+	"\arequest\x18\a \x01(\v2\x15.qpq.daemon.v1.DeviceR\arequest\"D\n" +
+	"\x12ConfirmLinkRequest\x12\x16\n" +
+	"\x06device\x18\x01 \x01(\tR\x06device\x12\x16\n" +
+	"\x06accept\x18\x02 \x01(\bR\x06accept\"\x15\n" +
+	"\x13ConfirmLinkResponse\"p\n" +
 	"\x11AcceptLinkRequest\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x123\n" +
-	"\atimeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"|\n" +
+	"\atimeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"c\n" +
+	"\x12AcceptLinkProgress\x12\x16\n" +
+	"\x06device\x18\x01 \x01(\tR\x06device\x125\n" +
+	"\x04done\x18\x02 \x01(\v2!.qpq.daemon.v1.AcceptLinkResponseR\x04done\"|\n" +
 	"\x12AcceptLinkResponse\x12\x1a\n" +
 	"\bidentity\x18\x01 \x01(\tR\bidentity\x12\x16\n" +
 	"\x06device\x18\x02 \x01(\tR\x06device\x12\x1a\n" +
@@ -6627,7 +6789,7 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\rReceiptStatus\x12\x1e\n" +
 	"\x1aRECEIPT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18RECEIPT_STATUS_DELIVERED\x10\x01\x12\x17\n" +
-	"\x13RECEIPT_STATUS_READ\x10\x022\xe3\x16\n" +
+	"\x13RECEIPT_STATUS_READ\x10\x022\x93\x18\n" +
 	"\x06Daemon\x12E\n" +
 	"\x06Status\x12\x1c.qpq.daemon.v1.StatusRequest\x1a\x1d.qpq.daemon.v1.StatusResponse\x12K\n" +
 	"\bRegister\x12\x1e.qpq.daemon.v1.RegisterRequest\x1a\x1f.qpq.daemon.v1.RegisterResponse\x12?\n" +
@@ -6664,9 +6826,11 @@ const file_qpq_daemon_v1_daemon_proto_rawDesc = "" +
 	"\rRenameContact\x12#.qpq.daemon.v1.RenameContactRequest\x1a$.qpq.daemon.v1.RenameContactResponse\x12[\n" +
 	"\x0eSendAttachment\x12$.qpq.daemon.v1.SendAttachmentRequest\x1a!.qpq.daemon.v1.AttachmentProgress0\x01\x12[\n" +
 	"\x0eSaveAttachment\x12$.qpq.daemon.v1.SaveAttachmentRequest\x1a!.qpq.daemon.v1.AttachmentProgress0\x01\x12A\n" +
-	"\x04Link\x12\x1a.qpq.daemon.v1.LinkRequest\x1a\x1b.qpq.daemon.v1.LinkProgress0\x01\x12Q\n" +
+	"\x04Link\x12\x1a.qpq.daemon.v1.LinkRequest\x1a\x1b.qpq.daemon.v1.LinkProgress0\x01\x12T\n" +
+	"\vConfirmLink\x12!.qpq.daemon.v1.ConfirmLinkRequest\x1a\".qpq.daemon.v1.ConfirmLinkResponse\x12Q\n" +
 	"\n" +
-	"AcceptLink\x12 .qpq.daemon.v1.AcceptLinkRequest\x1a!.qpq.daemon.v1.AcceptLinkResponse\x12H\n" +
+	"AcceptLink\x12 .qpq.daemon.v1.AcceptLinkRequest\x1a!.qpq.daemon.v1.AcceptLinkResponse\x12X\n" +
+	"\x0fAcceptLinkSteps\x12 .qpq.daemon.v1.AcceptLinkRequest\x1a!.qpq.daemon.v1.AcceptLinkProgress0\x01\x12H\n" +
 	"\aDevices\x12\x1d.qpq.daemon.v1.DevicesRequest\x1a\x1e.qpq.daemon.v1.DevicesResponse\x12W\n" +
 	"\fRevokeDevice\x12\".qpq.daemon.v1.RevokeDeviceRequest\x1a#.qpq.daemon.v1.RevokeDeviceResponseB?Z=github.com/quicproquo/quicproquo/proto/qpq/daemon/v1;daemonv1b\x06proto3"
 
@@ -6683,7 +6847,7 @@ func file_qpq_daemon_v1_daemon_proto_rawDescGZIP() []byte {
 }
 
 var file_qpq_daemon_v1_daemon_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_qpq_daemon_v1_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 89)
+var file_qpq_daemon_v1_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 92)
 var file_qpq_daemon_v1_daemon_proto_goTypes = []any{
 	(ConnectionState)(0),           // 0: qpq.daemon.v1.ConnectionState
 	(DeliveryState)(0),             // 1: qpq.daemon.v1.DeliveryState
@@ -6770,54 +6934,57 @@ var file_qpq_daemon_v1_daemon_proto_goTypes = []any{
 	(*SavedFile)(nil),              // 82: qpq.daemon.v1.SavedFile
 	(*LinkRequest)(nil),            // 83: qpq.daemon.v1.LinkRequest
 	(*LinkProgress)(nil),           // 84: qpq.daemon.v1.LinkProgress
-	(*AcceptLinkRequest)(nil),      // 85: qpq.daemon.v1.AcceptLinkRequest
-	(*AcceptLinkResponse)(nil),     // 86: qpq.daemon.v1.AcceptLinkResponse
-	(*DevicesRequest)(nil),         // 87: qpq.daemon.v1.DevicesRequest
-	(*DevicesResponse)(nil),        // 88: qpq.daemon.v1.DevicesResponse
-	(*Device)(nil),                 // 89: qpq.daemon.v1.Device
-	(*RevokeDeviceRequest)(nil),    // 90: qpq.daemon.v1.RevokeDeviceRequest
-	(*RevokeDeviceResponse)(nil),   // 91: qpq.daemon.v1.RevokeDeviceResponse
-	(*DeviceEvent)(nil),            // 92: qpq.daemon.v1.DeviceEvent
-	(*timestamppb.Timestamp)(nil),  // 93: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 94: google.protobuf.Duration
+	(*ConfirmLinkRequest)(nil),     // 85: qpq.daemon.v1.ConfirmLinkRequest
+	(*ConfirmLinkResponse)(nil),    // 86: qpq.daemon.v1.ConfirmLinkResponse
+	(*AcceptLinkRequest)(nil),      // 87: qpq.daemon.v1.AcceptLinkRequest
+	(*AcceptLinkProgress)(nil),     // 88: qpq.daemon.v1.AcceptLinkProgress
+	(*AcceptLinkResponse)(nil),     // 89: qpq.daemon.v1.AcceptLinkResponse
+	(*DevicesRequest)(nil),         // 90: qpq.daemon.v1.DevicesRequest
+	(*DevicesResponse)(nil),        // 91: qpq.daemon.v1.DevicesResponse
+	(*Device)(nil),                 // 92: qpq.daemon.v1.Device
+	(*RevokeDeviceRequest)(nil),    // 93: qpq.daemon.v1.RevokeDeviceRequest
+	(*RevokeDeviceResponse)(nil),   // 94: qpq.daemon.v1.RevokeDeviceResponse
+	(*DeviceEvent)(nil),            // 95: qpq.daemon.v1.DeviceEvent
+	(*timestamppb.Timestamp)(nil),  // 96: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 97: google.protobuf.Duration
 }
 var file_qpq_daemon_v1_daemon_proto_depIdxs = []int32{
 	0,   // 0: qpq.daemon.v1.NodeConnection.state:type_name -> qpq.daemon.v1.ConnectionState
-	93,  // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
+	96,  // 1: qpq.daemon.v1.NodeConnection.since:type_name -> google.protobuf.Timestamp
 	4,   // 2: qpq.daemon.v1.StatusResponse.node:type_name -> qpq.daemon.v1.NodeConnection
-	94,  // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
-	93,  // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
-	93,  // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
-	93,  // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
-	94,  // 7: qpq.daemon.v1.Group.disappear_after:type_name -> google.protobuf.Duration
+	97,  // 3: qpq.daemon.v1.PingResponse.rtt:type_name -> google.protobuf.Duration
+	96,  // 4: qpq.daemon.v1.FetchKeyResponse.not_before:type_name -> google.protobuf.Timestamp
+	96,  // 5: qpq.daemon.v1.FetchKeyResponse.not_after:type_name -> google.protobuf.Timestamp
+	96,  // 6: qpq.daemon.v1.Group.created_at:type_name -> google.protobuf.Timestamp
+	97,  // 7: qpq.daemon.v1.Group.disappear_after:type_name -> google.protobuf.Duration
 	15,  // 8: qpq.daemon.v1.Member.devices:type_name -> qpq.daemon.v1.MemberDevice
 	13,  // 9: qpq.daemon.v1.CreateGroupResponse.group:type_name -> qpq.daemon.v1.Group
 	13,  // 10: qpq.daemon.v1.InviteResponse.group:type_name -> qpq.daemon.v1.Group
-	94,  // 11: qpq.daemon.v1.JoinRequest.wait:type_name -> google.protobuf.Duration
+	97,  // 11: qpq.daemon.v1.JoinRequest.wait:type_name -> google.protobuf.Duration
 	13,  // 12: qpq.daemon.v1.JoinResponse.joined:type_name -> qpq.daemon.v1.Group
 	13,  // 13: qpq.daemon.v1.ListGroupsResponse.groups:type_name -> qpq.daemon.v1.Group
 	13,  // 14: qpq.daemon.v1.MembersResponse.group:type_name -> qpq.daemon.v1.Group
 	14,  // 15: qpq.daemon.v1.MembersResponse.members:type_name -> qpq.daemon.v1.Member
-	94,  // 16: qpq.daemon.v1.SendRequest.wait:type_name -> google.protobuf.Duration
-	94,  // 17: qpq.daemon.v1.ReactRequest.wait:type_name -> google.protobuf.Duration
-	94,  // 18: qpq.daemon.v1.EditRequest.wait:type_name -> google.protobuf.Duration
-	94,  // 19: qpq.daemon.v1.DeleteRequest.wait:type_name -> google.protobuf.Duration
-	94,  // 20: qpq.daemon.v1.SetDisappearingRequest.after:type_name -> google.protobuf.Duration
-	94,  // 21: qpq.daemon.v1.SetDisappearingRequest.wait:type_name -> google.protobuf.Duration
+	97,  // 16: qpq.daemon.v1.SendRequest.wait:type_name -> google.protobuf.Duration
+	97,  // 17: qpq.daemon.v1.ReactRequest.wait:type_name -> google.protobuf.Duration
+	97,  // 18: qpq.daemon.v1.EditRequest.wait:type_name -> google.protobuf.Duration
+	97,  // 19: qpq.daemon.v1.DeleteRequest.wait:type_name -> google.protobuf.Duration
+	97,  // 20: qpq.daemon.v1.SetDisappearingRequest.after:type_name -> google.protobuf.Duration
+	97,  // 21: qpq.daemon.v1.SetDisappearingRequest.wait:type_name -> google.protobuf.Duration
 	1,   // 22: qpq.daemon.v1.SendResponse.state:type_name -> qpq.daemon.v1.DeliveryState
-	93,  // 23: qpq.daemon.v1.SendResponse.unreachable_since:type_name -> google.protobuf.Timestamp
-	93,  // 24: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
-	93,  // 25: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
+	96,  // 23: qpq.daemon.v1.SendResponse.unreachable_since:type_name -> google.protobuf.Timestamp
+	96,  // 24: qpq.daemon.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
+	96,  // 25: qpq.daemon.v1.Message.received_at:type_name -> google.protobuf.Timestamp
 	2,   // 26: qpq.daemon.v1.Message.kind:type_name -> qpq.daemon.v1.MessageKind
-	93,  // 27: qpq.daemon.v1.Message.edited_at:type_name -> google.protobuf.Timestamp
-	93,  // 28: qpq.daemon.v1.Message.expires_at:type_name -> google.protobuf.Timestamp
+	96,  // 27: qpq.daemon.v1.Message.edited_at:type_name -> google.protobuf.Timestamp
+	96,  // 28: qpq.daemon.v1.Message.expires_at:type_name -> google.protobuf.Timestamp
 	33,  // 29: qpq.daemon.v1.Message.receipts:type_name -> qpq.daemon.v1.Receipt
 	3,   // 30: qpq.daemon.v1.Receipt.status:type_name -> qpq.daemon.v1.ReceiptStatus
-	93,  // 31: qpq.daemon.v1.Receipt.at:type_name -> google.protobuf.Timestamp
-	94,  // 32: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
-	93,  // 33: qpq.daemon.v1.MessagesRequest.since:type_name -> google.protobuf.Timestamp
+	96,  // 31: qpq.daemon.v1.Receipt.at:type_name -> google.protobuf.Timestamp
+	97,  // 32: qpq.daemon.v1.MessagesRequest.wait:type_name -> google.protobuf.Duration
+	96,  // 33: qpq.daemon.v1.MessagesRequest.since:type_name -> google.protobuf.Timestamp
 	32,  // 34: qpq.daemon.v1.MessagesResponse.messages:type_name -> qpq.daemon.v1.Message
-	93,  // 35: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
+	96,  // 35: qpq.daemon.v1.Event.at:type_name -> google.protobuf.Timestamp
 	32,  // 36: qpq.daemon.v1.Event.message:type_name -> qpq.daemon.v1.Message
 	68,  // 37: qpq.daemon.v1.Event.member_added:type_name -> qpq.daemon.v1.MemberEvent
 	68,  // 38: qpq.daemon.v1.Event.member_removed:type_name -> qpq.daemon.v1.MemberEvent
@@ -6835,15 +7002,15 @@ var file_qpq_daemon_v1_daemon_proto_depIdxs = []int32{
 	32,  // 50: qpq.daemon.v1.Event.deleted:type_name -> qpq.daemon.v1.Message
 	39,  // 51: qpq.daemon.v1.Event.receipt:type_name -> qpq.daemon.v1.ReceiptEvent
 	40,  // 52: qpq.daemon.v1.Event.disappearing:type_name -> qpq.daemon.v1.DisappearingChanged
-	92,  // 53: qpq.daemon.v1.Event.device:type_name -> qpq.daemon.v1.DeviceEvent
+	95,  // 53: qpq.daemon.v1.Event.device:type_name -> qpq.daemon.v1.DeviceEvent
 	32,  // 54: qpq.daemon.v1.ReceiptEvent.message:type_name -> qpq.daemon.v1.Message
 	33,  // 55: qpq.daemon.v1.ReceiptEvent.receipt:type_name -> qpq.daemon.v1.Receipt
-	94,  // 56: qpq.daemon.v1.DisappearingChanged.after:type_name -> google.protobuf.Duration
-	93,  // 57: qpq.daemon.v1.Request.received_at:type_name -> google.protobuf.Timestamp
+	97,  // 56: qpq.daemon.v1.DisappearingChanged.after:type_name -> google.protobuf.Duration
+	96,  // 57: qpq.daemon.v1.Request.received_at:type_name -> google.protobuf.Timestamp
 	45,  // 58: qpq.daemon.v1.ListRequestsResponse.requests:type_name -> qpq.daemon.v1.Request
 	13,  // 59: qpq.daemon.v1.AcceptRequestResponse.group:type_name -> qpq.daemon.v1.Group
-	93,  // 60: qpq.daemon.v1.Contact.added_at:type_name -> google.protobuf.Timestamp
-	93,  // 61: qpq.daemon.v1.Contact.verified_at:type_name -> google.protobuf.Timestamp
+	96,  // 60: qpq.daemon.v1.Contact.added_at:type_name -> google.protobuf.Timestamp
+	96,  // 61: qpq.daemon.v1.Contact.verified_at:type_name -> google.protobuf.Timestamp
 	56,  // 62: qpq.daemon.v1.AddContactResponse.contact:type_name -> qpq.daemon.v1.Contact
 	56,  // 63: qpq.daemon.v1.ListContactsResponse.contacts:type_name -> qpq.daemon.v1.Contact
 	56,  // 64: qpq.daemon.v1.SafetyNumberResponse.contact:type_name -> qpq.daemon.v1.Contact
@@ -6851,93 +7018,99 @@ var file_qpq_daemon_v1_daemon_proto_depIdxs = []int32{
 	13,  // 66: qpq.daemon.v1.RemoveResponse.group:type_name -> qpq.daemon.v1.Group
 	13,  // 67: qpq.daemon.v1.UpdateResponse.groups:type_name -> qpq.daemon.v1.Group
 	56,  // 68: qpq.daemon.v1.RenameContactResponse.contact:type_name -> qpq.daemon.v1.Contact
-	94,  // 69: qpq.daemon.v1.SendAttachmentRequest.wait:type_name -> google.protobuf.Duration
+	97,  // 69: qpq.daemon.v1.SendAttachmentRequest.wait:type_name -> google.protobuf.Duration
 	31,  // 70: qpq.daemon.v1.AttachmentProgress.sent:type_name -> qpq.daemon.v1.SendResponse
 	82,  // 71: qpq.daemon.v1.AttachmentProgress.saved:type_name -> qpq.daemon.v1.SavedFile
-	94,  // 72: qpq.daemon.v1.LinkRequest.timeout:type_name -> google.protobuf.Duration
-	93,  // 73: qpq.daemon.v1.LinkProgress.expires:type_name -> google.protobuf.Timestamp
-	89,  // 74: qpq.daemon.v1.LinkProgress.device:type_name -> qpq.daemon.v1.Device
-	94,  // 75: qpq.daemon.v1.AcceptLinkRequest.timeout:type_name -> google.protobuf.Duration
-	89,  // 76: qpq.daemon.v1.DevicesResponse.devices:type_name -> qpq.daemon.v1.Device
-	5,   // 77: qpq.daemon.v1.Daemon.Status:input_type -> qpq.daemon.v1.StatusRequest
-	7,   // 78: qpq.daemon.v1.Daemon.Register:input_type -> qpq.daemon.v1.RegisterRequest
-	9,   // 79: qpq.daemon.v1.Daemon.Ping:input_type -> qpq.daemon.v1.PingRequest
-	11,  // 80: qpq.daemon.v1.Daemon.FetchKey:input_type -> qpq.daemon.v1.FetchKeyRequest
-	16,  // 81: qpq.daemon.v1.Daemon.CreateGroup:input_type -> qpq.daemon.v1.CreateGroupRequest
-	18,  // 82: qpq.daemon.v1.Daemon.Invite:input_type -> qpq.daemon.v1.InviteRequest
-	20,  // 83: qpq.daemon.v1.Daemon.Join:input_type -> qpq.daemon.v1.JoinRequest
-	22,  // 84: qpq.daemon.v1.Daemon.ListGroups:input_type -> qpq.daemon.v1.ListGroupsRequest
-	24,  // 85: qpq.daemon.v1.Daemon.Members:input_type -> qpq.daemon.v1.MembersRequest
-	26,  // 86: qpq.daemon.v1.Daemon.Send:input_type -> qpq.daemon.v1.SendRequest
-	27,  // 87: qpq.daemon.v1.Daemon.React:input_type -> qpq.daemon.v1.ReactRequest
-	28,  // 88: qpq.daemon.v1.Daemon.Edit:input_type -> qpq.daemon.v1.EditRequest
-	29,  // 89: qpq.daemon.v1.Daemon.Delete:input_type -> qpq.daemon.v1.DeleteRequest
-	30,  // 90: qpq.daemon.v1.Daemon.SetDisappearing:input_type -> qpq.daemon.v1.SetDisappearingRequest
-	34,  // 91: qpq.daemon.v1.Daemon.Messages:input_type -> qpq.daemon.v1.MessagesRequest
-	36,  // 92: qpq.daemon.v1.Daemon.Subscribe:input_type -> qpq.daemon.v1.SubscribeRequest
-	69,  // 93: qpq.daemon.v1.Daemon.Remove:input_type -> qpq.daemon.v1.RemoveRequest
-	71,  // 94: qpq.daemon.v1.Daemon.Leave:input_type -> qpq.daemon.v1.LeaveRequest
-	73,  // 95: qpq.daemon.v1.Daemon.Update:input_type -> qpq.daemon.v1.UpdateRequest
-	46,  // 96: qpq.daemon.v1.Daemon.ListRequests:input_type -> qpq.daemon.v1.ListRequestsRequest
-	48,  // 97: qpq.daemon.v1.Daemon.AcceptRequest:input_type -> qpq.daemon.v1.AcceptRequestRequest
-	50,  // 98: qpq.daemon.v1.Daemon.DeclineRequest:input_type -> qpq.daemon.v1.DeclineRequestRequest
-	52,  // 99: qpq.daemon.v1.Daemon.Block:input_type -> qpq.daemon.v1.BlockRequest
-	54,  // 100: qpq.daemon.v1.Daemon.Unblock:input_type -> qpq.daemon.v1.UnblockRequest
-	57,  // 101: qpq.daemon.v1.Daemon.AddContact:input_type -> qpq.daemon.v1.AddContactRequest
-	59,  // 102: qpq.daemon.v1.Daemon.ListContacts:input_type -> qpq.daemon.v1.ListContactsRequest
-	61,  // 103: qpq.daemon.v1.Daemon.RemoveContact:input_type -> qpq.daemon.v1.RemoveContactRequest
-	63,  // 104: qpq.daemon.v1.Daemon.SafetyNumber:input_type -> qpq.daemon.v1.SafetyNumberRequest
-	65,  // 105: qpq.daemon.v1.Daemon.Verify:input_type -> qpq.daemon.v1.VerifyRequest
-	75,  // 106: qpq.daemon.v1.Daemon.ExportIdentity:input_type -> qpq.daemon.v1.ExportIdentityRequest
-	77,  // 107: qpq.daemon.v1.Daemon.RenameContact:input_type -> qpq.daemon.v1.RenameContactRequest
-	79,  // 108: qpq.daemon.v1.Daemon.SendAttachment:input_type -> qpq.daemon.v1.SendAttachmentRequest
-	80,  // 109: qpq.daemon.v1.Daemon.SaveAttachment:input_type -> qpq.daemon.v1.SaveAttachmentRequest
-	83,  // 110: qpq.daemon.v1.Daemon.Link:input_type -> qpq.daemon.v1.LinkRequest
-	85,  // 111: qpq.daemon.v1.Daemon.AcceptLink:input_type -> qpq.daemon.v1.AcceptLinkRequest
-	87,  // 112: qpq.daemon.v1.Daemon.Devices:input_type -> qpq.daemon.v1.DevicesRequest
-	90,  // 113: qpq.daemon.v1.Daemon.RevokeDevice:input_type -> qpq.daemon.v1.RevokeDeviceRequest
-	6,   // 114: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
-	8,   // 115: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
-	10,  // 116: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
-	12,  // 117: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
-	17,  // 118: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
-	19,  // 119: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
-	21,  // 120: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
-	23,  // 121: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
-	25,  // 122: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
-	31,  // 123: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
-	31,  // 124: qpq.daemon.v1.Daemon.React:output_type -> qpq.daemon.v1.SendResponse
-	31,  // 125: qpq.daemon.v1.Daemon.Edit:output_type -> qpq.daemon.v1.SendResponse
-	31,  // 126: qpq.daemon.v1.Daemon.Delete:output_type -> qpq.daemon.v1.SendResponse
-	31,  // 127: qpq.daemon.v1.Daemon.SetDisappearing:output_type -> qpq.daemon.v1.SendResponse
-	35,  // 128: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
-	37,  // 129: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
-	70,  // 130: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
-	72,  // 131: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
-	74,  // 132: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
-	47,  // 133: qpq.daemon.v1.Daemon.ListRequests:output_type -> qpq.daemon.v1.ListRequestsResponse
-	49,  // 134: qpq.daemon.v1.Daemon.AcceptRequest:output_type -> qpq.daemon.v1.AcceptRequestResponse
-	51,  // 135: qpq.daemon.v1.Daemon.DeclineRequest:output_type -> qpq.daemon.v1.DeclineRequestResponse
-	53,  // 136: qpq.daemon.v1.Daemon.Block:output_type -> qpq.daemon.v1.BlockResponse
-	55,  // 137: qpq.daemon.v1.Daemon.Unblock:output_type -> qpq.daemon.v1.UnblockResponse
-	58,  // 138: qpq.daemon.v1.Daemon.AddContact:output_type -> qpq.daemon.v1.AddContactResponse
-	60,  // 139: qpq.daemon.v1.Daemon.ListContacts:output_type -> qpq.daemon.v1.ListContactsResponse
-	62,  // 140: qpq.daemon.v1.Daemon.RemoveContact:output_type -> qpq.daemon.v1.RemoveContactResponse
-	64,  // 141: qpq.daemon.v1.Daemon.SafetyNumber:output_type -> qpq.daemon.v1.SafetyNumberResponse
-	66,  // 142: qpq.daemon.v1.Daemon.Verify:output_type -> qpq.daemon.v1.VerifyResponse
-	76,  // 143: qpq.daemon.v1.Daemon.ExportIdentity:output_type -> qpq.daemon.v1.ExportIdentityResponse
-	78,  // 144: qpq.daemon.v1.Daemon.RenameContact:output_type -> qpq.daemon.v1.RenameContactResponse
-	81,  // 145: qpq.daemon.v1.Daemon.SendAttachment:output_type -> qpq.daemon.v1.AttachmentProgress
-	81,  // 146: qpq.daemon.v1.Daemon.SaveAttachment:output_type -> qpq.daemon.v1.AttachmentProgress
-	84,  // 147: qpq.daemon.v1.Daemon.Link:output_type -> qpq.daemon.v1.LinkProgress
-	86,  // 148: qpq.daemon.v1.Daemon.AcceptLink:output_type -> qpq.daemon.v1.AcceptLinkResponse
-	88,  // 149: qpq.daemon.v1.Daemon.Devices:output_type -> qpq.daemon.v1.DevicesResponse
-	91,  // 150: qpq.daemon.v1.Daemon.RevokeDevice:output_type -> qpq.daemon.v1.RevokeDeviceResponse
-	114, // [114:151] is the sub-list for method output_type
-	77,  // [77:114] is the sub-list for method input_type
-	77,  // [77:77] is the sub-list for extension type_name
-	77,  // [77:77] is the sub-list for extension extendee
-	0,   // [0:77] is the sub-list for field type_name
+	97,  // 72: qpq.daemon.v1.LinkRequest.timeout:type_name -> google.protobuf.Duration
+	96,  // 73: qpq.daemon.v1.LinkProgress.expires:type_name -> google.protobuf.Timestamp
+	92,  // 74: qpq.daemon.v1.LinkProgress.device:type_name -> qpq.daemon.v1.Device
+	92,  // 75: qpq.daemon.v1.LinkProgress.request:type_name -> qpq.daemon.v1.Device
+	97,  // 76: qpq.daemon.v1.AcceptLinkRequest.timeout:type_name -> google.protobuf.Duration
+	89,  // 77: qpq.daemon.v1.AcceptLinkProgress.done:type_name -> qpq.daemon.v1.AcceptLinkResponse
+	92,  // 78: qpq.daemon.v1.DevicesResponse.devices:type_name -> qpq.daemon.v1.Device
+	5,   // 79: qpq.daemon.v1.Daemon.Status:input_type -> qpq.daemon.v1.StatusRequest
+	7,   // 80: qpq.daemon.v1.Daemon.Register:input_type -> qpq.daemon.v1.RegisterRequest
+	9,   // 81: qpq.daemon.v1.Daemon.Ping:input_type -> qpq.daemon.v1.PingRequest
+	11,  // 82: qpq.daemon.v1.Daemon.FetchKey:input_type -> qpq.daemon.v1.FetchKeyRequest
+	16,  // 83: qpq.daemon.v1.Daemon.CreateGroup:input_type -> qpq.daemon.v1.CreateGroupRequest
+	18,  // 84: qpq.daemon.v1.Daemon.Invite:input_type -> qpq.daemon.v1.InviteRequest
+	20,  // 85: qpq.daemon.v1.Daemon.Join:input_type -> qpq.daemon.v1.JoinRequest
+	22,  // 86: qpq.daemon.v1.Daemon.ListGroups:input_type -> qpq.daemon.v1.ListGroupsRequest
+	24,  // 87: qpq.daemon.v1.Daemon.Members:input_type -> qpq.daemon.v1.MembersRequest
+	26,  // 88: qpq.daemon.v1.Daemon.Send:input_type -> qpq.daemon.v1.SendRequest
+	27,  // 89: qpq.daemon.v1.Daemon.React:input_type -> qpq.daemon.v1.ReactRequest
+	28,  // 90: qpq.daemon.v1.Daemon.Edit:input_type -> qpq.daemon.v1.EditRequest
+	29,  // 91: qpq.daemon.v1.Daemon.Delete:input_type -> qpq.daemon.v1.DeleteRequest
+	30,  // 92: qpq.daemon.v1.Daemon.SetDisappearing:input_type -> qpq.daemon.v1.SetDisappearingRequest
+	34,  // 93: qpq.daemon.v1.Daemon.Messages:input_type -> qpq.daemon.v1.MessagesRequest
+	36,  // 94: qpq.daemon.v1.Daemon.Subscribe:input_type -> qpq.daemon.v1.SubscribeRequest
+	69,  // 95: qpq.daemon.v1.Daemon.Remove:input_type -> qpq.daemon.v1.RemoveRequest
+	71,  // 96: qpq.daemon.v1.Daemon.Leave:input_type -> qpq.daemon.v1.LeaveRequest
+	73,  // 97: qpq.daemon.v1.Daemon.Update:input_type -> qpq.daemon.v1.UpdateRequest
+	46,  // 98: qpq.daemon.v1.Daemon.ListRequests:input_type -> qpq.daemon.v1.ListRequestsRequest
+	48,  // 99: qpq.daemon.v1.Daemon.AcceptRequest:input_type -> qpq.daemon.v1.AcceptRequestRequest
+	50,  // 100: qpq.daemon.v1.Daemon.DeclineRequest:input_type -> qpq.daemon.v1.DeclineRequestRequest
+	52,  // 101: qpq.daemon.v1.Daemon.Block:input_type -> qpq.daemon.v1.BlockRequest
+	54,  // 102: qpq.daemon.v1.Daemon.Unblock:input_type -> qpq.daemon.v1.UnblockRequest
+	57,  // 103: qpq.daemon.v1.Daemon.AddContact:input_type -> qpq.daemon.v1.AddContactRequest
+	59,  // 104: qpq.daemon.v1.Daemon.ListContacts:input_type -> qpq.daemon.v1.ListContactsRequest
+	61,  // 105: qpq.daemon.v1.Daemon.RemoveContact:input_type -> qpq.daemon.v1.RemoveContactRequest
+	63,  // 106: qpq.daemon.v1.Daemon.SafetyNumber:input_type -> qpq.daemon.v1.SafetyNumberRequest
+	65,  // 107: qpq.daemon.v1.Daemon.Verify:input_type -> qpq.daemon.v1.VerifyRequest
+	75,  // 108: qpq.daemon.v1.Daemon.ExportIdentity:input_type -> qpq.daemon.v1.ExportIdentityRequest
+	77,  // 109: qpq.daemon.v1.Daemon.RenameContact:input_type -> qpq.daemon.v1.RenameContactRequest
+	79,  // 110: qpq.daemon.v1.Daemon.SendAttachment:input_type -> qpq.daemon.v1.SendAttachmentRequest
+	80,  // 111: qpq.daemon.v1.Daemon.SaveAttachment:input_type -> qpq.daemon.v1.SaveAttachmentRequest
+	83,  // 112: qpq.daemon.v1.Daemon.Link:input_type -> qpq.daemon.v1.LinkRequest
+	85,  // 113: qpq.daemon.v1.Daemon.ConfirmLink:input_type -> qpq.daemon.v1.ConfirmLinkRequest
+	87,  // 114: qpq.daemon.v1.Daemon.AcceptLink:input_type -> qpq.daemon.v1.AcceptLinkRequest
+	87,  // 115: qpq.daemon.v1.Daemon.AcceptLinkSteps:input_type -> qpq.daemon.v1.AcceptLinkRequest
+	90,  // 116: qpq.daemon.v1.Daemon.Devices:input_type -> qpq.daemon.v1.DevicesRequest
+	93,  // 117: qpq.daemon.v1.Daemon.RevokeDevice:input_type -> qpq.daemon.v1.RevokeDeviceRequest
+	6,   // 118: qpq.daemon.v1.Daemon.Status:output_type -> qpq.daemon.v1.StatusResponse
+	8,   // 119: qpq.daemon.v1.Daemon.Register:output_type -> qpq.daemon.v1.RegisterResponse
+	10,  // 120: qpq.daemon.v1.Daemon.Ping:output_type -> qpq.daemon.v1.PingResponse
+	12,  // 121: qpq.daemon.v1.Daemon.FetchKey:output_type -> qpq.daemon.v1.FetchKeyResponse
+	17,  // 122: qpq.daemon.v1.Daemon.CreateGroup:output_type -> qpq.daemon.v1.CreateGroupResponse
+	19,  // 123: qpq.daemon.v1.Daemon.Invite:output_type -> qpq.daemon.v1.InviteResponse
+	21,  // 124: qpq.daemon.v1.Daemon.Join:output_type -> qpq.daemon.v1.JoinResponse
+	23,  // 125: qpq.daemon.v1.Daemon.ListGroups:output_type -> qpq.daemon.v1.ListGroupsResponse
+	25,  // 126: qpq.daemon.v1.Daemon.Members:output_type -> qpq.daemon.v1.MembersResponse
+	31,  // 127: qpq.daemon.v1.Daemon.Send:output_type -> qpq.daemon.v1.SendResponse
+	31,  // 128: qpq.daemon.v1.Daemon.React:output_type -> qpq.daemon.v1.SendResponse
+	31,  // 129: qpq.daemon.v1.Daemon.Edit:output_type -> qpq.daemon.v1.SendResponse
+	31,  // 130: qpq.daemon.v1.Daemon.Delete:output_type -> qpq.daemon.v1.SendResponse
+	31,  // 131: qpq.daemon.v1.Daemon.SetDisappearing:output_type -> qpq.daemon.v1.SendResponse
+	35,  // 132: qpq.daemon.v1.Daemon.Messages:output_type -> qpq.daemon.v1.MessagesResponse
+	37,  // 133: qpq.daemon.v1.Daemon.Subscribe:output_type -> qpq.daemon.v1.Event
+	70,  // 134: qpq.daemon.v1.Daemon.Remove:output_type -> qpq.daemon.v1.RemoveResponse
+	72,  // 135: qpq.daemon.v1.Daemon.Leave:output_type -> qpq.daemon.v1.LeaveResponse
+	74,  // 136: qpq.daemon.v1.Daemon.Update:output_type -> qpq.daemon.v1.UpdateResponse
+	47,  // 137: qpq.daemon.v1.Daemon.ListRequests:output_type -> qpq.daemon.v1.ListRequestsResponse
+	49,  // 138: qpq.daemon.v1.Daemon.AcceptRequest:output_type -> qpq.daemon.v1.AcceptRequestResponse
+	51,  // 139: qpq.daemon.v1.Daemon.DeclineRequest:output_type -> qpq.daemon.v1.DeclineRequestResponse
+	53,  // 140: qpq.daemon.v1.Daemon.Block:output_type -> qpq.daemon.v1.BlockResponse
+	55,  // 141: qpq.daemon.v1.Daemon.Unblock:output_type -> qpq.daemon.v1.UnblockResponse
+	58,  // 142: qpq.daemon.v1.Daemon.AddContact:output_type -> qpq.daemon.v1.AddContactResponse
+	60,  // 143: qpq.daemon.v1.Daemon.ListContacts:output_type -> qpq.daemon.v1.ListContactsResponse
+	62,  // 144: qpq.daemon.v1.Daemon.RemoveContact:output_type -> qpq.daemon.v1.RemoveContactResponse
+	64,  // 145: qpq.daemon.v1.Daemon.SafetyNumber:output_type -> qpq.daemon.v1.SafetyNumberResponse
+	66,  // 146: qpq.daemon.v1.Daemon.Verify:output_type -> qpq.daemon.v1.VerifyResponse
+	76,  // 147: qpq.daemon.v1.Daemon.ExportIdentity:output_type -> qpq.daemon.v1.ExportIdentityResponse
+	78,  // 148: qpq.daemon.v1.Daemon.RenameContact:output_type -> qpq.daemon.v1.RenameContactResponse
+	81,  // 149: qpq.daemon.v1.Daemon.SendAttachment:output_type -> qpq.daemon.v1.AttachmentProgress
+	81,  // 150: qpq.daemon.v1.Daemon.SaveAttachment:output_type -> qpq.daemon.v1.AttachmentProgress
+	84,  // 151: qpq.daemon.v1.Daemon.Link:output_type -> qpq.daemon.v1.LinkProgress
+	86,  // 152: qpq.daemon.v1.Daemon.ConfirmLink:output_type -> qpq.daemon.v1.ConfirmLinkResponse
+	89,  // 153: qpq.daemon.v1.Daemon.AcceptLink:output_type -> qpq.daemon.v1.AcceptLinkResponse
+	88,  // 154: qpq.daemon.v1.Daemon.AcceptLinkSteps:output_type -> qpq.daemon.v1.AcceptLinkProgress
+	91,  // 155: qpq.daemon.v1.Daemon.Devices:output_type -> qpq.daemon.v1.DevicesResponse
+	94,  // 156: qpq.daemon.v1.Daemon.RevokeDevice:output_type -> qpq.daemon.v1.RevokeDeviceResponse
+	118, // [118:157] is the sub-list for method output_type
+	79,  // [79:118] is the sub-list for method input_type
+	79,  // [79:79] is the sub-list for extension type_name
+	79,  // [79:79] is the sub-list for extension extendee
+	0,   // [0:79] is the sub-list for field type_name
 }
 
 func init() { file_qpq_daemon_v1_daemon_proto_init() }
@@ -6971,7 +7144,7 @@ func file_qpq_daemon_v1_daemon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_qpq_daemon_v1_daemon_proto_rawDesc), len(file_qpq_daemon_v1_daemon_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   89,
+			NumMessages:   92,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

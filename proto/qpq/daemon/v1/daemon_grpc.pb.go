@@ -69,7 +69,9 @@ const (
 	Daemon_SendAttachment_FullMethodName  = "/qpq.daemon.v1.Daemon/SendAttachment"
 	Daemon_SaveAttachment_FullMethodName  = "/qpq.daemon.v1.Daemon/SaveAttachment"
 	Daemon_Link_FullMethodName            = "/qpq.daemon.v1.Daemon/Link"
+	Daemon_ConfirmLink_FullMethodName     = "/qpq.daemon.v1.Daemon/ConfirmLink"
 	Daemon_AcceptLink_FullMethodName      = "/qpq.daemon.v1.Daemon/AcceptLink"
+	Daemon_AcceptLinkSteps_FullMethodName = "/qpq.daemon.v1.Daemon/AcceptLinkSteps"
 	Daemon_Devices_FullMethodName         = "/qpq.daemon.v1.Daemon/Devices"
 	Daemon_RevokeDevice_FullMethodName    = "/qpq.daemon.v1.Daemon/RevokeDevice"
 )
@@ -178,18 +180,30 @@ type DaemonClient interface {
 	// from the identity backup) can link. The stream first sends a one-use
 	// code (and when it expires) to type or scan on the new device (`qpd
 	// --link CODE` or AcceptLink there); once the new device answers, the
-	// daemon certifies its key, publishes the device list with it, sends it
+	// stream sends its request (its key and label) for the person to
+	// compare with the new device's screen and confirm with ConfirmLink
+	// within 90 seconds: no answer, or no, refuses it (the new device is
+	// told, stores nothing, and the code is spent). On yes the daemon
+	// certifies its key, publishes the device list with it, sends it
 	// the identity, the contacts and the list of groups, and sends the
 	// device, and last, after it has added the device to every group (one
 	// commit per group), done. Cancelling the call before the new device
 	// answers closes the code.
 	Link(ctx context.Context, in *LinkRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LinkProgress], error)
+	// ConfirmLink answers the request a running Link shows: accept certifies
+	// the device, anything else refuses it. NOT_FOUND when no Link waits for
+	// that device.
+	ConfirmLink(ctx context.Context, in *ConfirmLinkRequest, opts ...grpc.CallOption) (*ConfirmLinkResponse, error)
 	// AcceptLink makes this daemon, which has no identity yet, a new device
 	// of the person whose primary device shows code: it makes a device key,
 	// completes the exchange through the node, stores the linked identity
 	// and imports the contacts; the groups follow as the primary adds this
 	// device to them.
 	AcceptLink(ctx context.Context, in *AcceptLinkRequest, opts ...grpc.CallOption) (*AcceptLinkResponse, error)
+	// AcceptLinkSteps is AcceptLink that first sends this device's new key,
+	// once its request is at the node, to show while the primary's person
+	// compares it with theirs; the last message is the result.
+	AcceptLinkSteps(ctx context.Context, in *AcceptLinkRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AcceptLinkProgress], error)
 	// Devices lists this person's devices (the current signed device list).
 	Devices(ctx context.Context, in *DevicesRequest, opts ...grpc.CallOption) (*DevicesResponse, error)
 	// RevokeDevice removes a device: the daemon publishes the device list
@@ -583,6 +597,16 @@ func (c *daemonClient) Link(ctx context.Context, in *LinkRequest, opts ...grpc.C
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Daemon_LinkClient = grpc.ServerStreamingClient[LinkProgress]
 
+func (c *daemonClient) ConfirmLink(ctx context.Context, in *ConfirmLinkRequest, opts ...grpc.CallOption) (*ConfirmLinkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConfirmLinkResponse)
+	err := c.cc.Invoke(ctx, Daemon_ConfirmLink_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *daemonClient) AcceptLink(ctx context.Context, in *AcceptLinkRequest, opts ...grpc.CallOption) (*AcceptLinkResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(AcceptLinkResponse)
@@ -592,6 +616,25 @@ func (c *daemonClient) AcceptLink(ctx context.Context, in *AcceptLinkRequest, op
 	}
 	return out, nil
 }
+
+func (c *daemonClient) AcceptLinkSteps(ctx context.Context, in *AcceptLinkRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AcceptLinkProgress], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Daemon_ServiceDesc.Streams[4], Daemon_AcceptLinkSteps_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[AcceptLinkRequest, AcceptLinkProgress]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Daemon_AcceptLinkStepsClient = grpc.ServerStreamingClient[AcceptLinkProgress]
 
 func (c *daemonClient) Devices(ctx context.Context, in *DevicesRequest, opts ...grpc.CallOption) (*DevicesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -717,18 +760,30 @@ type DaemonServer interface {
 	// from the identity backup) can link. The stream first sends a one-use
 	// code (and when it expires) to type or scan on the new device (`qpd
 	// --link CODE` or AcceptLink there); once the new device answers, the
-	// daemon certifies its key, publishes the device list with it, sends it
+	// stream sends its request (its key and label) for the person to
+	// compare with the new device's screen and confirm with ConfirmLink
+	// within 90 seconds: no answer, or no, refuses it (the new device is
+	// told, stores nothing, and the code is spent). On yes the daemon
+	// certifies its key, publishes the device list with it, sends it
 	// the identity, the contacts and the list of groups, and sends the
 	// device, and last, after it has added the device to every group (one
 	// commit per group), done. Cancelling the call before the new device
 	// answers closes the code.
 	Link(*LinkRequest, grpc.ServerStreamingServer[LinkProgress]) error
+	// ConfirmLink answers the request a running Link shows: accept certifies
+	// the device, anything else refuses it. NOT_FOUND when no Link waits for
+	// that device.
+	ConfirmLink(context.Context, *ConfirmLinkRequest) (*ConfirmLinkResponse, error)
 	// AcceptLink makes this daemon, which has no identity yet, a new device
 	// of the person whose primary device shows code: it makes a device key,
 	// completes the exchange through the node, stores the linked identity
 	// and imports the contacts; the groups follow as the primary adds this
 	// device to them.
 	AcceptLink(context.Context, *AcceptLinkRequest) (*AcceptLinkResponse, error)
+	// AcceptLinkSteps is AcceptLink that first sends this device's new key,
+	// once its request is at the node, to show while the primary's person
+	// compares it with theirs; the last message is the result.
+	AcceptLinkSteps(*AcceptLinkRequest, grpc.ServerStreamingServer[AcceptLinkProgress]) error
 	// Devices lists this person's devices (the current signed device list).
 	Devices(context.Context, *DevicesRequest) (*DevicesResponse, error)
 	// RevokeDevice removes a device: the daemon publishes the device list
@@ -848,8 +903,14 @@ func (UnimplementedDaemonServer) SaveAttachment(*SaveAttachmentRequest, grpc.Ser
 func (UnimplementedDaemonServer) Link(*LinkRequest, grpc.ServerStreamingServer[LinkProgress]) error {
 	return status.Error(codes.Unimplemented, "method Link not implemented")
 }
+func (UnimplementedDaemonServer) ConfirmLink(context.Context, *ConfirmLinkRequest) (*ConfirmLinkResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ConfirmLink not implemented")
+}
 func (UnimplementedDaemonServer) AcceptLink(context.Context, *AcceptLinkRequest) (*AcceptLinkResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AcceptLink not implemented")
+}
+func (UnimplementedDaemonServer) AcceptLinkSteps(*AcceptLinkRequest, grpc.ServerStreamingServer[AcceptLinkProgress]) error {
+	return status.Error(codes.Unimplemented, "method AcceptLinkSteps not implemented")
 }
 func (UnimplementedDaemonServer) Devices(context.Context, *DevicesRequest) (*DevicesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Devices not implemented")
@@ -1462,6 +1523,24 @@ func _Daemon_Link_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Daemon_LinkServer = grpc.ServerStreamingServer[LinkProgress]
 
+func _Daemon_ConfirmLink_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConfirmLinkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).ConfirmLink(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_ConfirmLink_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).ConfirmLink(ctx, req.(*ConfirmLinkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Daemon_AcceptLink_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(AcceptLinkRequest)
 	if err := dec(in); err != nil {
@@ -1479,6 +1558,17 @@ func _Daemon_AcceptLink_Handler(srv interface{}, ctx context.Context, dec func(i
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _Daemon_AcceptLinkSteps_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(AcceptLinkRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DaemonServer).AcceptLinkSteps(m, &grpc.GenericServerStream[AcceptLinkRequest, AcceptLinkProgress]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Daemon_AcceptLinkStepsServer = grpc.ServerStreamingServer[AcceptLinkProgress]
 
 func _Daemon_Devices_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DevicesRequest)
@@ -1644,6 +1734,10 @@ var Daemon_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Daemon_RenameContact_Handler,
 		},
 		{
+			MethodName: "ConfirmLink",
+			Handler:    _Daemon_ConfirmLink_Handler,
+		},
+		{
 			MethodName: "AcceptLink",
 			Handler:    _Daemon_AcceptLink_Handler,
 		},
@@ -1675,6 +1769,11 @@ var Daemon_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Link",
 			Handler:       _Daemon_Link_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "AcceptLinkSteps",
+			Handler:       _Daemon_AcceptLinkSteps_Handler,
 			ServerStreams: true,
 		},
 	},
