@@ -273,6 +273,9 @@ func (b *Backend) receive(ctx context.Context, c *nodeclient.Client, id ed25519.
 	cancel()
 }
 
+// sendPage is the number of pending items the sender reads at once.
+const sendPage = 100
+
 // permanentNodeErr reports whether the node will refuse this enqueue every
 // time.
 func permanentNodeErr(err error) bool {
@@ -314,7 +317,9 @@ func (b *Backend) sendOutbox(ctx context.Context, c *nodeclient.Client) {
 			}
 		}
 		var items []store.OutboxItem
-		err := b.view(ctx, func(tx *store.Tx) (err error) { items, err = tx.PendingSends(100, skip, skipDirect); return })
+		marks.reading()
+		b.outboxReads.Add(1)
+		err := b.view(ctx, func(tx *store.Tx) (err error) { items, err = tx.PendingSends(sendPage, skip, skipDirect); return })
 		if err != nil {
 			if ctx.Err() == nil {
 				b.log.Error("read outbox", "err", err)
@@ -375,7 +380,11 @@ func (b *Backend) sendOutbox(ctx context.Context, c *nodeclient.Client) {
 				}
 			}
 		}
-		if progress {
+		// After a short page nothing is left to read until a change: what
+		// was queued since the read signals changed, an item that waits
+		// for its group sets next, and one whose mark fails is signalled
+		// by the marks' writer. A full page may hide more.
+		if progress && len(items) >= sendPage {
 			continue
 		}
 		if !b.waitOutbox(ctx, changed, next) {
