@@ -29,6 +29,7 @@ type outboxMarks struct {
 	// that read may predate them, so their items still count as sent.
 	committed map[int64]bool
 	wake      chan struct{}
+	retry     chan struct{} // a mark failed: its item is pending again
 	stopping  chan struct{}
 	stopped   chan struct{}
 }
@@ -41,7 +42,7 @@ type sentMark struct {
 
 // startMarks starts a writer of marks; stop it with stop.
 func (b *Backend) startMarks() *outboxMarks {
-	m := &outboxMarks{b: b, inFlight: map[int64]bool{}, committed: map[int64]bool{}, wake: make(chan struct{}, 1),
+	m := &outboxMarks{b: b, inFlight: map[int64]bool{}, committed: map[int64]bool{}, wake: make(chan struct{}, 1), retry: make(chan struct{}, 1),
 		stopping: make(chan struct{}), stopped: make(chan struct{})}
 	go m.run()
 	return m
@@ -119,7 +120,10 @@ func (m *outboxMarks) flush() {
 	m.mu.Unlock()
 	if err != nil {
 		// Items left pending go out again: the sender must read them.
-		m.b.changed.broadcast()
+		select {
+		case m.retry <- struct{}{}:
+		default:
+		}
 	}
 }
 

@@ -298,7 +298,9 @@ func (b *Backend) sendOutbox(ctx context.Context, c *nodeclient.Client) {
 	marks := b.startMarks()           // outbox_marks.go
 	defer marks.stop()
 	for {
-		changed := b.Changed()
+		// Only commits that may make an item pending wake the sender
+		// (store.OutboxChanged), not its own sent marks or receipts.
+		changed := b.st.OutboxChanged()
 		now := time.Now()
 		var skip [][]byte
 		skipDirect := false
@@ -383,19 +385,19 @@ func (b *Backend) sendOutbox(ctx context.Context, c *nodeclient.Client) {
 		// After a short page nothing is left to read until a change: what
 		// was queued since the read signals changed, an item that waits
 		// for its group sets next, and one whose mark fails is signalled
-		// by the marks' writer. A full page may hide more.
+		// by the marks' writer (marks.retry). A full page may hide more.
 		if progress && len(items) >= sendPage {
 			continue
 		}
-		if !b.waitOutbox(ctx, changed, next) {
+		if !b.waitOutbox(ctx, changed, marks.retry, next) {
 			return
 		}
 	}
 }
 
-// waitOutbox waits for a change, until next (when not zero), or for ctx;
+// waitOutbox waits for a change, a failed mark, until next (when not zero), or for ctx;
 // it reports false when ctx ended.
-func (b *Backend) waitOutbox(ctx context.Context, changed <-chan struct{}, next time.Time) bool {
+func (b *Backend) waitOutbox(ctx context.Context, changed, retryMarks <-chan struct{}, next time.Time) bool {
 	var retry <-chan time.Time
 	if !next.IsZero() {
 		t := time.NewTimer(time.Until(next))
@@ -404,6 +406,7 @@ func (b *Backend) waitOutbox(ctx context.Context, changed <-chan struct{}, next 
 	}
 	select {
 	case <-changed:
+	case <-retryMarks:
 	case <-retry:
 	case <-ctx.Done():
 		return false

@@ -38,7 +38,7 @@ type Store struct {
 	// rstmts their prepared statements.
 	readers *sql.DB
 	rstmts  stmtCache
-	now  func() time.Time
+	now     func() time.Time
 	// scrubErr is the last failed checkpoint (ScrubError).
 	scrubErr atomic.Pointer[error]
 	// stmts are the statements kept prepared (stmts.go).
@@ -47,6 +47,9 @@ type Store struct {
 	memo memo
 	// keys is the identity's expanded key (identity_cache.go).
 	keys expandedKey
+	// outboxSig is signalled by commits that touch pending items
+	// (outbox_signal.go).
+	outboxSig signal
 }
 
 // Open opens (creating when needed) the database in dir. dir is created with
@@ -142,6 +145,9 @@ type Tx struct {
 	savepoints int
 	// broken is set when a savepoint failed: tx must not commit.
 	broken error
+	// outboxTouched is set by writes that may make an item pending
+	// (outbox_signal.go).
+	outboxTouched bool
 	// stmts are the store's prepared statements (stmts.go).
 	stmts *stmtCache
 	// memo, kept and handed are the decoded values (memo.go): the
@@ -200,6 +206,9 @@ func (s *Store) runTxOn(ctx context.Context, readOnly bool, stmts *stmtCache, fn
 	}
 	if len(tx.kept) > 0 {
 		s.memo.put(tx.kept)
+	}
+	if tx.outboxTouched {
+		s.outboxSig.notify()
 	}
 	if tx.scrub {
 		// The transaction is durable; a failed truncation only leaves the
