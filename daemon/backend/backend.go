@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -137,6 +138,8 @@ type Backend struct {
 	st      *store.Store
 	log     *slog.Logger
 	changed *notifier
+	// outboxReads counts the outbox sender's reads of pending items.
+	outboxReads atomic.Int64
 
 	// registered is signalled when Register creates the identity.
 	registered chan struct{}

@@ -25,9 +25,13 @@ type outboxMarks struct {
 	mu       sync.Mutex
 	queued   []sentMark
 	inFlight map[int64]bool // taken by the node, mark not committed yet
-	wake     chan struct{}
-	stopping chan struct{}
-	stopped  chan struct{}
+	// committed are marks committed since the sender's last read began:
+	// that read may predate them, so their items still count as sent.
+	committed map[int64]bool
+	wake      chan struct{}
+	retry     chan struct{} // a mark failed: its item is pending again
+	stopping  chan struct{}
+	stopped   chan struct{}
 }
 
 // sentMark is what markSent records for an item.
@@ -38,7 +42,7 @@ type sentMark struct {
 
 // startMarks starts a writer of marks; stop it with stop.
 func (b *Backend) startMarks() *outboxMarks {
-	m := &outboxMarks{b: b, inFlight: map[int64]bool{}, wake: make(chan struct{}, 1),
+	m := &outboxMarks{b: b, inFlight: map[int64]bool{}, committed: map[int64]bool{}, wake: make(chan struct{}, 1), retry: make(chan struct{}, 1),
 		stopping: make(chan struct{}), stopped: make(chan struct{})}
 	go m.run()
 	return m
@@ -61,7 +65,15 @@ func (m *outboxMarks) add(it store.OutboxItem, groupSeq uint64) {
 func (m *outboxMarks) sent(id int64) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.inFlight[id]
+	return m.inFlight[id] || m.committed[id]
+}
+
+// reading is called as the sender begins a read of pending items: the
+// marks committed so far are in what it reads.
+func (m *outboxMarks) reading() {
+	m.mu.Lock()
+	clear(m.committed)
+	m.mu.Unlock()
 }
 
 // stop commits the marks queued and ends the writer.
@@ -101,8 +113,18 @@ func (m *outboxMarks) flush() {
 	m.mu.Lock()
 	for _, s := range batch {
 		delete(m.inFlight, s.it.ID)
+		if err == nil {
+			m.committed[s.it.ID] = true
+		}
 	}
 	m.mu.Unlock()
+	if err != nil {
+		// Items left pending go out again: the sender must read them.
+		select {
+		case m.retry <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // markSent records that the node took the items of marks, and the number

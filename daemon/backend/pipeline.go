@@ -273,6 +273,9 @@ func (b *Backend) receive(ctx context.Context, c *nodeclient.Client, id ed25519.
 	cancel()
 }
 
+// sendPage is the number of pending items the sender reads at once.
+const sendPage = 100
+
 // permanentNodeErr reports whether the node will refuse this enqueue every
 // time.
 func permanentNodeErr(err error) bool {
@@ -295,7 +298,9 @@ func (b *Backend) sendOutbox(ctx context.Context, c *nodeclient.Client) {
 	marks := b.startMarks()           // outbox_marks.go
 	defer marks.stop()
 	for {
-		changed := b.Changed()
+		// Only commits that may make an item pending wake the sender
+		// (store.OutboxChanged), not its own sent marks or receipts.
+		changed := b.st.OutboxChanged()
 		now := time.Now()
 		var skip [][]byte
 		skipDirect := false
@@ -314,7 +319,9 @@ func (b *Backend) sendOutbox(ctx context.Context, c *nodeclient.Client) {
 			}
 		}
 		var items []store.OutboxItem
-		err := b.view(ctx, func(tx *store.Tx) (err error) { items, err = tx.PendingSends(100, skip, skipDirect); return })
+		marks.reading()
+		b.outboxReads.Add(1)
+		err := b.view(ctx, func(tx *store.Tx) (err error) { items, err = tx.PendingSends(sendPage, skip, skipDirect); return })
 		if err != nil {
 			if ctx.Err() == nil {
 				b.log.Error("read outbox", "err", err)
@@ -375,18 +382,22 @@ func (b *Backend) sendOutbox(ctx context.Context, c *nodeclient.Client) {
 				}
 			}
 		}
-		if progress {
+		// After a short page nothing is left to read until a change: what
+		// was queued since the read signals changed, an item that waits
+		// for its group sets next, and one whose mark fails is signalled
+		// by the marks' writer (marks.retry). A full page may hide more.
+		if progress && len(items) >= sendPage {
 			continue
 		}
-		if !b.waitOutbox(ctx, changed, next) {
+		if !b.waitOutbox(ctx, changed, marks.retry, next) {
 			return
 		}
 	}
 }
 
-// waitOutbox waits for a change, until next (when not zero), or for ctx;
+// waitOutbox waits for a change, a failed mark, until next (when not zero), or for ctx;
 // it reports false when ctx ended.
-func (b *Backend) waitOutbox(ctx context.Context, changed <-chan struct{}, next time.Time) bool {
+func (b *Backend) waitOutbox(ctx context.Context, changed, retryMarks <-chan struct{}, next time.Time) bool {
 	var retry <-chan time.Time
 	if !next.IsZero() {
 		t := time.NewTimer(time.Until(next))
@@ -395,6 +406,7 @@ func (b *Backend) waitOutbox(ctx context.Context, changed <-chan struct{}, next 
 	}
 	select {
 	case <-changed:
+	case <-retryMarks:
 	case <-retry:
 	case <-ctx.Done():
 		return false

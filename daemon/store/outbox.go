@@ -114,6 +114,7 @@ func (tx *Tx) AddOutbox(it OutboxItem) (OutboxItem, error) {
 	if len(it.ClientMsgID) > 0 {
 		cid = it.ClientMsgID
 	}
+	tx.outboxChanged()
 	res, err := tx.exec(`INSERT INTO outbox (kind, group_id, client_msg_id, payload, recipients, epoch, message_seq, state, created_at, updated_at, welcome, welcome_recipients, intent)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		string(it.Kind), it.GroupID, cid, it.Payload, rcpt, int64(it.Epoch), int64(it.MessageSeq), string(it.State), unixNano(tx.now), unixNano(tx.now), it.Welcome, wrcpt, it.Intent)
@@ -261,6 +262,9 @@ func (tx *Tx) SetOutboxState(id int64, state OutboxState, lastErr string) error 
 	inc := 0
 	if lastErr != "" {
 		inc = 1
+	}
+	if state != OutboxSent {
+		tx.outboxChanged()
 	}
 	res, err := tx.exec(`UPDATE outbox SET state = ?, last_error = ?, attempts = attempts + ?, updated_at = ? WHERE id = ?`,
 		string(state), lastErr, inc, unixNano(tx.now), id)

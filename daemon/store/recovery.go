@@ -39,6 +39,7 @@ func (tx *Tx) AddRecovery(r Recovery) error {
 	if len(r.Offender) != recipientsSize || len(r.Leader) != recipientsSize {
 		return fmt.Errorf("store: add recovery: %w: offender or leader is not an identity key", ErrInvalid)
 	}
+	tx.outboxChanged()
 	_, err = tx.exec(`INSERT INTO recoveries (group_id, epoch, offender, leader, roster, started_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		r.GroupID, int64(r.Epoch), r.Offender, r.Leader, roster, unixNano(tx.now))
 	if isUniqueViolation(err) {
@@ -110,6 +111,7 @@ func (tx *Tx) SetRecoveryProgress(groupID, successor []byte, done bool) error {
 	if successor == nil {
 		successor = []byte{}
 	}
+	tx.outboxChanged()
 	res, err := tx.exec(`UPDATE recoveries SET successor = ?, done = ? WHERE group_id = ?`, successor, boolInt(done), groupID)
 	if err != nil {
 		return fmt.Errorf("store: set recovery: %w", err)
@@ -180,6 +182,7 @@ func (tx *Tx) RetargetOutbox(it OutboxItem, messageID []byte) error {
 	if len(it.Payload) == 0 {
 		return fmt.Errorf("store: retarget outbox: %w: empty payload", ErrInvalid)
 	}
+	tx.outboxChanged()
 	if _, err := tx.exec(`UPDATE outbox SET group_id = ?, payload = ?, recipients = ?, epoch = ?, updated_at = ? WHERE id = ? AND state = ?`,
 		it.GroupID, it.Payload, rcpt, int64(it.Epoch), unixNano(tx.now), it.ID, string(OutboxPending)); err != nil {
 		return fmt.Errorf("store: retarget outbox: %w", err)

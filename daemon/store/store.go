@@ -34,7 +34,11 @@ var (
 type Store struct {
 	db   *sql.DB
 	path string
-	now  func() time.Time
+	// readers are the connections views read through (readers.go), and
+	// rstmts their prepared statements.
+	readers *sql.DB
+	rstmts  stmtCache
+	now     func() time.Time
 	// scrubErr is the last failed checkpoint (ScrubError).
 	scrubErr atomic.Pointer[error]
 	// stmts are the statements kept prepared (stmts.go).
@@ -43,6 +47,9 @@ type Store struct {
 	memo memo
 	// keys is the identity's expanded key (identity_cache.go).
 	keys expandedKey
+	// outboxSig is signalled by commits that touch pending items
+	// (outbox_signal.go).
+	outboxSig signal
 }
 
 // Open opens (creating when needed) the database in dir. dir is created with
@@ -96,6 +103,10 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 			return nil, fmt.Errorf("store: set mode of %s: %w", path+suffix, err)
 		}
 	}
+	if s.readers, err = openReaders(path); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -105,11 +116,18 @@ func (s *Store) Path() string { return s.path }
 // Close closes the database, first folding the write-ahead log into the
 // file and truncating it (scrub.go).
 func (s *Store) Close() error {
+	// The readers close first: none holds a snapshot the checkpoint would
+	// wait for.
+	s.rstmts.close()
+	rerr := s.readers.Close()
 	cerr := s.checkpoint(context.Background())
 	s.stmts.close()
 	s.memo.forget()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
+	}
+	if rerr != nil {
+		return fmt.Errorf("store: close readers: %w", rerr)
 	}
 	return cerr
 }
@@ -127,6 +145,9 @@ type Tx struct {
 	savepoints int
 	// broken is set when a savepoint failed: tx must not commit.
 	broken error
+	// outboxTouched is set by writes that may make an item pending
+	// (outbox_signal.go).
+	outboxTouched bool
 	// stmts are the store's prepared statements (stmts.go).
 	stmts *stmtCache
 	// memo, kept and handed are the decoded values (memo.go): the
@@ -143,9 +164,11 @@ func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 	return s.run(ctx, false, fn)
 }
 
-// View runs fn in a transaction that is always rolled back.
+// View runs fn in a transaction that is always rolled back, on a reader
+// connection (readers.go): it sees the last commit and does not wait for a
+// write transaction that is open.
 func (s *Store) View(ctx context.Context, fn func(*Tx) error) error {
-	return s.run(ctx, true, fn)
+	return s.view(ctx, fn)
 }
 
 func (s *Store) run(ctx context.Context, readOnly bool, fn func(*Tx) error) error {
@@ -153,13 +176,19 @@ func (s *Store) run(ctx context.Context, readOnly bool, fn func(*Tx) error) erro
 	return s.runTx(ctx, readOnly, fn, func() (*sql.Tx, error) { return s.db.BeginTx(ctx, nil) })
 }
 
-// runTx runs fn in the transaction begin starts.
+// runTx runs fn in the transaction begin starts on the writer.
 func (s *Store) runTx(ctx context.Context, readOnly bool, fn func(*Tx) error, begin func() (*sql.Tx, error)) error {
+	return s.runTxOn(ctx, readOnly, &s.stmts, fn, begin)
+}
+
+// runTxOn runs fn in the transaction begin starts, whose connections
+// stmts holds the prepared statements of.
+func (s *Store) runTxOn(ctx context.Context, readOnly bool, stmts *stmtCache, fn func(*Tx) error, begin func() (*sql.Tx, error)) error {
 	sqlTx, err := begin()
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	tx := &Tx{ctx: ctx, tx: sqlTx, now: s.now(), readOnly: readOnly, stmts: &s.stmts, memo: &s.memo, keys: &s.keys}
+	tx := &Tx{ctx: ctx, tx: sqlTx, now: s.now(), readOnly: readOnly, stmts: stmts, memo: &s.memo, keys: &s.keys}
 	err = fn(tx)
 	if err == nil {
 		err = tx.broken
@@ -177,6 +206,9 @@ func (s *Store) runTx(ctx context.Context, readOnly bool, fn func(*Tx) error, be
 	}
 	if len(tx.kept) > 0 {
 		s.memo.put(tx.kept)
+	}
+	if tx.outboxTouched {
+		s.outboxSig.notify()
 	}
 	if tx.scrub {
 		// The transaction is durable; a failed truncation only leaves the
