@@ -210,7 +210,11 @@ func (b *Backend) RevokeDevice(ctx context.Context, device string) (*RevokeResul
 	if errors.Is(err, ErrDeviceNotFound) {
 		// Revoked before, with removals left to do: the list lacks it
 		// already, so only the groups remain.
-		left, lerr := matchDevice(&devid.DeviceList{Devices: b.revokedLeaves(ctx, user.PublicKey(), l)}, device)
+		leaves, lerr := b.revokedLeaves(ctx, user.PublicKey(), l)
+		if lerr != nil {
+			return nil, fmt.Errorf("backend: read the groups for revoked leaves: %w", lerr)
+		}
+		left, lerr := matchDevice(&devid.DeviceList{Devices: leaves}, device)
 		if lerr != nil {
 			return nil, err
 		}
@@ -251,7 +255,12 @@ func (b *Backend) RevokeDevice(ctx context.Context, device string) (*RevokeResul
 // (with the result).
 func (b *Backend) removeRevoked(ctx context.Context, d ed25519.PublicKey, version uint64) (*RevokeResult, error) {
 	res := &RevokeResult{Device: d, Version: version}
-	for _, g := range b.groupsWithLeaf(ctx, d) {
+	groups, err := b.groupsWithLeaf(ctx, d)
+	if err != nil {
+		// The list lacks d already; revoking it again finds its groups.
+		return res, fmt.Errorf("%w: read the groups holding the device: %w", ErrRevokeIncomplete, err)
+	}
+	for _, g := range groups {
 		if _, _, err := b.runPlan(ctx, FormatKey(g), commitPlan{kind: intentRemoveDevice, peers: []ed25519.PublicKey{d}}, 0); err != nil {
 			b.log.Warn("remove revoked device from group", "group", FormatKey(g), "err", err)
 			res.GroupsFailed = append(res.GroupsFailed, FormatKey(g)+": "+err.Error())
@@ -269,39 +278,46 @@ func (b *Backend) removeRevoked(ctx context.Context, d ed25519.PublicKey, versio
 // revokedLeaves are the keys of leaves of this person (user) in this
 // device's active groups that the device list l no longer holds: devices
 // revoked whose removal is not done yet.
-func (b *Backend) revokedLeaves(ctx context.Context, user ed25519.PublicKey, l *devid.DeviceList) []ed25519.PublicKey {
+func (b *Backend) revokedLeaves(ctx context.Context, user ed25519.PublicKey, l *devid.DeviceList) ([]ed25519.PublicKey, error) {
 	seen := map[string]bool{}
 	var out []ed25519.PublicKey
 	now := time.Now()
-	_ = b.view(ctx, func(tx *store.Tx) error {
+	err := b.activeGroups(ctx, func(_ []byte, g *mls.Group) {
+		for _, m := range g.Members() {
+			key := ed25519.PublicKey(m.SignatureKey)
+			if len(key) != ed25519.PublicKeySize || seen[string(key)] || l.Has(key) {
+				continue
+			}
+			mine := key.Equal(user) // the identity key's own basic leaf
+			if m.Credential.Type == mls.CredentialX509 {
+				d, err := devid.Verify(m.Credential.Certificates, m.SignatureKey, now)
+				mine = err == nil && d.User.Equal(user)
+			}
+			if mine {
+				seen[string(key)] = true
+				out = append(out, bytes.Clone(key))
+			}
+		}
+	})
+	return out, err
+}
+
+// activeGroups calls fn with each of this device's active groups. A group
+// whose state does not load is passed over (it is not one this device can
+// commit in); a failure to read the store is the error.
+func (b *Backend) activeGroups(ctx context.Context, fn func(id []byte, g *mls.Group)) error {
+	return b.view(ctx, func(tx *store.Tx) error {
 		gs, err := tx.Groups(false)
 		if err != nil {
 			return err
 		}
 		for _, sg := range gs {
-			_, g, err := loadGroup(tx, sg.ID)
-			if err != nil || !g.Active() {
-				continue
-			}
-			for _, m := range g.Members() {
-				key := ed25519.PublicKey(m.SignatureKey)
-				if len(key) != ed25519.PublicKeySize || seen[string(key)] || l.Has(key) {
-					continue
-				}
-				mine := key.Equal(user) // the identity key's own basic leaf
-				if m.Credential.Type == mls.CredentialX509 {
-					d, err := devid.Verify(m.Credential.Certificates, m.SignatureKey, now)
-					mine = err == nil && d.User.Equal(user)
-				}
-				if mine {
-					seen[string(key)] = true
-					out = append(out, bytes.Clone(key))
-				}
+			if _, g, err := loadGroup(tx, sg.ID); err == nil && g.Active() {
+				fn(sg.ID, g)
 			}
 		}
 		return nil
 	})
-	return out
 }
 
 // matchDevice finds the device of l that text names: a whole key, or a
@@ -330,25 +346,14 @@ func matchDevice(l *devid.DeviceList, text string) (ed25519.PublicKey, error) {
 }
 
 // groupsWithLeaf lists the groups (ids) in which device has a leaf.
-func (b *Backend) groupsWithLeaf(ctx context.Context, device ed25519.PublicKey) [][]byte {
+func (b *Backend) groupsWithLeaf(ctx context.Context, device ed25519.PublicKey) ([][]byte, error) {
 	var out [][]byte
-	_ = b.view(ctx, func(tx *store.Tx) error {
-		gs, err := tx.Groups(false)
-		if err != nil {
-			return err
+	err := b.activeGroups(ctx, func(id []byte, g *mls.Group) {
+		if len(leavesOf(g, device)) > 0 {
+			out = append(out, id)
 		}
-		for _, sg := range gs {
-			_, g, err := loadGroup(tx, sg.ID)
-			if err != nil || !g.Active() {
-				continue
-			}
-			if len(leavesOf(g, device)) > 0 {
-				out = append(out, sg.ID)
-			}
-		}
-		return nil
 	})
-	return out
+	return out, err
 }
 
 // leavesOf are the leaves of g whose signature key is device.
