@@ -361,3 +361,23 @@ func TestKeyPackagePeekConsumesNothing(t *testing.T) {
 	_, err = ci.PeekKeyPackage(ctx, newTestIdentity(t).pub)
 	wantErr(t, "peek at an unregistered identity", err, client.ErrNoKeyPackage)
 }
+
+// TestKeyPackageDiskBudget: KeyPackage uploads count against the disk
+// budget, so registered identities cannot fill the disk 64 KiB a package
+// at a time once direct traffic has used it up.
+func TestKeyPackageDiskBudget(t *testing.T) {
+	n := openNode(t, server.Config{DiskBudget: 1 << 10}, store.Limits{}) // below an empty store
+	ctx := testCtx(t)
+	a, ca := n.registered(t)
+	_, err := ca.UploadKeyPackage(ctx, a.pub, testKeyPackage(a.pub, 1), false)
+	wantErr(t, "a KeyPackage past the budget", err, client.ErrDiskFull)
+	_, err = ca.UploadKeyPackage(ctx, a.pub, testKeyPackage(a.pub, 2), true)
+	wantErr(t, "a last-resort KeyPackage past the budget", err, client.ErrDiskFull)
+	got, err := n.store.CountKeyPackages(ctx, a.pub) // suite 1: the key itself
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != (store.KeyPackageCount{}) {
+		t.Fatalf("KeyPackages past the budget were stored: %+v", got)
+	}
+}

@@ -167,6 +167,10 @@ func (s *session) UploadKeyPackage(ctx context.Context, call auth.AuthService_up
 		if !s.srv.keepsSuite(suite) {
 			return fail(nodecp.ErrorCode_invalidArgument, "%s: this node keeps no KeyPackages of cipher suite 0x%04x (it keeps %s)", method, suite, suiteList(s.srv.cfg.KeyPackageSuites))
 		}
+		// Stored bytes count against the disk budget like a device list's.
+		if err := s.admitDisk(ctx, method, len(pkg), false); err != nil {
+			return err
+		}
 		fp, err := s.srv.cfg.Store.PutKeyPackage(ctx, directoryKey(key, suite), pkg, args.LastResort())
 		if err != nil {
 			return s.storeError(method, err)
