@@ -164,7 +164,7 @@ func (b *Backend) Devices(ctx context.Context) (*DevicesInfo, error) {
 func (b *Backend) deviceNames(ctx context.Context, user ed25519.PublicKey) map[string]string {
 	names := map[string]string{}
 	now := time.Now()
-	_ = b.view(ctx, func(tx *store.Tx) error {
+	err := b.view(ctx, func(tx *store.Tx) error {
 		gs, err := tx.Groups(false)
 		if err != nil {
 			return err
@@ -186,6 +186,10 @@ func (b *Backend) deviceNames(ctx context.Context, user ed25519.PublicKey) map[s
 		}
 		return nil
 	})
+	if err != nil {
+		// The names only label the list; it is shown without them.
+		b.log.Warn("read device names from the groups", "err", err)
+	}
 	return names
 }
 
