@@ -188,7 +188,7 @@ func (s *Store) runTxOn(ctx context.Context, readOnly bool, stmts *stmtCache, fn
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	tx := &Tx{ctx: ctx, tx: sqlTx, now: s.now(), readOnly: readOnly, stmts: stmts, memo: &s.memo, keys: &s.keys}
+	tx := &Tx{ctx: stmtContext(ctx, readOnly), tx: sqlTx, now: s.now(), readOnly: readOnly, stmts: stmts, memo: &s.memo, keys: &s.keys}
 	err = fn(tx)
 	if err == nil {
 		err = tx.broken
