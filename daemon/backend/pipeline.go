@@ -110,11 +110,12 @@ func (b *Backend) applyEnvelopes(ctx context.Context, envs []nodeclient.Envelope
 			cur = env.Seq
 		}
 		cursor = cur
-		return b.sendBatchReceipts(tx, receipts)
+		return nil
 	})
 	if err != nil {
 		return 0, 0, err
 	}
+	b.oweReceipts(receipts)
 	for _, r := range rejected {
 		b.log.Warn("envelope rejected", "seq", r.env.Seq, "sender", FormatKey(r.env.Sender), "err", r.err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/quicproquo/quicproquo/daemon/store"
 	"github.com/quicproquo/quicproquo/internal/testnode"
@@ -20,29 +21,7 @@ func TestBatchSendsOneDeliveryReceipt(t *testing.T) {
 	_, gid := groupsForm(t, "receipts", alice, bob)
 	ctx := context.Background()
 	st := bob.b.st
-	receipts := func() int {
-		n := 0
-		if err := st.View(ctx, func(tx *store.Tx) error {
-			for id := int64(1); ; id++ {
-				it, err := tx.Outbox(id)
-				if errors.Is(err, store.ErrNotFound) {
-					if id > 1000 {
-						return nil
-					}
-					continue
-				}
-				if err != nil {
-					return err
-				}
-				if bytes.HasPrefix(it.ClientMsgID, []byte("r:")) {
-					n++
-				}
-			}
-		}); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	receipts := func() int { return receiptItems(t, st) }
 	before := receipts()
 	bob.stop()
 	const n = 6
@@ -68,4 +47,86 @@ func TestBatchSendsOneDeliveryReceipt(t *testing.T) {
 	if got := receipts() - before; got < 1 || got >= n {
 		t.Fatalf("%d delivery receipts for %d messages that arrived together", got, n)
 	}
+}
+
+// receiptItems counts the receipts in st's outbox.
+func receiptItems(t *testing.T, st *store.Store) int {
+	t.Helper()
+	n := 0
+	if err := st.View(context.Background(), func(tx *store.Tx) error {
+		for id := int64(1); ; id++ {
+			it, err := tx.Outbox(id)
+			if errors.Is(err, store.ErrNotFound) {
+				if id > 1000 {
+					return nil
+				}
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if bytes.HasPrefix(it.ClientMsgID, []byte("r:")) {
+				n++
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// Messages that arrive one after the other, each in a push of its own,
+// within the receipt delay, share one delivery receipt, sent after the
+// messages are shown.
+func TestDeliveryReceiptsOfSeparatePushesShareOne(t *testing.T) {
+	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	alice := groupsStart(t, node)
+	bob := groupsStartWith(t, node, Config{ReceiptDelay: 2 * time.Second})
+	_, gid := groupsForm(t, "receipts", alice, bob)
+	ctx := context.Background()
+	before := receiptItems(t, bob.b.st)
+	const n = 4
+	var ids [][]byte
+	for i := range n {
+		r, err := alice.b.Send(ctx, gid, fmt.Sprintf("m%d", i), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.Message.MessageID)
+		groupsWait(t, "bob has the message", func() bool { return len(groupsTexts(t, bob, gid)) == i+1 })
+	}
+	groupsWait(t, "alice sees every message delivered", func() bool {
+		for _, id := range ids {
+			m, ok := contentMessage(t, alice, gid, id)
+			if !ok || len(m.Receipts) != 1 || !bytes.Equal(m.Receipts[0].Member, bob.id) {
+				return false
+			}
+		}
+		return true
+	})
+	if got := receiptItems(t, bob.b.st) - before; got != 1 {
+		t.Fatalf("%d delivery receipts for %d messages within the receipt delay, want 1", got, n)
+	}
+}
+
+// A receipt still owed when the daemon stops is written before Run
+// returns, and goes out once it runs again.
+func TestOwedReceiptSentOnStop(t *testing.T) {
+	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	alice := groupsStart(t, node)
+	bob := groupsStartWith(t, node, Config{ReceiptDelay: time.Hour})
+	_, gid := groupsForm(t, "receipts", alice, bob)
+	ctx := context.Background()
+	st := bob.b.st
+	r, err := alice.b.Send(ctx, gid, "owed", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groupsWait(t, "bob has the message", func() bool { return len(groupsTexts(t, bob, gid)) == 1 })
+	bob.stop()
+	bob = groupsStartOn(t, node, Config{}, st)
+	groupsWait(t, "alice sees the message delivered", func() bool {
+		m, ok := contentMessage(t, alice, gid, r.Message.MessageID)
+		return ok && len(m.Receipts) == 1 && bytes.Equal(m.Receipts[0].Member, bob.id)
+	})
 }
