@@ -115,7 +115,7 @@ func (b *Backend) applyEnvelopes(ctx context.Context, envs []nodeclient.Envelope
 	if err != nil {
 		return 0, 0, err
 	}
-	b.oweReceipts(receipts)
+	b.oweReceipts(receipts, b.cfg.ReceiptDelay)
 	for _, r := range rejected {
 		b.log.Warn("envelope rejected", "seq", r.env.Seq, "sender", FormatKey(r.env.Sender), "err", r.err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -125,6 +126,37 @@ func TestOwedReceiptSentOnStop(t *testing.T) {
 	groupsWait(t, "bob has the message", func() bool { return len(groupsTexts(t, bob, gid)) == 1 })
 	bob.stop()
 	bob = groupsStartOn(t, node, Config{}, st)
+	groupsWait(t, "alice sees the message delivered", func() bool {
+		m, ok := contentMessage(t, alice, gid, r.Message.MessageID)
+		return ok && len(m.Receipts) == 1 && bytes.Equal(m.Receipts[0].Member, bob.id)
+	})
+}
+
+// A receipt owed in a group whose commit waits for the node's verdict
+// (its submission failed with the connection) goes out once the commit is
+// merged, in the new epoch, instead of being dropped.
+func TestOwedReceiptWaitsForPendingCommit(t *testing.T) {
+	dir := t.TempDir()
+	node := testnode.StartNode(t, dir, "127.0.0.1:0")
+	alice := groupsStart(t, node)
+	const delay = 500 * time.Millisecond
+	bob := groupsStartWith(t, node, Config{ReceiptDelay: delay})
+	_, gid := groupsForm(t, "pending", alice, bob)
+	ctx := context.Background()
+	r, err := alice.b.Send(ctx, gid, "owed", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groupsWait(t, "bob has the message", func() bool { return len(groupsTexts(t, bob, gid)) == 1 })
+	arrived := time.Now()
+	var once sync.Once
+	bob.b.beforeSubmit = func() { once.Do(node.Stop) }
+	if _, err := bob.b.Update(ctx, gid); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("update with the node gone: %v", err)
+	}
+	// The owed receipt's turn comes while the commit is pending.
+	time.Sleep(time.Until(arrived.Add(2 * delay)))
+	testnode.StartNode(t, dir, node.Addr)
 	groupsWait(t, "alice sees the message delivered", func() bool {
 		m, ok := contentMessage(t, alice, gid, r.Message.MessageID)
 		return ok && len(m.Receipts) == 1 && bytes.Equal(m.Receipts[0].Member, bob.id)
