@@ -19,7 +19,7 @@ import "sync"
 // Bounds of the fresh list.
 const (
 	freshMaxItems = 256
-	freshMaxBytes = 8 << 20
+	freshMaxBytes = 1 << 20
 )
 
 // freshOutbox is the list of items added since the sender's last read.
