@@ -105,6 +105,10 @@ type Config struct {
 	// commit.
 	LeaveCommitDelay time.Duration
 
+	// ReceiptDelay is how long a delivery receipt waits for the next
+	// messages to name them too (default 20ms; receipts_batch.go).
+	ReceiptDelay time.Duration
+
 	// Now is the clock of KeyPackage lifetimes and retention (default
 	// time.Now); tests inject one.
 	Now func() time.Time
@@ -183,6 +187,9 @@ type Backend struct {
 	// receiptBatch, while applyEnvelopes applies a batch, collects its
 	// delivery receipts (receipts_batch.go; under gmu).
 	receiptBatch *[]pendingReceipt
+	// owed are the delivery receipts of committed batches that wait to go
+	// out together (receipts_batch.go).
+	owed owedReceipts
 	// sends queues API sends for their shared transaction (sendbatch.go).
 	sends sendQueue
 	// directMu makes finding or making a direct chat one step (direct.go):
@@ -203,6 +210,9 @@ func New(cfg Config) (*Backend, error) {
 	}
 	if cfg.LeaveCommitDelay <= 0 {
 		cfg.LeaveCommitDelay = 30 * time.Second
+	}
+	if cfg.ReceiptDelay <= 0 {
+		cfg.ReceiptDelay = defaultReceiptDelay
 	}
 	if cfg.KeyPackageCheck <= 0 {
 		cfg.KeyPackageCheck = 5 * time.Minute

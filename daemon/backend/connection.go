@@ -145,6 +145,8 @@ func (b *Backend) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("backend: run: %w", err)
 	}
+	// (Deferred first, so it runs last: after every receiver ended.)
+	defer b.stopReceipts()
 	maintained := make(chan struct{})
 	go func() { b.maintain(ctx); close(maintained) }()
 	defer func() { <-maintained }()

@@ -110,11 +110,12 @@ func (b *Backend) applyEnvelopes(ctx context.Context, envs []nodeclient.Envelope
 			cur = env.Seq
 		}
 		cursor = cur
-		return b.sendBatchReceipts(tx, receipts)
+		return nil
 	})
 	if err != nil {
 		return 0, 0, err
 	}
+	b.oweReceipts(receipts, b.cfg.ReceiptDelay)
 	for _, r := range rejected {
 		b.log.Warn("envelope rejected", "seq", r.env.Seq, "sender", FormatKey(r.env.Sender), "err", r.err)
 	}
@@ -297,6 +298,14 @@ func (b *Backend) sendOutbox(ctx context.Context, c *nodeclient.Client) {
 	waits := map[string]*outboxWait{} // by orderKey: groups waiting to retry
 	marks := b.startMarks()           // outbox_marks.go
 	defer marks.stop()
+	// After a pass that left nothing pending behind it (clean), the next
+	// items are those the commits since hand over (store.FreshOutbox),
+	// unless one of those commits did more: then, as after any other pass,
+	// the outbox is read. lastID is the newest item met, so that one both
+	// read and handed over goes out once.
+	var token uint64
+	var lastID int64
+	clean := false
 	for {
 		// Only commits that may make an item pending wake the sender
 		// (store.OutboxChanged), not its own sent marks or receipts.
@@ -319,19 +328,41 @@ func (b *Backend) sendOutbox(ctx context.Context, c *nodeclient.Client) {
 			}
 		}
 		var items []store.OutboxItem
-		marks.reading()
-		b.outboxReads.Add(1)
-		err := b.view(ctx, func(tx *store.Tx) (err error) { items, err = tx.PendingSends(sendPage, skip, skipDirect); return })
-		if err != nil {
-			if ctx.Err() == nil {
-				b.log.Error("read outbox", "err", err)
-			}
-			return
+		handed := false
+		if clean && len(waits) == 0 {
+			items, handed = b.st.FreshOutbox(token)
 		}
+		recovering := false
+		if !handed {
+			marks.reading()
+			token = b.st.BeginOutboxRead()
+			b.outboxReads.Add(1)
+			err := b.view(ctx, func(tx *store.Tx) (err error) {
+				if items, err = tx.PendingSends(sendPage, skip, skipDirect); err != nil {
+					return err
+				}
+				recovering, err = tx.HasOpenRecovery()
+				return err
+			})
+			if err != nil {
+				if ctx.Err() == nil {
+					b.log.Error("read outbox", "err", err)
+				}
+				return
+			}
+		}
+		// Clean unless an item stays behind (below), the page was full, or
+		// a recovery holds items back that the handed-over list would not.
+		clean = !recovering && len(items) < sendPage
 		progress := false
 		for _, it := range items {
+			if handed && it.ID <= lastID {
+				continue // read and handed over: out already
+			}
+			lastID = max(lastID, it.ID)
 			key := string(it.GroupID)
 			if w := waits[key]; w != nil && now.Before(w.until) {
+				clean = false
 				continue // an earlier item of this group waits: keep the order
 			}
 			if marks.sent(it.ID) {
@@ -342,6 +373,9 @@ func (b *Backend) sendOutbox(ctx context.Context, c *nodeclient.Client) {
 				// The sender is no longer in the group's roster at the
 				// node (removed meanwhile): the message can never go out.
 				err = fmt.Errorf("%w: %w", nodeclient.ErrInvalidArgument, err)
+			}
+			if err != nil {
+				clean = false
 			}
 			switch {
 			case err == nil:
@@ -389,15 +423,19 @@ func (b *Backend) sendOutbox(ctx context.Context, c *nodeclient.Client) {
 		if progress && len(items) >= sendPage {
 			continue
 		}
-		if !b.waitOutbox(ctx, changed, marks.retry, next) {
+		woke, retried := b.waitOutbox(ctx, changed, marks.retry, next)
+		if !woke {
 			return
+		}
+		if retried || len(waits) > 0 {
+			clean = false // a mark failed, or a group waits: read
 		}
 	}
 }
 
 // waitOutbox waits for a change, a failed mark, until next (when not zero), or for ctx;
-// it reports false when ctx ended.
-func (b *Backend) waitOutbox(ctx context.Context, changed, retryMarks <-chan struct{}, next time.Time) bool {
+// it reports false when ctx ended, and whether a mark failed or a retry is due.
+func (b *Backend) waitOutbox(ctx context.Context, changed, retryMarks <-chan struct{}, next time.Time) (woke, retried bool) {
 	var retry <-chan time.Time
 	if !next.IsZero() {
 		t := time.NewTimer(time.Until(next))
@@ -407,11 +445,13 @@ func (b *Backend) waitOutbox(ctx context.Context, changed, retryMarks <-chan str
 	select {
 	case <-changed:
 	case <-retryMarks:
+		return true, true
 	case <-retry:
+		return true, true
 	case <-ctx.Done():
-		return false
+		return false, false
 	}
-	return true
+	return true, false
 }
 
 // outboxWait is a group's pause after the node refused its oldest item

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -114,7 +115,6 @@ func (tx *Tx) AddOutbox(it OutboxItem) (OutboxItem, error) {
 	if len(it.ClientMsgID) > 0 {
 		cid = it.ClientMsgID
 	}
-	tx.outboxChanged()
 	res, err := tx.exec(`INSERT INTO outbox (kind, group_id, client_msg_id, payload, recipients, epoch, message_seq, state, created_at, updated_at, welcome, welcome_recipients, intent)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		string(it.Kind), it.GroupID, cid, it.Payload, rcpt, int64(it.Epoch), int64(it.MessageSeq), string(it.State), unixNano(tx.now), unixNano(tx.now), it.Welcome, wrcpt, it.Intent)
@@ -127,7 +127,33 @@ func (tx *Tx) AddOutbox(it OutboxItem) (OutboxItem, error) {
 	if it.ID, err = res.LastInsertId(); err != nil {
 		return OutboxItem{}, fmt.Errorf("store: add outbox: %w", err)
 	}
+	if it.Kind == OutboxApplication {
+		tx.outboxAdded(cloneOutboxItem(it))
+	} else {
+		tx.outboxChanged()
+	}
 	return it, nil
+}
+
+// cloneOutboxItem copies it's slices, as a read of its row would return
+// them: the fresh list's items do not share the caller's memory.
+func cloneOutboxItem(it OutboxItem) OutboxItem {
+	it.GroupID = bytes.Clone(it.GroupID)
+	it.ClientMsgID = bytes.Clone(it.ClientMsgID)
+	it.Payload = bytes.Clone(it.Payload)
+	it.Welcome = bytes.Clone(it.Welcome)
+	it.Intent = bytes.Clone(it.Intent)
+	rs := make([][]byte, len(it.Recipients))
+	for i, r := range it.Recipients {
+		rs[i] = bytes.Clone(r)
+	}
+	it.Recipients = rs
+	ws := make([][]byte, len(it.WelcomeRecipients))
+	for i, r := range it.WelcomeRecipients {
+		ws[i] = bytes.Clone(r)
+	}
+	it.WelcomeRecipients = ws
+	return it
 }
 
 const outboxColumns = `id, kind, group_id, client_msg_id, payload, recipients, epoch, message_seq, state, attempts, last_error, created_at, updated_at, welcome, welcome_recipients, intent`

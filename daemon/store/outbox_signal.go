@@ -40,5 +40,6 @@ func (s *signal) notify() {
 // may have made an application item pending.
 func (s *Store) OutboxChanged() <-chan struct{} { return s.outboxSig.wait() }
 
-// outboxChanged notes that tx may make an application item pending.
-func (tx *Tx) outboxChanged() { tx.outboxTouched = true }
+// outboxChanged notes that tx may make an application item pending, other
+// than by adding one (outbox_fresh.go).
+func (tx *Tx) outboxChanged() { tx.outboxTouched, tx.outboxOther = true, true }

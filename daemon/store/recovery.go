@@ -105,6 +105,15 @@ func (tx *Tx) OpenRecoveries() ([]Recovery, error) {
 	return out, nil
 }
 
+// HasOpenRecovery reports whether any group's recovery is not done.
+func (tx *Tx) HasOpenRecovery() (bool, error) {
+	var open bool
+	if err := tx.queryRow(`SELECT EXISTS (SELECT 1 FROM recoveries WHERE done = 0)`).Scan(&open); err != nil {
+		return false, fmt.Errorf("store: open recoveries: %w", err)
+	}
+	return open, nil
+}
+
 // SetRecoveryProgress records a recovery's successor and whether it is
 // done.
 func (tx *Tx) SetRecoveryProgress(groupID, successor []byte, done bool) error {

@@ -48,8 +48,10 @@ type Store struct {
 	// keys is the identity's expanded key (identity_cache.go).
 	keys expandedKey
 	// outboxSig is signalled by commits that touch pending items
-	// (outbox_signal.go).
+	// (outbox_signal.go), and fresh lists the items they add
+	// (outbox_fresh.go).
 	outboxSig signal
+	fresh     freshOutbox
 }
 
 // Open opens (creating when needed) the database in dir. dir is created with
@@ -146,8 +148,11 @@ type Tx struct {
 	// broken is set when a savepoint failed: tx must not commit.
 	broken error
 	// outboxTouched is set by writes that may make an item pending
-	// (outbox_signal.go).
+	// (outbox_signal.go); outboxOther by those other than adding an
+	// application item, whose items are in freshAdded (outbox_fresh.go).
 	outboxTouched bool
+	outboxOther   bool
+	freshAdded    []OutboxItem
 	// stmts are the store's prepared statements (stmts.go).
 	stmts *stmtCache
 	// memo, kept and handed are the decoded values (memo.go): the
@@ -188,7 +193,7 @@ func (s *Store) runTxOn(ctx context.Context, readOnly bool, stmts *stmtCache, fn
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	tx := &Tx{ctx: ctx, tx: sqlTx, now: s.now(), readOnly: readOnly, stmts: stmts, memo: &s.memo, keys: &s.keys}
+	tx := &Tx{ctx: stmtContext(ctx, readOnly), tx: sqlTx, now: s.now(), readOnly: readOnly, stmts: stmts, memo: &s.memo, keys: &s.keys}
 	err = fn(tx)
 	if err == nil {
 		err = tx.broken
@@ -208,6 +213,7 @@ func (s *Store) runTxOn(ctx context.Context, readOnly bool, stmts *stmtCache, fn
 		s.memo.put(tx.kept)
 	}
 	if tx.outboxTouched {
+		s.commitFresh(tx)
 		s.outboxSig.notify()
 	}
 	if tx.scrub {
