@@ -110,12 +110,14 @@ func (b *Backend) applyEnvelopes(ctx context.Context, envs []nodeclient.Envelope
 			cur = env.Seq
 		}
 		cursor = cur
-		return nil
+		return b.oweReceipts(tx, receipts)
 	})
 	if err != nil {
 		return 0, 0, err
 	}
-	b.oweReceipts(receipts, b.cfg.ReceiptDelay)
+	if len(receipts) > 0 {
+		b.scheduleReceipts(b.cfg.ReceiptDelay)
+	}
 	for _, r := range rejected {
 		b.log.Warn("envelope rejected", "seq", r.env.Seq, "sender", FormatKey(r.env.Sender), "err", r.err)
 	}

@@ -12,20 +12,19 @@ import (
 
 // Delivery receipts go out after the messages they name, together: while
 // applyEnvelopes applies a batch, the messages that call for a delivery
-// receipt are noted, and once the batch's transaction has committed they
-// are owed. The first owed receipt starts a wait of Config.ReceiptDelay;
-// then one transaction sends each group one receipt naming every message
-// owed in it, instead of one receipt (an encryption, an outbox item, a
-// fan-out at the node and a transaction at every other member) per
-// message or per pushed batch. So the receiving transaction, which makes
-// the message visible, does no encryption for the receipt, and messages
-// that arrive one after the other share one. A message whose envelope was
-// rolled back (its savepoint failed) is not named; the receipt of a group
-// whose commit waits for the node's verdict waits for it. Like read receipts
-// (receipts.go), an owed receipt is best effort: one lost to a crash in
-// the wait is not sent again, and the message stays shown as sent at its
-// sender. What the receipt's encryption writes (the sender ratchet) is
-// committed durably before the receipt goes out.
+// receipt are noted, and the batch's transaction records them as owed
+// (store.OweReceipt, a small row each). The first owed receipt starts a
+// wait of Config.ReceiptDelay; then one transaction sends each group one
+// receipt naming every message owed in it and deletes the notes, instead
+// of one receipt (an encryption, an outbox item, a fan-out at the node and
+// a transaction at every other member) per message or per pushed batch.
+// So the receiving transaction, which makes the message visible, does no
+// encryption for the receipt, and messages that arrive one after the
+// other share one. A message whose envelope was rolled back (its savepoint
+// failed) is not named; the receipt of a group whose commit waits for the
+// node's verdict waits for it. The notes are durable with the messages: a
+// receipt still owed when qpd stops or is killed goes out after it starts
+// again (Run sends what is owed first, and stopping leaves it noted).
 
 // defaultReceiptDelay is Config.ReceiptDelay's default, the ack interval.
 const defaultReceiptDelay = ackInterval
@@ -35,76 +34,112 @@ const defaultReceiptDelay = ackInterval
 // receipt's).
 const receiptRetryDelay = time.Second
 
-// maxOwedReceipts bounds the messages owed a receipt; past it, receipts
-// are not sent (and logged).
-const maxOwedReceipts = 4096
+// owedPage is how many owed receipts one sending transaction takes.
+const owedPage = 1024
 
-// owedReceipts holds the delivery receipts owed and the wait for them.
+// owedReceipts is the wait for the owed receipts (the notes are in the store).
 type owedReceipts struct {
 	mu      sync.Mutex
-	pending []pendingReceipt
 	timer   *time.Timer // while a send is scheduled
 	stopped bool        // stopReceipts runs: nothing more is scheduled
 	// sending counts the scheduled and running sends (stopReceipts waits).
 	sending sync.WaitGroup
 }
 
-// oweReceipts queues ps, noted in a committed transaction, and schedules
-// their send after delay.
-func (b *Backend) oweReceipts(ps []pendingReceipt, delay time.Duration) {
-	if len(ps) == 0 {
-		return
+// oweReceipts notes ps as owed in tx, the transaction that stores their
+// messages; a note past store.MaxOwedReceipts is logged and not kept.
+func (b *Backend) oweReceipts(tx *store.Tx, ps []pendingReceipt) error {
+	dropped := 0
+	for _, p := range ps {
+		ok, err := tx.OweReceipt(p.group, p.id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			dropped++
+		}
 	}
+	if dropped > 0 {
+		b.log.Warn("delivery receipts not sent: too many owed", "messages", dropped)
+	}
+	return nil
+}
+
+// scheduleReceipts sends the owed receipts after delay, unless a send is
+// scheduled already.
+func (b *Backend) scheduleReceipts(delay time.Duration) {
 	o := &b.owed
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.stopped {
-		b.log.Warn("delivery receipts not sent: stopping", "messages", len(ps))
+	if o.stopped || o.timer != nil {
 		return
 	}
-	if n := maxOwedReceipts - len(o.pending); len(ps) > n {
-		b.log.Warn("delivery receipts not sent: too many owed", "messages", len(ps)-max(n, 0))
-		ps = ps[:max(n, 0)]
-	}
-	o.pending = append(o.pending, ps...)
-	if o.timer == nil {
-		o.sending.Add(1)
-		o.timer = time.AfterFunc(delay, func() {
-			defer o.sending.Done()
-			b.sendOwedReceipts()
-		})
-	}
-}
-
-// sendOwedReceipts sends the receipts owed, one per group, in one
-// transaction; those of a group whose commit waits for the node's verdict
-// are owed again.
-func (b *Backend) sendOwedReceipts() {
-	o := &b.owed
-	o.mu.Lock()
-	ps := o.pending
-	o.pending, o.timer = nil, nil
-	o.mu.Unlock()
-	if len(ps) == 0 {
-		return
-	}
-	b.gmu.Lock()
-	var later []pendingReceipt
-	err := b.update(context.Background(), func(tx *store.Tx) (err error) {
-		later, err = b.sendBatchReceipts(tx, ps)
-		return err
+	o.sending.Add(1)
+	o.timer = time.AfterFunc(delay, func() {
+		defer o.sending.Done()
+		o.mu.Lock()
+		o.timer = nil
+		o.mu.Unlock()
+		b.sendOwedReceipts()
 	})
-	b.gmu.Unlock()
-	if err != nil {
-		b.log.Warn("delivery receipts not sent", "messages", len(ps), "err", err)
-		return
-	}
-	b.oweReceipts(later, receiptRetryDelay)
 }
 
-// stopReceipts sends the receipts still owed at once and waits for any
-// send under way: Run calls it before it returns, while the store is open.
-// What is owed again then (a commit waits) is not sent.
+// sendOwedReceipts sends the receipts owed, one per group, a page per
+// transaction, and deletes their notes in it; those of a group whose
+// commit waits for the node's verdict are noted again and retried later.
+func (b *Backend) sendOwedReceipts() {
+	retry := false
+	for {
+		n := 0
+		b.gmu.Lock()
+		err := b.update(context.Background(), func(tx *store.Tx) error {
+			rows, err := tx.OwedReceipts(owedPage)
+			if err != nil {
+				return err
+			}
+			n = len(rows)
+			if n == 0 {
+				return nil
+			}
+			ps := make([]pendingReceipt, len(rows))
+			for i, r := range rows {
+				ps[i] = pendingReceipt{group: r.GroupID, id: r.MessageID}
+			}
+			if err := tx.DeleteOwedReceipts(rows[n-1].ID); err != nil {
+				return err
+			}
+			later, err := b.sendBatchReceipts(tx, ps)
+			if err != nil {
+				return err
+			}
+			if len(later) > 0 {
+				retry = true
+				// Noted again, after the page: the next page is what
+				// was owed after it.
+				n -= len(later)
+				return b.oweReceipts(tx, later)
+			}
+			return nil
+		})
+		b.gmu.Unlock()
+		if err != nil {
+			b.log.Warn("delivery receipts not sent", "err", err)
+			retry = true
+			break
+		}
+		if n < owedPage {
+			break
+		}
+	}
+	if retry {
+		b.scheduleReceipts(receiptRetryDelay)
+	}
+}
+
+// stopReceipts ends the wait and waits for a send under way: Run calls
+// it before it returns, while the store is open. What is still owed stays
+// noted and goes out after the next start, as after a crash (sending it
+// now would only put it in the outbox, which waits for the next start too).
 func (b *Backend) stopReceipts() {
 	o := &b.owed
 	o.mu.Lock()
@@ -114,7 +149,6 @@ func (b *Backend) stopReceipts() {
 		o.sending.Done()
 	}
 	o.mu.Unlock()
-	b.sendOwedReceipts()
 	o.sending.Wait()
 	o.mu.Lock()
 	o.stopped = false

@@ -181,6 +181,8 @@ ALTER TABLE groups ADD COLUMN disappear_after INTEGER NOT NULL DEFAULT 0;
 	// 12: the highest device list version accepted per person
 	// (devicelist.go).
 	migrationDeviceListVersions,
+	// 13: the delivery receipts owed (owed_receipt.go).
+	migrationOwedReceipts,
 }
 
 // SchemaVersion is the schema version this program writes.
