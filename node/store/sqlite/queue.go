@@ -31,15 +31,24 @@ func clampSeq(v uint64) int64 {
 
 // The statements of Enqueue and Ack.
 var (
-	enqueueDedupQuery  = hot(`SELECT seq FROM enqueue_dedup WHERE recipient = ? AND sender = ? AND client_msg_id = ?`)
-	enqueueDedupInsert = hot(`INSERT INTO enqueue_dedup (recipient, sender, client_msg_id, seq, created_at) VALUES (?, ?, ?, ?, ?)`)
+	enqueueDedupQuery = hot(`SELECT seq FROM enqueue_dedup WHERE recipient = ? AND sender = ? AND client_msg_id = ?`)
+	// The id is remembered before the message is stored, with the number
+	// the queue hands out next (the writer runs one call at a time, so the
+	// advance that follows hands out exactly that one): one statement both
+	// checks for a duplicate and remembers a new id. A call that fails
+	// later is rolled back with its remembered id.
+	enqueueDedupClaim = hot(`
+INSERT INTO enqueue_dedup (recipient, sender, client_msg_id, seq, created_at)
+VALUES (?1, ?2, ?3, coalesce((SELECT last_seq FROM queues WHERE recipient = ?1), 0) + 1, ?4)
+ON CONFLICT DO NOTHING`)
 	advanceQueue       = hot(`
 INSERT INTO queues (recipient, last_seq, depth, stranger_count, stranger_bytes) VALUES (?1, 1, 1, ?2, ?3)
 ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + 1, depth = depth + 1,
 	stranger_count = stranger_count + ?2, stranger_bytes = stranger_bytes + ?3
 RETURNING last_seq, depth, stranger_count, stranger_bytes`)
+	// Its id is the insert's rowid: an exec is cheaper than a query.
 	insertBody = hot(`
-INSERT INTO bodies (sender, client_msg_id, payload, sequenced, group_seq, refs) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`)
+INSERT INTO bodies (sender, client_msg_id, payload, sequenced, group_seq, refs) VALUES (?, ?, ?, ?, ?, ?)`)
 	insertEntry    = hot(`INSERT INTO entries (recipient, seq, body, enqueued_at, stranger_bytes) VALUES (?, ?, ?, ?, ?)`)
 	deleteMessages = hot(`DELETE FROM entries WHERE recipient = ? AND seq <= ?`)
 	shrinkQueue    = hot(`UPDATE queues SET depth = depth - ? WHERE recipient = ?`)
@@ -59,17 +68,24 @@ func (s *Store) Enqueue(ctx context.Context, recipient, sender, clientMsgID, pay
 		dup bool
 	)
 	err := s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
+		now := s.now().UnixNano()
 		if len(clientMsgID) > 0 {
-			err := s.queryRow(ctx, tx, enqueueDedupQuery, recipient, nonNil(sender), clientMsgID).Scan(&seq)
-			if err == nil {
+			res, err := s.exec(ctx, tx, enqueueDedupClaim, recipient, nonNil(sender), clientMsgID, now)
+			if err != nil {
+				return fmt.Errorf("sqlite: %s: remember client message id: %w", op, err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("sqlite: %s: remember client message id: %w", op, err)
+			}
+			if n == 0 {
+				if err := s.queryRow(ctx, tx, enqueueDedupQuery, recipient, nonNil(sender), clientMsgID).Scan(&seq); err != nil {
+					return fmt.Errorf("sqlite: %s: %w", op, err)
+				}
 				dup = true
 				return nil
 			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("sqlite: %s: %w", op, err)
-			}
 		}
-		now := s.now().UnixNano()
 		stranger, err := s.isStranger(ctx, tx, recipient, sender)
 		if err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
@@ -77,11 +93,6 @@ func (s *Store) Enqueue(ctx context.Context, recipient, sender, clientMsgID, pay
 		seq, err = s.appendMsgTx(ctx, tx, recipient, sender, clientMsgID, payload, now, 0, &stranger)
 		if err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
-		}
-		if len(clientMsgID) > 0 {
-			if _, err := s.exec(ctx, tx, enqueueDedupInsert, recipient, nonNil(sender), clientMsgID, seq, now); err != nil {
-				return fmt.Errorf("sqlite: %s: remember client message id: %w", op, err)
-			}
 		}
 		return nil
 	})
@@ -122,8 +133,12 @@ func (s *Store) appendMsgTx(ctx context.Context, tx *sql.Tx, recipient, sender, 
 			return 0, err
 		}
 	}
-	var body int64
-	if err := s.queryRow(ctx, tx, insertBody, nonNil(sender), nonNil(clientMsgID), nonNil(payload), direct == nil, groupSeq, 1).Scan(&body); err != nil {
+	res, err := s.exec(ctx, tx, insertBody, nonNil(sender), nonNil(clientMsgID), nonNil(payload), direct == nil, groupSeq, 1)
+	if err != nil {
+		return 0, err
+	}
+	body, err := res.LastInsertId()
+	if err != nil {
 		return 0, err
 	}
 	var counted any // NULL unless the message counts against the strangers' quota
