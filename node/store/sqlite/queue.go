@@ -29,6 +29,10 @@ func clampSeq(v uint64) int64 {
 	return int64(v)
 }
 
+// queueOf is the id of the queue of the recipient bound to its parameter
+// (NULL, which matches no entry, for a recipient without a queue).
+const queueOf = `(SELECT qid FROM queues WHERE recipient = ?)`
+
 // The statements of Enqueue and Ack.
 var (
 	enqueueDedupQuery = hot(`SELECT seq FROM enqueue_dedup WHERE recipient = ? AND sender = ? AND client_msg_id = ?`)
@@ -41,16 +45,16 @@ var (
 INSERT INTO enqueue_dedup (recipient, sender, client_msg_id, seq, created_at)
 VALUES (?1, ?2, ?3, coalesce((SELECT last_seq FROM queues WHERE recipient = ?1), 0) + 1, ?4)
 ON CONFLICT DO NOTHING`)
-	advanceQueue       = hot(`
+	advanceQueue = hot(`
 INSERT INTO queues (recipient, last_seq, depth, stranger_count, stranger_bytes) VALUES (?1, 1, 1, ?2, ?3)
 ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + 1, depth = depth + 1,
 	stranger_count = stranger_count + ?2, stranger_bytes = stranger_bytes + ?3
-RETURNING last_seq, depth, stranger_count, stranger_bytes`)
+RETURNING qid, last_seq, depth, stranger_count, stranger_bytes`)
 	// Its id is the insert's rowid: an exec is cheaper than a query.
 	insertBody = hot(`
 INSERT INTO bodies (sender, client_msg_id, payload, sequenced, group_seq, refs) VALUES (?, ?, ?, ?, ?, ?)`)
-	insertEntry    = hot(`INSERT INTO entries (recipient, seq, body, enqueued_at, stranger_bytes) VALUES (?, ?, ?, ?, ?)`)
-	deleteMessages = hot(`DELETE FROM entries WHERE recipient = ? AND seq <= ?`)
+	insertEntry    = hot(`INSERT INTO entries (qid, seq, body, enqueued_at, stranger_bytes) VALUES (?, ?, ?, ?, ?)`)
+	deleteMessages = hot(`DELETE FROM entries WHERE qid = ` + queueOf + ` AND seq <= ?`)
 	shrinkQueue    = hot(`UPDATE queues SET depth = depth - ? WHERE recipient = ?`)
 )
 
@@ -114,13 +118,13 @@ func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, recipient, sender, cli
 // 0), which the quotas of directRoom also bound.
 func (s *Store) appendMsgTx(ctx context.Context, tx *sql.Tx, recipient, sender, clientMsgID, payload []byte, now, groupSeq int64, direct *bool) (int64, error) {
 	var (
-		seq, depth, strangers, strangerBytes int64
-		stranger, size                       int64
+		qid, seq, depth, strangers, strangerBytes int64
+		stranger, size                            int64
 	)
 	if direct != nil && *direct {
 		stranger, size = 1, int64(len(payload))
 	}
-	err := s.queryRow(ctx, tx, advanceQueue, recipient, stranger, size).Scan(&seq, &depth, &strangers, &strangerBytes)
+	err := s.queryRow(ctx, tx, advanceQueue, recipient, stranger, size).Scan(&qid, &seq, &depth, &strangers, &strangerBytes)
 	if err != nil {
 		return 0, err
 	}
@@ -145,7 +149,7 @@ func (s *Store) appendMsgTx(ctx context.Context, tx *sql.Tx, recipient, sender, 
 	if stranger == 1 {
 		counted = size
 	}
-	if _, err := s.exec(ctx, tx, insertEntry, recipient, seq, body, now, counted); err != nil {
+	if _, err := s.exec(ctx, tx, insertEntry, qid, seq, body, now, counted); err != nil {
 		return 0, err
 	}
 	return seq, nil
@@ -226,7 +230,7 @@ func (s *Store) Drain(ctx context.Context, recipient []byte) ([]store.Message, e
 	err := s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		msgs, err = scanMessages(tx.QueryContext(ctx, selectMessages+`
-WHERE e.recipient = ? ORDER BY e.seq`, recipient))
+WHERE e.qid = `+queueOf+` ORDER BY e.seq`, recipient))
 		if err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
@@ -246,7 +250,7 @@ WHERE e.recipient = ? ORDER BY e.seq`, recipient))
 
 // receiveQuery is Receive's statement.
 const receiveQuery = selectMessages + `
-WHERE e.recipient = ? AND e.seq > ? ORDER BY e.seq LIMIT ?`
+WHERE e.qid = ` + queueOf + ` AND e.seq > ? ORDER BY e.seq LIMIT ?`
 
 // selectMessages selects the columns scanMessages reads: a recipient's
 // entries with the bodies they point at.
