@@ -32,7 +32,9 @@
 // moment (up to 256) in one transaction, each in its own savepoint, and
 // commits once, so one fsync answers many callers (1000 members acking the
 // same commit, say); a call that fails is rolled back to its savepoint
-// alone, and every call returns only after the commit holding it. Several
+// alone, and every call returns only after the commit holding it. A direct
+// enqueue needs no savepoint: it refuses (full queue, strangers' quota)
+// before it writes, forgetting the client message id it claimed. Several
 // processes sharing a file (each waiting up to busy_timeout for the lock)
 // stay correct too. Reads (Receive, CountKeyPackages) use a small pool of
 // query_only connections and do not wait for writers: WAL gives each read a

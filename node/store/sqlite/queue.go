@@ -39,17 +39,27 @@ var (
 	// The id is remembered before the message is stored, with the number
 	// the queue hands out next (the writer runs one call at a time, so the
 	// advance that follows hands out exactly that one): one statement both
-	// checks for a duplicate and remembers a new id. A call that fails
-	// later is rolled back with its remembered id.
+	// checks for a duplicate and remembers a new id. A call refused after
+	// it deletes the id again (enqueueDedupForget).
 	enqueueDedupClaim = hot(`
 INSERT INTO enqueue_dedup (recipient, sender, client_msg_id, seq, created_at)
 VALUES (?1, ?2, ?3, coalesce((SELECT last_seq FROM queues WHERE recipient = ?1), 0) + 1, ?4)
 ON CONFLICT DO NOTHING`)
+	enqueueDedupForget = hot(`DELETE FROM enqueue_dedup WHERE recipient = ? AND sender = ? AND client_msg_id = ?`)
+	// The advance counts the message in only if the queue has room for
+	// it (?4: the depth it may reach; ?5 and ?6: the strangers' messages
+	// and bytes, checked for a stranger's message, ?2 = 1, only), and
+	// returns no row otherwise: a refusal writes nothing, so an enqueue
+	// needs no savepoint to be undone (see writeBare). A stranger's first
+	// message larger than the strangers' bytes creates no queue.
 	advanceQueue = hot(`
-INSERT INTO queues (recipient, last_seq, depth, stranger_count, stranger_bytes) VALUES (?1, 1, 1, ?2, ?3)
+INSERT INTO queues (recipient, last_seq, depth, stranger_count, stranger_bytes)
+SELECT ?1, 1, 1, ?2, ?3 WHERE ?3 <= ?6
 ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + 1, depth = depth + 1,
 	stranger_count = stranger_count + ?2, stranger_bytes = stranger_bytes + ?3
-RETURNING qid, last_seq, depth, stranger_count, stranger_bytes`)
+WHERE depth < ?4 AND (?2 = 0 OR (stranger_count < ?5 AND stranger_bytes + ?3 <= ?6))
+RETURNING qid, last_seq`)
+	queueCounts = hot(`SELECT depth, stranger_count, stranger_bytes FROM queues WHERE recipient = ?`)
 	// Its id is the insert's rowid: an exec is cheaper than a query.
 	insertBody = hot(`
 INSERT INTO bodies (sender, client_msg_id, payload, sequenced, group_seq, refs) VALUES (?, ?, ?, ?, ?, ?)`)
@@ -71,7 +81,7 @@ func (s *Store) Enqueue(ctx context.Context, recipient, sender, clientMsgID, pay
 		seq int64
 		dup bool
 	)
-	err := s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.writeBare(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
 		now := s.now().UnixNano()
 		if len(clientMsgID) > 0 {
 			res, err := s.exec(ctx, tx, enqueueDedupClaim, recipient, nonNil(sender), clientMsgID, now)
@@ -95,6 +105,14 @@ func (s *Store) Enqueue(ctx context.Context, recipient, sender, clientMsgID, pay
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
 		seq, err = s.appendMsgTx(ctx, tx, recipient, sender, clientMsgID, payload, now, 0, &stranger)
+		if no, ok := err.(*refusal); ok {
+			if len(clientMsgID) > 0 {
+				if _, err := s.exec(ctx, tx, enqueueDedupForget, recipient, nonNil(sender), clientMsgID); err != nil {
+					return fmt.Errorf("sqlite: %s: forget the refused client message id: %w (after %w)", op, err, no.err)
+				}
+			}
+			return &refusal{fmt.Errorf("sqlite: %s: %w", op, no.err)}
+		}
 		if err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
@@ -115,27 +133,21 @@ func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, recipient, sender, cli
 
 // appendMsgTx is appendTx for group traffic (direct nil) or a direct
 // message (*direct: whether its sender is a stranger to recipient; groupSeq
-// 0), which the quotas of directRoom also bound.
+// 0), which the quotas of directRoom also bound. A message the queue has no
+// room for is refused before anything is written, with a *refusal.
 func (s *Store) appendMsgTx(ctx context.Context, tx *sql.Tx, recipient, sender, clientMsgID, payload []byte, now, groupSeq int64, direct *bool) (int64, error) {
-	var (
-		qid, seq, depth, strangers, strangerBytes int64
-		stranger, size                            int64
-	)
+	var qid, seq, stranger, size int64
 	if direct != nil && *direct {
 		stranger, size = 1, int64(len(payload))
 	}
-	err := s.queryRow(ctx, tx, advanceQueue, recipient, stranger, size).Scan(&qid, &seq, &depth, &strangers, &strangerBytes)
+	room, maxStrangers, maxStrangerBytes := s.room(direct != nil)
+	err := s.queryRow(ctx, tx, advanceQueue, recipient, stranger, size, room, maxStrangers, maxStrangerBytes).
+		Scan(&qid, &seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, s.refused(ctx, tx, recipient, stranger, size, direct)
+	}
 	if err != nil {
 		return 0, err
-	}
-	if depth > int64(s.limits.MaxQueueDepth) {
-		return 0, fmt.Errorf("queue of %x holds %d messages (limit %d): %w",
-			recipient, depth-1, s.limits.MaxQueueDepth, store.ErrLimit)
-	}
-	if direct != nil {
-		if err := s.limits.DirectRoom(recipient, depth, strangers, strangerBytes, *direct); err != nil {
-			return 0, err
-		}
 	}
 	res, err := s.exec(ctx, tx, insertBody, nonNil(sender), nonNil(clientMsgID), nonNil(payload), direct == nil, groupSeq, 1)
 	if err != nil {
@@ -153,6 +165,49 @@ func (s *Store) appendMsgTx(ctx context.Context, tx *sql.Tx, recipient, sender, 
 		return 0, err
 	}
 	return seq, nil
+}
+
+// room returns the bounds advanceQueue checks: the depth a queue may
+// reach with a message (direct messages leave the group reserve free), and
+// the strangers' messages and bytes (unbounded when the limit is zero).
+func (s *Store) room(direct bool) (depth, strangers, strangerBytes int64) {
+	l := s.limits
+	depth, strangers, strangerBytes = int64(l.MaxQueueDepth), math.MaxInt64, math.MaxInt64
+	if !direct {
+		return depth, strangers, strangerBytes
+	}
+	if l.GroupReserve > 0 {
+		depth -= int64(l.GroupReserve)
+	}
+	if l.MaxStrangerMessages > 0 {
+		strangers = int64(l.MaxStrangerMessages)
+	}
+	if l.MaxStrangerBytes > 0 {
+		strangerBytes = l.MaxStrangerBytes
+	}
+	return depth, strangers, strangerBytes
+}
+
+// refused names the limit that kept advanceQueue from counting a message
+// in (stranger and size as it was given them): the checks of store.Limits
+// on the queue's counts as they would have been with the message.
+func (s *Store) refused(ctx context.Context, tx *sql.Tx, recipient []byte, stranger, size int64, direct *bool) error {
+	var depth, strangers, strangerBytes int64
+	err := s.queryRow(ctx, tx, queueCounts, recipient).Scan(&depth, &strangers, &strangerBytes)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("read the counts of a queue that refused a message: %w", err)
+	}
+	depth, strangers, strangerBytes = depth+1, strangers+stranger, strangerBytes+size
+	if depth > int64(s.limits.MaxQueueDepth) {
+		return &refusal{fmt.Errorf("queue of %x holds %d messages (limit %d): %w",
+			recipient, depth-1, s.limits.MaxQueueDepth, store.ErrLimit)}
+	}
+	if direct != nil {
+		if err := s.limits.DirectRoom(recipient, depth, strangers, strangerBytes, *direct); err != nil {
+			return &refusal{err}
+		}
+	}
+	return fmt.Errorf("queue of %x refused a message within its limits", recipient)
 }
 
 // Receive implements store.Store. limit must be positive.
