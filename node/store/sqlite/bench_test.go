@@ -19,9 +19,14 @@ import (
 const benchCacheMiB = 16
 
 func benchStore(b *testing.B) *Store {
+	return benchStoreLimits(b, store.Limits{MaxQueueDepth: 1 << 30, MaxKeyPackages: 1 << 30})
+}
+
+// benchStoreLimits is benchStore with limits.
+func benchStoreLimits(b *testing.B, limits store.Limits) *Store {
 	b.Helper()
 	s, err := OpenOptions(context.Background(), filepath.Join(b.TempDir(), "node.db"),
-		store.Limits{MaxQueueDepth: 1 << 30, MaxKeyPackages: 1 << 30}, Options{WriterCacheMiB: benchCacheMiB}, nil)
+		limits, Options{WriterCacheMiB: benchCacheMiB}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -236,26 +241,40 @@ func BenchmarkSubmitCommit10(b *testing.B) {
 func BenchmarkEnqueueSenders(b *testing.B) {
 	for _, k := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("senders=%d", k), func(b *testing.B) {
-			s := benchStore(b)
-			ctx := context.Background()
-			payload := make([]byte, 1024)
-			fl := benchfloor.Floors{Size: len(payload), Batch: k}
-			fl.Measure(b)
-			keys := make([][2][]byte, k)
-			for i := range keys {
-				keys[i] = [2][]byte{storetest.Key(fmt.Sprint("r", i)), storetest.Key(fmt.Sprint("s", i))}
-			}
-			before := s.commits.Load()
-			b.ReportAllocs()
-			cpu := processCPU(b)
-			rate := benchfloor.Concurrent(b, k, "deliveries/s", func(i int, n int64) error {
-				_, _, err := s.Enqueue(ctx, keys[i][0], keys[i][1], []byte(fmt.Sprint(n)), payload)
-				return err
-			})
-			reportCPU(b, cpu, b.N, "cpu-µs/delivery")
-			b.ReportMetric(float64(b.N)/float64(s.commits.Load()-before), "calls/commit")
-			fl.Measure(b)
-			fl.Report(b, rate)
+			benchEnqueueSenders(b, benchStore(b), k)
 		})
 	}
+}
+
+// BenchmarkEnqueueSendersQuotas is BenchmarkEnqueueSenders with 64 callers
+// and the strangers' quotas on, as a node runs: every enqueue asks the
+// rosters whether its sender is a stranger (the quotas are too large to be
+// reached).
+func BenchmarkEnqueueSendersQuotas(b *testing.B) {
+	b.Run("senders=64", func(b *testing.B) {
+		benchEnqueueSenders(b, benchStoreLimits(b, store.Limits{MaxQueueDepth: 1 << 30, MaxKeyPackages: 1 << 30,
+			GroupReserve: store.DefaultGroupReserve, MaxStrangerMessages: 1 << 30, MaxStrangerBytes: 1 << 50}), 64)
+	})
+}
+
+func benchEnqueueSenders(b *testing.B, s *Store, k int) {
+	ctx := context.Background()
+	payload := make([]byte, 1024)
+	fl := benchfloor.Floors{Size: len(payload), Batch: k}
+	fl.Measure(b)
+	keys := make([][2][]byte, k)
+	for i := range keys {
+		keys[i] = [2][]byte{storetest.Key(fmt.Sprint("r", i)), storetest.Key(fmt.Sprint("s", i))}
+	}
+	before := s.commits.Load()
+	b.ReportAllocs()
+	cpu := processCPU(b)
+	rate := benchfloor.Concurrent(b, k, "deliveries/s", func(i int, n int64) error {
+		_, _, err := s.Enqueue(ctx, keys[i][0], keys[i][1], []byte(fmt.Sprint(n)), payload)
+		return err
+	})
+	reportCPU(b, cpu, b.N, "cpu-µs/delivery")
+	b.ReportMetric(float64(b.N)/float64(s.commits.Load()-before), "calls/commit")
+	fl.Measure(b)
+	fl.Report(b, rate)
 }

@@ -59,6 +59,20 @@ ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + 1, depth = depth + 1
 	stranger_count = stranger_count + ?2, stranger_bytes = stranger_bytes + ?3
 WHERE depth < ?4 AND (?2 = 0 OR (stranger_count < ?5 AND stranger_bytes + ?3 <= ?6))
 RETURNING qid, last_seq`)
+	// advanceQueueLooking is advanceQueue for a direct message whose
+	// sender may be a stranger (?2 unused, ?3 the payload's size, ?7 the
+	// sender): it looks at the rosters itself (strangerQuery), counts the
+	// message in as advanceQueue does, and returns whether the sender is a
+	// stranger, a statement less than asking first.
+	advanceQueueLooking = hot(`
+WITH s(stranger) AS MATERIALIZED (SELECT NOT EXISTS (SELECT 1 FROM group_members a JOIN group_members b ON b.group_id = a.group_id
+	WHERE a.identity = ?7 AND b.identity = ?1))
+INSERT INTO queues (recipient, last_seq, depth, stranger_count, stranger_bytes)
+SELECT ?1, 1, 1, stranger, stranger * ?3 FROM s WHERE stranger * ?3 <= ?6
+ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + 1, depth = depth + 1,
+	stranger_count = stranger_count + excluded.stranger_count, stranger_bytes = stranger_bytes + excluded.stranger_bytes
+WHERE depth < ?4 AND (excluded.stranger_count = 0 OR (stranger_count < ?5 AND stranger_bytes + excluded.stranger_bytes <= ?6))
+RETURNING qid, last_seq, (SELECT stranger FROM s)`)
 	queueCounts = hot(`SELECT depth, stranger_count, stranger_bytes FROM queues WHERE recipient = ?`)
 	// Its id is the insert's rowid: an exec is cheaper than a query.
 	insertBody = hot(`
@@ -100,11 +114,15 @@ func (s *Store) Enqueue(ctx context.Context, recipient, sender, clientMsgID, pay
 				return nil
 			}
 		}
-		stranger, err := s.isStranger(ctx, tx, recipient, sender)
-		if err != nil {
-			return fmt.Errorf("sqlite: %s: %w", op, err)
+		kind := directMsg
+		if stranger, decided := s.limits.StrangerWithoutLookup(recipient, sender); decided {
+			kind = memberMsg
+			if stranger {
+				kind = strangerMsg
+			}
 		}
-		seq, err = s.appendMsgTx(ctx, tx, recipient, sender, clientMsgID, payload, now, 0, &stranger)
+		var err error
+		seq, err = s.appendMsgTx(ctx, tx, recipient, sender, clientMsgID, payload, now, 0, kind)
 		if no, ok := err.(*refusal); ok {
 			if len(clientMsgID) > 0 {
 				if _, err := s.exec(ctx, tx, enqueueDedupForget, recipient, nonNil(sender), clientMsgID); err != nil {
@@ -128,28 +146,51 @@ func (s *Store) Enqueue(ctx context.Context, recipient, sender, clientMsgID, pay
 // to recipient's queue inside tx and returns its sequence number, refusing
 // with store.ErrLimit when the queue is full.
 func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, recipient, sender, clientMsgID, payload []byte, now, groupSeq int64) (int64, error) {
-	return s.appendMsgTx(ctx, tx, recipient, sender, clientMsgID, payload, now, groupSeq, nil)
+	return s.appendMsgTx(ctx, tx, recipient, sender, clientMsgID, payload, now, groupSeq, groupMsg)
 }
 
-// appendMsgTx is appendTx for group traffic (direct nil) or a direct
-// message (*direct: whether its sender is a stranger to recipient; groupSeq
-// 0), which the quotas of directRoom also bound. A message the queue has no
-// room for is refused before anything is written, with a *refusal.
-func (s *Store) appendMsgTx(ctx context.Context, tx *sql.Tx, recipient, sender, clientMsgID, payload []byte, now, groupSeq int64, direct *bool) (int64, error) {
-	var qid, seq, stranger, size int64
-	if direct != nil && *direct {
-		stranger, size = 1, int64(len(payload))
+// msgKind is what appendMsgTx stores: group traffic, or a direct message,
+// whose quotas depend on whether its sender is a stranger to the recipient.
+type msgKind int
+
+const (
+	groupMsg    msgKind = iota
+	memberMsg           // direct, from a sender known to be no stranger
+	strangerMsg         // direct, from a sender known to be a stranger
+	directMsg           // direct, from a sender the rosters decide about
+)
+
+// appendMsgTx is appendTx for any kind of message (groupSeq 0 for a direct
+// one, which the quotas of store.Limits.DirectRoom also bound). A message
+// the queue has no room for is refused before anything is written, with a
+// *refusal.
+func (s *Store) appendMsgTx(ctx context.Context, tx *sql.Tx, recipient, sender, clientMsgID, payload []byte, now, groupSeq int64, kind msgKind) (int64, error) {
+	var (
+		qid, seq int64
+		stranger bool
+		err      error
+	)
+	size := int64(len(payload))
+	room, maxStrangers, maxStrangerBytes := s.room(kind != groupMsg)
+	if kind == directMsg {
+		err = s.queryRow(ctx, tx, advanceQueueLooking, recipient, nil, size, room, maxStrangers, maxStrangerBytes, nonNil(sender)).
+			Scan(&qid, &seq, &stranger)
+	} else {
+		stranger = kind == strangerMsg
+		var counted int64 // the bytes the message counts against the strangers' quota
+		if stranger {
+			counted = size
+		}
+		err = s.queryRow(ctx, tx, advanceQueue, recipient, stranger, counted, room, maxStrangers, maxStrangerBytes).
+			Scan(&qid, &seq)
 	}
-	room, maxStrangers, maxStrangerBytes := s.room(direct != nil)
-	err := s.queryRow(ctx, tx, advanceQueue, recipient, stranger, size, room, maxStrangers, maxStrangerBytes).
-		Scan(&qid, &seq)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, s.refused(ctx, tx, recipient, stranger, size, direct)
+		return 0, s.refused(ctx, tx, recipient, sender, size, kind)
 	}
 	if err != nil {
 		return 0, err
 	}
-	res, err := s.exec(ctx, tx, insertBody, nonNil(sender), nonNil(clientMsgID), nonNil(payload), direct == nil, groupSeq, 1)
+	res, err := s.exec(ctx, tx, insertBody, nonNil(sender), nonNil(clientMsgID), nonNil(payload), kind == groupMsg, groupSeq, 1)
 	if err != nil {
 		return 0, err
 	}
@@ -158,7 +199,7 @@ func (s *Store) appendMsgTx(ctx context.Context, tx *sql.Tx, recipient, sender, 
 		return 0, err
 	}
 	var counted any // NULL unless the message counts against the strangers' quota
-	if stranger == 1 {
+	if stranger {
 		counted = size
 	}
 	if _, err := s.exec(ctx, tx, insertEntry, qid, seq, body, now, counted); err != nil {
@@ -188,22 +229,32 @@ func (s *Store) room(direct bool) (depth, strangers, strangerBytes int64) {
 	return depth, strangers, strangerBytes
 }
 
-// refused names the limit that kept advanceQueue from counting a message
-// in (stranger and size as it was given them): the checks of store.Limits
-// on the queue's counts as they would have been with the message.
-func (s *Store) refused(ctx context.Context, tx *sql.Tx, recipient []byte, stranger, size int64, direct *bool) error {
+// refused names the limit that kept the advance from counting a message of
+// size bytes in: the checks of store.Limits on the queue's counts as they
+// would have been with the message.
+func (s *Store) refused(ctx context.Context, tx *sql.Tx, recipient, sender []byte, size int64, kind msgKind) error {
+	stranger := kind == strangerMsg
+	if kind == directMsg {
+		var err error
+		if stranger, err = s.isStranger(ctx, tx, recipient, sender); err != nil {
+			return fmt.Errorf("decide about a refused message: %w", err)
+		}
+	}
 	var depth, strangers, strangerBytes int64
 	err := s.queryRow(ctx, tx, queueCounts, recipient).Scan(&depth, &strangers, &strangerBytes)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("read the counts of a queue that refused a message: %w", err)
 	}
-	depth, strangers, strangerBytes = depth+1, strangers+stranger, strangerBytes+size
+	depth++
+	if stranger {
+		strangers, strangerBytes = strangers+1, strangerBytes+size
+	}
 	if depth > int64(s.limits.MaxQueueDepth) {
 		return &refusal{fmt.Errorf("queue of %x holds %d messages (limit %d): %w",
 			recipient, depth-1, s.limits.MaxQueueDepth, store.ErrLimit)}
 	}
-	if direct != nil {
-		if err := s.limits.DirectRoom(recipient, depth, strangers, strangerBytes, *direct); err != nil {
+	if kind != groupMsg {
+		if err := s.limits.DirectRoom(recipient, depth, strangers, strangerBytes, stranger); err != nil {
 			return &refusal{err}
 		}
 	}
