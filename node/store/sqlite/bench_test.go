@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -111,6 +112,48 @@ func BenchmarkReceiveAck100(b *testing.B) {
 		if n, err := s.Ack(ctx, r, cursor); err != nil || n != batch {
 			b.Fatalf("Ack: %d, %v", n, err)
 		}
+	}
+}
+
+// BenchmarkAckSenders is k concurrent callers each acknowledging the
+// messages of its own queue one at a time, durably (a receiver's ack after
+// each push), b.N acks in all. The queues are filled before the timer
+// starts.
+func BenchmarkAckSenders(b *testing.B) {
+	for _, k := range []int{64} {
+		b.Run(fmt.Sprintf("senders=%d", k), func(b *testing.B) {
+			s := benchStore(b)
+			ctx := context.Background()
+			payload := make([]byte, 1024)
+			keys := make([][]byte, k)
+			for i := range keys {
+				keys[i] = storetest.Key(fmt.Sprint("r", i))
+				benchFill(b, s, keys[i], b.N/k+1, payload)
+			}
+			per := b.N/k + 1
+			before := s.commits.Load()
+			b.ReportAllocs()
+			cpu := processCPU(b)
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for i := range k {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for seq := range uint64(per) {
+						if n, err := s.Ack(ctx, keys[i], seq+1); err != nil || n != 1 {
+							b.Errorf("ack of %d deleted %d messages, %v", seq+1, n, err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			b.ReportMetric(float64(per*k)/b.Elapsed().Seconds(), "acks/s")
+			reportCPU(b, cpu, per*k, "cpu-µs/ack")
+			b.ReportMetric(float64(per*k)/float64(s.commits.Load()-before), "calls/commit")
+		})
 	}
 }
 

@@ -25,10 +25,13 @@ import (
 // A call made with writeBare runs without a savepoint, which costs two
 // statements and a copy of every page the call is first to change. Its
 // work must refuse before it writes anything, or undo what it wrote, and
-// then return the refusal as a *refusal (itself, not wrapped); any other
-// error of such a call leaves the transaction in a state nobody can vouch
-// for, so the whole batch fails with it (a statement fails so on an I/O
-// error or a full disk, which the other calls would meet too).
+// then return the refusal as a *refusal (itself, not wrapped). Any other
+// error of such a call (a failed statement) may leave its writes behind,
+// so the writer rolls the batch back and runs it again with every call in
+// its savepoint: the failure stays the call's own, and a call that keeps
+// failing costs its batch a second run, not its answers. The work of a
+// call must therefore be safe to run twice (it is: it reads and writes
+// only the transaction).
 
 // refusal is the error of a call that wrote nothing, or undid all it
 // wrote: the batch goes on without it.
@@ -126,6 +129,13 @@ func (s *Store) runBatch(batch []*writeReq) {
 	if len(live) == 0 {
 		return
 	}
+	s.runLive(live, true)
+}
+
+// runLive runs live, calls whose contexts were not done, in one
+// transaction and answers each; bare says whether the calls made with
+// writeBare may run without their savepoints.
+func (s *Store) runLive(live []*writeReq, bare bool) {
 	tx, err := s.w.BeginTx(context.Background(), nil)
 	if err != nil {
 		for _, r := range live {
@@ -153,15 +163,22 @@ func (s *Store) runBatch(batch []*writeReq) {
 	var broken error // the transaction can no longer be trusted
 	for i, r := range live {
 		ctx := context.WithoutCancel(r.ctx)
-		if r.bare {
+		if bare && r.bare {
 			err := r.fn(ctx, tx)
 			if no, ok := err.(*refusal); ok {
 				errs[i] = no.err
-			} else if err != nil {
-				broken = err
+				continue
 			}
-			if broken != nil {
-				break
+			if err != nil {
+				// Nothing can undo what the call wrote: run the batch
+				// again, every call in its savepoint, so that its
+				// failure stays its own.
+				if rerr := tx.Rollback(); rerr != nil {
+					broken = fmt.Errorf("roll back a failed call: %w (after %w)", rerr, err)
+					break
+				}
+				s.runLive(live, false)
+				return
 			}
 			continue
 		}
