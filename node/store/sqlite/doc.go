@@ -34,7 +34,8 @@
 // same commit, say); a call that fails is rolled back to its savepoint
 // alone, and every call returns only after the commit holding it. A direct
 // enqueue needs no savepoint: it refuses (full queue, strangers' quota)
-// before it writes, forgetting the client message id it claimed. Several
+// before it writes, forgetting the client message id it claimed; should one
+// of its statements fail, the writer runs the batch again with savepoints. Several
 // processes sharing a file (each waiting up to busy_timeout for the lock)
 // stay correct too. Reads (Receive, CountKeyPackages) use a small pool of
 // query_only connections and do not wait for writers: WAL gives each read a
