@@ -5,7 +5,10 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/quicproquo/quicproquo/internal/benchfloor"
 	"github.com/quicproquo/quicproquo/node/store"
@@ -17,14 +20,34 @@ import (
 const benchCacheMiB = 16
 
 func benchStore(b *testing.B) *Store {
+	return benchStoreLimits(b, store.Limits{MaxQueueDepth: 1 << 30, MaxKeyPackages: 1 << 30})
+}
+
+// benchStoreLimits is benchStore with limits.
+func benchStoreLimits(b *testing.B, limits store.Limits) *Store {
 	b.Helper()
 	s, err := OpenOptions(context.Background(), filepath.Join(b.TempDir(), "node.db"),
-		store.Limits{MaxQueueDepth: 1 << 30, MaxKeyPackages: 1 << 30}, Options{WriterCacheMiB: benchCacheMiB}, nil)
+		limits, Options{WriterCacheMiB: benchCacheMiB}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Close() })
 	return s
+}
+
+// processCPU is the CPU time the process has used: on a shared machine,
+// the steadier measure of the store's work than the wall clock.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the CPU used since start per unit of n.
+func reportCPU(b *testing.B, start time.Duration, n int, unit string) {
+	b.ReportMetric(float64((processCPU(b)-start).Microseconds())/float64(n), unit)
 }
 
 // BenchmarkEnqueue1KiB is one durable (fsynced) Enqueue of 1 KiB with a
@@ -89,6 +112,48 @@ func BenchmarkReceiveAck100(b *testing.B) {
 		if n, err := s.Ack(ctx, r, cursor); err != nil || n != batch {
 			b.Fatalf("Ack: %d, %v", n, err)
 		}
+	}
+}
+
+// BenchmarkAckSenders is k concurrent callers each acknowledging the
+// messages of its own queue one at a time, durably (a receiver's ack after
+// each push), b.N acks in all. The queues are filled before the timer
+// starts.
+func BenchmarkAckSenders(b *testing.B) {
+	for _, k := range []int{64} {
+		b.Run(fmt.Sprintf("senders=%d", k), func(b *testing.B) {
+			s := benchStore(b)
+			ctx := context.Background()
+			payload := make([]byte, 1024)
+			keys := make([][]byte, k)
+			for i := range keys {
+				keys[i] = storetest.Key(fmt.Sprint("r", i))
+				benchFill(b, s, keys[i], b.N/k+1, payload)
+			}
+			per := b.N/k + 1
+			before := s.commits.Load()
+			b.ReportAllocs()
+			cpu := processCPU(b)
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for i := range k {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for seq := range uint64(per) {
+						if n, err := s.Ack(ctx, keys[i], seq+1); err != nil || n != 1 {
+							b.Errorf("ack of %d deleted %d messages, %v", seq+1, n, err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			b.ReportMetric(float64(per*k)/b.Elapsed().Seconds(), "acks/s")
+			reportCPU(b, cpu, per*k, "cpu-µs/ack")
+			b.ReportMetric(float64(per*k)/float64(s.commits.Load()-before), "calls/commit")
+		})
 	}
 }
 
@@ -168,12 +233,14 @@ func BenchmarkFanOut1KiBTo1000(b *testing.B) {
 	b.SetBytes(int64(len(payload) * len(recipients)))
 	b.ReportAllocs()
 	i := 0
+	cpu := processCPU(b)
 	for b.Loop() {
 		if _, err := s.FanOut(ctx, g, sender, []byte(fmt.Sprint(i)), payload, nil); err != nil {
 			b.Fatal(err)
 		}
 		i++
 	}
+	reportCPU(b, cpu, i*len(recipients), "cpu-µs/delivery")
 	rate := float64(i*len(recipients)) / b.Elapsed().Seconds()
 	b.ReportMetric(rate, "deliveries/s")
 	fl.Measure(b)
@@ -217,24 +284,40 @@ func BenchmarkSubmitCommit10(b *testing.B) {
 func BenchmarkEnqueueSenders(b *testing.B) {
 	for _, k := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("senders=%d", k), func(b *testing.B) {
-			s := benchStore(b)
-			ctx := context.Background()
-			payload := make([]byte, 1024)
-			fl := benchfloor.Floors{Size: len(payload), Batch: k}
-			fl.Measure(b)
-			keys := make([][2][]byte, k)
-			for i := range keys {
-				keys[i] = [2][]byte{storetest.Key(fmt.Sprint("r", i)), storetest.Key(fmt.Sprint("s", i))}
-			}
-			before := s.commits.Load()
-			b.ReportAllocs()
-			rate := benchfloor.Concurrent(b, k, "deliveries/s", func(i int, n int64) error {
-				_, _, err := s.Enqueue(ctx, keys[i][0], keys[i][1], []byte(fmt.Sprint(n)), payload)
-				return err
-			})
-			b.ReportMetric(float64(b.N)/float64(s.commits.Load()-before), "calls/commit")
-			fl.Measure(b)
-			fl.Report(b, rate)
+			benchEnqueueSenders(b, benchStore(b), k)
 		})
 	}
+}
+
+// BenchmarkEnqueueSendersQuotas is BenchmarkEnqueueSenders with 64 callers
+// and the strangers' quotas on, as a node runs: every enqueue asks the
+// rosters whether its sender is a stranger (the quotas are too large to be
+// reached).
+func BenchmarkEnqueueSendersQuotas(b *testing.B) {
+	b.Run("senders=64", func(b *testing.B) {
+		benchEnqueueSenders(b, benchStoreLimits(b, store.Limits{MaxQueueDepth: 1 << 30, MaxKeyPackages: 1 << 30,
+			GroupReserve: store.DefaultGroupReserve, MaxStrangerMessages: 1 << 30, MaxStrangerBytes: 1 << 50}), 64)
+	})
+}
+
+func benchEnqueueSenders(b *testing.B, s *Store, k int) {
+	ctx := context.Background()
+	payload := make([]byte, 1024)
+	fl := benchfloor.Floors{Size: len(payload), Batch: k}
+	fl.Measure(b)
+	keys := make([][2][]byte, k)
+	for i := range keys {
+		keys[i] = [2][]byte{storetest.Key(fmt.Sprint("r", i)), storetest.Key(fmt.Sprint("s", i))}
+	}
+	before := s.commits.Load()
+	b.ReportAllocs()
+	cpu := processCPU(b)
+	rate := benchfloor.Concurrent(b, k, "deliveries/s", func(i int, n int64) error {
+		_, _, err := s.Enqueue(ctx, keys[i][0], keys[i][1], []byte(fmt.Sprint(n)), payload)
+		return err
+	})
+	reportCPU(b, cpu, b.N, "cpu-µs/delivery")
+	b.ReportMetric(float64(b.N)/float64(s.commits.Load()-before), "calls/commit")
+	fl.Measure(b)
+	fl.Report(b, rate)
 }

@@ -32,7 +32,10 @@
 // moment (up to 256) in one transaction, each in its own savepoint, and
 // commits once, so one fsync answers many callers (1000 members acking the
 // same commit, say); a call that fails is rolled back to its savepoint
-// alone, and every call returns only after the commit holding it. Several
+// alone, and every call returns only after the commit holding it. A direct
+// enqueue needs no savepoint: it refuses (full queue, strangers' quota)
+// before it writes, forgetting the client message id it claimed; should one
+// of its statements fail, the writer runs the batch again with savepoints. Several
 // processes sharing a file (each waiting up to busy_timeout for the lock)
 // stay correct too. Reads (Receive, CountKeyPackages) use a small pool of
 // query_only connections and do not wait for writers: WAL gives each read a
@@ -49,8 +52,10 @@
 // Tables: key_packages (with a partial unique index allowing one last-resort
 // package per identity); queues, one row per recipient holding the last
 // sequence number handed out and the current depth, so sequence numbers are
-// never reused even when a queue is empty; entries (one per recipient and
-// message) and bodies (one per message); enqueue_dedup; groups,
+// never reused even when a queue is empty, and a small integer id, found
+// from the recipient by a unique index; entries (one per queue and message,
+// keyed by queue id and sequence number) and bodies (one per message);
+// enqueue_dedup; groups,
 // one row per group with its current epoch (NULL until the first commit) and
 // last per-group sequence number, and whether its roster is known;
 // group_members, the roster of each group's last accepted commit;
@@ -67,7 +72,7 @@
 // new epoch. The roster check reads group_members in that same
 // transaction, and the accepted commit replaces the roster there too. A
 // message body is stored once, in bodies, with a reference count; each
-// recipient holds a small entry keyed by (recipient, seq) that points at
+// recipient holds a small entry keyed by (queue id, seq) that points at
 // it, and a trigger frees the body when the last of those entries is
 // acknowledged, drained or expired. The recipients of a fan-out are handed to SQLite as one JSON
 // array, so a fan-out is a fixed number of statements whatever its size.

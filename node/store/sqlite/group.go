@@ -85,8 +85,8 @@ INSERT INTO bodies (sender, client_msg_id, payload, sequenced, group_seq, refs) 
 	// the NOT NULL constraint refuses: the depth check costs no statement
 	// of its own unless it fails.
 	insertSharedEntries = hot(`
-INSERT INTO entries (recipient, seq, body, enqueued_at, stranger_bytes)
-SELECT recipient, CASE WHEN depth > ?4 THEN NULL ELSE last_seq END, ?1, ?2, NULL
+INSERT INTO entries (qid, seq, body, enqueued_at, stranger_bytes)
+SELECT qid, CASE WHEN depth > ?4 THEN NULL ELSE last_seq END, ?1, ?2, NULL
 FROM queues WHERE recipient IN (SELECT unhex(value) FROM json_each(?3))`)
 )
 

@@ -159,6 +159,9 @@ CREATE TABLE blob_chunks (
 	// 11: a message body is stored once, each recipient holds a small
 	// entry pointing at it (see queuerows.go).
 	migrationQueueRows,
+	// 12: queues get an integer id, which keys the entries (see
+	// queueids.go).
+	migrationQueueIDs,
 }
 
 // pruneStatements delete expired deduplication entries; each takes the cutoff

@@ -29,19 +29,56 @@ func clampSeq(v uint64) int64 {
 	return int64(v)
 }
 
+// queueOf is the id of the queue of the recipient bound to its parameter
+// (NULL, which matches no entry, for a recipient without a queue).
+const queueOf = `(SELECT qid FROM queues WHERE recipient = ?)`
+
 // The statements of Enqueue and Ack.
 var (
-	enqueueDedupQuery  = hot(`SELECT seq FROM enqueue_dedup WHERE recipient = ? AND sender = ? AND client_msg_id = ?`)
-	enqueueDedupInsert = hot(`INSERT INTO enqueue_dedup (recipient, sender, client_msg_id, seq, created_at) VALUES (?, ?, ?, ?, ?)`)
-	advanceQueue       = hot(`
-INSERT INTO queues (recipient, last_seq, depth, stranger_count, stranger_bytes) VALUES (?1, 1, 1, ?2, ?3)
+	enqueueDedupQuery = hot(`SELECT seq FROM enqueue_dedup WHERE recipient = ? AND sender = ? AND client_msg_id = ?`)
+	// The id is remembered before the message is stored, with the number
+	// the queue hands out next (the writer runs one call at a time, so the
+	// advance that follows hands out exactly that one): one statement both
+	// checks for a duplicate and remembers a new id. A call refused after
+	// it deletes the id again (enqueueDedupForget).
+	enqueueDedupClaim = hot(`
+INSERT INTO enqueue_dedup (recipient, sender, client_msg_id, seq, created_at)
+VALUES (?1, ?2, ?3, coalesce((SELECT last_seq FROM queues WHERE recipient = ?1), 0) + 1, ?4)
+ON CONFLICT DO NOTHING`)
+	enqueueDedupForget = hot(`DELETE FROM enqueue_dedup WHERE recipient = ? AND sender = ? AND client_msg_id = ?`)
+	// The advance counts the message in only if the queue has room for
+	// it (?4: the depth it may reach; ?5 and ?6: the strangers' messages
+	// and bytes, checked for a stranger's message, ?2 = 1, only), and
+	// returns no row otherwise: a refusal writes nothing, so an enqueue
+	// needs no savepoint to be undone (see writeBare). A stranger's first
+	// message larger than the strangers' bytes creates no queue.
+	advanceQueue = hot(`
+INSERT INTO queues (recipient, last_seq, depth, stranger_count, stranger_bytes)
+SELECT ?1, 1, 1, ?2, ?3 WHERE ?3 <= ?6
 ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + 1, depth = depth + 1,
 	stranger_count = stranger_count + ?2, stranger_bytes = stranger_bytes + ?3
-RETURNING last_seq, depth, stranger_count, stranger_bytes`)
+WHERE depth < ?4 AND (?2 = 0 OR (stranger_count < ?5 AND stranger_bytes + ?3 <= ?6))
+RETURNING qid, last_seq`)
+	// advanceQueueLooking is advanceQueue for a direct message whose
+	// sender may be a stranger (?2 unused, ?3 the payload's size, ?7 the
+	// sender): it looks at the rosters itself (strangerQuery), counts the
+	// message in as advanceQueue does, and returns whether the sender is a
+	// stranger, a statement less than asking first.
+	advanceQueueLooking = hot(`
+WITH s(stranger) AS MATERIALIZED (SELECT NOT EXISTS (SELECT 1 FROM group_members a JOIN group_members b ON b.group_id = a.group_id
+	WHERE a.identity = ?7 AND b.identity = ?1))
+INSERT INTO queues (recipient, last_seq, depth, stranger_count, stranger_bytes)
+SELECT ?1, 1, 1, stranger, stranger * ?3 FROM s WHERE stranger * ?3 <= ?6
+ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + 1, depth = depth + 1,
+	stranger_count = stranger_count + excluded.stranger_count, stranger_bytes = stranger_bytes + excluded.stranger_bytes
+WHERE depth < ?4 AND (excluded.stranger_count = 0 OR (stranger_count < ?5 AND stranger_bytes + excluded.stranger_bytes <= ?6))
+RETURNING qid, last_seq, (SELECT stranger FROM s)`)
+	queueCounts = hot(`SELECT depth, stranger_count, stranger_bytes FROM queues WHERE recipient = ?`)
+	// Its id is the insert's rowid: an exec is cheaper than a query.
 	insertBody = hot(`
-INSERT INTO bodies (sender, client_msg_id, payload, sequenced, group_seq, refs) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`)
-	insertEntry    = hot(`INSERT INTO entries (recipient, seq, body, enqueued_at, stranger_bytes) VALUES (?, ?, ?, ?, ?)`)
-	deleteMessages = hot(`DELETE FROM entries WHERE recipient = ? AND seq <= ?`)
+INSERT INTO bodies (sender, client_msg_id, payload, sequenced, group_seq, refs) VALUES (?, ?, ?, ?, ?, ?)`)
+	insertEntry    = hot(`INSERT INTO entries (qid, seq, body, enqueued_at, stranger_bytes) VALUES (?, ?, ?, ?, ?)`)
+	deleteMessages = hot(`DELETE FROM entries WHERE qid = ` + queueOf + ` AND seq <= ?`)
 	shrinkQueue    = hot(`UPDATE queues SET depth = depth - ? WHERE recipient = ?`)
 )
 
@@ -58,30 +95,44 @@ func (s *Store) Enqueue(ctx context.Context, recipient, sender, clientMsgID, pay
 		seq int64
 		dup bool
 	)
-	err := s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.writeBare(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
+		now := s.now().UnixNano()
 		if len(clientMsgID) > 0 {
-			err := s.queryRow(ctx, tx, enqueueDedupQuery, recipient, nonNil(sender), clientMsgID).Scan(&seq)
-			if err == nil {
+			res, err := s.exec(ctx, tx, enqueueDedupClaim, recipient, nonNil(sender), clientMsgID, now)
+			if err != nil {
+				return fmt.Errorf("sqlite: %s: remember client message id: %w", op, err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("sqlite: %s: remember client message id: %w", op, err)
+			}
+			if n == 0 {
+				if err := s.queryRow(ctx, tx, enqueueDedupQuery, recipient, nonNil(sender), clientMsgID).Scan(&seq); err != nil {
+					return fmt.Errorf("sqlite: %s: %w", op, err)
+				}
 				dup = true
 				return nil
 			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("sqlite: %s: %w", op, err)
+		}
+		kind := directMsg
+		if stranger, decided := s.limits.StrangerWithoutLookup(recipient, sender); decided {
+			kind = memberMsg
+			if stranger {
+				kind = strangerMsg
 			}
 		}
-		now := s.now().UnixNano()
-		stranger, err := s.isStranger(ctx, tx, recipient, sender)
-		if err != nil {
-			return fmt.Errorf("sqlite: %s: %w", op, err)
-		}
-		seq, err = s.appendMsgTx(ctx, tx, recipient, sender, clientMsgID, payload, now, 0, &stranger)
-		if err != nil {
-			return fmt.Errorf("sqlite: %s: %w", op, err)
-		}
-		if len(clientMsgID) > 0 {
-			if _, err := s.exec(ctx, tx, enqueueDedupInsert, recipient, nonNil(sender), clientMsgID, seq, now); err != nil {
-				return fmt.Errorf("sqlite: %s: remember client message id: %w", op, err)
+		var err error
+		seq, err = s.appendMsgTx(ctx, tx, recipient, sender, clientMsgID, payload, now, 0, kind)
+		if no, ok := err.(*refusal); ok {
+			if len(clientMsgID) > 0 {
+				if _, err := s.exec(ctx, tx, enqueueDedupForget, recipient, nonNil(sender), clientMsgID); err != nil {
+					return fmt.Errorf("sqlite: %s: forget the refused client message id: %w (after %w)", op, err, no.err)
+				}
 			}
+			return &refusal{fmt.Errorf("sqlite: %s: %w", op, no.err)}
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
 		return nil
 	})
@@ -95,45 +146,119 @@ func (s *Store) Enqueue(ctx context.Context, recipient, sender, clientMsgID, pay
 // to recipient's queue inside tx and returns its sequence number, refusing
 // with store.ErrLimit when the queue is full.
 func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, recipient, sender, clientMsgID, payload []byte, now, groupSeq int64) (int64, error) {
-	return s.appendMsgTx(ctx, tx, recipient, sender, clientMsgID, payload, now, groupSeq, nil)
+	return s.appendMsgTx(ctx, tx, recipient, sender, clientMsgID, payload, now, groupSeq, groupMsg)
 }
 
-// appendMsgTx is appendTx for group traffic (direct nil) or a direct
-// message (*direct: whether its sender is a stranger to recipient; groupSeq
-// 0), which the quotas of directRoom also bound.
-func (s *Store) appendMsgTx(ctx context.Context, tx *sql.Tx, recipient, sender, clientMsgID, payload []byte, now, groupSeq int64, direct *bool) (int64, error) {
+// msgKind is what appendMsgTx stores: group traffic, or a direct message,
+// whose quotas depend on whether its sender is a stranger to the recipient.
+type msgKind int
+
+const (
+	groupMsg    msgKind = iota
+	memberMsg           // direct, from a sender known to be no stranger
+	strangerMsg         // direct, from a sender known to be a stranger
+	directMsg           // direct, from a sender the rosters decide about
+)
+
+// appendMsgTx is appendTx for any kind of message (groupSeq 0 for a direct
+// one, which the quotas of store.Limits.DirectRoom also bound). A message
+// the queue has no room for is refused before anything is written, with a
+// *refusal.
+func (s *Store) appendMsgTx(ctx context.Context, tx *sql.Tx, recipient, sender, clientMsgID, payload []byte, now, groupSeq int64, kind msgKind) (int64, error) {
 	var (
-		seq, depth, strangers, strangerBytes int64
-		stranger, size                       int64
+		qid, seq int64
+		stranger bool
+		err      error
 	)
-	if direct != nil && *direct {
-		stranger, size = 1, int64(len(payload))
+	size := int64(len(payload))
+	room, maxStrangers, maxStrangerBytes := s.room(kind != groupMsg)
+	if kind == directMsg {
+		err = s.queryRow(ctx, tx, advanceQueueLooking, recipient, nil, size, room, maxStrangers, maxStrangerBytes, nonNil(sender)).
+			Scan(&qid, &seq, &stranger)
+	} else {
+		stranger = kind == strangerMsg
+		var counted int64 // the bytes the message counts against the strangers' quota
+		if stranger {
+			counted = size
+		}
+		err = s.queryRow(ctx, tx, advanceQueue, recipient, stranger, counted, room, maxStrangers, maxStrangerBytes).
+			Scan(&qid, &seq)
 	}
-	err := s.queryRow(ctx, tx, advanceQueue, recipient, stranger, size).Scan(&seq, &depth, &strangers, &strangerBytes)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, s.refused(ctx, tx, recipient, sender, size, kind)
+	}
 	if err != nil {
 		return 0, err
 	}
-	if depth > int64(s.limits.MaxQueueDepth) {
-		return 0, fmt.Errorf("queue of %x holds %d messages (limit %d): %w",
-			recipient, depth-1, s.limits.MaxQueueDepth, store.ErrLimit)
+	res, err := s.exec(ctx, tx, insertBody, nonNil(sender), nonNil(clientMsgID), nonNil(payload), kind == groupMsg, groupSeq, 1)
+	if err != nil {
+		return 0, err
 	}
-	if direct != nil {
-		if err := s.limits.DirectRoom(recipient, depth, strangers, strangerBytes, *direct); err != nil {
-			return 0, err
-		}
-	}
-	var body int64
-	if err := s.queryRow(ctx, tx, insertBody, nonNil(sender), nonNil(clientMsgID), nonNil(payload), direct == nil, groupSeq, 1).Scan(&body); err != nil {
+	body, err := res.LastInsertId()
+	if err != nil {
 		return 0, err
 	}
 	var counted any // NULL unless the message counts against the strangers' quota
-	if stranger == 1 {
+	if stranger {
 		counted = size
 	}
-	if _, err := s.exec(ctx, tx, insertEntry, recipient, seq, body, now, counted); err != nil {
+	if _, err := s.exec(ctx, tx, insertEntry, qid, seq, body, now, counted); err != nil {
 		return 0, err
 	}
 	return seq, nil
+}
+
+// room returns the bounds advanceQueue checks: the depth a queue may
+// reach with a message (direct messages leave the group reserve free), and
+// the strangers' messages and bytes (unbounded when the limit is zero).
+func (s *Store) room(direct bool) (depth, strangers, strangerBytes int64) {
+	l := s.limits
+	depth, strangers, strangerBytes = int64(l.MaxQueueDepth), math.MaxInt64, math.MaxInt64
+	if !direct {
+		return depth, strangers, strangerBytes
+	}
+	if l.GroupReserve > 0 {
+		depth -= int64(l.GroupReserve)
+	}
+	if l.MaxStrangerMessages > 0 {
+		strangers = int64(l.MaxStrangerMessages)
+	}
+	if l.MaxStrangerBytes > 0 {
+		strangerBytes = l.MaxStrangerBytes
+	}
+	return depth, strangers, strangerBytes
+}
+
+// refused names the limit that kept the advance from counting a message of
+// size bytes in: the checks of store.Limits on the queue's counts as they
+// would have been with the message.
+func (s *Store) refused(ctx context.Context, tx *sql.Tx, recipient, sender []byte, size int64, kind msgKind) error {
+	stranger := kind == strangerMsg
+	if kind == directMsg {
+		var err error
+		if stranger, err = s.isStranger(ctx, tx, recipient, sender); err != nil {
+			return fmt.Errorf("decide about a refused message: %w", err)
+		}
+	}
+	var depth, strangers, strangerBytes int64
+	err := s.queryRow(ctx, tx, queueCounts, recipient).Scan(&depth, &strangers, &strangerBytes)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("read the counts of a queue that refused a message: %w", err)
+	}
+	depth++
+	if stranger {
+		strangers, strangerBytes = strangers+1, strangerBytes+size
+	}
+	if depth > int64(s.limits.MaxQueueDepth) {
+		return &refusal{fmt.Errorf("queue of %x holds %d messages (limit %d): %w",
+			recipient, depth-1, s.limits.MaxQueueDepth, store.ErrLimit)}
+	}
+	if kind != groupMsg {
+		if err := s.limits.DirectRoom(recipient, depth, strangers, strangerBytes, stranger); err != nil {
+			return &refusal{err}
+		}
+	}
+	return fmt.Errorf("queue of %x refused a message within its limits", recipient)
 }
 
 // Receive implements store.Store. limit must be positive.
@@ -211,7 +336,7 @@ func (s *Store) Drain(ctx context.Context, recipient []byte) ([]store.Message, e
 	err := s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		msgs, err = scanMessages(tx.QueryContext(ctx, selectMessages+`
-WHERE e.recipient = ? ORDER BY e.seq`, recipient))
+WHERE e.qid = `+queueOf+` ORDER BY e.seq`, recipient))
 		if err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
@@ -231,7 +356,7 @@ WHERE e.recipient = ? ORDER BY e.seq`, recipient))
 
 // receiveQuery is Receive's statement.
 const receiveQuery = selectMessages + `
-WHERE e.recipient = ? AND e.seq > ? ORDER BY e.seq LIMIT ?`
+WHERE e.qid = ` + queueOf + ` AND e.seq > ? ORDER BY e.seq LIMIT ?`
 
 // selectMessages selects the columns scanMessages reads: a recipient's
 // entries with the bodies they point at.

@@ -35,8 +35,8 @@ func (s *Store) Expire(ctx context.Context, cutoff time.Time) (int, error) {
 	err := s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
 		at := cutoff.UnixNano()
 		if _, err := tx.ExecContext(ctx, `
-UPDATE queues SET depth = depth - (SELECT count(*) FROM entries e WHERE e.recipient = queues.recipient AND e.enqueued_at < ?1)
-WHERE recipient IN (SELECT DISTINCT recipient FROM entries WHERE enqueued_at < ?1)`, at); err != nil {
+UPDATE queues SET depth = depth - (SELECT count(*) FROM entries e WHERE e.qid = queues.qid AND e.enqueued_at < ?1)
+WHERE qid IN (SELECT qid FROM entries WHERE enqueued_at < ?1)`, at); err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM entries WHERE enqueued_at < ?`, at)

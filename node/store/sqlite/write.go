@@ -10,9 +10,9 @@ import (
 // Writes are group-committed. Every write call hands its work to one writer
 // goroutine, which runs the calls waiting at that moment (up to
 // maxWriteBatch) in one IMMEDIATE transaction, each inside its own
-// savepoint, and commits once: one fsync answers them all. A call whose work
-// fails is rolled back to its savepoint and gets its own error; the others
-// are unaffected. Each call returns only after the commit that holds its
+// savepoint (or none, see writeBare), and commits once: one fsync answers
+// them all. A call whose work fails is rolled back to its savepoint and
+// gets its own error; the others are unaffected. Each call returns only after the commit that holds its
 // work is on disk, so acknowledging a client at return stays safe; a failed
 // commit fails every call of the batch.
 //
@@ -21,6 +21,24 @@ import (
 // transaction by rolling back the whole transaction, which would take the
 // other calls' work with it. A call whose context is done before its work
 // starts is not run.
+
+// A call made with writeBare runs without a savepoint, which costs two
+// statements and a copy of every page the call is first to change. Its
+// work must refuse before it writes anything, or undo what it wrote, and
+// then return the refusal as a *refusal (itself, not wrapped). Any other
+// error of such a call (a failed statement) may leave its writes behind,
+// so the writer rolls the batch back and runs it again with every call in
+// its savepoint: the failure stays the call's own, and a call that keeps
+// failing costs its batch a second run, not its answers. The work of a
+// call must therefore be safe to run twice (it is: it reads and writes
+// only the transaction).
+
+// refusal is the error of a call that wrote nothing, or undid all it
+// wrote: the batch goes on without it.
+type refusal struct{ err error }
+
+func (r *refusal) Error() string { return r.err.Error() }
+func (r *refusal) Unwrap() error { return r.err }
 
 // The savepoint of each call of a batch.
 var (
@@ -37,6 +55,7 @@ type writeReq struct {
 	ctx  context.Context
 	op   string
 	fn   func(ctx context.Context, tx *sql.Tx) error
+	bare bool // no savepoint (see writeBare)
 	done chan error
 }
 
@@ -44,12 +63,24 @@ type writeReq struct {
 // and returns once that transaction is committed. Errors from fn are
 // returned as they are, after fn's work is rolled back.
 func (s *Store) write(ctx context.Context, op string, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	return s.submit(ctx, op, fn, false)
+}
+
+// writeBare is write for work that undoes itself when it refuses (see
+// refusal): it runs without a savepoint. Its error is the refusal's, or
+// the batch's when fn failed otherwise.
+func (s *Store) writeBare(ctx context.Context, op string, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	return s.submit(ctx, op, fn, true)
+}
+
+// submit hands a call to the writer and waits for its answer.
+func (s *Store) submit(ctx context.Context, op string, fn func(ctx context.Context, tx *sql.Tx) error, bare bool) error {
 	leave, err := s.enter(op)
 	if err != nil {
 		return err
 	}
 	defer leave()
-	req := &writeReq{ctx: ctx, op: op, fn: fn, done: make(chan error, 1)}
+	req := &writeReq{ctx: ctx, op: op, fn: fn, bare: bare, done: make(chan error, 1)}
 	select {
 	case s.writes <- req:
 	case <-ctx.Done():
@@ -98,6 +129,13 @@ func (s *Store) runBatch(batch []*writeReq) {
 	if len(live) == 0 {
 		return
 	}
+	s.runLive(live, true)
+}
+
+// runLive runs live, calls whose contexts were not done, in one
+// transaction and answers each; bare says whether the calls made with
+// writeBare may run without their savepoints.
+func (s *Store) runLive(live []*writeReq, bare bool) {
 	tx, err := s.w.BeginTx(context.Background(), nil)
 	if err != nil {
 		for _, r := range live {
@@ -110,7 +148,7 @@ func (s *Store) runBatch(batch []*writeReq) {
 		r := live[0]
 		if err := r.fn(context.WithoutCancel(r.ctx), tx); err != nil {
 			_ = tx.Rollback()
-			r.done <- err
+			r.done <- unrefused(err)
 			return
 		}
 		if err := tx.Commit(); err != nil {
@@ -125,6 +163,25 @@ func (s *Store) runBatch(batch []*writeReq) {
 	var broken error // the transaction can no longer be trusted
 	for i, r := range live {
 		ctx := context.WithoutCancel(r.ctx)
+		if bare && r.bare {
+			err := r.fn(ctx, tx)
+			if no, ok := err.(*refusal); ok {
+				errs[i] = no.err
+				continue
+			}
+			if err != nil {
+				// Nothing can undo what the call wrote: run the batch
+				// again, every call in its savepoint, so that its
+				// failure stays its own.
+				if rerr := tx.Rollback(); rerr != nil {
+					broken = fmt.Errorf("roll back a failed call: %w (after %w)", rerr, err)
+					break
+				}
+				s.runLive(live, false)
+				return
+			}
+			continue
+		}
 		if _, err := s.exec(ctx, tx, savepointCall); err != nil {
 			broken = fmt.Errorf("savepoint: %w", err)
 			break
@@ -157,4 +214,13 @@ func (s *Store) runBatch(batch []*writeReq) {
 			r.done <- errs[i]
 		}
 	}
+}
+
+// unrefused returns a refusal's error without the marker, which only the
+// writer reads, and any other error as it is.
+func unrefused(err error) error {
+	if no, ok := err.(*refusal); ok {
+		return no.err
+	}
+	return err
 }

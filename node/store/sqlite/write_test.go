@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -130,5 +131,151 @@ func TestWriteCanceledWhileQueued(t *testing.T) {
 	got, err := s.Receive(context.Background(), r, 0, 100)
 	if err != nil || len(got) != ok {
 		t.Fatalf("%d enqueues succeeded but the queue holds %d (%v)", ok, len(got), err)
+	}
+}
+
+// Enqueues run without savepoints, so a refused one must write nothing:
+// refused alongside successful calls in shared transactions (a full queue,
+// the strangers' message and byte quotas, a stranger's oversized first
+// message), it leaves no number used, no count raised, no queue created and
+// no client message id remembered, and the calls beside it are stored.
+func TestWriteBatchRefusedEnqueues(t *testing.T) {
+	lim := storetest.QuotaLimits()
+	s := openTestStore(t, filepath.Join(t.TempDir(), "node.db"), lim)
+	ctx := context.Background()
+	direct := lim.MaxQueueDepth - lim.GroupReserve
+	full, strange, big := storetest.Key("full"), storetest.Key("strange"), storetest.Key("big")
+	stranger := storetest.Key("stranger")
+	for i := range direct {
+		if _, _, err := s.Enqueue(ctx, full, full, []byte(fmt.Sprint("fill ", i)), []byte("m")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := s.commits.Load()
+	const calls = 200
+	errs := make([]error, calls)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			id := []byte(fmt.Sprint("id ", i))
+			switch i % 4 {
+			case 0: // a full queue
+				_, _, errs[i] = s.Enqueue(ctx, full, full, id, []byte("over"))
+			case 1: // the strangers' share: the first three get in
+				_, _, errs[i] = s.Enqueue(ctx, strange, stranger, id, []byte("s"))
+			case 2: // more than the strangers' bytes, to a queue not yet made
+				_, _, errs[i] = s.Enqueue(ctx, big, stranger, id, make([]byte, lim.MaxStrangerBytes+1))
+			case 3: // fine
+				r := storetest.Key(fmt.Sprint("r", i))
+				_, _, errs[i] = s.Enqueue(ctx, r, r, id, []byte(fmt.Sprint("m", i)))
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if commits := s.commits.Load() - before; commits >= calls/2 {
+		t.Fatalf("%d concurrent calls took %d commits: writes are not grouped", calls, commits)
+	}
+	admitted := 0
+	for i, err := range errs {
+		switch i % 4 {
+		case 0:
+			if !errors.Is(err, store.ErrLimit) {
+				t.Fatalf("call %d into a full queue: %v, want ErrLimit", i, err)
+			}
+		case 1:
+			if err == nil {
+				admitted++
+			} else if !errors.Is(err, store.ErrQuota) {
+				t.Fatalf("call %d from a stranger: %v, want ErrQuota or success", i, err)
+			}
+		case 2:
+			if !errors.Is(err, store.ErrQuota) {
+				t.Fatalf("call %d, oversized from a stranger: %v, want ErrQuota", i, err)
+			}
+		case 3:
+			r := storetest.Key(fmt.Sprint("r", i))
+			got, rerr := s.Receive(ctx, r, 0, 10)
+			if err != nil || rerr != nil || len(got) != 1 || got[0].Seq != 1 || string(got[0].Payload) != fmt.Sprint("m", i) {
+				t.Fatalf("call %d: %v; queue %+v (%v), want its one message", i, err, got, rerr)
+			}
+		}
+	}
+	if admitted != lim.MaxStrangerMessages {
+		t.Fatalf("%d stranger's messages admitted, want %d", admitted, lim.MaxStrangerMessages)
+	}
+	var lastSeq, depth, count, size int
+	if err := s.w.QueryRow(`SELECT last_seq, depth, stranger_count, stranger_bytes FROM queues WHERE recipient = ?`, strange).
+		Scan(&lastSeq, &depth, &count, &size); err != nil || lastSeq != admitted || depth != admitted || count != admitted || size != admitted {
+		t.Fatalf("queue of the stranger's messages: last seq %d, depth %d, %d from strangers, %d bytes (%v); want %d of each",
+			lastSeq, depth, count, size, err, admitted)
+	}
+	if err := s.w.QueryRow(`SELECT last_seq, depth FROM queues WHERE recipient = ?`, full).Scan(&lastSeq, &depth); err != nil || lastSeq != direct || depth != direct {
+		t.Fatalf("full queue: last seq %d, depth %d (%v); want %d", lastSeq, depth, err, direct)
+	}
+	var queues int
+	if err := s.w.QueryRow(`SELECT count(*) FROM queues WHERE recipient = ?`, big).Scan(&queues); err != nil || queues != 0 {
+		t.Fatalf("%d queues made by refused messages, %v", queues, err)
+	}
+	// The refused ids were not remembered: once there is room, each is a
+	// new message with the next number.
+	if _, err := s.Ack(ctx, full, 1); err != nil {
+		t.Fatal(err)
+	}
+	if seq, dup, err := s.Enqueue(ctx, full, full, []byte("id 0"), []byte("now")); err != nil || dup || seq != uint64(direct+1) {
+		t.Fatalf("Enqueue of a refused id = seq %d, duplicate %v, %v; want %d, false", seq, dup, err, direct+1)
+	}
+	var ids int
+	if err := s.w.QueryRow(`SELECT count(*) FROM enqueue_dedup WHERE recipient IN (?, ?, ?)`, full, strange, big).Scan(&ids); err != nil || ids != direct+1+admitted {
+		t.Fatalf("%d client message ids remembered, %v; want %d", ids, err, direct+1+admitted)
+	}
+}
+
+// A call without a savepoint that fails other than by a refusal may have
+// written: the batch runs again with savepoints, so that the call fails
+// alone and leaves nothing, and the others are stored once. A refusal
+// fails only its own call, and reaches the caller without the writer's
+// marker.
+func TestWriteBareFailure(t *testing.T) {
+	s := openTestStore(t, filepath.Join(t.TempDir(), "node.db"), storetest.Limits())
+	ctx := context.Background()
+	a, b, c := storetest.Key("a"), storetest.Key("b"), storetest.Key("c")
+	appendTo := func(r []byte, then error) func(context.Context, *sql.Tx) error {
+		return func(ctx context.Context, tx *sql.Tx) error {
+			if _, err := s.appendTx(ctx, tx, r, nil, nil, []byte("m"), 1, 1); err != nil {
+				return err
+			}
+			return then
+		}
+	}
+	req := func(fn func(context.Context, *sql.Tx) error, bare bool) *writeReq {
+		return &writeReq{ctx: ctx, op: "test", fn: fn, bare: bare, done: make(chan error, 1)}
+	}
+	boom := errors.New("boom")
+	// The writer is idle between calls, so the test may run a batch itself.
+	batch := []*writeReq{req(appendTo(a, nil), true), req(appendTo(b, boom), true), req(appendTo(a, nil), false)}
+	s.runBatch(batch)
+	for i, want := range []error{nil, boom, nil} {
+		if err := <-batch[i].done; !errors.Is(err, want) || (want == nil && err != nil) {
+			t.Fatalf("call %d of a batch with a failed bare call: %v, want %v", i, err, want)
+		}
+	}
+	refused := &refusal{fmt.Errorf("no room: %w", store.ErrLimit)}
+	batch = []*writeReq{req(appendTo(c, nil), false), req(func(context.Context, *sql.Tx) error { return refused }, true)}
+	s.runBatch(batch)
+	if err := <-batch[0].done; err != nil {
+		t.Fatalf("call beside a refusal: %v", err)
+	}
+	if err := <-batch[1].done; !errors.Is(err, store.ErrLimit) || errors.As(err, new(*refusal)) {
+		t.Fatalf("refused call: %v (%T), want ErrLimit without the marker", err, err)
+	}
+	for r, want := range map[string]int{string(a): 2, string(b): 0, string(c): 1} {
+		if got, err := s.Receive(ctx, []byte(r), 0, 10); err != nil || len(got) != want {
+			t.Fatalf("queue of %x holds %d messages, %v; want %d", r[:4], len(got), err, want)
+		}
 	}
 }
