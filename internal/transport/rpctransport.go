@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"capnproto.org/go/capnp/v3"
@@ -56,7 +57,11 @@ type RPCTransport struct {
 	imports map[uint32]int      // capabilities the peer exported to us, with their reference counts
 	failed  *LimitError         // the first limit passed
 
-	writeMu sync.Mutex
+	writeMu    sync.Mutex
+	pending    []byte      // frames of Finish messages waiting for the next write (coalesce.go)
+	flushTimer *time.Timer // writes pending when no other message comes
+	flushArmed bool
+	closed     atomic.Bool
 }
 
 var _ capnptransport.Transport = (*RPCTransport)(nil)
@@ -110,6 +115,7 @@ func (t *RPCTransport) failAndClose(e *LimitError) error {
 // counts to the budget. It may be called more than once.
 func (t *RPCTransport) Close() error {
 	t.closeOnce.Do(func() {
+		t.closed.Store(true)
 		t.closeErr = t.rwc.Close()
 		t.h.closeAll()
 	})
@@ -469,6 +475,15 @@ func (m *outMsg) Send() error {
 	}
 	t.writeMu.Lock()
 	defer t.writeMu.Unlock()
+	if m.msg.Which() == rpccp.Message_Which_finish && len(bufs) == 1 && t.holdFinish(bufs[0]) {
+		return nil
+	}
+	return t.writeLocked(t.takePending(bufs), size)
+}
+
+// writeLocked writes bufs within FrameTimeout; t.writeMu is held. size is
+// the message's, for the error.
+func (t *RPCTransport) writeLocked(bufs [][]byte, size int) error {
 	timed := t.lim.FrameTimeout > 0 && t.dl != nil
 	if timed {
 		// Every write is made here, so the deadline need not be cleared.

@@ -1,0 +1,64 @@
+package transport
+
+import "time"
+
+// A caller's Finish (which lets the peer drop a call's answer) leaves right
+// after the Return it finishes, and the caller's next call right after that:
+// written apart they make two QUIC packets, and two sends and receives at
+// each end. So a Finish waits, up to finishDelay, for the next message to
+// share its write; with nothing after it the timer writes it alone. Waiting
+// Finish bytes count as held, and at most maxPending of them wait.
+const (
+	finishDelay = time.Millisecond
+	maxPending  = 1 << 10
+)
+
+// holdFinish keeps the frame b of a Finish to go out with the next write,
+// and reports whether it did (false: write it now). t.writeMu is held.
+func (t *RPCTransport) holdFinish(b []byte) bool {
+	if len(t.pending)+len(b) > maxPending {
+		return false
+	}
+	t.h.force(int64(len(b)))
+	t.pending = append(t.pending, b...)
+	if !t.flushArmed {
+		t.flushArmed = true
+		if t.flushTimer == nil {
+			t.flushTimer = time.AfterFunc(finishDelay, t.flushPending)
+		} else {
+			t.flushTimer.Reset(finishDelay)
+		}
+	}
+	return true
+}
+
+// takePending returns the waiting Finish frames followed by bufs, as one
+// buffer when they fit oneWrite, and uncounts them. t.writeMu is held.
+func (t *RPCTransport) takePending(bufs [][]byte) [][]byte {
+	if len(t.pending) == 0 {
+		return bufs
+	}
+	if t.flushArmed && t.flushTimer.Stop() {
+		t.flushArmed = false
+	}
+	p := t.pending
+	t.pending = nil
+	t.h.release(int64(len(p)))
+	if len(bufs) == 1 && len(p)+len(bufs[0]) <= oneWrite {
+		return [][]byte{append(p, bufs[0]...)}
+	}
+	return append([][]byte{p}, bufs...)
+}
+
+// flushPending writes the waiting Finish frames (the timer's function).
+func (t *RPCTransport) flushPending() {
+	t.writeMu.Lock()
+	defer t.writeMu.Unlock()
+	t.flushArmed = false
+	if len(t.pending) == 0 || t.closed.Load() {
+		return
+	}
+	// A failed write leaves the stream broken: the reader sees it too.
+	n := len(t.pending)
+	t.writeLocked(t.takePending(nil), n)
+}
