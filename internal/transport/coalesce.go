@@ -7,10 +7,13 @@ import "time"
 // written apart they make two QUIC packets, and two sends and receives at
 // each end. So a Finish waits, up to finishDelay, for the next message to
 // share its write; with nothing after it the timer writes it alone. Waiting
-// Finish bytes count as held, and at most maxPending of them wait.
+// Finish bytes count as held, and at most maxPending of them wait (about six
+// Finish messages): the peer's count of our unfinished calls (its
+// MaxAnswers) grows by no more than that. The delay is a few milliseconds
+// because a busy caller's next call can be that far behind its last answer.
 const (
-	finishDelay = time.Millisecond
-	maxPending  = 1 << 10
+	finishDelay = 5 * time.Millisecond
+	maxPending  = 256
 )
 
 // holdFinish keeps the frame b of a Finish to go out with the next write,
