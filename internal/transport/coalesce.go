@@ -35,22 +35,19 @@ func (t *RPCTransport) holdFinish(b []byte) bool {
 	return true
 }
 
-// takePending returns the waiting Finish frames followed by bufs, as one
-// buffer when they fit oneWrite, and uncounts them. t.writeMu is held.
-func (t *RPCTransport) takePending(bufs [][]byte) [][]byte {
+// withPending returns the waiting Finish frames followed by b, and
+// uncounts them; b itself when none wait. t.writeMu is held.
+func (t *RPCTransport) withPending(b []byte) []byte {
 	if len(t.pending) == 0 {
-		return bufs
+		return b
 	}
 	if t.flushArmed && t.flushTimer.Stop() {
 		t.flushArmed = false
 	}
-	p := t.pending
+	p := append(t.pending, b...)
+	t.h.release(int64(len(t.pending)))
 	t.pending = nil
-	t.h.release(int64(len(p)))
-	if len(bufs) == 1 && len(p)+len(bufs[0]) <= oneWrite {
-		return [][]byte{append(p, bufs[0]...)}
-	}
-	return append([][]byte{p}, bufs...)
+	return p
 }
 
 // flushPending writes the waiting Finish frames (the timer's function).
@@ -63,5 +60,5 @@ func (t *RPCTransport) flushPending() {
 	}
 	// A failed write leaves the stream broken: the reader sees it too.
 	n := len(t.pending)
-	t.writeLocked(t.takePending(nil), n)
+	t.writeLocked(n, t.withPending(nil))
 }
