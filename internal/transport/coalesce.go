@@ -16,14 +16,11 @@ const (
 	maxPending  = 256
 )
 
-// holdFinish keeps the frame b of a Finish to go out with the next write,
-// and reports whether it did (false: write it now). t.writeMu is held.
-func (t *RPCTransport) holdFinish(b []byte) bool {
-	if len(t.pending)+len(b) > maxPending {
-		return false
-	}
-	t.h.force(int64(len(b)))
-	t.pending = append(t.pending, b...)
+// holdFinish keeps buf, the waiting Finish frames with one more of size
+// bytes at its end, to go out with the next write. t.writeMu is held.
+func (t *RPCTransport) holdFinish(buf []byte, size int) {
+	t.h.force(int64(size))
+	t.pending = buf
 	if !t.flushArmed {
 		t.flushArmed = true
 		if t.flushTimer == nil {
@@ -32,20 +29,19 @@ func (t *RPCTransport) holdFinish(b []byte) bool {
 			t.flushTimer.Reset(finishDelay)
 		}
 	}
-	return true
 }
 
-// withPending returns the waiting Finish frames followed by b, and
-// uncounts them; b itself when none wait. t.writeMu is held.
-func (t *RPCTransport) withPending(b []byte) []byte {
+// takePending returns the waiting Finish frames (nil: none), uncounted and
+// no longer waiting. t.writeMu is held.
+func (t *RPCTransport) takePending() []byte {
 	if len(t.pending) == 0 {
-		return b
+		return nil
 	}
 	if t.flushArmed && t.flushTimer.Stop() {
 		t.flushArmed = false
 	}
-	p := append(t.pending, b...)
-	t.h.release(int64(len(t.pending)))
+	p := t.pending
+	t.h.release(int64(len(p)))
 	t.pending = nil
 	return p
 }
@@ -55,10 +51,11 @@ func (t *RPCTransport) flushPending() {
 	t.writeMu.Lock()
 	defer t.writeMu.Unlock()
 	t.flushArmed = false
-	if len(t.pending) == 0 || t.closed.Load() {
+	if t.closed.Load() {
 		return
 	}
-	// A failed write leaves the stream broken: the reader sees it too.
-	n := len(t.pending)
-	t.writeLocked(n, t.withPending(nil))
+	if p := t.takePending(); p != nil {
+		// A failed write leaves the stream broken: the reader sees it too.
+		t.writeLocked(len(p), p)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"capnproto.org/go/capnp/v3"
 	rpccp "capnproto.org/go/capnp/v3/std/capnp/rpc"
 )
 
@@ -158,4 +159,33 @@ func TestFinishPendingBounded(t *testing.T) {
 		}
 	}
 	wantMessages(t, peer, want...)
+}
+
+// A waiting Finish goes out ahead of a large message too, which is
+// written segment by segment.
+func TestFinishBeforeLargeMessage(t *testing.T) {
+	c, s := streamPair(t)
+	tr := NewRPCTransport(StreamRWC(c), Limits{})
+	peer := NewRPCTransport(StreamRWC(s), Limits{})
+
+	send(t, tr, buildFinish(1))
+	sent := make(chan error, 1)
+	go func() {
+		out, err := tr.NewMessage()
+		if err != nil {
+			sent <- err
+			return
+		}
+		defer out.Release()
+		call, _ := out.Message().NewCall()
+		call.SetQuestionId(2)
+		p, _ := call.NewParams()
+		d, _ := capnp.NewData(p.Segment(), make([]byte, 2*oneWrite))
+		p.SetContent(d.ToPtr())
+		sent <- out.Send()
+	}()
+	wantMessages(t, peer, isFinish(1), isCall(2))
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
 }

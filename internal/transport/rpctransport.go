@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -477,20 +478,24 @@ func (m *outMsg) Send() error {
 	}
 	t := m.t
 	t.released(m.msg)
-	one, parts, size, err := frame(m.msg.Message())
+	t.writeMu.Lock()
+	defer t.writeMu.Unlock()
+	// A small message is framed after any waiting Finish frames, in the
+	// same buffer.
+	one, parts, size, err := frame(m.msg.Message(), t.pending)
 	if err != nil {
 		return err
 	}
-	t.writeMu.Lock()
-	defer t.writeMu.Unlock()
 	if one != nil {
-		if m.msg.Which() == rpccp.Message_Which_finish && t.holdFinish(one) {
+		if m.msg.Which() == rpccp.Message_Which_finish && len(one) <= maxPending {
+			t.holdFinish(one, size)
 			return nil
 		}
-		return t.writeLocked(size, t.withPending(one))
+		t.takePending()
+		return t.writeLocked(size, one)
 	}
-	if p := t.withPending(nil); p != nil {
-		if err := t.writeLocked(size, p); err != nil {
+	if p := t.takePending(); p != nil {
+		if err := t.writeLocked(len(p), p); err != nil {
 			return err
 		}
 	}
@@ -520,9 +525,10 @@ func (t *RPCTransport) writeLocked(size int, bufs ...[]byte) error {
 const oneWrite = 64 << 10
 
 // frame returns msg in stream framing: a small message copied into one
-// buffer (one), a large one as its header and its segments as they are
-// (parts); size is the frame's length.
-func frame(msg *capnp.Message) (one []byte, parts [][]byte, size int, err error) {
+// buffer after prefix (one, which may reuse prefix's array), a large one as
+// its header and its segments as they are (parts); size is the frame's
+// length.
+func frame(msg *capnp.Message, prefix []byte) (one []byte, parts [][]byte, size int, err error) {
 	n := int(msg.NumSegments())
 	if n == 0 || n > maxSegments {
 		return nil, nil, 0, errors.New("transport: message has no segments or too many")
@@ -538,8 +544,9 @@ func frame(msg *capnp.Message) (one []byte, parts [][]byte, size int, err error)
 	}
 	var hdr []byte
 	if size <= oneWrite {
-		one = make([]byte, hdrLen, size)
-		hdr = one
+		one = slices.Grow(prefix, size)[:len(prefix)+hdrLen]
+		hdr = one[len(prefix):]
+		clear(hdr)
 	} else {
 		hdr = make([]byte, hdrLen)
 		parts = append(make([][]byte, 0, n+1), hdr)
