@@ -6,11 +6,12 @@ import "time"
 // after the Return it finishes, and the caller's next call right after that:
 // written apart they make two QUIC packets, and two sends and receives at
 // each end. So a Finish waits, up to finishDelay, for the next message to
-// share its write; with nothing after it the timer writes it alone. Waiting
-// Finish bytes count as held, and at most maxPending of them wait (about six
-// Finish messages): the peer's count of our unfinished calls (its
-// MaxAnswers) grows by no more than that. The delay is a few milliseconds
-// because a busy caller's next call can be that far behind its last answer.
+// share its write; with nothing after it the timer writes it alone. Every
+// message carries the waiting Finish frames ahead of it, so the wait never
+// raises the peer's count of our open calls (its MaxAnswers) when we call
+// again. Waiting Finish bytes count as held, and at most maxPending of them
+// (about six Finish messages) wait. The delay is a few milliseconds because
+// a busy caller's next call can be that far behind its last answer.
 const (
 	finishDelay = 5 * time.Millisecond
 	maxPending  = 256
