@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -103,7 +104,7 @@ func TestKeyExchangeNegotiated(t *testing.T) {
 // requiring the hybrid refuses a classical-only node. Without the
 // requirement the same classical client is served (over X25519).
 func TestKeyExchangeRequiredRefusesClassical(t *testing.T) {
-	var logs bytes.Buffer
+	var logs lockedBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	addr, accepted := kxServer(t, func(c *tls.Config) { RequireHybridKeyExchange(c, log) })
 	if _, err := kxDial(t, addr, classicalOnly); err == nil {
@@ -111,8 +112,15 @@ func TestKeyExchangeRequiredRefusesClassical(t *testing.T) {
 	} else if !IsKeyExchangeRefusal(err) {
 		t.Fatalf("refusal is not a handshake failure: %v", err)
 	}
-	if s := logs.String(); !strings.Contains(s, "refusing a client without hybrid post-quantum TLS key exchange") || !strings.Contains(s, "X25519") {
-		t.Fatalf("node log: %q", s)
+	// The node's handshake goroutine logs the refusal; it may do so after
+	// the client has seen it.
+	logged := func(s string) bool {
+		return strings.Contains(s, "refusing a client without hybrid post-quantum TLS key exchange") && strings.Contains(s, "X25519")
+	}
+	for deadline := time.Now().Add(5 * time.Second); !logged(logs.String()); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("node log: %q", logs.String())
+		}
 	}
 	select {
 	case id := <-accepted:
@@ -128,4 +136,22 @@ func TestKeyExchangeRequiredRefusesClassical(t *testing.T) {
 	if err != nil || id != tls.X25519 {
 		t.Fatalf("default client against a classical node: %v, %v", id, err)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger on another goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

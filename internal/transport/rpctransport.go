@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"capnproto.org/go/capnp/v3"
@@ -56,7 +58,13 @@ type RPCTransport struct {
 	imports map[uint32]int      // capabilities the peer exported to us, with their reference counts
 	failed  *LimitError         // the first limit passed
 
-	writeMu sync.Mutex
+	first [8]byte // the start of a frame's header (RecvMessage runs on one goroutine)
+
+	writeMu    sync.Mutex
+	pending    []byte      // frames of Finish messages waiting for the next write (coalesce.go)
+	flushTimer *time.Timer // writes pending when no other message comes
+	flushArmed bool
+	closed     atomic.Bool
 }
 
 var _ capnptransport.Transport = (*RPCTransport)(nil)
@@ -110,6 +118,7 @@ func (t *RPCTransport) failAndClose(e *LimitError) error {
 // counts to the budget. It may be called more than once.
 func (t *RPCTransport) Close() error {
 	t.closeOnce.Do(func() {
+		t.closed.Store(true)
 		t.closeErr = t.rwc.Close()
 		t.h.closeAll()
 	})
@@ -167,8 +176,11 @@ func (t *RPCTransport) readFrame() (buf []byte, n int64, err error) {
 	if idle {
 		t.dl.SetReadDeadline(time.Now().Add(t.lim.IdleTimeout))
 	}
-	var first [4]byte
-	if _, err := io.ReadFull(t.rwc, first[:]); err != nil {
+	// Every header has at least 8 bytes: the first read may take them all
+	// (but reads past the first 4 only what has arrived).
+	first := t.first[:]
+	got, err := io.ReadAtLeast(t.rwc, first, 4)
+	if err != nil {
 		if idle && isTimeout(err) {
 			return nil, 0, limitErr(LimitIdle, "no message for %v with no subscription open", t.lim.IdleTimeout)
 		}
@@ -201,9 +213,12 @@ func (t *RPCTransport) readFrame() (buf []byte, n int64, err error) {
 		return nil, 0, e
 	}
 	n = int64(hdrSize) + inOverhead
-	hdr := make([]byte, hdrSize)
-	copy(hdr, first[:])
-	if _, err := io.ReadFull(t.rwc, hdr[4:]); err != nil {
+	hdr := first
+	if hdrSize > uint64(len(first)) {
+		hdr = make([]byte, hdrSize)
+		copy(hdr, first[:got])
+	}
+	if _, err := io.ReadFull(t.rwc, hdr[got:]); err != nil {
 		return nil, n, err
 	}
 	total := hdrSize
@@ -463,12 +478,33 @@ func (m *outMsg) Send() error {
 	}
 	t := m.t
 	t.released(m.msg)
-	bufs, size, err := frameBuffers(m.msg.Message())
+	t.writeMu.Lock()
+	defer t.writeMu.Unlock()
+	// A small message is framed after any waiting Finish frames, in the
+	// same buffer.
+	one, parts, size, err := frame(m.msg.Message(), t.pending)
 	if err != nil {
 		return err
 	}
-	t.writeMu.Lock()
-	defer t.writeMu.Unlock()
+	if one != nil {
+		if m.msg.Which() == rpccp.Message_Which_finish && len(one) <= maxPending {
+			t.holdFinish(one, size)
+			return nil
+		}
+		t.takePending()
+		return t.writeLocked(size, one)
+	}
+	if p := t.takePending(); p != nil {
+		if err := t.writeLocked(len(p), p); err != nil {
+			return err
+		}
+	}
+	return t.writeLocked(size, parts...)
+}
+
+// writeLocked writes bufs within FrameTimeout; t.writeMu is held. size is
+// the message's, for the error.
+func (t *RPCTransport) writeLocked(size int, bufs ...[]byte) error {
 	timed := t.lim.FrameTimeout > 0 && t.dl != nil
 	if timed {
 		// Every write is made here, so the deadline need not be cleared.
@@ -488,33 +524,43 @@ func (m *outMsg) Send() error {
 // oneWrite is the size up to which a message is copied into one buffer.
 const oneWrite = 64 << 10
 
-// frameBuffers returns msg in stream framing: the header, then the
-// segments as they are (or all in one buffer, for a small message).
-func frameBuffers(msg *capnp.Message) ([][]byte, int, error) {
-	n := msg.NumSegments()
+// frame returns msg in stream framing: a small message copied into one
+// buffer after prefix (one, which may reuse prefix's array), a large one as
+// its header and its segments as they are (parts); size is the frame's
+// length.
+func frame(msg *capnp.Message, prefix []byte) (one []byte, parts [][]byte, size int, err error) {
+	n := int(msg.NumSegments())
 	if n == 0 || n > maxSegments {
-		return nil, 0, errors.New("transport: message has no segments or too many")
+		return nil, nil, 0, errors.New("transport: message has no segments or too many")
 	}
-	segs := make([][]byte, n)
-	hdr := make([]byte, (4+4*n+7)&^7)
-	binary.LittleEndian.PutUint32(hdr, uint32(n-1))
-	size := len(hdr)
-	for i := range segs {
+	hdrLen := (4 + 4*n + 7) &^ 7
+	size = hdrLen
+	for i := range n {
 		seg, err := msg.Segment(capnp.SegmentID(i))
 		if err != nil {
-			return nil, 0, err
+			return nil, nil, 0, err
 		}
-		segs[i] = seg.Data()
-		binary.LittleEndian.PutUint32(hdr[4+4*i:], uint32(len(segs[i])/8))
-		size += len(segs[i])
+		size += len(seg.Data())
 	}
+	var hdr []byte
 	if size <= oneWrite {
-		b := make([]byte, 0, size)
-		b = append(b, hdr...)
-		for _, s := range segs {
-			b = append(b, s...)
-		}
-		return [][]byte{b}, size, nil
+		one = slices.Grow(prefix, size)[:len(prefix)+hdrLen]
+		hdr = one[len(prefix):]
+		clear(hdr)
+	} else {
+		hdr = make([]byte, hdrLen)
+		parts = append(make([][]byte, 0, n+1), hdr)
 	}
-	return append([][]byte{hdr}, segs...), size, nil
+	binary.LittleEndian.PutUint32(hdr, uint32(n-1))
+	for i := range n {
+		seg, _ := msg.Segment(capnp.SegmentID(i))
+		data := seg.Data()
+		binary.LittleEndian.PutUint32(hdr[4+4*i:], uint32(len(data)/8))
+		if one != nil {
+			one = append(one, data...)
+		} else {
+			parts = append(parts, data)
+		}
+	}
+	return one, parts, size, nil
 }

@@ -61,12 +61,18 @@ func benchDeliveries(b *testing.B, n *testNode, k int) {
 	fl.Measure(b)
 	b.SetBytes(benchPayloadSize)
 	b.ReportAllocs()
+	cpu := processCPU()
 	rate := benchfloor.Concurrent(b, k, "deliveries/s", func(i int, _ int64) error {
 		_, _, err := clients[i].c.Enqueue(ctx, clients[i].to, payload, nil)
 		return err
 	})
+	reportCPU(b, processCPU()-cpu, b.N, "cpu-µs/delivery")
 	fl.Measure(b)
 	fl.Report(b, rate)
+	reportTransportFloors(b, k, b.N, rate, func(i int) error {
+		_, err := clients[i].c.Ping(ctx)
+		return err
+	})
 }
 
 // deliverySender is one sender's connection and its recipient.
