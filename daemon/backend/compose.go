@@ -86,7 +86,8 @@ func (b *Backend) sendContent(ctx context.Context, group string, clientMsgID []b
 		return SendResult{}, err
 	}
 	cid := userClientID(clientMsgID)
-	if cid == nil {
+	fresh := cid == nil
+	if fresh {
 		cid = make([]byte, 18)
 		copy(cid, "m:")
 		if _, err := rand.Read(cid[2:]); err != nil {
@@ -94,7 +95,7 @@ func (b *Backend) sendContent(ctx context.Context, group string, clientMsgID []b
 		}
 	}
 	res, err := b.sendBatched(ctx, func(tx *store.Tx) (SendResult, error) {
-		return b.sendLocked(tx, id, group, cid, compose)
+		return b.sendLocked(tx, id, group, cid, compose, fresh)
 	})
 	if err != nil {
 		return SendResult{}, opError("send", err)
@@ -104,29 +105,35 @@ func (b *Backend) sendContent(ctx context.Context, group string, clientMsgID []b
 
 // sendLocked is sendContent's transaction (sendbatch.go runs several in
 // one): it answers a repeated client message id as the first time, or
-// encrypts, records and queues what compose builds. The caller holds gmu.
-func (b *Backend) sendLocked(tx *store.Tx, id store.Identity, group string, cid []byte, compose composer) (SendResult, error) {
+// encrypts, records and queues what compose builds. A fresh cid, made
+// just now from crypto/rand, cannot have been used: it is not looked up.
+// The caller holds gmu.
+func (b *Backend) sendLocked(tx *store.Tx, id store.Identity, group string, cid []byte, compose composer, fresh bool) (SendResult, error) {
 	var res SendResult
 	err := func() error {
-		if it, err := tx.OutboxByClientMsgID(cid); err == nil {
-			// A repeated request: answer as the first time.
-			if it.MessageSeq > 0 {
-				if res.Message, err = tx.Message(it.GroupID, it.MessageSeq); err != nil {
-					return err
+		if !fresh {
+			if it, err := tx.OutboxByClientMsgID(cid); err == nil {
+				// A repeated request: answer as the first time.
+				if it.MessageSeq > 0 {
+					if res.Message, err = tx.Message(it.GroupID, it.MessageSeq); err != nil {
+						return err
+					}
 				}
+				res.Delivered, res.OutboxID = it.State == store.OutboxSent, it.ID
+				return nil
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return err
 			}
-			res.Delivered, res.OutboxID = it.State == store.OutboxSent, it.ID
-			return nil
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return err
 		}
 		ref, err := resolveGroup(tx, group)
 		if err != nil {
 			return err
 		}
-		sg, g, err := loadGroup(tx, ref.ID)
+		// ref is the group's row, read in tx: decoded, not read again.
+		sg := ref
+		g, err := decodeGroup(tx, sg)
 		if err != nil {
-			return err
+			return fmt.Errorf("decode state of group %x: %w", sg.ID, err)
 		}
 		if !sg.LeftAt.IsZero() || !g.Active() {
 			return fmt.Errorf("%w: %s", ErrNotMember, sg.Name)

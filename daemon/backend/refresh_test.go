@@ -86,6 +86,11 @@ func TestOldGroupTakesLinkedDevice(t *testing.T) {
 	groupsWait(t, "alice sees bob's renewed leaf", func() bool {
 		return slices.Contains(leafTypes(t, alice, g.ID, bob.id), mls.CredentialX509)
 	})
+	// Alice may apply the commit before Bob has the node's answer and
+	// merges it: until then Bob's own state still has the old leaf.
+	groupsWait(t, "bob merged its renewal", func() bool {
+		return slices.Contains(leafTypes(t, bob, g.ID, bob.id), mls.CredentialX509)
+	})
 	if n, err := bob.b.RefreshCapabilities(ctx, nil); err != nil || n != 0 {
 		t.Fatalf("bob's second refresh renewed %d groups: %v", n, err)
 	}

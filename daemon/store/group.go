@@ -42,6 +42,21 @@ func (tx *Tx) PutGroup(g Group) error {
 	if created.IsZero() {
 		created = tx.now
 	}
+	// The common case, a group whose ratchet moved (a message sent or
+	// read): the row is there with the same epoch and name. One statement
+	// then, which leaves the name's index alone; a new epoch's keys are
+	// not among what it replaces, so there is nothing to scrub.
+	res, err := tx.exec(`UPDATE groups SET state = ?, updated_at = ?, left_at = ?, join_reported = ?, disappear_after = ?
+		WHERE group_id = ? AND epoch = ? AND name = ?`,
+		g.State, unixNano(tx.now), unixNano(g.LeftAt), boolInt(g.JoinReported), int64(g.DisappearAfter), g.ID, int64(g.Epoch), g.Name)
+	if err != nil {
+		return fmt.Errorf("store: put group %x: %w", g.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("store: put group %x: %w", g.ID, err)
+	} else if n == 1 {
+		return nil
+	}
 	var old int64
 	switch err := tx.queryRow(`SELECT epoch FROM groups WHERE group_id = ?`, g.ID).Scan(&old); {
 	case err == nil && uint64(old) != g.Epoch:
@@ -49,7 +64,7 @@ func (tx *Tx) PutGroup(g Group) error {
 	case err != nil && !errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("store: put group %x: %w", g.ID, err)
 	}
-	_, err := tx.exec(`INSERT INTO groups (group_id, name, state, epoch, created_at, updated_at, left_at, join_reported, disappear_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+	_, err = tx.exec(`INSERT INTO groups (group_id, name, state, epoch, created_at, updated_at, left_at, join_reported, disappear_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (group_id) DO UPDATE SET name = excluded.name, state = excluded.state, epoch = excluded.epoch,
 			updated_at = excluded.updated_at, left_at = excluded.left_at, join_reported = excluded.join_reported,
 			disappear_after = excluded.disappear_after`,

@@ -27,17 +27,25 @@ func (tx *Tx) NodeCursor() (uint64, error) {
 // SetNodeCursor advances the node cursor. Moving it backwards is refused:
 // that would apply messages twice.
 func (tx *Tx) SetNodeCursor(seq uint64) error {
+	// One statement: the upsert moves the cursor only forwards, and a row
+	// left alone is a refusal, named by a read (the rare path).
+	res, err := tx.exec(`INSERT INTO node_state (id, cursor) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET cursor = excluded.cursor
+		WHERE node_state.cursor <= excluded.cursor`, int64(seq))
+	if err != nil {
+		return fmt.Errorf("store: set node cursor: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("store: set node cursor: %w", err)
+	}
+	if n == 1 {
+		return nil
+	}
 	cur, err := tx.NodeCursor()
 	if err != nil {
 		return err
 	}
-	if seq < cur {
-		return fmt.Errorf("store: set node cursor: %w: %d is behind %d", ErrInvalid, seq, cur)
-	}
-	if _, err := tx.exec(`INSERT INTO node_state (id, cursor) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET cursor = excluded.cursor`, int64(seq)); err != nil {
-		return fmt.Errorf("store: set node cursor: %w", err)
-	}
-	return nil
+	return fmt.Errorf("store: set node cursor: %w: %d is behind %d", ErrInvalid, seq, cur)
 }
 
 // PinnedCert is a node certificate pinned for an address.

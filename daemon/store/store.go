@@ -52,6 +52,8 @@ type Store struct {
 	// (outbox_fresh.go).
 	outboxSig signal
 	fresh     freshOutbox
+	// writes counts write transactions' statements (stmt_count.go).
+	writes writeStatements
 }
 
 // Open opens (creating when needed) the database in dir. dir is created with
@@ -159,6 +161,7 @@ type Tx struct {
 	// store's, those tx keeps once it commits, those it was handed.
 	memo   *memo
 	keys   *expandedKey
+	writes *writeStatements
 	kept   []keptValue
 	handed map[any]bool
 }
@@ -193,7 +196,7 @@ func (s *Store) runTxOn(ctx context.Context, readOnly bool, stmts *stmtCache, fn
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	tx := &Tx{ctx: stmtContext(ctx, readOnly), tx: sqlTx, now: s.now(), readOnly: readOnly, stmts: stmts, memo: &s.memo, keys: &s.keys}
+	tx := &Tx{ctx: stmtContext(ctx, readOnly), tx: sqlTx, now: s.now(), readOnly: readOnly, stmts: stmts, memo: &s.memo, keys: &s.keys, writes: &s.writes}
 	err = fn(tx)
 	if err == nil {
 		err = tx.broken
@@ -237,6 +240,7 @@ func (tx *Tx) exec(query string, args ...any) (sql.Result, error) {
 // execAny runs query, which may be one that writes in a View transaction
 // (a savepoint).
 func (tx *Tx) execAny(query string, args ...any) (sql.Result, error) {
+	tx.countStatement()
 	if st := tx.stmt(query); st != nil {
 		return st.ExecContext(tx.ctx, args...)
 	}
@@ -244,6 +248,7 @@ func (tx *Tx) execAny(query string, args ...any) (sql.Result, error) {
 }
 
 func (tx *Tx) queryRow(query string, args ...any) *sql.Row {
+	tx.countStatement()
 	if st := tx.stmt(query); st != nil {
 		return st.QueryRowContext(tx.ctx, args...)
 	}
@@ -251,6 +256,7 @@ func (tx *Tx) queryRow(query string, args ...any) *sql.Row {
 }
 
 func (tx *Tx) query(query string, args ...any) (*sql.Rows, error) {
+	tx.countStatement()
 	if st := tx.stmt(query); st != nil {
 		return st.QueryContext(tx.ctx, args...)
 	}
