@@ -81,10 +81,6 @@ func (b *Backend) sendContent(ctx context.Context, group string, clientMsgID []b
 	if len(clientMsgID) > 64 {
 		return SendResult{}, fmt.Errorf("%w: client message id longer than 64 bytes", ErrInvalidArgument)
 	}
-	id, err := b.identity(ctx)
-	if err != nil {
-		return SendResult{}, err
-	}
 	cid := userClientID(clientMsgID)
 	fresh := cid == nil
 	if fresh {
@@ -94,9 +90,21 @@ func (b *Backend) sendContent(ctx context.Context, group string, clientMsgID []b
 			return SendResult{}, opError("send", err)
 		}
 	}
+	// The identity is read in the send's transaction: one statement there
+	// instead of a view of its own before it.
 	res, err := b.sendBatched(ctx, func(tx *store.Tx) (SendResult, error) {
+		id, err := tx.Identity()
+		if errors.Is(err, store.ErrNotFound) {
+			return SendResult{}, ErrNotRegistered
+		}
+		if err != nil {
+			return SendResult{}, err
+		}
 		return b.sendLocked(tx, id, group, cid, compose, fresh)
 	})
+	if errors.Is(err, ErrNotRegistered) {
+		return SendResult{}, ErrNotRegistered
+	}
 	if err != nil {
 		return SendResult{}, opError("send", err)
 	}

@@ -3,6 +3,8 @@ package backend
 import (
 	"context"
 	"crypto/rand"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,15 +17,17 @@ import (
 // message's latency. These tests hold the two transactions of a text
 // message in a warm two-member group to the statements they need.
 
-// sendStatements is what Alice's send transaction needs: the message row,
-// its event, the group's new state, the outbox item.
-const sendStatements = 5
+// sendStatements is what Alice's send transaction needs: the group row,
+// the message's seq and its row, its event, the group's new state, the
+// outbox item.
+const sendStatements = 6
 
 // receiveStatements is what Bob's receiving transaction needs: the cursor,
 // the envelope's savepoint and its release, the group row, the identity,
-// whether the group is a merged direct chat, the message row, its event,
-// the group's new state, the cursor advance, the owed receipt.
-const receiveStatements = 11
+// whether the group is a merged direct chat, the message's seq and its
+// row, its event, the group's new state, the cursor advance, the owed
+// receipt.
+const receiveStatements = 12
 
 func TestSendStatements(t *testing.T) {
 	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
@@ -91,4 +95,13 @@ func freshClientID(t *testing.T) []byte {
 
 func textComposer(text string) composer {
 	return func(*store.Tx, store.Group) (*content.Message, error) { return content.NewText(text), nil }
+}
+
+// The send's identity is read in its transaction; before registering, a
+// send still says so.
+func TestSendBeforeRegister(t *testing.T) {
+	b := backendNew(t, Config{Groups: true})
+	if _, err := b.Send(context.Background(), strings.Repeat("0a", store.GroupIDSize), "hi", nil); !errors.Is(err, ErrNotRegistered) {
+		t.Errorf("Send before register: %v", err)
+	}
 }
