@@ -29,8 +29,9 @@ import (
 // maxCachedQueues queues: past that it writes the rows it holds and
 // starts over.
 
-// maxCachedQueues bounds the queues the writer remembers.
-const maxCachedQueues = 1 << 16
+// maxCachedQueues bounds the queues the writer remembers (a variable for
+// tests).
+var maxCachedQueues = 1 << 16
 
 // queueState is a queue as the writer knows it.
 type queueState struct {

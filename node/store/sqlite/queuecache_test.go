@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -264,5 +265,52 @@ func TestQueueCacheTwoHandles(t *testing.T) {
 			}
 			seen[seq] = true
 		}
+	}
+}
+
+// Past its bound the writer's memory writes the rows it holds and starts
+// over; the numbers go on as before.
+func TestQueueCacheBound(t *testing.T) {
+	old := maxCachedQueues
+	maxCachedQueues = 4
+	t.Cleanup(func() { maxCachedQueues = old })
+	ctx := context.Background()
+	s := openTestStore(t, filepath.Join(t.TempDir(), "node.db"), store.Limits{})
+	g, sender, rs := cacheGroup(t, s)
+	g2, others := storetest.GroupID("cache 2"), [][]byte{storetest.Key("cache d"), storetest.Key("cache e"), storetest.Key("cache f")}
+	if err := s.CreateGroup(ctx, g2, sender, 0, []byte("view"), append([][]byte{sender}, others...)); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 5 {
+		// Each fan-out loads three queues beside three held: the rows
+		// of the other group are written first.
+		for _, grp := range []struct {
+			id      []byte
+			members [][]byte
+			other   [][]byte
+		}{{g, rs, others}, {g2, others, rs}} {
+			for i, seq := range nextSeqs(t, s, grp.id, sender, grp.members, fmt.Sprint("m", round)) {
+				if seq != uint64(round+1) {
+					t.Fatalf("round %d: queue %d got number %d", round, i, seq)
+				}
+			}
+			if round == 0 && bytes.Equal(grp.id, g) {
+				continue
+			}
+			want := int64(round) // the other group's fan-out of the round before
+			if bytes.Equal(grp.id, g2) {
+				want++ // this round's
+			}
+			for i, r := range grp.other {
+				var last, depth int64
+				if err := s.w.QueryRow(`SELECT last_seq, depth FROM queues WHERE recipient = ?`, r).Scan(&last, &depth); err != nil ||
+					last != want || depth != want {
+					t.Fatalf("round %d: row of queue %d: last %d, depth %d, %v; want %d", round, i, last, depth, err, want)
+				}
+			}
+		}
+	}
+	if n, err := s.Ack(ctx, rs[0], 5); err != nil || n != 5 {
+		t.Fatalf("Ack = %d, %v; want 5", n, err)
 	}
 }
