@@ -374,8 +374,8 @@ func (s *Store) fanOutTx(ctx context.Context, tx *sql.Tx, recipients [][]byte, s
 	if n, err := res.RowsAffected(); err != nil || n != int64(len(recipients)) {
 		return fmt.Errorf("stored %d messages for %d recipients: %v", n, len(recipients), err)
 	}
-	for i, st := range states {
-		s.qc.touch(recipients[i])
+	for _, st := range states {
+		s.qc.touch(st)
 		st.last++
 		st.depth++
 		st.dirty = true

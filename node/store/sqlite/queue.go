@@ -350,7 +350,7 @@ func (s *Store) deleteUpTo(ctx context.Context, tx *sql.Tx, recipient []byte, up
 		return 0, err
 	}
 	if n > 0 || st.dirty {
-		s.qc.touch(recipient)
+		s.qc.touch(st)
 		if _, err := s.exec(ctx, tx, queueStore, st.last, st.depth-n, st.qid); err != nil {
 			return 0, err
 		}

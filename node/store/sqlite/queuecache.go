@@ -29,21 +29,23 @@ import (
 // maxCachedQueues queues: past that it writes the rows it holds and
 // starts over.
 
-// maxCachedQueues bounds the queues the writer remembers (a variable for
-// tests).
-var maxCachedQueues = 1 << 16
+// maxCachedQueues bounds the queues the writer remembers, about 130 bytes
+// each (a variable for tests).
+var maxCachedQueues = 1 << 14
 
 // queueState is a queue as the writer knows it.
 type queueState struct {
+	key              string // the recipient
 	qid, last, depth int64
 	dirty            bool // the row lags: it misses messages counted here
+	touched          bool // listed in queueCache.touched
 }
 
 // queueCache is the writer's memory of queues, by recipient.
 type queueCache struct {
 	m       map[string]*queueState
-	touched []string // recipients loaded or changed since the last commit
-	version int64    // PRAGMA data_version the cache is valid for
+	touched []*queueState // loaded or changed since the last commit
+	version int64         // PRAGMA data_version the cache is valid for
 }
 
 // The statements of the queue cache.
@@ -81,12 +83,20 @@ func (c *queueCache) sync(ctx context.Context, tx *sql.Tx, s *Store) error {
 }
 
 // committed forgets what the committed transaction touched: it is on disk.
-func (c *queueCache) committed() { c.touched = c.touched[:0] }
+func (c *queueCache) committed() {
+	for _, st := range c.touched {
+		st.touched = false
+	}
+	c.touched = c.touched[:0]
+}
 
 // rolledBack drops every queue the transaction touched.
 func (c *queueCache) rolledBack() {
-	for _, k := range c.touched {
-		delete(c.m, k)
+	for _, st := range c.touched {
+		st.touched = false
+		if c.m[st.key] == st {
+			delete(c.m, st.key)
+		}
 	}
 	c.touched = c.touched[:0]
 }
@@ -101,14 +111,17 @@ func (c *queueCache) put(recipient []byte, st *queueState) {
 	if c.m == nil {
 		c.m = make(map[string]*queueState)
 	}
-	k := string(recipient)
-	c.m[k] = st
-	c.touched = append(c.touched, k)
+	st.key = string(recipient)
+	c.m[st.key] = st
+	c.touch(st)
 }
 
-// touch notes that the running transaction changes recipient's queue.
-func (c *queueCache) touch(recipient []byte) {
-	c.touched = append(c.touched, string(recipient))
+// touch notes that the running transaction changes st.
+func (c *queueCache) touch(st *queueState) {
+	if !st.touched {
+		st.touched = true
+		c.touched = append(c.touched, st)
+	}
 }
 
 // forget drops recipient's queue: the caller numbers or counts from the
@@ -142,7 +155,7 @@ func (c *queueCache) flushAll(ctx context.Context, tx *sql.Tx, s *Store) error {
 	}
 	// Whatever happens to the transaction, an empty cache is right.
 	c.m = nil
-	c.touched = c.touched[:0]
+	c.touched = nil
 	return nil
 }
 
