@@ -44,6 +44,10 @@ func TestMain(m *testing.M) {
 		crashChild(path)
 		return
 	}
+	if path := os.Getenv(numbersChildEnv); path != "" {
+		numbersChild(path)
+		return
+	}
 	os.Exit(m.Run())
 }
 

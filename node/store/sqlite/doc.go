@@ -53,7 +53,9 @@
 // package per identity); queues, one row per recipient holding the last
 // sequence number handed out and the current depth, so sequence numbers are
 // never reused even when a queue is empty, and a small integer id, found
-// from the recipient by a unique index; entries (one per queue and message,
+// from the recipient by a unique index (a fan-out leaves the rows behind:
+// the entries numbered above a row's last number count in, see
+// queuecache.go); entries (one per queue and message,
 // keyed by queue id and sequence number) and bodies (one per message);
 // enqueue_dedup; groups,
 // one row per group with its current epoch (NULL until the first commit) and
@@ -75,7 +77,9 @@
 // recipient holds a small entry keyed by (queue id, seq) that points at
 // it, and a trigger frees the body when the last of those entries is
 // acknowledged, drained or expired. The recipients of a fan-out are handed to SQLite as one JSON
-// array, so a fan-out is a fixed number of statements whatever its size.
+// array, so a fan-out is a fixed number of statements whatever its size;
+// their numbers and depths come from the writer's memory of the queues, so
+// a fan-out writes one entry per recipient and no queue row.
 //
 // # Deduplication window
 //

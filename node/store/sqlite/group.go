@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 
 	"github.com/quicproquo/quicproquo/node/store"
 )
@@ -71,23 +72,10 @@ AND identity NOT IN (SELECT device FROM revoked_devices)`)
 INSERT OR IGNORE INTO group_members (group_id, identity) SELECT ?, unhex(value) FROM json_each(?)`)
 )
 
-// The statements of a fan-out to several recipients, who travel as one JSON
-// array of hex strings.
+// The statements of a fan-out to several recipients.
 var (
-	advanceQueues = hot(`
-INSERT INTO queues (recipient, last_seq, depth) SELECT unhex(value), 1, 1 FROM json_each(?) WHERE true
-ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + 1, depth = depth + 1`)
-	fullQueueQuery = hot(`
-SELECT recipient, depth FROM queues WHERE recipient IN (SELECT unhex(value) FROM json_each(?)) AND depth > ? LIMIT 1`)
 	insertSharedBody = hot(`
 INSERT INTO bodies (sender, client_msg_id, payload, sequenced, group_seq, refs) VALUES (?, ?, ?, 1, ?, ?) RETURNING id`)
-	// A queue past the limit (?4) gives its entry no sequence number, which
-	// the NOT NULL constraint refuses: the depth check costs no statement
-	// of its own unless it fails.
-	insertSharedEntries = hot(`
-INSERT INTO entries (qid, seq, body, enqueued_at, stranger_bytes)
-SELECT qid, CASE WHEN depth > ?4 THEN NULL ELSE last_seq END, ?1, ?2, NULL
-FROM queues WHERE recipient IN (SELECT unhex(value) FROM json_each(?3))`)
 )
 
 // lockedGroup is a group's row as a write transaction sees it.
@@ -340,10 +328,10 @@ func hexList(keys [][]byte) string {
 }
 
 // fanOutTx appends payload, sequenced as number groupSeq of its group, to
-// every recipient's queue inside tx. The
-// recipients (distinct identity keys) travel as one JSON array of hex
-// strings, so the work is a fixed handful of statements however many
-// recipients there are. The recipients' entries share one stored body.
+// every recipient's queue inside tx. The recipients' entries share one
+// stored body and are written by one statement; their numbers and depths
+// come from the writer's memory of the queues, whose rows the fan-out
+// leaves as they are (see queuecache.go): one B-tree write per recipient.
 func (s *Store) fanOutTx(ctx context.Context, tx *sql.Tx, recipients [][]byte, sender, clientMsgID, payload []byte, now, groupSeq int64) error {
 	switch len(recipients) {
 	case 0:
@@ -352,42 +340,45 @@ func (s *Store) fanOutTx(ctx context.Context, tx *sql.Tx, recipients [][]byte, s
 		_, err := s.appendTx(ctx, tx, recipients[0], sender, clientMsgID, payload, now, groupSeq)
 		return err
 	}
-	list := hexList(recipients)
-	if _, err := s.exec(ctx, tx, advanceQueues, list); err != nil {
-		return fmt.Errorf("advance queues: %w", err)
+	states, err := s.qc.states(ctx, tx, s, recipients)
+	if err != nil {
+		return err
+	}
+	limit := int64(s.limits.MaxQueueDepth)
+	for i, st := range states {
+		if st.depth >= limit {
+			return fmt.Errorf("queue of %x holds %d messages (limit %d): %w",
+				recipients[i], st.depth, s.limits.MaxQueueDepth, store.ErrLimit)
+		}
 	}
 	var body int64
 	if err := s.queryRow(ctx, tx, insertSharedBody, nonNil(sender), nonNil(clientMsgID), nonNil(payload), groupSeq, len(recipients)).Scan(&body); err != nil {
 		return fmt.Errorf("store body: %w", err)
 	}
-	res, err := s.exec(ctx, tx, insertSharedEntries, body, now, list, s.limits.MaxQueueDepth)
-	if err != nil {
-		if ferr := s.fullQueue(ctx, tx, list); ferr != nil {
-			return ferr
+	entries := make([]byte, 0, len(states)*16)
+	entries = append(entries, '{')
+	for i, st := range states {
+		if i > 0 {
+			entries = append(entries, ',')
 		}
+		entries = append(entries, '"')
+		entries = strconv.AppendInt(entries, st.qid, 10)
+		entries = append(entries, '"', ':')
+		entries = strconv.AppendInt(entries, st.last+1, 10)
+	}
+	entries = append(entries, '}')
+	res, err := s.exec(ctx, tx, insertCachedEntries, body, now, string(entries))
+	if err != nil {
 		return fmt.Errorf("store messages: %w", err)
 	}
 	if n, err := res.RowsAffected(); err != nil || n != int64(len(recipients)) {
 		return fmt.Errorf("stored %d messages for %d recipients: %v", n, len(recipients), err)
 	}
-	return nil
-}
-
-// fullQueue returns store.ErrLimit, naming the queue, when one of the
-// queues of list (as fanOutTx passes them) holds more than
-// Limits.MaxQueueDepth messages after the advance.
-func (s *Store) fullQueue(ctx context.Context, tx *sql.Tx, list string) error {
-	var (
-		full  []byte
-		depth int64
-	)
-	err := s.queryRow(ctx, tx, fullQueueQuery, list, s.limits.MaxQueueDepth).Scan(&full, &depth)
-	switch {
-	case err == nil:
-		return fmt.Errorf("queue of %x holds %d messages (limit %d): %w",
-			full, depth-1, s.limits.MaxQueueDepth, store.ErrLimit)
-	case !errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("check queue depth: %w", err)
+	for _, st := range states {
+		s.qc.touch(st)
+		st.last++
+		st.depth++
+		st.dirty = true
 	}
 	return nil
 }

@@ -33,6 +33,11 @@ func clampSeq(v uint64) int64 {
 // (NULL, which matches no entry, for a recipient without a queue).
 const queueOf = `(SELECT qid FROM queues WHERE recipient = ?)`
 
+// unseen counts, in a statement on a queue's row, the queue's entries
+// numbered above the row's last_seq: what the row misses of the queue's
+// numbers and depth (see queuecache.go).
+const unseen = `max(coalesce((SELECT max(e.seq) FROM entries e WHERE e.qid = queues.qid), 0) - queues.last_seq, 0)`
+
 // The statements of Enqueue and Ack.
 var (
 	enqueueDedupQuery = hot(`SELECT seq FROM enqueue_dedup WHERE recipient = ? AND sender = ? AND client_msg_id = ?`)
@@ -43,7 +48,7 @@ var (
 	// it deletes the id again (enqueueDedupForget).
 	enqueueDedupClaim = hot(`
 INSERT INTO enqueue_dedup (recipient, sender, client_msg_id, seq, created_at)
-VALUES (?1, ?2, ?3, coalesce((SELECT last_seq FROM queues WHERE recipient = ?1), 0) + 1, ?4)
+VALUES (?1, ?2, ?3, coalesce((SELECT last_seq + ` + unseen + ` FROM queues WHERE recipient = ?1), 0) + 1, ?4)
 ON CONFLICT DO NOTHING`)
 	enqueueDedupForget = hot(`DELETE FROM enqueue_dedup WHERE recipient = ? AND sender = ? AND client_msg_id = ?`)
 	// The advance counts the message in only if the queue has room for
@@ -55,9 +60,9 @@ ON CONFLICT DO NOTHING`)
 	advanceQueue = hot(`
 INSERT INTO queues (recipient, last_seq, depth, stranger_count, stranger_bytes)
 SELECT ?1, 1, 1, ?2, ?3 WHERE ?3 <= ?6
-ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + 1, depth = depth + 1,
+ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + ` + unseen + ` + 1, depth = depth + ` + unseen + ` + 1,
 	stranger_count = stranger_count + ?2, stranger_bytes = stranger_bytes + ?3
-WHERE depth < ?4 AND (?2 = 0 OR (stranger_count < ?5 AND stranger_bytes + ?3 <= ?6))
+WHERE depth + ` + unseen + ` < ?4 AND (?2 = 0 OR (stranger_count < ?5 AND stranger_bytes + ?3 <= ?6))
 RETURNING qid, last_seq`)
 	// advanceQueueLooking is advanceQueue for a direct message whose
 	// sender may be a stranger (?2 unused, ?3 the payload's size, ?7 the
@@ -69,17 +74,23 @@ WITH s(stranger) AS MATERIALIZED (SELECT NOT EXISTS (SELECT 1 FROM group_members
 	WHERE a.identity = ?7 AND b.identity = ?1))
 INSERT INTO queues (recipient, last_seq, depth, stranger_count, stranger_bytes)
 SELECT ?1, 1, 1, stranger, stranger * ?3 FROM s WHERE stranger * ?3 <= ?6
-ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + 1, depth = depth + 1,
+ON CONFLICT (recipient) DO UPDATE SET last_seq = last_seq + ` + unseen + ` + 1, depth = depth + ` + unseen + ` + 1,
 	stranger_count = stranger_count + excluded.stranger_count, stranger_bytes = stranger_bytes + excluded.stranger_bytes
-WHERE depth < ?4 AND (excluded.stranger_count = 0 OR (stranger_count < ?5 AND stranger_bytes + excluded.stranger_bytes <= ?6))
+WHERE depth + ` + unseen + ` < ?4 AND (excluded.stranger_count = 0 OR (stranger_count < ?5 AND stranger_bytes + excluded.stranger_bytes <= ?6))
 RETURNING qid, last_seq, (SELECT stranger FROM s)`)
-	queueCounts = hot(`SELECT depth, stranger_count, stranger_bytes FROM queues WHERE recipient = ?`)
+	queueCounts = hot(`SELECT depth + ` + unseen + `, stranger_count, stranger_bytes FROM queues WHERE recipient = ?`)
 	// Its id is the insert's rowid: an exec is cheaper than a query.
 	insertBody = hot(`
 INSERT INTO bodies (sender, client_msg_id, payload, sequenced, group_seq, refs) VALUES (?, ?, ?, ?, ?, ?)`)
 	insertEntry    = hot(`INSERT INTO entries (qid, seq, body, enqueued_at, stranger_bytes) VALUES (?, ?, ?, ?, ?)`)
-	deleteMessages = hot(`DELETE FROM entries WHERE qid = ` + queueOf + ` AND seq <= ?`)
-	shrinkQueue    = hot(`UPDATE queues SET depth = depth - ? WHERE recipient = ?`)
+	deleteMessages = hot(`DELETE FROM entries WHERE qid = ? AND seq <= ?`)
+	// shrinkQueue brings a queue's row up to date (see queuecache.go)
+	// less the messages up to ?2 that the delete that follows removes.
+	shrinkQueue = hot(`
+UPDATE queues SET
+	depth = depth + ` + unseen + ` - (SELECT count(*) FROM entries e WHERE e.qid = queues.qid AND e.seq <= ?2),
+	last_seq = last_seq + ` + unseen + `
+WHERE recipient = ?1 RETURNING qid`)
 )
 
 // Enqueue implements store.Store. A queue already holding
@@ -97,6 +108,8 @@ func (s *Store) Enqueue(ctx context.Context, recipient, sender, clientMsgID, pay
 	)
 	err := s.writeBare(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
 		now := s.now().UnixNano()
+		// The statements below number and count from the queue's row.
+		s.qc.forget(recipient)
 		if len(clientMsgID) > 0 {
 			res, err := s.exec(ctx, tx, enqueueDedupClaim, recipient, nonNil(sender), clientMsgID, now)
 			if err != nil {
@@ -170,6 +183,8 @@ func (s *Store) appendMsgTx(ctx context.Context, tx *sql.Tx, recipient, sender, 
 		stranger bool
 		err      error
 	)
+	// The advance numbers and counts from the queue's row.
+	s.qc.forget(recipient)
 	size := int64(len(payload))
 	room, maxStrangers, maxStrangerBytes := s.room(kind != groupMsg)
 	if kind == directMsg {
@@ -308,9 +323,25 @@ func (s *Store) Ack(ctx context.Context, recipient []byte, upTo uint64) (int, er
 }
 
 // deleteUpTo deletes recipient's messages with seq <= upTo and keeps the
-// queue's depth in step.
+// queue's row up to date: its numbers must outlast the entries.
 func (s *Store) deleteUpTo(ctx context.Context, tx *sql.Tx, recipient []byte, upTo int64) (int64, error) {
-	res, err := s.exec(ctx, tx, deleteMessages, recipient, upTo)
+	st := s.qc.get(recipient)
+	if st == nil {
+		var qid int64
+		err := s.queryRow(ctx, tx, shrinkQueue, recipient, upTo).Scan(&qid)
+		if errors.Is(err, sql.ErrNoRows) {
+			return 0, nil // no queue, nothing to delete
+		}
+		if err != nil {
+			return 0, err
+		}
+		res, err := s.exec(ctx, tx, deleteMessages, qid, upTo)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	}
+	res, err := s.exec(ctx, tx, deleteMessages, st.qid, upTo)
 	if err != nil {
 		return 0, err
 	}
@@ -318,10 +349,13 @@ func (s *Store) deleteUpTo(ctx context.Context, tx *sql.Tx, recipient []byte, up
 	if err != nil {
 		return 0, err
 	}
-	if n > 0 {
-		if _, err := s.exec(ctx, tx, shrinkQueue, n, recipient); err != nil {
+	if n > 0 || st.dirty {
+		s.qc.touch(st)
+		if _, err := s.exec(ctx, tx, queueStore, st.last, st.depth-n, st.qid); err != nil {
 			return 0, err
 		}
+		st.depth -= n
+		st.dirty = false
 	}
 	return n, nil
 }

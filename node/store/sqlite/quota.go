@@ -34,8 +34,15 @@ func (s *Store) Expire(ctx context.Context, cutoff time.Time) (int, error) {
 	var n int64
 	err := s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
 		at := cutoff.UnixNano()
+		// The rows are brought up to date before their entries go (see
+		// queuecache.go).
+		if err := s.qc.flushAll(ctx, tx, s); err != nil {
+			return fmt.Errorf("sqlite: %s: %w", op, err)
+		}
 		if _, err := tx.ExecContext(ctx, `
-UPDATE queues SET depth = depth - (SELECT count(*) FROM entries e WHERE e.qid = queues.qid AND e.enqueued_at < ?1)
+UPDATE queues SET
+	depth = depth + `+unseen+` - (SELECT count(*) FROM entries e WHERE e.qid = queues.qid AND e.enqueued_at < ?1),
+	last_seq = last_seq + `+unseen+`
 WHERE qid IN (SELECT qid FROM entries WHERE enqueued_at < ?1)`, at); err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}

@@ -65,6 +65,7 @@ type Store struct {
 	writes     chan *writeReq // to writeLoop; closed by Close
 	writerDone chan struct{}
 	commits    atomic.Int64 // write transactions committed (read by tests)
+	qc         queueCache   // the writer's memory of queues (queuecache.go)
 
 	stopPrune chan struct{}
 	pruneDone chan struct{}

@@ -137,6 +137,11 @@ func (s *Store) runBatch(batch []*writeReq) {
 // writeBare may run without their savepoints.
 func (s *Store) runLive(live []*writeReq, bare bool) {
 	tx, err := s.w.BeginTx(context.Background(), nil)
+	if err == nil {
+		if err = s.qc.sync(context.Background(), tx, s); err != nil {
+			_ = tx.Rollback()
+		}
+	}
 	if err != nil {
 		for _, r := range live {
 			r.done <- fmt.Errorf("sqlite: %s: begin: %w", r.op, err)
@@ -148,13 +153,16 @@ func (s *Store) runLive(live []*writeReq, bare bool) {
 		r := live[0]
 		if err := r.fn(context.WithoutCancel(r.ctx), tx); err != nil {
 			_ = tx.Rollback()
+			s.qc.rolledBack()
 			r.done <- unrefused(err)
 			return
 		}
 		if err := tx.Commit(); err != nil {
+			s.qc.rolledBack()
 			r.done <- fmt.Errorf("sqlite: %s: commit: %w", r.op, err)
 			return
 		}
+		s.qc.committed()
 		s.commits.Add(1)
 		r.done <- nil
 		return
@@ -173,7 +181,9 @@ func (s *Store) runLive(live []*writeReq, bare bool) {
 				// Nothing can undo what the call wrote: run the batch
 				// again, every call in its savepoint, so that its
 				// failure stays its own.
-				if rerr := tx.Rollback(); rerr != nil {
+				rerr := tx.Rollback()
+				s.qc.rolledBack()
+				if rerr != nil {
 					broken = fmt.Errorf("roll back a failed call: %w (after %w)", rerr, err)
 					break
 				}
@@ -187,6 +197,7 @@ func (s *Store) runLive(live []*writeReq, bare bool) {
 			break
 		}
 		if errs[i] = r.fn(ctx, tx); errs[i] != nil {
+			s.qc.rolledBack()
 			if _, err := s.exec(ctx, tx, rollbackCall); err != nil {
 				broken = fmt.Errorf("roll back a failed call: %w (after %w)", err, errs[i])
 				break
@@ -200,11 +211,14 @@ func (s *Store) runLive(live []*writeReq, bare bool) {
 	if broken == nil {
 		if err := tx.Commit(); err != nil {
 			broken = fmt.Errorf("commit: %w", err)
+			s.qc.rolledBack()
 		} else {
+			s.qc.committed()
 			s.commits.Add(1)
 		}
 	} else {
 		broken = errors.Join(broken, tx.Rollback())
+		s.qc.rolledBack()
 	}
 	for i, r := range live {
 		switch {
