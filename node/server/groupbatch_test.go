@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/quicproquo/quicproquo/internal/grouptest"
+	"github.com/quicproquo/quicproquo/internal/mls"
 	"github.com/quicproquo/quicproquo/node/client"
 	"github.com/quicproquo/quicproquo/node/server"
 	"github.com/quicproquo/quicproquo/node/store"
@@ -186,4 +187,50 @@ func TestFanOutBatchHostile(t *testing.T) {
 	wantBatchResults(t, "bob's batch", res, 1, 2, false)
 	wantTexts(t, alice, bob.Pub, 2, "b0")
 	mallory.Empty(t)
+}
+
+// A proposal in a batch is judged as fanOut judges it: one the view
+// refuses ends the batch; a valid one is kept for a commit by reference,
+// and the messages around it keep their order.
+func TestFanOutBatchProposal(t *testing.T) {
+	n := startTestNode(t, server.Config{}, store.Limits{})
+	ctx := testCtx(t)
+	alice, bob, carol, mallory := grpMember(t, n), grpMember(t, n), grpMember(t, n), grpMember(t, n)
+	grouptest.Form(t, alice, bob, carol)
+	leave, err := carol.Group.ProposeRemove(carol.Group.OwnLeaf())
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := grouptest.Resign(t, leave, mallory.Signer.SignaturePriv, carol.Group.GroupContext(), nil)
+	msgs := batchMsgs(t, carol, "c", 2)
+	res, refused, err := carol.Conn.FanOutBatch(ctx, append(msgs[:1:1], client.GroupMessage{Message: forged}, msgs[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	grpNodeErr(t, "a forged proposal in a batch", refused, client.ErrInvalidCommit)
+	wantBatchResults(t, "a batch with a forged proposal", res, 1, 2, false)
+	res, refused, err = carol.Conn.FanOutBatch(ctx, []client.GroupMessage{{ClientMsgID: []byte("leave"), Message: leave}, msgs[1]})
+	if err != nil || refused != nil {
+		t.Fatalf("a batch with the proposal: %v, %v", refused, err)
+	}
+	wantBatchResults(t, "a batch with the proposal", res, 2, 3, false)
+	for _, m := range []*grouptest.Member{alice, bob} {
+		if r := m.Apply(t, m.Next(t, "c0")); string(r.Plaintext) != "c0" {
+			t.Fatalf("%x read %q, want c0", m.Pub[:4], r.Plaintext)
+		}
+		if e := m.NextEnvelope(t, "carol's proposal"); !e.Sequenced || e.GroupSeq != 3 || m.Apply(t, e.Payload).Kind != mls.KindProposal {
+			t.Fatalf("%x: proposal not received", m.Pub[:4])
+		}
+		if r := m.Apply(t, m.Next(t, "c1")); string(r.Plaintext) != "c1" {
+			t.Fatalf("%x read %q, want c1", m.Pub[:4], r.Plaintext)
+		}
+	}
+	commit, err := alice.Group.Commit(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.Submit(t, commit)
+	if r := carol.Apply(t, carol.Next(t, "her removal")); !r.SelfRemoved {
+		t.Fatal("carol was not removed")
+	}
 }
