@@ -44,6 +44,10 @@ func TestMain(m *testing.M) {
 		crashChild(path)
 		return
 	}
+	if path := os.Getenv(crashBatchChildEnv); path != "" {
+		crashBatchChild(path)
+		return
+	}
 	os.Exit(m.Run())
 }
 
