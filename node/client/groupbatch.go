@@ -58,13 +58,13 @@ func (c *Client) FanOutBatch(ctx context.Context, msgs []GroupMessage) (results 
 	})
 	release, err = c.wait(ctx, fut.Future, release)
 	defer release()
-	if capnp.IsUnimplemented(err) {
-		return nil, nil, fmt.Errorf("%s: %w: %w", op, ErrUnimplemented, err)
-	}
 	if err != nil {
 		return nil, nil, callError(op, err)
 	}
 	res, err := fut.Struct()
+	if capnp.IsUnimplemented(err) {
+		return nil, nil, fmt.Errorf("%s: %w: %w", op, ErrUnimplemented, err)
+	}
 	if err != nil {
 		return nil, nil, callError(op, err)
 	}
