@@ -296,6 +296,8 @@ func permanentNodeErr(err error) bool {
 // backoff of its group's own; nothing queued after it in its group goes
 // first, while the other groups' items keep going. A lost connection ends
 // the pass; the next connection starts again from the oldest pending item.
+// A group's consecutive pending items go to the node in one call
+// (outbox_run.go), which refuses as one call per item would.
 func (b *Backend) sendOutbox(ctx context.Context, c *nodeclient.Client) {
 	waits := map[string]*outboxWait{} // by orderKey: groups waiting to retry
 	marks := b.startMarks()           // outbox_marks.go
