@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/quicproquo/quicproquo/node/store"
 	"github.com/quicproquo/quicproquo/schemas/group"
@@ -41,8 +42,15 @@ func (s *session) FanOutBatch(ctx context.Context, call group.GroupService_fanOu
 		if limit := 2 * s.srv.cfg.MaxPayloadSize; total > limit {
 			return fail(nodecp.ErrorCode_tooLarge, "%s: items have %d bytes, limit %d", method, total, limit)
 		}
+		// Each item is a request against the identity's rate limit, as
+		// one fanOut call each would be (the call's own is taken): the
+		// items past the tokens left are not tried, refused as rateLimited.
+		tried := s.chargeItems(n)
 		var rule *txRule
-		items, refused := s.batchItems(method, list, &rule)
+		items, refused := s.batchItems(method, list, tried, &rule)
+		if refused == nil && tried < n {
+			refused = fail(nodecp.ErrorCode_rateLimited, "%s: item %d: too many requests; slow down and retry", method, tried)
+		}
 		size := 0
 		for _, it := range items {
 			size += len(it.Payload)
@@ -97,13 +105,28 @@ func (s *session) FanOutBatch(ctx context.Context, call group.GroupService_fanOu
 	})
 }
 
-// batchItems checks the items of a batch in order, as FanOut checks a
+// chargeItems takes a rate-limit token for each of a batch's n items
+// after the first (the call's own token paid for it) while tokens are
+// left, and returns how many items may be tried.
+func (s *session) chargeItems(n int) int {
+	if n <= 1 {
+		return n
+	}
+	now := time.Now()
+	take := min(n-1, max(int(s.limiter.TokensAt(now)), 0))
+	if take > 0 && !s.limiter.AllowN(now, take) {
+		take = 0
+	}
+	return 1 + take
+}
+
+// batchItems checks the first n items of a batch in order, as FanOut checks a
 // message, and returns those before the first refused one with its
 // refusal. A proposal's view update judges with *rule, the rule of the
 // store call's attempt.
-func (s *session) batchItems(method string, list group.FanOutItem_List, rule **txRule) ([]store.FanOutItem, error) {
-	items := make([]store.FanOutItem, 0, list.Len())
-	for i := range list.Len() {
+func (s *session) batchItems(method string, list group.FanOutItem_List, n int, rule **txRule) ([]store.FanOutItem, error) {
+	items := make([]store.FanOutItem, 0, n)
+	for i := range n {
 		msg, _ := list.At(i).MlsMessage()
 		msgID, _ := list.At(i).ClientMsgId()
 		h, err := s.checkGroupMessage(method, msg, msgID, contentTypeApplication, contentTypeProposal)

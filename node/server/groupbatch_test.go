@@ -2,8 +2,10 @@ package server_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/quicproquo/quicproquo/internal/grouptest"
 	"github.com/quicproquo/quicproquo/internal/mls"
@@ -233,4 +235,41 @@ func TestFanOutBatchProposal(t *testing.T) {
 	if r := carol.Apply(t, carol.Next(t, "her removal")); !r.SelfRemoved {
 		t.Fatal("carol was not removed")
 	}
+}
+
+// Each item of a batch is a request against the identity's rate limit:
+// with a few tokens left, a batch of 20 stores as many items as there are
+// tokens and refuses the next as rateLimited, so batching does not
+// multiply what the limit lets through.
+func TestFanOutBatchChargesEachItem(t *testing.T) {
+	n := startTestNode(t, server.Config{RateLimit: 2, RateBurst: 200}, store.Limits{})
+	ctx := testCtx(t)
+	alice, bob := grpMember(t, n), grpMember(t, n)
+	g := grouptest.Form(t, alice, bob)
+	gs, err := alice.Conn.GroupState(ctx, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := batchMsgs(t, alice, "r", 20)
+	// Spend alice's tokens, then let about two come back.
+	for {
+		_, err := alice.Conn.GroupState(ctx, g)
+		if errors.Is(err, client.ErrRateLimited) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("spending tokens: %v", err)
+		}
+	}
+	time.Sleep(time.Second)
+	res, refused, err := alice.Conn.FanOutBatch(ctx, msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grpNodeErr(t, "the items past the tokens", refused, client.ErrRateLimited)
+	if len(res) == 0 || len(res) >= len(msgs) {
+		t.Fatalf("a batch of %d with about 2 tokens left stored %d", len(msgs), len(res))
+	}
+	wantBatchResults(t, "the items within the tokens", res, len(res), gs.LastSeq+1, false)
+	t.Logf("%d of %d items within the tokens", len(res), len(msgs))
 }
