@@ -20,7 +20,7 @@ import (
 // groupsBenchPair is Alice and Bob in one group through a real node.
 func groupsBenchPair(b *testing.B) (alice, bob *groupsUser, gid string) {
 	b.Helper()
-	node := testnode.StartNode(b, b.TempDir(), "127.0.0.1:0")
+	node := testnode.StartBenchNode(b, b.TempDir(), "127.0.0.1:0")
 	alice, bob = groupsBenchStart(b, node), groupsBenchStart(b, node)
 	ctx := context.Background()
 	g, err := alice.b.CreateGroup(ctx, "bench")

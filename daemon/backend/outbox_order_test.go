@@ -24,6 +24,7 @@ type blockingFanOutStore struct {
 	passed  int
 	block   bool
 	refused int
+	batches []int // the items of each FanOutBatch
 }
 
 func (s *blockingFanOutStore) FanOut(ctx context.Context, groupID, sender, clientMsgID, payload []byte, update nodestore.ViewUpdate) (nodestore.FanOutResult, error) {
@@ -38,6 +39,31 @@ func (s *blockingFanOutStore) FanOut(ctx context.Context, groupID, sender, clien
 	}
 	s.mu.Unlock()
 	return s.Store.FanOut(ctx, groupID, sender, clientMsgID, payload, update)
+}
+
+// FanOutBatch lets a batch's messages through up to the block and
+// refuses the first one past it, as the node refuses a message of a batch.
+func (s *blockingFanOutStore) FanOutBatch(ctx context.Context, sender []byte, items []nodestore.FanOutItem) ([]nodestore.FanOutResult, error) {
+	s.mu.Lock()
+	s.batches = append(s.batches, len(items))
+	n, refuse := len(items), false
+	for k, it := range items {
+		if s.group == nil || !bytes.Equal(it.GroupID, s.group) || !bytes.Equal(sender, s.sender) {
+			continue
+		}
+		if s.block && s.passed >= s.after {
+			n, refuse = k, true
+			s.refused++
+			break
+		}
+		s.passed++
+	}
+	s.mu.Unlock()
+	res, err := s.Store.FanOutBatch(ctx, sender, items[:n])
+	if err != nil || !refuse {
+		return res, err
+	}
+	return res, fmt.Errorf("test: %w", nodestore.ErrLimit)
 }
 
 // A message the node refuses for now is retried itself: nothing queued

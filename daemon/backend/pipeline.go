@@ -296,6 +296,8 @@ func permanentNodeErr(err error) bool {
 // backoff of its group's own; nothing queued after it in its group goes
 // first, while the other groups' items keep going. A lost connection ends
 // the pass; the next connection starts again from the oldest pending item.
+// A group's consecutive pending items go to the node in one call
+// (outbox_run.go), which refuses as one call per item would.
 func (b *Backend) sendOutbox(ctx context.Context, c *nodeclient.Client) {
 	waits := map[string]*outboxWait{} // by orderKey: groups waiting to retry
 	marks := b.startMarks()           // outbox_marks.go
@@ -308,6 +310,7 @@ func (b *Backend) sendOutbox(ctx context.Context, c *nodeclient.Client) {
 	var token uint64
 	var lastID int64
 	clean := false
+	single := false // the node has no fanOutBatch: one fanOut per item
 	for {
 		// Only commits that may make an item pending wake the sender
 		// (store.OutboxChanged), not its own sent marks or receipts.
@@ -357,7 +360,8 @@ func (b *Backend) sendOutbox(ctx context.Context, c *nodeclient.Client) {
 		// a recovery holds items back that the handed-over list would not.
 		clean = !recovering && len(items) < sendPage
 		progress := false
-		for _, it := range items {
+		for i := 0; i < len(items); i++ {
+			it := items[i]
 			if handed && it.ID <= lastID {
 				continue // read and handed over: out already
 			}
@@ -370,20 +374,30 @@ func (b *Backend) sendOutbox(ctx context.Context, c *nodeclient.Client) {
 			if marks.sent(it.ID) {
 				continue // taken by the node, its mark on the way
 			}
-			groupSeq, err := b.deliver(ctx, c, it)
-			if err != nil && len(it.GroupID) > 0 && errors.Is(err, nodeclient.ErrUnauthorized) {
+			run := outboxRun(items[i:], handed, lastID, marks, single)
+			seqs, err := b.deliverRun(ctx, c, run, &single)
+			for k, seq := range seqs {
+				marks.add(run[k], seq)
+				lastID = max(lastID, run[k].ID)
+				progress = true
+				delete(waits, key)
+			}
+			i += len(seqs)
+			if err == nil {
+				i--
+				continue
+			}
+			// The node refused run[len(seqs)]; the items after it in the
+			// run were not tried and come next.
+			it = items[i]
+			lastID = max(lastID, it.ID)
+			if len(it.GroupID) > 0 && errors.Is(err, nodeclient.ErrUnauthorized) {
 				// The sender is no longer in the group's roster at the
 				// node (removed meanwhile): the message can never go out.
 				err = fmt.Errorf("%w: %w", nodeclient.ErrInvalidArgument, err)
 			}
-			if err != nil {
-				clean = false
-			}
+			clean = false
 			switch {
-			case err == nil:
-				marks.add(it, groupSeq)
-				progress = true
-				delete(waits, key)
 			case ctx.Err() != nil:
 				return
 			case permanentNodeErr(err):

@@ -56,6 +56,22 @@ func StartNode(t testing.TB, dir, addr string) *Node {
 // store calls fail the way a broken disk would.
 func StartNodeWrapped(t testing.TB, dir, addr string, wrap func(nodestore.Store) nodestore.Store) *Node {
 	t.Helper()
+	return startNode(t, dir, addr, wrap, nil)
+}
+
+// StartBenchNode is StartNode without the per-identity request rate limit
+// (server.Config.RateLimit): a throughput benchmark from one identity
+// then measures the machine, not the limit (200 requests a second by
+// default, each message of a batch counting as one).
+func StartBenchNode(t testing.TB, dir, addr string) *Node {
+	t.Helper()
+	return startNode(t, dir, addr, nil, func(cfg *server.Config) {
+		cfg.RateLimit, cfg.RateBurst = 1e9, 1<<30
+	})
+}
+
+func startNode(t testing.TB, dir, addr string, wrap func(nodestore.Store) nodestore.Store, tune func(*server.Config)) *Node {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := sqlite.Open(ctx, filepath.Join(dir, "node.db"), Limits(), Logger())
 	if err != nil {
@@ -73,9 +89,13 @@ func StartNodeWrapped(t testing.TB, dir, addr string, wrap func(nodestore.Store)
 	// Registration is open, as on a personal node, at a token proof of
 	// work; tests that invite many peers at once are not held by the
 	// KeyPackage fetch limits.
-	srv, err := server.New(server.Config{Store: view, Logger: Logger(), MaxConnsPerIP: 100000,
+	cfg := server.Config{Store: view, Logger: Logger(), MaxConnsPerIP: 100000,
 		Registration: server.RegistrationOpen, PowDifficulty: PowDifficulty,
-		FetchBurst: 100000, TargetFetchBurst: 100000})
+		FetchBurst: 100000, TargetFetchBurst: 100000}
+	if tune != nil {
+		tune(&cfg)
+	}
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}

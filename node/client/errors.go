@@ -41,6 +41,9 @@ var (
 	// ErrPeekUnsupported: a node from before peeks answered a peek as a
 	// plain fetch, and so consumed a KeyPackage.
 	ErrPeekUnsupported = errors.New("the node does not support peeking at KeyPackages")
+	// ErrUnimplemented: the node does not have the method called (a node
+	// from before it); the call did nothing.
+	ErrUnimplemented = errors.New("the node does not implement the method")
 
 	// ErrClosed: the connection to the node ended while a call waited for
 	// its answer; the call may or may not have taken effect.

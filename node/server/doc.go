@@ -13,7 +13,8 @@
 //
 // # Groups
 //
-// createGroup, submitCommit, fanOut and groupState (schemas/group) give a
+// createGroup, submitCommit, fanOut (one message, or fanOutBatch for several
+// of a caller's in one transaction) and groupState (schemas/group) give a
 // group's messages a total order, and the node follows each group's public
 // state (groupview.go): the ratchet tree without secrets, the GroupContext
 // and the transcript hashes, as internal/mls's PublicGroup. The creator

@@ -71,6 +71,26 @@ type FanOutResult struct {
 	Recipients [][]byte // who got it (nil for a duplicate)
 }
 
+// FanOutItem is one message of a FanOutBatch: FanOut's arguments but the
+// sender, which is the batch's.
+type FanOutItem struct {
+	GroupID     []byte
+	ClientMsgID []byte
+	Payload     []byte
+	Update      ViewUpdate // nil for an application message
+}
+
+// MaxFanOutBatch bounds the items of one FanOutBatch.
+const MaxFanOutBatch = 256
+
+// CheckFanOutBatch checks what FanOutBatch checks before its transaction.
+func CheckFanOutBatch(sender []byte, items []FanOutItem) error {
+	if len(items) > MaxFanOutBatch {
+		return fmt.Errorf("%d items in a batch, limit %d: %w", len(items), MaxFanOutBatch, ErrInvalid)
+	}
+	return CheckKey("sender", sender)
+}
+
 // GroupState is what the node knows of a group.
 type GroupState struct {
 	Epoch   uint64 // the current epoch (the one the next commit must name)

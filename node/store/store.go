@@ -223,6 +223,18 @@ type Store interface {
 	// group's roster with ErrNotMember.
 	FanOut(ctx context.Context, groupID, sender, clientMsgID, payload []byte, update ViewUpdate) (FanOutResult, error)
 
+	// FanOutBatch is FanOut for each of items, in order, in one
+	// transaction: the messages that go out are durable together, and each
+	// is stored or refused as FanOut would (a refused one stores nothing).
+	// The first refused item ends the batch: the results are those of the
+	// items before it (stored, or duplicates), all committed, and the error
+	// is its own; the items after it are not tried. So a group's order is
+	// exactly that of one FanOut call after another. With no refusal the
+	// error is nil and there is one result per item. An error of the batch
+	// itself (a failed commit) comes with no results: nothing was stored.
+	// Items are at most MaxFanOutBatch; more is ErrInvalid.
+	FanOutBatch(ctx context.Context, sender []byte, items []FanOutItem) ([]FanOutResult, error)
+
 	// GroupState reports what the node knows of groupID to member: a
 	// member's identity outside the roster (or a group never created) gets
 	// ErrNotMember.

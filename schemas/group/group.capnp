@@ -54,11 +54,38 @@ interface GroupService {
   # queue in one transaction and returns its per-group sequence number.
   # recipients must be empty. Idempotent on clientMsgId like submitCommit.
 
+  fanOutBatch @4 (items :List(FanOutItem)) -> (results :List(FanOutItemResult), refusal :Text);
+  # fanOut for each of items, in order, stored in one transaction: each
+  # item is checked and stored exactly as a fanOut call of its own would
+  # be, and a refused one stores nothing. The first refused item ends the
+  # batch: results has one entry per item stored (or found a duplicate)
+  # before it, and refusal is its reason, in the form of a refused call's
+  # exception reason ("qpq:<code>: <message>"); the items after it are not
+  # tried. With nothing refused, refusal is empty and results has one
+  # entry per item. So a group's order is exactly that of one fanOut call
+  # after another. The call as a whole is refused (an exception, nothing
+  # stored) when it is not authenticated, past the rate limit (a batch
+  # counts as one request), with more than 64 items (limit), with items
+  # of more than twice the message size limit in all (tooLarge), or when
+  # the node's disk budget has no room for them (diskFull).
+
   groupState @2 (groupId :Data) -> (committed :Bool, epoch :UInt64, lastSeq :UInt64, members :UInt32);
   # What the node knows of a group, for its members: committed is always
   # true, epoch the epoch the next commit must name, lastSeq the last
   # per-group sequence number, members the size of the roster.
 }
+struct FanOutItem {
+  clientMsgId @0 :Data;
+  mlsMessage @1 :Data;
+  # As in fanOut.
+}
+
+struct FanOutItemResult {
+  groupSeq @0 :UInt64;
+  duplicate @1 :Bool;
+  # As fanOut answers.
+}
+
 struct CommitOutcome {
   union {
     accepted :group {

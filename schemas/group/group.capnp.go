@@ -97,6 +97,26 @@ func (c GroupService) CreateGroup(ctx context.Context, params func(GroupService_
 
 }
 
+func (c GroupService) FanOutBatch(ctx context.Context, params func(GroupService_fanOutBatch_Params) error) (GroupService_fanOutBatch_Results_Future, capnp.ReleaseFunc) {
+
+	s := capnp.Send{
+		Method: capnp.Method{
+			InterfaceID:   0xe1eca3caeabd8c18,
+			MethodID:      4,
+			InterfaceName: "group/group.capnp:GroupService",
+			MethodName:    "fanOutBatch",
+		},
+	}
+	if params != nil {
+		s.ArgsSize = capnp.ObjectSize{DataSize: 0, PointerCount: 1}
+		s.PlaceArgs = func(s capnp.Struct) error { return params(GroupService_fanOutBatch_Params(s)) }
+	}
+
+	ans, release := capnp.Client(c).SendCall(ctx, s)
+	return GroupService_fanOutBatch_Results_Future{Future: ans.Future()}, release
+
+}
+
 func (c GroupService) WaitStreaming() error {
 	return capnp.Client(c).WaitStreaming()
 }
@@ -177,6 +197,8 @@ type GroupService_Server interface {
 	GroupState(context.Context, GroupService_groupState) error
 
 	CreateGroup(context.Context, GroupService_createGroup) error
+
+	FanOutBatch(context.Context, GroupService_fanOutBatch) error
 }
 
 // GroupService_NewServer creates a new Server from an implementation of GroupService_Server.
@@ -195,7 +217,7 @@ func GroupService_ServerToClient(s GroupService_Server) GroupService {
 // This can be used to create a more complicated Server.
 func GroupService_Methods(methods []server.Method, s GroupService_Server) []server.Method {
 	if cap(methods) == 0 {
-		methods = make([]server.Method, 0, 4)
+		methods = make([]server.Method, 0, 5)
 	}
 
 	methods = append(methods, server.Method{
@@ -243,6 +265,18 @@ func GroupService_Methods(methods []server.Method, s GroupService_Server) []serv
 		},
 		Impl: func(ctx context.Context, call *server.Call) error {
 			return s.CreateGroup(ctx, GroupService_createGroup{Call: call})
+		},
+	})
+
+	methods = append(methods, server.Method{
+		Method: capnp.Method{
+			InterfaceID:   0xe1eca3caeabd8c18,
+			MethodID:      4,
+			InterfaceName: "group/group.capnp:GroupService",
+			MethodName:    "fanOutBatch",
+		},
+		Impl: func(ctx context.Context, call *server.Call) error {
+			return s.FanOutBatch(ctx, GroupService_fanOutBatch{Call: call})
 		},
 	})
 
@@ -315,6 +349,23 @@ func (c GroupService_createGroup) Args() GroupService_createGroup_Params {
 func (c GroupService_createGroup) AllocResults() (GroupService_createGroup_Results, error) {
 	r, err := c.Call.AllocResults(capnp.ObjectSize{DataSize: 0, PointerCount: 0})
 	return GroupService_createGroup_Results(r), err
+}
+
+// GroupService_fanOutBatch holds the state for a server call to GroupService.fanOutBatch.
+// See server.Call for documentation.
+type GroupService_fanOutBatch struct {
+	*server.Call
+}
+
+// Args returns the call's arguments.
+func (c GroupService_fanOutBatch) Args() GroupService_fanOutBatch_Params {
+	return GroupService_fanOutBatch_Params(c.Call.Args())
+}
+
+// AllocResults allocates the results struct.
+func (c GroupService_fanOutBatch) AllocResults() (GroupService_fanOutBatch_Results, error) {
+	r, err := c.Call.AllocResults(capnp.ObjectSize{DataSize: 0, PointerCount: 2})
+	return GroupService_fanOutBatch_Results(r), err
 }
 
 // GroupService_List is a list of GroupService.
@@ -1076,6 +1127,369 @@ func (f GroupService_createGroup_Results_Future) Struct() (GroupService_createGr
 	return GroupService_createGroup_Results(p.Struct()), err
 }
 
+type GroupService_fanOutBatch_Params capnp.Struct
+
+// GroupService_fanOutBatch_Params_TypeID is the unique identifier for the type GroupService_fanOutBatch_Params.
+const GroupService_fanOutBatch_Params_TypeID = 0xa02e3712128ebca9
+
+func NewGroupService_fanOutBatch_Params(s *capnp.Segment) (GroupService_fanOutBatch_Params, error) {
+	st, err := capnp.NewStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 1})
+	return GroupService_fanOutBatch_Params(st), err
+}
+
+func NewRootGroupService_fanOutBatch_Params(s *capnp.Segment) (GroupService_fanOutBatch_Params, error) {
+	st, err := capnp.NewRootStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 1})
+	return GroupService_fanOutBatch_Params(st), err
+}
+
+func ReadRootGroupService_fanOutBatch_Params(msg *capnp.Message) (GroupService_fanOutBatch_Params, error) {
+	root, err := msg.Root()
+	return GroupService_fanOutBatch_Params(root.Struct()), err
+}
+
+func (s GroupService_fanOutBatch_Params) String() string {
+	str, _ := text.Marshal(0xa02e3712128ebca9, capnp.Struct(s))
+	return str
+}
+
+func (s GroupService_fanOutBatch_Params) EncodeAsPtr(seg *capnp.Segment) capnp.Ptr {
+	return capnp.Struct(s).EncodeAsPtr(seg)
+}
+
+func (GroupService_fanOutBatch_Params) DecodeFromPtr(p capnp.Ptr) GroupService_fanOutBatch_Params {
+	return GroupService_fanOutBatch_Params(capnp.Struct{}.DecodeFromPtr(p))
+}
+
+func (s GroupService_fanOutBatch_Params) ToPtr() capnp.Ptr {
+	return capnp.Struct(s).ToPtr()
+}
+func (s GroupService_fanOutBatch_Params) IsValid() bool {
+	return capnp.Struct(s).IsValid()
+}
+
+func (s GroupService_fanOutBatch_Params) Message() *capnp.Message {
+	return capnp.Struct(s).Message()
+}
+
+func (s GroupService_fanOutBatch_Params) Segment() *capnp.Segment {
+	return capnp.Struct(s).Segment()
+}
+func (s GroupService_fanOutBatch_Params) Items() (FanOutItem_List, error) {
+	p, err := capnp.Struct(s).Ptr(0)
+	return FanOutItem_List(p.List()), err
+}
+
+func (s GroupService_fanOutBatch_Params) HasItems() bool {
+	return capnp.Struct(s).HasPtr(0)
+}
+
+func (s GroupService_fanOutBatch_Params) SetItems(v FanOutItem_List) error {
+	return capnp.Struct(s).SetPtr(0, v.ToPtr())
+}
+
+// NewItems sets the items field to a newly
+// allocated FanOutItem_List, preferring placement in s's segment.
+func (s GroupService_fanOutBatch_Params) NewItems(n int32) (FanOutItem_List, error) {
+	l, err := NewFanOutItem_List(capnp.Struct(s).Segment(), n)
+	if err != nil {
+		return FanOutItem_List{}, err
+	}
+	err = capnp.Struct(s).SetPtr(0, l.ToPtr())
+	return l, err
+}
+
+// GroupService_fanOutBatch_Params_List is a list of GroupService_fanOutBatch_Params.
+type GroupService_fanOutBatch_Params_List = capnp.StructList[GroupService_fanOutBatch_Params]
+
+// NewGroupService_fanOutBatch_Params creates a new list of GroupService_fanOutBatch_Params.
+func NewGroupService_fanOutBatch_Params_List(s *capnp.Segment, sz int32) (GroupService_fanOutBatch_Params_List, error) {
+	l, err := capnp.NewCompositeList(s, capnp.ObjectSize{DataSize: 0, PointerCount: 1}, sz)
+	return capnp.StructList[GroupService_fanOutBatch_Params](l), err
+}
+
+// GroupService_fanOutBatch_Params_Future is a wrapper for a GroupService_fanOutBatch_Params promised by a client call.
+type GroupService_fanOutBatch_Params_Future struct{ *capnp.Future }
+
+func (f GroupService_fanOutBatch_Params_Future) Struct() (GroupService_fanOutBatch_Params, error) {
+	p, err := f.Future.Ptr()
+	return GroupService_fanOutBatch_Params(p.Struct()), err
+}
+
+type GroupService_fanOutBatch_Results capnp.Struct
+
+// GroupService_fanOutBatch_Results_TypeID is the unique identifier for the type GroupService_fanOutBatch_Results.
+const GroupService_fanOutBatch_Results_TypeID = 0x9e8493b9ceefdee7
+
+func NewGroupService_fanOutBatch_Results(s *capnp.Segment) (GroupService_fanOutBatch_Results, error) {
+	st, err := capnp.NewStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 2})
+	return GroupService_fanOutBatch_Results(st), err
+}
+
+func NewRootGroupService_fanOutBatch_Results(s *capnp.Segment) (GroupService_fanOutBatch_Results, error) {
+	st, err := capnp.NewRootStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 2})
+	return GroupService_fanOutBatch_Results(st), err
+}
+
+func ReadRootGroupService_fanOutBatch_Results(msg *capnp.Message) (GroupService_fanOutBatch_Results, error) {
+	root, err := msg.Root()
+	return GroupService_fanOutBatch_Results(root.Struct()), err
+}
+
+func (s GroupService_fanOutBatch_Results) String() string {
+	str, _ := text.Marshal(0x9e8493b9ceefdee7, capnp.Struct(s))
+	return str
+}
+
+func (s GroupService_fanOutBatch_Results) EncodeAsPtr(seg *capnp.Segment) capnp.Ptr {
+	return capnp.Struct(s).EncodeAsPtr(seg)
+}
+
+func (GroupService_fanOutBatch_Results) DecodeFromPtr(p capnp.Ptr) GroupService_fanOutBatch_Results {
+	return GroupService_fanOutBatch_Results(capnp.Struct{}.DecodeFromPtr(p))
+}
+
+func (s GroupService_fanOutBatch_Results) ToPtr() capnp.Ptr {
+	return capnp.Struct(s).ToPtr()
+}
+func (s GroupService_fanOutBatch_Results) IsValid() bool {
+	return capnp.Struct(s).IsValid()
+}
+
+func (s GroupService_fanOutBatch_Results) Message() *capnp.Message {
+	return capnp.Struct(s).Message()
+}
+
+func (s GroupService_fanOutBatch_Results) Segment() *capnp.Segment {
+	return capnp.Struct(s).Segment()
+}
+func (s GroupService_fanOutBatch_Results) Results() (FanOutItemResult_List, error) {
+	p, err := capnp.Struct(s).Ptr(0)
+	return FanOutItemResult_List(p.List()), err
+}
+
+func (s GroupService_fanOutBatch_Results) HasResults() bool {
+	return capnp.Struct(s).HasPtr(0)
+}
+
+func (s GroupService_fanOutBatch_Results) SetResults(v FanOutItemResult_List) error {
+	return capnp.Struct(s).SetPtr(0, v.ToPtr())
+}
+
+// NewResults sets the results field to a newly
+// allocated FanOutItemResult_List, preferring placement in s's segment.
+func (s GroupService_fanOutBatch_Results) NewResults(n int32) (FanOutItemResult_List, error) {
+	l, err := NewFanOutItemResult_List(capnp.Struct(s).Segment(), n)
+	if err != nil {
+		return FanOutItemResult_List{}, err
+	}
+	err = capnp.Struct(s).SetPtr(0, l.ToPtr())
+	return l, err
+}
+func (s GroupService_fanOutBatch_Results) Refusal() (string, error) {
+	p, err := capnp.Struct(s).Ptr(1)
+	return p.Text(), err
+}
+
+func (s GroupService_fanOutBatch_Results) HasRefusal() bool {
+	return capnp.Struct(s).HasPtr(1)
+}
+
+func (s GroupService_fanOutBatch_Results) RefusalBytes() ([]byte, error) {
+	p, err := capnp.Struct(s).Ptr(1)
+	return p.TextBytes(), err
+}
+
+func (s GroupService_fanOutBatch_Results) SetRefusal(v string) error {
+	return capnp.Struct(s).SetText(1, v)
+}
+
+// GroupService_fanOutBatch_Results_List is a list of GroupService_fanOutBatch_Results.
+type GroupService_fanOutBatch_Results_List = capnp.StructList[GroupService_fanOutBatch_Results]
+
+// NewGroupService_fanOutBatch_Results creates a new list of GroupService_fanOutBatch_Results.
+func NewGroupService_fanOutBatch_Results_List(s *capnp.Segment, sz int32) (GroupService_fanOutBatch_Results_List, error) {
+	l, err := capnp.NewCompositeList(s, capnp.ObjectSize{DataSize: 0, PointerCount: 2}, sz)
+	return capnp.StructList[GroupService_fanOutBatch_Results](l), err
+}
+
+// GroupService_fanOutBatch_Results_Future is a wrapper for a GroupService_fanOutBatch_Results promised by a client call.
+type GroupService_fanOutBatch_Results_Future struct{ *capnp.Future }
+
+func (f GroupService_fanOutBatch_Results_Future) Struct() (GroupService_fanOutBatch_Results, error) {
+	p, err := f.Future.Ptr()
+	return GroupService_fanOutBatch_Results(p.Struct()), err
+}
+
+type FanOutItem capnp.Struct
+
+// FanOutItem_TypeID is the unique identifier for the type FanOutItem.
+const FanOutItem_TypeID = 0x9de9f26b56046949
+
+func NewFanOutItem(s *capnp.Segment) (FanOutItem, error) {
+	st, err := capnp.NewStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 2})
+	return FanOutItem(st), err
+}
+
+func NewRootFanOutItem(s *capnp.Segment) (FanOutItem, error) {
+	st, err := capnp.NewRootStruct(s, capnp.ObjectSize{DataSize: 0, PointerCount: 2})
+	return FanOutItem(st), err
+}
+
+func ReadRootFanOutItem(msg *capnp.Message) (FanOutItem, error) {
+	root, err := msg.Root()
+	return FanOutItem(root.Struct()), err
+}
+
+func (s FanOutItem) String() string {
+	str, _ := text.Marshal(0x9de9f26b56046949, capnp.Struct(s))
+	return str
+}
+
+func (s FanOutItem) EncodeAsPtr(seg *capnp.Segment) capnp.Ptr {
+	return capnp.Struct(s).EncodeAsPtr(seg)
+}
+
+func (FanOutItem) DecodeFromPtr(p capnp.Ptr) FanOutItem {
+	return FanOutItem(capnp.Struct{}.DecodeFromPtr(p))
+}
+
+func (s FanOutItem) ToPtr() capnp.Ptr {
+	return capnp.Struct(s).ToPtr()
+}
+func (s FanOutItem) IsValid() bool {
+	return capnp.Struct(s).IsValid()
+}
+
+func (s FanOutItem) Message() *capnp.Message {
+	return capnp.Struct(s).Message()
+}
+
+func (s FanOutItem) Segment() *capnp.Segment {
+	return capnp.Struct(s).Segment()
+}
+func (s FanOutItem) ClientMsgId() ([]byte, error) {
+	p, err := capnp.Struct(s).Ptr(0)
+	return []byte(p.Data()), err
+}
+
+func (s FanOutItem) HasClientMsgId() bool {
+	return capnp.Struct(s).HasPtr(0)
+}
+
+func (s FanOutItem) SetClientMsgId(v []byte) error {
+	return capnp.Struct(s).SetData(0, v)
+}
+
+func (s FanOutItem) MlsMessage() ([]byte, error) {
+	p, err := capnp.Struct(s).Ptr(1)
+	return []byte(p.Data()), err
+}
+
+func (s FanOutItem) HasMlsMessage() bool {
+	return capnp.Struct(s).HasPtr(1)
+}
+
+func (s FanOutItem) SetMlsMessage(v []byte) error {
+	return capnp.Struct(s).SetData(1, v)
+}
+
+// FanOutItem_List is a list of FanOutItem.
+type FanOutItem_List = capnp.StructList[FanOutItem]
+
+// NewFanOutItem creates a new list of FanOutItem.
+func NewFanOutItem_List(s *capnp.Segment, sz int32) (FanOutItem_List, error) {
+	l, err := capnp.NewCompositeList(s, capnp.ObjectSize{DataSize: 0, PointerCount: 2}, sz)
+	return capnp.StructList[FanOutItem](l), err
+}
+
+// FanOutItem_Future is a wrapper for a FanOutItem promised by a client call.
+type FanOutItem_Future struct{ *capnp.Future }
+
+func (f FanOutItem_Future) Struct() (FanOutItem, error) {
+	p, err := f.Future.Ptr()
+	return FanOutItem(p.Struct()), err
+}
+
+type FanOutItemResult capnp.Struct
+
+// FanOutItemResult_TypeID is the unique identifier for the type FanOutItemResult.
+const FanOutItemResult_TypeID = 0xce5ab0c1633a5f67
+
+func NewFanOutItemResult(s *capnp.Segment) (FanOutItemResult, error) {
+	st, err := capnp.NewStruct(s, capnp.ObjectSize{DataSize: 16, PointerCount: 0})
+	return FanOutItemResult(st), err
+}
+
+func NewRootFanOutItemResult(s *capnp.Segment) (FanOutItemResult, error) {
+	st, err := capnp.NewRootStruct(s, capnp.ObjectSize{DataSize: 16, PointerCount: 0})
+	return FanOutItemResult(st), err
+}
+
+func ReadRootFanOutItemResult(msg *capnp.Message) (FanOutItemResult, error) {
+	root, err := msg.Root()
+	return FanOutItemResult(root.Struct()), err
+}
+
+func (s FanOutItemResult) String() string {
+	str, _ := text.Marshal(0xce5ab0c1633a5f67, capnp.Struct(s))
+	return str
+}
+
+func (s FanOutItemResult) EncodeAsPtr(seg *capnp.Segment) capnp.Ptr {
+	return capnp.Struct(s).EncodeAsPtr(seg)
+}
+
+func (FanOutItemResult) DecodeFromPtr(p capnp.Ptr) FanOutItemResult {
+	return FanOutItemResult(capnp.Struct{}.DecodeFromPtr(p))
+}
+
+func (s FanOutItemResult) ToPtr() capnp.Ptr {
+	return capnp.Struct(s).ToPtr()
+}
+func (s FanOutItemResult) IsValid() bool {
+	return capnp.Struct(s).IsValid()
+}
+
+func (s FanOutItemResult) Message() *capnp.Message {
+	return capnp.Struct(s).Message()
+}
+
+func (s FanOutItemResult) Segment() *capnp.Segment {
+	return capnp.Struct(s).Segment()
+}
+func (s FanOutItemResult) GroupSeq() uint64 {
+	return capnp.Struct(s).Uint64(0)
+}
+
+func (s FanOutItemResult) SetGroupSeq(v uint64) {
+	capnp.Struct(s).SetUint64(0, v)
+}
+
+func (s FanOutItemResult) Duplicate() bool {
+	return capnp.Struct(s).Bit(64)
+}
+
+func (s FanOutItemResult) SetDuplicate(v bool) {
+	capnp.Struct(s).SetBit(64, v)
+}
+
+// FanOutItemResult_List is a list of FanOutItemResult.
+type FanOutItemResult_List = capnp.StructList[FanOutItemResult]
+
+// NewFanOutItemResult creates a new list of FanOutItemResult.
+func NewFanOutItemResult_List(s *capnp.Segment, sz int32) (FanOutItemResult_List, error) {
+	l, err := capnp.NewCompositeList(s, capnp.ObjectSize{DataSize: 16, PointerCount: 0}, sz)
+	return capnp.StructList[FanOutItemResult](l), err
+}
+
+// FanOutItemResult_Future is a wrapper for a FanOutItemResult promised by a client call.
+type FanOutItemResult_Future struct{ *capnp.Future }
+
+func (f FanOutItemResult_Future) Struct() (FanOutItemResult, error) {
+	p, err := f.Future.Ptr()
+	return FanOutItemResult(p.Struct()), err
+}
+
 type CommitOutcome capnp.Struct
 type CommitOutcome_accepted CommitOutcome
 type CommitOutcome_stale CommitOutcome
@@ -1260,74 +1674,88 @@ func (f CommitOutcome_stale_Future) Struct() (CommitOutcome_stale, error) {
 	return CommitOutcome_stale(p.Struct()), err
 }
 
-const schema_830f6c67012fd401 = "x\xda\xacU_h\x1c\xd5\x17>\xdf\xbd\xb3\xbf\xd9\x84" +
-	"\xcc6\xd3\xdd\x1f\x16\xa1\xac\x94<\xb8\x0f\xa6\xdd\xc6\xbe" +
-	"\x14\xa5Km\xd1\x96\x86\xeeM\xaa\x94`\xa0\x93\xdd\x9b" +
-	"d\xcb\xce\xeefg6\x11j\x9b\x80Z\xa3\xb4\xa0\x01" +
-	"\xc1?/\xd5\x12T(\x14D\x8a\x01\xf5A\x10M\x8b" +
-	"\x88\xa0>H\x05\xfb\xa2h\x8b\x82 \xa2\x82#gg" +
-	"g\xba\xd6\x06\x13\xf0q\xce\x9c{\xfe|\xdfw\xce\xd9" +
-	"1f\x14\x8c\xbc\xf5\xd3f\x12\xeaj\xe2\x7f\xc1\xb7W" +
-	"\x93\xa7\xde9g.\x90\x9d\x05QB\x9aDC\xe3=" +
-	"\xc7AHWz.\x12\x82\xfeK\xd7\x8f\x0e\xdcH\x9c" +
-	"&u\x17\xe4\x1f\xb3\xb3\x8b\x93\xcf$\xafeL\x10\x0d" +
-	"m\xed=\xc8~\xb9^\xf6{\xfa\xcb\xfc\xb4[\xbe\xfe" +
-	"z\x18\xc8\xe08\xab\xbd/\x83\x8c\xe0\x83;\x7f\xcc\xbb" +
-	"+\x8f\\\xec\xa4H\xf0\xaf\x15\xfe\x85\xa1\xd5\xde,\x08" +
-	"\xc1\x95\xb9\x85\xaf\x17\xf3/~D*\x0b\xd9yl\xf5" +
-	"-q\xf0\xad}\xdf\x11\x82\x83\xb6\xfd\xca\xbb\xdb\xbe\xbf" +
-	"\xdc\x09\x01v\xf8%tHX{\x08\xc1\xfb\x97\xce\x9f" +
-	"\xce\x9dX\xfa\x86#\x88N\x84\x9c\xd5d\x87]\xd6\x1c" +
-	"!*\\m\x86\x0c\xf0\xf9vLU7=A\xfbL" +
-	"\x81\x9e\xa1\x97,\x81\xf4\xb2e\x12\xa5_e\xdf`\xcb" +
-	"\x99\xf7~\xb8|\xfe\xc65\xb27w9\x13\xd2\xab\xd6" +
-	"\xef\xe9/\xd8q\xe83\xcbD\xfad\xca$\x0a\xde>" +
-	"ub\xd7\x95\xb3\xe3?w\xd7\xa6S\xcfr\xeaV\x8a" +
-	"k\xdbu\xac\xcf\xb8c\xf8\xad_\xbb\x1d^H\xbd\xc6" +
-	"\x0e\xcbm\x87\x95O\xa7\x9f\xdf6V\xfb\xed6\x10\x7f" +
-	"\x98\xda\xc9~\x9f\xa4\xe6(\xa0\xaf\x82\xa9f\xbd\xd5\xd8" +
-	">\xd54\xea\xad\xc6`\xc9i\xd4\x1a\xbb\x1fd\xd3\xa8" +
-	"n\xceVJzp\xd2\xa9\x1dn\xf9\x03EgS\xd3" +
-	"q=\xd5'\x0d\"\x03D\xf6\xfe\x09\"\xb5OB\x15" +
-	"\x05l \x036\x0e\x8f\x11\xa9C\x12\xea\xa8\x80-D" +
-	"\x86\x91\xb3\x1ff\xe3\x11\x09\xd5\x10\x08J\xd5\x8a\xae\xf9" +
-	"\xc3\x1e\x99S\x07\xca\xb0H\xc0\"\x04n\xd5\x1b\xd6\x9e" +
-	"\xe7\x90\x9c\xd2\xb1\xb1\xa9K\x95FE\xd7H\xfa\x1eR" +
-	"\x84\xa2D\xfb_\x8ap\xbb\xb2\x1f\xa8\xbbn\xc5?\xdc" +
-	"\xf2KuW\x0f:\xa5\x92n\xf8\xbaL\xd4]\xf3N" +
-	"\"U\x90P\x87\xbaj>p\x90H=$\xa1\x8ep" +
-	"\xcd\x0ba\xcdj\x84H\x15%\xd4\xa3\x02Y\xdd\xa8\x97" +
-	"\xa6\xd1C\x02=Q\xeaQ=CD\xb1\xad\xdcjT" +
-	"+%\xc7'h\x80\x04\xd0Ubb\x0ddKM\xed" +
-	"\xf8\xbam\x1a\x18\xd1^\xab*}\xef_\x1fy\xad\x09" +
-	"\xb7\xe2\x87\xad\x0e\x14\x9d\xa6#]Oe\xe2\x06O2" +
-	")\x8fK\xa8\xc5\xae\x06\x9fb\xfc\x9f\x94P\xcfu\x91" +
-	"r\x96\x8dg$\xd4\x1b\x02\xb6\x94\x19\x9e\x12{y/" +
-	"\x91:'\xa1.\x08\xd8\x86\x91\x81Ad\xbf\xb9D\xa4" +
-	".H\xa8\x8f\xff3\xfa\xe6\xe7t\x95Y\x8a};\xdf" +
-	"#\xe8\xbc\xf1\xb1&\xe3k!\x13\xd2\xe2;\xbe\x0e\xd1" +
-	"\xf4\xe1\xa9\xfe\x18\x18\x87\xf9<&\xa1\xaa]\xc0TX" +
-	"\x0e\xe5P\x9810.c0-\xa1|\x06\x06!0" +
-	"3l\xacJ\xa8\xc7\x18\x836\xfa\xbe&\x94#\xb2\xff" +
-	".\x91\xf9\xaa\xe3\xf9\xa3z&\xfev\xb5;\xa1\x9b\x1e" +
-	"\x92$\x90\xdc\xa04\x98d\x17\x9e2\xe2^\xac\x91\xb6" +
-	"\xa8\xa1\xb6\x88N\xa8\x03\xb5IB=Fs\x9d3=" +
-	"\xa2\xb3\x8c\x93\xa7\x92q\xe8\x1c\xcf\xc2\xdd\x12\xea^\x86" +
-	"\xa9\x10\xc2\x94\xe7|;$\xd4}b\xe3\xea\x97k\x0c" +
-	"(\x15\x01N\xdc\x17\x04\xe8:\x09\\\x81\xb0\xf0'\x1b" +
-	"\xe3%f\xff\x7f'\x89\xe0\xe6DS\xd6\xf3\x9d\xaa\x8e" +
-	"s\x88[\xfb\xdc\x136\xca)\xfae\x02\x88\x0f\x06\xa2" +
-	"\xcdi\xcf\x1c'aWL\x88\xf8^!\xda\xf8\xf6\xf8" +
-	"n\x12\xb62!\xe3M\x8c\xe8\x9e\xd8\xfb\xc7H\xd8\xf7" +
-	"\xf3\x96\x8e.\x08\xa2;e\xe7'H\xd893\x88\x86" +
-	"\x946q\xc3\x05\xec\x09\x01/D\xe8\xf9\x0eI_\x17" +
-	"\x10D<\x93Yo5\x0a(bC2o+\xc3#" +
-	"\xea\x96\x06\xeb4)\xa12\x02\xf3\xa14\xca\xff\x90\xc5" +
-	"\xbav\x0b\xcf\x90\xc9\xe2X#x=\xa4\x11\xfd\xd1u" +
-	"!\xa0\x7f\x1d\xbc\x0f\x86\xdc\x85\x9a\x0b\x87+\xc7c8" +
-	" \xa1vtf\x93\xb7\xce={o*\xf1\x96\xe9*" +
-	"\xb5\x9aM^\x11\x9d\xef\xbf\x02\x00\x00\xff\xff u;" +
-	"\xe9"
+const schema_830f6c67012fd401 = "x\xda\xb4V]l\x14\xd5\x17?\xe7\xde]\xa6$\xfd" +
+	"\xd8\xbb;\x9b?!!\xfdKjb\x1f,\xb4\xb5\xd1" +
+	"\x10\x09\x9b\x0ab\x1b\x1az[$\xa4\x91\xc8t\xf6\xb6" +
+	"]\xdc\xe9nwf\xa9\x09\x96b\x04\xa4\x86\x1a\xc1\x18" +
+	"\x05\xa3!\x12\xa2$\x18\xc4\x08\x91\x04L\xf0E\x03\x09" +
+	"\xbe\x18\x9f\xc4\xc8\x83\x12>\xa2\x09/FM\x1cs\xe6" +
+	"k\x87\x8f\x0aM4\xfb\xb2s\xee\xb9\xf7\x9c\xfb;\xe7" +
+	"\xf7\xbbg\xf9\xba\x05\xb9D{\xc3\xdbK\x80\x0dn\xc2" +
+	"\xe4\x02\xf7\xe7\xef\xebv|~X\xdb\x09\xa2\x19\x01\x92" +
+	"\\\x03\xe8<\xd9\xb8\x15\x013\xe7\x1aO\x00\xba\xa9\xd3" +
+	"76\xb5\xdcL\xee\x01\xf9\x7f\xe4\x7fn\xdb\xb6wd" +
+	"\xa6\xee\x8a\xae!@\xe7DS/\xf9M5\x91_O" +
+	"!\xb1\xf1\x85[\xd7\xde\x03\x91F\x17\xbf]\x86\xa3\xc5" +
+	"\xa6W \xc94\x80\xcc\x92\xd4\xf5Lk\x8a\xfe=\x9c" +
+	"\x9a\x04t\xaf\xfe\xf0\xeb\xa53o\xeez?\x08J>" +
+	"\x9d3\xa9Ct\xd8A\xcf\xe1\xd8\xd9\xd7\xd3\xe9\xc7\xdb" +
+	"\x0e\x07\x0eH\x0eIq\x80\x1c\xb2b\x15\xa0\xfb\xeaw" +
+	"\xedcV\xfe\xc6\x87\xbeC\x82\xd6\xd7\x88C\x08\x09\xf7" +
+	"\xcb\xc5\xbf\xb4[g6\x9e\x08\xb6&i\xa9\x8b\x96\xb0" +
+	"s\x0d\x99\xd0\xbd8\xb9\xf3\xf2\xde\xf6w\xbe\x02\xd9\x8c" +
+	"<\xd8<\x93\xf6\x0e?\x98\xbe\x0a\xe8\xf6\x0a\xf1\xee\xd9" +
+	"\xa5\xd7.\xc4\xa3Od<\x87\x973\x14}\xf4\xf9\x15" +
+	"\xe6\xf9O\x86.\x81L#\xab]\xd6;\xe9hf1" +
+	"fNe\xe8\xb2'3t\x97/N\x1f\xd9\xd3\xba\xfd" +
+	"\xc0\x8f\x14\x8e\x05\xe1\xb2z\x85N{H\x9f\x04\x0c1" +
+	"\x95i\xe4\xb5\xb3Vk\x0c\x17v\xee\xd6\x19f\xf6\xeb" +
+	"t\xd8,\xf9\xba\x8b\xf6\x9d\xbb~\xe1\xc8\xcd+ \xd2" +
+	"1g\xc0\xcc)\xfd\x8f\xccyr\xec<\xa7\xaf\xc5\xcc" +
+	"[Y\x0d\xc0\xfdl\xc7\xf6\xae\x8b\xb3\x9bo\xc5/2" +
+	"\x95}\x8dB\xcff\xe9\"][\xea\x13\xff\xeb\xfb\xf4" +
+	"\xb7\xb8\xc3\xc7\xd9\x0f\xbc\xea{\x0eg\xbe\x19\xdb\xbft" +
+	"h\xfc\xf7{T\xffr\xb6\x83\xfc~\xcaN\x82\xeb\xfd" +
+	"\xb8;Z)U\xcb\xcbF+\x89R\xb5\xdcf\x1a\xe5" +
+	"\xf1\xf2\x8a\xb5d\x1aT\x95m\x05S\xb5\x8d\x18\xe3\xeb" +
+	"\xabNK\xbf\xd1T1,[\xd6\xf3\x04@\x02\x01\xc4" +
+	"\x9aa\x00\xb9\x9a\xa3\xecg(\x10u$c\xdf\x10\x80" +
+	"\\\xc7Qnb(\x18\xd3\x09=\xf1,\x197p\x94" +
+	"e\x86\xaeY,\xa8q\xa7\xcf\x06m\xb4'\x8f\x0d\xc0" +
+	"\xb0\x01\xd0\xb5\x8av\x9f\xb2m\x03\xf8\xa8\x8a\x8c\x15e" +
+	"\x16\xca\x055\x0e\xdc\xb1\xb1\x11\xb0\x9f\xa3\xb7\xd6H\xe5" +
+	"\xbc;\xed\xa7J\x96Up\xd6W\x1d\xb3d\xa96\xc3" +
+	"4U\xd9Qy\x80x\xce\x1d\x002\xc7Q\xae\x8b\xe5" +
+	"\xdc\xd3\x0b \x9f\xe1(7P\xce;\xfd\x9c\xe5\x00\x80" +
+	"\xec\xe7(\x9fc\xd8\xac\xca%s\x0c\x17\x02\xc3\x85a" +
+	"\xe8A5\x01\x00\x91-_-\x17\x0b\xa6\xe1\x00*D" +
+	"`\x88\xb1\x14Y-\xc5\xa7=0\x9bz\x1ce\xf5#" +
+	"\xca\xba(\xb1V\x02\xf3\x11\x8e\xf2\xb1Xb\xed\x84\xdb" +
+	"r\x8e\xf2\xc9\xf9\xe1\x16\x06N\xfecI\xbb\x0d\xc7\x1c" +
+	"k\x19Pv\xb5\xc8\x1d;\x9eK7\x80l\xe1(s" +
+	"\xb1\\V\x92\xf1\x09\x8er5\xc3\xe9\x0am\xaa\xd5$" +
+	"U#\x17 \x19\xa7+j\xa4j\x1bE\xac\x07\x86\xf5" +
+	"\xf3\xcc\xa8\xdf\xa8\x18\x16\xda2\x11%\xd4@U\xab\xe3" +
+	"([\x186\x17\x1ce\xc5\"G\x12\xe6G\xbeo$" +
+	"\xb3\xa2\x0cGy\xa6\xe8\xee\xf7\xdddW\x87\xad\x82\xe3" +
+	"\xf7\x97\x97\x1f\xb7l\xa9G\xf9MQ\xf1^\xe2(\xf7" +
+	"\xc6\x00\xdbM\xc5\xdb\xc5Q\xbe\x11c\xc2,\x19\xf7q" +
+	"\x94\x1f1\x14\x9c\xeb\xa4e\xe2(A{\x98\xa3<\xce" +
+	"P$\x12:&\x00\xc4\xb1\x03\x00\xf28G\xf9\xf5\xbf" +
+	"\xc6\x99\xe9IU$jD\xbe\xc1\xf7\x00\x06{\x1c\x9c" +
+	"\x93fs!\xe3s\xc11\x1c\xe5\xa3\xe9\xa0-S\x11" +
+	"0\x06\x91h\x0bGY\x8c\x01S\xa0j\xe6}5\x88" +
+	"\x80\xb1\x08\x831\x8e\xd2!`\xd0\x07f\x82\x8cE\x8e" +
+	"\xf2E\xc2\xc0C\xdfQ\x80\xf9\x90a\xb7\xf3r\xbah" +
+	"\xd8\xce\xa0\x9a\x88\xbe-e\x0d\xab\x8a\x8du\xc0\xb0n" +
+	"\x9e\xadq\x8f&\x1c\xf0\x94\x04\xe5\"\x16\x1c\xd53>" +
+	"\x02X\xba\x8bu\xfcN\xba\x13\xdb\x09\x1c^t\xee " +
+	"}o\x9c\xf4\xb9\x80\xf4\x031\xd2\xcfWj\xee#\xe2" +
+	"\x03\xaa\xd9#\xee\x7f\x9a\x03\x9fC\x91!\xb8|\xbd\xeb" +
+	"blD\xa1\x0cX\x03\xfeE\xc6\xe8\xe5\x12\xd9\x0e`" +
+	"nM\xc2\xa1\xd9v\x8c\xa2\xba\x97\xa4\xfa\xf7\\\xe5_" +
+	"\x94B\xe8<\x89\x18\x8d\x14\x18>\x97b\xffV`b" +
+	"FC\x16\xcdO\x18>\xf3bj\x0501\xa1a\"" +
+	"z~1\x9c8\x84\x1a\x02&6\xd3\xd3\x1c\xce\x18\x18" +
+	"N2B\x0e\x03\x13=\x1a\xf2h\xfa\xc1pN\x12+" +
+	"i\xadKsC\xf1\x80&\x02#\x87\xab\xfcb\xe4B" +
+	"d\x1d\x03\xb8\xa3r\xe8\x86\xfd\x07Z\xa9Z\xce\xa1\x1b" +
+	"\x8a\"h\x8e9\x96\xc3~\x9c\x17\x1d\xbd\x0e\xb6\x01\xe2" +
+	"-\xdc\x1d\xe8\xa8\xcep\xdao\xe1\xfc\x03?\x1a\xb7i" +
+	" \xb5\xb3F\x8d4\xc7\xe1%\xbf\xe4\x98\x0a\xc7\x0f@" +
+	"L=@\x8f\xb4\xf9u\xf6\xfb\xd3\x17\x81\xd6\x8e\xe05" +
+	"Z\x1eh\x08\xa9\xe3\xa3\xdd\xb5\xae\xbdC\x05\xccj\xa5" +
+	"BR\x16|\xff\x1d\x00\x00\xff\xff[\xce\xee\x8c"
 
 func RegisterSchema(reg *schemas.Registry) {
 	reg.Register(&schemas.Schema{
@@ -1335,10 +1763,14 @@ func RegisterSchema(reg *schemas.Registry) {
 		Nodes: []uint64{
 			0x8007a0b87e08dce6,
 			0x8605ec2458ebb610,
+			0x9de9f26b56046949,
+			0x9e8493b9ceefdee7,
+			0xa02e3712128ebca9,
 			0xa7eb646d6831d687,
 			0xaf56b96d31ee1ac2,
 			0xc7983188dd8077cb,
 			0xcae922bc9b11114a,
+			0xce5ab0c1633a5f67,
 			0xe0927b2986a3b6be,
 			0xe108896688007676,
 			0xe1eca3caeabd8c18,

@@ -225,70 +225,81 @@ UPDATE groups SET epoch = $2, last_seq = last_seq + 1, view = $3 WHERE group_id 
 // FanOut implements store.Store.
 func (s *Store) FanOut(ctx context.Context, groupID, sender, clientMsgID, payload []byte, update store.ViewUpdate) (store.FanOutResult, error) {
 	const op = "fan out"
-	err := errors.Join(store.CheckGroupID(groupID), store.CheckKey("sender", sender), store.CheckClientMsgID(clientMsgID))
-	if err == nil && len(payload) == 0 {
-		err = fmt.Errorf("empty payload: %w", store.ErrInvalid)
-	}
-	if err != nil {
+	if err := checkFanOut(groupID, sender, clientMsgID, payload); err != nil {
 		return store.FanOutResult{}, fmt.Errorf("postgres: %s: %w", op, err)
 	}
-	digest := sha256.Sum256(payload)
-	var (
-		seq        int64
-		dup        bool
-		recipients [][]byte
-	)
-	err = s.write(ctx, op, func(ctx context.Context, tx pgx.Tx) error {
-		seq, dup = 0, false
-		now := s.now()
-		if len(clientMsgID) > 0 {
-			d, err := lookupGroupDedup(ctx, tx, groupID, sender, clientMsgID)
-			if err != nil {
-				return fmt.Errorf("postgres: %s: %w", op, err)
-			}
-			if d != nil {
-				if err := d.matches(kindApplication, digest); err != nil {
-					return fmt.Errorf("postgres: %s: %w", op, err)
-				}
-				seq, dup = d.groupSeq, true
-				return errRollback
-			}
+	var res store.FanOutResult
+	err := s.write(ctx, op, func(ctx context.Context, tx pgx.Tx) (err error) {
+		res, err = s.fanOutOne(ctx, tx, op, sender, store.FanOutItem{GroupID: groupID, ClientMsgID: clientMsgID, Payload: payload, Update: update})
+		if err == nil && res.Duplicate {
+			return errRollback
 		}
-		g, err := lockGroup(ctx, tx, groupID, sender)
-		if err != nil {
-			return fmt.Errorf("postgres: %s: %w", op, err)
-		}
-		view := g.view
-		if update != nil {
-			if view, err = update(store.GroupView{Epoch: uint64(g.epoch), View: g.view}); err != nil {
-				return err
-			}
-			if len(view) == 0 {
-				return fmt.Errorf("postgres: %s: empty view: %w", op, store.ErrInvalid)
-			}
-		}
-		if err := tx.QueryRow(ctx, `
-UPDATE groups SET last_seq = last_seq + 1, view = $2 WHERE group_id = $1 RETURNING last_seq`, groupID, view).Scan(&seq); err != nil {
-			return fmt.Errorf("postgres: %s: %w", op, err)
-		}
-		recipients, err = otherMembers(ctx, tx, groupID, sender)
-		if err != nil {
-			return fmt.Errorf("postgres: %s: %w", op, err)
-		}
-		if _, err := s.appendTx(ctx, tx, sender, clientMsgID, now, delivery{recipients, payload, seq}); err != nil {
-			return fmt.Errorf("postgres: %s: %w", op, err)
-		}
-		if len(clientMsgID) > 0 {
-			if err := rememberGroup(ctx, tx, groupID, sender, clientMsgID, kindApplication, digest, 0, seq, now); err != nil {
-				return fmt.Errorf("postgres: %s: %w", op, err)
-			}
-		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return store.FanOutResult{}, err
 	}
-	return store.FanOutResult{GroupSeq: uint64(seq), Duplicate: dup, Recipients: recipients}, nil
+	return res, nil
+}
+
+// checkFanOut checks the arguments of one fanned-out message.
+func checkFanOut(groupID, sender, clientMsgID, payload []byte) error {
+	err := errors.Join(store.CheckGroupID(groupID), store.CheckKey("sender", sender), store.CheckClientMsgID(clientMsgID))
+	if err == nil && len(payload) == 0 {
+		err = fmt.Errorf("empty payload: %w", store.ErrInvalid)
+	}
+	return err
+}
+
+// fanOutOne stores one fanned-out message in tx (see FanOut); a refusal
+// may leave writes behind, for the caller to roll back.
+func (s *Store) fanOutOne(ctx context.Context, tx pgx.Tx, op string, sender []byte, it store.FanOutItem) (store.FanOutResult, error) {
+	groupID, clientMsgID, payload, update := it.GroupID, it.ClientMsgID, it.Payload, it.Update
+	digest := sha256.Sum256(payload)
+	now := s.now()
+	if len(clientMsgID) > 0 {
+		d, err := lookupGroupDedup(ctx, tx, groupID, sender, clientMsgID)
+		if err != nil {
+			return store.FanOutResult{}, fmt.Errorf("postgres: %s: %w", op, err)
+		}
+		if d != nil {
+			if err := d.matches(kindApplication, digest); err != nil {
+				return store.FanOutResult{}, fmt.Errorf("postgres: %s: %w", op, err)
+			}
+			return store.FanOutResult{GroupSeq: uint64(d.groupSeq), Duplicate: true}, nil
+		}
+	}
+	g, err := lockGroup(ctx, tx, groupID, sender)
+	if err != nil {
+		return store.FanOutResult{}, fmt.Errorf("postgres: %s: %w", op, err)
+	}
+	view := g.view
+	if update != nil {
+		if view, err = update(store.GroupView{Epoch: uint64(g.epoch), View: g.view}); err != nil {
+			return store.FanOutResult{}, err
+		}
+		if len(view) == 0 {
+			return store.FanOutResult{}, fmt.Errorf("postgres: %s: empty view: %w", op, store.ErrInvalid)
+		}
+	}
+	var seq int64
+	if err := tx.QueryRow(ctx, `
+UPDATE groups SET last_seq = last_seq + 1, view = $2 WHERE group_id = $1 RETURNING last_seq`, groupID, view).Scan(&seq); err != nil {
+		return store.FanOutResult{}, fmt.Errorf("postgres: %s: %w", op, err)
+	}
+	recipients, err := otherMembers(ctx, tx, groupID, sender)
+	if err != nil {
+		return store.FanOutResult{}, fmt.Errorf("postgres: %s: %w", op, err)
+	}
+	if _, err := s.appendTx(ctx, tx, sender, clientMsgID, now, delivery{recipients, payload, seq}); err != nil {
+		return store.FanOutResult{}, fmt.Errorf("postgres: %s: %w", op, err)
+	}
+	if len(clientMsgID) > 0 {
+		if err := rememberGroup(ctx, tx, groupID, sender, clientMsgID, kindApplication, digest, 0, seq, now); err != nil {
+			return store.FanOutResult{}, fmt.Errorf("postgres: %s: %w", op, err)
+		}
+	}
+	return store.FanOutResult{GroupSeq: uint64(seq), Recipients: recipients}, nil
 }
 
 // GroupState implements store.Store.

@@ -48,6 +48,10 @@ func TestMain(m *testing.M) {
 		numbersChild(path)
 		return
 	}
+	if path := os.Getenv(crashBatchChildEnv); path != "" {
+		crashBatchChild(path)
+		return
+	}
 	os.Exit(m.Run())
 }
 

@@ -204,68 +204,77 @@ func (s *Store) SubmitCommit(ctx context.Context, groupID []byte, epoch uint64, 
 // FanOut implements store.Store.
 func (s *Store) FanOut(ctx context.Context, groupID, sender, clientMsgID, payload []byte, update store.ViewUpdate) (store.FanOutResult, error) {
 	const op = "fan out"
-	err := errors.Join(store.CheckGroupID(groupID), store.CheckKey("sender", sender), store.CheckClientMsgID(clientMsgID))
-	if err == nil && len(payload) == 0 {
-		err = fmt.Errorf("empty payload: %w", store.ErrInvalid)
-	}
-	if err != nil {
+	if err := checkFanOut(groupID, sender, clientMsgID, payload); err != nil {
 		return store.FanOutResult{}, fmt.Errorf("sqlite: %s: %w", op, err)
 	}
-	digest := sha256.Sum256(payload)
-	var (
-		seq        int64
-		dup        bool
-		recipients [][]byte
-	)
-	err = s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
-		if len(clientMsgID) > 0 {
-			d, err := s.lookupGroupDedup(ctx, tx, groupID, sender, clientMsgID)
-			if err != nil {
-				return fmt.Errorf("sqlite: %s: %w", op, err)
-			}
-			if d != nil {
-				if err := d.matches(kindApplication, digest); err != nil {
-					return fmt.Errorf("sqlite: %s: %w", op, err)
-				}
-				seq, dup = d.groupSeq, true
-				return nil
-			}
-		}
-		g, err := s.loadGroup(ctx, tx, groupID, sender)
-		if err != nil {
-			return fmt.Errorf("sqlite: %s: %w", op, err)
-		}
-		view := g.view
-		if update != nil {
-			if view, err = update(store.GroupView{Epoch: uint64(g.epoch), View: g.view}); err != nil {
-				return err
-			}
-			if len(view) == 0 {
-				return fmt.Errorf("sqlite: %s: empty view: %w", op, store.ErrInvalid)
-			}
-		}
-		now := s.now().UnixNano()
-		if err := s.queryRow(ctx, tx, advanceGroupSeq, view, groupID).Scan(&seq); err != nil {
-			return fmt.Errorf("sqlite: %s: %w", op, err)
-		}
-		recipients, err = s.otherMembers(ctx, tx, groupID, sender)
-		if err != nil {
-			return fmt.Errorf("sqlite: %s: %w", op, err)
-		}
-		if err := s.fanOutTx(ctx, tx, recipients, sender, clientMsgID, payload, now, seq); err != nil {
-			return fmt.Errorf("sqlite: %s: %w", op, err)
-		}
-		if len(clientMsgID) > 0 {
-			if _, err := s.exec(ctx, tx, groupDedupInsert, groupID, sender, clientMsgID, kindApplication, digest[:], 0, seq, now); err != nil {
-				return fmt.Errorf("sqlite: %s: remember client message id: %w", op, err)
-			}
-		}
-		return nil
+	var res store.FanOutResult
+	err := s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) (err error) {
+		res, err = s.fanOutOne(ctx, tx, op, sender, store.FanOutItem{GroupID: groupID, ClientMsgID: clientMsgID, Payload: payload, Update: update})
+		return err
 	})
 	if err != nil {
 		return store.FanOutResult{}, err
 	}
-	return store.FanOutResult{GroupSeq: uint64(seq), Duplicate: dup, Recipients: recipients}, nil
+	return res, nil
+}
+
+// checkFanOut checks the arguments of one fanned-out message.
+func checkFanOut(groupID, sender, clientMsgID, payload []byte) error {
+	err := errors.Join(store.CheckGroupID(groupID), store.CheckKey("sender", sender), store.CheckClientMsgID(clientMsgID))
+	if err == nil && len(payload) == 0 {
+		err = fmt.Errorf("empty payload: %w", store.ErrInvalid)
+	}
+	return err
+}
+
+// fanOutOne stores one fanned-out message in tx (see FanOut); a refusal
+// may leave writes behind, for the caller to roll back.
+func (s *Store) fanOutOne(ctx context.Context, tx *sql.Tx, op string, sender []byte, it store.FanOutItem) (store.FanOutResult, error) {
+	groupID, clientMsgID, payload, update := it.GroupID, it.ClientMsgID, it.Payload, it.Update
+	digest := sha256.Sum256(payload)
+	if len(clientMsgID) > 0 {
+		d, err := s.lookupGroupDedup(ctx, tx, groupID, sender, clientMsgID)
+		if err != nil {
+			return store.FanOutResult{}, fmt.Errorf("sqlite: %s: %w", op, err)
+		}
+		if d != nil {
+			if err := d.matches(kindApplication, digest); err != nil {
+				return store.FanOutResult{}, fmt.Errorf("sqlite: %s: %w", op, err)
+			}
+			return store.FanOutResult{GroupSeq: uint64(d.groupSeq), Duplicate: true}, nil
+		}
+	}
+	g, err := s.loadGroup(ctx, tx, groupID, sender)
+	if err != nil {
+		return store.FanOutResult{}, fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	view := g.view
+	if update != nil {
+		if view, err = update(store.GroupView{Epoch: uint64(g.epoch), View: g.view}); err != nil {
+			return store.FanOutResult{}, err
+		}
+		if len(view) == 0 {
+			return store.FanOutResult{}, fmt.Errorf("sqlite: %s: empty view: %w", op, store.ErrInvalid)
+		}
+	}
+	now := s.now().UnixNano()
+	var seq int64
+	if err := s.queryRow(ctx, tx, advanceGroupSeq, view, groupID).Scan(&seq); err != nil {
+		return store.FanOutResult{}, fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	recipients, err := s.otherMembers(ctx, tx, groupID, sender)
+	if err != nil {
+		return store.FanOutResult{}, fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	if err := s.fanOutTx(ctx, tx, recipients, sender, clientMsgID, payload, now, seq); err != nil {
+		return store.FanOutResult{}, fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	if len(clientMsgID) > 0 {
+		if _, err := s.exec(ctx, tx, groupDedupInsert, groupID, sender, clientMsgID, kindApplication, digest[:], 0, seq, now); err != nil {
+			return store.FanOutResult{}, fmt.Errorf("sqlite: %s: remember client message id: %w", op, err)
+		}
+	}
+	return store.FanOutResult{GroupSeq: uint64(seq), Recipients: recipients}, nil
 }
 
 // otherMembers lists the roster of groupID without sender and revoked

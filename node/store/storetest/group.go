@@ -31,6 +31,8 @@ func runGroups(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Group/ReusedIDOtherContent", testGroupReusedID},
 		{"Group/FanOut", testGroupFanOut},
 		{"Group/FanOutUpdatesView", testGroupFanOutUpdate},
+		{"Group/FanOutBatch", testGroupFanOutBatch},
+		{"Group/FanOutBatchFullQueue", testGroupFanOutBatchFullQueue},
 		{"Group/PublicView", testGroupPublicView},
 		{"Group/RemovedMembers", testGroupRemovedMembers},
 		{"Group/FullQueueRefusesAll", testGroupFullQueue},
