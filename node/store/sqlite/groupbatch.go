@@ -42,6 +42,9 @@ func (s *Store) FanOutBatch(ctx context.Context, sender []byte, items []store.Fa
 				if _, rerr := s.exec(ctx, tx, rollbackItem); rerr != nil {
 					return fmt.Errorf("sqlite: %s: roll back a refused message: %w (after %w)", op, rerr, err)
 				}
+				// The writer's memory of the queues the message touched
+				// is undone with it (see queuecache.go).
+				s.qc.rolledBack()
 				if _, rerr := s.exec(ctx, tx, releaseItem); rerr != nil {
 					return fmt.Errorf("sqlite: %s: release savepoint: %w", op, rerr)
 				}

@@ -129,4 +129,12 @@ func testGroupFanOutBatchFullQueue(t *testing.T, s store.Store) {
 		t.Fatalf("FanOutBatch once there is room = %+v", res)
 	}
 	wantQueue(t, s, bob, alice, payload(0), payload(1), payload(2), payload(3))
+	// The refused message took no numbers: bob's run on without a gap.
+	got, err := s.Receive(ctx, bob, 0, 10)
+	noErr(t, "Receive", err)
+	for i, m := range got {
+		if m.Seq != uint64(i+1) {
+			t.Fatalf("bob's queue after a refused batch message: %v, want 1 to %d", seqList(got), len(got))
+		}
+	}
 }
