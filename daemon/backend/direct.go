@@ -106,14 +106,11 @@ func (b *Backend) mergeDirectChats(tx *store.Tx, peer []byte) error {
 // messageHome is the group whose history takes the messages of group gid:
 // itself, or the direct chat it was merged into.
 func messageHome(tx *store.Tx, gid []byte) ([]byte, error) {
-	d, err := tx.DirectChat(gid)
-	switch {
-	case err == nil && d.MergedInto != nil:
-		return d.MergedInto, nil
-	case err != nil && !errors.Is(err, store.ErrNotFound):
-		return nil, err
+	into, err := tx.MergedInto(gid)
+	if err != nil || into == nil {
+		return gid, err
 	}
-	return gid, nil
+	return into, nil
 }
 
 // noteDirectWelcome records a group joined (and stored as sg) by a Welcome

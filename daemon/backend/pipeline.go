@@ -55,6 +55,11 @@ func (b *Backend) applyEnvelope(ctx context.Context, env nodeclient.Envelope) (b
 // it is committed, it and the rest are delivered again after a reconnect.
 // It reports how many envelopes were new and the cursor it committed (0
 // when the transaction failed).
+//
+// A lone envelope, the usual push, takes no savepoint (two statements):
+// the transaction holds nothing else, so a failure rolls all of it back,
+// and a rejected envelope is then recorded, without its writes, by a
+// second transaction that only advances the cursor past it.
 func (b *Backend) applyEnvelopes(ctx context.Context, envs []nodeclient.Envelope) (applied int, cursor uint64, err error) {
 	b.gmu.Lock()
 	defer b.gmu.Unlock()
@@ -67,7 +72,9 @@ func (b *Backend) applyEnvelopes(ctx context.Context, envs []nodeclient.Envelope
 	var receipts []pendingReceipt
 	b.receiptBatch = &receipts
 	defer func() { b.receiptBatch = nil }()
-	err = b.update(ctx, func(tx *store.Tx) error {
+	lone := len(envs) == 1
+	var loneReject error // the lone envelope's rejection, for the second transaction
+	apply := func(tx *store.Tx) error {
 		applied, rejected, stop = 0, nil, nil
 		receipts = receipts[:0]
 		cur, err := tx.NodeCursor()
@@ -81,11 +88,24 @@ func (b *Backend) applyEnvelopes(ctx context.Context, envs []nodeclient.Envelope
 			var rejectErr error
 			ok := false
 			noted := len(receipts)
-			err := tx.Savepoint(func(tx *store.Tx) error {
+			one := func(tx *store.Tx) error {
 				var err error
 				ok, rejectErr, err = b.applyOne(ctx, tx, env)
 				return err
-			})
+			}
+			switch {
+			case loneReject != nil:
+				rejectErr, err = loneReject, errRejected
+			case lone:
+				if err = one(tx); err != nil {
+					if errors.Is(err, errRejected) {
+						loneReject = rejectErr
+					}
+					return err // all of the transaction rolls back
+				}
+			default:
+				err = tx.Savepoint(one)
+			}
 			if err != nil {
 				receipts = receipts[:noted] // rolled back with the envelope
 			}
@@ -111,7 +131,11 @@ func (b *Backend) applyEnvelopes(ctx context.Context, envs []nodeclient.Envelope
 		}
 		cursor = cur
 		return b.oweReceipts(tx, receipts)
-	})
+	}
+	err = b.update(ctx, apply)
+	if loneReject != nil && errors.Is(err, errRejected) {
+		err = b.update(ctx, apply) // the rejection alone, past the envelope
+	}
 	if err != nil {
 		return 0, 0, err
 	}
@@ -124,7 +148,8 @@ func (b *Backend) applyEnvelopes(ctx context.Context, envs []nodeclient.Envelope
 	return applied, cursor, stop
 }
 
-// applyOne applies env inside tx (a savepoint of the batch's transaction)
+// applyOne applies env inside tx (a savepoint of the batch's transaction,
+// or the transaction of a lone envelope)
 // without advancing the cursor. It reports whether env was new, or why it
 // is rejected (its writes are then rolled back: errRejected); any other
 // error means env must be delivered again.

@@ -32,6 +32,10 @@ func (tx *Tx) PutDirectChat(d DirectChat) error {
 	if d.MergedInto != nil {
 		merged = d.MergedInto
 	}
+	tx.directPut = true
+	if tx.merged != nil {
+		tx.merged.drop() // direct_memo.go
+	}
 	_, err := tx.exec(`INSERT INTO direct_chats (group_id, peer, merged_into, created_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (group_id) DO UPDATE SET peer = excluded.peer, merged_into = excluded.merged_into`,
 		d.GroupID, d.Peer, merged, unixNano(d.CreatedAt))

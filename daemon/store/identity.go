@@ -76,6 +76,19 @@ func (id Identity) Wipe() {
 
 // Identity returns the stored identity, or ErrNotFound before registration.
 func (tx *Tx) Identity() (Identity, error) {
+	if tx.identity != nil && !tx.identityPut {
+		if id, ok := tx.identity.get(); ok {
+			return id, nil
+		}
+	}
+	id, err := tx.readIdentity()
+	if err == nil && tx.identity != nil && !tx.identityPut {
+		tx.identity.keep(id) // the committed row (identity_cache.go)
+	}
+	return id, err
+}
+
+func (tx *Tx) readIdentity() (Identity, error) {
 	var pub, seed, userPub, userSeed, devCert, userCert []byte
 	var created int64
 	err := tx.queryRow(`SELECT public_key, seed, created_at, user_key, user_seed, device_cert, user_cert FROM identity WHERE id = 1`).
@@ -166,6 +179,7 @@ func (tx *Tx) PutIdentity(id Identity) error {
 	}
 	seed := id.PrivateKey.Seed()
 	defer clear(seed)
+	tx.identityPut = true
 	res, err := tx.exec(`INSERT INTO identity (id, public_key, seed, created_at, user_key, user_seed, device_cert, user_cert)
 		VALUES (1, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
 		[]byte(id.PublicKey()), seed, unixNano(created), nonNil(userPub), nonNil(userSeed), nonNil(devCert), nonNil(userCert))

@@ -29,3 +29,61 @@ func (k *expandedKey) privateKey(seed []byte) ed25519.PrivateKey {
 	}
 	return append(ed25519.PrivateKey(nil), k.priv...)
 }
+
+// The identity row is written once (PutIdentity refuses a second) and
+// never changed, so the identity read from the committed row stays what
+// the disk holds: the store keeps it, and later reads, one for every send
+// and every received message, run no statement. A transaction that wrote
+// the row reads it from the disk: until it commits, the row may yet roll
+// back.
+
+// identityMemo is the committed identity, once read.
+type identityMemo struct {
+	mu sync.Mutex
+	id *Identity
+}
+
+// get returns a copy of the kept identity, which the caller owns.
+func (m *identityMemo) get() (Identity, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.id == nil {
+		return Identity{}, false
+	}
+	return copyIdentity(*m.id), true
+}
+
+// keep keeps a copy of id, read from the committed row.
+func (m *identityMemo) keep(id Identity) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.id == nil {
+		c := copyIdentity(id)
+		m.id = &c
+	}
+}
+
+// forget wipes the kept identity.
+func (m *identityMemo) forget() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.id != nil {
+		m.id.Wipe()
+		m.id = nil
+	}
+}
+
+func copyIdentity(id Identity) Identity {
+	c := Identity{CreatedAt: id.CreatedAt}
+	c.PrivateKey = append(ed25519.PrivateKey(nil), id.PrivateKey...)
+	if id.User != nil {
+		c.User = append(ed25519.PublicKey(nil), id.User...)
+	}
+	if id.UserKey != nil {
+		c.UserKey = append(ed25519.PrivateKey(nil), id.UserKey...)
+	}
+	for _, cert := range id.Chain {
+		c.Chain = append(c.Chain, append([]byte(nil), cert...))
+	}
+	return c
+}

@@ -47,6 +47,10 @@ type Store struct {
 	memo memo
 	// keys is the identity's expanded key (identity_cache.go).
 	keys expandedKey
+	// identity is the committed identity once read (identity_cache.go).
+	identity identityMemo
+	// merged is the merged direct chats once read (direct_memo.go).
+	merged mergedMemo
 	// outboxSig is signalled by commits that touch pending items
 	// (outbox_signal.go), and fresh lists the items they add
 	// (outbox_fresh.go).
@@ -127,6 +131,7 @@ func (s *Store) Close() error {
 	cerr := s.checkpoint(context.Background())
 	s.stmts.close()
 	s.memo.forget()
+	s.identity.forget()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
@@ -159,11 +164,19 @@ type Tx struct {
 	stmts *stmtCache
 	// memo, kept and handed are the decoded values (memo.go): the
 	// store's, those tx keeps once it commits, those it was handed.
-	memo   *memo
-	keys   *expandedKey
-	writes *writeStatements
-	kept   []keptValue
-	handed map[any]bool
+	memo *memo
+	keys *expandedKey
+	// identity is the store's kept identity; identityPut is set once tx
+	// wrote the row (identity_cache.go).
+	identity    *identityMemo
+	identityPut bool
+	// merged is the store's merged direct chats; directPut is set once
+	// tx wrote a direct chat (direct_memo.go).
+	merged    *mergedMemo
+	directPut bool
+	writes    *writeStatements
+	kept      []keptValue
+	handed    map[any]bool
 }
 
 // Update runs fn in a write transaction and commits it when fn returns nil.
@@ -196,7 +209,7 @@ func (s *Store) runTxOn(ctx context.Context, readOnly bool, stmts *stmtCache, fn
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	tx := &Tx{ctx: stmtContext(ctx, readOnly), tx: sqlTx, now: s.now(), readOnly: readOnly, stmts: stmts, memo: &s.memo, keys: &s.keys, writes: &s.writes}
+	tx := &Tx{ctx: stmtContext(ctx, readOnly), tx: sqlTx, now: s.now(), readOnly: readOnly, stmts: stmts, memo: &s.memo, keys: &s.keys, identity: &s.identity, merged: &s.merged, writes: &s.writes}
 	err = fn(tx)
 	if err == nil {
 		err = tx.broken
