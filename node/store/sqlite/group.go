@@ -67,6 +67,9 @@ UPDATE groups SET epoch = ?, last_seq = last_seq + 1, view = ? WHERE group_id = 
 UPDATE groups SET last_seq = last_seq + 1, view = ? WHERE group_id = ? RETURNING last_seq`)
 	otherMembersQuery = hot(`SELECT identity FROM group_members WHERE group_id = ? AND identity != ?
 AND identity NOT IN (SELECT device FROM revoked_devices)`)
+	bumpGroupSeq = hot(`
+UPDATE groups SET last_seq = last_seq + 1 WHERE group_id = ? AND view IS NOT NULL RETURNING last_seq`)
+	rosterQuery  = hot(`SELECT identity, identity IN (SELECT device FROM revoked_devices) FROM group_members WHERE group_id = ?`)
 	clearRoster  = hot(`DELETE FROM group_members WHERE group_id = ?`)
 	insertRoster = hot(`
 INSERT OR IGNORE INTO group_members (group_id, identity) SELECT ?, unhex(value) FROM json_each(?)`)
@@ -244,27 +247,32 @@ func (s *Store) fanOutOne(ctx context.Context, tx *sql.Tx, op string, sender []b
 			return store.FanOutResult{GroupSeq: uint64(d.groupSeq), Duplicate: true}, nil
 		}
 	}
-	g, err := s.loadGroup(ctx, tx, groupID, sender)
-	if err != nil {
-		return store.FanOutResult{}, fmt.Errorf("sqlite: %s: %w", op, err)
-	}
-	view := g.view
-	if update != nil {
-		if view, err = update(store.GroupView{Epoch: uint64(g.epoch), View: g.view}); err != nil {
+	now := s.now().UnixNano()
+	var seq int64
+	var recipients [][]byte
+	if update == nil {
+		var err error
+		if seq, recipients, err = s.advancePlain(ctx, tx, groupID, sender); err != nil {
+			return store.FanOutResult{}, fmt.Errorf("sqlite: %s: %w", op, err)
+		}
+	} else {
+		g, err := s.loadGroup(ctx, tx, groupID, sender)
+		if err != nil {
+			return store.FanOutResult{}, fmt.Errorf("sqlite: %s: %w", op, err)
+		}
+		view, err := update(store.GroupView{Epoch: uint64(g.epoch), View: g.view})
+		if err != nil {
 			return store.FanOutResult{}, err
 		}
 		if len(view) == 0 {
 			return store.FanOutResult{}, fmt.Errorf("sqlite: %s: empty view: %w", op, store.ErrInvalid)
 		}
-	}
-	now := s.now().UnixNano()
-	var seq int64
-	if err := s.queryRow(ctx, tx, advanceGroupSeq, view, groupID).Scan(&seq); err != nil {
-		return store.FanOutResult{}, fmt.Errorf("sqlite: %s: %w", op, err)
-	}
-	recipients, err := s.otherMembers(ctx, tx, groupID, sender)
-	if err != nil {
-		return store.FanOutResult{}, fmt.Errorf("sqlite: %s: %w", op, err)
+		if err := s.queryRow(ctx, tx, advanceGroupSeq, view, groupID).Scan(&seq); err != nil {
+			return store.FanOutResult{}, fmt.Errorf("sqlite: %s: %w", op, err)
+		}
+		if recipients, err = s.otherMembers(ctx, tx, groupID, sender); err != nil {
+			return store.FanOutResult{}, fmt.Errorf("sqlite: %s: %w", op, err)
+		}
 	}
 	if err := s.fanOutTx(ctx, tx, recipients, sender, clientMsgID, payload, now, seq); err != nil {
 		return store.FanOutResult{}, fmt.Errorf("sqlite: %s: %w", op, err)
@@ -275,6 +283,50 @@ func (s *Store) fanOutOne(ctx context.Context, tx *sql.Tx, op string, sender []b
 		}
 	}
 	return store.FanOutResult{GroupSeq: uint64(seq), Recipients: recipients}, nil
+}
+
+// advancePlain numbers a message that changes nothing of the group's
+// view (an application message) and returns its number and recipients:
+// the group row's number advances without the view being read or written
+// again, and one read of the roster checks that it lists sender and gives
+// the others. (A refusal leaves the advance behind, for the caller to
+// roll back.)
+func (s *Store) advancePlain(ctx context.Context, tx *sql.Tx, groupID, sender []byte) (int64, [][]byte, error) {
+	var seq int64
+	err := s.queryRow(ctx, tx, bumpGroupSeq, groupID).Scan(&seq)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, nil, fmt.Errorf("group %x: %x: %w", groupID, sender, store.ErrNotMember)
+	case err != nil:
+		return 0, nil, err
+	}
+	rows, err := s.query(ctx, tx, rosterQuery, groupID)
+	if err != nil {
+		return 0, nil, fmt.Errorf("read roster: %w", err)
+	}
+	defer rows.Close()
+	var out [][]byte
+	member := false
+	for rows.Next() {
+		var id []byte
+		var revoked bool
+		if err := rows.Scan(&id, &revoked); err != nil {
+			return 0, nil, fmt.Errorf("read roster: %w", err)
+		}
+		switch {
+		case bytes.Equal(id, sender):
+			member = true
+		case !revoked:
+			out = append(out, id)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, nil, fmt.Errorf("read roster: %w", err)
+	}
+	if !member {
+		return 0, nil, fmt.Errorf("group %x: %x: %w", groupID, sender, store.ErrNotMember)
+	}
+	return seq, out, nil
 }
 
 // otherMembers lists the roster of groupID without sender and revoked

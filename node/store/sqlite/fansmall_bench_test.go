@@ -1,0 +1,33 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/quicproquo/quicproquo/node/store/storetest"
+)
+
+// BenchmarkFanOut1KiBTo1 is one durable fan-out of a 1 KiB application
+// message in a two-member group, with a client message id: the node's part
+// of a message in a direct chat. The group's view is 2 KiB, about a small
+// group's. cpu-µs/msg is the process's CPU time per fan-out.
+func BenchmarkFanOut1KiBTo1(b *testing.B) {
+	s := benchStore(b)
+	ctx := context.Background()
+	g, sender, r := storetest.GroupID("bench"), storetest.Key("sender"), storetest.Key("recipient")
+	if err := s.CreateGroup(ctx, g, sender, 0, make([]byte, 2048), [][]byte{sender, r}); err != nil {
+		b.Fatal(err)
+	}
+	payload := make([]byte, 1024)
+	b.ReportAllocs()
+	i := 0
+	cpu := processCPU(b)
+	for b.Loop() {
+		if _, err := s.FanOut(ctx, g, sender, []byte(fmt.Sprint("m", i)), payload, nil); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	reportCPU(b, cpu, i, "cpu-µs/msg")
+}
