@@ -52,12 +52,14 @@
 // # Durability
 //
 // Each call is one transaction, and returns only after its COMMIT has
-// returned: the store sets synchronous_commit=on on its connections,
+// returned (a direct Enqueue is one statement that is its own
+// transaction, committed before the server answers it): the store sets synchronous_commit=on on its connections,
 // whatever the server's default, so a commit is on disk (and on
 // synchronous standbys, if the server has them) before the node answers
 // its client. A call whose context is cancelled before COMMIT is rolled
-// back; once COMMIT is sent the store waits for its answer, so a call
-// never reports failure for work that was committed. If the connection
+// back; once COMMIT (or a statement that commits itself) is sent the
+// store waits for its answer, so a call never reports failure for work
+// that was committed. If the connection
 // is lost during COMMIT the outcome is unknown and the call fails; the
 // client's retry with the same client message id is then answered as a
 // duplicate if the first attempt did commit.
@@ -79,9 +81,10 @@
 //     Writes to one queue therefore commit in the order of their sequence
 //     numbers, and Receive, a single statement seeing only committed rows,
 //     never sees a gap that a slower writer fills later: a push cursor
-//     that moved past a sequence number never misses it. Enqueue looks up
-//     its client message id after taking that lock, so concurrent retries
-//     of one message store it once.
+//     that moved past a sequence number never misses it. Of concurrent
+//     retries of one message (one client message id) only one can insert
+//     the remembered id; the others fail on its unique key once it
+//     commits and run again, finding it, so the message is stored once.
 //   - A fan-out locks all its recipients' queues in one statement, in the
 //     order of their keys, so that concurrent fan-outs to overlapping
 //     recipients never deadlock; acknowledgements lock their queue, then

@@ -1,0 +1,123 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/quicproquo/quicproquo/internal/pgtest"
+	"github.com/quicproquo/quicproquo/node/store"
+	"github.com/quicproquo/quicproquo/node/store/storetest"
+)
+
+// statementCounter counts the statements sent on the pool's connections,
+// BEGIN and COMMIT included: each is a round trip to the server.
+type statementCounter struct{ n atomic.Int64 }
+
+func (c *statementCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+
+func (c *statementCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// count runs fn and reports how many statements it sent.
+func (c *statementCounter) count(t *testing.T, what string, fn func() error) int64 {
+	t.Helper()
+	before := c.n.Load()
+	if err := fn(); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return c.n.Load() - before
+}
+
+// TestEnqueueOneStatement: a direct Enqueue, with a client message id or
+// without, a duplicate and a refusal included, is one statement that is its
+// own transaction: one round trip, no BEGIN and COMMIT of its own.
+func TestEnqueueOneStatement(t *testing.T) {
+	var c statementCounter
+	limits := store.Limits{MaxQueueDepth: 3, MaxKeyPackages: 10, MaxStrangerMessages: 5, MaxStrangerBytes: 1 << 20}
+	s, err := open(context.Background(), pgtest.NewSchema(t), limits, pgTestLogger(t), &c)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx := testCtx(t)
+	r, from := storetest.Key("one-statement-r"), storetest.Key("one-statement-s")
+	for _, tc := range []struct {
+		what string
+		id   []byte
+	}{{"without an id", nil}, {"with an id", []byte("m1")}, {"its duplicate", []byte("m1")}, {"another", []byte("m2")}} {
+		if n := c.count(t, "Enqueue "+tc.what, func() error {
+			_, _, err := s.Enqueue(ctx, r, from, tc.id, []byte("x"))
+			return err
+		}); n != 1 {
+			t.Errorf("Enqueue %s sent %d statements, want 1", tc.what, n)
+		}
+	}
+	before := c.n.Load()
+	if _, _, err := s.Enqueue(ctx, r, from, nil, []byte("x")); !errors.Is(err, store.ErrLimit) {
+		t.Fatalf("Enqueue to a full queue: %v, want ErrLimit", err)
+	}
+	if n := c.n.Load() - before; n != 1 {
+		t.Errorf("a refused Enqueue sent %d statements, want 1", n)
+	}
+}
+
+// TestConcurrentRetriesStoredOnce: many concurrent calls of one message
+// (same recipient, sender and client message id), each on a connection of
+// its own, store it once: one is new, the others are its duplicates with
+// its sequence number, and none fails.
+func TestConcurrentRetriesStoredOnce(t *testing.T) {
+	s := openTestStore(t, pgtest.NewSchema(t), store.Limits{})
+	ctx := testCtx(t)
+	r, from := storetest.Key("retries-r"), storetest.Key("retries-s")
+	for round := range 5 {
+		id := []byte(fmt.Sprint("id", round))
+		const callers = 12
+		var (
+			wg   sync.WaitGroup
+			seqs [callers]uint64
+			dups [callers]bool
+			errs [callers]error
+		)
+		start := make(chan struct{})
+		for i := range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				seqs[i], dups[i], errs[i] = s.Enqueue(ctx, r, from, id, []byte("payload"))
+			}()
+		}
+		close(start)
+		wg.Wait()
+		fresh := 0
+		for i := range callers {
+			if errs[i] != nil {
+				t.Fatalf("round %d: caller %d: %v", round, i, errs[i])
+			}
+			if seqs[i] != seqs[0] {
+				t.Fatalf("round %d: sequence numbers %v, want one", round, seqs)
+			}
+			if !dups[i] {
+				fresh++
+			}
+		}
+		if fresh != 1 {
+			t.Fatalf("round %d: %d callers stored the message, want 1", round, fresh)
+		}
+	}
+	got, err := s.Receive(ctx, r, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 5 {
+		t.Fatalf("queue holds %d messages, want 5", len(got))
+	}
+}
