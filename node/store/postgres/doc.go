@@ -103,14 +103,20 @@
 // # Cross-node push
 //
 // A node wakes the push subscriptions of its own clients when it stores a
-// message, but a message may be stored by any node. So every transaction
-// that stores messages (Enqueue, and the commit, Welcome and application
-// message fan-outs) also runs pg_notify on the channel qpnode_messages,
-// naming the recipients (hex keys, comma-separated, up to 100 per
-// notification). PostgreSQL delivers notifications only when, and only
-// if, the transaction commits. Notifications (store.Notifier) LISTENs on
-// that channel on a connection of its own and hands each recipient to the
-// node, which wakes that recipient's subscriptions; the server
+// message, but a message may be stored by any node. So the writes that
+// store messages run pg_notify on the channel qpnode_messages, naming the
+// recipients (hex keys, comma-separated, up to 100 per notification);
+// PostgreSQL delivers notifications only when, and only if, the
+// transaction that sent them commits. The commit, Welcome and application
+// message fan-outs notify inside their own transactions. A direct Enqueue
+// does not: PostgreSQL serializes the commits of notifying transactions
+// on a database-wide lock held through the commit's log flush, which
+// allowed one flush per enqueue. Its recipient is announced after its
+// commit by a goroutine of the store that names the recipients of the
+// enqueues committed meanwhile together, in a transaction of its own that
+// does not wait for a flush; a crash between the two loses the wake-up.
+// Notifications (store.Notifier) LISTENs on that channel on a connection
+// of its own and hands each recipient to the node, which wakes that recipient's subscriptions; the server
 // (node/server) runs it for as long as it serves when its store
 // implements store.Notifier. If the connection drops, Notifications
 // reconnects with a growing delay and then calls its callback with nil,

@@ -53,7 +53,10 @@ type Store struct {
 
 	done      chan struct{} // closed by Close: stops pruning and Notifications
 	pruneDone chan struct{}
-	listeners sync.WaitGroup // Notifications calls in progress
+
+	announced    chan []byte    // recipients to announce (see announce.go)
+	announceDone chan struct{}  // closed when the announcer has sent the last
+	listeners    sync.WaitGroup // Notifications calls in progress
 }
 
 var (
@@ -137,12 +140,16 @@ func open(ctx context.Context, connString string, limits store.Limits, logger *s
 		now:       time.Now,
 		done:      make(chan struct{}),
 		pruneDone: make(chan struct{}),
+
+		announced:    make(chan []byte, announceQueue),
+		announceDone: make(chan struct{}),
 	}
 	if _, err := s.prune(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open %s: %w", where, err)
 	}
 	go s.pruneLoop()
+	go s.announceLoop()
 	logger.Info("store opened", "backend", "postgres", "database", where, "schema_version", version,
 		"max_key_packages", limits.MaxKeyPackages, "max_queue_depth", limits.MaxQueueDepth)
 	return s, nil
@@ -161,6 +168,7 @@ func (s *Store) Close() error {
 	close(s.done)
 	s.mu.Unlock()
 	<-s.pruneDone
+	<-s.announceDone
 	s.listeners.Wait()
 	s.pool.Close()
 	s.log.Info("store closed", "backend", "postgres")

@@ -59,7 +59,7 @@ func (s *Store) Enqueue(ctx context.Context, recipient, sender, clientMsgID, pay
 			isStranger                      bool
 		)
 		if err := conn.QueryRow(ctx, enqueueDirect, recipient, nonNil(sender), len(clientMsgID) > 0, nonNil(clientMsgID),
-			nonNil(payload), decided, stranger, s.now(), notifyChannel,
+			nonNil(payload), decided, stranger, s.now(),
 			room, int64(s.limits.MaxStrangerMessages), s.limits.MaxStrangerBytes).Scan(&seq, &dup, &depth, &strangers, &strangerBytes, &isStranger); err != nil {
 			return fmt.Errorf("postgres: %s: %w", op, err)
 		}
@@ -83,6 +83,9 @@ func (s *Store) Enqueue(ctx context.Context, recipient, sender, clientMsgID, pay
 	}
 	if err != nil {
 		return 0, false, err
+	}
+	if !dup {
+		s.announce(recipient)
 	}
 	return uint64(seq), dup, nil
 }

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,8 +20,10 @@ import (
 // BEGIN and COMMIT included: each is a round trip to the server.
 type statementCounter struct{ n atomic.Int64 }
 
-func (c *statementCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	c.n.Add(1)
+func (c *statementCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if d.SQL != announceSQL { // the announcer's, off the caller's path
+		c.n.Add(1)
+	}
 	return ctx
 }
 
@@ -119,5 +122,80 @@ func TestConcurrentRetriesStoredOnce(t *testing.T) {
 	}
 	if len(got) != 5 {
 		t.Fatalf("queue holds %d messages, want 5", len(got))
+	}
+}
+
+// count reports how often r was named.
+func (n *notes) count(r []byte) int {
+	c := 0
+	for _, x := range n.names {
+		if bytes.Equal(x, r) {
+			c++
+		}
+	}
+	return c
+}
+
+// TestEnqueueAnnouncements: direct enqueues are announced to the other
+// nodes after their commits, many concurrent ones together (more than one
+// notification's worth of recipients), even when the caller reuses its
+// buffers once the calls return; a duplicate and a refused enqueue
+// announce nothing.
+func TestEnqueueAnnouncements(t *testing.T) {
+	ctx := testCtx(t)
+	conn := pgtest.NewDatabase(t)
+	writer := openTestStore(t, conn, store.Limits{MaxQueueDepth: 1, MaxKeyPackages: 10})
+	listener := openTestStore(t, conn, store.Limits{})
+	n := newNotes()
+	lctx, lcancel := context.WithCancel(ctx)
+	defer lcancel()
+	go listener.Notifications(lctx, n.fn)
+	n.waitFor(t, "the first fn(nil)", func(n *notes) bool { return n.all == 1 })
+
+	const many = 250
+	var wg sync.WaitGroup
+	for i := range many {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := storetest.Key(fmt.Sprint("many", i))
+			if _, _, err := writer.Enqueue(ctx, r, nil, nil, []byte("x")); err != nil {
+				t.Error(err)
+			}
+			clear(r) // the caller's buffer is its own again once the call returns
+		}()
+	}
+	wg.Wait()
+	n.waitFor(t, "every recipient's announcement", func(n *notes) bool {
+		for i := range many {
+			if !n.has(storetest.Key(fmt.Sprint("many", i))) {
+				return false
+			}
+		}
+		return true
+	})
+
+	frank, marker := storetest.Key("frank"), storetest.Key("marker")
+	if _, _, err := writer.Enqueue(ctx, frank, nil, []byte("id"), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	n.waitFor(t, "frank's announcement", func(n *notes) bool { return n.has(frank) })
+	if _, dup, err := writer.Enqueue(ctx, frank, nil, []byte("id"), []byte("x")); err != nil || !dup {
+		t.Fatalf("the duplicate: dup %v, err %v", dup, err)
+	}
+	if _, _, err := writer.Enqueue(ctx, frank, nil, nil, []byte("y")); !errors.Is(err, store.ErrLimit) {
+		t.Fatalf("Enqueue to a full queue: %v, want ErrLimit", err)
+	}
+	// The announcer sends in order, and notifications arrive in the
+	// order of their commits: once the marker's arrives, frank's second
+	// would have.
+	if _, _, err := writer.Enqueue(ctx, marker, nil, nil, []byte("m")); err != nil {
+		t.Fatal(err)
+	}
+	n.waitFor(t, "the marker's announcement", func(n *notes) bool { return n.has(marker) })
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if c := n.count(frank); c != 1 {
+		t.Errorf("frank announced %d times, want once (a duplicate and a refusal announce nothing)", c)
 	}
 }
