@@ -6,14 +6,17 @@ import (
 	"time"
 )
 
-// A direct Enqueue announces its recipient after its commit, not inside
-// its transaction: PostgreSQL serializes the commits of every transaction
-// that notified on a database-wide lock held until the commit's log flush
-// is done, so notifying inside each enqueue allowed one flush per enqueue
-// and no group commit. The announcer sends the recipients of the commits
-// that came in meanwhile together, from a transaction of its own that does
-// not wait for a flush (a notification is only a wake-up, see
-// "Cross-node push": one lost in a crash at most delays a message).
+// A direct Enqueue with others in flight announces its recipient after its
+// commit, not inside its transaction: PostgreSQL serializes the commits of
+// every transaction that notified on a database-wide lock held until the
+// commit's log flush is done, so notifying inside each of many concurrent
+// enqueues allowed one flush per enqueue and no group commit. The
+// announcer sends the recipients of the commits that came in meanwhile
+// together, from a transaction of its own that does not wait for a flush
+// (a notification is only a wake-up, see "Cross-node push": one lost in a
+// crash at most delays a message). An enqueue alone notifies in its own
+// statement, which costs it nothing extra; leaving it to the announcer
+// would add a transaction for every enqueue.
 
 // announceQueue bounds the recipients waiting to be announced; a writer
 // finding it full waits.

@@ -5,7 +5,8 @@ package postgres
 // decision ($6: the limits decided it without a roster lookup, as $7), the
 // queue's advance with the strangers' share counted in, the message, the
 // remembered client message id. The recipient is announced to the other
-// nodes after the commit (announce.go).
+// nodes by a notification in the statement when $13 says so ($12: the
+// channel), else after the commit (see announce.go).
 //
 // The limits are checked inside the advance, on the queue's row as locked
 // ($9: the depth a direct message may take the queue to, the group
@@ -51,7 +52,8 @@ WITH dup AS (
 SELECT d.seq, true, 0::bigint, 0::bigint, 0::bigint, false FROM dup d
 UNION ALL
 SELECT a.last_seq, false, a.depth, a.stranger_count, a.stranger_bytes, s.v
-FROM adv a, stranger s
+FROM adv a CROSS JOIN stranger s
+LEFT JOIN LATERAL (SELECT pg_notify($12, encode($1::bytea, 'hex')) WHERE $13::boolean) n ON true
 UNION ALL
 SELECT 0::bigint, false, coalesce(q.depth, 0) + 1,
 	coalesce(q.stranger_count, 0) + CASE WHEN s.v THEN 1 ELSE 0 END,

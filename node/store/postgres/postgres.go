@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -55,6 +56,7 @@ type Store struct {
 	pruneDone chan struct{}
 
 	announced    chan []byte    // recipients to announce (see announce.go)
+	enqueuing    atomic.Int64   // Enqueue calls in flight
 	announceDone chan struct{}  // closed when the announcer has sent the last
 	listeners    sync.WaitGroup // Notifications calls in progress
 }

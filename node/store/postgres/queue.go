@@ -49,6 +49,11 @@ func (s *Store) Enqueue(ctx context.Context, recipient, sender, clientMsgID, pay
 	if r := s.limits.GroupReserve; r > 0 {
 		room -= int64(r)
 	}
+	// Alone, the enqueue notifies in its own statement; beside others in
+	// flight it leaves the notification to the announcer, so that their
+	// commits do not queue for the notification lock (announce.go).
+	inline := s.enqueuing.Add(1) == 1
+	defer s.enqueuing.Add(-1)
 	err := s.single(ctx, op, func(err error) bool {
 		// A twin of this call committed its id after our snapshot: the
 		// next run finds it and answers as a duplicate.
@@ -60,7 +65,7 @@ func (s *Store) Enqueue(ctx context.Context, recipient, sender, clientMsgID, pay
 		)
 		if err := conn.QueryRow(ctx, enqueueDirect, recipient, nonNil(sender), len(clientMsgID) > 0, nonNil(clientMsgID),
 			nonNil(payload), decided, stranger, s.now(),
-			room, int64(s.limits.MaxStrangerMessages), s.limits.MaxStrangerBytes).Scan(&seq, &dup, &depth, &strangers, &strangerBytes, &isStranger); err != nil {
+			room, int64(s.limits.MaxStrangerMessages), s.limits.MaxStrangerBytes, notifyChannel, inline).Scan(&seq, &dup, &depth, &strangers, &strangerBytes, &isStranger); err != nil {
 			return fmt.Errorf("postgres: %s: %w", op, err)
 		}
 		if dup || seq > 0 {
@@ -84,7 +89,7 @@ func (s *Store) Enqueue(ctx context.Context, recipient, sender, clientMsgID, pay
 	if err != nil {
 		return 0, false, err
 	}
-	if !dup {
+	if !dup && !inline {
 		s.announce(recipient)
 	}
 	return uint64(seq), dup, nil
