@@ -108,11 +108,12 @@
 // recipients (hex keys, comma-separated, up to 100 per notification);
 // PostgreSQL delivers notifications only when, and only if, the
 // transaction that sent them commits. The commit, Welcome and application
-// message fan-outs notify inside their own transactions. A direct Enqueue
-// does not: PostgreSQL serializes the commits of notifying transactions
-// on a database-wide lock held through the commit's log flush, which
-// allowed one flush per enqueue. Its recipient is announced after its
-// commit by a goroutine of the store that names the recipients of the
+// message fan-outs notify inside their own transactions, and so does a
+// direct Enqueue with no other in flight on its node. Concurrent ones do
+// not: PostgreSQL serializes the commits of notifying transactions on a
+// database-wide lock held through the commit's log flush, which allowed
+// one flush per enqueue. Their recipients are announced after their
+// commits by a goroutine of the store that names the recipients of the
 // enqueues committed meanwhile together, in a transaction of its own that
 // does not wait for a flush; a crash between the two loses the wake-up.
 // Notifications (store.Notifier) LISTENs on that channel on a connection
