@@ -283,26 +283,32 @@ func (s *Store) Ack(ctx context.Context, recipient []byte, upTo uint64) (int, er
 		return 0, fmt.Errorf("postgres: %s: %w", op, err)
 	}
 	var n int64
-	err := s.write(ctx, op, func(ctx context.Context, tx pgx.Tx) error {
-		n = 0
-		ok, err := lockQueue(ctx, tx, recipient)
-		if err != nil {
+	err := s.single(ctx, op, func(error) bool { return false }, func(ctx context.Context, conn *pgxpool.Conn) error {
+		if err := conn.QueryRow(ctx, ackQueue, recipient, clampSeq(upTo)).Scan(&n); err != nil {
 			return fmt.Errorf("postgres: %s: %w", op, err)
-		}
-		if !ok {
-			return errRollback
-		}
-		n, err = deleteUpTo(ctx, tx, recipient, clampSeq(upTo))
-		if err != nil {
-			return fmt.Errorf("postgres: %s: %w", op, err)
-		}
-		if n == 0 {
-			return errRollback
 		}
 		return nil
 	})
 	return int(n), err
 }
+
+// ackQueue is an Ack in one statement, its own transaction: it locks the
+// queue's row ($1) first (the one-time filter runs before the scan
+// deletes anything), as every write to a queue does, deletes the messages
+// up to $2 (the trigger releasing their shared payloads runs at the
+// statement's end, locking those in id order), keeps the depth in step
+// and returns how many it deleted.
+const ackQueue = `
+WITH q AS (
+	SELECT 1 FROM queues WHERE recipient = $1 FOR UPDATE
+), del AS (
+	DELETE FROM messages WHERE recipient = $1 AND seq <= $2 AND EXISTS (SELECT 1 FROM q) RETURNING 1
+), n AS (
+	SELECT count(*) AS n FROM del
+), upd AS (
+	UPDATE queues SET depth = depth - n.n FROM n WHERE recipient = $1 AND n.n > 0
+)
+SELECT n FROM n`
 
 // deleteUpTo deletes recipient's messages with seq <= upTo (their shared
 // payloads are released by a trigger) and keeps the queue's depth in step.

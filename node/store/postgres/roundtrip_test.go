@@ -199,3 +199,47 @@ func TestEnqueueAnnouncements(t *testing.T) {
 		t.Errorf("frank announced %d times, want once (a duplicate and a refusal announce nothing)", c)
 	}
 }
+
+// TestAckOneStatement: an Ack, of messages or of nothing, is one statement
+// that is its own transaction.
+func TestAckOneStatement(t *testing.T) {
+	var c statementCounter
+	s, err := open(context.Background(), pgtest.NewSchema(t), storetest.Limits(), pgTestLogger(t), &c)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx := testCtx(t)
+	r, nobody := storetest.Key("ack-one-r"), storetest.Key("ack-one-nobody")
+	for range 3 {
+		if _, _, err := s.Enqueue(ctx, r, nil, nil, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		what       string
+		recipient  []byte
+		upTo       uint64
+		want, left int
+	}{{"two of three", r, 2, 2, 1}, {"what is gone", r, 2, 0, 1}, {"an unknown queue", nobody, 5, 0, 0}, {"the rest", r, 9, 1, 0}} {
+		var n int
+		if got := c.count(t, "Ack "+tc.what, func() (err error) {
+			n, err = s.Ack(ctx, tc.recipient, tc.upTo)
+			return err
+		}); got != 1 {
+			t.Errorf("Ack of %s sent %d statements, want 1", tc.what, got)
+		}
+		if n != tc.want {
+			t.Errorf("Ack of %s deleted %d, want %d", tc.what, n, tc.want)
+		}
+		msgs, err := s.Receive(ctx, tc.recipient, 0, 10)
+		if err != nil || len(msgs) != tc.left {
+			t.Errorf("after the Ack of %s: %d messages left (%v), want %d", tc.what, len(msgs), err, tc.left)
+		}
+	}
+	// The depth followed: the queue takes as many messages as before.
+	var depth int64
+	if err := s.pool.QueryRow(ctx, `SELECT depth FROM queues WHERE recipient = $1`, r).Scan(&depth); err != nil || depth != 0 {
+		t.Fatalf("depth after acking everything: %d (%v), want 0", depth, err)
+	}
+}
