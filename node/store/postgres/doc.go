@@ -52,10 +52,11 @@
 // # Durability
 //
 // Each call is one transaction, and returns only after its COMMIT has
-// returned (a direct Enqueue is one statement that is its own
-// transaction, committed before the server answers it): the store sets synchronous_commit=on on its connections,
-// whatever the server's default, so a commit is on disk (and on
-// synchronous standbys, if the server has them) before the node answers
+// returned (a direct Enqueue and an Ack are each one statement that is
+// its own transaction, committed before the server answers it): the
+// store sets synchronous_commit=on on its connections, whatever the
+// server's default, so a commit is on disk (and on synchronous standbys,
+// if the server has them) before the node answers
 // its client. A call whose context is cancelled before COMMIT is rolled
 // back; once COMMIT (or a statement that commits itself) is sent the
 // store waits for its answer, so a call never reports failure for work
