@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/quicproquo/quicproquo/internal/benchfloor"
@@ -46,5 +47,51 @@ func BenchmarkEnqueueSenders(b *testing.B) {
 				fl.Report(b, rate)
 			})
 		}
+	}
+}
+
+// BenchmarkAckSenders is the store alone under k concurrent callers of a
+// durable Ack of one message each, every caller on a queue of its own
+// filled beforehand; beside it the disk's floors of the same run.
+func BenchmarkAckSenders(b *testing.B) {
+	for _, k := range []int{1, 64} {
+		b.Run(fmt.Sprintf("senders=%d", k), func(b *testing.B) {
+			s, err := Open(context.Background(), pgtest.NewSchema(b),
+				store.Limits{MaxQueueDepth: 1 << 30, MaxKeyPackages: 1 << 30}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { s.Close() })
+			ctx := context.Background()
+			payload := make([]byte, 1024)
+			per := b.N/k + 2 // a caller may take a few more calls than its share
+			queues := make([][]byte, k)
+			var wg sync.WaitGroup
+			for i := range queues {
+				queues[i] = storetest.Key(fmt.Sprint("ack", i))
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for range per {
+						if _, _, err := s.Enqueue(ctx, queues[i], nil, nil, payload); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			fl := benchfloor.Floors{Size: len(payload), Batch: k}
+			fl.Measure(b)
+			acked := make([]uint64, k)
+			b.ReportAllocs()
+			rate := benchfloor.Concurrent(b, k, "acks/s", func(i int, _ int64) error {
+				acked[i]++
+				_, err := s.Ack(ctx, queues[i], acked[i])
+				return err
+			})
+			fl.Measure(b)
+			fl.Report(b, rate)
+		})
 	}
 }

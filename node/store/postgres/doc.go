@@ -52,12 +52,15 @@
 // # Durability
 //
 // Each call is one transaction, and returns only after its COMMIT has
-// returned: the store sets synchronous_commit=on on its connections,
-// whatever the server's default, so a commit is on disk (and on
-// synchronous standbys, if the server has them) before the node answers
+// returned (a direct Enqueue and an Ack are each one statement that is
+// its own transaction, committed before the server answers it): the
+// store sets synchronous_commit=on on its connections, whatever the
+// server's default, so a commit is on disk (and on synchronous standbys,
+// if the server has them) before the node answers
 // its client. A call whose context is cancelled before COMMIT is rolled
-// back; once COMMIT is sent the store waits for its answer, so a call
-// never reports failure for work that was committed. If the connection
+// back; once COMMIT (or a statement that commits itself) is sent the
+// store waits for its answer, so a call never reports failure for work
+// that was committed. If the connection
 // is lost during COMMIT the outcome is unknown and the call fails; the
 // client's retry with the same client message id is then answered as a
 // duplicate if the first attempt did commit.
@@ -79,9 +82,10 @@
 //     Writes to one queue therefore commit in the order of their sequence
 //     numbers, and Receive, a single statement seeing only committed rows,
 //     never sees a gap that a slower writer fills later: a push cursor
-//     that moved past a sequence number never misses it. Enqueue looks up
-//     its client message id after taking that lock, so concurrent retries
-//     of one message store it once.
+//     that moved past a sequence number never misses it. Of concurrent
+//     retries of one message (one client message id) only one can insert
+//     the remembered id; the others fail on its unique key once it
+//     commits and run again, finding it, so the message is stored once.
 //   - A fan-out locks all its recipients' queues in one statement, in the
 //     order of their keys, so that concurrent fan-outs to overlapping
 //     recipients never deadlock; acknowledgements lock their queue, then
@@ -100,14 +104,21 @@
 // # Cross-node push
 //
 // A node wakes the push subscriptions of its own clients when it stores a
-// message, but a message may be stored by any node. So every transaction
-// that stores messages (Enqueue, and the commit, Welcome and application
-// message fan-outs) also runs pg_notify on the channel qpnode_messages,
-// naming the recipients (hex keys, comma-separated, up to 100 per
-// notification). PostgreSQL delivers notifications only when, and only
-// if, the transaction commits. Notifications (store.Notifier) LISTENs on
-// that channel on a connection of its own and hands each recipient to the
-// node, which wakes that recipient's subscriptions; the server
+// message, but a message may be stored by any node. So the writes that
+// store messages run pg_notify on the channel qpnode_messages, naming the
+// recipients (hex keys, comma-separated, up to 100 per notification);
+// PostgreSQL delivers notifications only when, and only if, the
+// transaction that sent them commits. The commit, Welcome and application
+// message fan-outs notify inside their own transactions, and so does a
+// direct Enqueue with no other in flight on its node. Concurrent ones do
+// not: PostgreSQL serializes the commits of notifying transactions on a
+// database-wide lock held through the commit's log flush, which allowed
+// one flush per enqueue. Their recipients are announced after their
+// commits by a goroutine of the store that names the recipients of the
+// enqueues committed meanwhile together, in a transaction of its own that
+// does not wait for a flush; a crash between the two loses the wake-up.
+// Notifications (store.Notifier) LISTENs on that channel on a connection
+// of its own and hands each recipient to the node, which wakes that recipient's subscriptions; the server
 // (node/server) runs it for as long as it serves when its store
 // implements store.Notifier. If the connection drops, Notifications
 // reconnects with a growing delay and then calls its callback with nil,

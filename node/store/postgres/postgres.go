@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -53,7 +54,11 @@ type Store struct {
 
 	done      chan struct{} // closed by Close: stops pruning and Notifications
 	pruneDone chan struct{}
-	listeners sync.WaitGroup // Notifications calls in progress
+
+	announced    chan []byte    // recipients to announce (see announce.go)
+	enqueuing    atomic.Int64   // Enqueue calls in flight
+	announceDone chan struct{}  // closed when the announcer has sent the last
+	listeners    sync.WaitGroup // Notifications calls in progress
 }
 
 var (
@@ -78,6 +83,12 @@ const DefaultMaxConns = 16
 // Open refuses a database migrated by a newer version of this program
 // (ErrSchemaTooNew).
 func Open(ctx context.Context, connString string, limits store.Limits, logger *slog.Logger) (*Store, error) {
+	return open(ctx, connString, limits, logger, nil)
+}
+
+// open is Open with a tracer on every connection of the pool (nil: none),
+// through which tests count the statements a call sends.
+func open(ctx context.Context, connString string, limits store.Limits, logger *slog.Logger, tracer pgx.QueryTracer) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -108,6 +119,9 @@ func Open(ctx context.Context, connString string, limits store.Limits, logger *s
 	// server's default.
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
 	cfg.ConnConfig.RuntimeParams["application_name"] = "qpnode"
+	if tracer != nil {
+		cfg.ConnConfig.Tracer = tracer
+	}
 	listen := cfg.ConnConfig.Copy()
 
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -128,12 +142,16 @@ func Open(ctx context.Context, connString string, limits store.Limits, logger *s
 		now:       time.Now,
 		done:      make(chan struct{}),
 		pruneDone: make(chan struct{}),
+
+		announced:    make(chan []byte, announceQueue),
+		announceDone: make(chan struct{}),
 	}
 	if _, err := s.prune(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open %s: %w", where, err)
 	}
 	go s.pruneLoop()
+	go s.announceLoop()
 	logger.Info("store opened", "backend", "postgres", "database", where, "schema_version", version,
 		"max_key_packages", limits.MaxKeyPackages, "max_queue_depth", limits.MaxQueueDepth)
 	return s, nil
@@ -152,6 +170,7 @@ func (s *Store) Close() error {
 	close(s.done)
 	s.mu.Unlock()
 	<-s.pruneDone
+	<-s.announceDone
 	s.listeners.Wait()
 	s.pool.Close()
 	s.log.Info("store closed", "backend", "postgres")
@@ -216,6 +235,48 @@ func (s *Store) attempt(ctx context.Context, op string, fn func(ctx context.Cont
 		return fmt.Errorf("postgres: %s: commit: %w", op, err)
 	}
 	return nil
+}
+
+// errRerun asks single to run its statement again: what it found was
+// overtaken by a concurrent call that committed after its snapshot.
+var errRerun = errors.New("overtaken by a concurrent call")
+
+// single runs fn, which sends one statement on conn: that statement is its
+// own transaction, committed by the server before it answers, so the call
+// costs one round trip where BEGIN, statement and COMMIT cost three. It
+// returns only after the commit is durable. ctx bounds the wait for a
+// connection; once the statement is sent the call waits for its answer
+// (its commit) rather than abandon it on a cancellation, as write does
+// for a COMMIT. A deadlock, a serialization failure, errRerun and what
+// rerun accepts run the statement again, up to maxAttempts in all; after
+// that errRerun is returned as it is.
+func (s *Store) single(ctx context.Context, op string, rerun func(error) bool, fn func(ctx context.Context, conn *pgxpool.Conn) error) error {
+	leave, err := s.enter(op)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: %s: %w", op, err)
+	}
+	defer conn.Release()
+	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("postgres: %s: %w", op, err)
+		}
+		err := fn(context.WithoutCancel(ctx), conn)
+		if err == nil || attempt == maxAttempts || !(retryable(err) || errors.Is(err, errRerun) || rerun(err)) {
+			return err
+		}
+		s.log.Debug("statement overtaken or aborted by the server; running it again", "op", op, "attempt", attempt, "err", err)
+	}
+}
+
+// uniqueViolation reports a unique violation of the named constraint.
+func uniqueViolation(err error, constraint string) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == constraint
 }
 
 // retryable reports a deadlock or serialization failure.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/quicproquo/quicproquo/node/store"
 )
@@ -44,29 +45,35 @@ func (s *Store) Enqueue(ctx context.Context, recipient, sender, clientMsgID, pay
 		dup bool
 	)
 	stranger, decided := s.limits.StrangerWithoutLookup(recipient, sender)
-	err := s.write(ctx, op, func(ctx context.Context, tx pgx.Tx) error {
-		seq, dup = 0, false
-		if len(clientMsgID) > 0 {
-			// Lock the queue (creating its row if needed) before looking
-			// for the id, so that a concurrent twin of this call has
-			// either committed its entry or not begun.
-			if _, err := tx.Exec(ctx, `
-INSERT INTO queues AS q (recipient, last_seq, depth) VALUES ($1, 0, 0)
-ON CONFLICT (recipient) DO UPDATE SET last_seq = q.last_seq`, recipient); err != nil {
-				return fmt.Errorf("postgres: %s: lock queue: %w", op, err)
-			}
-		}
+	room := int64(s.limits.MaxQueueDepth)
+	if r := s.limits.GroupReserve; r > 0 {
+		room -= int64(r)
+	}
+	// Alone, the enqueue notifies in its own statement; beside others in
+	// flight it leaves the notification to the announcer, so that their
+	// commits do not queue for the notification lock (announce.go).
+	inline := s.enqueuing.Add(1) == 1
+	defer s.enqueuing.Add(-1)
+	err := s.single(ctx, op, func(err error) bool {
+		// A twin of this call committed its id after our snapshot: the
+		// next run finds it and answers as a duplicate.
+		return uniqueViolation(err, "enqueue_dedup_pkey")
+	}, func(ctx context.Context, conn *pgxpool.Conn) error {
 		var (
 			depth, strangers, strangerBytes int64
 			isStranger                      bool
 		)
-		if err := tx.QueryRow(ctx, enqueueDirect, recipient, nonNil(sender), len(clientMsgID) > 0, nonNil(clientMsgID),
-			nonNil(payload), decided, stranger, s.now(), notifyChannel).Scan(&seq, &dup, &depth, &strangers, &strangerBytes, &isStranger); err != nil {
+		if err := conn.QueryRow(ctx, enqueueDirect, recipient, nonNil(sender), len(clientMsgID) > 0, nonNil(clientMsgID),
+			nonNil(payload), decided, stranger, s.now(),
+			room, int64(s.limits.MaxStrangerMessages), s.limits.MaxStrangerBytes, notifyChannel, inline).Scan(&seq, &dup, &depth, &strangers, &strangerBytes, &isStranger); err != nil {
 			return fmt.Errorf("postgres: %s: %w", op, err)
 		}
-		if dup {
-			return errRollback
+		if dup || seq > 0 {
+			return nil
 		}
+		// Refused: name the limit from the queue's state as the snapshot
+		// saw it. Should that state have room, a concurrent call filled
+		// the queue after the snapshot; run again to see it.
 		if depth > int64(s.limits.MaxQueueDepth) {
 			return fmt.Errorf("postgres: %s: queue of %x holds %d messages (limit %d): %w",
 				op, recipient, depth-1, s.limits.MaxQueueDepth, store.ErrLimit)
@@ -74,10 +81,16 @@ ON CONFLICT (recipient) DO UPDATE SET last_seq = q.last_seq`, recipient); err !=
 		if err := s.limits.DirectRoom(recipient, depth, strangers, strangerBytes, isStranger); err != nil {
 			return fmt.Errorf("postgres: %s: %w", op, err)
 		}
-		return nil
+		return errRerun
 	})
+	if errors.Is(err, errRerun) {
+		return 0, false, fmt.Errorf("postgres: %s: queue of %x had no room for the message: %w", op, recipient, store.ErrLimit)
+	}
 	if err != nil {
 		return 0, false, err
+	}
+	if !dup && !inline {
+		s.announce(recipient)
 	}
 	return uint64(seq), dup, nil
 }
@@ -270,26 +283,32 @@ func (s *Store) Ack(ctx context.Context, recipient []byte, upTo uint64) (int, er
 		return 0, fmt.Errorf("postgres: %s: %w", op, err)
 	}
 	var n int64
-	err := s.write(ctx, op, func(ctx context.Context, tx pgx.Tx) error {
-		n = 0
-		ok, err := lockQueue(ctx, tx, recipient)
-		if err != nil {
+	err := s.single(ctx, op, func(error) bool { return false }, func(ctx context.Context, conn *pgxpool.Conn) error {
+		if err := conn.QueryRow(ctx, ackQueue, recipient, clampSeq(upTo)).Scan(&n); err != nil {
 			return fmt.Errorf("postgres: %s: %w", op, err)
-		}
-		if !ok {
-			return errRollback
-		}
-		n, err = deleteUpTo(ctx, tx, recipient, clampSeq(upTo))
-		if err != nil {
-			return fmt.Errorf("postgres: %s: %w", op, err)
-		}
-		if n == 0 {
-			return errRollback
 		}
 		return nil
 	})
 	return int(n), err
 }
+
+// ackQueue is an Ack in one statement, its own transaction: it locks the
+// queue's row ($1) first (the one-time filter runs before the scan
+// deletes anything), as every write to a queue does, deletes the messages
+// up to $2 (the trigger releasing their shared payloads runs at the
+// statement's end, locking those in id order), keeps the depth in step
+// and returns how many it deleted.
+const ackQueue = `
+WITH q AS (
+	SELECT 1 FROM queues WHERE recipient = $1 FOR UPDATE
+), del AS (
+	DELETE FROM messages WHERE recipient = $1 AND seq <= $2 AND EXISTS (SELECT 1 FROM q) RETURNING 1
+), n AS (
+	SELECT count(*) AS n FROM del
+), upd AS (
+	UPDATE queues SET depth = depth - n.n FROM n WHERE recipient = $1 AND n.n > 0
+)
+SELECT n FROM n`
 
 // deleteUpTo deletes recipient's messages with seq <= upTo (their shared
 // payloads are released by a trigger) and keeps the queue's depth in step.
