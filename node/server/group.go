@@ -208,7 +208,8 @@ func (s *session) FanOut(ctx context.Context, call group.GroupService_fanOut) er
 		args := call.Args()
 		msg, _ := args.MlsMessage()
 		msgID, _ := args.ClientMsgId()
-		h, err := s.checkGroupMessage(method, msg, msgID, contentTypeApplication, contentTypeProposal)
+		var rule *txRule
+		it, err := s.fanOutItem(method, msg, msgID, &rule)
 		if err != nil {
 			return err
 		}
@@ -219,35 +220,16 @@ func (s *session) FanOut(ctx context.Context, call group.GroupService_fanOut) er
 		if err := s.admitGroup(ctx, method, len(msg)); err != nil {
 			return err
 		}
-		var update store.ViewUpdate
-		var rule *txRule
-		switch {
-		case h.contentType == contentTypeProposal && h.wireFormat != wireFormatPublicMessage:
-			return fail(nodecp.ErrorCode_invalidCommit, "%s: a proposal must be a PublicMessage", method)
-		case h.contentType == contentTypeProposal:
-			update = func(cur store.GroupView) ([]byte, error) {
-				v, err := proposalUpdate(method, rule, s.identity, msg, cur)
-				if err == nil {
-					err = rule.pending()
-				}
-				return v, err
-			}
-		}
 		var res store.FanOutResult
 		err = s.inTxRule(ctx, method, func(r *txRule) (err error) {
 			rule = r
-			res, err = s.srv.cfg.Store.FanOut(ctx, h.groupID, s.identity, msgID, msg, update)
+			res, err = s.srv.cfg.Store.FanOut(ctx, it.GroupID, s.identity, msgID, msg, it.Update)
 			return err
 		})
 		if err != nil {
 			return s.groupStoreError(method, err)
 		}
-		if !res.Duplicate {
-			s.srv.cfg.Metrics.enqueued(len(msg) * len(res.Recipients))
-			for _, r := range res.Recipients {
-				s.srv.notifier.notify(r)
-			}
-		}
+		s.fannedOut(len(msg), res)
 		out, err := call.AllocResults()
 		if err != nil {
 			return err
@@ -256,6 +238,42 @@ func (s *session) FanOut(ctx context.Context, call group.GroupService_fanOut) er
 		out.SetDuplicate(res.Duplicate)
 		return nil
 	})
+}
+
+// fanOutItem checks a group message as fanOut and fanOutBatch take it: an
+// application message, or a proposal (a PublicMessage) whose view update
+// judges with *rule, the rule of the store call's attempt.
+func (s *session) fanOutItem(method string, msg, msgID []byte, rule **txRule) (store.FanOutItem, error) {
+	h, err := s.checkGroupMessage(method, msg, msgID, contentTypeApplication, contentTypeProposal)
+	if err != nil {
+		return store.FanOutItem{}, err
+	}
+	it := store.FanOutItem{GroupID: h.groupID, ClientMsgID: msgID, Payload: msg}
+	switch {
+	case h.contentType == contentTypeProposal && h.wireFormat != wireFormatPublicMessage:
+		return store.FanOutItem{}, fail(nodecp.ErrorCode_invalidCommit, "%s: a proposal must be a PublicMessage", method)
+	case h.contentType == contentTypeProposal:
+		it.Update = func(cur store.GroupView) ([]byte, error) {
+			v, err := proposalUpdate(method, *rule, s.identity, msg, cur)
+			if err == nil {
+				err = (*rule).pending()
+			}
+			return v, err
+		}
+	}
+	return it, nil
+}
+
+// fannedOut counts a stored group message of size bytes and wakes its
+// recipients; a duplicate stored nothing.
+func (s *session) fannedOut(size int, res store.FanOutResult) {
+	if res.Duplicate {
+		return
+	}
+	s.srv.cfg.Metrics.enqueued(size * len(res.Recipients))
+	for _, r := range res.Recipients {
+		s.srv.notifier.notify(r)
+	}
 }
 
 func (s *session) GroupState(ctx context.Context, call group.GroupService_groupState) error {

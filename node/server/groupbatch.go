@@ -73,13 +73,7 @@ func (s *session) FanOutBatch(ctx context.Context, call group.GroupService_fanOu
 			}
 		}
 		for i, res := range results {
-			if res.Duplicate {
-				continue
-			}
-			s.srv.cfg.Metrics.enqueued(len(items[i].Payload) * len(res.Recipients))
-			for _, r := range res.Recipients {
-				s.srv.notifier.notify(r)
-			}
+			s.fannedOut(len(items[i].Payload), res)
 		}
 		out, err := call.AllocResults()
 		if err != nil {
@@ -129,22 +123,9 @@ func (s *session) batchItems(method string, list group.FanOutItem_List, n int, r
 	for i := range n {
 		msg, _ := list.At(i).MlsMessage()
 		msgID, _ := list.At(i).ClientMsgId()
-		h, err := s.checkGroupMessage(method, msg, msgID, contentTypeApplication, contentTypeProposal)
+		it, err := s.fanOutItem(method, msg, msgID, rule)
 		if err != nil {
 			return items, err
-		}
-		it := store.FanOutItem{GroupID: h.groupID, ClientMsgID: msgID, Payload: msg}
-		switch {
-		case h.contentType == contentTypeProposal && h.wireFormat != wireFormatPublicMessage:
-			return items, fail(nodecp.ErrorCode_invalidCommit, "%s: a proposal must be a PublicMessage", method)
-		case h.contentType == contentTypeProposal:
-			it.Update = func(cur store.GroupView) ([]byte, error) {
-				v, err := proposalUpdate(method, *rule, s.identity, msg, cur)
-				if err == nil {
-					err = (*rule).pending()
-				}
-				return v, err
-			}
 		}
 		items = append(items, it)
 	}
