@@ -30,6 +30,15 @@ func (k *expandedKey) privateKey(seed []byte) ed25519.PrivateKey {
 	return append(ed25519.PrivateKey(nil), k.priv...)
 }
 
+// wipe clears the kept seed and key.
+func (k *expandedKey) wipe() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	clear(k.seed)
+	clear(k.priv)
+	k.seed, k.priv = nil, nil
+}
+
 // The identity row is written once (PutIdentity refuses a second) and
 // never changed, so the identity read from the committed row stays what
 // the disk holds: the store keeps it, and later reads, one for every send

@@ -99,3 +99,30 @@ func TestIdentityKeptOnceCommitted(t *testing.T) {
 		t.Errorf("the identity read again ran %d statements, want 0", n)
 	}
 }
+
+// Close wipes the expanded identity key the store kept.
+func TestCloseWipesKeptKey(t *testing.T) {
+	st, err := Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Update(ctx, func(tx *Tx) error { return tx.PutIdentity(Identity{PrivateKey: priv}) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.View(ctx, func(tx *Tx) error { id, err := tx.Identity(); id.Wipe(); return err }); err != nil {
+		t.Fatal(err)
+	}
+	kept := st.keys.priv
+	if len(kept) == 0 {
+		t.Fatal("no key kept after a read")
+	}
+	st.Close()
+	if !bytes.Equal(kept, make([]byte, len(kept))) || st.keys.priv != nil {
+		t.Fatal("the kept identity key survived Close")
+	}
+}

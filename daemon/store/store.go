@@ -132,6 +132,7 @@ func (s *Store) Close() error {
 	s.stmts.close()
 	s.memo.forget()
 	s.identity.forget()
+	s.keys.wipe()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
