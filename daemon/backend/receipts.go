@@ -29,7 +29,7 @@ const maxReceiptStatuses = 200
 // sendReceipt queues a receipt of ids with status to the group, in tx. The
 // caller holds gmu, and the user is an active member.
 func (b *Backend) sendReceipt(tx *store.Tx, sg *store.Group, g *mls.Group, self []byte, status content.Status, ids ...[]byte) error {
-	if n := len(otherMembers(g, self)); b.cfg.NoReceipts || len(ids) == 0 || g.HasPendingCommit() || n == 0 || n >= maxReceiptMembers {
+	if len(ids) == 0 || g.HasPendingCommit() || !b.receiptsIn(g, self) {
 		return nil
 	}
 	r := content.Receipt{At: tx.Now()}
@@ -43,6 +43,13 @@ func (b *Backend) sendReceipt(tx *store.Tx, sg *store.Group, g *mls.Group, self 
 	}
 	_, _, err := b.post(tx, sg, g, self, content.NewReceipt(r), cid)
 	return err
+}
+
+// receiptsIn reports whether the user sends receipts in g: receipts are
+// on, and g has other members, fewer than maxReceiptMembers.
+func (b *Backend) receiptsIn(g *mls.Group, self []byte) bool {
+	n := len(otherMembers(g, self))
+	return !b.cfg.NoReceipts && n > 0 && n < maxReceiptMembers
 }
 
 // receivable reports whether members send receipts of m.

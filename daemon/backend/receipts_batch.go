@@ -160,8 +160,12 @@ type pendingReceipt struct{ group, id []byte }
 
 // deliveryReceipt sends a delivery receipt of id in sg's group: now, or
 // owed with the batch's when a batch is being applied. The caller holds
-// gmu.
+// gmu. Where no receipt would be sent (receipts off, a group too large)
+// none is noted: noting it would cost a row now and a transaction later.
 func (b *Backend) deliveryReceipt(tx *store.Tx, sg *store.Group, g *mls.Group, self, id []byte) error {
+	if !b.receiptsIn(g, self) {
+		return nil
+	}
 	if b.receiptBatch != nil {
 		*b.receiptBatch = append(*b.receiptBatch, pendingReceipt{group: sg.ID, id: id})
 		return nil

@@ -174,3 +174,24 @@ func TestOwedReceiptWaitsForPendingCommit(t *testing.T) {
 		return ok && len(m.Receipts) == 1 && bytes.Equal(m.Receipts[0].Member, bob.id)
 	})
 }
+
+// A member with receipts off notes none as owed: the message it receives
+// leaves no row behind and calls for no later transaction.
+func TestNoReceiptsOwesNone(t *testing.T) {
+	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	alice := groupsStart(t, node)
+	bob := groupsStartWith(t, node, Config{NoReceipts: true, ReceiptDelay: time.Hour})
+	_, gid := groupsForm(t, "quiet", alice, bob)
+	ctx := context.Background()
+	if _, err := alice.b.Send(ctx, gid, "hello", nil); err != nil {
+		t.Fatal(err)
+	}
+	groupsWait(t, "bob has the message", func() bool { return len(groupsTexts(t, bob, gid)) == 1 })
+	var owed []store.OwedReceipt
+	if err := bob.b.st.View(ctx, func(tx *store.Tx) (err error) { owed, err = tx.OwedReceipts(10); return }); err != nil {
+		t.Fatal(err)
+	}
+	if len(owed) != 0 {
+		t.Fatalf("receipts off, yet %d noted as owed", len(owed))
+	}
+}
