@@ -315,28 +315,29 @@ func applyChange(tx *store.Tx, sg *store.Group, m *content.Message, sender []byt
 
 // applyReceipt records a member's delivered and read states; states of
 // messages this member does not have, and other states, are ignored.
+// Of a named message only its number is read (store.ReceiptTarget).
 func applyReceipt(tx *store.Tx, sg *store.Group, r *content.Receipt, member []byte) error {
+	at := r.At
+	if at.IsZero() || at.After(tx.Now()) {
+		at = tx.Now()
+	}
 	for _, st := range r.Statuses {
 		if st.Status != content.StatusDelivered && st.Status != content.StatusRead {
 			continue
 		}
-		target, err := tx.MessageByID(sg.ID, st.ID)
+		seq, err := tx.ReceiptTarget(sg.ID, st.ID)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		at := r.At
-		if at.IsZero() || at.After(tx.Now()) {
-			at = tx.Now()
-		}
 		changed, err := tx.PutReceipt(sg.ID, st.ID, member, int(st.Status), at)
 		if err != nil {
 			return err
 		}
 		if changed {
-			if _, err := tx.AppendEvent(store.Event{Kind: store.EventReceipt, GroupID: sg.ID, MessageSeq: target.Seq, Member: member, State: st.Status.String()}); err != nil {
+			if _, err := tx.AppendEvent(store.Event{Kind: store.EventReceipt, GroupID: sg.ID, MessageSeq: seq, Member: member, State: st.Status.String()}); err != nil {
 				return err
 			}
 		}
