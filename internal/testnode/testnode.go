@@ -59,6 +59,13 @@ func StartNodeWrapped(t testing.TB, dir, addr string, wrap func(nodestore.Store)
 	return startNode(t, dir, addr, wrap, nil)
 }
 
+// StartNodeWithoutFanOutBatch is StartNodeWrapped for a node that lacks
+// fanOutBatch, as one older than the method does.
+func StartNodeWithoutFanOutBatch(t testing.TB, dir, addr string, wrap func(nodestore.Store) nodestore.Store) *Node {
+	t.Helper()
+	return startNode(t, dir, addr, wrap, func(cfg *server.Config) { cfg.WithoutFanOutBatch = true })
+}
+
 // StartBenchNode is StartNode without the per-identity request rate limit
 // (server.Config.RateLimit): a throughput benchmark from one identity
 // then measures the machine, not the limit (200 requests a second by

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"capnproto.org/go/capnp/v3"
+
 	"context"
 	"errors"
 	"time"
@@ -21,6 +23,9 @@ const maxFanOutBatch = 64
 // one store call (one transaction).
 func (s *session) FanOutBatch(ctx context.Context, call group.GroupService_fanOutBatch) error {
 	const method = "fanOutBatch"
+	if s.srv.cfg.WithoutFanOutBatch {
+		return capnp.Unimplemented(method + ": not implemented by this node")
+	}
 	return s.serve(method, func() error {
 		if err := s.authenticated(method); err != nil {
 			return err

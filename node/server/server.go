@@ -107,6 +107,10 @@ type Config struct {
 	// RPC replaces the RPC limits that New derives from the fields above
 	// (nil: derive them). A zero transport.Limits bounds nothing.
 	RPC *transport.Limits
+
+	// WithoutFanOutBatch answers fanOutBatch as unimplemented, as a node
+	// older than the method does; for tests of clients' fallback.
+	WithoutFanOutBatch bool
 }
 
 // Server serves NodeService to QUIC connections. It is safe for concurrent use.

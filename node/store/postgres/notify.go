@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,6 +20,13 @@ const (
 	maxListenBackoff = 10 * time.Second
 )
 
+// SweepInterval is how often Notifications calls fn(nil) while it listens,
+// waking every subscription once. A direct Enqueue announced after its
+// commit (see announce.go) loses its notification if its node dies in
+// between; the sweep bounds how long such a message waits for a
+// subscriber on another node.
+const SweepInterval = time.Minute
+
 // listenAppName names the LISTEN connections in pg_stat_activity.
 const listenAppName = "qpnode listen"
 
@@ -29,7 +37,9 @@ const listenAppName = "qpnode listen"
 // is closed (store.ErrClosed). A lost connection is logged and opened again
 // after a delay growing from 100ms to 10s; fn(nil) is called each time
 // listening starts, the first time included, because messages stored while
-// nobody listened were not announced.
+// nobody listened were not announced, and then every SweepInterval, because
+// a node that died between a commit and its announcement never sent it.
+// fn is called one call at a time.
 func (s *Store) Notifications(ctx context.Context, fn func(recipient []byte)) error {
 	const op = "notifications"
 	s.mu.RLock()
@@ -59,6 +69,11 @@ func (s *Store) Notifications(ctx context.Context, fn func(recipient []byte)) er
 		}
 	}
 
+	// fn is called one call at a time: by the listener and by the sweep.
+	var fnMu sync.Mutex
+	fn = serialized(&fnMu, fn)
+	go s.sweepLoop(ctx, fn)
+
 	backoff := minListenBackoff
 	for {
 		listened, err := s.listenOnce(ctx, fn)
@@ -83,6 +98,29 @@ func (s *Store) Notifications(ctx context.Context, fn func(recipient []byte)) er
 			return nil
 		}
 		backoff = min(2*backoff, maxListenBackoff)
+	}
+}
+
+// serialized returns fn called under mu.
+func serialized(mu *sync.Mutex, fn func(recipient []byte)) func(recipient []byte) {
+	return func(recipient []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		fn(recipient)
+	}
+}
+
+// sweepLoop calls fn(nil) every s.sweepEvery until ctx ends.
+func (s *Store) sweepLoop(ctx context.Context, fn func(recipient []byte)) {
+	t := time.NewTicker(s.sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			fn(nil)
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 

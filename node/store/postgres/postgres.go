@@ -46,6 +46,8 @@ type Store struct {
 	limits store.Limits
 	now    func() time.Time // the clock; replaced only by tests
 
+	sweepEvery time.Duration // SweepInterval; shortened only by tests
+
 	// mu guards closed. Every method holds it for reading while it works,
 	// so Close (which takes it for writing) waits for work in flight and
 	// every later call reports store.ErrClosed.
@@ -135,13 +137,14 @@ func open(ctx context.Context, connString string, limits store.Limits, logger *s
 		return nil, fmt.Errorf("postgres: open %s: %w", where, err)
 	}
 	s := &Store{
-		pool:      pool,
-		listen:    listen,
-		log:       logger,
-		limits:    limits,
-		now:       time.Now,
-		done:      make(chan struct{}),
-		pruneDone: make(chan struct{}),
+		pool:       pool,
+		listen:     listen,
+		log:        logger,
+		limits:     limits,
+		now:        time.Now,
+		sweepEvery: SweepInterval,
+		done:       make(chan struct{}),
+		pruneDone:  make(chan struct{}),
 
 		announced:    make(chan []byte, announceQueue),
 		announceDone: make(chan struct{}),
