@@ -1,11 +1,11 @@
 package server
 
 import (
-	"capnproto.org/go/capnp/v3"
-
 	"context"
 	"errors"
 	"time"
+
+	"capnproto.org/go/capnp/v3"
 
 	"github.com/quicproquo/quicproquo/node/store"
 	"github.com/quicproquo/quicproquo/schemas/group"
