@@ -28,6 +28,9 @@ const announceMax = 1000
 // announceTimeout bounds one announcing statement.
 const announceTimeout = 10 * time.Second
 
+// announceCloseGrace is how long Close lets the last announcements take.
+const announceCloseGrace = 2 * time.Second
+
 // announceSQL sends the notifications naming the recipients $2, up to
 // notifyBatch a notification, without waiting for its commit's flush.
 const announceSQL = `
@@ -45,15 +48,29 @@ func (s *Store) announce(recipient []byte) {
 // announceLoop sends what announce queues until Close, then what is left.
 func (s *Store) announceLoop() {
 	defer close(s.announceDone)
+	// Announcements still go out while Close drains them, but for at most
+	// announceCloseGrace once it starts: a database that stopped answering
+	// does not hold Close for an announceTimeout per batch. What is not
+	// announced then is found by the other nodes' sweeps.
+	base, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	defer context.AfterFunc(s.closing, func() {
+		t := time.AfterFunc(announceCloseGrace, cancel)
+		<-base.Done()
+		t.Stop()
+	})()
 	for {
 		select {
 		case r := <-s.announced:
-			s.sendAnnouncements(r)
+			s.sendAnnouncements(base, r)
 		case <-s.done:
 			for {
 				select {
 				case r := <-s.announced:
-					s.sendAnnouncements(r)
+					if base.Err() != nil {
+						continue
+					}
+					s.sendAnnouncements(base, r)
 				default:
 					return
 				}
@@ -64,7 +81,7 @@ func (s *Store) announceLoop() {
 
 // sendAnnouncements announces first and whatever else is queued, up to
 // announceMax recipients, each once, in one statement.
-func (s *Store) sendAnnouncements(first []byte) {
+func (s *Store) sendAnnouncements(base context.Context, first []byte) {
 	keys := [][]byte{first}
 	seen := map[string]bool{string(first): true}
 more:
@@ -79,7 +96,7 @@ more:
 			break more
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), announceTimeout)
+	ctx, cancel := context.WithTimeout(base, announceTimeout)
 	defer cancel()
 	rows, err := s.pool.Query(ctx, announceSQL, notifyChannel, keys, notifyBatch)
 	if err == nil {

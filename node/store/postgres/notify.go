@@ -53,21 +53,8 @@ func (s *Store) Notifications(ctx context.Context, fn func(recipient []byte)) er
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() {
-		select {
-		case <-s.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	closed := func() bool {
-		select {
-		case <-s.done:
-			return true
-		default:
-			return false
-		}
-	}
+	defer context.AfterFunc(s.closing, cancel)()
+	closed := func() bool { return s.closing.Err() != nil }
 
 	// fn is called one call at a time: by the listener and by the sweep.
 	var fnMu sync.Mutex

@@ -49,10 +49,18 @@ type Store struct {
 	sweepEvery time.Duration // SweepInterval; shortened only by tests
 
 	// mu guards closed. Every method holds it for reading while it works,
-	// so Close (which takes it for writing) waits for work in flight and
-	// every later call reports store.ErrClosed.
+	// so Close (which takes it for writing, after cancelling them) waits
+	// for work in flight and every later call reports store.ErrClosed.
 	mu     sync.RWMutex
 	closed bool
+
+	// closing ends when Close starts: it cancels the calls in flight (their
+	// waits for the database included, a commit's answer too), so Close
+	// does not wait on a database that stopped answering. A call cut off
+	// so has an outcome its caller cannot know; the caller's connection is
+	// closing with the node, and a client retries what was not answered.
+	closing context.Context
+	stop    context.CancelFunc
 
 	done      chan struct{} // closed by Close: stops pruning and Notifications
 	pruneDone chan struct{}
@@ -149,7 +157,9 @@ func open(ctx context.Context, connString string, limits store.Limits, logger *s
 		announced:    make(chan []byte, announceQueue),
 		announceDone: make(chan struct{}),
 	}
+	s.closing, s.stop = context.WithCancel(context.Background())
 	if _, err := s.prune(ctx); err != nil {
+		s.stop()
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open %s: %w", where, err)
 	}
@@ -160,10 +170,13 @@ func open(ctx context.Context, connString string, limits store.Limits, logger *s
 	return s, nil
 }
 
-// Close stops background work and closes the connections. It waits for
-// calls in flight; every later call returns store.ErrClosed, and running
-// Notifications calls return store.ErrClosed. Closing twice is harmless.
+// Close stops background work and closes the connections. It cancels the
+// calls in flight and waits for them to return; every later call returns
+// store.ErrClosed, and running Notifications calls return store.ErrClosed.
+// With the database unreachable it returns within a few seconds
+// (announceCloseGrace, poolCloseGrace). Closing twice is harmless.
 func (s *Store) Close() error {
+	s.stop()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -175,19 +188,53 @@ func (s *Store) Close() error {
 	<-s.pruneDone
 	<-s.announceDone
 	s.listeners.Wait()
-	s.pool.Close()
+	// A connection whose call Close cut off is closed by pgx with a cancel
+	// request and a wait for the server, up to 15 s each when the server
+	// stopped answering: those finish in the background.
+	pooled := make(chan struct{})
+	go func() {
+		s.pool.Close()
+		close(pooled)
+	}()
+	select {
+	case <-pooled:
+	case <-time.After(poolCloseGrace):
+		s.log.Warn("the database does not answer; its connections close in the background")
+	}
 	s.log.Info("store closed", "backend", "postgres")
 	return nil
 }
 
+// poolCloseGrace is how long Close waits for the pool's connections.
+const poolCloseGrace = 2 * time.Second
+
 // enter marks the start of a call; the returned function marks its end.
-func (s *Store) enter(op string) (func(), error) {
+// The call runs with the returned context, ctx ended by Close too.
+func (s *Store) enter(ctx context.Context, op string) (context.Context, func(), error) {
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
-		return nil, fmt.Errorf("postgres: %s: %w", op, store.ErrClosed)
+		return nil, nil, fmt.Errorf("postgres: %s: %w", op, store.ErrClosed)
 	}
-	return s.mu.RUnlock, nil
+	ctx, cancel := context.WithCancel(ctx)
+	unhook := context.AfterFunc(s.closing, cancel)
+	return ctx, func() {
+		unhook()
+		cancel()
+		s.mu.RUnlock()
+	}, nil
+}
+
+// detached is ctx without its cancellation, for a wait that must not be
+// abandoned when the caller gives up (a commit's answer); Close still ends
+// it. Call release when done.
+func (s *Store) detached(ctx context.Context) (_ context.Context, release func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	unhook := context.AfterFunc(s.closing, cancel)
+	return ctx, func() {
+		unhook()
+		cancel()
+	}
 }
 
 // errRollback ends a transaction without committing it, successfully: the
@@ -202,7 +249,7 @@ var errRollback = errors.New("roll back")
 // earlier attempt. fn returning errRollback rolls back and reports success.
 // Errors of fn are returned as they are.
 func (s *Store) write(ctx context.Context, op string, fn func(ctx context.Context, tx pgx.Tx) error) error {
-	leave, err := s.enter(op)
+	ctx, leave, err := s.enter(ctx, op)
 	if err != nil {
 		return err
 	}
@@ -222,7 +269,9 @@ func (s *Store) attempt(ctx context.Context, op string, fn func(ctx context.Cont
 		return fmt.Errorf("postgres: %s: begin: %w", op, err)
 	}
 	if err := fn(ctx, tx); err != nil {
-		rerr := tx.Rollback(context.WithoutCancel(ctx))
+		dctx, release := s.detached(ctx)
+		rerr := tx.Rollback(dctx)
+		release()
 		if errors.Is(err, errRollback) {
 			if rerr != nil {
 				return fmt.Errorf("postgres: %s: roll back: %w", op, rerr)
@@ -234,7 +283,9 @@ func (s *Store) attempt(ctx context.Context, op string, fn func(ctx context.Cont
 	// Once the COMMIT is sent, wait for its answer rather than abandon it
 	// on a cancellation: a commit whose outcome is unknown would be
 	// reported as a failure although it may have happened.
-	if err := tx.Commit(context.WithoutCancel(ctx)); err != nil {
+	dctx, release := s.detached(ctx)
+	defer release()
+	if err := tx.Commit(dctx); err != nil {
 		return fmt.Errorf("postgres: %s: commit: %w", op, err)
 	}
 	return nil
@@ -254,7 +305,7 @@ var errRerun = errors.New("overtaken by a concurrent call")
 // rerun accepts run the statement again, up to maxAttempts in all; after
 // that errRerun is returned as it is.
 func (s *Store) single(ctx context.Context, op string, rerun func(error) bool, fn func(ctx context.Context, conn *pgxpool.Conn) error) error {
-	leave, err := s.enter(op)
+	ctx, leave, err := s.enter(ctx, op)
 	if err != nil {
 		return err
 	}
@@ -268,7 +319,9 @@ func (s *Store) single(ctx context.Context, op string, rerun func(error) bool, f
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("postgres: %s: %w", op, err)
 		}
-		err := fn(context.WithoutCancel(ctx), conn)
+		dctx, release := s.detached(ctx)
+		err := fn(dctx, conn)
+		release()
 		if err == nil || attempt == maxAttempts || !(retryable(err) || errors.Is(err, errRerun) || rerun(err)) {
 			return err
 		}
@@ -291,7 +344,7 @@ func retryable(err error) bool {
 // read runs fn with the pool, for calls that read one consistent snapshot
 // in a single statement.
 func (s *Store) read(ctx context.Context, op string, fn func(ctx context.Context) error) error {
-	leave, err := s.enter(op)
+	ctx, leave, err := s.enter(ctx, op)
 	if err != nil {
 		return err
 	}
@@ -309,7 +362,7 @@ func (s *Store) pruneLoop() {
 		case <-s.done:
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			ctx, cancel := context.WithTimeout(s.closing, time.Minute)
 			if _, err := s.prune(ctx); err != nil {
 				s.log.Warn("pruning deduplication entries failed", "err", err)
 			}
