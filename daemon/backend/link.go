@@ -41,6 +41,9 @@ const (
 var (
 	// linkPoll is how often a side looks for the other's message.
 	linkPoll = 200 * time.Millisecond
+	// linkRefusalHold is how long a refused link's slot stays open for the
+	// new device to read the refusal.
+	linkRefusalHold = 3 * time.Second
 	// linkKeyPackageWait is how long the primary waits for the new
 	// device's first KeyPackages before adding it to the groups.
 	linkKeyPackageWait = 2 * time.Minute
@@ -121,9 +124,17 @@ func (b *Backend) Link(ctx context.Context, timeout time.Duration, step func(Lin
 		return nil, fmt.Errorf("%w: %d devices", ErrTooManyDevices, len(list.Devices))
 	}
 	if err := b.linkConsent(ctx, c, keys, slot, req, step); err != nil {
-		// The refusal stays in the slot until the node's TTL ends it, so
-		// the new device can read it; the code is spent (one request).
-		closed = true
+		// The refusal stays in the slot for linkRefusalHold, which a new
+		// device polling every linkPoll has ample time to read it in, and
+		// then the slot is closed: left to the node's TTL, every refusal
+		// held one of the identity's few slots for ten minutes. The code
+		// is spent either way (one request).
+		t := time.NewTimer(linkRefusalHold)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
 		return nil, err
 	}
 	now = time.Now()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -121,5 +122,50 @@ func TestLinkWithdrawnWhenResponseFails(t *testing.T) {
 	info, err := a.Devices(ctx)
 	if err != nil || len(info.Devices) != 1 || !info.Devices[0].Key.Equal(user) || info.Version != 2 {
 		t.Fatalf("device list after a failed response: %+v, %v; want the identity key alone at version 2", info, err)
+	}
+}
+
+// TestRefusedLinksFreeTheirSlots: a refused link closes its slot once the
+// new device has had time to read the refusal, so refusals do not use up
+// the identity's link slots at the node (4 by default) for the slot's TTL:
+// after five refusals in a row a sixth link opens its slot.
+func TestRefusedLinksFreeTheirSlots(t *testing.T) {
+	old := linkRefusalHold
+	linkRefusalHold = time.Second
+	t.Cleanup(func() { linkRefusalHold = old })
+	node := startLinkNode(t)
+	a, _ := linkPrimary(t, node)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for i := range 5 {
+		nd := backendNew(t, Config{NodeAddr: node.Addr, NodeCert: node.CertDER, KeyPackages: MLSKeyPackages{}, Groups: true,
+			Invitations: InviteAnyone, KeyPackageTarget: 2})
+		runBackend(t, nd)
+		codes := make(chan string, 1)
+		primaryDone := make(chan error, 1)
+		go func() {
+			_, err := a.Link(ctx, time.Minute, func(s LinkStep) error {
+				if s.Code != "" {
+					codes <- s.Code
+				}
+				if s.Request != nil {
+					return errors.New("the user said no")
+				}
+				return nil
+			})
+			primaryDone <- err
+		}()
+		var code string
+		select {
+		case code = <-codes:
+		case err := <-primaryDone:
+			t.Fatalf("link %d: %v", i, err)
+		}
+		if _, err := nd.AcceptLink(ctx, code, fmt.Sprintf("stranger %d", i), 30*time.Second); !errors.Is(err, ErrLinkRefused) {
+			t.Fatalf("new device %d: %v, want ErrLinkRefused", i, err)
+		}
+		if err := <-primaryDone; !errors.Is(err, ErrLinkRefused) {
+			t.Fatalf("primary %d: %v, want ErrLinkRefused", i, err)
+		}
 	}
 }
