@@ -123,8 +123,9 @@
 // implements store.Notifier. If the connection drops, Notifications
 // reconnects with a growing delay and then calls its callback with nil,
 // which wakes every subscription, since notifications sent meanwhile were
-// lost. It also calls it with nil every SweepInterval (a minute), which
-// bounds how long a message waits whose node died before announcing it. A
+// lost. Every SweepInterval (a minute) it also calls it for each recipient
+// of a message stored in the last few intervals, which bounds how long a
+// message waits whose node died before announcing it. A
 // notification is only a wake-up: the subscription reads the queue
 // from its cursor, so a duplicate or extra wake-up costs one query and a
 // missed one at most delays a message until the next.

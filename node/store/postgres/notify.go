@@ -20,12 +20,23 @@ const (
 	maxListenBackoff = 10 * time.Second
 )
 
-// SweepInterval is how often Notifications calls fn(nil) while it listens,
-// waking every subscription once. A direct Enqueue announced after its
-// commit (see announce.go) loses its notification if its node dies in
-// between; the sweep bounds how long such a message waits for a
-// subscriber on another node.
+// SweepInterval is how often Notifications sweeps while it listens: it
+// calls fn for each recipient of a message stored in the last
+// sweepLookback. A direct Enqueue announced after its commit (see
+// announce.go) loses its notification if its node dies in between; the
+// sweep bounds how long such a message waits for a subscriber on another
+// node, and costs one indexed query (messages_age), not a read of every
+// subscription's queue.
 const SweepInterval = time.Minute
+
+// sweepLookbacks is how many intervals a sweep looks back: a sweep that
+// failed, a long transaction and a writer whose clock runs up to a few
+// intervals behind are covered by a later one.
+const sweepLookbacks = 5
+
+// sweepMax bounds the recipients a sweep names; with more, or when its
+// query fails, it calls fn(nil), which wakes every subscription.
+const sweepMax = 100_000
 
 // listenAppName names the LISTEN connections in pg_stat_activity.
 const listenAppName = "qpnode listen"
@@ -37,8 +48,9 @@ const listenAppName = "qpnode listen"
 // is closed (store.ErrClosed). A lost connection is logged and opened again
 // after a delay growing from 100ms to 10s; fn(nil) is called each time
 // listening starts, the first time included, because messages stored while
-// nobody listened were not announced, and then every SweepInterval, because
-// a node that died between a commit and its announcement never sent it.
+// nobody listened were not announced; and every SweepInterval fn is called
+// for the recipients of recent messages, because a node that died between
+// a commit and its announcement never sent it.
 // fn is called one call at a time.
 func (s *Store) Notifications(ctx context.Context, fn func(recipient []byte)) error {
 	const op = "notifications"
@@ -97,17 +109,43 @@ func serialized(mu *sync.Mutex, fn func(recipient []byte)) func(recipient []byte
 	}
 }
 
-// sweepLoop calls fn(nil) every s.sweepEvery until ctx ends.
+// sweepLoop sweeps every s.sweepEvery until ctx ends.
 func (s *Store) sweepLoop(ctx context.Context, fn func(recipient []byte)) {
 	t := time.NewTicker(s.sweepEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-			fn(nil)
+			s.sweep(ctx, fn)
 		case <-ctx.Done():
 			return
 		}
+	}
+}
+
+// sweep calls fn for each recipient of a message stored in the last
+// sweepLookbacks intervals, or fn(nil) if it cannot name them all.
+func (s *Store) sweep(ctx context.Context, fn func(recipient []byte)) {
+	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	since := s.now().Add(-sweepLookbacks * s.sweepEvery)
+	rows, err := s.pool.Query(qctx, `SELECT DISTINCT recipient FROM messages WHERE enqueued_at > $1 LIMIT $2`, since, sweepMax+1)
+	var recipients [][]byte
+	if err == nil {
+		recipients, err = pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil || len(recipients) > sweepMax {
+		if err != nil {
+			s.log.Warn("sweep for unannounced messages failed; waking every subscription", "err", err)
+		}
+		fn(nil)
+		return
+	}
+	for _, r := range recipients {
+		fn(r)
 	}
 }
 
