@@ -99,21 +99,9 @@ func TestLinkWithdrawnWhenResponseFails(t *testing.T) {
 	a, user := linkPrimary(t, node)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	nd := backendNew(t, Config{NodeAddr: node.Addr, NodeCert: node.CertDER, KeyPackages: MLSKeyPackages{}, Groups: true,
-		Invitations: InviteAnyone, KeyPackageTarget: 2})
-	runBackend(t, nd)
-	codes := make(chan string, 1)
-	primaryDone := make(chan error, 1)
-	go func() {
-		_, err := a.Link(ctx, time.Minute, func(s LinkStep) error {
-			if s.Code != "" {
-				codes <- s.Code
-			}
-			return nil
-		})
-		primaryDone <- err
-	}()
-	if _, err := nd.AcceptLink(ctx, <-codes, "laptop", 5*time.Second); err == nil {
+	nd := newLinkDevice(t, node)
+	code, primaryDone := startLink(t, ctx, a, nil)
+	if _, err := nd.AcceptLink(ctx, code, "laptop", 5*time.Second); err == nil {
 		t.Fatal("the new device linked without a response")
 	}
 	if err := <-primaryDone; !errors.Is(err, ErrLink) || !strings.Contains(err.Error(), "withdrawn") {
@@ -138,34 +126,54 @@ func TestRefusedLinksFreeTheirSlots(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	for i := range 5 {
-		nd := backendNew(t, Config{NodeAddr: node.Addr, NodeCert: node.CertDER, KeyPackages: MLSKeyPackages{}, Groups: true,
-			Invitations: InviteAnyone, KeyPackageTarget: 2})
-		runBackend(t, nd)
-		codes := make(chan string, 1)
-		primaryDone := make(chan error, 1)
-		go func() {
-			_, err := a.Link(ctx, time.Minute, func(s LinkStep) error {
-				if s.Code != "" {
-					codes <- s.Code
-				}
-				if s.Request != nil {
-					return errors.New("the user said no")
-				}
-				return nil
-			})
-			primaryDone <- err
-		}()
-		var code string
-		select {
-		case code = <-codes:
-		case err := <-primaryDone:
-			t.Fatalf("link %d: %v", i, err)
-		}
+		nd := newLinkDevice(t, node)
+		code, primaryDone := startLink(t, ctx, a, func(s LinkStep) error {
+			if s.Request != nil {
+				return errors.New("the user said no")
+			}
+			return nil
+		})
 		if _, err := nd.AcceptLink(ctx, code, fmt.Sprintf("stranger %d", i), 30*time.Second); !errors.Is(err, ErrLinkRefused) {
 			t.Fatalf("new device %d: %v, want ErrLinkRefused", i, err)
 		}
 		if err := <-primaryDone; !errors.Is(err, ErrLinkRefused) {
 			t.Fatalf("primary %d: %v, want ErrLinkRefused", i, err)
 		}
+	}
+}
+
+// newLinkDevice starts the backend of a device that is to be linked.
+func newLinkDevice(t *testing.T, node *testnode.Node) *Backend {
+	t.Helper()
+	nd := backendNew(t, Config{NodeAddr: node.Addr, NodeCert: node.CertDER, KeyPackages: MLSKeyPackages{}, Groups: true,
+		Invitations: InviteAnyone, KeyPackageTarget: 2})
+	runBackend(t, nd)
+	return nd
+}
+
+// startLink runs a.Link in the background, its steps answered by answer
+// (nil: every step accepted), and returns the code and Link's result.
+func startLink(t *testing.T, ctx context.Context, a *Backend, answer func(LinkStep) error) (string, <-chan error) {
+	t.Helper()
+	codes := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.Link(ctx, time.Minute, func(s LinkStep) error {
+			if s.Code != "" {
+				codes <- s.Code
+			}
+			if answer != nil {
+				return answer(s)
+			}
+			return nil
+		})
+		done <- err
+	}()
+	select {
+	case code := <-codes:
+		return code, done
+	case err := <-done:
+		t.Fatalf("link: %v", err)
+		return "", nil
 	}
 }
