@@ -291,13 +291,6 @@ const receivePage = 32
 // receive reads up to limit messages after the cursor, trimmed so that the
 // payloads stay within maxBatchBytes (always at least one message).
 func (s *session) receive(ctx context.Context, recipient []byte, after uint64, limit int) ([]store.Message, error) {
-	out, _, err := s.receiveAll(ctx, recipient, after, limit)
-	return out, err
-}
-
-// receiveAll is receive that also reports whether the queue held nothing
-// more after what it returns when it was read (drained).
-func (s *session) receiveAll(ctx context.Context, recipient []byte, after uint64, limit int) (_ []store.Message, drained bool, _ error) {
 	if limit <= 0 || limit > s.srv.cfg.ReceiveBatch {
 		limit = s.srv.cfg.ReceiveBatch
 	}
@@ -307,20 +300,20 @@ func (s *session) receiveAll(ctx context.Context, recipient []byte, after uint64
 		page := min(limit-len(out), receivePage)
 		msgs, err := s.srv.cfg.Store.Receive(ctx, recipient, after, page)
 		if err != nil {
-			return nil, false, err
+			return nil, err
 		}
 		for _, m := range msgs {
 			if total += len(m.Payload); total > maxBatchBytes && len(out) > 0 {
-				return out, false, nil
+				return out, nil
 			}
 			out = append(out, m)
 		}
 		if len(msgs) < page {
-			return out, true, nil
+			break
 		}
 		after = msgs[len(msgs)-1].Seq
 	}
-	return out, false, nil
+	return out, nil
 }
 
 func (s *session) Fetch(ctx context.Context, call delivery.DeliveryService_fetch) error {
@@ -508,10 +501,6 @@ var errPushRevoked = fail(nodecp.ErrorCode_revoked, "push: the device was revoke
 
 // push sends the messages after cursor to sink, one batch per deliver call,
 // and waits for new ones until ctx ends or a deliver fails.
-//
-// A read that found the queue drained is not repeated until a wake-up
-// comes: a message stored after the read began wakes the watch after its
-// commit, and only this loop takes the wake-ups, just before a read.
 func (s *session) push(ctx context.Context, recipient []byte, cursor uint64, sink delivery.MessageSink) error {
 	wake, stop := s.srv.notifier.watch(recipient)
 	defer stop()
@@ -521,7 +510,7 @@ func (s *session) push(ctx context.Context, recipient []byte, cursor uint64, sin
 		if revoked, err := s.srv.isRevoked(ctx, recipient); err == nil && revoked {
 			return errPushRevoked
 		}
-		msgs, drained, err := s.receiveAll(ctx, recipient, cursor, 0)
+		msgs, err := s.receive(ctx, recipient, cursor, 0)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -529,21 +518,19 @@ func (s *session) push(ctx context.Context, recipient []byte, cursor uint64, sin
 			s.log.Error("push: store failure", "err", err)
 			return fmt.Errorf("%w: %w", errPushStore, err)
 		}
-		if len(msgs) > 0 {
-			if err := deliver(ctx, sink, msgs); err != nil {
-				return fmt.Errorf("push: deliver: %w", err)
-			}
-			s.srv.cfg.Metrics.pushedMessages(len(msgs))
-			cursor = msgs[len(msgs)-1].Seq
-			if !drained {
+		if len(msgs) == 0 {
+			select {
+			case <-wake:
 				continue
+			case <-ctx.Done():
+				return ctx.Err()
 			}
 		}
-		select {
-		case <-wake:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := deliver(ctx, sink, msgs); err != nil {
+			return fmt.Errorf("push: deliver: %w", err)
 		}
+		s.srv.cfg.Metrics.pushedMessages(len(msgs))
+		cursor = msgs[len(msgs)-1].Seq
 	}
 }
 
