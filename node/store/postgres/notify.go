@@ -22,7 +22,7 @@ const (
 
 // SweepInterval is how often Notifications sweeps while it listens: it
 // calls fn for each recipient of a message stored in the last
-// sweepLookback. A direct Enqueue announced after its commit (see
+// sweepLookbacks intervals. A direct Enqueue announced after its commit (see
 // announce.go) loses its notification if its node dies in between; the
 // sweep bounds how long such a message waits for a subscriber on another
 // node, and costs one indexed query (messages_age), not a read of every
