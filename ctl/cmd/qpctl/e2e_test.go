@@ -134,6 +134,10 @@ func e2eStartQPD(t *testing.T, qpd, dir, socket string, args ...string) *e2eDaem
 			cmd.Process.Kill()
 			<-d.done
 		}
+		// A failed test shows what its daemons logged (at debug level).
+		if t.Failed() {
+			t.Logf("--- output of qpd at %s ---\n%s", socket, d.stderr.String())
+		}
 	})
 	buf := make([]byte, 512)
 	notify.SetReadDeadline(time.Now().Add(20 * time.Second))
