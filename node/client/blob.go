@@ -33,11 +33,6 @@ type Progress func(done uint64)
 // identity must be a member) and returns its id, chunk size and expiry.
 // UploadBlob does this and the chunks; this and PutBlobChunk are the steps.
 func (c *Client) CreateBlob(ctx context.Context, groupID []byte, size uint64) (id []byte, chunkSize int, expires time.Time, err error) {
-	free, err := c.slot(ctx)
-	if err != nil {
-		return nil, 0, time.Time{}, callError("create blob", err)
-	}
-	defer free()
 	fut, release := c.node.CreateBlob(ctx, func(p blob.BlobService_createBlob_Params) error {
 		p.SetSize(size)
 		return p.SetGroupId(groupID)
@@ -63,11 +58,6 @@ func (c *Client) CreateBlob(ctx context.Context, groupID []byte, size uint64) (i
 // PutBlobChunk stores chunk index of blob id (see CreateBlob) and reports
 // whether the blob is complete.
 func (c *Client) PutBlobChunk(ctx context.Context, id []byte, index uint32, data []byte) (complete bool, err error) {
-	free, err := c.slot(ctx)
-	if err != nil {
-		return false, callError("put blob chunk", err)
-	}
-	defer free()
 	fut, release := c.putBlobChunk(ctx, id, index, data)
 	release, err = c.wait(ctx, fut.Future, release)
 	defer release()
@@ -123,12 +113,8 @@ func (c *Client) UploadBlob(ctx context.Context, groupID []byte, size uint64, r 
 		left -= n
 		// capnp copies the data into the call's message: buf is free
 		// again when putBlobChunk returns.
-		free, err := c.slot(ctx)
-		if err != nil {
-			return nil, time.Time{}, callError("put blob chunk", err)
-		}
 		f, rel := c.putBlobChunk(ctx, id, i, buf[:n])
-		if err := w.add(ctx, f, f.Future, withFree(rel, free), n); err != nil {
+		if err := w.add(ctx, f, f.Future, rel, n); err != nil {
 			return nil, time.Time{}, err
 		}
 	}
@@ -182,14 +168,6 @@ func (w *window[F]) finish(ctx context.Context) error {
 	return err
 }
 
-// withFree is release followed by free, which gives the call's slot back.
-func withFree(release capnp.ReleaseFunc, free func()) capnp.ReleaseFunc {
-	return func() {
-		release()
-		free()
-	}
-}
-
 // drain waits for every call still in flight.
 func (w *window[F]) drain(ctx context.Context) error {
 	for len(w.calls) > 0 {
@@ -211,13 +189,8 @@ func (w *window[F]) close() {
 // blob's group may ask (anyone else gets ErrUnauthorized, as for an
 // unknown blob).
 func (c *Client) BlobInfo(ctx context.Context, id []byte) (BlobInfo, error) {
-	free, err := c.slot(ctx)
-	if err != nil {
-		return BlobInfo{}, callError("blob info", err)
-	}
-	defer free()
 	fut, release := c.node.BlobInfo(ctx, func(p blob.BlobService_blobInfo_Params) error { return p.SetBlobId(id) })
-	release, err = c.wait(ctx, fut.Future, release)
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
 	if err != nil {
 		return BlobInfo{}, callError("blob info", err)
@@ -271,15 +244,11 @@ func (c *Client) DownloadBlob(ctx context.Context, id []byte, want uint64, w io.
 	for i := range chunkCount(want, int(info.ChunkSize)) {
 		n := min(uint64(info.ChunkSize), left)
 		left -= n
-		free, err := c.slot(ctx)
-		if err != nil {
-			return callError("get blob chunk", err)
-		}
 		f, rel := c.node.GetBlobChunk(ctx, func(p blob.BlobService_getBlobChunk_Params) error {
 			p.SetIndex(i)
 			return p.SetBlobId(id)
 		})
-		if err := win.add(ctx, f, f.Future, withFree(rel, free), n); err != nil {
+		if err := win.add(ctx, f, f.Future, rel, n); err != nil {
 			return err
 		}
 	}

@@ -67,7 +67,6 @@ type Client struct {
 	closeErr  error
 	done      chan struct{}
 	closing   chan struct{} // closed when Close starts
-	slots     chan struct{} // one entry per call in flight (maxCallsInFlight)
 }
 
 // Envelope is one message of a queue.
@@ -189,7 +188,6 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Client, error) {
 		certDER:  serverCert,
 		done:     make(chan struct{}),
 		closing:  make(chan struct{}),
-		slots:    make(chan struct{}, maxCallsInFlight),
 	}
 	err = c.node.Resolve(ctx)
 	if err == nil {
@@ -208,6 +206,7 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Client, error) {
 		// says why in the close reason: a *NodeError.
 		return nil, fmt.Errorf("client: %w", callError("bootstrap "+addr, err))
 	}
+	c.node = nodecp.NodeService(bounded(capnp.Client(c.node), c.closing))
 	go func() {
 		select {
 		case <-rc.Done():
@@ -268,13 +267,8 @@ func (c *Client) Close() error {
 
 // Ping asks the node for its time and for the identity it sees.
 func (c *Client) Ping(ctx context.Context) (PingResult, error) {
-	free, err := c.slot(ctx)
-	if err != nil {
-		return PingResult{}, callError("ping", err)
-	}
-	defer free()
 	fut, release := c.node.Ping(ctx, nil)
-	release, err = c.wait(ctx, fut.Future, release)
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
 	if err != nil {
 		return PingResult{}, callError("ping", err)
@@ -299,12 +293,6 @@ func (c *Client) Ping(ctx context.Context) (PingResult, error) {
 // package replaces the previous one and is never consumed. It returns the
 // package's SHA-256 fingerprint.
 func (c *Client) UploadKeyPackage(ctx context.Context, identity, pkg []byte, lastResort bool) ([32]byte, error) {
-	var fp [32]byte
-	free, err := c.slot(ctx)
-	if err != nil {
-		return fp, callError("upload key package", err)
-	}
-	defer free()
 	fut, release := c.node.UploadKeyPackage(ctx, func(p auth.AuthService_uploadKeyPackage_Params) error {
 		if err := p.SetIdentityKey(identity); err != nil {
 			return err
@@ -312,7 +300,8 @@ func (c *Client) UploadKeyPackage(ctx context.Context, identity, pkg []byte, las
 		p.SetLastResort(lastResort)
 		return p.SetPackage(pkg)
 	})
-	release, err = c.wait(ctx, fut.Future, release)
+	var fp [32]byte
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
 	if err != nil {
 		return fp, callError("upload key package", err)
@@ -356,17 +345,12 @@ func (c *Client) PeekKeyPackage(ctx context.Context, identity []byte) ([]byte, e
 }
 
 func (c *Client) fetchKeyPackage(ctx context.Context, identity []byte, suite uint16, peek bool) ([]byte, error) {
-	free, err := c.slot(ctx)
-	if err != nil {
-		return nil, callError("fetch key package", err)
-	}
-	defer free()
 	fut, release := c.node.FetchKeyPackage(ctx, func(p auth.AuthService_fetchKeyPackage_Params) error {
 		p.SetCipherSuite(suite)
 		p.SetPeek(peek)
 		return p.SetIdentityKey(identity)
 	})
-	release, err = c.wait(ctx, fut.Future, release)
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
 	if err != nil {
 		return nil, callError("fetch key package", err)
@@ -393,16 +377,11 @@ func (c *Client) KeyPackageCount(ctx context.Context, identity []byte) (KeyPacka
 
 // KeyPackageCountSuite is KeyPackageCount for the MLS cipher suite suite.
 func (c *Client) KeyPackageCountSuite(ctx context.Context, identity []byte, suite uint16) (KeyPackageCount, error) {
-	free, err := c.slot(ctx)
-	if err != nil {
-		return KeyPackageCount{}, callError("key package count", err)
-	}
-	defer free()
 	fut, release := c.node.KeyPackageCount(ctx, func(p auth.AuthService_keyPackageCount_Params) error {
 		p.SetCipherSuite(suite)
 		return p.SetIdentityKey(identity)
 	})
-	release, err = c.wait(ctx, fut.Future, release)
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
 	if err != nil {
 		return KeyPackageCount{}, callError("key package count", err)
@@ -418,11 +397,6 @@ func (c *Client) KeyPackageCountSuite(ctx context.Context, identity []byte, suit
 // number once the node has stored it durably. A non-empty clientMsgID makes
 // it idempotent: a repeat returns the original seq and duplicate = true.
 func (c *Client) Enqueue(ctx context.Context, recipient, payload, clientMsgID []byte) (seq uint64, duplicate bool, err error) {
-	free, err := c.slot(ctx)
-	if err != nil {
-		return 0, false, callError("enqueue", err)
-	}
-	defer free()
 	fut, release := c.node.Enqueue(ctx, func(p delivery.DeliveryService_enqueue_Params) error {
 		if err := p.SetRecipientKey(recipient); err != nil {
 			return err
@@ -451,15 +425,10 @@ func (c *Client) Enqueue(ctx context.Context, recipient, payload, clientMsgID []
 // in order and deletes them. One call returns a bounded batch; call again
 // until it returns none.
 func (c *Client) Fetch(ctx context.Context, recipient []byte) ([][]byte, error) {
-	free, err := c.slot(ctx)
-	if err != nil {
-		return nil, callError("fetch", err)
-	}
-	defer free()
 	fut, release := c.node.Fetch(ctx, func(p delivery.DeliveryService_fetch_Params) error {
 		return p.SetRecipientKey(recipient)
 	})
-	release, err = c.wait(ctx, fut.Future, release)
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
 	if err != nil {
 		return nil, callError("fetch", err)
@@ -490,17 +459,12 @@ func (c *Client) Receive(ctx context.Context, recipient []byte, afterSeq uint64,
 	if limit < 0 {
 		return nil, fmt.Errorf("receive: %w: negative limit", ErrInvalidArgument)
 	}
-	free, err := c.slot(ctx)
-	if err != nil {
-		return nil, callError("receive", err)
-	}
-	defer free()
 	fut, release := c.node.Receive(ctx, func(p delivery.DeliveryService_receive_Params) error {
 		p.SetAfterSeq(afterSeq)
 		p.SetLimit(uint32(min(limit, 1<<31)))
 		return p.SetRecipientKey(recipient)
 	})
-	release, err = c.wait(ctx, fut.Future, release)
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
 	if err != nil {
 		return nil, callError("receive", err)
@@ -555,16 +519,11 @@ func envelopes(list envelope.Envelope_List) ([]Envelope, error) {
 // Ack deletes recipient's messages with Seq <= upToSeq and returns how many
 // the node deleted.
 func (c *Client) Ack(ctx context.Context, recipient []byte, upToSeq uint64) (int, error) {
-	free, err := c.slot(ctx)
-	if err != nil {
-		return 0, callError("ack", err)
-	}
-	defer free()
 	fut, release := c.node.Ack(ctx, func(p delivery.DeliveryService_ack_Params) error {
 		p.SetUpToSeq(upToSeq)
 		return p.SetRecipientKey(recipient)
 	})
-	release, err = c.wait(ctx, fut.Future, release)
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
 	if err != nil {
 		return 0, callError("ack", err)
@@ -580,23 +539,4 @@ func (c *Client) Ack(ctx context.Context, recipient []byte, upToSeq uint64) (int
 // DeliverFunc makes while Close waits for it return ErrClosed.
 func (c *Client) wait(ctx context.Context, fut *capnp.Future, release capnp.ReleaseFunc) (capnp.ReleaseFunc, error) {
 	return transport.Await(ctx, fut, release, c.closing)
-}
-
-// maxCallsInFlight bounds the calls one client has open at the node at
-// once. The node closes a connection with more than 64 calls not finished,
-// and a call's Finish leaves a moment after its caller has the answer, so
-// the client keeps well below that: calls past the bound wait for a slot.
-const maxCallsInFlight = 32
-
-// slot reserves one of the client's call slots, waiting while all are
-// taken; free gives it back once the call is released.
-func (c *Client) slot(ctx context.Context) (free func(), err error) {
-	select {
-	case c.slots <- struct{}{}:
-		return func() { <-c.slots }, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-c.closing:
-		return nil, ErrClosed
-	}
 }

@@ -30,15 +30,10 @@ const (
 // list had and list lacks are revoked for ever.
 func (c *Client) PublishDevices(ctx context.Context, list []byte) (uint64, error) {
 	const op = "publish devices"
-	free, err := c.slot(ctx)
-	if err != nil {
-		return 0, callError(op, err)
-	}
-	defer free()
 	fut, release := c.node.PublishDevices(ctx, func(p devices.DeviceService_publishDevices_Params) error {
 		return p.SetList(list)
 	})
-	release, err = c.wait(ctx, fut.Future, release)
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
 	if err != nil {
 		return 0, callError(op, err)
@@ -55,15 +50,10 @@ func (c *Client) PublishDevices(ctx context.Context, list []byte) (uint64, error
 // user). The caller checks the list (devid.ParseDeviceList and its user).
 func (c *Client) FetchDevices(ctx context.Context, user []byte) ([]byte, error) {
 	const op = "fetch devices"
-	free, err := c.slot(ctx)
-	if err != nil {
-		return nil, callError(op, err)
-	}
-	defer free()
 	fut, release := c.node.FetchDevices(ctx, func(p devices.DeviceService_fetchDevices_Params) error {
 		return p.SetUserKey(user)
 	})
-	release, err = c.wait(ctx, fut.Future, release)
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
 	if err != nil {
 		return nil, callError(op, err)
@@ -95,17 +85,12 @@ func (c *Client) FetchUserKeyPackages(ctx context.Context, user []byte, peek boo
 // FetchUserKeyPackagesSuite is FetchUserKeyPackages for cipher suite suite.
 func (c *Client) FetchUserKeyPackagesSuite(ctx context.Context, user []byte, suite uint16, peek bool) ([]DevicePackage, []byte, error) {
 	const op = "fetch user key packages"
-	free, err := c.slot(ctx)
-	if err != nil {
-		return nil, nil, callError(op, err)
-	}
-	defer free()
 	fut, release := c.node.FetchUserKeyPackages(ctx, func(p devices.DeviceService_fetchUserKeyPackages_Params) error {
 		p.SetCipherSuite(suite)
 		p.SetPeek(peek)
 		return p.SetUserKey(user)
 	})
-	release, err = c.wait(ctx, fut.Future, release)
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
 	if err != nil {
 		return nil, nil, callError(op, err)
@@ -146,15 +131,10 @@ func (c *Client) FetchUserKeyPackagesSuite(ctx context.Context, user []byte, sui
 // identity as its opener, for the node's link TTL (10 minutes).
 func (c *Client) LinkOpen(ctx context.Context, slot []byte) error {
 	const op = "link open"
-	free, err := c.slot(ctx)
-	if err != nil {
-		return callError(op, err)
-	}
-	defer free()
 	fut, release := c.node.LinkOpen(ctx, func(p devices.DeviceService_linkOpen_Params) error {
 		return p.SetSlot(slot)
 	})
-	release, err = c.wait(ctx, fut.Future, release)
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
 	if err == nil {
 		_, err = fut.Struct()
@@ -166,11 +146,6 @@ func (c *Client) LinkOpen(ctx context.Context, slot []byte) error {
 // box takes one payload.
 func (c *Client) LinkPut(ctx context.Context, slot []byte, box uint8, payload []byte) error {
 	const op = "link put"
-	free, err := c.slot(ctx)
-	if err != nil {
-		return callError(op, err)
-	}
-	defer free()
 	fut, release := c.node.LinkPut(ctx, func(p devices.DeviceService_linkPut_Params) error {
 		p.SetBox(box)
 		if err := p.SetSlot(slot); err != nil {
@@ -178,7 +153,7 @@ func (c *Client) LinkPut(ctx context.Context, slot []byte, box uint8, payload []
 		}
 		return p.SetPayload(payload)
 	})
-	release, err = c.wait(ctx, fut.Future, release)
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
 	if err == nil {
 		_, err = fut.Struct()
@@ -189,16 +164,11 @@ func (c *Client) LinkPut(ctx context.Context, slot []byte, box uint8, payload []
 // LinkGet returns the payload in box of slot, nil while there is none.
 func (c *Client) LinkGet(ctx context.Context, slot []byte, box uint8) ([]byte, error) {
 	const op = "link get"
-	free, err := c.slot(ctx)
-	if err != nil {
-		return nil, callError(op, err)
-	}
-	defer free()
 	fut, release := c.node.LinkGet(ctx, func(p devices.DeviceService_linkGet_Params) error {
 		p.SetBox(box)
 		return p.SetSlot(slot)
 	})
-	release, err = c.wait(ctx, fut.Future, release)
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
 	if err != nil {
 		return nil, callError(op, err)
@@ -220,15 +190,10 @@ func (c *Client) LinkGet(ctx context.Context, slot []byte, box uint8) ([]byte, e
 // LinkClose removes slot (its opener only).
 func (c *Client) LinkClose(ctx context.Context, slot []byte) error {
 	const op = "link close"
-	free, err := c.slot(ctx)
-	if err != nil {
-		return callError(op, err)
-	}
-	defer free()
 	fut, release := c.node.LinkClose(ctx, func(p devices.DeviceService_linkClose_Params) error {
 		return p.SetSlot(slot)
 	})
-	release, err = c.wait(ctx, fut.Future, release)
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
 	if err == nil {
 		_, err = fut.Struct()

@@ -78,11 +78,6 @@ func setDataList(items [][]byte, alloc func(int32) (capnp.DataList, error)) erro
 // recipients ErrLimit; a message that is not a commit ErrInvalidArgument.
 func (c *Client) SubmitCommit(ctx context.Context, req CommitRequest) (CommitResult, error) {
 	const op = "submit commit"
-	free, err := c.slot(ctx)
-	if err != nil {
-		return CommitResult{}, callError(op, err)
-	}
-	defer free()
 	fut, release := c.node.SubmitCommit(ctx, func(p group.GroupService_submitCommit_Params) error {
 		if len(req.ClientMsgID) > 0 {
 			if err := p.SetClientMsgId(req.ClientMsgID); err != nil {
@@ -97,7 +92,7 @@ func (c *Client) SubmitCommit(ctx context.Context, req CommitRequest) (CommitRes
 		}
 		return nil
 	})
-	release, err = c.wait(ctx, fut.Future, release)
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
 	if err != nil {
 		return CommitResult{}, callError(op, err)
@@ -130,11 +125,6 @@ func (c *Client) SubmitCommit(ctx context.Context, req CommitRequest) (CommitRes
 // idempotent: a repeat returns the original groupSeq and duplicate = true.
 // A sender outside the group gets ErrUnauthorized.
 func (c *Client) FanOut(ctx context.Context, clientMsgID, message []byte) (groupSeq uint64, duplicate bool, err error) {
-	free, err := c.slot(ctx)
-	if err != nil {
-		return 0, false, callError("fan out", err)
-	}
-	defer free()
 	fut, release := c.node.FanOut(ctx, func(p group.GroupService_fanOut_Params) error {
 		if len(clientMsgID) > 0 {
 			if err := p.SetClientMsgId(clientMsgID); err != nil {
@@ -159,15 +149,10 @@ func (c *Client) FanOut(ctx context.Context, clientMsgID, message []byte) (group
 // anyone else, and anyone naming a group never created, gets
 // ErrUnauthorized.
 func (c *Client) GroupState(ctx context.Context, groupID []byte) (GroupState, error) {
-	free, err := c.slot(ctx)
-	if err != nil {
-		return GroupState{}, callError("group state", err)
-	}
-	defer free()
 	fut, release := c.node.GroupState(ctx, func(p group.GroupService_groupState_Params) error {
 		return p.SetGroupId(groupID)
 	})
-	release, err = c.wait(ctx, fut.Future, release)
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
 	if err != nil {
 		return GroupState{}, callError("group state", err)
@@ -184,15 +169,10 @@ func (c *Client) GroupState(ctx context.Context, groupID []byte) (GroupState, er
 // client's leaf). The node keeps the group's public state from then on. A
 // group id claimed before fails with ErrGroupExists.
 func (c *Client) CreateGroup(ctx context.Context, groupInfo []byte) error {
-	free, err := c.slot(ctx)
-	if err != nil {
-		return callError("create group", err)
-	}
-	defer free()
 	fut, release := c.node.CreateGroup(ctx, func(p group.GroupService_createGroup_Params) error {
 		return p.SetGroupInfo(groupInfo)
 	})
-	release, err = c.wait(ctx, fut.Future, release)
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
 	if err != nil {
 		return callError("create group", err)

@@ -39,11 +39,6 @@ type FanOutResult struct {
 // ErrUnimplemented from a node without the method.
 func (c *Client) FanOutBatch(ctx context.Context, msgs []GroupMessage) (results []FanOutResult, refused, err error) {
 	const op = "fan out batch"
-	free, err := c.slot(ctx)
-	if err != nil {
-		return nil, nil, callError(op, err)
-	}
-	defer free()
 	fut, release := c.node.FanOutBatch(ctx, func(p group.GroupService_fanOutBatch_Params) error {
 		list, err := p.NewItems(int32(len(msgs)))
 		if err != nil {

@@ -27,7 +27,7 @@ func TestFanOutBatchUnimplemented(t *testing.T) {
 	}
 	old := nodecp.NodeService(capnp.NewClient(server.New(methods, nil, nil)))
 	defer old.Release()
-	c := &Client{node: old, closing: make(chan struct{}), slots: make(chan struct{}, maxCallsInFlight)}
+	c := &Client{node: old, closing: make(chan struct{})}
 	res, refused, err := c.FanOutBatch(context.Background(), []GroupMessage{{Message: []byte("m")}})
 	if !errors.Is(err, ErrUnimplemented) || res != nil || refused != nil {
 		t.Fatalf("FanOutBatch to an old node = %v, %v, %v; want ErrUnimplemented", res, refused, err)
@@ -74,7 +74,7 @@ func TestFanOutBatchLyingNode(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			node := nodecp.NodeService_ServerToClient(tc.node)
 			defer node.Release()
-			c := &Client{node: node, closing: make(chan struct{}), slots: make(chan struct{}, maxCallsInFlight)}
+			c := &Client{node: node, closing: make(chan struct{})}
 			res, refused, err := c.FanOutBatch(context.Background(), msgs)
 			if err == nil || res != nil || refused != nil {
 				t.Fatalf("FanOutBatch = %v, %v, %v; want a failure of the call", res, refused, err)
@@ -84,7 +84,7 @@ func TestFanOutBatchLyingNode(t *testing.T) {
 	// An honest partial answer is taken as it is.
 	node := nodecp.NodeService_ServerToClient(lyingBatchNode{results: 1, refusal: "qpq:limit: full"})
 	defer node.Release()
-	c := &Client{node: node, closing: make(chan struct{}), slots: make(chan struct{}, maxCallsInFlight)}
+	c := &Client{node: node, closing: make(chan struct{})}
 	res, refused, err := c.FanOutBatch(context.Background(), msgs)
 	if err != nil || len(res) != 1 || !errors.Is(refused, ErrLimit) {
 		t.Fatalf("a partial answer = %v, %v, %v", res, refused, err)

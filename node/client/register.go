@@ -20,13 +20,8 @@ type Registration struct {
 // Registration asks the node how this identity registers.
 func (c *Client) Registration(ctx context.Context) (Registration, error) {
 	const op = "registration"
-	free, err := c.slot(ctx)
-	if err != nil {
-		return Registration{}, callError(op, err)
-	}
-	defer free()
 	fut, release := c.node.Registration(ctx, nil)
-	release, err = c.wait(ctx, fut.Future, release)
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
 	if err != nil {
 		return Registration{}, callError(op, err)
@@ -69,18 +64,13 @@ func (c *Client) RegisterProof(ctx context.Context, nonce []byte) error {
 
 func (c *Client) register(ctx context.Context, token string, nonce []byte) error {
 	const op = "register"
-	free, err := c.slot(ctx)
-	if err != nil {
-		return callError(op, err)
-	}
-	defer free()
 	fut, release := c.node.Register(ctx, func(p nodecp.NodeService_register_Params) error {
 		if err := p.SetToken(token); err != nil {
 			return err
 		}
 		return p.SetNonce(nonce)
 	})
-	release, err = c.wait(ctx, fut.Future, release)
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
 	if err != nil {
 		return callError(op, err)

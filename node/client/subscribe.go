@@ -59,11 +59,6 @@ func (s *Subscription) Err() error {
 func (c *Client) Subscribe(ctx context.Context, recipient []byte, afterSeq uint64, deliver DeliverFunc) (*Subscription, error) {
 	sub := &Subscription{c: c, done: make(chan struct{})}
 	sink := delivery.MessageSink_ServerToClient(&sinkServer{deliver: deliver, sub: sub})
-	free, err := c.slot(ctx)
-	if err != nil {
-		return nil, callError("subscribe", err)
-	}
-	defer free()
 	fut, release := c.node.Subscribe(ctx, func(p delivery.DeliveryService_subscribe_Params) error {
 		p.SetAfterSeq(afterSeq)
 		if err := p.SetRecipientKey(recipient); err != nil {
@@ -71,7 +66,7 @@ func (c *Client) Subscribe(ctx context.Context, recipient []byte, afterSeq uint6
 		}
 		return p.SetSink(sink)
 	})
-	release, err = c.wait(ctx, fut.Future, release)
+	release, err := c.wait(ctx, fut.Future, release)
 	defer release()
 	if err != nil {
 		return nil, callError("subscribe", err)
@@ -96,18 +91,13 @@ func (s *Subscription) Cancel(ctx context.Context) error {
 	var err error
 	s.cancelOnce.Do(func() {
 		s.end(ErrSubscriptionEnded)
-		defer s.cap.Release()
-		var free func()
-		if free, err = s.c.slot(ctx); err != nil {
-			return
-		}
-		defer free()
 		fut, release := s.cap.Cancel(ctx, nil)
 		release, err = s.c.wait(ctx, fut.Future, release)
 		if err == nil {
 			_, err = fut.Struct()
 		}
 		release()
+		s.cap.Release()
 	})
 	if err != nil {
 		return callError("cancel subscription", err)
