@@ -281,8 +281,9 @@ func (s *Store) attempt(ctx context.Context, op string, fn func(ctx context.Cont
 		return err
 	}
 	// Once the COMMIT is sent, wait for its answer rather than abandon it
-	// on a cancellation: a commit whose outcome is unknown would be
-	// reported as a failure although it may have happened.
+	// on the caller's cancellation: a commit whose outcome is unknown would
+	// be reported as a failure although it may have happened. Only Close
+	// ends the wait (see closing).
 	dctx, release := s.detached(ctx)
 	defer release()
 	if err := tx.Commit(dctx); err != nil {
@@ -300,8 +301,8 @@ var errRerun = errors.New("overtaken by a concurrent call")
 // costs one round trip where BEGIN, statement and COMMIT cost three. It
 // returns only after the commit is durable. ctx bounds the wait for a
 // connection; once the statement is sent the call waits for its answer
-// (its commit) rather than abandon it on a cancellation, as write does
-// for a COMMIT. A deadlock, a serialization failure, errRerun and what
+// (its commit) rather than abandon it on the caller's cancellation (only
+// Close ends it), as write does for a COMMIT. A deadlock, a serialization failure, errRerun and what
 // rerun accepts run the statement again, up to maxAttempts in all; after
 // that errRerun is returned as it is.
 func (s *Store) single(ctx context.Context, op string, rerun func(error) bool, fn func(ctx context.Context, conn *pgxpool.Conn) error) error {
