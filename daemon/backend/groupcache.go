@@ -18,11 +18,21 @@ import (
 // groupKey is the memo key of a group's state.
 func groupKey(id []byte) string { return "group:" + string(id) }
 
+// stateMark is what a decoded group is remembered by: the tag of the
+// state's write and the ratchets moved since (store/group_ratchets.go). A
+// row from before tags (none) is remembered by its whole state.
+func stateMark(sg store.Group) []byte {
+	if len(sg.StateTag) == 0 {
+		return append([]byte{0}, sg.State...)
+	}
+	return append(append([]byte{1}, sg.StateTag...), sg.Ratchets...)
+}
+
 // decodeGroup returns sg's MLS group: the one kept with sg's state, or
-// the state decoded.
+// the state decoded with the ratchets saved since.
 func decodeGroup(tx *store.Tx, sg store.Group) (*mls.Group, error) {
-	v, err := tx.Decoded(groupKey(sg.ID), sg.State, func(state []byte) (any, error) {
-		return mls.UnmarshalGroupWithPolicy(state, groupPolicy)
+	v, err := tx.Decoded(groupKey(sg.ID), stateMark(sg), func([]byte) (any, error) {
+		return unmarshalStored(sg)
 	})
 	if err != nil {
 		return nil, err
@@ -30,10 +40,25 @@ func decodeGroup(tx *store.Tx, sg store.Group) (*mls.Group, error) {
 	return v.(*mls.Group), nil
 }
 
+// unmarshalStored decodes a stored group: its state, and the ratchets
+// saved since.
+func unmarshalStored(sg store.Group) (*mls.Group, error) {
+	g, err := mls.UnmarshalGroupWithPolicy(sg.State, groupPolicy)
+	if err != nil {
+		return nil, err
+	}
+	if sg.Ratchets != nil {
+		if err := g.LoadRatchets(sg.Ratchets); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
 // keepGroup keeps g, just saved as sg's state, for the next transaction.
 // Only a group that decodeGroup gave is kept: a group made or joined just
 // now is decoded once from what was saved, which is what every later
 // transaction sees.
 func keepGroup(tx *store.Tx, sg *store.Group, g *mls.Group) {
-	tx.KeepDecoded(groupKey(sg.ID), sg.State, g)
+	tx.KeepDecoded(groupKey(sg.ID), stateMark(*sg), g)
 }

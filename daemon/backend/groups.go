@@ -91,16 +91,37 @@ func loadGroup(tx *store.Tx, id []byte) (store.Group, *mls.Group, error) {
 }
 
 // saveGroup writes g's state into sg's row.
+//
+// After an application message only the secret trees moved (mls.Unsaved):
+// those alone are written, onto the state they came from, instead of the
+// whole state, which grows with the group. Anything else, or a row that
+// holds another state, writes the whole state. g counts as saved once tx
+// commits.
 func saveGroup(tx *store.Tx, sg *store.Group, g *mls.Group) error {
+	if g.Unsaved() != mls.UnsavedState && sg.Epoch == g.Epoch() && len(sg.State) > 0 {
+		small := *sg
+		small.Ratchets = g.AppendRatchets(nil)
+		ok, err := tx.PutGroupRatchets(small)
+		if err != nil {
+			return err
+		}
+		if ok {
+			*sg = small
+			keepGroup(tx, sg, g)
+			tx.AfterCommit(g.MarkSaved)
+			return nil
+		}
+	}
 	state, err := g.MarshalBinary()
 	if err != nil {
 		return fmt.Errorf("encode state of group %x: %w", sg.ID, err)
 	}
-	sg.State, sg.Epoch = state, g.Epoch()
+	sg.State, sg.Ratchets, sg.StateTag, sg.Epoch = state, nil, store.NewStateTag(), g.Epoch()
 	if err := tx.PutGroup(*sg); err != nil {
 		return err
 	}
 	keepGroup(tx, sg, g)
+	tx.AfterCommit(g.MarkSaved)
 	return nil
 }
 

@@ -362,6 +362,8 @@ func TestPreviousSchemaIdentityKeepsWorking(t *testing.T) {
 		"ALTER TABLE identity DROP COLUMN user_seed",
 		"ALTER TABLE identity DROP COLUMN device_cert",
 		"ALTER TABLE identity DROP COLUMN user_cert",
+		"ALTER TABLE groups DROP COLUMN ratchets",
+		"ALTER TABLE groups DROP COLUMN state_tag",
 		"PRAGMA user_version = 9",
 	} {
 		if _, err := db.Exec(q); err != nil {

@@ -48,8 +48,11 @@ func (b *Backend) sendReceipt(tx *store.Tx, sg *store.Group, g *mls.Group, self 
 // receiptsIn reports whether the user sends receipts in g: receipts are
 // on, and g has other members, fewer than maxReceiptMembers.
 func (b *Backend) receiptsIn(g *mls.Group, self []byte) bool {
+	if b.cfg.NoReceipts || g.MemberCount() > maxReceiptMembers {
+		return false // counted without copying a large group's members out
+	}
 	n := len(otherMembers(g, self))
-	return !b.cfg.NoReceipts && n > 0 && n < maxReceiptMembers
+	return n > 0 && n < maxReceiptMembers
 }
 
 // receivable reports whether members send receipts of m.

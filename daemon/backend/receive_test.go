@@ -113,6 +113,13 @@ func storeKeyPackage(t testing.TB, b *Backend) KeyPackageBundle {
 // group's name given.
 func receiveSetupWith(t testing.TB, log *slog.Logger, groupName string) *receiveRig {
 	t.Helper()
+	return receiveSetupMembers(t, log, groupName, 0)
+}
+
+// receiveSetupMembers is receiveSetupWith in a group of others more
+// members (in-process, silent).
+func receiveSetupMembers(t testing.TB, log *slog.Logger, groupName string, others int) *receiveRig {
+	t.Helper()
 	b, kb := receiveUser(t, log)
 	// The peer creates a group and adds the user with a KeyPackage whose
 	// private half the user's store holds.
@@ -126,7 +133,21 @@ func receiveSetupWith(t testing.TB, log *slog.Logger, groupName string) *receive
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := peer.AddMembers([]*mls.KeyPackage{kp}, &mls.CommitOptions{
+	kps := []*mls.KeyPackage{kp}
+	for range others {
+		pub, priv, _ := ed25519.GenerateKey(nil)
+		s := &mls.Signer{Credential: mls.NewBasicCredential(pub), SignaturePub: pub, SignaturePriv: priv.Seed()}
+		ob, err := MLSKeyPackages{}.NewKeyPackage(s, 0, false, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		okp, err := mls.ParseKeyPackage(ob.KeyPackage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kps = append(kps, okp)
+	}
+	res, err := peer.AddMembers(kps, &mls.CommitOptions{
 		WelcomeExtensions: []mls.Extension{{Type: ExtensionGroupName, Data: []byte(groupName)}}})
 	if err != nil {
 		t.Fatal(err)

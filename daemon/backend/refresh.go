@@ -139,7 +139,7 @@ func (b *Backend) staleGroups(ctx context.Context, types []mls.CredentialType, o
 			}
 		}
 		for _, sg := range gs {
-			g, err := mls.UnmarshalGroupWithPolicy(sg.State, groupPolicy)
+			g, err := unmarshalStored(sg)
 			if err != nil {
 				continue // a state qpd cannot read has no leaf to renew
 			}

@@ -42,13 +42,14 @@ func (tx *Tx) Savepoint(fn func(*Tx) error) error {
 	if _, err := tx.execAny("SAVEPOINT " + name); err != nil {
 		return tx.breaks(fmt.Errorf("store: savepoint: %w", err))
 	}
-	kept, added := len(tx.kept), len(tx.freshAdded)
+	kept, added, after := len(tx.kept), len(tx.freshAdded), len(tx.after)
 	err := fn(tx)
 	if err != nil {
 		// What fn kept is forgotten with its writes; what it took stays
 		// taken (fn may have changed it). The outbox items it added are
 		// gone too.
 		tx.kept = tx.kept[:kept]
+		tx.after = tx.after[:after]
 		tx.freshAdded = tx.freshAdded[:added]
 		if _, rerr := tx.execAny("ROLLBACK TO " + name); rerr != nil {
 			return tx.breaks(fmt.Errorf("store: roll back to savepoint: %w (after: %v)", rerr, err))

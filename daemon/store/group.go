@@ -14,8 +14,12 @@ const GroupIDSize = 16
 type Group struct {
 	ID   []byte
 	Name string
-	// State is the serialized MLS group state.
+	// State is the serialized MLS group state; Ratchets, when not nil,
+	// its secret trees as moved since (group_ratchets.go). StateTag names
+	// the write of State (empty: PutGroup makes a new one).
 	State     []byte
+	Ratchets  []byte
+	StateTag  []byte
 	Epoch     uint64
 	CreatedAt time.Time
 	UpdatedAt time.Time
@@ -30,13 +34,17 @@ type Group struct {
 	DisappearAfter time.Duration
 }
 
-// PutGroup inserts the group or replaces its name, state and epoch.
+// PutGroup inserts the group or replaces its name, state (ratchets and
+// tag included, as g holds them) and epoch.
 func (tx *Tx) PutGroup(g Group) error {
 	if len(g.ID) == 0 {
 		return fmt.Errorf("store: put group: %w: empty group id", ErrInvalid)
 	}
 	if g.State == nil {
 		g.State = []byte{}
+	}
+	if len(g.StateTag) == 0 {
+		g.StateTag = NewStateTag()
 	}
 	created := g.CreatedAt
 	if created.IsZero() {
@@ -46,9 +54,9 @@ func (tx *Tx) PutGroup(g Group) error {
 	// read): the row is there with the same epoch and name. One statement
 	// then, which leaves the name's index alone; a new epoch's keys are
 	// not among what it replaces, so there is nothing to scrub.
-	res, err := tx.exec(`UPDATE groups SET state = ?, updated_at = ?, left_at = ?, join_reported = ?, disappear_after = ?
+	res, err := tx.exec(`UPDATE groups SET state = ?, ratchets = ?, state_tag = ?, updated_at = ?, left_at = ?, join_reported = ?, disappear_after = ?
 		WHERE group_id = ? AND epoch = ? AND name = ?`,
-		g.State, unixNano(tx.now), unixNano(g.LeftAt), boolInt(g.JoinReported), int64(g.DisappearAfter), g.ID, int64(g.Epoch), g.Name)
+		g.State, g.Ratchets, g.StateTag, unixNano(tx.now), unixNano(g.LeftAt), boolInt(g.JoinReported), int64(g.DisappearAfter), g.ID, int64(g.Epoch), g.Name)
 	if err != nil {
 		return fmt.Errorf("store: put group %x: %w", g.ID, err)
 	}
@@ -64,23 +72,24 @@ func (tx *Tx) PutGroup(g Group) error {
 	case err != nil && !errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("store: put group %x: %w", g.ID, err)
 	}
-	_, err = tx.exec(`INSERT INTO groups (group_id, name, state, epoch, created_at, updated_at, left_at, join_reported, disappear_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (group_id) DO UPDATE SET name = excluded.name, state = excluded.state, epoch = excluded.epoch,
+	_, err = tx.exec(`INSERT INTO groups (group_id, name, state, ratchets, state_tag, epoch, created_at, updated_at, left_at, join_reported, disappear_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (group_id) DO UPDATE SET name = excluded.name, state = excluded.state, ratchets = excluded.ratchets,
+			state_tag = excluded.state_tag, epoch = excluded.epoch,
 			updated_at = excluded.updated_at, left_at = excluded.left_at, join_reported = excluded.join_reported,
 			disappear_after = excluded.disappear_after`,
-		g.ID, g.Name, g.State, int64(g.Epoch), unixNano(created), unixNano(tx.now), unixNano(g.LeftAt), boolInt(g.JoinReported), int64(g.DisappearAfter))
+		g.ID, g.Name, g.State, g.Ratchets, g.StateTag, int64(g.Epoch), unixNano(created), unixNano(tx.now), unixNano(g.LeftAt), boolInt(g.JoinReported), int64(g.DisappearAfter))
 	if err != nil {
 		return fmt.Errorf("store: put group %x: %w", g.ID, err)
 	}
 	return nil
 }
 
-const groupColumns = `group_id, name, state, epoch, created_at, updated_at, left_at, join_reported, disappear_after`
+const groupColumns = `group_id, name, state, ratchets, state_tag, epoch, created_at, updated_at, left_at, join_reported, disappear_after`
 
 func scanGroup(scan func(...any) error) (Group, error) {
 	var g Group
 	var epoch, created, updated, left, reported, disappear int64
-	if err := scan(&g.ID, &g.Name, &g.State, &epoch, &created, &updated, &left, &reported, &disappear); err != nil {
+	if err := scan(&g.ID, &g.Name, &g.State, &g.Ratchets, &g.StateTag, &epoch, &created, &updated, &left, &reported, &disappear); err != nil {
 		return Group{}, err
 	}
 	g.DisappearAfter = time.Duration(disappear)

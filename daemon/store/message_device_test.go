@@ -67,6 +67,8 @@ func TestMessageSenderDevice(t *testing.T) {
 	for _, q := range []string{
 		"ALTER TABLE messages DROP COLUMN sender_device",
 		"ALTER TABLE messages DROP COLUMN sender_device_name",
+		"ALTER TABLE groups DROP COLUMN ratchets",
+		"ALTER TABLE groups DROP COLUMN state_tag",
 		fmt.Sprintf("PRAGMA user_version = %d", version),
 		`INSERT INTO messages (group_id, seq, message_id, sender, text, sent_at, received_at, read, outgoing)
 			VALUES (x'` + hex.EncodeToString(g) + `', 3, x'03', x'', 'old', 0, 0, 0, 0)`,

@@ -183,6 +183,8 @@ ALTER TABLE groups ADD COLUMN disappear_after INTEGER NOT NULL DEFAULT 0;
 	migrationDeviceListVersions,
 	// 13: the delivery receipts owed (owed_receipt.go).
 	migrationOwedReceipts,
+	// 14: a group's secret trees apart from its state (group_ratchets.go).
+	migrationGroupRatchets,
 }
 
 // SchemaVersion is the schema version this program writes.

@@ -178,6 +178,8 @@ type Tx struct {
 	writes    *writeStatements
 	kept      []keptValue
 	handed    map[any]bool
+	// after runs once tx commits (group_ratchets.go).
+	after []func()
 }
 
 // Update runs fn in a write transaction and commits it when fn returns nil.
@@ -228,6 +230,9 @@ func (s *Store) runTxOn(ctx context.Context, readOnly bool, stmts *stmtCache, fn
 	}
 	if len(tx.kept) > 0 {
 		s.memo.put(tx.kept)
+	}
+	for _, fn := range tx.after {
+		fn()
 	}
 	if tx.outboxTouched {
 		s.commitFresh(tx)

@@ -499,6 +499,8 @@ func TestMessageGroupSeq(t *testing.T) {
 		"ALTER TABLE messages DROP COLUMN deleted",
 		"ALTER TABLE messages DROP COLUMN expires_at",
 		"ALTER TABLE messages DROP COLUMN group_seq",
+		"ALTER TABLE groups DROP COLUMN ratchets",
+		"ALTER TABLE groups DROP COLUMN state_tag",
 		"PRAGMA user_version = 5",
 		`INSERT INTO messages (group_id, seq, message_id, sender, text, sent_at, received_at, read, outgoing)
 			VALUES (x'` + hex.EncodeToString(g) + `', 3, x'03', x'', 'old', 0, 0, 0, 0)`,

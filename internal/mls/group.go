@@ -149,6 +149,9 @@ type Group struct {
 	// resume is set only while the first commit of a reinitialized or
 	// branched group is built (reinit.go).
 	resume *resumeSource
+	// unsaved is what changed since the group was decoded or marked
+	// saved (group_ratchets.go); it is not stored.
+	unsaved Unsaved
 }
 
 // epochKeys are the secrets of one epoch that are kept while it is current.
@@ -263,6 +266,17 @@ func (g *Group) Members() []Member {
 	return treeMembers(g.tree)
 }
 
+// MemberCount is len(g.Members()), without copying the members out.
+func (g *Group) MemberCount() int {
+	n := 0
+	for i := uint32(0); i < g.tree.NumLeaves(); i++ {
+		if g.tree.nodes.at(NodeIndex(2*i)).Leaf != nil {
+			n++
+		}
+	}
+	return n
+}
+
 // Member returns the member at leaf i.
 func (g *Group) Member(i LeafIndex) (Member, bool) {
 	ln := g.tree.LeafNode(i)
@@ -302,6 +316,7 @@ func (g *Group) RatchetTree() []byte { return g.tree.Marshal() }
 // AddPSK makes an external pre-shared key known to the group, for
 // PreSharedKey proposals and Welcomes that reference it.
 func (g *Group) AddPSK(id, psk []byte) {
+	defer g.changedState()
 	if g.psks == nil {
 		g.psks = map[string][]byte{}
 	}
@@ -376,6 +391,7 @@ func (g *Group) clone() *Group {
 	c.psks = cloneKeyMap(g.psks)
 	c.proposals = slices.Clone(g.proposals)
 	c.pendingUpdates = cloneKeyMap(g.pendingUpdates)
+	c.unsaved = UnsavedState // a new state, stored by nobody yet
 	return &c
 }
 

@@ -145,28 +145,33 @@ func (g *Group) padding(ac *AuthenticatedContent) int {
 // by any member) and returns the MLSMessage. The proposal is cached as if
 // received, so this client may commit it too.
 func (g *Group) Propose(p Proposal) ([]byte, error) {
+	defer g.changedState()
 	return g.propose(p, nil)
 }
 
 // ProposeAdd proposes to add the client of kp.
 func (g *Group) ProposeAdd(kp *KeyPackage) ([]byte, error) {
+	defer g.changedState()
 	return g.Propose(Proposal{Type: ProposalAdd, Add: &AddProposal{KeyPackage: *kp}})
 }
 
 // ProposeRemove proposes to remove the member at leaf.
 func (g *Group) ProposeRemove(leaf LeafIndex) ([]byte, error) {
+	defer g.changedState()
 	return g.Propose(Proposal{Type: ProposalRemove, Remove: &RemoveProposal{Removed: leaf}})
 }
 
 // ProposeGroupContextExtensions proposes to replace the GroupContext
 // extensions by exts.
 func (g *Group) ProposeGroupContextExtensions(exts []Extension) ([]byte, error) {
+	defer g.changedState()
 	return g.Propose(Proposal{Type: ProposalGroupContextExtensions, GroupContextExtensions: &GroupContextExtensionsProposal{Extensions: cloneExtensions(exts)}})
 }
 
 // ProposeExternalPSK proposes to inject the external PSK id (which every
 // member must know, see AddPSK) into the next epoch.
 func (g *Group) ProposeExternalPSK(id []byte) ([]byte, error) {
+	defer g.changedState()
 	p, err := externalPSKProposal(g.suite, id)
 	if err != nil {
 		return nil, err
@@ -187,6 +192,7 @@ func externalPSKProposal(s Suite, id []byte) (Proposal, error) {
 // ProposeResumptionPSK proposes to inject the resumption PSK of a recent
 // epoch of this group into the next epoch.
 func (g *Group) ProposeResumptionPSK(epoch uint64) ([]byte, error) {
+	defer g.changedState()
 	nonce, err := randomBytes(g.suite.HashSize())
 	if err != nil {
 		return nil, err
@@ -198,12 +204,14 @@ func (g *Group) ProposeResumptionPSK(epoch uint64) ([]byte, error) {
 // ProposeReInit proposes to close the group and restart it with new
 // parameters.
 func (g *Group) ProposeReInit(groupID []byte, cs CipherSuite, exts []Extension) ([]byte, error) {
+	defer g.changedState()
 	return g.Propose(Proposal{Type: ProposalReInit, ReInit: &ReInitProposal{GroupID: bytes.Clone(groupID), Version: MLS10, CipherSuite: cs, Extensions: cloneExtensions(exts)}})
 }
 
 // ProposeUpdate proposes to replace this client's leaf by one with a fresh
 // encryption key.
 func (g *Group) ProposeUpdate() ([]byte, error) {
+	defer g.changedState()
 	return g.proposeUpdate(nil)
 }
 
@@ -211,6 +219,7 @@ func (g *Group) ProposeUpdate() ([]byte, error) {
 // basic, its credential's own type and types from now on (see
 // CommitOptions.CredentialTypes).
 func (g *Group) ProposeUpdateCredentialTypes(types []CredentialType) ([]byte, error) {
+	defer g.changedState()
 	if types == nil {
 		types = []CredentialType{}
 	}
@@ -301,6 +310,7 @@ func (g *Group) propose(p Proposal, updatePriv []byte) ([]byte, error) {
 // AddMembers commits Add proposals for the given KeyPackages (together
 // with any pending proposals) and returns the commit and the Welcome.
 func (g *Group) AddMembers(kps []*KeyPackage, opts *CommitOptions) (*CommitResult, error) {
+	defer g.changedState()
 	o := CommitOptions{}
 	if opts != nil {
 		o = *opts
@@ -314,6 +324,7 @@ func (g *Group) AddMembers(kps []*KeyPackage, opts *CommitOptions) (*CommitResul
 
 // RemoveMembers commits Remove proposals for the given leaves.
 func (g *Group) RemoveMembers(leaves []LeafIndex, opts *CommitOptions) (*CommitResult, error) {
+	defer g.changedState()
 	o := CommitOptions{}
 	if opts != nil {
 		o = *opts
@@ -328,6 +339,7 @@ func (g *Group) RemoveMembers(leaves []LeafIndex, opts *CommitOptions) (*CommitR
 // SelfUpdate commits with a fresh UpdatePath, renewing this client's leaf
 // and path keys (forward secrecy and post-compromise security).
 func (g *Group) SelfUpdate(opts *CommitOptions) (*CommitResult, error) {
+	defer g.changedState()
 	o := CommitOptions{}
 	if opts != nil {
 		o = *opts
@@ -339,6 +351,7 @@ func (g *Group) SelfUpdate(opts *CommitOptions) (*CommitResult, error) {
 // UpdateGroupContextExtensions commits a GroupContextExtensions proposal
 // replacing the extensions by exts.
 func (g *Group) UpdateGroupContextExtensions(exts []Extension, opts *CommitOptions) (*CommitResult, error) {
+	defer g.changedState()
 	o := CommitOptions{}
 	if opts != nil {
 		o = *opts
@@ -512,6 +525,7 @@ func (g *Group) fitPending(pending, own []resolvedProposal, self Sender) []resol
 // DiscardPendingCommit. Processing the commit's own message through
 // ProcessMessage merges it too.
 func (g *Group) Commit(opts *CommitOptions) (*CommitResult, error) {
+	defer g.changedState()
 	if err := g.checkActive(); err != nil {
 		return nil, err
 	}
@@ -738,6 +752,7 @@ func (g *Group) PendingCommit() *CommitResult {
 // MergePendingCommit enters the epoch of this client's pending commit. Call
 // it only once the delivery service accepted the commit.
 func (g *Group) MergePendingCommit() (*CommitResult, error) {
+	defer g.changedState()
 	if g.pending == nil {
 		return nil, ErrNoPendingCommit
 	}
@@ -760,6 +775,7 @@ func (g *Group) MergePendingCommit() (*CommitResult, error) {
 // DiscardPendingCommit drops this client's pending commit (for example when
 // the delivery service refused it because another commit won the epoch).
 func (g *Group) DiscardPendingCommit() error {
+	defer g.changedState()
 	if g.pending == nil {
 		return ErrNoPendingCommit
 	}

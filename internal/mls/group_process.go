@@ -81,7 +81,15 @@ type Received struct {
 // Protect encrypts application data for the group as a PrivateMessage
 // and returns the MLSMessage bytes. authenticatedData travels in clear but
 // authenticated.
-func (g *Group) Protect(plaintext, authenticatedData []byte) ([]byte, error) {
+func (g *Group) Protect(plaintext, authenticatedData []byte) (_ []byte, err error) {
+	before := g.unsaved
+	defer func() {
+		if err != nil {
+			g.changedState()
+		} else {
+			g.movedRatchets(before)
+		}
+	}()
 	if err := g.checkActive(); err != nil {
 		return nil, err
 	}
@@ -104,7 +112,15 @@ func (g *Group) Protect(plaintext, authenticatedData []byte) ([]byte, error) {
 // what the message brings: a refused leaf fails with ErrCredentialRefused,
 // a refused proposal with ErrProposalRefused (it is not kept), a refused
 // commit with ErrCommitRefused. On error the group is unchanged.
-func (g *Group) ProcessMessage(b []byte) (*Received, error) {
+func (g *Group) ProcessMessage(b []byte) (rec *Received, err error) {
+	before := g.unsaved
+	defer func() {
+		if err == nil && g.unsaved == before && rec != nil && rec.Kind == KindApplication {
+			g.movedRatchets(before)
+		} else {
+			g.changedState()
+		}
+	}()
 	m, err := ParseMLSMessage(b)
 	if err != nil {
 		return nil, err

@@ -148,6 +148,7 @@ func UnmarshalGroup(b []byte) (*Group, error) {
 	if err := r.Finish(); err != nil {
 		return nil, fmt.Errorf("mls: group state: %w", err)
 	}
+	g.unsaved = UnsavedNothing // it is what was stored
 	return g, nil
 }
 

@@ -90,6 +90,7 @@ type ResumeOptions struct {
 // Welcome goes to the members; the commit message itself goes to no one.
 // The old group is not changed.
 func (g *Group) CreateReInitGroup(signer *Signer, kps []*KeyPackage, opts *ResumeOptions) (*Group, *CommitResult, error) {
+	defer g.changedState()
 	if g.removed {
 		return nil, nil, ErrNotMember
 	}
@@ -116,6 +117,7 @@ func (g *Group) CreateReInitGroup(signer *Signer, kps []*KeyPackage, opts *Resum
 // signature key of this group. It returns the new group and that commit,
 // whose Welcome goes to the subgroup's members. The group is not changed.
 func (g *Group) CreateBranch(groupID []byte, exts []Extension, signer *Signer, kps []*KeyPackage, opts *ResumeOptions) (*Group, *CommitResult, error) {
+	defer g.changedState()
 	if err := g.checkActive(); err != nil {
 		return nil, nil, err
 	}
@@ -227,6 +229,7 @@ func (g *Group) createResumed(usage ResumptionPSKUsage, cs CipherSuite, groupID 
 // Errors match ErrNotReInitialized, ErrResumptionMismatch or those of
 // JoinFromWelcome; the old group is never changed.
 func (g *Group) JoinReInit(welcome []byte, kp *KeyPackagePrivate, opts *JoinOptions) (*Group, error) {
+	defer g.changedState()
 	if g.removed {
 		return nil, ErrNotMember
 	}
@@ -264,6 +267,7 @@ func (g *Group) JoinReInit(welcome []byte, kp *KeyPackagePrivate, opts *JoinOpti
 // ErrResumptionMismatch or those of JoinFromWelcome; this group is never
 // changed.
 func (g *Group) JoinBranch(welcome []byte, kp *KeyPackagePrivate, opts *JoinOptions) (*Group, error) {
+	defer g.changedState()
 	if err := g.checkActive(); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,84 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+)
+
+// Ratchets go only onto the state they were moved from: another tag, epoch
+// or name writes nothing, and a whole write drops them.
+func TestPutGroupRatchets(t *testing.T) {
+	st := openTestStore(t, t.TempDir())
+	id := bytes.Repeat([]byte{4}, GroupIDSize)
+	var sg Group
+	mustUpdate(t, st, func(tx *Tx) (err error) {
+		if err := tx.PutGroup(Group{ID: id, Name: "g", State: []byte("state"), Epoch: 3}); err != nil {
+			return err
+		}
+		sg, err = tx.Group(id)
+		return err
+	})
+	if len(sg.StateTag) != stateTagSize || sg.Ratchets != nil {
+		t.Fatalf("new group: tag %x ratchets %x", sg.StateTag, sg.Ratchets)
+	}
+	put := func(g Group) bool {
+		var ok bool
+		mustUpdate(t, st, func(tx *Tx) (err error) { ok, err = tx.PutGroupRatchets(g); return })
+		return ok
+	}
+	read := func() (g Group) {
+		mustUpdate(t, st, func(tx *Tx) (err error) { g, err = tx.Group(id); return })
+		return g
+	}
+	for name, g := range map[string]Group{
+		"other tag":   {ID: id, Name: "g", Epoch: 3, StateTag: NewStateTag(), Ratchets: []byte("r")},
+		"other epoch": {ID: id, Name: "g", Epoch: 4, StateTag: sg.StateTag, Ratchets: []byte("r")},
+		"other name":  {ID: id, Name: "h", Epoch: 3, StateTag: sg.StateTag, Ratchets: []byte("r")},
+		"no tag":      {ID: id, Name: "g", Epoch: 3, Ratchets: []byte("r")},
+	} {
+		if put(g) {
+			t.Errorf("%s: ratchets written", name)
+		}
+	}
+	if got := read(); got.Ratchets != nil {
+		t.Fatalf("refused ratchets stored: %x", got.Ratchets)
+	}
+	small := sg
+	small.Ratchets, small.JoinReported = []byte("moved"), true
+	if !put(small) {
+		t.Fatal("ratchets onto their own state refused")
+	}
+	if got := read(); string(got.Ratchets) != "moved" || string(got.State) != "state" || !bytes.Equal(got.StateTag, sg.StateTag) || !got.JoinReported {
+		t.Fatalf("after ratchets: %+v", got)
+	}
+	whole := read()
+	whole.State, whole.Ratchets, whole.StateTag = []byte("state 2"), nil, nil
+	mustUpdate(t, st, func(tx *Tx) error { return tx.PutGroup(whole) })
+	if got := read(); got.Ratchets != nil || bytes.Equal(got.StateTag, sg.StateTag) || len(got.StateTag) != stateTagSize {
+		t.Fatalf("after a whole write: ratchets %x tag %x (was %x)", got.Ratchets, got.StateTag, sg.StateTag)
+	}
+}
+
+// AfterCommit runs once its transaction commits, not when it or the
+// savepoint it was registered in rolls back.
+func TestAfterCommit(t *testing.T) {
+	st := openTestStore(t, t.TempDir())
+	var ran []string
+	note := func(s string) func() { return func() { ran = append(ran, s) } }
+	failed := errors.New("no")
+	mustUpdate(t, st, func(tx *Tx) error {
+		tx.AfterCommit(note("outer"))
+		if err := tx.Savepoint(func(tx *Tx) error { tx.AfterCommit(note("rolled back")); return failed }); !errors.Is(err, failed) {
+			return err
+		}
+		return tx.Savepoint(func(tx *Tx) error { tx.AfterCommit(note("kept")); return nil })
+	})
+	if err := st.Update(context.Background(), func(tx *Tx) error { tx.AfterCommit(note("failed tx")); return failed }); !errors.Is(err, failed) {
+		t.Fatal(err)
+	}
+	if want := []string{"outer", "kept"}; len(ran) != 2 || ran[0] != want[0] || ran[1] != want[1] {
+		t.Fatalf("ran %q, want %q", ran, want)
+	}
+}
