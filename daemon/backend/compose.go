@@ -195,18 +195,21 @@ func (b *Backend) post(tx *store.Tx, sg *store.Group, g *mls.Group, self []byte,
 	if err := saveGroup(tx, sg, g); err != nil {
 		return applied{}, store.OutboxItem{}, err
 	}
-	rcpt := otherMembers(g, self)
+	// The node gives the message to every other member (it knows them
+	// from the group's tree): no list of them, which would grow with the
+	// group, is kept with it.
+	others := g.MemberCount() > 1
 	// The item names the history entry it sends (none for an edit or
 	// delete: the entry it names is another message's).
 	seq := a.Message.Seq
 	if k := m.Kind(); k == content.KindEdit || k == content.KindDelete {
 		seq = 0
 	}
-	it, err := tx.AddOutbox(store.OutboxItem{Kind: store.OutboxApplication, GroupID: sg.ID, ClientMsgID: cid, Payload: ct, Recipients: rcpt, Epoch: g.Epoch(), MessageSeq: seq})
+	it, err := tx.AddOutbox(store.OutboxItem{Kind: store.OutboxApplication, GroupID: sg.ID, ClientMsgID: cid, Payload: ct, FanOut: others, Epoch: g.Epoch(), MessageSeq: seq})
 	if err != nil {
 		return applied{}, store.OutboxItem{}, err
 	}
-	if len(rcpt) == 0 {
+	if !others {
 		if err := tx.SetOutboxState(it.ID, store.OutboxSent, ""); err != nil {
 			return applied{}, store.OutboxItem{}, err
 		}

@@ -19,7 +19,9 @@ import (
 
 // fannedOut reports whether it goes to the node as a group message (see
 // deliver): those are what a batch holds.
-func fannedOut(it store.OutboxItem) bool { return len(it.GroupID) > 0 && len(it.Recipients) > 0 }
+func fannedOut(it store.OutboxItem) bool {
+	return len(it.GroupID) > 0 && (it.FanOut || len(it.Recipients) > 0)
+}
 
 // outboxRun returns the items to give the node at once from pending, whose
 // first item is due: that item, and when it is a group message the pending

@@ -521,7 +521,7 @@ func (b *Backend) deliver(ctx context.Context, c *nodeclient.Client, it store.Ou
 		// The node's answer numbers the message in the group's order, the
 		// number every member sees.
 		var groupSeq uint64
-		if len(it.Recipients) > 0 {
+		if fannedOut(it) {
 			fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			seq, _, err := c.FanOut(fctx, cid, it.Payload)
 			cancel()

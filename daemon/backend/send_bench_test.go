@@ -35,3 +35,32 @@ func BenchmarkSendAlone(b *testing.B) {
 	cpu = processCPU(b) - cpu
 	b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/msg")
 }
+
+// BenchmarkSendInGroup measures the send transaction in a group of
+// members (the others in-process and silent, no node: the items stay
+// queued): what a message costs must not grow with the group.
+func BenchmarkSendInGroup(b *testing.B) {
+	for _, n := range []int{2, 1000} {
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
+			r := receiveSetupMembers(b, testnode.Logger(), "send", n-2)
+			ctx := context.Background()
+			if _, err := r.b.Join(ctx, 0); err != nil {
+				b.Fatal(err)
+			}
+			gid := FormatKey(r.group)
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu := processCPU(b)
+			n := 0
+			for i := 0; b.Loop(); i++ {
+				if _, err := r.b.Send(ctx, gid, fmt.Sprintf("m%d", i), nil); err != nil {
+					b.Fatal(err)
+				}
+				n++
+			}
+			b.StopTimer()
+			cpu = processCPU(b) - cpu
+			b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/msg")
+		})
+	}
+}

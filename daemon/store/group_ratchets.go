@@ -21,6 +21,12 @@ ALTER TABLE groups ADD COLUMN state_tag BLOB NOT NULL DEFAULT x'';
 UPDATE groups SET state_tag = randomblob(16);
 `
 
+// migrationOutboxFanOut marks group messages the node fans out without a
+// list of recipients (OutboxItem.FanOut).
+const migrationOutboxFanOut = `
+ALTER TABLE outbox ADD COLUMN fan_out INTEGER NOT NULL DEFAULT 0;
+`
+
 // stateTagSize is the size of a state tag.
 const stateTagSize = 16
 

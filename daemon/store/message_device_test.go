@@ -67,6 +67,7 @@ func TestMessageSenderDevice(t *testing.T) {
 	for _, q := range []string{
 		"ALTER TABLE messages DROP COLUMN sender_device",
 		"ALTER TABLE messages DROP COLUMN sender_device_name",
+		"ALTER TABLE outbox DROP COLUMN fan_out",
 		"ALTER TABLE groups DROP COLUMN ratchets",
 		"ALTER TABLE groups DROP COLUMN state_tag",
 		fmt.Sprintf("PRAGMA user_version = %d", version),

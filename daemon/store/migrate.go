@@ -185,6 +185,8 @@ ALTER TABLE groups ADD COLUMN disappear_after INTEGER NOT NULL DEFAULT 0;
 	migrationOwedReceipts,
 	// 14: a group's secret trees apart from its state (group_ratchets.go).
 	migrationGroupRatchets,
+	// 15: group messages without a recipient list (outbox.go).
+	migrationOutboxFanOut,
 }
 
 // SchemaVersion is the schema version this program writes.

@@ -45,6 +45,10 @@ type OutboxItem struct {
 	Payload     []byte
 	// Recipients are identity keys.
 	Recipients [][]byte
+	// FanOut marks a group message the node gives every other member of
+	// the group (it knows them from the group's tree): it needs no
+	// Recipients, whose list would grow with the group.
+	FanOut bool
 	Epoch      uint64
 	// MessageSeq links an application message to its history entry.
 	MessageSeq uint64
@@ -115,9 +119,9 @@ func (tx *Tx) AddOutbox(it OutboxItem) (OutboxItem, error) {
 	if len(it.ClientMsgID) > 0 {
 		cid = it.ClientMsgID
 	}
-	res, err := tx.exec(`INSERT INTO outbox (kind, group_id, client_msg_id, payload, recipients, epoch, message_seq, state, created_at, updated_at, welcome, welcome_recipients, intent)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		string(it.Kind), it.GroupID, cid, it.Payload, rcpt, int64(it.Epoch), int64(it.MessageSeq), string(it.State), unixNano(tx.now), unixNano(tx.now), it.Welcome, wrcpt, it.Intent)
+	res, err := tx.exec(`INSERT INTO outbox (kind, group_id, client_msg_id, payload, recipients, fan_out, epoch, message_seq, state, created_at, updated_at, welcome, welcome_recipients, intent)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		string(it.Kind), it.GroupID, cid, it.Payload, rcpt, boolInt(it.FanOut), int64(it.Epoch), int64(it.MessageSeq), string(it.State), unixNano(tx.now), unixNano(tx.now), it.Welcome, wrcpt, it.Intent)
 	if isUniqueViolation(err) {
 		return OutboxItem{}, fmt.Errorf("store: add outbox: client message id %x: %w", it.ClientMsgID, ErrExists)
 	}
@@ -156,14 +160,14 @@ func cloneOutboxItem(it OutboxItem) OutboxItem {
 	return it
 }
 
-const outboxColumns = `id, kind, group_id, client_msg_id, payload, recipients, epoch, message_seq, state, attempts, last_error, created_at, updated_at, welcome, welcome_recipients, intent`
+const outboxColumns = `id, kind, group_id, client_msg_id, payload, recipients, fan_out, epoch, message_seq, state, attempts, last_error, created_at, updated_at, welcome, welcome_recipients, intent`
 
 func scanOutbox(scan func(...any) error) (OutboxItem, error) {
 	var it OutboxItem
 	var kind, state string
 	var rcpt, wrcpt []byte
-	var epoch, mseq, created, updated int64
-	if err := scan(&it.ID, &kind, &it.GroupID, &it.ClientMsgID, &it.Payload, &rcpt, &epoch, &mseq, &state, &it.Attempts, &it.LastError, &created, &updated, &it.Welcome, &wrcpt, &it.Intent); err != nil {
+	var epoch, mseq, created, updated, fan int64
+	if err := scan(&it.ID, &kind, &it.GroupID, &it.ClientMsgID, &it.Payload, &rcpt, &fan, &epoch, &mseq, &state, &it.Attempts, &it.LastError, &created, &updated, &it.Welcome, &wrcpt, &it.Intent); err != nil {
 		return OutboxItem{}, err
 	}
 	var err error
@@ -173,7 +177,7 @@ func scanOutbox(scan func(...any) error) (OutboxItem, error) {
 	if it.WelcomeRecipients, err = unpackRecipients(wrcpt); err != nil {
 		return OutboxItem{}, err
 	}
-	it.Kind, it.State = OutboxKind(kind), OutboxState(state)
+	it.Kind, it.State, it.FanOut = OutboxKind(kind), OutboxState(state), fan != 0
 	it.Epoch, it.MessageSeq = uint64(epoch), uint64(mseq)
 	it.CreatedAt, it.UpdatedAt = fromUnixNano(created), fromUnixNano(updated)
 	return it, nil

@@ -133,3 +133,19 @@ func TestMigrateOutboxIntent(t *testing.T) {
 		return err
 	})
 }
+
+// A group message the node fans out keeps no recipient list, and reads
+// back as such.
+func TestOutboxFanOutWithoutRecipients(t *testing.T) {
+	st := openTestStore(t, t.TempDir())
+	gid := bytes.Repeat([]byte{9}, GroupIDSize)
+	mustUpdate(t, st, func(tx *Tx) error {
+		_, err := tx.AddOutbox(OutboxItem{Kind: OutboxApplication, GroupID: gid, Payload: []byte("ct"), FanOut: true})
+		return err
+	})
+	var got []OutboxItem
+	mustUpdate(t, st, func(tx *Tx) (err error) { got, err = tx.PendingSends(10, nil, false); return })
+	if len(got) != 1 || !got[0].FanOut || len(got[0].Recipients) != 0 {
+		t.Fatalf("pending: %+v", got)
+	}
+}

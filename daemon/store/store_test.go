@@ -499,6 +499,7 @@ func TestMessageGroupSeq(t *testing.T) {
 		"ALTER TABLE messages DROP COLUMN deleted",
 		"ALTER TABLE messages DROP COLUMN expires_at",
 		"ALTER TABLE messages DROP COLUMN group_seq",
+		"ALTER TABLE outbox DROP COLUMN fan_out",
 		"ALTER TABLE groups DROP COLUMN ratchets",
 		"ALTER TABLE groups DROP COLUMN state_tag",
 		"PRAGMA user_version = 5",
