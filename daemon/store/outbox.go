@@ -49,7 +49,7 @@ type OutboxItem struct {
 	// the group (it knows them from the group's tree): it needs no
 	// Recipients, whose list would grow with the group.
 	FanOut bool
-	Epoch      uint64
+	Epoch  uint64
 	// MessageSeq links an application message to its history entry.
 	MessageSeq uint64
 	// Welcome is a commit's Welcome (empty when it adds nobody), for
