@@ -54,9 +54,12 @@ func (tx *Tx) PutGroup(g Group) error {
 	// read): the row is there with the same epoch and name. One statement
 	// then, which leaves the name's index alone; a new epoch's keys are
 	// not among what it replaces, so there is nothing to scrub.
-	res, err := tx.exec(`UPDATE groups SET state = ?, ratchets = ?, state_tag = ?, updated_at = ?, left_at = ?, join_reported = ?, disappear_after = ?
+	if err := tx.putState(g); err != nil {
+		return err
+	}
+	res, err := tx.exec(`UPDATE groups SET ratchets = ?, state_tag = ?, updated_at = ?, left_at = ?, join_reported = ?, disappear_after = ?
 		WHERE group_id = ? AND epoch = ? AND name = ?`,
-		g.State, g.Ratchets, g.StateTag, unixNano(tx.now), unixNano(g.LeftAt), boolInt(g.JoinReported), int64(g.DisappearAfter), g.ID, int64(g.Epoch), g.Name)
+		g.Ratchets, g.StateTag, unixNano(tx.now), unixNano(g.LeftAt), boolInt(g.JoinReported), int64(g.DisappearAfter), g.ID, int64(g.Epoch), g.Name)
 	if err != nil {
 		return fmt.Errorf("store: put group %x: %w", g.ID, err)
 	}
@@ -72,24 +75,26 @@ func (tx *Tx) PutGroup(g Group) error {
 	case err != nil && !errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("store: put group %x: %w", g.ID, err)
 	}
-	_, err = tx.exec(`INSERT INTO groups (group_id, name, state, ratchets, state_tag, epoch, created_at, updated_at, left_at, join_reported, disappear_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (group_id) DO UPDATE SET name = excluded.name, state = excluded.state, ratchets = excluded.ratchets,
+	_, err = tx.exec(`INSERT INTO groups (group_id, name, state, ratchets, state_tag, epoch, created_at, updated_at, left_at, join_reported, disappear_after) VALUES (?, ?, x'', ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (group_id) DO UPDATE SET name = excluded.name, ratchets = excluded.ratchets,
 			state_tag = excluded.state_tag, epoch = excluded.epoch,
 			updated_at = excluded.updated_at, left_at = excluded.left_at, join_reported = excluded.join_reported,
 			disappear_after = excluded.disappear_after`,
-		g.ID, g.Name, g.State, g.Ratchets, g.StateTag, int64(g.Epoch), unixNano(created), unixNano(tx.now), unixNano(g.LeftAt), boolInt(g.JoinReported), int64(g.DisappearAfter))
+		g.ID, g.Name, g.Ratchets, g.StateTag, int64(g.Epoch), unixNano(created), unixNano(tx.now), unixNano(g.LeftAt), boolInt(g.JoinReported), int64(g.DisappearAfter))
 	if err != nil {
 		return fmt.Errorf("store: put group %x: %w", g.ID, err)
 	}
 	return nil
 }
 
-const groupColumns = `group_id, name, state, ratchets, state_tag, epoch, created_at, updated_at, left_at, join_reported, disappear_after`
+// groupColumns are a group's row; its state is in group_states
+// (group_states.go).
+const groupColumns = `group_id, name, ratchets, state_tag, epoch, created_at, updated_at, left_at, join_reported, disappear_after`
 
 func scanGroup(scan func(...any) error) (Group, error) {
 	var g Group
 	var epoch, created, updated, left, reported, disappear int64
-	if err := scan(&g.ID, &g.Name, &g.State, &g.Ratchets, &g.StateTag, &epoch, &created, &updated, &left, &reported, &disappear); err != nil {
+	if err := scan(&g.ID, &g.Name, &g.Ratchets, &g.StateTag, &epoch, &created, &updated, &left, &reported, &disappear); err != nil {
 		return Group{}, err
 	}
 	g.DisappearAfter = time.Duration(disappear)
@@ -107,6 +112,9 @@ func (tx *Tx) Group(id []byte) (Group, error) {
 	}
 	if err != nil {
 		return Group{}, fmt.Errorf("store: read group: %w", err)
+	}
+	if err := tx.fillState(&g); err != nil {
+		return Group{}, err
 	}
 	return g, nil
 }
@@ -142,6 +150,12 @@ func (tx *Tx) groups(q string, args ...any) ([]Group, error) {
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: list groups: %w", err)
+	}
+	rows.Close()
+	for i := range out {
+		if err := tx.fillState(&out[i]); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }

@@ -6,9 +6,9 @@ import (
 	"testing"
 )
 
-// A group saved again at the same epoch and name (its ratchet moved) is
-// one statement; a new name or epoch takes the full path, and a new epoch
-// scrubs the old one's keys.
+// A group saved again at the same epoch and name is two statements (its
+// state and its row); a new name or epoch takes the full path, and a new
+// epoch scrubs the old one's keys.
 func TestPutGroupPaths(t *testing.T) {
 	st := openTestStore(t, t.TempDir())
 	g := Group{ID: testGroupID(9), Name: "team", State: []byte{1}, Epoch: 2}
@@ -37,8 +37,8 @@ func TestPutGroupPaths(t *testing.T) {
 		})
 	}
 	g.State = []byte{2}
-	if n, scrub := put(g); n != 1 || scrub {
-		t.Errorf("same epoch and name: %d statements, scrub %v; want 1, false", n, scrub)
+	if n, scrub := put(g); n != 2 || scrub {
+		t.Errorf("same epoch and name: %d statements, scrub %v; want 2, false", n, scrub)
 	}
 	check(g)
 	g.Name, g.State = "renamed", []byte{3}

@@ -82,3 +82,57 @@ func TestAfterCommit(t *testing.T) {
 		t.Fatalf("ran %q, want %q", ran, want)
 	}
 }
+
+// A group's state moves to group_states, and a transaction that reads a
+// group whose state the store keeps reads no state.
+func TestGroupStates(t *testing.T) {
+	dir := t.TempDir()
+	st := openTestStore(t, dir)
+	id := bytes.Repeat([]byte{5}, GroupIDSize)
+	state := bytes.Repeat([]byte{7}, 10000)
+	mustUpdate(t, st, func(tx *Tx) error { return tx.PutGroup(Group{ID: id, Name: "g", State: state, Epoch: 1}) })
+	reads := func() int64 {
+		t.Helper()
+		n0 := st.WriteStatements()
+		mustUpdate(t, st, func(tx *Tx) error {
+			g, err := tx.Group(id)
+			if err == nil && !bytes.Equal(g.State, state) {
+				t.Fatalf("state of %d bytes read back as %d", len(state), len(g.State))
+			}
+			return err
+		})
+		return st.WriteStatements() - n0
+	}
+	if n := reads(); n != 1 {
+		t.Errorf("a kept state: %d statements, want 1 (the row)", n)
+	}
+	st.states.forget()
+	if n := reads(); n != 2 {
+		t.Errorf("a state not kept: %d statements, want 2 (the row, the state)", n)
+	}
+	if n := reads(); n != 1 {
+		t.Errorf("a state read once: %d statements, want 1", n)
+	}
+
+	// A store of schema 15 kept the state in the groups row.
+	for _, q := range []string{
+		"DROP TABLE group_states",
+		"PRAGMA user_version = 15",
+	} {
+		if _, err := st.db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.db.Exec(`UPDATE groups SET state = ?`, state); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	st = openTestStore(t, dir)
+	if n := reads(); n != 2 {
+		t.Errorf("after the migration: %d statements", n)
+	}
+	var left int
+	if err := st.db.QueryRow(`SELECT length(state) FROM groups`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("the groups row keeps %d bytes of state (%v)", left, err)
+	}
+}

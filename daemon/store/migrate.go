@@ -187,6 +187,8 @@ ALTER TABLE groups ADD COLUMN disappear_after INTEGER NOT NULL DEFAULT 0;
 	migrationGroupRatchets,
 	// 15: group messages without a recipient list (outbox.go).
 	migrationOutboxFanOut,
+	// 16: group states in a table of their own (group_states.go).
+	migrationGroupStates,
 }
 
 // SchemaVersion is the schema version this program writes.

@@ -45,6 +45,8 @@ type Store struct {
 	stmts stmtCache
 	// memo keeps decoded values of rows (memo.go).
 	memo memo
+	// states are the group states last read or written (group_states.go).
+	states stateCache
 	// keys is the identity's expanded key (identity_cache.go).
 	keys expandedKey
 	// identity is the committed identity once read (identity_cache.go).
@@ -131,6 +133,7 @@ func (s *Store) Close() error {
 	cerr := s.checkpoint(context.Background())
 	s.stmts.close()
 	s.memo.forget()
+	s.states.forget()
 	s.identity.forget()
 	s.keys.wipe()
 	if err := s.db.Close(); err != nil {
@@ -165,8 +168,9 @@ type Tx struct {
 	stmts *stmtCache
 	// memo, kept and handed are the decoded values (memo.go): the
 	// store's, those tx keeps once it commits, those it was handed.
-	memo *memo
-	keys *expandedKey
+	memo   *memo
+	states *stateCache
+	keys   *expandedKey
 	// identity is the store's kept identity; identityPut is set once tx
 	// wrote the row (identity_cache.go).
 	identity    *identityMemo
@@ -212,7 +216,7 @@ func (s *Store) runTxOn(ctx context.Context, readOnly bool, stmts *stmtCache, fn
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	tx := &Tx{ctx: stmtContext(ctx, readOnly), tx: sqlTx, now: s.now(), readOnly: readOnly, stmts: stmts, memo: &s.memo, keys: &s.keys, identity: &s.identity, merged: &s.merged, writes: &s.writes}
+	tx := &Tx{ctx: stmtContext(ctx, readOnly), tx: sqlTx, now: s.now(), readOnly: readOnly, stmts: stmts, memo: &s.memo, states: &s.states, keys: &s.keys, identity: &s.identity, merged: &s.merged, writes: &s.writes}
 	err = fn(tx)
 	if err == nil {
 		err = tx.broken
