@@ -136,3 +136,26 @@ func TestGroupStates(t *testing.T) {
 		t.Fatalf("the groups row keeps %d bytes of state (%v)", left, err)
 	}
 }
+
+// The kept states stay within their bounds, and a state is given only for
+// the tag it was written with.
+func TestStateCacheBounds(t *testing.T) {
+	var c stateCache
+	for i := range stateCacheEntries * 2 {
+		c.put([]byte{byte(i)}, []byte{1}, []byte{byte(i)})
+	}
+	if n := len(c.m.m); n > stateCacheEntries {
+		t.Fatalf("%d states, bound %d", n, stateCacheEntries)
+	}
+	c.put([]byte("big"), []byte{1}, make([]byte, stateCacheBytes+1))
+	if c.m.bytes > stateCacheBytes {
+		t.Fatalf("%d bytes, bound %d", c.m.bytes, stateCacheBytes)
+	}
+	c.put([]byte("g"), []byte{1}, []byte("one"))
+	if st, ok := c.get([]byte("g"), []byte{2}); ok {
+		t.Fatalf("another tag's state given: %q", st)
+	}
+	if st, ok := c.get([]byte("g"), []byte{1}); !ok || string(st) != "one" {
+		t.Fatalf("the state kept: %q %v", st, ok)
+	}
+}

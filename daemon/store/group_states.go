@@ -33,9 +33,8 @@ const (
 
 // stateCache is the states kept in memory, by group id.
 type stateCache struct {
-	mu    sync.Mutex
-	m     map[string]cachedState
-	bytes int
+	mu sync.Mutex
+	m  bounded[cachedState] // sized by the state's bytes
 }
 
 type cachedState struct {
@@ -46,7 +45,7 @@ type cachedState struct {
 func (c *stateCache) get(id, tag []byte) ([]byte, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.m[string(id)]
+	e, ok := c.m.get(string(id))
 	if !ok || len(tag) == 0 || !bytes.Equal(e.tag, tag) {
 		return nil, false
 	}
@@ -56,34 +55,19 @@ func (c *stateCache) get(id, tag []byte) ([]byte, bool) {
 // put keeps state as written with tag for group id. A tag of a write that
 // rolls back is never read, so a state may be kept before its commit.
 func (c *stateCache) put(id, tag, state []byte) {
-	if len(tag) == 0 || len(state) > stateCacheBytes {
+	if len(tag) == 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[string]cachedState{}
-	}
-	if old, ok := c.m[string(id)]; ok {
-		c.bytes -= len(old.state)
-		delete(c.m, string(id))
-	}
-	for k, e := range c.m {
-		if len(c.m) < stateCacheEntries && c.bytes+len(state) <= stateCacheBytes {
-			break
-		}
-		delete(c.m, k) // an arbitrary one
-		c.bytes -= len(e.state)
-	}
-	c.m[string(id)] = cachedState{tag: bytes.Clone(tag), state: state}
-	c.bytes += len(state)
+	c.m.put(string(id), cachedState{tag: bytes.Clone(tag), state: state}, len(state), stateCacheEntries, stateCacheBytes)
 }
 
 // forget drops every state.
 func (c *stateCache) forget() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.m, c.bytes = nil, 0
+	c.m.clear()
 }
 
 // fillState sets g.State: the one kept for g's tag, or the table's.

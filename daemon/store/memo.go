@@ -35,9 +35,8 @@ const (
 
 // memo is the Store's memory of decoded values.
 type memo struct {
-	mu    sync.Mutex
-	m     map[string]memoEntry
-	bytes int
+	mu sync.Mutex
+	m  bounded[memoEntry] // by key, sized by the row's bytes
 }
 
 type memoEntry struct {
@@ -49,13 +48,8 @@ type memoEntry struct {
 func (m *memo) take(key string, raw []byte) (any, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, ok := m.m[key]
-	if !ok {
-		return nil, false
-	}
-	delete(m.m, key)
-	m.bytes -= len(e.raw)
-	if !bytes.Equal(e.raw, raw) {
+	e, ok := m.m.remove(key)
+	if !ok || !bytes.Equal(e.raw, raw) {
 		return nil, false
 	}
 	return e.v, true
@@ -65,29 +59,11 @@ func (m *memo) take(key string, raw []byte) (any, bool) {
 func (m *memo) put(kept []keptValue) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.m == nil {
-		m.m = map[string]memoEntry{}
-	}
 	for _, k := range kept {
 		if k.v == nil {
 			continue // taken again later in the transaction
 		}
-		if old, ok := m.m[k.key]; ok {
-			m.bytes -= len(old.raw)
-			delete(m.m, k.key)
-		}
-		for key, e := range m.m {
-			if len(m.m) < memoEntries && m.bytes+len(k.raw) <= memoBytes {
-				break
-			}
-			delete(m.m, key) // an arbitrary one
-			m.bytes -= len(e.raw)
-		}
-		if len(k.raw) > memoBytes {
-			continue
-		}
-		m.m[k.key] = memoEntry{raw: k.raw, v: k.v}
-		m.bytes += len(k.raw)
+		m.m.put(k.key, memoEntry{raw: k.raw, v: k.v}, len(k.raw), memoEntries, memoBytes)
 	}
 }
 
@@ -95,7 +71,7 @@ func (m *memo) put(kept []keptValue) {
 func (m *memo) forget() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.m, m.bytes = nil, 0
+	m.m.clear()
 }
 
 // keptValue is a value a transaction keeps (nil once taken again).

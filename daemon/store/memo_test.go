@@ -166,15 +166,15 @@ func TestDecodedMemoBounds(t *testing.T) {
 	for i := range memoEntries * 2 {
 		m.put([]keptValue{{key: string(rune('a' + i)), raw: []byte{byte(i)}, v: &memoValue{}}})
 	}
-	if len(m.m) > memoEntries {
-		t.Fatalf("%d entries, bound %d", len(m.m), memoEntries)
+	if len(m.m.m) > memoEntries {
+		t.Fatalf("%d entries, bound %d", len(m.m.m), memoEntries)
 	}
 	m.put([]keptValue{{key: "big", raw: make([]byte, memoBytes+1), v: &memoValue{}}})
-	if m.bytes > memoBytes {
-		t.Fatalf("%d bytes, bound %d", m.bytes, memoBytes)
+	if m.m.bytes > memoBytes {
+		t.Fatalf("%d bytes, bound %d", m.m.bytes, memoBytes)
 	}
 	m.forget()
-	if len(m.m) != 0 || m.bytes != 0 {
+	if len(m.m.m) != 0 || m.m.bytes != 0 {
 		t.Fatal("forget kept values")
 	}
 }
