@@ -16,7 +16,9 @@ type Group struct {
 	Name string
 	// State is the serialized MLS group state; Ratchets, when not nil,
 	// its secret trees as moved since (group_ratchets.go). StateTag names
-	// the write of State (empty: PutGroup makes a new one).
+	// the write of State (empty: PutGroup makes a new one). The bytes a
+	// read returns are shared with the store's memory and must not be
+	// written into.
 	State     []byte
 	Ratchets  []byte
 	StateTag  []byte

@@ -155,7 +155,12 @@ func TestStateCacheBounds(t *testing.T) {
 	if st, ok := c.get([]byte("g"), []byte{2}); ok {
 		t.Fatalf("another tag's state given: %q", st)
 	}
-	if st, ok := c.get([]byte("g"), []byte{1}); !ok || string(st) != "one" {
+	st, ok := c.get([]byte("g"), []byte{1})
+	if !ok || string(st) != "one" {
 		t.Fatalf("the state kept: %q %v", st, ok)
+	}
+	c.forget() // at Close: the states' secrets are wiped
+	if string(st) != "\x00\x00\x00" || len(c.m.m) != 0 {
+		t.Fatalf("after forget: %q, %d kept", st, len(c.m.m))
 	}
 }

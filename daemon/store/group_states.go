@@ -63,14 +63,20 @@ func (c *stateCache) put(id, tag, state []byte) {
 	c.m.put(string(id), cachedState{tag: bytes.Clone(tag), state: state}, len(state), stateCacheEntries, stateCacheBytes)
 }
 
-// forget drops every state.
+// forget wipes and drops every state (they hold the groups' secrets);
+// only Close calls it, when no transaction holds one.
 func (c *stateCache) forget() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	for _, e := range c.m.m {
+		clear(e.v.state)
+	}
 	c.m.clear()
 }
 
-// fillState sets g.State: the one kept for g's tag, or the table's.
+// fillState sets g.State: the one kept for g's tag, or the table's. The
+// bytes are shared with the store's memory: nobody writes into a
+// Group.State.
 func (tx *Tx) fillState(g *Group) error {
 	if st, ok := tx.states.get(g.ID, g.StateTag); ok {
 		g.State = st
@@ -85,12 +91,13 @@ func (tx *Tx) fillState(g *Group) error {
 	return nil
 }
 
-// putState writes g's state into the table and keeps it.
+// putState writes g's state into the table and keeps a copy of it (the
+// caller's bytes stay the caller's).
 func (tx *Tx) putState(g Group) error {
 	if _, err := tx.exec(`INSERT INTO group_states (group_id, state) VALUES (?, ?)
 		ON CONFLICT (group_id) DO UPDATE SET state = excluded.state`, g.ID, g.State); err != nil {
 		return fmt.Errorf("store: put state of group %x: %w", g.ID, err)
 	}
-	tx.states.put(g.ID, g.StateTag, g.State)
+	tx.states.put(g.ID, g.StateTag, bytes.Clone(g.State))
 	return nil
 }
