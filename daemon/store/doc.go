@@ -28,8 +28,10 @@
 //   - identity: the one Ed25519 identity (private seed and public key).
 //   - key_packages: KeyPackages with their private halves, stored before they
 //     are uploaded, deleted when used.
-//   - groups: MLS group id, name, serialized group state, epoch, the
-//     disappearing-messages timer.
+//   - groups: MLS group id, name, epoch, the disappearing-messages timer,
+//     the secret trees moved since the state was written and the tag of
+//     that write (group_ratchets.go).
+//   - group_states: each group's serialized MLS state (group_states.go).
 //   - messages: history with a per-group sequence number and a read flag;
 //     what each is (kind, the message it refers to, edited, deleted, when
 //     it expires; content.go).

@@ -52,10 +52,12 @@ func (tx *Tx) PutGroup(g Group) error {
 	if created.IsZero() {
 		created = tx.now
 	}
-	// The common case, a group whose ratchet moved (a message sent or
-	// read): the row is there with the same epoch and name. One statement
-	// then, which leaves the name's index alone; a new epoch's keys are
-	// not among what it replaces, so there is nothing to scrub.
+	// The state goes to group_states. The common case then, a group
+	// changed within its epoch (a proposal; a message only moves the
+	// ratchets, PutGroupRatchets): the row is there with the same epoch
+	// and name, one statement, which leaves the name's index alone; a new
+	// epoch's keys are not among what it replaces, so there is nothing to
+	// scrub.
 	if err := tx.putState(g); err != nil {
 		return err
 	}
