@@ -1,6 +1,8 @@
 package backend
 
 import (
+	"bytes"
+
 	"github.com/quicproquo/quicproquo/daemon/store"
 	"github.com/quicproquo/quicproquo/internal/mls"
 )
@@ -19,13 +21,10 @@ import (
 func groupKey(id []byte) string { return "group:" + string(id) }
 
 // stateMark is what a decoded group is remembered by: the tag of the
-// state's write and the ratchets moved since (store/group_ratchets.go). A
-// row from before tags (none) is remembered by its whole state.
+// state's write (every row has one) and the ratchets moved since
+// (store/group_ratchets.go).
 func stateMark(sg store.Group) []byte {
-	if len(sg.StateTag) == 0 {
-		return append([]byte{0}, sg.State...)
-	}
-	return append(append([]byte{1}, sg.StateTag...), sg.Ratchets...)
+	return append(bytes.Clone(sg.StateTag), sg.Ratchets...)
 }
 
 // decodeGroup returns sg's MLS group: the one kept with sg's state, or

@@ -232,11 +232,11 @@ func (s *Store) runTxOn(ctx context.Context, readOnly bool, stmts *stmtCache, fn
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
 	}
+	for _, fn := range tx.after {
+		fn() // before the memo hands the kept values to another transaction
+	}
 	if len(tx.kept) > 0 {
 		s.memo.put(tx.kept)
-	}
-	for _, fn := range tx.after {
-		fn()
 	}
 	if tx.outboxTouched {
 		s.commitFresh(tx)
