@@ -81,11 +81,17 @@ func startProc(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
 	p := &proc{name: name, cmd: exec.Command(args[0], args[1:]...), out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.Env = append(os.Environ(), "GOTRACEBACK=all")
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
 	go func() { p.err = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
+		if t.Failed() {
+			// A failed test shows where each process was: SIGQUIT makes a
+			// Go program print every goroutine's stack before it exits.
+			p.stop(syscall.SIGQUIT)
+		}
 		p.stop(syscall.SIGKILL)
 		if t.Failed() {
 			t.Logf("--- output of %s ---\n%s", p.name, p.out.String())

@@ -28,10 +28,12 @@ type outboxMarks struct {
 	// committed are marks committed since the sender's last read began:
 	// that read may predate them, so their items still count as sent.
 	committed map[int64]bool
-	wake      chan struct{}
-	retry     chan struct{} // a mark failed: its item is pending again
-	stopping  chan struct{}
-	stopped   chan struct{}
+	// idle is closed while no mark is in flight (see settle).
+	idle     chan struct{}
+	wake     chan struct{}
+	retry    chan struct{} // a mark failed: its item is pending again
+	stopping chan struct{}
+	stopped  chan struct{}
 }
 
 // sentMark is what markSent records for an item.
@@ -42,8 +44,9 @@ type sentMark struct {
 
 // startMarks starts a writer of marks; stop it with stop.
 func (b *Backend) startMarks() *outboxMarks {
-	m := &outboxMarks{b: b, inFlight: map[int64]bool{}, committed: map[int64]bool{}, wake: make(chan struct{}, 1), retry: make(chan struct{}, 1),
+	m := &outboxMarks{b: b, inFlight: map[int64]bool{}, committed: map[int64]bool{}, idle: make(chan struct{}), wake: make(chan struct{}, 1), retry: make(chan struct{}, 1),
 		stopping: make(chan struct{}), stopped: make(chan struct{})}
+	close(m.idle)
 	go m.run()
 	return m
 }
@@ -52,6 +55,9 @@ func (b *Backend) startMarks() *outboxMarks {
 func (m *outboxMarks) add(it store.OutboxItem, groupSeq uint64) {
 	m.mu.Lock()
 	m.queued = append(m.queued, sentMark{it, groupSeq})
+	if len(m.inFlight) == 0 {
+		m.idle = make(chan struct{})
+	}
 	m.inFlight[it.ID] = true
 	m.mu.Unlock()
 	select {
@@ -66,6 +72,21 @@ func (m *outboxMarks) sent(id int64) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.inFlight[id] || m.committed[id]
+}
+
+// settle waits until no mark is in flight: every item the node took so
+// far is marked sent, or pending again after a failed mark. It reports
+// false when ctx ended first.
+func (m *outboxMarks) settle(ctx context.Context) bool {
+	m.mu.Lock()
+	idle := m.idle
+	m.mu.Unlock()
+	select {
+	case <-idle:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // reading is called as the sender begins a read of pending items: the
@@ -115,6 +136,13 @@ func (m *outboxMarks) flush() {
 		delete(m.inFlight, s.it.ID)
 		if err == nil {
 			m.committed[s.it.ID] = true
+		}
+	}
+	if len(m.inFlight) == 0 {
+		select {
+		case <-m.idle:
+		default:
+			close(m.idle)
 		}
 	}
 	m.mu.Unlock()

@@ -385,6 +385,7 @@ func (b *Backend) sendOutbox(ctx context.Context, c *nodeclient.Client) {
 		// a recovery holds items back that the handed-over list would not.
 		clean = !recovering && len(items) < sendPage
 		progress := false
+		taken := 0 // items read that the node took, their marks not read yet
 		for i := 0; i < len(items); i++ {
 			it := items[i]
 			if handed && it.ID <= lastID {
@@ -397,6 +398,7 @@ func (b *Backend) sendOutbox(ctx context.Context, c *nodeclient.Client) {
 				continue // an earlier item of this group waits: keep the order
 			}
 			if marks.sent(it.ID) {
+				taken++
 				continue // taken by the node, its mark on the way
 			}
 			run := outboxRun(items[i:], handed, lastID, marks, single)
@@ -462,6 +464,17 @@ func (b *Backend) sendOutbox(ctx context.Context, c *nodeclient.Client) {
 		// for its group sets next, and one whose mark fails is signalled
 		// by the marks' writer (marks.retry). A full page may hide more.
 		if progress && len(items) >= sendPage {
+			continue
+		}
+		if taken > 0 && len(items) >= sendPage {
+			// A full page of items the node took, whose marks were not
+			// yet committed when it was read, hides the items after it:
+			// nothing would wake the sender for those. Read again once
+			// the marks are in.
+			if !marks.settle(ctx) {
+				return
+			}
+			clean = false
 			continue
 		}
 		woke, retried := b.waitOutbox(ctx, changed, marks.retry, next)
