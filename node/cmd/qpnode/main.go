@@ -394,10 +394,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.requirePQTLS {
 		transport.RequireHybridKeyExchange(tlsConf, log)
 	}
-	ln, err := server.ListenTLS(o.listen, tlsConf)
+	resetKey, err := server.StatelessResetKey(cert.PrivateKey)
 	if err != nil {
 		return err
 	}
+	ln, udp, err := server.ListenReset(o.listen, tlsConf, resetKey)
+	if err != nil {
+		return err
+	}
+	defer udp.Close()
 	defer ln.Close()
 	addr := ln.Addr().String()
 	log.Info("listening", "addr", addr, "alpn", transport.ALPN, "require_pq_tls", o.requirePQTLS)
