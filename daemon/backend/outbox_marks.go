@@ -163,19 +163,25 @@ func (m *outboxMarks) flush() {
 // A mark that fails is skipped (its item goes out again) and the first
 // such failure returned.
 func (b *Backend) markSent(ctx context.Context, marks []sentMark) error {
+	mark := func(tx *store.Tx, s sentMark) error {
+		it := s.it
+		if s.groupSeq > 0 && it.MessageSeq > 0 {
+			if err := tx.SetGroupSeq(it.GroupID, it.MessageSeq, s.groupSeq); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err // (a message gone by retention keeps no number)
+			}
+		}
+		return tx.SetOutboxState(it.ID, store.OutboxSent, "")
+	}
 	var failed error
 	err := b.st.UpdateNoSync(ctx, func(tx *store.Tx) error {
 		failed = nil
+		if len(marks) == 1 {
+			// A lone mark needs no savepoint: if it fails, the
+			// transaction holds nothing else.
+			return mark(tx, marks[0])
+		}
 		for _, s := range marks {
-			it := s.it
-			err := tx.Savepoint(func(tx *store.Tx) error {
-				if s.groupSeq > 0 && it.MessageSeq > 0 {
-					if err := tx.SetGroupSeq(it.GroupID, it.MessageSeq, s.groupSeq); err != nil && !errors.Is(err, store.ErrNotFound) {
-						return err // (a message gone by retention keeps no number)
-					}
-				}
-				return tx.SetOutboxState(it.ID, store.OutboxSent, "")
-			})
+			err := tx.Savepoint(func(tx *store.Tx) error { return mark(tx, s) })
 			if err != nil && failed == nil {
 				failed = err
 			}
