@@ -18,16 +18,16 @@ import (
 // message in a warm two-member group to the statements they need.
 
 // sendStatements is what Alice's send transaction needs: the group row,
-// the message's row (which takes its seq), its event, the group's new
-// state, the outbox item.
-const sendStatements = 5
+// the message's seq and its row, its event, the group's new state, the
+// outbox item.
+const sendStatements = 6
 
 // receiveStatements is what Bob's receiving transaction needs: the cursor,
-// the group row, the message's row (with its seq), its event, the group's
-// new state, the cursor advance, the owed receipt. A lone envelope takes no
+// the group row, the message's seq and its row, its event, the group's new
+// state, the cursor advance, the owed receipt. A lone envelope takes no
 // savepoint; the identity and the merged direct chats are the store's once
 // read.
-const receiveStatements = 7
+const receiveStatements = 8
 
 func TestSendStatements(t *testing.T) {
 	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")

@@ -96,23 +96,27 @@ func (tx *Tx) AppendMessage(m Message) (Message, error) {
 	if m.ReceivedAt.IsZero() {
 		m.ReceivedAt = tx.now
 	}
+	var next int64
+	if err := tx.queryRow(`SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE group_id = ?`, m.GroupID).Scan(&next); err != nil {
+		return Message{}, fmt.Errorf("store: append message: %w", err)
+	}
 	if m.Ref == nil {
 		m.Ref = []byte{}
 	}
 	if m.SenderDevice == nil {
 		m.SenderDevice = []byte{}
 	}
-	// The group's next number is taken in the insert itself: one
-	// statement, not a read and then a write.
-	var id, next int64
-	err := tx.queryRow(`INSERT INTO messages (group_id, seq, message_id, sender, text, sent_at, received_at, read, outgoing, group_seq, kind, ref, expires_at, sender_device, sender_device_name)
-		SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14 FROM messages WHERE group_id = ?1
-		RETURNING id, seq`,
-		m.GroupID, m.MessageID, m.Sender, m.Text, unixNano(m.SentAt), unixNano(m.ReceivedAt), boolInt(m.Read), boolInt(m.Outgoing),
-		clampInt64(m.GroupSeq), string(m.Kind), m.Ref, unixNano(m.ExpiresAt), m.SenderDevice, m.SenderDeviceName).Scan(&id, &next)
+	res, err := tx.exec(`INSERT INTO messages (group_id, seq, message_id, sender, text, sent_at, received_at, read, outgoing, group_seq, kind, ref, expires_at, sender_device, sender_device_name)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.GroupID, next, m.MessageID, m.Sender, m.Text, unixNano(m.SentAt), unixNano(m.ReceivedAt), boolInt(m.Read), boolInt(m.Outgoing),
+		clampInt64(m.GroupSeq), string(m.Kind), m.Ref, unixNano(m.ExpiresAt), m.SenderDevice, m.SenderDeviceName)
 	if isUniqueViolation(err) {
 		return Message{}, fmt.Errorf("store: append message %x: %w", m.MessageID, ErrExists)
 	}
+	if err != nil {
+		return Message{}, fmt.Errorf("store: append message: %w", err)
+	}
+	id, err := res.LastInsertId()
 	if err != nil {
 		return Message{}, fmt.Errorf("store: append message: %w", err)
 	}
