@@ -291,6 +291,13 @@ const receivePage = 32
 // receive reads up to limit messages after the cursor, trimmed so that the
 // payloads stay within maxBatchBytes (always at least one message).
 func (s *session) receive(ctx context.Context, recipient []byte, after uint64, limit int) ([]store.Message, error) {
+	msgs, _, err := s.receiveMore(ctx, recipient, after, limit)
+	return msgs, err
+}
+
+// receiveMore is receive that also reports whether the queue may hold more
+// after what it returns (false: it read to the queue's end).
+func (s *session) receiveMore(ctx context.Context, recipient []byte, after uint64, limit int) (_ []store.Message, more bool, _ error) {
 	if limit <= 0 || limit > s.srv.cfg.ReceiveBatch {
 		limit = s.srv.cfg.ReceiveBatch
 	}
@@ -300,20 +307,20 @@ func (s *session) receive(ctx context.Context, recipient []byte, after uint64, l
 		page := min(limit-len(out), receivePage)
 		msgs, err := s.srv.cfg.Store.Receive(ctx, recipient, after, page)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		for _, m := range msgs {
 			if total += len(m.Payload); total > maxBatchBytes && len(out) > 0 {
-				return out, nil
+				return out, true, nil
 			}
 			out = append(out, m)
 		}
 		if len(msgs) < page {
-			break
+			return out, false, nil
 		}
 		after = msgs[len(msgs)-1].Seq
 	}
-	return out, nil
+	return out, true, nil
 }
 
 func (s *session) Fetch(ctx context.Context, call delivery.DeliveryService_fetch) error {
@@ -510,7 +517,7 @@ func (s *session) push(ctx context.Context, recipient []byte, cursor uint64, sin
 		if revoked, err := s.srv.isRevoked(ctx, recipient); err == nil && revoked {
 			return errPushRevoked
 		}
-		msgs, err := s.receive(ctx, recipient, cursor, 0)
+		msgs, more, err := s.receiveMore(ctx, recipient, cursor, 0)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -518,19 +525,24 @@ func (s *session) push(ctx context.Context, recipient []byte, cursor uint64, sin
 			s.log.Error("push: store failure", "err", err)
 			return fmt.Errorf("%w: %w", errPushStore, err)
 		}
-		if len(msgs) == 0 {
-			select {
-			case <-wake:
+		if len(msgs) > 0 {
+			if err := deliver(ctx, sink, msgs); err != nil {
+				return fmt.Errorf("push: deliver: %w", err)
+			}
+			s.srv.cfg.Metrics.pushedMessages(len(msgs))
+			cursor = msgs[len(msgs)-1].Seq
+			if more {
 				continue
-			case <-ctx.Done():
-				return ctx.Err()
 			}
 		}
-		if err := deliver(ctx, sink, msgs); err != nil {
-			return fmt.Errorf("push: deliver: %w", err)
+		// The read reached the queue's end: whatever is stored after it
+		// wakes the watch, which was set before the read. So the queue is
+		// not read again, empty, after every delivery.
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		s.srv.cfg.Metrics.pushedMessages(len(msgs))
-		cursor = msgs[len(msgs)-1].Seq
 	}
 }
 
