@@ -81,6 +81,7 @@ func (b *Backend) applyEnvelopes(ctx context.Context, envs []nodeclient.Envelope
 		if err != nil {
 			return err
 		}
+		start := cur
 		for _, env := range envs {
 			if env.Seq <= cur {
 				continue // delivered again after a reconnect: already applied
@@ -124,10 +125,14 @@ func (b *Backend) applyEnvelopes(ctx context.Context, envs []nodeclient.Envelope
 			if ok {
 				applied++
 			}
-			if err := tx.SetNodeCursor(env.Seq); err != nil {
+			cur = env.Seq
+		}
+		// The cursor moves once, past every envelope the transaction
+		// took: it commits with them or not at all.
+		if cur > start {
+			if err := tx.SetNodeCursor(cur); err != nil {
 				return err
 			}
-			cur = env.Seq
 		}
 		cursor = cur
 		return b.oweReceipts(tx, receipts)
