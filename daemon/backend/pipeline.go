@@ -255,6 +255,13 @@ func (a *acker) run(ctx context.Context) {
 			if ctx.Err() == nil {
 				a.log.Warn("ack to node", "seq", seq, "err", err)
 			}
+			if errors.Is(err, nodeclient.ErrCursorAhead) {
+				// The node's queue fell behind while connected (its
+				// database was replaced under it): the next connection
+				// finds out at its subscription and reads again.
+				a.client.Close()
+				return
+			}
 			continue // the next ack (or the next connection) covers it
 		}
 		acked = seq
@@ -273,11 +280,7 @@ func (b *Backend) receive(ctx context.Context, c *nodeclient.Client, id ed25519.
 	}
 	a := &acker{wake: make(chan struct{}, 1), client: c, id: id, log: b.log}
 	go a.run(ctx)
-	if cursor > 0 {
-		// A crash between commit and ack leaves applied messages queued.
-		a.set(cursor)
-	}
-	sub, err := c.Subscribe(ctx, id, cursor, func(dctx context.Context, batch []nodeclient.Envelope) error {
+	deliver := func(dctx context.Context, batch []nodeclient.Envelope) error {
 		for len(batch) > 0 {
 			n := min(len(batch), maxApplyBatch)
 			_, cursor, err := b.applyEnvelopes(dctx, batch[:n])
@@ -292,13 +295,30 @@ func (b *Backend) receive(ctx context.Context, c *nodeclient.Client, id ed25519.
 			batch = batch[n:]
 		}
 		return nil
-	})
+	}
+	sub, err := c.Subscribe(ctx, id, cursor, deliver)
+	if errors.Is(err, nodeclient.ErrCursorAhead) {
+		// The node's queue never reached this cursor: its database is
+		// older than what was read here (restored from a backup, say).
+		// Reading on from the cursor would skip what it numbers below
+		// it now; read it all again instead.
+		b.log.Warn("the node's queue is behind this daemon's cursor (its database is older than what was read); reading the queue again from its start",
+			"cursor", cursor, "err", err)
+		if err = b.update(ctx, func(tx *store.Tx) error { return tx.ResetNodeCursor() }); err == nil {
+			cursor = 0
+			sub, err = c.Subscribe(ctx, id, cursor, deliver)
+		}
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			b.log.Warn("subscribe to queue", "err", err)
 			c.Close()
 		}
 		return
+	}
+	if cursor > 0 {
+		// A crash between commit and ack leaves applied messages queued.
+		a.set(cursor)
 	}
 	<-ctx.Done()
 	cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

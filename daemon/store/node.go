@@ -48,6 +48,18 @@ func (tx *Tx) SetNodeCursor(seq uint64) error {
 	return fmt.Errorf("store: set node cursor: %w: %d is behind %d", ErrInvalid, seq, cur)
 }
 
+// ResetNodeCursor moves the node cursor back to 0, for a node whose queue
+// is behind it (the node refused the cursor as ahead of its queue: its
+// database is older than what this daemon read). Everything the node
+// still holds is read again; what was applied before is recognised as
+// such (the message ids, MLS's replay protection).
+func (tx *Tx) ResetNodeCursor() error {
+	if _, err := tx.exec(`UPDATE node_state SET cursor = 0 WHERE id = 1`); err != nil {
+		return fmt.Errorf("store: reset node cursor: %w", err)
+	}
+	return nil
+}
+
 // PinnedCert is a node certificate pinned for an address.
 type PinnedCert struct {
 	Address     string

@@ -32,6 +32,11 @@ var (
 	// ErrRevoked: the connection's device was removed from its user's
 	// device list; the node refuses it for ever.
 	ErrRevoked = errors.New("device revoked")
+	// ErrCursorAhead: a receive, subscribe or ack named a sequence number
+	// the queue never handed out: the node's database is older than what
+	// the client read (restored from a backup, say). Read again from 0;
+	// what was read before comes again and is recognised.
+	ErrCursorAhead = errors.New("cursor ahead of the node's queue")
 
 	ErrNotRegistered    = errors.New("not registered with the node")
 	ErrUnknownRecipient = errors.New("unknown recipient")
@@ -76,6 +81,7 @@ var codeSentinels = map[nodecp.ErrorCode]error{
 
 	nodecp.ErrorCode_blobIncomplete: ErrBlobIncomplete,
 	nodecp.ErrorCode_revoked:        ErrRevoked,
+	nodecp.ErrorCode_cursorAhead:    ErrCursorAhead,
 }
 
 // NodeError is a call the node refused: Code names the reason, Message is

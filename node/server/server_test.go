@@ -492,7 +492,8 @@ func TestSubscriptionEnds(t *testing.T) {
 	})
 
 	t.Run("cancel", func(t *testing.T) {
-		sub, err := cb.Subscribe(ctx, b.pub, 100, func(context.Context, []client.Envelope) error { return nil })
+		// After the queue's last message: nothing to push.
+		sub, err := cb.Subscribe(ctx, b.pub, 2, func(context.Context, []client.Envelope) error { return nil })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -507,7 +508,7 @@ func TestSubscriptionEnds(t *testing.T) {
 
 	t.Run("connection closed", func(t *testing.T) {
 		c := n.dial(t, b.priv)
-		sub, err := c.Subscribe(ctx, b.pub, 100, func(context.Context, []client.Envelope) error { return nil })
+		sub, err := c.Subscribe(ctx, b.pub, 2, func(context.Context, []client.Envelope) error { return nil })
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -385,6 +385,28 @@ func setEnvelopes(list envelope.Envelope_List, msgs []store.Message) error {
 	return nil
 }
 
+// cursorWithin refuses, with cursorAhead, a client's cursor (the number
+// it read or acknowledges up to) above the last number recipient's queue
+// handed out. The client saw a later queue than this node's database
+// holds (one restored from a backup, say): reading on from its cursor
+// would skip the messages now numbered below it, and acknowledging up to
+// it would delete them unread. The refusal names the queue's last number;
+// the client reads again from where it knows the node to be.
+func (s *session) cursorWithin(ctx context.Context, method string, recipient []byte, cursor uint64) error {
+	if cursor == 0 {
+		return nil
+	}
+	last, err := s.srv.cfg.Store.LastSeq(ctx, recipient)
+	if err != nil {
+		return s.storeError(method, err)
+	}
+	if cursor > last {
+		s.log.Warn("a client's cursor is ahead of its queue", "method", method, "cursor", cursor, "last_seq", last)
+		return fail(nodecp.ErrorCode_cursorAhead, "%s: seq %d is past the queue's last, %d (the node's database is older than what this client read)", method, cursor, last)
+	}
+	return nil
+}
+
 func (s *session) Receive(ctx context.Context, call delivery.DeliveryService_receive) error {
 	const method = "receive"
 	return s.serve(method, func() error {
@@ -396,6 +418,11 @@ func (s *session) Receive(ctx context.Context, call delivery.DeliveryService_rec
 		msgs, err := s.receive(ctx, recipient, args.AfterSeq(), int(min(args.Limit(), 1<<20)))
 		if err != nil {
 			return s.storeError(method, err)
+		}
+		if len(msgs) == 0 {
+			if err := s.cursorWithin(ctx, method, recipient, args.AfterSeq()); err != nil {
+				return err
+			}
 		}
 		res, err := call.AllocResults()
 		if err != nil {
@@ -415,6 +442,9 @@ func (s *session) Ack(ctx context.Context, call delivery.DeliveryService_ack) er
 		args := call.Args()
 		recipient, _ := args.RecipientKey()
 		if err := s.owner(method, "recipientKey", recipient); err != nil {
+			return err
+		}
+		if err := s.cursorWithin(ctx, method, recipient, args.UpToSeq()); err != nil {
 			return err
 		}
 		n, err := s.srv.cfg.Store.Ack(ctx, recipient, args.UpToSeq())
@@ -440,6 +470,9 @@ func (s *session) Subscribe(ctx context.Context, call delivery.DeliveryService_s
 		}
 		if !args.HasSink() {
 			return fail(nodecp.ErrorCode_invalidArgument, "%s: no sink", method)
+		}
+		if err := s.cursorWithin(ctx, method, recipient, args.AfterSeq()); err != nil {
+			return err
 		}
 		s.subsMu.Lock()
 		if s.nsubs >= maxSubscriptions {

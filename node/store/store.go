@@ -121,6 +121,11 @@ var (
 	ErrInvalid = errors.New("store: invalid argument")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store: closed")
+	// ErrCursorAhead: a read or an acknowledgement names a sequence number
+	// the recipient's queue never reached. The client saw a later state of
+	// the queue than the store holds: its database was restored from a
+	// backup, say. (Set by the node, not by the backends.)
+	ErrCursorAhead = errors.New("store: cursor ahead of the queue")
 )
 
 // IdentityKeySize is the length of an Ed25519 public key, the address of a queue.
@@ -191,6 +196,11 @@ type Store interface {
 
 	// Ack deletes recipient's messages with Seq <= upTo and returns how many it deleted.
 	Ack(ctx context.Context, recipient []byte, upTo uint64) (int, error)
+
+	// LastSeq returns the last sequence number recipient's queue handed
+	// out (0 for a queue that never had a message): numbers above it were
+	// never given.
+	LastSeq(ctx context.Context, recipient []byte) (uint64, error)
 
 	// Drain returns every message of recipient in order and deletes them in the
 	// same transaction (the seed protocol's fetch).

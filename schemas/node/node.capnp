@@ -61,4 +61,5 @@ enum ErrorCode {
   groupExists @16;     # createGroup for a group id claimed before
   blobIncomplete @17;  # a blob read before its last chunk is stored
   revoked @18;         # the connection's device was removed from its user's device list
+  cursorAhead @19;     # a receive, subscribe or ack after a number the queue never handed out (the node's database is older than the client's cursor)
 }

@@ -262,6 +262,30 @@ WHERE m.recipient = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3`, recipient, clamp
 	return msgs, nil
 }
 
+// LastSeq implements store.Store.
+func (s *Store) LastSeq(ctx context.Context, recipient []byte) (uint64, error) {
+	const op = "last seq"
+	if err := store.CheckKey("recipient", recipient); err != nil {
+		return 0, fmt.Errorf("postgres: %s: %w", op, err)
+	}
+	var last int64
+	err := s.read(ctx, op, func(ctx context.Context) error {
+		err := s.pool.QueryRow(ctx, `SELECT last_seq FROM queues WHERE recipient = $1`, recipient).Scan(&last)
+		if errors.Is(err, pgx.ErrNoRows) {
+			last = 0
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("postgres: %s: %w", op, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return uint64(last), nil
+}
+
 // lockQueue locks recipient's queue row and reports whether it exists.
 func lockQueue(ctx context.Context, tx pgx.Tx, recipient []byte) (bool, error) {
 	var one int

@@ -322,6 +322,30 @@ func (s *Store) Ack(ctx context.Context, recipient []byte, upTo uint64) (int, er
 	return int(n), err
 }
 
+// LastSeq implements store.Store: the higher of the queue row's last_seq
+// and its highest entry (see queuecache.go), read from the last commit.
+func (s *Store) LastSeq(ctx context.Context, recipient []byte) (uint64, error) {
+	const op = "last seq"
+	if err := store.CheckKey("recipient", recipient); err != nil {
+		return 0, fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	leave, err := s.enter(op)
+	if err != nil {
+		return 0, err
+	}
+	defer leave()
+	var last int64
+	err = s.r.QueryRowContext(ctx, `SELECT max(last_seq, coalesce((SELECT max(e.seq) FROM entries e WHERE e.qid = queues.qid), 0))
+		FROM queues WHERE recipient = ?`, recipient).Scan(&last)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	return uint64(last), nil
+}
+
 // deleteUpTo deletes recipient's messages with seq <= upTo and keeps the
 // queue's row up to date: its numbers must outlast the entries.
 func (s *Store) deleteUpTo(ctx context.Context, tx *sql.Tx, recipient []byte, upTo int64) (int64, error) {

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -460,4 +461,40 @@ func testReopen(t *testing.T, open func(t *testing.T) store.Store) {
 	got, err = s.Receive(ctx, r, 0, 10)
 	noErr(t, "Receive after second reopen", err)
 	wantSeqs(t, got, 3, 4, 5)
+}
+
+// LastSeq is the last number a queue handed out, by a direct enqueue or a
+// group's fan-out; acks and drains do not lower it, and a queue that never
+// had a message has 0.
+func testQueueLastSeq(t *testing.T, s store.Store) {
+	ctx := testCtx(t)
+	r, sender := Key("last"), Key("s")
+	want := func(what string, n uint64) {
+		t.Helper()
+		got, err := s.LastSeq(ctx, r)
+		noErr(t, "LastSeq "+what, err)
+		if got != n {
+			t.Fatalf("LastSeq %s = %d, want %d", what, got, n)
+		}
+	}
+	want("of a queue that never had a message", 0)
+	enqueueN(t, s, r, sender, 1, 3, 1)
+	want("after three enqueues", 3)
+	g := GroupID("last seq")
+	CreateGroup(t, s, g, sender, r)
+	for i := range 2 {
+		if _, err := s.FanOut(ctx, g, sender, fmt.Appendf(nil, "f%d", i), payload(i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want("after two fan-outs", 5)
+	_, err := s.Ack(ctx, r, 4)
+	noErr(t, "Ack", err)
+	want("after an ack", 5)
+	_, err = s.Drain(ctx, r)
+	noErr(t, "Drain", err)
+	want("after a drain", 5)
+	if _, err := s.LastSeq(ctx, []byte("short")); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("LastSeq of a malformed key: %v, want ErrInvalid", err)
+	}
 }

@@ -82,6 +82,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Queue/ConcurrentEnqueue", testQueueConcurrentEnqueue},
 		{"Queue/Invalid", testQueueInvalid},
 		{"Queue/ExtremeCursors", testQueueExtremeCursors},
+		{"Queue/LastSeq", testQueueLastSeq},
 		{"Closed", testClosed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
