@@ -3,7 +3,10 @@ package backend
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/quicproquo/quicproquo/internal/testnode"
 )
@@ -55,4 +58,37 @@ func BenchmarkSendInGroup(b *testing.B) {
 			benchSends(b, r.b, FormatKey(r.group))
 		})
 	}
+}
+
+// BenchmarkSendConcurrent is sixteen API callers sending at once to a
+// group of one with no node: the rate of the send transactions alone
+// (they share commits), for reading BenchmarkGroupThroughput's rate
+// against.
+func BenchmarkSendConcurrent(b *testing.B) {
+	r := receiveSetupMembers(b, testnode.Logger(), "send", 0)
+	if _, err := r.b.Join(context.Background(), 0); err != nil {
+		b.Fatal(err)
+	}
+	gid := FormatKey(r.group)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	cpu := processCPU(b)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for next.Add(1) <= int64(b.N) {
+				if _, err := r.b.Send(ctx, gid, "concurrent", nil); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+	b.ReportMetric(float64((processCPU(b)-cpu).Microseconds())/float64(b.N), "cpu-µs/msg")
 }
