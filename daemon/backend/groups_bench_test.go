@@ -153,35 +153,13 @@ func BenchmarkGroupThroughput(b *testing.B) {
 	for _, senders := range []int{1, 16} {
 		b.Run(fmt.Sprintf("senders=%d", senders), func(b *testing.B) {
 			alice, bob, gid := groupsBenchPair(b)
-			ctx := context.Background()
 			fl := benchfloor.Floors{Size: 1024, Batch: senders}
 			fl.Measure(b)
 			b.ReportAllocs()
 			b.ResetTimer()
 			start := time.Now()
 			cpu := processCPU(b)
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			errs := make(chan error, senders)
-			for range senders {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						i := next.Add(1)
-						if i > int64(b.N) {
-							return
-						}
-						if _, err := alice.b.Send(ctx, gid, fmt.Sprintf("m%d", i), nil); err != nil {
-							errs <- err
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
+			if err := sendConcurrently(b, alice.b, gid, senders); err != nil {
 				b.Fatal(err)
 			}
 			groupsBenchWait(b, bob, gid, uint64(b.N))
@@ -194,4 +172,31 @@ func BenchmarkGroupThroughput(b *testing.B) {
 			fl.Report(b, rate)
 		})
 	}
+}
+
+// sendConcurrently has callers API callers send b.N messages to gid
+// between them, each send answered before its caller's next, and returns
+// the first error.
+func sendConcurrently(b *testing.B, be *Backend, gid string, callers int) error {
+	ctx := context.Background()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, callers)
+	for range callers {
+		wg.Go(func() {
+			for {
+				i := next.Add(1)
+				if i > int64(b.N) {
+					return
+				}
+				if _, err := be.Send(ctx, gid, fmt.Sprintf("m%d", i), nil); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
 }

@@ -3,8 +3,6 @@ package backend
 import (
 	"context"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,25 +67,13 @@ func BenchmarkSendConcurrent(b *testing.B) {
 	if _, err := r.b.Join(context.Background(), 0); err != nil {
 		b.Fatal(err)
 	}
-	gid := FormatKey(r.group)
-	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
 	cpu := processCPU(b)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Go(func() {
-			for next.Add(1) <= int64(b.N) {
-				if _, err := r.b.Send(ctx, gid, "concurrent", nil); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
+	if err := sendConcurrently(b, r.b, FormatKey(r.group), 16); err != nil {
+		b.Fatal(err)
 	}
-	wg.Wait()
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 	b.ReportMetric(float64((processCPU(b)-cpu).Microseconds())/float64(b.N), "cpu-µs/msg")
