@@ -187,6 +187,10 @@ type Backend struct {
 	// receiptBatch, while applyEnvelopes applies a batch, collects its
 	// delivery receipts (receipts_batch.go; under gmu).
 	receiptBatch *[]pendingReceipt
+	// reread is the node cursor before the node's queue was found behind
+	// it and read again from its start (pipeline.go): envelopes numbered
+	// up to it may have been applied before.
+	reread atomic.Uint64
 	// owed are the delivery receipts of committed batches that wait to go
 	// out together (receipts_batch.go).
 	owed owedReceipts

@@ -10,6 +10,7 @@ import (
 
 	"github.com/quicproquo/quicproquo/daemon/store"
 	"github.com/quicproquo/quicproquo/internal/testnode"
+	nodestore "github.com/quicproquo/quicproquo/node/store"
 )
 
 // copyNodeDB copies the node database files of dir (stopped) to into.
@@ -35,11 +36,14 @@ func copyNodeDB(t *testing.T, dir, into string) {
 // subscribed from its cursor would never be pushed the messages numbered
 // below it, and its acks would delete them unread. The node refuses the
 // cursor as ahead of the queue; the daemon reads the queue again from
-// its start. Bob gets what Alice sends after the restore, once, and his
-// history holds every message once.
+// its start. Bob gets what Alice sends after the restore, once, his
+// history holds every message once, and what comes again from before the
+// restore is not shown to him as rejected.
 func TestNodeRestoredFromABackup(t *testing.T) {
 	dir, backup := t.TempDir(), t.TempDir()
-	node := testnode.StartNode(t, dir, "127.0.0.1:0")
+	// The first run keeps what is acknowledged, so that the backup holds
+	// messages Bob had read: after the restore they come to him again.
+	node := testnode.StartNodeWrapped(t, dir, "127.0.0.1:0", func(st nodestore.Store) nodestore.Store { return keepAcked{st} })
 	addr := node.Addr
 	alice, bob := groupsStart(t, node), groupsStart(t, node)
 	_, gid := groupsForm(t, "restore", alice, bob)
@@ -77,4 +81,14 @@ func TestNodeRestoredFromABackup(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("bob's cursor %d before the restore, %d after", before, after)
+	// What the restored queue held from before came again: no rejection
+	// for the user to see.
+	if n := rejectedFrom(t, bob, alice.id); n != 0 {
+		t.Fatalf("bob has %d rejected events of Alice's after the restore, want none", n)
+	}
 }
+
+// keepAcked is a store whose acks delete nothing.
+type keepAcked struct{ nodestore.Store }
+
+func (keepAcked) Ack(context.Context, []byte, uint64) (int, error) { return 0, nil }

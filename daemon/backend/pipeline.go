@@ -74,8 +74,9 @@ func (b *Backend) applyEnvelopes(ctx context.Context, envs []nodeclient.Envelope
 	defer func() { b.receiptBatch = nil }()
 	lone := len(envs) == 1
 	var loneReject error // the lone envelope's rejection, for the second transaction
+	seenBefore := 0
 	apply := func(tx *store.Tx) error {
-		applied, rejected, stop = 0, nil, nil
+		applied, rejected, stop, seenBefore = 0, nil, nil, 0
 		receipts = receipts[:0]
 		cur, err := tx.NodeCursor()
 		if err != nil {
@@ -114,7 +115,12 @@ func (b *Backend) applyEnvelopes(ctx context.Context, envs []nodeclient.Envelope
 				stop = err
 				break
 			}
-			if rejectErr != nil {
+			if rejectErr != nil && env.Seq <= b.reread.Load() {
+				// Read again from a node restored from a backup: most
+				// likely applied before (a replay to MLS), and no event
+				// for the user.
+				seenBefore++
+			} else if rejectErr != nil {
 				rejected = append(rejected, rejection{env, rejectErr})
 				if b.recordReject(tx, env) {
 					if err := rejectedEvent(tx, env, rejectErr); err != nil {
@@ -149,6 +155,9 @@ func (b *Backend) applyEnvelopes(ctx context.Context, envs []nodeclient.Envelope
 	}
 	for _, r := range rejected {
 		b.log.Warn("envelope rejected", "seq", r.env.Seq, "sender", FormatKey(r.env.Sender), "err", r.err)
+	}
+	if seenBefore > 0 {
+		b.log.Info("envelopes the node delivered again after falling behind were refused, as applied before", "envelopes", seenBefore)
 	}
 	return applied, cursor, stop
 }
@@ -305,6 +314,7 @@ func (b *Backend) receive(ctx context.Context, c *nodeclient.Client, id ed25519.
 		b.log.Warn("the node's queue is behind this daemon's cursor (its database is older than what was read); reading the queue again from its start",
 			"cursor", cursor, "err", err)
 		if err = b.update(ctx, func(tx *store.Tx) error { return tx.ResetNodeCursor() }); err == nil {
+			b.reread.Store(max(b.reread.Load(), cursor))
 			cursor = 0
 			sub, err = c.Subscribe(ctx, id, cursor, deliver)
 		}
