@@ -1,11 +1,13 @@
 package backend
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/quicproquo/quicproquo/daemon/store"
@@ -92,3 +94,63 @@ func TestNodeRestoredFromABackup(t *testing.T) {
 type keepAcked struct{ nodestore.Store }
 
 func (keepAcked) Ack(context.Context, []byte, uint64) (int, error) { return 0, nil }
+
+// lyingLastSeq says once that the target's queue is empty, as a hostile
+// node might, to make a daemon read its queue again.
+type lyingLastSeq struct {
+	nodestore.Store
+	target atomic.Pointer[[]byte]
+	lied   atomic.Bool
+}
+
+func (s *lyingLastSeq) LastSeq(ctx context.Context, recipient []byte) (uint64, error) {
+	if t := s.target.Load(); t != nil && bytes.Equal(recipient, *t) && s.lied.CompareAndSwap(false, true) {
+		return 0, nil
+	}
+	return s.Store.LastSeq(ctx, recipient)
+}
+
+// A node that claims a daemon's cursor is ahead of its queue when it is
+// not gets the queue read again from its start, and no more: what it
+// delivers again is applied once, nothing is lost, and nothing shows as
+// rejected.
+func TestNodeClaimingTheQueueBehind(t *testing.T) {
+	ls := &lyingLastSeq{}
+	node := testnode.StartNodeWrapped(t, t.TempDir(), "127.0.0.1:0", func(st nodestore.Store) nodestore.Store {
+		ls.Store = keepAcked{st} // everything Bob read is still queued
+		return ls
+	})
+	alice, bob := groupsStart(t, node), groupsStart(t, node)
+	_, gid := groupsForm(t, "lie", alice, bob)
+	ctx := context.Background()
+	var want []string
+	send := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			text := fmt.Sprintf("m%d", i)
+			want = append(want, text)
+			if _, err := alice.b.Send(ctx, gid, text, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		groupsWait(t, fmt.Sprintf("bob has %d messages", to), func() bool { return len(groupsTexts(t, bob, gid)) >= to })
+	}
+	send(0, 3)
+	// Bob's next subscription meets the lie: the node is restarted (same
+	// state), and he reconnects.
+	target := []byte(bob.id)
+	ls.target.Store(&target)
+	node.Stop()
+	testnode.StartNodeWrapped(t, node.Dir, node.Addr, func(st nodestore.Store) nodestore.Store {
+		ls.Store = keepAcked{st}
+		return ls
+	})
+	groupsWait(t, "the node told its lie", ls.lied.Load)
+	send(3, 5)
+	if got := groupsTexts(t, bob, gid); !slices.Equal(got, want) {
+		t.Fatalf("bob reads %q, want %q", got, want)
+	}
+	if n := rejectedFrom(t, bob, alice.id); n != 0 {
+		t.Fatalf("bob has %d rejected events of Alice's, want none", n)
+	}
+}

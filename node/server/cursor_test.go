@@ -54,4 +54,12 @@ func TestCursorAheadOfTheQueue(t *testing.T) {
 	}
 	_, err = ca.Subscribe(ctx, a.pub, 1, nop)
 	wantErr(t, "subscribe after 1 to a queue that never had a message", err, client.ErrCursorAhead)
+	// Another's queue: refused as not the caller's before any cursor is
+	// looked at, so the refusal tells nothing of how far that queue got.
+	_, err = ca.Subscribe(ctx, b.pub, 100, nop)
+	wantErr(t, "subscribe to another's queue after 100", err, client.ErrUnauthorized)
+	_, err = ca.Receive(ctx, b.pub, 100, 0)
+	wantErr(t, "receive another's queue after 100", err, client.ErrUnauthorized)
+	_, err = ca.Ack(ctx, b.pub, 100)
+	wantErr(t, "ack another's queue up to 100", err, client.ErrUnauthorized)
 }

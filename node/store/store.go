@@ -121,11 +121,6 @@ var (
 	ErrInvalid = errors.New("store: invalid argument")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store: closed")
-	// ErrCursorAhead: a read or an acknowledgement names a sequence number
-	// the recipient's queue never reached. The client saw a later state of
-	// the queue than the store holds: its database was restored from a
-	// backup, say. (Set by the node, not by the backends.)
-	ErrCursorAhead = errors.New("store: cursor ahead of the queue")
 )
 
 // IdentityKeySize is the length of an Ed25519 public key, the address of a queue.

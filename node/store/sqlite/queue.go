@@ -335,8 +335,7 @@ func (s *Store) LastSeq(ctx context.Context, recipient []byte) (uint64, error) {
 	}
 	defer leave()
 	var last int64
-	err = s.r.QueryRowContext(ctx, `SELECT max(last_seq, coalesce((SELECT max(e.seq) FROM entries e WHERE e.qid = queues.qid), 0))
-		FROM queues WHERE recipient = ?`, recipient).Scan(&last)
+	err = s.lastSeqStmt.QueryRowContext(ctx, recipient).Scan(&last)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return 0, nil
@@ -411,6 +410,10 @@ WHERE e.qid = `+queueOf+` ORDER BY e.seq`, recipient))
 	}
 	return msgs, nil
 }
+
+// lastSeqQuery is LastSeq's statement.
+const lastSeqQuery = `SELECT max(last_seq, coalesce((SELECT max(e.seq) FROM entries e WHERE e.qid = queues.qid), 0))
+FROM queues WHERE recipient = ?`
 
 // receiveQuery is Receive's statement.
 const receiveQuery = selectMessages + `

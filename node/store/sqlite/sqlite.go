@@ -59,6 +59,7 @@ type Store struct {
 	r *sql.DB // a small pool of query_only connections for reads
 
 	receiveStmt  *sql.Stmt            // receiveQuery on r
+	lastSeqStmt  *sql.Stmt            // lastSeqQuery on r (every subscribe and ack)
 	strangerStmt *sql.Stmt            // strangerQuery on w
 	hot          map[string]*sql.Stmt // the write path's statements on w (stmts.go)
 
@@ -179,6 +180,13 @@ func OpenOptions(ctx context.Context, path string, limits store.Limits, opts Opt
 		r.Close()
 		return nil, fmt.Errorf("sqlite: open %s: prepare: %w", path, err)
 	}
+	lastSeqStmt, err := r.PrepareContext(ctx, lastSeqQuery)
+	if err != nil {
+		receiveStmt.Close()
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("sqlite: open %s: prepare: %w", path, err)
+	}
 
 	s := &Store{
 		path:         path,
@@ -188,6 +196,7 @@ func OpenOptions(ctx context.Context, path string, limits store.Limits, opts Opt
 		w:            w,
 		r:            r,
 		receiveStmt:  receiveStmt,
+		lastSeqStmt:  lastSeqStmt,
 		strangerStmt: strangerStmt,
 		hot:          hot,
 		writes:       make(chan *writeReq),
@@ -296,7 +305,7 @@ func (s *Store) Close() error {
 	<-s.writerDone
 	close(s.stopPrune)
 	<-s.pruneDone
-	err := errors.Join(s.receiveStmt.Close(), s.strangerStmt.Close(), closeStmts(s.hot), s.r.Close(), s.w.Close())
+	err := errors.Join(s.receiveStmt.Close(), s.lastSeqStmt.Close(), s.strangerStmt.Close(), closeStmts(s.hot), s.r.Close(), s.w.Close())
 	if err != nil {
 		return fmt.Errorf("sqlite: close %s: %w", s.path, err)
 	}
