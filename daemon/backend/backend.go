@@ -142,6 +142,9 @@ type Backend struct {
 	st      *store.Store
 	log     *slog.Logger
 	changed *notifier
+	// signers keeps the groups' content signers for texts signed before
+	// their transactions (presign.go).
+	signers signers
 	// outboxReads counts the outbox sender's reads of pending items.
 	outboxReads atomic.Int64
 

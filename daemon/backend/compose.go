@@ -78,6 +78,13 @@ func (b *Backend) SetDisappearing(ctx context.Context, group string, after time.
 
 // sendContent sends what compose builds to a group (Send).
 func (b *Backend) sendContent(ctx context.Context, group string, clientMsgID []byte, compose composer) (SendResult, error) {
+	return b.sendContentPresigned(ctx, group, clientMsgID, compose, nil)
+}
+
+// sendContentPresigned is sendContent; standalone, if not nil, makes a new
+// copy of the message compose makes without the transaction, so that it
+// may be signed before it (presign.go).
+func (b *Backend) sendContentPresigned(ctx context.Context, group string, clientMsgID []byte, compose composer, standalone func() *content.Message) (SendResult, error) {
 	if len(clientMsgID) > 64 {
 		return SendResult{}, fmt.Errorf("%w: client message id longer than 64 bytes", ErrInvalidArgument)
 	}
@@ -90,6 +97,10 @@ func (b *Backend) sendContent(ctx context.Context, group string, clientMsgID []b
 			return SendResult{}, opError("send", err)
 		}
 	}
+	var pre *presigned
+	if standalone != nil {
+		pre = b.presign(group, standalone())
+	}
 	// The identity is read in the send's transaction: one statement there
 	// instead of a view of its own before it.
 	res, err := b.sendBatched(ctx, func(tx *store.Tx) (SendResult, error) {
@@ -100,7 +111,7 @@ func (b *Backend) sendContent(ctx context.Context, group string, clientMsgID []b
 		if err != nil {
 			return SendResult{}, err
 		}
-		return b.sendLocked(tx, id, group, cid, compose, fresh)
+		return b.sendLocked(tx, id, group, cid, compose, fresh, pre)
 	})
 	if errors.Is(err, ErrNotRegistered) {
 		return SendResult{}, ErrNotRegistered
@@ -116,7 +127,7 @@ func (b *Backend) sendContent(ctx context.Context, group string, clientMsgID []b
 // encrypts, records and queues what compose builds. A fresh cid, made
 // just now from crypto/rand, cannot have been used: it is not looked up.
 // The caller holds gmu.
-func (b *Backend) sendLocked(tx *store.Tx, id store.Identity, group string, cid []byte, compose composer, fresh bool) (SendResult, error) {
+func (b *Backend) sendLocked(tx *store.Tx, id store.Identity, group string, cid []byte, compose composer, fresh bool, pre *presigned) (SendResult, error) {
 	var res SendResult
 	err := func() error {
 		if !fresh {
@@ -149,18 +160,56 @@ func (b *Backend) sendLocked(tx *store.Tx, id store.Identity, group string, cid 
 		if g.HasPendingCommit() {
 			return fmt.Errorf("%w: a commit of group %s waits for the node's verdict", ErrNotConnected, sg.Name)
 		}
-		m, err := compose(tx, sg)
+		var (
+			m  *content.Message
+			sc *mls.SignedContent
+		)
+		if pre.usable(&sg) {
+			m, sc = pre.m, pre.sc
+		} else if m, err = compose(tx, sg); err != nil {
+			return err
+		}
+		a, it, err := b.postSigned(tx, &sg, g, id.PublicKey(), m, cid, sc)
 		if err != nil {
 			return err
 		}
-		a, it, err := b.post(tx, &sg, g, id.PublicKey(), m, cid)
-		if err != nil {
-			return err
-		}
+		b.keepSigner(group, &sg, g)
 		res = SendResult{Message: a.Message, OutboxID: it.ID, Delivered: it.State == store.OutboxSent}
 		return nil
 	}()
 	return res, err
+}
+
+// setExpiry gives m the group's disappearing-message timer d, unless it
+// has its own or is of a kind that does not disappear.
+func setExpiry(m *content.Message, d time.Duration) {
+	if k := m.Kind(); d > 0 && m.Expires == nil && k != content.KindTimer && k != content.KindReceipt {
+		m.Expires = &content.Expiry{Relative: true, Seconds: uint32(d / time.Second)}
+	}
+}
+
+// protectContent encrypts m to g: the content sc signed for g's current
+// state, or else m signed now.
+func protectContent(g *mls.Group, m *content.Message, sc *mls.SignedContent) ([]byte, error) {
+	if sc != nil {
+		ct, err := g.ProtectSigned(sc)
+		if !errors.Is(err, mls.ErrStaleSignedContent) {
+			if err != nil {
+				return nil, fmt.Errorf("encrypt: %w", err)
+			}
+			return ct, nil
+		}
+	}
+	pt, err := appendContent(m, g.EpochAuthenticator())
+	if err != nil {
+		return nil, err
+	}
+	ct, err := g.Protect(pt, nil)
+	clear(pt)
+	if err != nil {
+		return nil, fmt.Errorf("encrypt: %w", err)
+	}
+	return ct, nil
 }
 
 // post encrypts m to the group, applies it to the own history and queues
@@ -168,19 +217,20 @@ func (b *Backend) sendLocked(tx *store.Tx, id store.Identity, group string, cid 
 // gmu and checked that the user is an active member without a pending
 // commit.
 func (b *Backend) post(tx *store.Tx, sg *store.Group, g *mls.Group, self []byte, m *content.Message, cid []byte) (applied, store.OutboxItem, error) {
-	now := tx.Now()
-	m.SentAt = now
-	if k := m.Kind(); sg.DisappearAfter > 0 && m.Expires == nil && k != content.KindTimer && k != content.KindReceipt {
-		m.Expires = &content.Expiry{Relative: true, Seconds: uint32(sg.DisappearAfter / time.Second)}
+	return b.postSigned(tx, sg, g, self, m, cid, nil)
+}
+
+// postSigned is post of m as signed before the transaction (presign.go)
+// in sc, or as post when sc is nil. Content signed for another state of
+// the group is signed again.
+func (b *Backend) postSigned(tx *store.Tx, sg *store.Group, g *mls.Group, self []byte, m *content.Message, cid []byte, sc *mls.SignedContent) (applied, store.OutboxItem, error) {
+	if sc == nil {
+		m.SentAt = tx.Now()
+		setExpiry(m, sg.DisappearAfter)
 	}
-	pt, err := appendContent(m, g.EpochAuthenticator())
+	ct, err := protectContent(g, m, sc)
 	if err != nil {
 		return applied{}, store.OutboxItem{}, err
-	}
-	ct, err := g.Protect(pt, nil)
-	clear(pt)
-	if err != nil {
-		return applied{}, store.OutboxItem{}, fmt.Errorf("encrypt: %w", err)
 	}
 	sender, dev := self, sendingDevice{key: self}
 	if own, ok := g.Member(g.OwnLeaf()); ok {

@@ -147,6 +147,7 @@ func (b *Backend) Run(ctx context.Context) error {
 	}
 	// (Deferred first, so it runs last: after every receiver ended.)
 	defer b.stopReceipts()
+	defer b.signers.forgetAll()
 	b.scheduleReceipts(0) // what a previous run still owed
 	maintained := make(chan struct{})
 	go func() { b.maintain(ctx); close(maintained) }()

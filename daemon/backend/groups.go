@@ -450,9 +450,9 @@ func (b *Backend) Send(ctx context.Context, group, text string, clientMsgID []by
 	if err := checkText(text); err != nil {
 		return SendResult{}, err
 	}
-	return b.sendContent(ctx, group, clientMsgID, func(*store.Tx, store.Group) (*content.Message, error) {
+	return b.sendContentPresigned(ctx, group, clientMsgID, func(*store.Tx, store.Group) (*content.Message, error) {
 		return content.NewText(text), nil
-	})
+	}, func() *content.Message { return content.NewText(text) })
 }
 
 // Leave leaves a group. A member cannot commit its own removal (RFC 9420
@@ -487,6 +487,7 @@ func (b *Backend) Leave(ctx context.Context, group string) error {
 		if err := saveGroup(tx, &sg, g); err != nil {
 			return err
 		}
+		b.signers.forget(sg.ID)
 		_, err = tx.AppendEvent(store.Event{Kind: store.EventLeft, GroupID: sg.ID, Epoch: g.Epoch()})
 		return err
 	})

@@ -274,6 +274,7 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 		}
 		switch {
 		case rec.SelfRemoved || !g.Active():
+			b.signers.forget(sg.ID)
 			if sg.LeftAt.IsZero() {
 				sg.LeftAt = tx.Now()
 				if _, err := tx.AppendEvent(store.Event{Kind: store.EventLeft, GroupID: sg.ID, Epoch: rec.NewEpoch, By: userOf(rec.Sender)}); err != nil {

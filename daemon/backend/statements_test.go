@@ -47,7 +47,7 @@ func TestSendStatements(t *testing.T) {
 	alice.b.gmu.Lock()
 	err = alice.b.update(ctx, func(tx *store.Tx) error {
 		n0 := alice.b.st.WriteStatements()
-		_, err := alice.b.sendLocked(tx, id, gid, freshClientID(t), textComposer("c"), true)
+		_, err := alice.b.sendLocked(tx, id, gid, freshClientID(t), textComposer("c"), true, nil)
 		n = alice.b.st.WriteStatements() - n0
 		return err
 	})

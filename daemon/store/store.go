@@ -316,3 +316,6 @@ func boolInt(b bool) int {
 // SetClock replaces the clock of the timestamps transactions write (tests
 // inject one).
 func (s *Store) SetClock(now func() time.Time) { s.now = now }
+
+// Now is the store's clock (what Tx.Now gives a transaction begun now).
+func (s *Store) Now() time.Time { return s.now() }

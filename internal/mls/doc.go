@@ -77,7 +77,9 @@
 // data. A failed operation leaves the group unchanged, and
 // MarshalBinary/UnmarshalGroup store and restore it whole (group_wipe.go
 // says which secrets stay in memory and which are zeroed). A Group is not
-// safe for concurrent use.
+// safe for concurrent use; a ContentSigner (presign.go) is, and signs
+// application content of one epoch outside the application's lock, for
+// ProtectSigned to encrypt.
 //
 // # The application's decisions
 //

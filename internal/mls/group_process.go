@@ -97,14 +97,7 @@ func (g *Group) Protect(plaintext, authenticatedData []byte) (_ []byte, err erro
 	if err != nil {
 		return nil, err
 	}
-	undo := g.keys.secretTree.snapshotLeaf(g.self)
-	msg, err := g.protect(ac, g.keys.secretTree)
-	if err != nil {
-		undo.restore()
-		return nil, err
-	}
-	undo.discard()
-	return msg, nil
+	return g.protectSigned(ac)
 }
 
 // ProcessMessage processes one MLSMessage received for the group. Commits
