@@ -27,6 +27,16 @@ func TestWriteFsync(t *testing.T) {
 	if _, err := WriteFsync(t.TempDir()+"/missing", 1, 1, time.Millisecond); err == nil {
 		t.Fatal("missing folder accepted")
 	}
+	s, err := Spaced(t.TempDir(), 1024, time.Millisecond, 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Batch != 1 || s.Fsyncs < 10 || s.PerSync <= 0 {
+		t.Fatalf("spaced floor %+v", s)
+	}
+	if _, err := Spaced(t.TempDir(), 1, -time.Second, time.Millisecond); err == nil {
+		t.Fatal("negative gap accepted")
+	}
 }
 
 // BenchmarkWriteFsync is the raw floor (one 1 KiB record per fsync) and the
