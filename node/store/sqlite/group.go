@@ -212,7 +212,7 @@ func (s *Store) FanOut(ctx context.Context, groupID, sender, clientMsgID, payloa
 	}
 	var res store.FanOutResult
 	err := s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) (err error) {
-		res, err = s.fanOutOne(ctx, tx, op, sender, store.FanOutItem{GroupID: groupID, ClientMsgID: clientMsgID, Payload: payload, Update: update})
+		res, err = s.fanOutOne(ctx, tx, op, sender, store.FanOutItem{GroupID: groupID, ClientMsgID: clientMsgID, Payload: payload, Update: update}, nil)
 		return err
 	})
 	if err != nil {
@@ -232,7 +232,7 @@ func checkFanOut(groupID, sender, clientMsgID, payload []byte) error {
 
 // fanOutOne stores one fanned-out message in tx (see FanOut); a refusal
 // may leave writes behind, for the caller to roll back.
-func (s *Store) fanOutOne(ctx context.Context, tx *sql.Tx, op string, sender []byte, it store.FanOutItem) (store.FanOutResult, error) {
+func (s *Store) fanOutOne(ctx context.Context, tx *sql.Tx, op string, sender []byte, it store.FanOutItem, memo *rosterMemo) (store.FanOutResult, error) {
 	groupID, clientMsgID, payload, update := it.GroupID, it.ClientMsgID, it.Payload, it.Update
 	digest := sha256.Sum256(payload)
 	if len(clientMsgID) > 0 {
@@ -252,10 +252,11 @@ func (s *Store) fanOutOne(ctx context.Context, tx *sql.Tx, op string, sender []b
 	var recipients [][]byte
 	if update == nil {
 		var err error
-		if seq, recipients, err = s.advancePlain(ctx, tx, groupID, sender); err != nil {
+		if seq, recipients, err = s.advancePlain(ctx, tx, groupID, sender, memo); err != nil {
 			return store.FanOutResult{}, fmt.Errorf("sqlite: %s: %w", op, err)
 		}
 	} else {
+		memo.forget() // the view, and maybe the roster, change
 		g, err := s.loadGroup(ctx, tx, groupID, sender)
 		if err != nil {
 			return store.FanOutResult{}, fmt.Errorf("sqlite: %s: %w", op, err)
@@ -290,8 +291,9 @@ func (s *Store) fanOutOne(ctx context.Context, tx *sql.Tx, op string, sender []b
 // the group row's number advances without the view being read or written
 // again, and one read of the roster checks that it lists sender and gives
 // the others. (A refusal leaves the advance behind, for the caller to
-// roll back.)
-func (s *Store) advancePlain(ctx context.Context, tx *sql.Tx, groupID, sender []byte) (int64, [][]byte, error) {
+// roll back.) With memo, the roster read for the same group and sender
+// earlier in the transaction is taken again.
+func (s *Store) advancePlain(ctx context.Context, tx *sql.Tx, groupID, sender []byte, memo *rosterMemo) (int64, [][]byte, error) {
 	var seq int64
 	err := s.queryRow(ctx, tx, bumpGroupSeq, groupID).Scan(&seq)
 	switch {
@@ -299,6 +301,9 @@ func (s *Store) advancePlain(ctx context.Context, tx *sql.Tx, groupID, sender []
 		return 0, nil, fmt.Errorf("group %x: %x: %w", groupID, sender, store.ErrNotMember)
 	case err != nil:
 		return 0, nil, err
+	}
+	if others, ok := memo.get(groupID, sender); ok {
+		return seq, others, nil
 	}
 	rows, err := s.query(ctx, tx, rosterQuery, groupID)
 	if err != nil {
@@ -326,7 +331,37 @@ func (s *Store) advancePlain(ctx context.Context, tx *sql.Tx, groupID, sender []
 	if !member {
 		return 0, nil, fmt.Errorf("group %x: %x: %w", groupID, sender, store.ErrNotMember)
 	}
+	memo.put(groupID, sender, out)
 	return seq, out, nil
+}
+
+// rosterMemo keeps, within one FanOutBatch's transaction, the last roster
+// advancePlain read: the other members of a group, read for a sender it
+// listed. Application messages change no roster, so the batch's next
+// message of the same group and sender needs no read of it; any message
+// that updates a view forgets it. A nil memo keeps nothing.
+type rosterMemo struct {
+	groupID, sender []byte
+	others          [][]byte
+}
+
+func (m *rosterMemo) get(groupID, sender []byte) ([][]byte, bool) {
+	if m == nil || m.groupID == nil || !bytes.Equal(m.groupID, groupID) || !bytes.Equal(m.sender, sender) {
+		return nil, false
+	}
+	return m.others, true
+}
+
+func (m *rosterMemo) put(groupID, sender []byte, others [][]byte) {
+	if m != nil {
+		m.groupID, m.sender, m.others = groupID, sender, others
+	}
+}
+
+func (m *rosterMemo) forget() {
+	if m != nil {
+		*m = rosterMemo{}
+	}
 }
 
 // otherMembers lists the roster of groupID without sender and revoked

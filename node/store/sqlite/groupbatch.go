@@ -29,6 +29,7 @@ func (s *Store) FanOutBatch(ctx context.Context, sender []byte, items []store.Fa
 	)
 	err := s.write(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
 		results, refused = results[:0], nil
+		memo := &rosterMemo{} // this attempt's (the write may run again)
 		for _, it := range items {
 			if err := checkFanOut(it.GroupID, sender, it.ClientMsgID, it.Payload); err != nil {
 				refused = fmt.Errorf("sqlite: %s: %w", op, err)
@@ -37,7 +38,7 @@ func (s *Store) FanOutBatch(ctx context.Context, sender []byte, items []store.Fa
 			if _, err := s.exec(ctx, tx, savepointItem); err != nil {
 				return fmt.Errorf("sqlite: %s: savepoint: %w", op, err)
 			}
-			res, err := s.fanOutOne(ctx, tx, op, sender, it)
+			res, err := s.fanOutOne(ctx, tx, op, sender, it, memo)
 			if err != nil {
 				if _, rerr := s.exec(ctx, tx, rollbackItem); rerr != nil {
 					return fmt.Errorf("sqlite: %s: roll back a refused message: %w (after %w)", op, rerr, err)

@@ -33,6 +33,7 @@ func runGroups(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Group/FanOutUpdatesView", testGroupFanOutUpdate},
 		{"Group/FanOutBatch", testGroupFanOutBatch},
 		{"Group/FanOutBatchFullQueue", testGroupFanOutBatchFullQueue},
+		{"Group/FanOutBatchTwoGroups", testGroupFanOutBatchTwoGroups},
 		{"Group/PublicView", testGroupPublicView},
 		{"Group/RemovedMembers", testGroupRemovedMembers},
 		{"Group/FullQueueRefusesAll", testGroupFullQueue},

@@ -138,3 +138,42 @@ func testGroupFanOutBatchFullQueue(t *testing.T, s store.Store) {
 		}
 	}
 }
+
+// A batch mixing two groups' messages gives each to its own group's other
+// members, in order, each group numbering its own: a roster read for one
+// group (a store may keep it for the batch) never serves the other.
+func testGroupFanOutBatchTwoGroups(t *testing.T, s store.Store) {
+	ctx := testCtx(t)
+	g1, g2 := GroupID("fan out batch one"), GroupID("fan out batch two")
+	alice, bob, carol := Key("alice"), Key("bob"), Key("carol")
+	createGroup(t, s, g1, 0, alice, bob)
+	createGroup(t, s, g2, 0, alice, carol)
+	var items []store.FanOutItem
+	var toBob, toCarol [][]byte
+	for i := range 6 {
+		g, to := g1, &toBob
+		if i%3 == 1 {
+			g, to = g2, &toCarol
+		}
+		items = append(items, store.FanOutItem{GroupID: g, ClientMsgID: []byte(fmt.Sprint("two", i)), Payload: payload(i)})
+		*to = append(*to, payload(i))
+	}
+	res, err := s.FanOutBatch(ctx, alice, items)
+	noErr(t, "FanOutBatch of two groups", err)
+	if len(res) != len(items) {
+		t.Fatalf("FanOutBatch of two groups: %d results, want %d", len(res), len(items))
+	}
+	seqs := map[string]uint64{}
+	for i, r := range res {
+		want := bob
+		if i%3 == 1 {
+			want = carol
+		}
+		seqs[string(items[i].GroupID)]++
+		if len(r.Recipients) != 1 || !bytes.Equal(r.Recipients[0], want) || r.GroupSeq != seqs[string(items[i].GroupID)] {
+			t.Fatalf("message %d: recipients %x, group number %d", i, r.Recipients, r.GroupSeq)
+		}
+	}
+	wantQueue(t, s, bob, alice, toBob...)
+	wantQueue(t, s, carol, alice, toCarol...)
+}
