@@ -98,5 +98,20 @@ func (tx *Tx) stmt(query string) *sql.Stmt {
 	if st == nil {
 		return nil
 	}
-	return tx.tx.StmtContext(tx.ctx, st)
+	// A transaction of several messages runs the same statements for
+	// each: bound once, not once a statement.
+	for _, b := range tx.bound[:tx.nbound] {
+		if b.prepared == st {
+			return b.bound
+		}
+	}
+	b := tx.tx.StmtContext(tx.ctx, st)
+	if tx.nbound < len(tx.bound) {
+		tx.bound[tx.nbound] = boundStmt{st, b}
+		tx.nbound++
+	}
+	return b
 }
+
+// boundStmt is a prepared statement and its form bound to a transaction.
+type boundStmt struct{ prepared, bound *sql.Stmt }

@@ -164,8 +164,11 @@ type Tx struct {
 	outboxTouched bool
 	outboxOther   bool
 	freshAdded    []OutboxItem
-	// stmts are the store's prepared statements (stmts.go).
-	stmts *stmtCache
+	// stmts are the store's prepared statements (stmts.go); bound, the
+	// first of them bound to tx, each reused for the rest of tx.
+	stmts  *stmtCache
+	bound  [12]boundStmt
+	nbound int
 	// memo, kept and handed are the decoded values (memo.go): the
 	// store's, those tx keeps once it commits, those it was handed.
 	memo   *memo

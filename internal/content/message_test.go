@@ -151,3 +151,25 @@ func TestUnknownPreserved(t *testing.T) {
 		t.Errorf("unknown type: %q", u)
 	}
 }
+
+// The media types a text part may have: the one this package writes (taken
+// without a parse) and any spelling of text/plain in UTF-8; no other.
+func TestTextTypes(t *testing.T) {
+	for ct, want := range map[string]bool{
+		MediaTypeText:                true,
+		"text/plain":                 true,
+		"Text/Plain; charset=UTF-8":  true,
+		"text/plain;charset=latin1":  false,
+		"text/plainx":                false,
+		"text/plain;charset=utf-8;;": false,
+		MediaTypeStatus:              false,
+		"":                           false,
+	} {
+		if got := isTextType(ct); got != want {
+			t.Errorf("isTextType(%q) = %v, want %v", ct, got, want)
+		}
+	}
+	if !isStatusType(MediaTypeStatus) || !isStatusType("application/MIMI-message-status") || isStatusType(MediaTypeText) {
+		t.Error("isStatusType")
+	}
+}

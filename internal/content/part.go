@@ -96,6 +96,9 @@ func (p *Part) IsText() bool {
 }
 
 func isTextType(ct string) bool {
+	if ct == MediaTypeText || ct == "text/plain" {
+		return true // what this package writes, without the parse
+	}
 	t, params, err := mime.ParseMediaType(ct)
 	if err != nil || t != "text/plain" {
 		return false
@@ -105,6 +108,9 @@ func isTextType(ct string) bool {
 }
 
 func isStatusType(ct string) bool {
+	if ct == MediaTypeStatus {
+		return true
+	}
 	t, _, err := mime.ParseMediaType(ct)
 	return err == nil && t == MediaTypeStatus
 }
