@@ -127,3 +127,60 @@ func TestPanickingSendFailsAlone(t *testing.T) {
 		t.Fatalf("bob has %q", got)
 	}
 }
+
+// A batch whose sends all succeed commits as it ran, without savepoints;
+// one with a failing send runs again with them: the failure is the send's
+// own, and the sends beside it commit once each.
+func TestFailedSendInABatch(t *testing.T) {
+	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	alice, bob := groupsStart(t, node), groupsStart(t, node)
+	_, gid := groupsForm(t, "batch", alice, bob)
+	ctx := context.Background()
+	for round, failing := range []bool{false, true} {
+		alice.b.gmu.Lock() // the sends queue up behind it, into one batch
+		var wg sync.WaitGroup
+		queued := func(n int) func() bool {
+			return func() bool {
+				alice.b.sends.mu.Lock()
+				defer alice.b.sends.mu.Unlock()
+				return alice.b.sends.running && len(alice.b.sends.waiting) == n
+			}
+		}
+		// A first send is taken alone and waits for gmu.
+		wg.Go(func() {
+			if _, err := alice.b.Send(ctx, gid, fmt.Sprintf("r%d-first", round), nil); err != nil {
+				t.Error(err)
+			}
+		})
+		groupsWait(t, "the first send taken", queued(0))
+		results := make([]error, 5)
+		for i := range results {
+			wg.Go(func() {
+				if failing && i == 2 {
+					_, results[i] = alice.b.Reply(ctx, gid, "#99999", "to nothing", nil)
+					return
+				}
+				_, results[i] = alice.b.Send(ctx, gid, fmt.Sprintf("r%d-%d", round, i), nil)
+			})
+		}
+		groupsWait(t, "the batch queued", queued(len(results)))
+		alice.b.gmu.Unlock()
+		wg.Wait()
+		for i, err := range results {
+			switch {
+			case failing && i == 2:
+				if err == nil || errors.Is(err, errSendFailed) {
+					t.Fatalf("round %d: the failing send answered %v, want its own error", round, err)
+				}
+			case err != nil:
+				t.Fatalf("round %d: send %d: %v", round, i, err)
+			}
+		}
+	}
+	want := []string{"r0-0", "r0-1", "r0-2", "r0-3", "r0-4", "r0-first", "r1-0", "r1-1", "r1-3", "r1-4", "r1-first"}
+	groupsWait(t, "every text at bob, once", func() bool {
+		got := groupsTexts(t, bob, gid)
+		slices.Sort(got)
+		return slices.Equal(got, want)
+	})
+}
