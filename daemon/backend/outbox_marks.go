@@ -161,7 +161,8 @@ func (m *outboxMarks) flush() {
 // cut, an item goes out again, and the node, which deduplicates on the
 // item's client message id, stores it once and answers the same number.
 // A mark that fails is skipped (its item goes out again) and the first
-// such failure returned.
+// such failure returned. The marks run without savepoints first; if one
+// fails, the transaction rolls back and they run again, each in its own.
 func (b *Backend) markSent(ctx context.Context, marks []sentMark) error {
 	mark := func(tx *store.Tx, s sentMark) error {
 		it := s.it
@@ -174,12 +175,23 @@ func (b *Backend) markSent(ctx context.Context, marks []sentMark) error {
 	}
 	var failed error
 	err := b.st.UpdateNoSync(ctx, func(tx *store.Tx) error {
-		failed = nil
-		if len(marks) == 1 {
-			// A lone mark needs no savepoint: if it fails, the
-			// transaction holds nothing else.
-			return mark(tx, marks[0])
+		for _, s := range marks {
+			if err := mark(tx, s); err != nil {
+				failed = err
+				return err
+			}
 		}
+		return nil
+	})
+	if err == nil {
+		b.changed.broadcast()
+		return nil
+	}
+	if len(marks) == 1 || !errors.Is(err, failed) {
+		return err // (a lone mark's failure is the transaction's)
+	}
+	err = b.st.UpdateNoSync(ctx, func(tx *store.Tx) error {
+		failed = nil
 		for _, s := range marks {
 			err := tx.Savepoint(func(tx *store.Tx) error { return mark(tx, s) })
 			if err != nil && failed == nil {

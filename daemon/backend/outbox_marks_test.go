@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -77,5 +78,48 @@ func TestOutboxFullPageOfUnmarkedItems(t *testing.T) {
 	groupsWait(t, "every message arrives", func() bool { return len(groupsTexts(t, bob, gid)) >= total })
 	if got := groupsTexts(t, bob, gid); !slices.Equal(got, want) {
 		t.Fatalf("bob reads %q, want %q", got, want)
+	}
+}
+
+// Marks committed together: a mark that fails (its item gone) is skipped,
+// and the marks beside it are committed, once; without a failure they
+// commit as they ran.
+func TestSentMarksBesideAFailingOne(t *testing.T) {
+	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
+	alice := groupsStart(t, node)
+	ctx := context.Background()
+	var items []store.OutboxItem
+	if err := alice.b.st.Update(ctx, func(tx *store.Tx) error {
+		for i := range 4 {
+			it, err := tx.AddOutbox(store.OutboxItem{Kind: store.OutboxApplication, ClientMsgID: fmt.Appendf(nil, "mark-%d", i),
+				Payload: []byte("x"), Recipients: [][]byte{bytes.Repeat([]byte{9}, 32)}})
+			if err != nil {
+				return err
+			}
+			items = append(items, it)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	state := func(it store.OutboxItem) store.OutboxState {
+		t.Helper()
+		var got store.OutboxItem
+		if err := alice.b.st.View(ctx, func(tx *store.Tx) (err error) { got, err = tx.Outbox(it.ID); return }); err != nil {
+			t.Fatal(err)
+		}
+		return got.State
+	}
+	if err := alice.b.markSent(ctx, []sentMark{{it: items[0]}, {it: items[1]}}); err != nil {
+		t.Fatal(err)
+	}
+	gone := store.OutboxItem{ID: 1 << 40}
+	if err := alice.b.markSent(ctx, []sentMark{{it: items[2]}, {it: gone}, {it: items[3]}}); err == nil {
+		t.Fatal("a mark of a missing item did not fail")
+	}
+	for i, it := range items {
+		if s := state(it); s != store.OutboxSent {
+			t.Errorf("item %d is %q, want sent", i, s)
+		}
 	}
 }
