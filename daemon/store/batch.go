@@ -37,9 +37,10 @@ func (tx *Tx) Savepoint(fn func(*Tx) error) error {
 	if tx.broken != nil {
 		return tx.broken
 	}
-	tx.savepoints++
-	name := fmt.Sprintf("sp%d", tx.savepoints)
-	if _, err := tx.execAny("SAVEPOINT " + name); err != nil {
+	// One name for all: savepoints nest, and SQLite's RELEASE and
+	// ROLLBACK TO name the innermost of that name, so the three statements
+	// are prepared once and reused.
+	if _, err := tx.execAny("SAVEPOINT sp"); err != nil {
 		return tx.breaks(fmt.Errorf("store: savepoint: %w", err))
 	}
 	kept, added, after := len(tx.kept), len(tx.freshAdded), len(tx.after)
@@ -51,11 +52,11 @@ func (tx *Tx) Savepoint(fn func(*Tx) error) error {
 		tx.kept = tx.kept[:kept]
 		tx.after = tx.after[:after]
 		tx.freshAdded = tx.freshAdded[:added]
-		if _, rerr := tx.execAny("ROLLBACK TO " + name); rerr != nil {
+		if _, rerr := tx.execAny("ROLLBACK TO sp"); rerr != nil {
 			return tx.breaks(fmt.Errorf("store: roll back to savepoint: %w (after: %v)", rerr, err))
 		}
 	}
-	if _, rerr := tx.execAny("RELEASE " + name); rerr != nil {
+	if _, rerr := tx.execAny("RELEASE sp"); rerr != nil {
 		return tx.breaks(fmt.Errorf("store: release savepoint: %w", rerr))
 	}
 	return err

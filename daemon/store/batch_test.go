@@ -40,6 +40,16 @@ func TestSavepointRollsBackOnlyItsWork(t *testing.T) {
 			}
 			return nil
 		})
+		// Nested the other way: the inner one succeeds, the outer one
+		// fails, and both are rolled back (the savepoints share a name).
+		if err := tx.Savepoint(func(tx *Tx) error {
+			if err := tx.Savepoint(func(tx *Tx) error { return tx.SetNodeCursor(5) }); err != nil {
+				return err
+			}
+			return boom
+		}); !errors.Is(err, boom) {
+			t.Errorf("outer savepoint: %v", err)
+		}
 		return nil
 	})
 	if errs[0] != nil || !errors.Is(errs[1], boom) || errs[2] != nil {
@@ -125,7 +135,7 @@ func TestBrokenSavepointFailsTheTransaction(t *testing.T) {
 		}
 		sperr = tx.Savepoint(func(tx *Tx) error {
 			// Gone before Savepoint rolls back to it.
-			if _, err := tx.tx.ExecContext(tx.ctx, "RELEASE sp1"); err != nil {
+			if _, err := tx.tx.ExecContext(tx.ctx, "RELEASE sp"); err != nil {
 				return err
 			}
 			return boom

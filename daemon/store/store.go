@@ -154,8 +154,6 @@ type Tx struct {
 	readOnly bool
 	// scrub is set by writes that delete secrets (scrub.go).
 	scrub bool
-	// savepoints counts the savepoints taken (batch.go), for their names.
-	savepoints int
 	// broken is set when a savepoint failed: tx must not commit.
 	broken error
 	// outboxTouched is set by writes that may make an item pending
