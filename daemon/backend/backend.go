@@ -143,8 +143,10 @@ type Backend struct {
 	log     *slog.Logger
 	changed *notifier
 	// signers keeps the groups' content signers for texts signed before
-	// their transactions (presign.go).
-	signers signers
+	// their transactions (presign.go); presignedSent counts the texts sent
+	// as signed so.
+	signers       signers
+	presignedSent atomic.Int64
 	// outboxReads counts the outbox sender's reads of pending items.
 	outboxReads atomic.Int64
 

@@ -97,9 +97,21 @@ func (b *Backend) sendContentPresigned(ctx context.Context, group string, client
 			return SendResult{}, opError("send", err)
 		}
 	}
-	var pre *presigned
+	// The text is signed while its transaction begins and reads the group
+	// (on the other core, when one is free): the send is queued first, and
+	// its transaction waits for the signature only where it needs it.
+	var (
+		pre     *presigned
+		signed  = make(chan struct{})
+		signing func()
+		waitPre func() *presigned
+	)
 	if standalone != nil {
-		pre = b.presign(group, standalone())
+		signing = func() {
+			defer close(signed)
+			pre = b.presign(group, standalone())
+		}
+		waitPre = func() *presigned { <-signed; return pre }
 	}
 	// The identity is read in the send's transaction: one statement there
 	// instead of a view of its own before it.
@@ -111,8 +123,8 @@ func (b *Backend) sendContentPresigned(ctx context.Context, group string, client
 		if err != nil {
 			return SendResult{}, err
 		}
-		return b.sendLocked(tx, id, group, cid, compose, fresh, pre)
-	})
+		return b.sendLocked(tx, id, group, cid, compose, fresh, waitPre)
+	}, signing)
 	if errors.Is(err, ErrNotRegistered) {
 		return SendResult{}, ErrNotRegistered
 	}
@@ -127,7 +139,7 @@ func (b *Backend) sendContentPresigned(ctx context.Context, group string, client
 // encrypts, records and queues what compose builds. A fresh cid, made
 // just now from crypto/rand, cannot have been used: it is not looked up.
 // The caller holds gmu.
-func (b *Backend) sendLocked(tx *store.Tx, id store.Identity, group string, cid []byte, compose composer, fresh bool, pre *presigned) (SendResult, error) {
+func (b *Backend) sendLocked(tx *store.Tx, id store.Identity, group string, cid []byte, compose composer, fresh bool, waitPre func() *presigned) (SendResult, error) {
 	var res SendResult
 	err := func() error {
 		if !fresh {
@@ -164,6 +176,10 @@ func (b *Backend) sendLocked(tx *store.Tx, id store.Identity, group string, cid 
 			m  *content.Message
 			sc *mls.SignedContent
 		)
+		var pre *presigned
+		if waitPre != nil {
+			pre = waitPre()
+		}
 		if pre.usable(&sg) {
 			m, sc = pre.m, pre.sc
 		} else if m, err = compose(tx, sg); err != nil {
@@ -189,27 +205,27 @@ func setExpiry(m *content.Message, d time.Duration) {
 }
 
 // protectContent encrypts m to g: the content sc signed for g's current
-// state, or else m signed now.
-func protectContent(g *mls.Group, m *content.Message, sc *mls.SignedContent) ([]byte, error) {
+// state (presigned), or else m signed now.
+func protectContent(g *mls.Group, m *content.Message, sc *mls.SignedContent) (ct []byte, presigned bool, err error) {
 	if sc != nil {
 		ct, err := g.ProtectSigned(sc)
 		if !errors.Is(err, mls.ErrStaleSignedContent) {
 			if err != nil {
-				return nil, fmt.Errorf("encrypt: %w", err)
+				return nil, false, fmt.Errorf("encrypt: %w", err)
 			}
-			return ct, nil
+			return ct, true, nil
 		}
 	}
 	pt, err := appendContent(m, g.EpochAuthenticator())
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	ct, err := g.Protect(pt, nil)
+	ct, err = g.Protect(pt, nil)
 	clear(pt)
 	if err != nil {
-		return nil, fmt.Errorf("encrypt: %w", err)
+		return nil, false, fmt.Errorf("encrypt: %w", err)
 	}
-	return ct, nil
+	return ct, false, nil
 }
 
 // post encrypts m to the group, applies it to the own history and queues
@@ -228,9 +244,12 @@ func (b *Backend) postSigned(tx *store.Tx, sg *store.Group, g *mls.Group, self [
 		m.SentAt = tx.Now()
 		setExpiry(m, sg.DisappearAfter)
 	}
-	ct, err := protectContent(g, m, sc)
+	ct, presigned, err := protectContent(g, m, sc)
 	if err != nil {
 		return applied{}, store.OutboxItem{}, err
+	}
+	if presigned {
+		b.presignedSent.Add(1)
 	}
 	sender, dev := self, sendingDevice{key: self}
 	if own, ok := g.Member(g.OwnLeaf()); ok {

@@ -10,10 +10,13 @@ import (
 	"github.com/quicproquo/quicproquo/internal/mls"
 )
 
-// A text is signed before its send transaction, on the API caller's
+// A text is signed outside its send transaction, on the API caller's
 // goroutine (mls.ContentSigner): the signature is most of a send's
 // work, and the sends' transactions run one at a time under gmu, so that
-// signing there kept the other callers and the second core waiting. The
+// signing there kept the other callers and the second core waiting. A
+// send that finds no other queued signs while its transaction begins and
+// reads the group, which waits for the signature where it needs it; one
+// that would join a batch signs before it joins (sendBatched). The
 // transaction takes the signed content if it was signed for the group's
 // current state and settings (mls.Group.ProtectSigned); otherwise, after
 // a commit say, it composes and signs again itself, as before. Each group

@@ -45,9 +45,13 @@ func TestPresignedTexts(t *testing.T) {
 	if first == nil || first.s.Epoch() != epoch(alice) {
 		t.Fatalf("no signer of the epoch kept after a send: %+v", first)
 	}
+	signed := alice.b.presignedSent.Load()
 	send("two")
 	if kept() != first {
 		t.Fatal("the signer was replaced within its epoch")
+	}
+	if alice.b.presignedSent.Load() != signed+1 {
+		t.Fatal("the second text of the epoch was not sent as signed before its transaction")
 	}
 
 	// Bob's commit, then Alice's own: the kept signer is of the epoch
@@ -70,6 +74,11 @@ func TestPresignedTexts(t *testing.T) {
 			t.Fatal(err)
 		}
 		want = append(want, "after a commit")
+		signed := alice.b.presignedSent.Load()
+		send("again")
+		if alice.b.presignedSent.Load() != signed+1 {
+			t.Fatal("the text after the renewed signer was not sent as signed before its transaction")
+		}
 		now := kept()
 		if now == nil || now == stale || now.s.Epoch() != epoch(alice) {
 			t.Fatalf("the signer was not renewed in the new epoch: %+v", now)

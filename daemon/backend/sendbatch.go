@@ -48,17 +48,30 @@ type sendReq struct {
 
 // sendBatched runs run (which must hold to what gmu allows) in a write
 // transaction, possibly together with other sends, and returns once that
-// transaction has committed or failed.
-func (b *Backend) sendBatched(ctx context.Context, run func(*store.Tx) (SendResult, error)) (SendResult, error) {
+// transaction has committed or failed. meanwhile, if not nil, runs on the
+// caller's goroutine: once the send is queued if no other send is queued or
+// running (so that it overlaps the transaction's start), before queueing it
+// otherwise (so that the batch it joins waits for nothing). run may wait
+// for meanwhile, which must not wait for gmu or the store.
+func (b *Backend) sendBatched(ctx context.Context, run func(*store.Tx) (SendResult, error), meanwhile func()) (SendResult, error) {
 	r := &sendReq{ctx: ctx, run: run, done: make(chan struct{})}
 	q := &b.sends
 	q.mu.Lock()
+	if meanwhile != nil && (q.running || len(q.waiting) > 0) {
+		q.mu.Unlock()
+		meanwhile()
+		meanwhile = nil
+		q.mu.Lock()
+	}
 	q.waiting = append(q.waiting, r)
 	if !q.running {
 		q.running = true
 		go b.drainSends()
 	}
 	q.mu.Unlock()
+	if meanwhile != nil {
+		meanwhile()
+	}
 	// Once queued, the send may be committed: wait for the answer rather
 	// than report a cancellation that might not be true.
 	<-r.done
