@@ -81,23 +81,10 @@ type Received struct {
 // Protect encrypts application data for the group as a PrivateMessage
 // and returns the MLSMessage bytes. authenticatedData travels in clear but
 // authenticated.
-func (g *Group) Protect(plaintext, authenticatedData []byte) (_ []byte, err error) {
-	before := g.unsaved
-	defer func() {
-		if err != nil {
-			g.changedState()
-		} else {
-			g.movedRatchets(before)
-		}
-	}()
-	if err := g.checkActive(); err != nil {
-		return nil, err
-	}
-	ac, err := g.signContent(ContentApplication, authenticatedData, WireFormatPrivateMessage)(&FramedContent{ApplicationData: bytes.Clone(plaintext)})
-	if err != nil {
-		return nil, err
-	}
-	return g.protectSigned(ac)
+func (g *Group) Protect(plaintext, authenticatedData []byte) ([]byte, error) {
+	return g.protectApplication(func() (*AuthenticatedContent, error) {
+		return g.signContent(ContentApplication, authenticatedData, WireFormatPrivateMessage)(&FramedContent{ApplicationData: bytes.Clone(plaintext)})
+	})
 }
 
 // ProcessMessage processes one MLSMessage received for the group. Commits

@@ -146,7 +146,26 @@ func (st signedState) matches(g *Group) bool {
 // signed, as an application message (as Protect does with content it
 // signs itself). Content signed in another state fails with
 // ErrStaleSignedContent; on any error the group is unchanged.
-func (g *Group) ProtectSigned(sc *SignedContent) (_ []byte, err error) {
+func (g *Group) ProtectSigned(sc *SignedContent) ([]byte, error) {
+	if err := g.checkActive(); err != nil {
+		return nil, err
+	}
+	if sc == nil || !sc.state.matches(g) {
+		// Nothing was tried: the group is not even marked changed (its
+		// caller signs again and saves no more than a message moves).
+		return nil, ErrStaleSignedContent
+	}
+	return g.protectApplication(func() (*AuthenticatedContent, error) {
+		ac := sc.ac
+		ac.Content.ApplicationData = bytes.Clone(ac.Content.ApplicationData)
+		return &ac, nil
+	})
+}
+
+// protectApplication encrypts the application content signed gives (for
+// g's current epoch) with the next sender key, as Protect and
+// ProtectSigned do; on any error the group is unchanged.
+func (g *Group) protectApplication(signed func() (*AuthenticatedContent, error)) (_ []byte, err error) {
 	before := g.unsaved
 	defer func() {
 		if err != nil {
@@ -158,17 +177,10 @@ func (g *Group) ProtectSigned(sc *SignedContent) (_ []byte, err error) {
 	if err := g.checkActive(); err != nil {
 		return nil, err
 	}
-	if sc == nil || !sc.state.matches(g) {
-		return nil, ErrStaleSignedContent
+	ac, err := signed()
+	if err != nil {
+		return nil, err
 	}
-	ac := sc.ac
-	ac.Content.ApplicationData = bytes.Clone(ac.Content.ApplicationData)
-	return g.protectSigned(&ac)
-}
-
-// protectSigned encrypts ac, signed content of g's epoch, with the next
-// sender key; a failure leaves the secret tree as it was.
-func (g *Group) protectSigned(ac *AuthenticatedContent) ([]byte, error) {
 	undo := g.keys.secretTree.snapshotLeaf(g.self)
 	msg, err := g.protect(ac, g.keys.secretTree)
 	if err != nil {

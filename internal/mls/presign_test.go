@@ -81,10 +81,15 @@ func TestProtectSignedRefusesAnotherState(t *testing.T) {
 	refused := func(what string, g *Group, sc *SignedContent) {
 		t.Helper()
 		before := mustState(t, g)
+		g.MarkSaved()
 		if _, err := g.ProtectSigned(sc); !errors.Is(err, ErrStaleSignedContent) {
 			t.Fatalf("%s: ProtectSigned = %v, want ErrStaleSignedContent", what, err)
 		}
 		checkUnchanged(t, what, g, before)
+		if g.Unsaved() != UnsavedNothing {
+			// The caller signs again; it would save the whole state.
+			t.Fatalf("%s: the refusal left the group marked %v", what, g.Unsaved())
+		}
 	}
 
 	refused("another member's content", a.g, sign(signer(b)))

@@ -14,12 +14,8 @@ import (
 // of a message in a direct chat. The group's view is 2 KiB, about a small
 // group's. cpu-µs/msg is the process's CPU time per fan-out.
 func BenchmarkFanOut1KiBTo1(b *testing.B) {
-	s := benchStore(b)
+	s, g, sender := benchPair(b)
 	ctx := context.Background()
-	g, sender, r := storetest.GroupID("bench"), storetest.Key("sender"), storetest.Key("recipient")
-	if err := s.CreateGroup(ctx, g, sender, 0, make([]byte, 2048), [][]byte{sender, r}); err != nil {
-		b.Fatal(err)
-	}
 	payload := make([]byte, 1024)
 	b.ReportAllocs()
 	i := 0
@@ -37,12 +33,8 @@ func BenchmarkFanOut1KiBTo1(b *testing.B) {
 // in FanOutBatch calls of 16, as qpd sends a burst: cpu-µs/msg is the CPU
 // time per message.
 func BenchmarkFanOutBatch1KiBTo1(b *testing.B) {
-	s := benchStore(b)
+	s, g, sender := benchPair(b)
 	ctx := context.Background()
-	g, sender, r := storetest.GroupID("bench"), storetest.Key("sender"), storetest.Key("recipient")
-	if err := s.CreateGroup(ctx, g, sender, 0, make([]byte, 2048), [][]byte{sender, r}); err != nil {
-		b.Fatal(err)
-	}
 	payload := make([]byte, 1024)
 	const per = 16
 	b.ReportAllocs()
@@ -59,4 +51,15 @@ func BenchmarkFanOutBatch1KiBTo1(b *testing.B) {
 		}
 	}
 	reportCPU(b, cpu, i, "cpu-µs/msg")
+}
+
+// benchPair is a store with a two-member group of a 2 KiB view: the group
+// and the sender.
+func benchPair(b *testing.B) (*Store, []byte, []byte) {
+	s := benchStore(b)
+	g, sender, r := storetest.GroupID("bench"), storetest.Key("sender"), storetest.Key("recipient")
+	if err := s.CreateGroup(context.Background(), g, sender, 0, make([]byte, 2048), [][]byte{sender, r}); err != nil {
+		b.Fatal(err)
+	}
+	return s, g, sender
 }
