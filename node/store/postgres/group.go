@@ -51,6 +51,30 @@ func lockGroup(ctx context.Context, tx pgx.Tx, groupID, sender []byte) (group, e
 	return g, nil
 }
 
+// advancePlain numbers an application message of groupID from sender: the
+// group's row is locked and its number advanced, the view left as it is,
+// and sender checked against the roster. (A refusal leaves the advance
+// behind, for the caller to roll back.)
+func advancePlain(ctx context.Context, tx pgx.Tx, groupID, sender []byte) (int64, error) {
+	var seq int64
+	err := tx.QueryRow(ctx, `UPDATE groups SET last_seq = last_seq + 1 WHERE group_id = $1 AND view IS NOT NULL RETURNING last_seq`, groupID).Scan(&seq)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return 0, fmt.Errorf("group %x: %x: %w", groupID, sender, store.ErrNotMember)
+	case err != nil:
+		return 0, fmt.Errorf("advance group: %w", err)
+	}
+	var one int
+	err = tx.QueryRow(ctx, `SELECT 1 FROM group_members WHERE group_id = $1 AND identity = $2`, groupID, sender).Scan(&one)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return 0, fmt.Errorf("group %x: %x: %w", groupID, sender, store.ErrNotMember)
+	case err != nil:
+		return 0, fmt.Errorf("check roster: %w", err)
+	}
+	return seq, nil
+}
+
 // groupDedup is a remembered commit or application message.
 type groupDedup struct {
 	kind     int16
@@ -269,23 +293,31 @@ func (s *Store) fanOutOne(ctx context.Context, tx pgx.Tx, op string, sender []by
 			return store.FanOutResult{GroupSeq: uint64(d.groupSeq), Duplicate: true}, nil
 		}
 	}
-	g, err := lockGroup(ctx, tx, groupID, sender)
-	if err != nil {
-		return store.FanOutResult{}, fmt.Errorf("postgres: %s: %w", op, err)
-	}
-	view := g.view
-	if update != nil {
-		if view, err = update(store.GroupView{Epoch: uint64(g.epoch), View: g.view}); err != nil {
+	var seq int64
+	if update == nil {
+		// An application message changes nothing of the view: the group's
+		// number advances (its row locked by the UPDATE) without the view
+		// read or written again, which would store it whole once more.
+		var err error
+		if seq, err = advancePlain(ctx, tx, groupID, sender); err != nil {
+			return store.FanOutResult{}, fmt.Errorf("postgres: %s: %w", op, err)
+		}
+	} else {
+		g, err := lockGroup(ctx, tx, groupID, sender)
+		if err != nil {
+			return store.FanOutResult{}, fmt.Errorf("postgres: %s: %w", op, err)
+		}
+		view, err := update(store.GroupView{Epoch: uint64(g.epoch), View: g.view})
+		if err != nil {
 			return store.FanOutResult{}, err
 		}
 		if len(view) == 0 {
 			return store.FanOutResult{}, fmt.Errorf("postgres: %s: empty view: %w", op, store.ErrInvalid)
 		}
-	}
-	var seq int64
-	if err := tx.QueryRow(ctx, `
+		if err := tx.QueryRow(ctx, `
 UPDATE groups SET last_seq = last_seq + 1, view = $2 WHERE group_id = $1 RETURNING last_seq`, groupID, view).Scan(&seq); err != nil {
-		return store.FanOutResult{}, fmt.Errorf("postgres: %s: %w", op, err)
+			return store.FanOutResult{}, fmt.Errorf("postgres: %s: %w", op, err)
+		}
 	}
 	recipients, err := otherMembers(ctx, tx, groupID, sender)
 	if err != nil {
