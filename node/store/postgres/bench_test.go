@@ -20,12 +20,7 @@ func BenchmarkEnqueueSenders(b *testing.B) {
 	for _, k := range []int{1, 64} {
 		for _, withID := range []bool{true, false} {
 			b.Run(fmt.Sprintf("senders=%d/id=%v", k, withID), func(b *testing.B) {
-				s, err := Open(context.Background(), pgtest.NewSchema(b),
-					store.Limits{MaxQueueDepth: 1 << 30, MaxKeyPackages: 1 << 30}, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { s.Close() })
+				s := benchStore(b)
 				ctx := context.Background()
 				payload := make([]byte, 1024)
 				fl := benchfloor.Floors{Size: len(payload), Batch: k}
@@ -56,12 +51,7 @@ func BenchmarkEnqueueSenders(b *testing.B) {
 func BenchmarkAckSenders(b *testing.B) {
 	for _, k := range []int{1, 64} {
 		b.Run(fmt.Sprintf("senders=%d", k), func(b *testing.B) {
-			s, err := Open(context.Background(), pgtest.NewSchema(b),
-				store.Limits{MaxQueueDepth: 1 << 30, MaxKeyPackages: 1 << 30}, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { s.Close() })
+			s := benchStore(b)
 			ctx := context.Background()
 			payload := make([]byte, 1024)
 			per := b.N/k + 2 // a caller may take a few more calls than its share
@@ -94,4 +84,15 @@ func BenchmarkAckSenders(b *testing.B) {
 			fl.Report(b, rate)
 		})
 	}
+}
+
+// benchStore is a store on a schema of its own in the test cluster, with
+// limits no benchmark reaches.
+func benchStore(b *testing.B) *Store {
+	s, err := Open(context.Background(), pgtest.NewSchema(b), store.Limits{MaxQueueDepth: 1 << 30, MaxKeyPackages: 1 << 30}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/quicproquo/quicproquo/internal/pgtest"
-	"github.com/quicproquo/quicproquo/node/store"
 	"github.com/quicproquo/quicproquo/node/store/storetest"
 )
 
@@ -18,12 +16,7 @@ import (
 func BenchmarkFanOut1KiBTo1(b *testing.B) {
 	for _, view := range []int{2 << 10, 256 << 10} {
 		b.Run(fmt.Sprintf("view=%dKiB", view>>10), func(b *testing.B) {
-			s, err := Open(context.Background(), pgtest.NewSchema(b),
-				store.Limits{MaxQueueDepth: 1 << 30, MaxKeyPackages: 1 << 30}, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { s.Close() })
+			s := benchStore(b)
 			ctx := context.Background()
 			g, sender, r := storetest.GroupID("bench"), storetest.Key("sender"), storetest.Key("recipient")
 			if err := s.CreateGroup(ctx, g, sender, 0, make([]byte, view), [][]byte{sender, r}); err != nil {
