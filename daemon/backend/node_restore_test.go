@@ -51,17 +51,7 @@ func TestNodeRestoredFromABackup(t *testing.T) {
 	_, gid := groupsForm(t, "restore", alice, bob)
 	ctx := context.Background()
 	var want []string
-	send := func(from, to int) {
-		t.Helper()
-		for i := from; i < to; i++ {
-			text := fmt.Sprintf("m%d", i)
-			want = append(want, text)
-			if _, err := alice.b.Send(ctx, gid, text, nil); err != nil {
-				t.Fatal(err)
-			}
-		}
-		groupsWait(t, fmt.Sprintf("bob has %d messages", to), func() bool { return len(groupsTexts(t, bob, gid)) >= to })
-	}
+	send := func(from, to int) { want = sendAndWait(t, alice, bob, gid, from, to, want) }
 	send(0, 2)
 	node.Stop()
 	copyNodeDB(t, dir, backup)
@@ -88,6 +78,22 @@ func TestNodeRestoredFromABackup(t *testing.T) {
 	if n := rejectedFrom(t, bob, alice.id); n != 0 {
 		t.Fatalf("bob has %d rejected events of Alice's after the restore, want none", n)
 	}
+}
+
+// sendAndWait has alice send m<from> … m<to-1> to gid, waits until bob
+// holds to messages, and returns want with the texts sent appended.
+func sendAndWait(t *testing.T, alice, bob *groupsUser, gid string, from, to int, want []string) []string {
+	t.Helper()
+	ctx := context.Background()
+	for i := from; i < to; i++ {
+		text := fmt.Sprintf("m%d", i)
+		want = append(want, text)
+		if _, err := alice.b.Send(ctx, gid, text, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	groupsWait(t, fmt.Sprintf("bob has %d messages", to), func() bool { return len(groupsTexts(t, bob, gid)) >= to })
+	return want
 }
 
 // keepAcked is a store whose acks delete nothing.
@@ -122,19 +128,8 @@ func TestNodeClaimingTheQueueBehind(t *testing.T) {
 	})
 	alice, bob := groupsStart(t, node), groupsStart(t, node)
 	_, gid := groupsForm(t, "lie", alice, bob)
-	ctx := context.Background()
 	var want []string
-	send := func(from, to int) {
-		t.Helper()
-		for i := from; i < to; i++ {
-			text := fmt.Sprintf("m%d", i)
-			want = append(want, text)
-			if _, err := alice.b.Send(ctx, gid, text, nil); err != nil {
-				t.Fatal(err)
-			}
-		}
-		groupsWait(t, fmt.Sprintf("bob has %d messages", to), func() bool { return len(groupsTexts(t, bob, gid)) >= to })
-	}
+	send := func(from, to int) { want = sendAndWait(t, alice, bob, gid, from, to, want) }
 	send(0, 3)
 	// Bob's next subscription meets the lie: the node is restarted (same
 	// state), and he reconnects.
