@@ -22,7 +22,9 @@
 // soon as the call returns. Each method's work is atomic; a failed call
 // leaves nothing behind. TestCrashDurability kills a writer process with
 // SIGKILL mid-stream and checks that every acknowledged enqueue survives, in
-// order.
+// order. Checkpoints, which copy the WAL into the database file, run on a
+// connection of their own while the writer goes on committing, so that no
+// commit waits for one (checkpoint.go).
 //
 // # Concurrency
 //

@@ -70,6 +70,13 @@ type Store struct {
 
 	stopPrune chan struct{}
 	pruneDone chan struct{}
+
+	// The background checkpoints (checkpoint.go).
+	ckptKick   chan struct{} // a commit happened (one waits)
+	stopCkpt   chan struct{}
+	ckptDone   chan struct{}
+	finishCkpt atomic.Bool  // the writer should copy what a checkpoint left
+	ckpts      atomic.Int64 // background checkpoints run (read by tests)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -172,12 +179,23 @@ func OpenOptions(ctx context.Context, path string, limits store.Limits, opts Opt
 		w.Close()
 		return nil, err
 	}
+	ckpt, err := openDB(path, false, 1)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	ckpt.SetMaxOpenConns(1)
+	ckpt.SetMaxIdleConns(1)
+	ckpt.SetConnMaxLifetime(0)
+	ckpt.SetConnMaxIdleTime(0)
 	r.SetMaxOpenConns(readConns)
 	r.SetMaxIdleConns(readConns)
 	receiveStmt, err := r.PrepareContext(ctx, receiveQuery)
 	if err != nil {
 		w.Close()
 		r.Close()
+		ckpt.Close()
 		return nil, fmt.Errorf("sqlite: open %s: prepare: %w", path, err)
 	}
 	lastSeqStmt, err := r.PrepareContext(ctx, lastSeqQuery)
@@ -185,6 +203,7 @@ func OpenOptions(ctx context.Context, path string, limits store.Limits, opts Opt
 		receiveStmt.Close()
 		w.Close()
 		r.Close()
+		ckpt.Close()
 		return nil, fmt.Errorf("sqlite: open %s: prepare: %w", path, err)
 	}
 
@@ -203,14 +222,19 @@ func OpenOptions(ctx context.Context, path string, limits store.Limits, opts Opt
 		writerDone:   make(chan struct{}),
 		stopPrune:    make(chan struct{}),
 		pruneDone:    make(chan struct{}),
+		ckptKick:     make(chan struct{}, 1),
+		stopCkpt:     make(chan struct{}),
+		ckptDone:     make(chan struct{}),
 	}
 	if _, err := s.prune(ctx); err != nil {
 		w.Close()
 		r.Close()
+		ckpt.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	go s.writeLoop()
 	go s.pruneLoop()
+	go s.checkpointLoop(ckpt)
 	logger.Info("store opened", "path", path, "schema_version", version,
 		"max_key_packages", limits.MaxKeyPackages, "max_queue_depth", limits.MaxQueueDepth)
 	return s, nil
@@ -245,10 +269,6 @@ func prepareFile(path string, logger *slog.Logger) error {
 	return nil
 }
 
-// writerCheckpointPages is the WAL length, in pages (4 KiB), at which a
-// commit checkpoints: 32 MiB instead of SQLite's 4 MiB.
-const writerCheckpointPages = 8192
-
 // openDB opens a database/sql handle on path. Every connection it makes waits
 // up to busyTimeout for locks, runs synchronous=FULL (a commit returns only
 // once it is on disk), keeps temporary data in memory and enforces foreign
@@ -271,12 +291,9 @@ func openDB(path string, readOnly bool, cacheMiB int) (*sql.DB, error) {
 	} else {
 		q.Set("_txlock", "immediate")
 		q.Add("_pragma", fmt.Sprintf("cache_size(-%d)", cacheMiB<<10))
-		// Checkpoints copy the WAL into the database file; the pages a
-		// busy node rewrites (queue heads, index pages) are copied once
-		// per checkpoint however often they were committed, so rarer
-		// checkpoints of a longer WAL write less. A crash replays at most
-		// this much WAL.
-		q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", writerCheckpointPages))
+		// The checkpoints run in the background (checkpoint.go); this
+		// one only backs them up.
+		q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", backstopCheckpointPages))
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -305,6 +322,8 @@ func (s *Store) Close() error {
 	<-s.writerDone
 	close(s.stopPrune)
 	<-s.pruneDone
+	close(s.stopCkpt)
+	<-s.ckptDone
 	err := errors.Join(s.receiveStmt.Close(), s.lastSeqStmt.Close(), s.strangerStmt.Close(), closeStmts(s.hot), s.r.Close(), s.w.Close())
 	if err != nil {
 		return fmt.Errorf("sqlite: close %s: %w", s.path, err)

@@ -113,6 +113,7 @@ func (s *Store) writeLoop() {
 			}
 		}
 		s.runBatch(batch)
+		s.finishCheckpoint()
 	}
 }
 
@@ -164,6 +165,7 @@ func (s *Store) runLive(live []*writeReq, bare bool) {
 		}
 		s.qc.committed()
 		s.commits.Add(1)
+		s.kickCheckpoint()
 		r.done <- nil
 		return
 	}
@@ -215,6 +217,7 @@ func (s *Store) runLive(live []*writeReq, bare bool) {
 		} else {
 			s.qc.committed()
 			s.commits.Add(1)
+			s.kickCheckpoint()
 		}
 	} else {
 		broken = errors.Join(broken, tx.Rollback())
