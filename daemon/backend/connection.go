@@ -130,7 +130,8 @@ func (b *Backend) setState(state ConnState, lastErr string, record bool) {
 
 // Run keeps the node connection until ctx is done. It waits for an
 // identity first, then dials, and redials with exponential backoff
-// (with jitter) whenever the connection fails or ends.
+// (with jitter) whenever a dial fails or a connection ends before
+// MaxBackoff; a connection that lasted longer is redialed at once.
 func (b *Backend) Run(ctx context.Context) error {
 	if b.cfg.NodeAddr == "" {
 		<-ctx.Done()
@@ -172,7 +173,7 @@ func (b *Backend) Run(ctx context.Context) error {
 			backoff = min(2*backoff, b.cfg.MaxBackoff)
 			continue
 		}
-		backoff = b.cfg.MinBackoff
+		connected := time.Now()
 		b.mu.Lock()
 		b.conn.client = c
 		b.conn.pinned = hexFingerprint(c.ServerCertificate())
@@ -210,8 +211,24 @@ func (b *Backend) Run(ctx context.Context) error {
 		case <-c.Done():
 			endSession()
 			wg.Wait()
-			b.log.Warn("node connection lost", "node", b.cfg.NodeAddr)
 			b.setState(StateDisconnected, "connection lost", true)
+			// A connection that lasted starts the backoff over. One that
+			// ended soon after it was made (a node that drops every
+			// connection, or keeps refusing our acks so that we close
+			// it) is made again only after the backoff, which grows:
+			// every new connection costs a handshake, a subscription
+			// that reads the queue again, and connection events here.
+			if time.Since(connected) >= b.cfg.MaxBackoff {
+				backoff = b.cfg.MinBackoff
+				b.log.Warn("node connection lost", "node", b.cfg.NodeAddr)
+				continue
+			}
+			b.log.Warn("node connection lost soon after it was made", "node", b.cfg.NodeAddr, "retry_in", backoff)
+			if !sleepCtx(ctx, jitter(backoff)) {
+				b.setState(StateDisconnected, "shutting down", false)
+				return nil
+			}
+			backoff = min(2*backoff, b.cfg.MaxBackoff)
 		case <-ctx.Done():
 			endSession()
 			c.Close()
