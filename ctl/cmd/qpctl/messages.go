@@ -447,6 +447,11 @@ func (a *app) followStream(ctx context.Context, c *client.Client, cursor *uint64
 		}
 		if r := ev.GetRecovered(); r != nil {
 			printed[r.GetSuccessorId()] = max(printed[r.GetSuccessorId()], printed[r.GetGroupId()])
+			if !o.peek {
+				if err := a.markMoved(ctx, c, r.GetSuccessorId(), printed[r.GetGroupId()], o.noReceipts); err != nil {
+					return err
+				}
+			}
 			if *groupID == r.GetGroupId() {
 				*groupID = r.GetSuccessorId()
 				a.stderrf("qpctl recv: group %s continues in %s without %s\n", r.GetGroupId(), r.GetSuccessorId(), r.GetOffender())
@@ -474,6 +479,31 @@ func (a *app) followStream(ctx context.Context, c *client.Client, cursor *uint64
 		}
 		*cursor = ev.GetSeq()
 	}
+}
+
+// markMoved marks read, in the successor that a recovery moved a group's
+// history to (its numbers kept), the messages up to upTo still unread
+// there: a message printed just before the move was marked read in the
+// group it had already left, which found nothing to mark.
+func (a *app) markMoved(ctx context.Context, c *client.Client, successor string, upTo uint64, noReceipts bool) error {
+	if upTo == 0 {
+		return nil
+	}
+	mctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	r, err := c.Messages(mctx, &daemonv1.MessagesRequest{Group: successor, UnreadOnly: true, Limit: 500})
+	if err != nil {
+		return err
+	}
+	for _, m := range r.GetMessages() {
+		if m.GetSeq() > upTo {
+			break
+		}
+		if _, err := c.Messages(mctx, &daemonv1.MessagesRequest{Group: successor, AfterSeq: m.GetSeq() - 1, Limit: 1, MarkRead: true, NoReadReceipts: noReceipts}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // groupIDOf is the id of the group ref names ("" for none).
