@@ -240,6 +240,7 @@ func (b *Backend) finishCommit(ctx context.Context, item store.OutboxItem, accep
 		if err != nil {
 			return err
 		}
+		b.signers.forget(sg.ID) // of the epoch before
 		var added []mls.Member
 		for _, l := range res.Added {
 			if m, ok := g.Member(l); ok {

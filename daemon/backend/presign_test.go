@@ -12,8 +12,8 @@ import (
 // Texts signed before their transactions (presign.go) read at the other
 // member as any others, in order: within an epoch with the signer kept
 // from the send before, after a commit of the other member and after one
-// of the sender's own (signed again in the transaction, and the stale
-// signer wiped), and after a disappearing timer, whose expiry the text
+// of the sender's own (the stale signer dropped and wiped as the commit
+// is applied, the next text signed in its transaction), and after a disappearing timer, whose expiry the text
 // then carries. Leaving forgets the group's signer.
 func TestPresignedTexts(t *testing.T) {
 	node := testnode.StartNode(t, t.TempDir(), "127.0.0.1:0")
@@ -63,6 +63,12 @@ func TestPresignedTexts(t *testing.T) {
 			t.Fatal(err)
 		}
 		groupsWait(t, "alice in the next epoch", func() bool { return epoch(alice) > before })
+		if kept() != nil {
+			t.Fatal("the signer of the epoch before is kept after the commit")
+		}
+		if _, err := stale.s.SignApplication([]byte("x"), nil); err == nil {
+			t.Fatal("the signer of the epoch before still signs after the commit: not wiped")
+		}
 		var err error
 		for range 50 { // Alice's own commit waits for the node's verdict
 			if _, err = alice.b.Send(ctx, gid, "after a commit", nil); err == nil {

@@ -269,12 +269,14 @@ func (b *Backend) handleGroupMessage(tx *store.Tx, env nodeclient.Envelope, hdr 
 			}
 		}
 	case mls.KindCommit:
+		// The kept signer is of the epoch before: drop it (and wipe its
+		// copy of that epoch's authenticator) now, not at the next send.
+		b.signers.forget(sg.ID)
 		if err := membershipEvents(tx, sg.ID, g, rec.Added, rec.Removed, rec.Sender, rec.NewEpoch); err != nil {
 			return err
 		}
 		switch {
 		case rec.SelfRemoved || !g.Active():
-			b.signers.forget(sg.ID)
 			if sg.LeftAt.IsZero() {
 				sg.LeftAt = tx.Now()
 				if _, err := tx.AppendEvent(store.Event{Kind: store.EventLeft, GroupID: sg.ID, Epoch: rec.NewEpoch, By: userOf(rec.Sender)}); err != nil {
