@@ -117,34 +117,34 @@ func (b *Backend) runSendBatch(batch []*sendReq) {
 		}
 		return
 	}
-	err := b.update(context.Background(), func(tx *store.Tx) error {
-		for _, r := range batch {
-			r.res, r.err = SendResult{}, r.ctx.Err()
-			if r.err != nil {
-				continue // given up before its turn: not sent
-			}
-			if r.res, r.err = b.runSend(tx, r); r.err != nil {
-				return errSendFailed
-			}
-		}
-		return nil
-	})
-	if err == nil {
-		return
+	err := b.runSends(batch, false)
+	if errors.Is(err, errSendFailed) {
+		err = b.runSends(batch, true)
 	}
-	if !errors.Is(err, errSendFailed) {
+	if err != nil {
 		for _, r := range batch {
 			if r.err == nil {
 				r.res, r.err = SendResult{}, err
 			}
 		}
-		return
 	}
-	err = b.update(context.Background(), func(tx *store.Tx) error {
+}
+
+// runSends runs the sends of batch in one transaction. Without savepoints,
+// a failing send rolls the whole transaction back (errSendFailed); with
+// them, it is rolled back alone and the others commit.
+func (b *Backend) runSends(batch []*sendReq, savepoints bool) error {
+	return b.update(context.Background(), func(tx *store.Tx) error {
 		for _, r := range batch {
 			r.res, r.err = SendResult{}, r.ctx.Err()
 			if r.err != nil {
 				continue // given up before its turn: not sent
+			}
+			if !savepoints {
+				if r.res, r.err = b.runSend(tx, r); r.err != nil {
+					return errSendFailed
+				}
+				continue
 			}
 			r.err = tx.Savepoint(func(tx *store.Tx) (err error) {
 				r.res, err = b.runSend(tx, r)
@@ -156,13 +156,6 @@ func (b *Backend) runSendBatch(batch []*sendReq) {
 		}
 		return nil // a broken savepoint fails the commit (store.Tx.Savepoint)
 	})
-	if err != nil {
-		for _, r := range batch {
-			if r.err == nil {
-				r.res, r.err = SendResult{}, err
-			}
-		}
-	}
 }
 
 // errSendFailed rolls back a batch run without savepoints in which a send
