@@ -83,13 +83,13 @@ func (s *Store) checkpointPasses(c *sql.DB) bool {
 	for pass := 1; ; pass++ {
 		ctx, cancel := context.WithTimeout(context.Background(), checkpointTimeout)
 		start := time.Now()
-		busy, _, _, err := checkpoint(ctx, c)
+		busy, err := checkpoint(ctx, c)
 		cancel()
 		if err != nil {
 			s.log.Warn("background checkpoint failed", "err", err)
 			return false
 		}
-		if busy != 0 {
+		if busy {
 			return false // readers held it back: the next one goes on
 		}
 		if time.Since(start) < longCheckpoint || pass == checkpointPasses {
@@ -107,18 +107,17 @@ func (s *Store) finishCheckpoint() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), checkpointTimeout)
 	defer cancel()
-	if _, _, _, err := checkpoint(ctx, s.w); err != nil {
+	if _, err := checkpoint(ctx, s.w); err != nil {
 		s.log.Warn("finishing a checkpoint failed", "err", err)
 	}
 }
 
-// checkpoint runs a PASSIVE checkpoint on db: busy is 1 when readers or a
-// writer kept it from copying everything, frames the WAL's length and
-// copied the frames now in the database file.
-func checkpoint(ctx context.Context, db *sql.DB) (busy, frames, copied int64, err error) {
-	err = db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied)
-	if err != nil {
-		return 0, 0, 0, fmt.Errorf("checkpoint: %w", err)
+// checkpoint runs a PASSIVE checkpoint on db; busy says that readers or a
+// writer kept it from copying all of the WAL it saw.
+func checkpoint(ctx context.Context, db *sql.DB) (busy bool, err error) {
+	var b, frames, copied int64
+	if err := db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&b, &frames, &copied); err != nil {
+		return false, fmt.Errorf("checkpoint: %w", err)
 	}
-	return busy, frames, copied, nil
+	return b != 0, nil
 }
